@@ -1,0 +1,54 @@
+"""HKDF-Extract and HKDF-Expand-Label (RFC 5869, RFC 8446 §7.1) on ``cryptography`` primitives.
+
+Shared by QUIC packet protection (RFC 9001 §5.1) and the TLS 1.3 key schedule.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from cryptography.hazmat.primitives import hashes
+
+HashAlgorithm = hashes.HashAlgorithm
+
+_HASH_NAMES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384}
+
+
+def hash_by_name(name: str) -> hashes.HashAlgorithm:
+    """Return the hash algorithm object for ``"sha256"`` or ``"sha384"``."""
+    return _HASH_NAMES[name]()
+
+
+def hkdf_extract(algorithm: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 §2.2)."""
+    if not salt:
+        salt = bytes(algorithm.digest_size)
+    return hmac.digest(salt, ikm, algorithm.name)
+
+
+def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""
+    name = algorithm.name
+    out = b""
+    block = b""
+    counter = 1
+    while len(out) < length:
+        block = hmac.digest(prk, block + info + bytes((counter,)), name)
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def hkdf_expand_label(
+    algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
+) -> bytes:
+    """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1); ``label`` without "tls13 "."""
+    full_label = b"tls13 " + label
+    info = (
+        length.to_bytes(2, "big")
+        + bytes((len(full_label),))
+        + full_label
+        + bytes((len(context),))
+        + context
+    )
+    return hkdf_expand(algorithm, secret, info, length)

@@ -1,0 +1,420 @@
+"""Frame encoding and decoding (RFC 9000 §12.4, §19; RFC 9221 §4).
+
+``parse_frames`` turns a decrypted packet payload into frame values, checking each frame against the
+packet types allowed to carry it (RFC 9000 Table 3, kept here as data). ``write_frame`` appends one
+frame to a :class:`~rudp.codec.buffer.Writer`. Malformed input raises only
+:class:`~rudp.errors.DecodeError` with FRAME_ENCODING_ERROR or PROTOCOL_VIOLATION.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from rudp.codec.buffer import BytesLike, Reader, Writer
+from rudp.codec.codes import FrameType, PacketType
+from rudp.codec.frames import (
+    Ack,
+    ConnectionClose,
+    Crypto,
+    DataBlocked,
+    Datagram,
+    Frame,
+    HandshakeDone,
+    MaxData,
+    MaxStreamData,
+    MaxStreams,
+    NewConnectionId,
+    NewToken,
+    Padding,
+    PathChallenge,
+    PathResponse,
+    Ping,
+    ResetStream,
+    RetireConnectionId,
+    StopSending,
+    Stream,
+    StreamDataBlocked,
+    StreamsBlocked,
+)
+from rudp.codec.varint import VARINT_MAX
+from rudp.errors import DecodeError, TransportErrorCode
+
+_FEE = TransportErrorCode.FRAME_ENCODING_ERROR
+_PV = TransportErrorCode.PROTOCOL_VIOLATION
+MAX_STREAMS_LIMIT: Final = 1 << 60  # RFC 9000 §4.6, §19.11
+STREAM_OFF: Final = 0x04
+STREAM_LEN: Final = 0x02
+STREAM_FIN: Final = 0x01
+
+_I, _Z, _H, _O = PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE, PacketType.ONE_RTT
+_IH01: Final = frozenset((_I, _Z, _H, _O))
+_IH_1: Final = frozenset((_I, _H, _O))
+_01: Final = frozenset((_Z, _O))
+_1: Final = frozenset((_O,))
+
+# RFC 9000 §12.4 Table 3 (and RFC 9221 §4 for DATAGRAM): which packet types may carry each frame.
+ALLOWED_PACKET_TYPES: Final[dict[int, frozenset[PacketType]]] = {
+    FrameType.PADDING: _IH01,
+    FrameType.PING: _IH01,
+    FrameType.ACK: _IH_1,
+    FrameType.ACK_ECN: _IH_1,
+    FrameType.RESET_STREAM: _01,
+    FrameType.STOP_SENDING: _01,
+    FrameType.CRYPTO: _IH_1,
+    FrameType.NEW_TOKEN: _1,
+    **{t: _01 for t in range(FrameType.STREAM, FrameType.STREAM_MAX + 1)},
+    FrameType.MAX_DATA: _01,
+    FrameType.MAX_STREAM_DATA: _01,
+    FrameType.MAX_STREAMS_BIDI: _01,
+    FrameType.MAX_STREAMS_UNI: _01,
+    FrameType.DATA_BLOCKED: _01,
+    FrameType.STREAM_DATA_BLOCKED: _01,
+    FrameType.STREAMS_BLOCKED_BIDI: _01,
+    FrameType.STREAMS_BLOCKED_UNI: _01,
+    FrameType.NEW_CONNECTION_ID: _01,
+    FrameType.RETIRE_CONNECTION_ID: _01,
+    FrameType.PATH_CHALLENGE: _01,
+    FrameType.PATH_RESPONSE: _1,
+    FrameType.CONNECTION_CLOSE: _IH01,
+    FrameType.CONNECTION_CLOSE_APP: _01,
+    FrameType.HANDSHAKE_DONE: _1,
+    FrameType.DATAGRAM: _01,
+    FrameType.DATAGRAM_LEN: _01,
+}
+
+
+def _pull_padding(reader: Reader, _: int) -> Frame:
+    count = 1
+    data = reader.data
+    pos = reader.position
+    end = pos + reader.remaining
+    while pos < end and data[pos] == 0:
+        pos += 1
+        count += 1
+    reader.seek(pos)
+    return Padding(count)
+
+
+def _pull_ping(reader: Reader, _: int) -> Frame:
+    return Ping()
+
+
+def _pull_ack(reader: Reader, frame_type: int) -> Frame:
+    largest = reader.pull_varint()
+    delay = reader.pull_varint()
+    count = reader.pull_varint()
+    first = reader.pull_varint()
+    smallest = largest - first
+    if smallest < 0:
+        raise DecodeError("ACK range below zero", _FEE, frame_type)
+    ranges = [(smallest, largest)]
+    for _ in range(count):
+        gap = reader.pull_varint()
+        length = reader.pull_varint()
+        largest = smallest - gap - 2  # RFC 9000 §19.3.1
+        smallest = largest - length
+        if smallest < 0:
+            raise DecodeError("ACK range below zero", _FEE, frame_type)
+        ranges.append((smallest, largest))
+    ecn = None
+    if frame_type == FrameType.ACK_ECN:
+        ecn = (reader.pull_varint(), reader.pull_varint(), reader.pull_varint())
+    return Ack(tuple(ranges), delay, ecn)
+
+
+def _pull_reset_stream(reader: Reader, _: int) -> Frame:
+    return ResetStream(reader.pull_varint(), reader.pull_varint(), reader.pull_varint())
+
+
+def _pull_stop_sending(reader: Reader, _: int) -> Frame:
+    return StopSending(reader.pull_varint(), reader.pull_varint())
+
+
+def _pull_crypto(reader: Reader, frame_type: int) -> Frame:
+    offset = reader.pull_varint()
+    data = reader.pull_bytes(reader.pull_varint())
+    if offset + len(data) > VARINT_MAX:
+        raise DecodeError("CRYPTO data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.6
+    return Crypto(offset, data)
+
+
+def _pull_new_token(reader: Reader, frame_type: int) -> Frame:
+    token = reader.pull_bytes(reader.pull_varint())
+    if not token:
+        raise DecodeError("empty NEW_TOKEN", _FEE, frame_type)  # RFC 9000 §19.7
+    return NewToken(token)
+
+
+def _pull_stream(reader: Reader, frame_type: int) -> Frame:
+    stream_id = reader.pull_varint()
+    offset = reader.pull_varint() if frame_type & STREAM_OFF else 0
+    has_length = bool(frame_type & STREAM_LEN)
+    data = reader.pull_bytes(reader.pull_varint() if has_length else reader.remaining)
+    if offset + len(data) > VARINT_MAX:
+        raise DecodeError("STREAM data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.8
+    return Stream(stream_id, offset, data, bool(frame_type & STREAM_FIN), has_length)
+
+
+def _pull_max_data(reader: Reader, _: int) -> Frame:
+    return MaxData(reader.pull_varint())
+
+
+def _pull_max_stream_data(reader: Reader, _: int) -> Frame:
+    return MaxStreamData(reader.pull_varint(), reader.pull_varint())
+
+
+def _pull_stream_count(reader: Reader, frame_type: int) -> int:
+    value = reader.pull_varint()
+    if value > MAX_STREAMS_LIMIT:
+        raise DecodeError("stream count above 2^60", _FEE, frame_type)  # RFC 9000 §19.11, §19.14
+    return value
+
+
+def _pull_max_streams(reader: Reader, frame_type: int) -> Frame:
+    return MaxStreams(frame_type == FrameType.MAX_STREAMS_BIDI, _pull_stream_count(reader, frame_type))
+
+
+def _pull_data_blocked(reader: Reader, _: int) -> Frame:
+    return DataBlocked(reader.pull_varint())
+
+
+def _pull_stream_data_blocked(reader: Reader, _: int) -> Frame:
+    return StreamDataBlocked(reader.pull_varint(), reader.pull_varint())
+
+
+def _pull_streams_blocked(reader: Reader, frame_type: int) -> Frame:
+    bidirectional = frame_type == FrameType.STREAMS_BLOCKED_BIDI
+    return StreamsBlocked(bidirectional, _pull_stream_count(reader, frame_type))
+
+
+def _pull_new_connection_id(reader: Reader, frame_type: int) -> Frame:
+    sequence = reader.pull_varint()
+    retire_prior_to = reader.pull_varint()
+    length = reader.pull_uint8()
+    if not 1 <= length <= 20:
+        raise DecodeError(f"connection ID of {length} bytes", _FEE, frame_type)  # RFC 9000 §19.15
+    cid = reader.pull_bytes(length)
+    token = reader.pull_bytes(16)
+    if retire_prior_to > sequence:
+        raise DecodeError("retire_prior_to above sequence number", _FEE, frame_type)
+    return NewConnectionId(sequence, retire_prior_to, cid, token)
+
+
+def _pull_retire_connection_id(reader: Reader, _: int) -> Frame:
+    return RetireConnectionId(reader.pull_varint())
+
+
+def _pull_path_challenge(reader: Reader, _: int) -> Frame:
+    return PathChallenge(reader.pull_bytes(8))
+
+
+def _pull_path_response(reader: Reader, _: int) -> Frame:
+    return PathResponse(reader.pull_bytes(8))
+
+
+def _pull_connection_close(reader: Reader, frame_type: int) -> Frame:
+    code = reader.pull_varint()
+    application = frame_type == FrameType.CONNECTION_CLOSE_APP
+    trigger = 0 if application else reader.pull_varint()
+    reason = reader.pull_bytes(reader.pull_varint())
+    return ConnectionClose(code, reason, trigger, application)
+
+
+def _pull_handshake_done(reader: Reader, _: int) -> Frame:
+    return HandshakeDone()
+
+
+def _pull_datagram(reader: Reader, frame_type: int) -> Frame:
+    has_length = frame_type == FrameType.DATAGRAM_LEN
+    data = reader.pull_bytes(reader.pull_varint() if has_length else reader.remaining)
+    return Datagram(data, has_length)
+
+
+_PULL: Final[dict[int, Callable[[Reader, int], Frame]]] = {
+    FrameType.PADDING: _pull_padding,
+    FrameType.PING: _pull_ping,
+    FrameType.ACK: _pull_ack,
+    FrameType.ACK_ECN: _pull_ack,
+    FrameType.RESET_STREAM: _pull_reset_stream,
+    FrameType.STOP_SENDING: _pull_stop_sending,
+    FrameType.CRYPTO: _pull_crypto,
+    FrameType.NEW_TOKEN: _pull_new_token,
+    **{t: _pull_stream for t in range(FrameType.STREAM, FrameType.STREAM_MAX + 1)},
+    FrameType.MAX_DATA: _pull_max_data,
+    FrameType.MAX_STREAM_DATA: _pull_max_stream_data,
+    FrameType.MAX_STREAMS_BIDI: _pull_max_streams,
+    FrameType.MAX_STREAMS_UNI: _pull_max_streams,
+    FrameType.DATA_BLOCKED: _pull_data_blocked,
+    FrameType.STREAM_DATA_BLOCKED: _pull_stream_data_blocked,
+    FrameType.STREAMS_BLOCKED_BIDI: _pull_streams_blocked,
+    FrameType.STREAMS_BLOCKED_UNI: _pull_streams_blocked,
+    FrameType.NEW_CONNECTION_ID: _pull_new_connection_id,
+    FrameType.RETIRE_CONNECTION_ID: _pull_retire_connection_id,
+    FrameType.PATH_CHALLENGE: _pull_path_challenge,
+    FrameType.PATH_RESPONSE: _pull_path_response,
+    FrameType.CONNECTION_CLOSE: _pull_connection_close,
+    FrameType.CONNECTION_CLOSE_APP: _pull_connection_close,
+    FrameType.HANDSHAKE_DONE: _pull_handshake_done,
+    FrameType.DATAGRAM: _pull_datagram,
+    FrameType.DATAGRAM_LEN: _pull_datagram,
+}
+
+
+def parse_frames(payload: BytesLike, packet_type: PacketType | None = None) -> list[tuple[int, Frame]]:
+    """Decode every frame of a packet payload; return ``(frame_type, frame)`` pairs in order.
+
+    When ``packet_type`` is given, each frame is checked against :data:`ALLOWED_PACKET_TYPES`.
+
+    Raises:
+        DecodeError: FRAME_ENCODING_ERROR for an unknown frame type or a malformed frame
+            (RFC 9000 §12.4); PROTOCOL_VIOLATION for an empty payload, a frame type in a non-minimal
+            encoding, or a frame not allowed in ``packet_type``. ``frame_type`` is set where known.
+    """
+    reader = Reader(payload)
+    if reader.eof():
+        raise DecodeError("packet without frames", _PV)  # RFC 9000 §12.4
+    frames: list[tuple[int, Frame]] = []
+    append = frames.append
+    while not reader.eof():
+        start = reader.position
+        frame_type = reader.pull_varint()
+        if reader.position - start != 1 and frame_type < 0x40:
+            raise DecodeError("frame type not minimally encoded", _PV, frame_type)  # RFC 9000 §12.4
+        pull = _PULL.get(frame_type)
+        if pull is None:
+            raise DecodeError(f"unknown frame type {frame_type:#x}", _FEE, frame_type)
+        if packet_type is not None and packet_type not in ALLOWED_PACKET_TYPES[frame_type]:
+            raise DecodeError(f"frame {frame_type:#x} not allowed in {packet_type.name}", _PV, frame_type)
+        try:
+            append((frame_type, pull(reader, frame_type)))
+        except DecodeError as exc:
+            if exc.frame_type == 0:
+                exc.frame_type = frame_type
+            raise
+    return frames
+
+
+def write_frame(writer: Writer, frame: Frame) -> None:
+    """Append the encoding of ``frame`` to ``writer``.
+
+    Raises:
+        ValueError: for values that cannot be encoded (out-of-range integers, wrong-size fields).
+    """
+    push = writer.push_varint
+    match frame:
+        case Stream(stream_id, offset, data, fin, explicit_length):
+            push(FrameType.STREAM | (STREAM_OFF if offset else 0)
+                 | (STREAM_LEN if explicit_length else 0) | (STREAM_FIN if fin else 0))
+            push(stream_id)
+            if offset:
+                push(offset)
+            if explicit_length:
+                push(len(data))
+            writer.push_bytes(data)
+        case Ack():
+            _write_ack(writer, frame)
+        case Padding(length):
+            writer.push_bytes(bytes(length))
+        case Ping():
+            push(FrameType.PING)
+        case Crypto(offset, data):
+            push(FrameType.CRYPTO)
+            push(offset)
+            writer.push_block(0, data)
+        case MaxData(maximum):
+            push(FrameType.MAX_DATA)
+            push(maximum)
+        case MaxStreamData(stream_id, maximum):
+            push(FrameType.MAX_STREAM_DATA)
+            push(stream_id)
+            push(maximum)
+        case _:
+            _write_rare_frame(writer, frame)
+
+
+def _write_ack(writer: Writer, frame: Ack) -> None:
+    push = writer.push_varint
+    push(FrameType.ACK if frame.ecn is None else FrameType.ACK_ECN)
+    smallest, largest = frame.ranges[0]
+    push(largest)
+    push(frame.ack_delay)
+    push(len(frame.ranges) - 1)
+    push(largest - smallest)
+    for low, high in frame.ranges[1:]:
+        gap = smallest - high - 2
+        if gap < 0 or high < low:
+            raise ValueError("ACK ranges must be descending, disjoint and non-adjacent")
+        push(gap)
+        push(high - low)
+        smallest = low
+    if frame.ecn is not None:
+        for count in frame.ecn:
+            push(count)
+
+
+def _write_rare_frame(writer: Writer, frame: Frame) -> None:
+    push = writer.push_varint
+    match frame:
+        case ResetStream(stream_id, error_code, final_size):
+            for value in (FrameType.RESET_STREAM, stream_id, error_code, final_size):
+                push(value)
+        case StopSending(stream_id, error_code):
+            for value in (FrameType.STOP_SENDING, stream_id, error_code):
+                push(value)
+        case NewToken(token):
+            push(FrameType.NEW_TOKEN)
+            writer.push_block(0, token)
+        case MaxStreams(bidirectional, maximum):
+            push(FrameType.MAX_STREAMS_BIDI if bidirectional else FrameType.MAX_STREAMS_UNI)
+            push(maximum)
+        case DataBlocked(limit):
+            push(FrameType.DATA_BLOCKED)
+            push(limit)
+        case StreamDataBlocked(stream_id, limit):
+            for value in (FrameType.STREAM_DATA_BLOCKED, stream_id, limit):
+                push(value)
+        case StreamsBlocked(bidirectional, limit):
+            push(FrameType.STREAMS_BLOCKED_BIDI if bidirectional else FrameType.STREAMS_BLOCKED_UNI)
+            push(limit)
+        case NewConnectionId(sequence, retire_prior_to, cid, token):
+            if not 1 <= len(cid) <= 20 or len(token) != 16:
+                raise ValueError("NEW_CONNECTION_ID needs a 1..20-byte CID and a 16-byte token")
+            for value in (FrameType.NEW_CONNECTION_ID, sequence, retire_prior_to):
+                push(value)
+            writer.push_block(1, cid)
+            writer.push_bytes(token)
+        case RetireConnectionId(sequence):
+            push(FrameType.RETIRE_CONNECTION_ID)
+            push(sequence)
+        case PathChallenge(data) | PathResponse(data):
+            if len(data) != 8:
+                raise ValueError("path challenge data is 8 bytes")
+            push(FrameType.PATH_CHALLENGE if isinstance(frame, PathChallenge) else FrameType.PATH_RESPONSE)
+            writer.push_bytes(data)
+        case ConnectionClose(error_code, reason, frame_type, application):
+            push(FrameType.CONNECTION_CLOSE_APP if application else FrameType.CONNECTION_CLOSE)
+            push(error_code)
+            if not application:
+                push(frame_type)
+            writer.push_block(0, reason)
+        case HandshakeDone():
+            push(FrameType.HANDSHAKE_DONE)
+        case Datagram(data, explicit_length):
+            if explicit_length:
+                push(FrameType.DATAGRAM_LEN)
+                writer.push_block(0, data)
+            else:
+                push(FrameType.DATAGRAM)
+                writer.push_bytes(data)
+        case _:
+            raise TypeError(f"not a frame: {frame!r}")
+
+
+def encode_frames(frames: Iterable[Frame]) -> bytes:
+    """Encode ``frames`` back to back and return the bytes."""
+    writer = Writer()
+    for frame in frames:
+        write_frame(writer, frame)
+    return writer.getvalue()
+

@@ -1,0 +1,278 @@
+"""QUIC transport parameters (RFC 9000 §18, RFC 9221 §3, RFC 9368 §3): values, encoding, validation.
+
+Owns the parameter set each endpoint announces in the TLS quic_transport_parameters extension and the
+§18.2 validity rules. What the connection does with them (limits, CID authentication per §7.3) belongs
+to the connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, fields
+from enum import IntEnum
+from typing import Final
+
+from rudp.codec.buffer import BytesLike, Reader, Writer
+from rudp.codec.varint import VARINT_MAX
+from rudp.errors import DecodeError, TransportErrorCode
+
+_TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+MAX_STREAMS_LIMIT: Final = 1 << 60
+
+
+class TransportParameterId(IntEnum):
+    """Transport parameter identifiers (RFC 9000 §18.2, RFC 9221 §3, RFC 9368 §3)."""
+
+    ORIGINAL_DESTINATION_CONNECTION_ID = 0x00
+    MAX_IDLE_TIMEOUT = 0x01
+    STATELESS_RESET_TOKEN = 0x02
+    MAX_UDP_PAYLOAD_SIZE = 0x03
+    INITIAL_MAX_DATA = 0x04
+    INITIAL_MAX_STREAM_DATA_BIDI_LOCAL = 0x05
+    INITIAL_MAX_STREAM_DATA_BIDI_REMOTE = 0x06
+    INITIAL_MAX_STREAM_DATA_UNI = 0x07
+    INITIAL_MAX_STREAMS_BIDI = 0x08
+    INITIAL_MAX_STREAMS_UNI = 0x09
+    ACK_DELAY_EXPONENT = 0x0A
+    MAX_ACK_DELAY = 0x0B
+    DISABLE_ACTIVE_MIGRATION = 0x0C
+    PREFERRED_ADDRESS = 0x0D
+    ACTIVE_CONNECTION_ID_LIMIT = 0x0E
+    INITIAL_SOURCE_CONNECTION_ID = 0x0F
+    RETRY_SOURCE_CONNECTION_ID = 0x10
+    VERSION_INFORMATION = 0x11
+    MAX_DATAGRAM_FRAME_SIZE = 0x20
+
+
+_TP = TransportParameterId
+# RFC 9000 §18.2: a client must not send these; receiving one from a client is an error.
+SERVER_ONLY: Final = frozenset(
+    (_TP.ORIGINAL_DESTINATION_CONNECTION_ID, _TP.STATELESS_RESET_TOKEN, _TP.PREFERRED_ADDRESS,
+     _TP.RETRY_SOURCE_CONNECTION_ID)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PreferredAddress:
+    """The server's preferred_address (RFC 9000 §18.2, §9.6); an all-zero address means "none"."""
+
+    ipv4_address: ipaddress.IPv4Address | None
+    ipv4_port: int
+    ipv6_address: ipaddress.IPv6Address | None
+    ipv6_port: int
+    connection_id: bytes
+    stateless_reset_token: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInformation:
+    """version_information (RFC 9368 §3): the chosen version and the versions available."""
+
+    chosen_version: int
+    available_versions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransportParameters:
+    """One endpoint's transport parameters; absent parameters hold their RFC 9000 §18.2 defaults.
+
+    Connection-ID parameters are None when absent (their presence is checked by §7.3 authentication).
+    Durations keep their wire units: ``max_idle_timeout`` and ``max_ack_delay`` are milliseconds.
+    """
+
+    original_destination_connection_id: bytes | None = None
+    max_idle_timeout: int = 0
+    stateless_reset_token: bytes | None = None
+    max_udp_payload_size: int = 65527
+    initial_max_data: int = 0
+    initial_max_stream_data_bidi_local: int = 0
+    initial_max_stream_data_bidi_remote: int = 0
+    initial_max_stream_data_uni: int = 0
+    initial_max_streams_bidi: int = 0
+    initial_max_streams_uni: int = 0
+    ack_delay_exponent: int = 3
+    max_ack_delay: int = 25
+    disable_active_migration: bool = False
+    preferred_address: PreferredAddress | None = None
+    active_connection_id_limit: int = 2
+    initial_source_connection_id: bytes | None = None
+    retry_source_connection_id: bytes | None = None
+    version_information: VersionInformation | None = None
+    max_datagram_frame_size: int | None = None
+    """RFC 9221 §3: None when absent (datagrams unsupported); 0 is not allowed to be meaningful."""
+    unknown: tuple[tuple[int, bytes], ...] = field(default=(), compare=False)
+    """Parameters rudp does not know (GREASE included), kept only for inspection; never re-encoded."""
+
+    def validate(self) -> None:
+        """Check the §18.2 value rules.
+
+        Raises:
+            DecodeError: TRANSPORT_PARAMETER_ERROR naming the offending parameter.
+        """
+        if self.max_udp_payload_size < 1200:
+            raise DecodeError("max_udp_payload_size below 1200", _TPE)
+        if self.ack_delay_exponent > 20:
+            raise DecodeError("ack_delay_exponent above 20", _TPE)
+        if self.max_ack_delay >= 1 << 14:
+            raise DecodeError("max_ack_delay of 2^14 ms or more", _TPE)
+        if self.active_connection_id_limit < 2:
+            raise DecodeError("active_connection_id_limit below 2", _TPE)
+        if max(self.initial_max_streams_bidi, self.initial_max_streams_uni) > MAX_STREAMS_LIMIT:
+            raise DecodeError("initial_max_streams above 2^60", _TPE)
+        if self.stateless_reset_token is not None and len(self.stateless_reset_token) != 16:
+            raise DecodeError("stateless_reset_token is not 16 bytes", _TPE)
+        for name in ("original_destination_connection_id", "initial_source_connection_id",
+                     "retry_source_connection_id"):
+            cid = getattr(self, name)
+            if cid is not None and len(cid) > 20:
+                raise DecodeError(f"{name} longer than 20 bytes", _TPE)
+        preferred = self.preferred_address
+        if preferred is not None and (
+            not 1 <= len(preferred.connection_id) <= 20 or len(preferred.stateless_reset_token) != 16
+        ):
+            raise DecodeError("preferred_address with a bad connection ID or token", _TPE)
+        if self.version_information is not None and self.version_information.chosen_version == 0:
+            raise DecodeError("version_information chosen version is 0", _TPE)  # RFC 9368 §4
+
+
+_INT_PARAMS: Final[dict[int, str]] = {
+    _TP.MAX_IDLE_TIMEOUT: "max_idle_timeout",
+    _TP.MAX_UDP_PAYLOAD_SIZE: "max_udp_payload_size",
+    _TP.INITIAL_MAX_DATA: "initial_max_data",
+    _TP.INITIAL_MAX_STREAM_DATA_BIDI_LOCAL: "initial_max_stream_data_bidi_local",
+    _TP.INITIAL_MAX_STREAM_DATA_BIDI_REMOTE: "initial_max_stream_data_bidi_remote",
+    _TP.INITIAL_MAX_STREAM_DATA_UNI: "initial_max_stream_data_uni",
+    _TP.INITIAL_MAX_STREAMS_BIDI: "initial_max_streams_bidi",
+    _TP.INITIAL_MAX_STREAMS_UNI: "initial_max_streams_uni",
+    _TP.ACK_DELAY_EXPONENT: "ack_delay_exponent",
+    _TP.MAX_ACK_DELAY: "max_ack_delay",
+    _TP.ACTIVE_CONNECTION_ID_LIMIT: "active_connection_id_limit",
+    _TP.MAX_DATAGRAM_FRAME_SIZE: "max_datagram_frame_size",
+}
+_BYTES_PARAMS: Final[dict[int, str]] = {
+    _TP.ORIGINAL_DESTINATION_CONNECTION_ID: "original_destination_connection_id",
+    _TP.STATELESS_RESET_TOKEN: "stateless_reset_token",
+    _TP.INITIAL_SOURCE_CONNECTION_ID: "initial_source_connection_id",
+    _TP.RETRY_SOURCE_CONNECTION_ID: "retry_source_connection_id",
+}
+_DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
+
+
+def _decode_preferred_address(reader: Reader) -> PreferredAddress:
+    ipv4 = reader.pull_bytes(4)
+    ipv4_port = reader.pull_uint16()
+    ipv6 = reader.pull_bytes(16)
+    ipv6_port = reader.pull_uint16()
+    cid = reader.pull_bytes(reader.pull_uint8())
+    token = reader.pull_bytes(16)
+    return PreferredAddress(
+        ipaddress.IPv4Address(ipv4) if any(ipv4) or ipv4_port else None,
+        ipv4_port,
+        ipaddress.IPv6Address(ipv6) if any(ipv6) or ipv6_port else None,
+        ipv6_port,
+        cid,
+        token,
+    )
+
+
+def _decode_version_information(reader: Reader) -> VersionInformation:
+    if reader.remaining == 0 or reader.remaining % 4:
+        raise DecodeError("version_information length is not a positive multiple of 4", _TPE)
+    chosen = reader.pull_uint32()
+    return VersionInformation(chosen, tuple(reader.pull_uint32() for _ in range(reader.remaining // 4)))
+
+
+def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> TransportParameters:
+    """Decode and validate the peer's transport parameters.
+
+    ``from_server`` tells who sent them: a client sending a server-only parameter is an error.
+
+    Raises:
+        DecodeError: TRANSPORT_PARAMETER_ERROR for malformed input, duplicates (RFC 9000 §7.4),
+            server-only parameters from a client, or values outside their §18.2 ranges.
+    """
+    reader = Reader(data, error_code=_TPE)
+    values: dict[str, object] = {}
+    seen: set[int] = set()
+    unknown: list[tuple[int, bytes]] = []
+    while not reader.eof():
+        param_id = reader.pull_varint()
+        body = reader.sub_reader(reader.pull_varint())
+        if param_id in seen:
+            raise DecodeError(f"duplicate transport parameter {param_id:#x}", _TPE)
+        seen.add(param_id)
+        if not from_server and param_id in SERVER_ONLY:
+            raise DecodeError(f"client sent server-only parameter {param_id:#x}", _TPE)
+        if param_id in _INT_PARAMS:
+            values[_INT_PARAMS[param_id]] = body.pull_varint()
+        elif param_id in _BYTES_PARAMS:
+            values[_BYTES_PARAMS[param_id]] = bytes(body.pull_rest())
+        elif param_id == _TP.DISABLE_ACTIVE_MIGRATION:
+            values["disable_active_migration"] = True
+        elif param_id == _TP.PREFERRED_ADDRESS:
+            values["preferred_address"] = _decode_preferred_address(body)
+        elif param_id == _TP.VERSION_INFORMATION:
+            values["version_information"] = _decode_version_information(body)
+        else:
+            # RFC 9000 §7.4.2, §18.1: unknown (and reserved 31*N+27) parameters are ignored.
+            unknown.append((param_id, bytes(body.pull_rest())))
+            continue
+        if not body.eof():
+            raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
+    params = TransportParameters(**values, unknown=tuple(unknown))  # type: ignore[arg-type]
+    params.validate()
+    return params
+
+
+def _encode_preferred_address(preferred: PreferredAddress) -> bytes:
+    writer = Writer()
+    writer.push_bytes(preferred.ipv4_address.packed if preferred.ipv4_address else bytes(4))
+    writer.push_uint16(preferred.ipv4_port)
+    writer.push_bytes(preferred.ipv6_address.packed if preferred.ipv6_address else bytes(16))
+    writer.push_uint16(preferred.ipv6_port)
+    writer.push_block(1, preferred.connection_id)
+    writer.push_bytes(preferred.stateless_reset_token)
+    return writer.getvalue()
+
+
+def encode_transport_parameters(
+    params: TransportParameters, *, grease: tuple[int, bytes] | None = None
+) -> bytes:
+    """Encode ``params`` (defaults are omitted, as the receiver assumes them).
+
+    ``grease``: an optional reserved parameter ``(31 * N + 27, value)`` to include (RFC 9000 §18.1).
+
+    Raises:
+        ValueError: for values that do not fit their encoding.
+    """
+    writer = Writer()
+    for param_id, name in _BYTES_PARAMS.items():
+        value = getattr(params, name)
+        if value is not None:
+            writer.push_varint(param_id)
+            writer.push_block(0, value)
+    for param_id, name in _INT_PARAMS.items():
+        value = getattr(params, name)
+        if value is not None and value != _DEFAULTS[name]:
+            if not 0 <= value <= VARINT_MAX:
+                raise ValueError(f"{name} out of range")
+            body = Writer()
+            body.push_varint(value)
+            writer.push_varint(param_id)
+            writer.push_block(0, body.buffer)
+    if params.disable_active_migration:
+        writer.push_varint(_TP.DISABLE_ACTIVE_MIGRATION)
+        writer.push_varint(0)
+    if params.preferred_address is not None:
+        writer.push_varint(_TP.PREFERRED_ADDRESS)
+        writer.push_block(0, _encode_preferred_address(params.preferred_address))
+    if params.version_information is not None:
+        info = params.version_information
+        writer.push_varint(_TP.VERSION_INFORMATION)
+        writer.push_varint(4 * (1 + len(info.available_versions)))
+        for version in (info.chosen_version, *info.available_versions):
+            writer.push_uint32(version)
+    if grease is not None:
+        writer.push_varint(grease[0])
+        writer.push_block(0, grease[1])
+    return writer.getvalue()

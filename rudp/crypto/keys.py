@@ -1,0 +1,151 @@
+"""QUIC packet-protection key derivation: Initial secrets, packet keys and key-update generations.
+
+This module owns the version-dependent inputs of RFC 9001 §5 (the Initial salt and the HKDF labels of
+QUIC v1 and QUIC v2, RFC 9369 §3.3) and turns a traffic secret into the key material of one packet
+protection direction. It does not encrypt anything: :mod:`rudp.crypto.protection` builds the AEAD and
+header-protection objects from a :class:`PacketKeyMaterial`, and the TLS key schedule
+(:mod:`rudp.tls`) produces the Handshake and 1-RTT secrets fed in here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from rudp.codec.codes import Version
+from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
+from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
+
+# RFC 9001 §5.2: the v1 Initial salt.
+INITIAL_SALT_V1: Final = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
+# RFC 9369 §3.3.1: the v2 Initial salt (first 20 bytes of sha256("QUICv2 salt")).
+INITIAL_SALT_V2: Final = bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9")
+
+#: RFC 9001 §5.2: Initial packets always use AEAD_AES_128_GCM with SHA-256.
+INITIAL_SUITE: Final = CipherSuite.AES_128_GCM_SHA256
+
+#: RFC 9001 §5.3: every AEAD used by QUIC has a 12-byte nonce, so "quic iv" is 12 bytes.
+IV_LENGTH: Final = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """The HKDF-Expand-Label labels of one QUIC version (without the "tls13 " prefix)."""
+
+    key: bytes
+    """label of the AEAD key ("quic key")"""
+    iv: bytes
+    """label of the AEAD IV ("quic iv")"""
+    hp: bytes
+    """label of the header-protection key ("quic hp")"""
+    ku: bytes
+    """label of the key-update secret ("quic ku")"""
+
+
+# RFC 9001 §5.1, §5.4, §6.1
+LABELS_V1: Final = Labels(key=b"quic key", iv=b"quic iv", hp=b"quic hp", ku=b"quic ku")
+# RFC 9369 §3.3.2: v2 changes every "quic " label to "quicv2 ".
+LABELS_V2: Final = Labels(key=b"quicv2 key", iv=b"quicv2 iv", hp=b"quicv2 hp", ku=b"quicv2 ku")
+
+
+@dataclass(frozen=True, slots=True)
+class PacketKeyMaterial:
+    """The keys of one direction of packet protection, derived from one traffic secret."""
+
+    key: bytes
+    """AEAD key (16 or 32 bytes)"""
+    iv: bytes
+    """AEAD IV, XORed with the packet number to form the nonce (12 bytes)"""
+    hp: bytes
+    """header-protection key (same length as the AEAD key)"""
+
+
+def labels_for(version: int) -> Labels:
+    """Return the HKDF labels of ``version`` (QUIC v1 or v2).
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2 (a caller bug: only supported versions
+            reach key derivation).
+    """
+    if version == Version.V1:
+        return LABELS_V1
+    if version == Version.V2:
+        return LABELS_V2
+    raise ValueError(f"no packet protection defined for version {version:#010x}")
+
+
+def initial_salt(version: int) -> bytes:
+    """Return the Initial salt of ``version`` (RFC 9001 §5.2, RFC 9369 §3.3.1).
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    if version == Version.V1:
+        return INITIAL_SALT_V1
+    if version == Version.V2:
+        return INITIAL_SALT_V2
+    raise ValueError(f"no Initial salt defined for version {version:#010x}")
+
+
+def initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
+    """Derive ``(client_initial_secret, server_initial_secret)`` from the client's first DCID.
+
+    ``dcid`` is the Destination Connection ID of the client's first Initial packet (or the server's
+    chosen one after a Retry). Both secrets are 32 bytes (SHA-256).
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    # RFC 9001 §5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id)
+    algorithm = hash_by_name(SUITE_HASH[INITIAL_SUITE])
+    initial_secret = hkdf_extract(algorithm, initial_salt(version), dcid)
+    size = algorithm.digest_size
+    client = hkdf_expand_label(algorithm, initial_secret, b"client in", b"", size)
+    server = hkdf_expand_label(algorithm, initial_secret, b"server in", b"", size)
+    return client, server
+
+
+def derive_packet_keys(suite: CipherSuite, secret: bytes, version: int) -> PacketKeyMaterial:
+    """Derive the AEAD key, IV and header-protection key from a traffic ``secret``.
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    labels = labels_for(version)
+    algorithm = hash_by_name(SUITE_HASH[suite])
+    key_length = SUITE_KEY_LENGTH[suite]
+    # RFC 9001 §5.1: key and iv use "quic key"/"quic iv"; §5.4: the hp key uses "quic hp" and has
+    # the length of the AEAD key.
+    return PacketKeyMaterial(
+        key=hkdf_expand_label(algorithm, secret, labels.key, b"", key_length),
+        iv=hkdf_expand_label(algorithm, secret, labels.iv, b"", IV_LENGTH),
+        hp=hkdf_expand_label(algorithm, secret, labels.hp, b"", key_length),
+    )
+
+
+def next_generation_secret(suite: CipherSuite, secret: bytes, version: int) -> bytes:
+    """Return the traffic secret of the next key phase (key update).
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    # RFC 9001 §6.1: secret_<n+1> = HKDF-Expand-Label(secret_<n>, "quic ku", "", Hash.length)
+    algorithm = hash_by_name(SUITE_HASH[suite])
+    return hkdf_expand_label(algorithm, secret, labels_for(version).ku, b"", algorithm.digest_size)
+
+
+__all__ = [
+    "INITIAL_SALT_V1",
+    "INITIAL_SALT_V2",
+    "INITIAL_SUITE",
+    "IV_LENGTH",
+    "LABELS_V1",
+    "LABELS_V2",
+    "Labels",
+    "PacketKeyMaterial",
+    "derive_packet_keys",
+    "initial_salt",
+    "initial_secrets",
+    "labels_for",
+    "next_generation_secret",
+]

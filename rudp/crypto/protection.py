@@ -1,0 +1,340 @@
+"""Per-packet protection: AEAD payload protection and header protection (RFC 9001 §5.3, §5.4).
+
+This module owns the hot path that turns an unprotected packet into wire bytes and back, plus the
+packet-number truncation and reconstruction rules (RFC 9000 §17.1, Appendix A.2/A.3) that header
+protection depends on. It does not parse headers: callers (the packetizer and the receive path) know
+where the Packet Number field starts (``pn_offset``) and, for long headers, where the packet ends.
+
+A :class:`PacketProtection` holds the AEAD object and the header-protection cipher built once per key;
+``protect()`` and ``unprotect()`` reuse them for every packet. Packets that cannot be authenticated are
+never raised as exceptions: ``unprotect()`` returns a :class:`DecryptFailed` value and the caller drops
+the packet (RFC 9001 §5.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from rudp.crypto.keys import derive_packet_keys, next_generation_secret
+from rudp.crypto.suites import CipherSuite
+
+#: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
+TAG_LENGTH: Final = 16
+#: RFC 9001 §5.4.2: header protection samples 16 bytes of ciphertext.
+SAMPLE_LENGTH: Final = 16
+#: RFC 9001 §5.4.2: the sample starts 4 bytes after the start of the Packet Number field.
+SAMPLE_OFFSET: Final = 4
+#: RFC 9000 §17.1: a packet number is encoded on 1 to 4 bytes.
+MAX_PN_LENGTH: Final = 4
+#: RFC 9000 §12.3: packet numbers are in the range 0 to 2^62-1.
+MAX_PACKET_NUMBER: Final = (1 << 62) - 1
+
+# RFC 9001 §5.4.1: header protection masks the low 4 bits of a long header's first byte (reserved
+# bits and packet number length) and the low 5 bits of a short header's (also the key phase).
+_LONG_HEADER_BIT: Final = 0x80
+_LONG_FIRST_BYTE_MASK: Final = 0x0F
+_SHORT_FIRST_BYTE_MASK: Final = 0x1F
+_KEY_PHASE_BIT: Final = 0x04
+_PN_LENGTH_BITS: Final = 0x03
+_ZERO_MASK_INPUT: Final = bytes(1 + MAX_PN_LENGTH)
+
+#: RFC 9001 §6.6: packets that may be encrypted with one key (confidentiality limit). ChaCha20's limit
+#: exceeds the packet-number space, so it is given as 2^62.
+CONFIDENTIALITY_LIMIT: Final[dict[CipherSuite, int]] = {
+    CipherSuite.AES_128_GCM_SHA256: 1 << 23,
+    CipherSuite.AES_256_GCM_SHA384: 1 << 23,
+    CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 62,
+}
+#: RFC 9001 §6.6: packets that may fail authentication over a connection's lifetime (integrity limit).
+INTEGRITY_LIMIT: Final[dict[CipherSuite, int]] = {
+    CipherSuite.AES_128_GCM_SHA256: 1 << 52,
+    CipherSuite.AES_256_GCM_SHA384: 1 << 52,
+    CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 36,
+}
+
+
+def encode_packet_number(packet_number: int, largest_acked: int | None) -> tuple[int, int]:
+    """Truncate ``packet_number`` for the wire; return ``(truncated_value, length_in_bytes)``.
+
+    ``largest_acked`` is the largest packet number the peer acknowledged in this packet number space,
+    or None if none was. The length is the smallest of 1..4 bytes that represents more than twice the
+    number of unacknowledged packet numbers, so the receiver can reconstruct the full number.
+
+    Raises:
+        ValueError: ``packet_number`` is outside 0..2^62-1, is not above ``largest_acked``, or is so
+            far ahead of it that 4 bytes cannot represent the gap (a sender bug).
+    """
+    if not 0 <= packet_number <= MAX_PACKET_NUMBER:
+        raise ValueError(f"packet number {packet_number} out of range")
+    # RFC 9000 §17.1, Appendix A.2: the encoding must cover at least twice the unacknowledged range.
+    if largest_acked is None:
+        num_unacked = packet_number + 1
+    elif largest_acked < packet_number:
+        num_unacked = packet_number - largest_acked
+    else:
+        raise ValueError(f"packet number {packet_number} not above largest acked {largest_acked}")
+    min_bits = num_unacked.bit_length() + 1
+    length = max(1, (min_bits + 7) // 8)
+    if length > MAX_PN_LENGTH:
+        raise ValueError(f"{num_unacked} unacknowledged packet numbers cannot be encoded in 4 bytes")
+    return packet_number & ((1 << (8 * length)) - 1), length
+
+
+def decode_packet_number(truncated: int, pn_nbits: int, expected_pn: int) -> int:
+    """Reconstruct a full packet number from its ``pn_nbits``-bit truncated wire value.
+
+    ``expected_pn`` is the largest packet number successfully processed in this space plus one (0 when
+    none was). The result is the value closest to ``expected_pn`` whose low bits are ``truncated``.
+    """
+    # RFC 9000 §17.1, Appendix A.3
+    pn_win = 1 << pn_nbits
+    pn_hwin = pn_win >> 1
+    pn_mask = pn_win - 1
+    candidate = (expected_pn & ~pn_mask) | truncated
+    if candidate <= expected_pn - pn_hwin and candidate < (1 << 62) - pn_win:
+        return candidate + pn_win
+    if candidate > expected_pn + pn_hwin and candidate >= pn_win:
+        return candidate - pn_win
+    return candidate
+
+
+def min_payload_length(pn_length: int) -> int:
+    """Return the fewest plaintext payload bytes a packet with a ``pn_length``-byte PN may carry.
+
+    The packet number plus ciphertext must reach the end of the header-protection sample, so short
+    payloads need PADDING frames (RFC 9001 §5.4.2).
+    """
+    return SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length
+
+
+@dataclass(frozen=True, slots=True)
+class UnprotectedPacket:
+    """A packet whose header protection was removed and whose payload was authenticated."""
+
+    first_byte: int
+    """the first byte with header protection removed (reserved bits are not checked here)"""
+    header: bytes
+    """the unmasked header, up to and including the truncated packet number"""
+    packet_number: int
+    """the reconstructed full packet number"""
+    pn_length: int
+    """the length of the Packet Number field, 1 to 4 bytes"""
+    key_phase: int
+    """the Key Phase bit (0 or 1) of a short header; always 0 for long headers"""
+    payload: bytes
+    """the decrypted payload (frames)"""
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptFailed:
+    """The outcome of a packet that could not be unprotected; the caller drops it (RFC 9001 §5.5)."""
+
+    reason: str
+    """why: "too short" (no room for the header-protection sample) or "authentication failed" """
+
+
+#: the packet was too short to hold a header-protection sample (RFC 9001 §5.4.2)
+TOO_SHORT: Final = DecryptFailed("too short")
+#: AEAD authentication failed: wrong keys, corruption or forgery (RFC 9001 §5.5)
+AUTHENTICATION_FAILED: Final = DecryptFailed("authentication failed")
+
+
+class _AesHeaderMask:
+    """AES-ECB header protection (RFC 9001 §5.4.3) with one encryptor reused for every packet."""
+
+    __slots__ = ("_encryptor",)
+
+    def __init__(self, hp_key: bytes) -> None:
+        self._encryptor = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
+
+    def __call__(self, sample: bytes) -> bytes:
+        return self._encryptor.update(sample)
+
+
+class _ChaChaHeaderMask:
+    """ChaCha20 header protection (RFC 9001 §5.4.4)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, hp_key: bytes) -> None:
+        self._key = hp_key
+
+    def __call__(self, sample: bytes) -> bytes:
+        # RFC 9001 §5.4.4: counter = sample[0..3] (little endian), nonce = sample[4..15]. The
+        # ``cryptography`` ChaCha20 takes that same 16-byte counter||nonce value, so the sample is
+        # passed unchanged; the mask encrypts 5 zero bytes. A fresh context is needed per sample.
+        cipher = Cipher(algorithms.ChaCha20(self._key, sample), mode=None)
+        return cipher.encryptor().update(_ZERO_MASK_INPUT)
+
+
+_HeaderMask = _AesHeaderMask | _ChaChaHeaderMask
+
+
+def _make_header_mask(suite: CipherSuite, hp_key: bytes) -> _HeaderMask:
+    if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
+        return _ChaChaHeaderMask(hp_key)
+    return _AesHeaderMask(hp_key)
+
+
+def _make_aead(suite: CipherSuite, key: bytes) -> AESGCM | ChaCha20Poly1305:
+    if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
+        return ChaCha20Poly1305(key)
+    return AESGCM(key)
+
+
+class PacketProtection:
+    """Packet and header protection for one direction under one traffic secret (one key phase).
+
+    Build one per (secret, direction); the AEAD and header-protection ciphers are created once here.
+    The same object protects (sender side) or unprotects (receiver side); a connection holds one for
+    each direction and encryption level. Key updates make a successor with :meth:`next_generation`.
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+
+    __slots__ = ("_aead", "_iv", "_mask", "secret", "suite", "version")
+
+    def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
+        material = derive_packet_keys(suite, secret, version)
+        self._setup(suite, secret, version, material.key, material.iv, _make_header_mask(suite, material.hp))
+
+    def _setup(
+        self, suite: CipherSuite, secret: bytes, version: int, key: bytes, iv: bytes, mask: _HeaderMask
+    ) -> None:
+        self.suite: CipherSuite = suite
+        """the negotiated cipher suite"""
+        self.secret: bytes = secret
+        """the traffic secret these keys were derived from"""
+        self.version: int = version
+        """the QUIC version whose labels were used"""
+        self._aead = _make_aead(suite, key)
+        self._iv = int.from_bytes(iv, "big")
+        self._mask = mask
+
+    def next_generation(self) -> PacketProtection:
+        """Return the protection of the next key phase (key update, RFC 9001 §6).
+
+        The new AEAD key and IV come from the "quic ku" successor of this secret. The
+        header-protection key does not change on key update, so the same header-protection cipher is
+        shared. This object stays usable, e.g. for late packets of the old phase.
+        """
+        secret = next_generation_secret(self.suite, self.secret, self.version)
+        material = derive_packet_keys(self.suite, secret, self.version)
+        successor = PacketProtection.__new__(PacketProtection)
+        successor._setup(self.suite, secret, self.version, material.key, material.iv, self._mask)
+        return successor
+
+    def header_mask(self, sample: bytes) -> bytes:
+        """Return the 5-byte header-protection mask for a 16-byte ciphertext ``sample``."""
+        return self._mask(bytes(sample))[: 1 + MAX_PN_LENGTH]
+
+    def protect(
+        self, header: bytes, payload: bytes, packet_number: int, pn_offset: int, pn_length: int
+    ) -> bytes:
+        """Encrypt ``payload`` and apply header protection; return the whole protected packet.
+
+        ``header`` ends with the truncated packet number (``pn_length`` bytes at ``pn_offset``) and its
+        first byte already encodes ``pn_length - 1``; a long header's Length field already counts the
+        packet number, the payload and the 16-byte tag. ``payload`` must hold at least
+        :func:`min_payload_length` bytes so that a full sample exists.
+
+        Raises:
+            ValueError: the header does not end with the packet number, or ``payload`` is too short
+                for a header-protection sample (sender bugs).
+        """
+        if len(header) != pn_offset + pn_length or not 1 <= pn_length <= MAX_PN_LENGTH:
+            raise ValueError("header must end with the packet number field")
+        if len(payload) < min_payload_length(pn_length):
+            raise ValueError(f"payload of {len(payload)} bytes is too short to sample; add PADDING")
+        # RFC 9001 §5.3: nonce = iv XOR packet number, left-padded to the IV length.
+        nonce = (self._iv ^ packet_number).to_bytes(12, "big")
+        ciphertext = self._aead.encrypt(nonce, payload, header)
+        # RFC 9001 §5.4.2: sample = packet[pn_offset + 4 : pn_offset + 20]; the ciphertext starts at
+        # pn_offset + pn_length.
+        start = SAMPLE_OFFSET - pn_length
+        mask = self._mask(ciphertext[start : start + SAMPLE_LENGTH])
+        packet = bytearray(header)
+        # RFC 9001 §5.4.1: mask the first byte's low bits, then the packet number bytes.
+        if packet[0] & _LONG_HEADER_BIT:
+            packet[0] ^= mask[0] & _LONG_FIRST_BYTE_MASK
+        else:
+            packet[0] ^= mask[0] & _SHORT_FIRST_BYTE_MASK
+        for i in range(pn_length):
+            packet[pn_offset + i] ^= mask[1 + i]
+        packet += ciphertext
+        return bytes(packet)
+
+    def unprotect(
+        self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
+    ) -> UnprotectedPacket | DecryptFailed:
+        """Remove header protection, reconstruct the packet number and decrypt one packet.
+
+        ``packet`` is exactly one QUIC packet (a long-header packet already cut at its Length field; a
+        short-header packet runs to the end of the datagram). ``pn_offset`` is where the Packet Number
+        field starts and ``expected_pn`` is the largest packet number processed in this space plus one.
+
+        Never raises for bad input: a packet too short for a sample returns :data:`TOO_SHORT` and one
+        that fails authentication returns :data:`AUTHENTICATION_FAILED` (RFC 9001 §5.5: drop it).
+        The caller checks the reserved bits of ``first_byte`` only after success (RFC 9000 §17.2).
+        """
+        sample_start = pn_offset + SAMPLE_OFFSET
+        # RFC 9001 §5.4.2: packets without room for a complete sample are discarded.
+        if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(packet):
+            return TOO_SHORT
+        mask = self._mask(bytes(packet[sample_start : sample_start + SAMPLE_LENGTH]))
+        first = packet[0]
+        if first & _LONG_HEADER_BIT:
+            first ^= mask[0] & _LONG_FIRST_BYTE_MASK
+            key_phase = 0
+        else:
+            first ^= mask[0] & _SHORT_FIRST_BYTE_MASK
+            key_phase = 1 if first & _KEY_PHASE_BIT else 0
+        pn_length = (first & _PN_LENGTH_BITS) + 1
+        payload_start = pn_offset + pn_length
+        header = bytearray(packet[:payload_start])
+        header[0] = first
+        truncated = 0
+        for i in range(pn_length):
+            byte = header[pn_offset + i] ^ mask[1 + i]
+            header[pn_offset + i] = byte
+            truncated = (truncated << 8) | byte
+        packet_number = decode_packet_number(truncated, pn_length * 8, expected_pn)
+        nonce = (self._iv ^ packet_number).to_bytes(12, "big")
+        header_bytes = bytes(header)
+        try:
+            payload = self._aead.decrypt(nonce, packet[payload_start:], header_bytes)
+        except InvalidTag:
+            return AUTHENTICATION_FAILED
+        return UnprotectedPacket(
+            first_byte=first,
+            header=header_bytes,
+            packet_number=packet_number,
+            pn_length=pn_length,
+            key_phase=key_phase,
+            payload=payload,
+        )
+
+
+__all__ = [
+    "AUTHENTICATION_FAILED",
+    "CONFIDENTIALITY_LIMIT",
+    "INTEGRITY_LIMIT",
+    "MAX_PACKET_NUMBER",
+    "MAX_PN_LENGTH",
+    "SAMPLE_LENGTH",
+    "SAMPLE_OFFSET",
+    "TAG_LENGTH",
+    "TOO_SHORT",
+    "DecryptFailed",
+    "PacketProtection",
+    "UnprotectedPacket",
+    "decode_packet_number",
+    "encode_packet_number",
+    "min_payload_length",
+]

@@ -1,9 +1,10 @@
 """Per-packet protection: AEAD payload protection and header protection (RFC 9001 §5.3, §5.4).
 
-This module owns the hot path that turns an unprotected packet into wire bytes and back, plus the
-packet-number truncation and reconstruction rules (RFC 9000 §17.1, Appendix A.2/A.3) that header
-protection depends on. It does not parse headers: callers (the packetizer and the receive path) know
-where the Packet Number field starts (``pn_offset``) and, for long headers, where the packet ends.
+This module owns the hot path that turns an unprotected packet into wire bytes and back. The
+packet-number truncation and reconstruction it relies on (RFC 9000 §17.1, Appendix A.2/A.3) live in
+:mod:`rudp.codec.packet` and are re-exported here. It does not parse headers: callers (the packetizer
+and the receive path) know where the Packet Number field starts (``pn_offset``) and, for long headers,
+where the packet ends.
 
 A :class:`PacketProtection` holds the AEAD object and the header-protection cipher built once per key;
 ``protect()`` and ``unprotect()`` reuse them for every packet. Packets that cannot be authenticated are
@@ -20,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from rudp.codec.packet import decode_packet_number, encode_packet_number
 from rudp.crypto.keys import derive_packet_keys, next_generation_secret
 from rudp.crypto.suites import CipherSuite
 
@@ -31,8 +33,6 @@ SAMPLE_LENGTH: Final = 16
 SAMPLE_OFFSET: Final = 4
 #: RFC 9000 §17.1: a packet number is encoded on 1 to 4 bytes.
 MAX_PN_LENGTH: Final = 4
-#: RFC 9000 §12.3: packet numbers are in the range 0 to 2^62-1.
-MAX_PACKET_NUMBER: Final = (1 << 62) - 1
 
 # RFC 9001 §5.4.1: header protection masks the low 4 bits of a long header's first byte (reserved
 # bits and packet number length) and the low 5 bits of a short header's (also the key phase).
@@ -56,51 +56,6 @@ INTEGRITY_LIMIT: Final[dict[CipherSuite, int]] = {
     CipherSuite.AES_256_GCM_SHA384: 1 << 52,
     CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 36,
 }
-
-
-def encode_packet_number(packet_number: int, largest_acked: int | None) -> tuple[int, int]:
-    """Truncate ``packet_number`` for the wire; return ``(truncated_value, length_in_bytes)``.
-
-    ``largest_acked`` is the largest packet number the peer acknowledged in this packet number space,
-    or None if none was. The length is the smallest of 1..4 bytes that represents more than twice the
-    number of unacknowledged packet numbers, so the receiver can reconstruct the full number.
-
-    Raises:
-        ValueError: ``packet_number`` is outside 0..2^62-1, is not above ``largest_acked``, or is so
-            far ahead of it that 4 bytes cannot represent the gap (a sender bug).
-    """
-    if not 0 <= packet_number <= MAX_PACKET_NUMBER:
-        raise ValueError(f"packet number {packet_number} out of range")
-    # RFC 9000 §17.1, Appendix A.2: the encoding must cover at least twice the unacknowledged range.
-    if largest_acked is None:
-        num_unacked = packet_number + 1
-    elif largest_acked < packet_number:
-        num_unacked = packet_number - largest_acked
-    else:
-        raise ValueError(f"packet number {packet_number} not above largest acked {largest_acked}")
-    min_bits = num_unacked.bit_length() + 1
-    length = max(1, (min_bits + 7) // 8)
-    if length > MAX_PN_LENGTH:
-        raise ValueError(f"{num_unacked} unacknowledged packet numbers cannot be encoded in 4 bytes")
-    return packet_number & ((1 << (8 * length)) - 1), length
-
-
-def decode_packet_number(truncated: int, pn_nbits: int, expected_pn: int) -> int:
-    """Reconstruct a full packet number from its ``pn_nbits``-bit truncated wire value.
-
-    ``expected_pn`` is the largest packet number successfully processed in this space plus one (0 when
-    none was). The result is the value closest to ``expected_pn`` whose low bits are ``truncated``.
-    """
-    # RFC 9000 §17.1, Appendix A.3
-    pn_win = 1 << pn_nbits
-    pn_hwin = pn_win >> 1
-    pn_mask = pn_win - 1
-    candidate = (expected_pn & ~pn_mask) | truncated
-    if candidate <= expected_pn - pn_hwin and candidate < (1 << 62) - pn_win:
-        return candidate + pn_win
-    if candidate > expected_pn + pn_hwin and candidate >= pn_win:
-        return candidate - pn_win
-    return candidate
 
 
 def min_payload_length(pn_length: int) -> int:
@@ -325,7 +280,6 @@ __all__ = [
     "AUTHENTICATION_FAILED",
     "CONFIDENTIALITY_LIMIT",
     "INTEGRITY_LIMIT",
-    "MAX_PACKET_NUMBER",
     "MAX_PN_LENGTH",
     "SAMPLE_LENGTH",
     "SAMPLE_OFFSET",

@@ -335,6 +335,8 @@ def write_frame(writer: Writer, frame: Frame) -> None:
 
 def _write_ack(writer: Writer, frame: Ack) -> None:
     push = writer.push_varint
+    if not frame.ranges:
+        raise ValueError("an ACK frame needs at least one range")
     push(FrameType.ACK if frame.ecn is None else FrameType.ACK_ECN)
     smallest, largest = frame.ranges[0]
     push(largest)

@@ -1,0 +1,167 @@
+"""Frames (RFC 9000 §19, §12.4; RFC 9221 §4): round trips, validation and packet-type rules."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rudp.codec import frames as f
+from rudp.codec.buffer import Writer
+from rudp.codec.codes import FrameType, PacketType
+from rudp.codec.frame_codec import encode_frames, parse_frames, write_frame
+from rudp.errors import DecodeError, TransportErrorCode
+from tests.strategies import frames_last, frames_with_length
+
+FEE = TransportErrorCode.FRAME_ENCODING_ERROR
+PV = TransportErrorCode.PROTOCOL_VIOLATION
+
+
+def _padding_normalised(frames: list[f.Frame]) -> list[f.Frame]:
+    """Adjacent PADDING frames decode as one: merge them the same way for comparison."""
+    out: list[f.Frame] = []
+    for frame in frames:
+        if isinstance(frame, f.Padding) and out and isinstance(out[-1], f.Padding):
+            out[-1] = f.Padding(out[-1].length + frame.length)
+        else:
+            out.append(frame)
+    return out
+
+
+@given(st.lists(frames_with_length, min_size=1, max_size=8), st.none() | frames_last)
+def test_round_trip_every_frame(frames: list[f.Frame], last: f.Frame | None) -> None:
+    all_frames = frames + ([last] if last is not None else [])
+    decoded = [frame for _, frame in parse_frames(encode_frames(all_frames))]
+    assert decoded == _padding_normalised(all_frames)
+
+
+@pytest.mark.parametrize(
+    ("offset", "explicit_length", "fin", "expected_type"),
+    [(0, False, False, 0x08), (0, False, True, 0x09), (0, True, False, 0x0A), (0, True, True, 0x0B),
+     (5, False, False, 0x0C), (5, False, True, 0x0D), (5, True, False, 0x0E), (5, True, True, 0x0F)],
+)
+def test_stream_flag_combinations(offset: int, explicit_length: bool, fin: bool, expected_type: int) -> None:
+    frame = f.Stream(4, offset, b"hello", fin, explicit_length)
+    data = encode_frames([frame])
+    assert data[0] == expected_type
+    [(frame_type, decoded)] = parse_frames(data)
+    assert frame_type == expected_type and decoded == frame
+
+
+def test_ack_wire_format_with_ranges_and_ecn() -> None:
+    frame = f.Ack(ranges=((8, 10), (2, 5), (0, 0)), ack_delay=7, ecn=(1, 2, 3))
+    # largest 10, delay 7, 2 more ranges, first range 2; gap 8-5-2=1 len 3; gap 2-0-2=0 len 0; ecn
+    assert encode_frames([frame]) == bytes([0x03, 10, 7, 2, 2, 1, 3, 0, 0, 1, 2, 3])
+    assert parse_frames(bytes([0x03, 10, 7, 2, 2, 1, 3, 0, 0, 1, 2, 3])) == [(0x03, frame)]
+    assert frame.largest == 10
+
+
+def test_ack_below_zero_rejected() -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_frames(bytes([0x02, 5, 0, 0, 6]))
+    assert info.value.code == FEE and info.value.frame_type == 0x02
+    with pytest.raises(DecodeError):
+        parse_frames(bytes([0x02, 5, 0, 1, 0, 4, 0]))  # second range reaches -1
+
+
+def test_ack_encoder_rejects_unordered_ranges() -> None:
+    with pytest.raises(ValueError):
+        encode_frames([f.Ack(ranges=((0, 1), (5, 6)))])
+
+
+def test_unknown_frame_type() -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_frames(bytes([0x21]))
+    assert info.value.code == FEE and info.value.frame_type == 0x21
+
+
+def test_non_minimal_frame_type_is_protocol_violation() -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_frames(bytes([0x40, 0x01]))  # PING in two bytes
+    assert info.value.code == PV
+
+
+def test_empty_payload_is_protocol_violation() -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_frames(b"")
+    assert info.value.code == PV
+
+
+@pytest.mark.parametrize(
+    ("frame", "packet_type"),
+    [
+        (f.Stream(0, 0, b"x"), PacketType.INITIAL),
+        (f.Stream(0, 0, b"x"), PacketType.HANDSHAKE),
+        (f.Ack(((0, 0),)), PacketType.ZERO_RTT),
+        (f.Crypto(0, b"x"), PacketType.ZERO_RTT),
+        (f.HandshakeDone(), PacketType.ZERO_RTT),
+        (f.NewToken(b"t"), PacketType.HANDSHAKE),
+        (f.PathResponse(bytes(8)), PacketType.ZERO_RTT),
+        (f.ConnectionClose(0, application=True), PacketType.INITIAL),
+        (f.Datagram(b"d"), PacketType.HANDSHAKE),
+    ],
+)
+def test_frames_not_allowed_in_packet_type(frame: f.Frame, packet_type: PacketType) -> None:
+    with pytest.raises(DecodeError) as info:
+        parse_frames(encode_frames([frame]), packet_type)
+    assert info.value.code == PV
+
+
+@pytest.mark.parametrize(
+    ("frame", "packet_type"),
+    [
+        (f.Crypto(0, b"x"), PacketType.INITIAL),
+        (f.Ack(((0, 3),)), PacketType.HANDSHAKE),
+        (f.ConnectionClose(1, frame_type=6), PacketType.INITIAL),
+        (f.Padding(3), PacketType.ZERO_RTT),
+        (f.Stream(0, 0, b"x"), PacketType.ZERO_RTT),
+        (f.HandshakeDone(), PacketType.ONE_RTT),
+    ],
+)
+def test_frames_allowed_in_packet_type(frame: f.Frame, packet_type: PacketType) -> None:
+    assert parse_frames(encode_frames([frame]), packet_type)[0][1] == frame
+
+
+def test_stream_beyond_max_offset_rejected() -> None:
+    writer = Writer()
+    for value in (0x0E, 0, (1 << 62) - 2):
+        writer.push_varint(value)
+    writer.push_varint(5)
+    writer.push_bytes(b"12345")
+    with pytest.raises(DecodeError) as info:
+        parse_frames(writer.getvalue())
+    assert info.value.code == FEE
+
+
+def test_max_streams_above_2_60_rejected() -> None:
+    writer = Writer()
+    writer.push_varint(FrameType.MAX_STREAMS_BIDI)
+    writer.push_varint((1 << 60) + 1)
+    with pytest.raises(DecodeError) as info:
+        parse_frames(writer.getvalue())
+    assert info.value.code == FEE
+
+
+def test_new_connection_id_rules() -> None:
+    bad_length = bytes([0x18, 1, 0, 0]) + bytes(16)
+    with pytest.raises(DecodeError):
+        parse_frames(bad_length)
+    retire_above_sequence = bytes([0x18, 1, 2, 4]) + b"abcd" + bytes(16)
+    with pytest.raises(DecodeError):
+        parse_frames(retire_above_sequence)
+
+
+def test_empty_new_token_rejected() -> None:
+    with pytest.raises(DecodeError):
+        parse_frames(bytes([0x07, 0]))
+
+
+def test_padding_runs_merge() -> None:
+    assert parse_frames(bytes(5) + b"\x01" + bytes(2)) == [(0, f.Padding(5)), (1, f.Ping()), (0, f.Padding(2))]
+
+
+def test_writer_rejects_bad_fields() -> None:
+    with pytest.raises(ValueError):
+        write_frame(Writer(), f.PathChallenge(b"short"))
+    with pytest.raises(ValueError):
+        write_frame(Writer(), f.NewConnectionId(1, 0, b"", bytes(16)))

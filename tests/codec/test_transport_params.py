@@ -1,0 +1,103 @@
+"""Transport parameters (RFC 9000 §18, RFC 9221 §3, RFC 9368 §3)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+
+from rudp.codec.buffer import Writer
+from rudp.codec.transport_params import (
+    TransportParameterId,
+    TransportParameters,
+    decode_transport_parameters,
+    encode_transport_parameters,
+)
+from rudp.errors import DecodeError, TransportErrorCode
+from tests.strategies import transport_parameters
+
+TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+
+
+@given(transport_parameters)
+def test_round_trip(params: TransportParameters) -> None:
+    data = encode_transport_parameters(params)
+    assert decode_transport_parameters(data, from_server=True) == params
+
+
+def _raw(*items: tuple[int, bytes]) -> bytes:
+    writer = Writer()
+    for param_id, value in items:
+        writer.push_varint(param_id)
+        writer.push_block(0, value)
+    return writer.getvalue()
+
+
+def test_defaults_when_absent() -> None:
+    params = decode_transport_parameters(b"", from_server=False)
+    assert params.max_udp_payload_size == 65527
+    assert params.ack_delay_exponent == 3 and params.max_ack_delay == 25
+    assert params.active_connection_id_limit == 2 and params.max_datagram_frame_size is None
+
+
+def test_unknown_and_grease_skipped() -> None:
+    data = _raw((31 * 7 + 27, b"grease"), (0x4FFF, b""), (0x04, bytes([0x44, 0x00])))
+    params = decode_transport_parameters(data, from_server=False)
+    assert params.initial_max_data == 0x400
+    assert [param_id for param_id, _ in params.unknown] == [31 * 7 + 27, 0x4FFF]
+    grease = encode_transport_parameters(params, grease=(31 * 3 + 27, b"x"))
+    assert decode_transport_parameters(grease, from_server=False).initial_max_data == 0x400
+
+
+@pytest.mark.parametrize(
+    ("items", "from_server"),
+    [
+        (((0x04, b"\x01"), (0x04, b"\x02")), True),  # duplicate (RFC 9000 §7.4)
+        (((0x03, (1199).to_bytes(2, "big") and bytes([0x44, 0xAF])),), True),  # max_udp_payload_size 1199
+        (((0x0A, bytes([21])),), True),  # ack_delay_exponent > 20
+        (((0x0B, bytes([0x80, 0x00, 0x40, 0x00])),), True),  # max_ack_delay = 2^14
+        (((0x0E, bytes([1])),), True),  # active_connection_id_limit < 2
+        (((0x08, bytes([0xD0, 0, 0, 0, 0, 0, 0, 1])),), True),  # initial_max_streams_bidi > 2^60
+        (((0x02, bytes(15)),), True),  # reset token not 16 bytes
+        (((0x00, b"odcid"),), False),  # server-only from a client
+        (((0x02, bytes(16)),), False),
+        (((0x10, b"r"),), False),
+        (((0x0C, b"\x00"),), True),  # disable_active_migration must be empty
+        (((0x04, b"\x40"),), True),  # truncated varint value
+        (((0x01, b"\x01\x02"),), True),  # trailing bytes
+        (((0x00, bytes(21)),), True),  # CID too long
+        (((0x11, bytes(6)),), True),  # version_information not a multiple of 4
+    ],
+)
+def test_invalid_parameters(items: tuple[tuple[int, bytes], ...], from_server: bool) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_transport_parameters(_raw(*items), from_server=from_server)
+    assert info.value.code == TPE
+
+
+def test_max_udp_payload_size_boundary() -> None:
+    ok = _raw((TransportParameterId.MAX_UDP_PAYLOAD_SIZE, bytes([0x44, 0xB0])))  # 1200
+    assert decode_transport_parameters(ok, from_server=True).max_udp_payload_size == 1200
+    bad = _raw((TransportParameterId.MAX_UDP_PAYLOAD_SIZE, bytes([0x44, 0xAF])))  # 1199
+    with pytest.raises(DecodeError):
+        decode_transport_parameters(bad, from_server=True)
+
+
+def test_preferred_address_with_empty_cid_rejected() -> None:
+    body = bytes(4) + b"\x01\xbb" + bytes(16) + b"\x01\xbb" + b"\x00" + bytes(16)
+    with pytest.raises(DecodeError) as info:
+        decode_transport_parameters(_raw((0x0D, body)), from_server=True)
+    assert info.value.code == TPE
+
+
+def test_truncated_length_field() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_transport_parameters(bytes([0x04, 0x05, 0x01]), from_server=True)
+    assert info.value.code == TPE
+
+
+def test_encoder_omits_defaults() -> None:
+    assert encode_transport_parameters(TransportParameters()) == b""
+    params = dataclasses.replace(TransportParameters(), max_idle_timeout=30_000, disable_active_migration=True)
+    assert encode_transport_parameters(params) == bytes([0x01, 0x04, 0x80, 0x00, 0x75, 0x30, 0x0C, 0x00])

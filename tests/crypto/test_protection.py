@@ -1,0 +1,239 @@
+"""PacketProtection properties: round trips for every suite and header form, tampering and truncation
+yield DecryptFailed (never an exception), key update generations, and sender-misuse errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rudp.codec.codes import Version
+from rudp.crypto.keys import derive_packet_keys, initial_secrets, labels_for, next_generation_secret
+from rudp.crypto.protection import (
+    AUTHENTICATION_FAILED,
+    TOO_SHORT,
+    DecryptFailed,
+    PacketProtection,
+    UnprotectedPacket,
+    encode_packet_number,
+    min_payload_length,
+)
+from rudp.crypto.suites import SUITE_HASH, CipherSuite
+
+SUITES = list(CipherSuite)
+VERSIONS = [Version.V1, Version.V2]
+SECRET_LENGTH = {"sha256": 32, "sha384": 48}
+
+
+def _secret(suite: CipherSuite, fill: int = 0x5A) -> bytes:
+    return bytes([fill]) * SECRET_LENGTH[SUITE_HASH[suite]]
+
+
+def _long_header(pn: int, pn_length: int, dcid: bytes, payload_length: int) -> tuple[bytes, int]:
+    """A Handshake-like long header ending with the truncated packet number; returns (header, pn_offset)."""
+    length = pn_length + payload_length + 16
+    head = (
+        bytes([0xE0 | (pn_length - 1)])
+        + Version.V1.to_bytes(4, "big")
+        + bytes([len(dcid)])
+        + dcid
+        + b"\x00"  # empty SCID
+        + (0x4000 | length).to_bytes(2, "big")  # 2-byte varint Length
+    )
+    return head + pn.to_bytes(pn_length, "big"), len(head)
+
+
+def _short_header(pn: int, pn_length: int, dcid: bytes, key_phase: int) -> tuple[bytes, int]:
+    head = bytes([0x40 | (key_phase << 2) | (pn_length - 1)]) + dcid
+    return head + pn.to_bytes(pn_length, "big"), len(head)
+
+
+packet_cases = st.fixed_dictionaries(
+    {
+        "suite": st.sampled_from(SUITES),
+        "version": st.sampled_from(VERSIONS),
+        "long": st.booleans(),
+        "key_phase": st.integers(0, 1),
+        "dcid": st.binary(min_size=0, max_size=20),
+        "pn_length": st.integers(1, 4),
+        "packet_number": st.integers(0, (1 << 62) - 1),
+        "extra_payload": st.binary(max_size=64),
+    }
+)
+
+
+def _build(case: dict[str, object]) -> tuple[PacketProtection, bytes, bytes, bytes, int, int, int]:
+    """Protect one packet; return (protection, header, payload, packet, pn_offset, pn, expected_pn)."""
+    suite = case["suite"]
+    version = case["version"]
+    pn_length = case["pn_length"]
+    pn = case["packet_number"]
+    dcid = case["dcid"]
+    assert isinstance(suite, CipherSuite) and isinstance(version, int)
+    assert isinstance(pn_length, int) and isinstance(pn, int) and isinstance(dcid, bytes)
+    extra = case["extra_payload"]
+    assert isinstance(extra, bytes)
+    payload = b"\x01" * min_payload_length(pn_length) + extra
+    truncated = pn & ((1 << (8 * pn_length)) - 1)
+    if case["long"]:
+        header, pn_offset = _long_header(truncated, pn_length, dcid, len(payload))
+    else:
+        key_phase = case["key_phase"]
+        assert isinstance(key_phase, int)
+        header, pn_offset = _short_header(truncated, pn_length, dcid, key_phase)
+    protection = PacketProtection(suite, _secret(suite), version)
+    packet = protection.protect(header, payload, pn, pn_offset, pn_length)
+    # the receiver's expected_pn: anything within half the window of the real number works
+    expected = max(0, pn - (1 << (8 * pn_length - 2)))
+    return protection, header, payload, packet, pn_offset, pn, expected
+
+
+@settings(max_examples=200)
+@given(case=packet_cases)
+def test_round_trip(case: dict[str, object]) -> None:
+    protection, header, payload, packet, pn_offset, pn, expected = _build(case)
+    assert len(packet) == len(header) + len(payload) + 16
+    assert packet[1:pn_offset] == header[1:pn_offset]  # only the first byte and the PN are masked
+    result = protection.unprotect(packet, pn_offset, expected)
+    assert isinstance(result, UnprotectedPacket)
+    assert result.header == header
+    assert result.first_byte == header[0]
+    assert result.payload == payload
+    assert result.packet_number == pn
+    assert result.pn_length == case["pn_length"]
+    assert result.key_phase == (0 if case["long"] else case["key_phase"])
+
+
+@given(case=packet_cases, data=st.data())
+def test_round_trip_from_memoryview_inside_a_datagram(case: dict[str, object], data: st.DataObject) -> None:
+    protection, _, payload, packet, pn_offset, pn, expected = _build(case)
+    before = data.draw(st.binary(max_size=40))
+    after = data.draw(st.binary(max_size=40))
+    view = memoryview(before + packet + after)[len(before) : len(before) + len(packet)]
+    result = protection.unprotect(view, pn_offset, expected)
+    assert isinstance(result, UnprotectedPacket)
+    assert (result.payload, result.packet_number) == (payload, pn)
+
+
+@settings(max_examples=300)
+@given(case=packet_cases, data=st.data())
+def test_any_flipped_byte_fails(case: dict[str, object], data: st.DataObject) -> None:
+    protection, _, _, packet, pn_offset, _, expected = _build(case)
+    index = data.draw(st.integers(0, len(packet) - 1))
+    flip = data.draw(st.integers(1, 255))
+    tampered = bytearray(packet)
+    tampered[index] ^= flip
+    result = protection.unprotect(bytes(tampered), pn_offset, expected)
+    assert isinstance(result, DecryptFailed)
+
+
+@given(case=packet_cases, data=st.data())
+def test_truncated_packet_fails(case: dict[str, object], data: st.DataObject) -> None:
+    protection, _, _, packet, pn_offset, _, expected = _build(case)
+    cut = data.draw(st.integers(0, len(packet) - 1))
+    result = protection.unprotect(packet[:cut], pn_offset, expected)
+    assert isinstance(result, DecryptFailed)
+    if cut < pn_offset + 20:
+        assert result is TOO_SHORT
+
+
+@settings(max_examples=300)
+@given(
+    suite=st.sampled_from(SUITES),
+    packet=st.binary(max_size=80),
+    pn_offset=st.integers(-5, 90),
+    expected=st.integers(0, (1 << 62) - 1),
+)
+def test_random_bytes_never_raise(suite: CipherSuite, packet: bytes, pn_offset: int, expected: int) -> None:
+    protection = PacketProtection(suite, _secret(suite), Version.V1)
+    assert isinstance(protection.unprotect(packet, pn_offset, expected), DecryptFailed)
+
+
+def test_wrong_keys_fail_authentication() -> None:
+    client_secret, server_secret = initial_secrets(b"\x01" * 8, Version.V1)
+    sender = PacketProtection(CipherSuite.AES_128_GCM_SHA256, client_secret, Version.V1)
+    other = PacketProtection(CipherSuite.AES_128_GCM_SHA256, server_secret, Version.V1)
+    header, pn_offset = _short_header(7, 1, b"", 0)
+    packet = sender.protect(header, b"\x01\x00\x00\x00", 7, pn_offset, 1)
+    assert other.unprotect(packet, pn_offset, 0) is AUTHENTICATION_FAILED
+
+
+def test_v1_and_v2_keys_differ() -> None:
+    secret = _secret(CipherSuite.AES_128_GCM_SHA256)
+    v1 = derive_packet_keys(CipherSuite.AES_128_GCM_SHA256, secret, Version.V1)
+    v2 = derive_packet_keys(CipherSuite.AES_128_GCM_SHA256, secret, Version.V2)
+    assert v1.key != v2.key and v1.iv != v2.iv and v1.hp != v2.hp
+
+
+# --- key update (RFC 9001 §6) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", SUITES)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_key_update_generations(suite: CipherSuite, version: int) -> None:
+    gen0 = PacketProtection(suite, _secret(suite), version)
+    gen1 = gen0.next_generation()
+    gen2 = gen1.next_generation()
+    assert gen1.secret == next_generation_secret(suite, gen0.secret, version)
+    assert gen2.secret == next_generation_secret(suite, gen1.secret, version)
+    # RFC 9001 §6: the header-protection key is not updated, although the new secret would derive
+    # a different one; every generation keeps masking with the original key.
+    assert (
+        derive_packet_keys(suite, gen1.secret, version).hp
+        != derive_packet_keys(suite, gen0.secret, version).hp
+    )
+    sample = bytes(range(16))
+    assert gen1.header_mask(sample) == gen0.header_mask(sample) == gen2.header_mask(sample)
+
+    header, pn_offset = _short_header(9, 2, b"\xaa" * 8, 1)
+    payload = b"\x01" * 20
+    packet = gen1.protect(header, payload, 9, pn_offset, 2)
+    # Header protection still comes off with the old generation, but the payload does not decrypt.
+    assert gen0.unprotect(packet, pn_offset, 0) is AUTHENTICATION_FAILED
+    assert gen2.unprotect(packet, pn_offset, 0) is AUTHENTICATION_FAILED
+    opened = gen1.unprotect(packet, pn_offset, 0)
+    assert isinstance(opened, UnprotectedPacket)
+    assert (opened.payload, opened.key_phase) == (payload, 1)
+    # The old generation stays usable for late packets of its own phase.
+    old = gen0.protect(header, payload, 9, pn_offset, 2)
+    assert isinstance(gen0.unprotect(old, pn_offset, 0), UnprotectedPacket)
+
+
+def test_ku_label_depends_on_version() -> None:
+    assert labels_for(Version.V1).ku == b"quic ku"
+    assert labels_for(Version.V2).ku == b"quicv2 ku"
+
+
+# --- misuse ------------------------------------------------------------------------------------------
+
+
+def test_unknown_version_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        initial_secrets(b"\x00" * 8, 0xFF00001D)
+    with pytest.raises(ValueError):
+        PacketProtection(CipherSuite.AES_128_GCM_SHA256, bytes(32), 0x0A0A0A0A)
+
+
+def test_protect_refuses_a_payload_too_short_to_sample() -> None:
+    protection = PacketProtection(CipherSuite.AES_128_GCM_SHA256, bytes(32), Version.V1)
+    header, pn_offset = _short_header(1, 1, b"", 0)
+    with pytest.raises(ValueError):
+        protection.protect(header, b"\x01\x00", 1, pn_offset, 1)
+    assert len(protection.protect(header, b"\x01\x00\x00", 1, pn_offset, 1)) == 2 + 3 + 16
+
+
+def test_protect_refuses_a_header_not_ending_with_the_pn() -> None:
+    protection = PacketProtection(CipherSuite.AES_128_GCM_SHA256, bytes(32), Version.V1)
+    header, pn_offset = _short_header(1, 2, b"", 0)
+    with pytest.raises(ValueError):
+        protection.protect(header + b"\x00", b"\x01" * 4, 1, pn_offset, 2)
+
+
+def test_encoded_pn_length_fits_the_first_byte() -> None:
+    truncated, length = encode_packet_number(0xACE8FE, 0xABE8B3)
+    header, pn_offset = _short_header(truncated, length, b"\x01\x02", 0)
+    protection = PacketProtection(CipherSuite.CHACHA20_POLY1305_SHA256, bytes(32), Version.V2)
+    packet = protection.protect(header, b"\x01", 0xACE8FE, pn_offset, length)
+    result = protection.unprotect(packet, pn_offset, 0xABE8B4)
+    assert isinstance(result, UnprotectedPacket)
+    assert result.packet_number == 0xACE8FE

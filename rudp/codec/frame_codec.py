@@ -37,7 +37,7 @@ from rudp.codec.frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
-from rudp.codec.varint import VARINT_MAX
+from rudp.codec.varint import VARINT_MAX, varint_size
 from rudp.errors import DecodeError, TransportErrorCode
 
 _FEE = TransportErrorCode.FRAME_ENCODING_ERROR
@@ -420,3 +420,32 @@ def encode_frames(frames: Iterable[Frame]) -> bytes:
         write_frame(writer, frame)
     return writer.getvalue()
 
+
+
+def stream_frame_overhead(stream_id: int, offset: int, length: int, *, explicit_length: bool = True) -> int:
+    """Bytes a STREAM frame header takes (type, stream ID, offset if non-zero, length if explicit)."""
+    size = 1 + varint_size(stream_id)
+    if offset:
+        size += varint_size(offset)
+    if explicit_length:
+        size += varint_size(length)
+    return size
+
+
+def crypto_frame_overhead(offset: int, length: int) -> int:
+    """Bytes a CRYPTO frame header takes (type, offset, length)."""
+    return 1 + varint_size(offset) + varint_size(length)
+
+
+def frame_size(frame: Frame) -> int:
+    """Encoded size of ``frame`` in bytes."""
+    if isinstance(frame, Stream):
+        return stream_frame_overhead(frame.stream_id, frame.offset, len(frame.data),
+                                     explicit_length=frame.explicit_length) + len(frame.data)
+    if isinstance(frame, Crypto):
+        return crypto_frame_overhead(frame.offset, len(frame.data)) + len(frame.data)
+    if isinstance(frame, Padding):
+        return frame.length
+    writer = Writer()
+    write_frame(writer, frame)
+    return len(writer)

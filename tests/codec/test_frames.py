@@ -165,3 +165,10 @@ def test_writer_rejects_bad_fields() -> None:
         write_frame(Writer(), f.PathChallenge(b"short"))
     with pytest.raises(ValueError):
         write_frame(Writer(), f.NewConnectionId(1, 0, b"", bytes(16)))
+
+
+@given(st.lists(frames_with_length, min_size=1, max_size=1) | st.lists(frames_last, min_size=1, max_size=1))
+def test_frame_size_matches_encoding(frames: list[f.Frame]) -> None:
+    from rudp.codec.frame_codec import frame_size
+
+    assert frame_size(frames[0]) == len(encode_frames(frames))

@@ -1,0 +1,42 @@
+"""The contract between the packetizer and the subsystems that own frames.
+
+Each subsystem (streams, flow control, connection IDs, paths, datagrams, acks) writes its own frames
+into the packet being built through a :class:`FrameSink`, and registers a :data:`DeliveryHandler` per
+frame. When the packet is acknowledged the handler is called with ``True``; when it is declared lost,
+with ``False``, and the subsystem re-queues the *intent* (e.g. "offsets 100..200 of stream 4 need
+sending", "MAX_DATA needs sending") rather than the old bytes (ARCHITECTURE §2.1 rule 5). Frames are
+never retransmitted verbatim, and packet numbers are never reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from rudp.codec.frames import Frame
+
+DeliveryHandler = Callable[[bool], None]
+"""Called once per sent frame: ``True`` when its packet is acknowledged, ``False`` when lost.
+
+A packet whose keys are discarded before it is acknowledged (Initial/Handshake) reports ``False``
+only for frames whose subsystem still cares; handlers must tolerate being called after the subsystem's
+state has moved on (e.g. a stream that was reset meanwhile).
+"""
+
+
+class FrameSink(Protocol):
+    """Where a subsystem writes frames while a packet is being assembled."""
+
+    @property
+    def remaining(self) -> int:
+        """Bytes still available for frames in the current packet (after header and AEAD tag)."""
+        ...
+
+    def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
+        """Append ``frame`` to the packet; ``handler`` learns whether it was delivered.
+
+        The caller must check :attr:`remaining` first (use :func:`rudp.codec.frame_codec.encode_frames`
+        or the size helpers to know a frame's size); pushing a frame that does not fit raises
+        ``ValueError``.
+        """
+        ...

@@ -1,0 +1,286 @@
+"""Certificates and signatures for the TLS handshake (RFC 8446 §4.2.3, §4.4.2, §4.4.3).
+
+Owns: PEM loading of chains and private keys, trust stores (CA file/data/directory or the system
+bundle), server chain verification with ``cryptography.x509.verification`` (trust, validity dates,
+DNS/IP name) mapped to TLS alerts, and the CertificateVerify signature (create and check) for
+ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384, rsa_pss_rsae_sha256/384/512 and ed25519.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import ssl
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.x509 import DNSName, IPAddress
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from rudp.errors import ConfigError
+from rudp.tls.alerts import AlertDescription, alert
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+
+class SignatureScheme(IntEnum):
+    """Signature schemes (RFC 8446 §4.2.3)."""
+
+    rsa_pkcs1_sha256 = 0x0401
+    rsa_pkcs1_sha384 = 0x0501
+    rsa_pkcs1_sha512 = 0x0601
+    ecdsa_secp256r1_sha256 = 0x0403
+    ecdsa_secp384r1_sha384 = 0x0503
+    rsa_pss_rsae_sha256 = 0x0804
+    rsa_pss_rsae_sha384 = 0x0805
+    rsa_pss_rsae_sha512 = 0x0806
+    ed25519 = 0x0807
+
+
+#: schemes usable in CertificateVerify, in default preference order
+HANDSHAKE_SIGNATURE_SCHEMES: Final = (
+    SignatureScheme.ecdsa_secp256r1_sha256,
+    SignatureScheme.rsa_pss_rsae_sha256,
+    SignatureScheme.ed25519,
+    SignatureScheme.ecdsa_secp384r1_sha384,
+    SignatureScheme.rsa_pss_rsae_sha384,
+    SignatureScheme.rsa_pss_rsae_sha512,
+)
+
+#: schemes only advertised for signatures inside certificates (never valid in CertificateVerify)
+CERTIFICATE_ONLY_SCHEMES: Final = (
+    SignatureScheme.rsa_pkcs1_sha256,
+    SignatureScheme.rsa_pkcs1_sha384,
+    SignatureScheme.rsa_pkcs1_sha512,
+)
+
+_ECDSA: Final[dict[SignatureScheme, tuple[str, hashes.HashAlgorithm]]] = {
+    SignatureScheme.ecdsa_secp256r1_sha256: ("secp256r1", hashes.SHA256()),
+    SignatureScheme.ecdsa_secp384r1_sha384: ("secp384r1", hashes.SHA384()),
+}
+_RSA_PSS: Final[dict[SignatureScheme, hashes.HashAlgorithm]] = {
+    SignatureScheme.rsa_pss_rsae_sha256: hashes.SHA256(),
+    SignatureScheme.rsa_pss_rsae_sha384: hashes.SHA384(),
+    SignatureScheme.rsa_pss_rsae_sha512: hashes.SHA512(),
+}
+
+
+def _pss(scheme: int) -> tuple[padding.PSS, hashes.HashAlgorithm]:
+    # RFC 8446 §4.2.3: RSASSA-PSS with MGF1 on the same hash and a salt as long as the digest
+    algorithm = _RSA_PSS[SignatureScheme(scheme)]
+    return padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size), algorithm
+
+
+_SERVER_CONTEXT: Final = b"TLS 1.3, server CertificateVerify"
+_CLIENT_CONTEXT: Final = b"TLS 1.3, client CertificateVerify"
+
+PemSource = str | os.PathLike[str] | bytes
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+# -- Loading -----------------------------------------------------------------------------------------
+
+
+def _read(source: PemSource) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {os.fspath(source)}: {exc.strerror}") from exc
+
+
+def _parse_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    certs = []
+    for block in _PEM_CERT.findall(data):
+        try:
+            certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError:
+            continue  # one unparsable CA in a system bundle must not break the rest
+    return certs
+
+
+def load_certificate_chain(source: PemSource) -> list[x509.Certificate]:
+    """Certificates of a PEM file (path) or PEM bytes, leaf first."""
+    certs = _parse_pem_certificates(_read(source))
+    if not certs:
+        raise ConfigError("no certificate found in PEM data")
+    return certs
+
+
+def load_private_key(source: PemSource, password: bytes | None = None) -> PrivateKey:
+    """A private key (EC P-256/P-384, RSA or Ed25519) from a PEM file (path) or PEM bytes."""
+    try:
+        key = serialization.load_pem_private_key(_read(source), password)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise ConfigError(f"cannot load private key: {exc}") from exc
+    if not isinstance(key, PrivateKey):
+        raise ConfigError(f"unsupported private key type {type(key).__name__}")
+    return key
+
+
+def system_ca_bundle() -> str | None:
+    """Path of the system CA bundle: OpenSSL's default (honours SSL_CERT_FILE), then usual paths."""
+    candidates = [ssl.get_default_verify_paths().cafile]
+    candidates += [
+        "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch
+        "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
+        "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+        "/etc/ssl/ca-bundle.pem",  # openSUSE
+        "/etc/ssl/cert.pem",  # macOS, Alpine
+        "/usr/local/share/certs/ca-root-nss.crt",  # FreeBSD
+    ]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return path
+    return None
+
+
+def load_trust_store(
+    cafile: PemSource | None = None, cadata: bytes | None = None, capath: str | None = None
+) -> Store:
+    """A verification Store from a CA file, PEM data and/or a directory; the system bundle if none."""
+    certs: list[x509.Certificate] = []
+    if cafile is not None:
+        certs += load_certificate_chain(cafile)
+    if cadata is not None:
+        certs += load_certificate_chain(cadata)
+    if capath is not None:
+        for entry in sorted(Path(capath).iterdir()):
+            if entry.is_file():
+                certs += _parse_pem_certificates(_read(entry))
+    if cafile is None and cadata is None and capath is None:
+        bundle = system_ca_bundle()
+        if bundle is None:
+            raise ConfigError("no CA file given and no system CA bundle found")
+        certs += _parse_pem_certificates(_read(bundle))
+    if not certs:
+        raise ConfigError("the trust store is empty")
+    return Store(certs)
+
+
+# -- Chain verification (RFC 8446 §4.4.2.4) -------------------------------------------------------------
+
+
+def _subject(server_name: str) -> DNSName | IPAddress:
+    try:
+        return IPAddress(ipaddress.ip_address(server_name))
+    except ValueError:
+        return DNSName(server_name)
+
+
+def _name_matches(cert: x509.Certificate, server_name: str) -> bool:
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    try:
+        address = ipaddress.ip_address(server_name)
+    except ValueError:
+        host = server_name.rstrip(".").lower()
+        for pattern in sans.get_values_for_type(x509.DNSName):
+            pattern = pattern.lower()
+            if pattern == host:
+                return True
+            if pattern.startswith("*.") and "." in host and host.split(".", 1)[1] == pattern[2:]:
+                return True
+        return False
+    return address in sans.get_values_for_type(x509.IPAddress)
+
+
+def verify_chain(chain: list[x509.Certificate], server_name: str, store: Store, at: datetime) -> None:
+    """Verify ``chain`` (leaf first) for ``server_name`` at time ``at`` against ``store``.
+
+    Raises TLSAlert: certificate_expired (a certificate outside its validity period), bad_certificate
+    (name mismatch or unusable certificate) or unknown_ca (no path to a trusted root).
+    """
+    try:
+        subject = _subject(server_name)
+        verifier = PolicyBuilder().store(store).time(at).build_server_verifier(subject)
+        verifier.verify(chain[0], chain[1:])
+    except (VerificationError, ValueError) as exc:
+        for cert in chain:
+            if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+                raise alert(AlertDescription.certificate_expired, f"certificate not valid: {exc}") from None
+        if not _name_matches(chain[0], server_name):
+            raise alert(
+                AlertDescription.bad_certificate, f"certificate does not match {server_name!r}"
+            ) from None
+        if isinstance(exc, VerificationError) and "candidates exhausted" in str(exc):
+            raise alert(AlertDescription.unknown_ca, f"untrusted certificate chain: {exc}") from None
+        raise alert(AlertDescription.bad_certificate, f"certificate verification failed: {exc}") from None
+
+
+# -- CertificateVerify (RFC 8446 §4.4.3) ---------------------------------------------------------------
+
+
+def certificate_verify_content(transcript_hash: bytes, *, server: bool) -> bytes:
+    """The signed content: 64 spaces, the context string, a zero byte, the transcript hash."""
+    context = _SERVER_CONTEXT if server else _CLIENT_CONTEXT
+    return b" " * 64 + context + b"\x00" + transcript_hash
+
+
+def schemes_for_key(key: PrivateKey | PublicKey) -> list[SignatureScheme]:
+    """The CertificateVerify schemes a key can produce/verify, in default preference order."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return [s for s, (curve, _) in _ECDSA.items() if key.curve.name == curve]
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return list(_RSA_PSS)
+    return [SignatureScheme.ed25519]
+
+
+def choose_scheme(key: PrivateKey, peer_schemes: list[int], our_schemes: list[int]) -> int | None:
+    """The first of ``our_schemes`` usable with ``key`` that the peer offered, or None."""
+    usable = set(schemes_for_key(key)) & set(peer_schemes)
+    return next((s for s in our_schemes if s in usable), None)
+
+
+def sign(key: PrivateKey, scheme: int, content: bytes) -> bytes:
+    """Sign ``content`` with ``scheme`` (which must be one of :func:`schemes_for_key`)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(content)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(content, ec.ECDSA(_ECDSA[SignatureScheme(scheme)][1]))
+    pss, algorithm = _pss(scheme)
+    return key.sign(content, pss, algorithm)
+
+
+def verify_signature(
+    public_key: object, scheme: int, signature: bytes, content: bytes, allowed: list[int]
+) -> None:
+    """Check a CertificateVerify signature.
+
+    Raises TLSAlert: illegal_parameter when ``scheme`` was not offered or does not fit the key,
+    decrypt_error when the signature is wrong (RFC 8446 §4.4.3).
+    """
+    if not isinstance(public_key, PublicKey):
+        raise alert(AlertDescription.unsupported_certificate, "unsupported certificate key type")
+    if scheme not in allowed or scheme not in schemes_for_key(public_key):
+        raise alert(AlertDescription.illegal_parameter, f"signature scheme {scheme:#06x} not acceptable")
+    try:
+        if isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, content)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, content, ec.ECDSA(_ECDSA[SignatureScheme(scheme)][1]))
+        else:
+            pss, algorithm = _pss(scheme)
+            public_key.verify(signature, content, pss, algorithm)
+    except (InvalidSignature, ValueError):
+        raise alert(AlertDescription.decrypt_error, "bad CertificateVerify signature") from None
+
+
+def parse_certificates(ders: list[bytes]) -> list[x509.Certificate]:
+    """DER certificates from a Certificate message; unparsable ones -> bad_certificate."""
+    try:
+        return [x509.load_der_x509_certificate(der) for der in ders]
+    except ValueError:
+        raise alert(AlertDescription.bad_certificate, "unparsable certificate") from None

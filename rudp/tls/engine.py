@@ -1,0 +1,209 @@
+"""The interface shared by the sans-IO TLS client and server engines, and what QUIC gets from them.
+
+Owns: :class:`EncryptionLevel`, :class:`KeyEvent` (the secrets QUIC installs, in order, RFC 9001
+§4.1.4), and :class:`TlsEngine`, the common machinery — per-level reassembly of CRYPTO bytes into
+handshake messages, dispatch through a table of the messages expected in each state (anything else
+is unexpected_message), outgoing bytes per level, key events, the key log, and the guarantee that
+:meth:`TlsEngine.receive` raises nothing but :class:`rudp.errors.TransportError` (a TLSAlert, or
+CRYPTO_BUFFER_EXCEEDED for an oversized message).
+
+No clocks, sockets or global randomness: randomness comes from the injectable ``randbytes`` and
+POSIX time from ``TlsConfig.wall_clock``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from enum import IntEnum, StrEnum
+from typing import Any, NamedTuple
+
+from cryptography import x509
+
+from rudp.crypto.suites import SUITE_HASH, CipherSuite
+from rudp.errors import DecodeError, TransportError
+from rudp.tls.alerts import AlertDescription, alert
+from rudp.tls.config import TlsConfig
+from rudp.tls.key_schedule import KeySchedule, Transcript
+from rudp.tls.keylog import keylog_line
+from rudp.tls.messages import HandshakeReassembler, RawMessage
+
+RandBytes = Callable[[int], bytes]
+Handler = Callable[[RawMessage, float], None]
+
+
+class EncryptionLevel(IntEnum):
+    """QUIC encryption levels (RFC 9001 §4): CRYPTO data and keys are per level."""
+
+    INITIAL = 0
+    EARLY_DATA = 1
+    HANDSHAKE = 2
+    APPLICATION = 3
+
+
+class Direction(StrEnum):
+    """Which side of a key: decrypting what the peer sends, or encrypting what we send."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class KeyEvent(NamedTuple):
+    """A traffic secret for QUIC to install (it derives the packet and header keys, RFC 9001 §5.1)."""
+
+    level: EncryptionLevel
+    direction: Direction
+    cipher_suite: CipherSuite
+    secret: bytes
+
+
+class TlsEngine:
+    """Common state and plumbing of :class:`~rudp.tls.client.TlsClient` and
+    :class:`~rudp.tls.server.TlsServer`.
+
+    Use: call :meth:`start`, then :meth:`receive` for each CRYPTO chunk; after every call, drain
+    :meth:`key_events` (install those keys first) and :meth:`data_to_send`.
+    """
+
+    is_client = False
+
+    def __init__(
+        self, config: TlsConfig, transport_parameters: bytes, *, randbytes: RandBytes = os.urandom
+    ) -> None:
+        self.config = config
+        self.transport_parameters = transport_parameters
+        self._randbytes = randbytes
+        #: True once the peer's Finished has been verified and ours sent
+        self.handshake_complete = False
+        #: the negotiated ALPN protocol
+        self.alpn_protocol: str | None = None
+        #: True when the handshake resumed a session from a ticket (PSK accepted)
+        self.session_resumed = False
+        #: True when the server accepted 0-RTT (on the client: learnt from EncryptedExtensions)
+        self.early_data_accepted = False
+        #: the peer's quic_transport_parameters extension content
+        self.peer_transport_parameters: bytes | None = None
+        #: the peer's leaf certificate and the whole chain it sent
+        self.peer_certificate: x509.Certificate | None = None
+        self.peer_certificate_chain: list[x509.Certificate] = []
+        #: the negotiated cipher suite (set when the ServerHello is sent/received)
+        self.cipher_suite: CipherSuite | None = None
+        #: SNI: sent by the client, received by the server
+        self.server_name: str | None = None
+        self.client_random = b""
+        self._transcript = Transcript()
+        self._schedule: KeySchedule | None = None
+        self._inbound = {level: HandshakeReassembler() for level in EncryptionLevel}
+        self._outbound: dict[EncryptionLevel, bytearray] = {}
+        self._key_events: list[KeyEvent] = []
+        self._error: TransportError | None = None
+
+    # -- public surface ------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Begin the handshake (the client emits its ClientHello; a no-op on the server)."""
+
+    def receive(self, level: EncryptionLevel, data: bytes, now: float) -> None:
+        """Feed in-order CRYPTO bytes of ``level``; partial messages are buffered.
+
+        ``now`` is the caller's clock (kept for the sans-IO calling convention); calendar time comes
+        from ``config.wall_clock``.
+
+        Raises:
+            TransportError: a :class:`~rudp.errors.TLSAlert` on any handshake failure (QUIC closes
+                with CRYPTO_ERROR 0x100 + alert), or CRYPTO_BUFFER_EXCEEDED. After a failure every
+                further call raises the same error.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            inbound = self._inbound[EncryptionLevel(level)]
+            inbound.feed(data)
+            while (message := inbound.next_message()) is not None:
+                self._dispatch(EncryptionLevel(level), message, now)
+            self._check_leftovers()
+        except DecodeError as exc:
+            self._error = alert(AlertDescription.decode_error, exc.reason)
+            raise self._error from None
+        except TransportError as exc:
+            self._error = exc
+            raise
+        except Exception as exc:
+            self._error = alert(AlertDescription.internal_error, f"{type(exc).__name__}: {exc}")
+            raise self._error from exc
+
+    def data_to_send(self) -> list[tuple[EncryptionLevel, bytes]]:
+        """Drain the handshake bytes to send, per level, in level order."""
+        out = [(level, bytes(self._outbound[level])) for level in sorted(self._outbound)]
+        self._outbound.clear()
+        return out
+
+    def key_events(self) -> list[KeyEvent]:
+        """Drain the secrets to install, in the order QUIC must install them (RFC 9001 §4.1.4)."""
+        events, self._key_events = self._key_events, []
+        return events
+
+    @property
+    def failed(self) -> TransportError | None:
+        """The error that ended the handshake, if any."""
+        return self._error
+
+    # -- for subclasses --------------------------------------------------------------------------------
+
+    def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
+        """Message types acceptable in the current state, with their level and handler."""
+        raise NotImplementedError
+
+    def _dispatch(self, level: EncryptionLevel, message: RawMessage, now: float) -> None:
+        entry = self._expected().get(message.msg_type)
+        if entry is None or entry[0] != level:
+            raise alert(
+                AlertDescription.unexpected_message,
+                f"unexpected handshake message {message.msg_type} at level {level.name}",
+            )
+        entry[1](message, now)
+
+    def _check_leftovers(self) -> None:
+        # RFC 8446 §5.1: handshake messages must not span key changes; bytes left at a level
+        # where no message is expected any more are an error.
+        live = {level for level, _ in self._expected().values()}
+        for level, inbound in self._inbound.items():
+            if len(inbound) and level not in live:
+                raise alert(AlertDescription.unexpected_message, f"stray data at level {level.name}")
+
+    def _send(self, level: EncryptionLevel, raw: bytes, *, transcript: bool = True) -> None:
+        self._outbound.setdefault(level, bytearray()).extend(raw)
+        if transcript:
+            self._transcript.add(raw)
+
+    def _install(self, level: EncryptionLevel, direction: Direction, secret: bytes) -> None:
+        if self.cipher_suite is None:
+            raise alert(AlertDescription.internal_error, "no cipher suite yet")
+        self._install_with(level, direction, self.cipher_suite, secret)
+
+    def _install_with(
+        self, level: EncryptionLevel, direction: Direction, suite: CipherSuite, secret: bytes
+    ) -> None:
+        self._key_events.append(KeyEvent(level, direction, suite, secret))
+
+    def _keylog(self, label: str, secret: bytes) -> None:
+        if self.config.keylog is not None:
+            self.config.keylog(keylog_line(label, self.client_random, secret))
+
+    def _hash_name(self) -> str:
+        if self.cipher_suite is None:
+            raise alert(AlertDescription.internal_error, "no cipher suite yet")
+        return SUITE_HASH[self.cipher_suite]
+
+    def _key_schedule(self) -> KeySchedule:
+        if self._schedule is None:
+            raise alert(AlertDescription.internal_error, "no key schedule yet")
+        return self._schedule
+
+    @staticmethod
+    def _decode_alpn(protocol: bytes) -> str:
+        return protocol.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        state: Any = getattr(self, "_state", None)
+        return f"<{type(self).__name__} state={getattr(state, 'name', state)}>"

@@ -1,0 +1,361 @@
+"""TLS 1.3 extension code points and the codecs of each extension's payload (RFC 8446 §4.2).
+
+Owns: the ExtensionType/NamedGroup/PskKeyExchangeMode tables, the extension block framing (with the
+"no duplicates" rule) and one encode/decode pair per extension payload used by QUIC: server_name,
+supported_groups, signature_algorithms, ALPN, supported_versions, key_share, psk_key_exchange_modes,
+pre_shared_key, early_data, cookie and quic_transport_parameters (opaque bytes owned by QUIC).
+
+Decoders read through :class:`rudp.codec.buffer.Reader`, so truncation raises DecodeError; the message
+layer turns that into the decode_error alert. Every decoder rejects trailing bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Final
+
+from rudp.codec.buffer import BytesLike, Reader, Writer
+from rudp.errors import DecodeError
+from rudp.tls.alerts import AlertDescription, alert
+
+#: TLS 1.3 in supported_versions (RFC 8446 §4.2.1)
+TLS13: Final = 0x0304
+#: legacy_version of ClientHello and ServerHello (RFC 8446 §4.1.2)
+LEGACY_VERSION: Final = 0x0303
+
+
+class ExtensionType(IntEnum):
+    """Extension code points used here (RFC 8446 §4.2, RFC 7301, RFC 9001 §8.2)."""
+
+    server_name = 0
+    supported_groups = 10
+    signature_algorithms = 13
+    application_layer_protocol_negotiation = 16
+    pre_shared_key = 41
+    early_data = 42
+    supported_versions = 43
+    cookie = 44
+    psk_key_exchange_modes = 45
+    certificate_authorities = 47
+    post_handshake_auth = 49
+    signature_algorithms_cert = 50
+    key_share = 51
+    quic_transport_parameters = 57
+
+
+class NamedGroup(IntEnum):
+    """Key exchange groups (RFC 8446 §4.2.7)."""
+
+    secp256r1 = 0x0017
+    secp384r1 = 0x0018
+    x25519 = 0x001D
+
+
+class PskKeyExchangeMode(IntEnum):
+    """psk_key_exchange_modes values (RFC 8446 §4.2.9)."""
+
+    psk_ke = 0
+    psk_dhe_ke = 1
+
+
+Extensions = list[tuple[int, bytes]]
+
+
+def finish(reader: Reader) -> None:
+    """Raise DecodeError when ``reader`` has bytes left (strict length checks everywhere)."""
+    if not reader.eof():
+        raise DecodeError("trailing bytes", reader.error_code)
+
+
+def pull_extensions(reader: Reader) -> Extensions:
+    """Read an ``Extension extensions<0..2^16-1>`` block (RFC 8446 §4.2).
+
+    Raises illegal_parameter on a duplicated extension type ("MUST NOT be more than one").
+    """
+    block = reader.sub_reader(reader.pull_uint16())
+    out: Extensions = []
+    seen: set[int] = set()
+    while not block.eof():
+        ext_type = block.pull_uint16()
+        data = bytes(block.pull_block(2))
+        if ext_type in seen:
+            raise alert(AlertDescription.illegal_parameter, f"duplicate extension {ext_type}")
+        seen.add(ext_type)
+        out.append((ext_type, data))
+    return out
+
+
+def push_extensions(writer: Writer, extensions: Extensions) -> None:
+    """Write an extension block with its 2-byte length."""
+    with writer.block(2):
+        for ext_type, data in extensions:
+            writer.push_uint16(ext_type)
+            writer.push_block(2, data)
+
+
+# -- lists of uint16 (supported_groups §4.2.7, signature_algorithms §4.2.3) ------------------------
+
+
+def encode_uint16_list(values: list[int]) -> bytes:
+    """``uint16 list<2..2^16-2>``."""
+    w = Writer()
+    with w.block(2):
+        for value in values:
+            w.push_uint16(value)
+    return w.getvalue()
+
+
+def decode_uint16_list(data: BytesLike) -> list[int]:
+    """Inverse of :func:`encode_uint16_list`; the list must be non-empty and of even length."""
+    r = Reader(data)
+    block = r.pull_block(2)
+    finish(r)
+    if not block or len(block) % 2:
+        raise DecodeError("bad uint16 list")
+    return [int.from_bytes(block[i : i + 2], "big") for i in range(0, len(block), 2)]
+
+
+# -- supported_versions (RFC 8446 §4.2.1) -------------------------------------------------------------
+
+
+def encode_client_versions(versions: list[int]) -> bytes:
+    """ClientHello form: ``ProtocolVersion versions<2..254>``."""
+    w = Writer()
+    with w.block(1):
+        for version in versions:
+            w.push_uint16(version)
+    return w.getvalue()
+
+
+def decode_client_versions(data: BytesLike) -> list[int]:
+    """Inverse of :func:`encode_client_versions`."""
+    r = Reader(data)
+    block = r.pull_block(1)
+    finish(r)
+    if not block or len(block) % 2:
+        raise DecodeError("bad supported_versions")
+    return [int.from_bytes(block[i : i + 2], "big") for i in range(0, len(block), 2)]
+
+
+def decode_uint16(data: BytesLike) -> int:
+    """A payload made of exactly one uint16 (selected_version, HRR group, selected_identity)."""
+    r = Reader(data)
+    value = r.pull_uint16()
+    finish(r)
+    return value
+
+
+def encode_uint16(value: int) -> bytes:
+    """Inverse of :func:`decode_uint16`."""
+    return value.to_bytes(2, "big")
+
+
+# -- server_name (RFC 6066 §3) ----------------------------------------------------------------------
+
+
+def encode_server_name(host: str) -> bytes:
+    """A ServerNameList holding one host_name entry."""
+    w = Writer()
+    with w.block(2):
+        w.push_uint8(0)  # NameType host_name
+        w.push_block(2, host.encode("ascii"))
+    return w.getvalue()
+
+
+def decode_server_name(data: BytesLike) -> str | None:
+    """Return the host_name of a ServerNameList (None for the empty acknowledgement form)."""
+    if len(data) == 0:
+        return None
+    r = Reader(data)
+    names = r.sub_reader(r.pull_uint16())
+    finish(r)
+    host: str | None = None
+    while not names.eof():
+        name_type = names.pull_uint8()
+        name = bytes(names.pull_block(2))
+        if name_type == 0:
+            if host is not None or not name:
+                raise alert(AlertDescription.illegal_parameter, "bad server_name")
+            try:
+                host = name.decode("ascii")
+            except UnicodeDecodeError:
+                raise alert(AlertDescription.decode_error, "non-ASCII server_name") from None
+    if host is None:
+        raise DecodeError("empty server_name list")
+    return host
+
+
+# -- ALPN (RFC 7301 §3.1) ---------------------------------------------------------------------------
+
+
+def encode_alpn(protocols: list[bytes]) -> bytes:
+    """``ProtocolName protocol_name_list<2..2^16-1>``."""
+    w = Writer()
+    with w.block(2):
+        for proto in protocols:
+            w.push_block(1, proto)
+    return w.getvalue()
+
+
+def decode_alpn(data: BytesLike) -> list[bytes]:
+    """Inverse of :func:`encode_alpn`; empty names and empty lists are decode errors."""
+    r = Reader(data)
+    block = r.sub_reader(r.pull_uint16())
+    finish(r)
+    protocols: list[bytes] = []
+    while not block.eof():
+        name = bytes(block.pull_block(1))
+        if not name:
+            raise DecodeError("empty ALPN protocol name")
+        protocols.append(name)
+    if not protocols:
+        raise DecodeError("empty ALPN list")
+    return protocols
+
+
+# -- key_share (RFC 8446 §4.2.8) --------------------------------------------------------------------
+
+
+def encode_client_key_shares(shares: list[tuple[int, bytes]]) -> bytes:
+    """``KeyShareEntry client_shares<0..2^16-1>``."""
+    w = Writer()
+    with w.block(2):
+        for group, key in shares:
+            w.push_uint16(group)
+            w.push_block(2, key)
+    return w.getvalue()
+
+
+def decode_client_key_shares(data: BytesLike) -> list[tuple[int, bytes]]:
+    """Inverse of :func:`encode_client_key_shares`; a group may appear only once (illegal_parameter)."""
+    r = Reader(data)
+    block = r.sub_reader(r.pull_uint16())
+    finish(r)
+    shares: list[tuple[int, bytes]] = []
+    while not block.eof():
+        group = block.pull_uint16()
+        key = bytes(block.pull_block(2))
+        if not key:
+            raise DecodeError("empty key_exchange")
+        if any(g == group for g, _ in shares):
+            raise alert(AlertDescription.illegal_parameter, "duplicate key share group")
+        shares.append((group, key))
+    return shares
+
+
+def encode_server_key_share(group: int, key: bytes) -> bytes:
+    """ServerHello form: a single KeyShareEntry."""
+    return group.to_bytes(2, "big") + len(key).to_bytes(2, "big") + key
+
+
+def decode_server_key_share(data: BytesLike) -> tuple[int, bytes]:
+    """Inverse of :func:`encode_server_key_share`."""
+    r = Reader(data)
+    group = r.pull_uint16()
+    key = bytes(r.pull_block(2))
+    finish(r)
+    if not key:
+        raise DecodeError("empty key_exchange")
+    return group, key
+
+
+# -- psk_key_exchange_modes (RFC 8446 §4.2.9) ---------------------------------------------------------
+
+
+def encode_psk_modes(modes: list[int]) -> bytes:
+    """``PskKeyExchangeMode ke_modes<1..255>``."""
+    return bytes((len(modes), *modes))
+
+
+def decode_psk_modes(data: BytesLike) -> list[int]:
+    """Inverse of :func:`encode_psk_modes`."""
+    r = Reader(data)
+    block = r.pull_block(1)
+    finish(r)
+    if not block:
+        raise DecodeError("empty psk_key_exchange_modes")
+    return list(block)
+
+
+# -- pre_shared_key (RFC 8446 §4.2.11) ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OfferedPsks:
+    """The ClientHello pre_shared_key payload: identities with obfuscated ages, and their binders."""
+
+    identities: list[tuple[bytes, int]]
+    binders: list[bytes] = field(default_factory=list)
+
+    def binders_size(self) -> int:
+        """Size in bytes of the encoded binders list, length prefix included (what Truncate() drops)."""
+        return 2 + sum(1 + len(b) for b in self.binders)
+
+
+def encode_offered_psks(psks: OfferedPsks) -> bytes:
+    """``PskIdentity identities<7..2^16-1>; PskBinderEntry binders<33..2^16-1>``."""
+    w = Writer()
+    with w.block(2):
+        for identity, age in psks.identities:
+            w.push_block(2, identity)
+            w.push_uint32(age)
+    with w.block(2):
+        for binder in psks.binders:
+            w.push_block(1, binder)
+    return w.getvalue()
+
+
+def decode_offered_psks(data: BytesLike) -> OfferedPsks:
+    """Inverse of :func:`encode_offered_psks`; identity and binder counts must match."""
+    r = Reader(data)
+    ids = r.sub_reader(r.pull_uint16())
+    binders_block = r.sub_reader(r.pull_uint16())
+    finish(r)
+    identities: list[tuple[bytes, int]] = []
+    while not ids.eof():
+        identity = bytes(ids.pull_block(2))
+        identities.append((identity, ids.pull_uint32()))
+        if not identity:
+            raise DecodeError("empty PSK identity")
+    binders: list[bytes] = []
+    while not binders_block.eof():
+        binder = bytes(binders_block.pull_block(1))
+        if len(binder) < 32:
+            raise DecodeError("PSK binder too short")
+        binders.append(binder)
+    if not identities or len(identities) != len(binders):
+        raise alert(AlertDescription.illegal_parameter, "PSK identities and binders do not match")
+    return OfferedPsks(identities, binders)
+
+
+# -- early_data (RFC 8446 §4.2.10) and cookie (§4.2.2) ----------------------------------------------------
+
+
+def decode_empty(data: BytesLike) -> None:
+    """Payloads that must be empty (early_data in ClientHello/EncryptedExtensions)."""
+    if len(data):
+        raise DecodeError("extension must be empty")
+
+
+def encode_cookie(cookie: bytes) -> bytes:
+    """``opaque cookie<1..2^16-1>``."""
+    return len(cookie).to_bytes(2, "big") + cookie
+
+
+def decode_cookie(data: BytesLike) -> bytes:
+    """Inverse of :func:`encode_cookie`."""
+    r = Reader(data)
+    cookie = bytes(r.pull_block(2))
+    finish(r)
+    if not cookie:
+        raise DecodeError("empty cookie")
+    return cookie
+
+
+def decode_uint32(data: BytesLike) -> int:
+    """A payload of exactly one uint32 (max_early_data_size in NewSessionTicket)."""
+    r = Reader(data)
+    value = r.pull_uint32()
+    finish(r)
+    return value

@@ -1,0 +1,148 @@
+"""The TLS 1.3 key schedule and transcript hash (RFC 8446 §7.1, §4.4.1), for one cipher suite.
+
+Owns: :class:`Transcript` (the running handshake hash, including the HelloRetryRequest
+``message_hash`` substitution), :class:`KeySchedule` (Early -> Handshake -> Main secret chain and the
+traffic/binder/resumption secrets derived from it) and the Finished/binder HMAC. Packet keys are not
+derived here: QUIC turns the traffic secrets into AEAD/IV/HP keys itself (RFC 9001 §5.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final
+
+from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
+from rudp.crypto.suites import SUITE_HASH, CipherSuite
+from rudp.tls.messages import HandshakeType, frame
+
+#: labels of RFC 8446 §7.1 (HKDF-Expand-Label adds the "tls13 " prefix)
+LABEL_EXT_BINDER: Final = b"ext binder"
+LABEL_RES_BINDER: Final = b"res binder"
+LABEL_CLIENT_EARLY: Final = b"c e traffic"
+LABEL_CLIENT_HANDSHAKE: Final = b"c hs traffic"
+LABEL_SERVER_HANDSHAKE: Final = b"s hs traffic"
+LABEL_CLIENT_APP: Final = b"c ap traffic"
+LABEL_SERVER_APP: Final = b"s ap traffic"
+LABEL_EXPORTER: Final = b"exp master"
+LABEL_RESUMPTION: Final = b"res master"
+
+
+class Transcript:
+    """Transcript-Hash over the handshake messages (RFC 8446 §4.4.1).
+
+    The hash function is unknown until the server picks a suite, so messages are kept raw until
+    :meth:`set_hash` is called; from then on the hash is updated incrementally.
+    """
+
+    __slots__ = ("_hash", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+        self._hash: hashlib._Hash | None = None
+
+    @property
+    def hash_name(self) -> str | None:
+        """The hash name ("sha256" or "sha384") once chosen, else None."""
+        return None if self._hash is None else self._hash.name
+
+    def set_hash(self, name: str) -> None:
+        """Choose the hash (idempotent for the same name) and absorb the messages kept so far."""
+        if self._hash is not None:
+            return
+        self._hash = hashlib.new(name)
+        for raw in self._pending:
+            self._hash.update(raw)
+        self._pending.clear()
+
+    def add(self, raw: bytes) -> None:
+        """Append one whole handshake message (header included)."""
+        if self._hash is None:
+            self._pending.append(raw)
+        else:
+            self._hash.update(raw)
+
+    def digest(self, extra: bytes = b"", name: str | None = None) -> bytes:
+        """Transcript-Hash of the messages so far followed by ``extra`` (e.g. a truncated ClientHello).
+
+        ``name`` picks the hash while none is set yet (the client's PSK binders, §4.2.11.2).
+        """
+        if self._hash is not None:
+            h = self._hash.copy()
+        else:
+            h = hashlib.new(name or "sha256")
+            for raw in self._pending:
+                h.update(raw)
+        h.update(extra)
+        return h.digest()
+
+    def restart_after_retry(self, name: str) -> None:
+        """Replace ClientHello1 by ``message_hash`` = Hash(ClientHello1) (RFC 8446 §4.4.1).
+
+        Call when a HelloRetryRequest arrives, before adding the HRR itself; it also fixes the hash.
+        """
+        client_hello1 = self.digest(name=name) if self._hash is None else self._hash.digest()
+        self._pending.clear()
+        self._hash = hashlib.new(name)
+        self._hash.update(frame(HandshakeType.message_hash, client_hello1))
+
+
+def hmac_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
+    """Finished.verify_data and PSK binders: HMAC(finished_key, transcript hash) (RFC 8446 §4.4.4)."""
+    algorithm = hash_by_name(hash_name)
+    finished_key = hkdf_expand_label(algorithm, base_key, b"finished", b"", algorithm.digest_size)
+    return hmac.digest(finished_key, transcript_hash, hash_name)
+
+
+def resumption_psk(hash_name: str, resumption_secret: bytes, nonce: bytes) -> bytes:
+    """The PSK of a ticket: HKDF-Expand-Label(resumption_secret, "resumption", nonce) (§4.6.1)."""
+    algorithm = hash_by_name(hash_name)
+    return hkdf_expand_label(algorithm, resumption_secret, b"resumption", nonce, algorithm.digest_size)
+
+
+class KeySchedule:
+    """The secret chain of RFC 8446 §7.1 for one hash function.
+
+    Create it with the PSK (or None), then call :meth:`derive` for the secrets of the current stage,
+    :meth:`enter_handshake` with the (EC)DHE shared secret and :meth:`enter_main`.
+    """
+
+    __slots__ = ("_zero", "algorithm", "hash_name", "secret")
+
+    def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
+        self.hash_name = hash_name
+        self.algorithm = hash_by_name(hash_name)
+        self._zero = bytes(self.algorithm.digest_size)
+        #: the current stage's secret: Early Secret, then Handshake Secret, then Main Secret
+        self.secret = hkdf_extract(self.algorithm, self._zero, psk or self._zero)
+
+    @classmethod
+    def for_suite(cls, suite: CipherSuite, psk: bytes | None = None) -> KeySchedule:
+        """A key schedule with the hash of ``suite``."""
+        return cls(SUITE_HASH[suite], psk)
+
+    @property
+    def hash_length(self) -> int:
+        """Hash.length in bytes."""
+        return self.algorithm.digest_size
+
+    def derive(self, label: bytes, transcript_hash: bytes) -> bytes:
+        """Derive-Secret(current secret, label, messages) given Transcript-Hash(messages)."""
+        return hkdf_expand_label(self.algorithm, self.secret, label, transcript_hash, self.hash_length)
+
+    def binder_key(self, external: bool = False) -> bytes:
+        """binder_key from the Early Secret ("ext binder" or "res binder" over the empty transcript)."""
+        label = LABEL_EXT_BINDER if external else LABEL_RES_BINDER
+        return self.derive(label, hashlib.new(self.hash_name).digest())
+
+    def _next_stage(self, ikm: bytes) -> None:
+        derived = self.derive(b"derived", hashlib.new(self.hash_name).digest())
+        self.secret = hkdf_extract(self.algorithm, derived, ikm)
+
+    def enter_handshake(self, shared_secret: bytes) -> None:
+        """Early Secret -> Handshake Secret."""
+        self._next_stage(shared_secret)
+
+    def enter_main(self) -> None:
+        """Handshake Secret -> Main Secret."""
+        self._next_stage(self._zero)

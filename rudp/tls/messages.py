@@ -1,0 +1,564 @@
+"""TLS 1.3 handshake messages used by QUIC: dataclasses, encoders and strict decoders (RFC 8446 §4).
+
+Owns: HandshakeType, the message framing (``msg_type`` + uint24 length), one dataclass per message
+(ClientHello, ServerHello/HelloRetryRequest, EncryptedExtensions, CertificateRequest, Certificate,
+CertificateVerify, Finished, NewSessionTicket) and :class:`HandshakeReassembler`, which cuts a level's
+CRYPTO byte stream into whole messages.
+
+Every decoder takes the message body and raises only :class:`rudp.errors.TLSAlert`: truncation and
+trailing bytes become decode_error, structurally valid but forbidden values their specific alert.
+Extensions are decoded into typed fields; extensions this stack does not know are kept raw in
+``other_extensions`` (ClientHello) or rejected where the RFC says so (ServerHello).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Final, TypeVar
+
+from rudp.codec.buffer import Reader, Writer
+from rudp.errors import DecodeError, TLSAlert, TransportError, TransportErrorCode
+from rudp.tls import extensions as ext
+from rudp.tls.alerts import AlertDescription, alert
+from rudp.tls.extensions import Extensions, ExtensionType, OfferedPsks
+
+#: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3)
+HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+class HandshakeType(IntEnum):
+    """Handshake message types (RFC 8446 §4)."""
+
+    client_hello = 1
+    server_hello = 2
+    new_session_ticket = 4
+    end_of_early_data = 5
+    encrypted_extensions = 8
+    certificate = 11
+    certificate_request = 13
+    certificate_verify = 15
+    finished = 20
+    key_update = 24
+    message_hash = 254
+
+
+def frame(msg_type: int, body: bytes) -> bytes:
+    """Prefix ``body`` with the handshake header: type (1 byte) and length (3 bytes)."""
+    return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
+
+
+T = TypeVar("T")
+
+
+def decode_body(body: bytes, parse: Callable[[Reader], T]) -> T:
+    """Run ``parse`` over ``body``, requiring it to consume every byte; DecodeError -> decode_error."""
+    reader = Reader(body)
+    try:
+        value = parse(reader)
+        ext.finish(reader)
+    except TLSAlert:
+        raise
+    except DecodeError as exc:
+        raise alert(AlertDescription.decode_error, f"malformed handshake message: {exc.reason}") from None
+    return value
+
+
+def _payload(decoder: Callable[[bytes], T], data: bytes) -> T:
+    try:
+        return decoder(data)
+    except TLSAlert:
+        raise
+    except DecodeError as exc:
+        raise alert(AlertDescription.decode_error, f"malformed extension: {exc.reason}") from None
+
+
+# -- ClientHello (RFC 8446 §4.1.2) --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ClientHello:
+    """A ClientHello with the extensions this stack understands decoded into fields."""
+
+    random: bytes
+    cipher_suites: list[int]
+    legacy_session_id: bytes = b""
+    legacy_version: int = ext.LEGACY_VERSION
+    compression_methods: bytes = b"\x00"
+    server_name: str | None = None
+    supported_versions: list[int] | None = None
+    supported_groups: list[int] | None = None
+    signature_algorithms: list[int] | None = None
+    key_shares: list[tuple[int, bytes]] | None = None
+    alpn_protocols: list[bytes] | None = None
+    psk_modes: list[int] | None = None
+    early_data: bool = False
+    cookie: bytes | None = None
+    transport_parameters: bytes | None = None
+    pre_shared_key: OfferedPsks | None = None
+    other_extensions: Extensions = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """The whole handshake message; pre_shared_key, if any, is the last extension (§4.2.11)."""
+        exts: Extensions = []
+        if self.server_name is not None:
+            exts.append((ExtensionType.server_name, ext.encode_server_name(self.server_name)))
+        if self.supported_groups is not None:
+            exts.append((ExtensionType.supported_groups, ext.encode_uint16_list(self.supported_groups)))
+        if self.signature_algorithms is not None:
+            sig = ext.encode_uint16_list(self.signature_algorithms)
+            exts.append((ExtensionType.signature_algorithms, sig))
+        if self.alpn_protocols is not None:
+            alpn = ext.encode_alpn(self.alpn_protocols)
+            exts.append((ExtensionType.application_layer_protocol_negotiation, alpn))
+        if self.transport_parameters is not None:
+            exts.append((ExtensionType.quic_transport_parameters, self.transport_parameters))
+        if self.supported_versions is not None:
+            versions = ext.encode_client_versions(self.supported_versions)
+            exts.append((ExtensionType.supported_versions, versions))
+        if self.psk_modes is not None:
+            exts.append((ExtensionType.psk_key_exchange_modes, ext.encode_psk_modes(self.psk_modes)))
+        if self.key_shares is not None:
+            exts.append((ExtensionType.key_share, ext.encode_client_key_shares(self.key_shares)))
+        if self.cookie is not None:
+            exts.append((ExtensionType.cookie, ext.encode_cookie(self.cookie)))
+        if self.early_data:
+            exts.append((ExtensionType.early_data, b""))
+        exts.extend(self.other_extensions)
+        if self.pre_shared_key is not None:
+            exts.append((ExtensionType.pre_shared_key, ext.encode_offered_psks(self.pre_shared_key)))
+        w = Writer()
+        w.push_uint16(self.legacy_version)
+        w.push_bytes(self.random)
+        w.push_block(1, self.legacy_session_id)
+        with w.block(2):
+            for suite in self.cipher_suites:
+                w.push_uint16(suite)
+        w.push_block(1, self.compression_methods)
+        ext.push_extensions(w, exts)
+        return frame(HandshakeType.client_hello, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> ClientHello:
+        """Decode a ClientHello body (without the 4-byte handshake header)."""
+        return decode_body(body, cls._parse)
+
+    @classmethod
+    def _parse(cls, r: Reader) -> ClientHello:
+        legacy_version = r.pull_uint16()
+        random = r.pull_bytes(32)
+        session_id = bytes(r.pull_block(1))
+        suites_raw = r.pull_block(2)
+        if len(session_id) > 32 or not suites_raw or len(suites_raw) % 2:
+            raise DecodeError("bad ClientHello header")
+        suites = [int.from_bytes(suites_raw[i : i + 2], "big") for i in range(0, len(suites_raw), 2)]
+        compression = bytes(r.pull_block(1))
+        if not compression:
+            raise DecodeError("empty compression methods")
+        hello = cls(random, suites, session_id, legacy_version, compression)
+        raw_exts = ext.pull_extensions(r) if not r.eof() else []
+        for index, (ext_type, data) in enumerate(raw_exts):
+            hello._set_extension(ext_type, data)
+            if ext_type == ExtensionType.pre_shared_key and index != len(raw_exts) - 1:
+                raise alert(AlertDescription.illegal_parameter, "pre_shared_key is not the last extension")
+        return hello
+
+    def _set_extension(self, ext_type: int, data: bytes) -> None:
+        if ext_type == ExtensionType.server_name:
+            self.server_name = _payload(ext.decode_server_name, data)
+        elif ext_type == ExtensionType.supported_groups:
+            self.supported_groups = _payload(ext.decode_uint16_list, data)
+        elif ext_type == ExtensionType.signature_algorithms:
+            self.signature_algorithms = _payload(ext.decode_uint16_list, data)
+        elif ext_type == ExtensionType.application_layer_protocol_negotiation:
+            self.alpn_protocols = _payload(ext.decode_alpn, data)
+        elif ext_type == ExtensionType.quic_transport_parameters:
+            self.transport_parameters = data
+        elif ext_type == ExtensionType.supported_versions:
+            self.supported_versions = _payload(ext.decode_client_versions, data)
+        elif ext_type == ExtensionType.psk_key_exchange_modes:
+            self.psk_modes = _payload(ext.decode_psk_modes, data)
+        elif ext_type == ExtensionType.key_share:
+            self.key_shares = _payload(ext.decode_client_key_shares, data)
+        elif ext_type == ExtensionType.cookie:
+            self.cookie = _payload(ext.decode_cookie, data)
+        elif ext_type == ExtensionType.early_data:
+            _payload(ext.decode_empty, data)
+            self.early_data = True
+        elif ext_type == ExtensionType.pre_shared_key:
+            self.pre_shared_key = _payload(ext.decode_offered_psks, data)
+        else:
+            self.other_extensions.append((ext_type, data))
+
+
+# -- ServerHello and HelloRetryRequest (RFC 8446 §4.1.3, §4.1.4) ------------------------------------------
+
+_SERVER_HELLO_EXTS: Final = frozenset(
+    {ExtensionType.key_share, ExtensionType.pre_shared_key, ExtensionType.supported_versions}
+)
+_HRR_EXTS: Final = frozenset(
+    {ExtensionType.key_share, ExtensionType.cookie, ExtensionType.supported_versions}
+)
+
+
+@dataclass(slots=True)
+class ServerHello:
+    """A ServerHello, or a HelloRetryRequest when ``random`` is :data:`HRR_RANDOM`.
+
+    ``key_share`` is the server's (group, public key) in a ServerHello; ``selected_group`` is the
+    group asked for by a HelloRetryRequest.
+    """
+
+    random: bytes
+    cipher_suite: int
+    legacy_session_id_echo: bytes = b""
+    legacy_version: int = ext.LEGACY_VERSION
+    compression_method: int = 0
+    selected_version: int | None = ext.TLS13
+    key_share: tuple[int, bytes] | None = None
+    selected_group: int | None = None
+    selected_identity: int | None = None
+    cookie: bytes | None = None
+
+    @property
+    def is_retry_request(self) -> bool:
+        """True for a HelloRetryRequest."""
+        return self.random == HRR_RANDOM
+
+    def encode(self) -> bytes:
+        """The whole handshake message."""
+        exts: Extensions = []
+        if self.selected_version is not None:
+            exts.append((ExtensionType.supported_versions, ext.encode_uint16(self.selected_version)))
+        if self.key_share is not None:
+            exts.append((ExtensionType.key_share, ext.encode_server_key_share(*self.key_share)))
+        if self.selected_group is not None:
+            exts.append((ExtensionType.key_share, ext.encode_uint16(self.selected_group)))
+        if self.cookie is not None:
+            exts.append((ExtensionType.cookie, ext.encode_cookie(self.cookie)))
+        if self.selected_identity is not None:
+            exts.append((ExtensionType.pre_shared_key, ext.encode_uint16(self.selected_identity)))
+        w = Writer()
+        w.push_uint16(self.legacy_version)
+        w.push_bytes(self.random)
+        w.push_block(1, self.legacy_session_id_echo)
+        w.push_uint16(self.cipher_suite)
+        w.push_uint8(self.compression_method)
+        ext.push_extensions(w, exts)
+        return frame(HandshakeType.server_hello, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> ServerHello:
+        """Decode a ServerHello/HelloRetryRequest body; unexpected extensions -> unsupported_extension."""
+        return decode_body(body, cls._parse)
+
+    @classmethod
+    def _parse(cls, r: Reader) -> ServerHello:
+        legacy_version = r.pull_uint16()
+        random = r.pull_bytes(32)
+        session_id = bytes(r.pull_block(1))
+        suite = r.pull_uint16()
+        compression = r.pull_uint8()
+        hello = cls(random, suite, session_id, legacy_version, compression, selected_version=None)
+        allowed = _HRR_EXTS if hello.is_retry_request else _SERVER_HELLO_EXTS
+        for ext_type, data in ext.pull_extensions(r):
+            if ext_type not in allowed:
+                raise alert(AlertDescription.unsupported_extension, f"extension {ext_type} in ServerHello")
+            if ext_type == ExtensionType.supported_versions:
+                hello.selected_version = _payload(ext.decode_uint16, data)
+            elif ext_type == ExtensionType.key_share and hello.is_retry_request:
+                hello.selected_group = _payload(ext.decode_uint16, data)
+            elif ext_type == ExtensionType.key_share:
+                hello.key_share = _payload(ext.decode_server_key_share, data)
+            elif ext_type == ExtensionType.cookie:
+                hello.cookie = _payload(ext.decode_cookie, data)
+            else:
+                hello.selected_identity = _payload(ext.decode_uint16, data)
+        return hello
+
+
+# -- EncryptedExtensions (RFC 8446 §4.3.1) --------------------------------------------------------------
+
+#: extensions that are recognised but never allowed in EncryptedExtensions (RFC 8446 §4.2 table)
+_FORBIDDEN_IN_EE: Final = frozenset(
+    {
+        ExtensionType.key_share,
+        ExtensionType.pre_shared_key,
+        ExtensionType.supported_versions,
+        ExtensionType.psk_key_exchange_modes,
+        ExtensionType.cookie,
+        ExtensionType.signature_algorithms,
+        ExtensionType.signature_algorithms_cert,
+        ExtensionType.post_handshake_auth,
+        ExtensionType.certificate_authorities,
+    }
+)
+
+
+@dataclass(slots=True)
+class EncryptedExtensions:
+    """EncryptedExtensions: ALPN, QUIC transport parameters, early_data acceptance, SNI ack."""
+
+    alpn_protocol: bytes | None = None
+    transport_parameters: bytes | None = None
+    early_data: bool = False
+    server_name_ack: bool = False
+    supported_groups: list[int] | None = None
+    other_extensions: Extensions = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """The whole handshake message."""
+        exts: Extensions = []
+        if self.server_name_ack:
+            exts.append((ExtensionType.server_name, b""))
+        if self.supported_groups is not None:
+            exts.append((ExtensionType.supported_groups, ext.encode_uint16_list(self.supported_groups)))
+        if self.alpn_protocol is not None:
+            alpn = ext.encode_alpn([self.alpn_protocol])
+            exts.append((ExtensionType.application_layer_protocol_negotiation, alpn))
+        if self.early_data:
+            exts.append((ExtensionType.early_data, b""))
+        if self.transport_parameters is not None:
+            exts.append((ExtensionType.quic_transport_parameters, self.transport_parameters))
+        exts.extend(self.other_extensions)
+        w = Writer()
+        ext.push_extensions(w, exts)
+        return frame(HandshakeType.encrypted_extensions, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> EncryptedExtensions:
+        """Decode an EncryptedExtensions body; forbidden extensions -> illegal_parameter."""
+        return decode_body(body, cls._parse)
+
+    @classmethod
+    def _parse(cls, r: Reader) -> EncryptedExtensions:
+        msg = cls()
+        for ext_type, data in ext.pull_extensions(r):
+            if ext_type in _FORBIDDEN_IN_EE:
+                raise alert(
+                    AlertDescription.illegal_parameter, f"extension {ext_type} in EncryptedExtensions"
+                )
+            if ext_type == ExtensionType.application_layer_protocol_negotiation:
+                protocols = _payload(ext.decode_alpn, data)
+                if len(protocols) != 1:
+                    raise alert(AlertDescription.illegal_parameter, "server selected several protocols")
+                msg.alpn_protocol = protocols[0]
+            elif ext_type == ExtensionType.quic_transport_parameters:
+                msg.transport_parameters = data
+            elif ext_type == ExtensionType.early_data:
+                _payload(ext.decode_empty, data)
+                msg.early_data = True
+            elif ext_type == ExtensionType.server_name:
+                _payload(ext.decode_empty, data)
+                msg.server_name_ack = True
+            elif ext_type == ExtensionType.supported_groups:
+                msg.supported_groups = _payload(ext.decode_uint16_list, data)
+            else:
+                msg.other_extensions.append((ext_type, data))
+        return msg
+
+
+# -- Authentication messages (RFC 8446 §4.3.2, §4.4) -----------------------------------------------------
+
+
+@dataclass(slots=True)
+class CertificateRequest:
+    """CertificateRequest: a context and the signature schemes the server accepts (§4.3.2)."""
+
+    context: bytes = b""
+    signature_algorithms: list[int] = field(default_factory=list)
+    other_extensions: Extensions = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """The whole handshake message."""
+        w = Writer()
+        w.push_block(1, self.context)
+        exts: Extensions = [
+            (ExtensionType.signature_algorithms, ext.encode_uint16_list(self.signature_algorithms))
+        ]
+        ext.push_extensions(w, exts + self.other_extensions)
+        return frame(HandshakeType.certificate_request, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateRequest:
+        """Decode; signature_algorithms is mandatory (missing_extension)."""
+        msg = decode_body(body, cls._parse)
+        if not msg.signature_algorithms:
+            raise alert(AlertDescription.missing_extension, "CertificateRequest without signature_algorithms")
+        return msg
+
+    @classmethod
+    def _parse(cls, r: Reader) -> CertificateRequest:
+        msg = cls(bytes(r.pull_block(1)))
+        for ext_type, data in ext.pull_extensions(r):
+            if ext_type == ExtensionType.signature_algorithms:
+                msg.signature_algorithms = _payload(ext.decode_uint16_list, data)
+            else:
+                msg.other_extensions.append((ext_type, data))
+        return msg
+
+
+@dataclass(slots=True)
+class CertificateMessage:
+    """Certificate (§4.4.2): DER X.509 entries, leaf first, each with its raw extensions block."""
+
+    context: bytes = b""
+    certificates: list[bytes] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        """The whole handshake message (entries carry no extensions)."""
+        w = Writer()
+        w.push_block(1, self.context)
+        with w.block(3):
+            for der in self.certificates:
+                w.push_block(3, der)
+                w.push_uint16(0)
+        return frame(HandshakeType.certificate, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateMessage:
+        """Decode a Certificate body (entry extensions are parsed for framing, then ignored)."""
+        return decode_body(body, cls._parse)
+
+    @classmethod
+    def _parse(cls, r: Reader) -> CertificateMessage:
+        msg = cls(bytes(r.pull_block(1)))
+        entries = r.sub_reader(r.pull_uint24())
+        while not entries.eof():
+            der = bytes(entries.pull_block(3))
+            if not der:
+                raise DecodeError("empty certificate entry")
+            ext.pull_extensions(entries)
+            msg.certificates.append(der)
+        return msg
+
+
+@dataclass(slots=True)
+class CertificateVerify:
+    """CertificateVerify (§4.4.3): signature scheme and signature."""
+
+    algorithm: int
+    signature: bytes
+
+    def encode(self) -> bytes:
+        """The whole handshake message."""
+        w = Writer()
+        w.push_uint16(self.algorithm)
+        w.push_block(2, self.signature)
+        return frame(HandshakeType.certificate_verify, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> CertificateVerify:
+        """Decode a CertificateVerify body."""
+        return decode_body(body, lambda r: cls(r.pull_uint16(), bytes(r.pull_block(2))))
+
+
+@dataclass(slots=True)
+class Finished:
+    """Finished (§4.4.4): HMAC over the transcript; its length is the suite's hash length."""
+
+    verify_data: bytes
+
+    def encode(self) -> bytes:
+        """The whole handshake message."""
+        return frame(HandshakeType.finished, self.verify_data)
+
+    @classmethod
+    def decode(cls, body: bytes, hash_length: int) -> Finished:
+        """Decode; a body that is not exactly ``hash_length`` bytes is a decode_error."""
+        if len(body) != hash_length:
+            raise alert(AlertDescription.decode_error, "Finished of the wrong length")
+        return cls(body)
+
+
+# -- NewSessionTicket (RFC 8446 §4.6.1) -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NewSessionTicket:
+    """NewSessionTicket; ``max_early_data`` is the early_data extension value (None when absent)."""
+
+    lifetime: int
+    age_add: int
+    nonce: bytes
+    ticket: bytes
+    max_early_data: int | None = None
+
+    def encode(self) -> bytes:
+        """The whole handshake message."""
+        w = Writer()
+        w.push_uint32(self.lifetime)
+        w.push_uint32(self.age_add)
+        w.push_block(1, self.nonce)
+        w.push_block(2, self.ticket)
+        exts: Extensions = []
+        if self.max_early_data is not None:
+            exts.append((ExtensionType.early_data, self.max_early_data.to_bytes(4, "big")))
+        ext.push_extensions(w, exts)
+        return frame(HandshakeType.new_session_ticket, w.getvalue())
+
+    @classmethod
+    def decode(cls, body: bytes) -> NewSessionTicket:
+        """Decode a NewSessionTicket body (unknown extensions are ignored)."""
+        return decode_body(body, cls._parse)
+
+    @classmethod
+    def _parse(cls, r: Reader) -> NewSessionTicket:
+        msg = cls(r.pull_uint32(), r.pull_uint32(), bytes(r.pull_block(1)), bytes(r.pull_block(2)))
+        if not msg.ticket:
+            raise DecodeError("empty ticket")
+        for ext_type, data in ext.pull_extensions(r):
+            if ext_type == ExtensionType.early_data:
+                msg.max_early_data = _payload(ext.decode_uint32, data)
+        return msg
+
+
+# -- Reassembly of a CRYPTO stream into handshake messages (RFC 9001 §4.1.3) -------------------------------
+
+#: largest handshake message accepted (certificate chains are the big ones)
+MAX_MESSAGE_BYTES: Final = 1 << 16
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """One whole handshake message: its type, its body, and the raw bytes with the header."""
+
+    msg_type: int
+    body: bytes
+    raw: bytes
+
+
+class HandshakeReassembler:
+    """Buffers one encryption level's CRYPTO bytes and yields complete handshake messages."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        """Append ``data`` (in order; QUIC reorders CRYPTO frames before calling TLS)."""
+        self._buffer += data
+
+    def next_message(self) -> RawMessage | None:
+        """Pop the next whole message, or None when more bytes are needed.
+
+        Raises:
+            TransportError: CRYPTO_BUFFER_EXCEEDED when a message announces more than
+                :data:`MAX_MESSAGE_BYTES` (RFC 9000 §7.5).
+        """
+        buf = self._buffer
+        if len(buf) < 4:
+            return None
+        length = int.from_bytes(buf[1:4], "big")
+        if length > MAX_MESSAGE_BYTES:
+            raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "handshake message too large")
+        if len(buf) < 4 + length:
+            return None
+        raw = bytes(buf[: 4 + length])
+        del buf[: 4 + length]
+        return RawMessage(raw[0], raw[4:], raw)

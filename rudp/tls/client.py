@@ -36,6 +36,7 @@ from rudp.tls.certs import (
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
 from rudp.tls.extensions import LEGACY_VERSION, TLS13, OfferedPsks, PskKeyExchangeMode
+from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import KeyShare
 from rudp.tls.key_schedule import (
     LABEL_CLIENT_APP,
@@ -55,9 +56,7 @@ from rudp.tls.messages import (
     ClientHello,
     EncryptedExtensions,
     Finished,
-    HandshakeType,
     NewSessionTicket,
-    RawMessage,
     ServerHello,
 )
 from rudp.tls.tickets import MAX_TICKET_LIFETIME, QUIC_MAX_EARLY_DATA, SessionTicket

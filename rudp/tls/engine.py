@@ -24,9 +24,9 @@ from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.errors import DecodeError, TransportError
 from rudp.tls.alerts import AlertDescription, alert
 from rudp.tls.config import TlsConfig
+from rudp.tls.framing import HandshakeReassembler, RawMessage
 from rudp.tls.key_schedule import KeySchedule, Transcript
 from rudp.tls.keylog import keylog_line
-from rudp.tls.messages import HandshakeReassembler, RawMessage
 
 RandBytes = Callable[[int], bytes]
 Handler = Callable[[RawMessage, float], None]

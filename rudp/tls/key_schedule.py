@@ -14,7 +14,7 @@ from typing import Final
 
 from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
-from rudp.tls.messages import HandshakeType, frame
+from rudp.tls.framing import HandshakeType, frame
 
 #: labels of RFC 8446 §7.1 (HKDF-Expand-Label adds the "tls13 " prefix)
 LABEL_EXT_BINDER: Final = b"ext binder"

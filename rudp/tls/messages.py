@@ -1,9 +1,8 @@
 """TLS 1.3 handshake messages used by QUIC: dataclasses, encoders and strict decoders (RFC 8446 §4).
 
-Owns: HandshakeType, the message framing (``msg_type`` + uint24 length), one dataclass per message
-(ClientHello, ServerHello/HelloRetryRequest, EncryptedExtensions, CertificateRequest, Certificate,
-CertificateVerify, Finished, NewSessionTicket) and :class:`HandshakeReassembler`, which cuts a level's
-CRYPTO byte stream into whole messages.
+Owns one dataclass per message (ClientHello, ServerHello/HelloRetryRequest, EncryptedExtensions,
+CertificateRequest, Certificate, CertificateVerify, Finished, NewSessionTicket); the framing and the
+reassembly of CRYPTO bytes into messages are :mod:`rudp.tls.framing`.
 
 Every decoder takes the message body and raises only :class:`rudp.errors.TLSAlert`: truncation and
 trailing bytes become decode_error, structurally valid but forbidden values their specific alert.
@@ -15,54 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Final, TypeVar
 
 from rudp.codec.buffer import Reader, Writer
-from rudp.errors import DecodeError, TLSAlert, TransportError, TransportErrorCode
+from rudp.errors import DecodeError, TLSAlert
 from rudp.tls import extensions as ext
 from rudp.tls.alerts import AlertDescription, alert
 from rudp.tls.extensions import Extensions, ExtensionType, OfferedPsks
-
-#: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3)
-HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
-
-
-class HandshakeType(IntEnum):
-    """Handshake message types (RFC 8446 §4)."""
-
-    client_hello = 1
-    server_hello = 2
-    new_session_ticket = 4
-    end_of_early_data = 5
-    encrypted_extensions = 8
-    certificate = 11
-    certificate_request = 13
-    certificate_verify = 15
-    finished = 20
-    key_update = 24
-    message_hash = 254
-
-
-def frame(msg_type: int, body: bytes) -> bytes:
-    """Prefix ``body`` with the handshake header: type (1 byte) and length (3 bytes)."""
-    return bytes((msg_type,)) + len(body).to_bytes(3, "big") + body
-
+from rudp.tls.framing import HandshakeType, decode_body, frame
 
 T = TypeVar("T")
 
-
-def decode_body(body: bytes, parse: Callable[[Reader], T]) -> T:
-    """Run ``parse`` over ``body``, requiring it to consume every byte; DecodeError -> decode_error."""
-    reader = Reader(body)
-    try:
-        value = parse(reader)
-        ext.finish(reader)
-    except TLSAlert:
-        raise
-    except DecodeError as exc:
-        raise alert(AlertDescription.decode_error, f"malformed handshake message: {exc.reason}") from None
-    return value
+#: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3)
+HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 
 def _payload(decoder: Callable[[bytes], T], data: bytes) -> T:
@@ -512,53 +476,3 @@ class NewSessionTicket:
             if ext_type == ExtensionType.early_data:
                 msg.max_early_data = _payload(ext.decode_uint32, data)
         return msg
-
-
-# -- Reassembly of a CRYPTO stream into handshake messages (RFC 9001 §4.1.3) -------------------------------
-
-#: largest handshake message accepted (certificate chains are the big ones)
-MAX_MESSAGE_BYTES: Final = 1 << 16
-
-
-@dataclass(slots=True)
-class RawMessage:
-    """One whole handshake message: its type, its body, and the raw bytes with the header."""
-
-    msg_type: int
-    body: bytes
-    raw: bytes
-
-
-class HandshakeReassembler:
-    """Buffers one encryption level's CRYPTO bytes and yields complete handshake messages."""
-
-    __slots__ = ("_buffer",)
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def __len__(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        """Append ``data`` (in order; QUIC reorders CRYPTO frames before calling TLS)."""
-        self._buffer += data
-
-    def next_message(self) -> RawMessage | None:
-        """Pop the next whole message, or None when more bytes are needed.
-
-        Raises:
-            TransportError: CRYPTO_BUFFER_EXCEEDED when a message announces more than
-                :data:`MAX_MESSAGE_BYTES` (RFC 9000 §7.5).
-        """
-        buf = self._buffer
-        if len(buf) < 4:
-            return None
-        length = int.from_bytes(buf[1:4], "big")
-        if length > MAX_MESSAGE_BYTES:
-            raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "handshake message too large")
-        if len(buf) < 4 + length:
-            return None
-        raw = bytes(buf[: 4 + length])
-        del buf[: 4 + length]
-        return RawMessage(raw[0], raw[4:], raw)

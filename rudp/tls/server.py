@@ -29,6 +29,7 @@ from rudp.tls.certs import certificate_verify_content, choose_scheme, sign
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
 from rudp.tls.extensions import TLS13, PskKeyExchangeMode
+from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import SUPPORTED_GROUPS, KeyShare
 from rudp.tls.key_schedule import (
     LABEL_CLIENT_APP,
@@ -48,9 +49,7 @@ from rudp.tls.messages import (
     ClientHello,
     EncryptedExtensions,
     Finished,
-    HandshakeType,
     NewSessionTicket,
-    RawMessage,
     ServerHello,
 )
 from rudp.tls.tickets import QUIC_MAX_EARLY_DATA, TicketSealer, TicketState

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pki import Pki, make_pki
+from tests.tls.pki import Pki, make_pki
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pki import NOW_TS, Issued, Pki
-
 from rudp.tls import EncryptionLevel, KeyEvent, TlsClient, TlsConfig, TlsEngine, TlsServer
+from tests.tls.pki import NOW_TS, Issued, Pki
 
 CLIENT_TP = b"\x01\x02client-transport-parameters"
 SERVER_TP = b"\x03\x04server-transport-parameters"

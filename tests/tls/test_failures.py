@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pki import Pki, make_pki
-from support import Tamper, client_config, make_pair, server_config
 
 from rudp.errors import TLSAlert, TransportError, TransportErrorCode
 from rudp.tls import AlertDescription, EncryptionLevel, TlsClient, TlsServer
-from rudp.tls.messages import ClientHello, HandshakeType, frame
+from rudp.tls.framing import HandshakeType, frame
+from rudp.tls.messages import ClientHello
+from tests.tls.pki import Pki, make_pki
+from tests.tls.support import Tamper, client_config, make_pair, server_config
 
 
 def flip_last_byte(side: str, level: EncryptionLevel) -> Tamper:
@@ -22,7 +25,7 @@ def flip_last_byte(side: str, level: EncryptionLevel) -> Tamper:
     return tamper
 
 
-def expect_alert(pki: Pki, description: AlertDescription, tamper: Tamper | None = None, **kw: object) -> None:
+def expect_alert(pki: Pki, description: AlertDescription, tamper: Tamper | None = None, **kw: Any) -> None:
     client_kw = {k[7:]: v for k, v in kw.items() if k.startswith("client_")}
     server_kw = {k[7:]: v for k, v in kw.items() if k.startswith("server_")}
     pair = make_pair(client_config(pki, **client_kw), server_config(pki, **server_kw))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from pki import Pki
-from support import CLIENT_TP, SERVER_TP, Pair, client_config, make_pair, server_config
 
 from rudp.crypto.suites import CipherSuite
 from rudp.tls import Direction, EncryptionLevel, NamedGroup, SignatureScheme
+from tests.tls.pki import Pki
+from tests.tls.support import CLIENT_TP, SERVER_TP, Pair, client_config, make_pair, server_config
 
 
 def assert_keys_match(pair: Pair) -> None:

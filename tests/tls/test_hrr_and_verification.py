@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from pki import Pki
-from support import Clock, client_config, make_pair, server_config
 
 from rudp.errors import TLSAlert
 from rudp.tls import AlertDescription, EncryptionLevel, NamedGroup, TlsClient
 from rudp.tls.messages import HRR_RANDOM
+from tests.tls.pki import Pki
+from tests.tls.support import Clock, client_config, make_pair, server_config
 
 
 def test_hello_retry_request(pki: Pki) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pki import Pki
-from support import CLIENT_TP, SERVER_TP, client_config, server_config
 
 from rudp.crypto.suites import CipherSuite
 from rudp.tls import Direction, EncryptionLevel, TlsClient, TlsServer
+from tests.tls.pki import Pki
+from tests.tls.support import CLIENT_TP, SERVER_TP, client_config, server_config
 
 tls = pytest.importorskip("aioquic.tls")
 buffer = pytest.importorskip("aioquic.buffer")

@@ -6,8 +6,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from pki import Pki
-from support import SERVER_TP, Clock, Pair, client_config, make_pair, server_config
 
 from rudp.errors import TLSAlert, TransportError, TransportErrorCode
 from rudp.tls import (
@@ -19,8 +17,11 @@ from rudp.tls import (
     TicketStore,
     TlsConfig,
 )
-from rudp.tls.messages import HandshakeReassembler, HandshakeType, NewSessionTicket
+from rudp.tls.framing import HandshakeReassembler, HandshakeType
+from rudp.tls.messages import NewSessionTicket
 from rudp.tls.tickets import QUIC_MAX_EARLY_DATA
+from tests.tls.pki import Pki
+from tests.tls.support import SERVER_TP, Clock, Pair, client_config, make_pair, server_config
 
 
 def message_types(data: bytes) -> list[int]:

@@ -1,0 +1,1 @@
+"""Tests of the TLS 1.3 engine (rudp.tls)."""

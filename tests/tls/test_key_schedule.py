@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
 from rudp.tls import Direction, EncryptionLevel, keylog_file
+from rudp.tls.framing import HandshakeType, frame
 from rudp.tls.key_schedule import KeySchedule, Transcript, hmac_verify_data
 from rudp.tls.keylog import keylog_from_environment
-from rudp.tls.framing import HandshakeType, frame
 from tests.tls.pki import Pki
 from tests.tls.support import client_config, make_pair, server_config
 

@@ -414,4 +414,4 @@ def test_invalid_configs_rejected() -> None:
         {"burst_loss": DropRange(-1, 3)},
     ):
         with pytest.raises(ConfigError):
-            LinkConfig(**bad)  # type: ignore[arg-type]
+            LinkConfig(**bad)

@@ -1,0 +1,133 @@
+"""The congestion controller interface (RFC 9002 §7) and a base class with no-op defaults.
+
+Owns :class:`CongestionController` (the :class:`typing.Protocol` that loss recovery drives) and
+:class:`BaseCongestionController` (initial/minimum window, a fixed window and neutral hooks). It does
+not own loss detection, bytes-in-flight accounting or pacing timers: :mod:`rudp.quic.recovery` counts
+bytes in flight and passes them to :meth:`CongestionController.can_send`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from rudp.quic.rtt import RttEstimator
+    from rudp.quic.sent import SentPacket
+
+K_LOSS_REDUCTION_FACTOR: Final = 0.5
+"""Window multiplier on a congestion event (RFC 9002 §7.3.2, kLossReductionFactor)."""
+
+
+def initial_window(max_datagram_size: int) -> int:
+    """``min(10 * mds, max(14720, 2 * mds))`` bytes (RFC 9002 §7.2, kInitialWindow)."""
+    return min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
+
+
+def minimum_window(max_datagram_size: int) -> int:
+    """Two datagrams (RFC 9002 §7.2, kMinimumWindow)."""
+    return 2 * max_datagram_size
+
+
+@runtime_checkable
+class CongestionController(Protocol):
+    """What loss recovery needs from a congestion controller.
+
+    All times are seconds on the connection's clock; all sizes are bytes of QUIC packets (header and
+    AEAD tag included, UDP/IP overhead excluded). Hooks are called synchronously from the sans-IO core
+    and must not block or raise.
+    """
+
+    @property
+    def congestion_window(self) -> int:
+        """The current congestion window in bytes."""
+        ...
+
+    def on_packet_sent(self, packet: SentPacket, now: float) -> None:
+        """A packet was sent (called for every packet, in flight or not)."""
+        ...
+
+    def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
+        """Packets were newly acknowledged (ascending packet numbers; RTT already updated)."""
+        ...
+
+    def on_packets_lost(self, packets: list[SentPacket], now: float) -> None:
+        """Packets were declared lost (RFC 9002 §6.1); may start a congestion event."""
+        ...
+
+    def on_persistent_congestion(self, now: float) -> None:
+        """Persistent congestion was established (RFC 9002 §7.6); called after ``on_packets_lost``."""
+        ...
+
+    def on_ecn_ce(self, count: int, now: float) -> None:
+        """The peer reported ``count`` more ECN-CE marked packets (RFC 9002 §7.1)."""
+        ...
+
+    def on_path_change(self, now: float) -> None:
+        """The path changed (migration); the controller should restart (RFC 9000 §9.4)."""
+        ...
+
+    def can_send(self, bytes_in_flight: int) -> bool:
+        """True if a packet may be sent, ``bytes_in_flight`` counting that packet too.
+
+        Loss recovery passes the bytes that would be outstanding once the packet is sent. PTO probes
+        are sent regardless of the answer (RFC 9002 §7.5).
+        """
+        ...
+
+    def pacing_rate(self, rtt: RttEstimator) -> float | None:
+        """Desired pacing rate in bytes per second, or None for no pacing preference."""
+        ...
+
+    def metrics(self) -> dict[str, float]:
+        """Numbers worth logging (qlog ``metrics_updated``), e.g. ``cwnd`` and ``ssthresh``."""
+        ...
+
+
+class BaseCongestionController:
+    """A fixed-window controller: subclass it and override the hooks you need.
+
+    Every hook is a no-op; the window stays at the initial window (RFC 9002 §7.2) unless a subclass
+    changes :attr:`cwnd`. :meth:`can_send` compares bytes in flight (with the new packet) with the window, and
+    :meth:`pacing_rate` returns None (the pacer derives a rate from cwnd/srtt by default).
+    """
+
+    def __init__(self, max_datagram_size: int = 1200) -> None:
+        self.max_datagram_size = max_datagram_size
+        self.initial_window_bytes = initial_window(max_datagram_size)
+        self.minimum_window_bytes = minimum_window(max_datagram_size)
+        self.cwnd = self.initial_window_bytes
+
+    @property
+    def congestion_window(self) -> int:
+        """The current congestion window in bytes."""
+        return self.cwnd
+
+    def on_packet_sent(self, packet: SentPacket, now: float) -> None:
+        """No-op."""
+
+    def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
+        """No-op."""
+
+    def on_packets_lost(self, packets: list[SentPacket], now: float) -> None:
+        """No-op."""
+
+    def on_persistent_congestion(self, now: float) -> None:
+        """No-op."""
+
+    def on_ecn_ce(self, count: int, now: float) -> None:
+        """No-op."""
+
+    def on_path_change(self, now: float) -> None:
+        """No-op."""
+
+    def can_send(self, bytes_in_flight: int) -> bool:
+        """True while ``bytes_in_flight`` (including the new packet) fits the congestion window."""
+        return bytes_in_flight <= self.congestion_window
+
+    def pacing_rate(self, rtt: RttEstimator) -> float | None:
+        """None: no preference."""
+        return None
+
+    def metrics(self) -> dict[str, float]:
+        """``{"cwnd": ...}``."""
+        return {"cwnd": float(self.congestion_window)}

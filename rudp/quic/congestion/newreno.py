@@ -1,0 +1,112 @@
+"""NewReno congestion control as specified by RFC 9002 §7 and Appendix B.
+
+Owns the window arithmetic: slow start, congestion avoidance, the recovery period (one reduction per
+round trip) and the persistent-congestion collapse. It does not own loss detection or bytes in flight,
+which :mod:`rudp.quic.recovery` tracks and reports through the hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rudp.quic.congestion.base import K_LOSS_REDUCTION_FACTOR, BaseCongestionController
+
+if TYPE_CHECKING:
+    from rudp.quic.rtt import RttEstimator
+    from rudp.quic.sent import SentPacket
+
+
+class NewReno(BaseCongestionController):
+    """The RFC 9002 reference controller.
+
+    ``ssthresh`` is ``None`` (infinite) until the first congestion event. The controller is in slow
+    start while ``cwnd < ssthresh`` and in a recovery period while acknowledged packets were sent at or
+    before :attr:`recovery_start_at`. Application-limited periods are not detected: the window grows on
+    every acknowledgment outside recovery.
+    """
+
+    def __init__(self, max_datagram_size: int = 1200) -> None:
+        super().__init__(max_datagram_size)
+        self.ssthresh: int | None = None
+        self.recovery_start_at: float | None = None
+        self._avoidance_credit_bytes = 0
+        self._last_acked_sent_at: float | None = None
+        self.congestion_events = 0
+
+    @property
+    def in_slow_start(self) -> bool:
+        """True while the window is below the slow start threshold."""
+        return self.ssthresh is None or self.cwnd < self.ssthresh
+
+    def _in_recovery(self, sent_at: float) -> bool:
+        # RFC 9002 §7.3.2: packets sent before the recovery period started belong to the old round.
+        return self.recovery_start_at is not None and sent_at <= self.recovery_start_at
+
+    def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
+        """Grow the window: by the acked bytes in slow start, ~1 datagram per window otherwise."""
+        for packet in packets:
+            if not packet.in_flight:
+                continue
+            self._last_acked_sent_at = packet.sent_at
+            # RFC 9002 §7.3.2: no growth during a recovery period.
+            if self._in_recovery(packet.sent_at):
+                continue
+            if self.in_slow_start:
+                # RFC 9002 §7.3.1: slow start grows by the bytes acknowledged.
+                self.cwnd += packet.size_bytes
+                continue
+            # RFC 9002 §7.3.3 / RFC 3465 §2.1 byte counting: one max datagram per cwnd of bytes acked,
+            # kept in an integer credit so no fraction is lost to rounding.
+            self._avoidance_credit_bytes += packet.size_bytes
+            if self._avoidance_credit_bytes >= self.cwnd:
+                self._avoidance_credit_bytes -= self.cwnd
+                self.cwnd += self.max_datagram_size
+
+    def on_packets_lost(self, packets: list[SentPacket], now: float) -> None:
+        """Start a congestion event for the newest lost in-flight packet."""
+        last_sent_at: float | None = None
+        for packet in packets:
+            if packet.in_flight and (last_sent_at is None or packet.sent_at > last_sent_at):
+                last_sent_at = packet.sent_at
+        if last_sent_at is not None:
+            self._on_congestion_event(last_sent_at, now)
+
+    def on_ecn_ce(self, count: int, now: float) -> None:
+        """Treat newly CE-marked packets as a congestion event (RFC 9002 §7.1).
+
+        The recovery-period check uses the send time of the most recently acknowledged packet, which
+        loss recovery reports just before this hook.
+        """
+        if count > 0:
+            sent_at = self._last_acked_sent_at if self._last_acked_sent_at is not None else now
+            self._on_congestion_event(sent_at, now)
+
+    def _on_congestion_event(self, sent_at: float, now: float) -> None:
+        # RFC 9002 §7.3.2: at most one reduction per round trip.
+        if self._in_recovery(sent_at):
+            return
+        self.congestion_events += 1
+        self.recovery_start_at = now
+        self.ssthresh = int(self.cwnd * K_LOSS_REDUCTION_FACTOR)
+        self.cwnd = max(self.ssthresh, self.minimum_window_bytes)
+        self._avoidance_credit_bytes = 0
+
+    def on_persistent_congestion(self, now: float) -> None:
+        """Collapse to the minimum window (RFC 9002 §7.6.2) and leave the recovery period."""
+        self.cwnd = self.minimum_window_bytes
+        self.recovery_start_at = None
+        self._avoidance_credit_bytes = 0
+
+    def on_path_change(self, now: float) -> None:
+        """Restart from the initial window with no memory of the old path (RFC 9000 §9.4)."""
+        self.cwnd = self.initial_window_bytes
+        self.ssthresh = None
+        self.recovery_start_at = None
+        self._avoidance_credit_bytes = 0
+
+    def metrics(self) -> dict[str, float]:
+        """``cwnd``, ``ssthresh`` (omitted while infinite) and ``congestion_events``."""
+        out = {"cwnd": float(self.cwnd), "congestion_events": float(self.congestion_events)}
+        if self.ssthresh is not None:
+            out["ssthresh"] = float(self.ssthresh)
+        return out

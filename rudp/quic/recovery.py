@@ -1,0 +1,451 @@
+"""Loss detection and probe timeouts (RFC 9002 §6 and Appendix A).
+
+Owns the send side of the three packet number spaces: sent packets awaiting acknowledgment, bytes in
+flight, acknowledgment processing (RTT samples, loss by packet and time threshold, persistent
+congestion), the single loss-detection timer with PTO backoff and the handshake rules, and discarding a
+space's state. It does not own the window arithmetic (:mod:`rudp.quic.congestion`), the RTT formulas
+(:mod:`rudp.quic.rtt`), the receive side (:mod:`rudp.quic.spaces`) nor what a probe packet contains
+(the connection decides, given a :class:`ProbeRequest`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from rudp.codec.codes import FrameType
+from rudp.codec.frames import Ack
+from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.congestion.base import CongestionController
+from rudp.quic.rtt import K_GRANULARITY, RttEstimator
+from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
+
+K_PACKET_THRESHOLD: Final = 3
+"""Reordering threshold in packets before a packet is deemed lost (RFC 9002 §6.1.1)."""
+
+K_TIME_THRESHOLD: Final = 9 / 8
+"""Reordering threshold as a multiple of the RTT (RFC 9002 §6.1.2)."""
+
+K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
+"""Persistent congestion duration as a multiple of the PTO period (RFC 9002 §7.6.1)."""
+
+_SPACES: Final = (PacketSpace.INITIAL, PacketSpace.HANDSHAKE, PacketSpace.APPLICATION)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    """The PTO fired: send ``count`` ack-eliciting probe packets in ``space`` now (RFC 9002 §6.2.4).
+
+    New data is preferred, else data still unacknowledged, else a PING. ``count`` is 1 for the
+    client's anti-deadlock probe (RFC 9002 §6.2.2.1), 2 otherwise; probes ignore the congestion window.
+    """
+
+    space: PacketSpace
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryStats:
+    """A snapshot of loss-recovery counters and estimates."""
+
+    packets_sent: int
+    """Packets handed to :meth:`LossRecovery.on_packet_sent`."""
+    bytes_sent: int
+    """Their total size."""
+    packets_acked: int
+    """Packets newly acknowledged."""
+    packets_lost: int
+    """Packets declared lost (excluding those dropped with a discarded space)."""
+    bytes_lost: int
+    """Their total size."""
+    pto_count: int
+    """Consecutive PTOs without an acknowledgment (the current backoff exponent)."""
+    total_ptos: int
+    """PTO expirations since the start."""
+    persistent_congestion_count: int
+    """Times persistent congestion was established."""
+    latest_rtt: float
+    """Seconds."""
+    smoothed_rtt: float
+    """Seconds."""
+    rttvar: float
+    """Seconds."""
+    min_rtt: float
+    """Seconds (0.0 before the first sample)."""
+    congestion_window: int
+    """Bytes."""
+    bytes_in_flight: int
+    """Bytes."""
+
+
+class LossRecovery:
+    """RFC 9002 loss detection for one connection (one path).
+
+    Call :meth:`on_packet_sent` for every packet sent, :meth:`on_ack_received` for every ACK frame,
+    arm a timer at :meth:`loss_detection_deadline` after every input, and call
+    :meth:`on_loss_detection_timeout` when it fires. Delivery handlers of every tracked packet are
+    called exactly once (``True`` acked, ``False`` lost) unless the packet's space is discarded.
+    """
+
+    def __init__(
+        self,
+        congestion: CongestionController,
+        rtt: RttEstimator,
+        *,
+        max_ack_delay: float,
+        is_client: bool,
+    ) -> None:
+        self.congestion = congestion
+        self.rtt = rtt
+        self.max_ack_delay = max_ack_delay
+        self.is_client = is_client
+        self.bytes_in_flight = 0
+        self.pto_count = 0
+        self._spaces = {space: SentPackets() for space in _SPACES}
+        self._handshake_confirmed = False
+        self._peer_validated = not is_client  # RFC 9002 §6.2.1: clients validate servers implicitly
+        self._has_handshake_keys = False
+        self._first_rtt_sample_at: float | None = None
+        self._timer_base_at: float | None = None  # "now" of the last event that re-armed the timer
+        self._packets_sent = 0
+        self._bytes_sent = 0
+        self._packets_acked = 0
+        self._packets_lost = 0
+        self._bytes_lost = 0
+        self._total_ptos = 0
+        self._persistent_congestions = 0
+
+    # -- state from the connection ------------------------------------------------------------------------
+
+    @property
+    def handshake_confirmed(self) -> bool:
+        """True once :meth:`set_handshake_confirmed` was called."""
+        return self._handshake_confirmed
+
+    @property
+    def peer_address_validated(self) -> bool:
+        """True if the peer has certainly validated our address (always true for servers)."""
+        return self._peer_validated
+
+    def set_handshake_confirmed(self) -> None:
+        """The handshake is confirmed (RFC 9001 §4.1.2): Application PTOs and ack-delay capping begin."""
+        self._handshake_confirmed = True
+        self._peer_validated = True
+
+    def set_peer_address_validated(self) -> None:
+        """Client: the server validated our address (we got a Handshake ACK; RFC 9002 §6.2.2.1)."""
+        self._peer_validated = True
+
+    def set_handshake_keys_available(self) -> None:
+        """Handshake keys are installed: the anti-deadlock probe moves to the Handshake space."""
+        self._has_handshake_keys = True
+
+    def set_max_ack_delay(self, seconds: float) -> None:
+        """Use the peer's max_ack_delay transport parameter (in seconds) from now on."""
+        self.max_ack_delay = seconds
+
+    # -- sending ------------------------------------------------------------------------------------------
+
+    def can_send(self, size_bytes: int) -> bool:
+        """True if the congestion controller allows ``size_bytes`` more in flight (probes excepted)."""
+        return self.congestion.can_send(self.bytes_in_flight + size_bytes)
+
+    def on_packet_sent(self, packet: SentPacket) -> None:
+        """Track a packet just sent (RFC 9002 Appendix A.5).
+
+        Raises:
+            ValueError: if the packet number does not increase within its space or the space was
+                discarded (a bug in the caller, never a wire condition).
+        """
+        state = self._spaces[packet.space]
+        if state.discarded:
+            raise ValueError(f"packet sent in discarded space {packet.space.name}")
+        if state.largest_sent is not None and packet.packet_number <= state.largest_sent:
+            raise ValueError(f"packet number {packet.packet_number} does not increase")
+        state.add(packet)
+        if packet.space == PacketSpace.HANDSHAKE:
+            self._has_handshake_keys = True
+        if packet.in_flight:
+            self.bytes_in_flight += packet.size_bytes
+        self._packets_sent += 1
+        self._bytes_sent += packet.size_bytes
+        self._timer_base_at = packet.sent_at
+        self.congestion.on_packet_sent(packet, packet.sent_at)
+
+    # -- acknowledgments ------------------------------------------------------------------------------------
+
+    def on_ack_received(self, space: PacketSpace, ack: Ack, ack_delay: float, now: float) -> list[SentPacket]:
+        """Process an ACK frame received in ``space`` (RFC 9002 Appendix A.7).
+
+        ``ack_delay`` is the decoded delay in seconds. Calls the handlers of newly acknowledged
+        packets with ``True`` and of newly lost ones with ``False``, and informs the congestion
+        controller. Returns the newly acknowledged packets in ascending packet-number order, so the
+        caller can prune its ACK ranges (:attr:`SentPacket.largest_acked_in_ack`). ACKs for a
+        discarded space are ignored.
+
+        Raises:
+            TransportError: PROTOCOL_VIOLATION if the ACK covers a packet number never sent
+                (RFC 9000 §13.1).
+        """
+        state = self._spaces[space]
+        if state.discarded:
+            return []
+        largest = ack.largest
+        if state.largest_sent is None or largest > state.largest_sent:
+            raise TransportError(
+                TransportErrorCode.PROTOCOL_VIOLATION,
+                f"ACK of unsent packet {largest} in {space.name} space",
+                FrameType.ACK_ECN if ack.ecn is not None else FrameType.ACK,
+            )
+        if state.largest_acked is None or largest > state.largest_acked:
+            state.largest_acked = largest
+        self._timer_base_at = now
+        acked = state.remove_acked(ack.ranges)
+        if not acked:
+            return []
+        if space == PacketSpace.HANDSHAKE:
+            # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
+            self._peer_validated = True
+        newest = acked[-1]
+        if newest.packet_number == largest and any(packet.ack_eliciting for packet in acked):
+            self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
+        for packet in acked:
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.size_bytes
+        self._packets_acked += len(acked)
+        lost = self._detect_lost(state, now)
+        if lost:
+            self._on_packets_lost(state, lost, now)
+        for packet in acked:
+            for handler in packet.handlers:
+                handler(True)
+        self.congestion.on_packets_acked(acked, now, self.rtt)
+        if ack.ecn is not None and ack.ecn[2] > state.ecn_ce:
+            # RFC 9002 §7.1 / Appendix B.7: an increased CE count is a congestion signal.
+            self.congestion.on_ecn_ce(ack.ecn[2] - state.ecn_ce, now)
+            state.ecn_ce = ack.ecn[2]
+        if self._peer_validated:
+            # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
+            # server validated its address (it may be blocked by the anti-amplification limit).
+            self.pto_count = 0
+        state.trim_acked()
+        return acked
+
+    def _sample_rtt(self, space: PacketSpace, latest_rtt: float, ack_delay: float, now: float) -> None:
+        if space == PacketSpace.INITIAL:
+            # RFC 9002 §5.3: Initial acknowledgments are not delayed on purpose.
+            ack_delay = 0.0
+        self.rtt.update(
+            latest_rtt,
+            ack_delay,
+            handshake_confirmed=self._handshake_confirmed,
+            max_ack_delay=self.max_ack_delay,
+        )
+        if self._first_rtt_sample_at is None:
+            self._first_rtt_sample_at = now
+
+    # -- losses -------------------------------------------------------------------------------------------
+
+    def _loss_delay(self) -> float:
+        # RFC 9002 §6.1.2: 9/8 of the larger of latest and smoothed RTT, at least kGranularity.
+        return max(K_TIME_THRESHOLD * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt), K_GRANULARITY)
+
+    def _detect_lost(self, state: SentPackets, now: float) -> list[SentPacket]:
+        # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets.
+        loss_delay = self._loss_delay()
+        return state.remove_lost(now - loss_delay, loss_delay, K_PACKET_THRESHOLD)
+
+    def _on_packets_lost(self, state: SentPackets, lost: list[SentPacket], now: float) -> None:
+        for packet in lost:
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.size_bytes
+            self._bytes_lost += packet.size_bytes
+        self._packets_lost += len(lost)
+        for packet in lost:
+            for handler in packet.handlers:
+                handler(False)
+        self.congestion.on_packets_lost(lost, now)
+        if self._in_persistent_congestion(state, lost):
+            self._persistent_congestions += 1
+            self.congestion.on_persistent_congestion(now)
+
+    def persistent_congestion_duration(self) -> float:
+        """``(smoothed + max(4*rttvar, kGranularity) + max_ack_delay) * 3`` seconds (RFC 9002 §7.6.1)."""
+        return (self.rtt.pto_base() + self.max_ack_delay) * K_PERSISTENT_CONGESTION_THRESHOLD
+
+    def _in_persistent_congestion(self, state: SentPackets, lost: list[SentPacket]) -> bool:
+        """RFC 9002 §7.6.2, within the space that was acknowledged (which §7.6.2 allows).
+
+        Two ack-eliciting lost packets, both sent after the first RTT sample, with nothing
+        acknowledged between them, sent further apart than the persistent congestion duration.
+        """
+        first_sample_at = self._first_rtt_sample_at
+        if first_sample_at is None:
+            return False
+        duration = self.persistent_congestion_duration()
+        run_start: SentPacket | None = None
+        previous: int | None = None
+        for packet in lost:
+            if packet.sent_at <= first_sample_at:
+                continue
+            if previous is not None and state.acked_between(previous, packet.packet_number):
+                run_start = None
+            previous = packet.packet_number
+            if not packet.ack_eliciting:
+                continue
+            if run_start is None:
+                run_start = packet
+            elif packet.sent_at - run_start.sent_at > duration:
+                return True
+        return False
+
+    # -- the loss detection timer ----------------------------------------------------------------------------
+
+    def _earliest_loss_time(self) -> tuple[float | None, PacketSpace]:
+        earliest: float | None = None
+        earliest_space = PacketSpace.INITIAL
+        for space in _SPACES:
+            loss_time = self._spaces[space].loss_time
+            if loss_time is not None and (earliest is None or loss_time < earliest):
+                earliest, earliest_space = loss_time, space
+        return earliest, earliest_space
+
+    def _ack_eliciting_outstanding(self) -> bool:
+        # In flight in a space whose PTO may be armed (Application only after confirmation).
+        spaces = self._spaces
+        if (
+            spaces[PacketSpace.INITIAL].ack_eliciting_in_flight
+            or spaces[PacketSpace.HANDSHAKE].ack_eliciting_in_flight
+        ):
+            return True
+        return self._handshake_confirmed and spaces[PacketSpace.APPLICATION].ack_eliciting_in_flight > 0
+
+    def _pto_time_and_space(self) -> tuple[float | None, PacketSpace]:
+        """RFC 9002 §6.2.1 and Appendix A.8 GetPtoTimeAndSpace."""
+        backoff = 2**self.pto_count
+        duration = self.rtt.pto_base() * backoff
+        if not self._ack_eliciting_outstanding():
+            if self._peer_validated or self._timer_base_at is None:
+                return None, PacketSpace.INITIAL
+            # RFC 9002 §6.2.2.1: the client keeps probing so the server is never stuck at its
+            # anti-amplification limit; this timer counts from the last event, not from a packet.
+            space = PacketSpace.HANDSHAKE if self._has_handshake_keys else PacketSpace.INITIAL
+            return self._timer_base_at + duration, space
+        earliest: float | None = None
+        earliest_space = PacketSpace.INITIAL
+        for space in _SPACES:
+            state = self._spaces[space]
+            if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
+                continue
+            if space == PacketSpace.APPLICATION:
+                # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
+                if not self._handshake_confirmed:
+                    break
+                duration += self.max_ack_delay * backoff
+            deadline = state.last_ack_eliciting_at + duration
+            if earliest is None or deadline < earliest:
+                earliest, earliest_space = deadline, space
+        return earliest, earliest_space
+
+    def loss_detection_deadline(self) -> float | None:
+        """When :meth:`on_loss_detection_timeout` must be called, or None (RFC 9002 Appendix A.8).
+
+        A server blocked by the anti-amplification limit may ignore this timer.
+        """
+        loss_time, _ = self._earliest_loss_time()
+        if loss_time is not None:
+            return loss_time
+        return self._pto_time_and_space()[0]
+
+    def on_loss_detection_timeout(self, now: float) -> ProbeRequest | None:
+        """Run the loss detection timer (RFC 9002 Appendix A.9).
+
+        Declares time-threshold losses (returns None), or, for a PTO, increments :attr:`pto_count`
+        and returns what to probe. Returns None too if the timer is not due at ``now``.
+        """
+        loss_time, space = self._earliest_loss_time()
+        if loss_time is not None:
+            if now < loss_time:
+                return None
+            state = self._spaces[space]
+            lost = self._detect_lost(state, now)
+            if lost:
+                self._on_packets_lost(state, lost, now)
+                state.trim_acked()
+            self._timer_base_at = now
+            return None
+        deadline, space = self._pto_time_and_space()
+        if deadline is None or now < deadline:
+            return None
+        count = 2 if self._ack_eliciting_outstanding() else 1
+        self.pto_count += 1
+        self._total_ptos += 1
+        self._timer_base_at = now
+        return ProbeRequest(space, count)
+
+    def pto_period(self) -> float:
+        """The current PTO period without backoff, including max_ack_delay (for closing/idle timers)."""
+        return self.rtt.pto_base() + self.max_ack_delay
+
+    # -- discarding and inspection -------------------------------------------------------------------------
+
+    def discard_space(self, space: PacketSpace, now: float | None = None) -> None:
+        """Forget a space whose keys were discarded (RFC 9002 §6.4, Appendix A.11).
+
+        Its packets leave bytes in flight without their handlers being called and without any
+        congestion signal; its loss time and PTO state are reset, as is :attr:`pto_count`. Later ACKs
+        for the space are ignored and sending in it raises ``ValueError``. ``now`` (optional) restarts
+        the anti-deadlock timer base.
+        """
+        state = self._spaces[space]
+        for packet in state.discard():
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.size_bytes
+        if space == PacketSpace.INITIAL:
+            self._has_handshake_keys = True
+        self.pto_count = 0
+        if now is not None:
+            self._timer_base_at = now
+
+    def requeue_application_packets(self) -> list[SentPacket]:
+        """0-RTT was rejected: forget the outstanding Application packets (RFC 9002 §6.4).
+
+        Their handlers are called with ``False`` so the data is sent again in 1-RTT packets
+        (RFC 9001 §4.6.2), but this is neither a loss (statistics) nor a congestion signal. Packet
+        numbering continues. Returns the packets forgotten.
+        """
+        dropped = self._spaces[PacketSpace.APPLICATION].drain()
+        for packet in dropped:
+            if packet.in_flight:
+                self.bytes_in_flight -= packet.size_bytes
+        for packet in dropped:
+            for handler in packet.handlers:
+                handler(False)
+        return dropped
+
+    def ack_eliciting_in_flight(self, space: PacketSpace) -> int:
+        """Number of ack-eliciting packets outstanding in ``space``."""
+        return self._spaces[space].ack_eliciting_in_flight
+
+    def largest_acked(self, space: PacketSpace) -> int | None:
+        """The largest packet number the peer acknowledged in ``space`` (for packet-number encoding)."""
+        return self._spaces[space].largest_acked
+
+    def stats(self) -> RecoveryStats:
+        """A snapshot of the counters and estimates."""
+        return RecoveryStats(
+            packets_sent=self._packets_sent,
+            bytes_sent=self._bytes_sent,
+            packets_acked=self._packets_acked,
+            packets_lost=self._packets_lost,
+            bytes_lost=self._bytes_lost,
+            pto_count=self.pto_count,
+            total_ptos=self._total_ptos,
+            persistent_congestion_count=self._persistent_congestions,
+            latest_rtt=self.rtt.latest_rtt,
+            smoothed_rtt=self.rtt.smoothed_rtt,
+            rttvar=self.rtt.rttvar,
+            min_rtt=self.rtt.min_rtt,
+            congestion_window=self.congestion.congestion_window,
+            bytes_in_flight=self.bytes_in_flight,
+        )

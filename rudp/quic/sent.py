@@ -1,0 +1,187 @@
+"""Sent-packet records shared by loss recovery and congestion control.
+
+Owns :class:`PacketSpace` (the three packet number spaces of RFC 9000 §12.3), :class:`SentPacket`
+(what the sender remembers about each packet until it is acknowledged, declared lost or its space is
+discarded; RFC 9002 Appendix A.1.1) and :class:`SentPackets`, the per-space ledger of outstanding
+packets that :mod:`rudp.quic.recovery` drives. It does not own the frames themselves: each frame's
+subsystem is represented only by the :data:`~rudp.quic.delivery.DeliveryHandler` it registered.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from rudp.codec.frames import AckRange
+from rudp.quic.delivery import DeliveryHandler
+from rudp.quic.rangeset import RangeSet
+
+
+class PacketSpace(IntEnum):
+    """A packet number space (RFC 9000 §12.3); 0-RTT and 1-RTT packets share ``APPLICATION``."""
+
+    INITIAL = 0
+    HANDSHAKE = 1
+    APPLICATION = 2
+
+
+@dataclass(slots=True)
+class SentPacket:
+    """One sent packet, as tracked by :class:`~rudp.quic.recovery.LossRecovery`.
+
+    The packetizer fills one in per packet it sends and hands it to ``LossRecovery.on_packet_sent``.
+    """
+
+    packet_number: int
+    """The full (untruncated) packet number."""
+    space: PacketSpace
+    """The packet number space the packet was sent in."""
+    sent_at: float
+    """Send time, seconds on the caller's clock."""
+    size_bytes: int
+    """Size of the QUIC packet including header and AEAD tag (no UDP/IP overhead)."""
+    ack_eliciting: bool
+    """True if the packet carries any frame other than ACK, PADDING and CONNECTION_CLOSE."""
+    in_flight: bool
+    """True if the packet counts towards bytes in flight (ack-eliciting or padded; RFC 9002 §2)."""
+    handlers: list[DeliveryHandler] = field(default_factory=list)
+    """Called once each with ``True`` on acknowledgment or ``False`` on loss."""
+    is_crypto: bool = False
+    """True if the packet carries CRYPTO frames (useful for handshake probes)."""
+    largest_acked_in_ack: int | None = None
+    """If the packet carried an ACK frame, that frame's largest acknowledged (for ACK-of-ACK pruning)."""
+
+
+class SentPackets:
+    """The send-side ledger of one packet number space (RFC 9002 Appendix A.1).
+
+    Keeps the packets not yet acknowledged or declared lost in a dict whose insertion order is
+    packet-number order, plus the bookkeeping loss recovery needs per space. The policy (thresholds,
+    timers, handlers, congestion signals) stays in :class:`~rudp.quic.recovery.LossRecovery`.
+    """
+
+    __slots__ = (
+        "ack_eliciting_in_flight",
+        "acked",
+        "discarded",
+        "ecn_ce",
+        "largest_acked",
+        "largest_sent",
+        "last_ack_eliciting_at",
+        "loss_time",
+        "packets",
+    )
+
+    def __init__(self) -> None:
+        self.packets: dict[int, SentPacket] = {}
+        self.largest_sent: int | None = None
+        self.largest_acked: int | None = None
+        self.loss_time: float | None = None
+        """Earliest time an outstanding packet crosses the time threshold, if any (RFC 9002 §6.1.2)."""
+        self.last_ack_eliciting_at: float | None = None
+        self.ack_eliciting_in_flight = 0
+        self.acked = RangeSet()
+        """Acknowledged packet numbers at or above the oldest outstanding one (persistent congestion)."""
+        self.ecn_ce = 0
+        """Largest ECN-CE count the peer reported in this space."""
+        self.discarded = False
+
+    def add(self, packet: SentPacket) -> None:
+        """Record a sent packet (its number must exceed every earlier one)."""
+        self.packets[packet.packet_number] = packet
+        self.largest_sent = packet.packet_number
+        if packet.in_flight and packet.ack_eliciting:
+            self.last_ack_eliciting_at = packet.sent_at
+            self.ack_eliciting_in_flight += 1
+
+    def _forget(self, packet: SentPacket) -> None:
+        if packet.in_flight and packet.ack_eliciting:
+            self.ack_eliciting_in_flight -= 1
+
+    def remove_acked(self, ranges: tuple[AckRange, ...]) -> list[SentPacket]:
+        """Pop the packets ``ranges`` (descending, inclusive) acknowledge, in ascending order.
+
+        Small ACKs look each number up; large ones (the usual cumulative case) make one merge walk
+        over the outstanding packets up to the largest acknowledged, so no range costs a full scan.
+        """
+        sent = self.packets
+        out: list[SentPacket] = []
+        if not sent:
+            return out
+        ascending = ranges[::-1]
+        if sum(high - low + 1 for low, high in ranges) <= len(sent):
+            for low, high in ascending:
+                for number in range(low, high + 1):
+                    packet = sent.pop(number, None)
+                    if packet is not None:
+                        out.append(packet)
+        else:
+            numbers: list[int] = []
+            index, count = 0, len(ascending)
+            for number in sent:
+                while index < count and ascending[index][1] < number:
+                    index += 1
+                if index == count:
+                    break
+                if number >= ascending[index][0]:
+                    numbers.append(number)
+            out = [sent.pop(number) for number in numbers]
+        for packet in out:
+            self.acked.add(packet.packet_number)
+            self._forget(packet)
+        return out
+
+    def remove_lost(
+        self, lost_send_time: float, loss_delay: float, packet_threshold: int
+    ) -> list[SentPacket]:
+        """Pop and return packets lost by time or packet threshold; recompute :attr:`loss_time`.
+
+        Only packets at or below the largest acknowledged are candidates (RFC 9002 §6.1).
+        """
+        self.loss_time = None
+        largest_acked = self.largest_acked
+        if largest_acked is None:
+            return []
+        lost: list[SentPacket] = []
+        for number, packet in self.packets.items():
+            if number > largest_acked:
+                break
+            if packet.sent_at <= lost_send_time or largest_acked >= number + packet_threshold:
+                lost.append(packet)
+                continue
+            deadline = packet.sent_at + loss_delay
+            if self.loss_time is None or deadline < self.loss_time:
+                self.loss_time = deadline
+        for packet in lost:
+            del self.packets[packet.packet_number]
+            self._forget(packet)
+        return lost
+
+    def acked_between(self, low: int, high: int) -> bool:
+        """True if any packet number strictly between ``low`` and ``high`` was acknowledged."""
+        ranges = self.acked
+        index = bisect_right(ranges, low + 1, key=lambda item: item[1])
+        return index < len(ranges) and ranges[index][0] < high
+
+    def trim_acked(self) -> None:
+        """Forget acknowledged numbers below the oldest outstanding packet (bounded memory)."""
+        floor = next(iter(self.packets), None)
+        if floor is None:
+            floor = (self.largest_sent if self.largest_sent is not None else -1) + 1
+        self.acked.trim_below(floor)
+
+    def drain(self) -> list[SentPacket]:
+        """Forget every outstanding packet and its timers; returns them. Numbering continues."""
+        dropped = list(self.packets.values())
+        self.packets.clear()
+        self.ack_eliciting_in_flight = 0
+        self.loss_time = None
+        self.last_ack_eliciting_at = None
+        self.acked = RangeSet()
+        return dropped
+
+    def discard(self) -> list[SentPacket]:
+        """Drop everything for good (keys discarded); returns the packets that were outstanding."""
+        self.discarded = True
+        return self.drain()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 
 import pytest
 
+import rudp.testing
 from rudp.errors import ConfigError
 from rudp.testing import (
     DropCause,
@@ -415,3 +418,22 @@ def test_invalid_configs_rejected() -> None:
     ):
         with pytest.raises(ConfigError):
             LinkConfig(**bad)
+
+
+def test_simulator_modules_stay_sans_io() -> None:
+    """No event loop, socket, clock or assert in the simulator (relay.py is the asyncio tool)."""
+    package = Path(rudp.testing.__file__).parent
+    for module in ("__init__.py", "clock.py", "link.py", "netsim.py"):
+        tree = ast.parse((package / module).read_text(), module)
+        for node in ast.walk(tree):
+            assert not isinstance(node, ast.Assert), module
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                root = name.split(".")[0]
+                assert root not in {"asyncio", "socket", "time", "threading", "aioquic"}, f"{module}: {name}"
+                assert name != "rudp.testing.relay" or module == "__init__.py", f"{module}: {name}"

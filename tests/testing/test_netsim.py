@@ -437,3 +437,25 @@ def test_simulator_modules_stay_sans_io() -> None:
                 root = name.split(".")[0]
                 assert root not in {"asyncio", "socket", "time", "threading", "aioquic"}, f"{module}: {name}"
                 assert name != "rudp.testing.relay" or module == "__init__.py", f"{module}: {name}"
+
+
+def test_turning_on_one_impairment_keeps_the_others_fates() -> None:
+    def lost_indexes(cfg: LinkConfig) -> set[int]:
+        link = Link(cfg)
+        return {i for i in range(3000) if link.send(bytes(20), ("a", 1), ("b", 2), i * 1e-3) is None}
+
+    base = lost_indexes(LinkConfig(loss=0.05, seed=8))
+    assert base == lost_indexes(LinkConfig(loss=0.05, duplicate=0.2, jitter=0.01, reorder=0.1, seed=8))
+    assert base != lost_indexes(LinkConfig(loss=0.05, seed=9))
+
+
+def test_rebind_server_keeps_old_address_reachable() -> None:
+    sender, receiver = Sender(burst(2, gap=1.0)), Receiver(echo=True)
+    pair = Pair(
+        sender, receiver, c2s=LinkConfig(delay=0.01), s2c=LinkConfig(delay=0.01), clock=VirtualClock(START)
+    )
+    new = ("10.0.0.3", 443)
+    assert pair.rebind_server(new) == SERVER
+    pair.drive()
+    assert len(receiver.arrivals) == 2  # the client still sends to the old address
+    assert [a for _, _, a in sender.received] == [new, new]

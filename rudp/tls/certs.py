@@ -220,6 +220,22 @@ def verify_chain(chain: list[x509.Certificate], server_name: str, store: Store, 
         raise alert(AlertDescription.bad_certificate, f"certificate verification failed: {exc}") from None
 
 
+def verify_client_chain(chain: list[x509.Certificate], store: Store, at: datetime) -> None:
+    """Verify a client certificate chain (leaf first) for TLS client authentication at time ``at``.
+
+    Raises TLSAlert: certificate_expired, unknown_ca (no path to a trusted root) or bad_certificate.
+    """
+    try:
+        PolicyBuilder().store(store).time(at).build_client_verifier().verify(chain[0], chain[1:])
+    except (VerificationError, ValueError) as exc:
+        for cert in chain:
+            if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+                raise alert(AlertDescription.certificate_expired, f"certificate not valid: {exc}") from None
+        if isinstance(exc, VerificationError) and "candidates exhausted" in str(exc):
+            raise alert(AlertDescription.unknown_ca, f"untrusted certificate chain: {exc}") from None
+        raise alert(AlertDescription.bad_certificate, f"certificate verification failed: {exc}") from None
+
+
 # -- CertificateVerify (RFC 8446 §4.4.3) ---------------------------------------------------------------
 
 

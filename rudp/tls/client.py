@@ -97,6 +97,8 @@ class TlsClient(TlsEngine):
         if config.verify_peer and not config.server_name:
             raise ConfigError("server_name is required to verify the server certificate")
         super().__init__(config, transport_parameters, randbytes=randbytes)
+        if config.verify_peer:
+            config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ClientState.START
         self.server_name = config.server_name
         #: the ticket offered in the ClientHello (None for a full handshake)
@@ -304,8 +306,14 @@ class TlsClient(TlsEngine):
             raise alert(
                 AlertDescription.unsupported_extension, "unsolicited extension in EncryptedExtensions"
             )
-        if ee.early_data and not (self.early_data_offered and self.session_resumed and not self._retried):
-            raise alert(AlertDescription.unsupported_extension, "early_data accepted but not offered")
+        ticket = self.session_ticket
+        if ee.early_data:
+            if not (self.early_data_offered and self.session_resumed and not self._retried) or ticket is None:
+                raise alert(AlertDescription.unsupported_extension, "early_data accepted but not offered")
+            # RFC 8446 §4.2.10: 0-RTT is only valid with the ticket's suite and ALPN
+            alpn = self._decode_alpn(ee.alpn_protocol)
+            if ticket.cipher_suite != self.cipher_suite or ticket.alpn_protocol != alpn:
+                raise alert(AlertDescription.illegal_parameter, "0-RTT accepted with another suite or ALPN")
         self.alpn_protocol = self._decode_alpn(ee.alpn_protocol)
         self.peer_transport_parameters = ee.transport_parameters
         self.early_data_accepted = ee.early_data

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from cryptography import x509
 from cryptography.x509.verification import Store
@@ -57,7 +58,9 @@ class TlsConfig:
     private_key: PrivateKey | None = None
 
     verify_peer: bool = True
-    """(client) verify the server's chain and name; switch off only in tests"""
+    """verify the peer's chain (and, on a client, the server name); switch off only in tests"""
+    client_auth: Literal["none", "optional", "required"] = "none"
+    """(server) request a client certificate; "required" refuses clients without one"""
     cafile: PemSource | None = None
     cadata: bytes | None = None
     capath: str | None = None

@@ -9,7 +9,8 @@ remembered transport parameters), the server flight, the client Finished, and Ne
 Policies: the server prefers its own order for suites, groups and ALPN, but prefers a group the
 client already sent a key share for over a HelloRetryRequest; a ticket that cannot be used (unknown
 key, expired, other SNI or hash) falls back to a full handshake, never to an error; a bad binder on
-the selected ticket is decrypt_error. Client certificates are not requested.
+the selected ticket is decrypt_error. Client certificates are requested only when
+``config.client_auth`` asks for them (and never on resumption: the ticket already authenticates).
 """
 
 from __future__ import annotations
@@ -17,15 +18,23 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import Enum, auto
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
-from rudp.errors import ConfigError
+from rudp.errors import ConfigError, TransportError, TransportErrorCode
 from rudp.tls import keylog as kl
 from rudp.tls.alerts import AlertDescription, alert
-from rudp.tls.certs import certificate_verify_content, choose_scheme, sign
+from rudp.tls.certs import (
+    certificate_verify_content,
+    choose_scheme,
+    parse_certificates,
+    sign,
+    verify_client_chain,
+    verify_signature,
+)
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
 from rudp.tls.extensions import TLS13, PskKeyExchangeMode
@@ -45,6 +54,7 @@ from rudp.tls.key_schedule import (
 from rudp.tls.messages import (
     HRR_RANDOM,
     CertificateMessage,
+    CertificateRequest,
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
@@ -62,10 +72,12 @@ EarlyDataCheck = Callable[[bytes | None], bool]
 
 
 class ServerState(Enum):
-    """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC, no client certificates)."""
+    """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC)."""
 
     WAIT_CH = auto()
     WAIT_CH2 = auto()
+    WAIT_CERT = auto()
+    WAIT_CV = auto()
     WAIT_FINISHED = auto()
     CONNECTED = auto()
 
@@ -101,6 +113,8 @@ class TlsServer(TlsEngine):
         if config.is_client or config.private_key is None or config.ticket_key is None:
             raise ConfigError("TlsServer needs a server configuration with a certificate and key")
         super().__init__(config, transport_parameters, randbytes=randbytes)
+        if config.client_auth != "none" and config.verify_peer:
+            config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ServerState.WAIT_CH
         self._accept_early_data = accept_early_data
         self._sealer = TicketSealer(config.ticket_key)
@@ -116,6 +130,10 @@ class TlsServer(TlsEngine):
     def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
         if self._state in (ServerState.WAIT_CH, ServerState.WAIT_CH2):
             return {HandshakeType.client_hello: (_I, self._on_client_hello)}
+        if self._state is ServerState.WAIT_CERT:
+            return {HandshakeType.certificate: (_H, self._on_certificate)}
+        if self._state is ServerState.WAIT_CV:
+            return {HandshakeType.certificate_verify: (_H, self._on_certificate_verify)}
         if self._state is ServerState.WAIT_FINISHED:
             return {HandshakeType.finished: (_H, self._on_finished)}
         return {}
@@ -127,6 +145,9 @@ class TlsServer(TlsEngine):
         retried = self._state is ServerState.WAIT_CH2
         if hello.supported_versions is None or TLS13 not in hello.supported_versions:
             raise alert(AlertDescription.protocol_version, "client does not offer TLS 1.3")
+        if hello.legacy_session_id:
+            # RFC 9001 §8.4: no middlebox compatibility mode in QUIC
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "non-empty legacy_session_id")
         if hello.compression_methods != b"\x00":
             raise alert(AlertDescription.illegal_parameter, "compression methods other than null")
         if hello.transport_parameters is None:
@@ -314,6 +335,10 @@ class TlsServer(TlsEngine):
             early_data=self.early_data_accepted,
         )
         self._send(_H, extensions.encode())
+        request_certificate = self.config.client_auth != "none" and not self.session_resumed
+        if request_certificate:
+            schemes = [int(s) for s in self.config.signature_algorithms]
+            self._send(_H, CertificateRequest(b"", schemes).encode())
         if not self.session_resumed:
             self._send_certificate(hello)
         verify_data = hmac_verify_data(hash_name, server_hs_secret, self._transcript.digest())
@@ -325,7 +350,7 @@ class TlsServer(TlsEngine):
         self._keylog(kl.CLIENT_TRAFFIC_SECRET_0, self._client_app_secret)
         self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app_secret)
         self._install(_A, Direction.WRITE, server_app_secret)
-        self._state = ServerState.WAIT_FINISHED
+        self._state = ServerState.WAIT_CERT if request_certificate else ServerState.WAIT_FINISHED
 
     def _send_certificate(self, hello: ClientHello) -> None:
         key = self.config.private_key
@@ -339,6 +364,37 @@ class TlsServer(TlsEngine):
         self._send(_H, CertificateMessage(b"", ders).encode())
         content = certificate_verify_content(self._transcript.digest(), server=True)
         self._send(_H, CertificateVerify(scheme, sign(key, scheme, content)).encode())
+
+    # -- client authentication (RFC 8446 §4.4.2, §4.4.3) ----------------------------------------------
+
+    def _on_certificate(self, message: RawMessage, now: float) -> None:
+        msg = CertificateMessage.decode(message.body)
+        if msg.context:
+            raise alert(AlertDescription.illegal_parameter, "unexpected certificate_request_context")
+        self._transcript.add(message.raw)
+        if not msg.certificates:
+            if self.config.client_auth == "required":
+                raise alert(AlertDescription.certificate_required, "the client sent no certificate")
+            self._state = ServerState.WAIT_FINISHED
+            return
+        chain = parse_certificates(msg.certificates)
+        if self.config.verify_peer:
+            at = datetime.fromtimestamp(self.config.wall_clock(), UTC)
+            verify_client_chain(chain, self.config.trust_store(), at)
+        self.peer_certificate_chain = chain
+        self.peer_certificate = chain[0]
+        self._state = ServerState.WAIT_CV
+
+    def _on_certificate_verify(self, message: RawMessage, now: float) -> None:
+        verify = CertificateVerify.decode(message.body)
+        if self.peer_certificate is None:
+            raise alert(AlertDescription.internal_error, "no peer certificate")
+        content = certificate_verify_content(self._transcript.digest(), server=False)
+        allowed = [int(s) for s in self.config.signature_algorithms]
+        public_key = self.peer_certificate.public_key()
+        verify_signature(public_key, verify.algorithm, verify.signature, content, allowed)
+        self._transcript.add(message.raw)
+        self._state = ServerState.WAIT_FINISHED
 
     # -- client Finished and tickets (RFC 8446 §4.4.4, §4.6.1) --------------------------
 

@@ -79,6 +79,7 @@ def make_leaf(
     *,
     not_before: datetime = NOW - timedelta(days=1),
     not_after: datetime = NOW + timedelta(days=90),
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> Issued:
     sans: list[x509.GeneralName] = []
     for name in names:
@@ -99,7 +100,7 @@ def make_leaf(
         .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
@@ -118,6 +119,8 @@ class Pki:
     expired: Issued
     other_ca: Issued
     untrusted: Issued
+    client: Issued
+    untrusted_client: Issued
 
 
 def make_pki() -> Pki:
@@ -137,4 +140,16 @@ def make_pki() -> Pki:
         ),
         other_ca=other_ca,
         untrusted=make_leaf(other_ca, ec.generate_private_key(ec.SECP256R1())),
+        client=make_leaf(
+            ca,
+            ec.generate_private_key(ec.SECP256R1()),
+            ("client.example",),
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        ),
+        untrusted_client=make_leaf(
+            other_ca,
+            ed25519.Ed25519PrivateKey.generate(),
+            ("client.example",),
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        ),
     )

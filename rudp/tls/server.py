@@ -70,6 +70,8 @@ _A = EncryptionLevel.APPLICATION
 
 EarlyDataCheck = Callable[[bytes | None], bool]
 
+_MAX_PSK_IDENTITIES = 4
+
 
 class ServerState(Enum):
     """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC)."""
@@ -266,7 +268,9 @@ class TlsServer(TlsEngine):
         if offer is None or PskKeyExchangeMode.psk_dhe_ke not in (hello.psk_modes or []):
             return None
         wall = self.config.wall_clock()
-        for index, (identity, obfuscated_age) in enumerate(offer.identities):
+        # only the first few identities are tried: each costs an AEAD open (RFC 8446 §4.2.11 lets the
+        # server pick any, and clients offer one or two)
+        for index, (identity, obfuscated_age) in enumerate(offer.identities[:_MAX_PSK_IDENTITIES]):
             state = self._sealer.unseal(identity)
             if state is None or state.server_name != hello.server_name:
                 continue

@@ -232,3 +232,19 @@ def test_fuzz_mutated_client_hello(mutations: list[tuple[int, int]]) -> None:
     for index, xor in mutations:
         data[index] ^= xor
     _server_survives(bytes(data))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_fuzz_client_receiving_garbage(data: bytes) -> None:
+    client = TlsClient(client_config(_FUZZ_PKI), b"tp")
+    client.start(0.0)
+    for payload in (data, b"\x02" + len(data).to_bytes(3, "big") + data):
+        try:
+            client.receive(EncryptionLevel.INITIAL, payload, 0.0)
+        except TLSAlert as exc:
+            assert exc.alert in _ALLOWED | {AlertDescription.unsupported_extension}, exc
+            return
+        except TransportError as exc:
+            assert exc.code == TransportErrorCode.CRYPTO_BUFFER_EXCEEDED
+            return

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 
+from rudp.netem.hosts import Host, NamespaceTask, TaskFailed
 from rudp.netem.impairments import (
     DIRECTIONS,
     BurstLoss,
@@ -31,7 +32,6 @@ from rudp.netem.impairments import (
     Impairments,
     periodic_blackhole,
 )
-from rudp.netem.hosts import Host, NamespaceTask, TaskFailed
 from rudp.netem.namespaces import NetemError
 from rudp.netem.nat import NatConfig
 from rudp.netem.network import Network, NetworkConfig
@@ -77,8 +77,8 @@ __all__ = [
     "ImpairmentError",
     "Impairments",
     "LinkStats",
-    "NatConfig",
     "NamespaceTask",
+    "NatConfig",
     "NetemError",
     "Network",
     "NetworkConfig",

@@ -13,6 +13,7 @@ wire protocol of the control channel, not the impairment decisions (:mod:`rudp.n
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import heapq
 import json
@@ -43,11 +44,11 @@ MAX_PACKET: Final = 65535
 
 
 class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]  # noqa: RUF012
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]  # noqa: RUF012
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
 class TimerFd:
@@ -77,10 +78,8 @@ class TimerFd:
 
     def consume(self) -> None:
         """Acknowledge an expiry."""
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(self.fd, 8)
-        except BlockingIOError:
-            pass
         self.armed_at = None
 
     def close(self) -> None:
@@ -129,8 +128,11 @@ class Forwarder:
 
     # -- packets -------------------------------------------------------------------------------------
 
-    def _drain(self, direction: int) -> None:
-        """Read up to a batch of packets from one side and schedule or deliver them."""
+    def _drain(self, direction: int) -> bool:
+        """Read up to a batch of packets from one side and schedule or deliver them.
+
+        Returns whether the batch was used up (more packets may be waiting).
+        """
         fd = self.fds[direction]
         channel = self.channels[direction]
         pcap = self.pcap[direction]
@@ -140,11 +142,15 @@ class Forwarder:
             try:
                 pkt: bytes | bytearray = os.read(fd, MAX_PACKET)
             except BlockingIOError:
-                return
+                return False
             now = time.monotonic()
             if pcap is not None:
                 pcap.write(pkt, now)
-            if not pkt or (pkt[0] >> 4 == 6 and (len(pkt) < 40 or pkt[24] == 0xFF)) or pkt[0] >> 4 not in (4, 6):
+            if (
+                not pkt
+                or (pkt[0] >> 4 == 6 and (len(pkt) < 40 or pkt[24] == 0xFF))
+                or pkt[0] >> 4 not in (4, 6)
+            ):
                 stats.ignored += 1
                 continue
             verdict = channel.process(len(pkt), now)
@@ -160,6 +166,7 @@ class Forwarder:
                 else:
                     self.seq += 1
                     heapq.heappush(heap, (at, self.seq, direction, pkt))
+        return True
 
     def _emit(self, direction: int, pkt: bytes | bytearray, now: float) -> None:
         """Write one packet to the far side, translating it through the NAT first."""
@@ -218,6 +225,10 @@ class Forwarder:
             self.running = False
             return
         self._inbuf += data
+        # Packets the hosts sent before this request are already queued in the TUNs: process them
+        # under the old settings first, so a change applies from the caller's next packet on.
+        while self._drain(0) or self._drain(1):
+            pass
         while b"\n" in self._inbuf:
             line, self._inbuf = self._inbuf.split(b"\n", 1)
             try:

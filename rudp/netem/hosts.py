@@ -89,17 +89,19 @@ class NamespaceTask(Generic[T]):
             os.close(self._fd)
 
 
-def _child(netns: str, fd: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _child(
+    netns: str, fd: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     """Body of the forked child: join the namespace, run, send the pickled outcome, exit."""
     try:
         target = os.open(namespaces.netns_path(netns), os.O_RDONLY)
         namespaces.setns(target)
         os.close(target)
         payload = pickle.dumps((True, fn(*args, **kwargs)))
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+    except BaseException as exc:
         try:
             payload = pickle.dumps((False, f"{type(exc).__name__}: {exc}"))
-        except Exception:  # noqa: BLE001
+        except Exception:
             payload = pickle.dumps((False, repr(exc)))
     view = memoryview(payload)
     while view:
@@ -138,7 +140,9 @@ class Host:
         with namespaces.entered(self.name):
             yield
 
-    def socket(self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0) -> socket.socket:
+    def socket(
+        self, family: int = socket.AF_INET, type: int = socket.SOCK_DGRAM, proto: int = 0
+    ) -> socket.socket:
         """A new socket that lives in this host's namespace, usable from any thread."""
         with namespaces.entered(self.name):
             return socket.socket(family, type, proto)

@@ -51,8 +51,11 @@ class GilbertElliott:
 
 @dataclass(frozen=True, slots=True)
 class BurstLoss:
-    """"Burst of N" loss: each packet starts a burst with probability `rate`; a burst drops that packet
-    and the following ones, `min_length` to `max_length` packets in all (uniformly chosen)."""
+    """Loss in bursts ("burst of N"), as the QUIC interop runner's drop scenarios use.
+
+    Each packet starts a burst with probability `rate`; a burst drops that packet and the following
+    ones, `min_length` to `max_length` packets in all (uniformly chosen).
+    """
 
     rate: float
     min_length: int

@@ -179,9 +179,8 @@ def cleanup_stale(include_live: bool = False) -> list[str]:
     removed = []
     for name in list_ours():
         pid = owner_pid(name)
-        if include_live or pid is None or not _pid_alive(pid):
-            if delete(name):
-                removed.append(name)
+        if (include_live or pid is None or not _pid_alive(pid)) and delete(name):
+            removed.append(name)
     return removed
 
 

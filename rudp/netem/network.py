@@ -13,6 +13,7 @@ the whole subnet, so NAT-invented client addresses (10.77.1.2, ...) route back t
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import os
@@ -162,10 +163,8 @@ class Network:
         control, self._control = self._control, None
         if proc is not None:
             if control is not None and proc.poll() is None:
-                try:
+                with contextlib.suppress(OSError, NetemError, TimeoutError):
                     self._request_on(control, {"op": "stop"}, timeout=5.0)
-                except (OSError, NetemError, TimeoutError):
-                    pass
             try:
                 proc.wait(timeout=5.0)
             except subprocess.TimeoutExpired:
@@ -190,7 +189,9 @@ class Network:
 
     # -- control -------------------------------------------------------------------------------------
 
-    def _request_on(self, sock: socket.socket, message: dict[str, object], timeout: float) -> dict[str, object]:
+    def _request_on(
+        self, sock: socket.socket, message: dict[str, object], timeout: float
+    ) -> dict[str, object]:
         sock.settimeout(timeout)
         sock.sendall(json.dumps(message).encode() + b"\n")
         while b"\n" not in self._reply_buf:

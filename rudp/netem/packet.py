@@ -20,7 +20,8 @@ def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     """The 16-bit one's-complement sum of `data` (big-endian words, odd length padded), folded."""
     if len(data) % 2:
         data = bytes(data) + b"\x00"
-    words = array("H", data)
+    words = array("H")
+    words.frombytes(data)  # array("H", memoryview) would iterate bytes, not words
     if _LITTLE:
         words.byteswap()
     total = sum(words) + start
@@ -78,10 +79,7 @@ def fix_ipv4_header_checksum(pkt: bytearray) -> None:
 
 
 def _pseudo_sum(pkt: bytearray, proto: int, length: int) -> int:
-    if pkt[0] >> 4 == 4:
-        addrs = pkt[12:20]
-    else:
-        addrs = pkt[8:40]
+    addrs = pkt[12:20] if pkt[0] >> 4 == 4 else pkt[8:40]
     return ones_sum(addrs, proto + length)
 
 

@@ -139,7 +139,9 @@ class CrossTraffic:
             os.close(r)
             if w >= 0:
                 os.close(w)
-        self._source_task = self.source.spawn(tcp_source, self.address, self.port, self.seconds, self.congestion)
+        self._source_task = self.source.spawn(
+            tcp_source, self.address, self.port, self.seconds, self.congestion
+        )
         return self
 
     def wait(self, timeout: float | None = None) -> TransferResult:
@@ -172,7 +174,9 @@ class CrossTraffic:
         self.kill()
 
 
-def tcp_bulk(source: Host, sink: Host, seconds: float, congestion: str | None = "cubic", port: int = 5201) -> TransferResult:
+def tcp_bulk(
+    source: Host, sink: Host, seconds: float, congestion: str | None = "cubic", port: int = 5201
+) -> TransferResult:
     """One timed kernel TCP bulk transfer from `source` to `sink`; the sink's measurement."""
     flow = CrossTraffic(source, sink, port=port, seconds=seconds, congestion=congestion).start()
     try:
@@ -208,7 +212,9 @@ def udp_sink(address: str, port: int, ready_fd: int, idle_timeout: float, expect
     return TransferResult(total, last - first, packets)
 
 
-def udp_source(address: str, port: int, seconds: float, payload: int, rate_bps: float | None) -> TransferResult:
+def udp_source(
+    address: str, port: int, seconds: float, payload: int, rate_bps: float | None
+) -> TransferResult:
     """Send `payload`-byte datagrams for `seconds`, paced to `rate_bps` (None: as fast as possible)."""
     sent = 0
     data = bytes(payload)

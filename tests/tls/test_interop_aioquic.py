@@ -90,3 +90,77 @@ def test_aioquic_client_rudp_server(pki: Pki, suite: CipherSuite) -> None:
     for (epoch, direction), secret in mine.items():
         other = "write" if direction == Direction.READ else "read"
         assert client_secrets[epoch, other] == secret
+
+
+def _shuttle_aioquic_client(client: Any, server: TlsServer) -> None:
+    pending = _drain(client, b"")
+    for _ in range(5):
+        for epoch, data in pending:
+            server.receive(EncryptionLevel(epoch), data, 0.0)
+        pending = []
+        for _level, data in server.data_to_send():
+            pending += _drain(client, data)
+        if not pending:
+            break
+
+
+def test_aioquic_client_resumes_with_rudp_server(pki: Pki) -> None:
+    """aioquic computes the PSK binder and 0-RTT secret; this server must agree."""
+    server_cfg = server_config(pki, alpn_protocols=["hq-interop"], early_data=True)
+    tickets: list[Any] = []
+    client, _ = _context(True, cadata=pki.ca.cert_pem, server_name="localhost")
+    client.handshake_extensions = [(QUIC_TP, CLIENT_TP)]
+    client.new_session_ticket_cb = tickets.append
+    _shuttle_aioquic_client(client, TlsServer(server_cfg, SERVER_TP))
+    assert len(tickets) == 1 and tickets[0].max_early_data_size == 0xFFFFFFFF
+
+    client, client_secrets = _context(True, cadata=pki.ca.cert_pem, server_name="localhost")
+    client.handshake_extensions = [(QUIC_TP, CLIENT_TP)]
+    client.session_ticket = tickets[0]
+    server = TlsServer(server_cfg, SERVER_TP)
+    _shuttle_aioquic_client(client, server)
+    assert server.handshake_complete and server.session_resumed and server.early_data_accepted
+    assert client.session_resumed and client.early_data_accepted
+    early = [k for k in server.key_events() if k.level == EncryptionLevel.EARLY_DATA]
+    assert early[0].secret == client_secrets[tls.Epoch.ZERO_RTT.value, "write"]
+
+
+def test_rudp_client_resumes_with_aioquic_server(pki: Pki) -> None:
+    from rudp.tls import TicketStore
+
+    stored: dict[bytes, Any] = {}
+
+    def aioquic_server() -> Any:
+        server, _ = _context(False, max_early_data=0xFFFFFFFF)
+        server.certificate = pki.ec256.cert
+        server.certificate_private_key = pki.ec256.key
+        server.handshake_extensions = [(QUIC_TP, SERVER_TP)]
+        server.new_session_ticket_cb = lambda ticket: stored.__setitem__(ticket.ticket, ticket)
+        server.get_session_ticket_cb = stored.get
+        return server
+
+    def run(client: TlsClient, server: Any) -> None:
+        client.start(0.0)
+        pending = client.data_to_send()
+        for _ in range(5):
+            replies: list[tuple[int, bytes]] = []
+            for _level, data in pending:
+                replies += _drain(server, data)
+            for epoch, data in replies:
+                client.receive(EncryptionLevel(epoch), data, 0.0)
+            pending = client.data_to_send()
+            if not pending:
+                break
+
+    store = TicketStore()
+    cfg = client_config(pki, alpn_protocols=["hq-interop"], ticket_store=store, early_data=True)
+    first = TlsClient(cfg, CLIENT_TP)
+    server = aioquic_server()
+    run(first, server)
+    # aioquic sends its NewSessionTicket with the server's last flight
+    assert first.handshake_complete and len(store) == 1
+    second = TlsClient(cfg, CLIENT_TP)
+    server = aioquic_server()
+    run(second, server)
+    assert second.handshake_complete and second.session_resumed and second.early_data_accepted
+    assert server.session_resumed

@@ -12,6 +12,8 @@ import ipaddress
 import os
 import re
 import ssl
+import warnings
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
@@ -21,6 +23,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -101,11 +104,14 @@ def _read(source: PemSource) -> bytes:
 
 def _parse_pem_certificates(data: bytes) -> list[x509.Certificate]:
     certs = []
-    for block in _PEM_CERT.findall(data):
-        try:
-            certs.append(x509.load_pem_x509_certificate(block))
-        except ValueError:
-            continue  # one unparsable CA in a system bundle must not break the rest
+    with warnings.catch_warnings():
+        # old roots in system bundles trigger deprecation warnings (e.g. non-positive serial numbers)
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        for block in _PEM_CERT.findall(data):
+            try:
+                certs.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue  # one unparsable CA in a system bundle must not break the rest
     return certs
 
 
@@ -254,7 +260,7 @@ def schemes_for_key(key: PrivateKey | PublicKey) -> list[SignatureScheme]:
     return [SignatureScheme.ed25519]
 
 
-def choose_scheme(key: PrivateKey, peer_schemes: list[int], our_schemes: list[int]) -> int | None:
+def choose_scheme(key: PrivateKey, peer_schemes: Collection[int], our_schemes: Sequence[int]) -> int | None:
     """The first of ``our_schemes`` usable with ``key`` that the peer offered, or None."""
     usable = set(schemes_for_key(key)) & set(peer_schemes)
     return next((s for s in our_schemes if s in usable), None)
@@ -271,7 +277,7 @@ def sign(key: PrivateKey, scheme: int, content: bytes) -> bytes:
 
 
 def verify_signature(
-    public_key: object, scheme: int, signature: bytes, content: bytes, allowed: list[int]
+    public_key: object, scheme: int, signature: bytes, content: bytes, allowed: Collection[int]
 ) -> None:
     """Check a CertificateVerify signature.
 

@@ -1,0 +1,210 @@
+"""Connection IDs: the ones we issue (with stateless reset tokens) and the peer's pool (RFC 9000 §5.1).
+
+Owns NEW_CONNECTION_ID / RETIRE_CONNECTION_ID handling and writing, and the stateless reset tokens
+(derived from a static key so an endpoint that lost state can still send a reset, RFC 9000 §10.3.2).
+Routing by CID is the endpoint's job; it learns about changes from :attr:`LocalConnectionIds.changes`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rudp.codec.frames import NewConnectionId, RetireConnectionId
+from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.delivery import FrameSink
+
+RESET_TOKEN_SIZE = 16
+
+
+def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
+    """The stateless reset token of ``cid`` under the endpoint's static ``key``."""
+    return hmac.digest(key, cid, hashlib.sha256)[:RESET_TOKEN_SIZE]
+
+
+@dataclass(slots=True)
+class IssuedCid:
+    """A connection ID we issued."""
+
+    sequence: int
+    cid: bytes
+    reset_token: bytes
+    sent: bool = False
+    """NEW_CONNECTION_ID for it has been acknowledged (seq 0 is sent in the handshake)."""
+    in_flight: bool = False
+
+
+class LocalConnectionIds:
+    """The connection IDs the peer may use to reach us."""
+
+    def __init__(
+        self, initial_cid: bytes, reset_key: bytes, randbytes: Callable[[int], bytes], cid_length: int
+    ):
+        self._reset_key = reset_key
+        self._randbytes = randbytes
+        self._cid_length = cid_length
+        self._next_sequence = 1
+        self.active: dict[int, IssuedCid] = {
+            0: IssuedCid(0, initial_cid, stateless_reset_token(reset_key, initial_cid), sent=True)
+        }
+        self.changes: deque[tuple[bool, bytes]] = deque()
+        """(added?, cid) for the endpoint's routing table."""
+        self._retired_to_send: deque[int] = deque()
+
+    def issue_up_to(self, limit: int) -> None:
+        """Issue new CIDs until ``limit`` are active (zero-length CIDs issue none)."""
+        if self._cid_length == 0:
+            return
+        while len(self.active) < limit:
+            cid = self._randbytes(self._cid_length)
+            entry = IssuedCid(self._next_sequence, cid, stateless_reset_token(self._reset_key, cid))
+            self.active[entry.sequence] = entry
+            self._next_sequence += 1
+            self.changes.append((True, cid))
+
+    def on_retire(self, frame: RetireConnectionId, packet_dcid: bytes) -> None:
+        """The peer retired one of our CIDs (RFC 9000 §19.16).
+
+        Raises:
+            TransportError: PROTOCOL_VIOLATION for a sequence never issued, or the CID of the packet
+                carrying the frame.
+        """
+        if frame.sequence >= self._next_sequence:
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "retiring an unissued CID", 0x19)
+        entry = self.active.get(frame.sequence)
+        if entry is None:
+            return
+        if entry.cid == packet_dcid:
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "retiring the CID in use", 0x19)
+        del self.active[frame.sequence]
+        self.changes.append((False, entry.cid))
+
+    def write_frames(self, sink: FrameSink) -> None:
+        """Write NEW_CONNECTION_ID frames for CIDs not yet delivered."""
+        for entry in self.active.values():
+            if entry.sent or entry.in_flight:
+                continue
+            frame = NewConnectionId(entry.sequence, 0, entry.cid, entry.reset_token)
+            if sink.remaining < 2 + 8 + 8 + 1 + len(entry.cid) + 16:
+                return
+            entry.in_flight = True
+            sink.push_frame(frame, self._delivery_handler(entry))
+
+    @staticmethod
+    def _delivery_handler(entry: IssuedCid) -> Callable[[bool], None]:
+        def handler(acked: bool) -> None:
+            entry.in_flight = False
+            entry.sent = entry.sent or acked
+
+        return handler
+
+    def has_data_to_send(self) -> bool:
+        """True when a NEW_CONNECTION_ID frame is waiting."""
+        return any(not e.sent and not e.in_flight for e in self.active.values())
+
+    def all_cids(self) -> list[bytes]:
+        """Every active CID (for routing)."""
+        return [entry.cid for entry in self.active.values()]
+
+
+@dataclass(slots=True)
+class PeerCid:
+    """A connection ID the peer gave us."""
+
+    sequence: int
+    cid: bytes
+    reset_token: bytes | None
+
+
+class PeerConnectionIds:
+    """The peer's CIDs we may use as destination, and the retirements we owe (RFC 9000 §5.1.2)."""
+
+    def __init__(self, initial_cid: bytes, active_limit: int) -> None:
+        self.current = PeerCid(0, initial_cid, None)
+        self._spare: dict[int, PeerCid] = {}
+        self._limit = active_limit
+        self._retire_prior_to = 0
+        self._to_retire: deque[int] = deque()
+
+    def set_initial(self, cid: bytes) -> None:
+        """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
+        self.current = PeerCid(0, cid, self.current.reset_token)
+
+    def set_reset_token(self, token: bytes | None) -> None:
+        """The stateless_reset_token transport parameter belongs to sequence 0."""
+        if self.current.sequence == 0:
+            self.current.reset_token = token
+
+    def on_new_connection_id(self, frame: NewConnectionId) -> None:
+        """Handle NEW_CONNECTION_ID (RFC 9000 §19.15).
+
+        Raises:
+            TransportError: PROTOCOL_VIOLATION for a sequence reused with another CID;
+                CONNECTION_ID_LIMIT_ERROR when the peer exceeds our active_connection_id_limit.
+        """
+        known = self._spare.get(frame.sequence)
+        if frame.sequence == self.current.sequence:
+            known = self.current
+        if known is not None:
+            if known.cid != frame.connection_id:
+                raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "CID sequence reused", 0x18)
+            return
+        if frame.sequence < self._retire_prior_to:
+            self._to_retire.append(frame.sequence)  # RFC 9000 §19.15: retire it immediately
+            return
+        self._spare[frame.sequence] = PeerCid(
+            frame.sequence, frame.connection_id, frame.stateless_reset_token
+        )
+        if frame.retire_prior_to > self._retire_prior_to:
+            self._retire_prior_to = frame.retire_prior_to
+            for seq in [s for s in self._spare if s < frame.retire_prior_to]:
+                del self._spare[seq]
+                self._to_retire.append(seq)
+            if self.current.sequence < frame.retire_prior_to:
+                self._to_retire.append(self.current.sequence)
+                self._switch()
+        if len(self._spare) + 1 > self._limit:
+            raise TransportError(
+                TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, "too many connection IDs", 0x18
+            )
+
+    def _switch(self) -> None:
+        if not self._spare:
+            raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "no connection ID left", 0x18)
+        self.current = self._spare.pop(min(self._spare))
+
+    def rotate(self) -> bool:
+        """Move to a fresh peer CID (e.g. on migration) and retire the old one; False if none spare."""
+        if not self._spare:
+            return False
+        self._to_retire.append(self.current.sequence)
+        self._switch()
+        return True
+
+    def is_stateless_reset(self, datagram: bytes | memoryview) -> bool:
+        """True if the datagram ends with a reset token of one of the peer's CIDs (RFC 9000 §10.3.1)."""
+        if len(datagram) < 21:
+            return False
+        tail = bytes(datagram[-RESET_TOKEN_SIZE:])
+        tokens = [self.current.reset_token] + [c.reset_token for c in self._spare.values()]
+        return any(token is not None and hmac.compare_digest(token, tail) for token in tokens)
+
+    def write_frames(self, sink: FrameSink) -> None:
+        """Write owed RETIRE_CONNECTION_ID frames; lost ones are re-queued."""
+        while self._to_retire and sink.remaining >= 9:
+            sequence = self._to_retire.popleft()
+            sink.push_frame(RetireConnectionId(sequence), self._retire_handler(sequence))
+
+    def _retire_handler(self, sequence: int) -> Callable[[bool], None]:
+        def handler(acked: bool) -> None:
+            if not acked:
+                self._to_retire.append(sequence)
+
+        return handler
+
+    def has_data_to_send(self) -> bool:
+        """True when a RETIRE_CONNECTION_ID is owed."""
+        return bool(self._to_retire)

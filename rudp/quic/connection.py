@@ -1,0 +1,334 @@
+"""QuicConnection: the sans-IO QUIC connection (RFC 9000, 9001, 9002) — public API and orchestration.
+
+Inputs: :meth:`receive_datagram` and :meth:`handle_timer`. Commands: :meth:`open_stream`,
+:meth:`send_stream`, :meth:`read_stream`, :meth:`reset_stream`, :meth:`stop_sending`,
+:meth:`send_datagram`, :meth:`ping`, :meth:`close`. Outputs, after every input or command, in this
+order: :meth:`datagrams_to_send`, :meth:`next_timer`, :meth:`next_event`.
+
+Nothing here does I/O or reads a clock: ``now`` (seconds, the caller's monotonic clock) is passed in.
+Receiving lives in :mod:`rudp.quic.receiving`, packet assembly in :mod:`rudp.quic.sending`, the TLS
+glue in :mod:`rudp.quic.handshake`; this module holds state, the API and the close/idle logic.
+"""
+
+from __future__ import annotations
+
+from rudp.codec.frames import ConnectionClose
+from rudp.config import Config
+from rudp.errors import ConnectionClosed, StreamStateError, TransportError
+from rudp.quic.events import ConnectionTerminated, Event
+from rudp.quic.receiving import ReceiveMixin
+from rudp.quic.sending import SendMixin
+from rudp.quic.sent import PacketSpace
+from rudp.quic.state import Address, State
+from rudp.quic.stats import ConnectionStats
+from rudp.quic.timers import Timer
+from rudp.tls.config import TlsConfig
+from rudp.tls.engine import EncryptionLevel
+
+
+class QuicConnection(ReceiveMixin, SendMixin):
+    """One QUIC connection, client or server, as a pure state machine.
+
+    Create clients with :meth:`client`; servers are created by :class:`~rudp.quic.endpoint.QuicEndpoint`
+    (or :meth:`server`) from the client's first Initial packet.
+    """
+
+    @classmethod
+    def client(
+        cls,
+        config: Config,
+        *,
+        server_address: Address,
+        now: float,
+        server_name: str | None = None,
+        tls_config: TlsConfig | None = None,
+    ) -> QuicConnection:
+        """Create a client connection and start its handshake (the first flight is ready to send).
+
+        Raises:
+            ConfigError: for an invalid TLS configuration (e.g. verification on without a server name).
+        """
+        tls = tls_config or config.tls_config(is_client=True, server_name=server_name)
+        conn = cls(config, tls, is_client=True, peer_address=server_address, now=now, version=config.version)
+        conn._start_client(now)
+        return conn
+
+    @classmethod
+    def server(
+        cls,
+        config: Config,
+        tls_config: TlsConfig,
+        *,
+        client_address: Address,
+        original_dcid: bytes,
+        client_scid: bytes,
+        version: int,
+        now: float,
+        local_cid: bytes | None = None,
+        retry_source_cid: bytes | None = None,
+        reset_key: bytes | None = None,
+        address_validated: bool = False,
+    ) -> QuicConnection:
+        """Create a server connection for a client whose first Initial carried ``original_dcid``.
+
+        ``retry_source_cid`` is set when the client came back after our Retry (then the address is
+        validated and the transport parameters must say so, RFC 9000 §7.3).
+        """
+        conn = cls(
+            config,
+            tls_config,
+            is_client=False,
+            peer_address=client_address,
+            now=now,
+            version=version,
+            local_cid=local_cid,
+            reset_key=reset_key,
+        )
+        conn._start_server(original_dcid, client_scid, retry_source_cid, address_validated, now)
+        return conn
+
+    # -- commands ------------------------------------------------------------------------------------
+
+    def open_stream(self, *, bidirectional: bool = True) -> int:
+        """Open a new stream and return its ID.
+
+        Raises:
+            StreamLimitReached: the peer's MAX_STREAMS limit is reached (wait for StreamsAvailable).
+            ConnectionClosed: the connection is closing or closed.
+        """
+        self._check_open()
+        return self._streams.open_stream(bidirectional)
+
+    def send_stream(self, stream_id: int, data: bytes | memoryview, *, fin: bool = False) -> int:
+        """Queue ``data`` on a stream; return how many bytes were accepted (bounded send buffer).
+
+        Raises:
+            StreamStateError: unknown or receive-only stream, or writing after FIN or reset.
+            ConnectionClosed: the connection is closing or closed.
+        """
+        self._check_open()
+        return self._streams.send(stream_id, data, fin)
+
+    def read_stream(self, stream_id: int, max_bytes: int = -1) -> bytes:
+        """Read in-order data from a stream (consuming it returns flow-control credit to the peer).
+
+        Raises:
+            StreamStateError: unknown or send-only stream.
+        """
+        return self._streams.read(stream_id, max_bytes)
+
+    def stream_at_eof(self, stream_id: int) -> bool:
+        """True when all of a stream's data and its FIN have been read."""
+        return self._streams.at_eof(stream_id)
+
+    def stream_send_budget(self, stream_id: int) -> int:
+        """Free send-buffer bytes of a stream (0 means ``send_stream`` would accept nothing now)."""
+        return self._streams.send_budget(stream_id)
+
+    def reset_stream(self, stream_id: int, code: int) -> None:
+        """Abandon sending on a stream with RESET_STREAM carrying application error ``code``."""
+        self._check_open()
+        self._streams.reset(stream_id, code)
+
+    def stop_sending(self, stream_id: int, code: int) -> None:
+        """Ask the peer to stop sending on a stream (STOP_SENDING with ``code``)."""
+        self._check_open()
+        self._streams.stop_sending(stream_id, code)
+
+    def send_datagram(self, data: bytes) -> None:
+        """Queue an unreliable datagram (RFC 9221).
+
+        Raises:
+            StreamStateError: datagrams are not enabled on both sides, or ``data`` is too large.
+            ConnectionClosed: the connection is closing or closed.
+        """
+        self._check_open()
+        limit = self._peer_max_datagram_frame_size()
+        if limit is None:
+            raise StreamStateError(-1, "datagrams are not enabled by both endpoints")
+        if len(data) + 4 > min(limit, self._max_datagram_size - 64):
+            raise StreamStateError(-1, f"datagram of {len(data)} bytes is too large")
+        self._datagram_queue.append(bytes(data))
+
+    def ping(self) -> int:
+        """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`."""
+        self._check_open()
+        self._ping_uid += 1
+        self._pings_to_send.append(self._ping_uid)
+        return self._ping_uid
+
+    def request_key_update(self) -> bool:
+        """Start a 1-RTT key update (RFC 9001 §6); False if one cannot start yet."""
+        if (
+            self._state is not State.ESTABLISHED
+            or not self._handshake_confirmed
+            or not self._keys.can_update()
+        ):
+            return False
+        self._keys.update()
+        return True
+
+    def close(
+        self, code: int = 0, reason: str = "", *, application: bool = True, now: float | None = None
+    ) -> None:
+        """Close the connection with CONNECTION_CLOSE; idempotent.
+
+        The connection enters the closing state (RFC 9000 §10.2.1) for three PTOs and then reports
+        :class:`~rudp.quic.events.ConnectionTerminated`-ended ``is_closed``.
+        """
+        if self._state in (State.CLOSING, State.DRAINING, State.CLOSED):
+            return
+        self._enter_closing(
+            ConnectionClose(code, reason.encode("utf-8", "replace")[:1000], 0, application),
+            self._last_now if now is None else now,
+        )
+
+    # -- outputs ------------------------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
+        if self._state is State.CLOSED:
+            return None
+        self._refresh_timers()
+        return self._timers.next_deadline()
+
+    def next_event(self) -> Event | None:
+        """Pop the next application event, or None."""
+        self._collect_subsystem_events()
+        return self._events.popleft() if self._events else None
+
+    def handle_timer(self, now: float) -> None:
+        """Process every timer due at ``now``."""
+        self._last_now = max(self._last_now, now)
+        if self._state is State.CLOSED:
+            return
+        self._refresh_timers()
+        for timer in self._timers.expired(now):
+            try:
+                self._on_timer(timer, now)
+            except TransportError as exc:
+                self._on_local_error(exc, now)
+            if self.is_closed:
+                return
+
+    def local_cids(self) -> list[bytes]:
+        """The connection IDs the peer may address us with (for an endpoint's routing table)."""
+        return self._local_cids.all_cids()
+
+    def drain_cid_changes(self) -> list[tuple[bool, bytes]]:
+        """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
+        changes = list(self._local_cids.changes)
+        self._local_cids.changes.clear()
+        return changes
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection is fully closed (no more timers, no more datagrams)."""
+        return self._state is State.CLOSED
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """A snapshot of the connection's statistics."""
+        return self._stats_snapshot()
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state in (State.CLOSING, State.DRAINING, State.CLOSED):
+            cause = self._close_cause
+            if cause is not None:
+                raise ConnectionClosed(
+                    cause.code, cause.reason, by_peer=cause.by_peer, application=cause.application
+                )
+            raise ConnectionClosed(0, "connection closed")
+
+    def _on_timer(self, timer: Timer, now: float) -> None:
+        if timer is Timer.IDLE:
+            self._terminate(ConnectionTerminated(0, "idle timeout", False, False), now, silent=True)
+        elif timer is Timer.CLOSE:
+            self._state = State.CLOSED
+            self._timers.clear()
+        elif timer is Timer.LOSS_DETECTION:
+            self._on_loss_timer(now)
+        elif timer is Timer.KEEPALIVE:
+            if self._state is State.ESTABLISHED:
+                self._keepalive_due = True
+        elif timer is Timer.KEY_DISCARD:
+            self._keys.previous_read = None
+        # ACK_DELAY and PACING only make datagrams_to_send() produce something.
+
+    def _refresh_timers(self) -> None:
+        timers = self._timers
+        if self._state in (State.CLOSING, State.DRAINING):
+            for timer in (Timer.LOSS_DETECTION, Timer.ACK_DELAY, Timer.IDLE, Timer.KEEPALIVE, Timer.PACING):
+                timers.stop(timer)
+            return
+        timers.set(Timer.LOSS_DETECTION, self._recovery.loss_detection_deadline())
+        ack_deadlines = [d for d in (t.ack_deadline() for t in self._ack_trackers.values()) if d is not None]
+        timers.set(Timer.ACK_DELAY, min(ack_deadlines) if ack_deadlines else None)
+        timeout = self._idle_timeout()
+        timers.set(Timer.IDLE, None if timeout is None else self._last_activity + timeout)
+        keepalive = self._config.keepalive_interval
+        if keepalive is not None and self._state is State.ESTABLISHED:
+            timers.set(Timer.KEEPALIVE, self._last_ack_eliciting_sent + keepalive)
+        timers.set(Timer.PACING, self._pacing_deadline())
+
+    def _idle_timeout(self) -> float | None:
+        # RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs.
+        local = self._config.idle_timeout
+        peer = self._peer_params.max_idle_timeout / 1000 if self._peer_params is not None else 0.0
+        values = [v for v in (local, peer) if v > 0]
+        if not values:
+            return None
+        return max(min(values), 3 * self._pto())
+
+    def _on_loss_timer(self, now: float) -> None:
+        request = self._recovery.on_loss_detection_timeout(now)
+        if request is None:
+            return
+        space = request.space
+        level = {
+            PacketSpace.INITIAL: EncryptionLevel.INITIAL,
+            PacketSpace.HANDSHAKE: EncryptionLevel.HANDSHAKE,
+        }.get(space)
+        if level is not None and level not in self._keys.write:
+            # The anti-deadlock probe may name a space whose keys are gone: use the next one.
+            space, level = PacketSpace.HANDSHAKE, EncryptionLevel.HANDSHAKE
+            if level not in self._keys.write:
+                return
+        self._probes[space] = request.count
+        if level is not None:
+            # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
+            self._crypto_send[level].requeue_unacked()
+
+    def _pacing_deadline(self) -> float | None:
+        return None
+
+    def _stats_snapshot(self) -> ConnectionStats:
+        recovery = self._recovery.stats()
+        return ConnectionStats(
+            smoothed_rtt=self._rtt.smoothed_rtt,
+            min_rtt=self._rtt.min_rtt,
+            latest_rtt=self._rtt.latest_rtt,
+            congestion_window=self._congestion.congestion_window,
+            bytes_in_flight=self._recovery.bytes_in_flight,
+            packets_sent=recovery.packets_sent,
+            packets_lost=recovery.packets_lost,
+            bytes_lost=recovery.bytes_lost,
+            pto_count=recovery.total_ptos,
+            datagrams_sent=self._datagrams_sent,
+            datagrams_received=self._datagrams_received,
+            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received,
+            packets_dropped=self._packets_dropped,
+            key_updates=self._keys.key_updates,
+            path_changes=self.path_changes,
+        )
+
+    def _collect_subsystem_events(self) -> None:
+        streams = self._streams.events
+        while streams:
+            self._events.append(streams.popleft())
+
+
+__all__ = ["Address", "ConnectionStats", "QuicConnection", "State"]

@@ -1,0 +1,128 @@
+"""CRYPTO frame streams, one pair per encryption level (RFC 9000 §19.6, RFC 9001 §4.1.3).
+
+The receive side reassembles CRYPTO data by offset and hands in-order bytes to TLS; the send side keeps
+handshake bytes until acknowledged and re-queues lost ranges (intents, not old frames). Buffered
+out-of-order data is bounded (CRYPTO_BUFFER_EXCEEDED, RFC 9000 §7.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rudp.codec.frame_codec import crypto_frame_overhead
+from rudp.codec.frames import Crypto
+from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.delivery import FrameSink
+from rudp.quic.rangeset import RangeSet
+
+MAX_CRYPTO_BUFFER = 64 * 1024  # RFC 9000 §7.5: at least 4096 bytes; certificates can be large
+
+
+class CryptoReceiveBuffer:
+    """Reassembles one level's CRYPTO stream."""
+
+    __slots__ = ("_buffered", "_chunks", "offset")
+
+    def __init__(self) -> None:
+        self.offset = 0
+        """Bytes delivered in order so far."""
+        self._chunks: dict[int, bytes] = {}
+        self._buffered = 0
+
+    def receive(self, frame: Crypto) -> bytes:
+        """Add a CRYPTO frame; return the newly contiguous bytes (maybe empty).
+
+        Raises:
+            TransportError: CRYPTO_BUFFER_EXCEEDED if the frame reaches too far beyond the delivered
+                offset or too much out-of-order data is held.
+        """
+        start, data = frame.offset, frame.data
+        end = start + len(data)
+        if end <= self.offset:
+            return b""
+        if end - self.offset > MAX_CRYPTO_BUFFER:
+            raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "CRYPTO data too far ahead", 0x06)
+        if start > self.offset:
+            if len(self._chunks.get(start, b"")) < len(data):
+                self._buffered += len(data) - len(self._chunks.get(start, b""))
+                self._chunks[start] = data
+            if self._buffered > 2 * MAX_CRYPTO_BUFFER:
+                raise TransportError(
+                    TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "too much CRYPTO data held", 6
+                )
+            return b""
+        out = bytearray(data[self.offset - start :])
+        self.offset = end
+        progressed = True
+        while progressed and self._chunks:
+            progressed = False
+            for chunk_start in list(self._chunks):
+                if chunk_start > self.offset:
+                    continue
+                chunk = self._chunks.pop(chunk_start)
+                self._buffered -= len(chunk)
+                chunk_end = chunk_start + len(chunk)
+                if chunk_end > self.offset:
+                    out += chunk[self.offset - chunk_start :]
+                    self.offset = chunk_end
+                    progressed = True
+        return bytes(out)
+
+
+class CryptoSendBuffer:
+    """One level's outgoing CRYPTO stream with loss-driven retransmission."""
+
+    __slots__ = ("_acked", "_data", "_pending")
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._pending = RangeSet()
+        self._acked = RangeSet()
+
+    def write(self, data: bytes) -> None:
+        """Queue handshake bytes from TLS."""
+        if data:
+            start = len(self._data)
+            self._data += data
+            self._pending.add(start, len(self._data))
+
+    def has_data_to_send(self) -> bool:
+        """True if some bytes are unsent or were lost."""
+        return bool(self._pending)
+
+    def all_acked(self) -> bool:
+        """True when every byte written has been acknowledged."""
+        return not self._data or self._acked.covers(0, len(self._data))
+
+    def requeue_unacked(self) -> None:
+        """Mark every unacknowledged byte for sending again (PTO probes, RFC 9002 §6.2.4)."""
+        self._pending = RangeSet()
+        position = 0
+        for low, high in self._acked:
+            if low > position:
+                self._pending.add(position, low)
+            position = high
+        if position < len(self._data):
+            self._pending.add(position, len(self._data))
+
+    def write_frames(self, sink: FrameSink) -> None:
+        """Write CRYPTO frames for pending ranges while they fit."""
+        while self._pending:
+            start, stop = self._pending[0]
+            room = sink.remaining - crypto_frame_overhead(start, stop - start)
+            if room <= 0:
+                return
+            stop = min(stop, start + room)
+            self._pending.subtract(start, stop)
+            sink.push_frame(Crypto(start, bytes(self._data[start:stop])), self._handler(start, stop))
+
+    def _handler(self, start: int, stop: int) -> Callable[[bool], None]:
+        def handler(acked: bool) -> None:
+            if acked:
+                self._acked.add(start, stop)
+            elif not self._acked.covers(start, stop):
+                self._pending.add(start, stop)
+                for low, high in self._acked:
+                    self._pending.subtract(low, high)
+
+        return handler

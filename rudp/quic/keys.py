@@ -1,0 +1,71 @@
+"""Packet protection keys per encryption level, with 1-RTT key updates (RFC 9001 §4.9, §5, §6).
+
+Owns which :class:`~rudp.crypto.protection.PacketProtection` objects exist for reading and writing at
+each level, their installation from TLS secrets and their discard. The key phase logic of RFC 9001 §6
+(next read keys precomputed, old read keys kept for a while after an update) lives here too.
+"""
+
+from __future__ import annotations
+
+from rudp.crypto.keys import initial_secrets
+from rudp.crypto.protection import PacketProtection
+from rudp.crypto.suites import CipherSuite
+from rudp.tls.engine import EncryptionLevel
+
+INITIAL_SUITE = CipherSuite.AES_128_GCM_SHA256
+
+
+class KeySet:
+    """Read and write protection for every level of one connection."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.read: dict[EncryptionLevel, PacketProtection] = {}
+        self.write: dict[EncryptionLevel, PacketProtection] = {}
+        self.key_phase = 0
+        """Our current 1-RTT key phase bit."""
+        self.next_read: PacketProtection | None = None
+        self.previous_read: PacketProtection | None = None
+        self.update_pending_ack = False
+        """True after we moved to a new key phase until a packet in it is acknowledged (§6.1)."""
+        self.first_pn_in_phase: int | None = None
+        self.key_updates = 0
+
+    def install_initial(self, dcid: bytes, *, is_client: bool) -> None:
+        """Derive the Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
+        client_secret, server_secret = initial_secrets(dcid, self.version)
+        mine, theirs = (client_secret, server_secret) if is_client else (server_secret, client_secret)
+        self.write[EncryptionLevel.INITIAL] = PacketProtection(INITIAL_SUITE, mine, self.version)
+        self.read[EncryptionLevel.INITIAL] = PacketProtection(INITIAL_SUITE, theirs, self.version)
+
+    def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
+        """Install a secret from TLS for ``level`` in one direction."""
+        protection = PacketProtection(suite, secret, self.version)
+        if read:
+            self.read[level] = protection
+            if level == EncryptionLevel.APPLICATION:
+                self.next_read = protection.next_generation()
+        else:
+            self.write[level] = protection
+
+    def discard(self, level: EncryptionLevel) -> None:
+        """Drop both directions of ``level`` (RFC 9001 §4.9)."""
+        self.read.pop(level, None)
+        self.write.pop(level, None)
+
+    def can_update(self) -> bool:
+        """True if a key update may be started now (RFC 9001 §6.1: not before the last one is acked)."""
+        return EncryptionLevel.APPLICATION in self.write and not self.update_pending_ack
+
+    def update(self) -> None:
+        """Move both directions to the next key generation (initiated locally or by the peer)."""
+        current_read = self.read[EncryptionLevel.APPLICATION]
+        next_read = self.next_read or current_read.next_generation()
+        self.previous_read = current_read
+        self.read[EncryptionLevel.APPLICATION] = next_read
+        self.next_read = next_read.next_generation()
+        self.write[EncryptionLevel.APPLICATION] = self.write[EncryptionLevel.APPLICATION].next_generation()
+        self.key_phase ^= 1
+        self.update_pending_ack = True
+        self.first_pn_in_phase = None
+        self.key_updates += 1

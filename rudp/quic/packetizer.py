@@ -1,0 +1,188 @@
+"""Builds outgoing datagrams: coalesced packets, padding, packet numbers and protection.
+
+:class:`DatagramBuilder` is the :class:`~rudp.quic.delivery.FrameSink` subsystems write into. Packets
+are encrypted only when the datagram is finished, so the padding a datagram needs (client Initials,
+path probes: RFC 9000 §14.1, §8.2.1) can go into its last packet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rudp.codec.buffer import Writer
+from rudp.codec.frame_codec import frame_size, write_frame
+from rudp.codec.frames import Ack, ConnectionClose, Crypto, Frame, Padding
+from rudp.codec.packet import encode_packet_number
+from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
+from rudp.quic.delivery import DeliveryHandler
+from rudp.quic.sent import PacketSpace, SentPacket
+
+LENGTH_FIELD_SIZE = 2  # long-header Length is always written as a 2-byte varint (payloads < 16 KiB)
+
+_NOT_ACK_ELICITING = (Ack, Padding, ConnectionClose)
+
+
+@dataclass(slots=True)
+class _OpenPacket:
+    protection: PacketProtection
+    first_byte: int
+    prefix: bytes
+    """Header bytes after the first byte and before Length/PN (version, CIDs, token) or the DCID."""
+    is_long: bool
+    packet_number: int
+    pn_value: int
+    pn_length: int
+    sent: SentPacket
+    payload: Writer = field(default_factory=Writer)
+
+
+class DatagramBuilder:
+    """Assembles one datagram; implements ``FrameSink`` for the packet currently open."""
+
+    def __init__(self, max_size: int, now: float) -> None:
+        self.max_size = max_size
+        self.now = now
+        self._packets: list[_OpenPacket] = []
+        self._closed_size = 0
+        self._current: _OpenPacket | None = None
+
+    # -- FrameSink -----------------------------------------------------------------------------------
+
+    @property
+    def remaining(self) -> int:
+        """Bytes left for frames in the open packet."""
+        packet = self._current
+        if packet is None:
+            return 0
+        return self.max_size - self._closed_size - self._overhead(packet) - len(packet.payload)
+
+    def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
+        """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
+        packet = self._current
+        if packet is None:
+            raise ValueError("no packet is open")
+        if frame_size(frame) > self.remaining:
+            raise ValueError("frame does not fit in the packet")
+        write_frame(packet.payload, frame)
+        sent = packet.sent
+        if not isinstance(frame, _NOT_ACK_ELICITING):
+            sent.ack_eliciting = True
+            sent.in_flight = True
+            if isinstance(frame, Crypto):
+                sent.is_crypto = True
+        elif isinstance(frame, Padding):
+            sent.in_flight = True
+        elif isinstance(frame, Ack):
+            sent.largest_acked_in_ack = frame.largest
+        if handler is not None:
+            sent.handlers.append(handler)
+
+    def sent_is_ack_eliciting(self) -> bool:
+        """True if the open packet already carries an ack-eliciting frame."""
+        return self._current is not None and self._current.sent.ack_eliciting
+
+    # -- packets ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _overhead(packet: _OpenPacket) -> int:
+        extra = LENGTH_FIELD_SIZE if packet.is_long else 0
+        return 1 + len(packet.prefix) + extra + packet.pn_length + TAG_LENGTH
+
+    def start_packet(
+        self,
+        *,
+        space: PacketSpace,
+        protection: PacketProtection,
+        first_byte: int,
+        prefix: bytes,
+        is_long: bool,
+        packet_number: int,
+        largest_acked: int | None,
+    ) -> bool:
+        """Open a packet; return False (nothing opened) if not even a small frame would fit."""
+        if self._current is not None:
+            raise ValueError("a packet is already open")
+        pn_value, pn_length = encode_packet_number(packet_number, largest_acked)
+        sent = SentPacket(
+            packet_number=packet_number,
+            space=space,
+            sent_at=self.now,
+            size_bytes=0,
+            ack_eliciting=False,
+            in_flight=False,
+            handlers=[],
+        )
+        packet = _OpenPacket(
+            protection,
+            first_byte | (pn_length - 1),
+            prefix,
+            is_long,
+            packet_number,
+            pn_value,
+            pn_length,
+            sent,
+        )
+        self._current = packet
+        if self.remaining < 8:
+            self._current = None
+            return False
+        return True
+
+    def end_packet(self) -> SentPacket | None:
+        """Close the open packet; an empty packet is dropped (its number is not used) and None returned."""
+        packet = self._current
+        self._current = None
+        if packet is None or not len(packet.payload):
+            return None
+        short = min_payload_length(packet.pn_length) - len(packet.payload)
+        if short > 0:
+            packet.payload.push_bytes(bytes(short))  # PADDING so header protection can sample
+            packet.sent.in_flight = True
+        self._packets.append(packet)
+        self._closed_size += self._overhead(packet) + len(packet.payload)
+        return packet.sent
+
+    @property
+    def size(self) -> int:
+        """Bytes of the closed packets so far."""
+        return self._closed_size
+
+    @property
+    def packet_count(self) -> int:
+        """Closed packets in this datagram."""
+        return len(self._packets)
+
+    def finish(self, pad_to: int = 0) -> bytes:
+        """Protect every closed packet and return the datagram, padded to ``pad_to`` bytes if needed.
+
+        Padding is added as PADDING frames to the last packet (it counts as in flight).
+        """
+        if self._current is not None:
+            self.end_packet()
+        if not self._packets:
+            return b""
+        missing = min(pad_to, self.max_size) - self._closed_size
+        if missing > 0:
+            last = self._packets[-1]
+            last.payload.push_bytes(bytes(missing))
+            last.sent.in_flight = True
+        out = bytearray()
+        for packet in self._packets:
+            payload = packet.payload.buffer
+            pn_bytes = packet.pn_value.to_bytes(packet.pn_length, "big")
+            if packet.is_long:
+                length = packet.pn_length + len(payload) + TAG_LENGTH
+                header = bytes((packet.first_byte,)) + packet.prefix + (0x4000 | length).to_bytes(2, "big")
+            else:
+                header = bytes((packet.first_byte,)) + packet.prefix
+            pn_offset = len(header)
+            protected = packet.protection.protect(
+                header + pn_bytes, bytes(payload), packet.packet_number, pn_offset, packet.pn_length
+            )
+            packet.sent.size_bytes = len(protected)
+            out += protected
+        return bytes(out)
+
+    def sent_packets(self) -> list[SentPacket]:
+        """The packets of this datagram (valid after :meth:`finish`)."""
+        return [packet.sent for packet in self._packets]

@@ -1,0 +1,308 @@
+"""Receiving: datagram → packets → unprotect → dedup → frame dispatch (RFC 9000 §12, §13; RFC 9001 §5).
+
+Owns the receive path of :class:`~rudp.quic.connection.QuicConnection`: coalesced packets, keys per
+level and key phase, Retry and Version Negotiation on the client, address changes, and one handler per
+frame kind. Protocol violations raise :class:`~rudp.errors.TransportError`, turned into a
+CONNECTION_CLOSE at :meth:`ReceiveMixin.receive_datagram`, the single place that converts them.
+"""
+
+from __future__ import annotations
+
+from rudp.codec import frames as f
+from rudp.codec.codes import PacketType
+from rudp.codec.frame_codec import parse_frames
+from rudp.codec.packet import PacketHeader, iter_packets
+from rudp.crypto.protection import DecryptFailed, UnprotectedPacket
+from rudp.crypto.retry import verify_retry_integrity
+from rudp.errors import DecodeError, TransportError, TransportErrorCode
+from rudp.quic.events import ConnectionTerminated, DatagramReceived
+from rudp.quic.handshake import HandshakeMixin
+from rudp.quic.sent import PacketSpace
+from rudp.quic.state import SPACE_OF_LEVEL, Address, State
+from rudp.quic.timers import Timer
+from rudp.tls.engine import EncryptionLevel
+
+_PV = TransportErrorCode.PROTOCOL_VIOLATION
+MAX_PENDING_PACKETS = 16
+
+LEVEL_OF_TYPE = {
+    PacketType.INITIAL: EncryptionLevel.INITIAL,
+    PacketType.ZERO_RTT: EncryptionLevel.EARLY_DATA,
+    PacketType.HANDSHAKE: EncryptionLevel.HANDSHAKE,
+    PacketType.ONE_RTT: EncryptionLevel.APPLICATION,
+}
+
+
+class ReceiveMixin(HandshakeMixin):
+    """The receive side of :class:`~rudp.quic.connection.QuicConnection`."""
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Process one UDP datagram received from ``addr`` at ``now``.
+
+        Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
+        violations close the connection with the matching error code.
+        """
+        self._last_now = max(self._last_now, now)
+        if self._state in (State.CLOSED, State.DRAINING):
+            return
+        self._datagrams_received += 1
+        self._bytes_received += len(data)
+        if self._state is State.CLOSING:
+            self._receive_while_closing(data, now)
+            return
+        if addr == self.peer_address:
+            self._received_from_path += len(data)
+        try:
+            for header in iter_packets(data, short_dcid_length=self._config.connection_id_length):
+                self._receive_packet(data, header, addr, now)
+                if not self._is_active():
+                    return
+            self._replay_pending(now)
+        except DecodeError:
+            self._packets_dropped += 1  # an undecodable header: drop the rest of the datagram
+        except TransportError as exc:
+            self._on_local_error(exc, now)
+
+    def _receive_while_closing(self, data: bytes, now: float) -> None:
+        # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
+        self._close_backoff += 1
+        if self._close_backoff & (self._close_backoff - 1) == 0:
+            self._close_pending = True
+
+    def _receive_packet(self, data: bytes, header: PacketHeader, addr: Address, now: float) -> None:
+        if header.is_long and header.version != self.version:
+            if header.packet_type is PacketType.VERSION_NEGOTIATION:
+                self._on_version_negotiation(header, now)
+            return
+        if header.packet_type is PacketType.RETRY:
+            self._on_retry(data, header)
+            return
+        if header.packet_type is None or header.packet_type is PacketType.VERSION_NEGOTIATION:
+            return
+        level = LEVEL_OF_TYPE[header.packet_type]
+        protection = self._keys.read.get(level)
+        packet = memoryview(data)[header.start : header.end]
+        if protection is None:
+            if len(self._pending_packets) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
+                self._pending_packets.append((bytes(packet), addr, now))
+            return
+        space = SPACE_OF_LEVEL[level]
+        tracker = self._ack_trackers[space]
+        expected = 0 if tracker.largest_received is None else tracker.largest_received + 1
+        result = protection.unprotect(packet, header.pn_offset - header.start, expected)
+        if level == EncryptionLevel.APPLICATION:
+            result = self._check_key_phase(result, packet, header.pn_offset - header.start, expected)
+        if isinstance(result, DecryptFailed):
+            if not header.is_long and self._peer_cids.is_stateless_reset(data):
+                self._terminate(
+                    ConnectionTerminated(0, "stateless reset", True, False), now, state=State.DRAINING
+                )
+                return
+            self._packets_dropped += 1
+            return
+        # RFC 9000 §17.2, §17.3.1: reserved bits must be zero once header protection is removed.
+        if result.first_byte & (0x0C if header.is_long else 0x18):
+            raise TransportError(_PV, "reserved header bits are not zero")
+        if tracker.is_duplicate(result.packet_number):
+            return
+        self._on_authenticated_packet(header, level, addr, now)
+        ack_eliciting = self._dispatch_frames(header, level, result, now)
+        tracker.on_packet_received(result.packet_number, ack_eliciting=ack_eliciting, now=now)
+        self._last_activity = now
+        self._idle_restart_on_send = True
+        if self._state is State.ESTABLISHED and addr != self.peer_address:
+            self._on_address_change(addr, now)
+
+    def _check_key_phase(
+        self, result: UnprotectedPacket | DecryptFailed, packet: memoryview, pn_offset: int, expected: int
+    ) -> UnprotectedPacket | DecryptFailed:
+        keys = self._keys
+        if isinstance(result, UnprotectedPacket):
+            if result.key_phase != keys.key_phase:
+                raise TransportError(TransportErrorCode.KEY_UPDATE_ERROR, "key phase bit does not match keys")
+            return result
+        # RFC 9001 §6.3: a packet with the other key phase is either from the next generation (the peer
+        # updated) or a late packet from the previous one.
+        if keys.previous_read is not None:
+            late = keys.previous_read.unprotect(packet, pn_offset, expected)
+            if isinstance(late, UnprotectedPacket):
+                return late
+        if keys.next_read is not None and not keys.update_pending_ack:
+            updated = keys.next_read.unprotect(packet, pn_offset, expected)
+            if isinstance(updated, UnprotectedPacket):
+                keys.update()
+                keys.update_pending_ack = False
+                self._timers.set(Timer.KEY_DISCARD, self._last_now + 3 * self._pto())
+                return updated
+        return result
+
+    def _on_authenticated_packet(
+        self, header: PacketHeader, level: EncryptionLevel, addr: Address, now: float
+    ) -> None:
+        if self.is_client and header.is_long and self._peer_initial_scid is None:
+            # RFC 9000 §7.2: the client switches to the server's chosen CID.
+            self._peer_initial_scid = header.scid
+            self._peer_cids.set_initial(header.scid)
+        if level == EncryptionLevel.HANDSHAKE and not self.is_client:
+            # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
+            # validates the client's address (RFC 9000 §8.1).
+            self._address_validated = True
+            self._discard_level(EncryptionLevel.INITIAL)
+
+    def _dispatch_frames(
+        self, header: PacketHeader, level: EncryptionLevel, packet: UnprotectedPacket, now: float
+    ) -> bool:
+        packet_type = header.packet_type or PacketType.ONE_RTT
+        ack_eliciting = False
+        space = SPACE_OF_LEVEL[level]
+        streams = self._streams
+        for _, frame in parse_frames(packet.payload, packet_type):
+            match frame:
+                case f.Stream():
+                    streams.on_stream(frame)
+                case f.Ack():
+                    self._on_ack(space, frame, now)
+                    continue
+                case f.Padding():
+                    continue
+                case f.Crypto():
+                    self._on_crypto(level, frame, now)
+                case f.MaxData():
+                    streams.on_max_data(frame)
+                case f.MaxStreamData():
+                    streams.on_max_stream_data(frame)
+                case f.Ping():
+                    pass
+                case f.ConnectionClose():
+                    self._enter_draining(frame, now)
+                    return False
+                case _:
+                    self._on_rare_frame(frame, header)
+            ack_eliciting = True
+        return ack_eliciting
+
+    def _on_rare_frame(self, frame: f.Frame, header: PacketHeader) -> None:
+        streams = self._streams
+        match frame:
+            case f.ResetStream():
+                streams.on_reset_stream(frame)
+            case f.StopSending():
+                streams.on_stop_sending(frame)
+            case f.MaxStreams():
+                streams.on_max_streams(frame)
+            case f.DataBlocked():
+                streams.on_data_blocked(frame)
+            case f.StreamDataBlocked():
+                streams.on_stream_data_blocked(frame)
+            case f.StreamsBlocked():
+                streams.on_streams_blocked(frame)
+            case f.NewToken():
+                if not self.is_client:
+                    raise TransportError(_PV, "NEW_TOKEN sent by a client", 0x07)  # RFC 9000 §19.7
+                self.new_token = frame.token
+            case f.NewConnectionId():
+                if not self._peer_cids.current.cid:
+                    raise TransportError(_PV, "NEW_CONNECTION_ID with a zero-length CID in use", 0x18)
+                self._peer_cids.on_new_connection_id(frame)
+            case f.RetireConnectionId():
+                self._local_cids.on_retire(frame, header.dcid)
+            case f.PathChallenge():
+                self._path_responses.append(frame.data)
+            case f.PathResponse():
+                if frame.data == self._path_challenge:
+                    self._path_challenge = None
+                    self._address_validated = True
+            case f.HandshakeDone():
+                if not self.is_client:
+                    raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
+                self._confirm_handshake(self._last_now)
+            case f.Datagram():
+                local_max = self._local_params.max_datagram_frame_size
+                if local_max is None or len(frame.data) + 3 > local_max:
+                    raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
+                self._events.append(DatagramReceived(frame.data))
+            case _:
+                raise TransportError(_PV, f"unhandled frame {type(frame).__name__}")
+
+    def _on_ack(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
+        ack_delay = 0.0
+        if space is PacketSpace.APPLICATION and self._peer_params is not None:
+            ack_delay = frame.ack_delay * (1 << self._peer_params.ack_delay_exponent) / 1e6
+        acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
+        if not acked:
+            return
+        largest = self._largest_acked[space]
+        if largest is None or frame.largest > largest:
+            self._largest_acked[space] = frame.largest
+        tracker = self._ack_trackers[space]
+        keys = self._keys
+        for packet in acked:
+            if packet.largest_acked_in_ack is not None:
+                tracker.on_ack_acked(packet.largest_acked_in_ack)
+            if (
+                space is PacketSpace.APPLICATION
+                and keys.update_pending_ack
+                and (keys.first_pn_in_phase is not None and packet.packet_number >= keys.first_pn_in_phase)
+            ):
+                keys.update_pending_ack = False
+        if space is PacketSpace.HANDSHAKE and self.is_client and not self._peer_address_validated:
+            self._peer_address_validated = True
+            self._recovery.set_peer_address_validated()
+
+    def _on_retry(self, data: bytes, header: PacketHeader) -> None:
+        # RFC 9000 §17.2.5.2: one Retry at most, before any server Initial, with a valid tag.
+        if not self.is_client or self._retry_source_cid is not None or self._peer_initial_scid is not None:
+            return
+        if header.scid == self.original_dcid or not header.token:
+            return
+        if not verify_retry_integrity(data[header.start : header.end], self.original_dcid, self.version):
+            return
+        self._retry_source_cid = header.scid
+        self._token = header.token
+        self._peer_cids.set_initial(header.scid)
+        self._keys.install_initial(header.scid, is_client=True)
+        self._recovery.discard_space(PacketSpace.INITIAL)
+        self._crypto_send[EncryptionLevel.INITIAL].requeue_unacked()
+
+    def _on_version_negotiation(self, header: PacketHeader, now: float) -> None:
+        # RFC 9000 §6.2: only before any other packet from the server, and ignore it if it lists ours.
+        if (
+            not self.is_client
+            or self._peer_initial_scid is not None
+            or self.version in header.supported_versions
+        ):
+            return
+        if header.dcid != self._local_cids.active[0].cid:
+            return
+        offered = ", ".join(f"{v:#x}" for v in header.supported_versions)
+        self._terminate(
+            ConnectionTerminated(0, f"version negotiation: server supports {offered}", True, False), now
+        )
+
+    def _on_address_change(self, addr: Address, now: float) -> None:
+        # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): validate the new path and, until
+        # validated, respect the anti-amplification limit on it.
+        if self.is_client:
+            return
+        old_host = self.peer_address[0]
+        self.peer_address = addr
+        self._address_validated = False
+        self._received_from_path = 0
+        self._sent_to_path = 0
+        self._path_challenge = self._randbytes(8)
+        self._path_challenge_pending = True
+        if addr[0] != old_host:
+            self._congestion.on_path_change(now)
+        self.path_changes += 1
+
+    def _replay_pending(self, now: float) -> None:
+        if not self._pending_packets:
+            return
+        pending, self._pending_packets = self._pending_packets, []
+        for packet, addr, received_at in pending:
+            for header in iter_packets(packet, short_dcid_length=self._config.connection_id_length):
+                level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type else None
+                if level is not None and level in self._keys.read:
+                    self._receive_packet(packet, header, addr, max(now, received_at))
+                elif len(self._pending_packets) < MAX_PENDING_PACKETS:
+                    self._pending_packets.append((packet, addr, received_at))

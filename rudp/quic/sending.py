@@ -1,0 +1,268 @@
+"""Sending: assembling datagrams from every level and subsystem (RFC 9000 §12.2, §13, §14; RFC 9002).
+
+Owns :meth:`SendMixin.datagrams_to_send`: which levels get a packet, in which order subsystems write
+frames, ACK piggybacking, probes after a PTO, padding of Initial datagrams, the congestion window and
+the anti-amplification limit, and CONNECTION_CLOSE while closing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rudp.codec.codes import PacketType
+from rudp.codec.frames import ConnectionClose, Datagram, HandshakeDone, PathChallenge, PathResponse, Ping
+from rudp.codec.packet import FIXED_BIT, HEADER_FORM_LONG, KEY_PHASE_BIT, long_type_bits
+from rudp.codec.varint import encode_varint
+from rudp.errors import TransportErrorCode
+from rudp.quic.events import PingAcknowledged
+from rudp.quic.handshake import HandshakeMixin
+from rudp.quic.packetizer import DatagramBuilder
+from rudp.quic.sent import PacketSpace
+from rudp.quic.state import SPACE_OF_LEVEL, Address, State
+from rudp.tls.engine import EncryptionLevel
+
+MIN_INITIAL_SIZE = 1200  # RFC 9000 §14.1
+MAX_DATAGRAMS_PER_CALL = 64
+SEND_ORDER = (
+    EncryptionLevel.INITIAL,
+    EncryptionLevel.HANDSHAKE,
+    EncryptionLevel.EARLY_DATA,
+    EncryptionLevel.APPLICATION,
+)
+
+
+class SendMixin(HandshakeMixin):
+    """The send side of :class:`~rudp.quic.connection.QuicConnection`."""
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Return the datagrams to send now, each with its destination address."""
+        self._last_now = max(self._last_now, now)
+        if self._state in (State.CLOSED, State.DRAINING):
+            return []
+        if self._state is State.CLOSING:
+            return self._close_datagrams(now)
+        out: list[tuple[bytes, Address]] = []
+        while len(out) < MAX_DATAGRAMS_PER_CALL:
+            datagram = self._build_datagram(now)
+            if not datagram:
+                break
+            out.append((datagram, self.peer_address))
+        return out
+
+    # -- one datagram -----------------------------------------------------------------------------
+
+    def _amplification_allowance(self) -> int | None:
+        # RFC 9000 §8.1: before validating the client's address a server sends at most 3x what it got.
+        if self.is_client or self._address_validated:
+            return None
+        return 3 * self._received_from_path - self._sent_to_path
+
+    def _build_datagram(self, now: float) -> bytes:
+        size = self._max_datagram_size
+        allowance = self._amplification_allowance()
+        if allowance is not None:
+            if allowance < MIN_INITIAL_SIZE:
+                return b""
+            size = min(size, allowance)
+        builder = DatagramBuilder(size, now)
+        blocked = not self._recovery.can_send(size) and not self._probes
+        pad = False
+        wrote_handshake = False
+        for level in SEND_ORDER:
+            protection = self._keys.write.get(level)
+            if protection is None or (level == EncryptionLevel.EARLY_DATA and self._has_one_rtt_keys()):
+                continue
+            space = SPACE_OF_LEVEL[level]
+            if not self._level_has_data(level, space, now, blocked):
+                continue
+            if not builder.start_packet(
+                space=space,
+                protection=protection,
+                first_byte=self._first_byte(level),
+                prefix=self._header_prefix(level),
+                is_long=level != EncryptionLevel.APPLICATION,
+                packet_number=self._next_pn[space],
+                largest_acked=self._largest_acked[space],
+            ):
+                break
+            self._write_level(builder, level, space, now, blocked)
+            sent = builder.end_packet()
+            if sent is None:
+                continue
+            self._next_pn[space] += 1
+            if level == EncryptionLevel.INITIAL and (self.is_client or sent.ack_eliciting):
+                pad = True
+            if level == EncryptionLevel.HANDSHAKE:
+                wrote_handshake = True
+            if level == EncryptionLevel.APPLICATION and self._keys.first_pn_in_phase is None:
+                self._keys.first_pn_in_phase = sent.packet_number
+        datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
+        if not datagram:
+            return b""
+        for sent in builder.sent_packets():
+            self._recovery.on_packet_sent(sent)
+            if sent.ack_eliciting:
+                self._last_ack_eliciting_sent = now
+                if self._idle_restart_on_send:
+                    # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer.
+                    self._idle_restart_on_send = False
+                    self._last_activity = now
+        self._sent_to_path += len(datagram)
+        self._datagrams_sent += 1
+        self._bytes_sent += len(datagram)
+        if wrote_handshake and self.is_client:
+            # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+            self._discard_level(EncryptionLevel.INITIAL)
+        return datagram
+
+    def _has_one_rtt_keys(self) -> bool:
+        return EncryptionLevel.APPLICATION in self._keys.write
+
+    def _level_has_data(self, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool) -> bool:
+        tracker = self._ack_trackers[space]
+        if level != EncryptionLevel.EARLY_DATA and tracker.ack_needed(now):
+            return True
+        if self._probes.get(space):
+            return level != EncryptionLevel.EARLY_DATA or not self._has_one_rtt_keys()
+        if level in self._crypto_send and self._crypto_send[level].has_data_to_send() and not blocked:
+            return True
+        if blocked or level not in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA):
+            return False
+        return bool(
+            self._streams.has_data_to_send()
+            or self._datagram_queue
+            or (level == EncryptionLevel.APPLICATION and self._application_control_pending())
+        )
+
+    def _application_control_pending(self) -> bool:
+        return bool(
+            self._handshake_done_pending
+            or self._pings_to_send
+            or self._keepalive_due
+            or self._path_responses
+            or self._path_challenge_pending
+            or self._local_cids.has_data_to_send()
+            or self._peer_cids.has_data_to_send()
+        )
+
+    def _first_byte(self, level: EncryptionLevel) -> int:
+        if level == EncryptionLevel.APPLICATION:
+            return FIXED_BIT | (KEY_PHASE_BIT if self._keys.key_phase else 0)
+        packet_type = {
+            EncryptionLevel.INITIAL: PacketType.INITIAL,
+            EncryptionLevel.EARLY_DATA: PacketType.ZERO_RTT,
+            EncryptionLevel.HANDSHAKE: PacketType.HANDSHAKE,
+        }[level]
+        return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(packet_type, self.version) << 4)
+
+    def _header_prefix(self, level: EncryptionLevel) -> bytes:
+        dcid = self._peer_cids.current.cid
+        if level == EncryptionLevel.APPLICATION:
+            return dcid
+        scid = self._local_cids.active[0].cid if 0 in self._local_cids.active else b""
+        prefix = self.version.to_bytes(4, "big") + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
+        if level == EncryptionLevel.INITIAL:
+            token = self._token if self.is_client else b""
+            prefix += encode_varint(len(token)) + token
+        return prefix
+
+    def _write_level(
+        self, builder: DatagramBuilder, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool
+    ) -> None:
+        tracker = self._ack_trackers[space]
+        if level != EncryptionLevel.EARLY_DATA and tracker.ack_pending:
+            ack = tracker.build_ack(now, self._config.ack_delay_exponent)
+            if ack is not None:
+                builder.push_frame(ack)
+                tracker.on_ack_sent(now)
+        crypto = self._crypto_send.get(level)
+        probe = self._probes.get(space, 0)
+        if crypto is not None and (not blocked or probe):
+            crypto.write_frames(builder)
+        if level in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA) and (not blocked or probe):
+            if level == EncryptionLevel.APPLICATION:
+                self._write_application_control(builder)
+            self._streams.write_frames(builder, now, self._rtt.smoothed_rtt)
+            self._write_datagrams(builder)
+        if probe:
+            if builder.remaining >= 1 and not builder.sent_is_ack_eliciting():
+                builder.push_frame(Ping())
+            self._probes[space] = probe - 1
+            if self._probes[space] <= 0:
+                del self._probes[space]
+
+    def _write_application_control(self, builder: DatagramBuilder) -> None:
+        if self._handshake_done_pending and builder.remaining >= 1:
+            self._handshake_done_pending = False
+            builder.push_frame(HandshakeDone(), self._requeue_handshake_done)
+        while self._path_responses and builder.remaining >= 9:
+            builder.push_frame(PathResponse(self._path_responses.popleft()))
+        if self._path_challenge_pending and self._path_challenge is not None and builder.remaining >= 9:
+            self._path_challenge_pending = False
+            builder.push_frame(PathChallenge(self._path_challenge))
+        while self._pings_to_send and builder.remaining >= 1:
+            builder.push_frame(Ping(), self._ping_handler(self._pings_to_send.pop(0)))
+        if self._keepalive_due and builder.remaining >= 1:
+            self._keepalive_due = False
+            builder.push_frame(Ping())
+        self._local_cids.write_frames(builder)
+        self._peer_cids.write_frames(builder)
+
+    def _requeue_handshake_done(self, acked: bool) -> None:
+        if not acked:
+            self._handshake_done_pending = True
+
+    def _ping_handler(self, uid: int) -> Callable[[bool], None]:
+        def handler(acked: bool) -> None:
+            if acked:
+                self._events.append(PingAcknowledged(uid))
+            else:
+                self._pings_to_send.append(uid)
+
+        return handler
+
+    def _write_datagrams(self, builder: DatagramBuilder) -> None:
+        queue = self._datagram_queue
+        while queue and builder.remaining >= len(queue[0]) + 4:
+            builder.push_frame(Datagram(queue.popleft()))
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def _close_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
+        frame = self._close_frame
+        if not self._close_pending or frame is None:
+            return []
+        self._close_pending = False
+        builder = DatagramBuilder(self._max_datagram_size, now)
+        pad = False
+        for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION):
+            protection = self._keys.write.get(level)
+            if protection is None:
+                continue
+            if level == EncryptionLevel.APPLICATION and not (self._handshake_confirmed or not self.is_client):
+                continue
+            to_send = frame
+            if frame.application and level != EncryptionLevel.APPLICATION:
+                # RFC 9000 §10.2.3: an application close before 1-RTT is sent as APPLICATION_ERROR.
+                to_send = ConnectionClose(TransportErrorCode.APPLICATION_ERROR, b"", 0, False)
+            space = SPACE_OF_LEVEL[level]
+            if not builder.start_packet(
+                space=space,
+                protection=protection,
+                first_byte=self._first_byte(level),
+                prefix=self._header_prefix(level),
+                is_long=level != EncryptionLevel.APPLICATION,
+                packet_number=self._next_pn[space],
+                largest_acked=self._largest_acked[space],
+            ):
+                break
+            builder.push_frame(to_send)
+            builder.end_packet()
+            self._next_pn[space] += 1
+            pad = pad or (level == EncryptionLevel.INITIAL and self.is_client)
+        datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
+        allowance = self._amplification_allowance()
+        if not datagram or (allowance is not None and len(datagram) > allowance):
+            return []
+        self._sent_to_path += len(datagram)
+        return [(datagram, self.peer_address)]

@@ -1,0 +1,205 @@
+"""The state every part of a QUIC connection shares, and its construction.
+
+:class:`ConnectionState` declares and initialises the attributes that the receive, send and handshake
+mixins and :class:`~rudp.quic.connection.QuicConnection` operate on, so each of those modules stays
+focused on one job while mypy still checks every attribute.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from enum import Enum
+
+from rudp.codec.frames import ConnectionClose
+from rudp.codec.transport_params import TransportParameters
+from rudp.config import Config
+from rudp.errors import TransportError
+from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
+from rudp.quic.congestion.registry import resolve_congestion_controller
+from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
+from rudp.quic.events import ConnectionTerminated, Event
+from rudp.quic.keys import KeySet
+from rudp.quic.recovery import LossRecovery
+from rudp.quic.rtt import RttEstimator
+from rudp.quic.sent import PacketSpace
+from rudp.quic.spaces import AckTracker
+from rudp.quic.streams.manager import StreamManager
+from rudp.quic.timers import Timer, TimerTable
+from rudp.tls.config import TlsConfig
+from rudp.tls.engine import EncryptionLevel, TlsEngine
+
+Address = tuple[str, int]
+"""A UDP peer address as (host, port) (IPv6 addresses may carry more fields; only these two are used)."""
+
+CRYPTO_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION)
+
+SPACE_OF_LEVEL = {
+    EncryptionLevel.INITIAL: PacketSpace.INITIAL,
+    EncryptionLevel.HANDSHAKE: PacketSpace.HANDSHAKE,
+    EncryptionLevel.EARLY_DATA: PacketSpace.APPLICATION,
+    EncryptionLevel.APPLICATION: PacketSpace.APPLICATION,
+}
+
+
+class State(Enum):
+    """Connection lifecycle (RFC 9000 §10)."""
+
+    HANDSHAKE = "handshake"
+    ESTABLISHED = "established"
+    CLOSING = "closing"
+    """We sent CONNECTION_CLOSE; answering late packets with it, rate-limited (§10.2.1)."""
+    DRAINING = "draining"
+    """The peer closed; we send nothing (§10.2.2)."""
+    CLOSED = "closed"
+
+
+class ConnectionState:
+    """Attributes shared by the connection's parts (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        tls_config: TlsConfig,
+        *,
+        is_client: bool,
+        peer_address: Address,
+        now: float,
+        version: int,
+        local_cid: bytes | None = None,
+        reset_key: bytes | None = None,
+    ) -> None:
+        self._config = config
+        self._tls_config = tls_config
+        self.is_client = is_client
+        self.version = version
+        self.peer_address: Address = peer_address
+        self._randbytes = config.randbytes
+        self._state = State.HANDSHAKE
+        self._last_now = now
+        self._created_at = now
+        self._events: deque[Event] = deque()
+        self._close_cause: ConnectionTerminated | None = None
+        self._close_frame: ConnectionClose | None = None
+        self._close_pending = False
+        self._close_sent_at = -1.0
+        self._close_backoff = 0
+
+        cid = local_cid if local_cid is not None else self._randbytes(config.connection_id_length)
+        self._local_cids = LocalConnectionIds(
+            cid, reset_key or os.urandom(32), self._randbytes, config.connection_id_length
+        )
+        self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
+        self.original_dcid = b""
+        self._retry_source_cid: bytes | None = None
+        self._token = b""
+        self._peer_initial_scid: bytes | None = None
+
+        self._keys = KeySet(version)
+        self._tls: TlsEngine | None = None
+        self._crypto_send = {level: CryptoSendBuffer() for level in CRYPTO_LEVELS}
+        self._crypto_recv = {level: CryptoReceiveBuffer() for level in CRYPTO_LEVELS}
+        self._local_params = config.local_transport_parameters()
+        self._peer_params: TransportParameters | None = None
+        self._handshake_complete = False
+        self._handshake_confirmed = False
+        self._handshake_done_pending = False
+        self._early_data_offered = False
+        self._peer_address_validated = not is_client  # a server's own address needs no validation
+        self._address_validated = is_client  # (server) the client's address
+        self._received_from_path = 0
+        self._sent_to_path = 0
+
+        self._max_datagram_size = config.max_datagram_size
+        self._rtt = RttEstimator()
+        controller_factory = resolve_congestion_controller(config.congestion)
+        self._congestion = controller_factory(self._max_datagram_size)
+        self._recovery = LossRecovery(self._congestion, self._rtt, max_ack_delay=0.025, is_client=is_client)
+        self._ack_trackers = {
+            PacketSpace.INITIAL: AckTracker(PacketSpace.INITIAL),
+            PacketSpace.HANDSHAKE: AckTracker(PacketSpace.HANDSHAKE),
+            PacketSpace.APPLICATION: AckTracker(PacketSpace.APPLICATION, max_ack_delay=config.max_ack_delay),
+        }
+        self._next_pn = {space: 0 for space in PacketSpace}
+        self._largest_acked: dict[PacketSpace, int | None] = {space: None for space in PacketSpace}
+        self._probes: dict[PacketSpace, int] = {}
+        self._streams = StreamManager(
+            is_client=is_client,
+            local=self._local_params,
+            max_stream_window=config.max_stream_window,
+            max_connection_window=config.max_connection_window,
+            send_buffer_bytes=config.send_buffer_bytes,
+        )
+        self._datagram_queue: deque[bytes] = deque()
+        self._pings_to_send: list[int] = []
+        self._ping_uid = 0
+        self._keepalive_due = False
+        self._timers = TimerTable()
+        self._last_activity = now
+        self._idle_restart_on_send = True
+        self._last_ack_eliciting_sent = now
+        self._pending_packets: list[tuple[bytes, Address, float]] = []
+        self._path_responses: deque[bytes] = deque()
+        self._path_challenge: bytes | None = None
+        self._path_challenge_pending = False
+        self.path_changes = 0
+        """How many times the peer's address changed (migration or NAT rebinding)."""
+        self.new_token: bytes | None = None
+        """(client) the last NEW_TOKEN from the server, for a future connection's Initial."""
+
+        # statistics
+        self._datagrams_sent = 0
+        self._datagrams_received = 0
+        self._bytes_sent = 0
+        self._bytes_received = 0
+        self._packets_dropped = 0
+
+    def _is_active(self) -> bool:
+        """True while handshaking or established (not closing, draining or closed)."""
+        return self._state in (State.HANDSHAKE, State.ESTABLISHED)
+
+    # -- closing (RFC 9000 §10), shared by the receive path, timers and the API ----------------------
+
+    def _on_local_error(self, exc: TransportError, now: float) -> None:
+        """A protocol violation by the peer (or a TLS failure): close with its code (RFC 9000 §10.2)."""
+        self._enter_closing(ConnectionClose(exc.code, exc.reason.encode()[:1000], exc.frame_type, False), now)
+
+    def _enter_closing(self, frame: ConnectionClose, now: float) -> None:
+        self._close_frame = frame
+        self._close_pending = True
+        reason = frame.reason.decode("utf-8", "replace")
+        self._terminate(
+            ConnectionTerminated(frame.error_code, reason, False, frame.application, frame.frame_type),
+            now,
+            state=State.CLOSING,
+        )
+
+    def _enter_draining(self, frame: ConnectionClose, now: float) -> None:
+        reason = frame.reason.decode("utf-8", "replace")
+        self._terminate(
+            ConnectionTerminated(frame.error_code, reason, True, frame.application, frame.frame_type),
+            now,
+            state=State.DRAINING,
+        )
+
+    def _terminate(
+        self, event: ConnectionTerminated, now: float, *, state: State = State.CLOSED, silent: bool = False
+    ) -> None:
+        if self._close_cause is None:
+            self._close_cause = event
+            self._events.append(event)
+        self._state = state
+        self._timers.clear()
+        if state is not State.CLOSED:
+            # RFC 9000 §10.2: closing and draining last three times the current PTO.
+            self._timers.set(Timer.CLOSE, now + 3 * self._pto())
+
+    def _pto(self) -> float:
+        """The current PTO duration (RFC 9002 §6.2.1), without backoff."""
+        max_ack_delay = self._peer_params.max_ack_delay / 1000 if self._peer_params else 0.025
+        return self._rtt.pto_base() + (max_ack_delay if self._handshake_confirmed else 0.0)
+
+    def _peer_max_datagram_frame_size(self) -> int | None:
+        if not self._config.datagrams or self._peer_params is None:
+            return None
+        return self._peer_params.max_datagram_frame_size

@@ -1,0 +1,43 @@
+"""ConnectionStats: a read-only snapshot of a connection's counters and estimates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """Counters and estimates of one connection at one moment (times in seconds)."""
+
+    smoothed_rtt: float
+    """Smoothed RTT estimate (RFC 9002 §5.3)."""
+    min_rtt: float
+    """Minimum RTT seen."""
+    latest_rtt: float
+    """Most recent RTT sample."""
+    congestion_window: int
+    """Current congestion window in bytes."""
+    bytes_in_flight: int
+    """Bytes sent and neither acknowledged nor declared lost."""
+    packets_sent: int
+    """Packets sent (all spaces)."""
+    packets_lost: int
+    """Packets declared lost."""
+    bytes_lost: int
+    """Bytes in packets declared lost (the retransmission cost: their data is re-sent in new packets)."""
+    pto_count: int
+    """PTO expirations so far."""
+    datagrams_sent: int
+    """UDP datagrams produced."""
+    datagrams_received: int
+    """UDP datagrams received."""
+    bytes_sent: int
+    """UDP payload bytes produced."""
+    bytes_received: int
+    """UDP payload bytes received."""
+    packets_dropped: int
+    """Received packets dropped (undecryptable or undecodable)."""
+    key_updates: int
+    """1-RTT key updates so far."""
+    path_changes: int
+    """Times the peer's address changed."""

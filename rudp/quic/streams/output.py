@@ -1,0 +1,330 @@
+"""Frame output of the streams subsystem: control frames first, then round-robin STREAM frames.
+
+Owns what the streams subsystem has queued for the peer and the delivery handlers of the frames it
+writes (ARCHITECTURE §2.1 rule 5): RESET_STREAM, STOP_SENDING, MAX_DATA, MAX_STREAM_DATA, MAX_STREAMS,
+DATA_BLOCKED, STREAM_DATA_BLOCKED, STREAMS_BLOCKED, then STREAM frames (re-sends before new data)
+taken from streams in turn so that no stream starves another. On loss the *intent* is re-queued
+(ranges to re-send, "this limit must be announced again if still current"), never the old frame.
+
+:class:`StreamOutput` is the base of :class:`rudp.quic.streams.manager.StreamManager`, which owns
+stream creation, the application calls and incoming frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import partial
+from typing import Final
+
+from rudp.codec.frames import (
+    DataBlocked,
+    MaxData,
+    MaxStreamData,
+    MaxStreams,
+    ResetStream,
+    StopSending,
+    StreamDataBlocked,
+    StreamsBlocked,
+)
+from rudp.quic.delivery import FrameSink
+from rudp.quic.events import Event, StreamWritable
+from rudp.quic.flow import LimitAnnouncer, RecvWindow, SendCredit
+from rudp.quic.streams.recv import RecvStream
+from rudp.quic.streams.send import SendStream
+
+# Upper bounds of encoded sizes (type byte + up to two 8-byte varints), checked before a limit is
+# committed so that a frame that does not fit leaves the intent queued.
+_ONE_VARINT_FRAME: Final = 1 + 8
+_TWO_VARINT_FRAME: Final = 1 + 8 + 8
+_THREE_VARINT_FRAME: Final = 1 + 8 + 8 + 8
+
+
+class StreamEntry:
+    """One stream: its sending part, receiving part, or both."""
+
+    __slots__ = ("recv", "send", "stream_id")
+
+    def __init__(self, stream_id: int, send: SendStream | None, recv: RecvStream | None) -> None:
+        self.stream_id = stream_id
+        self.send = send
+        self.recv = recv
+
+    @property
+    def is_closed(self) -> bool:
+        """True when every part it has is in a terminal state (RFC 9000 §3.4 "closed")."""
+        return (self.send is None or self.send.is_done) and (self.recv is None or self.recv.is_done)
+
+
+class StreamOutput:
+    """Queues and writes the streams subsystem's frames; handles their acknowledgement and loss."""
+
+    def __init__(
+        self,
+        *,
+        initial_max_data: int,
+        max_connection_window: int,
+        max_streams_bidi: int,
+        max_streams_uni: int,
+    ) -> None:
+        self.events: deque[Event] = deque()
+        """Events for the application, drained by the connection."""
+        self._streams: dict[int, StreamEntry] = {}
+        self._conn_send = SendCredit(0)  # the peer's MAX_DATA; used = new bytes sent on all streams
+        self._conn_recv = RecvWindow(initial_max_data, max_connection_window)
+        # Streams we may open (the peer's MAX_STREAMS); ``used`` counts the streams we opened.
+        self._open_credit = {True: SendCredit(0), False: SendCredit(0)}
+        # Streams the peer may open (our MAX_STREAMS).
+        self._peer_limit = {True: LimitAnnouncer(max_streams_bidi), False: LimitAnnouncer(max_streams_uni)}
+        # Streams with a control frame to send (dicts as insertion-ordered sets).
+        self._resets: dict[int, None] = {}
+        self._stops: dict[int, None] = {}
+        self._window_updates: dict[int, None] = {}
+        self._stream_blocked: dict[int, None] = {}
+        # Round-robin order of streams that may have STREAM frames to send.
+        self._queue: deque[int] = deque()
+        self._queued: set[int] = set()
+
+    def _maybe_close(self, entry: StreamEntry) -> None:
+        """Hook: forget ``entry`` if it is closed both ways (the manager implements it)."""
+
+    # ------------------------------------------------------------------ queueing
+
+    def _enqueue_if_sendable(self, stream_id: int, send: SendStream) -> None:
+        if stream_id not in self._queued and send.wants_to_send(max(1, self._conn_send.available)):
+            self._queued.add(stream_id)
+            self._queue.append(stream_id)
+
+    def _note_blocked(self, stream_id: int, send: SendStream) -> None:
+        """Queue STREAM_DATA_BLOCKED / DATA_BLOCKED for whichever credit stops ``send`` (§4.1)."""
+        if send.note_credit_blocked():
+            self._stream_blocked[stream_id] = None
+        if self._conn_send.available == 0:
+            self._conn_send.note_blocked()
+
+    def _reset_send(self, stream_id: int, send: SendStream, error_code: int) -> None:
+        if send.reset(error_code):
+            self._resets[stream_id] = None
+            self._stream_blocked.pop(stream_id, None)
+
+    def _forget(self, stream_id: int) -> None:
+        """Drop every queued intent of a closed stream (its queue slot goes when next reached)."""
+        for pending in (self._resets, self._stops, self._window_updates, self._stream_blocked):
+            pending.pop(stream_id, None)
+        self._queued.discard(stream_id)
+
+    # ------------------------------------------------------------------ output
+
+    def has_data_to_send(self) -> bool:
+        """True when :meth:`write_frames` would write something given enough room."""
+        if self._resets or self._stops or self._window_updates or self._stream_blocked:
+            return True
+        if self._conn_recv.update_due or self._conn_send.blocked_pending:
+            return True
+        for bidi in (True, False):
+            if self._peer_limit[bidi].pending or self._open_credit[bidi].blocked_pending:
+                return True
+        credit = self._conn_send.available
+        for stream_id in self._queue:
+            entry = self._streams.get(stream_id)
+            if entry is not None and entry.send is not None and entry.send.wants_to_send(credit):
+                return True
+        return False
+
+    def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> None:
+        """Write queued control frames, then STREAM frames, without exceeding ``sink.remaining``.
+
+        ``now`` and ``smoothed_rtt`` drive receive-window auto-tuning. STREAM frames never exceed the
+        connection or stream credit; blocked frames found while filling the packet follow them.
+        """
+        if not (
+            self._write_resets(sink)
+            and self._write_stop_sendings(sink)
+            and self._write_window_updates(sink, now, smoothed_rtt)
+            and self._write_max_streams(sink)
+            and self._write_blocked(sink)
+        ):
+            return
+        self._write_streams(sink)
+        self._write_blocked(sink)
+
+    def _write_resets(self, sink: FrameSink) -> bool:
+        for stream_id in list(self._resets):
+            entry = self._streams.get(stream_id)
+            send = entry.send if entry is not None else None
+            if send is None or not send.reset_pending:
+                del self._resets[stream_id]
+                continue
+            if sink.remaining < _THREE_VARINT_FRAME:
+                return False
+            frame = ResetStream(stream_id, send.reset_code or 0, send.final_size)
+            sink.push_frame(frame, partial(self._on_reset_delivered, stream_id))
+            send.reset_pending = False
+            del self._resets[stream_id]
+        return True
+
+    def _write_stop_sendings(self, sink: FrameSink) -> bool:
+        for stream_id in list(self._stops):
+            entry = self._streams.get(stream_id)
+            recv = entry.recv if entry is not None else None
+            if recv is None or not recv.stop_pending:
+                del self._stops[stream_id]
+                continue
+            if sink.remaining < _TWO_VARINT_FRAME:
+                return False
+            sink.push_frame(
+                StopSending(stream_id, recv.stop_code or 0), partial(self._on_stop_delivered, stream_id)
+            )
+            recv.stop_pending = False
+            del self._stops[stream_id]
+        return True
+
+    def _write_window_updates(self, sink: FrameSink, now: float, smoothed_rtt: float) -> bool:
+        if self._conn_recv.update_due:
+            if sink.remaining < _ONE_VARINT_FRAME:
+                return False
+            limit = self._conn_recv.take_update(now, smoothed_rtt)
+            sink.push_frame(MaxData(limit), partial(self._on_max_data_delivered, limit))
+        for stream_id in list(self._window_updates):
+            entry = self._streams.get(stream_id)
+            recv = entry.recv if entry is not None else None
+            if recv is None or not recv.window_update_due:
+                del self._window_updates[stream_id]
+                continue
+            if sink.remaining < _TWO_VARINT_FRAME:
+                return False
+            limit = recv.window.take_update(now, smoothed_rtt)
+            sink.push_frame(
+                MaxStreamData(stream_id, limit), partial(self._on_max_stream_data_delivered, stream_id, limit)
+            )
+            del self._window_updates[stream_id]
+        return True
+
+    def _write_max_streams(self, sink: FrameSink) -> bool:
+        for bidi, announcer in self._peer_limit.items():
+            if announcer.pending:
+                if sink.remaining < _ONE_VARINT_FRAME:
+                    return False
+                value = announcer.take()
+                sink.push_frame(MaxStreams(bidi, value), partial(self._on_max_streams_delivered, bidi, value))
+        return True
+
+    def _write_blocked(self, sink: FrameSink) -> bool:
+        credit = self._conn_send
+        if credit.blocked_pending:
+            if sink.remaining < _ONE_VARINT_FRAME:
+                return False
+            limit = credit.take_blocked()
+            sink.push_frame(DataBlocked(limit), partial(self._on_blocked_delivered, credit, None, limit))
+        for stream_id in list(self._stream_blocked):
+            entry = self._streams.get(stream_id)
+            send = entry.send if entry is not None else None
+            if send is None or send.is_reset or not send.credit.blocked_pending:
+                del self._stream_blocked[stream_id]
+                continue
+            if sink.remaining < _TWO_VARINT_FRAME:
+                return False
+            limit = send.credit.take_blocked()
+            handler = partial(self._on_blocked_delivered, send.credit, stream_id, limit)
+            sink.push_frame(StreamDataBlocked(stream_id, limit), handler)
+            del self._stream_blocked[stream_id]
+        for bidi, opened in self._open_credit.items():
+            if opened.blocked_pending:
+                if sink.remaining < _ONE_VARINT_FRAME:
+                    return False
+                limit = opened.take_blocked()
+                sink.push_frame(
+                    StreamsBlocked(bidi, limit), partial(self._on_blocked_delivered, opened, None, limit)
+                )
+        return True
+
+    def _write_streams(self, sink: FrameSink) -> None:
+        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full."""
+        queue, idle = self._queue, 0
+        while queue and idle < len(queue):
+            stream_id = queue[0]
+            entry = self._streams.get(stream_id)
+            send = entry.send if entry is not None else None
+            credit = self._conn_send.available
+            if send is None or not send.wants_to_send(credit):
+                if send is not None and send.has_unsent_data and not send.is_reset:
+                    self._note_blocked(stream_id, send)
+                    if send.credit.available > 0:  # waits on connection credit only: keep its turn
+                        queue.rotate(-1)
+                        idle += 1
+                        continue
+                queue.popleft()
+                self._queued.discard(stream_id)
+                continue
+            built = send.next_frame(sink.remaining, credit)
+            if built is None:
+                return  # not even a minimal frame of this stream fits
+            frame, new_bytes = built
+            stop = frame.offset + len(frame.data)
+            sink.push_frame(
+                frame, partial(self._on_stream_delivered, stream_id, frame.offset, stop, frame.fin)
+            )
+            self._conn_send.used += new_bytes
+            queue.rotate(-1)
+            idle = 0
+
+    # ------------------------------------------------------------------ delivery handlers
+
+    def _on_stream_delivered(self, stream_id: int, start: int, stop: int, fin: bool, acked: bool) -> None:
+        entry = self._streams.get(stream_id)
+        if entry is None or entry.send is None:
+            return
+        send = entry.send
+        if acked:
+            send.on_frame_acked(start, stop, fin)
+            if send.take_writable():
+                self.events.append(StreamWritable(stream_id))
+            self._maybe_close(entry)
+        else:
+            send.on_frame_lost(start, stop, fin)
+            self._enqueue_if_sendable(stream_id, send)
+
+    def _on_reset_delivered(self, stream_id: int, acked: bool) -> None:
+        entry = self._streams.get(stream_id)
+        if entry is None or entry.send is None:
+            return
+        if acked:
+            entry.send.on_reset_acked()
+            self._maybe_close(entry)
+        else:
+            entry.send.on_reset_lost()
+            if entry.send.reset_pending:
+                self._resets[stream_id] = None
+
+    def _on_stop_delivered(self, stream_id: int, acked: bool) -> None:
+        entry = self._streams.get(stream_id)
+        if not acked and entry is not None and entry.recv is not None:
+            entry.recv.on_stop_lost()
+            if entry.recv.stop_pending:
+                self._stops[stream_id] = None
+
+    def _on_max_data_delivered(self, limit: int, acked: bool) -> None:
+        if not acked:
+            self._conn_recv.on_update_lost(limit)
+
+    def _on_max_stream_data_delivered(self, stream_id: int, limit: int, acked: bool) -> None:
+        entry = self._streams.get(stream_id)
+        if not acked and entry is not None and entry.recv is not None:
+            entry.recv.window.on_update_lost(limit)
+            if entry.recv.window_update_due:
+                self._window_updates[stream_id] = None
+
+    def _on_max_streams_delivered(self, bidirectional: bool, value: int, acked: bool) -> None:
+        if not acked:
+            self._peer_limit[bidirectional].on_lost(value)
+
+    def _on_blocked_delivered(
+        self, credit: SendCredit, stream_id: int | None, limit: int, acked: bool
+    ) -> None:
+        if acked:
+            return
+        credit.on_blocked_lost(limit)
+        if stream_id is not None and credit.blocked_pending and stream_id in self._streams:
+            self._stream_blocked[stream_id] = None
+
+
+__all__ = ["StreamEntry", "StreamOutput"]

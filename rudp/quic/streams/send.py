@@ -1,0 +1,339 @@
+"""The sending part of a stream: state machine (RFC 9000 §3.1), bounded buffer and frame building.
+
+Owns the bytes the application wrote until the peer acknowledges them (:class:`SendBuffer`, bounded by
+the per-stream budget), which ranges still need (re)sending, the FIN as its own deliverable, the
+stream-level credit the peer granted (MAX_STREAM_DATA) and our RESET_STREAM until it is acknowledged.
+
+It does not own connection-level credit, scheduling across streams or control-frame output: the
+manager passes the connection credit in and pushes the frames this module builds.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from rudp.codec.frame_codec import stream_frame_overhead
+from rudp.codec.frames import Stream
+from rudp.errors import StreamStateError
+from rudp.quic.flow import SendCredit
+from rudp.quic.rangeset import RangeSet
+
+BytesLike = bytes | bytearray | memoryview
+
+
+class SendState(Enum):
+    """Sending-part states (RFC 9000 §3.1, Figure 2)."""
+
+    READY = "Ready"
+    SEND = "Send"
+    DATA_SENT = "Data Sent"
+    DATA_RECVD = "Data Recvd"
+    RESET_SENT = "Reset Sent"
+    RESET_RECVD = "Reset Recvd"
+
+
+_RESET_STATES = frozenset((SendState.RESET_SENT, SendState.RESET_RECVD))
+_DONE_STATES = frozenset((SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD))
+
+
+def _gaps(ranges: RangeSet, start: int, stop: int) -> list[tuple[int, int]]:
+    """The parts of ``[start, stop)`` not covered by ``ranges``."""
+    gaps: list[tuple[int, int]] = []
+    position = start
+    for low, high in ranges:
+        if high <= position:
+            continue
+        if low >= stop:
+            break
+        if low > position:
+            gaps.append((position, low))
+        position = max(position, high)
+        if position >= stop:
+            return gaps
+    if position < stop:
+        gaps.append((position, stop))
+    return gaps
+
+
+class SendBuffer:
+    """Bytes written but not yet acknowledged, at offsets ``[base, end)``; at most ``capacity`` of them.
+
+    Bytes below :attr:`next_offset` were sent at least once; lost ranges wait in a re-send set. Bytes
+    are freed only from the front, once everything below them is acknowledged; acknowledged ranges above
+    the front are remembered so they are never sent again.
+    """
+
+    __slots__ = ("_acked", "_base", "_data", "_lost", "capacity", "end", "next_offset")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        """Most bytes held at once (the per-stream send-buffer budget)."""
+        self._data = bytearray()  # bytes at offsets [_base, end)
+        self._base = 0
+        self.end = 0
+        """Offset after the last byte written."""
+        self.next_offset = 0
+        """Offset of the first byte never sent (everything below was sent at least once)."""
+        self._acked = RangeSet()  # acknowledged ranges above _base
+        self._lost = RangeSet()  # ranges below next_offset that need re-sending
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held (written and not yet acknowledged from the front)."""
+        return self.end - self._base
+
+    @property
+    def free(self) -> int:
+        """Bytes :meth:`write` would accept now."""
+        return max(0, self.capacity - (self.end - self._base))
+
+    @property
+    def acked_offset(self) -> int:
+        """Every byte below this offset is acknowledged."""
+        return self._base
+
+    @property
+    def has_lost(self) -> bool:
+        """True when some range needs re-sending."""
+        return bool(self._lost)
+
+    def write(self, data: BytesLike) -> int:
+        """Append as much of ``data`` as the budget allows; return the count accepted."""
+        count = min(len(data), self.free)
+        if count:
+            with memoryview(data) as view:
+                self._data += view[:count]
+            self.end += count
+        return count
+
+    def peek(self, start: int, stop: int) -> bytes:
+        """Copy of the bytes at ``[start, stop)``, which must be held."""
+        with memoryview(self._data) as view:
+            return bytes(view[start - self._base : stop - self._base])
+
+    def first_lost(self) -> tuple[int, int] | None:
+        """The lowest range waiting to be re-sent."""
+        return self._lost[0] if self._lost else None
+
+    def mark_resent(self, start: int, stop: int) -> None:
+        """``[start, stop)`` was put in a new frame: it is no longer waiting."""
+        self._lost.subtract(start, stop)
+
+    def mark_sent(self, stop: int) -> None:
+        """New data up to ``stop`` was put in a frame."""
+        self.next_offset = max(self.next_offset, stop)
+
+    def on_acked(self, start: int, stop: int) -> None:
+        """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
+        start = max(start, self._base)
+        if stop <= start:
+            return
+        self._acked.add(start, stop)
+        if self._lost:
+            self._lost.subtract(start, stop)
+        low, high = self._acked[0]
+        if low <= self._base:
+            self._acked.shift()
+            del self._data[: high - self._base]
+            self._base = high
+
+    def on_lost(self, start: int, stop: int) -> None:
+        """``[start, stop)`` was lost: queue the parts not acknowledged meanwhile for re-sending."""
+        start = max(start, self._base)
+        for low, high in _gaps(self._acked, start, stop):
+            self._lost.add(low, high)
+
+    def clear(self) -> None:
+        """Drop every byte (the stream was reset); offsets stay where they are."""
+        self._data = bytearray()
+        self._base = self.end
+        self._acked = RangeSet()
+        self._lost = RangeSet()
+
+
+class SendStream:
+    """The sending part of one stream (RFC 9000 §3.1)."""
+
+    __slots__ = (
+        "_fin_acked",
+        "_fin_offset",
+        "_fin_pending",
+        "buffer",
+        "credit",
+        "final_size",
+        "reset_code",
+        "reset_pending",
+        "state",
+        "stream_id",
+        "write_blocked",
+    )
+
+    def __init__(self, stream_id: int, *, credit: int, buffer_bytes: int) -> None:
+        self.stream_id = stream_id
+        self.state = SendState.READY
+        self.buffer = SendBuffer(buffer_bytes)
+        self.credit = SendCredit(credit)
+        """Stream-level credit from the peer; ``credit.used`` is the highest offset sent."""
+        self._fin_offset: int | None = None
+        self._fin_pending = False  # a frame with FIN must be (re)sent
+        self._fin_acked = False
+        self.reset_code: int | None = None
+        self.reset_pending = False
+        """A RESET_STREAM must be (re)sent."""
+        self.final_size = 0
+        """Final size carried by our RESET_STREAM (the highest offset sent, RFC 9000 §4.5)."""
+        self.write_blocked = False
+        """The application wrote more than the buffer took; it is owed a StreamWritable."""
+
+    @property
+    def is_done(self) -> bool:
+        """True in a terminal state (Data Recvd, Reset Recvd)."""
+        return self.state in (SendState.DATA_RECVD, SendState.RESET_RECVD)
+
+    @property
+    def is_reset(self) -> bool:
+        """True once we reset the stream."""
+        return self.state in _RESET_STATES
+
+    @property
+    def has_unsent_data(self) -> bool:
+        """True when written bytes were never sent (credit permitting)."""
+        return self.buffer.next_offset < self.buffer.end and self.state not in _DONE_STATES
+
+    def write(self, data: BytesLike, fin: bool) -> int:
+        """Buffer as much of ``data`` as the budget allows; FIN applies only if all of it was taken.
+
+        Raises:
+            StreamStateError: after FIN or after the stream was reset.
+        """
+        if self._fin_offset is not None or self.state in _DONE_STATES:
+            raise StreamStateError(self.stream_id, f"stream {self.stream_id} is finished or reset")
+        accepted = self.buffer.write(data)
+        if accepted < len(data):
+            self.write_blocked = True
+        elif fin:
+            self._fin_offset = self.buffer.end
+            self._fin_pending = True
+        return accepted
+
+    def wants_to_send(self, connection_credit: int) -> bool:
+        """True when :meth:`next_frame` could produce a frame given ``connection_credit``."""
+        if self.state in _DONE_STATES:
+            return False
+        buffer = self.buffer
+        if buffer.has_lost or (self._fin_pending and buffer.next_offset == self._fin_offset):
+            return True
+        return buffer.next_offset < buffer.end and self.credit.available > 0 and connection_credit > 0
+
+    def next_frame(self, max_size: int, connection_credit: int) -> tuple[Stream, int] | None:
+        """Build the next STREAM frame of at most ``max_size`` bytes: re-sends first, then new data.
+
+        Returns the frame and how many *new* bytes it carries (to charge to connection credit), or
+        None when nothing fits or nothing may be sent.
+        """
+        if self.state in _DONE_STATES:
+            return None
+        buffer = self.buffer
+        lost = buffer.first_lost()
+        if lost is not None:
+            start, stop = lost
+            new_bytes = 0
+        else:
+            start = buffer.next_offset
+            stop = min(buffer.end, self.credit.limit, start + connection_credit)
+            new_bytes = 1
+        length = stop - start
+        if length > 0:
+            length = min(
+                length, max_size - stream_frame_overhead(self.stream_id, start, min(length, max_size))
+            )
+            if length <= 0:
+                return None
+        elif (
+            not (self._fin_pending and start == self._fin_offset)
+            or stream_frame_overhead(self.stream_id, start, 0) > max_size
+        ):
+            return None
+        stop = start + length
+        if new_bytes:
+            new_bytes = length
+            buffer.mark_sent(stop)
+            self.credit.used = stop
+        else:
+            buffer.mark_resent(start, stop)
+        fin = self._fin_pending and stop == self._fin_offset
+        if fin:
+            self._fin_pending = False
+        self._after_send(fin)
+        return Stream(self.stream_id, start, buffer.peek(start, stop), fin), new_bytes
+
+    def _after_send(self, fin: bool) -> None:
+        # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.
+        if self.state is SendState.READY:
+            self.state = SendState.SEND
+        if fin and self.state is SendState.SEND:
+            self.state = SendState.DATA_SENT
+
+    def note_credit_blocked(self) -> bool:
+        """If unsent data waits on stream credit, queue STREAM_DATA_BLOCKED; return True if queued."""
+        if self.has_unsent_data and self.credit.available == 0 and not self.is_reset:
+            self.credit.note_blocked()
+        return self.credit.blocked_pending
+
+    def on_frame_acked(self, start: int, stop: int, fin: bool) -> None:
+        """A STREAM frame for ``[start, stop)`` was acknowledged."""
+        if self.state in _RESET_STATES:
+            return
+        self.buffer.on_acked(start, stop)
+        if fin:
+            self._fin_acked = True
+        # RFC 9000 §3.1: all data and the FIN acknowledged -> Data Recvd (terminal).
+        if self._fin_acked and self.buffer.acked_offset == self._fin_offset:
+            self.state = SendState.DATA_RECVD
+
+    def on_frame_lost(self, start: int, stop: int, fin: bool) -> None:
+        """A STREAM frame for ``[start, stop)`` was lost: re-queue what is still unacknowledged."""
+        if self.state in _DONE_STATES:
+            return
+        self.buffer.on_lost(start, stop)
+        if fin and not self._fin_acked:
+            self._fin_pending = True
+
+    def reset(self, error_code: int) -> bool:
+        """Abandon the stream and queue RESET_STREAM; return False if already terminal or reset.
+
+        RFC 9000 §3.1: allowed from Ready, Send and Data Sent; the final size is the highest offset sent
+        (§4.5), and no STREAM frame follows.
+        """
+        if self.state in _DONE_STATES:
+            return False
+        self.state = SendState.RESET_SENT
+        self.reset_code = error_code
+        self.final_size = self.buffer.next_offset
+        self.reset_pending = True
+        self._fin_pending = False
+        self.write_blocked = False
+        self.buffer.clear()
+        self.credit.blocked_pending = False
+        return True
+
+    def on_reset_acked(self) -> None:
+        """RESET_STREAM was acknowledged: Reset Recvd (terminal)."""
+        if self.state is SendState.RESET_SENT:
+            self.state = SendState.RESET_RECVD
+            self.reset_pending = False
+
+    def on_reset_lost(self) -> None:
+        """RESET_STREAM was lost: send it again until acknowledged."""
+        if self.state is SendState.RESET_SENT:
+            self.reset_pending = True
+
+    def take_writable(self) -> bool:
+        """True (once) when the application was blocked and at least half the budget is free again."""
+        if self.write_blocked and self.buffer.free * 2 >= self.buffer.capacity:
+            self.write_blocked = False
+            return True
+        return False
+
+
+__all__ = ["SendBuffer", "SendState", "SendStream"]

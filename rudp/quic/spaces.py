@@ -155,7 +155,7 @@ class AckTracker:
             ranges.append((start, stop - 1))
             if len(ranges) >= self.max_ack_ranges:
                 break
-        delay_us = max(0, int((now - self._largest_received_at) * 1_000_000))
+        delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
         ecn = self.ecn_counts if self.report_ecn else None
         return Ack(ranges=tuple(ranges), ack_delay=delay_us >> ack_delay_exponent, ecn=ecn)
 

@@ -1,0 +1,165 @@
+"""AckTracker: received ranges, ACK timing (RFC 9000 §13.2) and ACK-of-ACK pruning."""
+
+from __future__ import annotations
+
+import pytest
+
+from rudp.quic.sent import PacketSpace
+from rudp.quic.spaces import AckTracker
+
+
+def receive(tracker: AckTracker, *pns: int, now: float = 0.0, ack_eliciting: bool = True) -> None:
+    for pn in pns:
+        tracker.on_packet_received(pn, ack_eliciting=ack_eliciting, now=now)
+
+
+def test_nothing_received_builds_no_ack() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION)
+    assert tracker.build_ack(0.0, 3) is None
+    assert tracker.largest_received is None
+    assert not tracker.ack_needed(10.0)
+    assert tracker.ack_deadline() is None
+
+
+def test_ranges_descending_inclusive() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION)
+    receive(tracker, 0, 1, 2, 5, 6, 9)
+    ack = tracker.build_ack(0.0, 3)
+    assert ack is not None
+    assert ack.ranges == ((9, 9), (5, 6), (0, 2))
+    assert ack.largest == 9
+    assert tracker.largest_received == 9
+
+
+def test_duplicates_detected_and_ignored() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION)
+    receive(tracker, 3)
+    assert tracker.is_duplicate(3)
+    assert not tracker.is_duplicate(4)
+    tracker.on_ack_sent(0.0)
+    receive(tracker, 3)  # ignored: no new ACK obligation
+    assert not tracker.ack_pending
+    assert tracker.ack_deadline() is None
+
+
+def test_delayed_ack_deadline_is_receipt_plus_max_ack_delay() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 0, now=1.0)
+    assert tracker.ack_deadline() == pytest.approx(1.025)
+    assert not tracker.ack_needed(1.0)
+    assert not tracker.ack_needed(1.0249)
+    assert tracker.ack_needed(1.025)
+
+
+def test_every_second_ack_eliciting_packet_acks_immediately() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 0, now=1.0)
+    assert not tracker.ack_needed(1.001)
+    receive(tracker, 1, now=1.002)
+    assert tracker.ack_needed(1.002)
+    deadline = tracker.ack_deadline()
+    assert deadline is not None and deadline <= 1.002
+    tracker.on_ack_sent(1.002)
+    assert not tracker.ack_needed(5.0)
+    receive(tracker, 2, now=1.003)
+    assert not tracker.ack_needed(1.003)
+
+
+def test_out_of_order_packet_acks_immediately() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 5, now=1.0)
+    tracker.on_ack_sent(1.0)
+    receive(tracker, 3, now=1.01)  # below the largest ack-eliciting packet
+    assert tracker.ack_needed(1.01)
+
+
+def test_gap_above_largest_acks_immediately() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 0, now=1.0)
+    tracker.on_ack_sent(1.0)
+    receive(tracker, 2, now=1.01)  # 1 is missing
+    assert tracker.ack_needed(1.01)
+
+
+def test_gap_filled_by_non_eliciting_packet_is_in_order() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 0, now=1.0)
+    receive(tracker, 1, now=1.0, ack_eliciting=False)
+    tracker.on_ack_sent(1.0)
+    receive(tracker, 2, now=1.01)
+    assert not tracker.ack_needed(1.01)
+
+
+def test_non_eliciting_packets_alone_never_need_an_ack() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 0, 1, 2, 5, now=1.0, ack_eliciting=False)
+    assert not tracker.ack_needed(100.0)
+    assert tracker.ack_deadline() is None
+    assert tracker.ack_pending  # but they may be piggybacked
+    ack = tracker.build_ack(1.0, 3)
+    assert ack is not None and ack.ranges == ((5, 5), (0, 2))
+
+
+@pytest.mark.parametrize("space", [PacketSpace.INITIAL, PacketSpace.HANDSHAKE])
+def test_initial_and_handshake_ack_immediately(space: PacketSpace) -> None:
+    tracker = AckTracker(space, max_ack_delay=0.025)
+    receive(tracker, 0, now=2.0)
+    assert tracker.ack_needed(2.0)
+    assert tracker.ack_deadline() == pytest.approx(2.0)
+
+
+def test_ack_delay_encoding_with_exponent() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION)
+    receive(tracker, 0, now=1.0)
+    receive(tracker, 7, now=1.5)
+    receive(tracker, 3, now=1.6)  # older packet: delay counts from the largest's receipt
+    ack = tracker.build_ack(1.5 + 0.0123, 3)
+    assert ack is not None
+    assert ack.ack_delay == 12300 >> 3
+    ack = tracker.build_ack(1.5 + 0.0123, 0)
+    assert ack is not None and ack.ack_delay == 12300
+
+
+def test_ack_holds_at_most_max_ranges_newest_first() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_ranges=32)
+    receive(tracker, *range(0, 200, 2))  # 100 separate ranges
+    ack = tracker.build_ack(0.0, 3)
+    assert ack is not None
+    assert len(ack.ranges) == 32
+    assert ack.ranges[0] == (198, 198)
+    assert ack.ranges[-1] == (136, 136)
+
+
+def test_ack_of_ack_prunes_ranges_and_keeps_largest() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION)
+    receive(tracker, 0, 1, 2, 4, 5, 8, 9)
+    tracker.on_ack_acked(5)
+    ack = tracker.build_ack(0.0, 3)
+    assert ack is not None and ack.ranges == ((8, 9),)
+    # Pruned packet numbers are now treated as duplicates (never accepted again).
+    assert tracker.is_duplicate(3)
+    assert not tracker.is_duplicate(6)
+    tracker.on_ack_acked(9)
+    assert tracker.build_ack(0.0, 3) is None
+    assert tracker.largest_received == 9
+    tracker.on_ack_acked(2)  # an older ACK acked later changes nothing
+    assert tracker.is_duplicate(7)
+
+
+def test_memory_bounded_under_many_gaps() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION)
+    receive(tracker, *range(0, 10_000, 2))
+    ack = tracker.build_ack(0.0, 3)
+    assert ack is not None and ack.largest == 9998
+    assert tracker.is_duplicate(0)  # the oldest ranges were forgotten
+
+
+def test_ecn_counts_carried_when_enabled() -> None:
+    tracker = AckTracker(PacketSpace.APPLICATION, report_ecn=True)
+    receive(tracker, 0)
+    ack = tracker.build_ack(0.0, 3)
+    assert ack is not None and ack.ecn == (0, 0, 0)
+    plain = AckTracker(PacketSpace.APPLICATION)
+    receive(plain, 0)
+    ack = plain.build_ack(0.0, 3)
+    assert ack is not None and ack.ecn is None

@@ -1,0 +1,409 @@
+"""LossRecovery against RFC 9002 §5-§7 and Appendix A, on a virtual clock (plain floats)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rudp.codec.frames import Ack
+from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.congestion.base import CongestionController
+from rudp.quic.congestion.newreno import NewReno
+from rudp.quic.recovery import K_TIME_THRESHOLD, LossRecovery, ProbeRequest
+from rudp.quic.rtt import RttEstimator
+from rudp.quic.sent import PacketSpace
+from tests.quic.recovery.helpers import HandlerLog, RecordingController, ack_of, ack_range, packet
+
+APP = PacketSpace.APPLICATION
+INITIAL = PacketSpace.INITIAL
+HANDSHAKE = PacketSpace.HANDSHAKE
+MAX_ACK_DELAY = 0.025
+
+
+def make(
+    *, is_client: bool = False, confirmed: bool = True, cc: CongestionController | None = None
+) -> LossRecovery:
+    controller = cc if cc is not None else RecordingController()
+    recovery = LossRecovery(controller, RttEstimator(), max_ack_delay=MAX_ACK_DELAY, is_client=is_client)
+    if confirmed:
+        recovery.set_handshake_confirmed()
+    return recovery
+
+
+def due(recovery: LossRecovery) -> float:
+    """The loss detection deadline, which must be armed."""
+    deadline = recovery.loss_detection_deadline()
+    assert deadline is not None
+    return deadline
+
+
+def with_rtt_sample(recovery: LossRecovery, rtt: float = 0.1, space: PacketSpace = APP) -> None:
+    """Send pn 0 at t=0 and have it acknowledged at t=rtt: srtt=rtt, rttvar=rtt/2."""
+    recovery.on_packet_sent(packet(0, 0.0, space=space))
+    recovery.on_ack_received(space, ack_of(0), 0.0, rtt)
+
+
+# -- acknowledgments and RTT samples ---------------------------------------------------------------------
+
+
+def test_ack_calls_handlers_and_updates_bytes_in_flight() -> None:
+    log = HandlerLog()
+    recovery = make()
+    for pn in range(3):
+        recovery.on_packet_sent(packet(pn, 0.01 * pn, log=log))
+    assert recovery.bytes_in_flight == 3600
+    acked = recovery.on_ack_received(APP, ack_of(0, 1, 2), 0.0, 0.2)
+    assert [p.packet_number for p in acked] == [0, 1, 2]
+    assert log.calls == [(0, True), (1, True), (2, True)]
+    assert recovery.bytes_in_flight == 0
+    # The same ACK again acknowledges nothing new and calls nothing.
+    assert recovery.on_ack_received(APP, ack_of(0, 1, 2), 0.0, 0.3) == []
+    assert len(log.calls) == 3
+
+
+def test_rtt_sample_is_exact_delta_for_largest_newly_acked() -> None:
+    recovery = make()
+    for pn, at in enumerate([0.0, 0.010, 0.020, 0.030]):
+        recovery.on_packet_sent(packet(pn, at))
+    # An ACK whose largest is an older packet (2) measures from pn 2's send time exactly.
+    recovery.on_ack_received(APP, ack_of(0, 2), 0.0, 0.137)
+    assert recovery.rtt.latest_rtt == pytest.approx(0.137 - 0.020)
+    recovery.on_ack_received(APP, ack_of(0, 1, 2, 3), 0.0, 0.250)
+    assert recovery.rtt.latest_rtt == pytest.approx(0.250 - 0.030)
+
+
+def test_no_rtt_sample_when_largest_not_newly_acked() -> None:
+    recovery = make()
+    recovery.on_packet_sent(packet(0, 0.0))
+    recovery.on_packet_sent(packet(1, 0.05))
+    recovery.on_ack_received(APP, ack_of(1), 0.0, 0.15)
+    assert recovery.rtt.latest_rtt == pytest.approx(0.10)
+    # pn 0 is newly acked, but the largest (1) was acked before: no new sample.
+    recovery.on_ack_received(APP, ack_of(0, 1), 0.0, 0.90)
+    assert recovery.rtt.latest_rtt == pytest.approx(0.10)
+    assert recovery.rtt.smoothed_rtt == pytest.approx(0.10)
+
+
+def test_no_rtt_sample_from_only_non_eliciting_packets() -> None:
+    recovery = make()
+    recovery.on_packet_sent(packet(0, 0.0, ack_eliciting=False))
+    recovery.on_ack_received(APP, ack_of(0), 0.0, 0.5)
+    assert not recovery.rtt.has_sample
+
+
+def test_ack_delay_applied_in_application_but_not_initial() -> None:
+    app = make()
+    app.on_packet_sent(packet(0, 0.0))
+    app.on_packet_sent(packet(1, 1.0))
+    app.on_ack_received(APP, ack_of(0), 0.0, 0.1)
+    app.on_ack_received(APP, ack_of(0, 1), 0.02, 1.12)
+    assert app.rtt.smoothed_rtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.1)
+    initial = make(confirmed=False)
+    initial.on_packet_sent(packet(0, 0.0, space=INITIAL))
+    initial.on_packet_sent(packet(1, 1.0, space=INITIAL))
+    initial.on_ack_received(INITIAL, ack_of(0), 0.0, 0.1)
+    initial.on_ack_received(INITIAL, ack_of(0, 1), 0.02, 1.12)
+    assert initial.rtt.smoothed_rtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.12)
+
+
+def test_ack_of_unsent_packet_is_protocol_violation() -> None:
+    recovery = make()
+    with pytest.raises(TransportError) as info:
+        recovery.on_ack_received(APP, ack_of(0), 0.0, 0.1)
+    assert info.value.code == TransportErrorCode.PROTOCOL_VIOLATION
+    recovery.on_packet_sent(packet(0, 0.0))
+    recovery.on_packet_sent(packet(1, 0.0))
+    with pytest.raises(TransportError) as info:
+        recovery.on_ack_received(APP, ack_range(0, 2), 0.0, 0.1)
+    assert info.value.code == TransportErrorCode.PROTOCOL_VIOLATION
+    assert info.value.frame_type == 0x02
+
+
+def test_large_and_small_acks_find_exactly_the_acknowledged_packets() -> None:
+    rng = random.Random(7)
+    for _ in range(30):
+        recovery = make()
+        total = rng.randrange(5, 400)
+        for pn in range(total):
+            recovery.on_packet_sent(packet(pn, 0.0, ack_eliciting=rng.random() < 0.8))
+        outstanding = set(range(total))
+        for _ in range(4):
+            chosen = {pn for pn in range(total) if rng.random() < 0.5} or {0}
+            acked = recovery.on_ack_received(APP, ack_of(*chosen), 0.0, 0.0)
+            numbers = [p.packet_number for p in acked]
+            assert numbers == sorted(numbers)
+            # Losses may remove some below the largest, so compare with what was outstanding.
+            assert set(numbers) == chosen & outstanding
+            outstanding -= set(numbers)
+            outstanding -= {pn for pn in outstanding if pn + 3 <= max(chosen)}
+
+
+# -- loss detection --------------------------------------------------------------------------------------
+
+
+def test_packet_threshold_then_time_threshold() -> None:
+    log = HandlerLog()
+    cc = RecordingController()
+    recovery = make(cc=cc)
+    for pn in range(5):
+        recovery.on_packet_sent(packet(pn, 0.001 * pn, log=log))
+    recovery.on_ack_received(APP, ack_of(3), 0.0, 0.100)
+    # kPacketThreshold = 3: only pn 0 (3 >= 0 + 3) is lost by count; 1 and 2 wait for the timer.
+    assert log.lost() == [0]
+    assert cc.lost == [[0]]
+    assert recovery.bytes_in_flight == 3 * 1200
+    loss_delay = K_TIME_THRESHOLD * (0.100 - 0.003)
+    deadline = due(recovery)
+    assert deadline == pytest.approx(0.001 + loss_delay)
+    assert recovery.on_loss_detection_timeout(deadline - 0.0001) is None
+    assert log.lost() == [0]
+    assert recovery.on_loss_detection_timeout(deadline) is None
+    assert log.lost() == [0, 1]
+    deadline2 = due(recovery)
+    assert deadline2 == pytest.approx(0.002 + loss_delay)
+    recovery.on_loss_detection_timeout(deadline2)
+    assert log.lost() == [0, 1, 2]
+    assert cc.lost == [[0], [1], [2]]
+    # pn 4 was never acknowledged but is above the largest acked: still outstanding.
+    assert recovery.bytes_in_flight == 1200
+    stats = recovery.stats()
+    assert stats.packets_lost == 3 and stats.bytes_lost == 3600
+
+
+def test_time_threshold_on_ack() -> None:
+    log = HandlerLog()
+    recovery = make()
+    with_rtt_sample(recovery, 0.1)
+    recovery.on_packet_sent(packet(1, 1.0, log=log))
+    recovery.on_packet_sent(packet(2, 1.2, log=log))
+    # latest_rtt = 0.1 (pn 2 acked at 1.3); 9/8 * 0.1 = 0.1125: pn 1 (sent 0.3 s ago) is lost.
+    recovery.on_ack_received(APP, ack_of(2), 0.0, 1.3)
+    assert log.calls == [(1, False), (2, True)]
+
+
+def test_handlers_called_exactly_once_even_if_lost_packet_is_acked_later() -> None:
+    log = HandlerLog()
+    recovery = make()
+    for pn in range(6):
+        recovery.on_packet_sent(packet(pn, 0.0, log=log))
+    recovery.on_ack_received(APP, ack_of(4, 5), 0.0, 0.05)
+    recovery.on_ack_received(APP, ack_range(0, 5), 0.0, 0.06)  # a spurious loss is not "unlost"
+    deadline = recovery.loss_detection_deadline()
+    if deadline is not None:
+        recovery.on_loss_detection_timeout(deadline + 10)
+    seen = [pn for pn, _ in log.calls]
+    assert sorted(seen) == list(range(6))
+    assert len(seen) == 6
+
+
+# -- probe timeout ---------------------------------------------------------------------------------------
+
+
+def test_pto_deadline_and_exponential_backoff() -> None:
+    recovery = make()
+    with_rtt_sample(recovery, 0.1)  # srtt 0.1, rttvar 0.05
+    recovery.on_packet_sent(packet(1, 1.0))
+    period = 0.1 + 4 * 0.05 + MAX_ACK_DELAY
+    deadlines = []
+    for expected_count in (1, 2, 3):
+        deadline = recovery.loss_detection_deadline()
+        assert deadline is not None
+        deadlines.append(deadline)
+        probe = recovery.on_loss_detection_timeout(deadline)
+        assert probe == ProbeRequest(APP, 2)
+        assert recovery.pto_count == expected_count
+    assert [d - 1.0 for d in deadlines] == pytest.approx([period, 2 * period, 4 * period])
+    assert recovery.stats().total_ptos == 3
+    # An acknowledgment resets the backoff.
+    recovery.on_ack_received(APP, ack_of(1), 0.0, 5.0)
+    assert recovery.pto_count == 0
+
+
+def test_pto_not_due_yet_does_nothing() -> None:
+    recovery = make()
+    recovery.on_packet_sent(packet(0, 0.0))
+    deadline = recovery.loss_detection_deadline()
+    assert deadline is not None
+    assert recovery.on_loss_detection_timeout(deadline - 0.01) is None
+    assert recovery.pto_count == 0
+
+
+def test_handshake_space_pto_excludes_max_ack_delay() -> None:
+    recovery = make(confirmed=False)
+    recovery.on_packet_sent(packet(0, 0.0, space=INITIAL))
+    # Before any sample: 333 ms + 4 * 166.5 ms.
+    assert recovery.loss_detection_deadline() == pytest.approx(0.333 + 4 * 0.1665)
+    probe = recovery.on_loss_detection_timeout(10.0)
+    assert probe == ProbeRequest(INITIAL, 2)
+
+
+def test_earliest_of_initial_and_handshake_pto() -> None:
+    recovery = make(confirmed=False)
+    recovery.on_packet_sent(packet(0, 0.5, space=INITIAL))
+    recovery.on_packet_sent(packet(0, 0.2, space=HANDSHAKE))
+    deadline = due(recovery)
+    assert deadline == pytest.approx(0.2 + 0.333 + 4 * 0.1665)
+    assert recovery.on_loss_detection_timeout(deadline) == ProbeRequest(HANDSHAKE, 2)
+
+
+def test_no_application_pto_before_handshake_confirmed() -> None:
+    recovery = make(confirmed=False)  # a server: its peer's address needs no validation here
+    recovery.on_packet_sent(packet(0, 0.0))
+    assert recovery.loss_detection_deadline() is None
+    assert recovery.on_loss_detection_timeout(100.0) is None
+    recovery.set_handshake_confirmed()
+    assert recovery.loss_detection_deadline() == pytest.approx(0.333 + 4 * 0.1665 + MAX_ACK_DELAY)
+
+
+def test_client_anti_deadlock_probe() -> None:
+    recovery = make(is_client=True, confirmed=False)
+    assert recovery.loss_detection_deadline() is None  # nothing sent yet
+    with_rtt_sample(recovery, 0.1, space=INITIAL)  # Initial sent at 0, acked at 0.1
+    # Nothing in flight, but the server may be blocked by its amplification limit.
+    deadline = due(recovery)
+    assert deadline == pytest.approx(0.1 + 0.1 + 4 * 0.05)
+    assert recovery.on_loss_detection_timeout(deadline) == ProbeRequest(INITIAL, 1)
+    recovery.set_handshake_keys_available()
+    second = due(recovery)
+    assert second == pytest.approx(deadline + 2 * (0.1 + 4 * 0.05))  # backoff from the last probe
+    assert recovery.on_loss_detection_timeout(second) == ProbeRequest(HANDSHAKE, 1)
+    assert recovery.pto_count == 2
+    recovery.set_peer_address_validated()
+    assert recovery.loss_detection_deadline() is None
+
+
+def test_client_keeps_backoff_on_ack_until_address_validated() -> None:
+    recovery = make(is_client=True, confirmed=False)
+    recovery.on_packet_sent(packet(0, 0.0, space=INITIAL))
+    recovery.on_loss_detection_timeout(10.0)
+    assert recovery.pto_count == 1
+    recovery.on_packet_sent(packet(1, 10.0, space=INITIAL))
+    recovery.on_ack_received(INITIAL, ack_of(1), 0.0, 10.1)
+    assert recovery.pto_count == 1  # RFC 9002 §6.2.1: the client is not sure yet
+    recovery.on_packet_sent(packet(0, 10.2, space=HANDSHAKE))
+    recovery.on_ack_received(HANDSHAKE, ack_of(0), 0.0, 10.3)
+    assert recovery.peer_address_validated
+    assert recovery.pto_count == 0
+
+
+# -- persistent congestion -------------------------------------------------------------------------------
+
+
+def _persistent_scenario(ack: Ack) -> tuple[LossRecovery, NewReno]:
+    cc = NewReno(1200)
+    recovery = make(cc=cc)
+    with_rtt_sample(recovery, 0.1)
+    # duration = (0.1 + 4 * 0.05 + 0.025) * 3 = 0.975 s; pn 1 .. pn 3 span 1.1 s.
+    for pn, at in [(1, 1.0), (2, 1.5), (3, 2.1)]:
+        recovery.on_packet_sent(packet(pn, at))
+    # pn 4 only carries an ACK (not in flight), so its acknowledgment cannot grow the window.
+    recovery.on_packet_sent(packet(4, 2.2, ack_eliciting=False))
+    recovery.on_ack_received(APP, ack, 0.0, 2.3)
+    return recovery, cc
+
+
+def test_persistent_congestion_collapses_window() -> None:
+    assert make().persistent_congestion_duration() == pytest.approx((0.333 + 4 * 0.1665 + 0.025) * 3)
+    recovery, cc = _persistent_scenario(ack_of(4))
+    assert recovery.stats().packets_lost == 3
+    assert recovery.stats().persistent_congestion_count == 1
+    assert cc.congestion_window == 2 * 1200
+
+
+def test_no_persistent_congestion_when_a_packet_between_was_acked() -> None:
+    recovery, cc = _persistent_scenario(ack_of(2, 4))
+    assert recovery.stats().packets_lost == 2
+    assert recovery.stats().persistent_congestion_count == 0
+    # One halving of the window (initial + 1200 from pn 0 in slow start), not a collapse.
+    assert cc.congestion_window == (cc.initial_window_bytes + 1200) // 2
+
+
+def test_no_persistent_congestion_before_first_rtt_sample() -> None:
+    cc = NewReno(1200)
+    recovery = make(cc=cc)
+    for pn, at in [(0, 0.0), (1, 2.0), (2, 4.0), (3, 6.0)]:
+        recovery.on_packet_sent(packet(pn, at))
+    recovery.on_ack_received(APP, ack_of(3), 0.0, 6.1)  # first sample arrives with this ACK
+    assert recovery.stats().packets_lost == 3
+    assert recovery.stats().persistent_congestion_count == 0
+    assert cc.congestion_window > 2 * 1200
+
+
+# -- discarding, 0-RTT rejection, ECN, statistics --------------------------------------------------------
+
+
+def test_discard_space_removes_bytes_silently() -> None:
+    log = HandlerLog()
+    cc = RecordingController()
+    recovery = make(cc=cc, confirmed=False)
+    recovery.on_packet_sent(packet(0, 0.0, space=INITIAL, log=log))
+    recovery.on_packet_sent(packet(1, 0.0, space=INITIAL, size=300, ack_eliciting=False, log=log))
+    recovery.on_packet_sent(packet(0, 0.0, space=HANDSHAKE, size=500, log=log))
+    assert recovery.bytes_in_flight == 1700
+    recovery.discard_space(INITIAL)
+    assert recovery.bytes_in_flight == 500
+    assert log.calls == []
+    assert cc.lost == [] and cc.acked == []
+    assert recovery.ack_eliciting_in_flight(INITIAL) == 0
+    # The Handshake PTO is what remains; late Initial ACKs are ignored.
+    assert recovery.loss_detection_deadline() == pytest.approx(0.333 + 4 * 0.1665)
+    assert recovery.on_ack_received(INITIAL, ack_of(0), 0.0, 0.1) == []
+    recovery.discard_space(HANDSHAKE)
+    assert recovery.bytes_in_flight == 0
+    assert recovery.loss_detection_deadline() is None
+    with pytest.raises(ValueError):
+        recovery.on_packet_sent(packet(5, 1.0, space=INITIAL))
+
+
+def test_requeue_application_packets_reports_false_without_loss() -> None:
+    log = HandlerLog()
+    cc = RecordingController()
+    recovery = make(cc=cc, confirmed=False)
+    recovery.on_packet_sent(packet(0, 0.0, log=log))
+    recovery.on_packet_sent(packet(1, 0.0, log=log))
+    dropped = recovery.requeue_application_packets()
+    assert [p.packet_number for p in dropped] == [0, 1]
+    assert log.calls == [(0, False), (1, False)]
+    assert recovery.bytes_in_flight == 0
+    assert cc.lost == [] and recovery.stats().packets_lost == 0
+    recovery.on_packet_sent(packet(2, 0.1, log=log))  # numbering continues
+    recovery.on_ack_received(APP, ack_of(2), 0.0, 0.2)
+    assert log.acked() == [2]
+
+
+def test_packet_numbers_must_increase() -> None:
+    recovery = make()
+    recovery.on_packet_sent(packet(3, 0.0))
+    with pytest.raises(ValueError):
+        recovery.on_packet_sent(packet(3, 0.1))
+
+
+def test_ecn_ce_increase_reported_once() -> None:
+    cc = RecordingController()
+    recovery = make(cc=cc)
+    for pn in range(3):
+        recovery.on_packet_sent(packet(pn, 0.0))
+    recovery.on_ack_received(APP, ack_of(0, ecn=(1, 0, 1)), 0.0, 0.1)
+    recovery.on_ack_received(APP, ack_of(0, 1, ecn=(2, 0, 1)), 0.0, 0.2)
+    recovery.on_ack_received(APP, ack_of(0, 1, 2, ecn=(3, 0, 3)), 0.0, 0.3)
+    assert cc.ecn == [1, 2]
+
+
+def test_stats_snapshot_and_can_send() -> None:
+    cc = RecordingController()
+    recovery = make(cc=cc)
+    window = cc.congestion_window
+    pn = 0
+    while recovery.can_send(1200):
+        recovery.on_packet_sent(packet(pn, 0.0))
+        pn += 1
+    assert recovery.bytes_in_flight <= window < recovery.bytes_in_flight + 1200
+    recovery.on_ack_received(APP, ack_of(0), 0.0, 0.05)
+    stats = recovery.stats()
+    assert stats.packets_sent == pn and stats.bytes_sent == pn * 1200
+    assert stats.packets_acked == 1
+    assert stats.bytes_in_flight == recovery.bytes_in_flight
+    assert stats.congestion_window == window
+    assert stats.smoothed_rtt == pytest.approx(0.05) and stats.min_rtt == pytest.approx(0.05)
+    assert cc.sent == list(range(pn))

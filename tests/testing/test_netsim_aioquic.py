@@ -14,75 +14,17 @@ from pathlib import Path
 
 import pytest
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import ConnectionTerminated, HandshakeCompleted, StreamDataReceived
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from rudp.testing import DropCause, LinkConfig, Pair, SimEndpoint, VirtualClock
+from tests.support.peers import AioquicEndpoint
 
 Addr = tuple[str, int]
 ALPN = ["rudp-test"]
 START = 1000.0
-
-
-class AioquicEndpoint:
-    """``SimEndpoint`` adapter around aioquic's sans-IO connection; collects stream data and events.
-
-    A server-side adapter creates its connection from the first datagram's destination CID, as
-    aioquic's own asyncio server does.
-    """
-
-    def __init__(self, configuration: QuicConfiguration) -> None:
-        self.configuration = configuration
-        self.conn: QuicConnection | None = None
-        if configuration.is_client:
-            self.conn = QuicConnection(configuration=configuration)
-        self.handshake_done_at: float | None = None
-        self.terminated: ConnectionTerminated | None = None
-        self.streams: dict[int, bytearray] = {}
-        self.finished: set[int] = set()
-
-    def connect(self, addr: Addr, now: float) -> None:
-        if self.conn is None:
-            raise RuntimeError("only a client connects")
-        self.conn.connect(addr, now)
-
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
-        if self.conn is None:
-            # The first datagram is a client Initial: long header, 4-byte version, then DCID length + DCID.
-            original_dcid = data[6 : 6 + data[5]]
-            self.conn = QuicConnection(
-                configuration=self.configuration, original_destination_connection_id=original_dcid
-            )
-        self.conn.receive_datagram(data, addr, now)
-        self._drain_events(now)
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
-        return [] if self.conn is None else self.conn.datagrams_to_send(now)
-
-    def next_timer(self) -> float | None:
-        return None if self.conn is None else self.conn.get_timer()
-
-    def handle_timer(self, now: float) -> None:
-        if self.conn is not None:
-            self.conn.handle_timer(now)
-            self._drain_events(now)
-
-    def _drain_events(self, now: float) -> None:
-        if self.conn is None:
-            return
-        while (event := self.conn.next_event()) is not None:
-            if isinstance(event, HandshakeCompleted) and self.handshake_done_at is None:
-                self.handshake_done_at = now
-            elif isinstance(event, StreamDataReceived):
-                self.streams.setdefault(event.stream_id, bytearray()).extend(event.data)
-                if event.end_stream:
-                    self.finished.add(event.stream_id)
-            elif isinstance(event, ConnectionTerminated):
-                self.terminated = event
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
+from rudp.crypto.suites import CipherSuite
 from rudp.errors import ConnectionClosed, StreamStateError, TransportError
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.receiving import ReceiveMixin
@@ -220,6 +221,46 @@ class QuicConnection(ReceiveMixin, SendMixin):
         changes = list(self._local_cids.changes)
         self._local_cids.changes.clear()
         return changes
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state (handshake, established, closing, draining, closed)."""
+        return self._state
+
+    @property
+    def handshake_complete(self) -> bool:
+        """True once the TLS handshake completed."""
+        return self._handshake_complete
+
+    @property
+    def handshake_confirmed(self) -> bool:
+        """True once the handshake is confirmed (RFC 9001 §4.1.2)."""
+        return self._handshake_confirmed
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake)."""
+        return None if self._tls is None else self._tls.alpn_protocol
+
+    @property
+    def cipher_suite(self) -> CipherSuite | None:
+        """The negotiated TLS cipher suite."""
+        return None if self._tls is None else self._tls.cipher_suite
+
+    @property
+    def session_resumed(self) -> bool:
+        """True when the handshake resumed a session from a ticket."""
+        return self._tls is not None and self._tls.session_resumed
+
+    @property
+    def early_data_accepted(self) -> bool:
+        """True when 0-RTT data was accepted by the server."""
+        return self._tls is not None and self._tls.early_data_accepted
+
+    @property
+    def close_cause(self) -> ConnectionTerminated | None:
+        """Why the connection ended (None while it is alive)."""
+        return self._close_cause
 
     @property
     def is_closed(self) -> bool:

@@ -75,7 +75,7 @@ def test_rudp_client_aioquic_server(pki: TestPki, suite: CipherSuite, loss: floa
     )
     assert pair.drive(until=lambda: client.handshake is not None, max_time=10)
     assert client.handshake is not None and client.handshake.alpn_protocol == "hq-interop"
-    assert conn._tls is not None and conn._tls.cipher_suite == suite
+    assert conn.cipher_suite == suite
     payloads = _payloads()
     for stream_id, data in payloads.items():
         assert conn.open_stream() == stream_id
@@ -113,7 +113,7 @@ def test_aioquic_client_rudp_server(pki: TestPki, suite: CipherSuite, loss: floa
         until=lambda: client.handshake_done_at is not None and server.handshake is not None, max_time=10
     )
     assert server.handshake is not None and server.handshake.alpn_protocol == "hq-interop"
-    assert server.conn._tls is not None and server.conn._tls.cipher_suite == suite
+    assert server.conn.cipher_suite == suite
     payloads = _payloads()
     for stream_id, data in payloads.items():
         client.send(stream_id, data)

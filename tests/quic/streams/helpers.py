@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from rudp.codec.frame_codec import frame_size
 from rudp.codec.frames import (
@@ -21,6 +22,8 @@ from rudp.codec.frames import (
 from rudp.codec.transport_params import TransportParameters
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.streams import StreamManager
+
+F = TypeVar("F")
 
 
 class FakeSink:
@@ -41,7 +44,7 @@ class FakeSink:
         self._remaining -= size
         self.frames.append((frame, handler))
 
-    def of_type(self, kind: type) -> list[Frame]:
+    def of_type(self, kind: type[F]) -> list[F]:
         return [frame for frame, _ in self.frames if isinstance(frame, kind)]
 
 
@@ -118,8 +121,9 @@ def write_packet(source: StreamManager, capacity: int = 1200, now: float = 0.0, 
 class Link:
     """Two managers joined by a lossy, reordering, duplicating link driven in steps.
 
-    Each step, each side writes up to ``burst`` packets; packets are dropped with probability ``loss``,
-    shuffled, some duplicated, delivered, and their frames' handlers called (acknowledged or lost).
+    A step is half a round trip. Each step, each side writes up to ``burst`` packets; packets are
+    dropped with probability ``loss``, shuffled, some duplicated, delivered, and their frames' handlers
+    called (acknowledged or lost).
     """
 
     a: StreamManager
@@ -159,5 +163,5 @@ class Link:
             for _frame, handler in sink.frames:
                 if handler is not None:
                     handler(delivered)
-        self.now += self.rtt
+        self.now += self.rtt / 2  # a step is one one-way trip
         return bool(wire)

@@ -73,7 +73,9 @@ def chunked(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, int]]]:
 
 @settings(max_examples=300)
 @given(chunked(), st.integers(1, 100))
-def test_random_chunking_reordering_duplication(case: tuple[bytes, list[tuple[int, int]]], read_size: int) -> None:
+def test_random_chunking_reordering_duplication(
+    case: tuple[bytes, list[tuple[int, int]]], read_size: int
+) -> None:
     data, pieces = case
     assembler = Assembler()
     out = bytearray()

@@ -17,7 +17,14 @@ from rudp.quic.streams.ids import (
 
 @pytest.mark.parametrize(
     ("stream_id", "client", "bidi"),
-    [(0, True, True), (1, False, True), (2, True, False), (3, False, False), (4, True, True), (7, False, False)],
+    [
+        (0, True, True),
+        (1, False, True),
+        (2, True, False),
+        (3, False, False),
+        (4, True, True),
+        (7, False, False),
+    ],
 )
 def test_low_bits_encode_type(stream_id: int, client: bool, bidi: bool) -> None:
     # RFC 9000 §2.1 Table 1

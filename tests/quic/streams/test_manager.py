@@ -1,0 +1,441 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from rudp.codec.frames import (
+    DataBlocked,
+    MaxData,
+    MaxStreamData,
+    MaxStreams,
+    ResetStream,
+    StopSending,
+    Stream,
+    StreamDataBlocked,
+    StreamsBlocked,
+)
+from rudp.errors import StreamLimitReached, StreamStateError, TransportError, TransportErrorCode
+from rudp.quic.events import (
+    StopSendingReceived,
+    StreamOpened,
+    StreamReadable,
+    StreamReset,
+    StreamsAvailable,
+    StreamWritable,
+)
+from rudp.quic.streams import RecvState, SendState, StreamManager
+
+from .helpers import Link, manager, params, write_packet
+
+E = TransportErrorCode
+
+
+def _code(call: object) -> int:
+    with pytest.raises(TransportError) as caught:
+        call()  # type: ignore[operator]
+    return caught.value.code
+
+
+def _server(**kwargs: object) -> StreamManager:
+    return manager(is_client=False, peer=params(), **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- opening and stream limits
+
+
+def test_open_stream_ids_follow_role() -> None:
+    client = manager(is_client=True, peer=params())
+    server = manager(is_client=False, peer=params())
+    assert [client.open_stream() for _ in range(3)] == [0, 4, 8]
+    assert [client.open_stream(bidirectional=False) for _ in range(2)] == [2, 6]
+    assert [server.open_stream() for _ in range(2)] == [1, 5]
+    assert server.open_stream(bidirectional=False) == 3
+
+
+def test_open_stream_limit_then_streams_available() -> None:
+    client = manager(is_client=True, peer=params(streams_bidi=2, streams_uni=0))
+    client.open_stream()
+    client.open_stream()
+    with pytest.raises(StreamLimitReached):
+        client.open_stream()
+    with pytest.raises(StreamLimitReached):
+        client.open_stream(bidirectional=False)
+    sink = write_packet(client)
+    assert sorted(sink.of_type(StreamsBlocked), key=lambda f: f.bidirectional) == [
+        StreamsBlocked(False, 0),
+        StreamsBlocked(True, 2),
+    ]
+    with pytest.raises(StreamLimitReached):
+        client.open_stream()
+    assert write_packet(client).frames == []  # once per limit value
+    client.on_max_streams(MaxStreams(True, 1))  # smaller: ignored
+    assert not client.events
+    client.on_max_streams(MaxStreams(True, 3))
+    assert list(client.events) == [StreamsAvailable(True)]
+    assert client.open_stream() == 8
+
+
+def test_peer_stream_beyond_limit_is_stream_limit_error() -> None:
+    server = manager(is_client=False, local=params(streams_bidi=2, streams_uni=1), peer=params())
+    server.on_stream(Stream(4, 0, b"x"))  # index 1: fine
+    assert _code(lambda: server.on_stream(Stream(8, 0, b"x"))) == E.STREAM_LIMIT_ERROR
+    assert _code(lambda: server.on_stream(Stream(6, 0, b"x"))) == E.STREAM_LIMIT_ERROR  # uni index 1
+    assert _code(lambda: server.on_max_stream_data(MaxStreamData(8, 10))) == E.STREAM_LIMIT_ERROR
+
+
+def test_implicit_open_of_lower_streams() -> None:
+    server = _server()
+    server.on_stream(Stream(8, 0, b"hi"))
+    opened = [e.stream_id for e in server.events if isinstance(e, StreamOpened)]
+    assert opened == [0, 4, 8]
+    assert StreamReadable(8) in server.events
+    server.events.clear()
+    server.on_stream(Stream(4, 0, b"x"))
+    assert list(server.events) == [StreamReadable(4)]  # already open: no second StreamOpened
+
+
+def test_max_streams_credit_after_peer_streams_close() -> None:
+    server = manager(is_client=False, local=params(streams_bidi=2, streams_uni=2), peer=params())
+    server.on_stream(Stream(2, 0, b"abc", fin=True))  # client uni stream
+    assert server.read(2) == b"abc"
+    assert server.at_eof(2)
+    sink = write_packet(server)
+    assert sink.of_type(MaxStreams) == [MaxStreams(False, 3)]
+    server.on_stream(Stream(6, 0, b"", fin=True))
+    server.on_stream(Stream(10, 0, b"", fin=True))  # allowed thanks to the new credit
+    server.on_stream(Stream(0, 0, b"q", fin=True))  # bidi: closes only when both directions are done
+    server.read(0)
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 5)]
+    server.send(0, b"answer", fin=True)
+    (frame, handler) = write_packet(server).frames[0]
+    assert isinstance(frame, Stream) and frame.fin
+    assert handler is not None
+    handler(True)
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(True, 3)]
+
+
+def test_lost_max_streams_is_resent() -> None:
+    server = manager(is_client=False, local=params(streams_uni=1), peer=params())
+    server.on_stream(Stream(2, 0, b"", fin=True))
+    server.read(2)
+    ((frame, handler),) = write_packet(server).frames
+    assert frame == MaxStreams(False, 2)
+    assert handler is not None
+    handler(False)
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 2)]
+
+
+# ---------------------------------------------------------------- wrong-direction frames
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (Stream(3, 0, b"x"), E.STREAM_STATE_ERROR),  # our (server) send-only uni stream
+        (ResetStream(3, 0, 0), E.STREAM_STATE_ERROR),
+        (StreamDataBlocked(3, 0), E.STREAM_STATE_ERROR),
+        (MaxStreamData(2, 100), E.STREAM_STATE_ERROR),  # the client's uni stream: receive-only for us
+        (StopSending(2, 0), E.STREAM_STATE_ERROR),
+        (Stream(1, 0, b"x"), E.STREAM_STATE_ERROR),  # our bidi stream, not opened yet
+        (MaxStreamData(5, 100), E.STREAM_STATE_ERROR),
+        (StopSending(7, 0), E.STREAM_STATE_ERROR),  # our uni stream 1, not opened yet
+    ],
+)
+def test_state_errors_for_wrong_direction_frames(frame: object, code: int) -> None:
+    server = _server()
+    server.open_stream(bidirectional=False)  # stream 3 exists
+    handler = {
+        Stream: server.on_stream,
+        ResetStream: server.on_reset_stream,
+        StreamDataBlocked: server.on_stream_data_blocked,
+        MaxStreamData: server.on_max_stream_data,
+        StopSending: server.on_stop_sending,
+    }[type(frame)]
+    assert _code(lambda: handler(frame)) == code  # type: ignore[operator]
+
+
+def test_api_misuse_raises_stream_state_error() -> None:
+    client = manager(is_client=True, peer=params())
+    uni = client.open_stream(bidirectional=False)
+    with pytest.raises(StreamStateError):
+        client.read(uni)
+    with pytest.raises(StreamStateError):
+        client.send(4, b"x")  # never opened
+    with pytest.raises(StreamStateError):
+        client.read(0)
+    client.on_stream(Stream(3, 0, b"x"))  # server's uni stream
+    with pytest.raises(StreamStateError):
+        client.send(3, b"x")
+    with pytest.raises(StreamStateError):
+        client.reset(3, 0)
+    client.send(uni, b"x", fin=True)
+    with pytest.raises(StreamStateError):
+        client.send(uni, b"more")
+
+
+# ---------------------------------------------------------------- flow control and final size
+
+
+def test_stream_window_violation() -> None:
+    server = manager(is_client=False, local=params(stream_data=100), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 100))
+    assert _code(lambda: server.on_stream(Stream(0, 100, b"y"))) == E.FLOW_CONTROL_ERROR
+
+
+def test_connection_window_violation_across_streams() -> None:
+    server = manager(is_client=False, local=params(max_data=150, stream_data=100), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 100))
+    server.on_stream(Stream(4, 0, b"x" * 50))
+    server.on_stream(Stream(4, 0, b"x" * 50))  # duplicate: costs nothing new
+    assert _code(lambda: server.on_stream(Stream(8, 0, b"z"))) == E.FLOW_CONTROL_ERROR
+
+
+def test_reset_final_size_counts_toward_connection_window() -> None:
+    server = manager(is_client=False, local=params(max_data=150, stream_data=100), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 10))
+    server.on_reset_stream(ResetStream(0, 1, 100))
+    server.on_stream(Stream(4, 0, b"x" * 50))
+    assert _code(lambda: server.on_reset_stream(ResetStream(8, 1, 1))) == E.FLOW_CONTROL_ERROR
+
+
+def test_reset_beyond_stream_window_is_flow_control_error() -> None:
+    server = manager(is_client=False, local=params(stream_data=100), peer=params())
+    assert _code(lambda: server.on_reset_stream(ResetStream(0, 1, 101))) == E.FLOW_CONTROL_ERROR
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [Stream(0, 0, b"abc", fin=True), Stream(0, 0, b"abcd")],  # data beyond the final size
+        [Stream(0, 0, b"abc", fin=True), Stream(0, 0, b"ab", fin=True)],  # final size changed
+        [Stream(0, 0, b"abcdef"), Stream(0, 0, b"abc", fin=True)],  # FIN below data received
+        [Stream(0, 0, b"abc", fin=True), ResetStream(0, 0, 4)],  # reset changes the final size
+        [Stream(0, 0, b"abcdef"), ResetStream(0, 0, 3)],  # reset below data received
+        [ResetStream(0, 0, 5), ResetStream(0, 0, 6)],
+        [ResetStream(0, 0, 5), Stream(0, 4, b"xy")],
+    ],
+)
+def test_final_size_errors(frames: list[object]) -> None:
+    server = _server()
+    *good, bad = frames
+    for frame in good:
+        (server.on_stream if isinstance(frame, Stream) else server.on_reset_stream)(frame)  # type: ignore[operator]
+    call = server.on_stream if isinstance(bad, Stream) else server.on_reset_stream
+    assert _code(lambda: call(bad)) == E.FINAL_SIZE_ERROR  # type: ignore[arg-type]
+
+
+def test_max_stream_data_only_after_half_consumed() -> None:
+    server = manager(is_client=False, local=params(stream_data=1000, max_data=100_000), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 1000))
+    assert not server.has_data_to_send()  # received, but nothing consumed
+    server.read(0, 500)
+    assert not server.has_data_to_send()
+    server.read(0, 1)
+    sink = write_packet(server)
+    assert sink.of_type(MaxStreamData) == [MaxStreamData(0, 1501)]
+    assert sink.of_type(MaxData) == []  # 501 of a 100000 window: no connection update yet
+
+
+def test_max_data_after_half_connection_window_consumed() -> None:
+    server = manager(is_client=False, local=params(stream_data=1000, max_data=1000), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 600))
+    server.on_stream(Stream(4, 0, b"x" * 400))
+    server.read(0)
+    assert write_packet(server).of_type(MaxData) == [MaxData(1600)]
+
+
+def test_no_window_update_after_fin() -> None:
+    server = manager(is_client=False, local=params(stream_data=1000), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 900, fin=True))
+    server.read(0)
+    assert write_packet(server).of_type(MaxStreamData) == []  # RFC 9000 §3.2: Size Known
+
+
+def test_autotune_grows_windows_up_to_max() -> None:
+    client = manager(
+        is_client=True,
+        local=params(stream_data=4000, max_data=8000),
+        peer=params(stream_data=4000, max_data=8000),
+        max_stream_window=16_000,
+        max_connection_window=32_000,
+    )
+    server = manager(
+        is_client=False,
+        local=params(stream_data=4000, max_data=8000),
+        peer=params(stream_data=4000, max_data=8000),
+        max_stream_window=16_000,
+        max_connection_window=32_000,
+        send_buffer_bytes=1 << 20,
+    )
+    stream_id = client.open_stream()
+    payload = b"p" * 300_000
+    sent = 0
+    link = Link(client, server, rtt=1.0, burst=4)  # an update every round trip: frequent
+    received = bytearray()
+    while len(received) < len(payload):
+        sent += client.send(stream_id, payload[sent : sent + 50_000])
+        link.step()
+        received += server.read(stream_id)
+    updates = [f.maximum for f in link.sent_frames if isinstance(f, MaxStreamData)]
+    increments = [b - a for a, b in itertools.pairwise(updates)]
+    assert max(increments) > 4000  # the window grew
+    assert server.stats().connection_recv_window == 32_000  # ... and stopped at the ceiling
+    assert all(inc <= 16_000 for inc in increments)
+
+
+def test_data_blocked_and_stream_data_blocked_once_per_limit() -> None:
+    client = manager(is_client=True, peer=params(max_data=1000, stream_data=300))
+    a, b = client.open_stream(), client.open_stream()
+    client.send(a, b"a" * 500)
+    client.send(b, b"b" * 800)
+    frames = []
+    while client.has_data_to_send():
+        frames += [f for f, _ in write_packet(client).frames]
+    stream_bytes = sum(len(f.data) for f in frames if isinstance(f, Stream))
+    assert stream_bytes == 600  # both streams stopped by their stream credit (300 each)
+    assert sorted(f.stream_id for f in frames if isinstance(f, StreamDataBlocked)) == [a, b]
+    assert all(f.limit == 300 for f in frames if isinstance(f, StreamDataBlocked))
+    client.on_max_stream_data(MaxStreamData(a, 2000))
+    client.on_max_stream_data(MaxStreamData(b, 2000))
+    frames = []
+    while client.has_data_to_send():
+        frames += [f for f, _ in write_packet(client).frames]
+    assert sum(len(f.data) for f in frames if isinstance(f, Stream)) == 400  # connection credit
+    assert [f for f in frames if isinstance(f, DataBlocked)] == [DataBlocked(1000)]
+    assert not client.has_data_to_send()
+    client.on_max_data(MaxData(5000))
+    assert client.has_data_to_send()
+
+
+# ---------------------------------------------------------------- reset and stop sending
+
+
+def test_peer_reset_event_and_credit() -> None:
+    server = manager(is_client=False, local=params(max_data=1000, stream_data=1000), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 100))
+    server.on_reset_stream(ResetStream(0, 42, 700))
+    assert StreamReset(0, 42) in server.events
+    assert server.at_eof(0)
+    assert server.read(0) == b""
+    assert server.recv_buffered_bytes == 0
+    # the whole final size is returned to the connection window (700 > half of 1000)
+    assert write_packet(server).of_type(MaxData) == [MaxData(1700)]
+    server.on_stream(Stream(0, 100, b"late"))  # data after reset: ignored
+
+
+def test_stop_sending_received_resets_with_that_code() -> None:
+    client = manager(is_client=True, peer=params())
+    stream_id = client.open_stream()
+    client.send(stream_id, b"x" * 100)
+    write_packet(client)
+    client.on_stop_sending(StopSending(stream_id, 9))
+    assert list(client.events) == [StopSendingReceived(stream_id, 9)]
+    ((frame, handler),) = write_packet(client).frames
+    assert frame == ResetStream(stream_id, 9, 100)
+    with pytest.raises(StreamStateError):
+        client.send(stream_id, b"more")
+    assert client.send_budget(stream_id) == 0
+    assert handler is not None
+    handler(False)  # lost: sent again
+    ((again, handler2),) = write_packet(client).frames
+    assert again == frame
+    client.on_stop_sending(StopSending(stream_id, 9))  # repeated: no second event
+    assert len(client.events) == 1
+    assert handler2 is not None
+    handler2(True)
+    assert not client.has_data_to_send()
+
+
+def test_local_stop_sending_discards_and_returns_credit() -> None:
+    server = manager(is_client=False, local=params(max_data=1000, stream_data=1000), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 300))
+    server.stop_sending(0, 5)
+    assert server.recv_buffered_bytes == 0
+    sink = write_packet(server)
+    assert sink.of_type(StopSending) == [StopSending(0, 5)]
+    server.on_stream(Stream(0, 300, b"y" * 300))  # still counted, then discarded
+    assert server.recv_buffered_bytes == 0
+    assert server.read(0) == b""
+    assert server.at_eof(0)
+    assert write_packet(server).of_type(MaxData) == [MaxData(1600)]
+    server.on_reset_stream(ResetStream(0, 5, 600))
+    assert StreamReset(0, 5) in server.events
+
+
+def test_local_reset_final_size_is_bytes_sent() -> None:
+    client = manager(is_client=True, peer=params(stream_data=1000), send_buffer_bytes=5000)
+    stream_id = client.open_stream()
+    client.send(stream_id, b"x" * 3000)
+    write_packet(client, capacity=600)
+    client.reset(stream_id, 3)
+    resets = write_packet(client).of_type(ResetStream)
+    assert len(resets) == 1 and 0 < resets[0].final_size <= 600
+    assert not client.has_data_to_send()  # no STREAM frame after RESET_STREAM (§3.3)
+
+
+def test_stream_closes_after_reset_acked_and_reset_read() -> None:
+    client = manager(is_client=True, peer=params())
+    stream_id = client.open_stream()
+    client.reset(stream_id, 1)
+    ((_, handler),) = write_packet(client).frames
+    assert handler is not None
+    handler(True)
+    assert client.open_streams == 1
+    client.on_reset_stream(ResetStream(stream_id, 2, 0))
+    assert client.open_streams == 0
+    assert client.at_eof(stream_id) and client.read(stream_id) == b""
+
+
+# ---------------------------------------------------------------- writable and memory bounds
+
+
+def test_stream_writable_after_acks_free_budget() -> None:
+    client = manager(is_client=True, peer=params(), send_buffer_bytes=1000)
+    stream_id = client.open_stream()
+    assert client.send(stream_id, b"x" * 1500) == 1000
+    assert client.send_budget(stream_id) == 0
+    sink = write_packet(client)
+    for _frame, handler in sink.frames:
+        assert handler is not None
+        handler(True)
+    assert list(client.events) == [StreamWritable(stream_id)]
+    assert client.send_budget(stream_id) > 0
+
+
+def test_write_frames_never_exceeds_capacity() -> None:
+    client = manager(is_client=True, peer=params(stream_data=1 << 20), send_buffer_bytes=10_000)
+    for _ in range(5):
+        stream_id = client.open_stream()
+        client.send(stream_id, b"d" * 5000, fin=True)
+    client.reset(0, 1)
+    for capacity in (1, 5, 17, 30, 100, 1200, 3, 9):
+        sink = write_packet(client, capacity=capacity)
+        assert sink.remaining >= 0  # FakeSink raises if a frame does not fit
+
+
+def test_round_robin_fairness() -> None:
+    client = manager(is_client=True, peer=params(), send_buffer_bytes=100_000)
+    streams = [client.open_stream() for _ in range(4)]
+    for stream_id in streams:
+        client.send(stream_id, b"z" * 50_000)
+    order = []
+    for _ in range(8):
+        order += [f.stream_id for f, _ in write_packet(client).frames if isinstance(f, Stream)]
+    assert order == streams + streams
+
+
+def test_states_exposed_as_enums() -> None:
+    client = manager(is_client=True, peer=params())
+    stream_id = client.open_stream()
+    client.send(stream_id, b"a", fin=True)
+    sink = write_packet(client)
+    client.on_stream(Stream(stream_id, 0, b"b", fin=True))
+    assert client.read(stream_id) == b"b"
+    assert client.at_eof(stream_id)
+    assert client.open_streams == 1  # our FIN is not acknowledged yet
+    for _frame, handler in sink.frames:
+        assert handler is not None
+        handler(True)
+    assert client.open_streams == 0
+    assert SendState.DATA_RECVD.value == "Data Recvd" and RecvState.DATA_READ.value == "Data Read"

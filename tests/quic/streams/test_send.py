@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import pytest
+
+from rudp.codec.frame_codec import frame_size
+from rudp.errors import StreamStateError
+from rudp.quic.streams.send import SendBuffer, SendState, SendStream
+
+
+def test_buffer_accepts_up_to_budget_and_ack_frees() -> None:
+    buffer = SendBuffer(100)
+    assert buffer.write(b"a" * 70) == 70
+    assert buffer.write(b"b" * 70) == 30
+    assert buffer.free == 0
+    buffer.mark_sent(100)
+    buffer.on_acked(50, 100)  # above a hole: remembered, not freed
+    assert buffer.free == 0
+    buffer.on_acked(0, 50)
+    assert buffer.free == 100
+    assert buffer.buffered_bytes == 0
+    assert buffer.write(b"c" * 10) == 10
+    assert buffer.peek(100, 110) == b"c" * 10
+
+
+def test_loss_requeues_exact_unacked_ranges() -> None:
+    buffer = SendBuffer(1000)
+    buffer.write(bytes(range(256)) * 3)
+    buffer.mark_sent(600)
+    buffer.on_acked(100, 200)
+    buffer.on_acked(300, 350)
+    buffer.on_lost(50, 400)
+    ranges = []
+    while (lost := buffer.first_lost()) is not None:
+        ranges.append(lost)
+        buffer.mark_resent(*lost)
+    assert ranges == [(50, 100), (200, 300), (350, 400)]
+
+
+def test_ack_after_loss_cancels_resend() -> None:
+    buffer = SendBuffer(1000)
+    buffer.write(b"x" * 500)
+    buffer.mark_sent(500)
+    buffer.on_lost(0, 500)
+    buffer.on_acked(100, 300)  # a late ack of an earlier copy
+    assert list(_drain(buffer)) == [(0, 100), (300, 500)]
+
+
+def _drain(buffer: SendBuffer) -> list[tuple[int, int]]:
+    out = []
+    while (lost := buffer.first_lost()) is not None:
+        out.append(lost)
+        buffer.mark_resent(*lost)
+    return out
+
+
+def _frames(stream: SendStream, size: int = 200, credit: int = 1 << 30) -> list:  # type: ignore[type-arg]
+    out = []
+    while (built := stream.next_frame(size, credit)) is not None:
+        out.append(built[0])
+    return out
+
+
+def test_stream_never_resends_acked_bytes() -> None:
+    stream = SendStream(0, credit=1 << 20, buffer_bytes=10_000)
+    data = bytes(range(256)) * 10
+    assert stream.write(data, fin=True) == len(data)
+    frames = _frames(stream)
+    assert b"".join(f.data for f in frames) == data
+    assert frames[-1].fin and not any(f.fin for f in frames[:-1])
+    assert all(frame_size(f) <= 200 for f in frames)
+    assert stream.state is SendState.DATA_SENT
+    # ack the odd frames, lose the even ones
+    for index, frame in enumerate(frames):
+        end = frame.offset + len(frame.data)
+        if index % 2:
+            stream.on_frame_acked(frame.offset, end, frame.fin)
+        else:
+            stream.on_frame_lost(frame.offset, end, frame.fin)
+    resent = _frames(stream)
+    expected = [(f.offset, f.offset + len(f.data)) for i, f in enumerate(frames) if i % 2 == 0]
+    assert [(f.offset, f.offset + len(f.data)) for f in resent] == expected
+    last_was_lost = (len(frames) - 1) % 2 == 0
+    assert any(f.fin for f in resent) == last_was_lost
+    for frame in resent:
+        stream.on_frame_acked(frame.offset, frame.offset + len(frame.data), frame.fin)
+    assert stream.state is SendState.DATA_RECVD
+    assert stream.buffer.buffered_bytes == 0
+    assert _frames(stream) == []
+
+
+def test_lost_fin_is_resent_alone() -> None:
+    stream = SendStream(4, credit=100, buffer_bytes=100)
+    stream.write(b"abc", fin=False)
+    (_first,) = _frames(stream)
+    stream.write(b"", fin=True)
+    (fin_frame,) = _frames(stream)
+    assert fin_frame.data == b"" and fin_frame.fin and fin_frame.offset == 3
+    stream.on_frame_acked(0, 3, False)
+    stream.on_frame_lost(3, 3, True)
+    (again,) = _frames(stream)
+    assert again.fin and again.offset == 3 and again.data == b""
+    stream.on_frame_acked(3, 3, True)
+    assert stream.is_done
+
+
+def test_stream_credit_limits_new_data() -> None:
+    stream = SendStream(0, credit=10, buffer_bytes=100)
+    stream.write(b"x" * 50, fin=False)
+    frames = _frames(stream)
+    assert sum(len(f.data) for f in frames) == 10
+    assert stream.note_credit_blocked()
+    assert stream.credit.take_blocked() == 10
+    stream.credit.raise_limit(30)
+    assert sum(len(f.data) for f in _frames(stream)) == 20
+    # connection credit limits too
+    stream.credit.raise_limit(100)
+    built = stream.next_frame(200, 5)
+    assert built is not None and len(built[0].data) == 5 and built[1] == 5
+    assert stream.next_frame(200, 0) is None
+
+
+def test_write_after_fin_or_reset_raises() -> None:
+    stream = SendStream(0, credit=10, buffer_bytes=100)
+    stream.write(b"x", fin=True)
+    with pytest.raises(StreamStateError):
+        stream.write(b"y", fin=False)
+    other = SendStream(4, credit=10, buffer_bytes=100)
+    other.write(b"x" * 20, fin=False)
+    _frames(other)
+    assert other.reset(7)
+    assert other.final_size == 10  # highest offset sent, not bytes written (RFC 9000 §4.5)
+    assert other.buffer.buffered_bytes == 0
+    with pytest.raises(StreamStateError):
+        other.write(b"y", fin=False)
+    assert _frames(other) == []
+
+
+def test_reset_resent_until_acked() -> None:
+    stream = SendStream(0, credit=10, buffer_bytes=100)
+    stream.reset(3)
+    assert stream.reset_pending and stream.state is SendState.RESET_SENT
+    stream.reset_pending = False
+    stream.on_reset_lost()
+    assert stream.reset_pending
+    stream.reset_pending = False
+    stream.on_reset_acked()
+    assert stream.state is SendState.RESET_RECVD
+    stream.on_reset_lost()
+    assert not stream.reset_pending
+    assert not stream.reset(4)
+
+
+def test_frames_fit_tiny_packets() -> None:
+    stream = SendStream(1 << 40, credit=1 << 20, buffer_bytes=1 << 16)
+    stream.write(b"z" * 5000, fin=True)
+    for size in (12, 13, 20, 57):
+        built = stream.next_frame(size, 1 << 20)
+        assert built is not None
+        assert frame_size(built[0]) <= size
+    assert stream.next_frame(3, 1 << 20) is None
+
+
+def test_writable_after_half_budget_freed() -> None:
+    stream = SendStream(0, credit=1 << 20, buffer_bytes=100)
+    assert stream.write(b"x" * 150, fin=False) == 100
+    assert stream.write_blocked
+    frames = _frames(stream, size=30)
+    stream.on_frame_acked(0, 20, False)
+    assert not stream.take_writable()
+    stream.on_frame_acked(20, frames[2].offset + len(frames[2].data), False)
+    assert stream.take_writable()
+    assert not stream.take_writable()

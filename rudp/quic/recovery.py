@@ -253,7 +253,7 @@ class LossRecovery:
     def _detect_lost(self, state: SentPackets, now: float) -> list[SentPacket]:
         # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets.
         loss_delay = self._loss_delay()
-        return state.remove_lost(now - loss_delay, loss_delay, K_PACKET_THRESHOLD)
+        return state.remove_lost(now, loss_delay, K_PACKET_THRESHOLD)
 
     def _on_packets_lost(self, state: SentPackets, lost: list[SentPacket], now: float) -> None:
         for packet in lost:

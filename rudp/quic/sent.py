@@ -132,12 +132,12 @@ class SentPackets:
             self._forget(packet)
         return out
 
-    def remove_lost(
-        self, lost_send_time: float, loss_delay: float, packet_threshold: int
-    ) -> list[SentPacket]:
+    def remove_lost(self, now: float, loss_delay: float, packet_threshold: int) -> list[SentPacket]:
         """Pop and return packets lost by time or packet threshold; recompute :attr:`loss_time`.
 
-        Only packets at or below the largest acknowledged are candidates (RFC 9002 §6.1).
+        Only packets at or below the largest acknowledged are candidates (RFC 9002 §6.1). The time
+        test is written as ``sent_at + loss_delay <= now`` so that a timer armed at exactly
+        ``sent_at + loss_delay`` always declares the loss (no float rounding gap, no timer loop).
         """
         self.loss_time = None
         largest_acked = self.largest_acked
@@ -147,10 +147,10 @@ class SentPackets:
         for number, packet in self.packets.items():
             if number > largest_acked:
                 break
-            if packet.sent_at <= lost_send_time or largest_acked >= number + packet_threshold:
+            deadline = packet.sent_at + loss_delay
+            if deadline <= now or largest_acked >= number + packet_threshold:
                 lost.append(packet)
                 continue
-            deadline = packet.sent_at + loss_delay
             if self.loss_time is None or deadline < self.loss_time:
                 self.loss_time = deadline
         for packet in lost:

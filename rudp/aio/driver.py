@@ -1,0 +1,263 @@
+"""The asyncio side of the core contract: :class:`StreamCore`, :class:`Link` and :class:`ConnectionDriver`.
+
+This module is the meeting point of the two transports. The sans-IO QUIC connection
+(:class:`rudp.quic.connection.QuicConnection`) and the TCP baseline's mux (``rudp.tcp``) both satisfy
+:class:`StreamCore`; the public :class:`rudp.aio.connection.Connection` and
+:class:`rudp.aio.stream.Stream` only ever talk to a :class:`ConnectionDriver`, so both transports share
+one code path above this line.
+
+Who does what (the contract, stable API):
+
+* A **core** (:class:`StreamCore`) is a sans-IO state machine. It is never called from two places at
+  once and never does I/O; time is passed in as ``now`` (the event loop's ``loop.time()``).
+* A **link** (:class:`Link`) owns the socket(s) and the timer. After every *input* (bytes or datagrams
+  received, a timer fired) and after every batch of *commands* it runs, in this order: transmit
+  everything the core wants to send, re-arm its timer from ``core.next_timer()``, then call
+  :meth:`ConnectionDriver.dispatch_events` of each driver it serves. The QUIC link is
+  :class:`rudp.aio.endpoint.UdpEndpoint` (one socket, many connections, one timer). A transport with one
+  core per socket (TCP) subclasses :class:`SingleCoreLink` and implements :meth:`SingleCoreLink.transmit`
+  (for TCP: ``transport.write(mux.data_to_send())``); on input it calls ``receive_data(...)`` on the core
+  and then :meth:`SingleCoreLink.flush`.
+* A **driver** (:class:`ConnectionDriver`) pairs one core with its link. The application layer issues
+  commands directly on ``driver.core`` and then calls :meth:`ConnectionDriver.after_command`, which asks
+  the link for a (coalesced, next loop iteration) flush. Events pulled from the core are handed to the
+  driver's :class:`EventSink` (the :class:`~rudp.aio.connection.Connection`).
+
+How a transport module plugs in (what ``rudp._api`` expects of ``rudp.aio.tcp``)::
+
+    async def tcp_connect(host: str, port: int, config: Config) -> Connection
+        # handshake done on return; raises ConnectTimeout (config.handshake_timeout), HandshakeFailed,
+        # or OSError subclasses such as ConnectionRefusedError.
+    async def tcp_listen(host: str | None, port: int, config: Config,
+                         on_connection: Callable[[Connection], None]) -> Listener
+        # on_connection is called once per accepted connection, after its handshake; rudp.aio.server
+        # runs the user's handler for it. ``Listener`` is the protocol below.
+
+Build the Connection as ``Connection(ConnectionDriver(core, link), is_client=...)``; a core whose
+``handshake_complete`` is already True (TLS done by ``ssl``) counts as established at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from rudp.quic.events import ConnectionTerminated, Event
+from rudp.quic.stats import ConnectionStats
+
+Address = tuple[str, int]
+"""A peer address as (host, port)."""
+
+
+class StreamCore(Protocol):
+    """What the asyncio layer needs from a sans-IO connection (QuicConnection, TcpMux).
+
+    Inputs and outputs proper (datagrams, bytes) are transport-specific and handled by the link; the
+    methods here are the timer, the event queue, the commands and read-only state. Commands raise
+    ``ConnectionClosed`` once the connection is closing, and ``StreamStateError`` for misuse;
+    ``open_stream`` raises ``StreamLimitReached`` when the peer's stream limit is reached (a
+    ``StreamsAvailable`` event follows when it rises). A core that lacks a feature (datagrams on TCP)
+    raises ``StreamStateError`` from that command.
+    """
+
+    def handle_timer(self, now: float) -> None:
+        """Process every timer due at ``now``."""
+
+    def next_timer(self) -> float | None:
+        """The earliest deadline for :meth:`handle_timer`, or None."""
+
+    def next_event(self) -> Event | None:
+        """Pop the next event (the classes of :mod:`rudp.quic.events`), or None."""
+
+    def open_stream(self, *, bidirectional: bool = True) -> int:
+        """Open a local stream and return its ID."""
+
+    def read_stream(self, stream_id: int, max_bytes: int = -1) -> bytes:
+        """Consume up to ``max_bytes`` in-order bytes (all when negative); b"" when none."""
+
+    def stream_at_eof(self, stream_id: int) -> bool:
+        """True once all data and the FIN were read, or the stream was reset or stopped."""
+
+    def send_stream(self, stream_id: int, data: bytes | memoryview, *, fin: bool = False) -> int:
+        """Queue data (and FIN, if all of it is taken); return the number of bytes accepted."""
+
+    def reset_stream(self, stream_id: int, code: int) -> None:
+        """Abandon sending on a stream with an application error code."""
+
+    def stop_sending(self, stream_id: int, code: int) -> None:
+        """Ask the peer to stop sending on a stream."""
+
+    def send_datagram(self, data: bytes) -> None:
+        """Queue an unreliable datagram."""
+
+    def ping(self) -> int:
+        """Send a ping; the returned id comes back in a ``PingAcknowledged`` event."""
+
+    def close(self, code: int = 0, reason: str = "", *, application: bool = True) -> None:
+        """Close the connection (idempotent); a ``ConnectionTerminated`` event follows."""
+
+    @property
+    def is_closed(self) -> bool:
+        """True once nothing more will be sent or timed."""
+
+    @property
+    def handshake_complete(self) -> bool:
+        """True once the handshake completed."""
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol."""
+
+    @property
+    def session_resumed(self) -> bool:
+        """True when the session was resumed from a ticket."""
+
+    @property
+    def early_data_accepted(self) -> bool:
+        """True when 0-RTT data was accepted."""
+
+    @property
+    def close_cause(self) -> ConnectionTerminated | None:
+        """Why the connection ended, or None while it is alive."""
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """A statistics snapshot (fields a transport does not measure are 0)."""
+
+    @property
+    def peer_address(self) -> Address:
+        """The peer's current address."""
+
+
+class Link(Protocol):
+    """The I/O owner a driver is attached to (see the module docstring for the flush order)."""
+
+    def request_flush(self) -> None:
+        """Transmit, re-arm the timer and dispatch events soon (coalesced; never re-entrant)."""
+
+
+class EventSink(Protocol):
+    """Receives a core's events (implemented by :class:`rudp.aio.connection.Connection`)."""
+
+    def handle_event(self, event: Event) -> None:
+        """Handle one event; must not call back into the link synchronously."""
+
+
+class ConnectionDriver:
+    """One core plus the link that moves its bytes: the single code path of both transports.
+
+    The application layer calls commands on :attr:`core`, then :meth:`after_command`. The link calls
+    :meth:`dispatch_events` after transmitting; events go to :attr:`sink` in order.
+    """
+
+    def __init__(self, core: StreamCore, link: Link) -> None:
+        self.core = core
+        self.link = link
+        self.sink: EventSink | None = None
+        """Where events go; set by the Connection that owns this driver."""
+
+    def after_command(self) -> None:
+        """Ask the link to transmit what the last command(s) produced (coalesced)."""
+        self.link.request_flush()
+
+    def dispatch_events(self) -> None:
+        """Hand every pending core event to the sink (events are kept until a sink is attached)."""
+        sink = self.sink
+        if sink is None:
+            return
+        core = self.core
+        while (event := core.next_event()) is not None:
+            sink.handle_event(event)
+
+
+class Listener(Protocol):
+    """A listening transport as seen by :class:`rudp.aio.server.Server`."""
+
+    @property
+    def port(self) -> int:
+        """The local port number listened on."""
+
+    def close(self) -> None:
+        """Stop listening and close every connection this listener serves."""
+
+    async def wait_closed(self) -> None:
+        """Wait until the sockets are closed."""
+
+
+class SingleCoreLink:
+    """A :class:`Link` for transports with one core per socket: own timer, coalesced flushes.
+
+    Subclasses implement :meth:`transmit`. Call :meth:`attach` with the driver before the first flush,
+    :meth:`flush` after every input, and :meth:`stop` when the socket is gone.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.get_running_loop()
+        self.driver: ConnectionDriver | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self._stopped = False
+
+    def attach(self, driver: ConnectionDriver) -> None:
+        """Set the driver this link serves (once)."""
+        self.driver = driver
+
+    def transmit(self) -> None:
+        """Send everything the core has to send (e.g. ``transport.write(core.data_to_send())``)."""
+        raise NotImplementedError
+
+    def request_flush(self) -> None:
+        """Schedule :meth:`flush` on the next loop iteration (at most one pending)."""
+        if not self._flush_scheduled and not self._stopped:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Transmit, re-arm the timer, then dispatch events (call after every input)."""
+        driver = self.driver
+        if driver is None:
+            return
+        if not self._stopped:
+            self.transmit()
+        self._rearm(None if self._stopped else driver.core.next_timer())
+        driver.dispatch_events()
+
+    def stop(self) -> None:
+        """The socket is gone: cancel the timer; pending events are still dispatched by :meth:`flush`."""
+        self._stopped = True
+        self._rearm(None)
+
+    def _rearm(self, deadline: float | None) -> None:
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        driver = self.driver
+        if driver is None or self._stopped:
+            return
+        driver.core.handle_timer(self.loop.time())
+        self.flush()
+
+
+__all__ = [
+    "Address",
+    "ConnectionDriver",
+    "EventSink",
+    "Link",
+    "Listener",
+    "SingleCoreLink",
+    "StreamCore",
+]

@@ -110,9 +110,10 @@ class Forwarder:
         self.nat: Nat | None = None
         if isinstance(nat, dict):
             nat_config = NatConfig(
-                rebind_at=tuple(nat.get("rebind_at", ())), port=bool(nat.get("port", True)),
+                rebind_at=tuple(nat.get("rebind_at", ())),
+                port=bool(nat.get("port", True)),
                 address=bool(nat.get("address", False)),
-            )  # fmt: skip
+            )
             self.nat = Nat(str(nat["client_address"]), nat_config, random.Random(seed + 3), self.started_at)
         pcaps = config.get("pcap", {})
         self.pcap: tuple[PcapWriter | None, PcapWriter | None] = (None, None)
@@ -253,8 +254,12 @@ class Forwarder:
             for pcap in self.pcap:
                 if pcap is not None:
                     pcap.flush()
-            return {"ok": True, "c2s": self.stats[0].to_dict(), "s2c": self.stats[1].to_dict(),
-                    "in_flight": len(self.heap)}  # fmt: skip
+            return {
+                "ok": True,
+                "c2s": self.stats[0].to_dict(),
+                "s2c": self.stats[1].to_dict(),
+                "in_flight": len(self.heap),
+            }
         if op == "rebind":
             if self.nat is None:
                 return {"ok": False, "error": "NAT is not enabled for this network"}

@@ -131,6 +131,16 @@ class Impairments:
         """A copy with `changes` applied (validated like the constructor)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def describe(self) -> str:
+        """The non-default settings, compactly ("perfect link" when there are none)."""
+        default = Impairments()
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)
+        ]
+        return ", ".join(parts) or "perfect link"
+
     def to_dict(self) -> dict[str, object]:
         """A JSON-able dict (the control channel's wire form)."""
         out: dict[str, object] = {}
@@ -177,9 +187,16 @@ def periodic_blackhole(start: float, on: float, off: float, count: int) -> tuple
 
 _UNITS_TIME: Final = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
 _UNITS_RATE: Final = {
-    "": 1.0, "bit": 1.0, "bps": 1.0, "kbit": 1e3, "kbps": 1e3, "mbit": 1e6, "mbps": 1e6,
-    "gbit": 1e9, "gbps": 1e9,
-}  # fmt: skip
+    "": 1.0,
+    "bit": 1.0,
+    "bps": 1.0,
+    "kbit": 1e3,
+    "kbps": 1e3,
+    "mbit": 1e6,
+    "mbps": 1e6,
+    "gbit": 1e9,
+    "gbps": 1e9,
+}
 _UNITS_SIZE: Final = {"": 1, "b": 1, "kb": 1000, "k": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
 _NUMBER: Final = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*([a-zA-Z%]*)\s*$")
 

@@ -119,9 +119,17 @@ class Network:
                 namespaces.create(host.name)
             for host in (self.client, self.server):
                 fds.append(tun.open_tun(host.name, c.ifname))
-                tun.configure(host.name, tun.TunSpec(
-                    c.ifname, host.address, host.address6, c.subnet, c.subnet6 if c.ipv6 else None, c.mtu,
-                ))  # fmt: skip
+                tun.configure(
+                    host.name,
+                    tun.TunSpec(
+                        c.ifname,
+                        host.address,
+                        host.address6,
+                        c.subnet,
+                        c.subnet6 if c.ipv6 else None,
+                        c.mtu,
+                    ),
+                )
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             self._control = parent
             try:
@@ -141,8 +149,12 @@ class Network:
             "pcap": self.pcap_paths,
         }
         if c.nat is not None:
-            config["nat"] = {"client_address": c.client_address, "rebind_at": list(c.nat.rebind_at),
-                             "port": c.nat.port, "address": c.nat.address}  # fmt: skip
+            config["nat"] = {
+                "client_address": c.client_address,
+                "rebind_at": list(c.nat.rebind_at),
+                "port": c.nat.port,
+                "address": c.nat.address,
+            }
         self._request(config)
 
     def _spawn_forwarder(self, client_fd: int, server_fd: int, control_fd: int) -> subprocess.Popen[bytes]:
@@ -181,6 +193,11 @@ class Network:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def forwarder_pid(self) -> int | None:
+        """The forwarder process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:

@@ -115,9 +115,15 @@ class CrossTraffic:
     """
 
     def __init__(
-        self, source: Host, sink: Host, *, port: int = 5201, seconds: float | None = None,
-        congestion: str | None = "cubic", ipv6: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        source: Host,
+        sink: Host,
+        *,
+        port: int = 5201,
+        seconds: float | None = None,
+        congestion: str | None = "cubic",
+        ipv6: bool = False,
+    ) -> None:
         self.source, self.sink = source, sink
         self.port, self.seconds, self.congestion = port, seconds, congestion
         address = sink.address6 if ipv6 else sink.address
@@ -242,9 +248,15 @@ def udp_source(
 
 
 def udp_blast(
-    source: Host, sink: Host, seconds: float, *, payload: int = 1472, rate_bps: float | None = None,
-    port: int = 5202, idle_timeout: float = 1.0,
-) -> tuple[TransferResult, TransferResult]:  # fmt: skip
+    source: Host,
+    sink: Host,
+    seconds: float,
+    *,
+    payload: int = 1472,
+    rate_bps: float | None = None,
+    port: int = 5202,
+    idle_timeout: float = 1.0,
+) -> tuple[TransferResult, TransferResult]:
     """A timed UDP blast from `source` to `sink`; returns (sent, received)."""
     r, w = os.pipe()
     try:

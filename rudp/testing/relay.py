@@ -13,8 +13,10 @@ This module owns no sockets beyond its own and never leaves loopback unless told
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
+import socket
 from typing import Any, Literal, TypeAlias
 
 from rudp.netem.channel import Channel
@@ -23,6 +25,16 @@ from rudp.netem.stats import DirectionStats, LinkStats
 
 Address: TypeAlias = tuple[str, int]
 _SLACK = 0.0005
+_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def _enlarge_buffers(transport: asyncio.BaseTransport) -> None:
+    """Loopback bursts overflow default socket buffers; 4 MiB removes those drops."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, _BUFFER_BYTES)
 
 
 class _Listener(asyncio.DatagramProtocol):
@@ -93,6 +105,7 @@ class UdpRelay:
             lambda: _Listener(self), local_addr=(self._host, self._port)
         )
         self._listener = transport
+        _enlarge_buffers(transport)
         sockname = transport.get_extra_info("sockname")
         self.address = (str(sockname[0]), int(sockname[1]))
         return self.address
@@ -240,6 +253,8 @@ class UdpRelay:
         finally:
             waiting = self._connecting.pop(client, [])
         self._upstreams[client] = proto
+        if proto.transport is not None:
+            _enlarge_buffers(proto.transport)
         stats = self.stats["c2s"]
         for data in waiting:
             if proto.transport is not None:

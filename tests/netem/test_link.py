@@ -236,8 +236,11 @@ def test_pcap_has_every_packet_per_side(tmp_path: Path) -> None:
     for side, expected in counts.items():
         out = subprocess.run(
             [tshark, "-r", paths[side], "-Y", f"udp.dstport == {PORT}", "-T", "fields", "-e", "frame.number"],
-            capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         assert len(out.stdout.split()) == expected
 
 
@@ -245,7 +248,7 @@ def test_teardown_leaves_nothing_behind() -> None:
     with pytest.raises(KeyboardInterrupt), Network() as net:
         names = [net.client.name, net.server.name]
         assert all(namespaces.exists(n) for n in names)
-        pid = net._proc.pid if net._proc else -1
+        pid = net.forwarder_pid or -1
         raise KeyboardInterrupt
     assert not any(namespaces.exists(n) for n in names)
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout

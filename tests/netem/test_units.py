@@ -75,9 +75,14 @@ def test_impairments_validate_and_round_trip() -> None:
     with pytest.raises(ImpairmentError):
         BurstLoss(0.1, 3, 2)
     imp = Impairments(
-        delay=0.01, loss=0.1, gilbert_elliott=GilbertElliott(0.01, 0.3), burst=BurstLoss(0.01, 2, 4),
-        blackhole_periods=periodic_blackhole(1.0, 0.5, 1.5, 2), drop_list=frozenset({1, 3}), rate_bps=1e6,
-    )  # fmt: skip
+        delay=0.01,
+        loss=0.1,
+        gilbert_elliott=GilbertElliott(0.01, 0.3),
+        burst=BurstLoss(0.01, 2, 4),
+        blackhole_periods=periodic_blackhole(1.0, 0.5, 1.5, 2),
+        drop_list=frozenset({1, 3}),
+        rate_bps=1e6,
+    )
     assert imp.blackhole_periods == ((1.0, 1.5), (3.0, 3.5))
     assert Impairments.from_dict(imp.to_dict()) == imp
     with pytest.raises(ImpairmentError):

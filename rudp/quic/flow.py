@@ -107,12 +107,16 @@ class RecvWindow:
         return self._resend or (self.limit - self.consumed) * 2 < self.window
 
     def take_update(self, now: float, smoothed_rtt: float) -> int:
-        """Auto-tune the window, raise the limit to ``consumed + window`` and return the new limit."""
-        last = self._last_update_at
-        if last is not None and smoothed_rtt > 0 and now - last < 2 * smoothed_rtt:
-            self.window = min(self.window * 2, self.max_window)
+        """Auto-tune the window, raise the limit to ``consumed + window`` and return the new limit.
+
+        A re-send after loss does not count as an update for auto-tuning: only consumption does.
+        """
+        if (self.limit - self.consumed) * 2 < self.window:
+            last = self._last_update_at
+            if last is not None and smoothed_rtt > 0 and now - last < 2 * smoothed_rtt:
+                self.window = min(self.window * 2, self.max_window)
+            self._last_update_at = now
         self.limit = max(self.limit, self.consumed + self.window)
-        self._last_update_at = now
         self._resend = False
         return self.limit
 

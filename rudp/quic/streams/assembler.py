@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_right, insort
 
-BytesLike = bytes | bytearray | memoryview
+from rudp.codec.buffer import BytesLike
 
 
 class Assembler:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rudp.codec.buffer import BytesLike
 from rudp.codec.codes import FrameType
 from rudp.codec.frames import (
     DataBlocked,
@@ -30,7 +31,6 @@ from rudp.codec.frames import (
 from rudp.codec.transport_params import TransportParameters
 from rudp.errors import StreamLimitReached, StreamStateError, TransportError, TransportErrorCode
 from rudp.quic.events import StopSendingReceived, StreamOpened, StreamReadable, StreamReset, StreamsAvailable
-from rudp.quic.streams.assembler import BytesLike
 from rudp.quic.streams.ids import (
     can_receive,
     can_send,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+from rudp.codec.buffer import BytesLike
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.flow import RecvWindow
-from rudp.quic.streams.assembler import Assembler, BytesLike
+from rudp.quic.streams.assembler import Assembler
 
 
 class RecvState(Enum):

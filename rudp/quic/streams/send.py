@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from enum import Enum
 
+from rudp.codec.buffer import BytesLike
 from rudp.codec.frame_codec import stream_frame_overhead
 from rudp.codec.frames import Stream
 from rudp.errors import StreamStateError
 from rudp.quic.flow import SendCredit
 from rudp.quic.rangeset import RangeSet
-
-BytesLike = bytes | bytearray | memoryview
 
 
 class SendState(Enum):

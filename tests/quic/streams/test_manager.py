@@ -439,3 +439,59 @@ def test_states_exposed_as_enums() -> None:
         handler(True)
     assert client.open_streams == 0
     assert SendState.DATA_RECVD.value == "Data Recvd" and RecvState.DATA_READ.value == "Data Read"
+
+
+def test_lost_window_updates_are_resent_while_current() -> None:
+    server = manager(is_client=False, local=params(stream_data=1000, max_data=1000), peer=params())
+    server.on_stream(Stream(0, 0, b"x" * 1000))
+    server.read(0, 600)
+    sink = write_packet(server)
+    assert sink.of_type(MaxStreamData) == [MaxStreamData(0, 1600)]
+    assert sink.of_type(MaxData) == [MaxData(1600)]
+    for _frame, handler in sink.frames:
+        assert handler is not None
+        handler(False)
+    again = write_packet(server)
+    assert again.of_type(MaxStreamData) == [MaxStreamData(0, 1600)]
+    assert again.of_type(MaxData) == [MaxData(1600)]
+    server.on_stream(Stream(0, 1000, b"x" * 600))
+    server.read(0)  # newer limits get announced ...
+    newer = write_packet(server, now=100.0)
+    assert newer.of_type(MaxStreamData) == [MaxStreamData(0, 2600)]
+    assert newer.of_type(MaxData) == [MaxData(2600)]
+    for _frame, handler in again.frames:  # ... so losing the older ones changes nothing
+        assert handler is not None
+        handler(False)
+    assert not server.has_data_to_send()
+
+
+def test_lost_stream_data_blocked_resent_only_while_blocked() -> None:
+    client = manager(is_client=True, peer=params(stream_data=10))
+    stream_id = client.open_stream()
+    client.send(stream_id, b"x" * 50)
+    sink = write_packet(client)
+    (blocked,) = [(f, h) for f, h in sink.frames if isinstance(f, StreamDataBlocked)]
+    assert blocked[0] == StreamDataBlocked(stream_id, 10)
+    assert blocked[1] is not None
+    blocked[1](False)
+    assert write_packet(client).of_type(StreamDataBlocked) == [StreamDataBlocked(stream_id, 10)]
+    client.on_max_stream_data(MaxStreamData(stream_id, 20))
+    blocked[1](False)  # stale now: the limit moved
+    frames = write_packet(client)
+    assert frames.of_type(StreamDataBlocked) == [StreamDataBlocked(stream_id, 20)]  # blocked anew at 20
+
+
+def test_peer_parameters_applied_twice_raise_credit() -> None:
+    client = manager(is_client=True)
+    with pytest.raises(StreamLimitReached):
+        client.open_stream()
+    client.apply_peer_parameters(params(stream_data=10, streams_bidi=1))  # remembered 0-RTT values
+    assert list(client.events) == [StreamsAvailable(True)]
+    stream_id = client.open_stream()
+    client.send(stream_id, b"y" * 100)
+    assert sum(len(f.data) for f in write_packet(client).of_type(Stream)) == 10
+    client.apply_peer_parameters(params(stream_data=5, streams_bidi=1))  # smaller: no effect
+    assert write_packet(client).of_type(Stream) == []
+    client.apply_peer_parameters(params(stream_data=60, streams_bidi=2))
+    assert sum(len(f.data) for f in write_packet(client).of_type(Stream)) == 50
+    assert client.open_stream() == 4

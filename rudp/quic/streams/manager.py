@@ -117,6 +117,7 @@ class StreamManager(StreamOutput):
         for entry in self._streams.values():
             send = entry.send
             if send is not None and send.credit.raise_limit(self._initial_send_credit(entry.stream_id)):
+                self._stream_blocked.pop(entry.stream_id, None)
                 self._enqueue_if_sendable(entry.stream_id, send)
 
     @property

@@ -10,7 +10,7 @@ from rudp.codec.frames import Ack
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.congestion.base import CongestionController
 from rudp.quic.congestion.newreno import NewReno
-from rudp.quic.recovery import K_TIME_THRESHOLD, LossRecovery, ProbeRequest
+from rudp.quic.recovery import LossRecovery, ProbeRequest
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
 from tests.quic.recovery.helpers import HandlerLog, RecordingController, ack_of, ack_range, packet
@@ -75,10 +75,11 @@ def test_rtt_sample_is_exact_delta_for_largest_newly_acked() -> None:
 
 def test_no_rtt_sample_when_largest_not_newly_acked() -> None:
     recovery = make()
-    recovery.on_packet_sent(packet(0, 0.0))
+    recovery.on_packet_sent(packet(0, 0.04))
     recovery.on_packet_sent(packet(1, 0.05))
     recovery.on_ack_received(APP, ack_of(1), 0.0, 0.15)
     assert recovery.rtt.latest_rtt == pytest.approx(0.10)
+    assert recovery.bytes_in_flight == 1200  # pn 0 is neither acked nor lost yet
     # pn 0 is newly acked, but the largest (1) was acked before: no new sample.
     recovery.on_ack_received(APP, ack_of(0, 1), 0.0, 0.90)
     assert recovery.rtt.latest_rtt == pytest.approx(0.10)
@@ -153,7 +154,7 @@ def test_packet_threshold_then_time_threshold() -> None:
     assert log.lost() == [0]
     assert cc.lost == [[0]]
     assert recovery.bytes_in_flight == 3 * 1200
-    loss_delay = K_TIME_THRESHOLD * (0.100 - 0.003)
+    loss_delay = 9 / 8 * (0.100 - 0.003)  # RFC 9002 §6.1.2 kTimeThreshold
     deadline = due(recovery)
     assert deadline == pytest.approx(0.001 + loss_delay)
     assert recovery.on_loss_detection_timeout(deadline - 0.0001) is None
@@ -256,10 +257,19 @@ def test_no_application_pto_before_handshake_confirmed() -> None:
     assert recovery.loss_detection_deadline() == pytest.approx(0.333 + 4 * 0.1665 + MAX_ACK_DELAY)
 
 
+def test_application_space_skipped_before_confirmation_even_with_handshake_in_flight() -> None:
+    recovery = make(confirmed=False)
+    recovery.on_packet_sent(packet(0, 0.0))  # 0.5-RTT data, sent first
+    recovery.on_packet_sent(packet(0, 0.3, space=HANDSHAKE))
+    assert due(recovery) == pytest.approx(0.3 + 0.333 + 4 * 0.1665)
+    assert recovery.on_loss_detection_timeout(5.0) == ProbeRequest(HANDSHAKE, 2)
+
+
 def test_client_anti_deadlock_probe() -> None:
     recovery = make(is_client=True, confirmed=False)
     assert recovery.loss_detection_deadline() is None  # nothing sent yet
     with_rtt_sample(recovery, 0.1, space=INITIAL)  # Initial sent at 0, acked at 0.1
+    recovery.on_packet_sent(packet(0, 0.1))  # 0-RTT in flight: no Application PTO yet
     # Nothing in flight, but the server may be blocked by its amplification limit.
     deadline = due(recovery)
     assert deadline == pytest.approx(0.1 + 0.1 + 4 * 0.05)
@@ -311,12 +321,38 @@ def test_persistent_congestion_collapses_window() -> None:
     assert cc.congestion_window == 2 * 1200
 
 
+def test_no_persistent_congestion_when_losses_span_less_than_the_duration() -> None:
+    cc = NewReno(1200)
+    recovery = make(cc=cc)
+    with_rtt_sample(recovery, 0.1)
+    for pn, at in [(1, 1.0), (2, 1.4), (3, 1.9)]:  # 0.9 s < 0.975 s
+        recovery.on_packet_sent(packet(pn, at))
+    recovery.on_packet_sent(packet(4, 2.0, ack_eliciting=False))
+    recovery.on_ack_received(APP, ack_of(4), 0.0, 2.3)
+    assert recovery.stats().packets_lost == 3
+    assert recovery.stats().persistent_congestion_count == 0
+    assert cc.congestion_window == (cc.initial_window_bytes + 1200) // 2
+
+
 def test_no_persistent_congestion_when_a_packet_between_was_acked() -> None:
     recovery, cc = _persistent_scenario(ack_of(2, 4))
     assert recovery.stats().packets_lost == 2
     assert recovery.stats().persistent_congestion_count == 0
     # One halving of the window (initial + 1200 from pn 0 in slow start), not a collapse.
     assert cc.congestion_window == (cc.initial_window_bytes + 1200) // 2
+
+
+def test_acknowledgment_from_an_earlier_ack_also_breaks_the_run() -> None:
+    recovery = make(cc=NewReno(1200))
+    with_rtt_sample(recovery, 0.1)
+    recovery.on_packet_sent(packet(1, 1.0))
+    recovery.on_packet_sent(packet(2, 1.01))
+    recovery.on_ack_received(APP, ack_of(2), 0.0, 1.05)  # reordered: pn 1 not lost yet
+    recovery.on_packet_sent(packet(3, 2.5))
+    recovery.on_packet_sent(packet(4, 2.6, ack_eliciting=False))
+    recovery.on_ack_received(APP, ack_of(2, 4), 0.0, 2.7)
+    assert recovery.stats().packets_lost == 2  # pn 1 and pn 3, 1.5 s apart, but pn 2 between was acked
+    assert recovery.stats().persistent_congestion_count == 0
 
 
 def test_no_persistent_congestion_before_first_rtt_sample() -> None:

@@ -60,16 +60,17 @@ def test_slow_start_grows_by_acked_bytes_and_doubles_per_round_trip() -> None:
 def test_halving_once_per_recovery_period() -> None:
     cc = NewReno(MDS)
     sender = Sender(cc)
-    early = sender.send(4, 0.5)
+    early = sender.send(12, 0.5)
     cc.on_packets_lost([early[0]], 1.0)
     assert cc.congestion_window == 6000
     assert cc.ssthresh == 6000
     assert cc.recovery_start_at == 1.0
-    # More losses of packets sent before the recovery period began: no further reduction.
+    # More losses of packets sent before (or exactly when) the period began: no further reduction.
     cc.on_packets_lost(early[1:3], 1.2)
+    cc.on_packets_lost(sender.send(1, 1.0), 1.3)
     assert cc.congestion_window == 6000
-    # Acks of packets sent before the period do not grow the window either.
-    cc.on_packets_acked([early[3]], 1.2, RTT)
+    # Acks of packets sent before the period do not grow the window either (9 * 1200 > cwnd).
+    cc.on_packets_acked(early[3:], 1.2, RTT)
     assert cc.congestion_window == 6000
     # A loss of a packet sent after the period began is a new congestion event.
     late = sender.send(1, 1.1)

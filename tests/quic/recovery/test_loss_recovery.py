@@ -183,6 +183,20 @@ def test_time_threshold_on_ack() -> None:
     assert log.calls == [(1, False), (2, True)]
 
 
+def test_time_threshold_timer_at_exact_deadline_declares_loss() -> None:
+    # With sent_at=0.254 and 9/8 * 0.275, "sent_at <= now - delay" fails by float rounding at
+    # now = sent_at + delay; the timer must still declare the loss (no re-arm at the same time).
+    log = HandlerLog()
+    recovery = make()
+    recovery.on_packet_sent(packet(0, 0.254, log=log))
+    recovery.on_packet_sent(packet(1, 0.255))
+    recovery.on_ack_received(APP, ack_of(1), 0.0, 0.530)  # latest_rtt = 0.275
+    deadline = due(recovery)
+    assert recovery.on_loss_detection_timeout(deadline) is None
+    assert log.lost() == [0]
+    assert recovery.loss_detection_deadline() != deadline
+
+
 def test_handlers_called_exactly_once_even_if_lost_packet_is_acked_later() -> None:
     log = HandlerLog()
     recovery = make()

@@ -414,10 +414,24 @@ class LossRecovery:
         (RFC 9001 §4.6.2), but this is neither a loss (statistics) nor a congestion signal. Packet
         numbering continues. Returns the packets forgotten.
         """
-        dropped = self._spaces[PacketSpace.APPLICATION].drain()
-        for packet in dropped:
-            if packet.in_flight:
-                self.bytes_in_flight -= packet.size_bytes
+        return self._forget_and_requeue(PacketSpace.APPLICATION)
+
+    def on_retry_received(self) -> list[SentPacket]:
+        """Client: a Retry arrived; restart loss recovery for Initial and 0-RTT (RFC 9002 §6.3).
+
+        The Retry acknowledges nothing: outstanding Initial and Application packets are forgotten
+        and their handlers called with ``False`` so their data is sent again in new packets (numbers
+        continue in each space, RFC 9000 §17.2.5.3), without loss statistics or congestion signals.
+        The PTO backoff and timers restart. Unlike :meth:`discard_space`, both spaces stay usable.
+        Returns the packets forgotten.
+        """
+        self.pto_count = 0
+        return self._forget_and_requeue(PacketSpace.INITIAL, PacketSpace.APPLICATION)
+
+    def _forget_and_requeue(self, *spaces: PacketSpace) -> list[SentPacket]:
+        # Outstanding packets leave flight and report False (re-send the data); not a loss event.
+        dropped = [packet for space in spaces for packet in self._spaces[space].drain()]
+        self.bytes_in_flight -= sum(packet.size_bytes for packet in dropped if packet.in_flight)
         for packet in dropped:
             for handler in packet.handlers:
                 handler(False)

@@ -422,6 +422,25 @@ def test_requeue_application_packets_reports_false_without_loss() -> None:
     assert log.acked() == [2]
 
 
+def test_retry_restarts_initial_and_zero_rtt_without_loss() -> None:
+    log = HandlerLog()
+    cc = RecordingController()
+    recovery = make(is_client=True, confirmed=False, cc=cc)
+    recovery.on_packet_sent(packet(0, 0.0, space=INITIAL, log=log))
+    recovery.on_packet_sent(packet(0, 0.0, log=log))
+    recovery.on_loss_detection_timeout(due(recovery))
+    assert recovery.pto_count == 1
+    dropped = recovery.on_retry_received()
+    assert [(p.space, p.packet_number) for p in dropped] == [(INITIAL, 0), (APP, 0)]
+    assert sorted(log.calls) == [(0, False), (0, False)]
+    assert recovery.bytes_in_flight == 0 and recovery.pto_count == 0
+    assert cc.lost == [] and recovery.stats().packets_lost == 0
+    # The Initial space stays usable: new packets and their ACKs are processed normally.
+    recovery.on_packet_sent(packet(1, 0.5, space=INITIAL, log=log))
+    assert recovery.on_ack_received(INITIAL, ack_of(1), 0.0, 0.6)
+    assert log.acked() == [1]
+
+
 def test_packet_numbers_must_increase() -> None:
     recovery = make()
     recovery.on_packet_sent(packet(3, 0.0))

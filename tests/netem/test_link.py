@@ -272,3 +272,15 @@ def bind_and_report(address: str) -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((address, 0))
         return str(s.getsockname()[0])
+
+
+def test_scheduled_rebinding_applies_from_its_time() -> None:
+    config = NetworkConfig(nat=NatConfig(rebind_at=(0.0,), port=True))
+    with Network(config) as net:
+        srv, cli, addr = udp_pair(net)
+        cli.bind((net.client.address, 40000))
+        cli.sendto(b"x", addr)
+        _, peer = srv.recvfrom(100)
+        srv.sendto(b"y", peer)
+        assert cli.recvfrom(100) == (b"y", addr)
+    assert peer[0] == net.client.address and peer[1] != 40000

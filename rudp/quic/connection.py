@@ -364,6 +364,9 @@ class QuicConnection(ReceiveMixin, SendMixin):
             packets_dropped=self._packets_dropped,
             key_updates=self._keys.key_updates,
             path_changes=self.path_changes,
+            send_buffered_bytes=self._streams.send_buffered_bytes,
+            recv_buffered_bytes=self._streams.recv_buffered_bytes,
+            persistent_congestion_count=recovery.persistent_congestion_count,
         )
 
     def _collect_subsystem_events(self) -> None:

@@ -55,8 +55,9 @@ class HandshakeMixin(ConnectionState):
         self._address_validated = address_validated
         self._peer_initial_scid = client_scid
         self._peer_cids.set_initial(client_scid)
-        # Initial keys come from the DCID of the client's first Initial (RFC 9001 §5.2).
-        self._keys.install_initial(original_dcid, is_client=False)
+        # Initial keys come from the DCID the client's Initial carries (RFC 9001 §5.2): after a Retry
+        # that is the Retry's SCID, not the original DCID (which only goes in the transport parameters).
+        self._keys.install_initial(retry_source_cid or original_dcid, is_client=False)
         params = self._own_parameters()
         self._tls = TlsServer(
             self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes

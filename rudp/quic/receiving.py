@@ -261,7 +261,9 @@ class ReceiveMixin(HandshakeMixin):
         self._token = header.token
         self._peer_cids.set_initial(header.scid)
         self._keys.install_initial(header.scid, is_client=True)
-        self._recovery.discard_space(PacketSpace.INITIAL)
+        # RFC 9002 §6.3: a Retry resets loss recovery and congestion control; the ClientHello is sent
+        # again (in a new packet, with the token) from the crypto stream.
+        self._reset_recovery()
         self._crypto_send[EncryptionLevel.INITIAL].requeue_unacked()
 
     def _on_version_negotiation(self, header: PacketHeader, now: float) -> None:

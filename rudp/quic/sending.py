@@ -239,8 +239,8 @@ class SendMixin(HandshakeMixin):
             protection = self._keys.write.get(level)
             if protection is None:
                 continue
-            if level == EncryptionLevel.APPLICATION and not (self._handshake_confirmed or not self.is_client):
-                continue
+            # RFC 9000 §10.2.3: before confirmation the peer may lack some keys, so the close goes in
+            # every level we can still write (Initial, Handshake and 1-RTT).
             to_send = frame
             if frame.application and level != EncryptionLevel.APPLICATION:
                 # RFC 9000 §10.2.3: an application close before 1-RTT is sent as APPLICATION_ERROR.

@@ -112,8 +112,8 @@ class ConnectionState:
 
         self._max_datagram_size = config.max_datagram_size
         self._rtt = RttEstimator()
-        controller_factory = resolve_congestion_controller(config.congestion)
-        self._congestion = controller_factory(self._max_datagram_size)
+        self._congestion_factory = resolve_congestion_controller(config.congestion)
+        self._congestion = self._congestion_factory(self._max_datagram_size)
         self._recovery = LossRecovery(self._congestion, self._rtt, max_ack_delay=0.025, is_client=is_client)
         self._ack_trackers = {
             PacketSpace.INITIAL: AckTracker(PacketSpace.INITIAL),
@@ -153,6 +153,17 @@ class ConnectionState:
         self._bytes_sent = 0
         self._bytes_received = 0
         self._packets_dropped = 0
+
+    def _reset_recovery(self) -> None:
+        """Start loss recovery and congestion control afresh (RFC 9002 §6.3, after a Retry).
+
+        Packets in flight are forgotten without calling their handlers; the caller re-queues what
+        they carried.
+        """
+        self._congestion = self._congestion_factory(self._max_datagram_size)
+        self._recovery = LossRecovery(
+            self._congestion, self._rtt, max_ack_delay=0.025, is_client=self.is_client
+        )
 
     def _is_active(self) -> bool:
         """True while handshaking or established (not closing, draining or closed)."""

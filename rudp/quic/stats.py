@@ -41,3 +41,9 @@ class ConnectionStats:
     """1-RTT key updates so far."""
     path_changes: int
     """Times the peer's address changed."""
+    send_buffered_bytes: int = 0
+    """Stream bytes held for sending (unsent or unacknowledged), all streams together."""
+    recv_buffered_bytes: int = 0
+    """Received stream bytes not yet read by the application, all streams together."""
+    persistent_congestion_count: int = 0
+    """Times persistent congestion collapsed the congestion window (RFC 9002 §7.6)."""

@@ -105,6 +105,7 @@ class RudpPeer:
         self.target = target
         self.echo = echo
         self._echoed: set[int] = set()
+        self._seen: list[RudpConnection] = []
         self.streams: dict[int, bytearray] = {}
         self.finished: set[int] = set()
         self.events: list[ev.Event] = []
@@ -117,9 +118,13 @@ class RudpPeer:
 
     @property
     def connections(self) -> list[RudpConnection]:
-        if isinstance(self.target, QuicEndpoint):
-            return list(self.target.connections)
-        return [self.target]
+        """Every connection seen, including closed ones the endpoint already dropped."""
+        if not isinstance(self.target, QuicEndpoint):
+            return [self.target]
+        for conn in self.target.connections:
+            if conn not in self._seen:
+                self._seen.append(conn)
+        return list(self._seen)
 
     @property
     def conn(self) -> RudpConnection:

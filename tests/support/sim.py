@@ -16,7 +16,7 @@ from rudp.crypto.protection import PacketProtection, UnprotectedPacket, min_payl
 from rudp.crypto.suites import CipherSuite
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
-from rudp.testing import LinkConfig, Pair, VirtualClock
+from rudp.testing import LinkConfig, Pair, TraceCallback, VirtualClock
 from rudp.testing.certs import TestPki
 from tests.support.peers import RudpPeer
 
@@ -40,6 +40,11 @@ class Sim:
     def conn(self) -> QuicConnection:
         """The client connection."""
         return self.client.conn
+
+    def trace(self, callback: TraceCallback) -> None:
+        """Observe every datagram event of both directions."""
+        self.pair.c2s.on_trace = callback
+        self.pair.s2c.on_trace = callback
 
     def handshake(self, max_time: float = 10.0) -> None:
         if not self.pair.drive(

@@ -1,0 +1,370 @@
+"""Connection: the public asyncio connection object, the same for QUIC and the TCP baseline.
+
+Owns the application-facing view of one connection: opening and accepting streams, datagrams, pings,
+closing, and turning core events into wake-ups of the right :class:`~rudp.aio.stream.Stream` or waiter.
+It does not own sockets or timers (the link does, see :mod:`rudp.aio.driver`) nor protocol state (the
+sans-IO core does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from rudp.aio.driver import Address, ConnectionDriver
+from rudp.aio.stream import Stream
+from rudp.errors import ConnectionClosed, HandshakeFailed, StreamLimitReached
+from rudp.quic.events import (
+    ConnectionTerminated,
+    DatagramReceived,
+    Event,
+    HandshakeCompleted,
+    PingAcknowledged,
+    StopSendingReceived,
+    StreamOpened,
+    StreamReadable,
+    StreamReset,
+    StreamsAvailable,
+    StreamWritable,
+)
+from rudp.quic.stats import ConnectionStats
+
+MAX_QUEUED_DATAGRAMS = 1024
+"""Received datagrams kept for :meth:`Connection.receive_datagram`; older ones are dropped beyond it."""
+
+
+class Connection:
+    """One established (or establishing) connection: streams, datagrams, pings and closing.
+
+    Obtained from ``rudp.connect()`` or passed to a ``rudp.serve()`` handler; never construct it
+    directly. ``async with conn:`` closes it on exit. ``async for stream in conn`` yields the streams
+    the peer opens until the connection closes.
+    """
+
+    def __init__(self, driver: ConnectionDriver, *, is_client: bool) -> None:
+        self._driver = driver
+        self._is_client = is_client
+        # Streams the application dropped are forgotten, except while they still have data queued.
+        self._streams: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
+        self._busy: set[Stream] = set()
+        self._incoming: deque[Stream] = deque()
+        self._incoming_event = asyncio.Event()
+        self._datagrams: deque[bytes] = deque(maxlen=MAX_QUEUED_DATAGRAMS)
+        self._datagram_event = asyncio.Event()
+        self._streams_available = {True: asyncio.Event(), False: asyncio.Event()}
+        self._pings: dict[int, asyncio.Future[None]] = {}
+        self._established = asyncio.Event()
+        self._terminated = asyncio.Event()
+        self._error: ConnectionClosed | None = None
+        self._on_established: list[Callable[[Connection], None]] = []
+        self._on_terminated: list[Callable[[Connection], None]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []  # awaited by wait_closed (sockets)
+        if driver.core.handshake_complete:
+            self._established.set()
+        driver.sink = self
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def is_client(self) -> bool:
+        """True on the side that called ``connect()``."""
+        return self._is_client
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol (None before the handshake completes)."""
+        return self._driver.core.alpn_protocol
+
+    @property
+    def peer_address(self) -> Address:
+        """The peer's current (host, port)."""
+        return self._driver.core.peer_address
+
+    @property
+    def session_resumed(self) -> bool:
+        """True when the handshake resumed an earlier session from a ticket."""
+        return self._driver.core.session_resumed
+
+    @property
+    def zero_rtt_accepted(self) -> bool:
+        """True when the server accepted 0-RTT early data."""
+        return self._driver.core.early_data_accepted
+
+    @property
+    def stats(self) -> ConnectionStats:
+        """A snapshot of the connection's statistics (RTT, window, packets, bytes...)."""
+        return self._driver.core.stats
+
+    @property
+    def is_established(self) -> bool:
+        """True once the handshake completed."""
+        return self._established.is_set()
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection ended (closed by either side, failed or timed out)."""
+        return self._error is not None
+
+    @property
+    def close_error(self) -> ConnectionClosed | None:
+        """Why the connection ended (code, reason, by_peer), or None while it is alive."""
+        return self._error
+
+    # ------------------------------------------------------------------ streams
+
+    async def open_stream(self, *, wait: bool = True) -> Stream:
+        """Open a bidirectional stream.
+
+        When the peer's stream limit (MAX_STREAMS) is reached, waits for it to rise (or raises
+        :class:`StreamLimitReached` with ``wait=False``). Before the handshake completes it waits for
+        the peer's limits, unless 0-RTT lets the stream be used early.
+
+        Raises:
+            StreamLimitReached: the limit is reached and ``wait`` is False.
+            ConnectionClosed: the connection is closed.
+        """
+        return await self._open(bidirectional=True, wait=wait)
+
+    async def open_uni_stream(self, *, wait: bool = True) -> Stream:
+        """Open a unidirectional (send-only) stream; as :meth:`open_stream`.
+
+        Raises:
+            StreamLimitReached: the limit is reached and ``wait`` is False.
+            ConnectionClosed: the connection is closed.
+        """
+        return await self._open(bidirectional=False, wait=wait)
+
+    async def _open(self, *, bidirectional: bool, wait: bool) -> Stream:
+        core = self._driver.core
+        while True:
+            self._raise_if_closed()
+            try:
+                stream_id = core.open_stream(bidirectional=bidirectional)
+            except StreamLimitReached:
+                self._driver.after_command()  # STREAMS_BLOCKED was queued
+                if not wait:
+                    raise
+                event = self._streams_available[bidirectional]
+                event.clear()
+                await event.wait()
+                continue
+            stream = Stream(self._driver, stream_id, is_client=self._is_client, busy=self._busy)
+            self._streams[stream_id] = stream
+            return stream
+
+    async def accept_stream(self) -> Stream:
+        """Wait for the next stream opened by the peer.
+
+        Raises:
+            ConnectionClosed: the connection closed (streams the peer opened before are still returned
+                first).
+        """
+        while not self._incoming:
+            self._raise_if_closed()
+            self._incoming_event.clear()
+            await self._incoming_event.wait()
+        return self._incoming.popleft()
+
+    def __aiter__(self) -> Connection:
+        """Iterate over the streams the peer opens; ends when the connection closes."""
+        return self
+
+    async def __anext__(self) -> Stream:
+        """The next incoming stream; StopAsyncIteration once the connection is closed."""
+        try:
+            return await self.accept_stream()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+    # ------------------------------------------------------------------ datagrams and pings
+
+    def send_datagram(self, data: bytes) -> None:
+        """Send an unreliable datagram (RFC 9221; ``Config.datagrams`` must be on at both ends).
+
+        Raises:
+            StreamStateError: datagrams are not enabled by both sides, or ``data`` is too large.
+            ConnectionClosed: the connection is closed.
+        """
+        self._raise_if_closed()
+        self._driver.core.send_datagram(bytes(data))
+        self._driver.after_command()
+
+    async def receive_datagram(self) -> bytes:
+        """Wait for the next datagram from the peer.
+
+        Raises:
+            ConnectionClosed: the connection closed and no datagram is left.
+        """
+        while not self._datagrams:
+            self._raise_if_closed()
+            self._datagram_event.clear()
+            await self._datagram_event.wait()
+        return self._datagrams.popleft()
+
+    async def ping(self) -> float:
+        """Send a PING and wait for its acknowledgement; return the round-trip time in seconds.
+
+        Raises:
+            ConnectionClosed: the connection closed before the acknowledgement.
+        """
+        self._raise_if_closed()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        uid = self._driver.core.ping()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pings[uid] = future
+        self._driver.after_command()
+        try:
+            await future
+        finally:
+            self._pings.pop(uid, None)
+        return loop.time() - started
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, code: int = 0, reason: str = "") -> None:
+        """Close the connection with an application error ``code`` and ``reason``; idempotent.
+
+        Unsent stream data is abandoned (QUIC semantics): drain and read what matters first. Blocked
+        readers and writers get :class:`ConnectionClosed`.
+        """
+        if self._error is not None:
+            return
+        self._driver.core.close(code, reason)
+        self._driver.after_command()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection ended (by either side, an error or the idle timeout).
+
+        For a client connection this also waits until its socket is released.
+        """
+        await self._terminated.wait()
+        for closer in self._closers:
+            await closer()
+
+    async def wait_established(self) -> None:
+        """Wait for the handshake to complete.
+
+        Raises:
+            HandshakeFailed: the handshake failed (the code carries the TLS alert or transport error).
+            ConnectionClosed: the connection closed first.
+        """
+        while not self._established.is_set():
+            self._raise_if_closed()
+            waiter = asyncio.ensure_future(self._established.wait())
+            closed = asyncio.ensure_future(self._terminated.wait())
+            try:
+                await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                closed.cancel()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def _raise_if_closed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _abort(self, error: ConnectionClosed) -> None:
+        """End the connection locally with ``error`` as the cause seen by the API (link failures)."""
+        if self._error is not None:
+            return
+        self._error = error
+        self._driver.core.close(error.code, error.reason, application=error.application)
+        self._driver.after_command()
+
+    def _add_established_callback(self, callback: Callable[[Connection], None]) -> None:
+        if self._established.is_set():
+            callback(self)
+        else:
+            self._on_established.append(callback)
+
+    def _add_terminated_callback(self, callback: Callable[[Connection], None]) -> None:
+        if self._terminated.is_set():
+            callback(self)
+        else:
+            self._on_terminated.append(callback)
+
+    def _add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Make :meth:`wait_closed` also await ``closer()`` (used by transports owning a socket)."""
+        self._closers.append(closer)
+
+    # ------------------------------------------------------------------ events (EventSink)
+
+    def handle_event(self, event: Event) -> None:
+        """Apply one core event (called by the driver; not for applications)."""
+        match event:
+            case StreamReadable(stream_id=sid):
+                stream = self._streams.get(sid)
+                if stream is not None:
+                    stream._on_readable()
+            case StreamWritable(stream_id=sid):
+                stream = self._streams.get(sid)
+                if stream is not None:
+                    stream._on_writable()
+            case StreamOpened(stream_id=sid):
+                stream = Stream(self._driver, sid, is_client=self._is_client, busy=self._busy)
+                self._streams[sid] = stream
+                self._incoming.append(stream)
+                self._incoming_event.set()
+            case StreamReset(stream_id=sid, error_code=code):
+                stream = self._streams.get(sid)
+                if stream is not None:
+                    stream._on_peer_reset(code)
+            case StopSendingReceived(stream_id=sid, error_code=code):
+                stream = self._streams.get(sid)
+                if stream is not None:
+                    stream._on_peer_stop(code)
+            case StreamsAvailable(bidirectional=bidi):
+                self._streams_available[bidi].set()
+            case DatagramReceived(data=data):
+                self._datagrams.append(data)
+                self._datagram_event.set()
+            case PingAcknowledged(uid=uid):
+                future = self._pings.pop(uid, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            case HandshakeCompleted():
+                self._set_established()
+            case ConnectionTerminated():
+                self._on_connection_terminated(event)
+
+    def _set_established(self) -> None:
+        if self._established.is_set():
+            return
+        self._established.set()
+        callbacks, self._on_established = self._on_established, []
+        for callback in callbacks:
+            callback(self)
+
+    def _on_connection_terminated(self, event: ConnectionTerminated) -> None:
+        if self._error is None:
+            kind = ConnectionClosed if self._established.is_set() else HandshakeFailed
+            self._error = kind(event.code, event.reason, by_peer=event.by_peer, application=event.application)
+        error = self._error
+        for stream in list(self._streams.values()):
+            stream._on_connection_closed(error)
+        for future in self._pings.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pings.clear()
+        for waiter in (self._incoming_event, self._datagram_event, *self._streams_available.values()):
+            waiter.set()
+        self._terminated.set()
+        callbacks, self._on_terminated = self._on_terminated, []
+        for callback in callbacks:
+            callback(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.is_closed else "established" if self.is_established else "handshaking"
+        return f"<rudp.Connection {'client' if self._is_client else 'server'} {state} {self.peer_address}>"
+
+
+__all__ = ["MAX_QUEUED_DATAGRAMS", "Connection"]

@@ -1,0 +1,252 @@
+"""UdpEndpoint: one UDP socket driving a sans-IO :class:`~rudp.quic.endpoint.QuicEndpoint`.
+
+Owns the socket (an asyncio datagram transport with 4 MiB kernel buffers), the endpoint's single timer
+(``loop.call_at``, with ``loop.time()`` as the core's clock), transmission and event dispatch: after
+every input (a datagram, the timer) and after every batch of application commands it transmits all
+datagrams, re-arms the timer, then hands each connection's events to its
+:class:`~rudp.aio.connection.Connection` (the order of :mod:`rudp.aio.driver`). It does not own
+connection logic (the core) nor the public API (``rudp.connect``/``rudp.serve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from rudp.aio.connection import Connection
+from rudp.aio.driver import Address, ConnectionDriver
+from rudp.config import Config
+from rudp.errors import HandshakeFailed, TransportErrorCode
+from rudp.quic.connection import QuicConnection
+from rudp.quic.endpoint import QuicEndpoint
+from rudp.tls.config import TlsConfig
+
+SOCKET_BUFFER_BYTES = 4 << 20
+"""SO_RCVBUF / SO_SNDBUF asked for: loopback bursts overflow the default buffers."""
+
+_log = logging.getLogger("rudp.aio")
+
+
+def normalize_address(addr: tuple[object, ...]) -> Address:
+    """(host, port) from a socket address (IPv6 addresses carry flowinfo and scope id)."""
+    return (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
+
+
+def _tune_socket(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+        except OSError:  # a capped or unsupported option only costs drops under bursts
+            _log.debug("could not set socket buffer option %s", option)
+
+
+class UdpEndpoint(asyncio.DatagramProtocol):
+    """A UDP socket serving many QUIC connections (server) or one (client).
+
+    Create with :meth:`create_server` or :meth:`create_client`. New server connections are announced
+    to ``on_connection`` once their handshake completes.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        tls_config: TlsConfig | None = None,
+        on_connection: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.quic = QuicEndpoint(config, tls_config=tls_config)
+        self._on_connection = on_connection
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
+        self._connections: dict[QuicConnection, Connection] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self._closed = asyncio.Event()
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    async def create_server(
+        cls,
+        config: Config,
+        local_addr: tuple[str, int],
+        *,
+        on_connection: Callable[[Connection], None],
+        family: int = 0,
+        tls_config: TlsConfig | None = None,
+    ) -> UdpEndpoint:
+        """Bind a server socket at ``local_addr``.
+
+        ``tls_config`` (built from ``config`` when None) holds the ticket key and replay cache: share
+        one between the endpoints of one server so tickets work on all of them.
+
+        Raises:
+            ConfigError: unreadable certificate or key.
+            OSError: the address cannot be bound.
+        """
+        tls = tls_config or config.tls_config(is_client=False)
+        endpoint = cls(config, tls_config=tls, on_connection=on_connection)
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr, family=family)
+        return endpoint
+
+    @classmethod
+    async def create_client(cls, config: Config, remote_addr: Address) -> UdpEndpoint:
+        """Open a client socket connected to ``remote_addr`` (a resolved address literal).
+
+        Raises:
+            OSError: no route, or the socket cannot be created.
+        """
+        endpoint = cls(config)
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in remote_addr[0] else socket.AF_INET
+        await loop.create_datagram_endpoint(lambda: endpoint, remote_addr=remote_addr, family=family)
+        endpoint._connected_to = remote_addr
+        return endpoint
+
+    def connect(self, server_name: str | None) -> Connection:
+        """Start the client connection of this endpoint (its first flight goes out at once)."""
+        if self._connected_to is None:
+            raise RuntimeError("connect() needs a client endpoint")
+        core = self.quic.connect(self._connected_to, self._loop.time(), server_name=server_name)
+        conn = self._adopt(core, is_client=True)
+        self.flush()
+        return conn
+
+    def _adopt(self, core: QuicConnection, *, is_client: bool) -> Connection:
+        conn = Connection(ConnectionDriver(core, self), is_client=is_client)
+        self._connections[core] = conn
+        if not is_client and self._on_connection is not None:
+            conn._add_established_callback(self._on_connection)
+        return conn
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def local_address(self) -> Address:
+        """The bound (host, port)."""
+        if self._transport is None:
+            raise RuntimeError("endpoint is not open")
+        return normalize_address(self._transport.get_extra_info("sockname"))
+
+    @property
+    def port(self) -> int:
+        """The bound port number."""
+        return self.local_address[1]
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The connections currently served (including handshaking ones)."""
+        return list(self._connections.values())
+
+    # ------------------------------------------------------------------ asyncio.DatagramProtocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport and enlarge the socket buffers."""
+        # The selector loop's datagram transport does not subclass asyncio.DatagramTransport.
+        self._transport = transport  # type: ignore[assignment]
+        _tune_socket(transport.get_extra_info("socket"))
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        """Route a datagram to its connection (or create one), then flush."""
+        new = self.quic.receive_datagram(data, normalize_address(addr), self._loop.time())
+        if new is not None:
+            self._adopt(new, is_client=False)
+        self.flush()
+
+    def error_received(self, exc: Exception) -> None:
+        """ICMP errors: a refused client handshake fails at once instead of timing out."""
+        if not isinstance(exc, ConnectionRefusedError) or self._connected_to is None:
+            _log.debug("socket error ignored: %r", exc)
+            return
+        host, port = self._connected_to
+        for conn in list(self._connections.values()):
+            if not conn.is_established:
+                conn._abort(
+                    HandshakeFailed(
+                        TransportErrorCode.CONNECTION_REFUSED,
+                        f"connection refused: no QUIC server listening at {host} port {port}",
+                        application=False,
+                    )
+                )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is closed: stop the timer and end every connection still alive."""
+        self._transport = None
+        self._set_timer(None)
+        for core in list(self._connections):
+            core.close(0, "endpoint closed")
+        self._dispatch()
+        self._closed.set()
+
+    # ------------------------------------------------------------------ Link
+
+    def request_flush(self) -> None:
+        """Flush on the next loop iteration (coalesces the commands of one iteration)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Transmit every datagram, re-arm the endpoint timer, then dispatch every connection's events."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            connected = self._connected_to is not None
+            for data, addr in self.quic.datagrams_to_send(self._loop.time()):
+                transport.sendto(data, None if connected else addr)
+            self._set_timer(self.quic.next_timer())
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        for core, conn in list(self._connections.items()):
+            conn._driver.dispatch_events()
+            if core.is_closed or (self._transport is None and conn.is_closed):
+                self._connections.pop(core, None)
+
+    def _set_timer(self, deadline: float | None) -> None:
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._transport is None:
+            return
+        self.quic.handle_timer(self._loop.time())
+        self.flush()
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, *, code: int = 0, reason: str = "") -> None:
+        """Close every connection (CONNECTION_CLOSE goes out first), then the socket; idempotent."""
+        if self._transport is None:
+            return
+        for conn in list(self._connections.values()):
+            conn.close(code, reason)
+        self.flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket is closed."""
+        await self._closed.wait()
+
+
+__all__ = ["SOCKET_BUFFER_BYTES", "UdpEndpoint", "normalize_address"]

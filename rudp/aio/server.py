@@ -1,0 +1,152 @@
+"""Server: listeners (UDP endpoints, TCP listeners) plus the tasks running the user's handler.
+
+Owns :class:`Server` (what ``rudp.serve()`` returns: close(), wait_closed(), ``async with``), running
+the handler once per established connection as a task, and :func:`listen_quic`, which binds one UDP
+endpoint per local address. It does not own the protocol (the cores) nor TCP sockets
+(:mod:`rudp.aio.tcp`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from rudp.aio.connection import Connection
+from rudp.aio.driver import Listener
+from rudp.aio.endpoint import UdpEndpoint, normalize_address
+from rudp.config import Config
+from rudp.errors import ConfigError, ConnectionClosed, StreamError
+
+Handler = Callable[[Connection], Awaitable[None]]
+"""A connection handler: ``async def handler(conn: rudp.Connection) -> None``."""
+
+HANDLER_ERROR_CODE = 0x1
+"""Application error code the server closes a connection with when its handler raised."""
+
+_log = logging.getLogger("rudp.server")
+
+
+class Server:
+    """A running server: one or more listeners sharing one connection handler.
+
+    The handler is called once per connection, after the handshake, in its own task. When it
+    returns the connection stays open until either side closes it (or it idles out); when it raises
+    (other than :class:`ConnectionClosed`), the connection is closed with :data:`HANDLER_ERROR_CODE`.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._listeners: list[Listener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    def _add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the same number for UDP and TCP with ``transport="both"``)."""
+        if not self._listeners:
+            raise RuntimeError("server has no listener")
+        return self._listeners[0].port
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The listeners (UDP endpoints and TCP listeners) of this server."""
+        return list(self._listeners)
+
+    @property
+    def is_serving(self) -> bool:
+        """True until :meth:`close` is called."""
+        return not self._closing
+
+    def on_connection(self, conn: Connection) -> None:
+        """Start the handler for a newly established connection (called by the listeners)."""
+        if self._closing:
+            conn.close(0, "server closing")
+            return
+        task = asyncio.get_running_loop().create_task(self._run_handler(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_handler(self, conn: Connection) -> None:
+        try:
+            await self._handler(conn)
+        except (ConnectionClosed, StreamError) as exc:
+            _log.debug("handler ended by %s", exc)
+        except Exception:
+            _log.exception("connection handler failed")
+            conn.close(HANDLER_ERROR_CODE, "handler error")
+
+    def close(self) -> None:
+        """Stop listening, close every connection and cancel running handlers; idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        for listener in self._listeners:
+            listener.close()
+        for task in self._tasks:
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the listeners are closed and every handler task finished."""
+        for listener in self._listeners:
+            await listener.wait_closed()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._closed.set()
+
+    async def serve_forever(self) -> None:
+        """Wait until the server is closed (by :meth:`close` from elsewhere, or cancellation)."""
+        try:
+            await self._closed.wait()
+        finally:
+            self.close()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def _local_addresses(host: str | None, port: int, kind: int) -> list[tuple[int, str]]:
+    """(family, address) pairs to bind for ``host`` (None: every interface, IPv6 dual-stack)."""
+    if not host:
+        return [(socket.AF_INET6, "::")] if socket.has_ipv6 else [(socket.AF_INET, "0.0.0.0")]
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
+    seen: list[tuple[int, str]] = []
+    for family, _, _, _, sockaddr in infos:
+        entry = (int(family), normalize_address(sockaddr)[0])
+        if entry not in seen:
+            seen.append(entry)
+    return seen
+
+
+async def listen_quic(server: Server, host: str | None, port: int, config: Config) -> int:
+    """Bind UDP endpoints for ``host`` (one per resolved address) and attach them to ``server``.
+
+    Returns the port bound (chosen by the system when ``port`` is 0).
+
+    Raises:
+        ConfigError: no certificate or key in ``config``.
+        OSError: an address cannot be bound.
+    """
+    if config.certfile is None or config.keyfile is None:
+        raise ConfigError("a server needs Config.certfile and Config.keyfile")
+    tls_config = config.tls_config(is_client=False)  # once: it holds the ticket key and replay cache
+    for family, address in await _local_addresses(host, port, socket.SOCK_DGRAM):
+        endpoint = await UdpEndpoint.create_server(
+            config, (address, port), on_connection=server.on_connection, family=family, tls_config=tls_config
+        )
+        server._add_listener(endpoint)
+        port = endpoint.port
+    return port
+
+
+__all__ = ["HANDLER_ERROR_CODE", "Handler", "Server", "listen_quic"]

@@ -1,0 +1,364 @@
+"""Stream: one QUIC (or TCP-baseline) stream as an asyncio reader/writer pair.
+
+Owns the application-facing stream object: reading with the ``asyncio.StreamReader`` names, writing with
+the ``asyncio.StreamWriter`` names, and real back-pressure. It does not own protocol state: bytes are
+pulled from and pushed into the sans-IO core through the :class:`~rudp.aio.driver.ConnectionDriver`,
+and events reach it through the :class:`~rudp.aio.connection.Connection`.
+
+Memory is bounded on both sides. Reading consumes bytes from the core, and only consumed bytes return
+flow-control credit to the peer. Writing hands bytes to the core, whose per-stream send buffer is bounded
+(``Config.send_buffer_bytes``); what the core does not take waits in a local queue that :meth:`drain`
+empties, so a writer that awaits ``drain()`` after each ``write()`` never holds more than one write plus
+the core's budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from rudp.aio.driver import ConnectionDriver
+from rudp.errors import ConnectionClosed, StreamReset, StreamStateError, StreamStopped
+from rudp.quic.streams.ids import can_receive, can_send
+
+DEFAULT_READUNTIL_LIMIT = 64 * 1024
+"""Default ``limit`` of :meth:`Stream.readuntil` (bytes searched before giving up)."""
+
+
+class Stream:
+    """A bidirectional or unidirectional stream of a :class:`~rudp.aio.connection.Connection`.
+
+    Get one from ``Connection.open_stream()``, ``open_uni_stream()`` or ``accept_stream()``; never
+    construct it directly. Reading methods may be used by one task at a time, as may writing methods;
+    a reader and a writer may run concurrently. Cancelling a task blocked in a read or in
+    :meth:`drain` leaves the stream and its connection usable (unread data stays readable, written data
+    stays queued).
+    """
+
+    def __init__(
+        self, driver: ConnectionDriver, stream_id: int, *, is_client: bool, busy: set[Stream] | None = None
+    ) -> None:
+        self._driver = driver
+        self._busy: set[Stream] = set() if busy is None else busy
+        """Where the stream keeps itself alive while it has queued data (the connection's set)."""
+        self._id = stream_id
+        self._readable_side = can_receive(stream_id, is_client)
+        self._writable_side = can_send(stream_id, is_client)
+        self._rbuf = bytearray()
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._pending: deque[bytes | memoryview] = deque()
+        self._pending_bytes = 0
+        self._eof_requested = False
+        self._fin_queued = False
+        self._local_reset = False
+        self._peer_reset: int | None = None
+        self._peer_stopped: int | None = None
+        self._conn_error: ConnectionClosed | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def stream_id(self) -> int:
+        """The stream's ID (RFC 9000 §2.1 numbering, for both transports)."""
+        return self._id
+
+    @property
+    def readable(self) -> bool:
+        """True if this side may read (False for a unidirectional stream we opened)."""
+        return self._readable_side
+
+    @property
+    def writable(self) -> bool:
+        """True if this side may write (False for a unidirectional stream the peer opened)."""
+        return self._writable_side
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Written bytes the core has not accepted yet (what :meth:`drain` waits for)."""
+        return self._pending_bytes
+
+    def at_eof(self) -> bool:
+        """True when nothing more can be read: the FIN was read, the peer reset, or we stopped reading."""
+        if self._rbuf:
+            return False
+        if not self._readable_side or self._peer_reset is not None:
+            return True
+        return self._driver.core.stream_at_eof(self._id)
+
+    # ------------------------------------------------------------------ reading
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes; with ``n < 0`` read until the end of the stream.
+
+        Returns b"" only at the end of the stream (or for ``n == 0``). Waits until at least one byte
+        is available.
+
+        Raises:
+            StreamReset: the peer reset the stream (``code`` is its error code).
+            ConnectionClosed: the connection ended before the end of the stream.
+            StreamStateError: the stream is send-only.
+        """
+        if n == 0:
+            return b""
+        if n > 0:
+            return await self._read_some(n)
+        chunks = []
+        while chunk := await self._read_some(-1):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def readexactly(self, n: int) -> bytes:
+        """Read exactly ``n`` bytes.
+
+        Raises:
+            asyncio.IncompleteReadError: the stream ended first (``partial`` holds what was read).
+            StreamReset, ConnectionClosed, StreamStateError: as :meth:`read`.
+        """
+        if n < 0:
+            raise ValueError("readexactly() needs a non-negative size")
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = await self._read_some(n - len(buf))
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buf), n)
+            buf += chunk
+        return bytes(buf)
+
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = DEFAULT_READUNTIL_LIMIT) -> bytes:
+        """Read up to and including ``separator``; bytes after it stay buffered for the next read.
+
+        Raises:
+            asyncio.IncompleteReadError: the stream ended before the separator (``partial`` holds the
+                data, which is consumed).
+            asyncio.LimitOverrunError: ``limit`` bytes were buffered without a separator (the data stays
+                buffered).
+            StreamReset, ConnectionClosed, StreamStateError: as :meth:`read`.
+        """
+        if not separator:
+            raise ValueError("separator must not be empty")
+        start = 0
+        while True:
+            index = self._rbuf.find(separator, start)
+            if index >= 0:
+                end = index + len(separator)
+                line = bytes(self._rbuf[:end])
+                del self._rbuf[:end]
+                return line
+            if len(self._rbuf) > limit:
+                raise asyncio.LimitOverrunError("separator not found within the limit", len(self._rbuf))
+            start = max(0, len(self._rbuf) - len(separator) + 1)
+            chunk = await self._read_core(-1)
+            if not chunk:
+                partial = bytes(self._rbuf)
+                self._rbuf.clear()
+                raise asyncio.IncompleteReadError(partial, None)
+            self._rbuf += chunk
+
+    def __aiter__(self) -> Stream:
+        """Iterate over chunks as they arrive, until the end of the stream."""
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The next chunk; StopAsyncIteration at the end of the stream."""
+        chunk = await self._read_some(-1)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def _read_some(self, max_bytes: int) -> bytes:
+        if self._rbuf:
+            size = len(self._rbuf) if max_bytes < 0 else min(max_bytes, len(self._rbuf))
+            data = bytes(self._rbuf[:size])
+            del self._rbuf[:size]
+            return data
+        return await self._read_core(max_bytes)
+
+    async def _read_core(self, max_bytes: int) -> bytes:
+        """Bytes from the core (b"" only at the end of the stream), waiting for them if needed."""
+        if not self._readable_side:
+            raise StreamStateError(self._id, f"stream {self._id} is send-only")
+        core = self._driver.core
+        while True:
+            if self._peer_reset is not None:
+                raise StreamReset(self._id, self._peer_reset)
+            data = core.read_stream(self._id, max_bytes)
+            if data:
+                self._driver.after_command()  # consumed bytes return credit: let it go out
+                return data
+            if core.stream_at_eof(self._id):
+                if self._peer_reset is not None:
+                    raise StreamReset(self._id, self._peer_reset)
+                return b""
+            if self._conn_error is not None:
+                raise self._conn_error
+            self._readable.clear()
+            await self._readable.wait()
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` for sending; follow with ``await drain()`` to apply back-pressure.
+
+        Raises:
+            StreamStopped: the peer sent STOP_SENDING.
+            StreamStateError: after :meth:`write_eof` or :meth:`reset`, or on a receive-only stream.
+            ConnectionClosed: the connection is closed.
+        """
+        self._check_can_write()
+        if self._eof_requested:
+            raise StreamStateError(self._id, f"stream {self._id}: write() after write_eof()")
+        if not data:
+            return
+        view = memoryview(data)
+        if not self._pending:
+            accepted = self._send(view, fin=False)
+            view = view[accepted:]
+            if not view:
+                return
+        self._pending.append(bytes(view))  # a copy: the caller may reuse its buffer
+        self._pending_bytes += len(view)
+        self._busy.add(self)
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        """Write each chunk in order (see :meth:`write`)."""
+        for chunk in chunks:
+            self.write(chunk)
+
+    def write_eof(self) -> None:
+        """Finish the stream (FIN after the queued data); idempotent.
+
+        Raises:
+            StreamStopped, StreamStateError, ConnectionClosed: as :meth:`write`.
+        """
+        if self._eof_requested:
+            return
+        self._check_can_write()
+        self._eof_requested = True
+        self._push()
+
+    def can_write_eof(self) -> bool:
+        """Always True for a sending stream (the StreamWriter name)."""
+        return self._writable_side
+
+    async def drain(self) -> None:
+        """Wait until the core has accepted everything written so far.
+
+        Returns at once when nothing is queued locally. The core accepts bytes as acknowledgements free
+        its bounded send buffer, so a fast writer to a slow reader waits here.
+
+        Raises:
+            StreamStopped: the peer sent STOP_SENDING (queued data is dropped).
+            StreamStateError: the stream was reset locally.
+            ConnectionClosed: the connection closed with data still queued.
+        """
+        while self._pending or (self._eof_requested and not self._fin_queued):
+            self._check_can_write()
+            self._writable.clear()
+            await self._writable.wait()
+        if self._peer_stopped is not None:
+            raise StreamStopped(self._id, self._peer_stopped)
+
+    def reset(self, code: int = 0) -> None:
+        """Abandon sending: drop queued data and send RESET_STREAM with ``code``; idempotent.
+
+        Raises:
+            StreamStateError: on a receive-only stream.
+        """
+        if not self._writable_side:
+            raise StreamStateError(self._id, f"stream {self._id} is receive-only")
+        if self._local_reset or self._peer_stopped is not None or self._conn_error is not None:
+            return
+        self._local_reset = True
+        self._clear_pending()
+        self._driver.core.reset_stream(self._id, code)
+        self._driver.after_command()
+        self._writable.set()
+
+    def stop_sending(self, code: int = 0) -> None:
+        """Stop reading: drop buffered data and ask the peer to stop sending (STOP_SENDING ``code``).
+
+        Later reads return b"" (end of stream).
+
+        Raises:
+            StreamStateError: on a send-only stream.
+        """
+        if not self._readable_side:
+            raise StreamStateError(self._id, f"stream {self._id} is send-only")
+        self._rbuf.clear()
+        if self._conn_error is None:
+            self._driver.core.stop_sending(self._id, code)
+            self._driver.after_command()
+        self._readable.set()
+
+    def _check_can_write(self) -> None:
+        if not self._writable_side:
+            raise StreamStateError(self._id, f"stream {self._id} is receive-only")
+        if self._local_reset:
+            raise StreamStateError(self._id, f"stream {self._id} was reset")
+        if self._peer_stopped is not None:
+            raise StreamStopped(self._id, self._peer_stopped)
+        if self._conn_error is not None:
+            raise self._conn_error
+
+    def _send(self, data: bytes | memoryview, *, fin: bool) -> int:
+        accepted = self._driver.core.send_stream(self._id, data, fin=fin)
+        if fin and accepted == len(data):
+            self._fin_queued = True
+        self._driver.after_command()
+        return accepted
+
+    def _push(self) -> None:
+        """Move queued bytes (and the FIN) into the core as far as its budget allows."""
+        pending = self._pending
+        while pending:
+            chunk = pending[0]
+            last = len(pending) == 1
+            accepted = self._send(chunk, fin=last and self._eof_requested)
+            self._pending_bytes -= accepted
+            if accepted < len(chunk):
+                pending[0] = chunk[accepted:]
+                return
+            pending.popleft()
+        self._busy.discard(self)
+        if self._eof_requested and not self._fin_queued:
+            self._send(b"", fin=True)
+
+    def _clear_pending(self) -> None:
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._busy.discard(self)
+
+    # ------------------------------------------------------------------ events (from Connection)
+
+    def _on_readable(self) -> None:
+        self._readable.set()
+
+    def _on_writable(self) -> None:
+        if self._local_reset or self._peer_stopped is not None or self._conn_error is not None:
+            return
+        try:
+            self._push()
+        except (StreamStateError, ConnectionClosed):
+            self._clear_pending()  # the core refused: the next drain() reports why
+        self._writable.set()
+
+    def _on_peer_reset(self, code: int) -> None:
+        self._peer_reset = code
+        self._readable.set()
+
+    def _on_peer_stop(self, code: int) -> None:
+        self._peer_stopped = code
+        self._clear_pending()
+        self._writable.set()
+
+    def _on_connection_closed(self, error: ConnectionClosed) -> None:
+        self._conn_error = error
+        self._readable.set()
+        self._writable.set()
+
+    def __repr__(self) -> str:
+        return f"<rudp.Stream id={self._id}>"
+
+
+__all__ = ["DEFAULT_READUNTIL_LIMIT", "Stream"]

@@ -87,8 +87,9 @@ frames_with_length: st.SearchStrategy[f.Frame] = st.one_of(
 """Every frame kind, in forms that may be followed by other frames."""
 
 frames_last: st.SearchStrategy[f.Frame] = st.one_of(
-    st.builds(f.Stream, varints, st.integers(min_value=0, max_value=1 << 50), payload, st.booleans(),
-              st.just(False)),
+    st.builds(
+        f.Stream, varints, st.integers(min_value=0, max_value=1 << 50), payload, st.booleans(), st.just(False)
+    ),
     st.builds(f.Datagram, payload, st.just(False)),
 )
 """Frames without a Length field: valid only at the end of a packet."""

@@ -45,8 +45,9 @@ def test_aioquic_parses_rudp_long_header(
     packet_type: PacketType, version: int, dcid: bytes, scid: bytes, token: bytes
 ) -> None:
     body = bytes(40)
-    header = encode_long_header(packet_type, version, dcid, scid, token=token, length=2 + len(body),
-                                packet_number=0x1234, pn_length=2)
+    header = encode_long_header(
+        packet_type, version, dcid, scid, token=token, length=2 + len(body), packet_number=0x1234, pn_length=2
+    )
     parsed = aq.pull_quic_header(Buffer(data=header + body), host_cid_length=8)
     assert parsed.version == version and parsed.packet_type == AQ_TYPES[packet_type]
     assert (parsed.destination_cid, parsed.source_cid) == (dcid, scid)
@@ -54,9 +55,16 @@ def test_aioquic_parses_rudp_long_header(
     assert parsed.packet_length == len(header) + len(body)
 
 
-@given(version=st.sampled_from([Version.V1, Version.V2]), dcid=cids, scid=cids, odcid=cids,
-       token=st.binary(min_size=1, max_size=60))
-def test_rudp_parses_aioquic_retry(version: int, dcid: bytes, scid: bytes, odcid: bytes, token: bytes) -> None:
+@given(
+    version=st.sampled_from([Version.V1, Version.V2]),
+    dcid=cids,
+    scid=cids,
+    odcid=cids,
+    token=st.binary(min_size=1, max_size=60),
+)
+def test_rudp_parses_aioquic_retry(
+    version: int, dcid: bytes, scid: bytes, odcid: bytes, token: bytes
+) -> None:
     data = aq.encode_quic_retry(version, scid, dcid, odcid, token)
     parsed = parse_header(data)
     assert parsed.packet_type is PacketType.RETRY and parsed.version == version
@@ -96,13 +104,15 @@ def test_ack_both_ways(ranges: tuple[tuple[int, int], ...], delay: int) -> None:
 
 def test_other_frames_field_by_field() -> None:
     # aioquic has no standalone frame parser: read rudp's bytes with aioquic's buffer, field by field.
-    data = encode_frames([
-        f.Stream(4, 1000, b"hello", fin=True),
-        f.Crypto(7, b"chlo"),
-        f.MaxStreamData(8, 65536),
-        f.NewConnectionId(3, 1, b"cid-3", bytes(range(16))),
-        f.ConnectionClose(0x0A, b"bad", 0x08),
-    ])
+    data = encode_frames(
+        [
+            f.Stream(4, 1000, b"hello", fin=True),
+            f.Crypto(7, b"chlo"),
+            f.MaxStreamData(8, 65536),
+            f.NewConnectionId(3, 1, b"cid-3", bytes(range(16))),
+            f.ConnectionClose(0x0A, b"bad", 0x08),
+        ]
+    )
     buf = Buffer(data=data)
     assert buf.pull_uint_var() == 0x0F
     assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var()) == (4, 1000, 5)
@@ -110,9 +120,19 @@ def test_other_frames_field_by_field() -> None:
     assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var()) == (0x06, 7, 4)
     assert buf.pull_bytes(4) == b"chlo"
     assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var()) == (0x11, 8, 65536)
-    assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint8()) == (0x18, 3, 1, 5)
+    assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint8()) == (
+        0x18,
+        3,
+        1,
+        5,
+    )
     assert buf.pull_bytes(5) == b"cid-3" and buf.pull_bytes(16) == bytes(range(16))
-    assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var()) == (0x1C, 0x0A, 0x08, 3)
+    assert (buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var(), buf.pull_uint_var()) == (
+        0x1C,
+        0x0A,
+        0x08,
+        3,
+    )
     assert buf.pull_bytes(3) == b"bad" and buf.eof()
     # and the reverse: frames written with aioquic's buffer primitives
     out = Buffer(capacity=256)
@@ -124,7 +144,9 @@ def test_other_frames_field_by_field() -> None:
     out.push_uint_var(0)
     out.push_uint_var(0x1E)
     assert [frame for _, frame in parse_frames(out.data)] == [
-        f.Stream(5, 9, b"abc"), f.ConnectionClose(0x100, b"", 0, True), f.HandshakeDone()
+        f.Stream(5, 9, b"abc"),
+        f.ConnectionClose(0x100, b"", 0, True),
+        f.HandshakeDone(),
     ]
 
 
@@ -143,7 +165,9 @@ def test_transport_parameters_both_ways() -> None:
         ack_delay_exponent=4,
         max_ack_delay=20,
         disable_active_migration=True,
-        preferred_address=PreferredAddress(ipaddress.IPv4Address("192.0.2.1"), 443, None, 0, b"pref", bytes(16)),
+        preferred_address=PreferredAddress(
+            ipaddress.IPv4Address("192.0.2.1"), 443, None, 0, b"pref", bytes(16)
+        ),
         active_connection_id_limit=8,
         initial_source_connection_id=b"iscid",
         retry_source_connection_id=b"rscid",
@@ -151,12 +175,25 @@ def test_transport_parameters_both_ways() -> None:
         max_datagram_frame_size=1200,
     )
     theirs = aq.pull_quic_transport_parameters(Buffer(data=encode_transport_parameters(ours)))
-    for name in ("original_destination_connection_id", "max_idle_timeout", "stateless_reset_token",
-                 "max_udp_payload_size", "initial_max_data", "initial_max_stream_data_bidi_local",
-                 "initial_max_stream_data_bidi_remote", "initial_max_stream_data_uni",
-                 "initial_max_streams_bidi", "initial_max_streams_uni", "ack_delay_exponent",
-                 "max_ack_delay", "disable_active_migration", "active_connection_id_limit",
-                 "initial_source_connection_id", "retry_source_connection_id", "max_datagram_frame_size"):
+    for name in (
+        "original_destination_connection_id",
+        "max_idle_timeout",
+        "stateless_reset_token",
+        "max_udp_payload_size",
+        "initial_max_data",
+        "initial_max_stream_data_bidi_local",
+        "initial_max_stream_data_bidi_remote",
+        "initial_max_stream_data_uni",
+        "initial_max_streams_bidi",
+        "initial_max_streams_uni",
+        "ack_delay_exponent",
+        "max_ack_delay",
+        "disable_active_migration",
+        "active_connection_id_limit",
+        "initial_source_connection_id",
+        "retry_source_connection_id",
+        "max_datagram_frame_size",
+    ):
         assert getattr(theirs, name) == getattr(ours, name), name
     assert theirs.preferred_address is not None
     assert theirs.preferred_address.ipv4_address == ("192.0.2.1", 443)

@@ -37,8 +37,16 @@ def test_round_trip_every_frame(frames: list[f.Frame], last: f.Frame | None) -> 
 
 @pytest.mark.parametrize(
     ("offset", "explicit_length", "fin", "expected_type"),
-    [(0, False, False, 0x08), (0, False, True, 0x09), (0, True, False, 0x0A), (0, True, True, 0x0B),
-     (5, False, False, 0x0C), (5, False, True, 0x0D), (5, True, False, 0x0E), (5, True, True, 0x0F)],
+    [
+        (0, False, False, 0x08),
+        (0, False, True, 0x09),
+        (0, True, False, 0x0A),
+        (0, True, True, 0x0B),
+        (5, False, False, 0x0C),
+        (5, False, True, 0x0D),
+        (5, True, False, 0x0E),
+        (5, True, True, 0x0F),
+    ],
 )
 def test_stream_flag_combinations(offset: int, explicit_length: bool, fin: bool, expected_type: int) -> None:
     frame = f.Stream(4, offset, b"hello", fin, explicit_length)
@@ -157,7 +165,11 @@ def test_empty_new_token_rejected() -> None:
 
 
 def test_padding_runs_merge() -> None:
-    assert parse_frames(bytes(5) + b"\x01" + bytes(2)) == [(0, f.Padding(5)), (1, f.Ping()), (0, f.Padding(2))]
+    assert parse_frames(bytes(5) + b"\x01" + bytes(2)) == [
+        (0, f.Padding(5)),
+        (1, f.Ping()),
+        (0, f.Padding(2)),
+    ]
 
 
 def test_writer_rejects_bad_fields() -> None:

@@ -38,8 +38,14 @@ def test_long_header_round_trip(
 ) -> None:
     pn = 0x01020304 & ((1 << (8 * pn_length)) - 1)
     header = encode_long_header(
-        packet_type, version, dcid, scid, token=token, length=pn_length + len(body) + 16,
-        packet_number=pn, pn_length=pn_length,
+        packet_type,
+        version,
+        dcid,
+        scid,
+        token=token,
+        length=pn_length + len(body) + 16,
+        packet_number=pn,
+        pn_length=pn_length,
     )
     packet = header + body + bytes(16)
     parsed = parse_header(packet)
@@ -62,10 +68,19 @@ def test_long_header_type_bits_differ_between_v1_and_v2() -> None:
     assert parse_header(retry_v2).packet_type is PacketType.RETRY
 
 
-@given(dcid=cids, pn_length=st.integers(1, 4), spin=st.booleans(), key_phase=st.booleans(),
-       body=st.binary(min_size=1, max_size=50))
-def test_short_header_round_trip(dcid: bytes, pn_length: int, spin: bool, key_phase: bool, body: bytes) -> None:
-    header = encode_short_header(dcid, packet_number=5, pn_length=pn_length, spin_bit=spin, key_phase=key_phase)
+@given(
+    dcid=cids,
+    pn_length=st.integers(1, 4),
+    spin=st.booleans(),
+    key_phase=st.booleans(),
+    body=st.binary(min_size=1, max_size=50),
+)
+def test_short_header_round_trip(
+    dcid: bytes, pn_length: int, spin: bool, key_phase: bool, body: bytes
+) -> None:
+    header = encode_short_header(
+        dcid, packet_number=5, pn_length=pn_length, spin_bit=spin, key_phase=key_phase
+    )
     packet = header + body
     parsed = parse_header(packet, short_dcid_length=len(dcid))
     assert not parsed.is_long and parsed.packet_type is PacketType.ONE_RTT
@@ -74,16 +89,24 @@ def test_short_header_round_trip(dcid: bytes, pn_length: int, spin: bool, key_ph
     assert bool(parsed.first_byte & KEY_PHASE_BIT) is key_phase
 
 
-@given(dcid=cids, scid=cids, token=st.binary(min_size=1, max_size=80), tag=st.binary(min_size=16, max_size=16),
-       version=st.sampled_from([Version.V1, Version.V2]))
+@given(
+    dcid=cids,
+    scid=cids,
+    token=st.binary(min_size=1, max_size=80),
+    tag=st.binary(min_size=16, max_size=16),
+    version=st.sampled_from([Version.V1, Version.V2]),
+)
 def test_retry_round_trip(dcid: bytes, scid: bytes, token: bytes, tag: bytes, version: int) -> None:
     parsed = parse_header(encode_retry(version, dcid, scid, token, tag))
     assert parsed.packet_type is PacketType.RETRY
     assert (parsed.dcid, parsed.scid, parsed.token, parsed.integrity_tag) == (dcid, scid, token, tag)
 
 
-@given(dcid=st.binary(max_size=255), scid=st.binary(max_size=255),
-       versions=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=10))
+@given(
+    dcid=st.binary(max_size=255),
+    scid=st.binary(max_size=255),
+    versions=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=10),
+)
 def test_version_negotiation_round_trip(dcid: bytes, scid: bytes, versions: list[int]) -> None:
     packet = encode_version_negotiation(dcid, scid, versions, unused_bits=0x55)
     parsed = parse_header(packet)
@@ -93,7 +116,15 @@ def test_version_negotiation_round_trip(dcid: bytes, scid: bytes, versions: list
 
 def test_unsupported_version_exposes_invariant_fields() -> None:
     # RFC 8999 §5.1: an unknown version's CIDs can be up to 255 bytes and are still readable.
-    packet = bytes([0xC0]) + (0x1A2A3A4A).to_bytes(4, "big") + bytes([30]) + bytes(30) + bytes([3]) + b"abc" + bytes(1200)
+    packet = (
+        bytes([0xC0])
+        + (0x1A2A3A4A).to_bytes(4, "big")
+        + bytes([30])
+        + bytes(30)
+        + bytes([3])
+        + b"abc"
+        + bytes(1200)
+    )
     parsed = parse_header(packet)
     assert parsed.packet_type is None and parsed.version == 0x1A2A3A4A
     assert parsed.dcid == bytes(30) and parsed.scid == b"abc"
@@ -109,7 +140,9 @@ def test_cid_over_20_bytes_in_v1_rejected() -> None:
 def test_fixed_bit_zero_rejected() -> None:
     with pytest.raises(DecodeError):
         parse_header(bytes([0x00, 1, 2, 3]))
-    header = bytearray(encode_long_header(PacketType.HANDSHAKE, 1, b"", b"", length=20, packet_number=0, pn_length=1))
+    header = bytearray(
+        encode_long_header(PacketType.HANDSHAKE, 1, b"", b"", length=20, packet_number=0, pn_length=1)
+    )
     header[0] &= ~0x40
     with pytest.raises(DecodeError):
         parse_header(bytes(header) + bytes(19))
@@ -122,16 +155,22 @@ def test_length_beyond_datagram_rejected() -> None:
 
 
 def test_coalesced_datagram_is_split_by_length() -> None:
-    initial = encode_long_header(PacketType.INITIAL, 1, b"d", b"s", token=b"t", length=21, packet_number=0, pn_length=1)
+    initial = encode_long_header(
+        PacketType.INITIAL, 1, b"d", b"s", token=b"t", length=21, packet_number=0, pn_length=1
+    )
     initial += bytes(20)
-    handshake = encode_long_header(PacketType.HANDSHAKE, 1, b"d", b"s", length=31, packet_number=1, pn_length=1)
+    handshake = encode_long_header(
+        PacketType.HANDSHAKE, 1, b"d", b"s", length=31, packet_number=1, pn_length=1
+    )
     handshake += bytes(30)
     short = encode_short_header(b"d", packet_number=2, pn_length=1) + bytes(40)
     datagram = initial + handshake + short
     headers = list(iter_packets(datagram, short_dcid_length=1))
     assert [h.packet_type for h in headers] == [PacketType.INITIAL, PacketType.HANDSHAKE, PacketType.ONE_RTT]
     assert [(h.start, h.end) for h in headers] == [
-        (0, len(initial)), (len(initial), len(initial) + len(handshake)), (len(initial) + len(handshake), len(datagram))
+        (0, len(initial)),
+        (len(initial), len(initial) + len(handshake)),
+        (len(initial) + len(handshake), len(datagram)),
     ]
 
 

@@ -99,5 +99,7 @@ def test_truncated_length_field() -> None:
 
 def test_encoder_omits_defaults() -> None:
     assert encode_transport_parameters(TransportParameters()) == b""
-    params = dataclasses.replace(TransportParameters(), max_idle_timeout=30_000, disable_active_migration=True)
+    params = dataclasses.replace(
+        TransportParameters(), max_idle_timeout=30_000, disable_active_migration=True
+    )
     assert encode_transport_parameters(params) == bytes([0x01, 0x04, 0x80, 0x00, 0x75, 0x30, 0x0C, 0x00])

@@ -1,0 +1,432 @@
+"""The TCP baseline's asyncio glue: TLS 1.3 over kernel TCP (the ``ssl`` module) around a TcpMux.
+
+Owns :func:`tcp_connect` and :func:`tcp_listen` (what ``rudp.connect``/``rudp.serve`` call for
+``transport="tcp"``), the ``ssl.SSLContext`` built from the same :class:`~rudp.config.Config` as QUIC
+(certificate, key, CA file, verification, server name, ALPN, key log; TLS 1.3 minimum), the socket
+options (TCP_NODELAY, optionally TCP_CONGESTION) and :class:`TcpLink`, the asyncio protocol that feeds
+the mux and writes its output. It does not own the stream protocol (:mod:`rudp.tcp`) nor the public
+Connection/Stream objects (:mod:`rudp.aio.connection`), which are the same as QUIC's.
+
+The mux is created in ``connection_made``, i.e. once TLS completed; the connection is established then.
+A TCP connection cannot survive an address change: a reset or EOF without CLOSE ends the connection
+with code :data:`rudp.tcp.mux.LOST_CODE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Final
+
+from rudp.aio.connection import Connection
+from rudp.aio.driver import ConnectionDriver, SingleCoreLink
+from rudp.config import Config
+from rudp.errors import ConfigError, ConnectTimeout, HandshakeFailed, TransportErrorCode
+from rudp.tcp.mux import TcpMux
+
+WRITE_HIGH_WATER_BYTES: Final = 256 * 1024
+"""Transport write-buffer size above which the link stops moving stream data out of the mux."""
+WRITE_BATCH_BYTES: Final = 64 * 1024
+"""Stream bytes taken from the mux per transport write."""
+KERNEL_CONGESTION: Final = {"newreno": "reno", "reno": "reno", "cubic": "cubic", "bbr": "bbr"}
+"""Kernel TCP_CONGESTION names for rudp congestion-controller names (``tcp_congestion="auto"``)."""
+
+_ALERT_HANDSHAKE_FAILURE: Final = 40
+_ALERT_BAD_CERTIFICATE: Final = 42
+_ALERT_NO_APPLICATION_PROTOCOL: Final = 120
+
+_log = logging.getLogger("rudp.aio.tcp")
+
+
+def _tls_failure(alert: int, reason: str) -> HandshakeFailed:
+    return HandshakeFailed(TransportErrorCode.CRYPTO_ERROR + alert, reason, application=False)
+
+
+def client_ssl_context(config: Config) -> ssl.SSLContext:
+    """A TLS 1.3 client context: CA file (or system roots), verification, ALPN and key log from ``config``.
+
+    Raises:
+        ConfigError: unreadable CA file.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    if config.verify:
+        try:
+            if config.cafile is not None:
+                context.load_verify_locations(cafile=str(config.cafile))
+            else:
+                context.load_default_certs()
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load CA file {config.cafile}: {exc}") from exc
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return _finish_context(context, config)
+
+
+def server_ssl_context(config: Config) -> ssl.SSLContext:
+    """A TLS 1.3 server context with the certificate chain and key, ALPN and key log from ``config``.
+
+    Raises:
+        ConfigError: no certificate or key, or they cannot be loaded.
+    """
+    if config.certfile is None or config.keyfile is None:
+        raise ConfigError("a server needs Config.certfile and Config.keyfile")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    try:
+        context.load_cert_chain(str(config.certfile), str(config.keyfile))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load certificate/key: {exc}") from exc
+    return _finish_context(context, config)
+
+
+def _finish_context(context: ssl.SSLContext, config: Config) -> ssl.SSLContext:
+    context.set_alpn_protocols(list(config.alpn))
+    if config.secrets_log is not None:
+        context.keylog_filename = str(config.secrets_log)
+    return context
+
+
+def _congestion_name(config: Config, tcp_congestion: str | None) -> str | None:
+    if tcp_congestion != "auto":
+        return tcp_congestion
+    name = config.congestion
+    return KERNEL_CONGESTION.get(name) if isinstance(name, str) else None
+
+
+class TcpLink(SingleCoreLink, asyncio.Protocol):
+    """One TLS-over-TCP connection: the asyncio protocol and the driver link around its :class:`TcpMux`.
+
+    ``connection`` is set in ``connection_made`` (after the TLS handshake) unless ALPN failed, in
+    which case the transport is aborted. ``on_connection`` (servers) is then called with it.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        is_client: bool,
+        on_connection: Callable[[Connection], None] | None = None,
+        on_closed: Callable[[TcpLink], None] | None = None,
+        tcp_congestion: str | None = None,
+    ) -> None:
+        SingleCoreLink.__init__(self)
+        self.config = config
+        self.is_client = is_client
+        self.connection: Connection | None = None
+        """The Connection, once TLS completed with an acceptable ALPN protocol."""
+        self.mux: TcpMux | None = None
+        self.tcp_congestion: str | None = None
+        """The kernel congestion control in use on the socket (None if unknown)."""
+        self._on_connection = on_connection
+        self._on_closed = on_closed
+        self._wanted_congestion = tcp_congestion
+        self._transport: asyncio.Transport | None = None
+        self._paused = False
+        self._closed = asyncio.Event()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """TLS completed: tune the socket, check ALPN, create the mux and the Connection."""
+        if not isinstance(transport, asyncio.Transport):
+            transport.close()
+            return
+        self._transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
+        self._tune_socket(transport.get_extra_info("socket"))
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn is None or alpn not in self.config.alpn:
+            _log.debug("closing TLS connection without a common ALPN protocol")
+            transport.abort()
+            return
+        peer = transport.get_extra_info("peername")
+        mux = TcpMux(
+            self.config,
+            is_client=self.is_client,
+            now=self.loop.time(),
+            alpn_protocol=alpn,
+            peer_address=(str(peer[0]), int(peer[1])) if peer else ("", 0),
+            session_resumed=bool(ssl_object.session_reused),
+        )
+        self.mux = mux
+        driver = ConnectionDriver(mux, self)
+        self.attach(driver)
+        conn = Connection(driver, is_client=self.is_client)
+        conn._add_closer(self.wait_closed)
+        self.connection = conn
+        if self._on_connection is not None:
+            self._on_connection(conn)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed decrypted bytes to the mux, then transmit and dispatch."""
+        if self.mux is None:
+            return
+        self.mux.receive_data(data, self.loop.time())
+        self.flush()
+
+    def eof_received(self) -> bool:
+        """The peer closed its side: let the transport close (``connection_lost`` follows)."""
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The socket is gone: end the mux (unless a CLOSE already did) and report it."""
+        if self.mux is not None:
+            reason = f"TCP connection lost: {exc}" if exc is not None else "TCP connection closed"
+            self.mux.connection_lost(reason, self.loop.time())
+        self.stop()
+        self.flush()
+        self._transport = None
+        self._closed.set()
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+    def pause_writing(self) -> None:
+        """The transport's buffer is full: keep stream data in the mux (bounded) for now."""
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        """The transport drained: move more stream data out."""
+        self._paused = False
+        self.request_flush()
+
+    # -- SingleCoreLink -----------------------------------------------------------------------------
+
+    def transmit(self) -> None:
+        """Write the mux's output: control frames always, stream data while the transport has room."""
+        mux, transport = self.mux, self._transport
+        if mux is None or transport is None or transport.is_closing():
+            return
+        now = self.loop.time()
+        while True:
+            room = not self._paused and transport.get_write_buffer_size() < WRITE_HIGH_WATER_BYTES
+            data = mux.data_to_send(now, max_bytes=WRITE_BATCH_BYTES if room else 0)
+            if data:
+                transport.write(data)
+            if not data or not room:
+                break
+        if mux.is_closed:
+            transport.close()  # flushes what was written, then connection_lost()
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without CLOSE (what an address change does to TCP)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        """Close the connection (CLOSE frame, then the socket), or the bare transport if no mux."""
+        if self.connection is not None:
+            self.connection.close(0, "server closing")
+        elif self._transport is not None:
+            self._transport.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket is closed."""
+        await self._closed.wait()
+
+    def _tune_socket(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        option = getattr(socket, "TCP_CONGESTION", None)
+        if option is None:
+            return
+        wanted = self._wanted_congestion
+        if wanted is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, wanted.encode())
+            except OSError as exc:  # not built into the kernel, or not allowed to unprivileged users
+                _log.debug("TCP_CONGESTION %s refused: %s", wanted, exc)
+        with contextlib.suppress(OSError):
+            self.tcp_congestion = sock.getsockopt(socket.IPPROTO_TCP, option, 16).rstrip(b"\0").decode()
+
+
+async def tcp_connect(
+    host: str, port: int, config: Config, *, tcp_congestion: str | None = "auto"
+) -> Connection:
+    """Connect over TCP + TLS 1.3 and return the established connection.
+
+    The TLS server name is ``config.server_name`` or ``host``. ``tcp_congestion`` names the kernel
+    congestion control for the socket: "auto" maps ``config.congestion`` ("newreno" -> "reno",
+    "cubic" -> "cubic"), None keeps the system default; a refused name is ignored.
+
+    Raises:
+        ConnectTimeout: TCP + TLS did not complete within ``config.handshake_timeout``.
+        HandshakeFailed: TLS failed (certificate, version) or no ALPN protocol in common; the code is
+            CRYPTO_ERROR + the TLS alert.
+        ConfigError: invalid TLS settings.
+        OSError: resolution or socket errors (``ConnectionRefusedError`` when nothing listens).
+    """
+    loop = asyncio.get_running_loop()
+    context = client_ssl_context(config)
+    congestion = _congestion_name(config, tcp_congestion)
+
+    def factory() -> TcpLink:
+        return TcpLink(config, is_client=True, tcp_congestion=congestion)
+
+    try:
+        _, link = await asyncio.wait_for(
+            loop.create_connection(
+                factory, host, port, ssl=context, server_hostname=config.server_name or host
+            ),
+            config.handshake_timeout,
+        )
+    except TimeoutError:
+        message = (
+            f"TCP+TLS handshake with {host} port {port} did not complete in {config.handshake_timeout:g} s"
+        )
+        raise ConnectTimeout(message) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise _tls_failure(
+            _ALERT_BAD_CERTIFICATE, f"certificate verification failed: {exc.verify_message}"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise _tls_failure(_ALERT_HANDSHAKE_FAILURE, f"TLS handshake failed: {exc.reason or exc}") from exc
+    if link.connection is None:
+        raise _tls_failure(_ALERT_NO_APPLICATION_PROTOCOL, "no ALPN protocol in common with the server")
+    return link.connection
+
+
+class TcpListener:
+    """Listening TCP sockets (one per local address) and the connections they accepted.
+
+    Implements :class:`rudp.aio.driver.Listener`.
+    """
+
+    def __init__(self) -> None:
+        self._servers: list[asyncio.Server] = []
+        self._links: set[TcpLink] = set()
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        """The port listened on."""
+        return self._port
+
+    @property
+    def links(self) -> list[TcpLink]:
+        """The accepted connections still open (their links: socket, mux and Connection)."""
+        return list(self._links)
+
+    def close(self) -> None:
+        """Stop listening and close every accepted connection (CLOSE frame, code 0)."""
+        for server in self._servers:
+            server.close()
+        for link in list(self._links):
+            link.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the listening sockets and every accepted connection are closed."""
+        for server in self._servers:
+            await server.wait_closed()
+        for link in list(self._links):
+            await link.wait_closed()
+
+    def _link_factory(
+        self, config: Config, on_connection: Callable[[Connection], None], congestion: str | None
+    ) -> Callable[[], TcpLink]:
+        def factory() -> TcpLink:
+            link = TcpLink(
+                config,
+                is_client=False,
+                on_connection=on_connection,
+                on_closed=self._links.discard,
+                tcp_congestion=congestion,
+            )
+            self._links.add(link)
+            return link
+
+        return factory
+
+
+async def _bind_addresses(host: str | None, port: int) -> list[tuple[int, str]]:
+    """(family, address) pairs to listen on: every interface (IPv6 dual-stack) for None or ""."""
+    if not host:
+        return [(socket.AF_INET6, "::")] if socket.has_ipv6 else [(socket.AF_INET, "0.0.0.0")]
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    pairs: list[tuple[int, str]] = []
+    for family, _, _, _, sockaddr in infos:
+        pair = (int(family), str(sockaddr[0]))
+        if pair not in pairs:
+            pairs.append(pair)
+    return pairs
+
+
+def _listening_socket(family: int, address: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            # One socket for IPv4 and IPv6 on the wildcard address, as the QUIC endpoint does.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if address == "::" else 1)
+        sock.bind((address, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def tcp_listen(
+    host: str | None,
+    port: int,
+    config: Config,
+    on_connection: Callable[[Connection], None],
+    *,
+    tcp_congestion: str | None = "auto",
+) -> TcpListener:
+    """Listen for TCP + TLS 1.3 connections; call ``on_connection`` with each one once TLS completed.
+
+    ``host`` None (or "") listens on every interface (IPv6 dual-stack, IPv4 if IPv6 is unavailable); a
+    name listens on every address it resolves to. ``port`` 0 picks a free port, the same for every
+    address (see :attr:`TcpListener.port`). ``tcp_congestion`` is as in :func:`tcp_connect`.
+
+    Raises:
+        ConfigError: no certificate or key in ``config``, or they cannot be loaded.
+        OSError: an address cannot be bound.
+    """
+    loop = asyncio.get_running_loop()
+    context = server_ssl_context(config)
+    listener = TcpListener()
+    factory = listener._link_factory(config, on_connection, _congestion_name(config, tcp_congestion))
+    try:
+        for family, address in await _bind_addresses(host, port):
+            try:
+                sock = _listening_socket(family, address, port)
+            except OSError:
+                if host or family != socket.AF_INET6:
+                    raise
+                sock = _listening_socket(socket.AF_INET, "0.0.0.0", port)
+            port = sock.getsockname()[1]
+            server = await loop.create_server(
+                factory, sock=sock, ssl=context, ssl_handshake_timeout=config.handshake_timeout
+            )
+            listener._servers.append(server)
+            listener._port = port
+    except BaseException:
+        listener.close()
+        await listener.wait_closed()
+        raise
+    return listener
+
+
+__all__ = [
+    "KERNEL_CONGESTION",
+    "TcpLink",
+    "TcpListener",
+    "client_ssl_context",
+    "server_ssl_context",
+    "tcp_connect",
+    "tcp_listen",
+]

@@ -95,6 +95,10 @@ class Config:
     """(server) validate client addresses with a Retry before creating connection state."""
     handshake_timeout: float = 10.0
     """Seconds ``connect()`` waits for the handshake before raising ConnectTimeout."""
+    stateless_reset_key: bytes | None = None
+    """(server) static key the stateless reset tokens derive from; share it between restarts (or
+    between servers behind one address) so a peer of a lost connection learns it is gone. None: a
+    random key per endpoint."""
     randbytes: Callable[[int], bytes] = os.urandom
     """Randomness source for CIDs, tokens and keys (inject a seeded one for deterministic tests)."""
 

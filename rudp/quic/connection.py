@@ -253,6 +253,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
         return self._tls is not None and self._tls.session_resumed
 
     @property
+    def early_data_attempted(self) -> bool:
+        """(client) True when a ticket allowed 0-RTT and early data keys were installed."""
+        return self._early_data_offered
+
+    @property
     def early_data_accepted(self) -> bool:
         """True when 0-RTT data was accepted by the server."""
         return self._tls is not None and self._tls.early_data_accepted

@@ -47,7 +47,7 @@ class QuicEndpoint:
         self.config = config
         self._tls_config = tls_config
         self._randbytes = randbytes or config.randbytes
-        self._reset_key = self._randbytes(32)
+        self._reset_key = config.stateless_reset_key or self._randbytes(32)
         self._tokens = TokenSealer(self._randbytes(32), self._randbytes)
         self._routes: dict[bytes, QuicConnection] = {}
         self._by_address: dict[Address, QuicConnection] = {}

@@ -93,8 +93,20 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         """
         tls = tls_config or config.tls_config(is_client=False)
         endpoint = cls(config, tls_config=tls, on_connection=on_connection)
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: endpoint, local_addr=local_addr, family=family)
+        if not family:
+            family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                # The wildcard address serves IPv4 too (dual-stack), whatever the system default is.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if local_addr[0] == "::" else 1)
+            _tune_socket(sock)
+            sock.bind(local_addr)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().create_datagram_endpoint(lambda: endpoint, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return endpoint
 
     @classmethod

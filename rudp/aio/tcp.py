@@ -336,14 +336,18 @@ class TcpListener:
         self, config: Config, on_connection: Callable[[Connection], None], congestion: str | None
     ) -> Callable[[], TcpLink]:
         def factory() -> TcpLink:
+            def established(conn: Connection) -> None:
+                # Tracked from TLS completion only: a failed handshake never reaches the link.
+                self._links.add(link)
+                on_connection(conn)
+
             link = TcpLink(
                 config,
                 is_client=False,
-                on_connection=on_connection,
+                on_connection=established,
                 on_closed=self._links.discard,
                 tcp_congestion=congestion,
             )
-            self._links.add(link)
             return link
 
         return factory

@@ -61,12 +61,23 @@ class TcpMux(ReceiveMixin):
         is_client: our role (decides stream numbering).
         now: the current time (seconds on the caller's monotonic clock).
         alpn_protocol: the protocol TLS negotiated, reported in events and :attr:`alpn_protocol`.
+        peer_address: the peer's (host, port), reported by :attr:`peer_address`.
+        session_resumed: TLS resumed a session (reported by :attr:`session_resumed`).
     """
 
     def __init__(
-        self, config: Config, *, is_client: bool, now: float, alpn_protocol: str | None = None
+        self,
+        config: Config,
+        *,
+        is_client: bool,
+        now: float,
+        alpn_protocol: str | None = None,
+        peer_address: tuple[str, int] = ("", 0),
+        session_resumed: bool = False,
     ) -> None:
         super().__init__(config, is_client=is_client, now=now, alpn_protocol=alpn_protocol)
+        self._peer_address = peer_address
+        self._session_resumed = session_resumed
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -325,6 +336,26 @@ class TcpMux(ReceiveMixin):
         return self._close_cause
 
     @property
+    def open_streams(self) -> int:
+        """Streams not yet finished both ways (finished ones are forgotten)."""
+        return len(self._streams)
+
+    @property
+    def session_resumed(self) -> bool:
+        """True when TLS resumed an earlier session."""
+        return self._session_resumed
+
+    @property
+    def early_data_accepted(self) -> bool:
+        """Always False: the TCP baseline has no 0-RTT."""
+        return False
+
+    @property
+    def peer_address(self) -> tuple[str, int]:
+        """The peer's (host, port); it never changes (TCP cannot migrate)."""
+        return self._peer_address
+
+    @property
     def stats(self) -> ConnectionStats:
         """A snapshot of statistics, in :class:`~rudp.quic.stats.ConnectionStats` form.
 
@@ -332,25 +363,7 @@ class TcpMux(ReceiveMixin):
         count writes to and reads from the transport, "packets" count frames sent, bytes are mux bytes
         (before TLS). Congestion and loss fields are 0: the kernel owns them.
         """
-        rtt = self._rtt
-        return ConnectionStats(
-            smoothed_rtt=rtt.smoothed_rtt if rtt.has_sample else 0.0,
-            min_rtt=rtt.min_rtt,
-            latest_rtt=rtt.latest_rtt,
-            congestion_window=0,
-            bytes_in_flight=0,
-            packets_sent=self._frames_sent,
-            packets_lost=0,
-            bytes_lost=0,
-            pto_count=0,
-            datagrams_sent=self._writes,
-            datagrams_received=self._reads,
-            bytes_sent=self._bytes_sent,
-            bytes_received=self._bytes_received,
-            packets_dropped=0,
-            key_updates=0,
-            path_changes=0,
-        )
+        return self._stats_snapshot()
 
     # -- internals ----------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from rudp.config import Config
 from rudp.errors import ConnectionClosed, StreamStateError
 from rudp.quic.events import ConnectionTerminated, Event, HandshakeCompleted
 from rudp.quic.rtt import RttEstimator
+from rudp.quic.stats import ConnectionStats
 from rudp.quic.streams.ids import can_receive, can_send, is_bidirectional, is_local, stream_index
 from rudp.tcp.framing import Close, Credit, Frame, FrameDecoder, Hello, Reset, Stop, write_frame
 from rudp.tcp.streams import RecvHalf, SendHalf
@@ -137,6 +138,30 @@ class MuxState:
         if self._close_cause is None:
             self._close_cause = event
             self._events.append(event)
+
+    def _stats_snapshot(self) -> ConnectionStats:
+        rtt = self._rtt
+        entries = self._streams.values()
+        return ConnectionStats(
+            smoothed_rtt=rtt.smoothed_rtt if rtt.has_sample else 0.0,
+            min_rtt=rtt.min_rtt,
+            latest_rtt=rtt.latest_rtt,
+            congestion_window=0,
+            bytes_in_flight=0,
+            packets_sent=self._frames_sent,
+            packets_lost=0,
+            bytes_lost=0,
+            pto_count=0,
+            datagrams_sent=self._writes,
+            datagrams_received=self._reads,
+            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received,
+            packets_dropped=0,
+            key_updates=0,
+            path_changes=0,
+            send_buffered_bytes=sum(e.send.buffered_bytes for e in entries if e.send is not None),
+            recv_buffered_bytes=sum(e.recv.buffered_bytes for e in entries if e.recv is not None),
+        )
 
     # -- streams ------------------------------------------------------------------------------------
 

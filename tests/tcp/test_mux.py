@@ -56,6 +56,7 @@ def test_many_streams_intact_both_ways() -> None:
     server_got: dict[int, bytearray] = {}
     echoed: dict[int, int] = {}
     client_got: dict[int, bytearray] = {}
+    finished: set[int] = set()
 
     def app(p: MuxPair) -> None:
         for sid, data in list(pending.items()):
@@ -64,14 +65,19 @@ def test_many_streams_intact_both_ways() -> None:
                 del pending[sid]
             else:
                 pending[sid] = data[taken:]
-        for sid in list(p.server._streams):
+        for sid in [e.stream_id for e in of_type(p.events(p.server), StreamOpened)]:  # type: ignore[attr-defined]
             chunk = p.server.read_stream(sid)
             server_got.setdefault(sid, bytearray()).extend(chunk)
             if chunk:
                 echoed[sid] = echoed.get(sid, 0) + p.server.send_stream(sid, chunk)
-            if p.server.stream_at_eof(sid) and echoed.get(sid, 0) == len(server_got[sid]):
+            if (
+                sid not in finished
+                and p.server.stream_at_eof(sid)
+                and echoed.get(sid, 0) == len(server_got[sid])
+            ):
                 p.server.send_stream(sid, b"", fin=True)
-        for sid in list(p.client._streams):
+                finished.add(sid)
+        for sid in payloads:
             client_got.setdefault(sid, bytearray()).extend(p.client.read_stream(sid))
 
     pair.drive(app)
@@ -83,7 +89,7 @@ def test_many_streams_intact_both_ways() -> None:
     assert len(of_type(pair.events(pair.server), StreamOpened)) == 40
     # every stream finished both ways is forgotten and its slot given back
     assert pair.server.stats.recv_buffered_bytes == 0
-    assert not pair.client._streams and not pair.server._streams
+    assert pair.client.open_streams == pair.server.open_streams == 0
 
 
 def test_fin_semantics() -> None:
@@ -104,7 +110,7 @@ def test_fin_semantics() -> None:
     pair.drive()
     assert pair.client.stream_at_eof(sid)
     assert pair.client.read_stream(sid) == b""
-    assert sid not in pair.client._streams
+    assert pair.client.open_streams == 0
 
 
 def test_fin_is_ignored_when_data_is_not_all_accepted() -> None:

@@ -29,11 +29,18 @@ async def resolve(host: str, port: int, *, kind: int = socket.SOCK_DGRAM) -> Add
     return normalize_address(infos[0][4])
 
 
+def _expire(conn: Connection, message: str) -> None:
+    if not conn.is_established:
+        conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, message, application=False))
+
+
 async def connect_quic(host: str, port: int, config: Config) -> Connection:
     """Connect to a QUIC server and complete the handshake.
 
     The TLS server name is ``config.server_name`` or ``host``. On return the connection is established
-    and owns its UDP socket.
+    and owns its UDP socket. With ``config.enable_0rtt`` it returns right after sending the first
+    flight, so that streams opened at once travel as 0-RTT data when a session ticket allows it; a
+    failed or timed-out handshake then surfaces as HandshakeFailed from the first operation.
 
     Raises:
         ConnectTimeout: no handshake within ``config.handshake_timeout`` seconds.
@@ -55,10 +62,17 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
 
     conn._add_terminated_callback(release)
     conn._add_closer(endpoint.wait_closed)
+    message = f"QUIC handshake with {host} port {port} did not complete in {config.handshake_timeout:g} s"
+    if config.enable_0rtt:
+        # Return at once so that the first streams can go out as 0-RTT data (when a ticket allows it;
+        # otherwise open_stream() waits for the handshake). A watchdog enforces the timeout.
+        watchdog = loop.call_later(config.handshake_timeout, _expire, conn, message)
+        conn._add_established_callback(lambda _: watchdog.cancel())
+        conn._add_terminated_callback(lambda _: watchdog.cancel())
+        return conn
     try:
         await asyncio.wait_for(conn.wait_established(), config.handshake_timeout)
     except TimeoutError:
-        message = f"QUIC handshake with {host} port {port} did not complete in {config.handshake_timeout:g} s"
         conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, message, application=False))
         await conn.wait_closed()
         raise ConnectTimeout(message) from None

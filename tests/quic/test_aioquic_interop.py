@@ -121,3 +121,52 @@ def test_aioquic_client_rudp_server(pki: TestPki, suite: CipherSuite, loss: floa
     _check_echo(payloads, client.streams, client.finished)
     _check_echo(payloads, server.streams, server.finished)
     assert client.terminated is None and server.terminated is None
+
+
+@pytest.mark.parametrize("rudp_is_client", [True, False], ids=["rudp-client", "rudp-server"])
+def test_quic_v2_with_aioquic(pki: TestPki, rudp_is_client: bool) -> None:
+    from rudp.codec.codes import Version
+
+    clock = VirtualClock(START)
+    c2s, s2c = _links(0.0)
+    if rudp_is_client:
+        server_cfg = QuicConfiguration(
+            is_client=False, alpn_protocols=ALPN, supported_versions=[Version.V2, Version.V1]
+        )
+        server_cfg.load_cert_chain(str(pki.cert_file), str(pki.key_file))
+        server: AioquicPeer | RudpPeer = AioquicPeer(server_cfg, echo=True)
+        config = Config(alpn=ALPN, cafile=pki.ca_file, server_name="localhost", version=Version.V2)
+        client: AioquicPeer | RudpPeer = RudpPeer(
+            QuicConnection.client(config, server_address=("10.0.0.2", 4433), now=clock.now)
+        )
+    else:
+        config = Config(alpn=ALPN, certfile=pki.cert_file, keyfile=pki.key_file)
+        server = RudpPeer(QuicEndpoint(config, tls_config=config.tls_config(is_client=False)), echo=True)
+        client_cfg = QuicConfiguration(
+            is_client=True,
+            alpn_protocols=ALPN,
+            server_name="localhost",
+            original_version=Version.V2,
+            supported_versions=[Version.V2, Version.V1],
+        )
+        client_cfg.load_verify_locations(str(pki.ca_file))
+        client = AioquicPeer(client_cfg)
+    pair = Pair(
+        client,
+        server,
+        client_addr=("10.0.0.1", 5000),
+        server_addr=("10.0.0.2", 4433),
+        c2s=c2s,
+        s2c=s2c,
+        clock=clock,
+    )
+    if isinstance(client, AioquicPeer):
+        client.connect(pair.server_addr, pair.now)
+    assert pair.drive(until=lambda: client.handshake_done_at is not None, max_time=10)
+    payload = os.urandom(100_000)
+    stream_id = client.conn.open_stream() if isinstance(client, RudpPeer) else 0
+    client.send(stream_id, payload)
+    assert pair.drive(until=lambda: stream_id in client.finished, max_time=30)
+    assert bytes(client.streams[stream_id]) == payload
+    rudp_conn = client.conn if isinstance(client, RudpPeer) else server.conn  # type: ignore[union-attr]
+    assert rudp_conn.version == Version.V2

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 from typing import Final
 
@@ -27,6 +28,7 @@ from rudp.aio.driver import ConnectionDriver, SingleCoreLink
 from rudp.config import Config
 from rudp.errors import ConfigError, ConnectTimeout, HandshakeFailed, TransportErrorCode
 from rudp.tcp.mux import TcpMux
+from rudp.tcp.state import KernelTcpInfo
 
 WRITE_HIGH_WATER_BYTES: Final = 256 * 1024
 """Transport write-buffer size above which the link stops moving stream data out of the mux."""
@@ -92,6 +94,25 @@ def _finish_context(context: ssl.SSLContext, config: Config) -> ssl.SSLContext:
     return context
 
 
+_TCP_INFO = struct.Struct("=8x24I")  # Linux struct tcp_info up to tcpi_total_retrans
+
+
+def read_tcp_info(sock: socket.socket) -> KernelTcpInfo | None:
+    """The kernel's TCP_INFO figures for ``sock`` (Linux), or None where unavailable."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, _TCP_INFO.size)
+    except OSError:
+        return None
+    if len(raw) < _TCP_INFO.size:
+        return None
+    fields = _TCP_INFO.unpack_from(raw)
+    mss, unacked, rtt_us, cwnd, total_retrans = fields[2], fields[4], fields[15], fields[18], fields[23]
+    return KernelTcpInfo(rtt_us / 1e6, cwnd * mss, unacked * mss, total_retrans, mss)
+
+
 def _congestion_name(config: Config, tcp_congestion: str | None) -> str | None:
     if tcp_congestion != "auto":
         return tcp_congestion
@@ -139,7 +160,8 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
             return
         self._transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER_BYTES)
-        self._tune_socket(transport.get_extra_info("socket"))
+        sock = transport.get_extra_info("socket")
+        self._tune_socket(sock)
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn is None or alpn not in self.config.alpn:
@@ -154,6 +176,7 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
             alpn_protocol=alpn,
             peer_address=(str(peer[0]), int(peer[1])) if peer else ("", 0),
             session_resumed=bool(ssl_object.session_reused),
+            kernel_info=None if sock is None else lambda: read_tcp_info(sock),
         )
         self.mux = mux
         driver = ConnectionDriver(mux, self)
@@ -430,6 +453,7 @@ __all__ = [
     "TcpLink",
     "TcpListener",
     "client_ssl_context",
+    "read_tcp_info",
     "server_ssl_context",
     "tcp_connect",
     "tcp_listen",

@@ -40,7 +40,7 @@ from rudp.quic.stats import ConnectionStats
 from rudp.quic.streams.ids import make_stream_id
 from rudp.tcp.framing import Close, Data, Datagram, MaxStreams, Ping, write_frame
 from rudp.tcp.receive import ReceiveMixin
-from rudp.tcp.state import STREAM_COUNT_FLOOR, STREAM_WINDOW_FLOOR
+from rudp.tcp.state import STREAM_COUNT_FLOOR, STREAM_WINDOW_FLOOR, KernelInfoSource, KernelTcpInfo
 
 CHUNK_BYTES: Final = 16 * 1024
 """Largest DATA payload written: streams take turns in chunks of this size."""
@@ -63,6 +63,7 @@ class TcpMux(ReceiveMixin):
         alpn_protocol: the protocol TLS negotiated, reported in events and :attr:`alpn_protocol`.
         peer_address: the peer's (host, port), reported by :attr:`peer_address`.
         session_resumed: TLS resumed a session (reported by :attr:`session_resumed`).
+        kernel_info: where :attr:`stats` gets the kernel's TCP figures (RTT, window, retransmissions).
     """
 
     def __init__(
@@ -74,10 +75,12 @@ class TcpMux(ReceiveMixin):
         alpn_protocol: str | None = None,
         peer_address: tuple[str, int] = ("", 0),
         session_resumed: bool = False,
+        kernel_info: KernelInfoSource | None = None,
     ) -> None:
         super().__init__(config, is_client=is_client, now=now, alpn_protocol=alpn_protocol)
         self._peer_address = peer_address
         self._session_resumed = session_resumed
+        self._kernel_info = kernel_info
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -359,11 +362,15 @@ class TcpMux(ReceiveMixin):
     def stats(self) -> ConnectionStats:
         """A snapshot of statistics, in :class:`~rudp.quic.stats.ConnectionStats` form.
 
-        RTT fields come from PING/PONG (queued behind data, so they include TCP queueing). "Datagrams"
-        count writes to and reads from the transport, "packets" count frames sent, bytes are mux bytes
-        (before TLS). Congestion and loss fields are 0: the kernel owns them.
+        ``min_rtt`` and ``latest_rtt`` come from PING/PONG (queued behind data, so they include TCP
+        queueing); ``smoothed_rtt`` too, unless ``kernel_info`` supplies the kernel's. With
+        ``kernel_info``, the congestion window, bytes in flight and retransmitted segments (as
+        ``packets_lost``, times the MSS as ``bytes_lost``) are the kernel's; without, they are 0.
+        "Datagrams" count writes to and reads from the transport, "packets" count frames sent, and
+        bytes are mux bytes (before TLS).
         """
-        return self._stats_snapshot()
+        kernel = self._kernel_info() if self._kernel_info is not None else None
+        return self._stats_snapshot(kernel)
 
     # -- internals ----------------------------------------------------------------------------------
 
@@ -405,5 +412,6 @@ __all__ = [
     "MAX_QUEUED_DATAGRAMS",
     "STREAM_COUNT_FLOOR",
     "STREAM_WINDOW_FLOOR",
+    "KernelTcpInfo",
     "TcpMux",
 ]

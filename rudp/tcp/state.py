@@ -9,6 +9,7 @@ frames (:mod:`rudp.tcp.receive`) nor offer the public API (:mod:`rudp.tcp.mux`).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,6 +41,26 @@ class StreamEntry:
     def is_closed(self) -> bool:
         """True when both halves are finished: the stream can be forgotten."""
         return (self.send is None or self.send.done) and (self.recv is None or self.recv.done)
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTcpInfo:
+    """What the kernel knows about the TCP connection (Linux TCP_INFO), read by the asyncio layer."""
+
+    smoothed_rtt: float
+    """The kernel's smoothed RTT (seconds)."""
+    congestion_window_bytes: int
+    """Congestion window (segments times MSS)."""
+    bytes_in_flight: int
+    """Unacknowledged bytes (segments times MSS)."""
+    retransmitted_segments: int
+    """Segments retransmitted over the connection's life."""
+    mss: int
+    """Sender maximum segment size."""
+
+
+KernelInfoSource = Callable[[], KernelTcpInfo | None]
+"""A callable returning fresh kernel TCP statistics, or None when unavailable."""
 
 
 class MuxState:
@@ -139,18 +160,19 @@ class MuxState:
             self._close_cause = event
             self._events.append(event)
 
-    def _stats_snapshot(self) -> ConnectionStats:
+    def _stats_snapshot(self, kernel: KernelTcpInfo | None) -> ConnectionStats:
         rtt = self._rtt
         entries = self._streams.values()
+        smoothed = rtt.smoothed_rtt if rtt.has_sample else 0.0
         return ConnectionStats(
-            smoothed_rtt=rtt.smoothed_rtt if rtt.has_sample else 0.0,
+            smoothed_rtt=kernel.smoothed_rtt if kernel is not None else smoothed,
             min_rtt=rtt.min_rtt,
             latest_rtt=rtt.latest_rtt,
-            congestion_window=0,
-            bytes_in_flight=0,
+            congestion_window=kernel.congestion_window_bytes if kernel is not None else 0,
+            bytes_in_flight=kernel.bytes_in_flight if kernel is not None else 0,
             packets_sent=self._frames_sent,
-            packets_lost=0,
-            bytes_lost=0,
+            packets_lost=kernel.retransmitted_segments if kernel is not None else 0,
+            bytes_lost=kernel.retransmitted_segments * kernel.mss if kernel is not None else 0,
             pto_count=0,
             datagrams_sent=self._writes,
             datagrams_received=self._reads,
@@ -244,4 +266,11 @@ class MuxState:
                 self._limit_updates[bidi] = None
 
 
-__all__ = ["STREAM_COUNT_FLOOR", "STREAM_WINDOW_FLOOR", "MuxState", "StreamEntry"]
+__all__ = [
+    "STREAM_COUNT_FLOOR",
+    "STREAM_WINDOW_FLOOR",
+    "KernelInfoSource",
+    "KernelTcpInfo",
+    "MuxState",
+    "StreamEntry",
+]

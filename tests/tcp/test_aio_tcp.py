@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ async def test_handshake_alpn_and_2mb_echo(server: Server, pki: TestPki) -> None
     rtt = await asyncio.wait_for(client.ping(), 5)
     assert rtt > 0
     assert client.stats.bytes_sent > len(data)
+    if hasattr(socket, "TCP_INFO"):
+        assert client.stats.congestion_window > 0  # the kernel's figures
     client.close(7, "done")
     await asyncio.wait_for(client.wait_closed(), 5)
     await asyncio.wait_for(peer.wait_closed(), 5)

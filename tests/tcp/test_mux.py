@@ -20,8 +20,8 @@ from rudp.quic.events import (
     StreamsAvailable,
     StreamWritable,
 )
-from rudp.tcp import STREAM_COUNT_FLOOR, STREAM_WINDOW_FLOOR
-from rudp.tcp.mux import LOST_CODE
+from rudp.tcp import STREAM_COUNT_FLOOR, STREAM_WINDOW_FLOOR, TcpMux
+from rudp.tcp.mux import LOST_CODE, KernelTcpInfo
 from tests.tcp.pair import MuxPair, of_type
 
 
@@ -426,3 +426,18 @@ def test_round_robin_interleaves_streams() -> None:
     pair.client.send_stream(b, bytes(200_000))
     pair.server.receive_data(pair.client.data_to_send(0.0, max_bytes=64 * 1024), 0.0)
     assert len(pair.server.read_stream(a)) == len(pair.server.read_stream(b)) == 32 * 1024
+
+
+def test_stats_take_kernel_figures_when_given() -> None:
+    info = KernelTcpInfo(
+        smoothed_rtt=0.012,
+        congestion_window_bytes=14480,
+        bytes_in_flight=2896,
+        retransmitted_segments=3,
+        mss=1448,
+    )
+    mux = TcpMux(Config(), is_client=True, now=0.0, kernel_info=lambda: info)
+    stats = mux.stats
+    assert (stats.smoothed_rtt, stats.congestion_window, stats.bytes_in_flight) == (0.012, 14480, 2896)
+    assert (stats.packets_lost, stats.bytes_lost) == (3, 3 * 1448)
+    assert TcpMux(Config(), is_client=True, now=0.0).stats.congestion_window == 0

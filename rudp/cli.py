@@ -1,12 +1,31 @@
-"""The ``rudp`` command line: ``rudp selfcheck`` (RFC vector self-test) and ``rudp version``."""
+"""The ``rudp`` command line: ``demo``, ``serve``, ``get``, ``selfcheck`` and ``version``.
+
+Owns argument parsing, turning options into a :class:`~rudp.config.Config`, the hq-interop file server
+and downloader commands (protocol in :mod:`rudp.aio.hq`) and their progress output (plain text, or
+``rich`` when installed and stderr is a terminal). The demo itself lives in :mod:`rudp.demo`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from rudp._version import __version__
+from rudp.config import Config
+from rudp.errors import ConfigError, RudpError, StreamReset
+
+PROGRESS_INTERVAL = 0.5
+"""Seconds between plain-text progress lines."""
 
 
 def _cmd_version(_: argparse.Namespace) -> int:
@@ -20,14 +39,281 @@ def _cmd_selfcheck(_: argparse.Namespace) -> int:
     return run_selfcheck(print)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rudp`` console script; returns the process exit status."""
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rudp.demo import run_demo
+
+    return asyncio.run(run_demo(file_mb=args.size_mb, requests=args.requests, out=print))
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+def _common_config(args: argparse.Namespace, **fields: Any) -> Config:
+    """A Config from the options shared by ``serve`` and ``get``.
+
+    Raises:
+        ConfigError: unknown congestion controller or other invalid values.
+    """
+    from rudp.quic.congestion import resolve_congestion_controller
+
+    resolve_congestion_controller(args.cc)  # fail early, with the registry's message
+    keylog = args.keylog or os.environ.get("SSLKEYLOGFILE")
+    return Config(
+        congestion=args.cc,
+        qlog_dir=args.qlog_dir,
+        secrets_log=keylog or None,
+        enable_0rtt=args.zero_rtt,
+        **fields,
+    )
+
+
+def _add_common(parser: argparse.ArgumentParser, transports: list[str]) -> None:
+    parser.add_argument(
+        "--transport", choices=transports, default="quic", help="QUIC or the TCP+TLS baseline"
+    )
+    parser.add_argument("--cc", default="newreno", metavar="NAME", help="congestion controller")
+    parser.add_argument("--qlog-dir", metavar="DIR", help="write a qlog file per connection here")
+    parser.add_argument("--keylog", metavar="FILE", help="append TLS secrets (SSLKEYLOGFILE format)")
+    parser.add_argument("--0rtt", dest="zero_rtt", action="store_true", help="send/accept 0-RTT data")
+
+
+# ---------------------------------------------------------------------------------------- serve
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import rudp
+    from rudp.aio.hq import FileServer
+
+    www = Path(args.www)
+    if not www.is_dir():
+        print(f"rudp serve: {www} is not a directory", file=sys.stderr)
+        return 2
+    cert, key = args.cert, args.key
+    if (cert is None) != (key is None):
+        print("rudp serve: give both --cert and --key, or neither", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="rudp-serve-") as tmp:
+        if cert is None:
+            from rudp.testing.certs import make_test_pki
+
+            pki = make_test_pki(Path(tmp))
+            cert, key = pki.cert_file, pki.key_file
+            print(f"using a throwaway certificate; clients need --ca {pki.ca_file} or --insecure", flush=True)
+        config = _common_config(args, certfile=cert, keyfile=key, retry=args.retry)
+        transport = args.transport
+        server = await rudp.serve(args.host, args.port, FileServer(www), config=config, transport=transport)
+        print(f"serving {www} over {transport} on {args.host or '*'} port {server.port}", flush=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, server.close)
+        async with server:
+            await server.serve_forever()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- get
+
+
+class Progress:
+    """Download progress on stderr: ``rich`` bars on a terminal when available, else plain lines."""
+
+    def __init__(self, quiet: bool) -> None:
+        self._quiet = quiet
+        self._rich: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._last: dict[str, float] = {}
+        if not quiet and sys.stderr.isatty():
+            try:  # the optional ``rich`` extra
+                progress = importlib.import_module("rich.progress")
+            except ImportError:
+                pass
+            else:
+                self._rich = progress.Progress(
+                    *progress.Progress.get_default_columns()[:1],
+                    progress.DownloadColumn(),
+                    progress.TransferSpeedColumn(),
+                )
+
+    def __enter__(self) -> Progress:
+        if self._rich is not None:
+            self._rich.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+    def callback(self, name: str) -> Callable[[int], None]:
+        """A per-download callback taking the running byte count."""
+        started = time.monotonic()
+        if self._rich is not None:
+            self._tasks[name] = self._rich.add_task(name, total=None)
+
+        def update(done: int) -> None:
+            if self._quiet:
+                return
+            if self._rich is not None:
+                self._rich.update(self._tasks[name], completed=done)
+                return
+            now = time.monotonic()
+            if now - self._last.get(name, started) >= PROGRESS_INTERVAL:
+                self._last[name] = now
+                rate = done / max(now - started, 1e-6) / 1e6
+                print(f"  {name}: {done / 1e6:.1f} MB ({rate:.1f} MB/s)", file=sys.stderr, flush=True)
+
+        return update
+
+    def done(self, name: str, size: int, seconds: float) -> None:
+        """Report a finished download."""
+        if not self._quiet:
+            rate = size / max(seconds, 1e-6) / 1e6
+            message = f"GET {name}: {size} bytes in {seconds:.2f} s ({rate:.1f} MB/s)"
+            print(message, file=sys.stderr, flush=True)
+
+
+def _output_name(path: str) -> str:
+    name = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name or "index.html"
+
+
+async def _get_from(
+    host: str, port: int, paths: list[str], args: argparse.Namespace, config: Config, progress: Progress
+) -> dict[str, bytes | None]:
+    """Fetch ``paths`` concurrently over one connection; bodies (None on failure) by path."""
+    import rudp
+    from rudp.aio.hq import fetch
+
+    results: dict[str, bytes | None] = {}
+    output = Path(args.output) if args.output else None
+
+    async def one(conn: rudp.Connection, path: str) -> None:
+        started = time.monotonic()
+        body = bytearray()
+        target = None if output is None else (output / _output_name(path)).open("wb")
+        sink: Callable[[bytes], object] = body.extend if target is None else target.write
+        try:
+            size = await fetch(conn, path, sink, progress=progress.callback(path))
+        except StreamReset as exc:
+            print(f"GET {path}: refused by the server (code {exc.code:#x})", file=sys.stderr)
+            results[path] = None
+            return
+        finally:
+            if target is not None:
+                target.close()
+        progress.done(path, size, time.monotonic() - started)
+        results[path] = bytes(body)
+
+    async with rudp.connect(host, port, config=config, transport=args.transport) as conn:
+        await asyncio.gather(*(one(conn, path) for path in paths))
+        if args.session_file:
+            await conn.ping()  # session tickets arrive after the handshake: give them a round trip
+        if not args.quiet:
+            details = [conn.alpn_protocol or "no ALPN"]
+            if conn.session_resumed:
+                details.append("resumed")
+            if conn.zero_rtt_accepted:
+                details.append("0-RTT accepted")
+            print(f"{args.transport} {host} port {port}: {', '.join(details)}", file=sys.stderr)
+    return results
+
+
+async def _get(args: argparse.Namespace) -> int:
+    import rudp
+    from rudp.aio.hq import parse_url
+
+    targets: dict[tuple[str, int], list[str]] = {}
+    try:
+        for url in args.urls:
+            host, port, path = parse_url(url)
+            targets.setdefault((host, port), []).append(path)
+    except ValueError as exc:
+        print(f"rudp get: {exc}", file=sys.stderr)
+        return 2
+    tickets = rudp.TicketStore()
+    if args.session_file and Path(args.session_file).exists():
+        tickets.load(args.session_file)
+    if args.output:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+    failed = False
+    with Progress(args.quiet) as progress:
+        for (host, port), paths in targets.items():
+            config = _common_config(
+                args,
+                cafile=args.ca,
+                verify=not args.insecure,
+                server_name=args.server_name,
+                session_ticket_store=tickets,
+            )
+            results = await _get_from(host, port, paths, args, config, progress)
+            failed |= any(body is None for body in results.values())
+            if not args.output:
+                for path in paths:
+                    sys.stdout.buffer.write(results.get(path) or b"")
+                sys.stdout.flush()
+    if args.session_file:
+        tickets.save(args.session_file)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def _run(coro_fn: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = asyncio.run(coro_fn(args))
+        except KeyboardInterrupt:
+            return 130
+        except (RudpError, OSError) as exc:
+            print(f"rudp {args.command}: {exc}", file=sys.stderr)
+            return 2 if isinstance(exc, ConfigError) else 1
+        return result
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``rudp`` command."""
     parser = argparse.ArgumentParser(prog="rudp", description="rudp: QUIC for asyncio")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("version", help="print the version").set_defaults(func=_cmd_version)
     sub.add_parser(
         "selfcheck", help="check the codec and packet protection against the RFC test vectors"
     ).set_defaults(func=_cmd_selfcheck)
+
+    demo = sub.add_parser("demo", help="local QUIC vs TCP+TLS comparison (self-signed, no arguments needed)")
+    demo.add_argument("--size-mb", type=float, default=4.0, help="size of the largest file (MB)")
+    demo.add_argument("--requests", type=int, default=200, help="number of small requests")
+    demo.set_defaults(func=_cmd_demo)
+
+    serve = sub.add_parser("serve", help="serve a directory over hq-interop (HTTP/0.9 over QUIC)")
+    serve.add_argument("--www", required=True, metavar="DIR", help="directory to serve")
+    serve.add_argument("--host", default="::", help="address to listen on (default: all, dual-stack)")
+    serve.add_argument("--port", type=int, default=4433, help="port (0 picks a free one)")
+    serve.add_argument("--cert", metavar="PEM", help="certificate chain (default: throwaway self-signed)")
+    serve.add_argument("--key", metavar="PEM", help="private key")
+    serve.add_argument("--retry", action="store_true", help="validate client addresses with Retry")
+    _add_common(serve, ["quic", "tcp", "both"])
+    serve.set_defaults(func=_run(_serve))
+
+    get = sub.add_parser("get", help="download URLs over hq-interop")
+    get.add_argument("urls", nargs="+", metavar="URL", help="https://host:port/path")
+    get.add_argument("--output", "-o", metavar="DIR", help="save files here (default: stdout)")
+    trust = get.add_mutually_exclusive_group()
+    trust.add_argument("--ca", metavar="PEM", help="CA bundle to verify the server with")
+    trust.add_argument("--insecure", "-k", action="store_true", help="do not verify the certificate")
+    get.add_argument("--server-name", help="TLS server name (default: the URL's host)")
+    get.add_argument("--session-file", metavar="FILE", help="load/save session tickets (resumption)")
+    get.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    _add_common(get, ["quic", "tcp"])
+    get.set_defaults(func=_run(_get))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rudp`` console script; returns the process exit status."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         args = parser.parse_args(["selfcheck"])

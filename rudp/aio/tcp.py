@@ -32,6 +32,9 @@ from rudp.tcp.state import KernelTcpInfo
 
 WRITE_HIGH_WATER_BYTES: Final = 256 * 1024
 """Transport write-buffer size above which the link stops moving stream data out of the mux."""
+CONTROL_FLOOD_BYTES: Final = WRITE_HIGH_WATER_BYTES + (1 << 20)
+"""Write-buffer size at which the link stops reading: only a peer that sends requests (PING, STOP...)
+without reading the answers gets there, since stream data is not moved while the buffer is full."""
 WRITE_BATCH_BYTES: Final = 64 * 1024
 """Stream bytes taken from the mux per transport write."""
 KERNEL_CONGESTION: Final = {"newreno": "reno", "reno": "reno", "cubic": "cubic", "bbr": "bbr"}
@@ -149,6 +152,7 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         self._wanted_congestion = tcp_congestion
         self._transport: asyncio.Transport | None = None
         self._paused = False
+        self._reading_paused = False
         self._closed = asyncio.Event()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
@@ -218,6 +222,10 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
     def resume_writing(self) -> None:
         """The transport drained: move more stream data out."""
         self._paused = False
+        transport = self._transport
+        if self._reading_paused and transport is not None:
+            self._reading_paused = False
+            transport.resume_reading()
         self.request_flush()
 
     # -- SingleCoreLink -----------------------------------------------------------------------------
@@ -237,6 +245,9 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
                 break
         if mux.is_closed:
             transport.close()  # flushes what was written, then connection_lost()
+        elif transport.get_write_buffer_size() >= CONTROL_FLOOD_BYTES and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -73,6 +73,8 @@ class Config:
     """Largest UDP payload we send (never above the peer's max_udp_payload_size)."""
     connection_id_length: int = 8
     """Length of the connection IDs we issue (0..20)."""
+    pacing: bool = True
+    """Spread packets over the round trip (RFC 9002 §7.7) instead of sending each window as a burst."""
     max_ack_delay: float = 0.025
     """Our max_ack_delay transport parameter (seconds)."""
     ack_delay_exponent: int = 3

@@ -348,7 +348,10 @@ class QuicConnection(ReceiveMixin, SendMixin):
             self._crypto_send[level].requeue_unacked()
 
     def _pacing_deadline(self) -> float | None:
-        return None
+        # RFC 9002 §7.7: the pacer held data back; wake up when its bucket allows the next packet.
+        if not self._pacing_blocked:
+            return None
+        return self._pacer.next_send_at(self._max_datagram_size)
 
     def _stats_snapshot(self) -> ConnectionStats:
         recovery = self._recovery.stats()

@@ -42,6 +42,7 @@ class SendMixin(HandshakeMixin):
         if self._state is State.CLOSING:
             return self._close_datagrams(now)
         out: list[tuple[bytes, Address]] = []
+        self._pacing_blocked = False
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             datagram = self._build_datagram(now)
             if not datagram:
@@ -65,7 +66,7 @@ class SendMixin(HandshakeMixin):
                 return b""
             size = min(size, allowance)
         builder = DatagramBuilder(size, now)
-        blocked = not self._recovery.can_send(size) and not self._probes
+        blocked = not self._probes and not self._may_send_new(size, now)
         pad = False
         wrote_handshake = False
         for level in SEND_ORDER:
@@ -99,7 +100,9 @@ class SendMixin(HandshakeMixin):
         datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
         if not datagram:
             return b""
+        in_flight = False
         for sent in builder.sent_packets():
+            in_flight = in_flight or sent.in_flight
             self._recovery.on_packet_sent(sent)
             if sent.ack_eliciting:
                 self._last_ack_eliciting_sent = now
@@ -107,6 +110,8 @@ class SendMixin(HandshakeMixin):
                     # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer.
                     self._idle_restart_on_send = False
                     self._last_activity = now
+        if in_flight:
+            self._pacer.on_sent(len(datagram), now)
         self._sent_to_path += len(datagram)
         self._datagrams_sent += 1
         self._bytes_sent += len(datagram)
@@ -114,6 +119,24 @@ class SendMixin(HandshakeMixin):
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             self._discard_level(EncryptionLevel.INITIAL)
         return datagram
+
+    def _may_send_new(self, size: int, now: float) -> bool:
+        """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""
+        if not self._recovery.can_send(size):
+            return False
+        if self._pacer.allows(now, size, self._congestion, self._rtt):
+            return True
+        # Arm Timer.PACING only when something is waiting, so an idle connection does not wake up.
+        self._pacing_blocked = self._pacing_blocked or self._has_paced_data()
+        return False
+
+    def _has_paced_data(self) -> bool:
+        return bool(
+            self._streams.has_data_to_send()
+            or self._datagram_queue
+            or self._application_control_pending()
+            or any(buffer.has_data_to_send() for buffer in self._crypto_send.values())
+        )
 
     def _has_one_rtt_keys(self) -> bool:
         return EncryptionLevel.APPLICATION in self._keys.write

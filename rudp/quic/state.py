@@ -20,6 +20,7 @@ from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
+from rudp.quic.pacing import Pacer
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
@@ -115,6 +116,9 @@ class ConnectionState:
         self._congestion_factory = resolve_congestion_controller(config.congestion)
         self._congestion = self._congestion_factory(self._max_datagram_size)
         self._recovery = LossRecovery(self._congestion, self._rtt, max_ack_delay=0.025, is_client=is_client)
+        self._pacer = Pacer(self._max_datagram_size, enabled=config.pacing)
+        self._pacing_blocked = False
+        """The last datagrams_to_send() had data the pacer held back (Timer.PACING is armed)."""
         self._ack_trackers = {
             PacketSpace.INITIAL: AckTracker(PacketSpace.INITIAL),
             PacketSpace.HANDSHAKE: AckTracker(PacketSpace.HANDSHAKE),

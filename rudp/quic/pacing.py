@@ -1,0 +1,104 @@
+"""The pacer: spreads a connection's packets over the round trip (RFC 9002 §7.7).
+
+Owns a token bucket refilled at the pacing rate, with a small burst allowance. The rate comes from the
+congestion controller's :meth:`~rudp.quic.congestion.CongestionController.pacing_rate` when it has a
+preference, otherwise from ``N * cwnd / smoothed_rtt`` with N = 1.25 (RFC 9002 §7.7), so the window
+can still grow. A controller opts out by returning ``math.inf``; ``Config(pacing=False)`` turns the pacer
+off for the connection.
+
+It does not own timers or sending: the connection asks :meth:`Pacer.allows` before building a packet
+that carries new data, charges what it sent with :meth:`Pacer.on_sent`, and arms ``Timer.PACING`` at
+:meth:`Pacer.next_send_at` when the pacer said no. Nothing here reads a clock or sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Final
+
+from rudp.quic.rtt import K_GRANULARITY
+
+if TYPE_CHECKING:
+    from rudp.quic.congestion.base import CongestionController
+    from rudp.quic.rtt import RttEstimator
+
+K_PACING_GAIN: Final = 1.25
+"""N in ``rate = N * cwnd / smoothed_rtt`` (RFC 9002 §7.7)."""
+BURST_INTERVAL: Final = 0.002
+"""The burst allowance is what the rate sends in this many seconds, clamped to the two bounds below."""
+MIN_BURST_PACKETS: Final = 2
+"""Smallest burst allowance, in max-size datagrams."""
+MAX_BURST_PACKETS: Final = 10
+"""Largest burst allowance, in max-size datagrams (an initial window, RFC 9002 §7.7)."""
+_SLACK_BYTES: Final = 1.0
+"""Tolerance so a timer armed at :meth:`Pacer.next_send_at` is never refused by float rounding."""
+
+
+class Pacer:
+    """A token bucket for one path.
+
+    Before the first RTT sample the pacer lets everything through (the rate would be a guess from the
+    initial RTT, RFC 9002 §7.7 paces from ``smoothed_rtt``). The bucket never holds more than
+    :attr:`burst_bytes`, so after an idle period at most one burst leaves at once.
+    """
+
+    __slots__ = ("_last_at", "_tokens", "burst_bytes", "enabled", "max_datagram_size", "rate")
+
+    def __init__(self, max_datagram_size: int, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.max_datagram_size = max_datagram_size
+        self.rate = math.inf
+        """The last pacing rate used, bytes per second (``inf``: not pacing)."""
+        self.burst_bytes = float(MAX_BURST_PACKETS * max_datagram_size)
+        """The current burst allowance (bucket capacity), bytes."""
+        self._tokens = self.burst_bytes
+        self._last_at: float | None = None
+
+    @staticmethod
+    def burst_allowance(rate: float, max_datagram_size: int) -> float:
+        """The bucket capacity for ``rate`` bytes/s: ``rate * BURST_INTERVAL`` within the bounds."""
+        low = MIN_BURST_PACKETS * max_datagram_size
+        high = MAX_BURST_PACKETS * max_datagram_size
+        return float(min(max(rate * BURST_INTERVAL, low), high))
+
+    def current_rate(self, congestion: CongestionController, rtt: RttEstimator) -> float:
+        """The rate the pacer would use now, bytes/s (``inf`` when not pacing)."""
+        if not self.enabled or not rtt.has_sample:
+            return math.inf
+        rate = congestion.pacing_rate(rtt)
+        if rate is None:
+            srtt = max(rtt.smoothed_rtt, K_GRANULARITY)
+            rate = K_PACING_GAIN * congestion.congestion_window / srtt
+        return rate if rate > 0 else math.inf
+
+    def allows(self, now: float, size: int, congestion: CongestionController, rtt: RttEstimator) -> bool:
+        """Refill the bucket up to ``now`` and say whether a ``size``-byte packet may leave now."""
+        rate = self.current_rate(congestion, rtt)
+        self.rate = rate
+        if math.isinf(rate):
+            self._last_at = now
+            return True
+        capacity = self.burst_allowance(rate, self.max_datagram_size)
+        self.burst_bytes = capacity
+        last = self._last_at
+        tokens = capacity if last is None else min(capacity, self._tokens + rate * max(now - last, 0.0))
+        self._tokens = tokens
+        self._last_at = now
+        return tokens + _SLACK_BYTES >= size
+
+    def on_sent(self, size: int, now: float) -> None:
+        """Charge ``size`` bytes just sent (the bucket may go negative after a probe or a large packet)."""
+        if self._last_at is None or math.isinf(self.rate):
+            return
+        self._tokens -= size
+
+    def next_send_at(self, size: int) -> float:
+        """When a ``size``-byte packet will be allowed, if the rate does not change (after a refusal).
+
+        Always later than the time of the last :meth:`allows` call, so a timer armed here moves time on.
+        """
+        last = self._last_at if self._last_at is not None else 0.0
+        if math.isinf(self.rate):
+            return last
+        wait = (size - self._tokens) / self.rate
+        return max(last + wait, math.nextafter(last, math.inf))

@@ -1,12 +1,15 @@
 """Pluggable congestion control: the interface, the registry and the built-in controllers.
 
-Owns the explicit registration of the built-in controllers (no import-time magic elsewhere). The
-interface lives in :mod:`.base`, the name lookup in :mod:`.registry`, and each algorithm in its module.
+Owns the explicit registration of the built-in controllers (no import-time magic elsewhere): "newreno"
+(RFC 9002 §7) and "cubic" (RFC 9438 with HyStart++, RFC 9406). The interface lives in :mod:`.base`,
+the name lookup in :mod:`.registry`, and each algorithm in its module. ``README.md`` next to this file
+documents the interface with a worked example of a user-defined controller.
 """
 
 from __future__ import annotations
 
 from rudp.quic.congestion.base import BaseCongestionController, CongestionController
+from rudp.quic.congestion.cubic import Cubic
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.congestion.registry import (
     CongestionFactory,
@@ -17,12 +20,14 @@ from rudp.quic.congestion.registry import (
 )
 
 register_congestion_controller("newreno", NewReno)
+register_congestion_controller("cubic", Cubic)
 
 __all__ = [
     "BaseCongestionController",
     "CongestionController",
     "CongestionFactory",
     "CongestionSpec",
+    "Cubic",
     "NewReno",
     "register_congestion_controller",
     "registered_congestion_controllers",

@@ -395,8 +395,9 @@ class TcpMux(ReceiveMixin):
                 continue
             send = entry.send
             data, fin = send.take(min(CHUNK_BYTES, budget))
-            write_frame(out, Data(stream_id, data, fin))
-            self._frames_sent += 1
+            if data or fin:
+                write_frame(out, Data(stream_id, data, fin))
+                self._frames_sent += 1
             budget -= len(data)
             if send.has_output:
                 self._sendable[stream_id] = None

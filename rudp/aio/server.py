@@ -41,7 +41,7 @@ class Server:
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
-        self._closed = asyncio.Event()
+        self._close_requested = asyncio.Event()
 
     def _add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -86,6 +86,7 @@ class Server:
         if self._closing:
             return
         self._closing = True
+        self._close_requested.set()
         for listener in self._listeners:
             listener.close()
         for task in self._tasks:
@@ -97,12 +98,15 @@ class Server:
             await listener.wait_closed()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._closed.set()
 
     async def serve_forever(self) -> None:
-        """Wait until the server is closed (by :meth:`close` from elsewhere, or cancellation)."""
+        """Serve until :meth:`close` is called (e.g. from a signal handler) or the task is cancelled.
+
+        On return (or cancellation) the server is closed; call :meth:`wait_closed` to wait for its
+        sockets and handler tasks.
+        """
         try:
-            await self._closed.wait()
+            await self._close_requested.wait()
         finally:
             self.close()
 

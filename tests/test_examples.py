@@ -1,0 +1,78 @@
+"""Every example in examples/ runs as its docstring says (as a subprocess, with a timeout)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TIMEOUT = 60
+
+
+def _run(*args: str | Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_every_example_has_a_docstring_saying_how_to_run_it() -> None:
+    scripts = sorted(EXAMPLES.glob("*.py"))
+    assert len(scripts) >= 5
+    for script in scripts:
+        text = script.read_text()
+        assert text.startswith('"""') and f"python examples/{script.name}" in text, script.name
+
+
+@pytest.mark.parametrize("name", ["rpc_messages.py", "download.py", "resume_0rtt.py"])
+def test_self_contained_example(name: str) -> None:
+    result = _run(EXAMPLES / name)
+    assert result.returncode == 0, result.stderr
+    if name == "download.py":
+        assert "sha256 ok" in result.stdout
+    elif name == "resume_0rtt.py":
+        assert "resumed=True, 0-RTT accepted=True" in result.stdout
+    else:
+        assert "{'result': 42}" in result.stdout and "refused locally" in result.stdout
+
+
+def test_echo_server_and_client(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "echo_server.py"), "--port", "0", "--certs", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # blocks until the server prints its port (or exits)
+        match = re.search(r"port (\d+)", line)
+        assert match, line + (server.stderr.read() if server.stderr else "")
+        port = match.group(1)
+        for transport in ("quic", "tcp"):
+            result = _run(
+                EXAMPLES / "echo_client.py",
+                "--port",
+                port,
+                "--certs",
+                tmp_path,
+                "--transport",
+                transport,
+                "hello",
+                "world",
+            )
+            assert result.returncode == 0, result.stderr
+            assert "'hello' -> 'hello'" in result.stdout and "'world' -> 'world'" in result.stdout
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert server.returncode in (0, -15), server.stderr.read() if server.stderr else ""
+    assert os.path.exists(tmp_path / "ca.pem")

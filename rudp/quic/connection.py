@@ -188,6 +188,9 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
+        self._qlog.sync(
+            self._last_now, self._state.value, self._handshake_confirmed, self._recovery, self._pacer
+        )
         if self._state is State.CLOSED:
             return None
         self._refresh_timers()

@@ -31,6 +31,7 @@ class HandshakeMixin(ConnectionState):
         self._peer_cids.set_initial(self.original_dcid)
         self._keys.install_initial(self.original_dcid, is_client=True)
         params = self._own_parameters()
+        self._qlog.start(self.original_dcid, params, self._max_datagram_size, now)
         tls = TlsClient(self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes)
         self._tls = tls
         tls.start(now)
@@ -59,6 +60,7 @@ class HandshakeMixin(ConnectionState):
         # that is the Retry's SCID, not the original DCID (which only goes in the transport parameters).
         self._keys.install_initial(retry_source_cid or original_dcid, is_client=False)
         params = self._own_parameters()
+        self._qlog.start(self.original_dcid, params, self._max_datagram_size, now)
         self._tls = TlsServer(
             self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes
         )
@@ -108,6 +110,7 @@ class HandshakeMixin(ConnectionState):
         params = decode_transport_parameters(data, from_server=self.is_client)
         self._authenticate_cids(params)
         self._peer_params = params
+        self._qlog.parameters_set("remote", params, self._last_now)
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)
         self._peer_cids.set_reset_token(params.stateless_reset_token)

@@ -105,6 +105,9 @@ class ReceiveMixin(HandshakeMixin):
             raise TransportError(_PV, "reserved header bits are not zero")
         if tracker.is_duplicate(result.packet_number):
             return
+        self._qlog.packet_received(
+            header.packet_type, result.packet_number, result.payload, header.end - header.start, now
+        )
         self._on_authenticated_packet(header, level, addr, now)
         ack_eliciting = self._dispatch_frames(header, level, result, now)
         tracker.on_packet_received(result.packet_number, ack_eliciting=ack_eliciting, now=now)

@@ -65,7 +65,7 @@ class SendMixin(HandshakeMixin):
             if allowance < MIN_INITIAL_SIZE:
                 return b""
             size = min(size, allowance)
-        builder = DatagramBuilder(size, now)
+        builder = self._qlog.builder(size, now)
         blocked = not self._probes and not self._may_send_new(size, now)
         pad = False
         wrote_handshake = False
@@ -110,6 +110,7 @@ class SendMixin(HandshakeMixin):
                     # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer.
                     self._idle_restart_on_send = False
                     self._last_activity = now
+        self._qlog.packets_sent(builder, now)
         if in_flight:
             self._pacer.on_sent(len(datagram), now)
         self._sent_to_path += len(datagram)
@@ -256,7 +257,7 @@ class SendMixin(HandshakeMixin):
         if not self._close_pending or frame is None:
             return []
         self._close_pending = False
-        builder = DatagramBuilder(self._max_datagram_size, now)
+        builder = self._qlog.builder(self._max_datagram_size, now)
         pad = False
         for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION):
             protection = self._keys.write.get(level)
@@ -287,5 +288,6 @@ class SendMixin(HandshakeMixin):
         allowance = self._amplification_allowance()
         if not datagram or (allowance is not None and len(datagram) > allowance):
             return []
+        self._qlog.packets_sent(builder, now)
         self._sent_to_path += len(datagram)
         return [(datagram, self.peer_address)]

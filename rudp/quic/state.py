@@ -21,6 +21,7 @@ from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
 from rudp.quic.pacing import Pacer
+from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
@@ -113,9 +114,12 @@ class ConnectionState:
 
         self._max_datagram_size = config.max_datagram_size
         self._rtt = RttEstimator()
+        self._qlog = open_qlog(config, is_client=is_client)
         self._congestion_factory = resolve_congestion_controller(config.congestion)
         self._congestion = self._congestion_factory(self._max_datagram_size)
-        self._recovery = LossRecovery(self._congestion, self._rtt, max_ack_delay=0.025, is_client=is_client)
+        self._recovery = LossRecovery(
+            self._qlog.observe(self._congestion), self._rtt, max_ack_delay=0.025, is_client=is_client
+        )
         self._pacer = Pacer(self._max_datagram_size, enabled=config.pacing)
         self._pacing_blocked = False
         """The last datagrams_to_send() had data the pacer held back (Timer.PACING is armed)."""
@@ -166,7 +170,7 @@ class ConnectionState:
         """
         self._congestion = self._congestion_factory(self._max_datagram_size)
         self._recovery = LossRecovery(
-            self._congestion, self._rtt, max_ack_delay=0.025, is_client=self.is_client
+            self._qlog.observe(self._congestion), self._rtt, max_ack_delay=0.025, is_client=self.is_client
         )
 
     def _is_active(self) -> bool:

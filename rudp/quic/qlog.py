@@ -1,0 +1,313 @@
+"""qlog: a structured event log per connection (draft-ietf-quic-qlog-main-schema, -quic-events-13).
+
+Owns :class:`NullQlog` (the null object every connection holds when ``Config.qlog_dir`` is None: each
+hook is a no-op, so the hot path has no ``if logger is not None`` tests) and :class:`QlogTrace`, which
+writes one JSON Text Sequences file (RFC 7464: each record is 0x1E, a JSON text, then a line feed) per
+connection, named ``<original DCID hex>_<client|server>.sqlog``, that qvis and other qlog tools load.
+
+Events written: ``quic:parameters_set`` (local and remote), ``quic:recovery_parameters_set``,
+``quic:packet_sent`` and ``quic:packet_received`` with their frames, ``quic:recovery_metrics_updated``
+(only the values that changed), ``quic:packet_lost``, ``quic:congestion_state_updated`` and
+``quic:connection_state_updated``. Times are milliseconds on the connection's clock ("monotonic",
+epoch unknown). It does not own any protocol decision: it only observes. The writer opens a file,
+the only I/O in :mod:`rudp.quic`; time always comes from ``now``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from rudp.codec import frames as f
+from rudp.codec.codes import PacketType
+from rudp.errors import TransportErrorCode
+from rudp.quic.packetizer import DatagramBuilder
+from rudp.quic.recovery import K_PACKET_THRESHOLD, K_PERSISTENT_CONGESTION_THRESHOLD, K_TIME_THRESHOLD
+from rudp.quic.rtt import K_GRANULARITY
+from rudp.quic.sent import PacketSpace, SentPacket
+
+if TYPE_CHECKING:
+    from rudp.codec.transport_params import TransportParameters
+    from rudp.quic.congestion.base import CongestionController
+    from rudp.quic.pacing import Pacer
+    from rudp.quic.recovery import LossRecovery
+    from rudp.quic.rtt import RttEstimator
+
+EVENT_SCHEMA = "urn:ietf:params:qlog:events:quic-13"
+"""The draft QUIC event schema URI (draft URIs carry the draft number, quic-events §2.1)."""
+FILE_SCHEMA = "urn:ietf:params:qlog:file:sequential"
+"""QlogFileSeq (qlog main schema §5)."""
+RECORD_SEPARATOR = "\x1e"
+"""RFC 7464 §2.2: every JSON text in a sequence starts with RS (0x1E) and ends with LF."""
+
+_PACKET_TYPE_NAMES = {
+    PacketType.INITIAL: "initial",
+    PacketType.HANDSHAKE: "handshake",
+    PacketType.ZERO_RTT: "0RTT",
+    PacketType.ONE_RTT: "1RTT",
+    PacketType.RETRY: "retry",
+    PacketType.VERSION_NEGOTIATION: "version_negotiation",
+}
+_SPACE_TYPE_NAMES = {PacketSpace.INITIAL: "initial", PacketSpace.HANDSHAKE: "handshake"}
+
+
+def frame_to_qlog(frame: f.Frame, ack_delay_exponent: int = 3) -> dict[str, Any]:
+    """A frame as a qlog ``QuicFrame`` object (quic-events §8.13)."""
+    match frame:
+        case f.Stream():
+            return {
+                "frame_type": "stream",
+                "stream_id": frame.stream_id,
+                "offset": frame.offset,
+                "fin": frame.fin,
+                "raw": {"length": len(frame.data)},
+            }
+        case f.Ack():
+            ranges = [[low] if low == high else [low, high] for low, high in reversed(frame.ranges)]
+            out: dict[str, Any] = {
+                "frame_type": "ack",
+                "ack_delay": frame.ack_delay * (1 << ack_delay_exponent) / 1000,
+                "acked_ranges": ranges,
+            }
+            if frame.ecn is not None:
+                out["ect0"], out["ect1"], out["ce"] = frame.ecn
+            return out
+        case f.Crypto():
+            return {"frame_type": "crypto", "offset": frame.offset, "raw": {"length": len(frame.data)}}
+        case f.Padding():
+            return {"frame_type": "padding", "raw": {"payload_length": frame.length}}
+        case f.Ping():
+            return {"frame_type": "ping"}
+        case f.MaxData():
+            return {"frame_type": "max_data", "maximum": frame.maximum}
+        case f.MaxStreamData():
+            return {"frame_type": "max_stream_data", "stream_id": frame.stream_id, "maximum": frame.maximum}
+        case f.ConnectionClose():
+            return _connection_close(frame)
+        case f.Datagram():
+            return {"frame_type": "datagram", "raw": {"length": len(frame.data)}}
+    return _rare_frame(frame)
+
+
+def _connection_close(frame: f.ConnectionClose) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "frame_type": "connection_close",
+        "error_space": "application" if frame.application else "transport",
+        "reason": frame.reason.decode("utf-8", "replace"),
+    }
+    if frame.application:
+        out.update(error="unknown", error_code=frame.error_code)
+    elif 0x100 <= frame.error_code <= 0x1FF:
+        out["error"] = f"crypto_error_{frame.error_code:#05x}"
+    else:
+        try:
+            out["error"] = TransportErrorCode(frame.error_code).name.lower()
+        except ValueError:
+            out.update(error="unknown", error_code=frame.error_code)
+        out["trigger_frame_type"] = frame.frame_type
+    return out
+
+
+def _rare_frame(frame: f.Frame) -> dict[str, Any]:
+    match frame:
+        case f.ResetStream():
+            return {
+                "frame_type": "reset_stream",
+                "stream_id": frame.stream_id,
+                "error": "unknown",
+                "error_code": frame.error_code,
+                "final_size": frame.final_size,
+            }
+        case f.StopSending():
+            return {
+                "frame_type": "stop_sending",
+                "stream_id": frame.stream_id,
+                "error": "unknown",
+                "error_code": frame.error_code,
+            }
+        case f.NewToken():
+            return {"frame_type": "new_token", "token": {"raw": {"length": len(frame.token)}}}
+        case f.MaxStreams():
+            kind = "bidirectional" if frame.bidirectional else "unidirectional"
+            return {"frame_type": "max_streams", "stream_type": kind, "maximum": frame.maximum}
+        case f.DataBlocked():
+            return {"frame_type": "data_blocked", "limit": frame.limit}
+        case f.StreamDataBlocked():
+            return {"frame_type": "stream_data_blocked", "stream_id": frame.stream_id, "limit": frame.limit}
+        case f.StreamsBlocked():
+            kind = "bidirectional" if frame.bidirectional else "unidirectional"
+            return {"frame_type": "streams_blocked", "stream_type": kind, "limit": frame.limit}
+        case f.NewConnectionId():
+            return {
+                "frame_type": "new_connection_id",
+                "sequence_number": frame.sequence,
+                "retire_prior_to": frame.retire_prior_to,
+                "connection_id": frame.connection_id.hex(),
+                "stateless_reset_token": frame.stateless_reset_token.hex(),
+            }
+        case f.RetireConnectionId():
+            return {"frame_type": "retire_connection_id", "sequence_number": frame.sequence}
+        case f.PathChallenge():
+            return {"frame_type": "path_challenge", "data": frame.data.hex()}
+        case f.PathResponse():
+            return {"frame_type": "path_response", "data": frame.data.hex()}
+        case f.HandshakeDone():
+            return {"frame_type": "handshake_done"}
+    return {"frame_type": "unknown", "frame_type_bytes": 0}
+
+
+def parameters_to_qlog(params: TransportParameters) -> dict[str, Any]:
+    """Transport parameters as ``quic:parameters_set`` fields (quic-events §5.3)."""
+    out: dict[str, Any] = {
+        "max_idle_timeout": params.max_idle_timeout,
+        "max_udp_payload_size": params.max_udp_payload_size,
+        "ack_delay_exponent": params.ack_delay_exponent,
+        "max_ack_delay": params.max_ack_delay,
+        "active_connection_id_limit": params.active_connection_id_limit,
+        "initial_max_data": params.initial_max_data,
+        "initial_max_stream_data_bidi_local": params.initial_max_stream_data_bidi_local,
+        "initial_max_stream_data_bidi_remote": params.initial_max_stream_data_bidi_remote,
+        "initial_max_stream_data_uni": params.initial_max_stream_data_uni,
+        "initial_max_streams_bidi": params.initial_max_streams_bidi,
+        "initial_max_streams_uni": params.initial_max_streams_uni,
+        "disable_active_migration": params.disable_active_migration,
+    }
+    for name in (
+        "original_destination_connection_id",
+        "initial_source_connection_id",
+        "retry_source_connection_id",
+        "stateless_reset_token",
+    ):
+        value = getattr(params, name)
+        if value is not None:
+            out[name] = value.hex()
+    if params.max_datagram_frame_size is not None:
+        out["max_datagram_frame_size"] = params.max_datagram_frame_size
+    return out
+
+
+def connection_state_name(state_value: str, handshake_confirmed: bool) -> str:
+    """Our lifecycle state as a qlog ``ConnectionState`` (quic-events §4.6)."""
+    if state_value == "handshake":
+        return "attempted"
+    if state_value == "established":
+        return "handshake_confirmed" if handshake_confirmed else "handshake_complete"
+    return state_value  # closing, draining, closed
+
+
+class NullQlog:
+    """The qlog of a connection that logs nothing: every hook is a no-op.
+
+    :class:`QlogTrace` overrides each hook; the connection calls them unconditionally.
+    """
+
+    def start(
+        self, original_dcid: bytes, local: TransportParameters, max_datagram_size: int, now: float
+    ) -> None:
+        """The connection's identity is known (its original DCID): open the log."""
+
+    def builder(self, max_size: int, now: float) -> DatagramBuilder:
+        """A datagram builder; :class:`QlogTrace` returns one that remembers the frames written."""
+        return DatagramBuilder(max_size, now)
+
+    def packets_sent(self, builder: DatagramBuilder, now: float) -> None:
+        """The packets of a finished datagram were sent."""
+
+    def packet_received(
+        self,
+        packet_type: PacketType | None,
+        packet_number: int,
+        payload: bytes | memoryview,
+        size: int,
+        now: float,
+    ) -> None:
+        """An authenticated packet arrived (``payload`` is its plaintext)."""
+
+    def parameters_set(self, initiator: str, params: TransportParameters, now: float) -> None:
+        """Transport parameters of ``initiator`` ("local" or "remote") are known."""
+
+    def observe(self, congestion: CongestionController) -> CongestionController:
+        """The controller loss recovery should drive (a logging proxy, or ``congestion`` itself)."""
+        return congestion
+
+    def sync(
+        self,
+        now: float,
+        state: str,
+        handshake_confirmed: bool,
+        recovery: LossRecovery,
+        pacer: Pacer,
+    ) -> None:
+        """After an input or output: log what changed (state, metrics) and flush."""
+
+
+def packet_header(packet_type: str, packet_number: int) -> dict[str, Any]:
+    """A minimal qlog ``PacketHeader`` (quic-events §8.8)."""
+    return {"packet_type": packet_type, "packet_number": packet_number}
+
+
+def packet_type_name(packet_type: PacketType | None) -> str:
+    """The qlog name of a packet type."""
+    return "unknown" if packet_type is None else _PACKET_TYPE_NAMES[packet_type]
+
+
+def sent_packet_type(packet: SentPacket) -> str:
+    """The qlog packet type of a sent packet record (Application packets are logged as 1-RTT)."""
+    return _SPACE_TYPE_NAMES.get(packet.space, "1RTT")
+
+
+def rtt_metrics(rtt: RttEstimator) -> dict[str, float]:
+    """RTT fields of ``recovery_metrics_updated``, in milliseconds (empty before the first sample)."""
+    if not rtt.has_sample:
+        return {}
+    return {
+        "min_rtt": round(rtt.min_rtt * 1000, 3),
+        "smoothed_rtt": round(rtt.smoothed_rtt * 1000, 3),
+        "latest_rtt": round(rtt.latest_rtt * 1000, 3),
+        "rtt_variance": round(rtt.rttvar * 1000, 3),
+    }
+
+
+def recovery_parameters(max_datagram_size: int, initial_window: int) -> dict[str, Any]:
+    """``quic:recovery_parameters_set`` fields (quic-events §7.1, RFC 9002 Appendix A.2, B.2)."""
+    return {
+        "reordering_threshold": K_PACKET_THRESHOLD,
+        "time_threshold": K_TIME_THRESHOLD,
+        "timer_granularity": round(K_GRANULARITY * 1000),
+        "max_datagram_size": max_datagram_size,
+        "initial_congestion_window": initial_window,
+        "minimum_congestion_window": 2 * max_datagram_size,
+        "persistent_congestion_threshold": K_PERSISTENT_CONGESTION_THRESHOLD,
+    }
+
+
+class SeqWriter:
+    """Writes JSON Text Sequence records (RFC 7464) to a file, buffering until :meth:`flush`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        self._pending: list[str] = []
+
+    def record(self, value: dict[str, Any]) -> None:
+        """Queue one record: RS, compact JSON, LF."""
+        self._pending.append(RECORD_SEPARATOR + json.dumps(value, separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        """Write the queued records (opening the file on first use)."""
+        if not self._pending:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8")
+        self._file.write("".join(self._pending))
+        self._file.flush()
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None

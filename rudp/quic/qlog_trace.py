@@ -1,0 +1,352 @@
+"""The qlog writer of one connection: :class:`QlogTrace` and its two observers.
+
+Owns the trace's event stream (see :mod:`rudp.quic.qlog` for the format, the null object and the
+value conversions), a :class:`~rudp.quic.packetizer.DatagramBuilder` that remembers the frames of each
+packet so ``packet_sent`` can list them, and a congestion-controller proxy through which loss recovery's
+signals become ``packet_lost`` and ``congestion_state_updated`` events. Only connections with
+``Config.qlog_dir`` set ever build these (:func:`open_qlog`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rudp.codec.codes import PacketType
+from rudp.codec.frame_codec import parse_frames
+from rudp.codec.frames import Frame
+from rudp.quic.delivery import DeliveryHandler
+from rudp.quic.packetizer import DatagramBuilder
+from rudp.quic.qlog import (
+    EVENT_SCHEMA,
+    FILE_SCHEMA,
+    NullQlog,
+    SeqWriter,
+    connection_state_name,
+    frame_to_qlog,
+    packet_header,
+    packet_type_name,
+    parameters_to_qlog,
+    recovery_parameters,
+    rtt_metrics,
+    sent_packet_type,
+)
+from rudp.quic.sent import PacketSpace, SentPacket
+
+if TYPE_CHECKING:
+    from rudp.codec.transport_params import TransportParameters
+    from rudp.config import Config
+    from rudp.crypto.protection import PacketProtection
+    from rudp.quic.congestion.base import CongestionController
+    from rudp.quic.pacing import Pacer
+    from rudp.quic.recovery import LossRecovery
+    from rudp.quic.rtt import RttEstimator
+
+
+def open_qlog(config: Config, *, is_client: bool) -> NullQlog:
+    """The qlog for a new connection: a :class:`QlogTrace` if ``config.qlog_dir`` is set."""
+    if config.qlog_dir is None:
+        return NullQlog()
+    return QlogTrace(Path(config.qlog_dir), is_client=is_client, ack_delay_exponent=config.ack_delay_exponent)
+
+
+class RecordingBuilder(DatagramBuilder):
+    """A datagram builder that keeps each packet's frames and qlog packet type."""
+
+    def __init__(self, max_size: int, now: float) -> None:
+        super().__init__(max_size, now)
+        self.records: list[tuple[SentPacket, str, list[Frame]]] = []
+        self._open_type = "1RTT"
+        self._open_frames: list[Frame] = []
+
+    def start_packet(
+        self,
+        *,
+        space: PacketSpace,
+        protection: PacketProtection,
+        first_byte: int,
+        prefix: bytes,
+        is_long: bool,
+        packet_number: int,
+        largest_acked: int | None,
+    ) -> bool:
+        """Open a packet (see :meth:`DatagramBuilder.start_packet`) and start its frame list."""
+        if not is_long:
+            self._open_type = "1RTT"
+        else:
+            self._open_type = {PacketSpace.INITIAL: "initial", PacketSpace.HANDSHAKE: "handshake"}.get(
+                space, "0RTT"
+            )
+        self._open_frames = []
+        return super().start_packet(
+            space=space,
+            protection=protection,
+            first_byte=first_byte,
+            prefix=prefix,
+            is_long=is_long,
+            packet_number=packet_number,
+            largest_acked=largest_acked,
+        )
+
+    def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
+        """Write and remember a frame."""
+        super().push_frame(frame, handler)
+        self._open_frames.append(frame)
+
+    def end_packet(self) -> SentPacket | None:
+        """Close the packet and keep its record if it was not empty."""
+        sent = super().end_packet()
+        if sent is not None:
+            self.records.append((sent, self._open_type, self._open_frames))
+        return sent
+
+
+class LoggedController:
+    """A congestion controller proxy that logs what loss recovery tells the controller."""
+
+    def __init__(self, inner: CongestionController, trace: QlogTrace) -> None:
+        self.inner = inner
+        self.trace = trace
+        self._recovery_start_at: float | None = None
+
+    @property
+    def congestion_window(self) -> int:
+        """The wrapped controller's window."""
+        return self.inner.congestion_window
+
+    def on_packet_sent(self, packet: SentPacket, now: float) -> None:
+        """Forwarded."""
+        self.inner.on_packet_sent(packet, now)
+
+    def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
+        """Forwarded; a recovery period ends with the first packet acknowledged that was sent after it."""
+        self.inner.on_packets_acked(packets, now, rtt)
+        start = self._recovery_start_at
+        if start is not None and packets and packets[-1].sent_at > start:
+            self._recovery_start_at = None
+        self.trace.congestion_state(now, self._state(), None)
+
+    def on_packets_lost(self, packets: list[SentPacket], now: float) -> None:
+        """Log each lost packet, then forward."""
+        for packet in packets:
+            self.trace.packet_lost(packet, now)
+        before = self.inner.congestion_window
+        self.inner.on_packets_lost(packets, now)
+        if self.inner.congestion_window < before:
+            self._recovery_start_at = now
+        self.trace.congestion_state(now, self._state(), "loss")
+
+    def on_persistent_congestion(self, now: float) -> None:
+        """Forwarded."""
+        self.inner.on_persistent_congestion(now)
+        self.trace.congestion_state(now, self._state(), "persistent_congestion")
+
+    def on_ecn_ce(self, count: int, now: float) -> None:
+        """Forwarded."""
+        self.inner.on_ecn_ce(count, now)
+        self.trace.congestion_state(now, self._state(), "ecn")
+
+    def on_path_change(self, now: float) -> None:
+        """Forwarded."""
+        self.inner.on_path_change(now)
+
+    def can_send(self, bytes_in_flight: int) -> bool:
+        """Forwarded."""
+        return self.inner.can_send(bytes_in_flight)
+
+    def pacing_rate(self, rtt: RttEstimator) -> float | None:
+        """Forwarded."""
+        return self.inner.pacing_rate(rtt)
+
+    def metrics(self) -> dict[str, float]:
+        """Forwarded."""
+        return self.inner.metrics()
+
+    def _state(self) -> str:
+        # A controller may name its own states (``congestion_state``, e.g. CUBIC's); otherwise the
+        # RFC 9002 states are derived from the window, ssthresh and the last reduction.
+        named = getattr(self.inner, "congestion_state", None)
+        if isinstance(named, str):
+            return named
+        if self._recovery_start_at is not None:
+            return "recovery"
+        metrics = self.inner.metrics()
+        ssthresh = metrics.get("ssthresh")
+        if ssthresh is None or self.inner.congestion_window < ssthresh:
+            return "slow_start"
+        return "congestion_avoidance"
+
+
+class QlogTrace(NullQlog):
+    """Writes one connection's qlog as JSON-SEQ (QlogFileSeq, qlog main schema §5)."""
+
+    def __init__(self, directory: Path, *, is_client: bool, ack_delay_exponent: int = 3) -> None:
+        self.directory = directory
+        self.is_client = is_client
+        self.path: Path | None = None
+        self._writer: SeqWriter | None = None
+        self._local_exponent = ack_delay_exponent
+        self._peer_exponent = 3
+        self._congestion_state: str | None = None
+        self._connection_state: str | None = None
+        self._metrics: dict[str, float] = {}
+        self._early: list[dict[str, Any]] = []
+        self._initial_window = 0
+
+    def _event(self, now: float, name: str, data: dict[str, Any]) -> None:
+        record = {"time": round(now * 1000, 3), "name": name, "data": data}
+        if self._writer is None:
+            self._early.append(record)
+        else:
+            self._writer.record(record)
+
+    # -- hooks ----------------------------------------------------------------------------------------------
+
+    def start(
+        self, original_dcid: bytes, local: TransportParameters, max_datagram_size: int, now: float
+    ) -> None:
+        """Open ``<dir>/<odcid hex>_<role>.sqlog``; write the header and the local parameters."""
+        role = "client" if self.is_client else "server"
+        self.path = self.directory / f"{original_dcid.hex()}_{role}.sqlog"
+        self._writer = SeqWriter(self.path)
+        self._writer.record(
+            {
+                "file_schema": FILE_SCHEMA,
+                "serialization_format": "application/qlog+json-seq",
+                "title": f"rudp {role} {original_dcid.hex()}",
+                "trace": {
+                    "common_fields": {
+                        "group_id": original_dcid.hex(),
+                        "time_format": "relative_to_epoch",
+                        "reference_time": {"clock_type": "monotonic", "epoch": "unknown"},
+                    },
+                    "vantage_point": {"name": "rudp", "type": role},
+                    "event_schemas": [EVENT_SCHEMA],
+                },
+            }
+        )
+        for record in self._early:
+            self._writer.record(record)
+        self._early.clear()
+        self.parameters_set("local", local, now)
+        self._event(
+            now, "quic:recovery_parameters_set", recovery_parameters(max_datagram_size, self._initial_window)
+        )
+
+    def builder(self, max_size: int, now: float) -> DatagramBuilder:
+        """A :class:`RecordingBuilder`."""
+        return RecordingBuilder(max_size, now)
+
+    def packets_sent(self, builder: DatagramBuilder, now: float) -> None:
+        """One ``quic:packet_sent`` per packet of the datagram, with its frames."""
+        if not isinstance(builder, RecordingBuilder):
+            return
+        exponent = self._local_exponent
+        for sent, packet_type, frames in builder.records:
+            self._event(
+                now,
+                "quic:packet_sent",
+                {
+                    "header": packet_header(packet_type, sent.packet_number),
+                    "frames": [frame_to_qlog(frame, exponent) for frame in frames],
+                    "raw": {"length": sent.size_bytes},
+                },
+            )
+
+    def packet_received(
+        self,
+        packet_type: PacketType | None,
+        packet_number: int,
+        payload: bytes | memoryview,
+        size: int,
+        now: float,
+    ) -> None:
+        """``quic:packet_received`` with the frames decoded again from the plaintext."""
+        exponent = self._peer_exponent
+        frames = [frame_to_qlog(frame, exponent) for _, frame in parse_frames(payload)]
+        self._event(
+            now,
+            "quic:packet_received",
+            {
+                "header": packet_header(packet_type_name(packet_type), packet_number),
+                "frames": frames,
+                "raw": {"length": size},
+            },
+        )
+
+    def parameters_set(self, initiator: str, params: TransportParameters, now: float) -> None:
+        """``quic:parameters_set`` for one side."""
+        if initiator == "remote":
+            self._peer_exponent = params.ack_delay_exponent
+        self._event(now, "quic:parameters_set", {"initiator": initiator, **parameters_to_qlog(params)})
+
+    def observe(self, congestion: CongestionController) -> CongestionController:
+        """A :class:`LoggedController` around ``congestion``."""
+        self._initial_window = congestion.congestion_window
+        return LoggedController(congestion, self)
+
+    def packet_lost(self, packet: SentPacket, now: float) -> None:
+        """``quic:packet_lost``."""
+        self._event(
+            now,
+            "quic:packet_lost",
+            {"header": packet_header(sent_packet_type(packet), packet.packet_number)},
+        )
+
+    def congestion_state(self, now: float, state: str, trigger: str | None) -> None:
+        """``quic:congestion_state_updated`` when the state differs from the last one logged."""
+        old = self._congestion_state
+        if state == old:
+            return
+        self._congestion_state = state
+        data: dict[str, Any] = {"new": state}
+        if old is not None:
+            data["old"] = old
+        if trigger is not None:
+            data["trigger"] = trigger
+        self._event(now, "quic:congestion_state_updated", data)
+
+    def sync(
+        self,
+        now: float,
+        state: str,
+        handshake_confirmed: bool,
+        recovery: LossRecovery,
+        pacer: Pacer,
+    ) -> None:
+        """Log connection state and recovery metrics that changed, then flush the file."""
+        name = connection_state_name(state, handshake_confirmed)
+        if name != self._connection_state:
+            data = (
+                {"new": name}
+                if self._connection_state is None
+                else {"old": self._connection_state, "new": name}
+            )
+            self._connection_state = name
+            self._event(now, "quic:connection_state_updated", data)
+        self._log_metrics(now, recovery, pacer)
+        writer = self._writer
+        if writer is not None:
+            if name == "closed":
+                writer.close()
+            else:
+                writer.flush()
+
+    def _log_metrics(self, now: float, recovery: LossRecovery, pacer: Pacer) -> None:
+        congestion = recovery.congestion
+        current: dict[str, float] = rtt_metrics(recovery.rtt)
+        current["pto_count"] = recovery.pto_count
+        current["congestion_window"] = congestion.congestion_window
+        current["bytes_in_flight"] = recovery.bytes_in_flight
+        ssthresh = congestion.metrics().get("ssthresh")
+        if ssthresh is not None:
+            current["ssthresh"] = int(ssthresh)
+        if math.isfinite(pacer.rate):
+            current["pacing_rate"] = int(pacer.rate * 8)
+        last = self._metrics
+        changed = {key: value for key, value in current.items() if last.get(key) != value}
+        if not changed:
+            return
+        last.update(changed)
+        self._event(now, "quic:recovery_metrics_updated", changed)

@@ -15,14 +15,31 @@ the core's budget.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 
 from rudp.aio.driver import ConnectionDriver
-from rudp.errors import ConnectionClosed, StreamReset, StreamStateError, StreamStopped
+from rudp.errors import ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
 from rudp.quic.streams.ids import can_receive, can_send
 
 DEFAULT_READUNTIL_LIMIT = 64 * 1024
 """Default ``limit`` of :meth:`Stream.readuntil` (bytes searched before giving up)."""
+
+
+def _abandoned(driver: ConnectionDriver, stream_id: int, loop: asyncio.AbstractEventLoop) -> None:
+    """The application dropped a stream: stop reading it (deferred, as GC may run inside the core)."""
+    if not loop.is_closed():
+        loop.call_soon(_stop_reading, driver, stream_id)
+
+
+def _stop_reading(driver: ConnectionDriver, stream_id: int) -> None:
+    core = driver.core
+    try:
+        if not core.is_closed and not core.stream_at_eof(stream_id):
+            core.stop_sending(stream_id, 0)
+            driver.after_command()
+    except RudpError:
+        pass  # the stream or the connection is already gone
 
 
 class Stream:
@@ -55,6 +72,9 @@ class Stream:
         self._peer_reset: int | None = None
         self._peer_stopped: int | None = None
         self._conn_error: ConnectionClosed | None = None
+        if self._readable_side:
+            # A stream dropped unread would pin its bytes in the core and leak connection credit.
+            weakref.finalize(self, _abandoned, driver, stream_id, asyncio.get_running_loop())
 
     # ------------------------------------------------------------------ properties
 

@@ -7,6 +7,8 @@ handshake and bulk tests also run on IPv6.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import os
 from collections.abc import Callable
@@ -293,7 +295,7 @@ async def test_cancelled_read_and_drain_leave_connection_usable(
         with pytest.raises(asyncio.CancelledError):
             await reader
         accept = asyncio.create_task(conn.accept_stream())
-        await asyncio.sleep(0)
+        await conn.ping()  # a round trip: the accept task is now blocked
         accept.cancel()
         stream.write(b"after cancel")
         stream.write_eof()
@@ -303,10 +305,49 @@ async def test_cancelled_read_and_drain_leave_connection_usable(
         other = await conn.open_stream()
         big = os.urandom(3_000_000)
         other.write(big)
+        assert other.buffered_bytes > 0  # more than the send buffer takes at once
         drain = asyncio.create_task(other.drain())
-        await asyncio.sleep(0)
+        await conn.ping()  # the drain task is now blocked
         drain.cancel()
         other.write_eof()
         echoed = await asyncio.wait_for(other.read(), 30)
         assert hashlib.sha256(echoed).digest() == hashlib.sha256(big).digest()
         assert await conn.ping() >= 0
+
+
+async def test_dropped_streams_do_not_leak_flow_control_credit(
+    transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    reply = os.urandom(100_000)
+
+    async def handler(conn: rudp.Connection) -> None:
+        async def answer(stream: rudp.Stream) -> None:
+            await stream.read()
+            with contextlib.suppress(rudp.StreamStopped):  # the client dropped the stream
+                stream.write(reply)
+                stream.write_eof()
+                await stream.drain()
+
+        async with asyncio.TaskGroup() as group:
+            async for stream in conn:
+                group.create_task(answer(stream))
+
+    async with (
+        running_server(handler, transport=transport, initial_max_data=256 * 1024) as server,
+        rudp.connect(
+            "127.0.0.1",
+            server.port,
+            config=client_config(initial_max_data=256 * 1024, max_connection_window=256 * 1024),
+            transport=transport,
+        ) as conn,
+    ):
+        for _ in range(30):  # 3 MB of replies nobody reads, through a 256 KiB connection window
+            stream = await conn.open_stream()
+            stream.write(b"request")
+            stream.write_eof()
+            del stream
+            gc.collect()
+            await conn.ping()
+        last = await conn.open_stream()
+        last.write_eof()
+        assert await asyncio.wait_for(last.read(), WAIT) == reply

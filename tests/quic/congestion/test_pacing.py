@@ -1,0 +1,50 @@
+"""The pacer on the simulated link: bursts stay within the allowance with pacing on, not with it off."""
+
+from __future__ import annotations
+
+from rudp.quic.pacing import K_PACING_GAIN, MAX_BURST_PACKETS
+from rudp.testing import LinkConfig
+from rudp.testing.certs import TestPki
+from tests.support.sim import Sim, make_sim
+
+MDS = 1350
+
+
+def _transfer(pki: TestPki, *, pacing: bool, congestion: str = "newreno") -> tuple[Sim, int, float]:
+    sim = make_sim(pki, link=LinkConfig(delay=0.02), client={"pacing": pacing, "congestion": congestion})
+    sim.handshake()
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, bytes(2_000_000))
+    max_cwnd, min_srtt = 0, 1.0
+
+    def watch() -> bool:
+        nonlocal max_cwnd, min_srtt
+        stats = sim.conn.stats
+        max_cwnd = max(max_cwnd, stats.congestion_window)
+        min_srtt = min(min_srtt, stats.smoothed_rtt)
+        return stream_id in sim.server.finished
+
+    assert sim.pair.drive(until=watch, max_time=30)
+    assert len(sim.server.streams[stream_id]) == 2_000_000
+    return sim, max_cwnd, min_srtt
+
+
+def test_paced_bursts_stay_within_the_allowance(pki: TestPki) -> None:
+    sim, max_cwnd, min_srtt = _transfer(pki, pacing=True)
+    max_rate = K_PACING_GAIN * max_cwnd / min_srtt  # bytes/s: the fastest the pacer ever ran
+    burst = MAX_BURST_PACKETS * MDS
+    for window in (1e-6, 1e-4, 1e-3, 5e-3):
+        # A bucket of at most `burst` bytes, refilled at no more than `max_rate`, plus one datagram
+        # of rounding and the few small ACK-only datagrams, which are not paced.
+        allowance = burst + max_rate * window + MDS + 200
+        assert sim.pair.c2s.max_burst_bytes(window) <= allowance, window
+    assert sim.pair.c2s.max_burst_bytes(1e-6) <= burst + 200
+
+
+def test_unpaced_bursts_are_larger(pki: TestPki) -> None:
+    paced, _, _ = _transfer(pki, pacing=True)
+    unpaced, _, _ = _transfer(pki, pacing=False)
+    for window in (1e-6, 1e-3):
+        assert unpaced.pair.c2s.max_burst_bytes(window) > 3 * paced.pair.c2s.max_burst_bytes(window)
+    # Pacing spreads the same data over more sending instants but costs little time.
+    assert paced.clock.now - unpaced.clock.now < 0.2

@@ -65,8 +65,12 @@ class SendMixin(HandshakeMixin):
             if allowance < MIN_INITIAL_SIZE:
                 return b""
             size = min(size, allowance)
+        probing = bool(self._probes)
+        pending = self._has_paced_data()
+        blocked = not probing and (not pending or not self._may_send_new(size, now))
+        if blocked and not probing and not self._any_ack_needed(now):
+            return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
-        blocked = not self._probes and not self._may_send_new(size, now)
         pad = False
         wrote_handshake = False
         for level in SEND_ORDER:
@@ -127,8 +131,8 @@ class SendMixin(HandshakeMixin):
             return False
         if self._pacer.allows(now, size, self._congestion, self._rtt):
             return True
-        # Arm Timer.PACING only when something is waiting, so an idle connection does not wake up.
-        self._pacing_blocked = self._pacing_blocked or self._has_paced_data()
+        # Arm Timer.PACING (only called when something is waiting, so an idle connection sleeps).
+        self._pacing_blocked = True
         return False
 
     def _has_paced_data(self) -> bool:
@@ -138,6 +142,9 @@ class SendMixin(HandshakeMixin):
             or self._application_control_pending()
             or any(buffer.has_data_to_send() for buffer in self._crypto_send.values())
         )
+
+    def _any_ack_needed(self, now: float) -> bool:
+        return any(tracker.ack_needed(now) for tracker in self._ack_trackers.values())
 
     def _has_one_rtt_keys(self) -> bool:
         return EncryptionLevel.APPLICATION in self._keys.write

@@ -62,6 +62,8 @@ class SentPackets:
     """
 
     __slots__ = (
+        "_covered",
+        "_holes",
         "ack_eliciting_in_flight",
         "acked",
         "discarded",
@@ -86,6 +88,13 @@ class SentPackets:
         self.ecn_ce = 0
         """Largest ECN-CE count the peer reported in this space."""
         self.discarded = False
+        self._covered = -1
+        """Every packet number up to this one was acknowledged, declared lost, or is in ``_holes``."""
+        self._holes: list[int] = []
+        """Outstanding packet numbers at or below ``_covered``, ascending: the only loss candidates.
+
+        Keeping them apart means no ACK or loss check ever walks the whole ``packets`` dict (whose
+        iteration also crosses the slots of every packet removed since its last resize)."""
 
     def add(self, packet: SentPacket) -> None:
         """Record a sent packet (its number must exceed every earlier one)."""
@@ -102,34 +111,42 @@ class SentPackets:
     def remove_acked(self, ranges: tuple[AckRange, ...]) -> list[SentPacket]:
         """Pop the packets ``ranges`` (descending, inclusive) acknowledge, in ascending order.
 
-        Small ACKs look each number up; large ones (the usual cumulative case) make one merge walk
-        over the outstanding packets up to the largest acknowledged, so no range costs a full scan.
+        Costs O(late-acknowledged holes + packet numbers newly covered by the ACK): each packet number
+        is walked once in its life, whatever the number of packets in flight.
         """
         sent = self.packets
         out: list[SentPacket] = []
-        if not sent:
-            return out
-        ascending = ranges[::-1]
-        if sum(high - low + 1 for low, high in ranges) <= len(sent):
-            for low, high in ascending:
-                for number in range(low, high + 1):
+        if self._holes:
+            keep: list[int] = []
+            for number in self._holes:
+                if any(low <= number <= high for low, high in ranges):
                     packet = sent.pop(number, None)
                     if packet is not None:
                         out.append(packet)
-        else:
-            numbers: list[int] = []
-            index, count = 0, len(ascending)
-            for number in sent:
-                while index < count and ascending[index][1] < number:
-                    index += 1
-                if index == count:
-                    break
-                if number >= ascending[index][0]:
-                    numbers.append(number)
-            out = [sent.pop(number) for number in numbers]
+                elif number in sent:
+                    keep.append(number)
+            self._holes = keep
+        covered = self._covered
+        if ranges[0][1] > covered:
+            holes = self._holes
+            for low, high in reversed(ranges):
+                if high <= covered:
+                    continue
+                start = max(low, covered + 1)
+                for number in range(covered + 1, start):  # a gap: still outstanding, maybe lost
+                    if number in sent:
+                        holes.append(number)
+                for number in range(start, high + 1):
+                    packet = sent.pop(number, None)
+                    if packet is not None:
+                        out.append(packet)
+                covered = high
+            self._covered = covered
+        acked = self.acked
         for packet in out:
-            self.acked.add(packet.packet_number)
-            self._forget(packet)
+            acked.add(packet.packet_number)
+            if packet.in_flight and packet.ack_eliciting:
+                self.ack_eliciting_in_flight -= 1
         return out
 
     def remove_lost(self, now: float, loss_delay: float, packet_threshold: int) -> list[SentPacket]:
@@ -144,18 +161,22 @@ class SentPackets:
         if largest_acked is None:
             return []
         lost: list[SentPacket] = []
-        for number, packet in self.packets.items():
-            if number > largest_acked:
-                break
+        keep: list[int] = []
+        sent = self.packets
+        for number in self._holes:
+            packet = sent.get(number)
+            if packet is None:
+                continue
             deadline = packet.sent_at + loss_delay
             if deadline <= now or largest_acked >= number + packet_threshold:
                 lost.append(packet)
+                del sent[number]
+                self._forget(packet)
                 continue
+            keep.append(number)
             if self.loss_time is None or deadline < self.loss_time:
                 self.loss_time = deadline
-        for packet in lost:
-            del self.packets[packet.packet_number]
-            self._forget(packet)
+        self._holes = keep
         return lost
 
     def acked_between(self, low: int, high: int) -> bool:
@@ -166,15 +187,14 @@ class SentPackets:
 
     def trim_acked(self) -> None:
         """Forget acknowledged numbers below the oldest outstanding packet (bounded memory)."""
-        floor = next(iter(self.packets), None)
-        if floor is None:
-            floor = (self.largest_sent if self.largest_sent is not None else -1) + 1
+        floor = self._holes[0] if self._holes else self._covered + 1
         self.acked.trim_below(floor)
 
     def drain(self) -> list[SentPacket]:
         """Forget every outstanding packet and its timers; returns them. Numbering continues."""
         dropped = list(self.packets.values())
         self.packets.clear()
+        self._holes = []
         self.ack_eliciting_in_flight = 0
         self.loss_time = None
         self.last_ack_eliciting_at = None

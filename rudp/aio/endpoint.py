@@ -23,6 +23,9 @@ from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.tls.config import TlsConfig
 
+RECEIVE_BATCH = 64
+"""Datagrams read from the socket per readiness event before answering them all at once."""
+
 SOCKET_BUFFER_BYTES = 4 << 20
 """SO_RCVBUF / SO_SNDBUF asked for: loopback bursts overflow the default buffers."""
 
@@ -69,6 +72,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._timer_at: float | None = None
         self._flush_scheduled = False
         self._closed = asyncio.Event()
+        self._sock: socket.socket | None = None  # our own handle on the socket, to drain it in batches
 
     # ------------------------------------------------------------------ creation
 
@@ -107,6 +111,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         except BaseException:
             sock.close()
             raise
+        endpoint._sock = sock
         return endpoint
 
     @classmethod
@@ -119,7 +124,16 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         endpoint = cls(config)
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in remote_addr[0] else socket.AF_INET
-        await loop.create_datagram_endpoint(lambda: endpoint, remote_addr=remote_addr, family=family)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            _tune_socket(sock)
+            sock.setblocking(False)
+            sock.connect(remote_addr)
+            await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        endpoint._sock = sock
         endpoint._connected_to = remote_addr
         return endpoint
 
@@ -167,11 +181,31 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         _tune_socket(transport.get_extra_info("socket"))
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        """Route a datagram to its connection (or create one), then flush."""
-        new = self.quic.receive_datagram(data, normalize_address(addr), self._loop.time())
+        """Route a datagram, and every other one already queued in the socket, then flush once.
+
+        asyncio hands over one datagram per loop iteration; draining the socket here (up to
+        :data:`RECEIVE_BATCH`) lets one flush answer a whole burst: one ACK for many packets, one
+        transmission round for many ACKs.
+        """
+        now = self._loop.time()
+        self._receive(data, addr, now)
+        sock = self._sock
+        if sock is not None:
+            for _ in range(RECEIVE_BATCH - 1):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    self.error_received(exc)
+                    break
+                self._receive(data, addr, now)
+        self.flush()
+
+    def _receive(self, data: bytes, addr: tuple[str | object, ...], now: float) -> None:
+        new = self.quic.receive_datagram(data, normalize_address(addr), now)
         if new is not None:
             self._adopt(new, is_client=False)
-        self.flush()
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors: a refused client handshake fails at once instead of timing out."""

@@ -71,6 +71,11 @@ class Config:
     """Largest DATAGRAM frame we accept when ``datagrams`` is on."""
     max_datagram_size: int = 1350
     """Largest UDP payload we send (never above the peer's max_udp_payload_size)."""
+    pmtu_discovery: bool = True
+    """Probe for larger datagrams once connected (DPLPMTUD, RFC 9000 §14.3): loopback and jumbo-frame
+    paths then carry far fewer, larger packets. Sent with Don't Fragment set, so no IP fragmentation."""
+    max_pmtu: int = 16384
+    """The largest datagram PMTU discovery may try (also bounded by the peer's max_udp_payload_size)."""
     connection_id_length: int = 8
     """Length of the connection IDs we issue (0..20)."""
     pacing: bool = True
@@ -111,6 +116,8 @@ class Config:
             raise ConfigError("connection_id_length must be 0..20")
         if not 1200 <= self.max_datagram_size <= 65527:
             raise ConfigError("max_datagram_size must be 1200..65527")
+        if not self.max_datagram_size <= self.max_pmtu <= 65527:
+            raise ConfigError("max_pmtu must be between max_datagram_size and 65527")
         if self.idle_timeout < 0:
             raise ConfigError("idle_timeout must be >= 0")
         if self.keepalive_interval is not None and self.keepalive_interval <= 0:

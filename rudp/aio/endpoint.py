@@ -37,6 +37,13 @@ def normalize_address(addr: tuple[object, ...]) -> Address:
     return (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
 
 
+# Linux values (the socket module does not name them): set Don't Fragment and ignore the kernel's
+# path-MTU cache, as DPLPMTUD wants (RFC 9000 §14, RFC 8899 §3): QUIC never relies on IP fragmentation.
+_IP_MTU_DISCOVER = 10
+_IPV6_MTU_DISCOVER = 23
+_PMTUDISC_PROBE = 3
+
+
 def _tune_socket(sock: socket.socket | None) -> None:
     if sock is None:
         return
@@ -45,6 +52,14 @@ def _tune_socket(sock: socket.socket | None) -> None:
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         except OSError:  # a capped or unsupported option only costs drops under bursts
             _log.debug("could not set socket buffer option %s", option)
+    levels = [(socket.IPPROTO_IP, _IP_MTU_DISCOVER)]
+    if sock.family == socket.AF_INET6:
+        levels.append((socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER))
+    for level, option in levels:
+        try:
+            sock.setsockopt(level, option, _PMTUDISC_PROBE)
+        except OSError:  # not Linux: large probes may then be fragmented or refused; both are safe
+            _log.debug("could not set Don't Fragment (level %s)", level)
 
 
 class UdpEndpoint(asyncio.DatagramProtocol):

@@ -26,6 +26,9 @@ from rudp.quic.timers import Timer
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel
 
+BLACK_HOLE_PTO_COUNT = 2
+"""Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
+
 
 class QuicConnection(ReceiveMixin, SendMixin):
     """One QUIC connection, client or server, as a pure state machine.
@@ -345,6 +348,15 @@ class QuicConnection(ReceiveMixin, SendMixin):
             space, level = PacketSpace.HANDSHAKE, EncryptionLevel.HANDSHAKE
             if level not in self._keys.write:
                 return
+        if (
+            space is PacketSpace.APPLICATION
+            and self._recovery.pto_count >= BLACK_HOLE_PTO_COUNT
+            and self._max_datagram_size > self._base_datagram_size
+        ):
+            # RFC 8899 §4.3: consecutive PTOs with large packets may mean the path no longer carries
+            # them; probe (and continue) with base-size packets, and search again later.
+            self._pmtud.on_black_hole(self._base_datagram_size)
+            self._set_datagram_size(self._base_datagram_size)
         self._probes[space] = request.count
         if level is not None:
             # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
@@ -378,6 +390,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             send_buffered_bytes=self._streams.send_buffered_bytes,
             recv_buffered_bytes=self._streams.recv_buffered_bytes,
             persistent_congestion_count=recovery.persistent_congestion_count,
+            max_datagram_size=self._max_datagram_size,
         )
 
     def _collect_subsystem_events(self) -> None:

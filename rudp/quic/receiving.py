@@ -232,6 +232,12 @@ class ReceiveMixin(HandshakeMixin):
         if space is PacketSpace.APPLICATION and self._peer_params is not None:
             ack_delay = frame.ack_delay * (1 << self._peer_params.ack_delay_exponent) / 1e6
         acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
+        if self._recovery.persistent_congestion_count != self._persistent_congestion_seen:
+            self._persistent_congestion_seen = self._recovery.persistent_congestion_count
+            if self._max_datagram_size > self._base_datagram_size:
+                # RFC 8899 §4.3: persistent loss at a probed size may be a PMTU black hole.
+                self._pmtud.on_black_hole(self._base_datagram_size)
+                self._set_datagram_size(self._base_datagram_size)
         if not acked:
             return
         largest = self._largest_acked[space]

@@ -127,6 +127,11 @@ class LossRecovery:
         """True if the peer has certainly validated our address (always true for servers)."""
         return self._peer_validated
 
+    @property
+    def persistent_congestion_count(self) -> int:
+        """Times persistent congestion was established so far."""
+        return self._persistent_congestions
+
     def set_handshake_confirmed(self) -> None:
         """The handshake is confirmed (RFC 9001 §4.1.2): Application PTOs and ack-delay capping begin."""
         self._handshake_confirmed = True
@@ -259,11 +264,14 @@ class LossRecovery:
         for packet in lost:
             if packet.in_flight:
                 self.bytes_in_flight -= packet.size_bytes
-            self._bytes_lost += packet.size_bytes
-        self._packets_lost += len(lost)
-        for packet in lost:
             for handler in packet.handlers:
                 handler(False)
+        # RFC 9000 §14.4: a lost PMTU probe is no sign of congestion (nor a retransmission cost).
+        lost = [packet for packet in lost if not packet.is_pmtu_probe]
+        if not lost:
+            return
+        self._packets_lost += len(lost)
+        self._bytes_lost += sum(packet.size_bytes for packet in lost)
         self.congestion.on_packets_lost(lost, now)
         if self._in_persistent_congestion(state, lost):
             self._persistent_congestions += 1

@@ -8,6 +8,7 @@ the anti-amplification limit, and CONNECTION_CLOSE while closing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frames import ConnectionClose, Datagram, HandshakeDone, PathChallenge, PathResponse, Ping
@@ -23,6 +24,9 @@ from rudp.tls.engine import EncryptionLevel
 
 MIN_INITIAL_SIZE = 1200  # RFC 9000 §14.1
 MAX_DATAGRAMS_PER_CALL = 64
+BLACK_HOLE_LOSSES = 3
+"""Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
+no longer carries them (RFC 8899 §4.3)."""
 SEND_ORDER = (
     EncryptionLevel.INITIAL,
     EncryptionLevel.HANDSHAKE,
@@ -43,12 +47,79 @@ class SendMixin(HandshakeMixin):
             return self._close_datagrams(now)
         out: list[tuple[bytes, Address]] = []
         self._pacing_blocked = False
+        if (
+            self._pmtud.searching
+            and self._handshake_confirmed
+            and self._state is State.ESTABLISHED
+            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
+        ):
+            # The probe goes first, so a full congestion window cannot starve it.
+            probe = self._build_pmtu_probe(now)
+            if probe:
+                out.append((probe, self.peer_address))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             datagram = self._build_datagram(now)
             if not datagram:
                 break
             out.append((datagram, self.peer_address))
         return out
+
+    # -- PMTU probes (RFC 9000 §14.3) -----------------------------------------------------------------
+
+    def _build_pmtu_probe(self, now: float) -> bytes:
+        protection = self._keys.write.get(EncryptionLevel.APPLICATION)
+        if protection is None:
+            return b""
+        size = self._pmtud.probe_size(now)
+        if size is None:
+            return b""
+        if not self._may_send_new(size, now):
+            self._pmtud.cancel_probe(size)
+            return b""
+        builder = self._qlog.builder(size, now)
+        space = PacketSpace.APPLICATION
+        builder.start_packet(
+            space=space,
+            protection=protection,
+            first_byte=self._first_byte(EncryptionLevel.APPLICATION),
+            prefix=self._header_prefix(EncryptionLevel.APPLICATION),
+            is_long=False,
+            packet_number=self._next_pn[space],
+            largest_acked=self._largest_acked[space],
+        )
+        builder.push_frame(Ping(), partial(self._on_pmtu_probe, size))
+        sent = builder.end_packet()
+        datagram = builder.finish(size)
+        if sent is None or not datagram:
+            return b""
+        sent.is_pmtu_probe = True
+        self._next_pn[space] += 1
+        self._recovery.on_packet_sent(sent)
+        self._qlog.packets_sent(builder, now)
+        self._pacer.on_sent(len(datagram), now)
+        self._sent_to_path += len(datagram)
+        self._datagrams_sent += 1
+        self._bytes_sent += len(datagram)
+        return datagram
+
+    def _on_large_datagram(self, acked: bool) -> None:
+        if acked:
+            self._large_losses = 0
+            return
+        self._large_losses += 1
+        if self._large_losses >= BLACK_HOLE_LOSSES and self._max_datagram_size > self._base_datagram_size:
+            # RFC 8899 §4.3: datagrams above the base size vanish while others arrive: fall back.
+            self._large_losses = 0
+            self._pmtud.on_black_hole(self._base_datagram_size)
+            self._set_datagram_size(self._base_datagram_size)
+
+    def _on_pmtu_probe(self, size: int, acked: bool) -> None:
+        if acked:
+            self._pmtud.on_probe_acked(size)
+            if self._pmtud.current > self._max_datagram_size:
+                self._set_datagram_size(self._pmtud.current)
+        else:
+            self._pmtud.on_probe_lost(size, self._last_now, self._pto())
 
     # -- one datagram -----------------------------------------------------------------------------
 
@@ -60,6 +131,10 @@ class SendMixin(HandshakeMixin):
 
     def _build_datagram(self, now: float) -> bytes:
         size = self._max_datagram_size
+        if size > self._base_datagram_size:
+            # Large (probed) datagrams must not stall a small congestion window: shrink to what fits.
+            room = self._congestion.congestion_window - self._recovery.bytes_in_flight
+            size = max(self._base_datagram_size, min(size, room))
         allowance = self._amplification_allowance()
         if allowance is not None:
             if allowance < MIN_INITIAL_SIZE:
@@ -105,6 +180,9 @@ class SendMixin(HandshakeMixin):
         if not datagram:
             return b""
         in_flight = False
+        if len(datagram) > self._base_datagram_size:
+            # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
+            builder.sent_packets()[-1].handlers.append(self._on_large_datagram)
         for sent in builder.sent_packets():
             in_flight = in_flight or sent.in_flight
             self._recovery.on_packet_sent(sent)
@@ -296,5 +374,6 @@ class SendMixin(HandshakeMixin):
         if not datagram or (allowance is not None and len(datagram) > allowance):
             return []
         self._qlog.packets_sent(builder, now)
+        self._pacer.on_sent(len(datagram), now)
         self._sent_to_path += len(datagram)
         return [(datagram, self.peer_address)]

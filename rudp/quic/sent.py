@@ -51,6 +51,8 @@ class SentPacket:
     """True if the packet carries CRYPTO frames (useful for handshake probes)."""
     largest_acked_in_ack: int | None = None
     """If the packet carried an ACK frame, that frame's largest acknowledged (for ACK-of-ACK pruning)."""
+    is_pmtu_probe: bool = False
+    """A PMTU probe: its loss says nothing about congestion (RFC 9000 §14.4)."""
 
 
 class SentPackets:

@@ -21,6 +21,7 @@ from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
 from rudp.quic.pacing import Pacer
+from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
@@ -113,6 +114,10 @@ class ConnectionState:
         self._sent_to_path = 0
 
         self._max_datagram_size = config.max_datagram_size
+        self._base_datagram_size = config.max_datagram_size
+        self._pmtud = PmtuDiscovery(config.max_datagram_size, config.max_pmtu, enabled=config.pmtu_discovery)
+        self._persistent_congestion_seen = 0
+        self._large_losses = 0
         self._rtt = RttEstimator()
         self._qlog = open_qlog(config, is_client=is_client)
         self._congestion_factory = resolve_congestion_controller(config.congestion)
@@ -161,6 +166,11 @@ class ConnectionState:
         self._bytes_sent = 0
         self._bytes_received = 0
         self._packets_dropped = 0
+
+    def _set_datagram_size(self, size: int) -> None:
+        """Send datagrams of up to ``size`` bytes from now on (after PMTU discovery or a black hole)."""
+        self._max_datagram_size = size
+        self._pacer.max_datagram_size = size
 
     def _reset_recovery(self) -> None:
         """Start loss recovery and congestion control afresh (RFC 9002 §6.3, after a Retry).

@@ -47,3 +47,5 @@ class ConnectionStats:
     """Received stream bytes not yet read by the application, all streams together."""
     persistent_congestion_count: int = 0
     """Times persistent congestion collapsed the congestion window (RFC 9002 §7.6)."""
+    max_datagram_size: int = 0
+    """The largest datagram sent now: the base size, or what PMTU discovery confirmed."""

@@ -47,8 +47,10 @@ def test_utilisation_and_recovery_after_a_loss_burst(pki: TestPki, name: str) ->
     assert isinstance(cc, PROBES[name][0])
     print(f"{name}: utilisation {first:.3f} over 8 s, {len(cc.cuts)} window cuts")
     assert first >= 0.85
-    # Losses came only from the drop-tail queue, and each cut was the controller's factor.
-    assert sim.pair.c2s.stats.dropped and set(sim.pair.c2s.stats.dropped) == {"queue"}
+    # Losses came only from the drop-tail queue (and PMTU probes above the link's MTU, which are no
+    # congestion signal), and each cut was the controller's factor.
+    assert sim.pair.c2s.stats.dropped.get("queue")
+    assert set(sim.pair.c2s.stats.dropped) <= {"queue", "mtu"}
     assert cc.cuts and all(after == pytest.approx(before * factor, abs=2) for before, after in cc.cuts)
 
     cuts_before = len(cc.cuts)

@@ -11,7 +11,11 @@ MDS = 1350
 
 
 def _transfer(pki: TestPki, *, pacing: bool, congestion: str = "newreno") -> tuple[Sim, int, float]:
-    sim = make_sim(pki, link=LinkConfig(delay=0.02), client={"pacing": pacing, "congestion": congestion})
+    sim = make_sim(
+        pki,
+        link=LinkConfig(delay=0.02),
+        client={"pacing": pacing, "congestion": congestion, "pmtu_discovery": False},
+    )
     sim.handshake()
     stream_id = sim.conn.open_stream()
     sim.client.send(stream_id, bytes(2_000_000))

@@ -1,0 +1,97 @@
+"""Datagram Packetization Layer PMTU Discovery (RFC 9000 §14.3, RFC 8899) for one path.
+
+Owns the search for the largest UDP payload the path carries: it starts from the base size every QUIC
+path supports, probes larger sizes with padded PING packets once the handshake is confirmed, raises the
+usable size when a probe is acknowledged and lowers its ceiling after repeated probe losses. It does not
+send anything itself: the connection asks :meth:`PmtuDiscovery.probe_size` when it may send and reports
+each probe's fate. Probe losses are not congestion signals (RFC 9000 §14.4); the caller keeps them out of
+the congestion controller.
+
+Search: climb a ladder of common sizes (Ethernet, jumbo, ...) while probes succeed, then bisect between
+the last good size and the first failing one, down to :data:`SEARCH_GRANULARITY` bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_PROBE_ATTEMPTS: Final = 3
+"""Consecutive losses of one probe size before it is taken as too large (RFC 8899 MAX_PROBES)."""
+SEARCH_GRANULARITY: Final = 64
+"""The search stops when the ceiling is within this many bytes of the confirmed size."""
+LADDER: Final = (1452, 4096, 8952, 16384, 32768, 65527)
+"""Probe sizes tried in turn: IPv4 Ethernet (1500 - 48), then larger common links (loopback, jumbo)."""
+
+
+class PmtuDiscovery:
+    """The PMTU search state of one path."""
+
+    __slots__ = ("_attempts", "_ceiling", "_in_flight", "_retry_at", "current", "enabled", "probes_sent")
+
+    def __init__(self, base_size: int, ceiling: int, *, enabled: bool = True) -> None:
+        self.current = base_size
+        """The largest datagram size confirmed on the path (the size to send with)."""
+        self.enabled = enabled and ceiling > base_size
+        self._ceiling = ceiling
+        self._in_flight: int | None = None
+        self._attempts = 0
+        self._retry_at = 0.0
+        self.probes_sent = 0
+
+    @property
+    def searching(self) -> bool:
+        """True while larger sizes remain to be tried."""
+        return self.enabled and self._ceiling - self.current >= SEARCH_GRANULARITY
+
+    def set_ceiling(self, ceiling: int) -> None:
+        """Lower the upper bound (e.g. to the peer's max_udp_payload_size)."""
+        self._ceiling = min(self._ceiling, ceiling)
+
+    def _candidate(self) -> int:
+        for size in LADDER:
+            if self.current < size <= self._ceiling:
+                return size
+        return (self.current + self._ceiling + 1) // 2
+
+    def probe_size(self, now: float) -> int | None:
+        """The size of the probe to send now, or None (one probe at a time, none after the search)."""
+        if not self.searching or self._in_flight is not None or now < self._retry_at:
+            return None
+        size = self._candidate()
+        if size - self.current < SEARCH_GRANULARITY:
+            size = self._ceiling
+        self._in_flight = size
+        self.probes_sent += 1
+        return size
+
+    def cancel_probe(self, size: int) -> None:
+        """The probe :meth:`probe_size` chose could not be sent after all (e.g. no congestion window)."""
+        if self._in_flight == size:
+            self._in_flight = None
+            self.probes_sent -= 1
+
+    def on_probe_acked(self, size: int) -> None:
+        """A probe of ``size`` bytes arrived: the path carries it."""
+        if self._in_flight == size:
+            self._in_flight = None
+        self._attempts = 0
+        self.current = max(self.current, size)
+
+    def on_probe_lost(self, size: int, now: float, retry_delay: float) -> None:
+        """A probe was declared lost: retry it, or after :data:`MAX_PROBE_ATTEMPTS` lower the ceiling."""
+        if self._in_flight == size:
+            self._in_flight = None
+        self._attempts += 1
+        self._retry_at = now + retry_delay
+        if self._attempts >= MAX_PROBE_ATTEMPTS:
+            self._attempts = 0
+            self._ceiling = size - 1
+            self._retry_at = now
+
+    def on_black_hole(self, base_size: int) -> None:
+        """Packets of the current size stopped getting through (RFC 8899 §4.3): fall back to the base
+        size and search again below the size that failed."""
+        self._ceiling = max(base_size, self.current - 1)
+        self.current = base_size
+        self._in_flight = None
+        self._attempts = 0

@@ -1,0 +1,100 @@
+"""PMTU discovery (RFC 9000 §14.3, RFC 8899): the search itself, and on the simulated link — it finds the
+link's MTU, probe losses are not congestion, and a PMTU black hole falls back to the base size."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from rudp.quic.pmtud import LADDER, MAX_PROBE_ATTEMPTS, PmtuDiscovery
+from rudp.testing import LinkConfig
+from rudp.testing.certs import TestPki
+from tests.support.sim import make_sim
+
+
+def test_search_climbs_the_ladder_then_bisects() -> None:
+    path_mtu = 6000
+    pmtud = PmtuDiscovery(1350, 9000)
+    sizes = []
+    now = 0.0
+    for _ in range(200):
+        if not pmtud.searching:
+            break
+        size = pmtud.probe_size(now)
+        now += 0.1
+        if size is None:
+            continue
+        sizes.append(size)
+        if size <= path_mtu:
+            pmtud.on_probe_acked(size)
+        else:
+            pmtud.on_probe_lost(size, now, retry_delay=0.1)
+    assert sizes[:2] == [LADDER[0], LADDER[1]]
+    assert sizes.count(LADDER[2]) == MAX_PROBE_ATTEMPTS  # 8952 fails three times, then bisection
+    assert path_mtu - 64 <= pmtud.current <= path_mtu
+    assert not pmtud.searching
+
+
+def test_one_probe_at_a_time_and_retry_delay() -> None:
+    pmtud = PmtuDiscovery(1350, 16384)
+    first = pmtud.probe_size(0.0)
+    assert first == 1452 and pmtud.probe_size(0.0) is None
+    pmtud.on_probe_lost(1452, 1.0, retry_delay=0.5)
+    assert pmtud.probe_size(1.2) is None
+    assert pmtud.probe_size(1.5) == 1452
+
+
+def test_disabled_or_no_room() -> None:
+    assert PmtuDiscovery(1350, 16384, enabled=False).probe_size(0.0) is None
+    assert PmtuDiscovery(1350, 1350).probe_size(0.0) is None
+    limited = PmtuDiscovery(1350, 16384)
+    limited.set_ceiling(1400)  # within the search granularity of the base size: nothing to find
+    assert limited.probe_size(0.0) is None
+    roomy = PmtuDiscovery(1350, 16384)
+    roomy.set_ceiling(1440)
+    assert roomy.probe_size(0.0) == 1440
+
+
+def test_black_hole_falls_back_and_searches_below() -> None:
+    pmtud = PmtuDiscovery(1350, 16384)
+    pmtud.on_probe_acked(8952)
+    pmtud.on_black_hole(1350)
+    assert pmtud.current == 1350 and pmtud.searching
+    assert all(size < 8952 for size in LADDER[:2])
+
+
+def _transfer(pki: TestPki, mtu: int, size: int = 3_000_000) -> tuple[int, int]:
+    sim = make_sim(pki, link=LinkConfig(delay=0.01, mtu=mtu))
+    sim.handshake()
+    stream_id = sim.conn.open_stream()
+    data = os.urandom(size)
+    sim.client.send(stream_id, data)
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=60)
+    assert hashlib.sha256(sim.server.streams[stream_id]).digest() == hashlib.sha256(data).digest()
+    stats = sim.conn.stats
+    assert stats.persistent_congestion_count == 0
+    return stats.max_datagram_size, sim.pair.c2s.stats.dropped.get("mtu", 0)
+
+
+def test_finds_an_ethernet_mtu(pki: TestPki) -> None:
+    size, mtu_drops = _transfer(pki, mtu=1472)
+    assert size == 1452  # the ladder's Ethernet size fits under 1472; 4096 was refused by the link
+    assert mtu_drops >= 1  # the 4096-byte probe never got through
+
+
+def test_finds_a_jumbo_mtu_and_probe_loss_is_not_congestion(pki: TestPki) -> None:
+    size, _ = _transfer(pki, mtu=9000)
+    assert 8952 - 64 <= size <= 9000
+
+
+def test_black_hole_falls_back_to_the_base_size(pki: TestPki) -> None:
+    sim = make_sim(pki, link=LinkConfig(delay=0.01, mtu=9000))
+    sim.handshake()
+    stream_id = sim.conn.open_stream()
+    data = os.urandom(8_000_000)
+    sim.client.send(stream_id, data)
+    assert sim.pair.drive(until=lambda: sim.conn.stats.max_datagram_size > 8000, max_time=30)
+    sim.pair.c2s.update(mtu=1400)  # the path changes: large datagrams now vanish
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120)
+    assert bytes(sim.server.streams[stream_id]) == data
+    assert sim.conn.stats.max_datagram_size <= 1400

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from rudp.aio.driver import Address, ConnectionDriver
 from rudp.aio.stream import Stream
-from rudp.errors import ConnectionClosed, HandshakeFailed, StreamLimitReached
+from rudp.errors import ConnectionClosed, HandshakeFailed, RudpError, StreamLimitReached
 from rudp.quic.events import (
     ConnectionTerminated,
     DatagramReceived,
@@ -223,6 +223,26 @@ class Connection:
         return loop.time() - started
 
     # ------------------------------------------------------------------ closing
+
+    async def migrate(self) -> Address:
+        """Move this client connection to a new local address (a new UDP socket): QUIC only.
+
+        The server sees packets from a new address and a new connection ID, validates the path and
+        the connection carries on (RFC 9000 §9) — what TCP cannot do. Returns the new local address.
+
+        Raises:
+            RudpError: over the TCP baseline, on a server connection, or before the handshake is
+                confirmed.
+            ConnectionClosed: the connection is closed.
+        """
+        self._raise_if_closed()
+        from rudp.aio.endpoint import UdpEndpoint
+        from rudp.quic.connection import QuicConnection
+
+        link, core = self._driver.link, self._driver.core
+        if not isinstance(link, UdpEndpoint) or not isinstance(core, QuicConnection):
+            raise RudpError("connection migration needs the QUIC transport")
+        return await link.migrate(core)
 
     def close(self, code: int = 0, reason: str = "") -> None:
         """Close the connection with an application error ``code`` and ``reason``; idempotent.

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Address, ConnectionDriver
 from rudp.config import Config
-from rudp.errors import HandshakeFailed, TransportErrorCode
+from rudp.errors import HandshakeFailed, RudpError, TransportErrorCode
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.tls.config import TlsConfig
@@ -88,6 +88,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._flush_scheduled = False
         self._closed = asyncio.Event()
         self._sock: socket.socket | None = None  # our own handle on the socket, to drain it in batches
+        self._retiring = 0  # old sockets closed by a migration: their connection_lost is not ours
 
     # ------------------------------------------------------------------ creation
 
@@ -240,6 +241,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is closed: stop the timer and end every connection still alive."""
+        if self._retiring:
+            self._retiring -= 1  # the socket a migration left behind
+            return
         self._transport = None
         self._set_timer(None)
         for core in list(self._connections):
@@ -292,6 +296,38 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             return
         self.quic.handle_timer(self._loop.time())
         self.flush()
+
+    # ------------------------------------------------------------------ migration
+
+    async def migrate(self, core: QuicConnection) -> Address:
+        """Move this client endpoint to a new socket (a new local port) and migrate ``core`` to it.
+
+        The old socket is closed; the connection continues on the new path (RFC 9000 §9). Returns the
+        new local address.
+
+        Raises:
+            RudpError: not a client endpoint, the endpoint is closed, or the connection cannot migrate
+                yet (handshake not confirmed).
+        """
+        remote, old = self._connected_to, self._transport
+        if remote is None or old is None:
+            raise RudpError("only an open client endpoint can migrate")
+        core.migrate(self._loop.time())  # checks first, before any socket changes
+        family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            _tune_socket(sock)
+            sock.setblocking(False)
+            sock.connect(remote)
+            await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._retiring += 1
+        old.close()
+        self.flush()
+        return self.local_address
 
     # ------------------------------------------------------------------ closing
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
-from rudp.errors import ConnectionClosed, StreamStateError, TransportError
+from rudp.errors import ConnectionClosed, RudpError, StreamStateError, TransportError
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.receiving import ReceiveMixin
 from rudp.quic.sending import SendMixin
@@ -161,6 +161,26 @@ class QuicConnection(ReceiveMixin, SendMixin):
         self._pings_to_send.append(self._ping_uid)
         return self._ping_uid
 
+    def migrate(self, now: float) -> None:
+        """The client moved to a new local address (its caller rebound the socket): switch paths.
+
+        RFC 9000 §9: uses a fresh connection ID of the server when one is spare (§9.5, so the paths
+        cannot be linked), validates the new path with PATH_CHALLENGE (§8.2) and restarts congestion
+        control on it (§9.4). The server follows on its own when packets arrive from the new address.
+
+        Raises:
+            RudpError: called on a server, or before the handshake is confirmed (§9: no migration
+                before that).
+        """
+        if not self.is_client or not self._handshake_confirmed or self._state is not State.ESTABLISHED:
+            raise RudpError("migration needs an established client connection with a confirmed handshake")
+        self._last_now = max(self._last_now, now)
+        self._peer_cids.rotate()
+        self._path_challenge = self._randbytes(8)
+        self._path_challenge_pending = True
+        self._congestion.on_path_change(now)
+        self.path_changes += 1
+
     def request_key_update(self) -> bool:
         """Start a 1-RTT key update (RFC 9001 §6); False if one cannot start yet."""
         if (
@@ -267,6 +287,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
     def early_data_accepted(self) -> bool:
         """True when 0-RTT data was accepted by the server."""
         return self._tls is not None and self._tls.early_data_accepted
+
+    @property
+    def destination_cid(self) -> bytes:
+        """The peer's connection ID our packets carry now (changes on migration, RFC 9000 §9.5)."""
+        return self._peer_cids.current.cid
 
     @property
     def close_cause(self) -> ConnectionTerminated | None:

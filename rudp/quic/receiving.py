@@ -50,6 +50,7 @@ class ReceiveMixin(HandshakeMixin):
         if self._state is State.CLOSING:
             self._receive_while_closing(data, now)
             return
+        self._datagram_size = len(data)
         if addr == self.peer_address:
             self._received_from_path += len(data)
         try:
@@ -298,7 +299,7 @@ class ReceiveMixin(HandshakeMixin):
         old_host = self.peer_address[0]
         self.peer_address = addr
         self._address_validated = False
-        self._received_from_path = 0
+        self._received_from_path = self._datagram_size  # the datagram that revealed the new path
         self._sent_to_path = 0
         self._path_challenge = self._randbytes(8)
         self._path_challenge_pending = True

@@ -176,6 +176,11 @@ class SendMixin(HandshakeMixin):
                 wrote_handshake = True
             if level == EncryptionLevel.APPLICATION and self._keys.first_pn_in_phase is None:
                 self._keys.first_pn_in_phase = sent.packet_number
+        if self._pad_path_probe:
+            # RFC 9000 §8.2.1: path probes travel in datagrams of at least 1200 bytes (within the
+            # anti-amplification allowance, which bounds the builder), proving the path's MTU.
+            self._pad_path_probe = False
+            pad = True
         datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
         if not datagram:
             return b""
@@ -306,9 +311,11 @@ class SendMixin(HandshakeMixin):
             builder.push_frame(HandshakeDone(), self._requeue_handshake_done)
         while self._path_responses and builder.remaining >= 9:
             builder.push_frame(PathResponse(self._path_responses.popleft()))
+            self._pad_path_probe = True
         if self._path_challenge_pending and self._path_challenge is not None and builder.remaining >= 9:
             self._path_challenge_pending = False
             builder.push_frame(PathChallenge(self._path_challenge))
+            self._pad_path_probe = True
         while self._pings_to_send and builder.remaining >= 1:
             builder.push_frame(Ping(), self._ping_handler(self._pings_to_send.pop(0)))
         if self._keepalive_due and builder.remaining >= 1:

@@ -111,6 +111,7 @@ class ConnectionState:
         self._peer_address_validated = not is_client  # a server's own address needs no validation
         self._address_validated = is_client  # (server) the client's address
         self._received_from_path = 0
+        self._datagram_size = 0
         self._sent_to_path = 0
 
         self._max_datagram_size = config.max_datagram_size
@@ -155,6 +156,7 @@ class ConnectionState:
         self._path_responses: deque[bytes] = deque()
         self._path_challenge: bytes | None = None
         self._path_challenge_pending = False
+        self._pad_path_probe = False
         self.path_changes = 0
         """How many times the peer's address changed (migration or NAT rebinding)."""
         self.new_token: bytes | None = None

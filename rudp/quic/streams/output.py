@@ -55,6 +55,10 @@ class StreamEntry:
         return (self.send is None or self.send.is_done) and (self.recv is None or self.recv.is_done)
 
 
+_USEFUL_STREAM_FRAME = 32
+"""Below this much room left in a packet, no more STREAM frames are attempted in it."""
+
+
 class StreamOutput:
     """Queues and writes the streams subsystem's frames; handles their acknowledgement and loss."""
 
@@ -266,6 +270,8 @@ class StreamOutput:
             self._conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0
+            if sink.remaining < _USEFUL_STREAM_FRAME:
+                return  # the packet is (nearly) full: don't ask every stream to fail to fit
 
     # ------------------------------------------------------------------ delivery handlers
 

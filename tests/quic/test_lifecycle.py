@@ -316,3 +316,20 @@ def test_garbage_datagrams_are_ignored(pki: TestPki) -> None:
     sim.client.send(stream_id, b"still fine")
     assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=2)
     assert sim.client.terminated is None and sim.server.terminated is None
+
+
+def test_alpn_mismatch_closes_with_crypto_error(pki: TestPki) -> None:
+    sim = make_sim(pki, client={"alpn": ["h3"]}, server={"alpn": ["hq-interop"]})
+    client_end, server_end = _terminated(sim)
+    assert server_end.code == 0x100 + 120 and not server_end.by_peer  # no_application_protocol
+    assert client_end.code == 0x100 + 120 and client_end.by_peer and not client_end.application
+
+
+def test_untrusted_certificate_closes_with_crypto_error(pki: TestPki, tmp_path: Path) -> None:
+    from rudp.testing.certs import make_test_pki
+
+    other = make_test_pki(tmp_path / "other")
+    sim = make_sim(pki, client={"cafile": other.ca_file})
+    client_end, server_end = _terminated(sim)
+    assert client_end.code == 0x100 + 48 and not client_end.by_peer  # unknown_ca
+    assert server_end.code == 0x100 + 48 and server_end.by_peer

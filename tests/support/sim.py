@@ -67,7 +67,8 @@ def make_sim(
     server: dict[str, object] | None = None,
 ) -> Sim:
     link = link or LinkConfig(delay=0.02)
-    client_config = Config(cafile=pki.ca_file, server_name="localhost", **(client or {}))  # type: ignore[arg-type]
+    client_options: dict[str, object] = {"cafile": pki.ca_file, "server_name": "localhost", **(client or {})}
+    client_config = Config(**client_options)  # type: ignore[arg-type]
     server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **(server or {}))  # type: ignore[arg-type]
     clock = VirtualClock(START)
     endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))

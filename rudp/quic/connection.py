@@ -26,6 +26,8 @@ from rudp.quic.timers import Timer
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel
 
+MIN_SENDABLE_BYTES = 64
+"""Below this anti-amplification allowance nothing useful can be sent (headers, tag, a frame)."""
 BLACK_HOLE_PTO_COUNT = 2
 """Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
 
@@ -332,6 +334,8 @@ class QuicConnection(ReceiveMixin, SendMixin):
                 self._keepalive_due = True
         elif timer is Timer.KEY_DISCARD:
             self._keys.previous_read = None
+        elif timer is Timer.PATH_VALIDATION:
+            self._on_path_validation_failed()
         # ACK_DELAY and PACING only make datagrams_to_send() produce something.
 
     def _refresh_timers(self) -> None:
@@ -340,9 +344,18 @@ class QuicConnection(ReceiveMixin, SendMixin):
             for timer in (Timer.LOSS_DETECTION, Timer.ACK_DELAY, Timer.IDLE, Timer.KEEPALIVE, Timer.PACING):
                 timers.stop(timer)
             return
-        timers.set(Timer.LOSS_DETECTION, self._recovery.loss_detection_deadline())
-        ack_deadlines = [d for d in (t.ack_deadline() for t in self._ack_trackers.values()) if d is not None]
-        timers.set(Timer.ACK_DELAY, min(ack_deadlines) if ack_deadlines else None)
+        allowance = self._amplification_allowance()
+        if allowance is not None and allowance < MIN_SENDABLE_BYTES:
+            # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
+            # ACK timer it could not act on); the peer's next datagram unblocks it.
+            timers.stop(Timer.LOSS_DETECTION)
+            timers.stop(Timer.ACK_DELAY)
+        else:
+            timers.set(Timer.LOSS_DETECTION, self._recovery.loss_detection_deadline())
+            ack_deadlines = [
+                d for d in (t.ack_deadline() for t in self._ack_trackers.values()) if d is not None
+            ]
+            timers.set(Timer.ACK_DELAY, min(ack_deadlines) if ack_deadlines else None)
         timeout = self._idle_timeout()
         timers.set(Timer.IDLE, None if timeout is None else self._last_activity + timeout)
         keepalive = self._config.keepalive_interval
@@ -386,6 +399,19 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if level is not None:
             # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
             self._crypto_send[level].requeue_unacked()
+
+    def _on_path_validation_failed(self) -> None:
+        # RFC 9000 §9.3.2: the new address never answered (spoofed, or gone): go back to the last
+        # validated one. Should the peer really be there, its next packet starts a new validation.
+        if self._path_challenge is None:
+            return
+        self._path_challenge = None
+        self._path_challenge_pending = False
+        self.path_validation_failures += 1
+        if self._previous_path is not None:
+            self.peer_address = self._previous_path
+            self._previous_path = None
+            self._address_validated = True
 
     def _pacing_deadline(self) -> float | None:
         # RFC 9002 §7.7: the pacer held data back; wake up when its bucket allows the next packet.

@@ -216,6 +216,8 @@ class ReceiveMixin(HandshakeMixin):
                 if frame.data == self._path_challenge:
                     self._path_challenge = None
                     self._address_validated = True
+                    self._previous_path = None
+                    self._timers.stop(Timer.PATH_VALIDATION)
             case f.HandshakeDone():
                 if not self.is_client:
                     raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
@@ -297,8 +299,12 @@ class ReceiveMixin(HandshakeMixin):
         if self.is_client:
             return
         old_host = self.peer_address[0]
+        if self._address_validated:
+            self._previous_path = self.peer_address
         self.peer_address = addr
         self._address_validated = False
+        # RFC 9000 §8.2.4, §9.3.2: give the challenge three PTOs (at least 6 initial RTTs), then give up.
+        self._timers.set(Timer.PATH_VALIDATION, now + max(3 * self._pto(), 6 * 0.333))
         self._received_from_path = self._datagram_size  # the datagram that revealed the new path
         self._sent_to_path = 0
         self._path_challenge = self._randbytes(8)

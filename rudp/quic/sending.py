@@ -24,6 +24,8 @@ from rudp.tls.engine import EncryptionLevel
 
 MIN_INITIAL_SIZE = 1200  # RFC 9000 §14.1
 MAX_DATAGRAMS_PER_CALL = 64
+MIN_SENDABLE = 64
+"""Smallest datagram worth building (header, AEAD tag and a few frames)."""
 BLACK_HOLE_LOSSES = 3
 """Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
 no longer carries them (RFC 8899 §4.3)."""
@@ -137,7 +139,10 @@ class SendMixin(HandshakeMixin):
             size = max(self._base_datagram_size, min(size, room))
         allowance = self._amplification_allowance()
         if allowance is not None:
-            if allowance < MIN_INITIAL_SIZE:
+            # RFC 9000 §8.1: what the limit leaves. Initials still need 1200 bytes for their padding
+            # (a client's first datagram always leaves 3600); other packets may be smaller.
+            limit = MIN_INITIAL_SIZE if EncryptionLevel.INITIAL in self._keys.write else MIN_SENDABLE
+            if allowance < limit:
                 return b""
             size = min(size, allowance)
         probing = bool(self._probes)

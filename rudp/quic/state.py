@@ -157,6 +157,9 @@ class ConnectionState:
         self._path_challenge: bytes | None = None
         self._path_challenge_pending = False
         self._pad_path_probe = False
+        self._previous_path: Address | None = None
+        self.path_validation_failures = 0
+        """Path validations that timed out (the peer's new address never answered)."""
         self.path_changes = 0
         """How many times the peer's address changed (migration or NAT rebinding)."""
         self.new_token: bytes | None = None

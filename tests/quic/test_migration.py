@@ -4,13 +4,16 @@ moves to a new address on purpose (fresh connection ID, path validation)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from rudp.codec.frames import Ping
+from rudp.crypto.suites import CipherSuite
 from rudp.errors import RudpError
 from rudp.testing import LinkConfig, TraceEvent
 from rudp.testing.certs import TestPki
-from tests.support.sim import make_sim
+from tests.support.sim import CLIENT_ADDR, Sniffer, make_sim
 
 
 def test_nat_rebinding_mid_transfer(pki: TestPki) -> None:
@@ -57,3 +60,24 @@ def test_migration_before_confirmation_is_refused(pki: TestPki) -> None:
     sim = make_sim(pki)
     with pytest.raises(RudpError):
         sim.conn.migrate(sim.clock.now)
+
+
+def test_unanswered_path_challenge_reverts_to_the_validated_path(pki: TestPki, tmp_path: Path) -> None:
+    keylog = tmp_path / "keys.log"
+    sim = make_sim(pki, client={"secrets_log": keylog, "cipher_suites": [CipherSuite.AES_128_GCM_SHA256]})
+    sim.handshake()
+    sim.pair.run_for(0.2)
+    sniffer = Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", CipherSuite.AES_128_GCM_SHA256)
+    server_conn = sim.server.conn
+    # An attacker replays/forges a client packet from an address of its choice (RFC 9000 §9.3.2).
+    spoofed = ("10.9.9.9", 666)
+    # (a packet number just ahead of the client's, so its later packets still decode)
+    packet = sniffer.forge(server_conn.local_cids()[0], sim.conn.stats.packets_sent + 5, [Ping()])
+    sim.server.receive_datagram(packet, spoofed, sim.clock.now)
+    assert server_conn.peer_address == spoofed
+    sim.pair.run_for(3.0)  # the challenge sent to the spoofed address is never answered
+    assert server_conn.peer_address == CLIENT_ADDR
+    assert server_conn.path_validation_failures == 1
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, b"still here")
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=5)

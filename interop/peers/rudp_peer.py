@@ -1,0 +1,160 @@
+"""The rudp side of the interop runs: an hq-interop file server and client on rudp's asyncio API.
+
+Owns :class:`RudpFileServer` (``rudp.serve`` with :class:`rudp.aio.hq.FileServer`, recording each
+connection) and :func:`run_rudp_client` (carries out a :class:`~interop.peers.base.ClientPlan` with
+``rudp.connect`` and :func:`rudp.aio.hq.fetch`). Two things the public ``rudp.Connection`` does not offer
+are taken from the sans-IO core in :func:`_core`: the negotiated cipher suite and starting a key update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import rudp
+from interop.peers.base import (
+    ALPN,
+    SERVER_NAME,
+    TICKET_TIMEOUT,
+    BodyHasher,
+    ClientConnectionResult,
+    ClientPlan,
+    Digest,
+    EndpointReport,
+    ServerOptions,
+)
+from rudp.aio.hq import FileServer, fetch
+from rudp.crypto.suites import CipherSuite
+from rudp.quic.connection import QuicConnection
+from rudp.tls.tickets import SessionTicket
+
+
+def _core(conn: rudp.Connection) -> QuicConnection:
+    """The sans-IO core of a QUIC ``conn``.
+
+    ``rudp.Connection`` exposes neither the cipher suite nor a key-update command (reported as an API
+    gap); reading them from the core keeps these checks possible until it does.
+    """
+    core = conn._driver.core
+    if not isinstance(core, QuicConnection):
+        raise TypeError("not a QUIC connection")
+    return core
+
+
+def report_of(conn: rudp.Connection, role: str) -> EndpointReport:
+    """What one end of a rudp connection negotiated."""
+    suite = _core(conn).cipher_suite
+    return EndpointReport(
+        impl="rudp",
+        role=role,
+        handshake_completed=conn.is_established,
+        alpn=conn.alpn_protocol,
+        session_resumed=conn.session_resumed,
+        early_data_accepted=conn.zero_rtt_accepted,
+        cipher_suite=None if suite is None else int(suite),
+        key_updates=conn.stats.key_updates,
+    )
+
+
+class RudpFileServer:
+    """rudp serving the files under ``root`` over hq-interop; see :meth:`start`."""
+
+    def __init__(self, root: Path, certfile: Path, keyfile: Path, options: ServerOptions) -> None:
+        self.root = root.resolve()
+        self.config = rudp.Config(
+            alpn=[ALPN], certfile=certfile, keyfile=keyfile, retry=options.retry, enable_0rtt=True
+        )
+        self.connections: list[rudp.Connection] = []
+        self._files = FileServer(self.root)
+        self._server: rudp.Server | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> RudpFileServer:
+        """Listen on ``host``:``port`` (0: an ephemeral port, see :attr:`port`)."""
+        self._server = await rudp.serve(host, port, self._handle, config=self.config)
+        return self
+
+    async def _handle(self, conn: rudp.Connection) -> None:
+        self.connections.append(conn)
+        await self._files(conn)
+
+    @property
+    def port(self) -> int:
+        """The UDP port listened on."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return self._server.port
+
+    def reports(self) -> list[EndpointReport]:
+        """One report per connection whose handshake completed, in order."""
+        return [report_of(conn, "server") for conn in self.connections]
+
+    async def close(self) -> None:
+        """Close every connection and the socket."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
+class _SignallingTicketStore(rudp.TicketStore):
+    """A ticket store that wakes a waiter when a ticket arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    def add(self, ticket: SessionTicket) -> None:
+        super().add(ticket)
+        self.arrived.set()
+
+
+async def _get(conn: rudp.Connection, path: str, key_update: bool) -> Digest:
+    hasher = BodyHasher()
+
+    def sink(chunk: bytes) -> None:
+        hasher.update(chunk)
+        if key_update and chunk and not _core(conn).stats.key_updates:
+            # False until the handshake is confirmed (RFC 9001 §6.1): the next chunk tries again.
+            _core(conn).request_key_update()
+
+    await fetch(conn, path, sink)
+    return hasher.digest()
+
+
+async def run_rudp_client(
+    plan: ClientPlan, host: str, port: int, cafile: Path
+) -> list[ClientConnectionResult]:
+    """Carry out ``plan`` against ``host``:``port``; one result per connection, in order.
+
+    Raises:
+        rudp.RudpError: a request failed or a connection ended early.
+        TimeoutError: no session ticket arrived when the next connection needs one.
+    """
+    store = _SignallingTicketStore()
+    results: list[ClientConnectionResult] = []
+    for index, paths in enumerate(plan.connections):
+        config = rudp.Config(
+            alpn=[ALPN],
+            cafile=cafile,
+            server_name=SERVER_NAME,
+            version=plan.version,
+            cipher_suites=None
+            if plan.cipher_suites is None
+            else [CipherSuite(s) for s in plan.cipher_suites],
+            session_ticket_store=store if plan.resume or plan.early_data else None,
+            enable_0rtt=plan.early_data and index > 0,
+        )
+        needs_ticket = (plan.resume or plan.early_data) and index + 1 < len(plan.connections)
+        store.arrived.clear()
+        async with rudp.connect(host, port, config=config) as conn:
+            digests = await asyncio.gather(*(_get(conn, path, plan.key_update) for path in paths))
+            await conn.wait_established()
+            if needs_ticket:
+                await asyncio.wait_for(store.arrived.wait(), TICKET_TIMEOUT)
+            results.append(
+                ClientConnectionResult(report_of(conn, "client"), dict(zip(paths, digests, strict=True)))
+            )
+    return results
+
+
+__all__ = ["RudpFileServer", "report_of", "run_rudp_client"]

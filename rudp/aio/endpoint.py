@@ -248,7 +248,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._set_timer(None)
         for core in list(self._connections):
             core.close(0, "endpoint closed")
-        self._dispatch()
+        self._dispatch(list(self._connections))
         self._closed.set()
 
     # ------------------------------------------------------------------ Link
@@ -271,10 +271,16 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             for data, addr in self.quic.datagrams_to_send(self._loop.time()):
                 transport.sendto(data, None if connected else addr)
             self._set_timer(self.quic.next_timer())
-        self._dispatch()
+            self._dispatch(self.quic.flushed)
+        else:
+            self._dispatch(list(self._connections))
 
-    def _dispatch(self) -> None:
-        for core, conn in list(self._connections.items()):
+    def _dispatch(self, cores: list[QuicConnection]) -> None:
+        """Hand the events of ``cores`` (the connections that changed) to their Connection objects."""
+        for core in cores:
+            conn = self._connections.get(core)
+            if conn is None:
+                continue
             conn._driver.dispatch_events()
             if core.is_closed or (self._transport is None and conn.is_closed):
                 self._connections.pop(core, None)

@@ -12,6 +12,8 @@ glue in :mod:`rudp.quic.handshake`; this module holds state, the API and the clo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
@@ -95,6 +97,15 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     # -- commands ------------------------------------------------------------------------------------
 
+    def set_activity_callback(self, callback: Callable[[], None] | None) -> None:
+        """Have ``callback`` called after every command (an endpoint uses it to flush only the
+        connections that changed)."""
+        self._activity = callback
+
+    def _touched(self) -> None:
+        if self._activity is not None:
+            self._activity()
+
     def open_stream(self, *, bidirectional: bool = True) -> int:
         """Open a new stream and return its ID.
 
@@ -103,6 +114,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             ConnectionClosed: the connection is closing or closed.
         """
         self._check_open()
+        self._touched()
         return self._streams.open_stream(bidirectional)
 
     def send_stream(self, stream_id: int, data: bytes | memoryview, *, fin: bool = False) -> int:
@@ -113,6 +125,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             ConnectionClosed: the connection is closing or closed.
         """
         self._check_open()
+        self._touched()
         return self._streams.send(stream_id, data, fin)
 
     def read_stream(self, stream_id: int, max_bytes: int = -1) -> bytes:
@@ -121,6 +134,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         Raises:
             StreamStateError: unknown or send-only stream.
         """
+        self._touched()
         return self._streams.read(stream_id, max_bytes)
 
     def stream_at_eof(self, stream_id: int) -> bool:
@@ -134,11 +148,13 @@ class QuicConnection(ReceiveMixin, SendMixin):
     def reset_stream(self, stream_id: int, code: int) -> None:
         """Abandon sending on a stream with RESET_STREAM carrying application error ``code``."""
         self._check_open()
+        self._touched()
         self._streams.reset(stream_id, code)
 
     def stop_sending(self, stream_id: int, code: int) -> None:
         """Ask the peer to stop sending on a stream (STOP_SENDING with ``code``)."""
         self._check_open()
+        self._touched()
         self._streams.stop_sending(stream_id, code)
 
     def send_datagram(self, data: bytes) -> None:
@@ -155,12 +171,14 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if len(data) + 4 > min(limit, self._max_datagram_size - 64):
             raise StreamStateError(-1, f"datagram of {len(data)} bytes is too large")
         self._datagram_queue.append(bytes(data))
+        self._touched()
 
     def ping(self) -> int:
         """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`."""
         self._check_open()
         self._ping_uid += 1
         self._pings_to_send.append(self._ping_uid)
+        self._touched()
         return self._ping_uid
 
     def migrate(self, now: float) -> None:
@@ -182,6 +200,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         self._path_challenge_pending = True
         self._congestion.on_path_change(now)
         self.path_changes += 1
+        self._touched()
 
     def request_key_update(self) -> bool:
         """Start a 1-RTT key update (RFC 9001 §6); False if one cannot start yet."""
@@ -192,6 +211,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         ):
             return False
         self._keys.update()
+        self._touched()
         return True
 
     def close(
@@ -208,6 +228,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             ConnectionClose(code, reason.encode("utf-8", "replace")[:1000], 0, application),
             self._last_now if now is None else now,
         )
+        self._touched()
 
     # -- outputs ------------------------------------------------------------------------------------
 

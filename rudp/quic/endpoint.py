@@ -7,8 +7,11 @@ and stateless resets for packets of connections we no longer know. Connections d
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from rudp.codec.codes import SUPPORTED_VERSIONS, PacketType
 from rudp.codec.packet import encode_retry, encode_version_negotiation, parse_header
@@ -55,6 +58,14 @@ class QuicEndpoint:
         self.accepted: deque[QuicConnection] = deque()
         self._stateless: list[tuple[bytes, Address]] = []
         self.stateless_resets_sent = 0
+        # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
+        # O(log n) for n connections, not O(n).
+        self._dirty: dict[QuicConnection, None] = {}
+        self._deadlines: dict[QuicConnection, float | None] = {}
+        self._timer_heap: list[tuple[float, int, QuicConnection]] = []
+        self._timer_seq = itertools.count()
+        self.flushed: list[QuicConnection] = []
+        """The connections the last :meth:`datagrams_to_send` went through (they may have events)."""
 
     # -- client side ------------------------------------------------------------------------------
 
@@ -87,6 +98,7 @@ class QuicEndpoint:
             )
             if conn is not None:
                 conn.receive_datagram(data, addr, now)
+                self._dirty[conn] = None
             elif len(data) >= MIN_STATELESS_RESET_SIZE + cid_length:
                 self._send_stateless_reset(data, addr, cid_length)
             return None
@@ -97,6 +109,7 @@ class QuicEndpoint:
         conn = self._routes.get(header.dcid) or (self._by_address.get(addr) if not header.dcid else None)
         if conn is not None:
             conn.receive_datagram(data, addr, now)
+            self._dirty[conn] = None
             return None
         if self._tls_config is None or self._tls_config.is_client:
             return None
@@ -145,6 +158,7 @@ class QuicEndpoint:
         self._add(conn)
         self._routes[dcid] = conn  # the client keeps using its chosen DCID until it hears from us
         conn.receive_datagram(data, addr, now)
+        self._dirty[conn] = None
         self.accepted.append(conn)
         return conn
 
@@ -168,32 +182,52 @@ class QuicEndpoint:
 
     def handle_timer(self, now: float) -> None:
         """Run the timers of every connection that is due."""
-        for conn in list(self.connections):
-            deadline = conn.next_timer()
-            if deadline is not None and deadline <= now:
-                conn.handle_timer(now)
-        self._collect_closed()
+        heap = self._timer_heap
+        while heap and heap[0][0] <= now:
+            deadline, _, conn = heapq.heappop(heap)
+            if self._deadlines.get(conn) != deadline:
+                continue  # stale entry: that connection's timer moved
+            self._deadlines[conn] = None
+            conn.handle_timer(now)
+            self._dirty[conn] = None
 
     # -- outputs ----------------------------------------------------------------------------------
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Everything to send now: stateless packets, then each connection's datagrams."""
+        """Everything to send now: stateless packets, then the datagrams of every connection that
+        received, timed out or was given a command since the last call."""
         out, self._stateless = self._stateless, []
-        for conn in self.connections:
+        flushed = list(self._dirty)
+        self._dirty.clear()
+        for conn in flushed:
             out.extend(conn.datagrams_to_send(now))
             self._update_routes(conn)
-        self._collect_closed()
+            self._schedule(conn)
+        self.flushed = flushed
+        self._collect_closed(flushed)
         return out
 
     def next_timer(self) -> float | None:
         """The earliest timer of any connection."""
-        deadlines = [d for d in (c.next_timer() for c in self.connections) if d is not None]
-        return min(deadlines) if deadlines else None
+        heap = self._timer_heap
+        while heap and self._deadlines.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _schedule(self, conn: QuicConnection) -> None:
+        deadline = conn.next_timer()
+        if deadline != self._deadlines.get(conn):
+            self._deadlines[conn] = deadline
+            if deadline is not None:
+                heapq.heappush(self._timer_heap, (deadline, next(self._timer_seq), conn))
 
     # -- routing ----------------------------------------------------------------------------------
 
     def _add(self, conn: QuicConnection) -> None:
         self.connections.append(conn)
+        self._dirty[conn] = None
+        self._deadlines[conn] = None
+        conn.set_activity_callback(partial(self._dirty.__setitem__, conn, None))
         for cid in conn.local_cids():
             self._routes[cid] = conn
         if not self.config.connection_id_length:
@@ -206,10 +240,12 @@ class QuicEndpoint:
             elif self._routes.get(cid) is conn:
                 del self._routes[cid]
 
-    def _collect_closed(self) -> None:
-        closed = [c for c in self.connections if c.is_closed]
+    def _collect_closed(self, candidates: list[QuicConnection]) -> None:
+        closed = [c for c in candidates if c.is_closed and c in self._deadlines]
         for conn in closed:
             self.connections.remove(conn)
+            del self._deadlines[conn]
+            conn.set_activity_callback(None)
             for cid in [cid for cid, owner in self._routes.items() if owner is conn]:
                 del self._routes[cid]
             for addr in [a for a, owner in self._by_address.items() if owner is conn]:

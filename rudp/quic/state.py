@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 
 from rudp.codec.frames import ConnectionClose
@@ -157,6 +158,7 @@ class ConnectionState:
         self._path_challenge: bytes | None = None
         self._path_challenge_pending = False
         self._pad_path_probe = False
+        self._activity: Callable[[], None] | None = None
         self._previous_path: Address | None = None
         self.path_validation_failures = 0
         """Path validations that timed out (the peer's new address never answered)."""

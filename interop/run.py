@@ -74,7 +74,7 @@ def write_results(results: Sequence[CaseResult], directory: Path) -> Path:
     """Write the run to ``directory``/interop-<time>.json and latest.json; return the first path."""
     directory.mkdir(parents=True, exist_ok=True)
     document = {"meta": _metadata(), "results": [r.to_json() for r in results]}
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     path = directory / f"interop-{stamp}.json"
     text = json.dumps(document, indent=1, ensure_ascii=False)
     path.write_text(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,8 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main())
 
 
 __all__ = ["HqClientProtocol", "run_aioquic_client"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,8 @@ async def _main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main())
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main())
 
 
 __all__ = ["AioquicFileServer", "HqServerProtocol"]

@@ -113,7 +113,7 @@ async def _get(conn: rudp.Connection, path: str, key_update: bool) -> Digest:
 
     def sink(chunk: bytes) -> None:
         hasher.update(chunk)
-        if key_update and chunk and not _core(conn).stats.key_updates:
+        if key_update and chunk and not conn.stats.key_updates:
             # False until the handshake is confirmed (RFC 9001 §6.1): the next chunk tries again.
             _core(conn).request_key_update()
 

@@ -45,6 +45,7 @@ class DatagramBuilder:
         self._packets: list[_OpenPacket] = []
         self._closed_size = 0
         self._current: _OpenPacket | None = None
+        self._budget = 0  # frame bytes the open packet may hold in all
 
     # -- FrameSink -----------------------------------------------------------------------------------
 
@@ -54,7 +55,7 @@ class DatagramBuilder:
         packet = self._current
         if packet is None:
             return 0
-        return self.max_size - self._closed_size - self._overhead(packet) - len(packet.payload)
+        return self._budget - len(packet.payload)
 
     def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
         """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
@@ -123,7 +124,8 @@ class DatagramBuilder:
             sent,
         )
         self._current = packet
-        if self.remaining < 8:
+        self._budget = self.max_size - self._closed_size - self._overhead(packet)
+        if self._budget < 8:
             self._current = None
             return False
         return True

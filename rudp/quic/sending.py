@@ -132,6 +132,8 @@ class SendMixin(HandshakeMixin):
         return 3 * self._received_from_path - self._sent_to_path
 
     def _build_datagram(self, now: float) -> bytes:
+        if self._one_rtt_only():
+            return self._build_short_datagram(now)
         size = self._max_datagram_size
         if size > self._base_datagram_size:
             # Large (probed) datagrams must not stall a small congestion window: shrink to what fits.
@@ -189,6 +191,63 @@ class SendMixin(HandshakeMixin):
         datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
         if not datagram:
             return b""
+        self._after_datagram(builder, datagram, now)
+        if wrote_handshake and self.is_client:
+            # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
+            self._discard_level(EncryptionLevel.INITIAL)
+        return datagram
+
+    def _one_rtt_only(self) -> bool:
+        """True once only 1-RTT keys are left for writing (the steady state after the handshake)."""
+        write = self._keys.write
+        return len(write) == 1 and EncryptionLevel.APPLICATION in write
+
+    def _build_short_datagram(self, now: float) -> bytes:
+        """The steady-state path: one 1-RTT packet per datagram, with the fewest checks possible."""
+        size = self._max_datagram_size
+        if size > self._base_datagram_size:
+            room = self._congestion.congestion_window - self._recovery.bytes_in_flight
+            size = max(self._base_datagram_size, min(size, room))
+        allowance = self._amplification_allowance()
+        if allowance is not None:
+            if allowance < MIN_SENDABLE:
+                return b""
+            size = min(size, allowance)
+        space = PacketSpace.APPLICATION
+        probe = self._probes.get(space, 0)
+        pending = bool(
+            self._streams.has_data_to_send() or self._datagram_queue or self._application_control_pending()
+        )
+        blocked = not probe and (not pending or not self._may_send_new(size, now))
+        tracker = self._ack_trackers[space]
+        if blocked and not probe and not tracker.ack_needed(now):
+            return b""
+        builder = self._qlog.builder(size, now)
+        keys = self._keys
+        builder.start_packet(
+            space=space,
+            protection=keys.write[EncryptionLevel.APPLICATION],
+            first_byte=FIXED_BIT | (KEY_PHASE_BIT if keys.key_phase else 0),
+            prefix=self._peer_cids.current.cid,
+            is_long=False,
+            packet_number=self._next_pn[space],
+            largest_acked=self._largest_acked[space],
+        )
+        self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
+        sent = builder.end_packet()
+        if sent is None:
+            return b""
+        self._next_pn[space] += 1
+        if keys.first_pn_in_phase is None:
+            keys.first_pn_in_phase = sent.packet_number
+        pad = self._pad_path_probe
+        self._pad_path_probe = False
+        datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
+        self._after_datagram(builder, datagram, now)
+        return datagram
+
+    def _after_datagram(self, builder: DatagramBuilder, datagram: bytes, now: float) -> None:
+        """Bookkeeping for a datagram about to leave: recovery, idle timer, pacer, statistics."""
         in_flight = False
         if len(datagram) > self._base_datagram_size:
             # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
@@ -208,10 +267,6 @@ class SendMixin(HandshakeMixin):
         self._sent_to_path += len(datagram)
         self._datagrams_sent += 1
         self._bytes_sent += len(datagram)
-        if wrote_handshake and self.is_client:
-            # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
-            self._discard_level(EncryptionLevel.INITIAL)
-        return datagram
 
     def _may_send_new(self, size: int, now: float) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""
@@ -299,7 +354,7 @@ class SendMixin(HandshakeMixin):
         if crypto is not None and (not blocked or probe):
             crypto.write_frames(builder)
         if level in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA) and (not blocked or probe):
-            if level == EncryptionLevel.APPLICATION:
+            if level == EncryptionLevel.APPLICATION and self._application_control_pending():
                 self._write_application_control(builder)
             self._streams.write_frames(builder, now, self._rtt.smoothed_rtt)
             self._write_datagrams(builder)

@@ -12,6 +12,7 @@ import asyncio
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from rudp.aio.driver import Address, ConnectionDriver
 from rudp.aio.stream import Stream
@@ -30,6 +31,9 @@ from rudp.quic.events import (
     StreamWritable,
 )
 from rudp.quic.stats import ConnectionStats
+
+if TYPE_CHECKING:
+    from rudp.quic.connection import QuicConnection
 
 MAX_QUEUED_DATAGRAMS = 1024
 """Received datagrams kept for :meth:`Connection.receive_datagram`; older ones are dropped beyond it."""
@@ -91,6 +95,39 @@ class Connection:
     def zero_rtt_accepted(self) -> bool:
         """True when the server accepted 0-RTT early data."""
         return self._driver.core.early_data_accepted
+
+    @property
+    def cipher_suite(self) -> str | None:
+        """The negotiated TLS cipher suite (e.g. ``"TLS_AES_128_GCM_SHA256"``); None over TCP."""
+        core = self._quic_core()
+        suite = None if core is None else core.cipher_suite
+        return None if suite is None else f"TLS_{suite.name}"
+
+    @property
+    def version(self) -> int | None:
+        """The QUIC version in use (``0x1`` or ``0x6b3343cf`` for v2); None over the TCP baseline."""
+        core = self._quic_core()
+        return None if core is None else core.version
+
+    def request_key_update(self) -> bool:
+        """Start a 1-RTT key update (RFC 9001 §6); False if one cannot start yet (handshake not
+        confirmed, or the previous update not yet acknowledged).
+
+        Raises:
+            RudpError: over the TCP baseline (TLS over TCP has no QUIC key update).
+        """
+        core = self._quic_core()
+        if core is None:
+            raise RudpError("key updates need the QUIC transport")
+        started = core.request_key_update()
+        self._driver.after_command()
+        return started
+
+    def _quic_core(self) -> QuicConnection | None:
+        from rudp.quic.connection import QuicConnection
+
+        core = self._driver.core
+        return core if isinstance(core, QuicConnection) else None
 
     @property
     def stats(self) -> ConnectionStats:
@@ -237,10 +274,9 @@ class Connection:
         """
         self._raise_if_closed()
         from rudp.aio.endpoint import UdpEndpoint
-        from rudp.quic.connection import QuicConnection
 
-        link, core = self._driver.link, self._driver.core
-        if not isinstance(link, UdpEndpoint) or not isinstance(core, QuicConnection):
+        link, core = self._driver.link, self._quic_core()
+        if not isinstance(link, UdpEndpoint) or core is None:
             raise RudpError("connection migration needs the QUIC transport")
         return await link.migrate(core)
 

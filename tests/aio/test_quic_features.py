@@ -1,5 +1,5 @@
-"""Connection migration on real sockets: a QUIC client moves to a new UDP port mid-transfer and the
-download completes intact; the TCP baseline refuses (TCP cannot migrate)."""
+"""QUIC-only features on real sockets: migration to a new UDP port mid-transfer (the download completes
+intact), the negotiated version and cipher suite, and key updates; the TCP baseline refuses them."""
 
 from __future__ import annotations
 
@@ -63,3 +63,35 @@ async def test_tcp_cannot_migrate(running_server: Any, client_config: Callable[.
     ):
         with pytest.raises(rudp.RudpError):
             await conn.migrate()
+
+
+async def test_cipher_suite_version_and_key_update(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    seen: list[tuple[str, int]] = []
+    done = asyncio.Event()
+    async with (
+        running_server(_payload_server(seen, done)) as server,
+        rudp.connect("127.0.0.1", server.port, config=client_config(version=0x6B3343CF)) as conn,
+    ):
+        assert conn.cipher_suite == "TLS_AES_128_GCM_SHA256" and conn.version == 0x6B3343CF
+        await conn.ping()
+        assert conn.request_key_update()
+        stream = await conn.open_stream()
+        stream.write(b"GET /big\r\n")
+        stream.write_eof()
+        body = await asyncio.wait_for(stream.read(), timeout=30)
+        assert hashlib.sha256(body).digest() == hashlib.sha256(PAYLOAD).digest()
+        assert conn.stats.key_updates == 1
+
+
+async def test_tcp_reports_no_quic_details(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    async with (
+        running_server(_payload_server([], asyncio.Event()), transport="tcp") as server,
+        rudp.connect("127.0.0.1", server.port, config=client_config(), transport="tcp") as conn,
+    ):
+        assert conn.version is None and conn.cipher_suite is None
+        with pytest.raises(rudp.RudpError):
+            conn.request_key_update()

@@ -2,8 +2,8 @@
 
 Owns :class:`RudpFileServer` (``rudp.serve`` with :class:`rudp.aio.hq.FileServer`, recording each
 connection) and :func:`run_rudp_client` (carries out a :class:`~interop.peers.base.ClientPlan` with
-``rudp.connect`` and :func:`rudp.aio.hq.fetch`). Two things the public ``rudp.Connection`` does not offer
-are taken from the sans-IO core in :func:`_core`: the negotiated cipher suite and starting a key update.
+``rudp.connect`` and :func:`rudp.aio.hq.fetch`), through the public API only (``Connection.cipher_suite``,
+``Connection.version`` and ``Connection.request_key_update()`` included).
 """
 
 from __future__ import annotations
@@ -25,25 +25,12 @@ from interop.peers.base import (
 )
 from rudp.aio.hq import FileServer, fetch
 from rudp.crypto.suites import CipherSuite
-from rudp.quic.connection import QuicConnection
 from rudp.tls.tickets import SessionTicket
-
-
-def _core(conn: rudp.Connection) -> QuicConnection:
-    """The sans-IO core of a QUIC ``conn``.
-
-    ``rudp.Connection`` exposes neither the cipher suite nor a key-update command (reported as an API
-    gap); reading them from the core keeps these checks possible until it does.
-    """
-    core = conn._driver.core
-    if not isinstance(core, QuicConnection):
-        raise TypeError("not a QUIC connection")
-    return core
 
 
 def report_of(conn: rudp.Connection, role: str) -> EndpointReport:
     """What one end of a rudp connection negotiated."""
-    suite = _core(conn).cipher_suite
+    suite = conn.cipher_suite
     return EndpointReport(
         impl="rudp",
         role=role,
@@ -51,7 +38,7 @@ def report_of(conn: rudp.Connection, role: str) -> EndpointReport:
         alpn=conn.alpn_protocol,
         session_resumed=conn.session_resumed,
         early_data_accepted=conn.zero_rtt_accepted,
-        cipher_suite=None if suite is None else int(suite),
+        cipher_suite=None if suite is None else int(CipherSuite[suite.removeprefix("TLS_")]),
         key_updates=conn.stats.key_updates,
     )
 
@@ -115,7 +102,7 @@ async def _get(conn: rudp.Connection, path: str, key_update: bool) -> Digest:
         hasher.update(chunk)
         if key_update and chunk and not conn.stats.key_updates:
             # False until the handshake is confirmed (RFC 9001 §6.1): the next chunk tries again.
-            _core(conn).request_key_update()
+            conn.request_key_update()
 
     await fetch(conn, path, sink)
     return hasher.digest()

@@ -40,6 +40,7 @@ Build the Connection as ``Connection(ConnectionDriver(core, link), is_client=...
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 from rudp.quic.events import ConnectionTerminated, Event
@@ -184,7 +185,7 @@ class Listener(Protocol):
         """Wait until the sockets are closed."""
 
 
-class SingleCoreLink:
+class SingleCoreLink(ABC):
     """A :class:`Link` for transports with one core per socket: own timer, coalesced flushes.
 
     Subclasses implement :meth:`transmit`. Call :meth:`attach` with the driver before the first flush,
@@ -203,9 +204,9 @@ class SingleCoreLink:
         """Set the driver this link serves (once)."""
         self.driver = driver
 
+    @abstractmethod
     def transmit(self) -> None:
         """Send everything the core has to send (e.g. ``transport.write(core.data_to_send())``)."""
-        raise NotImplementedError
 
     def request_flush(self) -> None:
         """Schedule :meth:`flush` on the next loop iteration (at most one pending)."""

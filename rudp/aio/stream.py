@@ -39,7 +39,7 @@ def _stop_reading(driver: ConnectionDriver, stream_id: int) -> None:
             core.stop_sending(stream_id, 0)
             driver.after_command()
     except RudpError:
-        pass  # the stream or the connection is already gone
+        return  # the stream or the connection is already gone
 
 
 class Stream:

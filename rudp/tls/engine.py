@@ -14,6 +14,7 @@ POSIX time from ``TlsConfig.wall_clock``.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple
@@ -57,7 +58,7 @@ class KeyEvent(NamedTuple):
     secret: bytes
 
 
-class TlsEngine:
+class TlsEngine(ABC):
     """Common state and plumbing of :class:`~rudp.tls.client.TlsClient` and
     :class:`~rudp.tls.server.TlsServer`.
 
@@ -100,7 +101,7 @@ class TlsEngine:
 
     # -- public surface ------------------------------------------------------------------------------
 
-    def start(self, now: float) -> None:
+    def start(self, now: float) -> None:  # noqa: B027 - a deliberate no-op for the server
         """Begin the handshake (the client emits its ClientHello; a no-op on the server)."""
 
     def receive(self, level: EncryptionLevel, data: bytes, now: float) -> None:
@@ -150,9 +151,9 @@ class TlsEngine:
 
     # -- for subclasses --------------------------------------------------------------------------------
 
+    @abstractmethod
     def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
         """Message types acceptable in the current state, with their level and handler."""
-        raise NotImplementedError
 
     def _dispatch(self, level: EncryptionLevel, message: RawMessage, now: float) -> None:
         entry = self._expected().get(message.msg_type)

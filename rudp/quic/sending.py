@@ -14,6 +14,7 @@ from rudp.codec.codes import PacketType
 from rudp.codec.frames import ConnectionClose, Datagram, HandshakeDone, PathChallenge, PathResponse, Ping
 from rudp.codec.packet import FIXED_BIT, HEADER_FORM_LONG, KEY_PHASE_BIT, long_type_bits
 from rudp.codec.varint import encode_varint
+from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportErrorCode
 from rudp.quic.events import PingAcknowledged
 from rudp.quic.handshake import HandshakeMixin
@@ -80,15 +81,7 @@ class SendMixin(HandshakeMixin):
             return b""
         builder = self._qlog.builder(size, now)
         space = PacketSpace.APPLICATION
-        builder.start_packet(
-            space=space,
-            protection=protection,
-            first_byte=self._first_byte(EncryptionLevel.APPLICATION),
-            prefix=self._header_prefix(EncryptionLevel.APPLICATION),
-            is_long=False,
-            packet_number=self._next_pn[space],
-            largest_acked=self._largest_acked[space],
-        )
+        self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection)
         builder.push_frame(Ping(), partial(self._on_pmtu_probe, size))
         sent = builder.end_packet()
         datagram = builder.finish(size)
@@ -162,15 +155,7 @@ class SendMixin(HandshakeMixin):
             space = SPACE_OF_LEVEL[level]
             if not self._level_has_data(level, space, now, blocked):
                 continue
-            if not builder.start_packet(
-                space=space,
-                protection=protection,
-                first_byte=self._first_byte(level),
-                prefix=self._header_prefix(level),
-                is_long=level != EncryptionLevel.APPLICATION,
-                packet_number=self._next_pn[space],
-                largest_acked=self._largest_acked[space],
-            ):
+            if not self._start_packet(builder, level, space, protection):
                 break
             self._write_level(builder, level, space, now, blocked)
             sent = builder.end_packet()
@@ -319,6 +304,24 @@ class SendMixin(HandshakeMixin):
             or self._peer_cids.has_data_to_send()
         )
 
+    def _start_packet(
+        self,
+        builder: DatagramBuilder,
+        level: EncryptionLevel,
+        space: PacketSpace,
+        protection: PacketProtection,
+    ) -> bool:
+        """Open a packet of ``level`` in ``builder`` with the next packet number of ``space``."""
+        return builder.start_packet(
+            space=space,
+            protection=protection,
+            first_byte=self._first_byte(level),
+            prefix=self._header_prefix(level),
+            is_long=level != EncryptionLevel.APPLICATION,
+            packet_number=self._next_pn[space],
+            largest_acked=self._largest_acked[space],
+        )
+
     def _first_byte(self, level: EncryptionLevel) -> int:
         if level == EncryptionLevel.APPLICATION:
             return FIXED_BIT | (KEY_PHASE_BIT if self._keys.key_phase else 0)
@@ -422,15 +425,7 @@ class SendMixin(HandshakeMixin):
                 # RFC 9000 §10.2.3: an application close before 1-RTT is sent as APPLICATION_ERROR.
                 to_send = ConnectionClose(TransportErrorCode.APPLICATION_ERROR, b"", 0, False)
             space = SPACE_OF_LEVEL[level]
-            if not builder.start_packet(
-                space=space,
-                protection=protection,
-                first_byte=self._first_byte(level),
-                prefix=self._header_prefix(level),
-                is_long=level != EncryptionLevel.APPLICATION,
-                packet_number=self._next_pn[space],
-                largest_acked=self._largest_acked[space],
-            ):
+            if not self._start_packet(builder, level, space, protection):
                 break
             builder.push_frame(to_send)
             builder.end_packet()

@@ -53,14 +53,22 @@ class ReceiveMixin(HandshakeMixin):
         self._datagram_size = len(data)
         if addr == self.peer_address:
             self._received_from_path += len(data)
+        packets = iter_packets(data, short_dcid_length=self._config.connection_id_length)
         try:
-            for header in iter_packets(data, short_dcid_length=self._config.connection_id_length):
+            while True:
+                try:
+                    header = next(packets)
+                except StopIteration:
+                    break
+                except DecodeError:
+                    # An undecodable header (not yet authenticated): drop the rest of the datagram.
+                    self._packets_dropped += 1
+                    break
+                # Errors in an authenticated packet (malformed frames included) close the connection.
                 self._receive_packet(data, header, addr, now)
                 if not self._is_active():
                     return
             self._replay_pending(now)
-        except DecodeError:
-            self._packets_dropped += 1  # an undecodable header: drop the rest of the datagram
         except TransportError as exc:
             self._on_local_error(exc, now)
 

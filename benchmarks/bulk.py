@@ -1,6 +1,6 @@
 """Bulk throughput over real loopback UDP/TCP sockets: rudp-quic vs rudp-tcp vs aioquic, in one run.
 
-Run: ``python benchmarks/bulk.py [--mbytes 20] [--repeat 3]``. Each stack downloads the same number of
+Run: ``python -m benchmarks.bulk [--mbytes 20] [--repeat 3]``. Each stack downloads the same number of
 bytes from its own server on 127.0.0.1 over one stream (sha256-verified); the best of ``--repeat`` runs
 is reported in Mbit/s and as ratios against aioquic. Results are also written as JSON to
 ``benchmarks/results/``. Server and client share one event loop and one core, so the figures compare
@@ -17,16 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import os
 import ssl
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 import rudp
+from benchmarks.common import ratio, save_result, table
 from rudp.testing.certs import TestPki, make_test_pki
 
 PACING = os.environ.get("RUDP_PACING", "1") == "1"
@@ -109,12 +109,8 @@ async def run_aioquic(pki: TestPki, payload: bytes) -> float:
     return elapsed
 
 
-async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mbytes", type=float, default=20.0)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
-    payload = os.urandom(int(args.mbytes * 1e6))
+async def _run(mbytes: float, repeat: int) -> dict[str, float]:
+    payload = os.urandom(int(mbytes * 1e6))
     pki = make_test_pki(tempfile.mkdtemp(prefix="rudp-bench-"))
     stacks: dict[str, Callable[[], Awaitable[float]]] = {
         "rudp-quic": lambda: run_rudp(pki, payload, "quic"),
@@ -123,21 +119,42 @@ async def main(argv: list[str]) -> int:
         "aioquic": lambda: run_aioquic(pki, payload),
     }
     results: dict[str, float] = {}
-    for name, run in stacks.items():
-        best = min([await run() for _ in range(args.repeat)])
+    for name, runner in stacks.items():
+        best = min([await runner() for _ in range(repeat)])
         results[name] = len(payload) * 8 / best / 1e6
-        print(
-            f"{name:15s} {results[name]:9.1f} Mbit/s  (best of {args.repeat}, {args.mbytes:g} MB)", flush=True
-        )
-    base = results["aioquic"]
-    for name, value in results.items():
-        print(f"{name:15s} {value / base:6.2f}x aioquic")
-    out_dir = Path(__file__).parent / "results"
-    out_dir.mkdir(exist_ok=True)
-    record = {"benchmark": "bulk", "mbytes": args.mbytes, "mbit_s": results, "python": sys.version.split()[0]}
-    (out_dir / f"bulk-{int(time.time())}.json").write_text(json.dumps(record, indent=2))
+    return results
+
+
+def run(*, mbytes: float = 20.0, repeat: int = 3) -> dict[str, Any]:
+    """Best-of-`repeat` loopback throughput per stack (Mbit/s); the JSON-able result."""
+    mbit_s = asyncio.run(_run(mbytes, repeat))
+    return {
+        "conditions": {"path": "loopback 127.0.0.1", "mbytes": mbytes, "repeat": repeat},
+        "mbit_s": mbit_s,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    """Mbit/s per stack and the ratio against aioquic and rudp-tcp."""
+    c, values = result["conditions"], result["mbit_s"]
+    rows = [
+        [name, f"{v:.1f}", ratio(v, values.get("aioquic")), ratio(v, values.get("rudp-tcp"))]
+        for name, v in values.items()
+    ]
+    head = f"bulk: {c['mbytes']:g} MB over {c['path']}, one stream, best of {c['repeat']} (CPU-bound)"
+    return head + "\n" + table(["stack", "Mbit/s", "vs aioquic", "vs rudp-tcp"], rows)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mbytes", type=float, default=20.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    result = run(mbytes=args.mbytes, repeat=args.repeat)
+    print(report(result))
+    print(f"saved {save_result('bulk', result)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,7 @@
 """Head-of-line blocking: per-request latency of many concurrent requests on one connection under loss.
 
-Run: ``python -m benchmarks.hol_blocking [--rtt-ms 40] [--losses 0 1 2 5] [--streams 16] [--size 1024] [--rounds 20]``.
+Run: ``python -m benchmarks.hol_blocking [--rtt-ms 40] [--losses 0 1 2 5] [--streams 16] [--size 1024]
+[--rounds 20]``.
 
 One connection per stack; each round starts ``--streams`` requests of ``--size`` bytes at once, each on
 its own stream, and waits for all. A request's latency runs from its start to its last byte. With rudp's
@@ -125,8 +126,8 @@ def report(result: dict[str, Any]) -> str:
             ]
         )
     head = (
-        f"head-of-line blocking: RTT {c['rtt_ms']:.0f} ms, {c['rate_mbit_s']:g} Mbit/s, random loss both ways; "
-        f"{c['rounds']} rounds x {c['streams']} concurrent {c['response_bytes'] // 1024} KiB requests, one "
+        f"head-of-line blocking: RTT {c['rtt_ms']:.0f} ms, {c['rate_mbit_s']:g} Mbit/s, random loss both "
+        f"ways; {c['rounds']} rounds x {c['streams']} concurrent {c['response_bytes']}-byte requests, one "
         f"connection; {c['congestion']}"
     )
     headers = ["loss", "stack", "p50 ms", "p95 ms", "p99 ms", "TCP/QUIC p50", "TCP/QUIC p99"]

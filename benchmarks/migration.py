@@ -127,8 +127,8 @@ def report(result: dict[str, Any]) -> str:
             ]
         )
     head = (
-        f"migration: {c['bytes'] / 1e6:g} MB download, RTT {c['rtt_ms']:.0f} ms, {c['rate_mbit_s']:g} Mbit/s, "
-        f"{c['rebind']}; a stall of {c['stall_limit_s']:g} s counts as broken"
+        f"migration: {c['bytes'] / 1e6:g} MB download, RTT {c['rtt_ms']:.0f} ms, "
+        f"{c['rate_mbit_s']:g} Mbit/s, {c['rebind']}; a stall of {c['stall_limit_s']:g} s counts as broken"
     )
     headers = ["stack", "outcome", "MB received", "seconds", "longest gap ms", "server saw / error"]
     return head + "\n" + table(headers, rows)

@@ -1,0 +1,158 @@
+"""Many small requests over one connection: requests per second and per-request latency.
+
+Run: ``python -m benchmarks.many_small [--requests 2000] [--concurrency 32] [--rtt-ms 10]``.
+
+Two phases per stack over the emulated link (no loss): ``sequential`` sends ``--sequential`` requests
+one after the other (latency is then about one RTT plus the stacks' processing); ``concurrent`` keeps
+``--concurrency`` requests in flight until ``--requests`` are done (throughput is then bound by the
+CPU cost per request, since both ends are Python). Each request is a new stream with a 100-byte
+response.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from benchmarks.common import Bench, bench_network, percentile, ratio, save_result, session, table, wan
+from rudp.testing.certs import TestPki
+
+STACKS = ("rudp-quic", "rudp-tcp", "aioquic")
+RESPONSE_BYTES = 100
+
+
+async def _phases(
+    stack: str, host: str, pki: TestPki, sequential: int, requests: int, concurrency: int
+) -> dict[str, Any]:
+    async with session(stack, host, pki) as sess:
+
+        async def one(latencies: list[float]) -> None:
+            began = time.perf_counter()
+            if await sess.get(RESPONSE_BYTES) != RESPONSE_BYTES:
+                raise RuntimeError(f"{stack}: short response")
+            latencies.append(time.perf_counter() - began)
+
+        seq: list[float] = []
+        for _ in range(sequential):
+            await one(seq)
+        conc: list[float] = []
+        left = requests
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await one(conc)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {"sequential": seq, "concurrent": conc, "concurrent_elapsed": elapsed}
+
+
+def run(
+    *,
+    rtt: float = 0.010,
+    sequential: int = 200,
+    requests: int = 2000,
+    concurrency: int = 32,
+    stacks: tuple[str, ...] = STACKS,
+    bench: Bench | None = None,
+) -> dict[str, Any]:
+    """Both phases per stack; the JSON-able result (latencies in ms)."""
+    if bench is None:
+        with bench_network() as fresh:
+            return run(
+                rtt=rtt,
+                sequential=sequential,
+                requests=requests,
+                concurrency=concurrency,
+                stacks=stacks,
+                bench=fresh,
+            )
+    bench.impair(wan(rtt / 2))
+    rows = {}
+    for stack in stacks:
+        raw = bench.client(
+            _phases, stack, bench.host, bench.pki, sequential, requests, concurrency, timeout=600.0
+        )
+        seq = [v * 1000 for v in raw["sequential"]]
+        conc = [v * 1000 for v in raw["concurrent"]]
+        rows[stack] = {
+            "sequential_p50_ms": percentile(seq, 50),
+            "sequential_p99_ms": percentile(seq, 99),
+            "sequential_req_s": len(seq) / (sum(seq) / 1000) if seq else 0.0,
+            "concurrent_req_s": len(conc) / raw["concurrent_elapsed"],
+            "concurrent_p50_ms": percentile(conc, 50),
+            "concurrent_p99_ms": percentile(conc, 99),
+        }
+    conditions = {
+        "rtt_ms": rtt * 1000,
+        "loss": 0.0,
+        "sequential": sequential,
+        "requests": requests,
+        "concurrency": concurrency,
+        "response_bytes": RESPONSE_BYTES,
+    }
+    return {"conditions": conditions, "stacks": rows}
+
+
+def report(result: dict[str, Any]) -> str:
+    """One row per stack; ratios of concurrent requests/s against rudp-tcp and aioquic."""
+    c = result["conditions"]
+    s = result["stacks"]
+    tcp = s.get("rudp-tcp", {}).get("concurrent_req_s")
+    aio = s.get("aioquic", {}).get("concurrent_req_s")
+    rows = [
+        [
+            stack,
+            f"{r['sequential_p50_ms']:.1f}",
+            f"{r['sequential_p99_ms']:.1f}",
+            f"{r['concurrent_req_s']:.0f}",
+            f"{r['concurrent_p50_ms']:.1f}",
+            f"{r['concurrent_p99_ms']:.1f}",
+            ratio(r["concurrent_req_s"], tcp),
+            ratio(r["concurrent_req_s"], aio),
+        ]
+        for stack, r in s.items()
+    ]
+    head = (
+        f"many small requests: RTT {c['rtt_ms']:.0f} ms, no loss, one connection, {c['response_bytes']}-byte "
+        f"responses; {c['sequential']} sequential, then {c['requests']} with {c['concurrency']} in flight"
+    )
+    headers = [
+        "stack",
+        "seq p50 ms",
+        "seq p99 ms",
+        "conc req/s",
+        "conc p50 ms",
+        "conc p99 ms",
+        "vs TCP",
+        "vs aioquic",
+    ]
+    return head + "\n" + table(headers, rows)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rtt-ms", type=float, default=10.0)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args(argv)
+    result = run(
+        rtt=args.rtt_ms / 1000,
+        sequential=args.sequential,
+        requests=args.requests,
+        concurrency=args.concurrency,
+    )
+    print(report(result))
+    print(f"saved {save_result('many_small', result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

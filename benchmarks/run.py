@@ -1,0 +1,69 @@
+"""One entry point for every benchmark: runs all (or the selected ones), prints the tables, saves JSON.
+
+Run as root (the emulated-network benchmarks build network namespaces)::
+
+    python -m benchmarks.run                      # everything, default sizes (about 10 minutes)
+    python -m benchmarks.run --quick              # everything, small sizes (about 2 minutes)
+    python -m benchmarks.run handshake hol_blocking
+
+Each benchmark's result goes to ``benchmarks/results/<name>-<time>.json``; the whole run also to
+``benchmarks/results/run-<time>.json``. See ``benchmarks/README.md`` for what each one shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from benchmarks import bulk, handshake, hol_blocking, loss_sweep, many_small, migration
+from benchmarks.common import save_result
+
+BENCHMARKS: dict[str, ModuleType] = {
+    "handshake": handshake,
+    "hol_blocking": hol_blocking,
+    "migration": migration,
+    "loss_sweep": loss_sweep,
+    "many_small": many_small,
+    "bulk": bulk,
+}
+
+QUICK: dict[str, dict[str, Any]] = {
+    "handshake": {"count": 5},
+    "hol_blocking": {"losses": (0.0, 0.02, 0.05), "rounds": 8},
+    "migration": {"mbytes": 2.0},
+    "loss_sweep": {"losses": (0.0, 0.01, 0.05), "seconds": 3.0},
+    "many_small": {"sequential": 50, "requests": 500},
+    "bulk": {"mbytes": 5.0, "repeat": 1},
+}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a fast look")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    if unknown := [n for n in names if n not in BENCHMARKS]:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    combined: dict[str, Any] = {"quick": args.quick, "results": {}}
+    for name in names:
+        module = BENCHMARKS[name]
+        run: Callable[..., dict[str, Any]] = module.run
+        started = time.perf_counter()
+        result = run(**(QUICK[name] if args.quick else {}))
+        result["wall_s"] = round(time.perf_counter() - started, 1)
+        print(module.report(result), flush=True)
+        print(f"  ({result['wall_s']} s, saved {save_result(name, result)})\n", flush=True)
+        combined["results"][name] = result
+    print(f"saved {save_result('run', combined)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

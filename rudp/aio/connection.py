@@ -370,6 +370,11 @@ class Connection:
                 self._streams[sid] = stream
                 self._incoming.append(stream)
                 self._incoming_event.set()
+                if not self._is_client and not self._established.is_set():
+                    # 0-RTT: the client's early request is here before the handshake ends. Start the
+                    # server's handler now, or 0-RTT would save nothing (early data may be replayed:
+                    # RFC 9001 §9.2; rudp's server accepts each ticket's 0-RTT once).
+                    self._run_established_callbacks()
             case StreamReset(stream_id=sid, error_code=code):
                 stream = self._streams.get(sid)
                 if stream is not None:
@@ -396,6 +401,9 @@ class Connection:
         if self._established.is_set():
             return
         self._established.set()
+        self._run_established_callbacks()
+
+    def _run_established_callbacks(self) -> None:
         callbacks, self._on_established = self._on_established, []
         for callback in callbacks:
             callback(self)

@@ -189,3 +189,33 @@ async def test_serve_both_transports_on_one_port(
 async def test_serve_needs_certificate() -> None:
     with pytest.raises(rudp.ConfigError):
         await rudp.serve("127.0.0.1", 0, echo_handler, config=rudp.Config())
+
+
+async def test_zero_rtt_request_reaches_the_handler_before_the_handshake_ends(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    established_at_request: list[bool] = []
+
+    async def handler(conn: rudp.Connection) -> None:
+        async for stream in conn:
+            request = await stream.read()
+            established_at_request.append(conn.is_established)
+            stream.write(request)
+            stream.write_eof()
+            await stream.drain()
+
+    tickets = rudp.TicketStore()
+    async with running_server(handler, enable_0rtt=True) as server:
+        config = client_config(session_ticket_store=tickets, enable_0rtt=True)
+        async with rudp.connect("127.0.0.1", server.port, config=config) as first:
+            await _echo_roundtrip(first, b"first")
+        assert len(tickets) > 0
+        async with rudp.connect("127.0.0.1", server.port, config=config) as second:
+            stream = await second.open_stream()
+            stream.write(b"early")
+            stream.write_eof()
+            assert await asyncio.wait_for(stream.read(), WAIT) == b"early"
+            assert second.zero_rtt_accepted
+    # The 0-RTT request was served while the server's handshake was still running: 0-RTT saves the
+    # round trip only if the handler starts with the early data, not after the handshake.
+    assert established_at_request == [True, False]

@@ -37,6 +37,8 @@ class Result:
     request_p50_ms: float
     request_p95_ms: float
     bytes_verified: int
+    average_datagram_bytes: int = 0
+    """QUIC only: the average size of the datagrams received (PMTU discovery grows it)."""
 
 
 def _make_files(www: Path, file_mb: float) -> dict[str, bytes]:
@@ -68,6 +70,8 @@ async def _measure(
             if hasher.digest() != digest:
                 raise RuntimeError(f"{transport}: {path} arrived corrupted")
         elapsed = time.perf_counter() - started
+        stats = conn.stats
+        average = stats.bytes_received // stats.datagrams_received if stats.datagrams_received else 0
         latencies = []
         for _ in range(requests):
             body = bytearray()
@@ -84,6 +88,7 @@ async def _measure(
         request_p50_ms=statistics.median(latencies) * 1000,
         request_p95_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000,
         bytes_verified=total,
+        average_datagram_bytes=average if transport == "quic" else 0,
     )
 
 
@@ -137,6 +142,12 @@ async def run_demo(*, file_mb: float = 4.0, requests: int = 200, out: Callable[[
         out("")
         out(format_table(results))
         out("")
+        quic = next((r for r in results if r.transport == "quic"), None)
+        if quic is not None and quic.average_datagram_bytes:
+            out(
+                f"QUIC datagrams averaged {quic.average_datagram_bytes} bytes: PMTU discovery grows them on"
+                " loopback (MTU 64 KB); a 1500-byte Ethernet path stops at 1452."
+            )
         out(
             "all files sha256-verified. Loopback without loss: kernel TCP is fast here; QUIC's advantages"
             " (no head-of-line blocking, 0-RTT, migration) show under loss and address changes."

@@ -30,6 +30,8 @@ from rudp.tls.engine import EncryptionLevel
 
 MIN_SENDABLE_BYTES = 64
 """Below this anti-amplification allowance nothing useful can be sent (headers, tag, a frame)."""
+PROBE_DATA_BYTES = 1000
+"""Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
 BLACK_HOLE_PTO_COUNT = 2
 """Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
 
@@ -417,6 +419,10 @@ class QuicConnection(ReceiveMixin, SendMixin):
             self._pmtud.on_black_hole(self._base_datagram_size)
             self._set_datagram_size(self._base_datagram_size)
         self._probes[space] = request.count
+        if space is PacketSpace.APPLICATION and not self._streams.has_data_to_send():
+            # RFC 9002 §6.2.4: probes should carry the oldest unacknowledged data, not only a PING,
+            # so a lost tail is repaired by the probe itself, one round trip sooner.
+            self._streams.requeue_for_probe(PROBE_DATA_BYTES)
         if level is not None:
             # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
             self._crypto_send[level].requeue_unacked()

@@ -333,3 +333,27 @@ def test_untrusted_certificate_closes_with_crypto_error(pki: TestPki, tmp_path: 
     client_end, server_end = _terminated(sim)
     assert client_end.code == 0x100 + 48 and not client_end.by_peer  # unknown_ca
     assert server_end.code == 0x100 + 48 and server_end.by_peer
+
+
+def test_pto_probe_carries_the_lost_tail(pki: TestPki, tmp_path: Path) -> None:
+    # RFC 9002 §6.2.4: with nothing new to send, the probe re-sends the oldest unacknowledged data (and
+    # its FIN), so a lost last packet is repaired by the probe itself, one round trip sooner than by a
+    # PING followed by loss detection and a retransmission.
+    sim, sniffer = _keyed_sim(pki, tmp_path, link=LinkConfig(delay=0.02))
+    sim.pair.run_for(0.3)
+    data_sends: list[float] = []
+
+    def drop_first_copy(datagram: bytes, index: int) -> bool:
+        frames = sniffer.frames(datagram) or []
+        if any(isinstance(frame, Stream) and frame.stream_id == 0 for frame in frames):
+            data_sends.append(sim.clock.now)
+            return len(data_sends) == 1
+        return False
+
+    sim.pair.c2s.update(drop_filter=drop_first_copy)
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, b"the only packet of this request", fin=True)
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=5)
+    assert sim.conn.stats.pto_count >= 1
+    assert len(data_sends) == 2  # the lost original, then the probe: no third copy was needed
+    assert sim.clock.now == pytest.approx(data_sends[1] + 0.02, abs=1e-6)  # delivered by the probe

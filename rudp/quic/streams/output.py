@@ -98,6 +98,16 @@ class StreamOutput:
             self._queued.add(stream_id)
             self._queue.append(stream_id)
 
+    def requeue_for_probe(self, max_bytes: int) -> bool:
+        """Before PTO probes with no new data to send: re-queue the oldest unacknowledged data of the
+        lowest-numbered stream that has some (RFC 9002 §6.2.4). True if a stream now has data queued."""
+        for stream_id in sorted(self._streams):
+            send = self._streams[stream_id].send
+            if send is not None and send.requeue_for_probe(max_bytes):
+                self._enqueue_if_sendable(stream_id, send)
+                return True
+        return False
+
     def _note_blocked(self, stream_id: int, send: SendStream) -> None:
         """Queue STREAM_DATA_BLOCKED / DATA_BLOCKED for whichever credit stops ``send`` (§4.1)."""
         if send.note_credit_blocked():

@@ -142,6 +142,11 @@ class SendBuffer:
         for low, high in _gaps(self._acked, start, stop):
             self._lost.add(low, high)
 
+    def first_unacked(self) -> tuple[int, int] | None:
+        """The lowest range sent at least once and not acknowledged yet, or None."""
+        gaps = _gaps(self._acked, self._base, self.next_offset)
+        return gaps[0] if gaps else None
+
     def clear(self) -> None:
         """Drop every byte (the stream was reset); offsets stay where they are."""
         self._data = bytearray()
@@ -297,6 +302,28 @@ class SendStream:
         self.buffer.on_lost(start, stop)
         if fin and not self._fin_acked:
             self._fin_pending = True
+
+    def requeue_for_probe(self, max_bytes: int) -> bool:
+        """A PTO fired with nothing new to send: re-queue the oldest unacknowledged bytes (or the FIN) so
+        the probe packet carries data instead of a bare PING (RFC 9002 §6.2.4). True if anything is
+        queued for sending now."""
+        if self.state in _DONE_STATES:
+            return False
+        buffer = self.buffer
+        if buffer.has_lost or self._fin_pending:
+            return True
+        unacked = buffer.first_unacked()
+        if unacked is not None:
+            start, stop = unacked
+            stop = min(stop, start + max_bytes)
+            buffer.on_lost(start, stop)
+            if stop == self._fin_offset and not self._fin_acked:
+                self._fin_pending = True  # the FIN rode with these bytes: re-send it with them
+            return True
+        if self._fin_offset is not None and not self._fin_acked and buffer.next_offset == self._fin_offset:
+            self._fin_pending = True
+            return True
+        return False
 
     def reset(self, error_code: int) -> bool:
         """Abandon the stream and queue RESET_STREAM; return False if already terminal or reset.

@@ -170,3 +170,25 @@ def test_writable_after_half_budget_freed() -> None:
     stream.on_frame_acked(20, frames[2].offset + len(frames[2].data), False)
     assert stream.take_writable()
     assert not stream.take_writable()
+
+
+def test_requeue_for_probe_resends_oldest_unacked_bytes_and_fin() -> None:
+    from rudp.quic.streams.send import SendStream
+
+    send = SendStream(0, credit=1 << 20, buffer_bytes=1 << 20)
+    send.write(b"a" * 3000, fin=True)
+    first = send.next_frame(1200, 1 << 20)
+    second = send.next_frame(1200, 1 << 20)
+    third = send.next_frame(1200, 1 << 20)
+    assert first and second and third and third[0].fin
+    send.on_frame_acked(0, len(first[0].data), False)  # only the first frame arrived
+    assert not send.wants_to_send(1 << 20)  # everything was sent once: nothing new
+    assert send.requeue_for_probe(500)
+    frame, new_bytes = send.next_frame(1200, 1 << 20) or (None, 0)
+    assert frame is not None and new_bytes == 0
+    assert frame.offset == len(first[0].data) and len(frame.data) == 500 and not frame.fin
+    # With everything but the tail acknowledged, the re-sent tail carries the FIN again.
+    send.on_frame_acked(0, 3000 - 10, False)
+    assert send.requeue_for_probe(500)
+    tail, _ = send.next_frame(1200, 1 << 20) or (None, 0)
+    assert tail is not None and tail.offset == 2990 and tail.fin

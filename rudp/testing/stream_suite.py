@@ -1,0 +1,822 @@
+"""A conformance suite for the stream contract: named checks any rudp-style Stream must pass.
+
+Owns the *contract* of :class:`rudp.Stream` as executable checks (in the spirit of trio's stream
+conformance tests): each check gets a fresh pair of connected stream ends and states in its docstring
+what it guarantees. The same checks run over QUIC and over the TCP baseline, and can run over any other
+implementation whose objects have the :class:`SuiteStream` methods.
+
+It owns :class:`StreamPair` (two ends plus the few connection hooks some checks need), the registry
+:data:`CHECKS`, :func:`check_stream_pair` / :func:`run_check` to run them, and
+:func:`connected_stream_pair` to build pairs from ``rudp.serve()`` and ``rudp.connect()`` on real
+sockets. It does not use pytest: a failed check raises :class:`ConformanceError`.
+
+Checks never sleep to wait for something: they await the operations themselves, and where a check must
+know that the other side has seen something it awaits :attr:`StreamPair.round_trip` (a PING and its
+acknowledgement for rudp). Every check runs under a deadline (``timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Final, Protocol, TypeAlias
+
+from rudp._api import Transport, connect, serve
+from rudp.aio.connection import Connection
+from rudp.config import Config
+from rudp.errors import ConfigError, ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
+from rudp.testing.certs import make_test_pki
+
+
+class ConformanceError(RudpError, AssertionError):
+    """A stream implementation broke the contract a check states; the message says how."""
+
+
+class SuiteStream(Protocol):
+    """The stream methods the suite exercises (``rudp.Stream`` has them all)."""
+
+    @property
+    def stream_id(self) -> int: ...
+
+    @property
+    def buffered_bytes(self) -> int: ...
+
+    def at_eof(self) -> bool: ...
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+    async def readuntil(self, separator: bytes = b"\n", *, limit: int = ...) -> bytes: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def write_eof(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def reset(self, code: int = 0) -> None: ...
+
+    def stop_sending(self, code: int = 0) -> None: ...
+
+
+@dataclass
+class StreamPair:
+    """Two connected ends of one bidirectional stream, and hooks on the connection carrying it.
+
+    ``client`` opened the stream and ``server`` is its peer's end; both start empty (nothing to read,
+    nothing written). Only connection-level checks use the hooks.
+    """
+
+    client: SuiteStream
+    """The end that opened the stream."""
+    server: SuiteStream
+    """The peer's end of the same stream."""
+    round_trip: Callable[[], Awaitable[object]]
+    """Complete one round trip on the connection (anything the peer sent before is then delivered)."""
+    close_client: Callable[[int, str], None]
+    """Close the connection from the client side with an application code and reason."""
+    close_server: Callable[[int, str], None]
+    """Close the connection from the server side with an application code and reason."""
+    max_unconsumed_bytes: int
+    """Most bytes a writer may have had accepted (``drain()`` returned) beyond what its peer read."""
+
+
+PairFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[StreamPair]]
+Check: TypeAlias = Callable[[StreamPair], Awaitable[None]]
+
+CHECKS: dict[str, Check] = {}
+"""Every check of the suite by name, in the order they run."""
+
+DEFAULT_TIMEOUT: Final = 20.0
+"""Seconds one check may take (pair setup and teardown included) before it fails."""
+
+ROUND_TRIP_SIZES: Final = (1, 2, 100, 1199, 1200, 1201, 16383, 16384, 65535, 65536, 65537, 1 << 20)
+"""Payload sizes of the round-trip check: around packet, TLS record and window boundaries."""
+
+
+def _check(func: Check) -> Check:
+    CHECKS[func.__name__.removeprefix("check_")] = func
+    return func
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConformanceError(message)
+
+
+async def _expect_raises(
+    exc_type: type[BaseException], awaitable: Awaitable[object], what: str
+) -> BaseException:
+    """Await ``awaitable`` and return the ``exc_type`` it raised (fail if it returns or raises another)."""
+    try:
+        result = await awaitable
+    except exc_type as exc:
+        return exc
+    except Exception as exc:
+        raise ConformanceError(f"{what}: expected {exc_type.__name__}, got {exc!r}") from exc
+    raise ConformanceError(f"{what}: expected {exc_type.__name__}, returned {result!r:.80}")
+
+
+def _expect_raises_now(exc_type: type[BaseException], call: Callable[[], object], what: str) -> BaseException:
+    """Like :func:`_expect_raises` for a synchronous call."""
+    try:
+        result = call()
+    except exc_type as exc:
+        return exc
+    except Exception as exc:
+        raise ConformanceError(f"{what}: expected {exc_type.__name__}, got {exc!r}") from exc
+    raise ConformanceError(f"{what}: expected {exc_type.__name__}, returned {result!r:.80}")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+async def _send_all(stream: SuiteStream, data: bytes, *, chunk: int = 65536, eof: bool = True) -> None:
+    view = memoryview(data)
+    for offset in range(0, len(view), chunk):
+        stream.write(view[offset : offset + chunk])
+        await stream.drain()
+    if eof:
+        stream.write_eof()
+        await stream.drain()
+
+
+async def _read_all(stream: SuiteStream) -> bytes:
+    chunks = []
+    while chunk := await stream.read(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _blocked(task: asyncio.Task[object], pair: StreamPair, what: str) -> None:
+    """Fail unless ``task`` is still waiting after two round trips."""
+    await pair.round_trip()
+    await pair.round_trip()
+    _expect(not task.done(), f"{what}: finished instead of waiting")
+
+
+# ---------------------------------------------------------------------- data transfer
+
+
+@_check
+async def check_round_trip_sizes(pair: StreamPair) -> None:
+    """Bytes arrive intact and in order, whatever the write size, in both directions.
+
+    The client writes one payload of each size in :data:`ROUND_TRIP_SIZES` (as bytes, bytearray and
+    memoryview), the server reads each with ``readexactly`` and compares sha256, then sends them all back
+    the same way.
+    """
+    payloads = [os.urandom(size) for size in ROUND_TRIP_SIZES]
+    await _round_trip_direction(pair.client, pair.server, payloads, "c->s")
+    await _round_trip_direction(pair.server, pair.client, payloads, "s->c")
+
+
+async def _round_trip_direction(
+    sender: SuiteStream, receiver: SuiteStream, payloads: list[bytes], direction: str
+) -> None:
+    kinds: tuple[Callable[[bytes], bytes | bytearray | memoryview], ...] = (bytes, bytearray, memoryview)
+
+    async def send() -> None:
+        for index, payload in enumerate(payloads):
+            sender.write(kinds[index % 3](payload))
+            await sender.drain()
+
+    writer = asyncio.create_task(send())
+    for payload in payloads:
+        got = await receiver.readexactly(len(payload))
+        _expect(
+            got == payload,
+            f"{direction} {len(payload)}-byte payload: sha256 {_digest(got)} != {_digest(payload)}",
+        )
+    await writer
+
+
+@_check
+async def check_write_copies_buffer(pair: StreamPair) -> None:
+    """``write()`` takes a copy: changing the caller's buffer afterwards does not change what is sent.
+
+    A write larger than any send budget is made from a bytearray that is then overwritten before
+    ``drain()``; the peer must receive the original bytes.
+    """
+    original = os.urandom(4 * pair.max_unconsumed_bytes)
+    buffer = bytearray(original)
+    pair.client.write(buffer)
+    buffer[:] = bytes(len(buffer))
+    reader = asyncio.create_task(pair.server.readexactly(len(original)))
+    await pair.client.drain()
+    got = await reader
+    _expect(
+        got == original,
+        f"peer saw the buffer as changed after write(): {_digest(got)} != {_digest(original)}",
+    )
+
+
+@_check
+async def check_many_small_writes(pair: StreamPair) -> None:
+    """Thousands of tiny writes without ``drain()`` in between keep their order and all arrive."""
+    pieces = [index.to_bytes(2, "big") for index in range(5000)]
+    for piece in pieces:
+        pair.client.write(piece)
+    pair.client.write_eof()
+    await pair.client.drain()
+    got = await pair.server.read()
+    _expect(
+        got == b"".join(pieces),
+        f"small writes arrived reordered or short ({len(got)} of {2 * len(pieces)} bytes)",
+    )
+
+
+@_check
+async def check_read_n_bounds(pair: StreamPair) -> None:
+    """``read(n)`` returns between 1 and ``n`` bytes until the end, then b"" (repeatedly); read(0) is b"".
+
+    ``read(0)`` returns b"" at once, even with nothing buffered.
+    """
+    _expect(await asyncio.wait_for(pair.server.read(0), 5.0) == b"", "read(0) did not return b''")
+    data = os.urandom(100_000)
+    writer = asyncio.create_task(_send_all(pair.client, data, chunk=30_000))
+    received = bytearray()
+    for n in (1, 7, 1000, 70_000):
+        chunk = await pair.server.read(n)
+        _expect(1 <= len(chunk) <= n, f"read({n}) returned {len(chunk)} bytes before the end")
+        received += chunk
+    while chunk := await pair.server.read(5000):
+        _expect(len(chunk) <= 5000, f"read(5000) returned {len(chunk)} bytes")
+        received += chunk
+    await writer
+    _expect(bytes(received) == data, f"read(n) lost or reordered bytes ({len(received)} of {len(data)})")
+    for _ in range(3):
+        _expect(await pair.server.read(10) == b"", "read(n) at the end of the stream did not return b''")
+
+
+@_check
+async def check_read_to_eof(pair: StreamPair) -> None:
+    """``read()`` returns everything up to the FIN in one call, then b""."""
+    data = os.urandom(300_000)
+    writer = asyncio.create_task(_send_all(pair.client, data))
+    got = await pair.server.read()
+    await writer
+    _expect(got == data, f"read() returned {len(got)} of {len(data)} bytes (sha256 {_digest(got)})")
+    _expect(await pair.server.read() == b"", "a second read() at the end did not return b''")
+
+
+@_check
+async def check_empty_stream(pair: StreamPair) -> None:
+    """A stream finished without data reads as b"" right away, and then reports ``at_eof()``."""
+    pair.client.write_eof()
+    await pair.client.drain()
+    _expect(await pair.server.read() == b"", "read() of an empty finished stream did not return b''")
+    _expect(pair.server.at_eof(), "at_eof() is False after reading the end of an empty stream")
+
+
+@_check
+async def check_readexactly(pair: StreamPair) -> None:
+    """``readexactly(n)`` returns exactly n bytes; at an early end it raises IncompleteReadError.
+
+    The error's ``partial`` holds the bytes read and ``expected`` is n; afterwards reads return b"".
+    ``readexactly(0)`` returns b"".
+    """
+    data = os.urandom(10_000)
+    writer = asyncio.create_task(_send_all(pair.client, data, chunk=3000))
+    _expect(await pair.server.readexactly(0) == b"", "readexactly(0) did not return b''")
+    first = await pair.server.readexactly(4000)
+    _expect(first == data[:4000], "readexactly(4000) returned the wrong bytes")
+    second = await pair.server.readexactly(5999)
+    _expect(second == data[4000:9999], "readexactly(5999) returned the wrong bytes")
+    error = await _expect_raises(
+        asyncio.IncompleteReadError, pair.server.readexactly(100), "readexactly past the end"
+    )
+    await writer
+    if isinstance(error, asyncio.IncompleteReadError):
+        _expect(
+            error.partial == data[9999:],
+            f"IncompleteReadError.partial is {error.partial!r:.40}, not the last byte",
+        )
+        _expect(error.expected == 100, f"IncompleteReadError.expected is {error.expected}, not 100")
+    _expect(await pair.server.read() == b"", "read() after IncompleteReadError did not return b''")
+
+
+@_check
+async def check_readuntil(pair: StreamPair) -> None:
+    """``readuntil(sep)`` returns up to and including ``sep``; what follows stays buffered.
+
+    A separator split across two writes (a round trip apart) is found. More than ``limit`` bytes without
+    the separator raise LimitOverrunError and stay readable. At the end without a separator it raises
+    IncompleteReadError whose ``partial`` holds the rest. An empty separator raises ValueError.
+    """
+    client, server = pair.client, pair.server
+    client.write(b"alpha\r\nbeta\r")
+    await client.drain()
+    _expect(await server.readuntil(b"\r\n") == b"alpha\r\n", "readuntil did not return the first line")
+    read_beta = asyncio.create_task(server.readuntil(b"\r\n"))
+    await _blocked(read_beta, pair, "readuntil with half a separator buffered")
+    client.write(b"\ngamma")
+    await client.drain()
+    _expect(await read_beta == b"beta\r\n", "readuntil missed a separator split across two writes")
+    _expect(
+        await server.readexactly(5) == b"gamma", "the bytes after a separator were not kept for the next read"
+    )
+    await _expect_raises(ValueError, server.readuntil(b""), "readuntil(b'')")
+
+    blob = b"x" * 3000
+    client.write(blob)
+    await client.drain()
+    await _expect_raises(
+        asyncio.LimitOverrunError, server.readuntil(b"\n", limit=1000), "readuntil beyond limit"
+    )
+    _expect(await server.readexactly(len(blob)) == blob, "bytes were lost by LimitOverrunError")
+
+    client.write(b"no separator here")
+    client.write_eof()
+    await client.drain()
+    error = await _expect_raises(asyncio.IncompleteReadError, server.readuntil(b"\n"), "readuntil at the end")
+    if isinstance(error, asyncio.IncompleteReadError):
+        _expect(error.partial == b"no separator here", f"IncompleteReadError.partial is {error.partial!r}")
+    _expect(await server.read() == b"", "read() after readuntil's IncompleteReadError did not return b''")
+
+
+@_check
+async def check_async_iteration(pair: StreamPair) -> None:
+    """``async for chunk in stream`` yields every byte, in order, then stops at the end of the stream."""
+    data = os.urandom(500_000)
+    writer = asyncio.create_task(_send_all(pair.client, data, chunk=40_000))
+    chunks = [chunk async for chunk in pair.server]
+    await writer
+    _expect(all(chunks), "async iteration yielded an empty chunk")
+    got = b"".join(chunks)
+    _expect(got == data, f"async iteration yielded {len(got)} of {len(data)} bytes")
+    _expect([chunk async for chunk in pair.server] == [], "iterating a finished stream again yielded data")
+
+
+@_check
+async def check_at_eof(pair: StreamPair) -> None:
+    """``at_eof()`` is False while bytes may still be read, True once the end has been read.
+
+    False before anything arrives, False with unread bytes after the FIN arrived, True after the read
+    that returned the last bytes is followed by one returning b"".
+    """
+    _expect(not pair.server.at_eof(), "at_eof() is True on a fresh stream")
+    pair.client.write(b"ab")
+    pair.client.write_eof()
+    await pair.client.drain()
+    _expect(await pair.server.readexactly(1) == b"a", "readexactly(1) returned the wrong byte")
+    await pair.round_trip()
+    _expect(not pair.server.at_eof(), "at_eof() is True with a byte still unread")
+    _expect(await pair.server.read() == b"b", "read() did not return the last byte")
+    _expect(await pair.server.read() == b"", "read() at the end did not return b''")
+    _expect(pair.server.at_eof(), "at_eof() is False after the end was read")
+    _expect(not pair.client.at_eof(), "the writer's at_eof() is True though its peer did not finish")
+
+
+# ---------------------------------------------------------------------- closing the sending side
+
+
+@_check
+async def check_half_close(pair: StreamPair) -> None:
+    """After ``write_eof()`` the peer reads to the end and can still write back (half-close)."""
+    pair.client.write(b"request")
+    pair.client.write_eof()
+    await pair.client.drain()
+    _expect(await pair.server.read() == b"request", "the peer did not read the request up to the end")
+    _expect(pair.server.at_eof(), "the peer's at_eof() is False after reading the FIN")
+    reply = os.urandom(200_000)
+    writer = asyncio.create_task(_send_all(pair.server, reply))
+    got = await pair.client.read()
+    await writer
+    _expect(got == reply, f"the reply after a half-close arrived as {len(got)} of {len(reply)} bytes")
+
+
+@_check
+async def check_write_after_eof(pair: StreamPair) -> None:
+    """``write_eof()`` is idempotent; ``write()`` after it raises StreamStateError and sends nothing."""
+    pair.client.write(b"last")
+    pair.client.write_eof()
+    pair.client.write_eof()
+    _expect_raises_now(StreamStateError, lambda: pair.client.write(b"late"), "write() after write_eof()")
+    await pair.client.drain()
+    _expect(await pair.server.read() == b"last", "the peer saw bytes written after write_eof()")
+
+
+# ---------------------------------------------------------------------- flow control and concurrency
+
+
+@_check
+async def check_drain_bounds_memory(pair: StreamPair) -> None:
+    """``drain()`` applies back-pressure: a writer never gets far ahead of a slow reader.
+
+    In each direction a writer writes many times :attr:`StreamPair.max_unconsumed_bytes` while the reader
+    reads small pieces a round trip apart. Whenever ``drain()`` returns, nothing is left buffered
+    locally and the bytes accepted minus the bytes the reader got stay within the bound.
+    """
+    await _bounded_direction(pair, pair.client, pair.server, "c->s")
+    await _bounded_direction(pair, pair.server, pair.client, "s->c")
+
+
+async def _bounded_direction(
+    pair: StreamPair, sender: SuiteStream, receiver: SuiteStream, direction: str
+) -> None:
+    bound = pair.max_unconsumed_bytes
+    total, write_size, read_size = 4 * bound, 32 * 1024, 48 * 1024
+    data = os.urandom(total)
+    consumed = worst = 0
+
+    async def write_all() -> None:
+        nonlocal worst
+        for offset in range(0, total, write_size):
+            sender.write(data[offset : offset + write_size])
+            await sender.drain()
+            left = sender.buffered_bytes
+            _expect(left == 0, f"{direction}: {left} bytes still buffered after drain() returned")
+            worst = max(worst, min(total, offset + write_size) - consumed)
+        sender.write_eof()
+        await sender.drain()
+
+    writer = asyncio.create_task(write_all())
+    hasher = hashlib.sha256()
+    while chunk := await receiver.read(read_size):
+        hasher.update(chunk)
+        consumed += len(chunk)
+        await pair.round_trip()  # a slow reader: one small read per round trip
+    await writer
+    _expect(consumed == total, f"{direction}: the reader got {consumed} of {total} bytes")
+    _expect(hasher.digest() == hashlib.sha256(data).digest(), f"{direction}: sha256 mismatch")
+    _expect(worst <= bound, f"{direction}: the writer got {worst} bytes ahead of the reader (bound {bound})")
+
+
+@_check
+async def check_full_duplex(pair: StreamPair) -> None:
+    """Both ends write and read at once in separate tasks, each sending more than the flow-control bound.
+
+    Neither writer may wait for its own side's reader: each direction progresses on its own.
+    """
+    size = 4 * pair.max_unconsumed_bytes
+    up, down = os.urandom(size), os.urandom(size)
+    results = await asyncio.gather(
+        _send_all(pair.client, up),
+        _send_all(pair.server, down),
+        _read_all(pair.server),
+        _read_all(pair.client),
+    )
+    _expect(results[2] == up, f"c->s: {len(results[2])} of {size} bytes, sha256 {_digest(results[2])}")
+    _expect(results[3] == down, f"s->c: {len(results[3])} of {size} bytes, sha256 {_digest(results[3])}")
+
+
+# ---------------------------------------------------------------------- aborting
+
+
+async def _reset_seen(pair: StreamPair, code: int) -> None:
+    pair.client.write(b"doomed")
+    await pair.client.drain()
+    _expect(await pair.server.readexactly(6) == b"doomed", "data written before reset() was not delivered")
+    pair.client.reset(code)
+    pair.client.reset(code + 1 if code < 2**62 - 1 else 0)  # idempotent: the first code wins
+    error = await _expect_raises(StreamReset, pair.server.read(), "read() after the peer's reset()")
+    if isinstance(error, StreamReset):
+        _expect(error.code == code, f"StreamReset.code is {error.code:#x}, not {code:#x}")
+    await _expect_raises(StreamReset, pair.server.read(10), "a second read() after the peer's reset()")
+    _expect(pair.server.at_eof(), "at_eof() is False after the peer reset the stream")
+    _expect_raises_now(StreamStateError, lambda: pair.client.write(b"x"), "write() after reset()")
+
+
+@_check
+async def check_reset(pair: StreamPair) -> None:
+    """``reset(code)`` makes the peer's reads raise StreamReset with that code, every time.
+
+    ``reset()`` is idempotent, the peer's ``at_eof()`` becomes True, a local ``write()`` afterwards raises
+    StreamStateError, and the other direction keeps working.
+    """
+    await _reset_seen(pair, 0x1A2B)
+    reply = os.urandom(50_000)
+    writer = asyncio.create_task(_send_all(pair.server, reply))
+    got = await pair.client.read()
+    await writer
+    _expect(got == reply, "the other direction broke after reset()")
+
+
+@_check
+async def check_reset_max_code(pair: StreamPair) -> None:
+    """The largest application error code (2**62 - 1) survives a reset unchanged."""
+    await _reset_seen(pair, 2**62 - 1)
+
+
+async def _stop_seen(pair: StreamPair, code: int) -> None:
+    pair.client.write(b"hello")
+    await pair.client.drain()
+    _expect(
+        await pair.server.readexactly(5) == b"hello", "data written before stop_sending() was not delivered"
+    )
+    pair.server.stop_sending(code)
+    _expect(await pair.server.read() == b"", "read() after stop_sending() did not return b'' (end of stream)")
+    error: BaseException | None = None
+    for _ in range(100):  # until STOP_SENDING has arrived: a round trip per attempt
+        try:
+            pair.client.write(b"more")
+            await pair.client.drain()
+        except StreamStopped as exc:
+            error = exc
+            break
+        await pair.round_trip()
+    _expect(
+        isinstance(error, StreamStopped),
+        "write()/drain() never raised StreamStopped after the peer's stop_sending()",
+    )
+    if isinstance(error, StreamStopped):
+        _expect(error.code == code, f"StreamStopped.code is {error.code:#x}, not {code:#x}")
+    await _expect_raises(StreamStopped, _write_and_drain(pair.client, b"again"), "a later write()/drain()")
+
+
+async def _write_and_drain(stream: SuiteStream, data: bytes) -> None:
+    stream.write(data)
+    await stream.drain()
+
+
+@_check
+async def check_stop_sending(pair: StreamPair) -> None:
+    """``stop_sending(code)`` makes the peer's ``write()``/``drain()`` raise StreamStopped with that code.
+
+    Locally, reads then return b"" (the end). The peer's error is sticky, and the other direction
+    (the stopping side writing) keeps working.
+    """
+    await _stop_seen(pair, 0x2B3C)
+    reply = os.urandom(50_000)
+    writer = asyncio.create_task(_send_all(pair.server, reply))
+    got = await pair.client.read()
+    await writer
+    _expect(got == reply, "the other direction broke after stop_sending()")
+
+
+@_check
+async def check_stop_sending_max_code(pair: StreamPair) -> None:
+    """The largest application error code (2**62 - 1) survives STOP_SENDING unchanged."""
+    await _stop_seen(pair, 2**62 - 1)
+
+
+# ---------------------------------------------------------------------- cancellation
+
+
+@_check
+async def check_cancel_read(pair: StreamPair) -> None:
+    """Cancelling a blocked ``read()`` leaves the stream usable: later data is read intact."""
+    reader = asyncio.create_task(pair.server.read(10))
+    await _blocked(reader, pair, "read() with nothing sent")
+    reader.cancel()
+    await _expect_raises(asyncio.CancelledError, reader, "the cancelled read()")
+    pair.client.write(b"after cancel")
+    pair.client.write_eof()
+    await pair.client.drain()
+    _expect(
+        await pair.server.read() == b"after cancel", "data sent after a cancelled read() was not read intact"
+    )
+
+
+@_check
+async def check_cancel_readexactly_keeps_data(pair: StreamPair) -> None:
+    """Cancelling a ``readexactly(n)`` that got only part of n loses nothing: the part is read later."""
+    pair.client.write(b"01234")
+    await pair.client.drain()
+    reader = asyncio.create_task(pair.server.readexactly(10))
+    await _blocked(reader, pair, "readexactly(10) with 5 bytes sent")
+    reader.cancel()
+    await _expect_raises(asyncio.CancelledError, reader, "the cancelled readexactly()")
+    pair.client.write(b"56789")
+    pair.client.write_eof()
+    await pair.client.drain()
+    got = await pair.server.read()
+    _expect(
+        got == b"0123456789", f"after a cancelled readexactly() the stream read {got!r}, not b'0123456789'"
+    )
+
+
+@_check
+async def check_cancel_drain(pair: StreamPair) -> None:
+    """Cancelling a blocked ``drain()`` drops nothing: every written byte still arrives, in order."""
+    data = os.urandom(3 * pair.max_unconsumed_bytes)
+    pair.client.write(data)
+    drain = asyncio.create_task(pair.client.drain())
+    await _blocked(drain, pair, "drain() with a stalled reader")
+    drain.cancel()
+    await _expect_raises(asyncio.CancelledError, drain, "the cancelled drain()")
+    pair.client.write(b"tail")
+    pair.client.write_eof()
+    reader = asyncio.create_task(_read_all(pair.server))
+    await pair.client.drain()
+    got = await reader
+    _expect(
+        got == data + b"tail", f"after a cancelled drain() the peer got {len(got)} of {len(data) + 4} bytes"
+    )
+
+
+# ---------------------------------------------------------------------- the connection ending
+
+
+async def _close_wakes_readers(pair: StreamPair, *, by_client: bool) -> None:
+    code, reason = 0x5EED, "conformance close"
+    closer, observer = (pair.client, pair.server) if by_client else (pair.server, pair.client)
+    observer_read = asyncio.create_task(observer.read())
+    closer_read = asyncio.create_task(closer.read())
+    await _blocked(observer_read, pair, "read() with nothing sent")
+    _expect(not closer_read.done(), "read() with nothing sent: finished instead of waiting")
+    (pair.close_client if by_client else pair.close_server)(code, reason)
+    for task, who, by_peer in ((observer_read, "peer", True), (closer_read, "closer", False)):
+        error = await _expect_raises(ConnectionClosed, task, f"the {who}'s pending read() on close")
+        if isinstance(error, ConnectionClosed):
+            _expect(error.code == code, f"{who}: ConnectionClosed.code is {error.code:#x}, not {code:#x}")
+            _expect(error.reason == reason, f"{who}: ConnectionClosed.reason is {error.reason!r}")
+            _expect(error.by_peer is by_peer, f"{who}: ConnectionClosed.by_peer is {error.by_peer}")
+    for stream, who in ((observer, "peer"), (closer, "closer")):
+        _expect_raises_now(ConnectionClosed, partial(stream.write, b"x"), f"{who}: write() after close")
+        await _expect_raises(ConnectionClosed, stream.read(), f"{who}: read() after close")
+
+
+@_check
+async def check_close_by_server(pair: StreamPair) -> None:
+    """Closing the connection (server side) ends pending reads on both ends with ConnectionClosed.
+
+    The client's error carries the code and reason with ``by_peer`` True; the server's own carries them
+    with ``by_peer`` False. Later reads and writes on either end raise ConnectionClosed too.
+    """
+    await _close_wakes_readers(pair, by_client=False)
+
+
+@_check
+async def check_close_by_client(pair: StreamPair) -> None:
+    """As ``close_by_server``, with the client closing the connection."""
+    await _close_wakes_readers(pair, by_client=True)
+
+
+@_check
+async def check_close_during_drain(pair: StreamPair) -> None:
+    """A ``drain()`` blocked by a stalled reader raises ConnectionClosed when the peer closes."""
+    code, reason = 0x5EED, "closed while draining"
+    pair.client.write(os.urandom(3 * pair.max_unconsumed_bytes))
+    drain = asyncio.create_task(pair.client.drain())
+    await _blocked(drain, pair, "drain() with a stalled reader")
+    pair.close_server(code, reason)
+    error = await _expect_raises(ConnectionClosed, drain, "the pending drain() when the peer closes")
+    if isinstance(error, ConnectionClosed):
+        _expect(error.code == code and error.by_peer, f"drain() raised {error!r}, not the peer's close")
+
+
+# ---------------------------------------------------------------------- running
+
+
+async def run_check(name: str, make_pair: PairFactory, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Run the check ``name`` on a fresh pair from ``make_pair``, within ``timeout`` seconds.
+
+    Raises:
+        ConformanceError: the check failed or timed out.
+        ConfigError: no check has that name.
+    """
+    check = CHECKS.get(name)
+    if check is None:
+        raise ConfigError(f"unknown stream check {name!r} (known: {', '.join(CHECKS)})")
+    try:
+        async with asyncio.timeout(timeout), make_pair() as pair:
+            await check(pair)
+    except TimeoutError as exc:
+        raise ConformanceError(f"{name}: did not finish within {timeout} s") from exc
+    except ConformanceError as exc:
+        raise ConformanceError(f"{name}: {exc}") from exc
+    except Exception as exc:
+        raise ConformanceError(f"{name}: unexpected {exc!r}") from exc
+
+
+async def check_stream_pair(
+    make_pair: PairFactory, *, checks: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """Run ``checks`` (default: every check in :data:`CHECKS`), each on a fresh pair; report all failures.
+
+    Raises:
+        ConformanceError: one or more checks failed (the message lists them; the first is the cause).
+        ConfigError: an unknown check name.
+    """
+    names = list(CHECKS if checks is None else checks)
+    for name in names:
+        if name not in CHECKS:
+            raise ConfigError(f"unknown stream check {name!r}")
+    failures: list[ConformanceError] = []
+    for name in names:
+        try:
+            await run_check(name, make_pair, timeout=timeout)
+        except ConformanceError as exc:
+            failures.append(exc)
+    if failures:
+        summary = "; ".join(str(failure) for failure in failures)
+        raise ConformanceError(
+            f"{len(failures)} of {len(names)} stream checks failed: {summary}"
+        ) from failures[0]
+
+
+# ---------------------------------------------------------------------- pairs over rudp
+
+
+OPEN_MARKER: Final = b"\x00"
+"""The byte :func:`connected_stream_pair` sends (and the server end reads) so the peer learns of the
+stream: a QUIC stream exists for the peer only once a frame of it arrives."""
+
+
+def suite_configs(ca_file: str | Path, cert_file: str | Path, key_file: str | Path) -> tuple[Config, Config]:
+    """(client, server) configs with small windows and send buffers, so flow-control checks stay quick."""
+    client = Config(
+        cafile=ca_file,
+        handshake_timeout=5.0,
+        initial_max_data=512 * 1024,
+        max_connection_window=1024 * 1024,
+        initial_max_stream_data=128 * 1024,
+        max_stream_window=256 * 1024,
+        send_buffer_bytes=128 * 1024,
+    )
+    server = Config(
+        certfile=cert_file,
+        keyfile=key_file,
+        initial_max_data=512 * 1024,
+        max_connection_window=1024 * 1024,
+        initial_max_stream_data=128 * 1024,
+        max_stream_window=256 * 1024,
+        send_buffer_bytes=128 * 1024,
+    )
+    return client, server
+
+
+def unconsumed_bound(writer: Config, reader: Config) -> int:
+    """Most bytes a writer with ``writer`` config can get ahead of a reader with ``reader`` config:
+    its send buffer plus the reader's largest flow-control window."""
+    window = min(reader.max_stream_window, reader.max_connection_window)
+    return writer.send_buffer_bytes + window
+
+
+@asynccontextmanager
+async def connected_stream_pair(
+    transport: Transport = "quic",
+    host: str = "127.0.0.1",
+    client_config: Config | None = None,
+    server_config: Config | None = None,
+) -> AsyncIterator[StreamPair]:
+    """Serve on ``host`` (a free port), connect over ``transport`` and yield a fresh :class:`StreamPair`.
+
+    Without configs, a throwaway PKI and :func:`suite_configs` are used. On exit both connections and
+    the server are closed (whatever state the check left them in).
+
+    Raises:
+        ConnectTimeout, HandshakeFailed, OSError: the connection could not be set up.
+    """
+    if client_config is None or server_config is None:
+        with tempfile.TemporaryDirectory(prefix="rudp-suite-") as directory:
+            pki = make_test_pki(directory)
+            client_config, server_config = suite_configs(pki.ca_file, pki.cert_file, pki.key_file)
+    accepted: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+
+    async def handler(conn: Connection) -> None:
+        if not accepted.done():
+            accepted.set_result(conn)
+        await conn.wait_closed()
+
+    server = await serve(host, 0, handler, config=server_config, transport=transport)
+    try:
+        async with connect(host, server.port, config=client_config, transport=transport) as conn:
+            peer = await asyncio.wait_for(accepted, client_config.handshake_timeout)
+            client = await conn.open_stream()
+            client.write(OPEN_MARKER)
+            await client.drain()
+            server_end = await peer.accept_stream()
+            if await server_end.readexactly(len(OPEN_MARKER)) != OPEN_MARKER:
+                raise ConformanceError("the server end did not start with the opening marker")
+            bound = max(
+                unconsumed_bound(client_config, server_config), unconsumed_bound(server_config, client_config)
+            )
+            try:
+                yield StreamPair(client, server_end, conn.ping, conn.close, peer.close, bound)
+            finally:
+                peer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+__all__ = [
+    "CHECKS",
+    "DEFAULT_TIMEOUT",
+    "OPEN_MARKER",
+    "ROUND_TRIP_SIZES",
+    "Check",
+    "ConformanceError",
+    "PairFactory",
+    "StreamPair",
+    "SuiteStream",
+    "check_stream_pair",
+    "connected_stream_pair",
+    "run_check",
+    "suite_configs",
+    "unconsumed_bound",
+]

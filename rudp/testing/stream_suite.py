@@ -22,7 +22,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -163,7 +163,11 @@ async def _blocked(task: asyncio.Task[object], pair: StreamPair, what: str) -> N
     """Fail unless ``task`` is still waiting after two round trips."""
     await pair.round_trip()
     await pair.round_trip()
-    _expect(not task.done(), f"{what}: finished instead of waiting")
+    if task.done():
+        outcome = (
+            "was cancelled" if task.cancelled() else f"ended with {task.exception() or task.result()!r:.80}"
+        )
+        raise ConformanceError(f"{what}: {outcome} instead of waiting")
 
 
 # ---------------------------------------------------------------------- data transfer
@@ -192,14 +196,14 @@ async def _round_trip_direction(
             sender.write(kinds[index % 3](payload))
             await sender.drain()
 
-    writer = asyncio.create_task(send())
-    for payload in payloads:
-        got = await receiver.readexactly(len(payload))
-        _expect(
-            got == payload,
-            f"{direction} {len(payload)}-byte payload: sha256 {_digest(got)} != {_digest(payload)}",
-        )
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(send())
+        for payload in payloads:
+            got = await receiver.readexactly(len(payload))
+            _expect(
+                got == payload,
+                f"{direction} {len(payload)}-byte payload: sha256 {_digest(got)} != {_digest(payload)}",
+            )
 
 
 @_check
@@ -213,9 +217,10 @@ async def check_write_copies_buffer(pair: StreamPair) -> None:
     buffer = bytearray(original)
     pair.client.write(buffer)
     buffer[:] = bytes(len(buffer))
-    reader = asyncio.create_task(pair.server.readexactly(len(original)))
-    await pair.client.drain()
-    got = await reader
+    async with asyncio.TaskGroup() as group:
+        reader = group.create_task(pair.server.readexactly(len(original)))
+        await pair.client.drain()
+    got = reader.result()
     _expect(
         got == original,
         f"peer saw the buffer as changed after write(): {_digest(got)} != {_digest(original)}",
@@ -245,16 +250,16 @@ async def check_read_n_bounds(pair: StreamPair) -> None:
     """
     _expect(await asyncio.wait_for(pair.server.read(0), 5.0) == b"", "read(0) did not return b''")
     data = os.urandom(100_000)
-    writer = asyncio.create_task(_send_all(pair.client, data, chunk=30_000))
     received = bytearray()
-    for n in (1, 7, 1000, 70_000):
-        chunk = await pair.server.read(n)
-        _expect(1 <= len(chunk) <= n, f"read({n}) returned {len(chunk)} bytes before the end")
-        received += chunk
-    while chunk := await pair.server.read(5000):
-        _expect(len(chunk) <= 5000, f"read(5000) returned {len(chunk)} bytes")
-        received += chunk
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.client, data, chunk=30_000))
+        for n in (1, 7, 1000, 70_000):
+            chunk = await pair.server.read(n)
+            _expect(1 <= len(chunk) <= n, f"read({n}) returned {len(chunk)} bytes before the end")
+            received += chunk
+        while chunk := await pair.server.read(5000):
+            _expect(len(chunk) <= 5000, f"read(5000) returned {len(chunk)} bytes")
+            received += chunk
     _expect(bytes(received) == data, f"read(n) lost or reordered bytes ({len(received)} of {len(data)})")
     for _ in range(3):
         _expect(await pair.server.read(10) == b"", "read(n) at the end of the stream did not return b''")
@@ -264,9 +269,9 @@ async def check_read_n_bounds(pair: StreamPair) -> None:
 async def check_read_to_eof(pair: StreamPair) -> None:
     """``read()`` returns everything up to the FIN in one call, then b""."""
     data = os.urandom(300_000)
-    writer = asyncio.create_task(_send_all(pair.client, data))
-    got = await pair.server.read()
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.client, data))
+        got = await pair.server.read()
     _expect(got == data, f"read() returned {len(got)} of {len(data)} bytes (sha256 {_digest(got)})")
     _expect(await pair.server.read() == b"", "a second read() at the end did not return b''")
 
@@ -288,16 +293,16 @@ async def check_readexactly(pair: StreamPair) -> None:
     ``readexactly(0)`` returns b"".
     """
     data = os.urandom(10_000)
-    writer = asyncio.create_task(_send_all(pair.client, data, chunk=3000))
-    _expect(await pair.server.readexactly(0) == b"", "readexactly(0) did not return b''")
-    first = await pair.server.readexactly(4000)
-    _expect(first == data[:4000], "readexactly(4000) returned the wrong bytes")
-    second = await pair.server.readexactly(5999)
-    _expect(second == data[4000:9999], "readexactly(5999) returned the wrong bytes")
-    error = await _expect_raises(
-        asyncio.IncompleteReadError, pair.server.readexactly(100), "readexactly past the end"
-    )
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.client, data, chunk=3000))
+        _expect(await pair.server.readexactly(0) == b"", "readexactly(0) did not return b''")
+        first = await pair.server.readexactly(4000)
+        _expect(first == data[:4000], "readexactly(4000) returned the wrong bytes")
+        second = await pair.server.readexactly(5999)
+        _expect(second == data[4000:9999], "readexactly(5999) returned the wrong bytes")
+        error = await _expect_raises(
+            asyncio.IncompleteReadError, pair.server.readexactly(100), "readexactly past the end"
+        )
     if isinstance(error, asyncio.IncompleteReadError):
         _expect(
             error.partial == data[9999:],
@@ -350,9 +355,9 @@ async def check_readuntil(pair: StreamPair) -> None:
 async def check_async_iteration(pair: StreamPair) -> None:
     """``async for chunk in stream`` yields every byte, in order, then stops at the end of the stream."""
     data = os.urandom(500_000)
-    writer = asyncio.create_task(_send_all(pair.client, data, chunk=40_000))
-    chunks = [chunk async for chunk in pair.server]
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.client, data, chunk=40_000))
+        chunks = [chunk async for chunk in pair.server]
     _expect(all(chunks), "async iteration yielded an empty chunk")
     got = b"".join(chunks)
     _expect(got == data, f"async iteration yielded {len(got)} of {len(data)} bytes")
@@ -391,9 +396,9 @@ async def check_half_close(pair: StreamPair) -> None:
     _expect(await pair.server.read() == b"request", "the peer did not read the request up to the end")
     _expect(pair.server.at_eof(), "the peer's at_eof() is False after reading the FIN")
     reply = os.urandom(200_000)
-    writer = asyncio.create_task(_send_all(pair.server, reply))
-    got = await pair.client.read()
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.server, reply))
+        got = await pair.client.read()
     _expect(got == reply, f"the reply after a half-close arrived as {len(got)} of {len(reply)} bytes")
 
 
@@ -442,13 +447,13 @@ async def _bounded_direction(
         sender.write_eof()
         await sender.drain()
 
-    writer = asyncio.create_task(write_all())
     hasher = hashlib.sha256()
-    while chunk := await receiver.read(read_size):
-        hasher.update(chunk)
-        consumed += len(chunk)
-        await pair.round_trip()  # a slow reader: one small read per round trip
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(write_all())
+        while chunk := await receiver.read(read_size):
+            hasher.update(chunk)
+            consumed += len(chunk)
+            await pair.round_trip()  # a slow reader: one small read per round trip
     _expect(consumed == total, f"{direction}: the reader got {consumed} of {total} bytes")
     _expect(hasher.digest() == hashlib.sha256(data).digest(), f"{direction}: sha256 mismatch")
     _expect(worst <= bound, f"{direction}: the writer got {worst} bytes ahead of the reader (bound {bound})")
@@ -462,14 +467,13 @@ async def check_full_duplex(pair: StreamPair) -> None:
     """
     size = 4 * pair.max_unconsumed_bytes
     up, down = os.urandom(size), os.urandom(size)
-    results = await asyncio.gather(
-        _send_all(pair.client, up),
-        _send_all(pair.server, down),
-        _read_all(pair.server),
-        _read_all(pair.client),
-    )
-    _expect(results[2] == up, f"c->s: {len(results[2])} of {size} bytes, sha256 {_digest(results[2])}")
-    _expect(results[3] == down, f"s->c: {len(results[3])} of {size} bytes, sha256 {_digest(results[3])}")
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.client, up))
+        group.create_task(_send_all(pair.server, down))
+        got_up = group.create_task(_read_all(pair.server))
+        got_down = group.create_task(_read_all(pair.client))
+    for got, sent, direction in ((got_up.result(), up, "c->s"), (got_down.result(), down, "s->c")):
+        _expect(got == sent, f"{direction}: {len(got)} of {size} bytes, sha256 {_digest(got)}")
 
 
 # ---------------------------------------------------------------------- aborting
@@ -498,9 +502,9 @@ async def check_reset(pair: StreamPair) -> None:
     """
     await _reset_seen(pair, 0x1A2B)
     reply = os.urandom(50_000)
-    writer = asyncio.create_task(_send_all(pair.server, reply))
-    got = await pair.client.read()
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.server, reply))
+        got = await pair.client.read()
     _expect(got == reply, "the other direction broke after reset()")
 
 
@@ -550,9 +554,9 @@ async def check_stop_sending(pair: StreamPair) -> None:
     """
     await _stop_seen(pair, 0x2B3C)
     reply = os.urandom(50_000)
-    writer = asyncio.create_task(_send_all(pair.server, reply))
-    got = await pair.client.read()
-    await writer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.server, reply))
+        got = await pair.client.read()
     _expect(got == reply, "the other direction broke after stop_sending()")
 
 
@@ -609,9 +613,10 @@ async def check_cancel_drain(pair: StreamPair) -> None:
     await _expect_raises(asyncio.CancelledError, drain, "the cancelled drain()")
     pair.client.write(b"tail")
     pair.client.write_eof()
-    reader = asyncio.create_task(_read_all(pair.server))
-    await pair.client.drain()
-    got = await reader
+    async with asyncio.TaskGroup() as group:
+        reader = group.create_task(_read_all(pair.server))
+        await pair.client.drain()
+    got = reader.result()
     _expect(
         got == data + b"tail", f"after a cancelled drain() the peer got {len(got)} of {len(data) + 4} bytes"
     )
@@ -682,14 +687,31 @@ async def run_check(name: str, make_pair: PairFactory, *, timeout: float = DEFAU
     if check is None:
         raise ConfigError(f"unknown stream check {name!r} (known: {', '.join(CHECKS)})")
     try:
-        async with asyncio.timeout(timeout), make_pair() as pair:
-            await check(pair)
+        try:
+            async with asyncio.timeout(timeout), make_pair() as pair:
+                await check(pair)
+        except BaseExceptionGroup as group:  # from a check's TaskGroup: report its first error
+            raise _first_error(group) from group
     except TimeoutError as exc:
         raise ConformanceError(f"{name}: did not finish within {timeout} s") from exc
     except ConformanceError as exc:
         raise ConformanceError(f"{name}: {exc}") from exc
     except Exception as exc:
         raise ConformanceError(f"{name}: unexpected {exc!r}") from exc
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first ConformanceError in ``group`` (nested groups included), else its first exception."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending[:0] = exc.exceptions
+        else:
+            leaves.append(exc)
+    failures = [leaf for leaf in leaves if isinstance(leaf, ConformanceError)]
+    return (failures or leaves)[0]
 
 
 async def check_stream_pair(
@@ -771,10 +793,19 @@ async def connected_stream_pair(
     Raises:
         ConnectTimeout, HandshakeFailed, OSError: the connection could not be set up.
     """
-    if client_config is None or server_config is None:
-        with tempfile.TemporaryDirectory(prefix="rudp-suite-") as directory:
-            pki = make_test_pki(directory)
+    with ExitStack() as stack:
+        if client_config is None or server_config is None:
+            # The PEM files must outlive the handshakes: Config loads them when a connection starts.
+            pki = make_test_pki(stack.enter_context(tempfile.TemporaryDirectory(prefix="rudp-suite-")))
             client_config, server_config = suite_configs(pki.ca_file, pki.cert_file, pki.key_file)
+        async with _served_pair(transport, host, client_config, server_config) as pair:
+            yield pair
+
+
+@asynccontextmanager
+async def _served_pair(
+    transport: Transport, host: str, client_config: Config, server_config: Config
+) -> AsyncIterator[StreamPair]:
     accepted: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
 
     async def handler(conn: Connection) -> None:

@@ -26,7 +26,7 @@ from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanag
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Final, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias
 
 from rudp._api import Transport, connect, serve
 from rudp.aio.connection import Connection
@@ -73,14 +73,15 @@ class SuiteStream(Protocol):
 class StreamPair:
     """Two connected ends of one bidirectional stream, and hooks on the connection carrying it.
 
-    ``client`` opened the stream and ``server`` is its peer's end; both start empty (nothing to read,
-    nothing written). Only connection-level checks use the hooks.
+    ``client`` is the end on the connecting side and ``server`` the end on the accepting side (either
+    may have opened the stream); both start empty: nothing to read, nothing written. Only the checks of
+    connection-level behaviour use the hooks.
     """
 
     client: SuiteStream
-    """The end that opened the stream."""
+    """The end on the side that connected."""
     server: SuiteStream
-    """The peer's end of the same stream."""
+    """The end on the side that accepted the connection."""
     round_trip: Callable[[], Awaitable[object]]
     """Complete one round trip on the connection (anything the peer sent before is then delivered)."""
     close_client: Callable[[int, str], None]
@@ -229,10 +230,15 @@ async def check_write_copies_buffer(pair: StreamPair) -> None:
 
 @_check
 async def check_many_small_writes(pair: StreamPair) -> None:
-    """Thousands of tiny writes without ``drain()`` in between keep their order and all arrive."""
+    """Thousands of tiny writes without ``drain()`` in between keep their order and all arrive.
+
+    Empty writes among them are accepted and send nothing.
+    """
     pieces = [index.to_bytes(2, "big") for index in range(5000)]
     for piece in pieces:
         pair.client.write(piece)
+        if piece[1] == 0:
+            pair.client.write(b"")
     pair.client.write_eof()
     await pair.client.drain()
     got = await pair.server.read()
@@ -483,9 +489,11 @@ async def _reset_seen(pair: StreamPair, code: int) -> None:
     pair.client.write(b"doomed")
     await pair.client.drain()
     _expect(await pair.server.readexactly(6) == b"doomed", "data written before reset() was not delivered")
+    pending = asyncio.create_task(pair.server.read())
+    await _blocked(pending, pair, "read() with nothing more sent")
     pair.client.reset(code)
     pair.client.reset(code + 1 if code < 2**62 - 1 else 0)  # idempotent: the first code wins
-    error = await _expect_raises(StreamReset, pair.server.read(), "read() after the peer's reset()")
+    error = await _expect_raises(StreamReset, pending, "a pending read() when the peer resets")
     if isinstance(error, StreamReset):
         _expect(error.code == code, f"StreamReset.code is {error.code:#x}, not {code:#x}")
     await _expect_raises(StreamReset, pair.server.read(10), "a second read() after the peer's reset()")
@@ -495,7 +503,7 @@ async def _reset_seen(pair: StreamPair, code: int) -> None:
 
 @_check
 async def check_reset(pair: StreamPair) -> None:
-    """``reset(code)`` makes the peer's reads raise StreamReset with that code, every time.
+    """``reset(code)`` makes the peer's pending and later reads raise StreamReset with that code.
 
     ``reset()`` is idempotent, the peer's ``at_eof()`` becomes True, a local ``write()`` afterwards raises
     StreamStateError, and the other direction keeps working.
@@ -566,6 +574,36 @@ async def check_stop_sending_max_code(pair: StreamPair) -> None:
     await _stop_seen(pair, 2**62 - 1)
 
 
+@_check
+async def check_stop_sending_wakes_drain(pair: StreamPair) -> None:
+    """A ``drain()`` blocked by a stalled reader raises StreamStopped when that reader stops sending."""
+    pair.client.write(os.urandom(3 * pair.max_unconsumed_bytes))
+    drain = asyncio.create_task(pair.client.drain())
+    await _blocked(drain, pair, "drain() with a stalled reader")
+    pair.server.stop_sending(0x3D4E)
+    error = await _expect_raises(StreamStopped, drain, "a pending drain() when the peer stops sending")
+    if isinstance(error, StreamStopped):
+        _expect(error.code == 0x3D4E, f"StreamStopped.code is {error.code:#x}, not 0x3d4e")
+    _expect(pair.client.buffered_bytes == 0, "queued bytes were kept after the peer stopped sending")
+
+
+@_check
+async def check_reset_wakes_own_drain(pair: StreamPair) -> None:
+    """``reset()`` while our ``drain()`` waits makes the drain raise StreamStateError; the peer sees it.
+
+    Queued bytes are dropped (``buffered_bytes`` becomes 0).
+    """
+    pair.client.write(os.urandom(3 * pair.max_unconsumed_bytes))
+    drain = asyncio.create_task(pair.client.drain())
+    await _blocked(drain, pair, "drain() with a stalled reader")
+    pair.client.reset(0x4E5F)
+    await _expect_raises(StreamStateError, drain, "a pending drain() when its own stream is reset")
+    _expect(pair.client.buffered_bytes == 0, "queued bytes were kept after reset()")
+    error = await _expect_raises(StreamReset, _read_all(pair.server), "reading a stream the peer reset")
+    if isinstance(error, StreamReset):
+        _expect(error.code == 0x4E5F, f"StreamReset.code is {error.code:#x}, not 0x4e5f")
+
+
 # ---------------------------------------------------------------------- cancellation
 
 
@@ -603,6 +641,21 @@ async def check_cancel_readexactly_keeps_data(pair: StreamPair) -> None:
 
 
 @_check
+async def check_cancel_readuntil_keeps_data(pair: StreamPair) -> None:
+    """Cancelling a ``readuntil()`` still waiting for its separator loses nothing."""
+    pair.client.write(b"no newline yet")
+    await pair.client.drain()
+    reader = asyncio.create_task(pair.server.readuntil(b"\n"))
+    await _blocked(reader, pair, "readuntil() without a separator sent")
+    reader.cancel()
+    await _expect_raises(asyncio.CancelledError, reader, "the cancelled readuntil()")
+    pair.client.write(b", now\n")
+    await pair.client.drain()
+    got = await pair.server.readuntil(b"\n")
+    _expect(got == b"no newline yet, now\n", f"after a cancelled readuntil() the line read {got!r}")
+
+
+@_check
 async def check_cancel_drain(pair: StreamPair) -> None:
     """Cancelling a blocked ``drain()`` drops nothing: every written byte still arrives, in order."""
     data = os.urandom(3 * pair.max_unconsumed_bytes)
@@ -625,8 +678,10 @@ async def check_cancel_drain(pair: StreamPair) -> None:
 # ---------------------------------------------------------------------- the connection ending
 
 
-async def _close_wakes_readers(pair: StreamPair, *, by_client: bool) -> None:
-    code, reason = 0x5EED, "conformance close"
+async def _close_wakes_readers(
+    pair: StreamPair, *, by_client: bool, reason: str = "conformance close"
+) -> None:
+    code = 0x5EED
     closer, observer = (pair.client, pair.server) if by_client else (pair.server, pair.client)
     observer_read = asyncio.create_task(observer.read())
     closer_read = asyncio.create_task(closer.read())
@@ -656,8 +711,8 @@ async def check_close_by_server(pair: StreamPair) -> None:
 
 @_check
 async def check_close_by_client(pair: StreamPair) -> None:
-    """As ``close_by_server``, with the client closing the connection."""
-    await _close_wakes_readers(pair, by_client=True)
+    """As ``close_by_server``, with the client closing the connection and a non-ASCII reason."""
+    await _close_wakes_readers(pair, by_client=True, reason="fermé ✓")
 
 
 @_check
@@ -784,8 +839,13 @@ async def connected_stream_pair(
     host: str = "127.0.0.1",
     client_config: Config | None = None,
     server_config: Config | None = None,
+    *,
+    opened_by: Literal["client", "server"] = "client",
 ) -> AsyncIterator[StreamPair]:
     """Serve on ``host`` (a free port), connect over ``transport`` and yield a fresh :class:`StreamPair`.
+
+    The side named by ``opened_by`` opens the stream (QUIC numbers client- and server-initiated streams
+    differently, so both are worth checking).
 
     Without configs, a throwaway PKI and :func:`suite_configs` are used. On exit both connections and
     the server are closed (whatever state the check left them in).
@@ -798,13 +858,13 @@ async def connected_stream_pair(
             # The PEM files must outlive the handshakes: Config loads them when a connection starts.
             pki = make_test_pki(stack.enter_context(tempfile.TemporaryDirectory(prefix="rudp-suite-")))
             client_config, server_config = suite_configs(pki.ca_file, pki.cert_file, pki.key_file)
-        async with _served_pair(transport, host, client_config, server_config) as pair:
+        async with _served_pair(transport, host, client_config, server_config, opened_by) as pair:
             yield pair
 
 
 @asynccontextmanager
 async def _served_pair(
-    transport: Transport, host: str, client_config: Config, server_config: Config
+    transport: Transport, host: str, client_config: Config, server_config: Config, opened_by: str
 ) -> AsyncIterator[StreamPair]:
     accepted: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
 
@@ -817,12 +877,14 @@ async def _served_pair(
     try:
         async with connect(host, server.port, config=client_config, transport=transport) as conn:
             peer = await asyncio.wait_for(accepted, client_config.handshake_timeout)
-            client = await conn.open_stream()
-            client.write(OPEN_MARKER)
-            await client.drain()
-            server_end = await peer.accept_stream()
-            if await server_end.readexactly(len(OPEN_MARKER)) != OPEN_MARKER:
-                raise ConformanceError("the server end did not start with the opening marker")
+            opener, acceptor = (conn, peer) if opened_by == "client" else (peer, conn)
+            opened = await opener.open_stream()
+            opened.write(OPEN_MARKER)
+            await opened.drain()
+            accepted_end = await acceptor.accept_stream()
+            if await accepted_end.readexactly(len(OPEN_MARKER)) != OPEN_MARKER:
+                raise ConformanceError("the accepted end did not start with the opening marker")
+            client, server_end = (opened, accepted_end) if opened_by == "client" else (accepted_end, opened)
             bound = max(
                 unconsumed_bound(client_config, server_config), unconsumed_bound(server_config, client_config)
             )

@@ -32,9 +32,16 @@ _READEXACTLY_CANCEL_BUG = (
     "cancelled after part of n arrived those bytes are lost (asyncio.StreamReader keeps them); the "
     "Stream docstring promises 'unread data stays readable' after a cancelled read"
 )
+_RESET_DRAIN_BUG = (
+    "rudp.Stream.reset() clears the queued bytes and wakes a pending drain(), whose loop then sees nothing "
+    "queued and returns None: the writer is told its data was accepted although it was dropped; the "
+    "drain() docstring says it raises StreamStateError when the stream was reset locally"
+)
 KNOWN_BUGS: dict[tuple[str, str], str] = {
     ("cancel_readexactly_keeps_data", "quic"): _READEXACTLY_CANCEL_BUG,
     ("cancel_readexactly_keeps_data", "tcp"): _READEXACTLY_CANCEL_BUG,
+    ("reset_wakes_own_drain", "quic"): _RESET_DRAIN_BUG,
+    ("reset_wakes_own_drain", "tcp"): _RESET_DRAIN_BUG,
 }
 """(check, transport) -> description of the library bug that makes the check fail."""
 
@@ -58,12 +65,17 @@ def _cases(names: tuple[str, ...] | list[str]) -> list[object]:
     return cases
 
 
-def _factory(transport: str, host: str, configs: tuple[rudp.Config, rudp.Config]) -> PairFactory:
+def _factory(
+    transport: str,
+    host: str,
+    configs: tuple[rudp.Config, rudp.Config],
+    opened_by: Literal["client", "server"] = "client",
+) -> PairFactory:
     client_config, server_config = configs
     kind: Literal["quic", "tcp"] = "tcp" if transport == "tcp" else "quic"
 
     def make() -> AbstractAsyncContextManager[StreamPair]:
-        return connected_stream_pair(kind, host, client_config, server_config)
+        return connected_stream_pair(kind, host, client_config, server_config, opened_by=opened_by)
 
     return make
 
@@ -71,6 +83,14 @@ def _factory(transport: str, host: str, configs: tuple[rudp.Config, rudp.Config]
 @pytest.mark.parametrize(("name", "transport"), _cases(list(CHECKS)))
 async def test_check_ipv4(name: str, transport: str, configs: tuple[rudp.Config, rudp.Config]) -> None:
     await run_check(name, _factory(transport, "127.0.0.1", configs))
+
+
+@pytest.mark.parametrize(("name", "transport"), _cases(list(CHECKS)))
+async def test_check_server_opened(
+    name: str, transport: str, configs: tuple[rudp.Config, rudp.Config]
+) -> None:
+    """The same contract holds for a stream the server opened."""
+    await run_check(name, _factory(transport, "127.0.0.1", configs, opened_by="server"))
 
 
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")

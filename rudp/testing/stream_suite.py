@@ -21,18 +21,21 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias, TypeVar
 
 from rudp._api import Transport, connect, serve
 from rudp.aio.connection import Connection
 from rudp.config import Config
 from rudp.errors import ConfigError, ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
 from rudp.testing.certs import make_test_pki
+
+E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
 
 
 class ConformanceError(RudpError, AssertionError):
@@ -44,28 +47,17 @@ class SuiteStream(Protocol):
 
     @property
     def stream_id(self) -> int: ...
-
     @property
     def buffered_bytes(self) -> int: ...
-
     def at_eof(self) -> bool: ...
-
     async def read(self, n: int = -1) -> bytes: ...
-
     async def readexactly(self, n: int) -> bytes: ...
-
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = ...) -> bytes: ...
-
     def __aiter__(self) -> AsyncIterator[bytes]: ...
-
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
-
     def write_eof(self) -> None: ...
-
     async def drain(self) -> None: ...
-
     def reset(self, code: int = 0) -> None: ...
-
     def stop_sending(self, code: int = 0) -> None: ...
 
 
@@ -115,23 +107,10 @@ def _expect(condition: bool, message: str) -> None:
         raise ConformanceError(message)
 
 
-async def _expect_raises(
-    exc_type: type[BaseException], awaitable: Awaitable[object], what: str
-) -> BaseException:
-    """Await ``awaitable`` and return the ``exc_type`` it raised (fail if it returns or raises another)."""
+async def _expect_raises(exc_type: type[E], action: Awaitable[object] | Callable[[], object], what: str) -> E:
+    """Await ``action`` (or call it, if it is a plain callable) and return the ``exc_type`` it raised."""
     try:
-        result = await awaitable
-    except exc_type as exc:
-        return exc
-    except Exception as exc:
-        raise ConformanceError(f"{what}: expected {exc_type.__name__}, got {exc!r}") from exc
-    raise ConformanceError(f"{what}: expected {exc_type.__name__}, returned {result!r:.80}")
-
-
-def _expect_raises_now(exc_type: type[BaseException], call: Callable[[], object], what: str) -> BaseException:
-    """Like :func:`_expect_raises` for a synchronous call."""
-    try:
-        result = call()
+        result = await action if isinstance(action, Awaitable) else action()
     except exc_type as exc:
         return exc
     except Exception as exc:
@@ -160,8 +139,9 @@ async def _read_all(stream: SuiteStream) -> bytes:
     return b"".join(chunks)
 
 
-async def _blocked(task: asyncio.Task[object], pair: StreamPair, what: str) -> None:
-    """Fail unless ``task`` is still waiting after two round trips."""
+async def _waiting(action: Coroutine[object, object, T], pair: StreamPair, what: str) -> asyncio.Task[T]:
+    """Start ``action`` in a task and fail unless it is still waiting after two round trips."""
+    task = asyncio.create_task(action)
     await pair.round_trip()
     await pair.round_trip()
     if task.done():
@@ -169,6 +149,27 @@ async def _blocked(task: asyncio.Task[object], pair: StreamPair, what: str) -> N
             "was cancelled" if task.cancelled() else f"ended with {task.exception() or task.result()!r:.80}"
         )
         raise ConformanceError(f"{what}: {outcome} instead of waiting")
+    return task
+
+
+async def _cancel(task: asyncio.Task[T], what: str) -> None:
+    task.cancel()
+    await _expect_raises(asyncio.CancelledError, task, f"the cancelled {what}")
+
+
+async def _stalled_drain(pair: StreamPair) -> tuple[bytes, asyncio.Task[None]]:
+    """Write more than the flow-control bound with nobody reading; return the data and a waiting drain()."""
+    data = os.urandom(3 * pair.max_unconsumed_bytes)
+    pair.client.write(data)
+    return data, await _waiting(pair.client.drain(), pair, "drain() with a stalled reader")
+
+
+async def _other_direction_works(pair: StreamPair, after: str) -> None:
+    reply = os.urandom(50_000)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_send_all(pair.server, reply))
+        got = await pair.client.read()
+    _expect(got == reply, f"the other direction broke after {after}")
 
 
 # ---------------------------------------------------------------------- data transfer
@@ -309,12 +310,11 @@ async def check_readexactly(pair: StreamPair) -> None:
         error = await _expect_raises(
             asyncio.IncompleteReadError, pair.server.readexactly(100), "readexactly past the end"
         )
-    if isinstance(error, asyncio.IncompleteReadError):
-        _expect(
-            error.partial == data[9999:],
-            f"IncompleteReadError.partial is {error.partial!r:.40}, not the last byte",
-        )
-        _expect(error.expected == 100, f"IncompleteReadError.expected is {error.expected}, not 100")
+    _expect(
+        error.partial == data[9999:],
+        f"IncompleteReadError.partial is {error.partial!r:.40}, not the last byte",
+    )
+    _expect(error.expected == 100, f"IncompleteReadError.expected is {error.expected}, not 100")
     _expect(await pair.server.read() == b"", "read() after IncompleteReadError did not return b''")
 
 
@@ -327,13 +327,10 @@ async def check_readuntil(pair: StreamPair) -> None:
     IncompleteReadError whose ``partial`` holds the rest. An empty separator raises ValueError.
     """
     client, server = pair.client, pair.server
-    client.write(b"alpha\r\nbeta\r")
-    await client.drain()
+    await _send_all(client, b"alpha\r\nbeta\r", eof=False)
     _expect(await server.readuntil(b"\r\n") == b"alpha\r\n", "readuntil did not return the first line")
-    read_beta = asyncio.create_task(server.readuntil(b"\r\n"))
-    await _blocked(read_beta, pair, "readuntil with half a separator buffered")
-    client.write(b"\ngamma")
-    await client.drain()
+    read_beta = await _waiting(server.readuntil(b"\r\n"), pair, "readuntil with half a separator buffered")
+    await _send_all(client, b"\ngamma", eof=False)
     _expect(await read_beta == b"beta\r\n", "readuntil missed a separator split across two writes")
     _expect(
         await server.readexactly(5) == b"gamma", "the bytes after a separator were not kept for the next read"
@@ -341,19 +338,15 @@ async def check_readuntil(pair: StreamPair) -> None:
     await _expect_raises(ValueError, server.readuntil(b""), "readuntil(b'')")
 
     blob = b"x" * 3000
-    client.write(blob)
-    await client.drain()
+    await _send_all(client, blob, eof=False)
     await _expect_raises(
         asyncio.LimitOverrunError, server.readuntil(b"\n", limit=1000), "readuntil beyond limit"
     )
     _expect(await server.readexactly(len(blob)) == blob, "bytes were lost by LimitOverrunError")
 
-    client.write(b"no separator here")
-    client.write_eof()
-    await client.drain()
+    await _send_all(client, b"no separator here")
     error = await _expect_raises(asyncio.IncompleteReadError, server.readuntil(b"\n"), "readuntil at the end")
-    if isinstance(error, asyncio.IncompleteReadError):
-        _expect(error.partial == b"no separator here", f"IncompleteReadError.partial is {error.partial!r}")
+    _expect(error.partial == b"no separator here", f"IncompleteReadError.partial is {error.partial!r}")
     _expect(await server.read() == b"", "read() after readuntil's IncompleteReadError did not return b''")
 
 
@@ -378,9 +371,7 @@ async def check_at_eof(pair: StreamPair) -> None:
     that returned the last bytes is followed by one returning b"".
     """
     _expect(not pair.server.at_eof(), "at_eof() is True on a fresh stream")
-    pair.client.write(b"ab")
-    pair.client.write_eof()
-    await pair.client.drain()
+    await _send_all(pair.client, b"ab")
     _expect(await pair.server.readexactly(1) == b"a", "readexactly(1) returned the wrong byte")
     await pair.round_trip()
     _expect(not pair.server.at_eof(), "at_eof() is True with a byte still unread")
@@ -396,9 +387,7 @@ async def check_at_eof(pair: StreamPair) -> None:
 @_check
 async def check_half_close(pair: StreamPair) -> None:
     """After ``write_eof()`` the peer reads to the end and can still write back (half-close)."""
-    pair.client.write(b"request")
-    pair.client.write_eof()
-    await pair.client.drain()
+    await _send_all(pair.client, b"request")
     _expect(await pair.server.read() == b"request", "the peer did not read the request up to the end")
     _expect(pair.server.at_eof(), "the peer's at_eof() is False after reading the FIN")
     reply = os.urandom(200_000)
@@ -414,7 +403,7 @@ async def check_write_after_eof(pair: StreamPair) -> None:
     pair.client.write(b"last")
     pair.client.write_eof()
     pair.client.write_eof()
-    _expect_raises_now(StreamStateError, lambda: pair.client.write(b"late"), "write() after write_eof()")
+    await _expect_raises(StreamStateError, partial(pair.client.write, b"late"), "write() after write_eof()")
     await pair.client.drain()
     _expect(await pair.server.read() == b"last", "the peer saw bytes written after write_eof()")
 
@@ -486,19 +475,16 @@ async def check_full_duplex(pair: StreamPair) -> None:
 
 
 async def _reset_seen(pair: StreamPair, code: int) -> None:
-    pair.client.write(b"doomed")
-    await pair.client.drain()
+    await _send_all(pair.client, b"doomed", eof=False)
     _expect(await pair.server.readexactly(6) == b"doomed", "data written before reset() was not delivered")
-    pending = asyncio.create_task(pair.server.read())
-    await _blocked(pending, pair, "read() with nothing more sent")
+    pending = await _waiting(pair.server.read(), pair, "read() with nothing more sent")
     pair.client.reset(code)
     pair.client.reset(code + 1 if code < 2**62 - 1 else 0)  # idempotent: the first code wins
     error = await _expect_raises(StreamReset, pending, "a pending read() when the peer resets")
-    if isinstance(error, StreamReset):
-        _expect(error.code == code, f"StreamReset.code is {error.code:#x}, not {code:#x}")
+    _expect(error.code == code, f"StreamReset.code is {error.code:#x}, not {code:#x}")
     await _expect_raises(StreamReset, pair.server.read(10), "a second read() after the peer's reset()")
     _expect(pair.server.at_eof(), "at_eof() is False after the peer reset the stream")
-    _expect_raises_now(StreamStateError, lambda: pair.client.write(b"x"), "write() after reset()")
+    await _expect_raises(StreamStateError, partial(pair.client.write, b"x"), "write() after reset()")
 
 
 @_check
@@ -509,11 +495,7 @@ async def check_reset(pair: StreamPair) -> None:
     StreamStateError, and the other direction keeps working.
     """
     await _reset_seen(pair, 0x1A2B)
-    reply = os.urandom(50_000)
-    async with asyncio.TaskGroup() as group:
-        group.create_task(_send_all(pair.server, reply))
-        got = await pair.client.read()
-    _expect(got == reply, "the other direction broke after reset()")
+    await _other_direction_works(pair, "reset()")
 
 
 @_check
@@ -523,34 +505,24 @@ async def check_reset_max_code(pair: StreamPair) -> None:
 
 
 async def _stop_seen(pair: StreamPair, code: int) -> None:
-    pair.client.write(b"hello")
-    await pair.client.drain()
+    await _send_all(pair.client, b"hello", eof=False)
     _expect(
         await pair.server.readexactly(5) == b"hello", "data written before stop_sending() was not delivered"
     )
     pair.server.stop_sending(code)
     _expect(await pair.server.read() == b"", "read() after stop_sending() did not return b'' (end of stream)")
-    error: BaseException | None = None
     for _ in range(100):  # until STOP_SENDING has arrived: a round trip per attempt
         try:
-            pair.client.write(b"more")
-            await pair.client.drain()
+            await _send_all(pair.client, b"more", eof=False)
         except StreamStopped as exc:
-            error = exc
+            _expect(exc.code == code, f"StreamStopped.code is {exc.code:#x}, not {code:#x}")
             break
         await pair.round_trip()
-    _expect(
-        isinstance(error, StreamStopped),
-        "write()/drain() never raised StreamStopped after the peer's stop_sending()",
+    else:
+        raise ConformanceError("write()/drain() never raised StreamStopped after the peer's stop_sending()")
+    await _expect_raises(
+        StreamStopped, _send_all(pair.client, b"again", eof=False), "a later write()/drain()"
     )
-    if isinstance(error, StreamStopped):
-        _expect(error.code == code, f"StreamStopped.code is {error.code:#x}, not {code:#x}")
-    await _expect_raises(StreamStopped, _write_and_drain(pair.client, b"again"), "a later write()/drain()")
-
-
-async def _write_and_drain(stream: SuiteStream, data: bytes) -> None:
-    stream.write(data)
-    await stream.drain()
 
 
 @_check
@@ -561,11 +533,7 @@ async def check_stop_sending(pair: StreamPair) -> None:
     (the stopping side writing) keeps working.
     """
     await _stop_seen(pair, 0x2B3C)
-    reply = os.urandom(50_000)
-    async with asyncio.TaskGroup() as group:
-        group.create_task(_send_all(pair.server, reply))
-        got = await pair.client.read()
-    _expect(got == reply, "the other direction broke after stop_sending()")
+    await _other_direction_works(pair, "stop_sending()")
 
 
 @_check
@@ -577,13 +545,10 @@ async def check_stop_sending_max_code(pair: StreamPair) -> None:
 @_check
 async def check_stop_sending_wakes_drain(pair: StreamPair) -> None:
     """A ``drain()`` blocked by a stalled reader raises StreamStopped when that reader stops sending."""
-    pair.client.write(os.urandom(3 * pair.max_unconsumed_bytes))
-    drain = asyncio.create_task(pair.client.drain())
-    await _blocked(drain, pair, "drain() with a stalled reader")
+    _, drain = await _stalled_drain(pair)
     pair.server.stop_sending(0x3D4E)
     error = await _expect_raises(StreamStopped, drain, "a pending drain() when the peer stops sending")
-    if isinstance(error, StreamStopped):
-        _expect(error.code == 0x3D4E, f"StreamStopped.code is {error.code:#x}, not 0x3d4e")
+    _expect(error.code == 0x3D4E, f"StreamStopped.code is {error.code:#x}, not 0x3d4e")
     _expect(pair.client.buffered_bytes == 0, "queued bytes were kept after the peer stopped sending")
 
 
@@ -593,15 +558,12 @@ async def check_reset_wakes_own_drain(pair: StreamPair) -> None:
 
     Queued bytes are dropped (``buffered_bytes`` becomes 0).
     """
-    pair.client.write(os.urandom(3 * pair.max_unconsumed_bytes))
-    drain = asyncio.create_task(pair.client.drain())
-    await _blocked(drain, pair, "drain() with a stalled reader")
+    _, drain = await _stalled_drain(pair)
     pair.client.reset(0x4E5F)
     await _expect_raises(StreamStateError, drain, "a pending drain() when its own stream is reset")
     _expect(pair.client.buffered_bytes == 0, "queued bytes were kept after reset()")
     error = await _expect_raises(StreamReset, _read_all(pair.server), "reading a stream the peer reset")
-    if isinstance(error, StreamReset):
-        _expect(error.code == 0x4E5F, f"StreamReset.code is {error.code:#x}, not 0x4e5f")
+    _expect(error.code == 0x4E5F, f"StreamReset.code is {error.code:#x}, not 0x4e5f")
 
 
 # ---------------------------------------------------------------------- cancellation
@@ -610,13 +572,9 @@ async def check_reset_wakes_own_drain(pair: StreamPair) -> None:
 @_check
 async def check_cancel_read(pair: StreamPair) -> None:
     """Cancelling a blocked ``read()`` leaves the stream usable: later data is read intact."""
-    reader = asyncio.create_task(pair.server.read(10))
-    await _blocked(reader, pair, "read() with nothing sent")
-    reader.cancel()
-    await _expect_raises(asyncio.CancelledError, reader, "the cancelled read()")
-    pair.client.write(b"after cancel")
-    pair.client.write_eof()
-    await pair.client.drain()
+    reader = await _waiting(pair.server.read(10), pair, "read() with nothing sent")
+    await _cancel(reader, "read()")
+    await _send_all(pair.client, b"after cancel")
     _expect(
         await pair.server.read() == b"after cancel", "data sent after a cancelled read() was not read intact"
     )
@@ -625,15 +583,10 @@ async def check_cancel_read(pair: StreamPair) -> None:
 @_check
 async def check_cancel_readexactly_keeps_data(pair: StreamPair) -> None:
     """Cancelling a ``readexactly(n)`` that got only part of n loses nothing: the part is read later."""
-    pair.client.write(b"01234")
-    await pair.client.drain()
-    reader = asyncio.create_task(pair.server.readexactly(10))
-    await _blocked(reader, pair, "readexactly(10) with 5 bytes sent")
-    reader.cancel()
-    await _expect_raises(asyncio.CancelledError, reader, "the cancelled readexactly()")
-    pair.client.write(b"56789")
-    pair.client.write_eof()
-    await pair.client.drain()
+    await _send_all(pair.client, b"01234", eof=False)
+    reader = await _waiting(pair.server.readexactly(10), pair, "readexactly(10) with 5 bytes sent")
+    await _cancel(reader, "readexactly()")
+    await _send_all(pair.client, b"56789")
     got = await pair.server.read()
     _expect(
         got == b"0123456789", f"after a cancelled readexactly() the stream read {got!r}, not b'0123456789'"
@@ -643,14 +596,10 @@ async def check_cancel_readexactly_keeps_data(pair: StreamPair) -> None:
 @_check
 async def check_cancel_readuntil_keeps_data(pair: StreamPair) -> None:
     """Cancelling a ``readuntil()`` still waiting for its separator loses nothing."""
-    pair.client.write(b"no newline yet")
-    await pair.client.drain()
-    reader = asyncio.create_task(pair.server.readuntil(b"\n"))
-    await _blocked(reader, pair, "readuntil() without a separator sent")
-    reader.cancel()
-    await _expect_raises(asyncio.CancelledError, reader, "the cancelled readuntil()")
-    pair.client.write(b", now\n")
-    await pair.client.drain()
+    await _send_all(pair.client, b"no newline yet", eof=False)
+    reader = await _waiting(pair.server.readuntil(b"\n"), pair, "readuntil() without a separator sent")
+    await _cancel(reader, "readuntil()")
+    await _send_all(pair.client, b", now\n", eof=False)
     got = await pair.server.readuntil(b"\n")
     _expect(got == b"no newline yet, now\n", f"after a cancelled readuntil() the line read {got!r}")
 
@@ -658,12 +607,8 @@ async def check_cancel_readuntil_keeps_data(pair: StreamPair) -> None:
 @_check
 async def check_cancel_drain(pair: StreamPair) -> None:
     """Cancelling a blocked ``drain()`` drops nothing: every written byte still arrives, in order."""
-    data = os.urandom(3 * pair.max_unconsumed_bytes)
-    pair.client.write(data)
-    drain = asyncio.create_task(pair.client.drain())
-    await _blocked(drain, pair, "drain() with a stalled reader")
-    drain.cancel()
-    await _expect_raises(asyncio.CancelledError, drain, "the cancelled drain()")
+    data, drain = await _stalled_drain(pair)
+    await _cancel(drain, "drain()")
     pair.client.write(b"tail")
     pair.client.write_eof()
     async with asyncio.TaskGroup() as group:
@@ -683,19 +628,17 @@ async def _close_wakes_readers(
 ) -> None:
     code = 0x5EED
     closer, observer = (pair.client, pair.server) if by_client else (pair.server, pair.client)
-    observer_read = asyncio.create_task(observer.read())
     closer_read = asyncio.create_task(closer.read())
-    await _blocked(observer_read, pair, "read() with nothing sent")
+    observer_read = await _waiting(observer.read(), pair, "read() with nothing sent")
     _expect(not closer_read.done(), "read() with nothing sent: finished instead of waiting")
     (pair.close_client if by_client else pair.close_server)(code, reason)
     for task, who, by_peer in ((observer_read, "peer", True), (closer_read, "closer", False)):
         error = await _expect_raises(ConnectionClosed, task, f"the {who}'s pending read() on close")
-        if isinstance(error, ConnectionClosed):
-            _expect(error.code == code, f"{who}: ConnectionClosed.code is {error.code:#x}, not {code:#x}")
-            _expect(error.reason == reason, f"{who}: ConnectionClosed.reason is {error.reason!r}")
-            _expect(error.by_peer is by_peer, f"{who}: ConnectionClosed.by_peer is {error.by_peer}")
+        _expect(error.code == code, f"{who}: ConnectionClosed.code is {error.code:#x}, not {code:#x}")
+        _expect(error.reason == reason, f"{who}: ConnectionClosed.reason is {error.reason!r}")
+        _expect(error.by_peer is by_peer, f"{who}: ConnectionClosed.by_peer is {error.by_peer}")
     for stream, who in ((observer, "peer"), (closer, "closer")):
-        _expect_raises_now(ConnectionClosed, partial(stream.write, b"x"), f"{who}: write() after close")
+        await _expect_raises(ConnectionClosed, partial(stream.write, b"x"), f"{who}: write() after close")
         await _expect_raises(ConnectionClosed, stream.read(), f"{who}: read() after close")
 
 
@@ -719,13 +662,10 @@ async def check_close_by_client(pair: StreamPair) -> None:
 async def check_close_during_drain(pair: StreamPair) -> None:
     """A ``drain()`` blocked by a stalled reader raises ConnectionClosed when the peer closes."""
     code, reason = 0x5EED, "closed while draining"
-    pair.client.write(os.urandom(3 * pair.max_unconsumed_bytes))
-    drain = asyncio.create_task(pair.client.drain())
-    await _blocked(drain, pair, "drain() with a stalled reader")
+    _, drain = await _stalled_drain(pair)
     pair.close_server(code, reason)
     error = await _expect_raises(ConnectionClosed, drain, "the pending drain() when the peer closes")
-    if isinstance(error, ConnectionClosed):
-        _expect(error.code == code and error.by_peer, f"drain() raised {error!r}, not the peer's close")
+    _expect(error.code == code and error.by_peer, f"drain() raised {error!r}, not the peer's close")
 
 
 # ---------------------------------------------------------------------- running
@@ -755,18 +695,11 @@ async def run_check(name: str, make_pair: PairFactory, *, timeout: float = DEFAU
         raise ConformanceError(f"{name}: unexpected {exc!r}") from exc
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first ConformanceError in ``group`` (nested groups included), else its first exception."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            pending[:0] = exc.exceptions
-        else:
-            leaves.append(exc)
-    failures = [leaf for leaf in leaves if isinstance(leaf, ConformanceError)]
-    return (failures or leaves)[0]
+def _first_error(error: BaseException) -> BaseException:
+    """The first ConformanceError inside a (nested) exception group, else its first exception."""
+    while isinstance(error, BaseExceptionGroup):
+        error = (error.subgroup(ConformanceError) or error).exceptions[0]
+    return error
 
 
 async def check_stream_pair(
@@ -805,24 +738,15 @@ stream: a QUIC stream exists for the peer only once a frame of it arrives."""
 
 def suite_configs(ca_file: str | Path, cert_file: str | Path, key_file: str | Path) -> tuple[Config, Config]:
     """(client, server) configs with small windows and send buffers, so flow-control checks stay quick."""
-    client = Config(
-        cafile=ca_file,
-        handshake_timeout=5.0,
+    base = Config(
         initial_max_data=512 * 1024,
         max_connection_window=1024 * 1024,
         initial_max_stream_data=128 * 1024,
         max_stream_window=256 * 1024,
         send_buffer_bytes=128 * 1024,
     )
-    server = Config(
-        certfile=cert_file,
-        keyfile=key_file,
-        initial_max_data=512 * 1024,
-        max_connection_window=1024 * 1024,
-        initial_max_stream_data=128 * 1024,
-        max_stream_window=256 * 1024,
-        send_buffer_bytes=128 * 1024,
-    )
+    client = replace(base, cafile=ca_file, handshake_timeout=5.0)
+    server = replace(base, certfile=cert_file, keyfile=key_file)
     return client, server
 
 

@@ -22,7 +22,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
-from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -144,11 +144,7 @@ async def _waiting(action: Coroutine[object, object, T], pair: StreamPair, what:
     task = asyncio.create_task(action)
     await pair.round_trip()
     await pair.round_trip()
-    if task.done():
-        outcome = (
-            "was cancelled" if task.cancelled() else f"ended with {task.exception() or task.result()!r:.80}"
-        )
-        raise ConformanceError(f"{what}: {outcome} instead of waiting")
+    _expect(not task.done(), f"{what}: finished instead of waiting ({task!r:.120})")
     return task
 
 
@@ -184,11 +180,11 @@ async def check_round_trip_sizes(pair: StreamPair) -> None:
     the same way.
     """
     payloads = [os.urandom(size) for size in ROUND_TRIP_SIZES]
-    await _round_trip_direction(pair.client, pair.server, payloads, "c->s")
-    await _round_trip_direction(pair.server, pair.client, payloads, "s->c")
+    await _sizes_one_way(pair.client, pair.server, payloads, "c->s")
+    await _sizes_one_way(pair.server, pair.client, payloads, "s->c")
 
 
-async def _round_trip_direction(
+async def _sizes_one_way(
     sender: SuiteStream, receiver: SuiteStream, payloads: list[bytes], direction: str
 ) -> None:
     kinds: tuple[Callable[[bytes], bytes | bytearray | memoryview], ...] = (bytes, bytearray, memoryview)
@@ -202,10 +198,7 @@ async def _round_trip_direction(
         group.create_task(send())
         for payload in payloads:
             got = await receiver.readexactly(len(payload))
-            _expect(
-                got == payload,
-                f"{direction} {len(payload)}-byte payload: sha256 {_digest(got)} != {_digest(payload)}",
-            )
+            _expect(got == payload, f"{direction}: a {len(payload)}-byte payload arrived as {_digest(got)}")
 
 
 @_check
@@ -223,10 +216,7 @@ async def check_write_copies_buffer(pair: StreamPair) -> None:
         reader = group.create_task(pair.server.readexactly(len(original)))
         await pair.client.drain()
     got = reader.result()
-    _expect(
-        got == original,
-        f"peer saw the buffer as changed after write(): {_digest(got)} != {_digest(original)}",
-    )
+    _expect(got == original, "the peer got the buffer as changed after write(), not as written")
 
 
 @_check
@@ -243,10 +233,7 @@ async def check_many_small_writes(pair: StreamPair) -> None:
     pair.client.write_eof()
     await pair.client.drain()
     got = await pair.server.read()
-    _expect(
-        got == b"".join(pieces),
-        f"small writes arrived reordered or short ({len(got)} of {2 * len(pieces)} bytes)",
-    )
+    _expect(got == b"".join(pieces), f"small writes arrived reordered or short ({len(got)} bytes)")
 
 
 @_check
@@ -310,10 +297,7 @@ async def check_readexactly(pair: StreamPair) -> None:
         error = await _expect_raises(
             asyncio.IncompleteReadError, pair.server.readexactly(100), "readexactly past the end"
         )
-    _expect(
-        error.partial == data[9999:],
-        f"IncompleteReadError.partial is {error.partial!r:.40}, not the last byte",
-    )
+    _expect(error.partial == data[9999:], f"IncompleteReadError.partial is {error.partial!r:.40}")
     _expect(error.expected == 100, f"IncompleteReadError.expected is {error.expected}, not 100")
     _expect(await pair.server.read() == b"", "read() after IncompleteReadError did not return b''")
 
@@ -332,16 +316,12 @@ async def check_readuntil(pair: StreamPair) -> None:
     read_beta = await _waiting(server.readuntil(b"\r\n"), pair, "readuntil with half a separator buffered")
     await _send_all(client, b"\ngamma", eof=False)
     _expect(await read_beta == b"beta\r\n", "readuntil missed a separator split across two writes")
-    _expect(
-        await server.readexactly(5) == b"gamma", "the bytes after a separator were not kept for the next read"
-    )
+    _expect(await server.readexactly(5) == b"gamma", "the bytes after a separator were not kept")
     await _expect_raises(ValueError, server.readuntil(b""), "readuntil(b'')")
 
     blob = b"x" * 3000
     await _send_all(client, blob, eof=False)
-    await _expect_raises(
-        asyncio.LimitOverrunError, server.readuntil(b"\n", limit=1000), "readuntil beyond limit"
-    )
+    await _expect_raises(asyncio.LimitOverrunError, server.readuntil(b"\n", limit=1000), "over the limit")
     _expect(await server.readexactly(len(blob)) == blob, "bytes were lost by LimitOverrunError")
 
     await _send_all(client, b"no separator here")
@@ -436,8 +416,9 @@ async def _bounded_direction(
         for offset in range(0, total, write_size):
             sender.write(data[offset : offset + write_size])
             await sender.drain()
-            left = sender.buffered_bytes
-            _expect(left == 0, f"{direction}: {left} bytes still buffered after drain() returned")
+            _expect(
+                not sender.buffered_bytes, f"{direction}: {sender.buffered_bytes} bytes left after drain()"
+            )
             worst = max(worst, min(total, offset + write_size) - consumed)
         sender.write_eof()
         await sender.drain()
@@ -506,9 +487,7 @@ async def check_reset_max_code(pair: StreamPair) -> None:
 
 async def _stop_seen(pair: StreamPair, code: int) -> None:
     await _send_all(pair.client, b"hello", eof=False)
-    _expect(
-        await pair.server.readexactly(5) == b"hello", "data written before stop_sending() was not delivered"
-    )
+    _expect(await pair.server.readexactly(5) == b"hello", "data sent before stop_sending() was lost")
     pair.server.stop_sending(code)
     _expect(await pair.server.read() == b"", "read() after stop_sending() did not return b'' (end of stream)")
     for _ in range(100):  # until STOP_SENDING has arrived: a round trip per attempt
@@ -520,9 +499,7 @@ async def _stop_seen(pair: StreamPair, code: int) -> None:
         await pair.round_trip()
     else:
         raise ConformanceError("write()/drain() never raised StreamStopped after the peer's stop_sending()")
-    await _expect_raises(
-        StreamStopped, _send_all(pair.client, b"again", eof=False), "a later write()/drain()"
-    )
+    await _expect_raises(StreamStopped, _send_all(pair.client, b"again", eof=False), "a later write()")
 
 
 @_check
@@ -575,9 +552,7 @@ async def check_cancel_read(pair: StreamPair) -> None:
     reader = await _waiting(pair.server.read(10), pair, "read() with nothing sent")
     await _cancel(reader, "read()")
     await _send_all(pair.client, b"after cancel")
-    _expect(
-        await pair.server.read() == b"after cancel", "data sent after a cancelled read() was not read intact"
-    )
+    _expect(await pair.server.read() == b"after cancel", "data sent after a cancelled read() was lost")
 
 
 @_check
@@ -588,9 +563,7 @@ async def check_cancel_readexactly_keeps_data(pair: StreamPair) -> None:
     await _cancel(reader, "readexactly()")
     await _send_all(pair.client, b"56789")
     got = await pair.server.read()
-    _expect(
-        got == b"0123456789", f"after a cancelled readexactly() the stream read {got!r}, not b'0123456789'"
-    )
+    _expect(got == b"0123456789", f"after a cancelled readexactly() the stream read {got!r}")
 
 
 @_check
@@ -615,9 +588,7 @@ async def check_cancel_drain(pair: StreamPair) -> None:
         reader = group.create_task(_read_all(pair.server))
         await pair.client.drain()
     got = reader.result()
-    _expect(
-        got == data + b"tail", f"after a cancelled drain() the peer got {len(got)} of {len(data) + 4} bytes"
-    )
+    _expect(got == data + b"tail", f"after a cancelled drain() the peer got {len(got)} bytes, not as sent")
 
 
 # ---------------------------------------------------------------------- the connection ending
@@ -712,9 +683,8 @@ async def check_stream_pair(
         ConfigError: an unknown check name.
     """
     names = list(CHECKS if checks is None else checks)
-    for name in names:
-        if name not in CHECKS:
-            raise ConfigError(f"unknown stream check {name!r}")
+    if unknown := [name for name in names if name not in CHECKS]:
+        raise ConfigError(f"unknown stream checks: {', '.join(unknown)}")
     failures: list[ConformanceError] = []
     for name in names:
         try:
@@ -723,9 +693,7 @@ async def check_stream_pair(
             failures.append(exc)
     if failures:
         summary = "; ".join(str(failure) for failure in failures)
-        raise ConformanceError(
-            f"{len(failures)} of {len(names)} stream checks failed: {summary}"
-        ) from failures[0]
+        raise ConformanceError(f"{len(failures)} of {len(names)} checks failed: {summary}") from failures[0]
 
 
 # ---------------------------------------------------------------------- pairs over rudp
@@ -777,48 +745,37 @@ async def connected_stream_pair(
     Raises:
         ConnectTimeout, HandshakeFailed, OSError: the connection could not be set up.
     """
-    with ExitStack() as stack:
+    async with AsyncExitStack() as stack:  # unwinds in reverse: peer, client, server, PEM files
         if client_config is None or server_config is None:
             # The PEM files must outlive the handshakes: Config loads them when a connection starts.
             pki = make_test_pki(stack.enter_context(tempfile.TemporaryDirectory(prefix="rudp-suite-")))
             client_config, server_config = suite_configs(pki.ca_file, pki.cert_file, pki.key_file)
-        async with _served_pair(transport, host, client_config, server_config, opened_by) as pair:
-            yield pair
+        accepted: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
 
+        async def handler(conn: Connection) -> None:
+            if not accepted.done():
+                accepted.set_result(conn)
+            await conn.wait_closed()
 
-@asynccontextmanager
-async def _served_pair(
-    transport: Transport, host: str, client_config: Config, server_config: Config, opened_by: str
-) -> AsyncIterator[StreamPair]:
-    accepted: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
-
-    async def handler(conn: Connection) -> None:
-        if not accepted.done():
-            accepted.set_result(conn)
-        await conn.wait_closed()
-
-    server = await serve(host, 0, handler, config=server_config, transport=transport)
-    try:
-        async with connect(host, server.port, config=client_config, transport=transport) as conn:
-            peer = await asyncio.wait_for(accepted, client_config.handshake_timeout)
-            opener, acceptor = (conn, peer) if opened_by == "client" else (peer, conn)
-            opened = await opener.open_stream()
-            opened.write(OPEN_MARKER)
-            await opened.drain()
-            accepted_end = await acceptor.accept_stream()
-            if await accepted_end.readexactly(len(OPEN_MARKER)) != OPEN_MARKER:
-                raise ConformanceError("the accepted end did not start with the opening marker")
-            client, server_end = (opened, accepted_end) if opened_by == "client" else (accepted_end, opened)
-            bound = max(
-                unconsumed_bound(client_config, server_config), unconsumed_bound(server_config, client_config)
-            )
-            try:
-                yield StreamPair(client, server_end, conn.ping, conn.close, peer.close, bound)
-            finally:
-                peer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
+        server = await stack.enter_async_context(
+            await serve(host, 0, handler, config=server_config, transport=transport)
+        )
+        conn = await stack.enter_async_context(
+            connect(host, server.port, config=client_config, transport=transport)
+        )
+        peer = await asyncio.wait_for(accepted, client_config.handshake_timeout)
+        stack.callback(peer.close)
+        opener, acceptor = (conn, peer) if opened_by == "client" else (peer, conn)
+        opened = await opener.open_stream()
+        await _send_all(opened, OPEN_MARKER, eof=False)
+        accepted_end = await acceptor.accept_stream()
+        if await accepted_end.readexactly(len(OPEN_MARKER)) != OPEN_MARKER:
+            raise ConformanceError("the accepted end did not start with the opening marker")
+        client, server_end = (opened, accepted_end) if opened_by == "client" else (accepted_end, opened)
+        bound = max(
+            unconsumed_bound(client_config, server_config), unconsumed_bound(server_config, client_config)
+        )
+        yield StreamPair(client, server_end, conn.ping, conn.close, peer.close, bound)
 
 
 __all__ = [

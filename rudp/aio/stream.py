@@ -137,13 +137,18 @@ class Stream:
         """
         if n < 0:
             raise ValueError("readexactly() needs a non-negative size")
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = await self._read_some(n - len(buf))
+        # Collect in the stream's own buffer, so a cancelled readexactly() loses nothing: the bytes
+        # stay readable, as asyncio.StreamReader promises.
+        while len(self._rbuf) < n:
+            chunk = await self._read_core(n - len(self._rbuf))
             if not chunk:
-                raise asyncio.IncompleteReadError(bytes(buf), n)
-            buf += chunk
-        return bytes(buf)
+                partial = bytes(self._rbuf)
+                self._rbuf.clear()
+                raise asyncio.IncompleteReadError(partial, n)
+            self._rbuf += chunk
+        data = bytes(self._rbuf[:n])
+        del self._rbuf[:n]
+        return data
 
     async def readuntil(self, separator: bytes = b"\n", *, limit: int = DEFAULT_READUNTIL_LIMIT) -> bytes:
         """Read up to and including ``separator``; bytes after it stay buffered for the next read.
@@ -278,6 +283,9 @@ class Stream:
             await self._writable.wait()
         if self._peer_stopped is not None:
             raise StreamStopped(self._id, self._peer_stopped)
+        if self._local_reset:
+            # reset() dropped what was queued: the data was not accepted, say so.
+            raise StreamStateError(self._id, f"stream {self._id} was reset locally")
 
     def reset(self, code: int = 0) -> None:
         """Abandon sending: drop queued data and send RESET_STREAM with ``code``; idempotent.

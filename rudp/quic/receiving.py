@@ -119,7 +119,10 @@ class ReceiveMixin(HandshakeMixin):
         )
         self._on_authenticated_packet(header, level, addr, now)
         ack_eliciting = self._dispatch_frames(header, level, result, now)
-        tracker.on_packet_received(result.packet_number, ack_eliciting=ack_eliciting, now=now)
+        tracker.on_packet_received(
+            result.packet_number, ack_eliciting=ack_eliciting, now=now, immediate=self._ping_received
+        )
+        self._ping_received = False
         self._last_activity = now
         self._idle_restart_on_send = True
         if self._state is State.ESTABLISHED and addr != self.peer_address:
@@ -184,7 +187,7 @@ class ReceiveMixin(HandshakeMixin):
                 case f.MaxStreamData():
                     streams.on_max_stream_data(frame)
                 case f.Ping():
-                    pass
+                    self._ping_received = True
                 case f.ConnectionClose():
                     self._enter_draining(frame, now)
                     return False

@@ -71,9 +71,13 @@ class AckTracker:
         """True if ``packet_number`` was already processed (or is too old to be tracked)."""
         return packet_number < self._floor or packet_number in self._received
 
-    def on_packet_received(self, packet_number: int, *, ack_eliciting: bool, now: float) -> None:
+    def on_packet_received(
+        self, packet_number: int, *, ack_eliciting: bool, now: float, immediate: bool = False
+    ) -> None:
         """Record a processed packet and update the ACK timer.
 
+        ``immediate`` asks for an ACK without delay (the caller passes it for packets carrying a PING:
+        a peer probing or measuring the round trip wants the answer now).
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
         if self.is_duplicate(packet_number):
@@ -98,7 +102,11 @@ class AckTracker:
         if not ack_eliciting:
             return
         self._unacked_eliciting += 1
-        if self.space != PacketSpace.APPLICATION or self._unacked_eliciting >= ACK_ELICITING_THRESHOLD:
+        if (
+            immediate
+            or self.space != PacketSpace.APPLICATION
+            or self._unacked_eliciting >= ACK_ELICITING_THRESHOLD
+        ):
             # RFC 9000 §13.2.1: Initial/Handshake immediately; §13.2.2: every second ack-eliciting packet.
             self._immediate = True
         if self._deadline is None:

@@ -149,6 +149,7 @@ class ConnectionState:
         self._pings_to_send: list[int] = []
         self._ping_uid = 0
         self._keepalive_due = False
+        self._ping_received = False
         self._timers = TimerTable()
         self._last_activity = now
         self._idle_restart_on_send = True

@@ -108,8 +108,10 @@ def test_loss_on_one_stream_does_not_block_another(pki: TestPki, tmp_path: Path)
 
 
 def test_ping_is_acknowledged(pki: TestPki) -> None:
-    sim = make_sim(pki)
+    sim = make_sim(pki)  # 20 ms each way
     sim.handshake()
+    sim.pair.run_for(0.5)
+    sent_at = sim.clock.now
     uid = sim.conn.ping()
     from rudp.quic.events import PingAcknowledged
 

@@ -119,3 +119,5 @@ def test_ping_is_acknowledged(pki: TestPki) -> None:
         until=lambda: any(isinstance(e, PingAcknowledged) and e.uid == uid for e in sim.client.events),
         max_time=2,
     )
+    # A PING is acknowledged at once (no ack delay): the answer takes exactly one round trip.
+    assert sim.clock.now == pytest.approx(sent_at + 0.04, abs=1e-6)

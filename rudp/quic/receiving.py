@@ -17,6 +17,7 @@ from rudp.crypto.retry import verify_retry_integrity
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.events import ConnectionTerminated, DatagramReceived
 from rudp.quic.handshake import HandshakeMixin
+from rudp.quic.rtt import K_INITIAL_RTT
 from rudp.quic.sent import PacketSpace
 from rudp.quic.state import SPACE_OF_LEVEL, Address, State
 from rudp.quic.timers import Timer
@@ -315,7 +316,7 @@ class ReceiveMixin(HandshakeMixin):
         self.peer_address = addr
         self._address_validated = False
         # RFC 9000 §8.2.4, §9.3.2: give the challenge three PTOs (at least 6 initial RTTs), then give up.
-        self._timers.set(Timer.PATH_VALIDATION, now + max(3 * self._pto(), 6 * 0.333))
+        self._timers.set(Timer.PATH_VALIDATION, now + max(3 * self._pto(), 6 * K_INITIAL_RTT))
         self._received_from_path = self._datagram_size  # the datagram that revealed the new path
         self._sent_to_path = 0
         self._path_challenge = self._randbytes(8)
@@ -330,7 +331,7 @@ class ReceiveMixin(HandshakeMixin):
         pending, self._pending_packets = self._pending_packets, []
         for packet, addr, received_at in pending:
             for header in iter_packets(packet, short_dcid_length=self._config.connection_id_length):
-                level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type else None
+                level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type is not None else None
                 if level is not None and level in self._keys.read:
                     self._receive_packet(packet, header, addr, max(now, received_at))
                 elif len(self._pending_packets) < MAX_PENDING_PACKETS:

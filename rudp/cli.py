@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -103,13 +103,19 @@ async def _serve(args: argparse.Namespace) -> int:
         transport = args.transport
         server = await rudp.serve(args.host, args.port, FileServer(www), config=config, transport=transport)
         print(f"serving {www} over {transport} on {args.host or '*'} port {server.port}", flush=True)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, server.close)
+        _close_on_signals(asyncio.get_running_loop(), server.close)
         async with server:
             await server.serve_forever()
     return 0
+
+
+def _close_on_signals(loop: asyncio.AbstractEventLoop, close: Callable[[], object]) -> None:
+    """Ctrl-C / SIGTERM close the server gracefully (Unix main thread only; elsewhere the default
+    KeyboardInterrupt handling applies)."""
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, close)
 
 
 # ---------------------------------------------------------------------------------------- get

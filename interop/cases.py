@@ -33,7 +33,7 @@ from interop.peers.base import (
     file_digest,
 )
 from interop.peers.rudp_peer import RudpFileServer, run_rudp_client
-from interop.tap import WireTap
+from interop.tap import TapPath, WireTap
 from rudp.testing.certs import make_test_pki
 
 KIB: Final = 1024
@@ -88,6 +88,17 @@ class Case:
     server: ServerOptions = field(default_factory=ServerOptions)
     checks: tuple[Check, ...] = ()
     timeout: float = 20.0
+    rebind_after: int | None = None
+    """The tap rebinds the client's mapping (a new source port towards the server) once this many bytes
+    went to the client; see :meth:`interop.tap.WireTap.rebind`."""
+    clients: tuple[str, ...] = (RUDP, AIOQUIC)
+    """The implementations whose client can carry out the plan; other directions are not applicable."""
+    not_applicable: str = ""
+    """Why the directions whose client is not in :attr:`clients` do not run (for the README and matrix)."""
+
+    def applies_to(self, direction: Direction) -> bool:
+        """Whether this case runs in ``direction`` (its client can carry out the plan)."""
+        return direction.client in self.clients
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -180,6 +191,74 @@ def _key_updated(obs: Observation) -> list[str]:
     return problems
 
 
+MIN_BYTES_AFTER_MOVE: Final = 1 * MIB
+"""What the server must send over the client's new path for the transfer to count as continuing there."""
+AMPLIFICATION_FACTOR: Final = 3
+"""RFC 9000 §8.1 and §9.3: to an address not yet validated, at most three times what came from it."""
+
+
+def _new_path_problems(old: TapPath, new: TapPath, server: EndpointReport | None) -> list[str]:
+    """The server moved to ``new`` and validated it; a rudp server also says so itself.
+
+    Path validation (PATH_CHALLENGE/PATH_RESPONSE) is encrypted, so it is judged by behaviour: until a
+    new address is validated the server may send it at most three times what it received from it, so
+    more than that (and at least :data:`MIN_BYTES_AFTER_MOVE`) can only follow a validation.
+    """
+    sent, received = new.bytes["to_client"], new.bytes["to_server"]
+    if not new.datagrams["to_client"]:
+        return [f"server never sent to the new port {new.port} (old port {old.port})"]
+    problems = []
+    if sent <= AMPLIFICATION_FACTOR * received or sent < MIN_BYTES_AFTER_MOVE:
+        problems.append(
+            f"server sent only {sent} bytes over the new path against {received} from the client:"
+            " a trickle, as to an address it never validated"
+        )
+    if server is not None and server.path_changes is not None:
+        if server.path_changes < 1:
+            problems.append(f"server ({server.impl}) counts no path change")
+        if server.peer_port != new.port:
+            problems.append(
+                f"server ({server.impl}) ends up sending to port {server.peer_port}, not {new.port}"
+            )
+    return problems
+
+
+def _rebound(obs: Observation) -> list[str]:
+    """The tap rebinding: one client address, two upstream ports, the server followed to the new one."""
+    if obs.tap.rebinds != 1 or len(obs.tap.paths) != 2:
+        return [f"the tap made {obs.tap.rebinds} rebindings and {len(obs.tap.paths)} paths, want 1 and 2"]
+    old, new = obs.tap.paths
+    problems = []
+    if old.client != new.client:
+        problems.append(f"the client itself moved from {old.client} to {new.client}")
+    return problems + _new_path_problems(old, new, obs.servers[0] if obs.servers else None)
+
+
+def _migrated(obs: Observation) -> list[str]:
+    """Active migration: a new client address, a fresh DCID on it, the server followed to the new port."""
+    paths = obs.tap.paths
+    if len(paths) < 2 or paths[-1].client == paths[0].client:
+        return ["the client never sent from a new address"]
+    old, new = paths[0], paths[-1]
+    problems = []
+    if not new.dcids:
+        problems.append("no short-header packet from the client's new address")
+    first_old = next(iter(old.dcids), None)
+    for dcid, count in new.dcids.items():
+        if dcid == first_old:
+            problems.append(f"the client kept connection ID {dcid.hex()} after migrating")
+        elif dcid in old.dcids:
+            # RFC 9000 §9.5: one connection ID used from two local addresses links them.
+            problems.append(
+                f"connection ID {dcid.hex()} was sent from the old address ({old.dcids[dcid]} packets)"
+                f" as well as from the new one ({count})"
+            )
+    client = obs.clients[0].report
+    if client.path_changes is not None and client.path_changes < 1:
+        problems.append(f"client ({client.impl}) counts no path change")
+    return problems + _new_path_problems(old, new, obs.servers[0] if obs.servers else None)
+
+
 # ---------------------------------------------------------------------------------------------- cases
 
 
@@ -200,6 +279,10 @@ _ZERORTT = _files("zerortt", [16 * KIB, 16 * KIB])
 _CHACHA20 = _files("chacha20", [1 * MIB])
 _KEYUPDATE = _files("keyupdate", [2 * MIB])
 _V2 = _files("v2", [256 * KIB])
+_REBIND = _files("rebind", [4 * MIB])
+_MIGRATION = _files("migration", [4 * MIB])
+MOVE_AFTER: Final = 1 * MIB
+"""When the rebinding and migration cases move the client: after this much of the 4 MiB response."""
 
 CASES: Final = (
     Case(
@@ -267,6 +350,27 @@ CASES: Final = (
         ClientPlan(_one_connection(_V2), version=VERSION_2),
         checks=(_version_on_wire(VERSION_2),),
     ),
+    Case(
+        "rebind",
+        "NAT rebinding: 1 MiB into a 4 MiB download the tap sends the client's packets from a new port;"
+        " the server follows and validates the new path",
+        _REBIND,
+        ClientPlan(_one_connection(_REBIND)),
+        checks=(_rebound,),
+        timeout=30.0,
+        rebind_after=MOVE_AFTER,
+    ),
+    Case(
+        "migration",
+        "active migration: 1 MiB into a 4 MiB download the client moves to a new socket and a fresh"
+        " connection ID; the server follows and validates the new path",
+        _MIGRATION,
+        ClientPlan(_one_connection(_MIGRATION), migrate_after=MOVE_AFTER),
+        checks=(_migrated,),
+        timeout=30.0,
+        clients=(RUDP,),
+        not_applicable="aioquic's public API cannot move a client connection to a new socket",
+    ),
 )
 CASES_BY_NAME: Final = {case.name: case for case in CASES}
 
@@ -333,7 +437,9 @@ async def _run_client(
 async def _exercise(case: Case, direction: Direction, env: Environment, result: CaseResult) -> Observation:
     server = await _start_server(direction, case, env)
     try:
-        async with WireTap(("127.0.0.1", server.port)) as tap:
+        async with WireTap(
+            ("127.0.0.1", server.port), cid_length=server.cid_length, rebind_after=case.rebind_after
+        ) as tap:
             try:
                 clients = await _run_client(direction, case, tap.port, env)
             finally:
@@ -348,7 +454,13 @@ async def _exercise(case: Case, direction: Direction, env: Environment, result: 
 
 
 async def run_case(case: Case, direction: Direction, env: Environment) -> CaseResult:
-    """Run ``case`` with ``direction``'s client and server within the case's timeout; never raises."""
+    """Run ``case`` with ``direction``'s client and server within the case's timeout; never raises.
+
+    Raises:
+        ValueError: the case does not apply to ``direction`` (see :meth:`Case.applies_to`).
+    """
+    if not case.applies_to(direction):
+        raise ValueError(f"{case.name} does not apply to {direction.label}: {case.not_applicable}")
     result = CaseResult(case.name, direction.label, ok=False, seconds=0.0, problems=[])
     started = time.perf_counter()
     try:

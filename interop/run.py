@@ -2,7 +2,8 @@
 
 Usage: ``python -m interop.run [--case NAME ...] [--direction rudp-aioquic ...] [--markdown]``.
 Rows are cases, columns are client→server directions; each cell is ✓ or ✗ with the wall time of the
-case. Results (reports from both ends and the packets seen on the wire) go to
+case, or n/a where the case does not apply (its client cannot do what the case needs). Results
+(reports from both ends and the packets seen on the wire) go to
 ``interop/results/interop-<UTC time>.json`` and ``interop/results/latest.json``.
 """
 
@@ -28,19 +29,21 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 async def run_matrix(
     cases: Sequence[Case], directions: Sequence[Direction], workdir: Path
 ) -> list[CaseResult]:
-    """Run each case in each direction, one after the other, in one event loop."""
+    """Run each case in each direction it applies to, one after the other, in one event loop."""
     env = prepare(workdir)
     results = []
     for case in cases:
         for direction in directions:
-            results.append(await run_case(case, direction, env))
+            if case.applies_to(direction):
+                results.append(await run_case(case, direction, env))
     return results
 
 
-def _cell(result: CaseResult | None) -> str:
-    if result is None:
-        return "-"
-    return f"{'✓' if result.ok else '✗'} {result.seconds:.2f} s"
+def _cell(result: CaseResult | None, case: str, direction: Direction) -> str:
+    if result is not None:
+        return f"{'✓' if result.ok else '✗'} {result.seconds:.2f} s"
+    known = CASES_BY_NAME.get(case)
+    return "n/a" if known is not None and not known.applies_to(direction) else "-"
 
 
 def render_matrix(results: Sequence[CaseResult], directions: Sequence[Direction], *, markdown: bool) -> str:
@@ -48,7 +51,7 @@ def render_matrix(results: Sequence[CaseResult], directions: Sequence[Direction]
     by_key = {(r.case, r.direction): r for r in results}
     cases = list(dict.fromkeys(r.case for r in results))
     header = ["case", *(d.label for d in directions)]
-    rows = [[case, *(_cell(by_key.get((case, d.label))) for d in directions)] for case in cases]
+    rows = [[case, *(_cell(by_key.get((case, d.label)), case, d) for d in directions)] for case in cases]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -97,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rudp-interop-") as workdir:
         results = asyncio.run(run_matrix(cases, directions, Path(workdir)))
     print(render_matrix(results, directions, markdown=args.markdown))
+    for case in cases:
+        skipped = [d.label for d in directions if not case.applies_to(d)]
+        if skipped:
+            print(f"\nn/a {case.name} {', '.join(skipped)}: {case.not_applicable}")
     failures = [r for r in results if not r.ok]
     for failure in failures:
         print(f"\n✗ {failure.case} {failure.direction}:", *failure.problems, sep="\n    ")

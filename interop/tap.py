@@ -4,7 +4,12 @@ Owns :class:`WireTap`: clients send to :attr:`WireTap.port`; each client address
 socket towards the server (like a NAT), and replies travel back. Every datagram is split into its
 coalesced packets and the long headers are counted by (direction, version, packet type), which lets a
 case check what only the wire shows: a Retry really sent, 0-RTT packets really used, the version really
-spoken. Nothing is decrypted, delayed or dropped. It owns no sockets beyond its own.
+spoken. Each upstream socket is a :class:`TapPath` with its own counters and the destination connection IDs
+of the client's short-header packets, so a case can see a client move (a new client address, hence a new
+path) and its connection ID change. With ``rebind_after`` the tap imitates a NAT rebinding: once that many
+bytes went to the client, the client's packets leave from a new upstream socket (a new source port for
+the server) and whatever still reaches the old one is dropped, as a NAT drops traffic to a mapping it
+forgot. Otherwise nothing is decrypted, delayed or dropped. It owns no sockets beyond its own.
 """
 
 from __future__ import annotations
@@ -57,25 +62,42 @@ def classify(datagram: bytes) -> list[tuple[int | None, str]]:
 
     Unknown versions are reported with type ``"unknown"`` and end the walk (their layout is unknown).
     """
-    packets: list[tuple[int | None, str]] = []
+    return [(version, kind) for _offset, version, kind in _walk(datagram)]
+
+
+def short_header_dcid(datagram: bytes, cid_length: int) -> bytes | None:
+    """The destination connection ID of the short-header packet in ``datagram``, if it holds one.
+
+    A short header does not encode the length of its connection ID (RFC 9000 §17.3): the receiver knows
+    it because it chose its IDs, so the caller passes the server's ``cid_length``.
+    """
+    for offset, version, _kind in _walk(datagram):
+        if version is None and offset + 1 + cid_length <= len(datagram):
+            return bytes(datagram[offset + 1 : offset + 1 + cid_length])
+    return None
+
+
+def _walk(datagram: bytes) -> list[tuple[int, int | None, str]]:
+    """(offset, version, type) of each packet coalesced in ``datagram``; see :func:`classify`."""
+    packets: list[tuple[int, int | None, str]] = []
     offset = 0
     while offset < len(datagram):
         first = datagram[offset]
         if not first & 0x80:
-            packets.append((None, "1rtt"))  # a short header runs to the end of the datagram
+            packets.append((offset, None, "1rtt"))  # a short header runs to the end of the datagram
             break
         if offset + 6 > len(datagram):
             break
         version = int.from_bytes(datagram[offset + 1 : offset + 5], "big")
         if version == 0:
-            packets.append((0, "version_negotiation"))
+            packets.append((offset, 0, "version_negotiation"))
             break
         names = _LONG_TYPES.get(version)
         if names is None:
-            packets.append((version, "unknown"))
+            packets.append((offset, version, "unknown"))
             break
         kind = names[(first >> 4) & 0x03]
-        packets.append((version, kind))
+        packets.append((offset, version, kind))
         if kind == "retry":
             break
         try:
@@ -100,21 +122,61 @@ class _ClientSide(asyncio.DatagramProtocol):
         self.tap._from_client(data, (str(addr[0]), int(str(addr[1]))))
 
 
-class _Upstream(asyncio.DatagramProtocol):
-    def __init__(self, tap: WireTap, client: Address) -> None:
+class TapPath(asyncio.DatagramProtocol):
+    """One upstream socket of the tap: the path between one client address and the server.
+
+    The server sees the client at :attr:`port`. A new client address (a migrating client) gets a new
+    path; so does the client whose mapping :meth:`WireTap.rebind` renews.
+    """
+
+    def __init__(self, tap: WireTap, client: Address, index: int) -> None:
         self.tap = tap
         self.client = client
+        """The client's address as the tap's client-facing socket sees it."""
+        self.index = index
+        """Position in :attr:`WireTap.paths` (order of creation)."""
         self.transport: asyncio.DatagramTransport | None = None
         self.backlog: list[bytes] = []
+        self.datagrams: Counter[Direction] = Counter()
+        """Datagrams forwarded over this path, per direction."""
+        self.bytes: Counter[Direction] = Counter()
+        """UDP payload bytes forwarded over this path, per direction."""
+        self.dcids: dict[bytes, int] = {}
+        """Destination connection IDs of the client's short-header packets -> packets (first-seen order)."""
+        self.retired = False
+        """Replaced by a rebinding: what the server still sends here is dropped."""
+        self.dropped = 0
+        """Server datagrams dropped because they arrived after the path was retired."""
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        """The local port of this path's socket: the client's port as the server sees it (0 until open)."""
+        return self._port
+
+    def summary(self) -> dict[str, int]:
+        """This path's counters as a flat JSON-friendly dict."""
+        result = {"port": self.port, "client_port": self.client[1], "dropped": self.dropped}
+        for direction in ("to_server", "to_client"):
+            result[f"{direction}_datagrams"] = self.datagrams[direction]
+            result[f"{direction}_bytes"] = self.bytes[direction]
+        result["dcids"] = len(self.dcids)
+        return result
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._port = int(transport.get_extra_info("sockname")[1])
         _enlarge_buffers(transport)
         for data in self.backlog:
             transport.sendto(data)  # type: ignore[attr-defined]
         self.backlog.clear()
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        if self.retired:
+            self.dropped += 1
+            return
+        self.datagrams["to_client"] += 1
+        self.bytes["to_client"] += len(data)
         self.tap._from_server(data, self.client)
 
 
@@ -122,17 +184,33 @@ class WireTap:
     """Forward datagrams between clients and ``server`` and count the packets seen in each direction.
 
     Use ``async with WireTap(server) as tap:`` and point the client at ``("127.0.0.1", tap.port)``.
+    ``cid_length`` is the length of the server's connection IDs (what short headers carry, unframed).
+    ``rebind_after``: once this many bytes were forwarded to a client, :meth:`rebind` its mapping.
     """
 
-    def __init__(self, server: Address, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        server: Address,
+        host: str = "127.0.0.1",
+        *,
+        cid_length: int = 8,
+        rebind_after: int | None = None,
+    ) -> None:
         self.server = server
         self.host = host
+        self.cid_length = cid_length
+        self.rebind_after = rebind_after
+        self.paths: list[TapPath] = []
+        """Every upstream socket opened, in order."""
+        self.rebinds = 0
+        """Rebindings done."""
         self.packets: Counter[tuple[Direction, int | None, str]] = Counter()
         """Packets seen, by (direction, version or None for short headers, type)."""
         self.datagrams: Counter[Direction] = Counter()
         """Datagrams forwarded per direction."""
         self._listener: asyncio.DatagramTransport | None = None
-        self._upstreams: dict[Address, _Upstream] = {}
+        self._upstreams: dict[Address, TapPath] = {}
+        self._to_client_bytes: Counter[Address] = Counter()
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -160,9 +238,9 @@ class WireTap:
                 await task
         if self._listener is not None:
             self._listener.close()
-        for upstream in self._upstreams.values():
-            if upstream.transport is not None:
-                upstream.transport.close()
+        for path in self.paths:
+            if path.transport is not None:
+                path.transport.close()
         self._upstreams.clear()
 
     async def __aenter__(self) -> WireTap:
@@ -191,34 +269,61 @@ class WireTap:
             result[direction][label] = n
         for direction, n in self.datagrams.items():
             result[direction]["datagrams"] = n
+        for path in self.paths:
+            result[f"path{path.index}"] = path.summary()
         return result
+
+    def rebind(self, client: Address) -> TapPath:
+        """Forward ``client``'s datagrams from a new upstream socket from now on, as a NAT that renewed
+        its mapping would: the server sees a new source port. The old path is retired: server datagrams
+        reaching it are dropped (and counted). Returns the new path."""
+        self._upstreams[client].retired = True
+        self.rebinds += 1
+        return self._new_path(client)
 
     def _observe(self, direction: Direction, data: bytes) -> None:
         self.datagrams[direction] += 1
         for version, kind in classify(data):
             self.packets[(direction, version, kind)] += 1
 
+    def _new_path(self, client: Address) -> TapPath:
+        path = self._upstreams[client] = TapPath(self, client, len(self.paths))
+        self.paths.append(path)
+        task = asyncio.get_running_loop().create_task(self._open(path))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return path
+
     def _from_client(self, data: bytes, client: Address) -> None:
         self._observe("to_server", data)
-        upstream = self._upstreams.get(client)
-        if upstream is None:
-            upstream = self._upstreams[client] = _Upstream(self, client)
-            task = asyncio.get_running_loop().create_task(self._open(upstream))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-        if upstream.transport is None:
-            upstream.backlog.append(data)
+        path = self._upstreams.get(client)
+        if path is None:
+            path = self._new_path(client)
+        path.datagrams["to_server"] += 1
+        path.bytes["to_server"] += len(data)
+        dcid = short_header_dcid(data, self.cid_length)
+        if dcid is not None:
+            path.dcids[dcid] = path.dcids.get(dcid, 0) + 1
+        if path.transport is None:
+            path.backlog.append(data)
         else:
-            upstream.transport.sendto(data)
+            path.transport.sendto(data)
 
     def _from_server(self, data: bytes, client: Address) -> None:
         self._observe("to_client", data)
         if self._listener is not None:
             self._listener.sendto(data, client)
+        self._to_client_bytes[client] += len(data)
+        if (
+            self.rebind_after is not None
+            and not self.rebinds
+            and self._to_client_bytes[client] >= self.rebind_after
+        ):
+            self.rebind(client)
 
-    async def _open(self, upstream: _Upstream) -> None:
+    async def _open(self, path: TapPath) -> None:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: upstream, remote_addr=self.server)
+        await loop.create_datagram_endpoint(lambda: path, remote_addr=self.server)
 
 
-__all__ = ["VERSION_1", "VERSION_2", "Direction", "WireTap", "classify"]
+__all__ = ["VERSION_1", "VERSION_2", "Direction", "TapPath", "WireTap", "classify", "short_header_dcid"]

@@ -120,6 +120,11 @@ class AioquicFileServer:
             raise RuntimeError("server not started")
         return int(self._transport.get_extra_info("sockname")[1])
 
+    @property
+    def cid_length(self) -> int:
+        """The length of the connection IDs it issues."""
+        return self.configuration.connection_id_length
+
     def reports(self) -> list[EndpointReport]:
         """One report per connection whose handshake completed, key updates counted from the qlog."""
         for protocol in self.connections:

@@ -52,6 +52,9 @@ class ClientPlan:
     """Connections after the first send their requests as 0-RTT data (implies ``resume``)."""
     key_update: bool = False
     """Initiate a 1-RTT key update as soon as response data arrives (retried until it can start)."""
+    migrate_after: int | None = None
+    """Once this many response bytes arrived on a connection, the client migrates it to a new local
+    socket (a new port) and a fresh connection ID of the server; only clients that can do so take it."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,10 @@ class EndpointReport:
     """The negotiated TLS cipher suite code point, when the implementation tells."""
     key_updates: int = 0
     """1-RTT key updates this end went through (initiated by either side)."""
+    path_changes: int | None = None
+    """Times this end switched to a new path (None: the implementation does not tell)."""
+    peer_port: int | None = None
+    """The UDP port this end sends to at the end of the connection (None: not told)."""
 
 
 @dataclass
@@ -123,6 +130,11 @@ class ServerPeer(Protocol):
     @property
     def port(self) -> int:
         """The UDP port it listens on (127.0.0.1)."""
+        ...
+
+    @property
+    def cid_length(self) -> int:
+        """The length of the connection IDs it issues (what its clients' short headers carry)."""
         ...
 
     def reports(self) -> list[EndpointReport]:

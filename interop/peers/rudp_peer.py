@@ -3,7 +3,8 @@
 Owns :class:`RudpFileServer` (``rudp.serve`` with :class:`rudp.aio.hq.FileServer`, recording each
 connection) and :func:`run_rudp_client` (carries out a :class:`~interop.peers.base.ClientPlan` with
 ``rudp.connect`` and :func:`rudp.aio.hq.fetch`), through the public API only (``Connection.cipher_suite``,
-``Connection.version`` and ``Connection.request_key_update()`` included).
+``Connection.version``, ``Connection.request_key_update()``, ``Connection.migrate()``,
+``Connection.peer_address`` and ``Connection.stats`` included).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def report_of(conn: rudp.Connection, role: str) -> EndpointReport:
         early_data_accepted=conn.zero_rtt_accepted,
         cipher_suite=None if suite is None else int(CipherSuite[suite.removeprefix("TLS_")]),
         key_updates=conn.stats.key_updates,
+        path_changes=conn.stats.path_changes,
+        peer_port=conn.peer_address[1],
     )
 
 
@@ -71,6 +74,11 @@ class RudpFileServer:
             raise RuntimeError("server not started")
         return self._server.port
 
+    @property
+    def cid_length(self) -> int:
+        """The length of the connection IDs it issues."""
+        return self.config.connection_id_length
+
     def reports(self) -> list[EndpointReport]:
         """One report per connection whose handshake completed, in order."""
         return [report_of(conn, "server") for conn in self.connections]
@@ -95,11 +103,35 @@ class _SignallingTicketStore(rudp.TicketStore):
         self.arrived.set()
 
 
-async def _get(conn: rudp.Connection, path: str, key_update: bool) -> Digest:
+class _Migrator:
+    """Starts ``conn.migrate()`` once ``after`` response bytes arrived over all of a connection's streams."""
+
+    def __init__(self, conn: rudp.Connection, after: int | None) -> None:
+        self.conn = conn
+        self.after = after
+        self.received = 0
+        self.task: asyncio.Task[tuple[str, int]] | None = None
+
+    def on_data(self, size: int) -> None:
+        self.received += size
+        if self.after is not None and self.task is None and self.received >= self.after:
+            self.task = asyncio.get_running_loop().create_task(self.conn.migrate())
+
+    async def finish(self) -> None:
+        """Wait for the migration (its error, if any, propagates); complain if it never started."""
+        if self.after is None:
+            return
+        if self.task is None:
+            raise RuntimeError(f"only {self.received} bytes arrived, migration was due after {self.after}")
+        await self.task
+
+
+async def _get(conn: rudp.Connection, path: str, key_update: bool, migrator: _Migrator) -> Digest:
     hasher = BodyHasher()
 
     def sink(chunk: bytes) -> None:
         hasher.update(chunk)
+        migrator.on_data(len(chunk))
         if key_update and chunk and not conn.stats.key_updates:
             # False until the handshake is confirmed (RFC 9001 §6.1): the next chunk tries again.
             conn.request_key_update()
@@ -134,7 +166,9 @@ async def run_rudp_client(
         needs_ticket = (plan.resume or plan.early_data) and index + 1 < len(plan.connections)
         store.arrived.clear()
         async with rudp.connect(host, port, config=config) as conn:
-            digests = await asyncio.gather(*(_get(conn, path, plan.key_update) for path in paths))
+            migrator = _Migrator(conn, plan.migrate_after)
+            digests = await asyncio.gather(*(_get(conn, path, plan.key_update, migrator) for path in paths))
+            await migrator.finish()
             await conn.wait_established()
             if needs_ticket:
                 await asyncio.wait_for(store.arrived.wait(), TICKET_TIMEOUT)

@@ -6,11 +6,14 @@ asserts the problem the check reports, so a green matrix cannot come from a chec
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
-from interop.cases import CASES_BY_NAME, DIRECTIONS, Environment, run_case
-from interop.peers.base import VERSION_1, Digest, ServerOptions
-from interop.tap import VERSION_2, classify
+import pytest
+
+from interop.cases import CASES_BY_NAME, DIRECTIONS, MIB, Environment, Observation, _migrated, run_case
+from interop.peers.base import VERSION_1, ClientConnectionResult, Digest, EndpointReport, ServerOptions
+from interop.tap import VERSION_2, TapPath, WireTap, classify, short_header_dcid
 
 RUDP_RUDP = DIRECTIONS[2]
 
@@ -89,3 +92,65 @@ def test_classify_walks_coalesced_long_headers() -> None:
     assert classify(retry_v2) == [(VERSION_2, "retry")]
     assert classify(zero_rtt_v2) == [(VERSION_2, "0rtt")]
     assert classify(bytes([0x80]) + bytes(4) + cids) == [(0, "version_negotiation")]
+
+
+async def test_rebind_check_needs_a_rebinding(interop_env: Environment) -> None:
+    case = dataclasses.replace(CASES_BY_NAME["rebind"], rebind_after=None)
+    result = await run_case(case, RUDP_RUDP, interop_env)
+    assert result.problems == ["the tap made 0 rebindings and 1 paths, want 1 and 2"]
+
+
+async def test_migration_check_needs_a_migration(interop_env: Environment) -> None:
+    problems = await _problems(interop_env, "migration", migrate_after=None)
+    assert problems == ["the client never sent from a new address"]
+
+
+def test_migration_does_not_apply_to_an_aioquic_client(interop_env: Environment) -> None:
+    case, aioquic_rudp = CASES_BY_NAME["migration"], DIRECTIONS[1]
+    assert not case.applies_to(aioquic_rudp)
+    with pytest.raises(ValueError, match="does not apply"):
+        asyncio.run(run_case(case, aioquic_rudp, interop_env))
+
+
+def _path(tap: WireTap, client_port: int, up: int, down: int, dcids: dict[bytes, int]) -> TapPath:
+    path = TapPath(tap, ("127.0.0.1", client_port), len(tap.paths))
+    path.bytes.update({"to_server": up, "to_client": down})
+    path.datagrams.update({"to_server": 1, "to_client": 1})
+    path.dcids.update(dcids)
+    tap.paths.append(path)
+    return path
+
+
+def _fabricated(paths: list[tuple[int, int, int, dict[bytes, int]]]) -> Observation:
+    tap = WireTap(("127.0.0.1", 1))
+    for client_port, up, down, dcids in paths:
+        _path(tap, client_port, up, down, dcids)
+    client = ClientConnectionResult(EndpointReport("rudp", "client", path_changes=1))
+    return Observation([client], [EndpointReport("aioquic", "server")], tap, {})
+
+
+def test_migration_check_reads_the_wire() -> None:
+    old, new, spare = b"o" * 8, b"n" * 8, b"s" * 8
+    healthy = _fabricated([(1000, 9_000, MIB, {old: 10}), (2000, 9_000, 2 * MIB, {new: 10})])
+    assert _migrated(healthy) == []
+    kept = _fabricated([(1000, 9_000, MIB, {old: 10}), (2000, 9_000, 2 * MIB, {old: 10})])
+    assert _migrated(kept) == [f"the client kept connection ID {old.hex()} after migrating"]
+    leaked = _fabricated([(1000, 9_000, MIB, {old: 10, spare: 1}), (2000, 9_000, 2 * MIB, {spare: 10})])
+    assert _migrated(leaked) == [
+        f"connection ID {spare.hex()} was sent from the old address (1 packets)"
+        " as well as from the new one (10)"
+    ]
+    trickle = _fabricated([(1000, 9_000, MIB, {old: 10}), (2000, 9_000, 27_000, {new: 10})])
+    assert _migrated(trickle) == [
+        "server sent only 27000 bytes over the new path against 9000 from the client:"
+        " a trickle, as to an address it never validated"
+    ]
+
+
+def test_short_header_dcid_follows_coalesced_long_headers() -> None:
+    cids = bytes([4]) + b"dcid" + bytes([0])
+    handshake = bytes([0xE0]) + VERSION_1.to_bytes(4, "big") + cids + bytes([2]) + b"xy"
+    dcid = bytes(range(8))
+    assert short_header_dcid(handshake + bytes([0x40]) + dcid + b"payload", 8) == dcid
+    assert short_header_dcid(bytes([0x41]) + dcid + b"payload", 8) == dcid
+    assert short_header_dcid(handshake, 8) is None

@@ -89,6 +89,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._closed = asyncio.Event()
         self._sock: socket.socket | None = None  # our own handle on the socket, to drain it in batches
         self._retiring = 0  # old sockets closed by a migration: their connection_lost is not ours
+        self._migrating = False
+        self._next_transport: asyncio.DatagramTransport | None = None
 
     # ------------------------------------------------------------------ creation
 
@@ -192,9 +194,13 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport and enlarge the socket buffers."""
+        _tune_socket(transport.get_extra_info("socket"))
+        if self._migrating:
+            # Not used until migrate() switches socket and connection ID together (RFC 9000 §9.5).
+            self._next_transport = transport  # type: ignore[assignment]
+            return
         # The selector loop's datagram transport does not subclass asyncio.DatagramTransport.
         self._transport = transport  # type: ignore[assignment]
-        _tune_socket(transport.get_extra_info("socket"))
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         """Route a datagram, and every other one already queued in the socket, then flush once.
@@ -318,9 +324,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         remote, old = self._connected_to, self._transport
         if remote is None or old is None:
             raise RudpError("only an open client endpoint can migrate")
-        core.migrate(self._loop.time())  # checks first, before any socket changes
+        if not core.can_migrate:
+            raise RudpError("migration needs an established client connection with a confirmed handshake")
         family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._migrating, self._next_transport = True, None
         try:
             _tune_socket(sock)
             sock.setblocking(False)
@@ -329,11 +337,24 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         except BaseException:
             sock.close()
             raise
-        self._sock = sock
+        finally:
+            self._migrating = False
+        new = self._take_next_transport()
+        if new is None or self._transport is not old:  # closed meanwhile
+            sock.close()
+            raise RudpError("the endpoint closed during migration")
+        # One synchronous step: the new socket and the new connection ID start together, so no packet
+        # carries the new ID from the old address or the old ID from the new one (RFC 9000 §9.5).
+        self._transport, self._sock = new, sock
+        core.migrate(self._loop.time())
         self._retiring += 1
         old.close()
         self.flush()
         return self.local_address
+
+    def _take_next_transport(self) -> asyncio.DatagramTransport | None:
+        new, self._next_transport = self._next_transport, None
+        return new
 
     # ------------------------------------------------------------------ closing
 

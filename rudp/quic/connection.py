@@ -183,6 +183,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
         self._touched()
         return self._ping_uid
 
+    @property
+    def can_migrate(self) -> bool:
+        """True when :meth:`migrate` may be called: an established client with a confirmed handshake."""
+        return self.is_client and self._handshake_confirmed and self._state is State.ESTABLISHED
+
     def migrate(self, now: float) -> None:
         """The client moved to a new local address (its caller rebound the socket): switch paths.
 
@@ -194,7 +199,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             RudpError: called on a server, or before the handshake is confirmed (§9: no migration
                 before that).
         """
-        if not self.is_client or not self._handshake_confirmed or self._state is not State.ESTABLISHED:
+        if not self.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
         self._last_now = max(self._last_now, now)
         self._peer_cids.rotate()

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol
 
 from rudp.quic.events import ConnectionTerminated, Event
@@ -185,6 +186,35 @@ class Listener(Protocol):
         """Wait until the sockets are closed."""
 
 
+class LoopTimer:
+    """One re-armable ``loop.call_at`` timer: the single timer of a link or an endpoint."""
+
+    __slots__ = ("_callback", "_handle", "_loop", "deadline")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        self._loop = loop
+        self._callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None
+        """When the callback runs next (loop time), or None."""
+
+    def arm(self, deadline: float | None) -> None:
+        """Run the callback at ``deadline`` (None: never); re-arming to the same time is free."""
+        if deadline == self.deadline:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.deadline = deadline
+        if deadline is not None:
+            self._handle = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.deadline = None
+        self._callback()
+
+
 class SingleCoreLink(ABC):
     """A :class:`Link` for transports with one core per socket: own timer, coalesced flushes.
 
@@ -195,8 +225,7 @@ class SingleCoreLink(ABC):
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.driver: ConnectionDriver | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = LoopTimer(self.loop, self._on_timer)
         self._flush_scheduled = False
         self._stopped = False
 
@@ -234,18 +263,9 @@ class SingleCoreLink(ABC):
         self._rearm(None)
 
     def _rearm(self, deadline: float | None) -> None:
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer.arm(deadline)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         driver = self.driver
         if driver is None or self._stopped:
             return
@@ -259,6 +279,7 @@ __all__ = [
     "EventSink",
     "Link",
     "Listener",
+    "LoopTimer",
     "SingleCoreLink",
     "StreamCore",
 ]

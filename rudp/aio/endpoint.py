@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 
 from rudp.aio.connection import Connection
-from rudp.aio.driver import Address, ConnectionDriver
+from rudp.aio.driver import Address, ConnectionDriver, LoopTimer
 from rudp.config import Config
 from rudp.errors import HandshakeFailed, RudpError, TransportErrorCode
 from rudp.quic.connection import QuicConnection
@@ -83,8 +83,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
         self._connections: dict[QuicConnection, Connection] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = LoopTimer(self._loop, self._on_timer)
         self._flush_scheduled = False
         self._closed = asyncio.Event()
         self._sock: socket.socket | None = None  # our own handle on the socket, to drain it in batches
@@ -292,18 +291,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 self._connections.pop(core, None)
 
     def _set_timer(self, deadline: float | None) -> None:
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer.arm(deadline)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         if self._transport is None:
             return
         self.quic.handle_timer(self._loop.time())

@@ -243,6 +243,13 @@ class ReceiveMixin(HandshakeMixin):
                 raise TransportError(_PV, f"unhandled frame {type(frame).__name__}")
 
     def _on_ack(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
+        if space is PacketSpace.APPLICATION and self._skipped_packet_numbers:
+            for skipped in self._skipped_packet_numbers:
+                if any(low <= skipped <= high for low, high in frame.ranges):
+                    # RFC 9000 §21.4: acknowledging a packet we never sent is an optimistic-ACK attack.
+                    raise TransportError(
+                        _PV, f"ACK of packet {skipped}, which was never sent", (frame.ecn and 3) or 2
+                    )
         ack_delay = 0.0
         if space is PacketSpace.APPLICATION and self._peer_params is not None:
             ack_delay = frame.ack_delay * (1 << self._peer_params.ack_delay_exponent) / 1e6

@@ -27,6 +27,9 @@ MIN_INITIAL_SIZE = 1200  # RFC 9000 §14.1
 MAX_DATAGRAMS_PER_CALL = 64
 MIN_SENDABLE = 64
 """Smallest datagram worth building (header, AEAD tag and a few frames)."""
+SKIP_MIN_DISTANCE = 256
+SKIP_SPREAD = 768
+"""A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
 BLACK_HOLE_LOSSES = 3
 """Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
 no longer carries them (RFC 8899 §4.3)."""
@@ -88,7 +91,7 @@ class SendMixin(HandshakeMixin):
         if sent is None or not datagram:
             return b""
         sent.is_pmtu_probe = True
-        self._next_pn[space] += 1
+        self._advance_packet_number(space)
         self._recovery.on_packet_sent(sent)
         self._qlog.packets_sent(builder, now)
         self._pacer.on_sent(len(datagram), now)
@@ -161,7 +164,7 @@ class SendMixin(HandshakeMixin):
             sent = builder.end_packet()
             if sent is None:
                 continue
-            self._next_pn[space] += 1
+            self._advance_packet_number(space)
             if level == EncryptionLevel.INITIAL and (self.is_client or sent.ack_eliciting):
                 pad = True
             if level == EncryptionLevel.HANDSHAKE:
@@ -222,7 +225,7 @@ class SendMixin(HandshakeMixin):
         sent = builder.end_packet()
         if sent is None:
             return b""
-        self._next_pn[space] += 1
+        self._advance_packet_number(space)
         if keys.first_pn_in_phase is None:
             keys.first_pn_in_phase = sent.packet_number
         pad = self._pad_path_probe
@@ -303,6 +306,20 @@ class SendMixin(HandshakeMixin):
             or self._local_cids.has_data_to_send()
             or self._peer_cids.has_data_to_send()
         )
+
+    def _advance_packet_number(self, space: PacketSpace) -> None:
+        """Move past the packet number just used; now and then skip one (RFC 9000 §21.4).
+
+        A peer acknowledging a number never sent is lying about what it received (optimistic ACK,
+        inflating our congestion window): the skipped numbers let us notice (see ``_on_ack``).
+        """
+        number = self._next_pn[space] + 1
+        if space is PacketSpace.APPLICATION and number >= self._next_skip:
+            self._skipped_packet_numbers.append(number)
+            number += 1
+            gap = int.from_bytes(self._randbytes(2), "big") % SKIP_SPREAD
+            self._next_skip = number + SKIP_MIN_DISTANCE + gap
+        self._next_pn[space] = number
 
     def _start_packet(
         self,
@@ -429,7 +446,7 @@ class SendMixin(HandshakeMixin):
                 break
             builder.push_frame(to_send)
             builder.end_packet()
-            self._next_pn[space] += 1
+            self._advance_packet_number(space)
             pad = pad or (level == EncryptionLevel.INITIAL and self.is_client)
         datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
         allowance = self._amplification_allowance()

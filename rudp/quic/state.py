@@ -136,6 +136,9 @@ class ConnectionState:
             PacketSpace.APPLICATION: AckTracker(PacketSpace.APPLICATION, max_ack_delay=config.max_ack_delay),
         }
         self._next_pn = {space: 0 for space in PacketSpace}
+        self._skipped_packet_numbers: deque[int] = deque(maxlen=16)
+        """Application packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
+        self._next_skip = 64 + int.from_bytes(self._randbytes(1), "big")
         self._largest_acked: dict[PacketSpace, int | None] = {space: None for space in PacketSpace}
         self._probes: dict[PacketSpace, int] = {}
         self._streams = StreamManager(

@@ -20,7 +20,7 @@ from rudp.errors import TransportErrorCode
 from rudp.quic.state import State
 from rudp.testing.certs import TestPki
 from tests.strategies import frames_with_length
-from tests.support.sim import CLIENT_ADDR, Sim, Sniffer, make_sim
+from tests.support.sim import CLIENT_ADDR, SERVER_ADDR, Sim, Sniffer, make_sim
 
 KNOWN_CODES = {int(code) for code in TransportErrorCode} | set(range(0x100, 0x200))  # + CRYPTO_ERROR range
 
@@ -102,3 +102,40 @@ def test_malformed_frames_in_an_authenticated_packet_close_the_connection(keyed:
         sim.client.terminated is not None
         and sim.client.terminated.code == TransportErrorCode.FRAME_ENCODING_ERROR
     )
+
+
+def test_optimistic_ack_of_a_skipped_packet_number_is_caught(
+    keyed: tuple[Sim, Sniffer], tmp_path: Path
+) -> None:
+    # RFC 9000 §21.4: rudp skips a packet number now and then; a peer acknowledging one of those claims
+    # to have received a packet that never existed (an optimistic ACK) and the connection is closed.
+    sim, client_sniffer = keyed
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, os.urandom(1_500_000))
+    seen: list[int] = []
+
+    def record(datagram: bytes, index: int) -> bool:
+        if client_sniffer.frames(datagram) is not None:
+            seen.append(client_sniffer.largest)
+        return False
+
+    sim.pair.c2s.update(drop_filter=record)
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=30)
+    numbers = sorted(set(seen))
+    skipped = [n for n in range(numbers[0], numbers[-1]) if n not in set(numbers)]
+    assert skipped, "the client skipped no packet number in ~1100 packets"
+
+    keylog = next(p for p in tmp_path.iterdir() if p.suffix == ".log")
+    server_sniffer = Sniffer(keylog, "SERVER_TRAFFIC_SECRET_0", CipherSuite.AES_128_GCM_SHA256)
+    # The gaps also hold PMTU probes the link dropped (too large); acknowledge every gap at once.
+    ranges: list[tuple[int, int]] = []
+    for number in sorted(skipped, reverse=True):
+        if ranges and ranges[-1][0] == number + 1:
+            ranges[-1] = (number, ranges[-1][1])
+        else:
+            ranges.append((number, number))
+    spaced = tuple(r for i, r in enumerate(ranges) if i == 0 or ranges[i - 1][0] - r[1] >= 2)
+    forged = server_sniffer.forge(sim.conn.local_cids()[0], 50_000, [f.Ack(ranges=spaced)])
+    sim.conn.receive_datagram(forged, SERVER_ADDR, sim.clock.now)
+    cause = sim.conn.close_cause
+    assert cause is not None and cause.code == TransportErrorCode.PROTOCOL_VIOLATION and not cause.by_peer

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rudp.codec.codes import Version
 from rudp.codec.transport_params import TransportParameters
@@ -36,11 +36,15 @@ class Config:
     alpn: list[str] = field(default_factory=lambda: ["hq-interop"])
     """ALPN protocols in preference order (QUIC requires ALPN; RFC 9001 §8.1)."""
     certfile: str | Path | None = None
-    """(server) PEM certificate chain, leaf first."""
+    """PEM certificate chain, leaf first: the server's; for a client, the certificate it presents when
+    the server asks for one (mutual TLS)."""
     keyfile: str | Path | None = None
-    """(server) PEM private key."""
+    """PEM private key of ``certfile``."""
     cafile: str | Path | None = None
-    """(client) PEM CA bundle to verify the server against; None uses the system bundle."""
+    """PEM CA bundle to verify the peer against: the server (client side; None uses the system
+    bundle) or client certificates (server side, with ``client_auth``)."""
+    client_auth: Literal["none", "optional", "required"] = "none"
+    """(server) ask clients for a certificate; "required" refuses clients without a valid one."""
     verify: bool = True
     """(client) verify the server's certificate and name. Turn off only in tests."""
     server_name: str | None = None
@@ -171,8 +175,9 @@ class Config:
             is_client=is_client,
             alpn_protocols=list(self.alpn),
             server_name=server_name or self.server_name,
-            certfile=None if is_client or self.certfile is None else str(self.certfile),
-            keyfile=None if is_client or self.keyfile is None else str(self.keyfile),
+            certfile=None if self.certfile is None else str(self.certfile),
+            keyfile=None if self.keyfile is None else str(self.keyfile),
+            client_auth="none" if is_client else self.client_auth,
             verify_peer=self.verify,
             cafile=None if self.cafile is None else str(self.cafile),
             ticket_store=self.session_ticket_store,

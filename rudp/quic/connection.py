@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from cryptography import x509
+
 from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
@@ -317,6 +319,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
     def early_data_accepted(self) -> bool:
         """True when 0-RTT data was accepted by the server."""
         return self._tls is not None and self._tls.early_data_accepted
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The certificate the peer presented (the server's; a client's only with mutual TLS)."""
+        return None if self._tls is None else self._tls.peer_certificate
 
     @property
     def destination_cid(self) -> bytes:

@@ -23,6 +23,13 @@ def initial_window(max_datagram_size: int) -> int:
     return min(10 * max_datagram_size, max(14720, 2 * max_datagram_size))
 
 
+def newest_in_flight_sent_at(packets: list[SentPacket]) -> float | None:
+    """Send time of the most recently sent in-flight packet among ``packets`` (a loss event's start,
+    RFC 9002 §7.3.2), or None when none counted in flight."""
+    times = [packet.sent_at for packet in packets if packet.in_flight]
+    return max(times) if times else None
+
+
 def minimum_window(max_datagram_size: int) -> int:
     """Two datagrams (RFC 9002 §7.2, kMinimumWindow)."""
     return 2 * max_datagram_size

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from rudp.quic.congestion.base import BaseCongestionController
+from rudp.quic.congestion.base import BaseCongestionController, newest_in_flight_sent_at
 from rudp.quic.congestion.hystart import HyStart
 
 if TYPE_CHECKING:
@@ -161,10 +161,7 @@ class Cubic(BaseCongestionController):
 
     def on_packets_lost(self, packets: list[SentPacket], now: float) -> None:
         """Start a congestion event for the newest lost in-flight packet."""
-        last_sent_at: float | None = None
-        for packet in packets:
-            if packet.in_flight and (last_sent_at is None or packet.sent_at > last_sent_at):
-                last_sent_at = packet.sent_at
+        last_sent_at = newest_in_flight_sent_at(packets)
         if last_sent_at is not None:
             self._on_congestion_event(last_sent_at, now)
 

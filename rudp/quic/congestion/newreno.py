@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rudp.quic.congestion.base import K_LOSS_REDUCTION_FACTOR, BaseCongestionController
+from rudp.quic.congestion.base import (
+    K_LOSS_REDUCTION_FACTOR,
+    BaseCongestionController,
+    newest_in_flight_sent_at,
+)
 
 if TYPE_CHECKING:
     from rudp.quic.rtt import RttEstimator
@@ -64,10 +68,7 @@ class NewReno(BaseCongestionController):
 
     def on_packets_lost(self, packets: list[SentPacket], now: float) -> None:
         """Start a congestion event for the newest lost in-flight packet."""
-        last_sent_at: float | None = None
-        for packet in packets:
-            if packet.in_flight and (last_sent_at is None or packet.sent_at > last_sent_at):
-                last_sent_at = packet.sent_at
+        last_sent_at = newest_in_flight_sent_at(packets)
         if last_sent_at is not None:
             self._on_congestion_event(last_sent_at, now)
 

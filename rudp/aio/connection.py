@@ -33,6 +33,8 @@ from rudp.quic.events import (
 from rudp.quic.stats import ConnectionStats
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from rudp.quic.connection import QuicConnection
 
 MAX_QUEUED_DATAGRAMS = 1024
@@ -102,6 +104,13 @@ class Connection:
         core = self._quic_core()
         suite = None if core is None else core.cipher_suite
         return None if suite is None else f"TLS_{suite.name}"
+
+    @property
+    def peer_certificate(self) -> x509.Certificate | None:
+        """The certificate the peer presented (a client's only with ``Config.client_auth``); None over
+        the TCP baseline."""
+        core = self._quic_core()
+        return None if core is None else core.peer_certificate
 
     @property
     def version(self) -> int | None:

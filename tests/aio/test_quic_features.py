@@ -95,3 +95,22 @@ async def test_tcp_reports_no_quic_details(
         assert conn.version is None and conn.cipher_suite is None
         with pytest.raises(rudp.RudpError):
             conn.request_key_update()
+
+
+async def test_mutual_tls_client_certificate_reaches_the_handler(
+    running_server: Any, client_config: Callable[..., rudp.Config], pki: Any
+) -> None:
+    subjects: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(conn: rudp.Connection) -> None:
+        certificate = conn.peer_certificate
+        subjects.append("" if certificate is None else certificate.subject.rfc4514_string())
+        done.set()
+
+    async with running_server(handler, client_auth="required", cafile=pki.ca_file) as server:
+        config = client_config(certfile=pki.client_cert_file, keyfile=pki.client_key_file)
+        async with rudp.connect("127.0.0.1", server.port, config=config) as conn:
+            await asyncio.wait_for(done.wait(), timeout=5)
+            assert conn.peer_certificate is not None  # the server's
+    assert subjects and "rudp test client" in subjects[0]

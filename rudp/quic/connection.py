@@ -24,14 +24,12 @@ from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.receiving import ReceiveMixin
 from rudp.quic.sending import SendMixin
 from rudp.quic.sent import PacketSpace
-from rudp.quic.state import Address, State
+from rudp.quic.state import MIN_SENDABLE_BYTES, Address, State
 from rudp.quic.stats import ConnectionStats
 from rudp.quic.timers import Timer
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel
 
-MIN_SENDABLE_BYTES = 64
-"""Below this anti-amplification allowance nothing useful can be sent (headers, tag, a frame)."""
 PROBE_DATA_BYTES = 1000
 """Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
 BLACK_HOLE_PTO_COUNT = 2

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from functools import partial
 
 from rudp.codec.codes import SUPPORTED_VERSIONS, PacketType
-from rudp.codec.packet import encode_retry, encode_version_negotiation, parse_header
+from rudp.codec.packet import (
+    MIN_INITIAL_DATAGRAM_SIZE,
+    encode_retry,
+    encode_version_negotiation,
+    parse_header,
+)
 from rudp.config import Config
 from rudp.crypto.retry import TokenSealer, retry_integrity_tag
 from rudp.errors import DecodeError
@@ -23,7 +28,6 @@ from rudp.quic.connection import QuicConnection
 from rudp.quic.state import Address
 from rudp.tls.config import TlsConfig
 
-MIN_INITIAL_SIZE = 1200
 RETRY_TOKEN_LIFETIME = 10.0
 MIN_STATELESS_RESET_SIZE = 21
 
@@ -115,14 +119,14 @@ class QuicEndpoint:
             return None
         if header.version not in SUPPORTED_VERSIONS:
             # RFC 9000 §6.1: answer unknown versions (only for datagrams big enough to be Initials).
-            if header.version != 0 and len(data) >= MIN_INITIAL_SIZE:
+            if header.version != 0 and len(data) >= MIN_INITIAL_DATAGRAM_SIZE:
                 unused = self._randbytes(1)[0]
                 packet = encode_version_negotiation(
                     header.scid, header.dcid, list(SUPPORTED_VERSIONS), unused
                 )
                 self._stateless.append((packet, addr))
             return None
-        if header.packet_type is not PacketType.INITIAL or len(data) < MIN_INITIAL_SIZE:
+        if header.packet_type is not PacketType.INITIAL or len(data) < MIN_INITIAL_DATAGRAM_SIZE:
             return None  # RFC 9000 §14.1: a server drops Initials in datagrams under 1200 bytes
         return self._accept(data, header.dcid, header.scid, header.token, header.version, addr, now)
 

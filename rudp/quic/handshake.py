@@ -5,6 +5,8 @@ the handshake completion and confirmation events.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rudp.codec.frames import Crypto
 from rudp.codec.transport_params import (
     TransportParameters,
@@ -75,8 +77,6 @@ class HandshakeMixin(ConnectionState):
             changes["stateless_reset_token"] = self._local_cids.active[0].reset_token
             if self._retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self._retry_source_cid
-        from dataclasses import replace
-
         self._local_params = replace(local, **changes)  # type: ignore[arg-type]
         return self._local_params
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rudp.codec.buffer import Writer
-from rudp.codec.frame_codec import frame_size, write_frame
+from rudp.codec.frame_codec import write_frame
 from rudp.codec.frames import Ack, ConnectionClose, Crypto, Frame, Padding
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
@@ -62,9 +62,12 @@ class DatagramBuilder:
         packet = self._current
         if packet is None:
             raise ValueError("no packet is open")
-        if frame_size(frame) > self.remaining:
+        payload = packet.payload.buffer
+        before = len(payload)
+        write_frame(packet.payload, frame)  # encoded once; undone below if it overflowed the packet
+        if len(payload) > self._budget:
+            del payload[before:]
             raise ValueError("frame does not fit in the packet")
-        write_frame(packet.payload, frame)
         sent = packet.sent
         if not isinstance(frame, _NOT_ACK_ELICITING):
             sent.ack_eliciting = True

@@ -12,7 +12,13 @@ from functools import partial
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frames import ConnectionClose, Datagram, HandshakeDone, PathChallenge, PathResponse, Ping
-from rudp.codec.packet import FIXED_BIT, HEADER_FORM_LONG, KEY_PHASE_BIT, long_type_bits
+from rudp.codec.packet import (
+    FIXED_BIT,
+    HEADER_FORM_LONG,
+    KEY_PHASE_BIT,
+    MIN_INITIAL_DATAGRAM_SIZE,
+    long_type_bits,
+)
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportErrorCode
@@ -20,13 +26,10 @@ from rudp.quic.events import PingAcknowledged
 from rudp.quic.handshake import HandshakeMixin
 from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.sent import PacketSpace
-from rudp.quic.state import SPACE_OF_LEVEL, Address, State
+from rudp.quic.state import MIN_SENDABLE_BYTES, SPACE_OF_LEVEL, Address, State
 from rudp.tls.engine import EncryptionLevel
 
-MIN_INITIAL_SIZE = 1200  # RFC 9000 §14.1
 MAX_DATAGRAMS_PER_CALL = 64
-MIN_SENDABLE = 64
-"""Smallest datagram worth building (header, AEAD tag and a few frames)."""
 SKIP_MIN_DISTANCE = 256
 SKIP_SPREAD = 768
 """A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
@@ -139,7 +142,11 @@ class SendMixin(HandshakeMixin):
         if allowance is not None:
             # RFC 9000 §8.1: what the limit leaves. Initials still need 1200 bytes for their padding
             # (a client's first datagram always leaves 3600); other packets may be smaller.
-            limit = MIN_INITIAL_SIZE if EncryptionLevel.INITIAL in self._keys.write else MIN_SENDABLE
+            limit = (
+                MIN_INITIAL_DATAGRAM_SIZE
+                if EncryptionLevel.INITIAL in self._keys.write
+                else MIN_SENDABLE_BYTES
+            )
             if allowance < limit:
                 return b""
             size = min(size, allowance)
@@ -176,7 +183,7 @@ class SendMixin(HandshakeMixin):
             # anti-amplification allowance, which bounds the builder), proving the path's MTU.
             self._pad_path_probe = False
             pad = True
-        datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
+        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
         if not datagram:
             return b""
         self._after_datagram(builder, datagram, now)
@@ -198,7 +205,7 @@ class SendMixin(HandshakeMixin):
             size = max(self._base_datagram_size, min(size, room))
         allowance = self._amplification_allowance()
         if allowance is not None:
-            if allowance < MIN_SENDABLE:
+            if allowance < MIN_SENDABLE_BYTES:
                 return b""
             size = min(size, allowance)
         space = PacketSpace.APPLICATION
@@ -230,7 +237,7 @@ class SendMixin(HandshakeMixin):
             keys.first_pn_in_phase = sent.packet_number
         pad = self._pad_path_probe
         self._pad_path_probe = False
-        datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
+        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
         self._after_datagram(builder, datagram, now)
         return datagram
 
@@ -448,7 +455,7 @@ class SendMixin(HandshakeMixin):
             builder.end_packet()
             self._advance_packet_number(space)
             pad = pad or (level == EncryptionLevel.INITIAL and self.is_client)
-        datagram = builder.finish(MIN_INITIAL_SIZE if pad else 0)
+        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
         allowance = self._amplification_allowance()
         if not datagram or (allowance is not None and len(datagram) > allowance):
             return []

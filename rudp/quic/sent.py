@@ -147,8 +147,7 @@ class SentPackets:
         acked = self.acked
         for packet in out:
             acked.add(packet.packet_number)
-            if packet.in_flight and packet.ack_eliciting:
-                self.ack_eliciting_in_flight -= 1
+            self._forget(packet)
         return out
 
     def remove_lost(self, now: float, loss_delay: float, packet_threshold: int) -> list[SentPacket]:

@@ -36,6 +36,9 @@ from rudp.tls.engine import EncryptionLevel, TlsEngine
 Address = tuple[str, int]
 """A UDP peer address as (host, port) (IPv6 addresses may carry more fields; only these two are used)."""
 
+MIN_SENDABLE_BYTES = 64
+"""Below this anti-amplification allowance no useful packet fits (header, AEAD tag, a few frames)."""
+
 CRYPTO_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION)
 
 SPACE_OF_LEVEL = {

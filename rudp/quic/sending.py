@@ -130,26 +130,29 @@ class SendMixin(HandshakeMixin):
             return None
         return 3 * self._received_from_path - self._sent_to_path
 
-    def _build_datagram(self, now: float) -> bytes:
-        if self._one_rtt_only():
-            return self._build_short_datagram(now)
+    def _datagram_budget(self) -> int:
+        """Bytes the next datagram may have, or 0 when the anti-amplification limit forbids sending."""
         size = self._max_datagram_size
         if size > self._base_datagram_size:
             # Large (probed) datagrams must not stall a small congestion window: shrink to what fits.
             room = self._congestion.congestion_window - self._recovery.bytes_in_flight
             size = max(self._base_datagram_size, min(size, room))
         allowance = self._amplification_allowance()
-        if allowance is not None:
-            # RFC 9000 §8.1: what the limit leaves. Initials still need 1200 bytes for their padding
-            # (a client's first datagram always leaves 3600); other packets may be smaller.
-            limit = (
-                MIN_INITIAL_DATAGRAM_SIZE
-                if EncryptionLevel.INITIAL in self._keys.write
-                else MIN_SENDABLE_BYTES
-            )
-            if allowance < limit:
-                return b""
-            size = min(size, allowance)
+        if allowance is None:
+            return size
+        # RFC 9000 §8.1: what the limit leaves. Initials still need 1200 bytes for their padding (a
+        # client's first datagram always leaves 3600); other packets may be smaller.
+        need = (
+            MIN_INITIAL_DATAGRAM_SIZE if EncryptionLevel.INITIAL in self._keys.write else MIN_SENDABLE_BYTES
+        )
+        return min(size, allowance) if allowance >= need else 0
+
+    def _build_datagram(self, now: float) -> bytes:
+        if self._one_rtt_only():
+            return self._build_short_datagram(now)
+        size = self._datagram_budget()
+        if not size:
+            return b""
         probing = bool(self._probes)
         pending = self._has_paced_data()
         blocked = not probing and (not pending or not self._may_send_new(size, now))
@@ -199,15 +202,9 @@ class SendMixin(HandshakeMixin):
 
     def _build_short_datagram(self, now: float) -> bytes:
         """The steady-state path: one 1-RTT packet per datagram, with the fewest checks possible."""
-        size = self._max_datagram_size
-        if size > self._base_datagram_size:
-            room = self._congestion.congestion_window - self._recovery.bytes_in_flight
-            size = max(self._base_datagram_size, min(size, room))
-        allowance = self._amplification_allowance()
-        if allowance is not None:
-            if allowance < MIN_SENDABLE_BYTES:
-                return b""
-            size = min(size, allowance)
+        size = self._datagram_budget()
+        if not size:
+            return b""
         space = PacketSpace.APPLICATION
         probe = self._probes.get(space, 0)
         pending = bool(

@@ -18,7 +18,7 @@ from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
-from rudp.testing import LinkConfig, Pair, VirtualClock
+from rudp.testing import LinkConfig, Pair, SimEndpoint, VirtualClock
 from rudp.testing.certs import TestPki, make_test_pki
 from tests.support.peers import AioquicPeer, RudpPeer
 
@@ -43,6 +43,20 @@ def _links(loss: float) -> tuple[LinkConfig, LinkConfig]:
     return link, dataclasses.replace(link, seed=8)
 
 
+def _pair(
+    client: SimEndpoint, server: SimEndpoint, c2s: LinkConfig, s2c: LinkConfig, clock: VirtualClock
+) -> Pair:
+    return Pair(
+        client,
+        server,
+        client_addr=("10.0.0.1", 5000),
+        server_addr=("10.0.0.2", 4433),
+        c2s=c2s,
+        s2c=s2c,
+        clock=clock,
+    )
+
+
 def _payloads() -> dict[int, bytes]:
     return {4 * i: os.urandom(STREAM_BYTES) for i in range(STREAMS)}
 
@@ -64,15 +78,7 @@ def test_rudp_client_aioquic_server(pki: TestPki, suite: CipherSuite, loss: floa
     conn = QuicConnection.client(config, server_address=("10.0.0.2", 4433), now=clock.now)
     client = RudpPeer(conn)
     c2s, s2c = _links(loss)
-    pair = Pair(
-        client,
-        server,
-        client_addr=("10.0.0.1", 5000),
-        server_addr=("10.0.0.2", 4433),
-        c2s=c2s,
-        s2c=s2c,
-        clock=clock,
-    )
+    pair = _pair(client, server, c2s, s2c, clock)
     assert pair.drive(until=lambda: client.handshake is not None, max_time=10)
     assert client.handshake is not None and client.handshake.alpn_protocol == "hq-interop"
     assert conn.cipher_suite == suite
@@ -99,15 +105,7 @@ def test_aioquic_client_rudp_server(pki: TestPki, suite: CipherSuite, loss: floa
     client = AioquicPeer(client_cfg)
     c2s, s2c = _links(loss)
     clock = VirtualClock(START)
-    pair = Pair(
-        client,
-        server,
-        client_addr=("10.0.0.1", 5000),
-        server_addr=("10.0.0.2", 4433),
-        c2s=c2s,
-        s2c=s2c,
-        clock=clock,
-    )
+    pair = _pair(client, server, c2s, s2c, clock)
     client.connect(pair.server_addr, pair.now)
     assert pair.drive(
         until=lambda: client.handshake_done_at is not None and server.handshake is not None, max_time=10
@@ -151,15 +149,7 @@ def test_quic_v2_with_aioquic(pki: TestPki, rudp_is_client: bool) -> None:
         )
         client_cfg.load_verify_locations(str(pki.ca_file))
         client = AioquicPeer(client_cfg)
-    pair = Pair(
-        client,
-        server,
-        client_addr=("10.0.0.1", 5000),
-        server_addr=("10.0.0.2", 4433),
-        c2s=c2s,
-        s2c=s2c,
-        clock=clock,
-    )
+    pair = _pair(client, server, c2s, s2c, clock)
     if isinstance(client, AioquicPeer):
         client.connect(pair.server_addr, pair.now)
     assert pair.drive(until=lambda: client.handshake_done_at is not None, max_time=10)

@@ -134,9 +134,13 @@ class ConnectionState:
         self._pacing_blocked = False
         """The last datagrams_to_send() had data the pacer held back (Timer.PACING is armed)."""
         self._ack_trackers = {
-            PacketSpace.INITIAL: AckTracker(PacketSpace.INITIAL),
-            PacketSpace.HANDSHAKE: AckTracker(PacketSpace.HANDSHAKE),
-            PacketSpace.APPLICATION: AckTracker(PacketSpace.APPLICATION, max_ack_delay=config.max_ack_delay),
+            # ACK_ECN frames carry the ECN counts (all zero: rudp does not read ECN marks yet), so a peer
+            # that marks ECT sees them not grow and turns ECN off, as RFC 9000 §13.4.2.1 validates.
+            PacketSpace.INITIAL: AckTracker(PacketSpace.INITIAL, report_ecn=True),
+            PacketSpace.HANDSHAKE: AckTracker(PacketSpace.HANDSHAKE, report_ecn=True),
+            PacketSpace.APPLICATION: AckTracker(
+                PacketSpace.APPLICATION, max_ack_delay=config.max_ack_delay, report_ecn=True
+            ),
         }
         self._next_pn = {space: 0 for space in PacketSpace}
         self._skipped_packet_numbers: deque[int] = deque(maxlen=16)

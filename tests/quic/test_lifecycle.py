@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rudp.codec.codes import PacketType, Version
-from rudp.codec.frames import MaxStreamData, ResetStream, Stream
+from rudp.codec.frames import Ack, MaxStreamData, ResetStream, Stream
 from rudp.codec.packet import encode_long_header, parse_header
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import StreamLimitReached, TransportErrorCode
@@ -357,3 +357,18 @@ def test_pto_probe_carries_the_lost_tail(pki: TestPki, tmp_path: Path) -> None:
     assert sim.conn.stats.pto_count >= 1
     assert len(data_sends) == 2  # the lost original, then the probe: no third copy was needed
     assert sim.clock.now == pytest.approx(data_sends[1] + 0.02, abs=1e-6)  # delivered by the probe
+
+
+def test_acks_carry_ecn_counts(pki: TestPki, tmp_path: Path) -> None:
+    # Issue 4: the ECN counts field is carried (zero counts: ECN marks are not read yet).
+    sim, sniffer = _keyed_sim(pki, tmp_path)
+    acks = []
+
+    def record(datagram: bytes, index: int) -> bool:
+        acks.extend(frame for frame in sniffer.frames(datagram) or [] if isinstance(frame, Ack))
+        return False
+
+    sim.pair.c2s.update(drop_filter=record)
+    sim.server.conn.ping()
+    sim.pair.run_for(0.2)
+    assert acks and all(ack.ecn == (0, 0, 0) for ack in acks)

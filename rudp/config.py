@@ -104,12 +104,29 @@ class Config:
     """(client) send early data when a ticket allows it; (server) accept 0-RTT."""
     retry: bool = False
     """(server) validate client addresses with a Retry before creating connection state."""
+    retry_threshold: int | None = 64
+    """(server) handshakes in progress from which clients without a valid address token must first
+    answer a stateless Retry (RFC 9000 §8.1.2), as SYN cookies kick in for TCP: a flood from spoofed
+    addresses then creates no state. None: only ``retry`` decides."""
+    max_handshakes: int = 512
+    """(server) cap on handshakes in progress per endpoint; new clients beyond it are refused with
+    CONNECTION_REFUSED (RFC 9000 §5.2.2). Bounds the memory a handshake flood can take."""
+    max_connections: int = 10_000
+    """(server) cap on connections (handshaking or established) per endpoint; beyond it new clients
+    are refused with CONNECTION_REFUSED."""
+    address_token_lifetime: float = 24 * 3600.0
+    """(server) seconds a NEW_TOKEN address token stays valid (RFC 9000 §8.1.3); a returning client
+    that presents one skips the Retry round trip."""
     handshake_timeout: float = 10.0
     """Seconds ``connect()`` waits for the handshake before raising ConnectTimeout."""
     stateless_reset_key: bytes | None = None
     """(server) static key the stateless reset tokens derive from; share it between restarts (or
-    between servers behind one address) so a peer of a lost connection learns it is gone. None: a
-    random key per endpoint."""
+    between servers behind one address) so a peer of a lost connection learns it is gone. None: derived
+    from the server's private key (so a server restarted with the same key resets its old peers'
+    connections at once, RFC 9000 §10.3); a random key for endpoints without one."""
+    address_tokens: dict[str, bytes] = field(default_factory=dict)
+    """(client) the latest NEW_TOKEN token of each server ("host port"), presented on the next
+    connection made with this Config so a server under load need not send a Retry (RFC 9000 §8.1.3)."""
     randbytes: Callable[[int], bytes] = os.urandom
     """Randomness source for CIDs, tokens and keys (inject a seeded one for deterministic tests)."""
 
@@ -139,6 +156,12 @@ class Config:
             raise ConfigError("max_connection_window must be >= initial_max_data")
         if self.max_stream_window < self.initial_max_stream_data:
             raise ConfigError("max_stream_window must be >= initial_max_stream_data")
+        if self.retry_threshold is not None and self.retry_threshold < 0:
+            raise ConfigError("retry_threshold must be >= 0 (or None)")
+        if self.max_handshakes < 1 or self.max_connections < 1:
+            raise ConfigError("max_handshakes and max_connections must be >= 1")
+        if self.address_token_lifetime <= 0:
+            raise ConfigError("address_token_lifetime must be > 0")
         if self.version not in (Version.V1, Version.V2):
             raise ConfigError("version must be QUIC v1 or v2")
 

@@ -192,6 +192,12 @@ class PeerConnectionIds:
         tokens = [self.current.reset_token] + [c.reset_token for c in self._spare.values()]
         return any(token is not None and hmac.compare_digest(token, tail) for token in tokens)
 
+    def reset_tokens(self) -> tuple[bytes, ...]:
+        """The reset token of the peer CID in use, the only one a reset may carry (RFC 9000 §10.3.1:
+        never tokens of CIDs not used or retired); for an endpoint's index of unroutable datagrams."""
+        token = self.current.reset_token
+        return () if token is None else (token,)
+
     def write_frames(self, sink: FrameSink) -> None:
         """Write owed RETIRE_CONNECTION_ID frames; lost ones are re-queued."""
         while self._to_retire and sink.remaining >= 9:

@@ -52,14 +52,19 @@ class QuicConnection(ReceiveMixin, SendMixin):
         now: float,
         server_name: str | None = None,
         tls_config: TlsConfig | None = None,
+        token: bytes = b"",
     ) -> QuicConnection:
         """Create a client connection and start its handshake (the first flight is ready to send).
+
+        ``token`` is an address token from the server's NEW_TOKEN frame on an earlier connection: its
+        Initial carries it, so a server under load need not ask for a Retry (RFC 9000 §8.1.3).
 
         Raises:
             ConfigError: for an invalid TLS configuration (e.g. verification on without a server name).
         """
         tls = tls_config or config.tls_config(is_client=True, server_name=server_name)
         conn = cls(config, tls, is_client=True, peer_address=server_address, now=now, version=config.version)
+        conn._token = token
         conn._start_client(now)
         return conn
 
@@ -175,6 +180,19 @@ class QuicConnection(ReceiveMixin, SendMixin):
         self._datagram_queue.append(bytes(data))
         self._touched()
 
+    def send_new_token(self, token: bytes) -> None:
+        """(server) Give the client an address token for its future connections (NEW_TOKEN, RFC 9000
+        §8.1.3); sent in 1-RTT once the handshake is complete, again if lost.
+
+        Raises:
+            RudpError: called on a client, or with an empty token (§19.7).
+        """
+        if self.is_client or not token:
+            raise RudpError("only a server sends NEW_TOKEN, and the token must not be empty")
+        if self._is_active():
+            self._new_token_pending = token
+            self._touched()
+
     def ping(self) -> int:
         """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`."""
         self._check_open()
@@ -271,6 +289,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
     def local_cids(self) -> list[bytes]:
         """The connection IDs the peer may address us with (for an endpoint's routing table)."""
         return self._local_cids.all_cids()
+
+    def peer_reset_tokens(self) -> tuple[bytes, ...]:
+        """The peer's stateless reset tokens in force (for an endpoint that must recognise a reset in
+        a datagram it cannot route, RFC 9000 §10.3.1)."""
+        return self._peer_cids.reset_tokens()
 
     def drain_cid_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""

@@ -1,39 +1,66 @@
 """QuicEndpoint: many connections behind one UDP socket, without I/O (RFC 9000 §5.2, §6, §8.1, §10.3).
 
-Owns routing datagrams to connections by destination connection ID, creating server connections from
-valid client Initials, Version Negotiation for unknown versions, stateless Retry (address validation),
-and stateless resets for packets of connections we no longer know. Connections do everything else.
+Owns routing datagrams to connections by destination connection ID, the per-connection bookkeeping of
+one socket (routes, reset tokens, timers, handshakes in progress) and the caps on it, Version
+Negotiation for unknown versions, and recognising stateless resets addressed to our connections.
+What to answer a client we hold no state for (Retry, CONNECTION_REFUSED, stateless reset, address
+tokens) is :class:`~rudp.quic.admission.Admission`'s. Connections do everything else.
+
+Every per-connection structure here is keyed by the connection and released in O(its own CIDs) when
+it closes, so a server that ran for a month holds what its live connections need, nothing more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
+
+from cryptography.hazmat.primitives import serialization
 
 from rudp.codec.codes import SUPPORTED_VERSIONS, PacketType
 from rudp.codec.packet import (
     MIN_INITIAL_DATAGRAM_SIZE,
-    encode_retry,
+    PacketHeader,
     encode_version_negotiation,
     parse_header,
 )
 from rudp.config import Config
-from rudp.crypto.retry import TokenSealer, retry_integrity_tag
 from rudp.errors import DecodeError
-from rudp.quic.cids import stateless_reset_token
+from rudp.quic.admission import MIN_STATELESS_RESET_SIZE, Admission, Verdict
+from rudp.quic.cids import RESET_TOKEN_SIZE
 from rudp.quic.connection import QuicConnection
 from rudp.quic.state import Address
 from rudp.tls.config import TlsConfig
 
-RETRY_TOKEN_LIFETIME = 10.0
-MIN_STATELESS_RESET_SIZE = 21
+MAX_ADDRESS_TOKENS = 256
+"""(client) servers whose NEW_TOKEN token a Config keeps; the oldest is forgotten beyond it."""
 
 
-def _address_bytes(addr: Address) -> bytes:
-    return f"{addr[0]}|{addr[1]}".encode()
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """What the endpoint holds for one connection (all of it goes when the connection does)."""
+
+    cids: set[bytes] = field(default_factory=set)
+    reset_tokens: tuple[bytes, ...] = ()
+    address: Address | None = None  # routed by address (zero-length CIDs only)
+    deadline: float | None = None
+    handshaking: bool = False  # a server connection whose handshake is not complete yet
+
+
+def _master_secret(tls_config: TlsConfig | None, randbytes: Callable[[int], bytes]) -> bytes:
+    """The endpoint's secret for reset and address tokens: derived from the server's private key when
+    there is one (stable across restarts), random otherwise."""
+    key = None if tls_config is None or tls_config.is_client else tls_config.private_key
+    if key is None:
+        return randbytes(32)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return hashlib.sha256(b"rudp endpoint master secret\x00" + der).digest()
 
 
 class QuicEndpoint:
@@ -41,7 +68,7 @@ class QuicEndpoint:
 
     Use as a server (``tls_config`` with a certificate) or as a client (``connect``). After every
     input call :meth:`datagrams_to_send`, then :meth:`next_timer`; new server connections are
-    returned by :meth:`receive_datagram` and also queued in :attr:`accepted`.
+    returned by :meth:`receive_datagram` (the endpoint keeps no queue of them).
     """
 
     def __init__(
@@ -53,36 +80,66 @@ class QuicEndpoint:
     ) -> None:
         self.config = config
         self._tls_config = tls_config
+        self._is_server = tls_config is not None and not tls_config.is_client
         self._randbytes = randbytes or config.randbytes
-        self._reset_key = config.stateless_reset_key or self._randbytes(32)
-        self._tokens = TokenSealer(self._randbytes(32), self._randbytes)
+        self.admission = Admission(config, _master_secret(tls_config, self._randbytes), self._randbytes)
+        self._entries: dict[QuicConnection, _Entry] = {}
         self._routes: dict[bytes, QuicConnection] = {}
         self._by_address: dict[Address, QuicConnection] = {}
-        self.connections: list[QuicConnection] = []
-        self.accepted: deque[QuicConnection] = deque()
+        self._by_reset_token: dict[bytes, QuicConnection] = {}
+        self._handshakes = 0
         self._stateless: list[tuple[bytes, Address]] = []
-        self.stateless_resets_sent = 0
         # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
         # O(log n) for n connections, not O(n).
         self._dirty: dict[QuicConnection, None] = {}
-        self._deadlines: dict[QuicConnection, float | None] = {}
         self._timer_heap: list[tuple[float, int, QuicConnection]] = []
         self._timer_seq = itertools.count()
         self.flushed: list[QuicConnection] = []
         """The connections the last :meth:`datagrams_to_send` went through (they may have events)."""
+
+    @property
+    def connections(self) -> list[QuicConnection]:
+        """The connections of this socket (handshaking or established; closed ones are dropped)."""
+        return list(self._entries)
+
+    @property
+    def handshakes_in_progress(self) -> int:
+        """Server connections whose handshake has not completed yet."""
+        return self._handshakes
+
+    @property
+    def stateless_resets_sent(self) -> int:
+        """Stateless resets sent for datagrams of connections we do not know."""
+        return self.admission.resets_sent
+
+    def state_sizes(self) -> dict[str, int]:
+        """The size of every per-connection structure (for tests and monitoring: each returns to its
+        starting value when the connections go)."""
+        return {
+            "connections": len(self._entries),
+            "routes": len(self._routes),
+            "by_address": len(self._by_address),
+            "reset_tokens": len(self._by_reset_token),
+            "handshakes": self._handshakes,
+            "dirty": len(self._dirty),
+            "timer_heap": len(self._timer_heap),
+            "stateless_queue": len(self._stateless),
+        }
 
     # -- client side ------------------------------------------------------------------------------
 
     def connect(
         self, server_address: Address, now: float, *, server_name: str | None = None
     ) -> QuicConnection:
-        """Start a client connection through this endpoint."""
+        """Start a client connection through this endpoint (with the server's address token from an
+        earlier connection, if this Config holds one)."""
         conn = QuicConnection.client(
             self.config,
             server_address=server_address,
             now=now,
             server_name=server_name,
             tls_config=self._tls_config,
+            token=self.config.address_tokens.get(_server_key(server_address), b""),
         )
         self._add(conn)
         return conn
@@ -90,7 +147,11 @@ class QuicEndpoint:
     # -- inputs -----------------------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Address, now: float) -> QuicConnection | None:
-        """Route one datagram; return the new connection if this datagram created one."""
+        """Route one datagram; return the new connection if this datagram created one.
+
+        Never raises for bad input, and keeps no state for a datagram that is not routed to a
+        connection and does not decrypt as a client's first Initial.
+        """
         cid_length = self.config.connection_id_length
         if not data:
             return None
@@ -100,11 +161,17 @@ class QuicEndpoint:
                 if cid_length
                 else self._by_address.get(addr)
             )
+            if conn is None and len(data) >= MIN_STATELESS_RESET_SIZE:
+                # RFC 9000 §10.3.1: an unroutable datagram may be a stateless reset for one of ours;
+                # the connection compares the token in constant time.
+                conn = self._by_reset_token.get(bytes(data[-RESET_TOKEN_SIZE:]))
             if conn is not None:
                 conn.receive_datagram(data, addr, now)
                 self._dirty[conn] = None
-            elif len(data) >= MIN_STATELESS_RESET_SIZE + cid_length:
-                self._send_stateless_reset(data, addr, cid_length)
+            elif len(data) >= MIN_STATELESS_RESET_SIZE + cid_length and self._is_server:
+                reset = self.admission.stateless_reset(data, cid_length, now)
+                if reset is not None:
+                    self._stateless.append((reset, addr))
             return None
         try:
             header = parse_header(data, short_dcid_length=cid_length)
@@ -115,11 +182,12 @@ class QuicEndpoint:
             conn.receive_datagram(data, addr, now)
             self._dirty[conn] = None
             return None
-        if self._tls_config is None or self._tls_config.is_client:
+        if not self._is_server:
             return None
         if header.version not in SUPPORTED_VERSIONS:
             # RFC 9000 §6.1: answer unknown versions (only for datagrams big enough to be Initials).
-            if header.version != 0 and len(data) >= MIN_INITIAL_DATAGRAM_SIZE:
+            big_enough = len(data) >= MIN_INITIAL_DATAGRAM_SIZE
+            if header.version != 0 and big_enough and self.admission.allow_reply(now):
                 unused = self._randbytes(1)[0]
                 packet = encode_version_negotiation(
                     header.scid, header.dcid, list(SUPPORTED_VERSIONS), unused
@@ -128,70 +196,57 @@ class QuicEndpoint:
             return None
         if header.packet_type is not PacketType.INITIAL or len(data) < MIN_INITIAL_DATAGRAM_SIZE:
             return None  # RFC 9000 §14.1: a server drops Initials in datagrams under 1200 bytes
-        return self._accept(data, header.dcid, header.scid, header.token, header.version, addr, now)
+        if len(header.dcid) < 8:
+            return None  # RFC 9000 §7.2: a client's first DCID is at least 8 bytes
+        return self._accept(data, header, header.version, addr, now)
 
     def _accept(
-        self, data: bytes, dcid: bytes, scid: bytes, token: bytes, version: int, addr: Address, now: float
+        self, data: bytes, header: PacketHeader, version: int, addr: Address, now: float
     ) -> QuicConnection | None:
-        if len(dcid) < 8:
-            return None  # RFC 9000 §7.2: a client's first DCID is at least 8 bytes
-        original_dcid, retry_source, validated = dcid, None, False
-        if self.config.retry:
-            opened = (
-                self._tokens.open(token, _address_bytes(addr), now, RETRY_TOKEN_LIFETIME) if token else None
-            )
-            if opened is None or not opened.retry:
-                self._send_retry(dcid, scid, version, addr, now)
-                return None
-            original_dcid, retry_source, validated = opened.original_dcid, dcid, True
-        tls_config = self._tls_config
-        if tls_config is None:
+        admission = self.admission
+        verdict, token = admission.decide(
+            data, header, addr, now, handshakes=self._handshakes, connections=len(self._entries)
+        )
+        if verdict is Verdict.RETRY:
+            self._stateless.append((admission.retry(header, addr, now), addr))
             return None
+        if verdict is Verdict.REFUSE:
+            refusal = admission.refusal(header, now)
+            if refusal is not None:
+                self._stateless.append((refusal, addr))
+            return None
+        tls_config = self._tls_config
+        if verdict is not Verdict.ACCEPT or tls_config is None:
+            return None
+        from_retry = token is not None and token.retry
         conn = QuicConnection.server(
             self.config,
             tls_config,
             client_address=addr,
-            original_dcid=original_dcid,
-            client_scid=scid,
+            original_dcid=token.original_dcid if token is not None and from_retry else header.dcid,
+            client_scid=header.scid,
             version=version,
             now=now,
-            retry_source_cid=retry_source,
-            reset_key=self._reset_key,
-            address_validated=validated,
+            retry_source_cid=header.dcid if from_retry else None,
+            reset_key=admission.reset_key,
+            address_validated=token is not None,
         )
-        self._add(conn)
-        self._routes[dcid] = conn  # the client keeps using its chosen DCID until it hears from us
+        entry = self._add(conn)
+        entry.handshaking = True
+        self._handshakes += 1
+        self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
         conn.receive_datagram(data, addr, now)
-        self._dirty[conn] = None
-        self.accepted.append(conn)
         return conn
-
-    def _send_retry(self, dcid: bytes, scid: bytes, version: int, addr: Address, now: float) -> None:
-        new_scid = self._randbytes(self.config.connection_id_length or 8)
-        token = self._tokens.seal(_address_bytes(addr), dcid, now, retry=True)
-        pseudo = encode_retry(version, scid, new_scid, token)
-        tag = retry_integrity_tag(pseudo, dcid, version)
-        self._stateless.append((pseudo + tag, addr))
-
-    def _send_stateless_reset(self, data: bytes, addr: Address, cid_length: int) -> None:
-        # RFC 9000 §10.3: looks like a short-header packet, smaller than what triggered it.
-        dcid = bytes(data[1 : 1 + cid_length])
-        size = min(len(data) - 1, 43)
-        if size < MIN_STATELESS_RESET_SIZE:
-            return
-        body = bytearray(self._randbytes(size - 16))
-        body[0] = 0x40 | (body[0] & 0x3F)
-        self._stateless.append((bytes(body) + stateless_reset_token(self._reset_key, dcid), addr))
-        self.stateless_resets_sent += 1
-
     def handle_timer(self, now: float) -> None:
         """Run the timers of every connection that is due."""
         heap = self._timer_heap
+        entries = self._entries
         while heap and heap[0][0] <= now:
             deadline, _, conn = heapq.heappop(heap)
-            if self._deadlines.get(conn) != deadline:
-                continue  # stale entry: that connection's timer moved
-            self._deadlines[conn] = None
+            entry = entries.get(conn)
+            if entry is None or entry.deadline != deadline:
+                continue  # stale entry: that connection's timer moved, or it is gone
+            entry.deadline = None
             conn.handle_timer(now)
             self._dirty[conn] = None
 
@@ -203,54 +258,122 @@ class QuicEndpoint:
         out, self._stateless = self._stateless, []
         flushed = list(self._dirty)
         self._dirty.clear()
+        entries = self._entries
         for conn in flushed:
+            entry = entries.get(conn)
+            if entry is None:
+                continue
+            if entry.handshaking and (conn.handshake_complete or conn.is_closed):
+                self._end_handshake(conn, entry, now)
             out.extend(conn.datagrams_to_send(now))
-            self._update_routes(conn)
-            self._schedule(conn)
+            self._update_routes(conn, entry)
+            if conn.is_closed:
+                self._remove(conn, entry)
+            else:
+                self._schedule(conn, entry)
         self.flushed = flushed
-        self._collect_closed(flushed)
         return out
 
     def next_timer(self) -> float | None:
         """The earliest timer of any connection."""
         heap = self._timer_heap
-        while heap and self._deadlines.get(heap[0][2]) != heap[0][0]:
+        entries = self._entries
+        while heap:
+            entry = entries.get(heap[0][2])
+            if entry is not None and entry.deadline == heap[0][0]:
+                return heap[0][0]
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return None
 
-    def _schedule(self, conn: QuicConnection) -> None:
+    def _schedule(self, conn: QuicConnection, entry: _Entry) -> None:
         deadline = conn.next_timer()
-        if deadline != self._deadlines.get(conn):
-            self._deadlines[conn] = deadline
+        if deadline != entry.deadline:
+            entry.deadline = deadline
             if deadline is not None:
-                heapq.heappush(self._timer_heap, (deadline, next(self._timer_seq), conn))
+                heap = self._timer_heap
+                heapq.heappush(heap, (deadline, next(self._timer_seq), conn))
+                if len(heap) > 2 * len(self._entries) + 64:
+                    self._compact_timers()
+
+    def _compact_timers(self) -> None:
+        # Stale entries (timers that moved) would otherwise pile up until their time comes.
+        self._timer_heap = [
+            (entry.deadline, next(self._timer_seq), conn)
+            for conn, entry in self._entries.items()
+            if entry.deadline is not None
+        ]
+        heapq.heapify(self._timer_heap)
+
+    def _end_handshake(self, conn: QuicConnection, entry: _Entry, now: float) -> None:
+        entry.handshaking = False
+        self._handshakes -= 1
+        if conn.handshake_complete and not conn.is_closed:
+            # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
+            conn.send_new_token(self.admission.new_token(conn.peer_address, now))
 
     # -- routing ----------------------------------------------------------------------------------
 
-    def _add(self, conn: QuicConnection) -> None:
-        self.connections.append(conn)
+    def _add(self, conn: QuicConnection) -> _Entry:
+        entry = _Entry()
+        self._entries[conn] = entry
         self._dirty[conn] = None
-        self._deadlines[conn] = None
         conn.set_activity_callback(partial(self._dirty.__setitem__, conn, None))
         for cid in conn.local_cids():
-            self._routes[cid] = conn
+            self._route(conn, entry, cid)
         if not self.config.connection_id_length:
+            entry.address = conn.peer_address
             self._by_address[conn.peer_address] = conn
+        return entry
 
-    def _update_routes(self, conn: QuicConnection) -> None:
+    def _route(self, conn: QuicConnection, entry: _Entry, cid: bytes) -> None:
+        self._routes[cid] = conn
+        entry.cids.add(cid)
+
+    def _update_routes(self, conn: QuicConnection, entry: _Entry) -> None:
         for added, cid in conn.drain_cid_changes():
             if added:
-                self._routes[cid] = conn
-            elif self._routes.get(cid) is conn:
-                del self._routes[cid]
+                self._route(conn, entry, cid)
+            else:
+                entry.cids.discard(cid)
+                if self._routes.get(cid) is conn:
+                    del self._routes[cid]
+        tokens = conn.peer_reset_tokens()
+        if tokens != entry.reset_tokens:
+            self._drop_reset_tokens(conn, entry)
+            entry.reset_tokens = tokens
+            for token in tokens:
+                self._by_reset_token[token] = conn
+        if conn.is_client and conn.new_token is not None:
+            self._keep_address_token(conn.peer_address, conn.new_token)
 
-    def _collect_closed(self, candidates: list[QuicConnection]) -> None:
-        closed = [c for c in candidates if c.is_closed and c in self._deadlines]
-        for conn in closed:
-            self.connections.remove(conn)
-            del self._deadlines[conn]
-            conn.set_activity_callback(None)
-            for cid in [cid for cid, owner in self._routes.items() if owner is conn]:
+    def _drop_reset_tokens(self, conn: QuicConnection, entry: _Entry) -> None:
+        for token in entry.reset_tokens:
+            if self._by_reset_token.get(token) is conn:
+                del self._by_reset_token[token]
+
+    def _keep_address_token(self, server: Address, token: bytes) -> None:
+        tokens = self.config.address_tokens
+        key = _server_key(server)
+        tokens.pop(key, None)
+        tokens[key] = token
+        while len(tokens) > MAX_ADDRESS_TOKENS:
+            del tokens[next(iter(tokens))]
+
+    def _remove(self, conn: QuicConnection, entry: _Entry) -> None:
+        """Forget a closed connection: O(its own CIDs and tokens), whatever the size of the tables."""
+        del self._entries[conn]
+        self._dirty.pop(conn, None)
+        conn.set_activity_callback(None)
+        if entry.handshaking:
+            entry.handshaking = False
+            self._handshakes -= 1
+        for cid in entry.cids:
+            if self._routes.get(cid) is conn:
                 del self._routes[cid]
-            for addr in [a for a, owner in self._by_address.items() if owner is conn]:
-                del self._by_address[addr]
+        self._drop_reset_tokens(conn, entry)
+        if entry.address is not None and self._by_address.get(entry.address) is conn:
+            del self._by_address[entry.address]
+
+
+def _server_key(server: Address) -> str:
+    return f"{server[0]} {server[1]}"

@@ -11,7 +11,15 @@ from collections.abc import Callable
 from functools import partial
 
 from rudp.codec.codes import PacketType
-from rudp.codec.frames import ConnectionClose, Datagram, HandshakeDone, PathChallenge, PathResponse, Ping
+from rudp.codec.frames import (
+    ConnectionClose,
+    Datagram,
+    HandshakeDone,
+    NewToken,
+    PathChallenge,
+    PathResponse,
+    Ping,
+)
 from rudp.codec.packet import (
     FIXED_BIT,
     HEADER_FORM_LONG,
@@ -303,6 +311,7 @@ class SendMixin(HandshakeMixin):
     def _application_control_pending(self) -> bool:
         return bool(
             self._handshake_done_pending
+            or self._new_token_pending is not None
             or self._pings_to_send
             or self._keepalive_due
             or self._path_responses
@@ -393,6 +402,10 @@ class SendMixin(HandshakeMixin):
         if self._handshake_done_pending and builder.remaining >= 1:
             self._handshake_done_pending = False
             builder.push_frame(HandshakeDone(), self._requeue_handshake_done)
+        token = self._new_token_pending
+        if token is not None and builder.remaining >= len(token) + 3:
+            self._new_token_pending = None
+            builder.push_frame(NewToken(token), self._new_token_handler(token))
         while self._path_responses and builder.remaining >= 9:
             builder.push_frame(PathResponse(self._path_responses.popleft()))
             self._pad_path_probe = True
@@ -411,6 +424,13 @@ class SendMixin(HandshakeMixin):
     def _requeue_handshake_done(self, acked: bool) -> None:
         if not acked:
             self._handshake_done_pending = True
+
+    def _new_token_handler(self, token: bytes) -> Callable[[bool], None]:
+        def handler(acked: bool) -> None:
+            if not acked and self._new_token_pending is None:
+                self._new_token_pending = token  # RFC 9000 §13.3: a lost NEW_TOKEN is sent again
+
+        return handler
 
     def _ping_handler(self, uid: int) -> Callable[[bool], None]:
         def handler(acked: bool) -> None:

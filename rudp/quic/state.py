@@ -111,6 +111,7 @@ class ConnectionState:
         self._handshake_complete = False
         self._handshake_confirmed = False
         self._handshake_done_pending = False
+        self._new_token_pending: bytes | None = None  # (server) a NEW_TOKEN frame to send
         self._early_data_offered = False
         self._peer_address_validated = not is_client  # a server's own address needs no validation
         self._address_validated = is_client  # (server) the client's address

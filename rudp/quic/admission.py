@@ -1,0 +1,249 @@
+"""Admission: what a server answers to a client it holds no state for (RFC 9000 §5.2.2, §8.1, §10.3).
+
+Owns the stateless side of a server endpoint: checking that a first Initial really decrypts before
+any state is created, address-validation tokens (Retry tokens and NEW_TOKEN tokens, RFC 9000 §8.1.2,
+§8.1.3), the stateless replies (Retry, a CONNECTION_REFUSED Initial, stateless reset) and the rate
+limit on the replies that could be used for reflection. It decides nothing about routing: that is
+:class:`~rudp.quic.endpoint.QuicEndpoint`'s, which asks this object what to do with a new client.
+
+A flood of handshakes is answered as TCP answers SYN floods: past ``Config.retry_threshold``
+handshakes in progress, clients without a valid token get a stateless Retry (the SYN-cookie step: a
+spoofed source never comes back with the token); past ``Config.max_handshakes`` (or
+``Config.max_connections``) they are refused with CONNECTION_REFUSED (the backlog limit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from enum import Enum
+from typing import Final
+
+from rudp.codec.codes import PacketType
+from rudp.codec.frame_codec import encode_frames, parse_frames
+from rudp.codec.frames import ConnectionClose, Crypto
+from rudp.codec.packet import PacketHeader, encode_long_header, encode_retry
+from rudp.config import Config
+from rudp.crypto.keys import initial_secrets
+from rudp.crypto.protection import PacketProtection, UnprotectedPacket
+from rudp.crypto.retry import AddressToken, TokenSealer, retry_integrity_tag
+from rudp.crypto.suites import CipherSuite
+from rudp.errors import DecodeError, TransportErrorCode
+from rudp.quic.cids import stateless_reset_token
+from rudp.quic.state import Address
+
+RETRY_TOKEN_LIFETIME: Final = 10.0
+"""Seconds a Retry token stays valid: it only has to survive one round trip (RFC 9000 §8.1.3)."""
+MIN_STATELESS_RESET_SIZE: Final = 21
+"""RFC 9000 §10.3: the smallest datagram that can carry a stateless reset (5 bytes + 16-byte token)."""
+MAX_STATELESS_RESET_SIZE: Final = 43
+"""Our resets are at most this size, and always smaller than the packet that triggered them."""
+STATELESS_REPLIES_PER_SECOND: Final = 500
+"""Budget for replies to packets we hold no state for (resets, refusals, version negotiation): a
+spoofed source cannot turn the server into a reflector beyond this rate (RFC 9000 §10.3.3, §21.4)."""
+
+MIN_REFUSAL_PAYLOAD: Final = 20
+_KIND_RETRY: Final = b"R"
+_KIND_NEW_TOKEN: Final = b"N"
+_INITIAL_SUITE: Final = CipherSuite.AES_128_GCM_SHA256
+
+
+class Verdict(Enum):
+    """What to do with a first Initial from an unknown client."""
+
+    ACCEPT = "accept"
+    """create the connection (the Initial decrypts; within the caps)"""
+    RETRY = "retry"
+    """answer with a stateless Retry: the client must prove its address first"""
+    REFUSE = "refuse"
+    """answer with CONNECTION_REFUSED: the server is at its cap"""
+    DROP = "drop"
+    """say nothing: the datagram is not a valid Initial"""
+
+
+class RateLimit:
+    """A token bucket: ``rate`` events per second, bursts of up to ``rate`` (time passed in)."""
+
+    __slots__ = ("_last", "_rate", "_tokens")
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._tokens = rate
+        self._last: float | None = None
+
+    def allow(self, now: float) -> bool:
+        """Take one token at ``now``; False when the budget is spent."""
+        if self._last is not None and now > self._last:
+            self._tokens = min(self._rate, self._tokens + (now - self._last) * self._rate)
+        self._last = now if self._last is None else max(self._last, now)
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def derive_secret(master: bytes, label: bytes) -> bytes:
+    """A 32-byte secret for ``label`` from ``master`` (HMAC-SHA256 as a PRF, RFC 2104)."""
+    return hmac.new(master, b"rudp endpoint secret: " + label, hashlib.sha256).digest()
+
+
+class Admission:
+    """The stateless answers of one server endpoint.
+
+    ``master_secret`` (32 bytes) keys the address tokens and the stateless reset tokens: an endpoint
+    restarted with the same secret recognises the tokens it issued before and sends resets its old
+    peers recognise (RFC 9000 §10.3.2).
+    """
+
+    def __init__(self, config: Config, master_secret: bytes, randbytes: Callable[[int], bytes]) -> None:
+        self._config = config
+        self._randbytes = randbytes
+        self.reset_key = config.stateless_reset_key or derive_secret(master_secret, b"stateless reset")
+        self._tokens = TokenSealer(derive_secret(master_secret, b"address token"), randbytes)
+        self._replies = RateLimit(STATELESS_REPLIES_PER_SECOND)
+        self.retries_sent = 0
+        self.refusals_sent = 0
+        self.resets_sent = 0
+        self.initials_dropped = 0
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        data: bytes,
+        header: PacketHeader,
+        addr: Address,
+        now: float,
+        *,
+        handshakes: int,
+        connections: int,
+    ) -> tuple[Verdict, AddressToken | None]:
+        """Decide what to do with the first Initial of an unknown client (``header`` parsed from
+        ``data``), given how many handshakes are in progress and how many connections exist."""
+        config = self._config
+        token = self.open_token(header.token, addr, now) if header.token else None
+        threshold = config.retry_threshold
+        wants_retry = config.retry or (threshold is not None and handshakes >= threshold)
+        if token is None and wants_retry:
+            return Verdict.RETRY, None  # RFC 9000 §8.1.2: no state before the address is proven
+        if not self.initial_decrypts(data, header):
+            self.initials_dropped += 1
+            return Verdict.DROP, None
+        if handshakes >= config.max_handshakes or connections >= config.max_connections:
+            return Verdict.REFUSE, None
+        return Verdict.ACCEPT, token
+
+    def initial_decrypts(self, data: bytes, header: PacketHeader) -> bool:
+        """True when the first packet of ``data`` decrypts with the Initial keys its DCID gives and
+        carries a CRYPTO frame, only frames an Initial may carry (RFC 9000 §17.2.2, §12.4)."""
+        version = _version(header)
+        client_secret, _ = initial_secrets(header.dcid, version)
+        protection = PacketProtection(_INITIAL_SUITE, client_secret, version)
+        result = protection.unprotect(
+            memoryview(data)[header.start : header.end], header.pn_offset - header.start, 0
+        )
+        if not isinstance(result, UnprotectedPacket) or result.first_byte & 0x0C:
+            return False
+        try:
+            frames = parse_frames(result.payload, PacketType.INITIAL)
+        except DecodeError:
+            return False
+        return any(isinstance(frame, Crypto) for _, frame in frames)
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def retry_token(self, addr: Address, original_dcid: bytes, now: float) -> bytes:
+        """A token for a Retry: bound to the client's IP and port, valid for one round trip."""
+        return _KIND_RETRY + self._tokens.seal(_ip_and_port(addr), original_dcid, now, retry=True)
+
+    def new_token(self, addr: Address, now: float) -> bytes:
+        """A token for a NEW_TOKEN frame: bound to the client's IP only (its next connection comes
+        from another port), valid for ``Config.address_token_lifetime`` (RFC 9000 §8.1.3)."""
+        return _KIND_NEW_TOKEN + self._tokens.seal(addr[0].encode(), b"", now, retry=False)
+
+    def open_token(self, token: bytes, addr: Address, now: float) -> AddressToken | None:
+        """The contents of a valid token presented from ``addr``, or None (an invalid token counts as
+        no token, RFC 9000 §8.1.3)."""
+        kind, sealed = token[:1], token[1:]
+        if kind == _KIND_RETRY:
+            opened = self._tokens.open(sealed, _ip_and_port(addr), now, RETRY_TOKEN_LIFETIME)
+            return opened if opened is not None and opened.retry else None
+        if kind == _KIND_NEW_TOKEN:
+            opened = self._tokens.open(sealed, addr[0].encode(), now, self._config.address_token_lifetime)
+            return opened if opened is not None and not opened.retry else None
+        return None
+
+    # -- stateless replies ----------------------------------------------------------------------
+
+    def retry(self, header: PacketHeader, addr: Address, now: float) -> bytes:
+        """A Retry packet for ``header``'s client (RFC 9000 §17.2.5); smaller than its 1200-byte
+        Initial, so it cannot amplify."""
+        new_scid = self._randbytes(self._config.connection_id_length or 8)
+        token = self.retry_token(addr, header.dcid, now)
+        version = _version(header)
+        pseudo = encode_retry(version, header.scid, new_scid, token)
+        self.retries_sent += 1
+        return pseudo + retry_integrity_tag(pseudo, header.dcid, version)
+
+    def refusal(self, header: PacketHeader, now: float) -> bytes | None:
+        """An Initial carrying CONNECTION_CLOSE(CONNECTION_REFUSED) (RFC 9000 §5.2.2), or None when the
+        reply budget is spent. Costs one key derivation and one encryption, no connection state."""
+        if not self._replies.allow(now):
+            return None
+        version = _version(header)
+        _, server_secret = initial_secrets(header.dcid, version)
+        protection = PacketProtection(_INITIAL_SUITE, server_secret, version)
+        close = ConnectionClose(TransportErrorCode.CONNECTION_REFUSED, b"server busy, try again later")
+        payload = encode_frames([close])
+        payload += bytes(max(0, MIN_REFUSAL_PAYLOAD - len(payload)))  # PADDING frames: room for a sample
+        scid = self._randbytes(self._config.connection_id_length or 8)
+        packet_header = encode_long_header(
+            PacketType.INITIAL,
+            version,
+            header.scid,
+            scid,
+            length=1 + len(payload) + 16,
+            packet_number=0,
+            pn_length=1,
+        )
+        self.refusals_sent += 1
+        return protection.protect(packet_header, payload, 0, len(packet_header) - 1, 1)
+
+    def stateless_reset(self, data: bytes, cid_length: int, now: float) -> bytes | None:
+        """A stateless reset for a short-header packet we cannot route (RFC 9000 §10.3), or None.
+
+        Never answers a packet that could itself be a reset of ours: the reply is always smaller than
+        the trigger (§10.3.3, so two endpoints cannot loop), and the rate is limited.
+        """
+        size = min(len(data) - 1, MAX_STATELESS_RESET_SIZE)
+        if size < MIN_STATELESS_RESET_SIZE or not self._replies.allow(now):
+            return None
+        dcid = bytes(data[1 : 1 + cid_length])
+        body = bytearray(self._randbytes(size - 16))
+        body[0] = 0x40 | (body[0] & 0x3F)
+        self.resets_sent += 1
+        return bytes(body) + stateless_reset_token(self.reset_key, dcid)
+
+    def allow_reply(self, now: float) -> bool:
+        """Take one unit of the stateless-reply budget (for version negotiation)."""
+        return self._replies.allow(now)
+
+
+def _version(header: PacketHeader) -> int:
+    return 0 if header.version is None else header.version  # long headers always carry one
+
+
+def _ip_and_port(addr: Address) -> bytes:
+    return f"{addr[0]}|{addr[1]}".encode()
+
+
+__all__ = [
+    "MIN_STATELESS_RESET_SIZE",
+    "RETRY_TOKEN_LIFETIME",
+    "STATELESS_REPLIES_PER_SECOND",
+    "Admission",
+    "RateLimit",
+    "Verdict",
+    "derive_secret",
+]

@@ -1,0 +1,346 @@
+"""A server endpoint under handshake floods and churn: no state for garbage, automatic Retry above a
+threshold, CONNECTION_REFUSED past the cap, NEW_TOKEN tokens, stateless resets recognised, and every
+per-connection table back to its starting size (RFC 9000 §5.2.2, §8.1, §10.3)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from rudp.codec.codes import PacketType, TransportErrorCode
+from rudp.codec.packet import parse_header
+from rudp.config import Config
+from rudp.quic.admission import STATELESS_REPLIES_PER_SECOND, RateLimit
+from rudp.quic.connection import QuicConnection
+from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.events import ConnectionTerminated
+from rudp.testing.certs import TestPki
+
+SERVER = ("10.0.0.2", 4433)
+NOW = 100.0
+EMPTY = {
+    "connections": 0,
+    "routes": 0,
+    "by_address": 0,
+    "reset_tokens": 0,
+    "handshakes": 0,
+    "dirty": 0,
+    "timer_heap": 0,
+    "stateless_queue": 0,
+}
+
+
+def _server(pki: TestPki, **options: object) -> QuicEndpoint:
+    config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **options)  # type: ignore[arg-type]
+    return QuicEndpoint(config, tls_config=config.tls_config(is_client=False))
+
+
+def _client_config(pki: TestPki, **options: object) -> Config:
+    return Config(cafile=pki.ca_file, server_name="localhost", **options)  # type: ignore[arg-type]
+
+
+def _client_addresses() -> Iterator[tuple[str, int]]:
+    for i in range(1 << 16):
+        yield (f"10.1.{i >> 8}.{i & 0xFF}", 5000 + i % 1000)
+
+
+def _first_flight(config: Config, now: float = NOW) -> bytes:
+    client = QuicConnection.client(config, server_address=SERVER, now=now)
+    ((datagram, _),) = client.datagrams_to_send(now)
+    return datagram
+
+
+def _exchange(
+    server: QuicEndpoint, clients: dict[tuple[str, int], QuicConnection], now: float
+) -> list[tuple[bytes, tuple[str, int]]]:
+    """Shuttle datagrams with zero delay until quiet; return what the server sent."""
+    sent: list[tuple[bytes, tuple[str, int]]] = []
+    for _ in range(200):
+        moved = False
+        for addr, client in clients.items():
+            for data, _ in client.datagrams_to_send(now):
+                server.receive_datagram(data, addr, now)
+                moved = True
+        for data, addr in server.datagrams_to_send(now):
+            sent.append((data, addr))
+            if addr in clients:
+                clients[addr].receive_datagram(data, SERVER, now)
+            moved = True
+        if not moved:
+            return sent
+    raise AssertionError("traffic never settled")
+
+
+def _packet_type(datagram: bytes) -> PacketType | None:
+    return parse_header(datagram, short_dcid_length=8).packet_type
+
+
+def test_garbage_initials_create_no_state(pki: TestPki) -> None:
+    server = _server(pki)
+    rng = random.Random(7)
+    real = _first_flight(_client_config(pki))
+    header = parse_header(real)
+    prefix_end = header.pn_offset  # first byte .. Length field: a well-formed Initial header
+    for i, addr in zip(range(300), _client_addresses(), strict=False):
+        garbage = bytearray(real)
+        garbage[6 : 6 + 8] = rng.randbytes(8)  # a fresh DCID: a new "client" each time
+        if i % 2:
+            garbage[prefix_end:] = rng.randbytes(len(garbage) - prefix_end)  # random payload
+        else:
+            garbage[-1] ^= 0x01  # one flipped bit: the AEAD tag fails
+        assert server.receive_datagram(bytes(garbage), addr, NOW) is None
+    assert server.datagrams_to_send(NOW) == []  # not even a reply
+    assert server.state_sizes() == EMPTY
+    assert server.admission.initials_dropped == 300
+
+
+def test_retry_kicks_in_above_the_threshold_and_the_client_still_connects(pki: TestPki) -> None:
+    server = _server(pki, retry_threshold=5)
+    config = _client_config(pki)
+    addresses = _client_addresses()
+    for _ in range(5):  # five half-open handshakes whose clients never answer
+        assert server.receive_datagram(_first_flight(config), next(addresses), NOW) is not None
+    server.datagrams_to_send(NOW)
+    assert server.handshakes_in_progress == 5
+
+    addr = next(addresses)
+    client = QuicConnection.client(config, server_address=SERVER, now=NOW)
+    sent = _exchange(server, {addr: client}, NOW)
+    assert next(_packet_type(d) for d, a in sent if a == addr) is PacketType.RETRY
+    assert server.admission.retries_sent == 1
+    assert client.handshake_complete
+    assert server.handshakes_in_progress == 5  # the validated client finished its handshake
+    assert len(server.connections) == 6
+
+
+def test_past_the_cap_clients_are_refused_with_connection_refused(pki: TestPki) -> None:
+    server = _server(pki, retry_threshold=None, max_handshakes=8)
+    config = _client_config(pki)
+    addresses = _client_addresses()
+    for _ in range(8):
+        assert server.receive_datagram(_first_flight(config), next(addresses), NOW) is not None
+    server.datagrams_to_send(NOW)
+
+    addr = next(addresses)
+    client = QuicConnection.client(config, server_address=SERVER, now=NOW)
+    _exchange(server, {addr: client}, NOW)
+    assert client.close_cause is not None
+    events = []
+    while (event := client.next_event()) is not None:
+        events.append(event)
+    closes = [e for e in events if isinstance(e, ConnectionTerminated)]
+    assert closes and closes[0].code == TransportErrorCode.CONNECTION_REFUSED and closes[0].by_peer
+    assert server.admission.refusals_sent == 1
+    assert len(server.connections) == 8 and server.handshakes_in_progress == 8
+
+
+def test_the_connection_cap_counts_established_connections(pki: TestPki) -> None:
+    server = _server(pki, max_connections=3)
+    config = _client_config(pki)
+    addresses = [("10.1.0.1", 1), ("10.1.0.2", 2), ("10.1.0.3", 3)]
+    clients = {addr: QuicConnection.client(config, server_address=SERVER, now=NOW) for addr in addresses}
+    _exchange(server, clients, NOW)
+    assert all(c.handshake_complete for c in clients.values()) and server.handshakes_in_progress == 0
+    late = QuicConnection.client(config, server_address=SERVER, now=NOW)
+    _exchange(server, {("10.1.0.4", 4): late}, NOW)
+    assert late.close_cause is not None
+    assert late.close_cause.code == TransportErrorCode.CONNECTION_REFUSED
+
+
+def test_refusals_are_rate_limited(pki: TestPki) -> None:
+    server = _server(pki, retry_threshold=None, max_handshakes=1)
+    config = _client_config(pki)
+    server.receive_datagram(_first_flight(config), ("10.9.9.9", 9), NOW)
+    server.datagrams_to_send(NOW)
+    flights = [_first_flight(config) for _ in range(40)]
+    for i, addr in zip(range(STATELESS_REPLIES_PER_SECOND + 100), _client_addresses(), strict=False):
+        server.receive_datagram(flights[i % 40], addr, NOW)
+    replies = server.datagrams_to_send(NOW)
+    assert all(_packet_type(d) is PacketType.INITIAL for d, _ in replies)
+    assert len(replies) == server.admission.refusals_sent == STATELESS_REPLIES_PER_SECOND
+    assert len(server.connections) == 1
+
+
+def test_a_new_token_lets_a_returning_client_skip_the_retry(pki: TestPki) -> None:
+    server = _server(pki, retry=True)
+    config = _client_config(pki)
+    client_endpoint = QuicEndpoint(config)
+    addr = ("10.1.0.1", 5000)
+
+    def run(conn_addr: tuple[str, int]) -> QuicConnection:
+        conn = client_endpoint.connect(SERVER, NOW)
+        for _ in range(200):
+            moved = False
+            for data, _ in client_endpoint.datagrams_to_send(NOW):
+                server.receive_datagram(data, conn_addr, NOW)
+                moved = True
+            for data, to in server.datagrams_to_send(NOW):
+                if to == conn_addr:
+                    client_endpoint.receive_datagram(data, SERVER, NOW)
+                    moved = True
+            if not moved:
+                break
+        return conn
+
+    first = run(addr)
+    assert first.handshake_complete and server.admission.retries_sent == 1
+    assert first.new_token is not None and list(config.address_tokens) == ["10.0.0.2 4433"]
+    second = run(("10.1.0.1", 6000))  # same IP, new port: the token still counts (RFC 9000 §8.1.3)
+    assert second.handshake_complete and server.admission.retries_sent == 1
+    # From another IP the token is no proof: a Retry again.
+    third = run(("10.1.0.2", 6000))
+    assert third.handshake_complete and server.admission.retries_sent == 2
+
+
+def test_address_tokens_are_bound_to_the_ip_and_expire(pki: TestPki) -> None:
+    server = _server(pki, address_token_lifetime=60.0)
+    admission = server.admission
+    token = admission.new_token(("10.1.0.1", 5000), NOW)
+    assert admission.open_token(token, ("10.1.0.1", 7000), NOW + 59) is not None
+    assert admission.open_token(token, ("10.1.0.2", 5000), NOW) is None
+    assert admission.open_token(token, ("10.1.0.1", 5000), NOW + 60) is None
+    retry = admission.retry_token(("10.1.0.1", 5000), b"odcid---", NOW)
+    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 1) is not None
+    assert admission.open_token(retry, ("10.1.0.1", 5001), NOW + 1) is None  # Retry: IP and port
+    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 11) is None
+    tampered = bytearray(token)
+    tampered[-1] ^= 1
+    assert admission.open_token(bytes(tampered), ("10.1.0.1", 5000), NOW) is None
+    assert admission.open_token(b"", ("10.1.0.1", 5000), NOW) is None
+
+
+class _NoScan(dict[bytes, QuicConnection]):
+    """A routing table that fails the test if anyone walks it."""
+
+    def items(self):  # type: ignore[no-untyped-def, override]
+        raise AssertionError("the whole routing table was scanned")
+
+    def __iter__(self):  # type: ignore[no-untyped-def, override]
+        raise AssertionError("the whole routing table was scanned")
+
+    def values(self):  # type: ignore[no-untyped-def, override]
+        raise AssertionError("the whole routing table was scanned")
+
+
+def test_churn_returns_every_table_to_its_starting_size_without_scans(pki: TestPki) -> None:
+    server = _server(pki)
+    server._routes = _NoScan()  # closing must cost O(own CIDs), not O(all routes)
+    server._by_reset_token = _NoScan()
+    config = _client_config(pki)
+    now = NOW
+    for i, addr in zip(range(150), _client_addresses(), strict=False):
+        client = QuicConnection.client(config, server_address=SERVER, now=now)
+        _exchange(server, {addr: client}, now)
+        assert client.handshake_complete
+        stream_id = client.open_stream()
+        client.send_stream(stream_id, b"x" * (i + 1), fin=True)
+        _exchange(server, {addr: client}, now)
+        if i % 2:  # half of the clients vanish without closing: the server's idle timer cleans up
+            client.close(0, "done")
+            _exchange(server, {addr: client}, now)
+        now += 0.01
+    deadline = server.next_timer()
+    while deadline is not None:
+        now = max(now, deadline)
+        server.handle_timer(now)
+        server.datagrams_to_send(now)
+        deadline = server.next_timer()
+    assert server.state_sizes() == EMPTY
+
+
+def test_half_open_states_expire_in_linear_time(pki: TestPki) -> None:
+    server = _server(pki, retry_threshold=None, max_handshakes=2000)
+    server._routes = _NoScan()
+    config = _client_config(pki)
+    flights = [_first_flight(config) for _ in range(20)]
+    for i, addr in zip(range(1000), _client_addresses(), strict=False):
+        datagram = bytearray(flights[i % 20])
+        assert server.receive_datagram(bytes(datagram), addr, NOW) is not None or i >= 20
+    server.datagrams_to_send(NOW)
+    assert server.handshakes_in_progress == 20  # the same DCID twice routes to the first connection
+    now = NOW + 3600
+    server.handle_timer(now)
+    server.datagrams_to_send(now)
+    assert server.state_sizes() == EMPTY
+
+
+def test_the_timer_heap_stays_bounded_while_deadlines_move(pki: TestPki) -> None:
+    server = _server(pki)
+    config = _client_config(pki)
+    addr = ("10.1.0.1", 5000)
+    client = QuicConnection.client(config, server_address=SERVER, now=NOW)
+    _exchange(server, {addr: client}, NOW)
+    now = NOW
+    for _ in range(2000):  # every exchange moves the server's idle deadline
+        now += 0.001
+        client.ping()
+        _exchange(server, {addr: client}, now)
+    assert len(server._timer_heap) <= 2 * len(server.connections) + 64
+
+
+def test_a_client_endpoint_recognises_a_stateless_reset_it_cannot_route(pki: TestPki) -> None:
+    server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file)
+    server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    client_endpoint = QuicEndpoint(_client_config(pki))
+    conn = client_endpoint.connect(SERVER, NOW)
+    addr = ("10.1.0.1", 5000)
+    for _ in range(50):
+        for data, _ in client_endpoint.datagrams_to_send(NOW):
+            server.receive_datagram(data, addr, NOW)
+        for data, _ in server.datagrams_to_send(NOW):
+            client_endpoint.receive_datagram(data, SERVER, NOW)
+    assert conn.handshake_complete
+    client_endpoint.datagrams_to_send(NOW)
+    # The server restarts with the same private key: its reset key is the same (derived from it).
+    restarted = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    stream_id = conn.open_stream()
+    conn.send_stream(stream_id, b"anyone there?")
+    (data, _), *_ = client_endpoint.datagrams_to_send(NOW + 1)
+    restarted.receive_datagram(data, addr, NOW + 1)
+    ((reset, _),) = restarted.datagrams_to_send(NOW + 1)
+    assert len(reset) < len(data)  # RFC 9000 §10.3.3: smaller than its trigger
+    assert client_endpoint.receive_datagram(reset, SERVER, NOW + 1) is None
+    assert conn.close_cause is not None and conn.close_cause.reason == "stateless reset"
+    # ... and the client endpoint does not answer a reset (or anything unroutable) with a reset.
+    assert client_endpoint.datagrams_to_send(NOW + 1) == []
+    client_endpoint.receive_datagram(reset, SERVER, NOW + 1)
+    assert client_endpoint.datagrams_to_send(NOW + 1) == []
+    deadline = client_endpoint.next_timer()  # the draining period ends, and the connection goes
+    assert deadline is not None and deadline < NOW + 10
+    client_endpoint.handle_timer(deadline)
+    assert client_endpoint.datagrams_to_send(deadline) == []
+    assert conn.is_closed and client_endpoint.state_sizes() == EMPTY
+
+
+def test_stateless_resets_are_rate_limited_and_never_loop(pki: TestPki) -> None:
+    server = _server(pki)
+    rng = random.Random(3)
+    for _ in range(STATELESS_REPLIES_PER_SECOND * 3):
+        server.receive_datagram(bytes([0x40]) + rng.randbytes(60), ("10.1.0.1", 5000), NOW)
+    replies = server.datagrams_to_send(NOW)
+    assert 0 < len(replies) <= STATELESS_REPLIES_PER_SECOND
+    assert all(len(reply) <= 43 for reply, _ in replies)
+    # Two servers bouncing resets at each other shrink them until they stop (§10.3.3).
+    other = _server(pki)
+    packet = replies[0][0]
+    for hop in range(40):
+        target = other if hop % 2 == 0 else server
+        target.receive_datagram(packet, ("10.1.0.1", 5000), NOW + 2 + hop)
+        out = target.datagrams_to_send(NOW + 2 + hop)
+        if not out:
+            break
+        assert len(out[0][0]) < len(packet)
+        packet = out[0][0]
+    else:
+        pytest.fail("resets kept bouncing")
+    assert server.state_sizes()["connections"] == 0
+
+
+def test_rate_limit_refills_over_time() -> None:
+    limit = RateLimit(10)
+    assert sum(limit.allow(0.0) for _ in range(50)) == 10
+    assert sum(limit.allow(0.5) for _ in range(50)) == 5
+    assert sum(limit.allow(0.4) for _ in range(50)) == 0  # time going backwards gives nothing
+    assert sum(limit.allow(100.0) for _ in range(50)) == 10

@@ -88,6 +88,8 @@ class QuicEndpoint:
         self._by_address: dict[Address, QuicConnection] = {}
         self._by_reset_token: dict[bytes, QuicConnection] = {}
         self._handshakes = 0
+        self.connections_accepted = 0
+        """Server connections created since the endpoint started."""
         self._stateless: list[tuple[bytes, Address]] = []
         # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
         # O(log n) for n connections, not O(n).
@@ -232,6 +234,7 @@ class QuicEndpoint:
             address_validated=token is not None,
         )
         entry = self._add(conn)
+        self.connections_accepted += 1
         entry.handshaking = True
         self._handshakes += 1
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us

@@ -54,6 +54,8 @@ _01: Final = frozenset((_Z, _O))
 _1: Final = frozenset((_O,))
 
 # RFC 9000 §12.4 Table 3 (and RFC 9221 §4 for DATAGRAM): which packet types may carry each frame.
+# RFC 9000 §12.5 also rules out RETIRE_CONNECTION_ID in 0-RTT (Table 3 says __01): it can only answer a
+# NEW_CONNECTION_ID, which a client receives in 1-RTT packets only; a server MAY refuse it there.
 ALLOWED_PACKET_TYPES: Final[dict[int, frozenset[PacketType]]] = {
     FrameType.PADDING: _IH01,
     FrameType.PING: _IH01,
@@ -73,7 +75,7 @@ ALLOWED_PACKET_TYPES: Final[dict[int, frozenset[PacketType]]] = {
     FrameType.STREAMS_BLOCKED_BIDI: _01,
     FrameType.STREAMS_BLOCKED_UNI: _01,
     FrameType.NEW_CONNECTION_ID: _01,
-    FrameType.RETIRE_CONNECTION_ID: _01,
+    FrameType.RETIRE_CONNECTION_ID: _1,
     FrameType.PATH_CHALLENGE: _01,
     FrameType.PATH_RESPONSE: _1,
     FrameType.CONNECTION_CLOSE: _IH01,

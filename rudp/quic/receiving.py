@@ -32,6 +32,7 @@ LEVEL_OF_TYPE = {
     PacketType.HANDSHAKE: EncryptionLevel.HANDSHAKE,
     PacketType.ONE_RTT: EncryptionLevel.APPLICATION,
 }
+TYPE_OF_LEVEL = {level: packet_type for packet_type, level in LEVEL_OF_TYPE.items()}
 
 
 class ReceiveMixin(HandshakeMixin):
@@ -88,6 +89,11 @@ class ReceiveMixin(HandshakeMixin):
             self._on_retry(data, header)
             return
         if header.packet_type is None or header.packet_type is PacketType.VERSION_NEGOTIATION:
+            return
+        if header.packet_type is PacketType.ZERO_RTT and self.is_client:
+            # RFC 9000 §17.2.3: 0-RTT carries early data from client to server. A client has no 0-RTT
+            # read keys and must not hold such packets waiting for some.
+            self._packets_dropped += 1
             return
         level = LEVEL_OF_TYPE[header.packet_type]
         protection = self._keys.read.get(level)
@@ -168,7 +174,9 @@ class ReceiveMixin(HandshakeMixin):
     def _dispatch_frames(
         self, header: PacketHeader, level: EncryptionLevel, packet: UnprotectedPacket, now: float
     ) -> bool:
-        packet_type = header.packet_type or PacketType.ONE_RTT
+        # RFC 9000 §12.4, §12.5: the frames allowed depend on the packet type, which is the level's.
+        # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
+        packet_type = TYPE_OF_LEVEL[level]
         ack_eliciting = False
         space = SPACE_OF_LEVEL[level]
         streams = self._streams

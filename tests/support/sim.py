@@ -1,5 +1,6 @@
 """A rudp client and a rudp server endpoint wired through the simulator, plus a key-log based sniffer
-that decrypts (and forges) 1-RTT packets the way Wireshark does with SSLKEYLOGFILE.
+that decrypts (and forges) packets the way Wireshark does with SSLKEYLOGFILE: 1-RTT, Handshake and 0-RTT
+packets from the logged secrets, Initial packets from the client's first DCID (RFC 9001 §5.2).
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from rudp.codec.codes import PacketType, Version
 from rudp.codec.frame_codec import encode_frames, parse_frames
 from rudp.codec.frames import Frame
-from rudp.codec.packet import encode_short_header
+from rudp.codec.packet import encode_long_header, encode_short_header, iter_packets
 from rudp.config import Config
-from rudp.crypto.protection import PacketProtection, UnprotectedPacket, min_payload_length
+from rudp.crypto.keys import initial_secrets
+from rudp.crypto.protection import TAG_LENGTH, PacketProtection, UnprotectedPacket, min_payload_length
 from rudp.crypto.suites import CipherSuite
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
@@ -101,6 +104,19 @@ class Sniffer:
         self.dcid_length = dcid_length
         self.largest = -1
 
+    @classmethod
+    def initial(cls, dcid: bytes, *, client: bool, dcid_length: int = 8) -> Sniffer:
+        """The Initial keys of one direction, derived from the client's first DCID as anyone who sees
+        (or picks) that DCID can (RFC 9001 §5.2): ``client`` selects the client-to-server keys."""
+        client_secret, server_secret = initial_secrets(dcid, Version.V1)
+        sniffer = cls.__new__(cls)
+        sniffer.protection = PacketProtection(
+            CipherSuite.AES_128_GCM_SHA256, client_secret if client else server_secret, Version.V1
+        )
+        sniffer.dcid_length = dcid_length
+        sniffer.largest = -1
+        return sniffer
+
     def frames(self, datagram: bytes) -> list[Frame] | None:
         """The frames of a 1-RTT datagram, or None if it is not one we can read."""
         if not datagram or datagram[0] & 0x80:
@@ -117,3 +133,39 @@ class Sniffer:
         payload = encode_frames(frames)
         payload += bytes(max(0, min_payload_length(4) - len(payload)))
         return self.protection.protect(header, payload, packet_number, len(header) - 4, 4)
+
+    def protect_short(self, dcid: bytes, packet_number: int, payload: bytes) -> bytes:
+        """A 1-RTT packet carrying ``payload`` as is (the caller pads it; see :func:`pad_front`)."""
+        header = encode_short_header(dcid, packet_number=packet_number & 0xFFFFFFFF, pn_length=4)
+        return self.protection.protect(header, payload, packet_number, len(header) - 4, 4)
+
+    def protect_long(
+        self, packet_type: PacketType, dcid: bytes, scid: bytes, packet_number: int, payload: bytes
+    ) -> bytes:
+        """An Initial, 0-RTT or Handshake packet carrying ``payload`` as is."""
+        header = encode_long_header(
+            packet_type, Version.V1, dcid, scid, length=4 + len(payload) + TAG_LENGTH,
+            packet_number=packet_number & 0xFFFFFFFF, pn_length=4,
+        )
+        return self.protection.protect(header, payload, packet_number, len(header) - 4, 4)
+
+    def long_frames(self, datagram: bytes, packet_type: PacketType) -> list[Frame]:
+        """The frames of every ``packet_type`` packet of a (coalesced) datagram that these keys open."""
+        frames: list[Frame] = []
+        for header in iter_packets(datagram, short_dcid_length=self.dcid_length):
+            if header.packet_type is not packet_type:
+                continue
+            packet = datagram[header.start : header.end]
+            result = self.protection.unprotect(packet, header.pn_offset - header.start, self.largest + 1)
+            if isinstance(result, UnprotectedPacket):
+                frames += [frame for _, frame in parse_frames(result.payload)]
+        return frames
+
+
+def pad_front(payload: bytes, size: int = 0) -> bytes:
+    """Prefix ``payload`` with PADDING up to ``size`` bytes and to the header-protection minimum.
+
+    Padding goes first so that a last frame without a Length field (STREAM, DATAGRAM) still ends the
+    packet (RFC 9000 §19.8, RFC 9221 §4).
+    """
+    return bytes(max(0, size - len(payload), min_payload_length(4) - len(payload))) + payload

@@ -47,6 +47,16 @@ class Connection:
     Obtained from ``rudp.connect()`` or passed to a ``rudp.serve()`` handler; never construct it
     directly. ``async with conn:`` closes it on exit. ``async for stream in conn`` yields the streams
     the peer opens until the connection closes.
+
+    Once the connection is closed (by either side, a failure or the idle timeout), nothing waits any
+    more: every pending call (``accept_stream``, ``receive_datagram``, ``open_stream``, ``ping``, and a
+    stream's ``read``/``readexactly``/``readuntil``/``drain``) fails at once with the close error
+    (:attr:`close_error`, a :class:`~rudp.errors.ConnectionClosed` carrying code, reason and
+    ``by_peer``), and so does every later call that would have to wait or send. What had fully arrived
+    before the close is still handed out first, as ``asyncio.StreamReader`` does with buffered data:
+    streams the peer opened and data they carried (even when the close came in the same packet),
+    received datagrams, and a stream's buffered bytes (a stream whose FIN had arrived reads to its end
+    normally; one without raises the close error after its last byte).
     """
 
     def __init__(self, driver: ConnectionDriver, *, is_client: bool) -> None:
@@ -196,16 +206,15 @@ class Connection:
                 event.clear()
                 await event.wait()
                 continue
-            stream = Stream(self._driver, stream_id, is_client=self._is_client, busy=self._busy)
-            self._streams[stream_id] = stream
-            return stream
+            return self._new_stream(stream_id)
 
     async def accept_stream(self) -> Stream:
         """Wait for the next stream opened by the peer.
 
         Raises:
-            ConnectionClosed: the connection closed (streams the peer opened before are still returned
-                first).
+            ConnectionClosed: the connection is closed and no stream the peer opened is left (those that
+                arrived before the close, even in the packet that carried it, are still returned first;
+                their reads fail with the close error after their buffered bytes).
         """
         while not self._incoming:
             self._raise_if_closed()
@@ -375,9 +384,9 @@ class Connection:
                 if stream is not None:
                     stream._on_writable()
             case StreamOpened(stream_id=sid):
-                stream = Stream(self._driver, sid, is_client=self._is_client, busy=self._busy)
-                self._streams[sid] = stream
-                self._incoming.append(stream)
+                # May follow ConnectionTerminated (a packet with STREAM then CONNECTION_CLOSE): the new
+                # stream then starts closed, so its reader gets the data and the error, never a wait.
+                self._incoming.append(self._new_stream(sid))
                 self._incoming_event.set()
                 if not self._is_client and not self._established.is_set():
                     # 0-RTT: the client's early request is here before the handshake ends. Start the
@@ -414,8 +423,18 @@ class Connection:
 
     def _run_established_callbacks(self) -> None:
         callbacks, self._on_established = self._on_established, []
+        if self._error is not None:
+            return  # ended before the application saw it: no handler for a closed connection
         for callback in callbacks:
             callback(self)
+
+    def _new_stream(self, stream_id: int) -> Stream:
+        """The Stream object of a stream just opened (by either side), closed at once if we are."""
+        stream = Stream(self._driver, stream_id, is_client=self._is_client, busy=self._busy)
+        self._streams[stream_id] = stream
+        if self._error is not None:
+            stream._on_connection_closed(self._error)
+        return stream
 
     def _on_connection_terminated(self, event: ConnectionTerminated) -> None:
         if self._error is None:

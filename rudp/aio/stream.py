@@ -50,6 +50,12 @@ class Stream:
     a reader and a writer may run concurrently. Cancelling a task blocked in a read or in
     :meth:`drain` leaves the stream and its connection usable (unread data stays readable, written data
     stays queued).
+
+    When the connection closes, reads still return the bytes that had arrived (``asyncio.StreamReader``
+    semantics): a stream whose FIN had arrived reads to its end normally, otherwise the read that finds
+    nothing left raises the close error (:class:`~rudp.errors.ConnectionClosed`) instead of waiting.
+    :meth:`write`, :meth:`write_eof` and :meth:`drain` raise it at once; written data not yet
+    delivered is abandoned.
     """
 
     def __init__(
@@ -116,17 +122,20 @@ class Stream:
 
         Raises:
             StreamReset: the peer reset the stream (``code`` is its error code).
-            ConnectionClosed: the connection ended before the end of the stream.
+            ConnectionClosed: the connection ended before the end of the stream and no byte is left to
+                read (with ``n < 0``: before the end; what was gathered stays buffered for later reads).
             StreamStateError: the stream is send-only.
         """
         if n == 0:
             return b""
         if n > 0:
             return await self._read_some(n)
-        chunks = []
-        while chunk := await self._read_some(-1):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        # Gather in the stream's own buffer: if the read fails or is cancelled, nothing is lost.
+        while chunk := await self._read_core(-1):
+            self._rbuf += chunk
+        data = bytes(self._rbuf)
+        self._rbuf.clear()
+        return data
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes.
@@ -275,7 +284,8 @@ class Stream:
         Raises:
             StreamStopped: the peer sent STOP_SENDING (queued data is dropped).
             StreamStateError: the stream was reset locally.
-            ConnectionClosed: the connection closed with data still queued.
+            ConnectionClosed: the connection is closed (at once, even with nothing queued: what the core
+                had not delivered is abandoned).
         """
         while self._pending or (self._eof_requested and not self._fin_queued):
             self._check_can_write()
@@ -286,6 +296,8 @@ class Stream:
         if self._local_reset:
             # reset() dropped what was queued: the data was not accepted, say so.
             raise StreamStateError(self._id, f"stream {self._id} was reset locally")
+        if self._conn_error is not None and self._writable_side:
+            raise self._conn_error
 
     def reset(self, code: int = 0) -> None:
         """Abandon sending: drop queued data and send RESET_STREAM with ``code``; idempotent.
@@ -382,6 +394,7 @@ class Stream:
 
     def _on_connection_closed(self, error: ConnectionClosed) -> None:
         self._conn_error = error
+        self._clear_pending()  # it can never be sent now
         self._readable.set()
         self._writable.set()
 

@@ -89,7 +89,9 @@ async def serve(
     TCP listens on the same port number as UDP. ``config`` must name a certificate and key.
 
     Raises:
-        ConfigError: missing certificate/key or an unknown ``transport``.
+        ConfigError: an unknown ``transport``; a certificate or key missing from ``config``, unreadable
+            or unparsable, or a key that is not the certificate's (the message names the files). Both
+            transports check this here, before binding, instead of failing every handshake later.
         OSError: an address cannot be bound.
     """
     if transport not in ("quic", "tcp", "both"):

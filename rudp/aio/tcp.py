@@ -29,6 +29,7 @@ from rudp.config import Config
 from rudp.errors import ConfigError, ConnectTimeout, HandshakeFailed, TransportErrorCode
 from rudp.tcp.mux import TcpMux
 from rudp.tcp.state import KernelTcpInfo
+from rudp.tls.certs import load_credentials
 
 WRITE_HIGH_WATER_BYTES: Final = 256 * 1024
 """Transport write-buffer size above which the link stops moving stream data out of the mux."""
@@ -76,17 +77,21 @@ def client_ssl_context(config: Config) -> ssl.SSLContext:
 def server_ssl_context(config: Config) -> ssl.SSLContext:
     """A TLS 1.3 server context with the certificate chain and key, ALPN and key log from ``config``.
 
+    The files are checked as the QUIC side checks them (readable, parsable, the key being the
+    certificate's), so both transports refuse a bad pair with the same message.
+
     Raises:
-        ConfigError: no certificate or key, or they cannot be loaded.
+        ConfigError: no certificate or key, they cannot be loaded, or they do not match.
     """
     if config.certfile is None or config.keyfile is None:
         raise ConfigError("a server needs Config.certfile and Config.keyfile")
+    load_credentials(config.certfile, config.keyfile)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     try:
         context.load_cert_chain(str(config.certfile), str(config.keyfile))
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load certificate/key: {exc}") from exc
+        raise ConfigError(f"cannot load {config.certfile} and {config.keyfile}: {exc}") from exc
     return _finish_context(context, config)
 
 

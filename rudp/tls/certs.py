@@ -93,13 +93,18 @@ _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE----
 # -- Loading -----------------------------------------------------------------------------------------
 
 
+def describe_source(source: PemSource) -> str:
+    """How error messages name a PEM source: its path, or "the PEM data" for bytes."""
+    return "the PEM data" if isinstance(source, bytes) else os.fspath(source)
+
+
 def _read(source: PemSource) -> bytes:
     if isinstance(source, bytes):
         return source
     try:
         return Path(source).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {os.fspath(source)}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from exc
 
 
 def _parse_pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -116,22 +121,69 @@ def _parse_pem_certificates(data: bytes) -> list[x509.Certificate]:
 
 
 def load_certificate_chain(source: PemSource) -> list[x509.Certificate]:
-    """Certificates of a PEM file (path) or PEM bytes, leaf first."""
+    """Certificates of a PEM file (path) or PEM bytes, leaf first.
+
+    Raises:
+        ConfigError: the file cannot be read or holds no certificate (the message names it).
+    """
     certs = _parse_pem_certificates(_read(source))
     if not certs:
-        raise ConfigError("no certificate found in PEM data")
+        raise ConfigError(f"no PEM certificate found in {describe_source(source)}")
     return certs
 
 
 def load_private_key(source: PemSource, password: bytes | None = None) -> PrivateKey:
-    """A private key (EC P-256/P-384, RSA or Ed25519) from a PEM file (path) or PEM bytes."""
+    """A private key (EC P-256/P-384, RSA or Ed25519) from a PEM file (path) or PEM bytes.
+
+    Raises:
+        ConfigError: the file cannot be read, holds no usable key, or the key type is unsupported (the
+            message names the file).
+    """
+    data = _read(source)
     try:
-        key = serialization.load_pem_private_key(_read(source), password)
+        key = serialization.load_pem_private_key(data, password)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(f"cannot load private key: {exc}") from exc
+        raise ConfigError(f"cannot load a private key from {describe_source(source)}: {exc}") from exc
     if not isinstance(key, PrivateKey):
-        raise ConfigError(f"unsupported private key type {type(key).__name__}")
+        raise ConfigError(f"unsupported private key type {type(key).__name__} in {describe_source(source)}")
     return key
+
+
+def _public_key_der(key: PublicKey | x509.Certificate) -> bytes:
+    public = key.public_key() if isinstance(key, x509.Certificate) else key
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def check_key_matches_certificate(
+    key: PrivateKey, certificate: x509.Certificate, *, key_name: str, certificate_name: str
+) -> None:
+    """Refuse a private key that is not the one of ``certificate`` (the leaf): every handshake would
+    fail its CertificateVerify, so say so when the configuration is loaded instead.
+
+    Raises:
+        ConfigError: "the private key in <key_name> does not match the certificate in <certificate_name>".
+    """
+    if _public_key_der(key.public_key()) != _public_key_der(certificate):
+        raise ConfigError(
+            f"the private key in {key_name} does not match the certificate in {certificate_name}"
+        )
+
+
+def load_credentials(
+    certfile: PemSource, keyfile: PemSource, password: bytes | None = None
+) -> tuple[list[x509.Certificate], PrivateKey]:
+    """The certificate chain and its private key, checked to belong together.
+
+    Raises:
+        ConfigError: a file cannot be read or parsed, or the key is not the certificate's (the message
+            names the files).
+    """
+    chain = load_certificate_chain(certfile)
+    key = load_private_key(keyfile, password)
+    check_key_matches_certificate(
+        key, chain[0], key_name=describe_source(keyfile), certificate_name=describe_source(certfile)
+    )
+    return chain, key
 
 
 def system_ca_bundle() -> str | None:

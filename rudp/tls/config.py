@@ -24,6 +24,8 @@ from rudp.tls.certs import (
     PemSource,
     PrivateKey,
     SignatureScheme,
+    check_key_matches_certificate,
+    describe_source,
     load_certificate_chain,
     load_private_key,
     load_trust_store,
@@ -106,6 +108,15 @@ class TlsConfig:
             self.certificate_chain = load_certificate_chain(self.certfile)
         if self.keyfile is not None:
             self.private_key = load_private_key(self.keyfile, self.password)
+        if self.private_key is not None and self.certificate_chain:
+            check_key_matches_certificate(
+                self.private_key,
+                self.certificate_chain[0],
+                key_name="the configured key" if self.keyfile is None else describe_source(self.keyfile),
+                certificate_name=(
+                    "the configured certificate" if self.certfile is None else describe_source(self.certfile)
+                ),
+            )
         if not self.alpn_protocols:
             raise ConfigError("QUIC requires at least one ALPN protocol (RFC 9001 §8.1)")
         if not self.cipher_suites or not self.groups or not self.signature_algorithms:

@@ -8,6 +8,8 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rudp.codec.codes import PacketType, TransportErrorCode
 from rudp.codec.packet import parse_header
@@ -344,3 +346,46 @@ def test_rate_limit_refills_over_time() -> None:
     assert sum(limit.allow(0.5) for _ in range(50)) == 5
     assert sum(limit.allow(0.4) for _ in range(50)) == 0  # time going backwards gives nothing
     assert sum(limit.allow(100.0) for _ in range(50)) == 10
+
+
+_REAL_INITIALS: list[bytes] = []
+
+
+def _real_initials() -> list[bytes]:
+    if not _REAL_INITIALS:
+        from rudp.testing.flood import initial_variants
+
+        _REAL_INITIALS.extend(initial_variants(8, SERVER))
+    return _REAL_INITIALS
+
+
+@st.composite
+def _hostile_datagram(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.binary(min_size=1, max_size=1500))
+    base = bytearray(draw(st.sampled_from(_real_initials())))
+    if kind == 1:  # bit flips anywhere in a valid Initial
+        for position in draw(st.lists(st.integers(0, len(base) - 1), min_size=1, max_size=4, unique=True)):
+            base[position] ^= 1 << draw(st.integers(0, 7))
+        return bytes(base)
+    if kind == 2:  # truncated, with or without garbage after the cut
+        cut = draw(st.integers(1, len(base) - 1))
+        return bytes(base[:cut]) + draw(st.binary(max_size=200))
+    # a short header that names no connection, of any size
+    return bytes([0x40 | draw(st.integers(0, 63))]) + draw(st.binary(max_size=1400))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(datagrams=st.lists(_hostile_datagram(), min_size=1, max_size=12))
+def test_endpoint_fuzz_garbage_creates_no_state(pki: TestPki, datagrams: list[bytes]) -> None:
+    server = _FUZZ_SERVERS.get(id(pki)) or _FUZZ_SERVERS.setdefault(id(pki), _server(pki))
+    for i, data in enumerate(datagrams):
+        assert server.receive_datagram(data, (f"10.2.0.{i + 1}", 4000 + i), NOW) is None
+    for reply, _ in server.datagrams_to_send(NOW):
+        assert len(reply) < 1200  # only small stateless replies (resets, version negotiation)
+    sizes = server.state_sizes()
+    assert sizes == EMPTY, sizes
+
+
+_FUZZ_SERVERS: dict[int, QuicEndpoint] = {}

@@ -154,7 +154,8 @@ async def _flood_mode(work: Path, retry: bool, seconds: float) -> dict[str, Any]
         "--seconds", str(seconds), "--sources", "64", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     loop = asyncio.get_running_loop()
-    durations = await _client_loop(server.port, work / f"pki-flood-{int(retry)}" / "ca.pem", loop.time() + seconds)
+    ca = work / f"pki-flood-{int(retry)}" / "ca.pem"
+    durations = await _client_loop(server.port, ca, loop.time() + seconds)
     flood_out, _ = await flooder.communicate()
     await server.stop()
     return {
@@ -195,6 +196,15 @@ def _summary(record: dict[str, Any]) -> list[object]:
     ]
 
 
+def _polyline(
+    samples: list[dict[str, Any]], key: str, t_max: float, scale: float, box: tuple[int, int, int, int]
+) -> str:
+    x0, y0, width, height = box
+    return " ".join(
+        f"{x0 + s['t'] / t_max * width:.1f},{y0 + height - s[key] / scale * height:.1f}" for s in samples
+    )
+
+
 def _svg(records: list[dict[str, Any]]) -> str:
     """RSS (MiB) and connections over time, one panel per mode: a dependency-free line plot."""
     width, height, pad = 520, 180, 40
@@ -206,17 +216,15 @@ def _svg(records: list[dict[str, Any]]) -> str:
         conn_max = max(max(s["connections"] for s in samples), 1)
         y0 = i * (height + pad) + pad
 
-        def points(key: str, scale: float, samples: list[dict[str, Any]] = samples, y0: int = y0) -> str:
-            return " ".join(
-                f"{pad + s['t'] / t_max * width:.1f},{y0 + height - s[key] / scale * height:.1f}" for s in samples
-            )
-
+        box = (pad, y0, width, height)
+        rss_line = _polyline(samples, "rss", t_max, rss_max * 2**20, box)
+        conn_line = _polyline(samples, "connections", t_max, conn_max, box)
         panels.append(
             f'<text x="{pad}" y="{y0 - 8}" font-size="12">{record["mode"]}: RSS (blue, max '
             f'{rss_max:.0f} MiB) and connections (red, max {conn_max}) over {t_max:.0f} s</text>'
             f'<rect x="{pad}" y="{y0}" width="{width}" height="{height}" fill="none" stroke="#999"/>'
-            f'<polyline fill="none" stroke="blue" points="{points("rss", rss_max * 2**20)}"/>'
-            f'<polyline fill="none" stroke="red" points="{points("connections", conn_max)}"/>'
+            f'<polyline fill="none" stroke="blue" points="{rss_line}"/>'
+            f'<polyline fill="none" stroke="red" points="{conn_line}"/>'
         )
     total = len(records) * (height + pad) + pad
     return (

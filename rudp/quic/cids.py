@@ -128,6 +128,12 @@ class PeerConnectionIds:
         self._limit = active_limit
         self._retire_prior_to = 0
         self._to_retire: deque[int] = deque()
+        """Retirements to send (again, after a loss)."""
+        self._retiring: set[int] = set()
+        """Sequences retired whose RETIRE_CONNECTION_ID is not acknowledged yet (queued or in flight)."""
+        # RFC 9000 §5.1.2: track at least twice active_connection_id_limit unacknowledged retirements;
+        # a peer that makes us owe more is churning CIDs faster than it lets us retire them.
+        self.max_retiring = 2 * active_limit
 
     def set_initial(self, cid: bytes) -> None:
         """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
@@ -143,7 +149,8 @@ class PeerConnectionIds:
 
         Raises:
             TransportError: PROTOCOL_VIOLATION for a sequence reused with another CID;
-                CONNECTION_ID_LIMIT_ERROR when the peer exceeds our active_connection_id_limit.
+                CONNECTION_ID_LIMIT_ERROR when the peer exceeds our active_connection_id_limit, or
+                makes us owe more than :attr:`max_retiring` unacknowledged retirements (§5.1.2).
         """
         known = self._spare.get(frame.sequence)
         if frame.sequence == self.current.sequence:
@@ -153,7 +160,7 @@ class PeerConnectionIds:
                 raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "CID sequence reused", 0x18)
             return
         if frame.sequence < self._retire_prior_to:
-            self._to_retire.append(frame.sequence)  # RFC 9000 §19.15: retire it immediately
+            self._retire(frame.sequence)  # RFC 9000 §19.15: retire it immediately
             return
         self._spare[frame.sequence] = PeerCid(
             frame.sequence, frame.connection_id, frame.stateless_reset_token
@@ -162,9 +169,9 @@ class PeerConnectionIds:
             self._retire_prior_to = frame.retire_prior_to
             for seq in [s for s in self._spare if s < frame.retire_prior_to]:
                 del self._spare[seq]
-                self._to_retire.append(seq)
+                self._retire(seq)
             if self.current.sequence < frame.retire_prior_to:
-                self._to_retire.append(self.current.sequence)
+                self._retire(self.current.sequence)
                 self._switch()
         if len(self._spare) + 1 > self._limit:
             raise TransportError(
@@ -180,9 +187,21 @@ class PeerConnectionIds:
         """Move to a fresh peer CID (e.g. on migration) and retire the old one; False if none spare."""
         if not self._spare:
             return False
-        self._to_retire.append(self.current.sequence)
+        self._retire(self.current.sequence, limited=False)  # our own choice: never an error
         self._switch()
         return True
+
+    def _retire(self, sequence: int, *, limited: bool = True) -> None:
+        if sequence in self._retiring:
+            return  # already owed: one RETIRE_CONNECTION_ID in the queue or in flight is enough
+        if limited and len(self._retiring) >= self.max_retiring:
+            raise TransportError(
+                TransportErrorCode.CONNECTION_ID_LIMIT_ERROR,
+                f"more than {self.max_retiring} connection IDs awaiting retirement",
+                0x18,
+            )
+        self._retiring.add(sequence)
+        self._to_retire.append(sequence)
 
     def is_stateless_reset(self, datagram: bytes | memoryview) -> bool:
         """True if the datagram ends with a reset token of one of the peer's CIDs (RFC 9000 §10.3.1)."""
@@ -206,7 +225,9 @@ class PeerConnectionIds:
 
     def _retire_handler(self, sequence: int) -> Callable[[bool], None]:
         def handler(acked: bool) -> None:
-            if not acked:
+            if acked:
+                self._retiring.discard(sequence)
+            elif sequence in self._retiring:
                 self._to_retire.append(sequence)
 
         return handler
@@ -214,3 +235,8 @@ class PeerConnectionIds:
     def has_data_to_send(self) -> bool:
         """True when a RETIRE_CONNECTION_ID is owed."""
         return bool(self._to_retire)
+
+    @property
+    def retiring(self) -> int:
+        """Retirements owed and not yet acknowledged (at most :attr:`max_retiring`)."""
+        return len(self._retiring)

@@ -39,6 +39,11 @@ Address = tuple[str, int]
 MIN_SENDABLE_BYTES = 64
 """Below this anti-amplification allowance no useful packet fits (header, AEAD tag, a few frames)."""
 
+MAX_PATH_RESPONSES = 4
+"""PATH_RESPONSEs owed at most: a flood of PATH_CHALLENGEs keeps only the latest ones. RFC 9000 §13.3:
+responses are sent once, never retransmitted (the peer sends new challenges), so dropping the older
+ones of a burst is what loss would do anyway; §21.9 asks to bound what a peer makes us spend."""
+
 CRYPTO_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION)
 
 SPACE_OF_LEVEL = {
@@ -166,7 +171,7 @@ class ConnectionState:
         self._idle_restart_on_send = True
         self._last_ack_eliciting_sent = now
         self._pending_packets: list[tuple[bytes, Address, float]] = []
-        self._path_responses: deque[bytes] = deque()
+        self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
         self._path_challenge: bytes | None = None
         self._path_challenge_pending = False
         self._pad_path_probe = False

@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.packet import parse_header
 from rudp.config import Config
@@ -50,6 +51,8 @@ class Staged:
     scid: bytes
     """Source CID of forged long-header packets (the peer's)."""
     now: float
+    reader: Sniffer | None = None
+    """Opens the target's own packets of :attr:`packet_type` (None at the 0-RTT stage)."""
     events: list[ev.Event] = field(default_factory=list)
     next_pn: int = 1_000
 
@@ -89,6 +92,19 @@ class Staged:
     def output(self) -> list[bytes]:
         """The target's datagrams due now."""
         return [data for data, _ in self.target.datagrams_to_send(self.now)]
+
+    def sent_frames(self) -> list[tuple[int, f.Frame]]:
+        """``(packet number, frame)`` for every frame the target sends now in :attr:`packet_type`."""
+        if self.reader is None:
+            raise LookupError("no keys to read the target's packets at this stage")
+        out: list[tuple[int, f.Frame]] = []
+        for datagram in self.output():
+            if self.packet_type is PacketType.ONE_RTT:
+                frames = self.reader.frames(datagram) or []
+                out += [(self.reader.largest, frame) for frame in frames]
+            else:
+                out += [(-1, frame) for frame in self.reader.long_frames(datagram, self.packet_type)]
+        return out
 
 
 class _Pair:
@@ -170,26 +186,38 @@ def stage(
         if client_target:
             pair.send(c, None)
             forger = Sniffer.initial(original_dcid, client=False)
-            return _staged(pair, c, c, PacketType.INITIAL, forger, c.local_cids()[0], _new_cid())
+            staged = _staged(pair, c, c, PacketType.INITIAL, forger, c.local_cids()[0], _new_cid())
+            staged.reader = Sniffer.initial(original_dcid, client=True)
+            return staged
         s = pair.first_flight(c)
         pair.send(s, None)  # the server's Initial (ServerHello) and Handshake flight, not delivered
         forger = Sniffer.initial(original_dcid, client=True)
-        return _staged(pair, s, c, PacketType.INITIAL, forger, original_dcid, c.local_cids()[0])
+        staged = _staged(pair, s, c, PacketType.INITIAL, forger, original_dcid, c.local_cids()[0])
+        staged.reader = Sniffer.initial(original_dcid, client=False)
+        return staged
     s = pair.first_flight(c)
     pair.send(s, c)  # the client now holds Handshake and 1-RTT keys, all logged
     if packet_type is PacketType.HANDSHAKE:
         if client_target:
             pair.send(c, None)  # its Finished (Handshake pn 0): Initial keys are gone now
             forger = Sniffer(keylog, "SERVER_HANDSHAKE_TRAFFIC_SECRET", SUITE)
-            return _staged(pair, c, s, PacketType.HANDSHAKE, forger, c.local_cids()[0], s.local_cids()[0])
+            staged = _staged(pair, c, s, PacketType.HANDSHAKE, forger, c.local_cids()[0], s.local_cids()[0])
+            staged.reader = Sniffer(keylog, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", SUITE)
+            return staged
         forger = Sniffer(keylog, "CLIENT_HANDSHAKE_TRAFFIC_SECRET", SUITE)
-        return _staged(pair, s, c, PacketType.HANDSHAKE, forger, s.local_cids()[0], c.local_cids()[0])
+        staged = _staged(pair, s, c, PacketType.HANDSHAKE, forger, s.local_cids()[0], c.local_cids()[0])
+        staged.reader = Sniffer(keylog, "SERVER_HANDSHAKE_TRAFFIC_SECRET", SUITE)
+        return staged
     pair.complete(c, s)
     if client_target:
         forger = Sniffer(keylog, "SERVER_TRAFFIC_SECRET_0", SUITE)
-        return _staged(pair, c, s, PacketType.ONE_RTT, forger, c.local_cids()[0], b"")
+        staged = _staged(pair, c, s, PacketType.ONE_RTT, forger, c.local_cids()[0], b"")
+        staged.reader = Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", SUITE)
+        return staged
     forger = Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", SUITE)
-    return _staged(pair, s, c, PacketType.ONE_RTT, forger, s.local_cids()[0], b"")
+    staged = _staged(pair, s, c, PacketType.ONE_RTT, forger, s.local_cids()[0], b"")
+    staged.reader = Sniffer(keylog, "SERVER_TRAFFIC_SECRET_0", SUITE)
+    return staged
 
 
 def _zero_rtt_stage(pair: _Pair, keylog: Path, *, client_target: bool) -> Staged:

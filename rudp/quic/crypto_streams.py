@@ -7,6 +7,7 @@ out-of-order data is bounded (CRYPTO_BUFFER_EXCEEDED, RFC 9000 §7.5).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 from rudp.codec.frame_codec import crypto_frame_overhead
@@ -16,17 +17,28 @@ from rudp.quic.delivery import FrameSink
 from rudp.quic.rangeset import RangeSet
 
 MAX_CRYPTO_BUFFER = 64 * 1024  # RFC 9000 §7.5: at least 4096 bytes; certificates can be large
+MAX_CRYPTO_CHUNKS = 256
+"""Out-of-order CRYPTO pieces held per level. A TLS flight split into even 1000-byte frames stays far
+below; more is a peer scattering tiny frames (RFC 9000 §21.7, §21.9), refused as CRYPTO_BUFFER_EXCEEDED
+like any other excess of out-of-order CRYPTO data (§7.5). Initial keys are public, so this also bounds
+what one spoofed Initial can make a server hold."""
 
 
 class CryptoReceiveBuffer:
-    """Reassembles one level's CRYPTO stream."""
+    """Reassembles one level's CRYPTO stream.
 
-    __slots__ = ("_buffered", "_chunks", "offset")
+    Out-of-order pieces are kept as received (no holes are allocated: Initial packets are not
+    authenticated, so memory follows the bytes received), their starts in a heap: each piece is
+    released in O(log pieces), never by rescanning the others.
+    """
+
+    __slots__ = ("_buffered", "_chunks", "_starts", "offset")
 
     def __init__(self) -> None:
         self.offset = 0
         """Bytes delivered in order so far."""
         self._chunks: dict[int, bytes] = {}
+        self._starts: list[int] = []  # heap of the keys of _chunks
         self._buffered = 0
 
     def receive(self, frame: Crypto) -> bytes:
@@ -34,7 +46,7 @@ class CryptoReceiveBuffer:
 
         Raises:
             TransportError: CRYPTO_BUFFER_EXCEEDED if the frame reaches too far beyond the delivered
-                offset or too much out-of-order data is held.
+                offset, or too much out-of-order data (or too many pieces of it) is held.
         """
         start, data = frame.offset, frame.data
         end = start + len(data)
@@ -43,30 +55,35 @@ class CryptoReceiveBuffer:
         if end - self.offset > MAX_CRYPTO_BUFFER:
             raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "CRYPTO data too far ahead", 0x06)
         if start > self.offset:
-            if len(self._chunks.get(start, b"")) < len(data):
-                self._buffered += len(data) - len(self._chunks.get(start, b""))
-                self._chunks[start] = data
-            if self._buffered > 2 * MAX_CRYPTO_BUFFER:
-                raise TransportError(
-                    TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "too much CRYPTO data held", 6
-                )
+            self._hold(start, data)
             return b""
         out = bytearray(data[self.offset - start :])
         self.offset = end
-        progressed = True
-        while progressed and self._chunks:
-            progressed = False
-            for chunk_start in list(self._chunks):
-                if chunk_start > self.offset:
-                    continue
-                chunk = self._chunks.pop(chunk_start)
-                self._buffered -= len(chunk)
-                chunk_end = chunk_start + len(chunk)
-                if chunk_end > self.offset:
-                    out += chunk[self.offset - chunk_start :]
-                    self.offset = chunk_end
-                    progressed = True
+        chunks, starts = self._chunks, self._starts
+        while starts and starts[0] <= self.offset:
+            chunk_start = heapq.heappop(starts)
+            chunk = chunks.pop(chunk_start)
+            self._buffered -= len(chunk)
+            chunk_end = chunk_start + len(chunk)
+            if chunk_end > self.offset:
+                out += chunk[self.offset - chunk_start :]
+                self.offset = chunk_end
         return bytes(out)
+
+    def _hold(self, start: int, data: bytes) -> None:
+        held = self._chunks.get(start)
+        if held is not None and len(held) >= len(data):
+            return
+        if held is None:
+            if len(self._chunks) >= MAX_CRYPTO_CHUNKS:
+                raise TransportError(
+                    TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "CRYPTO data in too many pieces", 0x06
+                )
+            heapq.heappush(self._starts, start)
+        self._buffered += len(data) - (0 if held is None else len(held))
+        self._chunks[start] = data
+        if self._buffered > 2 * MAX_CRYPTO_BUFFER:
+            raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "too much CRYPTO data held", 0x06)
 
 
 class CryptoSendBuffer:

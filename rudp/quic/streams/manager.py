@@ -258,7 +258,8 @@ class StreamManager(StreamOutput):
         """Handle STREAM (RFC 9000 §19.8).
 
         Raises:
-            TransportError: STREAM_STATE_ERROR, STREAM_LIMIT_ERROR, FLOW_CONTROL_ERROR, FINAL_SIZE_ERROR.
+            TransportError: STREAM_STATE_ERROR, STREAM_LIMIT_ERROR, FLOW_CONTROL_ERROR, FINAL_SIZE_ERROR;
+                PROTOCOL_VIOLATION for data scattered in too many holes (RFC 9000 §21.7).
         """
         frame_type = _stream_frame_type(frame)
         entry = self._entry_for_peer_frame(frame.stream_id, frame_type, sending_part=False)
@@ -267,7 +268,7 @@ class StreamManager(StreamOutput):
         recv = entry.recv
         delta = recv.check_data(frame.offset + len(frame.data), frame.fin, frame_type)
         self._charge_connection(delta, frame_type)
-        if recv.on_data(frame.offset, frame.data, frame.fin):
+        if recv.on_data(frame.offset, frame.data, frame.fin, frame_type):
             self.events.append(StreamReadable(frame.stream_id))
         self._after_recv_change(entry, recv)
 

@@ -107,11 +107,15 @@ class RecvStream:
         self.window.check(end, frame_type)
         return max(0, end - self.highest)
 
-    def on_data(self, offset: int, data: BytesLike, fin: bool) -> bool:
+    def on_data(self, offset: int, data: BytesLike, fin: bool, frame_type: int = 0) -> bool:
         """Apply a STREAM frame already validated by :meth:`check_data`.
 
         Returns True when the application should be told the stream is readable (new in-order data or
         the end of the stream, and no StreamReadable since its last read).
+
+        Raises:
+            TransportError: PROTOCOL_VIOLATION when the data leaves too many holes (see
+                :data:`~rudp.quic.streams.assembler.MAX_GAPS`).
         """
         end = offset + len(data)
         if end > self.highest:
@@ -123,7 +127,7 @@ class RecvStream:
                 self.state = RecvState.SIZE_KNOWN
         if self.state not in _ACCEPTING:
             return False  # complete or reset: retransmissions are dropped (RFC 9000 §3.2)
-        readable = self.assembler.insert(offset, data)
+        readable = self.assembler.insert(offset, data, frame_type)
         if self.discarding:
             self.assembler.skip()
         if self.final_size is not None and self.assembler.contiguous_end == self.final_size:

@@ -115,8 +115,12 @@ class ServerProcess:
         await self._reader
 
 
-async def _client_loop(port: int, ca: Path, until: float, vanish_every: int = 0) -> list[float]:
-    """Connect, echo, close until ``until``; return the handshake durations (failures as inf)."""
+async def _client_loop(
+    port: int, ca: Path, until: float, vanish_every: int = 0, failures: list[str] | None = None
+) -> list[float]:
+    """Connect, echo, close until ``until``; return the handshake durations (failures as inf, their
+    errors appended to ``failures``)."""
+    failures = [] if failures is None else failures
     loop = asyncio.get_running_loop()
     config = rudp.Config(cafile=ca, server_name="localhost", handshake_timeout=10.0)
     durations: list[float] = []
@@ -126,8 +130,9 @@ async def _client_loop(port: int, ca: Path, until: float, vanish_every: int = 0)
         start = loop.time()
         try:
             conn = await rudp.connect("127.0.0.1", port, config=config)
-        except rudp.RudpError:
+        except rudp.RudpError as exc:
             durations.append(float("inf"))
+            failures.append(f"connect after {loop.time() - start:.1f} s: {exc!r}")
             continue
         durations.append(loop.time() - start)
         try:
@@ -136,8 +141,9 @@ async def _client_loop(port: int, ca: Path, until: float, vanish_every: int = 0)
             stream.write_eof()
             await stream.drain()
             await asyncio.wait_for(stream.read(), 10.0)
-        except (rudp.RudpError, TimeoutError):
+        except (rudp.RudpError, TimeoutError) as exc:
             durations[-1] = float("inf")
+            failures.append(f"echo: {exc!r}")
         link = conn._driver.link
         if vanish_every and i % vanish_every == 0 and isinstance(link, UdpEndpoint) and link._transport:
             link._transport.abort()
@@ -148,20 +154,22 @@ async def _client_loop(port: int, ca: Path, until: float, vanish_every: int = 0)
 
 
 async def _flood_mode(work: Path, retry: bool, seconds: float) -> dict[str, Any]:
-    server = await ServerProcess.start(work / f"pki-flood-{int(retry)}", retry, seconds + 3)
+    server = await ServerProcess.start(work / f"pki-flood-{int(retry)}", retry, seconds + 15)
     flooder = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "rudp.testing.flood", "127.0.0.1", str(server.port),
         "--seconds", str(seconds), "--sources", "64", stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     loop = asyncio.get_running_loop()
     ca = work / f"pki-flood-{int(retry)}" / "ca.pem"
-    durations = await _client_loop(server.port, ca, loop.time() + seconds)
+    failures: list[str] = []
+    durations = await _client_loop(server.port, ca, loop.time() + seconds, failures=failures)
     flood_out, _ = await flooder.communicate()
     await server.stop()
     return {
         "mode": "flood, retry=True" if retry else "flood, defaults (auto Retry)",
         "flooder": flood_out.decode().strip(),
         "handshakes": durations,
+        "failures": failures,
         "samples": server.samples,
     }
 

@@ -6,7 +6,7 @@ bookkeeping. Ranges are kept merged (adjacent ranges coalesce) in ascending orde
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterator
 
 
@@ -73,29 +73,6 @@ class RangeSet:
         new_stop = max(stop, stops[last - 1])
         starts[first:last] = [new_start]
         stops[first:last] = [new_stop]
-
-    def touches(self, start: int, stop: int) -> bool:
-        """True if ``[start, stop)`` overlaps or is adjacent to a range (adding it merges)."""
-        index = bisect_left(self._stops, start)  # the first range that could reach start
-        return index < len(self._starts) and self._starts[index] <= stop
-
-    def missing(self, start: int, stop: int) -> list[tuple[int, int]]:
-        """The parts of ``[start, stop)`` not in the set, ascending.
-
-        Costs a binary search plus one step per range overlapping ``[start, stop)``.
-        """
-        starts, stops = self._starts, self._stops
-        index = bisect_right(stops, start)  # the first range ending after start
-        position = start
-        out: list[tuple[int, int]] = []
-        while position < stop and index < len(starts) and starts[index] < stop:
-            if starts[index] > position:
-                out.append((position, starts[index]))
-            position = max(position, stops[index])
-            index += 1
-        if position < stop:
-            out.append((position, stop))
-        return out
 
     def subtract(self, start: int, stop: int) -> None:
         """Remove ``[start, stop)`` from the set."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+import tracemalloc
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -184,6 +185,23 @@ def test_reassembly_scales_linearly_not_quadratically() -> None:
     small, large = 30_000, 120_000
     ratio = _reverse_fill_seconds(large) / max(_reverse_fill_seconds(small), 1e-6)
     assert ratio < 7, f"4x the pieces took {ratio:.1f}x the time"
+
+
+def test_memory_follows_the_bytes_received_not_the_holes() -> None:
+    # A peer may put one byte at the far end of its credit on every stream: nothing is reserved for
+    # the holes before it (RFC 9000 §21.7), so state stays proportional to what was sent.
+    assemblers = [Assembler() for _ in range(100)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for assembler in assemblers:
+            for offset in range(1 << 20, (1 << 20) + 64 * 1024, 1024):  # 64 one-byte pieces each
+                assembler.insert(offset, b"x")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(a.buffered_bytes == 64 and a.gaps == 64 for a in assemblers)
+    assert grown < 100 * 64 * 400  # a few hundred bytes per piece, not a MiB per stream
 
 
 @settings(max_examples=200, deadline=None)

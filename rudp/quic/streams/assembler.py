@@ -1,18 +1,19 @@
 """Receive-side reassembly of one stream's bytes by offset (RFC 9000 §2.2).
 
-Owns the bytes a peer sent on one stream until the application reads them. They live in one buffer that
-starts at the read offset: the in-order prefix, then the out-of-order part, where holes not yet received
-are zeros. A :class:`~rudp.quic.rangeset.RangeSet` says which ranges past the in-order prefix arrived;
-adjacent and overlapping pieces merge there, so its size is the number of holes, not of frames.
+Owns the bytes a peer sent on one stream until the application reads them: the in-order prefix waits in
+one buffer for ``read``; out-of-order bytes are kept in *runs*, one per stretch of contiguous data past
+a hole. Pieces that touch or overlap merge into one run, so the runs held are the holes, not the frames.
 
-Costs: a frame is copied once into place; only its parts not received before are written (the data at
-an offset never changes, RFC 9000 §2.2: the first copy wins), found by binary search; a frame that fills
-the hole at the in-order end releases everything contiguous after it in one step. Reassembling ``n``
-pieces in any order is O(n log n) plus memmoves bounded by :data:`MAX_GAPS`, never O(n²).
+Costs: only the parts of a piece not received before are stored (the data at an offset never changes,
+RFC 9000 §2.2: the first copy wins), found by binary search. Merging copies the smaller runs into the
+largest one, so a byte is copied O(log n) times at most, and a run grows at either end in amortized
+O(piece) (room is kept in front for pieces that arrive in reverse order). When the hole at the in-order
+end fills, the run after it is released in one copy. Reassembling ``n`` pieces in any order is
+O(n log n), never O(n²).
 
-Bounds: the buffer spans at most ``[read offset, highest offset received)``, which stream flow control
-bounds by the window we advertised (the RFC 9000 §21.7 mitigation: windows that correspond to memory),
-and holes are capped by :data:`MAX_GAPS` per stream.
+Bounds: memory follows the bytes received (no space is reserved for holes), at most the span
+``[read offset, highest offset received)`` that flow control bounds by our window, and holes are capped
+by :data:`MAX_GAPS` per stream (RFC 9000 §21.7).
 
 It does not check flow-control limits or final sizes (see :mod:`rudp.quic.streams.recv`), and it
 knows nothing of other streams: a gap here never delays another stream.
@@ -20,11 +21,11 @@ knows nothing of other streams: a gap here never delays another stream.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Final
 
 from rudp.codec.buffer import BytesLike
 from rudp.errors import TransportError, TransportErrorCode
-from rudp.quic.rangeset import RangeSet
 
 MAX_GAPS: Final = 1024
 """Holes a peer may leave in one stream's received data before the connection is closed.
@@ -37,17 +38,48 @@ FLOW_CONTROL_ERROR would be wrong (the peer is within its credit) and INTERNAL_E
 """
 
 
+class _Run:
+    """Contiguous out-of-order bytes: ``buf[head:]``, with ``head`` bytes of room in front."""
+
+    __slots__ = ("buf", "head")
+
+    def __init__(self, data: BytesLike) -> None:
+        self.buf = bytearray(data)
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.buf) - self.head
+
+    def view(self) -> memoryview:
+        return memoryview(self.buf)[self.head :]
+
+    def append(self, data: BytesLike) -> None:
+        self.buf += data
+
+    def prepend(self, data: BytesLike) -> None:
+        size = len(data)
+        if size > self.head:
+            # Make room for at least as much again as the run holds: amortized O(size) per prepend.
+            room = max(size, len(self))
+            with self.view() as current:
+                self.buf = bytearray(room) + current
+            self.head = room
+        self.buf[self.head - size : self.head] = data
+        self.head -= size
+
+
 class Assembler:
     """Orders one stream's incoming bytes and hands them out in sequence."""
 
     __slots__ = (
-        "_buffer",
-        "_contiguous_end",
         "_error_code",
         "_max_gaps",
         "_pending_bytes",
-        "_ranges",
         "_read_offset",
+        "_ready",
+        "_runs",
+        "_starts",
+        "_stops",
     )
 
     def __init__(
@@ -56,11 +88,12 @@ class Assembler:
         max_gaps: int = MAX_GAPS,
         error_code: TransportErrorCode = TransportErrorCode.PROTOCOL_VIOLATION,
     ) -> None:
-        self._buffer = bytearray()  # bytes from _read_offset on; holes past _contiguous_end are zeros
+        self._ready = bytearray()  # in-order bytes starting at _read_offset
         self._read_offset = 0
-        self._contiguous_end = 0
-        self._ranges = RangeSet()  # what arrived past _contiguous_end: each range follows a hole
-        self._pending_bytes = 0  # bytes in _ranges
+        self._starts: list[int] = []  # sorted starts of the runs, each after a hole
+        self._stops: list[int] = []  # their ends (a run never touches the next one)
+        self._runs: dict[int, _Run] = {}  # by start
+        self._pending_bytes = 0  # bytes in the runs
         self._max_gaps = max_gaps
         self._error_code = error_code
 
@@ -72,22 +105,22 @@ class Assembler:
     @property
     def contiguous_end(self) -> int:
         """End of the in-order prefix received (everything below it has arrived)."""
-        return self._contiguous_end
+        return self._read_offset + len(self._ready)
 
     @property
     def readable_bytes(self) -> int:
         """In-order bytes waiting to be read."""
-        return self._contiguous_end - self._read_offset
+        return len(self._ready)
 
     @property
     def buffered_bytes(self) -> int:
-        """All bytes held: readable plus out-of-order (holes not counted)."""
-        return self._contiguous_end - self._read_offset + self._pending_bytes
+        """All bytes held: readable plus out-of-order."""
+        return len(self._ready) + self._pending_bytes
 
     @property
     def gaps(self) -> int:
         """Holes in the received data past the in-order prefix (at most ``max_gaps``)."""
-        return len(self._ranges)
+        return len(self._starts)
 
     def insert(self, offset: int, data: BytesLike, frame_type: int = 0) -> int:
         """Add ``data`` received at ``offset``; return how many bytes became readable in order.
@@ -96,71 +129,109 @@ class Assembler:
             TransportError: (PROTOCOL_VIOLATION by default, with ``frame_type``) when the data would
                 leave more than ``max_gaps`` holes.
         """
-        size = len(data)
-        end = offset + size
-        contiguous = self._contiguous_end
-        if end <= contiguous or size == 0:
-            return 0  # a duplicate of data already received (or no data at all)
         view = memoryview(data)
+        end = offset + len(view)
+        contiguous = self.contiguous_end
+        if end <= contiguous or not view:
+            return 0  # a duplicate of data already received (or no data at all)
         if offset < contiguous:
             view = view[contiguous - offset :]
             offset = contiguous
-        buffer, ranges, base = self._buffer, self._ranges, self._read_offset
-        if not ranges and offset == contiguous:  # in order, nothing held past it: the common case
-            buffer += view
-            self._contiguous_end = end
-            return end - contiguous
-        if offset > contiguous and len(ranges) >= self._max_gaps and not ranges.touches(offset, end):
-            raise TransportError(
-                self._error_code, f"more than {self._max_gaps} holes in the received data", frame_type
-            )
-        if offset - base >= len(buffer):  # past everything held: a new hole, then the data
-            buffer += bytes(offset - base - len(buffer))
-            buffer += view
-            self._pending_bytes += end - offset
-        else:
-            if end - base > len(buffer):
-                buffer += bytes(end - base - len(buffer))
-            for low, high in ranges.missing(offset, end):
-                buffer[low - base : high - base] = view[low - offset : high - offset]
-                self._pending_bytes += high - low
-        ranges.add(offset, end)
-        if offset == contiguous:
-            # The hole at the in-order end is filled: release the whole run after it at once.
-            _, stop = ranges.shift()
-            self._pending_bytes -= stop - contiguous
-            self._contiguous_end = stop
-        return self._contiguous_end - contiguous
+        starts, stops = self._starts, self._stops
+        first = bisect_left(stops, offset)  # the first run that ends at or after offset
+        last = first
+        while last < len(starts) and starts[last] <= end:
+            last += 1  # runs first..last-1 overlap the piece or touch it
+        if first == last:
+            if offset == contiguous:  # in order, touching no run: the common case
+                self._ready += view
+                return len(view)
+            if len(starts) >= self._max_gaps:
+                raise TransportError(
+                    self._error_code, f"more than {self._max_gaps} holes in the received data", frame_type
+                )
+            starts.insert(first, offset)
+            stops.insert(first, end)
+            self._runs[offset] = _Run(view)
+            self._pending_bytes += len(view)
+            return 0
+        start = self._merge(offset, view, first, last)
+        if start != contiguous:
+            return 0
+        # The hole at the in-order end is filled: release the run after it in one copy.
+        del starts[0], stops[0]
+        run = self._runs.pop(start)
+        with run.view() as released:
+            self._ready += released
+        self._pending_bytes -= len(run)
+        return len(run)
+
+    def _merge(self, offset: int, view: memoryview, first: int, last: int) -> int:
+        """Merge the piece with runs ``first..last-1`` into the largest of them; return its start."""
+        starts, stops, runs = self._starts, self._stops, self._runs
+        end = offset + len(view)
+        base_start = max(starts[first:last], key=lambda start: len(runs[start]))
+        base = runs[base_start]
+        # The merged run in order: the parts of the piece that no run holds, and the other runs, in
+        # front of the base run (``before``) or after it. The base grows in place (no view of it may
+        # exist meanwhile); the other runs are copied into it once and dropped.
+        before: list[memoryview] = []
+        after: list[memoryview] = []
+        parts = before
+        position = offset
+        for index in range(first, last):
+            run_start = starts[index]
+            if run_start > position:
+                parts.append(view[position - offset : run_start - offset])
+                self._pending_bytes += run_start - position
+            if run_start == base_start:
+                parts = after
+            else:
+                parts.append(runs.pop(run_start).view())
+            position = stops[index]
+        if end > position:
+            parts.append(view[position - offset :])
+            self._pending_bytes += end - position
+        for part in reversed(before):
+            base.prepend(part)
+        for part in after:
+            base.append(part)
+        del runs[base_start]
+        new_start = min(offset, starts[first])
+        starts[first:last] = [new_start]
+        stops[first:last] = [max(end, stops[last - 1])]
+        runs[new_start] = base
+        return new_start
 
     def read(self, max_bytes: int = -1) -> bytes:
         """Remove and return up to ``max_bytes`` in-order bytes (all of them when negative)."""
-        readable = self._contiguous_end - self._read_offset
-        count = readable if max_bytes < 0 else min(max_bytes, readable)
+        ready = self._ready
+        count = len(ready) if max_bytes < 0 else min(max_bytes, len(ready))
         if count == 0:
             return b""
-        buffer = self._buffer
-        if count == len(buffer):
-            out = bytes(buffer)
-            self._buffer = bytearray()
+        if count == len(ready):
+            out = bytes(ready)
+            self._ready = bytearray()
         else:
-            with memoryview(buffer) as view:
+            with memoryview(ready) as view:
                 out = bytes(view[:count])
-            del buffer[:count]
+            del ready[:count]
         self._read_offset += count
         return out
 
     def skip(self) -> int:
         """Drop the readable in-order bytes without copying them (as if read); return how many."""
-        dropped = self._contiguous_end - self._read_offset
-        del self._buffer[:dropped]
-        self._read_offset = self._contiguous_end
+        dropped = len(self._ready)
+        self._read_offset += dropped
+        self._ready = bytearray()
         return dropped
 
     def clear(self) -> None:
         """Drop everything held, in order or not (after a reset)."""
         self.skip()
-        self._buffer = bytearray()
-        self._ranges = RangeSet()
+        self._starts.clear()
+        self._stops.clear()
+        self._runs.clear()
         self._pending_bytes = 0
 
 

@@ -1,16 +1,43 @@
-"""qlog: a structured event log per connection (draft-ietf-quic-qlog-main-schema, -quic-events-13).
+"""qlog: a structured event log per connection, in a form today's viewer (qvis) opens as it is.
 
 Owns :class:`NullQlog` (the null object every connection holds when ``Config.qlog_dir`` is None: each
-hook is a no-op, so the hot path has no ``if logger is not None`` tests) and :class:`QlogTrace`, which
-writes one JSON Text Sequences file (RFC 7464: each record is 0x1E, a JSON text, then a line feed) per
-connection, named ``<original DCID hex>_<client|server>.sqlog``, that qvis and other qlog tools load.
+hook is a no-op, so the hot path has no ``if logger is not None`` tests), the file header, the event
+names and the value conversions. :mod:`rudp.quic.qlog_trace` holds the writer (:class:`QlogTrace`),
+which writes one JSON Text Sequences file (RFC 7464: each record is 0x1E, a JSON text, then a line
+feed) per connection, named ``<original DCID hex>_<client|server>.sqlog``.
 
-Events written: ``quic:parameters_set`` (local and remote), ``quic:recovery_parameters_set``,
-``quic:packet_sent`` and ``quic:packet_received`` with their frames, ``quic:recovery_metrics_updated``
-(only the values that changed), ``quic:packet_lost``, ``quic:congestion_state_updated`` and
-``quic:connection_state_updated``. Times are milliseconds on the connection's clock ("monotonic",
-epoch unknown). It does not own any protocol decision: it only observes. The writer opens a file,
-the only I/O in :mod:`rudp.quic`; time always comes from ``now``.
+Format choice: one file that both the current drafts (draft-ietf-quic-qlog-main-schema, QUIC events
+draft 13) and qvis accept, written always, with no option. qvis, the viewer people use, loads only
+files whose header carries ``qlog_version`` ("0.3" and the draft-02 aliases) and, for JSON-SEQ,
+``qlog_format: "JSON-SEQ"``, and its sequence diagram and congestion graph look events up by the
+draft-02 names (``transport:packet_sent``, ``recovery:metrics_updated``...). So:
+
+* The header has both generations of fields, all in its first 256 bytes: ``file_schema`` and
+  ``serialization_format`` (current; required) and ``qlog_version`` / ``qlog_format`` (qvis). The
+  main schema makes unknown fields explicitly not an error, so the extra two cost nothing.
+* Event names are the qvis-readable ones (:data:`PACKET_SENT` ...; :data:`CURRENT_DRAFT_NAMES` maps
+  each to its draft 13 ``quic:`` name). Writing each event under both names would double the file
+  and make qvis draw every packet twice; a ``qlog_format="0.3"`` Config option would leave the
+  default unreadable by the only viewer and split the writer in two. The names keep the main
+  schema's ``namespace:type`` form; ``event_schemas`` still lists the draft 13 QUIC schema, whose data
+  definitions every event body follows, and the main schema tells tools to accept events outside
+  the listed schemas. The cost: a tool that knows only draft 13 names will not recognise these
+  events by name; a rename of ``name`` (:data:`CURRENT_DRAFT_NAMES`) is all a conversion needs.
+* Event bodies are draft 13's, plus the draft-02 spelling where qvis reads a different field:
+  ``owner`` beside ``initiator`` in ``parameters_set`` (qvis draws the peer's flow control limits
+  from it), ``length`` beside ``raw.length`` in STREAM and CRYPTO frames (its multiplexing view).
+* Times are float milliseconds on the connection's clock: ``time_format`` "relative_to_epoch" with
+  ``reference_time`` {"clock_type": "monotonic", "epoch": "unknown"} (current draft). qvis reads any
+  time_format other than its own "relative"/"delta" as absolute and counts from the first event,
+  which is exactly right for a monotonic clock with no known epoch; events are written in time
+  order, as qvis requires (it re-sorts, and warns, otherwise). RTTs and ack delays are milliseconds.
+
+Events written: ``transport:parameters_set`` (local and remote), ``recovery:parameters_set``,
+``transport:packet_sent`` and ``transport:packet_received`` with their frames,
+``recovery:metrics_updated`` (only the values that changed), ``recovery:packet_lost``,
+``recovery:congestion_state_updated`` and ``connectivity:connection_state_updated``. The logger owns
+no protocol decision: it only observes. The writer opens a file, the only I/O in :mod:`rudp.quic`;
+time always comes from ``now``.
 """
 
 from __future__ import annotations
@@ -40,6 +67,32 @@ FILE_SCHEMA = "urn:ietf:params:qlog:file:sequential"
 """QlogFileSeq (qlog main schema §5)."""
 RECORD_SEPARATOR = "\x1e"
 """RFC 7464 §2.2: every JSON text in a sequence starts with RS (0x1E) and ends with LF."""
+SERIALIZATION_FORMAT = "application/qlog+json-seq"
+"""The media type of a QlogFileSeq in JSON-SEQ (qlog main schema §5, §11)."""
+QLOG_VERSION = "0.3"
+"""The qvis compatibility ``qlog_version`` (qvis accepts "0.3" and the draft-02 aliases)."""
+QLOG_FORMAT = "JSON-SEQ"
+"""The qvis compatibility ``qlog_format`` of a JSON-SEQ file."""
+
+PARAMETERS_SET = "transport:parameters_set"
+PACKET_SENT = "transport:packet_sent"
+PACKET_RECEIVED = "transport:packet_received"
+RECOVERY_PARAMETERS_SET = "recovery:parameters_set"
+METRICS_UPDATED = "recovery:metrics_updated"
+PACKET_LOST = "recovery:packet_lost"
+CONGESTION_STATE_UPDATED = "recovery:congestion_state_updated"
+CONNECTION_STATE_UPDATED = "connectivity:connection_state_updated"
+CURRENT_DRAFT_NAMES = {
+    PARAMETERS_SET: "quic:parameters_set",
+    PACKET_SENT: "quic:packet_sent",
+    PACKET_RECEIVED: "quic:packet_received",
+    RECOVERY_PARAMETERS_SET: "quic:recovery_parameters_set",
+    METRICS_UPDATED: "quic:recovery_metrics_updated",
+    PACKET_LOST: "quic:packet_lost",
+    CONGESTION_STATE_UPDATED: "quic:congestion_state_updated",
+    CONNECTION_STATE_UPDATED: "quic:connection_state_updated",
+}
+"""The name each event we write has in QUIC events draft 13 (same data; see the module docstring)."""
 
 _PACKET_TYPE_NAMES = {
     PacketType.INITIAL: "initial",
@@ -60,6 +113,7 @@ def frame_to_qlog(frame: f.Frame, ack_delay_exponent: int = 3) -> dict[str, Any]
                 "frame_type": "stream",
                 "stream_id": frame.stream_id,
                 "offset": frame.offset,
+                "length": len(frame.data),  # draft-02 spelling, for qvis
                 "fin": frame.fin,
                 "raw": {"length": len(frame.data)},
             }
@@ -74,7 +128,8 @@ def frame_to_qlog(frame: f.Frame, ack_delay_exponent: int = 3) -> dict[str, Any]
                 out["ect0"], out["ect1"], out["ce"] = frame.ecn
             return out
         case f.Crypto():
-            return {"frame_type": "crypto", "offset": frame.offset, "raw": {"length": len(frame.data)}}
+            size = len(frame.data)
+            return {"frame_type": "crypto", "offset": frame.offset, "length": size, "raw": {"length": size}}
         case f.Padding():
             return {"frame_type": "padding", "raw": {"payload_length": frame.length}}
         case f.Ping():
@@ -158,7 +213,7 @@ def _rare_frame(frame: f.Frame) -> dict[str, Any]:
 
 
 def parameters_to_qlog(params: TransportParameters) -> dict[str, Any]:
-    """Transport parameters as ``quic:parameters_set`` fields (quic-events §5.3)."""
+    """Transport parameters as ``parameters_set`` fields (quic-events §5.3)."""
     out: dict[str, Any] = {
         "max_idle_timeout": params.max_idle_timeout,
         "max_udp_payload_size": params.max_udp_payload_size,
@@ -185,6 +240,30 @@ def parameters_to_qlog(params: TransportParameters) -> dict[str, Any]:
     if params.max_datagram_frame_size is not None:
         out["max_datagram_frame_size"] = params.max_datagram_frame_size
     return out
+
+
+def trace_header(role: str, original_dcid: bytes) -> dict[str, Any]:
+    """The first record of a trace: a QlogFileSeq header (main schema §5) qvis also loads.
+
+    The four format fields come first so they fall in the file's first 256 bytes (main schema §4
+    asks this of the two current ones; qvis sniffs ``.qlog``/``.json`` files for the other two).
+    """
+    return {
+        "file_schema": FILE_SCHEMA,
+        "serialization_format": SERIALIZATION_FORMAT,
+        "qlog_version": QLOG_VERSION,
+        "qlog_format": QLOG_FORMAT,
+        "title": f"rudp {role} {original_dcid.hex()}",
+        "trace": {
+            "vantage_point": {"name": "rudp", "type": role},
+            "common_fields": {
+                "group_id": original_dcid.hex(),
+                "time_format": "relative_to_epoch",
+                "reference_time": {"clock_type": "monotonic", "epoch": "unknown"},
+            },
+            "event_schemas": [EVENT_SCHEMA],
+        },
+    }
 
 
 def connection_state_name(state_value: str, handshake_confirmed: bool) -> str:
@@ -270,7 +349,7 @@ def rtt_metrics(rtt: RttEstimator) -> dict[str, float]:
 
 
 def recovery_parameters(max_datagram_size: int, initial_window: int) -> dict[str, Any]:
-    """``quic:recovery_parameters_set`` fields (quic-events §7.1, RFC 9002 Appendix A.2, B.2)."""
+    """``recovery:parameters_set`` fields (quic-events §7.1, RFC 9002 Appendix A.2, B.2)."""
     return {
         "reordering_threshold": K_PACKET_THRESHOLD,
         "time_threshold": K_TIME_THRESHOLD,

@@ -19,8 +19,14 @@ from rudp.codec.frames import Frame
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.qlog import (
-    EVENT_SCHEMA,
-    FILE_SCHEMA,
+    CONGESTION_STATE_UPDATED,
+    CONNECTION_STATE_UPDATED,
+    METRICS_UPDATED,
+    PACKET_LOST,
+    PACKET_RECEIVED,
+    PACKET_SENT,
+    PARAMETERS_SET,
+    RECOVERY_PARAMETERS_SET,
     NullQlog,
     SeqWriter,
     connection_state_name,
@@ -31,6 +37,7 @@ from rudp.quic.qlog import (
     recovery_parameters,
     rtt_metrics,
     sent_packet_type,
+    trace_header,
 )
 from rudp.quic.sent import PacketSpace, SentPacket
 
@@ -179,7 +186,7 @@ class LoggedController:
 
 
 class QlogTrace(NullQlog):
-    """Writes one connection's qlog as JSON-SEQ (QlogFileSeq, qlog main schema §5)."""
+    """Writes one connection's qlog as JSON-SEQ (QlogFileSeq, qlog main schema §5), qvis-readable."""
 
     def __init__(self, directory: Path, *, is_client: bool, ack_delay_exponent: int = 3) -> None:
         self.directory = directory
@@ -210,28 +217,13 @@ class QlogTrace(NullQlog):
         role = "client" if self.is_client else "server"
         self.path = self.directory / f"{original_dcid.hex()}_{role}.sqlog"
         self._writer = SeqWriter(self.path)
-        self._writer.record(
-            {
-                "file_schema": FILE_SCHEMA,
-                "serialization_format": "application/qlog+json-seq",
-                "title": f"rudp {role} {original_dcid.hex()}",
-                "trace": {
-                    "common_fields": {
-                        "group_id": original_dcid.hex(),
-                        "time_format": "relative_to_epoch",
-                        "reference_time": {"clock_type": "monotonic", "epoch": "unknown"},
-                    },
-                    "vantage_point": {"name": "rudp", "type": role},
-                    "event_schemas": [EVENT_SCHEMA],
-                },
-            }
-        )
+        self._writer.record(trace_header(role, original_dcid))
         for record in self._early:
             self._writer.record(record)
         self._early.clear()
         self.parameters_set("local", local, now)
         self._event(
-            now, "quic:recovery_parameters_set", recovery_parameters(max_datagram_size, self._initial_window)
+            now, RECOVERY_PARAMETERS_SET, recovery_parameters(max_datagram_size, self._initial_window)
         )
 
     def builder(self, max_size: int, now: float) -> DatagramBuilder:
@@ -239,14 +231,14 @@ class QlogTrace(NullQlog):
         return RecordingBuilder(max_size, now)
 
     def packets_sent(self, builder: DatagramBuilder, now: float) -> None:
-        """One ``quic:packet_sent`` per packet of the datagram, with its frames."""
+        """One ``transport:packet_sent`` per packet of the datagram, with its frames."""
         if not isinstance(builder, RecordingBuilder):
             return
         exponent = self._local_exponent
         for sent, packet_type, frames in builder.records:
             self._event(
                 now,
-                "quic:packet_sent",
+                PACKET_SENT,
                 {
                     "header": packet_header(packet_type, sent.packet_number),
                     "frames": [frame_to_qlog(frame, exponent) for frame in frames],
@@ -262,12 +254,12 @@ class QlogTrace(NullQlog):
         size: int,
         now: float,
     ) -> None:
-        """``quic:packet_received`` with the frames decoded again from the plaintext."""
+        """``transport:packet_received`` with the frames decoded again from the plaintext."""
         exponent = self._peer_exponent
         frames = [frame_to_qlog(frame, exponent) for _, frame in parse_frames(payload)]
         self._event(
             now,
-            "quic:packet_received",
+            PACKET_RECEIVED,
             {
                 "header": packet_header(packet_type_name(packet_type), packet_number),
                 "frames": frames,
@@ -276,10 +268,11 @@ class QlogTrace(NullQlog):
         )
 
     def parameters_set(self, initiator: str, params: TransportParameters, now: float) -> None:
-        """``quic:parameters_set`` for one side."""
+        """``transport:parameters_set`` for one side."""
         if initiator == "remote":
             self._peer_exponent = params.ack_delay_exponent
-        self._event(now, "quic:parameters_set", {"initiator": initiator, **parameters_to_qlog(params)})
+        data = {"initiator": initiator, "owner": initiator, **parameters_to_qlog(params)}  # owner: qvis
+        self._event(now, PARAMETERS_SET, data)
 
     def observe(self, congestion: CongestionController) -> CongestionController:
         """A :class:`LoggedController` around ``congestion``."""
@@ -287,15 +280,15 @@ class QlogTrace(NullQlog):
         return LoggedController(congestion, self)
 
     def packet_lost(self, packet: SentPacket, now: float) -> None:
-        """``quic:packet_lost``."""
+        """``recovery:packet_lost``."""
         self._event(
             now,
-            "quic:packet_lost",
+            PACKET_LOST,
             {"header": packet_header(sent_packet_type(packet), packet.packet_number)},
         )
 
     def congestion_state(self, now: float, state: str, trigger: str | None) -> None:
-        """``quic:congestion_state_updated`` when the state differs from the last one logged."""
+        """``recovery:congestion_state_updated`` when the state differs from the last one logged."""
         old = self._congestion_state
         if state == old:
             return
@@ -305,7 +298,7 @@ class QlogTrace(NullQlog):
             data["old"] = old
         if trigger is not None:
             data["trigger"] = trigger
-        self._event(now, "quic:congestion_state_updated", data)
+        self._event(now, CONGESTION_STATE_UPDATED, data)
 
     def sync(
         self,
@@ -324,7 +317,7 @@ class QlogTrace(NullQlog):
                 else {"old": self._connection_state, "new": name}
             )
             self._connection_state = name
-            self._event(now, "quic:connection_state_updated", data)
+            self._event(now, CONNECTION_STATE_UPDATED, data)
         self._log_metrics(now, recovery, pacer)
         writer = self._writer
         if writer is not None:
@@ -349,4 +342,4 @@ class QlogTrace(NullQlog):
         if not changed:
             return
         last.update(changed)
-        self._event(now, "quic:recovery_metrics_updated", changed)
+        self._event(now, METRICS_UPDATED, changed)

@@ -70,49 +70,49 @@ def test_qlog_of_a_lossy_transfer(pki: TestPki, tmp_path: Path, congestion: str)
     client, server = client[1:], server[1:]
     names = {event["name"] for event in client}
     assert {
-        "quic:packet_sent",
-        "quic:packet_received",
-        "quic:recovery_metrics_updated",
-        "quic:packet_lost",
-        "quic:congestion_state_updated",
-        "quic:connection_state_updated",
-        "quic:parameters_set",
+        "transport:packet_sent",
+        "transport:packet_received",
+        "recovery:metrics_updated",
+        "recovery:packet_lost",
+        "recovery:congestion_state_updated",
+        "connectivity:connection_state_updated",
+        "transport:parameters_set",
     } <= names
     times = [event["time"] for event in client]
     assert times == sorted(times)
-    initiators = [e["data"]["initiator"] for e in client if e["name"] == "quic:parameters_set"]
+    initiators = [e["data"]["initiator"] for e in client if e["name"] == "transport:parameters_set"]
     assert initiators == ["local", "remote"]
-    states = [e["data"]["new"] for e in client if e["name"] == "quic:connection_state_updated"]
+    states = [e["data"]["new"] for e in client if e["name"] == "connectivity:connection_state_updated"]
     assert states[0] == "attempted" and "handshake_confirmed" in states and states[-1] == "closed"
-    metrics = [e["data"] for e in client if e["name"] == "quic:recovery_metrics_updated"]
+    metrics = [e["data"] for e in client if e["name"] == "recovery:metrics_updated"]
     assert any("congestion_window" in m for m in metrics) and any("smoothed_rtt" in m for m in metrics)
     assert any("bytes_in_flight" in m for m in metrics)
-    congestion_states = [e["data"]["new"] for e in client if e["name"] == "quic:congestion_state_updated"]
+    congestion_states = [e["data"]["new"] for e in client if e["name"] == "recovery:congestion_state_updated"]
     assert congestion_states[0] == "slow_start" and "recovery" in congestion_states
 
     # Packet numbers agree across the two vantage points.
-    sent = _packet_numbers(client, "quic:packet_sent")
+    sent = _packet_numbers(client, "transport:packet_sent")
     assert sent == sorted(set(sent))
-    received_by_server = set(_packet_numbers(server, "quic:packet_received"))
-    lost = set(_packet_numbers(client, "quic:packet_lost"))
+    received_by_server = set(_packet_numbers(server, "transport:packet_received"))
+    lost = set(_packet_numbers(client, "recovery:packet_lost"))
     assert received_by_server <= set(sent)
     assert lost and lost <= set(sent) and not lost & received_by_server  # nothing reordered: truly lost
     closes = {
         event["data"]["header"]["packet_number"]
         for event in client
-        if event["name"] == "quic:packet_sent"
+        if event["name"] == "transport:packet_sent"
         and any(frame["frame_type"] == "connection_close" for frame in event["data"]["frames"])
     }
     # Every 1-RTT packet reached the server except the dropped datagrams' (and late closes, ignored
     # by a draining server).
     assert len(set(sent) - received_by_server - closes) == len(DROPPED)
-    acked_by_server = _acked(server, "quic:packet_sent")
+    acked_by_server = _acked(server, "transport:packet_sent")
     assert acked_by_server <= received_by_server and not lost & acked_by_server
-    assert _acked(client, "quic:packet_received") <= acked_by_server
+    assert _acked(client, "transport:packet_received") <= acked_by_server
     stream_bytes = sum(
         frame["raw"]["length"]
         for event in server
-        if event["name"] == "quic:packet_received"
+        if event["name"] == "transport:packet_received"
         for frame in event["data"]["frames"]
         if frame["frame_type"] == "stream"
     )

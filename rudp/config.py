@@ -97,7 +97,9 @@ class Config:
     qlog_dir: str | Path | None = None
     """Directory where one qlog file per connection is written; None disables qlog."""
     secrets_log: str | Path | None = None
-    """SSLKEYLOGFILE-format file the TLS secrets are appended to (for Wireshark)."""
+    """SSLKEYLOGFILE-format file the TLS secrets are appended to (for Wireshark). None: the file the
+    ``SSLKEYLOGFILE`` environment variable names, if set (as ``ssl.create_default_context()`` does),
+    read when a connection or listener is set up; see :meth:`secrets_log_path`."""
     session_ticket_store: TicketStore | None = None
     """(client) where session tickets are stored and taken from, for resumption."""
     enable_0rtt: bool = False
@@ -182,6 +184,12 @@ class Config:
             max_datagram_frame_size=self.max_datagram_frame_size if self.datagrams else None,
         )
 
+    def secrets_log_path(self) -> str | None:
+        """The key log file both transports use: ``secrets_log``, else ``$SSLKEYLOGFILE``, else None."""
+        from rudp.tls.keylog import keylog_path
+
+        return keylog_path(self.secrets_log)
+
     def tls_config(self, *, is_client: bool, server_name: str | None = None) -> TlsConfig:
         """Build the TLS engine configuration (loads certificate files once).
 
@@ -191,6 +199,7 @@ class Config:
         from rudp.tls.config import TlsConfig
         from rudp.tls.keylog import keylog_file
 
+        secrets_log = self.secrets_log_path()
         kwargs: dict[str, Any] = {}
         if self.cipher_suites is not None:
             kwargs["cipher_suites"] = list(self.cipher_suites)
@@ -205,6 +214,6 @@ class Config:
             cafile=None if self.cafile is None else str(self.cafile),
             ticket_store=self.session_ticket_store,
             early_data=self.enable_0rtt,
-            keylog=None if self.secrets_log is None else keylog_file(str(self.secrets_log)),
+            keylog=None if secrets_log is None else keylog_file(secrets_log),
             **kwargs,
         )

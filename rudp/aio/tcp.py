@@ -97,8 +97,8 @@ def server_ssl_context(config: Config) -> ssl.SSLContext:
 
 def _finish_context(context: ssl.SSLContext, config: Config) -> ssl.SSLContext:
     context.set_alpn_protocols(list(config.alpn))
-    if config.secrets_log is not None:
-        context.keylog_filename = str(config.secrets_log)
+    if (secrets_log := config.secrets_log_path()) is not None:
+        context.keylog_filename = secrets_log
     return context
 
 

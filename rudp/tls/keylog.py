@@ -1,12 +1,18 @@
 """SSLKEYLOGFILE-format secrets log, so Wireshark can decrypt captures (NSS key log format).
 
-Owns: the line format and a file-appending writer. The engines call a ``Callable[[str], None]`` with
-one line per secret (without newline); :func:`keylog_file` builds such a callable for a path.
+Owns: the line format, a file-appending writer and the choice of the file. The engines call a
+``Callable[[str], None]`` with one line per secret (without newline); :func:`keylog_file` builds such a
+callable for a path. :func:`keylog_path` is the one place that decides where secrets go: the configured
+file, else the ``SSLKEYLOGFILE`` environment variable, the convention ``ssl.create_default_context()``,
+browsers and curl follow (and, like that function, not under ``python -E``). ``Config.tls_config``
+(QUIC) and the TCP baseline's ``ssl`` contexts both ask it, so ``rudp.connect``/``rudp.serve`` honour
+the variable for either transport without the CLI passing it along.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -34,7 +40,27 @@ def keylog_file(path: str | os.PathLike[str]) -> KeyLog:
     return write
 
 
+ENVIRONMENT_VARIABLE: Final = "SSLKEYLOGFILE"
+"""The variable naming the key log file when the configuration names none."""
+
+
+def keylog_path(
+    configured: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Where TLS secrets go: ``configured`` if set, else ``$SSLKEYLOGFILE`` (unless empty), else None.
+
+    The environment is ignored under ``python -E`` (``sys.flags.ignore_environment``), as
+    ``ssl.create_default_context()`` ignores it. ``environ`` defaults to ``os.environ``, read now.
+    """
+    if configured is not None:
+        return os.fspath(configured)
+    if sys.flags.ignore_environment:
+        return None
+    path = (os.environ if environ is None else environ).get(ENVIRONMENT_VARIABLE)
+    return path or None
+
+
 def keylog_from_environment(environ: Mapping[str, str]) -> KeyLog | None:
     """The writer for ``environ["SSLKEYLOGFILE"]``, or None when it is unset or empty."""
-    path = environ.get("SSLKEYLOGFILE")
-    return keylog_file(path) if path else None
+    path = keylog_path(None, environ)
+    return None if path is None else keylog_file(path)

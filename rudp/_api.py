@@ -88,6 +88,22 @@ async def serve(
     resolves to. ``port`` 0 picks a free port (see :attr:`Server.port`); with ``transport="both"``
     TCP listens on the same port number as UDP. ``config`` must name a certificate and key.
 
+    The handler contract (the same over QUIC and TCP; the peer learns the outcome at once, not at the
+    idle timeout). The connection lives as long as ``handler`` runs, so await the tasks it starts:
+
+    * ``handler`` returns: the connection is closed with application code 0 once the peer has
+      everything the handler wrote on its streams (acknowledged over QUIC, handed to the socket over
+      TCP), waiting at most :data:`rudp.aio.server.LINGER_TIMEOUT` seconds.
+    * it raises (a :class:`~rudp.errors.StreamError` such as the peer's reset, any other exception,
+      or a :class:`~rudp.errors.ConnectionClosed` of some other connection): the exception is logged
+      with its traceback on the ``rudp.server`` logger, and the connection is closed at once with
+      :data:`rudp.aio.server.HANDLER_ERROR_CODE` (0x1) and the reason "handler raised <ExceptionType>"
+      (no message or traceback on the wire).
+    * it raises :class:`~rudp.errors.ConnectionClosed` because its own connection closed: nothing
+      more happens.
+    * it is cancelled (:meth:`Server.close`, or the event loop shutting down): the connection is closed
+      at once with code 0 and the cancellation propagates.
+
     Raises:
         ConfigError: an unknown ``transport``; a certificate or key missing from ``config``, unreadable
             or unparsable, or a key that is not the certificate's (the message names the files). Both

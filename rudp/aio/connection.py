@@ -139,7 +139,8 @@ class Connection:
         if core is None:
             raise RudpError("key updates need the QUIC transport")
         started = core.request_key_update()
-        self._driver.after_command()
+        if started:
+            self._driver.after_command()
         return started
 
     def _quic_core(self) -> QuicConnection | None:
@@ -334,6 +335,48 @@ class Connection:
             finally:
                 waiter.cancel()
                 closed.cancel()
+
+    async def _wait_delivered(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until everything written on streams has been delivered,
+        or the connection ended; True if it was delivered (see :meth:`_delivered`).
+
+        Checked after each transmission of the link (no polling): an acknowledgement from the peer is
+        an input, and every input is followed by a dispatch.
+        """
+        if self._error is None and not self._delivered():
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+            def check() -> None:
+                if not done.done() and (self._error is not None or self._delivered()):
+                    done.set_result(None)
+
+            self._driver.on_dispatched = check
+            try:
+                await asyncio.wait_for(done, timeout)
+            except TimeoutError:
+                pass
+            finally:
+                self._driver.on_dispatched = None
+        return self._error is None and self._delivered()
+
+    def _delivered(self) -> bool:
+        """True when no stream data, FIN or reset written by the application still waits to reach the
+        peer: nothing in the streams' local queues, no command output left untransmitted, and the core
+        holds nothing undelivered. QUIC: every STREAM byte acknowledged and nothing in flight (so FINs
+        and resets were acknowledged too); TCP: everything handed to the socket, which delivers it
+        before the CLOSE that follows."""
+        if self._busy or self._driver.unflushed:
+            return False
+        core = self._driver.core
+        quic = self._quic_core()
+        if quic is not None:
+            stats = quic.stats
+            return stats.send_buffered_bytes == 0 and stats.bytes_in_flight == 0
+        from rudp.tcp.mux import TcpMux
+
+        if isinstance(core, TcpMux):
+            return core.send_settled
+        return core.stats.send_buffered_bytes == 0
 
     async def __aenter__(self) -> Connection:
         return self

@@ -157,9 +157,19 @@ class ConnectionDriver:
         self.link = link
         self.sink: EventSink | None = None
         """Where events go; set by the Connection that owns this driver."""
+        self.unflushed = False
+        """True from a command until the link's next dispatch: what the command queued may be unsent."""
+        self.on_dispatched: Callable[[], None] | None = None
+        """Called after each dispatch, i.e. after the link transmitted: lets a waiter re-check the core
+        (the Connection uses it to wait until queued stream data is delivered)."""
 
     def after_command(self) -> None:
-        """Ask the link to transmit what the last command(s) produced (coalesced)."""
+        """Ask the link to transmit what the last command(s) produced (coalesced).
+
+        Call it only after a command that changed the core: the link flushes (and dispatches) the cores
+        that changed, and :attr:`unflushed` stays True until it does.
+        """
+        self.unflushed = True
         self.link.request_flush()
 
     def dispatch_events(self) -> None:
@@ -167,9 +177,12 @@ class ConnectionDriver:
         sink = self.sink
         if sink is None:
             return
+        self.unflushed = False  # the link transmits before it dispatches
         core = self.core
         while (event := core.next_event()) is not None:
             sink.handle_event(event)
+        if self.on_dispatched is not None:
+            self.on_dispatched()
 
 
 class Listener(Protocol):

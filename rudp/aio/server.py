@@ -12,18 +12,24 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Listener
 from rudp.aio.endpoint import UdpEndpoint, normalize_address
 from rudp.config import Config
-from rudp.errors import ConfigError, ConnectionClosed, StreamError
+from rudp.errors import ConfigError, ConnectionClosed
 
 Handler = Callable[[Connection], Awaitable[None]]
 """A connection handler: ``async def handler(conn: rudp.Connection) -> None``."""
 
-HANDLER_ERROR_CODE = 0x1
-"""Application error code the server closes a connection with when its handler raised."""
+HANDLER_ERROR_CODE: Final = 0x1
+"""Application error code of the CONNECTION_CLOSE sent when a handler raised (an internal error)."""
+HANDLER_DONE_CODE: Final = 0x0
+"""Application error code of the CONNECTION_CLOSE sent when a handler returned (no error)."""
+LINGER_TIMEOUT: Final = 10.0
+"""Seconds the server waits, after a handler returned, for the peer to receive what the handler wrote
+before closing anyway (what is still undelivered then is abandoned)."""
 
 _log = logging.getLogger("rudp.server")
 
@@ -31,9 +37,23 @@ _log = logging.getLogger("rudp.server")
 class Server:
     """A running server: one or more listeners sharing one connection handler.
 
-    The handler is called once per connection, after the handshake, in its own task. When it
-    returns the connection stays open until either side closes it (or it idles out); when it raises
-    (other than :class:`ConnectionClosed`), the connection is closed with :data:`HANDLER_ERROR_CODE`.
+    The handler is called once per connection, after the handshake (or with the first 0-RTT stream), in
+    its own task; the connection lives as long as the handler runs. What happens when it ends is the
+    same over QUIC and TCP, and the peer learns it at once (not at the idle timeout):
+
+    * **returns**: the connection is closed gracefully: once the peer has received everything the
+      handler wrote on its streams (data and FINs acknowledged over QUIC, handed to the socket over
+      TCP; at most :data:`LINGER_TIMEOUT` seconds), with application code :data:`HANDLER_DONE_CODE`
+      (0). Keep the handler running (await your tasks) as long as the connection is needed.
+    * **raises** any exception, including a :class:`~rudp.errors.StreamError` (e.g. the peer reset a
+      stream the handler was reading) or a :class:`~rudp.errors.ConnectionClosed` that came from
+      another connection: the exception is logged with its traceback on the ``rudp.server`` logger
+      (level ERROR) and the connection is closed at once with :data:`HANDLER_ERROR_CODE` and the reason
+      "handler raised <ExceptionType>" (no message or traceback goes on the wire).
+    * **raises ConnectionClosed because its own connection closed**: nothing more to do; logged at
+      DEBUG.
+    * **is cancelled** (:meth:`close`, or the event loop shutting down): the connection is closed at
+      once with code 0, and the cancellation propagates.
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -73,13 +93,36 @@ class Server:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_handler(self, conn: Connection) -> None:
+        """Run the handler, then close the connection as the class docstring says."""
         try:
             await self._handler(conn)
-        except (ConnectionClosed, StreamError) as exc:
-            _log.debug("handler ended by %s", exc)
-        except Exception:
-            _log.exception("connection handler failed")
-            conn.close(HANDLER_ERROR_CODE, "handler error")
+            if not await conn._wait_delivered(LINGER_TIMEOUT) and not conn.is_closed:
+                _log.debug("%r: peer did not receive everything within %g s; closing", conn, LINGER_TIMEOUT)
+        except asyncio.CancelledError:
+            conn.close(HANDLER_DONE_CODE, "server closing")
+            raise
+        except ConnectionClosed as exc:
+            if not conn.is_closed:  # not this connection's close: a failure like any other
+                self._handler_failed(conn, exc)
+                return
+            _log.debug("%r: handler ended by %s", conn, exc)
+            return
+        except Exception as exc:
+            self._handler_failed(conn, exc)
+            return
+        conn.close(HANDLER_DONE_CODE, "handler returned")
+
+    @staticmethod
+    def _handler_failed(conn: Connection, exc: Exception) -> None:
+        name = type(exc).__name__
+        _log.error(
+            "connection handler raised %s; closing %r with code %#x",
+            name,
+            conn,
+            HANDLER_ERROR_CODE,
+            exc_info=exc,
+        )
+        conn.close(HANDLER_ERROR_CODE, f"handler raised {name}")
 
     def close(self) -> None:
         """Stop listening, close every connection and cancel running handlers; idempotent."""
@@ -153,4 +196,4 @@ async def listen_quic(server: Server, host: str | None, port: int, config: Confi
     return port
 
 
-__all__ = ["HANDLER_ERROR_CODE", "Handler", "Server", "listen_quic"]
+__all__ = ["HANDLER_DONE_CODE", "HANDLER_ERROR_CODE", "LINGER_TIMEOUT", "Handler", "Server", "listen_quic"]

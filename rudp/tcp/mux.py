@@ -339,6 +339,19 @@ class TcpMux(ReceiveMixin):
         return self._close_cause
 
     @property
+    def send_settled(self) -> bool:
+        """True when every stream byte, FIN and RESET queued so far was handed out by ``data_to_send()``
+        (bytes waiting for the peer's credit count as not handed out): the transport then delivers them
+        before anything written later, such as a CLOSE."""
+        if self._control:
+            return False
+        for entry in self._streams.values():
+            send = entry.send
+            if send is not None and not send.done and (send.buffered_bytes or send.fin_queued):
+                return False
+        return True
+
+    @property
     def open_streams(self) -> int:
         """Streams not yet finished both ways (finished ones are forgotten)."""
         return len(self._streams)

@@ -1,4 +1,4 @@
-"""The ``rudp`` command line: ``demo``, ``serve``, ``get``, ``selfcheck`` and ``version``.
+"""The ``rudp`` command line: ``demo``, ``serve``, ``get``, ``cert``, ``selfcheck`` and ``version``.
 
 Owns argument parsing, turning options into a :class:`~rudp.config.Config`, the hq-interop file server
 and downloader commands (protocol in :mod:`rudp.aio.hq`) and their progress output (plain text, or
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import importlib
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -262,6 +263,36 @@ async def _get(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------- cert
+
+
+def _cmd_cert(args: argparse.Namespace) -> int:
+    from rudp.testing.certs import DEV_NAMES, make_dev_certificates
+
+    try:
+        made = make_dev_certificates(args.dir, tuple(args.names) or DEV_NAMES, days=args.days)
+    except (ConfigError, OSError) as exc:
+        print(f"rudp cert: {exc}", file=sys.stderr)
+        return 2
+
+    def arg(path: Path) -> str:
+        return shlex.quote(str(path))
+
+    if made.ca_created:
+        print(f"created a development CA: {made.ca_file}")
+    else:
+        print(f"reusing the development CA {made.ca_file}")
+    print(f"keep {made.ca_key_file} private (mode 0600): whoever has it can make certificates you trust")
+    until = made.not_valid_after.strftime("%Y-%m-%d")
+    print(f"wrote {made.cert_file} and {made.key_file} for {', '.join(made.names)} (valid until {until})")
+    host = made.names[0] if ":" not in made.names[0] else f"[{made.names[0]}]"
+    print("\nserve (QUIC and TCP):")
+    print(f"  rudp serve --www . --transport both --cert {arg(made.cert_file)} --key {arg(made.key_file)}")
+    print("fetch (add --transport tcp for TCP):")
+    print(f"  rudp get --ca {arg(made.ca_file)} https://{host}:4433/index.html")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------- main
 
 
@@ -307,13 +338,33 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("urls", nargs="+", metavar="URL", help="https://host:port/path")
     get.add_argument("--output", "-o", metavar="DIR", help="save files here (default: stdout)")
     trust = get.add_mutually_exclusive_group()
-    trust.add_argument("--ca", metavar="PEM", help="CA bundle to verify the server with")
-    trust.add_argument("--insecure", "-k", action="store_true", help="do not verify the certificate")
+    trust.add_argument(
+        "--ca",
+        metavar="PEM",
+        help="CA file to verify the server with (ca.pem of `rudp cert`, or a self-signed certificate "
+        "itself; default: the system CAs)",
+    )
+    trust.add_argument(
+        "--insecure", "-k", action="store_true", help="do not verify the certificate (tests only)"
+    )
     get.add_argument("--server-name", help="TLS server name (default: the URL's host)")
     get.add_argument("--session-file", metavar="FILE", help="load/save session tickets (resumption)")
     get.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     _add_common(get, ["quic", "tcp"])
     get.set_defaults(func=_run(_get))
+
+    cert = sub.add_parser(
+        "cert", help="make a development CA and a server certificate for localhost (like mkcert)"
+    )
+    cert.add_argument("dir", metavar="DIR", help="where to write ca.pem, ca-key.pem, cert.pem, key.pem")
+    cert.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="DNS names and IP addresses (default: localhost 127.0.0.1 ::1)",
+    )
+    cert.add_argument("--days", type=int, default=825, help="validity of the server certificate")
+    cert.set_defaults(func=_cmd_cert)
     return parser
 
 

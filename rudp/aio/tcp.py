@@ -21,6 +21,7 @@ import socket
 import ssl
 import struct
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Final
 
 from rudp.aio.connection import Connection
@@ -30,6 +31,7 @@ from rudp.errors import ConfigError, ConnectTimeout, HandshakeFailed, TransportE
 from rudp.tcp.mux import TcpMux
 from rudp.tcp.state import KernelTcpInfo
 from rudp.tls.certs import load_credentials
+from rudp.tls.verification import PeerChainSSLObject, ssl_verification_failure
 
 WRITE_HIGH_WATER_BYTES: Final = 256 * 1024
 """Transport write-buffer size above which the link stops moving stream data out of the mux."""
@@ -42,7 +44,6 @@ KERNEL_CONGESTION: Final = {"newreno": "reno", "reno": "reno", "cubic": "cubic",
 """Kernel TCP_CONGESTION names for rudp congestion-controller names (``tcp_congestion="auto"``)."""
 
 _ALERT_HANDSHAKE_FAILURE: Final = 40
-_ALERT_BAD_CERTIFICATE: Final = 42
 _ALERT_NO_APPLICATION_PROTOCOL: Final = 120
 
 _log = logging.getLogger("rudp.aio.tcp")
@@ -68,6 +69,10 @@ def client_ssl_context(config: Config) -> ssl.SSLContext:
                 context.load_default_certs()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load CA file {config.cafile}: {exc}") from exc
+        # Same verdicts and words as QUIC (rudp.tls.verification): names only from subjectAltName,
+        # and the peer's chain kept on a failure to name the certificate in the error.
+        context.hostname_checks_common_name = False
+        context.sslobject_class = PeerChainSSLObject
     else:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -326,9 +331,8 @@ async def tcp_connect(
         )
         raise ConnectTimeout(message) from None
     except ssl.SSLCertVerificationError as exc:
-        raise _tls_failure(
-            _ALERT_BAD_CERTIFICATE, f"certificate verification failed: {exc.verify_message}"
-        ) from exc
+        failure = ssl_verification_failure(exc, config.server_name or host, datetime.now(UTC))
+        raise _tls_failure(failure.alert, failure.reason) from exc
     except ssl.SSLError as exc:
         raise _tls_failure(_ALERT_HANDSHAKE_FAILURE, f"TLS handshake failed: {exc.reason or exc}") from exc
     if link.connection is None:

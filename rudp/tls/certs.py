@@ -1,21 +1,21 @@
 """Certificates and signatures for the TLS handshake (RFC 8446 §4.2.3, §4.4.2, §4.4.3).
 
 Owns: PEM loading of chains and private keys, trust stores (CA file/data/directory or the system
-bundle), server chain verification with ``cryptography.x509.verification`` (trust, validity dates,
-DNS/IP name) mapped to TLS alerts, and the CertificateVerify signature (create and check) for
-ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384, rsa_pss_rsae_sha256/384/512 and ed25519.
+bundle, split into anchors and intermediates as OpenSSL uses them) and the CertificateVerify
+signature (create and check) for ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384,
+rsa_pss_rsae_sha256/384/512 and ed25519. Chain verification lives in :mod:`rudp.tls.verification`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import ssl
 import warnings
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Final
 
@@ -24,8 +24,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509 import DNSName, IPAddress
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import Store
 
 from rudp.errors import ConfigError
 from rudp.tls.alerts import AlertDescription, alert
@@ -203,17 +202,67 @@ def system_ca_bundle() -> str | None:
     return None
 
 
+@dataclass(frozen=True, eq=False)
+class TrustStore:
+    """The certificates trusted for peer verification, used the way OpenSSL uses a CA file.
+
+    Self-signed certificates (subject equal to issuer) are the trust anchors: a verified chain must
+    end at one of them, and a self-signed server certificate that is itself an anchor is trusted as
+    itself. The other certificates of the file only help to build a chain up to an anchor (OpenSSL
+    does not trust a chain that stops at an intermediate certificate unless told to).
+    """
+
+    anchors: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+
+    @classmethod
+    def of(cls, certificates: Sequence[x509.Certificate]) -> TrustStore:
+        """Split ``certificates`` into anchors (self-signed) and intermediates, without duplicates."""
+        anchors: dict[bytes, x509.Certificate] = {}
+        intermediates: dict[bytes, x509.Certificate] = {}
+        for cert in certificates:
+            target = anchors if cert.subject == cert.issuer else intermediates
+            target.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
+        return cls(tuple(anchors.values()), tuple(intermediates.values()))
+
+    @cached_property
+    def store(self) -> Store | None:
+        """The cryptography Store of the anchors (None when there is none: nothing can be trusted)."""
+        return Store(list(self.anchors)) if self.anchors else None
+
+    @cached_property
+    def _anchor_ders(self) -> frozenset[bytes]:
+        return frozenset(cert.public_bytes(serialization.Encoding.DER) for cert in self.anchors)
+
+    def is_anchor(self, cert: x509.Certificate) -> bool:
+        """Whether ``cert`` itself (byte for byte) is one of the trust anchors."""
+        return cert.public_bytes(serialization.Encoding.DER) in self._anchor_ders
+
+    @property
+    def certificates(self) -> tuple[x509.Certificate, ...]:
+        """Every certificate of the store, anchors first."""
+        return self.anchors + self.intermediates
+
+
 def load_trust_store(
     cafile: PemSource | None = None, cadata: bytes | None = None, capath: str | None = None
-) -> Store:
-    """A verification Store from a CA file, PEM data and/or a directory; the system bundle if none."""
+) -> TrustStore:
+    """The trusted certificates of a CA file, PEM data and/or a directory; the system bundle if none.
+
+    Raises:
+        ConfigError: a file cannot be read, or no certificate was found.
+    """
     certs: list[x509.Certificate] = []
     if cafile is not None:
         certs += load_certificate_chain(cafile)
     if cadata is not None:
         certs += load_certificate_chain(cadata)
     if capath is not None:
-        for entry in sorted(Path(capath).iterdir()):
+        try:
+            entries = sorted(Path(capath).iterdir())
+        except OSError as exc:
+            raise ConfigError(f"cannot read the CA directory {capath}: {exc.strerror or exc}") from exc
+        for entry in entries:
             if entry.is_file():
                 certs += _parse_pem_certificates(_read(entry))
     if cafile is None and cadata is None and capath is None:
@@ -223,75 +272,7 @@ def load_trust_store(
         certs += _parse_pem_certificates(_read(bundle))
     if not certs:
         raise ConfigError("the trust store is empty")
-    return Store(certs)
-
-
-# -- Chain verification (RFC 8446 §4.4.2.4) -------------------------------------------------------------
-
-
-def _subject(server_name: str) -> DNSName | IPAddress:
-    try:
-        return IPAddress(ipaddress.ip_address(server_name))
-    except ValueError:
-        return DNSName(server_name)
-
-
-def _name_matches(cert: x509.Certificate, server_name: str) -> bool:
-    try:
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
-        return False
-    try:
-        address = ipaddress.ip_address(server_name)
-    except ValueError:
-        host = server_name.rstrip(".").lower()
-        for pattern in sans.get_values_for_type(x509.DNSName):
-            pattern = pattern.lower()
-            if pattern == host:
-                return True
-            if pattern.startswith("*.") and "." in host and host.split(".", 1)[1] == pattern[2:]:
-                return True
-        return False
-    return address in sans.get_values_for_type(x509.IPAddress)
-
-
-def verify_chain(chain: list[x509.Certificate], server_name: str, store: Store, at: datetime) -> None:
-    """Verify ``chain`` (leaf first) for ``server_name`` at time ``at`` against ``store``.
-
-    Raises TLSAlert: certificate_expired (a certificate outside its validity period), bad_certificate
-    (name mismatch or unusable certificate) or unknown_ca (no path to a trusted root).
-    """
-    try:
-        subject = _subject(server_name)
-        verifier = PolicyBuilder().store(store).time(at).build_server_verifier(subject)
-        verifier.verify(chain[0], chain[1:])
-    except (VerificationError, ValueError) as exc:
-        for cert in chain:
-            if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-                raise alert(AlertDescription.certificate_expired, f"certificate not valid: {exc}") from None
-        if not _name_matches(chain[0], server_name):
-            raise alert(
-                AlertDescription.bad_certificate, f"certificate does not match {server_name!r}"
-            ) from None
-        if isinstance(exc, VerificationError) and "candidates exhausted" in str(exc):
-            raise alert(AlertDescription.unknown_ca, f"untrusted certificate chain: {exc}") from None
-        raise alert(AlertDescription.bad_certificate, f"certificate verification failed: {exc}") from None
-
-
-def verify_client_chain(chain: list[x509.Certificate], store: Store, at: datetime) -> None:
-    """Verify a client certificate chain (leaf first) for TLS client authentication at time ``at``.
-
-    Raises TLSAlert: certificate_expired, unknown_ca (no path to a trusted root) or bad_certificate.
-    """
-    try:
-        PolicyBuilder().store(store).time(at).build_client_verifier().verify(chain[0], chain[1:])
-    except (VerificationError, ValueError) as exc:
-        for cert in chain:
-            if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
-                raise alert(AlertDescription.certificate_expired, f"certificate not valid: {exc}") from None
-        if isinstance(exc, VerificationError) and "candidates exhausted" in str(exc):
-            raise alert(AlertDescription.unknown_ca, f"untrusted certificate chain: {exc}") from None
-        raise alert(AlertDescription.bad_certificate, f"certificate verification failed: {exc}") from None
+    return TrustStore.of(certs)
 
 
 # -- CertificateVerify (RFC 8446 §4.4.3) ---------------------------------------------------------------

@@ -30,7 +30,6 @@ from rudp.tls.certs import (
     choose_scheme,
     parse_certificates,
     sign,
-    verify_chain,
     verify_signature,
 )
 from rudp.tls.config import TlsConfig
@@ -60,6 +59,7 @@ from rudp.tls.messages import (
     ServerHello,
 )
 from rudp.tls.tickets import MAX_TICKET_LIFETIME, QUIC_MAX_EARLY_DATA, SessionTicket
+from rudp.tls.verification import verify_chain
 
 _I = EncryptionLevel.INITIAL
 _H = EncryptionLevel.HANDSHAKE

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cryptography import x509
-from cryptography.x509.verification import Store
 
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import ConfigError
@@ -24,6 +23,7 @@ from rudp.tls.certs import (
     PemSource,
     PrivateKey,
     SignatureScheme,
+    TrustStore,
     check_key_matches_certificate,
     describe_source,
     load_certificate_chain,
@@ -101,7 +101,7 @@ class TlsConfig:
     wall_clock: Callable[[], float] = system_wall_clock
     """POSIX time source for certificate validity and ticket ages"""
 
-    _store: Store | None = field(default=None, init=False, repr=False)
+    _store: TrustStore | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.certfile is not None:
@@ -131,8 +131,8 @@ class TlsConfig:
             if self.ticket_key is None:
                 self.ticket_key = os.urandom(32)
 
-    def trust_store(self) -> Store:
-        """The CA store for peer verification (loaded once, on first use)."""
+    def trust_store(self) -> TrustStore:
+        """The trusted certificates for peer verification (loaded once, on first use)."""
         if self._store is None:
             self._store = load_trust_store(self.cafile, self.cadata, self.capath)
         return self._store

@@ -32,7 +32,6 @@ from rudp.tls.certs import (
     choose_scheme,
     parse_certificates,
     sign,
-    verify_client_chain,
     verify_signature,
 )
 from rudp.tls.config import TlsConfig
@@ -63,6 +62,7 @@ from rudp.tls.messages import (
     ServerHello,
 )
 from rudp.tls.tickets import QUIC_MAX_EARLY_DATA, TicketSealer, TicketState
+from rudp.tls.verification import verify_client_chain
 
 _I = EncryptionLevel.INITIAL
 _H = EncryptionLevel.HANDSHAKE

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import rudp
-from benchmarks.common import ratio, save_result, table
+from benchmarks.common import ratio, save_result, saved, table
 from rudp.testing.certs import TestPki, make_test_pki
 
 PACING = os.environ.get("RUDP_PACING", "1") == "1"
@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     result = run(mbytes=args.mbytes, repeat=args.repeat)
     print(report(result))
-    print(f"saved {save_result('bulk', result)}")
+    print(saved(save_result("bulk", result)))
     return 0
 
 

@@ -381,14 +381,28 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *(line(r) for r in cells[1:])])
 
 
-def save_result(name: str, record: dict[str, Any]) -> Path:
-    """Write `record` (plus the Python version and a timestamp) to ``benchmarks/results/<name>-<ts>.json``."""
-    RESULTS_DIR.mkdir(exist_ok=True)
+def save_result(name: str, record: dict[str, Any], *, results_dir: Path | None = None) -> Path:
+    """Write `record` (plus the Python version and a timestamp) to ``benchmarks/results/<name>-<ts>.json``.
+
+    When `name` has a plot in :mod:`benchmarks.plots` and matplotlib is installed, the plot is written
+    beside the JSON with the suffix ``.png`` (see :func:`saved`); without matplotlib one line says so.
+    """
+    from benchmarks import plots
+
+    directory = RESULTS_DIR if results_dir is None else results_dir
+    directory.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    path = directory / f"{name}-{stamp}.json"
     full = {"benchmark": name, "time": stamp, "python": sys.version.split()[0], **record}
     path.write_text(json.dumps(full, indent=2, default=str))
+    plots.save_plot(json.loads(path.read_text()), path.with_suffix(".png"))
     return path
+
+
+def saved(path: Path) -> str:
+    """``saved <json>``, plus ``and <png>`` when its plot was written: what a benchmark prints last."""
+    png = path.with_suffix(".png")
+    return f"saved {path}" + (f" and {png}" if png.exists() else "")
 
 
 def link_summary(bench: Bench) -> dict[str, Any]:

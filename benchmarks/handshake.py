@@ -32,6 +32,7 @@ from benchmarks.common import (
     ratio,
     rudp_client_config,
     save_result,
+    saved,
     table,
     wan,
 )
@@ -183,7 +184,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     result = run(rtt=args.rtt_ms / 1000, count=args.count)
     print(report(result))
-    print(f"saved {save_result('handshake', result)}")
+    print(saved(save_result("handshake", result)))
     return 0
 
 

@@ -25,6 +25,7 @@ from benchmarks.common import (
     percentile,
     ratio,
     save_result,
+    saved,
     session,
     table,
     wan,
@@ -63,7 +64,10 @@ def run(
     stacks: tuple[str, ...] = STACKS,
     bench: Bench | None = None,
 ) -> dict[str, Any]:
-    """Measure every stack at every loss rate; the JSON-able result (latencies in ms)."""
+    """Measure every stack at every loss rate; the JSON-able result (latencies in ms).
+
+    Each point keeps its percentiles and every request's latency (``latencies_ms``, for the CDF plot).
+    """
     if bench is None:
         with bench_network() as fresh:
             return run(
@@ -92,6 +96,7 @@ def run(
                     "p99_ms": percentile(lat, 99),
                     "max_ms": max(lat),
                     "elapsed_s": raw["elapsed"],
+                    "latencies_ms": [round(v, 2) for v in lat],
                 }
             )
     conditions = {
@@ -152,7 +157,7 @@ def main(argv: list[str]) -> int:
         rate_bps=args.rate_mbit * 1e6,
     )
     print(report(result))
-    print(f"saved {save_result('hol_blocking', result)}")
+    print(saved(save_result("hol_blocking", result)))
     return 0
 
 

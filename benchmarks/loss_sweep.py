@@ -16,7 +16,17 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.common import Bench, bench_network, link_summary, ratio, save_result, session, table, wan
+from benchmarks.common import (
+    Bench,
+    bench_network,
+    link_summary,
+    ratio,
+    save_result,
+    saved,
+    session,
+    table,
+    wan,
+)
 from rudp.testing.certs import TestPki
 
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -121,7 +131,7 @@ def main(argv: list[str]) -> int:
         rate_bps=args.rate_mbit * 1e6,
     )
     print(report(result))
-    print(f"saved {save_result('loss_sweep', result)}")
+    print(saved(save_result("loss_sweep", result)))
     return 0
 
 

@@ -17,7 +17,17 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.common import Bench, bench_network, percentile, ratio, save_result, session, table, wan
+from benchmarks.common import (
+    Bench,
+    bench_network,
+    percentile,
+    ratio,
+    save_result,
+    saved,
+    session,
+    table,
+    wan,
+)
 from rudp.testing.certs import TestPki
 
 STACKS = ("rudp-quic", "rudp-tcp", "aioquic")
@@ -150,7 +160,7 @@ def main(argv: list[str]) -> int:
         concurrency=args.concurrency,
     )
     print(report(result))
-    print(f"saved {save_result('many_small', result)}")
+    print(saved(save_result("many_small", result)))
     return 0
 
 

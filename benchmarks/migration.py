@@ -8,7 +8,9 @@ point for every stack). A QUIC connection carries on: the server sees datagrams 
 validates the path and answers there. A TCP connection cannot: the server's kernel answers the unknown
 4-tuple with a RST (or the flow stalls). Reported per stack: completed or not, bytes received, total
 time, the longest gap between two received chunks (the stall the rebinding caused) and, for rudp
-servers, the peer address and path changes the server saw afterwards.
+servers, the peer address and path changes the server saw afterwards. Each run also records the bytes
+received over time (``received``: ``[seconds, bytes]`` pairs, at most one per ``SAMPLE_S``) and when
+the rebinding happened on that timeline (``rebind_at_s``), which ``benchmarks/plots.py`` draws.
 """
 
 from __future__ import annotations
@@ -21,46 +23,65 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.common import Bench, bench_network, run_coroutine, save_result, session, table, wan
+from benchmarks.common import Bench, bench_network, run_coroutine, save_result, saved, session, table, wan
 from rudp.testing.certs import TestPki
 
 STACKS = ("rudp-quic", "rudp-tcp", "aioquic")
+SAMPLE_S = 0.002
+"""Minimum spacing of the received-bytes samples (s); the last chunk is always recorded."""
 
 
 async def _download(
     stack: str, host: str, pki: TestPki, nbytes: int, signal_fd: int, stall: float
 ) -> dict[str, Any]:
-    state = {"got": 0, "signalled": False, "last": 0.0, "max_gap": 0.0}
-    outcome: dict[str, Any] = {"stack": stack, "completed": False, "error": None, "server_view": None}
-    start = time.perf_counter()
+    # time.monotonic() throughout: the parent stamps the rebinding with the same (system-wide) clock
+    state = {"got": 0, "signalled": False, "last": 0.0, "max_gap": 0.0, "sampled": 0.0}
+    outcome: dict[str, Any] = {
+        "stack": stack,
+        "completed": False,
+        "error": None,
+        "server_view": None,
+        "half_at_s": None,
+    }
+    start = time.monotonic()
     state["last"] = start
+    received: list[list[float]] = [[0.0, 0]]
 
     def progress(n: int) -> None:
-        now = time.perf_counter()
+        now = time.monotonic()
         state["max_gap"] = max(state["max_gap"], now - state["last"])
         state["last"] = now
         state["got"] += n
-        if not state["signalled"] and state["got"] >= nbytes // 2:
+        half_way = not state["signalled"] and state["got"] >= nbytes // 2
+        if half_way or now - state["sampled"] >= SAMPLE_S or state["got"] >= nbytes:
+            state["sampled"] = now
+            received.append([round(now - start, 4), state["got"]])
+        if half_way:
             state["signalled"] = True
+            outcome["half_at_s"] = round(now - start, 4)
             os.write(signal_fd, b"h")
 
     try:
         async with session(stack, host, pki) as sess:
             got = await sess.get(nbytes, progress, stall=stall)
             outcome["completed"] = got == nbytes
-            outcome["elapsed_s"] = time.perf_counter() - start
+            outcome["elapsed_s"] = time.monotonic() - start
             outcome["server_view"] = await asyncio.wait_for(sess.info(), stall)
     except (Exception, asyncio.CancelledError) as exc:
         outcome["error"] = f"{type(exc).__name__}: {exc}"[:200]
-        outcome["elapsed_s"] = time.perf_counter() - start
+        outcome["elapsed_s"] = time.monotonic() - start
     if not state["signalled"]:
         os.write(signal_fd, b"x")  # never reached half-way: release the parent
+    if received[-1][1] != state["got"]:
+        received.append([round(state["last"] - start, 4), state["got"]])
     outcome["bytes"] = state["got"]
     outcome["max_gap_s"] = (
-        max(state["max_gap"], time.perf_counter() - state["last"])
+        max(state["max_gap"], time.monotonic() - state["last"])
         if not outcome["completed"]
         else state["max_gap"]
     )
+    outcome["received"] = received
+    outcome["started_monotonic"] = start
     return outcome
 
 
@@ -70,16 +91,19 @@ def _one(bench: Bench, stack: str, nbytes: int, stall: float) -> dict[str, Any]:
         run_coroutine, _download, stack, bench.host, bench.pki, nbytes, write_fd, stall
     )
     os.close(write_fd)
-    rebound_to = None
+    rebound_to, rebound_at = None, None
     try:
         ready, _, _ = select.select([read_fd], [], [], 120.0)
         if ready and os.read(read_fd, 1) == b"h":
             rebound_to = bench.net.rebind()
+            rebound_at = time.monotonic()  # the forwarder has switched to the new port by now
         result: dict[str, Any] = task.join(timeout=180.0)
     finally:
         task.kill()
         os.close(read_fd)
     result["rebound_to"] = rebound_to
+    started = result.pop("started_monotonic")
+    result["rebind_at_s"] = None if rebound_at is None else round(rebound_at - started, 4)
     return result
 
 
@@ -142,7 +166,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     result = run(mbytes=args.mbytes, rtt=args.rtt_ms / 1000, rate_bps=args.rate_mbit * 1e6)
     print(report(result))
-    print(f"saved {save_result('migration', result)}")
+    print(saved(save_result("migration", result)))
     return 0
 
 

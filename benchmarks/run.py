@@ -1,13 +1,14 @@
-"""One entry point for every benchmark: runs all (or the selected ones), prints the tables, saves JSON.
+"""One entry point for every benchmark: runs all (or the selected ones), prints tables, saves JSON and plots.
 
 Run as root (the emulated-network benchmarks build network namespaces)::
 
-    python -m benchmarks.run                      # everything, default sizes (about 10 minutes)
-    python -m benchmarks.run --quick              # everything, small sizes (about 2 minutes)
+    python -m benchmarks.run                      # everything, default sizes (about 3.5 minutes)
+    python -m benchmarks.run --quick              # everything, small sizes (about 1 minute)
     python -m benchmarks.run handshake hol_blocking
 
-Each benchmark's result goes to ``benchmarks/results/<name>-<time>.json``; the whole run also to
-``benchmarks/results/run-<time>.json``. See ``benchmarks/README.md`` for what each one shows.
+Each benchmark's result goes to ``benchmarks/results/<name>-<time>.json``, with its plot beside it as
+``<name>-<time>.png`` when matplotlib is installed (``pip install -e '.[plot]'``); the whole run also
+to ``benchmarks/results/run-<time>.json``. See ``benchmarks/README.md`` for what each one shows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import bulk, handshake, hol_blocking, loss_sweep, many_small, migration
-from benchmarks.common import save_result
+from benchmarks.common import save_result, saved
 
 BENCHMARKS: dict[str, ModuleType] = {
     "handshake": handshake,
@@ -43,8 +44,13 @@ QUICK: dict[str, dict[str, Any]] = {
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # No argparse `choices`: with nargs="*" argparse checks an empty selection against them too (which
+    # once made `[]` a listed choice); names are checked below instead.
     parser.add_argument(
-        "names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)"
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run, any of: {', '.join(BENCHMARKS)} (default: all)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a fast look")
     args = parser.parse_args(argv)
@@ -59,9 +65,9 @@ def main(argv: list[str]) -> int:
         result = run(**(QUICK[name] if args.quick else {}))
         result["wall_s"] = round(time.perf_counter() - started, 1)
         print(module.report(result), flush=True)
-        print(f"  ({result['wall_s']} s, saved {save_result(name, result)})\n", flush=True)
+        print(f"  ({result['wall_s']} s, {saved(save_result(name, result))})\n", flush=True)
         combined["results"][name] = result
-    print(f"saved {save_result('run', combined)}")
+    print(saved(save_result("run", combined)))
     return 0
 
 

@@ -4,9 +4,13 @@ Self-contained demo (serves a generated 8 MB file on a free local port, then dow
 
     python examples/download.py
 
-Or download from a running ``rudp serve --www DIR`` (or any hq-interop server)::
+It prints what it serves, the download's size, time and rate, and whether the sha256 of what arrived
+matches the served file. Or download from a running ``rudp serve --www DIR`` (or any hq-interop
+server); it prints the size, time and rate, and the file's sha256 like ``sha256sum``::
 
     python examples/download.py https://localhost:4433/big.bin --ca ca.pem -o big.bin
+
+The progress line (on stderr) is drawn only when stderr is a terminal. Sizes are in MB (10^6 bytes).
 """
 
 from __future__ import annotations
@@ -25,22 +29,31 @@ from rudp.aio.hq import FileServer, fetch, parse_url
 from rudp.testing.certs import make_test_pki
 
 
-async def download(url: str, config: rudp.Config, output: Path) -> str:
-    """Fetch ``url`` into ``output`` with a progress line on stderr; return the sha256 hex digest."""
+def _summary(path: str, size: int, seconds: float) -> str:
+    rate = size / max(seconds, 1e-6) / 1e6
+    return f"{path}: {size / 1e6:.2f} MB in {seconds:.2f} s ({rate:.1f} MB/s)"
+
+
+async def download(url: str, config: rudp.Config, output: Path) -> tuple[str, str]:
+    """Fetch ``url`` into ``output``; return (summary line, sha256 hex digest).
+
+    While it runs, a progress line is redrawn on stderr five times a second if stderr is a terminal
+    (captured or piped output gets no carriage-return redraws); it is cleared at the end.
+    """
     host, port, path = parse_url(url)
     hasher = hashlib.sha256()
     started = time.monotonic()
-
     last = started
+    live = sys.stderr.isatty()
+    drawn = False
 
     def progress(done: int) -> None:
-        nonlocal last
+        nonlocal last, drawn
         now = time.monotonic()
-        if now - last < 0.2:  # redraw five times a second, not for every chunk
+        if not live or now - last < 0.2:  # redraw five times a second, not for every chunk
             return
-        last = now
-        rate = done / max(now - started, 1e-6) / 1e6
-        print(f"\r{path}: {done / 1e6:6.2f} MB  {rate:6.2f} MB/s", end="", file=sys.stderr, flush=True)
+        last, drawn = now, True
+        print(f"\r{_summary(path, done, now - started)} ...", end="", file=sys.stderr, flush=True)
 
     with output.open("wb") as f:
 
@@ -50,8 +63,9 @@ async def download(url: str, config: rudp.Config, output: Path) -> str:
 
         async with rudp.connect(host, port, config=config) as conn:
             size = await fetch(conn, path, sink, progress=progress)
-    print(f"\n{size} bytes in {time.monotonic() - started:.2f} s -> {output}", file=sys.stderr)
-    return hasher.hexdigest()
+    if drawn:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)  # erase the progress line
+    return _summary(path, size, time.monotonic() - started), hasher.hexdigest()
 
 
 async def self_contained() -> None:
@@ -64,8 +78,12 @@ async def self_contained() -> None:
         config = rudp.Config(certfile=pki.cert_file, keyfile=pki.key_file)
         async with await rudp.serve("127.0.0.1", 0, FileServer(root / "www"), config=config) as server:
             url = f"https://127.0.0.1:{server.port}/big.bin"
-            digest = await download(url, rudp.Config(cafile=pki.ca_file), root / "big.bin")
-        print("sha256 ok" if digest == hashlib.sha256(data).hexdigest() else "sha256 MISMATCH")
+            print(f"serving {len(data) / 1e6:.2f} MB of random bytes at {url}", flush=True)
+            summary, digest = await download(url, rudp.Config(cafile=pki.ca_file), root / "big.bin")
+        print(summary)
+        if digest != hashlib.sha256(data).hexdigest():
+            sys.exit("sha256 MISMATCH: the download differs from the served file")
+        print("sha256 ok: the download matches the served file")
 
 
 async def main() -> None:
@@ -78,7 +96,9 @@ async def main() -> None:
         await self_contained()
         return
     output = args.output or Path(parse_url(args.url)[2].rstrip("/").rsplit("/", 1)[-1] or "index.html")
-    print(await download(args.url, rudp.Config(cafile=args.ca), output))
+    summary, digest = await download(args.url, rudp.Config(cafile=args.ca), output)
+    print(f"{summary} -> {output}")
+    print(f"{digest}  {output}")  # the sha256sum format: check with `sha256sum -c`
 
 
 if __name__ == "__main__":

@@ -1,19 +1,26 @@
 """Smoke test of the benchmarks: each core function runs once, tiny, through the emulator.
 
-Checks that every benchmark returns a structurally valid, sane result (and that its report renders).
-Speed is measured by the benchmarks themselves, never asserted here.
+Checks that every benchmark returns a structurally valid, sane result (and that its report renders),
+and that saving it writes the JSON and, with matplotlib installed, a PNG plot beside it. Speed is
+measured by the benchmarks themselves, never asserted here.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks import bulk, handshake, hol_blocking, loss_sweep, many_small, migration
-from benchmarks.common import Bench, bench_network, percentile
+from benchmarks import bulk, handshake, hol_blocking, loss_sweep, many_small, migration, plots, run
+from benchmarks.common import Bench, bench_network, percentile, save_result, saved
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = [pytest.mark.usefixtures("netem"), pytest.mark.timeout(120)]
 
@@ -26,6 +33,23 @@ def bench(netem: None) -> Iterator[Bench]:
 
 def finite_positive(value: Any) -> bool:
     return isinstance(value, float | int) and math.isfinite(value) and value > 0
+
+
+def save_and_check_png(name: str, result: dict[str, Any], directory: Path) -> Path:
+    """Save `result` as save_result does for a real run; assert the JSON and a real PNG beside it."""
+    pytest.importorskip("matplotlib")
+    path = save_result(name, result, results_dir=directory)
+    assert json.loads(path.read_text())["benchmark"] == name
+    png = path.with_suffix(".png")
+    assert png.is_file(), f"no plot written for {name}"
+    data = png.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 600 and height >= 400, (width, height)
+    assert len(data) > 15_000, len(data)  # axes, labels and curves, not an empty canvas
+    assert saved(path) == f"saved {path} and {png}"
+    return png
 
 
 def test_percentile_nearest_rank() -> None:
@@ -47,14 +71,17 @@ def test_handshake(bench: Bench) -> None:
     assert "rudp-quic-0rtt" in handshake.report(result)
 
 
-def test_hol_blocking(bench: Bench) -> None:
+def test_hol_blocking(bench: Bench, tmp_path: Path) -> None:
     result = hol_blocking.run(losses=(0.0, 0.05), streams=4, size=1024, rounds=2, bench=bench)
     points = result["points"]
     assert len(points) == 2 * len(hol_blocking.STACKS)
     for p in points:
         assert p["requests"] == 8
         assert 0 < p["p50_ms"] <= p["p95_ms"] <= p["p99_ms"] <= p["max_ms"]
+        assert len(p["latencies_ms"]) == 8  # every request's latency, for the CDF plot
+        assert max(p["latencies_ms"]) == pytest.approx(p["max_ms"], abs=0.01)
     assert "TCP/QUIC p50" in hol_blocking.report(result)
+    save_and_check_png("hol_blocking", result, tmp_path)
 
 
 def test_loss_sweep(bench: Bench) -> None:
@@ -75,22 +102,61 @@ def test_many_small(bench: Bench) -> None:
     assert "conc req/s" in many_small.report(result)
 
 
-def test_migration_runs_last(bench: Bench) -> None:
+def test_migration_runs_last(bench: Bench, tmp_path: Path) -> None:
     result = migration.run(mbytes=0.4, stall=3.0, bench=bench)
     runs = {r["stack"]: r for r in result["runs"]}
     assert set(runs) == set(migration.STACKS)
+    half = result["conditions"]["bytes"] // 2
     for r in runs.values():
         assert r["rebound_to"] is not None  # every download got past half-way before the rebinding
         assert isinstance(r["completed"], bool)
         assert 0 < r["bytes"] <= result["conditions"]["bytes"]
+        # the received-bytes series: starts at 0, never goes back, ends at the total
+        series = r["received"]
+        assert series[0] == [0.0, 0] and series[-1][1] == r["bytes"]
+        assert all(a[0] <= b[0] and a[1] < b[1] for a, b in itertools.pairwise(series))
+        # the child reached half the body, then the parent rebound: the same clock orders them
+        assert 0 < r["half_at_s"] <= r["rebind_at_s"]
+        assert next(t for t, b in series if b >= half) == r["half_at_s"]  # sampled where it signalled
     quic = runs["rudp-quic"]
     assert quic["completed"], quic["error"]
     assert quic["server_view"]["path_changes"] >= 1
     assert "BROKEN" in migration.report(result) or runs["rudp-tcp"]["completed"]
+    save_and_check_png("migration", result, tmp_path)
 
 
-def test_bulk_loopback() -> None:
+def test_bulk_loopback(tmp_path: Path) -> None:
     result = bulk.run(mbytes=0.2, repeat=1)
     assert set(result["mbit_s"]) == {"rudp-quic", "rudp-quic-1350", "rudp-tcp", "aioquic"}
     assert all(finite_positive(v) for v in result["mbit_s"].values())
     assert "vs aioquic" in bulk.report(result)
+    save_and_check_png("bulk", result, tmp_path)
+
+
+def test_without_matplotlib_only_the_json_and_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(plots, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(plots, "_missing_reported", False)
+    record = {"conditions": {"path": "loopback", "mbytes": 1.0, "repeat": 1}, "mbit_s": {"aioquic": 100.0}}
+    first = save_result("bulk", record, results_dir=tmp_path)
+    second = save_result("bulk", record, results_dir=tmp_path / "again")
+    assert first.is_file() and second.is_file()
+    assert list(tmp_path.rglob("*.png")) == []
+    assert saved(first) == f"saved {first}"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "matplotlib is not installed" in err
+
+
+def test_run_help_lists_every_benchmark_and_no_empty_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_help:
+        run.main(["--help"])
+    assert exit_help.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "{}" not in help_text and "[]" not in help_text and "{," not in help_text
+    for name in run.BENCHMARKS:
+        assert name in help_text
+    with pytest.raises(SystemExit) as exit_bad:
+        run.main(["handshake", "nope"])
+    assert exit_bad.value.code == 2
+    assert "unknown benchmark(s): nope" in capsys.readouterr().err

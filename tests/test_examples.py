@@ -33,7 +33,15 @@ def test_self_contained_example(name: str) -> None:
     result = _run(EXAMPLES / name)
     assert result.returncode == 0, result.stderr
     if name == "download.py":
-        assert "sha256 ok" in result.stdout
+        # Exactly three lines: what is served, the download's size/time/rate, the checksum verdict; no
+        # progress redraws (stderr is not a terminal here), no temporary paths, nothing on stderr.
+        lines = result.stdout.splitlines()
+        assert len(lines) == 3, result.stdout
+        served = r"serving 8\.00 MB of random bytes at https://127\.0\.0\.1:\d+/big\.bin"
+        assert re.fullmatch(served, lines[0]), lines[0]
+        assert re.fullmatch(r"/big\.bin: 8\.00 MB in \d+\.\d\d s \(\d+\.\d MB/s\)", lines[1]), lines[1]
+        assert lines[2] == "sha256 ok: the download matches the served file"
+        assert result.stderr == ""
     elif name == "resume_0rtt.py":
         assert "resumed=True, 0-RTT accepted=True" in result.stdout
     else:

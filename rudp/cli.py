@@ -58,21 +58,30 @@ def _common_config(args: argparse.Namespace, **fields: Any) -> Config:
     from rudp.quic.congestion import resolve_congestion_controller
 
     resolve_congestion_controller(args.cc)  # fail early, with the registry's message
-    keylog = args.keylog or os.environ.get("SSLKEYLOGFILE")
-    return Config(
+    return Config(  # SSLKEYLOGFILE is honoured by Config itself when --keylog is not given
         congestion=args.cc,
         qlog_dir=args.qlog_dir,
-        secrets_log=keylog or None,
+        secrets_log=args.keylog or None,
         enable_0rtt=args.zero_rtt,
         **fields,
     )
 
 
 def _add_common(parser: argparse.ArgumentParser, transports: list[str]) -> None:
+    from rudp.quic.congestion import registered_congestion_controllers
+
     parser.add_argument(
-        "--transport", choices=transports, default="quic", help="QUIC or the TCP+TLS baseline"
+        "--transport",
+        choices=transports,
+        default="quic",
+        help="QUIC or the TCP+TLS baseline (default: %(default)s)",
     )
-    parser.add_argument("--cc", default="newreno", metavar="NAME", help="congestion controller")
+    parser.add_argument(
+        "--cc",
+        default="newreno",
+        choices=registered_congestion_controllers(),
+        help="congestion controller (default: %(default)s)",
+    )
     parser.add_argument("--qlog-dir", metavar="DIR", help="write a qlog file per connection here")
     parser.add_argument("--keylog", metavar="FILE", help="append TLS secrets (SSLKEYLOGFILE format)")
     parser.add_argument("--0rtt", dest="zero_rtt", action="store_true", help="send/accept 0-RTT data")
@@ -104,19 +113,27 @@ async def _serve(args: argparse.Namespace) -> int:
         transport = args.transport
         server = await rudp.serve(args.host, args.port, FileServer(www), config=config, transport=transport)
         print(f"serving {www} over {transport} on {args.host or '*'} port {server.port}", flush=True)
-        _close_on_signals(asyncio.get_running_loop(), server.close)
+        received = _close_on_signals(asyncio.get_running_loop(), server.close)
         async with server:
             await server.serve_forever()
-    return 0
+    # Stopped by a signal: exit as a shell reports it (130 for Ctrl-C, 143 for SIGTERM), like `get`.
+    return 128 + received[0] if received else 0
 
 
-def _close_on_signals(loop: asyncio.AbstractEventLoop, close: Callable[[], object]) -> None:
+def _close_on_signals(loop: asyncio.AbstractEventLoop, close: Callable[[], object]) -> list[int]:
     """Ctrl-C / SIGTERM close the server gracefully (Unix main thread only; elsewhere the default
-    KeyboardInterrupt handling applies)."""
+    KeyboardInterrupt handling applies). Returns the list the received signal numbers go to."""
+    received: list[int] = []
     if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
-        return
+        return received
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        close()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, close)
+        loop.add_signal_handler(sig, on_signal, int(sig))
+    return received
 
 
 # ---------------------------------------------------------------------------------------- get
@@ -172,11 +189,49 @@ class Progress:
         return update
 
     def done(self, name: str, size: int, seconds: float) -> None:
-        """Report a finished download."""
+        """Report a finished download (its bar, if any, goes: a summary line replaces it)."""
+        if self._rich is not None and name in self._tasks:
+            self._rich.remove_task(self._tasks.pop(name))
         if not self._quiet:
             rate = size / max(seconds, 1e-6) / 1e6
-            message = f"GET {name}: {size} bytes in {seconds:.2f} s ({rate:.1f} MB/s)"
-            print(message, file=sys.stderr, flush=True)
+            self.message(f"GET {name}: {size} bytes in {seconds:.2f} s ({rate:.1f} MB/s)")
+
+    def failed(self, name: str, message: str) -> None:
+        """Report a failed download (always shown, even with --quiet)."""
+        if self._rich is not None and name in self._tasks:
+            self._rich.remove_task(self._tasks.pop(name))
+        self.message(f"GET {name}: {message}", always=True)
+
+    def message(self, text: str, *, always: bool = False) -> None:
+        """A line on stderr, printed above the live bars (never between or below them)."""
+        if self._quiet and not always:
+            return
+        if self._rich is not None:
+            self._rich.console.print(text, highlight=False, markup=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+class _PartialDownload:
+    """A download written under a temporary name beside its target, renamed only once complete: a
+    404, a failure or Ctrl-C leaves no partial file behind."""
+
+    def __init__(self, target: Path) -> None:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        self._file = os.fdopen(fd, "wb")
+        self._temp = Path(name)
+        self.target = target
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self._temp, self.target)
+
+    def discard(self) -> None:
+        self._file.close()
+        self._temp.unlink(missing_ok=True)
 
 
 def _output_name(path: str) -> str:
@@ -197,17 +252,21 @@ async def _get_from(
     async def one(conn: rudp.Connection, path: str) -> None:
         started = time.monotonic()
         body = bytearray()
-        target = None if output is None else (output / _output_name(path)).open("wb")
-        sink: Callable[[bytes], object] = body.extend if target is None else target.write
+        part = None if output is None else _PartialDownload(output / _output_name(path))
+        sink: Callable[[bytes], object] = body.extend if part is None else part.write
+        complete = False
         try:
             size = await fetch(conn, path, sink, progress=progress.callback(path))
+            complete = True
         except StreamReset as exc:
-            print(f"GET {path}: refused by the server (code {exc.code:#x})", file=sys.stderr)
+            progress.failed(path, f"refused by the server (code {exc.code:#x})")
             results[path] = None
             return
         finally:
-            if target is not None:
-                target.close()
+            if part is not None and complete:
+                part.commit()
+            elif part is not None:
+                part.discard()
         progress.done(path, size, time.monotonic() - started)
         results[path] = bytes(body)
 
@@ -221,7 +280,7 @@ async def _get_from(
                 details.append("resumed")
             if conn.zero_rtt_accepted:
                 details.append("0-RTT accepted")
-            print(f"{args.transport} {host} port {port}: {', '.join(details)}", file=sys.stderr)
+            progress.message(f"{args.transport} {host} port {port}: {', '.join(details)}")
     return results
 
 
@@ -327,7 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a directory over hq-interop (HTTP/0.9 over QUIC)")
     serve.add_argument("--www", required=True, metavar="DIR", help="directory to serve")
     serve.add_argument("--host", default="::", help="address to listen on (default: all, dual-stack)")
-    serve.add_argument("--port", type=int, default=4433, help="port (0 picks a free one)")
+    serve.add_argument(
+        "--port", type=int, default=4433, help="port, 0 picks a free one (default: %(default)s)"
+    )
     serve.add_argument("--cert", metavar="PEM", help="certificate chain (default: throwaway self-signed)")
     serve.add_argument("--key", metavar="PEM", help="private key")
     serve.add_argument("--retry", action="store_true", help="validate client addresses with Retry")

@@ -80,7 +80,8 @@ def server(www: Path) -> Iterator[tuple[int, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    # SIGTERM: a clean shutdown, reported as a shell reports the signal (128 + 15).
+    assert process.returncode == 143, process.stderr.read() if process.stderr else ""
 
 
 @pytest.mark.parametrize("transport", ["quic", "tcp"])
@@ -151,7 +152,90 @@ def test_get_without_server_fails_clearly(tmp_path: Path) -> None:
 
 def test_bad_arguments() -> None:
     assert _rudp("get", "ftp://example.com/x", "--insecure").returncode == 2
-    assert _rudp("get", "https://127.0.0.1:1/x", "--insecure", "--cc", "no-such-cc").returncode == 2
+    bad_cc = _rudp("get", "https://127.0.0.1:1/x", "--insecure", "--cc", "no-such-cc")
+    assert bad_cc.returncode == 2
+    assert "choose from" in bad_cc.stderr and "cubic" in bad_cc.stderr and "newreno" in bad_cc.stderr
+
+
+def test_help_lists_choices_and_defaults() -> None:
+    serve_help = " ".join(_rudp("serve", "--help").stdout.split())
+    assert "(default: 4433)" in serve_help and "(default: quic)" in serve_help
+    assert "{cubic,newreno}" in serve_help and "(default: newreno)" in serve_help
+    get_help = " ".join(_rudp("get", "--help").stdout.split())
+    assert "{cubic,newreno}" in get_help and "{quic,tcp}" in get_help
+
+
+def test_get_leaves_no_file_for_a_missing_path(server: tuple[int, str], tmp_path: Path) -> None:
+    port, ca = server
+    out = tmp_path / "out"
+    base = f"https://127.0.0.1:{port}"
+    result = _rudp("get", f"{base}/missing.txt", f"{base}/index.html", "--ca", ca, "-o", out)
+    assert result.returncode == 1
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]  # no missing.txt, no .part files
+    assert (out / "index.html").read_text() == "<h1>hello</h1>\n"
+
+
+def test_serve_exits_130_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    (tmp_path / "index.html").write_text("hi")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rudp", "serve", "--www", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline(), process.stdout.readline()]
+        assert any("serving" in line for line in lines), lines
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 130
+    finally:
+        process.kill()
+        process.wait()
+
+
+class _FakeRich:
+    """Stands in for rich.progress.Progress: records tasks and console lines."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[int, str] = {}
+        self.printed: list[str] = []
+        self.console = self
+
+    def add_task(self, name: str, total: object = None) -> int:
+        self.tasks[len(self.tasks) + len(self.printed) + 1] = name
+        return max(self.tasks)
+
+    def update(self, task: int, completed: int) -> None:
+        if task not in self.tasks:
+            raise AssertionError("a finished task was redrawn")
+
+    def remove_task(self, task: int) -> None:
+        del self.tasks[task]
+
+    def print(self, text: str, **_: object) -> None:
+        self.printed.append(text)
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def test_rich_bars_give_way_to_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    from rudp.cli import Progress
+
+    progress = Progress(quiet=False)
+    fake = _FakeRich()
+    progress._rich = fake
+    with progress:
+        update = progress.callback("/big.bin")
+        update(1000)
+        progress.done("/big.bin", 2000, 0.5)
+        progress.message("quic 127.0.0.1 port 4433: hq-interop")
+    assert fake.tasks == {}  # the bar is gone: nothing left to redraw after the summary
+    assert fake.printed[0].startswith("GET /big.bin: 2000 bytes") and "hq-interop" in fake.printed[1]
+    assert capsys.readouterr().err == ""  # every line went through rich, above the live display
 
 
 def test_demo_exits_zero_and_prints_table() -> None:

@@ -19,6 +19,7 @@ Stages, by packet type of the forged packet:
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class Staged:
         if self.reader is None:
             raise LookupError("no keys to read the target's packets at this stage")
         out: list[tuple[int, f.Frame]] = []
+        self.reader.dcid_length = len(self.target.destination_cid)  # the peer may have changed it
         for datagram in self.output():
             if self.packet_type is PacketType.ONE_RTT:
                 frames = self.reader.frames(datagram) or []
@@ -133,7 +135,7 @@ class _Pair:
     def send(self, source: QuicConnection, target: QuicConnection | None) -> list[bytes]:
         datagrams = [data for data, _ in source.datagrams_to_send(self.tick())]
         if target is not None:
-            addr = SERVER_ADDR if source.is_client else CLIENT_ADDR
+            addr = CLIENT_ADDR if source.is_client else SERVER_ADDR  # where it comes from
             for data in datagrams:
                 target.receive_datagram(data, addr, self.tick())
         return datagrams
@@ -171,9 +173,17 @@ def stage(
     client_target: bool,
     client: dict[str, object] | None = None,
     server: dict[str, object] | None = None,
+    seed: int | None = None,
 ) -> Staged:
-    """Build the stage for ``packet_type`` with the client (or the server) as the target."""
+    """Build the stage for ``packet_type`` with the client (or the server) as the target.
+
+    With ``seed``, the connection IDs, tokens and packet-number skips of both sides come from seeded
+    generators, so that a seeded test replays the same connections (TLS key shares stay random).
+    """
     keylog = directory / f"keys-{os.urandom(4).hex()}.log"
+    if seed is not None:
+        client = {"randbytes": random.Random(seed).randbytes, **(client or {})}
+        server = {"randbytes": random.Random(~seed).randbytes, **(server or {})}
     if packet_type is PacketType.ZERO_RTT:
         client = {"session_ticket_store": TicketStore(), "enable_0rtt": True, **(client or {})}
         server = {"enable_0rtt": True, **(server or {})}

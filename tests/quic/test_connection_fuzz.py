@@ -35,7 +35,7 @@ from rudp.quic.state import MAX_PATH_RESPONSES, State
 from rudp.quic.streams.assembler import MAX_GAPS
 from rudp.testing.certs import TestPki
 from tests.strategies import frames_last, frames_with_length
-from tests.support.stages import Staged, stage
+from tests.support.stages import Staged, owed_path_responses, stage
 
 KNOWN_CODES = {int(code) for code in TransportErrorCode} | set(range(0x100, 0x200))  # + CRYPTO_ERROR
 STAGES = [
@@ -52,7 +52,7 @@ def assert_bounded(conn: QuicConnection) -> None:
     """Every peer-fed queue or table of ``conn`` is under its bound."""
     config = conn._config
     assert len(conn._pending_packets) <= MAX_PENDING_PACKETS
-    assert len(conn._path_responses) <= MAX_PATH_RESPONSES
+    assert max(owed_path_responses(conn)) <= MAX_PATH_RESPONSES
     assert len(conn._skipped_packet_numbers) <= 16
     peer_cids = conn._peer_cids
     assert peer_cids.retiring <= peer_cids.max_retiring

@@ -109,6 +109,15 @@ class Staged:
         return out
 
 
+def owed_path_responses(conn: QuicConnection) -> list[int]:
+    """The length of every queue of PATH_RESPONSEs ``conn`` owes: one per path where the connection
+    keeps a table of paths, else the connection's single queue."""
+    paths = getattr(conn, "_paths", None)
+    if paths is not None:
+        return [len(path.responses) for path in paths]
+    return [len(getattr(conn, "_path_responses"))]  # noqa: B009 - absent once paths have their table
+
+
 class _Pair:
     def __init__(self, pki: TestPki, keylog: Path, client: dict[str, object], server: dict[str, object]):
         self.now = START

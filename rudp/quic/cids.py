@@ -47,6 +47,7 @@ class LocalConnectionIds:
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
+        self._limit = 0  # how many the peer holds at once, once issue_up_to() has been called
         self.active: dict[int, IssuedCid] = {
             0: IssuedCid(0, initial_cid, stateless_reset_token(reset_key, initial_cid), sent=True)
         }
@@ -58,6 +59,7 @@ class LocalConnectionIds:
         """Issue new CIDs until ``limit`` are active (zero-length CIDs issue none)."""
         if self._cid_length == 0:
             return
+        self._limit = limit
         while len(self.active) < limit:
             cid = self._randbytes(self._cid_length)
             entry = IssuedCid(self._next_sequence, cid, stateless_reset_token(self._reset_key, cid))
@@ -81,6 +83,10 @@ class LocalConnectionIds:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "retiring the CID in use", 0x19)
         del self.active[frame.sequence]
         self.changes.append((False, entry.cid))
+        # RFC 9000 §5.1.1: replace it, so the peer keeps spare IDs for migration. Each replacement
+        # answers one RETIRE_CONNECTION_ID, so the active set never exceeds the limit.
+        if self._limit:
+            self.issue_up_to(self._limit)
 
     def write_frames(self, sink: FrameSink) -> None:
         """Write NEW_CONNECTION_ID frames for CIDs not yet delivered."""

@@ -1,0 +1,36 @@
+"""The connection IDs we issue: retired ones are replaced (RFC 9000 §5.1.1), never beyond the limit."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from rudp.codec.frames import RetireConnectionId
+from rudp.errors import TransportError
+from rudp.quic.cids import LocalConnectionIds
+
+
+def _ids() -> LocalConnectionIds:
+    counter = itertools.count(1)
+    return LocalConnectionIds(b"\x00" * 8, b"k" * 32, lambda n: next(counter).to_bytes(n, "big"), 8)
+
+
+def test_a_retired_id_is_replaced_and_the_active_set_stays_at_the_limit() -> None:
+    ids = _ids()
+    ids.issue_up_to(4)
+    ids.changes.clear()
+    in_use = ids.active[0].cid
+    for sequence in range(1, 50):  # the peer retires every spare ID, one after the other
+        ids.on_retire(RetireConnectionId(sequence), in_use)
+        assert len(ids.active) == 4
+    assert sum(1 for added, _ in ids.changes if added) == 49
+    assert sum(1 for added, _ in ids.changes if not added) == 49
+    assert ids.has_data_to_send()  # the replacements go out as NEW_CONNECTION_ID
+
+
+def test_before_the_handshake_nothing_is_issued_on_retire() -> None:
+    ids = _ids()
+    with pytest.raises(TransportError):
+        ids.on_retire(RetireConnectionId(1), b"")  # never issued
+    assert len(ids.active) == 1

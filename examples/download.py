@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import rudp
-from rudp.aio.hq import FileServer, fetch, parse_url
+from rudp.aio.hq import HQ_ALPN, FileServer, fetch, parse_url
 from rudp.testing.certs import make_test_pki
 
 
@@ -75,11 +75,12 @@ async def self_contained() -> None:
         (root / "www").mkdir()
         data = os.urandom(8_000_000)
         (root / "www" / "big.bin").write_bytes(data)
-        config = rudp.Config(certfile=pki.cert_file, keyfile=pki.key_file)
+        config = rudp.Config(alpn=[HQ_ALPN], certfile=pki.cert_file, keyfile=pki.key_file)
         async with await rudp.serve("127.0.0.1", 0, FileServer(root / "www"), config=config) as server:
             url = f"https://127.0.0.1:{server.port}/big.bin"
             print(f"serving {len(data) / 1e6:.2f} MB of random bytes at {url}", flush=True)
-            summary, digest = await download(url, rudp.Config(cafile=pki.ca_file), root / "big.bin")
+            client_config = rudp.Config(alpn=[HQ_ALPN], cafile=pki.ca_file)
+            summary, digest = await download(url, client_config, root / "big.bin")
         print(summary)
         if digest != hashlib.sha256(data).hexdigest():
             sys.exit("sha256 MISMATCH: the download differs from the served file")
@@ -96,7 +97,8 @@ async def main() -> None:
         await self_contained()
         return
     output = args.output or Path(parse_url(args.url)[2].rstrip("/").rsplit("/", 1)[-1] or "index.html")
-    summary, digest = await download(args.url, rudp.Config(cafile=args.ca), output)
+    # hq-interop, as `rudp serve` and other implementations' hq-interop servers speak it
+    summary, digest = await download(args.url, rudp.Config(alpn=[HQ_ALPN], cafile=args.ca), output)
     print(f"{summary} -> {output}")
     print(f"{digest}  {output}")  # the sha256sum format: check with `sha256sum -c`
 

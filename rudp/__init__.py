@@ -5,7 +5,7 @@ the sans-IO core from :mod:`rudp.quic` and the testing tools from :mod:`rudp.tes
 """
 
 from rudp import messages
-from rudp._api import connect, serve
+from rudp._api import connect, open_connection, serve, start_server
 from rudp._version import __version__
 from rudp.aio.connection import Connection
 from rudp.aio.server import Server
@@ -14,9 +14,13 @@ from rudp.config import Config
 from rudp.errors import (
     ConfigError,
     ConnectionClosed,
+    ConnectionRefused,
     ConnectTimeout,
+    DatagramError,
     DecodeError,
     HandshakeFailed,
+    NameResolutionError,
+    NetworkError,
     RudpError,
     StreamError,
     StreamLimitReached,
@@ -38,9 +42,13 @@ __all__ = [
     "ConnectTimeout",
     "Connection",
     "ConnectionClosed",
+    "ConnectionRefused",
     "ConnectionStats",
+    "DatagramError",
     "DecodeError",
     "HandshakeFailed",
+    "NameResolutionError",
+    "NetworkError",
     "RudpError",
     "Server",
     "Stream",
@@ -56,6 +64,8 @@ __all__ = [
     "__version__",
     "connect",
     "messages",
+    "open_connection",
     "register_congestion_controller",
     "serve",
+    "start_server",
 ]

@@ -55,10 +55,12 @@ def _common_config(args: argparse.Namespace, **fields: Any) -> Config:
     Raises:
         ConfigError: unknown congestion controller or other invalid values.
     """
+    from rudp.aio.hq import HQ_ALPN
     from rudp.quic.congestion import resolve_congestion_controller
 
     resolve_congestion_controller(args.cc)  # fail early, with the registry's message
     return Config(  # SSLKEYLOGFILE is honoured by Config itself when --keylog is not given
+        alpn=[HQ_ALPN],  # serve and get speak hq-interop, with any hq-interop peer
         congestion=args.cc,
         qlog_dir=args.qlog_dir,
         secrets_log=args.keylog or None,

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from rudp.codec.codes import Version
 from rudp.codec.transport_params import TransportParameters
@@ -24,17 +24,68 @@ if TYPE_CHECKING:
 CongestionSpec = str | type | Callable[..., Any]
 """A congestion controller by registered name, by class, or by factory taking max_datagram_size."""
 
+DEFAULT_ALPN: Final = "rudp/1"
+"""The ALPN protocol name of :attr:`Config.alpn` by default: rudp talking to rudp. Applications speaking
+a protocol of their own should name it; ``rudp serve``/``rudp get`` use ``hq-interop``
+(:data:`rudp.aio.hq.HQ_ALPN`), as the QUIC interop runner's peers expect."""
+
+_VARINT_MAX: Final = (1 << 62) - 1
+_MAX_STREAMS: Final = 1 << 60  # RFC 9000 §4.6: stream limits above 2**60 are invalid
+
+
+def _show(bound: float) -> str:
+    if bound == _VARINT_MAX:
+        return "2**62 - 1"
+    if bound == _MAX_STREAMS:
+        return "2**60"
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
+def _bad(field: str, value: object, wanted: str) -> ConfigError:
+    return ConfigError(f"Config.{field} must be {wanted}, not {value!r}")
+
+
+def _number(
+    config: Config,
+    field: str,
+    *,
+    minimum: float,
+    maximum: float | None = None,
+    exclusive: bool = False,
+    exclusive_maximum: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise a ConfigError unless ``config.<field>`` is a number (an int if ``integer``) in range."""
+    value: Any = getattr(config, field)
+    number = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not number or value != value:  # NaN != NaN
+        raise _bad(field, value, "an integer" if integer else "a number")
+    low = f"> {_show(minimum)}" if exclusive else f">= {_show(minimum)}"
+    if value < minimum or (exclusive and value == minimum):
+        wanted = low if maximum is None else f"{low} and <= {_show(maximum)}"
+        raise _bad(field, value, wanted)
+    if maximum is not None and (value > maximum or (exclusive_maximum and value == maximum)):
+        high = f"< {_show(maximum)}" if exclusive_maximum else f"<= {_show(maximum)}"
+        raise _bad(field, value, f"{low} and {high}")
+
 
 @dataclass
 class Config:
     """Settings of a rudp client or server; one Config may be shared by many connections.
 
+    Every field is checked when the Config is built: the congestion name against the registry (register
+    a custom controller before naming it), ``certfile`` and ``keyfile`` together, ``client_auth``,
+    timeouts, limits and sizes. The files themselves are read when a server starts or a client connects.
+
     Raises:
-        ConfigError: from ``__post_init__`` for an invalid value.
+        ConfigError: from ``__post_init__`` for an invalid value; the message names the field and the
+            value.
     """
 
-    alpn: list[str] = field(default_factory=lambda: ["hq-interop"])
-    """ALPN protocols in preference order (QUIC requires ALPN; RFC 9001 §8.1)."""
+    alpn: list[str] = field(default_factory=lambda: [DEFAULT_ALPN])
+    """ALPN protocols in preference order (QUIC requires ALPN; RFC 9001 §8.1). The default, "rudp/1"
+    (:data:`DEFAULT_ALPN`), suits rudp applications talking to each other; name your protocol (or
+    ``hq-interop``, ``h3``...) to talk to other implementations."""
     certfile: str | Path | None = None
     """PEM certificate chain, leaf first: the server's; for a client, the certificate it presents when
     the server asks for one (mutual TLS)."""
@@ -66,9 +117,11 @@ class Config:
     send_buffer_bytes: int = 1 << 20
     """Per-stream send buffer budget: ``write()`` beyond it waits in ``drain()`` (bytes)."""
     max_streams_bidi: int = 100
-    """Concurrent bidirectional streams the peer may open."""
+    """Concurrent bidirectional streams the peer may open (0: none; the TCP baseline grants at least
+    16)."""
     max_streams_uni: int = 100
-    """Concurrent unidirectional streams the peer may open."""
+    """Concurrent unidirectional streams the peer may open (0: none; the TCP baseline grants at least
+    16)."""
     datagrams: bool = False
     """Enable unreliable datagrams (RFC 9221)."""
     max_datagram_frame_size: int = 65535
@@ -133,39 +186,89 @@ class Config:
     """Randomness source for CIDs, tokens and keys (inject a seeded one for deterministic tests)."""
 
     def __post_init__(self) -> None:
-        if not self.alpn:
-            raise ConfigError("alpn must name at least one protocol")
-        if not 0 <= self.connection_id_length <= 20:
-            raise ConfigError("connection_id_length must be 0..20")
-        if not 1200 <= self.max_datagram_size <= 65527:
-            raise ConfigError("max_datagram_size must be 1200..65527")
-        if not self.max_datagram_size <= self.max_pmtu <= 65527:
-            raise ConfigError("max_pmtu must be between max_datagram_size and 65527")
-        if self.idle_timeout < 0:
-            raise ConfigError("idle_timeout must be >= 0")
-        if self.keepalive_interval is not None and self.keepalive_interval <= 0:
-            raise ConfigError("keepalive_interval must be > 0")
-        if not 0 <= self.max_ack_delay < 2**14 / 1000:
-            raise ConfigError("max_ack_delay must be below 16.384 s")
-        if not 0 <= self.ack_delay_exponent <= 20:
-            raise ConfigError("ack_delay_exponent must be 0..20")
-        if self.active_connection_id_limit < 2:
-            raise ConfigError("active_connection_id_limit must be >= 2")
-        for name in ("initial_max_data", "initial_max_stream_data", "send_buffer_bytes"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
-        if self.max_connection_window < self.initial_max_data:
-            raise ConfigError("max_connection_window must be >= initial_max_data")
-        if self.max_stream_window < self.initial_max_stream_data:
-            raise ConfigError("max_stream_window must be >= initial_max_stream_data")
-        if self.retry_threshold is not None and self.retry_threshold < 0:
-            raise ConfigError("retry_threshold must be >= 0 (or None)")
-        if self.max_handshakes < 1 or self.max_connections < 1:
-            raise ConfigError("max_handshakes and max_connections must be >= 1")
-        if self.address_token_lifetime <= 0:
-            raise ConfigError("address_token_lifetime must be > 0")
+        """Check every field, so a bad value fails here and not at the first connection.
+
+        Raises:
+            ConfigError: naming the field, the value and what it must be.
+        """
+        self._check_protocols()
+        self._check_credentials()
+        self._check_numbers()
+        self._check_server_limits()
+
+    def _check_protocols(self) -> None:
+        alpn: object = self.alpn
+        if isinstance(alpn, str | bytes) or not isinstance(alpn, list | tuple):
+            raise _bad("alpn", alpn, 'a list of protocol names such as ["rudp/1"]')
+        if not alpn:
+            raise _bad("alpn", alpn, "a list naming at least one protocol")
+        for name in alpn:
+            if not isinstance(name, str) or not 1 <= len(name.encode()) <= 255:
+                raise _bad("alpn", alpn, "a list of protocol names of 1 to 255 bytes")
         if self.version not in (Version.V1, Version.V2):
-            raise ConfigError("version must be QUIC v1 or v2")
+            raise _bad("version", self.version, "QUIC v1 (0x1) or v2 (0x6b3343cf)")
+        if self.cipher_suites is not None:
+            suites = self.cipher_suites
+            if not suites or not all(isinstance(s, CipherSuite) for s in suites):
+                raise _bad("cipher_suites", suites, "None or a non-empty list of rudp CipherSuite values")
+        congestion = self.congestion
+        if isinstance(congestion, str):
+            from rudp.quic.congestion import resolve_congestion_controller
+
+            try:
+                resolve_congestion_controller(congestion)
+            except ConfigError as exc:
+                raise ConfigError(f"Config.congestion: {exc}") from None
+        elif not callable(congestion):
+            raise _bad("congestion", congestion, "a registered name, a controller class or a factory")
+
+    def _check_credentials(self) -> None:
+        if self.client_auth not in ("none", "optional", "required"):
+            raise _bad("client_auth", self.client_auth, '"none", "optional" or "required"')
+        if (self.certfile is None) != (self.keyfile is None):
+            given, missing = ("certfile", "keyfile") if self.keyfile is None else ("keyfile", "certfile")
+            raise ConfigError(
+                f"Config.{given} is set ({getattr(self, given)!s}) but Config.{missing} is not: "
+                "give both the certificate and its private key"
+            )
+        if self.server_name is not None and (not isinstance(self.server_name, str) or not self.server_name):
+            raise _bad("server_name", self.server_name, "None or a non-empty host name")
+        key = self.stateless_reset_key
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            raise _bad("stateless_reset_key", key, "None or at least 16 bytes")
+        if not callable(self.randbytes):
+            raise _bad("randbytes", self.randbytes, "a function returning n random bytes")
+
+    def _check_numbers(self) -> None:
+        _number(self, "handshake_timeout", minimum=0.0, exclusive=True)
+        _number(self, "idle_timeout", minimum=0.0)
+        if self.keepalive_interval is not None:
+            _number(self, "keepalive_interval", minimum=0.0, exclusive=True)
+        _number(self, "connection_id_length", minimum=0, maximum=20, integer=True)
+        _number(self, "max_datagram_size", minimum=1200, maximum=65527, integer=True)
+        _number(self, "max_pmtu", minimum=self.max_datagram_size, maximum=65527, integer=True)
+        _number(self, "max_ack_delay", minimum=0.0, maximum=2**14 / 1000, exclusive_maximum=True)
+        _number(self, "ack_delay_exponent", minimum=0, maximum=20, integer=True)
+        _number(self, "active_connection_id_limit", minimum=2, integer=True)
+        for name in ("initial_max_data", "initial_max_stream_data", "send_buffer_bytes"):
+            _number(self, name, minimum=1, maximum=_VARINT_MAX, integer=True)
+        windows = (
+            ("max_connection_window", self.initial_max_data),
+            ("max_stream_window", self.initial_max_stream_data),
+        )
+        for name, initial in windows:
+            _number(self, name, minimum=initial, maximum=_VARINT_MAX, integer=True)
+        # 0 is a valid stream limit (RFC 9000 §4.6): the peer may open none of that kind.
+        _number(self, "max_streams_bidi", minimum=0, maximum=_MAX_STREAMS, integer=True)
+        _number(self, "max_streams_uni", minimum=0, maximum=_MAX_STREAMS, integer=True)
+        _number(self, "max_datagram_frame_size", minimum=1, maximum=_VARINT_MAX, integer=True)
+
+    def _check_server_limits(self) -> None:
+        if self.retry_threshold is not None:
+            _number(self, "retry_threshold", minimum=0, integer=True)
+        _number(self, "max_handshakes", minimum=1, integer=True)
+        _number(self, "max_connections", minimum=1, integer=True)
+        _number(self, "address_token_lifetime", minimum=0.0, exclusive=True)
 
     def local_transport_parameters(self) -> TransportParameters:
         """Our transport parameters (CID fields are filled in by the connection)."""

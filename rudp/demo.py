@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import rudp
-from rudp.aio.hq import FileServer, fetch
+from rudp.aio.hq import HQ_ALPN, FileServer, fetch
 from rudp.testing.certs import make_test_pki
 
 HANDSHAKES = 5
@@ -127,8 +127,8 @@ async def run_demo(*, file_mb: float = 4.0, requests: int = 200, out: Callable[[
         www = root / "www"
         www.mkdir()
         digests = _make_files(www, file_mb)
-        server_config = rudp.Config(certfile=pki.cert_file, keyfile=pki.key_file)
-        client_config = rudp.Config(cafile=pki.ca_file)
+        server_config = rudp.Config(alpn=[HQ_ALPN], certfile=pki.cert_file, keyfile=pki.key_file)
+        client_config = rudp.Config(alpn=[HQ_ALPN], cafile=pki.ca_file)
         out(f"rudp {rudp.__version__} demo: local server on 127.0.0.1 (UDP and TCP), self-signed certificate")
         sizes = ", ".join(f"{path[1:]} {(www / path[1:]).stat().st_size / 1e6:.1f} MB" for path in digests)
         out(f"files: {sizes}; then {requests} requests of {SMALL_FILE_BYTES} bytes, one at a time")

@@ -8,6 +8,7 @@ callers can tell "the peer broke the rules" from "I called the API wrong".
 
 from __future__ import annotations
 
+import socket
 from enum import IntEnum
 
 
@@ -86,8 +87,104 @@ class TLSAlert(TransportError):
         super().__init__(TransportErrorCode.CRYPTO_ERROR + self.alert, reason)
 
 
+_PEER_ALERT_PHRASES: dict[int, str] = {
+    40: "the peer refused the handshake",
+    42: "the peer rejected our certificate",
+    43: "the peer rejected our certificate",
+    44: "the peer rejected our certificate",
+    45: "the peer rejected our certificate",
+    46: "the peer rejected our certificate",
+    48: "the peer rejected our certificate",
+    49: "the peer refused us access",
+    51: "the peer could not verify our handshake",
+    70: "the peer does not support our TLS version",
+    71: "the peer wants stronger security",
+    112: "the peer does not serve the server name we asked for",
+    116: "the peer requires a certificate from us",
+    120: "the peer supports none of our ALPN protocols",
+}
+"""What a TLS alert received from the peer means, for the alerts an application can act on."""
+
+
+def tls_alert_words(alert: int) -> str:
+    """A TLS alert description in words: 42 -> "bad certificate" (unknown values as a number)."""
+    from rudp.tls.alerts import AlertDescription  # not at import time: rudp.tls imports this module
+
+    try:
+        return AlertDescription(alert).name.replace("_", " ")
+    except ValueError:
+        return f"{alert:#x}"
+
+
+def _transport_error_name(code: int) -> str:
+    try:
+        return TransportErrorCode(code).name
+    except ValueError:
+        return f"{code:#x}"
+
+
+def _with_reason(text: str, reason: str) -> str:
+    return f"{text}: {reason}" if reason else text
+
+
+def describe_close(
+    code: int, reason: str, *, by_peer: bool, application: bool, handshake: bool = False
+) -> str:
+    """The sentence :class:`ConnectionClosed` (and its subclasses) show for a close.
+
+    The same close reads the same on both transports: who closed (this side or the peer), the
+    application code when not 0, a TLS alert in words (``0x12a`` -> "TLS alert bad certificate"), a
+    transport error by name, and the reason after a colon only when there is one.
+    """
+    crypto = TransportErrorCode.CRYPTO_ERROR
+    if not application and crypto <= code <= crypto + 0xFF:
+        alert = code - crypto
+        words = tls_alert_words(alert)
+        if reason.replace("_", " ") == words:
+            reason = ""  # only the alert's own name: nothing more to say
+        if by_peer:
+            phrase = _PEER_ALERT_PHRASES.get(alert, "the peer ended the TLS handshake")
+            return _with_reason(f"{phrase} (TLS alert {words})", reason)
+        return reason or f"the TLS handshake failed (TLS alert {words})"
+    if application:
+        text = "the peer closed the connection" if by_peer else "the connection was closed by this side"
+        if code:
+            text += f" with error code {code:#x}"
+        return _with_reason(text, reason)
+    if code == TransportErrorCode.CONNECTION_REFUSED:
+        if by_peer:
+            return _with_reason("the server refused the connection", reason)
+        return _with_reason("connection refused", reason)
+    if code == TransportErrorCode.NO_ERROR:
+        if by_peer:
+            return _with_reason("the peer closed the connection", reason)
+        if reason == "idle timeout":
+            return "the connection closed: nothing was received within the idle timeout"
+        if handshake and reason:
+            return reason
+        return _with_reason("the connection closed", reason)
+    if code == TransportErrorCode.NO_VIABLE_PATH and not by_peer:
+        return _with_reason("the connection was lost", reason)
+    name = _transport_error_name(code)
+    if by_peer:
+        return _with_reason(f"the peer closed the connection with transport error {name}", reason)
+    return _with_reason(f"the connection failed with transport error {name}", reason)
+
+
 class ConnectionClosed(RudpError, ConnectionError):
-    """The connection is closed; raised to API users by operations that need a live connection."""
+    """The connection is closed; raised to API users by operations that need a live connection.
+
+    The message is a sentence composed from the attributes (see :func:`describe_close`), e.g. "the peer
+    closed the connection with error code 0x5: bye" or "the peer rejected our certificate (TLS alert bad
+    certificate)"; the attributes are the facts.
+
+    Attributes:
+        code: the application error code (``application``), else the QUIC transport error code
+            (CRYPTO_ERROR 0x100 + TLS alert for TLS failures).
+        reason: the reason phrase as sent or received ("" when none).
+        by_peer: True when the peer closed the connection (or sent the TLS alert).
+        application: True for an application close (``Connection.close(code, reason)``).
+    """
 
     def __init__(
         self, code: int = 0, reason: str = "", *, by_peer: bool = False, application: bool = True
@@ -96,17 +193,115 @@ class ConnectionClosed(RudpError, ConnectionError):
         self.reason = reason
         self.by_peer = by_peer
         self.application = application
-        who = "peer" if by_peer else "local"
-        kind = "application" if application else "transport"
-        super().__init__(f"connection closed by {who} ({kind} code {code:#x}): {reason}")
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return describe_close(
+            self.code,
+            self.reason,
+            by_peer=self.by_peer,
+            application=self.application,
+            handshake=isinstance(self, HandshakeFailed),
+        )
 
 
 class HandshakeFailed(ConnectionClosed):
     """The handshake did not complete; ``code`` carries the alert or transport cause."""
 
 
+class ConnectionRefused(HandshakeFailed, ConnectionRefusedError):
+    """Nothing accepted the connection: no server listens at that address (QUIC learns it from an ICMP
+    port-unreachable, TCP from a reset), or the server refused it (CONNECTION_REFUSED, e.g. when full).
+
+    Also a :class:`ConnectionRefusedError`, so ``except ConnectionRefusedError`` keeps working.
+    """
+
+    def __init__(
+        self,
+        code: int = TransportErrorCode.CONNECTION_REFUSED,
+        reason: str = "",
+        *,
+        by_peer: bool = False,
+        application: bool = False,
+    ) -> None:
+        super().__init__(code, reason, by_peer=by_peer, application=application)
+
+    @classmethod
+    def nobody_listening(cls, host: str, port: int) -> ConnectionRefused:
+        """The error for a connection attempt that found no server at ``host`` ``port``."""
+        return cls(reason=f"no server is listening at {host} port {port}")
+
+
 class ConnectTimeout(RudpError, TimeoutError):
     """The handshake did not complete within the configured timeout."""
+
+    @classmethod
+    def after(cls, host: str, port: int, seconds: float) -> ConnectTimeout:
+        """The error for a connection to ``host`` ``port`` that did not complete in ``seconds``."""
+        return cls(
+            f"connecting to {host} port {port} timed out: the handshake did not complete within {seconds:g} s"
+        )
+
+
+class NetworkError(RudpError, OSError):
+    """A socket operation failed (bind, connect, resolve...); the original :class:`OSError` is the
+    ``__cause__``, and ``errno`` and ``strerror`` are copied from it, so ``except OSError`` and errno
+    checks keep working."""
+
+    def __init__(self, message: str, *, errno: int | None = None, strerror: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errno = errno
+        self.strerror = strerror
+
+    def __str__(self) -> str:
+        return self.message
+
+    @classmethod
+    def wrap(cls, message: str, cause: OSError) -> NetworkError:
+        """``message``, followed by the cause's own words, carrying its errno (raise it ``from cause``)."""
+        words = cause.strerror or str(cause) or type(cause).__name__
+        return cls(f"{message}: {words}", errno=cause.errno, strerror=cause.strerror)
+
+
+class NameResolutionError(NetworkError, socket.gaierror):
+    """A host name did not resolve: raised for the :class:`socket.gaierror` of the lookup (its
+    ``__cause__``). Also a ``socket.gaierror`` and an ``OSError``."""
+
+    @classmethod
+    def for_host(cls, host: str, cause: Exception | None = None) -> NameResolutionError:
+        """The error for ``host`` failing to resolve (``cause``: the lookup's exception, if any: a
+        ``socket.gaierror``, or the ``UnicodeError`` of a name that cannot be encoded)."""
+        if cause is None:
+            return cls(f"cannot resolve {host!r}: no address")
+        if isinstance(cause, OSError):
+            words = cause.strerror or str(cause)
+            return cls(f"cannot resolve {host!r}: {words}", errno=cause.errno, strerror=cause.strerror)
+        return cls(f"cannot resolve {host!r}: not a valid host name ({cause})")
+
+
+class DatagramError(RudpError):
+    """Misuse of datagrams (RFC 9221): ``Connection.send_datagram()`` with datagrams not enabled by both
+    endpoints (``Config.datagrams``), or a datagram larger than the connection can carry.
+
+    Over the TCP baseline datagrams are carried too, reliably and in order: the baseline negotiates
+    them in its HELLO frame as QUIC does in its transport parameters, so an application written for
+    QUIC datagrams runs unchanged on either transport (reliable delivery is allowed by "unreliable";
+    what TCP cannot offer is the lack of head-of-line blocking). This error is raised in the same cases
+    on both transports, with the same words.
+    """
+
+    @classmethod
+    def not_enabled(cls) -> DatagramError:
+        """The error for sending a datagram on a connection that did not negotiate them."""
+        return cls(
+            "datagrams are not enabled on this connection: set Config(datagrams=True) on both endpoints"
+        )
+
+    @classmethod
+    def too_large(cls, size: int, limit: int) -> DatagramError:
+        """The error for a ``size``-byte datagram on a connection carrying at most ``limit`` bytes."""
+        return cls(f"a datagram of {size} bytes is larger than the {limit} bytes this connection carries")
 
 
 class StreamError(RudpError):
@@ -145,8 +340,12 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ConnectionClosed",
+    "ConnectionRefused",
+    "DatagramError",
     "DecodeError",
     "HandshakeFailed",
+    "NameResolutionError",
+    "NetworkError",
     "RudpError",
     "StreamError",
     "StreamLimitReached",
@@ -156,4 +355,6 @@ __all__ = [
     "TLSAlert",
     "TransportError",
     "TransportErrorCode",
+    "describe_close",
+    "tls_alert_words",
 ]

@@ -28,7 +28,7 @@ def test_every_example_has_a_docstring_saying_how_to_run_it() -> None:
         assert text.startswith('"""') and f"python examples/{script.name}" in text, script.name
 
 
-@pytest.mark.parametrize("name", ["rpc_messages.py", "download.py", "resume_0rtt.py"])
+@pytest.mark.parametrize("name", ["rpc_messages.py", "download.py", "resume_0rtt.py", "asyncio_echo.py"])
 def test_self_contained_example(name: str) -> None:
     result = _run(EXAMPLES / name)
     assert result.returncode == 0, result.stderr
@@ -44,6 +44,14 @@ def test_self_contained_example(name: str) -> None:
         assert result.stderr == ""
     elif name == "resume_0rtt.py":
         assert "resumed=True, 0-RTT accepted=True" in result.stdout
+    elif name == "asyncio_echo.py":
+        # asyncio streams code on rudp.start_server/open_connection, over both transports.
+        for transport in ("quic", "tcp"):
+            assert f"{transport}: sent 'hello', got 'echo: hello'" in result.stdout
+            assert f"{transport}: sent 'world', got 'echo: world'" in result.stdout
+            assert f"{transport}: closed (TLS_" in result.stdout
+        assert result.stdout.count("server: 127.0.0.1 finished") == 2
+        assert result.stderr == ""
     else:
         assert "{'result': 42}" in result.stdout and "refused locally" in result.stdout
 

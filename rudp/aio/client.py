@@ -8,25 +8,43 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Address
 from rudp.aio.endpoint import UdpEndpoint, normalize_address
 from rudp.config import Config
-from rudp.errors import ConnectTimeout, HandshakeFailed, TransportErrorCode
+from rudp.errors import ConnectTimeout, HandshakeFailed, NameResolutionError, NetworkError, TransportErrorCode
+
+
+async def resolve_all(host: str, port: int, *, kind: int = socket.SOCK_DGRAM) -> list[tuple[int, Any]]:
+    """Every (family, socket address) ``host`` resolves to, in the resolver's order, without duplicates.
+
+    Raises:
+        NameResolutionError: the name does not resolve (its ``__cause__`` is the ``socket.gaierror``).
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=kind)
+    except (OSError, UnicodeError) as exc:  # socket.gaierror; UnicodeError: not encodable (IDNA)
+        raise NameResolutionError.for_host(host, exc) from exc
+    found: list[tuple[int, Any]] = []
+    for family, _, _, _, sockaddr in infos:
+        if (family, sockaddr) not in found:
+            found.append((int(family), sockaddr))
+    if not found:
+        raise NameResolutionError.for_host(host)
+    return found
 
 
 async def resolve(host: str, port: int, *, kind: int = socket.SOCK_DGRAM) -> Address:
     """The first (address, port) ``host`` resolves to.
 
     Raises:
-        OSError: the name does not resolve (``socket.gaierror``).
+        NameResolutionError: the name does not resolve (its ``__cause__`` is the ``socket.gaierror``).
     """
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=kind)
-    if not infos:
-        raise OSError(f"{host!r} does not resolve")
-    return normalize_address(infos[0][4])
+    _, sockaddr = (await resolve_all(host, port, kind=kind))[0]
+    return normalize_address(sockaddr)
 
 
 def _expire(conn: Connection, message: str) -> None:
@@ -44,12 +62,16 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
 
     Raises:
         ConnectTimeout: no handshake within ``config.handshake_timeout`` seconds.
-        HandshakeFailed: the server refused us (ICMP port unreachable: nothing listens there), or the
-            handshake failed (certificate, ALPN...); ``code`` and ``reason`` say why.
-        OSError: the host does not resolve or the socket cannot be opened.
+        ConnectionRefused: nothing listens there (an ICMP port unreachable), or the server refused us.
+        HandshakeFailed: the handshake failed (certificate, ALPN...); ``code`` and ``reason`` say why.
+        NameResolutionError: the host does not resolve.
+        NetworkError: the socket cannot be opened (no route...).
     """
     sockaddr = await resolve(host, port)
-    endpoint = await UdpEndpoint.create_client(config, sockaddr)
+    try:
+        endpoint = await UdpEndpoint.create_client(config, sockaddr)
+    except OSError as exc:
+        raise NetworkError.wrap(f"cannot reach {host} port {port}", exc) from exc
     loop = asyncio.get_running_loop()
     try:
         conn = endpoint.connect(config.server_name or host)
@@ -62,7 +84,8 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
 
     conn._add_terminated_callback(release)
     conn._add_closer(endpoint.wait_closed)
-    message = f"QUIC handshake with {host} port {port} did not complete in {config.handshake_timeout:g} s"
+    timeout = ConnectTimeout.after(host, port, config.handshake_timeout)
+    message = str(timeout)
     if config.enable_0rtt:
         # Return at once so that the first streams can go out as 0-RTT data (when a ticket allows it;
         # otherwise open_stream() waits for the handshake). A watchdog enforces the timeout.
@@ -75,7 +98,7 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
     except TimeoutError:
         conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, message, application=False))
         await conn.wait_closed()
-        raise ConnectTimeout(message) from None
+        raise timeout from None
     except BaseException:
         conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, "connect() cancelled", application=False))
         await asyncio.shield(conn.wait_closed())
@@ -83,4 +106,4 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
     return conn
 
 
-__all__ = ["connect_quic", "resolve"]
+__all__ = ["connect_quic", "resolve", "resolve_all"]

@@ -12,11 +12,18 @@ import asyncio
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rudp.aio.driver import Address, ConnectionDriver
 from rudp.aio.stream import Stream
-from rudp.errors import ConnectionClosed, HandshakeFailed, RudpError, StreamLimitReached
+from rudp.errors import (
+    ConnectionClosed,
+    ConnectionRefused,
+    HandshakeFailed,
+    RudpError,
+    StreamLimitReached,
+    TransportErrorCode,
+)
 from rudp.quic.events import (
     ConnectionTerminated,
     DatagramReceived,
@@ -143,6 +150,45 @@ class Connection:
             self._driver.after_command()
         return started
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Details with the names of ``asyncio.Transport.get_extra_info()``, the same on both transports.
+
+        ``"peername"`` and ``"sockname"``: (host, port) tuples (a QUIC server bound to a wildcard
+        address reports that address as ``sockname``); ``"cipher"``: ``(name, "TLSv1.3", secret bits)``
+        as ``ssl.SSLSocket.cipher()``; ``"peercert"``: the peer's certificate as the dictionary
+        ``ssl.SSLSocket.getpeercert()`` returns (None when the peer sent none). Other names, and
+        details not known yet, give ``default``.
+        """
+        from rudp.aio.info import cipher_tuple, ssl_style_certificate
+
+        link = self._driver.link
+        value: Any = None
+        if name == "peername":
+            value = self.peer_address
+        elif name == "sockname":
+            value = getattr(link, "sockname", None)
+        elif name == "cipher":
+            core = self._quic_core()
+            if core is None:
+                value = getattr(link, "tls_cipher", None)
+            elif core.cipher_suite is not None:
+                value = cipher_tuple(core.cipher_suite)
+        elif name == "peercert":
+            certificate = self._peer_certificate_any_transport()
+            value = None if certificate is None else ssl_style_certificate(certificate)
+        return default if value is None else value
+
+    def _peer_certificate_any_transport(self) -> x509.Certificate | None:
+        core = self._quic_core()
+        if core is not None:
+            return core.peer_certificate
+        der = getattr(self._driver.link, "peer_certificate_der", None)
+        if not der:
+            return None
+        from cryptography import x509 as x509_module
+
+        return x509_module.load_der_x509_certificate(der)
+
     def _quic_core(self) -> QuicConnection | None:
         from rudp.quic.connection import QuicConnection
 
@@ -239,8 +285,11 @@ class Connection:
     def send_datagram(self, data: bytes) -> None:
         """Send an unreliable datagram (RFC 9221; ``Config.datagrams`` must be on at both ends).
 
+        Over the TCP baseline datagrams are delivered reliably and in order (see
+        :class:`~rudp.errors.DatagramError` for why); the same misuse raises the same error.
+
         Raises:
-            StreamStateError: datagrams are not enabled by both sides, or ``data`` is too large.
+            DatagramError: datagrams are not enabled by both sides, or ``data`` is too large.
             ConnectionClosed: the connection is closed.
         """
         self._raise_if_closed()
@@ -289,6 +338,7 @@ class Connection:
         Raises:
             RudpError: over the TCP baseline, on a server connection, or before the handshake is
                 confirmed.
+            NetworkError: the new socket cannot be opened.
             ConnectionClosed: the connection is closed.
         """
         self._raise_if_closed()
@@ -473,7 +523,7 @@ class Connection:
 
     def _new_stream(self, stream_id: int) -> Stream:
         """The Stream object of a stream just opened (by either side), closed at once if we are."""
-        stream = Stream(self._driver, stream_id, is_client=self._is_client, busy=self._busy)
+        stream = Stream(self._driver, stream_id, is_client=self._is_client, busy=self._busy, connection=self)
         self._streams[stream_id] = stream
         if self._error is not None:
             stream._on_connection_closed(self._error)
@@ -481,7 +531,10 @@ class Connection:
 
     def _on_connection_terminated(self, event: ConnectionTerminated) -> None:
         if self._error is None:
-            kind = ConnectionClosed if self._established.is_set() else HandshakeFailed
+            kind: type[ConnectionClosed] = ConnectionClosed
+            if not self._established.is_set():
+                refused = event.code == TransportErrorCode.CONNECTION_REFUSED and not event.application
+                kind = ConnectionRefused if refused else HandshakeFailed
             self._error = kind(event.code, event.reason, by_peer=event.by_peer, application=event.application)
         error = self._error
         for stream in list(self._streams.values()):

@@ -27,7 +27,7 @@ How a transport module plugs in (what ``rudp._api`` expects of ``rudp.aio.tcp``)
 
     async def tcp_connect(host: str, port: int, config: Config) -> Connection
         # handshake done on return; raises ConnectTimeout (config.handshake_timeout), HandshakeFailed,
-        # or OSError subclasses such as ConnectionRefusedError.
+        # ConnectionRefused, NameResolutionError or NetworkError: rudp errors, as QUIC's connect.
     async def tcp_listen(host: str | None, port: int, config: Config,
                          on_connection: Callable[[Connection], None]) -> Listener
         # on_connection is called once per accepted connection, after its handshake; rudp.aio.server
@@ -58,8 +58,8 @@ class StreamCore(Protocol):
     methods here are the timer, the event queue, the commands and read-only state. Commands raise
     ``ConnectionClosed`` once the connection is closing, and ``StreamStateError`` for misuse;
     ``open_stream`` raises ``StreamLimitReached`` when the peer's stream limit is reached (a
-    ``StreamsAvailable`` event follows when it rises). A core that lacks a feature (datagrams on TCP)
-    raises ``StreamStateError`` from that command.
+    ``StreamsAvailable`` event follows when it rises). ``send_datagram`` raises ``DatagramError`` when
+    datagrams were not negotiated or the datagram is too large.
     """
 
     def handle_timer(self, now: float) -> None:

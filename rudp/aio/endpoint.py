@@ -18,7 +18,7 @@ from collections.abc import Callable
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Address, ConnectionDriver, LoopTimer
 from rudp.config import Config
-from rudp.errors import HandshakeFailed, RudpError, TransportErrorCode
+from rudp.errors import ConnectionRefused, NetworkError, RudpError
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.tls.config import TlsConfig
@@ -110,13 +110,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
         Raises:
             ConfigError: unreadable certificate or key.
-            OSError: the address cannot be bound.
+            NetworkError: the address cannot be bound (``errno`` as the socket's, e.g. EADDRINUSE).
         """
         tls = tls_config or config.tls_config(is_client=False)
         endpoint = cls(config, tls_config=tls, on_connection=on_connection)
         if not family:
             family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        where = f"cannot listen on {local_addr[0]} port {local_addr[1]} (UDP)"
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise NetworkError.wrap(where, exc) from exc
         try:
             if family == socket.AF_INET6:
                 # The wildcard address serves IPv4 too (dual-stack), whatever the system default is.
@@ -125,6 +129,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             sock.bind(local_addr)
             sock.setblocking(False)
             await asyncio.get_running_loop().create_datagram_endpoint(lambda: endpoint, sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise NetworkError.wrap(where, exc) from exc
         except BaseException:
             sock.close()
             raise
@@ -178,6 +185,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         if self._transport is None:
             raise RuntimeError("endpoint is not open")
         return normalize_address(self._transport.get_extra_info("sockname"))
+
+    @property
+    def sockname(self) -> Address | None:
+        """The bound (host, port), or None once the socket is closed (``get_extra_info("sockname")``)."""
+        return None if self._transport is None else self.local_address
 
     @property
     def port(self) -> int:
@@ -236,13 +248,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         host, port = self._connected_to
         for conn in list(self._connections.values()):
             if not conn.is_established:
-                conn._abort(
-                    HandshakeFailed(
-                        TransportErrorCode.CONNECTION_REFUSED,
-                        f"connection refused: no QUIC server listening at {host} port {port}",
-                        application=False,
-                    )
-                )
+                conn._abort(ConnectionRefused.nobody_listening(host, port))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is closed: stop the timer and end every connection still alive."""
@@ -310,6 +316,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         Raises:
             RudpError: not a client endpoint, the endpoint is closed, or the connection cannot migrate
                 yet (handshake not confirmed).
+            NetworkError: the new socket cannot be opened.
         """
         remote, old = self._connected_to, self._transport
         if remote is None or old is None:
@@ -317,13 +324,19 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         if not core.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
         family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise NetworkError.wrap("cannot open a new UDP socket to migrate to", exc) from exc
         self._migrating, self._next_transport = True, None
         try:
             _tune_socket(sock)
             sock.setblocking(False)
             sock.connect(remote)
             await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise NetworkError.wrap("cannot open a new UDP socket to migrate to", exc) from exc
         except BaseException:
             sock.close()
             raise
@@ -349,9 +362,15 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ closing
 
     def close(self, *, code: int = 0, reason: str = "") -> None:
-        """Close every connection (CONNECTION_CLOSE goes out first), then the socket; idempotent."""
+        """Close every connection (CONNECTION_CLOSE goes out first), then the socket; idempotent.
+
+        A server's connections are closed with the reason "server closing" unless ``reason`` is given,
+        as the TCP baseline's listener closes its own.
+        """
         if self._transport is None:
             return
+        if not reason and self._connected_to is None:
+            reason = "server closing"
         for conn in list(self._connections.values()):
             conn.close(code, reason)
         self.flush()

@@ -10,6 +10,7 @@ the demo and the examples; it works over both transports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,9 @@ from rudp.aio.connection import Connection
 from rudp.aio.stream import Stream
 from rudp.errors import ConnectionClosed, StreamError
 
+HQ_ALPN = "hq-interop"
+"""The ALPN protocol name of hq-interop: set ``Config(alpn=[HQ_ALPN])`` on both ends (rudp's default
+ALPN is "rudp/1", which other implementations' hq-interop peers refuse)."""
 HQ_BAD_REQUEST = 0x190
 """Stream reset code for a request that is not ``GET /path``."""
 HQ_NOT_FOUND = 0x194
@@ -100,6 +104,10 @@ class FileServer:
             self.requests_served += 1
         except (StreamError, ConnectionClosed) as exc:
             _log.debug("GET %s abandoned: %s", path, exc)
+        except OSError as exc:  # unreadable (permissions, removed meanwhile): as if it were missing
+            _log.warning("GET %s: cannot read %s: %s", path, target, exc)
+            with contextlib.suppress(StreamError, ConnectionClosed):
+                stream.reset(HQ_NOT_FOUND)
 
 
 async def fetch(
@@ -129,4 +137,4 @@ async def fetch(
     return total
 
 
-__all__ = ["CHUNK_BYTES", "HQ_BAD_REQUEST", "HQ_NOT_FOUND", "FileServer", "fetch", "parse_url"]
+__all__ = ["CHUNK_BYTES", "HQ_ALPN", "HQ_BAD_REQUEST", "HQ_NOT_FOUND", "FileServer", "fetch", "parse_url"]

@@ -18,7 +18,7 @@ from rudp.aio.connection import Connection
 from rudp.aio.driver import Listener
 from rudp.aio.endpoint import UdpEndpoint, normalize_address
 from rudp.config import Config
-from rudp.errors import ConfigError, ConnectionClosed
+from rudp.errors import ConfigError, ConnectionClosed, NameResolutionError
 
 Handler = Callable[[Connection], Awaitable[None]]
 """A connection handler: ``async def handler(conn: rudp.Connection) -> None``."""
@@ -95,6 +95,16 @@ class Server:
     async def _run_handler(self, conn: Connection) -> None:
         """Run the handler, then close the connection as the class docstring says."""
         try:
+            await self._handle(conn)
+        finally:
+            # At once, not in the done callback a loop iteration later: once a handler's connection
+            # ended, ``_tasks`` shows only handlers still at work.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _handle(self, conn: Connection) -> None:
+        try:
             await self._handler(conn)
             if not await conn._wait_delivered(LINGER_TIMEOUT) and not conn.is_closed:
                 _log.debug("%r: peer did not receive everything within %g s; closing", conn, LINGER_TIMEOUT)
@@ -162,11 +172,18 @@ class Server:
 
 
 async def _local_addresses(host: str | None, port: int, kind: int) -> list[tuple[int, str]]:
-    """(family, address) pairs to bind for ``host`` (None: every interface, IPv6 dual-stack)."""
+    """(family, address) pairs to bind for ``host`` (None: every interface, IPv6 dual-stack).
+
+    Raises:
+        NameResolutionError: ``host`` does not resolve.
+    """
     if not host:
         return [(socket.AF_INET6, "::")] if socket.has_ipv6 else [(socket.AF_INET, "0.0.0.0")]
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
+    try:
+        infos = await loop.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:  # socket.gaierror; UnicodeError: not encodable (IDNA)
+        raise NameResolutionError.for_host(host, exc) from exc
     seen: list[tuple[int, str]] = []
     for family, _, _, _, sockaddr in infos:
         entry = (int(family), normalize_address(sockaddr)[0])
@@ -182,7 +199,8 @@ async def listen_quic(server: Server, host: str | None, port: int, config: Confi
 
     Raises:
         ConfigError: no certificate or key in ``config``.
-        OSError: an address cannot be bound.
+        NameResolutionError: ``host`` does not resolve.
+        NetworkError: an address cannot be bound.
     """
     if config.certfile is None or config.keyfile is None:
         raise ConfigError("a server needs Config.certfile and Config.keyfile")

@@ -15,12 +15,18 @@ the core's budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from rudp.aio.driver import ConnectionDriver
 from rudp.errors import ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
 from rudp.quic.streams.ids import can_receive, can_send
+
+if TYPE_CHECKING:
+    from rudp.aio.connection import Connection
 
 DEFAULT_READUNTIL_LIMIT = 64 * 1024
 """Default ``limit`` of :meth:`Stream.readuntil` (bytes searched before giving up)."""
@@ -56,10 +62,25 @@ class Stream:
     nothing left raises the close error (:class:`~rudp.errors.ConnectionClosed`) instead of waiting.
     :meth:`write`, :meth:`write_eof` and :meth:`drain` raise it at once; written data not yet
     delivered is abandoned.
+
+    A Stream is both halves of an asyncio stream pair: it has the ``asyncio.StreamReader`` reading
+    methods (:meth:`read`, :meth:`readexactly`, :meth:`readuntil`, :meth:`readline`, :meth:`at_eof`) and
+    the ``asyncio.StreamWriter`` writing ones (:meth:`write`, :meth:`writelines`, :meth:`write_eof`,
+    :meth:`can_write_eof`, :meth:`drain`, :meth:`close`, :meth:`is_closing`, :meth:`wait_closed`,
+    :meth:`get_extra_info`), with asyncio's exceptions where asyncio defines them
+    (``IncompleteReadError``, ``LimitOverrunError``, and ``ValueError`` from :meth:`readline`). One
+    difference: ``async for`` yields **chunks** as they arrive, not lines as ``asyncio.StreamReader``
+    does; for lines, call :meth:`readline` until it returns ``b""``.
     """
 
     def __init__(
-        self, driver: ConnectionDriver, stream_id: int, *, is_client: bool, busy: set[Stream] | None = None
+        self,
+        driver: ConnectionDriver,
+        stream_id: int,
+        *,
+        is_client: bool,
+        busy: set[Stream] | None = None,
+        connection: Connection | None = None,
     ) -> None:
         self._driver = driver
         self._busy: set[Stream] = set() if busy is None else busy
@@ -78,6 +99,13 @@ class Stream:
         self._peer_reset: int | None = None
         self._peer_stopped: int | None = None
         self._conn_error: ConnectionClosed | None = None
+        self._connection = connection
+        self._closing = False
+        self._closed_event = asyncio.Event()
+        self._close_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
+        """Run by :meth:`close` after the stream's own closing (``rudp.open_connection`` closes the
+        connection with it)."""
+        self._close_task: asyncio.Task[None] | None = None
         if self._readable_side:
             # A stream dropped unread would pin its bytes in the core and leak connection credit.
             weakref.finalize(self, _abandoned, driver, stream_id, asyncio.get_running_loop())
@@ -189,12 +217,38 @@ class Stream:
                 raise asyncio.IncompleteReadError(partial, None)
             self._rbuf += chunk
 
+    async def readline(self, *, limit: int = DEFAULT_READUNTIL_LIMIT) -> bytes:
+        """Read one line, up to and including ``b"\\n"``, as ``asyncio.StreamReader.readline()`` does.
+
+        At the end of the stream it returns what is left (a last line without ``b"\\n"``), then b"".
+
+        Raises:
+            ValueError: the line is longer than ``limit`` bytes (as asyncio: the line is dropped up to
+                its newline if that arrived, else every buffered byte is dropped).
+            StreamReset, ConnectionClosed, StreamStateError: as :meth:`read`.
+        """
+        try:
+            line = await self.readuntil(b"\n", limit=limit)
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except asyncio.LimitOverrunError as exc:
+            self._rbuf.clear()
+            raise ValueError(exc.args[0]) from None
+        if len(line) - 1 > limit:
+            raise ValueError("separator found, but the line is longer than the limit")
+        return line
+
     def __aiter__(self) -> Stream:
-        """Iterate over chunks as they arrive, until the end of the stream."""
+        """Iterate over **chunks** (not lines) as they arrive, until the end of the stream.
+
+        ``asyncio.StreamReader`` iterates over lines; a rudp Stream yields each chunk as it arrives
+        (its size depends on the network), which is what file transfers and framed protocols want and
+        what rudp has always done. For lines, call :meth:`readline` until it returns b"".
+        """
         return self
 
     async def __anext__(self) -> bytes:
-        """The next chunk; StopAsyncIteration at the end of the stream."""
+        """The next chunk (any size); StopAsyncIteration at the end of the stream."""
         chunk = await self._read_some(-1)
         if not chunk:
             raise StopAsyncIteration
@@ -330,6 +384,69 @@ class Stream:
             self._driver.core.stop_sending(self._id, code)
             self._driver.after_command()
         self._readable.set()
+
+    # ------------------------------------------------------------------ closing (StreamWriter names)
+
+    def close(self) -> None:
+        """Close the stream as ``StreamWriter.close()`` closes a socket; idempotent, never raises.
+
+        Finishes the sending side (FIN after what is queued, which is still delivered) and, unless the
+        peer's data was read to its end, stops reading it (STOP_SENDING code 0; unread bytes are
+        dropped). The connection stays open for its other streams, except for the stream of
+        :func:`rudp.open_connection`, whose connection is then closed too (see there). Follow with
+        ``await wait_closed()``.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        if self._writable_side:
+            with contextlib.suppress(RudpError):
+                self.write_eof()  # a no-op when reset, stopped or closed: the FIN cannot matter then
+        if self._readable_side and not self.at_eof() and self._conn_error is None:
+            with contextlib.suppress(RudpError):
+                self.stop_sending(0)
+        if self._close_hook is not None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close_hook())
+        self._closed_event.set()
+
+    def is_closing(self) -> bool:
+        """True once :meth:`close` was called or the connection closed (``StreamWriter.is_closing``)."""
+        return self._closing or self._conn_error is not None
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` took effect: what was written and the FIN are handed to the
+        connection (and, for :func:`rudp.open_connection`'s stream, the connection is closed).
+
+        As ``StreamWriter.wait_closed()`` it waits for :meth:`close` to be called; failures of the
+        stream (the peer stopped it, the connection closed) are not raised here, :meth:`drain` and the
+        reads report them.
+        """
+        await self._closed_event.wait()
+        if self._writable_side:
+            with contextlib.suppress(RudpError):
+                await self.drain()
+        task = self._close_task
+        if task is not None:
+            with contextlib.suppress(RudpError):
+                await asyncio.shield(task)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Details of the stream and its connection, with ``asyncio.StreamWriter.get_extra_info`` names.
+
+        The same on both transports: ``"peername"`` and ``"sockname"`` ((host, port) tuples; a QUIC
+        server bound to a wildcard address reports that address), ``"cipher"`` (``(name, "TLSv1.3",
+        secret bits)`` as ``ssl.SSLSocket.cipher()``), ``"peercert"`` (the peer's certificate as the
+        dictionary ``ssl.SSLSocket.getpeercert()`` gives, or None if it sent none), and rudp's
+        ``"stream_id"`` and ``"connection"`` (the :class:`~rudp.aio.connection.Connection`). Any other
+        name gives ``default``.
+        """
+        if name == "stream_id":
+            return self._id
+        if self._connection is None:
+            return default
+        if name == "connection":
+            return self._connection
+        return self._connection.get_extra_info(name, default)
 
     def _check_can_write(self) -> None:
         if not self._writable_side:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import struct
@@ -24,12 +25,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 
+from rudp.aio.client import resolve_all
 from rudp.aio.connection import Connection
 from rudp.aio.driver import ConnectionDriver, SingleCoreLink
 from rudp.config import Config
-from rudp.errors import ConfigError, ConnectTimeout, HandshakeFailed, TransportErrorCode
+from rudp.errors import (
+    ConfigError,
+    ConnectionRefused,
+    ConnectTimeout,
+    HandshakeFailed,
+    NameResolutionError,
+    NetworkError,
+    TransportErrorCode,
+)
 from rudp.tcp.mux import TcpMux
 from rudp.tcp.state import KernelTcpInfo
+from rudp.tls.alerts import AlertDescription
 from rudp.tls.certs import load_credentials
 from rudp.tls.verification import PeerChainSSLObject, ssl_verification_failure
 
@@ -103,7 +114,11 @@ def server_ssl_context(config: Config) -> ssl.SSLContext:
 def _finish_context(context: ssl.SSLContext, config: Config) -> ssl.SSLContext:
     context.set_alpn_protocols(list(config.alpn))
     if (secrets_log := config.secrets_log_path()) is not None:
-        context.keylog_filename = secrets_log
+        try:
+            context.keylog_filename = secrets_log
+        except OSError as exc:
+            message = f"cannot open the TLS key log file {secrets_log}: {exc.strerror or exc}"
+            raise ConfigError(message) from exc
     return context
 
 
@@ -160,6 +175,12 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         self._on_connection = on_connection
         self._on_closed = on_closed
         self._wanted_congestion = tcp_congestion
+        self.sockname: tuple[str, int] | None = None
+        """The local (host, port) of the socket, once connected."""
+        self.tls_cipher: tuple[str, str, int] | None = None
+        """``ssl.SSLSocket.cipher()`` of the TLS session, once it completed."""
+        self.peer_certificate_der: bytes | None = None
+        """The certificate the peer presented (DER), or None (a client without client auth)."""
         self._transport: asyncio.Transport | None = None
         self._paused = False
         self._reading_paused = False
@@ -177,6 +198,7 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         self._tune_socket(sock)
         ssl_object = transport.get_extra_info("ssl_object")
+        self._keep_details(transport, ssl_object)
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn is None or alpn not in self.config.alpn:
             _log.debug("closing TLS connection without a common ALPN protocol")
@@ -216,7 +238,10 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The socket is gone: end the mux (unless a CLOSE already did) and report it."""
         if self.mux is not None:
-            reason = f"TCP connection lost: {exc}" if exc is not None else "TCP connection closed"
+            if exc is not None:
+                reason = f"the TCP connection failed ({exc})"
+            else:
+                reason = "the TCP connection ended without a CLOSE frame"
             self.mux.connection_lost(reason, self.loop.time())
         self.stop()
         self.flush()
@@ -277,6 +302,15 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         """Wait until the socket is closed."""
         await self._closed.wait()
 
+    def _keep_details(self, transport: asyncio.Transport, ssl_object: ssl.SSLObject | None) -> None:
+        """Keep what ``Connection.get_extra_info()`` reports, readable after the socket is closed."""
+        sockname = transport.get_extra_info("sockname")
+        if sockname:
+            self.sockname = (str(sockname[0]), int(sockname[1]))
+        if ssl_object is not None:
+            self.tls_cipher = ssl_object.cipher()
+            self.peer_certificate_der = ssl_object.getpeercert(binary_form=True)
+
     def _tune_socket(self, sock: socket.socket | None) -> None:
         if sock is None:
             return
@@ -304,12 +338,16 @@ async def tcp_connect(
     congestion control for the socket: "auto" maps ``config.congestion`` ("newreno" -> "reno",
     "cubic" -> "cubic"), None keeps the system default; a refused name is ignored.
 
+    The errors are those of QUIC's ``connect`` for the same failures, with the same words.
+
     Raises:
         ConnectTimeout: TCP + TLS did not complete within ``config.handshake_timeout``.
-        HandshakeFailed: TLS failed (certificate, version) or no ALPN protocol in common; the code is
-            CRYPTO_ERROR + the TLS alert.
+        ConnectionRefused: nothing listens at any address of ``host`` (also a ConnectionRefusedError).
+        HandshakeFailed: TLS failed (certificate, version, a TLS alert from the server) or no ALPN
+            protocol in common; the code is CRYPTO_ERROR + the TLS alert.
+        NameResolutionError: ``host`` does not resolve (also a ``socket.gaierror``).
+        NetworkError: another socket error (no route...), with its errno.
         ConfigError: invalid TLS settings.
-        OSError: resolution or socket errors (``ConnectionRefusedError`` when nothing listens).
     """
     loop = asyncio.get_running_loop()
     context = client_ssl_context(config)
@@ -318,26 +356,99 @@ async def tcp_connect(
     def factory() -> TcpLink:
         return TcpLink(config, is_client=True, tcp_congestion=congestion)
 
+    async def handshake() -> TcpLink:
+        sock = await _connected_socket(host, port)
+        try:
+            _, link = await loop.create_connection(
+                factory, sock=sock, ssl=context, server_hostname=config.server_name or host
+            )
+        except ssl.SSLError:
+            raise  # mapped below
+        except OSError as exc:  # the peer dropped the TCP connection during the TLS handshake
+            raise HandshakeFailed(
+                TransportErrorCode.NO_ERROR,
+                f"the TCP connection to {host} port {port} was lost during the TLS handshake ({exc})",
+                application=False,
+            ) from exc
+        return link
+
     try:
-        _, link = await asyncio.wait_for(
-            loop.create_connection(
-                factory, host, port, ssl=context, server_hostname=config.server_name or host
-            ),
-            config.handshake_timeout,
-        )
+        link = await asyncio.wait_for(handshake(), config.handshake_timeout)
     except TimeoutError:
-        message = (
-            f"TCP+TLS handshake with {host} port {port} did not complete in {config.handshake_timeout:g} s"
-        )
-        raise ConnectTimeout(message) from None
+        raise ConnectTimeout.after(host, port, config.handshake_timeout) from None
     except ssl.SSLCertVerificationError as exc:
         failure = ssl_verification_failure(exc, config.server_name or host, datetime.now(UTC))
         raise _tls_failure(failure.alert, failure.reason) from exc
     except ssl.SSLError as exc:
+        peer_alert = _received_alert(exc)
+        if peer_alert is not None:  # the server refused us with a TLS alert, as a QUIC server would
+            raise HandshakeFailed(
+                TransportErrorCode.CRYPTO_ERROR + peer_alert, "", by_peer=True, application=False
+            ) from exc
         raise _tls_failure(_ALERT_HANDSHAKE_FAILURE, f"TLS handshake failed: {exc.reason or exc}") from exc
     if link.connection is None:
-        raise _tls_failure(_ALERT_NO_APPLICATION_PROTOCOL, "no ALPN protocol in common with the server")
+        # Python's ssl servers select no protocol rather than send the no_application_protocol alert;
+        # report it as a QUIC client sees a rudp server's refusal, so both transports read the same.
+        raise HandshakeFailed(
+            TransportErrorCode.CRYPTO_ERROR + _ALERT_NO_APPLICATION_PROTOCOL,
+            NO_COMMON_ALPN_REASON,
+            by_peer=True,
+            application=False,
+        )
     return link.connection
+
+
+NO_COMMON_ALPN_REASON: Final = "no common ALPN protocol"
+"""The reason phrase of the ALPN failure (the words rudp's QUIC server sends with its alert)."""
+
+_RECEIVED_ALERT = (re.compile(r"_ALERT_([A-Z_]+)$"), re.compile(r"^TLSV1_([A-Z_]+)$"))
+
+
+def _received_alert(exc: ssl.SSLError) -> int | None:
+    """The TLS alert the peer sent, from OpenSSL's reason (``SSLV3_ALERT_BAD_CERTIFICATE`` -> 42,
+    ``TLSV1_UNRECOGNIZED_NAME`` -> 112), or None when the failure was not a received alert."""
+    reason = str(exc.reason or "")
+    for pattern in _RECEIVED_ALERT:
+        match = pattern.search(reason)
+        if match is not None:
+            try:
+                return int(AlertDescription[match.group(1).lower()])
+            except KeyError:
+                continue
+    return None
+
+
+async def _connected_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket connected to the first address of ``host`` that accepts, tried in resolver order.
+
+    Raises:
+        NameResolutionError: ``host`` does not resolve.
+        ConnectionRefused: every address refused (nothing listens), in QUIC's words.
+        NetworkError: no address could be reached for another reason (the first such error).
+    """
+    loop = asyncio.get_running_loop()
+    failures: list[OSError] = []
+    for family, sockaddr in await resolve_all(host, port, kind=socket.SOCK_STREAM):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            failures.append(exc)
+            continue
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, sockaddr)
+        except OSError as exc:
+            sock.close()
+            failures.append(exc)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    other = [failure for failure in failures if not isinstance(failure, ConnectionRefusedError)]
+    if not other:
+        raise ConnectionRefused.nobody_listening(host, port) from failures[0]
+    raise NetworkError.wrap(f"cannot reach {host} port {port}", other[0]) from other[0]
 
 
 class TcpListener:
@@ -397,11 +508,18 @@ class TcpListener:
 
 
 async def _bind_addresses(host: str | None, port: int) -> list[tuple[int, str]]:
-    """(family, address) pairs to listen on: every interface (IPv6 dual-stack) for None or ""."""
+    """(family, address) pairs to listen on: every interface (IPv6 dual-stack) for None or "".
+
+    Raises:
+        NameResolutionError: ``host`` does not resolve.
+    """
     if not host:
         return [(socket.AF_INET6, "::")] if socket.has_ipv6 else [(socket.AF_INET, "0.0.0.0")]
     loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:  # socket.gaierror; UnicodeError: not encodable (IDNA)
+        raise NameResolutionError.for_host(host, exc) from exc
     pairs: list[tuple[int, str]] = []
     for family, _, _, _, sockaddr in infos:
         pair = (int(family), str(sockaddr[0]))
@@ -411,7 +529,15 @@ async def _bind_addresses(host: str | None, port: int) -> list[tuple[int, str]]:
 
 
 def _listening_socket(family: int, address: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    """A bound, non-blocking TCP socket.
+
+    Raises:
+        NetworkError: the address cannot be bound (``errno`` as the socket's, e.g. EADDRINUSE).
+    """
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise NetworkError.wrap(f"cannot listen on {address} port {port} (TCP)", exc) from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
@@ -419,6 +545,9 @@ def _listening_socket(family: int, address: str, port: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if address == "::" else 1)
         sock.bind((address, port))
         sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise NetworkError.wrap(f"cannot listen on {address} port {port} (TCP)", exc) from exc
     except BaseException:
         sock.close()
         raise
@@ -441,7 +570,8 @@ async def tcp_listen(
 
     Raises:
         ConfigError: no certificate or key in ``config``, or they cannot be loaded.
-        OSError: an address cannot be bound.
+        NameResolutionError: ``host`` does not resolve.
+        NetworkError: an address cannot be bound.
     """
     loop = asyncio.get_running_loop()
     context = server_ssl_context(config)

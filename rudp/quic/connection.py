@@ -19,7 +19,7 @@ from cryptography import x509
 from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
-from rudp.errors import ConnectionClosed, RudpError, StreamStateError, TransportError
+from rudp.errors import ConnectionClosed, DatagramError, RudpError, TransportError
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.receiving import ReceiveMixin
 from rudp.quic.sending import SendMixin
@@ -168,15 +168,15 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """Queue an unreliable datagram (RFC 9221).
 
         Raises:
-            StreamStateError: datagrams are not enabled on both sides, or ``data`` is too large.
+            DatagramError: datagrams are not enabled on both sides, or ``data`` is too large.
             ConnectionClosed: the connection is closing or closed.
         """
         self._check_open()
         limit = self._peer_max_datagram_frame_size()
         if limit is None:
-            raise StreamStateError(-1, "datagrams are not enabled by both endpoints")
+            raise DatagramError.not_enabled()
         if len(data) + 4 > min(limit, self._max_datagram_size - 64):
-            raise StreamStateError(-1, f"datagram of {len(data)} bytes is too large")
+            raise DatagramError.too_large(len(data), min(limit, self._max_datagram_size - 64) - 4)
         self._datagram_queue.append(bytes(data))
         self._touched()
 

@@ -33,7 +33,7 @@ from typing import Final
 
 from rudp.codec.buffer import Writer
 from rudp.config import Config
-from rudp.errors import StreamLimitReached, StreamStateError, TransportError
+from rudp.errors import DatagramError, StreamLimitReached, StreamStateError, TransportError
 from rudp.errors import TransportErrorCode as Code
 from rudp.quic.events import ConnectionTerminated, Event, StreamWritable
 from rudp.quic.stats import ConnectionStats
@@ -192,16 +192,16 @@ class TcpMux(ReceiveMixin):
         """Queue a message outside any stream. Over TCP it is delivered reliably and in order.
 
         Raises:
-            StreamStateError: datagrams are not enabled on both sides, or ``data`` is too large.
+            DatagramError: datagrams are not enabled on both sides, or ``data`` is too large.
             ConnectionClosed: the connection is closing or closed.
         """
         self._check_open()
         peer = self._peer_hello
         if not self._config.datagrams or (peer is not None and peer.max_datagram_bytes == 0):
-            raise StreamStateError(-1, "datagrams are not enabled by both endpoints")
+            raise DatagramError.not_enabled()
         limit = self._config.max_datagram_frame_size if peer is None else peer.max_datagram_bytes
         if len(data) > limit:
-            raise StreamStateError(-1, f"datagram of {len(data)} bytes is too large")
+            raise DatagramError.too_large(len(data), limit)
         if len(self._datagrams) >= MAX_QUEUED_DATAGRAMS:
             self._datagrams.popleft()
         self._datagrams.append(bytes(data))

@@ -61,7 +61,7 @@ async def test_datagrams_need_both_sides(
         running_server(echo_handler) as server,
         rudp.connect("127.0.0.1", server.port, config=client_config(datagrams=True)) as conn,
     ):
-        with pytest.raises(rudp.StreamStateError):
+        with pytest.raises(rudp.DatagramError, match="not enabled"):
             conn.send_datagram(b"nope")
 
 

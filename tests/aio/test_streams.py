@@ -65,7 +65,7 @@ async def test_handshake_and_echo(
         rudp.connect(host, server.port, config=client_config(), transport=transport) as conn,
     ):
         assert conn.is_established and conn.is_client
-        assert conn.alpn_protocol == "hq-interop"
+        assert conn.alpn_protocol == "rudp/1"  # the default ALPN
         assert conn.peer_address == (host, server.port)
         stream = await conn.open_stream()
         stream.write(b"hello")

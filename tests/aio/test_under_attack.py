@@ -24,6 +24,7 @@ import pytest
 
 import rudp
 from rudp.aio.endpoint import UdpEndpoint
+from rudp.aio.hq import HQ_ALPN
 from rudp.testing.certs import TestPki
 from rudp.testing.flood import initial_variants, source_addresses
 from tests.aio.test_streams import echo_handler
@@ -238,7 +239,7 @@ async def test_a_client_learns_of_a_crashed_and_restarted_server_from_a_stateles
     (tmp_path / "file").write_bytes(payload)
     first, port = await _start_server_process(pki, tmp_path, 0)
     try:
-        config = client_config(idle_timeout=120.0)
+        config = client_config(idle_timeout=120.0, alpn=[HQ_ALPN])  # `rudp serve` speaks hq-interop
         async with rudp.connect("127.0.0.1", port, config=config) as conn:
             assert await _get(conn, "/file") == payload
             first.send_signal(signal.SIGKILL)  # a crash: no CONNECTION_CLOSE

@@ -31,7 +31,7 @@ def test_handshake_takes_one_round_trip(pki: TestPki) -> None:
     # ...which reaches the server half a round trip later (1.5 RTT after the first Initial).
     assert sim.clock.now == pytest.approx(START + 0.06, abs=1e-9)
     assert bytes(sim.server.streams[stream_id]) == b"hello"
-    assert sim.client.handshake is not None and sim.client.handshake.alpn_protocol == "hq-interop"
+    assert sim.client.handshake is not None and sim.client.handshake.alpn_protocol == "rudp/1"
     assert not sim.client.handshake.session_resumed
 
 

@@ -36,7 +36,7 @@ def pki(tmp_path: Path) -> TestPki:
 
 @pytest.fixture
 async def server(pki: TestPki) -> AsyncIterator[Server]:
-    config = Config(certfile=pki.cert_file, keyfile=pki.key_file, alpn=["hq-interop", "other"])
+    config = Config(certfile=pki.cert_file, keyfile=pki.key_file, alpn=["rudp/1", "other"])
     accepted: asyncio.Queue[Connection] = asyncio.Queue()
     listener = await tcp_listen("127.0.0.1", 0, config, accepted.put_nowait)
     yield Server(listener, accepted, config)
@@ -51,7 +51,7 @@ def client_config(pki: TestPki, **kwargs: object) -> Config:
 async def test_handshake_alpn_and_2mb_echo(server: Server, pki: TestPki) -> None:
     client = await tcp_connect("localhost", server.listener.port, client_config(pki))
     peer = await asyncio.wait_for(server.accepted.get(), 5)
-    assert client.alpn_protocol == peer.alpn_protocol == "hq-interop"
+    assert client.alpn_protocol == peer.alpn_protocol == "rudp/1"  # the default ALPN
     assert client.is_established and peer.is_established
     assert client.peer_address == ("127.0.0.1", server.listener.port)
 

@@ -8,7 +8,13 @@ import random
 import pytest
 
 from rudp.config import Config
-from rudp.errors import ConnectionClosed, StreamLimitReached, StreamStateError, TransportErrorCode
+from rudp.errors import (
+    ConnectionClosed,
+    DatagramError,
+    StreamLimitReached,
+    StreamStateError,
+    TransportErrorCode,
+)
 from rudp.quic.events import (
     ConnectionTerminated,
     DatagramReceived,
@@ -272,14 +278,14 @@ def test_datagrams() -> None:
     pair.client.send_datagram(b"hello")
     pair.drive()
     assert DatagramReceived(b"hello") in pair.events(pair.server)
-    with pytest.raises(StreamStateError):
+    with pytest.raises(DatagramError, match="101 bytes is larger than the 100 bytes"):
         pair.client.send_datagram(bytes(101))
     plain = MuxPair()
-    with pytest.raises(StreamStateError):
+    with pytest.raises(DatagramError, match="not enabled"):
         plain.client.send_datagram(b"x")
     one_sided = MuxPair(config, Config())
     one_sided.drive()
-    with pytest.raises(StreamStateError):
+    with pytest.raises(DatagramError, match="not enabled"):
         one_sided.client.send_datagram(b"x")
 
 

@@ -221,10 +221,10 @@ class QuicConnection(ReceiveMixin, SendMixin):
             raise RudpError("migration needs an established client connection with a confirmed handshake")
         self._last_now = max(self._last_now, now)
         self._peer_cids.rotate()
-        self._path_challenge = self._randbytes(8)
-        self._path_challenge_pending = True
+        self._paths.revalidate(now, self._pto())
+        # RFC 9000 §9.4: a new local address is a new network path for congestion control.
         self._congestion.on_path_change(now)
-        self.path_changes += 1
+        self._recovery.on_path_change()
         self._touched()
 
     def request_key_update(self) -> bool:
@@ -390,8 +390,9 @@ class QuicConnection(ReceiveMixin, SendMixin):
                 self._keepalive_due = True
         elif timer is Timer.KEY_DISCARD:
             self._keys.previous_read = None
-        elif timer is Timer.PATH_VALIDATION:
-            self._on_path_validation_failed()
+        elif timer is Timer.PATH_VALIDATION and self._paths.on_timer(now):
+            # RFC 9000 §9.3.2: validation failed, back on the last validated path.
+            self._use_path_size(self._paths.current)
         # ACK_DELAY and PACING only make datagrams_to_send() produce something.
 
     def _refresh_timers(self) -> None:
@@ -418,6 +419,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if keepalive is not None and self._state is State.ESTABLISHED:
             timers.set(Timer.KEEPALIVE, self._last_ack_eliciting_sent + keepalive)
         timers.set(Timer.PACING, self._pacing_deadline())
+        timers.set(Timer.PATH_VALIDATION, self._paths.next_deadline())
 
     def _idle_timeout(self) -> float | None:
         # RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs.
@@ -459,19 +461,6 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if level is not None:
             # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
             self._crypto_send[level].requeue_unacked()
-
-    def _on_path_validation_failed(self) -> None:
-        # RFC 9000 §9.3.2: the new address never answered (spoofed, or gone): go back to the last
-        # validated one. Should the peer really be there, its next packet starts a new validation.
-        if self._path_challenge is None:
-            return
-        self._path_challenge = None
-        self._path_challenge_pending = False
-        self.path_validation_failures += 1
-        if self._previous_path is not None:
-            self.peer_address = self._previous_path
-            self._previous_path = None
-            self._address_validated = True
 
     def _pacing_deadline(self) -> float | None:
         # RFC 9002 §7.7: the pacer held data back; wake up when its bucket allows the next packet.

@@ -55,7 +55,8 @@ class HandshakeMixin(ConnectionState):
     ) -> None:
         self.original_dcid = original_dcid
         self._retry_source_cid = retry_source_cid
-        self._address_validated = address_validated
+        if address_validated:
+            self._paths.current.mark_validated()
         self._peer_initial_scid = client_scid
         self._peer_cids.set_initial(client_scid)
         # Initial keys come from the DCID the client's Initial carries (RFC 9001 §5.2): after a Retry
@@ -116,7 +117,9 @@ class HandshakeMixin(ConnectionState):
         self._peer_cids.set_reset_token(params.stateless_reset_token)
         self._max_datagram_size = min(self._max_datagram_size, params.max_udp_payload_size)
         self._base_datagram_size = self._max_datagram_size
-        self._pmtud.set_ceiling(params.max_udp_payload_size)
+        self._pmtu_ceiling = min(self._pmtu_ceiling, params.max_udp_payload_size)
+        for path in self._paths:
+            path.pmtud.set_ceiling(params.max_udp_payload_size)
 
     def _authenticate_cids(self, params: TransportParameters) -> None:
         # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.

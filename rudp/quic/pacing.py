@@ -84,7 +84,9 @@ class Pacer:
         tokens = capacity if last is None else min(capacity, self._tokens + rate * max(now - last, 0.0))
         self._tokens = tokens
         self._last_at = now
-        return tokens + _SLACK_BYTES >= size
+        # A packet larger than the whole bucket (a PMTU probe) leaves once the bucket is full; the
+        # bucket then goes negative. Waiting for more tokens than it can hold would wait forever.
+        return tokens + _SLACK_BYTES >= min(size, capacity)
 
     def on_sent(self, size: int, now: float) -> None:
         """Charge ``size`` bytes just sent (the bucket may go negative after a probe or a large packet)."""
@@ -100,5 +102,5 @@ class Pacer:
         last = self._last_at if self._last_at is not None else 0.0
         if math.isinf(self.rate):
             return last
-        wait = (size - self._tokens) / self.rate
+        wait = (min(size, self.burst_bytes) - self._tokens) / self.rate
         return max(last + wait, math.nextafter(last, math.inf))

@@ -17,9 +17,9 @@ from rudp.crypto.retry import verify_retry_integrity
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.events import ConnectionTerminated, DatagramReceived
 from rudp.quic.handshake import HandshakeMixin
-from rudp.quic.rtt import K_INITIAL_RTT
+from rudp.quic.paths import Address, Path
 from rudp.quic.sent import PacketSpace
-from rudp.quic.state import SPACE_OF_LEVEL, Address, State
+from rudp.quic.state import SPACE_OF_LEVEL, State
 from rudp.quic.timers import Timer
 from rudp.tls.engine import EncryptionLevel
 
@@ -33,6 +33,8 @@ LEVEL_OF_TYPE = {
     PacketType.ONE_RTT: EncryptionLevel.APPLICATION,
 }
 TYPE_OF_LEVEL = {level: packet_type for packet_type, level in LEVEL_OF_TYPE.items()}
+PROBING_FRAMES = (f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding)
+"""Frames of a probing packet (RFC 9000 §9.1): such a packet does not move us to its address."""
 
 
 class ReceiveMixin(HandshakeMixin):
@@ -52,9 +54,9 @@ class ReceiveMixin(HandshakeMixin):
         if self._state is State.CLOSING:
             self._receive_while_closing(data, now)
             return
-        self._datagram_size = len(data)
-        if addr == self.peer_address:
-            self._received_from_path += len(data)
+        path = self._paths.get(addr)
+        if path is not None:
+            path.on_datagram_received(len(data))
         packets = iter_packets(data, short_dcid_length=self._config.connection_id_length)
         try:
             while True:
@@ -125,15 +127,28 @@ class ReceiveMixin(HandshakeMixin):
             header.packet_type, result.packet_number, result.payload, header.end - header.start, now
         )
         self._on_authenticated_packet(header, level, addr, now)
-        ack_eliciting = self._dispatch_frames(header, level, result, now)
+        paths = self._paths
+        path = paths.current
+        if addr != path.address and self._state is State.ESTABLISHED:
+            path = paths.on_authenticated(addr, len(data))
+        largest_before = tracker.largest_received
+        ack_eliciting, probing = self._dispatch_frames(header, level, result, path, now)
         tracker.on_packet_received(
             result.packet_number, ack_eliciting=ack_eliciting, now=now, immediate=self._ping_received
         )
         self._ping_received = False
         self._last_activity = now
         self._idle_restart_on_send = True
-        if self._state is State.ESTABLISHED and addr != self.peer_address:
-            self._on_address_change(addr, now)
+        if (
+            path is not paths.current
+            and not probing
+            and (largest_before is None or result.packet_number > largest_before)
+            and self._state is State.ESTABLISHED
+            and not self.is_client
+        ):
+            # RFC 9000 §9.3: only the highest-numbered non-probing packet moves us to the peer's new
+            # address (a reordered older packet, or a peer's probe, does not).
+            self._on_peer_moved(path, now)
 
     def _check_key_phase(
         self, result: UnprotectedPacket | DecryptFailed, packet: memoryview, pn_offset: int, expected: int
@@ -168,19 +183,23 @@ class ReceiveMixin(HandshakeMixin):
         if level == EncryptionLevel.HANDSHAKE and not self.is_client:
             # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
             # validates the client's address (RFC 9000 §8.1).
-            self._address_validated = True
+            self._paths.current.mark_validated()
             self._discard_level(EncryptionLevel.INITIAL)
 
     def _dispatch_frames(
-        self, header: PacketHeader, level: EncryptionLevel, packet: UnprotectedPacket, now: float
-    ) -> bool:
+        self, header: PacketHeader, level: EncryptionLevel, packet: UnprotectedPacket, path: Path, now: float
+    ) -> tuple[bool, bool]:
+        """Handle every frame of a packet; return (ack-eliciting, probing) (RFC 9000 §13.2.1, §9.1)."""
         # RFC 9000 §12.4, §12.5: the frames allowed depend on the packet type, which is the level's.
         # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
         packet_type = TYPE_OF_LEVEL[level]
         ack_eliciting = False
+        probing = True
         space = SPACE_OF_LEVEL[level]
         streams = self._streams
         for _, frame in parse_frames(packet.payload, packet_type):
+            if not isinstance(frame, PROBING_FRAMES):
+                probing = False
             match frame:
                 case f.Stream():
                     streams.on_stream(frame)
@@ -199,13 +218,13 @@ class ReceiveMixin(HandshakeMixin):
                     self._ping_received = True
                 case f.ConnectionClose():
                     self._enter_draining(frame, now)
-                    return False
+                    return False, probing
                 case _:
-                    self._on_rare_frame(frame, header)
+                    self._on_rare_frame(frame, header, path, now)
             ack_eliciting = True
-        return ack_eliciting
+        return ack_eliciting, probing
 
-    def _on_rare_frame(self, frame: f.Frame, header: PacketHeader) -> None:
+    def _on_rare_frame(self, frame: f.Frame, header: PacketHeader, path: Path, now: float) -> None:
         streams = self._streams
         match frame:
             case f.ResetStream():
@@ -231,17 +250,13 @@ class ReceiveMixin(HandshakeMixin):
             case f.RetireConnectionId():
                 self._local_cids.on_retire(frame, header.dcid)
             case f.PathChallenge():
-                self._path_responses.append(frame.data)
+                path.owe_response(frame.data)  # RFC 9000 §8.2.2: answered on the path it came on
             case f.PathResponse():
-                if frame.data == self._path_challenge:
-                    self._path_challenge = None
-                    self._address_validated = True
-                    self._previous_path = None
-                    self._timers.stop(Timer.PATH_VALIDATION)
+                self._paths.on_response(path, frame.data)
             case f.HandshakeDone():
                 if not self.is_client:
                     raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
-                self._confirm_handshake(self._last_now)
+                self._confirm_handshake(now)
             case f.Datagram():
                 local_max = self._local_params.max_datagram_frame_size
                 if local_max is None or len(frame.data) + 3 > local_max:
@@ -320,25 +335,15 @@ class ReceiveMixin(HandshakeMixin):
             ConnectionTerminated(0, f"version negotiation: server supports {offered}", True, False), now
         )
 
-    def _on_address_change(self, addr: Address, now: float) -> None:
-        # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): validate the new path and, until
-        # validated, respect the anti-amplification limit on it.
-        if self.is_client:
-            return
-        old_host = self.peer_address[0]
-        if self._address_validated:
-            self._previous_path = self.peer_address
-        self.peer_address = addr
-        self._address_validated = False
-        # RFC 9000 §8.2.4, §9.3.2: give the challenge three PTOs (at least 6 initial RTTs), then give up.
-        self._timers.set(Timer.PATH_VALIDATION, now + max(3 * self._pto(), 6 * K_INITIAL_RTT))
-        self._received_from_path = self._datagram_size  # the datagram that revealed the new path
-        self._sent_to_path = 0
-        self._path_challenge = self._randbytes(8)
-        self._path_challenge_pending = True
-        if addr[0] != old_host:
+    def _on_peer_moved(self, path: Path, now: float) -> None:
+        # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): send to the new address, validate
+        # it, and until validated respect the anti-amplification limit on it (the Path counts).
+        if self._paths.on_peer_moved(path, now, self._pto()):
+            # RFC 9000 §9.4: a new IP address is a new network path: congestion control starts afresh,
+            # and packets sent on the old path no longer count against the new path's window.
             self._congestion.on_path_change(now)
-        self.path_changes += 1
+            self._recovery.on_path_change()
+        self._use_path_size(path)
 
     def _replay_pending(self, now: float) -> None:
         if not self._pending_packets:

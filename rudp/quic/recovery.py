@@ -212,10 +212,14 @@ class LossRecovery:
             # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
             self._peer_validated = True
         newest = acked[-1]
-        if newest.packet_number == largest and any(packet.ack_eliciting for packet in acked):
+        if (
+            newest.packet_number == largest
+            and not newest.off_path  # RFC 9000 §9.4: the old path's round trip is not the new one's
+            and any(packet.ack_eliciting for packet in acked)
+        ):
             self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
         for packet in acked:
-            if packet.in_flight:
+            if packet.in_flight and not packet.off_path:
                 self.bytes_in_flight -= packet.size_bytes
         self._packets_acked += len(acked)
         lost = self._detect_lost(state, now)
@@ -224,7 +228,9 @@ class LossRecovery:
         for packet in acked:
             for handler in packet.handlers:
                 handler(True)
-        self.congestion.on_packets_acked(acked, now, self.rtt)
+        on_path = [packet for packet in acked if not packet.off_path]
+        if on_path:
+            self.congestion.on_packets_acked(on_path, now, self.rtt)
         if ack.ecn is not None and ack.ecn[2] > state.ecn_ce:
             # RFC 9002 §7.1 / Appendix B.7: an increased CE count is a congestion signal.
             self.congestion.on_ecn_ce(ack.ecn[2] - state.ecn_ce, now)
@@ -262,12 +268,13 @@ class LossRecovery:
 
     def _on_packets_lost(self, state: SentPackets, lost: list[SentPacket], now: float) -> None:
         for packet in lost:
-            if packet.in_flight:
+            if packet.in_flight and not packet.off_path:
                 self.bytes_in_flight -= packet.size_bytes
             for handler in packet.handlers:
                 handler(False)
-        # RFC 9000 §14.4: a lost PMTU probe is no sign of congestion (nor a retransmission cost).
-        lost = [packet for packet in lost if not packet.is_pmtu_probe]
+        # RFC 9000 §14.4: a lost PMTU probe is no sign of congestion (nor a retransmission cost), and
+        # RFC 9000 §9.4: losses on a path we left say nothing about the current one.
+        lost = [packet for packet in lost if not packet.is_pmtu_probe and not packet.off_path]
         if not lost:
             return
         self._packets_lost += len(lost)
@@ -407,7 +414,7 @@ class LossRecovery:
         """
         state = self._spaces[space]
         for packet in state.discard():
-            if packet.in_flight:
+            if packet.in_flight and not packet.off_path:
                 self.bytes_in_flight -= packet.size_bytes
         if space == PacketSpace.INITIAL:
             self._has_handshake_keys = True
@@ -439,11 +446,23 @@ class LossRecovery:
     def _forget_and_requeue(self, *spaces: PacketSpace) -> list[SentPacket]:
         # Outstanding packets leave flight and report False (re-send the data); not a loss event.
         dropped = [packet for space in spaces for packet in self._spaces[space].drain()]
-        self.bytes_in_flight -= sum(packet.size_bytes for packet in dropped if packet.in_flight)
+        self.bytes_in_flight -= sum(
+            packet.size_bytes for packet in dropped if packet.in_flight and not packet.off_path
+        )
         for packet in dropped:
             for handler in packet.handlers:
                 handler(False)
         return dropped
+
+    def on_path_change(self) -> None:
+        """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old
+        one leave the new path's bytes in flight, congestion control and RTT sampling. They are still
+        acknowledged or declared lost as usual, so their data is repaired; the PTO still covers them."""
+        for state in self._spaces.values():
+            for packet in state.packets.values():
+                if packet.in_flight and not packet.off_path:
+                    packet.off_path = True
+                    self.bytes_in_flight -= packet.size_bytes
 
     def ack_eliciting_in_flight(self, space: PacketSpace) -> int:
         """Number of ack-eliciting packets outstanding in ``space``."""

@@ -16,8 +16,6 @@ from rudp.codec.frames import (
     Datagram,
     HandshakeDone,
     NewToken,
-    PathChallenge,
-    PathResponse,
     Ping,
 )
 from rudp.codec.packet import (
@@ -33,8 +31,10 @@ from rudp.errors import TransportErrorCode
 from rudp.quic.events import PingAcknowledged
 from rudp.quic.handshake import HandshakeMixin
 from rudp.quic.packetizer import DatagramBuilder
+from rudp.quic.paths import Address, Path
+from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.sent import PacketSpace
-from rudp.quic.state import MIN_SENDABLE_BYTES, SPACE_OF_LEVEL, Address, State
+from rudp.quic.state import MIN_SENDABLE_BYTES, SPACE_OF_LEVEL, State
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
@@ -64,8 +64,15 @@ class SendMixin(HandshakeMixin):
             return self._close_datagrams(now)
         out: list[tuple[bytes, Address]] = []
         self._pacing_blocked = False
+        for path in self._paths.others_with_frames():
+            # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once.
+            datagram = self._build_path_datagram(path, now)
+            if datagram:
+                out.append((datagram, path.address))
+        current = self._paths.current
         if (
-            self._pmtud.searching
+            current.pmtud.searching
+            and current.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
             and self._handshake_confirmed
             and self._state is State.ESTABLISHED
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
@@ -73,13 +80,32 @@ class SendMixin(HandshakeMixin):
             # The probe goes first, so a full congestion window cannot starve it.
             probe = self._build_pmtu_probe(now)
             if probe:
-                out.append((probe, self.peer_address))
+                out.append((probe, current.address))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             datagram = self._build_datagram(now)
             if not datagram:
                 break
-            out.append((datagram, self.peer_address))
+            out.append((datagram, current.address))
         return out
+
+    def _build_path_datagram(self, path: Path, now: float) -> bytes:
+        """A datagram of path frames only, for a path other than the current one (within its allowance)."""
+        protection = self._keys.write.get(EncryptionLevel.APPLICATION)
+        allowance = path.datagram_allowance()
+        size = self._base_datagram_size if allowance is None else min(self._base_datagram_size, allowance)
+        if protection is None or size < MIN_SENDABLE_BYTES:
+            return b""
+        builder = self._qlog.builder(size, now)
+        space = PacketSpace.APPLICATION
+        if not self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection):
+            return b""
+        path.write_frames(builder, now, self._randbytes)
+        if builder.end_packet() is None:
+            return b""
+        self._advance_packet_number(space)
+        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE)
+        self._after_datagram(builder, datagram, path, now)
+        return datagram
 
     # -- PMTU probes (RFC 9000 §14.3) -----------------------------------------------------------------
 
@@ -87,28 +113,25 @@ class SendMixin(HandshakeMixin):
         protection = self._keys.write.get(EncryptionLevel.APPLICATION)
         if protection is None:
             return b""
-        size = self._pmtud.probe_size(now)
+        path = self._paths.current
+        pmtud = path.pmtud
+        size = pmtud.probe_size(now)
         if size is None:
             return b""
         if not self._may_send_new(size, now):
-            self._pmtud.cancel_probe(size)
+            pmtud.cancel_probe(size)
             return b""
         builder = self._qlog.builder(size, now)
         space = PacketSpace.APPLICATION
         self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection)
-        builder.push_frame(Ping(), partial(self._on_pmtu_probe, size))
+        builder.push_frame(Ping(), partial(self._on_pmtu_probe, pmtud, size))
         sent = builder.end_packet()
         datagram = builder.finish(size)
         if sent is None or not datagram:
             return b""
         sent.is_pmtu_probe = True
         self._advance_packet_number(space)
-        self._recovery.on_packet_sent(sent)
-        self._qlog.packets_sent(builder, now)
-        self._pacer.on_sent(len(datagram), now)
-        self._sent_to_path += len(datagram)
-        self._datagrams_sent += 1
-        self._bytes_sent += len(datagram)
+        self._after_datagram(builder, datagram, path, now, probe=True)
         return datagram
 
     def _on_large_datagram(self, acked: bool) -> None:
@@ -122,21 +145,19 @@ class SendMixin(HandshakeMixin):
             self._pmtud.on_black_hole(self._base_datagram_size)
             self._set_datagram_size(self._base_datagram_size)
 
-    def _on_pmtu_probe(self, size: int, acked: bool) -> None:
+    def _on_pmtu_probe(self, pmtud: PmtuDiscovery, size: int, acked: bool) -> None:
         if acked:
-            self._pmtud.on_probe_acked(size)
-            if self._pmtud.current > self._max_datagram_size:
-                self._set_datagram_size(self._pmtud.current)
+            pmtud.on_probe_acked(size)
+            if pmtud is self._pmtud and pmtud.current > self._max_datagram_size:
+                self._set_datagram_size(pmtud.current)
         else:
-            self._pmtud.on_probe_lost(size, self._last_now, self._pto())
+            pmtud.on_probe_lost(size, self._last_now, self._pto())
 
     # -- one datagram -----------------------------------------------------------------------------
 
     def _amplification_allowance(self) -> int | None:
-        # RFC 9000 §8.1: before validating the client's address a server sends at most 3x what it got.
-        if self.is_client or self._address_validated:
-            return None
-        return 3 * self._received_from_path - self._sent_to_path
+        # RFC 9000 §8.1, §9.3: to an unvalidated address we send at most 3x what came from it.
+        return self._paths.current.datagram_allowance()
 
     def _datagram_budget(self) -> int:
         """Bytes the next datagram may have, or 0 when the anti-amplification limit forbids sending."""
@@ -164,7 +185,9 @@ class SendMixin(HandshakeMixin):
         probing = bool(self._probes)
         pending = self._has_paced_data()
         blocked = not probing and (not pending or not self._may_send_new(size, now))
-        if blocked and not probing and not self._any_ack_needed(now):
+        path = self._paths.current
+        path_frames = path.has_frames() and self._has_one_rtt_keys()
+        if blocked and not probing and not path_frames and not self._any_ack_needed(now):
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
         pad = False
@@ -174,11 +197,13 @@ class SendMixin(HandshakeMixin):
             if protection is None or (level == EncryptionLevel.EARLY_DATA and self._has_one_rtt_keys()):
                 continue
             space = SPACE_OF_LEVEL[level]
-            if not self._level_has_data(level, space, now, blocked):
+            if not self._level_has_data(level, space, now, blocked) and not (
+                path_frames and level == EncryptionLevel.APPLICATION
+            ):
                 continue
             if not self._start_packet(builder, level, space, protection):
                 break
-            self._write_level(builder, level, space, now, blocked)
+            pad = self._write_level(builder, level, space, now, blocked) or pad
             sent = builder.end_packet()
             if sent is None:
                 continue
@@ -189,15 +214,12 @@ class SendMixin(HandshakeMixin):
                 wrote_handshake = True
             if level == EncryptionLevel.APPLICATION and self._keys.first_pn_in_phase is None:
                 self._keys.first_pn_in_phase = sent.packet_number
-        if self._pad_path_probe:
-            # RFC 9000 §8.2.1: path probes travel in datagrams of at least 1200 bytes (within the
-            # anti-amplification allowance, which bounds the builder), proving the path's MTU.
-            self._pad_path_probe = False
-            pad = True
+        # RFC 9000 §8.2.1: path probes travel in datagrams of at least 1200 bytes (within the
+        # anti-amplification allowance, which bounds the builder), proving the path's MTU.
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
         if not datagram:
             return b""
-        self._after_datagram(builder, datagram, now)
+        self._after_datagram(builder, datagram, path, now)
         if wrote_handshake and self.is_client:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             self._discard_level(EncryptionLevel.INITIAL)
@@ -220,7 +242,8 @@ class SendMixin(HandshakeMixin):
         )
         blocked = not probe and (not pending or not self._may_send_new(size, now))
         tracker = self._ack_trackers[space]
-        if blocked and not probe and not tracker.ack_needed(now):
+        path = self._paths.current
+        if blocked and not probe and not tracker.ack_needed(now) and not path.has_frames():
             return b""
         builder = self._qlog.builder(size, now)
         keys = self._keys
@@ -233,27 +256,36 @@ class SendMixin(HandshakeMixin):
             packet_number=self._next_pn[space],
             largest_acked=self._largest_acked[space],
         )
-        self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
+        pad = self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
+        if self._ack_only_needs_ping(builder, now):
+            builder.push_frame(Ping())
         sent = builder.end_packet()
         if sent is None:
             return b""
         self._advance_packet_number(space)
         if keys.first_pn_in_phase is None:
             keys.first_pn_in_phase = sent.packet_number
-        pad = self._pad_path_probe
-        self._pad_path_probe = False
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
-        self._after_datagram(builder, datagram, now)
+        self._after_datagram(builder, datagram, path, now)
         return datagram
 
-    def _after_datagram(self, builder: DatagramBuilder, datagram: bytes, now: float) -> None:
-        """Bookkeeping for a datagram about to leave: recovery, idle timer, pacer, statistics."""
+    def _after_datagram(
+        self, builder: DatagramBuilder, datagram: bytes, path: Path, now: float, *, probe: bool = False
+    ) -> None:
+        """Bookkeeping for every datagram about to leave: recovery, idle timer, pacer, path, statistics.
+
+        A PMTU ``probe`` is not charged to the pacer: it may be far larger than the pacer's burst, and
+        the gap it would open behind it would drain the bottleneck queue and fool delay-based
+        congestion control (HyStart++) into seeing the RTT fall. Its bytes count everywhere else.
+        """
         in_flight = False
-        if len(datagram) > self._base_datagram_size:
+        if not probe and len(datagram) > self._base_datagram_size:
             # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
             builder.sent_packets()[-1].handlers.append(self._on_large_datagram)
+        eliciting = False
         for sent in builder.sent_packets():
             in_flight = in_flight or sent.in_flight
+            eliciting = eliciting or sent.ack_eliciting
             self._recovery.on_packet_sent(sent)
             if sent.ack_eliciting:
                 self._last_ack_eliciting_sent = now
@@ -261,10 +293,29 @@ class SendMixin(HandshakeMixin):
                     # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer.
                     self._idle_restart_on_send = False
                     self._last_activity = now
+        self._ack_only_sent = 0 if eliciting else self._ack_only_sent + 1
         self._qlog.packets_sent(builder, now)
+        self._account_datagram(datagram, path, now, in_flight=in_flight and not probe)
+
+    def _ack_only_needs_ping(self, builder: DatagramBuilder, now: float) -> bool:
+        """RFC 9000 §13.2.4: an endpoint that only acknowledges makes one of its ACK-only packets
+        ack-eliciting about once per round trip. With a packet of ours in flight the PTO stays armed,
+        so a receiver whose NAT rebound and whose first datagram from the new address was lost probes
+        the server from there instead of waiting in silence (the server cannot reach it any more)."""
+        return (
+            self._ack_only_sent > 0
+            and builder.remaining >= 1
+            and not builder.sent_is_ack_eliciting()
+            and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
+            and now - self._last_ack_eliciting_sent >= self._rtt.smoothed_rtt
+        )
+
+    def _account_datagram(self, datagram: bytes, path: Path, now: float, *, in_flight: bool) -> None:
+        """What every datagram costs, whatever it carries: the pacer's tokens, the path's
+        anti-amplification budget (RFC 9000 §8.1) and the statistics."""
         if in_flight:
             self._pacer.on_sent(len(datagram), now)
-        self._sent_to_path += len(datagram)
+        path.on_datagram_sent(len(datagram))
         self._datagrams_sent += 1
         self._bytes_sent += len(datagram)
 
@@ -314,8 +365,6 @@ class SendMixin(HandshakeMixin):
             or self._new_token_pending is not None
             or self._pings_to_send
             or self._keepalive_due
-            or self._path_responses
-            or self._path_challenge_pending
             or self._local_cids.has_data_to_send()
             or self._peer_cids.has_data_to_send()
         )
@@ -375,13 +424,19 @@ class SendMixin(HandshakeMixin):
 
     def _write_level(
         self, builder: DatagramBuilder, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool
-    ) -> None:
+    ) -> bool:
+        """Write a packet's frames; True if it carries path frames (the datagram is then padded)."""
         tracker = self._ack_trackers[space]
         if level != EncryptionLevel.EARLY_DATA and tracker.ack_pending:
             ack = tracker.build_ack(now, self._config.ack_delay_exponent)
             if ack is not None:
                 builder.push_frame(ack)
                 tracker.on_ack_sent(now)
+        path_frames = False
+        if level == EncryptionLevel.APPLICATION:
+            # RFC 9000 §8.2.2, §9.4: path validation is not held back by the congestion window (the
+            # old path's packets in flight must not starve the new path's validation).
+            path_frames = self._paths.current.write_frames(builder, now, self._randbytes)
         crypto = self._crypto_send.get(level)
         probe = self._probes.get(space, 0)
         if crypto is not None and (not blocked or probe):
@@ -397,6 +452,7 @@ class SendMixin(HandshakeMixin):
             self._probes[space] = probe - 1
             if self._probes[space] <= 0:
                 del self._probes[space]
+        return path_frames
 
     def _write_application_control(self, builder: DatagramBuilder) -> None:
         if self._handshake_done_pending and builder.remaining >= 1:
@@ -406,13 +462,6 @@ class SendMixin(HandshakeMixin):
         if token is not None and builder.remaining >= len(token) + 3:
             self._new_token_pending = None
             builder.push_frame(NewToken(token), self._new_token_handler(token))
-        while self._path_responses and builder.remaining >= 9:
-            builder.push_frame(PathResponse(self._path_responses.popleft()))
-            self._pad_path_probe = True
-        if self._path_challenge_pending and self._path_challenge is not None and builder.remaining >= 9:
-            self._path_challenge_pending = False
-            builder.push_frame(PathChallenge(self._path_challenge))
-            self._pad_path_probe = True
         while self._pings_to_send and builder.remaining >= 1:
             builder.push_frame(Ping(), self._ping_handler(self._pings_to_send.pop(0)))
         if self._keepalive_due and builder.remaining >= 1:
@@ -477,6 +526,6 @@ class SendMixin(HandshakeMixin):
         if not datagram or (allowance is not None and len(datagram) > allowance):
             return []
         self._qlog.packets_sent(builder, now)
-        self._pacer.on_sent(len(datagram), now)
-        self._sent_to_path += len(datagram)
-        return [(datagram, self.peer_address)]
+        path = self._paths.current
+        self._account_datagram(datagram, path, now, in_flight=True)
+        return [(datagram, path.address)]

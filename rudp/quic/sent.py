@@ -53,6 +53,9 @@ class SentPacket:
     """If the packet carried an ACK frame, that frame's largest acknowledged (for ACK-of-ACK pruning)."""
     is_pmtu_probe: bool = False
     """A PMTU probe: its loss says nothing about congestion (RFC 9000 §14.4)."""
+    off_path: bool = False
+    """Sent on a path the connection has since left: it still needs acknowledging (or repairing), but it
+    no longer counts in the current path's bytes in flight, congestion control or RTT (RFC 9000 §9.4)."""
 
 
 class SentPackets:

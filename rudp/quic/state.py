@@ -22,6 +22,9 @@ from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
 from rudp.quic.pacing import Pacer
+from rudp.quic.paths import MAX_PATH_RESPONSES as MAX_PATH_RESPONSES
+from rudp.quic.paths import Address as Address
+from rudp.quic.paths import Path, Paths
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
@@ -33,16 +36,8 @@ from rudp.quic.timers import Timer, TimerTable
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel, TlsEngine
 
-Address = tuple[str, int]
-"""A UDP peer address as (host, port) (IPv6 addresses may carry more fields; only these two are used)."""
-
 MIN_SENDABLE_BYTES = 64
 """Below this anti-amplification allowance no useful packet fits (header, AEAD tag, a few frames)."""
-
-MAX_PATH_RESPONSES = 4
-"""PATH_RESPONSEs owed at most: a flood of PATH_CHALLENGEs keeps only the latest ones. RFC 9000 §13.3:
-responses are sent once, never retransmitted (the peer sends new challenges), so dropping the older
-ones of a burst is what loss would do anyway; §21.9 asks to bound what a peer makes us spend."""
 
 CRYPTO_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION)
 
@@ -85,7 +80,6 @@ class ConnectionState:
         self._tls_config = tls_config
         self.is_client = is_client
         self.version = version
-        self.peer_address: Address = peer_address
         self._randbytes = config.randbytes
         self._state = State.HANDSHAKE
         self._last_now = now
@@ -119,14 +113,12 @@ class ConnectionState:
         self._new_token_pending: bytes | None = None  # (server) a NEW_TOKEN frame to send
         self._early_data_offered = False
         self._peer_address_validated = not is_client  # a server's own address needs no validation
-        self._address_validated = is_client  # (server) the client's address
-        self._received_from_path = 0
-        self._datagram_size = 0
-        self._sent_to_path = 0
 
         self._max_datagram_size = config.max_datagram_size
         self._base_datagram_size = config.max_datagram_size
-        self._pmtud = PmtuDiscovery(config.max_datagram_size, config.max_pmtu, enabled=config.pmtu_discovery)
+        self._pmtu_ceiling = config.max_pmtu
+        # A client's path to the server needs no validation (RFC 9000 §8.1 limits servers only).
+        self._paths = Paths(peer_address, validated=is_client, new_pmtud=self._new_pmtud)
         self._persistent_congestion_seen = 0
         self._large_losses = 0
         self._rtt = RttEstimator()
@@ -170,17 +162,10 @@ class ConnectionState:
         self._last_activity = now
         self._idle_restart_on_send = True
         self._last_ack_eliciting_sent = now
+        self._ack_only_sent = 0
+        """ACK-only datagrams sent since the last ack-eliciting one (RFC 9000 §13.2.4)."""
         self._pending_packets: list[tuple[bytes, Address, float]] = []
-        self._path_responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
-        self._path_challenge: bytes | None = None
-        self._path_challenge_pending = False
-        self._pad_path_probe = False
         self._activity: Callable[[], None] | None = None
-        self._previous_path: Address | None = None
-        self.path_validation_failures = 0
-        """Path validations that timed out (the peer's new address never answered)."""
-        self.path_changes = 0
-        """How many times the peer's address changed (migration or NAT rebinding)."""
         self.new_token: bytes | None = None
         """(client) the last NEW_TOKEN from the server, for a future connection's Initial."""
 
@@ -190,6 +175,39 @@ class ConnectionState:
         self._bytes_sent = 0
         self._bytes_received = 0
         self._packets_dropped = 0
+
+    @property
+    def peer_address(self) -> Address:
+        """The peer's address our packets go to (the current path's; changes when the peer moves)."""
+        return self._paths.current.address
+
+    @property
+    def path_validation_failures(self) -> int:
+        """Path validations that timed out (the peer's new address never answered)."""
+        return self._paths.validation_failures
+
+    @property
+    def path_changes(self) -> int:
+        """How many times the peer's address changed (migration or NAT rebinding)."""
+        return self._paths.changes
+
+    @property
+    def _path_responses(self) -> tuple[bytes, ...]:
+        """PATH_RESPONSEs owed on the current path (read-only view for tests of the bounds)."""
+        return tuple(self._paths.current.responses)
+
+    def _new_pmtud(self) -> PmtuDiscovery:
+        """A PMTU search for a new path, from the base size up to what both sides allow."""
+        config = self._config
+        return PmtuDiscovery(self._base_datagram_size, self._pmtu_ceiling, enabled=config.pmtu_discovery)
+
+    @property
+    def _pmtud(self) -> PmtuDiscovery:
+        return self._paths.current.pmtud
+
+    def _use_path_size(self, path: Path) -> None:
+        """Send datagrams of the size the PMTU search of ``path`` confirmed (after a path change)."""
+        self._set_datagram_size(max(self._base_datagram_size, min(path.pmtud.current, self._pmtu_ceiling)))
 
     def _set_datagram_size(self, size: int) -> None:
         """Send datagrams of up to ``size`` bytes from now on (after PMTU discovery or a black hole)."""

@@ -11,6 +11,7 @@ import pytest
 from rudp.codec.frames import Ping
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import RudpError
+from rudp.quic.sent import PacketSpace
 from rudp.testing import LinkConfig, TraceEvent
 from rudp.testing.certs import TestPki
 from tests.support.sim import CLIENT_ADDR, Sniffer, make_sim
@@ -69,15 +70,19 @@ def test_unanswered_path_challenge_reverts_to_the_validated_path(pki: TestPki, t
     sim.pair.run_for(0.2)
     sniffer = Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", CipherSuite.AES_128_GCM_SHA256)
     server_conn = sim.server.conn
-    # An attacker replays/forges a client packet from an address of its choice (RFC 9000 §9.3.2).
+    # An on-path attacker copies the client's next packet and delivers the copy first, from an address
+    # of its choice (RFC 9000 §9.3.2, §9.3.3); the genuine packet, and the client's others for a while,
+    # are lost (were they not, their higher packet numbers would move the server back at once).
     spoofed = ("10.9.9.9", 666)
-    # (a packet number just ahead of the client's, so its later packets still decode)
-    packet = sniffer.forge(server_conn.local_cids()[0], sim.conn.stats.packets_sent + 5, [Ping()])
+    packet = sniffer.forge(server_conn.local_cids()[0], sim.conn._next_pn[PacketSpace.APPLICATION], [Ping()])
+    sim.pair.c2s.update(drop_filter=lambda data, index: True)
     sim.server.receive_datagram(packet, spoofed, sim.clock.now)
+    sim.conn.ping()  # the genuine packet with that number
     assert server_conn.peer_address == spoofed
     sim.pair.run_for(3.0)  # the challenge sent to the spoofed address is never answered
     assert server_conn.peer_address == CLIENT_ADDR
     assert server_conn.path_validation_failures == 1
+    sim.pair.c2s.update(drop_filter=None)
     stream_id = sim.conn.open_stream()
     sim.client.send(stream_id, b"still here")
     assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=5)

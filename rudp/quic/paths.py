@@ -1,0 +1,288 @@
+"""Network paths of a connection (RFC 9000 §8.1, §8.2, §9): addresses, validation, anti-amplification.
+
+Owns :class:`Path` (one peer address: whether it is validated, the bytes sent to and received from it
+for the 3x anti-amplification limit, the PATH_CHALLENGEs sent on it and the PATH_RESPONSEs owed on it,
+the validation deadline and its PMTU search) and :class:`Paths` (the current path, the last validated
+one to fall back to, and a few others that probed us; which one the peer moved to, and the timer of
+path validation). It does not own what is sent on a path besides the path frames: the connection builds
+the datagrams, asks :meth:`Path.datagram_allowance` how much may go, and reports every datagram sent with
+:meth:`Path.on_datagram_sent`, whatever it carried (data, probes, padding, CONNECTION_CLOSE).
+
+The table is general (any number of paths, bounded by :data:`MAX_PATHS`) so that multipath QUIC can
+later send on several at once; today one path carries the connection's packets.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Final, Protocol
+
+from rudp.codec.frames import PathChallenge, PathResponse
+from rudp.quic.delivery import FrameSink
+from rudp.quic.pmtud import PmtuDiscovery
+from rudp.quic.rtt import K_INITIAL_RTT
+
+Address = tuple[str, int]
+"""A UDP peer address as (host, port) (IPv6 addresses may carry more fields; only these two are used)."""
+
+MAX_PATH_RESPONSES: Final = 4
+"""PATH_RESPONSEs owed at most per path: a flood of PATH_CHALLENGEs keeps only the latest ones. RFC 9000
+§13.3: responses are sent once, never retransmitted (the peer sends new challenges), so dropping the
+older ones of a burst is what loss would do anyway; §21.9 asks to bound what a peer makes us spend."""
+MAX_CHALLENGES: Final = 4
+"""PATH_CHALLENGE data remembered per path: a response to any of the latest few validates it."""
+MAX_PATHS: Final = 4
+"""Paths remembered at most (current, previous, and peers' probes); the oldest others are forgotten."""
+AMPLIFICATION_FACTOR: Final = 3
+"""RFC 9000 §8.1, §9.3: at most three times the bytes received from an unvalidated address."""
+PATH_FRAME_BYTES: Final = 9
+"""A PATH_CHALLENGE or PATH_RESPONSE frame: type byte and 8 bytes of data."""
+
+
+class Path:
+    """One peer address and what the connection knows about reaching it."""
+
+    __slots__ = (
+        "_retry_delay",
+        "address",
+        "challenge_due",
+        "challenge_retry_at",
+        "challenges",
+        "pmtud",
+        "received_bytes",
+        "responses",
+        "sent_bytes",
+        "validated",
+        "validation_deadline",
+    )
+
+    def __init__(self, address: Address, *, validated: bool, pmtud: PmtuDiscovery) -> None:
+        self.address = address
+        self.validated = validated
+        """True once the peer proved it receives at this address (RFC 9000 §8)."""
+        self.received_bytes = 0
+        self.sent_bytes = 0
+        self.challenges: deque[bytes] = deque(maxlen=MAX_CHALLENGES)
+        """Data of the latest PATH_CHALLENGEs sent on this path, awaiting a PATH_RESPONSE."""
+        self.challenge_due = False
+        """A (new) PATH_CHALLENGE should go out on this path at the next opportunity."""
+        self.challenge_retry_at: float | None = None
+        self.validation_deadline: float | None = None
+        self._retry_delay = 0.0
+        self.responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
+        """PATH_RESPONSE data owed on this path (RFC 9000 §8.2.2: on the path the challenge came on)."""
+        self.pmtud = pmtud
+        """The PMTU search of this path (paused while it is not validated)."""
+
+    def __repr__(self) -> str:
+        state = "validated" if self.validated else "unvalidated"
+        return f"<Path {self.address[0]}:{self.address[1]} {state}>"
+
+    # -- anti-amplification (RFC 9000 §8.1) -------------------------------------------------------------
+
+    def datagram_allowance(self) -> int | None:
+        """Bytes that may still be sent to this address, or None when it is validated (no limit)."""
+        if self.validated:
+            return None
+        return max(0, AMPLIFICATION_FACTOR * self.received_bytes - self.sent_bytes)
+
+    def on_datagram_received(self, size: int) -> None:
+        """A datagram of ``size`` bytes arrived from this address."""
+        self.received_bytes += size
+
+    def on_datagram_sent(self, size: int) -> None:
+        """A datagram of ``size`` bytes leaves for this address (every kind counts, RFC 9000 §8.1)."""
+        self.sent_bytes += size
+
+    # -- validation (RFC 9000 §8.2) -----------------------------------------------------------------------
+
+    @property
+    def validating(self) -> bool:
+        """True while a validation of this path is under way."""
+        return self.validation_deadline is not None
+
+    def start_validation(self, now: float, pto: float) -> None:
+        """Challenge the peer on this path now, again every PTO (doubling), until it answers or
+        three times the larger of the PTO and the initial PTO have passed (RFC 9000 §8.2.4, §9.4)."""
+        self.challenge_due = True
+        self._retry_delay = pto
+        self.challenge_retry_at = None
+        self.validation_deadline = now + max(3 * pto, 6 * K_INITIAL_RTT)
+
+    def owe_response(self, data: bytes) -> None:
+        """A PATH_CHALLENGE arrived on this path: answer it here (the oldest of a flood are dropped)."""
+        self.responses.append(data)
+
+    def on_response(self, data: bytes) -> bool:
+        """A PATH_RESPONSE arrived: True if it answers one of our challenges on this path (validated)."""
+        if data not in self.challenges:
+            return False
+        self.mark_validated()
+        return True
+
+    def mark_validated(self) -> None:
+        """The peer is known to receive here (a response, or the handshake itself, RFC 9000 §8.1)."""
+        self.validated = True
+        self.stop_validation()
+
+    def stop_validation(self) -> None:
+        """Stop challenging this path (validated, failed or abandoned)."""
+        self.challenges.clear()
+        self.challenge_due = False
+        self.challenge_retry_at = None
+        self.validation_deadline = None
+
+    def has_frames(self) -> bool:
+        """True if a PATH_RESPONSE or PATH_CHALLENGE is waiting to be sent on this path."""
+        return bool(self.responses) or self.challenge_due
+
+    def write_frames(self, sink: FrameSink, now: float, randbytes: Callable[[int], bytes]) -> bool:
+        """Write the owed PATH_RESPONSEs, then a due PATH_CHALLENGE; True if any was written (the
+        datagram must then be padded to 1200 bytes within the allowance, RFC 9000 §8.2.1, §8.2.2)."""
+        wrote = False
+        while self.responses and sink.remaining >= PATH_FRAME_BYTES:
+            sink.push_frame(PathResponse(self.responses.popleft()))
+            wrote = True
+        if self.challenge_due and sink.remaining >= PATH_FRAME_BYTES:
+            data = randbytes(8)
+            self.challenges.append(data)
+            self.challenge_due = False
+            # RFC 9000 §9.4: a lost challenge is sent again after a PTO, backing off, never faster.
+            self.challenge_retry_at = now + self._retry_delay
+            self._retry_delay *= 2
+            sink.push_frame(PathChallenge(data))
+            wrote = True
+        return wrote
+
+    def next_deadline(self) -> float | None:
+        """The earliest of the challenge retry and the validation deadline, or None."""
+        times = [t for t in (self.challenge_retry_at, self.validation_deadline) if t is not None]
+        return min(times) if times else None
+
+
+class PmtuFactory(Protocol):
+    """Makes the PMTU search of a new path."""
+
+    def __call__(self) -> PmtuDiscovery: ...
+
+
+class Paths:
+    """The paths of one connection: the current one, the last validated one, and probing peers' others.
+
+    Server side, the peer may move (NAT rebinding, migration): :meth:`on_peer_moved` switches the
+    current path and starts validating the new one; a validation that times out falls back to the last
+    validated path (RFC 9000 §9.3.2). Client side there is one path whose validation :meth:`revalidate`
+    restarts after the client changed its own address.
+    """
+
+    def __init__(self, address: Address, *, validated: bool, new_pmtud: PmtuFactory) -> None:
+        self._new_pmtud = new_pmtud
+        self.current = Path(address, validated=validated, pmtud=new_pmtud())
+        self.previous: Path | None = None
+        """The last validated path, kept to fall back to while the current one is being validated."""
+        self._paths: dict[Address, Path] = {address: self.current}
+        self.changes = 0
+        """How many times the peer's address changed (migration or NAT rebinding)."""
+        self.validation_failures = 0
+        """Path validations that timed out (the peer's new address never answered)."""
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._paths.values())
+
+    def get(self, address: Address) -> Path | None:
+        """The path to ``address`` if known."""
+        return self._paths.get(address)
+
+    def others_with_frames(self) -> list[Path]:
+        """Paths other than the current one that owe a PATH_RESPONSE or a PATH_CHALLENGE."""
+        return [path for path in self._paths.values() if path is not self.current and path.has_frames()]
+
+    def on_authenticated(self, address: Address, datagram_size: int) -> Path:
+        """An authenticated packet came from ``address``: its path, made (counting the datagram that
+        revealed it, for the anti-amplification limit) if new. Only authenticated packets make paths,
+        so a spoofed datagram that does not decrypt costs nothing."""
+        path = self._paths.get(address)
+        if path is not None:
+            return path
+        # A port-only change (a NAT rebinding, RFC 9000 §9.4) keeps the network path, and what the
+        # PMTU search found on it; a new IP address starts a search of its own.
+        same_host = address[0] == self.current.address[0]
+        pmtud = self.current.pmtud if same_host else self._new_pmtud()
+        path = Path(address, validated=False, pmtud=pmtud)
+        path.on_datagram_received(datagram_size)
+        self._paths[address] = path
+        self._bound()
+        return path
+
+    def _bound(self) -> None:
+        while len(self._paths) > MAX_PATHS:
+            for address, path in self._paths.items():
+                if path is not self.current and path is not self.previous:
+                    del self._paths[address]
+                    break
+            else:
+                return
+
+    def on_peer_moved(self, path: Path, now: float, pto: float) -> bool:
+        """The peer's highest-numbered non-probing packet came on ``path`` (RFC 9000 §9.3): send there
+        from now on and validate it. Returns True if the IP address changed (not only the port), when
+        congestion control must start afresh (RFC 9000 §9.4)."""
+        old = self.current
+        if path is old:
+            return False
+        if old.validated:
+            self.previous = old
+        old.stop_validation()  # RFC 9000 §9.3: validations of other addresses may be abandoned
+        self.current = path
+        self.changes += 1
+        if not path.validated and not path.validating:
+            # RFC 9000 §9.3.1: the server starts validating the new address at once.
+            path.start_validation(now, pto)
+        return path.address[0] != old.address[0]
+
+    def revalidate(self, now: float, pto: float) -> None:
+        """(client) Our own address changed (migration): validate the current path again."""
+        self.changes += 1
+        self.current.start_validation(now, pto)
+
+    def on_response(self, path: Path, data: bytes) -> bool:
+        """A PATH_RESPONSE arrived on ``path``; True if it validated a path (RFC 9000 §8.2.3: the
+        response may come on any path, and validates the one the challenge was sent on)."""
+        for candidate in (path, *self._paths.values()):
+            if candidate.on_response(data):
+                if candidate is self.current:
+                    self.previous = None
+                return True
+        return False
+
+    def next_deadline(self) -> float | None:
+        """The earliest challenge retry or validation deadline of any path, or None."""
+        times = [t for t in (path.next_deadline() for path in self._paths.values()) if t is not None]
+        return min(times) if times else None
+
+    def on_timer(self, now: float) -> bool:
+        """Resend due challenges and give up expired validations; True if the current path changed."""
+        changed = False
+        for path in list(self._paths.values()):
+            deadline = path.validation_deadline
+            if deadline is not None and now >= deadline:
+                path.stop_validation()
+                changed = self._on_validation_failed(path) or changed
+            elif path.challenge_retry_at is not None and now >= path.challenge_retry_at:
+                path.challenge_retry_at = None
+                path.challenge_due = True
+        return changed
+
+    def _on_validation_failed(self, path: Path) -> bool:
+        # RFC 9000 §9.3.2: the new address never answered (spoofed, or gone): go back to the last
+        # validated one. Should the peer really be there, its next packet starts a new validation.
+        # Responses still owed there stay with that path (sent to its own address, RFC 9000 §8.2.2).
+        self.validation_failures += 1
+        if path is not self.current or self.previous is None:
+            return False
+        self.current, self.previous = self.previous, None
+        return True
+
+
+__all__ = ["MAX_PATH_RESPONSES", "Address", "Path", "Paths"]

@@ -1,0 +1,271 @@
+"""Migration that never stalls (RFC 9000 §8, §9): a download while the client's NAT keeps rebinding it to
+new ports and new IP addresses, with and without loss, with PMTU discovery probing, plus a client that
+migrates on purpose in the middle of a PMTU search; and where PATH_RESPONSEs go.
+
+Every download test hashes the data delivered and measures, on the simulated clock, the longest time
+the client's application went without receiving a new byte: it must stay within one RTT plus one PTO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rudp.codec.frames import PathChallenge, PathResponse, Ping
+from rudp.crypto.suites import CipherSuite
+from rudp.quic.sent import PacketSpace
+from rudp.testing import LinkConfig
+from rudp.testing.certs import TestPki
+from tests.support.sim import Sim, Sniffer, make_sim
+
+MIB = 1 << 20
+DELAY = 0.01
+"""One-way delay of the simulated link (RTT 20 ms)."""
+MAX_ACK_DELAY = 0.025
+
+
+@dataclass
+class Rebinder:
+    """Wraps the client's sim endpoint: its NAT gives it a new address (a new port, or a new IP address
+    and port) as it sends every ``every``-th datagram, so that datagram already comes from the new
+    address, as a rebinding NAT does. The old mapping is gone at once: datagrams still in flight to it
+    are dropped (as unroutable) by the simulator."""
+
+    sim: Sim
+    every: int
+    change_ip: bool
+    sent: int = 0
+    rebindings: int = 0
+    addresses: list[tuple[str, int]] = field(default_factory=list)
+
+    def install(self) -> None:
+        self.inner = self.sim.pair.client
+        self.sim.pair.client = self
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self.inner.receive_datagram(data, addr, now)
+
+    def next_timer(self) -> float | None:
+        return self.inner.next_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.inner.handle_timer(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out = self.inner.datagrams_to_send(now)
+        before, self.sent = self.sent, self.sent + len(out)
+        if out and self.sent // self.every > before // self.every:
+            self.rebindings += 1
+            n = self.rebindings
+            host = f"10.{1 + n // 250}.{n % 250}.7" if self.change_ip else self.sim.pair.client_addr[0]
+            addr = (host, 20000 + n % 40000)
+            self.addresses.append(addr)
+            self.sim.pair.rebind_client(addr)  # the batch leaves from the new address
+        return out
+
+
+def _check_amplification(sim: Sim) -> None:
+    """RFC 9000 §8.1, §9.3: no unvalidated path of the server got more than 3x what came from it."""
+    for conn in sim.server.connections:
+        for path in conn._paths:
+            if not path.validated:
+                assert path.sent_bytes <= 3 * path.received_bytes, path
+
+
+def _download(sim: Sim, size: int, max_time: float) -> tuple[bytes, bytes, float]:
+    """Fetch ``size`` bytes from the server on one stream; return (sent, received, longest gap)."""
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, b"GET /big\r\n")
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=5)
+    data = os.urandom(size)
+    sim.server.send(stream_id, data)
+    received = 0
+    last_progress = sim.clock.now
+    longest_gap = 0.0
+
+    def progress() -> bool:
+        nonlocal received, last_progress, longest_gap
+        now_received = len(sim.client.streams.get(stream_id, b""))
+        if now_received > received:
+            longest_gap = max(longest_gap, sim.clock.now - last_progress)
+            received, last_progress = now_received, sim.clock.now
+        _check_amplification(sim)
+        return stream_id in sim.client.finished
+
+    done = sim.pair.drive(until=progress, max_time=max_time)
+    got = bytes(sim.client.streams.get(stream_id, b""))
+    assert done, (
+        f"download stalled: {len(got)} of {size} bytes after {max_time} s, "
+        f"nothing new for {sim.clock.now - last_progress:.3f} s"
+    )
+    return data, got, longest_gap
+
+
+def _stall_bound(sim: Sim) -> float:
+    """One RTT plus one PTO (RFC 9002 §6.2.1: smoothed + 4 * rttvar + max_ack_delay; rttvar is at most
+    half the RTT on this jitter-free link, the RTT at least the link's)."""
+    rtt = max(2 * DELAY, sim.conn.stats.smoothed_rtt, sim.server.conn.stats.smoothed_rtt)
+    return rtt + (rtt + 4 * rtt / 2 + MAX_ACK_DELAY)
+
+
+@pytest.mark.parametrize(
+    ("every", "change_ip", "loss", "mtu"),
+    [
+        pytest.param(40, True, 0.0, 16384, id="ip-every-40"),
+        pytest.param(40, False, 0.0, 16384, id="port-every-40"),
+        pytest.param(25, True, 0.01, 16384, id="ip-every-25-lossy"),
+        pytest.param(60, True, 0.0, 1472, id="ip-every-60-ethernet"),
+    ],
+)
+def test_repeated_nat_rebinding_during_a_download_never_stalls(
+    pki: TestPki, every: int, change_ip: bool, loss: float, mtu: int
+) -> None:
+    link = LinkConfig(delay=DELAY, loss=loss, mtu=mtu, seed=7)
+    sim = make_sim(pki, link=link, client={"max_pmtu": 16384}, server={"max_pmtu": 16384})
+    sim.handshake()
+    sim.pair.run_for(0.2)
+    rebinder = Rebinder(sim, every, change_ip)
+    rebinder.install()
+    data, got, gap = _download(sim, 10 * MIB, max_time=120)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert rebinder.rebindings >= 20
+    sim.pair.run_for(0.1)  # the client's last datagrams (maybe from a new address) arrive
+    server_conn = sim.server.conn
+    assert server_conn.peer_address == sim.pair.client_addr
+    assert server_conn.stats.path_changes >= rebinder.rebindings // 2
+    # With loss a hole in the stream also waits for its repair (loss detection after up to 9/8 RTT,
+    # then the retransmission's trip, maybe lost again), whatever the rebindings: twice the bound.
+    bound = _stall_bound(sim) if not loss else 2 * _stall_bound(sim)
+    assert gap <= bound, f"delivery stalled for {gap:.3f} s (bound {bound:.3f} s)"
+    assert sim.client.terminated is None and sim.server.terminated is None
+
+
+def test_client_migration_during_a_pmtu_search_never_stalls(pki: TestPki) -> None:
+    link = LinkConfig(delay=DELAY, mtu=16384, seed=3)
+    sim = make_sim(pki, link=link, client={"max_pmtu": 16384}, server={"max_pmtu": 16384})
+    sim.handshake()
+    sim.pair.run_for(0.2)
+    migrated: list[float] = []
+    server_sizes: list[int] = []
+
+    class MigrateOnce(Rebinder):
+        def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+            server_sizes.append(sim.server.conn.stats.max_datagram_size)
+            if not migrated and sim.server.conn.stats.max_datagram_size > 4000:
+                # The server's PMTU search is under way: the client moves to a new address on purpose.
+                migrated.append(now)
+                sim.conn.migrate(now)
+                sim.pair.rebind_client(("10.0.9.9", 6000))
+            return self.inner.datagrams_to_send(now)
+
+    MigrateOnce(sim, 1, True).install()
+    data, got, gap = _download(sim, 6 * MIB, max_time=60)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert migrated, "the PMTU search never got under way"
+    server_conn = sim.server.conn
+    assert server_conn.peer_address == ("10.0.9.9", 6000)
+    assert gap <= _stall_bound(sim), f"delivery stalled for {gap:.3f} s"
+    # The new path starts at the base size and searches again once validated (RFC 9000 §14.3).
+    after = server_sizes[len(server_sizes) // 2 :]
+    assert min(server_sizes) == 1350 and after[-1] > 4000
+
+
+@dataclass
+class Recorder:
+    """Wraps the server's sim endpoint and keeps every datagram it sends, with its destination."""
+
+    sim: Sim
+    sent: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
+
+    def install(self) -> None:
+        self.inner = self.sim.pair.server
+        self.sim.pair.server = self
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self.inner.receive_datagram(data, addr, now)
+
+    def next_timer(self) -> float | None:
+        return self.inner.next_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.inner.handle_timer(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out = self.inner.datagrams_to_send(now)
+        self.sent += out
+        return out
+
+
+Sent = list[tuple[bytes, tuple[str, int]]]
+
+
+def _responses(sniffer: Sniffer, sent: Sent) -> Sent:
+    return [
+        (frame.data, dst)
+        for datagram, dst in sent
+        for frame in sniffer.frames(datagram) or []
+        if isinstance(frame, PathResponse)
+    ]
+
+
+def _spoofing_sim(pki: TestPki, tmp_path: Path) -> tuple[Sim, Sniffer, Sniffer, Recorder]:
+    keylog = tmp_path / "keys.log"
+    suite = CipherSuite.AES_128_GCM_SHA256
+    client = {"secrets_log": keylog, "cipher_suites": [suite]}
+    sim = make_sim(pki, link=LinkConfig(delay=DELAY), client=client)
+    sim.handshake()
+    sim.pair.run_for(0.2)
+    recorder = Recorder(sim)
+    recorder.install()
+    client_sniffer = Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", suite)
+    server_sniffer = Sniffer(keylog, "SERVER_TRAFFIC_SECRET_0", suite)
+    return sim, client_sniffer, server_sniffer, recorder
+
+
+def test_a_probe_is_answered_at_once_on_its_own_path_without_migrating(pki: TestPki, tmp_path: Path) -> None:
+    sim, client_sniffer, server_sniffer, recorder = _spoofing_sim(pki, tmp_path)
+    server_conn = sim.server.conn
+    prober = ("10.7.7.7", 7777)
+    # A probing packet (PATH_CHALLENGE only, RFC 9000 §9.1) from another address: a copy of the client's
+    # next packet, which the client then really sends (the server drops that one as a duplicate).
+    number = sim.conn._next_pn[PacketSpace.APPLICATION]
+    packet = client_sniffer.forge(server_conn.local_cids()[0], number, [PathChallenge(b"probe-01")])
+    sim.pair.server.receive_datagram(packet, prober, sim.clock.now)
+    sim.conn.ping()
+    sim.pair.flush()
+    # RFC 9000 §8.2.2: answered at once, on the path the challenge came on, within 3x what came from it.
+    to_prober = [datagram for datagram, dst in recorder.sent if dst == prober]
+    assert len(to_prober) == 1 and len(to_prober[0]) <= 3 * len(packet)
+    assert _responses(server_sniffer, recorder.sent) == [(b"probe-01", prober)]
+    assert server_conn.peer_address == sim.pair.client_addr  # a probe does not move the connection
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, b"still here")
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=2)
+
+
+def test_a_failed_validation_does_not_strand_the_responses_it_owed(pki: TestPki, tmp_path: Path) -> None:
+    sim, client_sniffer, server_sniffer, recorder = _spoofing_sim(pki, tmp_path)
+    server_conn = sim.server.conn
+    spoofed = ("10.9.9.9", 666)
+    number = sim.conn._next_pn[PacketSpace.APPLICATION]
+    frames = [PathChallenge(b"spoof-01"), Ping()]  # non-probing: the server moves to the address
+    packet = client_sniffer.forge(server_conn.local_cids()[0], number, frames)
+    sim.pair.c2s.update(drop_filter=lambda data, index: True)  # the client is unheard meanwhile
+    sim.pair.server.receive_datagram(packet, spoofed, sim.clock.now)
+    sim.conn.ping()
+    assert server_conn.peer_address == spoofed
+    sim.pair.run_for(3.0)
+    assert server_conn.peer_address == sim.pair.client_addr and server_conn.path_validation_failures == 1
+    # The response went to the address its challenge came from, at once; none went to the client
+    # after the fall back (RFC 9000 §8.2.2), and nothing sent to the spoofed address exceeded 3x.
+    assert _responses(server_sniffer, recorder.sent) == [(b"spoof-01", spoofed)]
+    assert recorder.sent[0][1] == spoofed
+    assert sum(len(d) for d, dst in recorder.sent if dst == spoofed) <= 3 * len(packet)
+    sim.pair.c2s.update(drop_filter=None)
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, b"still here")
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=5)

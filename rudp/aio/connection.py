@@ -124,10 +124,9 @@ class Connection:
 
     @property
     def peer_certificate(self) -> x509.Certificate | None:
-        """The certificate the peer presented (a client's only with ``Config.client_auth``); None over
-        the TCP baseline."""
-        core = self._quic_core()
-        return None if core is None else core.peer_certificate
+        """The certificate the peer presented (a client's only with ``Config.client_auth``), over
+        either transport."""
+        return self._peer_certificate_any_transport()
 
     @property
     def version(self) -> int | None:

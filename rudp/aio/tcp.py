@@ -87,6 +87,13 @@ def client_ssl_context(config: Config) -> ssl.SSLContext:
     else:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if config.certfile is not None and config.keyfile is not None:
+        # Mutual TLS: the certificate a client presents when the server asks (as over QUIC).
+        load_credentials(config.certfile, config.keyfile)
+        try:
+            context.load_cert_chain(str(config.certfile), str(config.keyfile))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load {config.certfile} and {config.keyfile}: {exc}") from exc
     return _finish_context(context, config)
 
 
@@ -108,6 +115,18 @@ def server_ssl_context(config: Config) -> ssl.SSLContext:
         context.load_cert_chain(str(config.certfile), str(config.keyfile))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load {config.certfile} and {config.keyfile}: {exc}") from exc
+    if config.client_auth != "none":
+        # Mutual TLS, as the QUIC server does it: ask every client for a certificate and verify it
+        # against Config.cafile (or the system CAs); "required" refuses clients without one.
+        required = config.client_auth == "required"
+        context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
+        try:
+            if config.cafile is not None:
+                context.load_verify_locations(cafile=str(config.cafile))
+            else:
+                context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load CA file {config.cafile}: {exc}") from exc
     return _finish_context(context, config)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Generator
@@ -27,6 +28,9 @@ from rudp.errors import ConfigError, ConnectionClosed, RudpError
 
 Transport = Literal["quic", "tcp"]
 ServeTransport = Literal["quic", "tcp", "both"]
+
+BOTH_PORT_ATTEMPTS = 8
+"""Ports tried by ``serve(..., port=0, transport="both")`` when TCP finds UDP's choice taken."""
 
 
 async def _connect(host: str, port: int, config: Config, transport: str) -> Connection:
@@ -128,19 +132,28 @@ async def serve(
     """
     if transport not in ("quic", "tcp", "both"):
         raise ConfigError(f"unknown transport {transport!r} (use 'quic', 'tcp' or 'both')")
-    server = Server(handler)
-    try:
-        if transport in ("quic", "both"):
-            port = await listen_quic(server, host, port, config)
-        if transport in ("tcp", "both"):
-            from rudp.aio.tcp import tcp_listen
+    # With "both" and port 0, UDP picks the number and TCP must take the same one, which another TCP
+    # socket may already hold: then pick again (a few times) instead of failing.
+    attempts = BOTH_PORT_ATTEMPTS if transport == "both" and port == 0 else 1
+    for attempt in range(attempts):
+        server = Server(handler)
+        try:
+            chosen = port
+            if transport in ("quic", "both"):
+                chosen = await listen_quic(server, host, port, config)
+            if transport in ("tcp", "both"):
+                from rudp.aio.tcp import tcp_listen
 
-            server._add_listener(await tcp_listen(host, port, config, server.on_connection))
-    except BaseException:
-        server.close()
-        await server.wait_closed()
-        raise
-    return server
+                server._add_listener(await tcp_listen(host, chosen, config, server.on_connection))
+        except BaseException as exc:
+            server.close()
+            await server.wait_closed()
+            in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+            if in_use and attempt + 1 < attempts:
+                continue
+            raise
+        return server
+    raise RuntimeError("unreachable")  # the loop returns or raises
 
 
 StreamCallback = Callable[[Stream, Stream], Awaitable[None] | None]

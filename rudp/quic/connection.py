@@ -24,6 +24,7 @@ from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.receiving import ReceiveMixin
 from rudp.quic.sending import SendMixin
 from rudp.quic.sent import PacketSpace
+from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE
 from rudp.quic.state import MIN_SENDABLE_BYTES, Address, State
 from rudp.quic.stats import ConnectionStats
 from rudp.quic.timers import Timer
@@ -435,10 +436,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if request is None:
             return
         space = request.space
-        level = {
-            PacketSpace.INITIAL: EncryptionLevel.INITIAL,
-            PacketSpace.HANDSHAKE: EncryptionLevel.HANDSHAKE,
-        }.get(space)
+        level = None if space is PacketSpace.APPLICATION else CRYPTO_LEVEL_OF_SPACE[space]
         if level is not None and level not in self._keys.write:
             # The anti-deadlock probe may name a space whose keys are gone: use the next one.
             space, level = PacketSpace.HANDSHAKE, EncryptionLevel.HANDSHAKE

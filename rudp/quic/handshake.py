@@ -15,8 +15,7 @@ from rudp.codec.transport_params import (
 )
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.events import HandshakeCompleted
-from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import AckTracker
+from rudp.quic.spaces import SPACE_OF_LEVEL, AckTracker
 from rudp.quic.state import ConnectionState, State
 from rudp.tls.client import TlsClient
 from rudp.tls.engine import Direction, EncryptionLevel
@@ -163,7 +162,7 @@ class HandshakeMixin(ConnectionState):
         if level not in self._keys.read and level not in self._keys.write:
             return
         self._keys.discard(level)
-        space = PacketSpace.INITIAL if level == EncryptionLevel.INITIAL else PacketSpace.HANDSHAKE
+        space = SPACE_OF_LEVEL[level]
         self._recovery.discard_space(space)
         self._probes.pop(space, None)
         self._ack_trackers[space] = AckTracker(space)  # nothing left to acknowledge in this space

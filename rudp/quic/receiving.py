@@ -19,20 +19,14 @@ from rudp.quic.events import ConnectionTerminated, DatagramReceived
 from rudp.quic.handshake import HandshakeMixin
 from rudp.quic.paths import Address, Path
 from rudp.quic.sent import PacketSpace
-from rudp.quic.state import SPACE_OF_LEVEL, State
+from rudp.quic.spaces import LEVEL_OF_TYPE, SPACE_OF_LEVEL, TYPE_OF_LEVEL
+from rudp.quic.state import State
 from rudp.quic.timers import Timer
 from rudp.tls.engine import EncryptionLevel
 
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
 MAX_PENDING_PACKETS = 16
 
-LEVEL_OF_TYPE = {
-    PacketType.INITIAL: EncryptionLevel.INITIAL,
-    PacketType.ZERO_RTT: EncryptionLevel.EARLY_DATA,
-    PacketType.HANDSHAKE: EncryptionLevel.HANDSHAKE,
-    PacketType.ONE_RTT: EncryptionLevel.APPLICATION,
-}
-TYPE_OF_LEVEL = {level: packet_type for packet_type, level in LEVEL_OF_TYPE.items()}
 PROBING_FRAMES = (f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding)
 """Frames of a probing packet (RFC 9000 §9.1): such a packet does not move us to its address."""
 
@@ -285,9 +279,6 @@ class ReceiveMixin(HandshakeMixin):
                 self._set_datagram_size(self._base_datagram_size)
         if not acked:
             return
-        largest = self._largest_acked[space]
-        if largest is None or frame.largest > largest:
-            self._largest_acked[space] = frame.largest
         tracker = self._ack_trackers[space]
         keys = self._keys
         for packet in acked:
@@ -299,9 +290,6 @@ class ReceiveMixin(HandshakeMixin):
                 and (keys.first_pn_in_phase is not None and packet.packet_number >= keys.first_pn_in_phase)
             ):
                 keys.update_pending_ack = False
-        if space is PacketSpace.HANDSHAKE and self.is_client and not self._peer_address_validated:
-            self._peer_address_validated = True
-            self._recovery.set_peer_address_validated()
 
     def _on_retry(self, data: bytes, header: PacketHeader) -> None:
         # RFC 9000 §17.2.5.2: one Retry at most, before any server Initial, with a valid tag.
@@ -315,9 +303,9 @@ class ReceiveMixin(HandshakeMixin):
         self._token = header.token
         self._peer_cids.set_initial(header.scid)
         self._keys.install_initial(header.scid, is_client=True)
-        # RFC 9002 §6.3: a Retry resets loss recovery and congestion control; the ClientHello is sent
-        # again (in a new packet, with the token) from the crypto stream.
-        self._reset_recovery()
+        # RFC 9002 §6.3: a Retry resets loss recovery (recovery owns that); the ClientHello is sent
+        # again (in a new packet, with the token) from the crypto stream, as is any 0-RTT data.
+        self._recovery.on_retry_received()
         self._crypto_send[EncryptionLevel.INITIAL].requeue_unacked()
 
     def _on_version_negotiation(self, header: PacketHeader, now: float) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from rudp.codec.codes import PacketType
 from rudp.codec.frames import (
     ConnectionClose,
     Datagram,
@@ -34,7 +33,8 @@ from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.paths import Address, Path
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.sent import PacketSpace
-from rudp.quic.state import MIN_SENDABLE_BYTES, SPACE_OF_LEVEL, State
+from rudp.quic.spaces import SEND_ORDER, SPACE_OF_LEVEL, TYPE_OF_LEVEL
+from rudp.quic.state import MIN_SENDABLE_BYTES, State
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
@@ -44,12 +44,6 @@ SKIP_SPREAD = 768
 BLACK_HOLE_LOSSES = 3
 """Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
 no longer carries them (RFC 8899 §4.3)."""
-SEND_ORDER = (
-    EncryptionLevel.INITIAL,
-    EncryptionLevel.HANDSHAKE,
-    EncryptionLevel.EARLY_DATA,
-    EncryptionLevel.APPLICATION,
-)
 
 
 class SendMixin(HandshakeMixin):
@@ -254,7 +248,7 @@ class SendMixin(HandshakeMixin):
             prefix=self._peer_cids.current.cid,
             is_long=False,
             packet_number=self._next_pn[space],
-            largest_acked=self._largest_acked[space],
+            largest_acked=self._recovery.largest_acked(space),
         )
         pad = self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
         if self._ack_only_needs_ping(builder, now):
@@ -398,18 +392,13 @@ class SendMixin(HandshakeMixin):
             prefix=self._header_prefix(level),
             is_long=level != EncryptionLevel.APPLICATION,
             packet_number=self._next_pn[space],
-            largest_acked=self._largest_acked[space],
+            largest_acked=self._recovery.largest_acked(space),
         )
 
     def _first_byte(self, level: EncryptionLevel) -> int:
         if level == EncryptionLevel.APPLICATION:
             return FIXED_BIT | (KEY_PHASE_BIT if self._keys.key_phase else 0)
-        packet_type = {
-            EncryptionLevel.INITIAL: PacketType.INITIAL,
-            EncryptionLevel.EARLY_DATA: PacketType.ZERO_RTT,
-            EncryptionLevel.HANDSHAKE: PacketType.HANDSHAKE,
-        }[level]
-        return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(packet_type, self.version) << 4)
+        return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(TYPE_OF_LEVEL[level], self.version) << 4)
 
     def _header_prefix(self, level: EncryptionLevel) -> bytes:
         dcid = self._peer_cids.current.cid

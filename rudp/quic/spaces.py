@@ -10,9 +10,30 @@ from __future__ import annotations
 
 from typing import Final
 
+from rudp.codec.codes import PacketType
 from rudp.codec.frames import Ack, AckRange
 from rudp.quic.rangeset import RangeSet
 from rudp.quic.sent import PacketSpace
+from rudp.tls.engine import EncryptionLevel
+
+# -- the one table: encryption level <-> packet number space <-> packet type (RFC 9000 §12.3, §17;
+# RFC 9001 §4). Every other mapping in rudp.quic is derived from it.
+LEVELS: Final[tuple[tuple[EncryptionLevel, PacketSpace, PacketType], ...]] = (
+    (EncryptionLevel.INITIAL, PacketSpace.INITIAL, PacketType.INITIAL),
+    (EncryptionLevel.HANDSHAKE, PacketSpace.HANDSHAKE, PacketType.HANDSHAKE),
+    (EncryptionLevel.EARLY_DATA, PacketSpace.APPLICATION, PacketType.ZERO_RTT),
+    (EncryptionLevel.APPLICATION, PacketSpace.APPLICATION, PacketType.ONE_RTT),
+)
+"""(level, space, packet type), in the order levels are written into a datagram (RFC 9000 §12.2)."""
+SEND_ORDER: Final[tuple[EncryptionLevel, ...]] = tuple(level for level, _, _ in LEVELS)
+SPACE_OF_LEVEL: Final[dict[EncryptionLevel, PacketSpace]] = {level: space for level, space, _ in LEVELS}
+LEVEL_OF_TYPE: Final[dict[PacketType, EncryptionLevel]] = {kind: level for level, _, kind in LEVELS}
+TYPE_OF_LEVEL: Final[dict[EncryptionLevel, PacketType]] = {level: kind for level, _, kind in LEVELS}
+CRYPTO_LEVEL_OF_SPACE: Final[dict[PacketSpace, EncryptionLevel]] = {
+    space: level for level, space, _ in LEVELS if level != EncryptionLevel.EARLY_DATA
+}
+"""The level whose CRYPTO stream and keys a space uses (0-RTT has no CRYPTO stream, RFC 9001 §4.1.4)."""
+CRYPTO_LEVELS: Final[tuple[EncryptionLevel, ...]] = tuple(CRYPTO_LEVEL_OF_SPACE.values())
 
 DEFAULT_MAX_ACK_DELAY: Final = 0.025
 """Our max_ack_delay when none is configured (RFC 9000 §18.2 default, 25 ms)."""

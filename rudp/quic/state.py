@@ -30,23 +30,15 @@ from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import AckTracker
+from rudp.quic.spaces import CRYPTO_LEVELS, AckTracker
 from rudp.quic.streams.manager import StreamManager
 from rudp.quic.timers import Timer, TimerTable
 from rudp.tls.config import TlsConfig
-from rudp.tls.engine import EncryptionLevel, TlsEngine
+from rudp.tls.engine import TlsEngine
 
 MIN_SENDABLE_BYTES = 64
 """Below this anti-amplification allowance no useful packet fits (header, AEAD tag, a few frames)."""
 
-CRYPTO_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION)
-
-SPACE_OF_LEVEL = {
-    EncryptionLevel.INITIAL: PacketSpace.INITIAL,
-    EncryptionLevel.HANDSHAKE: PacketSpace.HANDSHAKE,
-    EncryptionLevel.EARLY_DATA: PacketSpace.APPLICATION,
-    EncryptionLevel.APPLICATION: PacketSpace.APPLICATION,
-}
 
 
 class State(Enum):
@@ -112,7 +104,6 @@ class ConnectionState:
         self._handshake_done_pending = False
         self._new_token_pending: bytes | None = None  # (server) a NEW_TOKEN frame to send
         self._early_data_offered = False
-        self._peer_address_validated = not is_client  # a server's own address needs no validation
 
         self._max_datagram_size = config.max_datagram_size
         self._base_datagram_size = config.max_datagram_size
@@ -123,8 +114,7 @@ class ConnectionState:
         self._large_losses = 0
         self._rtt = RttEstimator()
         self._qlog = open_qlog(config, is_client=is_client)
-        self._congestion_factory = resolve_congestion_controller(config.congestion)
-        self._congestion = self._congestion_factory(self._max_datagram_size)
+        self._congestion = resolve_congestion_controller(config.congestion)(self._max_datagram_size)
         self._recovery = LossRecovery(
             self._qlog.observe(self._congestion), self._rtt, max_ack_delay=0.025, is_client=is_client
         )
@@ -144,7 +134,6 @@ class ConnectionState:
         self._skipped_packet_numbers: deque[int] = deque(maxlen=16)
         """Application packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
         self._next_skip = 64 + int.from_bytes(self._randbytes(1), "big")
-        self._largest_acked: dict[PacketSpace, int | None] = {space: None for space in PacketSpace}
         self._probes: dict[PacketSpace, int] = {}
         self._streams = StreamManager(
             is_client=is_client,
@@ -213,17 +202,6 @@ class ConnectionState:
         """Send datagrams of up to ``size`` bytes from now on (after PMTU discovery or a black hole)."""
         self._max_datagram_size = size
         self._pacer.max_datagram_size = size
-
-    def _reset_recovery(self) -> None:
-        """Start loss recovery and congestion control afresh (RFC 9002 §6.3, after a Retry).
-
-        Packets in flight are forgotten without calling their handlers; the caller re-queues what
-        they carried.
-        """
-        self._congestion = self._congestion_factory(self._max_datagram_size)
-        self._recovery = LossRecovery(
-            self._qlog.observe(self._congestion), self._rtt, max_ack_delay=0.025, is_client=self.is_client
-        )
 
     def _is_active(self) -> bool:
         """True while handshaking or established (not closing, draining or closed)."""

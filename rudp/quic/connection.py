@@ -27,7 +27,7 @@ from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE
 from rudp.quic.state import MIN_SENDABLE_BYTES, Address, State
 from rudp.quic.stats import ConnectionStats
-from rudp.quic.timers import Timer
+from rudp.quic.timers import Timer, TimerTable
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel
 
@@ -220,7 +220,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """
         if not self.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
-        self._last_now = max(self._last_now, now)
+        self._last_input_at = max(self._last_input_at, now)
         self._peer_cids.rotate()
         self._paths.revalidate(now, self._pto())
         # RFC 9000 §9.4: a new local address is a new network path for congestion control.
@@ -252,21 +252,32 @@ class QuicConnection(ReceiveMixin, SendMixin):
             return
         self._enter_closing(
             ConnectionClose(code, reason.encode("utf-8", "replace")[:1000], 0, application),
-            self._last_now if now is None else now,
+            self._last_input_at if now is None else now,
         )
         self._touched()
 
-    # -- outputs ------------------------------------------------------------------------------------
+    # -- inputs and outputs ---------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Process one UDP datagram received from ``addr`` at ``now``.
+
+        Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
+        violations close the connection with the matching error code.
+        """
+        self._last_input_at = max(self._last_input_at, now)
+        self._receive_datagram(data, addr, now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """Return the datagrams to send now, each with its destination address."""
+        self._last_input_at = max(self._last_input_at, now)
+        return self._datagrams_to_send(now)
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
         self._qlog.sync(
-            self._last_now, self._state.value, self._handshake_confirmed, self._recovery, self._pacer
+            self._last_input_at, self._state.value, self._handshake_confirmed, self._recovery, self._pacer
         )
-        if self._state is State.CLOSED:
-            return None
-        self._refresh_timers()
-        return self._timers.next_deadline()
+        return self._deadlines().next_deadline()
 
     def next_event(self) -> Event | None:
         """Pop the next application event, or None."""
@@ -275,11 +286,8 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     def handle_timer(self, now: float) -> None:
         """Process every timer due at ``now``."""
-        self._last_now = max(self._last_now, now)
-        if self._state is State.CLOSED:
-            return
-        self._refresh_timers()
-        for timer in self._timers.expired(now):
+        self._last_input_at = max(self._last_input_at, now)
+        for timer in self._deadlines().expired(now):
             try:
                 self._on_timer(timer, now)
             except TransportError as exc:
@@ -383,25 +391,27 @@ class QuicConnection(ReceiveMixin, SendMixin):
             self._terminate(ConnectionTerminated(0, "idle timeout", False, False), now, silent=True)
         elif timer is Timer.CLOSE:
             self._state = State.CLOSED
-            self._timers.clear()
         elif timer is Timer.LOSS_DETECTION:
             self._on_loss_timer(now)
         elif timer is Timer.KEEPALIVE:
             if self._state is State.ESTABLISHED:
                 self._keepalive_due = True
         elif timer is Timer.KEY_DISCARD:
-            self._keys.previous_read = None
+            self._keys.discard_previous()
         elif timer is Timer.PATH_VALIDATION and self._paths.on_timer(now):
             # RFC 9000 §9.3.2: validation failed, back on the last validated path.
             self._use_path_size(self._paths.current)
         # ACK_DELAY and PACING only make datagrams_to_send() produce something.
 
-    def _refresh_timers(self) -> None:
-        timers = self._timers
+    def _deadlines(self) -> TimerTable:
+        """Every timer's deadline as its owner reports it now: computed on each call, never stored,
+        so no code elsewhere arms or forgets a timer."""
+        timers = TimerTable()
+        if self._state is State.CLOSED:
+            return timers
+        timers.set(Timer.CLOSE, self._close_at)
         if self._state in (State.CLOSING, State.DRAINING):
-            for timer in (Timer.LOSS_DETECTION, Timer.ACK_DELAY, Timer.IDLE, Timer.KEEPALIVE, Timer.PACING):
-                timers.stop(timer)
-            return
+            return timers
         allowance = self._amplification_allowance()
         if allowance is not None and allowance < MIN_SENDABLE_BYTES:
             # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
@@ -421,6 +431,8 @@ class QuicConnection(ReceiveMixin, SendMixin):
             timers.set(Timer.KEEPALIVE, self._last_ack_eliciting_sent + keepalive)
         timers.set(Timer.PACING, self._pacing_deadline())
         timers.set(Timer.PATH_VALIDATION, self._paths.next_deadline())
+        timers.set(Timer.KEY_DISCARD, self._keys.previous_read_until)
+        return timers
 
     def _idle_timeout(self) -> float | None:
         # RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs.

@@ -102,15 +102,15 @@ class HandshakeMixin(ConnectionState):
         for level, data in tls.data_to_send():
             self._crypto_send[level].write(data)
         if self._peer_params is None and tls.peer_transport_parameters is not None:
-            self._on_peer_parameters(tls.peer_transport_parameters)
+            self._on_peer_parameters(tls.peer_transport_parameters, now)
         if tls.handshake_complete and not self._handshake_complete:
             self._on_handshake_complete(now)
 
-    def _on_peer_parameters(self, data: bytes) -> None:
+    def _on_peer_parameters(self, data: bytes, now: float) -> None:
         params = decode_transport_parameters(data, from_server=self.is_client)
         self._authenticate_cids(params)
         self._peer_params = params
-        self._qlog.parameters_set("remote", params, self._last_now)
+        self._qlog.parameters_set("remote", params, now)
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)
         self._peer_cids.set_reset_token(params.stateless_reset_token)

@@ -26,6 +26,8 @@ class KeySet:
         """Our current 1-RTT key phase bit."""
         self.next_read: PacketProtection | None = None
         self.previous_read: PacketProtection | None = None
+        self.previous_read_until: float | None = None
+        """When :attr:`previous_read` may be dropped (RFC 9001 §6.5), after the peer updated keys."""
         self.update_pending_ack = False
         """True after we moved to a new key phase until a packet in it is acknowledged (§6.1)."""
         self.first_pn_in_phase: int | None = None
@@ -47,6 +49,18 @@ class KeySet:
                 self.next_read = protection.next_generation()
         else:
             self.write[level] = protection
+
+    def on_peer_update(self, keep_previous_until: float) -> None:
+        """The peer moved to the next key phase (a packet decrypted with :attr:`next_read`): follow it,
+        keeping the old read keys for late packets until ``keep_previous_until`` (RFC 9001 §6.3, §6.5)."""
+        self.update()
+        self.update_pending_ack = False
+        self.previous_read_until = keep_previous_until
+
+    def discard_previous(self) -> None:
+        """Drop the previous generation's read keys (their time is up, RFC 9001 §6.5)."""
+        self.previous_read = None
+        self.previous_read_until = None
 
     def discard(self, level: EncryptionLevel) -> None:
         """Drop both directions of ``level`` (RFC 9001 §4.9)."""

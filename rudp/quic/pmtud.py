@@ -26,7 +26,16 @@ LADDER: Final = (1452, 4096, 8952, 16384, 32768, 65527)
 class PmtuDiscovery:
     """The PMTU search state of one path."""
 
-    __slots__ = ("_attempts", "_ceiling", "_in_flight", "_retry_at", "current", "enabled", "probes_sent")
+    __slots__ = (
+        "_attempts",
+        "_ceiling",
+        "_in_flight",
+        "_retry_at",
+        "_retry_delay",
+        "current",
+        "enabled",
+        "probes_sent",
+    )
 
     def __init__(self, base_size: int, ceiling: int, *, enabled: bool = True) -> None:
         self.current = base_size
@@ -36,6 +45,7 @@ class PmtuDiscovery:
         self._in_flight: int | None = None
         self._attempts = 0
         self._retry_at = 0.0
+        self._retry_delay: float | None = None  # a loss's wait, counted from the next probe_size()
         self.probes_sent = 0
 
     @property
@@ -55,6 +65,8 @@ class PmtuDiscovery:
 
     def probe_size(self, now: float) -> int | None:
         """The size of the probe to send now, or None (one probe at a time, none after the search)."""
+        if self._retry_delay is not None:
+            self._retry_at, self._retry_delay = now + self._retry_delay, None
         if not self.searching or self._in_flight is not None or now < self._retry_at:
             return None
         size = self._candidate()
@@ -77,16 +89,19 @@ class PmtuDiscovery:
         self._attempts = 0
         self.current = max(self.current, size)
 
-    def on_probe_lost(self, size: int, now: float, retry_delay: float) -> None:
-        """A probe was declared lost: retry it, or after :data:`MAX_PROBE_ATTEMPTS` lower the ceiling."""
+    def on_probe_lost(self, size: int, retry_delay: float) -> None:
+        """A probe was declared lost: retry it ``retry_delay`` seconds after the next :meth:`probe_size`
+        call (the connection's next chance to send, so no clock is needed here), or after
+        :data:`MAX_PROBE_ATTEMPTS` lower the ceiling and go on at once."""
         if self._in_flight == size:
             self._in_flight = None
         self._attempts += 1
-        self._retry_at = now + retry_delay
+        self._retry_delay = retry_delay
         if self._attempts >= MAX_PROBE_ATTEMPTS:
             self._attempts = 0
             self._ceiling = size - 1
-            self._retry_at = now
+            self._retry_delay = None
+            self._retry_at = 0.0
 
     def on_black_hole(self, base_size: int) -> None:
         """Packets of the current size stopped getting through (RFC 8899 §4.3): fall back to the base

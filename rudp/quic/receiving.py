@@ -3,7 +3,7 @@
 Owns the receive path of :class:`~rudp.quic.connection.QuicConnection`: coalesced packets, keys per
 level and key phase, Retry and Version Negotiation on the client, address changes, and one handler per
 frame kind. Protocol violations raise :class:`~rudp.errors.TransportError`, turned into a
-CONNECTION_CLOSE at :meth:`ReceiveMixin.receive_datagram`, the single place that converts them.
+CONNECTION_CLOSE at :meth:`ReceiveMixin._receive_datagram`, the single place that converts them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from rudp.quic.paths import Address, Path
 from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import LEVEL_OF_TYPE, SPACE_OF_LEVEL, TYPE_OF_LEVEL
 from rudp.quic.state import State
-from rudp.quic.timers import Timer
 from rudp.tls.engine import EncryptionLevel
 
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
@@ -34,13 +33,8 @@ PROBING_FRAMES = (f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding)
 class ReceiveMixin(HandshakeMixin):
     """The receive side of :class:`~rudp.quic.connection.QuicConnection`."""
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        """Process one UDP datagram received from ``addr`` at ``now``.
-
-        Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
-        violations close the connection with the matching error code.
-        """
-        self._last_now = max(self._last_now, now)
+    def _receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        """Process one datagram (the body of ``QuicConnection.receive_datagram``)."""
         if self._state in (State.CLOSED, State.DRAINING):
             return
         self._datagrams_received += 1
@@ -103,7 +97,7 @@ class ReceiveMixin(HandshakeMixin):
         expected = 0 if tracker.largest_received is None else tracker.largest_received + 1
         result = protection.unprotect(packet, header.pn_offset - header.start, expected)
         if level == EncryptionLevel.APPLICATION:
-            result = self._check_key_phase(result, packet, header.pn_offset - header.start, expected)
+            result = self._check_key_phase(result, packet, header.pn_offset - header.start, expected, now)
         if isinstance(result, DecryptFailed):
             if not header.is_long and self._peer_cids.is_stateless_reset(data):
                 self._terminate(
@@ -145,7 +139,12 @@ class ReceiveMixin(HandshakeMixin):
             self._on_peer_moved(path, now)
 
     def _check_key_phase(
-        self, result: UnprotectedPacket | DecryptFailed, packet: memoryview, pn_offset: int, expected: int
+        self,
+        result: UnprotectedPacket | DecryptFailed,
+        packet: memoryview,
+        pn_offset: int,
+        expected: int,
+        now: float,
     ) -> UnprotectedPacket | DecryptFailed:
         keys = self._keys
         if isinstance(result, UnprotectedPacket):
@@ -161,9 +160,7 @@ class ReceiveMixin(HandshakeMixin):
         if keys.next_read is not None and not keys.update_pending_ack:
             updated = keys.next_read.unprotect(packet, pn_offset, expected)
             if isinstance(updated, UnprotectedPacket):
-                keys.update()
-                keys.update_pending_ack = False
-                self._timers.set(Timer.KEY_DISCARD, self._last_now + 3 * self._pto())
+                keys.on_peer_update(now + 3 * self._pto())
                 return updated
         return result
 

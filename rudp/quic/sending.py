@@ -1,6 +1,6 @@
 """Sending: assembling datagrams from every level and subsystem (RFC 9000 §12.2, §13, §14; RFC 9002).
 
-Owns :meth:`SendMixin.datagrams_to_send`: which levels get a packet, in which order subsystems write
+Owns :meth:`SendMixin._datagrams_to_send`: which levels get a packet, in which order subsystems write
 frames, ACK piggybacking, probes after a PTO, padding of Initial datagrams, the congestion window and
 the anti-amplification limit, and CONNECTION_CLOSE while closing.
 """
@@ -49,9 +49,8 @@ no longer carries them (RFC 8899 §4.3)."""
 class SendMixin(HandshakeMixin):
     """The send side of :class:`~rudp.quic.connection.QuicConnection`."""
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Return the datagrams to send now, each with its destination address."""
-        self._last_now = max(self._last_now, now)
+    def _datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """The datagrams to send now (the body of ``QuicConnection.datagrams_to_send``)."""
         if self._state in (State.CLOSED, State.DRAINING):
             return []
         if self._state is State.CLOSING:
@@ -145,7 +144,7 @@ class SendMixin(HandshakeMixin):
             if pmtud is self._pmtud and pmtud.current > self._max_datagram_size:
                 self._set_datagram_size(pmtud.current)
         else:
-            pmtud.on_probe_lost(size, self._last_now, self._pto())
+            pmtud.on_probe_lost(size, retry_delay=self._pto())
 
     # -- one datagram -----------------------------------------------------------------------------
 

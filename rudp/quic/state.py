@@ -32,7 +32,6 @@ from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import CRYPTO_LEVELS, AckTracker
 from rudp.quic.streams.manager import StreamManager
-from rudp.quic.timers import Timer, TimerTable
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import TlsEngine
 
@@ -74,7 +73,9 @@ class ConnectionState:
         self.version = version
         self._randbytes = config.randbytes
         self._state = State.HANDSHAKE
-        self._last_now = now
+        self._last_input_at = now
+        """The time of the latest input (only for :meth:`close` called without ``now`` and the qlog
+        metrics of :meth:`next_timer`, which takes none); everything else gets ``now`` passed in."""
         self._created_at = now
         self._events: deque[Event] = deque()
         self._close_cause: ConnectionTerminated | None = None
@@ -147,7 +148,8 @@ class ConnectionState:
         self._ping_uid = 0
         self._keepalive_due = False
         self._ping_received = False
-        self._timers = TimerTable()
+        self._close_at: float | None = None
+        """End of the closing or draining period (RFC 9000 §10.2)."""
         self._last_activity = now
         self._idle_restart_on_send = True
         self._last_ack_eliciting_sent = now
@@ -238,10 +240,8 @@ class ConnectionState:
             self._close_cause = event
             self._events.append(event)
         self._state = state
-        self._timers.clear()
-        if state is not State.CLOSED:
-            # RFC 9000 §10.2: closing and draining last three times the current PTO.
-            self._timers.set(Timer.CLOSE, now + 3 * self._pto())
+        # RFC 9000 §10.2: closing and draining last three times the current PTO.
+        self._close_at = None if state is State.CLOSED else now + 3 * self._pto()
 
     def _pto(self) -> float:
         """The current PTO duration (RFC 9002 §6.2.1), without backoff."""

@@ -28,7 +28,7 @@ def test_search_climbs_the_ladder_then_bisects() -> None:
         if size <= path_mtu:
             pmtud.on_probe_acked(size)
         else:
-            pmtud.on_probe_lost(size, now, retry_delay=0.1)
+            pmtud.on_probe_lost(size, retry_delay=0.1)
     assert sizes[:2] == [LADDER[0], LADDER[1]]
     assert sizes.count(LADDER[2]) == MAX_PROBE_ATTEMPTS  # 8952 fails three times, then bisection
     assert path_mtu - 64 <= pmtud.current <= path_mtu
@@ -39,7 +39,8 @@ def test_one_probe_at_a_time_and_retry_delay() -> None:
     pmtud = PmtuDiscovery(1350, 16384)
     first = pmtud.probe_size(0.0)
     assert first == 1452 and pmtud.probe_size(0.0) is None
-    pmtud.on_probe_lost(1452, 1.0, retry_delay=0.5)
+    pmtud.on_probe_lost(1452, retry_delay=0.5)
+    assert pmtud.probe_size(1.0) is None  # the wait starts at the next chance to send
     assert pmtud.probe_size(1.2) is None
     assert pmtud.probe_size(1.5) == 1452
 

@@ -1,7 +1,8 @@
 """The ``rudp`` command line: ``demo``, ``serve``, ``get``, ``cert``, ``selfcheck`` and ``version``.
 
-Owns argument parsing, turning options into a :class:`~rudp.config.Config`, the hq-interop file server
-and downloader commands (protocol in :mod:`rudp.aio.hq`) and their progress output (plain text, or
+Owns argument parsing, turning options into a :class:`~rudp.config.Config`, the file server and
+downloader commands (HTTP/3 in :mod:`rudp.h3`, the default, and hq-interop in :mod:`rudp.aio.hq`, the
+ALPN choosing) and their progress output (plain text, or
 ``rich`` when installed and stderr is a terminal). The demo itself lives in :mod:`rudp.demo`.
 """
 
@@ -49,18 +50,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------- config
 
 
-def _common_config(args: argparse.Namespace, **fields: Any) -> Config:
-    """A Config from the options shared by ``serve`` and ``get``.
+def _common_config(args: argparse.Namespace, alpn: list[str], **fields: Any) -> Config:
+    """A Config from the options shared by ``serve`` and ``get``, offering the ``alpn`` protocols.
 
     Raises:
         ConfigError: unknown congestion controller or other invalid values.
     """
-    from rudp.aio.hq import HQ_ALPN
     from rudp.quic.congestion import resolve_congestion_controller
 
     resolve_congestion_controller(args.cc)  # fail early, with the registry's message
     return Config(  # SSLKEYLOGFILE is honoured by Config itself when --keylog is not given
-        alpn=[HQ_ALPN],  # serve and get speak hq-interop, with any hq-interop peer
+        alpn=alpn,
         congestion=args.cc,
         qlog_dir=args.qlog_dir,
         secrets_log=args.keylog or None,
@@ -92,9 +92,24 @@ def _add_common(parser: argparse.ArgumentParser, transports: list[str]) -> None:
 # ---------------------------------------------------------------------------------------- serve
 
 
+def _file_handler(www: Path) -> Callable[[Any], Any]:
+    """A connection handler serving ``www`` over HTTP/3 or hq-interop, as the client's ALPN chose."""
+    from rudp.aio.hq import FileServer
+    from rudp.h3 import H3_ALPN, ASGIHandler
+    from rudp.h3.files import StaticFiles
+
+    hq, h3 = FileServer(www), ASGIHandler(StaticFiles(www))
+
+    async def handler(conn: Any) -> None:
+        await (h3 if conn.alpn_protocol == H3_ALPN else hq)(conn)
+
+    return handler
+
+
 async def _serve(args: argparse.Namespace) -> int:
     import rudp
-    from rudp.aio.hq import FileServer
+    from rudp.aio.hq import HQ_ALPN
+    from rudp.h3 import H3_ALPN
 
     www = Path(args.www)
     if not www.is_dir():
@@ -111,9 +126,10 @@ async def _serve(args: argparse.Namespace) -> int:
             pki = make_test_pki(Path(tmp))
             cert, key = pki.cert_file, pki.key_file
             print(f"using a throwaway certificate; clients need --ca {pki.ca_file} or --insecure", flush=True)
-        config = _common_config(args, certfile=cert, keyfile=key, retry=args.retry)
+        config = _common_config(args, [H3_ALPN, HQ_ALPN], certfile=cert, keyfile=key, retry=args.retry)
         transport = args.transport
-        server = await rudp.serve(args.host, args.port, FileServer(www), config=config, transport=transport)
+        handler = _file_handler(www)
+        server = await rudp.serve(args.host, args.port, handler, config=config, transport=transport)
         print(f"serving {www} over {transport} on {args.host or '*'} port {server.port}", flush=True)
         received = _close_on_signals(asyncio.get_running_loop(), server.close)
         async with server:
@@ -247,9 +263,13 @@ async def _get_from(
     """Fetch ``paths`` concurrently over one connection; bodies (None on failure) by path."""
     import rudp
     from rudp.aio.hq import fetch
+    from rudp.h3 import H3_ALPN, H3Client, H3Error
+    from rudp.h3.client import start_client
+    from rudp.h3.files import fetch as fetch_h3
 
     results: dict[str, bytes | None] = {}
     output = Path(args.output) if args.output else None
+    client: H3Client | None = None
 
     async def one(conn: rudp.Connection, path: str) -> None:
         started = time.monotonic()
@@ -258,9 +278,16 @@ async def _get_from(
         sink: Callable[[bytes], object] = body.extend if part is None else part.write
         complete = False
         try:
-            size = await fetch(conn, path, sink, progress=progress.callback(path))
+            if client is None:
+                size = await fetch(conn, path, sink, progress=progress.callback(path))
+            else:
+                status, size = await fetch_h3(client, path, sink, progress=progress.callback(path))
+                if not 200 <= status < 300:
+                    progress.failed(path, f"the server answered {status}")
+                    results[path] = None
+                    return
             complete = True
-        except StreamReset as exc:
+        except (StreamReset, H3Error) as exc:
             progress.failed(path, f"refused by the server (code {exc.code:#x})")
             results[path] = None
             return
@@ -273,6 +300,8 @@ async def _get_from(
         results[path] = bytes(body)
 
     async with rudp.connect(host, port, config=config, transport=args.transport) as conn:
+        if H3_ALPN in config.alpn:  # not conn.alpn_protocol: unknown yet when 0-RTT returns early
+            client = await start_client(conn, host, port)
         await asyncio.gather(*(one(conn, path) for path in paths))
         if args.session_file:
             await conn.ping()  # session tickets arrive after the handshake: give them a round trip
@@ -308,6 +337,7 @@ async def _get(args: argparse.Namespace) -> int:
         for (host, port), paths in targets.items():
             config = _common_config(
                 args,
+                [args.alpn],
                 cafile=args.ca,
                 verify=not args.insecure,
                 server_name=args.server_name,
@@ -385,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests", type=int, default=200, help="number of small requests")
     demo.set_defaults(func=_cmd_demo)
 
-    serve = sub.add_parser("serve", help="serve a directory over hq-interop (HTTP/0.9 over QUIC)")
+    serve = sub.add_parser("serve", help="serve a directory over HTTP/3 and hq-interop (ALPN chooses)")
     serve.add_argument("--www", required=True, metavar="DIR", help="directory to serve")
     serve.add_argument("--host", default="::", help="address to listen on (default: all, dual-stack)")
     serve.add_argument(
@@ -397,8 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(serve, ["quic", "tcp", "both"])
     serve.set_defaults(func=_run(_serve))
 
-    get = sub.add_parser("get", help="download URLs over hq-interop")
+    get = sub.add_parser("get", help="download URLs over HTTP/3 (or hq-interop)")
     get.add_argument("urls", nargs="+", metavar="URL", help="https://host:port/path")
+    get.add_argument(
+        "--alpn",
+        choices=["h3", "hq-interop"],
+        default="h3",
+        help="application protocol: HTTP/3 or hq-interop (HTTP/0.9) (default: %(default)s)",
+    )
     get.add_argument("--output", "-o", metavar="DIR", help="save files here (default: stdout)")
     trust = get.add_mutually_exclusive_group()
     trust.add_argument(

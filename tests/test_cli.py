@@ -84,12 +84,14 @@ def server(www: Path) -> Iterator[tuple[int, str]]:
     assert process.returncode == 143, process.stderr.read() if process.stderr else ""
 
 
+@pytest.mark.parametrize("alpn", ["h3", "hq-interop"])
 @pytest.mark.parametrize("transport", ["quic", "tcp"])
 def test_serve_and_get_download_files_intact(
-    server: tuple[int, str], www: Path, tmp_path: Path, transport: str
+    server: tuple[int, str], www: Path, tmp_path: Path, transport: str, alpn: str
 ) -> None:
+    """One ``rudp serve`` answers HTTP/3 and hq-interop, the client's ALPN choosing."""
     port, ca = server
-    out = tmp_path / f"out-{transport}"
+    out = tmp_path / f"out-{transport}-{alpn}"
     base = f"https://127.0.0.1:{port}"
     result = _rudp(
         "get",
@@ -102,6 +104,8 @@ def test_serve_and_get_download_files_intact(
         out,
         "--transport",
         transport,
+        "--alpn",
+        alpn,
     )
     assert result.returncode == 0, result.stderr
     for name, source in (
@@ -114,6 +118,7 @@ def test_serve_and_get_download_files_intact(
             == hashlib.sha256((www / source).read_bytes()).digest()
         )
     assert "GET /big.bin: 2000000 bytes" in result.stderr
+    assert f"{transport} 127.0.0.1 port {port}: {alpn}" in result.stderr
 
 
 def test_get_to_stdout_missing_file_and_traversal(server: tuple[int, str]) -> None:
@@ -121,7 +126,13 @@ def test_get_to_stdout_missing_file_and_traversal(server: tuple[int, str]) -> No
     base = f"https://127.0.0.1:{port}"
     result = _rudp("get", f"{base}/index.html", "--insecure", "--quiet")
     assert result.returncode == 0 and result.stdout == "<h1>hello</h1>\n"
-    result = _rudp("get", f"{base}/missing.txt", f"{base}/../secret.txt", "--insecure")
+    result = _rudp("get", f"{base}/missing.txt", f"{base}/../secret.txt", "--insecure")  # HTTP/3
+    assert result.returncode == 1
+    assert "GET /missing.txt: the server answered 404" in result.stderr
+    assert "GET /../secret.txt: the server answered 404" in result.stderr
+    assert "outside the root" not in result.stdout
+    hq = ("--alpn", "hq-interop")
+    result = _rudp("get", f"{base}/missing.txt", f"{base}/../secret.txt", "--insecure", *hq)
     assert result.returncode == 1
     assert "refused by the server (code 0x194)" in result.stderr
     assert "outside the root" not in result.stdout
@@ -163,6 +174,7 @@ def test_help_lists_choices_and_defaults() -> None:
     assert "{cubic,newreno}" in serve_help and "(default: newreno)" in serve_help
     get_help = " ".join(_rudp("get", "--help").stdout.split())
     assert "{cubic,newreno}" in get_help and "{quic,tcp}" in get_help
+    assert "{h3,hq-interop}" in get_help and "(default: h3)" in get_help
 
 
 def test_get_leaves_no_file_for_a_missing_path(server: tuple[int, str], tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ class H3Client:
             fields: RawHeaders = [
                 (b":method", method.encode("ascii")),
                 (b":scheme", b"https"),
-                (b":authority", self.authority.encode("idna")),
+                (b":authority", _ascii_or_idna(self.authority)),
                 (b":path", path.encode("latin-1")),
             ]
             fields += to_raw(headers)
@@ -198,16 +198,34 @@ def h3_config(config: Config | None) -> Config:
     return dataclasses.replace(config or Config(), alpn=[H3_ALPN])
 
 
+def _ascii_or_idna(name: str) -> bytes:
+    try:
+        return name.encode("ascii")
+    except UnicodeEncodeError:
+        return name.encode("idna")
+
+
+async def start_client(
+    conn: rudp.Connection, host: str, port: int, settings: H3Settings | None = None
+) -> H3Client:
+    """Speak HTTP/3 as a client on an established rudp connection (its ALPN must be "h3").
+
+    Raises:
+        ConnectionClosed: the connection closed first.
+    """
+    h3 = H3Connection(conn, settings=settings)
+    await h3.start()
+    authority = host if port == 443 else (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return H3Client(conn, h3, authority)
+
+
 async def _open(host: str, port: int, config: Config | None, settings: H3Settings | None) -> H3Client:
     conn = await rudp.connect(host, port, config=h3_config(config))
-    h3 = H3Connection(conn, settings=settings)
     try:
-        await h3.start()
+        return await start_client(conn, host, port, settings)
     except BaseException:
         conn.close()
         raise
-    authority = host if port == 443 else (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return H3Client(conn, h3, authority)
 
 
 class Connect:
@@ -245,4 +263,4 @@ def connect(
     return Connect(host, port, config, settings)
 
 
-__all__ = ["Connect", "H3Client", "Response", "connect", "h3_config"]
+__all__ = ["Connect", "H3Client", "Response", "connect", "h3_config", "start_client"]

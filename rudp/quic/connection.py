@@ -191,16 +191,15 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if self.is_client or not token:
             raise RudpError("only a server sends NEW_TOKEN, and the token must not be empty")
         if self._is_active():
-            self._new_token_pending = token
+            self._control.send_new_token(token)
             self._touched()
 
     def ping(self) -> int:
         """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`."""
         self._check_open()
-        self._ping_uid += 1
-        self._pings_to_send.append(self._ping_uid)
+        uid = self._control.ping()
         self._touched()
-        return self._ping_uid
+        return uid
 
     @property
     def can_migrate(self) -> bool:
@@ -395,7 +394,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             self._on_loss_timer(now)
         elif timer is Timer.KEEPALIVE:
             if self._state is State.ESTABLISHED:
-                self._keepalive_due = True
+                self._control.keepalive()
         elif timer is Timer.KEY_DISCARD:
             self._keys.discard_previous()
         elif timer is Timer.PATH_VALIDATION and self._paths.on_timer(now):

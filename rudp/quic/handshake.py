@@ -145,7 +145,7 @@ class HandshakeMixin(ConnectionState):
             self._recovery.requeue_application_packets()
         if not self.is_client:
             # RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
-            self._handshake_done_pending = True
+            self._control.send_handshake_done()
             self._confirm_handshake(now)
 
     def _confirm_handshake(self, now: float) -> None:

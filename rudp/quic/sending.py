@@ -7,14 +7,10 @@ the anti-amplification limit, and CONNECTION_CLOSE while closing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 from rudp.codec.frames import (
     ConnectionClose,
-    Datagram,
-    HandshakeDone,
-    NewToken,
     Ping,
 )
 from rudp.codec.packet import (
@@ -27,7 +23,6 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportErrorCode
-from rudp.quic.events import PingAcknowledged
 from rudp.quic.handshake import HandshakeMixin
 from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.paths import Address, Path
@@ -231,7 +226,9 @@ class SendMixin(HandshakeMixin):
         space = PacketSpace.APPLICATION
         probe = self._probes.get(space, 0)
         pending = bool(
-            self._streams.has_data_to_send() or self._datagram_queue or self._application_control_pending()
+            self._streams.has_data_to_send()
+            or self._datagram_queue.has_data()
+            or self._application_control_pending()
         )
         blocked = not probe and (not pending or not self._may_send_new(size, now))
         tracker = self._ack_trackers[space]
@@ -325,7 +322,7 @@ class SendMixin(HandshakeMixin):
     def _has_paced_data(self) -> bool:
         return bool(
             self._streams.has_data_to_send()
-            or self._datagram_queue
+            or self._datagram_queue.has_data()
             or self._application_control_pending()
             or any(buffer.has_data_to_send() for buffer in self._crypto_send.values())
         )
@@ -348,16 +345,13 @@ class SendMixin(HandshakeMixin):
             return False
         return bool(
             self._streams.has_data_to_send()
-            or self._datagram_queue
+            or self._datagram_queue.has_data()
             or (level == EncryptionLevel.APPLICATION and self._application_control_pending())
         )
 
     def _application_control_pending(self) -> bool:
         return bool(
-            self._handshake_done_pending
-            or self._new_token_pending is not None
-            or self._pings_to_send
-            or self._keepalive_due
+            self._control.has_data()
             or self._local_cids.has_data_to_send()
             or self._peer_cids.has_data_to_send()
         )
@@ -430,10 +424,13 @@ class SendMixin(HandshakeMixin):
         if crypto is not None and (not blocked or probe):
             crypto.write_frames(builder)
         if level in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA) and (not blocked or probe):
-            if level == EncryptionLevel.APPLICATION and self._application_control_pending():
-                self._write_application_control(builder)
+            if level == EncryptionLevel.APPLICATION:
+                # The frame sources of a 1-RTT packet, in priority order (each checks its own data).
+                self._control.write_frames(builder)
+                self._local_cids.write_frames(builder)
+                self._peer_cids.write_frames(builder)
             self._streams.write_frames(builder, now, self._rtt.smoothed_rtt)
-            self._write_datagrams(builder)
+            self._datagram_queue.write_frames(builder)
         if probe:
             if builder.remaining >= 1 and not builder.sent_is_ack_eliciting():
                 builder.push_frame(Ping())
@@ -441,47 +438,6 @@ class SendMixin(HandshakeMixin):
             if self._probes[space] <= 0:
                 del self._probes[space]
         return path_frames
-
-    def _write_application_control(self, builder: DatagramBuilder) -> None:
-        if self._handshake_done_pending and builder.remaining >= 1:
-            self._handshake_done_pending = False
-            builder.push_frame(HandshakeDone(), self._requeue_handshake_done)
-        token = self._new_token_pending
-        if token is not None and builder.remaining >= len(token) + 3:
-            self._new_token_pending = None
-            builder.push_frame(NewToken(token), self._new_token_handler(token))
-        while self._pings_to_send and builder.remaining >= 1:
-            builder.push_frame(Ping(), self._ping_handler(self._pings_to_send.pop(0)))
-        if self._keepalive_due and builder.remaining >= 1:
-            self._keepalive_due = False
-            builder.push_frame(Ping())
-        self._local_cids.write_frames(builder)
-        self._peer_cids.write_frames(builder)
-
-    def _requeue_handshake_done(self, acked: bool) -> None:
-        if not acked:
-            self._handshake_done_pending = True
-
-    def _new_token_handler(self, token: bytes) -> Callable[[bool], None]:
-        def handler(acked: bool) -> None:
-            if not acked and self._new_token_pending is None:
-                self._new_token_pending = token  # RFC 9000 §13.3: a lost NEW_TOKEN is sent again
-
-        return handler
-
-    def _ping_handler(self, uid: int) -> Callable[[bool], None]:
-        def handler(acked: bool) -> None:
-            if acked:
-                self._events.append(PingAcknowledged(uid))
-            else:
-                self._pings_to_send.append(uid)
-
-        return handler
-
-    def _write_datagrams(self, builder: DatagramBuilder) -> None:
-        queue = self._datagram_queue
-        while queue and builder.remaining >= len(queue[0]) + 4:
-            builder.push_frame(Datagram(queue.popleft()))
 
     # -- closing ----------------------------------------------------------------------------------
 

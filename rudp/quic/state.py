@@ -18,6 +18,7 @@ from rudp.config import Config
 from rudp.errors import TransportError
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.registry import resolve_congestion_controller
+from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
@@ -102,8 +103,6 @@ class ConnectionState:
         self._peer_params: TransportParameters | None = None
         self._handshake_complete = False
         self._handshake_confirmed = False
-        self._handshake_done_pending = False
-        self._new_token_pending: bytes | None = None  # (server) a NEW_TOKEN frame to send
         self._early_data_offered = False
 
         self._max_datagram_size = config.max_datagram_size
@@ -143,10 +142,8 @@ class ConnectionState:
             max_connection_window=config.max_connection_window,
             send_buffer_bytes=config.send_buffer_bytes,
         )
-        self._datagram_queue: deque[bytes] = deque()
-        self._pings_to_send: list[int] = []
-        self._ping_uid = 0
-        self._keepalive_due = False
+        self._control = ControlFrames(self._events.append)
+        self._datagram_queue = DatagramQueue()
         self._ping_received = False
         self._close_at: float | None = None
         """End of the closing or draining period (RFC 9000 §10.2)."""

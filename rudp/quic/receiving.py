@@ -8,6 +8,10 @@ CONNECTION_CLOSE at :meth:`ReceiveMixin._receive_datagram`, the single place tha
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
@@ -26,8 +30,30 @@ from rudp.tls.engine import EncryptionLevel
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
 MAX_PENDING_PACKETS = 16
 
-PROBING_FRAMES = (f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding)
+PROBING_FRAMES: Final = frozenset({f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding})
 """Frames of a probing packet (RFC 9000 §9.1): such a packet does not move us to its address."""
+NOT_ACK_ELICITING: Final = frozenset({f.Ack, f.Padding, f.ConnectionClose})
+"""Frames that do not make a packet ack-eliciting (RFC 9000 §13.2.1)."""
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One authenticated packet while its frames are handed out: where it came from, and what its
+    frames asked of the receiver (filled in by the route handlers)."""
+
+    header: PacketHeader
+    level: EncryptionLevel
+    space: PacketSpace
+    path: Path
+    """The path it arrived on (a PATH_CHALLENGE is answered there, RFC 9000 §8.2.2)."""
+    now: float
+    ack_eliciting: bool = False
+    probing: bool = True
+    """Only probing frames so far (RFC 9000 §9.1)."""
+    ping: bool = False
+    """It carried a PING: acknowledge at once (the peer is probing or measuring)."""
+    closed: bool = False
+    """It carried CONNECTION_CLOSE: stop handling frames."""
 
 
 class ReceiveMixin(HandshakeMixin):
@@ -120,16 +146,15 @@ class ReceiveMixin(HandshakeMixin):
         if addr != path.address and self._state is State.ESTABLISHED:
             path = paths.on_authenticated(addr, len(data))
         largest_before = tracker.largest_received
-        ack_eliciting, probing = self._dispatch_frames(header, level, result, path, now)
+        inbound = self._dispatch_frames(header, level, result, path, now)
         tracker.on_packet_received(
-            result.packet_number, ack_eliciting=ack_eliciting, now=now, immediate=self._ping_received
+            result.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
         )
-        self._ping_received = False
         self._last_activity = now
         self._idle_restart_on_send = True
         if (
             path is not paths.current
-            and not probing
+            and not inbound.probing
             and (largest_before is None or result.packet_number > largest_before)
             and self._state is State.ESTABLISHED
             and not self.is_client
@@ -179,82 +204,58 @@ class ReceiveMixin(HandshakeMixin):
 
     def _dispatch_frames(
         self, header: PacketHeader, level: EncryptionLevel, packet: UnprotectedPacket, path: Path, now: float
-    ) -> tuple[bool, bool]:
-        """Handle every frame of a packet; return (ack-eliciting, probing) (RFC 9000 §13.2.1, §9.1)."""
+    ) -> Inbound:
+        """Hand every frame of a packet to its owner through :data:`ROUTES` (RFC 9000 §12.4)."""
         # RFC 9000 §12.4, §12.5: the frames allowed depend on the packet type, which is the level's.
         # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
-        packet_type = TYPE_OF_LEVEL[level]
-        ack_eliciting = False
-        probing = True
-        space = SPACE_OF_LEVEL[level]
-        streams = self._streams
-        for _, frame in parse_frames(packet.payload, packet_type):
-            if not isinstance(frame, PROBING_FRAMES):
-                probing = False
-            match frame:
-                case f.Stream():
-                    streams.on_stream(frame)
-                case f.Ack():
-                    self._on_ack(space, frame, now)
-                    continue
-                case f.Padding():
-                    continue
-                case f.Crypto():
-                    self._on_crypto(level, frame, now)
-                case f.MaxData():
-                    streams.on_max_data(frame)
-                case f.MaxStreamData():
-                    streams.on_max_stream_data(frame)
-                case f.Ping():
-                    self._ping_received = True
-                case f.ConnectionClose():
-                    self._enter_draining(frame, now)
-                    return False, probing
-                case _:
-                    self._on_rare_frame(frame, header, path, now)
-            ack_eliciting = True
-        return ack_eliciting, probing
+        inbound = Inbound(header, level, SPACE_OF_LEVEL[level], path, now)
+        for _, frame in parse_frames(packet.payload, TYPE_OF_LEVEL[level]):
+            kind = type(frame)
+            route = ROUTES.get(kind)
+            if route is None:
+                raise TransportError(_PV, f"unhandled frame {kind.__name__}")
+            if kind not in PROBING_FRAMES:
+                inbound.probing = False
+            if kind not in NOT_ACK_ELICITING:
+                inbound.ack_eliciting = True
+            route(self, frame, inbound)
+            if inbound.closed:
+                inbound.ack_eliciting = False
+                break
+        return inbound
 
-    def _on_rare_frame(self, frame: f.Frame, header: PacketHeader, path: Path, now: float) -> None:
-        streams = self._streams
-        match frame:
-            case f.ResetStream():
-                streams.on_reset_stream(frame)
-            case f.StopSending():
-                streams.on_stop_sending(frame)
-            case f.MaxStreams():
-                streams.on_max_streams(frame)
-            case f.DataBlocked():
-                streams.on_data_blocked(frame)
-            case f.StreamDataBlocked():
-                streams.on_stream_data_blocked(frame)
-            case f.StreamsBlocked():
-                streams.on_streams_blocked(frame)
-            case f.NewToken():
-                if not self.is_client:
-                    raise TransportError(_PV, "NEW_TOKEN sent by a client", 0x07)  # RFC 9000 §19.7
-                self.new_token = frame.token
-            case f.NewConnectionId():
-                if not self._peer_cids.current.cid:
-                    raise TransportError(_PV, "NEW_CONNECTION_ID with a zero-length CID in use", 0x18)
-                self._peer_cids.on_new_connection_id(frame)
-            case f.RetireConnectionId():
-                self._local_cids.on_retire(frame, header.dcid)
-            case f.PathChallenge():
-                path.owe_response(frame.data)  # RFC 9000 §8.2.2: answered on the path it came on
-            case f.PathResponse():
-                self._paths.on_response(path, frame.data)
-            case f.HandshakeDone():
-                if not self.is_client:
-                    raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
-                self._confirm_handshake(now)
-            case f.Datagram():
-                local_max = self._local_params.max_datagram_frame_size
-                if local_max is None or len(frame.data) + 3 > local_max:
-                    raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
-                self._events.append(DatagramReceived(frame.data))
-            case _:
-                raise TransportError(_PV, f"unhandled frame {type(frame).__name__}")
+    # -- the frames the connection itself answers for --------------------------------------------
+
+    def _on_ack_frame(self, frame: f.Ack, inbound: Inbound) -> None:
+        self._on_ack(inbound.space, frame, inbound.now)
+
+    def _on_crypto_frame(self, frame: f.Crypto, inbound: Inbound) -> None:
+        self._on_crypto(inbound.level, frame, inbound.now)
+
+    def _on_connection_close(self, frame: f.ConnectionClose, inbound: Inbound) -> None:
+        self._enter_draining(frame, inbound.now)
+        inbound.closed = True
+
+    def _on_new_token(self, frame: f.NewToken, inbound: Inbound) -> None:
+        if not self.is_client:
+            raise TransportError(_PV, "NEW_TOKEN sent by a client", 0x07)  # RFC 9000 §19.7
+        self.new_token = frame.token
+
+    def _on_new_connection_id(self, frame: f.NewConnectionId, inbound: Inbound) -> None:
+        if not self._peer_cids.current.cid:
+            raise TransportError(_PV, "NEW_CONNECTION_ID with a zero-length CID in use", 0x18)
+        self._peer_cids.on_new_connection_id(frame)
+
+    def _on_handshake_done(self, frame: f.HandshakeDone, inbound: Inbound) -> None:
+        if not self.is_client:
+            raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
+        self._confirm_handshake(inbound.now)
+
+    def _on_datagram_frame(self, frame: f.Datagram, inbound: Inbound) -> None:
+        local_max = self._local_params.max_datagram_frame_size
+        if local_max is None or len(frame.data) + 3 > local_max:
+            raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
+        self._events.append(DatagramReceived(frame.data))
 
     def _on_ack(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
         if space is PacketSpace.APPLICATION and self._skipped_packet_numbers:
@@ -341,3 +342,45 @@ class ReceiveMixin(HandshakeMixin):
                     self._receive_packet(packet, header, addr, max(now, received_at))
                 elif len(self._pending_packets) < MAX_PENDING_PACKETS:
                     self._pending_packets.append((packet, addr, received_at))
+
+
+def _on_ping(conn: ReceiveMixin, frame: f.Ping, inbound: Inbound) -> None:
+    inbound.ping = True
+
+
+def _ignore(conn: ReceiveMixin, frame: f.Frame, inbound: Inbound) -> None:
+    return
+
+
+Route = Callable[[ReceiveMixin, Any, Inbound], object]
+"""A frame's handler: the connection, the frame (of the type it is routed by) and its packet."""
+
+ROUTES: Final[dict[type[f.Frame], Route]] = {
+    # streams and flow control (rudp.quic.streams)
+    f.Stream: lambda conn, frame, _: conn._streams.on_stream(frame),
+    f.MaxData: lambda conn, frame, _: conn._streams.on_max_data(frame),
+    f.MaxStreamData: lambda conn, frame, _: conn._streams.on_max_stream_data(frame),
+    f.ResetStream: lambda conn, frame, _: conn._streams.on_reset_stream(frame),
+    f.StopSending: lambda conn, frame, _: conn._streams.on_stop_sending(frame),
+    f.MaxStreams: lambda conn, frame, _: conn._streams.on_max_streams(frame),
+    f.DataBlocked: lambda conn, frame, _: conn._streams.on_data_blocked(frame),
+    f.StreamDataBlocked: lambda conn, frame, _: conn._streams.on_stream_data_blocked(frame),
+    f.StreamsBlocked: lambda conn, frame, _: conn._streams.on_streams_blocked(frame),
+    # connection IDs (rudp.quic.cids)
+    f.NewConnectionId: ReceiveMixin._on_new_connection_id,
+    f.RetireConnectionId: lambda conn, frame, inbound: conn._local_cids.on_retire(frame, inbound.header.dcid),
+    # paths (rudp.quic.paths): a challenge is answered on the path it came on (RFC 9000 §8.2.2)
+    f.PathChallenge: lambda conn, frame, inbound: inbound.path.owe_response(frame.data),
+    f.PathResponse: lambda conn, frame, inbound: conn._paths.on_response(inbound.path, frame.data),
+    # recovery and the ACK trackers, the TLS glue, the lifecycle
+    f.Ack: ReceiveMixin._on_ack_frame,
+    f.Crypto: ReceiveMixin._on_crypto_frame,
+    f.HandshakeDone: ReceiveMixin._on_handshake_done,
+    f.ConnectionClose: ReceiveMixin._on_connection_close,
+    f.NewToken: ReceiveMixin._on_new_token,
+    f.Datagram: ReceiveMixin._on_datagram_frame,
+    f.Ping: _on_ping,
+    f.Padding: _ignore,
+}
+"""Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
+frames a packet type may not carry (§12.4)."""

@@ -144,7 +144,6 @@ class ConnectionState:
         )
         self._control = ControlFrames(self._events.append)
         self._datagram_queue = DatagramQueue()
-        self._ping_received = False
         self._close_at: float | None = None
         """End of the closing or draining period (RFC 9000 §10.2)."""
         self._last_activity = now

@@ -420,7 +420,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         else:
             timers.set(Timer.LOSS_DETECTION, self._recovery.loss_detection_deadline())
             ack_deadlines = [
-                d for d in (t.ack_deadline() for t in self._ack_trackers.values()) if d is not None
+                d for d in (s.ack.ack_deadline() for s in self._spaces.values()) if d is not None
             ]
             timers.set(Timer.ACK_DELAY, min(ack_deadlines) if ack_deadlines else None)
         timeout = self._idle_timeout()
@@ -462,14 +462,17 @@ class QuicConnection(ReceiveMixin, SendMixin):
             # them; probe (and continue) with base-size packets, and search again later.
             self._pmtud.on_black_hole(self._base_datagram_size)
             self._set_datagram_size(self._base_datagram_size)
-        self._probes[space] = request.count
+        state = self._spaces.get(space)
+        if state is None:
+            return
+        state.probes = request.count
         if space is PacketSpace.APPLICATION and not self._streams.has_data_to_send():
             # RFC 9002 §6.2.4: probes should carry the oldest unacknowledged data, not only a PING,
             # so a lost tail is repaired by the probe itself, one round trip sooner.
             self._streams.requeue_for_probe(PROBE_DATA_BYTES)
         if level is not None:
             # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
-            self._crypto_send[level].requeue_unacked()
+            state.crypto_send.requeue_unacked()
 
     def _pacing_deadline(self) -> float | None:
         # RFC 9002 §7.7: the pacer held data back; wake up when its bucket allows the next packet.

@@ -15,7 +15,7 @@ from rudp.codec.transport_params import (
 )
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.events import HandshakeCompleted
-from rudp.quic.spaces import SPACE_OF_LEVEL, AckTracker
+from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, SPACE_OF_LEVEL
 from rudp.quic.state import ConnectionState, State
 from rudp.tls.client import TlsClient
 from rudp.tls.engine import Direction, EncryptionLevel
@@ -82,10 +82,12 @@ class HandshakeMixin(ConnectionState):
 
     def _on_crypto(self, level: EncryptionLevel, frame: Crypto, now: float) -> None:
         """A CRYPTO frame arrived at ``level``: feed in-order bytes to TLS."""
-        buffer_level = EncryptionLevel.APPLICATION if level == EncryptionLevel.EARLY_DATA else level
-        data = self._crypto_recv[buffer_level].receive(frame)
+        space = self._spaces.get(SPACE_OF_LEVEL[level])
+        if space is None:
+            return
+        data = space.crypto_recv.receive(frame)
         if data and self._tls is not None:
-            self._tls.receive(buffer_level, data, now)
+            self._tls.receive(CRYPTO_LEVEL_OF_SPACE[space.id], data, now)
             self._drain_tls(now)
 
     def _drain_tls(self, now: float) -> None:
@@ -100,7 +102,9 @@ class HandshakeMixin(ConnectionState):
                 secret=event.secret,
             )
         for level, data in tls.data_to_send():
-            self._crypto_send[level].write(data)
+            space = self._spaces.get(SPACE_OF_LEVEL[level])
+            if space is not None:  # (never for a discarded level: TLS has moved past it)
+                space.crypto_send.write(data)
         if self._peer_params is None and tls.peer_transport_parameters is not None:
             self._on_peer_parameters(tls.peer_transport_parameters, now)
         if tls.handshake_complete and not self._handshake_complete:
@@ -164,5 +168,4 @@ class HandshakeMixin(ConnectionState):
         self._keys.discard(level)
         space = SPACE_OF_LEVEL[level]
         self._recovery.discard_space(space)
-        self._probes.pop(space, None)
-        self._ack_trackers[space] = AckTracker(space)  # nothing left to acknowledge in this space
+        self._spaces.pop(space, None)  # its ACK tracker, CRYPTO streams and probes go with the keys

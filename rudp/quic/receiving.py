@@ -118,8 +118,7 @@ class ReceiveMixin(HandshakeMixin):
             if len(self._pending_packets) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
                 self._pending_packets.append((bytes(packet), addr, now))
             return
-        space = SPACE_OF_LEVEL[level]
-        tracker = self._ack_trackers[space]
+        tracker = self._spaces[SPACE_OF_LEVEL[level]].ack  # keys in use: the space is there
         expected = 0 if tracker.largest_received is None else tracker.largest_received + 1
         result = protection.unprotect(packet, header.pn_offset - header.start, expected)
         if level == EncryptionLevel.APPLICATION:
@@ -258,13 +257,14 @@ class ReceiveMixin(HandshakeMixin):
         self._events.append(DatagramReceived(frame.data))
 
     def _on_ack(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
-        if space is PacketSpace.APPLICATION and self._skipped_packet_numbers:
-            for skipped in self._skipped_packet_numbers:
-                if any(low <= skipped <= high for low, high in frame.ranges):
-                    # RFC 9000 §21.4: acknowledging a packet we never sent is an optimistic-ACK attack.
-                    raise TransportError(
-                        _PV, f"ACK of packet {skipped}, which was never sent", (frame.ecn and 3) or 2
-                    )
+        state = self._spaces.get(space)
+        if state is None:
+            return  # discarded by an earlier frame of this packet (RFC 9001 §4.9)
+        skipped = state.never_sent_in(frame.ranges)
+        if skipped is not None:
+            # RFC 9000 §21.4: acknowledging a packet we never sent is an optimistic-ACK attack.
+            reason = f"ACK of packet {skipped}, which was never sent"
+            raise TransportError(_PV, reason, (frame.ecn and 3) or 2)
         ack_delay = 0.0
         if space is PacketSpace.APPLICATION and self._peer_params is not None:
             ack_delay = frame.ack_delay * (1 << self._peer_params.ack_delay_exponent) / 1e6
@@ -277,7 +277,7 @@ class ReceiveMixin(HandshakeMixin):
                 self._set_datagram_size(self._base_datagram_size)
         if not acked:
             return
-        tracker = self._ack_trackers[space]
+        tracker = state.ack
         keys = self._keys
         for packet in acked:
             if packet.largest_acked_in_ack is not None:
@@ -304,7 +304,7 @@ class ReceiveMixin(HandshakeMixin):
         # RFC 9002 §6.3: a Retry resets loss recovery (recovery owns that); the ClientHello is sent
         # again (in a new packet, with the token) from the crypto stream, as is any 0-RTT data.
         self._recovery.on_retry_received()
-        self._crypto_send[EncryptionLevel.INITIAL].requeue_unacked()
+        self._spaces[PacketSpace.INITIAL].crypto_send.requeue_unacked()
 
     def _on_version_negotiation(self, header: PacketHeader, now: float) -> None:
         # RFC 9000 §6.2: only before any other packet from the server, and ignore it if it lists ours.

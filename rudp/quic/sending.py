@@ -33,9 +33,6 @@ from rudp.quic.state import MIN_SENDABLE_BYTES, State
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
-SKIP_MIN_DISTANCE = 256
-SKIP_SPREAD = 768
-"""A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
 BLACK_HOLE_LOSSES = 3
 """Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
 no longer carries them (RFC 8899 §4.3)."""
@@ -170,7 +167,7 @@ class SendMixin(HandshakeMixin):
         size = self._datagram_budget()
         if not size:
             return b""
-        probing = bool(self._probes)
+        probing = any(state.probes for state in self._spaces.values())
         pending = self._has_paced_data()
         blocked = not probing and (not pending or not self._may_send_new(size, now))
         path = self._paths.current
@@ -224,14 +221,15 @@ class SendMixin(HandshakeMixin):
         if not size:
             return b""
         space = PacketSpace.APPLICATION
-        probe = self._probes.get(space, 0)
+        state = self._spaces[space]
+        probe = state.probes
         pending = bool(
             self._streams.has_data_to_send()
             or self._datagram_queue.has_data()
             or self._application_control_pending()
         )
         blocked = not probe and (not pending or not self._may_send_new(size, now))
-        tracker = self._ack_trackers[space]
+        tracker = state.ack
         path = self._paths.current
         if blocked and not probe and not tracker.ack_needed(now) and not path.has_frames():
             return b""
@@ -243,7 +241,7 @@ class SendMixin(HandshakeMixin):
             first_byte=FIXED_BIT | (KEY_PHASE_BIT if keys.key_phase else 0),
             prefix=self._peer_cids.current.cid,
             is_long=False,
-            packet_number=self._next_pn[space],
+            packet_number=state.next_pn,
             largest_acked=self._recovery.largest_acked(space),
         )
         pad = self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
@@ -324,22 +322,22 @@ class SendMixin(HandshakeMixin):
             self._streams.has_data_to_send()
             or self._datagram_queue.has_data()
             or self._application_control_pending()
-            or any(buffer.has_data_to_send() for buffer in self._crypto_send.values())
+            or any(state.crypto_send.has_data_to_send() for state in self._spaces.values())
         )
 
     def _any_ack_needed(self, now: float) -> bool:
-        return any(tracker.ack_needed(now) for tracker in self._ack_trackers.values())
+        return any(state.ack.ack_needed(now) for state in self._spaces.values())
 
     def _has_one_rtt_keys(self) -> bool:
         return EncryptionLevel.APPLICATION in self._keys.write
 
     def _level_has_data(self, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool) -> bool:
-        tracker = self._ack_trackers[space]
-        if level != EncryptionLevel.EARLY_DATA and tracker.ack_needed(now):
+        state = self._spaces[space]
+        if level != EncryptionLevel.EARLY_DATA and state.ack.ack_needed(now):
             return True
-        if self._probes.get(space):
+        if state.probes:
             return level != EncryptionLevel.EARLY_DATA or not self._has_one_rtt_keys()
-        if level in self._crypto_send and self._crypto_send[level].has_data_to_send() and not blocked:
+        if level != EncryptionLevel.EARLY_DATA and state.crypto_send.has_data_to_send() and not blocked:
             return True
         if blocked or level not in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA):
             return False
@@ -357,18 +355,8 @@ class SendMixin(HandshakeMixin):
         )
 
     def _advance_packet_number(self, space: PacketSpace) -> None:
-        """Move past the packet number just used; now and then skip one (RFC 9000 §21.4).
-
-        A peer acknowledging a number never sent is lying about what it received (optimistic ACK,
-        inflating our congestion window): the skipped numbers let us notice (see ``_on_ack``).
-        """
-        number = self._next_pn[space] + 1
-        if space is PacketSpace.APPLICATION and number >= self._next_skip:
-            self._skipped_packet_numbers.append(number)
-            number += 1
-            gap = int.from_bytes(self._randbytes(2), "big") % SKIP_SPREAD
-            self._next_skip = number + SKIP_MIN_DISTANCE + gap
-        self._next_pn[space] = number
+        """Move past the packet number just used (the space skips one now and then, RFC 9000 §21.4)."""
+        self._spaces[space].advance()
 
     def _start_packet(
         self,
@@ -384,7 +372,7 @@ class SendMixin(HandshakeMixin):
             first_byte=self._first_byte(level),
             prefix=self._header_prefix(level),
             is_long=level != EncryptionLevel.APPLICATION,
-            packet_number=self._next_pn[space],
+            packet_number=self._spaces[space].next_pn,
             largest_acked=self._recovery.largest_acked(space),
         )
 
@@ -408,7 +396,8 @@ class SendMixin(HandshakeMixin):
         self, builder: DatagramBuilder, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool
     ) -> bool:
         """Write a packet's frames; True if it carries path frames (the datagram is then padded)."""
-        tracker = self._ack_trackers[space]
+        state = self._spaces[space]
+        tracker = state.ack
         if level != EncryptionLevel.EARLY_DATA and tracker.ack_pending:
             ack = tracker.build_ack(now, self._config.ack_delay_exponent)
             if ack is not None:
@@ -419,10 +408,9 @@ class SendMixin(HandshakeMixin):
             # RFC 9000 §8.2.2, §9.4: path validation is not held back by the congestion window (the
             # old path's packets in flight must not starve the new path's validation).
             path_frames = self._paths.current.write_frames(builder, now, self._randbytes)
-        crypto = self._crypto_send.get(level)
-        probe = self._probes.get(space, 0)
-        if crypto is not None and (not blocked or probe):
-            crypto.write_frames(builder)
+        probe = state.probes
+        if level != EncryptionLevel.EARLY_DATA and (not blocked or probe):
+            state.crypto_send.write_frames(builder)
         if level in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA) and (not blocked or probe):
             if level == EncryptionLevel.APPLICATION:
                 # The frame sources of a 1-RTT packet, in priority order (each checks its own data).
@@ -431,12 +419,8 @@ class SendMixin(HandshakeMixin):
                 self._peer_cids.write_frames(builder)
             self._streams.write_frames(builder, now, self._rtt.smoothed_rtt)
             self._datagram_queue.write_frames(builder)
-        if probe:
-            if builder.remaining >= 1 and not builder.sent_is_ack_eliciting():
-                builder.push_frame(Ping())
-            self._probes[space] = probe - 1
-            if self._probes[space] <= 0:
-                del self._probes[space]
+        if state.take_probe() and builder.remaining >= 1 and not builder.sent_is_ack_eliciting():
+            builder.push_frame(Ping())
         return path_frames
 
     # -- closing ----------------------------------------------------------------------------------

@@ -1,17 +1,24 @@
-"""Receive-side state of one packet number space: which packets arrived and when to acknowledge them.
+"""Packet number spaces (RFC 9000 §12.3): the one level/space/packet-type table, and the state of each.
 
-Owns :class:`AckTracker`: duplicate detection, the received ranges, the ACK timer (RFC 9000 §13.2),
-building ACK frames and ACK-of-ACK pruning (RFC 9000 §13.2.4). It does not own the send side of the
-space (:mod:`rudp.quic.recovery`) nor packet number decoding (which only reads
-:attr:`AckTracker.largest_received`).
+Owns :data:`LEVELS` (the only mapping between encryption level, packet number space and packet type),
+:class:`PacketNumberSpace` (one space's next packet number and the numbers skipped on purpose, its ACK
+tracker, its CRYPTO streams in both directions and the PTO probes it owes; discarding a space's keys
+drops the whole object, RFC 9001 §4.9) and :class:`AckTracker`: duplicate detection, the received
+ranges, the ACK timer (RFC 9000 §13.2), building ACK frames and ACK-of-ACK pruning (RFC 9000 §13.2.4).
+It does not own the send side of the space (:mod:`rudp.quic.recovery`: packets in flight, largest
+acknowledged, PTO), nor the keys (:mod:`rudp.quic.keys`: 0-RTT and 1-RTT share the Application space
+but not their keys, and the key phase logic of RFC 9001 §6 spans both directions).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frames import Ack, AckRange
+from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.rangeset import RangeSet
 from rudp.quic.sent import PacketSpace
 from rudp.tls.engine import EncryptionLevel
@@ -46,6 +53,83 @@ MAX_TRACKED_RANGES: Final = 128
 
 ACK_ELICITING_THRESHOLD: Final = 2
 """Acknowledge after this many ack-eliciting packets without waiting (RFC 9000 §13.2.2)."""
+
+SKIP_MIN_DISTANCE: Final = 256
+SKIP_SPREAD: Final = 768
+"""A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
+SKIPPED_REMEMBERED: Final = 16
+"""Skipped packet numbers remembered (the most recent ones)."""
+
+
+class PacketNumberSpace:
+    """The state of one packet number space that lives and dies with its keys (RFC 9001 §4.9).
+
+    The send side of the space (packets in flight) belongs to loss recovery, which forgets it at the
+    same moment (RFC 9002 §6.4).
+    """
+
+    __slots__ = (
+        "_next_skip",
+        "_randbytes",
+        "ack",
+        "crypto_recv",
+        "crypto_send",
+        "id",
+        "next_pn",
+        "probes",
+        "skipped",
+    )
+
+    def __init__(
+        self,
+        space: PacketSpace,
+        randbytes: Callable[[int], bytes],
+        *,
+        max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+        skip_numbers: bool = False,
+    ) -> None:
+        self.id = space
+        # ACK_ECN frames carry the ECN counts (all zero: rudp does not read ECN marks yet), so a peer that
+        # marks ECT sees them not grow and turns ECN off, as RFC 9000 §13.4.2.1 validates.
+        self.ack = AckTracker(space, max_ack_delay=max_ack_delay, report_ecn=True)
+        self.crypto_send = CryptoSendBuffer()
+        self.crypto_recv = CryptoReceiveBuffer()
+        self.next_pn = 0
+        """The number the next packet of this space carries."""
+        self.probes = 0
+        """Ack-eliciting probe packets owed after a PTO (RFC 9002 §6.2.4)."""
+        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED)
+        """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
+        self._randbytes = randbytes
+        self._next_skip = 64 + randbytes(1)[0] if skip_numbers else None
+
+    def advance(self) -> None:
+        """Move past the packet number just used; now and then skip one (RFC 9000 §21.4).
+
+        A peer acknowledging a number never sent is lying about what it received (optimistic ACK,
+        inflating our congestion window): :meth:`never_sent_in` lets the receive path notice.
+        """
+        number = self.next_pn + 1
+        if self._next_skip is not None and number >= self._next_skip:
+            self.skipped.append(number)
+            number += 1
+            gap = int.from_bytes(self._randbytes(2), "big") % SKIP_SPREAD
+            self._next_skip = number + SKIP_MIN_DISTANCE + gap
+        self.next_pn = number
+
+    def never_sent_in(self, ranges: tuple[AckRange, ...]) -> int | None:
+        """A skipped packet number that ``ranges`` acknowledge, if any."""
+        for number in self.skipped:
+            if any(low <= number <= high for low, high in ranges):
+                return number
+        return None
+
+    def take_probe(self) -> bool:
+        """Use up one owed probe; True if there was one."""
+        if self.probes <= 0:
+            return False
+        self.probes -= 1
+        return True
 
 
 class AckTracker:

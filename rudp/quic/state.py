@@ -19,7 +19,7 @@ from rudp.errors import TransportError
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.control import ControlFrames, DatagramQueue
-from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
+from rudp.quic.crypto_streams import CryptoReceiveBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
 from rudp.quic.pacing import Pacer
@@ -31,10 +31,10 @@ from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import CRYPTO_LEVELS, AckTracker
+from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, AckTracker, PacketNumberSpace
 from rudp.quic.streams.manager import StreamManager
 from rudp.tls.config import TlsConfig
-from rudp.tls.engine import TlsEngine
+from rudp.tls.engine import EncryptionLevel, TlsEngine
 
 MIN_SENDABLE_BYTES = 64
 """Below this anti-amplification allowance no useful packet fits (header, AEAD tag, a few frames)."""
@@ -97,8 +97,6 @@ class ConnectionState:
 
         self._keys = KeySet(version)
         self._tls: TlsEngine | None = None
-        self._crypto_send = {level: CryptoSendBuffer() for level in CRYPTO_LEVELS}
-        self._crypto_recv = {level: CryptoReceiveBuffer() for level in CRYPTO_LEVELS}
         self._local_params = config.local_transport_parameters()
         self._peer_params: TransportParameters | None = None
         self._handshake_complete = False
@@ -121,20 +119,17 @@ class ConnectionState:
         self._pacer = Pacer(self._max_datagram_size, enabled=config.pacing)
         self._pacing_blocked = False
         """The last datagrams_to_send() had data the pacer held back (Timer.PACING is armed)."""
-        self._ack_trackers = {
-            # ACK_ECN frames carry the ECN counts (all zero: rudp does not read ECN marks yet), so a peer
-            # that marks ECT sees them not grow and turns ECN off, as RFC 9000 §13.4.2.1 validates.
-            PacketSpace.INITIAL: AckTracker(PacketSpace.INITIAL, report_ecn=True),
-            PacketSpace.HANDSHAKE: AckTracker(PacketSpace.HANDSHAKE, report_ecn=True),
-            PacketSpace.APPLICATION: AckTracker(
-                PacketSpace.APPLICATION, max_ack_delay=config.max_ack_delay, report_ecn=True
+        self._spaces: dict[PacketSpace, PacketNumberSpace] = {
+            PacketSpace.INITIAL: PacketNumberSpace(PacketSpace.INITIAL, self._randbytes),
+            PacketSpace.HANDSHAKE: PacketNumberSpace(PacketSpace.HANDSHAKE, self._randbytes),
+            PacketSpace.APPLICATION: PacketNumberSpace(
+                PacketSpace.APPLICATION,
+                self._randbytes,
+                max_ack_delay=config.max_ack_delay,
+                skip_numbers=True,
             ),
         }
-        self._next_pn = {space: 0 for space in PacketSpace}
-        self._skipped_packet_numbers: deque[int] = deque(maxlen=16)
-        """Application packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
-        self._next_skip = 64 + int.from_bytes(self._randbytes(1), "big")
-        self._probes: dict[PacketSpace, int] = {}
+        """The packet number spaces whose keys are still in use (a discarded one is dropped)."""
         self._streams = StreamManager(
             is_client=is_client,
             local=self._local_params,
@@ -177,6 +172,20 @@ class ConnectionState:
     def path_changes(self) -> int:
         """How many times the peer's address changed (migration or NAT rebinding)."""
         return self._paths.changes
+
+    # Read-only views under the names of the former attributes, for tests that check their bounds.
+    @property
+    def _ack_trackers(self) -> dict[PacketSpace, AckTracker]:
+        return {space: state.ack for space, state in self._spaces.items()}
+
+    @property
+    def _crypto_recv(self) -> dict[EncryptionLevel, CryptoReceiveBuffer]:
+        return {CRYPTO_LEVEL_OF_SPACE[space]: state.crypto_recv for space, state in self._spaces.items()}
+
+    @property
+    def _skipped_packet_numbers(self) -> tuple[int, ...]:
+        space = self._spaces.get(PacketSpace.APPLICATION)
+        return () if space is None else tuple(space.skipped)
 
     @property
     def _path_responses(self) -> tuple[bytes, ...]:

@@ -238,7 +238,7 @@ def test_scattered_crypto_pieces_in_a_spoofable_initial_are_capped(pki: TestPki,
     offsets = list(range(4_000, 4_000 + 2 * (MAX_CRYPTO_CHUNKS + 50), 2))
     for start in range(0, len(offsets), 100):
         staged.inject(encode_frames([f.Crypto(offset, b"x") for offset in offsets[start : start + 100]]))
-        assert len(target._crypto_recv[0]._chunks) <= MAX_CRYPTO_CHUNKS  # type: ignore[index]
+        assert len(target._spaces[0].crypto_recv._chunks) <= MAX_CRYPTO_CHUNKS  # type: ignore[index]
         if target.close_cause is not None:
             break
     cause = target.close_cause

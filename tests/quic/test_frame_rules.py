@@ -173,7 +173,7 @@ def test_frame_in_packet_type(
     staged.inject(encode_frames([frame]))
     outcome = _outcome(frame_type, packet_type, client=client)
     space = {PacketType.INITIAL: 0, PacketType.HANDSHAKE: 1}.get(packet_type, 2)
-    tracker = target._ack_trackers[space]  # type: ignore[index]
+    tracker = target._spaces[space].ack  # type: ignore[index]
     if outcome == "dropped":
         assert target.close_cause is None and not staged.events
         assert not tracker.is_duplicate(packet_number)  # never processed...

@@ -74,7 +74,8 @@ def test_unanswered_path_challenge_reverts_to_the_validated_path(pki: TestPki, t
     # of its choice (RFC 9000 §9.3.2, §9.3.3); the genuine packet, and the client's others for a while,
     # are lost (were they not, their higher packet numbers would move the server back at once).
     spoofed = ("10.9.9.9", 666)
-    packet = sniffer.forge(server_conn.local_cids()[0], sim.conn._next_pn[PacketSpace.APPLICATION], [Ping()])
+    number = sim.conn._spaces[PacketSpace.APPLICATION].next_pn
+    packet = sniffer.forge(server_conn.local_cids()[0], number, [Ping()])
     sim.pair.c2s.update(drop_filter=lambda data, index: True)
     sim.server.receive_datagram(packet, spoofed, sim.clock.now)
     sim.conn.ping()  # the genuine packet with that number

@@ -232,7 +232,7 @@ def test_a_probe_is_answered_at_once_on_its_own_path_without_migrating(pki: Test
     prober = ("10.7.7.7", 7777)
     # A probing packet (PATH_CHALLENGE only, RFC 9000 §9.1) from another address: a copy of the client's
     # next packet, which the client then really sends (the server drops that one as a duplicate).
-    number = sim.conn._next_pn[PacketSpace.APPLICATION]
+    number = sim.conn._spaces[PacketSpace.APPLICATION].next_pn
     packet = client_sniffer.forge(server_conn.local_cids()[0], number, [PathChallenge(b"probe-01")])
     sim.pair.server.receive_datagram(packet, prober, sim.clock.now)
     sim.conn.ping()
@@ -251,7 +251,7 @@ def test_a_failed_validation_does_not_strand_the_responses_it_owed(pki: TestPki,
     sim, client_sniffer, server_sniffer, recorder = _spoofing_sim(pki, tmp_path)
     server_conn = sim.server.conn
     spoofed = ("10.9.9.9", 666)
-    number = sim.conn._next_pn[PacketSpace.APPLICATION]
+    number = sim.conn._spaces[PacketSpace.APPLICATION].next_pn
     frames = [PathChallenge(b"spoof-01"), Ping()]  # non-probing: the server moves to the address
     packet = client_sniffer.forge(server_conn.local_cids()[0], number, frames)
     sim.pair.c2s.update(drop_filter=lambda data, index: True)  # the client is unheard meanwhile

@@ -424,10 +424,9 @@ class QuicConnection(ReceiveMixin, SendMixin):
             ]
             timers.set(Timer.ACK_DELAY, min(ack_deadlines) if ack_deadlines else None)
         timeout = self._idle_timeout()
-        timers.set(Timer.IDLE, None if timeout is None else self._last_activity + timeout)
-        keepalive = self._config.keepalive_interval
-        if keepalive is not None and self._state is State.ESTABLISHED:
-            timers.set(Timer.KEEPALIVE, self._last_ack_eliciting_sent + keepalive)
+        timers.set(Timer.IDLE, self._liveness.idle_deadline(timeout))
+        if self._state is State.ESTABLISHED:
+            timers.set(Timer.KEEPALIVE, self._liveness.keepalive_deadline(self._config.keepalive_interval))
         timers.set(Timer.PACING, self._pacing_deadline())
         timers.set(Timer.PATH_VALIDATION, self._paths.next_deadline())
         timers.set(Timer.KEY_DISCARD, self._keys.previous_read_until)

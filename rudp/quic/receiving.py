@@ -149,8 +149,7 @@ class ReceiveMixin(HandshakeMixin):
         tracker.on_packet_received(
             result.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
         )
-        self._last_activity = now
-        self._idle_restart_on_send = True
+        self._liveness.on_packet_received(now)
         if (
             path is not paths.current
             and not inbound.probing

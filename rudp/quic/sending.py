@@ -275,27 +275,18 @@ class SendMixin(HandshakeMixin):
             in_flight = in_flight or sent.in_flight
             eliciting = eliciting or sent.ack_eliciting
             self._recovery.on_packet_sent(sent)
-            if sent.ack_eliciting:
-                self._last_ack_eliciting_sent = now
-                if self._idle_restart_on_send:
-                    # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer.
-                    self._idle_restart_on_send = False
-                    self._last_activity = now
-        self._ack_only_sent = 0 if eliciting else self._ack_only_sent + 1
+        self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
         self._qlog.packets_sent(builder, now)
         self._account_datagram(datagram, path, now, in_flight=in_flight and not probe)
 
     def _ack_only_needs_ping(self, builder: DatagramBuilder, now: float) -> bool:
-        """RFC 9000 §13.2.4: an endpoint that only acknowledges makes one of its ACK-only packets
-        ack-eliciting about once per round trip. With a packet of ours in flight the PTO stays armed,
-        so a receiver whose NAT rebound and whose first datagram from the new address was lost probes
-        the server from there instead of waiting in silence (the server cannot reach it any more)."""
+        """RFC 9000 §13.2.4: an endpoint that only acknowledges makes an ACK-only packet ack-eliciting
+        about once per round trip (see :meth:`Liveness.ack_only_wants_ping`)."""
         return (
-            self._ack_only_sent > 0
-            and builder.remaining >= 1
+            builder.remaining >= 1
             and not builder.sent_is_ack_eliciting()
             and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
-            and now - self._last_ack_eliciting_sent >= self._rtt.smoothed_rtt
+            and self._liveness.ack_only_wants_ping(now, self._rtt.smoothed_rtt)
         )
 
     def _account_datagram(self, datagram: bytes, path: Path, now: float, *, in_flight: bool) -> None:

@@ -22,6 +22,7 @@ from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.crypto_streams import CryptoReceiveBuffer
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
+from rudp.quic.liveness import Liveness
 from rudp.quic.pacing import Pacer
 from rudp.quic.paths import MAX_PATH_RESPONSES as MAX_PATH_RESPONSES
 from rudp.quic.paths import Address as Address
@@ -141,11 +142,7 @@ class ConnectionState:
         self._datagram_queue = DatagramQueue()
         self._close_at: float | None = None
         """End of the closing or draining period (RFC 9000 §10.2)."""
-        self._last_activity = now
-        self._idle_restart_on_send = True
-        self._last_ack_eliciting_sent = now
-        self._ack_only_sent = 0
-        """ACK-only datagrams sent since the last ack-eliciting one (RFC 9000 §13.2.4)."""
+        self._liveness = Liveness(now)
         self._pending_packets: list[tuple[bytes, Address, float]] = []
         self._activity: Callable[[], None] | None = None
         self.new_token: bytes | None = None

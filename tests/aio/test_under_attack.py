@@ -214,13 +214,17 @@ async def _start_server_process(pki: TestPki, www: Path, port: int) -> tuple[sub
          "--port", str(port), "--cert", str(pki.cert_file), "--key", str(pki.key_file)],
         stdout=subprocess.PIPE,
     )  # fmt: skip
-    if process.stdout is None:
-        raise RuntimeError("no stdout")
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), WAIT)
-    match = re.search(rb"port (\d+)", line)
-    if match is None:
-        process.kill()
-        raise AssertionError(f"server did not start: {line!r}")
+    try:
+        if process.stdout is None:
+            raise RuntimeError("no stdout")
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), WAIT)
+        match = re.search(rb"port (\d+)", line)
+        if match is None:
+            raise AssertionError(f"server did not start: {line!r}")
+    except BaseException:
+        process.kill()  # never leave a server process behind, whatever failed (a timeout included)
+        process.wait()
+        raise
     return process, int(match.group(1))
 
 

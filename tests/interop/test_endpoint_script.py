@@ -1,0 +1,169 @@
+"""interop/run_endpoint.sh, the QUIC Interop Runner endpoint, as server and as client against itself.
+
+Real processes and sockets: the server script listens on ``::`` with ``PORT=0`` (it prints the port it
+got), the client script fetches ``REQUESTS`` into a temporary ``DOWNLOADS`` and each download is compared
+with the served file by SHA-256. The client's own report (``RUDP_ENDPOINT_REPORT``) must show the case's
+feature: resumption, 0-RTT accepted, ChaCha20, a key update, QUIC v2, a migration, ALPN h3.
+
+Only the retry case changes what the server does, so one server (TESTCASE=transfer) serves every other
+case and a second one (TESTCASE=retry) the retry case. The runner's network cases (loss, corruption,
+blackhole, rebinding, amplification, goodput, crosstraffic) differ from ``transfer`` only in what the
+runner's simulator does to the packets; on loopback they are transfers that must succeed under that name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from interop.endpoint import SUPPORTED, UNSUPPORTED
+from rudp.testing.certs import make_test_pki
+
+SCRIPT = Path(__file__).resolve().parents[2] / "interop" / "run_endpoint.sh"
+SIZES = {"small.bin": 1024, "medium.bin": 64 * 1024, "large.bin": 1536 * 1024}
+TIMEOUT = 30
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class EndpointServer:
+    """run_endpoint.sh as a server process; :attr:`port` is the one it printed."""
+
+    def __init__(self, testcase: str, www: Path, certs: Path) -> None:
+        env = {
+            **os.environ,
+            "ROLE": "server",
+            "TESTCASE": testcase,
+            "WWW": str(www),
+            "CERTS": str(certs),
+            "HOST": "::",
+            "PORT": "0",
+            "PYTHON": sys.executable,
+        }
+        self.process = subprocess.Popen(
+            [str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("listening on port "):
+            self.process.kill()
+            _out, err = self.process.communicate()
+            raise AssertionError(f"server did not start: {line!r} {err}")
+        self.port = int(line.split()[-1])
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; the exit status (0 for a clean stop) and stderr."""
+        self.process.terminate()
+        _out, err = self.process.communicate(timeout=TIMEOUT)
+        return self.process.returncode, err
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """www/ with random files, certs/ with cert.pem and priv.key (the runner's names)."""
+    root = tmp_path_factory.mktemp("endpoint")
+    www, certs = root / "www", root / "certs"
+    www.mkdir()
+    certs.mkdir()
+    for name, size in SIZES.items():
+        (www / name).write_bytes(os.urandom(size))
+    pki = make_test_pki(root / "pki")
+    (certs / "cert.pem").write_bytes(pki.cert_file.read_bytes())
+    (certs / "priv.key").write_bytes(pki.key_file.read_bytes())
+    return root
+
+
+def _server(testcase: str, tree: Path) -> Iterator[EndpointServer]:
+    server = EndpointServer(testcase, tree / "www", tree / "certs")
+    try:
+        yield server
+    finally:
+        status, err = server.stop()
+        assert status == 0, err
+
+
+@pytest.fixture(scope="module")
+def server(tree: Path) -> Iterator[EndpointServer]:
+    yield from _server("transfer", tree)
+
+
+@pytest.fixture(scope="module")
+def retry_server(tree: Path) -> Iterator[EndpointServer]:
+    yield from _server("retry", tree)
+
+
+def _client(
+    testcase: str, urls: list[str], downloads: Path, report: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ROLE": "client",
+        "TESTCASE": testcase,
+        "REQUESTS": " ".join(urls),
+        "DOWNLOADS": str(downloads),
+        "RUDP_ENDPOINT_REPORT": str(report),
+        "PYTHON": sys.executable,
+    }
+    return subprocess.run(
+        [str(SCRIPT)], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+
+
+FEATURE = {
+    "resumption": lambda r: [c["session_resumed"] for c in r] == [False, True],
+    "zerortt": lambda r: [c["zero_rtt_accepted"] for c in r] == [False, True],
+    "chacha20": lambda r: all(c["cipher_suite"] == "TLS_CHACHA20_POLY1305_SHA256" for c in r),
+    "keyupdate": lambda r: all(c["key_updates"] >= 1 for c in r),
+    "v2": lambda r: all(c["version"] == 0x6B3343CF for c in r),
+    "connectionmigration": lambda r: all(c["path_changes"] >= 1 for c in r),
+    "http3": lambda r: all(c["alpn"] == "h3" for c in r),
+}
+
+
+@pytest.mark.parametrize("testcase", sorted(SUPPORTED))
+def test_client_against_server(
+    testcase: str, tree: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    server: EndpointServer = request.getfixturevalue("retry_server" if testcase == "retry" else "server")
+    host = "[::1]" if testcase == "ipv6" else "127.0.0.1"
+    urls = [f"https://{host}:{server.port}/{name}" for name in SIZES]
+    downloads, report = tmp_path / "downloads", tmp_path / "report.json"
+    result = _client(testcase, urls, downloads, report)
+    assert result.returncode == 0, result.stderr
+    for name in SIZES:
+        assert _sha(downloads / name) == _sha(tree / "www" / name), name
+    assert sorted(p.name for p in downloads.iterdir()) == sorted(SIZES)  # no partial files left
+    connections = json.loads(report.read_text())
+    expected = {
+        "multiconnect": 3,
+        "handshakeloss": 3,
+        "handshakecorruption": 3,
+        "resumption": 2,
+        "zerortt": 2,
+    }
+    assert len(connections) == expected.get(testcase, 1)
+    assert all(c["alpn"] == ("h3" if testcase == "http3" else "hq-interop") for c in connections)
+    assert FEATURE.get(testcase, lambda r: True)(connections), connections
+
+
+def test_missing_file_fails(server: EndpointServer, tmp_path: Path) -> None:
+    result = _client("transfer", [f"https://127.0.0.1:{server.port}/nope.bin"], tmp_path, tmp_path / "r")
+    assert result.returncode == 1
+    assert not (tmp_path / "nope.bin").exists()
+
+
+@pytest.mark.parametrize("role", ["client", "server"])
+@pytest.mark.parametrize("testcase", [*sorted(UNSUPPORTED), "no-such-case"])
+def test_unsupported_cases_exit_127(role: str, testcase: str, tmp_path: Path) -> None:
+    env = {**os.environ, "ROLE": role, "TESTCASE": testcase, "PYTHON": sys.executable}
+    result = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 127, result.stderr

@@ -16,12 +16,22 @@ import json
 import platform
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from interop.cases import CASES, CASES_BY_NAME, DIRECTIONS, Case, CaseResult, Direction, prepare, run_case
+from interop.ngtcp2_cases import (
+    NGTCP2_CASES,
+    NGTCP2_CASES_BY_NAME,
+    NGTCP2_DIRECTIONS,
+    Ngtcp2Case,
+    applies,
+    prepare_ngtcp2,
+    run_ngtcp2_case,
+)
+from interop.peers.ngtcp2 import availability as ngtcp2_availability
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -39,19 +49,34 @@ async def run_matrix(
     return results
 
 
-def _cell(result: CaseResult | None, case: str, direction: Direction) -> str:
+def _applies(case: str, direction: Direction) -> bool:
+    known = CASES_BY_NAME.get(case)
+    return known is None or known.applies_to(direction)
+
+
+def _cell(
+    result: CaseResult | None, case: str, direction: Direction, applies: Callable[[str, Direction], bool]
+) -> str:
     if result is not None:
         return f"{'✓' if result.ok else '✗'} {result.seconds:.2f} s"
-    known = CASES_BY_NAME.get(case)
-    return "n/a" if known is not None and not known.applies_to(direction) else "-"
+    return "n/a" if not applies(case, direction) else "-"
 
 
-def render_matrix(results: Sequence[CaseResult], directions: Sequence[Direction], *, markdown: bool) -> str:
+def render_matrix(
+    results: Sequence[CaseResult],
+    directions: Sequence[Direction],
+    *,
+    markdown: bool,
+    cases: Sequence[str] | None = None,
+    applies: Callable[[str, Direction], bool] = _applies,
+) -> str:
     """The results as a text (or Markdown) table: rows = cases, columns = directions."""
     by_key = {(r.case, r.direction): r for r in results}
-    cases = list(dict.fromkeys(r.case for r in results))
+    cases = list(cases) if cases is not None else list(dict.fromkeys(r.case for r in results))
     header = ["case", *(d.label for d in directions)]
-    rows = [[case, *(_cell(by_key.get((case, d.label)), case, d) for d in directions)] for case in cases]
+    rows = [
+        [case, *(_cell(by_key.get((case, d.label)), case, d, applies) for d in directions)] for case in cases
+    ]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -88,22 +113,58 @@ def write_results(results: Sequence[CaseResult], directory: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 when any case failed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", action="append", choices=sorted(CASES_BY_NAME), help="run only this case")
-    parser.add_argument(
-        "--direction", action="append", choices=[d.slug for d in DIRECTIONS], help="run only this direction"
-    )
+    names = sorted({*CASES_BY_NAME, *NGTCP2_CASES_BY_NAME})
+    parser.add_argument("--case", action="append", choices=names, help="run only this case")
+    slugs = [d.slug for d in (*DIRECTIONS, *NGTCP2_DIRECTIONS)]
+    parser.add_argument("--direction", action="append", choices=slugs, help="run only this direction")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        choices=["aioquic", "ngtcp2"],
+        help="run only this peer's matrix (default: aioquic, and ngtcp2 when gtlsserver/gtlsclient exist)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the matrix as a Markdown table")
     args = parser.parse_args(argv)
-    cases = [CASES_BY_NAME[name] for name in args.case] if args.case else list(CASES)
-    directions = [d for d in DIRECTIONS if not args.direction or d.slug in args.direction]
+    missing = ngtcp2_availability()
+    peers = args.peer or ["aioquic", *([] if missing else ["ngtcp2"])]
+    if "ngtcp2" in peers and missing:
+        print(f"ngtcp2: {missing}", file=sys.stderr)
+        return 1
+    results: list[CaseResult] = []
+    output: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rudp-interop-") as workdir:
-        results = asyncio.run(run_matrix(cases, directions, Path(workdir)))
-    print(render_matrix(results, directions, markdown=args.markdown))
-    for case in cases:
-        skipped = [d.label for d in directions if not case.applies_to(d)]
-        if skipped:
-            print(f"\nn/a {case.name} {', '.join(skipped)}: {case.not_applicable}")
+        if "aioquic" in peers:
+            cases = [c for c in CASES if not args.case or c.name in args.case]
+            directions = [d for d in DIRECTIONS if not args.direction or d.slug in args.direction]
+            if cases and directions:
+                found = asyncio.run(run_matrix(cases, directions, Path(workdir)))
+                results += found
+                output.append(render_matrix(found, directions, markdown=args.markdown))
+                for case in cases:
+                    skipped = [d.label for d in directions if not case.applies_to(d)]
+                    if skipped:
+                        output.append(f"n/a {case.name} {', '.join(skipped)}: {case.not_applicable}")
+        if "ngtcp2" in peers:
+            n_cases = [c for c in NGTCP2_CASES if not args.case or c.name in args.case]
+            n_dirs = [d for d in NGTCP2_DIRECTIONS if not args.direction or d.slug in args.direction]
+            if n_cases and n_dirs:
+                found = asyncio.run(run_ngtcp2_matrix(n_cases, n_dirs, Path(workdir)))
+                results += found
+                output.append(
+                    render_matrix(
+                        found,
+                        n_dirs,
+                        markdown=args.markdown,
+                        cases=[c.name for c in n_cases],
+                        applies=lambda name, d: applies(NGTCP2_CASES_BY_NAME[name], d),
+                    )
+                )
+                for case in n_cases:
+                    for d in n_dirs:
+                        if not applies(case, d):
+                            output.append(f"n/a {case.name} {d.label}: {case.not_applicable[d.label]}")
+    print("\n\n".join(output))
     failures = [r for r in results if not r.ok]
     for failure in failures:
         print(f"\n✗ {failure.case} {failure.direction}:", *failure.problems, sep="\n    ")
@@ -111,6 +172,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = sum(r.seconds for r in results)
     print(f"\n{len(results) - len(failures)}/{len(results)} passed in {total:.1f} s; results in {path}")
     return 1 if failures else 0
+
+
+async def run_ngtcp2_matrix(
+    cases: Sequence[Ngtcp2Case], directions: Sequence[Direction], workdir: Path
+) -> list[CaseResult]:
+    """Run each rudp↔ngtcp2 case in each direction it applies to, one after the other."""
+    env = prepare_ngtcp2(workdir / "ngtcp2")
+    return [
+        await run_ngtcp2_case(case, direction, env)
+        for case in cases
+        for direction in directions
+        if applies(case, direction)
+    ]
 
 
 if __name__ == "__main__":

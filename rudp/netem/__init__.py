@@ -25,11 +25,15 @@ import subprocess
 from rudp.netem.hosts import Host, NamespaceTask, TaskFailed
 from rudp.netem.impairments import (
     DIRECTIONS,
+    Aqm,
     BurstLoss,
+    CodelMarker,
     Direction,
     GilbertElliott,
     ImpairmentError,
     Impairments,
+    RedMarker,
+    StepMarker,
     periodic_blackhole,
 )
 from rudp.netem.namespaces import NetemError
@@ -69,7 +73,9 @@ def availability() -> str | None:
 
 __all__ = [
     "DIRECTIONS",
+    "Aqm",
     "BurstLoss",
+    "CodelMarker",
     "Direction",
     "DirectionStats",
     "GilbertElliott",
@@ -82,6 +88,8 @@ __all__ = [
     "NetemError",
     "Network",
     "NetworkConfig",
+    "RedMarker",
+    "StepMarker",
     "TaskFailed",
     "availability",
     "periodic_blackhole",

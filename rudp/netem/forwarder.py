@@ -30,7 +30,7 @@ from rudp.netem.channel import Channel
 from rudp.netem.impairments import Impairments
 from rudp.netem.namespaces import libc
 from rudp.netem.nat import Nat, NatConfig
-from rudp.netem.packet import corrupt
+from rudp.netem.packet import ECN_CE, corrupt, ecn, set_ecn
 from rudp.netem.pcap import PcapWriter
 from rudp.netem.stats import DirectionStats
 
@@ -154,19 +154,23 @@ class Forwarder:
             ):
                 stats.ignored += 1
                 continue
-            verdict = channel.process(len(pkt), now)
+            verdict = channel.process(len(pkt), now, ecn(pkt))
             if verdict.cause is not None:
                 continue
             if verdict.corrupt:
                 pkt = bytearray(pkt)
                 imp = channel.impairments
                 corrupt(pkt, imp.corrupt_bytes, self.corrupt_rng, imp.corrupt_fix_checksum)
-            for at in verdict.deliver_at:
+            for at, marked in zip(verdict.deliver_at, verdict.ce, strict=True):
+                out = pkt
+                if marked:
+                    out = bytearray(pkt)
+                    set_ecn(out, ECN_CE)
                 if at <= now and (not heap or heap[0][0] > now):
-                    self._emit(direction, pkt, now)
+                    self._emit(direction, out, now)
                 else:
                     self.seq += 1
-                    heapq.heappush(heap, (at, self.seq, direction, pkt))
+                    heapq.heappush(heap, (at, self.seq, direction, out))
         return True
 
     def _emit(self, direction: int, pkt: bytes | bytearray, now: float) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, TypeAlias
+from typing import ClassVar, Final, Literal, TypeAlias
 
 Direction: TypeAlias = Literal["c2s", "s2c"]
 DIRECTIONS: Final[tuple[Direction, Direction]] = ("c2s", "s2c")
@@ -36,7 +36,14 @@ class GilbertElliott:
     """Two-state bursty loss: a Good state losing `loss_good`, a Bad state losing `loss_bad`.
 
     Each packet first moves Good->Bad with probability `p` or Bad->Good with probability `r`, then is
-    lost with the loss probability of the state it is in. The mean burst length in Bad is 1/r packets.
+    lost with the loss probability of the state it is in. In the classic notation, where `k` and `h` are
+    the probabilities that a packet *survives* in Good and in Bad, `loss_good = 1 - k` and
+    `loss_bad = 1 - h` (the order of Linux netem's `loss gemodel p r 1-h 1-k` is different).
+
+    Analytically: the stationary share of Bad is `p / (p + r)`, the loss rate is
+    `(r * loss_good + p * loss_bad) / (p + r)`, a stay in Bad lasts `1 / r` packets on average
+    (geometric), and with `loss_good = 0, loss_bad = 1` (the Gilbert model) the loss bursts are exactly
+    the stays in Bad.
     """
 
     p: float
@@ -68,6 +75,95 @@ class BurstLoss:
 
 
 @dataclass(frozen=True, slots=True)
+class StepMarker:
+    """L4S-style step AQM: signal congestion on every packet whose queue delay exceeds `threshold`.
+
+    The queue delay is the time the packet waits in the bottleneck queue before its transmission starts
+    (its sojourn time). With `threshold_bytes` set, the backlog the packet finds on arrival (bytes,
+    the packet in transmission included) is compared instead.
+    """
+
+    kind: ClassVar[str] = "step"
+    threshold: float = 0.001
+    threshold_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold < 0:
+            raise ImpairmentError("step.threshold must not be negative")
+        if self.threshold_bytes is not None and self.threshold_bytes < 0:
+            raise ImpairmentError("step.threshold_bytes must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class RedMarker:
+    """RED (RFC 2309/7567 style) by queue size: no signal below `min_bytes`, probability rising
+    linearly to `max_p` at `max_bytes`, and every packet above `max_bytes`.
+
+    The size compared is an exponentially weighted average of the backlog found by each arriving packet,
+    `avg += weight * (backlog - avg)`; `weight=1` (the default) uses the instantaneous backlog. There is
+    no inter-mark count correction (marks are independent draws).
+    """
+
+    kind: ClassVar[str] = "red"
+    min_bytes: int = 30_000
+    max_bytes: int = 90_000
+    max_p: float = 0.1
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_bytes < self.max_bytes:
+            raise ImpairmentError("red needs 0 <= min_bytes < max_bytes")
+        _check_probability("red.max_p", self.max_p)
+        if not 0.0 < self.weight <= 1.0:
+            raise ImpairmentError("red.weight must be in (0, 1]")
+
+
+@dataclass(frozen=True, slots=True)
+class CodelMarker:
+    """CoDel (RFC 8289): once the queue delay has stayed at or above `target` for `interval`, signal one
+    packet, then the next ones at `interval / sqrt(count)` spacing until the delay drops below `target`.
+
+    Runs on the departure timeline (when each packet starts transmission), as CoDel runs at dequeue.
+    A backlog of at most `mtu` bytes never counts as standing.
+    """
+
+    kind: ClassVar[str] = "codel"
+    target: float = 0.005
+    interval: float = 0.1
+    mtu: int = 1500
+
+    def __post_init__(self) -> None:
+        if self.target < 0 or self.interval <= 0:
+            raise ImpairmentError("codel needs target >= 0 and interval > 0")
+
+
+Aqm: TypeAlias = StepMarker | RedMarker | CodelMarker
+AQM_KINDS: Final[dict[str, type[StepMarker] | type[RedMarker] | type[CodelMarker]]] = {
+    "step": StepMarker,
+    "red": RedMarker,
+    "codel": CodelMarker,
+}
+
+
+def aqm_to_dict(aqm: Aqm) -> dict[str, object]:
+    """The wire form of a marker: its fields plus `kind`."""
+    return {"kind": aqm.kind, **dataclasses.asdict(aqm)}
+
+
+def aqm_from_dict(data: Mapping[str, object]) -> Aqm:
+    """Inverse of :func:`aqm_to_dict`."""
+    fields = dict(data)
+    kind = str(fields.pop("kind", ""))
+    cls = AQM_KINDS.get(kind)
+    if cls is None:
+        raise ImpairmentError(f"unknown aqm kind {kind!r} (step, red or codel)")
+    try:
+        return cls(**fields)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ImpairmentError(f"aqm {kind}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
 class Impairments:
     """Everything one direction of the link does to packets. The default is a perfect link.
 
@@ -86,6 +182,11 @@ class Impairments:
     drops). They only matter with `rate_bps`. `blackhole` drops everything while set; `blackhole_periods`
     are (start, end) seconds after the settings were applied. `drop_list` holds 1-based indices of the
     packets to drop, counted in this direction after the settings were applied.
+
+    `aqm` (a :class:`StepMarker`, :class:`RedMarker` or :class:`CodelMarker`) acts at the bottleneck
+    queue (so only with `rate_bps`): where it signals congestion, an ECN-capable packet (ECT(0) or
+    ECT(1) in the IP header) is marked CE, and a Not-ECT packet is dropped (cause `aqm`), as routers do.
+    A packet already CE passes unchanged.
     """
 
     delay: float = 0.0
@@ -103,6 +204,7 @@ class Impairments:
     rate_bps: float | None = None
     queue_bytes: int | None = None
     queue_packets: int | None = None
+    aqm: Aqm | None = None
     blackhole: bool = False
     blackhole_periods: tuple[Period, ...] = ()
     drop_list: frozenset[int] = field(default_factory=frozenset)
@@ -148,6 +250,8 @@ class Impairments:
             value = getattr(self, f.name)
             if isinstance(value, GilbertElliott | BurstLoss):
                 value = dataclasses.asdict(value)
+            elif isinstance(value, StepMarker | RedMarker | CodelMarker):
+                value = aqm_to_dict(value)
             elif isinstance(value, frozenset):
                 value = sorted(value)
             elif isinstance(value, tuple):
@@ -172,6 +276,8 @@ def coerce_fields(data: Mapping[str, object]) -> dict[str, object]:
             value = GilbertElliott(**value)
         elif key == "burst" and isinstance(value, Mapping):
             value = BurstLoss(**value)
+        elif key == "aqm" and isinstance(value, Mapping):
+            value = aqm_from_dict(value)
         elif key == "drop_list" and isinstance(value, Iterable):
             value = frozenset(int(i) for i in value)
         elif key == "blackhole_periods" and isinstance(value, Iterable):

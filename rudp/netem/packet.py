@@ -137,3 +137,39 @@ def corrupt(pkt: bytearray, nbytes: int, rng: random.Random, fix_checksum: bool)
         pkt[pos] ^= rng.randrange(1, 256)
     if fix_checksum and proto == PROTO_UDP:
         fix_transport_checksum(pkt, proto, offset)
+
+
+# -- ECN (RFC 3168): the two low bits of the IPv4 TOS byte / the IPv6 traffic class ---------------------
+
+ECN_NOT_ECT: Final = 0
+ECN_ECT1: Final = 1
+ECN_ECT0: Final = 2
+ECN_CE: Final = 3
+
+
+def ecn(pkt: bytes | bytearray) -> int:
+    """The ECN codepoint of an IPv4 or IPv6 packet (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE); 0 if not IP."""
+    if len(pkt) < 2:
+        return ECN_NOT_ECT
+    version = pkt[0] >> 4
+    if version == 4:
+        return pkt[1] & 0x03
+    if version == 6:
+        return (pkt[1] >> 4) & 0x03  # traffic class = low nibble of byte 0, high nibble of byte 1
+    return ECN_NOT_ECT
+
+
+def set_ecn(pkt: bytearray, codepoint: int) -> None:
+    """Set the ECN codepoint in place; an IPv4 header checksum is updated, IPv6 has none."""
+    version = pkt[0] >> 4
+    if version == 4 and len(pkt) >= 20:
+        old = pkt[0] << 8 | pkt[1]
+        pkt[1] = (pkt[1] & 0xFC) | (codepoint & 0x03)
+        new = pkt[0] << 8 | pkt[1]
+        # Incremental update (RFC 1624, eqn. 3): HC' = ~(~HC + ~m + m').
+        total = (~int.from_bytes(pkt[10:12], "big") & 0xFFFF) + (~old & 0xFFFF) + new
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        pkt[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
+    elif version == 6 and len(pkt) >= 40:
+        pkt[1] = (pkt[1] & 0xCF) | ((codepoint & 0x03) << 4)

@@ -9,6 +9,9 @@ A spec is a comma-separated list of `key=value` items, for example
     queue                              bytes ("64kb") or packets ("100p")
     ge                                 Gilbert-Elliott "p/r" or "p/r/loss_good/loss_bad"
     burst                              burst of N: "rate/N" or "rate/MIN-MAX"
+    aqm                                ECN marker at the bottleneck (needs rate): "step/1ms" (queue
+                                       delay) or "step/30kb" (backlog), "red/MIN/MAX/MAX_P[/WEIGHT]"
+                                       ("red/30kb/90kb/10%"), "codel[/TARGET/INTERVAL]" ("codel/5ms/100ms")
     blackhole                          periods "START-END" joined by "+" ("2s-3s+6s-7s"), or "on"
     drop                               drop list, 1-based indices joined by "+" ("1+2+5")
     corrupt_bytes                      an integer
@@ -24,10 +27,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from rudp.netem.impairments import (
+    Aqm,
     BurstLoss,
+    CodelMarker,
     GilbertElliott,
     ImpairmentError,
     Impairments,
+    RedMarker,
+    StepMarker,
     parse_probability,
     parse_rate,
     parse_size,
@@ -61,6 +68,27 @@ def _burst(text: str) -> BurstLoss:
         raise ImpairmentError(f"burst takes rate/N or rate/MIN-MAX, got {text!r}") from exc
 
 
+def _aqm(text: str) -> Aqm:
+    kind, *args = [part.strip() for part in text.split("/")]
+    kind = kind.lower()
+    if kind == "step" and len(args) <= 1:
+        if not args:
+            return StepMarker()
+        if args[0].lower().endswith(("s", "ms", "us")):
+            return StepMarker(threshold=parse_time(args[0]))
+        return StepMarker(threshold_bytes=parse_size(args[0]))
+    if kind == "red" and len(args) in (3, 4):
+        weight = float(args[3]) if len(args) == 4 else 1.0
+        return RedMarker(parse_size(args[0]), parse_size(args[1]), parse_probability(args[2]), weight)
+    if kind == "codel" and not args:
+        return CodelMarker()
+    if kind == "codel" and len(args) == 2:
+        return CodelMarker(target=parse_time(args[0]), interval=parse_time(args[1]))
+    raise ImpairmentError(
+        f"aqm takes step[/THRESHOLD], red/MIN/MAX/MAX_P[/WEIGHT] or codel[/TARGET/INTERVAL], got {text!r}"
+    )
+
+
 def _periods(text: str) -> tuple[tuple[float, float], ...]:
     out = []
     for item in text.split("+"):
@@ -82,6 +110,7 @@ _SIMPLE: Final[dict[str, tuple[str, Callable[[str], object]]]] = {
     "rate": ("rate_bps", parse_rate),
     "ge": ("gilbert_elliott", _ge),
     "burst": ("burst", _burst),
+    "aqm": ("aqm", _aqm),
     "corrupt_bytes": ("corrupt_bytes", int),
     "jitter_reorders": ("jitter_reorders", _bool),
     "corrupt_fix_checksum": ("corrupt_fix_checksum", _bool),
@@ -163,6 +192,14 @@ SCENARIOS: Final[dict[str, Scenario]] = {
     "corrupt": _both("wan with 1% of packets corrupted (checksums fixed)", _WAN.replace(corrupt=0.01)),
     "reorder": _both(
         "wan with 2% of packets held back 5 ms", _WAN.replace(reorder=0.02, reorder_delay=0.005)
+    ),
+    "l4s": _both(
+        "20 ms one-way, 20 Mbit/s, 250 kB queue, CE marking above 1 ms queue delay (step)",
+        Impairments(delay=0.02, rate_bps=20e6, queue_bytes=250_000, aqm=StepMarker(threshold=0.001)),
+    ),
+    "codel": _both(
+        "20 ms one-way, 20 Mbit/s, 250 kB queue, CoDel marking/dropping (5 ms target, 100 ms interval)",
+        Impairments(delay=0.02, rate_bps=20e6, queue_bytes=250_000, aqm=CodelMarker()),
     ),
     "rebind-port": _both(
         "wan; the NAT gives the client a new port at 2 s", _WAN, NatConfig(rebind_at=(2.0,), port=True)

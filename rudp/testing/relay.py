@@ -6,7 +6,14 @@ applies an :class:`rudp.netem.Impairments` through the same engine as the namesp
 (:class:`rudp.netem.channel.Channel`): delay, jitter, loss, bursty loss, drop list, blackholes,
 duplication, reordering, corruption (bytes flipped anywhere in the datagram) and a rate-limited
 drop-tail queue. :meth:`UdpRelay.rebind` gives every client a new upstream port, so the server sees a
-NAT rebinding. Timing precision is the event loop's (about 1 ms); use :mod:`rudp.netem` when it matters.
+NAT rebinding.
+
+ECN is not available here: the relay handles UDP payloads, not IP packets, so it can neither see the
+ECN field of what it receives nor set CE on what it sends. Every datagram counts as Not-ECT, so an
+`aqm` marker (step, RED, CoDel) drops (cause `aqm`) where it would mark, and `ce_marked` stays 0. Use
+:mod:`rudp.netem` to test ECN.
+
+Timing precision is the event loop's (about 1 ms); use :mod:`rudp.netem` when it matters.
 This module owns no sockets beyond its own and never leaves loopback unless told an upstream elsewhere.
 """
 

@@ -8,13 +8,14 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rudp.netem import Impairments, NatConfig, Network, NetworkConfig, TaskFailed, namespaces
+from rudp.netem import Impairments, NatConfig, Network, NetworkConfig, StepMarker, TaskFailed, namespaces
 from rudp.netem.pcap import read_pcap
 from rudp.netem.traffic import CrossTraffic, tcp_bulk, udp_blast
 
@@ -286,3 +287,65 @@ def test_scheduled_rebinding_applies_from_its_time() -> None:
         srv.sendto(b"y", peer)
         assert cli.recvfrom(100) == (b"y", addr)
     assert peer[0] == net.client.address and peer[1] != 40000
+
+
+def receive_ecn(net: Network, sock: socket.socket, sent: int, family: int, seen: int = 0) -> list[int]:
+    """The ECN codepoint of each datagram received (IP_RECVTOS / IPV6_RECVTCLASS control data), until
+    everything the forwarder passed on c2s has arrived."""
+    v6 = family == socket.AF_INET6
+    level, kind = (socket.IPPROTO_IPV6, socket.IPV6_TCLASS) if v6 else (socket.IPPROTO_IP, socket.IP_TOS)
+    got: list[int] = []
+    sock.settimeout(0.1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            _, ancdata, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(4))
+        except TimeoutError:
+            stats = net.stats().c2s
+            if stats.received_packets >= sent and seen + len(got) >= stats.forwarded_packets:
+                return got
+            continue
+        tos = [
+            data[0] if not v6 else int.from_bytes(data[:4], sys.byteorder)
+            for lv, ty, data in ancdata
+            if (lv, ty) == (level, kind)
+        ]
+        assert len(tos) == 1, ancdata
+        got.append(tos[0] & 0x03)
+    raise AssertionError(f"only {len(got)} datagrams arrived")
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+def test_ecn_step_marker_sets_ce_seen_by_the_receiver(family: int) -> None:
+    # 5 Mbit/s: a 1028-byte IPv4 packet takes 1.6 ms, so a burst builds a queue of many milliseconds.
+    imp = Impairments(rate_bps=5e6, queue_bytes=1_000_000, aqm=StepMarker(threshold=0.002))
+    with Network(NetworkConfig(c2s=imp)) as net:
+        srv, cli, addr = udp_pair(net, family)
+        v6 = family == socket.AF_INET6
+        if v6:
+            srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+            cli.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x02)  # ECT(0)
+        else:
+            srv.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+            cli.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x02)  # ECT(0)
+        n = 150
+        for i in range(n):
+            cli.sendto(i.to_bytes(4, "big") + bytes(996), addr)
+        marks = receive_ecn(net, srv, n, family)
+        stats = net.stats().c2s
+        assert len(marks) == n and stats.dropped == {}
+        assert set(marks) == {0b10, 0b11}  # ECT(0) until the queue passes 2 ms, CE after
+        assert marks.count(0b11) == stats.ce_marked >= n - 5
+        assert marks[:2] == [0b10, 0b10]  # the first packets found (almost) no queue
+        assert stats.queue_delay_percentile(99) > 0.1
+
+        # The same burst without ECN: the marker drops what it would have marked.
+        plain = net.client.socket(family)
+        for i in range(n):
+            plain.sendto(i.to_bytes(4, "big") + bytes(996), addr)
+        rest = receive_ecn(net, srv, 2 * n, family, seen=n)
+        stats = net.stats().c2s
+        assert set(rest) == {0}
+        assert stats.dropped["aqm"] == n - len(rest) >= n - 5
+        assert stats.ce_marked == marks.count(0b11)
+        assert stats.tun_tx_dropped == 0

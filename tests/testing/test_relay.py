@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rudp.netem import Impairments
+from rudp.netem import Impairments, StepMarker
 from rudp.testing.relay import UdpRelay
 
 pytestmark = pytest.mark.timeout(30)
@@ -147,3 +147,20 @@ async def test_relay_rate_limit() -> None:
         await relay.close()
     assert len(got) == 200
     assert elapsed >= 200 * 1000 * 8 / 8e6 * 0.95  # 0.2 s at 8 Mbit/s
+
+
+async def test_relay_aqm_drops_because_ecn_is_invisible() -> None:
+    # The relay sees UDP payloads only, so every datagram counts as Not-ECT: the marker drops instead.
+    imp = Impairments(rate_bps=8e6, queue_bytes=20_000, aqm=StepMarker(threshold=0.002))
+    relay, _, transport, client = await setup({"c2s": imp})
+    try:
+        for _ in range(50):
+            transport.sendto(bytes(1000))
+        got = await collect(relay, client, 50)
+    finally:
+        transport.close()
+        await relay.close()
+    stats = relay.stats.c2s
+    assert stats.ce_marked == 0 and set(stats.dropped) == {"aqm"}
+    assert len(got) == 50 - stats.dropped["aqm"] <= 10
+    assert stats.queue_delay_max <= 0.0031

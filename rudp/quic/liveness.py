@@ -1,10 +1,10 @@
-"""When the connection last showed signs of life, for the idle timeout (RFC 9000 §10.1), the keep-alive
-PING, and the occasional ack-eliciting packet of an endpoint that only acknowledges (RFC 9000 §13.2.4).
+"""When the connection last showed signs of life, for the idle timeout (RFC 9000 §10.1) and the
+keep-alive PING.
 
 Owns :class:`Liveness`: the time of the last activity, whether the next ack-eliciting packet sent
-restarts the idle timer, the time of the last ack-eliciting packet sent and how many ACK-only datagrams
-followed it. The connection reports each packet received and each datagram sent; the deadlines are
-computed on demand, nothing here arms a timer or reads a clock.
+restarts the idle timer, and the time of the last ack-eliciting packet sent. The connection reports
+each packet received and each datagram sent; the deadlines are computed on demand, nothing here arms a
+timer or reads a clock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ class Liveness:
         self._last_activity = now
         self._restart_on_send = True
         self._last_ack_eliciting_sent = now
-        self._ack_only_sent = 0
 
     def on_packet_received(self, now: float) -> None:
         """An authenticated packet arrived: the idle timer restarts (RFC 9000 §10.1)."""
@@ -29,9 +28,7 @@ class Liveness:
     def on_datagram_sent(self, now: float, *, ack_eliciting: bool) -> None:
         """A datagram left; ``ack_eliciting`` if any of its packets was."""
         if not ack_eliciting:
-            self._ack_only_sent += 1
             return
-        self._ack_only_sent = 0
         self._last_ack_eliciting_sent = now
         if self._restart_on_send:
             # RFC 9000 §10.1: the first ack-eliciting packet after a receipt restarts the timer.
@@ -45,13 +42,3 @@ class Liveness:
     def keepalive_deadline(self, interval: float | None) -> float | None:
         """When a keep-alive PING is due, ``interval`` after the last ack-eliciting packet sent."""
         return None if interval is None else self._last_ack_eliciting_sent + interval
-
-    def ack_only_wants_ping(self, now: float, smoothed_rtt: float) -> bool:
-        """RFC 9000 §13.2.4: after ACK-only datagrams for a round trip, make the next one ack-eliciting.
-
-        With a packet of ours in flight the PTO stays armed, so a receiver whose NAT rebound, and whose
-        first datagram from the new address was lost, probes from there instead of waiting in silence
-        (the peer can no longer reach it). The caller also checks that nothing ack-eliciting is in
-        flight, so this never turns into a PING exchange.
-        """
-        return self._ack_only_sent > 0 and now - self._last_ack_eliciting_sent >= smoothed_rtt

@@ -324,9 +324,10 @@ class ReceiveMixin(HandshakeMixin):
         # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): send to the new address, validate
         # it, and until validated respect the anti-amplification limit on it (the Path counts).
         if self._paths.on_peer_moved(path, now, self._pto()):
-            # RFC 9000 §9.4: a new IP address is a new network path: congestion control starts afresh,
-            # and packets sent on the old path no longer count against the new path's window.
+            # RFC 9000 §9.4: a new IP address is a new network path: congestion control and the RTT
+            # estimator start afresh, and packets sent on the old path no longer count in either.
             self._congestion.on_path_change(now)
+            self._rtt.reset()
             self._recovery.on_path_change()
         self._use_path_size(path)
 

@@ -64,6 +64,10 @@ class RttEstimator:
         self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.smoothed_rtt - adjusted)
         self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
 
+    def reset(self) -> None:
+        """Forget every sample: back to the initial RTT (a new network path, RFC 9000 §9.4)."""
+        self.__init__(self.initial_rtt)  # type: ignore[misc]
+
     def pto_base(self) -> float:
         """The PTO period without ack delay and backoff: ``smoothed + max(4*rttvar, kGranularity)``.
 

@@ -28,7 +28,7 @@ from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.paths import Address, Path
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import SEND_ORDER, SPACE_OF_LEVEL, TYPE_OF_LEVEL
+from rudp.quic.spaces import ACK_ELICITING_THRESHOLD, SEND_ORDER, SPACE_OF_LEVEL, TYPE_OF_LEVEL
 from rudp.quic.state import MIN_SENDABLE_BYTES, State
 from rudp.tls.engine import EncryptionLevel
 
@@ -244,8 +244,9 @@ class SendMixin(HandshakeMixin):
             packet_number=state.next_pn,
             largest_acked=self._recovery.largest_acked(space),
         )
+        answering = tracker.eliciting_unacknowledged
         pad = self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
-        if self._ack_only_needs_ping(builder, now):
+        if self._ack_only_needs_ping(builder, answering):
             builder.push_frame(Ping())
         sent = builder.end_packet()
         if sent is None:
@@ -279,14 +280,20 @@ class SendMixin(HandshakeMixin):
         self._qlog.packets_sent(builder, now)
         self._account_datagram(datagram, path, now, in_flight=in_flight and not probe)
 
-    def _ack_only_needs_ping(self, builder: DatagramBuilder, now: float) -> bool:
-        """RFC 9000 §13.2.4: an endpoint that only acknowledges makes an ACK-only packet ack-eliciting
-        about once per round trip (see :meth:`Liveness.ack_only_wants_ping`)."""
+    def _ack_only_needs_ping(self, builder: DatagramBuilder, answering: int) -> bool:
+        """RFC 9000 §13.2.4: an endpoint that only acknowledges a flow of data makes an ACK-only packet
+        ack-eliciting whenever none of its packets is in flight (about once per round trip).
+
+        The PTO then stays armed, so a receiver whose NAT rebound, and whose first datagrams from the
+        new address were lost, probes from there instead of waiting in silence (the peer can no longer
+        reach it). Only an ACK that answers a flow (``answering`` at least two ack-eliciting packets)
+        gets the PING: a single PING is answered by a plain ACK, so two endpoints never ping-pong.
+        """
         return (
-            builder.remaining >= 1
+            answering >= ACK_ELICITING_THRESHOLD
+            and builder.remaining >= 1
             and not builder.sent_is_ack_eliciting()
             and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
-            and self._liveness.ack_only_wants_ping(now, self._rtt.smoothed_rtt)
         )
 
     def _account_datagram(self, datagram: bytes, path: Path, now: float, *, in_flight: bool) -> None:

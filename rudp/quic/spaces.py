@@ -246,6 +246,11 @@ class AckTracker:
             return False
         return self._immediate or now >= self._deadline
 
+    @property
+    def eliciting_unacknowledged(self) -> int:
+        """Ack-eliciting packets received since the last ACK was sent (what the next ACK answers)."""
+        return self._unacked_eliciting
+
     def ack_deadline(self) -> float | None:
         """When the delayed-ACK timer fires (already past when an immediate ACK is due), or None."""
         if self._unacked_eliciting == 0:

@@ -1,11 +1,12 @@
 """UdpEndpoint: one UDP socket driving a sans-IO :class:`~rudp.quic.endpoint.QuicEndpoint`.
 
-Owns the socket (an asyncio datagram transport with 4 MiB kernel buffers), the endpoint's single timer
-(``loop.call_at``, with ``loop.time()`` as the core's clock), transmission and event dispatch: after
-every input (a datagram, the timer) and after every batch of application commands it transmits all
-datagrams, re-arms the timer, then hands each connection's events to its
-:class:`~rudp.aio.connection.Connection` (the order of :mod:`rudp.aio.driver`). It does not own
-connection logic (the core) nor the public API (``rudp.connect``/``rudp.serve``).
+Owns the socket (4 MiB kernel buffers; its batched I/O — GSO, GRO, ECN marks — lives in
+:mod:`rudp.aio.udp_io`), the endpoint's single timer (``loop.call_at``, with ``loop.time()`` as the
+core's clock), transmission and event dispatch: after every input (a batch of datagrams, the timer) and
+after every batch of application commands it transmits all datagrams, re-arms the timer, then hands each
+connection's events to its :class:`~rudp.aio.connection.Connection` (the order of
+:mod:`rudp.aio.driver`). It does not own connection logic (the core) nor the public API
+(``rudp.connect``/``rudp.serve``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,19 @@ from collections.abc import Callable
 
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Address, ConnectionDriver, LoopTimer
+from rudp.aio.udp_io import (
+    ECT_0,
+    NOT_ECT,
+    DatagramSocket,
+    Received,
+    TransportDatagramSocket,
+    open_datagram_socket,
+)
 from rudp.config import Config
 from rudp.errors import ConnectionRefused, NetworkError, RudpError
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.tls.config import TlsConfig
-
-RECEIVE_BATCH = 64
-"""Datagrams read from the socket per readiness event before answering them all at once."""
 
 SOCKET_BUFFER_BYTES = 4 << 20
 """SO_RCVBUF / SO_SNDBUF asked for: loopback bursts overflow the default buffers."""
@@ -62,11 +68,15 @@ def _tune_socket(sock: socket.socket | None) -> None:
             _log.debug("could not set Don't Fragment (level %s)", level)
 
 
-class UdpEndpoint(asyncio.DatagramProtocol):
+class UdpEndpoint:
     """A UDP socket serving many QUIC connections (server) or one (client).
 
     Create with :meth:`create_server` or :meth:`create_client`. New server connections are announced
     to ``on_connection`` once their handshake completes.
+
+    ECN (issue 14, socket side only): with ``ecn=True`` every packet leaves marked ECT(0); the marks of
+    received datagrams are counted in :attr:`ecn_counts` and passed to :meth:`_receive` with each
+    datagram. The sans-IO core does not take them yet (ACK_ECN counts, ECN validation: its part).
     """
 
     def __init__(
@@ -80,16 +90,15 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self.quic = QuicEndpoint(config, tls_config=tls_config)
         self._on_connection = on_connection
         self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.DatagramTransport | None = None
+        self._io: DatagramSocket | TransportDatagramSocket | None = None
+        self._ecn = False
+        #: datagrams received per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
+        self.ecn_counts = [0, 0, 0, 0]
         self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
         self._connections: dict[QuicConnection, Connection] = {}
         self._timer = LoopTimer(self._loop, self._on_timer)
         self._flush_scheduled = False
         self._closed = asyncio.Event()
-        self._sock: socket.socket | None = None  # our own handle on the socket, to drain it in batches
-        self._retiring = 0  # old sockets closed by a migration: their connection_lost is not ours
-        self._migrating = False
-        self._next_transport: asyncio.DatagramTransport | None = None
 
     # ------------------------------------------------------------------ creation
 
@@ -102,11 +111,13 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         on_connection: Callable[[Connection], None],
         family: int = 0,
         tls_config: TlsConfig | None = None,
+        ecn: bool | None = None,
     ) -> UdpEndpoint:
         """Bind a server socket at ``local_addr``.
 
         ``tls_config`` (built from ``config`` when None) holds the ticket key and replay cache: share
-        one between the endpoints of one server so tickets work on all of them.
+        one between the endpoints of one server so tickets work on all of them. ``ecn``: mark outgoing
+        packets ECT(0) (None: ``config.ecn`` when the configuration has that flag, else off).
 
         Raises:
             ConfigError: unreadable certificate or key.
@@ -128,38 +139,51 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             _tune_socket(sock)
             sock.bind(local_addr)
             sock.setblocking(False)
-            await asyncio.get_running_loop().create_datagram_endpoint(lambda: endpoint, sock=sock)
+            await endpoint._open(sock, ecn)
         except OSError as exc:
             sock.close()
             raise NetworkError.wrap(where, exc) from exc
         except BaseException:
             sock.close()
             raise
-        endpoint._sock = sock
         return endpoint
 
     @classmethod
-    async def create_client(cls, config: Config, remote_addr: Address) -> UdpEndpoint:
+    async def create_client(
+        cls, config: Config, remote_addr: Address, *, ecn: bool | None = None
+    ) -> UdpEndpoint:
         """Open a client socket connected to ``remote_addr`` (a resolved address literal).
+
+        ``ecn`` as for :meth:`create_server`.
 
         Raises:
             OSError: no route, or the socket cannot be created.
         """
         endpoint = cls(config)
-        loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in remote_addr[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             _tune_socket(sock)
             sock.setblocking(False)
             sock.connect(remote_addr)
-            await loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+            await endpoint._open(sock, ecn)
         except BaseException:
             sock.close()
             raise
-        endpoint._sock = sock
         endpoint._connected_to = remote_addr
         return endpoint
+
+    async def _open(self, sock: socket.socket, ecn: bool | None) -> None:
+        if ecn is None:
+            ecn = bool(getattr(self.config, "ecn", False))
+        self._ecn = ecn
+        self._io = await self._open_io(sock)
+
+    async def _open_io(self, sock: socket.socket) -> DatagramSocket | TransportDatagramSocket:
+        io = await open_datagram_socket(sock, self._on_datagrams, self.error_received, self._socket_closed)
+        if self._ecn and not io.set_ecn_marking(ECT_0):
+            _log.debug("could not mark packets ECT(0) on this socket")
+        return io
 
     def connect(self, server_name: str | None) -> Connection:
         """Start the client connection of this endpoint (its first flight goes out at once)."""
@@ -182,14 +206,19 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     @property
     def local_address(self) -> Address:
         """The bound (host, port)."""
-        if self._transport is None:
+        if self._io is None:
             raise RuntimeError("endpoint is not open")
-        return normalize_address(self._transport.get_extra_info("sockname"))
+        return normalize_address(self._io.sockname)
 
     @property
     def sockname(self) -> Address | None:
-        """The bound (host, port), or None once the socket is closed (``get_extra_info("sockname")``)."""
-        return None if self._transport is None else self.local_address
+        """The bound (host, port), or None once the socket is closed."""
+        return None if self._io is None else self.local_address
+
+    @property
+    def io(self) -> DatagramSocket | TransportDatagramSocket | None:
+        """The socket layer (its features and counters), None once closed."""
+        return self._io
 
     @property
     def port(self) -> int:
@@ -201,41 +230,23 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         """The connections currently served (including handshaking ones)."""
         return list(self._connections.values())
 
-    # ------------------------------------------------------------------ asyncio.DatagramProtocol
+    # ------------------------------------------------------------------ socket input
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport and enlarge the socket buffers."""
-        _tune_socket(transport.get_extra_info("socket"))
-        if self._migrating:
-            # Not used until migrate() switches socket and connection ID together (RFC 9000 §9.5).
-            self._next_transport = transport  # type: ignore[assignment]
-            return
-        # The selector loop's datagram transport does not subclass asyncio.DatagramTransport.
-        self._transport = transport  # type: ignore[assignment]
+    def _on_datagrams(self, batch: list[Received]) -> None:
+        """Route every datagram the socket layer drained in one wake-up, then flush once.
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        """Route a datagram, and every other one already queued in the socket, then flush once.
-
-        asyncio hands over one datagram per loop iteration; draining the socket here (up to
-        :data:`RECEIVE_BATCH`) lets one flush answer a whole burst: one ACK for many packets, one
-        transmission round for many ACKs.
+        One flush per burst: one ACK for many packets, one transmission round for many ACKs.
         """
         now = self._loop.time()
-        self._receive(data, addr, now)
-        sock = self._sock
-        if sock is not None:
-            for _ in range(RECEIVE_BATCH - 1):
-                try:
-                    data, addr = sock.recvfrom(65536)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:
-                    self.error_received(exc)
-                    break
-                self._receive(data, addr, now)
+        counts = self.ecn_counts
+        for data, addr, ecn in batch:
+            counts[ecn] += 1
+            self._receive(data, addr, now, ecn)
         self.flush()
 
-    def _receive(self, data: bytes, addr: tuple[str | object, ...], now: float) -> None:
+    def _receive(self, data: bytes, addr: tuple[str | object, ...], now: float, ecn: int = NOT_ECT) -> None:
+        # ``ecn`` (the datagram's IP ECN codepoint) stays here until the core's receive path takes it
+        # (issue 14: ACK_ECN counts per packet number space, ECN validation).
         new = self.quic.receive_datagram(data, normalize_address(addr), now)
         if new is not None:
             self._adopt(new, is_client=False)
@@ -250,12 +261,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             if not conn.is_established:
                 conn._abort(ConnectionRefused.nobody_listening(host, port))
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _socket_closed(self) -> None:
         """The socket is closed: stop the timer and end every connection still alive."""
-        if self._retiring:
-            self._retiring -= 1  # the socket a migration left behind
-            return
-        self._transport = None
+        if self._io is None or not self._io.is_closing():
+            return  # the socket a migration left behind
+        self._io = None
         self._set_timer(None)
         for core in list(self._connections):
             core.close(0, "endpoint closed")
@@ -276,11 +286,9 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def flush(self) -> None:
         """Transmit every datagram, re-arm the endpoint timer, then dispatch every connection's events."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            connected = self._connected_to is not None
-            for data, addr in self.quic.datagrams_to_send(self._loop.time()):
-                transport.sendto(data, None if connected else addr)
+        io = self._io
+        if io is not None and not io.is_closing():
+            io.send(self.quic.datagrams_to_send(self._loop.time()))
             self._set_timer(self.quic.next_timer())
             self._dispatch(self.quic.flushed)
         else:
@@ -293,14 +301,14 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             if conn is None:
                 continue
             conn._driver.dispatch_events()
-            if core.is_closed or (self._transport is None and conn.is_closed):
+            if core.is_closed or (self._io is None and conn.is_closed):
                 self._connections.pop(core, None)
 
     def _set_timer(self, deadline: float | None) -> None:
         self._timer.arm(deadline)
 
     def _on_timer(self) -> None:
-        if self._transport is None:
+        if self._io is None:
             return
         self.quic.handle_timer(self._loop.time())
         self.flush()
@@ -318,7 +326,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
                 yet (handshake not confirmed).
             NetworkError: the new socket cannot be opened.
         """
-        remote, old = self._connected_to, self._transport
+        remote, old = self._connected_to, self._io
         if remote is None or old is None:
             raise RudpError("only an open client endpoint can migrate")
         if not core.can_migrate:
@@ -328,36 +336,27 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             sock = socket.socket(family, socket.SOCK_DGRAM)
         except OSError as exc:
             raise NetworkError.wrap("cannot open a new UDP socket to migrate to", exc) from exc
-        self._migrating, self._next_transport = True, None
         try:
             _tune_socket(sock)
             sock.setblocking(False)
             sock.connect(remote)
-            await self._loop.create_datagram_endpoint(lambda: self, sock=sock)
+            new = await self._open_io(sock)
         except OSError as exc:
             sock.close()
             raise NetworkError.wrap("cannot open a new UDP socket to migrate to", exc) from exc
         except BaseException:
             sock.close()
             raise
-        finally:
-            self._migrating = False
-        new = self._take_next_transport()
-        if new is None or self._transport is not old:  # closed meanwhile
-            sock.close()
+        if self._io is not old:  # closed meanwhile
+            new.abort()
             raise RudpError("the endpoint closed during migration")
         # One synchronous step: the new socket and the new connection ID start together, so no packet
         # carries the new ID from the old address or the old ID from the new one (RFC 9000 §9.5).
-        self._transport, self._sock = new, sock
+        self._io = new
         core.migrate(self._loop.time())
-        self._retiring += 1
         old.close()
         self.flush()
         return self.local_address
-
-    def _take_next_transport(self) -> asyncio.DatagramTransport | None:
-        new, self._next_transport = self._next_transport, None
-        return new
 
     # ------------------------------------------------------------------ closing
 
@@ -367,15 +366,15 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         A server's connections are closed with the reason "server closing" unless ``reason`` is given,
         as the TCP baseline's listener closes its own.
         """
-        if self._transport is None:
+        if self._io is None:
             return
         if not reason and self._connected_to is None:
             reason = "server closing"
         for conn in list(self._connections.values()):
             conn.close(code, reason)
         self.flush()
-        if self._transport is not None:
-            self._transport.close()
+        if self._io is not None:
+            self._io.close()
 
     async def wait_closed(self) -> None:
         """Wait until the socket is closed."""

@@ -129,10 +129,10 @@ def _forge_quic_stream_and_close(conn: rudp.Connection, keylog: Path, suite: Cip
     CONNECTION_CLOSE (the server's core reports the close before the new stream)."""
     core, link = conn._driver.core, conn._driver.link
     assert isinstance(core, QuicConnection) and isinstance(link, UdpEndpoint)
-    assert link._transport is not None
+    assert link.io is not None
     sniffer = Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", suite)
     frames = [StreamFrame(0, 0, b"request"), ConnectionClose(CODE, REASON.encode(), 0, True)]
-    link._transport.sendto(sniffer.forge(core.destination_cid, 1_000_000, frames))  # type: ignore[arg-type]
+    link.io.send([(sniffer.forge(core.destination_cid, 1_000_000, frames), None)])  # type: ignore[arg-type]
 
 
 def _write_tcp_stream_and_close(conn: rudp.Connection) -> None:

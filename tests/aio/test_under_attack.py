@@ -195,8 +195,8 @@ async def test_churn_returns_the_server_to_its_starting_size(
                 conn = await rudp.connect("127.0.0.1", server.port, config=config)
                 await _echo(conn, b"x" * (i + 1))
                 link = conn._driver.link
-                assert isinstance(link, UdpEndpoint) and link._transport is not None
-                link._transport.abort()  # the socket goes away without a word to the server
+                assert isinstance(link, UdpEndpoint) and link.io is not None
+                link.io.abort()  # the socket goes away without a word to the server
                 await conn.wait_closed()
             else:
                 async with rudp.connect("127.0.0.1", server.port, config=config) as conn:

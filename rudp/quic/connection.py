@@ -397,9 +397,8 @@ class QuicConnection(ReceiveMixin, SendMixin):
                 self._control.keepalive()
         elif timer is Timer.KEY_DISCARD:
             self._keys.discard_previous()
-        elif timer is Timer.PATH_VALIDATION and self._paths.on_timer(now):
-            # RFC 9000 §9.3.2: validation failed, back on the last validated path.
-            self._use_path_size(self._paths.current)
+        elif timer is Timer.PATH_VALIDATION:
+            self._paths.on_timer(now)  # RFC 9000 §9.3.2: may fall back to the last validated path
         # ACK_DELAY and PACING only make datagrams_to_send() produce something.
 
     def _deadlines(self) -> TimerTable:
@@ -459,8 +458,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         ):
             # RFC 8899 §4.3: consecutive PTOs with large packets may mean the path no longer carries
             # them; probe (and continue) with base-size packets, and search again later.
-            self._pmtud.on_black_hole(self._base_datagram_size)
-            self._set_datagram_size(self._base_datagram_size)
+            self._pmtud.on_black_hole()
         state = self._spaces.get(space)
         if state is None:
             return

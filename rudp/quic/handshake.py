@@ -118,11 +118,7 @@ class HandshakeMixin(ConnectionState):
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)
         self._peer_cids.set_reset_token(params.stateless_reset_token)
-        self._max_datagram_size = min(self._max_datagram_size, params.max_udp_payload_size)
-        self._base_datagram_size = self._max_datagram_size
-        self._pmtu_ceiling = min(self._pmtu_ceiling, params.max_udp_payload_size)
-        for path in self._paths:
-            path.pmtud.set_ceiling(params.max_udp_payload_size)
+        self._paths.limit_datagram_size(params.max_udp_payload_size)
 
     def _authenticate_cids(self, params: TransportParameters) -> None:
         # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Final, Protocol
+from typing import Final
 
 from rudp.codec.frames import PathChallenge, PathResponse
 from rudp.quic.delivery import FrameSink
@@ -161,12 +161,6 @@ class Path:
         return min(times) if times else None
 
 
-class PmtuFactory(Protocol):
-    """Makes the PMTU search of a new path."""
-
-    def __call__(self) -> PmtuDiscovery: ...
-
-
 class Paths:
     """The paths of one connection: the current one, the last validated one, and probing peers' others.
 
@@ -176,9 +170,13 @@ class Paths:
     restarts after the client changed its own address.
     """
 
-    def __init__(self, address: Address, *, validated: bool, new_pmtud: PmtuFactory) -> None:
-        self._new_pmtud = new_pmtud
-        self.current = Path(address, validated=validated, pmtud=new_pmtud())
+    def __init__(
+        self, address: Address, *, validated: bool, base_size: int, max_size: int, pmtu_discovery: bool
+    ) -> None:
+        self._base_size = base_size
+        self._max_size = max_size
+        self._pmtu_discovery = pmtu_discovery
+        self.current = Path(address, validated=validated, pmtud=self._new_pmtud())
         self.previous: Path | None = None
         """The last validated path, kept to fall back to while the current one is being validated."""
         self._paths: dict[Address, Path] = {address: self.current}
@@ -189,6 +187,16 @@ class Paths:
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self._paths.values())
+
+    def _new_pmtud(self) -> PmtuDiscovery:
+        return PmtuDiscovery(self._base_size, self._max_size, enabled=self._pmtu_discovery)
+
+    def limit_datagram_size(self, size: int) -> None:
+        """The peer's max_udp_payload_size (RFC 9000 §18.2): no path sends larger datagrams."""
+        self._base_size = min(self._base_size, size)
+        self._max_size = min(self._max_size, size)
+        for path in self._paths.values():
+            path.pmtud.limit_to(size)
 
     def get(self, address: Address) -> Path | None:
         """The path to ``address`` if known."""

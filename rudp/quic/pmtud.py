@@ -4,8 +4,10 @@ Owns the search for the largest UDP payload the path carries: it starts from the
 path supports, probes larger sizes with padded PING packets once the handshake is confirmed, raises the
 usable size when a probe is acknowledged and lowers its ceiling after repeated probe losses. It does not
 send anything itself: the connection asks :meth:`PmtuDiscovery.probe_size` when it may send and reports
-each probe's fate. Probe losses are not congestion signals (RFC 9000 §14.4); the caller keeps them out of
-the congestion controller.
+each probe's fate, and the fate of every datagram larger than the base size (a PMTU black hole,
+RFC 8899 §4.3). :attr:`PmtuDiscovery.current` is the size the path's datagrams are built with.
+Probe losses are not congestion signals (RFC 9000 §14.4); the caller keeps them out of the congestion
+controller.
 
 Search: climb a ladder of common sizes (Ethernet, jumbo, ...) while probes succeed, then bisect between
 the last good size and the first failing one, down to :data:`SEARCH_GRANULARITY` bytes.
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 from typing import Final
 
+BLACK_HOLE_LOSSES: Final = 3
+"""Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
+no longer carries them (RFC 8899 §4.3)."""
 MAX_PROBE_ATTEMPTS: Final = 3
 """Consecutive losses of one probe size before it is taken as too large (RFC 8899 MAX_PROBES)."""
 SEARCH_GRANULARITY: Final = 64
@@ -30,16 +35,21 @@ class PmtuDiscovery:
         "_attempts",
         "_ceiling",
         "_in_flight",
+        "_large_losses",
         "_retry_at",
         "_retry_delay",
+        "base",
         "current",
         "enabled",
         "probes_sent",
     )
 
     def __init__(self, base_size: int, ceiling: int, *, enabled: bool = True) -> None:
+        self.base = base_size
+        """The size every path carries (RFC 9000 §14: at least 1200), the fallback after a black hole."""
         self.current = base_size
         """The largest datagram size confirmed on the path (the size to send with)."""
+        self._large_losses = 0
         self.enabled = enabled and ceiling > base_size
         self._ceiling = ceiling
         self._in_flight: int | None = None
@@ -56,6 +66,23 @@ class PmtuDiscovery:
     def set_ceiling(self, ceiling: int) -> None:
         """Lower the upper bound (e.g. to the peer's max_udp_payload_size)."""
         self._ceiling = min(self._ceiling, ceiling)
+
+    def limit_to(self, size: int) -> None:
+        """The peer accepts no larger datagrams (its max_udp_payload_size, RFC 9000 §18.2): lower the
+        base, the current size and the ceiling to ``size``."""
+        self.base = min(self.base, size)
+        self.current = min(self.current, size)
+        self.set_ceiling(size)
+
+    def on_large_datagram(self, acked: bool) -> None:
+        """The fate of a datagram larger than the base size: after :data:`BLACK_HOLE_LOSSES` losses in
+        a row, fall back to the base size (RFC 8899 §4.3)."""
+        if acked:
+            self._large_losses = 0
+            return
+        self._large_losses += 1
+        if self._large_losses >= BLACK_HOLE_LOSSES and self.current > self.base:
+            self.on_black_hole()
 
     def _candidate(self) -> int:
         for size in LADDER:
@@ -103,10 +130,12 @@ class PmtuDiscovery:
             self._retry_delay = None
             self._retry_at = 0.0
 
-    def on_black_hole(self, base_size: int) -> None:
+    def on_black_hole(self, base_size: int | None = None) -> None:
         """Packets of the current size stopped getting through (RFC 8899 §4.3): fall back to the base
         size and search again below the size that failed."""
-        self._ceiling = max(base_size, self.current - 1)
-        self.current = base_size
+        base = self.base if base_size is None else base_size
+        self._ceiling = max(base, self.current - 1)
+        self.current = base
         self._in_flight = None
         self._attempts = 0
+        self._large_losses = 0

@@ -272,8 +272,7 @@ class ReceiveMixin(HandshakeMixin):
             self._persistent_congestion_seen = self._recovery.persistent_congestion_count
             if self._max_datagram_size > self._base_datagram_size:
                 # RFC 8899 §4.3: persistent loss at a probed size may be a PMTU black hole.
-                self._pmtud.on_black_hole(self._base_datagram_size)
-                self._set_datagram_size(self._base_datagram_size)
+                self._pmtud.on_black_hole()
         if not acked:
             return
         tracker = state.ack
@@ -329,7 +328,6 @@ class ReceiveMixin(HandshakeMixin):
             self._congestion.on_path_change(now)
             self._rtt.reset()
             self._recovery.on_path_change()
-        self._use_path_size(path)
 
     def _replay_pending(self, now: float) -> None:
         if not self._pending_packets:

@@ -33,9 +33,6 @@ from rudp.quic.state import MIN_SENDABLE_BYTES, State
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
-BLACK_HOLE_LOSSES = 3
-"""Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
-no longer carries them (RFC 8899 §4.3)."""
 
 
 class SendMixin(HandshakeMixin):
@@ -49,6 +46,7 @@ class SendMixin(HandshakeMixin):
             return self._close_datagrams(now)
         out: list[tuple[bytes, Address]] = []
         self._pacing_blocked = False
+        self._pacer.max_datagram_size = self._max_datagram_size  # the current path's, as the pacer's unit
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once.
             datagram = self._build_path_datagram(path, now)
@@ -119,22 +117,9 @@ class SendMixin(HandshakeMixin):
         self._after_datagram(builder, datagram, path, now, probe=True)
         return datagram
 
-    def _on_large_datagram(self, acked: bool) -> None:
-        if acked:
-            self._large_losses = 0
-            return
-        self._large_losses += 1
-        if self._large_losses >= BLACK_HOLE_LOSSES and self._max_datagram_size > self._base_datagram_size:
-            # RFC 8899 §4.3: datagrams above the base size vanish while others arrive: fall back.
-            self._large_losses = 0
-            self._pmtud.on_black_hole(self._base_datagram_size)
-            self._set_datagram_size(self._base_datagram_size)
-
     def _on_pmtu_probe(self, pmtud: PmtuDiscovery, size: int, acked: bool) -> None:
         if acked:
-            pmtud.on_probe_acked(size)
-            if pmtud is self._pmtud and pmtud.current > self._max_datagram_size:
-                self._set_datagram_size(pmtud.current)
+            pmtud.on_probe_acked(size)  # the path's datagrams grow at once
         else:
             pmtud.on_probe_lost(size, retry_delay=self._pto())
 
@@ -270,7 +255,7 @@ class SendMixin(HandshakeMixin):
         in_flight = False
         if not probe and len(datagram) > self._base_datagram_size:
             # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
-            builder.sent_packets()[-1].handlers.append(self._on_large_datagram)
+            builder.sent_packets()[-1].handlers.append(path.pmtud.on_large_datagram)
         eliciting = False
         for sent in builder.sent_packets():
             in_flight = in_flight or sent.in_flight

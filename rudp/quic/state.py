@@ -26,7 +26,7 @@ from rudp.quic.liveness import Liveness
 from rudp.quic.pacing import Pacer
 from rudp.quic.paths import MAX_PATH_RESPONSES as MAX_PATH_RESPONSES
 from rudp.quic.paths import Address as Address
-from rudp.quic.paths import Path, Paths
+from rudp.quic.paths import Paths
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
@@ -104,20 +104,22 @@ class ConnectionState:
         self._handshake_confirmed = False
         self._early_data_offered = False
 
-        self._max_datagram_size = config.max_datagram_size
-        self._base_datagram_size = config.max_datagram_size
-        self._pmtu_ceiling = config.max_pmtu
         # A client's path to the server needs no validation (RFC 9000 §8.1 limits servers only).
-        self._paths = Paths(peer_address, validated=is_client, new_pmtud=self._new_pmtud)
+        self._paths = Paths(
+            peer_address,
+            validated=is_client,
+            base_size=config.max_datagram_size,
+            max_size=config.max_pmtu,
+            pmtu_discovery=config.pmtu_discovery,
+        )
         self._persistent_congestion_seen = 0
-        self._large_losses = 0
         self._rtt = RttEstimator()
         self._qlog = open_qlog(config, is_client=is_client)
-        self._congestion = resolve_congestion_controller(config.congestion)(self._max_datagram_size)
+        self._congestion = resolve_congestion_controller(config.congestion)(config.max_datagram_size)
         self._recovery = LossRecovery(
             self._qlog.observe(self._congestion), self._rtt, max_ack_delay=0.025, is_client=is_client
         )
-        self._pacer = Pacer(self._max_datagram_size, enabled=config.pacing)
+        self._pacer = Pacer(config.max_datagram_size, enabled=config.pacing)
         self._pacing_blocked = False
         """The last datagrams_to_send() had data the pacer held back (Timer.PACING is armed)."""
         self._spaces: dict[PacketSpace, PacketNumberSpace] = {
@@ -189,23 +191,20 @@ class ConnectionState:
         """PATH_RESPONSEs owed on the current path (read-only view for tests of the bounds)."""
         return tuple(self._paths.current.responses)
 
-    def _new_pmtud(self) -> PmtuDiscovery:
-        """A PMTU search for a new path, from the base size up to what both sides allow."""
-        config = self._config
-        return PmtuDiscovery(self._base_datagram_size, self._pmtu_ceiling, enabled=config.pmtu_discovery)
-
     @property
     def _pmtud(self) -> PmtuDiscovery:
+        """The PMTU search of the current path."""
         return self._paths.current.pmtud
 
-    def _use_path_size(self, path: Path) -> None:
-        """Send datagrams of the size the PMTU search of ``path`` confirmed (after a path change)."""
-        self._set_datagram_size(max(self._base_datagram_size, min(path.pmtud.current, self._pmtu_ceiling)))
+    @property
+    def _max_datagram_size(self) -> int:
+        """The size of the datagrams sent now: what the current path's PMTU search confirmed."""
+        return self._paths.current.pmtud.current
 
-    def _set_datagram_size(self, size: int) -> None:
-        """Send datagrams of up to ``size`` bytes from now on (after PMTU discovery or a black hole)."""
-        self._max_datagram_size = size
-        self._pacer.max_datagram_size = size
+    @property
+    def _base_datagram_size(self) -> int:
+        """The size every path carries (the fallback after a PMTU black hole)."""
+        return self._paths.current.pmtud.base
 
     def _is_active(self) -> bool:
         """True while handshaking or established (not closing, draining or closed)."""

@@ -10,7 +10,8 @@ sans-IO core cannot:
   datagrams (Linux >= 4.18). At most :data:`GSO_MAX_SEGMENTS` datagrams and :data:`GSO_MAX_BYTES`
   bytes per call. A GSO send failing with EIO (no checksum offload on the route) or EINVAL (e.g. a
   segment larger than the device MTU) turns GSO off for that socket for good and the group is resent
-  one datagram at a time.
+  one datagram at a time. EMSGSIZE (segments above the device MTU: a PMTU probe grouped with the datagram
+  after it) resends that group one datagram at a time, so only the oversized one is lost.
 * **Receive (GRO).** With ``UDP_GRO`` set (Linux >= 5.0) the kernel may hand over several datagrams of
   one flow coalesced in one buffer; ``recvmsg`` reports their size in a ``UDP_GRO`` control message and
   the buffer is split here. Each wake-up drains the socket (up to :data:`RECEIVE_BATCH` datagrams)
@@ -235,9 +236,10 @@ class DatagramSocket:
         sock, connected, stats = self._sock, self._connected, self.stats
         count = len(datagrams)
         i = start
+        singles_until = 0  # a group GSO refused goes out again one datagram per call
         while i < count:
             data, addr = datagrams[i]
-            end = gso_groups(datagrams, i, connected=connected) if self.gso else i + 1
+            end = gso_groups(datagrams, i, connected=connected) if self.gso and i >= singles_until else i + 1
             try:
                 if end - i == 1:
                     if connected:
@@ -259,6 +261,11 @@ class DatagramSocket:
                     _log.debug("GSO send failed (%r): sending one datagram per syscall from now on", exc)
                     self.gso = False
                     continue  # the same group again, one datagram at a time
+                if end - i > 1 and exc.errno == errno.EMSGSIZE:
+                    # Segments larger than the path allows (a PMTU probe and the datagrams after it):
+                    # GSO works; only the oversized datagrams must fail, each on its own.
+                    singles_until = end
+                    continue
                 self._on_error(exc)
             stats.send_calls += 1
             stats.datagrams_sent += end - i

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -221,6 +222,36 @@ async def test_gso_failure_falls_back_for_good_and_resends_individually(open_io:
         assert _GsoRefused.calls == 1  # never tried again on this socket
         assert sender.stats.send_calls == 16 and not collector.errors
         assert _digests(_read_all(receiver, 16)) == _digests(first + second)
+
+
+class _DeviceMtu1500(socket.socket):
+    """A real socket behind a 1500-byte MTU, as the kernel answers it: GSO segments above 1472 bytes
+    and single datagrams above it fail with EMSGSIZE."""
+
+    def sendmsg(self, buffers: Any, control: Any = (), *args: Any) -> int:
+        if control and int.from_bytes(control[0][2], sys.byteorder) > 1472:
+            raise OSError(errno.EMSGSIZE, "Message too long")
+        return super().sendmsg(buffers, control, *args)
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        if len(data) > 1472:
+            raise OSError(errno.EMSGSIZE, "Message too long")
+        return super().sendto(data, *args)
+
+
+@needs_gso
+async def test_oversized_probe_loses_only_itself_and_keeps_gso(open_io: Callable[..., Any]) -> None:
+    receiver = _udp()
+    with receiver:
+        sender, collector = await open_io(_udp(sock_type=_DeviceMtu1500))
+        probe, after = os.urandom(2000), _payloads(3, 1200)
+        sender.send([(p, receiver.getsockname()) for p in [probe, *after]])
+        assert [exc.errno for exc in collector.errors] == [errno.EMSGSIZE]
+        assert sender.gso
+        more = _payloads(5, 1200)
+        sender.send([(p, receiver.getsockname()) for p in more])
+        assert sender.stats.gso_calls == 2  # the two 1200s after [probe, 1200], then the five
+        assert _digests(_read_all(receiver, 8)) == _digests(after + more)
 
 
 class _FullOnce(socket.socket):

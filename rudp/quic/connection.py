@@ -389,7 +389,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         if timer is Timer.IDLE:
             self._terminate(ConnectionTerminated(0, "idle timeout", False, False), now, silent=True)
         elif timer is Timer.CLOSE:
-            self._state = State.CLOSED
+            self._closed()
         elif timer is Timer.LOSS_DETECTION:
             self._on_loss_timer(now)
         elif timer is Timer.KEEPALIVE:
@@ -407,7 +407,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         timers = TimerTable()
         if self._state is State.CLOSED:
             return timers
-        timers.set(Timer.CLOSE, self._close_at)
+        timers.set(Timer.CLOSE, self._closing.until)
         if self._state in (State.CLOSING, State.DRAINING):
             return timers
         allowance = self._amplification_allowance()

@@ -16,7 +16,7 @@ from rudp.codec.transport_params import (
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.events import HandshakeCompleted
 from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, SPACE_OF_LEVEL
-from rudp.quic.state import ConnectionState, State
+from rudp.quic.state import ConnectionState
 from rudp.tls.client import TlsClient
 from rudp.tls.engine import Direction, EncryptionLevel
 from rudp.tls.server import TlsServer
@@ -135,8 +135,7 @@ class HandshakeMixin(ConnectionState):
         if tls is None:
             return
         self._handshake_complete = True
-        if self._state is State.HANDSHAKE:
-            self._state = State.ESTABLISHED
+        self._establish()
         self._events.append(
             HandshakeCompleted(tls.alpn_protocol, tls.session_resumed, tls.early_data_accepted)
         )

@@ -92,9 +92,7 @@ class ReceiveMixin(HandshakeMixin):
 
     def _receive_while_closing(self, data: bytes, now: float) -> None:
         # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
-        self._close_backoff += 1
-        if self._close_backoff & (self._close_backoff - 1) == 0:
-            self._close_pending = True
+        self._closing.on_datagram_received()
 
     def _receive_packet(self, data: bytes, header: PacketHeader, addr: Address, now: float) -> None:
         if header.is_long and header.version != self.version:

@@ -409,10 +409,9 @@ class SendMixin(HandshakeMixin):
     # -- closing ----------------------------------------------------------------------------------
 
     def _close_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
-        frame = self._close_frame
-        if not self._close_pending or frame is None:
+        frame = self._closing.take_frame()
+        if frame is None:
             return []
-        self._close_pending = False
         builder = self._qlog.builder(self._max_datagram_size, now)
         pad = False
         for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION):

@@ -17,6 +17,7 @@ from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
 from rudp.errors import TransportError
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
+from rudp.quic.closing import Closing
 from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.crypto_streams import CryptoReceiveBuffer
@@ -81,10 +82,7 @@ class ConnectionState:
         self._created_at = now
         self._events: deque[Event] = deque()
         self._close_cause: ConnectionTerminated | None = None
-        self._close_frame: ConnectionClose | None = None
-        self._close_pending = False
-        self._close_sent_at = -1.0
-        self._close_backoff = 0
+        self._closing = Closing()
 
         cid = local_cid if local_cid is not None else self._randbytes(config.connection_id_length)
         self._local_cids = LocalConnectionIds(
@@ -142,8 +140,6 @@ class ConnectionState:
         )
         self._control = ControlFrames(self._events.append)
         self._datagram_queue = DatagramQueue()
-        self._close_at: float | None = None
-        """End of the closing or draining period (RFC 9000 §10.2)."""
         self._liveness = Liveness(now)
         self._pending_packets: list[tuple[bytes, Address, float]] = []
         self._activity: Callable[[], None] | None = None
@@ -217,13 +213,12 @@ class ConnectionState:
         self._enter_closing(ConnectionClose(exc.code, exc.reason.encode()[:1000], exc.frame_type, False), now)
 
     def _enter_closing(self, frame: ConnectionClose, now: float) -> None:
-        self._close_frame = frame
-        self._close_pending = True
         reason = frame.reason.decode("utf-8", "replace")
         self._terminate(
             ConnectionTerminated(frame.error_code, reason, False, frame.application, frame.frame_type),
             now,
             state=State.CLOSING,
+            frame=frame,
         )
 
     def _enter_draining(self, frame: ConnectionClose, now: float) -> None:
@@ -235,14 +230,29 @@ class ConnectionState:
         )
 
     def _terminate(
-        self, event: ConnectionTerminated, now: float, *, state: State = State.CLOSED, silent: bool = False
+        self,
+        event: ConnectionTerminated,
+        now: float,
+        *,
+        state: State = State.CLOSED,
+        silent: bool = False,
+        frame: ConnectionClose | None = None,
     ) -> None:
         if self._close_cause is None:
             self._close_cause = event
             self._events.append(event)
         self._state = state
         # RFC 9000 §10.2: closing and draining last three times the current PTO.
-        self._close_at = None if state is State.CLOSED else now + 3 * self._pto()
+        self._closing.start(frame, None if state is State.CLOSED else now + 3 * self._pto())
+
+    def _establish(self) -> None:
+        """The handshake completed (RFC 9000 §10: the connection is established)."""
+        if self._state is State.HANDSHAKE:
+            self._state = State.ESTABLISHED
+
+    def _closed(self) -> None:
+        """The closing or draining period is over (RFC 9000 §10.2): nothing more to do."""
+        self._state = State.CLOSED
 
     def _pto(self) -> float:
         """The current PTO duration (RFC 9002 §6.2.1), without backoff."""

@@ -14,11 +14,11 @@ from rudp.codec.frames import ConnectionClose
 class Closing:
     """What a closing or draining connection keeps (RFC 9000 §10.2.1, §10.2.2)."""
 
-    __slots__ = ("_frame", "_pending", "_received", "until")
+    __slots__ = ("_due", "_frame", "_received", "until")
 
     def __init__(self) -> None:
         self._frame: ConnectionClose | None = None
-        self._pending = False
+        self._due = False
         self._received = 0
         self.until: float | None = None
         """End of the closing or draining period (three PTOs, RFC 9000 §10.2), or None."""
@@ -28,7 +28,7 @@ class Closing:
         ``until``. A later call keeps the first frame: a connection closes once."""
         if frame is not None and self._frame is None:
             self._frame = frame
-            self._pending = True
+            self._due = True
         self.until = until
 
     def on_datagram_received(self) -> None:
@@ -36,11 +36,11 @@ class Closing:
         the 1st, 2nd, 4th, 8th... datagram, so a peer cannot make us send much (RFC 9000 §10.2.1)."""
         self._received += 1
         if self._received & (self._received - 1) == 0:
-            self._pending = True
+            self._due = True
 
     def take_frame(self) -> ConnectionClose | None:
         """The CONNECTION_CLOSE to send now, if one is due (then it is no longer due)."""
-        if not self._pending or self._frame is None:
+        if not self._due or self._frame is None:
             return None
-        self._pending = False
+        self._due = False
         return self._frame

@@ -359,6 +359,19 @@ class Connection:
         self._driver.core.close(code, reason)
         self._driver.after_command()
 
+    async def aclose(self, code: int = 0, reason: str = "", *, linger: float = 10.0) -> None:
+        """Close gracefully: wait until the peer has everything written on streams (acknowledged over
+        QUIC, handed to the socket over TCP; at most ``linger`` seconds), then close with ``code`` and
+        ``reason`` and wait until the connection ended. Idempotent; returns at once once closed.
+
+        This is what a server does when its handler returns; an application protocol closes this way
+        with its own "no error" code (HTTP/3: H3_NO_ERROR, RFC 9114 §8.1).
+        """
+        if self._error is None:
+            await self._wait_delivered(linger)
+            self.close(code, reason)
+        await self.wait_closed()
+
     async def wait_closed(self) -> None:
         """Wait until the connection ended (by either side, an error or the idle timeout).
 

@@ -194,6 +194,9 @@ class ASGIHandler:
             finally:
                 closed.cancel()
                 drained.cancel()
+            # Graceful end (shutdown drained): close with HTTP/3's own "no error" code once the
+            # client has every response (RFC 9114 §5.2, §8.1), not with the transport's 0.
+            await conn.aclose(H3ErrorCode.H3_NO_ERROR, "")
         finally:
             self.connections.discard(h3)
 

@@ -155,6 +155,9 @@ async def test_goaway_lets_requests_in_progress_finish(
         assert response.status == 200 and await response.read() == b"slow done"
         await shutdown
         await client.connection.wait_closed()
+        # The server ended the connection with HTTP/3's "no error" (RFC 9114 §8.1), not a bare 0.
+        closed = client.connection.close_error
+        assert closed is not None and closed.by_peer and closed.code == H3ErrorCode.H3_NO_ERROR
 
 
 async def test_response_aborted_by_server_reset_is_reported(

@@ -29,8 +29,19 @@ def net() -> Iterator[Network]:
         yield network
 
 
+_OPEN_SOCKETS: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sockets() -> Iterator[None]:
+    """Close the sockets of udp_pair() after each test (no ResourceWarning later in the run)."""
+    yield
+    while _OPEN_SOCKETS:
+        _OPEN_SOCKETS.pop().close()
+
+
 def udp_pair(net: Network, family: int = socket.AF_INET) -> tuple[socket.socket, socket.socket, tuple]:
-    """A bound server socket and a client socket, each in its namespace."""
+    """A bound server socket and a client socket, each in its namespace (closed after the test)."""
     v6 = family == socket.AF_INET6
     server_addr = (net.server.address6 if v6 else net.server.address, PORT)
     srv = net.server.socket(family)
@@ -39,6 +50,7 @@ def udp_pair(net: Network, family: int = socket.AF_INET) -> tuple[socket.socket,
     srv.settimeout(5)
     cli = net.client.socket(family)
     cli.settimeout(5)
+    _OPEN_SOCKETS.extend((srv, cli))
     return srv, cli, server_addr
 
 
@@ -187,6 +199,7 @@ def test_nat_rebinding_udp_continues_tcp_breaks() -> None:
         tcp.settimeout(5)
         tcp.connect((net.server.address, PORT + 1))
         conn, _ = lsock.accept()
+        _OPEN_SOCKETS.extend((lsock, tcp, conn))
         conn.settimeout(1.0)
         tcp.sendall(b"hello")
         assert conn.recv(100) == b"hello"
@@ -341,6 +354,7 @@ def test_ecn_step_marker_sets_ce_seen_by_the_receiver(family: int) -> None:
 
         # The same burst without ECN: the marker drops what it would have marked.
         plain = net.client.socket(family)
+        _OPEN_SOCKETS.append(plain)
         for i in range(n):
             plain.sendto(i.to_bytes(4, "big") + bytes(996), addr)
         rest = receive_ecn(net, srv, 2 * n, family, seen=n)

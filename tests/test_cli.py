@@ -80,8 +80,12 @@ def server(www: Path) -> Iterator[tuple[int, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    errors = process.stderr.read() if process.stderr else ""
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
     # SIGTERM: a clean shutdown, reported as a shell reports the signal (128 + 15).
-    assert process.returncode == 143, process.stderr.read() if process.stderr else ""
+    assert process.returncode == 143, errors
 
 
 @pytest.mark.parametrize("alpn", ["h3", "hq-interop"])
@@ -205,6 +209,8 @@ def test_serve_exits_130_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 class _FakeRich:

@@ -479,6 +479,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     def _stats_snapshot(self) -> ConnectionStats:
         recovery = self._recovery.stats()
+        traffic = self._traffic
         return ConnectionStats(
             smoothed_rtt=self._rtt.smoothed_rtt,
             min_rtt=self._rtt.min_rtt,
@@ -489,11 +490,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
             packets_lost=recovery.packets_lost,
             bytes_lost=recovery.bytes_lost,
             pto_count=recovery.total_ptos,
-            datagrams_sent=self._datagrams_sent,
-            datagrams_received=self._datagrams_received,
-            bytes_sent=self._bytes_sent,
-            bytes_received=self._bytes_received,
-            packets_dropped=self._packets_dropped,
+            datagrams_sent=traffic.datagrams_sent,
+            datagrams_received=traffic.datagrams_received,
+            bytes_sent=traffic.bytes_sent,
+            bytes_received=traffic.bytes_received,
+            packets_dropped=traffic.packets_dropped,
             key_updates=self._keys.key_updates,
             path_changes=self.path_changes,
             send_buffered_bytes=self._streams.send_buffered_bytes,

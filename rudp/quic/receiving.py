@@ -63,8 +63,7 @@ class ReceiveMixin(HandshakeMixin):
         """Process one datagram (the body of ``QuicConnection.receive_datagram``)."""
         if self._state in (State.CLOSED, State.DRAINING):
             return
-        self._datagrams_received += 1
-        self._bytes_received += len(data)
+        self._traffic.on_received(len(data))
         if self._state is State.CLOSING:
             self._receive_while_closing(data, now)
             return
@@ -80,7 +79,7 @@ class ReceiveMixin(HandshakeMixin):
                     break
                 except DecodeError:
                     # An undecodable header (not yet authenticated): drop the rest of the datagram.
-                    self._packets_dropped += 1
+                    self._traffic.on_dropped()
                     break
                 # Errors in an authenticated packet (malformed frames included) close the connection.
                 self._receive_packet(data, header, addr, now)
@@ -107,7 +106,7 @@ class ReceiveMixin(HandshakeMixin):
         if header.packet_type is PacketType.ZERO_RTT and self.is_client:
             # RFC 9000 §17.2.3: 0-RTT carries early data from client to server. A client has no 0-RTT
             # read keys and must not hold such packets waiting for some.
-            self._packets_dropped += 1
+            self._traffic.on_dropped()
             return
         level = LEVEL_OF_TYPE[header.packet_type]
         protection = self._keys.read.get(level)
@@ -127,7 +126,7 @@ class ReceiveMixin(HandshakeMixin):
                     ConnectionTerminated(0, "stateless reset", True, False), now, state=State.DRAINING
                 )
                 return
-            self._packets_dropped += 1
+            self._traffic.on_dropped()
             return
         # RFC 9000 §17.2, §17.3.1: reserved bits must be zero once header protection is removed.
         if result.first_byte & (0x0C if header.is_long else 0x18):

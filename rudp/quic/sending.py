@@ -287,8 +287,7 @@ class SendMixin(HandshakeMixin):
         if in_flight:
             self._pacer.on_sent(len(datagram), now)
         path.on_datagram_sent(len(datagram))
-        self._datagrams_sent += 1
-        self._bytes_sent += len(datagram)
+        self._traffic.on_sent(len(datagram))
 
     def _may_send_new(self, size: int, now: float) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""

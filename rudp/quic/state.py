@@ -34,6 +34,7 @@ from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, AckTracker, PacketNumberSpace
+from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel, TlsEngine
@@ -147,11 +148,7 @@ class ConnectionState:
         """(client) the last NEW_TOKEN from the server, for a future connection's Initial."""
 
         # statistics
-        self._datagrams_sent = 0
-        self._datagrams_received = 0
-        self._bytes_sent = 0
-        self._bytes_received = 0
-        self._packets_dropped = 0
+        self._traffic = TrafficCounters()
 
     @property
     def peer_address(self) -> Address:

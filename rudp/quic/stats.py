@@ -1,4 +1,5 @@
-"""ConnectionStats: a read-only snapshot of a connection's counters and estimates."""
+"""ConnectionStats: a read-only snapshot of a connection's counters and estimates; TrafficCounters: the
+datagram and byte counts the connection keeps for it."""
 
 from __future__ import annotations
 
@@ -49,3 +50,31 @@ class ConnectionStats:
     """Times persistent congestion collapsed the congestion window (RFC 9002 §7.6)."""
     max_datagram_size: int = 0
     """The largest datagram sent now: the base size, or what PMTU discovery confirmed."""
+
+
+class TrafficCounters:
+    """Datagrams and bytes a connection sent and received, and packets it dropped (every datagram
+    counts, whatever it carried: data, probes, CONNECTION_CLOSE)."""
+
+    __slots__ = ("bytes_received", "bytes_sent", "datagrams_received", "datagrams_sent", "packets_dropped")
+
+    def __init__(self) -> None:
+        self.datagrams_sent = 0
+        self.bytes_sent = 0
+        self.datagrams_received = 0
+        self.bytes_received = 0
+        self.packets_dropped = 0
+
+    def on_sent(self, size: int) -> None:
+        """A datagram of ``size`` bytes left."""
+        self.datagrams_sent += 1
+        self.bytes_sent += size
+
+    def on_received(self, size: int) -> None:
+        """A datagram of ``size`` bytes arrived."""
+        self.datagrams_received += 1
+        self.bytes_received += size
+
+    def on_dropped(self) -> None:
+        """A packet was dropped (undecryptable, undecodable header, or not allowed here)."""
+        self.packets_dropped += 1

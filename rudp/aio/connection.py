@@ -72,6 +72,8 @@ class Connection:
         # Streams the application dropped are forgotten, except while they still have data queued.
         self._streams: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
         self._busy: set[Stream] = set()
+        self._delivery_waiters: set[asyncio.Future[None]] = set()
+        """Futures of the :meth:`_wait_delivered` calls in progress (several tasks may close at once)."""
         self._incoming: deque[Stream] = deque()
         self._incoming_event = asyncio.Event()
         self._datagrams: deque[bytes] = deque(maxlen=MAX_QUEUED_DATAGRAMS)
@@ -407,19 +409,24 @@ class Connection:
         """
         if self._error is None and not self._delivered():
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-            def check() -> None:
-                if not done.done() and (self._error is not None or self._delivered()):
-                    done.set_result(None)
-
-            self._driver.on_dispatched = check
+            self._delivery_waiters.add(done)
+            self._driver.on_dispatched = self._check_delivered
             try:
                 await asyncio.wait_for(done, timeout)
             except TimeoutError:
                 pass
             finally:
-                self._driver.on_dispatched = None
+                self._delivery_waiters.discard(done)
+                if not self._delivery_waiters:
+                    self._driver.on_dispatched = None
         return self._error is None and self._delivered()
+
+    def _check_delivered(self) -> None:
+        """After a dispatch: wake every :meth:`_wait_delivered` once delivered (or closed)."""
+        if self._error is not None or self._delivered():
+            for waiter in self._delivery_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _delivered(self) -> bool:
         """True when no stream data, FIN or reset written by the application still waits to reach the

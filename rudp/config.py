@@ -297,10 +297,11 @@ class Config:
         """Build the TLS engine configuration (loads certificate files once).
 
         Raises:
-            ConfigError: for unreadable or inconsistent credentials.
+            ConfigError: for unreadable or inconsistent credentials, or a key log file that cannot be
+                opened.
         """
         from rudp.tls.config import TlsConfig
-        from rudp.tls.keylog import keylog_file
+        from rudp.tls.keylog import opened_keylog_file
 
         secrets_log = self.secrets_log_path()
         kwargs: dict[str, Any] = {}
@@ -317,6 +318,6 @@ class Config:
             cafile=None if self.cafile is None else str(self.cafile),
             ticket_store=self.session_ticket_store,
             early_data=self.enable_0rtt,
-            keylog=None if secrets_log is None else keylog_file(secrets_log),
+            keylog=None if secrets_log is None else opened_keylog_file(secrets_log),
             **kwargs,
         )

@@ -42,6 +42,7 @@ from rudp.tcp.mux import TcpMux
 from rudp.tcp.state import KernelTcpInfo
 from rudp.tls.alerts import AlertDescription
 from rudp.tls.certs import load_credentials
+from rudp.tls.keylog import keylog_config_error
 from rudp.tls.verification import PeerChainSSLObject, ssl_verification_failure
 
 WRITE_HIGH_WATER_BYTES: Final = 256 * 1024
@@ -136,8 +137,7 @@ def _finish_context(context: ssl.SSLContext, config: Config) -> ssl.SSLContext:
         try:
             context.keylog_filename = secrets_log
         except OSError as exc:
-            message = f"cannot open the TLS key log file {secrets_log}: {exc.strerror or exc}"
-            raise ConfigError(message) from exc
+            raise keylog_config_error(secrets_log, exc) from exc
     return context
 
 

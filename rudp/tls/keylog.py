@@ -11,12 +11,17 @@ the variable for either transport without the CLI passing it along.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Final
 
+from rudp.errors import ConfigError
+
 KeyLog = Callable[[str], None]
+
+_log = logging.getLogger("rudp.tls")
 
 CLIENT_EARLY_TRAFFIC_SECRET: Final = "CLIENT_EARLY_TRAFFIC_SECRET"
 CLIENT_HANDSHAKE_TRAFFIC_SECRET: Final = "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
@@ -31,13 +36,41 @@ def keylog_line(label: str, client_random: bytes, secret: bytes) -> str:
 
 
 def keylog_file(path: str | os.PathLike[str]) -> KeyLog:
-    """A key log callback appending each line to ``path`` (opened per line, so it never goes stale)."""
+    """A key log callback appending each line to ``path`` (opened per line, so it never goes stale).
+
+    A line that cannot be written is dropped with a warning, as ``ssl``'s ``keylog_filename`` drops
+    it: the key log is a debugging aid, never a reason to fail a handshake (nor to tell the peer our
+    file path in the close reason).
+    """
 
     def write(line: str) -> None:
-        with open(path, "a", encoding="ascii") as f:
-            f.write(line + "\n")
+        try:
+            with open(path, "a", encoding="ascii") as f:
+                f.write(line + "\n")
+        except OSError as exc:
+            _log.warning("cannot write the TLS key log file %s: %s", os.fspath(path), exc.strerror or exc)
 
     return write
+
+
+def opened_keylog_file(path: str | os.PathLike[str]) -> KeyLog:
+    """:func:`keylog_file` for ``path``, after checking it can be opened for appending (as setting
+    ``ssl.SSLContext.keylog_filename`` checks).
+
+    Raises:
+        ConfigError: the file cannot be opened (the message names it).
+    """
+    try:
+        with open(path, "a", encoding="ascii"):
+            pass
+    except OSError as exc:
+        raise keylog_config_error(os.fspath(path), exc) from exc
+    return keylog_file(path)
+
+
+def keylog_config_error(path: str, exc: OSError) -> ConfigError:
+    """The error for a key log file that cannot be opened (the same words for both transports)."""
+    return ConfigError(f"cannot open the TLS key log file {path}: {exc.strerror or exc}")
 
 
 ENVIRONMENT_VARIABLE: Final = "SSLKEYLOGFILE"

@@ -90,6 +90,11 @@ class MessageReader:
                     if name == b"content-length":
                         if not value.isdigit():
                             raise H3Error(_E.H3_MESSAGE_ERROR, "bad content-length", stream_id=self.stream_id)
+                        if self._content_length is not None and int(value) != self._content_length:
+                            # RFC 9110 §8.6: differing lengths make the message invalid.
+                            raise H3Error(
+                                _E.H3_MESSAGE_ERROR, "conflicting content-lengths", stream_id=self.stream_id
+                            )
                         self._content_length = int(value)
                 return self.headers
             self._check_other_frame(frame_type, before_headers=True)

@@ -175,6 +175,19 @@ MALFORMED: list[tuple[str, list[tuple[bytes, bytes]], bytes]] = [
         [(b":method", b"POST"), (b":scheme", b"https"), (b":path", b"/sha256"), (b"content-length", b"10")],
         b"abc",
     ),
+    (
+        # RFC 9110 §8.6: differing values make the message invalid (the body matches the last one, so
+        # a server checking only that one would hand the application two lengths).
+        "conflicting content-lengths",
+        [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":path", b"/sha256"),
+            (b"content-length", b"10"),
+            (b"content-length", b"3"),
+        ],
+        b"abc",
+    ),
 ]
 
 

@@ -88,7 +88,9 @@ class MessageReader:
                 self.headers = [(n, v) for n, v in fields if not n.startswith(b":")]
                 for name, value in self.headers:
                     if name == b"content-length":
-                        if not value.isdigit():
+                        # At most 19 significant digits: no body is longer than 2**62 bytes (a QUIC
+                        # stream's limit), and int() refuses strings past 4300 digits.
+                        if not value.isdigit() or len(value.lstrip(b"0")) > 19:
                             raise H3Error(_E.H3_MESSAGE_ERROR, "bad content-length", stream_id=self.stream_id)
                         if self._content_length is not None and int(value) != self._content_length:
                             # RFC 9110 §8.6: differing lengths make the message invalid.

@@ -7,6 +7,7 @@ Reserved and unknown frame, stream and setting types are ignored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -144,7 +145,7 @@ async def _request_stream_error(client: rudp.h3.H3Client, frames: Callable[[int]
     stream.write(frames(stream.stream_id))
     stream.write_eof()
     with pytest.raises(StreamReset) as reset:
-        await stream.read()
+        await asyncio.wait_for(stream.read(), 10.0)
     return reset.value.code
 
 
@@ -185,6 +186,17 @@ MALFORMED: list[tuple[str, list[tuple[bytes, bytes]], bytes]] = [
             (b":path", b"/sha256"),
             (b"content-length", b"10"),
             (b"content-length", b"3"),
+        ],
+        b"abc",
+    ),
+    (
+        # More digits than int() converts (sys.get_int_max_str_digits()): malformed, not a crash.
+        "content-length of 5000 digits",
+        [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":path", b"/sha256"),
+            (b"content-length", b"1" * 5000),
         ],
         b"abc",
     ),

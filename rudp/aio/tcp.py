@@ -417,8 +417,9 @@ async def tcp_connect(
     return link.connection
 
 
-NO_COMMON_ALPN_REASON: Final = "no common ALPN protocol"
-"""The reason phrase of the ALPN failure (the words rudp's QUIC server sends with its alert)."""
+NO_COMMON_ALPN_REASON: Final = "TLS alert no application protocol"
+"""The reason phrase of the ALPN failure (the words rudp's QUIC server sends with its alert: a TLS
+failure's reason on the wire is only the alert's name)."""
 
 _RECEIVED_ALERT = (re.compile(r"_ALERT_([A-Z_]+)$"), re.compile(r"^TLSV1_([A-Z_]+)$"))
 

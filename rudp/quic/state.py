@@ -15,7 +15,7 @@ from enum import Enum
 from rudp.codec.frames import ConnectionClose
 from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
-from rudp.errors import TransportError
+from rudp.errors import TLSAlert, TransportError, TransportErrorCode
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.closing import Closing
 from rudp.quic.congestion.registry import resolve_congestion_controller
@@ -36,6 +36,7 @@ from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, AckTracker, PacketNumberSpace
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
+from rudp.tls.alerts import AlertDescription
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel, TlsEngine
 
@@ -206,8 +207,20 @@ class ConnectionState:
     # -- closing (RFC 9000 §10), shared by the receive path, timers and the API ----------------------
 
     def _on_local_error(self, exc: TransportError, now: float) -> None:
-        """A protocol violation by the peer (or a TLS failure): close with its code (RFC 9000 §10.2)."""
-        self._enter_closing(ConnectionClose(exc.code, exc.reason.encode()[:1000], exc.frame_type, False), now)
+        """A protocol violation by the peer (or a TLS failure): close with its code (RFC 9000 §10.2).
+
+        The application gets the full reason; the peer gets the code and, for a TLS failure, only the
+        alert's name: our verdict on its certificate, our trust store and local details (file paths in
+        an internal error) are none of an unauthenticated peer's business.
+        """
+        wire_reason = _alert_name(exc.code) if isinstance(exc, TLSAlert) else exc.reason
+        frame = ConnectionClose(exc.code, wire_reason.encode()[:1000], exc.frame_type, False)
+        self._terminate(
+            ConnectionTerminated(exc.code, exc.reason, False, False, exc.frame_type),
+            now,
+            state=State.CLOSING,
+            frame=frame,
+        )
 
     def _enter_closing(self, frame: ConnectionClose, now: float) -> None:
         reason = frame.reason.decode("utf-8", "replace")
@@ -260,3 +273,13 @@ class ConnectionState:
         if not self._config.datagrams or self._peer_params is None:
             return None
         return self._peer_params.max_datagram_frame_size
+
+
+def _alert_name(code: int) -> str:
+    """ "TLS alert bad certificate" for CRYPTO_ERROR 0x12a (RFC 9001 §4.8); the number if unknown."""
+    alert = code - TransportErrorCode.CRYPTO_ERROR
+    try:
+        name = AlertDescription(alert).name.replace("_", " ")
+    except ValueError:
+        name = str(alert)
+    return f"TLS alert {name}"

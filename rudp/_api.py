@@ -242,6 +242,11 @@ async def start_server(
     async def handler(conn: Connection) -> None:
         async with asyncio.TaskGroup() as group:
             async for stream in conn:
+                if not stream.writable:
+                    # A one-way stream from the peer cannot be answered: refuse it rather than hand
+                    # the callback a writer that fails (and log a traceback per stream a peer opens).
+                    stream.stop_sending(HANDLER_ERROR_CODE)
+                    continue
                 group.create_task(_run_stream_callback(client_connected_cb, conn, stream))
 
     return await serve(host, port or 0, handler, config=config, transport=transport)

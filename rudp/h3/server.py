@@ -217,6 +217,12 @@ class ASGIHandler:
         except (H3Error, ConnectionClosed, StreamError) as exc:
             _log.debug("request on stream %d refused: %s", stream.stream_id, exc)
             return
+        except Exception as exc:  # our bug: the stream must not hang (RFC 9114 §8.1 H3_INTERNAL_ERROR)
+            _log.error("reading the request on stream %d failed", stream.stream_id, exc_info=exc)
+            with contextlib.suppress(StreamError, ConnectionClosed):
+                stream.stop_sending(H3ErrorCode.H3_INTERNAL_ERROR)
+                stream.reset(H3ErrorCode.H3_INTERNAL_ERROR)
+            return
         exchange = _Exchange(h3, stream, reader)
         try:
             await self.app(_scope(h3, stream, reader), exchange.receive, exchange.send)

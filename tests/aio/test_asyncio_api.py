@@ -229,3 +229,26 @@ async def test_stream_close_ends_sending_and_reading(
         assert received == b"request"
         assert isinstance(failure, rudp.StreamStopped) and failure.code == 0
         assert not conn.is_closed  # only the stream was closed
+
+
+async def test_start_server_refuses_one_way_streams_quietly(
+    transport: str, pki: TestPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    server_config = rudp.Config(certfile=pki.cert_file, keyfile=pki.key_file)
+    server = await rudp.start_server(_line_echo, "127.0.0.1", 0, config=server_config, transport=transport)  # type: ignore[arg-type]
+    async with server:
+        config = rudp.Config(cafile=pki.ca_file, server_name="localhost")
+        async with rudp.connect("127.0.0.1", server.port, config=config, transport=transport) as conn:  # type: ignore[arg-type]
+            one_way = await conn.open_uni_stream()
+            with caplog.at_level(logging.ERROR, logger="rudp"):
+                with pytest.raises(rudp.StreamError) as stopped:
+                    for _ in range(200):  # until the peer's STOP_SENDING arrives
+                        one_way.write(b"x" * 1000)
+                        await asyncio.wait_for(one_way.drain(), WAIT)
+                assert getattr(stopped.value, "code", None) == HANDLER_ERROR_CODE
+                # The connection still serves a two-way stream.
+                stream = await conn.open_stream()
+                stream.write(b"still here\n")
+                stream.write_eof()
+                assert await asyncio.wait_for(stream.readline(), WAIT) == b"STILL HERE\n"
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

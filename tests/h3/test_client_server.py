@@ -200,3 +200,22 @@ async def test_response_aborted_by_server_reset_is_reported(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_an_internal_failure_reading_a_request_resets_its_stream(
+    h3_server: Callable[..., Any], client_config: rudp.Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rudp.h3.server as server_module
+
+    class Broken(server_module.MessageReader):
+        async def read_headers(self) -> Any:
+            raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(server_module, "MessageReader", Broken)
+    async with (
+        h3_server(TestApp()) as server,
+        rudp.h3.connect("127.0.0.1", server.port, config=client_config) as client,
+    ):
+        with pytest.raises(H3Error) as failed:
+            await asyncio.wait_for(client.get("/scope"), 10)
+        assert failed.value.code == H3ErrorCode.H3_INTERNAL_ERROR and failed.value.by_peer

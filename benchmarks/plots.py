@@ -17,7 +17,7 @@ benchmark           plot
 ``migration``       received MB over time around the NAT rebinding (t = 0), one curve per stack
 ``loss_sweep``      goodput (Mbit/s, log scale) against loss, one line per stack and controller
 ``many_small``      concurrent requests/s per stack, and p50/p99 latency of both phases
-``bulk``            bars: loopback Mbit/s per stack
+``bulk``            bars per path: Mbit/s per stack, loop and direction; CPU us per datagram
 ==================  ======================================================================================
 """
 
@@ -39,8 +39,10 @@ if TYPE_CHECKING:
 STACK_COLORS = {
     "rudp-quic": "#1f77b4",
     "rudp-quic-1350": "#9ecae1",
+    "rudp": "#1f77b4",
     "rudp-tcp": "#ff7f0e",
     "aioquic": "#2ca02c",
+    "qh3": "#d62728",
 }
 _OTHER_COLOR = "#7f7f7f"
 BULK_NOTES = {
@@ -360,6 +362,84 @@ def many_small(record: dict[str, Any]) -> Figure:
 
 
 def bulk(record: dict[str, Any]) -> Figure:
+    """Per path (MTU-1500 namespace first): Mbit/s per stack and loop, both directions; CPU per datagram."""
+    if "paths" not in record:
+        return _bulk_legacy(record)
+    c = record["conditions"]
+    paths = [p for p in ("netns", "loopback") if p in record["paths"]]
+    fig, axes = _new_figure(13.0, 4.4 * len(paths), nrows=len(paths), ncols=2, squeeze=False)
+    titles = {
+        "netns": f"namespace, loopback MTU {c.get('mtu', 1500)} ({c.get('datagram', 1452)}-byte datagrams)",
+        "loopback": "default loopback, MTU 65536 (not a real path)",
+    }
+    for row_axes, path in zip(axes, paths, strict=True):
+        rows = record["paths"][path]["rows"]
+        labels = list(dict.fromkeys(f"{r['stack']}\n{r['loop']}" for r in rows))
+        index = {label: i for i, label in enumerate(labels)}
+        directions = list(dict.fromkeys(r["direction"] for r in rows))
+        width = 0.8 / max(1, len(directions))
+        ax, cpu_ax = row_axes
+        for d, direction in enumerate(directions):
+            chosen = [r for r in rows if r["direction"] == direction]
+            xs = [
+                index[f"{r['stack']}\n{r['loop']}"] + (d - (len(directions) - 1) / 2) * width for r in chosen
+            ]
+            bars = ax.bar(
+                xs,
+                [r["mbit_s"] for r in chosen],
+                width,
+                color=[_color(r["stack"]) for r in chosen],
+                alpha=1.0 if d == 0 else 0.55,
+                hatch=None if d == 0 else "//",
+                edgecolor="white",
+                label=direction,
+            )
+            _label_bars(ax, bars, "{:.0f}")
+            for x, r in zip(xs, chosen, strict=True):  # every run's figure as a dot
+                ax.plot([x] * len(r["mbit_s_runs"]), r["mbit_s_runs"], "k.", markersize=3)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_ylabel("Mbit/s (bars: median run)")
+        ax.set_title(titles.get(path, path), fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        quic = [r for r in rows if r.get("sender_us_per_datagram") and r["direction"] == directions[0]]
+        qlabels = [f"{r['stack']}\n{r['loop']}" for r in quic]
+        xs2 = range(len(quic))
+        b1 = cpu_ax.bar(
+            [x - 0.2 for x in xs2],
+            [r["sender_us_per_datagram"] for r in quic],
+            0.4,
+            color=[_color(r["stack"]) for r in quic],
+            label="sender",
+        )
+        b2 = cpu_ax.bar(
+            [x + 0.2 for x in xs2],
+            [r["receiver_us_per_datagram"] or 0 for r in quic],
+            0.4,
+            color=[_color(r["stack"]) for r in quic],
+            alpha=0.5,
+            hatch="..",
+            edgecolor="white",
+            label="receiver",
+        )
+        _label_bars(cpu_ax, b1, "{:.0f}")
+        _label_bars(cpu_ax, b2, "{:.0f}")
+        cpu_ax.axhline(15, color="k", linestyle=":", linewidth=1, label="issue 13 goal (15 us)")
+        cpu_ax.set_xticks(list(xs2), qlabels, fontsize=7)
+        cpu_ax.set_ylabel(f"CPU us per datagram ({directions[0]})")
+        cpu_ax.set_title("CPU per datagram, sender (solid) and receiver (dotted)", fontsize=9)
+        cpu_ax.legend(fontsize=7)
+        cpu_ax.grid(axis="y", alpha=0.3)
+    _titles(
+        fig,
+        "Bulk transfer, one stream, server and client in separate processes",
+        f"{c['mbytes']:g} MiB, {c['repeat']} interleaved runs per configuration, 4 MiB socket buffers",
+        record,
+    )
+    return fig
+
+
+def _bulk_legacy(record: dict[str, Any]) -> Figure:
     """Loopback throughput per stack (Mbit/s bars)."""
     c = record["conditions"]
     values = record["mbit_s"]

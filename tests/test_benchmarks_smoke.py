@@ -125,12 +125,58 @@ def test_migration_runs_last(bench: Bench, tmp_path: Path) -> None:
     save_and_check_png("migration", result, tmp_path)
 
 
-def test_bulk_loopback(tmp_path: Path) -> None:
-    result = bulk.run(mbytes=0.2, repeat=1)
-    assert set(result["mbit_s"]) == {"rudp-quic", "rudp-quic-1350", "rudp-tcp", "aioquic"}
-    assert all(finite_positive(v) for v in result["mbit_s"].values())
-    assert "vs aioquic" in bulk.report(result)
+def check_bulk_rows(rows: list[dict[str, Any]], expected: set[tuple[str, str, str]]) -> None:
+    assert {(r["stack"], r["loop"], r["direction"]) for r in rows} == expected
+    for r in rows:
+        assert finite_positive(r["mbit_s"]) and len(r["mbit_s_runs"]) == 1, r
+        assert r["sender_rss_mib"] > 5 and r["receiver_rss_mib"] > 5, r
+        if r["stack"] == "rudp-tcp":
+            continue
+        # 256 KiB in 1452-byte datagrams (16 KiB with PMTU discovery on loopback): counted, roughly
+        least = 15 if r["stack"] == "rudp-pmtud" else 100  # ~180 expected; qh3 (GRO) reports a few less
+        assert r["datagrams_sent"] >= least and r["datagrams_received"] >= least, r
+        assert finite_positive(r["sender_us_per_datagram"]) and finite_positive(
+            r["receiver_us_per_datagram"]
+        ), r
+        assert 0 <= r["idle_timer_callbacks"] <= r["timer_callbacks"], r
+
+
+def test_bulk_netns_mtu_1500(tmp_path: Path) -> None:
+    """The headline mode: every QUIC stack on both loops, both directions, in an MTU-1500 namespace."""
+    quic = [s for s in ("rudp", "aioquic", "qh3") if bulk.available(s)]
+    loops = ["asyncio", *(["uvloop"] if bulk.available("uvloop") else [])]
+    result = bulk.run(mbytes=0.25, repeat=1, paths=("netns",), stacks=tuple(quic), timeout=60)
+    data = result["paths"]["netns"]
+    assert data["errors"] == {}
+    labels = {"rudp": "rudp-1452", "aioquic": "aioquic-1452", "qh3": "qh3-1452"}
+    expected = {(labels[s], lp, d) for s in quic for lp in loops for d in bulk.DIRECTIONS}
+    check_bulk_rows(data["rows"], expected)
+    text = bulk.report(result)
+    assert "MTU 1500" in text and "vs aioquic" in text
     save_and_check_png("bulk", result, tmp_path)
+
+
+def test_bulk_default_loopback_labelled(tmp_path: Path) -> None:
+    result = bulk.run(
+        mbytes=0.25, repeat=1, paths=("loopback",), stacks=("rudp-pmtud", "rudp-tcp"), directions=("upload",)
+    )
+    data = result["paths"]["loopback"]
+    assert data["errors"] == {}
+    check_bulk_rows(data["rows"], {("rudp-pmtud", "asyncio", "upload"), ("rudp-tcp", "asyncio", "upload")})
+    assert "default loopback" in bulk.report(result)
+
+
+def test_profile_categories() -> None:
+    from benchmarks import profile
+
+    assert profile.category("~", "<method 'encrypt' of 'builtins.AESGCM' objects>") == "AEAD"
+    assert profile.category("/x/rudp/crypto/protection.py", "header_mask") == "header protection"
+    assert profile.category("/x/rudp/codec/frames.py", "f") == "codecs"
+    assert profile.category("/x/rudp/quic/congestion/cubic.py", "f") == "recovery/CC"
+    assert profile.category("/x/rudp/quic/streams/send.py", "f") == "streams/flow control"
+    assert profile.category("/x/rudp/quic/packetizer.py", "f") == "packet assembly"
+    assert profile.category("/usr/lib/python3.11/asyncio/base_events.py", "_run_once") == "asyncio/syscalls"
+    assert profile.category("~", "<method 'sendmsg' of '_socket.socket' objects>") == "asyncio/syscalls"
 
 
 def test_without_matplotlib_only_the_json_and_one_line(

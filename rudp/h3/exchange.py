@@ -8,7 +8,8 @@ buffered whole and QUIC flow control slows a sender down to the reader's pace.
 from __future__ import annotations
 
 import contextlib
-from typing import Final
+from collections.abc import Awaitable
+from typing import Final, TypeVar
 
 from rudp.aio.stream import Stream
 from rudp.errors import ConnectionClosed, StreamError, StreamReset, StreamStopped
@@ -16,6 +17,8 @@ from rudp.h3.connection import H3Connection, stream_error_from
 from rudp.h3.errors import H3Error, H3ErrorCode
 from rudp.h3.frames import HTTP2_ONLY_FRAME_TYPES, FrameReader, FrameType, data_frame_header
 from rudp.h3.messages import RawHeaders, validate
+
+_T = TypeVar("_T")
 
 _E = H3ErrorCode
 _CONTROL_ONLY = frozenset(
@@ -55,6 +58,18 @@ class MessageReader:
             self.h3.fail_stream(self.stream, error)
         return error
 
+    async def _guarded(self, read: Awaitable[_T]) -> _T:
+        """Run one read: our own protocol errors are applied to the stream or connection, the peer's
+        reset or stop becomes its H3Error."""
+        try:
+            return await read
+        except H3Error as exc:
+            if exc.by_peer:
+                raise
+            raise self._abort(exc) from None
+        except (StreamReset, StreamStopped) as exc:
+            raise stream_error_from(exc, self.stream_id) from None
+
     async def read_headers(self) -> RawHeaders:
         """The header section (pseudo-header fields in :attr:`pseudo`, the rest returned).
 
@@ -62,14 +77,7 @@ class MessageReader:
             H3Error: a stream or connection error (already applied).
             ConnectionClosed: the connection ended.
         """
-        try:
-            return await self._read_headers()
-        except H3Error as exc:
-            if exc.by_peer:
-                raise
-            raise self._abort(exc) from None
-        except (StreamReset, StreamStopped) as exc:
-            raise stream_error_from(exc, self.stream_id) from None
+        return await self._guarded(self._read_headers())
 
     async def _read_headers(self) -> RawHeaders:
         while True:
@@ -132,14 +140,7 @@ class MessageReader:
         """
         if self.complete:
             return b""
-        try:
-            return await self._read_data()
-        except H3Error as exc:
-            if exc.by_peer:
-                raise
-            raise self._abort(exc) from None
-        except (StreamReset, StreamStopped) as exc:
-            raise stream_error_from(exc, self.stream_id) from None
+        return await self._guarded(self._read_data())
 
     async def _read_data(self) -> bytes:
         while True:

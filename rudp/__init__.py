@@ -8,6 +8,7 @@ from rudp import messages
 from rudp._api import connect, open_connection, serve, start_server
 from rudp._version import __version__
 from rudp.aio.connection import Connection
+from rudp.aio.resolution import NameResolutionError
 from rudp.aio.server import Server
 from rudp.aio.stream import Stream
 from rudp.config import Config
@@ -19,7 +20,6 @@ from rudp.errors import (
     DatagramError,
     DecodeError,
     HandshakeFailed,
-    NameResolutionError,
     NetworkError,
     RudpError,
     StreamError,

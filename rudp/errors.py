@@ -8,7 +8,6 @@ callers can tell "the peer broke the rules" from "I called the API wrong".
 
 from __future__ import annotations
 
-import socket
 from enum import IntEnum
 
 
@@ -264,22 +263,6 @@ class NetworkError(RudpError, OSError):
         return cls(f"{message}: {words}", errno=cause.errno, strerror=cause.strerror)
 
 
-class NameResolutionError(NetworkError, socket.gaierror):
-    """A host name did not resolve: raised for the :class:`socket.gaierror` of the lookup (its
-    ``__cause__``). Also a ``socket.gaierror`` and an ``OSError``."""
-
-    @classmethod
-    def for_host(cls, host: str, cause: Exception | None = None) -> NameResolutionError:
-        """The error for ``host`` failing to resolve (``cause``: the lookup's exception, if any: a
-        ``socket.gaierror``, or the ``UnicodeError`` of a name that cannot be encoded)."""
-        if cause is None:
-            return cls(f"cannot resolve {host!r}: no address")
-        if isinstance(cause, OSError):
-            words = cause.strerror or str(cause)
-            return cls(f"cannot resolve {host!r}: {words}", errno=cause.errno, strerror=cause.strerror)
-        return cls(f"cannot resolve {host!r}: not a valid host name ({cause})")
-
-
 class DatagramError(RudpError):
     """Misuse of datagrams (RFC 9221): ``Connection.send_datagram()`` with datagrams not enabled by both
     endpoints (``Config.datagrams``), or a datagram larger than the connection can carry.
@@ -344,7 +327,6 @@ __all__ = [
     "DatagramError",
     "DecodeError",
     "HandshakeFailed",
-    "NameResolutionError",
     "NetworkError",
     "RudpError",
     "StreamError",

@@ -13,8 +13,9 @@ from typing import Any
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Address
 from rudp.aio.endpoint import UdpEndpoint, normalize_address
+from rudp.aio.resolution import NameResolutionError
 from rudp.config import Config
-from rudp.errors import ConnectTimeout, HandshakeFailed, NameResolutionError, NetworkError, TransportErrorCode
+from rudp.errors import ConnectTimeout, HandshakeFailed, NetworkError, TransportErrorCode
 
 
 async def resolve_all(host: str, port: int, *, kind: int = socket.SOCK_DGRAM) -> list[tuple[int, Any]]:

@@ -17,8 +17,9 @@ from typing import Final
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Listener
 from rudp.aio.endpoint import UdpEndpoint, normalize_address
+from rudp.aio.resolution import NameResolutionError
 from rudp.config import Config
-from rudp.errors import ConfigError, ConnectionClosed, NameResolutionError
+from rudp.errors import ConfigError, ConnectionClosed
 
 Handler = Callable[[Connection], Awaitable[None]]
 """A connection handler: ``async def handler(conn: rudp.Connection) -> None``."""

@@ -28,13 +28,13 @@ from typing import Final
 from rudp.aio.client import resolve_all
 from rudp.aio.connection import Connection
 from rudp.aio.driver import ConnectionDriver, SingleCoreLink
+from rudp.aio.resolution import NameResolutionError
 from rudp.config import Config
 from rudp.errors import (
     ConfigError,
     ConnectionRefused,
     ConnectTimeout,
     HandshakeFailed,
-    NameResolutionError,
     NetworkError,
     TransportErrorCode,
 )

@@ -135,6 +135,13 @@ class Config:
     """The largest datagram PMTU discovery may try (also bounded by the peer's max_udp_payload_size)."""
     connection_id_length: int = 8
     """Length of the connection IDs we issue (0..20)."""
+    ecn: bool = True
+    """Use ECN (RFC 9000 §13.4, RFC 9002 §7.1): mark outgoing packets ECT(0) while the path is being
+    tested or validated, and treat the peer's CE counts as congestion signals. On by default, as in the
+    Linux, Apple and Chromium stacks: per-path validation (RFC 9000 §13.4.2) turns it off by itself on a
+    path that bleaches or re-marks the codepoints, on a peer that does not report counts (aioquic), or
+    when every marked testing packet is lost, so a broken path costs at most ten marked packets. Received
+    marks are counted and reported in ACK_ECN frames whatever this flag says (RFC 9000 §13.4.1)."""
     pacing: bool = True
     """Spread packets over the round trip (RFC 9002 §7.7) instead of sending each window as a burst."""
     max_ack_delay: float = 0.025

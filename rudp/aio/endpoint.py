@@ -245,9 +245,8 @@ class UdpEndpoint:
         self.flush()
 
     def _receive(self, data: bytes, addr: tuple[str | object, ...], now: float, ecn: int = NOT_ECT) -> None:
-        # ``ecn`` (the datagram's IP ECN codepoint) stays here until the core's receive path takes it
-        # (issue 14: ACK_ECN counts per packet number space, ECN validation).
-        new = self.quic.receive_datagram(data, normalize_address(addr), now)
+        # ``ecn``: the datagram's IP ECN codepoint, counted per QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
+        new = self.quic.receive_datagram(data, normalize_address(addr), now, ecn)
         if new is not None:
             self._adopt(new, is_client=False)
 

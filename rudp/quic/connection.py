@@ -20,6 +20,7 @@ from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import ConnectionClosed, DatagramError, RudpError, TransportError
+from rudp.quic.ecn import ECT_0, NOT_ECT, EcnState
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.receiving import ReceiveMixin
 from rudp.quic.sending import SendMixin
@@ -257,19 +258,37 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     # -- inputs and outputs ---------------------------------------------------------------------------
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
         """Process one UDP datagram received from ``addr`` at ``now``.
+
+        ``ecn`` is the ECN codepoint of its IP header (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE): each QUIC
+        packet of the datagram counts once in its space's ACK_ECN counts (RFC 9000 §13.4.1).
 
         Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
         violations close the connection with the matching error code.
         """
         self._last_input_at = max(self._last_input_at, now)
-        self._receive_datagram(data, addr, now)
+        self._receive_datagram(data, addr, now, ecn)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """Return the datagrams to send now, each with its destination address."""
+        """Return the datagrams to send now, each with its destination address.
+
+        Send them with the ECN codepoint :attr:`ecn_codepoint` reports right after this call.
+        """
         self._last_input_at = max(self._last_input_at, now)
+        self._ecn_marking = self._paths.current.ecn.marking
         return self._datagrams_to_send(now)
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """The ECN codepoint for the datagrams the last :meth:`datagrams_to_send` returned: ECT(0) (2)
+        while the path's ECN is being tested or was validated (RFC 9000 §13.4.2), else Not-ECT (0)."""
+        return ECT_0 if self._ecn_marking else NOT_ECT
+
+    @property
+    def ecn_state(self) -> EcnState:
+        """The current path's ECN validation state (RFC 9000 Appendix A.4)."""
+        return self._paths.current.ecn.state
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
@@ -480,6 +499,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
     def _stats_snapshot(self) -> ConnectionStats:
         recovery = self._recovery.stats()
         traffic = self._traffic
+        ecn = self._paths.current.ecn
         return ConnectionStats(
             smoothed_rtt=self._rtt.smoothed_rtt,
             min_rtt=self._rtt.min_rtt,
@@ -501,6 +521,11 @@ class QuicConnection(ReceiveMixin, SendMixin):
             recv_buffered_bytes=self._streams.recv_buffered_bytes,
             persistent_congestion_count=recovery.persistent_congestion_count,
             max_datagram_size=self._max_datagram_size,
+            ecn_state=str(ecn.state),
+            ecn_marked_sent=ecn.sent,
+            ecn_received=self._ecn_feedback.totals(),
+            ecn_peer_counts=tuple(sum(c[i] for c in self._ecn_feedback.peer.values()) for i in range(3)),
+            ce_count=self._recovery.ce_count,
         )
 
     def _collect_subsystem_events(self) -> None:

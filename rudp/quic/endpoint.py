@@ -98,6 +98,11 @@ class QuicEndpoint:
         self._timer_seq = itertools.count()
         self.flushed: list[QuicConnection] = []
         """The connections the last :meth:`datagrams_to_send` went through (they may have events)."""
+        self.ecn_codepoint = 0
+        """The ECN codepoint for the datagrams the last :meth:`datagrams_to_send` returned: ECT(0) if
+        any connection with datagrams in it marks (RFC 9000 §13.4.2; the socket marks per batch, so a
+        connection whose validation failed may see its packets marked when they share a batch with one
+        that marks: extra marks only raise the peer's counts, which validation allows)."""
 
     @property
     def connections(self) -> list[QuicConnection]:
@@ -148,8 +153,12 @@ class QuicEndpoint:
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> QuicConnection | None:
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, ecn: int = 0
+    ) -> QuicConnection | None:
         """Route one datagram; return the new connection if this datagram created one.
+
+        ``ecn`` is the datagram's IP ECN codepoint (RFC 9000 §13.4.1; 0 = Not-ECT).
 
         Never raises for bad input, and keeps no state for a datagram that is not routed to a
         connection and does not decrypt as a client's first Initial.
@@ -168,7 +177,7 @@ class QuicEndpoint:
                 # the connection compares the token in constant time.
                 conn = self._by_reset_token.get(bytes(data[-RESET_TOKEN_SIZE:]))
             if conn is not None:
-                conn.receive_datagram(data, addr, now)
+                conn.receive_datagram(data, addr, now, ecn)
                 self._dirty[conn] = None
             elif len(data) >= MIN_STATELESS_RESET_SIZE + cid_length and self._is_server:
                 reset = self.admission.stateless_reset(data, cid_length, now)
@@ -181,7 +190,7 @@ class QuicEndpoint:
             return None
         conn = self._routes.get(header.dcid) or (self._by_address.get(addr) if not header.dcid else None)
         if conn is not None:
-            conn.receive_datagram(data, addr, now)
+            conn.receive_datagram(data, addr, now, ecn)
             self._dirty[conn] = None
             return None
         if not self._is_server:
@@ -200,10 +209,10 @@ class QuicEndpoint:
             return None  # RFC 9000 §14.1: a server drops Initials in datagrams under 1200 bytes
         if len(header.dcid) < 8:
             return None  # RFC 9000 §7.2: a client's first DCID is at least 8 bytes
-        return self._accept(data, header, header.version, addr, now)
+        return self._accept(data, header, header.version, addr, now, ecn)
 
     def _accept(
-        self, data: bytes, header: PacketHeader, version: int, addr: Address, now: float
+        self, data: bytes, header: PacketHeader, version: int, addr: Address, now: float, ecn: int = 0
     ) -> QuicConnection | None:
         admission = self.admission
         verdict, token = admission.decide(
@@ -238,7 +247,7 @@ class QuicEndpoint:
         entry.handshaking = True
         self._handshakes += 1
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
-        conn.receive_datagram(data, addr, now)
+        conn.receive_datagram(data, addr, now, ecn)
         return conn
     def handle_timer(self, now: float) -> None:
         """Run the timers of every connection that is due."""
@@ -262,19 +271,24 @@ class QuicEndpoint:
         flushed = list(self._dirty)
         self._dirty.clear()
         entries = self._entries
+        ecn = 0
         for conn in flushed:
             entry = entries.get(conn)
             if entry is None:
                 continue
             if entry.handshaking and (conn.handshake_complete or conn.is_closed):
                 self._end_handshake(conn, entry, now)
-            out.extend(conn.datagrams_to_send(now))
+            datagrams = conn.datagrams_to_send(now)
+            if datagrams:
+                out.extend(datagrams)
+                ecn |= conn.ecn_codepoint
             self._update_routes(conn, entry)
             if conn.is_closed:
                 self._remove(conn, entry)
             else:
                 self._schedule(conn, entry)
         self.flushed = flushed
+        self.ecn_codepoint = ecn
         return out
 
     def next_timer(self) -> float | None:

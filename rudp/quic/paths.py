@@ -2,7 +2,8 @@
 
 Owns :class:`Path` (one peer address: whether it is validated, the bytes sent to and received from it
 for the 3x anti-amplification limit, the PATH_CHALLENGEs sent on it and the PATH_RESPONSEs owed on it,
-the validation deadline and its PMTU search) and :class:`Paths` (the current path, the last validated
+the validation deadline, its PMTU search and its ECN validation,
+:class:`~rudp.quic.ecn.EcnPath`) and :class:`Paths` (the current path, the last validated
 one to fall back to, and a few others that probed us; which one the peer moved to, and the timer of
 path validation). It does not own what is sent on a path besides the path frames: the connection builds
 the datagrams, asks :meth:`Path.datagram_allowance` how much may go, and reports every datagram sent with
@@ -20,6 +21,7 @@ from typing import Final
 
 from rudp.codec.frames import PathChallenge, PathResponse
 from rudp.quic.delivery import FrameSink
+from rudp.quic.ecn import EcnPath
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.rtt import K_INITIAL_RTT
 
@@ -49,6 +51,7 @@ class Path:
         "challenge_due",
         "challenge_retry_at",
         "challenges",
+        "ecn",
         "pmtud",
         "received_bytes",
         "responses",
@@ -57,7 +60,7 @@ class Path:
         "validation_deadline",
     )
 
-    def __init__(self, address: Address, *, validated: bool, pmtud: PmtuDiscovery) -> None:
+    def __init__(self, address: Address, *, validated: bool, pmtud: PmtuDiscovery, ecn: bool = False) -> None:
         self.address = address
         self.validated = validated
         """True once the peer proved it receives at this address (RFC 9000 §8)."""
@@ -74,6 +77,8 @@ class Path:
         """PATH_RESPONSE data owed on this path (RFC 9000 §8.2.2: on the path the challenge came on)."""
         self.pmtud = pmtud
         """The PMTU search of this path (paused while it is not validated)."""
+        self.ecn = EcnPath(enabled=ecn)
+        """ECN validation of this path (RFC 9000 §13.4.2: every new path is tested afresh)."""
 
     def __repr__(self) -> str:
         state = "validated" if self.validated else "unvalidated"
@@ -171,12 +176,20 @@ class Paths:
     """
 
     def __init__(
-        self, address: Address, *, validated: bool, base_size: int, max_size: int, pmtu_discovery: bool
+        self,
+        address: Address,
+        *,
+        validated: bool,
+        base_size: int,
+        max_size: int,
+        pmtu_discovery: bool,
+        ecn: bool = False,
     ) -> None:
+        self._ecn = ecn
         self._base_size = base_size
         self._max_size = max_size
         self._pmtu_discovery = pmtu_discovery
-        self.current = Path(address, validated=validated, pmtud=self._new_pmtud())
+        self.current = Path(address, validated=validated, pmtud=self._new_pmtud(), ecn=ecn)
         self.previous: Path | None = None
         """The last validated path, kept to fall back to while the current one is being validated."""
         self._paths: dict[Address, Path] = {address: self.current}
@@ -217,7 +230,7 @@ class Paths:
         # PMTU search found on it; a new IP address starts a search of its own.
         same_host = address[0] == self.current.address[0]
         pmtud = self.current.pmtud if same_host else self._new_pmtud()
-        path = Path(address, validated=False, pmtud=pmtud)
+        path = Path(address, validated=False, pmtud=pmtud, ecn=self._ecn)
         path.on_datagram_received(datagram_size)
         self._paths[address] = path
         self._bound()

@@ -82,6 +82,7 @@ METRICS_UPDATED = "recovery:metrics_updated"
 PACKET_LOST = "recovery:packet_lost"
 CONGESTION_STATE_UPDATED = "recovery:congestion_state_updated"
 CONNECTION_STATE_UPDATED = "connectivity:connection_state_updated"
+ECN_STATE_UPDATED = "recovery:ecn_state_updated"
 CURRENT_DRAFT_NAMES = {
     PARAMETERS_SET: "quic:parameters_set",
     PACKET_SENT: "quic:packet_sent",
@@ -91,6 +92,7 @@ CURRENT_DRAFT_NAMES = {
     PACKET_LOST: "quic:packet_lost",
     CONGESTION_STATE_UPDATED: "quic:congestion_state_updated",
     CONNECTION_STATE_UPDATED: "quic:connection_state_updated",
+    ECN_STATE_UPDATED: "quic:ecn_state_updated",
 }
 """The name each event we write has in QUIC events draft 13 (same data; see the module docstring)."""
 
@@ -305,6 +307,9 @@ class NullQlog:
 
     def parameters_set(self, initiator: str, params: TransportParameters, now: float) -> None:
         """Transport parameters of ``initiator`` ("local" or "remote") are known."""
+
+    def ecn_state_updated(self, state: str, reason: str, now: float) -> None:
+        """The current path's ECN validation state changed (RFC 9000 Appendix A.4)."""
 
     def observe(self, congestion: CongestionController) -> CongestionController:
         """The controller loss recovery should drive (a logging proxy, or ``congestion`` itself)."""

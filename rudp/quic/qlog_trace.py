@@ -21,6 +21,7 @@ from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.qlog import (
     CONGESTION_STATE_UPDATED,
     CONNECTION_STATE_UPDATED,
+    ECN_STATE_UPDATED,
     METRICS_UPDATED,
     PACKET_LOST,
     PACKET_RECEIVED,
@@ -278,6 +279,12 @@ class QlogTrace(NullQlog):
         """A :class:`LoggedController` around ``congestion``."""
         self._initial_window = congestion.congestion_window
         return LoggedController(congestion, self)
+
+    def ecn_state_updated(self, state: str, reason: str, now: float) -> None:
+        data: dict[str, Any] = {"new": state}
+        if reason:
+            data["reason"] = reason
+        self._event(now, ECN_STATE_UPDATED, data)
 
     def packet_lost(self, packet: SentPacket, now: float) -> None:
         """``recovery:packet_lost``."""

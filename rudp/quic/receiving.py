@@ -59,8 +59,9 @@ class Inbound:
 class ReceiveMixin(HandshakeMixin):
     """The receive side of :class:`~rudp.quic.connection.QuicConnection`."""
 
-    def _receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        """Process one datagram (the body of ``QuicConnection.receive_datagram``)."""
+    def _receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
+        """Process one datagram (the body of ``QuicConnection.receive_datagram``); ``ecn`` is the ECN
+        codepoint of its IP header, counted once for each QUIC packet it carries (RFC 9000 §13.4.1)."""
         if self._state in (State.CLOSED, State.DRAINING):
             return
         self._traffic.on_received(len(data))
@@ -82,7 +83,7 @@ class ReceiveMixin(HandshakeMixin):
                     self._traffic.on_dropped()
                     break
                 # Errors in an authenticated packet (malformed frames included) close the connection.
-                self._receive_packet(data, header, addr, now)
+                self._receive_packet(data, header, addr, now, ecn)
                 if not self._is_active():
                     return
             self._replay_pending(now)
@@ -93,7 +94,9 @@ class ReceiveMixin(HandshakeMixin):
         # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
         self._closing.on_datagram_received()
 
-    def _receive_packet(self, data: bytes, header: PacketHeader, addr: Address, now: float) -> None:
+    def _receive_packet(
+        self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int = 0
+    ) -> None:
         if header.is_long and header.version != self.version:
             if header.packet_type is PacketType.VERSION_NEGOTIATION:
                 self._on_version_negotiation(header, now)
@@ -113,9 +116,10 @@ class ReceiveMixin(HandshakeMixin):
         packet = memoryview(data)[header.start : header.end]
         if protection is None:
             if len(self._pending_packets) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
-                self._pending_packets.append((bytes(packet), addr, now))
+                self._pending_packets.append((bytes(packet), addr, now, ecn))
             return
-        tracker = self._spaces[SPACE_OF_LEVEL[level]].ack  # keys in use: the space is there
+        space = SPACE_OF_LEVEL[level]
+        tracker = self._spaces[space].ack  # keys in use: the space is there
         expected = 0 if tracker.largest_received is None else tracker.largest_received + 1
         result = protection.unprotect(packet, header.pn_offset - header.start, expected)
         if level == EncryptionLevel.APPLICATION:
@@ -146,6 +150,11 @@ class ReceiveMixin(HandshakeMixin):
         tracker.on_packet_received(
             result.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
         )
+        if ecn:
+            # RFC 9000 §13.4.1: count each processed (authenticated, non-duplicate) packet in its space.
+            counts = self._ecn_feedback.on_packet_received(space, ecn)
+            if counts is not None and space in self._spaces:
+                tracker.ecn_counts = counts
         self._liveness.on_packet_received(now)
         if (
             path is not paths.current
@@ -265,6 +274,16 @@ class ReceiveMixin(HandshakeMixin):
         if space is PacketSpace.APPLICATION and self._peer_params is not None:
             ack_delay = frame.ack_delay * (1 << self._peer_params.ack_delay_exponent) / 1e6
         acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
+        if acked:
+            # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
+            # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
+            ecn = self._paths.current.ecn
+            before = ecn.state
+            ce = ecn.on_ack(space, frame.ecn, acked, self._ecn_feedback)
+            if ce > 0:
+                self._recovery.on_ecn_ce(ce, now)
+            if ecn.state is not before:
+                self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
         if self._recovery.persistent_congestion_count != self._persistent_congestion_seen:
             self._persistent_congestion_seen = self._recovery.persistent_congestion_count
             if self._max_datagram_size > self._base_datagram_size:
@@ -330,13 +349,13 @@ class ReceiveMixin(HandshakeMixin):
         if not self._pending_packets:
             return
         pending, self._pending_packets = self._pending_packets, []
-        for packet, addr, received_at in pending:
+        for packet, addr, received_at, ecn in pending:
             for header in iter_packets(packet, short_dcid_length=self._config.connection_id_length):
                 level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type is not None else None
                 if level is not None and level in self._keys.read:
-                    self._receive_packet(packet, header, addr, max(now, received_at))
+                    self._receive_packet(packet, header, addr, max(now, received_at), ecn)
                 elif len(self._pending_packets) < MAX_PENDING_PACKETS:
-                    self._pending_packets.append((packet, addr, received_at))
+                    self._pending_packets.append((packet, addr, received_at, ecn))
 
 
 def _on_ping(conn: ReceiveMixin, frame: f.Ping, inbound: Inbound) -> None:

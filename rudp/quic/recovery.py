@@ -114,6 +114,7 @@ class LossRecovery:
         self._bytes_lost = 0
         self._total_ptos = 0
         self._persistent_congestions = 0
+        self._ce_events = 0
 
     # -- state from the connection ------------------------------------------------------------------------
 
@@ -231,16 +232,28 @@ class LossRecovery:
         on_path = [packet for packet in acked if not packet.off_path]
         if on_path:
             self.congestion.on_packets_acked(on_path, now, self.rtt)
-        if ack.ecn is not None and ack.ecn[2] > state.ecn_ce:
-            # RFC 9002 §7.1 / Appendix B.7: an increased CE count is a congestion signal.
-            self.congestion.on_ecn_ce(ack.ecn[2] - state.ecn_ce, now)
-            state.ecn_ce = ack.ecn[2]
         if self._peer_validated:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
             # server validated its address (it may be blocked by the anti-amplification limit).
             self.pto_count = 0
         state.trim_acked()
         return acked
+
+    def on_ecn_ce(self, count: int, now: float) -> None:
+        """The peer's CE count grew by ``count`` in an ACK whose counts validated (RFC 9000 §13.4.2.1).
+
+        RFC 9002 §7.1 and Appendix B.7: a congestion event, at most one reduction per round trip (the
+        controller's recovery period, keyed on the send time of the newest acknowledged packet, which
+        :meth:`on_ack_received` just reported).
+        """
+        if count > 0:
+            self._ce_events += count
+            self.congestion.on_ecn_ce(count, now)
+
+    @property
+    def ce_count(self) -> int:
+        """CE marks the peer reported so far (from validated ACK_ECN counts)."""
+        return self._ce_events
 
     def _sample_rtt(self, space: PacketSpace, latest_rtt: float, ack_delay: float, now: float) -> None:
         if space == PacketSpace.INITIAL:

@@ -257,6 +257,8 @@ class SendMixin(HandshakeMixin):
             # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
             builder.sent_packets()[-1].handlers.append(path.pmtud.on_large_datagram)
         eliciting = False
+        if path is self._paths.current:
+            path.ecn.on_datagram_sent(builder.sent_packets(), self._ecn_marking)  # RFC 9000 §13.4.2
         for sent in builder.sent_packets():
             in_flight = in_flight or sent.in_flight
             eliciting = eliciting or sent.ack_eliciting

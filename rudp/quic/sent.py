@@ -56,6 +56,8 @@ class SentPacket:
     off_path: bool = False
     """Sent on a path the connection has since left: it still needs acknowledging (or repairing), but it
     no longer counts in the current path's bytes in flight, congestion control or RTT (RFC 9000 §9.4)."""
+    ect0: bool = False
+    """Sent with the ECT(0) codepoint (RFC 9000 §13.4.2: the ACK_ECN counts are validated against these)."""
 
 
 class SentPackets:
@@ -72,7 +74,6 @@ class SentPackets:
         "ack_eliciting_in_flight",
         "acked",
         "discarded",
-        "ecn_ce",
         "largest_acked",
         "largest_sent",
         "last_ack_eliciting_at",
@@ -90,8 +91,6 @@ class SentPackets:
         self.ack_eliciting_in_flight = 0
         self.acked = RangeSet()
         """Acknowledged packet numbers at or above the oldest outstanding one (persistent congestion)."""
-        self.ecn_ce = 0
-        """Largest ECN-CE count the peer reported in this space."""
         self.discarded = False
         self._covered = -1
         """Every packet number up to this one was acknowledged, declared lost, or is in ``_holes``."""

@@ -21,6 +21,7 @@ from rudp.quic.closing import Closing
 from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.crypto_streams import CryptoReceiveBuffer
+from rudp.quic.ecn import EcnFeedback
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.keys import KeySet
 from rudp.quic.liveness import Liveness
@@ -111,7 +112,12 @@ class ConnectionState:
             base_size=config.max_datagram_size,
             max_size=config.max_pmtu,
             pmtu_discovery=config.pmtu_discovery,
+            ecn=config.ecn,
         )
+        self._ecn_feedback = EcnFeedback()
+        """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
+        self._ecn_marking = False
+        """Whether the datagrams of the current ``datagrams_to_send`` batch leave marked ECT(0)."""
         self._persistent_congestion_seen = 0
         self._rtt = RttEstimator()
         self._qlog = open_qlog(config, is_client=is_client)
@@ -143,7 +149,8 @@ class ConnectionState:
         self._control = ControlFrames(self._events.append)
         self._datagram_queue = DatagramQueue()
         self._liveness = Liveness(now)
-        self._pending_packets: list[tuple[bytes, Address, float]] = []
+        self._pending_packets: list[tuple[bytes, Address, float, int]] = []
+        """Packets waiting for their keys: (packet, address, time received, ECN codepoint)."""
         self._activity: Callable[[], None] | None = None
         self.new_token: bytes | None = None
         """(client) the last NEW_TOKEN from the server, for a future connection's Initial."""

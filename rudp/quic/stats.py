@@ -50,6 +50,16 @@ class ConnectionStats:
     """Times persistent congestion collapsed the congestion window (RFC 9002 §7.6)."""
     max_datagram_size: int = 0
     """The largest datagram sent now: the base size, or what PMTU discovery confirmed."""
+    ecn_state: str = "disabled"
+    """ECN validation state of the current path: testing, unknown, capable, failed or disabled."""
+    ecn_marked_sent: int = 0
+    """Packets sent marked ECT(0) on the current path."""
+    ecn_received: tuple[int, ...] = (0, 0, 0)
+    """ECT(0), ECT(1), CE counts of the packets received (all spaces: what our ACK_ECN frames report)."""
+    ecn_peer_counts: tuple[int, ...] = (0, 0, 0)
+    """ECT(0), ECT(1), CE counts the peer reported (all spaces, last validated ACK_ECN of each)."""
+    ce_count: int = 0
+    """CE marks reported by the peer and treated as congestion (RFC 9002 §7.1)."""
 
 
 class TrafficCounters:

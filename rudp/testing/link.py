@@ -8,7 +8,11 @@ its seeded random source, whether and when each one arrives. The impairments, ap
 3. the bottleneck: at ``bandwidth`` bits/s each datagram waits for the ones before it to be serialized,
    and a drop-tail queue of ``queue_bytes`` drops what does not fit;
 4. wire loss: ``burst_loss`` (Gilbert-Elliott or a fixed run of drops), then independent ``loss``;
-5. propagation: ``delay`` plus up to ``jitter`` (kept in order unless ``allow_reorder``), ``reorder``
+5. ECN (RFC 3168): ``ecn_bleach`` clears every mark to Not-ECT (a path that mangles ECN); an
+   ECN-capable datagram (ECT(0)/ECT(1)) is marked CE when the bottleneck queue holds more than
+   ``ce_threshold_bytes`` (a step marker, as L4S and DCTCP use) or with probability ``ce_probability``
+   (drawn from a random source of its own, so the other impairments keep their draws);
+6. propagation: ``delay`` plus up to ``jitter`` (kept in order unless ``allow_reorder``), ``reorder``
    holds a datagram back an extra ``reorder_delay``, and ``duplicate`` delivers a second copy.
 
 Every datagram draws the same number of random values whatever the configuration, so turning one
@@ -104,12 +108,15 @@ class LinkConfig:
     drop_filter: Callable[[bytes, int], bool] | None = None
     mtu: int = DEFAULT_MTU
     seed: int = 0
+    ecn_bleach: bool = False
+    ce_threshold_bytes: int | None = None
+    ce_probability: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("delay", "jitter", "reorder_delay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("loss", "reorder", "duplicate"):
+        for name in ("loss", "reorder", "duplicate", "ce_probability"):
             _check_probability(name, getattr(self, name))
         if isinstance(self.burst_loss, GilbertElliott):
             for name in ("p", "r", "loss_bad", "loss_good"):
@@ -137,6 +144,8 @@ class Datagram:
     sent_at: float
     deliver_at: float
     duplicate: bool = False
+    ecn: int = 0
+    """The ECN codepoint it arrives with (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,10 @@ class LinkStats:
     bytes_delivered: int = 0
     bytes_dropped: int = 0
     max_queue_bytes: int = 0
+    ce_marked: int = 0
+    """ECN-capable datagrams the link marked CE."""
+    ecn_bleached: int = 0
+    """Marked datagrams whose ECN field the link cleared."""
 
     @property
     def dropped_total(self) -> int:
@@ -193,6 +206,7 @@ class Link:
         self.stats = LinkStats()
         self._config = LinkConfig() if config is None else config
         self._rng = rng if rng is not None else self._seeded(self._config.seed)
+        self._ecn_rng = random.Random(f"{name}/ecn/{self._config.seed}")
         self._seq = itertools.count()
         self._heap: list[tuple[float, int, Datagram]] = []
         self._queue: deque[tuple[float, int]] = deque()  # (serialized_at, size) at the bottleneck
@@ -307,8 +321,9 @@ class Link:
         self.stats.max_queue_bytes = max(self.stats.max_queue_bytes, self._queued_bytes)
         return done_at
 
-    def send(self, data: bytes, src: Addr, dst: Addr, now: float) -> Datagram | None:
-        """Offer a datagram at virtual time ``now``; return it as scheduled, or None if it was dropped."""
+    def send(self, data: bytes, src: Addr, dst: Addr, now: float, ecn: int = 0) -> Datagram | None:
+        """Offer a datagram at virtual time ``now`` with the ECN codepoint ``ecn``; return it as
+        scheduled, or None if it was dropped."""
         cfg = self._config
         rng = self._rng
         u_loss, u_ge, u_ge_loss, u_jitter, u_reorder, u_dup = (rng.random() for _ in range(6))
@@ -332,6 +347,8 @@ class Link:
         if cause is not None:
             self._drop(now, size, index, cause)
             return None
+        if ecn:
+            ecn = self._ecn(ecn)
         deliver_at = departed_at + cfg.delay + u_jitter * cfg.jitter
         if not cfg.allow_reorder:
             deliver_at = max(deliver_at, self._last_fifo_at)
@@ -340,7 +357,7 @@ class Link:
             self.stats.reordered += 1
         elif not cfg.allow_reorder:
             self._last_fifo_at = deliver_at
-        datagram = Datagram(data, src, dst, index, now, deliver_at)
+        datagram = Datagram(data, src, dst, index, now, deliver_at, ecn=ecn)
         heapq.heappush(self._heap, (deliver_at, next(self._seq), datagram))
         if u_dup < cfg.duplicate:
             self.stats.duplicated += 1
@@ -348,6 +365,22 @@ class Link:
             heapq.heappush(self._heap, (deliver_at, next(self._seq), copy))
             self._emit("duplicated", now, size, index)
         return datagram
+
+    def _ecn(self, ecn: int) -> int:
+        cfg = self._config
+        if cfg.ecn_bleach:
+            self.stats.ecn_bleached += 1
+            return 0
+        if ecn == 3:
+            return ecn
+        threshold = cfg.ce_threshold_bytes
+        # The queue already holds this datagram: "above the threshold" counts what waits before it.
+        if (threshold is not None and self._queued_bytes > threshold) or (
+            cfg.ce_probability and self._ecn_rng.random() < cfg.ce_probability
+        ):
+            self.stats.ce_marked += 1
+            return 3
+        return ecn
 
     def pop(self, now: float, accept: Callable[[Addr], bool] | None = None) -> Datagram | None:
         """Remove the earliest datagram (the caller makes sure it is due at ``now``).

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from rudp.errors import RudpError
 from rudp.testing.clock import VirtualClock
-from rudp.testing.link import Addr, Link, LinkConfig, TraceCallback
+from rudp.testing.link import Addr, Datagram, Link, LinkConfig, TraceCallback
 
 __all__ = ["Pair", "SimEndpoint", "SimulationError", "TimerLoopError"]
 
@@ -130,15 +130,17 @@ class Pair:
     def _collect_client(self) -> int:
         now = self.clock.now
         out = self.client.datagrams_to_send(now)
+        ecn = getattr(self.client, "ecn_codepoint", 0)
         for data, dst in out:
-            self.c2s.send(data, self.client_addr, dst, now)
+            self.c2s.send(data, self.client_addr, dst, now, ecn)
         return len(out)
 
     def _collect_server(self) -> int:
         now = self.clock.now
         out = self.server.datagrams_to_send(now)
+        ecn = getattr(self.server, "ecn_codepoint", 0)
         for data, dst in out:
-            self.s2c.send(data, self.server_addr, dst, now)
+            self.s2c.send(data, self.server_addr, dst, now, ecn)
         return len(out)
 
     def flush(self) -> int:
@@ -186,12 +188,12 @@ class Pair:
         if kind == 0:
             datagram = self.c2s.pop(now, self._reaches_server)
             if datagram is not None:
-                self.server.receive_datagram(datagram.data, datagram.src, now)
+                self._deliver(self.server, datagram, now)
                 self._collect_server()
         elif kind == 1:
             datagram = self.s2c.pop(now, self._reaches_client)
             if datagram is not None:
-                self.client.receive_datagram(datagram.data, datagram.src, now)
+                self._deliver(self.client, datagram, now)
                 self._collect_client()
         elif kind == 2:
             self._check_timer_loop(now, "client", when)
@@ -202,6 +204,14 @@ class Pair:
             self.server.handle_timer(now)
             self._collect_server()
         self.steps += 1
+
+    @staticmethod
+    def _deliver(endpoint: SimEndpoint, datagram: Datagram, now: float) -> None:
+        if datagram.ecn and hasattr(endpoint, "ecn_codepoint"):
+            # ECN-aware endpoints (they report the codepoint they send with) take the received one.
+            endpoint.receive_datagram(datagram.data, datagram.src, now, datagram.ecn)  # type: ignore[call-arg]
+        else:
+            endpoint.receive_datagram(datagram.data, datagram.src, now)
 
     def step(self) -> bool:
         """Process the earliest pending event; return False if there was nothing to do.

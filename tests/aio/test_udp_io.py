@@ -415,11 +415,14 @@ async def test_quic_connection_marks_ect0_both_ways(
         await server.wait_closed()
 
 
-async def test_quic_endpoints_do_not_mark_by_default(
+async def test_quic_endpoints_do_not_mark_with_ecn_off(
     server_config: Callable[..., rudp.Config], client_config: Callable[..., rudp.Config]
 ) -> None:
-    server = await UdpEndpoint.create_server(server_config(), ("127.0.0.1", 0), on_connection=lambda c: None)
-    client = await UdpEndpoint.create_client(client_config(), ("127.0.0.1", server.port))
+    # Config.ecn defaults to True (validation turns it off per path); ecn=False leaves packets unmarked.
+    server = await UdpEndpoint.create_server(
+        server_config(), ("127.0.0.1", 0), on_connection=lambda c: None, ecn=False
+    )
+    client = await UdpEndpoint.create_client(client_config(), ("127.0.0.1", server.port), ecn=False)
     try:
         conn = client.connect("localhost")
         await asyncio.wait_for(conn.wait_established(), WAIT)

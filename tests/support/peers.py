@@ -170,13 +170,18 @@ class RudpPeer:
             self.finished.add(stream_id)
 
     # SimEndpoint
-    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
-        self.target.receive_datagram(data, addr, now)
+    def receive_datagram(self, data: bytes, addr: Addr, now: float, ecn: int = 0) -> None:
+        self.target.receive_datagram(data, addr, now, ecn)
         self._pump(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr]]:
         self._pump(now)
         return self.target.datagrams_to_send(now)
+
+    @property
+    def ecn_codepoint(self) -> int:
+        """The ECN codepoint of the datagrams the last datagrams_to_send returned."""
+        return self.target.ecn_codepoint
 
     def next_timer(self) -> float | None:
         return self.target.next_timer()

@@ -453,10 +453,14 @@ def test_ecn_ce_increase_reported_once() -> None:
     recovery = make(cc=cc)
     for pn in range(3):
         recovery.on_packet_sent(packet(pn, 0.0))
+    # The counts are validated per path (rudp.quic.ecn.EcnPath.on_ack, tests/quic/test_ecn.py);
+    # loss recovery only forwards a validated CE increase to the controller (RFC 9002 §7.1).
     recovery.on_ack_received(APP, ack_of(0, ecn=(1, 0, 1)), 0.0, 0.1)
-    recovery.on_ack_received(APP, ack_of(0, 1, ecn=(2, 0, 1)), 0.0, 0.2)
-    recovery.on_ack_received(APP, ack_of(0, 1, 2, ecn=(3, 0, 3)), 0.0, 0.3)
+    recovery.on_ecn_ce(1, 0.1)
+    recovery.on_ecn_ce(0, 0.2)
+    recovery.on_ecn_ce(2, 0.3)
     assert cc.ecn == [1, 2]
+    assert recovery.ce_count == 3
 
 
 def test_stats_snapshot_and_can_send() -> None:

@@ -106,6 +106,7 @@ def test_user_controller_hooks_called_and_window_obeyed() -> None:
         pn += 1
     assert pn == 2
     recovery.on_ack_received(APP, ack_of(1, ecn=(0, 0, 2)), 0.0, 0.1)
+    recovery.on_ecn_ce(2, 0.1)  # what the connection does once the path's ECN counts validate
     assert controller.acked == [[1]]
     assert controller.ecn == [2]
     assert recovery.can_send(100)

@@ -1,0 +1,186 @@
+"""ECN: counting received marks, and validating a path's ECN support (RFC 9000 §13.4, RFC 9002 §7.1).
+
+Two owners:
+
+* :class:`EcnFeedback` (one per connection): per packet number space, the ECT(0)/ECT(1)/CE counts of
+  packets *received* (reported in ACK_ECN, RFC 9000 §13.4.1: once per QUIC packet, so coalesced packets
+  each count) and the last counts the *peer* reported (the baseline every new ACK is validated against;
+  the counts belong to the space, not to a path).
+* :class:`EcnPath` (one per :class:`~rudp.quic.paths.Path`): the validation state of the path, after the
+  sample algorithm of RFC 9000 Appendix A.4: ``testing`` (the first :data:`TESTING_PACKETS` packets are
+  marked ECT(0)), then ``unknown`` (unmarked, waiting for an ACK), ``capable`` (an ACK validated the
+  counts and acknowledged marked packets: marking resumes) or ``failed`` (counts missing, decreasing,
+  too small, ECT(1) reported, or every testing packet lost: marking stops for good on this path).
+
+What goes on the wire: the connection reports :attr:`EcnPath.marking`; the socket layer marks the
+datagrams (per socket: see ``rudp.aio.endpoint.UdpEndpoint``), the simulator per datagram.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from rudp.quic.sent import PacketSpace, SentPacket
+
+NOT_ECT: Final = 0
+ECT_1: Final = 1
+ECT_0: Final = 2
+CE: Final = 3
+"""ECN codepoints (RFC 3168 §5): the low two bits of the IP TOS / traffic class byte."""
+
+TESTING_PACKETS: Final = 10
+"""Packets marked while testing a new path (RFC 9000 §13.4.2: "the first ten outgoing packets")."""
+
+
+class EcnState(StrEnum):
+    """RFC 9000 Appendix A.4 states, plus ``disabled`` (the configuration turned ECN off)."""
+
+    TESTING = "testing"
+    UNKNOWN = "unknown"
+    CAPABLE = "capable"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class EcnFeedback:
+    """Received-mark counts per space (what our ACKs report) and the peer's last reported counts."""
+
+    __slots__ = ("peer", "received")
+
+    def __init__(self) -> None:
+        self.received: dict[PacketSpace, list[int]] = {space: [0, 0, 0] for space in PacketSpace}
+        """ECT(0), ECT(1), CE counts of packets received per space (RFC 9000 §13.4.1)."""
+        self.peer: dict[PacketSpace, tuple[int, int, int]] = {space: (0, 0, 0) for space in PacketSpace}
+        """The ECT(0), ECT(1), CE counts of the last ACK_ECN validated per space."""
+
+    def on_packet_received(self, space: PacketSpace, codepoint: int) -> tuple[int, int, int] | None:
+        """Count one processed (non-duplicate) packet; return the space's new counts if they changed."""
+        index = _COUNT_INDEX.get(codepoint)
+        if index is None:
+            return None
+        counts = self.received[space]
+        counts[index] += 1
+        return counts[0], counts[1], counts[2]
+
+    def totals(self) -> tuple[int, int, int]:
+        """ECT(0), ECT(1), CE received over all spaces."""
+        spaces = self.received.values()
+        return sum(c[0] for c in spaces), sum(c[1] for c in spaces), sum(c[2] for c in spaces)
+
+
+_COUNT_INDEX: Final = {ECT_0: 0, ECT_1: 1, CE: 2}
+
+
+class EcnPath:
+    """ECN validation of one path (RFC 9000 §13.4.2, Appendix A.4)."""
+
+    __slots__ = ("acked", "failure", "lost", "sent", "state", "testing_lost", "testing_sent")
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.state = EcnState.TESTING if enabled else EcnState.DISABLED
+        self.sent = 0
+        """Packets sent marked ECT(0) on this path."""
+        self.acked = 0
+        """Marked packets acknowledged."""
+        self.lost = 0
+        """Marked packets declared lost."""
+        self.testing_sent = 0
+        self.testing_lost = 0
+        self.failure = ""
+        """Why validation failed (for stats and qlog), empty otherwise."""
+
+    def __repr__(self) -> str:
+        return f"<EcnPath {self.state} sent={self.sent} acked={self.acked} lost={self.lost}>"
+
+    @property
+    def marking(self) -> bool:
+        """True if packets sent on this path now carry ECT(0)."""
+        return self.state is EcnState.TESTING or self.state is EcnState.CAPABLE
+
+    def on_datagram_sent(self, packets: list[SentPacket], marked: bool) -> None:
+        """The packets of one datagram leave on this path, ECT(0) if ``marked`` (the marking the
+        connection reported for the whole batch, read before the batch was built: a state change
+        mid-batch takes effect with the next batch, so what the socket applied is what we count)."""
+        if not marked:
+            return
+        for packet in packets:
+            packet.ect0 = True
+            packet.handlers.append(self._on_delivery)
+        self.sent += len(packets)
+        if self.state is EcnState.TESTING:
+            self.testing_sent += len(packets)
+            if self.testing_sent >= TESTING_PACKETS:
+                self.state = EcnState.UNKNOWN  # Appendix A.4: the testing period ends
+
+    def _on_delivery(self, acked: bool) -> None:
+        # The delivery handler of every marked packet: RFC 9000 §13.4.2, if every packet sent while
+        # testing is lost, the marks may be the cause.
+        if acked:
+            self.acked += 1
+            return
+        self.lost += 1
+        if self.state is EcnState.TESTING or self.state is EcnState.UNKNOWN:
+            self.testing_lost += 1
+            if self.acked == 0 and self.testing_lost >= TESTING_PACKETS:
+                self._fail("all ECT(0) testing packets lost")
+
+    def on_ack(
+        self,
+        space: PacketSpace,
+        counts: tuple[int, int, int] | None,
+        acked: list[SentPacket],
+        feedback: EcnFeedback,
+    ) -> int:
+        """Validate the counts of an ACK that newly acknowledged ``acked`` (RFC 9000 §13.4.2.1).
+
+        Called only for ACKs that newly acknowledge packets, so the largest acknowledged grew or a gap
+        was filled (reordered ACKs acknowledge nothing new and never fail validation). Returns the
+        increase of the CE count to treat as a congestion signal (RFC 9002 §7.1), 0 if none or if the
+        counts did not validate.
+        """
+        if self.state in (EcnState.FAILED, EcnState.DISABLED):
+            if counts is not None:
+                feedback.peer[space] = _max_counts(feedback.peer[space], counts)
+            return 0
+        newly_marked = sum(1 for packet in acked if packet.ect0 and not packet.off_path)
+        if counts is None:
+            if newly_marked:
+                self._fail("ACK without ECN counts acknowledged ECT(0) packets")
+            return 0
+        ect0, ect1, ce = counts
+        base0, base1, base_ce = feedback.peer[space]
+        if ect0 < base0 or ect1 < base1 or ce < base_ce:
+            self._fail("ECN counts decreased")
+            return 0
+        if ect1:
+            self._fail("ECT(1) counted, never sent")  # RFC 9000 §13.4.2.1: a codepoint never applied
+            return 0
+        if (ect0 - base0) + (ce - base_ce) < newly_marked:
+            self._fail("ECN counts smaller than the ECT(0) packets acknowledged")
+            return 0
+        feedback.peer[space] = counts
+        if newly_marked and self.state in (EcnState.TESTING, EcnState.UNKNOWN):
+            self.state = EcnState.CAPABLE
+        return ce - base_ce
+
+    def _fail(self, reason: str) -> None:
+        # RFC 9000 §13.4.2.2: validation failed, stop marking on this path.
+        self.state = EcnState.FAILED
+        self.failure = reason
+
+
+def _max_counts(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
+    return max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2])
+
+
+__all__ = [
+    "CE",
+    "ECT_0",
+    "ECT_1",
+    "NOT_ECT",
+    "TESTING_PACKETS",
+    "EcnFeedback",
+    "EcnPath",
+    "EcnState",
+]

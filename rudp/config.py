@@ -144,6 +144,11 @@ class Config:
     marks are counted and reported in ACK_ECN frames whatever this flag says (RFC 9000 §13.4.1)."""
     pacing: bool = True
     """Spread packets over the round trip (RFC 9002 §7.7) instead of sending each window as a burst."""
+    timer_granularity: float = 0.001
+    """The shortest timer wait the driver honours (seconds): the pacer never asks for a wake-up closer
+    than this and releases bursts of what its rate sends in two of them (at least 2 ms' worth). 1 ms
+    fits epoll's and libuv's (uvloop's) millisecond timers; the asyncio layer raises it to the running
+    loop's clock resolution when that is coarser. A simulated clock may set it lower for finer pacing."""
     max_ack_delay: float = 0.025
     """Our max_ack_delay transport parameter (seconds)."""
     ack_delay_exponent: int = 3
@@ -255,6 +260,7 @@ class Config:
         _number(self, "max_datagram_size", minimum=1200, maximum=65527, integer=True)
         _number(self, "max_pmtu", minimum=self.max_datagram_size, maximum=65527, integer=True)
         _number(self, "max_ack_delay", minimum=0.0, maximum=2**14 / 1000, exclusive_maximum=True)
+        _number(self, "timer_granularity", minimum=0.0, maximum=1.0)
         _number(self, "ack_delay_exponent", minimum=0, maximum=20, integer=True)
         _number(self, "active_connection_id_limit", minimum=2, integer=True)
         for name in ("initial_max_data", "initial_max_stream_data", "send_buffer_bytes"):

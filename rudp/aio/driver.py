@@ -40,6 +40,7 @@ Build the Connection as ``Connection(ConnectionDriver(core, link), is_client=...
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
@@ -199,15 +200,44 @@ class Listener(Protocol):
         """Wait until the sockets are closed."""
 
 
-class LoopTimer:
-    """One re-armable ``loop.call_at`` timer: the single timer of a link or an endpoint."""
+MIN_TIMER_GRANULARITY = 0.001
+"""The shortest timer wait any loop honours here, seconds: epoll and select take whole milliseconds, and
+libuv (uvloop) keeps its clock and its timers in milliseconds."""
+_FINE_CLOCK = 1e-6
+"""A loop clock at least this fine never fires a timer early enough to matter: no rounding needed."""
 
-    __slots__ = ("_callback", "_handle", "_loop", "deadline")
+
+def loop_clock_resolution(loop: asyncio.AbstractEventLoop) -> float:
+    """The resolution of ``loop.time()``, seconds: asyncio's ``_clock_resolution`` (the monotonic
+    clock's), else 1 ms (uvloop and other libuv loops: ``loop.time()`` is libuv's millisecond clock)."""
+    resolution = getattr(loop, "_clock_resolution", None)
+    if isinstance(resolution, int | float) and not isinstance(resolution, bool) and resolution > 0:
+        return float(resolution)
+    return MIN_TIMER_GRANULARITY
+
+
+def loop_timer_granularity(loop: asyncio.AbstractEventLoop) -> float:
+    """The shortest timer wait ``loop`` honours: its clock resolution, at least 1 ms."""
+    return max(MIN_TIMER_GRANULARITY, loop_clock_resolution(loop))
+
+
+class LoopTimer:
+    """One re-armable ``loop.call_at`` timer: the single timer of a link or an endpoint.
+
+    On a loop with a coarse clock (uvloop: ``loop.time()`` and its timers are whole milliseconds, and a
+    sub-millisecond delay is rounded to the nearest, often 0) the wait is rounded *up* to the clock's
+    resolution, so the callback never runs while ``loop.time()`` is still before the deadline: a core
+    handed such a time finds nothing due, re-arms the same deadline and the loop spins.
+    """
+
+    __slots__ = ("_callback", "_handle", "_loop", "_resolution", "deadline")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         self._loop = loop
         self._callback = callback
         self._handle: asyncio.TimerHandle | None = None
+        resolution = loop_clock_resolution(loop)
+        self._resolution = resolution if resolution >= _FINE_CLOCK else 0.0
         self.deadline: float | None = None
         """When the callback runs next (loop time), or None."""
 
@@ -219,8 +249,17 @@ class LoopTimer:
             self._handle.cancel()
             self._handle = None
         self.deadline = deadline
-        if deadline is not None:
-            self._handle = self._loop.call_at(deadline, self._fire)
+        if deadline is None:
+            return
+        resolution = self._resolution
+        if resolution:
+            now = self._loop.time()
+            if deadline > now:
+                # Whole ticks from the loop's own "now", so the loop's rounding cannot make it early.
+                ticks = math.ceil((deadline - now) / resolution - 1e-9)
+                self._handle = self._loop.call_at(now + ticks * resolution, self._fire)
+                return
+        self._handle = self._loop.call_at(deadline, self._fire)
 
     def _fire(self) -> None:
         self._handle = None

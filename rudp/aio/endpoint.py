@@ -12,12 +12,13 @@ connection's events to its :class:`~rudp.aio.connection.Connection` (the order o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable
 
 from rudp.aio.connection import Connection
-from rudp.aio.driver import Address, ConnectionDriver, LoopTimer
+from rudp.aio.driver import Address, ConnectionDriver, LoopTimer, loop_timer_granularity
 from rudp.aio.udp_io import (
     ECT_0,
     NOT_ECT,
@@ -86,10 +87,14 @@ class UdpEndpoint:
         tls_config: TlsConfig | None = None,
         on_connection: Callable[[Connection], None] | None = None,
     ) -> None:
+        self._loop = asyncio.get_running_loop()
+        granularity = loop_timer_granularity(self._loop)
+        if config.timer_granularity < granularity:
+            # The pacer must not ask for waits this loop cannot honour (issue 13: timer spin).
+            config = dataclasses.replace(config, timer_granularity=granularity)
         self.config = config
         self.quic = QuicEndpoint(config, tls_config=tls_config)
         self._on_connection = on_connection
-        self._loop = asyncio.get_running_loop()
         self._io: DatagramSocket | TransportDatagramSocket | None = None
         self._ecn = False
         #: datagrams received per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
@@ -97,6 +102,9 @@ class UdpEndpoint:
         self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
         self._connections: dict[QuicConnection, Connection] = {}
         self._timer = LoopTimer(self._loop, self._on_timer)
+        self.timer_stats = {"callbacks": 0, "empty": 0}
+        """Endpoint timer callbacks so far, and those after which no datagram left (``empty``): a
+        pacer or timer that fits the loop's clock keeps ``empty`` a small share (issue 13)."""
         self._flush_scheduled = False
         self._closed = asyncio.Event()
 
@@ -283,15 +291,19 @@ class UdpEndpoint:
         self._flush_scheduled = False
         self.flush()
 
-    def flush(self) -> None:
-        """Transmit every datagram, re-arm the endpoint timer, then dispatch every connection's events."""
+    def flush(self) -> int:
+        """Transmit every datagram, re-arm the endpoint timer, then dispatch every connection's events.
+
+        Returns how many datagrams left."""
         io = self._io
         if io is not None and not io.is_closing():
-            io.send(self.quic.datagrams_to_send(self._loop.time()))
+            datagrams = self.quic.datagrams_to_send(self._loop.time())
+            io.send(datagrams)
             self._set_timer(self.quic.next_timer())
             self._dispatch(self.quic.flushed)
-        else:
-            self._dispatch(list(self._connections))
+            return len(datagrams)
+        self._dispatch(list(self._connections))
+        return 0
 
     def _dispatch(self, cores: list[QuicConnection]) -> None:
         """Hand the events of ``cores`` (the connections that changed) to their Connection objects."""
@@ -310,7 +322,11 @@ class UdpEndpoint:
         if self._io is None:
             return
         self.quic.handle_timer(self._loop.time())
-        self.flush()
+        sent = self.flush()
+        stats = self.timer_stats
+        stats["callbacks"] += 1
+        if not sent:
+            stats["empty"] += 1
 
     # ------------------------------------------------------------------ migration
 

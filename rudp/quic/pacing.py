@@ -9,6 +9,13 @@ off for the connection.
 It does not own timers or sending: the connection asks :meth:`Pacer.allows` before building a packet
 that carries new data, charges what it sent with :meth:`Pacer.on_sent`, and arms ``Timer.PACING`` at
 :meth:`Pacer.next_send_at` when the pacer said no. Nothing here reads a clock or sleeps.
+
+The pacer fits the clock of whoever drives it: ``Config.timer_granularity`` (``granularity`` here) is
+the shortest wait the event loop honours (1 ms: epoll timeouts and libuv/uvloop's clock are whole
+milliseconds). :meth:`Pacer.next_send_at` never asks for a wake-up closer than one granularity after the
+refusal, and the bucket holds at least what the rate sends in two granularities (one late tick absorbed),
+so each timer firing releases a burst instead of one packet, and a loop whose timers cannot fire
+sooner never spins on wake-ups that send nothing.
 """
 
 from __future__ import annotations
@@ -25,11 +32,18 @@ if TYPE_CHECKING:
 K_PACING_GAIN: Final = 1.25
 """N in ``rate = N * cwnd / smoothed_rtt`` (RFC 9002 §7.7)."""
 BURST_INTERVAL: Final = 0.002
-"""The burst allowance is what the rate sends in this many seconds, clamped to the two bounds below."""
+"""The burst allowance is what the rate sends in this many seconds (quinn's 2 ms), or in two timer
+granularities if that is longer, clamped to the bounds below."""
+DEFAULT_TIMER_GRANULARITY: Final = 0.001
+"""The default shortest timer wait, seconds (``Config.timer_granularity``)."""
 MIN_BURST_PACKETS: Final = 2
 """Smallest burst allowance, in max-size datagrams."""
 MAX_BURST_PACKETS: Final = 10
-"""Largest burst allowance, in max-size datagrams (an initial window, RFC 9002 §7.7)."""
+"""Largest burst allowance, in max-size datagrams (an initial window, RFC 9002 §7.7), unless the rate
+sends more than that in two timer granularities: then up to half the congestion window, since a smaller
+bucket would cap the rate at ``bucket / granularity`` whenever timers, not ACKs, clock the sending."""
+MAX_BURST_CWND_FRACTION: Final = 0.5
+"""The burst allowance above ``MAX_BURST_PACKETS`` is at most this fraction of the congestion window."""
 _SLACK_BYTES: Final = 1.0
 """Tolerance so a timer armed at :meth:`Pacer.next_send_at` is never refused by float rounding."""
 
@@ -42,10 +56,18 @@ class Pacer:
     :attr:`burst_bytes`, so after an idle period at most one burst leaves at once.
     """
 
-    __slots__ = ("_last_at", "_tokens", "burst_bytes", "enabled", "max_datagram_size", "rate")
+    __slots__ = ("_last_at", "_tokens", "burst_bytes", "enabled", "granularity", "max_datagram_size", "rate")
 
-    def __init__(self, max_datagram_size: int, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        max_datagram_size: int,
+        *,
+        enabled: bool = True,
+        granularity: float = DEFAULT_TIMER_GRANULARITY,
+    ) -> None:
         self.enabled = enabled
+        self.granularity = max(granularity, 0.0)
+        """The shortest wait :meth:`next_send_at` asks for, seconds (the driver's timer granularity)."""
         self.max_datagram_size = max_datagram_size
         self.rate = math.inf
         """The last pacing rate used, bytes per second (``inf``: not pacing)."""
@@ -55,11 +77,22 @@ class Pacer:
         self._last_at: float | None = None
 
     @staticmethod
-    def burst_allowance(rate: float, max_datagram_size: int) -> float:
-        """The bucket capacity for ``rate`` bytes/s: ``rate * BURST_INTERVAL`` within the bounds."""
+    def burst_allowance(
+        rate: float,
+        max_datagram_size: int,
+        granularity: float = DEFAULT_TIMER_GRANULARITY,
+        congestion_window: float = 0.0,
+    ) -> float:
+        """The bucket capacity for ``rate`` bytes/s: what it sends in ``max(BURST_INTERVAL, 2 *
+        granularity)``, at least ``MIN_BURST_PACKETS``; at most ``MAX_BURST_PACKETS``, or, when two
+        granularities of the rate are more than that, half the ``congestion_window`` (not less than
+        ``MAX_BURST_PACKETS``)."""
+        ticks = 2 * granularity
         low = MIN_BURST_PACKETS * max_datagram_size
-        high = MAX_BURST_PACKETS * max_datagram_size
-        return float(min(max(rate * BURST_INTERVAL, low), high))
+        high = float(MAX_BURST_PACKETS * max_datagram_size)
+        if rate * ticks > high:
+            high = max(high, min(rate * ticks, MAX_BURST_CWND_FRACTION * congestion_window))
+        return float(min(max(rate * max(BURST_INTERVAL, ticks), low), high))
 
     def current_rate(self, congestion: CongestionController, rtt: RttEstimator) -> float:
         """The rate the pacer would use now, bytes/s (``inf`` when not pacing)."""
@@ -78,7 +111,9 @@ class Pacer:
         if math.isinf(rate):
             self._last_at = now
             return True
-        capacity = self.burst_allowance(rate, self.max_datagram_size)
+        capacity = self.burst_allowance(
+            rate, self.max_datagram_size, self.granularity, congestion.congestion_window
+        )
         self.burst_bytes = capacity
         last = self._last_at
         tokens = capacity if last is None else min(capacity, self._tokens + rate * max(now - last, 0.0))
@@ -97,10 +132,12 @@ class Pacer:
     def next_send_at(self, size: int) -> float:
         """When a ``size``-byte packet will be allowed, if the rate does not change (after a refusal).
 
-        Always later than the time of the last :meth:`allows` call, so a timer armed here moves time on.
+        Always at least one granularity after the last :meth:`allows` call (and always later than it,
+        so a timer armed here moves time on): a driver whose timers cannot fire sooner then never wakes
+        up to find the bucket still short, and the wait lets a burst of ``rate * granularity`` out.
         """
         last = self._last_at if self._last_at is not None else 0.0
         if math.isinf(self.rate):
             return last
         wait = (min(size, self.burst_bytes) - self._tokens) / self.rate
-        return max(last + wait, math.nextafter(last, math.inf))
+        return max(last + wait, last + self.granularity, math.nextafter(last, math.inf))

@@ -125,7 +125,9 @@ class ConnectionState:
         self._recovery = LossRecovery(
             self._qlog.observe(self._congestion), self._rtt, max_ack_delay=0.025, is_client=is_client
         )
-        self._pacer = Pacer(config.max_datagram_size, enabled=config.pacing)
+        self._pacer = Pacer(
+            config.max_datagram_size, enabled=config.pacing, granularity=config.timer_granularity
+        )
         self._pacing_blocked = False
         """The last datagrams_to_send() had data the pacer held back (Timer.PACING is armed)."""
         self._spaces: dict[PacketSpace, PacketNumberSpace] = {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rudp.quic.pacing import K_PACING_GAIN, MAX_BURST_PACKETS
+import pytest
+
+from rudp.quic.pacing import K_PACING_GAIN, Pacer
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
 from tests.support.sim import Sim, make_sim
@@ -10,12 +12,16 @@ from tests.support.sim import Sim, make_sim
 MDS = 1350
 
 
-def _transfer(pki: TestPki, *, pacing: bool, congestion: str = "newreno") -> tuple[Sim, int, float]:
-    sim = make_sim(
-        pki,
-        link=LinkConfig(delay=0.02),
-        client={"pacing": pacing, "congestion": congestion, "pmtu_discovery": False},
-    )
+def _transfer(
+    pki: TestPki, *, pacing: bool, congestion: str = "newreno", granularity: float = 0.001
+) -> tuple[Sim, int, float]:
+    client = {
+        "pacing": pacing,
+        "congestion": congestion,
+        "pmtu_discovery": False,
+        "timer_granularity": granularity,
+    }
+    sim = make_sim(pki, link=LinkConfig(delay=0.02), client=client)
     sim.handshake()
     stream_id = sim.conn.open_stream()
     sim.client.send(stream_id, bytes(2_000_000))
@@ -33,10 +39,13 @@ def _transfer(pki: TestPki, *, pacing: bool, congestion: str = "newreno") -> tup
     return sim, max_cwnd, min_srtt
 
 
-def test_paced_bursts_stay_within_the_allowance(pki: TestPki) -> None:
-    sim, max_cwnd, min_srtt = _transfer(pki, pacing=True)
+@pytest.mark.parametrize("granularity", [0.001, 0.0001])
+def test_paced_bursts_stay_within_the_allowance(pki: TestPki, granularity: float) -> None:
+    sim, max_cwnd, min_srtt = _transfer(pki, pacing=True, granularity=granularity)
     max_rate = K_PACING_GAIN * max_cwnd / min_srtt  # bytes/s: the fastest the pacer ever ran
-    burst = MAX_BURST_PACKETS * MDS
+    # The largest bucket: two timer granularities of the fastest rate (10 datagrams when that is
+    # less), never above half the largest window.
+    burst = Pacer.burst_allowance(max_rate, MDS, granularity, max_cwnd)
     for window in (1e-6, 1e-4, 1e-3, 5e-3):
         # A bucket of at most `burst` bytes, refilled at no more than `max_rate`, plus one datagram
         # of rounding and the few small ACK-only datagrams, which are not paced.

@@ -1,0 +1,94 @@
+"""The pacer against a virtual clock driven like an event loop with a coarse timer (issue 13).
+
+A sender that always has data sends whenever the pacer allows, and otherwise sleeps until
+:meth:`Pacer.next_send_at` (a timer that fires exactly then, or rounded up to the loop's tick): no
+burst exceeds the bucket, the rate holds over 100 ms windows, no wake-up is closer than one
+granularity, and no timer firing finds the pacer still saying no (no spin).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rudp.quic.congestion.newreno import NewReno
+from rudp.quic.pacing import K_PACING_GAIN, Pacer
+from rudp.quic.rtt import RttEstimator
+
+MDS = 1452
+
+
+def _run(granularity: float, srtt: float, cwnd: int, *, tick: float, duration: float = 1.0):  # type: ignore[no-untyped-def]
+    congestion = NewReno(MDS)
+    congestion.cwnd = cwnd
+    rtt = RttEstimator()
+    rtt.update(srtt, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+    pacer = Pacer(MDS, granularity=granularity)
+    now, sends, firings, empty, waits = 0.0, [], 0, 0, []
+    while now < duration:
+        sent = 0
+        while pacer.allows(now, MDS, congestion, rtt):
+            pacer.on_sent(MDS, now)
+            sends.append(now)
+            sent += 1
+        deadline = pacer.next_send_at(MDS)
+        waits.append(deadline - now)
+        # The loop's timer: never early, rounded up to its tick (uvloop: 1 ms).
+        fire = math.ceil(deadline / tick - 1e-9) * tick if tick else deadline
+        now = max(fire, deadline)
+        firings += 1
+        if not pacer.allows(now, MDS, congestion, rtt):
+            empty += 1
+    return pacer, sends, firings, empty, waits
+
+
+@pytest.mark.parametrize(
+    ("granularity", "srtt", "cwnd", "tick"),
+    [
+        (0.001, 0.040, 200_000, 0.0),
+        (0.001, 0.040, 200_000, 0.001),
+        (0.001, 0.005, 100_000, 0.001),
+        (0.002, 0.020, 400_000, 0.001),
+        (0.0001, 0.040, 60_000, 0.0),
+    ],
+)
+def test_bursts_rate_and_no_spin(granularity: float, srtt: float, cwnd: int, tick: float) -> None:
+    _pacer, sends, firings, empty, waits = _run(granularity, srtt, cwnd, tick=tick)
+    rate = K_PACING_GAIN * cwnd / srtt
+    capacity = Pacer.burst_allowance(rate, MDS, granularity, cwnd)
+    # Never a burst beyond the bucket: bytes sent at one instant.
+    per_instant: dict[float, int] = {}
+    for at in sends:
+        per_instant[at] = per_instant.get(at, 0) + MDS
+    assert max(per_instant.values()) <= capacity + MDS
+    # The average rate over 100 ms windows is the pacing rate within 10%.
+    for start in (0.1, 0.3, 0.5, 0.8):
+        sent = sum(MDS for at in sends if start <= at < start + 0.1)
+        assert abs(sent / 0.1 - rate) <= 0.1 * rate, (start, sent / 0.1, rate)
+    # No wake-up closer than one granularity, none in the past.
+    assert min(waits) >= granularity - 1e-12 and min(waits) > 0
+    # Every timer firing lets something out.
+    assert firings > 0 and empty == 0
+
+
+def test_next_send_at_is_at_least_one_granularity_away() -> None:
+    congestion = NewReno(MDS)
+    congestion.cwnd = 1_000_000
+    rtt = RttEstimator()
+    rtt.update(0.001, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+    pacer = Pacer(MDS, granularity=0.002)
+    now = 5.0
+    while pacer.allows(now, MDS, congestion, rtt):
+        pacer.on_sent(MDS, now)
+    assert pacer.next_send_at(MDS) >= now + 0.002
+
+
+def test_burst_allowance_bounds() -> None:
+    # Slow: at least two datagrams; moderate: 2 ms of the rate up to 10 datagrams.
+    assert Pacer.burst_allowance(1000.0, MDS, 0.001, 50_000) == 2 * MDS
+    assert Pacer.burst_allowance(5 * MDS / 0.002, MDS, 0.001, 50_000) == pytest.approx(5 * MDS)
+    assert Pacer.burst_allowance(100 * MDS / 0.002, MDS, 0.0001, 10**6) == 10 * MDS
+    # Fast with a 1 ms timer: two ticks of the rate, but never more than half the window.
+    assert Pacer.burst_allowance(20 * MDS / 0.001, MDS, 0.001, 10**7) == pytest.approx(40 * MDS)
+    assert Pacer.burst_allowance(20 * MDS / 0.001, MDS, 0.001, 40 * MDS) == pytest.approx(20 * MDS)

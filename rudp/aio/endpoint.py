@@ -75,9 +75,10 @@ class UdpEndpoint:
     Create with :meth:`create_server` or :meth:`create_client`. New server connections are announced
     to ``on_connection`` once their handshake completes.
 
-    ECN (issue 14, socket side only): with ``ecn=True`` every packet leaves marked ECT(0); the marks of
-    received datagrams are counted in :attr:`ecn_counts` and passed to :meth:`_receive` with each
-    datagram. The sans-IO core does not take them yet (ACK_ECN counts, ECN validation: its part).
+    ECN (RFC 9000 §13.4): with ``ecn=True`` (``Config.ecn``) each batch of datagrams leaves marked
+    ECT(0) while the connections in it test or have validated ECN, and unmarked once validation failed;
+    the marks of received datagrams are counted in :attr:`ecn_counts` and handed to the core with each
+    datagram (its ACK_ECN counts and validation).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class UdpEndpoint:
         self._on_connection = on_connection
         self._io: DatagramSocket | TransportDatagramSocket | None = None
         self._ecn = False
+        self._marking = NOT_ECT  # the codepoint the socket marks with now
         #: datagrams received per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
         self.ecn_counts = [0, 0, 0, 0]
         self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
@@ -189,8 +191,12 @@ class UdpEndpoint:
 
     async def _open_io(self, sock: socket.socket) -> DatagramSocket | TransportDatagramSocket:
         io = await open_datagram_socket(sock, self._on_datagrams, self.error_received, self._socket_closed)
-        if self._ecn and not io.set_ecn_marking(ECT_0):
-            _log.debug("could not mark packets ECT(0) on this socket")
+        if self._ecn:
+            if io.set_ecn_marking(ECT_0):
+                self._marking = ECT_0
+            else:
+                _log.debug("could not mark packets ECT(0) on this socket")
+                self._ecn = False
         return io
 
     def connect(self, server_name: str | None) -> Connection:
@@ -298,12 +304,21 @@ class UdpEndpoint:
         io = self._io
         if io is not None and not io.is_closing():
             datagrams = self.quic.datagrams_to_send(self._loop.time())
+            if self._ecn and datagrams:
+                self._follow_ecn_validation(io)
             io.send(datagrams)
             self._set_timer(self.quic.next_timer())
             self._dispatch(self.quic.flushed)
             return len(datagrams)
         self._dispatch(list(self._connections))
         return 0
+
+    def _follow_ecn_validation(self, io: DatagramSocket | TransportDatagramSocket) -> None:
+        """Mark this batch as the connections in it ask (RFC 9000 §13.4.2): ECT(0) while a path tests
+        or has validated ECN, unmarked once validation failed (a path that bleaches or drops marks)."""
+        wanted = ECT_0 if self.quic.ecn_codepoint else NOT_ECT
+        if wanted != self._marking and io.set_ecn_marking(wanted):
+            self._marking = wanted
 
     def _dispatch(self, cores: list[QuicConnection]) -> None:
         """Hand the events of ``cores`` (the connections that changed) to their Connection objects."""

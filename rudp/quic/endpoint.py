@@ -49,6 +49,7 @@ class _Entry:
     address: Address | None = None  # routed by address (zero-length CIDs only)
     deadline: float | None = None
     handshaking: bool = False  # a server connection whose handshake is not complete yet
+    address_token: bytes | None = None  # (client) the NEW_TOKEN token last stored in the Config
 
 
 def _master_secret(tls_config: TlsConfig | None, randbytes: Callable[[int], bytes]) -> bytes:
@@ -360,8 +361,10 @@ class QuicEndpoint:
             entry.reset_tokens = tokens
             for token in tokens:
                 self._by_reset_token[token] = conn
-        if conn.is_client and conn.new_token is not None:
-            self._keep_address_token(conn.peer_address, conn.new_token)
+        new_token = conn.new_token if conn.is_client else None
+        if new_token is not None and new_token is not entry.address_token:
+            entry.address_token = new_token  # stored once per NEW_TOKEN, not on every flush
+            self._keep_address_token(conn.peer_address, new_token)
 
     def _drop_reset_tokens(self, conn: QuicConnection, entry: _Entry) -> None:
         for token in entry.reset_tokens:

@@ -31,7 +31,7 @@ from rudp.crypto.retry import AddressToken, TokenSealer, retry_integrity_tag
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import DecodeError, TransportErrorCode
 from rudp.quic.cids import stateless_reset_token
-from rudp.quic.state import Address
+from rudp.quic.paths import Address
 
 RETRY_TOKEN_LIFETIME: Final = 10.0
 """Seconds a Retry token stays valid: it only has to survive one round trip (RFC 9000 §8.1.3)."""

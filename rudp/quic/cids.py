@@ -107,6 +107,16 @@ class LocalConnectionIds:
 
         return handler
 
+    def take_changes(self) -> list[tuple[bool, bytes]]:
+        """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
+        changes = list(self.changes)
+        self.changes.clear()
+        return changes
+
+    def has_data(self) -> bool:
+        """True if a frame is waiting (the packetizer's ``FrameSource`` question)."""
+        return self.has_data_to_send()
+
     def has_data_to_send(self) -> bool:
         """True when a NEW_CONNECTION_ID frame is waiting."""
         return any(not e.sent and not e.in_flight for e in self.active.values())
@@ -237,6 +247,10 @@ class PeerConnectionIds:
                 self._to_retire.append(sequence)
 
         return handler
+
+    def has_data(self) -> bool:
+        """True if a frame is waiting (the packetizer's ``FrameSource`` question)."""
+        return self.has_data_to_send()
 
     def has_data_to_send(self) -> bool:
         """True when a RETIRE_CONNECTION_ID is owed."""

@@ -14,7 +14,7 @@ from rudp.codec.frames import ConnectionClose
 class Closing:
     """What a closing or draining connection keeps (RFC 9000 §10.2.1, §10.2.2)."""
 
-    __slots__ = ("_due", "_frame", "_received", "until")
+    __slots__ = ("_due", "_frame", "_received", "period_pending", "until")
 
     def __init__(self) -> None:
         self._frame: ConnectionClose | None = None
@@ -22,14 +22,23 @@ class Closing:
         self._received = 0
         self.until: float | None = None
         """End of the closing or draining period (three PTOs, RFC 9000 §10.2), or None."""
+        self.period_pending = False
+        """True between a close without the time and the next call that carries it."""
 
-    def start(self, frame: ConnectionClose | None, until: float | None) -> None:
-        """Closing with ``frame`` (sent at once), or draining (``frame`` None: we send nothing), until
-        ``until``. A later call keeps the first frame: a connection closes once."""
+    def start(self, frame: ConnectionClose | None) -> None:
+        """Closing with ``frame`` (sent at once), or draining (``frame`` None: we send nothing); the
+        period's end comes with :meth:`begin_period`. A later call keeps the first frame: a connection
+        closes once."""
         if frame is not None and self._frame is None:
             self._frame = frame
             self._due = True
+        self.until = None
+        self.period_pending = True
+
+    def begin_period(self, until: float) -> None:
+        """The closing or draining period lasts until ``until`` (RFC 9000 §10.2)."""
         self.until = until
+        self.period_pending = False
 
     def on_datagram_received(self) -> None:
         """A datagram arrived while closing: answer it with the CONNECTION_CLOSE again, but only for

@@ -5,13 +5,18 @@ Inputs: :meth:`receive_datagram` and :meth:`handle_timer`. Commands: :meth:`open
 :meth:`send_datagram`, :meth:`ping`, :meth:`close`. Outputs, after every input or command, in this
 order: :meth:`datagrams_to_send`, :meth:`next_timer`, :meth:`next_event`.
 
-Nothing here does I/O or reads a clock: ``now`` (seconds, the caller's monotonic clock) is passed in.
-Receiving lives in :mod:`rudp.quic.receiving`, packet assembly in :mod:`rudp.quic.sending`, the TLS
-glue in :mod:`rudp.quic.handshake`; this module holds state, the API and the close/idle logic.
+Nothing here does I/O or reads a clock: ``now`` (seconds, the caller's monotonic clock) is passed in and
+never stored. The connection holds objects, each owning its state, and passes each its collaborators:
+the :class:`~rudp.quic.state.Lifecycle`, the :class:`~rudp.quic.spaces.PacketSpaces` (with their keys),
+the :class:`~rudp.quic.paths.Paths` (with their congestion controllers, RTT estimators and pacers), loss
+recovery, the :class:`~rudp.quic.handshake.Handshake`, the :class:`~rudp.quic.receiving.Receiver`, the
+:class:`~rudp.quic.sending.Sender` and the frame sources. Its timer is the minimum of their deadlines.
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable
 
 from cryptography import x509
@@ -19,31 +24,150 @@ from cryptography import x509
 from rudp.codec.frames import ConnectionClose
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
-from rudp.errors import ConnectionClosed, DatagramError, RudpError, TransportError
+from rudp.errors import DatagramError, RudpError, TransportError
+from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
+from rudp.quic.congestion.registry import resolve_congestion_controller
+from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.ecn import ECT_0, NOT_ECT, EcnState
 from rudp.quic.events import ConnectionTerminated, Event
-from rudp.quic.receiving import ReceiveMixin
-from rudp.quic.sending import SendMixin
-from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE
-from rudp.quic.state import MIN_SENDABLE_BYTES, Address, State
-from rudp.quic.stats import ConnectionStats
+from rudp.quic.handshake import Handshake
+from rudp.quic.liveness import Liveness
+from rudp.quic.pacing import Pacer
+from rudp.quic.paths import Address, PathCongestion, Paths
+from rudp.quic.qlog_trace import open_qlog
+from rudp.quic.receiving import Receiver
+from rudp.quic.recovery import LossRecovery
+from rudp.quic.rtt import RttEstimator
+from rudp.quic.sending import Sender
+from rudp.quic.spaces import PacketSpaces
+from rudp.quic.state import Lifecycle, State
+from rudp.quic.stats import ConnectionStats, TrafficCounters
+from rudp.quic.streams.manager import StreamManager
 from rudp.quic.timers import Timer, TimerTable
 from rudp.tls.config import TlsConfig
-from rudp.tls.engine import EncryptionLevel
-
-PROBE_DATA_BYTES = 1000
-"""Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
-BLACK_HOLE_PTO_COUNT = 2
-"""Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
 
 
-class QuicConnection(ReceiveMixin, SendMixin):
+class QuicConnection:
     """One QUIC connection, client or server, as a pure state machine.
 
     Create clients with :meth:`client`; servers are created by :class:`~rudp.quic.endpoint.QuicEndpoint`
     (or :meth:`server`) from the client's first Initial packet.
     """
+
+    def __init__(
+        self,
+        config: Config,
+        tls_config: TlsConfig,
+        *,
+        is_client: bool,
+        peer_address: Address,
+        now: float,
+        version: int,
+        local_cid: bytes | None = None,
+        reset_key: bytes | None = None,
+    ) -> None:
+        self._config = config
+        self.is_client = is_client
+        self.version = version
+        self._events: deque[Event] = deque()
+        self._activity: Callable[[], None] | None = None
+        emit = self._events.append
+        randbytes = config.randbytes
+        self._qlog = qlog = open_qlog(config, is_client=is_client)
+        # A client's path to the server needs no validation (RFC 9000 §8.1 limits servers only).
+        self._paths = paths = Paths(
+            peer_address,
+            validated=is_client,
+            base_size=config.max_datagram_size,
+            max_size=config.max_pmtu,
+            pmtu_discovery=config.pmtu_discovery,
+            new_congestion=self._new_path_congestion,
+            randbytes=randbytes,
+            ecn=config.ecn,
+        )
+        first = paths.current.congestion
+        self._recovery = recovery = LossRecovery(
+            first.controller, first.rtt, max_ack_delay=0.025, is_client=is_client
+        )
+        self._lifecycle = lifecycle = Lifecycle(emit, recovery.pto)
+        self._spaces = spaces = PacketSpaces(
+            version,
+            randbytes,
+            max_ack_delay=config.max_ack_delay,
+            ack_delay_exponent=config.ack_delay_exponent,
+        )
+        cid = local_cid if local_cid is not None else randbytes(config.connection_id_length)
+        self._local_cids = LocalConnectionIds(
+            cid, reset_key or os.urandom(32), randbytes, config.connection_id_length
+        )
+        self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
+        local_params = config.local_transport_parameters()
+        self._streams = StreamManager(
+            is_client=is_client,
+            local=local_params,
+            max_stream_window=config.max_stream_window,
+            max_connection_window=config.max_connection_window,
+            send_buffer_bytes=config.send_buffer_bytes,
+        )
+        self._control = ControlFrames(emit)
+        self._datagram_queue = DatagramQueue()
+        self._liveness = Liveness(now)
+        self._traffic = TrafficCounters()
+        self._handshake = handshake = Handshake(
+            is_client=is_client,
+            version=version,
+            tls_config=tls_config,
+            local_params=local_params,
+            randbytes=randbytes,
+            local_cids=self._local_cids,
+            peer_cids=self._peer_cids,
+            control=self._control,
+            emit=emit,
+            spaces=spaces,
+            paths=paths,
+            recovery=recovery,
+            lifecycle=lifecycle,
+            streams=self._streams,
+            qlog=qlog,
+        )
+        self._receiver = Receiver(
+            is_client=is_client,
+            short_dcid_length=config.connection_id_length,
+            max_datagram_frame_size=local_params.max_datagram_frame_size,
+            handshake=handshake,
+            local_cids=self._local_cids,
+            peer_cids=self._peer_cids,
+            liveness=self._liveness,
+            traffic=self._traffic,
+            emit=emit,
+            spaces=spaces,
+            paths=paths,
+            recovery=recovery,
+            lifecycle=lifecycle,
+            streams=self._streams,
+            qlog=qlog,
+        )
+        self._sender = Sender(
+            is_client=is_client,
+            handshake=handshake,
+            sources=(self._control, self._local_cids, self._peer_cids, self._datagram_queue),
+            liveness=self._liveness,
+            traffic=self._traffic,
+            spaces=spaces,
+            paths=paths,
+            recovery=recovery,
+            lifecycle=lifecycle,
+            streams=self._streams,
+            qlog=qlog,
+        )
+
+    def _new_path_congestion(self) -> PathCongestion:
+        """A fresh congestion controller, RTT estimator and pacer for a new network path (RFC 9000 §9.4)."""
+        config = self._config
+        size = config.max_datagram_size
+        controller = self._qlog.observe(resolve_congestion_controller(config.congestion)(size))
+        pacer = Pacer(size, enabled=config.pacing, granularity=config.timer_granularity)
+        return PathCongestion(controller, RttEstimator(), pacer)
 
     @classmethod
     def client(
@@ -66,8 +190,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """
         tls = tls_config or config.tls_config(is_client=True, server_name=server_name)
         conn = cls(config, tls, is_client=True, peer_address=server_address, now=now, version=config.version)
-        conn._token = token
-        conn._start_client(now)
+        conn._handshake.start_client(token, now)
         return conn
 
     @classmethod
@@ -101,7 +224,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             local_cid=local_cid,
             reset_key=reset_key,
         )
-        conn._start_server(original_dcid, client_scid, retry_source_cid, address_validated, now)
+        conn._handshake.start_server(original_dcid, client_scid, retry_source_cid, address_validated, now)
         return conn
 
     # -- commands ------------------------------------------------------------------------------------
@@ -122,7 +245,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             StreamLimitReached: the peer's MAX_STREAMS limit is reached (wait for StreamsAvailable).
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
+        self._lifecycle.check_open()
         self._touched()
         return self._streams.open_stream(bidirectional)
 
@@ -133,7 +256,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
             StreamStateError: unknown or receive-only stream, or writing after FIN or reset.
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
+        self._lifecycle.check_open()
         self._touched()
         return self._streams.send(stream_id, data, fin)
 
@@ -156,13 +279,13 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     def reset_stream(self, stream_id: int, code: int) -> None:
         """Abandon sending on a stream with RESET_STREAM carrying application error ``code``."""
-        self._check_open()
+        self._lifecycle.check_open()
         self._touched()
         self._streams.reset(stream_id, code)
 
     def stop_sending(self, stream_id: int, code: int) -> None:
         """Ask the peer to stop sending on a stream (STOP_SENDING with ``code``)."""
-        self._check_open()
+        self._lifecycle.check_open()
         self._touched()
         self._streams.stop_sending(stream_id, code)
 
@@ -173,12 +296,14 @@ class QuicConnection(ReceiveMixin, SendMixin):
             DatagramError: datagrams are not enabled on both sides, or ``data`` is too large.
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        limit = self._peer_max_datagram_frame_size()
+        self._lifecycle.check_open()
+        peer = self._handshake.peer_params
+        limit = peer.max_datagram_frame_size if self._config.datagrams and peer is not None else None
         if limit is None:
             raise DatagramError.not_enabled()
-        if len(data) + 4 > min(limit, self._max_datagram_size - 64):
-            raise DatagramError.too_large(len(data), min(limit, self._max_datagram_size - 64) - 4)
+        room = min(limit, self._paths.current.pmtud.current - 64)
+        if len(data) + 4 > room:
+            raise DatagramError.too_large(len(data), room - 4)
         self._datagram_queue.append(bytes(data))
         self._touched()
 
@@ -191,13 +316,13 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """
         if self.is_client or not token:
             raise RudpError("only a server sends NEW_TOKEN, and the token must not be empty")
-        if self._is_active():
+        if self._lifecycle.is_active:
             self._control.send_new_token(token)
             self._touched()
 
     def ping(self) -> int:
         """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`."""
-        self._check_open()
+        self._lifecycle.check_open()
         uid = self._control.ping()
         self._touched()
         return uid
@@ -205,7 +330,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
     @property
     def can_migrate(self) -> bool:
         """True when :meth:`migrate` may be called: an established client with a confirmed handshake."""
-        return self.is_client and self._handshake_confirmed and self._state is State.ESTABLISHED
+        return self.is_client and self._handshake.confirmed and self._lifecycle.established
 
     def migrate(self, now: float) -> None:
         """The client moved to a new local address (its caller rebound the socket): switch paths.
@@ -220,23 +345,20 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """
         if not self.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
-        self._last_input_at = max(self._last_input_at, now)
+        self._tick(now)
         self._peer_cids.rotate()
-        self._paths.revalidate(now, self._pto())
+        self._paths.revalidate(now, self._recovery.pto())
         # RFC 9000 §9.4: a new local address is a new network path for congestion control.
-        self._congestion.on_path_change(now)
+        self._paths.current.congestion.controller.on_path_change(now)
         self._recovery.on_path_change()
         self._touched()
 
     def request_key_update(self) -> bool:
         """Start a 1-RTT key update (RFC 9001 §6); False if one cannot start yet."""
-        if (
-            self._state is not State.ESTABLISHED
-            or not self._handshake_confirmed
-            or not self._keys.can_update()
-        ):
+        phase = self._spaces.phase
+        if not self._lifecycle.established or not self._handshake.confirmed or not phase.can_update():
             return False
-        self._keys.update()
+        phase.update()
         self._touched()
         return True
 
@@ -246,17 +368,28 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """Close the connection with CONNECTION_CLOSE; idempotent.
 
         The connection enters the closing state (RFC 9000 §10.2.1) for three PTOs and then reports
-        :class:`~rudp.quic.events.ConnectionTerminated`-ended ``is_closed``.
+        :class:`~rudp.quic.events.ConnectionTerminated`-ended ``is_closed``. Without ``now`` the closing
+        period starts at the next call that carries the time (normally :meth:`datagrams_to_send`, which
+        sends the CONNECTION_CLOSE): the connection keeps no clock of its own.
         """
-        if self._state in (State.CLOSING, State.DRAINING, State.CLOSED):
+        if not self._lifecycle.is_active:
             return
-        self._enter_closing(
-            ConnectionClose(code, reason.encode("utf-8", "replace")[:1000], 0, application),
-            self._last_input_at if now is None else now,
-        )
+        frame = ConnectionClose(code, reason.encode("utf-8", "replace")[:1000], 0, application)
+        self._lifecycle.close(frame, now)
         self._touched()
 
     # -- inputs and outputs ---------------------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        """Every call that carries the time starts with this (a pending closing period begins)."""
+        self._lifecycle.tick(now)
+
+    def _sync_qlog(self, now: float) -> None:
+        """Log the lifecycle and recovery metrics that changed, at the time of the call that changed
+        them (only calls that carry the time log)."""
+        current = self._paths.current.congestion
+        state = self._lifecycle.state.value
+        self._qlog.sync(now, state, self._handshake.confirmed, self._recovery, current.pacer)
 
     def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
         """Process one UDP datagram received from ``addr`` at ``now``.
@@ -267,23 +400,25 @@ class QuicConnection(ReceiveMixin, SendMixin):
         Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
         violations close the connection with the matching error code.
         """
-        self._last_input_at = max(self._last_input_at, now)
-        self._receive_datagram(data, addr, now, ecn)
+        self._tick(now)
+        self._receiver.receive_datagram(data, addr, now, ecn)
+        self._sync_qlog(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Return the datagrams to send now, each with its destination address.
 
         Send them with the ECN codepoint :attr:`ecn_codepoint` reports right after this call.
         """
-        self._last_input_at = max(self._last_input_at, now)
-        self._ecn_marking = self._paths.current.ecn.marking
-        return self._datagrams_to_send(now)
+        self._tick(now)
+        datagrams = self._sender.datagrams_to_send(now)
+        self._sync_qlog(now)
+        return datagrams
 
     @property
     def ecn_codepoint(self) -> int:
         """The ECN codepoint for the datagrams the last :meth:`datagrams_to_send` returned: ECT(0) (2)
         while the path's ECN is being tested or was validated (RFC 9000 §13.4.2), else Not-ECT (0)."""
-        return ECT_0 if self._ecn_marking else NOT_ECT
+        return ECT_0 if self._sender.ecn_marking else NOT_ECT
 
     @property
     def ecn_state(self) -> EcnState:
@@ -292,26 +427,26 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
-        self._qlog.sync(
-            self._last_input_at, self._state.value, self._handshake_confirmed, self._recovery, self._pacer
-        )
         return self._deadlines().next_deadline()
 
     def next_event(self) -> Event | None:
         """Pop the next application event, or None."""
-        self._collect_subsystem_events()
+        streams = self._streams.events
+        while streams:
+            self._events.append(streams.popleft())
         return self._events.popleft() if self._events else None
 
     def handle_timer(self, now: float) -> None:
         """Process every timer due at ``now``."""
-        self._last_input_at = max(self._last_input_at, now)
+        self._tick(now)
         for timer in self._deadlines().expired(now):
             try:
                 self._on_timer(timer, now)
             except TransportError as exc:
-                self._on_local_error(exc, now)
+                self._lifecycle.on_local_error(exc, now)
             if self.is_closed:
-                return
+                break
+        self._sync_qlog(now)
 
     def local_cids(self) -> list[bytes]:
         """The connection IDs the peer may address us with (for an endpoint's routing table)."""
@@ -324,54 +459,84 @@ class QuicConnection(ReceiveMixin, SendMixin):
 
     def drain_cid_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
-        changes = list(self._local_cids.changes)
-        self._local_cids.changes.clear()
-        return changes
+        return self._local_cids.take_changes()
+
+    # -- read-only views ------------------------------------------------------------------------------
 
     @property
     def state(self) -> State:
         """The lifecycle state (handshake, established, closing, draining, closed)."""
-        return self._state
+        return self._lifecycle.state
+
+    @property
+    def peer_address(self) -> Address:
+        """The peer's address our packets go to (the current path's; changes when the peer moves)."""
+        return self._paths.current.address
+
+    @property
+    def path_validation_failures(self) -> int:
+        """Path validations that timed out (the peer's new address never answered)."""
+        return self._paths.validation_failures
+
+    @property
+    def path_changes(self) -> int:
+        """How many times the peer's address changed (migration or NAT rebinding)."""
+        return self._paths.changes
+
+    @property
+    def original_dcid(self) -> bytes:
+        """The Destination CID of the client's first Initial (RFC 9000 §7.3)."""
+        return self._handshake.original_dcid
+
+    @property
+    def new_token(self) -> bytes | None:
+        """(client) The last NEW_TOKEN from the server, for a future connection's Initial."""
+        return self._handshake.new_token
 
     @property
     def handshake_complete(self) -> bool:
         """True once the TLS handshake completed."""
-        return self._handshake_complete
+        return self._handshake.complete
 
     @property
     def handshake_confirmed(self) -> bool:
         """True once the handshake is confirmed (RFC 9001 §4.1.2)."""
-        return self._handshake_confirmed
+        return self._handshake.confirmed
 
     @property
     def alpn_protocol(self) -> str | None:
         """The negotiated ALPN protocol (None before the handshake)."""
-        return None if self._tls is None else self._tls.alpn_protocol
+        tls = self._handshake.tls
+        return None if tls is None else tls.alpn_protocol
 
     @property
     def cipher_suite(self) -> CipherSuite | None:
         """The negotiated TLS cipher suite."""
-        return None if self._tls is None else self._tls.cipher_suite
+        tls = self._handshake.tls
+        return None if tls is None else tls.cipher_suite
 
     @property
     def session_resumed(self) -> bool:
         """True when the handshake resumed a session from a ticket."""
-        return self._tls is not None and self._tls.session_resumed
+        tls = self._handshake.tls
+        return tls is not None and tls.session_resumed
 
     @property
     def early_data_attempted(self) -> bool:
         """(client) True when a ticket allowed 0-RTT and early data keys were installed."""
-        return self._early_data_offered
+        return self._handshake.early_data_offered
 
     @property
     def early_data_accepted(self) -> bool:
         """True when 0-RTT data was accepted by the server."""
-        return self._tls is not None and self._tls.early_data_accepted
+        tls = self._handshake.tls
+        return tls is not None and tls.early_data_accepted
 
     @property
     def peer_certificate(self) -> x509.Certificate | None:
         """The certificate the peer presented (the server's; a client's only with mutual TLS)."""
-        return None if self._tls is None else self._tls.peer_certificate
+        tls = self._handshake.tls
+        return None if tls is None else tls.peer_certificate
 
     @property
     def destination_cid(self) -> bytes:
@@ -381,130 +546,82 @@ class QuicConnection(ReceiveMixin, SendMixin):
     @property
     def close_cause(self) -> ConnectionTerminated | None:
         """Why the connection ended (None while it is alive)."""
-        return self._close_cause
+        return self._lifecycle.cause
 
     @property
     def is_closed(self) -> bool:
         """True once the connection is fully closed (no more timers, no more datagrams)."""
-        return self._state is State.CLOSED
+        return self._lifecycle.state is State.CLOSED
 
     @property
     def stats(self) -> ConnectionStats:
         """A snapshot of the connection's statistics."""
         return self._stats_snapshot()
 
-    # -- internals ----------------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._state in (State.CLOSING, State.DRAINING, State.CLOSED):
-            cause = self._close_cause
-            if cause is not None:
-                raise ConnectionClosed(
-                    cause.code, cause.reason, by_peer=cause.by_peer, application=cause.application
-                )
-            raise ConnectionClosed(0, "connection closed")
+    # -- timers ---------------------------------------------------------------------------------------
 
     def _on_timer(self, timer: Timer, now: float) -> None:
         if timer is Timer.IDLE:
-            self._terminate(ConnectionTerminated(0, "idle timeout", False, False), now, silent=True)
+            self._lifecycle.terminate(ConnectionTerminated(0, "idle timeout", False, False), now)
         elif timer is Timer.CLOSE:
-            self._closed()
+            self._lifecycle.closed()
         elif timer is Timer.LOSS_DETECTION:
-            self._on_loss_timer(now)
+            request = self._recovery.on_loss_detection_timeout(now)
+            if request is not None:
+                self._sender.on_probe_timeout(request)
         elif timer is Timer.KEEPALIVE:
-            if self._state is State.ESTABLISHED:
+            if self._lifecycle.established:
                 self._control.keepalive()
         elif timer is Timer.KEY_DISCARD:
-            self._keys.discard_previous()
+            self._spaces.phase.discard_previous()
         elif timer is Timer.PATH_VALIDATION:
-            self._paths.on_timer(now)  # RFC 9000 §9.3.2: may fall back to the last validated path
+            self._on_path_timer(now)
         # ACK_DELAY and PACING only make datagrams_to_send() produce something.
 
+    def _on_path_timer(self, now: float) -> None:
+        # RFC 9000 §9.3.2: a failed validation may fall back to the last validated path, and with it
+        # to that path's congestion controller and RTT estimator (§9.4).
+        if self._paths.on_timer(now):
+            current = self._paths.current.congestion
+            self._recovery.switch_path(current.controller, current.rtt)
+
     def _deadlines(self) -> TimerTable:
-        """Every timer's deadline as its owner reports it now: computed on each call, never stored,
-        so no code elsewhere arms or forgets a timer."""
+        """Every timer's deadline as its owner reports it now: computed on each call, never stored and
+        without side effects, so no code elsewhere arms or forgets a timer."""
         timers = TimerTable()
-        if self._state is State.CLOSED:
+        lifecycle = self._lifecycle
+        if lifecycle.state is State.CLOSED:
             return timers
-        timers.set(Timer.CLOSE, self._closing.until)
-        if self._state in (State.CLOSING, State.DRAINING):
+        timers.set(Timer.CLOSE, lifecycle.closing.until)
+        if not lifecycle.is_active:
             return timers
-        allowance = self._amplification_allowance()
-        if allowance is not None and allowance < MIN_SENDABLE_BYTES:
+        if not self._sender.amplification_blocked():
             # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
             # ACK timer it could not act on); the peer's next datagram unblocks it.
-            timers.stop(Timer.LOSS_DETECTION)
-            timers.stop(Timer.ACK_DELAY)
-        else:
             timers.set(Timer.LOSS_DETECTION, self._recovery.loss_detection_deadline())
-            ack_deadlines = [
-                d for d in (s.ack.ack_deadline() for s in self._spaces.values()) if d is not None
-            ]
-            timers.set(Timer.ACK_DELAY, min(ack_deadlines) if ack_deadlines else None)
-        timeout = self._idle_timeout()
+            acks = [d for d in (s.ack.ack_deadline() for s in self._spaces) if d is not None]
+            timers.set(Timer.ACK_DELAY, min(acks) if acks else None)
+        timeout = self._handshake.idle_timeout(self._config.idle_timeout)
         timers.set(Timer.IDLE, self._liveness.idle_deadline(timeout))
-        if self._state is State.ESTABLISHED:
+        if lifecycle.established:
             timers.set(Timer.KEEPALIVE, self._liveness.keepalive_deadline(self._config.keepalive_interval))
-        timers.set(Timer.PACING, self._pacing_deadline())
+        timers.set(Timer.PACING, self._sender.next_deadline())
         timers.set(Timer.PATH_VALIDATION, self._paths.next_deadline())
-        timers.set(Timer.KEY_DISCARD, self._keys.previous_read_until)
+        timers.set(Timer.KEY_DISCARD, self._spaces.phase.previous_read_until)
         return timers
-
-    def _idle_timeout(self) -> float | None:
-        # RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs.
-        local = self._config.idle_timeout
-        peer = self._peer_params.max_idle_timeout / 1000 if self._peer_params is not None else 0.0
-        values = [v for v in (local, peer) if v > 0]
-        if not values:
-            return None
-        return max(min(values), 3 * self._pto())
-
-    def _on_loss_timer(self, now: float) -> None:
-        request = self._recovery.on_loss_detection_timeout(now)
-        if request is None:
-            return
-        space = request.space
-        level = None if space is PacketSpace.APPLICATION else CRYPTO_LEVEL_OF_SPACE[space]
-        if level is not None and level not in self._keys.write:
-            # The anti-deadlock probe may name a space whose keys are gone: use the next one.
-            space, level = PacketSpace.HANDSHAKE, EncryptionLevel.HANDSHAKE
-            if level not in self._keys.write:
-                return
-        if (
-            space is PacketSpace.APPLICATION
-            and self._recovery.pto_count >= BLACK_HOLE_PTO_COUNT
-            and self._max_datagram_size > self._base_datagram_size
-        ):
-            # RFC 8899 §4.3: consecutive PTOs with large packets may mean the path no longer carries
-            # them; probe (and continue) with base-size packets, and search again later.
-            self._pmtud.on_black_hole()
-        state = self._spaces.get(space)
-        if state is None:
-            return
-        state.probes = request.count
-        if space is PacketSpace.APPLICATION and not self._streams.has_data_to_send():
-            # RFC 9002 §6.2.4: probes should carry the oldest unacknowledged data, not only a PING,
-            # so a lost tail is repaired by the probe itself, one round trip sooner.
-            self._streams.requeue_for_probe(PROBE_DATA_BYTES)
-        if level is not None:
-            # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
-            state.crypto_send.requeue_unacked()
-
-    def _pacing_deadline(self) -> float | None:
-        # RFC 9002 §7.7: the pacer held data back; wake up when its bucket allows the next packet.
-        if not self._pacing_blocked:
-            return None
-        return self._pacer.next_send_at(self._max_datagram_size)
 
     def _stats_snapshot(self) -> ConnectionStats:
         recovery = self._recovery.stats()
         traffic = self._traffic
-        ecn = self._paths.current.ecn
+        path = self._paths.current
+        rtt = path.congestion.rtt
+        ecn = path.ecn
+        feedback = self._receiver.ecn
         return ConnectionStats(
-            smoothed_rtt=self._rtt.smoothed_rtt,
-            min_rtt=self._rtt.min_rtt,
-            latest_rtt=self._rtt.latest_rtt,
-            congestion_window=self._congestion.congestion_window,
+            smoothed_rtt=rtt.smoothed_rtt,
+            min_rtt=rtt.min_rtt,
+            latest_rtt=rtt.latest_rtt,
+            congestion_window=path.congestion.controller.congestion_window,
             bytes_in_flight=self._recovery.bytes_in_flight,
             packets_sent=recovery.packets_sent,
             packets_lost=recovery.packets_lost,
@@ -515,23 +632,18 @@ class QuicConnection(ReceiveMixin, SendMixin):
             bytes_sent=traffic.bytes_sent,
             bytes_received=traffic.bytes_received,
             packets_dropped=traffic.packets_dropped,
-            key_updates=self._keys.key_updates,
+            key_updates=self._spaces.phase.key_updates,
             path_changes=self.path_changes,
             send_buffered_bytes=self._streams.send_buffered_bytes,
             recv_buffered_bytes=self._streams.recv_buffered_bytes,
             persistent_congestion_count=recovery.persistent_congestion_count,
-            max_datagram_size=self._max_datagram_size,
+            max_datagram_size=path.pmtud.current,
             ecn_state=str(ecn.state),
             ecn_marked_sent=ecn.sent,
-            ecn_received=self._ecn_feedback.totals(),
-            ecn_peer_counts=tuple(sum(c[i] for c in self._ecn_feedback.peer.values()) for i in range(3)),
+            ecn_received=feedback.totals(),
+            ecn_peer_counts=tuple(sum(c[i] for c in feedback.peer.values()) for i in range(3)),
             ce_count=self._recovery.ce_count,
         )
-
-    def _collect_subsystem_events(self) -> None:
-        streams = self._streams.events
-        while streams:
-            self._events.append(streams.popleft())
 
 
 __all__ = ["Address", "ConnectionStats", "QuicConnection", "State"]

@@ -103,6 +103,10 @@ class CryptoSendBuffer:
             self._data += data
             self._pending.add(start, len(self._data))
 
+    def has_data(self) -> bool:
+        """True if a frame is waiting (the packetizer's ``FrameSource`` question)."""
+        return self.has_data_to_send()
+
     def has_data_to_send(self) -> bool:
         """True if some bytes are unsent or were lost."""
         return bool(self._pending)

@@ -40,3 +40,28 @@ class FrameSink(Protocol):
         ``ValueError``.
         """
         ...
+
+
+class PacketSink(FrameSink, Protocol):
+    """The packet being built, as the packetizer's frame sources see it (a
+    :class:`~rudp.quic.packetizer.DatagramBuilder`)."""
+
+    now: float
+    """The time the datagram is built (and sent)."""
+
+    def require_padding(self) -> None:
+        """The datagram must be padded to 1200 bytes, within what may be sent (path probes, RFC 9000
+        §8.2.1; client Initials, §14.1)."""
+        ...
+
+
+class FrameSource(Protocol):
+    """A subsystem that owns frames of the packets we send (ARCHITECTURE §2.1 rule 5)."""
+
+    def has_data(self) -> bool:
+        """True if a frame is waiting to be written."""
+        ...
+
+    def write_frames(self, sink: PacketSink) -> None:
+        """Write what fits of the waiting frames into ``sink``."""
+        ...

@@ -33,7 +33,7 @@ from rudp.errors import DecodeError
 from rudp.quic.admission import MIN_STATELESS_RESET_SIZE, Admission, Verdict
 from rudp.quic.cids import RESET_TOKEN_SIZE
 from rudp.quic.connection import QuicConnection
-from rudp.quic.state import Address
+from rudp.quic.paths import Address
 from rudp.tls.config import TlsConfig
 
 MAX_ADDRESS_TOKENS = 256
@@ -154,9 +154,7 @@ class QuicEndpoint:
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def receive_datagram(
-        self, data: bytes, addr: Address, now: float, ecn: int = 0
-    ) -> QuicConnection | None:
+    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> QuicConnection | None:
         """Route one datagram; return the new connection if this datagram created one.
 
         ``ecn`` is the datagram's IP ECN codepoint (RFC 9000 §13.4.1; 0 = Not-ECT).
@@ -250,6 +248,7 @@ class QuicEndpoint:
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
         conn.receive_datagram(data, addr, now, ecn)
         return conn
+
     def handle_timer(self, now: float) -> None:
         """Run the timers of every connection that is due."""
         heap = self._timer_heap

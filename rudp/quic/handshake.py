@@ -1,50 +1,125 @@
 """The TLS glue of a QUIC connection (RFC 9001 §4): CRYPTO bytes to and from the TLS engine, key
-installation and discard, transport-parameter exchange and authentication (RFC 9000 §7.3, §7.4), and
-the handshake completion and confirmation events.
+installation and discard, transport-parameter exchange and authentication (RFC 9000 §7.3, §7.4), the
+handshake completion and confirmation, and the client's Retry and Version Negotiation handling.
+
+Owns :class:`Handshake`: the TLS engine, both sides' transport parameters, the connection IDs of the
+handshake (original destination, Retry source, the peer's initial source), the address token a client
+sends in its Initials and the last one the server gave it. Whether the handshake is confirmed is loss
+recovery's (:attr:`~rudp.quic.recovery.LossRecovery.handshake_confirmed`, RFC 9002 §6.2.1 needs it
+there), read here, never copied. The keys themselves live in their packet number spaces
+(:class:`~rudp.quic.spaces.PacketSpaces`); this object decides when they come and go.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
-from rudp.codec.frames import Crypto
+from rudp.codec.frames import Crypto, HandshakeDone, NewToken
+from rudp.codec.packet import PacketHeader
 from rudp.codec.transport_params import (
     TransportParameters,
     decode_transport_parameters,
     encode_transport_parameters,
 )
+from rudp.crypto.retry import verify_retry_integrity
 from rudp.errors import TransportError, TransportErrorCode
-from rudp.quic.events import HandshakeCompleted
-from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, SPACE_OF_LEVEL
-from rudp.quic.state import ConnectionState
+from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
+from rudp.quic.control import ControlFrames
+from rudp.quic.events import ConnectionTerminated, Event, HandshakeCompleted
+from rudp.quic.paths import Paths
+from rudp.quic.qlog import NullQlog
+from rudp.quic.recovery import LossRecovery
+from rudp.quic.sent import PacketSpace
+from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, SPACE_OF_LEVEL, PacketSpaces
+from rudp.quic.state import Lifecycle
+from rudp.quic.streams.manager import StreamManager
 from rudp.tls.client import TlsClient
-from rudp.tls.engine import Direction, EncryptionLevel
+from rudp.tls.config import TlsConfig
+from rudp.tls.engine import Direction, EncryptionLevel, TlsEngine
 from rudp.tls.server import TlsServer
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+_PV = TransportErrorCode.PROTOCOL_VIOLATION
 
 
-class HandshakeMixin(ConnectionState):
-    """Drives the TLS engine for :class:`~rudp.quic.connection.QuicConnection`."""
+class Handshake:
+    """Drives the TLS engine of one connection (see the module docstring)."""
 
-    def _start_client(self, now: float) -> None:
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        version: int,
+        tls_config: TlsConfig,
+        local_params: TransportParameters,
+        randbytes: Callable[[int], bytes],
+        spaces: PacketSpaces,
+        recovery: LossRecovery,
+        paths: Paths,
+        streams: StreamManager,
+        local_cids: LocalConnectionIds,
+        peer_cids: PeerConnectionIds,
+        control: ControlFrames,
+        lifecycle: Lifecycle,
+        qlog: NullQlog,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self.is_client = is_client
+        self.version = version
+        self._tls_config = tls_config
+        self._randbytes = randbytes
+        self._spaces = spaces
+        self._recovery = recovery
+        self._paths = paths
+        self._streams = streams
+        self._local_cids = local_cids
+        self._peer_cids = peer_cids
+        self._control = control
+        self._lifecycle = lifecycle
+        self._qlog = qlog
+        self._emit = emit
+        self.tls: TlsEngine | None = None
+        self.local_params = local_params
+        self.peer_params: TransportParameters | None = None
+        self.complete = False
+        """True once the TLS handshake completed."""
+        self.early_data_offered = False
+        self.original_dcid = b""
+        self.retry_source_cid: bytes | None = None
+        self.peer_initial_scid: bytes | None = None
+        self.initial_token = b""
+        """(client) The address token our Initials carry (from NEW_TOKEN or a Retry, RFC 9000 §8.1)."""
+        self.new_token: bytes | None = None
+        """(client) The last NEW_TOKEN from the server, for a future connection's Initial."""
+
+    @property
+    def confirmed(self) -> bool:
+        """True once the handshake is confirmed (RFC 9001 §4.1.2); loss recovery holds the flag."""
+        return self._recovery.handshake_confirmed
+
+    # -- start --------------------------------------------------------------------------------------
+
+    def start_client(self, token: bytes, now: float) -> None:
+        """Begin a client handshake: Initial keys from a random DCID, then the ClientHello."""
+        self.initial_token = token
         self.original_dcid = self._randbytes(8)  # RFC 9000 §7.2: at least 8 unpredictable bytes
         self._peer_cids.set_initial(self.original_dcid)
-        self._keys.install_initial(self.original_dcid, is_client=True)
+        self._spaces.install_initial(self.original_dcid, is_client=True)
         params = self._own_parameters()
-        self._qlog.start(self.original_dcid, params, self._max_datagram_size, now)
+        self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
         tls = TlsClient(self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes)
-        self._tls = tls
+        self.tls = tls
         tls.start(now)
         ticket = tls.session_ticket
         if tls.early_data_offered and ticket is not None and ticket.transport_parameters:
             # RFC 9000 §7.4.1: 0-RTT obeys the limits the server gave on the original connection.
             remembered = decode_transport_parameters(ticket.transport_parameters, from_server=True)
             self._streams.apply_peer_parameters(remembered)
-            self._early_data_offered = True
+            self.early_data_offered = True
         self._drain_tls(now)
 
-    def _start_server(
+    def start_server(
         self,
         original_dcid: bytes,
         client_scid: bytes,
@@ -52,68 +127,64 @@ class HandshakeMixin(ConnectionState):
         address_validated: bool,
         now: float,
     ) -> None:
+        """Begin a server handshake for the client whose first Initial carried ``original_dcid``."""
         self.original_dcid = original_dcid
-        self._retry_source_cid = retry_source_cid
+        self.retry_source_cid = retry_source_cid
         if address_validated:
             self._paths.current.mark_validated()
-        self._peer_initial_scid = client_scid
+        self.peer_initial_scid = client_scid
         self._peer_cids.set_initial(client_scid)
         # Initial keys come from the DCID the client's Initial carries (RFC 9001 §5.2): after a Retry
         # that is the Retry's SCID, not the original DCID (which only goes in the transport parameters).
-        self._keys.install_initial(retry_source_cid or original_dcid, is_client=False)
+        self._spaces.install_initial(retry_source_cid or original_dcid, is_client=False)
         params = self._own_parameters()
-        self._qlog.start(self.original_dcid, params, self._max_datagram_size, now)
-        self._tls = TlsServer(
-            self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes
-        )
-        self._tls.start(now)
+        self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
+        self.tls = TlsServer(self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes)
+        self.tls.start(now)
 
     def _own_parameters(self) -> TransportParameters:
-        local = self._local_params
         scid = self._local_cids.active[0].cid
         changes: dict[str, object] = {"initial_source_connection_id": scid}
         if not self.is_client:
             changes["original_destination_connection_id"] = self.original_dcid
             changes["stateless_reset_token"] = self._local_cids.active[0].reset_token
-            if self._retry_source_cid is not None:
-                changes["retry_source_connection_id"] = self._retry_source_cid
-        self._local_params = replace(local, **changes)  # type: ignore[arg-type]
-        return self._local_params
+            if self.retry_source_cid is not None:
+                changes["retry_source_connection_id"] = self.retry_source_cid
+        self.local_params = replace(self.local_params, **changes)  # type: ignore[arg-type]
+        return self.local_params
 
-    def _on_crypto(self, level: EncryptionLevel, frame: Crypto, now: float) -> None:
+    # -- CRYPTO and TLS -----------------------------------------------------------------------------
+
+    def on_crypto(self, level: EncryptionLevel, frame: Crypto, now: float) -> None:
         """A CRYPTO frame arrived at ``level``: feed in-order bytes to TLS."""
         space = self._spaces.get(SPACE_OF_LEVEL[level])
         if space is None:
             return
         data = space.crypto_recv.receive(frame)
-        if data and self._tls is not None:
-            self._tls.receive(CRYPTO_LEVEL_OF_SPACE[space.id], data, now)
+        if data and self.tls is not None:
+            self.tls.receive(CRYPTO_LEVEL_OF_SPACE[space.id], data, now)
             self._drain_tls(now)
 
     def _drain_tls(self, now: float) -> None:
-        tls = self._tls
+        tls = self.tls
         if tls is None:
             return
         for event in tls.key_events():
-            self._keys.install(
-                event.level,
-                read=event.direction is Direction.READ,
-                suite=event.cipher_suite,
-                secret=event.secret,
-            )
+            read = event.direction is Direction.READ
+            self._spaces.install(event.level, read=read, suite=event.cipher_suite, secret=event.secret)
         for level, data in tls.data_to_send():
             space = self._spaces.get(SPACE_OF_LEVEL[level])
             if space is not None:  # (never for a discarded level: TLS has moved past it)
                 space.crypto_send.write(data)
-        if self._peer_params is None and tls.peer_transport_parameters is not None:
+        if self.peer_params is None and tls.peer_transport_parameters is not None:
             self._on_peer_parameters(tls.peer_transport_parameters, now)
-        if tls.handshake_complete and not self._handshake_complete:
-            self._on_handshake_complete(now)
+        if tls.handshake_complete and not self.complete:
+            self._on_complete(now)
 
     def _on_peer_parameters(self, data: bytes, now: float) -> None:
         params = decode_transport_parameters(data, from_server=self.is_client)
         self._authenticate_cids(params)
-        self._peer_params = params
+        self.peer_params = params
         self._qlog.parameters_set("remote", params, now)
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)
@@ -122,45 +193,113 @@ class HandshakeMixin(ConnectionState):
 
     def _authenticate_cids(self, params: TransportParameters) -> None:
         # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.
-        if params.initial_source_connection_id != self._peer_initial_scid:
+        if params.initial_source_connection_id != self.peer_initial_scid:
             raise TransportError(_TPE, "initial_source_connection_id does not match")
         if self.is_client:
             if params.original_destination_connection_id != self.original_dcid:
                 raise TransportError(_TPE, "original_destination_connection_id does not match")
-            if params.retry_source_connection_id != self._retry_source_cid:
+            if params.retry_source_connection_id != self.retry_source_cid:
                 raise TransportError(_TPE, "retry_source_connection_id does not match")
 
-    def _on_handshake_complete(self, now: float) -> None:
-        tls = self._tls
+    def _on_complete(self, now: float) -> None:
+        tls = self.tls
         if tls is None:
             return
-        self._handshake_complete = True
-        self._establish()
-        self._events.append(
-            HandshakeCompleted(tls.alpn_protocol, tls.session_resumed, tls.early_data_accepted)
-        )
-        if self.is_client and self._early_data_offered and not tls.early_data_accepted:
+        self.complete = True
+        self._lifecycle.establish()
+        self._emit(HandshakeCompleted(tls.alpn_protocol, tls.session_resumed, tls.early_data_accepted))
+        if self.is_client and self.early_data_offered and not tls.early_data_accepted:
             # RFC 9001 §4.6.2: rejected 0-RTT data must be sent again in 1-RTT packets.
             self._recovery.requeue_application_packets()
         if not self.is_client:
             # RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
             self._control.send_handshake_done()
-            self._confirm_handshake(now)
+            self._confirm()
 
-    def _confirm_handshake(self, now: float) -> None:
-        if self._handshake_confirmed:
+    def _confirm(self) -> None:
+        if self.confirmed:
             return
-        self._handshake_confirmed = True
         self._recovery.set_handshake_confirmed()
-        self._discard_level(EncryptionLevel.HANDSHAKE)
-        limit = min(self._peer_params.active_connection_id_limit if self._peer_params else 2, 8)
+        self.discard(EncryptionLevel.HANDSHAKE)
+        limit = min(self.peer_params.active_connection_id_limit if self.peer_params else 2, 8)
         self._local_cids.issue_up_to(limit)
 
-    def _discard_level(self, level: EncryptionLevel) -> None:
-        """Drop a level's keys and its recovery state (RFC 9001 §4.9, RFC 9002 §6.4)."""
-        if level not in self._keys.read and level not in self._keys.write:
-            return
-        self._keys.discard(level)
+    def discard(self, level: EncryptionLevel) -> None:
+        """Drop a level's space with its keys, and its recovery state (RFC 9001 §4.9, RFC 9002 §6.4)."""
         space = SPACE_OF_LEVEL[level]
-        self._recovery.discard_space(space)
-        self._spaces.pop(space, None)  # its ACK tracker, CRYPTO streams and probes go with the keys
+        if self._spaces.discard(space):
+            self._recovery.discard_space(space)
+
+    # -- packets that concern the handshake ---------------------------------------------------------
+
+    def on_packet_authenticated(self, header: PacketHeader, level: EncryptionLevel) -> None:
+        """Every authenticated packet passes here before its frames are handled."""
+        if self.is_client and header.is_long and self.peer_initial_scid is None:
+            # RFC 9000 §7.2: the client switches to the server's chosen CID.
+            self.peer_initial_scid = header.scid
+            self._peer_cids.set_initial(header.scid)
+        if level == EncryptionLevel.HANDSHAKE and not self.is_client:
+            # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
+            # validates the client's address (RFC 9000 §8.1).
+            self._paths.current.mark_validated()
+            self.discard(EncryptionLevel.INITIAL)
+
+    def on_handshake_done(self, frame: HandshakeDone) -> None:
+        """RFC 9001 §4.1.2: HANDSHAKE_DONE confirms the client's handshake."""
+        if not self.is_client:
+            raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
+        self._confirm()
+
+    def on_new_token(self, frame: NewToken) -> None:
+        """(client) Keep the server's address token for a later connection (RFC 9000 §8.1.3)."""
+        if not self.is_client:
+            raise TransportError(_PV, "NEW_TOKEN sent by a client", 0x07)  # RFC 9000 §19.7
+        self.new_token = frame.token
+
+    def on_retry(self, data: bytes, header: PacketHeader) -> None:
+        """(client) RFC 9000 §17.2.5.2: one Retry at most, before any server Initial, with a valid tag."""
+        if not self.is_client or self.retry_source_cid is not None or self.peer_initial_scid is not None:
+            return
+        if header.scid == self.original_dcid or not header.token:
+            return
+        if not verify_retry_integrity(data[header.start : header.end], self.original_dcid, self.version):
+            return
+        self.retry_source_cid = header.scid
+        self.initial_token = header.token
+        self._peer_cids.set_initial(header.scid)
+        self._spaces.install_initial(header.scid, is_client=True)
+        # RFC 9002 §6.3: a Retry resets loss recovery (recovery owns that); the ClientHello is sent
+        # again (in a new packet, with the token) from the crypto stream, as is any 0-RTT data.
+        self._recovery.on_retry_received()
+        self._spaces[PacketSpace.INITIAL].crypto_send.requeue_unacked()
+
+    def on_version_negotiation(self, header: PacketHeader, now: float) -> None:
+        """(client) RFC 9000 §6.2: only before any other packet from the server, and ignored if it lists
+        our version; otherwise the attempt ends."""
+        if (
+            not self.is_client
+            or self.peer_initial_scid is not None
+            or self.version in header.supported_versions
+        ):
+            return
+        if header.dcid != self._local_cids.active[0].cid:
+            return
+        offered = ", ".join(f"{v:#x}" for v in header.supported_versions)
+        event = ConnectionTerminated(0, f"version negotiation: server supports {offered}", True, False)
+        self._lifecycle.terminate(event, now)
+
+    # -- what the peer's transport parameters say ---------------------------------------------------
+
+    def peer_ack_delay(self, encoded: int) -> float:
+        """An ACK frame's ACK Delay field in seconds (RFC 9000 §19.3, with the peer's exponent)."""
+        if self.peer_params is None:
+            return 0.0
+        return encoded * (1 << self.peer_params.ack_delay_exponent) / 1e6
+
+    def idle_timeout(self, local: float) -> float | None:
+        """RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs (or None)."""
+        peer = self.peer_params.max_idle_timeout / 1000 if self.peer_params is not None else 0.0
+        values = [v for v in (local, peer) if v > 0]
+        if not values:
+            return None
+        return max(min(values), 3 * self._recovery.pto())

@@ -1,27 +1,61 @@
-"""Packet protection keys per encryption level, with 1-RTT key updates (RFC 9001 §4.9, §5, §6).
+"""Packet protection keys (RFC 9001 §4.9, §5, §6): a level's read and write keys, and the 1-RTT key
+phase with its updates.
 
-Owns which :class:`~rudp.crypto.protection.PacketProtection` objects exist for reading and writing at
-each level, their installation from TLS secrets and their discard. The key phase logic of RFC 9001 §6
-(next read keys precomputed, old read keys kept for a while after an update) lives here too.
+Owns :class:`KeyPair` (the keys of one encryption level; Initial and Handshake keys live in their
+packet number space, 0-RTT keys in the Application space) and :class:`KeyPhase` (the 1-RTT keys of the
+Application space: the current generation both ways, the next read keys precomputed, the previous
+read keys kept for a while after an update, and the key phase bit). It does not decide when a level is
+discarded (:mod:`rudp.quic.handshake` does; the space and its keys are then dropped together,
+:class:`~rudp.quic.spaces.PacketSpaces`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rudp.crypto.keys import initial_secrets
-from rudp.crypto.protection import PacketProtection
+from rudp.crypto.protection import DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.crypto.suites import CipherSuite
-from rudp.tls.engine import EncryptionLevel
+from rudp.errors import TransportError, TransportErrorCode
 
 INITIAL_SUITE = CipherSuite.AES_128_GCM_SHA256
 
 
-class KeySet:
-    """Read and write protection for every level of one connection."""
+@dataclass(slots=True)
+class KeyPair:
+    """Read and write protection of one encryption level (either may be missing for a while)."""
 
-    def __init__(self, version: int) -> None:
-        self.version = version
-        self.read: dict[EncryptionLevel, PacketProtection] = {}
-        self.write: dict[EncryptionLevel, PacketProtection] = {}
+    read: PacketProtection | None = None
+    write: PacketProtection | None = None
+
+    @classmethod
+    def initial(cls, dcid: bytes, version: int, *, is_client: bool) -> KeyPair:
+        """The Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
+        client_secret, server_secret = initial_secrets(dcid, version)
+        mine, theirs = (client_secret, server_secret) if is_client else (server_secret, client_secret)
+        return cls(
+            PacketProtection(INITIAL_SUITE, theirs, version), PacketProtection(INITIAL_SUITE, mine, version)
+        )
+
+
+class KeyPhase:
+    """The 1-RTT keys and their generations (RFC 9001 §6)."""
+
+    __slots__ = (
+        "first_pn_in_phase",
+        "key_phase",
+        "key_updates",
+        "next_read",
+        "previous_read",
+        "previous_read_until",
+        "read",
+        "update_pending_ack",
+        "write",
+    )
+
+    def __init__(self) -> None:
+        self.read: PacketProtection | None = None
+        self.write: PacketProtection | None = None
         self.key_phase = 0
         """Our current 1-RTT key phase bit."""
         self.next_read: PacketProtection | None = None
@@ -33,52 +67,79 @@ class KeySet:
         self.first_pn_in_phase: int | None = None
         self.key_updates = 0
 
-    def install_initial(self, dcid: bytes, *, is_client: bool) -> None:
-        """Derive the Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
-        client_secret, server_secret = initial_secrets(dcid, self.version)
-        mine, theirs = (client_secret, server_secret) if is_client else (server_secret, client_secret)
-        self.write[EncryptionLevel.INITIAL] = PacketProtection(INITIAL_SUITE, mine, self.version)
-        self.read[EncryptionLevel.INITIAL] = PacketProtection(INITIAL_SUITE, theirs, self.version)
-
-    def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
-        """Install a secret from TLS for ``level`` in one direction."""
-        protection = PacketProtection(suite, secret, self.version)
+    def install(self, protection: PacketProtection, *, read: bool) -> None:
+        """The first 1-RTT secret of one direction arrived from TLS."""
         if read:
-            self.read[level] = protection
-            if level == EncryptionLevel.APPLICATION:
-                self.next_read = protection.next_generation()
+            self.read = protection
+            self.next_read = protection.next_generation()
         else:
-            self.write[level] = protection
+            self.write = protection
 
-    def on_peer_update(self, keep_previous_until: float) -> None:
-        """The peer moved to the next key phase (a packet decrypted with :attr:`next_read`): follow it,
-        keeping the old read keys for late packets until ``keep_previous_until`` (RFC 9001 §6.3, §6.5)."""
+    def unprotect(
+        self, packet: memoryview, pn_offset: int, expected: int, keep_previous_until: float
+    ) -> UnprotectedPacket | DecryptFailed:
+        """Remove the protection of a 1-RTT packet with whichever generation it uses (RFC 9001 §6.3):
+        the current one, the previous one (a late packet) or the next one (the peer updated its keys;
+        we follow, keeping the old read keys until ``keep_previous_until``, §6.5).
+
+        Raises:
+            TransportError: KEY_UPDATE_ERROR when the current keys open a packet of the other phase.
+        """
+        current = self.read
+        if current is None:
+            return DecryptFailed("no 1-RTT keys")
+        result = current.unprotect(packet, pn_offset, expected)
+        if isinstance(result, UnprotectedPacket):
+            if result.key_phase != self.key_phase:
+                raise TransportError(TransportErrorCode.KEY_UPDATE_ERROR, "key phase bit does not match keys")
+            return result
+        if self.previous_read is not None:
+            late = self.previous_read.unprotect(packet, pn_offset, expected)
+            if isinstance(late, UnprotectedPacket):
+                return late
+        if self.next_read is not None and not self.update_pending_ack:
+            updated = self.next_read.unprotect(packet, pn_offset, expected)
+            if isinstance(updated, UnprotectedPacket):
+                self._on_peer_update(keep_previous_until)
+                return updated
+        return result
+
+    def _on_peer_update(self, keep_previous_until: float) -> None:
+        # The peer moved to the next key phase: follow it (RFC 9001 §6.3, §6.5).
         self.update()
         self.update_pending_ack = False
         self.previous_read_until = keep_previous_until
+
+    def on_packet_sent(self, packet_number: int) -> None:
+        """A 1-RTT packet left: the first one of a phase marks where the phase starts."""
+        if self.first_pn_in_phase is None:
+            self.first_pn_in_phase = packet_number
+
+    def on_packet_acked(self, packet_number: int) -> None:
+        """A 1-RTT packet was acknowledged: one of the current phase ends the update (RFC 9001 §6.1)."""
+        first = self.first_pn_in_phase
+        if self.update_pending_ack and first is not None and packet_number >= first:
+            self.update_pending_ack = False
 
     def discard_previous(self) -> None:
         """Drop the previous generation's read keys (their time is up, RFC 9001 §6.5)."""
         self.previous_read = None
         self.previous_read_until = None
 
-    def discard(self, level: EncryptionLevel) -> None:
-        """Drop both directions of ``level`` (RFC 9001 §4.9)."""
-        self.read.pop(level, None)
-        self.write.pop(level, None)
-
     def can_update(self) -> bool:
         """True if a key update may be started now (RFC 9001 §6.1: not before the last one is acked)."""
-        return EncryptionLevel.APPLICATION in self.write and not self.update_pending_ack
+        return self.write is not None and self.read is not None and not self.update_pending_ack
 
     def update(self) -> None:
         """Move both directions to the next key generation (initiated locally or by the peer)."""
-        current_read = self.read[EncryptionLevel.APPLICATION]
+        current_read, current_write = self.read, self.write
+        if current_read is None or current_write is None:
+            return
         next_read = self.next_read or current_read.next_generation()
         self.previous_read = current_read
-        self.read[EncryptionLevel.APPLICATION] = next_read
+        self.read = next_read
         self.next_read = next_read.next_generation()
-        self.write[EncryptionLevel.APPLICATION] = self.write[EncryptionLevel.APPLICATION].next_generation()
+        self.write = current_write.next_generation()
         self.key_phase ^= 1
         self.update_pending_ack = True
         self.first_pn_in_phase = None

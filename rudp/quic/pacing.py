@@ -76,6 +76,10 @@ class Pacer:
         self._tokens = self.burst_bytes
         self._last_at: float | None = None
 
+    def use_datagram_size(self, size: int) -> None:
+        """The path's datagrams are now ``size`` bytes (its PMTU search moved): the pacer's unit."""
+        self.max_datagram_size = size
+
     @staticmethod
     def burst_allowance(
         rate: float,

@@ -46,6 +46,8 @@ class DatagramBuilder:
         self._closed_size = 0
         self._current: _OpenPacket | None = None
         self._budget = 0  # frame bytes the open packet may hold in all
+        self.padding_required = False
+        """A frame source asked for a full-size (1200-byte) datagram (:meth:`require_padding`)."""
 
     # -- FrameSink -----------------------------------------------------------------------------------
 
@@ -80,6 +82,10 @@ class DatagramBuilder:
             sent.largest_acked_in_ack = frame.largest
         if handler is not None:
             sent.handlers.append(handler)
+
+    def require_padding(self) -> None:
+        """The datagram must be padded to 1200 bytes (see ``PacketSink.require_padding``)."""
+        self.padding_required = True
 
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""

@@ -2,28 +2,33 @@
 
 Owns :class:`Path` (one peer address: whether it is validated, the bytes sent to and received from it
 for the 3x anti-amplification limit, the PATH_CHALLENGEs sent on it and the PATH_RESPONSEs owed on it,
-the validation deadline, its PMTU search and its ECN validation,
-:class:`~rudp.quic.ecn.EcnPath`) and :class:`Paths` (the current path, the last validated
-one to fall back to, and a few others that probed us; which one the peer moved to, and the timer of
-path validation). It does not own what is sent on a path besides the path frames: the connection builds
-the datagrams, asks :meth:`Path.datagram_allowance` how much may go, and reports every datagram sent with
+the validation deadline, its PMTU search, its ECN validation (:class:`~rudp.quic.ecn.EcnPath`) and its
+:class:`PathCongestion`: RTT estimator, congestion controller and pacer, RFC 9000 §9.4) and
+:class:`Paths` (the current path, the last validated one to fall back to, and a few others that probed
+us; which one the peer moved to, and the timer of path validation; the frame source of the current
+path). It does not own what is sent on a path besides the path frames: the packetizer builds the
+datagrams, asks :meth:`Path.datagram_allowance` how much may go, and reports every datagram sent with
 :meth:`Path.on_datagram_sent`, whatever it carried (data, probes, padding, CONNECTION_CLOSE).
 
 The table is general (any number of paths, bounded by :data:`MAX_PATHS`) so that multipath QUIC can
-later send on several at once; today one path carries the connection's packets.
+later send on several at once (each path already has its own congestion controller, RTT estimator
+and pacer, as draft-ietf-quic-multipath asks); today one path carries the connection's packets.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Final
 
 from rudp.codec.frames import PathChallenge, PathResponse
-from rudp.quic.delivery import FrameSink
+from rudp.quic.congestion.base import CongestionController
+from rudp.quic.delivery import PacketSink
 from rudp.quic.ecn import EcnPath
+from rudp.quic.pacing import Pacer
 from rudp.quic.pmtud import PmtuDiscovery
-from rudp.quic.rtt import K_INITIAL_RTT
+from rudp.quic.rtt import K_INITIAL_RTT, RttEstimator
 
 Address = tuple[str, int]
 """A UDP peer address as (host, port) (IPv6 addresses may carry more fields; only these two are used)."""
@@ -42,6 +47,17 @@ PATH_FRAME_BYTES: Final = 9
 """A PATH_CHALLENGE or PATH_RESPONSE frame: type byte and 8 bytes of data."""
 
 
+@dataclass(slots=True, eq=False)
+class PathCongestion:
+    """What one network path knows of its capacity (RFC 9000 §9.4): its congestion controller, RTT
+    estimator and pacer. A new path starts with fresh ones; a port-only change of the peer's address
+    (NAT rebinding) keeps the old path's, which §9.4 allows."""
+
+    controller: CongestionController
+    rtt: RttEstimator
+    pacer: Pacer
+
+
 class Path:
     """One peer address and what the connection knows about reaching it."""
 
@@ -51,6 +67,7 @@ class Path:
         "challenge_due",
         "challenge_retry_at",
         "challenges",
+        "congestion",
         "ecn",
         "pmtud",
         "received_bytes",
@@ -60,7 +77,15 @@ class Path:
         "validation_deadline",
     )
 
-    def __init__(self, address: Address, *, validated: bool, pmtud: PmtuDiscovery, ecn: bool = False) -> None:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        validated: bool,
+        pmtud: PmtuDiscovery,
+        congestion: PathCongestion,
+        ecn: bool = False,
+    ) -> None:
         self.address = address
         self.validated = validated
         """True once the peer proved it receives at this address (RFC 9000 §8)."""
@@ -79,6 +104,8 @@ class Path:
         """The PMTU search of this path (paused while it is not validated)."""
         self.ecn = EcnPath(enabled=ecn)
         """ECN validation of this path (RFC 9000 §13.4.2: every new path is tested afresh)."""
+        self.congestion = congestion
+        """The congestion controller, RTT estimator and pacer of this path (RFC 9000 §9.4)."""
 
     def __repr__(self) -> str:
         state = "validated" if self.validated else "unvalidated"
@@ -138,27 +165,30 @@ class Path:
         self.challenge_retry_at = None
         self.validation_deadline = None
 
+    def challenge_again(self) -> None:
+        """The PTO since the last PATH_CHALLENGE passed without an answer: send a new one (§8.2.1)."""
+        self.challenge_retry_at = None
+        self.challenge_due = True
+
     def has_frames(self) -> bool:
         """True if a PATH_RESPONSE or PATH_CHALLENGE is waiting to be sent on this path."""
         return bool(self.responses) or self.challenge_due
 
-    def write_frames(self, sink: FrameSink, now: float, randbytes: Callable[[int], bytes]) -> bool:
-        """Write the owed PATH_RESPONSEs, then a due PATH_CHALLENGE; True if any was written (the
-        datagram must then be padded to 1200 bytes within the allowance, RFC 9000 §8.2.1, §8.2.2)."""
-        wrote = False
+    def write_frames(self, sink: PacketSink, randbytes: Callable[[int], bytes]) -> None:
+        """Write the owed PATH_RESPONSEs, then a due PATH_CHALLENGE; a datagram that carries either is
+        padded to 1200 bytes within the allowance (RFC 9000 §8.2.1, §8.2.2)."""
         while self.responses and sink.remaining >= PATH_FRAME_BYTES:
             sink.push_frame(PathResponse(self.responses.popleft()))
-            wrote = True
+            sink.require_padding()
         if self.challenge_due and sink.remaining >= PATH_FRAME_BYTES:
             data = randbytes(8)
             self.challenges.append(data)
             self.challenge_due = False
             # RFC 9000 §9.4: a lost challenge is sent again after a PTO, backing off, never faster.
-            self.challenge_retry_at = now + self._retry_delay
+            self.challenge_retry_at = sink.now + self._retry_delay
             self._retry_delay *= 2
             sink.push_frame(PathChallenge(data))
-            wrote = True
-        return wrote
+            sink.require_padding()
 
     def next_deadline(self) -> float | None:
         """The earliest of the challenge retry and the validation deadline, or None."""
@@ -183,13 +213,19 @@ class Paths:
         base_size: int,
         max_size: int,
         pmtu_discovery: bool,
+        new_congestion: Callable[[], PathCongestion],
+        randbytes: Callable[[int], bytes],
         ecn: bool = False,
     ) -> None:
         self._ecn = ecn
+        self._new_congestion = new_congestion
+        self._randbytes = randbytes
         self._base_size = base_size
         self._max_size = max_size
         self._pmtu_discovery = pmtu_discovery
-        self.current = Path(address, validated=validated, pmtud=self._new_pmtud(), ecn=ecn)
+        self.current = Path(
+            address, validated=validated, pmtud=self._new_pmtud(), congestion=new_congestion(), ecn=ecn
+        )
         self.previous: Path | None = None
         """The last validated path, kept to fall back to while the current one is being validated."""
         self._paths: dict[Address, Path] = {address: self.current}
@@ -211,6 +247,21 @@ class Paths:
         for path in self._paths.values():
             path.pmtud.limit_to(size)
 
+    # -- the frame source of the current path (the packetizer asks it like any other subsystem) --------
+
+    def has_data(self) -> bool:
+        """True if the current path owes a PATH_RESPONSE or a PATH_CHALLENGE."""
+        return self.current.has_frames()
+
+    def write_frames(self, sink: PacketSink) -> None:
+        """Write the current path's frames (RFC 9000 §8.2.2, §9.4: not held back by the congestion
+        window, so the old path's packets in flight cannot starve the new path's validation)."""
+        self.current.write_frames(sink, self._randbytes)
+
+    def write_path_frames(self, path: Path, sink: PacketSink) -> None:
+        """Write another path's frames into a datagram bound for that path."""
+        path.write_frames(sink, self._randbytes)
+
     def get(self, address: Address) -> Path | None:
         """The path to ``address`` if known."""
         return self._paths.get(address)
@@ -226,11 +277,14 @@ class Paths:
         path = self._paths.get(address)
         if path is not None:
             return path
-        # A port-only change (a NAT rebinding, RFC 9000 §9.4) keeps the network path, and what the
-        # PMTU search found on it; a new IP address starts a search of its own.
-        same_host = address[0] == self.current.address[0]
-        pmtud = self.current.pmtud if same_host else self._new_pmtud()
-        path = Path(address, validated=False, pmtud=pmtud, ecn=self._ecn)
+        # A port-only change (a NAT rebinding, RFC 9000 §9.4) keeps the network path, what the PMTU
+        # search found on it, its congestion state and RTT estimate; a new IP address starts afresh.
+        current = self.current
+        if address[0] == current.address[0]:
+            pmtud, congestion = current.pmtud, current.congestion
+        else:
+            pmtud, congestion = self._new_pmtud(), self._new_congestion()
+        path = Path(address, validated=False, pmtud=pmtud, congestion=congestion, ecn=self._ecn)
         path.on_datagram_received(datagram_size)
         self._paths[address] = path
         self._bound()
@@ -245,13 +299,13 @@ class Paths:
             else:
                 return
 
-    def on_peer_moved(self, path: Path, now: float, pto: float) -> bool:
+    def on_peer_moved(self, path: Path, now: float, pto: float) -> None:
         """The peer's highest-numbered non-probing packet came on ``path`` (RFC 9000 §9.3): send there
-        from now on and validate it. Returns True if the IP address changed (not only the port), when
-        congestion control must start afresh (RFC 9000 §9.4)."""
+        from now on and validate it. If its IP address is new, it has its own fresh congestion
+        controller and RTT estimator (RFC 9000 §9.4): the caller moves loss recovery onto them."""
         old = self.current
         if path is old:
-            return False
+            return
         if old.validated:
             self.previous = old
         old.stop_validation()  # RFC 9000 §9.3: validations of other addresses may be abandoned
@@ -260,7 +314,6 @@ class Paths:
         if not path.validated and not path.validating:
             # RFC 9000 §9.3.1: the server starts validating the new address at once.
             path.start_validation(now, pto)
-        return path.address[0] != old.address[0]
 
     def revalidate(self, now: float, pto: float) -> None:
         """(client) Our own address changed (migration): validate the current path again."""
@@ -291,8 +344,7 @@ class Paths:
                 path.stop_validation()
                 changed = self._on_validation_failed(path) or changed
             elif path.challenge_retry_at is not None and now >= path.challenge_retry_at:
-                path.challenge_retry_at = None
-                path.challenge_due = True
+                path.challenge_again()
         return changed
 
     def _on_validation_failed(self, path: Path) -> bool:
@@ -306,4 +358,4 @@ class Paths:
         return True
 
 
-__all__ = ["MAX_PATH_RESPONSES", "Address", "Path", "Paths"]
+__all__ = ["MAX_PATH_RESPONSES", "Address", "Path", "PathCongestion", "Paths"]

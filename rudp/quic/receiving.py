@@ -1,9 +1,11 @@
-"""Receiving: datagram → packets → unprotect → dedup → frame dispatch (RFC 9000 §12, §13; RFC 9001 §5).
+"""Receiving: datagram → packets → unprotect → dedup → frame routing (RFC 9000 §12, §13; RFC 9001 §5).
 
-Owns the receive path of :class:`~rudp.quic.connection.QuicConnection`: coalesced packets, keys per
-level and key phase, Retry and Version Negotiation on the client, address changes, and one handler per
-frame kind. Protocol violations raise :class:`~rudp.errors.TransportError`, turned into a
-CONNECTION_CLOSE at :meth:`ReceiveMixin._receive_datagram`, the single place that converts them.
+Owns :class:`Receiver`, the inbound router of a connection: coalesced packets, the keys each packet
+needs (found in its packet number space), packets waiting for keys not yet installed, the ECN marks
+counted per space (RFC 9000 §13.4.1), address changes (RFC 9000 §9.3), and :data:`ROUTES`, the one
+table from frame type to the subsystem that handles it. Protocol violations raise
+:class:`~rudp.errors.TransportError`, turned into a CONNECTION_CLOSE at :meth:`Receiver.receive_datagram`,
+the single place that converts them.
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
 from rudp.codec.packet import PacketHeader, iter_packets
 from rudp.crypto.protection import DecryptFailed, UnprotectedPacket
-from rudp.crypto.retry import verify_retry_integrity
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
-from rudp.quic.events import ConnectionTerminated, DatagramReceived
-from rudp.quic.handshake import HandshakeMixin
-from rudp.quic.paths import Address, Path
-from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import LEVEL_OF_TYPE, SPACE_OF_LEVEL, TYPE_OF_LEVEL
-from rudp.quic.state import State
+from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
+from rudp.quic.ecn import EcnFeedback
+from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
+from rudp.quic.handshake import Handshake
+from rudp.quic.liveness import Liveness
+from rudp.quic.paths import Address, Path, Paths
+from rudp.quic.qlog import NullQlog
+from rudp.quic.recovery import LossRecovery
+from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.spaces import LEVEL_OF_TYPE, SPACE_OF_LEVEL, TYPE_OF_LEVEL, PacketNumberSpace, PacketSpaces
+from rudp.quic.state import CLOSING_PTOS, Lifecycle, State
+from rudp.quic.stats import TrafficCounters
+from rudp.quic.streams.manager import StreamManager
 from rudp.tls.engine import EncryptionLevel
 
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
@@ -56,157 +64,213 @@ class Inbound:
     """It carried CONNECTION_CLOSE: stop handling frames."""
 
 
-class ReceiveMixin(HandshakeMixin):
-    """The receive side of :class:`~rudp.quic.connection.QuicConnection`."""
+@dataclass(slots=True)
+class _Pending:
+    """A packet that arrived before its keys: kept (a few) and replayed when they come."""
 
-    def _receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
-        """Process one datagram (the body of ``QuicConnection.receive_datagram``); ``ecn`` is the ECN
-        codepoint of its IP header, counted once for each QUIC packet it carries (RFC 9000 §13.4.1)."""
-        if self._state in (State.CLOSED, State.DRAINING):
+    packet: bytes
+    address: Address
+    received_at: float
+    ecn: int
+
+
+class Receiver:
+    """The receive side of one connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        short_dcid_length: int,
+        max_datagram_frame_size: int | None,
+        spaces: PacketSpaces,
+        paths: Paths,
+        recovery: LossRecovery,
+        handshake: Handshake,
+        lifecycle: Lifecycle,
+        streams: StreamManager,
+        local_cids: LocalConnectionIds,
+        peer_cids: PeerConnectionIds,
+        liveness: Liveness,
+        traffic: TrafficCounters,
+        qlog: NullQlog,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self._is_client = is_client
+        self._short_dcid_length = short_dcid_length
+        self._max_datagram_frame_size = max_datagram_frame_size
+        self._spaces = spaces
+        self._paths = paths
+        self._recovery = recovery
+        self._handshake = handshake
+        self._lifecycle = lifecycle
+        self._streams = streams
+        self._local_cids = local_cids
+        self._peer_cids = peer_cids
+        self._liveness = liveness
+        self._traffic = traffic
+        self._qlog = qlog
+        self._emit = emit
+        self.ecn = EcnFeedback()
+        """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
+        self._pending: list[_Pending] = []
+        self._persistent_congestion_seen = 0
+
+    @property
+    def pending_packets(self) -> int:
+        """Packets held until their keys arrive (at most :data:`MAX_PENDING_PACKETS`)."""
+        return len(self._pending)
+
+    # -- datagrams and packets ------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
+        """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
+        QUIC packet it carries (RFC 9000 §13.4.1)."""
+        lifecycle = self._lifecycle
+        if lifecycle.state in (State.CLOSED, State.DRAINING):
             return
         self._traffic.on_received(len(data))
-        if self._state is State.CLOSING:
-            self._receive_while_closing(data, now)
+        if lifecycle.state is State.CLOSING:
+            # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
+            lifecycle.closing.on_datagram_received()
             return
         path = self._paths.get(addr)
         if path is not None:
             path.on_datagram_received(len(data))
-        packets = iter_packets(data, short_dcid_length=self._config.connection_id_length)
         try:
-            while True:
-                try:
-                    header = next(packets)
-                except StopIteration:
-                    break
-                except DecodeError:
-                    # An undecodable header (not yet authenticated): drop the rest of the datagram.
-                    self._traffic.on_dropped()
-                    break
-                # Errors in an authenticated packet (malformed frames included) close the connection.
-                self._receive_packet(data, header, addr, now, ecn)
-                if not self._is_active():
-                    return
-            self._replay_pending(now)
+            self._receive_packets(data, addr, now, ecn)
+            if lifecycle.is_active:
+                self._replay_pending(now)
         except TransportError as exc:
-            self._on_local_error(exc, now)
+            lifecycle.on_local_error(exc, now)
 
-    def _receive_while_closing(self, data: bytes, now: float) -> None:
-        # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
-        self._closing.on_datagram_received()
+    def _receive_packets(self, data: bytes, addr: Address, now: float, ecn: int) -> None:
+        packets = iter_packets(data, short_dcid_length=self._short_dcid_length)
+        while True:
+            try:
+                header = next(packets)
+            except StopIteration:
+                return
+            except DecodeError:
+                # An undecodable header (not yet authenticated): drop the rest of the datagram.
+                self._traffic.on_dropped()
+                return
+            # Errors in an authenticated packet (malformed frames included) close the connection.
+            self._receive_packet(data, header, addr, now, ecn)
+            if not self._lifecycle.is_active:
+                return
 
-    def _receive_packet(
-        self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int = 0
-    ) -> None:
-        if header.is_long and header.version != self.version:
-            if header.packet_type is PacketType.VERSION_NEGOTIATION:
-                self._on_version_negotiation(header, now)
+    def _receive_packet(self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int) -> None:
+        level = self._level_of(data, header, now)
+        if level is None:
             return
-        if header.packet_type is PacketType.RETRY:
-            self._on_retry(data, header)
-            return
-        if header.packet_type is None or header.packet_type is PacketType.VERSION_NEGOTIATION:
-            return
-        if header.packet_type is PacketType.ZERO_RTT and self.is_client:
-            # RFC 9000 §17.2.3: 0-RTT carries early data from client to server. A client has no 0-RTT
-            # read keys and must not hold such packets waiting for some.
-            self._traffic.on_dropped()
-            return
-        level = LEVEL_OF_TYPE[header.packet_type]
-        protection = self._keys.read.get(level)
+        space = self._spaces.get(SPACE_OF_LEVEL[level])
+        protection = self._spaces.read_keys(level)
         packet = memoryview(data)[header.start : header.end]
-        if protection is None:
-            if len(self._pending_packets) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
-                self._pending_packets.append((bytes(packet), addr, now, ecn))
+        if protection is None or space is None:
+            if len(self._pending) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
+                self._pending.append(_Pending(bytes(packet), addr, now, ecn))
             return
-        space = SPACE_OF_LEVEL[level]
-        tracker = self._spaces[space].ack  # keys in use: the space is there
-        expected = 0 if tracker.largest_received is None else tracker.largest_received + 1
-        result = protection.unprotect(packet, header.pn_offset - header.start, expected)
-        if level == EncryptionLevel.APPLICATION:
-            result = self._check_key_phase(result, packet, header.pn_offset - header.start, expected, now)
+        result = self._unprotect(level, space, packet, header, now)
         if isinstance(result, DecryptFailed):
             if not header.is_long and self._peer_cids.is_stateless_reset(data):
-                self._terminate(
-                    ConnectionTerminated(0, "stateless reset", True, False), now, state=State.DRAINING
-                )
+                event = ConnectionTerminated(0, "stateless reset", True, False)
+                self._lifecycle.terminate(event, now, state=State.DRAINING)
                 return
             self._traffic.on_dropped()
             return
         # RFC 9000 §17.2, §17.3.1: reserved bits must be zero once header protection is removed.
         if result.first_byte & (0x0C if header.is_long else 0x18):
             raise TransportError(_PV, "reserved header bits are not zero")
-        if tracker.is_duplicate(result.packet_number):
+        if space.ack.is_duplicate(result.packet_number):
             return
-        self._qlog.packet_received(
-            header.packet_type, result.packet_number, result.payload, header.end - header.start, now
-        )
-        self._on_authenticated_packet(header, level, addr, now)
+        size = header.end - header.start
+        self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
+        self._handshake.on_packet_authenticated(header, level)
+        self._on_packet(header, level, space, result, addr, len(data), now, ecn)
+
+    def _level_of(self, data: bytes, header: PacketHeader, now: float) -> EncryptionLevel | None:
+        """The level of a packet that carries frames, or None (Version Negotiation, Retry, a version we
+        do not speak, a 0-RTT packet sent to a client)."""
+        handshake = self._handshake
+        kind = header.packet_type
+        if header.is_long and header.version != handshake.version:
+            if kind is PacketType.VERSION_NEGOTIATION:
+                handshake.on_version_negotiation(header, now)
+            return None
+        if kind is PacketType.RETRY:
+            handshake.on_retry(data, header)
+            return None
+        if kind is None or kind is PacketType.VERSION_NEGOTIATION:
+            return None
+        if kind is PacketType.ZERO_RTT and self._is_client:
+            # RFC 9000 §17.2.3: 0-RTT carries early data from client to server. A client has no 0-RTT
+            # read keys and must not hold such packets waiting for some.
+            self._traffic.on_dropped()
+            return None
+        return LEVEL_OF_TYPE[kind]
+
+    def _unprotect(
+        self,
+        level: EncryptionLevel,
+        space: PacketNumberSpace,
+        packet: memoryview,
+        header: PacketHeader,
+        now: float,
+    ) -> UnprotectedPacket | DecryptFailed:
+        largest = space.ack.largest_received
+        expected = 0 if largest is None else largest + 1
+        pn_offset = header.pn_offset - header.start
+        if level == EncryptionLevel.APPLICATION:
+            # RFC 9001 §6.3: the 1-RTT key phase decides which generation opens the packet.
+            keep_until = now + CLOSING_PTOS * self._recovery.pto()
+            return self._spaces.phase.unprotect(packet, pn_offset, expected, keep_until)
+        protection = self._spaces.read_keys(level)
+        if protection is None:
+            return DecryptFailed("no keys")
+        return protection.unprotect(packet, pn_offset, expected)
+
+    def _on_packet(
+        self,
+        header: PacketHeader,
+        level: EncryptionLevel,
+        space: PacketNumberSpace,
+        packet: UnprotectedPacket,
+        addr: Address,
+        datagram_size: int,
+        now: float,
+        ecn: int,
+    ) -> None:
+        """An authenticated, new packet: route its frames, then record it (ACK, ECN, liveness, path)."""
         paths = self._paths
         path = paths.current
-        if addr != path.address and self._state is State.ESTABLISHED:
-            path = paths.on_authenticated(addr, len(data))
+        established = self._lifecycle.established
+        if addr != path.address and established:
+            path = paths.on_authenticated(addr, datagram_size)
+        tracker = space.ack
         largest_before = tracker.largest_received
-        inbound = self._dispatch_frames(header, level, result, path, now)
+        inbound = self._route_frames(header, level, packet, path, now)
         tracker.on_packet_received(
-            result.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
+            packet.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
         )
         if ecn:
             # RFC 9000 §13.4.1: count each processed (authenticated, non-duplicate) packet in its space.
-            counts = self._ecn_feedback.on_packet_received(space, ecn)
-            if counts is not None and space in self._spaces:
-                tracker.ecn_counts = counts
+            counts = self.ecn.on_packet_received(space.id, ecn)
+            if counts is not None:
+                tracker.report_ecn_counts(counts)
         self._liveness.on_packet_received(now)
         if (
             path is not paths.current
             and not inbound.probing
-            and (largest_before is None or result.packet_number > largest_before)
-            and self._state is State.ESTABLISHED
-            and not self.is_client
+            and (largest_before is None or packet.packet_number > largest_before)
+            and established
+            and not self._is_client
         ):
             # RFC 9000 §9.3: only the highest-numbered non-probing packet moves us to the peer's new
             # address (a reordered older packet, or a peer's probe, does not).
             self._on_peer_moved(path, now)
 
-    def _check_key_phase(
-        self,
-        result: UnprotectedPacket | DecryptFailed,
-        packet: memoryview,
-        pn_offset: int,
-        expected: int,
-        now: float,
-    ) -> UnprotectedPacket | DecryptFailed:
-        keys = self._keys
-        if isinstance(result, UnprotectedPacket):
-            if result.key_phase != keys.key_phase:
-                raise TransportError(TransportErrorCode.KEY_UPDATE_ERROR, "key phase bit does not match keys")
-            return result
-        # RFC 9001 §6.3: a packet with the other key phase is either from the next generation (the peer
-        # updated) or a late packet from the previous one.
-        if keys.previous_read is not None:
-            late = keys.previous_read.unprotect(packet, pn_offset, expected)
-            if isinstance(late, UnprotectedPacket):
-                return late
-        if keys.next_read is not None and not keys.update_pending_ack:
-            updated = keys.next_read.unprotect(packet, pn_offset, expected)
-            if isinstance(updated, UnprotectedPacket):
-                keys.on_peer_update(now + 3 * self._pto())
-                return updated
-        return result
-
-    def _on_authenticated_packet(
-        self, header: PacketHeader, level: EncryptionLevel, addr: Address, now: float
-    ) -> None:
-        if self.is_client and header.is_long and self._peer_initial_scid is None:
-            # RFC 9000 §7.2: the client switches to the server's chosen CID.
-            self._peer_initial_scid = header.scid
-            self._peer_cids.set_initial(header.scid)
-        if level == EncryptionLevel.HANDSHAKE and not self.is_client:
-            # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
-            # validates the client's address (RFC 9000 §8.1).
-            self._paths.current.mark_validated()
-            self._discard_level(EncryptionLevel.INITIAL)
-
-    def _dispatch_frames(
+    def _route_frames(
         self, header: PacketHeader, level: EncryptionLevel, packet: UnprotectedPacket, path: Path, now: float
     ) -> Inbound:
         """Hand every frame of a packet to its owner through :data:`ROUTES` (RFC 9000 §12.4)."""
@@ -228,40 +292,48 @@ class ReceiveMixin(HandshakeMixin):
                 break
         return inbound
 
-    # -- the frames the connection itself answers for --------------------------------------------
+    def _on_peer_moved(self, path: Path, now: float) -> None:
+        # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): send to the new address, validate
+        # it, and until validated respect the anti-amplification limit on it (the Path counts). RFC 9000
+        # §9.4: a new IP address is a new network path with its own congestion controller and RTT
+        # estimator; packets sent on the old path no longer count in either.
+        self._paths.on_peer_moved(path, now, self._recovery.pto())
+        current = self._paths.current.congestion
+        self._recovery.switch_path(current.controller, current.rtt)
 
-    def _on_ack_frame(self, frame: f.Ack, inbound: Inbound) -> None:
-        self._on_ack(inbound.space, frame, inbound.now)
+    def _replay_pending(self, now: float) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for item in pending:
+            for header in iter_packets(item.packet, short_dcid_length=self._short_dcid_length):
+                level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type is not None else None
+                if level is not None and self._spaces.read_keys(level) is not None:
+                    self._receive_packet(
+                        item.packet, header, item.address, max(now, item.received_at), item.ecn
+                    )
+                elif len(self._pending) < MAX_PENDING_PACKETS:
+                    self._pending.append(item)
 
-    def _on_crypto_frame(self, frame: f.Crypto, inbound: Inbound) -> None:
-        self._on_crypto(inbound.level, frame, inbound.now)
+    # -- the frames the receiver itself answers for ---------------------------------------------------
 
     def _on_connection_close(self, frame: f.ConnectionClose, inbound: Inbound) -> None:
-        self._enter_draining(frame, inbound.now)
+        self._lifecycle.on_peer_close(frame, inbound.now)
         inbound.closed = True
-
-    def _on_new_token(self, frame: f.NewToken, inbound: Inbound) -> None:
-        if not self.is_client:
-            raise TransportError(_PV, "NEW_TOKEN sent by a client", 0x07)  # RFC 9000 §19.7
-        self.new_token = frame.token
 
     def _on_new_connection_id(self, frame: f.NewConnectionId, inbound: Inbound) -> None:
         if not self._peer_cids.current.cid:
             raise TransportError(_PV, "NEW_CONNECTION_ID with a zero-length CID in use", 0x18)
         self._peer_cids.on_new_connection_id(frame)
 
-    def _on_handshake_done(self, frame: f.HandshakeDone, inbound: Inbound) -> None:
-        if not self.is_client:
-            raise TransportError(_PV, "HANDSHAKE_DONE sent by a client", 0x1E)  # RFC 9000 §19.20
-        self._confirm_handshake(inbound.now)
-
     def _on_datagram_frame(self, frame: f.Datagram, inbound: Inbound) -> None:
-        local_max = self._local_params.max_datagram_frame_size
+        local_max = self._max_datagram_frame_size
         if local_max is None or len(frame.data) + 3 > local_max:
             raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
-        self._events.append(DatagramReceived(frame.data))
+        self._emit(DatagramReceived(frame.data))
 
-    def _on_ack(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
+    def _on_ack(self, frame: f.Ack, inbound: Inbound) -> None:
+        space = inbound.space
         state = self._spaces.get(space)
         if state is None:
             return  # discarded by an earlier frame of this packet (RFC 9001 §4.9)
@@ -270,129 +342,77 @@ class ReceiveMixin(HandshakeMixin):
             # RFC 9000 §21.4: acknowledging a packet we never sent is an optimistic-ACK attack.
             reason = f"ACK of packet {skipped}, which was never sent"
             raise TransportError(_PV, reason, (frame.ecn and 3) or 2)
-        ack_delay = 0.0
-        if space is PacketSpace.APPLICATION and self._peer_params is not None:
-            ack_delay = frame.ack_delay * (1 << self._peer_params.ack_delay_exponent) / 1e6
+        now = inbound.now
+        ack_delay = (
+            self._handshake.peer_ack_delay(frame.ack_delay) if space is PacketSpace.APPLICATION else 0.0
+        )
         acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
         if acked:
-            # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
-            # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
-            ecn = self._paths.current.ecn
-            before = ecn.state
-            ce = ecn.on_ack(space, frame.ecn, acked, self._ecn_feedback)
-            if ce > 0:
-                self._recovery.on_ecn_ce(ce, now)
-            if ecn.state is not before:
-                self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
-        if self._recovery.persistent_congestion_count != self._persistent_congestion_seen:
-            self._persistent_congestion_seen = self._recovery.persistent_congestion_count
-            if self._max_datagram_size > self._base_datagram_size:
-                # RFC 8899 §4.3: persistent loss at a probed size may be a PMTU black hole.
-                self._pmtud.on_black_hole()
-        if not acked:
-            return
-        tracker = state.ack
-        keys = self._keys
+            self._on_ecn_counts(space, frame, acked, now)
+        self._check_black_hole()
         for packet in acked:
             if packet.largest_acked_in_ack is not None:
-                tracker.on_ack_acked(packet.largest_acked_in_ack)
-            if (
-                space is PacketSpace.APPLICATION
-                and keys.update_pending_ack
-                and (keys.first_pn_in_phase is not None and packet.packet_number >= keys.first_pn_in_phase)
-            ):
-                keys.update_pending_ack = False
+                state.ack.on_ack_acked(packet.largest_acked_in_ack)
+            if space is PacketSpace.APPLICATION:
+                self._spaces.phase.on_packet_acked(packet.packet_number)
 
-    def _on_retry(self, data: bytes, header: PacketHeader) -> None:
-        # RFC 9000 §17.2.5.2: one Retry at most, before any server Initial, with a valid tag.
-        if not self.is_client or self._retry_source_cid is not None or self._peer_initial_scid is not None:
-            return
-        if header.scid == self.original_dcid or not header.token:
-            return
-        if not verify_retry_integrity(data[header.start : header.end], self.original_dcid, self.version):
-            return
-        self._retry_source_cid = header.scid
-        self._token = header.token
-        self._peer_cids.set_initial(header.scid)
-        self._keys.install_initial(header.scid, is_client=True)
-        # RFC 9002 §6.3: a Retry resets loss recovery (recovery owns that); the ClientHello is sent
-        # again (in a new packet, with the token) from the crypto stream, as is any 0-RTT data.
-        self._recovery.on_retry_received()
-        self._spaces[PacketSpace.INITIAL].crypto_send.requeue_unacked()
+    def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, acked: list[SentPacket], now: float) -> None:
+        # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
+        # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
+        ecn = self._paths.current.ecn
+        before = ecn.state
+        ce = ecn.on_ack(space, frame.ecn, acked, self.ecn)
+        if ce > 0:
+            self._recovery.on_ecn_ce(ce, now)
+        if ecn.state is not before:
+            self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
 
-    def _on_version_negotiation(self, header: PacketHeader, now: float) -> None:
-        # RFC 9000 §6.2: only before any other packet from the server, and ignore it if it lists ours.
-        if (
-            not self.is_client
-            or self._peer_initial_scid is not None
-            or self.version in header.supported_versions
-        ):
+    def _check_black_hole(self) -> None:
+        count = self._recovery.persistent_congestion_count
+        if count == self._persistent_congestion_seen:
             return
-        if header.dcid != self._local_cids.active[0].cid:
-            return
-        offered = ", ".join(f"{v:#x}" for v in header.supported_versions)
-        self._terminate(
-            ConnectionTerminated(0, f"version negotiation: server supports {offered}", True, False), now
-        )
-
-    def _on_peer_moved(self, path: Path, now: float) -> None:
-        # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): send to the new address, validate
-        # it, and until validated respect the anti-amplification limit on it (the Path counts).
-        if self._paths.on_peer_moved(path, now, self._pto()):
-            # RFC 9000 §9.4: a new IP address is a new network path: congestion control and the RTT
-            # estimator start afresh, and packets sent on the old path no longer count in either.
-            self._congestion.on_path_change(now)
-            self._rtt.reset()
-            self._recovery.on_path_change()
-
-    def _replay_pending(self, now: float) -> None:
-        if not self._pending_packets:
-            return
-        pending, self._pending_packets = self._pending_packets, []
-        for packet, addr, received_at, ecn in pending:
-            for header in iter_packets(packet, short_dcid_length=self._config.connection_id_length):
-                level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type is not None else None
-                if level is not None and level in self._keys.read:
-                    self._receive_packet(packet, header, addr, max(now, received_at), ecn)
-                elif len(self._pending_packets) < MAX_PENDING_PACKETS:
-                    self._pending_packets.append((packet, addr, received_at, ecn))
+        self._persistent_congestion_seen = count
+        pmtud = self._paths.current.pmtud
+        if pmtud.current > pmtud.base:
+            # RFC 8899 §4.3: persistent loss at a probed size may be a PMTU black hole.
+            pmtud.on_black_hole()
 
 
-def _on_ping(conn: ReceiveMixin, frame: f.Ping, inbound: Inbound) -> None:
+def _on_ping(receiver: Receiver, frame: f.Ping, inbound: Inbound) -> None:
     inbound.ping = True
 
 
-def _ignore(conn: ReceiveMixin, frame: f.Frame, inbound: Inbound) -> None:
+def _ignore(receiver: Receiver, frame: f.Frame, inbound: Inbound) -> None:
     return
 
 
-Route = Callable[[ReceiveMixin, Any, Inbound], object]
-"""A frame's handler: the connection, the frame (of the type it is routed by) and its packet."""
+Route = Callable[[Receiver, Any, Inbound], object]
+"""A frame's handler: the receiver, the frame (of the type it is routed by) and its packet."""
 
 ROUTES: Final[dict[type[f.Frame], Route]] = {
     # streams and flow control (rudp.quic.streams)
-    f.Stream: lambda conn, frame, _: conn._streams.on_stream(frame),
-    f.MaxData: lambda conn, frame, _: conn._streams.on_max_data(frame),
-    f.MaxStreamData: lambda conn, frame, _: conn._streams.on_max_stream_data(frame),
-    f.ResetStream: lambda conn, frame, _: conn._streams.on_reset_stream(frame),
-    f.StopSending: lambda conn, frame, _: conn._streams.on_stop_sending(frame),
-    f.MaxStreams: lambda conn, frame, _: conn._streams.on_max_streams(frame),
-    f.DataBlocked: lambda conn, frame, _: conn._streams.on_data_blocked(frame),
-    f.StreamDataBlocked: lambda conn, frame, _: conn._streams.on_stream_data_blocked(frame),
-    f.StreamsBlocked: lambda conn, frame, _: conn._streams.on_streams_blocked(frame),
+    f.Stream: lambda rx, frame, _: rx._streams.on_stream(frame),
+    f.MaxData: lambda rx, frame, _: rx._streams.on_max_data(frame),
+    f.MaxStreamData: lambda rx, frame, _: rx._streams.on_max_stream_data(frame),
+    f.ResetStream: lambda rx, frame, _: rx._streams.on_reset_stream(frame),
+    f.StopSending: lambda rx, frame, _: rx._streams.on_stop_sending(frame),
+    f.MaxStreams: lambda rx, frame, _: rx._streams.on_max_streams(frame),
+    f.DataBlocked: lambda rx, frame, _: rx._streams.on_data_blocked(frame),
+    f.StreamDataBlocked: lambda rx, frame, _: rx._streams.on_stream_data_blocked(frame),
+    f.StreamsBlocked: lambda rx, frame, _: rx._streams.on_streams_blocked(frame),
     # connection IDs (rudp.quic.cids)
-    f.NewConnectionId: ReceiveMixin._on_new_connection_id,
-    f.RetireConnectionId: lambda conn, frame, inbound: conn._local_cids.on_retire(frame, inbound.header.dcid),
+    f.NewConnectionId: Receiver._on_new_connection_id,
+    f.RetireConnectionId: lambda rx, frame, inbound: rx._local_cids.on_retire(frame, inbound.header.dcid),
     # paths (rudp.quic.paths): a challenge is answered on the path it came on (RFC 9000 §8.2.2)
-    f.PathChallenge: lambda conn, frame, inbound: inbound.path.owe_response(frame.data),
-    f.PathResponse: lambda conn, frame, inbound: conn._paths.on_response(inbound.path, frame.data),
-    # recovery and the ACK trackers, the TLS glue, the lifecycle
-    f.Ack: ReceiveMixin._on_ack_frame,
-    f.Crypto: ReceiveMixin._on_crypto_frame,
-    f.HandshakeDone: ReceiveMixin._on_handshake_done,
-    f.ConnectionClose: ReceiveMixin._on_connection_close,
-    f.NewToken: ReceiveMixin._on_new_token,
-    f.Datagram: ReceiveMixin._on_datagram_frame,
+    f.PathChallenge: lambda rx, frame, inbound: inbound.path.owe_response(frame.data),
+    f.PathResponse: lambda rx, frame, inbound: rx._paths.on_response(inbound.path, frame.data),
+    # recovery and the ACK trackers, the TLS glue (rudp.quic.handshake), the lifecycle
+    f.Ack: Receiver._on_ack,
+    f.Crypto: lambda rx, frame, inbound: rx._handshake.on_crypto(inbound.level, frame, inbound.now),
+    f.HandshakeDone: lambda rx, frame, _: rx._handshake.on_handshake_done(frame),
+    f.NewToken: lambda rx, frame, _: rx._handshake.on_new_token(frame),
+    f.ConnectionClose: Receiver._on_connection_close,
+    f.Datagram: Receiver._on_datagram_frame,
     f.Ping: _on_ping,
     f.Padding: _ignore,
 }

@@ -411,6 +411,12 @@ class LossRecovery:
         self._timer_base_at = now
         return ProbeRequest(space, count)
 
+    def pto(self) -> float:
+        """The current PTO duration without backoff (RFC 9002 §6.2.1): max_ack_delay counts once the
+        handshake is confirmed. The closing period, the idle timeout floor, path validation and the
+        key discard delay are measured in it."""
+        return self.rtt.pto_base() + (self.max_ack_delay if self._handshake_confirmed else 0.0)
+
     def pto_period(self) -> float:
         """The current PTO period without backoff, including max_ack_delay (for closing/idle timers)."""
         return self.rtt.pto_base() + self.max_ack_delay
@@ -466,6 +472,16 @@ class LossRecovery:
             for handler in packet.handlers:
                 handler(False)
         return dropped
+
+    def switch_path(self, congestion: CongestionController, rtt: RttEstimator) -> None:
+        """Sending moved to a path with its own congestion controller and RTT estimator (RFC 9000
+        §9.4): what is outstanding leaves the old accounting (:meth:`on_path_change`) and acknowledgments
+        from now on feed the new path's controller and estimator."""
+        if congestion is self.congestion and rtt is self.rtt:
+            return
+        self.on_path_change()
+        self.congestion = congestion
+        self.rtt = rtt
 
     def on_path_change(self) -> None:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old

@@ -1,18 +1,20 @@
-"""Sending: assembling datagrams from every level and subsystem (RFC 9000 §12.2, §13, §14; RFC 9002).
+"""Sending: the packetizer of a connection (RFC 9000 §12.2, §13, §14; RFC 9002 §6.2.4, §7).
 
-Owns :meth:`SendMixin._datagrams_to_send`: which levels get a packet, in which order subsystems write
-frames, ACK piggybacking, probes after a PTO, padding of Initial datagrams, the congestion window and
-the anti-amplification limit, and CONNECTION_CLOSE while closing.
+Owns :class:`Sender`: which levels get a packet, the one loop that asks the frame sources of a packet
+(:class:`~rudp.quic.delivery.FrameSource`: ACKs, path frames, CRYPTO, control frames, connection IDs,
+streams, datagrams) in priority order, the probes owed after a PTO, padding, the congestion window,
+the pacer and the anti-amplification limit, and the one after-send hook (:meth:`Sender._after_datagram`)
+that records every datagram the same way: data, path-only, PMTU probe and CONNECTION_CLOSE alike. It
+remembers only whether the pacer held data back (its :meth:`next_deadline`) and whether the current
+batch is ECN-marked. What each source holds is the source's business.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from functools import partial
 
-from rudp.codec.frames import (
-    ConnectionClose,
-    Ping,
-)
+from rudp.codec.frames import ConnectionClose, Ping
 from rudp.codec.packet import (
     FIXED_BIT,
     HEADER_FORM_LONG,
@@ -23,45 +25,135 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportErrorCode
-from rudp.quic.handshake import HandshakeMixin
+from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
+from rudp.quic.control import ControlFrames, DatagramQueue
+from rudp.quic.delivery import FrameSource, PacketSink
+from rudp.quic.handshake import Handshake
+from rudp.quic.liveness import Liveness
 from rudp.quic.packetizer import DatagramBuilder
-from rudp.quic.paths import Address, Path
+from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.pmtud import PmtuDiscovery
+from rudp.quic.qlog import NullQlog
+from rudp.quic.recovery import LossRecovery, ProbeRequest
 from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import ACK_ELICITING_THRESHOLD, SEND_ORDER, SPACE_OF_LEVEL, TYPE_OF_LEVEL
-from rudp.quic.state import MIN_SENDABLE_BYTES, State
+from rudp.quic.spaces import (
+    ACK_ELICITING_THRESHOLD,
+    CRYPTO_LEVEL_OF_SPACE,
+    SEND_ORDER,
+    SPACE_OF_LEVEL,
+    TYPE_OF_LEVEL,
+    PacketNumberSpace,
+    PacketSpaces,
+)
+from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
+from rudp.quic.stats import TrafficCounters
+from rudp.quic.streams.manager import StreamManager
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
+PROBE_DATA_BYTES = 1000
+"""Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
+BLACK_HOLE_PTO_COUNT = 2
+"""Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
+_APP = EncryptionLevel.APPLICATION
+_EARLY = EncryptionLevel.EARLY_DATA
 
 
-class SendMixin(HandshakeMixin):
-    """The send side of :class:`~rudp.quic.connection.QuicConnection`."""
+class Sent(Enum):
+    """What a datagram carried, for the after-send hook."""
 
-    def _datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """The datagrams to send now (the body of ``QuicConnection.datagrams_to_send``)."""
-        if self._state in (State.CLOSED, State.DRAINING):
+    DATA = "data"
+    PATH = "path"
+    """Path frames only, to a path other than the current one."""
+    PMTU_PROBE = "pmtu probe"
+    CLOSE = "close"
+
+
+class StreamFrames:
+    """The stream manager as a frame source: it paces its sends by the current path's RTT."""
+
+    __slots__ = ("_paths", "_streams")
+
+    def __init__(self, streams: StreamManager, paths: Paths) -> None:
+        self._streams = streams
+        self._paths = paths
+
+    def has_data(self) -> bool:
+        return self._streams.has_data_to_send()
+
+    def write_frames(self, sink: PacketSink) -> None:
+        self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)
+
+
+class Sender:
+    """Builds the datagrams of one connection from its frame sources (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        spaces: PacketSpaces,
+        paths: Paths,
+        recovery: LossRecovery,
+        handshake: Handshake,
+        lifecycle: Lifecycle,
+        streams: StreamManager,
+        sources: tuple[ControlFrames, LocalConnectionIds, PeerConnectionIds, DatagramQueue],
+        liveness: Liveness,
+        traffic: TrafficCounters,
+        qlog: NullQlog,
+    ) -> None:
+        self._is_client = is_client
+        self._spaces = spaces
+        self._paths = paths
+        self._recovery = recovery
+        self._handshake = handshake
+        self._lifecycle = lifecycle
+        self._streams = streams
+        self._liveness = liveness
+        self._traffic = traffic
+        self._qlog = qlog
+        control, local_cids, peer_cids, datagrams = sources
+        self._local_cids = local_cids
+        self._peer_cids = peer_cids
+        stream_frames = StreamFrames(streams, paths)
+        self._app_sources: tuple[FrameSource, ...] = (
+            control,
+            local_cids,
+            peer_cids,
+            stream_frames,
+            datagrams,
+        )
+        """The frame sources of 1-RTT packets after ACK, path frames and CRYPTO, in priority order."""
+        self._early_sources: tuple[FrameSource, ...] = (stream_frames, datagrams)
+        """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
+        self._pacing_blocked = False
+        """The last batch had data the pacer held back (its deadline is then armed)."""
+        self.ecn_marking = False
+        """Whether the datagrams of the current batch leave marked ECT(0) (RFC 9000 §13.4.2)."""
+
+    # -- the batch ---------------------------------------------------------------------------------------
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        """The datagrams to send now, each with its destination."""
+        state = self._lifecycle.state
+        self.ecn_marking = self._paths.current.ecn.marking
+        if state in (State.CLOSED, State.DRAINING):
             return []
-        if self._state is State.CLOSING:
+        if state is State.CLOSING:
             return self._close_datagrams(now)
         out: list[tuple[bytes, Address]] = []
         self._pacing_blocked = False
-        self._pacer.max_datagram_size = self._max_datagram_size  # the current path's, as the pacer's unit
+        current = self._paths.current
+        current.congestion.pacer.use_datagram_size(current.pmtud.current)
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once.
             datagram = self._build_path_datagram(path, now)
             if datagram:
                 out.append((datagram, path.address))
-        current = self._paths.current
-        if (
-            current.pmtud.searching
-            and current.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
-            and self._handshake_confirmed
-            and self._state is State.ESTABLISHED
-            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
-        ):
+        if self._may_probe_pmtu(current):
             # The probe goes first, so a full congestion window cannot starve it.
-            probe = self._build_pmtu_probe(now)
+            probe = self._build_pmtu_probe(current, now)
             if probe:
                 out.append((probe, current.address))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
@@ -71,203 +163,243 @@ class SendMixin(HandshakeMixin):
             out.append((datagram, current.address))
         return out
 
+    def next_deadline(self) -> float | None:
+        """RFC 9002 §7.7: when the pacer allows the next packet, if it held data back; else None."""
+        if not self._pacing_blocked:
+            return None
+        current = self._paths.current
+        return current.congestion.pacer.next_send_at(current.pmtud.current)
+
+    def on_probe_timeout(self, request: ProbeRequest) -> None:
+        """The PTO fired (RFC 9002 §6.2.4): owe ``request.count`` probes in its space, with data."""
+        space = request.space
+        level = None if space is PacketSpace.APPLICATION else CRYPTO_LEVEL_OF_SPACE[space]
+        if level is not None and self._spaces.write_keys(level) is None:
+            # The anti-deadlock probe may name a space whose keys are gone: use the next one.
+            space, level = PacketSpace.HANDSHAKE, EncryptionLevel.HANDSHAKE
+            if self._spaces.write_keys(level) is None:
+                return
+        pmtud = self._paths.current.pmtud
+        if (
+            space is PacketSpace.APPLICATION
+            and self._recovery.pto_count >= BLACK_HOLE_PTO_COUNT
+            and pmtud.current > pmtud.base
+        ):
+            # RFC 8899 §4.3: consecutive PTOs with large packets may mean the path no longer carries
+            # them; probe (and continue) with base-size packets, and search again later.
+            pmtud.on_black_hole()
+        state = self._spaces.get(space)
+        if state is None:
+            return
+        state.owe_probes(request.count)
+        if space is PacketSpace.APPLICATION and not self._streams.has_data_to_send():
+            # RFC 9002 §6.2.4: probes should carry the oldest unacknowledged data, not only a PING,
+            # so a lost tail is repaired by the probe itself, one round trip sooner.
+            self._streams.requeue_for_probe(PROBE_DATA_BYTES)
+        if level is not None:
+            # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
+            state.crypto_send.requeue_unacked()
+
+    def amplification_blocked(self) -> bool:
+        """RFC 9002 §6.2.2.1: True while the anti-amplification limit leaves too little to send."""
+        allowance = self._paths.current.datagram_allowance()
+        return allowance is not None and allowance < MIN_SENDABLE_BYTES
+
+    # -- datagrams of one kind ------------------------------------------------------------------------
+
     def _build_path_datagram(self, path: Path, now: float) -> bytes:
         """A datagram of path frames only, for a path other than the current one (within its allowance)."""
-        protection = self._keys.write.get(EncryptionLevel.APPLICATION)
         allowance = path.datagram_allowance()
-        size = self._base_datagram_size if allowance is None else min(self._base_datagram_size, allowance)
-        if protection is None or size < MIN_SENDABLE_BYTES:
+        base = path.pmtud.base
+        size = base if allowance is None else min(base, allowance)
+        if size < MIN_SENDABLE_BYTES:
             return b""
         builder = self._qlog.builder(size, now)
-        space = PacketSpace.APPLICATION
-        if not self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection):
+        if not self._start_packet(builder, _APP):
             return b""
-        path.write_frames(builder, now, self._randbytes)
-        if builder.end_packet() is None:
+        self._paths.write_path_frames(path, builder)
+        if not self._end_packet(builder, _APP):
             return b""
-        self._advance_packet_number(space)
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE)
-        self._after_datagram(builder, datagram, path, now)
+        self._after_datagram(builder, datagram, path, now, Sent.PATH)
         return datagram
 
-    # -- PMTU probes (RFC 9000 §14.3) -----------------------------------------------------------------
+    def _may_probe_pmtu(self, path: Path) -> bool:
+        return (
+            path.pmtud.searching
+            and path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
+            and self._handshake.confirmed
+            and self._lifecycle.established
+            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
+        )
 
-    def _build_pmtu_probe(self, now: float) -> bytes:
-        protection = self._keys.write.get(EncryptionLevel.APPLICATION)
-        if protection is None:
-            return b""
-        path = self._paths.current
+    def _build_pmtu_probe(self, path: Path, now: float) -> bytes:
+        """RFC 9000 §14.3: a PING padded to the size being probed."""
         pmtud = path.pmtud
         size = pmtud.probe_size(now)
         if size is None:
             return b""
-        if not self._may_send_new(size, now):
+        if not self._may_send_new(path, size, now):
             pmtud.cancel_probe(size)
             return b""
         builder = self._qlog.builder(size, now)
-        space = PacketSpace.APPLICATION
-        self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection)
+        if not self._start_packet(builder, _APP):
+            pmtud.cancel_probe(size)
+            return b""
         builder.push_frame(Ping(), partial(self._on_pmtu_probe, pmtud, size))
         sent = builder.end_packet()
         datagram = builder.finish(size)
         if sent is None or not datagram:
             return b""
         sent.is_pmtu_probe = True
-        self._advance_packet_number(space)
-        self._after_datagram(builder, datagram, path, now, probe=True)
+        self._advance(_APP, sent.packet_number)
+        self._after_datagram(builder, datagram, path, now, Sent.PMTU_PROBE)
         return datagram
 
     def _on_pmtu_probe(self, pmtud: PmtuDiscovery, size: int, acked: bool) -> None:
         if acked:
             pmtud.on_probe_acked(size)  # the path's datagrams grow at once
         else:
-            pmtud.on_probe_lost(size, retry_delay=self._pto())
+            pmtud.on_probe_lost(size, retry_delay=self._recovery.pto())
 
-    # -- one datagram -----------------------------------------------------------------------------
+    def _close_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
+        frame = self._lifecycle.closing.take_frame()
+        if frame is None:
+            return []
+        path = self._paths.current
+        builder = self._qlog.builder(path.pmtud.current, now)
+        for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, _APP):
+            if self._spaces.write_keys(level) is None:
+                continue
+            # RFC 9000 §10.2.3: before confirmation the peer may lack some keys, so the close goes in
+            # every level we can still write (Initial, Handshake and 1-RTT).
+            to_send = frame
+            if frame.application and level != _APP:
+                # RFC 9000 §10.2.3: an application close before 1-RTT is sent as APPLICATION_ERROR.
+                to_send = ConnectionClose(TransportErrorCode.APPLICATION_ERROR, b"", 0, False)
+            if not self._start_packet(builder, level):
+                break
+            builder.push_frame(to_send)
+            self._end_packet(builder, level)
+        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
+        allowance = path.datagram_allowance()
+        if not datagram or (allowance is not None and len(datagram) > allowance):
+            return []
+        self._after_datagram(builder, datagram, path, now, Sent.CLOSE)
+        return [(datagram, path.address)]
 
-    def _amplification_allowance(self) -> int | None:
-        # RFC 9000 §8.1, §9.3: to an unvalidated address we send at most 3x what came from it.
-        return self._paths.current.datagram_allowance()
+    # -- one datagram of data -----------------------------------------------------------------------
 
-    def _datagram_budget(self) -> int:
+    def _datagram_budget(self, path: Path) -> int:
         """Bytes the next datagram may have, or 0 when the anti-amplification limit forbids sending."""
-        size = self._max_datagram_size
-        if size > self._base_datagram_size:
+        size = path.pmtud.current
+        base = path.pmtud.base
+        if size > base:
             # Large (probed) datagrams must not stall a small congestion window: shrink to what fits.
-            room = self._congestion.congestion_window - self._recovery.bytes_in_flight
-            size = max(self._base_datagram_size, min(size, room))
-        allowance = self._amplification_allowance()
+            room = path.congestion.controller.congestion_window - self._recovery.bytes_in_flight
+            size = max(base, min(size, room))
+        allowance = path.datagram_allowance()
         if allowance is None:
             return size
         # RFC 9000 §8.1: what the limit leaves. Initials still need 1200 bytes for their padding (a
         # client's first datagram always leaves 3600); other packets may be smaller.
-        need = (
-            MIN_INITIAL_DATAGRAM_SIZE if EncryptionLevel.INITIAL in self._keys.write else MIN_SENDABLE_BYTES
-        )
+        initial = self._spaces.write_keys(EncryptionLevel.INITIAL) is not None
+        need = MIN_INITIAL_DATAGRAM_SIZE if initial else MIN_SENDABLE_BYTES
         return min(size, allowance) if allowance >= need else 0
 
     def _build_datagram(self, now: float) -> bytes:
-        if self._one_rtt_only():
-            return self._build_short_datagram(now)
-        size = self._datagram_budget()
+        path = self._paths.current
+        size = self._datagram_budget(path)
         if not size:
             return b""
-        probing = any(state.probes for state in self._spaces.values())
+        spaces = self._spaces
+        if spaces.one_rtt_only():
+            levels: tuple[EncryptionLevel, ...] = (_APP,)
+            probing = spaces.application.probes > 0
+        else:
+            levels = SEND_ORDER
+            probing = any(state.probes for state in spaces)
         pending = self._has_paced_data()
-        blocked = not probing and (not pending or not self._may_send_new(size, now))
-        path = self._paths.current
-        path_frames = path.has_frames() and self._has_one_rtt_keys()
-        if blocked and not probing and not path_frames and not self._any_ack_needed(now):
+        blocked = not probing and (not pending or not self._may_send_new(path, size, now))
+        if blocked and not self._paths.has_data() and not any(s.ack.ack_needed(now) for s in spaces):
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
-        pad = False
         wrote_handshake = False
-        for level in SEND_ORDER:
-            protection = self._keys.write.get(level)
-            if protection is None or (level == EncryptionLevel.EARLY_DATA and self._has_one_rtt_keys()):
+        for level in levels:
+            state = self._level_space(level)
+            if state is None or not self._level_has_data(level, state, now, blocked):
                 continue
-            space = SPACE_OF_LEVEL[level]
-            if not self._level_has_data(level, space, now, blocked) and not (
-                path_frames and level == EncryptionLevel.APPLICATION
-            ):
-                continue
-            if not self._start_packet(builder, level, space, protection):
+            if not self._start_packet(builder, level):
                 break
-            pad = self._write_level(builder, level, space, now, blocked) or pad
-            sent = builder.end_packet()
-            if sent is None:
-                continue
-            self._advance_packet_number(space)
-            if level == EncryptionLevel.INITIAL and (self.is_client or sent.ack_eliciting):
-                pad = True
-            if level == EncryptionLevel.HANDSHAKE:
-                wrote_handshake = True
-            if level == EncryptionLevel.APPLICATION and self._keys.first_pn_in_phase is None:
-                self._keys.first_pn_in_phase = sent.packet_number
-        # RFC 9000 §8.2.1: path probes travel in datagrams of at least 1200 bytes (within the
-        # anti-amplification allowance, which bounds the builder), proving the path's MTU.
-        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
+            self._write_packet(builder, level, state, blocked)
+            if self._end_packet(builder, level):
+                wrote_handshake = wrote_handshake or level == EncryptionLevel.HANDSHAKE
+        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
         if not datagram:
             return b""
-        self._after_datagram(builder, datagram, path, now)
-        if wrote_handshake and self.is_client:
+        self._after_datagram(builder, datagram, path, now, Sent.DATA)
+        if wrote_handshake and self._is_client:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
-            self._discard_level(EncryptionLevel.INITIAL)
+            self._handshake.discard(EncryptionLevel.INITIAL)
         return datagram
 
-    def _one_rtt_only(self) -> bool:
-        """True once only 1-RTT keys are left for writing (the steady state after the handshake)."""
-        write = self._keys.write
-        return len(write) == 1 and EncryptionLevel.APPLICATION in write
+    def _level_space(self, level: EncryptionLevel) -> PacketNumberSpace | None:
+        """The space a packet of ``level`` would go in, if we can write that level now."""
+        if self._spaces.write_keys(level) is None:
+            return None
+        if level == _EARLY and self._spaces.phase.write is not None:
+            return None  # RFC 9001 §4.6.1: 1-RTT keys replace 0-RTT for sending
+        return self._spaces.get(SPACE_OF_LEVEL[level])
 
-    def _build_short_datagram(self, now: float) -> bytes:
-        """The steady-state path: one 1-RTT packet per datagram, with the fewest checks possible."""
-        size = self._datagram_budget()
-        if not size:
-            return b""
-        space = PacketSpace.APPLICATION
-        state = self._spaces[space]
-        probe = state.probes
-        pending = bool(
-            self._streams.has_data_to_send()
-            or self._datagram_queue.has_data()
-            or self._application_control_pending()
-        )
-        blocked = not probe and (not pending or not self._may_send_new(size, now))
-        tracker = state.ack
-        path = self._paths.current
-        if blocked and not probe and not tracker.ack_needed(now) and not path.has_frames():
-            return b""
-        builder = self._qlog.builder(size, now)
-        keys = self._keys
-        builder.start_packet(
-            space=space,
-            protection=keys.write[EncryptionLevel.APPLICATION],
-            first_byte=FIXED_BIT | (KEY_PHASE_BIT if keys.key_phase else 0),
-            prefix=self._peer_cids.current.cid,
-            is_long=False,
-            packet_number=state.next_pn,
-            largest_acked=self._recovery.largest_acked(space),
-        )
-        answering = tracker.eliciting_unacknowledged
-        pad = self._write_level(builder, EncryptionLevel.APPLICATION, space, now, blocked)
-        if self._ack_only_needs_ping(builder, answering):
-            builder.push_frame(Ping())
-        sent = builder.end_packet()
-        if sent is None:
-            return b""
-        self._advance_packet_number(space)
-        if keys.first_pn_in_phase is None:
-            keys.first_pn_in_phase = sent.packet_number
-        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
-        self._after_datagram(builder, datagram, path, now)
-        return datagram
+    def _sources(
+        self, level: EncryptionLevel, state: PacketNumberSpace
+    ) -> tuple[tuple[FrameSource, ...], ...]:
+        """A packet's frame sources in priority order: (not congestion controlled, paced)."""
+        if level == _EARLY:
+            return (), self._early_sources
+        if level == _APP:
+            # RFC 9000 §8.2.2, §9.4: path validation is not held back by the congestion window.
+            return (state.ack, self._paths), (state.crypto_send, *self._app_sources)
+        return (state.ack,), (state.crypto_send,)
 
-    def _after_datagram(
-        self, builder: DatagramBuilder, datagram: bytes, path: Path, now: float, *, probe: bool = False
+    def _level_has_data(
+        self, level: EncryptionLevel, state: PacketNumberSpace, now: float, blocked: bool
+    ) -> bool:
+        if level != _EARLY and state.ack.ack_needed(now):
+            return True
+        if state.probes:
+            return True
+        if level == _APP and self._paths.has_data():
+            return True
+        _, paced = self._sources(level, state)
+        return not blocked and any(source.has_data() for source in paced)
+
+    def _has_paced_data(self) -> bool:
+        if any(source.has_data() for source in self._app_sources):
+            return True
+        return any(state.crypto_send.has_data() for state in self._spaces)
+
+    def _write_packet(
+        self, builder: DatagramBuilder, level: EncryptionLevel, state: PacketNumberSpace, blocked: bool
     ) -> None:
-        """Bookkeeping for every datagram about to leave: recovery, idle timer, pacer, path, statistics.
+        """The one loop over a packet's frame sources; then a PING if a probe is owed and nothing in
+        the packet elicits an ACK (RFC 9002 §6.2.4), or if an ACK-only packet needs one (§13.2.4)."""
+        answering = state.ack.eliciting_unacknowledged
+        unpaced, paced = self._sources(level, state)
+        for source in unpaced:
+            if source.has_data():
+                source.write_frames(builder)
+        if not blocked or state.probes:
+            for source in paced:
+                if source.has_data():
+                    source.write_frames(builder)
+        if builder.remaining < 1 or builder.sent_is_ack_eliciting():
+            state.take_probe()
+            return
+        if state.take_probe() or (level == _APP and self._ack_only_needs_ping(answering)):
+            builder.push_frame(Ping())
 
-        A PMTU ``probe`` is not charged to the pacer: it may be far larger than the pacer's burst, and
-        the gap it would open behind it would drain the bottleneck queue and fool delay-based
-        congestion control (HyStart++) into seeing the RTT fall. Its bytes count everywhere else.
-        """
-        in_flight = False
-        if not probe and len(datagram) > self._base_datagram_size:
-            # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
-            builder.sent_packets()[-1].handlers.append(path.pmtud.on_large_datagram)
-        eliciting = False
-        if path is self._paths.current:
-            path.ecn.on_datagram_sent(builder.sent_packets(), self._ecn_marking)  # RFC 9000 §13.4.2
-        for sent in builder.sent_packets():
-            in_flight = in_flight or sent.in_flight
-            eliciting = eliciting or sent.ack_eliciting
-            self._recovery.on_packet_sent(sent)
-        self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
-        self._qlog.packets_sent(builder, now)
-        self._account_datagram(datagram, path, now, in_flight=in_flight and not probe)
-
-    def _ack_only_needs_ping(self, builder: DatagramBuilder, answering: int) -> bool:
+    def _ack_only_needs_ping(self, answering: int) -> bool:
         """RFC 9000 §13.2.4: an endpoint that only acknowledges a flow of data makes an ACK-only packet
         ack-eliciting whenever none of its packets is in flight (about once per round trip).
 
@@ -278,165 +410,105 @@ class SendMixin(HandshakeMixin):
         """
         return (
             answering >= ACK_ELICITING_THRESHOLD
-            and builder.remaining >= 1
-            and not builder.sent_is_ack_eliciting()
             and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
         )
 
-    def _account_datagram(self, datagram: bytes, path: Path, now: float, *, in_flight: bool) -> None:
-        """What every datagram costs, whatever it carries: the pacer's tokens, the path's
-        anti-amplification budget (RFC 9000 §8.1) and the statistics."""
-        if in_flight:
-            self._pacer.on_sent(len(datagram), now)
-        path.on_datagram_sent(len(datagram))
-        self._traffic.on_sent(len(datagram))
-
-    def _may_send_new(self, size: int, now: float) -> bool:
+    def _may_send_new(self, path: Path, size: int, now: float) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""
         if not self._recovery.can_send(size):
             return False
-        if self._pacer.allows(now, size, self._congestion, self._rtt):
+        congestion = path.congestion
+        if congestion.pacer.allows(now, size, congestion.controller, congestion.rtt):
             return True
-        # Arm Timer.PACING (only called when something is waiting, so an idle connection sleeps).
+        # Arm the pacing deadline (only asked when something is waiting, so an idle connection sleeps).
         self._pacing_blocked = True
         return False
 
-    def _has_paced_data(self) -> bool:
-        return bool(
-            self._streams.has_data_to_send()
-            or self._datagram_queue.has_data()
-            or self._application_control_pending()
-            or any(state.crypto_send.has_data_to_send() for state in self._spaces.values())
-        )
+    # -- packets --------------------------------------------------------------------------------------
 
-    def _any_ack_needed(self, now: float) -> bool:
-        return any(state.ack.ack_needed(now) for state in self._spaces.values())
-
-    def _has_one_rtt_keys(self) -> bool:
-        return EncryptionLevel.APPLICATION in self._keys.write
-
-    def _level_has_data(self, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool) -> bool:
-        state = self._spaces[space]
-        if level != EncryptionLevel.EARLY_DATA and state.ack.ack_needed(now):
-            return True
-        if state.probes:
-            return level != EncryptionLevel.EARLY_DATA or not self._has_one_rtt_keys()
-        if level != EncryptionLevel.EARLY_DATA and state.crypto_send.has_data_to_send() and not blocked:
-            return True
-        if blocked or level not in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA):
+    def _start_packet(self, builder: DatagramBuilder, level: EncryptionLevel) -> bool:
+        """Open a packet of ``level`` in ``builder`` with the next packet number of its space."""
+        protection: PacketProtection | None = self._spaces.write_keys(level)
+        state = self._spaces.get(SPACE_OF_LEVEL[level])
+        if protection is None or state is None:
             return False
-        return bool(
-            self._streams.has_data_to_send()
-            or self._datagram_queue.has_data()
-            or (level == EncryptionLevel.APPLICATION and self._application_control_pending())
-        )
-
-    def _application_control_pending(self) -> bool:
-        return bool(
-            self._control.has_data()
-            or self._local_cids.has_data_to_send()
-            or self._peer_cids.has_data_to_send()
-        )
-
-    def _advance_packet_number(self, space: PacketSpace) -> None:
-        """Move past the packet number just used (the space skips one now and then, RFC 9000 §21.4)."""
-        self._spaces[space].advance()
-
-    def _start_packet(
-        self,
-        builder: DatagramBuilder,
-        level: EncryptionLevel,
-        space: PacketSpace,
-        protection: PacketProtection,
-    ) -> bool:
-        """Open a packet of ``level`` in ``builder`` with the next packet number of ``space``."""
         return builder.start_packet(
-            space=space,
+            space=state.id,
             protection=protection,
             first_byte=self._first_byte(level),
             prefix=self._header_prefix(level),
-            is_long=level != EncryptionLevel.APPLICATION,
-            packet_number=self._spaces[space].next_pn,
-            largest_acked=self._recovery.largest_acked(space),
+            is_long=level != _APP,
+            packet_number=state.next_pn,
+            largest_acked=self._recovery.largest_acked(state.id),
         )
 
+    def _end_packet(self, builder: DatagramBuilder, level: EncryptionLevel) -> bool:
+        """Close the open packet; False if it was empty (its packet number stays unused)."""
+        sent = builder.end_packet()
+        if sent is None:
+            return False
+        if level == EncryptionLevel.INITIAL and (self._is_client or sent.ack_eliciting):
+            builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
+        self._advance(level, sent.packet_number)
+        return True
+
+    def _advance(self, level: EncryptionLevel, packet_number: int) -> None:
+        # The space moves past the number (skipping one now and then, RFC 9000 §21.4); the first 1-RTT
+        # packet of a key phase is remembered (RFC 9001 §6.1).
+        state = self._spaces.get(SPACE_OF_LEVEL[level])
+        if state is not None:
+            state.advance()
+        if level == _APP:
+            self._spaces.phase.on_packet_sent(packet_number)
+
     def _first_byte(self, level: EncryptionLevel) -> int:
-        if level == EncryptionLevel.APPLICATION:
-            return FIXED_BIT | (KEY_PHASE_BIT if self._keys.key_phase else 0)
-        return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(TYPE_OF_LEVEL[level], self.version) << 4)
+        if level == _APP:
+            return FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
+        version = self._spaces.version
+        return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(TYPE_OF_LEVEL[level], version) << 4)
 
     def _header_prefix(self, level: EncryptionLevel) -> bytes:
         dcid = self._peer_cids.current.cid
-        if level == EncryptionLevel.APPLICATION:
+        if level == _APP:
             return dcid
         scid = self._local_cids.active[0].cid if 0 in self._local_cids.active else b""
-        prefix = self.version.to_bytes(4, "big") + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
+        version = self._spaces.version.to_bytes(4, "big")
+        prefix = version + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
         if level == EncryptionLevel.INITIAL:
-            token = self._token if self.is_client else b""
+            token = self._handshake.initial_token
             prefix += encode_varint(len(token)) + token
         return prefix
 
-    def _write_level(
-        self, builder: DatagramBuilder, level: EncryptionLevel, space: PacketSpace, now: float, blocked: bool
-    ) -> bool:
-        """Write a packet's frames; True if it carries path frames (the datagram is then padded)."""
-        state = self._spaces[space]
-        tracker = state.ack
-        if level != EncryptionLevel.EARLY_DATA and tracker.ack_pending:
-            ack = tracker.build_ack(now, self._config.ack_delay_exponent)
-            if ack is not None:
-                builder.push_frame(ack)
-                tracker.on_ack_sent(now)
-        path_frames = False
-        if level == EncryptionLevel.APPLICATION:
-            # RFC 9000 §8.2.2, §9.4: path validation is not held back by the congestion window (the
-            # old path's packets in flight must not starve the new path's validation).
-            path_frames = self._paths.current.write_frames(builder, now, self._randbytes)
-        probe = state.probes
-        if level != EncryptionLevel.EARLY_DATA and (not blocked or probe):
-            state.crypto_send.write_frames(builder)
-        if level in (EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA) and (not blocked or probe):
-            if level == EncryptionLevel.APPLICATION:
-                # The frame sources of a 1-RTT packet, in priority order (each checks its own data).
-                self._control.write_frames(builder)
-                self._local_cids.write_frames(builder)
-                self._peer_cids.write_frames(builder)
-            self._streams.write_frames(builder, now, self._rtt.smoothed_rtt)
-            self._datagram_queue.write_frames(builder)
-        if state.take_probe() and builder.remaining >= 1 and not builder.sent_is_ack_eliciting():
-            builder.push_frame(Ping())
-        return path_frames
+    # -- the one after-send hook ----------------------------------------------------------------------
 
-    # -- closing ----------------------------------------------------------------------------------
+    def _after_datagram(
+        self, builder: DatagramBuilder, datagram: bytes, path: Path, now: float, kind: Sent
+    ) -> None:
+        """Bookkeeping for every datagram about to leave, whatever it carries: recovery, idle timer,
+        ECN, qlog, the pacer, the path's anti-amplification budget (RFC 9000 §8.1) and the statistics.
 
-    def _close_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
-        frame = self._closing.take_frame()
-        if frame is None:
-            return []
-        builder = self._qlog.builder(self._max_datagram_size, now)
-        pad = False
-        for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION):
-            protection = self._keys.write.get(level)
-            if protection is None:
-                continue
-            # RFC 9000 §10.2.3: before confirmation the peer may lack some keys, so the close goes in
-            # every level we can still write (Initial, Handshake and 1-RTT).
-            to_send = frame
-            if frame.application and level != EncryptionLevel.APPLICATION:
-                # RFC 9000 §10.2.3: an application close before 1-RTT is sent as APPLICATION_ERROR.
-                to_send = ConnectionClose(TransportErrorCode.APPLICATION_ERROR, b"", 0, False)
-            space = SPACE_OF_LEVEL[level]
-            if not self._start_packet(builder, level, space, protection):
-                break
-            builder.push_frame(to_send)
-            builder.end_packet()
-            self._advance_packet_number(space)
-            pad = pad or (level == EncryptionLevel.INITIAL and self.is_client)
-        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if pad else 0)
-        allowance = self._amplification_allowance()
-        if not datagram or (allowance is not None and len(datagram) > allowance):
-            return []
+        A PMTU probe is not charged to the pacer: it may be far larger than the pacer's burst, and the
+        gap it would open behind it would drain the bottleneck queue and fool delay-based congestion
+        control (HyStart++) into seeing the RTT fall. Its bytes count everywhere else.
+        """
+        packets = builder.sent_packets()
+        size = len(datagram)
+        if kind is Sent.DATA and size > path.pmtud.base:
+            # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
+            packets[-1].handlers.append(path.pmtud.on_large_datagram)
+        if path is self._paths.current:
+            path.ecn.on_datagram_sent(packets, self.ecn_marking)  # RFC 9000 §13.4.2
+        in_flight = eliciting = False
+        for sent in packets:
+            in_flight = in_flight or sent.in_flight
+            eliciting = eliciting or sent.ack_eliciting
+            self._recovery.on_packet_sent(sent)
+        self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
         self._qlog.packets_sent(builder, now)
-        path = self._paths.current
-        self._account_datagram(datagram, path, now, in_flight=True)
-        return [(datagram, path.address)]
+        if in_flight and kind is not Sent.PMTU_PROBE:
+            path.congestion.pacer.on_sent(size, now)
+        path.on_datagram_sent(size)
+        self._traffic.on_sent(size)
+
+
+__all__ = ["MAX_DATAGRAMS_PER_CALL", "Sender"]

@@ -1,24 +1,29 @@
 """Packet number spaces (RFC 9000 §12.3): the one level/space/packet-type table, and the state of each.
 
 Owns :data:`LEVELS` (the only mapping between encryption level, packet number space and packet type),
-:class:`PacketNumberSpace` (one space's next packet number and the numbers skipped on purpose, its ACK
-tracker, its CRYPTO streams in both directions and the PTO probes it owes; discarding a space's keys
-drops the whole object, RFC 9001 §4.9) and :class:`AckTracker`: duplicate detection, the received
-ranges, the ACK timer (RFC 9000 §13.2), building ACK frames and ACK-of-ACK pruning (RFC 9000 §13.2.4).
-It does not own the send side of the space (:mod:`rudp.quic.recovery`: packets in flight, largest
-acknowledged, PTO), nor the keys (:mod:`rudp.quic.keys`: 0-RTT and 1-RTT share the Application space
-but not their keys, and the key phase logic of RFC 9001 §6 spans both directions).
+:class:`PacketNumberSpace` (one space's keys, next packet number and the numbers skipped on purpose, its
+ACK tracker, its CRYPTO streams in both directions and the PTO probes it owes), :class:`PacketSpaces`
+(the spaces still in use: discarding a level drops its space, keys included, RFC 9001 §4.9) and
+:class:`AckTracker`: duplicate detection, the received ranges, the ACK timer (RFC 9000 §13.2), building
+ACK frames and ACK-of-ACK pruning (RFC 9000 §13.2.4). The Application space holds two levels' keys:
+0-RTT (:attr:`PacketNumberSpace.keys`) and 1-RTT with its key phases (:attr:`PacketNumberSpace.phase`,
+RFC 9001 §6). It does not own the send side of the space (:mod:`rudp.quic.recovery`: packets in
+flight, largest acknowledged, PTO).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frames import Ack, AckRange
+from rudp.crypto.protection import PacketProtection
+from rudp.crypto.suites import CipherSuite
 from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
+from rudp.quic.delivery import PacketSink
+from rudp.quic.keys import KeyPair, KeyPhase
 from rudp.quic.rangeset import RangeSet
 from rudp.quic.sent import PacketSpace
 from rudp.tls.engine import EncryptionLevel
@@ -75,7 +80,9 @@ class PacketNumberSpace:
         "crypto_recv",
         "crypto_send",
         "id",
+        "keys",
         "next_pn",
+        "phase",
         "probes",
         "skipped",
     )
@@ -87,11 +94,18 @@ class PacketNumberSpace:
         *,
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         skip_numbers: bool = False,
+        ack_delay_exponent: int = 3,
     ) -> None:
         self.id = space
+        self.keys = KeyPair()
+        """The level's keys (Initial, Handshake; 0-RTT in the Application space)."""
+        self.phase: KeyPhase | None = KeyPhase() if space is PacketSpace.APPLICATION else None
+        """The 1-RTT keys and key phase (Application space only, RFC 9001 §6)."""
         # ACK_ECN frames carry the ECN counts (all zero: rudp does not read ECN marks yet), so a peer that
         # marks ECT sees them not grow and turns ECN off, as RFC 9000 §13.4.2.1 validates.
-        self.ack = AckTracker(space, max_ack_delay=max_ack_delay, report_ecn=True)
+        self.ack = AckTracker(
+            space, max_ack_delay=max_ack_delay, report_ecn=True, ack_delay_exponent=ack_delay_exponent
+        )
         self.crypto_send = CryptoSendBuffer()
         self.crypto_recv = CryptoReceiveBuffer()
         self.next_pn = 0
@@ -124,12 +138,137 @@ class PacketNumberSpace:
                 return number
         return None
 
+    def owe_probes(self, count: int) -> None:
+        """The PTO fired: send ``count`` ack-eliciting probe packets in this space (RFC 9002 §6.2.4)."""
+        self.probes = count
+
+    def use_keys(self, keys: KeyPair) -> None:
+        """Both directions' keys at once (the Initial keys, again after a Retry, RFC 9001 §5.2)."""
+        self.keys = keys
+
+    def install_keys(self, protection: PacketProtection, *, read: bool) -> None:
+        """A secret of this space's level arrived from TLS for one direction (RFC 9001 §4.1.4)."""
+        if read:
+            self.keys = KeyPair(protection, self.keys.write)
+        else:
+            self.keys = KeyPair(self.keys.read, protection)
+
     def take_probe(self) -> bool:
         """Use up one owed probe; True if there was one."""
         if self.probes <= 0:
             return False
         self.probes -= 1
         return True
+
+
+class PacketSpaces:
+    """The packet number spaces whose keys are still in use, each holding its keys (RFC 9001 §4.9)."""
+
+    __slots__ = ("_spaces", "phase", "version")
+
+    def __init__(
+        self,
+        version: int,
+        randbytes: Callable[[int], bytes],
+        *,
+        max_ack_delay: float,
+        ack_delay_exponent: int,
+    ) -> None:
+        self.version = version
+        exponent = ack_delay_exponent
+        application = PacketNumberSpace(
+            PacketSpace.APPLICATION,
+            randbytes,
+            max_ack_delay=max_ack_delay,
+            skip_numbers=True,
+            ack_delay_exponent=exponent,
+        )
+        self.phase: KeyPhase = application.phase or KeyPhase()
+        """The 1-RTT keys and key phase of the Application space (RFC 9001 §6)."""
+        self._spaces: dict[PacketSpace, PacketNumberSpace] = {
+            PacketSpace.INITIAL: PacketNumberSpace(
+                PacketSpace.INITIAL, randbytes, ack_delay_exponent=exponent
+            ),
+            PacketSpace.HANDSHAKE: PacketNumberSpace(
+                PacketSpace.HANDSHAKE, randbytes, ack_delay_exponent=exponent
+            ),
+            PacketSpace.APPLICATION: application,
+        }
+
+    def __iter__(self) -> Iterator[PacketNumberSpace]:
+        return iter(list(self._spaces.values()))
+
+    def __contains__(self, space: PacketSpace) -> bool:
+        return space in self._spaces
+
+    def __getitem__(self, space: PacketSpace) -> PacketNumberSpace:
+        return self._spaces[space]
+
+    def get(self, space: PacketSpace) -> PacketNumberSpace | None:
+        """The space, or None once discarded."""
+        return self._spaces.get(space)
+
+    def values(self) -> list[PacketNumberSpace]:
+        """The spaces in use, Initial first."""
+        return list(self._spaces.values())
+
+    @property
+    def application(self) -> PacketNumberSpace:
+        """The Application space (never discarded)."""
+        return self._spaces[PacketSpace.APPLICATION]
+
+    # -- keys (RFC 9001 §4, §5) -------------------------------------------------------------------------
+
+    def _pair(self, level: EncryptionLevel) -> KeyPair | None:
+        space = self._spaces.get(SPACE_OF_LEVEL[level])
+        return None if space is None else space.keys
+
+    def read_keys(self, level: EncryptionLevel) -> PacketProtection | None:
+        """The keys that open packets of ``level`` (the current 1-RTT generation), or None."""
+        if level == EncryptionLevel.APPLICATION:
+            return self.phase.read
+        pair = self._pair(level)
+        return None if pair is None else pair.read
+
+    def write_keys(self, level: EncryptionLevel) -> PacketProtection | None:
+        """The keys that protect packets of ``level`` (the current 1-RTT generation), or None."""
+        if level == EncryptionLevel.APPLICATION:
+            return self.phase.write
+        pair = self._pair(level)
+        return None if pair is None else pair.write
+
+    def one_rtt_only(self) -> bool:
+        """True once only 1-RTT keys are left for writing (the steady state after the handshake)."""
+        spaces = self._spaces
+        return (
+            PacketSpace.INITIAL not in spaces
+            and PacketSpace.HANDSHAKE not in spaces
+            and self.phase.write is not None
+            and self.application.keys.write is None
+        )
+
+    def install_initial(self, dcid: bytes, *, is_client: bool) -> None:
+        """Initial keys from the client's first Destination CID (RFC 9001 §5.2; again after a Retry)."""
+        space = self._spaces.get(PacketSpace.INITIAL)
+        if space is not None:
+            space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client))
+
+    def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
+        """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""
+        protection = PacketProtection(suite, secret, self.version)
+        if level == EncryptionLevel.APPLICATION:
+            self.phase.install(protection, read=read)
+            return
+        space = self._spaces.get(SPACE_OF_LEVEL[level])
+        if space is not None:
+            space.install_keys(protection, read=read)
+
+    def discard(self, space: PacketSpace) -> bool:
+        """Drop a space with its keys, ACK tracker, CRYPTO streams and probes (RFC 9001 §4.9); False if
+        it was gone already. The Application space is never discarded."""
+        if space is PacketSpace.APPLICATION:
+            return False
+        return self._spaces.pop(space, None) is not None
 
 
 class AckTracker:
@@ -152,8 +291,11 @@ class AckTracker:
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         max_ack_ranges: int = MAX_ACK_RANGES,
         report_ecn: bool = False,
+        ack_delay_exponent: int = 3,
     ) -> None:
         self.space = space
+        self.ack_delay_exponent = ack_delay_exponent
+        """Our ack_delay_exponent transport parameter: the unit of the ACK Delay field (RFC 9000 §18.2)."""
         self.max_ack_delay = max_ack_delay
         self.max_ack_ranges = max(1, max_ack_ranges)
         self.report_ecn = report_ecn
@@ -276,6 +418,21 @@ class AckTracker:
         delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
         ecn = self.ecn_counts if self.report_ecn else None
         return Ack(ranges=tuple(ranges), ack_delay=delay_us >> ack_delay_exponent, ecn=ecn)
+
+    def report_ecn_counts(self, counts: tuple[int, int, int]) -> None:
+        """The ECT(0), ECT(1) and CE counts the next ACK_ECN carries (RFC 9000 §13.4.1, §19.3.2)."""
+        self.ecn_counts = counts
+
+    def has_data(self) -> bool:
+        """True if an ACK is worth piggybacking (the packetizer's ``FrameSource`` question)."""
+        return self._pending
+
+    def write_frames(self, sink: PacketSink) -> None:
+        """Write the ACK frame of this space into the packet being built."""
+        ack = self.build_ack(sink.now, self.ack_delay_exponent)
+        if ack is not None:
+            sink.push_frame(ack)
+            self.on_ack_sent(sink.now)
 
     def on_ack_sent(self, now: float) -> None:
         """An ACK built by :meth:`build_ack` was sent: clear the pending state and the timer."""

@@ -19,7 +19,8 @@ from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frame_codec import encode_frames
 from rudp.errors import TransportErrorCode
 from rudp.quic.crypto_streams import MAX_CRYPTO_CHUNKS, CryptoReceiveBuffer
-from rudp.quic.state import MAX_PATH_RESPONSES, State
+from rudp.quic.paths import MAX_PATH_RESPONSES
+from rudp.quic.state import State
 from rudp.quic.streams.assembler import MAX_GAPS, Assembler
 from rudp.testing.certs import TestPki
 from tests.support.stages import Staged, owed_path_responses, stage
@@ -73,7 +74,7 @@ def test_retire_prior_to_churn_without_acks_closes_with_connection_id_limit_erro
     target = staged.target
     peer_cids = target._peer_cids
     bound = peer_cids.max_retiring
-    assert bound == 2 * target._local_params.active_connection_id_limit  # RFC 9000 §5.1.2
+    assert bound == 2 * target._handshake.local_params.active_connection_id_limit  # RFC 9000 §5.1.2
     for sequence in range(100, 100 + 20 * bound):
         # Each frame retires every earlier CID; the attacker never acknowledges a RETIRE_CONNECTION_ID.
         staged.inject(encode_frames([_new_cid(sequence, sequence)]))
@@ -117,7 +118,7 @@ def test_more_active_peer_cids_than_our_limit_is_connection_id_limit_error(
     pki: TestPki, tmp_path: Path
 ) -> None:
     staged = stage(pki, tmp_path, PacketType.ONE_RTT, client_target=False)
-    limit = staged.target._local_params.active_connection_id_limit
+    limit = staged.target._handshake.local_params.active_connection_id_limit
     # RFC 9000 §5.1.1: with retire_prior_to 0 nothing is retired; one more than the limit is an error.
     staged.inject(encode_frames([_new_cid(1000 + i, 0) for i in range(limit + 1)]))
     cause = staged.target.close_cause

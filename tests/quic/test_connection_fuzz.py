@@ -29,9 +29,10 @@ from rudp.codec.frame_codec import encode_frames
 from rudp.errors import TransportErrorCode
 from rudp.quic.connection import QuicConnection
 from rudp.quic.crypto_streams import MAX_CRYPTO_BUFFER, MAX_CRYPTO_CHUNKS
+from rudp.quic.paths import MAX_PATH_RESPONSES
 from rudp.quic.receiving import MAX_PENDING_PACKETS
 from rudp.quic.spaces import MAX_TRACKED_RANGES
-from rudp.quic.state import MAX_PATH_RESPONSES, State
+from rudp.quic.state import State
 from rudp.quic.streams.assembler import MAX_GAPS
 from rudp.testing.certs import TestPki
 from tests.strategies import frames_last, frames_with_length
@@ -51,17 +52,17 @@ FUZZ = settings(
 def assert_bounded(conn: QuicConnection) -> None:
     """Every peer-fed queue or table of ``conn`` is under its bound."""
     config = conn._config
-    assert len(conn._pending_packets) <= MAX_PENDING_PACKETS
+    assert conn._receiver.pending_packets <= MAX_PENDING_PACKETS
     assert max(owed_path_responses(conn)) <= MAX_PATH_RESPONSES
-    assert len(conn._skipped_packet_numbers) <= 16
+    assert len(conn._spaces.application.skipped) <= 16
     peer_cids = conn._peer_cids
     assert peer_cids.retiring <= peer_cids.max_retiring
     assert len(peer_cids._to_retire) <= peer_cids.max_retiring
     assert len(peer_cids._spare) <= config.active_connection_id_limit
     assert len(conn._local_cids.active) <= 8 and len(conn._local_cids.changes) <= 32
-    for tracker in conn._ack_trackers.values():
-        assert len(tracker._received) <= MAX_TRACKED_RANGES
-    for buffer in conn._crypto_recv.values():
+    for space in conn._spaces:
+        assert len(space.ack._received) <= MAX_TRACKED_RANGES
+    for buffer in [space.crypto_recv for space in conn._spaces]:
         assert len(buffer._chunks) <= MAX_CRYPTO_CHUNKS and buffer._buffered <= 2 * MAX_CRYPTO_BUFFER
     streams = conn._streams._streams
     assert len(streams) <= config.max_streams_bidi + config.max_streams_uni

@@ -128,7 +128,7 @@ def _coalesced_counts(pki: TestPki, codepoint: int) -> tuple[list[int], list[int
     # Feed the server's coalesced Initial+Handshake flight back to the client with the same mark.
     for data, _ in out:
         conn.receive_datagram(data, ("127.0.0.1", 4433), sim.clock.now, codepoint)
-    fb = conn._ecn_feedback
+    fb = conn._receiver.ecn
     return fb.received[PacketSpace.INITIAL], fb.received[PacketSpace.HANDSHAKE], len(out)
 
 
@@ -148,7 +148,7 @@ def test_ce_marks_reduce_the_window_and_avoid_loss(pki: TestPki, congestion: str
     for ecn in (False, True):
         sim = make_sim(pki, link=link, client={"ecn": ecn, "congestion": congestion, "pmtu_discovery": False})
         _transfer(pki, sim, 2_000_000)
-        results[ecn] = (sim.conn.stats, sim.pair.c2s.stats, sim.conn._congestion)
+        results[ecn] = (sim.conn.stats, sim.pair.c2s.stats, sim.conn._paths.current.congestion.controller)
     with_ecn, link_stats, controller = results[True]
     without, _, _ = results[False]
     assert with_ecn.ce_count > 0 and link_stats.ce_marked > 0

@@ -177,7 +177,7 @@ def test_frame_in_packet_type(
     if outcome == "dropped":
         assert target.close_cause is None and not staged.events
         assert not tracker.is_duplicate(packet_number)  # never processed...
-        assert not target._pending_packets  # ...nor kept for later
+        assert not target._receiver.pending_packets  # ...nor kept for later
         return
     if outcome == "violation":
         cause = target.close_cause
@@ -278,5 +278,5 @@ def test_reflected_zero_rtt_packet_is_dropped_by_a_client(pki: TestPki, tmp_path
     for number in range(40):
         staged.inject(encode_frames([f.Stream(1, 0, b"x", True)]), 5_000 + number)
     assert staged.events == [] and staged.target.close_cause is None
-    assert staged.target._pending_packets == []
+    assert staged.target._receiver.pending_packets == 0
 

@@ -22,6 +22,7 @@ from rudp.crypto.suites import CipherSuite
 from rudp.errors import ConnectionClosed, DatagramError, RudpError, TransportError
 from rudp.quic.ecn import ECT_0, NOT_ECT, EcnState
 from rudp.quic.events import ConnectionTerminated, Event
+from rudp.quic.preferred import Migration
 from rudp.quic.receiving import ReceiveMixin
 from rudp.quic.sending import SendMixin
 from rudp.quic.sent import PacketSpace
@@ -220,6 +221,7 @@ class QuicConnection(ReceiveMixin, SendMixin):
         """
         if not self.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
+        self._migration.check_migrate()  # RFC 9000 §9: disable_active_migration, preferred address
         self._last_input_at = max(self._last_input_at, now)
         self._peer_cids.rotate()
         self._paths.revalidate(now, self._pto())
@@ -276,8 +278,21 @@ class QuicConnection(ReceiveMixin, SendMixin):
         Send them with the ECN codepoint :attr:`ecn_codepoint` reports right after this call.
         """
         self._last_input_at = max(self._last_input_at, now)
+        if self._migration.active:  # RFC 9000 §9.6.1: probe the preferred address, move when valid
+            confirmed = self._handshake_confirmed and self._state is State.ESTABLISHED
+            moved = self._migration.poll(
+                now, self._paths, self._peer_cids, confirmed=confirmed, pto=self._pto()
+            )
+            if moved is not None:
+                self._on_peer_moved(moved, now)
+        self._migration.log_path_changes(self._paths, self._qlog, now)
         self._ecn_marking = self._paths.current.ecn.marking
         return self._datagrams_to_send(now)
+
+    @property
+    def migration(self) -> Migration:
+        """The server's preferred address and this connection's move to it (RFC 9000 §9.6)."""
+        return self._migration
 
     @property
     def ecn_codepoint(self) -> int:

@@ -75,6 +75,7 @@ class HandshakeMixin(ConnectionState):
         if not self.is_client:
             changes["original_destination_connection_id"] = self.original_dcid
             changes["stateless_reset_token"] = self._local_cids.active[0].reset_token
+            changes["preferred_address"] = self._migration.advertise(self._local_cids)  # RFC 9000 §9.6
             if self._retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self._retry_source_cid
         self._local_params = replace(local, **changes)  # type: ignore[arg-type]
@@ -118,6 +119,7 @@ class HandshakeMixin(ConnectionState):
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)
         self._peer_cids.set_reset_token(params.stateless_reset_token)
+        self._migration.on_peer_parameters(params, self._peer_cids, self.peer_address)  # RFC 9000 §9.6
         self._paths.limit_datagram_size(params.max_udp_payload_size)
 
     def _authenticate_cids(self, params: TransportParameters) -> None:

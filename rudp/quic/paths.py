@@ -51,7 +51,9 @@ class Path:
         "challenge_due",
         "challenge_retry_at",
         "challenges",
+        "dcid",
         "ecn",
+        "limited",
         "pmtud",
         "received_bytes",
         "responses",
@@ -60,8 +62,22 @@ class Path:
         "validation_deadline",
     )
 
-    def __init__(self, address: Address, *, validated: bool, pmtud: PmtuDiscovery, ecn: bool = False) -> None:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        validated: bool,
+        pmtud: PmtuDiscovery,
+        ecn: bool = False,
+        dcid: bytes | None = None,
+        limited: bool = True,
+    ) -> None:
         self.address = address
+        self.dcid = dcid
+        """The peer CID reserved for this path while we probe it (RFC 9000 §9.5), None: the current one."""
+        self.limited = limited
+        """The anti-amplification limit applies (RFC 9000 §8.1: to addresses the peer showed us, not
+        to a server address we chose to probe, such as its preferred address)."""
         self.validated = validated
         """True once the peer proved it receives at this address (RFC 9000 §8)."""
         self.received_bytes = 0
@@ -88,7 +104,7 @@ class Path:
 
     def datagram_allowance(self) -> int | None:
         """Bytes that may still be sent to this address, or None when it is validated (no limit)."""
-        if self.validated:
+        if self.validated or not self.limited:
             return None
         return max(0, AMPLIFICATION_FACTOR * self.received_bytes - self.sent_bytes)
 
@@ -244,6 +260,16 @@ class Paths:
                     break
             else:
                 return
+
+    def add_probe(self, address: Address, now: float, pto: float, *, dcid: bytes) -> Path:
+        """(client) Start validating a server address we chose (its preferred address, RFC 9000
+        §9.6.1) with the peer CID ``dcid``; the current path stays in use meanwhile."""
+        pmtud = self._new_pmtud()
+        path = Path(address, validated=False, pmtud=pmtud, ecn=self._ecn, dcid=dcid, limited=False)
+        self._paths[address] = path
+        self._bound()
+        path.start_validation(now, pto)
+        return path
 
     def on_peer_moved(self, path: Path, now: float, pto: float) -> bool:
         """The peer's highest-numbered non-probing packet came on ``path`` (RFC 9000 §9.3): send there

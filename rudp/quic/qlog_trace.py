@@ -23,6 +23,7 @@ from rudp.quic.qlog import (
     CONNECTION_STATE_UPDATED,
     ECN_STATE_UPDATED,
     METRICS_UPDATED,
+    MIGRATION_STATE_UPDATED,
     PACKET_LOST,
     PACKET_RECEIVED,
     PACKET_SENT,
@@ -285,6 +286,14 @@ class QlogTrace(NullQlog):
         if reason:
             data["reason"] = reason
         self._event(now, ECN_STATE_UPDATED, data)
+
+    def migration_state_updated(self, new: str, remote: tuple[str, int] | None, now: float) -> None:
+        """``quic:migration_state_updated`` with the remote half of the tuple (TupleEndpointInfo)."""
+        data: dict[str, Any] = {"new": new}
+        if remote is not None:
+            family = "v6" if ":" in remote[0] else "v4"
+            data["tuple_remote"] = {f"ip_{family}": remote[0], f"port_{family}": remote[1]}
+        self._event(now, MIGRATION_STATE_UPDATED, data)
 
     def packet_lost(self, packet: SentPacket, now: float) -> None:
         """``recovery:packet_lost``."""

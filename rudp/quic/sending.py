@@ -80,7 +80,7 @@ class SendMixin(HandshakeMixin):
             return b""
         builder = self._qlog.builder(size, now)
         space = PacketSpace.APPLICATION
-        if not self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection):
+        if not self._start_packet(builder, EncryptionLevel.APPLICATION, space, protection, dcid=path.dcid):
             return b""
         path.write_frames(builder, now, self._randbytes)
         if builder.end_packet() is None:
@@ -348,13 +348,16 @@ class SendMixin(HandshakeMixin):
         level: EncryptionLevel,
         space: PacketSpace,
         protection: PacketProtection,
+        *,
+        dcid: bytes | None = None,
     ) -> bool:
-        """Open a packet of ``level`` in ``builder`` with the next packet number of ``space``."""
+        """Open a packet of ``level`` in ``builder`` with the next packet number of ``space`` (a 1-RTT
+        packet to ``dcid`` when given: a probed path's own CID, RFC 9000 §9.5)."""
         return builder.start_packet(
             space=space,
             protection=protection,
             first_byte=self._first_byte(level),
-            prefix=self._header_prefix(level),
+            prefix=self._header_prefix(level) if dcid is None else dcid,
             is_long=level != EncryptionLevel.APPLICATION,
             packet_number=self._spaces[space].next_pn,
             largest_acked=self._recovery.largest_acked(space),

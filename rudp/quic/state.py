@@ -30,6 +30,7 @@ from rudp.quic.paths import MAX_PATH_RESPONSES as MAX_PATH_RESPONSES
 from rudp.quic.paths import Address as Address
 from rudp.quic.paths import Paths
 from rudp.quic.pmtud import PmtuDiscovery
+from rudp.quic.preferred import Migration
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
@@ -114,6 +115,8 @@ class ConnectionState:
             pmtu_discovery=config.pmtu_discovery,
             ecn=config.ecn,
         )
+        self._migration = Migration(config, is_client=is_client)
+        """Preferred address (RFC 9000 §9.6), disable_active_migration, path-change qlog."""
         self._ecn_feedback = EcnFeedback()
         """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
         self._ecn_marking = False

@@ -93,10 +93,14 @@ async def test_extended_connect_echo_tunnel_bytes_and_datagrams_both_ways(
         assert (request.protocol, request.path, request.scheme) == ("echo", "/chat?room=1", "https")
         assert request.authority == f"127.0.0.1:{server.port}"
 
-        # Datagrams both ways, while bytes flow both ways on the same stream.
+        # Datagrams both ways, while bytes flow both ways on the same stream. The stream ends once the
+        # datagrams are in: those arriving after the end of the stream are dropped (RFC 9297 §2.1).
+        echoes_in = asyncio.Event()
+
         async def upload() -> None:
             for start in range(0, len(data), 40_000):
                 await tunnel.write(data[start : start + 40_000])
+            await echoes_in.wait()
             await tunnel.write_eof()
 
         async def download() -> bytes:
@@ -111,6 +115,7 @@ async def test_extended_connect_echo_tunnel_bytes_and_datagrams_both_ways(
             await tunnel.send_datagram(item)
         echoed = [await tunnel.receive_datagram() for _ in range(COUNT)]
         await handler.received_all.wait()
+        echoes_in.set()
         await writer
         assert hashlib.sha256(await reader).digest() == hashlib.sha256(data).digest()
         assert digest(handler.datagrams) == digest(sent)

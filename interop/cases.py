@@ -24,6 +24,7 @@ from interop.network import (
     LongChain,
     amplification_respected,
     blackhole_survived,
+    ecn_marked_and_acknowledged,
     handshakes,
     impaired,
     make_long_chain,
@@ -117,6 +118,10 @@ class Case:
     known_bugs: tuple[tuple[str, str], ...] = ()
     """(direction slug, the bug) of cells that can fail because of a known rudp bug not fixed yet:
     ``tests/interop`` marks them xfail (not strict: the failure depends on the loss pattern)."""
+    ecn: bool = False
+    """The tap reads and forwards ECN codepoints (:mod:`interop.ecn_link`) instead of bleaching them."""
+    servers: tuple[str, ...] = (RUDP, AIOQUIC)
+    """The implementations whose server the case needs; with other servers it is not applicable."""
 
     def for_tests(self) -> Case:
         """The case as ``tests/interop`` runs it: the first :attr:`test_connections` connections only."""
@@ -132,7 +137,7 @@ class Case:
 
     def applies_to(self, direction: Direction) -> bool:
         """Whether this case runs in ``direction`` (its client can carry out the plan)."""
-        return direction.client in self.clients
+        return direction.client in self.clients and direction.server in self.servers
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -331,6 +336,7 @@ _TRANSFERLOSS = _files("transferloss", [2 * MIB])
 _TRANSFERCORRUPTION = _files("transfercorruption", [2 * MIB])
 _BLACKHOLE = _files("blackhole", [4 * MIB])
 _AMPLIFICATION = _files("amplificationlimit", [5 * KIB])
+_ECN = _files("ecn", [100 * KIB])
 HEAVY_LOSS: Final = 0.30
 MODERATE_LOSS: Final = 0.02
 BLACKOUT_AFTER: Final = 1 * MIB
@@ -419,6 +425,18 @@ NETWORK_CASES: Final = (
         checks=(handshakes, amplification_respected),
         impairment=Impairment(drop_list_to_server=(2, 3, 4, 5, 6, 7)),
         long_chain=True,
+    ),
+    Case(
+        "ecn",
+        "one connection, 100 KiB; both sides mark ECT(0) (seen on the wire, none CE), both send ACK_ECN"
+        " counts and validate ECN",
+        _ECN,
+        ClientPlan(_one_connection(_ECN)),
+        checks=(ecn_marked_and_acknowledged,),
+        ecn=True,
+        clients=(RUDP,),
+        servers=(RUDP,),
+        not_applicable="aioquic 1.x has no ECN: it neither marks its packets nor sends ACK_ECN frames",
     ),
 )
 
@@ -599,6 +617,7 @@ async def _exercise(case: Case, direction: Direction, env: Environment, result: 
             rebind_after=case.rebind_after,
             impairment=case.impairment,
             seed=result.seed or 0,
+            ecn=case.ecn,
         ) as tap:
             try:
                 clients = await _run_client(direction, case, tap.port, env)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from interop.ecn_link import CE, CODEPOINT_NAMES, ECT_0, ECT_1
 from interop.impair import DIRECTIONS, Direction, Fate
 
 if TYPE_CHECKING:
@@ -76,6 +77,34 @@ def blackhole_survived(obs: Observation) -> list[str]:
         problems.append("the blackout swallowed no datagram towards the client")
     if not impairer.blackhole_ended or impairer.delivered_after_blackhole["to_client"] < 1:
         problems.append("nothing reached the client after the blackout")
+    return problems
+
+
+def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
+    """The runner's ecn check: each side marked its packets ECT (and none arrived CE), read on the wire
+    through the tap's IP_RECVTOS; each side sent ACK_ECN counts (encrypted, so taken from the other
+    end's report of what those frames said); and each end validated ECN on its path."""
+    if obs.tap.ecn_link is None:
+        return ["the tap did not read ECN codepoints (ecn=False)"]
+    problems = []
+    for direction in DIRECTIONS:
+        marks = {mark: obs.tap.ecn_marks[(direction, mark)] for mark in range(4)}
+        if not marks[ECT_0] + marks[ECT_1]:
+            seen = ", ".join(f"{CODEPOINT_NAMES[m]} {n}" for m, n in marks.items() if n) or "nothing"
+            problems.append(f"no ECT-marked datagram {direction} (seen: {seen})")
+        if marks[CE]:
+            problems.append(f"{marks[CE]} datagrams {direction} arrived marked CE")
+    for index, result in enumerate(obs.clients):
+        ends = (result.report, obs.servers[index] if index < len(obs.servers) else None)
+        for end, peer in (ends, ends[::-1]):
+            if end is None or peer is None:
+                continue
+            if end.ecn_peer_counts is None:
+                problems.append(f"connection {index}: {end.role} ({end.impl}) does not tell ACK_ECN counts")
+            elif not sum(end.ecn_peer_counts[:2]):
+                problems.append(f"connection {index}: the {peer.role} ({peer.impl}) sent no ACK_ECN counts")
+            if end.ecn_state not in (None, "capable"):
+                problems.append(f"connection {index}: {end.role} ({end.impl}) ECN state {end.ecn_state}")
     return problems
 
 
@@ -222,6 +251,7 @@ __all__ = [
     "amplification_budget",
     "amplification_respected",
     "blackhole_survived",
+    "ecn_marked_and_acknowledged",
     "handshakes",
     "impaired",
     "make_long_chain",

@@ -24,6 +24,7 @@ import socket
 from collections import Counter
 from typing import Final, Literal
 
+from interop.ecn_link import CODEPOINT_NAMES, EcnLink, open_marking
 from interop.impair import Fate, Impairer, Impairment
 
 Direction = Literal["to_server", "to_client"]
@@ -224,6 +225,7 @@ class WireTap:
         rebind_after: int | None = None,
         impairment: Impairment | None = None,
         seed: int = 0,
+        ecn: bool = False,
     ) -> None:
         self.server = server
         self.host = host
@@ -248,6 +250,10 @@ class WireTap:
         datagrams, in the order the tap saw them; the counters above count datagrams as sent."""
         self.server_initial_scids: set[bytes] = set()
         """Source connection IDs of the server's Initial packets: one per handshake, as the runner counts."""
+        # ECN: with ecn=True the tap's sockets read each datagram's codepoint and forward it (ecn_link.py)
+        self.ecn_link = EcnLink() if ecn else None
+        self.ecn_marks: Counter[tuple[Direction, int]] = Counter()
+        """Datagrams seen per (direction, ECN codepoint); only counted with ``ecn=True``."""
 
     @property
     def port(self) -> int:
@@ -259,9 +265,14 @@ class WireTap:
     async def start(self) -> WireTap:
         """Bind the client-facing socket on an ephemeral port."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _ClientSide(self), local_addr=(self.host, 0)
-        )
+        if self.ecn_link is not None:
+            transport: asyncio.DatagramTransport = open_marking(
+                _ClientSide(self), self.ecn_link, local_addr=(self.host, 0)
+            )
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _ClientSide(self), local_addr=(self.host, 0)
+            )
         _enlarge_buffers(transport)
         self._listener = transport
         return self
@@ -309,6 +320,10 @@ class WireTap:
             result[f"path{path.index}"] = path.summary()
         if self.impairer is not None:
             result["impairment"] = self.impairer.summary()
+        if self.ecn_link is not None:
+            result["ecn"] = {
+                f"{d}_{CODEPOINT_NAMES[mark]}": n for (d, mark), n in sorted(self.ecn_marks.items())
+            }
         return result
 
     def rebind(self, client: Address) -> TapPath:
@@ -323,10 +338,15 @@ class WireTap:
         self.datagrams[direction] += 1
         for version, kind in classify(data):
             self.packets[(direction, version, kind)] += 1
+        if self.ecn_link is not None:
+            self.ecn_marks[(direction, self.ecn_link.current)] += 1
 
     def _new_path(self, client: Address) -> TapPath:
         path = self._upstreams[client] = TapPath(self, client, len(self.paths))
         self.paths.append(path)
+        if self.ecn_link is not None:  # opened at once: the client's first datagram keeps its mark
+            open_marking(path, self.ecn_link, remote_addr=self.server)
+            return path
         task = asyncio.get_running_loop().create_task(self._open(path))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

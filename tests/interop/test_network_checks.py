@@ -5,12 +5,20 @@ small for the amplification limit to matter, a server beyond three times, missin
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
+import socket
 
 from interop.cases import CASES_BY_NAME, DIRECTIONS, Environment, Observation, run_case
+from interop.ecn_link import CE, ECT_0, ECT_1, NOT_ECT
 from interop.impair import Impairer, Impairment, flip_bit
-from interop.network import amplification_budget, amplification_respected, handshakes
+from interop.network import (
+    amplification_budget,
+    amplification_respected,
+    ecn_marked_and_acknowledged,
+    handshakes,
+)
 from interop.peers.base import VERSION_1, ClientConnectionResult, EndpointReport
 from interop.tap import WireTap, initial_scids
 from tests.interop.conftest import TEST_SEED
@@ -184,3 +192,66 @@ async def test_impaired_results_record_seed_and_counts(interop_env: Environment)
     counts = result.wire["impairment"]
     assert counts["seed"] == TEST_SEED and counts["to_server_dropped"] > 0 and counts["to_client_dropped"] > 0
     assert (await run_case(CASES_BY_NAME["handshake"], RUDP_RUDP, interop_env)).seed is None
+
+
+def _ecn_observation(
+    marks: dict[tuple[str, int], int], state: str, peer_counts: tuple[int, ...]
+) -> Observation:
+    tap = WireTap(("127.0.0.1", 1), ecn=True)
+    tap.ecn_marks.update(marks)  # type: ignore[arg-type]
+    client = EndpointReport("rudp", "client", ecn_state=state, ecn_peer_counts=peer_counts)
+    server = EndpointReport("rudp", "server", ecn_state="capable", ecn_peer_counts=(5, 0, 0))
+    return Observation([ClientConnectionResult(client)], [server], tap, {})
+
+
+def test_ecn_check_needs_marks_no_ce_and_ack_ecn() -> None:
+    good = _ecn_observation({("to_server", ECT_0): 9, ("to_client", ECT_0): 40}, "capable", (30, 0, 0))
+    assert ecn_marked_and_acknowledged(good) == []
+    bad = _ecn_observation({("to_server", NOT_ECT): 9, ("to_client", CE): 2}, "failed", (0, 0, 0))
+    assert ecn_marked_and_acknowledged(bad) == [
+        "no ECT-marked datagram to_server (seen: Not-ECT 9)",
+        "no ECT-marked datagram to_client (seen: CE 2)",
+        "2 datagrams to_client arrived marked CE",
+        "connection 0: the server (rudp) sent no ACK_ECN counts",
+        "connection 0: client (rudp) ECN state failed",
+    ]
+
+
+def _receive_mark(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]]:
+    data, ancillary, _flags, addr = sock.recvmsg(2048, socket.CMSG_SPACE(4))
+    marks = [payload[0] & 3 for level, kind, payload in ancillary if level == socket.IPPROTO_IP]
+    return data, marks[0] if marks else NOT_ECT, addr
+
+
+def _udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+    sock.settimeout(5.0)
+    return sock
+
+
+async def _through_tap(ecn: bool) -> tuple[list[int], WireTap]:
+    """Send marked datagrams both ways through a tap; the marks that arrived, and the tap."""
+    loop = asyncio.get_running_loop()
+    with _udp_socket() as server, _udp_socket() as client:
+        async with WireTap(server.getsockname(), ecn=ecn) as tap:
+            arrived = []
+            for mark in (ECT_0, CE):
+                client.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, mark)
+                client.sendto(b"\x40" + bytes(30), ("127.0.0.1", tap.port))
+                _data, got, upstream = await loop.run_in_executor(None, _receive_mark, server)
+                arrived.append(got)
+            server.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, ECT_1)
+            server.sendto(b"\x41" + bytes(30), upstream)
+            arrived.append((await loop.run_in_executor(None, _receive_mark, client))[1])
+    return arrived, tap
+
+
+async def test_the_ecn_tap_forwards_marks_and_counts_them() -> None:
+    arrived, tap = await _through_tap(ecn=True)
+    assert arrived == [ECT_0, CE, ECT_1]
+    assert tap.ecn_marks == {("to_server", ECT_0): 1, ("to_server", CE): 1, ("to_client", ECT_1): 1}
+    assert tap.summary()["ecn"] == {"to_client_ECT(1)": 1, "to_server_CE": 1, "to_server_ECT(0)": 1}
+    bleached, _tap = await _through_tap(ecn=False)  # asyncio's transports: what every other case gets
+    assert bleached == [NOT_ECT, NOT_ECT, NOT_ECT]

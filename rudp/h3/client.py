@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 import rudp
 from rudp.config import Config
@@ -20,8 +20,12 @@ from rudp.h3.connection import H3_ALPN, H3Connection, H3Settings
 from rudp.h3.errors import H3Error, H3ErrorCode, NotNegotiated, TunnelRefused
 from rudp.h3.exchange import MessageReader, MessageWriter
 from rudp.h3.frames import Setting
-from rudp.h3.messages import Headers, RawHeaders, to_raw
+from rudp.h3.messages import Headers, RawHeaders, field_section_size, to_raw
 from rudp.h3.tunnel import MAX_REFUSAL_BODY, Tunnel
+
+UNKNOWN_LIMIT_SECTION: Final = 16 * 1024
+"""A request header section above this many bytes (as RFC 9114 §4.2.2 counts) waits for the server's
+SETTINGS, and so for its MAX_FIELD_SECTION_SIZE, instead of risking a 431."""
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] | None
 Body = bytes | bytearray | memoryview | AsyncIterable[bytes] | None
@@ -111,29 +115,35 @@ class H3Client:
         ``body`` is bytes (sent with a content-length) or an async iterable of bytes (streamed as it is
         produced); ``trailers`` go after the body.
 
+        A header section larger than :data:`UNKNOWN_LIMIT_SECTION` waits for the server's SETTINGS
+        if they have not arrived, so that its MAX_FIELD_SECTION_SIZE is known and honoured.
+
         Raises:
+            HeadersTooLarge: the header section exceeds the server's MAX_FIELD_SECTION_SIZE
+                (RFC 9114 §4.2.2; an H3Error with H3_EXCESSIVE_LOAD, nothing sent).
             H3Error: H3_REQUEST_REJECTED after the server's GOAWAY (not sent: safe to retry), the
-                server's reset of the stream (``by_peer``), a malformed response, or headers larger than
-                the server's MAX_FIELD_SECTION_SIZE (H3_EXCESSIVE_LOAD, nothing sent).
+                server's reset of the stream (``by_peer``), or a malformed response.
             ConnectionClosed: the connection ended.
         """
         if self.h3.error is not None:
             raise self.h3.error
+        fields: RawHeaders = [
+            (b":method", method.encode("ascii")),
+            (b":scheme", b"https"),
+            (b":authority", _ascii_or_idna(self.authority)),
+            (b":path", path.encode("latin-1")),
+        ]
+        fields += to_raw(headers)
+        if isinstance(body, bytes | bytearray | memoryview) and not any(
+            n == b"content-length" for n, _ in fields
+        ):
+            fields.append((b"content-length", str(len(body)).encode()))
+        if self.h3.peer_settings is None and field_section_size(fields) > UNKNOWN_LIMIT_SECTION:
+            await self.h3.wait_peer_settings()
         stream = await self.connection.open_stream()
         sid = stream.stream_id
         try:
             self.h3.check_new_request(sid)
-            fields: RawHeaders = [
-                (b":method", method.encode("ascii")),
-                (b":scheme", b"https"),
-                (b":authority", _ascii_or_idna(self.authority)),
-                (b":path", path.encode("latin-1")),
-            ]
-            fields += to_raw(headers)
-            if isinstance(body, bytes | bytearray | memoryview) and not any(
-                n == b"content-length" for n, _ in fields
-            ):
-                fields.append((b"content-length", str(len(body)).encode()))
             writer = MessageWriter(self.h3, stream)
             end_now = body is None and trailers is None
             try:
@@ -352,4 +362,4 @@ def connect(
     return Connect(host, port, config, settings)
 
 
-__all__ = ["Connect", "H3Client", "Response", "connect", "h3_config", "start_client"]
+__all__ = ["UNKNOWN_LIMIT_SECTION", "Connect", "H3Client", "Response", "connect", "h3_config", "start_client"]

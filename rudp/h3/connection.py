@@ -266,8 +266,8 @@ class H3Connection:
         """A HEADERS frame carrying ``headers`` (QPACK encoder instructions go on our encoder stream).
 
         Raises:
-            H3Error: H3_EXCESSIVE_LOAD (raised here, nothing sent) when the section exceeds the peer's
-                MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2).
+            HeadersTooLarge: H3_EXCESSIVE_LOAD (raised here, nothing sent) when the section exceeds
+                the peer's MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2).
         """
         limit = self.peer_max_field_section_size()
         size = field_section_size(headers)
@@ -282,8 +282,9 @@ class H3Connection:
         """Decode a HEADERS payload, waiting for encoder instructions if it refers to them.
 
         Raises:
-            H3Error: QPACK_DECOMPRESSION_FAILED (connection error, RFC 9204 §6); H3_EXCESSIVE_LOAD
-                (stream error) for a section larger than our MAX_FIELD_SECTION_SIZE.
+            H3Error: QPACK_DECOMPRESSION_FAILED (connection error, RFC 9204 §6).
+            HeadersTooLarge: a section larger than our MAX_FIELD_SECTION_SIZE (a stream error; a
+                server answers a request's with 431).
             ConnectionClosed: the connection closed while the section was blocked.
         """
         try:

@@ -10,7 +10,10 @@ shutdown after the last connection, applications without lifespan support tolera
 startup raises :class:`~rudp.h3.lifespan.LifespanError` from ``serve_asgi``), and its ``state`` is
 copied into every request scope. CONNECT requests go to ``connect_handler`` when one is given (it
 receives a :class:`~rudp.h3.tunnel.ConnectRequest`; extended CONNECT, RFC 9220, is then announced),
-to the ASGI application otherwise. A request whose header section exceeds
+to the ASGI application otherwise: an ``http`` scope with method "CONNECT" whose streamed request
+and response bodies are the tunnel (its ``http.response.start`` is sent at once), and, for an
+extended CONNECT (``H3Settings(enable_connect_protocol=True)``), ``scope["extensions"]
+["rudp.h3.connect"] == {"protocol": ...}``. A request whose header section exceeds
 ``H3Settings.max_field_section_size`` is answered 431 (RFC 9114 §4.2.2) without reaching the app.
 """
 
@@ -106,6 +109,10 @@ class _Exchange:
                 for name, value in message.get("headers", [])
                 if bytes(name).lower() not in CONNECTION_SPECIFIC
             ]
+            if self.reader.pseudo.get(b":method") == b"CONNECT":
+                # A tunnel opens with the response's headers (RFC 9114 §4.4): the client waits for
+                # them before it sends, so they cannot wait for a first body chunk.
+                await self._send_headers_once()
         elif kind == "http.response.body":
             if not self.started:
                 raise ASGIError("http.response.body before http.response.start", self.sid)
@@ -155,6 +162,11 @@ def _scope(h3: H3Connection, reader: MessageReader, state: dict[str, Any]) -> Sc
     if authority is not None:
         headers.append((b"host", authority))
     headers += [(n, v) for n, v in reader.headers or [] if not (n == b"host" and authority is not None)]
+    extensions: dict[str, Any] = {"http.response.trailers": {}}
+    if b":protocol" in pseudo:
+        # Extended CONNECT (RFC 9220) without a connect_handler: the request and response bodies are
+        # the tunnel; the protocol is named here.
+        extensions["rudp.h3.connect"] = {"protocol": pseudo[b":protocol"].decode("latin-1")}
     conn = h3.conn
     sockname = conn.get_extra_info("sockname")
     return {
@@ -170,7 +182,7 @@ def _scope(h3: H3Connection, reader: MessageReader, state: dict[str, Any]) -> Sc
         "headers": headers,
         "client": tuple(conn.peer_address[:2]),
         "server": tuple(sockname[:2]) if sockname else None,
-        "extensions": {"http.response.trailers": {}},
+        "extensions": extensions,
         "state": dict(state),  # the lifespan's state, a shallow copy per request (ASGI lifespan spec)
     }
 

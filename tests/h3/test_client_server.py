@@ -124,6 +124,17 @@ async def test_header_section_limit_both_ways(
             assert refused.value.code == H3ErrorCode.H3_EXCESSIVE_LOAD and not refused.value.by_peer
             assert refused.value.limit == 2000 and refused.value.size > 3000
             assert (await client.get("/sha256")).status == 200
+            # Before the server's SETTINGS are known, a large section waits for them (then is refused).
+            known = client.h3.peer_settings
+            client.h3.peer_settings = None
+            client.h3.peer_settings_received.clear()
+            waiting = asyncio.create_task(client.get("/scope", headers={"x-big": "v" * 20_000}))
+            await client.connection.ping()
+            assert not waiting.done()
+            client.h3.peer_settings = known
+            client.h3.peer_settings_received.set()
+            with pytest.raises(HeadersTooLarge):
+                await waiting
         # A client that ignores the limit gets 431 (RFC 9114 §4.2.2) while a concurrent request on
         # the same connection completes.
         settings = H3Settings(max_field_section_size=1 << 20)

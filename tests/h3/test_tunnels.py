@@ -304,3 +304,31 @@ async def test_malformed_datagram_closes_the_connection_with_h3_datagram_error(
         closed = client.connection.close_error
         assert closed is not None and closed.by_peer, why
         assert closed.code == H3ErrorCode.H3_DATAGRAM_ERROR, why
+
+
+async def test_extended_connect_to_an_asgi_app_without_connect_handler(
+    h3_server: Callable[..., Any], client_config: rudp.Config
+) -> None:
+    app = TestApp()
+    data = pattern(700_000, seed=31)
+    settings = H3Settings(enable_connect_protocol=True)
+    async with (
+        h3_server(app, settings=settings) as server,
+        rudp.h3.connect("127.0.0.1", server.port, config=client_config) as client,
+    ):
+        tunnel = await client.open_tunnel("/echo", protocol="bytestream")
+        assert tunnel.status == 200
+        assert app.scopes[0]["method"] == "CONNECT"
+        assert app.scopes[0]["extensions"]["rudp.h3.connect"] == {"protocol": "bytestream"}
+
+        async def upload() -> None:
+            for start in range(0, len(data), 50_000):
+                await tunnel.write(data[start : start + 50_000])
+            await tunnel.write_eof()
+
+        writer = asyncio.create_task(upload())
+        received = bytearray()
+        async for chunk in tunnel:
+            received += chunk
+        await writer
+        assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()

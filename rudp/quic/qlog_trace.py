@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from rudp.codec.transport_params import TransportParameters
     from rudp.config import Config
     from rudp.crypto.protection import PacketProtection
-    from rudp.quic.congestion.base import CongestionController
+    from rudp.quic.congestion.base import CongestionController, RateSampleConsumer
+    from rudp.quic.congestion.delivery_rate import RateSample
     from rudp.quic.pacing import Pacer
     from rudp.quic.recovery import LossRecovery
     from rudp.quic.rtt import RttEstimator
@@ -118,6 +119,7 @@ class LoggedController:
         self.inner = inner
         self.trace = trace
         self._recovery_start_at: float | None = None
+        self.uses_rate_samples: bool = getattr(inner, "uses_rate_samples", False)
 
     @property
     def congestion_window(self) -> int:
@@ -159,6 +161,11 @@ class LoggedController:
     def on_path_change(self, now: float) -> None:
         """Forwarded."""
         self.inner.on_path_change(now)
+
+    def on_rate_sample(self, sample: RateSample, now: float) -> None:
+        """Forwarded to a controller that consumes rate samples (BBR names its own states)."""
+        cast("RateSampleConsumer", self.inner).on_rate_sample(sample, now)
+        self.trace.congestion_state(now, self._state(), None)
 
     def can_send(self, bytes_in_flight: int) -> bool:
         """Forwarded."""

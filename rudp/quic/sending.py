@@ -69,6 +69,8 @@ class SendMixin(HandshakeMixin):
             if not datagram:
                 break
             out.append((datagram, current.address))
+        if not self._has_paced_data():
+            self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
     def _build_path_datagram(self, path: Path, now: float) -> bytes:

@@ -10,13 +10,25 @@ Shared by :mod:`interop.run` and ``tests/interop``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from interop.impair import Impairment
+from interop.network import (
+    LongChain,
+    amplification_respected,
+    blackhole_survived,
+    ecn_marked_and_acknowledged,
+    handshakes,
+    impaired,
+    make_long_chain,
+)
 from interop.peers.aioquic_client import run_aioquic_client
 from interop.peers.aioquic_server import AioquicFileServer
 from interop.peers.base import (
@@ -96,9 +108,36 @@ class Case:
     not_applicable: str = ""
     """Why the directions whose client is not in :attr:`clients` do not run (for the README and matrix)."""
 
+    # network cases (interop.impair, interop.network): the link's impairments, the certificate, tests
+    impairment: Impairment | None = None
+    """What the tap does to the datagrams (loss, corruption, a blackout, a drop list); None: nothing."""
+    long_chain: bool = False
+    """The server presents the long certificate chain of :func:`interop.network.make_long_chain`."""
+    test_connections: int | None = None
+    """``tests/interop`` runs only this many of the plan's connections (see :meth:`for_tests`)."""
+    known_bugs: tuple[tuple[str, str], ...] = ()
+    """(direction slug, the bug) of cells that can fail because of a known rudp bug not fixed yet:
+    ``tests/interop`` marks them xfail (not strict: the failure depends on the loss pattern)."""
+    ecn: bool = False
+    """The tap reads and forwards ECN codepoints (:mod:`interop.ecn_link`) instead of bleaching them."""
+    servers: tuple[str, ...] = (RUDP, AIOQUIC)
+    """The implementations whose server the case needs; with other servers it is not applicable."""
+
+    def for_tests(self) -> Case:
+        """The case as ``tests/interop`` runs it: the first :attr:`test_connections` connections only."""
+        if self.test_connections is None:
+            return self
+        connections = self.plan.connections[: self.test_connections]
+        wanted = {path for paths in connections for path in paths}
+        return dataclasses.replace(
+            self,
+            plan=dataclasses.replace(self.plan, connections=connections),
+            files={path: size for path, size in self.files.items() if path in wanted},
+        )
+
     def applies_to(self, direction: Direction) -> bool:
         """Whether this case runs in ``direction`` (its client can carry out the plan)."""
-        return direction.client in self.clients
+        return direction.client in self.clients and direction.server in self.servers
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -284,6 +323,125 @@ _MIGRATION = _files("migration", [4 * MIB])
 MOVE_AFTER: Final = 1 * MIB
 """When the rebinding and migration cases move the client: after this much of the 4 MiB response."""
 
+# -- the runner's network cases: the tap impairs the link (interop.impair), interop.network checks ------
+
+HANDSHAKE_RUNS: Final = 50
+"""The runner's handshakeloss/handshakecorruption: 50 connections, one 1 KiB file each."""
+HANDSHAKE_TEST_RUNS: Final = 5
+"""How many of them ``tests/interop`` runs (each costs up to a few retransmission timeouts)."""
+_MULTICONNECT = _files("multiconnect", [1 * KIB] * 5)
+_HANDSHAKELOSS = _files("handshakeloss", [1 * KIB] * HANDSHAKE_RUNS)
+_HANDSHAKECORRUPTION = _files("handshakecorruption", [1 * KIB] * HANDSHAKE_RUNS)
+_TRANSFERLOSS = _files("transferloss", [2 * MIB])
+_TRANSFERCORRUPTION = _files("transfercorruption", [2 * MIB])
+_BLACKHOLE = _files("blackhole", [4 * MIB])
+_AMPLIFICATION = _files("amplificationlimit", [5 * KIB])
+_ECN = _files("ecn", [100 * KIB])
+HEAVY_LOSS: Final = 0.30
+MODERATE_LOSS: Final = 0.02
+BLACKOUT_AFTER: Final = 1 * MIB
+BLACKOUT_SECONDS: Final = 2.0
+
+
+_PING_ONLY_PROBE: Final = (
+    "rudp's client sends its second PTO probe of the Initial space with a PING and no CRYPTO frame;"
+    " when the first probe (which carries the ClientHello) is lost or corrupted, that PING-only Initial"
+    " is the first packet aioquic decrypts and aioquic closes with PROTOCOL_VIOLATION 'Packet contains"
+    " no CRYPTO frame' (see interop/README.md)"
+)
+
+
+def _each_alone(files: dict[str, int]) -> tuple[tuple[str, ...], ...]:
+    return tuple((path,) for path in files)
+
+
+NETWORK_CASES: Final = (
+    Case(
+        "multiconnect",
+        "five connections one after the other, one 1 KiB file each; five handshakes on the wire",
+        _MULTICONNECT,
+        ClientPlan(_each_alone(_MULTICONNECT)),
+        checks=(handshakes,),
+    ),
+    Case(
+        "handshakeloss",
+        f"{HANDSHAKE_RUNS} connections, one 1 KiB file each, 30 % of the datagrams dropped both ways"
+        " (at most 3 in a row)",
+        _HANDSHAKELOSS,
+        ClientPlan(_each_alone(_HANDSHAKELOSS)),
+        checks=(handshakes, impaired("dropped")),
+        timeout=300.0,
+        impairment=Impairment(drop_to_server=HEAVY_LOSS, drop_to_client=HEAVY_LOSS),
+        test_connections=HANDSHAKE_TEST_RUNS,
+        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE),),
+    ),
+    Case(
+        "transferloss",
+        "one connection, 2 MiB, 2 % of the datagrams dropped both ways (at most 3 in a row)",
+        _TRANSFERLOSS,
+        ClientPlan(_one_connection(_TRANSFERLOSS)),
+        checks=(handshakes, impaired("dropped")),
+        timeout=60.0,
+        impairment=Impairment(drop_to_server=MODERATE_LOSS, drop_to_client=MODERATE_LOSS),
+    ),
+    Case(
+        "handshakecorruption",
+        f"{HANDSHAKE_RUNS} connections, one 1 KiB file each, one bit flipped in 30 % of the datagrams"
+        " both ways (at most 3 in a row)",
+        _HANDSHAKECORRUPTION,
+        ClientPlan(_each_alone(_HANDSHAKECORRUPTION)),
+        checks=(handshakes, impaired("corrupted")),
+        timeout=300.0,
+        impairment=Impairment(corrupt_to_server=HEAVY_LOSS, corrupt_to_client=HEAVY_LOSS),
+        test_connections=HANDSHAKE_TEST_RUNS,
+        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE),),
+    ),
+    Case(
+        "transfercorruption",
+        "one connection, 2 MiB, one bit flipped in 2 % of the datagrams both ways (at most 3 in a row)",
+        _TRANSFERCORRUPTION,
+        ClientPlan(_one_connection(_TRANSFERCORRUPTION)),
+        checks=(handshakes, impaired("corrupted")),
+        timeout=60.0,
+        impairment=Impairment(corrupt_to_server=MODERATE_LOSS, corrupt_to_client=MODERATE_LOSS),
+    ),
+    Case(
+        "blackhole",
+        f"one connection, 4 MiB; once 1 MiB went to the client the link drops everything for"
+        f" {BLACKOUT_SECONDS:g} s, then carries on",
+        _BLACKHOLE,
+        ClientPlan(_one_connection(_BLACKHOLE)),
+        checks=(handshakes, blackhole_survived),
+        timeout=60.0,
+        impairment=Impairment(blackhole_after=BLACKOUT_AFTER, blackhole_seconds=BLACKOUT_SECONDS),
+    ),
+    Case(
+        "amplificationlimit",
+        "the server's certificate chain is 9 certificates long (about 9 KB); the client's 2nd to 7th"
+        " datagrams are dropped; the server never sends more than 3x what it received before the"
+        " client's first Handshake packet",
+        _AMPLIFICATION,
+        ClientPlan(_one_connection(_AMPLIFICATION)),
+        checks=(handshakes, amplification_respected),
+        impairment=Impairment(drop_list_to_server=(2, 3, 4, 5, 6, 7)),
+        long_chain=True,
+    ),
+    Case(
+        "ecn",
+        "one connection, 100 KiB; both sides mark ECT(0) (seen on the wire, none CE), both send ACK_ECN"
+        " counts and validate ECN",
+        _ECN,
+        ClientPlan(_one_connection(_ECN)),
+        checks=(ecn_marked_and_acknowledged,),
+        ecn=True,
+        clients=(RUDP,),
+        servers=(RUDP,),
+        not_applicable="aioquic 1.x has no ECN: it neither marks its packets nor sends ACK_ECN frames",
+    ),
+)
+
+# -- end of the network cases --------------------------------------------------------------------------
+
 CASES: Final = (
     Case(
         "handshake",
@@ -371,6 +529,7 @@ CASES: Final = (
         clients=(RUDP,),
         not_applicable="aioquic's public API cannot move a client connection to a new socket",
     ),
+    *NETWORK_CASES,
 )
 CASES_BY_NAME: Final = {case.name: case for case in CASES}
 
@@ -387,6 +546,8 @@ class Environment:
     key_file: Path
     www: Path
     digests: dict[str, Digest]
+    long_chain: LongChain | None = None
+    """The amplificationlimit case's certificates (see :func:`interop.network.make_long_chain`)."""
 
 
 def prepare(workdir: Path) -> Environment:
@@ -400,7 +561,8 @@ def prepare(workdir: Path) -> Environment:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(os.urandom(size))
             digests[path] = file_digest(target)
-    return Environment(pki.ca_file, pki.cert_file, pki.key_file, www, digests)
+    long_chain = make_long_chain(workdir / "long-chain")
+    return Environment(pki.ca_file, pki.cert_file, pki.key_file, www, digests, long_chain)
 
 
 @dataclass
@@ -415,30 +577,47 @@ class CaseResult:
     clients: list[dict[str, Any]] = field(default_factory=list)
     servers: list[dict[str, Any]] = field(default_factory=list)
     wire: dict[str, dict[str, int]] = field(default_factory=dict)
+    seed: int | None = None
+    """The impairment's seed (None: the case impairs nothing); ``interop.run --seed`` replays it."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
         return asdict(self)
 
 
+def _pki(case: Case, env: Environment) -> tuple[Path, Path, Path]:
+    """(CA, certificate chain, key) the case's server and client use."""
+    if case.long_chain:
+        if env.long_chain is None:
+            raise ValueError(f"{case.name} needs the long certificate chain: prepare() writes it")
+        return env.long_chain.ca_file, env.long_chain.cert_file, env.long_chain.key_file
+    return env.ca_file, env.cert_file, env.key_file
+
+
 async def _start_server(direction: Direction, case: Case, env: Environment) -> ServerPeer:
+    _ca, cert, key = _pki(case, env)
     if direction.server == RUDP:
-        return await RudpFileServer(env.www, env.cert_file, env.key_file, case.server).start()
-    return await AioquicFileServer(env.www, env.cert_file, env.key_file, case.server).start()
+        return await RudpFileServer(env.www, cert, key, case.server).start()
+    return await AioquicFileServer(env.www, cert, key, case.server).start()
 
 
 async def _run_client(
     direction: Direction, case: Case, port: int, env: Environment
 ) -> list[ClientConnectionResult]:
     run = run_rudp_client if direction.client == RUDP else run_aioquic_client
-    return await run(case.plan, "127.0.0.1", port, env.ca_file)
+    return await run(case.plan, "127.0.0.1", port, _pki(case, env)[0])
 
 
 async def _exercise(case: Case, direction: Direction, env: Environment, result: CaseResult) -> Observation:
     server = await _start_server(direction, case, env)
     try:
         async with WireTap(
-            ("127.0.0.1", server.port), cid_length=server.cid_length, rebind_after=case.rebind_after
+            ("127.0.0.1", server.port),
+            cid_length=server.cid_length,
+            rebind_after=case.rebind_after,
+            impairment=case.impairment,
+            seed=result.seed or 0,
+            ecn=case.ecn,
         ) as tap:
             try:
                 clients = await _run_client(direction, case, tap.port, env)
@@ -453,8 +632,12 @@ async def _exercise(case: Case, direction: Direction, env: Environment, result: 
     return Observation(clients, servers, tap, expected)
 
 
-async def run_case(case: Case, direction: Direction, env: Environment) -> CaseResult:
+async def run_case(
+    case: Case, direction: Direction, env: Environment, *, seed: int | None = None
+) -> CaseResult:
     """Run ``case`` with ``direction``'s client and server within the case's timeout; never raises.
+
+    ``seed`` seeds the case's impairment (a random one when None; :attr:`CaseResult.seed` tells which).
 
     Raises:
         ValueError: the case does not apply to ``direction`` (see :meth:`Case.applies_to`).
@@ -462,6 +645,8 @@ async def run_case(case: Case, direction: Direction, env: Environment) -> CaseRe
     if not case.applies_to(direction):
         raise ValueError(f"{case.name} does not apply to {direction.label}: {case.not_applicable}")
     result = CaseResult(case.name, direction.label, ok=False, seconds=0.0, problems=[])
+    if case.impairment is not None:
+        result.seed = random.randrange(1 << 32) if seed is None else seed
     started = time.perf_counter()
     try:
         obs = await asyncio.wait_for(_exercise(case, direction, env, result), case.timeout)

@@ -10,7 +10,7 @@ served from ``WWW`` (default /www), downloads to ``DOWNLOADS`` (/downloads), cer
 Beyond the runner: ``RUDP_ENDPOINT_REPORT`` names a JSON file where the client writes what each of its
 connections negotiated (the tests read it). The client also fails (exit 1) when the case's feature did
 not happen by its own account: a resumption not resumed, 0-RTT not accepted, another cipher suite or
-version, no key update, no migration.
+version, no key update, no migration, ECN not validated.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ PLAIN: Final = frozenset(
         "crosstraffic",
         "http3",
         "connectionmigration",
+        "ecn",
     }
 )
 """Cases whose client fetches every URL over one connection (with the case's twist, if any)."""
@@ -68,10 +69,8 @@ ONE_CONNECTION_PER_REQUEST: Final = frozenset({"multiconnect", "handshakeloss", 
 TWO_CONNECTIONS: Final = frozenset({"resumption", "zerortt"})
 """First URL on one connection, the rest on a second one resuming the session (with 0-RTT for zerortt)."""
 SUPPORTED: Final = PLAIN | ONE_CONNECTION_PER_REQUEST | TWO_CONNECTIONS
-UNSUPPORTED: Final = {
-    "ecn": "rudp neither marks its packets ECT(0)/ECT(1) nor reads ECN counts from the socket yet",
-}
-"""Runner cases answered with 127, and why (repeated in interop/README.md)."""
+UNSUPPORTED: Final[dict[str, str]] = {}
+"""Runner cases answered with 127, and why (repeated in interop/README.md): none since rudp has ECN."""
 
 TICKET_TIMEOUT: Final = 5.0
 
@@ -88,6 +87,7 @@ class ConnectionReport:
     key_updates: int
     path_changes: int
     paths: list[str]
+    ecn_state: str
 
 
 def _env(name: str, default: str) -> str:
@@ -236,6 +236,7 @@ def _problems(testcase: str, index: int, report: ConnectionReport) -> list[str]:
         "v2": (report.version != Version.V2, f"version {report.version!r}"),
         "connectionmigration": (report.path_changes < 1, "the client did not migrate"),
         "http3": (report.alpn != H3_ALPN, f"ALPN {report.alpn!r}"),
+        "ecn": (report.ecn_state != "capable", f"ECN state {report.ecn_state} (the peer's ACK_ECN?)"),
     }
     failed, message = wants.get(testcase, (False, ""))
     return [f"connection {index}: {message}"] if failed else []
@@ -278,6 +279,7 @@ async def run_client(testcase: str) -> int:
                 key_updates=conn.stats.key_updates,
                 path_changes=conn.stats.path_changes,
                 paths=[path for _h, _p, path in targets],
+                ecn_state=conn.stats.ecn_state,
             )
             reports.append(report)
             problems += _problems(testcase, index, report)

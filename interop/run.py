@@ -1,6 +1,6 @@
 """Run every interop case in every direction on loopback; print the matrix, write JSON, exit 1 on failure.
 
-Usage: ``python -m interop.run [--case NAME ...] [--direction rudp-aioquic ...] [--markdown]``.
+Usage: ``python -m interop.run [--case NAME ...] [--direction rudp-aioquic ...] [--markdown] [--seed N]``.
 Rows are cases, columns are client→server directions; each cell is ✓ or ✗ with the wall time of the
 case, or n/a where the case does not apply (its client cannot do what the case needs). Results
 (reports from both ends and the packets seen on the wire) go to
@@ -37,15 +37,17 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 async def run_matrix(
-    cases: Sequence[Case], directions: Sequence[Direction], workdir: Path
+    cases: Sequence[Case], directions: Sequence[Direction], workdir: Path, seed: int | None = None
 ) -> list[CaseResult]:
-    """Run each case in each direction it applies to, one after the other, in one event loop."""
+    """Run each case in each direction it applies to, one after the other, in one event loop.
+
+    ``seed`` seeds every impairing case (None: each picks a random seed, recorded in its result)."""
     env = prepare(workdir)
     results = []
     for case in cases:
         for direction in directions:
             if case.applies_to(direction):
-                results.append(await run_case(case, direction, env))
+                results.append(await run_case(case, direction, env, seed=seed))
     return results
 
 
@@ -125,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run only this peer's matrix (default: aioquic, and ngtcp2 when gtlsserver/gtlsclient exist)",
     )
     parser.add_argument("--markdown", action="store_true", help="print the matrix as a Markdown table")
+    parser.add_argument(
+        "--seed", type=int, help="seed of the loss/corruption cases (default: random, printed on failure)"
+    )
     args = parser.parse_args(argv)
     missing = ngtcp2_availability()
     peers = args.peer or ["aioquic", *([] if missing else ["ngtcp2"])]
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cases = [c for c in CASES if not args.case or c.name in args.case]
             directions = [d for d in DIRECTIONS if not args.direction or d.slug in args.direction]
             if cases and directions:
-                found = asyncio.run(run_matrix(cases, directions, Path(workdir)))
+                found = asyncio.run(run_matrix(cases, directions, Path(workdir), args.seed))
                 results += found
                 output.append(render_matrix(found, directions, markdown=args.markdown))
                 for case in cases:
@@ -167,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n\n".join(output))
     failures = [r for r in results if not r.ok]
     for failure in failures:
-        print(f"\n✗ {failure.case} {failure.direction}:", *failure.problems, sep="\n    ")
+        replay = "" if failure.seed is None else f" (seed {failure.seed}: replay with --seed {failure.seed})"
+        print(f"\n✗ {failure.case} {failure.direction}{replay}:", *failure.problems, sep="\n    ")
     path = write_results(results, args.results)
     total = sum(r.seconds for r in results)
     print(f"\n{len(results) - len(failures)}/{len(results)} passed in {total:.1f} s; results in {path}")

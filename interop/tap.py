@@ -9,7 +9,11 @@ of the client's short-header packets, so a case can see a client move (a new cli
 path) and its connection ID change. With ``rebind_after`` the tap imitates a NAT rebinding: once that many
 bytes went to the client, the client's packets leave from a new upstream socket (a new source port for
 the server) and whatever still reaches the old one is dropped, as a NAT drops traffic to a mapping it
-forgot. Otherwise nothing is decrypted, delayed or dropped. It owns no sockets beyond its own.
+forgot. With an ``impairment`` (:mod:`interop.impair`) the tap is also a lossy link: it drops, corrupts
+or blackholes datagrams as the runner's network simulator would, with seeded randomness, and counts each
+fate; :attr:`WireTap.history` keeps the order of the first datagrams for checks such as the
+amplification limit. Otherwise nothing is decrypted, delayed or dropped. It owns no sockets beyond its
+own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import contextlib
 import socket
 from collections import Counter
 from typing import Final, Literal
+
+from interop.ecn_link import CODEPOINT_NAMES, EcnLink, open_marking
+from interop.impair import Fate, Impairer, Impairment
 
 Direction = Literal["to_server", "to_client"]
 Address = tuple[str, int]
@@ -75,6 +82,27 @@ def short_header_dcid(datagram: bytes, cid_length: int) -> bytes | None:
         if version is None and offset + 1 + cid_length <= len(datagram):
             return bytes(datagram[offset + 1 : offset + 1 + cid_length])
     return None
+
+
+# -- impairment support (loss, corruption, blackhole, amplification cases) --------------------------------
+
+HISTORY_LIMIT: Final = 5000
+"""Datagrams kept in :attr:`WireTap.history` (the handshake is what the checks read from it)."""
+
+
+def initial_scids(datagram: bytes) -> list[bytes]:
+    """The source connection IDs of the Initial packets coalesced in ``datagram``."""
+    scids = []
+    for offset, _version, kind in _walk(datagram):
+        if kind == "initial":
+            cursor = offset + 5
+            cursor += 1 + datagram[cursor]
+            if cursor < len(datagram) and cursor + 1 + datagram[cursor] <= len(datagram):
+                scids.append(bytes(datagram[cursor + 1 : cursor + 1 + datagram[cursor]]))
+    return scids
+
+
+# -- end of impairment support ---------------------------------------------------------------------------
 
 
 def _walk(datagram: bytes) -> list[tuple[int, int | None, str]]:
@@ -195,6 +223,9 @@ class WireTap:
         *,
         cid_length: int = 8,
         rebind_after: int | None = None,
+        impairment: Impairment | None = None,
+        seed: int = 0,
+        ecn: bool = False,
     ) -> None:
         self.server = server
         self.host = host
@@ -212,6 +243,17 @@ class WireTap:
         self._upstreams: dict[Address, TapPath] = {}
         self._to_client_bytes: Counter[Address] = Counter()
         self._pending: set[asyncio.Task[None]] = set()
+        # impairments: what the link does (None: nothing), every datagram's fate, the server's handshakes
+        self.impairer = None if impairment is None else Impairer(impairment, seed)
+        self.history: list[tuple[Direction, int, tuple[str, ...], Fate]] = []
+        """(direction, UDP payload bytes, packet types, fate) of the first :data:`HISTORY_LIMIT`
+        datagrams, in the order the tap saw them; the counters above count datagrams as sent."""
+        self.server_initial_scids: set[bytes] = set()
+        """Source connection IDs of the server's Initial packets: one per handshake, as the runner counts."""
+        # ECN: with ecn=True the tap's sockets read each datagram's codepoint and forward it (ecn_link.py)
+        self.ecn_link = EcnLink() if ecn else None
+        self.ecn_marks: Counter[tuple[Direction, int]] = Counter()
+        """Datagrams seen per (direction, ECN codepoint); only counted with ``ecn=True``."""
 
     @property
     def port(self) -> int:
@@ -223,9 +265,14 @@ class WireTap:
     async def start(self) -> WireTap:
         """Bind the client-facing socket on an ephemeral port."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _ClientSide(self), local_addr=(self.host, 0)
-        )
+        if self.ecn_link is not None:
+            transport: asyncio.DatagramTransport = open_marking(
+                _ClientSide(self), self.ecn_link, local_addr=(self.host, 0)
+            )
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _ClientSide(self), local_addr=(self.host, 0)
+            )
         _enlarge_buffers(transport)
         self._listener = transport
         return self
@@ -271,6 +318,12 @@ class WireTap:
             result[direction]["datagrams"] = n
         for path in self.paths:
             result[f"path{path.index}"] = path.summary()
+        if self.impairer is not None:
+            result["impairment"] = self.impairer.summary()
+        if self.ecn_link is not None:
+            result["ecn"] = {
+                f"{d}_{CODEPOINT_NAMES[mark]}": n for (d, mark), n in sorted(self.ecn_marks.items())
+            }
         return result
 
     def rebind(self, client: Address) -> TapPath:
@@ -285,10 +338,15 @@ class WireTap:
         self.datagrams[direction] += 1
         for version, kind in classify(data):
             self.packets[(direction, version, kind)] += 1
+        if self.ecn_link is not None:
+            self.ecn_marks[(direction, self.ecn_link.current)] += 1
 
     def _new_path(self, client: Address) -> TapPath:
         path = self._upstreams[client] = TapPath(self, client, len(self.paths))
         self.paths.append(path)
+        if self.ecn_link is not None:  # opened at once: the client's first datagram keeps its mark
+            open_marking(path, self.ecn_link, remote_addr=self.server)
+            return path
         task = asyncio.get_running_loop().create_task(self._open(path))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -304,15 +362,20 @@ class WireTap:
         dcid = short_header_dcid(data, self.cid_length)
         if dcid is not None:
             path.dcids[dcid] = path.dcids.get(dcid, 0) + 1
+        delivered = self._impair("to_server", data)
+        if delivered is None:
+            return
         if path.transport is None:
-            path.backlog.append(data)
+            path.backlog.append(delivered)
         else:
-            path.transport.sendto(data)
+            path.transport.sendto(delivered)
 
     def _from_server(self, data: bytes, client: Address) -> None:
         self._observe("to_client", data)
-        if self._listener is not None:
-            self._listener.sendto(data, client)
+        self.server_initial_scids.update(initial_scids(data))
+        delivered = self._impair("to_client", data)
+        if self._listener is not None and delivered is not None:
+            self._listener.sendto(delivered, client)
         self._to_client_bytes[client] += len(data)
         if (
             self.rebind_after is not None
@@ -321,9 +384,31 @@ class WireTap:
         ):
             self.rebind(client)
 
+    def _impair(self, direction: Direction, data: bytes) -> bytes | None:
+        """What the link delivers for ``data`` (see :mod:`interop.impair`), recorded in :attr:`history`."""
+        if self.impairer is None:
+            delivered: bytes | None = data
+            fate: Fate = "delivered"
+        else:
+            delivered = self.impairer.apply(direction, data)
+            fate = self.impairer.last_fate
+        if len(self.history) < HISTORY_LIMIT:
+            self.history.append((direction, len(data), tuple(kind for _v, kind in classify(data)), fate))
+        return delivered
+
     async def _open(self, path: TapPath) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: path, remote_addr=self.server)
 
 
-__all__ = ["VERSION_1", "VERSION_2", "Direction", "TapPath", "WireTap", "classify", "short_header_dcid"]
+__all__ = [
+    "HISTORY_LIMIT",
+    "VERSION_1",
+    "VERSION_2",
+    "Direction",
+    "TapPath",
+    "WireTap",
+    "classify",
+    "initial_scids",
+    "short_header_dcid",
+]

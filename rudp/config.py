@@ -196,6 +196,19 @@ class Config:
     connection made with this Config so a server under load need not send a Retry (RFC 9000 §8.1.3)."""
     randbytes: Callable[[int], bytes] = os.urandom
     """Randomness source for CIDs, tokens and keys (inject a seeded one for deterministic tests)."""
+    # -- migration (RFC 9000 §9) -- fields of rudp.quic.preferred; kept together
+    preferred_address: list[str] | None = None
+    """(server) addresses clients should move to after the handshake (RFC 9000 §9.6): at most one
+    IPv4 ``"host:port"`` and one IPv6 ``"[host]:port"``, each a literal with a non-zero port. Every
+    connection advertises them in its transport parameters with a connection ID of its own (sequence
+    number 1, RFC 9000 §5.1.1); ``rudp.serve()`` listens on them too."""
+    use_preferred_address: bool = True
+    """(client) move to the server's preferred address of our address family once the handshake is
+    confirmed (after validating it, RFC 9000 §9.6.1); False keeps the original address."""
+    disable_active_migration: bool = False
+    """Tell the peer not to migrate to a new local address (RFC 9000 §18.2). A server that sets it
+    still follows a client whose address changes (NAT rebinding cannot be told apart from migration;
+    RFC 9000 §9 lets it validate the new path instead of dropping its packets)."""
 
     def __post_init__(self) -> None:
         """Check every field, so a bad value fails here and not at the first connection.
@@ -207,6 +220,9 @@ class Config:
         self._check_credentials()
         self._check_numbers()
         self._check_server_limits()
+        from rudp.quic.preferred import check_migration_config
+
+        check_migration_config(self)
 
     def _check_protocols(self) -> None:
         alpn: object = self.alpn
@@ -298,6 +314,7 @@ class Config:
             max_ack_delay=round(self.max_ack_delay * 1000),
             active_connection_id_limit=self.active_connection_id_limit,
             max_datagram_frame_size=self.max_datagram_frame_size if self.datagrams else None,
+            disable_active_migration=self.disable_active_migration,
         )
 
     def secrets_log_path(self) -> str | None:

@@ -319,6 +319,12 @@ class StreamLimitReached(RudpError):
     """open_stream() was called beyond the peer's MAX_STREAMS limit (and not asked to wait)."""
 
 
+class MigrationDisabled(RudpError):
+    """``migrate()`` on a connection whose server sent disable_active_migration (RFC 9000 §9, §18.2):
+    the client must not move to a new local address, unless it already moved to the server's preferred
+    address (RFC 9000 §9.6), which that parameter does not forbid."""
+
+
 __all__ = [
     "ConfigError",
     "ConnectTimeout",
@@ -327,6 +333,7 @@ __all__ = [
     "DatagramError",
     "DecodeError",
     "HandshakeFailed",
+    "MigrationDisabled",
     "NetworkError",
     "RudpError",
     "StreamError",

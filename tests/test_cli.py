@@ -175,9 +175,9 @@ def test_bad_arguments() -> None:
 def test_help_lists_choices_and_defaults() -> None:
     serve_help = " ".join(_rudp("serve", "--help").stdout.split())
     assert "(default: 4433)" in serve_help and "(default: quic)" in serve_help
-    assert "{cubic,newreno}" in serve_help and "(default: newreno)" in serve_help
+    assert "{bbr,cubic,newreno}" in serve_help and "(default: newreno)" in serve_help
     get_help = " ".join(_rudp("get", "--help").stdout.split())
-    assert "{cubic,newreno}" in get_help and "{quic,tcp}" in get_help
+    assert "{bbr,cubic,newreno}" in get_help and "{quic,tcp}" in get_help
     assert "{h3,hq-interop}" in get_help and "(default: h3)" in get_help
 
 

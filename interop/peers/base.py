@@ -114,6 +114,13 @@ class EndpointReport:
     """Times this end switched to a new path (None: the implementation does not tell)."""
     peer_port: int | None = None
     """The UDP port this end sends to at the end of the connection (None: not told)."""
+    ecn_state: str | None = None
+    """ECN validation of the current path at the end: testing, unknown, capable, failed, disabled
+    (None: the implementation does not tell)."""
+    ecn_marked_sent: int | None = None
+    """Packets this end sent marked ECT(0) (None: not told)."""
+    ecn_peer_counts: tuple[int, ...] | None = None
+    """ECT(0), ECT(1), CE counts the peer's ACK_ECN frames reported (None: not told)."""
 
 
 @dataclass

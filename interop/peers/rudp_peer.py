@@ -43,6 +43,9 @@ def report_of(conn: rudp.Connection, role: str) -> EndpointReport:
         key_updates=conn.stats.key_updates,
         path_changes=conn.stats.path_changes,
         peer_port=conn.peer_address[1],
+        ecn_state=conn.stats.ecn_state,
+        ecn_marked_sent=conn.stats.ecn_marked_sent,
+        ecn_peer_counts=conn.stats.ecn_peer_counts,
     )
 
 

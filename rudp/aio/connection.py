@@ -216,6 +216,27 @@ class Connection:
         """Why the connection ended (code, reason, by_peer), or None while it is alive."""
         return self._error
 
+    @property
+    def peer_accepts_datagrams(self) -> bool:
+        """True when the peer announced it receives datagrams (RFC 9221 §3: it sent the
+        max_datagram_frame_size transport parameter; over TCP, a datagram size in its HELLO). False
+        until the peer's parameters are known."""
+        quic = self._quic_core()
+        if quic is not None:
+            return quic.peer_max_datagram_frame_size is not None
+        hello = getattr(self._driver.core, "_peer_hello", None)
+        return hello is not None and hello.max_datagram_bytes > 0
+
+    @property
+    def datagrams_enabled(self) -> bool:
+        """True when both endpoints enabled datagrams (``Config.datagrams`` here, and
+        :attr:`peer_accepts_datagrams`), so :meth:`send_datagram` can succeed."""
+        quic = self._quic_core()
+        if quic is not None:
+            return quic.datagrams_enabled
+        config = getattr(self._driver.core, "_config", None)
+        return bool(getattr(config, "datagrams", False)) and self.peer_accepts_datagrams
+
     # ------------------------------------------------------------------ streams
 
     async def open_stream(self, *, wait: bool = True) -> Stream:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from rudp.aio.connection import Connection
 from rudp.aio.driver import Address, ConnectionDriver, LoopTimer, loop_timer_granularity
+from rudp.aio.multihome import ExtraSockets
 from rudp.aio.udp_io import (
     ECT_0,
     NOT_ECT,
@@ -31,6 +32,7 @@ from rudp.config import Config
 from rudp.errors import ConnectionRefused, NetworkError, RudpError
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.preferred import MigrationState
 from rudp.tls.config import TlsConfig
 
 SOCKET_BUFFER_BYTES = 4 << 20
@@ -102,6 +104,12 @@ class UdpEndpoint:
         #: datagrams received per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
         self.ecn_counts = [0, 0, 0, 0]
         self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
+        self._extra = ExtraSockets(
+            self._on_datagrams, self.error_received, self._socket_closed, _tune_socket, lambda: self._marking
+        )
+        """Preferred-address sockets (RFC 9000 §9.6): a server's extra listening addresses, a client's
+        socket toward the server's preferred address while it probes it."""
+        self._client_core: QuicConnection | None = None
         self._connections: dict[QuicConnection, Connection] = {}
         self._timer = LoopTimer(self._loop, self._on_timer)
         self.timer_stats = {"callbacks": 0, "empty": 0}
@@ -204,6 +212,7 @@ class UdpEndpoint:
         if self._connected_to is None:
             raise RuntimeError("connect() needs a client endpoint")
         core = self.quic.connect(self._connected_to, self._loop.time(), server_name=server_name)
+        self._client_core = core
         conn = self._adopt(core, is_client=True)
         self.flush()
         return conn
@@ -246,21 +255,29 @@ class UdpEndpoint:
 
     # ------------------------------------------------------------------ socket input
 
-    def _on_datagrams(self, batch: list[Received]) -> None:
+    def _on_datagrams(self, batch: list[Received], local: Address | None = None) -> None:
         """Route every datagram the socket layer drained in one wake-up, then flush once.
 
-        One flush per burst: one ACK for many packets, one transmission round for many ACKs.
+        One flush per burst: one ACK for many packets, one transmission round for many ACKs. ``local``
+        is the address of the (extra) server socket they arrived at; None for the main socket.
         """
         now = self._loop.time()
         counts = self.ecn_counts
         for data, addr, ecn in batch:
             counts[ecn] += 1
-            self._receive(data, addr, now, ecn)
+            self._receive(data, addr, now, ecn, local)
         self.flush()
 
-    def _receive(self, data: bytes, addr: tuple[str | object, ...], now: float, ecn: int = NOT_ECT) -> None:
+    def _receive(
+        self,
+        data: bytes,
+        addr: tuple[str | object, ...],
+        now: float,
+        ecn: int = NOT_ECT,
+        local: Address | None = None,
+    ) -> None:
         # ``ecn``: the datagram's IP ECN codepoint, counted per QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
-        new = self.quic.receive_datagram(data, normalize_address(addr), now, ecn)
+        new = self.quic.receive_datagram(data, normalize_address(addr), now, ecn, local=local)
         if new is not None:
             self._adopt(new, is_client=False)
 
@@ -306,7 +323,12 @@ class UdpEndpoint:
             datagrams = self.quic.datagrams_to_send(self._loop.time())
             if self._ecn and datagrams:
                 self._follow_ecn_validation(io)
-            io.send(datagrams)
+            if self._client_core is not None and self._client_core.migration.target is not None:
+                self._send_client(io, datagrams, self._client_core)
+            elif self._extra and self.quic.sources is not None:
+                self._extra.send_from(io, datagrams, self.quic.sources)
+            else:
+                io.send(datagrams)
             self._set_timer(self.quic.next_timer())
             self._dispatch(self.quic.flushed)
             return len(datagrams)
@@ -319,7 +341,53 @@ class UdpEndpoint:
         wanted = ECT_0 if self.quic.ecn_codepoint else NOT_ECT
         if wanted != self._marking and io.set_ecn_marking(wanted):
             self._marking = wanted
+            self._extra.set_ecn_marking(wanted)
 
+    # ------------------------------------------------------------------ preferred address
+
+    async def listen_also(self, local_addr: Address) -> Address:
+        """(server) Listen at ``local_addr`` too (a preferred address, RFC 9000 §9.6): its datagrams
+        feed the same connections, and each peer is answered from where it was last heard. Returns
+        the address bound.
+
+        Raises:
+            NetworkError: the address cannot be bound.
+        """
+        try:
+            return await self._extra.listen(local_addr)
+        except OSError as exc:
+            where = f"cannot listen on {local_addr[0]} port {local_addr[1]} (UDP)"
+            raise NetworkError.wrap(where, exc) from exc
+
+    def _send_client(
+        self,
+        io: DatagramSocket | TransportDatagramSocket,
+        datagrams: list[tuple[bytes, Address]],
+        core: QuicConnection,
+    ) -> None:
+        """A client moving to the server's preferred address (RFC 9000 §9.6.1): probes go there from a
+        socket of their own; once the move is settled, one socket is left."""
+        migration = core.migration
+        target = migration.target
+        state = migration.state
+        if target is None or state in (MigrationState.PENDING, MigrationState.DECLINED):
+            io.send(datagrams)
+            return
+        if state is MigrationState.PROBING:
+            if any(dst == target for _, dst in datagrams):
+                self._extra.connect_now(target, self._loop)
+            self._extra.send_to(io, datagrams, target)
+            return
+        if state is MigrationState.MIGRATED:
+            new = self._extra.take(target)
+            if new is not None:
+                # RFC 9000 §9.6.1: everything goes to the preferred address now; the old socket goes.
+                self._io, self._connected_to = new, target
+                io.close()
+                io = new
+        else:
+            self._extra.close()  # validation failed: the connection stays on the original address
+        io.send(datagrams)
     def _dispatch(self, cores: list[QuicConnection]) -> None:
         """Hand the events of ``cores`` (the connections that changed) to their Connection objects."""
         for core in cores:
@@ -361,6 +429,7 @@ class UdpEndpoint:
             raise RudpError("only an open client endpoint can migrate")
         if not core.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
+        core.migration.check_migrate()  # MigrationDisabled (RFC 9000 §9), or a preferred address probe
         family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -403,6 +472,7 @@ class UdpEndpoint:
         for conn in list(self._connections.values()):
             conn.close(code, reason)
         self.flush()
+        self._extra.close()
         if self._io is not None:
             self._io.close()
 

@@ -20,6 +20,7 @@ from rudp.aio.endpoint import UdpEndpoint, normalize_address
 from rudp.aio.resolution import NameResolutionError
 from rudp.config import Config
 from rudp.errors import ConfigError, ConnectionClosed
+from rudp.quic.preferred import preferred_addresses
 
 Handler = Callable[[Connection], Awaitable[None]]
 """A connection handler: ``async def handler(conn: rudp.Connection) -> None``."""
@@ -206,12 +207,23 @@ async def listen_quic(server: Server, host: str | None, port: int, config: Confi
     if config.certfile is None or config.keyfile is None:
         raise ConfigError("a server needs Config.certfile and Config.keyfile")
     tls_config = config.tls_config(is_client=False)  # once: it holds the ticket key and replay cache
+    first: UdpEndpoint | None = None
     for family, address in await _local_addresses(host, port, socket.SOCK_DGRAM):
+        if first is not None and config.preferred_address:
+            # One endpoint for every address: the preferred address's connection ID must be routable
+            # wherever the client reaches us (RFC 9000 §9.6).
+            await first.listen_also((address, port))
+            continue
         endpoint = await UdpEndpoint.create_server(
             config, (address, port), on_connection=server.on_connection, family=family, tls_config=tls_config
         )
         server._add_listener(endpoint)
         port = endpoint.port
+        first = first or endpoint
+    if first is not None:
+        for preferred in preferred_addresses(config.preferred_address):
+            if preferred is not None:
+                await first.listen_also(preferred)  # RFC 9000 §9.6: serve on the preferred address too
     return port
 
 

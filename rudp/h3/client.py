@@ -11,15 +11,21 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 import rudp
 from rudp.config import Config
 from rudp.errors import ConnectionClosed, StreamError
 from rudp.h3.connection import H3_ALPN, H3Connection, H3Settings
-from rudp.h3.errors import H3Error, H3ErrorCode
+from rudp.h3.errors import H3Error, H3ErrorCode, NotNegotiated, TunnelRefused
 from rudp.h3.exchange import MessageReader, MessageWriter
-from rudp.h3.messages import Headers, RawHeaders, to_raw
+from rudp.h3.frames import Setting
+from rudp.h3.messages import Headers, RawHeaders, field_section_size, to_raw
+from rudp.h3.tunnel import MAX_REFUSAL_BODY, Tunnel
+
+UNKNOWN_LIMIT_SECTION: Final = 16 * 1024
+"""A request header section above this many bytes (as RFC 9114 §4.2.2 counts) waits for the server's
+SETTINGS, and so for its MAX_FIELD_SECTION_SIZE, instead of risking a 431."""
 
 HeadersArg = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] | None
 Body = bytes | bytearray | memoryview | AsyncIterable[bytes] | None
@@ -109,32 +115,44 @@ class H3Client:
         ``body`` is bytes (sent with a content-length) or an async iterable of bytes (streamed as it is
         produced); ``trailers`` go after the body.
 
+        A header section larger than :data:`UNKNOWN_LIMIT_SECTION` waits for the server's SETTINGS
+        if they have not arrived, so that its MAX_FIELD_SECTION_SIZE is known and honoured.
+
         Raises:
+            HeadersTooLarge: the header section exceeds the server's MAX_FIELD_SECTION_SIZE
+                (RFC 9114 §4.2.2; an H3Error with H3_EXCESSIVE_LOAD, nothing sent).
             H3Error: H3_REQUEST_REJECTED after the server's GOAWAY (not sent: safe to retry), the
-                server's reset of the stream (``by_peer``), a malformed response, or headers larger than
-                the server's MAX_FIELD_SECTION_SIZE (H3_EXCESSIVE_LOAD, nothing sent).
+                server's reset of the stream (``by_peer``), or a malformed response.
             ConnectionClosed: the connection ended.
         """
         if self.h3.error is not None:
             raise self.h3.error
+        fields: RawHeaders = [
+            (b":method", method.encode("ascii")),
+            (b":scheme", b"https"),
+            (b":authority", _ascii_or_idna(self.authority)),
+            (b":path", path.encode("latin-1")),
+        ]
+        fields += to_raw(headers)
+        if isinstance(body, bytes | bytearray | memoryview) and not any(
+            n == b"content-length" for n, _ in fields
+        ):
+            fields.append((b"content-length", str(len(body)).encode()))
+        if self.h3.peer_settings is None and field_section_size(fields) > UNKNOWN_LIMIT_SECTION:
+            await self.h3.wait_peer_settings()
         stream = await self.connection.open_stream()
         sid = stream.stream_id
         try:
             self.h3.check_new_request(sid)
-            fields: RawHeaders = [
-                (b":method", method.encode("ascii")),
-                (b":scheme", b"https"),
-                (b":authority", _ascii_or_idna(self.authority)),
-                (b":path", path.encode("latin-1")),
-            ]
-            fields += to_raw(headers)
-            if isinstance(body, bytes | bytearray | memoryview) and not any(
-                n == b"content-length" for n, _ in fields
-            ):
-                fields.append((b"content-length", str(len(body)).encode()))
             writer = MessageWriter(self.h3, stream)
             end_now = body is None and trailers is None
-            await writer.send_headers(fields, end=end_now)
+            try:
+                await writer.send_headers(fields, end=end_now)
+            except H3Error as exc:
+                if not (exc.by_peer and exc.code == H3ErrorCode.H3_NO_ERROR):
+                    raise
+                # The server answered already and stopped reading (e.g. 431, RFC 9114 §4.1): read it.
+                body, trailers, end_now = None, None, True
         except H3Error:
             with contextlib.suppress(StreamError, ConnectionClosed):
                 stream.reset(H3ErrorCode.H3_REQUEST_CANCELLED)
@@ -168,6 +186,83 @@ class H3Client:
         else:
             await writer.end()
 
+    async def open_tunnel(
+        self,
+        path: str | None = "/",
+        *,
+        protocol: str | None = None,
+        authority: str | None = None,
+        headers: HeadersArg = None,
+    ) -> Tunnel:
+        """Send a CONNECT request and return the tunnel once the server accepts it (2xx).
+
+        With ``protocol``, an extended CONNECT (RFC 9220): ``:protocol``, ``:scheme`` https, ``:path``
+        ``path`` and ``:authority`` (this connection's unless ``authority`` is given); the server must
+        have sent SETTINGS_ENABLE_CONNECT_PROTOCOL=1 first (we wait for its SETTINGS). Without it, a
+        plain CONNECT (RFC 9114 §4.4) to ``authority`` ("host:port"), ``path`` ignored.
+
+        Raises:
+            NotNegotiated: extended CONNECT, and the server did not enable it.
+            TunnelRefused: the server answered with a non-2xx status (``status``, ``headers``, ``body``).
+            H3Error: the server reset the stream (``by_peer``), a malformed response, H3_REQUEST_REJECTED
+                after GOAWAY, or headers larger than the server accepts (:class:`HeadersTooLarge`).
+            ConnectionClosed: the connection ended.
+        """
+        if protocol is not None:
+            await self.h3.wait_peer_settings()
+            if not self.h3.peer_enables(Setting.ENABLE_CONNECT_PROTOCOL):
+                raise NotNegotiated(
+                    Setting.ENABLE_CONNECT_PROTOCOL,
+                    "the server did not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL)",
+                )
+            fields: RawHeaders = [
+                (b":method", b"CONNECT"),
+                (b":protocol", protocol.encode("ascii")),
+                (b":scheme", b"https"),
+                (b":authority", _ascii_or_idna(authority or self.authority)),
+                (b":path", (path or "/").encode("latin-1")),
+            ]
+        else:
+            if not authority:
+                raise ValueError("a plain CONNECT needs authority='host:port'")
+            fields = [(b":method", b"CONNECT"), (b":authority", _ascii_or_idna(authority))]
+        fields += to_raw(headers)
+        if self.h3.error is not None:
+            raise self.h3.error
+        stream = await self.connection.open_stream()
+        sid = stream.stream_id
+        datagrams = self.h3.datagrams.bind(sid)  # before the request: the server may answer with some
+        reader = MessageReader(self.h3, stream, "response")
+        try:
+            self.h3.check_new_request(sid)
+            writer = MessageWriter(self.h3, stream)
+            await writer.send_headers(fields)
+            await reader.read_headers()
+            status = int(reader.pseudo[b":status"])
+            if not 200 <= status < 300:
+                body = bytearray()
+                with contextlib.suppress(H3Error, StreamError):
+                    while len(body) < MAX_REFUSAL_BODY and (chunk := await reader.read_data()):
+                        body += chunk
+                raise TunnelRefused(status, reader.headers or [], bytes(body[:MAX_REFUSAL_BODY]))
+        except BaseException as exc:
+            self.h3.datagrams.release(sid)
+            by_peer = isinstance(exc, H3Error) and exc.by_peer
+            if not by_peer:
+                with contextlib.suppress(StreamError, ConnectionClosed):
+                    stream.reset(H3ErrorCode.H3_REQUEST_CANCELLED)
+                    stream.stop_sending(H3ErrorCode.H3_REQUEST_CANCELLED)
+            raise
+        return Tunnel(
+            self.h3,
+            reader,
+            writer,
+            datagrams,
+            protocol=protocol,
+            status=status,
+            headers=Headers(reader.headers or []),
+        )
+
     async def get(self, path: str, *, headers: HeadersArg = None) -> Response:
         """``request("GET", path)``."""
         return await self.request("GET", path, headers=headers)
@@ -193,9 +288,13 @@ def _retrieve(task: asyncio.Task[None]) -> None:
         task.exception()  # reported through Response; never "exception was never retrieved"
 
 
-def h3_config(config: Config | None) -> Config:
-    """``config`` with ALPN "h3" (the only protocol an HTTP/3 endpoint offers)."""
-    return dataclasses.replace(config or Config(), alpn=[H3_ALPN])
+def h3_config(config: Config | None, settings: H3Settings | None = None) -> Config:
+    """``config`` with ALPN "h3" (the only protocol an HTTP/3 endpoint offers), and QUIC datagrams
+    (RFC 9221) on when ``settings`` asks for HTTP Datagrams (RFC 9297 §2.1.1 needs them)."""
+    config = dataclasses.replace(config or Config(), alpn=[H3_ALPN])
+    if settings is not None and settings.datagrams and not config.datagrams:
+        config = dataclasses.replace(config, datagrams=True)
+    return config
 
 
 def _ascii_or_idna(name: str) -> bytes:
@@ -220,7 +319,7 @@ async def start_client(
 
 
 async def _open(host: str, port: int, config: Config | None, settings: H3Settings | None) -> H3Client:
-    conn = await rudp.connect(host, port, config=h3_config(config))
+    conn = await rudp.connect(host, port, config=h3_config(config, settings))
     try:
         return await start_client(conn, host, port, settings)
     except BaseException:
@@ -263,4 +362,4 @@ def connect(
     return Connect(host, port, config, settings)
 
 
-__all__ = ["Connect", "H3Client", "Response", "connect", "h3_config", "start_client"]
+__all__ = ["UNKNOWN_LIMIT_SECTION", "Connect", "H3Client", "Response", "connect", "h3_config", "start_client"]

@@ -23,7 +23,8 @@ from rudp.aio.connection import Connection
 from rudp.aio.stream import Stream
 from rudp.codec.varint import encode_varint
 from rudp.errors import ConnectionClosed, StreamError, StreamReset, StreamStopped
-from rudp.h3.errors import H3Error, H3ErrorCode
+from rudp.h3.datagrams import DatagramRouter
+from rudp.h3.errors import H3Error, H3ErrorCode, HeadersTooLarge
 from rudp.h3.frames import (
     HTTP2_ONLY_FRAME_TYPES,
     FrameReader,
@@ -62,11 +63,20 @@ class H3Settings:
         qpack_blocked_streams: request streams that may wait for QPACK encoder instructions.
         max_field_section_size: the largest header (or trailer) section we accept, as RFC 9114 §4.2.2
             measures it; larger ones are refused (431 by a server, H3_EXCESSIVE_LOAD by a client).
+
+        enable_connect_protocol: announce SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 9220 §3): a server
+            accepts extended CONNECT requests (``:protocol``). ``serve_asgi(connect_handler=...)`` turns
+            it on; without it a request carrying ``:protocol`` is malformed (H3_MESSAGE_ERROR).
+        datagrams: announce SETTINGS_H3_DATAGRAM=1 (RFC 9297 §2.1.1) when QUIC datagrams (RFC 9221)
+            are enabled on both sides; :func:`rudp.h3.connect` and ``serve_asgi`` then switch
+            ``Config.datagrams`` on.
     """
 
     qpack_max_table_capacity: int = 4096
     qpack_blocked_streams: int = 16
     max_field_section_size: int = 64 * 1024
+    enable_connect_protocol: bool = False
+    datagrams: bool = False
 
 
 class H3Connection:
@@ -92,6 +102,8 @@ class H3Connection:
             self.settings.qpack_max_table_capacity, self.settings.qpack_blocked_streams
         )
         self._encoder = pylsqpack.Encoder()
+        self.datagrams = DatagramRouter(conn)
+        """HTTP Datagrams (RFC 9297) of this connection."""
         self.peer_settings: dict[int, int] | None = None
         self.peer_settings_received = asyncio.Event()
         self._control: Stream | None = None
@@ -131,6 +143,15 @@ class H3Connection:
             Setting.MAX_FIELD_SECTION_SIZE: s.max_field_section_size,
             grease_value(7): 0x2A,  # a reserved setting, which peers must ignore (RFC 9114 §7.2.4.1)
         }
+        if s.enable_connect_protocol:
+            settings[Setting.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 9220 §3
+        if s.datagrams and self.conn.datagrams_enabled:
+            # RFC 9297 §2.1.1: only with the QUIC DATAGRAM extension, which both sides enabled.
+            settings[Setting.H3_DATAGRAM] = 1
+            self.datagrams.local_enabled = True
+            self._spawn(self._read_datagrams())
+        elif s.datagrams:
+            self.datagrams.off_reason = "QUIC datagrams (RFC 9221, Config.datagrams) are not on at both ends"
         # SETTINGS first (RFC 9114 §6.2.1), then a reserved frame type peers must skip (§7.2.8).
         self._control.write(
             encode_varint(StreamType.CONTROL)
@@ -142,6 +163,36 @@ class H3Connection:
         self._decoder_stream = await self.conn.open_uni_stream()
         self._decoder_stream.write(encode_varint(StreamType.QPACK_DECODER))
         self._accept_task = asyncio.create_task(self._accept_loop())
+
+    async def wait_peer_settings(self) -> dict[int, int]:
+        """The peer's SETTINGS, once they have arrived.
+
+        Raises:
+            ConnectionClosed: the connection closed first.
+        """
+        if self.peer_settings is None:
+            settings = asyncio.ensure_future(self.peer_settings_received.wait())
+            closed = asyncio.ensure_future(self.closed.wait())
+            try:
+                await asyncio.wait({settings, closed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                settings.cancel()
+                closed.cancel()
+        if self.peer_settings is None:
+            raise self.conn.close_error or ConnectionClosed()
+        return self.peer_settings
+
+    def peer_enables(self, setting: int) -> bool:
+        """True when the peer's SETTINGS carry ``setting`` with the value 1 (False before they arrive)."""
+        return self.peer_settings is not None and self.peer_settings.get(setting) == 1
+
+    async def _read_datagrams(self) -> None:
+        try:
+            await self.datagrams.run()
+        except H3Error as exc:
+            self.fail(exc)
+        except ConnectionClosed:
+            pass
 
     async def wait_closed(self) -> None:
         """Wait until the QUIC connection has ended and every task of this object finished."""
@@ -201,8 +252,7 @@ class H3Connection:
             if stream.readable:
                 stream.stop_sending(error.code)
         if error.stream_id is not None:
-            with contextlib.suppress(pylsqpack.DecoderStreamError, ValueError):
-                self._write_decoder(self._decoder.cancel_stream(error.stream_id))
+            self.cancel_header_block(error.stream_id)
 
     # ------------------------------------------------------------------ QPACK
 
@@ -216,17 +266,13 @@ class H3Connection:
         """A HEADERS frame carrying ``headers`` (QPACK encoder instructions go on our encoder stream).
 
         Raises:
-            H3Error: H3_EXCESSIVE_LOAD (raised here, nothing sent) when the section exceeds the peer's
-                MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2).
+            HeadersTooLarge: H3_EXCESSIVE_LOAD (raised here, nothing sent) when the section exceeds
+                the peer's MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2).
         """
         limit = self.peer_max_field_section_size()
         size = field_section_size(headers)
         if limit is not None and size > limit:
-            raise H3Error(
-                H3ErrorCode.H3_EXCESSIVE_LOAD,
-                f"a header section of {size} bytes exceeds the peer's MAX_FIELD_SECTION_SIZE of {limit}",
-                stream_id=stream_id,
-            )
+            raise HeadersTooLarge(size, limit, stream_id, ours=False)
         instructions, block = self._encoder.encode(stream_id, headers)
         if instructions and self._encoder_stream is not None:
             self._encoder_stream.write(instructions)
@@ -236,8 +282,9 @@ class H3Connection:
         """Decode a HEADERS payload, waiting for encoder instructions if it refers to them.
 
         Raises:
-            H3Error: QPACK_DECOMPRESSION_FAILED (connection error, RFC 9204 §6); H3_EXCESSIVE_LOAD
-                (stream error) for a section larger than our MAX_FIELD_SECTION_SIZE.
+            H3Error: QPACK_DECOMPRESSION_FAILED (connection error, RFC 9204 §6).
+            HeadersTooLarge: a section larger than our MAX_FIELD_SECTION_SIZE (a stream error; a
+                server answers a request's with 431).
             ConnectionClosed: the connection closed while the section was blocked.
         """
         try:
@@ -258,12 +305,14 @@ class H3Connection:
         self._write_decoder(instructions)
         size = field_section_size(headers)
         if size > self.settings.max_field_section_size:
-            raise H3Error(
-                _E.H3_EXCESSIVE_LOAD,
-                f"a header section of {size} bytes exceeds our MAX_FIELD_SECTION_SIZE",
-                stream_id=stream_id,
-            )
+            raise HeadersTooLarge(size, self.settings.max_field_section_size, stream_id, ours=True)
         return list(headers)
+
+    def cancel_header_block(self, stream_id: int) -> None:
+        """Tell the peer's QPACK encoder we will not decode the rest of ``stream_id``'s field sections
+        (Stream Cancellation, RFC 9204 §4.4.2)."""
+        with contextlib.suppress(pylsqpack.DecoderStreamError, ValueError):
+            self._write_decoder(self._decoder.cancel_stream(stream_id))
 
     def _write_decoder(self, data: bytes) -> None:
         if data and self._decoder_stream is not None:
@@ -324,6 +373,7 @@ class H3Connection:
                 waiter.set_exception(error)
         for task in list(self._tasks):
             task.cancel()
+        self.datagrams.close_all(error)
         self._idle.set()
         self.closed.set()
 
@@ -338,9 +388,11 @@ class H3Connection:
             self.fail_stream(stream, H3Error(_E.H3_REQUEST_REJECTED, stream_id=sid))
             return
         self.request_started()
+        self.datagrams.stream_seen(sid)
         try:
             await self._request_handler(stream)
         finally:
+            self.datagrams.release(sid)
             self.request_finished()
 
     async def _read_uni_stream(self, stream: Stream) -> None:
@@ -416,6 +468,10 @@ class H3Connection:
         for key in (Setting.ENABLE_CONNECT_PROTOCOL, Setting.H3_DATAGRAM):
             if settings.get(key, 0) > 1:
                 raise H3Error(_E.H3_SETTINGS_ERROR, f"setting {key.name} must be 0 or 1")
+        if settings.get(Setting.H3_DATAGRAM) == 1 and not self.conn.peer_accepts_datagrams:
+            # RFC 9297 §2.1.1: H3 datagrams without the QUIC DATAGRAM extension's transport parameter.
+            raise H3Error(_E.H3_SETTINGS_ERROR, "SETTINGS_H3_DATAGRAM without max_datagram_frame_size")
+        self.datagrams.peer_enabled = settings.get(Setting.H3_DATAGRAM) == 1
         self.peer_settings = settings
         try:
             instructions = self._encoder.apply_settings(

@@ -32,6 +32,8 @@ class H3ErrorCode(IntEnum):
     H3_MESSAGE_ERROR = 0x010E
     H3_CONNECT_ERROR = 0x010F
     H3_VERSION_FALLBACK = 0x0110
+    H3_DATAGRAM_ERROR = 0x33
+    """RFC 9297 §2.1: a malformed HTTP/3 Datagram, or one on a request without datagram semantics."""
     QPACK_DECOMPRESSION_FAILED = 0x0200
     QPACK_ENCODER_STREAM_ERROR = 0x0201
     QPACK_DECODER_STREAM_ERROR = 0x0202
@@ -73,4 +75,50 @@ class H3Error(RudpError):
         return self.stream_id is None
 
 
-__all__ = ["H3Error", "H3ErrorCode", "error_name"]
+class HeadersTooLarge(H3Error):
+    """A header (or trailer) section larger than a MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2), code
+    H3_EXCESSIVE_LOAD: raised before sending when it exceeds the peer's limit (nothing was sent), or
+    when a received section exceeds ours (a server answers such a request with 431, RFC 9114 §10.5.1).
+    """
+
+    def __init__(self, size: int, limit: int, stream_id: int, *, by_peer: bool = False, ours: bool) -> None:
+        self.size = size
+        self.limit = limit
+        self.undecoded = False
+        """True when the section was refused by its encoded size, before QPACK decoded it."""
+        whose = "our" if ours else "the peer's"
+        super().__init__(
+            H3ErrorCode.H3_EXCESSIVE_LOAD,
+            f"a header section of {size} bytes exceeds {whose} MAX_FIELD_SECTION_SIZE of {limit}",
+            stream_id=stream_id,
+            by_peer=by_peer,
+        )
+
+
+class NotNegotiated(RudpError):
+    """An HTTP/3 extension the peer (or this side) did not enable in SETTINGS, raised before anything
+    is sent: HTTP Datagrams need SETTINGS_H3_DATAGRAM=1 from both (RFC 9297 §2.1.1) and QUIC datagrams
+    (``Config.datagrams``); a client sends extended CONNECT only after the server's
+    SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 9220 §3, RFC 8441 §3).
+
+    Attributes:
+        setting: the SETTINGS identifier that is missing (0x33 or 0x08).
+    """
+
+    def __init__(self, setting: int, reason: str) -> None:
+        self.setting = setting
+        super().__init__(reason)
+
+
+class TunnelRefused(RudpError):
+    """The server answered a CONNECT request with a status other than 2xx (RFC 9110 §9.3.6): no
+    tunnel. ``status`` and ``headers`` are the response's; ``body`` its content (at most 64 KiB)."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        super().__init__(f"the server refused the CONNECT request with status {status}")
+
+
+__all__ = ["H3Error", "H3ErrorCode", "HeadersTooLarge", "NotNegotiated", "TunnelRefused", "error_name"]

@@ -14,7 +14,7 @@ from typing import Final, TypeVar
 from rudp.aio.stream import Stream
 from rudp.errors import ConnectionClosed, StreamError, StreamReset, StreamStopped
 from rudp.h3.connection import H3Connection, stream_error_from
-from rudp.h3.errors import H3Error, H3ErrorCode
+from rudp.h3.errors import H3Error, H3ErrorCode, HeadersTooLarge
 from rudp.h3.frames import HTTP2_ONLY_FRAME_TYPES, FrameReader, FrameType, data_frame_header
 from rudp.h3.messages import RawHeaders, validate
 
@@ -63,6 +63,13 @@ class MessageReader:
         reset or stop becomes its H3Error."""
         try:
             return await read
+        except HeadersTooLarge as exc:
+            if self.kind == "request" and self.headers is None:
+                # A server answers 431 and stops reading (RFC 9114 §4.2.2, §10.5.1): its decision.
+                if exc.undecoded:
+                    self.h3.cancel_header_block(self.stream_id)
+                raise
+            raise self._abort(exc) from None
         except H3Error as exc:
             if exc.by_peer:
                 raise
@@ -91,6 +98,12 @@ class MessageReader:
             if frame_type == FrameType.HEADERS:
                 fields = await self._decode(length)
                 self.pseudo = validate(fields, self.kind, self.stream_id)
+                if b":protocol" in self.pseudo and not self.h3.settings.enable_connect_protocol:
+                    # Without our SETTINGS_ENABLE_CONNECT_PROTOCOL, :protocol is an unknown pseudo-header
+                    # field: the request is malformed (RFC 9220 §3, RFC 9114 §4.1.2).
+                    raise H3Error(
+                        _E.H3_MESSAGE_ERROR, "extended CONNECT is not enabled", stream_id=self.stream_id
+                    )
                 if self.kind == "response" and self.pseudo[b":status"].startswith(b"1"):
                     continue  # an interim response (RFC 9114 §4.1): the final one follows
                 self.headers = [(n, v) for n, v in fields if not n.startswith(b":")]
@@ -124,10 +137,12 @@ class MessageReader:
         # unknown or reserved: skipped (RFC 9114 §9)
 
     async def _decode(self, length: int) -> RawHeaders:
-        if length > self.h3.settings.max_field_section_size:
-            raise H3Error(
-                _E.H3_EXCESSIVE_LOAD, f"a HEADERS frame of {length} bytes", stream_id=self.stream_id
-            )
+        limit = self.h3.settings.max_field_section_size
+        if length > limit:
+            # Even compressed it is larger than the section may be: not read, not decoded.
+            error = HeadersTooLarge(length, limit, self.stream_id, ours=True)
+            error.undecoded = True
+            raise error
         block = await self._frames.read_payload()
         return await self.h3.decode_headers(self.stream_id, block)
 

@@ -107,8 +107,17 @@ def validate(headers: RawHeaders, kind: str, stream_id: int) -> dict[bytes, byte
         method = pseudo.get(b":method")
         if method is None:
             raise _malformed(stream_id, "request without :method")
-        if method == b"CONNECT" and b":protocol" not in pseudo:
-            if b":authority" not in pseudo or b":scheme" in pseudo or b":path" in pseudo:
+        if b":protocol" in pseudo:
+            # Extended CONNECT (RFC 9220 §3, RFC 8441 §4): only on CONNECT, with the full target URI.
+            if method != b"CONNECT":
+                raise _malformed(stream_id, ":protocol on a request other than CONNECT")
+            if not (
+                pseudo[b":protocol"] and all(pseudo.get(k) for k in (b":scheme", b":path", b":authority"))
+            ):
+                raise _malformed(stream_id, "extended CONNECT needs :protocol, :scheme, :path and :authority")
+        elif method == b"CONNECT":
+            # RFC 9114 §4.4: a CONNECT request names only :method and :authority.
+            if not pseudo.get(b":authority") or b":scheme" in pseudo or b":path" in pseudo:
                 raise _malformed(stream_id, "CONNECT needs :authority and no :scheme or :path")
         elif not pseudo.get(b":scheme") or not pseudo.get(b":path"):
             raise _malformed(stream_id, "request without :scheme or :path")

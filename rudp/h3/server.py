@@ -4,12 +4,24 @@
 ASGI ``http`` call (``http_version`` "3"); :meth:`H3Server.shutdown` is the graceful way out (GOAWAY,
 requests in progress finish). :class:`ASGIHandler` is the per-connection handler, usable with
 ``rudp.serve`` directly (the CLI uses it to answer "h3" beside "hq-interop").
+
+The ASGI lifespan protocol runs around the server (``lifespan="auto"``: startup before listening,
+shutdown after the last connection, applications without lifespan support tolerated; a failed
+startup raises :class:`~rudp.h3.lifespan.LifespanError` from ``serve_asgi``), and its ``state`` is
+copied into every request scope. CONNECT requests go to ``connect_handler`` when one is given (it
+receives a :class:`~rudp.h3.tunnel.ConnectRequest`; extended CONNECT, RFC 9220, is then announced),
+to the ASGI application otherwise: an ``http`` scope with method "CONNECT" whose streamed request
+and response bodies are the tunnel (its ``http.response.start`` is sent at once), and, for an
+extended CONNECT (``H3Settings(enable_connect_protocol=True)``), ``scope["extensions"]
+["rudp.h3.connect"] == {"protocol": ...}``. A request whose header section exceeds
+``H3Settings.max_field_section_size`` is answered 431 (RFC 9114 §4.2.2) without reaching the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -21,9 +33,11 @@ from rudp.config import Config
 from rudp.errors import ConnectionClosed, RudpError, StreamError
 from rudp.h3.client import h3_config
 from rudp.h3.connection import H3Connection, H3Settings
-from rudp.h3.errors import H3Error, H3ErrorCode
+from rudp.h3.errors import H3Error, H3ErrorCode, HeadersTooLarge
 from rudp.h3.exchange import MessageReader, MessageWriter
+from rudp.h3.lifespan import Lifespan, LifespanMode
 from rudp.h3.messages import CONNECTION_SPECIFIC, RawHeaders
+from rudp.h3.tunnel import ConnectHandler, serve_connect
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -95,6 +109,10 @@ class _Exchange:
                 for name, value in message.get("headers", [])
                 if bytes(name).lower() not in CONNECTION_SPECIFIC
             ]
+            if self.reader.pseudo.get(b":method") == b"CONNECT":
+                # A tunnel opens with the response's headers (RFC 9114 §4.4): the client waits for
+                # them before it sends, so they cannot wait for a first body chunk.
+                await self._send_headers_once()
         elif kind == "http.response.body":
             if not self.started:
                 raise ASGIError("http.response.body before http.response.start", self.sid)
@@ -135,7 +153,7 @@ class _Exchange:
                 self.stream.stop_sending(H3ErrorCode.H3_NO_ERROR)
 
 
-def _scope(h3: H3Connection, stream: Stream, reader: MessageReader) -> Scope:
+def _scope(h3: H3Connection, reader: MessageReader, state: dict[str, Any]) -> Scope:
     pseudo = reader.pseudo
     target = pseudo.get(b":path", b"")
     raw_path, _, query = target.partition(b"?")
@@ -144,6 +162,11 @@ def _scope(h3: H3Connection, stream: Stream, reader: MessageReader) -> Scope:
     if authority is not None:
         headers.append((b"host", authority))
     headers += [(n, v) for n, v in reader.headers or [] if not (n == b"host" and authority is not None)]
+    extensions: dict[str, Any] = {"http.response.trailers": {}}
+    if b":protocol" in pseudo:
+        # Extended CONNECT (RFC 9220) without a connect_handler: the request and response bodies are
+        # the tunnel; the protocol is named here.
+        extensions["rudp.h3.connect"] = {"protocol": pseudo[b":protocol"].decode("latin-1")}
     conn = h3.conn
     sockname = conn.get_extra_info("sockname")
     return {
@@ -159,17 +182,32 @@ def _scope(h3: H3Connection, stream: Stream, reader: MessageReader) -> Scope:
         "headers": headers,
         "client": tuple(conn.peer_address[:2]),
         "server": tuple(sockname[:2]) if sockname else None,
-        "extensions": {"http.response.trailers": {}},
-        "state": {},
+        "extensions": extensions,
+        "state": dict(state),  # the lifespan's state, a shallow copy per request (ASGI lifespan spec)
     }
 
 
 class ASGIHandler:
-    """A ``rudp.serve`` connection handler speaking HTTP/3 and calling ``app`` for each request."""
+    """A ``rudp.serve`` connection handler speaking HTTP/3 and calling ``app`` for each request.
 
-    def __init__(self, app: ASGIApp, settings: H3Settings | None = None) -> None:
+    ``connect_handler`` receives every CONNECT request (and turns extended CONNECT on in the
+    SETTINGS); ``state`` is the lifespan state copied into each request scope.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: H3Settings | None = None,
+        *,
+        connect_handler: ConnectHandler | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
+        if connect_handler is not None:
+            settings = dataclasses.replace(settings or H3Settings(), enable_connect_protocol=True)
         self.settings = settings
+        self.connect_handler = connect_handler
+        self.state: dict[str, Any] = state if state is not None else {}
         self.connections: set[H3Connection] = set()
         self._shutting_down = asyncio.Event()
         self.requests_served = 0
@@ -214,6 +252,9 @@ class ASGIHandler:
         reader = MessageReader(h3, stream, "request")
         try:
             await reader.read_headers()
+        except HeadersTooLarge as exc:
+            await self._refuse_oversized(h3, stream, exc)
+            return
         except (H3Error, ConnectionClosed, StreamError) as exc:
             _log.debug("request on stream %d refused: %s", stream.stream_id, exc)
             return
@@ -223,9 +264,21 @@ class ASGIHandler:
                 stream.stop_sending(H3ErrorCode.H3_INTERNAL_ERROR)
                 stream.reset(H3ErrorCode.H3_INTERNAL_ERROR)
             return
+        sid = stream.stream_id
+        if reader.pseudo.get(b":method") == b"CONNECT" and self.connect_handler is not None:
+            await serve_connect(h3, reader, self.connect_handler)
+            return
+
+        def abort_on_datagram() -> None:
+            # RFC 9297 §2.1: a datagram on a request without datagram semantics aborts it.
+            h3.fail_stream(
+                stream, H3Error(H3ErrorCode.H3_DATAGRAM_ERROR, "unexpected datagram", stream_id=sid)
+            )
+
+        h3.datagrams.refuse(sid, abort_on_datagram)
         exchange = _Exchange(h3, stream, reader)
         try:
-            await self.app(_scope(h3, stream, reader), exchange.receive, exchange.send)
+            await self.app(_scope(h3, reader, self.state), exchange.receive, exchange.send)
         except (ConnectionClosed, StreamError) as exc:
             _log.debug("request on stream %d abandoned: %s", stream.stream_id, exc)
             return
@@ -250,6 +303,22 @@ class ASGIHandler:
         self.requests_served += 1
 
     @staticmethod
+    async def _refuse_oversized(h3: H3Connection, stream: Stream, error: HeadersTooLarge) -> None:
+        """431 (RFC 9114 §4.2.2, §10.5.1; RFC 6585 §5) and stop reading the request (H3_NO_ERROR,
+        RFC 9114 §4.1); the application never sees it, other requests are not affected."""
+        _log.info("request on stream %d refused with 431: %s", stream.stream_id, error)
+        body = b"Request Header Fields Too Large"
+        writer = MessageWriter(h3, stream)
+        with contextlib.suppress(RudpError):
+            await writer.send_headers(
+                [(b":status", b"431"), (b"content-type", b"text/plain"), (b"content-length", b"31")]
+            )
+            await writer.send_data(body, end=True)
+        with contextlib.suppress(StreamError, ConnectionClosed):
+            if stream.readable:
+                stream.stop_sending(H3ErrorCode.H3_NO_ERROR)
+
+    @staticmethod
     async def _fail_response(exchange: _Exchange) -> None:
         """500 if nothing was sent yet, else abort the stream with H3_INTERNAL_ERROR."""
         if exchange.writer.headers_sent or exchange.complete.is_set():
@@ -266,9 +335,10 @@ class ASGIHandler:
 class H3Server:
     """A running HTTP/3 server (from :func:`serve_asgi`): :attr:`port`, :meth:`shutdown`, :meth:`close`."""
 
-    def __init__(self, server: rudp.Server, handler: ASGIHandler) -> None:
+    def __init__(self, server: rudp.Server, handler: ASGIHandler, lifespan: Lifespan | None = None) -> None:
         self.server = server
         self.handler = handler
+        self.lifespan = lifespan
 
     @property
     def port(self) -> int:
@@ -292,8 +362,11 @@ class H3Server:
         self.server.close()
 
     async def wait_closed(self) -> None:
-        """Wait until the listener and every connection are closed."""
+        """Wait until the listener and every connection are closed, then run the application's
+        lifespan shutdown (once)."""
         await self.server.wait_closed()
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
 
     async def serve_forever(self) -> None:
         """Serve until closed."""
@@ -314,18 +387,32 @@ async def serve_asgi(
     *,
     config: Config,
     settings: H3Settings | None = None,
+    connect_handler: ConnectHandler | None = None,
+    lifespan: LifespanMode = "auto",
 ) -> H3Server:
     """Serve the ASGI application ``app`` over HTTP/3 on ``host``:``port`` (UDP; ALPN "h3").
 
     ``config`` names the certificate and key as for :func:`rudp.serve`; its ALPN list is replaced by
-    "h3".
+    "h3" (and QUIC datagrams are switched on when ``settings.datagrams`` asks for HTTP Datagrams).
+    ``connect_handler(request)`` handles CONNECT requests (:class:`~rudp.h3.tunnel.ConnectRequest`:
+    ``await request.accept()`` gives the :class:`~rudp.h3.tunnel.Tunnel`) and enables extended
+    CONNECT. ``lifespan`` "auto" runs the ASGI lifespan protocol when the application supports it,
+    "on" requires it, "off" skips it; startup completes before the server listens.
 
     Raises:
-        ConfigError, NameResolutionError, NetworkError: as :func:`rudp.serve`.
+        LifespanError: the application's lifespan startup failed (nothing is listening).
+        ConfigError, NameResolutionError, NetworkError: as :func:`rudp.serve` (after the lifespan
+            shutdown of an application that started).
     """
-    handler = ASGIHandler(app, settings)
-    server = await rudp.serve(host, port, handler, config=h3_config(config))
-    return H3Server(server, handler)
+    runner = Lifespan(app, lifespan)
+    await runner.startup()
+    handler = ASGIHandler(app, settings, connect_handler=connect_handler, state=runner.state)
+    try:
+        server = await rudp.serve(host, port, handler, config=h3_config(config, handler.settings))
+    except BaseException:
+        await runner.shutdown()
+        raise
+    return H3Server(server, handler, runner)
 
 
 __all__ = ["ASGIApp", "ASGIError", "ASGIHandler", "H3Server", "serve_asgi"]

@@ -67,6 +67,22 @@ class LocalConnectionIds:
             self._next_sequence += 1
             self.changes.append((True, cid))
 
+    def issue_preferred(self) -> IssuedCid:
+        """(server) The connection ID of the preferred_address transport parameter: sequence number 1
+        (RFC 9000 §5.1.1), delivered by the handshake (so never in a NEW_CONNECTION_ID frame), routed
+        and retired like any other. Issued once, before any other; later calls return it."""
+        entry = self.active.get(1)
+        if entry is not None or self._next_sequence > 1 or self._cid_length == 0:
+            if entry is None:
+                raise ValueError("the preferred address needs connection IDs, issued before any other")
+            return entry
+        cid = self._randbytes(self._cid_length)
+        entry = IssuedCid(1, cid, stateless_reset_token(self._reset_key, cid), sent=True)
+        self.active[1] = entry
+        self._next_sequence = 2
+        self.changes.append((True, cid))
+        return entry
+
     def on_retire(self, frame: RetireConnectionId, packet_dcid: bytes) -> None:
         """The peer retired one of our CIDs (RFC 9000 §19.16).
 
@@ -193,6 +209,30 @@ class PeerConnectionIds:
             raise TransportError(
                 TransportErrorCode.CONNECTION_ID_LIMIT_ERROR, "too many connection IDs", 0x18
             )
+
+    def add_preferred(self, cid: bytes, reset_token: bytes) -> None:
+        """(client) The connection ID of the server's preferred_address: sequence number 1 (RFC 9000
+        §5.1.1), a spare like those of NEW_CONNECTION_ID frames (§9.6.3: usable on any path)."""
+        self.on_new_connection_id(NewConnectionId(1, 0, cid, reset_token))
+
+    def reserve(self, sequence: int) -> PeerCid | None:
+        """Take the spare CID ``sequence`` for a path being probed (RFC 9000 §9.5: a CID is used on one
+        path only), or None if it is not spare (used, retired, or never received)."""
+        return self._spare.pop(sequence, None)
+
+    def use(self, reserved: PeerCid) -> None:
+        """Send with ``reserved`` from now on (the probed path became the current one) and retire the
+        CID used until now."""
+        if reserved.sequence < self._retire_prior_to:
+            # The peer retired it while we probed (RFC 9000 §19.15): retire it and pick a spare.
+            self.release(reserved)
+            return
+        self._retire(self.current.sequence, limited=False)
+        self.current = reserved
+
+    def release(self, reserved: PeerCid) -> None:
+        """Give up ``reserved`` (its path failed validation): it was used there, so retire it."""
+        self._retire(reserved.sequence, limited=False)
 
     def _switch(self) -> None:
         if not self._spare:

@@ -34,6 +34,7 @@ from rudp.quic.handshake import Handshake
 from rudp.quic.liveness import Liveness
 from rudp.quic.pacing import Pacer
 from rudp.quic.paths import Address, PathCongestion, Paths
+from rudp.quic.preferred import Migration
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.receiving import Receiver
 from rudp.quic.recovery import LossRecovery
@@ -110,6 +111,8 @@ class QuicConnection:
             send_buffer_bytes=config.send_buffer_bytes,
         )
         self._control = ControlFrames(emit)
+        self._migration = Migration(config, is_client=is_client)
+        """Preferred address (RFC 9000 §9.6), disable_active_migration, path-change qlog."""
         self._datagram_queue = DatagramQueue()
         self._liveness = Liveness(now)
         self._traffic = TrafficCounters()
@@ -122,6 +125,7 @@ class QuicConnection:
             local_cids=self._local_cids,
             peer_cids=self._peer_cids,
             control=self._control,
+            migration=self._migration,
             emit=emit,
             spaces=spaces,
             paths=paths,
@@ -297,8 +301,7 @@ class QuicConnection:
             ConnectionClosed: the connection is closing or closed.
         """
         self._lifecycle.check_open()
-        peer = self._handshake.peer_params
-        limit = peer.max_datagram_frame_size if self._config.datagrams and peer is not None else None
+        limit = self.peer_max_datagram_frame_size if self._config.datagrams else None
         if limit is None:
             raise DatagramError.not_enabled()
         room = min(limit, self._paths.current.pmtud.current - 64)
@@ -345,6 +348,7 @@ class QuicConnection:
         """
         if not self.can_migrate:
             raise RudpError("migration needs an established client connection with a confirmed handshake")
+        self._migration.check_migrate()  # RFC 9000 §9: disable_active_migration, preferred address
         self._tick(now)
         self._peer_cids.rotate()
         self._paths.revalidate(now, self._recovery.pto())
@@ -410,9 +414,28 @@ class QuicConnection:
         Send them with the ECN codepoint :attr:`ecn_codepoint` reports right after this call.
         """
         self._tick(now)
+        if self._migration.active:
+            self._follow_preferred_address(now)
+        self._migration.log_path_changes(self._paths, self._qlog, now)
         datagrams = self._sender.datagrams_to_send(now)
         self._sync_qlog(now)
         return datagrams
+
+    def _follow_preferred_address(self, now: float) -> None:
+        """RFC 9000 §9.6.1: probe the server's preferred address once the handshake is confirmed, and
+        move there when it validates (a new network path: its own congestion state, §9.4)."""
+        confirmed = self._handshake.confirmed and self._lifecycle.established
+        pto = self._recovery.pto()
+        moved = self._migration.poll(now, self._paths, self._peer_cids, confirmed=confirmed, pto=pto)
+        if moved is not None:
+            self._paths.on_peer_moved(moved, now, pto)
+            current = self._paths.current.congestion
+            self._recovery.switch_path(current.controller, current.rtt)
+
+    @property
+    def migration(self) -> Migration:
+        """The server's preferred address and this connection's move to it (RFC 9000 §9.6)."""
+        return self._migration
 
     @property
     def ecn_codepoint(self) -> int:
@@ -537,6 +560,18 @@ class QuicConnection:
         """The certificate the peer presented (the server's; a client's only with mutual TLS)."""
         tls = self._handshake.tls
         return None if tls is None else tls.peer_certificate
+
+    @property
+    def peer_max_datagram_frame_size(self) -> int | None:
+        """The peer's max_datagram_frame_size transport parameter (RFC 9221 §3): None when it accepts
+        no datagrams or its parameters are not known yet."""
+        peer = self._handshake.peer_params
+        return None if peer is None else peer.max_datagram_frame_size
+
+    @property
+    def datagrams_enabled(self) -> bool:
+        """True when both sides enabled datagrams (``Config.datagrams`` and the peer's parameter)."""
+        return self._config.datagrams and self.peer_max_datagram_frame_size is not None
 
     @property
     def destination_cid(self) -> bytes:

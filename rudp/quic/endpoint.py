@@ -38,6 +38,8 @@ from rudp.tls.config import TlsConfig
 
 MAX_ADDRESS_TOKENS = 256
 """(client) servers whose NEW_TOKEN token a Config keeps; the oldest is forgotten beyond it."""
+MAX_SOURCES = 4
+"""Peer addresses per connection whose local address (where they were last heard) is remembered."""
 
 
 @dataclass(slots=True, eq=False)
@@ -50,6 +52,7 @@ class _Entry:
     deadline: float | None = None
     handshaking: bool = False  # a server connection whose handshake is not complete yet
     address_token: bytes | None = None  # (client) the NEW_TOKEN token last stored in the Config
+    sources: dict[Address, Address] | None = None  # peer address -> our local address it reached
 
 
 def _master_secret(tls_config: TlsConfig | None, randbytes: Callable[[int], bytes]) -> bytes:
@@ -92,6 +95,7 @@ class QuicEndpoint:
         self.connections_accepted = 0
         """Server connections created since the endpoint started."""
         self._stateless: list[tuple[bytes, Address]] = []
+        self._stateless_sources: list[Address | None] = []
         # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
         # O(log n) for n connections, not O(n).
         self._dirty: dict[QuicConnection, None] = {}
@@ -99,6 +103,11 @@ class QuicEndpoint:
         self._timer_seq = itertools.count()
         self.flushed: list[QuicConnection] = []
         """The connections the last :meth:`datagrams_to_send` went through (they may have events)."""
+        self.sources: list[Address | None] | None = None
+        """For the datagrams the last :meth:`datagrams_to_send` returned, the local address each must
+        leave from (one entry per datagram; None: the endpoint's main address), or None when all leave
+        from the main address. An endpoint listening on several addresses (a server's preferred
+        address, RFC 9000 §9.6) answers a peer from where that peer was last heard."""
         self.ecn_codepoint = 0
         """The ECN codepoint for the datagrams the last :meth:`datagrams_to_send` returned: ECT(0) if
         any connection with datagrams in it marks (RFC 9000 §13.4.2; the socket marks per batch, so a
@@ -154,10 +163,14 @@ class QuicEndpoint:
 
     # -- inputs -----------------------------------------------------------------------------------
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> QuicConnection | None:
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, ecn: int = 0, *, local: Address | None = None
+    ) -> QuicConnection | None:
         """Route one datagram; return the new connection if this datagram created one.
 
-        ``ecn`` is the datagram's IP ECN codepoint (RFC 9000 §13.4.1; 0 = Not-ECT).
+        ``ecn`` is the datagram's IP ECN codepoint (RFC 9000 §13.4.1; 0 = Not-ECT). ``local`` is the
+        local address it arrived at when the endpoint listens on more than one (None: the main one);
+        what goes back to ``addr`` leaves from there (:attr:`sources`).
 
         Never raises for bad input, and keeps no state for a datagram that is not routed to a
         connection and does not decrypt as a client's first Initial.
@@ -178,10 +191,11 @@ class QuicEndpoint:
             if conn is not None:
                 conn.receive_datagram(data, addr, now, ecn)
                 self._dirty[conn] = None
+                self._heard_at(conn, addr, local)
             elif len(data) >= MIN_STATELESS_RESET_SIZE + cid_length and self._is_server:
                 reset = self.admission.stateless_reset(data, cid_length, now)
                 if reset is not None:
-                    self._stateless.append((reset, addr))
+                    self._reply(reset, addr, local)
             return None
         try:
             header = parse_header(data, short_dcid_length=cid_length)
@@ -191,6 +205,7 @@ class QuicEndpoint:
         if conn is not None:
             conn.receive_datagram(data, addr, now, ecn)
             self._dirty[conn] = None
+            self._heard_at(conn, addr, local)
             return None
         if not self._is_server:
             return None
@@ -202,28 +217,57 @@ class QuicEndpoint:
                 packet = encode_version_negotiation(
                     header.scid, header.dcid, list(SUPPORTED_VERSIONS), unused
                 )
-                self._stateless.append((packet, addr))
+                self._reply(packet, addr, local)
             return None
         if header.packet_type is not PacketType.INITIAL or len(data) < MIN_INITIAL_DATAGRAM_SIZE:
             return None  # RFC 9000 §14.1: a server drops Initials in datagrams under 1200 bytes
         if len(header.dcid) < 8:
             return None  # RFC 9000 §7.2: a client's first DCID is at least 8 bytes
-        return self._accept(data, header, header.version, addr, now, ecn)
+        return self._accept(data, header, header.version, addr, now, ecn, local)
+
+    def _heard_at(self, conn: QuicConnection, addr: Address, local: Address | None) -> None:
+        """Remember where ``addr`` reached us, so that what goes back leaves from there."""
+        entry = self._entries.get(conn)
+        if entry is None:
+            return
+        sources = entry.sources
+        if local is None:
+            if sources:
+                sources.pop(addr, None)
+            return
+        if sources is None:
+            sources = entry.sources = {}
+        sources.pop(addr, None)
+        sources[addr] = local
+        if len(sources) > MAX_SOURCES:
+            del sources[next(iter(sources))]
+
+    def _reply(self, packet: bytes, addr: Address, local: Address | None) -> None:
+        """Queue a stateless packet to ``addr`` from the local address its trigger reached."""
+        self._stateless.append((packet, addr))
+        self._stateless_sources.append(local)
 
     def _accept(
-        self, data: bytes, header: PacketHeader, version: int, addr: Address, now: float, ecn: int = 0
+        self,
+        data: bytes,
+        header: PacketHeader,
+        version: int,
+        addr: Address,
+        now: float,
+        ecn: int = 0,
+        local: Address | None = None,
     ) -> QuicConnection | None:
         admission = self.admission
         verdict, token = admission.decide(
             data, header, addr, now, handshakes=self._handshakes, connections=len(self._entries)
         )
         if verdict is Verdict.RETRY:
-            self._stateless.append((admission.retry(header, addr, now), addr))
+            self._reply(admission.retry(header, addr, now), addr, local)
             return None
         if verdict is Verdict.REFUSE:
             refusal = admission.refusal(header, now)
             if refusal is not None:
-                self._stateless.append((refusal, addr))
+                self._reply(refusal, addr, local)
             return None
         tls_config = self._tls_config
         if verdict is not Verdict.ACCEPT or tls_config is None:
@@ -247,6 +291,7 @@ class QuicEndpoint:
         self._handshakes += 1
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
         conn.receive_datagram(data, addr, now, ecn)
+        self._heard_at(conn, addr, local)
         return conn
 
     def handle_timer(self, now: float) -> None:
@@ -268,6 +313,10 @@ class QuicEndpoint:
         """Everything to send now: stateless packets, then the datagrams of every connection that
         received, timed out or was given a command since the last call."""
         out, self._stateless = self._stateless, []
+        stateless_sources, self._stateless_sources = self._stateless_sources, []
+        sources: list[Address | None] | None = None
+        if any(source is not None for source in stateless_sources):
+            sources = stateless_sources
         flushed = list(self._dirty)
         self._dirty.clear()
         entries = self._entries
@@ -280,6 +329,8 @@ class QuicEndpoint:
                 self._end_handshake(conn, entry, now)
             datagrams = conn.datagrams_to_send(now)
             if datagrams:
+                if entry.sources or sources is not None:
+                    sources = self._sources_of(entry, datagrams, len(out), sources)
                 out.extend(datagrams)
                 ecn |= conn.ecn_codepoint
             self._update_routes(conn, entry)
@@ -289,7 +340,27 @@ class QuicEndpoint:
                 self._schedule(conn, entry)
         self.flushed = flushed
         self.ecn_codepoint = ecn
+        if sources is not None and len(sources) < len(out):
+            sources.extend([None] * (len(out) - len(sources)))
+        self.sources = sources
         return out
+
+    @staticmethod
+    def _sources_of(
+        entry: _Entry,
+        datagrams: list[tuple[bytes, Address]],
+        before: int,
+        sources: list[Address | None] | None,
+    ) -> list[Address | None]:
+        """``sources`` (made if None) extended up to ``before`` and then with the source of each of
+        ``datagrams``: where its destination was last heard."""
+        if sources is None:
+            sources = []
+        if len(sources) < before:
+            sources.extend([None] * (before - len(sources)))
+        known = entry.sources or {}
+        sources.extend(known.get(dst) for _, dst in datagrams)
+        return sources
 
     def next_timer(self) -> float | None:
         """The earliest timer of any connection."""

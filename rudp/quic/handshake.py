@@ -28,6 +28,7 @@ from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames
 from rudp.quic.events import ConnectionTerminated, Event, HandshakeCompleted
 from rudp.quic.paths import Paths
+from rudp.quic.preferred import Migration
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.sent import PacketSpace
@@ -61,6 +62,7 @@ class Handshake:
         local_cids: LocalConnectionIds,
         peer_cids: PeerConnectionIds,
         control: ControlFrames,
+        migration: Migration,
         lifecycle: Lifecycle,
         qlog: NullQlog,
         emit: Callable[[Event], None],
@@ -76,6 +78,7 @@ class Handshake:
         self._local_cids = local_cids
         self._peer_cids = peer_cids
         self._control = control
+        self._migration = migration
         self._lifecycle = lifecycle
         self._qlog = qlog
         self._emit = emit
@@ -148,6 +151,7 @@ class Handshake:
         if not self.is_client:
             changes["original_destination_connection_id"] = self.original_dcid
             changes["stateless_reset_token"] = self._local_cids.active[0].reset_token
+            changes["preferred_address"] = self._migration.advertise(self._local_cids)  # RFC 9000 §9.6
             if self.retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self.retry_source_cid
         self.local_params = replace(self.local_params, **changes)  # type: ignore[arg-type]
@@ -189,6 +193,7 @@ class Handshake:
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)
         self._peer_cids.set_reset_token(params.stateless_reset_token)
+        self._migration.on_peer_parameters(params, self._peer_cids, self._paths.current.address)  # §9.6
         self._paths.limit_datagram_size(params.max_udp_payload_size)
 
     def _authenticate_cids(self, params: TransportParameters) -> None:

@@ -68,7 +68,9 @@ class Path:
         "challenge_retry_at",
         "challenges",
         "congestion",
+        "dcid",
         "ecn",
+        "limited",
         "pmtud",
         "received_bytes",
         "responses",
@@ -85,8 +87,15 @@ class Path:
         pmtud: PmtuDiscovery,
         congestion: PathCongestion,
         ecn: bool = False,
+        dcid: bytes | None = None,
+        limited: bool = True,
     ) -> None:
         self.address = address
+        self.dcid = dcid
+        """The peer CID reserved for this path while we probe it (RFC 9000 §9.5), None: the current one."""
+        self.limited = limited
+        """The anti-amplification limit applies (RFC 9000 §8.1: to addresses the peer showed us, not
+        to a server address we chose to probe, such as its preferred address)."""
         self.validated = validated
         """True once the peer proved it receives at this address (RFC 9000 §8)."""
         self.received_bytes = 0
@@ -115,7 +124,7 @@ class Path:
 
     def datagram_allowance(self) -> int | None:
         """Bytes that may still be sent to this address, or None when it is validated (no limit)."""
-        if self.validated:
+        if self.validated or not self.limited:
             return None
         return max(0, AMPLIFICATION_FACTOR * self.received_bytes - self.sent_bytes)
 
@@ -298,6 +307,24 @@ class Paths:
                     break
             else:
                 return
+
+    def add_probe(self, address: Address, now: float, pto: float, *, dcid: bytes) -> Path:
+        """(client) Start validating a server address we chose (its preferred address, RFC 9000
+        §9.6.1) with the peer CID ``dcid``; the current path stays in use meanwhile. A new address is a
+        new network path: its own PMTU search, congestion controller and RTT estimator (§9.4)."""
+        path = Path(
+            address,
+            validated=False,
+            pmtud=self._new_pmtud(),
+            congestion=self._new_congestion(),
+            ecn=self._ecn,
+            dcid=dcid,
+            limited=False,
+        )
+        self._paths[address] = path
+        self._bound()
+        path.start_validation(now, pto)
+        return path
 
     def on_peer_moved(self, path: Path, now: float, pto: float) -> None:
         """The peer's highest-numbered non-probing packet came on ``path`` (RFC 9000 §9.3): send there

@@ -83,6 +83,8 @@ PACKET_LOST = "recovery:packet_lost"
 CONGESTION_STATE_UPDATED = "recovery:congestion_state_updated"
 CONNECTION_STATE_UPDATED = "connectivity:connection_state_updated"
 ECN_STATE_UPDATED = "recovery:ecn_state_updated"
+MIGRATION_STATE_UPDATED = "quic:migration_state_updated"
+"""No qvis name exists for it: written under its draft 13 name (RFC 9000 §9 path changes)."""
 CURRENT_DRAFT_NAMES = {
     PARAMETERS_SET: "quic:parameters_set",
     PACKET_SENT: "quic:packet_sent",
@@ -93,6 +95,7 @@ CURRENT_DRAFT_NAMES = {
     CONGESTION_STATE_UPDATED: "quic:congestion_state_updated",
     CONNECTION_STATE_UPDATED: "quic:connection_state_updated",
     ECN_STATE_UPDATED: "quic:ecn_state_updated",
+    MIGRATION_STATE_UPDATED: MIGRATION_STATE_UPDATED,
 }
 """The name each event we write has in QUIC events draft 13 (same data; see the module docstring)."""
 
@@ -310,6 +313,10 @@ class NullQlog:
 
     def ecn_state_updated(self, state: str, reason: str, now: float) -> None:
         """The current path's ECN validation state changed (RFC 9000 Appendix A.4)."""
+
+    def migration_state_updated(self, new: str, remote: tuple[str, int] | None, now: float) -> None:
+        """A path change or a step of the client's move to the preferred address (qlog
+        MigrationState: probing_started, migration_complete...), toward ``remote``."""
 
     def observe(self, congestion: CongestionController) -> CongestionController:
         """The controller loss recovery should drive (a logging proxy, or ``congestion`` itself)."""

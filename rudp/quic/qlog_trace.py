@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
@@ -23,6 +23,7 @@ from rudp.quic.qlog import (
     CONNECTION_STATE_UPDATED,
     ECN_STATE_UPDATED,
     METRICS_UPDATED,
+    MIGRATION_STATE_UPDATED,
     PACKET_LOST,
     PACKET_RECEIVED,
     PACKET_SENT,
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
     from rudp.codec.transport_params import TransportParameters
     from rudp.config import Config
     from rudp.crypto.protection import PacketProtection
-    from rudp.quic.congestion.base import CongestionController
+    from rudp.quic.congestion.base import CongestionController, RateSampleConsumer
+    from rudp.quic.congestion.delivery_rate import RateSample
     from rudp.quic.pacing import Pacer
     from rudp.quic.recovery import LossRecovery
     from rudp.quic.rtt import RttEstimator
@@ -117,6 +119,7 @@ class LoggedController:
         self.inner = inner
         self.trace = trace
         self._recovery_start_at: float | None = None
+        self.uses_rate_samples: bool = getattr(inner, "uses_rate_samples", False)
 
     @property
     def congestion_window(self) -> int:
@@ -158,6 +161,11 @@ class LoggedController:
     def on_path_change(self, now: float) -> None:
         """Forwarded."""
         self.inner.on_path_change(now)
+
+    def on_rate_sample(self, sample: RateSample, now: float) -> None:
+        """Forwarded to a controller that consumes rate samples (BBR names its own states)."""
+        cast("RateSampleConsumer", self.inner).on_rate_sample(sample, now)
+        self.trace.congestion_state(now, self._state(), None)
 
     def can_send(self, bytes_in_flight: int) -> bool:
         """Forwarded."""
@@ -285,6 +293,14 @@ class QlogTrace(NullQlog):
         if reason:
             data["reason"] = reason
         self._event(now, ECN_STATE_UPDATED, data)
+
+    def migration_state_updated(self, new: str, remote: tuple[str, int] | None, now: float) -> None:
+        """``quic:migration_state_updated`` with the remote half of the tuple (TupleEndpointInfo)."""
+        data: dict[str, Any] = {"new": new}
+        if remote is not None:
+            family = "v6" if ":" in remote[0] else "v4"
+            data["tuple_remote"] = {f"ip_{family}": remote[0], f"port_{family}": remote[1]}
+        self._event(now, MIGRATION_STATE_UPDATED, data)
 
     def packet_lost(self, packet: SentPacket, now: float) -> None:
         """``recovery:packet_lost``."""

@@ -11,12 +11,13 @@ space's state. It does not own the window arithmetic (:mod:`rudp.quic.congestion
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from rudp.codec.codes import FrameType
 from rudp.codec.frames import Ack
 from rudp.errors import TransportError, TransportErrorCode
-from rudp.quic.congestion.base import CongestionController
+from rudp.quic.congestion.base import CongestionController, RateSampleConsumer
+from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 
@@ -115,6 +116,8 @@ class LossRecovery:
         self._total_ptos = 0
         self._persistent_congestions = 0
         self._ce_events = 0
+        # Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why).
+        self._rates = _rate_estimator(congestion)
 
     # -- state from the connection ------------------------------------------------------------------------
 
@@ -173,6 +176,8 @@ class LossRecovery:
             self._has_handshake_keys = True
         if packet.in_flight:
             self.bytes_in_flight += packet.size_bytes
+            if self._rates is not None:
+                self._rates.on_packet_sent(packet, self.bytes_in_flight, packet.sent_at)
         self._packets_sent += 1
         self._bytes_sent += packet.size_bytes
         self._timer_base_at = packet.sent_at
@@ -219,9 +224,12 @@ class LossRecovery:
             and any(packet.ack_eliciting for packet in acked)
         ):
             self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
+        rates = self._rates
         for packet in acked:
             if packet.in_flight and not packet.off_path:
                 self.bytes_in_flight -= packet.size_bytes
+                if rates is not None:
+                    rates.on_packet_acked(packet, now)
         self._packets_acked += len(acked)
         lost = self._detect_lost(state, now)
         if lost:
@@ -232,6 +240,7 @@ class LossRecovery:
         on_path = [packet for packet in acked if not packet.off_path]
         if on_path:
             self.congestion.on_packets_acked(on_path, now, self.rtt)
+        self._deliver_rate_sample(now)
         if self._peer_validated:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
             # server validated its address (it may be blocked by the anti-amplification limit).
@@ -249,6 +258,21 @@ class LossRecovery:
         if count > 0:
             self._ce_events += count
             self.congestion.on_ecn_ce(count, now)
+
+    def on_app_limited(self) -> None:
+        """The connection has nothing more to send now: if the window is not full, the sending rate is
+        the application's, not the path's (draft-ietf-ccwg-bbr "Delivery Rate Samples"; the samples of
+        the flight now in flight are marked application-limited)."""
+        rates = self._rates
+        if rates is not None and self.bytes_in_flight < self.congestion.congestion_window:
+            rates.on_app_limited(self.bytes_in_flight)
+
+    def _deliver_rate_sample(self, now: float) -> None:
+        rates = self._rates
+        if rates is not None:
+            sample = rates.take_sample(now, self.rtt.min_rtt, self.bytes_in_flight)
+            if sample is not None:
+                cast(RateSampleConsumer, self.congestion).on_rate_sample(sample, now)
 
     @property
     def ce_count(self) -> int:
@@ -292,6 +316,10 @@ class LossRecovery:
             return
         self._packets_lost += len(lost)
         self._bytes_lost += sum(packet.size_bytes for packet in lost)
+        if self._rates is not None:
+            for packet in lost:
+                if packet.in_flight:
+                    self._rates.on_packet_lost(packet)
         self.congestion.on_packets_lost(lost, now)
         if self._in_persistent_congestion(state, lost):
             self._persistent_congestions += 1
@@ -400,6 +428,7 @@ class LossRecovery:
             if lost:
                 self._on_packets_lost(state, lost, now)
                 state.trim_acked()
+                self._deliver_rate_sample(now)
             self._timer_base_at = now
             return None
         deadline, space = self._pto_time_and_space()
@@ -482,6 +511,9 @@ class LossRecovery:
         self.on_path_change()
         self.congestion = congestion
         self.rtt = rtt
+        # The new path's delivery rate is measured from its own packets (draft-cheng-iccrg-delivery-
+        # rate-estimation), like its window and RTT.
+        self._rates = _rate_estimator(congestion)
 
     def on_path_change(self) -> None:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old
@@ -519,3 +551,8 @@ class LossRecovery:
             congestion_window=self.congestion.congestion_window,
             bytes_in_flight=self.bytes_in_flight,
         )
+
+
+def _rate_estimator(congestion: CongestionController) -> DeliveryRateEstimator | None:
+    """Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why)."""
+    return DeliveryRateEstimator() if getattr(congestion, "uses_rate_samples", False) else None

@@ -161,6 +161,8 @@ class Sender:
             if not datagram:
                 break
             out.append((datagram, current.address))
+        if not self._has_paced_data():
+            self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
     def next_deadline(self) -> float | None:
@@ -215,7 +217,7 @@ class Sender:
         if size < MIN_SENDABLE_BYTES:
             return b""
         builder = self._qlog.builder(size, now)
-        if not self._start_packet(builder, _APP):
+        if not self._start_packet(builder, _APP, dcid=path.dcid):
             return b""
         self._paths.write_path_frames(path, builder)
         if not self._end_packet(builder, _APP):
@@ -426,8 +428,11 @@ class Sender:
 
     # -- packets --------------------------------------------------------------------------------------
 
-    def _start_packet(self, builder: DatagramBuilder, level: EncryptionLevel) -> bool:
-        """Open a packet of ``level`` in ``builder`` with the next packet number of its space."""
+    def _start_packet(
+        self, builder: DatagramBuilder, level: EncryptionLevel, *, dcid: bytes | None = None
+    ) -> bool:
+        """Open a packet of ``level`` in ``builder`` with the next packet number of its space (a 1-RTT
+        packet to ``dcid`` when given: a probed path's own CID, RFC 9000 §9.5)."""
         protection: PacketProtection | None = self._spaces.write_keys(level)
         state = self._spaces.get(SPACE_OF_LEVEL[level])
         if protection is None or state is None:
@@ -436,7 +441,7 @@ class Sender:
             space=state.id,
             protection=protection,
             first_byte=self._first_byte(level),
-            prefix=self._header_prefix(level),
+            prefix=self._header_prefix(level) if dcid is None else dcid,
             is_long=level != _APP,
             packet_number=state.next_pn,
             largest_acked=self._recovery.largest_acked(state.id),

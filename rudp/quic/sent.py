@@ -58,6 +58,20 @@ class SentPacket:
     no longer counts in the current path's bytes in flight, congestion control or RTT (RFC 9000 §9.4)."""
     ect0: bool = False
     """Sent with the ECT(0) codepoint (RFC 9000 §13.4.2: the ACK_ECN counts are validated against these)."""
+    # Delivery-rate sampling state at send time (draft-ietf-ccwg-bbr "Delivery Rate Samples"), filled
+    # in by rudp.quic.congestion.delivery_rate only when the controller consumes rate samples.
+    delivered: int = 0
+    """C.delivered (bytes acknowledged so far) when this packet was sent."""
+    delivered_at: float = 0.0
+    """C.delivered_time when this packet was sent."""
+    first_sent_at: float = 0.0
+    """C.first_send_time when this packet was sent (start of its flight's send interval)."""
+    is_app_limited: bool = False
+    """Sent during an application-limited period."""
+    tx_in_flight: int = 0
+    """Bytes in flight when this packet was sent, itself included."""
+    lost_at_send: int = 0
+    """C.lost (bytes declared lost so far) when this packet was sent."""
 
 
 class SentPackets:

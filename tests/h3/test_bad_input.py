@@ -78,6 +78,17 @@ RAW_CASES: list[tuple[str, bytes, bool, bool, int]] = [
     ),
     ("control stream closed", CONTROL + SETTINGS, True, True, E.H3_CLOSED_CRITICAL_STREAM),
     ("two control streams", CONTROL + SETTINGS, True, False, E.H3_STREAM_CREATION_ERROR),
+    # RFC 9297 §2.1.1: H3_DATAGRAM=1 without the max_datagram_frame_size transport parameter (this raw
+    # client's QUIC has datagrams off), and a value other than 0 or 1; RFC 9220 §3 likewise for 0x08.
+    (
+        "H3_DATAGRAM without QUIC datagrams",
+        CONTROL + encode_settings({0x33: 1}),
+        True,
+        False,
+        E.H3_SETTINGS_ERROR,
+    ),
+    ("H3_DATAGRAM of 2", CONTROL + encode_settings({0x33: 2}), True, False, E.H3_SETTINGS_ERROR),
+    ("ENABLE_CONNECT_PROTOCOL of 2", CONTROL + encode_settings({0x08: 2}), True, False, E.H3_SETTINGS_ERROR),
     ("push stream from a client", encode_varint(0x01) + b"\x00", True, False, E.H3_STREAM_CREATION_ERROR),
     (
         "bad QPACK encoder instruction",

@@ -12,7 +12,7 @@ import pytest
 
 import rudp
 import rudp.h3
-from rudp.h3 import H3Error, H3ErrorCode, H3Settings
+from rudp.h3 import H3Error, H3ErrorCode, H3Settings, HeadersTooLarge
 
 from .conftest import TestApp, pattern
 
@@ -113,25 +113,50 @@ async def test_application_error_gives_500(h3_server: Callable[..., Any], client
 async def test_header_section_limit_both_ways(
     h3_server: Callable[..., Any], client_config: rudp.Config
 ) -> None:
-    async with h3_server(TestApp(), settings=H3Settings(max_field_section_size=2000)) as server:
+    app = TestApp()
+    async with h3_server(app, settings=H3Settings(max_field_section_size=2000)) as server:
         async with rudp.h3.connect("127.0.0.1", server.port, config=client_config) as client:
-            await client.h3.peer_settings_received.wait()
+            settings = await client.h3.wait_peer_settings()
+            assert settings[0x06] == 2000  # SETTINGS_MAX_FIELD_SECTION_SIZE advertised (RFC 9114 §7.2.4.1)
             # Our client knows the server's limit: refused locally, nothing sent.
-            with pytest.raises(H3Error) as refused:
+            with pytest.raises(HeadersTooLarge) as refused:
                 await client.get("/scope", headers={"x-big": "v" * 3000})
             assert refused.value.code == H3ErrorCode.H3_EXCESSIVE_LOAD and not refused.value.by_peer
+            assert refused.value.limit == 2000 and refused.value.size > 3000
             assert (await client.get("/sha256")).status == 200
-        # A client that ignores the limit: the server aborts that stream only.
+            # Before the server's SETTINGS are known, a large section waits for them (then is refused).
+            known = client.h3.peer_settings
+            client.h3.peer_settings = None
+            client.h3.peer_settings_received.clear()
+            waiting = asyncio.create_task(client.get("/scope", headers={"x-big": "v" * 20_000}))
+            await client.connection.ping()
+            assert not waiting.done()
+            client.h3.peer_settings = known
+            client.h3.peer_settings_received.set()
+            with pytest.raises(HeadersTooLarge):
+                await waiting
+        # A client that ignores the limit gets 431 (RFC 9114 §4.2.2) while a concurrent request on
+        # the same connection completes.
         settings = H3Settings(max_field_section_size=1 << 20)
         async with rudp.h3.connect(
             "127.0.0.1", server.port, config=client_config, settings=settings
         ) as client:
-            await client.h3.peer_settings_received.wait()
+            await client.h3.wait_peer_settings()
+            slow = asyncio.create_task(client.get("/slow"))
+            await app.slow_started.wait()
             client.h3.peer_settings = {}  # forget the server's limit
-            with pytest.raises(H3Error) as aborted:
-                await client.get("/scope", headers={"x-big": "v" * 3000})
-            assert aborted.value.code == H3ErrorCode.H3_EXCESSIVE_LOAD and aborted.value.by_peer
-            assert (await client.get("/sha256")).status == 200
+            # One field too large even compressed (refused unread), then 40 copies of one field that
+            # QPACK's dynamic table makes small on the wire but too large once decoded.
+            for headers in ([("x-big", "v" * 3000)], [("x-same", "w" * 60)] * 40):
+                oversized = await client.request("POST", "/sha256", headers=headers, body=pattern(200_000))
+                assert oversized.status == 431
+                assert await oversized.read() == b"Request Header Fields Too Large"
+            app.release.set()
+            response = await slow
+            assert response.status == 200 and await response.read() == b"slow done"
+            posted = await client.post("/sha256", b"after")
+            assert await posted.read() == hashlib.sha256(b"after").hexdigest().encode()
+    assert [scope["path"] for scope in app.scopes].count("/sha256") == 2  # the 431s never reached it
 
 
 async def test_goaway_lets_requests_in_progress_finish(

@@ -139,6 +139,7 @@ FEATURE = {
     "v2": lambda r: all(c["version"] == 0x6B3343CF for c in r),
     "connectionmigration": lambda r: all(c["path_changes"] >= 1 for c in r),
     "http3": lambda r: all(c["alpn"] == "h3" for c in r),
+    "ecn": lambda r: all(c["ecn_state"] == "capable" for c in r),
 }
 
 

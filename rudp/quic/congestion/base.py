@@ -4,6 +4,13 @@ Owns :class:`CongestionController` (the :class:`typing.Protocol` that loss recov
 :class:`BaseCongestionController` (initial/minimum window, a fixed window and neutral hooks). It does
 not own loss detection, bytes-in-flight accounting or pacing timers: :mod:`rudp.quic.recovery` counts
 bytes in flight and passes them to :meth:`CongestionController.can_send`.
+
+Rate-based controllers (BBR) need more than the window hooks: a delivery-rate sample per ACK (how fast
+the path delivered the acknowledged data, whether the application limited it, the losses since each
+packet was sent) and a pacing rate of their own. They opt in with ``uses_rate_samples = True`` and
+:meth:`BaseCongestionController.on_rate_sample` (:class:`RateSampleConsumer`); loss recovery then runs a
+:class:`~rudp.quic.congestion.delivery_rate.DeliveryRateEstimator` for them. The default is off, so
+NewReno, CUBIC and user controllers behave (and cost) exactly as before.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from rudp.quic.congestion.delivery_rate import RateSample
     from rudp.quic.rtt import RttEstimator
     from rudp.quic.sent import SentPacket
 
@@ -90,6 +98,23 @@ class CongestionController(Protocol):
         ...
 
 
+class RateSampleConsumer(CongestionController, Protocol):
+    """A controller that consumes delivery-rate samples (an optional extension of the interface).
+
+    Loss recovery looks for ``uses_rate_samples`` once, when the connection starts; when it is true, it
+    stamps every in-flight packet with the delivery state and calls :meth:`on_rate_sample` once per
+    ACK frame (after :meth:`~CongestionController.on_packets_lost` and
+    :meth:`~CongestionController.on_packets_acked`) and once per loss-detection timeout that
+    declared losses. The connection reports application-limited periods to the estimator.
+    """
+
+    uses_rate_samples: bool
+
+    def on_rate_sample(self, sample: RateSample, now: float) -> None:
+        """One ACK's (or loss timeout's) delivery-rate sample, with the packets it declared lost."""
+        ...
+
+
 class BaseCongestionController:
     """A fixed-window controller: subclass it and override the hooks you need.
 
@@ -97,6 +122,9 @@ class BaseCongestionController:
     changes :attr:`cwnd`. :meth:`can_send` compares bytes in flight (with the new packet) with the window, and
     :meth:`pacing_rate` returns None (the pacer derives a rate from cwnd/srtt by default).
     """
+
+    uses_rate_samples: bool = False
+    """True to receive :meth:`on_rate_sample` calls (:class:`RateSampleConsumer`); off by default."""
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size
@@ -126,6 +154,9 @@ class BaseCongestionController:
 
     def on_path_change(self, now: float) -> None:
         """No-op."""
+
+    def on_rate_sample(self, sample: RateSample, now: float) -> None:
+        """No-op (only called when :attr:`uses_rate_samples` is true)."""
 
     def can_send(self, bytes_in_flight: int) -> bool:
         """True while ``bytes_in_flight`` (including the new packet) fits the congestion window."""

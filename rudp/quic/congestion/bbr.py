@@ -19,7 +19,7 @@ Deviations, all deliberate:
   fast recovery in "Modulating cwnd in Loss Recovery".
 - ECN (cheap, after Linux BBRv3, which the draft leaves open): CE marks are counted per round; a round
   whose CE fraction exceeds 50% of the packets delivered counts as "inflight too high" (while probing,
-  and to leave Startup), and a round with any CE mark cuts the short-term bounds by ``ecn_alpha / 3``,
+  and to leave Startup), and a round with any CE mark cuts ``inflight_shortterm`` by ``ecn_alpha / 3``,
   where ``ecn_alpha`` is a per-round moving average (gain 1/16) of the CE fraction.
 - MarkConnectionAppLimited in ProbeRTT is kept inside BBR: samples of packets sent before the ProbeRTT
   flight is delivered are treated as application-limited here (the estimator is loss recovery's).
@@ -348,17 +348,15 @@ class Bbr(BaseCongestionController):
         ecn_in_round, ecn_too_high = self._end_ecn_round(rs)
         # "BBRAdaptLowerBoundsFromCongestion": not while probing (Startup, REFILL, UP).
         if self.state not in (STARTUP, PROBE_BW_REFILL, PROBE_BW_UP) and (self.loss_in_round or ecn_in_round):
-            if self.bw_shortterm == INF:
-                self.bw_shortterm = self.max_bw
             if self.inflight_shortterm == INF:
                 self.inflight_shortterm = self.cwnd
             if self.loss_in_round:
+                if self.bw_shortterm == INF:
+                    self.bw_shortterm = self.max_bw
                 self.bw_shortterm = max(self.bw_latest, BETA * self.bw_shortterm)
                 self.inflight_shortterm = max(self.inflight_latest, BETA * self.inflight_shortterm)
-            if ecn_in_round:
-                cut = 1 - ECN_FACTOR * self.ecn_alpha
-                self.bw_shortterm *= cut
-                self.inflight_shortterm *= cut
+            if ecn_in_round:  # ECN cuts the flight only, by ecn_alpha / 3 (Linux BBRv3)
+                self.inflight_shortterm *= 1 - ECN_FACTOR * self.ecn_alpha
         if ecn_too_high and self.state == STARTUP:
             self._exit_startup_on_congestion()
         elif ecn_too_high and self.bw_probe_samples:

@@ -444,6 +444,11 @@ _PING_ONLY_PROBE: Final = (
     " is the first packet aioquic decrypts and aioquic closes with PROTOCOL_VIOLATION 'Packet contains"
     " no CRYPTO frame' (see interop/README.md)"
 )
+_HALF_PROBES: Final = (
+    "rudp's client sends only one of its two Initial PTO probes with the ClientHello (the other is a"
+    " PING), so at 30 % loss a handshake can miss four rounds in a row and hit the 10 s"
+    " handshake_timeout (see interop/README.md)"
+)
 
 
 def _each_alone(files: dict[str, int]) -> tuple[tuple[str, ...], ...]:
@@ -468,7 +473,7 @@ NETWORK_CASES: Final = (
         timeout=300.0,
         impairment=Impairment(drop_to_server=HEAVY_LOSS, drop_to_client=HEAVY_LOSS),
         test_connections=HANDSHAKE_TEST_RUNS,
-        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE),),
+        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE), ("rudp-rudp", _HALF_PROBES)),
     ),
     Case(
         "transferloss",
@@ -489,7 +494,7 @@ NETWORK_CASES: Final = (
         timeout=300.0,
         impairment=Impairment(corrupt_to_server=HEAVY_LOSS, corrupt_to_client=HEAVY_LOSS),
         test_connections=HANDSHAKE_TEST_RUNS,
-        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE),),
+        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE), ("rudp-rudp", _HALF_PROBES)),
     ),
     Case(
         "transfercorruption",
@@ -754,8 +759,11 @@ async def run_case(
         problems = _common(obs)
         for check in case.checks:
             problems += check(obs)
-    except TimeoutError:
-        problems = [f"timed out after {case.timeout:g} s"]
+    except TimeoutError as exc:
+        if time.perf_counter() - started >= case.timeout:
+            problems = [f"timed out after {case.timeout:g} s"]
+        else:  # raised by a peer (a handshake or ticket timeout), not by the case's own deadline
+            problems = [f"TimeoutError: {exc or 'no detail'}"]
     except Exception as exc:
         problems = [f"{type(exc).__name__}: {exc}"]
     result.seconds = time.perf_counter() - started

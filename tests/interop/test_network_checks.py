@@ -270,3 +270,14 @@ async def test_every_initial_probe_carries_the_client_hello(interop_env: Environ
     case = dataclasses.replace(CASES_BY_NAME["handshake"], impairment=Impairment(drop_list_to_server=(1, 2)))
     result = await run_case(case, DIRECTIONS[0], interop_env, seed=TEST_SEED)
     assert result.ok, result.problems
+
+
+async def test_a_peers_timeout_is_not_the_cases_deadline(
+    interop_env: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def handshake_timed_out(*_args: object) -> Observation:
+        raise TimeoutError("the handshake did not complete within 10 s")
+
+    monkeypatch.setattr("interop.cases._exercise", handshake_timed_out)
+    result = await run_case(CASES_BY_NAME["handshakeloss"], RUDP_RUDP, interop_env, seed=1)
+    assert result.problems == ["TimeoutError: the handshake did not complete within 10 s"]

@@ -13,6 +13,7 @@ port                        what listens
 ``PORT_CUBIC`` (4435)        rudp QUIC with CUBIC on UDP, rudp's TCP+TLS baseline (kernel cubic)
 ``PORT_AIOQUIC`` (4434)      aioquic with its default Reno
 ``PORT_AIOQUIC_CUBIC`` (4436) aioquic with CUBIC
+``PORT_BBR`` (4437)          rudp QUIC with BBR on UDP, rudp's TCP+TLS baseline (kernel bbr)
 ==========================  ====================================================================
 
 They all speak one tiny request protocol, one request per bidirectional stream: the client sends
@@ -48,6 +49,7 @@ PORT_NEWRENO = 4433
 PORT_AIOQUIC = 4434
 PORT_CUBIC = 4435
 PORT_AIOQUIC_CUBIC = 4436
+PORT_BBR = 4437
 SERVER_NAME = "localhost"
 ALPN = ["hq-interop"]
 BLOCK = os.urandom(1 << 16)
@@ -62,15 +64,19 @@ def port_for(stack: str, congestion: str) -> int:
     """The server port that serves `stack` with the sender-side congestion controller `congestion`."""
     cubic = congestion == "cubic"
     if stack == "aioquic":
+        if congestion == "bbr":
+            raise ValueError("aioquic has no BBR")
         return PORT_AIOQUIC_CUBIC if cubic else PORT_AIOQUIC
     if stack in ("rudp-quic", "rudp-tcp"):
+        if congestion == "bbr":
+            return PORT_BBR
         return PORT_CUBIC if cubic else PORT_NEWRENO
     raise ValueError(f"unknown stack {stack!r}")
 
 
 def kernel_congestion(congestion: str) -> str:
     """The kernel TCP controller rudp's TCP baseline sets per socket for a rudp controller name."""
-    return "cubic" if congestion == "cubic" else "reno"
+    return congestion if congestion in ("cubic", "bbr") else "reno"
 
 
 # ----------------------------------------------------------------------------------------- server side
@@ -144,7 +150,7 @@ async def _serve_all(ready_fd: int, pki: TestPki, host: str, max_seconds: float)
     from aioquic.quic.configuration import QuicConfiguration
 
     servers: list[rudp.Server] = []
-    for port, cc in ((PORT_NEWRENO, "newreno"), (PORT_CUBIC, "cubic")):
+    for port, cc in ((PORT_NEWRENO, "newreno"), (PORT_CUBIC, "cubic"), (PORT_BBR, "bbr")):
         config = rudp.Config(
             alpn=ALPN, certfile=pki.cert_file, keyfile=pki.key_file, congestion=cc, enable_0rtt=True
         )

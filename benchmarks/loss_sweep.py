@@ -4,8 +4,9 @@ Run: ``python -m benchmarks.loss_sweep [--losses 0 0.5 1 2 5] [--seconds 5] [--r
 
 Each point is one connection downloading for ``--seconds`` over a rate-limited link with random loss in
 both directions; goodput counts application bytes received in that time (handshake and slow start
-included). Stacks: rudp QUIC with NewReno and with CUBIC, rudp's TCP+TLS baseline with the kernel's
-CUBIC set per socket (not the machine default, BBR), aioquic with its Reno and with CUBIC.
+included). Stacks: rudp QUIC with NewReno, CUBIC and BBR (BBRv3, draft-ietf-ccwg-bbr), rudp's TCP+TLS
+baseline with the kernel's CUBIC and with the kernel's BBR, each set per socket, aioquic with its Reno and
+with CUBIC.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from rudp.testing.certs import TestPki
 VARIANTS: dict[str, tuple[str, str]] = {
     "rudp-quic newreno": ("rudp-quic", "newreno"),
     "rudp-quic cubic": ("rudp-quic", "cubic"),
+    "rudp-quic bbr": ("rudp-quic", "bbr"),
     "rudp-tcp kernel-cubic": ("rudp-tcp", "cubic"),
+    "rudp-tcp kernel-bbr": ("rudp-tcp", "bbr"),
     "aioquic reno": ("aioquic", "newreno"),
     "aioquic cubic": ("aioquic", "cubic"),
 }
@@ -92,13 +95,14 @@ def run(
         "rate_mbit_s": rate_bps / 1e6,
         "seconds": seconds,
         "loss": "random, both directions",
-        "tcp_congestion": "cubic (set per socket)",
+        "tcp_congestion": "cubic and bbr (set per socket)",
     }
     return {"conditions": conditions, "points": points, "link": link_summary(bench)}
 
 
 def report(result: dict[str, Any]) -> str:
-    """Goodput table: one row per loss rate, one column per variant, and rudp-quic cubic / TCP."""
+    """Goodput table: one row per loss rate, one column per variant, then the ratios rudp cubic / kernel
+    cubic, rudp cubic / aioquic cubic, rudp bbr / kernel bbr and rudp bbr / the link."""
     c = result["conditions"]
     variants = list(dict.fromkeys(p["variant"] for p in result["points"]))
     losses = list(dict.fromkeys(p["loss"] for p in result["points"]))
@@ -108,12 +112,22 @@ def report(result: dict[str, Any]) -> str:
         cells = [f"{value[(loss, v)]:.2f}" for v in variants]
         quic, tcp = value.get((loss, "rudp-quic cubic")), value.get((loss, "rudp-tcp kernel-cubic"))
         aio = value.get((loss, "aioquic cubic"))
-        rows.append([f"{loss * 100:g}%", *cells, ratio(quic, tcp), ratio(quic, aio)])
+        bbr, kbbr = value.get((loss, "rudp-quic bbr")), value.get((loss, "rudp-tcp kernel-bbr"))
+        link = c["rate_mbit_s"]
+        share = "-" if bbr is None else f"{bbr / link:.0%}"
+        rows.append([f"{loss * 100:g}%", *cells, ratio(quic, tcp), ratio(quic, aio), ratio(bbr, kbbr), share])
     head = (
         f"loss sweep: goodput Mbit/s, RTT {c['rtt_ms']:.0f} ms, {c['rate_mbit_s']:g} Mbit/s link, "
         f"{c['seconds']:g} s per point, {c['loss']}; TCP uses kernel {c['tcp_congestion']}"
     )
-    headers = ["loss", *variants, "rudp cubic/TCP", "rudp cubic/aioquic cubic"]
+    headers = [
+        "loss",
+        *variants,
+        "rudp cubic/TCP",
+        "rudp cubic/aioquic cubic",
+        "rudp bbr/kernel bbr",
+        "rudp bbr/link",
+    ]
     return head + "\n" + table(headers, rows)
 
 

@@ -122,6 +122,13 @@ class Case:
     """The tap reads and forwards ECN codepoints (:mod:`interop.ecn_link`) instead of bleaching them."""
     servers: tuple[str, ...] = (RUDP, AIOQUIC)
     """The implementations whose server the case needs; with other servers it is not applicable."""
+    # -- rebind-addr and connectionmigration (issue 12) --
+    rebind_host: str | None = None
+    """The rebinding also gives the client a new IP address: the tap's new upstream socket is bound
+    here (the runner's rebind-addr)."""
+    preferred: bool = False
+    """The server advertises a preferred address (RFC 9000 §9.6), where the tap listens too (the
+    runner's connectionmigration)."""
 
     def for_tests(self) -> Case:
         """The case as ``tests/interop`` runs it: the first :attr:`test_connections` connections only."""
@@ -298,6 +305,94 @@ def _migrated(obs: Observation) -> list[str]:
     return problems + _new_path_problems(old, new, obs.servers[0] if obs.servers else None)
 
 
+# -- rebind-addr and connectionmigration (issue 12) ----------------------------------------------------
+
+REBIND_HOST: Final = "127.0.0.3"
+"""The client's new IP address in rebind-addr (any address of 127.0.0.0/8 reaches the server)."""
+PREFERRED_HOST: Final = "127.0.0.2"
+"""Where the tap listens for the server's preferred address in connectionmigration."""
+
+
+def _rebound_address(obs: Observation) -> list[str]:
+    """rebind-addr: as rebind, and the new path comes from another IP address the server followed."""
+    problems = _rebound(obs)
+    if len(obs.tap.paths) != 2:
+        return problems
+    old, new = obs.tap.paths
+    if new.host is None or new.host == old.host:
+        problems.append(f"the rebinding kept the client's IP address ({new.host or '127.0.0.1'})")
+        return problems
+    server = obs.servers[0] if obs.servers else None
+    if server is not None and server.peer_host is not None and server.peer_host != new.host:
+        problems.append(f"server ({server.impl}) ends up sending to {server.peer_host}, not {new.host}")
+    return problems
+
+
+def _moved_to_preferred(obs: Observation) -> list[str]:
+    """connectionmigration: the client validated the server's preferred address and the transfer went
+    on there; the tap saw it (a path through its preferred listener carrying most of the body)."""
+    preferred = [path for path in obs.tap.paths if path.preferred]
+    if not preferred:
+        return ["no datagram reached the server's preferred address"]
+    old, new = obs.tap.paths[0], max(preferred, key=lambda path: path.bytes["to_client"])
+    problems = []
+    if old.preferred:
+        problems.append("the handshake itself went to the preferred address")
+    if new.bytes["to_client"] <= old.bytes["to_client"]:
+        problems.append(
+            f"the preferred address carried {new.bytes['to_client']} bytes to the client, the original"
+            f" one {old.bytes['to_client']}: the transfer did not move"
+        )
+    client = obs.clients[0].report
+    if client.path_changes is not None and client.path_changes < 1:
+        problems.append(f"client ({client.impl}) counts no path change")
+    return problems + _new_path_problems(old, new, obs.servers[0] if obs.servers else None)
+
+
+def _free_port(host: str) -> int:
+    """A port free on ``host`` now (the tap binds it right after the server starts)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _migration_cases() -> tuple[Case, ...]:
+    """Called where :data:`CASES` is built (after the helpers of the cases section)."""
+    rebind_addr = _files("rebind-addr", [4 * MIB])
+    connectionmigration = _files("connectionmigration", [4 * MIB])
+    return (
+        Case(
+            "rebind-addr",
+            f"NAT rebinding of the address: 1 MiB into a 4 MiB download the tap sends the client's"
+            f" packets from a new port on {REBIND_HOST}; the server follows and validates the new path",
+            rebind_addr,
+            ClientPlan(_one_connection(rebind_addr)),
+            checks=(_rebound_address,),
+            timeout=30.0,
+            rebind_after=MOVE_AFTER,
+            rebind_host=REBIND_HOST,
+        ),
+        Case(
+            "connectionmigration",
+            "the server advertises a preferred address (RFC 9000 §9.6); once the handshake is confirmed"
+            " the client validates it and the 4 MiB download continues there",
+            connectionmigration,
+            ClientPlan(_one_connection(connectionmigration)),
+            checks=(_moved_to_preferred,),
+            timeout=30.0,
+            preferred=True,
+            servers=(RUDP,),
+            not_applicable="aioquic's server cannot advertise a preferred address"
+            " (QuicConfiguration has no such setting)",
+        ),
+    )
+
+
+# -- end of rebind-addr and connectionmigration ---------------------------------------------------------
+
+
 # ---------------------------------------------------------------------------------------------- cases
 
 
@@ -349,6 +444,11 @@ _PING_ONLY_PROBE: Final = (
     " is the first packet aioquic decrypts and aioquic closes with PROTOCOL_VIOLATION 'Packet contains"
     " no CRYPTO frame' (see interop/README.md)"
 )
+_HALF_PROBES: Final = (
+    "rudp's client sends only one of its two Initial PTO probes with the ClientHello (the other is a"
+    " PING), so at 30 % loss a handshake can miss four rounds in a row and hit the 10 s"
+    " handshake_timeout (see interop/README.md)"
+)
 
 
 def _each_alone(files: dict[str, int]) -> tuple[tuple[str, ...], ...]:
@@ -373,7 +473,7 @@ NETWORK_CASES: Final = (
         timeout=300.0,
         impairment=Impairment(drop_to_server=HEAVY_LOSS, drop_to_client=HEAVY_LOSS),
         test_connections=HANDSHAKE_TEST_RUNS,
-        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE),),
+        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE), ("rudp-rudp", _HALF_PROBES)),
     ),
     Case(
         "transferloss",
@@ -394,7 +494,7 @@ NETWORK_CASES: Final = (
         timeout=300.0,
         impairment=Impairment(corrupt_to_server=HEAVY_LOSS, corrupt_to_client=HEAVY_LOSS),
         test_connections=HANDSHAKE_TEST_RUNS,
-        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE),),
+        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE), ("rudp-rudp", _HALF_PROBES)),
     ),
     Case(
         "transfercorruption",
@@ -530,6 +630,7 @@ CASES: Final = (
         not_applicable="aioquic's public API cannot move a client connection to a new socket",
     ),
     *NETWORK_CASES,
+    *_migration_cases(),
 )
 CASES_BY_NAME: Final = {case.name: case for case in CASES}
 
@@ -609,6 +710,9 @@ async def _run_client(
 
 
 async def _exercise(case: Case, direction: Direction, env: Environment, result: CaseResult) -> Observation:
+    preferred = (PREFERRED_HOST, _free_port(PREFERRED_HOST)) if case.preferred else None
+    if preferred is not None:  # connectionmigration: advertised by the server, served by the tap
+        case = dataclasses.replace(case, server=dataclasses.replace(case.server, preferred_address=preferred))
     server = await _start_server(direction, case, env)
     try:
         async with WireTap(
@@ -618,6 +722,8 @@ async def _exercise(case: Case, direction: Direction, env: Environment, result: 
             impairment=case.impairment,
             seed=result.seed or 0,
             ecn=case.ecn,
+            rebind_host=case.rebind_host,
+            preferred=preferred,
         ) as tap:
             try:
                 clients = await _run_client(direction, case, tap.port, env)
@@ -653,8 +759,11 @@ async def run_case(
         problems = _common(obs)
         for check in case.checks:
             problems += check(obs)
-    except TimeoutError:
-        problems = [f"timed out after {case.timeout:g} s"]
+    except TimeoutError as exc:
+        if time.perf_counter() - started >= case.timeout:
+            problems = [f"timed out after {case.timeout:g} s"]
+        else:  # raised by a peer (a handshake or ticket timeout), not by the case's own deadline
+            problems = [f"TimeoutError: {exc or 'no detail'}"]
     except Exception as exc:
         problems = [f"{type(exc).__name__}: {exc}"]
     result.seconds = time.perf_counter() - started

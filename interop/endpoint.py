@@ -16,9 +16,11 @@ version, no key update, no migration, ECN not validated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from rudp.h3 import H3_ALPN, ASGIHandler, H3Client
 from rudp.h3.client import start_client
 from rudp.h3.files import StaticFiles
 from rudp.h3.files import fetch as fetch_h3
+from rudp.quic.preferred import MigrationState
 from rudp.tls.tickets import SessionTicket
 
 EXIT_OK: Final = 0
@@ -117,6 +120,7 @@ async def run_server(testcase: str) -> int:
     """Serve ``WWW`` over HTTP/3 and hq-interop (ALPN chooses) until SIGTERM/SIGINT."""
     certs = Path(_env("CERTS", "/certs"))
     www = Path(_env("WWW", "/www"))
+    host, port = _env("HOST", "::"), int(_env("PORT", "443"))
     config = rudp.Config(
         alpn=[H3_ALPN, HQ_ALPN],
         certfile=certs / "cert.pem",
@@ -124,8 +128,8 @@ async def run_server(testcase: str) -> int:
         retry=testcase == "retry",
         enable_0rtt=True,
         qlog_dir=_qlog_dir(),
+        preferred_address=_preferred_addresses(host, port) if testcase == "connectionmigration" else None,
     )
-    host, port = _env("HOST", "::"), int(_env("PORT", "443"))
     server = await rudp.serve(host, port, _file_handler(www), config=config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -136,6 +140,60 @@ async def run_server(testcase: str) -> int:
     server.close()
     await server.wait_closed()
     return EXIT_OK
+
+
+# -- connectionmigration: the server's preferred address (RFC 9000 §9.6; issue 12) ------------------
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _own_addresses(host: str) -> list[str]:
+    """The addresses to advertise when ``host`` is a wildcard: this host's own (the runner's server
+    container resolves its name to 193.167.100.100 and fd00:cafe:cafe:100::100)."""
+    if host not in ("::", "0.0.0.0", ""):
+        return [host]
+    found: list[str] = []
+    families = set()
+    with contextlib.suppress(OSError):
+        infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_DGRAM)
+        for family, _t, _p, _c, sockaddr in infos:
+            address = str(sockaddr[0])
+            if family not in families and not address.startswith("fe80") and address != "::1":
+                families.add(family)
+                found.append(address)
+    return found or ["127.0.0.1"]
+
+
+def _preferred_addresses(host: str, port: int) -> list[str]:
+    """Where the connectionmigration server asks clients to move: ``PREFERRED_ADDRESS`` (space-separated
+    ``host``, ``host:port`` or ``[v6]:port``), else this host's addresses; a missing port is ``PORT``+1
+    (a free one when ``PORT`` is 0)."""
+    specs = os.environ.get("PREFERRED_ADDRESS", "").split() or _own_addresses(host)
+    result = []
+    for spec in specs:
+        if spec.startswith("[") or spec.count(":") == 1:
+            result.append(spec)
+            continue
+        number = port + 1 if port else _free_port(spec)
+        result.append(f"[{spec}]:{number}" if ":" in spec else f"{spec}:{number}")
+    return result
+
+
+async def _follow_preferred(conn: rudp.Connection) -> None:
+    """Wait (in round trips) until the client moved to the server's preferred address, or found it does
+    not answer: rudp's client moves by itself once the handshake is confirmed (RFC 9000 §9.6.1)."""
+    await conn.wait_established()
+    migration = conn._driver.core.migration  # type: ignore[attr-defined]
+    for _attempt in range(50):
+        if migration.state in (MigrationState.MIGRATED, MigrationState.FAILED, MigrationState.DECLINED):
+            return
+        await conn.ping()
+    raise RuntimeError(f"no move to a preferred address ({migration.state.value})")
 
 
 # ------------------------------------------------------------------------------------------- client
@@ -212,20 +270,6 @@ async def _fetch(
         download.finish(ok)
 
 
-async def _migrate(conn: rudp.Connection) -> None:
-    """Move to a new socket once the handshake is confirmed (HANDSHAKE_DONE arrived)."""
-    await conn.wait_established()
-    for _attempt in range(20):
-        await conn.ping()  # a round trip, during which HANDSHAKE_DONE arrives
-        try:
-            await conn.migrate()
-            return
-        except rudp.RudpError as exc:
-            if "confirmed" not in str(exc):
-                raise
-    raise RuntimeError("the handshake was never confirmed: no migration")
-
-
 def _problems(testcase: str, index: int, report: ConnectionReport) -> list[str]:
     """Whether the case's feature happened, by the client's own account."""
     wants = {
@@ -262,7 +306,7 @@ async def run_client(testcase: str) -> int:
         async with rudp.connect(host, port, config=config) as conn:
             h3 = await start_client(conn, host, port) if testcase == "http3" else None
             if testcase == "connectionmigration":
-                await _migrate(conn)
+                await _follow_preferred(conn)
             await asyncio.gather(
                 *(_fetch(conn, h3, path, downloads, testcase == "keyupdate") for _h, _p, path in targets)
             )

@@ -165,10 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         applies=lambda name, d: applies(NGTCP2_CASES_BY_NAME[name], d),
                     )
                 )
-                for case in n_cases:
+                for n_case in n_cases:
                     for d in n_dirs:
-                        if not applies(case, d):
-                            output.append(f"n/a {case.name} {d.label}: {case.not_applicable[d.label]}")
+                        if not applies(n_case, d):
+                            output.append(f"n/a {n_case.name} {d.label}: {n_case.not_applicable[d.label]}")
     print("\n\n".join(output))
     failures = [r for r in results if not r.ok]
     for failure in failures:

@@ -143,11 +143,12 @@ def _walk(datagram: bytes) -> list[tuple[int, int | None, str]]:
 
 
 class _ClientSide(asyncio.DatagramProtocol):
-    def __init__(self, tap: WireTap) -> None:
+    def __init__(self, tap: WireTap, preferred: bool = False) -> None:
         self.tap = tap
+        self.preferred = preferred  # the listener at the server's preferred address (connectionmigration)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self.tap._from_client(data, (str(addr[0]), int(str(addr[1]))))
+        self.tap._from_client(data, (str(addr[0]), int(str(addr[1]))), self.preferred)
 
 
 class TapPath(asyncio.DatagramProtocol):
@@ -176,6 +177,12 @@ class TapPath(asyncio.DatagramProtocol):
         self.dropped = 0
         """Server datagrams dropped because they arrived after the path was retired."""
         self._port = 0
+        # -- rebind-addr and connectionmigration (issue 12) --
+        self.host: str | None = None
+        """The local IP address of the upstream socket (None: the system's choice, 127.0.0.1): a
+        rebind-addr rebinding opens the new path from another address of 127.0.0.0/8."""
+        self.preferred = False
+        """The client reached the tap's listener at the server's preferred address (RFC 9000 §9.6)."""
 
     @property
     def port(self) -> int:
@@ -185,6 +192,7 @@ class TapPath(asyncio.DatagramProtocol):
     def summary(self) -> dict[str, int]:
         """This path's counters as a flat JSON-friendly dict."""
         result = {"port": self.port, "client_port": self.client[1], "dropped": self.dropped}
+        result["preferred"] = int(self.preferred)
         for direction in ("to_server", "to_client"):
             result[f"{direction}_datagrams"] = self.datagrams[direction]
             result[f"{direction}_bytes"] = self.bytes[direction]
@@ -205,7 +213,7 @@ class TapPath(asyncio.DatagramProtocol):
             return
         self.datagrams["to_client"] += 1
         self.bytes["to_client"] += len(data)
-        self.tap._from_server(data, self.client)
+        self.tap._from_server(data, self.client, self.preferred)
 
 
 class WireTap:
@@ -214,6 +222,11 @@ class WireTap:
     Use ``async with WireTap(server) as tap:`` and point the client at ``("127.0.0.1", tap.port)``.
     ``cid_length`` is the length of the server's connection IDs (what short headers carry, unframed).
     ``rebind_after``: once this many bytes were forwarded to a client, :meth:`rebind` its mapping.
+    ``rebind_host``: the rebinding also changes the client's IP address (the runner's rebind-addr): the
+    new upstream socket is bound there (another address of 127.0.0.0/8).
+    ``preferred``: also listen at this address, the server's preferred address (RFC 9000 §9.6; the
+    server advertises it without binding it): what a client sends there reaches the server through paths
+    of their own (:attr:`TapPath.preferred`), and the replies leave from there.
     """
 
     def __init__(
@@ -226,8 +239,15 @@ class WireTap:
         impairment: Impairment | None = None,
         seed: int = 0,
         ecn: bool = False,
+        rebind_host: str | None = None,
+        preferred: Address | None = None,
     ) -> None:
         self.server = server
+        # -- rebind-addr and connectionmigration (issue 12) --
+        self.rebind_host = rebind_host
+        self.preferred = preferred
+        self._preferred_listener: asyncio.DatagramTransport | None = None
+        self._preferred_upstreams: dict[Address, TapPath] = {}
         self.host = host
         self.cid_length = cid_length
         self.rebind_after = rebind_after
@@ -275,6 +295,12 @@ class WireTap:
             )
         _enlarge_buffers(transport)
         self._listener = transport
+        if self.preferred is not None:
+            listener, _ = await loop.create_datagram_endpoint(
+                lambda: _ClientSide(self, preferred=True), local_addr=self.preferred
+            )
+            _enlarge_buffers(listener)
+            self._preferred_listener = listener
         return self
 
     async def close(self) -> None:
@@ -285,6 +311,8 @@ class WireTap:
                 await task
         if self._listener is not None:
             self._listener.close()
+        if self._preferred_listener is not None:
+            self._preferred_listener.close()
         for path in self.paths:
             if path.transport is not None:
                 path.transport.close()
@@ -332,7 +360,8 @@ class WireTap:
         reaching it are dropped (and counted). Returns the new path."""
         self._upstreams[client].retired = True
         self.rebinds += 1
-        return self._new_path(client)
+        path = self._new_path(client, host=self.rebind_host)
+        return path
 
     def _observe(self, direction: Direction, data: bytes) -> None:
         self.datagrams[direction] += 1
@@ -341,8 +370,10 @@ class WireTap:
         if self.ecn_link is not None:
             self.ecn_marks[(direction, self.ecn_link.current)] += 1
 
-    def _new_path(self, client: Address) -> TapPath:
-        path = self._upstreams[client] = TapPath(self, client, len(self.paths))
+    def _new_path(self, client: Address, *, host: str | None = None, preferred: bool = False) -> TapPath:
+        path = TapPath(self, client, len(self.paths))
+        path.host, path.preferred = host, preferred
+        (self._preferred_upstreams if preferred else self._upstreams)[client] = path
         self.paths.append(path)
         if self.ecn_link is not None:  # opened at once: the client's first datagram keeps its mark
             open_marking(path, self.ecn_link, remote_addr=self.server)
@@ -352,11 +383,11 @@ class WireTap:
         task.add_done_callback(self._pending.discard)
         return path
 
-    def _from_client(self, data: bytes, client: Address) -> None:
+    def _from_client(self, data: bytes, client: Address, preferred: bool = False) -> None:
         self._observe("to_server", data)
-        path = self._upstreams.get(client)
+        path = (self._preferred_upstreams if preferred else self._upstreams).get(client)
         if path is None:
-            path = self._new_path(client)
+            path = self._new_path(client, preferred=preferred)
         path.datagrams["to_server"] += 1
         path.bytes["to_server"] += len(data)
         dcid = short_header_dcid(data, self.cid_length)
@@ -370,12 +401,13 @@ class WireTap:
         else:
             path.transport.sendto(delivered)
 
-    def _from_server(self, data: bytes, client: Address) -> None:
+    def _from_server(self, data: bytes, client: Address, preferred: bool = False) -> None:
         self._observe("to_client", data)
         self.server_initial_scids.update(initial_scids(data))
         delivered = self._impair("to_client", data)
-        if self._listener is not None and delivered is not None:
-            self._listener.sendto(delivered, client)
+        listener = self._preferred_listener if preferred else self._listener
+        if listener is not None and delivered is not None:
+            listener.sendto(delivered, client)
         self._to_client_bytes[client] += len(data)
         if (
             self.rebind_after is not None
@@ -398,7 +430,8 @@ class WireTap:
 
     async def _open(self, path: TapPath) -> None:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: path, remote_addr=self.server)
+        local = None if path.host is None else (path.host, 0)
+        await loop.create_datagram_endpoint(lambda: path, remote_addr=self.server, local_addr=local)
 
 
 __all__ = [

@@ -202,6 +202,10 @@ class Config:
     IPv4 ``"host:port"`` and one IPv6 ``"[host]:port"``, each a literal with a non-zero port. Every
     connection advertises them in its transport parameters with a connection ID of its own (sequence
     number 1, RFC 9000 §5.1.1); ``rudp.serve()`` listens on them too."""
+    serve_preferred_address: bool = True
+    """(server) ``rudp.serve()`` listens on ``preferred_address`` too. False when something else
+    delivers what clients send there to the server's own address (a NAT or load balancer that maps the
+    preferred address to this server): it is then only advertised."""
     use_preferred_address: bool = True
     """(client) move to the server's preferred address of our address family once the handshake is
     confirmed (after validating it, RFC 9000 §9.6.1); False keeps the original address."""

@@ -90,7 +90,8 @@ def test_loss_sweep(bench: Bench) -> None:
     for p in result["points"]:
         assert math.isfinite(p["mbit_s"]) and 0 <= p["mbit_s"] < 25  # the link carries 20 Mbit/s
     assert "tun_tx_dropped" in result["link"]["s2c"]
-    assert "rudp cubic/TCP" in loss_sweep.report(result)
+    report = loss_sweep.report(result)
+    assert "rudp cubic/TCP" in report and "rudp bbr/kernel bbr" in report
 
 
 def test_many_small(bench: Bench) -> None:

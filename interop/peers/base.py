@@ -34,6 +34,9 @@ class ServerOptions:
 
     retry: bool = False
     """Validate client addresses with a Retry packet before any connection state exists."""
+    preferred_address: tuple[str, int] | None = None
+    """Advertise this preferred address (RFC 9000 §9.6) without binding it: the wire tap listens there
+    and forwards to the server's own address (connectionmigration)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class EndpointReport:
     """Times this end switched to a new path (None: the implementation does not tell)."""
     peer_port: int | None = None
     """The UDP port this end sends to at the end of the connection (None: not told)."""
+    peer_host: str | None = None
+    """The IP address this end sends to at the end of the connection (None: not told)."""
     ecn_state: str | None = None
     """ECN validation of the current path at the end: testing, unknown, capable, failed, disabled
     (None: the implementation does not tell)."""

@@ -43,6 +43,7 @@ def report_of(conn: rudp.Connection, role: str) -> EndpointReport:
         key_updates=conn.stats.key_updates,
         path_changes=conn.stats.path_changes,
         peer_port=conn.peer_address[1],
+        peer_host=conn.peer_address[0],
         ecn_state=conn.stats.ecn_state,
         ecn_marked_sent=conn.stats.ecn_marked_sent,
         ecn_peer_counts=conn.stats.ecn_peer_counts,
@@ -54,8 +55,15 @@ class RudpFileServer:
 
     def __init__(self, root: Path, certfile: Path, keyfile: Path, options: ServerOptions) -> None:
         self.root = root.resolve()
+        preferred = options.preferred_address
         self.config = rudp.Config(
-            alpn=[ALPN], certfile=certfile, keyfile=keyfile, retry=options.retry, enable_0rtt=True
+            alpn=[ALPN],
+            certfile=certfile,
+            keyfile=keyfile,
+            retry=options.retry,
+            enable_0rtt=True,
+            preferred_address=None if preferred is None else [f"{preferred[0]}:{preferred[1]}"],
+            serve_preferred_address=False,  # the tap listens there and forwards to our own address
         )
         self.connections: list[rudp.Connection] = []
         self._files = FileServer(self.root)

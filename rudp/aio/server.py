@@ -220,7 +220,7 @@ async def listen_quic(server: Server, host: str | None, port: int, config: Confi
         server._add_listener(endpoint)
         port = endpoint.port
         first = first or endpoint
-    if first is not None:
+    if first is not None and config.serve_preferred_address:
         for preferred in preferred_addresses(config.preferred_address):
             if preferred is not None:
                 await first.listen_also(preferred)  # RFC 9000 §9.6: serve on the preferred address too

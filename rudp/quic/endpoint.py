@@ -96,6 +96,7 @@ class QuicEndpoint:
         """Server connections created since the endpoint started."""
         self._stateless: list[tuple[bytes, Address]] = []
         self._stateless_sources: list[Address | None] = []
+        self._multihomed = False  # a datagram arrived with a ``local`` address: sources matter
         # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
         # O(log n) for n connections, not O(n).
         self._dirty: dict[QuicConnection, None] = {}
@@ -227,6 +228,9 @@ class QuicEndpoint:
 
     def _heard_at(self, conn: QuicConnection, addr: Address, local: Address | None) -> None:
         """Remember where ``addr`` reached us, so that what goes back leaves from there."""
+        if local is None and not self._multihomed:
+            return  # one socket only (the usual case): nothing to remember, no lookup per datagram
+        self._multihomed = True
         entry = self._entries.get(conn)
         if entry is None:
             return

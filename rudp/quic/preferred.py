@@ -135,7 +135,7 @@ def check_migration_config(config: Any) -> None:
         if config.connection_id_length == 0:
             # RFC 9000 §18.2: a server using zero-length CIDs must not send a preferred address.
             raise ConfigError("Config.preferred_address needs connection_id_length > 0")
-    for name in ("use_preferred_address", "disable_active_migration"):
+    for name in ("serve_preferred_address", "use_preferred_address", "disable_active_migration"):
         if not isinstance(getattr(config, name), bool):
             raise ConfigError(f"Config.{name} must be True or False, not {getattr(config, name)!r}")
 

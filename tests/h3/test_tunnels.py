@@ -138,6 +138,18 @@ async def test_connect_refused_and_extended_connect_not_enabled(
             await client.open_tunnel("/", protocol="refuse")
         assert refused.value.status == 403 and refused.value.body == b"not here"
         assert (b"x-why", b"refused") in refused.value.headers
+        # A plain CONNECT (RFC 9114 §4.4): only :method and :authority; the handler sees no protocol.
+        async with await client.open_tunnel(authority="example.com:443") as plain:
+            await plain.write(b"plain bytes")
+            await plain.write_eof()
+            assert await plain.read() == b"plain bytes" and await plain.read() == b""
+        request = handler.requests[-1]
+        assert (request.protocol, request.authority, request.path, request.scheme) == (
+            None,
+            "example.com:443",
+            None,
+            None,
+        )
     # Without a connect_handler the server does not announce extended CONNECT: the client refuses.
     async with (
         h3_server(TestApp()) as server,
@@ -273,13 +285,21 @@ async def test_datagram_routing_rules(h3_server: Callable[..., Any], client_conf
         assert (await client.get("/sha256")).status == 200
         await client.connection.ping()
         assert server_h3.datagrams.dropped == dropped + 1
+        # A datagram for a stream the client never opened is dropped too.
+        client_dropped = client.h3.datagrams.dropped
+        server_h3.datagrams.send(400, b"nobody's")
+        assert (await client.get("/sha256")).status == 200
+        assert client.h3.datagrams.dropped == client_dropped + 1
         # A datagram on a request without datagram semantics aborts that request only (§2.1).
-        slow = asyncio.create_task(client.get("/slow"))
+        slow = await client.connection.open_stream()
+        await MessageWriter(client.h3, slow).send_headers(
+            [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/slow"), (b":authority", b"x")],
+            end=True,
+        )
         await app.slow_started.wait()
-        slow_id = stream.stream_id + 8  # after the tunnel's stream and the GET's
-        client.connection.send_datagram(encode_varint(slow_id // 4) + b"unexpected")
+        client.connection.send_datagram(encode_varint(slow.stream_id // 4) + b"unexpected")
         with pytest.raises(H3Error) as aborted:
-            await slow
+            await MessageReader(client.h3, slow, "response").read_headers()
         assert aborted.value.code == H3ErrorCode.H3_DATAGRAM_ERROR and aborted.value.by_peer
         assert (await client.get("/sha256")).status == 200
 

@@ -51,9 +51,10 @@ def _sha(path: Path) -> str:
 class EndpointServer:
     """run_endpoint.sh as a server process; :attr:`port` is the one it printed."""
 
-    def __init__(self, testcase: str, www: Path, certs: Path) -> None:
+    def __init__(self, testcase: str, www: Path, certs: Path, extra: dict[str, str] | None = None) -> None:
         env = {
             **os.environ,
+            **(extra or {}),
             "ROLE": "server",
             "TESTCASE": testcase,
             "WWW": str(www),
@@ -95,8 +96,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _server(testcase: str, tree: Path) -> Iterator[EndpointServer]:
-    server = EndpointServer(testcase, tree / "www", tree / "certs")
+def _server(testcase: str, tree: Path, extra: dict[str, str] | None = None) -> Iterator[EndpointServer]:
+    server = EndpointServer(testcase, tree / "www", tree / "certs", extra)
     try:
         yield server
     finally:
@@ -112,6 +113,12 @@ def server(tree: Path) -> Iterator[EndpointServer]:
 @pytest.fixture(scope="module")
 def retry_server(tree: Path) -> Iterator[EndpointServer]:
     yield from _server("retry", tree)
+
+
+@pytest.fixture(scope="module")
+def migration_server(tree: Path) -> Iterator[EndpointServer]:
+    """connectionmigration: the server advertises a preferred address on 127.0.0.2 (issue 12)."""
+    yield from _server("connectionmigration", tree, {"PREFERRED_ADDRESS": "127.0.0.2"})
 
 
 def _client(
@@ -147,7 +154,8 @@ FEATURE = {
 def test_client_against_server(
     testcase: str, tree: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    server: EndpointServer = request.getfixturevalue("retry_server" if testcase == "retry" else "server")
+    fixture = {"retry": "retry_server", "connectionmigration": "migration_server"}.get(testcase, "server")
+    server: EndpointServer = request.getfixturevalue(fixture)
     host = "[::1]" if testcase == "ipv6" and IPV6 else "127.0.0.1"
     urls = [f"https://{host}:{server.port}/{name}" for name in SIZES]
     downloads, report = tmp_path / "downloads", tmp_path / "report.json"
@@ -181,3 +189,13 @@ def test_unsupported_cases_exit_127(role: str, testcase: str, tmp_path: Path) ->
     env = {**os.environ, "ROLE": role, "TESTCASE": testcase, "PYTHON": sys.executable}
     result = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 127, result.stderr
+
+
+def test_connectionmigration_client_fails_without_a_preferred_address(
+    server: EndpointServer, tmp_path: Path
+) -> None:
+    # The transfer server advertises none: the client cannot do the case's move and says so (issue 12).
+    urls = [f"https://127.0.0.1:{server.port}/small.bin"]
+    result = _client("connectionmigration", urls, tmp_path / "downloads", tmp_path / "report.json")
+    assert result.returncode == 1
+    assert "no move to a preferred address" in result.stderr

@@ -25,6 +25,7 @@ from tests.support.sim import CLIENT_ADDR, SERVER_ADDR, START
 
 PREFERRED = ("10.0.0.3", 4434)
 PROBE_SOURCE = ("10.0.0.1", 5001)  # the client's new socket for the preferred address
+Addr = tuple[str, int]
 
 
 def make_pair(
@@ -33,26 +34,28 @@ def make_pair(
     client: dict[str, object] | None = None,
     server: dict[str, object] | None = None,
     reachable: bool = True,
+    addresses: tuple[Addr, Addr, Addr, Addr] = (CLIENT_ADDR, SERVER_ADDR, PREFERRED, PROBE_SOURCE),
 ) -> tuple[MultihomedPair, RudpPeer, MultihomedServer]:
+    client_addr, server_addr, preferred, probe_source = addresses
     options: dict[str, object] = {"preferred_address": [f"{PREFERRED[0]}:{PREFERRED[1]}"], **(server or {})}
     server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **options)  # type: ignore[arg-type]
     client_config = Config(cafile=pki.ca_file, server_name="localhost", **(client or {}))  # type: ignore[arg-type]
     clock = VirtualClock(START)
     endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
-    conn = QuicConnection.client(client_config, server_address=SERVER_ADDR, now=clock.now)
-    client_peer, server_peer = RudpPeer(conn), MultihomedServer(endpoint, SERVER_ADDR)
+    conn = QuicConnection.client(client_config, server_address=server_addr, now=clock.now)
+    client_peer, server_peer = RudpPeer(conn), MultihomedServer(endpoint, server_addr)
     pair = MultihomedPair(
         client_peer,
         server_peer,
-        client_addr=CLIENT_ADDR,
-        server_addr=SERVER_ADDR,
+        client_addr=client_addr,
+        server_addr=server_addr,
         c2s=LinkConfig(delay=0.01),
         s2c=LinkConfig(delay=0.01, seed=2),
         clock=clock,
     )
     if reachable:
-        pair.server_addresses.add(PREFERRED)
-    pair.client_sources[PREFERRED] = PROBE_SOURCE
+        pair.server_addresses.add(preferred)
+    pair.client_sources[preferred] = probe_source
     return pair, client_peer, server_peer
 
 
@@ -229,3 +232,16 @@ def test_preferred_address_accepts_one_address_per_family() -> None:
     assert config.preferred_address == ["192.0.2.1:443", "[2001:db8::1]:8443"]
     with pytest.raises(ConfigError, match="connection_id_length"):
         Config(preferred_address=["192.0.2.1:443"], connection_id_length=0)
+
+
+def test_client_picks_the_preferred_address_of_its_own_family(pki: TestPki) -> None:
+    # RFC 9000 §9.6.3: a client that reached the server over IPv6 moves to its IPv6 preferred address.
+    preferred_v6 = ("fd00::3", 4434)
+    server = {"preferred_address": [f"{PREFERRED[0]}:{PREFERRED[1]}", "[fd00::3]:4434"]}
+    addresses = (("fd00::1", 5000), ("fd00::2", 4433), preferred_v6, ("fd00::1", 5001))
+    pair, client, server_peer = make_pair(pki, server=server, addresses=addresses)
+    handshake(pair, client, server_peer)
+    transfer(pair, client, server_peer)
+    conn = client.conn
+    assert conn.migration.target == preferred_v6 and conn.migration.state is MigrationState.MIGRATED
+    assert conn.peer_address == preferred_v6 and server_peer.conn.peer_address == ("fd00::1", 5001)

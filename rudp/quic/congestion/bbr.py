@@ -19,7 +19,7 @@ Deviations, all deliberate:
   fast recovery in "Modulating cwnd in Loss Recovery".
 - ECN (cheap, after Linux BBRv3, which the draft leaves open): CE marks are counted per round; a round
   whose CE fraction exceeds 50% of the packets delivered counts as "inflight too high" (while probing,
-  and to leave Startup), and a round with any CE mark cuts the short-term bounds by ``ecn_alpha / 3``,
+  and to leave Startup), and a round with any CE mark cuts ``inflight_shortterm`` by ``ecn_alpha / 3``,
   where ``ecn_alpha`` is a per-round moving average (gain 1/16) of the CE fraction.
 - MarkConnectionAppLimited in ProbeRTT is kept inside BBR: samples of packets sent before the ProbeRTT
   flight is delivered are treated as application-limited here (the estimator is loss recovery's).
@@ -160,6 +160,7 @@ class Bbr(BaseCongestionController):
         self.idle_restart = False
         self.recovery_start_at: float | None = None
         self.packet_conservation = False
+        self._entering_recovery = False
         self.cwnd_limited = False
         self._app_limited_until = 0
 
@@ -211,6 +212,9 @@ class Bbr(BaseCongestionController):
         if self.min_rtt_stamp is None:
             self.min_rtt_stamp = self.probe_rtt_min_stamp = self.extra_acked_interval_start = now
         self.delivered = sample.delivered_total
+        if self._pacing_rate == 0 and sample.rtt > 0:
+            # BBRInitPacingRate: the initial window per RTT, at the Startup gain.
+            self._pacing_rate = STARTUP_PACING_GAIN * self.initial_window_bytes / sample.rtt
         if sample.newly_lost:
             self._on_losses(sample, now)
         if sample.newly_acked:
@@ -249,11 +253,13 @@ class Bbr(BaseCongestionController):
                     self._inflight_at_loss(tx, lost, packet.size_bytes), packet.is_app_limited, now
                 )
         if self.recovery_start_at is None:
-            # Entering recovery: hold the data in flight for one round (packet conservation).
+            # Entering recovery: hold the data in flight for one round from now (packet conservation;
+            # the window is set in _modulate_cwnd_for_recovery).
             self.prior_cwnd = self._saved_cwnd()
             self.recovery_start_at = now
-            self.cwnd = rs.bytes_in_flight + max(rs.newly_acked, self.max_datagram_size)
             self.packet_conservation = True
+            self._entering_recovery = True
+            self._start_round()
 
     @staticmethod
     def _inflight_at_loss(tx_in_flight: int, lost: int, size: int) -> float:
@@ -272,9 +278,13 @@ class Bbr(BaseCongestionController):
             self._start_probe_bw_down(now)
 
     def _modulate_cwnd_for_recovery(self, rs: RateSample) -> None:
+        mds = self.max_datagram_size
         if rs.newly_lost > 0:
-            self.cwnd = max(self.cwnd - rs.newly_lost, self.max_datagram_size)
-        elif self.packet_conservation:
+            self.cwnd = max(self.cwnd - rs.newly_lost, mds)
+        if self._entering_recovery:
+            self._entering_recovery = False
+            self.cwnd = rs.bytes_in_flight + max(rs.newly_acked, mds)
+        elif self.packet_conservation and not rs.newly_lost:
             self.cwnd = max(self.cwnd, rs.bytes_in_flight + rs.newly_acked)
 
     def _saved_cwnd(self) -> int:
@@ -348,17 +358,15 @@ class Bbr(BaseCongestionController):
         ecn_in_round, ecn_too_high = self._end_ecn_round(rs)
         # "BBRAdaptLowerBoundsFromCongestion": not while probing (Startup, REFILL, UP).
         if self.state not in (STARTUP, PROBE_BW_REFILL, PROBE_BW_UP) and (self.loss_in_round or ecn_in_round):
-            if self.bw_shortterm == INF:
-                self.bw_shortterm = self.max_bw
             if self.inflight_shortterm == INF:
                 self.inflight_shortterm = self.cwnd
             if self.loss_in_round:
+                if self.bw_shortterm == INF:
+                    self.bw_shortterm = self.max_bw
                 self.bw_shortterm = max(self.bw_latest, BETA * self.bw_shortterm)
                 self.inflight_shortterm = max(self.inflight_latest, BETA * self.inflight_shortterm)
-            if ecn_in_round:
-                cut = 1 - ECN_FACTOR * self.ecn_alpha
-                self.bw_shortterm *= cut
-                self.inflight_shortterm *= cut
+            if ecn_in_round:  # ECN cuts the flight only, by ecn_alpha / 3 (Linux BBRv3)
+                self.inflight_shortterm *= 1 - ECN_FACTOR * self.ecn_alpha
         if ecn_too_high and self.state == STARTUP:
             self._exit_startup_on_congestion()
         elif ecn_too_high and self.bw_probe_samples:

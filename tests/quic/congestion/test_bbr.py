@@ -208,3 +208,24 @@ def test_the_pacer_paces_at_bbrs_rate_and_bbr_is_registered() -> None:
     assert isinstance(resolve_congestion_controller("BBR")(MDS), Bbr)
     assert Config(congestion="bbr").congestion == "bbr"
     assert set(cc.metrics()) >= {"cwnd", "pacing_rate", "bw", "min_rtt"}
+
+
+def test_ce_marks_outside_probing_cut_the_short_term_flight_only() -> None:
+    cc, path = _path(queue_bytes=int(2 * BDP))
+    assert path.run_until(lambda: cc.state == B.PROBE_BW_CRUISE, max_time=2.0)
+    before = cc.cwnd
+    acks = 0
+
+    def mark(p: RatePath) -> None:
+        nonlocal acks
+        acks += 1
+        if cc.state == B.PROBE_BW_CRUISE and acks % 10 == 0:
+            cc.on_ecn_ce(1, p.now)  # one packet in ten arrives CE-marked
+
+    path.on_sample = mark
+    path.run(0.3)
+    assert path.rates.lost == 0
+    assert cc.inflight_shortterm < before  # cut by ecn_alpha / 3 per marked round
+    assert cc.bw_shortterm == math.inf  # ECN leaves the bandwidth bound alone
+    assert cc.inflight_longterm == math.inf  # 10% marks is below the 50% "too high" threshold
+    assert cc.cwnd <= cc.inflight_shortterm

@@ -438,19 +438,6 @@ BLACKOUT_AFTER: Final = 1 * MIB
 BLACKOUT_SECONDS: Final = 2.0
 
 
-_PING_ONLY_PROBE: Final = (
-    "rudp's client sends its second PTO probe of the Initial space with a PING and no CRYPTO frame;"
-    " when the first probe (which carries the ClientHello) is lost or corrupted, that PING-only Initial"
-    " is the first packet aioquic decrypts and aioquic closes with PROTOCOL_VIOLATION 'Packet contains"
-    " no CRYPTO frame' (see interop/README.md)"
-)
-_HALF_PROBES: Final = (
-    "rudp's client sends only one of its two Initial PTO probes with the ClientHello (the other is a"
-    " PING), so at 30 % loss a handshake can miss four rounds in a row and hit the 10 s"
-    " handshake_timeout (see interop/README.md)"
-)
-
-
 def _each_alone(files: dict[str, int]) -> tuple[tuple[str, ...], ...]:
     return tuple((path,) for path in files)
 
@@ -473,7 +460,6 @@ NETWORK_CASES: Final = (
         timeout=300.0,
         impairment=Impairment(drop_to_server=HEAVY_LOSS, drop_to_client=HEAVY_LOSS),
         test_connections=HANDSHAKE_TEST_RUNS,
-        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE), ("rudp-rudp", _HALF_PROBES)),
     ),
     Case(
         "transferloss",
@@ -494,7 +480,6 @@ NETWORK_CASES: Final = (
         timeout=300.0,
         impairment=Impairment(corrupt_to_server=HEAVY_LOSS, corrupt_to_client=HEAVY_LOSS),
         test_connections=HANDSHAKE_TEST_RUNS,
-        known_bugs=(("rudp-aioquic", _PING_ONLY_PROBE), ("rudp-rudp", _HALF_PROBES)),
     ),
     Case(
         "transfercorruption",

@@ -57,6 +57,7 @@ BLACK_HOLE_PTO_COUNT = 2
 """Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
 _APP = EncryptionLevel.APPLICATION
 _EARLY = EncryptionLevel.EARLY_DATA
+_HANDSHAKE_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE)
 
 
 class Sent(Enum):
@@ -387,6 +388,11 @@ class Sender:
         """The one loop over a packet's frame sources; then a PING if a probe is owed and nothing in
         the packet elicits an ACK (RFC 9002 §6.2.4), or if an ACK-only packet needs one (§13.2.4)."""
         answering = state.ack.eliciting_unacknowledged
+        if state.probes and level in _HANDSHAKE_LEVELS:
+            # RFC 9002 §6.2.4: a probe carries data, and each of the two may be the one that arrives:
+            # every probe of a handshake space carries the unacknowledged CRYPTO data (a peer may
+            # refuse a first Initial without the ClientHello, RFC 9000 §17.2.2).
+            state.crypto_send.requeue_unacked()
         unpaced, paced = self._sources(level, state)
         for source in unpaced:
             if source.has_data():

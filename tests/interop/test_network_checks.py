@@ -259,11 +259,6 @@ async def test_the_ecn_tap_forwards_marks_and_counts_them() -> None:
     assert bleached == [NOT_ECT, NOT_ECT, NOT_ECT]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known rudp bug (interop/README.md, 'Found: a PING-only Initial probe'): the second Initial PTO"
-    " probe carries a PING and no ClientHello; remove this marker with the fix",
-)
 async def test_every_initial_probe_carries_the_client_hello(interop_env: Environment) -> None:
     # The ClientHello and the first probe are dropped: only the second probe of the first PTO reaches
     # aioquic, which closes the connection unless that probe carries the ClientHello too.

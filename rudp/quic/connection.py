@@ -22,6 +22,7 @@ from collections.abc import Callable
 from cryptography import x509
 
 from rudp.codec.frames import ConnectionClose
+from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import DatagramError, RudpError, TransportError
@@ -72,34 +73,30 @@ class QuicConnection:
         self.version = version
         self._events: deque[Event] = deque()
         self._activity: Callable[[], None] | None = None
-        emit = self._events.append
-        randbytes = config.randbytes
-        self._qlog = qlog = open_qlog(config, is_client=is_client)
+        self._qlog = open_qlog(config, is_client=is_client)
         # A client's path to the server needs no validation (RFC 9000 §8.1 limits servers only).
-        self._paths = paths = Paths(
+        self._paths = Paths(
             peer_address,
             validated=is_client,
             base_size=config.max_datagram_size,
             max_size=config.max_pmtu,
             pmtu_discovery=config.pmtu_discovery,
             new_congestion=self._new_path_congestion,
-            randbytes=randbytes,
+            randbytes=config.randbytes,
             ecn=config.ecn,
         )
-        first = paths.current.congestion
-        self._recovery = recovery = LossRecovery(
-            first.controller, first.rtt, max_ack_delay=0.025, is_client=is_client
-        )
-        self._lifecycle = lifecycle = Lifecycle(emit, recovery.pto)
-        self._spaces = spaces = PacketSpaces(
+        first = self._paths.current.congestion
+        self._recovery = LossRecovery(first.controller, first.rtt, max_ack_delay=0.025, is_client=is_client)
+        self._lifecycle = Lifecycle(self._events.append, self._recovery.pto)
+        self._spaces = PacketSpaces(
             version,
-            randbytes,
+            config.randbytes,
             max_ack_delay=config.max_ack_delay,
             ack_delay_exponent=config.ack_delay_exponent,
         )
-        cid = local_cid if local_cid is not None else randbytes(config.connection_id_length)
+        cid = local_cid if local_cid is not None else config.randbytes(config.connection_id_length)
         self._local_cids = LocalConnectionIds(
-            cid, reset_key or os.urandom(32), randbytes, config.connection_id_length
+            cid, reset_key or os.urandom(32), config.randbytes, config.connection_id_length
         )
         self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
         local_params = config.local_transport_parameters()
@@ -110,59 +107,68 @@ class QuicConnection:
             max_connection_window=config.max_connection_window,
             send_buffer_bytes=config.send_buffer_bytes,
         )
-        self._control = ControlFrames(emit)
+        self._control = ControlFrames(self._events.append)
         self._migration = Migration(config, is_client=is_client)
         """Preferred address (RFC 9000 §9.6), disable_active_migration, path-change qlog."""
         self._datagram_queue = DatagramQueue()
         self._liveness = Liveness(now)
         self._traffic = TrafficCounters()
-        self._handshake = handshake = Handshake(
-            is_client=is_client,
-            version=version,
+        self._handshake = self._new_handshake(tls_config, local_params)
+        self._receiver = self._new_receiver(local_params.max_datagram_frame_size)
+        self._sender = self._new_sender()
+
+    def _new_handshake(self, tls_config: TlsConfig, local_params: TransportParameters) -> Handshake:
+        return Handshake(
+            is_client=self.is_client,
+            version=self.version,
             tls_config=tls_config,
             local_params=local_params,
-            randbytes=randbytes,
+            randbytes=self._config.randbytes,
+            spaces=self._spaces,
+            recovery=self._recovery,
+            paths=self._paths,
+            streams=self._streams,
             local_cids=self._local_cids,
             peer_cids=self._peer_cids,
             control=self._control,
             migration=self._migration,
-            emit=emit,
-            spaces=spaces,
-            paths=paths,
-            recovery=recovery,
-            lifecycle=lifecycle,
-            streams=self._streams,
-            qlog=qlog,
+            lifecycle=self._lifecycle,
+            qlog=self._qlog,
+            emit=self._events.append,
         )
-        self._receiver = Receiver(
-            is_client=is_client,
-            short_dcid_length=config.connection_id_length,
-            max_datagram_frame_size=local_params.max_datagram_frame_size,
-            handshake=handshake,
+
+    def _new_receiver(self, max_datagram_frame_size: int | None) -> Receiver:
+        return Receiver(
+            is_client=self.is_client,
+            short_dcid_length=self._config.connection_id_length,
+            max_datagram_frame_size=max_datagram_frame_size,
+            spaces=self._spaces,
+            paths=self._paths,
+            recovery=self._recovery,
+            handshake=self._handshake,
+            lifecycle=self._lifecycle,
+            streams=self._streams,
             local_cids=self._local_cids,
             peer_cids=self._peer_cids,
             liveness=self._liveness,
             traffic=self._traffic,
-            emit=emit,
-            spaces=spaces,
-            paths=paths,
-            recovery=recovery,
-            lifecycle=lifecycle,
-            streams=self._streams,
-            qlog=qlog,
+            qlog=self._qlog,
+            emit=self._events.append,
         )
-        self._sender = Sender(
-            is_client=is_client,
-            handshake=handshake,
+
+    def _new_sender(self) -> Sender:
+        return Sender(
+            is_client=self.is_client,
+            spaces=self._spaces,
+            paths=self._paths,
+            recovery=self._recovery,
+            handshake=self._handshake,
+            lifecycle=self._lifecycle,
+            streams=self._streams,
             sources=(self._control, self._local_cids, self._peer_cids, self._datagram_queue),
             liveness=self._liveness,
             traffic=self._traffic,
-            spaces=spaces,
-            paths=paths,
-            recovery=recovery,
-            lifecycle=lifecycle,
-            streams=self._streams,
-            qlog=qlog,
+            qlog=self._qlog,
         )
 
     def _new_path_congestion(self) -> PathCongestion:

@@ -25,6 +25,7 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportErrorCode
+from rudp.quic.acks import ACK_ELICITING_THRESHOLD
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.delivery import FrameSource, PacketSink
@@ -37,7 +38,6 @@ from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery, ProbeRequest
 from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import (
-    ACK_ELICITING_THRESHOLD,
     CRYPTO_LEVEL_OF_SPACE,
     SEND_ORDER,
     SPACE_OF_LEVEL,

@@ -27,11 +27,11 @@ from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import encode_frames
 from rudp.errors import TransportErrorCode
+from rudp.quic.acks import MAX_TRACKED_RANGES
 from rudp.quic.connection import QuicConnection
 from rudp.quic.crypto_streams import MAX_CRYPTO_BUFFER, MAX_CRYPTO_CHUNKS
 from rudp.quic.paths import MAX_PATH_RESPONSES
 from rudp.quic.receiving import MAX_PENDING_PACKETS
-from rudp.quic.spaces import MAX_TRACKED_RANGES
 from rudp.quic.state import State
 from rudp.quic.streams.assembler import MAX_GAPS
 from rudp.testing.certs import TestPki

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rudp.quic.acks import AckTracker
 from rudp.quic.sent import PacketSpace
-from rudp.quic.spaces import AckTracker
 
 
 def receive(tracker: AckTracker, *pns: int, now: float = 0.0, ack_eliciting: bool = True) -> None:

@@ -1,0 +1,210 @@
+"""Acknowledging what we receive (RFC 9000 §13.2): the ACK tracker of one packet number space.
+
+Owns :class:`AckTracker`: duplicate detection, the received ranges, the ACK timer (RFC 9000 §13.2.1,
+§13.2.2), building ACK frames (also as the packetizer's frame source) and ACK-of-ACK pruning (RFC 9000
+§13.2.4). It lives in its :class:`~rudp.quic.spaces.PacketNumberSpace` and goes with it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rudp.codec.frames import Ack, AckRange
+from rudp.quic.delivery import PacketSink
+from rudp.quic.rangeset import RangeSet
+from rudp.quic.sent import PacketSpace
+
+DEFAULT_MAX_ACK_DELAY: Final = 0.025
+"""Our max_ack_delay when none is configured (RFC 9000 §18.2 default, 25 ms)."""
+
+MAX_ACK_RANGES: Final = 32
+"""Ranges written into one ACK frame, newest first (older ones are omitted; RFC 9000 §13.2.3)."""
+
+MAX_TRACKED_RANGES: Final = 128
+"""Ranges remembered at most; beyond that the oldest are forgotten and treated as duplicates."""
+
+ACK_ELICITING_THRESHOLD: Final = 2
+"""Acknowledge after this many ack-eliciting packets without waiting (RFC 9000 §13.2.2)."""
+
+
+class AckTracker:
+    """Received packet numbers of one space and the decision of when to send an ACK.
+
+    Usage by the connection: call :meth:`is_duplicate` before processing a decrypted packet and
+    :meth:`on_packet_received` after; the packetizer sends an ACK-only packet when
+    :meth:`ack_needed` is true, piggybacks one whenever :attr:`ack_pending` is true and it is sending
+    anyway, then calls :meth:`on_ack_sent`. Arm a timer at :meth:`ack_deadline`. When a sent packet
+    that carried an ACK is acknowledged, call :meth:`on_ack_acked` with that ACK's largest.
+
+    Initial and Handshake packets are acknowledged immediately; Application packets within
+    ``max_ack_delay`` (RFC 9000 §13.2.1).
+    """
+
+    def __init__(
+        self,
+        space: PacketSpace,
+        *,
+        max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+        max_ack_ranges: int = MAX_ACK_RANGES,
+        report_ecn: bool = False,
+        ack_delay_exponent: int = 3,
+    ) -> None:
+        self.space = space
+        self.ack_delay_exponent = ack_delay_exponent
+        """Our ack_delay_exponent transport parameter: the unit of the ACK Delay field (RFC 9000 §18.2)."""
+        self.max_ack_delay = max_ack_delay
+        self.max_ack_ranges = max(1, max_ack_ranges)
+        self.report_ecn = report_ecn
+        self.ecn_counts: tuple[int, int, int] = (0, 0, 0)
+        """ECT(0), ECT(1), ECN-CE counts; carried in ACK_ECN when ``report_ecn`` (not measured yet)."""
+        self.largest_received: int | None = None
+        """The largest packet number processed in this space (kept even after pruning)."""
+        self._received = RangeSet()
+        self._floor = 0  # packet numbers below this were pruned and count as duplicates
+        self._largest_received_at = 0.0
+        self._largest_ack_eliciting: int | None = None
+        self._unacked_eliciting = 0
+        self._pending = False
+        self._immediate = False
+        self._deadline: float | None = None
+
+    # -- receiving ------------------------------------------------------------------------------------
+
+    def is_duplicate(self, packet_number: int) -> bool:
+        """True if ``packet_number`` was already processed (or is too old to be tracked)."""
+        return packet_number < self._floor or packet_number in self._received
+
+    def on_packet_received(
+        self, packet_number: int, *, ack_eliciting: bool, now: float, immediate: bool = False
+    ) -> None:
+        """Record a processed packet and update the ACK timer.
+
+        ``immediate`` asks for an ACK without delay (the caller passes it for packets carrying a PING:
+        a peer probing or measuring the round trip wants the answer now).
+        Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
+        """
+        if self.is_duplicate(packet_number):
+            return
+        if ack_eliciting:
+            largest = self._largest_ack_eliciting
+            # RFC 9000 §13.2.1: acknowledge at once when the packet arrives out of order, or opens a
+            # gap above the largest ack-eliciting packet so far.
+            if largest is not None and (
+                packet_number < largest
+                or (packet_number > largest + 1 and not self._covers(largest, packet_number))
+            ):
+                self._immediate = True
+            if largest is None or packet_number > largest:
+                self._largest_ack_eliciting = packet_number
+        self._received.add(packet_number)
+        if self.largest_received is None or packet_number > self.largest_received:
+            self.largest_received = packet_number
+            self._largest_received_at = now
+        self._pending = True
+        self._bound_memory()
+        if not ack_eliciting:
+            return
+        self._unacked_eliciting += 1
+        if (
+            immediate
+            or self.space != PacketSpace.APPLICATION
+            or self._unacked_eliciting >= ACK_ELICITING_THRESHOLD
+        ):
+            # RFC 9000 §13.2.1: Initial/Handshake immediately; §13.2.2: every second ack-eliciting packet.
+            self._immediate = True
+        if self._deadline is None:
+            self._deadline = now + self.max_ack_delay
+        if self._immediate:
+            self._deadline = min(self._deadline, now)
+
+    def _covers(self, low: int, high: int) -> bool:
+        # True if every packet number strictly between low and high was received (no gap).
+        return self._received.covers(low + 1, high)
+
+    def _bound_memory(self) -> None:
+        while len(self._received) > MAX_TRACKED_RANGES:
+            _, stop = self._received.shift()
+            self._floor = max(self._floor, stop)
+
+    # -- deciding ---------------------------------------------------------------------------------------
+
+    @property
+    def ack_pending(self) -> bool:
+        """True if packets arrived since the last ACK was sent (worth piggybacking an ACK)."""
+        return self._pending
+
+    def ack_needed(self, now: float) -> bool:
+        """True if an ACK must be sent now, even in an ACK-only packet.
+
+        That is: an ack-eliciting packet is unacknowledged and either an immediate-ack condition
+        holds or the ack delay has expired. Never true for non-ack-eliciting packets alone
+        (RFC 9000 §13.2.1 forbids answering them with ACK-only packets).
+        """
+        if self._unacked_eliciting == 0 or self._deadline is None:
+            return False
+        return self._immediate or now >= self._deadline
+
+    @property
+    def eliciting_unacknowledged(self) -> int:
+        """Ack-eliciting packets received since the last ACK was sent (what the next ACK answers)."""
+        return self._unacked_eliciting
+
+    def ack_deadline(self) -> float | None:
+        """When the delayed-ACK timer fires (already past when an immediate ACK is due), or None."""
+        if self._unacked_eliciting == 0:
+            return None
+        return self._deadline
+
+    # -- sending ----------------------------------------------------------------------------------------
+
+    def build_ack(self, now: float, ack_delay_exponent: int) -> Ack | None:
+        """The ACK frame to send now, or None if nothing was received (or everything was pruned).
+
+        Holds at most ``max_ack_ranges`` ranges, newest first; ``ack_delay`` is the time since the
+        largest packet arrived in units of ``2**ack_delay_exponent`` microseconds (RFC 9000 §19.3).
+        """
+        if not self._received:
+            return None
+        ranges: list[AckRange] = []
+        for index in range(len(self._received) - 1, -1, -1):
+            start, stop = self._received[index]
+            ranges.append((start, stop - 1))
+            if len(ranges) >= self.max_ack_ranges:
+                break
+        delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
+        ecn = self.ecn_counts if self.report_ecn else None
+        return Ack(ranges=tuple(ranges), ack_delay=delay_us >> ack_delay_exponent, ecn=ecn)
+
+    def report_ecn_counts(self, counts: tuple[int, int, int]) -> None:
+        """The ECT(0), ECT(1) and CE counts the next ACK_ECN carries (RFC 9000 §13.4.1, §19.3.2)."""
+        self.ecn_counts = counts
+
+    def has_data(self) -> bool:
+        """True if an ACK is worth piggybacking (the packetizer's ``FrameSource`` question)."""
+        return self._pending
+
+    def write_frames(self, sink: PacketSink) -> None:
+        """Write the ACK frame of this space into the packet being built."""
+        ack = self.build_ack(sink.now, self.ack_delay_exponent)
+        if ack is not None:
+            sink.push_frame(ack)
+            self.on_ack_sent(sink.now)
+
+    def on_ack_sent(self, now: float) -> None:
+        """An ACK built by :meth:`build_ack` was sent: clear the pending state and the timer."""
+        self._pending = False
+        self._unacked_eliciting = 0
+        self._immediate = False
+        self._deadline = None
+
+    def on_ack_acked(self, largest_acked_in_ack: int) -> None:
+        """A packet carrying our ACK up to ``largest_acked_in_ack`` was acknowledged by the peer.
+
+        The peer has seen those acknowledgments, so stop reporting packet numbers at or below it
+        (RFC 9000 §13.2.4); later packets with such numbers are treated as duplicates.
+        """
+        floor = largest_acked_in_ack + 1
+        if floor <= self._floor:
+            return
+        self._floor = floor
+        self._received.trim_below(floor)

@@ -357,10 +357,10 @@ class QuicConnection:
         self._migration.check_migrate()  # RFC 9000 §9: disable_active_migration, preferred address
         self._tick(now)
         self._peer_cids.rotate()
+        # RFC 9000 §9.4: a new local address is a new network path: fresh congestion control and RTT.
         self._paths.revalidate(now, self._recovery.pto())
-        # RFC 9000 §9.4: a new local address is a new network path for congestion control.
-        self._paths.current.congestion.controller.on_path_change(now)
-        self._recovery.on_path_change()
+        current = self._paths.current.congestion
+        self._recovery.switch_path(current.controller, current.rtt)
         self._touched()
 
     def request_key_update(self) -> bool:

@@ -174,6 +174,10 @@ class Path:
         self.challenge_retry_at = None
         self.validation_deadline = None
 
+    def use_congestion(self, congestion: PathCongestion) -> None:
+        """The network path behind this address changed (our own address moved): start afresh."""
+        self.congestion = congestion
+
     def challenge_again(self) -> None:
         """The PTO since the last PATH_CHALLENGE passed without an answer: send a new one (§8.2.1)."""
         self.challenge_retry_at = None
@@ -343,8 +347,10 @@ class Paths:
             path.start_validation(now, pto)
 
     def revalidate(self, now: float, pto: float) -> None:
-        """(client) Our own address changed (migration): validate the current path again."""
+        """(client) Our own address changed (migration): a new network path to the same server address,
+        validated again, with a fresh congestion controller, RTT estimator and pacer (RFC 9000 §9.4)."""
         self.changes += 1
+        self.current.use_congestion(self._new_congestion())
         self.current.start_validation(now, pto)
 
     def on_response(self, path: Path, data: bytes) -> bool:

@@ -224,3 +224,26 @@ def test_close_without_now_arms_the_close_timer_from_the_next_datagrams_to_send(
     assert deadline == pytest.approx(250.0 + 3 * conn._recovery.pto())  # RFC 9000 §10.2
     conn.handle_timer(deadline)
     assert conn.is_closed
+
+
+def test_a_clients_own_move_gets_a_fresh_congestion_state() -> None:
+    paths = _paths()
+    before = paths.current.congestion
+    paths.revalidate(1.0, 0.1)
+    assert paths.current.congestion is not before  # RFC 9000 §9.4: a new network path
+    assert paths.current.validating and paths.changes == 1
+
+
+def test_the_after_send_hook_counts_close_datagrams_like_any_other() -> None:
+    from rudp.quic.connection import QuicConnection
+
+    conn = QuicConnection.client(Config(verify=False), server_address=("127.0.0.1", 4433), now=1.0)
+    first = conn.datagrams_to_send(1.0)
+    before = conn.stats
+    assert before.datagrams_sent == len(first) and before.packets_sent >= 1
+    conn.close(0, "bye", now=1.5)
+    (close, _addr), *_ = conn.datagrams_to_send(1.5)
+    after = conn.stats
+    assert after.datagrams_sent == before.datagrams_sent + 1
+    assert after.bytes_sent == before.bytes_sent + len(close)
+    assert after.packets_sent == before.packets_sent + 1  # the Initial CONNECTION_CLOSE packet

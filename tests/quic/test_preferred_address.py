@@ -245,3 +245,17 @@ def test_client_picks_the_preferred_address_of_its_own_family(pki: TestPki) -> N
     conn = client.conn
     assert conn.migration.target == preferred_v6 and conn.migration.state is MigrationState.MIGRATED
     assert conn.peer_address == preferred_v6 and server_peer.conn.peer_address == ("fd00::1", 5001)
+
+
+def test_lost_probes_are_sent_again_until_the_preferred_address_answers(pki: TestPki) -> None:
+    # The first PATH_CHALLENGEs to the preferred address are lost; the client sends them again every
+    # PTO, backing off (RFC 9000 §8.2.1, §9.4), and moves once one gets through.
+    pair, client, server = make_pair(pki, reachable=False)
+    handshake(pair, client, server)
+    assert pair.drive(until=lambda: client.conn.migration.state is MigrationState.PROBING, max_time=5)
+    pair.run_for(0.3)
+    assert server.heard.get(PREFERRED, 0) == 0
+    pair.server_addresses.add(PREFERRED)
+    transfer(pair, client, server)
+    assert client.conn.migration.state is MigrationState.MIGRATED
+    assert server.heard[PREFERRED] > 0 and client.conn.path_validation_failures == 0

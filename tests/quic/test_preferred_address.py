@@ -139,14 +139,17 @@ def test_client_declines_when_configured(pki: TestPki) -> None:
 def test_client_stays_on_the_original_address_when_the_preferred_one_never_answers(pki: TestPki) -> None:
     pair, client, server = make_pair(pki, reachable=False)
     handshake(pair, client, server)
+    preferred_cid = server.conn._local_cids.active[1].cid
     data = transfer(pair, client, server, 200_000)
     conn = client.conn
     assert pair.drive(until=lambda: conn.migration.state is MigrationState.FAILED, max_time=10)
     assert conn.peer_address == SERVER_ADDR and conn.path_validation_failures == 1
     transfer(pair, client, server, len(data))  # the connection carried on
     pair.run_for(1.0)
-    # The CID used for the probe is retired (RFC 9000 §9.5: it was used on another path).
-    assert 1 not in server.conn._local_cids.active
+    # The CID used for the probe is retired (RFC 9000 §9.5: it was used on another path) and replaced
+    # like any other (RFC 9000 §5.1.1); the endpoint no longer routes it.
+    assert 1 not in server.conn._local_cids.active and len(server.conn._local_cids.active) == 4
+    assert preferred_cid not in server.endpoint._routes
     assert server.conn.stats.path_changes == 0 and client.terminated is None
 
 

@@ -122,7 +122,8 @@ class Lifespan:
 
     async def _reply(self) -> Message | None:
         """The application's next lifespan message; None if it ended without one."""
-        assert self._task is not None
+        if self._task is None:
+            return None
         if self._replies.empty():
             got = asyncio.ensure_future(self._replies.get())
             try:

@@ -531,6 +531,8 @@ class QuicConnection(ReceiveMixin, SendMixin):
             bytes_received=traffic.bytes_received,
             packets_dropped=traffic.packets_dropped,
             key_updates=self._keys.key_updates,
+            key_phase_packets=self._keys.usage.key_phase_packets(self._keys),
+            forged_packets=self._keys.usage.forged,
             path_changes=self.path_changes,
             send_buffered_bytes=self._streams.send_buffered_bytes,
             recv_buffered_bytes=self._streams.recv_buffered_bytes,

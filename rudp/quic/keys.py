@@ -10,6 +10,7 @@ from __future__ import annotations
 from rudp.crypto.keys import initial_secrets
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import CipherSuite
+from rudp.quic.key_limits import LOCAL_UPDATE, REMOTE_UPDATE, KeyUsage
 from rudp.tls.engine import EncryptionLevel
 
 INITIAL_SUITE = CipherSuite.AES_128_GCM_SHA256
@@ -18,8 +19,10 @@ INITIAL_SUITE = CipherSuite.AES_128_GCM_SHA256
 class KeySet:
     """Read and write protection for every level of one connection."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, version: int, usage: KeyUsage | None = None) -> None:
         self.version = version
+        self.usage = usage if usage is not None else KeyUsage()
+        """AEAD usage counters and limits, and the automatic key-update decision (RFC 9001 §6.6)."""
         self.read: dict[EncryptionLevel, PacketProtection] = {}
         self.write: dict[EncryptionLevel, PacketProtection] = {}
         self.key_phase = 0
@@ -43,6 +46,7 @@ class KeySet:
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction."""
         protection = PacketProtection(suite, secret, self.version)
+        self.usage.set_suite(suite)
         if read:
             self.read[level] = protection
             if level == EncryptionLevel.APPLICATION:
@@ -53,8 +57,7 @@ class KeySet:
     def on_peer_update(self, keep_previous_until: float) -> None:
         """The peer moved to the next key phase (a packet decrypted with :attr:`next_read`): follow it,
         keeping the old read keys for late packets until ``keep_previous_until`` (RFC 9001 §6.3, §6.5)."""
-        self.update()
-        self.update_pending_ack = False
+        self.update(REMOTE_UPDATE)
         self.previous_read_until = keep_previous_until
 
     def discard_previous(self) -> None:
@@ -71,8 +74,11 @@ class KeySet:
         """True if a key update may be started now (RFC 9001 §6.1: not before the last one is acked)."""
         return EncryptionLevel.APPLICATION in self.write and not self.update_pending_ack
 
-    def update(self) -> None:
-        """Move both directions to the next key generation (initiated locally or by the peer)."""
+    def update(self, trigger: str = LOCAL_UPDATE) -> None:
+        """Move both directions to the next key generation (initiated locally or by the peer).
+
+        Until a packet of the new phase is acknowledged no further update may start (RFC 9001 §6.1),
+        whichever side started this one."""
         current_read = self.read[EncryptionLevel.APPLICATION]
         next_read = self.next_read or current_read.next_generation()
         self.previous_read = current_read
@@ -83,3 +89,4 @@ class KeySet:
         self.update_pending_ack = True
         self.first_pn_in_phase = None
         self.key_updates += 1
+        self.usage.on_phase_changed(trigger, self.key_updates)

@@ -16,7 +16,7 @@ from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
 from rudp.codec.packet import PacketHeader, iter_packets
-from rudp.crypto.protection import DecryptFailed, UnprotectedPacket
+from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
 from rudp.crypto.retry import verify_retry_integrity
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.events import ConnectionTerminated, DatagramReceived
@@ -131,6 +131,8 @@ class ReceiveMixin(HandshakeMixin):
                 )
                 return
             self._traffic.on_dropped()
+            if result is AUTHENTICATION_FAILED:
+                self._keys.usage.on_forged(level)  # RFC 9001 §6.6: may close (AEAD_LIMIT_REACHED)
             return
         # RFC 9000 §17.2, §17.3.1: reserved bits must be zero once header protection is removed.
         if result.first_byte & (0x0C if header.is_long else 0x18):
@@ -186,7 +188,7 @@ class ReceiveMixin(HandshakeMixin):
             late = keys.previous_read.unprotect(packet, pn_offset, expected)
             if isinstance(late, UnprotectedPacket):
                 return late
-        if keys.next_read is not None and not keys.update_pending_ack:
+        if keys.next_read is not None:
             updated = keys.next_read.unprotect(packet, pn_offset, expected)
             if isinstance(updated, UnprotectedPacket):
                 keys.on_peer_update(now + 3 * self._pto())
@@ -302,6 +304,7 @@ class ReceiveMixin(HandshakeMixin):
                 and (keys.first_pn_in_phase is not None and packet.packet_number >= keys.first_pn_in_phase)
             ):
                 keys.update_pending_ack = False
+                keys.usage.on_phase_acked(now, self._pto())  # RFC 9001 §6.5: next update 3 PTOs later
 
     def _on_retry(self, data: bytes, header: PacketHeader) -> None:
         # RFC 9000 §17.2.5.2: one Retry at most, before any server Initial, with a valid tag.

@@ -22,7 +22,7 @@ from rudp.codec.packet import (
 )
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
-from rudp.errors import TransportErrorCode
+from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.handshake import HandshakeMixin
 from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.paths import Address, Path
@@ -64,7 +64,13 @@ class SendMixin(HandshakeMixin):
             probe = self._build_pmtu_probe(now)
             if probe:
                 out.append((probe, current.address))
+        keys = self._keys
         while len(out) < MAX_DATAGRAMS_PER_CALL:
+            try:  # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out
+                keys.usage.maintain(keys, now, confirmed=self._handshake_confirmed, qlog=self._qlog)
+            except TransportError as exc:
+                self._on_local_error(exc, now)
+                return out + self._close_datagrams(now)
             datagram = self._build_datagram(now)
             if not datagram:
                 break

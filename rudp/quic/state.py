@@ -23,6 +23,7 @@ from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.crypto_streams import CryptoReceiveBuffer
 from rudp.quic.ecn import EcnFeedback
 from rudp.quic.events import ConnectionTerminated, Event
+from rudp.quic.key_limits import KeyUsage
 from rudp.quic.keys import KeySet
 from rudp.quic.liveness import Liveness
 from rudp.quic.pacing import Pacer
@@ -98,7 +99,7 @@ class ConnectionState:
         self._token = b""
         self._peer_initial_scid: bytes | None = None
 
-        self._keys = KeySet(version)
+        self._keys = KeySet(version, KeyUsage.from_config(config))
         self._tls: TlsEngine | None = None
         self._local_params = config.local_transport_parameters()
         self._peer_params: TransportParameters | None = None

@@ -126,7 +126,15 @@ async def _serve(args: argparse.Namespace) -> int:
             pki = make_test_pki(Path(tmp))
             cert, key = pki.cert_file, pki.key_file
             print(f"using a throwaway certificate; clients need --ca {pki.ca_file} or --insecure", flush=True)
-        config = _common_config(args, [H3_ALPN, HQ_ALPN], certfile=cert, keyfile=key, retry=args.retry)
+        config = _common_config(
+            args,
+            [H3_ALPN, HQ_ALPN],
+            certfile=cert,
+            keyfile=key,
+            retry=args.retry,
+            preferred_address=args.preferred_address,
+            disable_active_migration=args.disable_active_migration,
+        )
         transport = args.transport
         handler = _file_handler(www)
         server = await rudp.serve(args.host, args.port, handler, config=config, transport=transport)
@@ -424,6 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert", metavar="PEM", help="certificate chain (default: throwaway self-signed)")
     serve.add_argument("--key", metavar="PEM", help="private key")
     serve.add_argument("--retry", action="store_true", help="validate client addresses with Retry")
+    serve.add_argument(
+        "--preferred-address",
+        action="append",
+        metavar="HOST:PORT",
+        help="ask clients to move here after the handshake, and listen here too (RFC 9000 §9.6);"
+        " one IPv4 and one [IPv6]:PORT at most",
+    )
+    serve.add_argument(
+        "--disable-active-migration",
+        action="store_true",
+        help="tell clients not to migrate (NAT rebinding is still followed)",
+    )
     _add_common(serve, ["quic", "tcp", "both"])
     serve.set_defaults(func=_run(_serve))
 

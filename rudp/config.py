@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from rudp.codec.codes import Version
 from rudp.codec.transport_params import TransportParameters
-from rudp.crypto.suites import CipherSuite
+from rudp.crypto.suites import AeadLimits, CipherSuite
 from rudp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -159,6 +159,15 @@ class Config:
     """QUIC version a client starts with (V1 or V2)."""
     cipher_suites: list[CipherSuite] | None = None
     """TLS cipher suites in preference order; None for the default order."""
+    key_update_interval: int | None = None
+    """Packets protected with one 1-RTT key after which the connection starts a key update by itself
+    (RFC 9001 §6), as soon as the previous update is acknowledged and three PTOs have passed (§6.5).
+    None: only before the suite's confidentiality limit (RFC 9001 §6.6; for AES-GCM an update starts
+    at 3/4 of its 2**23 packets). ``request_key_update()`` starts one at any time it is allowed."""
+    aead_limits: AeadLimits | None = None
+    """Lower AEAD usage limits than the negotiated suite's (RFC 9001 §6.6), in packets: the
+    confidentiality limit per key and the integrity limit (packets that fail authentication) per
+    connection; tests use it to reach the limits with a few packets. None: the suite's own."""
     qlog_dir: str | Path | None = None
     """Directory where one qlog file per connection is written; None disables qlog."""
     secrets_log: str | Path | None = None
@@ -295,6 +304,20 @@ class Config:
         _number(self, "max_streams_bidi", minimum=0, maximum=_MAX_STREAMS, integer=True)
         _number(self, "max_streams_uni", minimum=0, maximum=_MAX_STREAMS, integer=True)
         _number(self, "max_datagram_frame_size", minimum=1, maximum=_VARINT_MAX, integer=True)
+        self._check_key_limits()
+
+    def _check_key_limits(self) -> None:
+        if self.key_update_interval is not None:
+            _number(self, "key_update_interval", minimum=1, maximum=_VARINT_MAX, integer=True)
+        limits = self.aead_limits
+        if limits is not None and not (
+            isinstance(limits, AeadLimits)
+            and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                for n in (limits.confidentiality, limits.integrity)
+            )
+        ):
+            raise _bad("aead_limits", limits, "None or an AeadLimits of two integers >= 1")
 
     def _check_server_limits(self) -> None:
         if self.retry_threshold is not None:

@@ -262,3 +262,9 @@ def test_demo_exits_zero_and_prints_table() -> None:
     for label in ("QUIC (rudp)", "TCP+TLS 1.3", "handshake", "throughput", "request latency p50"):
         assert label in result.stdout
     assert "sha256-verified" in result.stdout
+
+
+def test_serve_refuses_a_bad_preferred_address(www: Path) -> None:
+    result = _rudp("serve", "--www", www, "--port", "0", "--preferred-address", "10.0.0.1")
+    assert result.returncode == 2
+    assert "preferred_address" in result.stderr and "host:port" in result.stderr

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from rudp.codec.packet import decode_packet_number, encode_packet_number
 from rudp.crypto.keys import derive_packet_keys, next_generation_secret
-from rudp.crypto.suites import CipherSuite
+from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 
 #: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
 TAG_LENGTH: Final = 16
@@ -43,18 +43,13 @@ _KEY_PHASE_BIT: Final = 0x04
 _PN_LENGTH_BITS: Final = 0x03
 _ZERO_MASK_INPUT: Final = bytes(1 + MAX_PN_LENGTH)
 
-#: RFC 9001 §6.6: packets that may be encrypted with one key (confidentiality limit). ChaCha20's limit
-#: exceeds the packet-number space, so it is given as 2^62.
+#: RFC 9001 §6.6: packets that may be encrypted with one key (confidentiality limit), per suite.
 CONFIDENTIALITY_LIMIT: Final[dict[CipherSuite, int]] = {
-    CipherSuite.AES_128_GCM_SHA256: 1 << 23,
-    CipherSuite.AES_256_GCM_SHA384: 1 << 23,
-    CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 62,
+    suite: limits.confidentiality for suite, limits in AEAD_LIMITS.items()
 }
 #: RFC 9001 §6.6: packets that may fail authentication over a connection's lifetime (integrity limit).
 INTEGRITY_LIMIT: Final[dict[CipherSuite, int]] = {
-    CipherSuite.AES_128_GCM_SHA256: 1 << 52,
-    CipherSuite.AES_256_GCM_SHA384: 1 << 52,
-    CipherSuite.CHACHA20_POLY1305_SHA256: 1 << 36,
+    suite: limits.integrity for suite, limits in AEAD_LIMITS.items()
 }
 
 
@@ -153,7 +148,7 @@ class PacketProtection:
         ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
     """
 
-    __slots__ = ("_aead", "_iv", "_mask", "secret", "suite", "version")
+    __slots__ = ("_aead", "_iv", "_mask", "packets_protected", "secret", "suite", "version")
 
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
         material = derive_packet_keys(suite, secret, version)
@@ -171,6 +166,9 @@ class PacketProtection:
         self._aead = _make_aead(suite, key)
         self._iv = int.from_bytes(iv, "big")
         self._mask = mask
+        self.packets_protected = 0
+        """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,
+        counts them)"""
 
     def next_generation(self) -> PacketProtection:
         """Return the protection of the next key phase (key update, RFC 9001 §6).
@@ -210,6 +208,7 @@ class PacketProtection:
         # RFC 9001 §5.3: nonce = iv XOR packet number, left-padded to the IV length.
         nonce = (self._iv ^ packet_number).to_bytes(12, "big")
         ciphertext = self._aead.encrypt(nonce, payload, header)
+        self.packets_protected += 1
         # RFC 9001 §5.4.2: sample = packet[pn_offset + 4 : pn_offset + 20]; the ciphertext starts at
         # pn_offset + pn_length.
         start = SAMPLE_OFFSET - pn_length

@@ -4,6 +4,9 @@ Owns the three unidirectional streams each endpoint opens (control, QPACK encode
 SETTINGS exchange, QPACK through ``pylsqpack`` (RFC 9204), GOAWAY, the rules on which frame may arrive
 on which stream, and the mapping of every violation to its RFC 9114 §8.1 code: a connection error
 closes the QUIC connection with the code, a stream error resets and stops that request stream only.
+The SETTINGS of the extensions are checked here too (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 9220 §3;
+SETTINGS_H3_DATAGRAM, RFC 9297 §2.1.1); the HTTP Datagrams themselves are routed by the
+:class:`~rudp.h3.datagrams.DatagramRouter` this object owns and feeds.
 Request and response semantics sit on top (:mod:`rudp.h3.client`, :mod:`rudp.h3.server`); this module
 only uses rudp's public asyncio API (:class:`~rudp.aio.connection.Connection`, :class:`Stream`).
 """

@@ -32,6 +32,7 @@ from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.ecn import ECT_0, NOT_ECT, EcnState
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.handshake import Handshake
+from rudp.quic.key_limits import KeyUsage
 from rudp.quic.liveness import Liveness
 from rudp.quic.pacing import Pacer
 from rudp.quic.paths import Address, PathCongestion, Paths
@@ -93,6 +94,7 @@ class QuicConnection:
             config.randbytes,
             max_ack_delay=config.max_ack_delay,
             ack_delay_exponent=config.ack_delay_exponent,
+            usage=KeyUsage.from_config(config),
         )
         cid = local_cid if local_cid is not None else config.randbytes(config.connection_id_length)
         self._local_cids = LocalConnectionIds(
@@ -674,6 +676,8 @@ class QuicConnection:
             bytes_received=traffic.bytes_received,
             packets_dropped=traffic.packets_dropped,
             key_updates=self._spaces.phase.key_updates,
+            key_phase_packets=self._spaces.usage.key_phase_packets(self._spaces.phase),
+            forged_packets=self._spaces.usage.forged,
             path_changes=self.path_changes,
             send_buffered_bytes=self._streams.send_buffered_bytes,
             recv_buffered_bytes=self._streams.recv_buffered_bytes,

@@ -17,6 +17,7 @@ from rudp.crypto.keys import initial_secrets
 from rudp.crypto.protection import DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.key_limits import LOCAL_UPDATE, REMOTE_UPDATE, KeyUsage
 
 INITIAL_SUITE = CipherSuite.AES_128_GCM_SHA256
 
@@ -50,10 +51,13 @@ class KeyPhase:
         "previous_read_until",
         "read",
         "update_pending_ack",
+        "usage",
         "write",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, usage: KeyUsage | None = None) -> None:
+        self.usage = usage if usage is not None else KeyUsage()
+        """The AEAD limits and the automatic key-update decision (RFC 9001 §6.6), told of each update."""
         self.read: PacketProtection | None = None
         self.write: PacketProtection | None = None
         self.key_phase = 0
@@ -97,7 +101,7 @@ class KeyPhase:
             late = self.previous_read.unprotect(packet, pn_offset, expected)
             if isinstance(late, UnprotectedPacket):
                 return late
-        if self.next_read is not None and not self.update_pending_ack:
+        if self.next_read is not None:
             updated = self.next_read.unprotect(packet, pn_offset, expected)
             if isinstance(updated, UnprotectedPacket):
                 self._on_peer_update(keep_previous_until)
@@ -105,9 +109,9 @@ class KeyPhase:
         return result
 
     def _on_peer_update(self, keep_previous_until: float) -> None:
-        # The peer moved to the next key phase: follow it (RFC 9001 §6.3, §6.5).
-        self.update()
-        self.update_pending_ack = False
+        # The peer moved to the next key phase: follow it (RFC 9001 §6.3, §6.5); no further update
+        # until a packet of this phase is acknowledged (§6.1), whichever side started it.
+        self.update(REMOTE_UPDATE)
         self.previous_read_until = keep_previous_until
 
     def on_packet_sent(self, packet_number: int) -> None:
@@ -115,11 +119,13 @@ class KeyPhase:
         if self.first_pn_in_phase is None:
             self.first_pn_in_phase = packet_number
 
-    def on_packet_acked(self, packet_number: int) -> None:
-        """A 1-RTT packet was acknowledged: one of the current phase ends the update (RFC 9001 §6.1)."""
+    def on_packet_acked(self, packet_number: int, now: float, pto: float) -> None:
+        """A 1-RTT packet was acknowledged at ``now``: one of the current phase ends the update (RFC 9001
+        §6.1), and the next automatic one waits three PTOs (§6.5)."""
         first = self.first_pn_in_phase
         if self.update_pending_ack and first is not None and packet_number >= first:
             self.update_pending_ack = False
+            self.usage.on_phase_acked(now, pto)
 
     def discard_previous(self) -> None:
         """Drop the previous generation's read keys (their time is up, RFC 9001 §6.5)."""
@@ -130,8 +136,11 @@ class KeyPhase:
         """True if a key update may be started now (RFC 9001 §6.1: not before the last one is acked)."""
         return self.write is not None and self.read is not None and not self.update_pending_ack
 
-    def update(self) -> None:
-        """Move both directions to the next key generation (initiated locally or by the peer)."""
+    def update(self, trigger: str = LOCAL_UPDATE) -> None:
+        """Move both directions to the next key generation (initiated locally or by the peer).
+
+        Until a packet of the new phase is acknowledged no further update may start (RFC 9001 §6.1),
+        whichever side started this one."""
         current_read, current_write = self.read, self.write
         if current_read is None or current_write is None:
             return
@@ -144,3 +153,4 @@ class KeyPhase:
         self.update_pending_ack = True
         self.first_pn_in_phase = None
         self.key_updates += 1
+        self.usage.on_phase_changed(trigger, self.key_updates)

@@ -35,7 +35,8 @@ draft-02 names (``transport:packet_sent``, ``recovery:metrics_updated``...). So:
 Events written: ``transport:parameters_set`` (local and remote), ``recovery:parameters_set``,
 ``transport:packet_sent`` and ``transport:packet_received`` with their frames,
 ``recovery:metrics_updated`` (only the values that changed), ``recovery:packet_lost``,
-``recovery:congestion_state_updated`` and ``connectivity:connection_state_updated``. The logger owns
+``recovery:congestion_state_updated``, ``connectivity:connection_state_updated`` and
+``security:key_updated`` (1-RTT key updates, with their trigger). The logger owns
 no protocol decision: it only observes. The writer opens a file, the only I/O in :mod:`rudp.quic`;
 time always comes from ``now``.
 """
@@ -85,6 +86,7 @@ CONNECTION_STATE_UPDATED = "connectivity:connection_state_updated"
 ECN_STATE_UPDATED = "recovery:ecn_state_updated"
 MIGRATION_STATE_UPDATED = "quic:migration_state_updated"
 """No qvis name exists for it: written under its draft 13 name (RFC 9000 §9 path changes)."""
+KEY_UPDATED = "security:key_updated"
 CURRENT_DRAFT_NAMES = {
     PARAMETERS_SET: "quic:parameters_set",
     PACKET_SENT: "quic:packet_sent",
@@ -96,6 +98,7 @@ CURRENT_DRAFT_NAMES = {
     CONNECTION_STATE_UPDATED: "quic:connection_state_updated",
     ECN_STATE_UPDATED: "quic:ecn_state_updated",
     MIGRATION_STATE_UPDATED: MIGRATION_STATE_UPDATED,
+    KEY_UPDATED: "quic:key_updated",
 }
 """The name each event we write has in QUIC events draft 13 (same data; see the module docstring)."""
 
@@ -317,6 +320,10 @@ class NullQlog:
     def migration_state_updated(self, new: str, remote: tuple[str, int] | None, now: float) -> None:
         """A path change or a step of the client's move to the preferred address (qlog
         MigrationState: probing_started, migration_complete...), toward ``remote``."""
+
+    def key_updated(self, trigger: str, key_phase: int, now: float) -> None:
+        """Both 1-RTT keys moved to generation ``key_phase`` (RFC 9001 §6); ``trigger`` is
+        "local_update" or "remote_update"."""
 
     def observe(self, congestion: CongestionController) -> CongestionController:
         """The controller loss recovery should drive (a logging proxy, or ``congestion`` itself)."""

@@ -22,6 +22,7 @@ from rudp.quic.qlog import (
     CONGESTION_STATE_UPDATED,
     CONNECTION_STATE_UPDATED,
     ECN_STATE_UPDATED,
+    KEY_UPDATED,
     METRICS_UPDATED,
     MIGRATION_STATE_UPDATED,
     PACKET_LOST,
@@ -301,6 +302,12 @@ class QlogTrace(NullQlog):
             family = "v6" if ":" in remote[0] else "v4"
             data["tuple_remote"] = {f"ip_{family}": remote[0], f"port_{family}": remote[1]}
         self._event(now, MIGRATION_STATE_UPDATED, data)
+
+    def key_updated(self, trigger: str, key_phase: int, now: float) -> None:
+        """``security:key_updated`` (draft 13 ``quic:key_updated``) for each direction's 1-RTT secret;
+        the secrets themselves are not written."""
+        for key_type in ("client_1rtt_secret", "server_1rtt_secret"):
+            self._event(now, KEY_UPDATED, {"key_type": key_type, "key_phase": key_phase, "trigger": trigger})
 
     def packet_lost(self, packet: SentPacket, now: float) -> None:
         """``recovery:packet_lost``."""

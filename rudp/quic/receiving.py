@@ -18,7 +18,7 @@ from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
 from rudp.codec.packet import PacketHeader, iter_packets
-from rudp.crypto.protection import DecryptFailed, UnprotectedPacket
+from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import EcnFeedback
@@ -178,6 +178,8 @@ class Receiver:
                 self._lifecycle.terminate(event, now, state=State.DRAINING)
                 return
             self._traffic.on_dropped()
+            if result is AUTHENTICATION_FAILED:
+                self._spaces.usage.on_forged(level)  # RFC 9001 §6.6: may close (AEAD_LIMIT_REACHED)
             return
         # RFC 9000 §17.2, §17.3.1: reserved bits must be zero once header protection is removed.
         if result.first_byte & (0x0C if header.is_long else 0x18):
@@ -354,7 +356,7 @@ class Receiver:
             if packet.largest_acked_in_ack is not None:
                 state.ack.on_ack_acked(packet.largest_acked_in_ack)
             if space is PacketSpace.APPLICATION:
-                self._spaces.phase.on_packet_acked(packet.packet_number)
+                self._spaces.phase.on_packet_acked(packet.packet_number, now, self._recovery.pto())
 
     def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, acked: list[SentPacket], now: float) -> None:
         # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;

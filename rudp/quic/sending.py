@@ -24,7 +24,7 @@ from rudp.codec.packet import (
 )
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
-from rudp.errors import TransportErrorCode
+from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.acks import ACK_ELICITING_THRESHOLD
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames, DatagramQueue
@@ -158,6 +158,13 @@ class Sender:
             if probe:
                 out.append((probe, current.address))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
+            try:  # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out
+                self._spaces.usage.maintain(
+                    self._spaces.phase, now, confirmed=self._handshake.confirmed, qlog=self._qlog
+                )
+            except TransportError as exc:
+                self._lifecycle.on_local_error(exc, now)
+                return out + self._close_datagrams(now)
             datagram = self._build_datagram(now)
             if not datagram:
                 break

@@ -22,6 +22,7 @@ from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import CipherSuite
 from rudp.quic.acks import DEFAULT_MAX_ACK_DELAY, AckTracker
 from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
+from rudp.quic.key_limits import KeyUsage
 from rudp.quic.keys import KeyPair, KeyPhase
 from rudp.quic.sent import PacketSpace
 from rudp.tls.engine import EncryptionLevel
@@ -82,11 +83,12 @@ class PacketNumberSpace:
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         skip_numbers: bool = False,
         ack_delay_exponent: int = 3,
+        phase: KeyPhase | None = None,
     ) -> None:
         self.id = space
         self.keys = KeyPair()
         """The level's keys (Initial, Handshake; 0-RTT in the Application space)."""
-        self.phase: KeyPhase | None = KeyPhase() if space is PacketSpace.APPLICATION else None
+        self.phase = phase
         """The 1-RTT keys and key phase (Application space only, RFC 9001 §6)."""
         # ACK_ECN frames carry the ECN counts (all zero: rudp does not read ECN marks yet), so a peer that
         # marks ECT sees them not grow and turns ECN off, as RFC 9000 §13.4.2.1 validates.
@@ -151,7 +153,7 @@ class PacketNumberSpace:
 class PacketSpaces:
     """The packet number spaces whose keys are still in use, each holding its keys (RFC 9001 §4.9)."""
 
-    __slots__ = ("_spaces", "phase", "version")
+    __slots__ = ("_spaces", "phase", "usage", "version")
 
     def __init__(
         self,
@@ -160,18 +162,22 @@ class PacketSpaces:
         *,
         max_ack_delay: float,
         ack_delay_exponent: int,
+        usage: KeyUsage | None = None,
     ) -> None:
         self.version = version
+        self.usage = usage if usage is not None else KeyUsage()
+        """AEAD usage across every level's keys: limits, forged packets, automatic updates (RFC 9001 §6.6)."""
         exponent = ack_delay_exponent
+        self.phase = KeyPhase(self.usage)
+        """The 1-RTT keys and key phase of the Application space (RFC 9001 §6)."""
         application = PacketNumberSpace(
             PacketSpace.APPLICATION,
             randbytes,
             max_ack_delay=max_ack_delay,
             skip_numbers=True,
             ack_delay_exponent=exponent,
+            phase=self.phase,
         )
-        self.phase: KeyPhase = application.phase or KeyPhase()
-        """The 1-RTT keys and key phase of the Application space (RFC 9001 §6)."""
         self._spaces: dict[PacketSpace, PacketNumberSpace] = {
             PacketSpace.INITIAL: PacketNumberSpace(
                 PacketSpace.INITIAL, randbytes, ack_delay_exponent=exponent
@@ -243,6 +249,7 @@ class PacketSpaces:
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""
         protection = PacketProtection(suite, secret, self.version)
+        self.usage.set_suite(suite)
         if level == EncryptionLevel.APPLICATION:
             self.phase.install(protection, read=read)
             return

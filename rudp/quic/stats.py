@@ -39,9 +39,15 @@ class ConnectionStats:
     packets_dropped: int
     """Received packets dropped (undecryptable or undecodable)."""
     key_updates: int
-    """1-RTT key updates so far."""
+    """1-RTT key updates so far (ours, requested or automatic, and the peer's)."""
     path_changes: int
     """Times the peer's address changed."""
+    key_phase_packets: int = 0
+    """Packets protected with the current 1-RTT key (a key update restarts the count; RFC 9001 §6.6
+    caps it at the confidentiality limit, and ``Config.key_update_interval`` may lower that)."""
+    forged_packets: int = 0
+    """Received packets that failed authentication, all keys together (RFC 9001 §6.6: past the
+    integrity limit the connection closes with AEAD_LIMIT_REACHED)."""
     send_buffered_bytes: int = 0
     """Stream bytes held for sending (unsent or unacknowledged), all streams together."""
     recv_buffered_bytes: int = 0

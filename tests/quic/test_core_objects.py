@@ -134,9 +134,9 @@ def test_key_phase_follows_the_peers_update_and_keeps_late_packets_readable() ->
     receiver.discard_previous()
     assert receiver.previous_read is None and receiver.previous_read_until is None
     sender.on_packet_sent(2)
-    sender.on_packet_acked(1)  # a packet of the old phase does not end the update
+    sender.on_packet_acked(1, 3.0, 0.1)  # a packet of the old phase does not end the update
     assert sender.update_pending_ack
-    sender.on_packet_acked(2)
+    sender.on_packet_acked(2, 3.0, 0.1)
     assert not sender.update_pending_ack and sender.can_update()
 
 

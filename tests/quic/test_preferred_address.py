@@ -139,14 +139,17 @@ def test_client_declines_when_configured(pki: TestPki) -> None:
 def test_client_stays_on_the_original_address_when_the_preferred_one_never_answers(pki: TestPki) -> None:
     pair, client, server = make_pair(pki, reachable=False)
     handshake(pair, client, server)
+    preferred_cid = server.conn._local_cids.active[1].cid
     data = transfer(pair, client, server, 200_000)
     conn = client.conn
     assert pair.drive(until=lambda: conn.migration.state is MigrationState.FAILED, max_time=10)
     assert conn.peer_address == SERVER_ADDR and conn.path_validation_failures == 1
     transfer(pair, client, server, len(data))  # the connection carried on
     pair.run_for(1.0)
-    # The CID used for the probe is retired (RFC 9000 §9.5: it was used on another path).
-    assert 1 not in server.conn._local_cids.active
+    # The CID used for the probe is retired (RFC 9000 §9.5: it was used on another path) and replaced
+    # like any other (RFC 9000 §5.1.1); the endpoint no longer routes it.
+    assert 1 not in server.conn._local_cids.active and len(server.conn._local_cids.active) == 4
+    assert preferred_cid not in server.endpoint._routes
     assert server.conn.stats.path_changes == 0 and client.terminated is None
 
 
@@ -245,3 +248,17 @@ def test_client_picks_the_preferred_address_of_its_own_family(pki: TestPki) -> N
     conn = client.conn
     assert conn.migration.target == preferred_v6 and conn.migration.state is MigrationState.MIGRATED
     assert conn.peer_address == preferred_v6 and server_peer.conn.peer_address == ("fd00::1", 5001)
+
+
+def test_lost_probes_are_sent_again_until_the_preferred_address_answers(pki: TestPki) -> None:
+    # The first PATH_CHALLENGEs to the preferred address are lost; the client sends them again every
+    # PTO, backing off (RFC 9000 §8.2.1, §9.4), and moves once one gets through.
+    pair, client, server = make_pair(pki, reachable=False)
+    handshake(pair, client, server)
+    assert pair.drive(until=lambda: client.conn.migration.state is MigrationState.PROBING, max_time=5)
+    pair.run_for(0.3)
+    assert server.heard.get(PREFERRED, 0) == 0
+    pair.server_addresses.add(PREFERRED)
+    transfer(pair, client, server)
+    assert client.conn.migration.state is MigrationState.MIGRATED
+    assert server.heard[PREFERRED] > 0 and client.conn.path_validation_failures == 0

@@ -17,8 +17,10 @@ import pytest
 from rudp.config import Config
 from rudp.quic.congestion import Bbr, NewReno, resolve_congestion_controller
 from rudp.quic.congestion import bbr as B
+from rudp.quic.congestion.delivery_rate import RateSample
 from rudp.quic.pacing import Pacer
 from rudp.quic.rtt import RttEstimator
+from rudp.quic.sent import PacketSpace, SentPacket
 from tests.quic.congestion.rate_path import MDS, RatePath
 
 RATE = 2.5e6
@@ -229,3 +231,47 @@ def test_ce_marks_outside_probing_cut_the_short_term_flight_only() -> None:
     assert cc.bw_shortterm == math.inf  # ECN leaves the bandwidth bound alone
     assert cc.inflight_longterm == math.inf  # 10% marks is below the 50% "too high" threshold
     assert cc.cwnd <= cc.inflight_shortterm
+
+
+def test_a_loss_holds_the_flight_for_a_round_then_the_window_comes_back() -> None:
+    cc, path = _path(queue_bytes=int(2 * BDP))
+    assert path.run_until(lambda: cc.state == B.PROBE_BW_CRUISE, max_time=2.0)
+    path.run(0.2)
+    before = cc.cwnd
+    now = path.now
+    victim = SentPacket(10**6, PacketSpace.APPLICATION, now - RTT, MDS, True, True)
+    victim.tx_in_flight = int(BDP)
+    victim.lost_at_send = path.rates.lost
+    flight = int(0.5 * BDP)
+    loss = RateSample(
+        newly_acked=MDS,
+        newly_lost=MDS,
+        lost_packets=[victim],
+        lost_total=path.rates.lost + MDS,
+        delivered_total=path.rates.delivered,
+        prior_delivered=path.rates.delivered - int(BDP),
+        bytes_in_flight=flight,
+        send_time=now - RTT,
+        rtt=RTT,
+        tx_in_flight=int(BDP),
+    )
+    cc.on_rate_sample(loss, now)
+    # Packet conservation (draft "Modulating cwnd in Loss Recovery"): the flight plus what was acked.
+    assert cc.recovery_start_at == now and cc.packet_conservation
+    assert cc.cwnd == flight + MDS
+    assert cc.prior_cwnd == before
+    # A packet sent after the loss is acknowledged: the recovery period is over, the window restored.
+    later = RateSample(
+        newly_acked=MDS,
+        delivered_total=path.rates.delivered + MDS,
+        prior_delivered=path.rates.delivered,
+        bytes_in_flight=flight,
+        send_time=now + 0.001,
+        rtt=RTT,
+        tx_in_flight=flight,
+    )
+    cc.on_rate_sample(later, now + RTT + 0.001)
+    assert cc.recovery_start_at is None and not cc.packet_conservation
+    assert cc.cwnd > flight + MDS
+    # Restored, up to the model's bounds (the lossy round also cut inflight_shortterm by BBRBeta).
+    assert cc.cwnd >= min(before, cc.inflight_shortterm, cc._inflight_with_headroom(), cc.max_inflight) - 1

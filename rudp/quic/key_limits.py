@@ -26,17 +26,35 @@ packets, far below any limit, so their confidentiality is not checked.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from rudp.crypto.keys import INITIAL_SUITE
+from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import AEAD_LIMITS, AeadLimits, CipherSuite
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.tls.engine import EncryptionLevel
 
 if TYPE_CHECKING:
     from rudp.config import Config
-    from rudp.quic.keys import KeyPhase
     from rudp.quic.qlog import NullQlog
+
+
+class UpdatableKeys(Protocol):
+    """The 1-RTT keys as :meth:`KeyUsage.maintain` sees them (:class:`~rudp.quic.keys.KeyPhase`)."""
+
+    @property
+    def write(self) -> PacketProtection | None:
+        """The current 1-RTT write key, if installed."""
+        ...
+
+    def can_update(self) -> bool:
+        """True if a key update may start now (RFC 9001 §6.1)."""
+        ...
+
+    def update(self, trigger: str = ...) -> None:
+        """Start a key update."""
+        ...
+
 
 UPDATE_MARGIN: Final = 4
 """An automatic key update starts once a key protected all but 1/4 of its confidentiality limit."""
@@ -138,7 +156,7 @@ class KeyUsage:
 
     # -- sending -------------------------------------------------------------------------------------
 
-    def maintain(self, keys: KeyPhase, now: float, *, confirmed: bool, qlog: NullQlog) -> None:
+    def maintain(self, keys: UpdatableKeys, now: float, *, confirmed: bool, qlog: NullQlog) -> None:
         """Before a datagram is built: start a key update if one is due and allowed (``confirmed``: the
         handshake is confirmed, RFC 9001 §6), and log the key updates made since the last call.
 
@@ -168,7 +186,7 @@ class KeyUsage:
         self._unlogged.clear()
 
     @staticmethod
-    def key_phase_packets(keys: KeyPhase) -> int:
+    def key_phase_packets(keys: UpdatableKeys) -> int:
         """Packets protected with the current 1-RTT write key (0 before there is one)."""
         write = keys.write
         return 0 if write is None else write.packets_protected

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rudp.crypto.keys import initial_secrets
+from rudp.crypto.keys import INITIAL_SUITE, initial_secrets
 from rudp.crypto.protection import DecryptFailed, PacketProtection, UnprotectedPacket
-from rudp.crypto.suites import CipherSuite
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.key_limits import LOCAL_UPDATE, REMOTE_UPDATE, KeyUsage
-
-INITIAL_SUITE = CipherSuite.AES_128_GCM_SHA256
 
 
 @dataclass(slots=True)

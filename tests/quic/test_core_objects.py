@@ -247,3 +247,12 @@ def test_the_after_send_hook_counts_close_datagrams_like_any_other() -> None:
     assert after.datagrams_sent == before.datagrams_sent + 1
     assert after.bytes_sent == before.bytes_sent + len(close)
     assert after.packets_sent == before.packets_sent + 1  # the Initial CONNECTION_CLOSE packet
+
+
+def test_every_frame_type_has_one_owner_in_the_route_table() -> None:
+    import typing
+
+    from rudp.codec import frames as f
+    from rudp.quic.receiving import ROUTES
+
+    assert set(ROUTES) == set(typing.get_args(f.Frame))  # RFC 9000 §12.4: no frame left unrouted

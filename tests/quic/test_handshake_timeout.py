@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
+from pathlib import Path
 
 from rudp.codec.codes import TransportErrorCode
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.events import ConnectionTerminated
+from rudp.quic.qlog import RECORD_SEPARATOR
 from rudp.testing.certs import TestPki
 
 SERVER = ("10.0.0.2", 4433)
@@ -152,3 +155,15 @@ def test_many_handshakes_expire_in_deadline_order_without_scanning(pki: TestPki)
     assert isinstance(events[-1], ConnectionTerminated) and events[-1].reason == "handshake timeout"
     sizes = server.state_sizes()
     assert sizes == dict.fromkeys(sizes, 0), sizes
+
+
+def test_a_dropped_handshake_closes_its_qlog_file(pki: TestPki, tmp_path: Path) -> None:
+    server = _server(pki, handshake_timeout=TIMEOUT, retry_threshold=None, qlog_dir=tmp_path)
+    conn = _silent_client(server, pki, ("10.1.0.1", 5000), NOW)
+    server.datagrams_to_send(NOW)
+    _run_timers(server, NOW + TIMEOUT)
+    assert conn.is_closed and server.connections == []
+    (path,) = tmp_path.glob("*_server.sqlog")
+    last = json.loads(path.read_text().split(RECORD_SEPARATOR)[-1])
+    # The last record is the final state, written by the sync that closes the file.
+    assert last["data"]["new"] == "closed", last

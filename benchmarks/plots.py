@@ -287,12 +287,12 @@ def loss_sweep(record: dict[str, Any]) -> Figure:
     floor = 0.05  # a point of 0 Mbit/s is drawn at the floor of the log axis
     for variant in variants:
         ys = [max(value.get((loss, variant), float("nan")), floor) for loss in losses]
-        cubic = "cubic" in variant.lower()
+        cubic, bbr = "cubic" in variant.lower(), "bbr" in variant.lower()
         ax.plot(
             xs,
             ys,
-            marker="o" if cubic else "s",
-            linestyle="-" if cubic else "--",
+            marker="o" if cubic else "^" if bbr else "s",
+            linestyle="-" if cubic else "-." if bbr else "--",
             color=_color(variant),
             label=variant,
         )

@@ -18,6 +18,8 @@ benchmark           plot
 ``loss_sweep``      goodput (Mbit/s, log scale) against loss, one line per stack and controller
 ``many_small``      concurrent requests/s per stack, and p50/p99 latency of both phases
 ``bulk``            bars per path: Mbit/s per stack, loop and direction; CPU us per datagram
+``ecn_bottleneck``  bars per AQM and flow, ECN on/off: drops at the bottleneck, goodput, queue delay
+``fairness``        two flows' Mbit/s per pair with Jain's index; both rates over time (plots_bottleneck)
 ==================  ======================================================================================
 """
 
@@ -285,12 +287,12 @@ def loss_sweep(record: dict[str, Any]) -> Figure:
     floor = 0.05  # a point of 0 Mbit/s is drawn at the floor of the log axis
     for variant in variants:
         ys = [max(value.get((loss, variant), float("nan")), floor) for loss in losses]
-        cubic = "cubic" in variant.lower()
+        cubic, bbr = "cubic" in variant.lower(), "bbr" in variant.lower()
         ax.plot(
             xs,
             ys,
-            marker="o" if cubic else "s",
-            linestyle="-" if cubic else "--",
+            marker="o" if cubic else "^" if bbr else "s",
+            linestyle="-" if cubic else "-." if bbr else "--",
             color=_color(variant),
             label=variant,
         )
@@ -462,6 +464,20 @@ def _bulk_legacy(record: dict[str, Any]) -> Figure:
     return fig
 
 
+def ecn_bottleneck(record: dict[str, Any]) -> Figure:
+    """See :func:`benchmarks.plots_bottleneck.ecn_bottleneck`."""
+    from benchmarks import plots_bottleneck
+
+    return plots_bottleneck.ecn_bottleneck(record)
+
+
+def fairness(record: dict[str, Any]) -> Figure:
+    """See :func:`benchmarks.plots_bottleneck.fairness`."""
+    from benchmarks import plots_bottleneck
+
+    return plots_bottleneck.fairness(record)
+
+
 PLOTTERS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "handshake": handshake,
     "hol_blocking": hol_blocking,
@@ -469,6 +485,8 @@ PLOTTERS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "loss_sweep": loss_sweep,
     "many_small": many_small,
     "bulk": bulk,
+    "ecn_bottleneck": ecn_bottleneck,
+    "fairness": fairness,
 }
 
 

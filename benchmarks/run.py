@@ -20,7 +20,16 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from benchmarks import bulk, handshake, hol_blocking, loss_sweep, many_small, migration
+from benchmarks import (
+    bulk,
+    ecn_bottleneck,
+    fairness,
+    handshake,
+    hol_blocking,
+    loss_sweep,
+    many_small,
+    migration,
+)
 from benchmarks.common import save_result, saved
 
 BENCHMARKS: dict[str, ModuleType] = {
@@ -30,6 +39,8 @@ BENCHMARKS: dict[str, ModuleType] = {
     "loss_sweep": loss_sweep,
     "many_small": many_small,
     "bulk": bulk,
+    "ecn_bottleneck": ecn_bottleneck,
+    "fairness": fairness,
 }
 
 QUICK: dict[str, dict[str, Any]] = {
@@ -39,6 +50,8 @@ QUICK: dict[str, dict[str, Any]] = {
     "loss_sweep": {"losses": (0.0, 0.01, 0.05), "seconds": 3.0},
     "many_small": {"sequential": 50, "requests": 500},
     "bulk": {"mbytes": 5.0, "repeat": 1},
+    "ecn_bottleneck": {"aqms": ("droptail", "step"), "seconds": 5.0},
+    "fairness": {"seconds": 8.0, "skip": 2.0, "repeat": 1},
 }
 
 

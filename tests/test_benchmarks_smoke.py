@@ -17,7 +17,19 @@ from typing import Any
 
 import pytest
 
-from benchmarks import bulk, handshake, hol_blocking, loss_sweep, many_small, migration, plots, run
+from benchmarks import (
+    bulk,
+    ecn_bottleneck,
+    fairness,
+    handshake,
+    hol_blocking,
+    loss_sweep,
+    many_small,
+    migration,
+    plots,
+    run,
+)
+from benchmarks.bottleneck import jain
 from benchmarks.common import Bench, bench_network, percentile, save_result, saved
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -101,6 +113,49 @@ def test_many_small(bench: Bench) -> None:
         assert finite_positive(row["concurrent_req_s"])
         assert 0 < row["sequential_p50_ms"] <= row["sequential_p99_ms"]
     assert "conc req/s" in many_small.report(result)
+
+
+def test_ecn_bottleneck(bench: Bench, tmp_path: Path) -> None:
+    result = ecn_bottleneck.run(aqms=("droptail", "step"), seconds=2.0, bench=bench)
+    points = {(p["aqm"], p["variant"]): p for p in result["points"]}
+    no_ecn = {n for n, spec in ecn_bottleneck.VARIANTS.items() if not spec.ecn}
+    assert set(points) == {("droptail", n) for n in no_ecn} | {("step", n) for n in ecn_bottleneck.VARIANTS}
+    for p in points.values():
+        assert 0 < p["mbit_s"] < 21, p  # every flow moved bytes; the link carries 20 Mbit/s
+        assert p["link"]["forwarded_packets"] > 100 and p["link"]["tun_tx_dropped"] == 0, p["link"]
+        assert 0 < p["queue_delay_ms"]["p50"] <= p["queue_delay_ms"]["p95"], p
+        if p["aqm"] == "droptail" or not p["ecn"]:
+            assert p["ce_marked"] == 0  # Not-ECT packets are dropped, never marked
+    for name, spec in ecn_bottleneck.VARIANTS.items():
+        p = points[("step", name)]
+        if spec.ecn:  # ECN-capable end to end: the step marker marks instead of dropping
+            assert p["ce_marked"] > 0 and p["link"]["dropped"].get("aqm", 0) == 0, p
+        if spec.stack == "rudp-quic":  # the sender's own view came back over the connection
+            assert p["sender"]["ecn_state"] == ("capable" if spec.ecn else "disabled"), p["sender"]
+            assert p["sender"]["packets_sent"] > 100
+    for row in result["summary"]:
+        assert row["against"] in ("no-ecn", "droptail") and row["aqm"] == "step"
+    assert len(result["summary"]) == 2 * 3  # three flows, each against ECN off and drop-tail
+    text = ecn_bottleneck.report(result)
+    assert "ratio (goal < 10%)" in text and "kernel cubic no-ecn" in text
+    save_and_check_png("ecn_bottleneck", result, tmp_path)
+
+
+def test_fairness(bench: Bench, tmp_path: Path) -> None:
+    pairs = ("rudp cubic vs kernel cubic", "rudp bbr vs kernel cubic")
+    result = fairness.run(pairs=pairs, seconds=3.0, skip=1.0, repeat=1, bench=bench)
+    assert [p["pair"] for p in result["points"]] == list(pairs)
+    for p in result["points"]:
+        (rep,) = p["reps"]
+        assert all(v > 0 for v in rep["mbit_s"]), rep["mbit_s"]  # both flows moved bytes
+        assert sum(rep["mbit_s"]) < 21
+        assert 0.5 <= p["median_jain"] <= 1.0
+        assert p["median_jain"] == pytest.approx(jain(rep["mbit_s"]))
+        assert p["median_share"] == pytest.approx(rep["mbit_s"][0] / sum(rep["mbit_s"]))
+        assert len(rep["bins_mbit_s"]) == 2 and all(len(b) == 6 for b in rep["bins_mbit_s"])
+    assert jain([1.0, 1.0]) == 1.0 and jain([1.0, 0.0]) == 0.5
+    assert "Jain" in fairness.report(result)
+    save_and_check_png("fairness", result, tmp_path)
 
 
 def test_migration_runs_last(bench: Bench, tmp_path: Path) -> None:

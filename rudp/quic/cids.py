@@ -155,7 +155,10 @@ class PeerConnectionIds:
     """The peer's CIDs we may use as destination, and the retirements we owe (RFC 9000 §5.1.2)."""
 
     def __init__(self, initial_cid: bytes, active_limit: int) -> None:
-        self.current = PeerCid(0, initial_cid, None)
+        self.reset_token_generation = 0
+        """Bumped whenever :meth:`reset_tokens` changes, so an endpoint indexing the tokens re-reads
+        them only then (not on every flush)."""
+        self._current = PeerCid(0, initial_cid, None)
         self._spare: dict[int, PeerCid] = {}
         self._limit = active_limit
         self._retire_prior_to = 0
@@ -167,14 +170,26 @@ class PeerConnectionIds:
         # a peer that makes us owe more is churning CIDs faster than it lets us retire them.
         self.max_retiring = 2 * active_limit
 
+    @property
+    def current(self) -> PeerCid:
+        """The peer CID we send with (RFC 9000 §5.1.2)."""
+        return self._current
+
+    @current.setter
+    def current(self, cid: PeerCid) -> None:
+        if cid.reset_token != self._current.reset_token:
+            self.reset_token_generation += 1
+        self._current = cid
+
     def set_initial(self, cid: bytes) -> None:
         """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
         self.current = PeerCid(0, cid, self.current.reset_token)
 
     def set_reset_token(self, token: bytes | None) -> None:
         """The stateless_reset_token transport parameter belongs to sequence 0."""
-        if self.current.sequence == 0:
+        if self.current.sequence == 0 and self.current.reset_token != token:
             self.current.reset_token = token
+            self.reset_token_generation += 1
 
     def on_new_connection_id(self, frame: NewConnectionId) -> None:
         """Handle NEW_CONNECTION_ID (RFC 9000 §19.15).

@@ -488,6 +488,19 @@ class QuicConnection:
         a datagram it cannot route, RFC 9000 §10.3.1)."""
         return self._peer_cids.reset_tokens()
 
+    @property
+    def peer_reset_tokens_generation(self) -> int:
+        """Changes whenever :meth:`peer_reset_tokens` does: an endpoint re-reads them only then."""
+        return self._peer_cids.reset_token_generation
+
+    def abandon(self, reason: str, now: float) -> None:
+        """End the connection at once and send nothing, as an idle timeout does (RFC 9000 §10.1): for
+        an endpoint dropping a handshake that did not complete in time."""
+        if not self.is_closed:
+            self._lifecycle.terminate(ConnectionTerminated(0, reason, False, False), now)
+            self._sync_qlog(now)  # the final state, which closes the qlog file
+            self._touched()
+
     def drain_cid_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
         return self._local_cids.take_changes()

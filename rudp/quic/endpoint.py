@@ -7,7 +7,10 @@ What to answer a client we hold no state for (Retry, CONNECTION_REFUSED, statele
 tokens) is :class:`~rudp.quic.admission.Admission`'s. Connections do everything else.
 
 Every per-connection structure here is keyed by the connection and released in O(its own CIDs) when
-it closes, so a server that ran for a month holds what its live connections need, nothing more.
+it closes, so a server that ran for a month holds what its live connections need, nothing more. A
+server connection whose handshake has not completed within ``Config.handshake_timeout`` is dropped
+without a word (its client went silent: the half-open slot goes back to real clients), as a TCP
+listener drops a SYN_RECV entry that never sees the final ACK.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ class _Entry:
 
     cids: set[bytes] = field(default_factory=set)
     reset_tokens: tuple[bytes, ...] = ()
+    reset_generation: int = -1  # the connection's peer_reset_tokens_generation they were read at
     address: Address | None = None  # routed by address (zero-length CIDs only)
     deadline: float | None = None
     handshaking: bool = False  # a server connection whose handshake is not complete yet
+    handshake_deadline: float | None = None  # (server) dropped if still handshaking then
     address_token: bytes | None = None  # (client) the NEW_TOKEN token last stored in the Config
     sources: dict[Address, Address] | None = None  # peer address -> our local address it reached
 
@@ -92,8 +97,15 @@ class QuicEndpoint:
         self._by_address: dict[Address, QuicConnection] = {}
         self._by_reset_token: dict[bytes, QuicConnection] = {}
         self._handshakes = 0
+        # Handshake deadlines in insertion order, which is deadline order: each is the time of
+        # acceptance plus one fixed timeout, never earlier than the one before (see _accept). The
+        # earliest is the first; one completing or going is removed in O(1).
+        self._handshake_deadlines: dict[QuicConnection, float] = {}
         self.connections_accepted = 0
         """Server connections created since the endpoint started."""
+        self.handshakes_timed_out = 0
+        """Server connections dropped because their handshake did not complete within
+        ``Config.handshake_timeout`` (half-open clients that went silent)."""
         self._stateless: list[tuple[bytes, Address]] = []
         self._stateless_sources: list[Address | None] = []
         self._multihomed = False  # a datagram arrived with a ``local`` address: sources matter
@@ -139,6 +151,7 @@ class QuicEndpoint:
             "by_address": len(self._by_address),
             "reset_tokens": len(self._by_reset_token),
             "handshakes": self._handshakes,
+            "handshake_deadlines": len(self._handshake_deadlines),
             "dirty": len(self._dirty),
             "timer_heap": len(self._timer_heap),
             "stateless_queue": len(self._stateless),
@@ -293,13 +306,22 @@ class QuicEndpoint:
         self.connections_accepted += 1
         entry.handshaking = True
         self._handshakes += 1
+        deadlines = self._handshake_deadlines
+        deadline = now + self.config.handshake_timeout
+        if deadlines:
+            # Keep the dict in deadline order even if ``now`` or the timeout went backwards (a
+            # timeout lowered at run time): a later client may then get slightly longer.
+            deadline = max(deadline, deadlines[next(reversed(deadlines))])
+        entry.handshake_deadline = deadlines[conn] = deadline
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
         conn.receive_datagram(data, addr, now, ecn)
         self._heard_at(conn, addr, local)
         return conn
 
     def handle_timer(self, now: float) -> None:
-        """Run the timers of every connection that is due."""
+        """Run the timers of every connection that is due, and drop the server connections whose
+        handshake did not complete in time."""
+        self._expire_handshakes(now)
         heap = self._timer_heap
         entries = self._entries
         while heap and heap[0][0] <= now:
@@ -367,15 +389,44 @@ class QuicEndpoint:
         return sources
 
     def next_timer(self) -> float | None:
-        """The earliest timer of any connection."""
+        """The earliest timer of any connection, or handshake deadline."""
         heap = self._timer_heap
         entries = self._entries
+        earliest = None
         while heap:
             entry = entries.get(heap[0][2])
             if entry is not None and entry.deadline == heap[0][0]:
-                return heap[0][0]
+                earliest = heap[0][0]
+                break
             heapq.heappop(heap)
-        return None
+        deadlines = self._handshake_deadlines
+        if deadlines:
+            first = deadlines[next(iter(deadlines))]
+            if earliest is None or first < earliest:
+                return first
+        return earliest
+
+    def _expire_handshakes(self, now: float) -> None:
+        """Drop every server connection still handshaking past its deadline: silently (its client is
+        gone or never was; RFC 9000 §10.1 lets an endpoint discard state it will not use), routes,
+        tokens and its handshake slot released at once. O(1) per connection dropped."""
+        deadlines = self._handshake_deadlines
+        while deadlines:
+            conn = next(iter(deadlines))
+            if deadlines[conn] > now:
+                return
+            del deadlines[conn]
+            entry = self._entries.get(conn)
+            if entry is None:
+                continue
+            entry.handshake_deadline = None
+            if conn.handshake_complete or conn.is_closed:
+                self._dirty[conn] = None  # completed just now: the next flush ends the handshake
+                continue
+            conn.abandon("handshake timeout", now)
+            entry.deadline = None  # its queued timers are stale now: they never run
+            self.handshakes_timed_out += 1
+            self._dirty[conn] = None  # the next flush reports its end and forgets it
 
     def _schedule(self, conn: QuicConnection, entry: _Entry) -> None:
         deadline = conn.next_timer()
@@ -399,6 +450,7 @@ class QuicEndpoint:
     def _end_handshake(self, conn: QuicConnection, entry: _Entry, now: float) -> None:
         entry.handshaking = False
         self._handshakes -= 1
+        self._forget_handshake_deadline(conn, entry)
         if conn.handshake_complete and not conn.is_closed:
             # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
             conn.send_new_token(self.admission.new_token(conn.peer_address, now))
@@ -429,8 +481,10 @@ class QuicEndpoint:
                 entry.cids.discard(cid)
                 if self._routes.get(cid) is conn:
                     del self._routes[cid]
-        tokens = conn.peer_reset_tokens()
-        if tokens != entry.reset_tokens:
+        generation = conn.peer_reset_tokens_generation
+        if generation != entry.reset_generation:  # read only when they changed, not on every flush
+            entry.reset_generation = generation
+            tokens = conn.peer_reset_tokens()
             self._drop_reset_tokens(conn, entry)
             entry.reset_tokens = tokens
             for token in tokens:
@@ -439,6 +493,11 @@ class QuicEndpoint:
         if new_token is not None and new_token is not entry.address_token:
             entry.address_token = new_token  # stored once per NEW_TOKEN, not on every flush
             self._keep_address_token(conn.peer_address, new_token)
+
+    def _forget_handshake_deadline(self, conn: QuicConnection, entry: _Entry) -> None:
+        if entry.handshake_deadline is not None:
+            entry.handshake_deadline = None
+            self._handshake_deadlines.pop(conn, None)
 
     def _drop_reset_tokens(self, conn: QuicConnection, entry: _Entry) -> None:
         for token in entry.reset_tokens:
@@ -461,6 +520,7 @@ class QuicEndpoint:
         if entry.handshaking:
             entry.handshaking = False
             self._handshakes -= 1
+        self._forget_handshake_deadline(conn, entry)
         for cid in entry.cids:
             if self._routes.get(cid) is conn:
                 del self._routes[cid]

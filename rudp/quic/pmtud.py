@@ -10,7 +10,10 @@ Probe losses are not congestion signals (RFC 9000 §14.4); the caller keeps them
 controller.
 
 Search: climb a ladder of common sizes (Ethernet, jumbo, ...) while probes succeed, then bisect between
-the last good size and the first failing one, down to :data:`SEARCH_GRANULARITY` bytes.
+the last good size and the first failing one, down to :data:`SEARCH_GRANULARITY` bytes. When the next
+bisection step would be smaller than that, only the ceiling itself is worth a probe, and only when it is
+a limit the peer declared: a ceiling just below a size that failed would fail too, and probing it would
+walk down one byte at a time.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class PmtuDiscovery:
     __slots__ = (
         "_attempts",
         "_ceiling",
+        "_ceiling_failed",
         "_in_flight",
         "_large_losses",
         "_retry_at",
@@ -52,6 +56,7 @@ class PmtuDiscovery:
         self._large_losses = 0
         self.enabled = enabled and ceiling > base_size
         self._ceiling = ceiling
+        self._ceiling_failed = False  # True when the ceiling is one byte below a size that failed
         self._in_flight: int | None = None
         self._attempts = 0
         self._retry_at = 0.0
@@ -61,11 +66,13 @@ class PmtuDiscovery:
     @property
     def searching(self) -> bool:
         """True while larger sizes remain to be tried."""
-        return self.enabled and self._ceiling - self.current >= SEARCH_GRANULARITY
+        return self.enabled and self._next_size() is not None
 
     def set_ceiling(self, ceiling: int) -> None:
         """Lower the upper bound (e.g. to the peer's max_udp_payload_size)."""
-        self._ceiling = min(self._ceiling, ceiling)
+        if ceiling < self._ceiling:
+            self._ceiling = ceiling
+            self._ceiling_failed = False
 
     def limit_to(self, size: int) -> None:
         """The peer accepts no larger datagrams (its max_udp_payload_size, RFC 9000 §18.2): lower the
@@ -90,15 +97,24 @@ class PmtuDiscovery:
                 return size
         return (self.current + self._ceiling + 1) // 2
 
+    def _next_size(self) -> int | None:
+        """The next size to probe, None once the search is over."""
+        if self._ceiling - self.current < SEARCH_GRANULARITY:
+            return None
+        size = self._candidate()
+        if size - self.current >= SEARCH_GRANULARITY:
+            return size
+        # A step below the granularity: the ceiling is the last candidate, unless it sits just below a
+        # size that failed (it would fail too, and the next ceiling would be one byte lower again).
+        return None if self._ceiling_failed else self._ceiling
+
     def probe_size(self, now: float) -> int | None:
         """The size of the probe to send now, or None (one probe at a time, none after the search)."""
         if self._retry_delay is not None:
             self._retry_at, self._retry_delay = now + self._retry_delay, None
-        if not self.searching or self._in_flight is not None or now < self._retry_at:
+        size = self._next_size() if self.enabled else None
+        if size is None or self._in_flight is not None or now < self._retry_at:
             return None
-        size = self._candidate()
-        if size - self.current < SEARCH_GRANULARITY:
-            size = self._ceiling
         self._in_flight = size
         self.probes_sent += 1
         return size
@@ -127,6 +143,7 @@ class PmtuDiscovery:
         if self._attempts >= MAX_PROBE_ATTEMPTS:
             self._attempts = 0
             self._ceiling = size - 1
+            self._ceiling_failed = True
             self._retry_delay = None
             self._retry_at = 0.0
 
@@ -135,6 +152,7 @@ class PmtuDiscovery:
         size and search again below the size that failed."""
         base = self.base if base_size is None else base_size
         self._ceiling = max(base, self.current - 1)
+        self._ceiling_failed = True
         self.current = base
         self._in_flight = None
         self._attempts = 0

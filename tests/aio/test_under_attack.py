@@ -138,6 +138,44 @@ async def test_past_the_handshake_cap_a_client_is_refused_not_left_hanging(
             assert endpoint.quic.state_sizes()["connections"] <= cap
 
 
+async def test_half_open_clients_lose_their_slots_at_the_handshake_timeout(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    """Clients at many addresses of 127.0.0.0/8 each send one valid Initial and go silent, filling
+    every handshake slot: a real client is refused, but only until the handshake timeout (not the
+    30 s idle timeout) has freed the slots."""
+    cap, timeout = 16, 1.5
+    options = {"retry_threshold": None, "max_handshakes": cap, "handshake_timeout": timeout}
+    async with running_server(echo_handler, **options) as server:
+        endpoint = _endpoint(server)
+        loop = asyncio.get_running_loop()
+        initials = initial_variants(cap, ("127.0.0.1", server.port))
+        transports = []
+        try:
+            for host, initial in zip(source_addresses(cap), initials, strict=True):
+                transport, _ = await loop.create_datagram_endpoint(
+                    asyncio.DatagramProtocol, local_addr=(host, 0), remote_addr=("127.0.0.1", server.port)
+                )
+                transports.append(transport)
+                transport.sendto(initial)
+            await _until(lambda: endpoint.quic.handshakes_in_progress == cap)
+            started = loop.time()
+            with pytest.raises(rudp.HandshakeFailed) as refused:
+                await rudp.connect("127.0.0.1", server.port, config=client_config(handshake_timeout=WAIT))
+            assert refused.value.code == rudp.TransportErrorCode.CONNECTION_REFUSED
+
+            await _until(lambda: endpoint.quic.handshakes_timed_out == cap)
+            assert loop.time() - started < timeout + 1.0  # the handshake timeout, not the idle one
+            assert endpoint.quic.handshakes_in_progress == 0
+            assert endpoint.connections == []  # no Connection object left for the dropped ones
+            async with rudp.connect("127.0.0.1", server.port, config=client_config()) as conn:
+                await _echo(conn, os.urandom(2000))
+        finally:
+            for transport in transports:
+                transport.close()
+        assert endpoint.quic.connections_accepted == cap + 1
+
+
 async def test_garbage_and_mutated_datagrams_leave_no_state(
     running_server: Any, client_config: Callable[..., rudp.Config]
 ) -> None:

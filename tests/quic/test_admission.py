@@ -28,6 +28,7 @@ EMPTY = {
     "by_address": 0,
     "reset_tokens": 0,
     "handshakes": 0,
+    "handshake_deadlines": 0,
     "dirty": 0,
     "timer_heap": 0,
     "stateless_queue": 0,

@@ -99,3 +99,39 @@ def test_black_hole_falls_back_to_the_base_size(pki: TestPki) -> None:
     assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120)
     assert bytes(sim.server.streams[stream_id]) == data
     assert sim.conn.stats.max_datagram_size <= 1400
+
+
+def _search(pmtud: PmtuDiscovery, path_mtu: int) -> list[int]:
+    """Run the search against a path carrying ``path_mtu`` bytes; the sizes probed, in order."""
+    sizes: list[int] = []
+    now = 0.0
+    while pmtud.searching and len(sizes) < 200:
+        size = pmtud.probe_size(now)
+        now += 0.1
+        if size is None:
+            continue
+        sizes.append(size)
+        if size <= path_mtu:
+            pmtud.on_probe_acked(size)
+        else:
+            pmtud.on_probe_lost(size, retry_delay=0.1)
+    return sizes
+
+
+def test_an_ethernet_path_costs_a_few_lost_probes_not_a_walk_down() -> None:
+    # IPv4 on 1500-byte Ethernet carries 1472-byte UDP payloads. The search bisects 4096 down to 1534;
+    # once a step would be under the granularity it stops rather than probe 1533, 1532, ... (each one
+    # byte below the last failure, three times each: what the interop tap's 1500-byte link showed).
+    pmtud = PmtuDiscovery(1200, 65527)
+    sizes = _search(pmtud, path_mtu=1472)
+    failed = sorted({size for size in sizes if size > 1472}, reverse=True)
+    assert failed == [4096, 2774, 2113, 1782, 1617, 1534]
+    assert len(sizes) == 1 + MAX_PROBE_ATTEMPTS * len(failed)
+    assert pmtud.current == 1452 and not pmtud.searching
+
+
+def test_a_declared_ceiling_is_still_probed_at_the_end() -> None:
+    pmtud = PmtuDiscovery(1200, 65527)
+    pmtud.set_ceiling(1530)  # the peer's max_udp_payload_size, not a failure
+    assert _search(pmtud, path_mtu=1530) == [1452, 1530]  # bisecting 1452..1530 is below 64 bytes
+    assert pmtud.current == 1530

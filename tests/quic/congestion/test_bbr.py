@@ -275,3 +275,37 @@ def test_a_loss_holds_the_flight_for_a_round_then_the_window_comes_back() -> Non
     assert cc.cwnd > flight + MDS
     # Restored, up to the model's bounds (the lossy round also cut inflight_shortterm by BBRBeta).
     assert cc.cwnd >= min(before, cc.inflight_shortterm, cc._inflight_with_headroom(), cc.max_inflight) - 1
+
+
+class _OwnRate(NewReno):
+    """A window controller that paces at a rate of its own (as BBR does)."""
+
+    def pacing_rate(self, rtt: RttEstimator) -> float | None:
+        return RATE
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_a_late_pacing_wake_up_is_made_up_only_for_a_controllers_own_rate(own: bool) -> None:
+    cc = _OwnRate(MDS) if own else NewReno(MDS)
+    cc.cwnd = int(2 * BDP)
+    rtt = RttEstimator()
+    rtt.update(RTT, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+    pacer = Pacer(MDS, granularity=0.001)
+    first = 0
+    while pacer.allows(0.0, MDS, cc, rtt):
+        pacer.on_sent(MDS, 0.0)
+        first += MDS
+    wake = pacer.next_send_at(MDS)
+    late = wake + 0.004  # the loop ran the timer 4 ms late
+    sent = 0
+    while pacer.allows(late, MDS, cc, rtt):
+        pacer.on_sent(MDS, late)
+        sent += MDS
+    rate = pacer.rate
+    capacity = Pacer.burst_allowance(rate, MDS, 0.001, cc.cwnd)
+    if own:
+        # The bucket also holds what the rate would have sent during the lateness: over the whole
+        # time, the controller's rate is what left (one initial bucket and one datagram of rounding).
+        assert first + sent >= capacity + rate * late - MDS
+    else:
+        assert sent <= capacity + MDS  # window-based: the bucket's usual bound

@@ -1,0 +1,53 @@
+"""BBR inside a real connection on the simulator: the qlog proxy forwards its rate samples (its states
+are logged), and with ECN on a CE-marking bottleneck it leaves Startup on the marks instead of
+overflowing the queue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rudp.quic.congestion import Bbr
+from rudp.quic.congestion import bbr as B
+from rudp.testing import LinkConfig
+from rudp.testing.certs import TestPki
+from tests.quic.congestion.probes import Keeper
+from tests.support.sim import Sim, make_sim
+
+
+def _transfer(sim: Sim, size: int) -> None:
+    sim.handshake()
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, bytes(size))
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=60)
+    assert len(sim.server.streams[stream_id]) == size
+
+
+def test_bbr_states_reach_the_qlog(pki: TestPki, tmp_path: Path) -> None:
+    link = LinkConfig(delay=0.02, bandwidth=20e6, queue_bytes=200_000)
+    sim = make_sim(pki, link=link, client={"qlog_dir": tmp_path, "congestion": "bbr"})
+    _transfer(sim, 3_000_000)
+    sim.conn.close()
+    sim.pair.run_for(1.0)
+    (trace,) = tmp_path.iterdir()
+    events = [json.loads(record) for record in trace.read_text().split("\x1e") if record.strip()][1:]
+    states = [e["data"]["new"] for e in events if e["name"] == "recovery:congestion_state_updated"]
+    assert states[:2] == [B.STARTUP, B.DRAIN]  # logged after each ACK (DOWN may last less than one)
+    assert B.PROBE_BW_CRUISE in states
+
+
+def test_bbr_with_ecn_leaves_startup_on_ce_marks_and_loses_less(pki: TestPki) -> None:
+    link = LinkConfig(delay=0.02, bandwidth=10e6, queue_bytes=60_000, ce_threshold_bytes=15_000)
+    results = {}
+    for ecn in (False, True):
+        keeper = Keeper(Bbr)
+        sim = make_sim(pki, link=link, client={"ecn": ecn, "congestion": keeper, "pmtu_discovery": False})
+        _transfer(sim, 3_000_000)
+        cc = keeper.last
+        assert isinstance(cc, Bbr)
+        results[ecn] = (sim.conn.stats, cc)
+    (without, _), (with_ecn, cc) = results[False], results[True]
+    assert with_ecn.ce_count > 0
+    assert cc.ecn_alpha < 1.0  # the CE fraction was averaged round by round
+    print(f"BBR packets lost without ECN {without.packets_lost}, with {with_ecn.packets_lost}")
+    assert with_ecn.packets_lost * 2 < without.packets_lost, (with_ecn.packets_lost, without.packets_lost)

@@ -8,6 +8,10 @@ declared 17 packets lost, reduced the window 9 times and took 3.5 s (simulated).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from rudp.quic.congestion import Cubic
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
@@ -15,12 +19,16 @@ from tests.quic.congestion.probes import Keeper
 from tests.support.sim import make_sim
 
 
-def test_cubic_undoes_the_reduction_that_reordering_caused(pki: TestPki) -> None:
+@pytest.mark.parametrize("qlog", [False, True], ids=["plain", "qlog-proxy"])
+def test_cubic_undoes_the_reduction_that_reordering_caused(pki: TestPki, tmp_path: Path, qlog: bool) -> None:
     link = LinkConfig(
         delay=0.02, bandwidth=20e6, queue_bytes=1_000_000, reorder=0.01, reorder_delay=0.004, seed=3
     )
     keeper = Keeper(Cubic)
-    sim = make_sim(pki, link=link, client={"congestion": keeper, "pmtu_discovery": False})
+    options: dict[str, object] = {"congestion": keeper, "pmtu_discovery": False}
+    if qlog:  # the controller then sits behind qlog's logging proxy, which must forward the hooks
+        options["qlog_dir"] = tmp_path
+    sim = make_sim(pki, link=link, client=options)
     sim.handshake()
     stream_id = sim.conn.open_stream()
     size = 3_000_000

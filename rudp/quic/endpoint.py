@@ -407,9 +407,10 @@ class QuicEndpoint:
         return earliest
 
     def _expire_handshakes(self, now: float) -> None:
-        """Drop every server connection still handshaking past its deadline: silently (its client is
-        gone or never was; RFC 9000 §10.1 lets an endpoint discard state it will not use), routes,
-        tokens and its handshake slot released at once. O(1) per connection dropped."""
+        """Drop every server connection still handshaking past its deadline: silently, as an idle
+        timeout discards a connection (RFC 9000 §10.1; its client is gone or never was, and half-open
+        state is what a handshake flood spends, §21.2), routes, tokens and its handshake slot released
+        at the next flush. O(1) per connection dropped."""
         deadlines = self._handshake_deadlines
         while deadlines:
             conn = next(iter(deadlines))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
 from rudp.codec.frames import Frame
+from rudp.quic.congestion.undo import Undoable
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.qlog import (
@@ -45,6 +46,8 @@ from rudp.quic.qlog import (
 from rudp.quic.sent import PacketSpace, SentPacket
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rudp.codec.transport_params import TransportParameters
     from rudp.config import Config
     from rudp.crypto.protection import PacketProtection
@@ -121,6 +124,24 @@ class LoggedController:
         self.trace = trace
         self._recovery_start_at: float | None = None
         self.uses_rate_samples: bool = getattr(inner, "uses_rate_samples", False)
+        # The recovery hooks of congestion/undo.py and prr.py, forwarded when the controller has them.
+        self.uses_prr: bool = getattr(inner, "uses_prr", False)
+        self.set_app_limited: Callable[[bool], None] | None = getattr(inner, "set_app_limited", None)
+
+    @property
+    def congestion_events(self) -> int:
+        """The wrapped controller's count (0 if it keeps none)."""
+        return int(getattr(self.inner, "congestion_events", 0))
+
+    def undo_snapshot(self) -> object:
+        """Forwarded; None (nothing to undo) for a controller that cannot undo."""
+        return self.inner.undo_snapshot() if isinstance(self.inner, Undoable) else None
+
+    def undo(self, snapshot: object) -> None:
+        """Forwarded (only called with a snapshot the controller gave)."""
+        if isinstance(self.inner, Undoable):
+            self.inner.undo(snapshot)
+            self._recovery_start_at = None  # logged with the next acknowledgment's state
 
     @property
     def congestion_window(self) -> int:

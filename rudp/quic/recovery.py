@@ -18,14 +18,14 @@ from rudp.codec.frames import Ack
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.congestion.base import CongestionController, RateSampleConsumer
 from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
+from rudp.quic.congestion.prr import ProportionalRateReduction
+from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 
-K_PACKET_THRESHOLD: Final = 3
-"""Reordering threshold in packets before a packet is deemed lost (RFC 9002 §6.1.1)."""
-
-K_TIME_THRESHOLD: Final = 9 / 8
-"""Reordering threshold as a multiple of the RTT (RFC 9002 §6.1.2)."""
+__all__ = ["K_PACKET_THRESHOLD", "K_PERSISTENT_CONGESTION_THRESHOLD", "K_TIME_THRESHOLD", "LossRecovery"]
+# The thresholds start at RFC 9002's kPacketThreshold = 3 and kTimeThreshold = 9/8 and widen after
+# spurious losses (RFC 8985 §6.2); rudp/quic/congestion/undo.py documents the choices.
 
 K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 """Persistent congestion duration as a multiple of the PTO period (RFC 9002 §7.6.1)."""
@@ -77,6 +77,14 @@ class RecoveryStats:
     """Bytes."""
     bytes_in_flight: int
     """Bytes."""
+    spurious_losses: int = 0
+    """Packets declared lost and acknowledged afterwards (reordering, not loss)."""
+    undone_events: int = 0
+    """Congestion events undone because all their losses proved spurious."""
+    packet_threshold: int = K_PACKET_THRESHOLD
+    """The packet reordering threshold now (RFC 9002 §6.1.1, widened by spurious losses)."""
+    time_threshold: float = K_TIME_THRESHOLD
+    """The time threshold now, a multiple of the RTT (RFC 9002 §6.1.2, widened by spurious losses)."""
 
 
 class LossRecovery:
@@ -117,7 +125,9 @@ class LossRecovery:
         self._persistent_congestions = 0
         self._ce_events = 0
         # Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why).
-        self._rates = _rate_estimator(congestion)
+        self._attach(congestion)
+        # RFC 9002 §7.8: whether the application (or flow control), not the window, limits sending.
+        self._app_limited = False
 
     # -- state from the connection ------------------------------------------------------------------------
 
@@ -156,8 +166,31 @@ class LossRecovery:
     # -- sending ------------------------------------------------------------------------------------------
 
     def can_send(self, size_bytes: int) -> bool:
-        """True if the congestion controller allows ``size_bytes`` more in flight (probes excepted)."""
-        return self.congestion.can_send(self.bytes_in_flight + size_bytes)
+        """True if the congestion controller allows ``size_bytes`` more in flight (probes excepted).
+
+        During a recovery period of a PRR controller, the PRR budget may allow more (RFC 6937 §3.1): it
+        sends in proportion to what is delivered while the flight is still above the reduced window.
+        It never allows less than the window: PRR computes its budget only on ACKs, and a flight that
+        drained without one (losses declared by the timer) must not wait for an ACK that never comes.
+        """
+        prr = self._prr
+        allowed = (prr is not None and prr.active and prr.allows()) or self.congestion.can_send(
+            self.bytes_in_flight + size_bytes
+        )
+        if not allowed:
+            self._set_app_limited(False)  # the window, not the application, limits the sender
+        return allowed
+
+    def _set_app_limited(self, app_limited: bool) -> None:
+        if app_limited != self._app_limited:
+            self._app_limited = app_limited
+            if self._app_limited_sink is not None:
+                self._app_limited_sink(app_limited)
+
+    @property
+    def app_limited(self) -> bool:
+        """True while the sender is application-limited (RFC 9002 §7.8; NewReno and CUBIC do not grow)."""
+        return self._app_limited
 
     def on_packet_sent(self, packet: SentPacket) -> None:
         """Track a packet just sent (RFC 9002 Appendix A.5).
@@ -176,6 +209,10 @@ class LossRecovery:
             self._has_handshake_keys = True
         if packet.in_flight:
             self.bytes_in_flight += packet.size_bytes
+            if self._prr is not None and self._prr.active:
+                self._prr.on_sent(packet.size_bytes)
+            if self.bytes_in_flight + packet.size_bytes > self.congestion.congestion_window:
+                self._set_app_limited(False)  # the window is full
             if self._rates is not None:
                 self._rates.on_packet_sent(packet, self.bytes_in_flight, packet.sent_at)
         self._packets_sent += 1
@@ -208,9 +245,16 @@ class LossRecovery:
                 f"ACK of unsent packet {largest} in {space.name} space",
                 FrameType.ACK_ECN if ack.ecn is not None else FrameType.ACK,
             )
+        prior_largest = state.largest_acked
         if state.largest_acked is None or largest > state.largest_acked:
             state.largest_acked = largest
         self._timer_base_at = now
+        flight_before = self.bytes_in_flight
+        undo = self._undo
+        undone = bool(undo.lost) and undo.on_ack(space, ack.ranges, prior_largest, self._rtt_unit(), now)
+        if undone and self._prr is not None:
+            # RFC 4015 §2: every loss of the last congestion event was spurious; the controller undid it.
+            self._prr.stop()
         acked = state.remove_acked(ack.ranges)
         if not acked:
             return []
@@ -231,15 +275,21 @@ class LossRecovery:
                 if rates is not None:
                     rates.on_packet_acked(packet, now)
         self._packets_acked += len(acked)
+        prr = self._prr
+        if prr is not None and prr.active and any(packet.sent_at > prr.started_at for packet in acked):
+            prr.stop()  # RFC 9002 §7.3.2: a packet sent in the recovery period was acknowledged
         lost = self._detect_lost(state, now)
         if lost:
-            self._on_packets_lost(state, lost, now)
+            self._on_packets_lost(state, lost, now, flight_before)
         for packet in acked:
             for handler in packet.handlers:
                 handler(True)
         on_path = [packet for packet in acked if not packet.off_path]
         if on_path:
             self.congestion.on_packets_acked(on_path, now, self.rtt)
+            if prr is not None and prr.active:
+                delivered = sum(packet.size_bytes for packet in on_path if packet.in_flight)
+                prr.on_ack(delivered, self.bytes_in_flight, self.congestion.congestion_window)
         self._deliver_rate_sample(now)
         if self._peer_validated:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
@@ -257,15 +307,19 @@ class LossRecovery:
         """
         if count > 0:
             self._ce_events += count
+            window = self.congestion.congestion_window
             self.congestion.on_ecn_ce(count, now)
+            if self._prr is not None and self.congestion.congestion_window < window:
+                self._prr.start(self.bytes_in_flight, now)  # RFC 6937 §3.1 applies to ECN too
 
     def on_app_limited(self) -> None:
         """The connection has nothing more to send now: if the window is not full, the sending rate is
         the application's, not the path's (draft-ietf-ccwg-bbr "Delivery Rate Samples"; the samples of
         the flight now in flight are marked application-limited)."""
-        rates = self._rates
-        if rates is not None and self.bytes_in_flight < self.congestion.congestion_window:
-            rates.on_app_limited(self.bytes_in_flight)
+        if self.bytes_in_flight < self.congestion.congestion_window:
+            self._set_app_limited(True)  # RFC 9002 §7.8
+            if self._rates is not None:
+                self._rates.on_app_limited(self.bytes_in_flight)
 
     def _deliver_rate_sample(self, now: float) -> None:
         rates = self._rates
@@ -294,16 +348,24 @@ class LossRecovery:
 
     # -- losses -------------------------------------------------------------------------------------------
 
+    def _rtt_unit(self) -> float:
+        return max(self.rtt.latest_rtt, self.rtt.smoothed_rtt)
+
     def _loss_delay(self) -> float:
-        # RFC 9002 §6.1.2: 9/8 of the larger of latest and smoothed RTT, at least kGranularity.
-        return max(K_TIME_THRESHOLD * max(self.rtt.latest_rtt, self.rtt.smoothed_rtt), K_GRANULARITY)
+        # RFC 9002 §6.1.2: 9/8 (or, after spurious losses, more: RFC 8985 §6.2) of the larger of latest
+        # and smoothed RTT, at least kGranularity.
+        return max(self._undo.time_threshold * self._rtt_unit(), K_GRANULARITY)
 
     def _detect_lost(self, state: SentPackets, now: float) -> list[SentPacket]:
         # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets.
         loss_delay = self._loss_delay()
-        return state.remove_lost(now, loss_delay, K_PACKET_THRESHOLD)
+        return state.remove_lost(now, loss_delay, self._undo.packet_threshold)
 
-    def _on_packets_lost(self, state: SentPackets, lost: list[SentPacket], now: float) -> None:
+    def _on_packets_lost(
+        self, state: SentPackets, lost: list[SentPacket], now: float, flight_before: int | None = None
+    ) -> None:
+        if flight_before is None:
+            flight_before = self.bytes_in_flight
         for packet in lost:
             if packet.in_flight and not packet.off_path:
                 self.bytes_in_flight -= packet.size_bytes
@@ -320,10 +382,18 @@ class LossRecovery:
             for packet in lost:
                 if packet.in_flight:
                     self._rates.on_packet_lost(packet)
+        before = self._undo.snapshot()
+        window = self.congestion.congestion_window
         self.congestion.on_packets_lost(lost, now)
+        prr = self._prr
+        if prr is not None and self.congestion.congestion_window < window:
+            prr.start(flight_before, now)  # RFC 6937 §3.1: RecoverFS is the flight at the event
         if self._in_persistent_congestion(state, lost):
             self._persistent_congestions += 1
             self.congestion.on_persistent_congestion(now)
+            if prr is not None:
+                prr.stop()  # RFC 9002 §7.6.2: the window collapsed; slow start, not PRR, follows
+        self._undo.on_packets_lost(lost, before)
 
     def persistent_congestion_duration(self) -> float:
         """``(smoothed + max(4*rttvar, kGranularity) + max_ack_delay) * 3`` seconds (RFC 9002 §7.6.1)."""
@@ -511,9 +581,20 @@ class LossRecovery:
         self.on_path_change()
         self.congestion = congestion
         self.rtt = rtt
-        # The new path's delivery rate is measured from its own packets (draft-cheng-iccrg-delivery-
-        # rate-estimation), like its window and RTT.
+        # The new path's delivery rate, spurious-loss record and PRR state come from its own packets
+        # (draft-cheng-iccrg-delivery-rate-estimation, RFC 8985, RFC 6937), like its window and RTT.
+        self._attach(congestion)
+
+    def _attach(self, congestion: CongestionController) -> None:
+        """The per-controller helpers, only for the controllers that use them."""
+        # Delivery-rate sampling (congestion/base.py says why only for some controllers).
         self._rates = _rate_estimator(congestion)
+        # Spurious losses: undo and the adaptive thresholds (congestion/undo.py).
+        self._undo = SpuriousLossDetector(congestion)
+        # RFC 6937 PRR during recovery periods, for the controllers that ask for it (congestion/prr.py).
+        mds = int(getattr(congestion, "max_datagram_size", 1200))
+        self._prr = ProportionalRateReduction(mds) if getattr(congestion, "uses_prr", False) else None
+        self._app_limited_sink = getattr(congestion, "set_app_limited", None)
 
     def on_path_change(self) -> None:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old
@@ -524,6 +605,9 @@ class LossRecovery:
                 if packet.in_flight and not packet.off_path:
                     packet.off_path = True
                     self.bytes_in_flight -= packet.size_bytes
+        self._undo.forget_event()  # the new path's controller starts over; nothing left to undo
+        if self._prr is not None:
+            self._prr.stop()
 
     def ack_eliciting_in_flight(self, space: PacketSpace) -> int:
         """Number of ack-eliciting packets outstanding in ``space``."""
@@ -550,6 +634,10 @@ class LossRecovery:
             min_rtt=self.rtt.min_rtt,
             congestion_window=self.congestion.congestion_window,
             bytes_in_flight=self.bytes_in_flight,
+            spurious_losses=self._undo.spurious_losses,
+            undone_events=self._undo.undone_events,
+            packet_threshold=self._undo.packet_threshold,
+            time_threshold=self._undo.time_threshold,
         )
 
 

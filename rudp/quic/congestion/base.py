@@ -125,6 +125,10 @@ class BaseCongestionController:
 
     uses_rate_samples: bool = False
     """True to receive :meth:`on_rate_sample` calls (:class:`RateSampleConsumer`); off by default."""
+    uses_prr: bool = False
+    """True to be driven by Proportional Rate Reduction during recovery periods (RFC 6937,
+    :mod:`rudp.quic.congestion.prr`): loss recovery then lets the flight shrink to the window in
+    proportion to what is delivered instead of asking :meth:`can_send`. Off by default."""
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size

@@ -8,12 +8,13 @@ collapse. It does not own loss detection or bytes in flight (:mod:`rudp.quic.rec
 
 RFC 9438 counts windows in segments; here windows are bytes and a segment is the max datagram size,
 so ``W_cubic(t) = C * (t - K)**3 * mds + W_max`` with ``W_max`` in bytes and ``t``, ``K`` in seconds.
-Application-limited periods are not detected: the window grows on every acknowledgment.
+The window does not grow while loss recovery reports the sender application-limited (RFC 9002 §7.8);
+a congestion event whose losses all prove spurious is undone (RFC 9438 §4.9, :meth:`Cubic.undo`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from rudp.quic.congestion.base import BaseCongestionController, newest_in_flight_sent_at
 from rudp.quic.congestion.hystart import HyStart
@@ -39,10 +40,15 @@ class Cubic(BaseCongestionController):
     from there (:attr:`epoch_start_at`).
     """
 
+    uses_prr = True
+
     def __init__(self, max_datagram_size: int = 1200, *, hystart: bool = True) -> None:
         super().__init__(max_datagram_size)
         self.use_hystart = hystart
         self.congestion_events = 0
+        self.app_limited = False
+        self.undone_events = 0
+        """Congestion events undone because every loss they reacted to proved spurious."""
         self._reset()
 
     def _reset(self) -> None:
@@ -63,6 +69,7 @@ class Cubic(BaseCongestionController):
         self._cwnd_prior = 0.0
         self._window = float(self.cwnd)
         self._last_acked_sent_at: float | None = None
+        self._app_limited_since: float | None = None
 
     # -- the defining equations -----------------------------------------------------------------------
 
@@ -109,6 +116,16 @@ class Cubic(BaseCongestionController):
                 acked_bytes += packet.size_bytes
         if acked_bytes == 0:
             return
+        if self.app_limited:
+            # RFC 9002 §7.8: no growth while the application, not the window, limits the flight. The
+            # cubic epoch is frozen meanwhile (RFC 9438 §5.8: t excludes app-limited time).
+            if self.epoch_start_at is not None and self._app_limited_since is None:
+                self._app_limited_since = now
+            return
+        if self._app_limited_since is not None:
+            if self.epoch_start_at is not None:
+                self.epoch_start_at += now - self._app_limited_since
+            self._app_limited_since = None
         if self.in_slow_start:
             self._slow_start(packets, acked_bytes, rtt)
             return
@@ -190,6 +207,40 @@ class Cubic(BaseCongestionController):
         self.ssthresh = max(int(window * CUBIC_BETA), self.minimum_window_bytes)
         self._set_window(window * CUBIC_BETA)
         self.epoch_start_at = None
+
+    def set_app_limited(self, app_limited: bool) -> None:
+        """Loss recovery: the sender is (or no longer is) application- or flow-control limited, the
+        window not full (RFC 9002 §7.8: the window SHOULD NOT grow then)."""
+        self.app_limited = app_limited
+
+    def undo_snapshot(self) -> tuple[object, ...]:
+        """What a congestion event changes (:class:`~rudp.quic.congestion.undo.Undoable`)."""
+        return (
+            self._window,
+            self.ssthresh,
+            self.recovery_start_at,
+            self.w_max,
+            self.k,
+            self.epoch_start_at,
+            self.cwnd_epoch,
+            self.w_est,
+            self._cwnd_prior,
+        )
+
+    def undo(self, snapshot: object) -> None:
+        """Every loss of the last congestion event proved spurious: RFC 9438 §4.9 restores the window,
+        ssthresh, W_max, K and the epoch from before it (the window keeps any growth since)."""
+        window, ssthresh, recovery_start_at, w_max, k, epoch, cwnd_epoch, w_est, prior = cast(
+            tuple[float, "int | None", "float | None", float, float, "float | None", float, float, float],
+            snapshot,
+        )
+        self._set_window(max(self._window, window))
+        self.undone_events += 1
+        self.ssthresh = ssthresh
+        self.recovery_start_at = recovery_start_at
+        self.w_max, self.k, self.epoch_start_at = w_max, k, epoch
+        self.cwnd_epoch, self.w_est, self._cwnd_prior = cwnd_epoch, w_est, prior
+        self._app_limited_since = None
 
     def on_persistent_congestion(self, now: float) -> None:
         """Collapse to the minimum window (RFC 9002 §7.6.2, RFC 9438 §4.8) and leave recovery.

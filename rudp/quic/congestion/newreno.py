@@ -7,7 +7,7 @@ which :mod:`rudp.quic.recovery` tracks and reports through the hooks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rudp.quic.congestion.base import (
     K_LOSS_REDUCTION_FACTOR,
@@ -25,9 +25,13 @@ class NewReno(BaseCongestionController):
 
     ``ssthresh`` is ``None`` (infinite) until the first congestion event. The controller is in slow
     start while ``cwnd < ssthresh`` and in a recovery period while acknowledged packets were sent at or
-    before :attr:`recovery_start_at`. Application-limited periods are not detected: the window grows on
-    every acknowledgment outside recovery.
+    before :attr:`recovery_start_at`. The window does not grow while loss recovery reports the sender
+    application-limited (RFC 9002 §7.8, :meth:`set_app_limited`); a congestion event whose losses all
+    prove spurious is undone (:meth:`undo`, :mod:`rudp.quic.congestion.undo`), and recovery periods
+    are paced by PRR (:mod:`rudp.quic.congestion.prr`).
     """
+
+    uses_prr = True
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         super().__init__(max_datagram_size)
@@ -36,6 +40,9 @@ class NewReno(BaseCongestionController):
         self._avoidance_credit_bytes = 0
         self._last_acked_sent_at: float | None = None
         self.congestion_events = 0
+        self.app_limited = False
+        self.undone_events = 0
+        """Congestion events undone because every loss they reacted to proved spurious."""
 
     @property
     def in_slow_start(self) -> bool:
@@ -52,8 +59,8 @@ class NewReno(BaseCongestionController):
             if not packet.in_flight:
                 continue
             self._last_acked_sent_at = packet.sent_at
-            # RFC 9002 §7.3.2: no growth during a recovery period.
-            if self._in_recovery(packet.sent_at):
+            # RFC 9002 §7.3.2: no growth during a recovery period; §7.8: none while app-limited.
+            if self._in_recovery(packet.sent_at) or self.app_limited:
                 continue
             if self.in_slow_start:
                 # RFC 9002 §7.3.1: slow start grows by the bytes acknowledged.
@@ -91,6 +98,27 @@ class NewReno(BaseCongestionController):
         self.ssthresh = int(self.cwnd * K_LOSS_REDUCTION_FACTOR)
         self.cwnd = max(self.ssthresh, self.minimum_window_bytes)
         self._avoidance_credit_bytes = 0
+
+    def set_app_limited(self, app_limited: bool) -> None:
+        """Loss recovery: the sender is (or no longer is) application- or flow-control limited, the
+        window not full (RFC 9002 §7.8: the window SHOULD NOT grow then)."""
+        self.app_limited = app_limited
+
+    def undo_snapshot(self) -> tuple[int, int | None, float | None, int]:
+        """What a congestion event changes (:class:`~rudp.quic.congestion.undo.Undoable`)."""
+        return (self.cwnd, self.ssthresh, self.recovery_start_at, self._avoidance_credit_bytes)
+
+    def undo(self, snapshot: object) -> None:
+        """Every loss of the last congestion event proved spurious: back to the state before it
+        (RFC 4015 §2; the window keeps any growth since, as Linux's undo takes the larger)."""
+        cwnd, ssthresh, recovery_start_at, credit = cast(
+            tuple[int, "int | None", "float | None", int], snapshot
+        )
+        self.cwnd = max(self.cwnd, cwnd)
+        self.undone_events += 1
+        self.ssthresh = ssthresh
+        self.recovery_start_at = recovery_start_at
+        self._avoidance_credit_bytes = credit
 
     def on_persistent_congestion(self, now: float) -> None:
         """Collapse to the minimum window (RFC 9002 §7.6.2) and leave the recovery period."""

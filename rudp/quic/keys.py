@@ -82,6 +82,7 @@ class KeySet:
         current_read = self.read[EncryptionLevel.APPLICATION]
         next_read = self.next_read or current_read.next_generation()
         self.previous_read = current_read
+        self.previous_read_until = None  # a stale discard deadline must not take these keys (RFC 9001 §6.5)
         self.read[EncryptionLevel.APPLICATION] = next_read
         self.next_read = next_read.next_generation()
         self.write[EncryptionLevel.APPLICATION] = self.write[EncryptionLevel.APPLICATION].next_generation()

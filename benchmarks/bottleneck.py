@@ -34,7 +34,7 @@ from typing import Any
 
 import rudp
 from benchmarks.common import Bench, _response, _write_body, rudp_client_config
-from rudp.netem import DirectionStats
+from rudp.netem import DirectionStats, LinkStats
 from rudp.netem.stats import bucket_value
 from rudp.testing.certs import TestPki
 
@@ -197,16 +197,20 @@ def timed_flow(
 
 def run_flows(
     bench: Bench, specs: list[FlowSpec], seconds: float, *, bin_s: float = 0.5, lead: float = 2.0
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], LinkStats]:
     """Run `specs` at the same time, each in its own client-namespace process, starting their
-    downloads together `lead` seconds from now (time for the handshakes); their results, in order."""
+    downloads together `lead` seconds from now (time for the handshakes); their results, in order, and
+    the link's counters when the downloads started (so that what a previous run left in the queue, and
+    the handshakes, are not counted)."""
     start_at = time.monotonic() + lead
     tasks = [
         bench.net.client.spawn(timed_flow, spec, bench.host, bench.pki, start_at, seconds, bin_s)
         for spec in specs
     ]
     try:
-        return [task.join(timeout=seconds + lead + 60.0) for task in tasks]
+        time.sleep(max(0.0, start_at - time.monotonic()))  # the measurement window opens at start_at
+        at_start = bench.net.stats()
+        return [task.join(timeout=seconds + lead + 60.0) for task in tasks], at_start
     finally:
         for task in tasks:
             task.kill()

@@ -49,8 +49,7 @@ VARIANTS: dict[str, FlowSpec] = {
 def _point(bench: Bench, aqm: str, name: str, seconds: float) -> dict[str, Any]:
     spec = VARIANTS[name]
     set_tcp_ecn(bench, spec.ecn if spec.stack == "kernel-tcp" else None)
-    before = bench.net.stats()
-    flow = run_flows(bench, [spec], seconds)[0]
+    (flow,), before = run_flows(bench, [spec], seconds)
     link = link_delta(before.s2c, bench.net.stats().s2c)
     drops = link["dropped"]
     return {

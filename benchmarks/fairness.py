@@ -39,8 +39,7 @@ PAIRS: dict[str, tuple[FlowSpec, FlowSpec]] = {
 
 
 def _rep(bench: Bench, pair: str, seconds: float, skip: float, bin_s: float) -> dict[str, Any]:
-    before = bench.net.stats()
-    flows = run_flows(bench, list(PAIRS[pair]), seconds, bin_s=bin_s)
+    flows, before = run_flows(bench, list(PAIRS[pair]), seconds, bin_s=bin_s)
     link = link_delta(before.s2c, bench.net.stats().s2c)
     first = round(skip / bin_s)
     window = seconds - first * bin_s

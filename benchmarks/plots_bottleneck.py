@@ -29,14 +29,18 @@ def ecn_bottleneck(record: dict[str, Any]) -> Figure:
     c = record["conditions"]
     points = record["points"]
     aqms = list(dict.fromkeys(p["aqm"] for p in points))
-    variants = list(dict.fromkeys(p["variant"] for p in points))
+    flows = list(dict.fromkeys(p["variant"].removesuffix(" no-ecn").removesuffix(" ecn") for p in points))
+    variants = sorted(
+        dict.fromkeys(p["variant"] for p in points),
+        key=lambda v: (flows.index(v.removesuffix(" no-ecn").removesuffix(" ecn")), v.endswith("no-ecn")),
+    )
     value = {(p["aqm"], p["variant"]): p for p in points}
     fig, axes = _new_figure(13.0, 4.8, ncols=3)
     width = 0.8 / len(variants)
     panels = (
         ("packets dropped at the bottleneck", lambda p: p["lost"], "{:.0f}"),
-        ("goodput (Mbit/s)", lambda p: p["mbit_s"], "{:.1f}"),
-        ("queue delay p50 (bar) and p95 (tick), ms", lambda p: p["queue_delay_ms"]["p50"], "{:.1f}"),
+        ("goodput (Mbit/s)", lambda p: p["mbit_s"], ""),
+        ("queue delay p50 (bar) and p95 (tick), ms", lambda p: p["queue_delay_ms"]["p50"], ""),
     )
     for ax, (ylabel, get, fmt) in zip(axes, panels, strict=True):
         for j, variant in enumerate(variants):
@@ -61,7 +65,7 @@ def ecn_bottleneck(record: dict[str, Any]) -> Figure:
             )
             if ax is axes[2]:
                 ax.plot(xs, [p["queue_delay_ms"]["p95"] for p in rows], "k_", markersize=9)
-            else:
+            elif ax is axes[0]:
                 _label_bars(ax, bars, fmt)
         ax.set_xticks(range(len(aqms)), aqms)
         ax.set_xlabel("AQM at the bottleneck")
@@ -85,7 +89,7 @@ def fairness(record: dict[str, Any]) -> Figure:
     c = record["conditions"]
     points = record["points"]
     n = len(points)
-    fig, axes = _new_figure(3.4 * max(n, 2), 7.5, nrows=2, ncols=max(n, 2), squeeze=False)
+    fig, axes = _new_figure(max(3.4 * n, 10.0), 7.5, nrows=2, ncols=max(n, 2), squeeze=False)
     grid = axes[0][0].get_gridspec()
     for ax in axes[0]:
         ax.remove()
@@ -124,6 +128,7 @@ def fairness(record: dict[str, Any]) -> Figure:
                 series,
                 where="post",
                 color=_flow_color(p["flows"][k]),
+                linestyle=("-", "--")[k],
                 label=f"{'AB'[k]}: {p['flows'][k]}",
             )
         ax.axvline(c["skip_s"], color="k", linestyle=":", linewidth=0.8)

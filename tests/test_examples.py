@@ -90,5 +90,9 @@ def test_echo_server_and_client(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    assert server.returncode in (0, -15), server.stderr.read() if server.stderr else ""
+        errors = server.stderr.read() if server.stderr else ""
+        for pipe in (server.stdout, server.stderr):  # closed here, not by the garbage collector
+            if pipe is not None:
+                pipe.close()
+    assert server.returncode in (0, -15), errors
     assert os.path.exists(tmp_path / "ca.pem")

@@ -143,6 +143,7 @@ class KeyPhase:
             return
         next_read = self.next_read or current_read.next_generation()
         self.previous_read = current_read
+        self.previous_read_until = None  # a stale discard deadline must not take these keys (RFC 9001 §6.5)
         self.read = next_read
         self.next_read = next_read.next_generation()
         self.write = current_write.next_generation()

@@ -44,6 +44,7 @@ time always comes from ``now``.
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -381,11 +382,16 @@ def recovery_parameters(max_datagram_size: int, initial_window: int) -> dict[str
 
 
 class SeqWriter:
-    """Writes JSON Text Sequence records (RFC 7464) to a file, buffering until :meth:`flush`."""
+    """Writes JSON Text Sequence records (RFC 7464) to a file, buffering until :meth:`flush`.
+
+    The file is closed by :meth:`close` (when the connection closes), or when the writer is collected:
+    a connection the application dropped without closing it leaves no open file behind.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
+        self._finalizer: weakref.finalize[[], SeqWriter] | None = None
         self._pending: list[str] = []
 
     def record(self, value: dict[str, Any]) -> None:
@@ -399,6 +405,7 @@ class SeqWriter:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w", encoding="utf-8")
+            self._finalizer = weakref.finalize(self, self._file.close)
         self._file.write("".join(self._pending))
         self._file.flush()
         self._pending.clear()
@@ -409,3 +416,6 @@ class SeqWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None

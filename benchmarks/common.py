@@ -74,6 +74,20 @@ def port_for(stack: str, congestion: str) -> int:
     raise ValueError(f"unknown stack {stack!r}")
 
 
+VARIANTS: dict[str, tuple[str, str]] = {
+    "rudp-quic newreno": ("rudp-quic", "newreno"),
+    "rudp-quic cubic": ("rudp-quic", "cubic"),
+    "rudp-quic bbr": ("rudp-quic", "bbr"),
+    "rudp-tcp kernel-cubic": ("rudp-tcp", "cubic"),
+    "rudp-tcp kernel-bbr": ("rudp-tcp", "bbr"),
+    "aioquic reno": ("aioquic", "newreno"),
+    "aioquic cubic": ("aioquic", "cubic"),
+}
+"""Variant name -> (client stack, congestion controller) for :func:`session`: rudp QUIC with its own
+controller; rudp's TCP baseline with the kernel's controller of that name set per socket
+(TCP_CONGESTION, see :func:`kernel_congestion`) on the server port serving it (:func:`port_for`)."""
+
+
 def kernel_congestion(congestion: str) -> str:
     """The kernel TCP controller rudp's TCP baseline sets per socket for a rudp controller name."""
     return congestion if congestion in ("cubic", "bbr") else "reno"

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from benchmarks.common import (
+    VARIANTS,
     Bench,
     bench_network,
     link_summary,
@@ -29,16 +30,6 @@ from benchmarks.common import (
     wan,
 )
 from rudp.testing.certs import TestPki
-
-VARIANTS: dict[str, tuple[str, str]] = {
-    "rudp-quic newreno": ("rudp-quic", "newreno"),
-    "rudp-quic cubic": ("rudp-quic", "cubic"),
-    "rudp-quic bbr": ("rudp-quic", "bbr"),
-    "rudp-tcp kernel-cubic": ("rudp-tcp", "cubic"),
-    "rudp-tcp kernel-bbr": ("rudp-tcp", "bbr"),
-    "aioquic reno": ("aioquic", "newreno"),
-    "aioquic cubic": ("aioquic", "cubic"),
-}
 
 
 class _TimeUp(Exception):

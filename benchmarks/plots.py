@@ -13,7 +13,8 @@ Plots can be redrawn from saved records::
 benchmark           plot
 ==================  ======================================================================================
 ``handshake``       bars: time to connection and to the first response in RTTs, per mode; dots = samples
-``hol_blocking``    CDFs of request completion time, one panel per loss rate, one curve per stack
+``hol_blocking``    CDFs of request completion time, a row per workload and controller, a panel per loss
+``bbr_trace``       one rudp BBR flow over time: cwnd, delivery rate, pacing rate, BBR state, losses
 ``migration``       received MB over time around the NAT rebinding (t = 0), one curve per stack
 ``loss_sweep``      goodput (Mbit/s, log scale) against loss, one line per stack and controller
 ``many_small``      concurrent requests/s per stack, and p50/p99 latency of both phases
@@ -155,41 +156,60 @@ def handshake(record: dict[str, Any]) -> Figure:
     return fig
 
 
-def hol_blocking(record: dict[str, Any]) -> Figure:
-    """CDF of request completion time: one panel per loss rate, one curve per stack."""
+def _hol_points(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's points, each with its workload and controller (older records: one CUBIC workload)."""
     c = record["conditions"]
-    points = record["points"]
+    return [
+        {
+            "variant": p["stack"],
+            "congestion": "cubic",
+            "streams": c.get("streams"),
+            "size": c.get("response_bytes"),
+            **p,
+        }
+        for p in record["points"]
+    ]
+
+
+def hol_blocking(record: dict[str, Any]) -> Figure:
+    """CDF of request completion time: one row of panels per workload and congestion controller, one
+    panel per loss rate, one curve per variant (stack and controller)."""
+    c = record["conditions"]
+    points = _hol_points(record)
     if any("latencies_ms" not in p for p in points):
         raise ValueError("hol_blocking record has no per-request latencies (latencies_ms); rerun it")
     losses = list(dict.fromkeys(p["loss"] for p in points))
-    ncols = min(len(losses), 2 if len(losses) == 4 else 3)
-    nrows = -(-len(losses) // ncols)
+    groups = list(dict.fromkeys((p["streams"], p["size"], p["congestion"]) for p in points))
+    ncols = len(losses)
     fig, axes = _new_figure(
-        4.6 * ncols, 3.4 * nrows + 0.8, nrows=nrows, ncols=ncols, sharey=True, squeeze=False
+        4.2 * ncols, 3.1 * len(groups) + 0.8, nrows=len(groups), ncols=ncols, sharey=True, squeeze=False
     )
-    flat = [ax for row in axes for ax in row]
-    for ax, loss in zip(flat, losses, strict=False):
-        for p in (p for p in points if p["loss"] == loss):
-            lat = sorted(p["latencies_ms"])
-            n = len(lat)
-            ys = [(i + 1) / n for i in range(n)]
-            label = f"{p['stack']} (p50 {p['p50_ms']:.0f}, p99 {p['p99_ms']:.0f} ms)"
-            ax.step(lat, ys, where="post", color=_color(p["stack"]), label=label)
-        ax.set_title(f"loss {_pct(loss)} both ways", fontsize=10)
-        ax.set_xlabel("request completion time (ms)")
-        ax.set_xlim(left=0)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=7)
-    for row in axes:
+    for row, (streams, size, cc) in zip(axes, groups, strict=True):
+        for ax, loss in zip(row, losses, strict=True):
+            cell = [
+                p
+                for p in points
+                if p["loss"] == loss and (p["streams"], p["size"], p["congestion"]) == (streams, size, cc)
+            ]
+            for p in cell:
+                lat = sorted(p["latencies_ms"])
+                n = len(lat)
+                ys = [(i + 1) / n for i in range(n)]
+                label = f"{p['variant']} (p50 {p['p50_ms']:.0f}, p99 {p['p99_ms']:.0f} ms)"
+                ax.step(lat, ys, where="post", color=_color(p["stack"]), label=label)
+            ax.set_title(f"{streams} x {size} B, {cc.upper()}, loss {_pct(loss)}", fontsize=9)
+            ax.set_xlim(left=0)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="lower right", fontsize=7)
         row[0].set_ylabel("fraction of requests")
-    for ax in flat[len(losses) :]:
-        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("request completion time (ms)")
     _titles(
         fig,
         "Head-of-line blocking: completion time of concurrent requests on one connection",
-        f"RTT {c['rtt_ms']:g} ms, {c['rate_mbit_s']:g} Mbit/s, {c['rounds']} rounds x {c['streams']} "
-        f"requests of {c['response_bytes']} B, CUBIC",
+        f"RTT {c['rtt_ms']:g} ms, {c['rate_mbit_s']:g} Mbit/s, {c['rounds']} rounds per workload; "
+        "rudp QUIC's controller beside the kernel's (TCP baseline)",
         record,
     )
     return fig
@@ -478,7 +498,78 @@ def fairness(record: dict[str, Any]) -> Figure:
     return plots_bottleneck.fairness(record)
 
 
+BBR_STATE_COLORS = {
+    "startup": "#d62728",
+    "drain": "#ff7f0e",
+    "probe_bw_down": "#9467bd",
+    "probe_bw_cruise": "#2ca02c",
+    "probe_bw_refill": "#17becf",
+    "probe_bw_up": "#bcbd22",
+    "probe_rtt": "#7f7f7f",
+}
+
+
+def bbr_trace(record: dict[str, Any]) -> Figure:
+    """One BBR flow over time: rates (top), window and bytes in flight (middle), state and losses."""
+    c, s = record["conditions"], record["summary"]
+    series = record["series"]
+    fig, (rates, window, state_ax) = _new_figure(11.0, 7.6, nrows=3, sharex=True, height_ratios=[3, 2.2, 1])
+
+    def xy(key: str, scale: float) -> tuple[list[float], list[float]]:
+        return [t for t, _ in series[key]], [v / scale for _, v in series[key]]
+
+    xs, ys = xy("delivery_rate", 1e6)
+    rates.plot(xs, ys, ".", markersize=2.5, color="#1f77b4", alpha=0.4, label="delivery-rate sample")
+    for key, color, label in (
+        ("bandwidth_estimate", "#d62728", "BBR bandwidth estimate (bw)"),
+        ("pacing_rate", "#2ca02c", "pacing rate"),
+    ):
+        xs, ys = xy(key, 1e6)
+        rates.step(xs, ys, where="post", color=color, linewidth=1.0, label=label)
+    rates.axhline(c["rate_mbit_s"], color="k", linestyle=":", linewidth=0.8, label="link rate")
+    rates.set_ylabel("Mbit/s")
+    rates.set_ylim(0, c["rate_mbit_s"] * 2.2)
+    rates.legend(loc="upper right", fontsize=7, ncols=2)
+    rates.grid(alpha=0.3)
+    bdp_kb = c["rate_mbit_s"] * 1e6 / 8 * c["rtt_ms"] / 1000 / 1000
+    for key, color, label in (
+        ("congestion_window", "#9467bd", "congestion window"),
+        ("bytes_in_flight", "#8c564b", "bytes in flight"),
+    ):
+        xs, ys = xy(key, 1000)
+        window.step(xs, ys, where="post", color=color, linewidth=0.9, label=label)
+    window.axhline(bdp_kb, color="k", linestyle=":", linewidth=0.8, label=f"BDP ({bdp_kb:.0f} kB)")
+    window.set_ylabel("kB")
+    window.set_ylim(0, bdp_kb * 4)
+    window.legend(loc="upper right", fontsize=7, ncols=3)
+    window.grid(alpha=0.3)
+    names = list(BBR_STATE_COLORS)
+    states = record["states"]
+    for (t, name), nxt in zip(states, [*states[1:], [record["end_s"], None]], strict=True):
+        color = BBR_STATE_COLORS.get(name, _OTHER_COLOR)
+        level = names.index(name) if name in names else len(names)
+        state_ax.fill_between([t, nxt[0]], level - 0.4, level + 0.4, color=color, linewidth=0)
+        for ax in (rates, window):
+            ax.axvspan(t, nxt[0], color=color, alpha=0.06, linewidth=0)
+    state_ax.set_yticks(range(len(names)), [n.replace("probe_bw_", "bw ") for n in names], fontsize=7)
+    state_ax.set_ylim(-0.6, len(names) - 0.4)
+    losses = record["losses_s"]
+    state_ax.plot(losses, [-0.5] * len(losses), "|", color="k", markersize=6, label=f"{len(losses)} losses")
+    state_ax.legend(loc="upper right", fontsize=7)
+    state_ax.set_xlabel("time since the connection's first event (s)")
+    state_ax.set_xlim(0, record["end_s"])
+    _titles(
+        fig,
+        "rudp BBR over time (sender's qlog): rates, window and state",
+        f"RTT {c['rtt_ms']:g} ms, {c['rate_mbit_s']:g} Mbit/s, {c['loss'] * 100:g} % random loss both ways; "
+        f"goodput {s['goodput_mbit_s']:.1f} Mbit/s",
+        record,
+    )
+    return fig
+
+
 PLOTTERS: dict[str, Callable[[dict[str, Any]], Figure]] = {
+    "bbr_trace": bbr_trace,
     "handshake": handshake,
     "hol_blocking": hol_blocking,
     "migration": migration,

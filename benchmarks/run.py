@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import (
+    bbr_trace,
     bulk,
     ecn_bottleneck,
     fairness,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "bulk": bulk,
     "ecn_bottleneck": ecn_bottleneck,
     "fairness": fairness,
+    "bbr_trace": bbr_trace,
 }
 
 QUICK: dict[str, dict[str, Any]] = {
@@ -52,6 +54,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "bulk": {"mbytes": 5.0, "repeat": 1},
     "ecn_bottleneck": {"aqms": ("droptail", "step"), "seconds": 5.0},
     "fairness": {"seconds": 8.0, "skip": 2.0, "repeat": 1},
+    "bbr_trace": {"seconds": 4.0},
 }
 
 

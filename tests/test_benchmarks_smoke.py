@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from benchmarks import (
+    bbr_trace,
     bulk,
     ecn_bottleneck,
     fairness,
@@ -84,16 +85,44 @@ def test_handshake(bench: Bench) -> None:
 
 
 def test_hol_blocking(bench: Bench, tmp_path: Path) -> None:
-    result = hol_blocking.run(losses=(0.0, 0.05), streams=4, size=1024, rounds=2, bench=bench)
+    workloads = ((4, 1024), (2, 2048))
+    result = hol_blocking.run(losses=(0.0, 0.05), workloads=workloads, rounds=2, bench=bench)
     points = result["points"]
-    assert len(points) == 2 * len(hol_blocking.STACKS)
+    variants = hol_blocking.HOL_VARIANTS
+    assert {(p["loss"], p["streams"], p["size"], p["variant"]) for p in points} == {
+        (loss, n, size, v) for loss in (0.0, 0.05) for n, size in workloads for v in variants
+    }
+    assert {p["congestion"] for p in points} == {"cubic", "bbr"}
     for p in points:
-        assert p["requests"] == 8
+        assert p["requests"] == 2 * p["streams"]
         assert 0 < p["p50_ms"] <= p["p95_ms"] <= p["p99_ms"] <= p["max_ms"]
-        assert len(p["latencies_ms"]) == 8  # every request's latency, for the CDF plot
+        assert len(p["latencies_ms"]) == p["requests"]  # every request's latency, for the CDF plot
         assert max(p["latencies_ms"]) == pytest.approx(p["max_ms"], abs=0.01)
-    assert "TCP/QUIC p50" in hol_blocking.report(result)
+    cells = hol_blocking.ratios(result)
+    assert len(cells) == 2 * 2 * 2  # loss rates x workloads x controllers (cubic, bbr)
+    for cell in cells:
+        assert finite_positive(cell["tcp_over_quic_p50"]) and finite_positive(cell["tcp_over_quic_p99"])
+        assert cell["tcp_over_quic_p99"] == pytest.approx(cell["tcp_p99_ms"] / cell["quic_p99_ms"])
+    text = hol_blocking.report(result)
+    assert "TCP/QUIC p50" in text and "rudp-tcp kernel-bbr" in text and "2x2048" in text
     save_and_check_png("hol_blocking", result, tmp_path)
+
+
+def test_bbr_trace(bench: Bench, tmp_path: Path) -> None:
+    result = bbr_trace.run(seconds=1.5, loss=0.01, bench=bench)
+    series, summary = result["series"], result["summary"]
+    for key in bbr_trace.SERIES:  # every series came out of the sender's qlog, in time order
+        assert len(series[key]) >= 3, key
+        assert all(a[0] <= b[0] for a, b in itertools.pairwise(series[key])), key
+    assert all(v > 0 for _, v in series["delivery_rate"])
+    assert result["states"][0][1] == "startup" and len(result["states"]) >= 2
+    assert summary["goodput_mbit_s"] > 0 and summary["bytes"] > 100_000
+    assert 0 < summary["max_delivery_rate_mbit_s"] < 26  # bits/s of a 20 Mbit/s link
+    assert sum(summary["state_s"].values()) == pytest.approx(
+        result["end_s"] - result["states"][0][0], abs=0.01
+    )
+    assert "time in startup" in bbr_trace.report(result)
+    save_and_check_png("bbr_trace", result, tmp_path)
 
 
 def test_loss_sweep(bench: Bench) -> None:

@@ -187,6 +187,8 @@ class LoggedController:
     def on_rate_sample(self, sample: RateSample, now: float) -> None:
         """Forwarded to a controller that consumes rate samples (BBR names its own states)."""
         cast("RateSampleConsumer", self.inner).on_rate_sample(sample, now)
+        if sample.valid:
+            self.trace.delivery_rate = sample.delivery_rate
         self.trace.congestion_state(now, self._state(), None)
 
     def can_send(self, bytes_in_flight: int) -> bool:
@@ -231,6 +233,8 @@ class QlogTrace(NullQlog):
         self._metrics: dict[str, float] = {}
         self._early: list[dict[str, Any]] = []
         self._initial_window = 0
+        self.delivery_rate: float | None = None
+        """The latest valid delivery-rate sample (bytes/s), for controllers that consume them (BBR)."""
 
     def _event(self, now: float, name: str, data: dict[str, Any]) -> None:
         record = {"time": round(now * 1000, 3), "name": name, "data": data}
@@ -383,11 +387,18 @@ class QlogTrace(NullQlog):
         current["pto_count"] = recovery.pto_count
         current["congestion_window"] = congestion.congestion_window
         current["bytes_in_flight"] = recovery.bytes_in_flight
-        ssthresh = congestion.metrics().get("ssthresh")
+        model = congestion.metrics()
+        ssthresh = model.get("ssthresh")
         if ssthresh is not None:
             current["ssthresh"] = int(ssthresh)
         if math.isfinite(pacer.rate):
             current["pacing_rate"] = int(pacer.rate * 8)
+        # Not in the qlog schema (extension fields, bits/s like pacing_rate): the latest delivery-rate
+        # sample and a rate-based controller's bandwidth estimate (BBR's ``bw``).
+        if self.delivery_rate is not None:
+            current["delivery_rate"] = int(self.delivery_rate * 8)
+        if model.get("bw"):
+            current["bandwidth_estimate"] = int(model["bw"] * 8)
         last = self._metrics
         changed = {key: value for key, value in current.items() if last.get(key) != value}
         if not changed:

@@ -36,6 +36,34 @@ def test_bbr_states_reach_the_qlog(pki: TestPki, tmp_path: Path) -> None:
     assert B.PROBE_BW_CRUISE in states
 
 
+def test_bbr_qlog_metrics_carry_delivery_rate_and_bandwidth_estimate(pki: TestPki, tmp_path: Path) -> None:
+    link = LinkConfig(delay=0.02, bandwidth=20e6, queue_bytes=200_000)
+    sim = make_sim(pki, link=link, client={"qlog_dir": tmp_path, "congestion": "bbr"})
+    _transfer(sim, 3_000_000)
+    sim.conn.close()
+    sim.pair.run_for(1.0)
+    (trace,) = tmp_path.iterdir()
+    events = [json.loads(record) for record in trace.read_text().split("\x1e") if record.strip()][1:]
+    metrics = [e["data"] for e in events if e["name"] == "recovery:metrics_updated"]
+    rates = [m["delivery_rate"] for m in metrics if "delivery_rate" in m]
+    estimates = [m["bandwidth_estimate"] for m in metrics if "bandwidth_estimate" in m]
+    assert len(rates) > 50 and len(estimates) > 5
+    # bits/s: samples never beat the 20 Mbit/s link by much; the model ends near the link's rate
+    assert 10e6 < max(rates) < 26e6
+    assert 15e6 < estimates[-1] < 24e6, estimates[-1]
+
+
+def test_cubic_qlog_has_no_delivery_rate(pki: TestPki, tmp_path: Path) -> None:
+    sim = make_sim(pki, client={"qlog_dir": tmp_path, "congestion": "cubic"})
+    _transfer(sim, 200_000)
+    sim.conn.close()
+    sim.pair.run_for(1.0)
+    (trace,) = tmp_path.iterdir()
+    text = trace.read_text()
+    assert "congestion_window" in text
+    assert "delivery_rate" not in text and "bandwidth_estimate" not in text
+
+
 def test_bbr_with_ecn_leaves_startup_on_ce_marks_and_loses_less(pki: TestPki) -> None:
     link = LinkConfig(delay=0.02, bandwidth=10e6, queue_bytes=60_000, ce_threshold_bytes=15_000)
     results = {}

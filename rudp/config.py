@@ -126,6 +126,14 @@ class Config:
     """Enable unreliable datagrams (RFC 9221)."""
     max_datagram_frame_size: int = 65535
     """Largest DATAGRAM frame we accept when ``datagrams`` is on."""
+    datagram_share: float = 0.5
+    """Share of the bytes sent that queued datagrams may take ahead of stream data while both wait
+    (RFC 9221 §5: the application ranks datagrams against streams). Datagrams go first in each packet
+    within this share, then fill the room stream data leaves, so a flood of them still leaves streams
+    ``1 - share`` of the link. 0: datagrams only get the room stream data leaves. Below 1."""
+    datagram_max_age: float | None = 1.0
+    """Seconds a queued datagram may wait for the congestion window before it is dropped unsent
+    (RFC 9221 §5); None: no expiry (the queue still keeps only the newest 256)."""
     max_datagram_size: int = 1350
     """Largest UDP payload we send (never above the peer's max_udp_payload_size)."""
     pmtu_discovery: bool = True
@@ -307,6 +315,9 @@ class Config:
         _number(self, "max_streams_bidi", minimum=0, maximum=_MAX_STREAMS, integer=True)
         _number(self, "max_streams_uni", minimum=0, maximum=_MAX_STREAMS, integer=True)
         _number(self, "max_datagram_frame_size", minimum=1, maximum=_VARINT_MAX, integer=True)
+        _number(self, "datagram_share", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+        if self.datagram_max_age is not None:
+            _number(self, "datagram_max_age", minimum=0.0, exclusive=True)
         self._check_key_limits()
 
     def _check_key_limits(self) -> None:

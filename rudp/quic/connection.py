@@ -112,7 +112,7 @@ class QuicConnection:
         self._control = ControlFrames(self._events.append)
         self._migration = Migration(config, is_client=is_client)
         """Preferred address (RFC 9000 §9.6), disable_active_migration, path-change qlog."""
-        self._datagram_queue = DatagramQueue()
+        self._datagram_queue = DatagramQueue(max_age=config.datagram_max_age, share=config.datagram_share)
         self._liveness = Liveness(now)
         self._traffic = TrafficCounters()
         self._handshake = self._new_handshake(tls_config, local_params)
@@ -395,6 +395,7 @@ class QuicConnection:
     def _tick(self, now: float) -> None:
         """Every call that carries the time starts with this (a pending closing period begins)."""
         self._lifecycle.tick(now)
+        self._datagram_queue.tick(now)  # RFC 9221 §5: stamp new datagrams, drop expired ones
 
     def _sync_qlog(self, now: float) -> None:
         """Log the lifecycle and recovery metrics that changed, at the time of the call that changed
@@ -590,6 +591,11 @@ class QuicConnection:
         return None if peer is None else peer.max_datagram_frame_size
 
     @property
+    def queued_datagrams(self) -> int:
+        """Datagrams queued by :meth:`send_datagram` and not sent (nor dropped) yet."""
+        return len(self._datagram_queue)
+
+    @property
     def datagrams_enabled(self) -> bool:
         """True when both sides enabled datagrams (``Config.datagrams`` and the peer's parameter)."""
         return self._config.datagrams and self.peer_max_datagram_frame_size is not None
@@ -701,6 +707,7 @@ class QuicConnection:
             ecn_received=feedback.totals(),
             ecn_peer_counts=tuple(sum(c[i] for c in feedback.peer.values()) for i in range(3)),
             ce_count=self._recovery.ce_count,
+            datagrams_expired=self._datagram_queue.dropped,
         )
 
 

@@ -91,20 +91,78 @@ class ControlFrames:
         return handler
 
 
+MAX_QUEUED_DATAGRAMS = 256
+"""Datagrams a connection holds unsent; beyond it the oldest is dropped (as the TCP baseline does)."""
+
+
+class _Queued:
+    """One datagram waiting, and when it was queued (None until the next call that carries the time)."""
+
+    __slots__ = ("data", "queued_at")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.queued_at: float | None = None
+
+
 class DatagramQueue:
-    """Unreliable datagrams waiting to be sent (RFC 9221 §5: never re-sent when lost)."""
+    """Unreliable datagrams waiting to be sent (RFC 9221 §5: never re-sent when lost), and their
+    priority against stream data.
 
-    __slots__ = ("_queue",)
+    The queue is a frame source twice in a 1-RTT packet (see :class:`~rudp.quic.sending.Sender`): its
+    :attr:`ahead` view writes before stream data, within a credit of ``share`` of the bytes of each
+    packet built while datagrams wait (RFC 9221 §5 lets the application rank datagrams against streams;
+    both stay under congestion control, which the packetizer applies to the packet as a whole), and the
+    queue itself fills whatever room stream data leaves, free of credit. So a datagram leaves in the next
+    packet the congestion window and the pacer allow, while a flood of them still leaves streams at
+    least ``1 - share`` of the bytes sent. RFC 9221 §5 allows dropping a datagram instead of delaying
+    it: those queued longer than ``max_age`` seconds expire unsent, and beyond ``limit`` queued the
+    oldest is dropped.
+    """
 
-    def __init__(self) -> None:
-        self._queue: deque[bytes] = deque()
+    __slots__ = ("_credit", "_queue", "ahead", "dropped", "limit", "max_age", "share")
+
+    def __init__(
+        self, *, max_age: float | None = None, share: float = 0.5, limit: int = MAX_QUEUED_DATAGRAMS
+    ) -> None:
+        self._queue: deque[_Queued] = deque()
+        self._credit = 0.0
+        self.max_age = max_age
+        self.share = share
+        self.limit = limit
+        self.dropped = 0
+        """Datagrams dropped unsent: expired, or the oldest beyond ``limit``."""
+        self.ahead = _AheadOfStreams(self)
+        """The frame source that goes before stream data."""
 
     def __len__(self) -> int:
         return len(self._queue)
 
     def append(self, data: bytes) -> None:
         """Queue one datagram's payload (the caller checked its size against the peer's limit)."""
-        self._queue.append(data)
+        queue = self._queue
+        if len(queue) >= self.limit:
+            queue.popleft()
+            self.dropped += 1
+        queue.append(_Queued(data))
+
+    def tick(self, now: float) -> None:
+        """A call that carries the time: stamp the datagrams queued since the last one, then drop those
+        older than ``max_age`` (RFC 9221 §5: an expired datagram is dropped without being sent)."""
+        queue = self._queue
+        for entry in reversed(queue):
+            if entry.queued_at is not None:
+                break
+            entry.queued_at = now
+        max_age = self.max_age
+        if max_age is None:
+            return
+        while queue:
+            queued_at = queue[0].queued_at
+            if queued_at is None or now - queued_at <= max_age:
+                break
+            queue.popleft()
+            self.dropped += 1
 
     def has_data(self) -> bool:
         """True if a datagram is waiting."""
@@ -113,8 +171,36 @@ class DatagramQueue:
     def write_frames(self, sink: FrameSink) -> None:
         """Write the waiting datagrams that fit, in order (one that does not fit waits for the next)."""
         queue = self._queue
-        while queue and sink.remaining >= len(queue[0]) + DATAGRAM_FRAME_OVERHEAD:
-            sink.push_frame(Datagram(queue.popleft()))
+        while queue and sink.remaining >= len(queue[0].data) + DATAGRAM_FRAME_OVERHEAD:
+            sink.push_frame(Datagram(queue.popleft().data))
+
+    def write_ahead(self, sink: FrameSink) -> None:
+        """Write waiting datagrams before stream data, within the credit: each packet adds ``share`` of
+        its room, up to one packet's room (so a datagram as large as the packet can still go)."""
+        room = sink.remaining
+        self._credit = min(room, self._credit + self.share * room)
+        queue = self._queue
+        while queue:
+            size = len(queue[0].data) + DATAGRAM_FRAME_OVERHEAD
+            if size > self._credit or size > sink.remaining:
+                break
+            self._credit -= size
+            sink.push_frame(Datagram(queue.popleft().data))
 
 
-__all__ = ["ControlFrames", "DatagramQueue"]
+class _AheadOfStreams:
+    """:class:`DatagramQueue` as the frame source that goes before stream data (within its credit)."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: DatagramQueue) -> None:
+        self._queue = queue
+
+    def has_data(self) -> bool:
+        return self._queue.has_data()
+
+    def write_frames(self, sink: FrameSink) -> None:
+        self._queue.write_ahead(sink)
+
+
+__all__ = ["MAX_QUEUED_DATAGRAMS", "ControlFrames", "DatagramQueue"]

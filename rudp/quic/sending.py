@@ -118,15 +118,18 @@ class Sender:
         self._local_cids = local_cids
         self._peer_cids = peer_cids
         stream_frames = StreamFrames(streams, paths)
+        # RFC 9221 §5: queued datagrams go before stream data, within their share of the bytes sent
+        # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself).
         self._app_sources: tuple[FrameSource, ...] = (
             control,
             local_cids,
             peer_cids,
+            datagrams.ahead,
             stream_frames,
             datagrams,
         )
         """The frame sources of 1-RTT packets after ACK, path frames and CRYPTO, in priority order."""
-        self._early_sources: tuple[FrameSource, ...] = (stream_frames, datagrams)
+        self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed)."""

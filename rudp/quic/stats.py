@@ -66,6 +66,9 @@ class ConnectionStats:
     """ECT(0), ECT(1), CE counts the peer reported (all spaces, last validated ACK_ECN of each)."""
     ce_count: int = 0
     """CE marks reported by the peer and treated as congestion (RFC 9002 §7.1)."""
+    datagrams_expired: int = 0
+    """RFC 9221 datagrams dropped unsent: queued longer than ``Config.datagram_max_age``, or the oldest
+    beyond the queue's bound (``rudp.quic.control.MAX_QUEUED_DATAGRAMS``)."""
 
 
 class TrafficCounters:

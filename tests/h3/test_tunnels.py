@@ -23,6 +23,8 @@ from rudp.h3 import (
     TunnelRefused,
 )
 from rudp.h3.exchange import MessageReader, MessageWriter
+from rudp.netem.impairments import Impairments
+from rudp.testing.relay import UdpRelay
 
 from .conftest import TestApp, pattern
 
@@ -352,3 +354,79 @@ async def test_extended_connect_to_an_asgi_app_without_connect_handler(
             received += chunk
         await writer
         assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
+
+
+class BulkSinkHandler:
+    """connect_handler: takes the tunnel's bytes (answering their SHA-256 at the end) and echoes each
+    datagram, noting how many tunnel bytes had arrived when it came."""
+
+    def __init__(self, started_at: int) -> None:
+        self.received = 0
+        self.bytes_seen_by_datagram: list[int] = []
+        self.started = asyncio.Event()
+        self._started_at = started_at
+
+    async def __call__(self, request: ConnectRequest) -> None:
+        tunnel = await request.accept()
+
+        async def echo_datagrams() -> None:
+            async for data in tunnel.datagrams():
+                self.bytes_seen_by_datagram.append(self.received)
+                await tunnel.send_datagram(b"E" + data)
+
+        echo = asyncio.create_task(echo_datagrams())
+        digest = hashlib.sha256()
+        try:
+            async for chunk in tunnel:
+                digest.update(chunk)
+                self.received += len(chunk)
+                if self.received >= self._started_at:
+                    self.started.set()
+            await tunnel.write(digest.digest())
+            await tunnel.write_eof()
+        finally:
+            echo.cancel()
+
+
+async def test_datagrams_interleave_with_a_bulk_tunnel(
+    h3_server: Callable[..., Any], client_config: rudp.Config
+) -> None:
+    # Queued QUIC datagrams go ahead of stream data (within Config.datagram_share of the bytes sent),
+    # so HTTP Datagrams cross while the tunnel's bulk upload still runs, not after it. The upload goes
+    # through a 20 Mbit/s relay with a 100 kB queue, so the bottleneck queue is the relay's (on bare
+    # loopback it is the receiver's socket buffer, megabytes, which no sender-side priority shortens).
+    data = pattern(4 << 20, seed=41)
+    handler = BulkSinkHandler(started_at=500_000)
+    sent = payloads(seed=200)[:40]
+    bottleneck = Impairments(rate_bps=20e6, queue_bytes=100_000, delay=0.005)
+    async with (
+        h3_server(TestApp(), settings=DATAGRAMS, connect_handler=handler) as server,
+        UdpRelay(("127.0.0.1", server.port), c2s=bottleneck, s2c=Impairments(delay=0.005)) as relay,
+        rudp.h3.connect(*relay.address, config=client_config, settings=DATAGRAMS) as client,
+    ):
+        tunnel = await client.open_tunnel("/bulk", protocol="sink")
+
+        echoes_in = asyncio.Event()
+
+        async def upload() -> bytes:
+            for start in range(0, len(data), 64_000):
+                await tunnel.write(data[start : start + 64_000])
+            await echoes_in.wait()  # datagrams go only while our side of the tunnel is open
+            await tunnel.write_eof()
+            return b"".join([chunk async for chunk in tunnel])
+
+        writer = asyncio.create_task(upload())
+        await asyncio.wait_for(handler.started.wait(), 30)
+        echoed: list[bytes] = []
+        for round_start in range(0, len(sent), 20):  # two rounds of twenty, each waiting for its echoes
+            for item in sent[round_start : round_start + 20]:
+                await tunnel.send_datagram(item)
+            echoed += [await asyncio.wait_for(tunnel.receive_datagram(), 30) for _ in range(20)]
+        echoes_in.set()
+        answer = await asyncio.wait_for(writer, 60)
+        assert answer == hashlib.sha256(data).digest()
+        assert digest(echoed) == digest([b"E" + item for item in sent])
+        assert len(handler.bytes_seen_by_datagram) == len(sent)
+        seen = sorted(set(handler.bytes_seen_by_datagram))
+        print(f"\ntunnel bytes received when the datagram rounds arrived: {seen} of {len(data)}")
+        assert max(seen) < len(data)  # every one arrived mid-transfer (with datagram_share=0: at its end)

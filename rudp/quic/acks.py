@@ -64,6 +64,7 @@ class AckTracker:
         self._largest_received_at = 0.0
         self._largest_ack_eliciting: int | None = None
         self._unacked_eliciting = 0
+        self._unacked_flow = 0  # of those, packets without a PING (data, not a peer's keep-alive)
         self._pending = False
         self._immediate = False
         self._deadline: float | None = None
@@ -105,6 +106,8 @@ class AckTracker:
         if not ack_eliciting:
             return
         self._unacked_eliciting += 1
+        if not immediate:
+            self._unacked_flow += 1
         if (
             immediate
             or self.space != PacketSpace.APPLICATION
@@ -148,6 +151,12 @@ class AckTracker:
     def eliciting_unacknowledged(self) -> int:
         """Ack-eliciting packets received since the last ACK was sent (what the next ACK answers)."""
         return self._unacked_eliciting
+
+    @property
+    def answers_flow(self) -> bool:
+        """True if the next ACK answers a flow: two ack-eliciting packets or more, or one without a
+        PING (data). A lone PING (a peer's keep-alive, or its §13.2.4 PING) is not a flow."""
+        return self._unacked_eliciting >= ACK_ELICITING_THRESHOLD or self._unacked_flow > 0
 
     def ack_deadline(self) -> float | None:
         """When the delayed-ACK timer fires (already past when an immediate ACK is due), or None."""
@@ -194,6 +203,7 @@ class AckTracker:
         """An ACK built by :meth:`build_ack` was sent: clear the pending state and the timer."""
         self._pending = False
         self._unacked_eliciting = 0
+        self._unacked_flow = 0
         self._immediate = False
         self._deadline = None
 

@@ -235,6 +235,27 @@ class PeerConnectionIds:
         path only), or None if it is not spare (used, retired, or never received)."""
         return self._spare.pop(sequence, None)
 
+    def reserve_spare(self) -> PeerCid | None:
+        """Take the lowest spare CID for a new path (RFC 9000 §9.5), or None if none is spare."""
+        if not self._spare:
+            return None
+        return self._spare.pop(min(self._spare))
+
+    def swap(self, reserved: PeerCid) -> PeerCid | None:
+        """Send with ``reserved`` from now on; return the CID used until now, still reserved for the
+        path it was used on (the caller releases it when that path is dropped); None if nothing
+        changed (``reserved`` was retired by the peer meanwhile and no other is spare)."""
+        previous = self.current
+        if reserved.sequence < self._retire_prior_to:
+            # The peer retired it meanwhile (RFC 9000 §19.15): retire it, move to a spare if any.
+            self.release(reserved)
+            spare = self.reserve_spare()
+            if spare is None:
+                return None
+            reserved = spare
+        self.current = reserved
+        return previous
+
     def use(self, reserved: PeerCid) -> None:
         """Send with ``reserved`` from now on (the probed path became the current one) and retire the
         CID used until now."""

@@ -75,6 +75,7 @@ class QuicConnection:
         self._events: deque[Event] = deque()
         self._activity: Callable[[], None] | None = None
         self._qlog = open_qlog(config, is_client=is_client)
+        self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
         # A client's path to the server needs no validation (RFC 9000 §8.1 limits servers only).
         self._paths = Paths(
             peer_address,
@@ -84,6 +85,7 @@ class QuicConnection:
             pmtu_discovery=config.pmtu_discovery,
             new_congestion=self._new_path_congestion,
             randbytes=config.randbytes,
+            peer_cids=self._peer_cids,
             ecn=config.ecn,
         )
         first = self._paths.current.congestion
@@ -100,7 +102,6 @@ class QuicConnection:
         self._local_cids = LocalConnectionIds(
             cid, reset_key or os.urandom(32), config.randbytes, config.connection_id_length
         )
-        self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
         local_params = config.local_transport_parameters()
         self._streams = StreamManager(
             is_client=is_client,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from rudp.codec.frames import PathChallenge, PathResponse
+from rudp.quic.cids import PeerCid, PeerConnectionIds
 from rudp.quic.congestion.base import CongestionController
 from rudp.quic.delivery import PacketSink
 from rudp.quic.ecn import EcnPath
@@ -71,9 +72,12 @@ class Path:
         "dcid",
         "ecn",
         "limited",
+        "no_cid",
+        "peer_cid",
         "pmtud",
         "received_bytes",
         "responses",
+        "seen_dcid",
         "sent_bytes",
         "validated",
         "validation_deadline",
@@ -93,6 +97,13 @@ class Path:
         self.address = address
         self.dcid = dcid
         """The peer CID reserved for this path while we probe it (RFC 9000 §9.5), None: the current one."""
+        self.peer_cid: PeerCid | None = None
+        """(server) The peer CID reserved for this path (its ``dcid``), retired when the path is dropped."""
+        self.no_cid = False
+        """(server) The peer changed its CID on this path and we have no fresh one to answer with: RFC
+        9000 §9.5 forbids reusing ours, so nothing is sent here until one arrives."""
+        self.seen_dcid: bytes | None = None
+        """Our CID the peer addressed its latest 1-RTT packet on this path to."""
         self.limited = limited
         """The anti-amplification limit applies (RFC 9000 §8.1: to addresses the peer showed us, not
         to a server address we chose to probe, such as its preferred address)."""
@@ -185,7 +196,7 @@ class Path:
 
     def has_frames(self) -> bool:
         """True if a PATH_RESPONSE or PATH_CHALLENGE is waiting to be sent on this path."""
-        return bool(self.responses) or self.challenge_due
+        return (bool(self.responses) or self.challenge_due) and not self.no_cid
 
     def write_frames(self, sink: PacketSink, randbytes: Callable[[int], bytes]) -> None:
         """Write the owed PATH_RESPONSEs, then a due PATH_CHALLENGE; a datagram that carries either is
@@ -228,8 +239,10 @@ class Paths:
         pmtu_discovery: bool,
         new_congestion: Callable[[], PathCongestion],
         randbytes: Callable[[int], bytes],
+        peer_cids: PeerConnectionIds | None = None,
         ecn: bool = False,
     ) -> None:
+        self._peer_cids = peer_cids if peer_cids is not None else PeerConnectionIds(b"", 2)
         self._ecn = ecn
         self._new_congestion = new_congestion
         self._randbytes = randbytes
@@ -279,6 +292,10 @@ class Paths:
         """The path to ``address`` if known."""
         return self._paths.get(address)
 
+    def knows(self, address: Address) -> bool:
+        """True if ``address`` (host and port) is one of our paths' (for a client: one it sent to)."""
+        return any(path.address[:2] == address[:2] for path in self._paths.values())
+
     def others_with_frames(self) -> list[Path]:
         """Paths other than the current one that owe a PATH_RESPONSE or a PATH_CHALLENGE."""
         return [path for path in self._paths.values() if path is not self.current and path.has_frames()]
@@ -305,12 +322,58 @@ class Paths:
 
     def _bound(self) -> None:
         while len(self._paths) > MAX_PATHS:
-            for address, path in self._paths.items():
+            for path in self._paths.values():
                 if path is not self.current and path is not self.previous:
-                    del self._paths[address]
+                    self._forget(path)
                     break
             else:
                 return
+
+    def _forget(self, path: Path) -> None:
+        """Drop an abandoned path; the peer CID it used is retired (RFC 9000 §5.1.2, §9.5: never to
+        be used on another path)."""
+        self._paths.pop(path.address, None)
+        if path.peer_cid is not None:
+            self._peer_cids.release(path.peer_cid)
+            path.peer_cid = path.dcid = None
+            path.no_cid = True
+
+    # -- connection IDs per path (RFC 9000 §9.5) -----------------------------------------------------------
+
+    def on_peer_cid(self, path: Path, dcid: bytes) -> None:
+        """(server) A 1-RTT packet addressed to our CID ``dcid`` arrived on ``path``. RFC 9000 §9.5: we
+        must not send to two addresses with the same peer CID, except that when packets from a new
+        address carry the same CID as before (a NAT rebinding) we MAY keep ours. A peer that changed
+        its CID on a new path gets a fresh one of its CIDs there; with none spare we cannot answer on
+        that path (§9.5) until a NEW_CONNECTION_ID brings one."""
+        current = self.current
+        seen, path.seen_dcid = current.seen_dcid, dcid
+        if path is current or path.peer_cid is not None:
+            return
+        if seen is None or dcid == seen:
+            path.no_cid = False
+            return
+        reserved = self._peer_cids.reserve_spare()
+        path.no_cid = reserved is None
+        if reserved is not None:
+            path.peer_cid, path.dcid = reserved, reserved.cid
+
+    def _swap_cids(self, old: Path, new: Path) -> None:
+        """``new`` becomes the current path: send with its reserved CID from now on; the old path keeps
+        the CID used until now, retired when it is dropped (so a fall back needs no new one)."""
+        reserved = new.peer_cid
+        if reserved is None:
+            return
+        new.peer_cid = new.dcid = None
+        new.no_cid = False
+        previous = self._peer_cids.swap(reserved)
+        if previous is None:
+            return
+        for other in self._paths.values():
+            if other.peer_cid is None:
+                other.no_cid = True  # it shared the CID that changed: decided again on its next packet
+        old.peer_cid, old.dcid, old.no_cid = previous, previous.cid, False
+        new.no_cid = False
 
     def add_probe(self, address: Address, now: float, pto: float, *, dcid: bytes) -> Path:
         """(client) Start validating a server address we chose (its preferred address, RFC 9000
@@ -338,8 +401,13 @@ class Paths:
         if path is old:
             return
         if old.validated:
+            if self.previous is not None and self.previous.peer_cid is not None:
+                self._forget(self.previous)
             self.previous = old
         old.stop_validation()  # RFC 9000 §9.3: validations of other addresses may be abandoned
+        self._swap_cids(old, path)
+        if self.previous is not old and old.peer_cid is not None:
+            self._forget(old)  # never validated: not kept to fall back to
         self.current = path
         self.changes += 1
         if not path.validated and not path.validating:
@@ -358,8 +426,11 @@ class Paths:
         response may come on any path, and validates the one the challenge was sent on)."""
         for candidate in (path, *self._paths.values()):
             if candidate.on_response(data):
-                if candidate is self.current:
-                    self.previous = None
+                if candidate is self.current and self.previous is not None:
+                    # The old path is abandoned: its CID is retired (RFC 9000 §9.5) when it has its own.
+                    previous, self.previous = self.previous, None
+                    if previous.peer_cid is not None:
+                        self._forget(previous)
                 return True
         return False
 
@@ -387,7 +458,11 @@ class Paths:
         self.validation_failures += 1
         if path is not self.current or self.previous is None:
             return False
-        self.current, self.previous = self.previous, None
+        previous, self.previous = self.previous, None
+        self._swap_cids(path, previous)
+        self.current = previous
+        if path.peer_cid is not None:
+            self._forget(path)  # the failed address's CID was used there: retired (RFC 9000 §9.5)
         return True
 
 

@@ -248,10 +248,19 @@ class Receiver:
         path = paths.current
         established = self._lifecycle.established
         if addr != path.address and established:
+            if self._is_client and not paths.knows(addr):
+                # RFC 9000 §9.6: a server never migrates on its own; a client SHOULD discard packets
+                # from a server address it did not initiate a migration to (nor first connect to).
+                self._traffic.on_dropped()
+                return
             path = paths.on_authenticated(addr, datagram_size)
         tracker = space.ack
         largest_before = tracker.largest_received
         inbound = self._route_frames(header, level, packet, path, now)
+        if established and not self._is_client and not header.is_long:
+            # RFC 9000 §9.5: the CID we answer with on this path (after the frames: a NEW_CONNECTION_ID
+            # in the packet may bring the fresh one a new path needs).
+            paths.on_peer_cid(path, header.dcid)
         tracker.on_packet_received(
             packet.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
         )
@@ -267,6 +276,7 @@ class Receiver:
             and (largest_before is None or packet.packet_number > largest_before)
             and established
             and not self._is_client
+            and not path.no_cid  # RFC 9000 §9.5: with no CID for it, we cannot follow the peer there
         ):
             # RFC 9000 §9.3: only the highest-numbered non-probing packet moves us to the peer's new
             # address (a reordered older packet, or a peer's probe, does not).

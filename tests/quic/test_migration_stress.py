@@ -113,18 +113,24 @@ def _stall_bound(sim: Sim) -> float:
 
 
 @pytest.mark.parametrize(
-    ("every", "change_ip", "loss", "mtu"),
+    ("every", "change_ip", "loss", "mtu", "seed"),
     [
-        pytest.param(40, True, 0.0, 16384, id="ip-every-40"),
-        pytest.param(40, False, 0.0, 16384, id="port-every-40"),
-        pytest.param(25, True, 0.01, 16384, id="ip-every-25-lossy"),
-        pytest.param(60, True, 0.0, 1472, id="ip-every-60-ethernet"),
+        pytest.param(40, True, 0.0, 16384, 7, id="ip-every-40"),
+        pytest.param(40, False, 0.0, 16384, 7, id="port-every-40"),
+        pytest.param(25, True, 0.01, 16384, 7, id="ip-every-25-lossy"),
+        pytest.param(60, True, 0.0, 1472, 7, id="ip-every-60-ethernet"),
+        # 3% loss: these seeds stalled until the idle timeout in about half the runs when the only
+        # datagram from a new address was a non-ack-eliciting ACK of one data packet and the
+        # server's PATH_CHALLENGE to it (all its anti-amplification allowance) was lost: nothing of
+        # the client's was in flight, so it never spoke again (RFC 9000 §13.2.4, now a PING).
+        pytest.param(25, True, 0.03, 16384, 0, id="ip-every-25-3pct-seed0"),
+        pytest.param(25, True, 0.03, 16384, 3, id="ip-every-25-3pct-seed3"),
     ],
 )
 def test_repeated_nat_rebinding_during_a_download_never_stalls(
-    pki: TestPki, every: int, change_ip: bool, loss: float, mtu: int
+    pki: TestPki, every: int, change_ip: bool, loss: float, mtu: int, seed: int
 ) -> None:
-    link = LinkConfig(delay=DELAY, loss=loss, mtu=mtu, seed=7)
+    link = LinkConfig(delay=DELAY, loss=loss, mtu=mtu, seed=seed)
     sim = make_sim(pki, link=link, client={"max_pmtu": 16384}, server={"max_pmtu": 16384})
     sim.handshake()
     sim.pair.run_for(0.2)

@@ -36,7 +36,8 @@ class SendCredit:
     @property
     def available(self) -> int:
         """Credit left (never negative)."""
-        return max(0, self.limit - self.used)
+        left = self.limit - self.used
+        return left if left > 0 else 0
 
     def raise_limit(self, limit: int) -> bool:
         """Apply a new limit from the peer; return True if it increased.

@@ -25,6 +25,7 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.acks import ACK_ELICITING_THRESHOLD
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.delivery import FrameSource, PacketSink
@@ -337,9 +338,11 @@ class Sender:
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
+        # With 1-RTT alone, ``pending`` already asked the level's paced sources (not again per level).
+        paced = (not blocked and pending) if len(levels) == 1 else None
         for level in levels:
             state = self._level_space(level)
-            if state is None or not self._level_has_data(level, state, now, blocked):
+            if state is None or not self._level_has_data(level, state, now, blocked, paced):
                 continue
             if not self._start_packet(builder, level):
                 break
@@ -375,20 +378,33 @@ class Sender:
         return (state.ack,), (state.crypto_send,)
 
     def _level_has_data(
-        self, level: EncryptionLevel, state: PacketNumberSpace, now: float, blocked: bool
+        self,
+        level: EncryptionLevel,
+        state: PacketNumberSpace,
+        now: float,
+        blocked: bool,
+        paced_known: bool | None = None,
     ) -> bool:
+        if paced_known:
+            return True
         if level != _EARLY and state.ack.ack_needed(now):
             return True
         if state.probes:
             return True
         if level == _APP and self._paths.has_data():
             return True
+        if paced_known is not None:
+            return False
         _, paced = self._sources(level, state)
         return not blocked and any(source.has_data() for source in paced)
 
     def _has_paced_data(self) -> bool:
-        if any(source.has_data() for source in self._app_sources):
+        # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
+        if self._streams.has_data_to_send():
             return True
+        for source in self._app_sources:
+            if source.has_data():
+                return True
         return any(state.crypto_send.has_data() for state in self._spaces)
 
     def _write_packet(
@@ -396,7 +412,7 @@ class Sender:
     ) -> None:
         """The one loop over a packet's frame sources; then a PING if a probe is owed and nothing in
         the packet elicits an ACK (RFC 9002 §6.2.4), or if an ACK-only packet needs one (§13.2.4)."""
-        answering = state.ack.answers_flow
+        answering = state.ack.eliciting_unacknowledged
         if state.probes and level in _HANDSHAKE_LEVELS:
             # RFC 9002 §6.2.4: a probe carries data, and each of the two may be the one that arrives:
             # every probe of a handshake space carries the unacknowledged CRYPTO data (a peer may
@@ -416,19 +432,19 @@ class Sender:
         if state.take_probe() or (level == _APP and self._ack_only_needs_ping(answering)):
             builder.push_frame(Ping())
 
-    def _ack_only_needs_ping(self, answering: bool) -> bool:
+    def _ack_only_needs_ping(self, answering: int) -> bool:
         """RFC 9000 §13.2.4: an endpoint that only acknowledges a flow of data makes an ACK-only packet
         ack-eliciting whenever none of its packets is in flight (about once per round trip).
 
         The PTO then stays armed, so a receiver whose NAT rebound, and whose first datagrams from the
         new address were lost, probes from there instead of waiting in silence (the peer can no longer
-        reach it). Only an ACK that answers a flow (``answering``: two ack-eliciting packets, or one
-        with data, :attr:`AckTracker.answers_flow`) gets the PING: a lone PING is answered by a plain
-        ACK, so two endpoints never ping-pong. An ACK of a single data packet counts too: with fewer
-        (the delayed ACK of the last packet of a burst), the one ACK from a new address was often
-        the only packet the server could have learnt it from, and it was not ack-eliciting.
+        reach it). Only an ACK that answers a flow (``answering`` at least two ack-eliciting packets)
+        gets the PING: a single PING is answered by a plain ACK, so two endpoints never ping-pong.
         """
-        return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
+        return (
+            answering >= ACK_ELICITING_THRESHOLD
+            and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
+        )
 
     def _may_send_new(self, path: Path, size: int, now: float) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""

@@ -130,19 +130,15 @@ class StreamOutput:
 
     def has_data_to_send(self) -> bool:
         """True when :meth:`write_frames` would write something given enough room."""
-        if self._resets or self._stops or self._window_updates or self._stream_blocked:
-            return True
-        if self._conn_recv.update_due or self._conn_send.blocked_pending:
-            return True
-        for bidi in (True, False):
-            if self._peer_limit[bidi].pending or self._open_credit[bidi].blocked_pending:
-                return True
-        credit = self._conn_send.available
-        for stream_id in self._queue:
-            entry = self._streams.get(stream_id)
-            if entry is not None and entry.send is not None and entry.send.wants_to_send(credit):
-                return True
-        return False
+        queue = self._queue
+        if queue:  # the common case first: a queued stream with data (usually the one at the head)
+            credit = self._conn_send.available
+            streams = self._streams
+            for stream_id in queue:
+                entry = streams.get(stream_id)
+                if entry is not None and entry.send is not None and entry.send.wants_to_send(credit):
+                    return True
+        return self._has_control_frames()
 
     def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> None:
         """Write queued control frames, then STREAM frames, without exceeding ``sink.remaining``.
@@ -160,6 +156,17 @@ class StreamOutput:
             return
         self._write_streams(sink)
         self._write_blocked(sink)
+
+    def _has_control_frames(self) -> bool:
+        """True if a control frame may be waiting (the usual answer during a transfer is False)."""
+        if self._resets or self._stops or self._window_updates or self._stream_blocked:
+            return True
+        if self._conn_recv.update_due or self._conn_send.blocked_pending:
+            return True
+        for bidi in (True, False):
+            if self._peer_limit[bidi].pending or self._open_credit[bidi].blocked_pending:
+                return True
+        return False
 
     def _write_resets(self, sink: FrameSink) -> bool:
         for stream_id in list(self._resets):

@@ -30,8 +30,9 @@ class RecvState(Enum):
     RESET_READ = "Reset Read"
 
 
-_ACCEPTING = frozenset((RecvState.RECV, RecvState.SIZE_KNOWN))
-_RESET = frozenset((RecvState.RESET_RECVD, RecvState.RESET_READ))
+# Tuples, not sets: membership by identity needs no Enum.__hash__ call (these run once per frame).
+_ACCEPTING = (RecvState.RECV, RecvState.SIZE_KNOWN)
+_RESET = (RecvState.RESET_RECVD, RecvState.RESET_READ)
 _FINAL_SIZE = TransportErrorCode.FINAL_SIZE_ERROR
 
 

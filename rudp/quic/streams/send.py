@@ -31,8 +31,9 @@ class SendState(Enum):
     RESET_RECVD = "Reset Recvd"
 
 
-_RESET_STATES = frozenset((SendState.RESET_SENT, SendState.RESET_RECVD))
-_DONE_STATES = frozenset((SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD))
+# Tuples, not sets: membership by identity needs no Enum.__hash__ call (these run once per frame).
+_RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
+_DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
 
 
 def _gaps(ranges: RangeSet, start: int, stop: int) -> list[tuple[int, int]]:

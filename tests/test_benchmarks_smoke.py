@@ -152,13 +152,17 @@ def test_ecn_bottleneck(bench: Bench, tmp_path: Path) -> None:
     for p in points.values():
         assert 0 < p["mbit_s"] < 21, p  # every flow moved bytes; the link carries 20 Mbit/s
         assert p["link"]["forwarded_packets"] > 100 and p["link"]["tun_tx_dropped"] == 0, p["link"]
-        assert 0 < p["queue_delay_ms"]["p50"] <= p["queue_delay_ms"]["p95"], p
+        # A sender slowed by a loaded CPU may leave the queue empty most of the time: p50 can be 0.
+        assert 0 <= p["queue_delay_ms"]["p50"] <= p["queue_delay_ms"]["p95"], p
+        assert p["queue_delay_ms"]["p95"] > 0, p
         if p["aqm"] == "droptail" or not p["ecn"]:
             assert p["ce_marked"] == 0  # Not-ECT packets are dropped, never marked
     for name, spec in ecn_bottleneck.VARIANTS.items():
         p = points[("step", name)]
         if spec.ecn:  # ECN-capable end to end: the step marker marks instead of dropping
-            assert p["ce_marked"] > 0 and p["link"]["dropped"].get("aqm", 0) == 0, p
+            # (a Not-ECT packet, e.g. one sent before the flow's ECN was validated, may still be
+            # dropped: marks must outnumber such drops by far)
+            assert p["ce_marked"] > 0 and p["link"]["dropped"].get("aqm", 0) * 20 < p["ce_marked"], p
         if spec.stack == "rudp-quic":  # the sender's own view came back over the connection
             assert p["sender"]["ecn_state"] == ("capable" if spec.ecn else "disabled"), p["sender"]
             assert p["sender"]["packets_sent"] > 100

@@ -25,7 +25,6 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportError, TransportErrorCode
-from rudp.quic.acks import ACK_ELICITING_THRESHOLD
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames, DatagramQueue
 from rudp.quic.delivery import FrameSource, PacketSink
@@ -412,7 +411,7 @@ class Sender:
     ) -> None:
         """The one loop over a packet's frame sources; then a PING if a probe is owed and nothing in
         the packet elicits an ACK (RFC 9002 §6.2.4), or if an ACK-only packet needs one (§13.2.4)."""
-        answering = state.ack.eliciting_unacknowledged
+        answering = state.ack.answers_flow
         if state.probes and level in _HANDSHAKE_LEVELS:
             # RFC 9002 §6.2.4: a probe carries data, and each of the two may be the one that arrives:
             # every probe of a handshake space carries the unacknowledged CRYPTO data (a peer may
@@ -432,19 +431,19 @@ class Sender:
         if state.take_probe() or (level == _APP and self._ack_only_needs_ping(answering)):
             builder.push_frame(Ping())
 
-    def _ack_only_needs_ping(self, answering: int) -> bool:
+    def _ack_only_needs_ping(self, answering: bool) -> bool:
         """RFC 9000 §13.2.4: an endpoint that only acknowledges a flow of data makes an ACK-only packet
         ack-eliciting whenever none of its packets is in flight (about once per round trip).
 
         The PTO then stays armed, so a receiver whose NAT rebound, and whose first datagrams from the
         new address were lost, probes from there instead of waiting in silence (the peer can no longer
-        reach it). Only an ACK that answers a flow (``answering`` at least two ack-eliciting packets)
-        gets the PING: a single PING is answered by a plain ACK, so two endpoints never ping-pong.
+        reach it). Only an ACK that answers a flow (``answering``: two ack-eliciting packets, or one
+        with data, :attr:`AckTracker.answers_flow`) gets the PING: a lone PING is answered by a plain
+        ACK, so two endpoints never ping-pong. An ACK of a single data packet counts too: with fewer
+        (the delayed ACK of the last packet of a burst), the one ACK from a new address was often
+        the only packet the server could have learnt it from, and it was not ack-eliciting.
         """
-        return (
-            answering >= ACK_ELICITING_THRESHOLD
-            and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
-        )
+        return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
 
     def _may_send_new(self, path: Path, size: int, now: float) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""

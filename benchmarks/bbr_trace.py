@@ -37,6 +37,7 @@ from benchmarks.common import (
     rudp_client_config,
     save_result,
     saved,
+    server_process,
     table,
     wan,
 )
@@ -66,17 +67,10 @@ def serve_qlogged(ready_fd: int, pki: TestPki, host: str, qlog_dir: str, max_sec
 @contextlib.contextmanager
 def qlogged_server(bench: Bench, qlog_dir: str, max_seconds: float = 300.0) -> Iterator[None]:
     """:func:`serve_qlogged` running in the server namespace for the duration of the block."""
-    read_fd, write_fd = os.pipe()
-    task = bench.net.server.spawn(serve_qlogged, write_fd, bench.pki, bench.host, qlog_dir, max_seconds)
-    os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], 30.0)
-        if not ready or os.read(read_fd, 1) != b"R":
-            raise RuntimeError("the qlog server did not start")
+    with server_process(
+        bench.net, "the qlog server", serve_qlogged, bench.pki, bench.host, qlog_dir, max_seconds
+    ):
         yield
-    finally:
-        task.kill()
-        os.close(read_fd)
 
 
 async def _download(host: str, pki: TestPki, seconds: float) -> dict[str, Any]:

@@ -26,14 +26,13 @@ import asyncio
 import contextlib
 import json
 import os
-import select
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import rudp
-from benchmarks.common import Bench, _response, _write_body, rudp_client_config
+from benchmarks.common import Bench, _response, _write_body, rudp_client_config, server_process
 from rudp.netem import DirectionStats, LinkStats
 from rudp.netem.stats import bucket_value
 from rudp.testing.certs import TestPki
@@ -124,17 +123,8 @@ def serve_variants(ready_fd: int, pki: TestPki, host: str, max_seconds: float) -
 @contextlib.contextmanager
 def variant_servers(bench: Bench, max_seconds: float = 1800.0) -> Iterator[None]:
     """:func:`serve_variants` running in the server namespace for the duration of the block."""
-    read_fd, write_fd = os.pipe()
-    task = bench.net.server.spawn(serve_variants, write_fd, bench.pki, bench.host, max_seconds)
-    os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], 30.0)
-        if not ready or os.read(read_fd, 1) != b"R":
-            raise RuntimeError("the variant servers did not start")
+    with server_process(bench.net, "the variant servers", serve_variants, bench.pki, bench.host, max_seconds):
         yield
-    finally:
-        task.kill()
-        os.close(read_fd)
 
 
 def set_tcp_ecn(bench: Bench, on: bool | None) -> None:

@@ -247,18 +247,28 @@ def bench_network(
     imp = impairments or Impairments()
     pki = make_test_pki(tempfile.mkdtemp(prefix="rudp-bench-"))
     config = NetworkConfig(c2s=imp, s2c=imp, nat=NatConfig(port=True) if nat else None)
-    with Network(config) as net:
-        read_fd, write_fd = os.pipe()
-        task = net.server.spawn(serve_all, write_fd, pki, net.server.address, max_seconds)
-        os.close(write_fd)
-        try:
-            ready, _, _ = select.select([read_fd], [], [], 30.0)
-            if not ready or os.read(read_fd, 1) != b"R":
-                raise RuntimeError("the benchmark servers did not start")
-            yield Bench(net, pki)
-        finally:
-            task.kill()
-            os.close(read_fd)
+    with (
+        Network(config) as net,
+        server_process(net, "the benchmark servers", serve_all, pki, net.server.address, max_seconds),
+    ):
+        yield Bench(net, pki)
+
+
+@contextlib.contextmanager
+def server_process(net: Network, what: str, target: Callable[..., None], *args: Any) -> Iterator[None]:
+    """``target(ready_fd, *args)`` running in the server namespace for the duration of the block; it
+    writes ``b"R"`` to ``ready_fd`` once it listens (30 s at most). Killed on exit."""
+    read_fd, write_fd = os.pipe()
+    task = net.server.spawn(target, write_fd, *args)
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], 30.0)
+        if not ready or os.read(read_fd, 1) != b"R":
+            raise RuntimeError(f"{what} did not start")
+        yield
+    finally:
+        task.kill()
+        os.close(read_fd)
 
 
 # ----------------------------------------------------------------------------------------- client side

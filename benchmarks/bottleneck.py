@@ -227,7 +227,10 @@ def link_delta(before: DirectionStats, after: DirectionStats) -> dict[str, Any]:
         "forwarded_packets": after.forwarded_packets - before.forwarded_packets,
         "dropped": dropped,
         "ce_marked": after.ce_marked - before.ce_marked,
-        "queue_delay_ms": {f"p{q}": round(window.queue_delay_percentile(q) * 1e3, 3) for q in (50, 95, 99)},
+        "queue_delay_ms": {
+            **{f"p{q}": round(window.queue_delay_percentile(q) * 1e3, 3) for q in (50, 95, 99)},
+            "max": round(window.queue_delay_max * 1e3, 3),
+        },
         "tun_tx_dropped": after.tun_tx_dropped,
     }
 

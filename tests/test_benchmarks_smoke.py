@@ -32,6 +32,7 @@ from benchmarks import (
 )
 from benchmarks.bottleneck import jain
 from benchmarks.common import Bench, bench_network, percentile, save_result, saved
+from rudp.netem import StepMarker
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -157,15 +158,24 @@ def test_ecn_bottleneck(bench: Bench, tmp_path: Path) -> None:
         assert p["queue_delay_ms"]["p95"] > 0, p
         if p["aqm"] == "droptail" or not p["ecn"]:
             assert p["ce_marked"] == 0  # Not-ECT packets are dropped, never marked
+    step = ecn_bottleneck.AQMS["step"]
+    assert isinstance(step, StepMarker)
     for name, spec in ecn_bottleneck.VARIANTS.items():
         p = points[("step", name)]
+        step_ms = step.threshold * 1e3
+        signals = p["ce_marked"] + p["link"]["dropped"].get("aqm", 0)
+        if p["queue_delay_ms"]["max"] > 1.2 * step_ms:  # (histogram buckets are ~10% wide)
+            assert signals > 0, p  # some packet waited past the step: it was marked or dropped
         if spec.ecn:  # ECN-capable end to end: the step marker marks instead of dropping
             # (a Not-ECT packet, e.g. one sent before the flow's ECN was validated, may still be
-            # dropped: marks must outnumber such drops by far)
-            assert p["ce_marked"] > 0 and p["link"]["dropped"].get("aqm", 0) * 20 < p["ce_marked"], p
+            # dropped: marks must outnumber such drops by far). A CPU-starved sender may never
+            # queue past the step in a short run: then there is nothing to mark.
+            assert p["link"]["dropped"].get("aqm", 0) * 20 <= p["ce_marked"], p
         if spec.stack == "rudp-quic":  # the sender's own view came back over the connection
             assert p["sender"]["ecn_state"] == ("capable" if spec.ecn else "disabled"), p["sender"]
             assert p["sender"]["packets_sent"] > 100
+    # kernel CUBIC is never CPU-starved: it fills the queue past the step and gets marks, not drops
+    assert points[("step", "kernel cubic ecn")]["ce_marked"] > 0
     for row in result["summary"]:
         assert row["against"] in ("no-ecn", "droptail") and row["aqm"] == "step"
     assert len(result["summary"]) == 2 * 3  # three flows, each against ECN off and drop-tail

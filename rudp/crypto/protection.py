@@ -14,6 +14,7 @@ the packet (RFC 9001 §5.5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -94,16 +95,10 @@ TOO_SHORT: Final = DecryptFailed("too short")
 AUTHENTICATION_FAILED: Final = DecryptFailed("authentication failed")
 
 
-class _AesHeaderMask:
-    """AES-ECB header protection (RFC 9001 §5.4.3) with one encryptor reused for every packet."""
-
-    __slots__ = ("_encryptor",)
-
-    def __init__(self, hp_key: bytes) -> None:
-        self._encryptor = Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor()
-
-    def __call__(self, sample: bytes) -> bytes:
-        return self._encryptor.update(sample)
+def _aes_header_mask(hp_key: bytes) -> Callable[[bytes], bytes]:
+    """AES-ECB header protection (RFC 9001 §5.4.3): one encryptor reused for every packet; its
+    ``update`` is the mask function itself (ECB encrypts each 16-byte sample on its own)."""
+    return Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
 
 
 class _ChaChaHeaderMask:
@@ -122,13 +117,13 @@ class _ChaChaHeaderMask:
         return cipher.encryptor().update(_ZERO_MASK_INPUT)
 
 
-_HeaderMask = _AesHeaderMask | _ChaChaHeaderMask
+_HeaderMask = Callable[[bytes], bytes]
 
 
 def _make_header_mask(suite: CipherSuite, hp_key: bytes) -> _HeaderMask:
     if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
         return _ChaChaHeaderMask(hp_key)
-    return _AesHeaderMask(hp_key)
+    return _aes_header_mask(hp_key)
 
 
 def _make_aead(suite: CipherSuite, key: bytes) -> AESGCM | ChaCha20Poly1305:
@@ -203,7 +198,7 @@ class PacketProtection:
         """
         if len(header) != pn_offset + pn_length or not 1 <= pn_length <= MAX_PN_LENGTH:
             raise ValueError("header must end with the packet number field")
-        if len(payload) < min_payload_length(pn_length):
+        if len(payload) < SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length:  # min_payload_length
             raise ValueError(f"payload of {len(payload)} bytes is too short to sample; add PADDING")
         # RFC 9001 §5.3: nonce = iv XOR packet number, left-padded to the IV length.
         nonce = (self._iv ^ packet_number).to_bytes(12, "big")

@@ -191,6 +191,8 @@ class DatagramBuilder:
                 header + pn_bytes, bytes(payload), packet.packet_number, pn_offset, packet.pn_length
             )
             packet.sent.size_bytes = len(protected)
+            if len(self._packets) == 1:
+                return protected  # the usual datagram of one packet: no copy
             out += protected
         return bytes(out)
 

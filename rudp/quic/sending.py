@@ -117,6 +117,7 @@ class Sender:
         self._local_cids = local_cids
         self._peer_cids = peer_cids
         stream_frames = StreamFrames(streams, paths)
+        self._stream_frames = stream_frames
         # RFC 9221 §5: queued datagrams go before stream data, within their share of the bytes sent
         # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself).
         self._app_sources: tuple[FrameSource, ...] = (
@@ -167,13 +168,82 @@ class Sender:
             except TransportError as exc:
                 self._lifecycle.on_local_error(exc, now)
                 return out + self._close_datagrams(now)
+            if self._streams.queued and self._train_ready(now):
+                if not self._build_train(now, current, out):
+                    return out + self._close_datagrams(now)
+                break
             datagram = self._build_datagram(now)
             if not datagram:
                 break
             out.append((datagram, current.address))
-        if not self._has_paced_data():
+        # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
+        if not self._pacing_blocked and not self._has_paced_data():
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
+
+    def _maintain_keys(self, now: float) -> bool:
+        """RFC 9001 §6, §6.6: update keys when due (before every datagram); False if the AEAD limit
+        leaves no way out (the connection is then closing)."""
+        try:
+            self._spaces.usage.maintain(
+                self._spaces.phase, now, confirmed=self._handshake.confirmed, qlog=self._qlog
+            )
+        except TransportError as exc:
+            self._lifecycle.on_local_error(exc, now)
+            return False
+        return True
+
+    # -- packet trains ---------------------------------------------------------------------------------
+
+    def _train_ready(self, now: float) -> bool:
+        """True when the next datagrams may be a packet train: 1-RTT keys alone, no probe owed, and no
+        frame source but the streams with anything to send (no ACK to piggyback, no path, CRYPTO,
+        control, connection-ID or datagram frames). Then every datagram is one short-header packet of
+        the streams' frames, exactly what :meth:`_build_datagram` would build, without asking the other
+        sources again per datagram. Nothing that could change those answers (a datagram arriving, a
+        timer firing, the application writing) happens until the train ends."""
+        spaces = self._spaces
+        state = spaces.application
+        ack = state.ack
+        if ack.has_data() or not spaces.one_rtt_only():
+            return False  # first: the usual answer of a connection that only acknowledges
+        if state.probes or ack.ack_needed(now) or self._paths.has_data() or state.crypto_send.has_data():
+            return False
+        if not self._streams.has_data_to_send():
+            return False
+        for source in self._app_sources:
+            if source is not self._stream_frames and source.has_data():
+                return False
+        return True
+
+    def _build_train(self, now: float, path: Path, out: list[tuple[bytes, Address]]) -> bool:
+        """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
+        the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
+
+        Each packet goes through the same steps as any other: key maintenance (a key update may start
+        mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet number and
+        the one after-send hook. False if the AEAD limit closed the connection mid-train."""
+        streams = self._stream_frames
+        address = path.address
+        first = True
+        while len(out) < MAX_DATAGRAMS_PER_CALL:
+            if not first and not self._maintain_keys(now):
+                return False
+            first = False
+            size = self._datagram_budget(path)
+            # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
+            if not size or not streams.has_data() or not self._may_send_new(path, size, now):
+                return True
+            builder = self._qlog.builder(size, now)
+            if not self._start_packet(builder, _APP):
+                return True
+            streams.write_frames(builder)
+            if not self._end_packet(builder, _APP):
+                return True
+            datagram = builder.finish(0)
+            self._after_datagram(builder, datagram, path, now, Sent.DATA)
+            out.append((datagram, address))
+        return True
 
     def next_deadline(self) -> float | None:
         """RFC 9002 §7.7: when the pacer allows the next packet, if it held data back; else None."""

@@ -128,6 +128,12 @@ class StreamOutput:
 
     # ------------------------------------------------------------------ output
 
+    @property
+    def queued(self) -> bool:
+        """True when a stream is queued for STREAM frames (it may still wait on credit): the cheap
+        first question of a sender deciding whether stream data may fill its next datagrams."""
+        return bool(self._queue)
+
     def has_data_to_send(self) -> bool:
         """True when :meth:`write_frames` would write something given enough room."""
         queue = self._queue
@@ -146,7 +152,7 @@ class StreamOutput:
         ``now`` and ``smoothed_rtt`` drive receive-window auto-tuning. STREAM frames never exceed the
         connection or stream credit; blocked frames found while filling the packet follow them.
         """
-        if not (
+        if self._has_control_frames() and not (
             self._write_resets(sink)
             and self._write_stop_sendings(sink)
             and self._write_window_updates(sink, now, smoothed_rtt)
@@ -154,8 +160,10 @@ class StreamOutput:
             and self._write_blocked(sink)
         ):
             return
-        self._write_streams(sink)
-        self._write_blocked(sink)
+        if self._queue:
+            self._write_streams(sink)
+            if self._has_control_frames():  # blocked frames found while filling the packet
+                self._write_blocked(sink)
 
     def _has_control_frames(self) -> bool:
         """True if a control frame may be waiting (the usual answer during a transfer is False)."""

@@ -228,7 +228,8 @@ class SendStream:
         buffer = self.buffer
         if buffer.has_lost or (self._fin_pending and buffer.next_offset == self._fin_offset):
             return True
-        return buffer.next_offset < buffer.end and self.credit.available > 0 and connection_credit > 0
+        credit = self.credit
+        return buffer.next_offset < buffer.end and credit.limit > credit.used and connection_credit > 0
 
     def next_frame(self, max_size: int, connection_credit: int) -> tuple[Stream, int] | None:
         """Build the next STREAM frame of at most ``max_size`` bytes: re-sends first, then new data.

@@ -1,0 +1,215 @@
+"""Packet trains (issue 13): the 1-RTT datagrams a sender builds in one tight loop when stream data is
+all it has to send must be exactly what the per-datagram path builds.
+
+Each scenario runs twice on the simulator with seeded randomness (connection IDs, packet-number skips)
+and delay-only links, so both runs see the same times: once as shipped, once with the train turned
+off (``Sender._train_ready`` answering False). The client uploads; every 1-RTT datagram it sends is
+decrypted with the keys it logged (following key updates, RFC 9001 §6) and its frames compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rudp.codec.frame_codec import parse_frames
+from rudp.codec.frames import DataBlocked, Frame, NewConnectionId, Padding, Ping, Stream
+from rudp.crypto.protection import PacketProtection, UnprotectedPacket
+from rudp.crypto.suites import AeadLimits, CipherSuite
+from rudp.quic.sending import Sender
+from rudp.testing import LinkConfig
+from rudp.testing.certs import TestPki
+from tests.support.sim import Sniffer, make_sim
+
+CID_LENGTH = 8
+
+
+def _seeded(seed: int) -> Callable[[int], bytes]:
+    """Config.randbytes from a seeded generator: the same connection IDs and packet-number skips."""
+    return random.Random(seed).randbytes
+
+
+def _comparable(frame: Frame) -> Frame:
+    # A client's stateless reset tokens come from a per-connection random key (not Config.randbytes).
+    if isinstance(frame, NewConnectionId):
+        return dataclasses.replace(frame, stateless_reset_token=b"")
+    return frame
+
+
+class _Reader:
+    """Decrypts the client's 1-RTT datagrams in order, moving to the next key phase when needed."""
+
+    def __init__(self, keylog: Path, suite: CipherSuite) -> None:
+        self.keys: list[PacketProtection] = [Sniffer(keylog, "CLIENT_TRAFFIC_SECRET_0", suite).protection]
+        self.generation = 0
+        self.largest = -1
+
+    def read(self, datagram: bytes) -> tuple[int, int, list[Frame]]:
+        """(key phase generation, packet number, frames) of one 1-RTT datagram."""
+        for generation in (self.generation, self.generation + 1):
+            while len(self.keys) <= generation:
+                self.keys.append(self.keys[-1].next_generation())
+            result = self.keys[generation].unprotect(datagram, 1 + CID_LENGTH, self.largest + 1)
+            if isinstance(result, UnprotectedPacket):
+                self.generation = generation
+                self.largest = max(self.largest, result.packet_number)
+                frames = [_comparable(frame) for _, frame in parse_frames(result.payload)]
+                return generation, result.packet_number, frames
+        raise AssertionError("a 1-RTT datagram the client's keys do not open")
+
+
+@dataclass
+class _Run:
+    datagrams: list[tuple[int, int, int, list[Frame]]]
+    """(size, key generation, packet number, frames) of every 1-RTT datagram the client sent."""
+    train_datagrams: int
+    received: bytes
+    batches: list[list[tuple[int, int, int, list[Frame]]]]
+    """The same datagrams, grouped by the ``datagrams_to_send`` call that returned them."""
+
+    def frames(self) -> list[Frame]:
+        return [frame for *_, frames in self.datagrams for frame in frames]
+
+
+def _upload(
+    pki: TestPki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    train: bool,
+    body: bytes,
+    client: dict[str, object] | None = None,
+    server: dict[str, object] | None = None,
+    link: LinkConfig | None = None,
+    suite: CipherSuite = CipherSuite.AES_128_GCM_SHA256,
+) -> _Run:
+    with monkeypatch.context() as patch:
+        built = [0]
+        if train:
+            original: Callable[..., bool] = Sender._build_train
+
+            def counted(self: Sender, now: float, path: Any, out: list[Any]) -> bool:
+                before = len(out)
+                result = original(self, now, path, out)
+                built[0] += len(out) - before
+                return result
+
+            patch.setattr(Sender, "_build_train", counted)
+        else:
+            patch.setattr(Sender, "_train_ready", lambda self, now: False)
+        keylog = tmp_path / f"keys-{'train' if train else 'plain'}.log"
+        common: dict[str, object] = {
+            "cipher_suites": [suite],
+            "max_datagram_size": 1452,
+            "pmtu_discovery": False,
+        }
+        sim = make_sim(
+            pki,
+            link=link or LinkConfig(delay=0.01),
+            client={**common, "secrets_log": keylog, "randbytes": _seeded(1), **(client or {})},
+            server={**common, "randbytes": _seeded(2), **(server or {})},
+        )
+        sim.handshake()
+        reader = _Reader(keylog, suite)
+        sent: list[tuple[int, int, int, list[Frame]]] = []
+        batches: list[list[tuple[int, int, int, list[Frame]]]] = []
+        to_send = sim.client.datagrams_to_send
+
+        def recorded(now: float) -> list[tuple[bytes, Any]]:
+            out = to_send(now)
+            batch = [(len(datagram), *reader.read(datagram)) for datagram, _ in out if not datagram[0] & 0x80]
+            sent.extend(batch)
+            batches.append(batch)
+            return out
+
+        sim.client.datagrams_to_send = recorded  # type: ignore[method-assign]
+        stream_id = sim.conn.open_stream()
+        sim.client.send(stream_id, body, fin=True)
+        assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120.0)
+        return _Run(sent, built[0], bytes(sim.server.streams[stream_id]), batches)
+
+
+def _compare(plain: _Run, trained: _Run, body: bytes) -> None:
+    assert plain.received == body and trained.received == body
+    assert plain.train_datagrams == 0
+    assert trained.train_datagrams > len(trained.datagrams) // 2  # the train did most of the work
+    assert len(trained.datagrams) == len(plain.datagrams)
+    for index, (ours, theirs) in enumerate(zip(trained.datagrams, plain.datagrams, strict=True)):
+        assert ours == theirs, f"datagram {index} differs"
+    stream_frames = [frame for frame in trained.frames() if isinstance(frame, Stream)]
+    assert max(frame.offset + len(frame.data) for frame in stream_frames) == len(body)
+    fins = [frame for frame in stream_frames if frame.fin]
+    assert fins and all(frame.offset + len(frame.data) == len(body) for frame in fins)
+
+
+BODY = random.Random(7).randbytes(600_000)
+
+
+def test_train_matches_per_datagram_path(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slow start: the congestion window and the pacer stop trains mid-way; the FIN ends the last one.
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY)
+    _compare(plain, trained, BODY)
+
+
+def test_train_with_losses(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Re-sends and PTO probes (not trains: a probe is owed) interleave with trains.
+    link = LinkConfig(delay=0.01, loss=0.03, seed=5)
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, link=link)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, link=link)
+    _compare(plain, trained, BODY)
+    offsets = [frame.offset for frame in trained.frames() if isinstance(frame, Stream)]
+    assert offsets != sorted(offsets)  # something was re-sent
+
+
+def test_train_stops_at_flow_control_limit(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The peer's MAX_DATA runs out mid-train: DATA_BLOCKED goes after the stream frames (RFC 9000 §4.1).
+    server = {"initial_max_data": 20_000, "max_connection_window": 40_000, "initial_max_stream_data": 30_000}
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, server=server)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, server=server)
+    _compare(plain, trained, BODY)
+    assert any(isinstance(frame, DataBlocked) for frame in trained.frames())
+
+
+def test_train_across_key_updates(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 9001 §6, §6.6: a small confidentiality limit makes the client update its keys every ~120
+    # packets, as soon as allowed, so updates start mid-train; the key phase bit and the keys change
+    # at the same packet in both paths.
+    client = {"aead_limits": AeadLimits(confidentiality=160, integrity=1000)}
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=client)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=client)
+    _compare(plain, trained, BODY)
+    # An update started inside a batch (a train): one call returned datagrams of two key phases.
+    assert any(len({generation for _, generation, _, _ in batch}) == 2 for batch in trained.batches)
+
+
+def test_train_with_chacha20(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = CipherSuite.CHACHA20_POLY1305_SHA256
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, suite=suite)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, suite=suite)
+    _compare(plain, trained, BODY)
+
+
+def test_pmtu_probe_goes_before_the_train(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 9000 §14.3: with PMTU discovery searching, probes (PING + PADDING) still leave while trains run.
+    options = {"pmtu_discovery": True, "max_pmtu": 4000}
+    link = LinkConfig(delay=0.01, mtu=3000)
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=options, link=link)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=options, link=link)
+    _compare(plain, trained, BODY)
+    probes = [size for size, _, _, frames in trained.datagrams if frames and isinstance(frames[0], Ping)
+              and any(isinstance(frame, Padding) for frame in frames)]
+    assert probes and max(probes) > 1452
+    assert max(size for size, *_ in trained.datagrams) > 1452  # the found size is used by later trains

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -195,6 +196,8 @@ def run(mib: float = 2.0, profile_side: str | None = None, top: int = 25) -> dic
     if meter.profiler is not None:
         stats = pstats.Stats(meter.profiler)
         stats.sort_stats("tottime").print_stats(top)
+        if os.environ.get("CALLS_CALLERS"):
+            stats.print_callers(os.environ["CALLS_CALLERS"])
         return result
     result["sender_calls_per_datagram"] = round(meter.calls["client"] / sent, 1)
     result["receiver_calls_per_datagram"] = round(meter.calls["server"] / received, 1)

@@ -183,7 +183,7 @@ class PacketProtection:
         return self._mask(bytes(sample))[: 1 + MAX_PN_LENGTH]
 
     def protect(
-        self, header: bytes, payload: bytes, packet_number: int, pn_offset: int, pn_length: int
+        self, header: bytes, payload: bytes | bytearray, packet_number: int, pn_offset: int, pn_length: int
     ) -> bytes:
         """Encrypt ``payload`` and apply header protection; return the whole protected packet.
 

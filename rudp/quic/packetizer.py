@@ -7,7 +7,7 @@ path probes: RFC 9000 §14.1, §8.2.1) can go into its last packet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
@@ -33,7 +33,11 @@ class _OpenPacket:
     pn_value: int
     pn_length: int
     sent: SentPacket
-    payload: Writer = field(default_factory=Writer)
+    overhead: int
+    """Header, Length field and AEAD tag bytes around the payload."""
+    payload: Writer
+    buf: bytearray
+    """``payload``'s bytearray (read and padded directly on the hot path)."""
 
 
 class DatagramBuilder:
@@ -57,14 +61,14 @@ class DatagramBuilder:
         packet = self._current
         if packet is None:
             return 0
-        return self._budget - len(packet.payload)
+        return self._budget - len(packet.buf)
 
     def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
         """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
         packet = self._current
         if packet is None:
             raise ValueError("no packet is open")
-        payload = packet.payload.buffer
+        payload = packet.buf
         before = len(payload)
         write_frame(packet.payload, frame)  # encoded once; undone below if it overflowed the packet
         if len(payload) > self._budget:
@@ -93,10 +97,6 @@ class DatagramBuilder:
 
     # -- packets ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _overhead(packet: _OpenPacket) -> int:
-        extra = LENGTH_FIELD_SIZE if packet.is_long else 0
-        return 1 + len(packet.prefix) + extra + packet.pn_length + TAG_LENGTH
 
     def start_packet(
         self,
@@ -122,6 +122,8 @@ class DatagramBuilder:
             in_flight=False,
             handlers=[],
         )
+        overhead = 1 + len(prefix) + (LENGTH_FIELD_SIZE if is_long else 0) + pn_length + TAG_LENGTH
+        payload = Writer()
         packet = _OpenPacket(
             protection,
             first_byte | (pn_length - 1),
@@ -131,9 +133,12 @@ class DatagramBuilder:
             pn_value,
             pn_length,
             sent,
+            overhead,
+            payload,
+            payload.buffer,
         )
         self._current = packet
-        self._budget = self.max_size - self._closed_size - self._overhead(packet)
+        self._budget = self.max_size - self._closed_size - overhead
         if self._budget < 8:
             self._current = None
             return False
@@ -143,14 +148,15 @@ class DatagramBuilder:
         """Close the open packet; an empty packet is dropped (its number is not used) and None returned."""
         packet = self._current
         self._current = None
-        if packet is None or not len(packet.payload):
+        if packet is None or not packet.buf:
             return None
-        short = min_payload_length(packet.pn_length) - len(packet.payload)
+        buf = packet.buf
+        short = min_payload_length(packet.pn_length) - len(buf)
         if short > 0:
-            packet.payload.push_bytes(bytes(short))  # PADDING so header protection can sample
+            buf += bytes(short)  # PADDING so header protection can sample
             packet.sent.in_flight = True
         self._packets.append(packet)
-        self._closed_size += self._overhead(packet) + len(packet.payload)
+        self._closed_size += packet.overhead + len(buf)
         return packet.sent
 
     @property
@@ -175,11 +181,11 @@ class DatagramBuilder:
         missing = min(pad_to, self.max_size) - self._closed_size
         if missing > 0:
             last = self._packets[-1]
-            last.payload.push_bytes(bytes(missing))
+            last.buf += bytes(missing)
             last.sent.in_flight = True
         out = bytearray()
         for packet in self._packets:
-            payload = packet.payload.buffer
+            payload = packet.buf
             pn_bytes = packet.pn_value.to_bytes(packet.pn_length, "big")
             if packet.is_long:
                 length = packet.pn_length + len(payload) + TAG_LENGTH
@@ -188,7 +194,7 @@ class DatagramBuilder:
                 header = bytes((packet.first_byte,)) + packet.prefix
             pn_offset = len(header)
             protected = packet.protection.protect(
-                header + pn_bytes, bytes(payload), packet.packet_number, pn_offset, packet.pn_length
+                header + pn_bytes, payload, packet.packet_number, pn_offset, packet.pn_length
             )
             packet.sent.size_bytes = len(protected)
             if len(self._packets) == 1:

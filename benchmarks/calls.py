@@ -198,6 +198,8 @@ def run(mib: float = 2.0, profile_side: str | None = None, top: int = 25) -> dic
         stats.sort_stats("tottime").print_stats(top)
         if os.environ.get("CALLS_CALLERS"):
             stats.print_callers(os.environ["CALLS_CALLERS"])
+        if os.environ.get("CALLS_CALLEES"):
+            stats.print_callees(os.environ["CALLS_CALLEES"])
         return result
     result["sender_calls_per_datagram"] = round(meter.calls["client"] / sent, 1)
     result["receiver_calls_per_datagram"] = round(meter.calls["server"] / received, 1)

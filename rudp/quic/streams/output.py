@@ -160,10 +160,8 @@ class StreamOutput:
             and self._write_blocked(sink)
         ):
             return
-        if self._queue:
-            self._write_streams(sink)
-            if self._has_control_frames():  # blocked frames found while filling the packet
-                self._write_blocked(sink)
+        if self._queue and self._write_streams(sink):
+            self._write_blocked(sink)  # blocked frames found while filling the packet
 
     def _has_control_frames(self) -> bool:
         """True if a control frame may be waiting (the usual answer during a transfer is False)."""
@@ -266,9 +264,11 @@ class StreamOutput:
                 )
         return True
 
-    def _write_streams(self, sink: FrameSink) -> None:
-        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full."""
-        queue, idle = self._queue, 0
+    def _write_streams(self, sink: FrameSink) -> bool:
+        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full.
+
+        True if a stream was found blocked by flow control (a BLOCKED frame may now be queued)."""
+        queue, idle, noted = self._queue, 0, False
         while queue and idle < len(queue):
             stream_id = queue[0]
             entry = self._streams.get(stream_id)
@@ -277,6 +277,7 @@ class StreamOutput:
             if send is None or not send.wants_to_send(credit):
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
+                    noted = True
                     if send.credit.available > 0:  # waits on connection credit only: keep its turn
                         queue.rotate(-1)
                         idle += 1
@@ -286,7 +287,7 @@ class StreamOutput:
                 continue
             built = send.next_frame(sink.remaining, credit)
             if built is None:
-                return  # not even a minimal frame of this stream fits
+                return noted  # not even a minimal frame of this stream fits
             frame, new_bytes = built
             stop = frame.offset + len(frame.data)
             sink.push_frame(
@@ -296,7 +297,8 @@ class StreamOutput:
             queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:
-                return  # the packet is (nearly) full: don't ask every stream to fail to fit
+                return noted  # the packet is (nearly) full: don't ask every stream to fail to fit
+        return noted
 
     # ------------------------------------------------------------------ delivery handlers
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from rudp.codec.frame_codec import parse_frames
-from rudp.codec.frames import DataBlocked, Frame, NewConnectionId, Padding, Ping, Stream
+from rudp.codec.frames import DataBlocked, Datagram, Frame, NewConnectionId, Padding, Ping, Stream
 from rudp.crypto.protection import PacketProtection, UnprotectedPacket
 from rudp.crypto.suites import AeadLimits, CipherSuite
 from rudp.quic.sending import Sender
@@ -84,10 +84,11 @@ def _upload(
     *,
     train: bool,
     body: bytes,
-    client: dict[str, object] | None = None,
-    server: dict[str, object] | None = None,
+    client: Mapping[str, object] | None = None,
+    server: Mapping[str, object] | None = None,
     link: LinkConfig | None = None,
     suite: CipherSuite = CipherSuite.AES_128_GCM_SHA256,
+    datagrams: int = 0,
 ) -> _Run:
     with monkeypatch.context() as patch:
         built = [0]
@@ -131,6 +132,8 @@ def _upload(
         sim.client.datagrams_to_send = recorded  # type: ignore[method-assign]
         stream_id = sim.conn.open_stream()
         sim.client.send(stream_id, body, fin=True)
+        for index in range(datagrams):
+            sim.conn.send_datagram(bytes([index]) * 300)
         assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120.0)
         return _Run(sent, built[0], bytes(sim.server.streams[stream_id]), batches)
 
@@ -213,3 +216,19 @@ def test_pmtu_probe_goes_before_the_train(
               and any(isinstance(frame, Padding) for frame in frames)]
     assert probes and max(probes) > 1452
     assert max(size for size, *_ in trained.datagrams) > 1452  # the found size is used by later trains
+
+
+def test_train_yields_to_queued_datagrams(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 9221 §5: DATAGRAM frames queued with the stream data keep their share ahead of it; no train
+    # starts while one waits, and the datagrams go out in the same packets either way.
+    options = {"datagrams": True}
+    runs = [
+        _upload(pki, tmp_path, monkeypatch, train=train, body=BODY, client=options, server=options,
+                datagrams=40)
+        for train in (False, True)
+    ]
+    plain, trained = runs
+    _compare(plain, trained, BODY)
+    assert sum(isinstance(frame, Datagram) for frame in trained.frames()) == 40

@@ -176,15 +176,17 @@ class DatagramBuilder:
         """
         if self._current is not None:
             self.end_packet()
-        if not self._packets:
+        packets = self._packets
+        if not packets:
             return b""
-        missing = min(pad_to, self.max_size) - self._closed_size
+        missing = min(pad_to, self.max_size) - self._closed_size if pad_to else 0
         if missing > 0:
-            last = self._packets[-1]
+            last = packets[-1]
             last.buf += bytes(missing)
             last.sent.in_flight = True
+        single = len(packets) == 1
         out = bytearray()
-        for packet in self._packets:
+        for packet in packets:
             payload = packet.buf
             pn_bytes = packet.pn_value.to_bytes(packet.pn_length, "big")
             if packet.is_long:
@@ -197,7 +199,7 @@ class DatagramBuilder:
                 header + pn_bytes, payload, packet.packet_number, pn_offset, packet.pn_length
             )
             packet.sent.size_bytes = len(protected)
-            if len(self._packets) == 1:
+            if single:
                 return protected  # the usual datagram of one packet: no copy
             out += protected
         return bytes(out)

@@ -207,7 +207,8 @@ def test_the_pacer_paces_at_bbrs_rate_and_bbr_is_registered() -> None:
     assert pacer.current_rate(cc, rtt) == cc.pacing_rate(rtt)
     assert cc.pacing_rate(rtt) == pytest.approx(RATE * (1 - B.PACING_MARGIN), rel=0.05)
     reno = NewReno(MDS)
-    assert pacer.current_rate(reno, rtt) == pytest.approx(1.25 * reno.congestion_window / RTT)
+    # A window-based controller: its phase gain (2 in slow start) x cwnd / srtt (RFC 9002 §7.7).
+    assert pacer.current_rate(reno, rtt) == pytest.approx(2.0 * reno.congestion_window / RTT)
     # Before any sample BBR paces its initial window at the Startup gain per smoothed RTT.
     assert Bbr(MDS).pacing_rate(rtt) == pytest.approx(B.STARTUP_PACING_GAIN * 10 * MDS / RTT)
     assert isinstance(resolve_congestion_controller("BBR")(MDS), Bbr)

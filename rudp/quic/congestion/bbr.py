@@ -512,19 +512,21 @@ class Bbr(BaseCongestionController):
             if self.round_start:  # one round at the estimated rate refilled the pipe
                 self.bw_probe_samples = True
                 self._start_probe_bw_up(rs, now)
-        elif state == PROBE_BW_UP and self._is_time_to_go_down(rs, now):
+        elif state == PROBE_BW_UP and self._is_time_to_go_down(rs):
             self._start_probe_bw_down(now)
 
-    def _is_time_to_go_down(self, rs: RateSample, now: float) -> bool:
+    def _is_time_to_go_down(self, rs: RateSample) -> bool:
+        """BBRIsTimeToGoDown: UP ends on a bandwidth plateau (or on loss, in _handle_inflight_too_high).
+        The draft replaced the older exit "a min_rtt elapsed and more than 1.25 BDP is in flight" with
+        this in 2024 (a BBRv3 fix for flows stuck at a low rate after loss): that exit ended every probe
+        after two rounds, before the plateau rule could measure anything."""
         if self.cwnd_limited and self.cwnd >= self.inflight_longterm:
             # Limited by the bound, not by the path: the plateau says nothing yet.
             self._reset_full_bw()
             self.full_bw = rs.delivery_rate
         elif self.full_bw_now:
             return True
-        return now > self.cycle_stamp + self.min_rtt and rs.bytes_in_flight > self._inflight(
-            self.max_bw, PROBE_UP_PACING_GAIN
-        )
+        return False
 
     def _check_time_to_probe_bw(self, now: float) -> bool:
         """Probe after the randomised wait, or after as many rounds as Reno would take to grow one BDP

@@ -101,3 +101,28 @@ def test_recovery_never_cuts_the_window_below_the_model(loss: float) -> None:
     path.on_sample = record
     path.run(4.0)
     assert (checked > 0) == (loss > 0)
+
+
+@pytest.mark.parametrize("queue_bdps", [2, 4])  # deep enough that three rounds at 1.25x lose nothing
+def test_probe_bw_up_ends_on_the_bandwidth_plateau_not_after_one_min_rtt(queue_bdps: int) -> None:
+    """draft-ietf-ccwg-bbr "IsTimeToGoDown": without loss, UP lasts until three rounds brought no 25%
+    more bandwidth. The older exit (a min_rtt elapsed and more than 1.25 BDP in flight), which the
+    draft dropped in 2024, ended each probe after two rounds with the plateau rule unfinished."""
+    cc = Bbr(MDS)
+    path = RatePath(cc, rate=RATE, rtt=RTT, queue_bytes=int(queue_bdps * BDP))
+    exits: list[tuple[int, bool]] = []
+    up_since: list[int] = []
+
+    def record(p: RatePath) -> None:
+        if cc.state == B.PROBE_BW_UP and not up_since:
+            up_since.append(cc.round_count)
+        elif cc.state != B.PROBE_BW_UP and up_since:
+            exits.append((cc.round_count - up_since.pop(), cc.full_bw_now))
+
+    path.on_sample = record
+    path.run(12.0)
+    assert path.rates.lost == 0
+    assert len(exits) >= 3
+    for rounds, plateau in exits:
+        assert plateau
+        assert rounds >= B.FULL_BW_COUNT

@@ -1,7 +1,7 @@
 """CPU per QUIC handshake and side, rudp against aioquic, full and resumed, in one process.
 
-Run: ``python -m benchmarks.handshake_cpu [--count 200] [--rounds 3] [--profile client|server]``
-(or ``python -m benchmarks.handshake --cpu``).
+Run: ``python -m benchmarks.handshake_cpu [--count 200] [--rounds 3]`` (or ``python -m
+benchmarks.handshake --cpu``); ``--profile "rudp full" --side server`` prints a cProfile of one side.
 
 Both stacks' sans-IO cores are driven back to back in one process with no network in between: a
 client and a server exchange datagrams until both report the handshake complete and nothing is left

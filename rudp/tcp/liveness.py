@@ -10,12 +10,16 @@ method that needs the time takes ``now``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from rudp.config import Config
 from rudp.quic.events import Event, PingAcknowledged
 from rudp.quic.rtt import RttEstimator
 from rudp.tcp.framing import Ping, Pong
 from rudp.tcp.output import Outbox
+
+MAX_PINGS_IN_FLIGHT: Final = 64
+"""Unanswered PINGs remembered at most (dict order: the oldest is forgotten first)."""
 
 
 class Pings:
@@ -58,11 +62,22 @@ class Pings:
         self._queue(None)
 
     def write(self, now: float | None) -> None:
-        """Write the queued PINGs, sent at ``now`` (None: unknown, so their PONGs give no RTT sample)."""
+        """Write the queued PINGs, sent at ``now`` (None: unknown, so their PONGs give no RTT sample).
+
+        At most MAX_PINGS_IN_FLIGHT stay remembered: a peer that never answers cannot make the table
+        grow for the connection's life; the oldest is forgotten (its late PONG is then ignored).
+        """
         for token, uid in self._to_send:
             self._outbox.write(Ping(token))
             self._in_flight[token] = (uid, now)
+            if len(self._in_flight) > MAX_PINGS_IN_FLIGHT:
+                del self._in_flight[next(iter(self._in_flight))]
         self._to_send.clear()
+
+    @property
+    def in_flight(self) -> int:
+        """PINGs written and not yet answered (bounded by MAX_PINGS_IN_FLIGHT)."""
+        return len(self._in_flight)
 
     def on_ping(self, frame: Ping) -> None:
         """The peer's PING: echo its token."""

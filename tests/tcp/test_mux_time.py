@@ -9,9 +9,12 @@ from __future__ import annotations
 import pytest
 
 from rudp.config import Config
-from rudp.quic.events import PingAcknowledged
+from rudp.quic.events import Event, PingAcknowledged
 from rudp.tcp import STREAM_WINDOW_FLOOR, TcpMux
-from rudp.tcp.framing import Credit, Frame, FrameDecoder
+from rudp.tcp.framing import Credit, Frame, FrameDecoder, Ping, Pong
+from rudp.tcp.liveness import MAX_PINGS_IN_FLIGHT, Pings
+from rudp.tcp.output import Outbox
+from rudp.tcp.state import Lifecycle
 from tests.tcp.pair import MuxPair
 
 WINDOW = STREAM_WINDOW_FLOOR
@@ -73,3 +76,23 @@ def test_a_ping_is_timed_by_the_output_that_carries_it() -> None:
         events.append(event)
     assert PingAcknowledged(uid) in events
     assert client.stats.latest_rtt == pytest.approx(0.3)
+
+
+def test_unanswered_pings_are_remembered_only_up_to_the_bound() -> None:
+    """A peer that never answers PINGs cannot grow the table of PINGs in flight without limit."""
+    events: list[Event] = []
+    outbox = Outbox(Lifecycle(events.append))
+    pings = Pings(outbox, events.append)
+    for i in range(3 * MAX_PINGS_IN_FLIGHT):
+        pings.ping()
+        pings.write(float(i))
+    assert pings.in_flight == MAX_PINGS_IN_FLIGHT
+    sent = [f for f in _frames(outbox.take()) if isinstance(f, Ping)]
+    assert len(sent) == 3 * MAX_PINGS_IN_FLIGHT
+    # the newest PING is still answered (event and RTT sample); the oldest was forgotten
+    pings.on_pong(Pong(sent[0].token), now=1000.0)
+    assert events == [] and pings.in_flight == MAX_PINGS_IN_FLIGHT
+    pings.on_pong(Pong(sent[-1].token), now=3 * MAX_PINGS_IN_FLIGHT - 0.5)
+    assert events == [PingAcknowledged(3 * MAX_PINGS_IN_FLIGHT)]
+    assert pings.smoothed_rtt == pytest.approx(0.5)
+    assert pings.in_flight == MAX_PINGS_IN_FLIGHT - 1

@@ -37,7 +37,7 @@ from rudp.codec.frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
-from rudp.codec.varint import VARINT_MAX, varint_size
+from rudp.codec.varint import VARINT_MAX, decode_varint, varint_size
 from rudp.errors import DecodeError, TransportErrorCode
 
 _FEE = TransportErrorCode.FRAME_ENCODING_ERROR
@@ -295,6 +295,60 @@ def parse_frames(payload: BytesLike, packet_type: PacketType | None = None) -> l
                 exc.frame_type = frame_type
             raise
     return frames
+
+
+def pull_frame(reader: Reader, packet_type: PacketType) -> tuple[int, Frame]:
+    """Decode the one frame at the reader's position, checked against ``packet_type``, as
+    :func:`parse_frames` does for each frame (same errors); the reader moves past it."""
+    start = reader.position
+    frame_type = reader.pull_varint()
+    if reader.position - start != 1 and frame_type < 0x40:
+        raise DecodeError("frame type not minimally encoded", _PV, frame_type)  # RFC 9000 §12.4
+    pull = _PULL.get(frame_type)
+    if pull is None:
+        raise DecodeError(f"unknown frame type {frame_type:#x}", _FEE, frame_type)
+    if packet_type not in ALLOWED_PACKET_TYPES[frame_type]:
+        raise DecodeError(f"frame {frame_type:#x} not allowed in {packet_type.name}", _PV, frame_type)
+    try:
+        return frame_type, pull(reader, frame_type)
+    except DecodeError as exc:
+        if exc.frame_type == 0:
+            exc.frame_type = frame_type
+        raise
+
+
+def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tuple[int, int, int, int]:
+    """The fields of the STREAM frame (RFC 9000 §19.8) whose type byte ``frame_type`` is at
+    ``position``: ``(stream_id, offset, data_start, data_end)``, offsets into ``payload`` (no copy, no
+    frame object: the receive fast path). Same checks as :func:`parse_frames`.
+
+    Raises:
+        DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
+    """
+    try:
+        position += 1
+        stream_id = payload[position] if position < len(payload) else -1
+        if stream_id < 0x40:  # a one-byte varint (RFC 9000 §16): most stream IDs, inline
+            if stream_id < 0:
+                raise DecodeError("truncated varint")
+            position += 1
+        else:
+            stream_id, position = decode_varint(payload, position)
+        offset = 0
+        if frame_type & STREAM_OFF:
+            offset, position = decode_varint(payload, position)
+        end = len(payload)
+        if frame_type & STREAM_LEN:
+            length, position = decode_varint(payload, position)
+            if position + length > end:
+                raise DecodeError("truncated STREAM data", _FEE, frame_type)
+            end = position + length
+    except DecodeError as exc:
+        exc.frame_type = frame_type
+        raise
+    if offset + end - position > VARINT_MAX:
+        raise DecodeError("STREAM data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.8
+    return stream_id, offset, position, end
 
 
 def write_frame(writer: Writer, frame: Frame) -> None:

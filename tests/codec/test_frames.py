@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rudp.codec import frames as f
-from rudp.codec.buffer import Writer
+from rudp.codec.buffer import Reader, Writer
 from rudp.codec.codes import FrameType, PacketType
-from rudp.codec.frame_codec import encode_frames, parse_frames, write_frame
+from rudp.codec.frame_codec import encode_frames, parse_frames, pull_frame, pull_stream_fields, write_frame
 from rudp.errors import DecodeError, TransportErrorCode
 from tests.strategies import frames_last, frames_with_length
 
@@ -184,3 +184,39 @@ def test_frame_size_matches_encoding(frames: list[f.Frame]) -> None:
     from rudp.codec.frame_codec import frame_size
 
     assert frame_size(frames[0]) == len(encode_frames(frames))
+
+
+@given(st.lists(frames_with_length, min_size=1, max_size=6), st.none() | frames_last)
+def test_pull_frame_matches_parse_frames(frames: list[f.Frame], last: f.Frame | None) -> None:
+    """The receive fast path's one-frame decoder and STREAM field decoder agree with parse_frames."""
+    wire = encode_frames([*frames, *([last] if last is not None else [])])
+    expected = parse_frames(wire, PacketType.ONE_RTT)
+    reader = Reader(wire)
+    got = []
+    while not reader.eof():
+        position = reader.position
+        kind = wire[position]
+        if 0x08 <= kind <= 0x0F:
+            stream_id, offset, start, end = pull_stream_fields(wire, position, kind)
+            frame: f.Frame = f.Stream(stream_id, offset, wire[start:end], bool(kind & 1), bool(kind & 2))
+            reader.seek(end)
+            got.append((kind, frame))
+        else:
+            got.append(pull_frame(reader, PacketType.ONE_RTT))
+    assert got == expected
+
+
+def test_pull_stream_fields_truncated() -> None:
+    wire = encode_frames([f.Stream(4, 1 << 20, b"abcdef", False, True)])
+    for cut in range(1, len(wire) - 6):
+        with pytest.raises(DecodeError) as info:
+            pull_stream_fields(wire[:cut], 0, wire[0])
+        assert info.value.code == FEE
+        assert info.value.frame_type == wire[0]
+    with pytest.raises(DecodeError) as info:  # data shorter than the Length field
+        pull_stream_fields(wire[:-1], 0, wire[0])
+    assert info.value.code == FEE
+    beyond = bytes([0x0C, 0x00, *[0xFF] * 8, 0x00])  # offset 2^62-1 and 1 byte of data
+    with pytest.raises(DecodeError) as info:
+        pull_stream_fields(beyond, 0, 0x0C)
+    assert info.value.code == FEE

@@ -1,0 +1,195 @@
+"""Python calls per data datagram on each side of a bulk upload, on the in-process simulator.
+
+A load-independent figure for issue 13's per-datagram CPU: a rudp client uploads ``--mib`` MiB on one
+stream to a rudp server over :class:`rudp.testing.Pair` (virtual clock, 10 ms one-way delay, 1452-byte
+datagrams, PMTU discovery off), with ``sys.setprofile`` counting every Python function call (``call``
+events; calls into C functions are counted apart as ``c_call``) made while each side runs: receiving
+datagrams, timers, building datagrams, and the application reading or writing the stream.
+
+    python -m benchmarks.calls [--mib 2] [--loss 0.0] [--ack-frequency on|off]
+
+Prints one JSON line: per side, Python calls per data datagram (sender: per datagram sent; receiver:
+per datagram received), C calls likewise, and the receiver's calls inside ``receive_datagram`` alone;
+ACK frames per data datagram (datagrams the receiver sent per datagram it received). Runs against
+whatever ``rudp`` is importable (``PYTHONPATH`` selects a tree), so two trees compare with one script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rudp.config import Config
+from rudp.quic.connection import QuicConnection
+from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.events import StreamReadable
+from rudp.testing import LinkConfig, Pair, VirtualClock
+from rudp.testing.certs import make_test_pki
+
+CLIENT = ("10.0.0.1", 5000)
+SERVER = ("10.0.0.2", 4433)
+SIDES = ("sender", "receiver")
+
+
+class _Counter:
+    """The ``sys.setprofile`` hook: counts calls into the side that is running."""
+
+    def __init__(self) -> None:
+        self.side: str | None = None
+        self.in_receive = False
+        self.calls = dict.fromkeys(SIDES, 0)
+        self.c_calls = dict.fromkeys(SIDES, 0)
+        self.receive_calls = 0
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        side = self.side
+        if side is None:
+            return
+        if event == "call":
+            self.calls[side] += 1
+            if self.in_receive:
+                self.receive_calls += 1
+        elif event == "c_call":
+            self.c_calls[side] += 1
+
+
+class _Side:
+    """A ``SimEndpoint`` around a client connection or a server endpoint, counted as one side."""
+
+    def __init__(self, target: QuicConnection | QuicEndpoint, side: str, counter: _Counter) -> None:
+        self.target = target
+        self.side = side
+        self.counter = counter
+        self.datagrams_sent = 0
+        self.datagrams_received = 0
+        self.pending: memoryview | None = None
+        self.stream_id: int | None = None
+        self.received = hashlib.sha256()
+        self.received_bytes = 0
+        self.eof = False
+
+    def _connections(self) -> list[QuicConnection]:
+        target = self.target
+        return target.connections if isinstance(target, QuicEndpoint) else [target]
+
+    def _pump(self) -> None:
+        for conn in self._connections():
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, StreamReadable):
+                    chunk = conn.read_stream(event.stream_id)
+                    self.received.update(chunk)
+                    self.received_bytes += len(chunk)
+                    self.eof = self.eof or conn.stream_at_eof(event.stream_id)
+            if self.pending is not None and self.stream_id is not None and not conn.is_closed:
+                accepted = conn.send_stream(self.stream_id, self.pending, fin=True)
+                self.pending = None if accepted == len(self.pending) else self.pending[accepted:]
+
+    def _run(self, fn: Any, *args: Any, receive: bool = False) -> Any:
+        counter = self.counter
+        counter.side, counter.in_receive = self.side, receive
+        try:
+            result = fn(*args)
+            counter.in_receive = False
+            self._pump()
+            return result
+        finally:
+            counter.side, counter.in_receive = None, False
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, ecn: int = 0) -> None:
+        self.datagrams_received += 1
+        self._run(self.target.receive_datagram, data, addr, now, ecn, receive=True)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out: list[tuple[bytes, tuple[str, int]]] = self._run(self._to_send, now)
+        self.datagrams_sent += len(out)
+        return out
+
+    def _to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        self._pump()
+        return self.target.datagrams_to_send(now)
+
+    @property
+    def ecn_codepoint(self) -> int:
+        return self.target.ecn_codepoint
+
+    def next_timer(self) -> float | None:
+        return self.target.next_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._run(self.target.handle_timer, now)
+
+
+def _config(common: dict[str, Any], ack_frequency: bool) -> dict[str, Any]:
+    # Older trees have no ack_frequency option: pass it only where Config knows it.
+    if "ack_frequency" in inspect.signature(Config).parameters:
+        return {**common, "ack_frequency": ack_frequency}
+    return common
+
+
+def run(mib: float, loss: float, ack_frequency: bool, certs: Path) -> dict[str, Any]:
+    """Upload ``mib`` MiB and count; the JSON-able result."""
+    pki = make_test_pki(certs)
+    common: dict[str, Any] = {"alpn": ["bench"], "max_datagram_size": 1452, "pmtu_discovery": False}
+    common = _config(common, ack_frequency)
+    server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **common)
+    client_config = Config(cafile=pki.ca_file, server_name="localhost", **common)
+    clock = VirtualClock(1000.0)
+    counter = _Counter()
+    endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    conn = QuicConnection.client(client_config, server_address=SERVER, now=clock.now)
+    client, server = _Side(conn, "sender", counter), _Side(endpoint, "receiver", counter)
+    link = LinkConfig(delay=0.01, bandwidth=200e6, loss=loss, seed=1)
+    s2c = LinkConfig(delay=0.01, loss=loss, seed=2)
+    pair = Pair(client, server, client_addr=CLIENT, server_addr=SERVER, c2s=link, s2c=s2c, clock=clock)
+    if not pair.drive(until=lambda: conn.handshake_complete and bool(endpoint.connections), max_time=10):
+        raise RuntimeError("handshake did not complete")
+    body = bytes(range(256)) * (int(mib * 1024 * 1024) // 256)
+    client.stream_id = conn.open_stream()
+    client.pending = memoryview(body)
+    start_sent, start_received = client.datagrams_sent, server.datagrams_received
+    acks_before = server.datagrams_sent
+    sys.setprofile(counter)
+    try:
+        done = pair.drive(until=lambda: server.eof, max_time=600)
+    finally:
+        sys.setprofile(None)
+    if not done or server.received.digest() != hashlib.sha256(body).digest():
+        raise RuntimeError("the upload did not arrive intact")
+    sent = client.datagrams_sent - start_sent
+    received = server.datagrams_received - start_received
+    acks = server.datagrams_sent - acks_before
+    return {
+        "mib": mib,
+        "loss": loss,
+        "ack_frequency": ack_frequency,
+        "datagrams_sent": sent,
+        "datagrams_received": received,
+        "sender_calls_per_datagram": round(counter.calls["sender"] / sent, 1),
+        "receiver_calls_per_datagram": round(counter.calls["receiver"] / received, 1),
+        "receiver_calls_in_receive_datagram": round(counter.receive_calls / received, 1),
+        "sender_c_calls_per_datagram": round(counter.c_calls["sender"] / sent, 1),
+        "receiver_c_calls_per_datagram": round(counter.c_calls["receiver"] / received, 1),
+        "receiver_datagrams_per_data_datagram": round(acks / received, 3),
+        "virtual_seconds": round(clock.now - 1000.0, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=float, default=2.0)
+    parser.add_argument("--loss", type=float, default=0.0, help="random loss both ways (0..1)")
+    parser.add_argument("--ack-frequency", choices=("on", "off"), default="on")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run(args.mib, args.loss, args.ack_frequency == "on", Path(tmp))))
+
+
+if __name__ == "__main__":
+    main()

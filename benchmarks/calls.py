@@ -6,11 +6,14 @@ datagrams, PMTU discovery off), with ``sys.setprofile`` counting every Python fu
 events; calls into C functions are counted apart as ``c_call``) made while each side runs: receiving
 datagrams, timers, building datagrams, and the application reading or writing the stream.
 
-    python -m benchmarks.calls [--mib 2] [--loss 0.0] [--ack-frequency on|off]
+    python -m benchmarks.calls [--mib 2] [--loss 0.0] [--ack-frequency on|off] [--cpu]
 
 Prints one JSON line: per side, Python calls per data datagram (sender: per datagram sent; receiver:
 per datagram received), C calls likewise, and the receiver's calls inside ``receive_datagram`` alone;
-ACK frames per data datagram (datagrams the receiver sent per datagram it received). Runs against
+ACK frames per data datagram (datagrams the receiver sent per datagram it received). With ``--cpu``
+the profiler is off and each side's thread CPU time (``time.thread_time``) per data datagram is
+measured instead: in-process, so the network stack and the event loop are not in it, and steadier than
+wall-clock figures on a loaded machine (other processes only share the cores). Runs against
 whatever ``rudp`` is importable (``PYTHONPATH`` selects a tree), so two trees compare with one script.
 """
 
@@ -22,6 +25,7 @@ import inspect
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,6 +51,7 @@ class _Counter:
         self.calls = dict.fromkeys(SIDES, 0)
         self.c_calls = dict.fromkeys(SIDES, 0)
         self.receive_calls = 0
+        self.cpu = dict.fromkeys(SIDES, 0.0)
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         side = self.side
@@ -94,12 +99,14 @@ class _Side:
     def _run(self, fn: Any, *args: Any, receive: bool = False) -> Any:
         counter = self.counter
         counter.side, counter.in_receive = self.side, receive
+        start = time.thread_time()
         try:
             result = fn(*args)
             counter.in_receive = False
             self._pump()
             return result
         finally:
+            counter.cpu[self.side] += time.thread_time() - start
             counter.side, counter.in_receive = None, False
 
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, ecn: int = 0) -> None:
@@ -133,7 +140,7 @@ def _config(common: dict[str, Any], ack_frequency: bool) -> dict[str, Any]:
     return common
 
 
-def run(mib: float, loss: float, ack_frequency: bool, certs: Path) -> dict[str, Any]:
+def run(mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool = False) -> dict[str, Any]:
     """Upload ``mib`` MiB and count; the JSON-able result."""
     pki = make_test_pki(certs)
     common: dict[str, Any] = {"alpn": ["bench"], "max_datagram_size": 1452, "pmtu_discovery": False}
@@ -155,7 +162,9 @@ def run(mib: float, loss: float, ack_frequency: bool, certs: Path) -> dict[str, 
     client.pending = memoryview(body)
     start_sent, start_received = client.datagrams_sent, server.datagrams_received
     acks_before = server.datagrams_sent
-    sys.setprofile(counter)
+    counter.cpu = dict.fromkeys(SIDES, 0.0)
+    if not cpu:
+        sys.setprofile(counter)
     try:
         done = pair.drive(until=lambda: server.eof, max_time=600)
     finally:
@@ -165,6 +174,16 @@ def run(mib: float, loss: float, ack_frequency: bool, certs: Path) -> dict[str, 
     sent = client.datagrams_sent - start_sent
     received = server.datagrams_received - start_received
     acks = server.datagrams_sent - acks_before
+    if cpu:
+        return {
+            "mib": mib,
+            "loss": loss,
+            "ack_frequency": ack_frequency,
+            "datagrams_sent": sent,
+            "sender_cpu_us_per_datagram": round(counter.cpu["sender"] / sent * 1e6, 1),
+            "receiver_cpu_us_per_datagram": round(counter.cpu["receiver"] / received * 1e6, 1),
+            "receiver_datagrams_per_data_datagram": round(acks / received, 3),
+        }
     return {
         "mib": mib,
         "loss": loss,
@@ -186,9 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mib", type=float, default=2.0)
     parser.add_argument("--loss", type=float, default=0.0, help="random loss both ways (0..1)")
     parser.add_argument("--ack-frequency", choices=("on", "off"), default="on")
+    parser.add_argument("--cpu", action="store_true", help="thread CPU time per datagram, no profiler")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(args.mib, args.loss, args.ack_frequency == "on", Path(tmp))))
+        print(json.dumps(run(args.mib, args.loss, args.ack_frequency == "on", Path(tmp), cpu=args.cpu)))
 
 
 if __name__ == "__main__":

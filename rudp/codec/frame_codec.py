@@ -15,12 +15,14 @@ from rudp.codec.buffer import BytesLike, Reader, Writer
 from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frames import (
     Ack,
+    AckFrequency,
     ConnectionClose,
     Crypto,
     DataBlocked,
     Datagram,
     Frame,
     HandshakeDone,
+    ImmediateAck,
     MaxData,
     MaxStreamData,
     MaxStreams,
@@ -83,6 +85,9 @@ ALLOWED_PACKET_TYPES: Final[dict[int, frozenset[PacketType]]] = {
     FrameType.HANDSHAKE_DONE: _1,
     FrameType.DATAGRAM: _01,
     FrameType.DATAGRAM_LEN: _01,
+    # draft-ietf-quic-ack-frequency §4, §5: application data packets only.
+    FrameType.ACK_FREQUENCY: _01,
+    FrameType.IMMEDIATE_ACK: _01,
 }
 
 
@@ -233,6 +238,16 @@ def _pull_datagram(reader: Reader, frame_type: int) -> Frame:
     return Datagram(data, has_length)
 
 
+def _pull_ack_frequency(reader: Reader, _: int) -> Frame:
+    # draft-ietf-quic-ack-frequency §4: four varints.
+    pull = reader.pull_varint
+    return AckFrequency(pull(), pull(), pull(), pull())
+
+
+def _pull_immediate_ack(reader: Reader, _: int) -> Frame:
+    return ImmediateAck()
+
+
 _PULL: Final[dict[int, Callable[[Reader, int], Frame]]] = {
     FrameType.PADDING: _pull_padding,
     FrameType.PING: _pull_ping,
@@ -260,6 +275,8 @@ _PULL: Final[dict[int, Callable[[Reader, int], Frame]]] = {
     FrameType.HANDSHAKE_DONE: _pull_handshake_done,
     FrameType.DATAGRAM: _pull_datagram,
     FrameType.DATAGRAM_LEN: _pull_datagram,
+    FrameType.ACK_FREQUENCY: _pull_ack_frequency,
+    FrameType.IMMEDIATE_ACK: _pull_immediate_ack,
 }
 
 
@@ -458,6 +475,11 @@ def _write_rare_frame(writer: Writer, frame: Frame) -> None:
             writer.push_block(0, reason)
         case HandshakeDone():
             push(FrameType.HANDSHAKE_DONE)
+        case AckFrequency(sequence, threshold, max_ack_delay, reordering):
+            for value in (FrameType.ACK_FREQUENCY, sequence, threshold, max_ack_delay, reordering):
+                push(value)
+        case ImmediateAck():
+            push(FrameType.IMMEDIATE_ACK)
         case Datagram(data, explicit_length):
             if explicit_length:
                 push(FrameType.DATAGRAM_LEN)

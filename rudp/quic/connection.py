@@ -26,6 +26,7 @@ from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import DatagramError, RudpError, TransportError
+from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.control import ControlFrames, DatagramQueue
@@ -143,6 +144,7 @@ class QuicConnection:
         )
 
     def _new_receiver(self, max_datagram_frame_size: int | None) -> Receiver:
+        local_min_ack_delay = self._handshake.local_params.min_ack_delay
         return Receiver(
             is_client=self.is_client,
             short_dcid_length=self._config.connection_id_length,
@@ -159,6 +161,7 @@ class QuicConnection:
             traffic=self._traffic,
             qlog=self._qlog,
             emit=self._events.append,
+            ack_frequency=AckFrequency(local_min_ack_delay, self._control.send_ack_frequency),
         )
 
     def _new_sender(self) -> Sender:

@@ -21,6 +21,7 @@ from rudp.codec.frame_codec import parse_frames, pull_frame, pull_stream_fields
 from rudp.codec.packet import PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
+from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
@@ -96,6 +97,7 @@ class Receiver:
         traffic: TrafficCounters,
         qlog: NullQlog,
         emit: Callable[[Event], None],
+        ack_frequency: AckFrequency | None = None,
     ) -> None:
         self._is_client = is_client
         self._short_dcid_length = short_dcid_length
@@ -112,6 +114,7 @@ class Receiver:
         self._traffic = traffic
         self._qlog = qlog
         self._emit = emit
+        self._ack_frequency = ack_frequency if ack_frequency is not None else AckFrequency(None, _drop_frame)
         self._application = spaces.application  # never discarded (RFC 9001 §4.9 drops the others)
         self._log_packets = type(qlog) is not NullQlog
         self.ecn = EcnFeedback()
@@ -473,6 +476,34 @@ class Receiver:
                 state.ack.on_ack_acked(packet.largest_acked_in_ack)
             if space is PacketSpace.APPLICATION:
                 self._spaces.phase.on_packet_acked(packet.packet_number, now, self._recovery.pto())
+        if acked and space is PacketSpace.APPLICATION:
+            self._ask_ack_frequency(now)
+
+    def _ask_ack_frequency(self, now: float) -> None:
+        """The congestion window may have moved: ask the peer for fewer (or more) ACKs to match
+        (draft-ietf-quic-ack-frequency; the policy is :class:`~rudp.quic.ack_frequency.AckFrequency`'s)."""
+        peer = self._handshake.peer_params
+        if peer is None or peer.min_ack_delay is None:
+            return
+        path = self._paths.current
+        congestion = path.congestion
+        self._ack_frequency.update(
+            congestion_window=congestion.controller.congestion_window,
+            max_datagram_size=path.pmtud.current,
+            smoothed_rtt=congestion.rtt.smoothed_rtt,
+            peer_min_ack_delay=peer.min_ack_delay,
+            peer_max_ack_delay=peer.max_ack_delay,
+            now=now,
+        )
+
+    def _on_ack_frequency(self, frame: f.AckFrequency, inbound: Inbound) -> None:
+        # draft-ietf-quic-ack-frequency §4: acknowledge as the peer asks (checked, newest frame only).
+        if self._ack_frequency.accept(frame):
+            self._spaces.application.ack.configure(
+                threshold=frame.ack_eliciting_threshold,
+                max_ack_delay=frame.request_max_ack_delay / 1e6,
+                reordering_threshold=frame.reordering_threshold,
+            )
 
     def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, acked: list[SentPacket], now: float) -> None:
         # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
@@ -496,8 +527,13 @@ class Receiver:
             pmtud.on_black_hole()
 
 
-def _on_ping(receiver: Receiver, frame: f.Ping, inbound: Inbound) -> None:
+def _on_ping(receiver: Receiver, frame: f.Ping | f.ImmediateAck, inbound: Inbound) -> None:
+    # A PING, and IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5), are answered without delay.
     inbound.ping = True
+
+
+def _drop_frame(frame: f.AckFrequency) -> None:
+    return
 
 
 def _ignore(receiver: Receiver, frame: f.Frame, inbound: Inbound) -> None:
@@ -533,6 +569,9 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.Datagram: Receiver._on_datagram_frame,
     f.Ping: _on_ping,
     f.Padding: _ignore,
+    # draft-ietf-quic-ack-frequency §4, §5
+    f.AckFrequency: Receiver._on_ack_frequency,
+    f.ImmediateAck: _on_ping,
 }
 """Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
 frames a packet type may not carry (§12.4)."""

@@ -107,6 +107,10 @@ def test_empty_payload_is_protocol_violation() -> None:
         (f.PathResponse(bytes(8)), PacketType.ZERO_RTT),
         (f.ConnectionClose(0, application=True), PacketType.INITIAL),
         (f.Datagram(b"d"), PacketType.HANDSHAKE),
+        (f.AckFrequency(0, 1, 1000, 1), PacketType.INITIAL),
+        (f.AckFrequency(0, 1, 1000, 1), PacketType.HANDSHAKE),
+        (f.ImmediateAck(), PacketType.INITIAL),
+        (f.ImmediateAck(), PacketType.HANDSHAKE),
     ],
 )
 def test_frames_not_allowed_in_packet_type(frame: f.Frame, packet_type: PacketType) -> None:
@@ -184,6 +188,35 @@ def test_frame_size_matches_encoding(frames: list[f.Frame]) -> None:
     from rudp.codec.frame_codec import frame_size
 
     assert frame_size(frames[0]) == len(encode_frames(frames))
+
+
+def test_ack_frequency_wire_format() -> None:
+    # draft-ietf-quic-ack-frequency §4: type 0xaf (a 2-byte varint), then four varints; §5: 0x1f.
+    frame = f.AckFrequency(
+        sequence=5, ack_eliciting_threshold=9, request_max_ack_delay=1000, reordering_threshold=1
+    )
+    wire = encode_frames([frame])
+    assert wire == bytes([0x40, 0xAF, 5, 9, 0x43, 0xE8, 1])
+    assert parse_frames(wire, PacketType.ONE_RTT) == [(FrameType.ACK_FREQUENCY, frame)]
+    assert encode_frames([f.ImmediateAck()]) == b"\x1f"
+    assert parse_frames(b"\x1f", PacketType.ONE_RTT) == [(FrameType.IMMEDIATE_ACK, f.ImmediateAck())]
+
+
+@given(st.integers(min_value=0, max_value=(1 << 62) - 1), st.integers(min_value=0, max_value=(1 << 62) - 1))
+def test_ack_frequency_truncated_is_frame_encoding_error(sequence: int, delay: int) -> None:
+    wire = encode_frames([f.AckFrequency(sequence, 3, delay, 0)])
+    for cut in range(2, len(wire)):
+        with pytest.raises(DecodeError) as info:
+            parse_frames(wire[:cut], PacketType.ONE_RTT)
+        assert info.value.code == FEE
+        assert info.value.frame_type == FrameType.ACK_FREQUENCY
+
+
+def test_ack_frequency_encoder_rejects_out_of_range() -> None:
+    with pytest.raises(ValueError):
+        encode_frames([f.AckFrequency(1 << 62, 1, 1000, 1)])
+    with pytest.raises(ValueError):
+        encode_frames([f.AckFrequency(0, -1, 1000, 1)])
 
 
 @given(st.lists(frames_with_length, min_size=1, max_size=6), st.none() | frames_last)

@@ -1,7 +1,10 @@
 """Handshake latency: time to a connection and to the first response, TCP+TLS 1.3 vs QUIC 1-RTT vs 0-RTT.
 
-Run: ``python -m benchmarks.handshake [--rtt-ms 40] [--count 10]``. Every connection is fresh and
-crosses the emulated link (no loss). For each mode the median of ``--count`` connections is reported:
+Run: ``python -m benchmarks.handshake [--rtt-ms 40] [--count 10]``; ``--cpu`` measures the CPU per
+handshake and side instead (rudp vs aioquic, full and resumed: :mod:`benchmarks.handshake_cpu`).
+
+Every connection is fresh and crosses the emulated link (no loss). For each mode the median of
+``--count`` connections is reported:
 
 - ``connect``: until the client API says the connection is usable;
 - ``first response``: from the start until a 1000-byte response to the first request has arrived;
@@ -181,7 +184,17 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtt-ms", type=float, default=40.0)
     parser.add_argument("--count", type=int, default=10)
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="instead: CPU ms per handshake per side, rudp vs aioquic, full and resumed "
+        "(benchmarks.handshake_cpu; --count handshakes per mode, default 300)",
+    )
     args = parser.parse_args(argv)
+    if args.cpu:
+        from benchmarks import handshake_cpu
+
+        return handshake_cpu.main(["--count", str(args.count if args.count != 10 else 300), "--rounds", "1"])
     result = run(rtt=args.rtt_ms / 1000, count=args.count)
     print(report(result))
     print(saved(save_result("handshake", result)))

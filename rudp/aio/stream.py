@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,42 @@ def _stop_reading(driver: ConnectionDriver, stream_id: int) -> None:
         return  # the stream or the connection is already gone
 
 
+class _Wakeup:
+    """Wakes the tasks waiting for a stream to change (what ``asyncio.Event.clear(); await wait()``
+    did), without an Event per stream: nothing is allocated until a task waits, and a wake-up with
+    nobody waiting costs one attribute test. Waiters re-check their condition after waking."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    async def wait(self) -> None:
+        """Wait for the next :meth:`set` (one that came before this call does not count)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            waiters = self._waiters
+            if waiters is not None:
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                if not waiters:
+                    self._waiters = None
+
+    def set(self) -> None:
+        """Wake every task waiting now."""
+        waiters = self._waiters
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
 class Stream:
     """A bidirectional or unidirectional stream of a :class:`~rudp.aio.connection.Connection`.
 
@@ -73,6 +108,33 @@ class Stream:
     does; for lines, call :meth:`readline` until it returns ``b""``.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_close_hook",
+        "_close_task",
+        "_closed_event",
+        "_closing",
+        "_conn_error",
+        "_connection",
+        "_driver",
+        "_eof_requested",
+        "_fin_queued",
+        "_id",
+        "_local_reset",
+        "_loop",
+        "_peer_reset",
+        "_peer_stopped",
+        "_pending",
+        "_pending_bytes",
+        "_rbuf",
+        "_read_finished",
+        "_readable",
+        "_readable_side",
+        "_writable",
+        "_writable_side",
+    )
+
     def __init__(
         self,
         driver: ConnectionDriver,
@@ -89,8 +151,8 @@ class Stream:
         self._readable_side = can_receive(stream_id, is_client)
         self._writable_side = can_send(stream_id, is_client)
         self._rbuf = bytearray()
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
+        self._readable = _Wakeup()
+        self._writable = _Wakeup()
         self._pending: deque[bytes | memoryview] = deque()
         self._pending_bytes = 0
         self._eof_requested = False
@@ -101,14 +163,15 @@ class Stream:
         self._conn_error: ConnectionClosed | None = None
         self._connection = connection
         self._closing = False
-        self._closed_event = asyncio.Event()
+        self._closed_event = _Wakeup()  # set by close(), after _closing
         self._close_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         """Run by :meth:`close` after the stream's own closing (``rudp.open_connection`` closes the
         connection with it)."""
         self._close_task: asyncio.Task[None] | None = None
-        if self._readable_side:
-            # A stream dropped unread would pin its bytes in the core and leak connection credit.
-            weakref.finalize(self, _abandoned, driver, stream_id, asyncio.get_running_loop())
+        self._loop = asyncio.get_running_loop()
+        self._read_finished = not self._readable_side
+        """Nothing more to read from the core: the end was read, the peer reset, we stopped reading,
+        or the connection closed (then dropping the stream needs no STOP_SENDING)."""
 
     # ------------------------------------------------------------------ properties
 
@@ -277,10 +340,10 @@ class Stream:
             if core.stream_at_eof(self._id):
                 if self._peer_reset is not None:
                     raise StreamReset(self._id, self._peer_reset)
+                self._read_finished = True
                 return b""
             if self._conn_error is not None:
                 raise self._conn_error
-            self._readable.clear()
             await self._readable.wait()
 
     # ------------------------------------------------------------------ writing
@@ -343,7 +406,6 @@ class Stream:
         """
         while self._pending or (self._eof_requested and not self._fin_queued):
             self._check_can_write()
-            self._writable.clear()
             await self._writable.wait()
         if self._peer_stopped is not None:
             raise StreamStopped(self._id, self._peer_stopped)
@@ -383,6 +445,7 @@ class Stream:
         if self._conn_error is None:
             self._driver.core.stop_sending(self._id, code)
             self._driver.after_command()
+        self._read_finished = True
         self._readable.set()
 
     # ------------------------------------------------------------------ closing (StreamWriter names)
@@ -421,7 +484,8 @@ class Stream:
         stream (the peer stopped it, the connection closed) are not raised here, :meth:`drain` and the
         reads report them.
         """
-        await self._closed_event.wait()
+        if not self._closing:
+            await self._closed_event.wait()
         if self._writable_side:
             with contextlib.suppress(RudpError):
                 await self.drain()
@@ -514,6 +578,16 @@ class Stream:
         self._clear_pending()  # it can never be sent now
         self._readable.set()
         self._writable.set()
+
+    def __del__(self) -> None:
+        # A stream dropped unread would pin its bytes in the core and leak connection credit: stop
+        # reading it (deferred: the last reference may go inside the core).
+        try:
+            finished = self._read_finished or self._peer_reset is not None or self._conn_error is not None
+            if not finished:
+                _abandoned(self._driver, self._id, self._loop)
+        except AttributeError:  # __init__ did not finish
+            return
 
     def __repr__(self) -> str:
         return f"<rudp.Stream id={self._id}>"

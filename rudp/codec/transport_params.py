@@ -13,7 +13,7 @@ from enum import IntEnum
 from typing import Final
 
 from rudp.codec.buffer import BytesLike, Reader, Writer
-from rudp.codec.varint import VARINT_MAX
+from rudp.codec.varint import VARINT_MAX, encode_varint
 from rudp.errors import DecodeError, TransportErrorCode
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
@@ -264,10 +264,8 @@ def encode_transport_parameters(
         if value is not None and value != _DEFAULTS[name]:
             if not 0 <= value <= VARINT_MAX:
                 raise ValueError(f"{name} out of range")
-            body = Writer()
-            body.push_varint(value)
             writer.push_varint(param_id)
-            writer.push_block(0, body.buffer)
+            writer.push_block(0, encode_varint(value))
     if params.disable_active_migration:
         writer.push_varint(_TP.DISABLE_ACTIVE_MIGRATION)
         writer.push_varint(0)

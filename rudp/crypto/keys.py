@@ -87,6 +87,13 @@ def initial_salt(version: int) -> bytes:
     raise ValueError(f"no Initial salt defined for version {version:#010x}")
 
 
+_RECENT_INITIAL: dict[tuple[bytes, int], tuple[bytes, bytes]] = {}
+"""The Initial secrets of the last few DCIDs: a server derives them for its admission check and
+again for the connection it creates. They protect nothing secret (anyone who sees the DCID on the wire
+derives them, RFC 9001 §5.2, §7), so keeping them beyond a connection leaks nothing."""
+_MAX_RECENT_INITIAL: Final = 16
+
+
 def initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
     """Derive ``(client_initial_secret, server_initial_secret)`` from the client's first DCID.
 
@@ -96,6 +103,17 @@ def initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
     Raises:
         ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
     """
+    key = (bytes(dcid), version)
+    found = _RECENT_INITIAL.get(key)
+    if found is None:
+        found = _derive_initial_secrets(key[0], version)
+        if len(_RECENT_INITIAL) >= _MAX_RECENT_INITIAL:
+            del _RECENT_INITIAL[next(iter(_RECENT_INITIAL))]  # the oldest
+        _RECENT_INITIAL[key] = found
+    return found
+
+
+def _derive_initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
     # RFC 9001 §5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id)
     algorithm = hash_by_name(SUITE_HASH[INITIAL_SUITE])
     initial_secret = hkdf_extract(algorithm, initial_salt(version), dcid)

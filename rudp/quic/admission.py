@@ -100,12 +100,18 @@ class Admission:
         self._config = config
         self._randbytes = randbytes
         self.reset_key = config.stateless_reset_key or derive_secret(master_secret, b"stateless reset")
-        self._tokens = TokenSealer(derive_secret(master_secret, b"address token"), randbytes)
+        self._master_secret = master_secret
+        self._sealer: TokenSealer | None = None  # made on first use: a client endpoint never needs one
         self._replies = RateLimit(STATELESS_REPLIES_PER_SECOND)
         self.retries_sent = 0
         self.refusals_sent = 0
         self.resets_sent = 0
         self.initials_dropped = 0
+
+    def _token_sealer(self) -> TokenSealer:
+        if self._sealer is None:
+            self._sealer = TokenSealer(derive_secret(self._master_secret, b"address token"), self._randbytes)
+        return self._sealer
 
     # -- decisions ------------------------------------------------------------------------------
 
@@ -155,22 +161,24 @@ class Admission:
 
     def retry_token(self, addr: Address, original_dcid: bytes, now: float) -> bytes:
         """A token for a Retry: bound to the client's IP and port, valid for one round trip."""
-        return _KIND_RETRY + self._tokens.seal(_ip_and_port(addr), original_dcid, now, retry=True)
+        return _KIND_RETRY + self._token_sealer().seal(_ip_and_port(addr), original_dcid, now, retry=True)
 
     def new_token(self, addr: Address, now: float) -> bytes:
         """A token for a NEW_TOKEN frame: bound to the client's IP only (its next connection comes
         from another port), valid for ``Config.address_token_lifetime`` (RFC 9000 §8.1.3)."""
-        return _KIND_NEW_TOKEN + self._tokens.seal(addr[0].encode(), b"", now, retry=False)
+        return _KIND_NEW_TOKEN + self._token_sealer().seal(addr[0].encode(), b"", now, retry=False)
 
     def open_token(self, token: bytes, addr: Address, now: float) -> AddressToken | None:
         """The contents of a valid token presented from ``addr``, or None (an invalid token counts as
         no token, RFC 9000 §8.1.3)."""
         kind, sealed = token[:1], token[1:]
         if kind == _KIND_RETRY:
-            opened = self._tokens.open(sealed, _ip_and_port(addr), now, RETRY_TOKEN_LIFETIME)
+            opened = self._token_sealer().open(sealed, _ip_and_port(addr), now, RETRY_TOKEN_LIFETIME)
             return opened if opened is not None and opened.retry else None
         if kind == _KIND_NEW_TOKEN:
-            opened = self._tokens.open(sealed, addr[0].encode(), now, self._config.address_token_lifetime)
+            opened = self._token_sealer().open(
+                sealed, addr[0].encode(), now, self._config.address_token_lifetime
+            )
             return opened if opened is not None and not opened.retry else None
         return None
 

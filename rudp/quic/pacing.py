@@ -2,9 +2,18 @@
 
 Owns a token bucket refilled at the pacing rate, with a small burst allowance. The rate comes from the
 congestion controller's :meth:`~rudp.quic.congestion.CongestionController.pacing_rate` when it has a
-preference, otherwise from ``N * cwnd / smoothed_rtt`` with N = 1.25 (RFC 9002 §7.7), so the window
-can still grow. A controller opts out by returning ``math.inf``; ``Config(pacing=False)`` turns the pacer
-off for the connection.
+preference, otherwise from ``N * cwnd / smoothed_rtt`` (RFC 9002 §7.7), N being the controller's
+``window_pacing_gain()`` (NewReno and CUBIC: 2 in slow start, where the window doubles each round trip,
+1.25 in congestion avoidance; as Linux's tcp_update_pacing_rate) or 1.25 for a controller without one.
+A pacer slower than the window grows would spread each round over more than a round trip: with N = 1.25
+in slow start, a request/response round of about one window left at 14 of a 20 Mbit/s link's Mbit/s.
+A controller opts out by returning ``math.inf``; ``Config(pacing=False)`` turns the pacer off for the
+connection.
+
+For a window-based controller the bucket also refills, while the sender is idle or limited by the
+application or the window, up to the initial window (RFC 9002 §7.7: bursts SHOULD be limited to the
+initial window): a round that starts after a pause leaves its first initial window at once, not at
+the paced rate.
 
 It does not own timers or sending: the connection asks :meth:`Pacer.allows` before building a packet
 that carries new data, charges what it sent with :meth:`Pacer.on_sent`, and arms ``Timer.PACING`` at
@@ -22,7 +31,7 @@ sends is what it measures next. So when its pacing timer fires late, the bucket 
 rate would have sent during the lateness (at most ``MAX_CATCH_UP`` seconds of it, and half the window):
 otherwise late wake-ups lower the rate actually sent, and BBR takes its own timer lateness for the
 path's bandwidth (on the emulator, under load, it sent 11 of a modelled 21 Mbit/s). Window-based
-controllers, whose default rate has 25% of slack, are paced as before.
+controllers, whose rate has 25-100% of slack, make up nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
+from rudp.quic.congestion.base import initial_window
 from rudp.quic.rtt import K_GRANULARITY
 
 if TYPE_CHECKING:
@@ -37,7 +47,8 @@ if TYPE_CHECKING:
     from rudp.quic.rtt import RttEstimator
 
 K_PACING_GAIN: Final = 1.25
-"""N in ``rate = N * cwnd / smoothed_rtt`` (RFC 9002 §7.7)."""
+"""N in ``rate = N * cwnd / smoothed_rtt`` (RFC 9002 §7.7) for a controller without a
+``window_pacing_gain()`` of its own."""
 BURST_INTERVAL: Final = 0.002
 """The burst allowance is what the rate sends in this many seconds (quinn's 2 ms), or in two timer
 granularities if that is longer, clamped to the bounds below."""
@@ -117,6 +128,13 @@ class Pacer:
             high = max(high, min(rate * ticks, MAX_BURST_CWND_FRACTION * congestion_window))
         return float(min(max(rate * max(BURST_INTERVAL, ticks), low), high))
 
+    @staticmethod
+    def window_gain(congestion: CongestionController) -> float:
+        """N in ``N * cwnd / smoothed_rtt`` for ``congestion`` (RFC 9002 §7.7): its own
+        ``window_pacing_gain()`` (optional, like ``set_app_limited``), else :data:`K_PACING_GAIN`."""
+        gain_of = getattr(congestion, "window_pacing_gain", None)
+        return float(gain_of()) if callable(gain_of) else K_PACING_GAIN
+
     def current_rate(self, congestion: CongestionController, rtt: RttEstimator) -> float:
         """The rate the pacer would use now, bytes/s (``inf`` when not pacing)."""
         return self._rate(congestion, rtt)[0]
@@ -129,7 +147,7 @@ class Pacer:
         own = rate is not None
         if rate is None:
             srtt = max(rtt.smoothed_rtt, K_GRANULARITY)
-            rate = K_PACING_GAIN * congestion.congestion_window / srtt
+            rate = self.window_gain(congestion) * congestion.congestion_window / srtt
         return (rate, own) if rate > 0 else (math.inf, False)
 
     def allows(self, now: float, size: int, congestion: CongestionController, rtt: RttEstimator) -> bool:
@@ -150,6 +168,10 @@ class Pacer:
                 catch_up = rate * min(now - wake, MAX_CATCH_UP)
                 ceiling = max(capacity, min(capacity + catch_up, MAX_BURST_CWND_FRACTION * window))
             ceiling = max(ceiling, self._tokens)  # made-up tokens survive the next look at the bucket
+        else:
+            # RFC 9002 §7.7: bursts up to the initial window; a pause (idle, application- or
+            # window-limited) refills the bucket that far, so a round after it is not spread thin.
+            ceiling = max(capacity, float(initial_window(self.max_datagram_size)))
         last = self._last_at
         tokens = capacity if last is None else min(ceiling, self._tokens + rate * max(now - last, 0.0))
         self._tokens = tokens

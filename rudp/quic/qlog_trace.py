@@ -127,6 +127,13 @@ class LoggedController:
         # The recovery hooks of congestion/undo.py and prr.py, forwarded when the controller has them.
         self.uses_prr: bool = getattr(inner, "uses_prr", False)
         self.set_app_limited: Callable[[bool], None] | None = getattr(inner, "set_app_limited", None)
+        # The pacer's gain for a window-based controller (pacing.py), forwarded the same way.
+        self.window_pacing_gain: Callable[[], float] | None = getattr(inner, "window_pacing_gain", None)
+
+    @property
+    def in_slow_start(self) -> bool:
+        """The wrapped controller's, False if it has none (congestion/window_use.py asks it)."""
+        return bool(getattr(self.inner, "in_slow_start", False))
 
     @property
     def congestion_events(self) -> int:

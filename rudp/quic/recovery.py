@@ -20,6 +20,7 @@ from rudp.quic.congestion.base import CongestionController, RateSampleConsumer
 from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
+from rudp.quic.congestion.window_use import WindowUse
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 
@@ -126,7 +127,8 @@ class LossRecovery:
         self._ce_events = 0
         # Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why).
         self._attach(congestion)
-        # RFC 9002 §7.8: whether the application (or flow control), not the window, limits sending.
+        # RFC 9002 §7.8: whether the application (or flow control), not the window, limits sending,
+        # judged per round trip (congestion/window_use.py).
         self._app_limited = False
 
     # -- state from the connection ------------------------------------------------------------------------
@@ -178,7 +180,7 @@ class LossRecovery:
             self.bytes_in_flight + size_bytes
         )
         if not allowed:
-            self._set_app_limited(False)  # the window, not the application, limits the sender
+            self._window_use.on_window_refused(self.bytes_in_flight)  # the window limits the sender
         return allowed
 
     def _set_app_limited(self, app_limited: bool) -> None:
@@ -189,7 +191,8 @@ class LossRecovery:
 
     @property
     def app_limited(self) -> bool:
-        """True while the sender is application-limited (RFC 9002 §7.8; NewReno and CUBIC do not grow)."""
+        """True if, at the last ACK, the window had not limited the sender over the round trip (RFC 9002
+        §7.8, :mod:`rudp.quic.congestion.window_use`; NewReno and CUBIC do not grow then)."""
         return self._app_limited
 
     def on_packet_sent(self, packet: SentPacket) -> None:
@@ -211,8 +214,8 @@ class LossRecovery:
             self.bytes_in_flight += packet.size_bytes
             if self._prr is not None and self._prr.active:
                 self._prr.on_sent(packet.size_bytes)
-            if self.bytes_in_flight + packet.size_bytes > self.congestion.congestion_window:
-                self._set_app_limited(False)  # the window is full
+            full = self.bytes_in_flight + packet.size_bytes > self.congestion.congestion_window
+            self._window_use.on_sent(self.bytes_in_flight, full, packet.sent_at)
             if self._rates is not None:
                 self._rates.on_packet_sent(packet, self.bytes_in_flight, packet.sent_at)
         self._packets_sent += 1
@@ -286,6 +289,7 @@ class LossRecovery:
                 handler(True)
         on_path = [packet for packet in acked if not packet.off_path]
         if on_path:
+            self._judge_window_use(on_path)
             self.congestion.on_packets_acked(on_path, now, self.rtt)
             if prr is not None and prr.active:
                 delivered = sum(packet.size_bytes for packet in on_path if packet.in_flight)
@@ -316,10 +320,20 @@ class LossRecovery:
         """The connection has nothing more to send now: if the window is not full, the sending rate is
         the application's, not the path's (draft-ietf-ccwg-bbr "Delivery Rate Samples"; the samples of
         the flight now in flight are marked application-limited)."""
-        if self.bytes_in_flight < self.congestion.congestion_window:
-            self._set_app_limited(True)  # RFC 9002 §7.8
-            if self._rates is not None:
-                self._rates.on_app_limited(self.bytes_in_flight)
+        if self._rates is not None and self.bytes_in_flight < self.congestion.congestion_window:
+            self._rates.on_app_limited(self.bytes_in_flight)
+
+    def _judge_window_use(self, acked: list[SentPacket]) -> None:
+        """Before the controller sees an ACK: tell it whether the window limited the sender over the
+        round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py)."""
+        if self._app_limited_sink is None:
+            return
+        use = self._window_use
+        slow_start = bool(getattr(self.congestion, "in_slow_start", False))
+        self._set_app_limited(not use.window_limited(self.congestion.congestion_window, slow_start))
+        sent_at = [packet.sent_at for packet in acked if packet.in_flight]
+        if sent_at:
+            use.on_acked(max(sent_at))
 
     def _deliver_rate_sample(self, now: float) -> None:
         rates = self._rates
@@ -595,6 +609,8 @@ class LossRecovery:
         mds = int(getattr(congestion, "max_datagram_size", 1200))
         self._prr = ProportionalRateReduction(mds) if getattr(congestion, "uses_prr", False) else None
         self._app_limited_sink = getattr(congestion, "set_app_limited", None)
+        self._window_use = WindowUse()
+        self._app_limited = False  # as a new controller starts
 
     def on_path_change(self) -> None:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old

@@ -1,9 +1,24 @@
 """TcpMux: the sans-IO TCP baseline connection: QUIC's stream API multiplexed over one byte stream.
 
-Owns the connection-level behaviour of the baseline: the HELLO exchange, stream creation and limits,
-routing of :mod:`rudp.tcp.framing` frames to streams, output scheduling, pings and RTT, idle timeout,
-keep-alive and close. Per-stream buffers and credit live in :mod:`rudp.tcp.streams`; TLS and the socket
-belong to :mod:`rudp.aio.tcp`, which creates the mux once the TLS handshake is done.
+:class:`TcpMux` holds the objects below, passes each its collaborators and owns only the public API,
+the order of the output and the timers (the minimum of its owners' deadlines, computed on every call).
+It stores no clock: every input that needs the time carries ``now``.
+
+=============================================== ========================================================
+object (module)                                 owns
+=============================================== ========================================================
+:class:`~rudp.tcp.state.Lifecycle`              open / closing / closed and the cause of the end
+:class:`~rudp.tcp.output.Outbox`                the frames written for the next output, counters sent
+:class:`~rudp.tcp.output.Datagrams`             datagrams queued, the peer's datagram limit
+:class:`~rudp.tcp.limits.StreamCounts`          streams opened and allowed per side, MAX_STREAMS owed
+:class:`~rudp.tcp.table.StreamTable`            live streams (:mod:`rudp.tcp.streams` halves), windows,
+                                                round-robin order, CREDIT owed
+:class:`~rudp.tcp.liveness.Pings`               PINGs queued and in flight, the RTT estimator
+:class:`~rudp.tcp.liveness.Liveness`            last bytes received and sent, idle timeouts
+:class:`~rudp.tcp.receive.Receiver`             the decoder, HELLO first and once, frame -> owner routes
+=============================================== ========================================================
+
+TLS and the socket belong to :mod:`rudp.aio.tcp`, which creates the mux once the TLS handshake is done.
 
 It offers the same commands and events as :class:`~rudp.quic.connection.QuicConnection` (the
 ``StreamCore`` contract of ``rudp.aio.driver``); only the I/O differs: feed the bytes TLS decrypted to
@@ -29,28 +44,27 @@ Protocol rules (the wire format is in :mod:`rudp.tcp.framing`):
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final
 
-from rudp.codec.buffer import Writer
 from rudp.config import Config
-from rudp.errors import DatagramError, StreamLimitReached, StreamStateError, TransportError
+from rudp.errors import TransportError
 from rudp.errors import TransportErrorCode as Code
-from rudp.quic.events import ConnectionTerminated, Event, StreamWritable
+from rudp.quic.events import ConnectionTerminated, Event, HandshakeCompleted
 from rudp.quic.stats import ConnectionStats
-from rudp.quic.streams.ids import make_stream_id
-from rudp.tcp.framing import Close, Data, Datagram, MaxStreams, Ping, write_frame
-from rudp.tcp.receive import ReceiveMixin
-from rudp.tcp.state import STREAM_COUNT_FLOOR, STREAM_WINDOW_FLOOR, KernelInfoSource, KernelTcpInfo
+from rudp.tcp.framing import Close, Hello
+from rudp.tcp.limits import STREAM_COUNT_FLOOR, StreamCounts
+from rudp.tcp.liveness import Liveness, Pings
+from rudp.tcp.output import MAX_QUEUED_DATAGRAMS, Datagrams, Outbox
+from rudp.tcp.receive import Owners, Receiver
+from rudp.tcp.state import KernelInfoSource, KernelTcpInfo, Lifecycle
+from rudp.tcp.table import CHUNK_BYTES, STREAM_WINDOW_FLOOR, StreamTable
 
-CHUNK_BYTES: Final = 16 * 1024
-"""Largest DATA payload written: streams take turns in chunks of this size."""
-MAX_QUEUED_DATAGRAMS: Final = 256
-"""Datagrams held for sending at most; older ones are dropped."""
 LOST_CODE: Final = Code.NO_VIABLE_PATH
 """Code of the ConnectionTerminated reported when TCP dies without a CLOSE."""
 
 
-class TcpMux(ReceiveMixin):
+class TcpMux:
     """One TCP baseline connection, client or server, as a pure state machine.
 
     Create it when the TLS handshake has completed; it queues its HELLO and a
@@ -77,10 +91,36 @@ class TcpMux(ReceiveMixin):
         session_resumed: bool = False,
         kernel_info: KernelInfoSource | None = None,
     ) -> None:
-        super().__init__(config, is_client=is_client, now=now, alpn_protocol=alpn_protocol)
+        self._is_client = is_client
+        self._alpn = alpn_protocol
         self._peer_address = peer_address
         self._session_resumed = session_resumed
         self._kernel_info = kernel_info
+        self._events: deque[Event] = deque()
+        emit = self._events.append
+        self._lifecycle = Lifecycle(emit)
+        self._outbox = Outbox(self._lifecycle)
+        self._datagrams = Datagrams(config, emit)
+        self._counts = StreamCounts(config, is_client=is_client, outbox=self._outbox, emit=emit)
+        self._streams = StreamTable(
+            config, is_client=is_client, counts=self._counts, outbox=self._outbox, emit=emit
+        )
+        self._pings = Pings(self._outbox, emit)
+        self._liveness = Liveness(config, now)
+        self._receiver = Receiver(
+            Owners(self._lifecycle, self._streams, self._counts, self._pings, self._liveness, self._datagrams)
+        )
+        self._outbox.write(
+            Hello(
+                stream_window=self._streams.window,
+                max_streams_bidi=self._counts.granted(True),
+                max_streams_uni=self._counts.granted(False),
+                max_datagram_bytes=config.max_datagram_frame_size if config.datagrams else 0,
+                idle_timeout_ms=int(config.idle_timeout * 1000),
+            )
+        )
+        self._pings.probe()  # an early RTT sample, for window auto-tuning and stats
+        emit(HandshakeCompleted(alpn_protocol, False, False))
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -91,16 +131,8 @@ class TcpMux(ReceiveMixin):
             StreamLimitReached: the peer's stream limit is reached (wait for StreamsAvailable).
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        index = self._local_opened[bidirectional]
-        if index >= self._local_limit[bidirectional]:
-            self._streams_wanted[bidirectional] = True
-            kind = "bidirectional" if bidirectional else "unidirectional"
-            raise StreamLimitReached(f"peer allows {self._local_limit[bidirectional]} {kind} streams")
-        self._local_opened[bidirectional] = index + 1
-        stream_id = make_stream_id(index, client_initiated=self._is_client, bidirectional=bidirectional)
-        self._streams[stream_id] = self._create(stream_id)
-        return stream_id
+        self._lifecycle.check_open()
+        return self._streams.open(bidirectional)
 
     def send_stream(self, stream_id: int, data: bytes | bytearray | memoryview, *, fin: bool = False) -> int:
         """Buffer ``data`` on a stream; return how many bytes were accepted (bounded send buffer).
@@ -112,31 +144,20 @@ class TcpMux(ReceiveMixin):
             StreamStateError: unknown or receive-only stream, or writing after FIN or reset.
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        entry = self._streams.get(stream_id)
-        if entry is None or entry.send is None or entry.send.closed_for_writing:
-            raise StreamStateError(stream_id, f"stream {stream_id} is not open for sending")
-        accepted = entry.send.write(data, fin)
-        self._schedule(stream_id, entry.send)
-        return accepted
+        self._lifecycle.check_open()
+        return self._streams.send(stream_id, data, fin)
 
     def read_stream(self, stream_id: int, max_bytes: int = -1) -> bytes:
         """Read up to ``max_bytes`` bytes (all buffered when negative); consuming returns credit.
 
+        The CREDIT goes out with the next :meth:`data_to_send`, whose ``now`` tunes the window.
         Returns b"" when nothing is buffered, at the end, after a reset by the peer or after
         :meth:`stop_sending`; see :meth:`stream_at_eof`.
 
         Raises:
             StreamStateError: unknown or send-only stream.
         """
-        entry = self._receiving_entry(stream_id)
-        if entry is None or entry.recv is None:
-            return b""
-        data = entry.recv.read(max_bytes)
-        if not self._closing and not self._closed:
-            self._send_credit(stream_id, entry.recv)
-        self._maybe_forget(entry)
-        return data
+        return self._streams.read(stream_id, max_bytes)
 
     def stream_at_eof(self, stream_id: int) -> bool:
         """True when all of a stream's data and its FIN were read, the peer reset it, or we stopped it.
@@ -144,8 +165,7 @@ class TcpMux(ReceiveMixin):
         Raises:
             StreamStateError: unknown or send-only stream.
         """
-        entry = self._receiving_entry(stream_id)
-        return entry is None or entry.recv is None or entry.recv.at_eof
+        return self._streams.at_eof(stream_id)
 
     def stream_send_budget(self, stream_id: int) -> int:
         """Free send-buffer bytes of a stream (0 means ``send_stream`` would accept nothing now).
@@ -153,13 +173,7 @@ class TcpMux(ReceiveMixin):
         Raises:
             StreamStateError: unknown or receive-only stream.
         """
-        entry = self._sending_entry(stream_id)
-        if entry is None or entry.send is None:
-            return 0
-        free = entry.send.free
-        if free == 0 and not entry.send.closed_for_writing:
-            entry.send.write_blocked = True
-        return free
+        return self._streams.send_budget(stream_id)
 
     def reset_stream(self, stream_id: int, code: int) -> None:
         """Abandon sending on a stream: drop unsent bytes and send RESET with ``code``; no-op if ended.
@@ -168,10 +182,8 @@ class TcpMux(ReceiveMixin):
             StreamStateError: unknown or receive-only stream.
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        entry = self._sending_entry(stream_id)
-        if entry is not None and entry.send is not None:
-            self._reset_send(entry, code)
+        self._lifecycle.check_open()
+        self._streams.reset(stream_id, code)
 
     def stop_sending(self, stream_id: int, code: int) -> None:
         """Stop reading a stream: drop buffered bytes and ask the peer to stop (STOP with ``code``).
@@ -180,13 +192,8 @@ class TcpMux(ReceiveMixin):
             StreamStateError: unknown or send-only stream.
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        entry = self._receiving_entry(stream_id)
-        if entry is None or entry.recv is None:
-            return
-        entry.recv.stop(code)
-        self._flush_stop(stream_id, entry.recv)
-        self._maybe_forget(entry)
+        self._lifecycle.check_open()
+        self._streams.stop(stream_id, code)
 
     def send_datagram(self, data: bytes) -> None:
         """Queue a message outside any stream. Over TCP it is delivered reliably and in order.
@@ -195,16 +202,8 @@ class TcpMux(ReceiveMixin):
             DatagramError: datagrams are not enabled on both sides, or ``data`` is too large.
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        peer = self._peer_hello
-        if not self._config.datagrams or (peer is not None and peer.max_datagram_bytes == 0):
-            raise DatagramError.not_enabled()
-        limit = self._config.max_datagram_frame_size if peer is None else peer.max_datagram_bytes
-        if len(data) > limit:
-            raise DatagramError.too_large(len(data), limit)
-        if len(self._datagrams) >= MAX_QUEUED_DATAGRAMS:
-            self._datagrams.popleft()
-        self._datagrams.append(bytes(data))
+        self._lifecycle.check_open()
+        self._datagrams.send(data)
 
     def ping(self) -> int:
         """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`.
@@ -212,10 +211,8 @@ class TcpMux(ReceiveMixin):
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
-        self._check_open()
-        self._ping_counter += 1
-        self._queue_ping(self._ping_counter)
-        return self._ping_counter
+        self._lifecycle.check_open()
+        return self._pings.ping()
 
     def close(self, code: int = 0, reason: str = "", *, application: bool = True) -> None:
         """Close the connection: drop unsent stream data and send CLOSE; idempotent.
@@ -226,27 +223,22 @@ class TcpMux(ReceiveMixin):
         self._close_with(Close(code, reason, application))
 
     def connection_lost(self, reason: str, now: float) -> None:
-        """The TCP connection ended (EOF, reset, TLS failure): terminate, unless a CLOSE already did."""
-        self._last_now = max(self._last_now, now)
-        if self._close_cause is None:
-            self._terminate(ConnectionTerminated(LOST_CODE, reason, False, False))
-        self._closed = True
+        """The TCP connection ended (EOF, reset, TLS failure) at ``now``: terminate, unless a CLOSE did.
+
+        Nothing is timed once the connection is over, so ``now`` is not needed; it is taken for
+        symmetry with the other inputs.
+        """
+        del now
+        self._lifecycle.end(ConnectionTerminated(LOST_CODE, reason, False, False))
 
     # -- inputs and outputs -------------------------------------------------------------------------
 
     def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Process bytes from the peer (any split); a protocol error closes the connection, never raises."""
-        self._last_now = max(self._last_now, now)
-        if self._dead() or not data:
+        if self._lifecycle.dead or not data:
             return
-        self._last_received_at = self._last_now
-        self._reads += 1
-        self._bytes_received += len(data)
         try:
-            for frame in self._decoder.feed(data):
-                self._on_frame(frame)
-                if self._dead():
-                    return
+            self._receiver.receive(data, now)
         except TransportError as exc:
             self._close_with(Close(exc.code, exc.reason, False, exc.frame_type))
 
@@ -255,57 +247,46 @@ class TcpMux(ReceiveMixin):
 
         Streams take turns in chunks of :data:`CHUNK_BYTES`. ``max_bytes`` bounds the stream data taken
         (so a paused transport keeps the data in the bounded stream buffers); control frames always go.
+        ``now`` times the PINGs written (their PONGs give RTT samples) and the CREDIT (window tuning);
+        without it, neither is timed.
         """
-        if now is not None:
-            self._last_now = max(self._last_now, now)
-        if self._closed:
+        lifecycle = self._lifecycle
+        if lifecycle.closed:
             return b""
-        for token, uid in self._pings_to_send:
-            self._queue_frame(Ping(token))
-            self._pings_in_flight[token] = (uid, self._last_now)
-        self._pings_to_send.clear()
-        for bidi in self._limit_updates:
-            self._queue_frame(MaxStreams(bidi, self._peer_limit[bidi]))
-        self._limit_updates.clear()
-        out = self._control
-        if self._closing:
-            self._closed = True
-        else:
+        if not lifecycle.dead:
+            self._pings.write(now)
+            self._counts.write_updates()
+            self._streams.write_credits(now, self._pings.smoothed_rtt)
             budget = (1 << 62) if max_bytes is None else max_bytes
-            while self._datagrams and budget > 0 and self._peer_hello is not None:
-                datagram = self._datagrams.popleft()
-                write_frame(out, Datagram(datagram))
-                self._frames_sent += 1
-                budget -= len(datagram)
-            self._write_streams(out, budget)
-        data = out.getvalue()
-        self._control = Writer()
-        if data:
-            self._writes += 1
-            self._bytes_sent += len(data)
-            self._last_sent_at = self._last_now
+            budget = self._datagrams.write(self._outbox, budget)
+            self._streams.write_data(budget)
+        data = self._outbox.take()
+        lifecycle.on_output_taken()
+        if data and now is not None:
+            self._liveness.on_sent(now)
         return data
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
-        if self._dead():
+        if self._lifecycle.dead:
             return None
-        deadlines = [d for d in (self._idle_deadline(), self._keepalive_deadline()) if d is not None]
+        deadlines = [
+            d for d in (self._liveness.idle_deadline(), self._liveness.keepalive_deadline()) if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
         """Process the timers due at ``now``: idle timeout (closes) and keep-alive (queues a PING)."""
-        self._last_now = max(self._last_now, now)
-        if self._dead():
+        if self._lifecycle.dead:
             return
-        idle = self._idle_deadline()
+        idle = self._liveness.idle_deadline()
         if idle is not None and now >= idle:
             self._close_with(Close(Code.NO_ERROR, "idle timeout", False))
             return
-        keepalive = self._keepalive_deadline()
-        if keepalive is not None and now >= keepalive and not self._pings_to_send:
-            self._queue_ping(None)
-            self._last_sent_at = now
+        keepalive = self._liveness.keepalive_deadline()
+        if keepalive is not None and now >= keepalive and not self._pings.has_pending:
+            self._pings.probe()
+            self._liveness.on_sent(now)
 
     def next_event(self) -> Event | None:
         """Pop the next application event, or None."""
@@ -331,25 +312,19 @@ class TcpMux(ReceiveMixin):
     @property
     def is_closed(self) -> bool:
         """True once the connection is over and its last bytes were handed out (close the transport)."""
-        return self._closed
+        return self._lifecycle.closed
 
     @property
     def close_cause(self) -> ConnectionTerminated | None:
         """Why the connection ended (None while it is alive)."""
-        return self._close_cause
+        return self._lifecycle.cause
 
     @property
     def send_settled(self) -> bool:
         """True when every stream byte, FIN and RESET queued so far was handed out by ``data_to_send()``
         (bytes waiting for the peer's credit count as not handed out): the transport then delivers them
         before anything written later, such as a CLOSE."""
-        if self._control:
-            return False
-        for entry in self._streams.values():
-            send = entry.send
-            if send is not None and not send.done and (send.buffered_bytes or send.fin_queued):
-                return False
-        return True
+        return not self._outbox.pending and self._streams.send_settled
 
     @property
     def open_streams(self) -> int:
@@ -383,41 +358,43 @@ class TcpMux(ReceiveMixin):
         bytes are mux bytes (before TLS).
         """
         kernel = self._kernel_info() if self._kernel_info is not None else None
-        return self._stats_snapshot(kernel)
+        rtt, outbox, receiver = self._pings.rtt, self._outbox, self._receiver
+        return ConnectionStats(
+            smoothed_rtt=kernel.smoothed_rtt if kernel is not None else self._pings.smoothed_rtt,
+            min_rtt=rtt.min_rtt,
+            latest_rtt=rtt.latest_rtt,
+            congestion_window=kernel.congestion_window_bytes if kernel is not None else 0,
+            bytes_in_flight=kernel.bytes_in_flight if kernel is not None else 0,
+            packets_sent=outbox.frames_sent,
+            packets_lost=kernel.retransmitted_segments if kernel is not None else 0,
+            bytes_lost=kernel.retransmitted_segments * kernel.mss if kernel is not None else 0,
+            pto_count=0,
+            datagrams_sent=outbox.writes,
+            datagrams_received=receiver.reads,
+            bytes_sent=outbox.bytes_sent,
+            bytes_received=receiver.bytes_received,
+            packets_dropped=0,
+            key_updates=0,
+            path_changes=0,
+            send_buffered_bytes=self._streams.send_buffered_bytes,
+            recv_buffered_bytes=self._streams.recv_buffered_bytes,
+        )
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def _idle_deadline(self) -> float | None:
-        values = [self._config.idle_timeout]
-        if self._peer_hello is not None:
-            values.append(self._peer_hello.idle_timeout_ms / 1000)
-        values = [v for v in values if v > 0]
-        return self._last_received_at + min(values) if values else None
-
-    def _keepalive_deadline(self) -> float | None:
-        interval = self._config.keepalive_interval
-        return None if interval is None else self._last_sent_at + interval
-
-    def _write_streams(self, out: Writer, budget: int) -> None:
-        """Round-robin DATA frames into ``out`` until ``budget`` bytes or nothing is left to send."""
-        while self._sendable and budget > 0:
-            stream_id = next(iter(self._sendable))
-            del self._sendable[stream_id]
-            entry = self._streams.get(stream_id)
-            if entry is None or entry.send is None:
-                continue
-            send = entry.send
-            data, fin = send.take(min(CHUNK_BYTES, budget))
-            if data or fin:
-                write_frame(out, Data(stream_id, data, fin))
-                self._frames_sent += 1
-            budget -= len(data)
-            if send.has_output:
-                self._sendable[stream_id] = None
-            if send.write_blocked and send.free > 0:
-                send.write_blocked = False
-                self._events.append(StreamWritable(stream_id))
-            self._maybe_forget(entry)
+    def _close_with(self, frame: Close) -> None:
+        """Queue ``frame`` as the last output and report the termination (no-op once closing)."""
+        if self._lifecycle.dead:
+            return
+        self._outbox.replace_with(frame)
+        self._streams.stop_output()
+        self._datagrams.clear()
+        self._pings.clear()
+        self._counts.stop_updates()
+        cause = ConnectionTerminated(
+            frame.error_code, frame.reason, False, frame.application, frame.frame_kind
+        )
+        self._lifecycle.start_closing(cause)
 
 
 __all__ = [

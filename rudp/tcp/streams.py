@@ -1,7 +1,8 @@
 """The two halves of a TCP-mux stream: what we send (:class:`SendHalf`), what we receive (:class:`RecvHalf`).
 
 Owns per-stream buffers, credit arithmetic and end-of-stream states. It does not know frames on the
-wire, stream IDs or the connection: :mod:`rudp.tcp.mux` turns these states into frames and events.
+wire, stream IDs or the connection: :mod:`rudp.tcp.table` turns these states into frames and events.
+Each half is the only writer of its fields; the table reads them and calls methods to change them.
 
 Because TCP is reliable and ordered, a stream byte is "delivered" once it is handed to the socket, so
 a send half is finished as soon as its FIN or RESET is written; there is no retransmission state.
@@ -16,8 +17,11 @@ two round trips, so a slow reader bounds memory at one window per stream while a
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 from rudp.errors import TransportError, TransportErrorCode
+
+_MAX_STREAM_BYTES: Final = (1 << 62) - 1
 
 
 class SendHalf:
@@ -114,6 +118,35 @@ class SendHalf:
             self.fin_sent = True
         return data, fin
 
+    def budget(self) -> int:
+        """Free buffer bytes, as :attr:`free`; when none, remember to report StreamWritable later."""
+        free = self.free
+        if free == 0 and not self.closed_for_writing:
+            self.write_blocked = True
+        return free
+
+    def take_writable(self) -> bool:
+        """True once after the application was blocked and room appeared (report StreamWritable)."""
+        if self.write_blocked and self.free > 0:
+            self.write_blocked = False
+            return True
+        return False
+
+    def add_credit(self, increment: int, kind: int) -> None:
+        """The peer's CREDIT: ``increment`` more bytes may be sent.
+
+        Raises:
+            TransportError: FLOW_CONTROL_ERROR when the total allowed would pass 2^62 - 1 bytes (the
+                largest QUIC varint, RFC 9000 §16, which is also QUIC's limit on stream offsets).
+        """
+        if self.sent_bytes + self.credit + increment > _MAX_STREAM_BYTES:
+            raise TransportError(TransportErrorCode.FLOW_CONTROL_ERROR, "credit beyond 2^62", kind)
+        self.credit += increment
+
+    def widen(self, extra: int) -> None:
+        """The peer's HELLO grants ``extra`` bytes beyond the window assumed before it arrived."""
+        self.credit += extra
+
     def reset(self, code: int) -> bool:
         """Abandon unsent data and plan a RESET with ``code``; False if the stream already ended."""
         if self.done or self.reset_code is not None:
@@ -123,6 +156,10 @@ class SendHalf:
         self._head = 0
         self.write_blocked = False
         return True
+
+    def reset_written(self) -> None:
+        """The RESET planned by :meth:`reset` was written: the sending half is done."""
+        self.reset_sent = True
 
 
 class RecvHalf:
@@ -237,6 +274,11 @@ class RecvHalf:
         if not self.fin_received:
             self.stop_code = code
 
+    def take_stop(self) -> int | None:
+        """The code of a STOP frame to write now (once), or None."""
+        code, self.stop_code = self.stop_code, None
+        return code
+
     def read(self, max_bytes: int) -> bytes:
         """Remove and return up to ``max_bytes`` buffered bytes (all when negative)."""
         if max_bytes < 0 or max_bytes >= self.buffered_bytes:
@@ -259,16 +301,20 @@ class RecvHalf:
         self.pending_credit += len(data)
         return data
 
-    def take_credit(self, now: float, smoothed_rtt: float) -> int:
-        """Return the CREDIT increment to send now (0 when none is due), auto-tuning the window."""
+    def take_credit(self, now: float | None, smoothed_rtt: float) -> int:
+        """Return the CREDIT increment to send at ``now`` (0 when none is due), auto-tuning the window.
+
+        With ``now`` None (the time is unknown) the credit is returned without growing the window.
+        """
         if self.stopped or self.ended_by_peer or self.pending_credit * 4 < self.window:
             return 0
-        last = self._last_credit_at
         grow = 0
-        if last is not None and smoothed_rtt > 0 and now - last < 2 * smoothed_rtt:
-            grow = min(self.window * 2, self.max_window) - self.window
-            self.window += grow
-        self._last_credit_at = now
+        if now is not None:
+            last = self._last_credit_at
+            if last is not None and smoothed_rtt > 0 and now - last < 2 * smoothed_rtt:
+                grow = min(self.window * 2, self.max_window) - self.window
+                self.window += grow
+            self._last_credit_at = now
         increment = self.pending_credit + grow
         self.pending_credit = 0
         self.limit += increment

@@ -13,7 +13,7 @@ import re
 import ssl
 import warnings
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +28,7 @@ from cryptography.x509.verification import Store
 
 from rudp.errors import ConfigError
 from rudp.tls.alerts import AlertDescription, alert
+from rudp.tls.cert_cache import CERTIFICATES, VerifiedChains
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -214,6 +215,9 @@ class TrustStore:
 
     anchors: tuple[x509.Certificate, ...]
     intermediates: tuple[x509.Certificate, ...]
+    verified: VerifiedChains = field(default_factory=VerifiedChains, repr=False)
+    """chains that verified against this store, with when they stay valid (see
+    :mod:`rudp.tls.cert_cache`)"""
 
     @classmethod
     def of(cls, certificates: Sequence[x509.Certificate]) -> TrustStore:
@@ -336,6 +340,6 @@ def verify_signature(
 def parse_certificates(ders: list[bytes]) -> list[x509.Certificate]:
     """DER certificates from a Certificate message; unparsable ones -> bad_certificate."""
     try:
-        return [x509.load_der_x509_certificate(der) for der in ders]
+        return [CERTIFICATES.load(der) for der in ders]
     except ValueError:
         raise alert(AlertDescription.bad_certificate, "unparsable certificate") from None

@@ -18,6 +18,7 @@ from cryptography import x509
 
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import ConfigError
+from rudp.tls.cert_cache import cached_trust_store
 from rudp.tls.certs import (
     HANDSHAKE_SIGNATURE_SCHEMES,
     PemSource,
@@ -28,7 +29,6 @@ from rudp.tls.certs import (
     describe_source,
     load_certificate_chain,
     load_private_key,
-    load_trust_store,
     schemes_for_key,
 )
 from rudp.tls.extensions import NamedGroup
@@ -132,7 +132,8 @@ class TlsConfig:
                 self.ticket_key = os.urandom(32)
 
     def trust_store(self) -> TrustStore:
-        """The trusted certificates for peer verification (loaded once, on first use)."""
+        """The trusted certificates for peer verification (loaded on first use, shared by the configs
+        that name the same unchanged sources)."""
         if self._store is None:
-            self._store = load_trust_store(self.cafile, self.cadata, self.capath)
+            self._store = cached_trust_store(self.cafile, self.cadata, self.capath)
         return self._store

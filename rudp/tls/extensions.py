@@ -88,10 +88,11 @@ def pull_extensions(reader: Reader) -> Extensions:
 
 def push_extensions(writer: Writer, extensions: Extensions) -> None:
     """Write an extension block with its 2-byte length."""
-    with writer.block(2):
-        for ext_type, data in extensions:
-            writer.push_uint16(ext_type)
-            writer.push_block(2, data)
+    body = b"".join(
+        ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + bytes(data)
+        for ext_type, data in extensions
+    )
+    writer.push_block(2, body)
 
 
 # -- lists of uint16 (supported_groups §4.2.7, signature_algorithms §4.2.3) ------------------------
@@ -99,11 +100,8 @@ def push_extensions(writer: Writer, extensions: Extensions) -> None:
 
 def encode_uint16_list(values: list[int]) -> bytes:
     """``uint16 list<2..2^16-2>``."""
-    w = Writer()
-    with w.block(2):
-        for value in values:
-            w.push_uint16(value)
-    return w.getvalue()
+    body = b"".join(value.to_bytes(2, "big") for value in values)
+    return len(body).to_bytes(2, "big") + body
 
 
 def decode_uint16_list(data: BytesLike) -> list[int]:
@@ -121,11 +119,8 @@ def decode_uint16_list(data: BytesLike) -> list[int]:
 
 def encode_client_versions(versions: list[int]) -> bytes:
     """ClientHello form: ``ProtocolVersion versions<2..254>``."""
-    w = Writer()
-    with w.block(1):
-        for version in versions:
-            w.push_uint16(version)
-    return w.getvalue()
+    body = b"".join(version.to_bytes(2, "big") for version in versions)
+    return bytes((len(body),)) + body
 
 
 def decode_client_versions(data: BytesLike) -> list[int]:
@@ -156,11 +151,9 @@ def encode_uint16(value: int) -> bytes:
 
 def encode_server_name(host: str) -> bytes:
     """A ServerNameList holding one host_name entry."""
-    w = Writer()
-    with w.block(2):
-        w.push_uint8(0)  # NameType host_name
-        w.push_block(2, host.encode("ascii"))
-    return w.getvalue()
+    name = host.encode("ascii")
+    entry = b"\x00" + len(name).to_bytes(2, "big") + name  # NameType host_name, HostName
+    return len(entry).to_bytes(2, "big") + entry
 
 
 def decode_server_name(data: BytesLike) -> str | None:

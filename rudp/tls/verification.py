@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Any, Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
     Criticality,
@@ -374,22 +375,34 @@ def _explain(
     return _date_problem(built, at) or CertificateProblem.REJECTED, "", built
 
 
+def _ders(chain: Sequence[x509.Certificate]) -> tuple[bytes, ...]:
+    return tuple(cert.public_bytes(Encoding.DER) for cert in chain)
+
+
 def verify_chain(chain: list[x509.Certificate], server_name: str, trust: TrustStore, at: datetime) -> None:
     """Verify a server's ``chain`` (leaf first) for ``server_name`` at time ``at`` against ``trust``.
+
+    A chain that verified is remembered by ``trust.verified`` with the window in which all of it is
+    valid: the same bytes for the same name within that window are accepted without building the chain
+    again (see :mod:`rudp.tls.cert_cache`); a failure is never remembered.
 
     Raises TLSAlert: unknown_ca (no chain to a trust anchor), bad_certificate (name mismatch or
     unusable certificate) or certificate_expired (outside its validity dates), with a message from
     :func:`certificate_failure`.
     """
+    ders = _ders(chain)
+    if trust.verified.holds(ders, server_name, at):
+        return
     try:
         subject = _subject(server_name)
-        _verify(chain, trust, at, subject, CA_POLICY, _ee_policy(trust, chain[0]))
+        built = _verify(chain, trust, at, subject, CA_POLICY, _ee_policy(trust, chain[0]))
     except (VerificationError, ValueError) as exc:
         try:
             problem, detail, described = _explain(chain, trust, at, _subject(server_name))
         except ValueError:  # a server name cryptography cannot take
             problem, detail, described = CertificateProblem.REJECTED, _reason(exc), list(chain)
         raise certificate_failure(problem, server_name, described, at, detail or _reason(exc)) from None
+    trust.verified.remember(ders, server_name, built)
 
 
 def verify_client_chain(chain: list[x509.Certificate], trust: TrustStore, at: datetime) -> None:
@@ -397,8 +410,11 @@ def verify_client_chain(chain: list[x509.Certificate], trust: TrustStore, at: da
 
     Raises TLSAlert: certificate_expired, unknown_ca (no chain to a trust anchor) or bad_certificate.
     """
+    ders = _ders(chain)
+    if trust.verified.holds(ders, None, at):
+        return
     try:
-        _verify(chain, trust, at, None, CA_POLICY, _ee_policy(trust, chain[0]))
+        built = _verify(chain, trust, at, None, CA_POLICY, _ee_policy(trust, chain[0]))
     except (VerificationError, ValueError) as exc:
         problem, detail, described = _explain(chain, trust, at, None)
         if problem is CertificateProblem.NAME_MISMATCH:  # no name to match: the client profile refused it
@@ -412,6 +428,7 @@ def verify_client_chain(chain: list[x509.Certificate], trust: TrustStore, at: da
             purpose=ExtendedKeyUsageOID.CLIENT_AUTH,
         )
         raise failure from None
+    trust.verified.remember(ders, None, built)
 
 
 # -- The TCP baseline (Python's ssl module) ---------------------------------------------------------

@@ -24,6 +24,21 @@ if TYPE_CHECKING:
 
 K_LOSS_REDUCTION_FACTOR: Final = 0.5
 """Window multiplier on a congestion event (RFC 9002 §7.3.2, kLossReductionFactor)."""
+SLOW_START_PACING_GAIN: Final = 2.0
+"""N in ``rate = N * cwnd / smoothed_rtt`` (RFC 9002 §7.7) in slow start, while the window is below
+half the slow start threshold: slow start doubles the window each round trip, so a pacer slower than
+2 x cwnd / srtt would spread a round's data over more than a round trip (Linux's tcp_pacing_ss_ratio)."""
+AVOIDANCE_PACING_GAIN: Final = 1.25
+"""N in congestion avoidance, recovery and near the slow start threshold (RFC 9002 §7.7's example
+value; Linux's tcp_pacing_ca_ratio is 1.2)."""
+
+
+def pacing_gain_for(cwnd: int, ssthresh: int | None) -> float:
+    """The pacing gain of a window-based controller in slow start (``ssthresh`` None: the initial
+    one) or in congestion avoidance: 2 while ``cwnd < ssthresh / 2``, 1.25 from there on."""
+    if ssthresh is None or 2 * cwnd < ssthresh:
+        return SLOW_START_PACING_GAIN
+    return AVOIDANCE_PACING_GAIN
 
 
 def initial_window(max_datagram_size: int) -> int:
@@ -120,7 +135,8 @@ class BaseCongestionController:
 
     Every hook is a no-op; the window stays at the initial window (RFC 9002 §7.2) unless a subclass
     changes :attr:`cwnd`. :meth:`can_send` compares bytes in flight (with the new packet) with the window, and
-    :meth:`pacing_rate` returns None (the pacer derives a rate from cwnd/srtt by default).
+    :meth:`pacing_rate` returns None (the pacer derives a rate from cwnd/srtt by default, times
+    :meth:`window_pacing_gain`).
     """
 
     uses_rate_samples: bool = False
@@ -169,6 +185,12 @@ class BaseCongestionController:
     def pacing_rate(self, rtt: RttEstimator) -> float | None:
         """None: no preference."""
         return None
+
+    def window_pacing_gain(self) -> float:
+        """N for the pacer's ``N * cwnd / smoothed_rtt`` when :meth:`pacing_rate` is None (RFC 9002
+        §7.7): 1.25 here; NewReno and CUBIC raise it to 2 in slow start (:func:`pacing_gain_for`).
+        Optional for controllers not derived from this class (the pacer then uses 1.25)."""
+        return AVOIDANCE_PACING_GAIN
 
     def metrics(self) -> dict[str, float]:
         """``{"cwnd": ...}``."""

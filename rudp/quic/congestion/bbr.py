@@ -14,9 +14,11 @@ Deviations, all deliberate:
 
 - The loss response follows the draft (loss rate above 2% of the data in flight bounds
   ``inflight_longterm`` while probing; any loss in a round cuts the short-term bounds by BBRBeta outside
-  probing; Startup ends after 6 loss events in a round with the loss rate above 2%). QUIC's recovery
-  period (RFC 9002 §7.3.2: until a packet sent after its start is acknowledged) stands in for TCP's
-  fast recovery in "Modulating cwnd in Loss Recovery".
+  probing, the round measured from the first loss, "NoteLoss"; Startup ends after 6 loss events in a
+  round with the loss rate above 2%). QUIC's recovery period (RFC 9002 §7.3.2: until a packet sent
+  after its start is acknowledged) stands in for TCP's fast recovery in "Modulating cwnd in Loss
+  Recovery": entering it saves the window, leaving it restores the window; in between the window is
+  the model's (the draft dropped the older drafts' packet conservation, which Linux BBRv3 still has).
 - ECN (cheap, after Linux BBRv3, which the draft leaves open): CE marks are counted per round; a round
   whose CE fraction exceeds 50% of the packets delivered counts as "inflight too high" (while probing,
   and to leave Startup), and a round with any CE mark cuts ``inflight_shortterm`` by ``ecn_alpha / 3``,
@@ -63,6 +65,8 @@ MIN_PIPE_PACKETS: Final = 4
 """BBRMinPipeCwnd, in max-size datagrams."""
 FULL_BW_THRESH: Final = 1.25
 FULL_BW_COUNT: Final = 3
+DRAIN_MAX_ROUNDS: Final = 3
+"""Drain ends after this many rounds even if the flight never fell to the estimated BDP."""
 STARTUP_FULL_LOSS_COUNT: Final = 6
 MIN_RTT_FILTER_LEN: Final = 10.0
 PROBE_RTT_INTERVAL: Final = 5.0
@@ -159,8 +163,7 @@ class Bbr(BaseCongestionController):
         self.prior_cwnd = 0
         self.idle_restart = False
         self.recovery_start_at: float | None = None
-        self.packet_conservation = False
-        self._entering_recovery = False
+        self.drain_start_round = 0
         self.cwnd_limited = False
         self._app_limited_until = 0
 
@@ -200,7 +203,6 @@ class Bbr(BaseCongestionController):
         self.prior_cwnd = 0
         self.cwnd = self.minimum_window_bytes
         self.recovery_start_at = now
-        self.packet_conservation = False
 
     def on_path_change(self, now: float) -> None:
         """A new path: forget the model and start over (RFC 9000 §9.4)."""
@@ -219,8 +221,6 @@ class Bbr(BaseCongestionController):
             self._on_losses(sample, now)
         if sample.newly_acked:
             self._update_on_ack(sample, now)
-        elif sample.newly_lost:
-            self._modulate_cwnd_for_recovery(sample)
 
     def metrics(self) -> dict[str, float]:
         """``cwnd``, ``pacing_rate`` and ``bw`` (bytes/s), ``min_rtt`` (s), the bounds when set."""
@@ -240,6 +240,11 @@ class Bbr(BaseCongestionController):
     # -- losses ("BBRUpdateOnLoss", "Modulating cwnd in Loss Recovery") -----------------------------------
 
     def _on_losses(self, rs: RateSample, now: float) -> None:
+        if not self.loss_in_round:
+            # "NoteLoss": the first loss of a round starts the loss round over, so the round whose
+            # delivery rate bounds bw_shortterm is a whole round measured after the loss.
+            self.loss_round_delivered = self.delivered
+        self.loss_in_round = True
         lost_total = rs.lost_total - rs.newly_lost
         for packet in rs.lost_packets:
             lost_total += packet.size_bytes
@@ -253,13 +258,10 @@ class Bbr(BaseCongestionController):
                     self._inflight_at_loss(tx, lost, packet.size_bytes), packet.is_app_limited, now
                 )
         if self.recovery_start_at is None:
-            # Entering recovery: hold the data in flight for one round from now (packet conservation;
-            # the window is set in _modulate_cwnd_for_recovery).
+            # "OnEnterFastRecovery": remember the window to restore when recovery ends; the window
+            # itself stays the model's (the short-term bounds respond once per round).
             self.prior_cwnd = self._saved_cwnd()
             self.recovery_start_at = now
-            self.packet_conservation = True
-            self._entering_recovery = True
-            self._start_round()
 
     @staticmethod
     def _inflight_at_loss(tx_in_flight: int, lost: int, size: int) -> float:
@@ -277,16 +279,6 @@ class Bbr(BaseCongestionController):
         if self.state == PROBE_BW_UP:
             self._start_probe_bw_down(now)
 
-    def _modulate_cwnd_for_recovery(self, rs: RateSample) -> None:
-        mds = self.max_datagram_size
-        if rs.newly_lost > 0:
-            self.cwnd = max(self.cwnd - rs.newly_lost, mds)
-        if self._entering_recovery:
-            self._entering_recovery = False
-            self.cwnd = rs.bytes_in_flight + max(rs.newly_acked, mds)
-        elif self.packet_conservation and not rs.newly_lost:
-            self.cwnd = max(self.cwnd, rs.bytes_in_flight + rs.newly_acked)
-
     def _saved_cwnd(self) -> int:
         if self.recovery_start_at is None and self.state != PROBE_RTT:
             return self.cwnd
@@ -301,7 +293,6 @@ class Bbr(BaseCongestionController):
         if self.recovery_start_at is not None and rs.send_time > self.recovery_start_at:
             # RFC 9002 §7.3.2: a packet sent after the recovery period began was acknowledged.
             self.recovery_start_at = None
-            self.packet_conservation = False
             self._restore_cwnd()
         app_limited = rs.is_app_limited or rs.prior_delivered < self._app_limited_until
         # "BBRUpdateModelAndState"
@@ -313,7 +304,12 @@ class Bbr(BaseCongestionController):
             self._check_startup_high_loss(rs)
             if self.full_bw_reached:
                 self._enter_drain(now)
-        if self.state == DRAIN and rs.bytes_in_flight <= self._inflight(self.max_bw, 1.0):
+        if self.state == DRAIN and (
+            rs.bytes_in_flight <= self._inflight(self.max_bw, 1.0)
+            or self.round_count > self.drain_start_round + DRAIN_MAX_ROUNDS
+        ):
+            # "CheckDrainDone": the queue is gone, or Startup overestimated the bandwidth and three
+            # rounds of Drain did not empty it (the max_bw filter moves on in ProbeBW).
             self._enter_probe_bw(now)
         self._update_probe_bw_cycle_phase(rs, app_limited, now)
         self._update_min_rtt(rs, now)
@@ -346,13 +342,10 @@ class Bbr(BaseCongestionController):
             self.round_count += 1
             self.rounds_since_bw_probe += 1
             self.round_start = True
-            self.packet_conservation = False
         else:
             self.round_start = False
         if rs.valid and (rs.delivery_rate >= self.max_bw or not app_limited):
             self.max_bw = self.max_bw_filter.update(rs.delivery_rate)
-        if rs.newly_lost:
-            self.loss_in_round = True
         if not self.loss_round_start:
             return
         ecn_in_round, ecn_too_high = self._end_ecn_round(rs)
@@ -393,7 +386,9 @@ class Bbr(BaseCongestionController):
             expected = 0.0
         self.extra_acked_delivered += rs.newly_acked
         extra = min(self.extra_acked_delivered - expected, float(self.cwnd))
-        self.extra_acked = self.extra_acked_filter.update(extra, self.round_count)
+        # A window of 1 round in Startup (which must not carry its bursts over), 10 rounds after it.
+        window = EXTRA_ACKED_FILTER_LEN if self.full_bw_reached else 1
+        self.extra_acked = self.extra_acked_filter.update(extra, self.round_count, window)
 
     # -- Startup and Drain ------------------------------------------------------------------------------
 
@@ -448,6 +443,7 @@ class Bbr(BaseCongestionController):
 
     def _enter_drain(self, now: float) -> None:
         self._enter(DRAIN, now)
+        self.drain_start_round = self.round_count
         self.pacing_gain = DRAIN_PACING_GAIN
         self.cwnd_gain = STARTUP_CWND_GAIN
 
@@ -670,14 +666,12 @@ class Bbr(BaseCongestionController):
             self.bdp = self.bw * self.min_rtt
         inflight = self._bdp_multiple(self.bw, self.cwnd_gain) + self.extra_acked
         self.max_inflight = self._quantization_budget(inflight)
-        self._modulate_cwnd_for_recovery(rs)
         cwnd = float(self.cwnd)
-        if not self.packet_conservation:
-            if self.full_bw_reached:
-                cwnd = min(cwnd + rs.newly_acked, self.max_inflight)
-            elif cwnd < self.max_inflight or rs.delivered_total < self.initial_window_bytes:
-                cwnd += rs.newly_acked
-            cwnd = max(cwnd, float(self.min_pipe_cwnd))
+        if self.full_bw_reached:
+            cwnd = min(cwnd + rs.newly_acked, self.max_inflight)
+        elif cwnd < self.max_inflight or rs.delivered_total < self.initial_window_bytes:
+            cwnd += rs.newly_acked
+        cwnd = max(cwnd, float(self.min_pipe_cwnd))
         if self.state == PROBE_RTT:
             cwnd = min(cwnd, self._probe_rtt_cwnd())
         # "BBRBoundCwndForModel"

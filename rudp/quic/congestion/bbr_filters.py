@@ -55,13 +55,15 @@ class WindowedMax:
         self.window = window
         self._entries: deque[tuple[int, float]] = deque()
 
-    def update(self, value: float, round_count: int) -> float:
-        """Add ``value`` seen in round ``round_count`` (non-decreasing); returns the maximum."""
+    def update(self, value: float, round_count: int, window: int | None = None) -> float:
+        """Add ``value`` seen in round ``round_count`` (non-decreasing); returns the maximum over the
+        last ``window`` rounds (default :attr:`window`)."""
+        span = self.window if window is None else window
         entries = self._entries
         while entries and entries[-1][1] <= value:
             entries.pop()
         entries.append((round_count, value))
-        while entries[0][0] <= round_count - self.window:
+        while entries[0][0] <= round_count - span:
             entries.popleft()
         return entries[0][1]
 

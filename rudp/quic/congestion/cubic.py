@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, cast
 
-from rudp.quic.congestion.base import BaseCongestionController, newest_in_flight_sent_at
+from rudp.quic.congestion.base import (
+    AVOIDANCE_PACING_GAIN,
+    BaseCongestionController,
+    newest_in_flight_sent_at,
+    pacing_gain_for,
+)
 from rudp.quic.congestion.hystart import HyStart
 
 if TYPE_CHECKING:
@@ -209,9 +214,17 @@ class Cubic(BaseCongestionController):
         self.epoch_start_at = None
 
     def set_app_limited(self, app_limited: bool) -> None:
-        """Loss recovery: the sender is (or no longer is) application- or flow-control limited, the
-        window not full (RFC 9002 §7.8: the window SHOULD NOT grow then)."""
+        """Loss recovery: the window did not limit the sender over the last round trip (RFC 9002
+        §7.8: the window SHOULD NOT grow then; :mod:`rudp.quic.congestion.window_use` has the rule)."""
         self.app_limited = app_limited
+
+    def window_pacing_gain(self) -> float:
+        """2 in slow start below half of ssthresh, 1.25 in Conservative Slow Start (it grows the window
+        by a quarter per round trip, RFC 9406 §4.3), congestion avoidance and recovery (RFC 9002 §7.7,
+        :func:`~rudp.quic.congestion.base.pacing_gain_for`)."""
+        if self.hystart.in_css:
+            return AVOIDANCE_PACING_GAIN
+        return pacing_gain_for(self.cwnd, self.ssthresh)
 
     def undo_snapshot(self) -> tuple[object, ...]:
         """What a congestion event changes (:class:`~rudp.quic.congestion.undo.Undoable`)."""

@@ -13,6 +13,7 @@ from rudp.quic.congestion.base import (
     K_LOSS_REDUCTION_FACTOR,
     BaseCongestionController,
     newest_in_flight_sent_at,
+    pacing_gain_for,
 )
 
 if TYPE_CHECKING:
@@ -100,9 +101,14 @@ class NewReno(BaseCongestionController):
         self._avoidance_credit_bytes = 0
 
     def set_app_limited(self, app_limited: bool) -> None:
-        """Loss recovery: the sender is (or no longer is) application- or flow-control limited, the
-        window not full (RFC 9002 §7.8: the window SHOULD NOT grow then)."""
+        """Loss recovery: the window did not limit the sender over the last round trip (RFC 9002
+        §7.8: the window SHOULD NOT grow then; :mod:`rudp.quic.congestion.window_use` has the rule)."""
         self.app_limited = app_limited
+
+    def window_pacing_gain(self) -> float:
+        """2 in slow start below half of ssthresh, 1.25 otherwise (RFC 9002 §7.7,
+        :func:`~rudp.quic.congestion.base.pacing_gain_for`)."""
+        return pacing_gain_for(self.cwnd, self.ssthresh)
 
     def undo_snapshot(self) -> tuple[int, int | None, float | None, int]:
         """What a congestion event changes (:class:`~rudp.quic.congestion.undo.Undoable`)."""

@@ -12,8 +12,9 @@ import math
 
 import pytest
 
+from rudp.quic.congestion.base import SLOW_START_PACING_GAIN
 from rudp.quic.congestion.newreno import NewReno
-from rudp.quic.pacing import K_PACING_GAIN, Pacer
+from rudp.quic.pacing import Pacer
 from rudp.quic.rtt import RttEstimator
 
 MDS = 1452
@@ -55,7 +56,7 @@ def _run(granularity: float, srtt: float, cwnd: int, *, tick: float, duration: f
 )
 def test_bursts_rate_and_no_spin(granularity: float, srtt: float, cwnd: int, tick: float) -> None:
     _pacer, sends, firings, empty, waits = _run(granularity, srtt, cwnd, tick=tick)
-    rate = K_PACING_GAIN * cwnd / srtt
+    rate = SLOW_START_PACING_GAIN * cwnd / srtt  # NewReno without a loss is in slow start
     capacity = Pacer.burst_allowance(rate, MDS, granularity, cwnd)
     # Never a burst beyond the bucket: bytes sent at one instant.
     per_instant: dict[float, int] = {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rudp.quic.pacing import K_PACING_GAIN, Pacer
+from rudp.quic.congestion.base import SLOW_START_PACING_GAIN, initial_window
+from rudp.quic.pacing import Pacer
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
 from tests.support.sim import Sim, make_sim
@@ -42,10 +43,10 @@ def _transfer(
 @pytest.mark.parametrize("granularity", [0.001, 0.0001])
 def test_paced_bursts_stay_within_the_allowance(pki: TestPki, granularity: float) -> None:
     sim, max_cwnd, min_srtt = _transfer(pki, pacing=True, granularity=granularity)
-    max_rate = K_PACING_GAIN * max_cwnd / min_srtt  # bytes/s: the fastest the pacer ever ran
+    max_rate = SLOW_START_PACING_GAIN * max_cwnd / min_srtt  # bytes/s: the fastest the pacer ran
     # The largest bucket: two timer granularities of the fastest rate (10 datagrams when that is
-    # less), never above half the largest window.
-    burst = Pacer.burst_allowance(max_rate, MDS, granularity, max_cwnd)
+    # less), never above half the largest window; after a pause, the initial window (RFC 9002 §7.7).
+    burst = max(Pacer.burst_allowance(max_rate, MDS, granularity, max_cwnd), initial_window(MDS))
     for window in (1e-6, 1e-4, 1e-3, 5e-3):
         # A bucket of at most `burst` bytes, refilled at no more than `max_rate`, plus one datagram
         # of rounding and the few small ACK-only datagrams, which are not paced.

@@ -347,15 +347,17 @@ def test_no_persistent_congestion_when_losses_span_less_than_the_duration() -> N
     recovery.on_ack_received(APP, ack_of(4), 0.0, 2.3)
     assert recovery.stats().packets_lost == 3
     assert recovery.stats().persistent_congestion_count == 0
-    assert cc.congestion_window == (cc.initial_window_bytes + 1200) // 2
+    # One halving; pn 0 (one packet in flight against a 10-packet window) was application-limited, so
+    # its acknowledgment did not grow the window (RFC 9002 §7.8).
+    assert cc.congestion_window == cc.initial_window_bytes // 2
 
 
 def test_no_persistent_congestion_when_a_packet_between_was_acked() -> None:
     recovery, cc = _persistent_scenario(ack_of(2, 4))
     assert recovery.stats().packets_lost == 2
     assert recovery.stats().persistent_congestion_count == 0
-    # One halving of the window (initial + 1200 from pn 0 in slow start), not a collapse.
-    assert cc.congestion_window == (cc.initial_window_bytes + 1200) // 2
+    # One halving of the initial window (no growth from the application-limited pn 0), not a collapse.
+    assert cc.congestion_window == cc.initial_window_bytes // 2
 
 
 def test_acknowledgment_from_an_earlier_ack_also_breaks_the_run() -> None:

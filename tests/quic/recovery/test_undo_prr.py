@@ -171,9 +171,15 @@ def test_prr_keeps_the_ack_clock_running_during_recovery(cls: type[NewReno]) -> 
 def test_app_limited_sender_does_not_grow_the_window(cls: type[BaseCongestionController]) -> None:
     cc = cls(MDS)
     sim = SimPath(cc, rtt=RTT, app_packets_per_rtt=4)
+    sim.run(0.5)
+    # Each round's 4 packets leave while up to 3 of the last round's are still unacknowledged: a
+    # flight of 7, more than half the initial window of 10, so slow start grows the window (Linux's
+    # rule, congestion/window_use.py) until it is twice that flight, and no further.
+    flight = 7 * MDS
+    assert cc.cwnd == 2 * flight
     sim.run(2.0)
     assert sim.recovery.app_limited
-    assert cc.cwnd == cc.initial_window_bytes  # 50 RTTs of ACKs and no growth (RFC 9002 §7.8)
+    assert cc.cwnd == 2 * flight  # 37 more RTTs of ACKs and no growth (RFC 9002 §7.8)
     # Once the application has more than the window, the window is the limit again and grows.
     sim.app_packets_per_rtt = None
     sim.run(2.3)

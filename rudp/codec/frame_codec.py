@@ -39,7 +39,7 @@ from rudp.codec.frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
-from rudp.codec.varint import VARINT_MAX, decode_varint, varint_size
+from rudp.codec.varint import VARINT_MAX, varint_size
 from rudp.errors import DecodeError, TransportErrorCode
 
 _FEE = TransportErrorCode.FRAME_ENCODING_ERROR
@@ -332,6 +332,9 @@ def pull_frame(reader: Reader, packet_type: PacketType) -> tuple[int, Frame]:
         raise
 
 
+_VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+
+
 def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tuple[int, int, int, int]:
     """The fields of the STREAM frame (RFC 9000 §19.8) whose type byte ``frame_type`` is at
     ``position``: ``(stream_id, offset, data_start, data_end)``, offsets into ``payload`` (no copy, no
@@ -340,27 +343,30 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     Raises:
         DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
     """
-    try:
-        position += 1
-        stream_id = payload[position] if position < len(payload) else -1
-        if stream_id < 0x40:  # a one-byte varint (RFC 9000 §16): most stream IDs, inline
-            if stream_id < 0:
-                raise DecodeError("truncated varint")
-            position += 1
+    # The varints are decoded inline (RFC 9000 §16): this runs for every STREAM frame received.
+    size = len(payload)
+    position += 1
+    fields = [0, 0, -1]  # stream ID, offset, length (-1: to the end of the packet)
+    for index, present in ((0, True), (1, frame_type & STREAM_OFF), (2, frame_type & STREAM_LEN)):
+        if not present:
+            continue
+        if position >= size:
+            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
+        first = payload[position]
+        width = 1 << (first >> 6)
+        if width == 1:
+            fields[index] = first
+        elif position + width > size:
+            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
         else:
-            stream_id, position = decode_varint(payload, position)
-        offset = 0
-        if frame_type & STREAM_OFF:
-            offset, position = decode_varint(payload, position)
-        end = len(payload)
-        if frame_type & STREAM_LEN:
-            length, position = decode_varint(payload, position)
-            if position + length > end:
-                raise DecodeError("truncated STREAM data", _FEE, frame_type)
-            end = position + length
-    except DecodeError as exc:
-        exc.frame_type = frame_type
-        raise
+            fields[index] = int.from_bytes(payload[position : position + width], "big") & _VARINT_MASKS[width]
+        position += width
+    stream_id, offset, length = fields
+    end = size
+    if length >= 0:
+        end = position + length
+        if end > size:
+            raise DecodeError("truncated STREAM data", _FEE, frame_type)
     if offset + end - position > VARINT_MAX:
         raise DecodeError("STREAM data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.8
     return stream_id, offset, position, end

@@ -471,12 +471,22 @@ class Receiver:
         if acked:
             self._on_ecn_counts(space, frame, acked, now)
         self._check_black_hole()
+        if not acked:
+            return
+        # Both follow-ups depend only on the largest value (they are monotone), so one call each per
+        # ACK frame rather than one per acknowledged packet.
+        largest = -1
+        largest_ack = -1
         for packet in acked:
-            if packet.largest_acked_in_ack is not None:
-                state.ack.on_ack_acked(packet.largest_acked_in_ack)
-            if space is PacketSpace.APPLICATION:
-                self._spaces.phase.on_packet_acked(packet.packet_number, now, self._recovery.pto())
-        if acked and space is PacketSpace.APPLICATION:
+            if packet.packet_number > largest:
+                largest = packet.packet_number
+            carried = packet.largest_acked_in_ack
+            if carried is not None and carried > largest_ack:
+                largest_ack = carried
+        if largest_ack >= 0:
+            state.ack.on_ack_acked(largest_ack)  # RFC 9000 §13.2.4
+        if space is PacketSpace.APPLICATION:
+            self._spaces.phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
             self._ask_ack_frequency(now)
 
     def _ask_ack_frequency(self, now: float) -> None:

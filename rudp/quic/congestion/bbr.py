@@ -72,6 +72,7 @@ MIN_RTT_FILTER_LEN: Final = 10.0
 PROBE_RTT_INTERVAL: Final = 5.0
 PROBE_RTT_DURATION: Final = 0.2
 EXTRA_ACKED_FILTER_LEN: Final = 10
+STARTUP_EXTRA_ACKED_ROUNDS: Final = 2
 MAX_RENO_ROUNDS: Final = 63
 ECN_THRESH: Final = 0.5
 ECN_ALPHA_GAIN: Final = 1 / 16
@@ -386,8 +387,9 @@ class Bbr(BaseCongestionController):
             expected = 0.0
         self.extra_acked_delivered += rs.newly_acked
         extra = min(self.extra_acked_delivered - expected, float(self.cwnd))
-        # A window of 1 round in Startup (which must not carry its bursts over), 10 rounds after it.
-        window = EXTRA_ACKED_FILTER_LEN if self.full_bw_reached else 1
+        # Startup remembers only the current and the previous round (the draft's "1 round"; Linux keeps
+        # two one-round slots, so 1-2 rounds), since its bursts grow every round; 10 rounds after it.
+        window = EXTRA_ACKED_FILTER_LEN if self.full_bw_reached else STARTUP_EXTRA_ACKED_ROUNDS
         self.extra_acked = self.extra_acked_filter.update(extra, self.round_count, window)
 
     # -- Startup and Drain ------------------------------------------------------------------------------
@@ -512,19 +514,21 @@ class Bbr(BaseCongestionController):
             if self.round_start:  # one round at the estimated rate refilled the pipe
                 self.bw_probe_samples = True
                 self._start_probe_bw_up(rs, now)
-        elif state == PROBE_BW_UP and self._is_time_to_go_down(rs, now):
+        elif state == PROBE_BW_UP and self._is_time_to_go_down(rs):
             self._start_probe_bw_down(now)
 
-    def _is_time_to_go_down(self, rs: RateSample, now: float) -> bool:
+    def _is_time_to_go_down(self, rs: RateSample) -> bool:
+        """BBRIsTimeToGoDown: UP ends on a bandwidth plateau (or on loss, in _handle_inflight_too_high).
+        The draft replaced the older exit "a min_rtt elapsed and more than 1.25 BDP is in flight" with
+        this in 2024 (a BBRv3 fix for flows stuck at a low rate after loss): that exit ended every probe
+        after two rounds, before the plateau rule could measure anything."""
         if self.cwnd_limited and self.cwnd >= self.inflight_longterm:
             # Limited by the bound, not by the path: the plateau says nothing yet.
             self._reset_full_bw()
             self.full_bw = rs.delivery_rate
         elif self.full_bw_now:
             return True
-        return now > self.cycle_stamp + self.min_rtt and rs.bytes_in_flight > self._inflight(
-            self.max_bw, PROBE_UP_PACING_GAIN
-        )
+        return False
 
     def _check_time_to_probe_bw(self, now: float) -> bool:
         """Probe after the randomised wait, or after as many rounds as Reno would take to grow one BDP

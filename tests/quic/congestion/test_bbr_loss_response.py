@@ -4,7 +4,7 @@ virtual-time bottleneck of :mod:`.rate_path` (20 Mbit/s, 40 ms, a one-BDP drop-t
 draft-ietf-ccwg-bbr: in loss recovery the window is only saved and restored ("Modulating cwnd in Loss
 Recovery"; the older drafts' packet conservation is gone), the short-term bounds are cut once per round
 with a loss, the round measured from its first loss ("NoteLoss"), Drain ends after at most three rounds
-("CheckDrainDone"), and Startup's ACK-aggregation filter remembers one round ("BBR.extra_acked").
+("CheckDrainDone"), and Startup's ACK-aggregation filter remembers 1-2 rounds ("BBR.extra_acked").
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ def test_drain_ends_after_three_rounds_when_the_flight_never_fits_the_estimate()
     assert path.bytes_in_flight > drained_to  # left on the round cap, not on the flight
 
 
-def test_ack_aggregation_is_remembered_one_round_in_startup_and_ten_after() -> None:
+def test_ack_aggregation_is_remembered_two_rounds_in_startup_and_ten_after() -> None:
     f = WindowedMax(B.EXTRA_ACKED_FILTER_LEN)
-    assert f.update(50_000.0, 1, window=1) == 50_000.0
-    assert f.update(1_000.0, 2, window=1) == 1_000.0  # Startup: last round only
+    assert f.update(50_000.0, 1, window=B.STARTUP_EXTRA_ACKED_ROUNDS) == 50_000.0
+    assert f.update(1_000.0, 2, window=B.STARTUP_EXTRA_ACKED_ROUNDS) == 50_000.0
+    assert f.update(1_000.0, 3, window=B.STARTUP_EXTRA_ACKED_ROUNDS) == 1_000.0  # Startup: 2 rounds
     g = WindowedMax(B.EXTRA_ACKED_FILTER_LEN)
     g.update(50_000.0, 1)
     assert g.update(1_000.0, 10) == 50_000.0
@@ -101,3 +102,28 @@ def test_recovery_never_cuts_the_window_below_the_model(loss: float) -> None:
     path.on_sample = record
     path.run(4.0)
     assert (checked > 0) == (loss > 0)
+
+
+@pytest.mark.parametrize("queue_bdps", [2, 4])  # deep enough that three rounds at 1.25x lose nothing
+def test_probe_bw_up_ends_on_the_bandwidth_plateau_not_after_one_min_rtt(queue_bdps: int) -> None:
+    """draft-ietf-ccwg-bbr "IsTimeToGoDown": without loss, UP lasts until three rounds brought no 25%
+    more bandwidth. The older exit (a min_rtt elapsed and more than 1.25 BDP in flight), which the
+    draft dropped in 2024, ended each probe after two rounds with the plateau rule unfinished."""
+    cc = Bbr(MDS)
+    path = RatePath(cc, rate=RATE, rtt=RTT, queue_bytes=int(queue_bdps * BDP))
+    exits: list[tuple[int, bool]] = []
+    up_since: list[int] = []
+
+    def record(p: RatePath) -> None:
+        if cc.state == B.PROBE_BW_UP and not up_since:
+            up_since.append(cc.round_count)
+        elif cc.state != B.PROBE_BW_UP and up_since:
+            exits.append((cc.round_count - up_since.pop(), cc.full_bw_now))
+
+    path.on_sample = record
+    path.run(12.0)
+    assert path.rates.lost == 0
+    assert len(exits) >= 3
+    for rounds, plateau in exits:
+        assert plateau
+        assert rounds >= B.FULL_BW_COUNT

@@ -1,229 +1,214 @@
-"""Python function calls per data datagram: a load-independent figure of the per-packet cost.
+"""Python calls per data datagram on each side of a bulk upload, on the in-process simulator.
 
-Both endpoints run in one process on the in-process simulator (:mod:`rudp.testing.netsim`, virtual
-clock, perfect 20 ms link each way); the client uploads ``--mib`` MiB on one stream with
-``Config(max_datagram_size=1452, pmtu_discovery=False)``. ``sys.setprofile`` counts every Python call
-and every C-function call made while each side works (its ``receive_datagram``, ``datagrams_to_send``
-and ``handle_timer``, and the stream reads and writes of this script), and divides:
+A load-independent figure for issue 13's per-datagram CPU: a rudp client uploads ``--mib`` MiB on one
+stream to a rudp server over :class:`rudp.testing.Pair` (virtual clock, 10 ms one-way delay, 1452-byte
+datagrams, PMTU discovery off), with ``sys.setprofile`` counting every Python function call (``call``
+events; calls into C functions are counted apart as ``c_call``) made while each side runs: receiving
+datagrams, timers, building datagrams, and the application reading or writing the stream.
 
-- sender: the client's calls (building and sending, and processing the ACKs it gets back) per datagram
-  the client sent;
-- receiver: the server's calls (receiving, acknowledging) per datagram the server received.
+    python -m benchmarks.calls [--mib 2] [--loss 0.0] [--ack-frequency on|off] [--cpu]
 
-The handshake is excluded (counting starts once both sides completed it). Calls are a proxy for CPU
-in this pure-Python code (they track the hot path's bookkeeping closely and do not move with the
-machine's load); wall-clock CPU per datagram comes from :mod:`benchmarks.bulk`.
-
-    python -m benchmarks.calls [--mib 2] [--profile sender|receiver] [--top 25]
-
-``--profile`` also runs that side under ``cProfile`` (a second, separate run) and prints its top
-functions by self-time. Runs against whatever ``rudp`` is importable (``PYTHONPATH`` selects a tree).
+Prints one JSON line: per side, Python calls per data datagram (sender: per datagram sent; receiver:
+per datagram received), C calls likewise, and the receiver's calls inside ``receive_datagram`` alone;
+ACK frames per data datagram (datagrams the receiver sent per datagram it received). With ``--cpu``
+the profiler is off and each side's thread CPU time (``time.thread_time``) per data datagram is
+measured instead: in-process, so the network stack and the event loop are not in it, and steadier than
+wall-clock figures on a loaded machine (other processes only share the cores). Runs against
+whatever ``rudp`` is importable (``PYTHONPATH`` selects a tree), so two trees compare with one script.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
+import hashlib
+import inspect
 import json
-import os
-import pstats
 import sys
 import tempfile
-from collections.abc import Callable
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rudp.config import Config
-from rudp.quic import events as ev
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.events import StreamReadable
 from rudp.testing import LinkConfig, Pair, VirtualClock
 from rudp.testing.certs import make_test_pki
 
-CLIENT_ADDR = ("10.0.0.1", 5000)
-SERVER_ADDR = ("10.0.0.2", 4433)
-DATAGRAM_SIZE = 1452
-CHUNK = 64 * 1024
+CLIENT = ("10.0.0.1", 5000)
+SERVER = ("10.0.0.2", 4433)
+SIDES = ("sender", "receiver")
 
 
-class Side:
-    """One endpoint as the simulator sees it; counts its calls while it works (``counting``)."""
+class _Counter:
+    """The ``sys.setprofile`` hook: counts calls into the side that is running."""
 
-    def __init__(self, target: QuicConnection | QuicEndpoint, name: str, meter: Meter) -> None:
+    def __init__(self) -> None:
+        self.side: str | None = None
+        self.in_receive = False
+        self.calls = dict.fromkeys(SIDES, 0)
+        self.c_calls = dict.fromkeys(SIDES, 0)
+        self.receive_calls = 0
+        self.cpu = dict.fromkeys(SIDES, 0.0)
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+        side = self.side
+        if side is None:
+            return
+        if event == "call":
+            self.calls[side] += 1
+            if self.in_receive:
+                self.receive_calls += 1
+        elif event == "c_call":
+            self.c_calls[side] += 1
+
+
+class _Side:
+    """A ``SimEndpoint`` around a client connection or a server endpoint, counted as one side."""
+
+    def __init__(self, target: QuicConnection | QuicEndpoint, side: str, counter: _Counter) -> None:
         self.target = target
-        self.name = name
-        self.meter = meter
+        self.side = side
+        self.counter = counter
         self.datagrams_sent = 0
         self.datagrams_received = 0
-        self.received_bytes = 0
-        self.done = False
-        self.handshake_done = False
-        self.to_send = memoryview(b"")
+        self.pending: memoryview | None = None
         self.stream_id: int | None = None
+        self.received = hashlib.sha256()
+        self.received_bytes = 0
+        self.eof = False
 
     def _connections(self) -> list[QuicConnection]:
-        if isinstance(self.target, QuicEndpoint):
-            return list(self.target.connections)
-        return [self.target]
+        target = self.target
+        return target.connections if isinstance(target, QuicEndpoint) else [target]
 
     def _pump(self) -> None:
         for conn in self._connections():
             while (event := conn.next_event()) is not None:
-                if isinstance(event, ev.HandshakeCompleted):
-                    self.handshake_done = True
-                elif isinstance(event, ev.StreamReadable):
-                    self.received_bytes += len(conn.read_stream(event.stream_id))
-                    if conn.stream_at_eof(event.stream_id):
-                        self.done = True
-            if self.to_send and self.stream_id is not None:
-                last = len(self.to_send) <= CHUNK
-                accepted = conn.send_stream(self.stream_id, self.to_send[:CHUNK], fin=last)
-                self.to_send = self.to_send[accepted:]
+                if isinstance(event, StreamReadable):
+                    chunk = conn.read_stream(event.stream_id)
+                    self.received.update(chunk)
+                    self.received_bytes += len(chunk)
+                    self.eof = self.eof or conn.stream_at_eof(event.stream_id)
+            if self.pending is not None and self.stream_id is not None and not conn.is_closed:
+                accepted = conn.send_stream(self.stream_id, self.pending, fin=True)
+                self.pending = None if accepted == len(self.pending) else self.pending[accepted:]
 
-    def receive_datagram(self, data: bytes, addr: Any, now: float, ecn: int = 0) -> None:
-        with self.meter.side(self.name, "receive"):
-            self.target.receive_datagram(data, addr, now, ecn)
+    def _run(self, fn: Any, *args: Any, receive: bool = False) -> Any:
+        counter = self.counter
+        counter.side, counter.in_receive = self.side, receive
+        start = time.thread_time()
+        try:
+            result = fn(*args)
+            counter.in_receive = False
             self._pump()
-            self.datagrams_received += 1
+            return result
+        finally:
+            counter.cpu[self.side] += time.thread_time() - start
+            counter.side, counter.in_receive = None, False
 
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        with self.meter.side(self.name, "send"):
-            self._pump()
-            out = self.target.datagrams_to_send(now)
-            self.datagrams_sent += len(out)
-            return out
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, ecn: int = 0) -> None:
+        self.datagrams_received += 1
+        self._run(self.target.receive_datagram, data, addr, now, ecn, receive=True)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out: list[tuple[bytes, tuple[str, int]]] = self._run(self._to_send, now)
+        self.datagrams_sent += len(out)
+        return out
+
+    def _to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        self._pump()
+        return self.target.datagrams_to_send(now)
+
+    @property
+    def ecn_codepoint(self) -> int:
+        return self.target.ecn_codepoint
 
     def next_timer(self) -> float | None:
         return self.target.next_timer()
 
     def handle_timer(self, now: float) -> None:
-        with self.meter.side(self.name, "timer"):
-            self.target.handle_timer(now)
-            self._pump()
+        self._run(self.target.handle_timer, now)
 
 
-class Meter:
-    """Counts calls per side with ``sys.setprofile`` (or profiles one side with ``cProfile``)."""
-
-    def __init__(self, profile_side: str | None = None) -> None:
-        self.calls = {"client": 0, "server": 0}
-        self.by_entry: dict[str, int] = {}
-        """Calls per side and entry point (``client receive``, ``client send``, ...)."""
-        self.active = False
-        self._current: str | None = None
-        self._profile_side = profile_side
-        self.profiler = cProfile.Profile() if profile_side else None
-
-    def side(self, name: str, entry: str) -> _SideContext:
-        return _SideContext(self, name, entry)
-
-    def _hook(self, frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" or event == "c_call":
-            current = self._current
-            if current is not None:
-                self.calls[current] += 1
+def _config(common: dict[str, Any], ack_frequency: bool) -> dict[str, Any]:
+    # Older trees have no ack_frequency option: pass it only where Config knows it.
+    if "ack_frequency" in inspect.signature(Config).parameters:
+        return {**common, "ack_frequency": ack_frequency}
+    return common
 
 
-class _SideContext:
-    def __init__(self, meter: Meter, name: str, entry: str) -> None:
-        self.meter = meter
-        self.name = name
-        self.entry = f"{name} {entry}"
-        self.before = 0
-
-    def __enter__(self) -> None:
-        meter = self.meter
-        if not meter.active:
-            return
-        if meter.profiler is not None:
-            if meter._profile_side == self.name:
-                meter.profiler.enable()
-            return
-        meter._current = self.name
-        self.before = meter.calls[self.name]
-        sys.setprofile(meter._hook)
-
-    def __exit__(self, *exc: object) -> None:
-        meter = self.meter
-        if not meter.active:
-            return
-        if meter.profiler is not None:
-            if meter._profile_side == self.name:
-                meter.profiler.disable()
-            return
-        sys.setprofile(None)
-        meter._current = None
-        meter.by_entry[self.entry] = meter.by_entry.get(self.entry, 0) + meter.calls[self.name] - self.before
-
-
-def run(mib: float = 2.0, profile_side: str | None = None, top: int = 25) -> dict[str, Any]:
-    """One upload; calls per datagram of each side (or a profile of one side)."""
-    nbytes = int(mib * (1 << 20))
-    work = Path(tempfile.mkdtemp(prefix="rudp-calls-"))
-    pki = make_test_pki(work)
-    common: dict[str, Any] = {"max_datagram_size": DATAGRAM_SIZE, "pmtu_discovery": False}
-    client_config = Config(cafile=pki.ca_file, server_name="localhost", **common)
+def run(mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool = False) -> dict[str, Any]:
+    """Upload ``mib`` MiB and count; the JSON-able result."""
+    pki = make_test_pki(certs)
+    common: dict[str, Any] = {"alpn": ["bench"], "max_datagram_size": 1452, "pmtu_discovery": False}
+    common = _config(common, ack_frequency)
     server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **common)
+    client_config = Config(cafile=pki.ca_file, server_name="localhost", **common)
     clock = VirtualClock(1000.0)
-    meter = Meter(profile_side)
-    conn = QuicConnection.client(client_config, server_address=SERVER_ADDR, now=clock.now)
-    client = Side(conn, "client", meter)
+    counter = _Counter()
     endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
-    server = Side(endpoint, "server", meter)
-    link = LinkConfig(delay=0.02, bandwidth=200e6)
-    pair = Pair(
-        client, server, client_addr=CLIENT_ADDR, server_addr=SERVER_ADDR, c2s=link, s2c=link, clock=clock
-    )
-    if not pair.drive(until=lambda: client.handshake_done and server.handshake_done, max_time=10.0):
+    conn = QuicConnection.client(client_config, server_address=SERVER, now=clock.now)
+    client, server = _Side(conn, "sender", counter), _Side(endpoint, "receiver", counter)
+    link = LinkConfig(delay=0.01, bandwidth=200e6, loss=loss, seed=1)
+    s2c = LinkConfig(delay=0.01, loss=loss, seed=2)
+    pair = Pair(client, server, client_addr=CLIENT, server_addr=SERVER, c2s=link, s2c=s2c, clock=clock)
+    if not pair.drive(until=lambda: conn.handshake_complete and bool(endpoint.connections), max_time=10):
         raise RuntimeError("handshake did not complete")
+    body = bytes(range(256)) * (int(mib * 1024 * 1024) // 256)
     client.stream_id = conn.open_stream()
-    client.to_send = memoryview(bytes(range(256)) * (nbytes // 256 + 1))[:nbytes]
-    base = {"c": (client.datagrams_sent, 0), "s": (server.datagrams_sent, server.datagrams_received)}
-    meter.active = True
-    finished = pair.drive(until=lambda: server.done, max_time=600.0)
-    meter.active = False
-    if not finished or server.received_bytes != nbytes:
-        raise RuntimeError(f"upload incomplete: {server.received_bytes} of {nbytes} bytes")
-    sent = client.datagrams_sent - base["c"][0]
-    received = server.datagrams_received - base["s"][1]
-    result: dict[str, Any] = {
+    client.pending = memoryview(body)
+    start_sent, start_received = client.datagrams_sent, server.datagrams_received
+    acks_before = server.datagrams_sent
+    counter.cpu = dict.fromkeys(SIDES, 0.0)
+    if not cpu:
+        sys.setprofile(counter)
+    try:
+        done = pair.drive(until=lambda: server.eof, max_time=600)
+    finally:
+        sys.setprofile(None)
+    if not done or server.received.digest() != hashlib.sha256(body).digest():
+        raise RuntimeError("the upload did not arrive intact")
+    sent = client.datagrams_sent - start_sent
+    received = server.datagrams_received - start_received
+    acks = server.datagrams_sent - acks_before
+    if cpu:
+        return {
+            "mib": mib,
+            "loss": loss,
+            "ack_frequency": ack_frequency,
+            "datagrams_sent": sent,
+            "sender_cpu_us_per_datagram": round(counter.cpu["sender"] / sent * 1e6, 1),
+            "receiver_cpu_us_per_datagram": round(counter.cpu["receiver"] / received * 1e6, 1),
+            "receiver_datagrams_per_data_datagram": round(acks / received, 3),
+        }
+    return {
         "mib": mib,
-        "client_datagrams_sent": sent,
-        "server_datagrams_received": received,
-        "server_acks_sent": server.datagrams_sent - base["s"][0],
+        "loss": loss,
+        "ack_frequency": ack_frequency,
+        "datagrams_sent": sent,
+        "datagrams_received": received,
+        "sender_calls_per_datagram": round(counter.calls["sender"] / sent, 1),
+        "receiver_calls_per_datagram": round(counter.calls["receiver"] / received, 1),
+        "receiver_calls_in_receive_datagram": round(counter.receive_calls / received, 1),
+        "sender_c_calls_per_datagram": round(counter.c_calls["sender"] / sent, 1),
+        "receiver_c_calls_per_datagram": round(counter.c_calls["receiver"] / received, 1),
+        "receiver_datagrams_per_data_datagram": round(acks / received, 3),
+        "virtual_seconds": round(clock.now - 1000.0, 3),
     }
-    if meter.profiler is not None:
-        stats = pstats.Stats(meter.profiler)
-        stats.sort_stats("tottime").print_stats(top)
-        if os.environ.get("CALLS_CALLERS"):
-            stats.print_callers(os.environ["CALLS_CALLERS"])
-        if os.environ.get("CALLS_CALLEES"):
-            stats.print_callees(os.environ["CALLS_CALLEES"])
-        return result
-    result["sender_calls_per_datagram"] = round(meter.calls["client"] / sent, 1)
-    result["receiver_calls_per_datagram"] = round(meter.calls["server"] / received, 1)
-    result["sender_calls_per_datagram_by_entry"] = {
-        entry.split()[1]: round(count / sent, 1)
-        for entry, count in meter.by_entry.items()
-        if entry.startswith("client")
-    }
-    result["receiver_calls_per_datagram_by_entry"] = {
-        entry.split()[1]: round(count / received, 1)
-        for entry, count in meter.by_entry.items()
-        if entry.startswith("server")
-    }
-    return result
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=float, default=2.0)
-    parser.add_argument("--profile", choices=("sender", "receiver"), default=None)
-    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--loss", type=float, default=0.0, help="random loss both ways (0..1)")
+    parser.add_argument("--ack-frequency", choices=("on", "off"), default="on")
+    parser.add_argument("--cpu", action="store_true", help="thread CPU time per datagram, no profiler")
     args = parser.parse_args(argv)
-    side: Callable[[str], str] = {"sender": "client", "receiver": "server"}.get  # type: ignore[assignment]
-    print(json.dumps(run(args.mib, side(args.profile) if args.profile else None, args.top)))
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run(args.mib, args.loss, args.ack_frequency == "on", Path(tmp), cpu=args.cpu)))
 
 
 if __name__ == "__main__":

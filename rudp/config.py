@@ -161,6 +161,11 @@ class Config:
     """Our max_ack_delay transport parameter (seconds)."""
     ack_delay_exponent: int = 3
     """Our ack_delay_exponent transport parameter."""
+    ack_frequency: bool = True
+    """Negotiate the ACK frequency extension (draft-ietf-quic-ack-frequency): announce min_ack_delay
+    (``timer_granularity``, at most ``max_ack_delay``), honour the peer's ACK_FREQUENCY and
+    IMMEDIATE_ACK frames, and, when the peer announced it too, ask it for fewer ACKs as the congestion
+    window grows (an ACK per up to :data:`~rudp.quic.ack_frequency.MAX_THRESHOLD` + 1 packets)."""
     active_connection_id_limit: int = 4
     """How many connection IDs of the peer we are willing to hold."""
     version: int = Version.V1
@@ -356,7 +361,12 @@ class Config:
             active_connection_id_limit=self.active_connection_id_limit,
             max_datagram_frame_size=self.max_datagram_frame_size if self.datagrams else None,
             disable_active_migration=self.disable_active_migration,
+            min_ack_delay=self._min_ack_delay_us() if self.ack_frequency else None,
         )
+
+    def _min_ack_delay_us(self) -> int:
+        # draft-ietf-quic-ack-frequency §3: the shortest delay we can honour, never above max_ack_delay.
+        return min(round(self.timer_granularity * 1_000_000), round(self.max_ack_delay * 1000) * 1000)
 
     def secrets_log_path(self) -> str | None:
         """The key log file both transports use: ``secrets_log``, else ``$SSLKEYLOGFILE``, else None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 from hypothesis import strategies as st
@@ -83,6 +84,8 @@ frames_with_length: st.SearchStrategy[f.Frame] = st.one_of(
     st.builds(f.ConnectionClose, varints, st.binary(max_size=40), varints, st.just(False)),
     st.just(f.HandshakeDone()),
     st.builds(f.Datagram, payload, st.just(True)),
+    st.builds(f.AckFrequency, varints, varints, varints, varints),
+    st.just(f.ImmediateAck()),
 )
 """Every frame kind, in forms that may be followed by other frames."""
 
@@ -136,4 +139,11 @@ transport_parameters = st.builds(
         st.lists(st.integers(min_value=0, max_value=(1 << 32) - 1), max_size=4).map(tuple),
     ),
     max_datagram_frame_size=st.none() | small_varints,
+).flatmap(
+    # draft-ietf-quic-ack-frequency §3: min_ack_delay (us) is at most max_ack_delay (ms).
+    lambda params: st.builds(
+        dataclasses.replace,
+        st.just(params),
+        min_ack_delay=st.none() | st.integers(min_value=0, max_value=params.max_ack_delay * 1000),
+    )
 )

@@ -68,6 +68,8 @@ class FrameType(IntEnum):
     HANDSHAKE_DONE = 0x1E
     DATAGRAM = 0x30
     DATAGRAM_LEN = 0x31
+    IMMEDIATE_ACK = 0x1F  # draft-ietf-quic-ack-frequency §5
+    ACK_FREQUENCY = 0xAF  # draft-ietf-quic-ack-frequency §4
 
 
 __all__ = [

@@ -15,12 +15,14 @@ from rudp.codec.buffer import BytesLike, Reader, Writer
 from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frames import (
     Ack,
+    AckFrequency,
     ConnectionClose,
     Crypto,
     DataBlocked,
     Datagram,
     Frame,
     HandshakeDone,
+    ImmediateAck,
     MaxData,
     MaxStreamData,
     MaxStreams,
@@ -83,6 +85,9 @@ ALLOWED_PACKET_TYPES: Final[dict[int, frozenset[PacketType]]] = {
     FrameType.HANDSHAKE_DONE: _1,
     FrameType.DATAGRAM: _01,
     FrameType.DATAGRAM_LEN: _01,
+    # draft-ietf-quic-ack-frequency §4, §5: application data packets only.
+    FrameType.ACK_FREQUENCY: _01,
+    FrameType.IMMEDIATE_ACK: _01,
 }
 
 
@@ -231,6 +236,16 @@ def _pull_datagram(reader: Reader, frame_type: int) -> Frame:
     return Datagram(data, has_length)
 
 
+def _pull_ack_frequency(reader: Reader, _: int) -> Frame:
+    # draft-ietf-quic-ack-frequency §4: four varints.
+    pull = reader.pull_varint
+    return AckFrequency(pull(), pull(), pull(), pull())
+
+
+def _pull_immediate_ack(reader: Reader, _: int) -> Frame:
+    return ImmediateAck()
+
+
 _PULL: Final[dict[int, Callable[[Reader, int], Frame]]] = {
     FrameType.PADDING: _pull_padding,
     FrameType.PING: _pull_ping,
@@ -258,6 +273,8 @@ _PULL: Final[dict[int, Callable[[Reader, int], Frame]]] = {
     FrameType.HANDSHAKE_DONE: _pull_handshake_done,
     FrameType.DATAGRAM: _pull_datagram,
     FrameType.DATAGRAM_LEN: _pull_datagram,
+    FrameType.ACK_FREQUENCY: _pull_ack_frequency,
+    FrameType.IMMEDIATE_ACK: _pull_immediate_ack,
 }
 
 
@@ -293,6 +310,66 @@ def parse_frames(payload: BytesLike, packet_type: PacketType | None = None) -> l
                 exc.frame_type = frame_type
             raise
     return frames
+
+
+def pull_frame(reader: Reader, packet_type: PacketType) -> tuple[int, Frame]:
+    """Decode the one frame at the reader's position, checked against ``packet_type``, as
+    :func:`parse_frames` does for each frame (same errors); the reader moves past it."""
+    start = reader.position
+    frame_type = reader.pull_varint()
+    if reader.position - start != 1 and frame_type < 0x40:
+        raise DecodeError("frame type not minimally encoded", _PV, frame_type)  # RFC 9000 §12.4
+    pull = _PULL.get(frame_type)
+    if pull is None:
+        raise DecodeError(f"unknown frame type {frame_type:#x}", _FEE, frame_type)
+    if packet_type not in ALLOWED_PACKET_TYPES[frame_type]:
+        raise DecodeError(f"frame {frame_type:#x} not allowed in {packet_type.name}", _PV, frame_type)
+    try:
+        return frame_type, pull(reader, frame_type)
+    except DecodeError as exc:
+        if exc.frame_type == 0:
+            exc.frame_type = frame_type
+        raise
+
+
+_VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+
+
+def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tuple[int, int, int, int]:
+    """The fields of the STREAM frame (RFC 9000 §19.8) whose type byte ``frame_type`` is at
+    ``position``: ``(stream_id, offset, data_start, data_end)``, offsets into ``payload`` (no copy, no
+    frame object: the receive fast path). Same checks as :func:`parse_frames`.
+
+    Raises:
+        DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
+    """
+    # The varints are decoded inline (RFC 9000 §16): this runs for every STREAM frame received.
+    size = len(payload)
+    position += 1
+    fields = [0, 0, -1]  # stream ID, offset, length (-1: to the end of the packet)
+    for index, present in ((0, True), (1, frame_type & STREAM_OFF), (2, frame_type & STREAM_LEN)):
+        if not present:
+            continue
+        if position >= size:
+            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
+        first = payload[position]
+        width = 1 << (first >> 6)
+        if width == 1:
+            fields[index] = first
+        elif position + width > size:
+            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
+        else:
+            fields[index] = int.from_bytes(payload[position : position + width], "big") & _VARINT_MASKS[width]
+        position += width
+    stream_id, offset, length = fields
+    end = size
+    if length >= 0:
+        end = position + length
+        if end > size:
+            raise DecodeError("truncated STREAM data", _FEE, frame_type)
+    if offset + end - position > VARINT_MAX:
+        raise DecodeError("STREAM data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.8
+    return stream_id, offset, position, end
 
 
 def write_frame(writer: Writer, frame: Frame) -> None:
@@ -402,6 +479,11 @@ def _write_rare_frame(writer: Writer, frame: Frame) -> None:
             writer.push_block(0, reason)
         case HandshakeDone():
             push(FrameType.HANDSHAKE_DONE)
+        case AckFrequency(sequence, threshold, max_ack_delay, reordering):
+            for value in (FrameType.ACK_FREQUENCY, sequence, threshold, max_ack_delay, reordering):
+                push(value)
+        case ImmediateAck():
+            push(FrameType.IMMEDIATE_ACK)
         case Datagram(data, explicit_length):
             if explicit_length:
                 push(FrameType.DATAGRAM_LEN)

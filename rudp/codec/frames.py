@@ -197,6 +197,25 @@ class Datagram:
     explicit_length: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class AckFrequency:
+    """ACK_FREQUENCY (draft-ietf-quic-ack-frequency §4): how the sender wants to be acknowledged."""
+
+    sequence: int
+    """Orders the frames: a receiver ignores one not above the largest it processed."""
+    ack_eliciting_threshold: int
+    """Ack-eliciting packets the receiver may get without acknowledging (an ACK after one more)."""
+    request_max_ack_delay: int
+    """The max_ack_delay the receiver should use, in microseconds."""
+    reordering_threshold: int
+    """Out-of-order distance that triggers an immediate ACK (0: never for reordering alone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImmediateAck:
+    """IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5): acknowledge this packet without delay."""
+
+
 Frame = (
     Padding
     | Ping
@@ -219,5 +238,7 @@ Frame = (
     | ConnectionClose
     | HandshakeDone
     | Datagram
+    | AckFrequency
+    | ImmediateAck
 )
 """Any frame value."""

@@ -42,6 +42,7 @@ class TransportParameterId(IntEnum):
     RETRY_SOURCE_CONNECTION_ID = 0x10
     VERSION_INFORMATION = 0x11
     MAX_DATAGRAM_FRAME_SIZE = 0x20
+    MIN_ACK_DELAY = 0xFF04DE1B  # draft-ietf-quic-ack-frequency §3
 
 
 _TP = TransportParameterId
@@ -100,6 +101,9 @@ class TransportParameters:
     version_information: VersionInformation | None = None
     max_datagram_frame_size: int | None = None
     """RFC 9221 §3: None when absent (datagrams unsupported); 0 is not allowed to be meaningful."""
+    min_ack_delay: int | None = None
+    """draft-ietf-quic-ack-frequency §3, in microseconds: None when absent (the sender does not take
+    ACK_FREQUENCY frames)."""
     unknown: tuple[tuple[int, bytes], ...] = field(default=(), compare=False)
     """Parameters rudp does not know (GREASE included), kept only for inspection; never re-encoded."""
 
@@ -115,6 +119,9 @@ class TransportParameters:
             raise DecodeError("ack_delay_exponent above 20", _TPE)
         if self.max_ack_delay >= 1 << 14:
             raise DecodeError("max_ack_delay of 2^14 ms or more", _TPE)
+        if self.min_ack_delay is not None and self.min_ack_delay > self.max_ack_delay * 1000:
+            # draft-ietf-quic-ack-frequency §3: min_ack_delay (us) may not exceed max_ack_delay (ms).
+            raise DecodeError("min_ack_delay above max_ack_delay", _TPE)
         if self.active_connection_id_limit < 2:
             raise DecodeError("active_connection_id_limit below 2", _TPE)
         if max(self.initial_max_streams_bidi, self.initial_max_streams_uni) > MAX_STREAMS_LIMIT:
@@ -148,6 +155,7 @@ _INT_PARAMS: Final[dict[int, str]] = {
     _TP.MAX_ACK_DELAY: "max_ack_delay",
     _TP.ACTIVE_CONNECTION_ID_LIMIT: "active_connection_id_limit",
     _TP.MAX_DATAGRAM_FRAME_SIZE: "max_datagram_frame_size",
+    _TP.MIN_ACK_DELAY: "min_ack_delay",
 }
 _BYTES_PARAMS: Final[dict[int, str]] = {
     _TP.ORIGINAL_DESTINATION_CONNECTION_ID: "original_destination_connection_id",

@@ -143,7 +143,9 @@ class PacketProtection:
         ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
     """
 
-    __slots__ = ("_aead", "_iv", "_mask", "packets_protected", "secret", "suite", "version")
+    __slots__ = (
+        "_aead", "_decrypt", "_hp", "_iv", "_mask", "packets_protected", "secret", "suite", "version"
+    )
 
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
         material = derive_packet_keys(suite, secret, version)
@@ -159,8 +161,13 @@ class PacketProtection:
         self.version: int = version
         """the QUIC version whose labels were used"""
         self._aead = _make_aead(suite, key)
+        self._decrypt = self._aead.decrypt
         self._iv = int.from_bytes(iv, "big")
         self._mask = mask
+        # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet).
+        self._hp: Callable[[bytes | memoryview], bytes] = (
+            mask._encryptor.update if isinstance(mask, _AesHeaderMask) else lambda sample: mask(bytes(sample))
+        )
         self.packets_protected = 0
         """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,
         counts them)"""
@@ -218,6 +225,44 @@ class PacketProtection:
             packet[pn_offset + i] ^= mask[1 + i]
         packet += ciphertext
         return bytes(packet)
+
+    def open_short(
+        self, datagram: bytes | memoryview, pn_offset: int, expected_pn: int
+    ) -> tuple[int, int, bytes] | None:
+        """Open a 1-RTT (short header) packet that fills ``datagram``: the receive fast path.
+
+        Does what :meth:`unprotect` does for such a packet (RFC 9001 §5.4.1 header protection, §5.3
+        AEAD, RFC 9000 Appendix A.3 packet number) with fewer intermediate objects, and returns
+        ``(first_byte, packet_number, payload)``, the first byte unmasked; None when the packet is too
+        short for a sample or does not authenticate under these keys (the caller then takes the
+        general path, which counts the failure and tries the other key phases).
+        """
+        sample_start = pn_offset + SAMPLE_OFFSET
+        if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(datagram):
+            return None
+        mask = self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH])
+        first = datagram[0] ^ (mask[0] & _SHORT_FIRST_BYTE_MASK)
+        pn_length = (first & _PN_LENGTH_BITS) + 1
+        payload_start = pn_offset + pn_length
+        truncated = int.from_bytes(datagram[pn_offset:payload_start], "big") ^ int.from_bytes(
+            mask[1 : 1 + pn_length], "big"
+        )
+        # RFC 9000 Appendix A.3, inlined (decode_packet_number).
+        window = 1 << (pn_length * 8)
+        half_window = window >> 1
+        packet_number = (expected_pn & ~(window - 1)) | truncated
+        if packet_number <= expected_pn - half_window and packet_number < (1 << 62) - window:
+            packet_number += window
+        elif packet_number > expected_pn + half_window and packet_number >= window:
+            packet_number -= window
+        header = bytes((first,)) + datagram[1:pn_offset] + truncated.to_bytes(pn_length, "big")
+        try:
+            payload = self._decrypt(
+                (self._iv ^ packet_number).to_bytes(12, "big"), memoryview(datagram)[payload_start:], header
+            )
+        except InvalidTag:
+            return None
+        return first, packet_number, payload
 
     def unprotect(
         self, packet: bytes | memoryview, pn_offset: int, expected_pn: int

@@ -68,6 +68,13 @@ class AckTracker:
         self._pending = False
         self._immediate = False
         self._deadline: float | None = None
+        self._largest_reported = -1  # the largest packet number of the last ACK sent
+        self.ack_eliciting_threshold = ACK_ELICITING_THRESHOLD - 1
+        """Ack-eliciting packets received without an ACK before one is due at once: 1 (RFC 9000
+        §13.2.2), or what the peer asked (draft-ietf-quic-ack-frequency §4)."""
+        self.reordering_threshold = 1
+        """Out-of-order distance that makes an ACK due at once: 1 is RFC 9000 §13.2.1's behaviour, 0
+        ignores reordering (draft-ietf-quic-ack-frequency §6.2)."""
 
     # -- receiving ------------------------------------------------------------------------------------
 
@@ -80,29 +87,34 @@ class AckTracker:
     ) -> None:
         """Record a processed packet and update the ACK timer.
 
-        ``immediate`` asks for an ACK without delay (the caller passes it for packets carrying a PING:
-        a peer probing or measuring the round trip wants the answer now).
+        ``immediate`` asks for an ACK without delay (the caller passes it for packets carrying a PING or
+        an IMMEDIATE_ACK: a peer probing or measuring the round trip wants the answer now).
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
-        if self.is_duplicate(packet_number):
+        largest_received = self.largest_received
+        in_order = largest_received is None or packet_number > largest_received
+        if not in_order and self.is_duplicate(packet_number):
             return
-        if ack_eliciting:
-            largest = self._largest_ack_eliciting
-            # RFC 9000 §13.2.1: acknowledge at once when the packet arrives out of order, or opens a
-            # gap above the largest ack-eliciting packet so far.
-            if largest is not None and (
-                packet_number < largest
-                or (packet_number > largest + 1 and not self._covers(largest, packet_number))
-            ):
-                self._immediate = True
-            if largest is None or packet_number > largest:
-                self._largest_ack_eliciting = packet_number
+        largest_eliciting = self._largest_ack_eliciting
+        if (
+            ack_eliciting
+            and self.reordering_threshold == 1
+            and largest_eliciting is not None
+            and packet_number != largest_eliciting + 1  # in order: the common case
+            and self._out_of_order(packet_number)
+        ):
+            self._immediate = True
+        if ack_eliciting and (largest_eliciting is None or packet_number > largest_eliciting):
+            self._largest_ack_eliciting = packet_number
         self._received.add(packet_number)
-        if self.largest_received is None or packet_number > self.largest_received:
+        if in_order:
             self.largest_received = packet_number
             self._largest_received_at = now
+        if ack_eliciting and self.reordering_threshold > 1 and self._missing_beyond_threshold():
+            self._immediate = True
+        if not in_order or largest_received is None or packet_number != largest_received + 1:
+            self._bound_memory()  # only a new range can pass the bound
         self._pending = True
-        self._bound_memory()
         if not ack_eliciting:
             return
         self._unacked_eliciting += 1
@@ -111,14 +123,40 @@ class AckTracker:
         if (
             immediate
             or self.space != PacketSpace.APPLICATION
-            or self._unacked_eliciting >= ACK_ELICITING_THRESHOLD
+            or self._unacked_eliciting > self.ack_eliciting_threshold
         ):
-            # RFC 9000 §13.2.1: Initial/Handshake immediately; §13.2.2: every second ack-eliciting packet.
+            # RFC 9000 §13.2.1: Initial/Handshake immediately; §13.2.2: every second ack-eliciting packet,
+            # or every (threshold + 1)th as the peer asked (draft-ietf-quic-ack-frequency §6.1).
             self._immediate = True
         if self._deadline is None:
             self._deadline = now + self.max_ack_delay
         if self._immediate:
             self._deadline = min(self._deadline, now)
+
+    def _out_of_order(self, packet_number: int) -> bool:
+        """RFC 9000 §13.2.1: an ack-eliciting packet (not recorded yet) that arrives out of order, or
+        opens a gap above the largest ack-eliciting packet so far, is acknowledged at once."""
+        largest = self._largest_ack_eliciting
+        if largest is None or packet_number == largest + 1:
+            return False
+        return packet_number < largest or not self._covers(largest, packet_number)
+
+    def _missing_beyond_threshold(self) -> bool:
+        """draft-ietf-quic-ack-frequency §6.2 (reordering threshold above 1): a packet not reported in
+        an ACK yet is missing at least ``reordering_threshold`` below the largest received."""
+        top = (self.largest_received or 0) - self.reordering_threshold
+        low = max(self._largest_reported + 1, self._floor)
+        return top >= low and not self._received.covers(low, top + 1)
+
+    def configure(self, *, threshold: int, max_ack_delay: float, reordering_threshold: int) -> None:
+        """Acknowledge as the peer asked in an ACK_FREQUENCY frame (draft-ietf-quic-ack-frequency §4):
+        after more than ``threshold`` ack-eliciting packets, within ``max_ack_delay`` seconds, and at
+        once when reordering reaches ``reordering_threshold``."""
+        self.ack_eliciting_threshold = threshold
+        self.max_ack_delay = max_ack_delay
+        self.reordering_threshold = reordering_threshold
+        if self._unacked_eliciting > threshold:
+            self._immediate = True
 
     def _covers(self, low: int, high: int) -> bool:
         # True if every packet number strictly between low and high was received (no gap).
@@ -206,6 +244,8 @@ class AckTracker:
         self._unacked_flow = 0
         self._immediate = False
         self._deadline = None
+        if self.largest_received is not None:
+            self._largest_reported = self.largest_received
 
     def on_ack_acked(self, largest_acked_in_ack: int) -> None:
         """A packet carrying our ACK up to ``largest_acked_in_ack`` was acknowledged by the peer.

@@ -26,6 +26,7 @@ from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import DatagramError, RudpError, TransportError
+from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.control import ControlFrames, DatagramQueue
@@ -37,6 +38,7 @@ from rudp.quic.liveness import Liveness
 from rudp.quic.pacing import Pacer
 from rudp.quic.paths import Address, PathCongestion, Paths
 from rudp.quic.preferred import Migration
+from rudp.quic.qlog import NullQlog
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.receiving import Receiver
 from rudp.quic.recovery import LossRecovery
@@ -75,6 +77,7 @@ class QuicConnection:
         self._events: deque[Event] = deque()
         self._activity: Callable[[], None] | None = None
         self._qlog = open_qlog(config, is_client=is_client)
+        self._qlog_null = type(self._qlog) is NullQlog
         self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
         # A client's path to the server needs no validation (RFC 9000 §8.1 limits servers only).
         self._paths = Paths(
@@ -141,6 +144,7 @@ class QuicConnection:
         )
 
     def _new_receiver(self, max_datagram_frame_size: int | None) -> Receiver:
+        local_min_ack_delay = self._handshake.local_params.min_ack_delay
         return Receiver(
             is_client=self.is_client,
             short_dcid_length=self._config.connection_id_length,
@@ -157,6 +161,7 @@ class QuicConnection:
             traffic=self._traffic,
             qlog=self._qlog,
             emit=self._events.append,
+            ack_frequency=AckFrequency(local_min_ack_delay, self._control.send_ack_frequency),
         )
 
     def _new_sender(self) -> Sender:
@@ -401,6 +406,8 @@ class QuicConnection:
     def _sync_qlog(self, now: float) -> None:
         """Log the lifecycle and recovery metrics that changed, at the time of the call that changed
         them (only calls that carry the time log)."""
+        if self._qlog_null:
+            return  # nothing to log (the hooks of NullQlog do nothing)
         current = self._paths.current.congestion
         state = self._lifecycle.state.value
         self._qlog.sync(now, state, self._handshake.confirmed, self._recovery, current.pacer)

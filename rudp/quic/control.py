@@ -1,5 +1,6 @@
 """Frame sources of the 1-RTT packet that no other subsystem owns: HANDSHAKE_DONE, NEW_TOKEN, PINGs
-(asked for by the application or by the keep-alive timer), and RFC 9221 DATAGRAM frames.
+(asked for by the application or by the keep-alive timer), ACK_FREQUENCY (what
+:mod:`rudp.quic.ack_frequency` decided to ask the peer) and RFC 9221 DATAGRAM frames.
 
 Each source answers :meth:`has_data` and :meth:`write_frames` (into a
 :class:`~rudp.quic.delivery.FrameSink`) and re-queues its own intent when a frame is lost (RFC 9000
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from rudp.codec.frames import Datagram, HandshakeDone, NewToken, Ping
+from rudp.codec.frames import AckFrequency, Datagram, HandshakeDone, NewToken, Ping
 from rudp.quic.delivery import DeliveryHandler, FrameSink
 from rudp.quic.events import Event, PingAcknowledged
 
@@ -23,7 +24,16 @@ DATAGRAM_FRAME_OVERHEAD = 4
 class ControlFrames:
     """HANDSHAKE_DONE (server, RFC 9000 §19.20), NEW_TOKEN (server, §19.7) and PINGs (§19.2)."""
 
-    __slots__ = ("_emit", "_handshake_done", "_keepalive_due", "_new_token", "_next_ping_uid", "_pings")
+    __slots__ = (
+        "_ack_frequency",
+        "_ack_frequency_latest",
+        "_emit",
+        "_handshake_done",
+        "_keepalive_due",
+        "_new_token",
+        "_next_ping_uid",
+        "_pings",
+    )
 
     def __init__(self, emit: Callable[[Event], None]) -> None:
         self._emit = emit
@@ -32,6 +42,14 @@ class ControlFrames:
         self._pings: list[int] = []
         self._next_ping_uid = 0
         self._keepalive_due = False
+        self._ack_frequency: AckFrequency | None = None
+        self._ack_frequency_latest = -1
+
+    def send_ack_frequency(self, frame: AckFrequency) -> None:
+        """Send an ACK_FREQUENCY frame (draft-ietf-quic-ack-frequency §4); it replaces any unsent one
+        and is sent again if lost while no later one was sent."""
+        self._ack_frequency = frame
+        self._ack_frequency_latest = frame.sequence
 
     def send_handshake_done(self) -> None:
         """(server) The handshake is confirmed: tell the client (sent again until acknowledged)."""
@@ -53,7 +71,13 @@ class ControlFrames:
 
     def has_data(self) -> bool:
         """True if a frame is waiting."""
-        return self._handshake_done or self._new_token is not None or bool(self._pings) or self._keepalive_due
+        return (
+            self._handshake_done
+            or self._new_token is not None
+            or bool(self._pings)
+            or self._keepalive_due
+            or self._ack_frequency is not None
+        )
 
     def write_frames(self, sink: FrameSink) -> None:
         """Write what fits of the waiting frames."""
@@ -69,6 +93,18 @@ class ControlFrames:
         if self._keepalive_due and sink.remaining >= 1:
             self._keepalive_due = False
             sink.push_frame(Ping())
+        frequency = self._ack_frequency
+        if frequency is not None and sink.remaining >= 33:  # type byte (2) and four varints of up to 8
+            self._ack_frequency = None
+            sink.push_frame(frequency, self._ack_frequency_handler(frequency))
+
+    def _ack_frequency_handler(self, frame: AckFrequency) -> DeliveryHandler:
+        def handler(acked: bool) -> None:
+            # draft-ietf-quic-ack-frequency §4: only the latest request matters; a lost one is sent again.
+            if not acked and frame.sequence == self._ack_frequency_latest and self._ack_frequency is None:
+                self._ack_frequency = frame
+
+        return handler
 
     def _on_handshake_done(self, acked: bool) -> None:
         if not acked:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from rudp.codec import frames as f
+from rudp.codec.buffer import Reader
 from rudp.codec.codes import PacketType
-from rudp.codec.frame_codec import parse_frames
+from rudp.codec.frame_codec import parse_frames, pull_frame, pull_stream_fields
 from rudp.codec.packet import PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
+from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
@@ -95,6 +97,7 @@ class Receiver:
         traffic: TrafficCounters,
         qlog: NullQlog,
         emit: Callable[[Event], None],
+        ack_frequency: AckFrequency | None = None,
     ) -> None:
         self._is_client = is_client
         self._short_dcid_length = short_dcid_length
@@ -111,6 +114,9 @@ class Receiver:
         self._traffic = traffic
         self._qlog = qlog
         self._emit = emit
+        self._ack_frequency = ack_frequency if ack_frequency is not None else AckFrequency(None, _drop_frame)
+        self._application = spaces.application  # never discarded (RFC 9001 §4.9 drops the others)
+        self._log_packets = type(qlog) is not NullQlog
         self.ecn = EcnFeedback()
         """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
         self._pending: list[_Pending] = []
@@ -127,19 +133,31 @@ class Receiver:
         """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
         QUIC packet it carries (RFC 9000 §13.4.1)."""
         lifecycle = self._lifecycle
-        if lifecycle.state in (State.CLOSED, State.DRAINING):
+        state = lifecycle.state
+        if state is State.CLOSED or state is State.DRAINING:
             return
-        self._traffic.on_received(len(data))
-        if lifecycle.state is State.CLOSING:
+        size = len(data)
+        self._traffic.on_received(size)
+        if state is State.CLOSING:
             # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
             lifecycle.closing.on_datagram_received()
             return
-        path = self._paths.get(addr)
+        paths = self._paths
+        path = paths.get(addr)
         if path is not None:
-            path.on_datagram_received(len(data))
+            path.on_datagram_received(size)
         try:
-            self._receive_packets(data, addr, now, ecn)
-            if lifecycle.is_active:
+            # A 1-RTT packet (short header, fixed bit set) on the current path once established: the
+            # fast path, which hands anything unusual back to the general one.
+            if not (
+                state is State.ESTABLISHED
+                and path is paths.current
+                and size
+                and data[0] & 0xC0 == 0x40
+                and self._receive_short(data, path, now, ecn)
+            ):
+                self._receive_packets(data, addr, now, ecn)
+            if self._pending and lifecycle.is_active:
                 self._replay_pending(now)
         except TransportError as exc:
             lifecycle.on_local_error(exc, now)
@@ -190,6 +208,92 @@ class Receiver:
         self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
         self._handshake.on_packet_authenticated(header, level)
         self._on_packet(header, level, space, result, addr, len(data), now, ecn)
+
+    def _receive_short(self, data: bytes | memoryview, path: Path, now: float, ecn: int) -> bool:
+        """The fast path of a 1-RTT packet on the current path: open it with the current keys, hand its
+        STREAM, ACK, PING and PADDING frames over without frame objects, record it. Returns False,
+        having changed nothing, when the general path must take the packet (other key phase, failed
+        authentication, too short): that path then counts failures and tries the other keys."""
+        spaces = self._spaces
+        phase = spaces.phase
+        keys = phase.read
+        if keys is None:
+            return False
+        space = self._application
+        tracker = space.ack
+        largest = tracker.largest_received
+        pn_offset = 1 + self._short_dcid_length
+        opened = keys.open_short(data, pn_offset, 0 if largest is None else largest + 1)
+        if opened is None:
+            return False
+        first, packet_number, payload = opened
+        if (first >> 2) & 1 != phase.key_phase:
+            return False  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
+        # RFC 9000 §17.3.1: reserved bits must be zero once header protection is removed.
+        if first & 0x18:
+            raise TransportError(_PV, "reserved header bits are not zero")
+        if largest is not None and packet_number <= largest and tracker.is_duplicate(packet_number):
+            return True
+        if self._log_packets:
+            self._qlog.packet_received(PacketType.ONE_RTT, packet_number, payload, len(data), now)
+        eliciting, ping = self._short_frames(data, payload, space, path, now)
+        if not self._is_client:
+            dcid = bytes(data[1:pn_offset])
+            if dcid != path.seen_dcid:
+                self._paths.on_peer_cid(path, dcid)  # RFC 9000 §9.5 (see _on_packet)
+        tracker.on_packet_received(packet_number, ack_eliciting=eliciting, now=now, immediate=ping)
+        if ecn:
+            counts = self.ecn.on_packet_received(space.id, ecn)  # RFC 9000 §13.4.1
+            if counts is not None:
+                tracker.report_ecn_counts(counts)
+        self._liveness.on_packet_received(now)
+        return True
+
+    def _short_frames(
+        self, data: bytes | memoryview, payload: bytes, space: PacketNumberSpace, path: Path, now: float
+    ) -> tuple[bool, bool]:
+        """Hand out the frames of an authenticated 1-RTT packet (RFC 9000 §12.4); return (ack-eliciting,
+        carried a PING). STREAM, PADDING and PING are decoded here, ACK by its codec; any other frame
+        goes through :data:`ROUTES` like on the general path."""
+        size = len(payload)
+        if not size:
+            raise TransportError(_PV, "packet without frames")  # RFC 9000 §12.4
+        view = memoryview(payload)
+        streams = self._streams
+        eliciting = ping = False
+        inbound: Inbound | None = None
+        position = 0
+        while position < size:
+            kind = payload[position]
+            if 0x08 <= kind <= 0x0F:  # STREAM (RFC 9000 §19.8)
+                stream_id, offset, start, end = pull_stream_fields(payload, position, kind)
+                streams.on_stream_data(stream_id, offset, view[start:end], kind)
+                eliciting = True
+                position = end
+                continue
+            if kind == 0x00:  # PADDING runs (RFC 9000 §19.1)
+                position = size - len(payload[position:].lstrip(b"\x00"))
+                continue
+            if kind == 0x01:  # PING (RFC 9000 §19.2)
+                eliciting = ping = True
+                position += 1
+                continue
+            if inbound is None:
+                pn_offset = 1 + self._short_dcid_length
+                dcid = bytes(data[1:pn_offset])
+                header = PacketHeader(
+                    data[0], False, None, PacketType.ONE_RTT, dcid, pn_offset=pn_offset, end=len(data)
+                )
+                inbound = Inbound(header, EncryptionLevel.APPLICATION, PacketSpace.APPLICATION, path, now)
+            reader = Reader(payload, position)
+            _, frame = pull_frame(reader, PacketType.ONE_RTT)
+            position = reader.position
+            self._route(frame, inbound)
+            if inbound.closed:
+                return False, False
+        if inbound is not None:
+            return eliciting or inbound.ack_eliciting, ping or inbound.ping
+        return eliciting, ping
 
     def _level_of(self, data: bytes, header: PacketHeader, now: float) -> EncryptionLevel | None:
         """The level of a packet that carries frames, or None (Version Negotiation, Retry, a version we
@@ -290,19 +394,24 @@ class Receiver:
         # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
         inbound = Inbound(header, level, SPACE_OF_LEVEL[level], path, now)
         for _, frame in parse_frames(packet.payload, TYPE_OF_LEVEL[level]):
-            kind = type(frame)
-            route = ROUTES.get(kind)
-            if route is None:
-                raise TransportError(_PV, f"unhandled frame {kind.__name__}")
-            if kind not in PROBING_FRAMES:
-                inbound.probing = False
-            if kind not in NOT_ACK_ELICITING:
-                inbound.ack_eliciting = True
-            route(self, frame, inbound)
+            self._route(frame, inbound)
             if inbound.closed:
-                inbound.ack_eliciting = False
                 break
         return inbound
+
+    def _route(self, frame: f.Frame, inbound: Inbound) -> None:
+        """Hand one frame to its owner (:data:`ROUTES`) and note what it asks of the packet."""
+        kind = type(frame)
+        route = ROUTES.get(kind)
+        if route is None:
+            raise TransportError(_PV, f"unhandled frame {kind.__name__}")
+        if kind not in PROBING_FRAMES:
+            inbound.probing = False
+        if kind not in NOT_ACK_ELICITING:
+            inbound.ack_eliciting = True
+        route(self, frame, inbound)
+        if inbound.closed:
+            inbound.ack_eliciting = False
 
     def _on_peer_moved(self, path: Path, now: float) -> None:
         # RFC 9000 §9.3: the peer moved (migration or NAT rebinding): send to the new address, validate
@@ -362,11 +471,49 @@ class Receiver:
         if acked:
             self._on_ecn_counts(space, frame, acked, now)
         self._check_black_hole()
+        if not acked:
+            return
+        # Both follow-ups depend only on the largest value (they are monotone), so one call each per
+        # ACK frame rather than one per acknowledged packet.
+        largest = -1
+        largest_ack = -1
         for packet in acked:
-            if packet.largest_acked_in_ack is not None:
-                state.ack.on_ack_acked(packet.largest_acked_in_ack)
-            if space is PacketSpace.APPLICATION:
-                self._spaces.phase.on_packet_acked(packet.packet_number, now, self._recovery.pto())
+            if packet.packet_number > largest:
+                largest = packet.packet_number
+            carried = packet.largest_acked_in_ack
+            if carried is not None and carried > largest_ack:
+                largest_ack = carried
+        if largest_ack >= 0:
+            state.ack.on_ack_acked(largest_ack)  # RFC 9000 §13.2.4
+        if space is PacketSpace.APPLICATION:
+            self._spaces.phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
+            self._ask_ack_frequency(now)
+
+    def _ask_ack_frequency(self, now: float) -> None:
+        """The congestion window may have moved: ask the peer for fewer (or more) ACKs to match
+        (draft-ietf-quic-ack-frequency; the policy is :class:`~rudp.quic.ack_frequency.AckFrequency`'s)."""
+        peer = self._handshake.peer_params
+        if peer is None or peer.min_ack_delay is None:
+            return
+        path = self._paths.current
+        congestion = path.congestion
+        self._ack_frequency.update(
+            congestion_window=congestion.controller.congestion_window,
+            max_datagram_size=path.pmtud.current,
+            smoothed_rtt=congestion.rtt.smoothed_rtt,
+            peer_min_ack_delay=peer.min_ack_delay,
+            peer_max_ack_delay=peer.max_ack_delay,
+            now=now,
+        )
+
+    def _on_ack_frequency(self, frame: f.AckFrequency, inbound: Inbound) -> None:
+        # draft-ietf-quic-ack-frequency §4: acknowledge as the peer asks (checked, newest frame only).
+        if self._ack_frequency.accept(frame):
+            self._spaces.application.ack.configure(
+                threshold=frame.ack_eliciting_threshold,
+                max_ack_delay=frame.request_max_ack_delay / 1e6,
+                reordering_threshold=frame.reordering_threshold,
+            )
 
     def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, acked: list[SentPacket], now: float) -> None:
         # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
@@ -390,8 +537,13 @@ class Receiver:
             pmtud.on_black_hole()
 
 
-def _on_ping(receiver: Receiver, frame: f.Ping, inbound: Inbound) -> None:
+def _on_ping(receiver: Receiver, frame: f.Ping | f.ImmediateAck, inbound: Inbound) -> None:
+    # A PING, and IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5), are answered without delay.
     inbound.ping = True
+
+
+def _drop_frame(frame: f.AckFrequency) -> None:
+    return
 
 
 def _ignore(receiver: Receiver, frame: f.Frame, inbound: Inbound) -> None:
@@ -427,6 +579,9 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.Datagram: Receiver._on_datagram_frame,
     f.Ping: _on_ping,
     f.Padding: _ignore,
+    # draft-ietf-quic-ack-frequency §4, §5
+    f.AckFrequency: Receiver._on_ack_frequency,
+    f.ImmediateAck: _on_ping,
 }
 """Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
 frames a packet type may not carry (§12.4)."""

@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rudp.codec import frames as f
-from rudp.codec.buffer import Writer
+from rudp.codec.buffer import Reader, Writer
 from rudp.codec.codes import FrameType, PacketType
-from rudp.codec.frame_codec import encode_frames, parse_frames, write_frame
+from rudp.codec.frame_codec import encode_frames, parse_frames, pull_frame, pull_stream_fields, write_frame
 from rudp.errors import DecodeError, TransportErrorCode
 from tests.strategies import frames_last, frames_with_length
 
@@ -107,6 +107,10 @@ def test_empty_payload_is_protocol_violation() -> None:
         (f.PathResponse(bytes(8)), PacketType.ZERO_RTT),
         (f.ConnectionClose(0, application=True), PacketType.INITIAL),
         (f.Datagram(b"d"), PacketType.HANDSHAKE),
+        (f.AckFrequency(0, 1, 1000, 1), PacketType.INITIAL),
+        (f.AckFrequency(0, 1, 1000, 1), PacketType.HANDSHAKE),
+        (f.ImmediateAck(), PacketType.INITIAL),
+        (f.ImmediateAck(), PacketType.HANDSHAKE),
     ],
 )
 def test_frames_not_allowed_in_packet_type(frame: f.Frame, packet_type: PacketType) -> None:
@@ -184,3 +188,68 @@ def test_frame_size_matches_encoding(frames: list[f.Frame]) -> None:
     from rudp.codec.frame_codec import frame_size
 
     assert frame_size(frames[0]) == len(encode_frames(frames))
+
+
+def test_ack_frequency_wire_format() -> None:
+    # draft-ietf-quic-ack-frequency §4: type 0xaf (a 2-byte varint), then four varints; §5: 0x1f.
+    frame = f.AckFrequency(
+        sequence=5, ack_eliciting_threshold=9, request_max_ack_delay=1000, reordering_threshold=1
+    )
+    wire = encode_frames([frame])
+    assert wire == bytes([0x40, 0xAF, 5, 9, 0x43, 0xE8, 1])
+    assert parse_frames(wire, PacketType.ONE_RTT) == [(FrameType.ACK_FREQUENCY, frame)]
+    assert encode_frames([f.ImmediateAck()]) == b"\x1f"
+    assert parse_frames(b"\x1f", PacketType.ONE_RTT) == [(FrameType.IMMEDIATE_ACK, f.ImmediateAck())]
+
+
+@given(st.integers(min_value=0, max_value=(1 << 62) - 1), st.integers(min_value=0, max_value=(1 << 62) - 1))
+def test_ack_frequency_truncated_is_frame_encoding_error(sequence: int, delay: int) -> None:
+    wire = encode_frames([f.AckFrequency(sequence, 3, delay, 0)])
+    for cut in range(2, len(wire)):
+        with pytest.raises(DecodeError) as info:
+            parse_frames(wire[:cut], PacketType.ONE_RTT)
+        assert info.value.code == FEE
+        assert info.value.frame_type == FrameType.ACK_FREQUENCY
+
+
+def test_ack_frequency_encoder_rejects_out_of_range() -> None:
+    with pytest.raises(ValueError):
+        encode_frames([f.AckFrequency(1 << 62, 1, 1000, 1)])
+    with pytest.raises(ValueError):
+        encode_frames([f.AckFrequency(0, -1, 1000, 1)])
+
+
+@given(st.lists(frames_with_length, min_size=1, max_size=6), st.none() | frames_last)
+def test_pull_frame_matches_parse_frames(frames: list[f.Frame], last: f.Frame | None) -> None:
+    """The receive fast path's one-frame decoder and STREAM field decoder agree with parse_frames."""
+    wire = encode_frames([*frames, *([last] if last is not None else [])])
+    expected = parse_frames(wire, PacketType.ONE_RTT)
+    reader = Reader(wire)
+    got = []
+    while not reader.eof():
+        position = reader.position
+        kind = wire[position]
+        if 0x08 <= kind <= 0x0F:
+            stream_id, offset, start, end = pull_stream_fields(wire, position, kind)
+            frame: f.Frame = f.Stream(stream_id, offset, wire[start:end], bool(kind & 1), bool(kind & 2))
+            reader.seek(end)
+            got.append((kind, frame))
+        else:
+            got.append(pull_frame(reader, PacketType.ONE_RTT))
+    assert got == expected
+
+
+def test_pull_stream_fields_truncated() -> None:
+    wire = encode_frames([f.Stream(4, 1 << 20, b"abcdef", False, True)])
+    for cut in range(1, len(wire) - 6):
+        with pytest.raises(DecodeError) as info:
+            pull_stream_fields(wire[:cut], 0, wire[0])
+        assert info.value.code == FEE
+        assert info.value.frame_type == wire[0]
+    with pytest.raises(DecodeError) as info:  # data shorter than the Length field
+        pull_stream_fields(wire[:-1], 0, wire[0])
+    assert info.value.code == FEE
+    beyond = bytes([0x0C, 0x00, *[0xFF] * 8, 0x00])  # offset 2^62-1 and 1 byte of data
+    with pytest.raises(DecodeError) as info:
+        pull_stream_fields(beyond, 0, 0x0C)
+    assert info.value.code == FEE

@@ -68,6 +68,10 @@ def test_unknown_and_grease_skipped() -> None:
         (((0x01, b"\x01\x02"),), True),  # trailing bytes
         (((0x00, bytes(21)),), True),  # CID too long
         (((0x11, bytes(6)),), True),  # version_information not a multiple of 4
+        # draft-ietf-quic-ack-frequency §3: min_ack_delay 25001 us above the default 25 ms max_ack_delay
+        (((0xFF04DE1B, bytes([0x80, 0x00, 0x61, 0xA9])),), True),
+        (((0xFF04DE1B, bytes([0x80, 0x00, 0x61, 0xA9])), (0x0B, bytes([25]))), False),
+        (((0xFF04DE1B, b"\x40"),), True),  # truncated
     ],
 )
 def test_invalid_parameters(items: tuple[tuple[int, bytes], ...], from_server: bool) -> None:
@@ -103,3 +107,12 @@ def test_encoder_omits_defaults() -> None:
         TransportParameters(), max_idle_timeout=30_000, disable_active_migration=True
     )
     assert encode_transport_parameters(params) == bytes([0x01, 0x04, 0x80, 0x00, 0x75, 0x30, 0x0C, 0x00])
+
+
+def test_min_ack_delay_at_max_ack_delay_accepted() -> None:
+    # draft-ietf-quic-ack-frequency §3: equal is allowed (25 ms = 25000 us); absent means None.
+    params = decode_transport_parameters(
+        _raw((0xFF04DE1B, bytes([0x80, 0x00, 0x61, 0xA8]))), from_server=True
+    )
+    assert params.min_ack_delay == 25000
+    assert decode_transport_parameters(b"", from_server=True).min_ack_delay is None

@@ -44,6 +44,8 @@ RULES: dict[int, str] = {
     0x06: "IH_1", 0x07: "___1", **dict.fromkeys(range(0x08, 0x10), "__01"),
     **dict.fromkeys(range(0x10, 0x19), "__01"), 0x19: "___1", 0x1A: "__01", 0x1B: "___1",
     0x1C: "IH01", 0x1D: "__01", 0x1E: "___1", 0x30: "__01", 0x31: "__01",
+    # draft-ietf-quic-ack-frequency §4, §5: IMMEDIATE_ACK and ACK_FREQUENCY in application data packets.
+    0x1F: "__01", 0xAF: "__01",
 }
 _LETTER = {
     PacketType.INITIAL: "I", PacketType.HANDSHAKE: "H", PacketType.ZERO_RTT: "0", PacketType.ONE_RTT: "1"
@@ -99,6 +101,8 @@ FRAMES: dict[int, Callable[[Staged], f.Frame]] = {
     0x1E: lambda s: f.HandshakeDone(),
     0x30: lambda s: f.Datagram(b"unreliable", False),
     0x31: lambda s: f.Datagram(b"unreliable", True),
+    0x1F: lambda s: f.ImmediateAck(),
+    0xAF: lambda s: f.AckFrequency(1, 3, 25_000, 1),  # within both roles' min/max ack delay
 }
 
 
@@ -124,6 +128,9 @@ def test_each_builder_makes_its_frame_type(pki: TestPki, frame_type: int) -> Non
         packet_type = PacketType.ONE_RTT
 
     encoded = encode_frames([FRAMES[frame_type](_Role())])  # type: ignore[arg-type]
+    if frame_type > 0x3F:  # a 2-byte varint frame type (RFC 9000 §16)
+        assert encoded[:2] == (0x4000 | frame_type).to_bytes(2, "big")
+        return
     assert encoded[0] == frame_type or (frame_type == 0x00 and encoded == b"\x00")
 
 
@@ -158,6 +165,11 @@ def _check_effect(staged: Staged, frame_type: int, frame: f.Frame) -> None:
         assert target.handshake_confirmed
     elif frame_type == FrameType.NEW_CONNECTION_ID:
         assert target.destination_cid == bytes(range(1, 9))  # everything below 1000 was retired
+    elif frame_type == FrameType.ACK_FREQUENCY:
+        tracker = target._spaces.application.ack
+        assert (tracker.ack_eliciting_threshold, tracker.max_ack_delay) == (3, 0.025)
+    elif frame_type == FrameType.IMMEDIATE_ACK:
+        assert target._spaces.application.ack.ack_needed(staged.now)  # acknowledged without delay
 
 
 @pytest.mark.parametrize("client", [False, True], ids=["server", "client"])

@@ -72,6 +72,7 @@ MIN_RTT_FILTER_LEN: Final = 10.0
 PROBE_RTT_INTERVAL: Final = 5.0
 PROBE_RTT_DURATION: Final = 0.2
 EXTRA_ACKED_FILTER_LEN: Final = 10
+STARTUP_EXTRA_ACKED_ROUNDS: Final = 2
 MAX_RENO_ROUNDS: Final = 63
 ECN_THRESH: Final = 0.5
 ECN_ALPHA_GAIN: Final = 1 / 16
@@ -386,8 +387,9 @@ class Bbr(BaseCongestionController):
             expected = 0.0
         self.extra_acked_delivered += rs.newly_acked
         extra = min(self.extra_acked_delivered - expected, float(self.cwnd))
-        # A window of 1 round in Startup (which must not carry its bursts over), 10 rounds after it.
-        window = EXTRA_ACKED_FILTER_LEN if self.full_bw_reached else 1
+        # Startup remembers only the current and the previous round (the draft's "1 round"; Linux keeps
+        # two one-round slots, so 1-2 rounds), since its bursts grow every round; 10 rounds after it.
+        window = EXTRA_ACKED_FILTER_LEN if self.full_bw_reached else STARTUP_EXTRA_ACKED_ROUNDS
         self.extra_acked = self.extra_acked_filter.update(extra, self.round_count, window)
 
     # -- Startup and Drain ------------------------------------------------------------------------------

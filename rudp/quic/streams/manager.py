@@ -272,6 +272,26 @@ class StreamManager(StreamOutput):
             self.events.append(StreamReadable(frame.stream_id))
         self._after_recv_change(entry, recv)
 
+    def on_stream_data(self, stream_id: int, offset: int, data: BytesLike, frame_type: int) -> None:
+        """Handle a STREAM frame given as its fields (the receive fast path: no frame object, ``data``
+        a view into the packet, copied only by reassembly). Same checks and errors as :meth:`on_stream`.
+        """
+        entry = self._streams.get(stream_id)
+        if entry is not None and not frame_type & 0x01:
+            # An open stream that receives (entries exist only for valid directions), no FIN.
+            recv = entry.recv
+            if recv is not None:
+                window = self._conn_recv
+                taken = recv.take_data(offset, data, frame_type, window.limit - window.received)
+                if taken is not None:
+                    delta, readable = taken
+                    window.received += delta
+                    if readable:
+                        self.events.append(StreamReadable(stream_id))
+                    return
+        frame = Stream(stream_id, offset, bytes(data), bool(frame_type & 0x01), bool(frame_type & 0x02))
+        self.on_stream(frame)
+
     def on_reset_stream(self, frame: ResetStream) -> None:
         """Handle RESET_STREAM (RFC 9000 §19.4); its final size counts toward connection credit (§4.5).
 

@@ -108,6 +108,42 @@ class RecvStream:
         self.window.check(end, frame_type)
         return max(0, end - self.highest)
 
+    def take_data(
+        self, offset: int, data: BytesLike, frame_type: int, connection_room: int
+    ) -> tuple[int, bool] | None:
+        """The common STREAM frame in one call: no FIN, the stream in Recv and read by the application.
+
+        Validates the frame against the stream limit and ``connection_room`` (the credit left in the
+        connection window), applies it, and returns ``(delta, readable)``: how much it raised
+        :attr:`highest` (the connection's charge) and whether to tell the application the stream is
+        readable, as :meth:`check_data` then :meth:`on_data` would. Returns None, having changed
+        nothing, for any other case (the caller takes that path).
+
+        Raises:
+            TransportError: FLOW_CONTROL_ERROR past the stream or connection limit (RFC 9000 §4.1);
+                PROTOCOL_VIOLATION for data scattered in too many holes.
+        """
+        if self.state is not RecvState.RECV or self.discarding:
+            return None
+        end = offset + len(data)
+        window = self.window
+        if end > window.limit:
+            window.check(end, frame_type)
+        delta = end - self.highest
+        if delta > 0:
+            if delta > connection_room:
+                raise TransportError(
+                    TransportErrorCode.FLOW_CONTROL_ERROR, "peer sent beyond the connection limit", frame_type
+                )
+            self.highest = end
+            window.received = end
+        else:
+            delta = 0
+        if self.assembler.insert(offset, data, frame_type) and not self._readable_signalled:
+            self._readable_signalled = True
+            return delta, True
+        return delta, False
+
     def on_data(self, offset: int, data: BytesLike, fin: bool, frame_type: int = 0) -> bool:
         """Apply a STREAM frame already validated by :meth:`check_data`.
 

@@ -4,7 +4,7 @@ virtual-time bottleneck of :mod:`.rate_path` (20 Mbit/s, 40 ms, a one-BDP drop-t
 draft-ietf-ccwg-bbr: in loss recovery the window is only saved and restored ("Modulating cwnd in Loss
 Recovery"; the older drafts' packet conservation is gone), the short-term bounds are cut once per round
 with a loss, the round measured from its first loss ("NoteLoss"), Drain ends after at most three rounds
-("CheckDrainDone"), and Startup's ACK-aggregation filter remembers one round ("BBR.extra_acked").
+("CheckDrainDone"), and Startup's ACK-aggregation filter remembers 1-2 rounds ("BBR.extra_acked").
 """
 
 from __future__ import annotations
@@ -56,10 +56,11 @@ def test_drain_ends_after_three_rounds_when_the_flight_never_fits_the_estimate()
     assert path.bytes_in_flight > drained_to  # left on the round cap, not on the flight
 
 
-def test_ack_aggregation_is_remembered_one_round_in_startup_and_ten_after() -> None:
+def test_ack_aggregation_is_remembered_two_rounds_in_startup_and_ten_after() -> None:
     f = WindowedMax(B.EXTRA_ACKED_FILTER_LEN)
-    assert f.update(50_000.0, 1, window=1) == 50_000.0
-    assert f.update(1_000.0, 2, window=1) == 1_000.0  # Startup: last round only
+    assert f.update(50_000.0, 1, window=B.STARTUP_EXTRA_ACKED_ROUNDS) == 50_000.0
+    assert f.update(1_000.0, 2, window=B.STARTUP_EXTRA_ACKED_ROUNDS) == 50_000.0
+    assert f.update(1_000.0, 3, window=B.STARTUP_EXTRA_ACKED_ROUNDS) == 1_000.0  # Startup: 2 rounds
     g = WindowedMax(B.EXTRA_ACKED_FILTER_LEN)
     g.update(50_000.0, 1)
     assert g.update(1_000.0, 10) == 50_000.0

@@ -5,9 +5,9 @@ Random loss is not congestion: BBR's model (bandwidth and min RTT) keeps pacing 
 while CUBIC cuts its window on every loss and collapses to a fraction of the link. BBRv3 still gives
 up some of the link (it reacts to loss rates above 2% per round, and at this BDP of ~83 datagrams two
 random losses in one flight already look like 2.4%; each lossy round outside probing shaves the
-short-term bounds: see rudp/quic/congestion/README.md): 0.80-0.86 of the link here, 0.44-0.65 while
-loss recovery held the flight (packet conservation, gone from the current draft). Wall time: about
-15-25 s for both.
+short-term bounds: see rudp/quic/congestion/README.md): 0.79-0.87 of the link in seven runs here
+(the simulator is not deterministic run to run), 0.44-0.65 while loss recovery held the flight (packet
+conservation, gone from the current draft). Wall time: about 15-25 s for both.
 """
 
 from __future__ import annotations
@@ -49,6 +49,6 @@ def test_bbr_keeps_most_of_a_randomly_lossy_link_where_cubic_collapses(pki: Test
     assert isinstance(cc, Bbr)
     visited = {state for _, state in cc.state_changes}
     assert {B.DRAIN, B.PROBE_BW_DOWN, B.PROBE_BW_CRUISE, B.PROBE_BW_REFILL, B.PROBE_BW_UP} <= visited
-    assert bbr >= 0.7
+    assert bbr >= 0.65
     assert cubic < 0.4
     assert bbr >= 2 * cubic

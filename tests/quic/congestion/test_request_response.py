@@ -13,6 +13,7 @@ Linux CUBIC's 70 (benchmarks/README.md §2).
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import pytest
 
@@ -61,11 +62,18 @@ def _round_times(sim: Sim, keeper: Keeper) -> tuple[list[float], list[int], list
     return times, windows, rates
 
 
-@pytest.mark.parametrize("cls", [Cubic, NewReno], ids=["cubic", "newreno"])
-def test_rounds_take_about_one_rtt_plus_serialization(pki: TestPki, cls: type[NewReno | Cubic]) -> None:
+@pytest.mark.parametrize(
+    ("cls", "qlog"), [(Cubic, False), (NewReno, False), (Cubic, True)], ids=["cubic", "newreno", "cubic-qlog"]
+)
+def test_rounds_take_about_one_rtt_plus_serialization(
+    pki: TestPki, tmp_path: Path, cls: type[NewReno | Cubic], qlog: bool
+) -> None:
     link = LinkConfig(delay=DELAY, bandwidth=BANDWIDTH, queue_bytes=QUEUE)
     keeper = Keeper(cls)
-    sim = make_sim(pki, link=link, client={"congestion": cls.__name__.lower()}, server={"congestion": keeper})
+    server: dict[str, object] = {"congestion": keeper}
+    if qlog:  # the controller then sits behind qlog's logging proxy, which must forward the new hooks
+        server["qlog_dir"] = tmp_path
+    sim = make_sim(pki, link=link, client={"congestion": cls.__name__.lower()}, server=server)
     sim.handshake()
     times, windows, rates = _round_times(sim, keeper)
     warm = times[WARM_UP:]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -166,7 +166,9 @@ class PacketProtection:
         self._mask = mask
         # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet).
         self._hp: Callable[[bytes | memoryview], bytes] = (
-            mask._encryptor.update if isinstance(mask, _AesHeaderMask) else lambda sample: mask(bytes(sample))
+            (lambda sample: mask(bytes(sample)))
+            if isinstance(mask, _ChaChaHeaderMask)
+            else cast("Callable[[bytes | memoryview], bytes]", mask)  # ECB's update takes any buffer
         )
         self.packets_protected = 0
         """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,

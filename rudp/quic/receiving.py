@@ -17,7 +17,7 @@ from typing import Any, Final
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
-from rudp.codec.packet import PacketHeader, iter_packets
+from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
@@ -60,6 +60,8 @@ class Inbound:
     """Only probing frames so far (RFC 9000 §9.1)."""
     ping: bool = False
     """It carried a PING: acknowledge at once (the peer is probing or measuring)."""
+    padded: bool = False
+    """It carried PADDING (a PING so padded is a PMTU probe, part of the peer's flow, not a keep-alive)."""
     closed: bool = False
     """It carried CONNECTION_CLOSE: stop handling frames."""
 
@@ -262,7 +264,13 @@ class Receiver:
             # in the packet may bring the fresh one a new path needs).
             paths.on_peer_cid(path, header.dcid)
         tracker.on_packet_received(
-            packet.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
+            packet.packet_number,
+            ack_eliciting=inbound.ack_eliciting,
+            now=now,
+            immediate=inbound.ping,
+            # A PING padded to a full datagram is a PMTU probe, part of the peer's flow (a keep-alive
+            # PING is padded only to the few bytes header protection samples).
+            flow=not inbound.ping or (inbound.padded and datagram_size >= MIN_INITIAL_DATAGRAM_SIZE),
         )
         if ecn:
             # RFC 9000 §13.4.1: count each processed (authenticated, non-duplicate) packet in its space.
@@ -394,8 +402,8 @@ def _on_ping(receiver: Receiver, frame: f.Ping, inbound: Inbound) -> None:
     inbound.ping = True
 
 
-def _ignore(receiver: Receiver, frame: f.Frame, inbound: Inbound) -> None:
-    return
+def _on_padding(receiver: Receiver, frame: f.Padding, inbound: Inbound) -> None:
+    inbound.padded = True
 
 
 Route = Callable[[Receiver, Any, Inbound], object]
@@ -426,7 +434,7 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.ConnectionClose: Receiver._on_connection_close,
     f.Datagram: Receiver._on_datagram_frame,
     f.Ping: _on_ping,
-    f.Padding: _ignore,
+    f.Padding: _on_padding,
 }
 """Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
 frames a packet type may not carry (§12.4)."""

@@ -7,6 +7,7 @@ Owns :class:`AckTracker`: duplicate detection, the received ranges, the ACK time
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Final
 
 from rudp.codec.frames import Ack, AckRange
@@ -68,6 +69,8 @@ class AckTracker:
         self._pending = False
         self._immediate = False
         self._deadline: float | None = None
+        self._resend = False  # the latest ACK of ack-eliciting packets was lost: send a new one now
+        self._last_sent_largest: int | None = None
         self._largest_reported = -1  # the largest packet number of the last ACK sent
         self.ack_eliciting_threshold = ACK_ELICITING_THRESHOLD - 1
         """Ack-eliciting packets received without an ACK before one is due at once: 1 (RFC 9000
@@ -83,12 +86,20 @@ class AckTracker:
         return packet_number < self._floor or packet_number in self._received
 
     def on_packet_received(
-        self, packet_number: int, *, ack_eliciting: bool, now: float, immediate: bool = False
+        self,
+        packet_number: int,
+        *,
+        ack_eliciting: bool,
+        now: float,
+        immediate: bool = False,
+        flow: bool | None = None,
     ) -> None:
         """Record a processed packet and update the ACK timer.
 
         ``immediate`` asks for an ACK without delay (the caller passes it for packets carrying a PING or
-        an IMMEDIATE_ACK: a peer probing or measuring the round trip wants the answer now).
+        an IMMEDIATE_ACK: a peer probing or measuring the round trip wants the answer now). ``flow``:
+        the packet is part of the peer's flow (data, or a PMTU probe), not a lone keep-alive PING
+        (default: not ``immediate``; see :attr:`answers_flow`).
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
         largest_received = self.largest_received
@@ -118,7 +129,7 @@ class AckTracker:
         if not ack_eliciting:
             return
         self._unacked_eliciting += 1
-        if not immediate:
+        if (not immediate) if flow is None else flow:
             self._unacked_flow += 1
         if (
             immediate
@@ -181,6 +192,8 @@ class AckTracker:
         holds or the ack delay has expired. Never true for non-ack-eliciting packets alone
         (RFC 9000 §13.2.1 forbids answering them with ACK-only packets).
         """
+        if self._resend:
+            return True
         if self._unacked_eliciting == 0 or self._deadline is None:
             return False
         return self._immediate or now >= self._deadline
@@ -193,8 +206,9 @@ class AckTracker:
     @property
     def answers_flow(self) -> bool:
         """True if the next ACK answers a flow: two ack-eliciting packets or more, or one without a
-        PING (data). A lone PING (a peer's keep-alive, or its §13.2.4 PING) is not a flow."""
-        return self._unacked_eliciting >= ACK_ELICITING_THRESHOLD or self._unacked_flow > 0
+        PING (data) or a padded one (a PMTU probe), or it replaces a lost ACK or PING. A lone PING (a
+        peer's keep-alive, or its §13.2.4 PING) is not a flow."""
+        return self._resend or self._unacked_eliciting >= ACK_ELICITING_THRESHOLD or self._unacked_flow > 0
 
     def ack_deadline(self) -> float | None:
         """When the delayed-ACK timer fires (already past when an immediate ACK is due), or None."""
@@ -234,12 +248,46 @@ class AckTracker:
         """Write the ACK frame of this space into the packet being built."""
         ack = self.build_ack(sink.now, self.ack_delay_exponent)
         if ack is not None:
-            sink.push_frame(ack)
+            sink.push_frame(ack, partial(self._on_ack_delivery, ack.largest))
+            self._last_sent_largest = ack.largest
             self.on_ack_sent(sink.now)
+
+    def _on_ack_delivery(self, largest: int, acked: bool) -> None:
+        """Our ACK up to ``largest`` was delivered or lost. RFC 9000 §13.2.1: ack-eliciting packets are
+        acknowledged at least once; ACK frames are not retransmitted as such (§13.3), so when the
+        newest ACK sent, the one that acknowledged ack-eliciting packets the peer has not seen
+        acknowledged yet, is lost, a new ACK (with the current ranges) goes out at once. Otherwise a
+        receiver with nothing else to send leaves the sender waiting for its PTO, and a sender at a
+        small congestion window stalls for it. Only a loss, which only an ACK from the peer reveals,
+        triggers this: it cannot feed a loop of ACK-only packets."""
+        if acked or self._last_sent_largest is None or largest < self._last_sent_largest:
+            return
+        eliciting = self._largest_ack_eliciting
+        if eliciting is not None and self._floor <= eliciting <= largest:
+            self._resend = True
+            self._pending = True
+
+    def on_keepalive_delivery(self, acked: bool) -> None:
+        """The PING of a packet that had nothing else to elicit an ACK (a PTO probe's, or the one an
+        ACK-only packet carries, RFC 9000 §13.2.4, ``Sender._ack_only_needs_ping``) was delivered or
+        lost. Lost, it is replaced at once by an ACK, with a PING again if nothing of ours is in
+        flight: otherwise a receiver whose packets after a NAT rebinding were all lost is left with
+        nothing in flight, so no PTO, and never speaks from its new address again."""
+        if not acked:
+            self._resend = True
+            self._pending = True
+
+    def on_probe(self) -> None:
+        """A PTO probe is about to be sent in this space (RFC 9002 §6.2.4): it carries an ACK frame
+        when there are acknowledgments the peer has not confirmed, so a lost ACK (the likely reason a
+        receiver's PTO fired at all) is repaired by the probe, not by the peer's own PTO."""
+        if self._received:
+            self._pending = True
 
     def on_ack_sent(self, now: float) -> None:
         """An ACK built by :meth:`build_ack` was sent: clear the pending state and the timer."""
         self._pending = False
+        self._resend = False
         self._unacked_eliciting = 0
         self._unacked_flow = 0
         self._immediate = False

@@ -46,6 +46,10 @@ AMPLIFICATION_FACTOR: Final = 3
 """RFC 9000 §8.1, §9.3: at most three times the bytes received from an unvalidated address."""
 PATH_FRAME_BYTES: Final = 9
 """A PATH_CHALLENGE or PATH_RESPONSE frame: type byte and 8 bytes of data."""
+INITIAL_CHALLENGES: Final = 2
+"""PATH_CHALLENGEs sent at once when a validation starts, each in its own datagram (RFC 9000 §8.2.1)."""
+MIN_EXPANDED_DATAGRAM: Final = 1200
+"""RFC 9000 §8.2.1: datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to this size."""
 
 
 @dataclass(slots=True, eq=False)
@@ -63,6 +67,8 @@ class Path:
     """One peer address and what the connection knows about reaching it."""
 
     __slots__ = (
+        "_extra_challenges",
+        "_mtu_challenge_owed",
         "_retry_delay",
         "address",
         "challenge_due",
@@ -118,6 +124,8 @@ class Path:
         self.challenge_retry_at: float | None = None
         self.validation_deadline: float | None = None
         self._retry_delay = 0.0
+        self._mtu_challenge_owed = False
+        self._extra_challenges = 0
         self.responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
         """PATH_RESPONSE data owed on this path (RFC 9000 §8.2.2: on the path the challenge came on)."""
         self.pmtud = pmtud
@@ -158,6 +166,11 @@ class Path:
         """Challenge the peer on this path now, again every PTO (doubling), until it answers or
         three times the larger of the PTO and the initial PTO have passed (RFC 9000 §8.2.4, §9.4)."""
         self.challenge_due = True
+        # RFC 9000 §8.2.1: an endpoint MAY send several PATH_CHALLENGEs against loss (one per packet).
+        # The first two leave together: each lost one would cost a PTO before its retry, with the
+        # path stalled meanwhile, and the peer answers each with its own PATH_RESPONSE, so a lost
+        # response is covered too.
+        self._extra_challenges = INITIAL_CHALLENGES - 1
         self._retry_delay = pto
         self.challenge_retry_at = None
         self.validation_deadline = now + max(3 * pto, 6 * K_INITIAL_RTT)
@@ -177,11 +190,17 @@ class Path:
         """The peer is known to receive here (a response, or the handshake itself, RFC 9000 §8.1)."""
         self.validated = True
         self.stop_validation()
+        if self._mtu_challenge_owed:
+            # RFC 9000 §8.2.1: the second validation, in a full-size datagram (sent once: a path
+            # that cannot carry it shows in its PMTU search and loss detection, not here).
+            self._mtu_challenge_owed = False
+            self.challenge_due = True
 
     def stop_validation(self) -> None:
         """Stop challenging this path (validated, failed or abandoned)."""
         self.challenges.clear()
         self.challenge_due = False
+        self._extra_challenges = 0
         self.challenge_retry_at = None
         self.validation_deadline = None
 
@@ -198,21 +217,39 @@ class Path:
         """True if a PATH_RESPONSE or PATH_CHALLENGE is waiting to be sent on this path."""
         return (bool(self.responses) or self.challenge_due) and not self.no_cid
 
+    def _may_expand(self) -> bool:
+        """RFC 9000 §8.2.1, §8.2.2: a datagram with path frames is expanded to 1200 bytes, unless the
+        anti-amplification limit does not permit that size. Then it is not padded at all: a datagram
+        padded to less than 1200 bytes proves nothing about the path MTU, and the padding would spend
+        the allowance that a lost challenge's retry (or an ACK) needs."""
+        allowance = self.datagram_allowance()
+        return allowance is None or allowance >= MIN_EXPANDED_DATAGRAM
+
     def write_frames(self, sink: PacketSink, randbytes: Callable[[int], bytes]) -> None:
         """Write the owed PATH_RESPONSEs, then a due PATH_CHALLENGE; a datagram that carries either is
-        padded to 1200 bytes within the allowance (RFC 9000 §8.2.1, §8.2.2)."""
+        padded to 1200 bytes when the allowance permits (RFC 9000 §8.2.1, §8.2.2)."""
+        expand = self._may_expand()
         while self.responses and sink.remaining >= PATH_FRAME_BYTES:
             sink.push_frame(PathResponse(self.responses.popleft()))
-            sink.require_padding()
+            if expand:
+                sink.require_padding()
         if self.challenge_due and sink.remaining >= PATH_FRAME_BYTES:
             data = randbytes(8)
             self.challenges.append(data)
-            self.challenge_due = False
-            # RFC 9000 §9.4: a lost challenge is sent again after a PTO, backing off, never faster.
-            self.challenge_retry_at = sink.now + self._retry_delay
-            self._retry_delay *= 2
+            self.challenge_due = self._extra_challenges > 0
+            if self.challenge_due:
+                self._extra_challenges -= 1  # the next one goes in the next packet
+            elif self.validation_deadline is not None:
+                # RFC 9000 §9.4: a lost challenge is sent again after a PTO, backing off, never faster.
+                self.challenge_retry_at = sink.now + self._retry_delay
+                self._retry_delay *= 2
             sink.push_frame(PathChallenge(data))
-            sink.require_padding()
+            if expand:
+                sink.require_padding()
+            else:
+                # RFC 9000 §8.2.1: the path MTU is not validated by this one; once the path validates,
+                # a second PATH_CHALLENGE goes in a datagram of 1200 bytes.
+                self._mtu_challenge_owed = True
 
     def next_deadline(self) -> float | None:
         """The earliest of the challenge retry and the validation deadline, or None."""

@@ -18,7 +18,7 @@ from rudp.codec import frames as f
 from rudp.codec.buffer import Reader
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames, pull_frame, pull_stream_fields
-from rudp.codec.packet import PacketHeader, iter_packets
+from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.ack_frequency import AckFrequency
@@ -62,6 +62,8 @@ class Inbound:
     """Only probing frames so far (RFC 9000 §9.1)."""
     ping: bool = False
     """It carried a PING: acknowledge at once (the peer is probing or measuring)."""
+    padded: bool = False
+    """It carried PADDING (a PING so padded is a PMTU probe, part of the peer's flow, not a keep-alive)."""
     closed: bool = False
     """It carried CONNECTION_CLOSE: stop handling frames."""
 
@@ -236,12 +238,19 @@ class Receiver:
             return True
         if self._log_packets:
             self._qlog.packet_received(PacketType.ONE_RTT, packet_number, payload, len(data), now)
-        eliciting, ping = self._short_frames(data, payload, space, path, now)
+        eliciting, ping, padded = self._short_frames(data, payload, space, path, now)
         if not self._is_client:
             dcid = bytes(data[1:pn_offset])
             if dcid != path.seen_dcid:
                 self._paths.on_peer_cid(path, dcid)  # RFC 9000 §9.5 (see _on_packet)
-        tracker.on_packet_received(packet_number, ack_eliciting=eliciting, now=now, immediate=ping)
+        tracker.on_packet_received(
+            packet_number,
+            ack_eliciting=eliciting,
+            now=now,
+            immediate=ping,
+            # As on the general path: a PING padded to a full datagram is a PMTU probe, part of the flow.
+            flow=not ping or (padded and len(data) >= MIN_INITIAL_DATAGRAM_SIZE),
+        )
         if ecn:
             counts = self.ecn.on_packet_received(space.id, ecn)  # RFC 9000 §13.4.1
             if counts is not None:
@@ -251,16 +260,16 @@ class Receiver:
 
     def _short_frames(
         self, data: bytes | memoryview, payload: bytes, space: PacketNumberSpace, path: Path, now: float
-    ) -> tuple[bool, bool]:
+    ) -> tuple[bool, bool, bool]:
         """Hand out the frames of an authenticated 1-RTT packet (RFC 9000 §12.4); return (ack-eliciting,
-        carried a PING). STREAM, PADDING and PING are decoded here, ACK by its codec; any other frame
-        goes through :data:`ROUTES` like on the general path."""
+        carried a PING or IMMEDIATE_ACK, carried PADDING). STREAM, PADDING and PING are decoded here,
+        ACK by its codec; any other frame goes through :data:`ROUTES` like on the general path."""
         size = len(payload)
         if not size:
             raise TransportError(_PV, "packet without frames")  # RFC 9000 §12.4
         view = memoryview(payload)
         streams = self._streams
-        eliciting = ping = False
+        eliciting = ping = padded = False
         inbound: Inbound | None = None
         position = 0
         while position < size:
@@ -273,6 +282,7 @@ class Receiver:
                 continue
             if kind == 0x00:  # PADDING runs (RFC 9000 §19.1)
                 position = size - len(payload[position:].lstrip(b"\x00"))
+                padded = True
                 continue
             if kind == 0x01:  # PING (RFC 9000 §19.2)
                 eliciting = ping = True
@@ -290,10 +300,10 @@ class Receiver:
             position = reader.position
             self._route(frame, inbound)
             if inbound.closed:
-                return False, False
+                return False, False, False
         if inbound is not None:
-            return eliciting or inbound.ack_eliciting, ping or inbound.ping
-        return eliciting, ping
+            return eliciting or inbound.ack_eliciting, ping or inbound.ping, padded or inbound.padded
+        return eliciting, ping, padded
 
     def _level_of(self, data: bytes, header: PacketHeader, now: float) -> EncryptionLevel | None:
         """The level of a packet that carries frames, or None (Version Negotiation, Retry, a version we
@@ -366,7 +376,13 @@ class Receiver:
             # in the packet may bring the fresh one a new path needs).
             paths.on_peer_cid(path, header.dcid)
         tracker.on_packet_received(
-            packet.packet_number, ack_eliciting=inbound.ack_eliciting, now=now, immediate=inbound.ping
+            packet.packet_number,
+            ack_eliciting=inbound.ack_eliciting,
+            now=now,
+            immediate=inbound.ping,
+            # A PING padded to a full datagram is a PMTU probe, part of the peer's flow (a keep-alive
+            # PING is padded only to the few bytes header protection samples).
+            flow=not inbound.ping or (inbound.padded and datagram_size >= MIN_INITIAL_DATAGRAM_SIZE),
         )
         if ecn:
             # RFC 9000 §13.4.1: count each processed (authenticated, non-duplicate) packet in its space.
@@ -546,8 +562,8 @@ def _drop_frame(frame: f.AckFrequency) -> None:
     return
 
 
-def _ignore(receiver: Receiver, frame: f.Frame, inbound: Inbound) -> None:
-    return
+def _on_padding(receiver: Receiver, frame: f.Padding, inbound: Inbound) -> None:
+    inbound.padded = True
 
 
 Route = Callable[[Receiver, Any, Inbound], object]
@@ -578,7 +594,7 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.ConnectionClose: Receiver._on_connection_close,
     f.Datagram: Receiver._on_datagram_frame,
     f.Ping: _on_ping,
-    f.Padding: _ignore,
+    f.Padding: _on_padding,
     # draft-ietf-quic-ack-frequency §4, §5
     f.AckFrequency: Receiver._on_ack_frequency,
     f.ImmediateAck: _on_ping,

@@ -50,6 +50,13 @@ from rudp.quic.streams.manager import StreamManager
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
+MAX_PATH_DATAGRAMS = 4
+"""Datagrams of path frames per other path and call (responses owed, then the first challenges)."""
+MIN_PATH_DATAGRAM = 40
+"""The smallest anti-amplification allowance worth a datagram of path frames: a 1-RTT packet with one
+PATH_CHALLENGE or PATH_RESPONSE (header with an 8-byte CID, the frame, the AEAD tag) takes 38-41 bytes.
+Smaller than :data:`MIN_SENDABLE_BYTES` so that a new address that sent us one small datagram (an ACK)
+still gets every challenge its 3x allows (RFC 9000 §8.1, §8.2.1)."""
 PROBE_DATA_BYTES = 1000
 """Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
 BLACK_HOLE_PTO_COUNT = 2
@@ -151,10 +158,15 @@ class Sender:
         current = self._paths.current
         current.congestion.pacer.use_datagram_size(current.pmtud.current)
         for path in self._paths.others_with_frames():
-            # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once.
-            datagram = self._build_path_datagram(path, now)
-            if datagram:
+            # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
+            # the PATH_CHALLENGEs a validation starts with, one per datagram, §8.2.1).
+            for _ in range(MAX_PATH_DATAGRAMS):
+                datagram = self._build_path_datagram(path, now)
+                if not datagram:
+                    break
                 out.append((datagram, path.address))
+                if not path.has_frames():
+                    break
         if self._may_probe_pmtu(current):
             # The probe goes first, so a full congestion window cannot starve it.
             probe = self._build_pmtu_probe(current, now)
@@ -274,6 +286,7 @@ class Sender:
         if state is None:
             return
         state.owe_probes(request.count)
+        state.ack.on_probe()
         if space is PacketSpace.APPLICATION and not self._streams.has_data_to_send():
             # RFC 9002 §6.2.4: probes should carry the oldest unacknowledged data, not only a PING,
             # so a lost tail is repaired by the probe itself, one round trip sooner.
@@ -294,7 +307,7 @@ class Sender:
         allowance = path.datagram_allowance()
         base = path.pmtud.base
         size = base if allowance is None else min(base, allowance)
-        if size < MIN_SENDABLE_BYTES:
+        if size < MIN_PATH_DATAGRAM:
             return b""
         builder = self._qlog.builder(size, now)
         if not self._start_packet(builder, _APP, dcid=path.dcid):
@@ -387,6 +400,8 @@ class Sender:
         # client's first datagram always leaves 3600); other packets may be smaller.
         initial = self._spaces.write_keys(EncryptionLevel.INITIAL) is not None
         need = MIN_INITIAL_DATAGRAM_SIZE if initial else MIN_SENDABLE_BYTES
+        if not initial and path is self._paths.current and self._paths.has_data():
+            need = MIN_PATH_DATAGRAM  # a challenge or response due: it fits where data would not
         return min(size, allowance) if allowance >= need else 0
 
     def _build_datagram(self, now: float) -> bytes:
@@ -499,7 +514,8 @@ class Sender:
             state.take_probe()
             return
         if state.take_probe() or (level == _APP and self._ack_only_needs_ping(answering)):
-            builder.push_frame(Ping())
+            # A lost PING that kept our PTO armed is replaced (AckTracker.on_keepalive_delivery).
+            builder.push_frame(Ping(), state.ack.on_keepalive_delivery if level == _APP else None)
 
     def _ack_only_needs_ping(self, answering: bool) -> bool:
         """RFC 9000 §13.2.4: an endpoint that only acknowledges a flow of data makes an ACK-only packet

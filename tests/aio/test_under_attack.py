@@ -260,10 +260,17 @@ async def _start_server_process(pki: TestPki, www: Path, port: int) -> tuple[sub
         if match is None:
             raise AssertionError(f"server did not start: {line!r}")
     except BaseException:
-        process.kill()  # never leave a server process behind, whatever failed (a timeout included)
-        process.wait()
+        _stop(process)  # never leave a server process behind, whatever failed (a timeout included)
         raise
     return process, int(match.group(1))
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill a server process and close its stdout pipe (left open, it is a leaked file)."""
+    process.kill()
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 async def _get(conn: rudp.Connection, path: str) -> bytes:
@@ -298,8 +305,6 @@ async def test_a_client_learns_of_a_crashed_and_restarted_server_from_a_stateles
                 async with rudp.connect("127.0.0.1", port, config=config) as again:
                     assert await _get(again, "/file") == payload
             finally:
-                second.kill()
-                second.wait()
+                _stop(second)
     finally:
-        first.kill()
-        first.wait()
+        _stop(first)

@@ -520,6 +520,7 @@ class Receiver:
             peer_min_ack_delay=peer.min_ack_delay,
             peer_max_ack_delay=peer.max_ack_delay,
             now=now,
+            rate_sampling=getattr(congestion.controller, "uses_rate_samples", False),
         )
 
     def _on_ack_frequency(self, frame: f.AckFrequency, inbound: Inbound) -> None:

@@ -18,7 +18,7 @@ from rudp.codec import frames as f
 from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frame_codec import encode_frames
 from rudp.errors import TransportErrorCode
-from rudp.quic.ack_frequency import MAX_THRESHOLD, AckFrequency
+from rudp.quic.ack_frequency import MAX_THRESHOLD, RATE_SAMPLING_MAX_THRESHOLD, AckFrequency
 from rudp.quic.acks import AckTracker
 from rudp.quic.sent import PacketSpace
 from rudp.quic.state import State
@@ -215,3 +215,28 @@ def test_policy_follows_the_congestion_window() -> None:
     assert sent[-1] == f.AckFrequency(1, MAX_THRESHOLD, 10_000, 1)
     policy.update(congestion_window=16_000, now=0.4, **{**args, "peer_min_ack_delay": None})
     assert len(sent) == 2  # a peer that did not announce min_ack_delay gets no frame
+
+
+def test_policy_keeps_acks_dense_for_a_rate_sampling_controller() -> None:
+    """BBR's estimate is the best delivery-rate sample of a round: it never asks for fewer than one ACK
+    per RATE_SAMPLING_MAX_THRESHOLD + 1 packets, however large the window."""
+    sent: list[f.AckFrequency] = []
+    policy = AckFrequency(1000, sent.append)
+    args: dict[str, Any] = {
+        "max_datagram_size": 1000, "smoothed_rtt": 0.04, "peer_min_ack_delay": 1000, "peer_max_ack_delay": 25
+    }
+    policy.update(congestion_window=10_000_000, now=0.0, rate_sampling=True, **args)
+    assert sent == [f.AckFrequency(0, RATE_SAMPLING_MAX_THRESHOLD, 10_000, 1)]
+    assert RATE_SAMPLING_MAX_THRESHOLD < MAX_THRESHOLD
+    policy.update(congestion_window=10_000_000, now=1.0, rate_sampling=False, **args)
+    assert sent[-1].ack_eliciting_threshold == MAX_THRESHOLD  # a window-based controller: sparse ACKs
+
+
+def test_bbr_sender_asks_for_an_ack_every_few_packets(pki: TestPki) -> None:
+    """End to end: a BBR sender's ACK_FREQUENCY frames never ask for a threshold above the limit."""
+    link = LinkConfig(delay=0.01, bandwidth=100e6)
+    ratio, client, server = _upload(pki, client={"congestion": "bbr"}, server={}, link=link)
+    requested = client.conn._receiver._ack_frequency.requested
+    assert requested is not None and 1 < requested.ack_eliciting_threshold <= RATE_SAMPLING_MAX_THRESHOLD
+    assert server.conn._spaces.application.ack.ack_eliciting_threshold == requested.ack_eliciting_threshold
+    assert 0.2 <= ratio < 0.45  # sparser than every second packet, denser than CUBIC's one per 16

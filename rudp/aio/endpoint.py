@@ -347,7 +347,7 @@ class UdpEndpoint:
 
     async def listen_also(self, local_addr: Address) -> Address:
         """(server) Listen at ``local_addr`` too (a preferred address, RFC 9000 §9.6): its datagrams
-        feed the same connections, and each peer is answered from where it was last heard. Returns
+        feed the same connections, and each path is answered from the address it reached. Returns
         the address bound.
 
         Raises:

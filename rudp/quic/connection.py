@@ -412,18 +412,31 @@ class QuicConnection:
         state = self._lifecycle.state.value
         self._qlog.sync(now, state, self._handshake.confirmed, self._recovery, current.pacer)
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, ecn: int = 0, *, local: Address | None = None
+    ) -> None:
         """Process one UDP datagram received from ``addr`` at ``now``.
 
         ``ecn`` is the ECN codepoint of its IP header (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE): each QUIC
         packet of the datagram counts once in its space's ACK_ECN counts (RFC 9000 §13.4.1).
+        ``local`` is the local address it arrived at, for an endpoint listening on several (a server's
+        preferred address, RFC 9000 §9.6); None: the main one. Each (peer, local) pair is a path of
+        its own (§9), with its own peer connection ID (§9.5); :attr:`datagram_sources` says where
+        each datagram must leave from.
 
         Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
         violations close the connection with the matching error code.
         """
         self._tick(now)
-        self._receiver.receive_datagram(data, addr, now, ecn)
+        self._receiver.receive_datagram(data, addr, now, ecn, local)
         self._sync_qlog(now)
+
+    @property
+    def datagram_sources(self) -> list[Address | None] | None:
+        """For the datagrams the last :meth:`datagrams_to_send` returned, the local address each leaves
+        from (the ``local`` its path's packets arrive at; None: the main address), or None when all
+        leave from the main address."""
+        return self._sender.sources
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Return the datagrams to send now, each with its destination address.

@@ -41,8 +41,6 @@ from rudp.tls.config import TlsConfig
 
 MAX_ADDRESS_TOKENS = 256
 """(client) servers whose NEW_TOKEN token a Config keeps; the oldest is forgotten beyond it."""
-MAX_SOURCES = 4
-"""Peer addresses per connection whose local address (where they were last heard) is remembered."""
 
 
 @dataclass(slots=True, eq=False)
@@ -57,7 +55,6 @@ class _Entry:
     handshaking: bool = False  # a server connection whose handshake is not complete yet
     handshake_deadline: float | None = None  # (server) dropped if still handshaking then
     address_token: bytes | None = None  # (client) the NEW_TOKEN token last stored in the Config
-    sources: dict[Address, Address] | None = None  # peer address -> our local address it reached
 
 
 def _master_secret(tls_config: TlsConfig | None, randbytes: Callable[[int], bytes]) -> bytes:
@@ -108,7 +105,6 @@ class QuicEndpoint:
         ``Config.handshake_timeout`` (half-open clients that went silent)."""
         self._stateless: list[tuple[bytes, Address]] = []
         self._stateless_sources: list[Address | None] = []
-        self._multihomed = False  # a datagram arrived with a ``local`` address: sources matter
         # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
         # O(log n) for n connections, not O(n).
         self._dirty: dict[QuicConnection, None] = {}
@@ -120,7 +116,8 @@ class QuicEndpoint:
         """For the datagrams the last :meth:`datagrams_to_send` returned, the local address each must
         leave from (one entry per datagram; None: the endpoint's main address), or None when all leave
         from the main address. An endpoint listening on several addresses (a server's preferred
-        address, RFC 9000 §9.6) answers a peer from where that peer was last heard."""
+        address, RFC 9000 §9.6) sends each datagram from the local address of its connection's path
+        (:attr:`QuicConnection.datagram_sources`; stateless replies from where their trigger arrived)."""
         self.ecn_codepoint = 0
         """The ECN codepoint for the datagrams the last :meth:`datagrams_to_send` returned: ECT(0) if
         any connection with datagrams in it marks (RFC 9000 §13.4.2; the socket marks per batch, so a
@@ -183,8 +180,8 @@ class QuicEndpoint:
         """Route one datagram; return the new connection if this datagram created one.
 
         ``ecn`` is the datagram's IP ECN codepoint (RFC 9000 §13.4.1; 0 = Not-ECT). ``local`` is the
-        local address it arrived at when the endpoint listens on more than one (None: the main one);
-        what goes back to ``addr`` leaves from there (:attr:`sources`).
+        local address it arrived at when the endpoint listens on more than one (None: the main one):
+        the connection's path to ``addr`` through it answers from there (:attr:`sources`).
 
         Never raises for bad input, and keeps no state for a datagram that is not routed to a
         connection and does not decrypt as a client's first Initial.
@@ -203,9 +200,8 @@ class QuicEndpoint:
                 # the connection compares the token in constant time.
                 conn = self._by_reset_token.get(bytes(data[-RESET_TOKEN_SIZE:]))
             if conn is not None:
-                conn.receive_datagram(data, addr, now, ecn)
+                conn.receive_datagram(data, addr, now, ecn, local=local)
                 self._dirty[conn] = None
-                self._heard_at(conn, addr, local)
             elif len(data) >= MIN_STATELESS_RESET_SIZE + cid_length and self._is_server:
                 reset = self.admission.stateless_reset(data, cid_length, now)
                 if reset is not None:
@@ -217,9 +213,8 @@ class QuicEndpoint:
             return None
         conn = self._routes.get(header.dcid) or (self._by_address.get(addr) if not header.dcid else None)
         if conn is not None:
-            conn.receive_datagram(data, addr, now, ecn)
+            conn.receive_datagram(data, addr, now, ecn, local=local)
             self._dirty[conn] = None
-            self._heard_at(conn, addr, local)
             return None
         if not self._is_server:
             return None
@@ -238,26 +233,6 @@ class QuicEndpoint:
         if len(header.dcid) < 8:
             return None  # RFC 9000 §7.2: a client's first DCID is at least 8 bytes
         return self._accept(data, header, header.version, addr, now, ecn, local)
-
-    def _heard_at(self, conn: QuicConnection, addr: Address, local: Address | None) -> None:
-        """Remember where ``addr`` reached us, so that what goes back leaves from there."""
-        if local is None and not self._multihomed:
-            return  # one socket only (the usual case): nothing to remember, no lookup per datagram
-        self._multihomed = True
-        entry = self._entries.get(conn)
-        if entry is None:
-            return
-        sources = entry.sources
-        if local is None:
-            if sources:
-                sources.pop(addr, None)
-            return
-        if sources is None:
-            sources = entry.sources = {}
-        sources.pop(addr, None)
-        sources[addr] = local
-        if len(sources) > MAX_SOURCES:
-            del sources[next(iter(sources))]
 
     def _reply(self, packet: bytes, addr: Address, local: Address | None) -> None:
         """Queue a stateless packet to ``addr`` from the local address its trigger reached."""
@@ -314,8 +289,7 @@ class QuicEndpoint:
             deadline = max(deadline, deadlines[next(reversed(deadlines))])
         entry.handshake_deadline = deadlines[conn] = deadline
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
-        conn.receive_datagram(data, addr, now, ecn)
-        self._heard_at(conn, addr, local)
+        conn.receive_datagram(data, addr, now, ecn, local=local)
         return conn
 
     def handle_timer(self, now: float) -> None:
@@ -355,8 +329,9 @@ class QuicEndpoint:
                 self._end_handshake(conn, entry, now)
             datagrams = conn.datagrams_to_send(now)
             if datagrams:
-                if entry.sources or sources is not None:
-                    sources = self._sources_of(entry, datagrams, len(out), sources)
+                conn_sources = conn.datagram_sources
+                if conn_sources is not None or sources is not None:
+                    sources = self._sources_of(conn_sources, len(datagrams), len(out), sources)
                 out.extend(datagrams)
                 ecn |= conn.ecn_codepoint
             self._update_routes(conn, entry)
@@ -373,19 +348,18 @@ class QuicEndpoint:
 
     @staticmethod
     def _sources_of(
-        entry: _Entry,
-        datagrams: list[tuple[bytes, Address]],
+        conn_sources: list[Address | None] | None,
+        count: int,
         before: int,
         sources: list[Address | None] | None,
     ) -> list[Address | None]:
-        """``sources`` (made if None) extended up to ``before`` and then with the source of each of
-        ``datagrams``: where its destination was last heard."""
+        """``sources`` (made if None) extended up to ``before`` and then with the source of each of a
+        connection's ``count`` datagrams: its path's local address (None: the main one)."""
         if sources is None:
             sources = []
         if len(sources) < before:
             sources.extend([None] * (before - len(sources)))
-        known = entry.sources or {}
-        sources.extend(known.get(dst) for _, dst in datagrams)
+        sources.extend(conn_sources if conn_sources is not None else [None] * count)
         return sources
 
     def next_timer(self) -> float | None:

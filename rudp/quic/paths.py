@@ -1,18 +1,18 @@
 """Network paths of a connection (RFC 9000 §8.1, §8.2, §9): addresses, validation, anti-amplification.
 
-Owns :class:`Path` (one peer address: whether it is validated, the bytes sent to and received from it
-for the 3x anti-amplification limit, the PATH_CHALLENGEs sent on it and the PATH_RESPONSEs owed on it,
-the validation deadline, its PMTU search, its ECN validation (:class:`~rudp.quic.ecn.EcnPath`) and its
-:class:`PathCongestion`: RTT estimator, congestion controller and pacer, RFC 9000 §9.4) and
-:class:`Paths` (the current path, the last validated one to fall back to, and a few others that probed
-us; which one the peer moved to, and the timer of path validation; the frame source of the current
-path). It does not own what is sent on a path besides the path frames: the packetizer builds the
-datagrams, asks :meth:`Path.datagram_allowance` how much may go, and reports every datagram sent with
+Owns :class:`Path` (one peer address, reached from one of our local addresses: whether it is validated, the
+bytes sent to and received from it for the 3x anti-amplification limit, the PATH_CHALLENGEs sent on it and
+the PATH_RESPONSEs owed on it, the validation deadline, its PMTU search, its ECN validation
+(:class:`~rudp.quic.ecn.EcnPath`) and its :class:`PathCongestion`: RTT estimator, congestion controller and
+pacer, RFC 9000 §9.4) and :class:`Paths` (the current path, the last validated one to fall back to, and a
+few others that probed us; which one the peer moved to, and the timer of path validation; the frame source
+of the current path). It does not own what is sent on a path besides the path frames: the packetizer builds
+the datagrams, asks :meth:`Path.datagram_allowance` how much may go, and reports every datagram sent with
 :meth:`Path.on_datagram_sent`, whatever it carried (data, probes, padding, CONNECTION_CLOSE).
 
-The table is general (any number of paths, bounded by :data:`MAX_PATHS`) so that multipath QUIC can
-later send on several at once (each path already has its own congestion controller, RTT estimator
-and pacer, as draft-ietf-quic-multipath asks); today one path carries the connection's packets.
+The table is general (any number of paths, bounded by :data:`MAX_PATHS`) so that multipath QUIC can later
+send on several at once (each path already has its own congestion controller, RTT estimator and pacer, as
+draft-ietf-quic-multipath asks); today one path carries the connection's packets.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ class Path:
         "dcid",
         "ecn",
         "limited",
+        "local",
         "no_cid",
         "peer_cid",
         "pmtud",
@@ -99,8 +100,13 @@ class Path:
         ecn: bool = False,
         dcid: bytes | None = None,
         limited: bool = True,
+        local: Address | None = None,
     ) -> None:
         self.address = address
+        self.local = local
+        """Our local address of this path, as the endpoint named it (None: its main address). A server
+        listening on its preferred address too (RFC 9000 §9.6) has two paths to one client address:
+        a path is the pair of addresses (§9), and each has its own peer CID (§9.5)."""
         self.dcid = dcid
         """The peer CID reserved for this path while we probe it (RFC 9000 §9.5), None: the current one."""
         self.peer_cid: PeerCid | None = None
@@ -137,7 +143,8 @@ class Path:
 
     def __repr__(self) -> str:
         state = "validated" if self.validated else "unvalidated"
-        return f"<Path {self.address[0]}:{self.address[1]} {state}>"
+        local = "" if self.local is None else f" from {self.local[0]}:{self.local[1]}"
+        return f"<Path {self.address[0]}:{self.address[1]}{local} {state}>"
 
     # -- anti-amplification (RFC 9000 §8.1) -------------------------------------------------------------
 
@@ -291,7 +298,7 @@ class Paths:
         )
         self.previous: Path | None = None
         """The last validated path, kept to fall back to while the current one is being validated."""
-        self._paths: dict[Address, Path] = {address: self.current}
+        self._paths: dict[tuple[Address, Address | None], Path] = {(address, None): self.current}
         self.changes = 0
         """How many times the peer's address changed (migration or NAT rebinding)."""
         self.validation_failures = 0
@@ -325,9 +332,18 @@ class Paths:
         """Write another path's frames into a datagram bound for that path."""
         path.write_frames(sink, self._randbytes)
 
-    def get(self, address: Address) -> Path | None:
-        """The path to ``address`` if known."""
-        return self._paths.get(address)
+    def get(self, address: Address, local: Address | None = None) -> Path | None:
+        """The path to ``address`` from our ``local`` address, if known."""
+        return self._paths.get((address, local))
+
+    def on_local_address(self, local: Address | None) -> None:
+        """(server) Where the client's handshake reaches us: the first path's local address (a client
+        may connect to any address the endpoint listens on). Only before any other path exists."""
+        current = self.current
+        if current.local != local and len(self._paths) == 1:
+            del self._paths[(current.address, current.local)]
+            current.local = local
+            self._paths[(current.address, local)] = current
 
     def knows(self, address: Address) -> bool:
         """True if ``address`` (host and port) is one of our paths' (for a client: one it sent to)."""
@@ -337,23 +353,35 @@ class Paths:
         """Paths other than the current one that owe a PATH_RESPONSE or a PATH_CHALLENGE."""
         return [path for path in self._paths.values() if path is not self.current and path.has_frames()]
 
-    def on_authenticated(self, address: Address, datagram_size: int) -> Path:
-        """An authenticated packet came from ``address``: its path, made (counting the datagram that
-        revealed it, for the anti-amplification limit) if new. Only authenticated packets make paths,
-        so a spoofed datagram that does not decrypt costs nothing."""
-        path = self._paths.get(address)
+    def on_authenticated(self, address: Address, datagram_size: int, local: Address | None = None) -> Path:
+        """An authenticated packet came from ``address`` to our ``local`` address: its path, made
+        (counting the datagram that revealed it, for the anti-amplification limit) if new. Only
+        authenticated packets make paths, so a spoofed datagram that does not decrypt costs nothing."""
+        path = self._paths.get((address, local))
         if path is not None:
             return path
         # A port-only change (a NAT rebinding, RFC 9000 §9.4) keeps the network path, what the PMTU
-        # search found on it, its congestion state and RTT estimate; a new IP address starts afresh.
+        # search found on it, its congestion state and RTT estimate; a new IP address starts afresh,
+        # and so does a new local address of ours (a server's preferred address, §9.6).
         current = self.current
-        if address[0] == current.address[0]:
+        if address[0] == current.address[0] and local == current.local:
             pmtud, congestion = current.pmtud, current.congestion
         else:
             pmtud, congestion = self._new_pmtud(), self._new_congestion()
-        path = Path(address, validated=False, pmtud=pmtud, congestion=congestion, ecn=self._ecn)
+        # RFC 9000 §8.1: the anti-amplification limit protects addresses not known to be the peer's;
+        # the peer's validated address reaching another local address of ours is one that is.
+        proven = any(other.validated and other.address == address for other in self._paths.values())
+        path = Path(
+            address,
+            validated=False,
+            pmtud=pmtud,
+            congestion=congestion,
+            ecn=self._ecn,
+            limited=not proven,
+            local=local,
+        )
         path.on_datagram_received(datagram_size)
-        self._paths[address] = path
+        self._paths[(address, local)] = path
         self._bound()
         return path
 
@@ -369,7 +397,7 @@ class Paths:
     def _forget(self, path: Path) -> None:
         """Drop an abandoned path; the peer CID it used is retired (RFC 9000 §5.1.2, §9.5: never to
         be used on another path)."""
-        self._paths.pop(path.address, None)
+        self._paths.pop((path.address, path.local), None)
         if path.peer_cid is not None:
             self._peer_cids.release(path.peer_cid)
             path.peer_cid = path.dcid = None
@@ -380,14 +408,15 @@ class Paths:
     def on_peer_cid(self, path: Path, dcid: bytes) -> None:
         """(server) A 1-RTT packet addressed to our CID ``dcid`` arrived on ``path``. RFC 9000 §9.5: we
         must not send to two addresses with the same peer CID, except that when packets from a new
-        address carry the same CID as before (a NAT rebinding) we MAY keep ours. A peer that changed
-        its CID on a new path gets a fresh one of its CIDs there; with none spare we cannot answer on
-        that path (§9.5) until a NEW_CONNECTION_ID brings one."""
+        address carry the same CID as before (a NAT rebinding) we MAY keep ours, "while still sending
+        from the same local address". A peer that changed its CID on a new path, or reached another
+        local address of ours (our preferred address, §9.6), gets a fresh one of its CIDs there; with
+        none spare we cannot answer on that path (§9.5) until a NEW_CONNECTION_ID brings one."""
         current = self.current
         seen, path.seen_dcid = current.seen_dcid, dcid
         if path is current or path.peer_cid is not None:
             return
-        if seen is None or dcid == seen:
+        if (seen is None or dcid == seen) and path.local == current.local:
             path.no_cid = False
             return
         reserved = self._peer_cids.reserve_spare()
@@ -425,7 +454,7 @@ class Paths:
             dcid=dcid,
             limited=False,
         )
-        self._paths[address] = path
+        self._paths[(address, None)] = path
         self._bound()
         path.start_validation(now, pto)
         return path

@@ -6,12 +6,13 @@ Owns :class:`Migration`, one per connection:
 * **Server**: advertises ``Config.preferred_address`` in its transport parameters with a connection ID
   of its own, sequence number 1, and its stateless reset token (§5.1.1, §18.2). That CID is an ordinary
   member of :class:`~rudp.quic.cids.LocalConnectionIds` (routed by the endpoint, retired and replaced
-  like any other). Packets arriving at the preferred address need nothing special from the core: the
-  client probes from a new local address (a new path, answered where the challenge came from, §8.2.2),
-  then moves there with non-probing packets, and the server follows as for any migration (§9.3: it
-  validates the client's new address from its preferred address, §9.6.2). Which local address a
-  datagram leaves from is the endpoint's business (:class:`~rudp.quic.endpoint.QuicEndpoint` remembers
-  where each peer address was last heard).
+  like any other). Packets arriving at the preferred address need nothing special from this module:
+  the endpoint passes each datagram's local address, and a (client address, local address) pair is a
+  path of its own (:mod:`rudp.quic.paths`), even when the client probes from the address it already
+  uses. The probe is answered on that path (§8.2.2), with a client CID not used from the original
+  address (§9.5: one of the client's NEW_CONNECTION_IDs); the client's non-probing packets there move
+  the server, which validates the path from its preferred address (§9.3, §9.6.2), and each datagram
+  leaves from its path's local address (``QuicConnection.datagram_sources``).
 * **Client**: keeps the preferred CID as a spare (§9.6.3: usable on any path); once the handshake is
   confirmed it probes the preferred address of its own address family with that CID (§9.6.1), keeps
   sending everything else to the original address, moves there when the path validates, and stays

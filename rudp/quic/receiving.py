@@ -76,6 +76,7 @@ class _Pending:
     address: Address
     received_at: float
     ecn: int
+    local: Address | None
 
 
 class Receiver:
@@ -131,9 +132,12 @@ class Receiver:
 
     # -- datagrams and packets ------------------------------------------------------------------------
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float, ecn: int = 0) -> None:
+    def receive_datagram(
+        self, data: bytes, addr: Address, now: float, ecn: int = 0, local: Address | None = None
+    ) -> None:
         """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
-        QUIC packet it carries (RFC 9000 §13.4.1)."""
+        QUIC packet it carries (RFC 9000 §13.4.1); ``local`` the local address it reached (None: the
+        endpoint's main one)."""
         lifecycle = self._lifecycle
         state = lifecycle.state
         if state is State.CLOSED or state is State.DRAINING:
@@ -145,7 +149,9 @@ class Receiver:
             lifecycle.closing.on_datagram_received()
             return
         paths = self._paths
-        path = paths.get(addr)
+        if not lifecycle.established and not self._is_client:
+            paths.on_local_address(local)
+        path = paths.get(addr, local)
         if path is not None:
             path.on_datagram_received(size)
         try:
@@ -158,13 +164,15 @@ class Receiver:
                 and data[0] & 0xC0 == 0x40
                 and self._receive_short(data, path, now, ecn)
             ):
-                self._receive_packets(data, addr, now, ecn)
+                self._receive_packets(data, addr, now, ecn, local)
             if self._pending and lifecycle.is_active:
                 self._replay_pending(now)
         except TransportError as exc:
             lifecycle.on_local_error(exc, now)
 
-    def _receive_packets(self, data: bytes, addr: Address, now: float, ecn: int) -> None:
+    def _receive_packets(
+        self, data: bytes, addr: Address, now: float, ecn: int, local: Address | None
+    ) -> None:
         packets = iter_packets(data, short_dcid_length=self._short_dcid_length)
         while True:
             try:
@@ -176,11 +184,13 @@ class Receiver:
                 self._traffic.on_dropped()
                 return
             # Errors in an authenticated packet (malformed frames included) close the connection.
-            self._receive_packet(data, header, addr, now, ecn)
+            self._receive_packet(data, header, addr, now, ecn, local)
             if not self._lifecycle.is_active:
                 return
 
-    def _receive_packet(self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int) -> None:
+    def _receive_packet(
+        self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int, local: Address | None
+    ) -> None:
         level = self._level_of(data, header, now)
         if level is None:
             return
@@ -189,7 +199,7 @@ class Receiver:
         packet = memoryview(data)[header.start : header.end]
         if protection is None or space is None:
             if len(self._pending) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
-                self._pending.append(_Pending(bytes(packet), addr, now, ecn))
+                self._pending.append(_Pending(bytes(packet), addr, now, ecn, local))
             return
         result = self._unprotect(level, space, packet, header, now)
         if isinstance(result, DecryptFailed):
@@ -209,7 +219,7 @@ class Receiver:
         size = header.end - header.start
         self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
         self._handshake.on_packet_authenticated(header, level)
-        self._on_packet(header, level, space, result, addr, len(data), now, ecn)
+        self._on_packet(header, level, space, result, (addr, local), len(data), now, ecn)
 
     def _receive_short(self, data: bytes | memoryview, path: Path, now: float, ecn: int) -> bool:
         """The fast path of a 1-RTT packet on the current path: open it with the current keys, hand its
@@ -352,22 +362,24 @@ class Receiver:
         level: EncryptionLevel,
         space: PacketNumberSpace,
         packet: UnprotectedPacket,
-        addr: Address,
+        addresses: tuple[Address, Address | None],
         datagram_size: int,
         now: float,
         ecn: int,
     ) -> None:
-        """An authenticated, new packet: route its frames, then record it (ACK, ECN, liveness, path)."""
+        """An authenticated, new packet: route its frames, then record it (ACK, ECN, liveness, path).
+        ``addresses``: the peer's address and our local one (None: the endpoint's main address)."""
         paths = self._paths
         path = paths.current
         established = self._lifecycle.established
-        if addr != path.address and established:
+        addr, local = addresses
+        if (addr != path.address or local != path.local) and established:
             if self._is_client and not paths.knows(addr):
                 # RFC 9000 §9.6: a server never migrates on its own; a client SHOULD discard packets
                 # from a server address it did not initiate a migration to (nor first connect to).
                 self._traffic.on_dropped()
                 return
-            path = paths.on_authenticated(addr, datagram_size)
+            path = paths.on_authenticated(addr, datagram_size, local)
         tracker = space.ack
         largest_before = tracker.largest_received
         inbound = self._route_frames(header, level, packet, path, now)
@@ -447,7 +459,7 @@ class Receiver:
                 level = LEVEL_OF_TYPE.get(header.packet_type) if header.packet_type is not None else None
                 if level is not None and self._spaces.read_keys(level) is not None:
                     self._receive_packet(
-                        item.packet, header, item.address, max(now, item.received_at), item.ecn
+                        item.packet, header, item.address, max(now, item.received_at), item.ecn, item.local
                     )
                 elif len(self._pending) < MAX_PENDING_PACKETS:
                     self._pending.append(item)

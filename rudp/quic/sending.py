@@ -142,20 +142,33 @@ class Sender:
         """The last batch had data the pacer held back (its deadline is then armed)."""
         self.ecn_marking = False
         """Whether the datagrams of the current batch leave marked ECT(0) (RFC 9000 §13.4.2)."""
+        self.sources: list[Address | None] | None = None
+        """The local address each datagram of the current batch leaves from (its path's, RFC 9000 §9),
+        or None when all leave from the endpoint's main address."""
 
     # -- the batch ---------------------------------------------------------------------------------------
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
-        """The datagrams to send now, each with its destination."""
+        """The datagrams to send now, each with its destination (and in :attr:`sources` the local
+        address it leaves from)."""
+        batch = self._datagrams(now)
+        self.sources = None
+        if any(path.local is not None for _, path in batch):
+            # A path is a pair of addresses: each datagram leaves from its path's local one (RFC 9000
+            # §9; §9.6.2: a server sends from its preferred address once the client moved there).
+            self.sources = [path.local for _, path in batch]
+        return [(datagram, path.address) for datagram, path in batch]
+
+    def _datagrams(self, now: float) -> list[tuple[bytes, Path]]:
         state = self._lifecycle.state
-        self.ecn_marking = self._paths.current.ecn.marking
+        current = self._paths.current
+        self.ecn_marking = current.ecn.marking
         if state in (State.CLOSED, State.DRAINING):
             return []
         if state is State.CLOSING:
             return self._close_datagrams(now)
-        out: list[tuple[bytes, Address]] = []
+        out: list[tuple[bytes, Path]] = []
         self._pacing_blocked = False
-        current = self._paths.current
         current.congestion.pacer.use_datagram_size(current.pmtud.current)
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
@@ -164,14 +177,14 @@ class Sender:
                 datagram = self._build_path_datagram(path, now)
                 if not datagram:
                     break
-                out.append((datagram, path.address))
+                out.append((datagram, path))
                 if not path.has_frames():
                     break
         if self._may_probe_pmtu(current):
             # The probe goes first, so a full congestion window cannot starve it.
             probe = self._build_pmtu_probe(current, now)
             if probe:
-                out.append((probe, current.address))
+                out.append((probe, current))
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             try:  # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out
                 self._spaces.usage.maintain(
@@ -187,7 +200,7 @@ class Sender:
             datagram = self._build_datagram(now)
             if not datagram:
                 break
-            out.append((datagram, current.address))
+            out.append((datagram, current))
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         if not self._pacing_blocked and not self._has_paced_data():
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
@@ -228,7 +241,7 @@ class Sender:
                 return False
         return True
 
-    def _build_train(self, now: float, path: Path, out: list[tuple[bytes, Address]]) -> bool:
+    def _build_train(self, now: float, path: Path, out: list[tuple[bytes, Path]]) -> bool:
         """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
         the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
 
@@ -236,7 +249,6 @@ class Sender:
         mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet number and
         the one after-send hook. False if the AEAD limit closed the connection mid-train."""
         streams = self._stream_frames
-        address = path.address
         first = True
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             if not first and not self._maintain_keys(now):
@@ -254,7 +266,7 @@ class Sender:
                 return True
             datagram = builder.finish(0)
             self._after_datagram(builder, datagram, path, now, Sent.DATA)
-            out.append((datagram, address))
+            out.append((datagram, path))
         return True
 
     def next_deadline(self) -> float | None:
@@ -357,7 +369,7 @@ class Sender:
         else:
             pmtud.on_probe_lost(size, retry_delay=self._recovery.pto())
 
-    def _close_datagrams(self, now: float) -> list[tuple[bytes, Address]]:
+    def _close_datagrams(self, now: float) -> list[tuple[bytes, Path]]:
         frame = self._lifecycle.closing.take_frame()
         if frame is None:
             return []
@@ -381,7 +393,7 @@ class Sender:
         if not datagram or (allowance is not None and len(datagram) > allowance):
             return []
         self._after_datagram(builder, datagram, path, now, Sent.CLOSE)
-        return [(datagram, path.address)]
+        return [(datagram, path)]
 
     # -- one datagram of data -----------------------------------------------------------------------
 

@@ -177,18 +177,21 @@ def test_paths_write_the_current_paths_frames_and_ask_for_padding() -> None:
     paths.current.owe_response(b"12345678")
     paths.current.start_validation(1.0, 0.1)
     assert paths.has_data()
-    builder = DatagramBuilder(1200, 1.0)
-    builder.start_packet(
-        space=PacketSpace.APPLICATION,
-        protection=PacketProtection(SUITE, bytes(32), VERSION),
-        first_byte=0x40,
-        prefix=b"\xaa" * 8,
-        is_long=False,
-        packet_number=0,
-        largest_acked=None,
-    )
-    paths.write_frames(builder)
-    assert builder.padding_required and not paths.has_data()
+    for number in range(2):  # a validation starts with two challenges, one per packet (RFC 9000 §8.2.1)
+        builder = DatagramBuilder(1200, 1.0)
+        builder.start_packet(
+            space=PacketSpace.APPLICATION,
+            protection=PacketProtection(SUITE, bytes(32), VERSION),
+            first_byte=0x40,
+            prefix=b"\xaa" * 8,
+            is_long=False,
+            packet_number=number,
+            largest_acked=None,
+        )
+        paths.write_frames(builder)
+        assert builder.padding_required
+        assert paths.has_data() == (number == 0)
+    assert len(paths.current.challenges) == 2
     assert paths.next_deadline() == pytest.approx(1.1)  # the challenge is sent again after a PTO
 
 

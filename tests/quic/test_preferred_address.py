@@ -262,3 +262,60 @@ def test_lost_probes_are_sent_again_until_the_preferred_address_answers(pki: Tes
     transfer(pair, client, server)
     assert client.conn.migration.state is MigrationState.MIGRATED
     assert server.heard[PREFERRED] > 0 and client.conn.path_validation_failures == 0
+
+
+def assert_one_path_per_cid(pair: MultihomedPair, peer: Addr, server_addresses: tuple[Addr, Addr]) -> None:
+    """RFC 9000 §9.5: neither side sends a connection ID from (or to) more than one address. The CIDs
+    seen on the wire per (source, destination) must be disjoint between the original and the preferred
+    server address, in both directions, and both paths must have carried 1-RTT packets."""
+    original, preferred = server_addresses
+    for a, b in (((original, peer), (preferred, peer)), ((peer, original), (peer, preferred))):
+        first, second = pair.short_dcids.get(a, set()), pair.short_dcids.get(b, set())
+        assert first and second, (a, b)
+        assert not first & second, f"{a} and {b} share {first & second}"
+
+
+def test_server_answers_from_its_preferred_address_with_a_fresh_client_cid(pki: TestPki) -> None:
+    # The client probes the preferred address from its usual socket: the same client address reaches
+    # another server address, which is another path (RFC 9000 §9). The server must not send the
+    # client CID it used from its original address from the preferred one (§9.5): it takes one of the
+    # client's NEW_CONNECTION_IDs there, and validates the path from there (§9.6.2).
+    pair, client, server = make_pair(pki)
+    del pair.client_sources[PREFERRED]
+    handshake(pair, client, server)
+    transfer(pair, client, server)
+    conn, server_conn = client.conn, server.conn
+    assert conn.migration.state is MigrationState.MIGRATED and conn.peer_address == PREFERRED
+    assert server_conn.peer_address == CLIENT_ADDR and server_conn.stats.path_changes == 1
+    assert pair.sent_from.get(PREFERRED, 0) > 50
+    assert_one_path_per_cid(pair, CLIENT_ADDR, (SERVER_ADDR, PREFERRED))
+    # The CID the server uses from the preferred address is one the client issued after its first.
+    (now_used,) = pair.short_dcids[(PREFERRED, CLIENT_ADDR)] - pair.short_dcids[(SERVER_ADDR, CLIENT_ADDR)]
+    issued = {entry.cid: seq for seq, entry in conn._local_cids.active.items()}
+    assert issued.get(now_used, 0) >= 1
+    transfer(pair, client, server)  # and it keeps working there
+
+
+def test_aioquic_client_sees_a_fresh_cid_from_the_preferred_address(pki: TestPki) -> None:
+    server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, alpn=["hq-interop"],
+                           preferred_address=[f"{PREFERRED[0]}:{PREFERRED[1]}"])
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=["hq-interop"], server_name="localhost")
+    configuration.load_verify_locations(str(pki.ca_file))
+    clock = VirtualClock(START)
+    endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    client = AioquicPeer(configuration)
+    server = MultihomedServer(endpoint, SERVER_ADDR)
+    server.echo = True
+    pair = MultihomedPair(client, server, client_addr=CLIENT_ADDR, server_addr=SERVER_ADDR,
+                          c2s=LinkConfig(delay=0.01), s2c=LinkConfig(delay=0.01, seed=2), clock=clock)
+    pair.server_addresses.add(PREFERRED)
+    client.connect(SERVER_ADDR, clock.now)
+    assert pair.drive(until=lambda: client.handshake_done_at is not None, max_time=10)
+    data = os.urandom(200_000)
+    assert client.conn is not None
+    stream_id = client.conn.get_next_available_stream_id()
+    client.send(stream_id, data)
+    assert pair.drive(until=lambda: stream_id in client.finished, max_time=60)
+    assert bytes(client.streams[stream_id]) == data
+    assert pair.sent_from.get(PREFERRED, 0) > 50
+    assert_one_path_per_cid(pair, CLIENT_ADDR, (SERVER_ADDR, PREFERRED))

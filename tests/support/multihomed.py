@@ -46,6 +46,14 @@ class MultihomedPair(Pair):
         self.client_sources: dict[Addr, Addr] = {}
         self.sent_from: dict[Addr, int] = {}
         """Server datagrams sent per source address."""
+        self.short_dcids: dict[tuple[Addr, Addr], set[bytes]] = {}
+        """The destination CIDs of the 1-RTT (short header) packets sent, per (source, destination),
+        both directions (the 8 bytes after the first byte: both sides use 8-byte CIDs here)."""
+
+    def _note_dcid(self, data: bytes, src: Addr, dst: Addr) -> None:
+        # A datagram ends with its short-header packet, if any; one that starts with it is all 1-RTT.
+        if data and not data[0] & 0x80:
+            self.short_dcids.setdefault((src, dst), set()).add(bytes(data[1:9]))
 
     def _reaches_server(self, dst: Addr) -> bool:
         return dst in self.server_addresses or super()._reaches_server(dst)
@@ -57,7 +65,9 @@ class MultihomedPair(Pair):
         now = self.clock.now
         out = self.client.datagrams_to_send(now)
         for data, dst in out:
-            self.c2s.send(data, self.client_sources.get(dst, self.client_addr), dst, now)
+            src = self.client_sources.get(dst, self.client_addr)
+            self._note_dcid(data, src, dst)
+            self.c2s.send(data, src, dst, now)
         return len(out)
 
     def _collect_server(self) -> int:
@@ -68,6 +78,7 @@ class MultihomedPair(Pair):
             source = sources[index] if sources is not None else None
             src = source if source is not None else self.server_addr
             self.sent_from[src] = self.sent_from.get(src, 0) + 1
+            self._note_dcid(data, src, dst)
             self.s2c.send(data, src, dst, now)
         return len(out)
 

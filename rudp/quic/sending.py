@@ -153,10 +153,12 @@ class Sender:
         address it leaves from)."""
         batch = self._datagrams(now)
         self.sources = None
-        if any(path.local is not None for _, path in batch):
-            # A path is a pair of addresses: each datagram leaves from its path's local one (RFC 9000
-            # §9; §9.6.2: a server sends from its preferred address once the client moved there).
-            self.sources = [path.local for _, path in batch]
+        for _, path in batch:
+            if path.local is not None:
+                # A path is a pair of addresses: each datagram leaves from its path's local one (RFC
+                # 9000 §9; §9.6.2: a server sends from its preferred address once the client moved).
+                self.sources = [path.local for _, path in batch]
+                break
         return [(datagram, path.address) for datagram, path in batch]
 
     def _datagrams(self, now: float) -> list[tuple[bytes, Path]]:
@@ -248,25 +250,49 @@ class Sender:
         Each packet goes through the same steps as any other: key maintenance (a key update may start
         mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet number and
         the one after-send hook. False if the AEAD limit closed the connection mid-train."""
-        streams = self._stream_frames
+        streams = self._streams
+        spaces = self._spaces
+        phase = spaces.phase
+        state = spaces.application
+        # The header template of the train: what no packet of it can change (the peer's CID, the
+        # largest acknowledged number: only received frames move them). The keys and the key phase
+        # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
+        dcid = self._peer_cids.current.cid
+        largest_acked = self._recovery.largest_acked(state.id)
         first = True
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             if not first and not self._maintain_keys(now):
                 return False
-            first = False
             size = self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
-            if not size or not streams.has_data() or not self._may_send_new(path, size, now):
+            if not size or not streams.has_data_to_send():
+                return True
+            if not self._may_send_new(path, size, now, not first):
+                return True
+            protection = phase.write
+            if protection is None:
                 return True
             builder = self._qlog.builder(size, now)
-            if not self._start_packet(builder, _APP):
+            if not builder.start_packet(
+                space=state.id,
+                protection=protection,
+                first_byte=FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
+                prefix=dcid,
+                is_long=False,
+                packet_number=state.next_pn,
+                largest_acked=largest_acked,
+            ):
                 return True
-            streams.write_frames(builder)
-            if not self._end_packet(builder, _APP):
+            streams.write_frames(builder, now, path.congestion.rtt.smoothed_rtt)
+            sent = builder.end_packet()
+            if sent is None:
                 return True
+            state.advance()  # as _advance: the next number, and the key phase's first packet
+            phase.on_packet_sent(sent.packet_number)
             datagram = builder.finish(0)
             self._after_datagram(builder, datagram, path, now, Sent.DATA)
             out.append((datagram, path))
+            first = False
         return True
 
     def next_deadline(self) -> float | None:
@@ -427,10 +453,14 @@ class Sender:
             probing = spaces.application.probes > 0
         else:
             levels = SEND_ORDER
-            probing = any(state.probes for state in spaces)
+            probing = False
+            for space in spaces:
+                if space.probes:
+                    probing = True
+                    break
         pending = self._has_paced_data()
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data() and not any(s.ack.ack_needed(now) for s in spaces):
+        if blocked and not self._paths.has_data() and not self._ack_needed(now):
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
@@ -501,7 +531,17 @@ class Sender:
         for source in self._app_sources:
             if source.has_data():
                 return True
-        return any(state.crypto_send.has_data() for state in self._spaces)
+        for state in self._spaces:  # noqa: SIM110 (plain loops: no generator frame per datagram)
+            if state.crypto_send.has_data():
+                return True
+        return False
+
+    def _ack_needed(self, now: float) -> bool:
+        """True if some space owes an ACK now."""
+        for state in self._spaces:  # noqa: SIM110 (no generator frame per datagram)
+            if state.ack.ack_needed(now):
+                return True
+        return False
 
     def _write_packet(
         self, builder: DatagramBuilder, level: EncryptionLevel, state: PacketNumberSpace, blocked: bool
@@ -543,12 +583,15 @@ class Sender:
         """
         return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
 
-    def _may_send_new(self, path: Path, size: int, now: float) -> bool:
-        """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""
+    def _may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
+        """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now (``in_train``:
+        for a packet after the first of a train, whose pacer answer :meth:`Pacer.allows_again` gives)."""
         if not self._recovery.can_send(size):
             return False
         congestion = path.congestion
-        if congestion.pacer.allows(now, size, congestion.controller, congestion.rtt):
+        pacer = congestion.pacer
+        ask = pacer.allows_again if in_train else pacer.allows
+        if ask(now, size, congestion.controller, congestion.rtt):
             return True
         # Arm the pacing deadline (only asked when something is waiting, so an idle connection sleeps).
         self._pacing_blocked = True

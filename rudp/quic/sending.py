@@ -208,13 +208,11 @@ class Sender:
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
-    def _maintain_keys(self, now: float) -> bool:
-        """RFC 9001 §6, §6.6: update keys when due (before every datagram); False if the AEAD limit
-        leaves no way out (the connection is then closing)."""
+    def _maintain_keys(self, now: float, confirmed: bool) -> bool:
+        """RFC 9001 §6, §6.6: update keys when due (before every datagram; ``confirmed``: the
+        handshake is); False if the AEAD limit leaves no way out (the connection is then closing)."""
         try:
-            self._spaces.usage.maintain(
-                self._spaces.phase, now, confirmed=self._handshake.confirmed, qlog=self._qlog
-            )
+            self._spaces.usage.maintain(self._spaces.phase, now, confirmed=confirmed, qlog=self._qlog)
         except TransportError as exc:
             self._lifecycle.on_local_error(exc, now)
             return False
@@ -259,9 +257,10 @@ class Sender:
         # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
         dcid = self._peer_cids.current.cid
         largest_acked = self._recovery.largest_acked(state.id)
+        confirmed = self._handshake.confirmed  # only a received datagram confirms (RFC 9001 §4.1.2)
         first = True
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            if not first and not self._maintain_keys(now):
+            if not first and not self._maintain_keys(now, confirmed):
                 return False
             size = self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.

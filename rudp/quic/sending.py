@@ -124,7 +124,6 @@ class Sender:
         self._local_cids = local_cids
         self._peer_cids = peer_cids
         stream_frames = StreamFrames(streams, paths)
-        self._stream_frames = stream_frames
         # RFC 9221 §5: queued datagrams go before stream data, within their share of the bytes sent
         # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself).
         self._app_sources: tuple[FrameSource, ...] = (
@@ -136,6 +135,9 @@ class Sender:
             datagrams,
         )
         """The frame sources of 1-RTT packets after ACK, path frames and CRYPTO, in priority order."""
+        self._other_app_sources: tuple[FrameSource, ...] = (control, local_cids, peer_cids, datagrams)
+        """The same but the streams, asked alone: whether any has data (``datagrams.ahead`` has data
+        exactly when ``datagrams`` has)."""
         self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._pacing_blocked = False
@@ -236,8 +238,8 @@ class Sender:
             return False
         if not self._streams.has_data_to_send():
             return False
-        for source in self._app_sources:
-            if source is not self._stream_frames and source.has_data():
+        for source in self._other_app_sources:  # noqa: SIM110 (no generator frame per call)
+            if source.has_data():
                 return False
         return True
 
@@ -527,7 +529,7 @@ class Sender:
         # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
         if self._streams.has_data_to_send():
             return True
-        for source in self._app_sources:
+        for source in self._other_app_sources:  # the streams were asked just above
             if source.has_data():
                 return True
         for state in self._spaces:  # noqa: SIM110 (plain loops: no generator frame per datagram)

@@ -61,7 +61,8 @@ SOCKET_BUFFER = 4 << 20
 CHUNK = 1 << 16
 BLOCK = random.Random(13).randbytes(1 << 20)
 """What every sender sends (repeated) and every receiver compares against: 1 MiB of seeded random bytes."""
-HEADER = 16
+HEADER = 32
+"""Request header: direction (``D``/``U``), body bytes (15 digits), where in BLOCK the body starts (16)."""
 BASELINE = "aioquic-1452"
 DIRECTIONS = ("download", "upload")
 QUIC_STACKS = ("rudp", "aioquic", "qh3")
@@ -89,9 +90,14 @@ def variants(path: str) -> list[tuple[str, str]]:
 
 
 class Meter:
-    """Counters of one worker process: datagrams, timer callbacks, CPU over the transfer window."""
+    """Counters of one worker process: datagrams, timer callbacks, CPU over the transfer window.
 
-    def __init__(self) -> None:
+    The window opens at the first stream's start and, where the process learns the end from its streams
+    (the client; the server of an upload), closes when the last of its `streams` is done.
+    """
+
+    def __init__(self, streams: int = 1) -> None:
+        self.streams_left = streams
         self.sent = 0
         self.received = 0
         self.timers = 0
@@ -121,6 +127,8 @@ class Meter:
         }
 
     def begin(self) -> None:
+        if self.window or self.start:
+            return
         if not self.io_stats and "rudp.aio.udp_io" in sys.modules:
             from rudp.aio.udp_io import IoStats
 
@@ -132,6 +140,11 @@ class Meter:
         if self.window:
             self.end = self.snapshot()
             self.window = False
+
+    def stream_done(self) -> None:
+        self.streams_left -= 1
+        if self.streams_left <= 0:
+            self.finish()
 
     def result(self) -> dict[str, Any]:
         delta = {k: self.end.get(k, 0) - self.start.get(k, 0) for k in self.start}
@@ -200,14 +213,15 @@ class Meter:
 class Verifier:
     """Checks received bytes against the repeated BLOCK without keeping them (a C memcmp per chunk)."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
         self.offset = 0
         self.ok = True
 
     def feed(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            at = self.offset % len(BLOCK)
+            at = (self.start + self.offset) % len(BLOCK)
             n = min(len(view), len(BLOCK) - at)
             if self.ok and view[:n] != BLOCK[at : at + n]:
                 self.ok = False
@@ -215,19 +229,19 @@ class Verifier:
             view = view[n:]
 
 
-async def send_body(write: Any, drain: Any, nbytes: int) -> None:
+async def send_body(write: Any, drain: Any, nbytes: int, start: int = 0) -> None:
     block = memoryview(BLOCK)
     sent = 0
     while sent < nbytes:
-        at = sent % len(BLOCK)
+        at = (start + sent) % len(BLOCK)
         n = min(CHUNK, nbytes - sent, len(BLOCK) - at)
         write(bytes(block[at : at + n]))
         sent += n
         await drain()
 
 
-async def receive_body(read: Any, nbytes: int) -> Verifier:
-    check = Verifier()
+async def receive_body(read: Any, nbytes: int, start: int = 0) -> Verifier:
+    check = Verifier(start)
     while chunk := await read(CHUNK):
         check.feed(chunk)
     if check.offset != nbytes or not check.ok:
@@ -235,51 +249,63 @@ async def receive_body(read: Any, nbytes: int) -> Verifier:
     return check
 
 
-async def read_header(read: Any) -> tuple[str, int]:
+async def read_header(read: Any) -> tuple[str, int, int]:
     head = b""
     while len(head) < HEADER:
         part = await read(HEADER - len(head))
         if not part:
             raise RuntimeError("no request header")
         head += part
-    return head[:1].decode(), int(head[1:])
+    return head[:1].decode(), int(head[1:16]), int(head[16:])
 
 
 async def serve_stream(meter: Meter, read: Any, write: Any, drain: Any, write_eof: Any) -> None:
     """The server's side of one transfer (request header, then the body one way)."""
     meter.begin()
-    direction, nbytes = await read_header(read)
+    direction, nbytes, start = await read_header(read)
     if direction == "D":
-        await send_body(write, drain, nbytes)
+        await send_body(write, drain, nbytes, start)
         write_eof()
         await drain()
     else:
-        await receive_body(read, nbytes)
+        await receive_body(read, nbytes, start)
         write(b"OK")
         write_eof()
         await drain()
-        meter.finish()
+        meter.stream_done()
+
+
+STREAM_STRIDE = 7919
+"""Stream i's body starts at BLOCK[i * 7919 % len(BLOCK)]: bodies differ, so a mixed-up stream fails."""
 
 
 async def client_stream(
-    spec: dict[str, Any], meter: Meter, read: Any, write: Any, drain: Any, write_eof: Any
-) -> float:
-    """The client's side: returns the transfer's wall time (request to the last byte or the upload's OK)."""
+    spec: dict[str, Any], index: int, meter: Meter, read: Any, write: Any, drain: Any, write_eof: Any
+) -> tuple[float, float]:
+    """The client's side of stream `index`: (start, end) of the request to its last byte or upload's OK."""
     nbytes = spec["nbytes"]
+    body_start = index * STREAM_STRIDE % len(BLOCK)
     meter.begin()
     start = time.perf_counter()
-    write(b"%s%015d" % (b"D" if spec["direction"] == "download" else b"U", nbytes))
+    write(b"%s%015d%016d" % (b"D" if spec["direction"] == "download" else b"U", nbytes, body_start))
     if spec["direction"] == "download":
         write_eof()
-        await receive_body(read, nbytes)
+        await receive_body(read, nbytes, body_start)
     else:
-        await send_body(write, drain, nbytes)
+        await send_body(write, drain, nbytes, body_start)
         write_eof()
         if await read(16) != b"OK":
             raise RuntimeError("upload not acknowledged")
-    elapsed = time.perf_counter() - start
-    meter.finish()
-    return elapsed
+    end = time.perf_counter()
+    meter.stream_done()
+    return start, end
+
+
+async def client_streams(spec: dict[str, Any], open_one: Any) -> float:
+    """Runs ``spec["streams"]`` (default 1) streams at once, each from ``await open_one(index)``; the wall
+    time from the first request to the last stream's end."""
+    spans = await asyncio.gather(*(open_one(i) for i in range(spec.get("streams", 1))))
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def rudp_config(spec: dict[str, Any], **kw: Any) -> Any:
@@ -322,8 +348,11 @@ async def run_server(spec: dict[str, Any], meter: Meter, stop: asyncio.Event) ->
         import rudp
 
         async def handler(conn: rudp.Connection) -> None:
-            async for stream in conn:
-                await serve_stream(meter, stream.read, stream.write, stream.drain, stream.write_eof)
+            async with asyncio.TaskGroup() as group:
+                async for stream in conn:
+                    group.create_task(
+                        serve_stream(meter, stream.read, stream.write, stream.drain, stream.write_eof)
+                    )
 
         transport = "tcp" if stack == "rudp-tcp" else "quic"
         config = rudp_config(spec, certfile=spec["cert"], keyfile=spec["key"])
@@ -369,19 +398,27 @@ async def run_client(spec: dict[str, Any], meter: Meter) -> float:
         config = rudp_config(spec, cafile=spec["ca"], server_name="localhost")
         transport = "tcp" if stack == "rudp-tcp" else "quic"
         async with rudp.connect("127.0.0.1", spec["port"], config=config, transport=transport) as conn:  # type: ignore[arg-type]
-            stream = await conn.open_stream()
-            return await client_stream(spec, meter, stream.read, stream.write, stream.drain, stream.write_eof)
+
+            async def open_rudp(index: int) -> tuple[float, float]:
+                s = await conn.open_stream()
+                return await client_stream(spec, index, meter, s.read, s.write, s.drain, s.write_eof)
+
+            return await client_streams(spec, open_rudp)
     connect = __import__(f"{stack}.asyncio", fromlist=["connect"]).connect
     async with connect("127.0.0.1", spec["port"], configuration=aio_config(spec, True)) as protocol:
         meter.count_quic(protocol._quic)
         tune(protocol._transport)
-        reader, writer = await protocol.create_stream()
-        drain = writer.drain if stack == "aioquic" else _yield
-        return await client_stream(spec, meter, reader.read, writer.write, drain, writer.write_eof)
+
+        async def open_quic(index: int) -> tuple[float, float]:
+            reader, writer = await protocol.create_stream()
+            drain = writer.drain if stack == "aioquic" else _yield
+            return await client_stream(spec, index, meter, reader.read, writer.write, drain, writer.write_eof)
+
+        return await client_streams(spec, open_quic)
 
 
 async def worker_main(spec: dict[str, Any]) -> dict[str, Any]:
-    meter = Meter()
+    meter = Meter(spec.get("streams", 1))
     meter.instrument_loop(asyncio.get_running_loop())
     out: dict[str, Any] = {}
     if spec["role"] == "server":
@@ -507,6 +544,8 @@ def summarize(nbytes: int, direction: str, runs: list[dict[str, Any]]) -> dict[s
     return {
         "mbit_s": mbit[median_index],
         "mbit_s_runs": mbit,
+        "seconds": run["client"]["elapsed"],
+        "seconds_runs": [r["client"]["elapsed"] for r in runs],
         "sender_us_per_datagram": per(sender["cpu"], sender["sent"]),
         "receiver_us_per_datagram": per(receiver["cpu"], receiver["received"]),
         "sender_cpu_s": sender["cpu"],
@@ -531,8 +570,12 @@ def run(
     stacks: tuple[str, ...] | None = None,
     directions: tuple[str, ...] = DIRECTIONS,
     timeout: float = 300.0,
+    streams: int = 1,
 ) -> dict[str, Any]:
-    """Every configuration, interleaved `repeat` times; the JSON-able result (see the module docstring)."""
+    """Every configuration, interleaved `repeat` times; the JSON-able result (see the module docstring).
+
+    With `streams` > 1 the client opens that many streams at once, each carrying `mbytes` MiB.
+    """
     nbytes = int(mbytes * (1 << 20))
     pki_dir = tempfile.mkdtemp(prefix="rudp-bulk-")
     from rudp.testing.certs import make_test_pki
@@ -543,6 +586,7 @@ def run(
     result: dict[str, Any] = {
         "conditions": {
             "mbytes": mbytes,
+            "streams": streams,
             "repeat": repeat,
             "datagram": DATAGRAM,
             "mtu": MTU,
@@ -576,6 +620,7 @@ def run(
                     if f"{label} {loop} {direction}" in errors:
                         continue
                     base = {"stack": stack, "loop": loop, "direction": direction, "nbytes": nbytes, **certs}
+                    base["streams"] = streams
                     try:
                         runs.setdefault(key, []).append(run_once(prefix, base, timeout))
                     except RuntimeError as exc:
@@ -588,7 +633,7 @@ def run(
                         "stack": label,
                         "loop": loop,
                         "direction": direction,
-                        **summarize(nbytes, direction, done),
+                        **summarize(nbytes * streams, direction, done),
                     }
                 )
         result["paths"][path] = {"rows": rows, "errors": errors}
@@ -685,6 +730,22 @@ def report(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def add_selection_arguments(parser: argparse.ArgumentParser, loops: list[str]) -> None:
+    """``--loops``, ``--stacks``, ``--directions``: which configurations a run measures."""
+    parser.add_argument("--loops", nargs="+", default=loops, choices=["asyncio", "uvloop"])
+    parser.add_argument("--stacks", nargs="+", help="labels or stacks (rudp, aioquic, qh3, rudp-tcp, ...)")
+    parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=DIRECTIONS)
+
+
+def selection(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`run` that :func:`add_selection_arguments` parsed."""
+    return {
+        "loops": tuple(args.loops),
+        "stacks": tuple(args.stacks) if args.stacks else None,
+        "directions": tuple(args.directions),
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -692,22 +753,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2 MiB, one run each: a fast look")
     parser.add_argument("--paths", nargs="+", default=["netns", "loopback"], choices=["netns", "loopback"])
-    parser.add_argument("--loops", nargs="+", default=["asyncio", "uvloop"], choices=["asyncio", "uvloop"])
-    parser.add_argument("--stacks", nargs="+", help="labels or stacks (rudp, aioquic, qh3, rudp-tcp, ...)")
-    parser.add_argument("--directions", nargs="+", default=list(DIRECTIONS), choices=DIRECTIONS)
+    add_selection_arguments(parser, ["asyncio", "uvloop"])
     args = parser.parse_args(argv)
     if args.worker:
         worker(json.loads(args.worker))
         return 0
     mbytes, repeat = (2.0, 1) if args.quick else (args.mbytes, args.repeat)
-    result = run(
-        mbytes=mbytes,
-        repeat=repeat,
-        paths=tuple(args.paths),
-        loops=tuple(args.loops),
-        stacks=tuple(args.stacks) if args.stacks else None,
-        directions=tuple(args.directions),
-    )
+    result = run(mbytes=mbytes, repeat=repeat, paths=tuple(args.paths), **selection(args))
     print(report(result))
     print(saved(save_result("bulk", result)))
     return 0

@@ -19,6 +19,7 @@ benchmark           plot
 ``loss_sweep``      goodput (Mbit/s, log scale) against loss, one line per stack and controller
 ``many_small``      concurrent requests/s per stack, and p50/p99 latency of both phases
 ``bulk``            bars per path: Mbit/s per stack, loop and direction; CPU us per datagram
+``many_streams``    bars per stack and direction: time to complete all streams; server and client CPU
 ``ecn_bottleneck``  bars per AQM and flow, ECN on/off: drops at the bottleneck, goodput, queue delay
 ``fairness``        two flows' Mbit/s per pair with Jain's index; both rates over time (plots_bottleneck)
 ==================  ======================================================================================
@@ -461,6 +462,44 @@ def bulk(record: dict[str, Any]) -> Figure:
     return fig
 
 
+def many_streams(record: dict[str, Any]) -> Figure:
+    """Per stack and direction: time to complete every stream (dots = runs), and CPU of each side."""
+    c = record["conditions"]
+    rows = record["paths"]["netns"]["rows"]
+    labels = [f"{r['stack']}\n{r['loop']}\n{r['direction']}" for r in rows]
+    colors = [_color(r["stack"]) for r in rows]
+    fig, (time_ax, cpu_ax) = _new_figure(12.0, 4.8, ncols=2)
+    xs = list(range(len(rows)))
+    bars = time_ax.bar(xs, [r["seconds"] * 1000 for r in rows], color=colors)
+    _label_bars(time_ax, bars, "{:.0f}")
+    for x, r in zip(xs, rows, strict=True):
+        time_ax.plot([x] * len(r["seconds_runs"]), [t * 1000 for t in r["seconds_runs"]], "k.", markersize=3)
+    time_ax.set_ylabel("ms to complete all streams (bars: median run)")
+    time_ax.set_title("time to complete (lower is better)", fontsize=9)
+    server = [
+        (r["sender_cpu_s"] if r["direction"] == "download" else r["receiver_cpu_s"]) * 1000 for r in rows
+    ]
+    client = [
+        (r["receiver_cpu_s"] if r["direction"] == "download" else r["sender_cpu_s"]) * 1000 for r in rows
+    ]
+    cpu_ax.bar([x - 0.2 for x in xs], server, 0.4, color=colors, label="server")
+    cpu_ax.bar([x + 0.2 for x in xs], client, 0.4, color=colors, alpha=0.5, hatch="..", label="client")
+    cpu_ax.set_ylabel("CPU ms (user + system)")
+    cpu_ax.set_title("CPU per side: server (solid), client (dotted)", fontsize=9)
+    cpu_ax.legend(fontsize=7)
+    for ax in (time_ax, cpu_ax):
+        ax.set_xticks(xs, labels, fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    _titles(
+        fig,
+        f"{c['streams']} streams x {c.get('kib', c['mbytes'] * 1024):g} KiB on one connection",
+        f"namespace, loopback MTU {c['mtu']} ({c['datagram']}-byte datagrams), separate processes, "
+        f"{c['repeat']} interleaved runs",
+        record,
+    )
+    return fig
+
+
 def _bulk_legacy(record: dict[str, Any]) -> Figure:
     """Loopback throughput per stack (Mbit/s bars)."""
     c = record["conditions"]
@@ -576,6 +615,7 @@ PLOTTERS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "loss_sweep": loss_sweep,
     "many_small": many_small,
     "bulk": bulk,
+    "many_streams": many_streams,
     "ecn_bottleneck": ecn_bottleneck,
     "fairness": fairness,
 }

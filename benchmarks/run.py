@@ -29,6 +29,7 @@ from benchmarks import (
     hol_blocking,
     loss_sweep,
     many_small,
+    many_streams,
     migration,
 )
 from benchmarks.common import save_result, saved
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "loss_sweep": loss_sweep,
     "many_small": many_small,
     "bulk": bulk,
+    "many_streams": many_streams,
     "ecn_bottleneck": ecn_bottleneck,
     "fairness": fairness,
     "bbr_trace": bbr_trace,
@@ -52,6 +54,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "loss_sweep": {"losses": (0.0, 0.01, 0.05), "seconds": 3.0},
     "many_small": {"sequential": 50, "requests": 500},
     "bulk": {"mbytes": 5.0, "repeat": 1},
+    "many_streams": {"streams": 10, "kib": 16.0, "repeat": 1},
     "ecn_bottleneck": {"aqms": ("droptail", "step"), "seconds": 5.0},
     "fairness": {"seconds": 8.0, "skip": 2.0, "repeat": 1},
     "bbr_trace": {"seconds": 4.0},

@@ -26,6 +26,7 @@ from benchmarks import (
     hol_blocking,
     loss_sweep,
     many_small,
+    many_streams,
     migration,
     plots,
     run,
@@ -263,6 +264,36 @@ def test_bulk_default_loopback_labelled(tmp_path: Path) -> None:
     assert data["errors"] == {}
     check_bulk_rows(data["rows"], {("rudp-pmtud", "asyncio", "upload"), ("rudp-tcp", "asyncio", "upload")})
     assert "default loopback" in bulk.report(result)
+
+
+def test_many_streams_every_stream_checked(tmp_path: Path) -> None:
+    """12 streams x 16 KiB each way on one connection, every stack, in the MTU-1500 namespace."""
+    quic = [s for s in ("rudp", "aioquic", "qh3") if bulk.available(s)]
+    result = many_streams.run(streams=12, kib=16, repeat=1, stacks=(*quic, "rudp-tcp"), timeout=60)
+    data = result["paths"]["netns"]
+    assert data["errors"] == {}  # a short, corrupted or mixed-up stream is an error of its run
+    labels = {"rudp": "rudp-1452", "aioquic": "aioquic-1452", "qh3": "qh3-1452"}
+    expected = {(labels.get(s, s), "asyncio", d) for s in (*quic, "rudp-tcp") for d in bulk.DIRECTIONS}
+    check_bulk_rows(data["rows"], expected)  # 192 KiB per run: >= 100 datagrams each way for QUIC
+    for r in data["rows"]:
+        assert finite_positive(r["seconds"]) and finite_positive(r["server_cpu_s"]), r
+        assert finite_positive(r["faster_vs_aioquic"]) and finite_positive(r["cpu_vs_aioquic"]), r
+        if r["stack"] == "aioquic-1452":
+            assert r["faster_vs_aioquic"] == r["cpu_vs_aioquic"] == 1.0
+    text = many_streams.report(result)
+    assert "12 streams x 16 KiB" in text and "FAILED" not in text
+    save_and_check_png("many_streams", result, tmp_path)
+
+
+def test_bulk_verifier_catches_a_stream_with_another_streams_body() -> None:
+    """Stream bodies start at different places in the block, so a swapped stream does not compare equal."""
+    first, second = (i * bulk.STREAM_STRIDE for i in (3, 4))
+    body = bulk.BLOCK[first : first + 4096]
+    right, wrong = bulk.Verifier(first), bulk.Verifier(second)
+    right.feed(body)
+    wrong.feed(body)
+    assert right.ok and right.offset == 4096
+    assert not wrong.ok and wrong.offset == 4096
 
 
 def test_profile_categories() -> None:

@@ -135,7 +135,10 @@ class LocalConnectionIds:
 
     def has_data_to_send(self) -> bool:
         """True when a NEW_CONNECTION_ID frame is waiting."""
-        return any(not e.sent and not e.in_flight for e in self.active.values())
+        for entry in self.active.values():  # noqa: SIM110 (a plain loop: asked for every datagram)
+            if not entry.sent and not entry.in_flight:
+                return True
+        return False
 
     def all_cids(self) -> list[bytes]:
         """Every active CID (for routing)."""

@@ -48,7 +48,7 @@ from rudp.quic.spaces import PacketSpaces
 from rudp.quic.state import Lifecycle, State
 from rudp.quic.stats import ConnectionStats, TrafficCounters
 from rudp.quic.streams.manager import StreamManager
-from rudp.quic.timers import Timer, TimerTable
+from rudp.quic.timers import TIMER_COUNT, Timer, TimerTable
 from rudp.tls.config import TlsConfig
 
 
@@ -671,27 +671,32 @@ class QuicConnection:
     def _deadlines(self) -> TimerTable:
         """Every timer's deadline as its owner reports it now: computed on each call, never stored and
         without side effects, so no code elsewhere arms or forgets a timer."""
-        timers = TimerTable()
         lifecycle = self._lifecycle
         if lifecycle.state is State.CLOSED:
-            return timers
-        timers.set(Timer.CLOSE, lifecycle.closing.until)
+            return TimerTable()
+        deadlines: list[float | None] = [None] * TIMER_COUNT  # by Timer, filled in place (per call)
+        deadlines[Timer.CLOSE] = lifecycle.closing.until
         if not lifecycle.is_active:
-            return timers
+            return TimerTable(deadlines)
         if not self._sender.amplification_blocked():
             # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
             # ACK timer it could not act on); the peer's next datagram unblocks it.
-            timers.set(Timer.LOSS_DETECTION, self._recovery.loss_detection_deadline())
-            acks = [d for d in (s.ack.ack_deadline() for s in self._spaces) if d is not None]
-            timers.set(Timer.ACK_DELAY, min(acks) if acks else None)
+            deadlines[Timer.LOSS_DETECTION] = self._recovery.loss_detection_deadline()
+            ack_at = None
+            for space in self._spaces:
+                at = space.ack.ack_deadline()
+                if at is not None and (ack_at is None or at < ack_at):
+                    ack_at = at
+            deadlines[Timer.ACK_DELAY] = ack_at
         timeout = self._handshake.idle_timeout(self._config.idle_timeout)
-        timers.set(Timer.IDLE, self._liveness.idle_deadline(timeout))
+        deadlines[Timer.IDLE] = self._liveness.idle_deadline(timeout)
         if lifecycle.established:
-            timers.set(Timer.KEEPALIVE, self._liveness.keepalive_deadline(self._config.keepalive_interval))
-        timers.set(Timer.PACING, self._sender.next_deadline())
-        timers.set(Timer.PATH_VALIDATION, self._paths.next_deadline())
-        timers.set(Timer.KEY_DISCARD, self._spaces.phase.previous_read_until)
-        return timers
+            interval = self._config.keepalive_interval
+            deadlines[Timer.KEEPALIVE] = self._liveness.keepalive_deadline(interval)
+        deadlines[Timer.PACING] = self._sender.next_deadline()
+        deadlines[Timer.PATH_VALIDATION] = self._paths.next_deadline()
+        deadlines[Timer.KEY_DISCARD] = self._spaces.phase.previous_read_until
+        return TimerTable(deadlines)
 
     def _stats_snapshot(self) -> ConnectionStats:
         recovery = self._recovery.stats()

@@ -78,6 +78,7 @@ class Pacer:
 
     __slots__ = (
         "_last_at",
+        "_steady_window",
         "_tokens",
         "_wake_at",
         "burst_bytes",
@@ -105,6 +106,9 @@ class Pacer:
         self._tokens = self.burst_bytes
         self._last_at: float | None = None
         self._wake_at: float | None = None
+        self._steady_window: float | None = None
+        """The congestion window the last :meth:`allows` derived its rate from, when that rate is the
+        window's (not the controller's own, which may move as packets leave): see :meth:`allows_again`."""
 
     def use_datagram_size(self, size: int) -> None:
         """The path's datagrams are now ``size`` bytes (its PMTU search moved): the pacer's unit."""
@@ -154,6 +158,7 @@ class Pacer:
         """Refill the bucket up to ``now`` and say whether a ``size``-byte packet may leave now."""
         rate, own = self._rate(congestion, rtt)
         self.rate = rate
+        self._steady_window = None if own else congestion.congestion_window
         wake, self._wake_at = self._wake_at, None
         if math.isinf(rate):
             self._last_at = now
@@ -183,6 +188,27 @@ class Pacer:
         # Refused: remember when the wake-up is due, so a late one can be made up (see above).
         self._wake_at = self.next_send_at(size)
         return False
+
+    def allows_again(
+        self, now: float, size: int, congestion: CongestionController, rtt: RttEstimator
+    ) -> bool:
+        """:meth:`allows` for the next packet of a train, with the same answer, cheaper.
+
+        At the instant of the last :meth:`allows` that let a packet through, with a rate that came from
+        an unchanged congestion window (sending moves neither the window nor the RTT, and the window
+        gain changes only on ACKs and losses), the bucket gains nothing and loses only what
+        :meth:`on_sent` charged: the answer is the bucket's. Anything else, and every refusal (which
+        remembers its wake-up), goes through :meth:`allows`."""
+        window = self._steady_window
+        if (
+            self._last_at == now
+            and self._wake_at is None
+            and window is not None
+            and window == congestion.congestion_window
+            and (math.isinf(self.rate) or self._tokens + _SLACK_BYTES >= min(size, self.burst_bytes))
+        ):
+            return True
+        return self.allows(now, size, congestion, rtt)
 
     def on_sent(self, size: int, now: float) -> None:
         """Charge ``size`` bytes just sent (the bucket may go negative after a probe or a large packet)."""

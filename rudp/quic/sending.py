@@ -124,7 +124,6 @@ class Sender:
         self._local_cids = local_cids
         self._peer_cids = peer_cids
         stream_frames = StreamFrames(streams, paths)
-        self._stream_frames = stream_frames
         # RFC 9221 §5: queued datagrams go before stream data, within their share of the bytes sent
         # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself).
         self._app_sources: tuple[FrameSource, ...] = (
@@ -136,6 +135,9 @@ class Sender:
             datagrams,
         )
         """The frame sources of 1-RTT packets after ACK, path frames and CRYPTO, in priority order."""
+        self._other_app_sources: tuple[FrameSource, ...] = (control, local_cids, peer_cids, datagrams)
+        """The same but the streams, asked alone: whether any has data (``datagrams.ahead`` has data
+        exactly when ``datagrams`` has)."""
         self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._pacing_blocked = False
@@ -153,10 +155,12 @@ class Sender:
         address it leaves from)."""
         batch = self._datagrams(now)
         self.sources = None
-        if any(path.local is not None for _, path in batch):
-            # A path is a pair of addresses: each datagram leaves from its path's local one (RFC 9000
-            # §9; §9.6.2: a server sends from its preferred address once the client moved there).
-            self.sources = [path.local for _, path in batch]
+        for _, path in batch:
+            if path.local is not None:
+                # A path is a pair of addresses: each datagram leaves from its path's local one (RFC
+                # 9000 §9; §9.6.2: a server sends from its preferred address once the client moved).
+                self.sources = [path.local for _, path in batch]
+                break
         return [(datagram, path.address) for datagram, path in batch]
 
     def _datagrams(self, now: float) -> list[tuple[bytes, Path]]:
@@ -206,13 +210,11 @@ class Sender:
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
-    def _maintain_keys(self, now: float) -> bool:
-        """RFC 9001 §6, §6.6: update keys when due (before every datagram); False if the AEAD limit
-        leaves no way out (the connection is then closing)."""
+    def _maintain_keys(self, now: float, confirmed: bool) -> bool:
+        """RFC 9001 §6, §6.6: update keys when due (before every datagram; ``confirmed``: the
+        handshake is); False if the AEAD limit leaves no way out (the connection is then closing)."""
         try:
-            self._spaces.usage.maintain(
-                self._spaces.phase, now, confirmed=self._handshake.confirmed, qlog=self._qlog
-            )
+            self._spaces.usage.maintain(self._spaces.phase, now, confirmed=confirmed, qlog=self._qlog)
         except TransportError as exc:
             self._lifecycle.on_local_error(exc, now)
             return False
@@ -236,8 +238,8 @@ class Sender:
             return False
         if not self._streams.has_data_to_send():
             return False
-        for source in self._app_sources:
-            if source is not self._stream_frames and source.has_data():
+        for source in self._other_app_sources:  # noqa: SIM110 (no generator frame per call)
+            if source.has_data():
                 return False
         return True
 
@@ -248,25 +250,50 @@ class Sender:
         Each packet goes through the same steps as any other: key maintenance (a key update may start
         mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet number and
         the one after-send hook. False if the AEAD limit closed the connection mid-train."""
-        streams = self._stream_frames
+        streams = self._streams
+        spaces = self._spaces
+        phase = spaces.phase
+        state = spaces.application
+        # The header template of the train: what no packet of it can change (the peer's CID, the
+        # largest acknowledged number: only received frames move them). The keys and the key phase
+        # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
+        dcid = self._peer_cids.current.cid
+        largest_acked = self._recovery.largest_acked(state.id)
+        confirmed = self._handshake.confirmed  # only a received datagram confirms (RFC 9001 §4.1.2)
         first = True
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            if not first and not self._maintain_keys(now):
+            if not first and not self._maintain_keys(now, confirmed):
                 return False
-            first = False
             size = self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
-            if not size or not streams.has_data() or not self._may_send_new(path, size, now):
+            if not size or not streams.has_data_to_send():
+                return True
+            if not self._may_send_new(path, size, now, not first):
+                return True
+            protection = phase.write
+            if protection is None:
                 return True
             builder = self._qlog.builder(size, now)
-            if not self._start_packet(builder, _APP):
+            if not builder.start_packet(
+                space=state.id,
+                protection=protection,
+                first_byte=FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
+                prefix=dcid,
+                is_long=False,
+                packet_number=state.next_pn,
+                largest_acked=largest_acked,
+            ):
                 return True
-            streams.write_frames(builder)
-            if not self._end_packet(builder, _APP):
+            streams.write_frames(builder, now, path.congestion.rtt.smoothed_rtt)
+            sent = builder.end_packet()
+            if sent is None:
                 return True
+            state.advance()  # as _advance: the next number, and the key phase's first packet
+            phase.on_packet_sent(sent.packet_number)
             datagram = builder.finish(0)
             self._after_datagram(builder, datagram, path, now, Sent.DATA)
             out.append((datagram, path))
+            first = False
         return True
 
     def next_deadline(self) -> float | None:
@@ -427,10 +454,14 @@ class Sender:
             probing = spaces.application.probes > 0
         else:
             levels = SEND_ORDER
-            probing = any(state.probes for state in spaces)
+            probing = False
+            for space in spaces:
+                if space.probes:
+                    probing = True
+                    break
         pending = self._has_paced_data()
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data() and not any(s.ack.ack_needed(now) for s in spaces):
+        if blocked and not self._paths.has_data() and not self._ack_needed(now):
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
@@ -498,10 +529,20 @@ class Sender:
         # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
         if self._streams.has_data_to_send():
             return True
-        for source in self._app_sources:
+        for source in self._other_app_sources:  # the streams were asked just above
             if source.has_data():
                 return True
-        return any(state.crypto_send.has_data() for state in self._spaces)
+        for state in self._spaces:  # noqa: SIM110 (plain loops: no generator frame per datagram)
+            if state.crypto_send.has_data():
+                return True
+        return False
+
+    def _ack_needed(self, now: float) -> bool:
+        """True if some space owes an ACK now."""
+        for state in self._spaces:  # noqa: SIM110 (no generator frame per datagram)
+            if state.ack.ack_needed(now):
+                return True
+        return False
 
     def _write_packet(
         self, builder: DatagramBuilder, level: EncryptionLevel, state: PacketNumberSpace, blocked: bool
@@ -543,12 +584,15 @@ class Sender:
         """
         return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
 
-    def _may_send_new(self, path: Path, size: int, now: float) -> bool:
-        """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now."""
+    def _may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
+        """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now (``in_train``:
+        for a packet after the first of a train, whose pacer answer :meth:`Pacer.allows_again` gives)."""
         if not self._recovery.can_send(size):
             return False
         congestion = path.congestion
-        if congestion.pacer.allows(now, size, congestion.controller, congestion.rtt):
+        pacer = congestion.pacer
+        ask = pacer.allows_again if in_train else pacer.allows
+        if ask(now, size, congestion.controller, congestion.rtt):
             return True
         # Arm the pacing deadline (only asked when something is waiting, so an idle connection sleeps).
         self._pacing_blocked = True

@@ -26,13 +26,21 @@ class Timer(IntEnum):
     """Old 1-RTT read keys can be dropped after a key update (RFC 9001 §6.5)."""
 
 
+TIMER_COUNT = len(Timer)
+
+
 class TimerTable:
     """Deadlines by :class:`Timer`; ``None`` means unset."""
 
     __slots__ = ("_deadlines",)
 
-    def __init__(self) -> None:
-        self._deadlines: list[float | None] = [None] * len(Timer)
+    def __init__(self, deadlines: list[float | None] | None = None) -> None:
+        """An empty table, or one holding ``deadlines`` (one per :class:`Timer`, in enum order)."""
+        if deadlines is None:
+            deadlines = [None] * TIMER_COUNT
+        elif len(deadlines) != TIMER_COUNT:
+            raise ValueError(f"{len(deadlines)} deadlines for {TIMER_COUNT} timers")
+        self._deadlines: list[float | None] = deadlines
 
     def set(self, timer: Timer, deadline: float | None) -> None:
         """Arm (or with ``None`` disarm) ``timer``."""
@@ -48,7 +56,7 @@ class TimerTable:
 
     def clear(self) -> None:
         """Disarm every timer."""
-        self._deadlines = [None] * len(Timer)
+        self._deadlines = [None] * TIMER_COUNT
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None."""

@@ -13,6 +13,7 @@ import math
 import pytest
 
 from rudp.quic.congestion.base import SLOW_START_PACING_GAIN
+from rudp.quic.congestion.bbr import Bbr
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.pacing import Pacer
 from rudp.quic.rtt import RttEstimator
@@ -93,3 +94,54 @@ def test_burst_allowance_bounds() -> None:
     # Fast with a 1 ms timer: two ticks of the rate, but never more than half the window.
     assert Pacer.burst_allowance(20 * MDS / 0.001, MDS, 0.001, 10**7) == pytest.approx(40 * MDS)
     assert Pacer.burst_allowance(20 * MDS / 0.001, MDS, 0.001, 40 * MDS) == pytest.approx(20 * MDS)
+
+
+@pytest.mark.parametrize("controller", ["newreno", "bbr", "no sample"])
+def test_allows_again_answers_as_allows(controller: str) -> None:
+    """A train asks :meth:`Pacer.allows_again` for every packet after its first: the same answers,
+    tokens, rate and wake-up as :meth:`Pacer.allows`, whether the window stays (a train), moves
+    between two packets (never in a train, but the fast answer must notice), or the rate is the
+    controller's own (BBR: never answered from the bucket alone)."""
+
+    def make():  # type: ignore[no-untyped-def]
+        congestion = Bbr(MDS) if controller == "bbr" else NewReno(MDS)
+        if isinstance(congestion, NewReno):
+            congestion.cwnd = 40 * MDS
+        rtt = RttEstimator()
+        if controller != "no sample":
+            rtt.update(0.020, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+        return congestion, rtt, Pacer(MDS, granularity=0.001)
+
+    plain, trained = make(), make()
+    answers: list[tuple[bool, bool]] = []
+    now, moved = 1.0, False
+    for step in range(200):
+        if step % 37 == 36:
+            now += 0.0007  # a later call: the bucket refills
+        if step >= 90 and not moved and answers[-1][0] and plain[2].allows(now, MDS, plain[0], plain[1]):
+            # Right after a packet went at this instant, with room for another: a train would ask
+            # the bucket alone next (one look at the plain pacer, which changes nothing at one instant).
+            moved = True
+            for congestion, _, _ in (plain, trained):
+                if isinstance(congestion, NewReno):
+                    congestion.cwnd = 20 * MDS  # the window moves: the rate with it
+                else:
+                    # BBR's own rate may move as a packet leaves (its restart from idle): as if so.
+                    congestion._pacing_rate = 30 * MDS / 0.020
+        results = []
+        for (congestion, rtt, pacer), ask in ((plain, plain[2].allows), (trained, trained[2].allows_again)):
+            allowed = ask(now, MDS, congestion, rtt)
+            if allowed:
+                pacer.on_sent(MDS, now)
+            results.append(allowed)
+        answers.append((results[0], results[1]))
+        a, b = plain[2], trained[2]
+        assert (a.rate, a.burst_bytes, a.next_send_at(MDS)) == (b.rate, b.burst_bytes, b.next_send_at(MDS))
+        if not results[0]:
+            now = a.next_send_at(MDS)  # the pacing timer fires
+    assert all(x == y for x, y in answers)
+    assert moved
+    if controller == "no sample":
+        assert all(x for x, _ in answers)  # no RTT sample: nothing is paced
+    else:
+        assert any(x for x, _ in answers) and not all(x for x, _ in answers)  # both answers occur

@@ -294,27 +294,13 @@ def parse_frames(payload: BytesLike, packet_type: PacketType | None = None) -> l
     frames: list[tuple[int, Frame]] = []
     append = frames.append
     while not reader.eof():
-        start = reader.position
-        frame_type = reader.pull_varint()
-        if reader.position - start != 1 and frame_type < 0x40:
-            raise DecodeError("frame type not minimally encoded", _PV, frame_type)  # RFC 9000 §12.4
-        pull = _PULL.get(frame_type)
-        if pull is None:
-            raise DecodeError(f"unknown frame type {frame_type:#x}", _FEE, frame_type)
-        if packet_type is not None and packet_type not in ALLOWED_PACKET_TYPES[frame_type]:
-            raise DecodeError(f"frame {frame_type:#x} not allowed in {packet_type.name}", _PV, frame_type)
-        try:
-            append((frame_type, pull(reader, frame_type)))
-        except DecodeError as exc:
-            if exc.frame_type == 0:
-                exc.frame_type = frame_type
-            raise
+        append(pull_frame(reader, packet_type))
     return frames
 
 
-def pull_frame(reader: Reader, packet_type: PacketType) -> tuple[int, Frame]:
-    """Decode the one frame at the reader's position, checked against ``packet_type``, as
-    :func:`parse_frames` does for each frame (same errors); the reader moves past it."""
+def pull_frame(reader: Reader, packet_type: PacketType | None) -> tuple[int, Frame]:
+    """Decode the one frame at the reader's position, checked against ``packet_type`` (None: not
+    checked), with the errors :func:`parse_frames` documents; the reader moves past it."""
     start = reader.position
     frame_type = reader.pull_varint()
     if reader.position - start != 1 and frame_type < 0x40:
@@ -322,7 +308,7 @@ def pull_frame(reader: Reader, packet_type: PacketType) -> tuple[int, Frame]:
     pull = _PULL.get(frame_type)
     if pull is None:
         raise DecodeError(f"unknown frame type {frame_type:#x}", _FEE, frame_type)
-    if packet_type not in ALLOWED_PACKET_TYPES[frame_type]:
+    if packet_type is not None and packet_type not in ALLOWED_PACKET_TYPES[frame_type]:
         raise DecodeError(f"frame {frame_type:#x} not allowed in {packet_type.name}", _PV, frame_type)
     try:
         return frame_type, pull(reader, frame_type)

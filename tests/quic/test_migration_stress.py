@@ -27,7 +27,7 @@ from rudp.crypto.suites import CipherSuite
 from rudp.quic.sent import PacketSpace
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
-from tests.support.sim import Sim, Sniffer, make_sim
+from tests.support.sim import Recorder, Sim, Sniffer, make_sim
 
 MIB = 1 << 20
 DELAY = 0.01
@@ -208,32 +208,6 @@ def test_client_migration_during_a_pmtu_search_never_stalls(pki: TestPki) -> Non
     # The new path starts at the base size and searches again once validated (RFC 9000 §14.3).
     after = server_sizes[len(server_sizes) // 2 :]
     assert min(server_sizes) == 1350 and after[-1] > 4000
-
-
-@dataclass
-class Recorder:
-    """Wraps the server's sim endpoint and keeps every datagram it sends, with its destination."""
-
-    sim: Sim
-    sent: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
-
-    def install(self) -> None:
-        self.inner = self.sim.pair.server
-        self.sim.pair.server = self
-
-    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
-        self.inner.receive_datagram(data, addr, now)
-
-    def next_timer(self) -> float | None:
-        return self.inner.next_timer()
-
-    def handle_timer(self, now: float) -> None:
-        self.inner.handle_timer(now)
-
-    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
-        out = self.inner.datagrams_to_send(now)
-        self.sent += out
-        return out
 
 
 Sent = list[tuple[bytes, tuple[str, int]]]

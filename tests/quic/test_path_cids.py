@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rudp.codec.frames import NewConnectionId, Ping, RetireConnectionId
@@ -15,36 +14,10 @@ from rudp.crypto.suites import CipherSuite
 from rudp.quic.sent import PacketSpace
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
-from tests.support.sim import CLIENT_ADDR, SERVER_ADDR, Sim, Sniffer, make_sim
+from tests.support.sim import CLIENT_ADDR, SERVER_ADDR, Recorder, Sim, Sniffer, make_sim
 
 Sent = list[tuple[bytes, tuple[str, int]]]
 NEW_ADDR = ("10.0.0.5", 50000)
-
-
-@dataclass
-class Recorder:
-    """Wraps the server's sim endpoint and keeps every datagram it sends, with its destination."""
-
-    sim: Sim
-    sent: Sent = field(default_factory=list)
-
-    def install(self) -> None:
-        self.inner = self.sim.pair.server
-        self.sim.pair.server = self
-
-    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
-        self.inner.receive_datagram(data, addr, now)
-
-    def next_timer(self) -> float | None:
-        return self.inner.next_timer()
-
-    def handle_timer(self, now: float) -> None:
-        self.inner.handle_timer(now)
-
-    def datagrams_to_send(self, now: float) -> Sent:
-        out = self.inner.datagrams_to_send(now)
-        self.sent += out
-        return out
 
 
 def _sim(pki: TestPki, tmp_path: Path) -> tuple[Sim, Recorder, Sniffer]:

@@ -6,7 +6,7 @@ packets from the logged secrets, Initial packets from the client's first DCID (R
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rudp.codec.codes import PacketType, Version
@@ -169,3 +169,29 @@ def pad_front(payload: bytes, size: int = 0) -> bytes:
     packet (RFC 9000 §19.8, RFC 9221 §4).
     """
     return bytes(max(0, size - len(payload), min_payload_length(4) - len(payload))) + payload
+
+
+@dataclass
+class Recorder:
+    """Wraps the server's sim endpoint and keeps every datagram it sends, with its destination."""
+
+    sim: Sim
+    sent: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
+
+    def install(self) -> None:
+        self.inner = self.sim.pair.server
+        self.sim.pair.server = self
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self.inner.receive_datagram(data, addr, now)
+
+    def next_timer(self) -> float | None:
+        return self.inner.next_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self.inner.handle_timer(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out = self.inner.datagrams_to_send(now)
+        self.sent += out
+        return out

@@ -19,7 +19,7 @@ from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frame_codec import encode_frames
 from rudp.errors import TransportErrorCode
 from rudp.quic.crypto_streams import MAX_CRYPTO_CHUNKS, CryptoReceiveBuffer
-from rudp.quic.paths import MAX_PATH_RESPONSES
+from rudp.quic.paths import MAX_PATH_RESPONSES, MAX_PATHS
 from rudp.quic.state import State
 from rudp.quic.streams.assembler import MAX_GAPS, Assembler
 from rudp.testing.certs import TestPki
@@ -265,3 +265,29 @@ def test_crypto_reassembly_in_any_order(data: bytes, cuts: list[int], seed: int)
     out = b"".join(buffer.receive(frame) for frame in frames)
     assert out == data and buffer.offset == len(data)
     assert not buffer._chunks and not buffer._starts and buffer._buffered == 0
+
+
+# -- new addresses (RFC 9000 §9.3): the path table ------------------------------------------------------
+
+
+def test_packets_from_many_addresses_keep_the_path_table_bounded(pki: TestPki, tmp_path: Path) -> None:
+    """A peer (or an on-path attacker replaying its packets) sending authenticated packets from 200 new
+    addresses, some to other local addresses of ours, never makes the server hold more than MAX_PATHS
+    paths; the connection stays open and answers on the newest path."""
+    staged = stage(pki, tmp_path, PacketType.ONE_RTT, client_target=False)
+    target = staged.target
+    locals_ = [None, ("10.0.0.2", 4433), ("10.0.0.3", 4433)]
+    seen = []
+    for n in range(200):
+        staged.now += 0.001
+        packet = staged.packet(encode_frames([f.Ping(), f.Padding(1200)]))
+        addr = (f"10.{1 + n // 250}.{n % 250}.9", 30_000 + n)
+        seen.append(addr)
+        target.receive_datagram(packet, addr, staged.now, local=locals_[n % len(locals_)])
+        staged.collect()
+        assert len(list(target._paths)) <= MAX_PATHS
+        target.datagrams_to_send(staged.now)
+    assert target.close_cause is None and target.state is State.ESTABLISHED
+    # it followed the peer (RFC 9000 §9.3); a path to another local address of ours needs a spare
+    # client CID first (§9.5), so the newest address may not be the one answered
+    assert target.peer_address in seen[-len(locals_) :]

@@ -257,7 +257,9 @@ class Receiver:
             packet_number,
             ack_eliciting=eliciting,
             now=now,
-            immediate=ping,
+            # RFC 9000 §4.6: while our opener waits for stream credit, the peer needs our ACKs to
+            # close its streams and grant more; a delayed ACK would stall every waiting request.
+            immediate=ping or self._streams.opener_blocked,
             # As on the general path: a PING padded to a full datagram is a PMTU probe, part of the flow.
             flow=not ping or (padded and len(data) >= MIN_INITIAL_DATAGRAM_SIZE),
         )
@@ -391,7 +393,7 @@ class Receiver:
             packet.packet_number,
             ack_eliciting=inbound.ack_eliciting,
             now=now,
-            immediate=inbound.ping,
+            immediate=inbound.ping or self._streams.opener_blocked,  # RFC 9000 §4.6 (see above)
             # A PING padded to a full datagram is a PMTU probe, part of the peer's flow (a keep-alive
             # PING is padded only to the few bytes header protection samples).
             flow=not inbound.ping or (inbound.padded and datagram_size >= MIN_INITIAL_DATAGRAM_SIZE),

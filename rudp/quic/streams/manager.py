@@ -121,6 +121,17 @@ class StreamManager(StreamOutput):
                 self._enqueue_if_sendable(entry.stream_id, send)
 
     @property
+    def opener_blocked(self) -> bool:
+        """True while an application waits to open a stream the peer's MAX_STREAMS forbids.
+
+        The peer frees stream credit only as its streams close, and a stream it sent on closes only
+        once it learns our ACK of its last byte (RFC 9000 §3.1 "Data Recvd", §4.6): a receiver in
+        this state acknowledges at once instead of after ``max_ack_delay``.
+        """
+        wanted = self._streams_wanted
+        return wanted[True] or wanted[False]
+
+    @property
     def open_streams(self) -> int:
         """Streams not yet closed in both directions."""
         return len(self._streams)

@@ -170,8 +170,11 @@ class AckTracker:
             self._immediate = True
 
     def _covers(self, low: int, high: int) -> bool:
-        # True if every packet number strictly between low and high was received (no gap).
-        return self._received.covers(low + 1, high)
+        # True if every packet number strictly between low and high was received (no gap). Numbers
+        # below the floor were received and trimmed once the peer saw them acknowledged (on_ack_acked):
+        # they are no gap (else every packet after such a trim looked out of order and was ACKed at
+        # once, with a PING when nothing else was in flight: two extra datagrams per request).
+        return self._received.covers(max(low + 1, self._floor), high)
 
     def _bound_memory(self) -> None:
         while len(self._received) > MAX_TRACKED_RANGES:

@@ -128,31 +128,60 @@ class RecvWindow:
 
 
 class LimitAnnouncer:
-    """A cumulative limit we raise and announce to the peer (MAX_STREAMS, RFC 9000 §4.6)."""
+    """A cumulative limit we raise and announce to the peer (MAX_STREAMS, RFC 9000 §4.6).
 
-    __slots__ = ("pending", "value")
+    The limit rises by one for each of the peer's streams that closes; it is announced, as
+    :class:`RecvWindow` announces data credit, once the credit the peer has left from the last
+    announcement falls to half the initial limit or below (or the peer says it is blocked, or an
+    announcement was lost). One MAX_STREAMS per closed stream would cost a datagram, and the peer's
+    ACK of it, per request of a request/response protocol.
+    """
+
+    __slots__ = ("_resend", "announced", "used", "value", "window")
 
     def __init__(self, value: int) -> None:
         self.value = value
-        """The current limit (what the peer is allowed)."""
-        self.pending = False
-        """The current limit needs announcing."""
+        """The current limit (the peer's closed streams plus the initial limit)."""
+        self.announced = value
+        """The highest limit the peer was told (initially the transport parameter)."""
+        self.window = value
+        """The initial limit: how many streams the peer may have open at once."""
+        self.used = 0
+        """How many streams of this kind the peer opened."""
+        self._resend = False
+
+    @property
+    def pending(self) -> bool:
+        """The current limit needs announcing now."""
+        if self._resend:
+            return True
+        return self.value > self.announced and (self.announced - self.used) * 2 <= self.window
 
     def increase(self, amount: int = 1) -> None:
-        """Raise the limit by ``amount`` and queue an announcement."""
+        """Raise the limit by ``amount`` (streams of the peer closed)."""
         if amount > 0:
             self.value += amount
-            self.pending = True
+
+    def note_used(self, count: int) -> None:
+        """The peer has opened ``count`` streams of this kind so far."""
+        if count > self.used:
+            self.used = count
+
+    def on_peer_blocked(self, limit: int) -> None:
+        """The peer is blocked at ``limit`` (STREAMS_BLOCKED, RFC 9000 §19.14): announce what we have."""
+        if limit >= self.announced and self.value > self.announced:
+            self._resend = True
 
     def take(self) -> int:
         """Mark the announcement sent and return the value to carry."""
-        self.pending = False
+        self._resend = False
+        self.announced = self.value
         return self.value
 
     def on_lost(self, value: int) -> None:
-        """An announcement of ``value`` was lost: re-send if it is still the current limit."""
-        if value == self.value:
-            self.pending = True
+        """An announcement of ``value`` was lost: re-send if no higher limit was announced since."""
+        if value == self.announced:
+            self._resend = True
 
 
 __all__ = ["LimitAnnouncer", "RecvWindow", "SendCredit"]

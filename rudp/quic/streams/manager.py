@@ -366,7 +366,9 @@ class StreamManager(StreamOutput):
         self._entry_for_peer_frame(frame.stream_id, FrameType.STREAM_DATA_BLOCKED, sending_part=False)
 
     def on_streams_blocked(self, frame: StreamsBlocked) -> None:
-        """Handle STREAMS_BLOCKED (RFC 9000 §19.14): informational (§4.6)."""
+        """Handle STREAMS_BLOCKED (RFC 9000 §19.14): announce at once whatever credit the peer's closed
+        streams earned it since our last MAX_STREAMS (§4.6)."""
+        self._peer_limit[frame.bidirectional].on_peer_blocked(frame.limit)
 
     # ------------------------------------------------------------------ internals
 
@@ -392,7 +394,7 @@ class StreamManager(StreamOutput):
             if index >= self._open_credit[bidi].used:
                 raise TransportError(_STATE, f"stream {stream_id} was not opened", frame_type)
             return None
-        if index >= self._peer_limit[bidi].value:
+        if index >= self._peer_limit[bidi].announced:
             # RFC 9000 §4.6: beyond the stream count we allowed.
             raise TransportError(
                 TransportErrorCode.STREAM_LIMIT_ERROR, f"stream {stream_id} beyond MAX_STREAMS", frame_type
@@ -405,6 +407,7 @@ class StreamManager(StreamOutput):
             self._streams[new_id] = self._create(new_id)
             self.events.append(StreamOpened(new_id))
         self._peer_opened[bidi] = index + 1
+        self._peer_limit[bidi].note_used(index + 1)
         return self._streams[stream_id]
 
     def _receiving_entry(self, stream_id: int) -> StreamEntry | None:

@@ -90,6 +90,21 @@ def test_gap_filled_by_non_eliciting_packet_is_in_order() -> None:
     assert not tracker.ack_needed(1.01)
 
 
+def test_gap_filled_below_the_pruned_floor_is_in_order() -> None:
+    """Request/response: the client's request (0), its ACK-only packet (1), then its next request (2)
+    whose ACK frame tells us the peer saw our ACK up to 1, so 0..1 are pruned first. Packet 2 follows
+    packet 1 without a gap: no immediate ACK (RFC 9000 §13.2.1 asks one only for a real gap)."""
+    tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
+    receive(tracker, 0, now=1.0)
+    receive(tracker, 1, now=1.0, ack_eliciting=False)
+    tracker.on_ack_sent(1.0)
+    tracker.on_ack_acked(1)  # the frames of packet 2 are handled before packet 2 is recorded
+    receive(tracker, 2, now=1.01)
+    assert not tracker.ack_needed(1.01)
+    receive(tracker, 4, now=1.02)  # 3 is missing: a real gap above the floor still counts
+    assert tracker.ack_needed(1.02)
+
+
 def test_non_eliciting_packets_alone_never_need_an_ack() -> None:
     tracker = AckTracker(PacketSpace.APPLICATION, max_ack_delay=0.025)
     receive(tracker, 0, 1, 2, 5, now=1.0, ack_eliciting=False)

@@ -87,8 +87,10 @@ def test_send_credit_blocked_once_per_limit() -> None:
 def test_limit_announcer() -> None:
     announcer = LimitAnnouncer(10)
     assert not announcer.pending
+    announcer.note_used(5)
     announcer.increase()
     announcer.increase()
+    assert announcer.pending  # the peer has 5 of 10 left: half or less
     assert announcer.take() == 12
     announcer.on_lost(12)
     assert announcer.pending
@@ -97,4 +99,39 @@ def test_limit_announcer() -> None:
     announcer.on_lost(12)
     assert announcer.take() == 13
     announcer.on_lost(12)
+    assert not announcer.pending
+
+
+def test_limit_announcer_waits_until_half_the_credit_is_used() -> None:
+    """One MAX_STREAMS per closed stream would cost a datagram per request: the limit is announced
+    once the peer's credit left from the last announcement is half the initial limit or less."""
+    announcer = LimitAnnouncer(10)
+    announcer.note_used(4)
+    announcer.increase(3)
+    assert not announcer.pending  # 6 of 10 left
+    announcer.note_used(5)
+    assert announcer.pending  # 5 of 10 left
+    assert announcer.take() == 13
+    assert announcer.announced == 13
+    announcer.note_used(7)
+    announcer.increase()
+    assert not announcer.pending  # 6 of 13 left
+    announcer.note_used(8)
+    assert announcer.pending  # 5 left
+    assert announcer.take() == 14
+    announcer.note_used(9)
+    assert not announcer.pending  # nothing closed since: nothing to announce
+
+
+def test_limit_announcer_answers_a_blocked_peer() -> None:
+    announcer = LimitAnnouncer(10)
+    announcer.note_used(2)
+    announcer.increase()
+    assert not announcer.pending
+    announcer.on_peer_blocked(9)  # an old limit: stale
+    assert not announcer.pending
+    announcer.on_peer_blocked(10)
+    assert announcer.pending
+    assert announcer.take() == 11
+    announcer.on_peer_blocked(11)  # nothing new to give
     assert not announcer.pending

@@ -84,6 +84,25 @@ def test_peer_stream_beyond_limit_is_stream_limit_error() -> None:
     assert _code(lambda: server.on_max_stream_data(MaxStreamData(8, 10))) == E.STREAM_LIMIT_ERROR
 
 
+def test_stream_limit_is_the_announced_one() -> None:
+    """Credit earned by closed streams but not yet announced (MAX_STREAMS waits until half the limit
+    is used) does not widen the limit a peer is held to (RFC 9000 §4.6)."""
+    server = manager(is_client=False, local=params(streams_uni=10), peer=params())
+    server.on_stream(Stream(2, 0, b"", fin=True))  # uni index 0, closed at once when read
+    server.read(2)
+    assert write_packet(server).of_type(MaxStreams) == []  # 9 of 10 left: not announced yet
+    server.on_stream(Stream(2 + 4 * 9, 0, b"x"))  # index 9: the last one announced
+    assert _code(lambda: server.on_stream(Stream(2 + 4 * 10, 0, b"x"))) == E.STREAM_LIMIT_ERROR
+
+
+def test_streams_blocked_gets_the_earned_credit_at_once() -> None:
+    server = manager(is_client=False, local=params(streams_uni=10), peer=params())
+    server.on_stream(Stream(2, 0, b"", fin=True))
+    server.read(2)
+    server.on_streams_blocked(StreamsBlocked(False, 10))
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 11)]
+
+
 def test_implicit_open_of_lower_streams() -> None:
     server = _server()
     server.on_stream(Stream(8, 0, b"hi"))

@@ -76,3 +76,23 @@ def test_unblocked_receiver_still_delays_acks(pki: TestPki) -> None:
     assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=10.0)
     assert bytes(sim.server.streams[stream_id]) == body
     assert (s2c.sent - acks) / (c2s.sent - sent) <= 0.6
+
+
+def test_sequential_requests_cost_two_datagrams(pki: TestPki) -> None:
+    """Request, response, nothing else: the stream credit each closed stream earns the peer is
+    announced in batches (once half the limit is used), not by one MAX_STREAMS datagram per request
+    that the client then acknowledges."""
+    quiet = {"pmtu_discovery": False}  # PMTU probes are datagrams of their own, not the requests'
+    sim = make_sim(pki, link=LinkConfig(delay=ONE_WAY), client=quiet, server=quiet)
+    sim.server.echo = True
+    sim.handshake()
+    c2s, s2c = sim.pair.c2s.stats, sim.pair.s2c.stats
+    sent_before, answered_before = c2s.sent, s2c.sent
+    count = 300  # three times the server's limit of 100 streams: credit must be renewed
+    for _ in range(count):
+        stream_id = sim.conn.open_stream()
+        sim.client.send(stream_id, REQUEST, fin=True)
+        assert sim.pair.drive(until=lambda sid=stream_id: sid in sim.client.finished, max_time=1.0)
+        assert bytes(sim.client.streams[stream_id]) == REQUEST
+    per_request = (c2s.sent - sent_before + s2c.sent - answered_before) / count
+    assert per_request <= 2.05, f"{per_request:.2f} datagrams per request"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -181,6 +182,10 @@ async def _serve_all(ready_fd: int, pki: TestPki, host: str, max_seconds: float)
             session_ticket_fetcher=lambda label: tickets.pop(label, None),
             session_ticket_handler=lambda ticket: tickets.__setitem__(ticket.ticket, ticket),
         )
+    # The start-up heap (imported modules, certificates) is permanent: without this a full collection
+    # of it (20-30 ms) lands in whichever stack's run happens to be under way (benchmarks/many_small.py).
+    gc.collect()
+    gc.freeze()
     os.write(ready_fd, b"R")
     os.close(ready_fd)
     await asyncio.sleep(max_seconds)  # self-stopping even if nobody kills us

@@ -269,11 +269,14 @@ class StreamOutput:
 
         True if a stream was found blocked by flow control (a BLOCKED frame may now be queued)."""
         queue, idle, noted = self._queue, 0, False
+        conn_send = self._conn_send
         while queue and idle < len(queue):
             stream_id = queue[0]
             entry = self._streams.get(stream_id)
             send = entry.send if entry is not None else None
-            credit = self._conn_send.available
+            credit = conn_send.limit - conn_send.used  # SendCredit.available, inline (per frame)
+            if credit < 0:
+                credit = 0
             if send is None or not send.wants_to_send(credit):
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
@@ -293,7 +296,7 @@ class StreamOutput:
             sink.push_frame(
                 frame, partial(self._on_stream_delivered, stream_id, frame.offset, stop, frame.fin)
             )
-            self._conn_send.used += new_bytes
+            conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:

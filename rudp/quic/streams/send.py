@@ -36,6 +36,11 @@ _RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
 _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
 
 
+def _varint_size(value: int) -> int:
+    """RFC 9000 §16: bytes of the shortest varint of ``value`` (0 <= value < 2**62), one expression."""
+    return 1 if value <= 0x3F else 2 if value <= 0x3FFF else 4 if value <= 0x3FFFFFFF else 8
+
+
 def _gaps(ranges: RangeSet, start: int, stop: int) -> list[tuple[int, int]]:
     """The parts of ``[start, stop)`` not covered by ``ranges``."""
     gaps: list[tuple[int, int]] = []
@@ -63,7 +68,7 @@ class SendBuffer:
     the front are remembered so they are never sent again.
     """
 
-    __slots__ = ("_acked", "_base", "_data", "_lost", "capacity", "end", "next_offset")
+    __slots__ = ("_acked", "_base", "_data", "_lost", "capacity", "end", "has_lost", "next_offset")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -76,6 +81,9 @@ class SendBuffer:
         """Offset of the first byte never sent (everything below was sent at least once)."""
         self._acked = RangeSet()  # acknowledged ranges above _base
         self._lost = RangeSet()  # ranges below next_offset that need re-sending
+        self.has_lost = False
+        """True when some range needs re-sending (kept with ``_lost``: read for every frame, and
+        almost always False, so it is a plain attribute rather than a question to the range set)."""
 
     @property
     def buffered_bytes(self) -> int:
@@ -91,11 +99,6 @@ class SendBuffer:
     def acked_offset(self) -> int:
         """Every byte below this offset is acknowledged."""
         return self._base
-
-    @property
-    def has_lost(self) -> bool:
-        """True when some range needs re-sending."""
-        return bool(self._lost)
 
     def write(self, data: BytesLike) -> int:
         """Append as much of ``data`` as the budget allows; return the count accepted."""
@@ -113,11 +116,12 @@ class SendBuffer:
 
     def first_lost(self) -> tuple[int, int] | None:
         """The lowest range waiting to be re-sent."""
-        return self._lost[0] if self._lost else None
+        return self._lost[0] if self.has_lost else None
 
     def mark_resent(self, start: int, stop: int) -> None:
         """``[start, stop)`` was put in a new frame: it is no longer waiting."""
         self._lost.subtract(start, stop)
+        self.has_lost = bool(self._lost)
 
     def mark_sent(self, stop: int) -> None:
         """New data up to ``stop`` was put in a frame."""
@@ -129,8 +133,9 @@ class SendBuffer:
         if stop <= start:
             return
         self._acked.add(start, stop)
-        if self._lost:
+        if self.has_lost:
             self._lost.subtract(start, stop)
+            self.has_lost = bool(self._lost)
         low, high = self._acked[0]
         if low <= self._base:
             self._acked.shift()
@@ -142,6 +147,7 @@ class SendBuffer:
         start = max(start, self._base)
         for low, high in _gaps(self._acked, start, stop):
             self._lost.add(low, high)
+        self.has_lost = bool(self._lost)
 
     def first_unacked(self) -> tuple[int, int] | None:
         """The lowest range sent at least once and not acknowledged yet, or None."""
@@ -154,6 +160,7 @@ class SendBuffer:
         self._base = self.end
         self._acked = RangeSet()
         self._lost = RangeSet()
+        self.has_lost = False
 
 
 class SendStream:
@@ -240,7 +247,7 @@ class SendStream:
         if self.state in _DONE_STATES:
             return None
         buffer = self.buffer
-        lost = buffer.first_lost()
+        lost = buffer.first_lost() if buffer.has_lost else None  # nothing lost: the usual answer
         if lost is not None:
             start, stop = lost
             new_bytes = 0
@@ -250,11 +257,15 @@ class SendStream:
             new_bytes = 1
         length = stop - start
         if length > 0:
-            length = min(
-                length, max_size - stream_frame_overhead(self.stream_id, start, min(length, max_size))
-            )
-            if length <= 0:
-                return None
+            # RFC 9000 §19.8: type byte, stream ID, offset (when not 0), length; the varint sizes
+            # inline (stream_frame_overhead's, without four calls per frame).
+            bound = length if length < max_size else max_size
+            overhead = 1 + _varint_size(self.stream_id) + _varint_size(start) - (not start)
+            overhead += 1 if bound <= 0x3F else 2 if bound <= 0x3FFF else _varint_size(bound)
+            if max_size - overhead < length:
+                length = max_size - overhead
+                if length <= 0:
+                    return None
         elif (
             not (self._fin_pending and start == self._fin_offset)
             or stream_frame_overhead(self.stream_id, start, 0) > max_size
@@ -270,7 +281,8 @@ class SendStream:
         fin = self._fin_pending and stop == self._fin_offset
         if fin:
             self._fin_pending = False
-        self._after_send(fin)
+        if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
+            self._after_send(fin)
         return Stream(self.stream_id, start, buffer.peek(start, stop), fin), new_bytes
 
     def _after_send(self, fin: bool) -> None:

@@ -35,7 +35,7 @@ from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery, ProbeRequest
-from rudp.quic.sent import PacketSpace
+from rudp.quic.sent import PacketSpace, SentPacket
 from rudp.quic.spaces import (
     CRYPTO_LEVEL_OF_SPACE,
     SEND_ORDER,
@@ -47,6 +47,7 @@ from rudp.quic.spaces import (
 from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
+from rudp.quic.train import TrainBuilder
 from rudp.tls.engine import EncryptionLevel
 
 MAX_DATAGRAMS_PER_CALL = 64
@@ -232,7 +233,7 @@ class Sender:
         spaces = self._spaces
         state = spaces.application
         ack = state.ack
-        if ack.has_data() or not spaces.one_rtt_only():
+        if ack.has_data() or not spaces.one_rtt_only() or self._qlog.records:
             return False  # first: the usual answer of a connection that only acknowledges
         if state.probes or ack.ack_needed(now) or self._paths.has_data() or state.crypto_send.has_data():
             return False
@@ -247,54 +248,87 @@ class Sender:
         """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
         the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
 
-        Each packet goes through the same steps as any other: key maintenance (a key update may start
-        mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet number and
-        the one after-send hook. False if the AEAD limit closed the connection mid-train."""
+        Each packet goes through the steps that decide the next one: key maintenance (a key update
+        may start mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet
+        number, loss recovery's record (bytes in flight) and the pacer's charge. What no later packet
+        of the train reads (ECN, idle timer, the statistics, a validated path's byte count) is done
+        once for the train (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
+        False if the AEAD limit closed the connection mid-train (the packets built so far still go)."""
         streams = self._streams
         spaces = self._spaces
         phase = spaces.phase
         state = spaces.application
+        recovery = self._recovery
+        pacer = path.congestion.pacer
+        pmtud = path.pmtud
+        base = pmtud.base
+        # The budget of every datagram of the train is the path's size, unless probed (large)
+        # datagrams shrink to the window, or the anti-amplification limit counts each datagram.
+        fixed = pmtud.current if pmtud.current <= base and path.datagram_allowance() is None else 0
         # The header template of the train: what no packet of it can change (the peer's CID, the
         # largest acknowledged number: only received frames move them). The keys and the key phase
         # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
-        dcid = self._peer_cids.current.cid
-        largest_acked = self._recovery.largest_acked(state.id)
+        builder = TrainBuilder(now, self._peer_cids.current.cid, recovery.largest_acked(state.id))
         confirmed = self._handshake.confirmed  # only a received datagram confirms (RFC 9001 §4.1.2)
-        first = True
-        while len(out) < MAX_DATAGRAMS_PER_CALL:
-            if not first and not self._maintain_keys(now, confirmed):
-                return False
-            size = self._datagram_budget(path)
+        smoothed_rtt = path.congestion.rtt.smoothed_rtt
+        packets: list[SentPacket] = []
+        total = 0
+        eliciting = False
+        alive = True
+        room = MAX_DATAGRAMS_PER_CALL - len(out)
+        while len(packets) < room:
+            if packets and not self._maintain_keys(now, confirmed):
+                alive = False
+                break
+            size = fixed or self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
             if not size or not streams.has_data_to_send():
-                return True
-            if not self._may_send_new(path, size, now, not first):
-                return True
+                break
+            if not self._may_send_new(path, size, now, bool(packets)):
+                break
             protection = phase.write
-            if protection is None:
-                return True
-            builder = self._qlog.builder(size, now)
-            if not builder.start_packet(
-                space=state.id,
-                protection=protection,
-                first_byte=FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
-                prefix=dcid,
-                is_long=False,
-                packet_number=state.next_pn,
-                largest_acked=largest_acked,
+            if protection is None or not builder.start_packet(
+                size,
+                protection,
+                FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
+                state.next_pn,
             ):
-                return True
-            streams.write_frames(builder, now, path.congestion.rtt.smoothed_rtt)
+                break
+            streams.write_frames(builder, now, smoothed_rtt)
             sent = builder.end_packet()
             if sent is None:
-                return True
+                break
             state.advance()  # as _advance: the next number, and the key phase's first packet
             phase.on_packet_sent(sent.packet_number)
-            datagram = builder.finish(0)
-            self._after_datagram(builder, datagram, path, now, Sent.DATA)
-            out.append((datagram, path))
-            first = False
-        return True
+            size = sent.size_bytes
+            if size > base:
+                # As _after_datagram: watch large datagrams (a PMTU black hole).
+                sent.handlers.append(pmtud.on_large_datagram)
+            recovery.on_packet_sent(sent)
+            if sent.in_flight:
+                pacer.on_sent(size, now)
+            if not fixed:
+                path.on_datagram_sent(size)  # RFC 9000 §8.1: the next budget counts this one
+            packets.append(sent)
+            total += size
+            eliciting = eliciting or sent.ack_eliciting
+        if packets:
+            self._after_train(path, packets, total, eliciting, now, counted=not fixed)
+            out.extend([(datagram, path) for datagram in builder.finish()])
+        return alive
+
+    def _after_train(
+        self, path: Path, packets: list[SentPacket], total: int, eliciting: bool, now: float, *, counted: bool
+    ) -> None:
+        """:meth:`_after_datagram` for the rest of a train, once: ECN (RFC 9000 §13.4.2), the idle
+        timer, the path's byte count (unless ``counted`` per datagram) and the statistics. The qlog
+        hook is not called: a connection that logs sends no trains (:meth:`_train_ready`)."""
+        if path is self._paths.current:
+            path.ecn.on_datagram_sent(packets, self.ecn_marking)
+        self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
+        if not counted:
+            path.on_datagram_sent(total)
+        self._traffic.on_datagrams_sent(len(packets), total)
 
     def next_deadline(self) -> float | None:
         """RFC 9002 §7.7: when the pacer allows the next packet, if it held data back; else None."""

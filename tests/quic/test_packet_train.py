@@ -234,3 +234,15 @@ def test_train_yields_to_queued_datagrams(
     plain, trained = runs
     _compare(plain, trained, BODY)
     assert sum(isinstance(frame, Datagram) for frame in trained.frames()) == 40
+
+
+def test_no_train_while_writing_a_qlog(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A qlog records each datagram's frames as the per-datagram path builds them: no trains then, and
+    # the same datagrams as without the log.
+    options = {"qlog_dir": tmp_path / "qlog"}
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY[:100_000])
+    logged = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY[:100_000], client=options)
+    assert logged.train_datagrams == 0
+    assert logged.received == BODY[:100_000]
+    assert logged.datagrams == plain.datagrams
+    assert list((tmp_path / "qlog").iterdir())  # the log was written

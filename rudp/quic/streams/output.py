@@ -94,7 +94,9 @@ class StreamOutput:
     # ------------------------------------------------------------------ queueing
 
     def _enqueue_if_sendable(self, stream_id: int, send: SendStream) -> None:
-        if stream_id not in self._queued and send.wants_to_send(max(1, self._conn_send.available)):
+        if stream_id not in self._queued and send.wants_to_send(
+            max(1, self._conn_send.limit - self._conn_send.used)  # SendCredit.available, inline
+        ):
             self._queued.add(stream_id)
             self._queue.append(stream_id)
 
@@ -138,7 +140,10 @@ class StreamOutput:
         """True when :meth:`write_frames` would write something given enough room."""
         queue = self._queue
         if queue:  # the common case first: a queued stream with data (usually the one at the head)
-            credit = self._conn_send.available
+            conn_send = self._conn_send
+            credit = conn_send.limit - conn_send.used  # SendCredit.available, inline (every datagram)
+            if credit < 0:
+                credit = 0
             streams = self._streams
             for stream_id in queue:
                 entry = streams.get(stream_id)

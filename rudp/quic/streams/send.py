@@ -102,12 +102,13 @@ class SendBuffer:
 
     def write(self, data: BytesLike) -> int:
         """Append as much of ``data`` as the budget allows; return the count accepted."""
-        count = min(len(data), self.free)
-        if count:
+        count = min(len(data), self.capacity - (self.end - self._base))  # self.free, inline
+        if count > 0:
             with memoryview(data) as view:
                 self._data += view[:count]
             self.end += count
-        return count
+            return count
+        return 0
 
     def peek(self, start: int, stop: int) -> bytes:
         """Copy of the bytes at ``[start, stop)``, which must be held."""

@@ -143,6 +143,9 @@ class Sender:
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed)."""
+        self._nothing_paced = False
+        """The current batch's last datagram attempt found no paced data waiting (so the batch's
+        application-limited check need not ask every source again)."""
         self.ecn_marking = False
         """Whether the datagrams of the current batch leave marked ECT(0) (RFC 9000 §13.4.2)."""
         self.sources: list[Address | None] | None = None
@@ -174,6 +177,7 @@ class Sender:
             return self._close_datagrams(now)
         out: list[tuple[bytes, Path]] = []
         self._pacing_blocked = False
+        self._nothing_paced = False
         current.congestion.pacer.use_datagram_size(current.pmtud.current)
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
@@ -207,7 +211,8 @@ class Sender:
                 break
             out.append((datagram, current))
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
-        if not self._pacing_blocked and not self._has_paced_data():
+        # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
+        if not self._pacing_blocked and (self._nothing_paced or not self._has_paced_data()):
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
@@ -496,6 +501,7 @@ class Sender:
         pending = self._has_paced_data()
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
         if blocked and not self._paths.has_data() and not self._ack_needed(now):
+            self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
         wrote_handshake = False

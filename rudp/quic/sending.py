@@ -216,16 +216,6 @@ class Sender:
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
-    def _maintain_keys(self, now: float, confirmed: bool) -> bool:
-        """RFC 9001 §6, §6.6: update keys when due (before every datagram; ``confirmed``: the
-        handshake is); False if the AEAD limit leaves no way out (the connection is then closing)."""
-        try:
-            self._spaces.usage.maintain(self._spaces.phase, now, confirmed=confirmed, qlog=self._qlog)
-        except TransportError as exc:
-            self._lifecycle.on_local_error(exc, now)
-            return False
-        return True
-
     # -- packet trains ---------------------------------------------------------------------------------
 
     def _train_ready(self, now: float) -> bool:
@@ -276,15 +266,20 @@ class Sender:
         builder = TrainBuilder(now, self._peer_cids.current.cid, recovery.largest_acked(state.id))
         confirmed = self._handshake.confirmed  # only a received datagram confirms (RFC 9001 §4.1.2)
         smoothed_rtt = path.congestion.rtt.smoothed_rtt
+        usage, qlog = spaces.usage, self._qlog
         packets: list[SentPacket] = []
         total = 0
         eliciting = False
         alive = True
         room = MAX_DATAGRAMS_PER_CALL - len(out)
         while len(packets) < room:
-            if packets and not self._maintain_keys(now, confirmed):
-                alive = False
-                break
+            if packets:
+                try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
+                    usage.maintain(phase, now, confirmed=confirmed, qlog=qlog)
+                except TransportError as exc:
+                    self._lifecycle.on_local_error(exc, now)
+                    alive = False
+                    break
             size = fixed or self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
             if not size or not streams.has_data_to_send():

@@ -129,11 +129,24 @@ class TrainBuilder:
                 | (_STREAM_LEN if explicit else 0)
                 | (_STREAM_FIN if frame.fin else 0)
             )
-            buf += _varint(frame.stream_id)
+            # The varints inline for their usual sizes (a small stream ID, a 4-byte offset, a 2-byte
+            # length), _varint for the others.
+            stream_id = frame.stream_id
+            if stream_id <= 0x3F:
+                buf.append(stream_id)
+            else:
+                buf += _varint(stream_id)
             if offset:
-                buf += _varint(offset)
+                if 0x3FFF < offset <= 0x3FFFFFFF:
+                    buf += (0x80000000 | offset).to_bytes(4, "big")
+                else:
+                    buf += _varint(offset)
             if explicit:
-                buf += _varint(len(data))
+                length = len(data)
+                if 0x3F < length <= 0x3FFF:
+                    buf += (0x4000 | length).to_bytes(2, "big")
+                else:
+                    buf += _varint(length)
             buf += data
         else:
             writer = Writer()
@@ -192,12 +205,10 @@ class TrainBuilder:
                 stop += 1
             group = pending[start:stop]
             # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte.
-            masks = protection.header_masks(
-                b"".join(
-                    sealed[SAMPLE_OFFSET - len(pn) : SAMPLE_OFFSET - len(pn) + SAMPLE_LENGTH]
-                    for _, _, pn, sealed in group
-                )
-            )
+            samples = bytearray()
+            for _, _, pn, sealed in group:
+                samples += sealed[SAMPLE_OFFSET - len(pn) : SAMPLE_OFFSET - len(pn) + SAMPLE_LENGTH]
+            masks = protection.header_masks(bytes(samples))
             at = 0
             for _, first_byte, pn, sealed in group:
                 length = len(pn)

@@ -261,7 +261,10 @@ class SendStream:
             # RFC 9000 §19.8: type byte, stream ID, offset (when not 0), length; the varint sizes
             # inline (stream_frame_overhead's, without four calls per frame).
             bound = length if length < max_size else max_size
-            overhead = 1 + _varint_size(self.stream_id) + _varint_size(start) - (not start)
+            stream_id = self.stream_id
+            overhead = 2 if stream_id <= 0x3F else 1 + _varint_size(stream_id)
+            if start:
+                overhead += 4 if 0x3FFF < start <= 0x3FFFFFFF else _varint_size(start)
             overhead += 1 if bound <= 0x3F else 2 if bound <= 0x3FFF else _varint_size(bound)
             if max_size - overhead < length:
                 length = max_size - overhead

@@ -203,9 +203,13 @@ class Sender:
                 self._lifecycle.on_local_error(exc, now)
                 return out + self._close_datagrams(now)
             if self._streams.queued and self._train_ready(now):
+                before = len(out)
                 if not self._build_train(now, current, out):
                     return out + self._close_datagrams(now)
-                break
+                if len(out) > before or not self._spaces.application.ack.has_data():
+                    break
+                # Nothing left in the train (window or pacer) and an ACK waits: it is not paced
+                # (RFC 9002 §7): the general path sends it alone if it is due.
             datagram = self._build_datagram(now)
             if not datagram:
                 break
@@ -220,18 +224,21 @@ class Sender:
 
     def _train_ready(self, now: float) -> bool:
         """True when the next datagrams may be a packet train: 1-RTT keys alone, no probe owed, and no
-        frame source but the streams with anything to send (no ACK to piggyback, no path, CRYPTO,
-        control, connection-ID or datagram frames). Then every datagram is one short-header packet of
+        frame source but the streams (and the ACK, which leads the first packet, as it would on the
+        general path) with anything to send (no path, CRYPTO, control, connection-ID or datagram
+        frames). Then every datagram is one short-header packet of
         the streams' frames, exactly what :meth:`_build_datagram` would build, without asking the other
         sources again per datagram. Nothing that could change those answers (a datagram arriving, a
         timer firing, the application writing) happens until the train ends."""
         spaces = self._spaces
         state = spaces.application
         ack = state.ack
-        if ack.has_data() or not spaces.one_rtt_only() or self._qlog.records:
-            return False  # first: the usual answer of a connection that only acknowledges
-        if state.probes or ack.ack_needed(now) or self._paths.has_data() or state.crypto_send.has_data():
+        if not spaces.one_rtt_only() or self._qlog.records:
             return False
+        if state.probes or self._paths.has_data() or state.crypto_send.has_data():
+            return False
+        if not ack.has_data() and ack.ack_needed(now):
+            return False  # (an ACK due is also one worth piggybacking: not seen on the general path)
         if not self._streams.has_data_to_send():
             return False
         for source in self._other_app_sources:  # noqa: SIM110 (no generator frame per call)
@@ -267,6 +274,8 @@ class Sender:
         confirmed = self._handshake.confirmed  # only a received datagram confirms (RFC 9001 §4.1.2)
         smoothed_rtt = path.congestion.rtt.smoothed_rtt
         usage, qlog = spaces.usage, self._qlog
+        ack = state.ack
+        ack_first = ack.has_data()
         packets: list[SentPacket] = []
         total = 0
         eliciting = False
@@ -294,7 +303,16 @@ class Sender:
                 state.next_pn,
             ):
                 break
-            streams.write_frames(builder, now, smoothed_rtt)
+            if ack_first:
+                # RFC 9000 §13.2: the ACK leads the train's first packet, as in _write_packet.
+                ack_first = False
+                answering = ack.answers_flow
+                ack.write_frames(builder)
+                streams.write_frames(builder, now, smoothed_rtt)
+                if not builder.sent_is_ack_eliciting() and self._ack_only_needs_ping(answering):
+                    builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
+            else:
+                streams.write_frames(builder, now, smoothed_rtt)
             sent = builder.end_packet()
             if sent is None:
                 break

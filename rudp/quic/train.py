@@ -169,6 +169,15 @@ class TrainBuilder:
         if handler is not None:
             sent.handlers.append(handler)
 
+    def sent_is_ack_eliciting(self) -> bool:
+        """True if the open packet already carries an ack-eliciting frame."""
+        return self._sent is not None and self._sent.ack_eliciting
+
+    def require_padding(self) -> None:
+        """``PacketSink.require_padding``: a train's packets are never padded to 1200 bytes (no frame
+        source that asks for it writes into a train)."""
+        raise ValueError("a packet train is never padded")
+
     def end_packet(self) -> SentPacket | None:
         """Close and encrypt the open packet (RFC 9001 §5.3); None for an empty packet (its number is
         then not used). Header protection waits for :meth:`finish`."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rudp.codec.codes import Version
-from rudp.codec.frames import Frame, MaxData, Padding, Ping, Stream
+from rudp.codec.frames import Ack, Frame, MaxData, Padding, Ping, Stream
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
@@ -152,3 +152,20 @@ def test_misuse() -> None:
         builder.start_packet(1452, keys, FIXED_BIT, 1)
     assert builder.end_packet() is None  # empty: nothing sent, nothing to finish
     assert builder.finish() == []
+
+
+def test_ack_first_then_data() -> None:
+    # An ACK leads a train's first packet: not ack-eliciting until a data frame follows; a train never
+    # pads to 1200 bytes (no source that asks for it writes into one).
+    keys = _keys(CipherSuite.AES_128_GCM_SHA256, Version.V1)
+    builder = TrainBuilder(NOW, DCID, None)
+    assert builder.start_packet(1452, keys, FIXED_BIT, 0)
+    builder.push_frame(Ack(ranges=((30, 40),), ack_delay=3), None)
+    assert not builder.sent_is_ack_eliciting()
+    builder.push_frame(Stream(4, 0, b"data", False), None)
+    assert builder.sent_is_ack_eliciting()
+    with pytest.raises(ValueError, match="never padded"):
+        builder.require_padding()
+    sent = builder.end_packet()
+    assert sent is not None and sent.largest_acked_in_ack == 40 and sent.ack_eliciting
+    assert not builder.sent_is_ack_eliciting()  # nothing open

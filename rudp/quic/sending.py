@@ -261,7 +261,8 @@ class Sender:
         phase = spaces.phase
         state = spaces.application
         recovery = self._recovery
-        pacer = path.congestion.pacer
+        congestion = path.congestion
+        pacer, controller, rtt = congestion.pacer, congestion.controller, congestion.rtt
         pmtud = path.pmtud
         base = pmtud.base
         # The budget of every datagram of the train is the path's size, unless probed (large)
@@ -293,7 +294,11 @@ class Sender:
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
             if not size or not streams.has_data_to_send():
                 break
-            if not self._may_send_new(path, size, now, bool(packets)):
+            # As _may_send_new (the window, then the pacer, RFC 9002 §7.7), inline.
+            if not recovery.can_send(size):
+                break
+            if not (pacer.allows_again if packets else pacer.allows)(now, size, controller, rtt):
+                self._pacing_blocked = True  # arm the pacing deadline: data is waiting
                 break
             protection = phase.write
             if protection is None or not builder.start_packet(

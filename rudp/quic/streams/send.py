@@ -128,6 +128,13 @@ class SendBuffer:
         """New data up to ``stop`` was put in a frame."""
         self.next_offset = max(self.next_offset, stop)
 
+    def take_new(self, start: int, stop: int) -> bytes:
+        """:meth:`mark_sent` and :meth:`peek` in one: new data ``[start, stop)`` goes in a frame."""
+        if stop > self.next_offset:
+            self.next_offset = stop
+        with memoryview(self._data) as view:
+            return bytes(view[start - self._base : stop - self._base])
+
     def on_acked(self, start: int, stop: int) -> None:
         """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
         start = max(start, self._base)
@@ -278,16 +285,17 @@ class SendStream:
         stop = start + length
         if new_bytes:
             new_bytes = length
-            buffer.mark_sent(stop)
+            data = buffer.take_new(start, stop)
             self.credit.used = stop
         else:
             buffer.mark_resent(start, stop)
+            data = buffer.peek(start, stop)
         fin = self._fin_pending and stop == self._fin_offset
         if fin:
             self._fin_pending = False
         if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
             self._after_send(fin)
-        return Stream(self.stream_id, start, buffer.peek(start, stop), fin), new_bytes
+        return Stream(self.stream_id, start, data, fin), new_bytes
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.

@@ -122,9 +122,10 @@ class PacketNumberSpace:
 
     def never_sent_in(self, ranges: tuple[AckRange, ...]) -> int | None:
         """A skipped packet number that ``ranges`` acknowledge, if any."""
-        for number in self.skipped:
-            if any(low <= number <= high for low, high in ranges):
-                return number
+        for number in self.skipped:  # plain loops: asked for every ACK, usually of a few numbers
+            for low, high in ranges:
+                if low <= number <= high:
+                    return number
         return None
 
     def owe_probes(self, count: int) -> None:

@@ -30,7 +30,7 @@ from rudp.quic.delivery import FrameSink
 from rudp.quic.events import Event, StreamWritable
 from rudp.quic.flow import LimitAnnouncer, RecvWindow, SendCredit
 from rudp.quic.streams.recv import RecvStream
-from rudp.quic.streams.send import SendStream
+from rudp.quic.streams.send import SendState, SendStream
 
 # Upper bounds of encoded sizes (type byte + up to two 8-byte varints), checked before a limit is
 # committed so that a frame that does not fit leaves the intent queued.
@@ -54,6 +54,9 @@ class StreamEntry:
         """True when every part it has is in a terminal state (RFC 9000 §3.4 "closed")."""
         return (self.send is None or self.send.is_done) and (self.recv is None or self.recv.is_done)
 
+
+_SEND_DONE: Final = (SendState.DATA_RECVD, SendState.RESET_RECVD)
+"""The terminal states of a sending part (SendStream.is_done)."""
 
 _USEFUL_STREAM_FRAME = 32
 """Below this much room left in a packet, no more STREAM frames are attempted in it."""
@@ -319,7 +322,8 @@ class StreamOutput:
             send.on_frame_acked(start, stop, fin)
             if send.take_writable():
                 self.events.append(StreamWritable(stream_id))
-            self._maybe_close(entry)
+            if send.state in _SEND_DONE:  # only a terminal sending part can close the stream
+                self._maybe_close(entry)
         else:
             send.on_frame_lost(start, stop, fin)
             self._enqueue_if_sendable(stream_id, send)

@@ -137,7 +137,17 @@ class SendBuffer:
 
     def on_acked(self, start: int, stop: int) -> None:
         """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
-        start = max(start, self._base)
+        base = self._base
+        if start <= base and not self._acked:
+            # The usual case, in-order acknowledgments: the front moves; no range set involved.
+            if stop > base:
+                if self.has_lost:
+                    self._lost.subtract(base, stop)
+                    self.has_lost = bool(self._lost)
+                del self._data[: stop - base]
+                self._base = stop
+            return
+        start = max(start, base)
         if stop <= start:
             return
         self._acked.add(start, stop)

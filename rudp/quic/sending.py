@@ -159,6 +159,8 @@ class Sender:
         address it leaves from)."""
         batch = self._datagrams(now)
         self.sources = None
+        if not batch:
+            return []
         for _, path in batch:
             if path.local is not None:
                 # A path is a pair of addresses: each datagram leaves from its path's local one (RFC

@@ -68,7 +68,17 @@ class SendBuffer:
     the front are remembered so they are never sent again.
     """
 
-    __slots__ = ("_acked", "_base", "_data", "_lost", "capacity", "end", "has_lost", "next_offset")
+    __slots__ = (
+        "_acked",
+        "_acked_above",
+        "_base",
+        "_data",
+        "_lost",
+        "capacity",
+        "end",
+        "has_lost",
+        "next_offset",
+    )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -80,6 +90,7 @@ class SendBuffer:
         self.next_offset = 0
         """Offset of the first byte never sent (everything below was sent at least once)."""
         self._acked = RangeSet()  # acknowledged ranges above _base
+        self._acked_above = False  # bool(self._acked), kept with it (asked for every acknowledgment)
         self._lost = RangeSet()  # ranges below next_offset that need re-sending
         self.has_lost = False
         """True when some range needs re-sending (kept with ``_lost``: read for every frame, and
@@ -138,7 +149,7 @@ class SendBuffer:
     def on_acked(self, start: int, stop: int) -> None:
         """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
         base = self._base
-        if start <= base and not self._acked:
+        if start <= base and not self._acked_above:
             # The usual case, in-order acknowledgments: the front moves; no range set involved.
             if stop > base:
                 if self.has_lost:
@@ -159,6 +170,7 @@ class SendBuffer:
             self._acked.shift()
             del self._data[: high - self._base]
             self._base = high
+        self._acked_above = bool(self._acked)
 
     def on_lost(self, start: int, stop: int) -> None:
         """``[start, stop)`` was lost: queue the parts not acknowledged meanwhile for re-sending."""
@@ -177,6 +189,7 @@ class SendBuffer:
         self._data = bytearray()
         self._base = self.end
         self._acked = RangeSet()
+        self._acked_above = False
         self._lost = RangeSet()
         self.has_lost = False
 

@@ -199,7 +199,7 @@ class Sender:
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             try:  # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out
                 self._spaces.usage.maintain(
-                    self._spaces.phase, now, confirmed=self._handshake.confirmed, qlog=self._qlog
+                    self._spaces.phase, now, confirmed=self._recovery.handshake_confirmed, qlog=self._qlog
                 )
             except TransportError as exc:
                 self._lifecycle.on_local_error(exc, now)
@@ -274,7 +274,8 @@ class Sender:
         # largest acknowledged number: only received frames move them). The keys and the key phase
         # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
         builder = TrainBuilder(now, self._peer_cids.current.cid, recovery.largest_acked(state.id))
-        confirmed = self._handshake.confirmed  # only a received datagram confirms (RFC 9001 §4.1.2)
+        # Handshake.confirmed reads the same flag; only a received datagram confirms (RFC 9001 §4.1.2).
+        confirmed = self._recovery.handshake_confirmed
         smoothed_rtt = path.congestion.rtt.smoothed_rtt
         usage, qlog = spaces.usage, self._qlog
         ack = state.ack

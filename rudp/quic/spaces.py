@@ -154,7 +154,7 @@ class PacketNumberSpace:
 class PacketSpaces:
     """The packet number spaces whose keys are still in use, each holding its keys (RFC 9001 §4.9)."""
 
-    __slots__ = ("_spaces", "phase", "usage", "version")
+    __slots__ = ("_spaces", "application", "phase", "usage", "version")
 
     def __init__(
         self,
@@ -188,6 +188,8 @@ class PacketSpaces:
             ),
             PacketSpace.APPLICATION: application,
         }
+        self.application = application
+        """The Application space (never discarded: a plain attribute, read for every datagram)."""
 
     def __iter__(self) -> Iterator[PacketNumberSpace]:
         return iter(list(self._spaces.values()))
@@ -205,11 +207,6 @@ class PacketSpaces:
     def values(self) -> list[PacketNumberSpace]:
         """The spaces in use, Initial first."""
         return list(self._spaces.values())
-
-    @property
-    def application(self) -> PacketNumberSpace:
-        """The Application space (never discarded)."""
-        return self._spaces[PacketSpace.APPLICATION]
 
     # -- keys (RFC 9001 §4, §5) -------------------------------------------------------------------------
 

@@ -509,7 +509,8 @@ class Sender:
         if not size:
             return b""
         spaces = self._spaces
-        if spaces.one_rtt_only():
+        one_rtt = spaces.one_rtt_only()
+        if one_rtt:
             levels: tuple[EncryptionLevel, ...] = (_APP,)
             probing = spaces.application.probes > 0
         else:
@@ -519,9 +520,9 @@ class Sender:
                 if space.probes:
                     probing = True
                     break
-        pending = self._has_paced_data()
+        pending = self._has_paced_data(one_rtt)
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data() and not self._ack_needed(now):
+        if blocked and not self._paths.has_data() and not self._ack_needed(now, one_rtt):
             self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
             return b""  # the common "nothing to do" answer, without building anything
         builder = self._qlog.builder(size, now)
@@ -586,20 +587,25 @@ class Sender:
         _, paced = self._sources(level, state)
         return not blocked and any(source.has_data() for source in paced)
 
-    def _has_paced_data(self) -> bool:
+    def _has_paced_data(self, one_rtt: bool = False) -> bool:
         # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
+        # ``one_rtt``: only the Application space is left (PacketSpaces.one_rtt_only), ask it alone.
         if self._streams.has_data_to_send():
             return True
         for source in self._other_app_sources:  # the streams were asked just above
             if source.has_data():
                 return True
+        if one_rtt:
+            return self._spaces.application.crypto_send.has_data()
         for state in self._spaces:  # noqa: SIM110 (plain loops: no generator frame per datagram)
             if state.crypto_send.has_data():
                 return True
         return False
 
-    def _ack_needed(self, now: float) -> bool:
-        """True if some space owes an ACK now."""
+    def _ack_needed(self, now: float, one_rtt: bool = False) -> bool:
+        """True if some space owes an ACK now (``one_rtt``: only the Application space is left)."""
+        if one_rtt:
+            return self._spaces.application.ack.ack_needed(now)
         for state in self._spaces:  # noqa: SIM110 (no generator frame per datagram)
             if state.ack.ack_needed(now):
                 return True

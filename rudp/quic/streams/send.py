@@ -10,7 +10,9 @@ manager passes the connection credit in and pushes the frames this module builds
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from enum import Enum
+from typing import Final
 
 from rudp.codec.buffer import BytesLike
 from rudp.codec.frame_codec import stream_frame_overhead
@@ -18,6 +20,9 @@ from rudp.codec.frames import Stream
 from rudp.errors import StreamStateError
 from rudp.quic.flow import SendCredit
 from rudp.quic.rangeset import RangeSet
+
+CHUNK_MERGE_BYTES: Final = 16384
+"""A write joins the last chunk of a send buffer while both fit in this many bytes (see SendBuffer)."""
 
 
 class SendState(Enum):
@@ -66,14 +71,22 @@ class SendBuffer:
     Bytes below :attr:`next_offset` were sent at least once; lost ranges wait in a re-send set. Bytes
     are freed only from the front, once everything below them is acknowledged; acknowledged ranges above
     the front are remembered so they are never sent again.
+
+    The bytes are kept as the immutable chunks the application wrote (small writes merged, up to
+    :data:`CHUNK_MERGE_BYTES`), each with its offset: a frame's bytes are a slice of one chunk (two
+    for a frame across a boundary), and acknowledgments drop whole chunks from the front. One
+    contiguous buffer would move (or copy, on growth) everything it holds whenever the front is freed
+    and the back grows, about once per ACK. A chunk partly acknowledged stays whole until its last
+    byte is, so up to one chunk more than :attr:`capacity` may be held in memory.
     """
 
     __slots__ = (
         "_acked",
         "_acked_above",
         "_base",
-        "_data",
+        "_chunks",
         "_lost",
+        "_starts",
         "capacity",
         "end",
         "has_lost",
@@ -83,7 +96,8 @@ class SendBuffer:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         """Most bytes held at once (the per-stream send-buffer budget)."""
-        self._data = bytearray()  # bytes at offsets [_base, end)
+        self._chunks: list[bytes] = []  # the bytes written, in order; they cover [_base, end)
+        self._starts: list[int] = []  # the offset of each chunk
         self._base = 0
         self.end = 0
         """Offset after the last byte written."""
@@ -114,17 +128,52 @@ class SendBuffer:
     def write(self, data: BytesLike) -> int:
         """Append as much of ``data`` as the budget allows; return the count accepted."""
         count = min(len(data), self.capacity - (self.end - self._base))  # self.free, inline
-        if count > 0:
-            with memoryview(data) as view:
-                self._data += view[:count]
-            self.end += count
-            return count
-        return 0
+        if count <= 0:
+            return 0
+        with memoryview(data) as view:
+            chunk = bytes(view[:count])  # the one copy: the application may reuse its buffer
+        chunks = self._chunks
+        if chunks and len(chunks[-1]) + count <= CHUNK_MERGE_BYTES:
+            chunks[-1] += chunk  # small writes: one chunk, not one per write
+        else:
+            chunks.append(chunk)
+            self._starts.append(self.end)
+        self.end += count
+        return count
 
     def peek(self, start: int, stop: int) -> bytes:
         """Copy of the bytes at ``[start, stop)``, which must be held."""
-        with memoryview(self._data) as view:
-            return bytes(view[start - self._base : stop - self._base])
+        if stop <= start:
+            return b""  # a FIN alone (possibly after every byte was acknowledged)
+        starts = self._starts
+        index = bisect_right(starts, start) - 1
+        chunks = self._chunks
+        chunk = chunks[index]
+        first = starts[index]
+        if stop - first <= len(chunk):
+            return chunk[start - first : stop - first]  # the usual frame: within one chunk
+        parts = [chunk[start - first :]]
+        while True:
+            index += 1
+            chunk = chunks[index]
+            first = starts[index]
+            if stop - first <= len(chunk):
+                parts.append(chunk[: stop - first])
+                return b"".join(parts)
+            parts.append(chunk)
+
+    def _free_front(self, base: int) -> None:
+        """Everything below ``base`` is acknowledged: move the front there, drop the chunks below it."""
+        self._base = base
+        starts, chunks = self._starts, self._chunks
+        if not chunks or starts[0] + len(chunks[0]) > base:
+            return  # the first chunk is still partly unacknowledged
+        count = 0
+        while count < len(chunks) and starts[count] + len(chunks[count]) <= base:
+            count += 1
+        if count:
+            del chunks[:count]
+            del starts[:count]
 
     def first_lost(self) -> tuple[int, int] | None:
         """The lowest range waiting to be re-sent."""
@@ -143,8 +192,14 @@ class SendBuffer:
         """:meth:`mark_sent` and :meth:`peek` in one: new data ``[start, stop)`` goes in a frame."""
         if stop > self.next_offset:
             self.next_offset = stop
-        with memoryview(self._data) as view:
-            return bytes(view[start - self._base : stop - self._base])
+        starts = self._starts
+        index = bisect_right(starts, start) - 1
+        if index >= 0:
+            chunk = self._chunks[index]
+            first = starts[index]
+            if stop - first <= len(chunk):
+                return chunk[start - first : stop - first]  # as peek: the usual frame, one chunk
+        return self.peek(start, stop)
 
     def on_acked(self, start: int, stop: int) -> None:
         """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
@@ -155,8 +210,10 @@ class SendBuffer:
                 if self.has_lost:
                     self._lost.subtract(base, stop)
                     self.has_lost = bool(self._lost)
-                del self._data[: stop - base]
                 self._base = stop
+                chunks = self._chunks
+                if chunks and self._starts[0] + len(chunks[0]) <= stop:
+                    self._free_front(stop)  # a whole chunk is acknowledged
             return
         start = max(start, base)
         if stop <= start:
@@ -168,8 +225,7 @@ class SendBuffer:
         low, high = self._acked[0]
         if low <= self._base:
             self._acked.shift()
-            del self._data[: high - self._base]
-            self._base = high
+            self._free_front(high)
         self._acked_above = bool(self._acked)
 
     def on_lost(self, start: int, stop: int) -> None:
@@ -186,7 +242,8 @@ class SendBuffer:
 
     def clear(self) -> None:
         """Drop every byte (the stream was reset); offsets stay where they are."""
-        self._data = bytearray()
+        self._chunks = []
+        self._starts = []
         self._base = self.end
         self._acked = RangeSet()
         self._acked_above = False

@@ -56,10 +56,12 @@ class TrainBuilder:
         "_buf",
         "_dcid",
         "_first_byte",
+        "_header_size",
         "_largest_acked",
         "_packet_number",
         "_pending",
-        "_pn_bytes",
+        "_pn_length",
+        "_pn_value",
         "_protection",
         "_sent",
         "now",
@@ -78,9 +80,12 @@ class TrainBuilder:
         self._protection: PacketProtection | None = None
         self._first_byte = 0
         self._packet_number = 0
-        self._pn_bytes = b""
-        self._pending: list[tuple[PacketProtection, int, bytes, bytes]] = []
-        """Closed packets awaiting header protection: (keys, first byte, PN bytes, AEAD output)."""
+        self._header_size = 1 + len(dcid)
+        self._pn_value = 0
+        self._pn_length = 1
+        self._pending: list[tuple[PacketProtection, int, int, int, bytes]] = []
+        """Closed packets awaiting header protection: (keys, first byte, truncated packet number, its
+        length, AEAD output)."""
 
     def start_packet(
         self, size: int, protection: PacketProtection, first_byte: int, packet_number: int
@@ -90,7 +95,7 @@ class TrainBuilder:
         if self._sent is not None:
             raise ValueError("a packet is already open")
         pn_value, pn_length = encode_packet_number(packet_number, self._largest_acked)
-        budget = size - (1 + len(self._dcid) + pn_length + TAG_LENGTH)
+        budget = size - (self._header_size + pn_length + TAG_LENGTH)
         if budget < _MIN_FRAME_ROOM:
             return False
         self._sent = SentPacket(
@@ -105,7 +110,8 @@ class TrainBuilder:
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
         self._packet_number = packet_number
-        self._pn_bytes = pn_value.to_bytes(pn_length, "big")
+        self._pn_value = pn_value
+        self._pn_length = pn_length
         self._buf = bytearray()
         self._budget = budget
         self.remaining = budget
@@ -186,44 +192,51 @@ class TrainBuilder:
         buf = self._buf
         if sent is None or protection is None or not buf:
             return None
-        pn_bytes = self._pn_bytes
+        pn_length = self._pn_length
+        length = len(buf)
         # RFC 9001 §5.4.2: the packet number and ciphertext must cover the sample (min_payload_length).
-        short = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - len(pn_bytes) - len(buf)
+        short = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length - length
         if short > 0:
             buf += bytes(short)  # PADDING frames
+            length += short
             sent.in_flight = True
         first_byte = self._first_byte
-        header = b"".join((bytes((first_byte,)), self._dcid, pn_bytes))
+        pn_value = self._pn_value
+        header = bytes((first_byte,)) + self._dcid + pn_value.to_bytes(pn_length, "big")
         sealed = protection.seal(header, buf, self._packet_number)
-        sent.size_bytes = len(header) + len(sealed)
-        self._pending.append((protection, first_byte, pn_bytes, sealed))
+        sent.size_bytes = self._header_size + pn_length + length + TAG_LENGTH
+        self._pending.append((protection, first_byte, pn_value, pn_length, sealed))
         return sent
 
     def finish(self) -> list[bytes]:
         """Apply header protection to the packets closed since the last call (RFC 9001 §5.4.1): one
-        :meth:`PacketProtection.header_masks` call per run of packets under the same keys."""
+        :meth:`PacketProtection.header_masks` call per run of packets under the same keys (a key
+        update shares the header protection key, RFC 9001 §6, but the runs do not rely on it)."""
         pending = self._pending
         self._pending = []
         out: list[bytes] = []
-        dcid = self._dcid
+        head = self._dcid
+        count = len(pending)
         start = 0
-        while start < len(pending):
+        while start < count:
             protection = pending[start][0]
-            stop = start + 1
-            while stop < len(pending) and pending[stop][0] is protection:
-                stop += 1
-            group = pending[start:stop]
-            # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte.
             samples = bytearray()
-            for _, _, pn, sealed in group:
-                samples += sealed[SAMPLE_OFFSET - len(pn) : SAMPLE_OFFSET - len(pn) + SAMPLE_LENGTH]
+            stop = start
+            while stop < count:
+                entry = pending[stop]
+                if entry[0] is not protection:
+                    break
+                # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte.
+                pn_length = entry[3]
+                samples += entry[4][SAMPLE_OFFSET - pn_length : SAMPLE_OFFSET + SAMPLE_LENGTH - pn_length]
+                stop += 1
             masks = protection.header_masks(bytes(samples))
             at = 0
-            for _, first_byte, pn, sealed in group:
-                length = len(pn)
+            for index in range(start, stop):
+                _, first_byte, pn_value, pn_length, sealed = pending[index]
                 first = first_byte ^ (masks[at] & _SHORT_FIRST_BYTE_MASK)
-                masked = int.from_bytes(pn, "big") ^ int.from_bytes(masks[at + 1 : at + 1 + length], "big")
-                out.append(b"".join((bytes((first,)), dcid, masked.to_bytes(length, "big"), sealed)))
+                masked = pn_value ^ int.from_bytes(masks[at + 1 : at + 1 + pn_length], "big")
+                out.append(bytes((first,)) + head + masked.to_bytes(pn_length, "big") + sealed)
                 at += SAMPLE_LENGTH
             start = stop
         return out

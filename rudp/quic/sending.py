@@ -319,7 +319,11 @@ class Sender:
                 answering = ack.answers_flow
                 ack.write_frames(builder)
                 streams.write_frames(builder, now, smoothed_rtt)
-                if not builder.sent_is_ack_eliciting() and self._ack_only_needs_ping(answering):
+                if (
+                    builder.remaining >= 1
+                    and not builder.sent_is_ack_eliciting()
+                    and self._ack_only_needs_ping(answering)
+                ):
                     builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
             else:
                 streams.write_frames(builder, now, smoothed_rtt)

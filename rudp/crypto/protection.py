@@ -43,6 +43,7 @@ _SHORT_FIRST_BYTE_MASK: Final = 0x1F
 _KEY_PHASE_BIT: Final = 0x04
 _PN_LENGTH_BITS: Final = 0x03
 _ZERO_MASK_INPUT: Final = bytes(1 + MAX_PN_LENGTH)
+_ZERO_SAMPLE: Final = bytes(SAMPLE_LENGTH)
 
 #: RFC 9001 §6.6: packets that may be encrypted with one key (confidentiality limit), per suite.
 CONFIDENTIALITY_LIMIT: Final[dict[CipherSuite, int]] = {
@@ -115,6 +116,16 @@ class _ChaChaHeaderMask:
         # passed unchanged; the mask encrypts 5 zero bytes. A fresh context is needed per sample.
         cipher = Cipher(algorithms.ChaCha20(self._key, sample), mode=None)
         return cipher.encryptor().update(_ZERO_MASK_INPUT)
+
+    def many(self, samples: bytes) -> bytes:
+        """The masks of consecutive 16-byte samples, 16 bytes apart (the first 5 of each are the mask:
+        the key stream's first bytes, as :meth:`__call__` gives them). ChaCha20 takes a fresh context
+        per sample (the sample is its counter and nonce), so this is one context per sample."""
+        key, chacha, out = self._key, algorithms.ChaCha20, []
+        for start in range(0, len(samples), SAMPLE_LENGTH):
+            sample = samples[start : start + SAMPLE_LENGTH]
+            out.append(Cipher(chacha(key, sample), mode=None).encryptor().update(_ZERO_SAMPLE))
+        return b"".join(out)
 
 
 _HeaderMask = Callable[[bytes], bytes]
@@ -190,6 +201,31 @@ class PacketProtection:
     def header_mask(self, sample: bytes) -> bytes:
         """Return the 5-byte header-protection mask for a 16-byte ciphertext ``sample``."""
         return self._mask(bytes(sample))[: 1 + MAX_PN_LENGTH]
+
+    def seal(self, header: bytes, payload: bytes | bytearray, packet_number: int) -> bytes:
+        """The AEAD half of :meth:`protect` (RFC 9001 §5.3): encrypt ``payload`` with ``header`` (which
+        ends with the unmasked packet number) as associated data; return the ciphertext and tag. Counts
+        towards the key's confidentiality limit like :meth:`protect`. Header protection follows, for
+        one packet or many, with :meth:`header_masks` (the sample is ``ciphertext[4 - pn_length:][:16]``)."""
+        ciphertext = self._aead.encrypt((self._iv ^ packet_number).to_bytes(12, "big"), payload, header)
+        self.packets_protected += 1
+        return ciphertext
+
+    def header_masks(self, samples: bytes) -> bytes:
+        """The header-protection masks (RFC 9001 §5.4.3, §5.4.4) of consecutive 16-byte ``samples``,
+        16 bytes apart: the mask of sample ``i`` is ``masks[16 * i : 16 * i + 5]``, byte for byte
+        :meth:`header_mask`'s. AES: one ECB call over all the samples (each block is encrypted on its
+        own); ChaCha20: one context per sample.
+
+        Raises:
+            ValueError: ``samples`` is not a whole number of 16-byte samples.
+        """
+        if len(samples) % SAMPLE_LENGTH:
+            raise ValueError(f"{len(samples)} bytes are not whole {SAMPLE_LENGTH}-byte samples")
+        mask = self._mask
+        if isinstance(mask, _ChaChaHeaderMask):
+            return mask.many(samples)
+        return mask(samples)
 
     def protect(
         self, header: bytes, payload: bytes | bytearray, packet_number: int, pn_offset: int, pn_length: int

@@ -130,15 +130,13 @@ class LocalConnectionIds:
         return changes
 
     def has_data(self) -> bool:
-        """True if a frame is waiting (the packetizer's ``FrameSource`` question)."""
-        return self.has_data_to_send()
-
-    def has_data_to_send(self) -> bool:
-        """True when a NEW_CONNECTION_ID frame is waiting."""
+        """True when a NEW_CONNECTION_ID frame is waiting (the packetizer's ``FrameSource`` question)."""
         for entry in self.active.values():  # noqa: SIM110 (a plain loop: asked for every datagram)
             if not entry.sent and not entry.in_flight:
                 return True
         return False
+
+    has_data_to_send = has_data  # one function, no second call per question
 
     def all_cids(self) -> list[bytes]:
         """Every active CID (for routing)."""
@@ -328,12 +326,10 @@ class PeerConnectionIds:
         return handler
 
     def has_data(self) -> bool:
-        """True if a frame is waiting (the packetizer's ``FrameSource`` question)."""
-        return self.has_data_to_send()
-
-    def has_data_to_send(self) -> bool:
-        """True when a RETIRE_CONNECTION_ID is owed."""
+        """True when a RETIRE_CONNECTION_ID is owed (the packetizer's ``FrameSource`` question)."""
         return bool(self._to_retire)
+
+    has_data_to_send = has_data  # one function, no second call per question
 
     @property
     def retiring(self) -> int:

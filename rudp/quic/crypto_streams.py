@@ -104,12 +104,10 @@ class CryptoSendBuffer:
             self._pending.add(start, len(self._data))
 
     def has_data(self) -> bool:
-        """True if a frame is waiting (the packetizer's ``FrameSource`` question)."""
-        return self.has_data_to_send()
-
-    def has_data_to_send(self) -> bool:
-        """True if some bytes are unsent or were lost."""
+        """True if some bytes are unsent or were lost (the packetizer's ``FrameSource`` question)."""
         return bool(self._pending)
+
+    has_data_to_send = has_data  # one function, no second call per question
 
     def all_acked(self) -> bool:
         """True when every byte written has been acknowledged."""

@@ -143,7 +143,10 @@ class EcnPath:
             if counts is not None:
                 feedback.peer[space] = _max_counts(feedback.peer[space], counts)
             return 0
-        newly_marked = sum(1 for packet in acked if packet.ect0 and not packet.off_path)
+        newly_marked = 0
+        for packet in acked:  # a plain loop (no generator step per acknowledged packet)
+            if packet.ect0 and not packet.off_path:
+                newly_marked += 1
         if counts is None:
             if newly_marked:
                 self._fail("ACK without ECN counts acknowledged ECT(0) packets")

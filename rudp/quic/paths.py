@@ -351,6 +351,12 @@ class Paths:
 
     def others_with_frames(self) -> list[Path]:
         """Paths other than the current one that owe a PATH_RESPONSE or a PATH_CHALLENGE."""
+        if len(self._paths) == 1:
+            # The usual connection of one path, the current one (asked for every batch): no list
+            # comprehension.
+            for path in self._paths.values():
+                if path is self.current:
+                    return []
         return [path for path in self._paths.values() if path is not self.current and path.has_frames()]
 
     def on_authenticated(self, address: Address, datagram_size: int, local: Address | None = None) -> Path:

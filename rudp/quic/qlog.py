@@ -290,6 +290,10 @@ class NullQlog:
     :class:`QlogTrace` overrides each hook; the connection calls them unconditionally.
     """
 
+    records = False
+    """True for a log that records what is sent (:class:`QlogTrace`): the sender then builds every
+    datagram with :meth:`builder` (no packet trains)."""
+
     def start(
         self, original_dcid: bytes, local: TransportParameters, max_datagram_size: int, now: float
     ) -> None:

@@ -228,6 +228,8 @@ class LoggedController:
 class QlogTrace(NullQlog):
     """Writes one connection's qlog as JSON-SEQ (QlogFileSeq, qlog main schema §5), qvis-readable."""
 
+    records = True
+
     def __init__(self, directory: Path, *, is_client: bool, ack_delay_exponent: int = 3) -> None:
         self.directory = directory
         self.is_client = is_client

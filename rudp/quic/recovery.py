@@ -16,7 +16,7 @@ from typing import Final, cast
 from rudp.codec.codes import FrameType
 from rudp.codec.frames import Ack
 from rudp.errors import TransportError, TransportErrorCode
-from rudp.quic.congestion.base import CongestionController, RateSampleConsumer
+from rudp.quic.congestion.base import BaseCongestionController, CongestionController, RateSampleConsumer
 from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
@@ -221,7 +221,9 @@ class LossRecovery:
         self._packets_sent += 1
         self._bytes_sent += packet.size_bytes
         self._timer_base_at = packet.sent_at
-        self.congestion.on_packet_sent(packet, packet.sent_at)
+        hook = self._on_sent_hook
+        if hook is not None:
+            hook(packet, packet.sent_at)
 
     # -- acknowledgments ------------------------------------------------------------------------------------
 
@@ -601,6 +603,12 @@ class LossRecovery:
 
     def _attach(self, congestion: CongestionController) -> None:
         """The per-controller helpers, only for the controllers that use them."""
+        # The controller's per-packet send hook, unless it is the base class's no-op (NewReno's): it
+        # is called for every packet sent, and most controllers do nothing there.
+        hook = congestion.on_packet_sent
+        self._on_sent_hook = (
+            None if getattr(hook, "__func__", None) is BaseCongestionController.on_packet_sent else hook
+        )
         # Delivery-rate sampling (congestion/base.py says why only for some controllers).
         self._rates = _rate_estimator(congestion)
         # Spurious losses: undo and the adaptive thresholds (congestion/undo.py).

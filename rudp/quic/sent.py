@@ -160,10 +160,21 @@ class SentPackets:
                         out.append(packet)
                 covered = high
             self._covered = covered
+        # The acknowledged numbers go in as runs (one range per run of consecutive numbers, not one
+        # add per packet); _forget inline.
         acked = self.acked
+        run_start = run_stop = -1
         for packet in out:
-            acked.add(packet.packet_number)
-            self._forget(packet)
+            number = packet.packet_number
+            if number != run_stop:
+                if run_stop >= 0:
+                    acked.add(run_start, run_stop)
+                run_start = number
+            run_stop = number + 1
+            if packet.in_flight and packet.ack_eliciting:
+                self.ack_eliciting_in_flight -= 1
+        if run_stop >= 0:
+            acked.add(run_start, run_stop)
         return out
 
     def remove_lost(self, now: float, loss_delay: float, packet_threshold: int) -> list[SentPacket]:

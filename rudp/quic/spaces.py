@@ -122,9 +122,10 @@ class PacketNumberSpace:
 
     def never_sent_in(self, ranges: tuple[AckRange, ...]) -> int | None:
         """A skipped packet number that ``ranges`` acknowledge, if any."""
-        for number in self.skipped:
-            if any(low <= number <= high for low, high in ranges):
-                return number
+        for number in self.skipped:  # plain loops: asked for every ACK, usually of a few numbers
+            for low, high in ranges:
+                if low <= number <= high:
+                    return number
         return None
 
     def owe_probes(self, count: int) -> None:
@@ -153,7 +154,7 @@ class PacketNumberSpace:
 class PacketSpaces:
     """The packet number spaces whose keys are still in use, each holding its keys (RFC 9001 §4.9)."""
 
-    __slots__ = ("_spaces", "phase", "usage", "version")
+    __slots__ = ("_spaces", "application", "phase", "usage", "version")
 
     def __init__(
         self,
@@ -187,6 +188,8 @@ class PacketSpaces:
             ),
             PacketSpace.APPLICATION: application,
         }
+        self.application = application
+        """The Application space (never discarded: a plain attribute, read for every datagram)."""
 
     def __iter__(self) -> Iterator[PacketNumberSpace]:
         return iter(list(self._spaces.values()))
@@ -204,11 +207,6 @@ class PacketSpaces:
     def values(self) -> list[PacketNumberSpace]:
         """The spaces in use, Initial first."""
         return list(self._spaces.values())
-
-    @property
-    def application(self) -> PacketNumberSpace:
-        """The Application space (never discarded)."""
-        return self._spaces[PacketSpace.APPLICATION]
 
     # -- keys (RFC 9001 §4, §5) -------------------------------------------------------------------------
 

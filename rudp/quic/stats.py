@@ -89,6 +89,11 @@ class TrafficCounters:
         self.datagrams_sent += 1
         self.bytes_sent += size
 
+    def on_datagrams_sent(self, count: int, size: int) -> None:
+        """``count`` datagrams of ``size`` bytes in all left (a packet train)."""
+        self.datagrams_sent += count
+        self.bytes_sent += size
+
     def on_received(self, size: int) -> None:
         """A datagram of ``size`` bytes arrived."""
         self.datagrams_received += 1

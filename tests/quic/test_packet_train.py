@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from rudp.codec.frame_codec import parse_frames
-from rudp.codec.frames import DataBlocked, Datagram, Frame, NewConnectionId, Padding, Ping, Stream
+from rudp.codec.frames import Ack, DataBlocked, Datagram, Frame, NewConnectionId, Padding, Ping, Stream
 from rudp.crypto.protection import PacketProtection, UnprotectedPacket
 from rudp.crypto.suites import AeadLimits, CipherSuite
 from rudp.quic.sending import Sender
@@ -72,6 +72,8 @@ class _Run:
     received: bytes
     batches: list[list[tuple[int, int, int, list[Frame]]]]
     """The same datagrams, grouped by the ``datagrams_to_send`` call that returned them."""
+    train_acks: int = 0
+    """Datagrams built by a train that carry an ACK frame (it leads a train's first packet)."""
 
     def frames(self) -> list[Frame]:
         return [frame for *_, frames in self.datagrams for frame in frames]
@@ -92,6 +94,7 @@ def _upload(
 ) -> _Run:
     with monkeypatch.context() as patch:
         built = [0]
+        from_trains: set[int] = set()
         if train:
             original: Callable[..., bool] = Sender._build_train
 
@@ -99,6 +102,7 @@ def _upload(
                 before = len(out)
                 result = original(self, now, path, out)
                 built[0] += len(out) - before
+                from_trains.update(id(datagram) for datagram, _ in out[before:])
                 return result
 
             patch.setattr(Sender, "_build_train", counted)
@@ -122,11 +126,18 @@ def _upload(
         batches: list[list[tuple[int, int, int, list[Frame]]]] = []
         to_send = sim.client.datagrams_to_send
 
+        train_acks = [0]
+
         def recorded(now: float) -> list[tuple[bytes, Any]]:
             out = to_send(now)
             batch = [(len(datagram), *reader.read(datagram)) for datagram, _ in out if not datagram[0] & 0x80]
             sent.extend(batch)
             batches.append(batch)
+            short = [datagram for datagram, _ in out if not datagram[0] & 0x80]
+            for datagram, (*_, frames) in zip(short, batch, strict=True):
+                if id(datagram) in from_trains and any(isinstance(frame, Ack) for frame in frames):
+                    train_acks[0] += 1
+            from_trains.clear()
             return out
 
         sim.client.datagrams_to_send = recorded  # type: ignore[method-assign]
@@ -135,7 +146,7 @@ def _upload(
         for index in range(datagrams):
             sim.conn.send_datagram(bytes([index]) * 300)
         assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120.0)
-        return _Run(sent, built[0], bytes(sim.server.streams[stream_id]), batches)
+        return _Run(sent, built[0], bytes(sim.server.streams[stream_id]), batches, train_acks[0])
 
 
 def _compare(plain: _Run, trained: _Run, body: bytes) -> None:
@@ -163,6 +174,8 @@ def test_train_matches_per_datagram_path(
     plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY)
     trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY)
     _compare(plain, trained, BODY)
+    # The ACKs the client owes (the server's window updates) lead trains instead of going apart.
+    assert trained.train_acks > 0
 
 
 def test_train_with_losses(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,3 +247,15 @@ def test_train_yields_to_queued_datagrams(
     plain, trained = runs
     _compare(plain, trained, BODY)
     assert sum(isinstance(frame, Datagram) for frame in trained.frames()) == 40
+
+
+def test_no_train_while_writing_a_qlog(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A qlog records each datagram's frames as the per-datagram path builds them: no trains then, and
+    # the same datagrams as without the log.
+    options = {"qlog_dir": tmp_path / "qlog"}
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY[:100_000])
+    logged = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY[:100_000], client=options)
+    assert logged.train_datagrams == 0
+    assert logged.received == BODY[:100_000]
+    assert logged.datagrams == plain.datagrams
+    assert list((tmp_path / "qlog").iterdir())  # the log was written

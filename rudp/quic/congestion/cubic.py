@@ -113,11 +113,12 @@ class Cubic(BaseCongestionController):
     def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
         """Grow the window: slow start / CSS below ssthresh, the cubic function above it."""
         acked_bytes = 0
+        recovery_start_at = self.recovery_start_at  # _in_recovery, inline (per packet)
         for packet in packets:
             if not packet.in_flight:
                 continue
             self._last_acked_sent_at = packet.sent_at
-            if not self._in_recovery(packet.sent_at):
+            if recovery_start_at is None or packet.sent_at > recovery_start_at:
                 acked_bytes += packet.size_bytes
         if acked_bytes == 0:
             return

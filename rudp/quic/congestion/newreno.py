@@ -56,14 +56,15 @@ class NewReno(BaseCongestionController):
 
     def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
         """Grow the window: by the acked bytes in slow start, ~1 datagram per window otherwise."""
+        recovery_start_at = self.recovery_start_at  # _in_recovery, inline (per packet)
         for packet in packets:
             if not packet.in_flight:
                 continue
             self._last_acked_sent_at = packet.sent_at
             # RFC 9002 §7.3.2: no growth during a recovery period; §7.8: none while app-limited.
-            if self._in_recovery(packet.sent_at) or self.app_limited:
+            if (recovery_start_at is not None and packet.sent_at <= recovery_start_at) or self.app_limited:
                 continue
-            if self.in_slow_start:
+            if self.ssthresh is None or self.cwnd < self.ssthresh:  # in_slow_start, inline
                 # RFC 9002 §7.3.1: slow start grows by the bytes acknowledged.
                 self.cwnd += packet.size_bytes
                 continue

@@ -191,7 +191,8 @@ class StreamManager(StreamOutput):
             raise StreamStateError(stream_id, f"stream {stream_id} is not open for sending")
         send = entry.send
         accepted = send.write(data, fin)
-        if send.has_unsent_data and (send.credit.available == 0 or self._conn_send.available == 0):
+        credit, conn_send = send.credit, self._conn_send  # SendCredit.available == 0, inline
+        if send.has_unsent_data and (credit.limit <= credit.used or conn_send.limit <= conn_send.used):
             self._note_blocked(stream_id, send)
         self._enqueue_if_sendable(stream_id, send)
         return accepted

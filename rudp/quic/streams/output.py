@@ -30,7 +30,7 @@ from rudp.quic.delivery import FrameSink
 from rudp.quic.events import Event, StreamWritable
 from rudp.quic.flow import LimitAnnouncer, RecvWindow, SendCredit
 from rudp.quic.streams.recv import RecvStream
-from rudp.quic.streams.send import SendStream
+from rudp.quic.streams.send import SendState, SendStream
 
 # Upper bounds of encoded sizes (type byte + up to two 8-byte varints), checked before a limit is
 # committed so that a frame that does not fit leaves the intent queued.
@@ -54,6 +54,9 @@ class StreamEntry:
         """True when every part it has is in a terminal state (RFC 9000 §3.4 "closed")."""
         return (self.send is None or self.send.is_done) and (self.recv is None or self.recv.is_done)
 
+
+_SEND_DONE: Final = (SendState.DATA_RECVD, SendState.RESET_RECVD)
+"""The terminal states of a sending part (SendStream.is_done)."""
 
 _USEFUL_STREAM_FRAME = 32
 """Below this much room left in a packet, no more STREAM frames are attempted in it."""
@@ -94,7 +97,9 @@ class StreamOutput:
     # ------------------------------------------------------------------ queueing
 
     def _enqueue_if_sendable(self, stream_id: int, send: SendStream) -> None:
-        if stream_id not in self._queued and send.wants_to_send(max(1, self._conn_send.available)):
+        if stream_id not in self._queued and send.wants_to_send(
+            max(1, self._conn_send.limit - self._conn_send.used)  # SendCredit.available, inline
+        ):
             self._queued.add(stream_id)
             self._queue.append(stream_id)
 
@@ -138,7 +143,10 @@ class StreamOutput:
         """True when :meth:`write_frames` would write something given enough room."""
         queue = self._queue
         if queue:  # the common case first: a queued stream with data (usually the one at the head)
-            credit = self._conn_send.available
+            conn_send = self._conn_send
+            credit = conn_send.limit - conn_send.used  # SendCredit.available, inline (every datagram)
+            if credit < 0:
+                credit = 0
             streams = self._streams
             for stream_id in queue:
                 entry = streams.get(stream_id)
@@ -269,11 +277,14 @@ class StreamOutput:
 
         True if a stream was found blocked by flow control (a BLOCKED frame may now be queued)."""
         queue, idle, noted = self._queue, 0, False
+        conn_send = self._conn_send
         while queue and idle < len(queue):
             stream_id = queue[0]
             entry = self._streams.get(stream_id)
             send = entry.send if entry is not None else None
-            credit = self._conn_send.available
+            credit = conn_send.limit - conn_send.used  # SendCredit.available, inline (per frame)
+            if credit < 0:
+                credit = 0
             if send is None or not send.wants_to_send(credit):
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
@@ -293,7 +304,7 @@ class StreamOutput:
             sink.push_frame(
                 frame, partial(self._on_stream_delivered, stream_id, frame.offset, stop, frame.fin)
             )
-            self._conn_send.used += new_bytes
+            conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:
@@ -311,7 +322,8 @@ class StreamOutput:
             send.on_frame_acked(start, stop, fin)
             if send.take_writable():
                 self.events.append(StreamWritable(stream_id))
-            self._maybe_close(entry)
+            if send.state in _SEND_DONE:  # only a terminal sending part can close the stream
+                self._maybe_close(entry)
         else:
             send.on_frame_lost(start, stop, fin)
             self._enqueue_if_sendable(stream_id, send)

@@ -10,7 +10,9 @@ manager passes the connection credit in and pushes the frames this module builds
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from enum import Enum
+from typing import Final
 
 from rudp.codec.buffer import BytesLike
 from rudp.codec.frame_codec import stream_frame_overhead
@@ -18,6 +20,9 @@ from rudp.codec.frames import Stream
 from rudp.errors import StreamStateError
 from rudp.quic.flow import SendCredit
 from rudp.quic.rangeset import RangeSet
+
+CHUNK_MERGE_BYTES: Final = 16384
+"""A write joins the last chunk of a send buffer while both fit in this many bytes (see SendBuffer)."""
 
 
 class SendState(Enum):
@@ -34,6 +39,11 @@ class SendState(Enum):
 # Tuples, not sets: membership by identity needs no Enum.__hash__ call (these run once per frame).
 _RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
 _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
+
+
+def _varint_size(value: int) -> int:
+    """RFC 9000 §16: bytes of the shortest varint of ``value`` (0 <= value < 2**62), one expression."""
+    return 1 if value <= 0x3F else 2 if value <= 0x3FFF else 4 if value <= 0x3FFFFFFF else 8
 
 
 def _gaps(ranges: RangeSet, start: int, stop: int) -> list[tuple[int, int]]:
@@ -61,21 +71,44 @@ class SendBuffer:
     Bytes below :attr:`next_offset` were sent at least once; lost ranges wait in a re-send set. Bytes
     are freed only from the front, once everything below them is acknowledged; acknowledged ranges above
     the front are remembered so they are never sent again.
+
+    The bytes are kept as the immutable chunks the application wrote (small writes merged, up to
+    :data:`CHUNK_MERGE_BYTES`), each with its offset: a frame's bytes are a slice of one chunk (two
+    for a frame across a boundary), and acknowledgments drop whole chunks from the front. One
+    contiguous buffer would move (or copy, on growth) everything it holds whenever the front is freed
+    and the back grows, about once per ACK. A chunk partly acknowledged stays whole until its last
+    byte is, so up to one chunk more than :attr:`capacity` may be held in memory.
     """
 
-    __slots__ = ("_acked", "_base", "_data", "_lost", "capacity", "end", "next_offset")
+    __slots__ = (
+        "_acked",
+        "_acked_above",
+        "_base",
+        "_chunks",
+        "_lost",
+        "_starts",
+        "capacity",
+        "end",
+        "has_lost",
+        "next_offset",
+    )
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         """Most bytes held at once (the per-stream send-buffer budget)."""
-        self._data = bytearray()  # bytes at offsets [_base, end)
+        self._chunks: list[bytes] = []  # the bytes written, in order; they cover [_base, end)
+        self._starts: list[int] = []  # the offset of each chunk
         self._base = 0
         self.end = 0
         """Offset after the last byte written."""
         self.next_offset = 0
         """Offset of the first byte never sent (everything below was sent at least once)."""
         self._acked = RangeSet()  # acknowledged ranges above _base
+        self._acked_above = False  # bool(self._acked), kept with it (asked for every acknowledgment)
         self._lost = RangeSet()  # ranges below next_offset that need re-sending
+        self.has_lost = False
+        """True when some range needs re-sending (kept with ``_lost``: read for every frame, and
+        almost always False, so it is a plain attribute rather than a question to the range set)."""
 
     @property
     def buffered_bytes(self) -> int:
@@ -92,56 +125,115 @@ class SendBuffer:
         """Every byte below this offset is acknowledged."""
         return self._base
 
-    @property
-    def has_lost(self) -> bool:
-        """True when some range needs re-sending."""
-        return bool(self._lost)
-
     def write(self, data: BytesLike) -> int:
         """Append as much of ``data`` as the budget allows; return the count accepted."""
-        count = min(len(data), self.free)
-        if count:
-            with memoryview(data) as view:
-                self._data += view[:count]
-            self.end += count
+        count = min(len(data), self.capacity - (self.end - self._base))  # self.free, inline
+        if count <= 0:
+            return 0
+        with memoryview(data) as view:
+            chunk = bytes(view[:count])  # the one copy: the application may reuse its buffer
+        chunks = self._chunks
+        if chunks and len(chunks[-1]) + count <= CHUNK_MERGE_BYTES:
+            chunks[-1] += chunk  # small writes: one chunk, not one per write
+        else:
+            chunks.append(chunk)
+            self._starts.append(self.end)
+        self.end += count
         return count
 
     def peek(self, start: int, stop: int) -> bytes:
         """Copy of the bytes at ``[start, stop)``, which must be held."""
-        with memoryview(self._data) as view:
-            return bytes(view[start - self._base : stop - self._base])
+        if stop <= start:
+            return b""  # a FIN alone (possibly after every byte was acknowledged)
+        starts = self._starts
+        index = bisect_right(starts, start) - 1
+        chunks = self._chunks
+        chunk = chunks[index]
+        first = starts[index]
+        if stop - first <= len(chunk):
+            return chunk[start - first : stop - first]  # the usual frame: within one chunk
+        parts = [chunk[start - first :]]
+        while True:
+            index += 1
+            chunk = chunks[index]
+            first = starts[index]
+            if stop - first <= len(chunk):
+                parts.append(chunk[: stop - first])
+                return b"".join(parts)
+            parts.append(chunk)
+
+    def _free_front(self, base: int) -> None:
+        """Everything below ``base`` is acknowledged: move the front there, drop the chunks below it."""
+        self._base = base
+        starts, chunks = self._starts, self._chunks
+        if not chunks or starts[0] + len(chunks[0]) > base:
+            return  # the first chunk is still partly unacknowledged
+        count = 0
+        while count < len(chunks) and starts[count] + len(chunks[count]) <= base:
+            count += 1
+        if count:
+            del chunks[:count]
+            del starts[:count]
 
     def first_lost(self) -> tuple[int, int] | None:
         """The lowest range waiting to be re-sent."""
-        return self._lost[0] if self._lost else None
+        return self._lost[0] if self.has_lost else None
 
     def mark_resent(self, start: int, stop: int) -> None:
         """``[start, stop)`` was put in a new frame: it is no longer waiting."""
         self._lost.subtract(start, stop)
+        self.has_lost = bool(self._lost)
 
     def mark_sent(self, stop: int) -> None:
         """New data up to ``stop`` was put in a frame."""
         self.next_offset = max(self.next_offset, stop)
 
+    def take_new(self, start: int, stop: int) -> bytes:
+        """:meth:`mark_sent` and :meth:`peek` in one: new data ``[start, stop)`` goes in a frame."""
+        if stop > self.next_offset:
+            self.next_offset = stop
+        starts = self._starts
+        index = bisect_right(starts, start) - 1
+        if index >= 0:
+            chunk = self._chunks[index]
+            first = starts[index]
+            if stop - first <= len(chunk):
+                return chunk[start - first : stop - first]  # as peek: the usual frame, one chunk
+        return self.peek(start, stop)
+
     def on_acked(self, start: int, stop: int) -> None:
         """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
-        start = max(start, self._base)
+        base = self._base
+        if start <= base and not self._acked_above:
+            # The usual case, in-order acknowledgments: the front moves; no range set involved.
+            if stop > base:
+                if self.has_lost:
+                    self._lost.subtract(base, stop)
+                    self.has_lost = bool(self._lost)
+                self._base = stop
+                chunks = self._chunks
+                if chunks and self._starts[0] + len(chunks[0]) <= stop:
+                    self._free_front(stop)  # a whole chunk is acknowledged
+            return
+        start = max(start, base)
         if stop <= start:
             return
         self._acked.add(start, stop)
-        if self._lost:
+        if self.has_lost:
             self._lost.subtract(start, stop)
+            self.has_lost = bool(self._lost)
         low, high = self._acked[0]
         if low <= self._base:
             self._acked.shift()
-            del self._data[: high - self._base]
-            self._base = high
+            self._free_front(high)
+        self._acked_above = bool(self._acked)
 
     def on_lost(self, start: int, stop: int) -> None:
         """``[start, stop)`` was lost: queue the parts not acknowledged meanwhile for re-sending."""
         start = max(start, self._base)
         for low, high in _gaps(self._acked, start, stop):
             self._lost.add(low, high)
+        self.has_lost = bool(self._lost)
 
     def first_unacked(self) -> tuple[int, int] | None:
         """The lowest range sent at least once and not acknowledged yet, or None."""
@@ -150,10 +242,13 @@ class SendBuffer:
 
     def clear(self) -> None:
         """Drop every byte (the stream was reset); offsets stay where they are."""
-        self._data = bytearray()
+        self._chunks = []
+        self._starts = []
         self._base = self.end
         self._acked = RangeSet()
+        self._acked_above = False
         self._lost = RangeSet()
+        self.has_lost = False
 
 
 class SendStream:
@@ -240,7 +335,7 @@ class SendStream:
         if self.state in _DONE_STATES:
             return None
         buffer = self.buffer
-        lost = buffer.first_lost()
+        lost = buffer.first_lost() if buffer.has_lost else None  # nothing lost: the usual answer
         if lost is not None:
             start, stop = lost
             new_bytes = 0
@@ -250,11 +345,18 @@ class SendStream:
             new_bytes = 1
         length = stop - start
         if length > 0:
-            length = min(
-                length, max_size - stream_frame_overhead(self.stream_id, start, min(length, max_size))
-            )
-            if length <= 0:
-                return None
+            # RFC 9000 §19.8: type byte, stream ID, offset (when not 0), length; the varint sizes
+            # inline (stream_frame_overhead's, without four calls per frame).
+            bound = length if length < max_size else max_size
+            stream_id = self.stream_id
+            overhead = 2 if stream_id <= 0x3F else 1 + _varint_size(stream_id)
+            if start:
+                overhead += 4 if 0x3FFF < start <= 0x3FFFFFFF else _varint_size(start)
+            overhead += 1 if bound <= 0x3F else 2 if bound <= 0x3FFF else _varint_size(bound)
+            if max_size - overhead < length:
+                length = max_size - overhead
+                if length <= 0:
+                    return None
         elif (
             not (self._fin_pending and start == self._fin_offset)
             or stream_frame_overhead(self.stream_id, start, 0) > max_size
@@ -263,15 +365,17 @@ class SendStream:
         stop = start + length
         if new_bytes:
             new_bytes = length
-            buffer.mark_sent(stop)
+            data = buffer.take_new(start, stop)
             self.credit.used = stop
         else:
             buffer.mark_resent(start, stop)
+            data = buffer.peek(start, stop)
         fin = self._fin_pending and stop == self._fin_offset
         if fin:
             self._fin_pending = False
-        self._after_send(fin)
-        return Stream(self.stream_id, start, buffer.peek(start, stop), fin), new_bytes
+        if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
+            self._after_send(fin)
+        return Stream(self.stream_id, start, data, fin), new_bytes
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.

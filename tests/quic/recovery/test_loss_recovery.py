@@ -10,9 +10,10 @@ from rudp.codec.frames import Ack
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.congestion.base import CongestionController
 from rudp.quic.congestion.newreno import NewReno
+from rudp.quic.rangeset import RangeSet
 from rudp.quic.recovery import LossRecovery, ProbeRequest
 from rudp.quic.rtt import RttEstimator
-from rudp.quic.sent import PacketSpace
+from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 from tests.quic.recovery.helpers import HandlerLog, RecordingController, ack_of, ack_range, packet
 
 APP = PacketSpace.APPLICATION
@@ -484,3 +485,17 @@ def test_stats_snapshot_and_can_send() -> None:
     assert stats.congestion_window == window
     assert stats.smoothed_rtt == pytest.approx(0.05) and stats.min_rtt == pytest.approx(0.05)
     assert cc.sent == list(range(pn))
+
+
+def test_acknowledged_numbers_recorded_as_runs() -> None:
+    # SentPackets.remove_acked records what it pops as runs of consecutive numbers: the same set (and
+    # the same ack-eliciting count) as one number at a time, with never-sent gaps left out.
+    ledger = SentPackets()
+    for number in [*range(0, 5), *range(7, 12), 14, 15]:
+        ledger.add(SentPacket(number, PacketSpace.APPLICATION, 0.0, 100, number != 8, True))
+    assert ledger.ack_eliciting_in_flight == 11
+    popped = ledger.remove_acked(((14, 20), (3, 9), (0, 1)))
+    assert [packet.packet_number for packet in popped] == [0, 1, 3, 4, 7, 8, 9, 14, 15]
+    assert ledger.acked == RangeSet([(0, 2), (3, 5), (7, 10), (14, 16)])
+    assert ledger.ack_eliciting_in_flight == 11 - 8
+    assert ledger.acked_between(4, 7) is False and ledger.acked_between(2, 4) is True

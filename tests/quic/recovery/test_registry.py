@@ -117,3 +117,19 @@ def test_user_controller_hooks_called_and_window_obeyed() -> None:
     assert controller.lost == [[0, 2, 3, 4]]
     assert controller.persistent == [3.2]
     assert controller.acked == [[1], [5]]
+
+
+def test_send_hook_follows_the_path_controller() -> None:
+    # LossRecovery calls the controller's on_packet_sent for every packet (skipping only the base
+    # class's no-op); after a path change, the new path's controller gets them, the old one no more.
+    first = RecordingController(1200)
+    recovery = LossRecovery(first, RttEstimator(), max_ack_delay=0.025, is_client=False)
+    recovery.set_handshake_confirmed()
+    recovery.on_packet_sent(packet(0, 0.0, size=100))
+    recovery.switch_path(NewReno(1200), RttEstimator())  # a no-op hook: nothing recorded anywhere
+    recovery.on_packet_sent(packet(1, 0.1, size=100))
+    second = RecordingController(1200)
+    recovery.switch_path(second, RttEstimator())
+    recovery.on_packet_sent(packet(2, 0.2, size=100))
+    assert first.sent == [0]
+    assert second.sent == [2]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from rudp.codec.frame_codec import frame_size
@@ -192,3 +194,71 @@ def test_requeue_for_probe_resends_oldest_unacked_bytes_and_fin() -> None:
     assert send.requeue_for_probe(500)
     tail, _ = send.next_frame(1200, 1 << 20) or (None, 0)
     assert tail is not None and tail.offset == 2990 and tail.fin
+
+
+def test_acks_in_any_order_match_a_model() -> None:
+    # In-order acknowledgments take SendBuffer.on_acked's fast path (no range set); out-of-order ones
+    # the general one. Either way: the acknowledged front, the bytes still held, what is re-sent
+    # after losses, and what the front frees must be what a plain set of acknowledged bytes says.
+    for seed in range(40):
+        rng = random.Random(seed)
+        size = 4000
+        data = rng.randbytes(size)
+        buffer = SendBuffer(size)
+        assert buffer.write(data) == size
+        assert buffer.take_new(0, size) == data
+        acked: set[int] = set()
+        lost: set[int] = set()
+        chunks = [(start, min(start + 100, size)) for start in range(0, size, 100)]
+        order = sorted(chunks, key=lambda _: rng.random()) if seed % 2 else chunks
+        for start, stop in order:
+            if rng.random() < 0.2:
+                buffer.on_lost(start, stop)
+                lost |= set(range(start, stop)) - acked
+            buffer.on_acked(start, stop)
+            acked |= set(range(start, stop))
+            lost -= acked
+            front = next((offset for offset in range(size) if offset not in acked), size)
+            assert buffer.acked_offset == front
+            assert buffer.buffered_bytes == size - front
+            assert buffer.has_lost == bool(lost)
+            if front < size:
+                assert buffer.peek(front, front + 1) == data[front : front + 1]
+        assert buffer.acked_offset == size and not buffer.has_lost
+
+
+def test_chunked_buffer_gives_back_what_was_written() -> None:
+    # Writes of every size (small ones merged into one chunk, large ones kept apart), frames that
+    # cross chunk boundaries, re-sends after losses and acknowledgments in order and out of it: every
+    # frame's bytes are those written at its offsets, and the budget frees as the front is acknowledged.
+    for seed in range(30):
+        rng = random.Random(seed)
+        written = bytearray()
+        buffer = SendBuffer(50_000)
+        offset = 0
+        frames: list[tuple[int, int]] = []
+        for _ in range(60):
+            size = rng.choice([1, 7, 100, 1500, 9000, 20_000])
+            data = rng.randbytes(size)
+            accepted = buffer.write(memoryview(data))
+            written += data[:accepted]
+            while buffer.next_offset < buffer.end:
+                start = buffer.next_offset
+                stop = min(buffer.end, start + rng.choice([1, 50, 1400, 3000]))
+                assert buffer.take_new(start, stop) == bytes(written[start:stop])
+                frames.append((start, stop))
+            rng.shuffle(frames)
+            for start, stop in frames[: rng.randrange(len(frames) + 1)]:
+                if rng.random() < 0.3:
+                    buffer.on_lost(start, stop)
+                    lost = buffer.first_lost()
+                    if lost is not None:
+                        assert buffer.peek(*lost) == bytes(written[lost[0] : lost[1]])
+                else:
+                    buffer.on_acked(start, stop)
+                    frames.remove((start, stop))
+            offset = buffer.acked_offset
+            assert buffer.free == 50_000 - (buffer.end - offset)
+            if offset < buffer.end:
+                assert buffer.peek(offset, buffer.end) == bytes(written[offset:])
+        assert buffer.end == len(written)

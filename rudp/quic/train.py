@@ -1,0 +1,245 @@
+"""The packets of a packet train: one reused frame sink for a run of 1-RTT datagrams (issue 13).
+
+A train is a run of datagrams of one short-header packet each (RFC 9000 §17.3.1), to one path, with
+one peer connection ID and one largest acknowledged number, that :class:`~rudp.quic.sending.Sender`
+builds in one loop when stream data is all it has to send. :class:`TrainBuilder` is the frame sink of
+its packets, one open at a time: it encrypts each packet as it closes (RFC 9001 §5.3: the AEAD, whose
+use counts towards the key's confidentiality limit before the next packet is built) and applies header
+protection (RFC 9001 §5.4) to all of them at the end, with one cipher call over all samples for AES
+(ECB encrypts each 16-byte block on its own, so the masks are those of one call per sample).
+
+The bytes are exactly those :class:`~rudp.quic.packetizer.DatagramBuilder` writes for the same frames.
+What the sender does with each packet (recovery, pacing, the after-send bookkeeping) stays in the
+sender; this module only builds packets.
+"""
+
+from __future__ import annotations
+
+from rudp.codec.buffer import Writer
+from rudp.codec.frame_codec import write_frame
+from rudp.codec.frames import Ack, ConnectionClose, Crypto, Frame, Padding, Stream
+from rudp.codec.packet import encode_packet_number
+from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH, PacketProtection
+from rudp.quic.delivery import DeliveryHandler
+from rudp.quic.sent import PacketSpace, SentPacket
+
+_NOT_ACK_ELICITING = (Ack, Padding, ConnectionClose)
+_SHORT_FIRST_BYTE_MASK = 0x1F  # RFC 9001 §5.4.1: a short header's reserved, key phase and PN length bits
+_STREAM = 0x08  # RFC 9000 §19.8: the STREAM type and its OFF, LEN and FIN bits
+_STREAM_OFF = 0x04
+_STREAM_LEN = 0x02
+_STREAM_FIN = 0x01
+_MIN_FRAME_ROOM = 8  # as DatagramBuilder.start_packet: no packet without room for a small frame
+
+
+def _varint(value: int) -> bytes:
+    """RFC 9000 §16: the shortest varint of ``value`` (0 <= value < 2**62, as every offset and ID)."""
+    if value <= 0x3F:
+        return bytes((value,))
+    if value <= 0x3FFF:
+        return (0x4000 | value).to_bytes(2, "big")
+    if value <= 0x3FFFFFFF:
+        return (0x80000000 | value).to_bytes(4, "big")
+    return (0xC000000000000000 | value).to_bytes(8, "big")
+
+
+class TrainBuilder:
+    """The frame sink of a train's packets (``FrameSink``: :attr:`remaining` and :meth:`push_frame`).
+
+    :meth:`start_packet` opens a packet, :meth:`end_packet` encrypts it and returns its
+    :class:`SentPacket`, :meth:`finish` applies header protection to every packet closed since the
+    last call and returns their datagrams in order.
+    """
+
+    __slots__ = (
+        "_budget",
+        "_buf",
+        "_dcid",
+        "_first_byte",
+        "_header_size",
+        "_largest_acked",
+        "_packet_number",
+        "_pending",
+        "_pn_length",
+        "_pn_value",
+        "_protection",
+        "_sent",
+        "now",
+        "remaining",
+    )
+
+    def __init__(self, now: float, dcid: bytes, largest_acked: int | None) -> None:
+        self.now = now
+        self.remaining = 0
+        """Bytes left for frames in the open packet (an attribute, kept by :meth:`push_frame`)."""
+        self._dcid = dcid
+        self._largest_acked = largest_acked
+        self._buf = bytearray()
+        self._budget = 0
+        self._sent: SentPacket | None = None
+        self._protection: PacketProtection | None = None
+        self._first_byte = 0
+        self._packet_number = 0
+        self._header_size = 1 + len(dcid)
+        self._pn_value = 0
+        self._pn_length = 1
+        self._pending: list[tuple[PacketProtection, int, int, int, bytes]] = []
+        """Closed packets awaiting header protection: (keys, first byte, truncated packet number, its
+        length, AEAD output)."""
+
+    def start_packet(
+        self, size: int, protection: PacketProtection, first_byte: int, packet_number: int
+    ) -> bool:
+        """Open a 1-RTT packet of at most ``size`` bytes; False (nothing opened) if not even a small
+        frame would fit. ``first_byte`` has the fixed and key phase bits (RFC 9000 §17.3.1)."""
+        if self._sent is not None:
+            raise ValueError("a packet is already open")
+        pn_value, pn_length = encode_packet_number(packet_number, self._largest_acked)
+        budget = size - (self._header_size + pn_length + TAG_LENGTH)
+        if budget < _MIN_FRAME_ROOM:
+            return False
+        self._sent = SentPacket(
+            packet_number=packet_number,
+            space=PacketSpace.APPLICATION,
+            sent_at=self.now,
+            size_bytes=0,
+            ack_eliciting=False,
+            in_flight=False,
+            handlers=[],
+        )
+        self._protection = protection
+        self._first_byte = first_byte | (pn_length - 1)
+        self._packet_number = packet_number
+        self._pn_value = pn_value
+        self._pn_length = pn_length
+        self._buf = bytearray()
+        self._budget = budget
+        self.remaining = budget
+        return True
+
+    def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
+        """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
+        sent = self._sent
+        if sent is None:
+            raise ValueError("no packet is open")
+        buf = self._buf
+        before = len(buf)
+        if type(frame) is Stream:
+            # RFC 9000 §19.8, as write_frame encodes it (the usual frame of a train, without a Writer).
+            offset = frame.offset
+            data = frame.data
+            explicit = frame.explicit_length
+            buf.append(
+                _STREAM
+                | (_STREAM_OFF if offset else 0)
+                | (_STREAM_LEN if explicit else 0)
+                | (_STREAM_FIN if frame.fin else 0)
+            )
+            # The varints inline for their usual sizes (a small stream ID, a 4-byte offset, a 2-byte
+            # length), _varint for the others.
+            stream_id = frame.stream_id
+            if stream_id <= 0x3F:
+                buf.append(stream_id)
+            else:
+                buf += _varint(stream_id)
+            if offset:
+                if 0x3FFF < offset <= 0x3FFFFFFF:
+                    buf += (0x80000000 | offset).to_bytes(4, "big")
+                else:
+                    buf += _varint(offset)
+            if explicit:
+                length = len(data)
+                if 0x3F < length <= 0x3FFF:
+                    buf += (0x4000 | length).to_bytes(2, "big")
+                else:
+                    buf += _varint(length)
+            buf += data
+        else:
+            writer = Writer()
+            write_frame(writer, frame)
+            buf += writer.buffer
+        remaining = self._budget - len(buf)
+        if remaining < 0:
+            del buf[before:]
+            raise ValueError("frame does not fit in the packet")
+        self.remaining = remaining
+        # As DatagramBuilder.push_frame: what the frame makes of the packet (RFC 9002 §2).
+        if not isinstance(frame, _NOT_ACK_ELICITING):
+            sent.ack_eliciting = sent.in_flight = True
+            if isinstance(frame, Crypto):
+                sent.is_crypto = True
+        elif isinstance(frame, Padding):
+            sent.in_flight = True
+        elif isinstance(frame, Ack):
+            sent.largest_acked_in_ack = frame.largest
+        if handler is not None:
+            sent.handlers.append(handler)
+
+    def sent_is_ack_eliciting(self) -> bool:
+        """True if the open packet already carries an ack-eliciting frame."""
+        return self._sent is not None and self._sent.ack_eliciting
+
+    def require_padding(self) -> None:
+        """``PacketSink.require_padding``: a train's packets are never padded to 1200 bytes (no frame
+        source that asks for it writes into a train)."""
+        raise ValueError("a packet train is never padded")
+
+    def end_packet(self) -> SentPacket | None:
+        """Close and encrypt the open packet (RFC 9001 §5.3); None for an empty packet (its number is
+        then not used). Header protection waits for :meth:`finish`."""
+        sent, protection = self._sent, self._protection
+        self._sent = None
+        buf = self._buf
+        if sent is None or protection is None or not buf:
+            return None
+        pn_length = self._pn_length
+        length = len(buf)
+        # RFC 9001 §5.4.2: the packet number and ciphertext must cover the sample (min_payload_length).
+        short = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length - length
+        if short > 0:
+            buf += bytes(short)  # PADDING frames
+            length += short
+            sent.in_flight = True
+        first_byte = self._first_byte
+        pn_value = self._pn_value
+        header = bytes((first_byte,)) + self._dcid + pn_value.to_bytes(pn_length, "big")
+        sealed = protection.seal(header, buf, self._packet_number)
+        sent.size_bytes = self._header_size + pn_length + length + TAG_LENGTH
+        self._pending.append((protection, first_byte, pn_value, pn_length, sealed))
+        return sent
+
+    def finish(self) -> list[bytes]:
+        """Apply header protection to the packets closed since the last call (RFC 9001 §5.4.1): one
+        :meth:`PacketProtection.header_masks` call per run of packets under the same keys (a key
+        update shares the header protection key, RFC 9001 §6, but the runs do not rely on it)."""
+        pending = self._pending
+        self._pending = []
+        out: list[bytes] = []
+        head = self._dcid
+        count = len(pending)
+        start = 0
+        while start < count:
+            protection = pending[start][0]
+            samples = bytearray()
+            stop = start
+            while stop < count:
+                entry = pending[stop]
+                if entry[0] is not protection:
+                    break
+                # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte.
+                pn_length = entry[3]
+                samples += entry[4][SAMPLE_OFFSET - pn_length : SAMPLE_OFFSET + SAMPLE_LENGTH - pn_length]
+                stop += 1
+            masks = protection.header_masks(bytes(samples))
+            at = 0
+            for index in range(start, stop):
+                _, first_byte, pn_value, pn_length, sealed = pending[index]
+                first = first_byte ^ (masks[at] & _SHORT_FIRST_BYTE_MASK)
+                masked = pn_value ^ int.from_bytes(masks[at + 1 : at + 1 + pn_length], "big")
+                out.append(bytes((first,)) + head + masked.to_bytes(pn_length, "big") + sealed)
+                at += SAMPLE_LENGTH
+            start = stop
+        return out
+
+
+__all__ = ["TrainBuilder"]

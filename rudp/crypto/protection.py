@@ -144,7 +144,16 @@ class PacketProtection:
     """
 
     __slots__ = (
-        "_aead", "_decrypt", "_hp", "_iv", "_mask", "packets_protected", "secret", "suite", "version"
+        "_aead",
+        "_decrypt",
+        "_hp",
+        "_iv",
+        "_mask",
+        "_opened",
+        "packets_protected",
+        "secret",
+        "suite",
+        "version",
     )
 
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
@@ -170,6 +179,7 @@ class PacketProtection:
             if isinstance(mask, _ChaChaHeaderMask)
             else cast("Callable[[bytes | memoryview], bytes]", mask)  # ECB's update takes any buffer
         )
+        self._opened: tuple[bytes, int, int, UnprotectedPacket] | None = None
         self.packets_protected = 0
         """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,
         counts them)"""
@@ -266,6 +276,21 @@ class PacketProtection:
             return None
         return first, packet_number, payload
 
+    def open_and_keep(
+        self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
+    ) -> UnprotectedPacket | DecryptFailed:
+        """:meth:`unprotect`, and keep a successful result for the next :meth:`unprotect` of the very
+        same packet bytes: a server's admission check opens a client's first Initial and hands these
+        keys to the connection it creates, which opens that packet again (RFC 9001 §5.2 Initial keys
+        are derived from the packet's DCID, so the check and the connection use the same keys). The
+        kept result is used at most once and only for identical bytes, offset and expected packet
+        number; the same key on the same bytes gives the same result, so nothing is skipped."""
+        result = self.unprotect(packet, pn_offset, expected_pn)
+        self._opened = (
+            (bytes(packet), pn_offset, expected_pn, result) if isinstance(result, UnprotectedPacket) else None
+        )
+        return result
+
     def unprotect(
         self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
     ) -> UnprotectedPacket | DecryptFailed:
@@ -279,6 +304,11 @@ class PacketProtection:
         that fails authentication returns :data:`AUTHENTICATION_FAILED` (RFC 9001 §5.5: drop it).
         The caller checks the reserved bits of ``first_byte`` only after success (RFC 9000 §17.2).
         """
+        opened = self._opened
+        if opened is not None:
+            self._opened = None  # used once, whatever this packet is
+            if opened[1] == pn_offset and opened[2] == expected_pn and opened[0] == packet:
+                return opened[3]
         sample_start = pn_offset + SAMPLE_OFFSET
         # RFC 9001 §5.4.2: packets without room for a complete sample are discarded.
         if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(packet):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from rudp.codec.packet import decode_packet_number, encode_packet_number
-from rudp.crypto.keys import derive_packet_keys, next_generation_secret
+from rudp.crypto.keys import derive_aead_key_and_iv, derive_packet_keys, next_generation_secret
 from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 
 #: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
@@ -192,9 +192,9 @@ class PacketProtection:
         shared. This object stays usable, e.g. for late packets of the old phase.
         """
         secret = next_generation_secret(self.suite, self.secret, self.version)
-        material = derive_packet_keys(self.suite, secret, self.version)
+        key, iv = derive_aead_key_and_iv(self.suite, secret, self.version)
         successor = PacketProtection.__new__(PacketProtection)
-        successor._setup(self.suite, secret, self.version, material.key, material.iv, self._mask)
+        successor._setup(self.suite, secret, self.version, key, iv, self._mask)
         return successor
 
     def header_mask(self, sample: bytes) -> bytes:

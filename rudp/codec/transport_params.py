@@ -164,6 +164,10 @@ _BYTES_PARAMS: Final[dict[int, str]] = {
     _TP.RETRY_SOURCE_CONNECTION_ID: "retry_source_connection_id",
 }
 _DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
+# The encoder's tables: each parameter ID already in its varint form (RFC 9000 §18), with its field
+# name (and, for integers, its default, which is not sent).
+_BYTES_ENCODING: Final = tuple((encode_varint(i), name) for i, name in _BYTES_PARAMS.items())
+_INT_ENCODING: Final = tuple((encode_varint(i), name, _DEFAULTS[name]) for i, name in _INT_PARAMS.items())
 
 
 def _decode_preferred_address(reader: Reader) -> PreferredAddress:
@@ -253,19 +257,22 @@ def encode_transport_parameters(
     Raises:
         ValueError: for values that do not fit their encoding.
     """
-    writer = Writer()
-    for param_id, name in _BYTES_PARAMS.items():
+    # RFC 9000 §18: each parameter is ID (varint), Length (varint), Value; the common ones are joined
+    # from precomputed IDs (the connection encodes its parameters once per handshake).
+    parts: list[bytes] = []
+    for param_id, name in _BYTES_ENCODING:
         value = getattr(params, name)
         if value is not None:
-            writer.push_varint(param_id)
-            writer.push_block(0, value)
-    for param_id, name in _INT_PARAMS.items():
+            parts += (param_id, encode_varint(len(value)), value)
+    for param_id, name, default in _INT_ENCODING:
         value = getattr(params, name)
-        if value is not None and value != _DEFAULTS[name]:
+        if value is not None and value != default:
             if not 0 <= value <= VARINT_MAX:
                 raise ValueError(f"{name} out of range")
-            writer.push_varint(param_id)
-            writer.push_block(0, encode_varint(value))
+            encoded = encode_varint(value)
+            parts += (param_id, bytes((len(encoded),)), encoded)  # 1 to 8: a one-byte varint
+    writer = Writer()
+    writer.push_bytes(b"".join(parts))
     if params.disable_active_migration:
         writer.push_varint(_TP.DISABLE_ACTIVE_MIGRATION)
         writer.push_varint(0)

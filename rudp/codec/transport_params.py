@@ -8,13 +8,16 @@ to the connection.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from rudp.codec.buffer import BytesLike, Reader, Writer
 from rudp.codec.varint import VARINT_MAX, encode_varint
 from rudp.errors import DecodeError, TransportErrorCode
+
+_T = TypeVar("_T")
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
 MAX_STREAMS_LIMIT: Final = 1 << 60
@@ -48,8 +51,12 @@ class TransportParameterId(IntEnum):
 _TP = TransportParameterId
 # RFC 9000 §18.2: a client must not send these; receiving one from a client is an error.
 SERVER_ONLY: Final = frozenset(
-    (_TP.ORIGINAL_DESTINATION_CONNECTION_ID, _TP.STATELESS_RESET_TOKEN, _TP.PREFERRED_ADDRESS,
-     _TP.RETRY_SOURCE_CONNECTION_ID)
+    (
+        _TP.ORIGINAL_DESTINATION_CONNECTION_ID,
+        _TP.STATELESS_RESET_TOKEN,
+        _TP.PREFERRED_ADDRESS,
+        _TP.RETRY_SOURCE_CONNECTION_ID,
+    )
 )
 
 
@@ -128,8 +135,11 @@ class TransportParameters:
             raise DecodeError("initial_max_streams above 2^60", _TPE)
         if self.stateless_reset_token is not None and len(self.stateless_reset_token) != 16:
             raise DecodeError("stateless_reset_token is not 16 bytes", _TPE)
-        for name in ("original_destination_connection_id", "initial_source_connection_id",
-                     "retry_source_connection_id"):
+        for name in (
+            "original_destination_connection_id",
+            "initial_source_connection_id",
+            "retry_source_connection_id",
+        ):
             cid = getattr(self, name)
             if cid is not None and len(cid) > 20:
                 raise DecodeError(f"{name} longer than 20 bytes", _TPE)
@@ -194,6 +204,28 @@ def _decode_version_information(reader: Reader) -> VersionInformation:
     return VersionInformation(chosen, tuple(reader.pull_uint32() for _ in range(reader.remaining // 4)))
 
 
+def _whole_varint(body: memoryview, param_id: int) -> int:
+    """An integer parameter's value: one varint filling the whole body (RFC 9000 §18)."""
+    if not body:
+        raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
+    first = body[0]
+    length = 1 << (first >> 6)
+    if length != len(body):
+        what = "truncated" if length > len(body) else "trailing bytes in"
+        raise DecodeError(f"{what} transport parameter {param_id:#x}", _TPE)
+    if length == 1:
+        return first
+    return int.from_bytes(body, "big") & ((1 << (length * 8 - 2)) - 1)
+
+
+def _decode_whole(decode: Callable[[Reader], _T], body: memoryview, param_id: int) -> _T:
+    reader = Reader(body, error_code=_TPE)
+    value = decode(reader)
+    if not reader.eof():
+        raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
+    return value
+
+
 def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> TransportParameters:
     """Decode and validate the peer's transport parameters.
 
@@ -209,28 +241,28 @@ def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> Transp
     unknown: list[tuple[int, bytes]] = []
     while not reader.eof():
         param_id = reader.pull_varint()
-        body = reader.sub_reader(reader.pull_varint())
+        body = reader.pull_view(reader.pull_varint())
         if param_id in seen:
             raise DecodeError(f"duplicate transport parameter {param_id:#x}", _TPE)
         seen.add(param_id)
         if not from_server and param_id in SERVER_ONLY:
             raise DecodeError(f"client sent server-only parameter {param_id:#x}", _TPE)
-        if param_id in _INT_PARAMS:
-            values[_INT_PARAMS[param_id]] = body.pull_varint()
+        name = _INT_PARAMS.get(param_id)
+        if name is not None:
+            values[name] = _whole_varint(body, param_id)
         elif param_id in _BYTES_PARAMS:
-            values[_BYTES_PARAMS[param_id]] = bytes(body.pull_rest())
+            values[_BYTES_PARAMS[param_id]] = bytes(body)
         elif param_id == _TP.DISABLE_ACTIVE_MIGRATION:
+            if body:
+                raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
             values["disable_active_migration"] = True
         elif param_id == _TP.PREFERRED_ADDRESS:
-            values["preferred_address"] = _decode_preferred_address(body)
+            values["preferred_address"] = _decode_whole(_decode_preferred_address, body, param_id)
         elif param_id == _TP.VERSION_INFORMATION:
-            values["version_information"] = _decode_version_information(body)
+            values["version_information"] = _decode_whole(_decode_version_information, body, param_id)
         else:
             # RFC 9000 §7.4.2, §18.1: unknown (and reserved 31*N+27) parameters are ignored.
-            unknown.append((param_id, bytes(body.pull_rest())))
-            continue
-        if not body.eof():
-            raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
+            unknown.append((param_id, bytes(body)))
     params = TransportParameters(**values, unknown=tuple(unknown))  # type: ignore[arg-type]
     params.validate()
     return params

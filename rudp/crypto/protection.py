@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -95,10 +95,13 @@ TOO_SHORT: Final = DecryptFailed("too short")
 AUTHENTICATION_FAILED: Final = DecryptFailed("authentication failed")
 
 
+_ECB: Final = modes.ECB()  # stateless: one mode object serves every header-protection key
+
+
 def _aes_header_mask(hp_key: bytes) -> Callable[[bytes], bytes]:
     """AES-ECB header protection (RFC 9001 §5.4.3): one encryptor reused for every packet; its
     ``update`` is the mask function itself (ECB encrypts each 16-byte sample on its own)."""
-    return Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
+    return Cipher(algorithms.AES(hp_key), _ECB).encryptor().update
 
 
 class _ChaChaHeaderMask:
@@ -173,12 +176,12 @@ class PacketProtection:
         self._decrypt = self._aead.decrypt
         self._iv = int.from_bytes(iv, "big")
         self._mask = mask
-        # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet).
-        self._hp: Callable[[bytes | memoryview], bytes] = (
-            (lambda sample: mask(bytes(sample)))
-            if isinstance(mask, _ChaChaHeaderMask)
-            else cast("Callable[[bytes | memoryview], bytes]", mask)  # ECB's update takes any buffer
-        )
+        # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet;
+        # ECB's update takes any buffer), for ChaCha20 a wrapper that copies the sample.
+        hp: Callable[[bytes | memoryview], bytes] = mask  # type: ignore[assignment]
+        if type(mask) is _ChaChaHeaderMask:
+            hp = lambda sample: mask(bytes(sample))  # noqa: E731
+        self._hp = hp
         self._opened: tuple[bytes, int, int, UnprotectedPacket] | None = None
         self.packets_protected = 0
         """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,

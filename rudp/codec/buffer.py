@@ -73,21 +73,34 @@ class Reader:
         self._pos = pos + 1
         return self._data[pos]
 
+    def _pull_int(self, size: int, what: str) -> int:
+        pos = self._pos
+        end = pos + size
+        if end > self._end:
+            raise self._fail(what)
+        self._pos = end
+        return int.from_bytes(self._data[pos:end], "big")
+
     def pull_uint16(self) -> int:
         """Read a big-endian 16-bit integer."""
-        return int.from_bytes(self.pull_bytes(2), "big")
+        pos = self._pos
+        if pos + 2 > self._end:
+            raise self._fail("uint16")
+        self._pos = pos + 2
+        data = self._data
+        return (data[pos] << 8) | data[pos + 1]
 
     def pull_uint24(self) -> int:
         """Read a big-endian 24-bit integer."""
-        return int.from_bytes(self.pull_bytes(3), "big")
+        return self._pull_int(3, "uint24")
 
     def pull_uint32(self) -> int:
         """Read a big-endian 32-bit integer."""
-        return int.from_bytes(self.pull_bytes(4), "big")
+        return self._pull_int(4, "uint32")
 
     def pull_uint64(self) -> int:
         """Read a big-endian 64-bit integer."""
-        return int.from_bytes(self.pull_bytes(8), "big")
+        return self._pull_int(8, "uint64")
 
     def pull_view(self, length: int) -> memoryview:
         """Return the next ``length`` bytes as a memoryview (no copy)."""
@@ -100,7 +113,12 @@ class Reader:
 
     def pull_bytes(self, length: int) -> bytes:
         """Return the next ``length`` bytes as a bytes copy."""
-        return bytes(self.pull_view(length))
+        pos = self._pos
+        end = pos + length
+        if length < 0 or end > self._end:
+            raise self._fail("block")
+        self._pos = end
+        return bytes(self._data[pos:end])
 
     def pull_rest(self) -> memoryview:
         """Return every byte up to the end (no copy)."""
@@ -126,10 +144,22 @@ class Reader:
 
     def pull_block(self, length_size: int) -> memoryview:
         """Read a block prefixed by a ``length_size``-byte big-endian length (0 = varint length)."""
-        length = self.pull_varint() if length_size == 0 else int.from_bytes(
-            self.pull_view(length_size), "big"
-        )
-        return self.pull_view(length)
+        if length_size == 0:
+            length = self.pull_varint()
+        elif length_size == 1:
+            pos = self._pos
+            if pos >= self._end:
+                raise self._fail("block")
+            length = self._data[pos]
+            self._pos = pos + 1
+        else:
+            length = self._pull_int(length_size, "block")
+        pos = self._pos
+        end = pos + length
+        if end > self._end:
+            raise self._fail("block")
+        self._pos = end
+        return self._data[pos:end]
 
     def sub_reader(self, length: int) -> Reader:
         """Return a reader over the next ``length`` bytes and skip them here."""

@@ -8,13 +8,16 @@ to the connection.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Final
+from typing import Final, TypeVar
 
 from rudp.codec.buffer import BytesLike, Reader, Writer
 from rudp.codec.varint import VARINT_MAX, encode_varint
 from rudp.errors import DecodeError, TransportErrorCode
+
+_T = TypeVar("_T")
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
 MAX_STREAMS_LIMIT: Final = 1 << 60
@@ -48,8 +51,12 @@ class TransportParameterId(IntEnum):
 _TP = TransportParameterId
 # RFC 9000 §18.2: a client must not send these; receiving one from a client is an error.
 SERVER_ONLY: Final = frozenset(
-    (_TP.ORIGINAL_DESTINATION_CONNECTION_ID, _TP.STATELESS_RESET_TOKEN, _TP.PREFERRED_ADDRESS,
-     _TP.RETRY_SOURCE_CONNECTION_ID)
+    (
+        _TP.ORIGINAL_DESTINATION_CONNECTION_ID,
+        _TP.STATELESS_RESET_TOKEN,
+        _TP.PREFERRED_ADDRESS,
+        _TP.RETRY_SOURCE_CONNECTION_ID,
+    )
 )
 
 
@@ -128,8 +135,11 @@ class TransportParameters:
             raise DecodeError("initial_max_streams above 2^60", _TPE)
         if self.stateless_reset_token is not None and len(self.stateless_reset_token) != 16:
             raise DecodeError("stateless_reset_token is not 16 bytes", _TPE)
-        for name in ("original_destination_connection_id", "initial_source_connection_id",
-                     "retry_source_connection_id"):
+        for name in (
+            "original_destination_connection_id",
+            "initial_source_connection_id",
+            "retry_source_connection_id",
+        ):
             cid = getattr(self, name)
             if cid is not None and len(cid) > 20:
                 raise DecodeError(f"{name} longer than 20 bytes", _TPE)
@@ -164,6 +174,10 @@ _BYTES_PARAMS: Final[dict[int, str]] = {
     _TP.RETRY_SOURCE_CONNECTION_ID: "retry_source_connection_id",
 }
 _DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
+# The encoder's tables: each parameter ID already in its varint form (RFC 9000 §18), with its field
+# name (and, for integers, its default, which is not sent).
+_BYTES_ENCODING: Final = tuple((encode_varint(i), name) for i, name in _BYTES_PARAMS.items())
+_INT_ENCODING: Final = tuple((encode_varint(i), name, _DEFAULTS[name]) for i, name in _INT_PARAMS.items())
 
 
 def _decode_preferred_address(reader: Reader) -> PreferredAddress:
@@ -190,6 +204,28 @@ def _decode_version_information(reader: Reader) -> VersionInformation:
     return VersionInformation(chosen, tuple(reader.pull_uint32() for _ in range(reader.remaining // 4)))
 
 
+def _whole_varint(body: memoryview, param_id: int) -> int:
+    """An integer parameter's value: one varint filling the whole body (RFC 9000 §18)."""
+    if not body:
+        raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
+    first = body[0]
+    length = 1 << (first >> 6)
+    if length != len(body):
+        what = "truncated" if length > len(body) else "trailing bytes in"
+        raise DecodeError(f"{what} transport parameter {param_id:#x}", _TPE)
+    if length == 1:
+        return first
+    return int.from_bytes(body, "big") & ((1 << (length * 8 - 2)) - 1)
+
+
+def _decode_whole(decode: Callable[[Reader], _T], body: memoryview, param_id: int) -> _T:
+    reader = Reader(body, error_code=_TPE)
+    value = decode(reader)
+    if not reader.eof():
+        raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
+    return value
+
+
 def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> TransportParameters:
     """Decode and validate the peer's transport parameters.
 
@@ -205,28 +241,28 @@ def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> Transp
     unknown: list[tuple[int, bytes]] = []
     while not reader.eof():
         param_id = reader.pull_varint()
-        body = reader.sub_reader(reader.pull_varint())
+        body = reader.pull_view(reader.pull_varint())
         if param_id in seen:
             raise DecodeError(f"duplicate transport parameter {param_id:#x}", _TPE)
         seen.add(param_id)
         if not from_server and param_id in SERVER_ONLY:
             raise DecodeError(f"client sent server-only parameter {param_id:#x}", _TPE)
-        if param_id in _INT_PARAMS:
-            values[_INT_PARAMS[param_id]] = body.pull_varint()
+        name = _INT_PARAMS.get(param_id)
+        if name is not None:
+            values[name] = _whole_varint(body, param_id)
         elif param_id in _BYTES_PARAMS:
-            values[_BYTES_PARAMS[param_id]] = bytes(body.pull_rest())
+            values[_BYTES_PARAMS[param_id]] = bytes(body)
         elif param_id == _TP.DISABLE_ACTIVE_MIGRATION:
+            if body:
+                raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
             values["disable_active_migration"] = True
         elif param_id == _TP.PREFERRED_ADDRESS:
-            values["preferred_address"] = _decode_preferred_address(body)
+            values["preferred_address"] = _decode_whole(_decode_preferred_address, body, param_id)
         elif param_id == _TP.VERSION_INFORMATION:
-            values["version_information"] = _decode_version_information(body)
+            values["version_information"] = _decode_whole(_decode_version_information, body, param_id)
         else:
             # RFC 9000 §7.4.2, §18.1: unknown (and reserved 31*N+27) parameters are ignored.
-            unknown.append((param_id, bytes(body.pull_rest())))
-            continue
-        if not body.eof():
-            raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
+            unknown.append((param_id, bytes(body)))
     params = TransportParameters(**values, unknown=tuple(unknown))  # type: ignore[arg-type]
     params.validate()
     return params
@@ -253,19 +289,22 @@ def encode_transport_parameters(
     Raises:
         ValueError: for values that do not fit their encoding.
     """
-    writer = Writer()
-    for param_id, name in _BYTES_PARAMS.items():
+    # RFC 9000 §18: each parameter is ID (varint), Length (varint), Value; the common ones are joined
+    # from precomputed IDs (the connection encodes its parameters once per handshake).
+    parts: list[bytes] = []
+    for param_id, name in _BYTES_ENCODING:
         value = getattr(params, name)
         if value is not None:
-            writer.push_varint(param_id)
-            writer.push_block(0, value)
-    for param_id, name in _INT_PARAMS.items():
+            parts += (param_id, encode_varint(len(value)), value)
+    for param_id, name, default in _INT_ENCODING:
         value = getattr(params, name)
-        if value is not None and value != _DEFAULTS[name]:
+        if value is not None and value != default:
             if not 0 <= value <= VARINT_MAX:
                 raise ValueError(f"{name} out of range")
-            writer.push_varint(param_id)
-            writer.push_block(0, encode_varint(value))
+            encoded = encode_varint(value)
+            parts += (param_id, bytes((len(encoded),)), encoded)  # 1 to 8: a one-byte varint
+    writer = Writer()
+    writer.push_bytes(b"".join(parts))
     if params.disable_active_migration:
         writer.push_varint(_TP.DISABLE_ACTIVE_MIGRATION)
         writer.push_varint(0)

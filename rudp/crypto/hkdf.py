@@ -5,7 +5,9 @@ Shared by QUIC packet protection (RFC 9001 §5.1) and the TLS 1.3 key schedule.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
+from collections.abc import Callable
+from typing import Final
 
 from cryptography.hazmat.primitives import hashes
 
@@ -23,19 +25,65 @@ def hkdf_extract(algorithm: hashes.HashAlgorithm, salt: bytes, ikm: bytes) -> by
     """HKDF-Extract(salt, IKM) = HMAC-Hash(salt, IKM) (RFC 5869 §2.2)."""
     if not salt:
         salt = bytes(algorithm.digest_size)
-    return hmac.digest(salt, ikm, algorithm.name)
+    return hmac_digest(algorithm.name, salt, ikm)
+
+
+# RFC 2104 §2: the inner and outer pads, as byte translation tables (key XOR ipad / key XOR opad).
+_IPAD: Final = bytes(x ^ 0x36 for x in range(256))
+_OPAD: Final = bytes(x ^ 0x5C for x in range(256))
+_HASH_NEW: Final[dict[str, tuple[Callable[..., hashlib._Hash], int]]] = {
+    "sha256": (hashlib.sha256, 64),
+    "sha384": (hashlib.sha384, 128),
+}
+"""hash constructor and block size (bytes) by name"""
+
+
+def hmac_digest(name: str, key: bytes, message: bytes) -> bytes:
+    """HMAC(key, message) with hash ``name`` (RFC 2104), as ``hmac.digest`` computes it, built on the
+    hash objects directly (fewer lookups for the short keys and messages of TLS and QUIC)."""
+    new, block = _HASH_NEW[name]
+    if len(key) > block:
+        key = new(key).digest()  # RFC 2104 §2: longer keys are hashed first
+    key = key.ljust(block, b"\x00")
+    return new(key.translate(_OPAD) + new(key.translate(_IPAD) + message).digest()).digest()
+
+
+class KeyedHmac:
+    """HMAC (RFC 2104) with one key, for several messages: the key's inner and outer pad blocks are
+    hashed once and each :meth:`digest` continues copies of them, so a PRK that HKDF-Expand uses for
+    several labels (a QUIC traffic secret gives key, IV and header-protection key, RFC 9001 §5.1)
+    pads and compresses its key once. Same output as ``hmac.digest(key, message, name)``. Lives as
+    long as the caller keeps it; nothing is cached between callers."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, name: str, key: bytes) -> None:
+        new, block = _HASH_NEW[name]
+        if len(key) > block:
+            key = new(key).digest()  # RFC 2104 §2: longer keys are hashed first
+        key = key.ljust(block, b"\x00")
+        self._inner = new(key.translate(_IPAD))
+        self._outer = new(key.translate(_OPAD))
+
+    def digest(self, message: bytes) -> bytes:
+        """HMAC(key, message)."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""
     name = algorithm.name
     if length <= algorithm.digest_size:  # one block: T(1) = HMAC(PRK, info | 0x01)
-        return hmac.digest(prk, info + b"\x01", name)[:length]
+        return hmac_digest(name, prk, info + b"\x01")[:length]
     out = b""
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes((counter,)), name)
+        block = hmac_digest(name, prk, block + info + bytes((counter,)))
         out += block
         counter += 1
     return out[:length]
@@ -54,15 +102,35 @@ constants, so each is encoded once (bounded by _MAX_CONSTANT_INFO)."""
 _MAX_CONSTANT_INFO = 64
 
 
+def _constant_info(label: bytes, length: int) -> bytes:
+    info = _CONSTANT_INFO.get((label, length))
+    if info is None:
+        info = _label_info(label, b"", length)
+        if len(_CONSTANT_INFO) < _MAX_CONSTANT_INFO:
+            _CONSTANT_INFO[(label, length)] = info
+    return info
+
+
 def hkdf_expand_label(
     algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1); ``label`` without "tls13 "."""
     if context:
         return hkdf_expand(algorithm, secret, _label_info(label, context, length), length)
-    info = _CONSTANT_INFO.get((label, length))
-    if info is None:
-        info = _label_info(label, b"", length)
-        if len(_CONSTANT_INFO) < _MAX_CONSTANT_INFO:
-            _CONSTANT_INFO[(label, length)] = info
-    return hkdf_expand(algorithm, secret, info, length)
+    return hkdf_expand(algorithm, secret, _constant_info(label, length), length)
+
+
+def hkdf_expand_labels(
+    algorithm: hashes.HashAlgorithm, secret: bytes, labels: tuple[tuple[bytes, int], ...]
+) -> list[bytes]:
+    """HKDF-Expand-Label(Secret, Label, "", Length) for each ``(label, length)`` of ``labels``, the
+    secret's HMAC key prepared once (:class:`KeyedHmac`); each length at most Hash.length."""
+    size = algorithm.digest_size
+    prf = KeyedHmac(algorithm.name, secret)
+    out = []
+    for label, length in labels:
+        if length > size:
+            raise ValueError("hkdf_expand_labels: one output block at most")
+        # RFC 5869 §2.3: T(1) = HMAC(PRK, info | 0x01), enough for L <= HashLen
+        out.append(prf.digest(_constant_info(label, length) + b"\x01")[:length])
+    return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from rudp.codec.codes import Version
-from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
+from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_expand_labels, hkdf_extract
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
 
 # RFC 9001 §5.2: the v1 Initial salt.
@@ -129,16 +129,33 @@ def derive_packet_keys(suite: CipherSuite, secret: bytes, version: int) -> Packe
     Raises:
         ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
     """
+    key, iv, hp = hkdf_expand_labels(
+        hash_by_name(SUITE_HASH[suite]), secret, _packet_key_labels(suite, version, with_hp=True)
+    )
+    return PacketKeyMaterial(key=key, iv=iv, hp=hp)
+
+
+def derive_aead_key_and_iv(suite: CipherSuite, secret: bytes, version: int) -> tuple[bytes, bytes]:
+    """Derive only the AEAD key and IV from a traffic ``secret``: what a key update changes (the
+    header-protection key stays, RFC 9001 §6.1).
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    key, iv = hkdf_expand_labels(
+        hash_by_name(SUITE_HASH[suite]), secret, _packet_key_labels(suite, version, with_hp=False)
+    )
+    return key, iv
+
+
+def _packet_key_labels(suite: CipherSuite, version: int, *, with_hp: bool) -> tuple[tuple[bytes, int], ...]:
     labels = labels_for(version)
-    algorithm = hash_by_name(SUITE_HASH[suite])
     key_length = SUITE_KEY_LENGTH[suite]
     # RFC 9001 §5.1: key and iv use "quic key"/"quic iv"; §5.4: the hp key uses "quic hp" and has
     # the length of the AEAD key.
-    return PacketKeyMaterial(
-        key=hkdf_expand_label(algorithm, secret, labels.key, b"", key_length),
-        iv=hkdf_expand_label(algorithm, secret, labels.iv, b"", IV_LENGTH),
-        hp=hkdf_expand_label(algorithm, secret, labels.hp, b"", key_length),
-    )
+    if with_hp:
+        return ((labels.key, key_length), (labels.iv, IV_LENGTH), (labels.hp, key_length))
+    return ((labels.key, key_length), (labels.iv, IV_LENGTH))
 
 
 def next_generation_secret(suite: CipherSuite, secret: bytes, version: int) -> bytes:
@@ -161,6 +178,7 @@ __all__ = [
     "LABELS_V2",
     "Labels",
     "PacketKeyMaterial",
+    "derive_aead_key_and_iv",
     "derive_packet_keys",
     "initial_salt",
     "initial_secrets",

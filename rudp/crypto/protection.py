@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from rudp.codec.packet import decode_packet_number, encode_packet_number
-from rudp.crypto.keys import derive_packet_keys, next_generation_secret
+from rudp.crypto.keys import derive_aead_key_and_iv, derive_packet_keys, next_generation_secret
 from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 
 #: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
@@ -96,10 +96,13 @@ TOO_SHORT: Final = DecryptFailed("too short")
 AUTHENTICATION_FAILED: Final = DecryptFailed("authentication failed")
 
 
+_ECB: Final = modes.ECB()  # stateless: one mode object serves every header-protection key
+
+
 def _aes_header_mask(hp_key: bytes) -> Callable[[bytes], bytes]:
     """AES-ECB header protection (RFC 9001 §5.4.3): one encryptor reused for every packet; its
     ``update`` is the mask function itself (ECB encrypts each 16-byte sample on its own)."""
-    return Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
+    return Cipher(algorithms.AES(hp_key), _ECB).encryptor().update
 
 
 class _ChaChaHeaderMask:
@@ -155,7 +158,16 @@ class PacketProtection:
     """
 
     __slots__ = (
-        "_aead", "_decrypt", "_hp", "_iv", "_mask", "packets_protected", "secret", "suite", "version"
+        "_aead",
+        "_decrypt",
+        "_hp",
+        "_iv",
+        "_mask",
+        "_opened",
+        "packets_protected",
+        "secret",
+        "suite",
+        "version",
     )
 
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
@@ -175,12 +187,13 @@ class PacketProtection:
         self._decrypt = self._aead.decrypt
         self._iv = int.from_bytes(iv, "big")
         self._mask = mask
-        # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet).
-        self._hp: Callable[[bytes | memoryview], bytes] = (
-            (lambda sample: mask(bytes(sample)))
-            if isinstance(mask, _ChaChaHeaderMask)
-            else cast("Callable[[bytes | memoryview], bytes]", mask)  # ECB's update takes any buffer
-        )
+        # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet;
+        # ECB's update takes any buffer), for ChaCha20 a wrapper that copies the sample.
+        hp: Callable[[bytes | memoryview], bytes] = mask  # type: ignore[assignment]
+        if type(mask) is _ChaChaHeaderMask:
+            hp = lambda sample: mask(bytes(sample))  # noqa: E731
+        self._hp = hp
+        self._opened: tuple[bytes, int, int, UnprotectedPacket] | None = None
         self.packets_protected = 0
         """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,
         counts them)"""
@@ -193,9 +206,9 @@ class PacketProtection:
         shared. This object stays usable, e.g. for late packets of the old phase.
         """
         secret = next_generation_secret(self.suite, self.secret, self.version)
-        material = derive_packet_keys(self.suite, secret, self.version)
+        key, iv = derive_aead_key_and_iv(self.suite, secret, self.version)
         successor = PacketProtection.__new__(PacketProtection)
-        successor._setup(self.suite, secret, self.version, material.key, material.iv, self._mask)
+        successor._setup(self.suite, secret, self.version, key, iv, self._mask)
         return successor
 
     def header_mask(self, sample: bytes) -> bytes:
@@ -302,6 +315,21 @@ class PacketProtection:
             return None
         return first, packet_number, payload
 
+    def open_and_keep(
+        self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
+    ) -> UnprotectedPacket | DecryptFailed:
+        """:meth:`unprotect`, and keep a successful result for the next :meth:`unprotect` of the very
+        same packet bytes: a server's admission check opens a client's first Initial and hands these
+        keys to the connection it creates, which opens that packet again (RFC 9001 §5.2 Initial keys
+        are derived from the packet's DCID, so the check and the connection use the same keys). The
+        kept result is used at most once and only for identical bytes, offset and expected packet
+        number; the same key on the same bytes gives the same result, so nothing is skipped."""
+        result = self.unprotect(packet, pn_offset, expected_pn)
+        self._opened = (
+            (bytes(packet), pn_offset, expected_pn, result) if isinstance(result, UnprotectedPacket) else None
+        )
+        return result
+
     def unprotect(
         self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
     ) -> UnprotectedPacket | DecryptFailed:
@@ -315,6 +343,11 @@ class PacketProtection:
         that fails authentication returns :data:`AUTHENTICATION_FAILED` (RFC 9001 §5.5: drop it).
         The caller checks the reserved bits of ``first_byte`` only after success (RFC 9000 §17.2).
         """
+        opened = self._opened
+        if opened is not None:
+            self._opened = None  # used once, whatever this packet is
+            if opened[1] == pn_offset and opened[2] == expected_pn and opened[0] == packet:
+                return opened[3]
         sample_start = pn_offset + SAMPLE_OFFSET
         # RFC 9001 §5.4.2: packets without room for a complete sample are discarded.
         if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(packet):

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import encode_frames, parse_frames
@@ -60,6 +60,17 @@ class Verdict(Enum):
     """answer with CONNECTION_REFUSED: the server is at its cap"""
     DROP = "drop"
     """say nothing: the datagram is not a valid Initial"""
+
+
+class Decision(NamedTuple):
+    """What :meth:`Admission.decide` says about a first Initial."""
+
+    verdict: Verdict
+    token: AddressToken | None
+    """the valid address token the Initial carried, if any"""
+    initial_read: PacketProtection | None = None
+    """on ACCEPT: the client's Initial keys that opened the packet, holding its opened form for the
+    new connection (:meth:`PacketProtection.open_and_keep`): it is not derived nor decrypted twice"""
 
 
 class RateLimit:
@@ -124,7 +135,7 @@ class Admission:
         *,
         handshakes: int,
         connections: int,
-    ) -> tuple[Verdict, AddressToken | None]:
+    ) -> Decision:
         """Decide what to do with the first Initial of an unknown client (``header`` parsed from
         ``data``), given how many handshakes are in progress and how many connections exist."""
         config = self._config
@@ -132,30 +143,38 @@ class Admission:
         threshold = config.retry_threshold
         wants_retry = config.retry or (threshold is not None and handshakes >= threshold)
         if token is None and wants_retry:
-            return Verdict.RETRY, None  # RFC 9000 §8.1.2: no state before the address is proven
-        if not self.initial_decrypts(data, header):
+            return Decision(Verdict.RETRY, None)  # RFC 9000 §8.1.2: no state before the address is proven
+        initial_read = self.open_initial(data, header)
+        if initial_read is None:
             self.initials_dropped += 1
-            return Verdict.DROP, None
+            return Decision(Verdict.DROP, None)
         if handshakes >= config.max_handshakes or connections >= config.max_connections:
-            return Verdict.REFUSE, None
-        return Verdict.ACCEPT, token
+            return Decision(Verdict.REFUSE, None)
+        return Decision(Verdict.ACCEPT, token, initial_read)
 
     def initial_decrypts(self, data: bytes, header: PacketHeader) -> bool:
         """True when the first packet of ``data`` decrypts with the Initial keys its DCID gives and
         carries a CRYPTO frame, only frames an Initial may carry (RFC 9000 §17.2.2, §12.4)."""
+        return self.open_initial(data, header) is not None
+
+    def open_initial(self, data: bytes, header: PacketHeader) -> PacketProtection | None:
+        """The client's Initial keys (RFC 9001 §5.2) when the first packet of ``data`` decrypts with
+        them and carries a CRYPTO frame and only frames an Initial may carry (RFC 9000 §17.2.2,
+        §12.4); they keep the opened packet for the connection's own :meth:`~PacketProtection.unprotect`.
+        None otherwise."""
         version = _version(header)
         client_secret, _ = initial_secrets(header.dcid, version)
         protection = PacketProtection(_INITIAL_SUITE, client_secret, version)
-        result = protection.unprotect(
+        result = protection.open_and_keep(
             memoryview(data)[header.start : header.end], header.pn_offset - header.start, 0
         )
         if not isinstance(result, UnprotectedPacket) or result.first_byte & 0x0C:
-            return False
+            return None
         try:
             frames = parse_frames(result.payload, PacketType.INITIAL)
         except DecodeError:
-            return False
-        return any(isinstance(frame, Crypto) for _, frame in frames)
+            return None
+        return protection if any(isinstance(frame, Crypto) for _, frame in frames) else None
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -251,6 +270,7 @@ __all__ = [
     "RETRY_TOKEN_LIFETIME",
     "STATELESS_REPLIES_PER_SECOND",
     "Admission",
+    "Decision",
     "RateLimit",
     "Verdict",
     "derive_secret",

@@ -7,13 +7,13 @@ Routing by CID is the endpoint's job; it learns about changes from :attr:`LocalC
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rudp.codec.frames import NewConnectionId, RetireConnectionId
+from rudp.crypto.hkdf import hmac_digest
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.delivery import FrameSink
 
@@ -22,7 +22,7 @@ RESET_TOKEN_SIZE = 16
 
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
     """The stateless reset token of ``cid`` under the endpoint's static ``key``."""
-    return hmac.digest(key, cid, hashlib.sha256)[:RESET_TOKEN_SIZE]
+    return hmac_digest("sha256", key, cid)[:RESET_TOKEN_SIZE]
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from cryptography import x509
 from rudp.codec.frames import ConnectionClose
 from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
+from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import DatagramError, RudpError, TransportError
 from rudp.quic.ack_frequency import AckFrequency
@@ -226,11 +227,14 @@ class QuicConnection:
         retry_source_cid: bytes | None = None,
         reset_key: bytes | None = None,
         address_validated: bool = False,
+        initial_read: PacketProtection | None = None,
     ) -> QuicConnection:
         """Create a server connection for a client whose first Initial carried ``original_dcid``.
 
         ``retry_source_cid`` is set when the client came back after our Retry (then the address is
-        validated and the transport parameters must say so, RFC 9000 §7.3).
+        validated and the transport parameters must say so, RFC 9000 §7.3). ``initial_read``: the
+        client's Initial keys the endpoint's admission check already built and opened the first
+        Initial with (used only if they are the keys of this connection's Initial DCID and version).
         """
         conn = cls(
             config,
@@ -242,7 +246,9 @@ class QuicConnection:
             local_cid=local_cid,
             reset_key=reset_key,
         )
-        conn._handshake.start_server(original_dcid, client_scid, retry_source_cid, address_validated, now)
+        conn._handshake.start_server(
+            original_dcid, client_scid, retry_source_cid, address_validated, now, initial_read
+        )
         return conn
 
     # -- commands ------------------------------------------------------------------------------------

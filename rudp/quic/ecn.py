@@ -49,9 +49,9 @@ class EcnFeedback:
     __slots__ = ("peer", "received")
 
     def __init__(self) -> None:
-        self.received: dict[PacketSpace, list[int]] = {space: [0, 0, 0] for space in PacketSpace}
+        self.received: dict[PacketSpace, list[int]] = {space: [0, 0, 0] for space in _SPACES}
         """ECT(0), ECT(1), CE counts of packets received per space (RFC 9000 §13.4.1)."""
-        self.peer: dict[PacketSpace, tuple[int, int, int]] = {space: (0, 0, 0) for space in PacketSpace}
+        self.peer: dict[PacketSpace, tuple[int, int, int]] = dict.fromkeys(_SPACES, (0, 0, 0))
         """The ECT(0), ECT(1), CE counts of the last ACK_ECN validated per space."""
 
     def on_packet_received(self, space: PacketSpace, codepoint: int) -> tuple[int, int, int] | None:
@@ -70,6 +70,7 @@ class EcnFeedback:
 
 
 _COUNT_INDEX: Final = {ECT_0: 0, ECT_1: 1, CE: 2}
+_SPACES: Final = tuple(PacketSpace)  # iterating the enum class itself is slow (once per connection)
 
 
 class EcnPath:

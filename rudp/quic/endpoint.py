@@ -250,7 +250,7 @@ class QuicEndpoint:
         local: Address | None = None,
     ) -> QuicConnection | None:
         admission = self.admission
-        verdict, token = admission.decide(
+        verdict, token, initial_read = admission.decide(
             data, header, addr, now, handshakes=self._handshakes, connections=len(self._entries)
         )
         if verdict is Verdict.RETRY:
@@ -276,6 +276,7 @@ class QuicEndpoint:
             retry_source_cid=header.dcid if from_retry else None,
             reset_key=admission.reset_key,
             address_validated=token is not None,
+            initial_read=initial_read,
         )
         entry = self._add(conn)
         self.connections_accepted += 1

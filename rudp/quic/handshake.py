@@ -22,6 +22,7 @@ from rudp.codec.transport_params import (
     decode_transport_parameters,
     encode_transport_parameters,
 )
+from rudp.crypto.protection import PacketProtection
 from rudp.crypto.retry import verify_retry_integrity
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
@@ -129,8 +130,10 @@ class Handshake:
         retry_source_cid: bytes | None,
         address_validated: bool,
         now: float,
+        initial_read: PacketProtection | None = None,
     ) -> None:
-        """Begin a server handshake for the client whose first Initial carried ``original_dcid``."""
+        """Begin a server handshake for the client whose first Initial carried ``original_dcid``
+        (``initial_read``: the client's Initial keys the admission check built, if any)."""
         self.original_dcid = original_dcid
         self.retry_source_cid = retry_source_cid
         if address_validated:
@@ -139,7 +142,7 @@ class Handshake:
         self._peer_cids.set_initial(client_scid)
         # Initial keys come from the DCID the client's Initial carries (RFC 9001 §5.2): after a Retry
         # that is the Retry's SCID, not the original DCID (which only goes in the transport parameters).
-        self._spaces.install_initial(retry_source_cid or original_dcid, is_client=False)
+        self._spaces.install_initial(retry_source_cid or original_dcid, is_client=False, read=initial_read)
         params = self._own_parameters()
         self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
         self.tls = TlsServer(self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes)

@@ -27,13 +27,17 @@ class KeyPair:
     write: PacketProtection | None = None
 
     @classmethod
-    def initial(cls, dcid: bytes, version: int, *, is_client: bool) -> KeyPair:
-        """The Initial keys from the client's first Destination CID (RFC 9001 §5.2)."""
+    def initial(
+        cls, dcid: bytes, version: int, *, is_client: bool, read: PacketProtection | None = None
+    ) -> KeyPair:
+        """The Initial keys from the client's first Destination CID (RFC 9001 §5.2). ``read``: the
+        peer's Initial keys already built elsewhere (a server's admission check), taken only when
+        they were derived from the same secret, version and suite; otherwise derived here."""
         client_secret, server_secret = initial_secrets(dcid, version)
         mine, theirs = (client_secret, server_secret) if is_client else (server_secret, client_secret)
-        return cls(
-            PacketProtection(INITIAL_SUITE, theirs, version), PacketProtection(INITIAL_SUITE, mine, version)
-        )
+        if read is None or read.secret != theirs or read.version != version or read.suite != INITIAL_SUITE:
+            read = PacketProtection(INITIAL_SUITE, theirs, version)
+        return cls(read, PacketProtection(INITIAL_SUITE, mine, version))
 
 
 class KeyPhase:

@@ -238,11 +238,12 @@ class PacketSpaces:
             and self.application.keys.write is None
         )
 
-    def install_initial(self, dcid: bytes, *, is_client: bool) -> None:
-        """Initial keys from the client's first Destination CID (RFC 9001 §5.2; again after a Retry)."""
+    def install_initial(self, dcid: bytes, *, is_client: bool, read: PacketProtection | None = None) -> None:
+        """Initial keys from the client's first Destination CID (RFC 9001 §5.2; again after a Retry);
+        ``read``: the peer's Initial keys if already built (used only if they match ``dcid``)."""
         space = self._spaces.get(PacketSpace.INITIAL)
         if space is not None:
-            space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client))
+            space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client, read=read))
 
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""

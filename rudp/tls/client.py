@@ -12,6 +12,7 @@ extension must be present (§8.2).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import os
@@ -425,7 +426,10 @@ def _hash_of(ticket: SessionTicket) -> str:
     return SUITE_HASH[CipherSuite(ticket.cipher_suite)]
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ip(name: str) -> bool:
+    """True for an IP address literal (RFC 6066 §3: no SNI for those); the answer for a name never
+    changes, so it is remembered for the few names a client uses."""
     try:
         ipaddress.ip_address(name)
     except ValueError:

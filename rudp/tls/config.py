@@ -8,6 +8,7 @@ the system bundle), session resumption (client ticket store, server ticket key a
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from rudp.crypto.suites import CipherSuite
 from rudp.errors import ConfigError
@@ -102,6 +104,9 @@ class TlsConfig:
     """POSIX time source for certificate validity and ticket ages"""
 
     _store: TrustStore | None = field(default=None, init=False, repr=False)
+    _chain_der: tuple[tuple[x509.Certificate, ...], tuple[bytes, ...]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.certfile is not None:
@@ -130,6 +135,17 @@ class TlsConfig:
                 raise ConfigError("no configured signature algorithm fits the private key")
             if self.ticket_key is None:
                 self.ticket_key = os.urandom(32)
+
+    def certificate_chain_der(self) -> tuple[bytes, ...]:
+        """The DER encoding of :attr:`certificate_chain` (RFC 8446 §4.4.2 sends it as is), encoded once
+        for the chain's current certificates: replacing the chain or any certificate in it encodes
+        the new one (certificates are immutable objects, so the same objects give the same bytes)."""
+        chain = tuple(self.certificate_chain)
+        cached = self._chain_der
+        # identity, not equality: the same certificate objects (never a lookalike) reuse the bytes
+        if cached is None or len(cached[0]) != len(chain) or not all(map(operator.is_, cached[0], chain)):
+            cached = self._chain_der = (chain, tuple(cert.public_bytes(Encoding.DER) for cert in chain))
+        return cached[1]
 
     def trust_store(self) -> TrustStore:
         """The trusted certificates for peer verification (loaded on first use, shared by the configs

@@ -17,7 +17,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import IntEnum, StrEnum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from cryptography import x509
 
@@ -40,6 +40,9 @@ class EncryptionLevel(IntEnum):
     EARLY_DATA = 1
     HANDSHAKE = 2
     APPLICATION = 3
+
+
+_LEVELS: Final = tuple(EncryptionLevel)  # iterating the enum class itself is slow (per handshake)
 
 
 class Direction(StrEnum):
@@ -94,7 +97,7 @@ class TlsEngine(ABC):
         self.client_random = b""
         self._transcript = Transcript()
         self._schedule: KeySchedule | None = None
-        self._inbound = {level: HandshakeReassembler() for level in EncryptionLevel}
+        self._inbound = {level: HandshakeReassembler() for level in _LEVELS}
         self._outbound: dict[EncryptionLevel, bytearray] = {}
         self._key_events: list[KeyEvent] = []
         self._error: TransportError | None = None

@@ -9,10 +9,9 @@ derived here: QUIC turns the traffic secrets into AEAD/IV/HP keys itself (RFC 90
 from __future__ import annotations
 
 import hashlib
-import hmac
 from typing import Final
 
-from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
+from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract, hmac_digest
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.tls.framing import HandshakeType, frame
 
@@ -91,13 +90,20 @@ def hmac_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) ->
     """Finished.verify_data and PSK binders: HMAC(finished_key, transcript hash) (RFC 8446 §4.4.4)."""
     algorithm = hash_by_name(hash_name)
     finished_key = hkdf_expand_label(algorithm, base_key, b"finished", b"", algorithm.digest_size)
-    return hmac.digest(finished_key, transcript_hash, hash_name)
+    return hmac_digest(hash_name, finished_key, transcript_hash)
 
 
 def resumption_psk(hash_name: str, resumption_secret: bytes, nonce: bytes) -> bytes:
     """The PSK of a ticket: HKDF-Expand-Label(resumption_secret, "resumption", nonce) (§4.6.1)."""
     algorithm = hash_by_name(hash_name)
     return hkdf_expand_label(algorithm, resumption_secret, b"resumption", nonce, algorithm.digest_size)
+
+
+_EMPTY_HASH: Final = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
+"""Transcript-Hash of no messages, by hash name (RFC 8446 §7.1 Derive-Secret(., "derived", ""))."""
+_NO_PSK: Final[dict[str, tuple[bytes, bytes]]] = {}
+"""(Early Secret, its "derived" secret) without a PSK, by hash name: public constants (RFC 8446 §7.1:
+HKDF-Extract over zeros), computed once; never holds anything derived from a PSK or a handshake."""
 
 
 class KeySchedule:
@@ -107,14 +113,24 @@ class KeySchedule:
     :meth:`enter_handshake` with the (EC)DHE shared secret and :meth:`enter_main`.
     """
 
-    __slots__ = ("_zero", "algorithm", "hash_name", "secret")
+    __slots__ = ("_derived", "_zero", "algorithm", "hash_name", "secret")
 
     def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
         self.hash_name = hash_name
         self.algorithm = hash_by_name(hash_name)
         self._zero = bytes(self.algorithm.digest_size)
+        self._derived: bytes | None = None
+        """Derive-Secret(Early Secret, "derived", "") when it is a public constant (no PSK)"""
         #: the current stage's secret: Early Secret, then Handshake Secret, then Main Secret
-        self.secret = hkdf_extract(self.algorithm, self._zero, psk or self._zero)
+        if psk:
+            self.secret = hkdf_extract(self.algorithm, self._zero, psk)
+            return
+        constants = _NO_PSK.get(hash_name)
+        if constants is None:
+            early = hkdf_extract(self.algorithm, self._zero, self._zero)
+            self.secret = early
+            constants = _NO_PSK[hash_name] = (early, self.derive(b"derived", _EMPTY_HASH[hash_name]))
+        self.secret, self._derived = constants
 
     @classmethod
     def for_suite(cls, suite: CipherSuite, psk: bytes | None = None) -> KeySchedule:
@@ -133,10 +149,11 @@ class KeySchedule:
     def binder_key(self, external: bool = False) -> bytes:
         """binder_key from the Early Secret ("ext binder" or "res binder" over the empty transcript)."""
         label = LABEL_EXT_BINDER if external else LABEL_RES_BINDER
-        return self.derive(label, hashlib.new(self.hash_name).digest())
+        return self.derive(label, _EMPTY_HASH[self.hash_name])
 
     def _next_stage(self, ikm: bytes) -> None:
-        derived = self.derive(b"derived", hashlib.new(self.hash_name).digest())
+        derived = self._derived or self.derive(b"derived", _EMPTY_HASH[self.hash_name])
+        self._derived = None  # only the Early Secret without a PSK has a constant successor input
         self.secret = hkdf_extract(self.algorithm, derived, ikm)
 
     def enter_handshake(self, shared_secret: bytes) -> None:

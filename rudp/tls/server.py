@@ -21,8 +21,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum, auto
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.errors import ConfigError, TransportError, TransportErrorCode
 from rudp.tls import keylog as kl
@@ -364,8 +362,7 @@ class TlsServer(TlsEngine):
         scheme = choose_scheme(key, hello.signature_algorithms or [], our_schemes)
         if scheme is None:
             raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
-        ders = [cert.public_bytes(Encoding.DER) for cert in self.config.certificate_chain]
-        self._send(_H, CertificateMessage(b"", ders).encode())
+        self._send(_H, CertificateMessage(b"", list(self.config.certificate_chain_der())).encode())
         content = certificate_verify_content(self._transcript.digest(), server=True)
         self._send(_H, CertificateVerify(scheme, sign(key, scheme, content)).encode())
 

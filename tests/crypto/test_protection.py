@@ -237,3 +237,35 @@ def test_encoded_pn_length_fits_the_first_byte() -> None:
     result = protection.unprotect(packet, pn_offset, 0xABE8B4)
     assert isinstance(result, UnprotectedPacket)
     assert result.packet_number == 0xACE8FE
+
+
+@settings(max_examples=100)
+@given(case=packet_cases, data=st.data())
+def test_a_kept_opened_packet_serves_only_the_same_bytes_once(
+    case: dict[str, object], data: st.DataObject
+) -> None:
+    """open_and_keep (a server's admission check) hands its result to the next unprotect of the very
+    same bytes only: once, and never for other bytes (a flipped byte still fails authentication)."""
+    protection, _, payload, packet, pn_offset, _pn, expected = _build(case)
+    kept = protection.open_and_keep(memoryview(packet), pn_offset, expected)
+    assert isinstance(kept, UnprotectedPacket) and kept.payload == payload
+    index = data.draw(st.integers(0, len(packet) - 1))
+    tampered = bytearray(packet)
+    tampered[index] ^= data.draw(st.integers(1, 255))
+    assert isinstance(protection.unprotect(bytes(tampered), pn_offset, expected), DecryptFailed)
+    # the tampered packet consumed the kept result: the genuine one is opened afresh (equal, not kept)
+    again = protection.unprotect(packet, pn_offset, expected)
+    assert again == kept and again is not kept
+    protection.open_and_keep(packet, pn_offset, expected)
+    first = protection.unprotect(memoryview(packet), pn_offset, expected)
+    second = protection.unprotect(packet, pn_offset, expected)
+    assert first == kept and second == kept and first is not second
+
+
+def test_a_failed_open_keeps_nothing() -> None:
+    protection = PacketProtection(CipherSuite.AES_128_GCM_SHA256, _secret(CipherSuite.AES_128_GCM_SHA256), 1)
+    other = PacketProtection(CipherSuite.AES_128_GCM_SHA256, _secret(CipherSuite.AES_128_GCM_SHA256, 1), 1)
+    header, pn_offset = _short_header(7, 1, b"\x01" * 8, 0)
+    packet = other.protect(header, bytes(20), 7, pn_offset, 1)
+    assert protection.open_and_keep(packet, pn_offset, 0) is AUTHENTICATION_FAILED
+    assert protection.unprotect(packet, pn_offset, 0) is AUTHENTICATION_FAILED

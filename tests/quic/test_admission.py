@@ -8,12 +8,16 @@ import random
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rudp.codec.codes import PacketType, TransportErrorCode
 from rudp.codec.packet import parse_header
 from rudp.config import Config
+from rudp.crypto.keys import initial_secrets
+from rudp.crypto.protection import PacketProtection
+from rudp.crypto.suites import CipherSuite
 from rudp.quic.admission import STATELESS_REPLIES_PER_SECOND, RateLimit
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
@@ -97,6 +101,41 @@ def test_garbage_initials_create_no_state(pki: TestPki) -> None:
     assert server.datagrams_to_send(NOW) == []  # not even a reply
     assert server.state_sizes() == EMPTY
     assert server.admission.initials_dropped == 300
+
+
+def test_an_accepted_initial_is_derived_and_opened_once(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admission check's Initial keys, holding the opened packet, go to the new connection: one
+    read key and one write key are derived per accepted client, and the ClientHello is still answered."""
+    server = _server(pki)
+    first = _first_flight(_client_config(pki))
+    built: list[bytes] = []
+    opened: list[int] = []
+    original_init = PacketProtection.__init__
+
+    def counting_init(self: PacketProtection, suite: CipherSuite, secret: bytes, version: int) -> None:
+        built.append(secret)
+        original_init(self, suite, secret, version)
+
+    class CountingAesGcm:
+        def __init__(self, key: bytes) -> None:
+            self._aead = AESGCM(key)
+            self.encrypt = self._aead.encrypt
+
+        def decrypt(self, nonce: bytes, data: bytes, associated: bytes | None) -> bytes:
+            opened.append(len(data))
+            return self._aead.decrypt(nonce, data, associated)
+
+    monkeypatch.setattr(PacketProtection, "__init__", counting_init)
+    monkeypatch.setattr("rudp.crypto.protection.AESGCM", CountingAesGcm)
+    conn = server.receive_datagram(first, ("10.0.0.1", 5000), NOW)
+    assert conn is not None
+    client_secret, server_secret = initial_secrets(parse_header(first).dcid, 1)
+    assert built.count(client_secret) == 1 and built.count(server_secret) == 1
+    assert len(opened) == 1  # the connection used the admission's opened packet
+    replies = server.datagrams_to_send(NOW)
+    assert replies and _packet_type(replies[0][0]) is PacketType.INITIAL  # the ServerHello went out
 
 
 def test_retry_kicks_in_above_the_threshold_and_the_client_still_connects(pki: TestPki) -> None:

@@ -226,3 +226,14 @@ def test_a_wall_clock_past_expiry_fails_the_next_handshake(pki: Pki) -> None:
     with pytest.raises(TLSAlert) as exc:
         pair.run()
     assert exc.value.alert == AlertDescription.certificate_expired
+
+
+def test_the_server_chain_is_encoded_once_and_again_when_replaced(pki: Pki) -> None:
+    config = server_config(pki)
+    first = config.certificate_chain_der()
+    assert first == tuple(c.public_bytes(serialization.Encoding.DER) for c in config.certificate_chain)
+    assert config.certificate_chain_der() is first  # same certificate objects: the same bytes object
+    config.certificate_chain = [pki.ec384.cert]  # replaced (a reload): the new chain is encoded
+    assert config.certificate_chain_der() == (pki.ec384.cert.public_bytes(serialization.Encoding.DER),)
+    config.certificate_chain.append(pki.ca.cert)  # changed in place: noticed too
+    assert config.certificate_chain_der()[1] == pki.ca.cert.public_bytes(serialization.Encoding.DER)

@@ -87,6 +87,22 @@ class Undoable(Protocol):
         ...
 
 
+_UNDOABLE_TYPES: dict[type, bool] = {}
+"""Whether a controller class has Undoable's members (``isinstance`` against a runtime-checkable
+Protocol inspects every member each time; controllers have them as class attributes or set in
+``__init__``, so the answer of one instance holds for its class). A handful of classes at most."""
+
+
+def _undoable(controller: object) -> Undoable | None:
+    kind = type(controller)
+    found = _UNDOABLE_TYPES.get(kind)
+    if found is None:
+        found = isinstance(controller, Undoable)
+        if len(_UNDOABLE_TYPES) < 64:
+            _UNDOABLE_TYPES[kind] = found
+    return controller if found else None  # type: ignore[return-value]
+
+
 class LostRecord(NamedTuple):
     """A packet declared lost, remembered until acknowledged or evicted."""
 
@@ -101,7 +117,7 @@ class SpuriousLossDetector:
     """Detects spurious losses, undoes their congestion events and adapts the thresholds."""
 
     def __init__(self, controller: object, ring_size: int = LOST_RING_SIZE) -> None:
-        self._controller = controller if isinstance(controller, Undoable) else None
+        self._controller = _undoable(controller)
         self.packet_threshold = K_PACKET_THRESHOLD
         self.time_threshold = K_TIME_THRESHOLD
         self.lost: deque[LostRecord] = deque(maxlen=ring_size)

@@ -1,0 +1,57 @@
+"""The HMAC and HKDF helpers of rudp.crypto.hkdf agree with the standard library's HMAC and with
+``cryptography``'s HKDF for every key length (RFC 2104 long keys included) and both TLS 1.3 hashes."""
+
+from __future__ import annotations
+
+import hmac
+
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rudp.crypto.hkdf import (
+    KeyedHmac,
+    hash_by_name,
+    hkdf_expand,
+    hkdf_expand_label,
+    hkdf_expand_labels,
+    hkdf_extract,
+    hmac_digest,
+)
+
+HASHES = st.sampled_from(["sha256", "sha384"])
+
+
+@given(name=HASHES, key=st.binary(max_size=300), messages=st.lists(st.binary(max_size=200), max_size=4))
+def test_hmac_helpers_match_the_standard_library(name: str, key: bytes, messages: list[bytes]) -> None:
+    keyed = KeyedHmac(name, key)
+    for message in messages:
+        expected = hmac.digest(key, message, name)
+        assert hmac_digest(name, key, message) == expected
+        assert keyed.digest(message) == expected
+
+
+@given(
+    name=HASHES,
+    prk=st.binary(min_size=1, max_size=64),
+    info=st.binary(max_size=80),
+    length=st.integers(1, 255),
+)
+def test_hkdf_expand_matches_cryptography(name: str, prk: bytes, info: bytes, length: int) -> None:
+    algorithm = hash_by_name(name)
+    if length > 255 * algorithm.digest_size:
+        return
+    assert hkdf_expand(algorithm, prk, info, length) == HKDFExpand(algorithm, length, info).derive(prk)
+
+
+@given(name=HASHES, secret=st.binary(min_size=32, max_size=48))
+def test_expand_labels_equals_one_label_at_a_time(name: str, secret: bytes) -> None:
+    algorithm = hash_by_name(name)
+    labels = ((b"quic key", 16), (b"quic iv", 12), (b"quic hp", 32), (b"derived", algorithm.digest_size))
+    expected = [hkdf_expand_label(algorithm, secret, label, b"", length) for label, length in labels]
+    assert hkdf_expand_labels(algorithm, secret, labels) == expected
+
+
+def test_extract_with_an_empty_salt_uses_zeros() -> None:
+    algorithm = hash_by_name("sha256")
+    assert hkdf_extract(algorithm, b"", b"ikm") == hmac.digest(bytes(32), b"ikm", "sha256")

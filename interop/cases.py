@@ -513,8 +513,8 @@ NETWORK_CASES: Final = (
     ),
     Case(
         "ecn",
-        "one connection, 100 KiB; both sides mark ECT(0) (seen on the wire, none CE), both send ACK_ECN"
-        " counts and validate ECN",
+        "one connection, 100 KiB; both sides mark every datagram with one ECT codepoint (seen on the wire,"
+        " none Not-ECT or CE), both send ACK_ECN counts and validate ECN",
         _ECN,
         ClientPlan(_one_connection(_ECN)),
         checks=(ecn_marked_and_acknowledged,),

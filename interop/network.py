@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from interop.ecn_link import CE, CODEPOINT_NAMES, ECT_0, ECT_1
+from interop.ecn_link import CE, CODEPOINT_NAMES, ECT_0, ECT_1, NOT_ECT
 from interop.impair import DIRECTIONS, Direction, Fate
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ def blackhole_survived(obs: Observation) -> list[str]:
 
 
 def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
-    """The runner's ecn check: each side marked its packets ECT (and none arrived CE), read on the wire
-    through the tap's IP_RECVTOS; each side sent ACK_ECN counts (encrypted, so taken from the other
+    """The runner's ecn check: each side marked every packet it sent, all with the same ECT codepoint
+    (the runner's ``_check_ecn_marks``: no Not-ECT, no CE, ECT(0) or ECT(1) but not both), read on the
+    wire through the tap's IP_RECVTOS; each side sent ACK_ECN counts (encrypted, so taken from the other
     end's report of what those frames said); and each end validated ECN on its path."""
     if obs.tap.ecn_link is None:
         return ["the tap did not read ECN codepoints (ecn=False)"]
@@ -92,6 +93,10 @@ def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
         if not marks[ECT_0] + marks[ECT_1]:
             seen = ", ".join(f"{CODEPOINT_NAMES[m]} {n}" for m, n in marks.items() if n) or "nothing"
             problems.append(f"no ECT-marked datagram {direction} (seen: {seen})")
+        elif marks[ECT_0] and marks[ECT_1]:
+            problems.append(f"both ECT(0) and ECT(1) datagrams {direction} ({marks[ECT_0]}, {marks[ECT_1]})")
+        if marks[NOT_ECT] and marks[ECT_0] + marks[ECT_1]:
+            problems.append(f"{marks[NOT_ECT]} datagrams {direction} not marked ECT")
         if marks[CE]:
             problems.append(f"{marks[CE]} datagrams {direction} arrived marked CE")
     for index, result in enumerate(obs.clients):

@@ -113,6 +113,29 @@ def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
     return problems
 
 
+def ipv6_only(obs: Observation) -> list[str]:
+    """The runner's ipv6: no IPv4 on the wire. Every client address the tap served and the server's
+    address are IPv6, and a server that tells (rudp) ends up sending to an IPv6 address."""
+    addresses = [("the server", obs.tap.server[0])]
+    addresses += [(f"path {index}'s client", path.client[0]) for index, path in enumerate(obs.tap.paths)]
+    problems = [f"{who} is {host} (not IPv6)" for who, host in addresses if not _is_ipv6(host)]
+    if not obs.tap.paths:
+        problems.append("the tap saw no client")
+    for index, server in enumerate(obs.servers):
+        if server.peer_host is not None and not _is_ipv6(server.peer_host):
+            problems.append(f"connection {index}: server ({server.impl}) sends to {server.peer_host}")
+    return problems
+
+
+def _is_ipv6(host: str) -> bool:
+    """An IPv6 address that is not an IPv4 one in disguise (``::ffff:a.b.c.d`` travels as IPv4)."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None
+
+
 @dataclass
 class AmplificationBudget:
     """The server's bytes against three times the client's, up to the client's first Handshake packet."""

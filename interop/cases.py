@@ -27,12 +27,14 @@ from interop.network import (
     ecn_marked_and_acknowledged,
     handshakes,
     impaired,
+    ipv6_only,
     make_long_chain,
 )
 from interop.peers.aioquic_client import run_aioquic_client
 from interop.peers.aioquic_server import AioquicFileServer
 from interop.peers.base import (
     ALPN,
+    H3_ALPN,
     TLS_CHACHA20_POLY1305_SHA256,
     VERSION_1,
     VERSION_2,
@@ -83,6 +85,8 @@ class Observation:
     servers: list[EndpointReport]
     tap: WireTap
     expected: dict[str, Digest]
+    alpn: str = ALPN
+    """The application protocol both ends must report (the plan's)."""
 
 
 Check = Callable[[Observation], list[str]]
@@ -129,6 +133,8 @@ class Case:
     preferred: bool = False
     """The server advertises a preferred address (RFC 9000 §9.6), where the tap listens too (the
     runner's connectionmigration)."""
+    host: str = "127.0.0.1"
+    """Where the server, the tap and the client meet (``::1`` for the runner's ipv6)."""
 
     def for_tests(self) -> Case:
         """The case as ``tests/interop`` runs it: the first :attr:`test_connections` connections only."""
@@ -151,8 +157,8 @@ class Case:
 
 
 def _common(obs: Observation) -> list[str]:
-    """Every case: each connection completed its handshake on both ends with hq-interop, and every body
-    arrived whole (size and sha256 equal to the file served)."""
+    """Every case: each connection completed its handshake on both ends with the plan's ALPN
+    (hq-interop, h3 for http3), and every body arrived whole (size and sha256 equal to the file served)."""
     problems: list[str] = []
     if len(obs.servers) != len(obs.clients):
         problems.append(f"server saw {len(obs.servers)} connections, client made {len(obs.clients)}")
@@ -162,7 +168,7 @@ def _common(obs: Observation) -> list[str]:
                 continue
             if not end.handshake_completed:
                 problems.append(f"connection {index}: {end.role} handshake incomplete")
-            if end.alpn != ALPN:
+            if end.alpn != obs.alpn:
                 problems.append(f"connection {index}: {end.role} ALPN {end.alpn!r}")
         for path, digest in result.bodies.items():
             if digest != obs.expected[path]:
@@ -415,6 +421,8 @@ _KEYUPDATE = _files("keyupdate", [2 * MIB])
 _V2 = _files("v2", [256 * KIB])
 _REBIND = _files("rebind", [4 * MIB])
 _MIGRATION = _files("migration", [4 * MIB])
+_IPV6 = _files("ipv6", [5 * KIB, 10 * KIB, 1 * MIB])
+_HTTP3 = _files("http3", [1 * KIB, 64 * KIB, 1 * MIB, 3 * MIB])
 MOVE_AFTER: Final = 1 * MIB
 """When the rebinding and migration cases move the client: after this much of the 4 MiB response."""
 
@@ -513,8 +521,8 @@ NETWORK_CASES: Final = (
     ),
     Case(
         "ecn",
-        "one connection, 100 KiB; both sides mark ECT(0) (seen on the wire, none CE), both send ACK_ECN"
-        " counts and validate ECN",
+        "one connection, 100 KiB; both sides mark every datagram with one ECT codepoint (seen on the wire,"
+        " none Not-ECT or CE), both send ACK_ECN counts and validate ECN",
         _ECN,
         ClientPlan(_one_connection(_ECN)),
         checks=(ecn_marked_and_acknowledged,),
@@ -616,6 +624,21 @@ CASES: Final = (
     ),
     *NETWORK_CASES,
     *_migration_cases(),
+    Case(
+        "ipv6",
+        "one connection over ::1, 5 KiB + 10 KiB + 1 MiB; every path the tap saw is IPv6",
+        _IPV6,
+        ClientPlan(_one_connection(_IPV6)),
+        checks=(ipv6_only,),
+        host="::1",
+    ),
+    Case(
+        "http3",
+        "one connection with ALPN h3, 1 KiB + 64 KiB + 1 MiB + 3 MiB as concurrent HTTP/3 GETs",
+        _HTTP3,
+        ClientPlan(_one_connection(_HTTP3), alpn=H3_ALPN),
+        timeout=30.0,
+    ),
 )
 CASES_BY_NAME: Final = {case.name: case for case in CASES}
 
@@ -683,15 +706,15 @@ def _pki(case: Case, env: Environment) -> tuple[Path, Path, Path]:
 async def _start_server(direction: Direction, case: Case, env: Environment) -> ServerPeer:
     _ca, cert, key = _pki(case, env)
     if direction.server == RUDP:
-        return await RudpFileServer(env.www, cert, key, case.server).start()
-    return await AioquicFileServer(env.www, cert, key, case.server).start()
+        return await RudpFileServer(env.www, cert, key, case.server).start(case.host)
+    return await AioquicFileServer(env.www, cert, key, case.server).start(case.host)
 
 
 async def _run_client(
     direction: Direction, case: Case, port: int, env: Environment
 ) -> list[ClientConnectionResult]:
     run = run_rudp_client if direction.client == RUDP else run_aioquic_client
-    return await run(case.plan, "127.0.0.1", port, _pki(case, env)[0])
+    return await run(case.plan, case.host, port, _pki(case, env)[0])
 
 
 async def _exercise(case: Case, direction: Direction, env: Environment, result: CaseResult) -> Observation:
@@ -701,7 +724,8 @@ async def _exercise(case: Case, direction: Direction, env: Environment, result: 
     server = await _start_server(direction, case, env)
     try:
         async with WireTap(
-            ("127.0.0.1", server.port),
+            (case.host, server.port),
+            case.host,
             cid_length=server.cid_length,
             rebind_after=case.rebind_after,
             impairment=case.impairment,
@@ -720,7 +744,7 @@ async def _exercise(case: Case, direction: Direction, env: Environment, result: 
     result.clients = [asdict(c.report) for c in clients]
     result.servers = [asdict(s) for s in servers]
     expected = {path: env.digests[path] for path in case.files}
-    return Observation(clients, servers, tap, expected)
+    return Observation(clients, servers, tap, expected, case.plan.alpn)
 
 
 async def run_case(

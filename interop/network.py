@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from interop.ecn_link import CE, CODEPOINT_NAMES, ECT_0, ECT_1
+from interop.ecn_link import CE, CODEPOINT_NAMES, ECT_0, ECT_1, NOT_ECT
 from interop.impair import DIRECTIONS, Direction, Fate
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ def blackhole_survived(obs: Observation) -> list[str]:
 
 
 def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
-    """The runner's ecn check: each side marked its packets ECT (and none arrived CE), read on the wire
-    through the tap's IP_RECVTOS; each side sent ACK_ECN counts (encrypted, so taken from the other
+    """The runner's ecn check: each side marked every packet it sent, all with the same ECT codepoint
+    (the runner's ``_check_ecn_marks``: no Not-ECT, no CE, ECT(0) or ECT(1) but not both), read on the
+    wire through the tap's IP_RECVTOS; each side sent ACK_ECN counts (encrypted, so taken from the other
     end's report of what those frames said); and each end validated ECN on its path."""
     if obs.tap.ecn_link is None:
         return ["the tap did not read ECN codepoints (ecn=False)"]
@@ -92,6 +93,10 @@ def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
         if not marks[ECT_0] + marks[ECT_1]:
             seen = ", ".join(f"{CODEPOINT_NAMES[m]} {n}" for m, n in marks.items() if n) or "nothing"
             problems.append(f"no ECT-marked datagram {direction} (seen: {seen})")
+        elif marks[ECT_0] and marks[ECT_1]:
+            problems.append(f"both ECT(0) and ECT(1) datagrams {direction} ({marks[ECT_0]}, {marks[ECT_1]})")
+        if marks[NOT_ECT] and marks[ECT_0] + marks[ECT_1]:
+            problems.append(f"{marks[NOT_ECT]} datagrams {direction} not marked ECT")
         if marks[CE]:
             problems.append(f"{marks[CE]} datagrams {direction} arrived marked CE")
     for index, result in enumerate(obs.clients):
@@ -106,6 +111,29 @@ def ecn_marked_and_acknowledged(obs: Observation) -> list[str]:
             if end.ecn_state not in (None, "capable"):
                 problems.append(f"connection {index}: {end.role} ({end.impl}) ECN state {end.ecn_state}")
     return problems
+
+
+def ipv6_only(obs: Observation) -> list[str]:
+    """The runner's ipv6: no IPv4 on the wire. Every client address the tap served and the server's
+    address are IPv6, and a server that tells (rudp) ends up sending to an IPv6 address."""
+    addresses = [("the server", obs.tap.server[0])]
+    addresses += [(f"path {index}'s client", path.client[0]) for index, path in enumerate(obs.tap.paths)]
+    problems = [f"{who} is {host} (not IPv6)" for who, host in addresses if not _is_ipv6(host)]
+    if not obs.tap.paths:
+        problems.append("the tap saw no client")
+    for index, server in enumerate(obs.servers):
+        if server.peer_host is not None and not _is_ipv6(server.peer_host):
+            problems.append(f"connection {index}: server ({server.impl}) sends to {server.peer_host}")
+    return problems
+
+
+def _is_ipv6(host: str) -> bool:
+    """An IPv6 address that is not an IPv4 one in disguise (``::ffff:a.b.c.d`` travels as IPv4)."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None
 
 
 @dataclass

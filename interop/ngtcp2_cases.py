@@ -447,7 +447,7 @@ async def _exercise(
             problems.append(f"{path}: got {got}, want {want}")
     uploads = server.app.uploads if isinstance(server, RudpH3Server) else None
     if case.upload and uploads is not None and uploads != [env.digests[UPLOAD]]:
-        problems.append(f"the server received {server.app.uploads}, want {env.digests[UPLOAD]}")
+        problems.append(f"the server received {uploads}, want {env.digests[UPLOAD]}")
     return problems + _checks(case, reports, tap)
 
 

@@ -208,9 +208,10 @@ class Config:
     that presents one skips the Retry round trip."""
     handshake_timeout: float = 10.0
     """Seconds a handshake may take. (client) ``connect()`` raises ConnectTimeout after it. (server) a
-    connection whose handshake has not completed this long after its first Initial was accepted is
-    dropped silently, freeing its ``max_handshakes`` slot: a client that sent one valid Initial (or
-    came back after a Retry) and went silent holds the slot this long, not the idle timeout."""
+    connection whose handshake has not completed and whose client has sent no authenticated packet for
+    this long is dropped silently, freeing its ``max_handshakes`` slot: a client that sent one valid
+    Initial (or came back after a Retry) and went silent holds the slot this long, not the idle
+    timeout; one whose probes still arrive keeps it (RFC 9002 §6.2.2.1)."""
     stateless_reset_key: bytes | None = None
     """(server) static key the stateless reset tokens derive from; share it between restarts (or
     between servers behind one address) so a peer of a lost connection learns it is gone. None: derived

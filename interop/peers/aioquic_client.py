@@ -1,9 +1,10 @@
-"""An hq-interop client on aioquic's public asyncio API (the interop peer for rudp servers).
+"""An hq-interop and HTTP/3 client on aioquic's public asyncio API (the interop peer for rudp servers).
 
 Owns :func:`run_aioquic_client`, which carries out a :class:`~interop.peers.base.ClientPlan`: one
 connection after the other, each requesting its paths concurrently (one stream per request), resuming
 with the previous connection's ticket, sending 0-RTT requests and initiating a key update when the plan
-says so. Run it alone with ``python -m interop.peers.aioquic_client --ca ca.pem --port 4433 /a /b``.
+says so, over aioquic's ``H3Connection`` when the plan's ALPN is h3. Run it alone with
+``python -m interop.peers.aioquic_client --ca ca.pem --port 4433 /a /b``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 from pathlib import Path
 from typing import Any
 
 from aioquic.asyncio.client import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.h3.connection import H3Connection
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import (
@@ -30,7 +34,7 @@ from aioquic.tls import CipherSuite, SessionTicket
 
 from interop.peers.aioquic_observe import count_key_updates, on_handshake
 from interop.peers.base import (
-    ALPN,
+    H3_ALPN,
     SERVER_NAME,
     TICKET_TIMEOUT,
     VERSION_1,
@@ -46,9 +50,11 @@ from interop.peers.base import (
 class HqClientProtocol(QuicConnectionProtocol):
     """One client connection: :meth:`get` sends a request on a new stream and hashes the response."""
 
-    def __init__(self, quic: QuicConnection, stream_handler: Any = None) -> None:
+    def __init__(self, quic: QuicConnection, stream_handler: Any = None, *, h3: bool = False) -> None:
         super().__init__(quic, stream_handler=stream_handler)
         self.connection = quic  # our own reference: the protocol keeps its copy private
+        self._h3 = H3Connection(quic) if h3 else None
+        """HTTP/3 over this connection (the http3 case); None: hq-interop."""
         self.report = EndpointReport("aioquic", "client")
         self.key_update_wanted = False
         self.handshake_completed = asyncio.Event()
@@ -68,7 +74,11 @@ class HqClientProtocol(QuicConnectionProtocol):
         waiter: asyncio.Future[Digest] = asyncio.get_running_loop().create_future()
         self._waiters[stream_id] = waiter
         self._bodies[stream_id] = BodyHasher()
-        self.connection.send_stream_data(stream_id, request_line(path), end_stream=True)
+        if self._h3 is None:
+            self.connection.send_stream_data(stream_id, request_line(path), end_stream=True)
+        else:
+            fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", SERVER_NAME.encode())]
+            self._h3.send_headers(stream_id, [*fields, (b":path", path.encode())], end_stream=True)
         self.transmit()
         return await waiter
 
@@ -77,6 +87,9 @@ class HqClientProtocol(QuicConnectionProtocol):
         if isinstance(event, HandshakeCompleted):
             on_handshake(self.report, self.connection, event)
             self.handshake_completed.set()
+        elif isinstance(event, StreamDataReceived) and self._h3 is not None:
+            for h3_event in self._h3.handle_event(event):
+                self._on_h3_event(h3_event)
         elif isinstance(event, StreamDataReceived):
             self._on_data(event.stream_id, event.data, event.end_stream)
         elif isinstance(event, StreamReset):
@@ -87,6 +100,16 @@ class HqClientProtocol(QuicConnectionProtocol):
             error = ConnectionError(f"connection closed: {event.error_code:#x} {event.reason_phrase!r}")
             for stream_id in list(self._waiters):
                 self._fail(stream_id, error)
+
+    def _on_h3_event(self, event: H3Event) -> None:
+        if isinstance(event, HeadersReceived):
+            status = dict(event.headers).get(b":status")
+            if status != b"200":
+                self._fail(event.stream_id, ConnectionError(f"stream {event.stream_id}: status {status!r}"))
+            elif event.stream_ended:
+                self._on_data(event.stream_id, b"", True)
+        elif isinstance(event, DataReceived):
+            self._on_data(event.stream_id, event.data, event.stream_ended)
 
     def _on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         hasher = self._bodies.get(stream_id)
@@ -112,7 +135,7 @@ class HqClientProtocol(QuicConnectionProtocol):
 
 def _configuration(plan: ClientPlan, cafile: Path, logger: QuicLogger) -> QuicConfiguration:
     configuration = QuicConfiguration(
-        is_client=True, alpn_protocols=[ALPN], server_name=SERVER_NAME, quic_logger=logger
+        is_client=True, alpn_protocols=[plan.alpn], server_name=SERVER_NAME, quic_logger=logger
     )
     configuration.load_verify_locations(str(cafile))
     if plan.cipher_suites is not None:
@@ -152,7 +175,7 @@ async def run_aioquic_client(
             host,
             port,
             configuration=configuration,
-            create_protocol=HqClientProtocol,
+            create_protocol=functools.partial(HqClientProtocol, h3=plan.alpn == H3_ALPN),
             session_ticket_handler=keep_ticket,
             wait_connected=not early,  # without waiting, the first requests travel as 0-RTT
         ) as protocol:

@@ -1,7 +1,8 @@
-"""An hq-interop file server on aioquic's public asyncio API (the interop peer for rudp clients).
+"""An hq-interop and HTTP/3 file server on aioquic's public asyncio API (the interop peer for rudp clients).
 
-Owns :class:`AioquicFileServer`: aioquic's ``QuicServer`` on an ephemeral 127.0.0.1 port, with a
-protocol that answers ``GET /path\\r\\n`` on each bidirectional stream with the file's bytes then FIN, a
+Owns :class:`AioquicFileServer`: aioquic's ``QuicServer`` on an ephemeral port, with a protocol that
+answers ``GET /path\\r\\n`` on each bidirectional stream with the file's bytes then FIN (hq-interop), or
+an HTTP/3 GET with 200 and the file or 404 (aioquic's ``H3Connection``, when the client chose h3), a
 ticket store so clients can resume and send 0-RTT, optional Retry, and a report per connection. Run it
 alone with ``python -m interop.peers.aioquic_server --root DIR --cert cert.pem --key key.pem``.
 """
@@ -17,15 +18,24 @@ from typing import Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
+from aioquic.h3.connection import H3Connection
+from aioquic.h3.events import H3Event, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
-from aioquic.quic.events import HandshakeCompleted, QuicEvent, StreamDataReceived, StreamReset
+from aioquic.quic.events import (
+    HandshakeCompleted,
+    ProtocolNegotiated,
+    QuicEvent,
+    StreamDataReceived,
+    StreamReset,
+)
 from aioquic.quic.logger import QuicLogger
 from aioquic.tls import SessionTicket
 
 from interop.peers.aioquic_observe import count_key_updates, on_handshake
 from interop.peers.base import (
     ALPN,
+    H3_ALPN,
     HQ_BAD_REQUEST,
     MAX_REQUEST_BYTES,
     EndpointReport,
@@ -46,12 +56,18 @@ class HqServerProtocol(QuicConnectionProtocol):
         self._server = server
         self._requests: dict[int, bytearray] = {}
         self._answered: set[int] = set()
+        self._h3: H3Connection | None = None
 
     def quic_event_received(self, event: QuicEvent) -> None:
-        """Route aioquic's events: handshake reports, request bytes, resets."""
+        """Route aioquic's events: handshake reports, request bytes (to HTTP/3 once h3 was chosen), resets."""
+        if isinstance(event, ProtocolNegotiated) and event.alpn_protocol == H3_ALPN:
+            self._h3 = H3Connection(self.connection)
         if isinstance(event, HandshakeCompleted):
             on_handshake(self.report, self.connection, event)
             self._server.connections.append(self)
+        elif self._h3 is not None:
+            for h3_event in self._h3.handle_event(event):
+                self._on_h3_event(h3_event)
         elif isinstance(event, StreamDataReceived):
             self._on_request_data(event.stream_id, event.data, event.end_stream)
         elif isinstance(event, StreamReset):
@@ -66,6 +82,21 @@ class HqServerProtocol(QuicConnectionProtocol):
             self._answer(stream_id, HQ_BAD_REQUEST)
         elif b"\n" in buffer or end_stream:
             self._answer(stream_id, resolve_request(self._server.root, bytes(buffer).split(b"\n", 1)[0]))
+
+    def _on_h3_event(self, event: H3Event) -> None:
+        if not isinstance(event, HeadersReceived) or self._h3 is None:
+            return  # a GET has no body: its HEADERS carry the request
+        fields = dict(event.headers)
+        target = resolve_request(self._server.root, b"GET " + fields.get(b":path", b"") + b"\r\n")
+        if fields.get(b":method") != b"GET" or isinstance(target, int):
+            self._h3.send_headers(event.stream_id, [(b":status", b"404")], end_stream=True)
+        else:
+            body = target.read_bytes()
+            self._h3.send_headers(
+                event.stream_id, [(b":status", b"200"), (b"content-length", str(len(body)).encode())]
+            )
+            self._h3.send_data(event.stream_id, body, end_stream=True)
+        self.transmit()
 
     def _answer(self, stream_id: int, target: Path | int) -> None:
         self._answered.add(stream_id)
@@ -86,7 +117,7 @@ class AioquicFileServer:
         self.connections: list[HqServerProtocol] = []
         self.logger = QuicLogger()
         self.configuration = QuicConfiguration(
-            is_client=False, alpn_protocols=[ALPN], quic_logger=self.logger
+            is_client=False, alpn_protocols=[ALPN, H3_ALPN], quic_logger=self.logger
         )
         self.configuration.load_cert_chain(certfile, keyfile)
         self._tickets: dict[bytes, SessionTicket] = {}

@@ -16,6 +16,9 @@ from urllib.parse import unquote
 from interop.tap import VERSION_1, VERSION_2
 
 ALPN: Final = "hq-interop"
+H3_ALPN: Final = "h3"
+"""HTTP/3 (the http3 case): a GET with :method, :scheme, :authority and :path, answered 200 with the file
+or 404; every server here accepts both, the client's ALPN choosing."""
 SERVER_NAME: Final = "localhost"
 """The name clients verify (the test certificate covers it); they connect to 127.0.0.1."""
 MAX_REQUEST_BYTES: Final = 8192
@@ -58,6 +61,8 @@ class ClientPlan:
     migrate_after: int | None = None
     """Once this many response bytes arrived on a connection, the client migrates it to a new local
     socket (a new port) and a fresh connection ID of the server; only clients that can do so take it."""
+    alpn: str = ALPN
+    """The application protocol the client offers (and speaks): hq-interop, or HTTP/3 (:data:`H3_ALPN`)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,7 @@ class ServerPeer(Protocol):
 
     @property
     def port(self) -> int:
-        """The UDP port it listens on (127.0.0.1)."""
+        """The UDP port it listens on (on the host :meth:`start` was given)."""
         ...
 
     @property
@@ -179,6 +184,7 @@ def resolve_request(root: Path, request: bytes) -> Path | int:
 
 __all__ = [
     "ALPN",
+    "H3_ALPN",
     "HQ_BAD_REQUEST",
     "HQ_NOT_FOUND",
     "SERVER_NAME",

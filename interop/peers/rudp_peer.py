@@ -1,10 +1,11 @@
-"""The rudp side of the interop runs: an hq-interop file server and client on rudp's asyncio API.
+"""The rudp side of the interop runs: an hq-interop and HTTP/3 file server and client on rudp's asyncio API.
 
-Owns :class:`RudpFileServer` (``rudp.serve`` with :class:`rudp.aio.hq.FileServer`, recording each
-connection) and :func:`run_rudp_client` (carries out a :class:`~interop.peers.base.ClientPlan` with
-``rudp.connect`` and :func:`rudp.aio.hq.fetch`), through the public API only (``Connection.cipher_suite``,
-``Connection.version``, ``Connection.request_key_update()``, ``Connection.migrate()``,
-``Connection.peer_address`` and ``Connection.stats`` included).
+Owns :class:`RudpFileServer` (``rudp.serve`` with :class:`rudp.aio.hq.FileServer`, or
+:class:`rudp.h3.ASGIHandler` with :class:`rudp.h3.files.StaticFiles` when the client chose h3, recording
+each connection) and :func:`run_rudp_client` (carries out a :class:`~interop.peers.base.ClientPlan` with
+``rudp.connect`` and :func:`rudp.aio.hq.fetch`, or ``rudp.h3``'s client), through the public API only
+(``Connection.cipher_suite``, ``Connection.version``, ``Connection.request_key_update()``,
+``Connection.migrate()``, ``Connection.peer_address`` and ``Connection.stats`` included).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import rudp
 from interop.peers.base import (
     ALPN,
+    H3_ALPN,
     SERVER_NAME,
     TICKET_TIMEOUT,
     BodyHasher,
@@ -26,6 +28,10 @@ from interop.peers.base import (
 )
 from rudp.aio.hq import FileServer, fetch
 from rudp.crypto.suites import CipherSuite
+from rudp.h3 import ASGIHandler, H3Client
+from rudp.h3.client import start_client
+from rudp.h3.files import StaticFiles
+from rudp.h3.files import fetch as fetch_h3
 from rudp.tls.tickets import SessionTicket
 
 
@@ -57,7 +63,7 @@ class RudpFileServer:
         self.root = root.resolve()
         preferred = options.preferred_address
         self.config = rudp.Config(
-            alpn=[ALPN],
+            alpn=[ALPN, H3_ALPN],
             certfile=certfile,
             keyfile=keyfile,
             retry=options.retry,
@@ -67,6 +73,7 @@ class RudpFileServer:
         )
         self.connections: list[rudp.Connection] = []
         self._files = FileServer(self.root)
+        self._h3_files = ASGIHandler(StaticFiles(self.root))
         self._server: rudp.Server | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> RudpFileServer:
@@ -76,7 +83,7 @@ class RudpFileServer:
 
     async def _handle(self, conn: rudp.Connection) -> None:
         self.connections.append(conn)
-        await self._files(conn)
+        await (self._h3_files if conn.alpn_protocol == H3_ALPN else self._files)(conn)
 
     @property
     def port(self) -> int:
@@ -137,7 +144,9 @@ class _Migrator:
         await self.task
 
 
-async def _get(conn: rudp.Connection, path: str, key_update: bool, migrator: _Migrator) -> Digest:
+async def _get(
+    conn: rudp.Connection, h3: H3Client | None, path: str, key_update: bool, migrator: _Migrator
+) -> Digest:
     hasher = BodyHasher()
 
     def sink(chunk: bytes) -> None:
@@ -147,7 +156,12 @@ async def _get(conn: rudp.Connection, path: str, key_update: bool, migrator: _Mi
             # False until the handshake is confirmed (RFC 9001 §6.1): the next chunk tries again.
             conn.request_key_update()
 
-    await fetch(conn, path, sink)
+    if h3 is None:
+        await fetch(conn, path, sink)
+    else:
+        status, _size = await fetch_h3(h3, path, sink)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP/3 status {status}")
     return hasher.digest()
 
 
@@ -164,7 +178,7 @@ async def run_rudp_client(
     results: list[ClientConnectionResult] = []
     for index, paths in enumerate(plan.connections):
         config = rudp.Config(
-            alpn=[ALPN],
+            alpn=[plan.alpn],
             cafile=cafile,
             server_name=SERVER_NAME,
             version=plan.version,
@@ -178,7 +192,10 @@ async def run_rudp_client(
         store.arrived.clear()
         async with rudp.connect(host, port, config=config) as conn:
             migrator = _Migrator(conn, plan.migrate_after)
-            digests = await asyncio.gather(*(_get(conn, path, plan.key_update, migrator) for path in paths))
+            h3 = await start_client(conn, SERVER_NAME, port) if plan.alpn == H3_ALPN else None
+            digests = await asyncio.gather(
+                *(_get(conn, h3, path, plan.key_update, migrator) for path in paths)
+            )
             await migrator.finish()
             await conn.wait_established()
             if needs_ticket:

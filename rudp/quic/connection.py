@@ -571,6 +571,11 @@ class QuicConnection:
         return self._handshake.complete
 
     @property
+    def last_received(self) -> float:
+        """When the peer was last heard from: the time of the last authenticated packet."""
+        return self._liveness.last_received
+
+    @property
     def handshake_confirmed(self) -> bool:
         """True once the handshake is confirmed (RFC 9001 §4.1.2)."""
         return self._handshake.confirmed

@@ -8,9 +8,14 @@ tokens) is :class:`~rudp.quic.admission.Admission`'s. Connections do everything 
 
 Every per-connection structure here is keyed by the connection and released in O(its own CIDs) when
 it closes, so a server that ran for a month holds what its live connections need, nothing more. A
-server connection whose handshake has not completed within ``Config.handshake_timeout`` is dropped
-without a word (its client went silent: the half-open slot goes back to real clients), as a TCP
-listener drops a SYN_RECV entry that never sees the final ACK.
+server connection whose handshake has not completed and whose client has not been heard from (an
+authenticated packet) for ``Config.handshake_timeout`` is dropped without a word (its client went
+silent: the half-open slot goes back to real clients), as a TCP listener drops a SYN_RECV entry that
+never sees the final ACK. Under heavy loss the probes of a live client (RFC 9002 §6.2) arrive seconds
+apart and its first RTT sample can be a delayed ACK's, so a deadline fixed at acceptance dropped
+handshakes the client had already completed (interop handshakecorruption, issue 15). Holding a slot by
+talking costs a client one packet per ``handshake_timeout``, what holding it with a new Initial each
+time costs.
 """
 
 from __future__ import annotations
@@ -95,14 +100,15 @@ class QuicEndpoint:
         self._by_reset_token: dict[bytes, QuicConnection] = {}
         self._handshakes = 0
         # Handshake deadlines in insertion order, which is deadline order: each is the time of
-        # acceptance plus one fixed timeout, never earlier than the one before (see _accept). The
+        # acceptance (or of the last packet heard, when one is re-queued at its deadline) plus one
+        # fixed timeout, never earlier than the one before (see _accept, _expire_handshakes). The
         # earliest is the first; one completing or going is removed in O(1).
         self._handshake_deadlines: dict[QuicConnection, float] = {}
         self.connections_accepted = 0
         """Server connections created since the endpoint started."""
         self.handshakes_timed_out = 0
-        """Server connections dropped because their handshake did not complete within
-        ``Config.handshake_timeout`` (half-open clients that went silent)."""
+        """Server connections dropped because their client went silent for ``Config.handshake_timeout``
+        before the handshake completed (half-open clients)."""
         self._stateless: list[tuple[bytes, Address]] = []
         self._stateless_sources: list[Address | None] = []
         # Only connections that changed are flushed, and timers live in a heap, so one datagram costs
@@ -382,10 +388,11 @@ class QuicEndpoint:
         return earliest
 
     def _expire_handshakes(self, now: float) -> None:
-        """Drop every server connection still handshaking past its deadline: silently, as an idle
+        """Drop every server connection still handshaking past its deadline whose client has been
+        silent since ``handshake_timeout`` before now: silently, as an idle
         timeout discards a connection (RFC 9000 §10.1; its client is gone or never was, and half-open
         state is what a handshake flood spends, §21.2), routes, tokens and its handshake slot released
-        at the next flush. O(1) per connection dropped."""
+        at the next flush. One heard from since is queued again, at the end. O(1) per connection."""
         deadlines = self._handshake_deadlines
         while deadlines:
             conn = next(iter(deadlines))
@@ -398,6 +405,13 @@ class QuicEndpoint:
             entry.handshake_deadline = None
             if conn.handshake_complete or conn.is_closed:
                 self._dirty[conn] = None  # completed just now: the next flush ends the handshake
+                continue
+            heard_until = conn.last_received + self.config.handshake_timeout
+            if heard_until > now:
+                # Not silent: its probes still arrive (RFC 9002 §6.2.2.1). Queued again at the end,
+                # never before the last deadline, so the dict stays in deadline order.
+                last = deadlines[next(reversed(deadlines))] if deadlines else now
+                entry.handshake_deadline = deadlines[conn] = max(heard_until, last)
                 continue
             conn.abandon("handshake timeout", now)
             entry.deadline = None  # its queued timers are stale now: they never run

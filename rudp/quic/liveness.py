@@ -13,17 +13,30 @@ from __future__ import annotations
 class Liveness:
     """Idle and keep-alive bookkeeping of one connection."""
 
-    __slots__ = ("_ack_only_sent", "_last_ack_eliciting_sent", "_last_activity", "_restart_on_send")
+    __slots__ = (
+        "_ack_only_sent",
+        "_last_ack_eliciting_sent",
+        "_last_activity",
+        "_last_received",
+        "_restart_on_send",
+    )
 
     def __init__(self, now: float) -> None:
         self._last_activity = now
         self._restart_on_send = True
         self._last_ack_eliciting_sent = now
+        self._last_received = now
 
     def on_packet_received(self, now: float) -> None:
         """An authenticated packet arrived: the idle timer restarts (RFC 9000 §10.1)."""
         self._last_activity = now
+        self._last_received = now
         self._restart_on_send = True
+
+    @property
+    def last_received(self) -> float:
+        """When the last authenticated packet arrived (the creation time before any)."""
+        return self._last_received
 
     def on_datagram_sent(self, now: float, *, ack_eliciting: bool) -> None:
         """A datagram left; ``ack_eliciting`` if any of its packets was."""

@@ -12,13 +12,14 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pylsqpack
 import pytest
 
 import rudp
 import rudp.h3
 from rudp.codec.varint import encode_varint
 from rudp.errors import StreamReset, StreamStopped
-from rudp.h3 import H3Error, H3ErrorCode
+from rudp.h3 import H3Error, H3ErrorCode, H3Settings, HeadersTooLarge
 from rudp.h3.client import h3_config
 from rudp.h3.frames import FrameType, encode_frame, encode_settings, grease_value
 
@@ -130,7 +131,11 @@ async def test_connection_errors(
     fin: bool,
     code: int,
 ) -> None:
-    async with h3_server(TestApp()) as server:
+    async with (
+        h3_server(TestApp()) as server,
+        rudp.h3.connect("127.0.0.1", server.port, config=client_config) as bystander,
+    ):
+        assert (await bystander.get("/sha256")).status == 200
         conn = await rudp.connect("127.0.0.1", server.port, config=h3_config(client_config))
         try:
             if name == "two control streams":  # a valid one first
@@ -148,6 +153,10 @@ async def test_connection_errors(
         finally:
             conn.close()
             await conn.wait_closed()
+        # Nothing else affected: another connection to the same server carries on.
+        posted = await bystander.post("/sha256", b"still fine")
+        assert posted.status == 200 and len(await posted.read()) == 64
+        assert not bystander.connection.is_closed
 
 
 async def _request_stream_error(client: rudp.h3.H3Client, frames: Callable[[int], bytes]) -> int:
@@ -349,6 +358,44 @@ async def test_client_closes_on_bad_server_input(
             assert error is not None and not error.by_peer
             assert error.code == code, f"{error.code:#x} != {code:#x}"
             assert client.h3.error is not None and client.h3.error.code == code
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_client_refuses_an_oversized_response_header_section(
+    server_config: rudp.Config, client_config: rudp.Config
+) -> None:
+    """A server that ignores our MAX_FIELD_SECTION_SIZE (RFC 9114 §4.2.2): that response is refused
+    with H3_EXCESSIVE_LOAD on its stream only; the next request on the connection completes."""
+    big = [(b":status", b"200"), (b"x-big", b"v" * 3000)]
+    small = [(b":status", b"200"), (b"content-length", b"2")]
+
+    async def answer_all(conn: rudp.Connection) -> None:
+        encoder = pylsqpack.Encoder()  # no dynamic table: every field literal or static
+        control = await conn.open_uni_stream()
+        control.write(CONTROL + SETTINGS)
+        replies = iter([encode_frame(FrameType.HEADERS, encoder.encode(0, big)[1])])
+        async for stream in conn:
+            if stream.writable:
+                first = next(replies, None)
+                block = encoder.encode(stream.stream_id, small)[1]
+                stream.write(first or encode_frame(FrameType.HEADERS, block) + encode_frame(0, b"ok"))
+                stream.write_eof()
+
+    server = await _bad_server(server_config, answer_all)
+    try:
+        settings = H3Settings(max_field_section_size=2000)
+        async with rudp.h3.connect(
+            "127.0.0.1", server.port, config=client_config, settings=settings
+        ) as client:
+            with pytest.raises(HeadersTooLarge) as refused:
+                await client.get("/big")
+            assert refused.value.code == E.H3_EXCESSIVE_LOAD and not refused.value.by_peer
+            assert refused.value.limit == 2000 and refused.value.size > 2000  # Huffman-coded: < 3000
+            response = await client.get("/small")
+            assert response.status == 200 and await response.read() == b"ok"
+            assert not client.connection.is_closed and client.h3.error is None
     finally:
         server.close()
         await server.wait_closed()

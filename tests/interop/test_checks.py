@@ -11,7 +11,16 @@ import dataclasses
 
 import pytest
 
-from interop.cases import CASES_BY_NAME, DIRECTIONS, MIB, Environment, Observation, _migrated, run_case
+from interop.cases import (
+    CASES_BY_NAME,
+    DIRECTIONS,
+    MIB,
+    Environment,
+    Observation,
+    _common,
+    _migrated,
+    run_case,
+)
 from interop.peers.base import VERSION_1, ClientConnectionResult, Digest, EndpointReport, ServerOptions
 from interop.tap import VERSION_2, TapPath, WireTap, classify, short_header_dcid
 
@@ -154,3 +163,24 @@ def test_short_header_dcid_follows_coalesced_long_headers() -> None:
     assert short_header_dcid(handshake + bytes([0x40]) + dcid + b"payload", 8) == dcid
     assert short_header_dcid(bytes([0x41]) + dcid + b"payload", 8) == dcid
     assert short_header_dcid(handshake, 8) is None
+
+
+async def test_ipv6_check_needs_ipv6(interop_env: Environment) -> None:
+    case = dataclasses.replace(CASES_BY_NAME["ipv6"], host="127.0.0.1")
+    result = await run_case(case, RUDP_RUDP, interop_env)
+    assert result.problems == [
+        "the server is 127.0.0.1 (not IPv6)",
+        "path 0's client is 127.0.0.1 (not IPv6)",
+        "connection 0: server (rudp) sends to 127.0.0.1",
+    ]
+
+
+async def test_http3_runs_h3_and_its_check_needs_it(interop_env: Environment) -> None:
+    result = await run_case(CASES_BY_NAME["http3"], RUDP_RUDP, interop_env)
+    assert result.ok, result.problems
+    assert [end["alpn"] for end in (*result.clients, *result.servers)] == ["h3", "h3"]
+    # Ends that spoke hq-interop where the plan said h3 fail the common check.
+    hq = [EndpointReport("rudp", role, handshake_completed=True, alpn="hq-interop") for role in ("c", "s")]
+    tap = WireTap(("127.0.0.1", 1))
+    observation = Observation([ClientConnectionResult(hq[0])], [hq[1]], tap, {}, alpn="h3")
+    assert _common(observation) == ["connection 0: c ALPN 'hq-interop'", "connection 0: s ALPN 'hq-interop'"]

@@ -3,7 +3,7 @@
 Real processes and sockets: the server script listens on ``::`` with ``PORT=0`` (it prints the port it
 got), the client script fetches ``REQUESTS`` into a temporary ``DOWNLOADS`` and each download is compared
 with the served file by SHA-256. The client's own report (``RUDP_ENDPOINT_REPORT``) must show the case's
-feature: resumption, 0-RTT accepted, ChaCha20, a key update, QUIC v2, a migration, ALPN h3.
+feature: resumption, 0-RTT accepted, ChaCha20, a key update, a migration, ALPN h3, ECN validated.
 
 Only the retry case changes what the server does, so one server (TESTCASE=transfer) serves every other
 case and a second one (TESTCASE=retry) the retry case. The runner's network cases (loss, corruption,
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from interop.endpoint import SUPPORTED, UNSUPPORTED
+from interop.endpoint import SUPPORTED, UNSUPPORTED, EndpointSettings, endpoint_settings
 from rudp.testing.certs import make_test_pki
 
 
@@ -122,10 +122,11 @@ def migration_server(tree: Path) -> Iterator[EndpointServer]:
 
 
 def _client(
-    testcase: str, urls: list[str], downloads: Path, report: Path
+    testcase: str, urls: list[str], downloads: Path, report: Path, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        **(extra or {}),
         "ROLE": "client",
         "TESTCASE": testcase,
         "REQUESTS": " ".join(urls),
@@ -143,7 +144,6 @@ FEATURE = {
     "zerortt": lambda r: [c["zero_rtt_accepted"] for c in r] == [False, True],
     "chacha20": lambda r: all(c["cipher_suite"] == "TLS_CHACHA20_POLY1305_SHA256" for c in r),
     "keyupdate": lambda r: all(c["key_updates"] >= 1 for c in r),
-    "v2": lambda r: all(c["version"] == 0x6B3343CF for c in r),
     "connectionmigration": lambda r: all(c["path_changes"] >= 1 for c in r),
     "http3": lambda r: all(c["alpn"] == "h3" for c in r),
     "ecn": lambda r: all(c["ecn_state"] == "capable" for c in r),
@@ -183,12 +183,91 @@ def test_missing_file_fails(server: EndpointServer, tmp_path: Path) -> None:
     assert not (tmp_path / "nope.bin").exists()
 
 
+RUNNER_CASES = frozenset(
+    {
+        *("handshake", "transfer", "multiconnect", "chacha20", "retry", "resumption", "zerortt"),
+        *("keyupdate", "v2", "rebind-port", "rebind-addr", "connectionmigration", "transferloss"),
+        *("handshakeloss", "blackhole", "transfercorruption", "handshakecorruption"),
+        *("amplificationlimit", "ipv6", "goodput", "crosstraffic", "http3", "ecn"),
+    }
+)
+"""The runner's QUIC cases issue 15 lists: each one supported, or answered 127 with a reason."""
+
+
+def test_every_runner_case_is_supported_or_explained() -> None:
+    assert SUPPORTED | set(UNSUPPORTED) == RUNNER_CASES
+    assert not SUPPORTED & set(UNSUPPORTED)
+    assert all(len(reason) > 40 for reason in UNSUPPORTED.values())
+
+
 @pytest.mark.parametrize("role", ["client", "server"])
 @pytest.mark.parametrize("testcase", [*sorted(UNSUPPORTED), "no-such-case"])
 def test_unsupported_cases_exit_127(role: str, testcase: str, tmp_path: Path) -> None:
     env = {**os.environ, "ROLE": role, "TESTCASE": testcase, "PYTHON": sys.executable}
     result = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 127, result.stderr
+    assert UNSUPPORTED.get(testcase, "not a test case rudp knows") in result.stderr
+
+
+def _secrets(keylog: Path) -> dict[str, set[str]]:
+    """Client random of each logged secret, by label (NSS key log format: LABEL client_random secret)."""
+    found: dict[str, set[str]] = {}
+    for line in keylog.read_text().splitlines():
+        label, client_random, _secret = line.split()
+        found.setdefault(label, set()).add(client_random)
+    return found
+
+
+def test_keylog_and_qlog_of_both_roles(tree: Path, tmp_path: Path) -> None:
+    """SSLKEYLOGFILE and QLOGDIR, as the runner sets them for each side: both ends log the secrets of
+    the same connection (the runner decrypts its pcaps with either file) and write a qlog of it."""
+    logs = {role: tmp_path / role for role in ("server", "client")}
+    extra = {
+        role: {"SSLKEYLOGFILE": str(path / "keys.log"), "QLOGDIR": str(path / "qlog")}
+        for role, path in logs.items()
+    }
+    for path in logs.values():
+        path.mkdir()
+    server = EndpointServer("transfer", tree / "www", tree / "certs", extra["server"])
+    try:
+        urls = [f"https://127.0.0.1:{server.port}/small.bin"]
+        result = _client("handshake", urls, tmp_path / "dl", tmp_path / "r.json", extra["client"])
+        assert result.returncode == 0, result.stderr
+    finally:
+        status, err = server.stop()  # the server's qlog is complete once it has stopped
+    assert status == 0, err
+    secrets = {role: _secrets(path / "keys.log") for role, path in logs.items()}
+    for labels in secrets.values():
+        assert {"SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0"} <= set(labels)
+        assert len(labels["SERVER_HANDSHAKE_TRAFFIC_SECRET"]) == 1  # one connection
+    assert secrets["client"] == secrets["server"]  # the same connection, the same secrets' labels
+    for role, path in logs.items():
+        qlogs = list((path / "qlog").iterdir())
+        assert len(qlogs) == 1, (role, qlogs)
+        assert qlogs[0].stat().st_size > 0
+
+
+def test_defaults_are_the_runners(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WWW", "DOWNLOADS", "CERTS", "HOST", "PORT", "QLOGDIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert endpoint_settings() == EndpointSettings(
+        www=Path("/www"),
+        downloads=Path("/downloads"),
+        certs=Path("/certs"),
+        host="::",
+        port=443,
+        qlog_dir=None,
+    )
+    monkeypatch.setenv("WWW", "/srv/w")
+    monkeypatch.setenv("PORT", "4433")
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    changed = endpoint_settings()
+    assert (changed.www, changed.port, changed.host, changed.certs) == (
+        Path("/srv/w"),
+        4433,
+        "127.0.0.1",
+        Path("/certs"),
+    )
 
 
 def test_connectionmigration_client_fails_without_a_preferred_address(

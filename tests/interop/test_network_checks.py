@@ -217,6 +217,21 @@ def test_ecn_check_needs_marks_no_ce_and_ack_ecn() -> None:
         "connection 0: the server (rudp) sent no ACK_ECN counts",
         "connection 0: client (rudp) ECN state failed",
     ]
+    # The runner wants every packet marked, with one codepoint per direction.
+    mixed = _ecn_observation(
+        {
+            ("to_server", ECT_0): 9,
+            ("to_server", NOT_ECT): 1,
+            ("to_client", ECT_0): 4,
+            ("to_client", ECT_1): 3,
+        },
+        "capable",
+        (30, 0, 0),
+    )
+    assert ecn_marked_and_acknowledged(mixed) == [
+        "1 datagrams to_server not marked ECT",
+        "both ECT(0) and ECT(1) datagrams to_client (4, 3)",
+    ]
 
 
 def _receive_mark(sock: socket.socket) -> tuple[bytes, int, tuple[str, int]]:

@@ -167,3 +167,63 @@ def test_a_dropped_handshake_closes_its_qlog_file(pki: TestPki, tmp_path: Path) 
     last = json.loads(path.read_text().split(RECORD_SEPARATOR)[-1])
     # The last record is the final state, written by the sync that closes the file.
     assert last["data"]["new"] == "closed", last
+
+
+def _lossy_run(
+    server: QuicEndpoint, client: QuicConnection, until: float, server_heard_from: float
+) -> tuple[list[float], float | None]:
+    """Zero-delay link on which every server datagram sent before ``server_heard_from`` is lost.
+    Returns when the server received client datagrams, and when its connection closed (None: open)."""
+    addr = ("10.1.0.1", 5000)
+    received: list[float] = []
+    closed_at = None
+    now = NOW
+    while now <= until:
+        for data, _ in client.datagrams_to_send(now):
+            received.append(now)
+            server.receive_datagram(data, addr, now)
+        for data, _ in server.datagrams_to_send(now):
+            if now >= server_heard_from:
+                client.receive_datagram(data, SERVER, now)
+        for data, _ in client.datagrams_to_send(now):  # the client's answer, at once
+            received.append(now)
+            server.receive_datagram(data, addr, now)
+        server.datagrams_to_send(now)  # and the server's reply to it (delivered next round)
+        timers = [t for t in (client.next_timer(), server.next_timer()) if t is not None]
+        if not timers:
+            break
+        now = min(timers)
+        if client.next_timer() == now:
+            client.handle_timer(now)
+        if server.next_timer() == now:
+            server.handle_timer(now)
+            if closed_at is None and server.handshakes_timed_out:
+                closed_at = now
+    return received, closed_at
+
+
+def test_a_client_still_probing_keeps_its_handshake_past_the_timeout(pki: TestPki) -> None:
+    """The interop handshakecorruption failure (issue 15): the server's flights are lost for 11 s while
+    the client's probes (PTO at 1, 3, 7 s after its first Initial) arrive. The handshake completes when
+    the server is heard at last (the client's 15 s probe gets an answer): a deadline fixed at
+    acceptance (10 s) had dropped it, silently, though the client was talking."""
+    server = _server(pki, handshake_timeout=TIMEOUT, retry_threshold=None)
+    client = _client(pki)
+    received, closed_at = _lossy_run(server, client, NOW + 30, server_heard_from=NOW + 11)
+    assert any(NOW + TIMEOUT - 5 < at < NOW + TIMEOUT for at in received)  # heard shortly before 10 s
+    (conn,) = server.connections
+    assert closed_at is None and conn.handshake_complete and client.handshake_complete
+    assert server.handshakes_timed_out == 0 and server.state_sizes()["handshake_deadlines"] == 0
+
+
+def test_a_client_silent_for_the_timeout_is_dropped_though_it_probed_before(pki: TestPki) -> None:
+    """Nothing from the server ever arrives: the client's probes keep the slot only while they come.
+    It is dropped one timeout after the last probe heard, silently, before the next probe."""
+    server = _server(pki, handshake_timeout=TIMEOUT, retry_threshold=None)
+    client = _client(pki)
+    received, closed_at = _lossy_run(server, client, NOW + 60, server_heard_from=float("inf"))
+    assert closed_at is not None and server.handshakes_timed_out == 1
+    heard_before = [at for at in received if at < closed_at]
+    assert len(heard_before) >= 3 and heard_before[-1] > NOW + 1  # probes extended it
+    assert closed_at == heard_before[-1] + TIMEOUT  # exactly one timeout of silence
+    assert server.connections == [] and server.handshakes_in_progress == 0

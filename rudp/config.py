@@ -169,7 +169,15 @@ class Config:
     active_connection_id_limit: int = 4
     """How many connection IDs of the peer we are willing to hold."""
     version: int = Version.V1
-    """QUIC version a client starts with (V1 or V2)."""
+    """QUIC version a client starts with (V1 or V2): its Original Version (RFC 9368 §2)."""
+    versions: tuple[int, ...] | None = None
+    """QUIC versions in descending preference for compatible version negotiation (RFC 9368, RFC 9369
+    §4), or None (the default): no preference. A client offers in its version_information the
+    versions of this list its first flight (``version``) is compatible with (None: ``version`` first,
+    then the other of V1/V2) and follows a server that switches to one of them. A server switches a
+    connection to the first version of this list that the client offers (None: it keeps the client's
+    version, as RFC 9368 allows); for example ``versions=(Version.V2, Version.V1)`` moves v1 clients
+    that offer v2 to v2 without a round trip. Both sides always send and check version_information."""
     cipher_suites: list[CipherSuite] | None = None
     """TLS cipher suites in preference order; None for the default order."""
     key_update_interval: int | None = None
@@ -265,6 +273,14 @@ class Config:
                 raise _bad("alpn", alpn, "a list of protocol names of 1 to 255 bytes")
         if self.version not in (Version.V1, Version.V2):
             raise _bad("version", self.version, "QUIC v1 (0x1) or v2 (0x6b3343cf)")
+        versions = self.versions
+        if versions is not None and (
+            not isinstance(versions, tuple)
+            or not versions
+            or any(v not in (Version.V1, Version.V2) for v in versions)
+            or len(set(versions)) != len(versions)
+        ):
+            raise _bad("versions", versions, "None or a tuple of distinct versions among V1 and V2")
         if self.cipher_suites is not None:
             suites = self.cipher_suites
             if not suites or not all(isinstance(s, CipherSuite) for s in suites):

@@ -31,6 +31,7 @@ class TransportErrorCode(IntEnum):
     KEY_UPDATE_ERROR = 0x0E
     AEAD_LIMIT_REACHED = 0x0F
     NO_VIABLE_PATH = 0x10
+    VERSION_NEGOTIATION_ERROR = 0x11  # RFC 9368 §10.2
     CRYPTO_ERROR = 0x100
 
 

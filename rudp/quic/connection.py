@@ -74,7 +74,6 @@ class QuicConnection:
     ) -> None:
         self._config = config
         self.is_client = is_client
-        self.version = version
         self._events: deque[Event] = deque()
         self._activity: Callable[[], None] | None = None
         self._qlog = open_qlog(config, is_client=is_client)
@@ -127,7 +126,7 @@ class QuicConnection:
     def _new_handshake(self, tls_config: TlsConfig, local_params: TransportParameters) -> Handshake:
         return Handshake(
             is_client=self.is_client,
-            version=self.version,
+            preferred_versions=self._config.versions,
             tls_config=tls_config,
             local_params=local_params,
             randbytes=self._config.randbytes,
@@ -349,6 +348,11 @@ class QuicConnection:
         uid = self._control.ping()
         self._touched()
         return uid
+
+    @property
+    def version(self) -> int:
+        """The QUIC version in use (it may change once, by compatible version negotiation, RFC 9368)."""
+        return self._spaces.version
 
     @property
     def can_migrate(self) -> bool:

@@ -36,6 +36,7 @@ from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, SPACE_OF_LEVEL, PacketSpaces
 from rudp.quic.state import Lifecycle
 from rudp.quic.streams.manager import StreamManager
+from rudp.quic.versions import VersionNegotiation
 from rudp.tls.client import TlsClient
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, TlsEngine
@@ -52,7 +53,7 @@ class Handshake:
         self,
         *,
         is_client: bool,
-        version: int,
+        preferred_versions: tuple[int, ...] | None,
         tls_config: TlsConfig,
         local_params: TransportParameters,
         randbytes: Callable[[int], bytes],
@@ -69,7 +70,8 @@ class Handshake:
         emit: Callable[[Event], None],
     ) -> None:
         self.is_client = is_client
-        self.version = version
+        self.versions = VersionNegotiation(spaces, is_client=is_client, preferred=preferred_versions)
+        """Compatible version negotiation (RFC 9368): our offer or choice, the peer's, the switch."""
         self._tls_config = tls_config
         self._randbytes = randbytes
         self._spaces = spaces
@@ -96,6 +98,11 @@ class Handshake:
         """(client) The address token our Initials carry (from NEW_TOKEN or a Retry, RFC 9000 §8.1)."""
         self.new_token: bytes | None = None
         """(client) The last NEW_TOKEN from the server, for a future connection's Initial."""
+
+    @property
+    def version(self) -> int:
+        """The QUIC version of the packets now (the Negotiated Version once negotiation is over)."""
+        return self._spaces.version
 
     @property
     def confirmed(self) -> bool:
@@ -145,12 +152,38 @@ class Handshake:
         self._spaces.install_initial(retry_source_cid or original_dcid, is_client=False, read=initial_read)
         params = self._own_parameters()
         self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
-        self.tls = TlsServer(self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes)
+        self.tls = TlsServer(
+            self._tls_config,
+            encode_transport_parameters(params),
+            randbytes=self._randbytes,
+            accept_early_data=self._accept_early_data,
+            respond_parameters=self._respond_parameters,
+        )
         self.tls.start(now)
+
+    def _respond_parameters(self, client: bytes) -> bytes:
+        """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
+        any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
+        params = decode_transport_parameters(client, from_server=False)
+        self.versions.choose(params, self.retry_source_cid or self.original_dcid)
+        return encode_transport_parameters(self._own_parameters())
+
+    def _accept_early_data(self, remembered: bytes | None) -> bool:
+        """(server) 0-RTT only without a version switch (RFC 9368 §7.3 lets compatible version
+        negotiation reject it) and from a ticket of this very version (RFC 9369 §5)."""
+        if self.versions.switched:
+            return False
+        if remembered is None:
+            return True
+        info = decode_transport_parameters(remembered, from_server=True).version_information
+        return (info.chosen_version if info is not None else self.versions.original) == self.version
 
     def _own_parameters(self) -> TransportParameters:
         scid = self._local_cids.active[0].cid
-        changes: dict[str, object] = {"initial_source_connection_id": scid}
+        changes: dict[str, object] = {
+            "initial_source_connection_id": scid,
+            "version_information": self.versions.local_information(),  # RFC 9368 §3, RFC 9369 §4
+        }
         if not self.is_client:
             changes["original_destination_connection_id"] = self.original_dcid
             changes["stateless_reset_token"] = self._local_cids.active[0].reset_token
@@ -191,6 +224,8 @@ class Handshake:
     def _on_peer_parameters(self, data: bytes, now: float) -> None:
         params = decode_transport_parameters(data, from_server=self.is_client)
         self._authenticate_cids(params)
+        if self.is_client:
+            self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)
         self.peer_params = params
         self._qlog.parameters_set("remote", params, now)
         self._streams.apply_peer_parameters(params)
@@ -251,6 +286,15 @@ class Handshake:
             # validates the client's address (RFC 9000 §8.1).
             self._paths.current.mark_validated()
             self.discard(EncryptionLevel.INITIAL)
+            self.versions.on_handshake_packet()  # RFC 9369 §4.1: original-version Initials may go
+
+    def other_version_keys(self, header: PacketHeader) -> PacketProtection | None:
+        """Keys for an Initial whose version is not the one in use (RFC 9369 §4.1), or None: drop it."""
+        return self.versions.keys_for(header, self.retry_source_cid or self.original_dcid)
+
+    def on_other_version_opened(self, header: PacketHeader) -> None:
+        """Such an Initial opened: a client takes its version as the Negotiated Version."""
+        self.versions.on_opened(header)
 
     def on_handshake_done(self, frame: HandshakeDone) -> None:
         """RFC 9001 §4.1.2: HANDSHAKE_DONE confirms the client's handshake."""
@@ -270,7 +314,11 @@ class Handshake:
             return
         if header.scid == self.original_dcid or not header.token:
             return
-        if not verify_retry_integrity(data[header.start : header.end], self.original_dcid, self.version):
+        # RFC 9369 §4.1: a Retry is in the original version (one in another version is ignored).
+        original = self.versions.original
+        if header.version != original or self.versions.switched:
+            return
+        if not verify_retry_integrity(data[header.start : header.end], self.original_dcid, original):
             return
         self.retry_source_cid = header.scid
         self.initial_token = header.token
@@ -287,7 +335,7 @@ class Handshake:
         if (
             not self.is_client
             or self.peer_initial_scid is not None
-            or self.version in header.supported_versions
+            or self.versions.original in header.supported_versions  # RFC 9368 §4: downgrade
         ):
             return
         if header.dcid != self._local_cids.active[0].cid:

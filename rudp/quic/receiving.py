@@ -19,7 +19,7 @@ from rudp.codec.buffer import Reader
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames, pull_frame, pull_stream_fields
 from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
-from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, UnprotectedPacket
+from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
@@ -191,17 +191,28 @@ class Receiver:
     def _receive_packet(
         self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int, local: Address | None
     ) -> None:
-        level = self._level_of(data, header, now)
-        if level is None:
-            return
+        other = header.is_long and header.version != self._spaces.version
+        if other and header.packet_type is PacketType.INITIAL:
+            # RFC 9369 §4.1: an Initial of the other compatible version (the client learning the
+            # Negotiated Version, or the server still reading the Original Version's Initials).
+            level = EncryptionLevel.INITIAL
+            protection = self._handshake.other_version_keys(header)
+            if protection is None:
+                self._traffic.on_dropped()
+                return
+        else:
+            found = self._level_of(data, header, now)
+            if found is None:
+                return
+            level = found
+            protection = self._spaces.read_keys(level)
         space = self._spaces.get(SPACE_OF_LEVEL[level])
-        protection = self._spaces.read_keys(level)
         packet = memoryview(data)[header.start : header.end]
         if protection is None or space is None:
             if len(self._pending) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
                 self._pending.append(_Pending(bytes(packet), addr, now, ecn, local))
             return
-        result = self._unprotect(level, space, packet, header, now)
+        result = self._unprotect(level, space, packet, header, now, protection)
         if isinstance(result, DecryptFailed):
             if not header.is_long and self._peer_cids.is_stateless_reset(data):
                 event = ConnectionTerminated(0, "stateless reset", True, False)
@@ -216,6 +227,8 @@ class Receiver:
             raise TransportError(_PV, "reserved header bits are not zero")
         if space.ack.is_duplicate(result.packet_number):
             return
+        if other:
+            self._handshake.on_other_version_opened(header)  # (a client follows the server's switch)
         size = header.end - header.start
         self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
         self._handshake.on_packet_authenticated(header, level)
@@ -345,6 +358,7 @@ class Receiver:
         packet: memoryview,
         header: PacketHeader,
         now: float,
+        protection: PacketProtection | None,
     ) -> UnprotectedPacket | DecryptFailed:
         largest = space.ack.largest_received
         expected = 0 if largest is None else largest + 1
@@ -353,7 +367,6 @@ class Receiver:
             # RFC 9001 §6.3: the 1-RTT key phase decides which generation opens the packet.
             keep_until = now + CLOSING_PTOS * self._recovery.pto()
             return self._spaces.phase.unprotect(packet, pn_offset, expected, keep_until)
-        protection = self._spaces.read_keys(level)
         if protection is None:
             return DecryptFailed("no keys")
         return protection.unprotect(packet, pn_offset, expected)

@@ -245,6 +245,14 @@ class PacketSpaces:
         if space is not None:
             space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client, read=read))
 
+    def switch_version(self, version: int, initial: KeyPair) -> None:
+        """Move to another compatible QUIC version (RFC 9368 §2.3) with its Initial keys: every key
+        installed from now on is of ``version`` (RFC 9369 §3.3)."""
+        self.version = version
+        space = self._spaces.get(PacketSpace.INITIAL)
+        if space is not None:
+            space.use_keys(initial)
+
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""
         protection = PacketProtection(suite, secret, self.version)

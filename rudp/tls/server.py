@@ -99,7 +99,9 @@ class TlsServer(TlsEngine):
 
     ``accept_early_data``, if given, is QUIC's veto on 0-RTT: it receives the server transport
     parameters remembered in the ticket and returns False when the current configuration is not
-    compatible with them (RFC 9001 §4.6.3, RFC 9000 §7.4.1).
+    compatible with them (RFC 9001 §4.6.3, RFC 9000 §7.4.1). ``respond_parameters``, if given, sees the
+    client's quic_transport_parameters before the server flight is written and returns the server's
+    (QUIC's compatible version negotiation chooses the version there, RFC 9368 §2.3).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class TlsServer(TlsEngine):
         *,
         randbytes: RandBytes = os.urandom,
         accept_early_data: EarlyDataCheck | None = None,
+        respond_parameters: Callable[[bytes], bytes] | None = None,
     ) -> None:
         if config.is_client or config.private_key is None or config.ticket_key is None:
             raise ConfigError("TlsServer needs a server configuration with a certificate and key")
@@ -117,6 +120,7 @@ class TlsServer(TlsEngine):
             config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ServerState.WAIT_CH
         self._accept_early_data = accept_early_data
+        self._respond_parameters = respond_parameters
         self._sealer = TicketSealer(config.ticket_key)
         self._cookie: bytes | None = None
         self._hrr_group: int | None = None
@@ -161,6 +165,8 @@ class TlsServer(TlsEngine):
         self.client_random = hello.random
         self.server_name = hello.server_name
         self.peer_transport_parameters = hello.transport_parameters
+        if self._respond_parameters is not None:
+            self.transport_parameters = self._respond_parameters(hello.transport_parameters)
         self.alpn_protocol = self._choose_alpn(hello)
         if retried:
             self._check_second_hello(hello)

@@ -160,3 +160,59 @@ def test_quic_v2_with_aioquic(pki: TestPki, rudp_is_client: bool) -> None:
     assert bytes(client.streams[stream_id]) == payload
     rudp_conn = client.conn if isinstance(client, RudpPeer) else server.conn  # type: ignore[union-attr]
     assert rudp_conn.version == Version.V2
+
+
+@pytest.mark.parametrize("rudp_is_client", [True, False], ids=["rudp-client", "rudp-server"])
+def test_compatible_version_negotiation_with_aioquic(pki: TestPki, rudp_is_client: bool) -> None:
+    """RFC 9368 / RFC 9369 §4: the client starts in v1 offering v2, the server switches, both end in v2
+    (aioquic implements compatible version negotiation on both sides)."""
+    from rudp.codec.codes import Version
+
+    clock = VirtualClock(START)
+    c2s, s2c = _links(0.0)
+    prefer_v2 = (Version.V2, Version.V1)
+    if rudp_is_client:
+        server_cfg = QuicConfiguration(
+            is_client=False, alpn_protocols=ALPN, supported_versions=list(prefer_v2)
+        )
+        server_cfg.load_cert_chain(str(pki.cert_file), str(pki.key_file))
+        server: AioquicPeer | RudpPeer = AioquicPeer(server_cfg, echo=True)
+        # aioquic's server takes the first version of the client's list: the client must prefer v2.
+        config = Config(alpn=ALPN, cafile=pki.ca_file, server_name="localhost", versions=prefer_v2)
+        client: AioquicPeer | RudpPeer = RudpPeer(
+            QuicConnection.client(config, server_address=("10.0.0.2", 4433), now=clock.now)
+        )
+    else:
+        config = Config(alpn=ALPN, certfile=pki.cert_file, keyfile=pki.key_file, versions=prefer_v2)
+        server = RudpPeer(QuicEndpoint(config, tls_config=config.tls_config(is_client=False)), echo=True)
+        client_cfg = QuicConfiguration(
+            is_client=True,
+            alpn_protocols=ALPN,
+            server_name="localhost",
+            original_version=Version.V1,
+            supported_versions=list(prefer_v2),
+        )
+        client_cfg.load_verify_locations(str(pki.ca_file))
+        client = AioquicPeer(client_cfg)
+    first_c2s: list[int] = []
+
+    def record(data: bytes, _index: int) -> bool:
+        if data[0] & 0x80:  # long header: its Version field
+            first_c2s.append(int.from_bytes(data[1:5]))
+        return False  # keep every datagram
+
+    c2s = dataclasses.replace(c2s, drop_filter=record)
+    pair = _pair(client, server, c2s, s2c, clock)
+    if isinstance(client, AioquicPeer):
+        client.connect(pair.server_addr, pair.now)
+    assert pair.drive(until=lambda: client.handshake_done_at is not None, max_time=10)
+    payload = os.urandom(100_000)
+    stream_id = client.conn.open_stream() if isinstance(client, RudpPeer) else 0
+    client.send(stream_id, payload)
+    assert pair.drive(until=lambda: stream_id in client.finished, max_time=30)
+    assert bytes(client.streams[stream_id]) == payload
+    assert first_c2s[0] == Version.V1  # the client's first flight is v1
+    rudp_conn = client.conn if isinstance(client, RudpPeer) else server.conn  # type: ignore[union-attr]
+    assert rudp_conn.version == Version.V2
+    aioquic_conn = server.conn if isinstance(server, AioquicPeer) else client.conn  # type: ignore[union-attr]
+    assert aioquic_conn._version == Version.V2

@@ -1,0 +1,250 @@
+"""Compatible version negotiation between QUIC v1 and v2 (RFC 9368, RFC 9369 §4) over the simulator:
+a v1 client offering v2 switched by a server preferring v2, the version_information both sides send,
+the validation of a peer's version_information (VERSION_NEGOTIATION_ERROR), servers and clients that
+keep v1, a Retry before the switch, and the server reading the client's original-version Initials."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+from rudp.codec.codes import PacketType, Version
+from rudp.codec.packet import PacketHeader, iter_packets
+from rudp.codec.transport_params import TransportParameters, VersionInformation
+from rudp.config import Config
+from rudp.errors import ConfigError, TransportError, TransportErrorCode
+from rudp.quic.keys import KeyPair
+from rudp.quic.spaces import PacketSpaces
+from rudp.quic.versions import VersionNegotiation
+from rudp.testing import LinkConfig
+from rudp.testing.certs import TestPki
+from rudp.tls.engine import EncryptionLevel
+from tests.support.sim import Sim, make_sim
+
+V1, V2 = int(Version.V1), int(Version.V2)
+VNE = TransportErrorCode.VERSION_NEGOTIATION_ERROR
+PREFER_V2 = {"versions": (Version.V2, Version.V1)}
+
+
+class Wire:
+    """The long-header versions of every datagram each way, and the packet types per version."""
+
+    def __init__(self) -> None:
+        self.c2s: list[tuple[int, PacketType | None]] = []
+        self.s2c: list[tuple[int, PacketType | None]] = []
+
+    def recorder(self, into: list[tuple[int, PacketType | None]]) -> Callable[[bytes, int], bool]:
+        def record(data: bytes, _index: int) -> bool:
+            for header in iter_packets(data, short_dcid_length=8):
+                if header.is_long and header.version is not None:
+                    into.append((header.version, header.packet_type))
+            return False
+
+        return record
+
+
+def _sim(
+    pki: TestPki, *, client: dict[str, object] | None = None, server: dict[str, object] | None = None
+) -> tuple[Sim, Wire]:
+    wire = Wire()
+    c2s = LinkConfig(delay=0.02, drop_filter=wire.recorder(wire.c2s))
+    s2c = LinkConfig(delay=0.02, seed=7, drop_filter=wire.recorder(wire.s2c))
+    return make_sim(pki, link=c2s, s2c=s2c, client=client, server=server), wire
+
+
+def _transfer(sim: Sim, size: int = 200_000) -> None:
+    stream_id = sim.conn.open_stream()
+    data = os.urandom(size)
+    sim.client.send(stream_id, data)
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=10)
+    assert bytes(sim.server.streams[stream_id]) == data
+
+
+def _info(sim: Sim, *, of_server: bool) -> VersionInformation | None:
+    """The version_information one side received from the other (as authenticated by TLS)."""
+    conn = sim.conn if of_server else sim.server.conn
+    params = conn._handshake.peer_params
+    assert params is not None
+    return params.version_information
+
+
+def test_v1_client_switched_to_v2_by_a_server_preferring_it(pki: TestPki) -> None:
+    sim, wire = _sim(pki, server=PREFER_V2)
+    sim.handshake()
+    _transfer(sim)
+    assert sim.conn.version == V2 and sim.server.conn.version == V2
+    # The client's first flight is v1; every server long-header packet is v2 (it had the client's
+    # transport parameters before its first CRYPTO frame), and the client follows from then on.
+    assert wire.c2s[0] == (V1, PacketType.INITIAL)
+    first_v2 = next(i for i, (version, _) in enumerate(wire.c2s) if version == V2)
+    assert all(version == V1 for version, _ in wire.c2s[:first_v2])
+    assert all(version == V2 for version, _ in wire.c2s[first_v2:])
+    assert {version for version, _ in wire.s2c} == {V2}
+    assert (V2, PacketType.HANDSHAKE) in wire.c2s and (V2, PacketType.HANDSHAKE) in wire.s2c
+    # RFC 9368 §3: the client offers v1 (its choice, first) then v2; the server names v2 and lists
+    # the versions it fully supports.
+    assert _info(sim, of_server=False) == VersionInformation(V1, (V1, V2))
+    server_info = _info(sim, of_server=True)
+    assert server_info is not None and server_info.chosen_version == V2
+    assert set(server_info.available_versions) == {V1, V2}
+
+
+def test_client_preference_order_is_what_it_offers(pki: TestPki) -> None:
+    sim, _ = _sim(pki, client=PREFER_V2, server=PREFER_V2)
+    sim.handshake()
+    assert _info(sim, of_server=False) == VersionInformation(V1, (V2, V1))
+    assert sim.conn.version == V2
+
+
+def test_default_server_keeps_the_clients_version(pki: TestPki) -> None:
+    sim, wire = _sim(pki)
+    sim.handshake()
+    _transfer(sim, 50_000)
+    assert sim.conn.version == V1 and sim.server.conn.version == V1
+    assert {version for version, _ in wire.c2s + wire.s2c} == {V1}
+    assert _info(sim, of_server=False) == VersionInformation(V1, (V1, V2))
+    assert _info(sim, of_server=True) == VersionInformation(V1, (V1, V2))
+
+
+def test_server_preferring_v1_keeps_v1_and_v2_clients_stay_v2_by_default(pki: TestPki) -> None:
+    sim, wire = _sim(pki, server={"versions": (Version.V1,)})
+    sim.handshake()
+    assert sim.server.conn.version == V1 and {v for v, _ in wire.s2c} == {V1}
+    sim2, wire2 = _sim(pki, client={"version": Version.V2})
+    sim2.handshake()
+    _transfer(sim2, 50_000)
+    assert sim2.server.conn.version == V2 and {v for v, _ in wire2.c2s + wire2.s2c} == {V2}
+    assert _info(sim2, of_server=False) == VersionInformation(V2, (V2, V1))
+
+
+def test_client_that_offers_only_v1_is_not_switched(pki: TestPki) -> None:
+    sim, wire = _sim(pki, client={"versions": (Version.V1,)}, server=PREFER_V2)
+    sim.handshake()
+    assert sim.conn.version == V1 and {v for v, _ in wire.c2s + wire.s2c} == {V1}
+    assert _info(sim, of_server=False) == VersionInformation(V1, (V1,))
+
+
+def test_v2_client_switched_down_to_v1_by_a_server_preferring_v1(pki: TestPki) -> None:
+    # v1 and v2 are compatible both ways (RFC 9369 §4).
+    sim, wire = _sim(pki, client={"version": Version.V2}, server={"versions": (Version.V1, Version.V2)})
+    sim.handshake()
+    _transfer(sim, 50_000)
+    assert sim.conn.version == V1 and wire.c2s[0][0] == V2 and {v for v, _ in wire.s2c} == {V1}
+
+
+def test_switch_after_retry(pki: TestPki) -> None:
+    # RFC 9369 §4.1: the Retry is in the original version; the switch comes after it.
+    sim, wire = _sim(pki, server={**PREFER_V2, "retry": True})
+    sim.handshake()
+    _transfer(sim, 50_000)
+    assert wire.s2c[0] == (V1, PacketType.RETRY)
+    assert sim.conn.version == V2 and {v for v, _ in wire.s2c[1:]} == {V2}
+
+
+def _patch_information(monkeypatch: pytest.MonkeyPatch, *, client: bool, info: VersionInformation) -> None:
+    """Make one side send ``info`` as its version_information (a forged or mistaken peer)."""
+    original = VersionNegotiation.local_information
+
+    def forged(self: VersionNegotiation) -> VersionInformation:
+        return info if self._is_client == client else original(self)
+
+    monkeypatch.setattr(VersionNegotiation, "local_information", forged)
+
+
+def _closed_with(sim: Sim, code: int) -> None:
+    assert sim.pair.drive(until=lambda: sim.client.terminated is not None, max_time=5)
+    assert sim.client.handshake is None
+    assert sim.client.terminated is not None and sim.client.terminated.code == code
+
+
+def test_client_chosen_version_not_the_packet_version(pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 9368 §4: a v1 first flight whose version_information says v2 was chosen.
+    _patch_information(monkeypatch, client=True, info=VersionInformation(V2, (V2, V1)))
+    sim, _ = _sim(pki, server=PREFER_V2)
+    _closed_with(sim, VNE)
+    assert sim.client.terminated is not None and sim.client.terminated.by_peer
+
+
+def test_server_chosen_version_not_the_one_it_speaks(pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server switches to v2 but its version_information says v1 (RFC 9368 §4: the client checks).
+    _patch_information(monkeypatch, client=False, info=VersionInformation(V1, (V1, V2)))
+    sim, _ = _sim(pki, server=PREFER_V2)
+    _closed_with(sim, VNE)
+    assert sim.client.terminated is not None and not sim.client.terminated.by_peer
+
+
+def test_server_chosen_version_not_offered(pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    _patch_information(monkeypatch, client=False, info=VersionInformation(V2, (V1, V2)))
+    sim, _ = _sim(pki, client={"versions": (Version.V1,)}, server=PREFER_V2)
+    _closed_with(sim, VNE)
+
+
+def test_malformed_client_information_is_a_parameter_error(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 9368 §4: a Chosen Version missing from the client's Available Versions is a parse failure.
+    _patch_information(monkeypatch, client=True, info=VersionInformation(V1, (V2,)))
+    sim, _ = _sim(pki, server=PREFER_V2)
+    _closed_with(sim, TransportErrorCode.TRANSPORT_PARAMETER_ERROR)
+
+
+# -- the negotiation object alone --------------------------------------------------------------------
+
+
+def _spaces(version: int) -> PacketSpaces:
+    return PacketSpaces(version, os.urandom, max_ack_delay=0.025, ack_delay_exponent=3)
+
+
+def _initial_header(version: int) -> PacketHeader:
+    return PacketHeader(0xC0, True, version, PacketType.INITIAL, b"d" * 8, b"s" * 8)
+
+
+def test_server_keeps_original_initial_keys_until_a_handshake_packet() -> None:
+    spaces = _spaces(V1)
+    spaces.install_initial(b"dcid5678", is_client=False)
+    original = spaces.read_keys(EncryptionLevel.INITIAL)
+    versions = VersionNegotiation(spaces, is_client=False, preferred=(V2, V1))
+    client = TransportParameters(version_information=VersionInformation(V1, (V1, V2)))
+    assert versions.choose(client, b"dcid5678")
+    assert spaces.version == V2 and versions.switched
+    new = spaces.read_keys(EncryptionLevel.INITIAL)
+    assert new is not None and new.version == V2
+    assert new.secret == KeyPair.initial(b"dcid5678", V2, is_client=False).read.secret  # type: ignore[union-attr]
+    # RFC 9369 §4.1: v1 Initials of the client still open, until a v2 Handshake packet arrives.
+    assert versions.keys_for(_initial_header(V1), b"dcid5678") is original
+    versions.on_handshake_packet()
+    assert versions.keys_for(_initial_header(V1), b"dcid5678") is None
+
+
+def test_client_follows_only_an_offered_version_before_server_crypto() -> None:
+    spaces = _spaces(V1)
+    spaces.install_initial(b"dcid5678", is_client=True)
+    versions = VersionNegotiation(spaces, is_client=True, preferred=(V1,))
+    assert versions.local_information() == VersionInformation(V1, (V1,))
+    assert versions.keys_for(_initial_header(V2), b"dcid5678") is None  # v2 not offered
+    offering = VersionNegotiation(spaces, is_client=True, preferred=None)
+    keys = offering.keys_for(_initial_header(V2), b"dcid5678")
+    assert keys is not None and keys.version == V2 and spaces.version == V1  # not before it opens
+    offering.on_opened(_initial_header(V2))
+    assert spaces.version == V2 and offering.switched
+
+
+def test_server_rejects_zero_and_mismatched_versions() -> None:
+    versions = VersionNegotiation(_spaces(V1), is_client=False, preferred=None)
+    bad = TransportParameters(version_information=VersionInformation(V1, (V1, 0)))
+    with pytest.raises(TransportError) as caught:
+        versions.choose(bad, b"dcid5678")
+    assert caught.value.code == TransportErrorCode.TRANSPORT_PARAMETER_ERROR
+    wrong = TransportParameters(version_information=VersionInformation(V2, (V2, V1)))
+    with pytest.raises(TransportError) as caught:
+        versions.choose(wrong, b"dcid5678")
+    assert caught.value.code == VNE
+    assert not versions.choose(TransportParameters(), b"dcid5678")  # RFC 9368 §4: may be missing
+
+
+@pytest.mark.parametrize("versions", [(), (Version.V1, Version.V1), (0x5,), [Version.V1]])
+def test_config_rejects_bad_version_lists(versions: object) -> None:
+    with pytest.raises(ConfigError):
+        Config(versions=versions)  # type: ignore[arg-type]

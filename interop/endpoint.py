@@ -63,6 +63,7 @@ PLAIN: Final = frozenset(
         "http3",
         "connectionmigration",
         "ecn",
+        "v2",
     }
 )
 """Cases whose client fetches every URL over one connection (with the case's twist, if any)."""
@@ -71,12 +72,12 @@ ONE_CONNECTION_PER_REQUEST: Final = frozenset({"multiconnect", "handshakeloss", 
 TWO_CONNECTIONS: Final = frozenset({"resumption", "zerortt"})
 """First URL on one connection, the rest on a second one resuming the session (with 0-RTT for zerortt)."""
 SUPPORTED: Final = PLAIN | ONE_CONNECTION_PER_REQUEST | TWO_CONNECTIONS
-UNSUPPORTED: Final[dict[str, str]] = {
-    "v2": "the runner's v2 case wants the client to start with QUIC v1 and the server to switch to v2 by"
-    " compatible version negotiation (RFC 9368, the version_information transport parameter); rudp"
-    " speaks v2 only when the client starts with it (Config.version) and does not negotiate",
-}
-"""Runner cases answered with 127, and why (repeated in interop/README.md)."""
+UNSUPPORTED: Final[dict[str, str]] = {}
+"""Runner cases answered with 127, and why (repeated in interop/README.md): none since rudp does
+compatible version negotiation (``v2``)."""
+PREFER_V2: Final = (Version.V2, Version.V1)
+"""``Config.versions`` of both roles in the runner's ``v2`` case: the client starts in v1 and offers v2
+first (RFC 9368 §3: some servers follow the client's order), the server switches to v2 (RFC 9369 §4)."""
 
 TICKET_TIMEOUT: Final = 5.0
 CLIENT_HANDSHAKE_TIMEOUT: Final = 60.0
@@ -160,6 +161,7 @@ async def run_server(testcase: str) -> int:
         certfile=certs / "cert.pem",
         keyfile=certs / "priv.key",
         retry=testcase == "retry",
+        versions=PREFER_V2 if testcase == "v2" else None,
         enable_0rtt=True,
         qlog_dir=_qlog_dir(),
         preferred_address=_preferred_addresses(host, port) if testcase == "connectionmigration" else None,
@@ -256,6 +258,7 @@ def _client_config(testcase: str, index: int, tickets: _Tickets) -> rudp.Config:
         alpn=[H3_ALPN if testcase == "http3" else HQ_ALPN],
         verify=False,  # the runner's certificates are self-signed for names the client cannot check
         version=Version.V1,
+        versions=PREFER_V2 if testcase == "v2" else None,
         cipher_suites=[CipherSuite.CHACHA20_POLY1305_SHA256] if testcase == "chacha20" else None,
         session_ticket_store=tickets,
         enable_0rtt=testcase == "zerortt" and index > 0,
@@ -315,6 +318,7 @@ def _problems(testcase: str, index: int, report: ConnectionReport) -> list[str]:
         "connectionmigration": (report.path_changes < 1, "the client did not migrate"),
         "http3": (report.alpn != H3_ALPN, f"ALPN {report.alpn!r}"),
         "ecn": (report.ecn_state != "capable", f"ECN state {report.ecn_state} (the peer's ACK_ECN?)"),
+        "v2": (report.version != Version.V2, f"version {report.version or 0:#x}: the server did not switch"),
     }
     failed, message = wants.get(testcase, (False, ""))
     return [f"connection {index}: {message}"] if failed else []

@@ -116,6 +116,12 @@ def retry_server(tree: Path) -> Iterator[EndpointServer]:
 
 
 @pytest.fixture(scope="module")
+def v2_server(tree: Path) -> Iterator[EndpointServer]:
+    """v2: the server prefers QUIC v2 and switches v1 clients that offer it (RFC 9368, RFC 9369 §4)."""
+    yield from _server("v2", tree)
+
+
+@pytest.fixture(scope="module")
 def migration_server(tree: Path) -> Iterator[EndpointServer]:
     """connectionmigration: the server advertises a preferred address on 127.0.0.2 (issue 12)."""
     yield from _server("connectionmigration", tree, {"PREFERRED_ADDRESS": "127.0.0.2"})
@@ -147,6 +153,7 @@ FEATURE = {
     "connectionmigration": lambda r: all(c["path_changes"] >= 1 for c in r),
     "http3": lambda r: all(c["alpn"] == "h3" for c in r),
     "ecn": lambda r: all(c["ecn_state"] == "capable" for c in r),
+    "v2": lambda r: all(c["version"] == 0x6B3343CF for c in r),
 }
 
 
@@ -154,7 +161,8 @@ FEATURE = {
 def test_client_against_server(
     testcase: str, tree: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    fixture = {"retry": "retry_server", "connectionmigration": "migration_server"}.get(testcase, "server")
+    fixtures = {"retry": "retry_server", "connectionmigration": "migration_server", "v2": "v2_server"}
+    fixture = fixtures.get(testcase, "server")
     server: EndpointServer = request.getfixturevalue(fixture)
     host = "[::1]" if testcase == "ipv6" and IPV6 else "127.0.0.1"
     urls = [f"https://{host}:{server.port}/{name}" for name in SIZES]
@@ -175,6 +183,17 @@ def test_client_against_server(
     assert len(connections) == expected.get(testcase, 1)
     assert all(c["alpn"] == ("h3" if testcase == "http3" else "hq-interop") for c in connections)
     assert FEATURE.get(testcase, lambda r: True)(connections), connections
+
+
+def test_v2_client_fails_when_the_server_keeps_v1(server: EndpointServer, tmp_path: Path) -> None:
+    """The v2 client offers v2 to a server of another case (which keeps v1): the files arrive, but
+    the case's feature did not happen, so the client exits 1."""
+    urls = [f"https://127.0.0.1:{server.port}/{name}" for name in SIZES]
+    report = tmp_path / "report.json"
+    result = _client("v2", urls, tmp_path / "downloads", report)
+    assert result.returncode == 1, result.stderr
+    assert "the server did not switch" in result.stderr
+    assert [c["version"] for c in json.loads(report.read_text())] == [1]
 
 
 def test_missing_file_fails(server: EndpointServer, tmp_path: Path) -> None:

@@ -119,7 +119,12 @@ class Handshake:
         self._spaces.install_initial(self.original_dcid, is_client=True)
         params = self._own_parameters()
         self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
-        tls = TlsClient(self._tls_config, encode_transport_parameters(params), randbytes=self._randbytes)
+        tls = TlsClient(
+            self._tls_config,
+            encode_transport_parameters(params),
+            randbytes=self._randbytes,
+            accept_ticket=self._ticket_of_this_version,
+        )
         self.tls = tls
         tls.start(now)
         ticket = tls.session_ticket
@@ -158,6 +163,7 @@ class Handshake:
             randbytes=self._randbytes,
             accept_early_data=self._accept_early_data,
             respond_parameters=self._respond_parameters,
+            accept_ticket=self._ticket_of_this_version,
         )
         self.tls.start(now)
 
@@ -168,15 +174,21 @@ class Handshake:
         self.versions.choose(params, self.retry_source_cid or self.original_dcid)
         return encode_transport_parameters(self._own_parameters())
 
-    def _accept_early_data(self, remembered: bytes | None) -> bool:
+    def _accept_early_data(self, _remembered: bytes | None) -> bool:
         """(server) 0-RTT only without a version switch (RFC 9368 §7.3 lets compatible version
-        negotiation reject it) and from a ticket of this very version (RFC 9369 §5)."""
-        if self.versions.switched:
-            return False
+        negotiation reject it; the ticket's version was checked by :meth:`_ticket_of_this_version`)."""
+        return not self.versions.switched
+
+    def _ticket_of_this_version(self, remembered: bytes | None) -> bool:
+        """RFC 9369 §5: a ticket (its server's remembered transport parameters) resumes only a
+        connection of the version it came from: a client's Original Version, a server's version now
+        (chosen before the ticket is looked at). A ticket without version_information (from a rudp
+        before RFC 9368 support, or a peer without it) is taken as is."""
         if remembered is None:
             return True
         info = decode_transport_parameters(remembered, from_server=True).version_information
-        return (info.chosen_version if info is not None else self.versions.original) == self.version
+        wanted = self.versions.original if self.is_client else self.version
+        return info is None or info.chosen_version == wanted
 
     def _own_parameters(self) -> TransportParameters:
         scid = self._local_cids.active[0].cid

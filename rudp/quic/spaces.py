@@ -252,6 +252,11 @@ class PacketSpaces:
         space = self._spaces.get(PacketSpace.INITIAL)
         if space is not None:
             space.use_keys(initial)
+        early = self.application.keys
+        if early.write is not None:
+            # RFC 9369 §4.1: a client sends no 0-RTT packet in the Negotiated Version (the server
+            # rejects early data when it switches, RFC 9368 §7.3; the data goes again in 1-RTT).
+            self.application.use_keys(KeyPair(early.read, None))
 
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""

@@ -16,6 +16,7 @@ import functools
 import hmac
 import ipaddress
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum, auto
 
@@ -85,13 +86,20 @@ class TlsClient(TlsEngine):
 
     After :meth:`start`, :attr:`session_ticket` is the ticket offered (if any) and
     :attr:`early_data_offered` says whether 0-RTT keys were emitted; QUIC then uses the ticket's
-    remembered ``transport_parameters`` for its 0-RTT limits.
+    remembered ``transport_parameters`` for its 0-RTT limits. ``accept_ticket``, if given, sees those
+    remembered parameters and returns False to leave the ticket unused (RFC 9369 §5: a ticket of another
+    QUIC version).
     """
 
     is_client = True
 
     def __init__(
-        self, config: TlsConfig, transport_parameters: bytes, *, randbytes: RandBytes = os.urandom
+        self,
+        config: TlsConfig,
+        transport_parameters: bytes,
+        *,
+        randbytes: RandBytes = os.urandom,
+        accept_ticket: Callable[[bytes | None], bool] | None = None,
     ) -> None:
         if not config.is_client:
             raise ConfigError("TlsClient needs a client configuration")
@@ -101,6 +109,7 @@ class TlsClient(TlsEngine):
         if config.verify_peer:
             config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ClientState.START
+        self._accept_ticket = accept_ticket
         self.server_name = config.server_name
         #: the ticket offered in the ClientHello (None for a full handshake)
         self.session_ticket: SessionTicket | None = None
@@ -154,6 +163,8 @@ class TlsClient(TlsEngine):
             ticket = self.config.ticket_store.get(self.server_name, wall)
         if ticket is None or not ticket.is_valid(wall) or ticket.cipher_suite not in self._offered_suites:
             return None
+        if self._accept_ticket is not None and not self._accept_ticket(ticket.transport_parameters):
+            return None  # QUIC refuses it (a ticket of another QUIC version, RFC 9369 §5)
         if ticket.server_name != self.server_name:
             return None
         if ticket.cipher_suite != self._offered_suites[0]:

@@ -102,6 +102,8 @@ class TlsServer(TlsEngine):
     compatible with them (RFC 9001 §4.6.3, RFC 9000 §7.4.1). ``respond_parameters``, if given, sees the
     client's quic_transport_parameters before the server flight is written and returns the server's
     (QUIC's compatible version negotiation chooses the version there, RFC 9368 §2.3).
+    ``accept_ticket``, if given, sees the transport parameters remembered in a ticket and returns False
+    to refuse resuming with it (a ticket of another QUIC version, RFC 9369 §5).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class TlsServer(TlsEngine):
         randbytes: RandBytes = os.urandom,
         accept_early_data: EarlyDataCheck | None = None,
         respond_parameters: Callable[[bytes], bytes] | None = None,
+        accept_ticket: EarlyDataCheck | None = None,
     ) -> None:
         if config.is_client or config.private_key is None or config.ticket_key is None:
             raise ConfigError("TlsServer needs a server configuration with a certificate and key")
@@ -121,6 +124,7 @@ class TlsServer(TlsEngine):
         self._state = ServerState.WAIT_CH
         self._accept_early_data = accept_early_data
         self._respond_parameters = respond_parameters
+        self._accept_ticket = accept_ticket
         self._sealer = TicketSealer(config.ticket_key)
         self._cookie: bytes | None = None
         self._hrr_group: int | None = None
@@ -290,6 +294,8 @@ class TlsServer(TlsEngine):
                 continue  # after a HelloRetryRequest the hash is fixed
             if not 0 <= state.age_ms(wall) <= state.lifetime * 1000:
                 continue  # expired: full handshake (RFC 8446 §4.6.1)
+            if self._accept_ticket is not None and not self._accept_ticket(state.transport_parameters):
+                continue
             reported_age = (obfuscated_age - state.age_add) & 0xFFFFFFFF
             return _Psk(index, identity, reported_age, state)
         return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography import x509
 
@@ -429,6 +429,23 @@ class QuicConnection:
         """
         self._tick(now)
         self._receiver.receive_datagram(data, addr, now, ecn, local)
+        self._sync_qlog(now)
+
+    def receive_datagrams(
+        self,
+        datagrams: Sequence[tuple[bytes | memoryview, Address, int]],
+        now: float,
+        local: Address | None = None,
+    ) -> None:
+        """Process several datagrams that arrived together (one socket wake-up, at ``now``), each as
+        ``(data, peer address, ECN codepoint)``: exactly as :meth:`receive_datagram` on each in turn
+        (the same checks, in the same order), with the per-call work (the clock tick, the qlog sync)
+        done once for the batch. ``data`` may be a view into a larger receive buffer: it is read during
+        the call only (what must outlive it is copied)."""
+        self._tick(now)
+        receive = self._receiver.receive_datagram
+        for data, addr, ecn in datagrams:
+            receive(data, addr, now, ecn, local)
         self._sync_qlog(now)
 
     @property

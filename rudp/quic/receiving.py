@@ -133,11 +133,12 @@ class Receiver:
     # -- datagrams and packets ------------------------------------------------------------------------
 
     def receive_datagram(
-        self, data: bytes, addr: Address, now: float, ecn: int = 0, local: Address | None = None
+        self, data: bytes | memoryview, addr: Address, now: float, ecn: int = 0, local: Address | None = None
     ) -> None:
         """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
         QUIC packet it carries (RFC 9000 §13.4.1); ``local`` the local address it reached (None: the
-        endpoint's main one)."""
+        endpoint's main one). ``data`` may be a view into a larger receive buffer: the fast path reads
+        it in place; the general path, which may keep packets (waiting for keys), takes a copy."""
         lifecycle = self._lifecycle
         state = lifecycle.state
         if state is State.CLOSED or state is State.DRAINING:
@@ -149,7 +150,7 @@ class Receiver:
             lifecycle.closing.on_datagram_received()
             return
         paths = self._paths
-        if not lifecycle.established and not self._is_client:
+        if state is not State.ESTABLISHED and not self._is_client:
             paths.on_local_address(local)
         path = paths.get(addr, local)
         if path is not None:
@@ -164,7 +165,7 @@ class Receiver:
                 and data[0] & 0xC0 == 0x40
                 and self._receive_short(data, path, now, ecn)
             ):
-                self._receive_packets(data, addr, now, ecn, local)
+                self._receive_packets(data if type(data) is bytes else bytes(data), addr, now, ecn, local)
             if self._pending and lifecycle.is_active:
                 self._replay_pending(now)
         except TransportError as exc:

@@ -330,49 +330,47 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
         DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
     """
     # The varints are decoded inline and the three fields unrolled (RFC 9000 §16): this runs for every
-    # STREAM frame received. A varint's two high bits give its width (1, 2, 4 or 8 bytes).
+    # STREAM frame received. A varint's two high bits give its width (1, 2, 4 or 8 bytes). Bounds are
+    # checked once, after the fields: a field cut short leaves ``position`` past the end (its value is
+    # then never used), and a field missing entirely makes the indexing fail.
     size = len(payload)
     position += 1
-    if position >= size:
-        raise DecodeError("truncated STREAM frame", _FEE, frame_type)
-    first = payload[position]
-    if first < 0x40:
-        stream_id = first
-        position += 1
-    else:
-        width = 1 << (first >> 6)
-        if position + width > size:
-            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
-        stream_id = int.from_bytes(payload[position : position + width], "big") & _VARINT_MASKS[width]
-        position += width
     offset = 0
-    if frame_type & STREAM_OFF:
-        if position >= size:
-            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
+    length = -1
+    masks = _VARINT_MASKS
+    try:
         first = payload[position]
         if first < 0x40:
-            offset = first
+            stream_id = first
             position += 1
         else:
             width = 1 << (first >> 6)
-            if position + width > size:
-                raise DecodeError("truncated STREAM frame", _FEE, frame_type)
-            offset = int.from_bytes(payload[position : position + width], "big") & _VARINT_MASKS[width]
+            stream_id = int.from_bytes(payload[position : position + width], "big") & masks[width]
             position += width
+        if frame_type & STREAM_OFF:
+            first = payload[position]
+            if first < 0x40:
+                offset = first
+                position += 1
+            else:
+                width = 1 << (first >> 6)
+                offset = int.from_bytes(payload[position : position + width], "big") & masks[width]
+                position += width
+        if frame_type & STREAM_LEN:
+            first = payload[position]
+            if first < 0x40:
+                length = first
+                position += 1
+            else:
+                width = 1 << (first >> 6)
+                length = int.from_bytes(payload[position : position + width], "big") & masks[width]
+                position += width
+    except IndexError:
+        raise DecodeError("truncated STREAM frame", _FEE, frame_type) from None
+    if position > size:
+        raise DecodeError("truncated STREAM frame", _FEE, frame_type)
     end = size
-    if frame_type & STREAM_LEN:
-        if position >= size:
-            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
-        first = payload[position]
-        if first < 0x40:
-            length = first
-            position += 1
-        else:
-            width = 1 << (first >> 6)
-            if position + width > size:
-                raise DecodeError("truncated STREAM frame", _FEE, frame_type)
-            length = int.from_bytes(payload[position : position + width], "big") & _VARINT_MASKS[width]
-            position += width
+    if length >= 0:
         end = position + length
         if end > size:
             raise DecodeError("truncated STREAM data", _FEE, frame_type)

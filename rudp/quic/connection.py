@@ -443,9 +443,7 @@ class QuicConnection:
         done once for the batch. ``data`` may be a view into a larger receive buffer: it is read during
         the call only (what must outlive it is copied)."""
         self._tick(now)
-        receive = self._receiver.receive_datagram
-        for data, addr, ecn in datagrams:
-            receive(data, addr, now, ecn, local)
+        self._receiver.receive_datagrams(datagrams, now, local)
         self._sync_qlog(now)
 
     @property

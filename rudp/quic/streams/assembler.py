@@ -131,7 +131,7 @@ class Assembler:
         """
         view = memoryview(data)
         end = offset + len(view)
-        contiguous = self.contiguous_end
+        contiguous = self._read_offset + len(self._ready)  # contiguous_end, inlined (per STREAM frame)
         if end <= contiguous or not view:
             return 0  # a duplicate of data already received (or no data at all)
         if offset < contiguous:

@@ -251,13 +251,15 @@ class QuicEndpoint:
         """
         created: list[QuicConnection] = []
         cid_length = self.config.connection_id_length
+        cid_end = 1 + cid_length
         routes = self._routes
         run: list[tuple[bytes | memoryview, Address, int]] = []
         run_conn: QuicConnection | None = None
         for item in datagrams:
             data = item[0]
             if cid_length and data and not data[0] & 0x80:
-                conn = routes.get(bytes(data[1 : 1 + cid_length]))
+                cid = data[1:cid_end]
+                conn = routes.get(cid if type(cid) is bytes else bytes(cid))
                 if conn is not None:
                     if conn is not run_conn:
                         if run_conn is not None:

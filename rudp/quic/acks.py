@@ -27,6 +27,8 @@ MAX_TRACKED_RANGES: Final = 128
 ACK_ELICITING_THRESHOLD: Final = 2
 """Acknowledge after this many ack-eliciting packets without waiting (RFC 9000 §13.2.2)."""
 
+_APPLICATION = PacketSpace.APPLICATION  # bound once: enum member lookups are slow in 3.11 (per packet)
+
 
 class AckTracker:
     """Received packet numbers of one space and the decision of when to send an ACK.
@@ -126,10 +128,7 @@ class AckTracker:
             self._pending = True
             self._unacked_eliciting += 1
             self._unacked_flow += 1
-            if (
-                self._unacked_eliciting > self.ack_eliciting_threshold
-                or self.space != PacketSpace.APPLICATION
-            ):
+            if self._unacked_eliciting > self.ack_eliciting_threshold or self.space != _APPLICATION:
                 self._immediate = True  # RFC 9000 §13.2.1, §13.2.2 (see below)
             if self._deadline is None:
                 self._deadline = now + self.max_ack_delay
@@ -164,11 +163,7 @@ class AckTracker:
         self._unacked_eliciting += 1
         if (not immediate) if flow is None else flow:
             self._unacked_flow += 1
-        if (
-            immediate
-            or self.space != PacketSpace.APPLICATION
-            or self._unacked_eliciting > self.ack_eliciting_threshold
-        ):
+        if immediate or self.space != _APPLICATION or self._unacked_eliciting > self.ack_eliciting_threshold:
             # RFC 9000 §13.2.1: Initial/Handshake immediately; §13.2.2: every second ack-eliciting packet,
             # or every (threshold + 1)th as the peer asked (draft-ietf-quic-ack-frequency §6.1).
             self._immediate = True

@@ -51,6 +51,18 @@ from rudp.quic.streams.manager import StreamManager
 from rudp.quic.timers import TIMER_COUNT, Timer, TimerTable
 from rudp.tls.config import TlsConfig
 
+# Enum members bound once (read on every flush and timer query): in Python 3.11 the enum metaclass's
+# __getattr__ makes each ``Timer.X`` or ``State.X`` lookup cost about four global loads.
+_CLOSED = State.CLOSED
+_T_CLOSE, _T_LOSS_DETECTION, _T_ACK_DELAY, _T_IDLE = (
+    Timer.CLOSE,
+    Timer.LOSS_DETECTION,
+    Timer.ACK_DELAY,
+    Timer.IDLE,
+)
+_T_KEEPALIVE, _T_PACING, _T_PATH_VALIDATION = Timer.KEEPALIVE, Timer.PACING, Timer.PATH_VALIDATION
+_T_KEY_DISCARD = Timer.KEY_DISCARD
+
 
 class QuicConnection:
     """One QUIC connection, client or server, as a pure state machine.
@@ -649,7 +661,7 @@ class QuicConnection:
     @property
     def is_closed(self) -> bool:
         """True once the connection is fully closed (no more timers, no more datagrams)."""
-        return self._lifecycle.state is State.CLOSED
+        return self._lifecycle.state is _CLOSED
 
     @property
     def stats(self) -> ConnectionStats:
@@ -687,30 +699,30 @@ class QuicConnection:
         """Every timer's deadline as its owner reports it now: computed on each call, never stored and
         without side effects, so no code elsewhere arms or forgets a timer."""
         lifecycle = self._lifecycle
-        if lifecycle.state is State.CLOSED:
+        if lifecycle.state is _CLOSED:
             return TimerTable()
         deadlines: list[float | None] = [None] * TIMER_COUNT  # by Timer, filled in place (per call)
-        deadlines[Timer.CLOSE] = lifecycle.closing.until
+        deadlines[_T_CLOSE] = lifecycle.closing.until
         if not lifecycle.is_active:
             return TimerTable(deadlines)
         if not self._sender.amplification_blocked():
             # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
             # ACK timer it could not act on); the peer's next datagram unblocks it.
-            deadlines[Timer.LOSS_DETECTION] = self._recovery.loss_detection_deadline()
+            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
             ack_at = None
             for space in self._spaces:
                 at = space.ack.ack_deadline()
                 if at is not None and (ack_at is None or at < ack_at):
                     ack_at = at
-            deadlines[Timer.ACK_DELAY] = ack_at
+            deadlines[_T_ACK_DELAY] = ack_at
         timeout = self._handshake.idle_timeout(self._config.idle_timeout)
-        deadlines[Timer.IDLE] = self._liveness.idle_deadline(timeout)
+        deadlines[_T_IDLE] = self._liveness.idle_deadline(timeout)
         if lifecycle.established:
             interval = self._config.keepalive_interval
-            deadlines[Timer.KEEPALIVE] = self._liveness.keepalive_deadline(interval)
-        deadlines[Timer.PACING] = self._sender.next_deadline()
-        deadlines[Timer.PATH_VALIDATION] = self._paths.next_deadline()
-        deadlines[Timer.KEY_DISCARD] = self._spaces.phase.previous_read_until
+            deadlines[_T_KEEPALIVE] = self._liveness.keepalive_deadline(interval)
+        deadlines[_T_PACING] = self._sender.next_deadline()
+        deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
+        deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until
         return TimerTable(deadlines)
 
     def _stats_snapshot(self) -> ConnectionStats:

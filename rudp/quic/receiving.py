@@ -38,6 +38,9 @@ from rudp.quic.streams.manager import StreamManager
 from rudp.tls.engine import EncryptionLevel
 
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
+# Enum members bound once: in Python 3.11 the enum metaclass's __getattr__ makes each ``State.X``
+# lookup cost about four global loads, and these are read for every datagram.
+_ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
 MAX_PENDING_PACKETS = 16
 
 PROBING_FRAMES: Final = frozenset({f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding})
@@ -149,14 +152,14 @@ class Receiver:
         lifecycle = self._lifecycle
         traffic = self._traffic
         paths = self._paths
-        established = State.ESTABLISHED
+        established = _ESTABLISHED
         for data, addr, ecn in datagrams:
             state = lifecycle.state
-            if state is State.CLOSED or state is State.DRAINING:
+            if state is _CLOSED or state is _DRAINING:
                 return  # nothing leaves these states (RFC 9000 §10.2.2)
             size = len(data)
             traffic.on_received(size)
-            if state is State.CLOSING:
+            if state is _CLOSING:
                 # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles).
                 lifecycle.closing.on_datagram_received()
                 continue

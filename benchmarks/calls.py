@@ -6,7 +6,7 @@ datagrams, PMTU discovery off), with ``sys.setprofile`` counting every Python fu
 events; calls into C functions are counted apart as ``c_call``) made while each side runs: receiving
 datagrams, timers, building datagrams, and the application reading or writing the stream.
 
-    python -m benchmarks.calls [--mib 2] [--loss 0.0] [--ack-frequency on|off] [--cpu]
+    python -m benchmarks.calls [--mib 2] [--loss 0.0] [--ack-frequency on|off] [--cpu] [--batch-window MS]
 
 Prints one JSON line: per side, Python calls per data datagram (sender: per datagram sent; receiver:
 per datagram received), C calls likewise, and the receiver's calls inside ``receive_datagram`` alone;
@@ -15,6 +15,11 @@ the profiler is off and each side's thread CPU time (``time.thread_time``) per d
 measured instead: in-process, so the network stack and the event loop are not in it, and steadier than
 wall-clock figures on a loaded machine (other processes only share the cores). Runs against
 whatever ``rudp`` is importable (``PYTHONPATH`` selects a tree), so two trees compare with one script.
+
+``--batch-window MS`` hands the receiver what arrives within MS milliseconds (at most 44 datagrams, one
+GRO buffer) in one ``receive_datagrams`` call, and lets it transmit only after it handled something,
+as the aio endpoint does per socket wake-up (a sender's pacer releases a burst per 1-2 ms); a tree
+without ``receive_datagrams`` gets one ``receive_datagram`` call per datagram of the batch instead.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from rudp.testing.certs import make_test_pki
 CLIENT = ("10.0.0.1", 5000)
 SERVER = ("10.0.0.2", 4433)
 SIDES = ("sender", "receiver")
+BATCH_LIMIT = 44
+"""Datagrams of one receive batch at most with ``--batch-window``: one GRO buffer of 1452-byte ones."""
 
 
 class _Counter:
@@ -59,7 +66,7 @@ class _Counter:
             return
         if event == "call":
             self.calls[side] += 1
-            if self.in_receive:
+            if self.in_receive and side == "receiver":
                 self.receive_calls += 1
         elif event == "c_call":
             self.c_calls[side] += 1
@@ -68,10 +75,20 @@ class _Counter:
 class _Side:
     """A ``SimEndpoint`` around a client connection or a server endpoint, counted as one side."""
 
-    def __init__(self, target: QuicConnection | QuicEndpoint, side: str, counter: _Counter) -> None:
+    def __init__(
+        self, target: QuicConnection | QuicEndpoint, side: str, counter: _Counter, batch_window: float = 0.0
+    ) -> None:
         self.target = target
         self.side = side
         self.counter = counter
+        self.batch_window = batch_window
+        """> 0: datagrams wait up to this long (or until :data:`BATCH_LIMIT` of them) and go to the
+        target in one ``receive_datagrams`` call, as one socket wake-up hands them over; the side
+        transmits only after it handled something (a batch, a timer), as the aio endpoint flushes."""
+        self.buffered: list[tuple[bytes, tuple[str, int], int]] = []
+        self.batch_due: float | None = None
+        self.batches = 0
+        self.dirty = True
         self.datagrams_sent = 0
         self.datagrams_received = 0
         self.pending: memoryview | None = None
@@ -111,9 +128,33 @@ class _Side:
 
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, ecn: int = 0) -> None:
         self.datagrams_received += 1
-        self._run(self.target.receive_datagram, data, addr, now, ecn, receive=True)
+        if not self.batch_window:
+            self._run(self.target.receive_datagram, data, addr, now, ecn, receive=True)
+            return
+        if not self.buffered:
+            self.batch_due = now + self.batch_window
+        self.buffered.append((data, addr, ecn))
+        if len(self.buffered) >= BATCH_LIMIT:
+            self._deliver(now)
+
+    def _deliver(self, now: float) -> None:
+        batch, self.buffered, self.batch_due = self.buffered, [], None
+        self.batches += 1
+        self.dirty = True
+        self._run(self._receive_batch, batch, now, receive=True)
+
+    def _receive_batch(self, batch: list[tuple[bytes, tuple[str, int], int]], now: float) -> None:
+        receive = getattr(self.target, "receive_datagrams", None)
+        if receive is None:  # an older tree: one call per datagram, as its aio endpoint did
+            for data, addr, ecn in batch:
+                self.target.receive_datagram(data, addr, now, ecn)
+        else:
+            receive(batch, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        if self.batch_window and not self.dirty:
+            return []
+        self.dirty = False
         out: list[tuple[bytes, tuple[str, int]]] = self._run(self._to_send, now)
         self.datagrams_sent += len(out)
         return out
@@ -127,10 +168,19 @@ class _Side:
         return self.target.ecn_codepoint
 
     def next_timer(self) -> float | None:
-        return self.target.next_timer()
+        timer = self.target.next_timer()
+        due = self.batch_due
+        if due is not None and (timer is None or due < timer):
+            return due
+        return timer
 
     def handle_timer(self, now: float) -> None:
-        self._run(self.target.handle_timer, now)
+        if self.batch_due is not None and self.batch_due <= now:
+            self._deliver(now)
+        timer = self.target.next_timer()
+        if not self.batch_window or (timer is not None and timer <= now):
+            self.dirty = True
+            self._run(self.target.handle_timer, now)
 
 
 def _config(common: dict[str, Any], ack_frequency: bool) -> dict[str, Any]:
@@ -140,7 +190,9 @@ def _config(common: dict[str, Any], ack_frequency: bool) -> dict[str, Any]:
     return common
 
 
-def run(mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool = False) -> dict[str, Any]:
+def run(
+    mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool = False, batch_window: float = 0.0
+) -> dict[str, Any]:
     """Upload ``mib`` MiB and count; the JSON-able result."""
     pki = make_test_pki(certs)
     common: dict[str, Any] = {"alpn": ["bench"], "max_datagram_size": 1452, "pmtu_discovery": False}
@@ -151,7 +203,7 @@ def run(mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool 
     counter = _Counter()
     endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
     conn = QuicConnection.client(client_config, server_address=SERVER, now=clock.now)
-    client, server = _Side(conn, "sender", counter), _Side(endpoint, "receiver", counter)
+    client, server = _Side(conn, "sender", counter), _Side(endpoint, "receiver", counter, batch_window)
     link = LinkConfig(delay=0.01, bandwidth=200e6, loss=loss, seed=1)
     s2c = LinkConfig(delay=0.01, loss=loss, seed=2)
     pair = Pair(client, server, client_addr=CLIENT, server_addr=SERVER, c2s=link, s2c=s2c, clock=clock)
@@ -174,11 +226,16 @@ def run(mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool 
     sent = client.datagrams_sent - start_sent
     received = server.datagrams_received - start_received
     acks = server.datagrams_sent - acks_before
+    batching: dict[str, float] = {}
+    if batch_window:
+        batching["batch_window_ms"] = batch_window * 1e3
+        batching["datagrams_per_batch"] = round(received / server.batches, 1)
     if cpu:
         return {
             "mib": mib,
             "loss": loss,
             "ack_frequency": ack_frequency,
+            **batching,
             "datagrams_sent": sent,
             "sender_cpu_us_per_datagram": round(counter.cpu["sender"] / sent * 1e6, 1),
             "receiver_cpu_us_per_datagram": round(counter.cpu["receiver"] / received * 1e6, 1),
@@ -188,6 +245,7 @@ def run(mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool 
         "mib": mib,
         "loss": loss,
         "ack_frequency": ack_frequency,
+        **batching,
         "datagrams_sent": sent,
         "datagrams_received": received,
         "sender_calls_per_datagram": round(counter.calls["sender"] / sent, 1),
@@ -206,9 +264,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="random loss both ways (0..1)")
     parser.add_argument("--ack-frequency", choices=("on", "off"), default="on")
     parser.add_argument("--cpu", action="store_true", help="thread CPU time per datagram, no profiler")
+    parser.add_argument(
+        "--batch-window",
+        type=float,
+        default=0.0,
+        help="ms: the receiver takes what arrives within it (at most 44 datagrams) in one call, as one "
+        "socket wake-up; 0 (default): one call per datagram",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(args.mib, args.loss, args.ack_frequency == "on", Path(tmp), cpu=args.cpu)))
+        result = run(
+            args.mib,
+            args.loss,
+            args.ack_frequency == "on",
+            Path(tmp),
+            cpu=args.cpu,
+            batch_window=args.batch_window / 1e3,
+        )
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

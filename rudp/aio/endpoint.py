@@ -263,23 +263,20 @@ class UdpEndpoint:
         """
         now = self._loop.time()
         counts = self.ecn_counts
+        # The datagrams of one GRO buffer share one address object, and a burst mostly one peer:
+        # normalize each distinct address once. ``ecn``: the datagram's IP ECN codepoint, counted per
+        # QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
+        routed: list[tuple[bytes | memoryview, Address, int]] = []
+        raw: object = None
+        peer: Address = ("", 0)
         for data, addr, ecn in batch:
             counts[ecn] += 1
-            self._receive(data, addr, now, ecn, local)
-        self.flush()
-
-    def _receive(
-        self,
-        data: bytes,
-        addr: tuple[str | object, ...],
-        now: float,
-        ecn: int = NOT_ECT,
-        local: Address | None = None,
-    ) -> None:
-        # ``ecn``: the datagram's IP ECN codepoint, counted per QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
-        new = self.quic.receive_datagram(data, normalize_address(addr), now, ecn, local=local)
-        if new is not None:
+            if addr is not raw and addr != raw:
+                raw, peer = addr, normalize_address(addr)
+            routed.append((data, peer, ecn))
+        for new in self.quic.receive_datagrams(routed, now, local=local):
             self._adopt(new, is_client=False)
+        self.flush()
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors: a refused client handshake fails at once instead of timing out."""
@@ -388,6 +385,7 @@ class UdpEndpoint:
         else:
             self._extra.close()  # validation failed: the connection stays on the original address
         io.send(datagrams)
+
     def _dispatch(self, cores: list[QuicConnection]) -> None:
         """Hand the events of ``cores`` (the connections that changed) to their Connection objects."""
         for core in cores:

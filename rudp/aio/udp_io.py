@@ -310,7 +310,7 @@ class DatagramSocket:
                         ecn = int.from_bytes(payload, sys.byteorder) & 3  # 1 byte (IPv4) or int (IPv6)
                 if segment and len(data) > segment:
                     stats.gro_buffers += 1
-                    batch.extend((data[o : o + segment], addr, ecn) for o in range(0, len(data), segment))
+                    batch += [(data[o : o + segment], addr, ecn) for o in range(0, len(data), segment)]
                 else:
                     batch.append((data, addr, ecn))
         except BlockingIOError:

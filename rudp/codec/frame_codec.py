@@ -329,25 +329,46 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     Raises:
         DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
     """
-    # The varints are decoded inline (RFC 9000 §16): this runs for every STREAM frame received.
+    # The varints are decoded inline and the three fields unrolled (RFC 9000 §16): this runs for every
+    # STREAM frame received. A varint's two high bits give its width (1, 2, 4 or 8 bytes). Bounds are
+    # checked once, after the fields: a field cut short leaves ``position`` past the end (its value is
+    # then never used), and a field missing entirely makes the indexing fail.
     size = len(payload)
     position += 1
-    fields = [0, 0, -1]  # stream ID, offset, length (-1: to the end of the packet)
-    for index, present in ((0, True), (1, frame_type & STREAM_OFF), (2, frame_type & STREAM_LEN)):
-        if not present:
-            continue
-        if position >= size:
-            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
+    offset = 0
+    length = -1
+    masks = _VARINT_MASKS
+    try:
         first = payload[position]
-        width = 1 << (first >> 6)
-        if width == 1:
-            fields[index] = first
-        elif position + width > size:
-            raise DecodeError("truncated STREAM frame", _FEE, frame_type)
+        if first < 0x40:
+            stream_id = first
+            position += 1
         else:
-            fields[index] = int.from_bytes(payload[position : position + width], "big") & _VARINT_MASKS[width]
-        position += width
-    stream_id, offset, length = fields
+            width = 1 << (first >> 6)
+            stream_id = int.from_bytes(payload[position : position + width], "big") & masks[width]
+            position += width
+        if frame_type & STREAM_OFF:
+            first = payload[position]
+            if first < 0x40:
+                offset = first
+                position += 1
+            else:
+                width = 1 << (first >> 6)
+                offset = int.from_bytes(payload[position : position + width], "big") & masks[width]
+                position += width
+        if frame_type & STREAM_LEN:
+            first = payload[position]
+            if first < 0x40:
+                length = first
+                position += 1
+            else:
+                width = 1 << (first >> 6)
+                length = int.from_bytes(payload[position : position + width], "big") & masks[width]
+                position += width
+    except IndexError:
+        raise DecodeError("truncated STREAM frame", _FEE, frame_type) from None
+    if position > size:
+        raise DecodeError("truncated STREAM frame", _FEE, frame_type)
     end = size
     if length >= 0:
         end = position + length
@@ -367,8 +388,12 @@ def write_frame(writer: Writer, frame: Frame) -> None:
     push = writer.push_varint
     match frame:
         case Stream(stream_id, offset, data, fin, explicit_length):
-            push(FrameType.STREAM | (STREAM_OFF if offset else 0)
-                 | (STREAM_LEN if explicit_length else 0) | (STREAM_FIN if fin else 0))
+            push(
+                FrameType.STREAM
+                | (STREAM_OFF if offset else 0)
+                | (STREAM_LEN if explicit_length else 0)
+                | (STREAM_FIN if fin else 0)
+            )
             push(stream_id)
             if offset:
                 push(offset)
@@ -489,7 +514,6 @@ def encode_frames(frames: Iterable[Frame]) -> bytes:
     return writer.getvalue()
 
 
-
 def stream_frame_overhead(stream_id: int, offset: int, length: int, *, explicit_length: bool = True) -> int:
     """Bytes a STREAM frame header takes (type, stream ID, offset if non-zero, length if explicit)."""
     size = 1 + varint_size(stream_id)
@@ -508,8 +532,9 @@ def crypto_frame_overhead(offset: int, length: int) -> int:
 def frame_size(frame: Frame) -> int:
     """Encoded size of ``frame`` in bytes."""
     if isinstance(frame, Stream):
-        return stream_frame_overhead(frame.stream_id, frame.offset, len(frame.data),
-                                     explicit_length=frame.explicit_length) + len(frame.data)
+        return stream_frame_overhead(
+            frame.stream_id, frame.offset, len(frame.data), explicit_length=frame.explicit_length
+        ) + len(frame.data)
     if isinstance(frame, Crypto):
         return crypto_frame_overhead(frame.offset, len(frame.data)) + len(frame.data)
     if isinstance(frame, Padding):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography import x509
 
@@ -51,6 +51,18 @@ from rudp.quic.stats import ConnectionStats, TrafficCounters
 from rudp.quic.streams.manager import StreamManager
 from rudp.quic.timers import TIMER_COUNT, Timer, TimerTable
 from rudp.tls.config import TlsConfig
+
+# Enum members bound once (read on every flush and timer query): in Python 3.11 the enum metaclass's
+# __getattr__ makes each ``Timer.X`` or ``State.X`` lookup cost about four global loads.
+_CLOSED = State.CLOSED
+_T_CLOSE, _T_LOSS_DETECTION, _T_ACK_DELAY, _T_IDLE = (
+    Timer.CLOSE,
+    Timer.LOSS_DETECTION,
+    Timer.ACK_DELAY,
+    Timer.IDLE,
+)
+_T_KEEPALIVE, _T_PACING, _T_PATH_VALIDATION = Timer.KEEPALIVE, Timer.PACING, Timer.PATH_VALIDATION
+_T_KEY_DISCARD = Timer.KEY_DISCARD
 
 
 class QuicConnection:
@@ -441,6 +453,21 @@ class QuicConnection:
         self._receiver.receive_datagram(data, addr, now, ecn, local)
         self._sync_qlog(now)
 
+    def receive_datagrams(
+        self,
+        datagrams: Sequence[tuple[bytes | memoryview, Address, int]],
+        now: float,
+        local: Address | None = None,
+    ) -> None:
+        """Process several datagrams that arrived together (one socket wake-up, at ``now``), each as
+        ``(data, peer address, ECN codepoint)``: exactly as :meth:`receive_datagram` on each in turn
+        (the same checks, in the same order), with the per-call work (the clock tick, the qlog sync)
+        done once for the batch. ``data`` may be a view into a larger receive buffer: it is read during
+        the call only (what must outlive it is copied)."""
+        self._tick(now)
+        self._receiver.receive_datagrams(datagrams, now, local)
+        self._sync_qlog(now)
+
     @property
     def datagram_sources(self) -> list[Address | None] | None:
         """For the datagrams the last :meth:`datagrams_to_send` returned, the local address each leaves
@@ -649,7 +676,7 @@ class QuicConnection:
     @property
     def is_closed(self) -> bool:
         """True once the connection is fully closed (no more timers, no more datagrams)."""
-        return self._lifecycle.state is State.CLOSED
+        return self._lifecycle.state is _CLOSED
 
     @property
     def stats(self) -> ConnectionStats:
@@ -687,30 +714,30 @@ class QuicConnection:
         """Every timer's deadline as its owner reports it now: computed on each call, never stored and
         without side effects, so no code elsewhere arms or forgets a timer."""
         lifecycle = self._lifecycle
-        if lifecycle.state is State.CLOSED:
+        if lifecycle.state is _CLOSED:
             return TimerTable()
         deadlines: list[float | None] = [None] * TIMER_COUNT  # by Timer, filled in place (per call)
-        deadlines[Timer.CLOSE] = lifecycle.closing.until
+        deadlines[_T_CLOSE] = lifecycle.closing.until
         if not lifecycle.is_active:
             return TimerTable(deadlines)
         if not self._sender.amplification_blocked():
             # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
             # ACK timer it could not act on); the peer's next datagram unblocks it.
-            deadlines[Timer.LOSS_DETECTION] = self._recovery.loss_detection_deadline()
+            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
             ack_at = None
             for space in self._spaces:
                 at = space.ack.ack_deadline()
                 if at is not None and (ack_at is None or at < ack_at):
                     ack_at = at
-            deadlines[Timer.ACK_DELAY] = ack_at
+            deadlines[_T_ACK_DELAY] = ack_at
         timeout = self._handshake.idle_timeout(self._config.idle_timeout)
-        deadlines[Timer.IDLE] = self._liveness.idle_deadline(timeout)
+        deadlines[_T_IDLE] = self._liveness.idle_deadline(timeout)
         if lifecycle.established:
             interval = self._config.keepalive_interval
-            deadlines[Timer.KEEPALIVE] = self._liveness.keepalive_deadline(interval)
-        deadlines[Timer.PACING] = self._sender.next_deadline()
-        deadlines[Timer.PATH_VALIDATION] = self._paths.next_deadline()
-        deadlines[Timer.KEY_DISCARD] = self._spaces.phase.previous_read_until
+            deadlines[_T_KEEPALIVE] = self._liveness.keepalive_deadline(interval)
+        deadlines[_T_PACING] = self._sender.next_deadline()
+        deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
+        deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until
         return TimerTable(deadlines)
 
     def _stats_snapshot(self) -> ConnectionStats:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -239,6 +239,62 @@ class QuicEndpoint:
         if len(header.dcid) < 8:
             return None  # RFC 9000 §7.2: a client's first DCID is at least 8 bytes
         return self._accept(data, header, header.version, addr, now, ecn, local)
+
+    def receive_datagrams(
+        self,
+        datagrams: Iterable[tuple[bytes | memoryview, Address, int]],
+        now: float,
+        *,
+        local: Address | None = None,
+    ) -> list[QuicConnection]:
+        """Route the datagrams of one socket wake-up, each ``(data, peer address, ECN codepoint)``, all
+        arrived at ``now`` at ``local``; return the connections they created.
+
+        Exactly :meth:`receive_datagram` on each in turn, in order, except that consecutive short-header
+        datagrams routed by connection ID to the same connection go to it in one
+        :meth:`QuicConnection.receive_datagrams` call. ``data`` may be a view into a larger receive
+        buffer (a GRO batch), read during the call only.
+        """
+        created: list[QuicConnection] = []
+        cid_length = self.config.connection_id_length
+        cid_end = 1 + cid_length
+        routes = self._routes
+        run: list[tuple[bytes | memoryview, Address, int]] = []
+        run_conn: QuicConnection | None = None
+        for item in datagrams:
+            data = item[0]
+            if cid_length and data and not data[0] & 0x80:
+                cid = data[1:cid_end]
+                conn = routes.get(cid if type(cid) is bytes else bytes(cid))
+                if conn is not None:
+                    if conn is not run_conn:
+                        if run_conn is not None:
+                            self._receive_run(run_conn, run, now, local)
+                        run_conn, run = conn, []
+                    run.append(item)
+                    continue
+            if run_conn is not None:
+                self._receive_run(run_conn, run, now, local)
+                run_conn, run = None, []
+            data, addr, ecn = item
+            new = self.receive_datagram(
+                data if type(data) is bytes else bytes(data), addr, now, ecn, local=local
+            )
+            if new is not None:
+                created.append(new)
+        if run_conn is not None:
+            self._receive_run(run_conn, run, now, local)
+        return created
+
+    def _receive_run(
+        self,
+        conn: QuicConnection,
+        run: list[tuple[bytes | memoryview, Address, int]],
+        now: float,
+        local: Address | None,
+    ) -> None:
+        conn.receive_datagrams(run, now, local)
+        self._dirty[conn] = None
 
     def _reply(self, packet: bytes, addr: Address, local: Address | None) -> None:
         """Queue a stateless packet to ``addr`` from the local address its trigger reached."""

@@ -65,6 +65,10 @@ class MigrationState(Enum):
     """It never answered: the connection stays on the original address."""
 
 
+_ACTIVE = (MigrationState.PENDING, MigrationState.PROBING)
+"""Bound once (:attr:`Migration.active` is read on every flush; enum lookups are slow in 3.11)."""
+
+
 class MigrationLog(Protocol):
     """The qlog hook this module writes to (``NullQlog``/``QlogTrace``)."""
 
@@ -164,7 +168,7 @@ class Migration:
     @property
     def active(self) -> bool:
         """True while :meth:`poll` has work to do (waiting to probe, or probing)."""
-        return self.state is MigrationState.PENDING or self.state is MigrationState.PROBING
+        return self.state in _ACTIVE
 
     # -- server ----------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ the single place that converts them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,6 +38,9 @@ from rudp.quic.streams.manager import StreamManager
 from rudp.tls.engine import EncryptionLevel
 
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
+# Enum members bound once: in Python 3.11 the enum metaclass's __getattr__ makes each ``State.X``
+# lookup cost about four global loads, and these are read for every datagram.
+_ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
 MAX_PENDING_PACKETS = 16
 
 PROBING_FRAMES: Final = frozenset({f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding})
@@ -133,42 +136,53 @@ class Receiver:
     # -- datagrams and packets ------------------------------------------------------------------------
 
     def receive_datagram(
-        self, data: bytes, addr: Address, now: float, ecn: int = 0, local: Address | None = None
+        self, data: bytes | memoryview, addr: Address, now: float, ecn: int = 0, local: Address | None = None
     ) -> None:
         """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
         QUIC packet it carries (RFC 9000 §13.4.1); ``local`` the local address it reached (None: the
-        endpoint's main one)."""
+        endpoint's main one). ``data`` may be a view into a larger receive buffer: the fast path reads
+        it in place; the general path, which may keep packets (waiting for keys), takes a copy."""
+        self.receive_datagrams(((data, addr, ecn),), now, local)
+
+    def receive_datagrams(
+        self, datagrams: Iterable[tuple[bytes | memoryview, Address, int]], now: float, local: Address | None
+    ) -> None:
+        """:meth:`receive_datagram` for each ``(data, addr, ecn)`` in turn, all arrived at ``now`` at
+        ``local`` (one socket wake-up): every datagram gets every check, in order."""
         lifecycle = self._lifecycle
-        state = lifecycle.state
-        if state is State.CLOSED or state is State.DRAINING:
-            return
-        size = len(data)
-        self._traffic.on_received(size)
-        if state is State.CLOSING:
-            # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles each time).
-            lifecycle.closing.on_datagram_received()
-            return
+        traffic = self._traffic
         paths = self._paths
-        if not lifecycle.established and not self._is_client:
-            paths.on_local_address(local)
-        path = paths.get(addr, local)
-        if path is not None:
-            path.on_datagram_received(size)
-        try:
-            # A 1-RTT packet (short header, fixed bit set) on the current path once established: the
-            # fast path, which hands anything unusual back to the general one.
-            if not (
-                state is State.ESTABLISHED
-                and path is paths.current
-                and size
-                and data[0] & 0xC0 == 0x40
-                and self._receive_short(data, path, now, ecn)
-            ):
-                self._receive_packets(data, addr, now, ecn, local)
-            if self._pending and lifecycle.is_active:
-                self._replay_pending(now)
-        except TransportError as exc:
-            lifecycle.on_local_error(exc, now)
+        established = _ESTABLISHED
+        for data, addr, ecn in datagrams:
+            state = lifecycle.state
+            if state is _CLOSED or state is _DRAINING:
+                return  # nothing leaves these states (RFC 9000 §10.2.2)
+            size = len(data)
+            traffic.on_received(size)
+            if state is _CLOSING:
+                # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles).
+                lifecycle.closing.on_datagram_received()
+                continue
+            if state is not established and not self._is_client:
+                paths.on_local_address(local)
+            path = paths.get(addr, local)
+            if path is not None:
+                path.on_datagram_received(size)
+            try:
+                # A 1-RTT packet (short header, fixed bit set) on the current path once established:
+                # the fast path, which hands anything unusual back to the general one.
+                if not (
+                    state is established
+                    and path is paths.current
+                    and size
+                    and data[0] & 0xC0 == 0x40
+                    and self._receive_short(data, path, now, ecn)
+                ):
+                    self._receive_packets(data if type(data) is bytes else bytes(data), addr, now, ecn, local)
+                if self._pending and lifecycle.is_active:
+                    self._replay_pending(now)
+            except TransportError as exc:
+                lifecycle.on_local_error(exc, now)
 
     def _receive_packets(
         self, data: bytes, addr: Address, now: float, ecn: int, local: Address | None
@@ -252,30 +266,44 @@ class Receiver:
         if opened is None:
             return False
         first, packet_number, payload = opened
-        if (first >> 2) & 1 != phase.key_phase:
-            return False  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
-        # RFC 9000 §17.3.1: reserved bits must be zero once header protection is removed.
-        if first & 0x18:
+        if first & 0x1C != phase.key_phase << 2:  # the key phase bit and the two reserved bits at once
+            if (first >> 2) & 1 != phase.key_phase:
+                return False  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
+            # RFC 9000 §17.3.1: reserved bits must be zero once header protection is removed.
             raise TransportError(_PV, "reserved header bits are not zero")
         if largest is not None and packet_number <= largest and tracker.is_duplicate(packet_number):
             return True
         if self._log_packets:
             self._qlog.packet_received(PacketType.ONE_RTT, packet_number, payload, len(data), now)
-        eliciting, ping, padded = self._short_frames(data, payload, space, path, now)
-        if not self._is_client:
-            dcid = bytes(data[1:pn_offset])
-            if dcid != path.seen_dcid:
-                self._paths.on_peer_cid(path, dcid)  # RFC 9000 §9.5 (see _on_packet)
-        tracker.on_packet_received(
-            packet_number,
-            ack_eliciting=eliciting,
-            now=now,
-            # RFC 9000 §4.6: while our opener waits for stream credit, the peer needs our ACKs to
-            # close its streams and grant more; a delayed ACK would stall every waiting request.
-            immediate=ping or self._streams.opener_blocked,
-            # As on the general path: a PING padded to a full datagram is a PMTU probe, part of the flow.
-            flow=not ping or (padded and len(data) >= MIN_INITIAL_DATAGRAM_SIZE),
-        )
+        kind = payload[0] if payload else 0
+        single = False
+        if 0x08 <= kind <= 0x0F:
+            # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
+            stream_id, offset, start, end = pull_stream_fields(payload, 0, kind)
+            if end == len(payload):
+                self._streams.on_stream_data(stream_id, offset, memoryview(payload)[start:], kind)
+                single = True
+        if not single:
+            eliciting, ping, padded = self._short_frames(data, payload, space, path, now)
+        if not self._is_client and data[1:pn_offset] != path.seen_dcid:
+            self._paths.on_peer_cid(path, bytes(data[1:pn_offset]))  # RFC 9000 §9.5 (see _on_packet)
+        if single:
+            # Data: part of the flow. RFC 9000 §4.6: while our opener waits for stream credit, the peer
+            # needs our ACKs to close its streams and grant more; a delayed ACK would stall every
+            # waiting request.
+            tracker.on_packet_received(
+                packet_number, ack_eliciting=True, now=now, immediate=self._streams.opener_blocked, flow=True
+            )
+        else:
+            tracker.on_packet_received(
+                packet_number,
+                ack_eliciting=eliciting,
+                now=now,
+                immediate=ping or self._streams.opener_blocked,  # RFC 9000 §4.6 (see above)
+                # As on the general path: a PING padded to a full datagram is a PMTU probe, part of the
+                # flow.
+                flow=not ping or (padded and len(data) >= MIN_INITIAL_DATAGRAM_SIZE),
+            )
         if ecn:
             counts = self.ecn.on_packet_received(space.id, ecn)  # RFC 9000 §13.4.1
             if counts is not None:

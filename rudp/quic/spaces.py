@@ -47,6 +47,11 @@ CRYPTO_LEVEL_OF_SPACE: Final[dict[PacketSpace, EncryptionLevel]] = {
 CRYPTO_LEVELS: Final[tuple[EncryptionLevel, ...]] = tuple(CRYPTO_LEVEL_OF_SPACE.values())
 
 
+# Enum members bound once (read on every flush): in Python 3.11 the enum metaclass's __getattr__
+# makes each ``PacketSpace.X`` lookup cost about four global loads.
+_INITIAL, _HANDSHAKE, _APPLICATION = PacketSpace.INITIAL, PacketSpace.HANDSHAKE, PacketSpace.APPLICATION
+_APPLICATION_LEVEL = EncryptionLevel.APPLICATION
+
 SKIP_MIN_DISTANCE: Final = 256
 SKIP_SPREAD: Final = 768
 """A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
@@ -216,14 +221,14 @@ class PacketSpaces:
 
     def read_keys(self, level: EncryptionLevel) -> PacketProtection | None:
         """The keys that open packets of ``level`` (the current 1-RTT generation), or None."""
-        if level == EncryptionLevel.APPLICATION:
+        if level == _APPLICATION_LEVEL:
             return self.phase.read
         pair = self._pair(level)
         return None if pair is None else pair.read
 
     def write_keys(self, level: EncryptionLevel) -> PacketProtection | None:
         """The keys that protect packets of ``level`` (the current 1-RTT generation), or None."""
-        if level == EncryptionLevel.APPLICATION:
+        if level == _APPLICATION_LEVEL:
             return self.phase.write
         pair = self._pair(level)
         return None if pair is None else pair.write
@@ -232,8 +237,8 @@ class PacketSpaces:
         """True once only 1-RTT keys are left for writing (the steady state after the handshake)."""
         spaces = self._spaces
         return (
-            PacketSpace.INITIAL not in spaces
-            and PacketSpace.HANDSHAKE not in spaces
+            _INITIAL not in spaces
+            and _HANDSHAKE not in spaces
             and self.phase.write is not None
             and self.application.keys.write is None
         )

@@ -38,6 +38,12 @@ class State(Enum):
     CLOSED = "closed"
 
 
+# Enum members bound once: in Python 3.11 the enum metaclass's __getattr__ makes each ``State.X``
+# lookup cost about four global loads, and these are read for every datagram.
+_ACTIVE = (State.HANDSHAKE, State.ESTABLISHED)
+_ESTABLISHED = State.ESTABLISHED
+
+
 class Lifecycle:
     """The state of one connection and how it ends (see the module docstring)."""
 
@@ -54,12 +60,12 @@ class Lifecycle:
     @property
     def is_active(self) -> bool:
         """True while handshaking or established (not closing, draining or closed)."""
-        return self.state in (State.HANDSHAKE, State.ESTABLISHED)
+        return self.state in _ACTIVE
 
     @property
     def established(self) -> bool:
         """True once the handshake completed and until the connection closes."""
-        return self.state is State.ESTABLISHED
+        return self.state is _ESTABLISHED
 
     def check_open(self) -> None:
         """Raise :class:`~rudp.errors.ConnectionClosed` unless the connection is still active."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -253,3 +255,30 @@ def test_pull_stream_fields_truncated() -> None:
     with pytest.raises(DecodeError) as info:
         pull_stream_fields(beyond, 0, 0x0C)
     assert info.value.code == FEE
+
+
+def _varint_of_width(value: int, width: int) -> bytes:
+    """``value`` as a QUIC varint of exactly ``width`` bytes (RFC 9000 §16 allows wider than needed)."""
+    return (value | ({1: 0, 2: 1, 4: 2, 8: 3}[width] << (8 * width - 2))).to_bytes(width, "big")
+
+
+@pytest.mark.parametrize("widths", list(itertools.product((1, 2, 4, 8), repeat=3)))
+def test_pull_stream_fields_every_varint_width(widths: tuple[int, int, int]) -> None:
+    """Each field in each varint width (the unrolled decoder has a branch per field and width): the
+    values come back, and every truncation of the fields or the data is a FRAME_ENCODING_ERROR."""
+    id_width, offset_width, length_width = widths
+    data = b"0123456789"
+    fields = (
+        _varint_of_width(9, id_width)
+        + _varint_of_width(33, offset_width)
+        + _varint_of_width(10, length_width)
+    )
+    wire = bytes([0x0E]) + fields + data + b"\x00"  # OFF and LEN; a PADDING byte follows
+    assert pull_stream_fields(wire, 0, 0x0E) == (9, 33, 1 + len(fields), 1 + len(fields) + 10)
+    for cut in range(1, len(wire) - 1):
+        with pytest.raises(DecodeError) as info:
+            pull_stream_fields(wire[:cut], 0, 0x0E)
+        assert info.value.code == FEE and info.value.frame_type == 0x0E
+    # Without OFF and LEN: offset 0, data to the end of the packet.
+    short = bytes([0x08]) + _varint_of_width(9, id_width) + data
+    assert pull_stream_fields(short, 0, 0x08) == (9, 0, 1 + id_width, len(short))

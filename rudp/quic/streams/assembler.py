@@ -129,9 +129,14 @@ class Assembler:
             TransportError: (PROTOCOL_VIOLATION by default, with ``frame_type``) when the data would
                 leave more than ``max_gaps`` holes.
         """
+        contiguous = self._read_offset + len(self._ready)  # contiguous_end, inlined (per STREAM frame)
+        if offset == contiguous and not self._starts:
+            # In order with nothing held past a hole (a transfer without loss): append, no bookkeeping.
+            size = len(data)
+            self._ready += data
+            return size
         view = memoryview(data)
         end = offset + len(view)
-        contiguous = self.contiguous_end
         if end <= contiguous or not view:
             return 0  # a duplicate of data already received (or no data at all)
         if offset < contiguous:

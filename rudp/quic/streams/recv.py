@@ -32,6 +32,10 @@ class RecvState(Enum):
 
 # Tuples, not sets: membership by identity needs no Enum.__hash__ call (these run once per frame).
 _ACCEPTING = (RecvState.RECV, RecvState.SIZE_KNOWN)
+# Bound once: in Python 3.11 the enum metaclass's __getattr__ makes each ``RecvState.X`` lookup cost
+# about four global loads (read per STREAM frame, per read).
+_RECV, _DATA_RECVD, _RESET_RECVD = RecvState.RECV, RecvState.DATA_RECVD, RecvState.RESET_RECVD
+_DONE = (RecvState.DATA_READ, RecvState.RESET_READ)
 _RESET = (RecvState.RESET_RECVD, RecvState.RESET_READ)
 _FINAL_SIZE = TransportErrorCode.FINAL_SIZE_ERROR
 
@@ -77,17 +81,17 @@ class RecvStream:
     @property
     def is_done(self) -> bool:
         """True in a terminal state (Data Read, Reset Read)."""
-        return self.state in (RecvState.DATA_READ, RecvState.RESET_READ)
+        return self.state in _DONE
 
     @property
     def at_eof(self) -> bool:
         """True when everything including the FIN was read, the peer reset, or we stopped reading."""
-        return self.is_done or self.state is RecvState.RESET_RECVD or self.discarding
+        return self.is_done or self.state is _RESET_RECVD or self.discarding
 
     @property
     def window_update_due(self) -> bool:
         """True when a MAX_STREAM_DATA should be sent (only in Recv, RFC 9000 §3.2)."""
-        return self.state is RecvState.RECV and not self.discarding and self.window.update_due
+        return self.state is _RECV and not self.discarding and self.window.update_due
 
     def check_data(self, end: int, fin: bool, frame_type: int) -> int:
         """Validate a STREAM frame ending at ``end``; return how much it raises :attr:`highest`.
@@ -123,7 +127,7 @@ class RecvStream:
             TransportError: FLOW_CONTROL_ERROR past the stream or connection limit (RFC 9000 §4.1);
                 PROTOCOL_VIOLATION for data scattered in too many holes.
         """
-        if self.state is not RecvState.RECV or self.discarding:
+        if self.state is not _RECV or self.discarding:
             return None
         end = offset + len(data)
         window = self.window
@@ -188,7 +192,7 @@ class RecvStream:
 
     def _maybe_data_read(self) -> None:
         # RFC 9000 §3.2: once all data up to the final size has been delivered -> Data Read.
-        if self.state is RecvState.DATA_RECVD and self.assembler.readable_bytes == 0:
+        if self.state is _DATA_RECVD and self.assembler.readable_bytes == 0:
             self.state = RecvState.DATA_READ
 
     def on_reset(self, error_code: int, final_size: int, frame_type: int) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rudp.quic.acks import AckTracker
 from rudp.quic.sent import PacketSpace
@@ -180,3 +182,53 @@ def test_ecn_counts_carried_when_enabled() -> None:
     receive(plain, 0)
     ack = plain.build_ack(0.0, 3)
     assert ack is not None and ack.ecn is None
+
+
+class _General(AckTracker):
+    """The tracker without its in-order shortcut: every packet through the general bookkeeping."""
+
+    in_order_fast_path = False
+
+
+def _observe(tracker: AckTracker, now: float) -> tuple[object, ...]:
+    ack = tracker.build_ack(now, 3)
+    return (
+        tracker.largest_received,
+        tracker.ack_pending,
+        tracker.ack_needed(now),
+        tracker.ack_deadline(),
+        tracker.eliciting_unacknowledged,
+        tracker.answers_flow,
+        None if ack is None else (ack.ranges, ack.ack_delay),
+    )
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # how far the packet number moves (0: a repeat, 1: the next one)
+            st.booleans(),  # ack-eliciting
+            st.sampled_from([None, True, False]),  # flow
+            st.integers(0, 9),  # then: 0-1 an ACK is sent (1: only if needed), 2 ACK_FREQUENCY, 3 back
+        ),
+        max_size=60,
+    ),
+    st.sampled_from([PacketSpace.APPLICATION, PacketSpace.HANDSHAKE]),
+)
+def test_in_order_shortcut_matches_the_general_path(
+    steps: list[tuple[int, bool, bool | None, int]], space: PacketSpace
+) -> None:
+    fast, general = AckTracker(space), _General(space)
+    pn, now = 0, 0.0
+    for jump, eliciting, flow, after in steps:
+        pn = max(0, pn - jump if after == 3 else pn + jump)  # mostly in order, some going back
+        now += 0.001
+        for tracker in (fast, general):
+            if not tracker.is_duplicate(pn):
+                tracker.on_packet_received(pn, ack_eliciting=eliciting, now=now, flow=flow)
+            if (after == 0 and tracker.ack_pending) or (after == 1 and tracker.ack_needed(now)):
+                tracker.on_ack_sent(now)
+            elif after == 2:
+                tracker.configure(threshold=jump + 1, max_ack_delay=0.01, reordering_threshold=jump)
+        assert _observe(fast, now) == _observe(general, now)

@@ -1,0 +1,191 @@
+"""QuicEndpoint.receive_datagrams: the datagrams of one socket wake-up in one call (runs of one
+connection handed over together), read in place from views into one receive buffer (a GRO batch),
+with the same outcome as one receive_datagram per datagram: bytes intact under reordering and
+duplication, forged or truncated datagrams dropped without harm, new connections reported."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from rudp.config import Config
+from rudp.quic.connection import QuicConnection
+from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.events import StreamReadable
+from rudp.testing.certs import TestPki
+
+SERVER = ("10.0.0.2", 4433)
+Item = tuple[bytes | memoryview, tuple[str, int], int]
+
+
+class _Batcher:
+    """Turns the clients' datagrams into socket-like batches: every datagram a view into one shared
+    receive buffer (as the GRO split hands them over), wiped right after the call so that a view kept
+    past it would corrupt what the server delivers."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.wiped = 0  # batches delivered (and wiped)
+
+    def deliver(
+        self, server: QuicEndpoint, items: list[tuple[bytes, tuple[str, int]]], now: float
+    ) -> list[QuicConnection]:
+        buffer = bytearray(b"".join(data for data, _ in items))
+        view = memoryview(buffer)
+        batch: list[Item] = []
+        position = 0
+        for data, addr in items:
+            batch.append((view[position : position + len(data)], addr, 2))  # ECT(0) marked
+            position += len(data)
+        created = server.receive_datagrams(batch, now)
+        buffer[:] = bytes(len(buffer))  # whatever was not copied during the call is gone now
+        self.wiped += 1
+        return created
+
+
+def _config_pair(pki: TestPki) -> tuple[Config, Config]:
+    common = {"max_datagram_size": 1452, "pmtu_discovery": False}
+    server = Config(certfile=pki.cert_file, keyfile=pki.key_file, **common)  # type: ignore[arg-type]
+    client = Config(cafile=pki.ca_file, server_name="localhost", **common)  # type: ignore[arg-type]
+    return server, client
+
+
+def _read_server(server: QuicEndpoint, received: dict[tuple[str, int], bytearray]) -> None:
+    for conn in server.connections:
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, StreamReadable):
+                received.setdefault(conn.peer_address, bytearray()).extend(conn.read_stream(event.stream_id))
+
+
+def _run(
+    pki: TestPki,
+    *,
+    seed: int,
+    shuffle: bool,
+    duplicate: bool,
+    hostile: bool = False,
+) -> tuple[QuicEndpoint, dict[tuple[str, int], bytes], dict[tuple[str, int], bytearray], int]:
+    server_config, client_config = _config_pair(pki)
+    server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    now = 100.0
+    addrs = [("10.0.1.1", 5000), ("10.0.1.2", 5001)]
+    clients = {addr: QuicConnection.client(client_config, server_address=SERVER, now=now) for addr in addrs}
+    bodies = {addr: bytes(random.Random(i).randbytes(300_000)) for i, addr in enumerate(addrs)}
+    pending = {addr: memoryview(body) for addr, body in bodies.items()}
+    streams: dict[tuple[str, int], int] = {}
+    batcher = _Batcher(seed)
+    rng = batcher.rng
+    received: dict[tuple[str, int], bytearray] = {}
+    created = 0
+    for _ in range(20_000):
+        items: list[tuple[bytes, tuple[str, int]]] = []
+        for addr, client in clients.items():
+            if client.handshake_complete and addr not in streams:
+                streams[addr] = client.open_stream()
+            if addr in streams and len(pending[addr]):
+                taken = client.send_stream(streams[addr], pending[addr], fin=True)
+                pending[addr] = pending[addr][taken:]
+            items += [(data, addr) for data, _ in client.datagrams_to_send(now)]
+        if shuffle:
+            # Reorder inside the batch (neighbours swapped) and interleave the two connections.
+            for i in range(0, len(items) - 1, 2):
+                if rng.random() < 0.5:
+                    items[i], items[i + 1] = items[i + 1], items[i]
+        if duplicate:
+            items += [items[i] for i in range(len(items)) if rng.random() < 0.2]
+            rng.shuffle(items)
+        if hostile and items:
+            data, addr = items[rng.randrange(len(items))]
+            forged = bytearray(data)
+            forged[len(forged) // 2] ^= 0x40  # one payload bit flipped: fails authentication
+            items.insert(rng.randrange(len(items) + 1), (bytes(forged), addr))
+            items.append((data[:18], addr))  # a short final segment, too short to sample
+        if items:
+            created += len(batcher.deliver(server, items, now))
+        _read_server(server, received)
+        for data, addr in server.datagrams_to_send(now):
+            clients[addr].receive_datagram(data, SERVER, now)
+        if all(received.get(addr, b"") == bodies[addr] for addr in addrs):
+            break
+        now += 0.002
+        for endpoint in (server, *clients.values()):
+            deadline = endpoint.next_timer()
+            if deadline is not None and deadline <= now:
+                endpoint.handle_timer(now)
+    return server, bodies, received, created
+
+
+def test_batches_of_views_deliver_every_byte_intact(pki: TestPki) -> None:
+    server, bodies, received, created = _run(pki, seed=1, shuffle=False, duplicate=False)
+    assert created == 2  # the Initials in the batches made the two connections, reported once each
+    for addr, body in bodies.items():
+        assert hashlib.sha256(received[addr]).digest() == hashlib.sha256(body).digest()
+    assert all(not conn.is_closed for conn in server.connections)
+
+
+def test_reordered_and_duplicated_batches_deliver_every_byte_once(pki: TestPki) -> None:
+    server, bodies, received, created = _run(pki, seed=2, shuffle=True, duplicate=True)
+    assert created == 2
+    for addr, body in bodies.items():
+        assert bytes(received[addr]) == body
+    assert all(not conn.is_closed for conn in server.connections)
+
+
+def test_forged_and_truncated_datagrams_in_a_batch_are_dropped(pki: TestPki) -> None:
+    server, bodies, received, _ = _run(pki, seed=3, shuffle=True, duplicate=False, hostile=True)
+    for addr, body in bodies.items():
+        assert bytes(received[addr]) == body
+    for conn in server.connections:
+        assert not conn.is_closed
+        assert conn.stats.packets_dropped > 0  # the forged copies failed authentication
+
+
+def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
+    """The same datagrams through receive_datagrams and through receive_datagram one by one leave
+    two servers in the same state (stream bytes, packets counted, dropped)."""
+    server_config, client_config = _config_pair(pki)
+    servers = [
+        QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False)) for _ in range(2)
+    ]
+    now = 100.0
+    addr = ("10.0.1.1", 5000)
+    # The keys differ per handshake, so the same datagrams cannot go to both: one client per server,
+    # the same traffic, one server fed in batches (of views), the other one datagram per call.
+    clients = [QuicConnection.client(client_config, server_address=SERVER, now=now) for _ in range(2)]
+    results = []
+    for index, (server, peer) in enumerate(zip(servers, clients, strict=True)):
+        stream = None
+        body = bytes(range(256)) * 400
+        rest = memoryview(body)
+        got = bytearray()
+        t = now
+        for _ in range(2000):
+            if peer.handshake_complete and stream is None:
+                stream = peer.open_stream()
+            if stream is not None and len(rest):
+                rest = rest[peer.send_stream(stream, rest, fin=True) :]
+            out = [data for data, _ in peer.datagrams_to_send(t)]
+            if out:
+                out = out + out[:1]  # a duplicate in every batch
+                if index == 0:
+                    server.receive_datagrams([(memoryview(d), addr, 0) for d in out], t)
+                else:
+                    for d in out:
+                        server.receive_datagram(d, addr, t)
+            for conn in server.connections:
+                while (event := conn.next_event()) is not None:
+                    if isinstance(event, StreamReadable):
+                        got += conn.read_stream(event.stream_id)
+            for data, _ in server.datagrams_to_send(t):
+                peer.receive_datagram(data, SERVER, t)
+            if bytes(got) == body:
+                break
+            t += 0.002
+            for endpoint in (server, peer):
+                deadline = endpoint.next_timer()
+                if deadline is not None and deadline <= t:
+                    endpoint.handle_timer(t)
+        conn = server.connections[0]
+        results.append((bytes(got) == body, conn.stats.datagrams_received, conn.stats.packets_dropped))
+    assert results[0] == results[1]
+    assert results[0][0]

@@ -5,6 +5,7 @@ overflowing the queue."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from rudp.quic.congestion import Bbr
@@ -69,7 +70,15 @@ def test_bbr_with_ecn_leaves_startup_on_ce_marks_and_loses_less(pki: TestPki) ->
     results = {}
     for ecn in (False, True):
         keeper = Keeper(Bbr)
-        sim = make_sim(pki, link=link, client={"ecn": ecn, "congestion": keeper, "pmtu_discovery": False})
+        # Seeded endpoints (connection IDs, skipped packet numbers): unseeded, 1 run in ~10 lost half as
+        # much without ECN, as a different skip pattern shifted the first Startup overshoot.
+        seeded = {"randbytes": random.Random(f"client/{ecn}").randbytes}
+        sim = make_sim(
+            pki,
+            link=link,
+            client={"ecn": ecn, "congestion": keeper, "pmtu_discovery": False, **seeded},
+            server={"randbytes": random.Random(f"server/{ecn}").randbytes},
+        )
         _transfer(sim, 3_000_000)
         cc = keeper.last
         assert isinstance(cc, Bbr)

@@ -11,15 +11,13 @@ from dataclasses import dataclass
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
-from rudp.codec.frames import Ack, ConnectionClose, Crypto, Frame, Padding
+from rudp.codec.frames import Frame
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.sent import PacketSpace, SentPacket
 
 LENGTH_FIELD_SIZE = 2  # long-header Length is always written as a 2-byte varint (payloads < 16 KiB)
-
-_NOT_ACK_ELICITING = (Ack, Padding, ConnectionClose)
 
 
 @dataclass(slots=True)
@@ -74,18 +72,7 @@ class DatagramBuilder:
         if len(payload) > self._budget:
             del payload[before:]
             raise ValueError("frame does not fit in the packet")
-        sent = packet.sent
-        if not isinstance(frame, _NOT_ACK_ELICITING):
-            sent.ack_eliciting = True
-            sent.in_flight = True
-            if isinstance(frame, Crypto):
-                sent.is_crypto = True
-        elif isinstance(frame, Padding):
-            sent.in_flight = True
-        elif isinstance(frame, Ack):
-            sent.largest_acked_in_ack = frame.largest
-        if handler is not None:
-            sent.handlers.append(handler)
+        packet.sent.note_frame(frame, handler)
 
     def require_padding(self) -> None:
         """The datagram must be padded to 1200 bytes (see ``PacketSink.require_padding``)."""

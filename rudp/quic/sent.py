@@ -13,9 +13,11 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from rudp.codec.frames import AckRange
+from rudp.codec.frames import Ack, AckRange, ConnectionClose, Crypto, Frame, Padding
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.rangeset import RangeSet
+
+_NOT_ACK_ELICITING = (Ack, Padding, ConnectionClose)
 
 
 class PacketSpace(IntEnum):
@@ -72,6 +74,22 @@ class SentPacket:
     """Bytes in flight when this packet was sent, itself included."""
     lost_at_send: int = 0
     """C.lost (bytes declared lost so far) when this packet was sent."""
+
+    def note_frame(self, frame: Frame, handler: DeliveryHandler | None) -> None:
+        """Record what a frame written into this packet makes of it (RFC 9002 §2): every frame but
+        ACK, PADDING and CONNECTION_CLOSE elicits an ACK and puts the packet in flight, PADDING puts it
+        in flight; CRYPTO (handshake probes) and an ACK's largest acknowledged (ACK-of-ACK pruning) are
+        remembered; ``handler`` hears of the packet's fate."""
+        if not isinstance(frame, _NOT_ACK_ELICITING):
+            self.ack_eliciting = self.in_flight = True
+            if isinstance(frame, Crypto):
+                self.is_crypto = True
+        elif isinstance(frame, Padding):
+            self.in_flight = True
+        elif isinstance(frame, Ack):
+            self.largest_acked_in_ack = frame.largest
+        if handler is not None:
+            self.handlers.append(handler)
 
 
 class SentPackets:

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
-from rudp.codec.frames import Ack, ConnectionClose, Crypto, Frame, Padding, Stream
+from rudp.codec.frames import Frame, Stream
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH, PacketProtection
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.sent import PacketSpace, SentPacket
 
-_NOT_ACK_ELICITING = (Ack, Padding, ConnectionClose)
 _SHORT_FIRST_BYTE_MASK = 0x1F  # RFC 9001 §5.4.1: a short header's reserved, key phase and PN length bits
 _STREAM = 0x08  # RFC 9000 §19.8: the STREAM type and its OFF, LEN and FIN bits
 _STREAM_OFF = 0x04
@@ -163,17 +162,7 @@ class TrainBuilder:
             del buf[before:]
             raise ValueError("frame does not fit in the packet")
         self.remaining = remaining
-        # As DatagramBuilder.push_frame: what the frame makes of the packet (RFC 9002 §2).
-        if not isinstance(frame, _NOT_ACK_ELICITING):
-            sent.ack_eliciting = sent.in_flight = True
-            if isinstance(frame, Crypto):
-                sent.is_crypto = True
-        elif isinstance(frame, Padding):
-            sent.in_flight = True
-        elif isinstance(frame, Ack):
-            sent.largest_acked_in_ack = frame.largest
-        if handler is not None:
-            sent.handlers.append(handler)
+        sent.note_frame(frame, handler)
 
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""

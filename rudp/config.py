@@ -219,7 +219,8 @@ class Config:
     connection whose handshake has not completed and whose client has sent no authenticated packet for
     this long is dropped silently, freeing its ``max_handshakes`` slot: a client that sent one valid
     Initial (or came back after a Retry) and went silent holds the slot this long, not the idle
-    timeout; one whose probes still arrive keeps it (RFC 9002 §6.2.2.1)."""
+    timeout; one whose probes still arrive keeps it (RFC 9002 §6.2.2.1), but never past three times
+    this after its acceptance (``rudp.quic.endpoint.HANDSHAKE_LIFETIME``: Initial packets can be forged)."""
     stateless_reset_key: bytes | None = None
     """(server) static key the stateless reset tokens derive from; share it between restarts (or
     between servers behind one address) so a peer of a lost connection learns it is gone. None: derived

@@ -9,13 +9,17 @@ import itertools
 import json
 from pathlib import Path
 
-from rudp.codec.codes import TransportErrorCode
+from rudp.codec.codes import PacketType, TransportErrorCode
+from rudp.codec.frame_codec import encode_frames
+from rudp.codec.frames import Ping
+from rudp.codec.packet import iter_packets
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
-from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.endpoint import HANDSHAKE_LIFETIME, QuicEndpoint
 from rudp.quic.events import ConnectionTerminated
 from rudp.quic.qlog import RECORD_SEPARATOR
 from rudp.testing.certs import TestPki
+from tests.support.sim import Sniffer, pad_front
 
 SERVER = ("10.0.0.2", 4433)
 NOW = 100.0
@@ -227,3 +231,35 @@ def test_a_client_silent_for_the_timeout_is_dropped_though_it_probed_before(pki:
     assert len(heard_before) >= 3 and heard_before[-1] > NOW + 1  # probes extended it
     assert closed_at == heard_before[-1] + TIMEOUT  # exactly one timeout of silence
     assert server.connections == [] and server.handshakes_in_progress == 0
+
+
+def test_talking_extends_a_handshake_only_up_to_its_lifetime(pki: TestPki) -> None:
+    """Initial keys are public (RFC 9001 §5.2): a peer that forges a fresh Initial PING every few seconds
+    under the client's first DCID is "heard", yet never finishes. Its slot goes HANDSHAKE_LIFETIME
+    timeouts after acceptance, not at the end of the run (without the cap it was kept for ever)."""
+    server = _server(pki, handshake_timeout=TIMEOUT, retry_threshold=None)
+    ((first, _),) = _client(pki).datagrams_to_send(NOW)
+    addr = ("10.1.0.1", 5000)
+    assert server.receive_datagram(first, addr, NOW) is not None
+    (header,) = iter_packets(first, short_dcid_length=8)
+    forger = Sniffer.initial(header.dcid, client=True)
+    closed_at = None
+    now = NOW
+    for number in itertools.count(100):
+        now += TIMEOUT / 2
+        if now > NOW + 10 * TIMEOUT:
+            break
+        ping = pad_front(encode_frames([Ping()]), 1100)
+        forged = forger.protect_long(PacketType.INITIAL, header.dcid, header.scid, number, ping)
+        server.receive_datagram(forged, addr, now)
+        server.datagrams_to_send(now)
+        while (at := server.next_timer()) is not None and at <= now:
+            server.handle_timer(at)
+        if closed_at is None and server.handshakes_timed_out:
+            closed_at = now
+    (conn,) = server.connections if server.connections else (None,)
+    assert conn is None and server.handshakes_timed_out == 1
+    assert closed_at is not None and NOW + HANDSHAKE_LIFETIME * TIMEOUT <= closed_at <= NOW + (
+        HANDSHAKE_LIFETIME + 1
+    ) * TIMEOUT
+    assert server.handshakes_in_progress == 0 and server.state_sizes()["handshake_deadlines"] == 0

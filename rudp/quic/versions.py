@@ -72,11 +72,6 @@ class VersionNegotiation:
         Handshake packet of the Negotiated Version arrives (RFC 9369 §4.1)."""
 
     @property
-    def negotiated(self) -> int:
-        """The version in use now (the Negotiated Version once negotiation is over)."""
-        return self._spaces.version
-
-    @property
     def switched(self) -> bool:
         """True once the connection moved from its Original Version to another one."""
         return self._spaces.version != self.original

@@ -4,6 +4,7 @@ server over real rudp connections: bytes and datagrams hash-compared, negotiatio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable
@@ -388,6 +389,26 @@ class BulkSinkHandler:
             echo.cancel()
 
 
+async def _echo_round(tunnel: Any, items: list[bytes], tries: int = 20) -> list[bytes]:
+    """Send ``items`` as HTTP Datagrams and return their echoes (each once, in arrival order).
+
+    QUIC DATAGRAM frames are never retransmitted (RFC 9221 §5): one the bottleneck queue drops is gone
+    (CI saw a round wait 30 s for it), so what was not echoed within half a second is sent again."""
+    missing = {b"E" + item: item for item in items}
+    echoes: list[bytes] = []
+    for _ in range(tries):
+        for item in list(missing.values()):
+            await tunnel.send_datagram(item)
+        with contextlib.suppress(TimeoutError):
+            while missing:
+                echo = await asyncio.wait_for(tunnel.receive_datagram(), 0.5)
+                if missing.pop(echo, None) is not None:
+                    echoes.append(echo)
+        if not missing:
+            return echoes
+    raise AssertionError(f"{len(missing)} of {len(items)} datagrams never echoed in {tries} tries")
+
+
 async def test_datagrams_interleave_with_a_bulk_tunnel(
     h3_server: Callable[..., Any], client_config: rudp.Config
 ) -> None:
@@ -419,14 +440,12 @@ async def test_datagrams_interleave_with_a_bulk_tunnel(
         await asyncio.wait_for(handler.started.wait(), 30)
         echoed: list[bytes] = []
         for round_start in range(0, len(sent), 20):  # two rounds of twenty, each waiting for its echoes
-            for item in sent[round_start : round_start + 20]:
-                await tunnel.send_datagram(item)
-            echoed += [await asyncio.wait_for(tunnel.receive_datagram(), 30) for _ in range(20)]
+            echoed += await _echo_round(tunnel, sent[round_start : round_start + 20])
         echoes_in.set()
         answer = await asyncio.wait_for(writer, 60)
         assert answer == hashlib.sha256(data).digest()
         assert digest(echoed) == digest([b"E" + item for item in sent])
-        assert len(handler.bytes_seen_by_datagram) == len(sent)
+        assert len(handler.bytes_seen_by_datagram) >= len(sent)
         seen = sorted(set(handler.bytes_seen_by_datagram))
         print(f"\ntunnel bytes received when the datagram rounds arrived: {seen} of {len(data)}")
         assert max(seen) < len(data)  # every one arrived mid-transfer (with datagram_share=0: at its end)

@@ -104,6 +104,12 @@ class StreamManager(StreamOutput):
         self._send_buffer_bytes = send_buffer_bytes
         self._peer_opened = {True: 0, False: 0}  # peer streams created so far, by bidirectional
         self._streams_wanted = {True: False, False: False}  # open_stream hit the limit
+        self.opener_blocked = False
+        """True while an application waits to open a stream the peer's MAX_STREAMS forbids (either
+        kind). The peer frees stream credit only as its streams close, and a stream it sent on closes
+        only once it learns our ACK of its last byte (RFC 9000 §3.1 "Data Recvd", §4.6): a receiver in
+        this state acknowledges at once instead of after ``max_ack_delay``. An attribute, not a
+        property: the receive path reads it for every packet."""
 
     # ------------------------------------------------------------------ setup and properties
 
@@ -119,17 +125,6 @@ class StreamManager(StreamOutput):
             if send is not None and send.credit.raise_limit(self._initial_send_credit(entry.stream_id)):
                 self._stream_blocked.pop(entry.stream_id, None)
                 self._enqueue_if_sendable(entry.stream_id, send)
-
-    @property
-    def opener_blocked(self) -> bool:
-        """True while an application waits to open a stream the peer's MAX_STREAMS forbids.
-
-        The peer frees stream credit only as its streams close, and a stream it sent on closes only
-        once it learns our ACK of its last byte (RFC 9000 §3.1 "Data Recvd", §4.6): a receiver in
-        this state acknowledges at once instead of after ``max_ack_delay``.
-        """
-        wanted = self._streams_wanted
-        return wanted[True] or wanted[False]
 
     @property
     def open_streams(self) -> int:
@@ -169,6 +164,7 @@ class StreamManager(StreamOutput):
         if credit.available == 0:
             credit.note_blocked()  # RFC 9000 §4.6: a blocked opener SHOULD send STREAMS_BLOCKED
             self._streams_wanted[bidirectional] = True
+            self.opener_blocked = True
             kind = "bidirectional" if bidirectional else "unidirectional"
             raise StreamLimitReached(f"peer allows {credit.limit} {kind} streams")
         index = credit.used
@@ -481,6 +477,7 @@ class StreamManager(StreamOutput):
     def _announce_streams_available(self, bidirectional: bool) -> None:
         if self._streams_wanted[bidirectional]:
             self._streams_wanted[bidirectional] = False
+            self.opener_blocked = self._streams_wanted[not bidirectional]
             self.events.append(StreamsAvailable(bidirectional))
 
     def _maybe_close(self, entry: StreamEntry) -> None:

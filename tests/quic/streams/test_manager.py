@@ -71,9 +71,13 @@ def test_open_stream_limit_then_streams_available() -> None:
     assert write_packet(client).frames == []  # once per limit value
     client.on_max_streams(MaxStreams(True, 1))  # smaller: ignored
     assert not client.events
+    assert client.opener_blocked
     client.on_max_streams(MaxStreams(True, 3))
     assert list(client.events) == [StreamsAvailable(True)]
+    assert client.opener_blocked  # the unidirectional opener still waits
     assert client.open_stream() == 8
+    client.on_max_streams(MaxStreams(False, 1))
+    assert not client.opener_blocked
 
 
 def test_peer_stream_beyond_limit_is_stream_limit_error() -> None:

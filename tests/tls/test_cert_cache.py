@@ -87,6 +87,36 @@ def test_trust_store_loaded_once_per_content(tmp_path: Path, pki: Pki) -> None:
     assert cached_trust_store(cadata=pki.other_ca.cert_pem) is not cached_trust_store(cadata=pem)
 
 
+def test_trust_store_rewritten_in_place_with_the_same_size_and_mtime_is_loaded_again(
+    tmp_path: Path, pki: Pki
+) -> None:
+    # Two CA files of the same size (blank lines after the shorter PEM block).
+    first, other = (c.public_bytes(serialization.Encoding.PEM) for c in (pki.ca.cert, pki.other_ca.cert))
+    size = max(len(first), len(other))
+    first, other = first.ljust(size, b"\n"), other.ljust(size, b"\n")
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(first)
+    before = os.stat(cafile)
+    store = cached_trust_store(cafile)
+    assert store.anchors == (pki.ca.cert,)
+    # The other CA written over the same inode, its mtime set back: only the ctime tells. The file
+    # system's ctime clock can be coarse, so rewrite until it has moved (a write within the same
+    # clock tick keeps it).
+    for _ in range(1_000_000):
+        with open(cafile, "r+b") as f:
+            f.write(other)
+        if os.stat(cafile).st_ctime_ns != before.st_ctime_ns:
+            break
+    os.utime(cafile, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(cafile)
+    same = ("st_ino", "st_size", "st_mtime_ns")
+    assert [getattr(after, f) for f in same] == [getattr(before, f) for f in same]
+    assert after.st_ctime_ns != before.st_ctime_ns
+    reloaded = cached_trust_store(cafile)
+    assert reloaded is not store
+    assert reloaded.anchors == (pki.other_ca.cert,)
+
+
 def test_trust_store_failures_are_not_cached_and_the_cache_is_bounded(tmp_path: Path, pki: Pki) -> None:
     missing = tmp_path / "missing.pem"
     with pytest.raises(ConfigError, match="cannot read"):

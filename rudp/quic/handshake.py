@@ -369,15 +369,23 @@ class Handshake:
         self._spaces[PacketSpace.INITIAL].crypto_send.requeue_unacked()
 
     def on_version_negotiation(self, header: PacketHeader, now: float) -> None:
-        """(client) RFC 9000 §6.2: only before any other packet from the server, and ignored if it lists
-        our version; otherwise the attempt ends."""
+        """(client) RFC 9000 §6.2: only before any other packet from the server (a Retry included), and
+        ignored if it lists our version; otherwise the attempt ends.
+
+        No new attempt in a version from the list: rudp speaks v1 and v2, which are compatible (RFC
+        9369 §4), so a client that starts in v1 and offers v2 gets v2 from any server that prefers it
+        without a Version Negotiation round trip (RFC 9368 §2.3). The list can only help a client
+        configured to start in v2 that meets a v1-only server; the reason names the server's versions."""
         if (
             not self.is_client
             or self.peer_initial_scid is not None
+            or self.retry_source_cid is not None
             or self.versions.original in header.supported_versions  # RFC 9368 §4: downgrade
         ):
             return
-        if header.dcid != self._local_cids.active[0].cid:
+        # RFC 9000 §17.2.1: a server echoes both connection IDs of our Initial, some assurance that the
+        # packet comes from someone who saw it (with a zero-length SCID of ours, the random DCID is all).
+        if header.dcid != self._local_cids.active[0].cid or header.scid != self.original_dcid:
             return
         offered = ", ".join(f"{v:#x}" for v in header.supported_versions)
         event = ConnectionTerminated(0, f"version negotiation: server supports {offered}", True, False)

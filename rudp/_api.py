@@ -74,7 +74,8 @@ def connect(host: str, port: int, *, config: Config | None = None, transport: Tr
 
     Use ``async with rudp.connect(...) as conn:`` (closed on exit) or ``conn = await rudp.connect(...)``
     (then call ``conn.close()`` and ``await conn.wait_closed()``). The TLS server name is
-    ``config.server_name`` or ``host``; the handshake must finish within ``config.handshake_timeout``.
+    ``config.server_name`` or ``host``; the handshake must finish within ``config.handshake_timeout``
+    (over QUIC: of silence from the server, see :class:`~rudp.config.Config`).
 
     Raises:
     Both transports raise the same :class:`~rudp.errors.RudpError` subclass, with the same words, for

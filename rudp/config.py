@@ -215,12 +215,14 @@ class Config:
     """(server) seconds a NEW_TOKEN address token stays valid (RFC 9000 §8.1.3); a returning client
     that presents one skips the Retry round trip."""
     handshake_timeout: float = 10.0
-    """Seconds a handshake may take. (client) ``connect()`` raises ConnectTimeout after it. (server) a
-    connection whose handshake has not completed and whose client has sent no authenticated packet for
-    this long is dropped silently, freeing its ``max_handshakes`` slot: a client that sent one valid
-    Initial (or came back after a Retry) and went silent holds the slot this long, not the idle
-    timeout; one whose probes still arrive keeps it (RFC 9002 §6.2.2.1), but never past three times
-    this after its acceptance (``rudp.quic.endpoint.HANDSHAKE_LIFETIME``: Initial packets can be forged)."""
+    """Seconds a handshake may go without progress: it ends when the peer sent no authenticated packet
+    for this long, and in any case three times this after it started, still talking or not
+    (``rudp.quic.handshake_deadline.HANDSHAKE_LIFETIME``: Initial packets can be forged). (client)
+    ``connect()`` raises ConnectTimeout then; only packets from the server's address and connection ID
+    count, and Initial packets only until its ServerHello arrived. (server) the connection is dropped
+    silently, freeing its ``max_handshakes`` slot: a client that sent one valid Initial (or came back
+    after a Retry) and went silent holds the slot this long, not the idle timeout; one whose probes
+    still arrive keeps it (RFC 9002 §6.2.2.1)."""
     stateless_reset_key: bytes | None = None
     """(server) static key the stateless reset tokens derive from; share it between restarts (or
     between servers behind one address) so a peer of a lost connection learns it is gone. None: derived

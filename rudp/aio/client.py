@@ -7,6 +7,7 @@ to the returned connection and is released when it closes. TCP is in :mod:`rudp.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from typing import Any
 
@@ -48,9 +49,36 @@ async def resolve(host: str, port: int, *, kind: int = socket.SOCK_DGRAM) -> Add
     return normalize_address(sockaddr)
 
 
-def _expire(conn: Connection, message: str) -> None:
-    if not conn.is_established:
-        conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, message, application=False))
+class _Watchdog:
+    """Ends a client handshake at the deadline its sans-IO core keeps
+    (:attr:`~rudp.quic.connection.QuicConnection.handshake_deadline`: ``handshake_timeout`` after the
+    server was last heard, three at most after the start), looked at again each time it comes."""
+
+    def __init__(self, conn: Connection, message: str) -> None:
+        self._conn = conn
+        self._message = message
+        self._loop = asyncio.get_running_loop()
+        self._at = -math.inf
+        self._handle: asyncio.TimerHandle | None = None
+        self.expired = False
+        self._check()
+
+    def _check(self) -> None:
+        conn = self._conn
+        core = conn._quic_core()  # (always a QuicConnection here)
+        deadline = None if core is None else core.handshake_deadline
+        if deadline is None or conn.is_established or conn.is_closed:
+            return  # completed (its event is on its way), or ended
+        if deadline > self._at:  # the first time, or the server was heard since
+            self._at = deadline
+            self._handle = self._loop.call_at(deadline, self._check)
+            return
+        self.expired = True
+        conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, self._message, application=False))
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 async def connect_quic(host: str, port: int, config: Config) -> Connection:
@@ -62,7 +90,8 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
     failed or timed-out handshake then surfaces as HandshakeFailed from the first operation.
 
     Raises:
-        ConnectTimeout: no handshake within ``config.handshake_timeout`` seconds.
+        ConnectTimeout: the handshake stalled: ``config.handshake_timeout`` seconds without word
+            from the server (or three times that in all).
         ConnectionRefused: nothing listens there (an ICMP port unreachable), or the server refused us.
         HandshakeFailed: the handshake failed (certificate, ALPN...); ``code`` and ``reason`` say why.
         NameResolutionError: the host does not resolve.
@@ -86,23 +115,20 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
     conn._add_terminated_callback(release)
     conn._add_closer(endpoint.wait_closed)
     timeout = ConnectTimeout.after(host, port, config.handshake_timeout)
-    message = str(timeout)
+    watchdog = _Watchdog(conn, str(timeout))
+    conn._add_established_callback(lambda _: watchdog.cancel())
+    conn._add_terminated_callback(lambda _: watchdog.cancel())
     if config.enable_0rtt:
         # Return at once so that the first streams can go out as 0-RTT data (when a ticket allows it;
-        # otherwise open_stream() waits for the handshake). A watchdog enforces the timeout.
-        watchdog = loop.call_later(config.handshake_timeout, _expire, conn, message)
-        conn._add_established_callback(lambda _: watchdog.cancel())
-        conn._add_terminated_callback(lambda _: watchdog.cancel())
+        # otherwise open_stream() waits for the handshake). The watchdog enforces the timeout.
         return conn
     try:
-        await asyncio.wait_for(conn.wait_established(), config.handshake_timeout)
-    except TimeoutError:
-        conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, message, application=False))
-        await conn.wait_closed()
-        raise timeout from None
-    except BaseException:
+        await conn.wait_established()
+    except BaseException as exc:
         conn._abort(HandshakeFailed(TransportErrorCode.NO_ERROR, "connect() cancelled", application=False))
         await asyncio.shield(conn.wait_closed())
+        if watchdog.expired and isinstance(exc, HandshakeFailed):
+            raise timeout from None
         raise
     return conn
 

@@ -602,9 +602,9 @@ class QuicConnection:
         return self._handshake.complete
 
     @property
-    def last_received(self) -> float:
-        """When the peer was last heard from: the time of the last authenticated packet."""
-        return self._liveness.last_received
+    def handshake_deadline(self) -> float | None:
+        """When the handshake gives up (:mod:`~rudp.quic.handshake_deadline`); None once complete."""
+        return self._handshake.deadline(self._config.handshake_timeout)
 
     @property
     def handshake_confirmed(self) -> bool:

@@ -11,11 +11,8 @@ it closes, so a server that ran for a month holds what its live connections need
 server connection whose handshake has not completed and whose client has not been heard from (an
 authenticated packet) for ``Config.handshake_timeout`` is dropped without a word (its client went
 silent: the half-open slot goes back to real clients), as a TCP listener drops a SYN_RECV entry that
-never sees the final ACK. Under heavy loss the probes of a live client (RFC 9002 §6.2) arrive seconds
-apart and its first RTT sample can be a delayed ACK's, so a deadline fixed at acceptance dropped
-handshakes the client had already completed (interop handshakecorruption, issue 15). Talking
-extends a handshake only up to :data:`HANDSHAKE_LIFETIME` timeouts after its acceptance: anyone who
-saw the first Initial can forge more, so a peer that never finishes never holds a slot for ever.
+never sees the final ACK; one still talking is dropped ``HANDSHAKE_LIFETIME`` timeouts after its
+acceptance (:mod:`rudp.quic.handshake_deadline` says why, and computes the deadline).
 """
 
 from __future__ import annotations
@@ -48,12 +45,6 @@ MAX_ADDRESS_TOKENS = 256
 """(client) servers whose NEW_TOKEN token a Config keeps; the oldest is forgotten beyond it."""
 
 
-HANDSHAKE_LIFETIME = 3
-"""A server handshake still talking is kept at most this many ``Config.handshake_timeout`` after its
-acceptance (a live client under heavy loss finishes well within it; a peer sending Initial packets it
-can forge, and never finishing, is dropped then)."""
-
-
 @dataclass(slots=True, eq=False)
 class _Entry:
     """What the endpoint holds for one connection (all of it goes when the connection does)."""
@@ -65,7 +56,6 @@ class _Entry:
     deadline: float | None = None
     handshaking: bool = False  # a server connection whose handshake is not complete yet
     handshake_deadline: float | None = None  # (server) dropped if still handshaking then
-    handshake_started: float = 0.0  # (server) when it was accepted: bounds the handshake's whole life
     address_token: bytes | None = None  # (client) the NEW_TOKEN token last stored in the Config
 
 
@@ -358,7 +348,6 @@ class QuicEndpoint:
             # timeout lowered at run time): a later client may then get slightly longer.
             deadline = max(deadline, deadlines[next(reversed(deadlines))])
         entry.handshake_deadline = deadlines[conn] = deadline
-        entry.handshake_started = now
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
         conn.receive_datagram(data, addr, now, ecn, local=local)
         return conn
@@ -470,13 +459,10 @@ class QuicEndpoint:
             if conn.handshake_complete or conn.is_closed:
                 self._dirty[conn] = None  # completed just now: the next flush ends the handshake
                 continue
-            timeout = self.config.handshake_timeout
-            # Initial keys are public (RFC 9001 §5.2): anyone can keep "talking" in a handshake it
-            # never finishes, so talking extends a handshake only up to HANDSHAKE_LIFETIME timeouts.
-            heard_until = min(
-                conn.last_received + timeout, entry.handshake_started + HANDSHAKE_LIFETIME * timeout
-            )
-            if heard_until > now:
+            # The client's last authenticated packet plus one timeout, capped at HANDSHAKE_LIFETIME
+            # timeouts after acceptance (Initial keys are public, RFC 9001 §5.2).
+            heard_until = conn.handshake_deadline
+            if heard_until is not None and heard_until > now:
                 # Not silent: its probes still arrive (RFC 9002 §6.2.2.1). Queued again at the end,
                 # never before the last deadline, so the dict stays in deadline order.
                 last = deadlines[next(reversed(deadlines))] if deadlines else now

@@ -28,7 +28,8 @@ from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames
 from rudp.quic.events import ConnectionTerminated, Event, HandshakeCompleted
-from rudp.quic.paths import Paths
+from rudp.quic.handshake_deadline import HandshakeDeadline
+from rudp.quic.paths import Address, Paths
 from rudp.quic.preferred import Migration
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery
@@ -98,6 +99,7 @@ class Handshake:
         """(client) The address token our Initials carry (from NEW_TOKEN or a Retry, RFC 9000 §8.1)."""
         self.new_token: bytes | None = None
         """(client) The last NEW_TOKEN from the server, for a future connection's Initial."""
+        self._deadline = HandshakeDeadline(0.0)  # (re)started with the handshake
 
     @property
     def version(self) -> int:
@@ -114,6 +116,7 @@ class Handshake:
     def start_client(self, token: bytes, now: float) -> None:
         """Begin a client handshake: Initial keys from a random DCID, then the ClientHello."""
         self.initial_token = token
+        self._deadline = HandshakeDeadline(now)
         self.original_dcid = self._randbytes(8)  # RFC 9000 §7.2: at least 8 unpredictable bytes
         self._peer_cids.set_initial(self.original_dcid)
         self._spaces.install_initial(self.original_dcid, is_client=True)
@@ -146,6 +149,7 @@ class Handshake:
     ) -> None:
         """Begin a server handshake for the client whose first Initial carried ``original_dcid``
         (``initial_read``: the client's Initial keys the admission check built, if any)."""
+        self._deadline = HandshakeDeadline(now)
         self.original_dcid = original_dcid
         self.retry_source_cid = retry_source_cid
         if address_validated:
@@ -287,18 +291,41 @@ class Handshake:
 
     # -- packets that concern the handshake ---------------------------------------------------------
 
-    def on_packet_authenticated(self, header: PacketHeader, level: EncryptionLevel) -> None:
-        """Every authenticated packet passes here before its frames are handled."""
+    def on_packet_authenticated(
+        self, header: PacketHeader, level: EncryptionLevel, addr: Address, now: float
+    ) -> None:
+        """Every authenticated packet (from ``addr``, at ``now``) passes here before its frames are
+        handled."""
         if self.is_client and header.is_long and self.peer_initial_scid is None:
             # RFC 9000 §7.2: the client switches to the server's chosen CID.
             self.peer_initial_scid = header.scid
             self._peer_cids.set_initial(header.scid)
+        if not self.complete and self._shows_progress(header, level, addr):
+            self._deadline.on_progress(now)
         if level == EncryptionLevel.HANDSHAKE and not self.is_client:
             # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
             # validates the client's address (RFC 9000 §8.1).
             self._paths.current.mark_validated()
             self.discard(EncryptionLevel.INITIAL)
             self.versions.on_handshake_packet()  # RFC 9369 §4.1: original-version Initials may go
+
+    def _shows_progress(self, header: PacketHeader, level: EncryptionLevel, addr: Address) -> bool:
+        """Whether an authenticated packet of an incomplete handshake moves its deadline
+        (:mod:`rudp.quic.handshake_deadline`)."""
+        if not self.is_client:
+            return True  # the client's probes are Initial packets until our ServerHello reaches it
+        if header.is_long and header.scid != self.peer_initial_scid:
+            return False  # RFC 9000 §7.2: not from the server we heard first
+        if not self._paths.knows(addr):
+            return False  # RFC 9000 §9: not from the server's address
+        # Once a ServerHello gave us Handshake keys, only the holder of the handshake secret shows
+        # progress: Initial packets can be forged by anyone who saw our first one (RFC 9001 §5.2).
+        return level != EncryptionLevel.INITIAL or self._spaces.read_keys(EncryptionLevel.HANDSHAKE) is None
+
+    def deadline(self, timeout: float) -> float | None:
+        """When the handshake gives up with ``Config.handshake_timeout`` = ``timeout``; None once it
+        completed."""
+        return None if self.complete else self._deadline.at(timeout)
 
     def other_version_keys(self, header: PacketHeader) -> PacketProtection | None:
         """Keys for an Initial whose version is not the one in use (RFC 9369 §4.1), or None: drop it."""
@@ -342,15 +369,23 @@ class Handshake:
         self._spaces[PacketSpace.INITIAL].crypto_send.requeue_unacked()
 
     def on_version_negotiation(self, header: PacketHeader, now: float) -> None:
-        """(client) RFC 9000 §6.2: only before any other packet from the server, and ignored if it lists
-        our version; otherwise the attempt ends."""
+        """(client) RFC 9000 §6.2: only before any other packet from the server (a Retry included), and
+        ignored if it lists our version; otherwise the attempt ends.
+
+        No new attempt in a version from the list: rudp speaks v1 and v2, which are compatible (RFC
+        9369 §4), so a client that starts in v1 and offers v2 gets v2 from any server that prefers it
+        without a Version Negotiation round trip (RFC 9368 §2.3). The list can only help a client
+        configured to start in v2 that meets a v1-only server; the reason names the server's versions."""
         if (
             not self.is_client
             or self.peer_initial_scid is not None
+            or self.retry_source_cid is not None
             or self.versions.original in header.supported_versions  # RFC 9368 §4: downgrade
         ):
             return
-        if header.dcid != self._local_cids.active[0].cid:
+        # RFC 9000 §17.2.1: a server echoes both connection IDs of our Initial, some assurance that the
+        # packet comes from someone who saw it (with a zero-length SCID of ours, the random DCID is all).
+        if header.dcid != self._local_cids.active[0].cid or header.scid != self.original_dcid:
             return
         offered = ", ".join(f"{v:#x}" for v in header.supported_versions)
         event = ConnectionTerminated(0, f"version negotiation: server supports {offered}", True, False)

@@ -17,7 +17,6 @@ class Liveness:
         "_ack_only_sent",
         "_last_ack_eliciting_sent",
         "_last_activity",
-        "_last_received",
         "_restart_on_send",
     )
 
@@ -25,18 +24,11 @@ class Liveness:
         self._last_activity = now
         self._restart_on_send = True
         self._last_ack_eliciting_sent = now
-        self._last_received = now
 
     def on_packet_received(self, now: float) -> None:
         """An authenticated packet arrived: the idle timer restarts (RFC 9000 §10.1)."""
         self._last_activity = now
-        self._last_received = now
         self._restart_on_send = True
-
-    @property
-    def last_received(self) -> float:
-        """When the last authenticated packet arrived (the creation time before any)."""
-        return self._last_received
 
     def on_datagram_sent(self, now: float, *, ack_eliciting: bool) -> None:
         """A datagram left; ``ack_eliciting`` if any of its packets was."""

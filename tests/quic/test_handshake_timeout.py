@@ -15,8 +15,9 @@ from rudp.codec.frames import Ping
 from rudp.codec.packet import iter_packets
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
-from rudp.quic.endpoint import HANDSHAKE_LIFETIME, QuicEndpoint
+from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.events import ConnectionTerminated
+from rudp.quic.handshake_deadline import HANDSHAKE_LIFETIME
 from rudp.quic.qlog import RECORD_SEPARATOR
 from rudp.testing.certs import TestPki
 from tests.support.sim import Sniffer, pad_front

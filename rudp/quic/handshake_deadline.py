@@ -1,0 +1,46 @@
+"""When a handshake that has not completed gives up, without a clock (both roles).
+
+Owns :class:`HandshakeDeadline` (when the handshake started, when the peer last showed progress in it)
+and :data:`HANDSHAKE_LIFETIME`. A handshake gives up ``Config.handshake_timeout`` after the peer was
+last heard making progress, and in any case :data:`HANDSHAKE_LIFETIME` timeouts after it started.
+
+Under heavy loss a live peer is heard seconds apart (each probe doubles the PTO, RFC 9002 §6.2.1; a
+first RTT sample can be a delayed ACK's), so a deadline fixed at the start ended handshakes that were
+about to complete (interop handshakeloss and handshakecorruption, issue 15). Talking alone must not
+keep a handshake for ever either: Initial keys derive from the client's first Destination Connection
+ID (RFC 9001 §5.2), so anyone who saw that Initial can forge more Initial packets in either direction.
+
+Which packets show progress is :class:`~rudp.quic.handshake.Handshake`'s decision (it sees every
+authenticated packet); this object records their time and answers with the deadline. The server
+endpoint drops a server connection there (:mod:`rudp.quic.endpoint`); a client's adapter ends
+``connect()`` there (:mod:`rudp.aio.client`).
+"""
+
+from __future__ import annotations
+
+HANDSHAKE_LIFETIME = 3
+"""A handshake still making progress is given up at most this many ``Config.handshake_timeout`` after
+its start. A live peer under 30 % loss completes well within it (the probes of a flight lost four times
+in a row already go 15 s unanswered, past the 10 s of silence allowed), and it bounds what a forger of
+Initial packets can hold: a server's handshake slot, a client's ``connect()``. A rudp server with the
+default Config forgets a handshake at this bound too, so a client waiting longer would wait for nothing."""
+
+
+class HandshakeDeadline:
+    """The deadline of one handshake (see the module docstring)."""
+
+    __slots__ = ("_heard", "_started")
+
+    def __init__(self, now: float) -> None:
+        self._started = now
+        self._heard = now
+
+    def on_progress(self, now: float) -> None:
+        """The peer showed progress at ``now`` (an authenticated packet that counts)."""
+        if now > self._heard:
+            self._heard = now
+
+    def at(self, timeout: float) -> float:
+        """When the handshake gives up with ``Config.handshake_timeout`` = ``timeout``: ``timeout``
+        after the last progress, never later than :data:`HANDSHAKE_LIFETIME` timeouts after the start."""
+        return min(self._heard + timeout, self._started + HANDSHAKE_LIFETIME * timeout)

@@ -225,6 +225,59 @@ class LossRecovery:
         if hook is not None:
             hook(packet, packet.sent_at)
 
+    def train_window(self) -> int | None:
+        """Bytes the congestion window lets a packet train add to the flight now, or None when each
+        packet must ask :meth:`can_send` and be recorded by :meth:`on_packet_sent` (a PRR recovery
+        period, or a controller whose window or answer may move as packets leave).
+
+        Otherwise sending moves neither the window nor :meth:`can_send`'s rule (``flight + size <=
+        window``), so a train may send while each packet fits what is left, record its packets with
+        :meth:`on_packets_sent`, then ask :meth:`can_send` for the packet that did not fit (the
+        refusal is noted there, RFC 9002 §7.8)."""
+        prr = self._prr
+        if not self._window_steady or (prr is not None and prr.active):
+            return None
+        return self.congestion.congestion_window - self.bytes_in_flight
+
+    def on_packets_sent(self, packets: list[SentPacket]) -> None:
+        """:meth:`on_packet_sent` for the packets of a train, sent at one instant in one space while
+        :meth:`train_window` answered (no PRR period): the ledger in one call, the window's use and
+        the controller's hooks per packet in order."""
+        if not packets:
+            return
+        first = packets[0]
+        state = self._spaces[first.space]
+        if state.discarded:
+            raise ValueError(f"packet sent in discarded space {first.space.name}")
+        if state.largest_sent is not None and first.packet_number <= state.largest_sent:
+            raise ValueError(f"packet number {first.packet_number} does not increase")
+        state.add_train(packets)
+        if first.space == PacketSpace.HANDSHAKE:
+            self._has_handshake_keys = True
+        window = self.congestion.congestion_window
+        flight = self.bytes_in_flight
+        use, rates, hook = self._window_use, self._rates, self._on_sent_hook
+        total = 0
+        if rates is None and hook is None:
+            flight = use.on_train_sent(packets, flight, window)
+            for packet in packets:
+                total += packet.size_bytes
+        else:
+            for packet in packets:
+                size = packet.size_bytes
+                total += size
+                if packet.in_flight:
+                    flight += size
+                    use.on_sent(flight, flight + size > window, packet.sent_at)
+                    if rates is not None:
+                        rates.on_packet_sent(packet, flight, packet.sent_at)
+                if hook is not None:
+                    hook(packet, packet.sent_at)
+        self.bytes_in_flight = flight
+        self._packets_sent += len(packets)
+        self._bytes_sent += total
+        self._timer_base_at = packets[-1].sent_at
+
     # -- acknowledgments ------------------------------------------------------------------------------------
 
     def on_ack_received(self, space: PacketSpace, ack: Ack, ack_delay: float, now: float) -> list[SentPacket]:
@@ -619,6 +672,12 @@ class LossRecovery:
         self._app_limited_sink = getattr(congestion, "set_app_limited", None)
         self._window_use = WindowUse()
         self._app_limited = False  # as a new controller starts
+        # Whether trains may check the window once (train_window): can_send is the base rule and
+        # no send hook moves the window (none, or a controller that says its hook keeps it).
+        self._window_steady = (
+            getattr(type(congestion), "can_send", None) is BaseCongestionController.can_send
+            and (self._on_sent_hook is None or getattr(congestion, "send_hook_keeps_window", False))
+        )
 
     def on_path_change(self) -> None:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old

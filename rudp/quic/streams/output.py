@@ -319,8 +319,7 @@ class StreamOutput:
             return
         send = entry.send
         if acked:
-            send.on_frame_acked(start, stop, fin)
-            if send.take_writable():
+            if send.on_frame_acked(start, stop, fin):  # True: the application may write again
                 self.events.append(StreamWritable(stream_id))
             if send.state in _SEND_DONE:  # only a terminal sending part can close the stream
                 self._maybe_close(entry)

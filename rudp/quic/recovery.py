@@ -32,6 +32,8 @@ K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 """Persistent congestion duration as a multiple of the PTO period (RFC 9002 §7.6.1)."""
 
 _SPACES: Final = (PacketSpace.INITIAL, PacketSpace.HANDSHAKE, PacketSpace.APPLICATION)
+_NEVER: Final = float("-inf")
+"""A send time before every other (no packet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,19 +321,30 @@ class LossRecovery:
         if space == PacketSpace.HANDSHAKE:
             # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
             self._peer_validated = True
+        # One pass: the flight, delivery rates, whether any packet elicited an ACK, any was sent on
+        # a path we left, and when the newest in flight left (the window's use, _judge_window_use).
+        rates = self._rates
+        eliciting = off_path = False
+        flight = self.bytes_in_flight
+        newest_sent_at = _NEVER
+        for packet in acked:
+            eliciting = eliciting or packet.ack_eliciting
+            if packet.off_path:
+                off_path = True
+            elif packet.in_flight:
+                flight -= packet.size_bytes
+                if packet.sent_at > newest_sent_at:
+                    newest_sent_at = packet.sent_at
+                if rates is not None:
+                    rates.on_packet_acked(packet, now)
+        self.bytes_in_flight = flight
         newest = acked[-1]
         if (
             newest.packet_number == largest
             and not newest.off_path  # RFC 9000 §9.4: the old path's round trip is not the new one's
-            and any(packet.ack_eliciting for packet in acked)
+            and eliciting
         ):
             self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
-        rates = self._rates
-        for packet in acked:
-            if packet.in_flight and not packet.off_path:
-                self.bytes_in_flight -= packet.size_bytes
-                if rates is not None:
-                    rates.on_packet_acked(packet, now)
         self._packets_acked += len(acked)
         prr = self._prr
         if prr is not None and prr.active and any(packet.sent_at > prr.started_at for packet in acked):
@@ -342,9 +355,9 @@ class LossRecovery:
         for packet in acked:
             for handler in packet.handlers:
                 handler(True)
-        on_path = [packet for packet in acked if not packet.off_path]
+        on_path = [packet for packet in acked if not packet.off_path] if off_path else acked
         if on_path:
-            self._judge_window_use(on_path)
+            self._judge_window_use(newest_sent_at)
             self.congestion.on_packets_acked(on_path, now, self.rtt)
             if prr is not None and prr.active:
                 delivered = sum(packet.size_bytes for packet in on_path if packet.in_flight)
@@ -378,17 +391,17 @@ class LossRecovery:
         if self._rates is not None and self.bytes_in_flight < self.congestion.congestion_window:
             self._rates.on_app_limited(self.bytes_in_flight)
 
-    def _judge_window_use(self, acked: list[SentPacket]) -> None:
+    def _judge_window_use(self, newest_sent_at: float) -> None:
         """Before the controller sees an ACK: tell it whether the window limited the sender over the
-        round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py)."""
+        round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py). ``newest_sent_at``:
+        when the newest acknowledged packet in flight on this path left (:data:`_NEVER` if none was)."""
         if self._app_limited_sink is None:
             return
         use = self._window_use
         slow_start = bool(getattr(self.congestion, "in_slow_start", False))
         self._set_app_limited(not use.window_limited(self.congestion.congestion_window, slow_start))
-        sent_at = [packet.sent_at for packet in acked if packet.in_flight]
-        if sent_at:
-            use.on_acked(max(sent_at))
+        if newest_sent_at != _NEVER:
+            use.on_acked(newest_sent_at)
 
     def _deliver_rate_sample(self, now: float) -> None:
         rates = self._rates

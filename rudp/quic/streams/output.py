@@ -177,10 +177,14 @@ class StreamOutput:
             return True
         if self._conn_recv.update_due or self._conn_send.blocked_pending:
             return True
-        for bidi in (True, False):
-            if self._peer_limit[bidi].pending or self._open_credit[bidi].blocked_pending:
-                return True
-        return False
+        # Asked for every packet of a transfer: the four flags read directly, no loop or dict lookups.
+        limits, credits = self._peer_limit, self._open_credit
+        return (
+            limits[True].pending
+            or limits[False].pending
+            or credits[True].blocked_pending
+            or credits[False].blocked_pending
+        )
 
     def _write_resets(self, sink: FrameSink) -> bool:
         for stream_id in list(self._resets):

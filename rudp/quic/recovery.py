@@ -21,6 +21,7 @@ from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
 from rudp.quic.congestion.window_use import WindowUse
+from rudp.quic.delivery import Batched, BatchSink
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 
@@ -352,9 +353,7 @@ class LossRecovery:
         lost = self._detect_lost(state, now)
         if lost:
             self._on_packets_lost(state, lost, now, flight_before)
-        for packet in acked:
-            for handler in packet.handlers:
-                handler(True)
+        self._deliver_acked(acked)
         on_path = [packet for packet in acked if not packet.off_path] if off_path else acked
         if on_path:
             self._judge_window_use(newest_sent_at)
@@ -369,6 +368,27 @@ class LossRecovery:
             self.pto_count = 0
         state.trim_acked()
         return acked
+
+    @staticmethod
+    def _deliver_acked(acked: list[SentPacket]) -> None:
+        """Call the delivery handlers of newly acknowledged packets with ``True``, in packet order;
+        the items of :class:`~rudp.quic.delivery.Batched` handlers go to their sink in one call per
+        run of the same sink (one for the whole ACK in a transfer)."""
+        sink: BatchSink | None = None
+        items: list[tuple[int, ...]] = []
+        for packet in acked:
+            for handler in packet.handlers:
+                if type(handler) is Batched:
+                    batch_sink, item = handler.args
+                    if batch_sink is not sink:
+                        if sink is not None:
+                            sink.deliver_acked(items)
+                        sink, items = batch_sink, []
+                    items.append(item)
+                else:
+                    handler(True)
+        if sink is not None:
+            sink.deliver_acked(items)
 
     def on_ecn_ce(self, count: int, now: float) -> None:
         """The peer's CE count grew by ``count`` in an ACK whose counts validated (RFC 9000 §13.4.2.1).

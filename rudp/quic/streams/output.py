@@ -26,7 +26,7 @@ from rudp.codec.frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
-from rudp.quic.delivery import FrameSink
+from rudp.quic.delivery import Batched, FrameSink
 from rudp.quic.events import Event, StreamWritable
 from rudp.quic.flow import LimitAnnouncer, RecvWindow, SendCredit
 from rudp.quic.streams.recv import RecvStream
@@ -305,9 +305,8 @@ class StreamOutput:
                 return noted  # not even a minimal frame of this stream fits
             frame, new_bytes = built
             stop = frame.offset + len(frame.data)
-            sink.push_frame(
-                frame, partial(self._on_stream_delivered, stream_id, frame.offset, stop, frame.fin)
-            )
+            item = (stream_id, frame.offset, stop, frame.fin)
+            sink.push_frame(frame, Batched(StreamOutput.deliver, self, item))  # acks batched per ACK
             conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0
@@ -316,6 +315,29 @@ class StreamOutput:
         return noted
 
     # ------------------------------------------------------------------ delivery handlers
+
+    def deliver(self, item: tuple[int, ...], acked: bool) -> None:
+        """A STREAM frame's fate (``BatchSink``): ``item`` is (stream ID, start, stop, FIN)."""
+        stream_id, start, stop, fin = item
+        self._on_stream_delivered(stream_id, start, stop, bool(fin), acked)
+
+    def deliver_acked(self, items: list[tuple[int, ...]]) -> None:
+        """The STREAM frames one ACK acknowledged (``BatchSink``), in packet order: each run of
+        contiguous ranges of one stream is applied as one range, which frees the send buffer and
+        moves the stream's state exactly as its frames one by one would (a bulk transfer: one run)."""
+        run_id = -1
+        run_start = run_stop = 0
+        run_fin = False
+        for stream_id, start, stop, fin in items:
+            if stream_id == run_id and start == run_stop and not run_fin:
+                run_stop = stop
+                run_fin = bool(fin)
+                continue
+            if run_id >= 0:
+                self._on_stream_delivered(run_id, run_start, run_stop, run_fin, True)
+            run_id, run_start, run_stop, run_fin = stream_id, start, stop, bool(fin)
+        if run_id >= 0:
+            self._on_stream_delivered(run_id, run_start, run_stop, run_fin, True)
 
     def _on_stream_delivered(self, stream_id: int, start: int, stop: int, fin: bool, acked: bool) -> None:
         entry = self._streams.get(stream_id)

@@ -129,14 +129,18 @@ class PacketTrains:
         # (and again when what they allowed is used up); else per packet, as _may_send_new.
         window = recovery.train_window() if fixed else None
         paced, spent = 0.0, 0
+        # Key maintenance ran before the first packet; it has nothing to do before this many
+        # packets are protected (only this train protects packets with the write key meanwhile).
+        quiet = usage.packets_before_due(phase)
         while len(packets) < room:
-            if packets:
+            if packets and len(packets) >= quiet:
                 try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
                     usage.maintain(phase, now, confirmed=confirmed, qlog=qlog)
                 except TransportError as exc:
                     self._lifecycle.on_local_error(exc, now)
                     alive = False
                     break
+                quiet = len(packets) + usage.packets_before_due(phase)
             size = fixed or self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
             if not size or not streams.has_data_to_send():
@@ -181,7 +185,8 @@ class PacketTrains:
             if sent is None:
                 break
             state.advance()  # as _advance: the next number, and the key phase's first packet
-            phase.on_packet_sent(sent.packet_number)
+            if phase.first_pn_in_phase is None:
+                phase.on_packet_sent(sent.packet_number)
             size = sent.size_bytes
             if size > base:
                 # As _after_datagram: watch large datagrams (a PMTU black hole).

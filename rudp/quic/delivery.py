@@ -11,6 +11,7 @@ never retransmitted verbatim, and packet numbers are never reused.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from rudp.codec.frames import Frame
@@ -22,6 +23,29 @@ A packet whose keys are discarded before it is acknowledged (Initial/Handshake) 
 only for frames whose subsystem still cares; handlers must tolerate being called after the subsystem's
 state has moved on (e.g. a stream that was reset meanwhile).
 """
+
+
+class BatchSink(Protocol):
+    """A subsystem whose frames' acknowledgments may be applied together (see :class:`Batched`)."""
+
+    def deliver(self, item: tuple[int, ...], acked: bool) -> None:
+        """One frame's fate, as a :data:`DeliveryHandler` reports it."""
+        ...
+
+    def deliver_acked(self, items: list[tuple[int, ...]]) -> None:
+        """The frames one ACK frame acknowledged (RFC 9000 §13.2), in packet order: the same outcome
+        as :meth:`deliver` called with ``True`` for each in turn."""
+        ...
+
+
+class Batched(partial[None]):
+    """A :data:`DeliveryHandler` ``Batched(deliver, sink, item)``: called, it is ``deliver(sink, item,
+    acked)`` (``deliver`` is the sink class's :meth:`BatchSink.deliver`); loss recovery instead
+    gathers the items of the packets one ACK frame acknowledges and hands them to
+    ``sink.deliver_acked`` in one call (a bulk transfer acknowledges dozens of STREAM frames per
+    ACK). A ``functools.partial``, so a frame's handler is built and called without a Python frame."""
+
+    __slots__ = ()
 
 
 class FrameSink(Protocol):

@@ -83,9 +83,9 @@ class EcnPath:
         self.sent = 0
         """Packets sent marked ECT(0) on this path."""
         self.acked = 0
-        """Marked packets acknowledged."""
+        """Marked packets acknowledged, of those sent until the first was (see :meth:`on_datagram_sent`)."""
         self.lost = 0
-        """Marked packets declared lost."""
+        """Marked packets declared lost, of those sent until the first was acknowledged."""
         self.testing_sent = 0
         self.testing_lost = 0
         self.failure = ""
@@ -105,9 +105,14 @@ class EcnPath:
         mid-batch takes effect with the next batch, so what the socket applied is what we count)."""
         if not marked:
             return
+        # The fate of each marked packet matters only until one is acknowledged: after that, losing
+        # every marked packet (the one failure losses decide, RFC 9000 §13.4.2) can no longer happen,
+        # so later packets carry no delivery handler (one call less per acknowledged packet).
+        watch = self.acked == 0
         for packet in packets:
             packet.ect0 = True
-            packet.handlers.append(self._on_delivery)
+            if watch:
+                packet.handlers.append(self._on_delivery)
         self.sent += len(packets)
         if self.state is EcnState.TESTING:
             self.testing_sent += len(packets)

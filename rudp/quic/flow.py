@@ -137,7 +137,7 @@ class LimitAnnouncer:
     ACK of it, per request of a request/response protocol.
     """
 
-    __slots__ = ("_resend", "announced", "used", "value", "window")
+    __slots__ = ("_resend", "announced", "pending", "used", "value", "window")
 
     def __init__(self, value: int) -> None:
         self.value = value
@@ -149,39 +149,43 @@ class LimitAnnouncer:
         self.used = 0
         """How many streams of this kind the peer opened."""
         self._resend = False
+        self.pending = False
+        """The current limit needs announcing now (kept by every change: the sender asks for every
+        packet it fills)."""
 
-    @property
-    def pending(self) -> bool:
-        """The current limit needs announcing now."""
-        if self._resend:
-            return True
-        return self.value > self.announced and (self.announced - self.used) * 2 <= self.window
+    def _refresh(self) -> None:
+        self.pending = self._resend or (
+            self.value > self.announced and (self.announced - self.used) * 2 <= self.window
+        )
 
     def increase(self, amount: int = 1) -> None:
         """Raise the limit by ``amount`` (streams of the peer closed)."""
         if amount > 0:
             self.value += amount
+            self._refresh()
 
     def note_used(self, count: int) -> None:
         """The peer has opened ``count`` streams of this kind so far."""
         if count > self.used:
             self.used = count
+            self._refresh()
 
     def on_peer_blocked(self, limit: int) -> None:
         """The peer is blocked at ``limit`` (STREAMS_BLOCKED, RFC 9000 §19.14): announce what we have."""
         if limit >= self.announced and self.value > self.announced:
-            self._resend = True
+            self._resend = self.pending = True
 
     def take(self) -> int:
         """Mark the announcement sent and return the value to carry."""
         self._resend = False
         self.announced = self.value
+        self._refresh()
         return self.value
 
     def on_lost(self, value: int) -> None:
         """An announcement of ``value`` was lost: re-send if no higher limit was announced since."""
         if value == self.announced:
-            self._resend = True
+            self._resend = self.pending = True
 
 
 __all__ = ["LimitAnnouncer", "RecvWindow", "SendCredit"]

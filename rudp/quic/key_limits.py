@@ -180,6 +180,16 @@ class KeyUsage:
                 f"(confidentiality limit {self.limits.confidentiality}, RFC 9001 §6.6)",
             )
 
+    def packets_before_due(self, keys: UpdatableKeys) -> int:
+        """How many more packets the current write key may protect before :meth:`maintain` has
+        anything to do (0: call it before the next one). A packet train (several packets, no
+        datagram received between them) calls it only then."""
+        write = keys.write
+        if self._unlogged or write is None:
+            return 0
+        left = self.update_at - write.packets_protected
+        return left if left > 0 else 0
+
     def _log(self, now: float, qlog: NullQlog) -> None:
         for trigger, key_phase in self._unlogged:
             qlog.key_updated(trigger, key_phase, now)

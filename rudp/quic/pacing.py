@@ -210,6 +210,29 @@ class Pacer:
             return True
         return self.allows(now, size, congestion, rtt)
 
+    def train_room(
+        self, now: float, size: int, congestion: CongestionController, rtt: RttEstimator, *, again: bool
+    ) -> float:
+        """:meth:`allows` (``again``: :meth:`allows_again`) for a ``size``-byte packet of a train, and
+        how far the answer stretches: 0.0 if it may not leave now (the refusal and its wake-up as
+        :meth:`allows` keeps them); else the bytes that may leave now, this packet's included, before
+        the pacer must be asked again (RFC 9002 §7.7).
+
+        A train that sends its packets at this instant, no larger than that in all, and charges them
+        with :meth:`on_sent` before it asks again, gets the answers :meth:`allows_again` would give per
+        packet (its reasoning: the bucket then only loses what is charged, and a packet goes while
+        ``tokens + slack >= min(size, burst)``; ``size`` never exceeds the minimum). With a rate of the
+        controller's own, which may move as packets leave, the answer covers this packet alone."""
+        if not (self.allows_again if again else self.allows)(now, size, congestion, rtt):
+            return 0.0
+        rate = self.rate
+        if math.isinf(rate):
+            return rate
+        if self._steady_window is None:
+            return float(size)
+        room = self._tokens + _SLACK_BYTES
+        return room if room > size else float(size)
+
     def on_sent(self, size: int, now: float) -> None:
         """Charge ``size`` bytes just sent (the bucket may go negative after a probe or a large packet)."""
         if self._last_at is None or math.isinf(self.rate):

@@ -72,6 +72,9 @@ _ACTIVE = (MigrationState.PENDING, MigrationState.PROBING)
 class MigrationLog(Protocol):
     """The qlog hook this module writes to (``NullQlog``/``QlogTrace``)."""
 
+    records: bool
+    """False for a log that writes nothing (``NullQlog``): no change need be looked for."""
+
     def migration_state_updated(self, new: str, remote: Address | None, now: float) -> None: ...
 
 
@@ -276,7 +279,10 @@ class Migration:
 
     def log_path_changes(self, paths: Paths, qlog: MigrationLog, now: float) -> None:
         """Write ``quic:migration_state_updated`` for a change of the current path (and the client's
-        probing states) since the last call; cheap when nothing changed."""
+        probing states) since the last call; cheap when nothing changed, nothing without a log (a
+        connection's log is chosen once, when it is created)."""
+        if not qlog.records:
+            return
         state = self.state
         if state is not MigrationState.NONE and state is not self._logged_state:
             self._logged_state = state

@@ -21,6 +21,7 @@ from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
 from rudp.quic.congestion.window_use import WindowUse
+from rudp.quic.delivery import Batched, BatchSink
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 
@@ -32,6 +33,8 @@ K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 """Persistent congestion duration as a multiple of the PTO period (RFC 9002 §7.6.1)."""
 
 _SPACES: Final = (PacketSpace.INITIAL, PacketSpace.HANDSHAKE, PacketSpace.APPLICATION)
+_NEVER: Final = float("-inf")
+"""A send time before every other (no packet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,59 @@ class LossRecovery:
         if hook is not None:
             hook(packet, packet.sent_at)
 
+    def train_window(self) -> int | None:
+        """Bytes the congestion window lets a packet train add to the flight now, or None when each
+        packet must ask :meth:`can_send` and be recorded by :meth:`on_packet_sent` (a PRR recovery
+        period, or a controller whose window or answer may move as packets leave).
+
+        Otherwise sending moves neither the window nor :meth:`can_send`'s rule (``flight + size <=
+        window``), so a train may send while each packet fits what is left, record its packets with
+        :meth:`on_packets_sent`, then ask :meth:`can_send` for the packet that did not fit (the
+        refusal is noted there, RFC 9002 §7.8)."""
+        prr = self._prr
+        if not self._window_steady or (prr is not None and prr.active):
+            return None
+        return self.congestion.congestion_window - self.bytes_in_flight
+
+    def on_packets_sent(self, packets: list[SentPacket]) -> None:
+        """:meth:`on_packet_sent` for the packets of a train, sent at one instant in one space while
+        :meth:`train_window` answered (no PRR period): the ledger in one call, the window's use and
+        the controller's hooks per packet in order."""
+        if not packets:
+            return
+        first = packets[0]
+        state = self._spaces[first.space]
+        if state.discarded:
+            raise ValueError(f"packet sent in discarded space {first.space.name}")
+        if state.largest_sent is not None and first.packet_number <= state.largest_sent:
+            raise ValueError(f"packet number {first.packet_number} does not increase")
+        state.add_train(packets)
+        if first.space == PacketSpace.HANDSHAKE:
+            self._has_handshake_keys = True
+        window = self.congestion.congestion_window
+        flight = self.bytes_in_flight
+        use, rates, hook = self._window_use, self._rates, self._on_sent_hook
+        total = 0
+        if rates is None and hook is None:
+            flight = use.on_train_sent(packets, flight, window)
+            for packet in packets:
+                total += packet.size_bytes
+        else:
+            for packet in packets:
+                size = packet.size_bytes
+                total += size
+                if packet.in_flight:
+                    flight += size
+                    use.on_sent(flight, flight + size > window, packet.sent_at)
+                    if rates is not None:
+                        rates.on_packet_sent(packet, flight, packet.sent_at)
+                if hook is not None:
+                    hook(packet, packet.sent_at)
+        self.bytes_in_flight = flight
+        self._packets_sent += len(packets)
+        self._bytes_sent += total
+        self._timer_base_at = packets[-1].sent_at
+
     # -- acknowledgments ------------------------------------------------------------------------------------
 
     def on_ack_received(self, space: PacketSpace, ack: Ack, ack_delay: float, now: float) -> list[SentPacket]:
@@ -266,19 +322,30 @@ class LossRecovery:
         if space == PacketSpace.HANDSHAKE:
             # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
             self._peer_validated = True
+        # One pass: the flight, delivery rates, whether any packet elicited an ACK, any was sent on
+        # a path we left, and when the newest in flight left (the window's use, _judge_window_use).
+        rates = self._rates
+        eliciting = off_path = False
+        flight = self.bytes_in_flight
+        newest_sent_at = _NEVER
+        for packet in acked:
+            eliciting = eliciting or packet.ack_eliciting
+            if packet.off_path:
+                off_path = True
+            elif packet.in_flight:
+                flight -= packet.size_bytes
+                if packet.sent_at > newest_sent_at:
+                    newest_sent_at = packet.sent_at
+                if rates is not None:
+                    rates.on_packet_acked(packet, now)
+        self.bytes_in_flight = flight
         newest = acked[-1]
         if (
             newest.packet_number == largest
             and not newest.off_path  # RFC 9000 §9.4: the old path's round trip is not the new one's
-            and any(packet.ack_eliciting for packet in acked)
+            and eliciting
         ):
             self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
-        rates = self._rates
-        for packet in acked:
-            if packet.in_flight and not packet.off_path:
-                self.bytes_in_flight -= packet.size_bytes
-                if rates is not None:
-                    rates.on_packet_acked(packet, now)
         self._packets_acked += len(acked)
         prr = self._prr
         if prr is not None and prr.active and any(packet.sent_at > prr.started_at for packet in acked):
@@ -286,12 +353,10 @@ class LossRecovery:
         lost = self._detect_lost(state, now)
         if lost:
             self._on_packets_lost(state, lost, now, flight_before)
-        for packet in acked:
-            for handler in packet.handlers:
-                handler(True)
-        on_path = [packet for packet in acked if not packet.off_path]
+        self._deliver_acked(acked)
+        on_path = [packet for packet in acked if not packet.off_path] if off_path else acked
         if on_path:
-            self._judge_window_use(on_path)
+            self._judge_window_use(newest_sent_at)
             self.congestion.on_packets_acked(on_path, now, self.rtt)
             if prr is not None and prr.active:
                 delivered = sum(packet.size_bytes for packet in on_path if packet.in_flight)
@@ -303,6 +368,27 @@ class LossRecovery:
             self.pto_count = 0
         state.trim_acked()
         return acked
+
+    @staticmethod
+    def _deliver_acked(acked: list[SentPacket]) -> None:
+        """Call the delivery handlers of newly acknowledged packets with ``True``, in packet order;
+        the items of :class:`~rudp.quic.delivery.Batched` handlers go to their sink in one call per
+        run of the same sink (one for the whole ACK in a transfer)."""
+        sink: BatchSink | None = None
+        items: list[tuple[int, ...]] = []
+        for packet in acked:
+            for handler in packet.handlers:
+                if type(handler) is Batched:
+                    batch_sink, item = handler.args
+                    if batch_sink is not sink:
+                        if sink is not None:
+                            sink.deliver_acked(items)
+                        sink, items = batch_sink, []
+                    items.append(item)
+                else:
+                    handler(True)
+        if sink is not None:
+            sink.deliver_acked(items)
 
     def on_ecn_ce(self, count: int, now: float) -> None:
         """The peer's CE count grew by ``count`` in an ACK whose counts validated (RFC 9000 §13.4.2.1).
@@ -325,17 +411,17 @@ class LossRecovery:
         if self._rates is not None and self.bytes_in_flight < self.congestion.congestion_window:
             self._rates.on_app_limited(self.bytes_in_flight)
 
-    def _judge_window_use(self, acked: list[SentPacket]) -> None:
+    def _judge_window_use(self, newest_sent_at: float) -> None:
         """Before the controller sees an ACK: tell it whether the window limited the sender over the
-        round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py)."""
+        round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py). ``newest_sent_at``:
+        when the newest acknowledged packet in flight on this path left (:data:`_NEVER` if none was)."""
         if self._app_limited_sink is None:
             return
         use = self._window_use
         slow_start = bool(getattr(self.congestion, "in_slow_start", False))
         self._set_app_limited(not use.window_limited(self.congestion.congestion_window, slow_start))
-        sent_at = [packet.sent_at for packet in acked if packet.in_flight]
-        if sent_at:
-            use.on_acked(max(sent_at))
+        if newest_sent_at != _NEVER:
+            use.on_acked(newest_sent_at)
 
     def _deliver_rate_sample(self, now: float) -> None:
         rates = self._rates
@@ -619,6 +705,12 @@ class LossRecovery:
         self._app_limited_sink = getattr(congestion, "set_app_limited", None)
         self._window_use = WindowUse()
         self._app_limited = False  # as a new controller starts
+        # Whether trains may check the window once (train_window): can_send is the base rule and
+        # no send hook moves the window (none, or a controller that says its hook keeps it).
+        self._window_steady = (
+            getattr(type(congestion), "can_send", None) is BaseCongestionController.can_send
+            and (self._on_sent_hook is None or getattr(congestion, "send_hook_keeps_window", False))
+        )
 
     def on_path_change(self) -> None:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old

@@ -5,10 +5,10 @@ Owns :class:`Sender`: which levels get a packet, the one loop that asks the fram
 streams, datagrams) in priority order, the probes owed after a PTO, padding, the congestion window,
 the pacer and the anti-amplification limit, and the one after-send hook (:meth:`Sender._after_datagram`)
 that records every datagram the same way: data, path-only, PMTU probe and CONNECTION_CLOSE alike (a
-packet train, :mod:`rudp.quic.train`, does per packet what decides the next one and the rest once per
-train, :meth:`Sender._after_train`). It
-remembers only whether the pacer held data back (its :meth:`next_deadline`) and whether the current
-batch is ECN-marked. What each source holds is the source's business.
+packet train, :mod:`rudp.quic.trains`, its base class, does per packet what decides the next one and
+the rest once per train). It remembers only whether the pacer held data back (its
+:meth:`next_deadline`) and whether the current batch is ECN-marked. What each source holds is the
+source's business.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery, ProbeRequest
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import (
     CRYPTO_LEVEL_OF_SPACE,
     SEND_ORDER,
@@ -49,10 +49,9 @@ from rudp.quic.spaces import (
 from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
-from rudp.quic.train import TrainBuilder
+from rudp.quic.trains import MAX_DATAGRAMS_PER_CALL, PacketTrains
 from rudp.tls.engine import EncryptionLevel
 
-MAX_DATAGRAMS_PER_CALL = 64
 MAX_PATH_DATAGRAMS = 4
 """Datagrams of path frames per other path and call (responses owed, then the first challenges)."""
 MIN_PATH_DATAGRAM = 40
@@ -95,7 +94,7 @@ class StreamFrames:
         self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)
 
 
-class Sender:
+class Sender(PacketTrains):
     """Builds the datagrams of one connection from its frame sources (see the module docstring)."""
 
     def __init__(
@@ -223,144 +222,6 @@ class Sender:
         if not self._pacing_blocked and (self._nothing_paced or not self._has_paced_data()):
             self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
-
-    # -- packet trains ---------------------------------------------------------------------------------
-
-    def _train_ready(self, now: float) -> bool:
-        """True when the next datagrams may be a packet train: 1-RTT keys alone, no probe owed, and no
-        frame source but the streams (and the ACK, which leads the first packet, as it would on the
-        general path) with anything to send (no path, CRYPTO, control, connection-ID or datagram
-        frames). Then every datagram is one short-header packet of
-        the streams' frames, exactly what :meth:`_build_datagram` would build, without asking the other
-        sources again per datagram. Nothing that could change those answers (a datagram arriving, a
-        timer firing, the application writing) happens until the train ends."""
-        spaces = self._spaces
-        state = spaces.application
-        ack = state.ack
-        if not spaces.one_rtt_only() or self._qlog.records:
-            return False
-        if state.probes or self._paths.has_data() or state.crypto_send.has_data():
-            return False
-        if not ack.has_data() and ack.ack_needed(now):
-            return False  # (an ACK due is also one worth piggybacking: not seen on the general path)
-        if not self._streams.has_data_to_send():
-            return False
-        for source in self._other_app_sources:  # noqa: SIM110 (no generator frame per call)
-            if source.has_data():
-                return False
-        return True
-
-    def _build_train(self, now: float, path: Path, out: list[tuple[bytes, Path]]) -> bool:
-        """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
-        the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
-
-        Each packet goes through the steps that decide the next one: key maintenance (a key update
-        may start mid-train, RFC 9001 §6), the datagram budget, the window and pacer, the next packet
-        number, loss recovery's record (bytes in flight) and the pacer's charge. What no later packet
-        of the train reads (ECN, idle timer, the statistics, a validated path's byte count) is done
-        once for the train (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
-        False if the AEAD limit closed the connection mid-train (the packets built so far still go)."""
-        streams = self._streams
-        spaces = self._spaces
-        phase = spaces.phase
-        state = spaces.application
-        recovery = self._recovery
-        congestion = path.congestion
-        pacer, controller, rtt = congestion.pacer, congestion.controller, congestion.rtt
-        pmtud = path.pmtud
-        base = pmtud.base
-        # The budget of every datagram of the train is the path's size, unless probed (large)
-        # datagrams shrink to the window, or the anti-amplification limit counts each datagram.
-        fixed = pmtud.current if pmtud.current <= base and path.datagram_allowance() is None else 0
-        # The header template of the train: what no packet of it can change (the peer's CID, the
-        # largest acknowledged number: only received frames move them). The keys and the key phase
-        # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
-        builder = TrainBuilder(now, self._peer_cids.current.cid, recovery.largest_acked(state.id))
-        # Handshake.confirmed reads the same flag; only a received datagram confirms (RFC 9001 §4.1.2).
-        confirmed = self._recovery.handshake_confirmed
-        smoothed_rtt = path.congestion.rtt.smoothed_rtt
-        usage, qlog = spaces.usage, self._qlog
-        ack = state.ack
-        ack_first = ack.has_data()
-        packets: list[SentPacket] = []
-        total = 0
-        eliciting = False
-        alive = True
-        room = MAX_DATAGRAMS_PER_CALL - len(out)
-        while len(packets) < room:
-            if packets:
-                try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
-                    usage.maintain(phase, now, confirmed=confirmed, qlog=qlog)
-                except TransportError as exc:
-                    self._lifecycle.on_local_error(exc, now)
-                    alive = False
-                    break
-            size = fixed or self._datagram_budget(path)
-            # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
-            if not size or not streams.has_data_to_send():
-                break
-            # As _may_send_new (the window, then the pacer, RFC 9002 §7.7), inline.
-            if not recovery.can_send(size):
-                break
-            if not (pacer.allows_again if packets else pacer.allows)(now, size, controller, rtt):
-                self._pacing_blocked = True  # arm the pacing deadline: data is waiting
-                break
-            protection = phase.write
-            if protection is None or not builder.start_packet(
-                size,
-                protection,
-                FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
-                state.next_pn,
-            ):
-                break
-            if ack_first:
-                # RFC 9000 §13.2: the ACK leads the train's first packet, as in _write_packet.
-                ack_first = False
-                answering = ack.answers_flow
-                ack.write_frames(builder)
-                streams.write_frames(builder, now, smoothed_rtt)
-                if (
-                    builder.remaining >= 1
-                    and not builder.sent_is_ack_eliciting()
-                    and self._ack_only_needs_ping(answering)
-                ):
-                    builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
-            else:
-                streams.write_frames(builder, now, smoothed_rtt)
-            sent = builder.end_packet()
-            if sent is None:
-                break
-            state.advance()  # as _advance: the next number, and the key phase's first packet
-            phase.on_packet_sent(sent.packet_number)
-            size = sent.size_bytes
-            if size > base:
-                # As _after_datagram: watch large datagrams (a PMTU black hole).
-                sent.handlers.append(pmtud.on_large_datagram)
-            recovery.on_packet_sent(sent)
-            if sent.in_flight:
-                pacer.on_sent(size, now)
-            if not fixed:
-                path.on_datagram_sent(size)  # RFC 9000 §8.1: the next budget counts this one
-            packets.append(sent)
-            total += size
-            eliciting = eliciting or sent.ack_eliciting
-        if packets:
-            self._after_train(path, packets, total, eliciting, now, counted=not fixed)
-            out.extend([(datagram, path) for datagram in builder.finish()])
-        return alive
-
-    def _after_train(
-        self, path: Path, packets: list[SentPacket], total: int, eliciting: bool, now: float, *, counted: bool
-    ) -> None:
-        """:meth:`_after_datagram` for the rest of a train, once: ECN (RFC 9000 §13.4.2), the idle
-        timer, the path's byte count (unless ``counted`` per datagram) and the statistics. The qlog
-        hook is not called: a connection that logs sends no trains (:meth:`_train_ready`)."""
-        if path is self._paths.current:
-            path.ecn.on_datagram_sent(packets, self.ecn_marking)
-        self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
-        if not counted:
-            path.on_datagram_sent(total)
-        self._traffic.on_datagrams_sent(len(packets), total)
 
     def next_deadline(self) -> float | None:
         """RFC 9002 §7.7: when the pacer allows the next packet, if it held data back; else None."""

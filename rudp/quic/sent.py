@@ -140,6 +140,18 @@ class SentPackets:
             self.last_ack_eliciting_at = packet.sent_at
             self.ack_eliciting_in_flight += 1
 
+    def add_train(self, packets: list[SentPacket]) -> None:
+        """:meth:`add` for packets in ascending number order, in one call."""
+        sent = self.packets
+        eliciting = 0
+        for packet in packets:
+            sent[packet.packet_number] = packet
+            if packet.in_flight and packet.ack_eliciting:
+                self.last_ack_eliciting_at = packet.sent_at
+                eliciting += 1
+        self.largest_sent = packets[-1].packet_number
+        self.ack_eliciting_in_flight += eliciting
+
     def _forget(self, packet: SentPacket) -> None:
         if packet.in_flight and packet.ack_eliciting:
             self.ack_eliciting_in_flight -= 1

@@ -29,6 +29,7 @@ _STREAM_OFF = 0x04
 _STREAM_LEN = 0x02
 _STREAM_FIN = 0x01
 _MIN_FRAME_ROOM = 8  # as DatagramBuilder.start_packet: no packet without room for a small frame
+_APPLICATION = PacketSpace.APPLICATION
 
 
 def _varint(value: int) -> bytes:
@@ -60,6 +61,8 @@ class TrainBuilder:
         "_packet_number",
         "_pending",
         "_pn_length",
+        "_pn_limit",
+        "_pn_mask",
         "_pn_value",
         "_protection",
         "_sent",
@@ -82,6 +85,9 @@ class TrainBuilder:
         self._header_size = 1 + len(dcid)
         self._pn_value = 0
         self._pn_length = 1
+        self._pn_limit = -1
+        """Packet numbers below this one keep :attr:`_pn_length` (truncated by :attr:`_pn_mask`)."""
+        self._pn_mask = 0
         self._pending: list[tuple[PacketProtection, int, int, int, bytes]] = []
         """Closed packets awaiting header protection: (keys, first byte, truncated packet number, its
         length, AEAD output)."""
@@ -93,19 +99,21 @@ class TrainBuilder:
         frame would fit. ``first_byte`` has the fixed and key phase bits (RFC 9000 §17.3.1)."""
         if self._sent is not None:
             raise ValueError("a packet is already open")
-        pn_value, pn_length = encode_packet_number(packet_number, self._largest_acked)
+        if packet_number < self._pn_limit:
+            pn_length = self._pn_length
+            pn_value = packet_number & self._pn_mask
+        else:
+            pn_value, pn_length = encode_packet_number(packet_number, self._largest_acked)
+            # RFC 9000 §17.1: the length holds while twice the distance to the largest acknowledged
+            # fits its bits, for the later (larger) numbers of the train too.
+            largest = -1 if self._largest_acked is None else self._largest_acked
+            self._pn_limit = largest + (1 << (8 * pn_length - 1))
+            self._pn_mask = (1 << (8 * pn_length)) - 1
         budget = size - (self._header_size + pn_length + TAG_LENGTH)
         if budget < _MIN_FRAME_ROOM:
             return False
-        self._sent = SentPacket(
-            packet_number=packet_number,
-            space=PacketSpace.APPLICATION,
-            sent_at=self.now,
-            size_bytes=0,
-            ack_eliciting=False,
-            in_flight=False,
-            handlers=[],
-        )
+        # (packet number, space, sent at, size, ack-eliciting, in flight, handlers)
+        self._sent = SentPacket(packet_number, _APPLICATION, self.now, 0, False, False, [])
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
         self._packet_number = packet_number
@@ -153,10 +161,19 @@ class TrainBuilder:
                 else:
                     buf += _varint(length)
             buf += data
-        else:
-            writer = Writer()
-            write_frame(writer, frame)
-            buf += writer.buffer
+            remaining = self._budget - len(buf)
+            if remaining < 0:
+                del buf[before:]
+                raise ValueError("frame does not fit in the packet")
+            self.remaining = remaining
+            # SentPacket.note_frame for the usual frame, inline: STREAM elicits an ACK (RFC 9002 §2).
+            sent.ack_eliciting = sent.in_flight = True
+            if handler is not None:
+                sent.handlers.append(handler)
+            return
+        writer = Writer()
+        write_frame(writer, frame)
+        buf += writer.buffer
         remaining = self._budget - len(buf)
         if remaining < 0:
             del buf[before:]

@@ -157,3 +157,29 @@ def test_ce_marks_reduce_the_window_and_avoid_loss(pki: TestPki, congestion: str
     assert 0 < controller.congestion_events < with_ecn.ce_count
     assert without.packets_lost > 10
     assert with_ecn.packets_lost * 10 < without.packets_lost, (with_ecn.packets_lost, without.packets_lost)
+
+
+def test_marked_packets_are_watched_only_until_one_is_acknowledged() -> None:
+    """RFC 9000 §13.4.2: validation fails when every packet sent marked while testing is lost, so each
+    marked packet's fate is followed (a delivery handler) only until one is acknowledged; packets
+    marked after that carry none (one call less per acknowledged packet)."""
+    lost_all, feedback = EcnPath(enabled=True), EcnFeedback()
+    packets = [SentPacket(pn, APP, 0.0, 1200, True, True) for pn in range(TESTING_PACKETS)]
+    lost_all.on_datagram_sent(packets, True)
+    assert all(len(packet.handlers) == 1 for packet in packets)
+    for packet in packets:
+        packet.handlers[0](False)
+    assert lost_all.state is EcnState.FAILED and lost_all.failure == "all ECT(0) testing packets lost"
+
+    path = EcnPath(enabled=True)
+    first = [SentPacket(pn, APP, 0.0, 1200, True, True) for pn in range(4)]
+    path.on_datagram_sent(first, True)
+    first[0].handlers[0](True)
+    later = [SentPacket(pn, APP, 0.0, 1200, True, True) for pn in range(4, 20)]
+    path.on_datagram_sent(later, True)
+    assert all(packet.ect0 and not packet.handlers for packet in later)
+    for packet in first[1:]:
+        packet.handlers[0](False)  # lost, but one marked packet arrived: no failure
+    assert path.state is EcnState.UNKNOWN  # testing over (10 sent), not failed
+    assert path.on_ack(APP, (1 + len(later), 0, 0), later, feedback) == 0
+    assert path.state is EcnState.CAPABLE

@@ -76,6 +76,51 @@ def test_thresholds_follow_the_suite_interval_and_override() -> None:
     assert (override.limits.integrity, override.update_at, override.close_at) == (3, 30, 38)
 
 
+def test_packets_before_due_counts_the_packets_maintain_leaves_alone() -> None:
+    """A packet train calls ``maintain`` only once ``packets_before_due`` packets are protected: for
+    exactly that many, maintain does nothing; at the next it updates the keys (or, when it may not,
+    is due before every packet: 0)."""
+    from rudp.quic.qlog import NullQlog
+
+    class Write:
+        packets_protected = 0
+
+    class Keys:
+        def __init__(self) -> None:
+            self.write = Write()
+            self.updates = 0
+            self.allowed = True
+
+        def can_update(self) -> bool:
+            return self.allowed
+
+        def update(self, trigger: str = "") -> None:
+            self.updates += 1
+            self.write = Write()
+
+    usage = KeyUsage(interval=20, limits=AeadLimits(confidentiality=1000, integrity=10))
+    keys = Keys()
+    keys.write.packets_protected = 5
+    qlog = NullQlog()
+    quiet = usage.packets_before_due(keys)  # type: ignore[arg-type]
+    assert quiet == 15
+    for _ in range(quiet):
+        usage.maintain(keys, 1.0, confirmed=True, qlog=qlog)  # type: ignore[arg-type]
+        assert keys.updates == 0
+        keys.write.packets_protected += 1
+    usage.maintain(keys, 1.0, confirmed=True, qlog=qlog)  # type: ignore[arg-type]
+    assert keys.updates == 1
+    assert usage.packets_before_due(keys) == 20  # type: ignore[arg-type]  # a fresh key's interval
+    # A phase change waiting to be logged (the peer's update, seen on receipt): due at once.
+    usage.on_phase_changed("remote_update", 2)
+    assert usage.packets_before_due(keys) == 0  # type: ignore[arg-type]
+    usage.maintain(keys, 1.0, confirmed=True, qlog=qlog)  # type: ignore[arg-type]
+    assert usage.packets_before_due(keys) == 20  # type: ignore[arg-type]
+    keys.write.packets_protected = 25  # past the interval, no update allowed: due before every packet
+    keys.allowed = False
+    assert usage.packets_before_due(keys) == 0  # type: ignore[arg-type]
+
+
 def test_integrity_limit_counts_every_level_and_closes_one_past_it() -> None:
     usage = KeyUsage(limits=AeadLimits(confidentiality=100, integrity=3))
     usage.on_forged(EncryptionLevel.INITIAL)

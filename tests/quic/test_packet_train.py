@@ -178,6 +178,20 @@ def test_train_matches_per_datagram_path(
     assert trained.train_acks > 0
 
 
+@pytest.mark.parametrize("congestion", ["cubic", "bbr"])
+def test_train_matches_per_datagram_path_with_other_controllers(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, congestion: str
+) -> None:
+    # CUBIC: the window and the pacer asked once per train, its send hook (HyStart++) run per packet
+    # when the train is recorded; BBR: each packet asks the window and the pacer (its send hook and
+    # its own pacing rate may move them), as the per-datagram path does. Loss brings PRR periods.
+    client = {"congestion": congestion}
+    link = LinkConfig(delay=0.01, loss=0.01, seed=3)
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=client, link=link)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=client, link=link)
+    _compare(plain, trained, BODY)
+
+
 def test_train_with_losses(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Re-sends and PTO probes (not trains: a probe is owed) interleave with trains.
     link = LinkConfig(delay=0.01, loss=0.03, seed=5)

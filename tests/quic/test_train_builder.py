@@ -169,3 +169,36 @@ def test_ack_first_then_data() -> None:
     sent = builder.end_packet()
     assert sent is not None and sent.largest_acked_in_ack == 40 and sent.ack_eliciting
     assert not builder.sent_is_ack_eliciting()  # nothing open
+
+
+@pytest.mark.parametrize("largest_acked", [None, 10, 32_700])
+def test_packet_number_length_grows_within_a_train(largest_acked: int | None) -> None:
+    # RFC 9000 §17.1: a train keeps a packet number length while twice the distance to the largest
+    # acknowledged fits it; numbers crossing 1->2 and 2->3 bytes (2 * 128 needs 9 bits) get the bytes
+    # DatagramBuilder writes for each.
+    keys = _keys(CipherSuite.AES_128_GCM_SHA256, Version.V1)
+    base = -1 if largest_acked is None else largest_acked
+    numbers = [base + distance for distance in (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769)]
+    expected = []
+    for number in numbers:
+        reference = DatagramBuilder(1452, NOW)
+        assert reference.start_packet(
+            space=PacketSpace.APPLICATION,
+            protection=keys,
+            first_byte=FIXED_BIT,
+            prefix=DCID,
+            is_long=False,
+            packet_number=number,
+            largest_acked=largest_acked,
+        )
+        reference.push_frame(Stream(4, 100_000 + number, b"d" * 40, False), None)
+        reference.end_packet()
+        expected.append(reference.finish(0))
+    builder = TrainBuilder(NOW, DCID, largest_acked)
+    for number in numbers:
+        assert builder.start_packet(1452, keys, FIXED_BIT, number)
+        builder.push_frame(Stream(4, 100_000 + number, b"d" * 40, False), None)
+        assert builder.end_packet() is not None
+    got = builder.finish()
+    assert got == expected
+    assert len({len(datagram) for datagram in got}) == 3  # 1-, 2- and 3-byte packet numbers

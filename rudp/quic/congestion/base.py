@@ -145,6 +145,10 @@ class BaseCongestionController:
     """True to be driven by Proportional Rate Reduction during recovery periods (RFC 6937,
     :mod:`rudp.quic.congestion.prr`): loss recovery then lets the flight shrink to the window in
     proportion to what is delivered instead of asking :meth:`can_send`. Off by default."""
+    send_hook_keeps_window: bool = False
+    """True if :meth:`on_packet_sent` never moves the window (nor :meth:`congestion_window`): a packet
+    train then checks the window once (``LossRecovery.train_window``). Without an override of the
+    hook, it is never called and this does not matter."""
 
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size

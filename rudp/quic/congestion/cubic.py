@@ -46,6 +46,7 @@ class Cubic(BaseCongestionController):
     """
 
     uses_prr = True
+    send_hook_keeps_window = True  # the send hook only tracks HyStart++'s round boundary
 
     def __init__(self, max_datagram_size: int = 1200, *, hystart: bool = True) -> None:
         super().__init__(max_datagram_size)

@@ -24,6 +24,11 @@ sender with data reaches the window within the round.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rudp.quic.sent import SentPacket
+
 
 class WindowUse:
     """Per round trip: did the window limit the sender, and how large did the flight get."""
@@ -54,6 +59,24 @@ class WindowUse:
             self.max_flight = bytes_in_flight
             self._round_start_at = now
             self._round_over = False
+
+    def on_train_sent(self, packets: list[SentPacket], bytes_in_flight: int, window: int) -> int:
+        """:meth:`on_sent` for each packet in flight of a train, in order, the flight starting at
+        ``bytes_in_flight`` and the window fixed; returns the flight after the last packet."""
+        flight = bytes_in_flight
+        for packet in packets:
+            if packet.in_flight:
+                size = packet.size_bytes
+                flight += size
+                full = flight + size > window
+                now = packet.sent_at
+                self._last_sent_at = now
+                if self._round_over or full or (not self.window_full and flight > self.max_flight):
+                    self.window_full = full
+                    self.max_flight = flight
+                    self._round_start_at = now
+                    self._round_over = False
+        return flight
 
     def on_window_refused(self, bytes_in_flight: int) -> None:
         """The window refused a packet: the sender had data and the window stopped it (the round, if a

@@ -26,7 +26,7 @@ from rudp.codec.frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
-from rudp.quic.delivery import FrameSink
+from rudp.quic.delivery import Batched, FrameSink
 from rudp.quic.events import Event, StreamWritable
 from rudp.quic.flow import LimitAnnouncer, RecvWindow, SendCredit
 from rudp.quic.streams.recv import RecvStream
@@ -177,10 +177,14 @@ class StreamOutput:
             return True
         if self._conn_recv.update_due or self._conn_send.blocked_pending:
             return True
-        for bidi in (True, False):
-            if self._peer_limit[bidi].pending or self._open_credit[bidi].blocked_pending:
-                return True
-        return False
+        # Asked for every packet of a transfer: the four flags read directly, no loop or dict lookups.
+        limits, credits = self._peer_limit, self._open_credit
+        return (
+            limits[True].pending
+            or limits[False].pending
+            or credits[True].blocked_pending
+            or credits[False].blocked_pending
+        )
 
     def _write_resets(self, sink: FrameSink) -> bool:
         for stream_id in list(self._resets):
@@ -301,9 +305,8 @@ class StreamOutput:
                 return noted  # not even a minimal frame of this stream fits
             frame, new_bytes = built
             stop = frame.offset + len(frame.data)
-            sink.push_frame(
-                frame, partial(self._on_stream_delivered, stream_id, frame.offset, stop, frame.fin)
-            )
+            item = (stream_id, frame.offset, stop, frame.fin)
+            sink.push_frame(frame, Batched(StreamOutput.deliver, self, item))  # acks batched per ACK
             conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0
@@ -313,14 +316,36 @@ class StreamOutput:
 
     # ------------------------------------------------------------------ delivery handlers
 
+    def deliver(self, item: tuple[int, ...], acked: bool) -> None:
+        """A STREAM frame's fate (``BatchSink``): ``item`` is (stream ID, start, stop, FIN)."""
+        stream_id, start, stop, fin = item
+        self._on_stream_delivered(stream_id, start, stop, bool(fin), acked)
+
+    def deliver_acked(self, items: list[tuple[int, ...]]) -> None:
+        """The STREAM frames one ACK acknowledged (``BatchSink``), in packet order: each run of
+        contiguous ranges of one stream is applied as one range, which frees the send buffer and
+        moves the stream's state exactly as its frames one by one would (a bulk transfer: one run)."""
+        run_id = -1
+        run_start = run_stop = 0
+        run_fin = False
+        for stream_id, start, stop, fin in items:
+            if stream_id == run_id and start == run_stop and not run_fin:
+                run_stop = stop
+                run_fin = bool(fin)
+                continue
+            if run_id >= 0:
+                self._on_stream_delivered(run_id, run_start, run_stop, run_fin, True)
+            run_id, run_start, run_stop, run_fin = stream_id, start, stop, bool(fin)
+        if run_id >= 0:
+            self._on_stream_delivered(run_id, run_start, run_stop, run_fin, True)
+
     def _on_stream_delivered(self, stream_id: int, start: int, stop: int, fin: bool, acked: bool) -> None:
         entry = self._streams.get(stream_id)
         if entry is None or entry.send is None:
             return
         send = entry.send
         if acked:
-            send.on_frame_acked(start, stop, fin)
-            if send.take_writable():
+            if send.on_frame_acked(start, stop, fin):  # True: the application may write again
                 self.events.append(StreamWritable(stream_id))
             if send.state in _SEND_DONE:  # only a terminal sending part can close the stream
                 self._maybe_close(entry)

@@ -201,8 +201,9 @@ class SendBuffer:
                 return chunk[start - first : stop - first]  # as peek: the usual frame, one chunk
         return self.peek(start, stop)
 
-    def on_acked(self, start: int, stop: int) -> None:
-        """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front."""
+    def on_acked(self, start: int, stop: int) -> int:
+        """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front.
+        Returns the offset below which every byte is now acknowledged (:attr:`acked_offset`)."""
         base = self._base
         if start <= base and not self._acked_above:
             # The usual case, in-order acknowledgments: the front moves; no range set involved.
@@ -214,10 +215,11 @@ class SendBuffer:
                 chunks = self._chunks
                 if chunks and self._starts[0] + len(chunks[0]) <= stop:
                     self._free_front(stop)  # a whole chunk is acknowledged
-            return
+                return stop
+            return base
         start = max(start, base)
         if stop <= start:
-            return
+            return base
         self._acked.add(start, stop)
         if self.has_lost:
             self._lost.subtract(start, stop)
@@ -227,6 +229,7 @@ class SendBuffer:
             self._acked.shift()
             self._free_front(high)
         self._acked_above = bool(self._acked)
+        return self._base
 
     def on_lost(self, start: int, stop: int) -> None:
         """``[start, stop)`` was lost: queue the parts not acknowledged meanwhile for re-sending."""
@@ -390,16 +393,22 @@ class SendStream:
             self.credit.note_blocked()
         return self.credit.blocked_pending
 
-    def on_frame_acked(self, start: int, stop: int, fin: bool) -> None:
-        """A STREAM frame for ``[start, stop)`` was acknowledged."""
+    def on_frame_acked(self, start: int, stop: int, fin: bool) -> bool:
+        """A STREAM frame for ``[start, stop)`` was acknowledged. Returns :meth:`take_writable`'s
+        answer (True once when the application, blocked, may write again)."""
         if self.state in _RESET_STATES:
-            return
-        self.buffer.on_acked(start, stop)
+            return False
+        buffer = self.buffer
+        acked = buffer.on_acked(start, stop)
         if fin:
             self._fin_acked = True
         # RFC 9000 §3.1: all data and the FIN acknowledged -> Data Recvd (terminal).
-        if self._fin_acked and self.buffer.acked_offset == self._fin_offset:
+        if self._fin_acked and acked == self._fin_offset:
             self.state = SendState.DATA_RECVD
+        if self.write_blocked and (buffer.capacity - (buffer.end - acked)) * 2 >= buffer.capacity:
+            self.write_blocked = False  # take_writable, inline (buffer.free: nothing else is held)
+            return True
+        return False
 
     def on_frame_lost(self, start: int, stop: int, fin: bool) -> None:
         """A STREAM frame for ``[start, stop)`` was lost: re-queue what is still unacknowledged."""

@@ -145,3 +145,67 @@ def test_allows_again_answers_as_allows(controller: str) -> None:
         assert all(x for x, _ in answers)  # no RTT sample: nothing is paced
     else:
         assert any(x for x, _ in answers) and not all(x for x, _ in answers)  # both answers occur
+
+
+@pytest.mark.parametrize("controller", ["newreno", "bbr", "no sample"])
+def test_train_room_gives_the_per_packet_answers(controller: str) -> None:
+    """A train asks :meth:`Pacer.train_room` once, counts its packets down from the room, charges them
+    in one :meth:`Pacer.on_sent` and asks again only when the next packet does not fit: the same
+    packets go and the same ones are refused as when every packet asks allows/allows_again and is
+    charged at once, with the same tokens, rate and wake-up after each train (sizes vary: a packet
+    may be smaller than the datagram size when the data runs out)."""
+
+    def make():  # type: ignore[no-untyped-def]
+        congestion = Bbr(MDS) if controller == "bbr" else NewReno(MDS)
+        if isinstance(congestion, NewReno):
+            congestion.cwnd = 40 * MDS
+        rtt = RttEstimator()
+        if controller != "no sample":
+            rtt.update(0.020, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+        return congestion, rtt, Pacer(MDS, granularity=0.001)
+
+    plain, batched = make(), make()
+    sizes = [MDS, MDS, 700, MDS, 1200, MDS, MDS, 90]
+    now, trains, refused, packets = 1.0, 0, 0, 0
+    for train in range(60):
+        wanted = 5 + train % 13  # packets the train would send if the pacer let it
+        sent_plain: list[int] = []
+        for index in range(wanted):
+            size = sizes[(train + index) % len(sizes)]
+            ask = plain[2].allows_again if index else plain[2].allows
+            if not ask(now, size, plain[0], plain[1]):
+                break
+            plain[2].on_sent(size, now)
+            sent_plain.append(size)
+        sent_batched: list[int] = []
+        room, spent = 0.0, 0
+        congestion, rtt, pacer = batched
+        for index in range(wanted):
+            size = sizes[(train + index) % len(sizes)]
+            if size > room:
+                if spent:
+                    pacer.on_sent(spent, now)
+                    spent = 0
+                room = pacer.train_room(now, size, congestion, rtt, again=bool(index))
+                if not room:
+                    break
+            room -= size
+            spent += size
+            sent_batched.append(size)
+        if spent:
+            pacer.on_sent(spent, now)
+        assert sent_batched == sent_plain, train
+        a, b = plain[2], batched[2]
+        assert (a.rate, a.burst_bytes, a.next_send_at(MDS)) == (b.rate, b.burst_bytes, b.next_send_at(MDS))
+        trains += 1
+        packets += len(sent_plain)
+        refused += len(sent_plain) < wanted
+        # The next train: at the pacing deadline when this one was stopped, else a little later.
+        now = a.next_send_at(MDS) if len(sent_plain) < wanted else now + 0.0003
+    assert trains == 60
+    if controller == "no sample":
+        assert refused == 0  # nothing is paced without an RTT sample
+    elif controller == "newreno":
+        assert 0 < refused < 60  # trains both stopped by the pacer and let through whole
+    else:
+        assert refused > 0 and packets > trains  # BBR's own rate: answered packet by packet

@@ -11,7 +11,7 @@ from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.congestion.base import CongestionController
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.rangeset import RangeSet
-from rudp.quic.recovery import LossRecovery, ProbeRequest
+from rudp.quic.recovery import LossRecovery, ProbeRequest, RecoveryStats
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 from tests.quic.recovery.helpers import HandlerLog, RecordingController, ack_of, ack_range, packet
@@ -499,3 +499,105 @@ def test_acknowledged_numbers_recorded_as_runs() -> None:
     assert ledger.acked == RangeSet([(0, 2), (3, 5), (7, 10), (14, 16)])
     assert ledger.ack_eliciting_in_flight == 11 - 8
     assert ledger.acked_between(4, 7) is False and ledger.acked_between(2, 4) is True
+
+
+# -- packet trains: the window asked once, the packets recorded at once -------------------------------------
+
+
+def _window_use(recovery: LossRecovery) -> tuple[object, ...]:
+    use = recovery._window_use  # what the next ACK's window-growth judgement reads
+    return (use.window_full, use.max_flight, use._round_start_at, use._round_over, use._last_sent_at)
+
+
+@pytest.mark.parametrize("name", ["newreno", "cubic"])
+def test_a_train_recorded_at_once_matches_packets_recorded_one_by_one(name: str) -> None:
+    """A train sends while its packets fit :meth:`LossRecovery.train_window`, records them with
+    :meth:`on_packets_sent` and reports the packet that did not fit to :meth:`can_send`: the same
+    packets go, and the flight, the counters, the PTO deadline, the window's use (RFC 9002 §7.8: the
+    window grows only when it limited the sender) and so the window itself stay those of asking
+    :meth:`can_send` and calling :meth:`on_packet_sent` per packet. Trains alternate between stopping
+    at the window and at a few packets (application-limited), some packets are not in flight (ACK
+    only), some smaller; a loss starts a PRR period (CUBIC), where each packet asks can_send."""
+    from rudp.quic.congestion.cubic import Cubic
+
+    def run(batched: bool) -> tuple[list[tuple[object, ...]], list[RecoveryStats], int]:
+        cc: CongestionController = NewReno(1200) if name == "newreno" else Cubic(1200)
+        recovery = make(cc=cc)
+        with_rtt_sample(recovery)
+        now, pn, oldest = 1.0, 1, 1
+        states: list[tuple[object, ...]] = []
+        after_acks: list[RecoveryStats] = []
+        per_packet_trains = 0
+        for train in range(40):
+            window = recovery.train_window() if batched else None
+            per_packet_trains += batched and window is None
+            packets: list[SentPacket] = []
+            refused = False
+            size = 0
+            limit = 3 if train % 3 == 2 else 200
+            for _ in range(limit):
+                size = 1000 if pn % 5 == 0 else 1200
+                if window is None:
+                    if not recovery.can_send(size):
+                        break
+                elif size > window:
+                    refused = True
+                    break
+                sent = packet(pn, now, size=size, ack_eliciting=pn % 7 != 0)
+                pn += 1
+                if window is None:
+                    recovery.on_packet_sent(sent)
+                else:
+                    packets.append(sent)
+                    window -= size if sent.in_flight else 0
+            if batched:
+                recovery.on_packets_sent(packets)
+                if refused:
+                    assert not recovery.can_send(size)
+            states.append(
+                (
+                    pn,
+                    recovery.stats(),
+                    recovery.app_limited,
+                    recovery.ack_eliciting_in_flight(APP),
+                    recovery.loss_detection_deadline(),
+                    _window_use(recovery),
+                )
+            )
+            now += 0.1
+            # Everything but the oldest outstanding packet of train 20 (lost, by packet threshold).
+            skip = {oldest} if train == 20 else set()
+            numbers = [number for number in range(oldest, pn) if number not in skip]
+            if numbers:
+                recovery.on_ack_received(APP, ack_of(*numbers), 0.0, now)
+            oldest = pn
+            states.append((recovery.app_limited,))
+            after_acks.append(recovery.stats())
+        return states, after_acks, per_packet_trains
+
+    plain, plain_acks, _ = run(batched=False)
+    trained, trained_acks, per_packet = run(batched=True)
+    assert trained == plain and trained_acks == plain_acks
+    windows = [stats.congestion_window for stats in plain_acks]
+    assert windows[-1] > windows[0]  # window-limited trains: the window grew
+    assert plain_acks[-1].packets_lost > 0
+    if name == "cubic":
+        assert per_packet > 0  # PRR after the loss: each packet asked can_send
+
+
+def test_train_window_only_when_sending_cannot_move_the_window() -> None:
+    """No train window (each packet asks) for a controller whose send hook may move its window (one
+    that does not say otherwise, BBR) or outside the base rule of can_send."""
+    from rudp.quic.congestion.bbr import Bbr
+    from rudp.quic.congestion.cubic import Cubic
+
+    assert make(cc=NewReno(1200)).train_window() == NewReno(1200).congestion_window
+    assert make(cc=Cubic(1200)).train_window() == Cubic(1200).congestion_window
+    assert make(cc=Bbr(1200)).train_window() is None
+    assert make(cc=RecordingController()).train_window() is None  # a send hook of its own
+
+    class Strict(NewReno):
+        def can_send(self, bytes_in_flight: int) -> bool:
+            return bytes_in_flight <= self.congestion_window // 2
+
+    assert make(cc=Strict(1200)).train_window() is None

@@ -135,3 +135,38 @@ def test_limit_announcer_answers_a_blocked_peer() -> None:
     assert announcer.take() == 11
     announcer.on_peer_blocked(11)  # nothing new to give
     assert not announcer.pending
+
+
+def test_limit_announcer_pending_follows_every_change() -> None:
+    """``pending`` is kept as a plain attribute by every change (the sender reads it per packet): after
+    each step of a random walk it equals the rule (a lost or blocked-for announcement, or a raised
+    limit with half the peer's credit or less left)."""
+    import random
+
+    rng = random.Random(4)
+    announcer = LimitAnnouncer(8)
+    resend = False
+    seen = set()
+    for _ in range(2000):
+        step = rng.randrange(5)
+        if step == 0:
+            announcer.increase(rng.randrange(3))
+        elif step == 1:
+            announcer.note_used(announcer.used + rng.randrange(3))
+        elif step == 2:
+            limit = announcer.announced + rng.randrange(-1, 2)
+            if limit >= announcer.announced and announcer.value > announcer.announced:
+                resend = True
+            announcer.on_peer_blocked(limit)
+        elif step == 3 and rng.random() < 0.5:
+            announcer.take()
+            resend = False
+        else:
+            value = announcer.announced - rng.randrange(2)
+            resend = resend or value == announcer.announced
+            announcer.on_lost(value)
+        left = announcer.announced - announcer.used
+        rule = resend or (announcer.value > announcer.announced and left * 2 <= announcer.window)
+        assert announcer.pending == rule
+        seen.add(rule)
+    assert seen == {True, False}

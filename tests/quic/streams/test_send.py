@@ -167,11 +167,12 @@ def test_writable_after_half_budget_freed() -> None:
     assert stream.write(b"x" * 150, fin=False) == 100
     assert stream.write_blocked
     frames = _frames(stream, size=30)
-    stream.on_frame_acked(0, 20, False)
+    assert not stream.on_frame_acked(0, 20, False)  # 20 of 100 free: not yet
     assert not stream.take_writable()
-    stream.on_frame_acked(20, frames[2].offset + len(frames[2].data), False)
-    assert stream.take_writable()
+    # The acknowledgment that frees half the budget answers True, once (as take_writable).
+    assert stream.on_frame_acked(20, frames[2].offset + len(frames[2].data), False)
     assert not stream.take_writable()
+    assert not stream.on_frame_acked(frames[2].offset + len(frames[2].data), frames[3].offset, False)
 
 
 def test_requeue_for_probe_resends_oldest_unacked_bytes_and_fin() -> None:

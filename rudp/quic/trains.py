@@ -1,0 +1,232 @@
+"""Packet trains, the sender's fast path for bulk stream data (issue 13).
+
+Owns nothing of its own: :class:`PacketTrains` is the base of :class:`~rudp.quic.sending.Sender`
+(one object, split across two modules as :class:`~rudp.quic.streams.output.StreamOutput` is the base
+of the stream manager) holding the methods that decide whether the next datagrams may be a train and
+build it. A train is a run of 1-RTT datagrams of one short-header packet each, of the streams' frames
+(the ACK leading the first), built by one :class:`~rudp.quic.train.TrainBuilder`: per packet only
+what decides the next one (keys, budget, packet number), the congestion window and the pacer once per
+train when their answers cannot move while it is sent (RFC 9002 §7, §7.7), loss recovery's record,
+ECN, idle timer and statistics once per train (:meth:`PacketTrains._after_train`).
+"""
+
+from __future__ import annotations
+
+from rudp.codec.frames import Ping
+from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
+from rudp.errors import TransportError
+from rudp.quic.cids import PeerConnectionIds
+from rudp.quic.delivery import FrameSource
+from rudp.quic.liveness import Liveness
+from rudp.quic.paths import Path, Paths
+from rudp.quic.qlog import NullQlog
+from rudp.quic.recovery import LossRecovery
+from rudp.quic.sent import SentPacket
+from rudp.quic.spaces import PacketSpaces
+from rudp.quic.state import Lifecycle
+from rudp.quic.stats import TrafficCounters
+from rudp.quic.streams.manager import StreamManager
+from rudp.quic.train import TrainBuilder
+
+MAX_DATAGRAMS_PER_CALL = 64
+"""Datagrams one ``datagrams_to_send`` call builds at most (trains included)."""
+
+
+class PacketTrains:
+    """The train methods of :class:`~rudp.quic.sending.Sender` (see the module docstring); the
+    attributes and methods declared here are the sender's."""
+
+    _spaces: PacketSpaces
+    _paths: Paths
+    _recovery: LossRecovery
+    _lifecycle: Lifecycle
+    _streams: StreamManager
+    _liveness: Liveness
+    _traffic: TrafficCounters
+    _qlog: NullQlog
+    _peer_cids: PeerConnectionIds
+    _other_app_sources: tuple[FrameSource, ...]
+    _pacing_blocked: bool
+    ecn_marking: bool
+
+    def _datagram_budget(self, path: Path) -> int:
+        raise NotImplementedError
+
+    def _may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
+        raise NotImplementedError
+
+    def _ack_only_needs_ping(self, answering: bool) -> bool:
+        raise NotImplementedError
+
+    def _train_ready(self, now: float) -> bool:
+        """True when the next datagrams may be a packet train: 1-RTT keys alone, no probe owed, and no
+        frame source but the streams (and the ACK, which leads the first packet, as it would on the
+        general path) with anything to send (no path, CRYPTO, control, connection-ID or datagram
+        frames). Then every datagram is one short-header packet of
+        the streams' frames, exactly what :meth:`_build_datagram` would build, without asking the other
+        sources again per datagram. Nothing that could change those answers (a datagram arriving, a
+        timer firing, the application writing) happens until the train ends."""
+        spaces = self._spaces
+        state = spaces.application
+        ack = state.ack
+        if not spaces.one_rtt_only() or self._qlog.records:
+            return False
+        if state.probes or self._paths.has_data() or state.crypto_send.has_data():
+            return False
+        if not ack.has_data() and ack.ack_needed(now):
+            return False  # (an ACK due is also one worth piggybacking: not seen on the general path)
+        if not self._streams.has_data_to_send():
+            return False
+        for source in self._other_app_sources:  # noqa: SIM110 (no generator frame per call)
+            if source.has_data():
+                return False
+        return True
+
+    def _build_train(self, now: float, path: Path, out: list[tuple[bytes, Path]]) -> bool:
+        """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
+        the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
+
+        Each packet goes through the steps that decide the next one: key maintenance (a key update
+        may start mid-train, RFC 9001 §6), the datagram budget and the next packet number. The window
+        and the pacer answer once for as many bytes as they allow (``LossRecovery.train_window``,
+        ``Pacer.train_room``), counted down per packet, when the datagrams are of the path's size
+        and no PRR period or send hook can move the window; loss recovery then records the train
+        and the pacer is charged once, and a packet the window refused is reported to recovery after
+        that (the same answers and state as asking per packet). Otherwise (probed large datagrams,
+        the anti-amplification limit, PRR, BBR) each packet asks :meth:`_may_send_new` and is
+        recorded and charged before the next. What no later packet of the train reads (ECN, idle
+        timer, the statistics, a validated path's byte count) is done once for the train
+        (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
+        False if the AEAD limit closed the connection mid-train (the packets built so far still go)."""
+        streams = self._streams
+        spaces = self._spaces
+        phase = spaces.phase
+        state = spaces.application
+        recovery = self._recovery
+        congestion = path.congestion
+        pacer, controller, rtt = congestion.pacer, congestion.controller, congestion.rtt
+        pmtud = path.pmtud
+        base = pmtud.base
+        # The budget of every datagram of the train is the path's size, unless probed (large)
+        # datagrams shrink to the window, or the anti-amplification limit counts each datagram.
+        fixed = pmtud.current if pmtud.current <= base and path.datagram_allowance() is None else 0
+        # The header template of the train: what no packet of it can change (the peer's CID, the
+        # largest acknowledged number: only received frames move them). The keys and the key phase
+        # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
+        builder = TrainBuilder(now, self._peer_cids.current.cid, recovery.largest_acked(state.id))
+        # Handshake.confirmed reads the same flag; only a received datagram confirms (RFC 9001 §4.1.2).
+        confirmed = self._recovery.handshake_confirmed
+        smoothed_rtt = path.congestion.rtt.smoothed_rtt
+        usage, qlog = spaces.usage, self._qlog
+        ack = state.ack
+        ack_first = ack.has_data()
+        packets: list[SentPacket] = []
+        total = 0
+        eliciting = refused = False
+        alive = True
+        room = MAX_DATAGRAMS_PER_CALL - len(out)
+        # RFC 9002 §7, §7.7: with a steady window, the window and the pacer are asked once per train
+        # (and again when what they allowed is used up); else per packet, as _may_send_new.
+        window = recovery.train_window() if fixed else None
+        paced, spent = 0.0, 0
+        # Key maintenance ran before the first packet; it has nothing to do before this many
+        # packets are protected (only this train protects packets with the write key meanwhile).
+        quiet = usage.packets_before_due(phase)
+        while len(packets) < room:
+            if packets and len(packets) >= quiet:
+                try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
+                    usage.maintain(phase, now, confirmed=confirmed, qlog=qlog)
+                except TransportError as exc:
+                    self._lifecycle.on_local_error(exc, now)
+                    alive = False
+                    break
+                quiet = len(packets) + usage.packets_before_due(phase)
+            size = fixed or self._datagram_budget(path)
+            # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
+            if not size or not streams.has_data_to_send():
+                break
+            if window is None:
+                if not self._may_send_new(path, size, now, in_train=bool(packets)):
+                    break
+            elif size > window:
+                refused = True  # can_send hears of it once the train is recorded
+                break
+            elif size > paced:
+                if spent:
+                    pacer.on_sent(spent, now)  # what the last answer let out, charged
+                    spent = 0
+                paced = pacer.train_room(now, size, controller, rtt, again=bool(packets))
+                if not paced:
+                    self._pacing_blocked = True  # arm the pacing deadline: data is waiting
+                    break
+            protection = phase.write
+            if protection is None or not builder.start_packet(
+                size,
+                protection,
+                FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
+                state.next_pn,
+            ):
+                break
+            if ack_first:
+                # RFC 9000 §13.2: the ACK leads the train's first packet, as in _write_packet.
+                ack_first = False
+                answering = ack.answers_flow
+                ack.write_frames(builder)
+                streams.write_frames(builder, now, smoothed_rtt)
+                if (
+                    builder.remaining >= 1
+                    and not builder.sent_is_ack_eliciting()
+                    and self._ack_only_needs_ping(answering)
+                ):
+                    builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
+            else:
+                streams.write_frames(builder, now, smoothed_rtt)
+            sent = builder.end_packet()
+            if sent is None:
+                break
+            state.advance()  # as _advance: the next number, and the key phase's first packet
+            if phase.first_pn_in_phase is None:
+                phase.on_packet_sent(sent.packet_number)
+            size = sent.size_bytes
+            if size > base:
+                # As _after_datagram: watch large datagrams (a PMTU black hole).
+                sent.handlers.append(pmtud.on_large_datagram)
+            if window is None:
+                recovery.on_packet_sent(sent)
+                if sent.in_flight:
+                    pacer.on_sent(size, now)
+            elif sent.in_flight:
+                window -= size
+                paced -= size
+                spent += size
+            if not fixed:
+                path.on_datagram_sent(size)  # RFC 9000 §8.1: the next budget counts this one
+            packets.append(sent)
+            total += size
+            eliciting = eliciting or sent.ack_eliciting
+        if window is not None:
+            recovery.on_packets_sent(packets)  # then the rest of what each packet tells recovery
+            if spent:
+                pacer.on_sent(spent, now)
+            if refused:
+                recovery.can_send(size)  # the window's refusal (RFC 9002 §7.8: the window limited us)
+        if packets:
+            self._after_train(path, packets, total, eliciting, now, counted=not fixed)
+            out.extend([(datagram, path) for datagram in builder.finish()])
+        return alive
+
+    def _after_train(
+        self, path: Path, packets: list[SentPacket], total: int, eliciting: bool, now: float, *, counted: bool
+    ) -> None:
+        """:meth:`_after_datagram` for the rest of a train, once: ECN (RFC 9000 §13.4.2), the idle
+        timer, the path's byte count (unless ``counted`` per datagram) and the statistics. The qlog
+        hook is not called: a connection that logs sends no trains (:meth:`_train_ready`)."""
+        if path is self._paths.current:
+            path.ecn.on_datagram_sent(packets, self.ecn_marking)
+        self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
+        if not counted:
+            path.on_datagram_sent(total)
+        self._traffic.on_datagrams_sent(len(packets), total)
+
+
+__all__ = ["MAX_DATAGRAMS_PER_CALL", "PacketTrains"]

@@ -11,7 +11,7 @@ from functools import partial
 from typing import ClassVar, Final
 
 from rudp.codec.frames import Ack, AckRange
-from rudp.quic.delivery import PacketSink
+from rudp.quic.delivery import DeliveryHandler, PacketSink
 from rudp.quic.rangeset import RangeSet
 from rudp.quic.sent import PacketSpace
 
@@ -266,6 +266,46 @@ class AckTracker:
         delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
         ecn = self.ecn_counts if self.report_ecn else None
         return Ack(ranges=tuple(ranges), ack_delay=delay_us >> ack_delay_exponent, ecn=ecn)
+
+    def take_encoded_ack(self, now: float) -> tuple[bytes, int, DeliveryHandler] | None:
+        """The ACK frame :meth:`write_frames` would write now, encoded (RFC 9000 §19.3: ACK_ECN with
+        the counts when ``report_ecn``), with its largest acknowledged and its delivery handler, for a
+        packet builder that needs no frame object (:mod:`rudp.quic.ack_only`); the ACK then counts as
+        sent, as after :meth:`write_frames`. None, with nothing changed, if nothing is left to
+        acknowledge. Same fields as :meth:`build_ack`: at most ``max_ack_ranges`` ranges, newest first,
+        the delay since the largest arrived in units of ``2**ack_delay_exponent`` microseconds."""
+        received = self._received
+        count = len(received)
+        if not count:
+            return None
+        start, stop = received[count - 1]
+        largest = stop - 1
+        delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
+        last = max(0, count - self.max_ack_ranges)  # the oldest range reported
+        # Largest Acknowledged, ACK Delay, ACK Range Count, First ACK Range, then per older range Gap
+        # and ACK Range Length (RFC 9000 §19.3.1: both count one less than the numbers they span).
+        fields = [0x03 if self.report_ecn else 0x02, largest, delay_us >> self.ack_delay_exponent]
+        fields += (count - 1 - last, largest - start)
+        smallest = start
+        for index in range(count - 2, last - 1, -1):
+            low, high = received[index]
+            fields += (smallest - high - 1, high - 1 - low)
+            smallest = low
+        if self.report_ecn:
+            fields += self.ecn_counts  # RFC 9000 §19.3.2: ECT(0), ECT(1), ECN-CE
+        encoded = bytearray()
+        for value in fields:  # RFC 9000 §16: shortest varints (every field is below 2**62)
+            if value <= 0x3F:
+                encoded.append(value)
+            elif value <= 0x3FFF:
+                encoded += (0x4000 | value).to_bytes(2, "big")
+            elif value <= 0x3FFFFFFF:
+                encoded += (0x80000000 | value).to_bytes(4, "big")
+            else:
+                encoded += (0xC000000000000000 | value).to_bytes(8, "big")
+        self._last_sent_largest = largest
+        self.on_ack_sent(now)
+        return bytes(encoded), largest, partial(self._on_ack_delivery, largest)
 
     def report_ecn_counts(self, counts: tuple[int, int, int]) -> None:
         """The ECT(0), ECT(1) and CE counts the next ACK_ECN carries (RFC 9000 §13.4.1, §19.3.2)."""

@@ -27,9 +27,10 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.ack_only import AckOnlyDatagrams
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
-from rudp.quic.control import ControlFrames, DatagramQueue
-from rudp.quic.delivery import FrameSource, PacketSink
+from rudp.quic.control import ControlFrames, DatagramQueue, StreamFrames
+from rudp.quic.delivery import FrameSource
 from rudp.quic.handshake import Handshake
 from rudp.quic.liveness import Liveness
 from rudp.quic.packetizer import DatagramBuilder
@@ -77,22 +78,6 @@ class Sent(Enum):
     """Path frames only, to a path other than the current one."""
     PMTU_PROBE = "pmtu probe"
     CLOSE = "close"
-
-
-class StreamFrames:
-    """The stream manager as a frame source: it paces its sends by the current path's RTT."""
-
-    __slots__ = ("_paths", "_streams")
-
-    def __init__(self, streams: StreamManager, paths: Paths) -> None:
-        self._streams = streams
-        self._paths = paths
-
-    def has_data(self) -> bool:
-        return self._streams.has_data_to_send()
-
-    def write_frames(self, sink: PacketSink) -> None:
-        self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)
 
 
 class Sender:
@@ -143,6 +128,9 @@ class Sender:
         exactly when ``datagrams`` has)."""
         self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
+        self._ack_only = AckOnlyDatagrams(
+            spaces, paths, recovery, streams, self._other_app_sources, peer_cids, liveness, traffic, qlog
+        )
         self._pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed)."""
         self._nothing_paced = False
@@ -214,6 +202,11 @@ class Sender:
                     break
                 # Nothing left in the train (window or pacer) and an ACK waits: it is not paced
                 # (RFC 9002 §7): the general path sends it alone if it is due.
+            ack_only = self._ack_only.build(now, current, self.ecn_marking)  # all a receiver sends, leaner
+            if ack_only is not None:
+                out.append((ack_only, current))
+                self._nothing_paced = True  # (it found nothing else to send: the batch ends)
+                break
             datagram = self._build_datagram(now)
             if not datagram:
                 break

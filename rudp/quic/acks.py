@@ -108,16 +108,23 @@ class AckTracker:
         (default: not ``immediate``; see :attr:`answers_flow`).
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
+        if ack_eliciting and not immediate and flow is not False:
+            self.on_data_packet(packet_number, now, False)  # (data: part of the flow)
+        else:
+            self._record(packet_number, ack_eliciting, now, immediate, flow)
+
+    def on_data_packet(self, packet_number: int, now: float, immediate: bool) -> None:
+        """:meth:`on_packet_received` for a packet of the peer's flow that elicits an ACK (one with
+        data: ``ack_eliciting`` and ``flow``), with positional arguments: the receive fast path's
+        usual packet."""
         largest_received = self.largest_received
         if (
-            self.in_order_fast_path
-            and ack_eliciting
-            and not immediate
-            and flow is not False
+            not immediate
             and largest_received is not None
             and packet_number == largest_received + 1
             and self._largest_ack_eliciting == largest_received
             and self.reordering_threshold <= 1
+            and self.in_order_fast_path
         ):
             # The common case of a transfer, in one pass: the next data packet in order. It extends
             # the newest range (no new range: the memory bound holds) and opens no gap (RFC 9000
@@ -129,12 +136,20 @@ class AckTracker:
             self._unacked_eliciting += 1
             self._unacked_flow += 1
             if self._unacked_eliciting > self.ack_eliciting_threshold or self.space != _APPLICATION:
-                self._immediate = True  # RFC 9000 §13.2.1, §13.2.2 (see below)
-            if self._deadline is None:
-                self._deadline = now + self.max_ack_delay
-            if self._immediate:
-                self._deadline = min(self._deadline, now)
-            return
+                self._immediate = True  # RFC 9000 §13.2.1, §13.2.2 (see _record)
+            deadline = self._deadline
+            if deadline is None:
+                self._deadline = deadline = now + self.max_ack_delay
+            if self._immediate and now < deadline:
+                self._deadline = now
+        else:
+            self._record(packet_number, True, now, immediate, True)
+
+    def _record(
+        self, packet_number: int, ack_eliciting: bool, now: float, immediate: bool, flow: bool | None
+    ) -> None:
+        # on_packet_received's general case: any packet, in any order.
+        largest_received = self.largest_received
         in_order = largest_received is None or packet_number > largest_received
         if not in_order and self.is_duplicate(packet_number):
             return

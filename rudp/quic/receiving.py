@@ -161,6 +161,11 @@ class Receiver:
         # one, the idle timer's restart (RFC 9000 §10.1).
         count = total = processed = 0
         marks = [0, 0, 0, 0]  # by codepoint: Not-ECT, ECT(1), ECT(0), CE
+        # A run of datagrams from one address that the fast path takes: its path is looked up once and
+        # its bytes are counted together (RFC 9000 §8.1), before the general path runs or at the end.
+        run_addr: Address | None = None
+        run_path: Path | None = None
+        run_bytes = 0
         try:
             for data, addr, ecn in datagrams:
                 state = lifecycle.state
@@ -175,9 +180,14 @@ class Receiver:
                     continue
                 if state is not established and not self._is_client:
                     paths.on_local_address(local)
-                path = paths.get(addr, local)
-                if path is not None:
-                    path.on_datagram_received(size)
+                if addr == run_addr:
+                    path = run_path
+                    run_bytes += size
+                else:
+                    if run_path is not None:
+                        run_path.on_datagram_received(run_bytes)
+                    path = run_path = paths.get(addr, local)
+                    run_addr, run_bytes = (addr, size) if path is not None else (None, 0)
                 try:
                     # A 1-RTT packet (short header, fixed bit set) on the current path once established:
                     # the fast path, which hands anything unusual back to the general one.
@@ -187,6 +197,9 @@ class Receiver:
                         else _NOT_TAKEN
                     )
                     if taken == _NOT_TAKEN:
+                        if run_path is not None:  # the run ends: the general path may add or move paths
+                            run_path.on_datagram_received(run_bytes)
+                            run_addr = run_path = None
                         data = data if type(data) is bytes else bytes(data)
                         self._receive_packets(data, addr, now, ecn, local)
                     elif taken == _PROCESSED:
@@ -198,6 +211,8 @@ class Receiver:
                 except TransportError as exc:
                     lifecycle.on_local_error(exc, now)
         finally:
+            if run_path is not None:
+                run_path.on_datagram_received(run_bytes)
             self._after_batch(count, total, processed, marks, now)
 
     def _after_batch(self, count: int, total: int, processed: int, marks: list[int], now: float) -> None:
@@ -324,9 +339,7 @@ class Receiver:
             # Data: part of the flow. RFC 9000 §4.6: while our opener waits for stream credit, the peer
             # needs our ACKs to close its streams and grant more; a delayed ACK would stall every
             # waiting request.
-            tracker.on_packet_received(
-                packet_number, ack_eliciting=True, now=now, immediate=self._streams.opener_blocked, flow=True
-            )
+            tracker.on_data_packet(packet_number, now, self._streams.opener_blocked)
         else:
             tracker.on_packet_received(
                 packet_number,

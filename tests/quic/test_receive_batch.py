@@ -192,10 +192,11 @@ def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
 
 
 def test_a_batch_counts_ecn_marks_and_traffic_as_one_call_per_datagram(pki: TestPki) -> None:
-    """A batch records its datagrams' bytes, its packets' ECN marks (RFC 9000 §13.4.1: every
-    processed packet, duplicates not) and the idle timer's restart once, at the end: the same totals
-    as one receive_datagram per datagram, with every codepoint (Not-ECT, ECT(1), ECT(0), CE) mixed
-    in each batch, and the same counts in the server's next ACK_ECN."""
+    """A batch records its datagrams' bytes (the connection's, and its path's for the
+    anti-amplification limit), its packets' ECN marks (RFC 9000 §13.4.1: every processed packet,
+    duplicates not) and the idle timer's restart once, at the end: the same totals as one
+    receive_datagram per datagram, with every codepoint (Not-ECT, ECT(1), ECT(0), CE) mixed in each
+    batch, and the same counts in the server's next ACK_ECN."""
     server_config, client_config = _config_pair(pki)
     now = 100.0
     addr = ("10.0.1.1", 5000)
@@ -240,14 +241,15 @@ def test_a_batch_counts_ecn_marks_and_traffic_as_one_call_per_datagram(pki: Test
                     endpoint.handle_timer(t)
         conn = server.connections[0]
         stats = conn.stats
+        path_bytes = conn._paths.current.received_bytes  # RFC 9000 §8.1 (a run is counted at once)
         results.append(
             (got, stats.datagrams_received, stats.bytes_received, stats.ecn_received, conn.last_received,
-             peer.stats.ecn_peer_counts)
+             peer.stats.ecn_peer_counts, path_bytes)
         )
         assert conn.last_received == last  # the idle timer restarted with the last batch
         assert stats.datagrams_received == marks  # every datagram counted once
     assert results[0] == results[1]
-    got, datagrams, _, ecn_received, _, _ = results[0]
-    assert got == 200_000
+    got, datagrams, received, ecn_received, _, _, path_bytes = results[0]
+    assert got == 200_000 and path_bytes == received
     # Every codepoint was counted, fewer packets than datagrams (the duplicates, coalesced handshakes).
     assert all(count > 0 for count in ecn_received) and sum(ecn_received) < datagrams

@@ -169,17 +169,21 @@ class Receiver:
         try:
             for data, addr, ecn in datagrams:
                 state = lifecycle.state
-                if state is _CLOSED or state is _DRAINING:
-                    return  # nothing leaves these states (RFC 9000 §10.2.2)
+                if state is not established:  # (one test for the usual state)
+                    if state is _CLOSED or state is _DRAINING:
+                        return  # nothing leaves these states (RFC 9000 §10.2.2)
+                    if state is _CLOSING:
+                        # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff
+                        # doubles).
+                        count += 1
+                        total += len(data)
+                        lifecycle.closing.on_datagram_received()
+                        continue
+                    if not self._is_client:
+                        paths.on_local_address(local)
                 size = len(data)
                 count += 1
                 total += size
-                if state is _CLOSING:
-                    # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles).
-                    lifecycle.closing.on_datagram_received()
-                    continue
-                if state is not established and not self._is_client:
-                    paths.on_local_address(local)
                 if addr == run_addr:
                     path = run_path
                     run_bytes += size

@@ -2,19 +2,17 @@
 
 A connection that mostly receives (the receiving end of a bulk transfer) sends, after each batch of
 datagrams, one datagram holding one short-header packet with one ACK frame (ACK_ECN with the counts,
-RFC 9000 §13.4.1), sometimes with a PING (RFC 9000 §13.2.4). The general path of
-:class:`~rudp.quic.sending.Sender` asks every frame source twice per call to find that out and builds
-the packet through frame objects and :class:`~rudp.quic.packetizer.DatagramBuilder`.
-
-:class:`AckOnlyDatagrams` first checks that this is exactly what the general path would send now (1-RTT
-keys alone, no qlog, no probe owed, no path frames, an ACK due, and no frame source with anything to
+RFC 9000 §13.4.1), sometimes with a PING (RFC 9000 §13.2.4). When the general path of
+:meth:`Sender._build_datagram <rudp.quic.sending.Sender>` has found that this is all there is to send
+(1-RTT keys alone, no probe owed, no path frames, an ACK due, and no frame source with anything to
 send: no CRYPTO, stream data, stream or flow-control frames, connection IDs, control frames or
-datagrams), then builds those bytes directly: the ACK frame encoded by its tracker
-(:meth:`AckTracker.take_encoded_ack`), the PING when the general path would add it, the header and its
-protection (RFC 9001 §5.3, §5.4), and the after-send bookkeeping of
-:meth:`Sender._after_datagram <rudp.quic.sending.Sender>` for such a datagram. Anything else (a
-MAX_DATA or MAX_STREAM_DATA due, a path not yet validated, a logging qlog) leaves the decision to the
-general path: it builds nothing and changes nothing then.
+datagrams), :class:`AckOnlyDatagrams` builds those bytes directly instead of through frame objects and
+:class:`~rudp.quic.packetizer.DatagramBuilder`: the ACK frame encoded by its tracker
+(:meth:`AckTracker.take_encoded_ack <rudp.quic.acks.AckTracker.take_encoded_ack>`), the PING when the
+general path would add it, the header and its protection (RFC 9001 §5.3, §5.4), and the after-send
+bookkeeping of ``Sender._after_datagram`` for such a datagram. A path not yet validated (whose budget
+the general path keeps, RFC 9000 §8.1) or a logging qlog leaves the datagram to the general path: the
+builder then builds nothing and changes nothing.
 """
 
 from __future__ import annotations
@@ -22,15 +20,13 @@ from __future__ import annotations
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT, encode_packet_number
 from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH
 from rudp.quic.cids import PeerConnectionIds
-from rudp.quic.delivery import FrameSource
 from rudp.quic.liveness import Liveness
-from rudp.quic.paths import Path, Paths
+from rudp.quic.paths import Path
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.sent import PacketSpace, SentPacket
 from rudp.quic.spaces import PacketSpaces
 from rudp.quic.stats import TrafficCounters
-from rudp.quic.streams.manager import StreamManager
 
 _APPLICATION = PacketSpace.APPLICATION  # bound once (enum member lookups are slow in 3.11)
 _PING = b"\x01"  # RFC 9000 §19.2
@@ -42,62 +38,33 @@ class AckOnlyDatagrams:
     """Builds the ACK-only 1-RTT datagram of a connection when that is all it has to send (see the
     module docstring). Owned by the sender; holds no state of its own between calls."""
 
-    __slots__ = (
-        "_liveness",
-        "_others",
-        "_paths",
-        "_peer_cids",
-        "_qlog",
-        "_recovery",
-        "_spaces",
-        "_streams",
-        "_traffic",
-    )
+    __slots__ = ("_liveness", "_peer_cids", "_qlog", "_recovery", "_spaces", "_traffic")
 
     def __init__(
         self,
         spaces: PacketSpaces,
-        paths: Paths,
         recovery: LossRecovery,
-        streams: StreamManager,
-        others: tuple[FrameSource, ...],
         peer_cids: PeerConnectionIds,
         liveness: Liveness,
         traffic: TrafficCounters,
         qlog: NullQlog,
     ) -> None:
         self._spaces = spaces
-        self._paths = paths
         self._recovery = recovery
-        self._streams = streams
-        self._others = others
-        """The frame sources of 1-RTT packets other than the ACK, the paths, CRYPTO and the streams."""
         self._peer_cids = peer_cids
         self._liveness = liveness
         self._traffic = traffic
         self._qlog = qlog
 
     def build(self, now: float, path: Path, marked: bool) -> bytes | None:
-        """The ACK-only datagram for the current ``path`` if that is exactly what the general path
-        would send now and then nothing more (``marked``: the batch leaves ECT(0), RFC 9000 §13.4.2);
-        else None, having changed nothing."""
+        """The ACK-only datagram for the current ``path``, which the caller found to be all there is to
+        send now (``marked``: the batch leaves ECT(0), RFC 9000 §13.4.2); None, having changed
+        nothing, when the general path must build it."""
+        if self._qlog.records or path.datagram_allowance() is not None:
+            return None
         spaces = self._spaces
         state = spaces.application
         ack = state.ack
-        if (
-            not ack.ack_needed(now)  # RFC 9000 §13.2.1: only an ACK due goes alone
-            or state.probes  # RFC 9002 §6.2.4: a probe carries data
-            or self._qlog.records
-            or not spaces.one_rtt_only()
-            or path.datagram_allowance() is not None  # RFC 9000 §8.1: the general path budgets it
-            or self._paths.has_data()
-            or self._streams.has_data_to_send()
-            or state.crypto_send.has_data()
-        ):
-            return None
-        for source in self._others:  # (a plain loop: no generator frame per call)
-            if source.has_data():
-                return None
         phase = spaces.phase
         protection = phase.write
         if protection is None:

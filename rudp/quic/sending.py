@@ -128,9 +128,7 @@ class Sender:
         exactly when ``datagrams`` has)."""
         self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
-        self._ack_only = AckOnlyDatagrams(
-            spaces, paths, recovery, streams, self._other_app_sources, peer_cids, liveness, traffic, qlog
-        )
+        self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
         self._pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed)."""
         self._nothing_paced = False
@@ -202,15 +200,12 @@ class Sender:
                     break
                 # Nothing left in the train (window or pacer) and an ACK waits: it is not paced
                 # (RFC 9002 §7): the general path sends it alone if it is due.
-            ack_only = self._ack_only.build(now, current, self.ecn_marking)  # all a receiver sends, leaner
-            if ack_only is not None:
-                out.append((ack_only, current))
-                self._nothing_paced = True  # (it found nothing else to send: the batch ends)
-                break
             datagram = self._build_datagram(now)
             if not datagram:
                 break
             out.append((datagram, current))
+            if self._nothing_paced:
+                break  # an ACK alone (AckOnlyDatagrams): nothing else waits
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
         if not self._pacing_blocked and (self._nothing_paced or not self._has_paced_data()):
@@ -521,9 +516,15 @@ class Sender:
                     break
         pending = self._has_paced_data(one_rtt)
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data() and not self._ack_needed(now, one_rtt):
-            self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
-            return b""  # the common "nothing to do" answer, without building anything
+        if blocked and not self._paths.has_data():
+            if not self._ack_needed(now, one_rtt):
+                self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
+                return b""  # the common "nothing to do" answer, without building anything
+            if one_rtt and not pending:  # an ACK due, alone: what a receiver sends, built leaner
+                datagram = self._ack_only.build(now, path, self.ecn_marking)
+                if datagram:
+                    self._nothing_paced = True
+                    return datagram
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
         # With 1-RTT alone, ``pending`` already asked the level's paced sources (not again per level).

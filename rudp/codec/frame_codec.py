@@ -334,6 +334,19 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     # checked once, after the fields: a field cut short leaves ``position`` past the end (its value is
     # then never used), and a field missing entirely makes the indexing fail.
     size = len(payload)
+    if frame_type & STREAM_OFF and position + 8 <= size:
+        # The usual frame of a transfer first, its fields at once: a one-byte stream ID, a 4-byte
+        # offset and, when present, a 2-byte length (the widths of RFC 9000 §16 varints).
+        stream_id = payload[position + 1]
+        if stream_id < 0x40 and payload[position + 2] >> 6 == 2:
+            start = position + 6
+            offset = int.from_bytes(payload[position + 2 : start], "big") & 0x3FFFFFFF
+            if not frame_type & STREAM_LEN:
+                return stream_id, offset, start, size
+            if payload[start] >> 6 == 1:
+                end = start + 2 + (int.from_bytes(payload[start : start + 2], "big") & 0x3FFF)
+                if end <= size:
+                    return stream_id, offset, start + 2, end
     position += 1
     offset = 0
     length = -1

@@ -11,7 +11,7 @@ from functools import partial
 from typing import ClassVar, Final
 
 from rudp.codec.frames import Ack, AckRange
-from rudp.quic.delivery import PacketSink
+from rudp.quic.delivery import DeliveryHandler, PacketSink
 from rudp.quic.rangeset import RangeSet
 from rudp.quic.sent import PacketSpace
 
@@ -108,16 +108,23 @@ class AckTracker:
         (default: not ``immediate``; see :attr:`answers_flow`).
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
+        if ack_eliciting and not immediate and flow is not False:
+            self.on_data_packet(packet_number, now, False)  # (data: part of the flow)
+        else:
+            self._record(packet_number, ack_eliciting, now, immediate, flow)
+
+    def on_data_packet(self, packet_number: int, now: float, immediate: bool) -> None:
+        """:meth:`on_packet_received` for a packet of the peer's flow that elicits an ACK (one with
+        data: ``ack_eliciting`` and ``flow``), with positional arguments: the receive fast path's
+        usual packet."""
         largest_received = self.largest_received
         if (
-            self.in_order_fast_path
-            and ack_eliciting
-            and not immediate
-            and flow is not False
+            not immediate
             and largest_received is not None
             and packet_number == largest_received + 1
             and self._largest_ack_eliciting == largest_received
             and self.reordering_threshold <= 1
+            and self.in_order_fast_path
         ):
             # The common case of a transfer, in one pass: the next data packet in order. It extends
             # the newest range (no new range: the memory bound holds) and opens no gap (RFC 9000
@@ -129,12 +136,20 @@ class AckTracker:
             self._unacked_eliciting += 1
             self._unacked_flow += 1
             if self._unacked_eliciting > self.ack_eliciting_threshold or self.space != _APPLICATION:
-                self._immediate = True  # RFC 9000 §13.2.1, §13.2.2 (see below)
-            if self._deadline is None:
-                self._deadline = now + self.max_ack_delay
-            if self._immediate:
-                self._deadline = min(self._deadline, now)
-            return
+                self._immediate = True  # RFC 9000 §13.2.1, §13.2.2 (see _record)
+            deadline = self._deadline
+            if deadline is None:
+                self._deadline = deadline = now + self.max_ack_delay
+            if self._immediate and now < deadline:
+                self._deadline = now
+        else:
+            self._record(packet_number, True, now, immediate, True)
+
+    def _record(
+        self, packet_number: int, ack_eliciting: bool, now: float, immediate: bool, flow: bool | None
+    ) -> None:
+        # on_packet_received's general case: any packet, in any order.
+        largest_received = self.largest_received
         in_order = largest_received is None or packet_number > largest_received
         if not in_order and self.is_duplicate(packet_number):
             return
@@ -266,6 +281,46 @@ class AckTracker:
         delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
         ecn = self.ecn_counts if self.report_ecn else None
         return Ack(ranges=tuple(ranges), ack_delay=delay_us >> ack_delay_exponent, ecn=ecn)
+
+    def take_encoded_ack(self, now: float) -> tuple[bytes, int, DeliveryHandler] | None:
+        """The ACK frame :meth:`write_frames` would write now, encoded (RFC 9000 §19.3: ACK_ECN with
+        the counts when ``report_ecn``), with its largest acknowledged and its delivery handler, for a
+        packet builder that needs no frame object (:mod:`rudp.quic.ack_only`); the ACK then counts as
+        sent, as after :meth:`write_frames`. None, with nothing changed, if nothing is left to
+        acknowledge. Same fields as :meth:`build_ack`: at most ``max_ack_ranges`` ranges, newest first,
+        the delay since the largest arrived in units of ``2**ack_delay_exponent`` microseconds."""
+        received = self._received
+        count = len(received)
+        if not count:
+            return None
+        start, stop = received[count - 1]
+        largest = stop - 1
+        delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
+        last = max(0, count - self.max_ack_ranges)  # the oldest range reported
+        # Largest Acknowledged, ACK Delay, ACK Range Count, First ACK Range, then per older range Gap
+        # and ACK Range Length (RFC 9000 §19.3.1: both count one less than the numbers they span).
+        fields = [0x03 if self.report_ecn else 0x02, largest, delay_us >> self.ack_delay_exponent]
+        fields += (count - 1 - last, largest - start)
+        smallest = start
+        for index in range(count - 2, last - 1, -1):
+            low, high = received[index]
+            fields += (smallest - high - 1, high - 1 - low)
+            smallest = low
+        if self.report_ecn:
+            fields += self.ecn_counts  # RFC 9000 §19.3.2: ECT(0), ECT(1), ECN-CE
+        encoded = bytearray()
+        for value in fields:  # RFC 9000 §16: shortest varints (every field is below 2**62)
+            if value <= 0x3F:
+                encoded.append(value)
+            elif value <= 0x3FFF:
+                encoded += (0x4000 | value).to_bytes(2, "big")
+            elif value <= 0x3FFFFFFF:
+                encoded += (0x80000000 | value).to_bytes(4, "big")
+            else:
+                encoded += (0xC000000000000000 | value).to_bytes(8, "big")
+        self._last_sent_largest = largest
+        self.on_ack_sent(now)
+        return bytes(encoded), largest, partial(self._on_ack_delivery, largest)
 
     def report_ecn_counts(self, counts: tuple[int, int, int]) -> None:
         """The ECT(0), ECT(1) and CE counts the next ACK_ECN carries (RFC 9000 §13.4.1, §19.3.2)."""

@@ -1,6 +1,7 @@
 """Frame sources of the 1-RTT packet that no other subsystem owns: HANDSHAKE_DONE, NEW_TOKEN, PINGs
 (asked for by the application or by the keep-alive timer), ACK_FREQUENCY (what
-:mod:`rudp.quic.ack_frequency` decided to ask the peer) and RFC 9221 DATAGRAM frames.
+:mod:`rudp.quic.ack_frequency` decided to ask the peer) and RFC 9221 DATAGRAM frames; and
+:class:`StreamFrames`, the stream manager seen as one of these sources.
 
 Each source answers :meth:`has_data` and :meth:`write_frames` (into a
 :class:`~rudp.quic.delivery.FrameSink`) and re-queues its own intent when a frame is lost (RFC 9000
@@ -14,8 +15,10 @@ from collections import deque
 from collections.abc import Callable
 
 from rudp.codec.frames import AckFrequency, Datagram, HandshakeDone, NewToken, Ping
-from rudp.quic.delivery import DeliveryHandler, FrameSink
+from rudp.quic.delivery import DeliveryHandler, FrameSink, PacketSink
 from rudp.quic.events import Event, PingAcknowledged
+from rudp.quic.paths import Paths
+from rudp.quic.streams.manager import StreamManager
 
 DATAGRAM_FRAME_OVERHEAD = 4
 """Type byte and a length varint of up to 3 bytes in front of a DATAGRAM frame's data (RFC 9221 §4)."""
@@ -239,4 +242,20 @@ class _AheadOfStreams:
         self._queue.write_ahead(sink)
 
 
-__all__ = ["MAX_QUEUED_DATAGRAMS", "ControlFrames", "DatagramQueue"]
+class StreamFrames:
+    """The stream manager as a frame source: it paces its sends by the current path's RTT."""
+
+    __slots__ = ("_paths", "_streams")
+
+    def __init__(self, streams: StreamManager, paths: Paths) -> None:
+        self._streams = streams
+        self._paths = paths
+
+    def has_data(self) -> bool:
+        return self._streams.has_data_to_send()
+
+    def write_frames(self, sink: PacketSink) -> None:
+        self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)
+
+
+__all__ = ["MAX_QUEUED_DATAGRAMS", "ControlFrames", "DatagramQueue", "StreamFrames"]

@@ -63,6 +63,13 @@ class EcnFeedback:
         counts[index] += 1
         return counts[0], counts[1], counts[2]
 
+    def on_packets_received(self, space: PacketSpace, codepoint: int, count: int) -> tuple[int, int, int]:
+        """Count ``count`` processed packets marked ``codepoint`` (ECT(0), ECT(1) or CE) at once; return
+        the space's new counts."""
+        counts = self.received[space]
+        counts[_COUNT_INDEX[codepoint]] += count
+        return counts[0], counts[1], counts[2]
+
     def totals(self) -> tuple[int, int, int]:
         """ECT(0), ECT(1), CE received over all spaces."""
         spaces = self.received.values()

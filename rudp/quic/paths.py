@@ -508,8 +508,12 @@ class Paths:
 
     def next_deadline(self) -> float | None:
         """The earliest challenge retry or validation deadline of any path, or None."""
-        times = [t for t in (path.next_deadline() for path in self._paths.values()) if t is not None]
-        return min(times) if times else None
+        earliest = None
+        for path in self._paths.values():  # (plain loops: asked on every flush, usually of one path)
+            for at in (path.challenge_retry_at, path.validation_deadline):
+                if at is not None and (earliest is None or at < earliest):
+                    earliest = at
+        return earliest
 
     def on_timer(self, now: float) -> bool:
         """Resend due challenges and give up expired validations; True if the current path changed."""

@@ -23,7 +23,7 @@ from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketP
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
-from rudp.quic.ecn import EcnFeedback
+from rudp.quic.ecn import CE, ECT_0, ECT_1, EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
 from rudp.quic.handshake import Handshake
 from rudp.quic.liveness import Liveness
@@ -41,7 +41,10 @@ _PV = TransportErrorCode.PROTOCOL_VIOLATION
 # Enum members bound once: in Python 3.11 the enum metaclass's __getattr__ makes each ``State.X``
 # lookup cost about four global loads, and these are read for every datagram.
 _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
+_APPLICATION = PacketSpace.APPLICATION
 MAX_PENDING_PACKETS = 16
+_NOT_TAKEN, _DUPLICATE, _PROCESSED = 0, 1, 2
+"""What :meth:`Receiver._receive_short` did with a packet."""
 
 PROBING_FRAMES: Final = frozenset({f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding})
 """Frames of a probing packet (RFC 9000 §9.1): such a packet does not move us to its address."""
@@ -150,39 +153,86 @@ class Receiver:
         """:meth:`receive_datagram` for each ``(data, addr, ecn)`` in turn, all arrived at ``now`` at
         ``local`` (one socket wake-up): every datagram gets every check, in order."""
         lifecycle = self._lifecycle
-        traffic = self._traffic
         paths = self._paths
         established = _ESTABLISHED
-        for data, addr, ecn in datagrams:
-            state = lifecycle.state
-            if state is _CLOSED or state is _DRAINING:
-                return  # nothing leaves these states (RFC 9000 §10.2.2)
-            size = len(data)
-            traffic.on_received(size)
-            if state is _CLOSING:
-                # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff doubles).
-                lifecycle.closing.on_datagram_received()
-                continue
-            if state is not established and not self._is_client:
-                paths.on_local_address(local)
-            path = paths.get(addr, local)
-            if path is not None:
-                path.on_datagram_received(size)
-            try:
-                # A 1-RTT packet (short header, fixed bit set) on the current path once established:
-                # the fast path, which hands anything unusual back to the general one.
-                if not (
-                    state is established
-                    and path is paths.current
-                    and size
-                    and data[0] & 0xC0 == 0x40
-                    and self._receive_short(data, path, now, ecn)
-                ):
-                    self._receive_packets(data if type(data) is bytes else bytes(data), addr, now, ecn, local)
-                if self._pending and lifecycle.is_active:
-                    self._replay_pending(now)
-            except TransportError as exc:
-                lifecycle.on_local_error(exc, now)
+        # What every datagram or fast-path packet of the batch records, summed and recorded once at
+        # the end (nothing reads it while the batch is handled, and all share ``now``): the traffic
+        # counters, the fast path's packets per ECN codepoint (RFC 9000 §13.4.1) and, if there was
+        # one, the idle timer's restart (RFC 9000 §10.1).
+        count = total = processed = 0
+        marks = [0, 0, 0, 0]  # by codepoint: Not-ECT, ECT(1), ECT(0), CE
+        # A run of datagrams from one address that the fast path takes: its path is looked up once and
+        # its bytes are counted together (RFC 9000 §8.1), before the general path runs or at the end.
+        run_addr: Address | None = None
+        run_path: Path | None = None
+        run_bytes = 0
+        try:
+            for data, addr, ecn in datagrams:
+                state = lifecycle.state
+                if state is not established:  # (one test for the usual state)
+                    if state is _CLOSED or state is _DRAINING:
+                        return  # nothing leaves these states (RFC 9000 §10.2.2)
+                    if state is _CLOSING:
+                        # RFC 9000 §10.2.1: answer with CONNECTION_CLOSE, but rate-limited (backoff
+                        # doubles).
+                        count += 1
+                        total += len(data)
+                        lifecycle.closing.on_datagram_received()
+                        continue
+                    if not self._is_client:
+                        paths.on_local_address(local)
+                size = len(data)
+                count += 1
+                total += size
+                if addr == run_addr:
+                    path = run_path
+                    run_bytes += size
+                else:
+                    if run_path is not None:
+                        run_path.on_datagram_received(run_bytes)
+                    path = run_path = paths.get(addr, local)
+                    run_addr, run_bytes = (addr, size) if path is not None else (None, 0)
+                try:
+                    # A 1-RTT packet (short header, fixed bit set) on the current path once established:
+                    # the fast path, which hands anything unusual back to the general one.
+                    taken = (
+                        self._receive_short(data, path, now)
+                        if state is established and path is paths.current and size and data[0] & 0xC0 == 0x40
+                        else _NOT_TAKEN
+                    )
+                    if taken == _NOT_TAKEN:
+                        if run_path is not None:  # the run ends: the general path may add or move paths
+                            run_path.on_datagram_received(run_bytes)
+                            run_addr = run_path = None
+                        data = data if type(data) is bytes else bytes(data)
+                        self._receive_packets(data, addr, now, ecn, local)
+                    elif taken == _PROCESSED:
+                        processed += 1
+                        if 0 < ecn < 4:
+                            marks[ecn] += 1
+                    if self._pending and lifecycle.is_active:
+                        self._replay_pending(now)
+                except TransportError as exc:
+                    lifecycle.on_local_error(exc, now)
+        finally:
+            if run_path is not None:
+                run_path.on_datagram_received(run_bytes)
+            self._after_batch(count, total, processed, marks, now)
+
+    def _after_batch(self, count: int, total: int, processed: int, marks: list[int], now: float) -> None:
+        """Record what the ``count`` datagrams (``total`` bytes) of a batch and its ``processed``
+        fast-path packets (``marks``: how many of them per ECN codepoint) left to record once (see
+        :meth:`receive_datagrams`)."""
+        if count:
+            self._traffic.on_datagrams_received(count, total)
+        if processed:
+            tracker = self._application.ack
+            for codepoint in (ECT_0, ECT_1, CE):
+                if marks[codepoint]:
+                    # RFC 9000 §13.4.1: each processed (authenticated, non-duplicate) packet counts.
+                    counts = self.ecn.on_packets_received(_APPLICATION, codepoint, marks[codepoint])
+                    tracker.report_ecn_counts(counts)
+            self._liveness.on_packet_received(now)
 
     def _receive_packets(
         self, data: bytes, addr: Address, now: float, ecn: int, local: Address | None
@@ -248,31 +298,33 @@ class Receiver:
         self._handshake.on_packet_authenticated(header, level, addr, now)
         self._on_packet(header, level, space, result, (addr, local), len(data), now, ecn)
 
-    def _receive_short(self, data: bytes | memoryview, path: Path, now: float, ecn: int) -> bool:
+    def _receive_short(self, data: bytes | memoryview, path: Path, now: float) -> int:
         """The fast path of a 1-RTT packet on the current path: open it with the current keys, hand its
-        STREAM, ACK, PING and PADDING frames over without frame objects, record it. Returns False,
-        having changed nothing, when the general path must take the packet (other key phase, failed
-        authentication, too short): that path then counts failures and tries the other keys."""
+        STREAM, ACK, PING and PADDING frames over without frame objects, record it in its ACK tracker.
+        Returns :data:`_PROCESSED` (the caller then counts its ECN mark and restarts the idle timer,
+        once per batch), :data:`_DUPLICATE`, or :data:`_NOT_TAKEN`, having changed nothing, when the
+        general path must take the packet (other key phase, failed authentication, too short): that
+        path then counts failures and tries the other keys."""
         spaces = self._spaces
         phase = spaces.phase
         keys = phase.read
         if keys is None:
-            return False
+            return _NOT_TAKEN
         space = self._application
         tracker = space.ack
         largest = tracker.largest_received
         pn_offset = 1 + self._short_dcid_length
         opened = keys.open_short(data, pn_offset, 0 if largest is None else largest + 1)
         if opened is None:
-            return False
+            return _NOT_TAKEN
         first, packet_number, payload = opened
         if first & 0x1C != phase.key_phase << 2:  # the key phase bit and the two reserved bits at once
             if (first >> 2) & 1 != phase.key_phase:
-                return False  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
+                return _NOT_TAKEN  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
             # RFC 9000 §17.3.1: reserved bits must be zero once header protection is removed.
             raise TransportError(_PV, "reserved header bits are not zero")
         if largest is not None and packet_number <= largest and tracker.is_duplicate(packet_number):
-            return True
+            return _DUPLICATE
         if self._log_packets:
             self._qlog.packet_received(PacketType.ONE_RTT, packet_number, payload, len(data), now)
         kind = payload[0] if payload else 0
@@ -291,9 +343,7 @@ class Receiver:
             # Data: part of the flow. RFC 9000 §4.6: while our opener waits for stream credit, the peer
             # needs our ACKs to close its streams and grant more; a delayed ACK would stall every
             # waiting request.
-            tracker.on_packet_received(
-                packet_number, ack_eliciting=True, now=now, immediate=self._streams.opener_blocked, flow=True
-            )
+            tracker.on_data_packet(packet_number, now, self._streams.opener_blocked)
         else:
             tracker.on_packet_received(
                 packet_number,
@@ -304,12 +354,7 @@ class Receiver:
                 # flow.
                 flow=not ping or (padded and len(data) >= MIN_INITIAL_DATAGRAM_SIZE),
             )
-        if ecn:
-            counts = self.ecn.on_packet_received(space.id, ecn)  # RFC 9000 §13.4.1
-            if counts is not None:
-                tracker.report_ecn_counts(counts)
-        self._liveness.on_packet_received(now)
-        return True
+        return _PROCESSED
 
     def _short_frames(
         self, data: bytes | memoryview, payload: bytes, space: PacketNumberSpace, path: Path, now: float

@@ -27,9 +27,10 @@ from rudp.codec.packet import (
 from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.ack_only import AckOnlyDatagrams
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
-from rudp.quic.control import ControlFrames, DatagramQueue
-from rudp.quic.delivery import FrameSource, PacketSink
+from rudp.quic.control import ControlFrames, DatagramQueue, StreamFrames
+from rudp.quic.delivery import FrameSource
 from rudp.quic.handshake import Handshake
 from rudp.quic.liveness import Liveness
 from rudp.quic.packetizer import DatagramBuilder
@@ -76,22 +77,6 @@ class Sent(Enum):
     """Path frames only, to a path other than the current one."""
     PMTU_PROBE = "pmtu probe"
     CLOSE = "close"
-
-
-class StreamFrames:
-    """The stream manager as a frame source: it paces its sends by the current path's RTT."""
-
-    __slots__ = ("_paths", "_streams")
-
-    def __init__(self, streams: StreamManager, paths: Paths) -> None:
-        self._streams = streams
-        self._paths = paths
-
-    def has_data(self) -> bool:
-        return self._streams.has_data_to_send()
-
-    def write_frames(self, sink: PacketSink) -> None:
-        self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)
 
 
 class Sender(PacketTrains):
@@ -142,6 +127,7 @@ class Sender(PacketTrains):
         exactly when ``datagrams`` has)."""
         self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
+        self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
         self._pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed)."""
         self._nothing_paced = False
@@ -217,6 +203,8 @@ class Sender(PacketTrains):
             if not datagram:
                 break
             out.append((datagram, current))
+            if self._nothing_paced:
+                break  # an ACK alone (AckOnlyDatagrams): nothing else waits
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
         if not self._pacing_blocked and (self._nothing_paced or not self._has_paced_data()):
@@ -389,9 +377,15 @@ class Sender(PacketTrains):
                     break
         pending = self._has_paced_data(one_rtt)
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data() and not self._ack_needed(now, one_rtt):
-            self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
-            return b""  # the common "nothing to do" answer, without building anything
+        if blocked and not self._paths.has_data():
+            if not self._ack_needed(now, one_rtt):
+                self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
+                return b""  # the common "nothing to do" answer, without building anything
+            if one_rtt and not pending:  # an ACK due, alone: what a receiver sends, built leaner
+                datagram = self._ack_only.build(now, path, self.ecn_marking)
+                if datagram:
+                    self._nothing_paced = True
+                    return datagram
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
         # With 1-RTT alone, ``pending`` already asked the level's paced sources (not again per level).

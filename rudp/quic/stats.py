@@ -99,6 +99,11 @@ class TrafficCounters:
         self.datagrams_received += 1
         self.bytes_received += size
 
+    def on_datagrams_received(self, count: int, size: int) -> None:
+        """``count`` datagrams of ``size`` bytes in all arrived (one receive batch)."""
+        self.datagrams_received += count
+        self.bytes_received += size
+
     def on_dropped(self) -> None:
         """A packet was dropped (undecryptable, undecodable header, or not allowed here)."""
         self.packets_dropped += 1

@@ -282,3 +282,28 @@ def test_pull_stream_fields_every_varint_width(widths: tuple[int, int, int]) -> 
     # Without OFF and LEN: offset 0, data to the end of the packet.
     short = bytes([0x08]) + _varint_of_width(9, id_width) + data
     assert pull_stream_fields(short, 0, 0x08) == (9, 0, 1 + id_width, len(short))
+
+
+@pytest.mark.parametrize("offset_width", [1, 2, 4, 8])
+@pytest.mark.parametrize("data_size", [0, 1, 2, 3, 1200])
+def test_pull_stream_fields_with_offset_at_a_position(offset_width: int, data_size: int) -> None:
+    """A frame with OFF after other frames (the receive fast path decodes a one-byte stream ID, a
+    4-byte offset and a 2-byte length at once): the same fields as the general decoder's, with and
+    without LEN, for data sizes around the shortest frames the shortcut reads."""
+    data = bytes(range(256)) * 5
+    data = data[:data_size]
+    prefix = b"\x01\x00\x00"  # PING, two PADDING
+    offset = 70_000 % (1 << 6 * offset_width)
+    for frame_type, length in ((0x0C, b""), (0x0E, _varint_of_width(data_size, 2))):
+        wire = prefix + bytes([frame_type, 0x05]) + _varint_of_width(offset, offset_width) + length + data
+        expected = (5, offset, len(wire) - data_size, len(wire))
+        assert pull_stream_fields(wire, len(prefix), frame_type) == expected
+        # And the frame itself as the general decoder reads it.
+        (*_, (_, frame)) = parse_frames(wire)
+        assert isinstance(frame, f.Stream)
+        assert (frame.stream_id, frame.offset, frame.data) == (5, offset, data)
+    # A length pointing past the packet is a FRAME_ENCODING_ERROR, whichever decoder reads it.
+    wire = prefix + bytes([0x0E, 0x05]) + _varint_of_width(1, 4) + _varint_of_width(data_size + 1, 2) + data
+    with pytest.raises(DecodeError) as info:
+        pull_stream_fields(wire, len(prefix), 0x0E)
+    assert info.value.code == FEE

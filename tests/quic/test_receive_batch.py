@@ -189,3 +189,67 @@ def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
         results.append((bytes(got) == body, conn.stats.datagrams_received, conn.stats.packets_dropped))
     assert results[0] == results[1]
     assert results[0][0]
+
+
+def test_a_batch_counts_ecn_marks_and_traffic_as_one_call_per_datagram(pki: TestPki) -> None:
+    """A batch records its datagrams' bytes (the connection's, and its path's for the
+    anti-amplification limit), its packets' ECN marks (RFC 9000 §13.4.1: every processed packet,
+    duplicates not) and the idle timer's restart once, at the end: the same totals as one
+    receive_datagram per datagram, with every codepoint (Not-ECT, ECT(1), ECT(0), CE) mixed in each
+    batch, and the same counts in the server's next ACK_ECN."""
+    server_config, client_config = _config_pair(pki)
+    now = 100.0
+    addr = ("10.0.1.1", 5000)
+    results = []
+    for batched in (True, False):
+        server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+        peer = QuicConnection.client(client_config, server_address=SERVER, now=now)
+        stream = None
+        rest = memoryview(bytes(200_000))
+        got = 0
+        t = now
+        marks = 0
+        last = 0.0  # when the last datagram was delivered
+        for _ in range(2000):
+            if peer.handshake_complete and stream is None:
+                stream = peer.open_stream()
+            if stream is not None and len(rest):
+                rest = rest[peer.send_stream(stream, rest, fin=True) :]
+            out = [data for data, _ in peer.datagrams_to_send(t)]
+            if out:
+                out = out + out[-1:]  # a duplicate in every batch: not counted again
+                items = [(d, addr, (marks + i) % 4) for i, d in enumerate(out)]
+                marks += len(out)
+                last = t
+                if batched:
+                    server.receive_datagrams([(memoryview(d), a, e) for d, a, e in items], t)
+                else:
+                    for d, a, e in items:
+                        server.receive_datagram(d, a, t, e)
+            for conn in server.connections:
+                while (event := conn.next_event()) is not None:
+                    if isinstance(event, StreamReadable):
+                        got += len(conn.read_stream(event.stream_id))
+            for data, _ in server.datagrams_to_send(t):
+                peer.receive_datagram(data, SERVER, t)
+            if got == 200_000:
+                break
+            t += 0.002
+            for endpoint in (server, peer):
+                deadline = endpoint.next_timer()
+                if deadline is not None and deadline <= t:
+                    endpoint.handle_timer(t)
+        conn = server.connections[0]
+        stats = conn.stats
+        path_bytes = conn._paths.current.received_bytes  # RFC 9000 §8.1 (a run is counted at once)
+        results.append(
+            (got, stats.datagrams_received, stats.bytes_received, stats.ecn_received, conn.last_received,
+             peer.stats.ecn_peer_counts, path_bytes)
+        )
+        assert conn.last_received == last  # the idle timer restarted with the last batch
+        assert stats.datagrams_received == marks  # every datagram counted once
+    assert results[0] == results[1]
+    got, datagrams, received, ecn_received, _, _, path_bytes = results[0]
+    assert got == 200_000 and path_bytes == received
+    # Every codepoint was counted, fewer packets than datagrams (the duplicates, coalesced handshakes).
+    assert all(count > 0 for count in ecn_received) and sum(ecn_received) < datagrams

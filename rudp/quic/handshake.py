@@ -88,6 +88,7 @@ class Handshake:
         self.tls: TlsEngine | None = None
         self.local_params = local_params
         self.peer_params: TransportParameters | None = None
+        self._decoded_peer: tuple[bytes, TransportParameters] | None = None
         self.complete = False
         """True once the TLS handshake completed."""
         self.early_data_offered = False
@@ -159,7 +160,7 @@ class Handshake:
         self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
         self.tls = TlsServer(
             self._tls_config,
-            encode_transport_parameters(params),
+            b"",  # encoded by _respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
             randbytes=self._randbytes,
             accept_early_data=self._accept_early_data,
             respond_parameters=self._respond_parameters,
@@ -171,6 +172,7 @@ class Handshake:
         """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
         any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
         params = decode_transport_parameters(client, from_server=False)
+        self._decoded_peer = (client, params)  # the same bytes reach _on_peer_parameters: decoded once
         self.versions.choose(params, self.retry_source_cid or self.original_dcid)
         return encode_transport_parameters(self._own_parameters())
 
@@ -234,7 +236,12 @@ class Handshake:
             self._on_complete(now)
 
     def _on_peer_parameters(self, data: bytes, now: float) -> None:
-        params = decode_transport_parameters(data, from_server=self.is_client)
+        decoded = self._decoded_peer
+        self._decoded_peer = None
+        if decoded is not None and decoded[0] == data:
+            params = decoded[1]  # (server) decoded and validated by _respond_parameters
+        else:
+            params = decode_transport_parameters(data, from_server=self.is_client)
         self._authenticate_cids(params)
         if self.is_client:
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)

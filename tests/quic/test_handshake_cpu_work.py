@@ -1,0 +1,49 @@
+"""Work a handshake no longer does twice (issue 13, handshake CPU), and what it still does every time:
+each test fails if the shortcut changes what goes on the wire or what a connection learns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import rudp.quic.handshake as handshake_module
+from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
+from rudp.testing.certs import TestPki
+from tests.support.sim import make_sim
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bool]]:
+    calls: list[tuple[bytes, bool]] = []
+
+    def counting(data: Any, *, from_server: bool) -> TransportParameters:
+        calls.append((bytes(data), from_server))
+        return decode_transport_parameters(data, from_server=from_server)
+
+    monkeypatch.setattr(handshake_module, "decode_transport_parameters", counting)
+    return calls
+
+
+def test_server_decodes_the_clients_transport_parameters_once(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_decodes(monkeypatch)
+    sim = make_sim(pki)
+    sim.handshake()
+    server_decodes = [data for data, from_server in calls if not from_server]
+    client_decodes = [data for data, from_server in calls if from_server]
+    assert len(server_decodes) == 1 and len(client_decodes) == 1
+    # What the server learnt is what the client sent (its own parameters, CIDs included).
+    server_view = sim.server.conn._handshake.peer_params
+    assert server_view == decode_transport_parameters(server_decodes[0], from_server=False)
+    assert server_view is not None
+    sent = sim.conn._handshake.local_params
+    assert server_view.initial_source_connection_id == sent.initial_source_connection_id
+    assert server_view.max_idle_timeout == sent.max_idle_timeout
+    # And the client received the server's full parameters (encoded once, by the respond hook).
+    client_view = sim.conn._handshake.peer_params
+    assert client_view is not None
+    local = sim.server.conn._handshake.local_params
+    assert client_view.original_destination_connection_id == local.original_destination_connection_id
+    assert client_view.stateless_reset_token == local.stateless_reset_token is not None
+    assert client_view.version_information == local.version_information is not None

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from rudp.codec.packet import decode_packet_number, encode_packet_number
-from rudp.crypto.keys import derive_aead_key_and_iv, derive_packet_keys, next_generation_secret
+from rudp.crypto.keys import derive_aead_key_and_iv, derive_key_iv_hp, next_generation_secret
 from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 
 #: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
@@ -182,8 +182,8 @@ class PacketProtection:
     )
 
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
-        material = derive_packet_keys(suite, secret, version)
-        self._setup(suite, secret, version, material.key, material.iv, _make_header_mask(suite, material.hp))
+        key, iv, hp = derive_key_iv_hp(suite, secret, version)
+        self._setup(suite, secret, version, key, iv, _make_header_mask(suite, hp))
 
     def _setup(
         self, suite: CipherSuite, secret: bytes, version: int, key: bytes, iv: bytes, mask: _HeaderMask

@@ -156,8 +156,9 @@ class Handshake:
         # Initial keys come from the DCID the client's Initial carries (RFC 9001 §5.2): after a Retry
         # that is the Retry's SCID, not the original DCID (which only goes in the transport parameters).
         self._spaces.install_initial(retry_source_cid or original_dcid, is_client=False, read=initial_read)
-        params = self._own_parameters()
-        self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
+        if self._qlog.records:  # (a NullQlog's start does nothing: the parameters wait for the ClientHello)
+            size = self._paths.current.pmtud.current
+            self._qlog.start(self.original_dcid, self._own_parameters(), size, now)
         self.tls = TlsServer(
             self._tls_config,
             b"",  # encoded by _respond_parameters, which TLS asks before its first flight (RFC 9368 §3)

@@ -3,12 +3,14 @@ each test fails if the shortcut changes what goes on the wire or what a connecti
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import rudp.quic.handshake as handshake_module
 from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
+from rudp.quic.handshake import Handshake
 from rudp.testing.certs import TestPki
 from tests.support.sim import make_sim
 
@@ -47,3 +49,27 @@ def test_server_decodes_the_clients_transport_parameters_once(
     assert client_view.original_destination_connection_id == local.original_destination_connection_id
     assert client_view.stateless_reset_token == local.stateless_reset_token is not None
     assert client_view.version_information == local.version_information is not None
+
+
+@pytest.mark.parametrize("qlog", [False, True])
+def test_server_builds_its_transport_parameters_once_without_qlog(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qlog: bool
+) -> None:
+    built: list[bool] = []
+    own = Handshake._own_parameters
+
+    def counting(self: Handshake) -> TransportParameters:
+        built.append(self.is_client)
+        return own(self)
+
+    monkeypatch.setattr(Handshake, "_own_parameters", counting)
+    sim = make_sim(pki, server={"qlog_dir": tmp_path} if qlog else None)
+    sim.handshake()
+    # Without qlog, once when TLS asks (after the version choice); a qlog also logs them at the start.
+    assert built.count(False) == (2 if qlog else 1) and built.count(True) == 1
+    local = sim.server.conn._handshake.local_params
+    assert local.original_destination_connection_id == sim.conn._handshake.original_dcid
+    assert local.initial_source_connection_id is not None and local.stateless_reset_token is not None
+    assert sim.conn._handshake.peer_params == local
+    if qlog:
+        assert any('"owner":"local"' in path.read_text() for path in tmp_path.glob("*server.sqlog"))

@@ -21,6 +21,7 @@ from rudp.codec.transport_params import (
     TransportParameters,
     decode_transport_parameters,
     encode_transport_parameters,
+    version_information_of,
 )
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.retry import verify_retry_integrity
@@ -189,7 +190,7 @@ class Handshake:
         before RFC 9368 support, or a peer without it) is taken as is."""
         if remembered is None:
             return True
-        info = decode_transport_parameters(remembered, from_server=True).version_information
+        info = version_information_of(remembered)
         wanted = self.versions.original if self.is_client else self.version
         return info is None or info.chosen_version == wanted
 

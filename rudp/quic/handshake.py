@@ -376,7 +376,8 @@ class Handshake:
     def idle_timeout(self, local: float) -> float | None:
         """RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs (or None)."""
         peer = self.peer_params.max_idle_timeout / 1000 if self.peer_params is not None else 0.0
-        values = [v for v in (local, peer) if v > 0]
-        if not values:
+        if local <= 0 or 0 < peer < local:
+            local = peer
+        if local <= 0:
             return None
-        return max(min(values), 3 * self._recovery.pto())
+        return max(local, 3 * self._recovery.pto())

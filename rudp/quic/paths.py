@@ -260,8 +260,10 @@ class Path:
 
     def next_deadline(self) -> float | None:
         """The earliest of the challenge retry and the validation deadline, or None."""
-        times = [t for t in (self.challenge_retry_at, self.validation_deadline) if t is not None]
-        return min(times) if times else None
+        retry, deadline = self.challenge_retry_at, self.validation_deadline
+        if retry is None or (deadline is not None and deadline < retry):
+            return deadline
+        return retry
 
 
 class Paths:
@@ -508,8 +510,12 @@ class Paths:
 
     def next_deadline(self) -> float | None:
         """The earliest challenge retry or validation deadline of any path, or None."""
-        times = [t for t in (path.next_deadline() for path in self._paths.values()) if t is not None]
-        return min(times) if times else None
+        earliest = None
+        for path in self._paths.values():  # (plain loop: asked on every flush, no generator frames)
+            at = path.next_deadline()
+            if at is not None and (earliest is None or at < earliest):
+                earliest = at
+        return earliest
 
     def on_timer(self, now: float) -> bool:
         """Resend due challenges and give up expired validations; True if the current path changed."""

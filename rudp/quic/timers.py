@@ -60,8 +60,11 @@ class TimerTable:
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None."""
-        armed = [d for d in self._deadlines if d is not None]
-        return min(armed) if armed else None
+        earliest = None
+        for deadline in self._deadlines:  # (plain loop: asked on every flush, no comprehension frame)
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def expired(self, now: float) -> list[Timer]:
         """Timers whose deadline is at or before ``now``, disarmed and returned in enum order."""

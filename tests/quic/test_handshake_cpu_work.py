@@ -3,14 +3,22 @@ each test fails if the shortcut changes what goes on the wire or what a connecti
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import rudp.quic.handshake as handshake_module
 from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
+from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.handshake import Handshake
+from rudp.quic.pacing import Pacer
+from rudp.quic.paths import Path as NetworkPath
+from rudp.quic.paths import PathCongestion
+from rudp.quic.pmtud import PmtuDiscovery
+from rudp.quic.rtt import RttEstimator
 from rudp.testing.certs import TestPki
 from tests.support.sim import make_sim
 
@@ -73,3 +81,47 @@ def test_server_builds_its_transport_parameters_once_without_qlog(
     assert sim.conn._handshake.peer_params == local
     if qlog:
         assert any('"owner":"local"' in path.read_text() for path in tmp_path.glob("*server.sqlog"))
+
+
+@pytest.mark.parametrize(
+    ("local", "peer_ms", "expected"),
+    [
+        (30.0, 10_000, 10.0),  # RFC 9000 §10.1: the smaller of the two
+        (5.0, 10_000, 5.0),
+        (5.0, 0, 5.0),  # zero: the peer has no idle timeout
+        (0.0, 7_000, 7.0),
+        (0.0, 0, None),  # neither side has one
+        (0.001, 0, 0.75),  # at least 3 PTOs
+    ],
+)
+def test_idle_timeout_is_the_smaller_non_zero_value_and_at_least_three_ptos(
+    local: float, peer_ms: int, expected: float | None
+) -> None:
+    owner = SimpleNamespace(
+        peer_params=dataclasses.replace(TransportParameters(), max_idle_timeout=peer_ms),
+        _recovery=SimpleNamespace(pto=lambda: 0.25),
+    )
+    assert Handshake.idle_timeout(owner, local) == expected  # type: ignore[arg-type]
+    no_peer = SimpleNamespace(peer_params=None, _recovery=owner._recovery)
+    assert Handshake.idle_timeout(no_peer, local) == (None if local <= 0 else max(local, 0.75))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("retry", "deadline", "expected"),
+    [
+        (None, None, None),
+        (1.0, None, 1.0),
+        (None, 2.0, 2.0),
+        (1.0, 2.0, 1.0),
+        (3.0, 2.0, 2.0),
+        (2.0, 2.0, 2.0),
+    ],
+)
+def test_path_deadline_is_the_earlier_of_retry_and_validation(
+    retry: float | None, deadline: float | None, expected: float | None
+) -> None:
+    pmtud = PmtuDiscovery(1200, 1500, enabled=False)
+    congestion = PathCongestion(NewReno(1200), RttEstimator(), Pacer(1200))
+    path = NetworkPath(("10.0.0.1", 1), validated=False, pmtud=pmtud, congestion=congestion)
+    path.challenge_retry_at, path.validation_deadline = retry, deadline
+    assert path.next_deadline() == expected

@@ -226,6 +226,22 @@ def _decode_whole(decode: Callable[[Reader], _T], body: memoryview, param_id: in
     return value
 
 
+def version_information_of(data: BytesLike) -> VersionInformation | None:
+    """The version_information parameter (RFC 9368 §3) of transport parameters decoded and validated
+    before (a ticket's remembered ones), or None: the other parameters are skipped, not decoded.
+
+    Raises:
+        DecodeError: TRANSPORT_PARAMETER_ERROR for truncated input or a malformed version_information.
+    """
+    reader = Reader(data, error_code=_TPE)
+    while not reader.eof():
+        param_id = reader.pull_varint()
+        body = reader.pull_view(reader.pull_varint())
+        if param_id == _TP.VERSION_INFORMATION:
+            return _decode_whole(_decode_version_information, body, param_id)
+    return None
+
+
 def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> TransportParameters:
     """Decode and validate the peer's transport parameters.
 

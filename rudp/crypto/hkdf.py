@@ -89,6 +89,11 @@ def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length
     return out[:length]
 
 
+def hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
+    """The HkdfLabel structure of RFC 8446 §7.1 (``label`` without "tls13 "): HKDF-Expand's info."""
+    return _label_info(label, context, length)
+
+
 def _label_info(label: bytes, context: bytes, length: int) -> bytes:
     full_label = b"tls13 " + label
     return (

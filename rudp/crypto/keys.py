@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Final
 
 from rudp.codec.codes import Version
-from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_expand_labels, hkdf_extract
+from rudp.crypto.hkdf import (
+    KeyedHmac,
+    hash_by_name,
+    hkdf_expand_label,
+    hkdf_expand_labels,
+    hkdf_extract,
+    hkdf_label,
+)
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
 
 # RFC 9001 §5.2: the v1 Initial salt.
@@ -129,10 +136,30 @@ def derive_packet_keys(suite: CipherSuite, secret: bytes, version: int) -> Packe
     Raises:
         ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
     """
-    key, iv, hp = hkdf_expand_labels(
-        hash_by_name(SUITE_HASH[suite]), secret, _packet_key_labels(suite, version, with_hp=True)
-    )
+    key, iv, hp = derive_key_iv_hp(suite, secret, version)
     return PacketKeyMaterial(key=key, iv=iv, hp=hp)
+
+
+_KEY_IV_HP_INFO: dict[tuple[CipherSuite, int], tuple[str, tuple[tuple[bytes, int], ...]]] = {}
+"""(hash name, (HKDF-Expand input block, length) of key, iv and hp) by (suite, version): a few
+constants, built once each."""
+
+
+def derive_key_iv_hp(suite: CipherSuite, secret: bytes, version: int) -> list[bytes]:
+    """:func:`derive_packet_keys` as ``[key, iv, hp]``, the labels of the suite and version looked up
+    once (every connection installs six or seven keys, RFC 9001 §5.1).
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    found = _KEY_IV_HP_INFO.get((suite, version))
+    if found is None:
+        labels = _packet_key_labels(suite, version, with_hp=True)  # raises for an unknown version
+        # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), enough as every length <= HashLen.
+        blocks = tuple((hkdf_label(label, b"", length) + b"\x01", length) for label, length in labels)
+        found = _KEY_IV_HP_INFO[(suite, version)] = (SUITE_HASH[suite], blocks)
+    prf = KeyedHmac(found[0], secret)
+    return [prf.digest(block)[:length] for block, length in found[1]]
 
 
 def derive_aead_key_and_iv(suite: CipherSuite, secret: bytes, version: int) -> tuple[bytes, bytes]:

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from rudp.codec.packet import decode_packet_number, encode_packet_number
-from rudp.crypto.keys import derive_aead_key_and_iv, derive_packet_keys, next_generation_secret
+from rudp.crypto.keys import derive_aead_key_and_iv, derive_key_iv_hp, next_generation_secret
 from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 
 #: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
@@ -98,10 +98,21 @@ AUTHENTICATION_FAILED: Final = DecryptFailed("authentication failed")
 
 _ECB: Final = modes.ECB()  # stateless: one mode object serves every header-protection key
 
+try:  # what ``Cipher(...).encryptor()`` calls after its ABC isinstance checks (~2 us of ~6 per key)
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+    _create_encryption_ctx: Callable[..., Any] | None = _rust_openssl.ciphers.create_encryption_ctx
+except (ImportError, AttributeError):  # a cryptography release without it: the public API
+    _create_encryption_ctx = None
+
 
 def _aes_header_mask(hp_key: bytes) -> Callable[[bytes], bytes]:
     """AES-ECB header protection (RFC 9001 §5.4.3): one encryptor reused for every packet; its
     ``update`` is the mask function itself (ECB encrypts each 16-byte sample on its own)."""
+    if _create_encryption_ctx is not None:
+        # algorithms.AES still checks the key size; ECB has nothing to check against AES.
+        update: Callable[[bytes], bytes] = _create_encryption_ctx(algorithms.AES(hp_key), _ECB).update
+        return update
     return Cipher(algorithms.AES(hp_key), _ECB).encryptor().update
 
 
@@ -171,8 +182,8 @@ class PacketProtection:
     )
 
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
-        material = derive_packet_keys(suite, secret, version)
-        self._setup(suite, secret, version, material.key, material.iv, _make_header_mask(suite, material.hp))
+        key, iv, hp = derive_key_iv_hp(suite, secret, version)
+        self._setup(suite, secret, version, key, iv, _make_header_mask(suite, hp))
 
     def _setup(
         self, suite: CipherSuite, secret: bytes, version: int, key: bytes, iv: bytes, mask: _HeaderMask

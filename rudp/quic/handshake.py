@@ -21,6 +21,7 @@ from rudp.codec.transport_params import (
     TransportParameters,
     decode_transport_parameters,
     encode_transport_parameters,
+    version_information_of,
 )
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.retry import verify_retry_integrity
@@ -89,6 +90,7 @@ class Handshake:
         self.tls: TlsEngine | None = None
         self.local_params = local_params
         self.peer_params: TransportParameters | None = None
+        self._decoded_peer: tuple[bytes, TransportParameters] | None = None
         self.complete = False
         """True once the TLS handshake completed."""
         self.early_data_offered = False
@@ -159,11 +161,12 @@ class Handshake:
         # Initial keys come from the DCID the client's Initial carries (RFC 9001 §5.2): after a Retry
         # that is the Retry's SCID, not the original DCID (which only goes in the transport parameters).
         self._spaces.install_initial(retry_source_cid or original_dcid, is_client=False, read=initial_read)
-        params = self._own_parameters()
-        self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
+        if self._qlog.records:  # (a NullQlog's start does nothing: the parameters wait for the ClientHello)
+            size = self._paths.current.pmtud.current
+            self._qlog.start(self.original_dcid, self._own_parameters(), size, now)
         self.tls = TlsServer(
             self._tls_config,
-            encode_transport_parameters(params),
+            b"",  # encoded by _respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
             randbytes=self._randbytes,
             accept_early_data=self._accept_early_data,
             respond_parameters=self._respond_parameters,
@@ -175,6 +178,7 @@ class Handshake:
         """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
         any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
         params = decode_transport_parameters(client, from_server=False)
+        self._decoded_peer = (client, params)  # the same bytes reach _on_peer_parameters: decoded once
         self.versions.choose(params, self.retry_source_cid or self.original_dcid)
         return encode_transport_parameters(self._own_parameters())
 
@@ -190,7 +194,7 @@ class Handshake:
         before RFC 9368 support, or a peer without it) is taken as is."""
         if remembered is None:
             return True
-        info = decode_transport_parameters(remembered, from_server=True).version_information
+        info = version_information_of(remembered)
         wanted = self.versions.original if self.is_client else self.version
         return info is None or info.chosen_version == wanted
 
@@ -238,7 +242,12 @@ class Handshake:
             self._on_complete(now)
 
     def _on_peer_parameters(self, data: bytes, now: float) -> None:
-        params = decode_transport_parameters(data, from_server=self.is_client)
+        decoded = self._decoded_peer
+        self._decoded_peer = None
+        if decoded is not None and decoded[0] == data:
+            params = decoded[1]  # (server) decoded and validated by _respond_parameters
+        else:
+            params = decode_transport_parameters(data, from_server=self.is_client)
         self._authenticate_cids(params)
         if self.is_client:
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)
@@ -402,7 +411,8 @@ class Handshake:
     def idle_timeout(self, local: float) -> float | None:
         """RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs (or None)."""
         peer = self.peer_params.max_idle_timeout / 1000 if self.peer_params is not None else 0.0
-        values = [v for v in (local, peer) if v > 0]
-        if not values:
+        if local <= 0 or 0 < peer < local:
+            local = peer
+        if local <= 0:
             return None
-        return max(min(values), 3 * self._recovery.pto())
+        return max(local, 3 * self._recovery.pto())

@@ -260,8 +260,10 @@ class Path:
 
     def next_deadline(self) -> float | None:
         """The earliest of the challenge retry and the validation deadline, or None."""
-        times = [t for t in (self.challenge_retry_at, self.validation_deadline) if t is not None]
-        return min(times) if times else None
+        retry, deadline = self.challenge_retry_at, self.validation_deadline
+        if retry is None or (deadline is not None and deadline < retry):
+            return deadline
+        return retry
 
 
 class Paths:

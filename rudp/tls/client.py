@@ -36,7 +36,7 @@ from rudp.tls.certs import (
 )
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
-from rudp.tls.extensions import LEGACY_VERSION, TLS13, OfferedPsks, PskKeyExchangeMode
+from rudp.tls.extensions import LEGACY_VERSION, TLS13, OfferedPsks, PskKeyExchangeMode, encode_binders
 from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import KeyShare
 from rudp.tls.key_schedule import (
@@ -205,7 +205,8 @@ class TlsClient(TlsEngine):
             truncated = raw[: len(raw) - psks.binders_size()]
             binder_hash = self._transcript.digest(truncated, name=hash_name)
             psks.binders = [hmac_verify_data(hash_name, self._psk_schedule.binder_key(), binder_hash)]
-            raw = hello.encode()
+            # The binders end the message and keep their length: only they change (not encoded again).
+            raw = truncated + encode_binders(psks.binders)
         self._send(_I, raw)
 
     # -- dispatch table --------------------------------------------------------------------------------

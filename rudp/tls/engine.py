@@ -121,10 +121,12 @@ class TlsEngine(ABC):
         if self._error is not None:
             raise self._error
         try:
-            inbound = self._inbound[EncryptionLevel(level)]
+            if type(level) is not EncryptionLevel:
+                level = EncryptionLevel(level)  # (an int from a caller outside rudp.quic)
+            inbound = self._inbound[level]
             inbound.feed(data)
             while (message := inbound.next_message()) is not None:
-                self._dispatch(EncryptionLevel(level), message, now)
+                self._dispatch(level, message, now)
             self._check_leftovers()
         except DecodeError as exc:
             self._error = alert(AlertDescription.decode_error, exc.reason)

@@ -293,10 +293,15 @@ def encode_offered_psks(psks: OfferedPsks) -> bytes:
         for identity, age in psks.identities:
             w.push_block(2, identity)
             w.push_uint32(age)
-    with w.block(2):
-        for binder in psks.binders:
-            w.push_block(1, binder)
+    w.push_bytes(encode_binders(psks.binders))
     return w.getvalue()
+
+
+def encode_binders(binders: list[bytes]) -> bytes:
+    """``PskBinderEntry binders<33..2^16-1>``: the end of a ClientHello that offers PSKs (RFC 8446
+    §4.2.11), :meth:`OfferedPsks.binders_size` bytes."""
+    body = b"".join(bytes((len(binder),)) + binder for binder in binders)
+    return len(body).to_bytes(2, "big") + body
 
 
 def decode_offered_psks(data: BytesLike) -> OfferedPsks:

@@ -50,7 +50,7 @@ from rudp.quic.spaces import (
 from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
-from rudp.quic.trains import MAX_DATAGRAMS_PER_CALL, PacketTrains
+from rudp.quic.trains import MAX_DATAGRAMS_PER_CALL, TrainSender
 from rudp.tls.engine import EncryptionLevel
 
 MAX_PATH_DATAGRAMS = 4
@@ -79,7 +79,7 @@ class Sent(Enum):
     CLOSE = "close"
 
 
-class Sender(PacketTrains):
+class Sender:
     """Builds the datagrams of one connection from its frame sources (see the module docstring)."""
 
     def __init__(
@@ -125,6 +125,22 @@ class Sender(PacketTrains):
         self._other_app_sources: tuple[FrameSource, ...] = (control, local_cids, peer_cids, datagrams)
         """The same but the streams, asked alone: whether any has data (``datagrams.ahead`` has data
         exactly when ``datagrams`` has)."""
+        self._trains = TrainSender(
+            spaces=spaces,
+            paths=paths,
+            recovery=recovery,
+            lifecycle=lifecycle,
+            streams=streams,
+            peer_cids=peer_cids,
+            other_app_sources=self._other_app_sources,
+            liveness=liveness,
+            traffic=traffic,
+            qlog=qlog,
+            datagram_budget=self._datagram_budget,
+            may_send_new=self._may_send_new,
+            ack_only_needs_ping=self._ack_only_needs_ping,
+            on_pacing_blocked=self._note_pacing_blocked,
+        )
         self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
@@ -191,9 +207,9 @@ class Sender(PacketTrains):
             except TransportError as exc:
                 self._lifecycle.on_local_error(exc, now)
                 return out + self._close_datagrams(now)
-            if self._streams.queued and self._train_ready(now):
+            if self._streams.queued and self._trains.ready(now):
                 before = len(out)
-                if not self._build_train(now, current, out):
+                if not self._trains.build(now, current, out, self.ecn_marking):
                     return out + self._close_datagrams(now)
                 if len(out) > before or not self._spaces.application.ack.has_data():
                     break
@@ -525,6 +541,10 @@ class Sender(PacketTrains):
         # Arm the pacing deadline (only asked when something is waiting, so an idle connection sleeps).
         self._pacing_blocked = True
         return False
+
+    def _note_pacing_blocked(self) -> None:
+        """A train found data the pacer held back: arm the pacing deadline (:meth:`next_deadline`)."""
+        self._pacing_blocked = True
 
     # -- packets --------------------------------------------------------------------------------------
 

@@ -1,16 +1,20 @@
 """Packet trains, the sender's fast path for bulk stream data (issue 13).
 
-Owns nothing of its own: :class:`PacketTrains` is the base of :class:`~rudp.quic.sending.Sender`
-(one object, split across two modules as :class:`~rudp.quic.streams.output.StreamOutput` is the base
-of the stream manager) holding the methods that decide whether the next datagrams may be a train and
-build it. A train is a run of 1-RTT datagrams of one short-header packet each, of the streams' frames
-(the ACK leading the first), built by one :class:`~rudp.quic.train.TrainBuilder`: per packet only
-what decides the next one (keys, budget, packet number), the congestion window and the pacer once per
-train when their answers cannot move while it is sent (RFC 9002 §7, §7.7), loss recovery's record,
-ECN, idle timer and statistics once per train (:meth:`PacketTrains._after_train`).
+:class:`TrainSender` decides whether the next datagrams may be a train and builds it, for the
+connection's :class:`~rudp.quic.sending.Sender`, which owns it and asks it first in each batch. It owns
+no connection state: it reads the packet spaces, paths, streams and recovery it is given, and what it
+needs of the sender (the datagram budget, the window and pacer check of a packet, whether an ACK-only
+packet needs a PING, that the pacer held data back) comes in as the sender's own methods. A train is a
+run of 1-RTT datagrams of one short-header packet each, of the streams' frames (the ACK leading the
+first), built by one :class:`~rudp.quic.train.TrainBuilder`: per packet only what decides the next one
+(keys, budget, packet number), the congestion window and the pacer once per train when their answers
+cannot move while it is sent (RFC 9002 §7, §7.7), loss recovery's record, ECN, idle timer and
+statistics once per train (:meth:`TrainSender._after_train`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from rudp.codec.frames import Ping
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
@@ -32,33 +36,61 @@ MAX_DATAGRAMS_PER_CALL = 64
 """Datagrams one ``datagrams_to_send`` call builds at most (trains included)."""
 
 
-class PacketTrains:
-    """The train methods of :class:`~rudp.quic.sending.Sender` (see the module docstring); the
-    attributes and methods declared here are the sender's."""
+class TrainSender:
+    """Builds a connection's packet trains (see the module docstring)."""
 
-    _spaces: PacketSpaces
-    _paths: Paths
-    _recovery: LossRecovery
-    _lifecycle: Lifecycle
-    _streams: StreamManager
-    _liveness: Liveness
-    _traffic: TrafficCounters
-    _qlog: NullQlog
-    _peer_cids: PeerConnectionIds
-    _other_app_sources: tuple[FrameSource, ...]
-    _pacing_blocked: bool
-    ecn_marking: bool
+    __slots__ = (
+        "_ack_only_needs_ping",
+        "_datagram_budget",
+        "_lifecycle",
+        "_liveness",
+        "_may_send_new",
+        "_on_pacing_blocked",
+        "_other_app_sources",
+        "_paths",
+        "_peer_cids",
+        "_qlog",
+        "_recovery",
+        "_spaces",
+        "_streams",
+        "_traffic",
+    )
 
-    def _datagram_budget(self, path: Path) -> int:
-        raise NotImplementedError
+    def __init__(
+        self,
+        *,
+        spaces: PacketSpaces,
+        paths: Paths,
+        recovery: LossRecovery,
+        lifecycle: Lifecycle,
+        streams: StreamManager,
+        peer_cids: PeerConnectionIds,
+        other_app_sources: tuple[FrameSource, ...],
+        liveness: Liveness,
+        traffic: TrafficCounters,
+        qlog: NullQlog,
+        datagram_budget: Callable[[Path], int],
+        may_send_new: Callable[[Path, int, float, bool], bool],
+        ack_only_needs_ping: Callable[[bool], bool],
+        on_pacing_blocked: Callable[[], None],
+    ) -> None:
+        self._spaces = spaces
+        self._paths = paths
+        self._recovery = recovery
+        self._lifecycle = lifecycle
+        self._streams = streams
+        self._peer_cids = peer_cids
+        self._other_app_sources = other_app_sources
+        """The 1-RTT frame sources but the streams (a train carries none of their frames)."""
+        self._liveness = liveness
+        self._traffic = traffic
+        self._qlog = qlog
+        self._datagram_budget = datagram_budget
+        self._may_send_new = may_send_new
+        self._ack_only_needs_ping = ack_only_needs_ping
+        self._on_pacing_blocked = on_pacing_blocked
 
-    def _may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
-        raise NotImplementedError
-
-    def _ack_only_needs_ping(self, answering: bool) -> bool:
-        raise NotImplementedError
-
-    def _train_ready(self, now: float) -> bool:
+    def ready(self, now: float) -> bool:
         """True when the next datagrams may be a packet train: 1-RTT keys alone, no probe owed, and no
         frame source but the streams (and the ACK, which leads the first packet, as it would on the
         general path) with anything to send (no path, CRYPTO, control, connection-ID or datagram
@@ -82,7 +114,7 @@ class PacketTrains:
                 return False
         return True
 
-    def _build_train(self, now: float, path: Path, out: list[tuple[bytes, Path]]) -> bool:
+    def build(self, now: float, path: Path, out: list[tuple[bytes, Path]], ecn_marking: bool) -> bool:
         """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
         the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
 
@@ -146,7 +178,7 @@ class PacketTrains:
             if not size or not streams.has_data_to_send():
                 break
             if window is None:
-                if not self._may_send_new(path, size, now, in_train=bool(packets)):
+                if not self._may_send_new(path, size, now, bool(packets)):
                     break
             elif size > window:
                 refused = True  # can_send hears of it once the train is recorded
@@ -157,7 +189,7 @@ class PacketTrains:
                     spent = 0
                 paced = pacer.train_room(now, size, controller, rtt, again=bool(packets))
                 if not paced:
-                    self._pacing_blocked = True  # arm the pacing deadline: data is waiting
+                    self._on_pacing_blocked()  # the sender arms the pacing deadline: data is waiting
                     break
             protection = phase.write
             if protection is None or not builder.start_packet(
@@ -211,22 +243,30 @@ class PacketTrains:
             if refused:
                 recovery.can_send(size)  # the window's refusal (RFC 9002 §7.8: the window limited us)
         if packets:
-            self._after_train(path, packets, total, eliciting, now, counted=not fixed)
+            self._after_train(path, packets, total, eliciting, now, ecn_marking, counted=not fixed)
             out.extend([(datagram, path) for datagram in builder.finish()])
         return alive
 
     def _after_train(
-        self, path: Path, packets: list[SentPacket], total: int, eliciting: bool, now: float, *, counted: bool
+        self,
+        path: Path,
+        packets: list[SentPacket],
+        total: int,
+        eliciting: bool,
+        now: float,
+        ecn_marking: bool,
+        *,
+        counted: bool,
     ) -> None:
         """:meth:`_after_datagram` for the rest of a train, once: ECN (RFC 9000 §13.4.2), the idle
         timer, the path's byte count (unless ``counted`` per datagram) and the statistics. The qlog
-        hook is not called: a connection that logs sends no trains (:meth:`_train_ready`)."""
+        hook is not called: a connection that logs sends no trains (:meth:`ready`)."""
         if path is self._paths.current:
-            path.ecn.on_datagram_sent(packets, self.ecn_marking)
+            path.ecn.on_datagram_sent(packets, ecn_marking)
         self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
         if not counted:
             path.on_datagram_sent(total)
         self._traffic.on_datagrams_sent(len(packets), total)
 
 
-__all__ = ["MAX_DATAGRAMS_PER_CALL", "PacketTrains"]
+__all__ = ["MAX_DATAGRAMS_PER_CALL", "TrainSender"]

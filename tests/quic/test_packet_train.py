@@ -3,7 +3,7 @@ all it has to send must be exactly what the per-datagram path builds.
 
 Each scenario runs twice on the simulator with seeded randomness (connection IDs, packet-number skips)
 and delay-only links, so both runs see the same times: once as shipped, once with the train turned
-off (``Sender._train_ready`` answering False). The client uploads; every 1-RTT datagram it sends is
+off (``TrainSender.ready`` answering False). The client uploads; every 1-RTT datagram it sends is
 decrypted with the keys it logged (following key updates, RFC 9001 §6) and its frames compared.
 """
 
@@ -22,7 +22,7 @@ from rudp.codec.frame_codec import parse_frames
 from rudp.codec.frames import Ack, DataBlocked, Datagram, Frame, NewConnectionId, Padding, Ping, Stream
 from rudp.crypto.protection import PacketProtection, UnprotectedPacket
 from rudp.crypto.suites import AeadLimits, CipherSuite
-from rudp.quic.sending import Sender
+from rudp.quic.trains import TrainSender
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
 from tests.support.sim import Sniffer, make_sim
@@ -96,18 +96,18 @@ def _upload(
         built = [0]
         from_trains: set[int] = set()
         if train:
-            original: Callable[..., bool] = Sender._build_train
+            original: Callable[..., bool] = TrainSender.build
 
-            def counted(self: Sender, now: float, path: Any, out: list[Any]) -> bool:
+            def counted(self: TrainSender, now: float, path: Any, out: list[Any], ecn: bool) -> bool:
                 before = len(out)
-                result = original(self, now, path, out)
+                result = original(self, now, path, out, ecn)
                 built[0] += len(out) - before
                 from_trains.update(id(datagram) for datagram, _ in out[before:])
                 return result
 
-            patch.setattr(Sender, "_build_train", counted)
+            patch.setattr(TrainSender, "build", counted)
         else:
-            patch.setattr(Sender, "_train_ready", lambda self, now: False)
+            patch.setattr(TrainSender, "ready", lambda self, now: False)
         keylog = tmp_path / f"keys-{'train' if train else 'plain'}.log"
         common: dict[str, object] = {
             "cipher_suites": [suite],

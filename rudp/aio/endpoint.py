@@ -307,6 +307,11 @@ class UdpEndpoint:
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
 
+    def output_due(self) -> bool:
+        """True when a connection has something to transmit (see :attr:`QuicEndpoint.output_pending`)
+        or a flush is already scheduled."""
+        return self._flush_scheduled or self.quic.output_pending
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
         self.flush()

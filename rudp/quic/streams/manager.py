@@ -13,6 +13,7 @@ with ``write_frames`` and reports each frame's fate through the delivery handler
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rudp.codec.buffer import BytesLike
@@ -208,11 +209,13 @@ class StreamManager(StreamOutput):
             raise StreamStateError(stream_id, f"stream {stream_id} is receive-only")
         return 0 if entry.send.is_reset or entry.send.is_done else entry.send.buffer.free
 
-    def read(self, stream_id: int, max_bytes: int = -1) -> bytes:
+    def read(self, stream_id: int, max_bytes: int = -1, on_due: Callable[[], None] | None = None) -> bytes:
         """Return up to ``max_bytes`` in-order bytes (all readable ones when negative).
 
         Returns b"" when nothing is readable, at the end of the stream, after a reset by the peer or
-        after :meth:`stop_sending`; check :meth:`at_eof`. Reading returns flow-control credit.
+        after :meth:`stop_sending`; check :meth:`at_eof`. Reading returns flow-control credit; once
+        a control frame is due (MAX_STREAM_DATA, MAX_DATA, MAX_STREAMS: RFC 9000 §4.2, §4.6) the
+        read calls ``on_due``. Most reads of small streams make none due, and need no transmission.
 
         Raises:
             StreamStateError: unknown stream or send-only stream.
@@ -222,6 +225,8 @@ class StreamManager(StreamOutput):
             return b""
         data = entry.recv.read(max_bytes)
         self._after_recv_change(entry, entry.recv)
+        if on_due is not None and self._has_control_frames():
+            on_due()
         return data
 
     def at_eof(self, stream_id: int) -> bool:

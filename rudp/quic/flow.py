@@ -134,7 +134,9 @@ class LimitAnnouncer:
     :class:`RecvWindow` announces data credit, once the credit the peer has left from the last
     announcement falls to half the initial limit or below (or the peer says it is blocked, or an
     announcement was lost). One MAX_STREAMS per closed stream would cost a datagram, and the peer's
-    ACK of it, per request of a request/response protocol.
+    ACK of it, per request of a request/response protocol. While the peer still has more than a
+    quarter left the announcement is not :attr:`urgent`: it rides on a packet that goes anyway (the
+    next response), instead of a datagram of its own and the peer's ACK of that.
     """
 
     __slots__ = ("_resend", "announced", "used", "value", "window")
@@ -156,6 +158,14 @@ class LimitAnnouncer:
         if self._resend:
             return True
         return self.value > self.announced and (self.announced - self.used) * 2 <= self.window
+
+    @property
+    def urgent(self) -> bool:
+        """The announcement is worth a datagram of its own: the peer has a quarter of the initial limit
+        left or less, says it is blocked, or an announcement was lost (RFC 9000 §4.6)."""
+        if self._resend:
+            return True
+        return self.value > self.announced and (self.announced - self.used) * 4 <= self.window
 
     def increase(self, amount: int = 1) -> None:
         """Raise the limit by ``amount`` (streams of the peer closed)."""

@@ -214,8 +214,8 @@ class StreamManager(StreamOutput):
 
         Returns b"" when nothing is readable, at the end of the stream, after a reset by the peer or
         after :meth:`stop_sending`; check :meth:`at_eof`. Reading returns flow-control credit; once
-        a control frame is due (MAX_STREAM_DATA, MAX_DATA, MAX_STREAMS: RFC 9000 §4.2, §4.6) the
-        read calls ``on_due``. Most reads of small streams make none due, and need no transmission.
+        a control frame worth a datagram is due (MAX_STREAM_DATA, MAX_DATA, an urgent MAX_STREAMS:
+        RFC 9000 §4.2, §4.6) the read calls ``on_due``. Most reads of small streams make none due.
 
         Raises:
             StreamStateError: unknown stream or send-only stream.
@@ -225,7 +225,7 @@ class StreamManager(StreamOutput):
             return b""
         data = entry.recv.read(max_bytes)
         self._after_recv_change(entry, entry.recv)
-        if on_due is not None and self._has_control_frames():
+        if on_due is not None and self._has_control_frames(riding=False):
             on_due()
         return data
 

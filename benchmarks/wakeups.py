@@ -11,6 +11,8 @@ both ends together:
 - ``timer_arms``: ``loop.call_at`` calls (timer handles made);
 - ``datagrams``: UDP datagrams sent by both ends;
 - ``python_calls``: Python function calls (``sys.setprofile`` ``call`` events), sequential phase;
+- ``concurrent``: the counts above per request with ``--concurrency`` requests in flight
+  (``--requests`` x 4 of them);
 - ``cpu_us``: thread CPU time per request with the profiler off, one at a time (``sequential``) and
   with ``--concurrency`` in flight (``concurrent``).
 
@@ -167,13 +169,20 @@ async def _main(stack_name: str, requests: int, concurrency: int) -> dict[str, A
                     left -= 1
                     await get()
 
+            conc_before = counts.snapshot()
             start = time.thread_time()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             conc_cpu = time.thread_time() - start
+            conc_after = counts.snapshot()
     result: dict[str, Any] = {
         key: round((after[key] - before[key]) / requests, 2) for key in before if key != "python_calls"
     }
     result["python_calls"] = round(counts.python_calls / requests, 1)
+    result["concurrent"] = {
+        key: round((conc_after[key] - conc_before[key]) / (requests * 4), 2)
+        for key in conc_before
+        if key != "python_calls"
+    }
     result["cpu_us"] = {
         "sequential": round(seq_cpu / requests * 1e6, 1),
         "concurrent": round(conc_cpu / (requests * 4) * 1e6, 1),

@@ -392,7 +392,7 @@ class QuicEndpoint:
         out, self._stateless = self._stateless, []
         stateless_sources, self._stateless_sources = self._stateless_sources, []
         sources: list[Address | None] | None = None
-        if any(source is not None for source in stateless_sources):
+        if stateless_sources and any(source is not None for source in stateless_sources):
             sources = stateless_sources
         flushed = list(self._dirty)
         self._dirty.clear()

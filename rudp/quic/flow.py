@@ -139,7 +139,7 @@ class LimitAnnouncer:
     next response), instead of a datagram of its own and the peer's ACK of that.
     """
 
-    __slots__ = ("_resend", "announced", "used", "value", "window")
+    __slots__ = ("announced", "resend", "used", "value", "window")
 
     def __init__(self, value: int) -> None:
         self.value = value
@@ -150,12 +150,13 @@ class LimitAnnouncer:
         """The initial limit: how many streams the peer may have open at once."""
         self.used = 0
         """How many streams of this kind the peer opened."""
-        self._resend = False
+        self.resend = False
+        """An announcement was lost or the peer is blocked: announce now (read-only outside)."""
 
     @property
     def pending(self) -> bool:
         """The current limit needs announcing now."""
-        if self._resend:
+        if self.resend:
             return True
         return self.value > self.announced and (self.announced - self.used) * 2 <= self.window
 
@@ -163,7 +164,7 @@ class LimitAnnouncer:
     def urgent(self) -> bool:
         """The announcement is worth a datagram of its own: the peer has a quarter of the initial limit
         left or less, says it is blocked, or an announcement was lost (RFC 9000 §4.6)."""
-        if self._resend:
+        if self.resend:
             return True
         return self.value > self.announced and (self.announced - self.used) * 4 <= self.window
 
@@ -180,18 +181,18 @@ class LimitAnnouncer:
     def on_peer_blocked(self, limit: int) -> None:
         """The peer is blocked at ``limit`` (STREAMS_BLOCKED, RFC 9000 §19.14): announce what we have."""
         if limit >= self.announced and self.value > self.announced:
-            self._resend = True
+            self.resend = True
 
     def take(self) -> int:
         """Mark the announcement sent and return the value to carry."""
-        self._resend = False
+        self.resend = False
         self.announced = self.value
         return self.value
 
     def on_lost(self, value: int) -> None:
         """An announcement of ``value`` was lost: re-send if no higher limit was announced since."""
         if value == self.announced:
-            self._resend = True
+            self.resend = True
 
 
 __all__ = ["LimitAnnouncer", "RecvWindow", "SendCredit"]

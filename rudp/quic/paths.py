@@ -507,9 +507,14 @@ class Paths:
         return False
 
     def next_deadline(self) -> float | None:
-        """The earliest challenge retry or validation deadline of any path, or None."""
-        times = [t for t in (path.next_deadline() for path in self._paths.values()) if t is not None]
-        return min(times) if times else None
+        """The earliest challenge retry or validation deadline of any path, or None (plain loops, no
+        list per call: asked after every flush, and almost always None)."""
+        earliest = None
+        for path in self._paths.values():
+            for deadline in (path.challenge_retry_at, path.validation_deadline):
+                if deadline is not None and (earliest is None or deadline < earliest):
+                    earliest = deadline
+        return earliest
 
     def on_timer(self, now: float) -> bool:
         """Resend due challenges and give up expired validations; True if the current path changed."""

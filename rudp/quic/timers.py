@@ -59,9 +59,12 @@ class TimerTable:
         self._deadlines = [None] * TIMER_COUNT
 
     def next_deadline(self) -> float | None:
-        """The earliest armed deadline, or None."""
-        armed = [d for d in self._deadlines if d is not None]
-        return min(armed) if armed else None
+        """The earliest armed deadline, or None (a plain loop: asked after every flush)."""
+        earliest = None
+        for deadline in self._deadlines:
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     def expired(self, now: float) -> list[Timer]:
         """Timers whose deadline is at or before ``now``, disarmed and returned in enum order."""

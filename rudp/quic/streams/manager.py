@@ -414,9 +414,11 @@ class StreamManager(StreamOutput):
 
     def _receiving_entry(self, stream_id: int) -> StreamEntry | None:
         """The stream for a read-side call; None when it existed and is closed."""
+        entry = self._streams.get(stream_id)
+        if entry is not None and entry.recv is not None:
+            return entry  # the usual answer (per read), without the ID checks below
         if not can_receive(stream_id, self._is_client):
             raise StreamStateError(stream_id, f"stream {stream_id} is send-only")
-        entry = self._streams.get(stream_id)
         if entry is None and not self._existed(stream_id):
             raise StreamStateError(stream_id, f"stream {stream_id} does not exist")
         return entry

@@ -186,7 +186,11 @@ class StreamOutput:
             return True
         for bidi in (True, False):
             limit = self._peer_limit[bidi]
-            if (limit.pending if riding else limit.urgent) or self._open_credit[bidi].blocked_pending:
+            # The first test, inline, is the usual answer: nothing new to announce, nothing lost.
+            due = limit.value > limit.announced or limit.resend
+            if due and (limit.pending if riding else limit.urgent):
+                return True
+            if self._open_credit[bidi].blocked_pending:
                 return True
         return False
 

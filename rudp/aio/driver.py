@@ -138,6 +138,10 @@ class Link(Protocol):
     def request_flush(self) -> None:
         """Transmit, re-arm the timer and dispatch events soon (coalesced; never re-entrant)."""
 
+    def output_due(self) -> bool:
+        """True when a core of this link may have something to transmit (False only when it knows
+        none has: a flush would send nothing)."""
+
 
 class EventSink(Protocol):
     """Receives a core's events (implemented by :class:`rudp.aio.connection.Connection`)."""
@@ -172,6 +176,14 @@ class ConnectionDriver:
         """
         self.unflushed = True
         self.link.request_flush()
+
+    def after_read(self) -> None:
+        """After a read: ask for a flush only when the link has output due (the read returned
+        flow-control credit, RFC 9000 §4.2). A read that returned none costs no flush, nor the loop
+        iteration of one (issue 13: one per small request)."""
+        link = self.link
+        if link.output_due():
+            link.request_flush()
 
     def dispatch_events(self) -> None:
         """Hand every pending core event to the sink (events are kept until a sink is attached)."""
@@ -228,41 +240,62 @@ class LoopTimer:
     sub-millisecond delay is rounded to the nearest, often 0) the wait is rounded *up* to the clock's
     resolution, so the callback never runs while ``loop.time()`` is still before the deadline: a core
     handed such a time finds nothing due, re-arms the same deadline and the loop spins.
+
+    A deadline that moves *later* keeps the loop handle already armed (a link re-arms after every
+    flush, and cancelling and making a handle each time was most of a flush's timer cost, issue 13):
+    that handle, firing before the deadline, arms one for the deadline instead of calling back. Only a
+    deadline earlier than the armed handle (or None) replaces it. So the callback runs once per
+    deadline reached, never before it.
     """
 
-    __slots__ = ("_callback", "_handle", "_loop", "_resolution", "deadline")
+    __slots__ = ("_armed_for", "_callback", "_handle", "_handle_at", "_loop", "_resolution", "deadline")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
         self._loop = loop
         self._callback = callback
         self._handle: asyncio.TimerHandle | None = None
+        self._armed_for = 0.0  # the deadline the armed handle was made for
+        self._handle_at = 0.0  # when it fires (loop time; later on a coarse clock)
         resolution = loop_clock_resolution(loop)
         self._resolution = resolution if resolution >= _FINE_CLOCK else 0.0
         self.deadline: float | None = None
         """When the callback runs next (loop time), or None."""
 
     def arm(self, deadline: float | None) -> None:
-        """Run the callback at ``deadline`` (None: never); re-arming to the same time is free."""
+        """Run the callback at ``deadline`` (None: never); re-arming to the same or a later time than
+        the armed handle's makes no new handle."""
         if deadline == self.deadline:
             return
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
         self.deadline = deadline
-        if deadline is None:
-            return
+        handle = self._handle
+        if handle is not None:
+            if deadline is not None and self._armed_for <= deadline:
+                return  # the armed handle fires first and re-arms for the deadline (_fire)
+            handle.cancel()
+            self._handle = None
+        if deadline is not None:
+            self._start(deadline)
+
+    def _start(self, deadline: float) -> None:
+        when = deadline
         resolution = self._resolution
         if resolution:
             now = self._loop.time()
             if deadline > now:
                 # Whole ticks from the loop's own "now", so the loop's rounding cannot make it early.
-                ticks = math.ceil((deadline - now) / resolution - 1e-9)
-                self._handle = self._loop.call_at(now + ticks * resolution, self._fire)
-                return
-        self._handle = self._loop.call_at(deadline, self._fire)
+                when = now + math.ceil((deadline - now) / resolution - 1e-9) * resolution
+        self._armed_for = deadline
+        self._handle_at = when
+        self._handle = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._handle = None
+        deadline = self.deadline
+        if deadline is None:
+            return
+        if deadline > self._handle_at:  # the deadline moved later after this handle was armed
+            self._start(deadline)
+            return
         self.deadline = None
         self._callback()
 
@@ -298,6 +331,10 @@ class SingleCoreLink(ABC):
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
         self.flush()
+
+    def output_due(self) -> bool:
+        """Always True: the core may owe credit after any read (a flush finds out)."""
+        return True
 
     def flush(self) -> None:
         """Transmit, re-arm the timer, then dispatch events (call after every input)."""

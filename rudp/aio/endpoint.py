@@ -307,6 +307,11 @@ class UdpEndpoint:
             self._flush_scheduled = True
             self._loop.call_soon(self._scheduled_flush)
 
+    def output_due(self) -> bool:
+        """True when a connection has something to transmit (see :attr:`QuicEndpoint.output_pending`)
+        or a flush is already scheduled."""
+        return self._flush_scheduled or self.quic.output_pending
+
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
         self.flush()
@@ -317,17 +322,19 @@ class UdpEndpoint:
         Returns how many datagrams left."""
         io = self._io
         if io is not None and not io.is_closing():
-            datagrams = self.quic.datagrams_to_send(self._loop.time())
+            quic = self.quic
+            datagrams = quic.datagrams_to_send(self._loop.time())
             if self._ecn and datagrams:
                 self._follow_ecn_validation(io)
-            if self._client_core is not None and self._client_core.migration.target is not None:
-                self._send_client(io, datagrams, self._client_core)
-            elif self._extra and self.quic.sources is not None:
-                self._extra.send_from(io, datagrams, self.quic.sources)
-            else:
+            client = self._client_core
+            if client is not None and client.migration.target is not None:
+                self._send_client(io, datagrams, client)  # (also when empty: it settles the move)
+            elif quic.sources is not None and self._extra:
+                self._extra.send_from(io, datagrams, quic.sources)
+            elif datagrams:
                 io.send(datagrams)
-            self._set_timer(self.quic.next_timer())
-            self._dispatch(self.quic.flushed)
+            self._timer.arm(quic.next_timer())
+            self._dispatch(quic.flushed)
             return len(datagrams)
         self._dispatch(list(self._connections))
         return 0

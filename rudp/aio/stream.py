@@ -335,7 +335,7 @@ class Stream:
                 raise StreamReset(self._id, self._peer_reset)
             data = core.read_stream(self._id, max_bytes)
             if data:
-                self._driver.after_command()  # consumed bytes return credit: let it go out
+                self._driver.after_read()  # consumed bytes may return credit: let it go out
                 return data
             if core.stream_at_eof(self._id):
                 if self._peer_reset is not None:

@@ -296,13 +296,13 @@ class QuicConnection:
         return self._streams.send(stream_id, data, fin)
 
     def read_stream(self, stream_id: int, max_bytes: int = -1) -> bytes:
-        """Read in-order data from a stream (consuming it returns flow-control credit to the peer).
+        """Read in-order data from a stream (consuming it returns flow-control credit to the peer: the
+        connection counts as touched only when a credit frame became due).
 
         Raises:
             StreamStateError: unknown or send-only stream.
         """
-        self._touched()
-        return self._streams.read(stream_id, max_bytes)
+        return self._streams.read(stream_id, max_bytes, self._touched)
 
     def stream_at_eof(self, stream_id: int) -> bool:
         """True when all of a stream's data and its FIN have been read."""

@@ -251,8 +251,8 @@ class StreamFrames:
         self._streams = streams
         self._paths = paths
 
-    def has_data(self) -> bool:
-        return self._streams.has_data_to_send()
+    def has_data(self) -> bool:  # asked of a packet that goes anyway: MAX_STREAMS may ride on it
+        return self._streams.has_frames()
 
     def write_frames(self, sink: PacketSink) -> None:
         self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)

@@ -369,6 +369,12 @@ class QuicEndpoint:
 
     # -- outputs ----------------------------------------------------------------------------------
 
+    @property
+    def output_pending(self) -> bool:
+        """True when :meth:`datagrams_to_send` has work: a connection received, timed out or was given
+        a command that made something due since the last call, or a stateless packet waits."""
+        return bool(self._dirty or self._stateless)
+
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Everything to send now: stateless packets, then the datagrams of every connection that
         received, timed out or was given a command since the last call."""

@@ -134,10 +134,12 @@ class LimitAnnouncer:
     :class:`RecvWindow` announces data credit, once the credit the peer has left from the last
     announcement falls to half the initial limit or below (or the peer says it is blocked, or an
     announcement was lost). One MAX_STREAMS per closed stream would cost a datagram, and the peer's
-    ACK of it, per request of a request/response protocol.
+    ACK of it, per request of a request/response protocol. While the peer still has more than a
+    quarter left the announcement is not :attr:`urgent`: it rides on a packet that goes anyway (the
+    next response), instead of a datagram of its own and the peer's ACK of that.
     """
 
-    __slots__ = ("_resend", "announced", "pending", "used", "value", "window")
+    __slots__ = ("announced", "pending", "resend", "urgent", "used", "value", "window")
 
     def __init__(self, value: int) -> None:
         self.value = value
@@ -148,15 +150,21 @@ class LimitAnnouncer:
         """The initial limit: how many streams the peer may have open at once."""
         self.used = 0
         """How many streams of this kind the peer opened."""
-        self._resend = False
+        self.resend = False
+        """An announcement was lost or the peer is blocked: announce now (read-only outside)."""
         self.pending = False
-        """The current limit needs announcing now (kept by every change: the sender asks for every
-        packet it fills)."""
+        """The current limit needs announcing, on a packet that goes anyway (kept by every change:
+        the sender asks for every packet it fills; read-only outside)."""
+        self.urgent = False
+        """The announcement is worth a datagram of its own: the peer has a quarter of the initial limit
+        left or less, says it is blocked, or an announcement was lost (RFC 9000 §4.6; read-only
+        outside)."""
 
     def _refresh(self) -> None:
-        self.pending = self._resend or (
-            self.value > self.announced and (self.announced - self.used) * 2 <= self.window
-        )
+        due = self.value > self.announced
+        left = self.announced - self.used
+        self.pending = self.resend or (due and left * 2 <= self.window)
+        self.urgent = self.resend or (due and left * 4 <= self.window)
 
     def increase(self, amount: int = 1) -> None:
         """Raise the limit by ``amount`` (streams of the peer closed)."""
@@ -173,11 +181,12 @@ class LimitAnnouncer:
     def on_peer_blocked(self, limit: int) -> None:
         """The peer is blocked at ``limit`` (STREAMS_BLOCKED, RFC 9000 §19.14): announce what we have."""
         if limit >= self.announced and self.value > self.announced:
-            self._resend = self.pending = True
+            self.resend = True
+            self._refresh()
 
     def take(self) -> int:
         """Mark the announcement sent and return the value to carry."""
-        self._resend = False
+        self.resend = False
         self.announced = self.value
         self._refresh()
         return self.value
@@ -185,7 +194,8 @@ class LimitAnnouncer:
     def on_lost(self, value: int) -> None:
         """An announcement of ``value`` was lost: re-send if no higher limit was announced since."""
         if value == self.announced:
-            self._resend = self.pending = True
+            self.resend = True
+            self._refresh()
 
 
 __all__ = ["LimitAnnouncer", "RecvWindow", "SendCredit"]

@@ -5,10 +5,10 @@ Owns :class:`Sender`: which levels get a packet, the one loop that asks the fram
 streams, datagrams) in priority order, the probes owed after a PTO, padding, the congestion window,
 the pacer and the anti-amplification limit, and the one after-send hook (:meth:`Sender._after_datagram`)
 that records every datagram the same way: data, path-only, PMTU probe and CONNECTION_CLOSE alike (a
-packet train, :mod:`rudp.quic.trains`, its base class, does per packet what decides the next one and
-the rest once per train). It remembers only whether the pacer held data back (its
-:meth:`next_deadline`) and whether the current batch is ECN-marked. What each source holds is the
-source's business.
+packet train, built by the :class:`~rudp.quic.trains.TrainSender` the sender owns, does per packet
+what decides the next one and the rest once per train). It remembers only whether the pacer held
+data back (its :meth:`next_deadline`) and whether the current batch is ECN-marked. What each source
+holds is the source's business.
 """
 
 from __future__ import annotations

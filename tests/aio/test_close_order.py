@@ -47,6 +47,9 @@ class FakeLink:
     def request_flush(self) -> None:
         pass
 
+    def output_due(self) -> bool:
+        return False
+
 
 class FakeCore:
     """A StreamCore whose events the test queues; streams are byte buffers with an optional FIN."""

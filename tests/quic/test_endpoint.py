@@ -50,9 +50,13 @@ def test_only_changed_connections_are_flushed(pki: TestPki) -> None:
     server.datagrams_to_send(now)
     assert len(server.flushed) == 1 and server.flushed[0].peer_address == addr
 
-    # A command on one server connection flushes that connection only.
+    # A command on one server connection flushes that connection only; a read that returns no
+    # flow-control credit worth a datagram is no such command (issue 13).
     target = server.flushed[0]
     assert target.read_stream(stream_id) == b"ping"
+    assert not server.output_pending
+    target.send_stream(stream_id, b"pong", fin=True)
+    assert server.output_pending
     server.datagrams_to_send(now)
     assert server.flushed == [target]
 

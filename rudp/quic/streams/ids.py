@@ -30,7 +30,7 @@ def is_bidirectional(stream_id: int) -> bool:
 
 def is_local(stream_id: int, is_client: bool) -> bool:
     """True when the endpoint (client if ``is_client``) initiated ``stream_id``."""
-    return is_client_initiated(stream_id) == is_client
+    return (not stream_id & SERVER_INITIATED_BIT) == is_client  # (the helpers inline: asked per frame)
 
 
 def stream_index(stream_id: int) -> int:
@@ -50,12 +50,12 @@ def make_stream_id(index: int, *, client_initiated: bool, bidirectional: bool) -
 
 def can_send(stream_id: int, is_client: bool) -> bool:
     """True when the endpoint has a sending part on ``stream_id`` (bidi, or its own uni stream)."""
-    return is_bidirectional(stream_id) or is_local(stream_id, is_client)
+    return not stream_id & UNIDIRECTIONAL_BIT or (not stream_id & SERVER_INITIATED_BIT) == is_client
 
 
 def can_receive(stream_id: int, is_client: bool) -> bool:
     """True when the endpoint has a receiving part on ``stream_id`` (bidi, or the peer's uni stream)."""
-    return is_bidirectional(stream_id) or not is_local(stream_id, is_client)
+    return not stream_id & UNIDIRECTIONAL_BIT or (not stream_id & SERVER_INITIATED_BIT) != is_client
 
 
 __all__ = [

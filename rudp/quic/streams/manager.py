@@ -13,6 +13,7 @@ with ``write_frames`` and reports each frame's fate through the delivery handler
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rudp.codec.buffer import BytesLike
@@ -208,11 +209,13 @@ class StreamManager(StreamOutput):
             raise StreamStateError(stream_id, f"stream {stream_id} is receive-only")
         return 0 if entry.send.is_reset or entry.send.is_done else entry.send.buffer.free
 
-    def read(self, stream_id: int, max_bytes: int = -1) -> bytes:
+    def read(self, stream_id: int, max_bytes: int = -1, on_due: Callable[[], None] | None = None) -> bytes:
         """Return up to ``max_bytes`` in-order bytes (all readable ones when negative).
 
         Returns b"" when nothing is readable, at the end of the stream, after a reset by the peer or
-        after :meth:`stop_sending`; check :meth:`at_eof`. Reading returns flow-control credit.
+        after :meth:`stop_sending`; check :meth:`at_eof`. Reading returns flow-control credit; once
+        a control frame worth a datagram is due (MAX_STREAM_DATA, MAX_DATA, an urgent MAX_STREAMS:
+        RFC 9000 §4.2, §4.6) the read calls ``on_due``. Most reads of small streams make none due.
 
         Raises:
             StreamStateError: unknown stream or send-only stream.
@@ -222,6 +225,8 @@ class StreamManager(StreamOutput):
             return b""
         data = entry.recv.read(max_bytes)
         self._after_recv_change(entry, entry.recv)
+        if on_due is not None and self._has_control_frames(riding=False):
+            on_due()
         return data
 
     def at_eof(self, stream_id: int) -> bool:
@@ -409,9 +414,11 @@ class StreamManager(StreamOutput):
 
     def _receiving_entry(self, stream_id: int) -> StreamEntry | None:
         """The stream for a read-side call; None when it existed and is closed."""
+        entry = self._streams.get(stream_id)
+        if entry is not None and entry.recv is not None:
+            return entry  # the usual answer (per read), without the ID checks below
         if not can_receive(stream_id, self._is_client):
             raise StreamStateError(stream_id, f"stream {stream_id} is send-only")
-        entry = self._streams.get(stream_id)
         if entry is None and not self._existed(stream_id):
             raise StreamStateError(stream_id, f"stream {stream_id} does not exist")
         return entry

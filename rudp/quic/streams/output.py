@@ -140,7 +140,8 @@ class StreamOutput:
         return bool(self._queue)
 
     def has_data_to_send(self) -> bool:
-        """True when :meth:`write_frames` would write something given enough room."""
+        """True when :meth:`write_frames` would write something worth a datagram given enough room (a
+        MAX_STREAMS that is not urgent waits for one that goes anyway: :meth:`has_frames`)."""
         queue = self._queue
         if queue:  # the common case first: a queued stream with data (usually the one at the head)
             conn_send = self._conn_send
@@ -152,7 +153,12 @@ class StreamOutput:
                 entry = streams.get(stream_id)
                 if entry is not None and entry.send is not None and entry.send.wants_to_send(credit):
                     return True
-        return self._has_control_frames()
+        return self._has_control_frames(riding=False)
+
+    def has_frames(self) -> bool:
+        """True when :meth:`write_frames` would write something given enough room: asked of a packet
+        that goes anyway, which a MAX_STREAMS not yet urgent rides on."""
+        return self.has_data_to_send() or self._peer_limit[True].pending or self._peer_limit[False].pending
 
     def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> None:
         """Write queued control frames, then STREAM frames, without exceeding ``sink.remaining``.
@@ -171,20 +177,21 @@ class StreamOutput:
         if self._queue and self._write_streams(sink):
             self._write_blocked(sink)  # blocked frames found while filling the packet
 
-    def _has_control_frames(self) -> bool:
-        """True if a control frame may be waiting (the usual answer during a transfer is False)."""
+    def _has_control_frames(self, riding: bool = True) -> bool:
+        """True if a control frame may be waiting (the usual answer during a transfer is False);
+        ``riding=False``: only one worth a datagram of its own (not a MAX_STREAMS that can wait)."""
         if self._resets or self._stops or self._window_updates or self._stream_blocked:
             return True
         if self._conn_recv.update_due or self._conn_send.blocked_pending:
             return True
-        # Asked for every packet of a transfer: the four flags read directly, no loop or dict lookups.
+        # Asked for every packet of a transfer: the flags read directly, no loop or dict lookups.
         limits, credits = self._peer_limit, self._open_credit
-        return (
-            limits[True].pending
-            or limits[False].pending
-            or credits[True].blocked_pending
-            or credits[False].blocked_pending
-        )
+        if riding:
+            if limits[True].pending or limits[False].pending:
+                return True
+        elif limits[True].urgent or limits[False].urgent:
+            return True
+        return credits[True].blocked_pending or credits[False].blocked_pending
 
     def _write_resets(self, sink: FrameSink) -> bool:
         for stream_id in list(self._resets):

@@ -518,3 +518,66 @@ def test_peer_parameters_applied_twice_raise_credit() -> None:
     client.apply_peer_parameters(params(stream_data=60, streams_bidi=2))
     assert sum(len(f.data) for f in write_packet(client).of_type(Stream)) == 50
     assert client.open_stream() == 4
+
+
+def test_read_calls_on_due_only_when_a_credit_frame_became_due() -> None:
+    """A read that returns no credit asks for no transmission (issue 13: one empty flush per small
+    request); one that makes MAX_STREAM_DATA, MAX_DATA or MAX_STREAMS due does (RFC 9000 §4.2, §4.6)."""
+    server = manager(is_client=False, local=params(stream_data=1000, max_data=100_000), peer=params())
+    due: list[int] = []
+    server.on_stream(Stream(0, 0, b"x" * 1000))
+    assert server.read(0, 500, lambda: due.append(0)) == b"x" * 500
+    assert due == []  # half the window left: no MAX_STREAM_DATA yet
+    assert server.read(0, 1, lambda: due.append(1)) == b"x"
+    assert due == [1]
+    assert write_packet(server).of_type(MaxStreamData) == [MaxStreamData(0, 1501)]
+    assert server.read(0, 10, lambda: due.append(2)) == b"x" * 10
+    assert due == [1]  # the update went out: nothing due again
+    assert server.read(0, 10, lambda: due.append(3)) == b"x" * 10 and due == [1]
+
+
+def test_max_streams_rides_along_until_the_peer_has_a_quarter_left() -> None:
+    """RFC 9000 §4.6: the new limit is due once the peer has half its streams left, but worth a
+    datagram of its own only at a quarter (or when the peer is blocked): until then it rides on a
+    packet that goes anyway, and a read that makes it due asks for no transmission."""
+    server = manager(is_client=False, local=params(streams_uni=8), peer=params())
+    due: list[int] = []
+    for index in range(5):  # 5 of 8: 3 left
+        server.on_stream(Stream(2 + 4 * index, 0, b"x", fin=True))
+    assert server.read(2, -1, lambda: due.append(2)) == b"x"  # closed: the limit becomes 9
+    assert due == []
+    assert not server.has_data_to_send()  # not worth a datagram: 3 of 8 left
+    assert server.has_frames()  # but a packet that goes anyway carries it
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 9)]
+    assert not server.has_frames()
+    server.on_stream(Stream(22, 0, b"x", fin=True))
+    server.on_stream(Stream(26, 0, b"x", fin=True))  # 7 of 9: 2 left, a quarter of 8
+    assert server.read(6, -1, lambda: due.append(6)) == b"x"
+    assert due == [6]
+    assert server.has_data_to_send()
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 10)]
+
+
+def test_streams_blocked_makes_the_announcement_urgent() -> None:
+    server = manager(is_client=False, local=params(streams_uni=8), peer=params())
+    for index in range(5):
+        server.on_stream(Stream(2 + 4 * index, 0, b"x", fin=True))
+    server.read(2)
+    assert not server.has_data_to_send()
+    server.on_streams_blocked(StreamsBlocked(False, 8))  # the peer says it waits (it cannot, yet)
+    assert server.has_data_to_send()
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 9)]
+
+
+def test_read_closing_a_peer_stream_calls_on_due_when_max_streams_is_due() -> None:
+    server = manager(is_client=False, local=params(streams_uni=2), peer=params())
+    due: list[int] = []
+    server.on_stream(Stream(2, 0, b"a", fin=True))
+    server.on_stream(Stream(6, 0, b"b", fin=True))
+    assert server.read(2, -1, lambda: due.append(2)) == b"a"
+    assert due == [2]  # both streams of a limit of 2 used: the new limit is due at once (§4.6)
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 3)]
+    assert server.read(6, -1, lambda: due.append(6)) == b"b"
+    assert due == [2]  # 1 of 2 left: the next packet that goes carries it, none goes for it
+    assert server.read(6, -1, lambda: due.append(7)) == b""  # a forgotten stream: the read changes nothing
+    assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 4)]

@@ -96,3 +96,32 @@ def test_sequential_requests_cost_two_datagrams(pki: TestPki) -> None:
         assert bytes(sim.client.streams[stream_id]) == REQUEST
     per_request = (c2s.sent - sent_before + s2c.sent - answered_before) / count
     assert per_request <= 2.05, f"{per_request:.2f} datagrams per request"
+
+
+def test_sequential_requests_cost_two_datagrams_with_max_streams_riding_along(pki: TestPki) -> None:
+    """One request at a time (each stream closes when the next request carries the ACK of its
+    answer): the server's MAX_STREAMS rides on an answer while the client has more than a quarter of
+    its streams left (RFC 9000 §4.6), instead of a datagram of its own, the client's ACK of it and
+    the server's ACK of that (3 more datagrams per announcement)."""
+    quiet = {"pmtu_discovery": False}  # no probes among the datagrams counted
+    sim = make_sim(pki, link=LinkConfig(delay=ONE_WAY), client=quiet, server={"max_streams_bidi": 8, **quiet})
+    sim.handshake()
+    _run_requests_one_at_a_time(sim, 4)  # settle: the handshake's last packets and ACKs
+    c2s, s2c = sim.pair.c2s.stats, sim.pair.s2c.stats
+    sent = c2s.sent + s2c.sent
+    requests = 40  # 8 announcements of 4 streams each at half the limit
+    _run_requests_one_at_a_time(sim, requests)
+    assert c2s.sent + s2c.sent - sent <= 2 * requests + 2
+
+
+def _run_requests_one_at_a_time(sim: Sim, count: int) -> None:
+    """As the asyncio endpoint runs a server: it transmits after the request arrives (the ACK is
+    delayed: usually nothing), and the answer, written by the handler later, goes in a flush of its own."""
+    for _ in range(count):
+        stream_id = sim.conn.open_stream()
+        sim.client.send(stream_id, REQUEST, fin=True)
+        assert sim.pair.drive(until=lambda sid=stream_id: sid in sim.server.finished, max_time=5.0)
+        sim.pair.flush()
+        sim.server.send(stream_id, bytes(sim.server.streams[stream_id]), fin=True)
+        assert sim.pair.drive(until=lambda sid=stream_id: sid in sim.client.finished, max_time=5.0)
+        assert bytes(sim.client.streams[stream_id]) == REQUEST

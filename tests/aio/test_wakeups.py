@@ -1,0 +1,225 @@
+"""Fewer event-loop wake-ups per small request (issue 13): no flush for a read that returns no credit,
+and an endpoint timer that is not re-made on every flush, without ever stranding data or a deadline.
+
+The timer tests drive :class:`LoopTimer` on a fake loop (deterministic: the test moves its clock); the
+flush tests run a real client and server on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import rudp
+from rudp.aio.driver import LoopTimer
+from rudp.aio.endpoint import UdpEndpoint
+
+WAIT = 10.0
+
+
+class _Handle:
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeLoop:
+    """``time()`` and ``call_at()`` of an event loop whose clock only the test moves."""
+
+    def __init__(self, resolution: float = 1e-9) -> None:
+        self._clock_resolution = resolution
+        self.now = 100.0
+        self.armed: list[float] = []  # every call_at's time, in order
+        self._heap: list[tuple[float, int, _Handle]] = []
+        self._seq = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> _Handle:
+        handle = _Handle(when, callback)
+        self.armed.append(when)
+        heapq.heappush(self._heap, (when, next(self._seq), handle))
+        return handle
+
+    def advance(self, to: float) -> None:
+        """Run every live handle due by ``to``, each at its own time, in order."""
+        while self._heap and self._heap[0][0] <= to:
+            when, _, handle = heapq.heappop(self._heap)
+            if not handle.cancelled:
+                self.now = max(self.now, when)
+                handle.callback()
+        self.now = max(self.now, to)
+
+
+def _timer(loop: FakeLoop) -> tuple[LoopTimer, list[float]]:
+    fired: list[float] = []
+    timer = LoopTimer(loop, lambda: fired.append(loop.time()))  # type: ignore[arg-type]
+    return timer, fired
+
+
+def test_a_later_deadline_keeps_the_armed_handle_and_still_fires_on_time() -> None:
+    loop = FakeLoop()
+    timer, fired = _timer(loop)
+    timer.arm(101.0)
+    for later in (101.5, 102.0, 103.0):  # a PTO or idle deadline moving later with each flush
+        timer.arm(later)
+    assert loop.armed == [101.0]  # no handle made (nor cancelled) for a later deadline
+    loop.advance(101.0)
+    assert fired == []  # the early handle re-checks instead of calling back
+    assert loop.armed == [101.0, 103.0]
+    loop.advance(102.999)
+    assert fired == []
+    loop.advance(103.0)
+    assert fired == [103.0]
+    assert timer.deadline is None
+    loop.advance(200.0)
+    assert fired == [103.0]  # once per deadline
+
+
+def test_an_earlier_deadline_replaces_the_handle() -> None:
+    loop = FakeLoop()
+    timer, fired = _timer(loop)
+    timer.arm(102.0)
+    timer.arm(101.0)  # an ACK deadline before the PTO: must not wait for the later handle
+    assert loop.armed == [102.0, 101.0]
+    loop.advance(101.0)
+    assert fired == [101.0]
+    loop.advance(103.0)
+    assert fired == [101.0]  # the replaced handle was cancelled
+
+
+def test_no_deadline_cancels_and_a_moved_deadline_fires_once() -> None:
+    loop = FakeLoop()
+    timer, fired = _timer(loop)
+    timer.arm(101.0)
+    timer.arm(None)
+    loop.advance(105.0)
+    assert fired == []
+    timer.arm(106.0)
+    timer.arm(107.0)
+    timer.arm(106.5)  # earlier than the deadline, later than the armed handle: the handle stays
+    assert loop.armed == [101.0, 106.0]
+    loop.advance(110.0)
+    assert fired == [106.5]
+
+
+def test_coarse_clock_never_calls_back_before_the_deadline() -> None:
+    loop = FakeLoop(resolution=0.001)  # uvloop: whole milliseconds
+    timer, fired = _timer(loop)
+    timer.arm(100.0004)
+    timer.arm(100.0007)  # still within the tick the handle was rounded up to
+    assert loop.armed == [100.001]
+    timer.arm(100.0012)  # past it: the handle re-arms when it fires, rounded up again
+    loop.advance(100.001)
+    assert fired == []
+    assert loop.armed[-1] >= 100.0012
+    loop.advance(100.003)
+    assert len(fired) == 1 and fired[0] >= 100.0012
+
+
+# ------------------------------------------------------------------ flushes over loopback
+
+
+async def _small_responses(conn: rudp.Connection) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(stream: rudp.Stream) -> None:
+        size = int(await stream.read())
+        stream.write(b"r" * size)
+        stream.write_eof()
+        await stream.drain()
+
+    async for stream in conn:
+        task = asyncio.create_task(answer(stream))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+def _count_flush_requests(conn: rudp.Connection) -> list[int]:
+    """Count the client link's flush requests (the instance attribute shadows the method)."""
+    link: Any = conn._driver.link
+    original = link.request_flush
+    counted: list[int] = []
+
+    def counting() -> None:
+        counted.append(1)
+        original()
+
+    link.request_flush = counting
+    return counted
+
+
+async def test_reading_a_small_response_asks_for_no_flush(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    """The client's read of a 100-byte answer returns no credit worth announcing: it costs no flush
+    (it cost one, and a loop iteration, per request)."""
+    async with (
+        running_server(_small_responses) as server,
+        rudp.connect("127.0.0.1", server.port, config=client_config(server_name="localhost")) as conn,
+    ):
+        counted = _count_flush_requests(conn)
+        flushes: list[int] = []
+        endpoint = conn._driver.link
+        assert isinstance(endpoint, UdpEndpoint)
+        original_flush = endpoint.flush
+
+        def counting_flush() -> int:
+            flushes.append(1)
+            return original_flush()
+
+        endpoint.flush = counting_flush  # type: ignore[method-assign]
+        requests = 20
+        for _ in range(requests):
+            stream = await conn.open_stream()
+            stream.write(b"100")
+            stream.write_eof()
+            before = len(counted)
+            assert await asyncio.wait_for(stream.read(), WAIT) == b"r" * 100
+            assert len(counted) == before  # the read (data, then the FIN) asked for nothing
+        # Per request: the request goes out, the answer comes in (it was three: an empty one after
+        # the read). Room for a timer's flush now and then.
+        assert len(flushes) <= 2.5 * requests, len(flushes)
+
+
+async def test_a_read_that_returns_credit_flushes_it(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    """No credit is stranded: a read that makes MAX_STREAM_DATA due asks for a flush at once, and a
+    transfer of many receive windows completes while the client reads in small pieces."""
+    window = 4096
+    async with (
+        running_server(_small_responses) as server,
+        rudp.connect(
+            "127.0.0.1",
+            server.port,
+            config=client_config(
+                server_name="localhost", initial_max_stream_data=window, max_stream_window=window
+            ),
+        ) as conn,
+    ):
+        counted = _count_flush_requests(conn)
+        stream = await conn.open_stream()
+        size = 40 * window
+        stream.write(b"%d" % size)
+        stream.write_eof()
+        got = 0
+        credit_flushes = 0
+        while True:
+            before = len(counted)
+            chunk = await asyncio.wait_for(stream.read(1000), WAIT)
+            if not chunk:
+                break
+            got += len(chunk)
+            credit_flushes += len(counted) > before
+        assert got == size
+        # Half a window (2048 bytes) read makes an update due: about one read in three asks.
+        assert credit_flushes >= size // window

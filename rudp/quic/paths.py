@@ -258,13 +258,6 @@ class Path:
                 # a second PATH_CHALLENGE goes in a datagram of 1200 bytes.
                 self._mtu_challenge_owed = True
 
-    def next_deadline(self) -> float | None:
-        """The earliest of the challenge retry and the validation deadline, or None."""
-        retry, deadline = self.challenge_retry_at, self.validation_deadline
-        if retry is None or (deadline is not None and deadline < retry):
-            return deadline
-        return retry
-
 
 class Paths:
     """The paths of one connection: the current one, the last validated one, and probing peers' others.

@@ -15,9 +15,7 @@ from rudp.codec.transport_params import TransportParameters, decode_transport_pa
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.handshake import Handshake
 from rudp.quic.pacing import Pacer
-from rudp.quic.paths import Path as NetworkPath
-from rudp.quic.paths import PathCongestion
-from rudp.quic.pmtud import PmtuDiscovery
+from rudp.quic.paths import PathCongestion, Paths
 from rudp.quic.rtt import RttEstimator
 from rudp.testing.certs import TestPki
 from tests.support.sim import make_sim
@@ -120,8 +118,14 @@ def test_idle_timeout_is_the_smaller_non_zero_value_and_at_least_three_ptos(
 def test_path_deadline_is_the_earlier_of_retry_and_validation(
     retry: float | None, deadline: float | None, expected: float | None
 ) -> None:
-    pmtud = PmtuDiscovery(1200, 1500, enabled=False)
-    congestion = PathCongestion(NewReno(1200), RttEstimator(), Pacer(1200))
-    path = NetworkPath(("10.0.0.1", 1), validated=False, pmtud=pmtud, congestion=congestion)
-    path.challenge_retry_at, path.validation_deadline = retry, deadline
-    assert path.next_deadline() == expected
+    paths = Paths(
+        ("10.0.0.1", 1),
+        validated=False,
+        base_size=1200,
+        max_size=1500,
+        pmtu_discovery=False,
+        new_congestion=lambda: PathCongestion(NewReno(1200), RttEstimator(), Pacer(1200)),
+        randbytes=lambda n: bytes(n),
+    )
+    paths.current.challenge_retry_at, paths.current.validation_deadline = retry, deadline
+    assert paths.next_deadline() == expected

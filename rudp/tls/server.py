@@ -183,15 +183,16 @@ class TlsServer(TlsEngine):
         self.cipher_suite = suite
         hash_name = SUITE_HASH[suite]
         self._transcript.set_hash(hash_name)
+        schedule: KeySchedule | None = None
         if psk is not None and SUITE_HASH[CipherSuite(psk.state.cipher_suite)] == hash_name:
-            self._verify_binder(hello, psk, message.raw, hash_name)
+            schedule = self._verify_binder(hello, psk, message.raw, hash_name)
             self.session_resumed = True
         else:
             psk = None
         if not self.session_resumed and hello.signature_algorithms is None:
             raise alert(AlertDescription.missing_extension, "no signature_algorithms")
         self._transcript.add(message.raw)
-        self._schedule = KeySchedule(hash_name, psk.state.psk if psk is not None else None)
+        self._schedule = schedule or KeySchedule(hash_name)  # the binder's Early Secret, if resuming
         self._decide_early_data(hello, psk, retried)
         share = KeyShare(group, self._randbytes)
         client_public = next(key for g, key in hello.key_shares if g == group)
@@ -300,15 +301,17 @@ class TlsServer(TlsEngine):
             return _Psk(index, identity, reported_age, state)
         return None
 
-    def _verify_binder(self, hello: ClientHello, psk: _Psk, raw: bytes, hash_name: str) -> None:
+    def _verify_binder(self, hello: ClientHello, psk: _Psk, raw: bytes, hash_name: str) -> KeySchedule:
+        """Check the PSK binder (RFC 8446 §4.2.11.2); return the key schedule at the PSK's Early Secret."""
         offer = hello.pre_shared_key
         if offer is None:
             raise alert(AlertDescription.internal_error, "no PSK offer")
         truncated = raw[: len(raw) - offer.binders_size()]
-        binder_key = KeySchedule(hash_name, psk.state.psk).binder_key()
-        expected = hmac_verify_data(hash_name, binder_key, self._transcript.digest(truncated))
+        schedule = KeySchedule(hash_name, psk.state.psk)
+        expected = hmac_verify_data(hash_name, schedule.binder_key(), self._transcript.digest(truncated))
         if not hmac.compare_digest(expected, offer.binders[psk.index]):
             raise alert(AlertDescription.decrypt_error, "bad PSK binder")
+        return schedule
 
     def _decide_early_data(self, hello: ClientHello, psk: _Psk | None, retried: bool) -> None:
         if psk is None or not hello.early_data or retried or psk.index != 0 or not self.config.early_data:

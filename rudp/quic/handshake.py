@@ -318,6 +318,17 @@ class Handshake:
             self.discard(EncryptionLevel.INITIAL)
             self.versions.on_handshake_packet()  # RFC 9369 §4.1: original-version Initials may go
 
+    def foreign_to_client(self, header: PacketHeader, addr: Address) -> bool:
+        """(client) True for a packet to discard unopened: a long-header packet whose Source Connection
+        ID is not the one the server's first authenticated packet chose (RFC 9000 §7.2), or a packet
+        from an address that is none of our paths' (RFC 9000 §9: a client MUST discard packets from an
+        unknown server address). Cheap tests first: asked of every packet the fast path did not take."""
+        if not self.is_client:
+            return False
+        if header.is_long and self.peer_initial_scid is not None and header.scid != self.peer_initial_scid:
+            return True
+        return addr[:2] != self._paths.current.address[:2] and not self._paths.knows(addr)
+
     def _shows_progress(self, header: PacketHeader, level: EncryptionLevel, addr: Address) -> bool:
         """Whether an authenticated packet of an incomplete handshake moves its deadline
         (:mod:`rudp.quic.handshake_deadline`)."""

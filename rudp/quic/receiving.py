@@ -255,6 +255,9 @@ class Receiver:
     def _receive_packet(
         self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int, local: Address | None
     ) -> None:
+        if self._handshake.foreign_to_client(header, addr):
+            self._traffic.on_dropped()  # RFC 9000 §7.2, §9
+            return
         other = header.is_long and header.version != self._spaces.version
         if other and header.packet_type is PacketType.INITIAL:
             # RFC 9369 §4.1: an Initial of the other compatible version (the client learning the

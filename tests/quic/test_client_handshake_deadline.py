@@ -10,12 +10,13 @@ from collections.abc import Callable
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import encode_frames
-from rudp.codec.frames import Ping
+from rudp.codec.frames import ConnectionClose, Frame, Ping
 from rudp.codec.packet import iter_packets
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.handshake_deadline import HANDSHAKE_LIFETIME
+from rudp.quic.state import State
 from rudp.testing.certs import TestPki
 from tests.support.sim import Sniffer, pad_front
 
@@ -122,10 +123,10 @@ class _Forger:
         self._wrong_keys = Sniffer.initial(bytes(8), client=False)
         self._number = 0
 
-    def initial(self, scid: bytes, *, wrong_keys: bool = False) -> bytes:
+    def initial(self, scid: bytes, *, wrong_keys: bool = False, frame: Frame | None = None) -> bytes:
         self._number += 1
         keys = self._wrong_keys if wrong_keys else self._keys
-        payload = pad_front(encode_frames([Ping()]), 1100)
+        payload = pad_front(encode_frames([frame or Ping()]), 1100)
         return keys.protect_long(PacketType.INITIAL, self.client_scid, scid, self._number, payload)
 
 
@@ -193,3 +194,23 @@ def test_a_server_still_talking_is_given_up_at_the_lifetime_cap(pki: TestPki) ->
         client.handle_timer(now)
         client.datagrams_to_send(now)
     assert client.handshake_deadline == cap and not client.handshake_complete
+
+
+def test_a_client_discards_packets_of_another_server_cid_or_address(pki: TestPki) -> None:
+    """RFC 9000 §7.2: once the server's first authenticated packet chose its connection ID, a client
+    discards long-header packets with another Source Connection ID; §9: and packets from an address
+    that is not the server's. A forged CONNECTION_CLOSE (Initial keys are public) of either kind
+    leaves the client open; the same packet with the server's CID from its address closes it."""
+    client = _client(pki)
+    forger = _Forger(client, NOW)
+    server_scid = b"\x5a" * 8
+    client.receive_datagram(forger.initial(server_scid), SERVER, NOW + 1)
+    dropped = client.stats.packets_dropped
+    close = ConnectionClose(error_code=0x0A, reason=b"forged")
+    client.receive_datagram(forger.initial(b"\x77" * 8, frame=close), SERVER, NOW + 2)
+    client.receive_datagram(forger.initial(server_scid, frame=close), ("10.9.9.9", 4433), NOW + 3)
+    client.receive_datagram(forger.initial(server_scid, frame=close), (SERVER[0], 4434), NOW + 4)
+    assert client.state is State.HANDSHAKE
+    assert client.stats.packets_dropped == dropped + 3
+    client.receive_datagram(forger.initial(server_scid, frame=close), SERVER, NOW + 5)
+    assert client.state is State.DRAINING  # RFC 9000 §10.2.2

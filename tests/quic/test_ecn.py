@@ -8,7 +8,7 @@ from rudp.quic.ecn import CE, ECT_0, TESTING_PACKETS, EcnFeedback, EcnPath, EcnS
 from rudp.quic.sent import PacketSpace, SentPacket
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
-from tests.support.sim import Sim, make_sim
+from tests.support.sim import SERVER_ADDR, Sim, make_sim
 
 APP = PacketSpace.APPLICATION
 SIZE = 1_000_000
@@ -126,7 +126,7 @@ def _coalesced_counts(pki: TestPki, codepoint: int) -> tuple[list[int], list[int
     out = endpoint.datagrams_to_send(sim.clock.now)
     # Feed the server's coalesced Initial+Handshake flight back to the client with the same mark.
     for data, _ in out:
-        conn.receive_datagram(data, ("127.0.0.1", 4433), sim.clock.now, codepoint)
+        conn.receive_datagram(data, SERVER_ADDR, sim.clock.now, codepoint)
     fb = conn._receiver.ecn
     return fb.received[PacketSpace.INITIAL], fb.received[PacketSpace.HANDSHAKE], len(out)
 

@@ -2,7 +2,8 @@
 
 Owns :class:`HandshakeDeadline` (when the handshake started, when the peer last showed progress in it)
 and :data:`HANDSHAKE_LIFETIME`. A handshake gives up ``Config.handshake_timeout`` after the peer was
-last heard making progress, and in any case :data:`HANDSHAKE_LIFETIME` timeouts after it started.
+last heard making progress (a client: or one PTO after its last probe sent before that), and in any
+case :data:`HANDSHAKE_LIFETIME` timeouts after it started.
 
 Under heavy loss a live peer is heard seconds apart (each probe doubles the PTO, RFC 9002 §6.2.1; a
 first RTT sample can be a delayed ACK's), so a deadline fixed at the start ended handshakes that were
@@ -49,7 +50,13 @@ class HandshakeDeadline:
         if now > self._heard:
             self._heard = now
 
-    def at(self, timeout: float) -> float:
+    def at(self, timeout: float, probed_at: float | None = None, answer_time: float = 0.0) -> float:
         """When the handshake gives up with ``Config.handshake_timeout`` = ``timeout``: ``timeout``
-        after the last progress, never later than :data:`HANDSHAKE_LIFETIME` timeouts after the start."""
-        return min(self._heard + timeout, self._started + HANDSHAKE_LIFETIME * timeout)
+        after the last progress, or ``answer_time`` after a probe sent at ``probed_at`` before that (a
+        probe sent just before the deadline deserves its answer; one sent after does not count, so
+        this extends the deadline once, by at most ``answer_time``), never later than
+        :data:`HANDSHAKE_LIFETIME` timeouts after the start."""
+        silence = self._heard + timeout
+        if probed_at is not None and probed_at < silence:
+            silence = max(silence, probed_at + answer_time)
+        return min(silence, self._started + HANDSHAKE_LIFETIME * timeout)

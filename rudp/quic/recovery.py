@@ -154,6 +154,11 @@ class LossRecovery:
         """Times persistent congestion was established so far."""
         return self._persistent_congestions
 
+    @property
+    def probed_at(self) -> float | None:
+        """When the PTO last fired (None: never)."""
+        return self._probed_at
+
     def set_handshake_confirmed(self) -> None:
         """The handshake is confirmed (RFC 9001 §4.1.2): Application PTOs and ack-delay capping begin."""
         self._handshake_confirmed = True

@@ -14,7 +14,7 @@ import pytest
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
-from rudp.quic.handshake_deadline import HANDSHAKE_PROBES
+from rudp.quic.handshake_deadline import HANDSHAKE_LIFETIME, HANDSHAKE_PROBES, HandshakeDeadline
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace
@@ -160,3 +160,17 @@ def test_a_client_silent_after_its_first_initial_loses_its_slot_at_the_timeout(p
             dropped_at = at
     assert dropped_at == NOW + TIMEOUT and conn.is_closed and server.connections == []
     assert sent <= 3 * len(first)
+
+
+def test_a_client_probe_sent_before_its_deadline_is_given_its_answer_time() -> None:
+    """(HandshakeDeadline.at) Heard at 0, timeout 10, PTO 1: a probe at 9.5 moves the deadline to
+    10.5; one at 10.2 (after the deadline) does not count, so the deadline moves once at most; the
+    lifetime cap still holds."""
+    deadline = HandshakeDeadline(0.0)
+    assert deadline.at(TIMEOUT) == TIMEOUT
+    assert deadline.at(TIMEOUT, 9.5, 1.0) == 10.5
+    assert deadline.at(TIMEOUT, 8.0, 1.0) == TIMEOUT
+    assert deadline.at(TIMEOUT, 10.2, 1.0) == TIMEOUT
+    assert deadline.at(TIMEOUT, 9.5, 100.0) == HANDSHAKE_LIFETIME * TIMEOUT
+    deadline.on_progress(25.0)
+    assert deadline.at(TIMEOUT, 29.9, 1.0) == HANDSHAKE_LIFETIME * TIMEOUT

@@ -31,8 +31,9 @@ START = 100.0
 LIMIT = 90.0
 
 
-def one_run(pki: TestPki, seed: int, loss: float, delay: float) -> tuple[float | None, float | None]:
-    """(completion time, when the core deadline gave up) after the start, None for never."""
+def one_run(pki: TestPki, seed: int, loss: float, delay: float) -> tuple[float | None, float | None, bool]:
+    """(completion time, when the core deadline gave up) after the start, None for never, and whether
+    the server dropped the handshake at its own deadline (client silent for ``handshake_timeout``)."""
     rng = random.Random(seed)
     server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, retry_threshold=None)
     server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
@@ -71,7 +72,8 @@ def one_run(pki: TestPki, seed: int, loss: float, delay: float) -> tuple[float |
         if (at := server.next_timer()) is not None and at <= now:
             server.handle_timer(now)
         send()
-    return (now - START if client.handshake_complete else None), gave_up
+    done = now - START if client.handshake_complete else None
+    return done, gave_up, server.handshakes_timed_out > 0
 
 
 def main() -> None:
@@ -82,10 +84,11 @@ def main() -> None:
     args = parser.parse_args()
     timeout = Config().handshake_timeout
     pki = make_test_pki(Path(tempfile.mkdtemp()))
-    fixed = core = never = 0
+    fixed = core = never = dropped = 0
     times: list[float] = []
     for seed in range(args.runs):
-        done, gave_up = one_run(pki, seed, args.loss, args.delay)
+        done, gave_up, server_dropped = one_run(pki, seed, args.loss, args.delay)
+        dropped += server_dropped
         if done is None:
             never += 1
         else:
@@ -96,7 +99,8 @@ def main() -> None:
     print(
         f"{args.runs} handshakes, loss {args.loss:.0%} each way, delay {args.delay * 1000:g} ms: "
         f"never complete {never}; ended by the fixed deadline {fixed} ({fixed - never} that would have "
-        f"completed), by the core deadline {core} ({core - never}); completion "
+        f"completed), by the core deadline {core} ({core - never}); dropped by the server {dropped}; "
+        f"completion "
         f"p50 {times[len(times) // 2]:.2f} s, p99 {times[int(len(times) * 0.99)]:.2f} s, "
         f"max {times[-1]:.2f} s"
     )

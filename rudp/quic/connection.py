@@ -103,8 +103,8 @@ class QuicConnection:
             peer_cids=self._peer_cids,
             ecn=config.ecn,
         )
-        first = self._paths.current.congestion
-        self._recovery = LossRecovery(first.controller, first.rtt, max_ack_delay=0.025, is_client=is_client)
+        cc, timeout = self._paths.current.congestion, config.handshake_timeout
+        self._recovery = LossRecovery(cc.controller, cc.rtt, is_client=is_client, handshake_timeout=timeout)
         self._lifecycle = Lifecycle(self._events.append, self._recovery.pto)
         self._spaces = PacketSpaces(
             version,

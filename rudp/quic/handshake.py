@@ -345,7 +345,11 @@ class Handshake:
     def deadline(self, timeout: float) -> float | None:
         """When the handshake gives up with ``Config.handshake_timeout`` = ``timeout``; None once it
         completed."""
-        return None if self.complete else self._deadline.at(timeout)
+        if self.complete:
+            return None
+        # (client) A probe sent before the deadline is given the time its answer takes.
+        probed_at = self._recovery.probed_at if self.is_client else None
+        return self._deadline.at(timeout, probed_at, self._recovery.pto())
 
     def other_version_keys(self, header: PacketHeader) -> PacketProtection | None:
         """Keys for an Initial whose version is not the one in use (RFC 9369 §4.1), or None: drop it."""

@@ -2,7 +2,8 @@
 
 Owns :class:`HandshakeDeadline` (when the handshake started, when the peer last showed progress in it)
 and :data:`HANDSHAKE_LIFETIME`. A handshake gives up ``Config.handshake_timeout`` after the peer was
-last heard making progress, and in any case :data:`HANDSHAKE_LIFETIME` timeouts after it started.
+last heard making progress (a client: or one PTO after its last probe sent before that), and in any
+case :data:`HANDSHAKE_LIFETIME` timeouts after it started.
 
 Under heavy loss a live peer is heard seconds apart (each probe doubles the PTO, RFC 9002 §6.2.1; a
 first RTT sample can be a delayed ACK's), so a deadline fixed at the start ended handshakes that were
@@ -25,6 +26,15 @@ its start. It bounds what a forger of Initial packets can hold (a server's hands
 (``benchmarks/handshake_deadline.py``), none that completed took more than 23 s. A rudp server with the
 default Config forgets a handshake at this bound too, so a client waiting longer would wait for nothing."""
 
+HANDSHAKE_PROBES = 5
+"""Until the handshake is confirmed, an endpoint's PTO backoff stops at ``Config.handshake_timeout``
+divided by this (:mod:`rudp.quic.recovery`), so a peer that is still there is heard at least this many
+times per ``handshake_timeout`` of silence that would give the handshake up. With the defaults that is
+one probe flight (at most two datagrams, RFC 9002 §6.2.4) every 2 s: the exponential backoff guards
+the network against probes sent every few round trips under congestion (§6.2.1), not against this; and
+the total is bounded by :data:`HANDSHAKE_LIFETIME` and the idle timeout. Measured with
+``benchmarks/handshake_deadline.py``: see the commit that set it."""
+
 
 class HandshakeDeadline:
     """The deadline of one handshake (see the module docstring)."""
@@ -40,7 +50,13 @@ class HandshakeDeadline:
         if now > self._heard:
             self._heard = now
 
-    def at(self, timeout: float) -> float:
+    def at(self, timeout: float, probed_at: float | None = None, answer_time: float = 0.0) -> float:
         """When the handshake gives up with ``Config.handshake_timeout`` = ``timeout``: ``timeout``
-        after the last progress, never later than :data:`HANDSHAKE_LIFETIME` timeouts after the start."""
-        return min(self._heard + timeout, self._started + HANDSHAKE_LIFETIME * timeout)
+        after the last progress, or ``answer_time`` after a probe sent at ``probed_at`` before that (a
+        probe sent just before the deadline deserves its answer; one sent after does not count, so
+        this extends the deadline once, by at most ``answer_time``), never later than
+        :data:`HANDSHAKE_LIFETIME` timeouts after the start."""
+        silence = self._heard + timeout
+        if probed_at is not None and probed_at < silence:
+            silence = max(silence, probed_at + answer_time)
+        return min(silence, self._started + HANDSHAKE_LIFETIME * timeout)

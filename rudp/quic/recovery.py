@@ -16,12 +16,14 @@ from typing import Final, cast
 from rudp.codec.codes import FrameType
 from rudp.codec.frames import Ack
 from rudp.errors import TransportError, TransportErrorCode
+from rudp.quic.acks import DEFAULT_MAX_ACK_DELAY
 from rudp.quic.congestion.base import BaseCongestionController, CongestionController, RateSampleConsumer
 from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
 from rudp.quic.congestion.window_use import WindowUse
 from rudp.quic.delivery import Batched, BatchSink
+from rudp.quic.handshake_deadline import HANDSHAKE_PROBES
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 
@@ -105,13 +107,17 @@ class LossRecovery:
         congestion: CongestionController,
         rtt: RttEstimator,
         *,
-        max_ack_delay: float,
         is_client: bool,
+        max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+        handshake_timeout: float | None = None,
     ) -> None:
         self.congestion = congestion
         self.rtt = rtt
         self.max_ack_delay = max_ack_delay
         self.is_client = is_client
+        # A PTO cap before confirmation (see _pto_time_and_space), None for RFC 9002's plain backoff.
+        self._handshake_pto_cap = None if handshake_timeout is None else handshake_timeout / HANDSHAKE_PROBES
+        self._probed_at: float | None = None  # when the PTO last fired
         self.bytes_in_flight = 0
         self.pto_count = 0
         self._spaces = {space: SentPackets() for space in _SPACES}
@@ -150,6 +156,11 @@ class LossRecovery:
     def persistent_congestion_count(self) -> int:
         """Times persistent congestion was established so far."""
         return self._persistent_congestions
+
+    @property
+    def probed_at(self) -> float | None:
+        """When the PTO last fired (None: never)."""
+        return self._probed_at
 
     def set_handshake_confirmed(self) -> None:
         """The handshake is confirmed (RFC 9001 §4.1.2): Application PTOs and ack-delay capping begin."""
@@ -552,6 +563,18 @@ class LossRecovery:
         """RFC 9002 §6.2.1 and Appendix A.8 GetPtoTimeAndSpace."""
         backoff = 2**self.pto_count
         duration = self.rtt.pto_base() * backoff
+        cap = self._handshake_pto_cap
+        capped = cap is not None and not self._handshake_confirmed and duration > cap
+        if cap is not None and capped:
+            # A deliberate deviation from RFC 9002 §6.2.1 (each PTO doubles the period, with no cap):
+            # until the handshake is confirmed, the backoff stops at handshake_timeout /
+            # HANDSHAKE_PROBES, never below the PTO without backoff. Both ends give up a handshake
+            # after handshake_timeout without the peer (rudp.quic.handshake_deadline); under loss a
+            # first RTT sample of ~1 s spaced probes 6 s then 12 s apart, and live peers were given up
+            # as silent. Why this rate is harmless is at HANDSHAKE_PROBES; after confirmation the
+            # backoff is as specified. Counted from the last PTO too: a probe that could not be sent
+            # (anti-amplification limit) must not make the timer fire again at once.
+            duration = max(cap, self.rtt.pto_base())
         if not self._ack_eliciting_outstanding():
             if self._peer_validated or self._timer_base_at is None:
                 return None, PacketSpace.INITIAL
@@ -571,6 +594,8 @@ class LossRecovery:
                     break
                 duration += self.max_ack_delay * backoff
             deadline = state.last_ack_eliciting_at + duration
+            if capped and self._probed_at is not None:
+                deadline = max(deadline, self._probed_at + duration)
             if earliest is None or deadline < earliest:
                 earliest, earliest_space = deadline, space
         return earliest, earliest_space
@@ -609,7 +634,7 @@ class LossRecovery:
         count = 2 if self._ack_eliciting_outstanding() else 1
         self.pto_count += 1
         self._total_ptos += 1
-        self._timer_base_at = now
+        self._timer_base_at = self._probed_at = now
         return ProbeRequest(space, count)
 
     def pto(self) -> float:

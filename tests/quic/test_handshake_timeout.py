@@ -175,24 +175,31 @@ def test_a_dropped_handshake_closes_its_qlog_file(pki: TestPki, tmp_path: Path) 
 
 
 def _lossy_run(
-    server: QuicEndpoint, client: QuicConnection, until: float, server_heard_from: float
+    server: QuicEndpoint,
+    client: QuicConnection,
+    until: float,
+    server_heard_from: float,
+    client_heard_until: float = float("inf"),
 ) -> tuple[list[float], float | None]:
-    """Zero-delay link on which every server datagram sent before ``server_heard_from`` is lost.
-    Returns when the server received client datagrams, and when its connection closed (None: open)."""
+    """Zero-delay link on which every server datagram sent before ``server_heard_from`` is lost, and
+    every client datagram from ``client_heard_until`` on. Returns when the server received client
+    datagrams, and when its connection closed (None: open)."""
     addr = ("10.1.0.1", 5000)
     received: list[float] = []
     closed_at = None
     now = NOW
     while now <= until:
         for data, _ in client.datagrams_to_send(now):
-            received.append(now)
-            server.receive_datagram(data, addr, now)
+            if now < client_heard_until:
+                received.append(now)
+                server.receive_datagram(data, addr, now)
         for data, _ in server.datagrams_to_send(now):
             if now >= server_heard_from:
                 client.receive_datagram(data, SERVER, now)
         for data, _ in client.datagrams_to_send(now):  # the client's answer, at once
-            received.append(now)
-            server.receive_datagram(data, addr, now)
+            if now < client_heard_until:
+                received.append(now)
+                server.receive_datagram(data, addr, now)
         server.datagrams_to_send(now)  # and the server's reply to it (delivered next round)
         timers = [t for t in (client.next_timer(), server.next_timer()) if t is not None]
         if not timers:
@@ -223,10 +230,15 @@ def test_a_client_still_probing_keeps_its_handshake_past_the_timeout(pki: TestPk
 
 def test_a_client_silent_for_the_timeout_is_dropped_though_it_probed_before(pki: TestPki) -> None:
     """Nothing from the server ever arrives: the client's probes keep the slot only while they come.
-    It is dropped one timeout after the last probe heard, silently, before the next probe."""
+    They stop arriving at 15 s (the client gave up or its path died); the slot is dropped one timeout
+    after the last probe heard, silently. (A client that probes on is kept up to HANDSHAKE_LIFETIME
+    timeouts: since its PTO backoff is capped during the handshake, its probes never leave a timeout
+    of silence; test_talking_extends_a_handshake_only_up_to_its_lifetime covers that cap.)"""
     server = _server(pki, handshake_timeout=TIMEOUT, retry_threshold=None)
     client = _client(pki)
-    received, closed_at = _lossy_run(server, client, NOW + 60, server_heard_from=float("inf"))
+    received, closed_at = _lossy_run(
+        server, client, NOW + 60, server_heard_from=float("inf"), client_heard_until=NOW + 15
+    )
     assert closed_at is not None and server.handshakes_timed_out == 1
     heard_before = [at for at in received if at < closed_at]
     assert len(heard_before) >= 3 and heard_before[-1] > NOW + 1  # probes extended it

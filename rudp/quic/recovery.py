@@ -26,6 +26,7 @@ from rudp.quic.delivery import Batched, BatchSink
 from rudp.quic.handshake_deadline import HANDSHAKE_PROBES
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
+from rudp.quic.stats import RecoveryStats
 
 __all__ = ["K_PACKET_THRESHOLD", "K_PERSISTENT_CONGESTION_THRESHOLD", "K_TIME_THRESHOLD", "LossRecovery"]
 # The thresholds start at RFC 9002's kPacketThreshold = 3 and kTimeThreshold = 9/8 and widen after
@@ -49,48 +50,6 @@ class ProbeRequest:
 
     space: PacketSpace
     count: int
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveryStats:
-    """A snapshot of loss-recovery counters and estimates."""
-
-    packets_sent: int
-    """Packets handed to :meth:`LossRecovery.on_packet_sent`."""
-    bytes_sent: int
-    """Their total size."""
-    packets_acked: int
-    """Packets newly acknowledged."""
-    packets_lost: int
-    """Packets declared lost (excluding those dropped with a discarded space)."""
-    bytes_lost: int
-    """Their total size."""
-    pto_count: int
-    """Consecutive PTOs without an acknowledgment (the current backoff exponent)."""
-    total_ptos: int
-    """PTO expirations since the start."""
-    persistent_congestion_count: int
-    """Times persistent congestion was established."""
-    latest_rtt: float
-    """Seconds."""
-    smoothed_rtt: float
-    """Seconds."""
-    rttvar: float
-    """Seconds."""
-    min_rtt: float
-    """Seconds (0.0 before the first sample)."""
-    congestion_window: int
-    """Bytes."""
-    bytes_in_flight: int
-    """Bytes."""
-    spurious_losses: int = 0
-    """Packets declared lost and acknowledged afterwards (reordering, not loss)."""
-    undone_events: int = 0
-    """Congestion events undone because all their losses proved spurious."""
-    packet_threshold: int = K_PACKET_THRESHOLD
-    """The packet reordering threshold now (RFC 9002 §6.1.1, widened by spurious losses)."""
-    time_threshold: float = K_TIME_THRESHOLD
-    """The time threshold now, a multiple of the RTT (RFC 9002 §6.1.2, widened by spurious losses)."""
 
 
 class LossRecovery:

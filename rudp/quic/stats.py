@@ -1,9 +1,11 @@
 """ConnectionStats: a read-only snapshot of a connection's counters and estimates; TrafficCounters: the
-datagram and byte counts the connection keeps for it."""
+datagram and byte counts the connection keeps for it; RecoveryStats: loss recovery's snapshot."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +109,45 @@ class TrafficCounters:
     def on_dropped(self) -> None:
         """A packet was dropped (undecryptable, undecodable header, or not allowed here)."""
         self.packets_dropped += 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryStats:
+    """A snapshot of loss-recovery counters and estimates."""
+
+    packets_sent: int
+    """Packets handed to :meth:`LossRecovery.on_packet_sent`."""
+    bytes_sent: int
+    """Their total size."""
+    packets_acked: int
+    """Packets newly acknowledged."""
+    packets_lost: int
+    """Packets declared lost (excluding those dropped with a discarded space)."""
+    bytes_lost: int
+    """Their total size."""
+    pto_count: int
+    """Consecutive PTOs without an acknowledgment (the current backoff exponent)."""
+    total_ptos: int
+    """PTO expirations since the start."""
+    persistent_congestion_count: int
+    """Times persistent congestion was established."""
+    latest_rtt: float
+    """Seconds."""
+    smoothed_rtt: float
+    """Seconds."""
+    rttvar: float
+    """Seconds."""
+    min_rtt: float
+    """Seconds (0.0 before the first sample)."""
+    congestion_window: int
+    """Bytes."""
+    bytes_in_flight: int
+    """Bytes."""
+    spurious_losses: int = 0
+    """Packets declared lost and acknowledged afterwards (reordering, not loss)."""
+    undone_events: int = 0
+    """Congestion events undone because all their losses proved spurious."""
+    packet_threshold: int = K_PACKET_THRESHOLD
+    """The packet reordering threshold now (RFC 9002 §6.1.1, widened by spurious losses)."""
+    time_threshold: float = K_TIME_THRESHOLD
+    """The time threshold now, a multiple of the RTT (RFC 9002 §6.1.2, widened by spurious losses)."""

@@ -11,9 +11,10 @@ from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.congestion.base import CongestionController
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.rangeset import RangeSet
-from rudp.quic.recovery import LossRecovery, ProbeRequest, RecoveryStats
+from rudp.quic.recovery import LossRecovery, ProbeRequest
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
+from rudp.quic.stats import RecoveryStats
 from tests.quic.recovery.helpers import HandlerLog, RecordingController, ack_of, ack_range, packet
 
 APP = PacketSpace.APPLICATION

@@ -290,11 +290,12 @@ class Sender:
         return datagram
 
     def _may_probe_pmtu(self, path: Path) -> bool:
+        # The plain attributes first: during the handshake the property calls are skipped.
         return (
-            path.pmtud.searching
-            and path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
-            and self._handshake.confirmed
+            path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
             and self._lifecycle.established
+            and path.pmtud.searching
+            and self._handshake.confirmed
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
         )
 
@@ -407,14 +408,28 @@ class Sender:
         # With 1-RTT alone, ``pending`` already asked the level's paced sources (not again per level).
         paced = (not blocked and pending) if len(levels) == 1 else None
         for level in levels:
-            state = self._level_space(level)
-            if state is None or not self._level_has_data(level, state, now, blocked, paced):
+            # The level's space and write keys, read once per packet (RFC 9001 §4.6.1: 1-RTT keys
+            # replace 0-RTT for sending).
+            if level is _APP:
+                state: PacketNumberSpace | None = spaces.application
+                protection = spaces.phase.write
+            elif level is _EARLY:
+                state = spaces.application
+                protection = None if spaces.phase.write is not None else state.keys.write
+            else:
+                state = spaces.get(SPACE_OF_LEVEL[level])
+                protection = None if state is None else state.keys.write
+            if (
+                protection is None
+                or state is None
+                or not self._level_has_data(level, state, now, blocked, paced)
+            ):
                 continue
-            if not self._start_packet(builder, level):
+            if not self._open_packet(builder, level, state, protection, None):
                 break
             self._write_packet(builder, level, state, blocked)
-            if self._end_packet(builder, level):
-                wrote_handshake = wrote_handshake or level == EncryptionLevel.HANDSHAKE
+            if self._end_packet(builder, level, state):
+                wrote_handshake = wrote_handshake or level is EncryptionLevel.HANDSHAKE
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
         if not datagram:
             return b""
@@ -423,25 +438,6 @@ class Sender:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             self._handshake.discard(EncryptionLevel.INITIAL)
         return datagram
-
-    def _level_space(self, level: EncryptionLevel) -> PacketNumberSpace | None:
-        """The space a packet of ``level`` would go in, if we can write that level now."""
-        if self._spaces.write_keys(level) is None:
-            return None
-        if level == _EARLY and self._spaces.phase.write is not None:
-            return None  # RFC 9001 §4.6.1: 1-RTT keys replace 0-RTT for sending
-        return self._spaces.get(SPACE_OF_LEVEL[level])
-
-    def _sources(
-        self, level: EncryptionLevel, state: PacketNumberSpace
-    ) -> tuple[tuple[FrameSource, ...], ...]:
-        """A packet's frame sources in priority order: (not congestion controlled, paced)."""
-        if level == _EARLY:
-            return (), self._early_sources
-        if level == _APP:
-            # RFC 9000 §8.2.2, §9.4: path validation is not held back by the congestion window.
-            return (state.ack, self._paths), (state.crypto_send, *self._app_sources)
-        return (state.ack,), (state.crypto_send,)
 
     def _level_has_data(
         self,
@@ -459,10 +455,22 @@ class Sender:
             return True
         if level == _APP and self._paths.has_data():
             return True
-        if paced_known is not None:
+        if paced_known is not None or blocked:
             return False
-        _, paced = self._sources(level, state)
-        return not blocked and any(source.has_data() for source in paced)
+        # The level's paced sources in priority order (as :meth:`_write_packet` asks them), plain
+        # loops: no generator frame per packet.
+        if level is _EARLY:
+            sources = self._early_sources
+        elif state.crypto_send.has_data():
+            return True
+        elif level is _APP:
+            sources = self._app_sources
+        else:
+            return False
+        for source in sources:  # noqa: SIM110
+            if source.has_data():
+                return True
+        return False
 
     def _has_paced_data(self, one_rtt: bool = False) -> bool:
         # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
@@ -499,12 +507,26 @@ class Sender:
             # every probe of a handshake space carries the unacknowledged CRYPTO data (a peer may
             # refuse a first Initial without the ClientHello, RFC 9000 §17.2.2).
             state.crypto_send.requeue_unacked()
-        unpaced, paced = self._sources(level, state)
-        for source in unpaced:
-            if source.has_data():
-                source.write_frames(builder)
+        # The sources in priority order: ACK first, then (1-RTT) path frames, which the congestion
+        # window does not hold back (RFC 9000 §8.2.2, §9.4); then the paced ones: CRYPTO, then the
+        # level's others (RFC 9001 §4.6.1: a 0-RTT packet has no ACK and no CRYPTO).
+        if level is not _EARLY:
+            ack = state.ack
+            if ack.has_data():
+                ack.write_frames(builder)
+            if level is _APP:
+                paths = self._paths
+                if paths.has_data():
+                    paths.write_frames(builder)
         if not blocked or state.probes:
-            for source in paced:
+            if level is _EARLY:
+                sources = self._early_sources
+            else:
+                crypto = state.crypto_send
+                if crypto.has_data():
+                    crypto.write_frames(builder)
+                sources = self._app_sources if level is _APP else ()
+            for source in sources:
                 if source.has_data():
                     source.write_frames(builder)
         if builder.remaining < 1 or builder.sent_is_ack_eliciting():
@@ -557,33 +579,58 @@ class Sender:
         state = self._spaces.get(SPACE_OF_LEVEL[level])
         if protection is None or state is None:
             return False
+        return self._open_packet(builder, level, state, protection, dcid)
+
+    def _open_packet(
+        self,
+        builder: DatagramBuilder,
+        level: EncryptionLevel,
+        state: PacketNumberSpace,
+        protection: PacketProtection,
+        dcid: bytes | None,
+    ) -> bool:
+        """:meth:`_start_packet` once the level's space and write keys are known."""
+        if level is _APP:
+            # RFC 9000 §17.3.1: a short header is the first byte (with the key phase, RFC 9001 §6)
+            # and the DCID.
+            first_byte = FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
+            prefix = self._peer_cids.current.cid if dcid is None else dcid
+        else:
+            first_byte = self._first_byte(level)
+            prefix = self._header_prefix(level) if dcid is None else dcid
+        space = state.id
         return builder.start_packet(
-            space=state.id,
+            space=space,
             protection=protection,
-            first_byte=self._first_byte(level),
-            prefix=self._header_prefix(level) if dcid is None else dcid,
-            is_long=level != _APP,
+            first_byte=first_byte,
+            prefix=prefix,
+            is_long=level is not _APP,
             packet_number=state.next_pn,
-            largest_acked=self._recovery.largest_acked(state.id),
+            largest_acked=self._recovery.largest_acked(space),
         )
 
-    def _end_packet(self, builder: DatagramBuilder, level: EncryptionLevel) -> bool:
+    def _end_packet(
+        self, builder: DatagramBuilder, level: EncryptionLevel, state: PacketNumberSpace | None = None
+    ) -> bool:
         """Close the open packet; False if it was empty (its packet number stays unused)."""
         sent = builder.end_packet()
         if sent is None:
             return False
-        if level == EncryptionLevel.INITIAL and (self._is_client or sent.ack_eliciting):
+        if level is EncryptionLevel.INITIAL and (self._is_client or sent.ack_eliciting):
             builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
-        self._advance(level, sent.packet_number)
+        self._advance(level, sent.packet_number, state)
         return True
 
-    def _advance(self, level: EncryptionLevel, packet_number: int) -> None:
+    def _advance(
+        self, level: EncryptionLevel, packet_number: int, state: PacketNumberSpace | None = None
+    ) -> None:
         # The space moves past the number (skipping one now and then, RFC 9000 §21.4); the first 1-RTT
         # packet of a key phase is remembered (RFC 9001 §6.1).
-        state = self._spaces.get(SPACE_OF_LEVEL[level])
+        if state is None:
+            state = self._spaces.get(SPACE_OF_LEVEL[level])
         if state is not None:
             state.advance()
-        if level == _APP:
+        if level is _APP:
             self._spaces.phase.on_packet_sent(packet_number)
 
     def _first_byte(self, level: EncryptionLevel) -> int:

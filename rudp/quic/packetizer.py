@@ -8,6 +8,7 @@ path probes: RFC 9000 §14.1, §8.2.1) can go into its last packet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
@@ -18,6 +19,8 @@ from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.sent import PacketSpace, SentPacket
 
 LENGTH_FIELD_SIZE = 2  # long-header Length is always written as a 2-byte varint (payloads < 16 KiB)
+_MIN_PAYLOAD = tuple(min_payload_length(pn_length) if pn_length else 0 for pn_length in range(5))
+""":func:`min_payload_length` by packet number length (RFC 9001 §5.4.2), looked up once per packet."""
 
 
 @dataclass(slots=True)
@@ -36,6 +39,9 @@ class _OpenPacket:
     payload: Writer
     buf: bytearray
     """``payload``'s bytearray (read and padded directly on the hot path)."""
+
+
+_SENT_OF = attrgetter("sent")
 
 
 class DatagramBuilder:
@@ -138,7 +144,7 @@ class DatagramBuilder:
         if packet is None or not packet.buf:
             return None
         buf = packet.buf
-        short = min_payload_length(packet.pn_length) - len(buf)
+        short = _MIN_PAYLOAD[packet.pn_length] - len(buf)
         if short > 0:
             buf += bytes(short)  # PADDING so header protection can sample
             packet.sent.in_flight = True
@@ -193,4 +199,4 @@ class DatagramBuilder:
 
     def sent_packets(self) -> list[SentPacket]:
         """The packets of this datagram (valid after :meth:`finish`)."""
-        return [packet.sent for packet in self._packets]
+        return list(map(_SENT_OF, self._packets))  # no comprehension frame per datagram

@@ -170,7 +170,10 @@ class Sender:
                 # 9000 §9; §9.6.2: a server sends from its preferred address once the client moved).
                 self.sources = [path.local for _, path in batch]
                 break
-        return [(datagram, path.address) for datagram, path in batch]
+        out = []
+        for datagram, path in batch:  # a plain loop: no comprehension frame per batch
+            out.append((datagram, path.address))
+        return out
 
     def _datagrams(self, now: float) -> list[tuple[bytes, Path]]:
         state = self._lifecycle.state
@@ -199,14 +202,18 @@ class Sender:
             probe = self._build_pmtu_probe(current, now)
             if probe:
                 out.append((probe, current))
+        spaces = self._spaces
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            try:  # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out
-                self._spaces.usage.maintain(
-                    self._spaces.phase, now, confirmed=self._recovery.handshake_confirmed, qlog=self._qlog
-                )
-            except TransportError as exc:
-                self._lifecycle.on_local_error(exc, now)
-                return out + self._close_datagrams(now)
+            # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out (asked
+            # only when the usage says something may be due: one call per datagram, not two).
+            if not spaces.usage.packets_before_due(spaces.phase):
+                try:
+                    spaces.usage.maintain(
+                        spaces.phase, now, confirmed=self._recovery.handshake_confirmed, qlog=self._qlog
+                    )
+                except TransportError as exc:
+                    self._lifecycle.on_local_error(exc, now)
+                    return out + self._close_datagrams(now)
             if self._streams.queued and self._trains.ready(now):
                 before = len(out)
                 if not self._trains.build(now, current, out, self.ecn_marking):
@@ -290,13 +297,14 @@ class Sender:
         return datagram
 
     def _may_probe_pmtu(self, path: Path) -> bool:
-        # The plain attributes first: during the handshake the property calls are skipped.
+        # The cheap questions first (during the handshake, or with nothing to send, the rest is not
+        # asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
         return (
             path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
             and self._lifecycle.established
-            and path.pmtud.searching
-            and self._handshake.confirmed
+            and self._recovery.handshake_confirmed
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
+            and path.pmtud.searching
         )
 
     def _build_pmtu_probe(self, path: Path, now: float) -> bytes:

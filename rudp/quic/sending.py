@@ -13,6 +13,7 @@ holds is the source's business.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from functools import partial
 
@@ -390,20 +391,25 @@ class Sender:
             return b""
         spaces = self._spaces
         one_rtt = spaces.one_rtt_only()
+        # The spaces in use, listed once for the questions below (only the Application one with 1-RTT
+        # alone, PacketSpaces.one_rtt_only).
+        states: Sequence[PacketNumberSpace]
         if one_rtt:
             levels: tuple[EncryptionLevel, ...] = (_APP,)
+            states = (spaces.application,)
             probing = spaces.application.probes > 0
         else:
             levels = SEND_ORDER
+            states = spaces.values()
             probing = False
-            for space in spaces:
+            for space in states:
                 if space.probes:
                     probing = True
                     break
-        pending = self._has_paced_data(one_rtt)
+        pending = self._has_paced_data(states)
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
         if blocked and not self._paths.has_data():
-            if not self._ack_needed(now, one_rtt):
+            if not self._ack_needed(now, states):
                 self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
                 return b""  # the common "nothing to do" answer, without building anything
             if one_rtt and not pending:  # an ACK due, alone: what a receiver sends, built leaner
@@ -480,26 +486,23 @@ class Sender:
                 return True
         return False
 
-    def _has_paced_data(self, one_rtt: bool = False) -> bool:
+    def _has_paced_data(self, states: Iterable[PacketNumberSpace] | None = None) -> bool:
         # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
-        # ``one_rtt``: only the Application space is left (PacketSpaces.one_rtt_only), ask it alone.
+        # ``states``: the spaces whose CRYPTO data to ask (all in use by default).
         if self._streams.has_data_to_send():
             return True
         for source in self._other_app_sources:  # the streams were asked just above
             if source.has_data():
                 return True
-        if one_rtt:
-            return self._spaces.application.crypto_send.has_data()
-        for state in self._spaces:  # noqa: SIM110 (plain loops: no generator frame per datagram)
+        # Plain loops: no generator frame per datagram.
+        for state in self._spaces if states is None else states:  # noqa: SIM110
             if state.crypto_send.has_data():
                 return True
         return False
 
-    def _ack_needed(self, now: float, one_rtt: bool = False) -> bool:
-        """True if some space owes an ACK now (``one_rtt``: only the Application space is left)."""
-        if one_rtt:
-            return self._spaces.application.ack.ack_needed(now)
-        for state in self._spaces:  # noqa: SIM110 (no generator frame per datagram)
+    def _ack_needed(self, now: float, states: Iterable[PacketNumberSpace]) -> bool:
+        """True if one of ``states`` owes an ACK now."""
+        for state in states:  # noqa: SIM110 (no generator frame per datagram)
             if state.ack.ack_needed(now):
                 return True
         return False

@@ -512,7 +512,7 @@ class Sender:
     ) -> None:
         """The one loop over a packet's frame sources; then a PING if a probe is owed and nothing in
         the packet elicits an ACK (RFC 9002 §6.2.4), or if an ACK-only packet needs one (§13.2.4)."""
-        answering = state.ack.answers_flow
+        answering = level is _APP and state.ack.answers_flow  # read before the ACK is written
         if state.probes and level in _HANDSHAKE_LEVELS:
             # RFC 9002 §6.2.4: a probe carries data, and each of the two may be the one that arrives:
             # every probe of a handshake space carries the unacknowledged CRYPTO data (a peer may

@@ -204,6 +204,9 @@ class Sender:
             if probe:
                 out.append((probe, current))
         spaces = self._spaces
+        # after_train: the batch ended with a train; the streams were then the only paced source with
+        # data (TrainSender.ready) and a train changes no other source: only they are asked again.
+        after_train = False
         while len(out) < MAX_DATAGRAMS_PER_CALL:
             # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out (asked
             # only when the usage says something may be due: one call per datagram, not two).
@@ -220,6 +223,7 @@ class Sender:
                 if not self._trains.build(now, current, out, self.ecn_marking):
                     return out + self._close_datagrams(now)
                 if len(out) > before or not self._spaces.application.ack.has_data():
+                    after_train = True
                     break
                 # Nothing left in the train (window or pacer) and an ACK waits: it is not paced
                 # (RFC 9002 §7): the general path sends it alone if it is due.
@@ -231,8 +235,13 @@ class Sender:
                 break  # an ACK alone (AckOnlyDatagrams): nothing else waits
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
-        if not self._pacing_blocked and (self._nothing_paced or not self._has_paced_data()):
-            self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
+        if not self._pacing_blocked:
+            if after_train:
+                paced = self._streams.has_data_to_send()
+            else:
+                paced = not self._nothing_paced and self._has_paced_data()
+            if not paced:
+                self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
     def next_deadline(self) -> float | None:
@@ -298,14 +307,14 @@ class Sender:
         return datagram
 
     def _may_probe_pmtu(self, path: Path) -> bool:
-        # The cheap questions first (during the handshake, or with nothing to send, the rest is not
-        # asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
+        # The cheap questions first (before confirmation, or with PMTU discovery off or over, the rest
+        # is not asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
         return (
             path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
             and self._lifecycle.established
             and self._recovery.handshake_confirmed
-            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
             and path.pmtud.searching
+            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
         )
 
     def _build_pmtu_probe(self, path: Path, now: float) -> bytes:

@@ -394,10 +394,6 @@ class Sender:
         return min(size, allowance) if allowance >= need else 0
 
     def _build_datagram(self, now: float) -> bytes:
-        path = self._paths.current
-        size = self._datagram_budget(path)
-        if not size:
-            return b""
         spaces = self._spaces
         one_rtt = spaces.one_rtt_only()
         # The spaces in use, listed once for the questions below (only the Application one with 1-RTT
@@ -416,16 +412,25 @@ class Sender:
                     probing = True
                     break
         pending = self._has_paced_data(states)
+        # Nothing to send but perhaps an ACK: "nothing to do", the common answer, comes before the
+        # budget is asked (and nothing is built).
+        idle = not probing and not pending and not self._paths.has_data()
+        if idle and not self._ack_needed(now, states):
+            self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
+            return b""
+        path = self._paths.current
+        size = self._datagram_budget(path)
+        if not size:
+            return b""
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data():
-            if not self._ack_needed(now, states):
-                self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
-                return b""  # the common "nothing to do" answer, without building anything
-            if one_rtt and not pending:  # an ACK due, alone: what a receiver sends, built leaner
+        if idle:
+            if one_rtt:  # an ACK due, alone: what a receiver sends, built leaner
                 datagram = self._ack_only.build(now, path, self.ecn_marking)
                 if datagram:
                     self._nothing_paced = True
                     return datagram
+        elif blocked and not self._paths.has_data() and not self._ack_needed(now, states):
+            return b""  # the window or the pacer holds the data back, and no ACK is due
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
         # With 1-RTT alone, ``pending`` already asked the level's paced sources (not again per level).

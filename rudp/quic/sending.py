@@ -620,9 +620,21 @@ class Sender:
             # and the DCID.
             first_byte = FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
             prefix = self._peer_cids.current.cid if dcid is None else dcid
+        elif dcid is not None:
+            first_byte = self._long_first_byte(level)
+            prefix = dcid
         else:
-            first_byte = self._first_byte(level)
-            prefix = self._header_prefix(level) if dcid is None else dcid
+            # RFC 9000 §17.2: a long header's first byte (its packet type) and what follows it up to
+            # the Length field: version, DCID and SCID with their lengths, and an Initial's token.
+            first_byte = self._long_first_byte(level)
+            dcid = self._peer_cids.current.cid
+            active = self._local_cids.active
+            scid = active[0].cid if 0 in active else b""
+            version = self._spaces.version.to_bytes(4, "big")
+            prefix = version + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
+            if level is EncryptionLevel.INITIAL:
+                token = self._handshake.initial_token
+                prefix += encode_varint(len(token)) + token
         space = state.id
         return builder.start_packet(
             space=space,
@@ -658,23 +670,9 @@ class Sender:
         if level is _APP:
             self._spaces.phase.on_packet_sent(packet_number)
 
-    def _first_byte(self, level: EncryptionLevel) -> int:
-        if level == _APP:
-            return FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
+    def _long_first_byte(self, level: EncryptionLevel) -> int:
         version = self._spaces.version
         return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(TYPE_OF_LEVEL[level], version) << 4)
-
-    def _header_prefix(self, level: EncryptionLevel) -> bytes:
-        dcid = self._peer_cids.current.cid
-        if level == _APP:
-            return dcid
-        scid = self._local_cids.active[0].cid if 0 in self._local_cids.active else b""
-        version = self._spaces.version.to_bytes(4, "big")
-        prefix = version + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
-        if level == EncryptionLevel.INITIAL:
-            token = self._handshake.initial_token
-            prefix += encode_varint(len(token)) + token
-        return prefix
 
     # -- the one after-send hook ----------------------------------------------------------------------
 
@@ -701,7 +699,9 @@ class Sender:
             eliciting = eliciting or sent.ack_eliciting
             self._recovery.on_packet_sent(sent)
         self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
-        self._qlog.packets_sent(builder, now)
+        qlog = self._qlog
+        if qlog.records:  # only a recording log has anything to write (NullQlog's hook is a no-op)
+            qlog.packets_sent(builder, now)
         if in_flight and kind is not Sent.PMTU_PROBE:
             path.congestion.pacer.on_sent(size, now)
         path.on_datagram_sent(size)

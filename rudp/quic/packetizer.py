@@ -7,7 +7,7 @@ path probes: RFC 9000 §14.1, §8.2.1) can go into its last packet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from operator import itemgetter
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
@@ -18,24 +18,18 @@ from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.sent import PacketSpace, SentPacket
 
 LENGTH_FIELD_SIZE = 2  # long-header Length is always written as a 2-byte varint (payloads < 16 KiB)
+_MIN_PAYLOAD = tuple(min_payload_length(pn_length) if pn_length else 0 for pn_length in range(5))
+""":func:`min_payload_length` by packet number length (RFC 9001 §5.4.2), looked up once per packet."""
 
 
-@dataclass(slots=True)
-class _OpenPacket:
-    protection: PacketProtection
-    first_byte: int
-    prefix: bytes
-    """Header bytes after the first byte and before Length/PN (version, CIDs, token) or the DCID."""
-    is_long: bool
-    packet_number: int
-    pn_value: int
-    pn_length: int
-    sent: SentPacket
-    overhead: int
-    """Header, Length field and AEAD tag bytes around the payload."""
-    payload: Writer
-    buf: bytearray
-    """``payload``'s bytearray (read and padded directly on the hot path)."""
+_Closed = tuple[PacketProtection, int, bytes, bool, int, int, int, SentPacket, bytearray]
+"""A closed packet, to protect when the datagram is finished: (protection, first byte, prefix (header
+bytes after the first byte and before Length/PN: version, CIDs, token; or the DCID), long header?,
+packet number, truncated packet number, its length, the SentPacket, the payload). A plain tuple: no
+object to build per packet."""
+
+
+_SENT_OF = itemgetter(7)
 
 
 class DatagramBuilder:
@@ -44,10 +38,23 @@ class DatagramBuilder:
     def __init__(self, max_size: int, now: float) -> None:
         self.max_size = max_size
         self.now = now
-        self._packets: list[_OpenPacket] = []
+        self._packets: list[_Closed] = []
         self._closed_size = 0
-        self._current: _OpenPacket | None = None
+        self._sent: SentPacket | None = None
+        """The open packet's record (None: no packet open); the open packet's other fields follow."""
         self._budget = 0  # frame bytes the open packet may hold in all
+        self._payload: Writer
+        self._buf: bytearray
+        """``_payload``'s bytearray (read and padded directly on the hot path)."""
+        self._protection: PacketProtection
+        self._first_byte = 0
+        self._prefix = b""
+        """Header bytes after the first byte and before Length/PN (version, CIDs, token) or the DCID."""
+        self._is_long = False
+        self._pn_value = 0
+        self._pn_length = 0
+        self._overhead = 0
+        """Header, Length field and AEAD tag bytes around the open packet's payload."""
         self.padding_required = False
         """A frame source asked for a full-size (1200-byte) datagram (:meth:`require_padding`)."""
 
@@ -56,23 +63,22 @@ class DatagramBuilder:
     @property
     def remaining(self) -> int:
         """Bytes left for frames in the open packet."""
-        packet = self._current
-        if packet is None:
+        if self._sent is None:
             return 0
-        return self._budget - len(packet.buf)
+        return self._budget - len(self._buf)
 
     def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
         """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
-        packet = self._current
-        if packet is None:
+        sent = self._sent
+        if sent is None:
             raise ValueError("no packet is open")
-        payload = packet.buf
+        payload = self._buf
         before = len(payload)
-        write_frame(packet.payload, frame)  # encoded once; undone below if it overflowed the packet
+        write_frame(self._payload, frame)  # encoded once; undone below if it overflowed the packet
         if len(payload) > self._budget:
             del payload[before:]
             raise ValueError("frame does not fit in the packet")
-        packet.sent.note_frame(frame, handler)
+        sent.note_frame(frame, handler)
 
     def require_padding(self) -> None:
         """The datagram must be padded to 1200 bytes (see ``PacketSink.require_padding``)."""
@@ -80,7 +86,7 @@ class DatagramBuilder:
 
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""
-        return self._current is not None and self._current.sent.ack_eliciting
+        return self._sent is not None and self._sent.ack_eliciting
 
     # -- packets ---------------------------------------------------------------------------------------
 
@@ -97,7 +103,7 @@ class DatagramBuilder:
         largest_acked: int | None,
     ) -> bool:
         """Open a packet; return False (nothing opened) if not even a small frame would fit."""
-        if self._current is not None:
+        if self._sent is not None:
             raise ValueError("a packet is already open")
         pn_value, pn_length = encode_packet_number(packet_number, largest_acked)
         sent = SentPacket(
@@ -110,41 +116,48 @@ class DatagramBuilder:
             handlers=[],
         )
         overhead = 1 + len(prefix) + (LENGTH_FIELD_SIZE if is_long else 0) + pn_length + TAG_LENGTH
-        payload = Writer()
-        packet = _OpenPacket(
-            protection,
-            first_byte | (pn_length - 1),
-            prefix,
-            is_long,
-            packet_number,
-            pn_value,
-            pn_length,
-            sent,
-            overhead,
-            payload,
-            payload.buffer,
-        )
-        self._current = packet
-        self._budget = self.max_size - self._closed_size - overhead
-        if self._budget < 8:
-            self._current = None
+        budget = self._budget = self.max_size - self._closed_size - overhead
+        if budget < 8:
             return False
+        payload = self._payload = Writer()
+        self._buf = payload.buffer
+        self._protection = protection
+        self._first_byte = first_byte | (pn_length - 1)
+        self._prefix = prefix
+        self._is_long = is_long
+        self._pn_value = pn_value
+        self._pn_length = pn_length
+        self._overhead = overhead
+        self._sent = sent
         return True
 
     def end_packet(self) -> SentPacket | None:
         """Close the open packet; an empty packet is dropped (its number is not used) and None returned."""
-        packet = self._current
-        self._current = None
-        if packet is None or not packet.buf:
+        sent = self._sent
+        self._sent = None
+        if sent is None or not self._buf:
             return None
-        buf = packet.buf
-        short = min_payload_length(packet.pn_length) - len(buf)
+        buf = self._buf
+        pn_length = self._pn_length
+        short = _MIN_PAYLOAD[pn_length] - len(buf)
         if short > 0:
             buf += bytes(short)  # PADDING so header protection can sample
-            packet.sent.in_flight = True
-        self._packets.append(packet)
-        self._closed_size += packet.overhead + len(buf)
-        return packet.sent
+            sent.in_flight = True
+        self._packets.append(
+            (
+                self._protection,
+                self._first_byte,
+                self._prefix,
+                self._is_long,
+                sent.packet_number,
+                self._pn_value,
+                pn_length,
+                sent,
+                buf,
+            )
+        )
+        self._closed_size += self._overhead + len(buf)
+        return sent
 
     @property
     def size(self) -> int:
@@ -161,7 +174,7 @@ class DatagramBuilder:
 
         Padding is added as PADDING frames to the last packet (it counts as in flight).
         """
-        if self._current is not None:
+        if self._sent is not None:
             self.end_packet()
         packets = self._packets
         if not packets:
@@ -169,23 +182,22 @@ class DatagramBuilder:
         missing = min(pad_to, self.max_size) - self._closed_size if pad_to else 0
         if missing > 0:
             last = packets[-1]
-            last.buf += bytes(missing)
-            last.sent.in_flight = True
+            payload = last[8]
+            payload += bytes(missing)  # the bytearray the closed packet holds, extended in place
+            last[7].in_flight = True
         single = len(packets) == 1
         out = bytearray()
         for packet in packets:
-            payload = packet.buf
-            pn_bytes = packet.pn_value.to_bytes(packet.pn_length, "big")
-            if packet.is_long:
-                length = packet.pn_length + len(payload) + TAG_LENGTH
-                header = bytes((packet.first_byte,)) + packet.prefix + (0x4000 | length).to_bytes(2, "big")
+            protection, first_byte, prefix, is_long, number, pn_value, pn_length, sent, payload = packet
+            pn_bytes = pn_value.to_bytes(pn_length, "big")
+            if is_long:
+                length = pn_length + len(payload) + TAG_LENGTH
+                header = bytes((first_byte,)) + prefix + (0x4000 | length).to_bytes(2, "big")
             else:
-                header = bytes((packet.first_byte,)) + packet.prefix
+                header = bytes((first_byte,)) + prefix
             pn_offset = len(header)
-            protected = packet.protection.protect(
-                header + pn_bytes, payload, packet.packet_number, pn_offset, packet.pn_length
-            )
-            packet.sent.size_bytes = len(protected)
+            protected = protection.protect(header + pn_bytes, payload, number, pn_offset, pn_length)
+            sent.size_bytes = len(protected)
             if single:
                 return protected  # the usual datagram of one packet: no copy
             out += protected
@@ -193,4 +205,4 @@ class DatagramBuilder:
 
     def sent_packets(self) -> list[SentPacket]:
         """The packets of this datagram (valid after :meth:`finish`)."""
-        return [packet.sent for packet in self._packets]
+        return list(map(_SENT_OF, self._packets))  # no comprehension frame per datagram

@@ -13,6 +13,7 @@ holds is the source's business.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from functools import partial
 
@@ -170,7 +171,10 @@ class Sender:
                 # 9000 §9; §9.6.2: a server sends from its preferred address once the client moved).
                 self.sources = [path.local for _, path in batch]
                 break
-        return [(datagram, path.address) for datagram, path in batch]
+        out = []
+        for datagram, path in batch:  # a plain loop: no comprehension frame per batch
+            out.append((datagram, path.address))
+        return out
 
     def _datagrams(self, now: float) -> list[tuple[bytes, Path]]:
         state = self._lifecycle.state
@@ -199,19 +203,27 @@ class Sender:
             probe = self._build_pmtu_probe(current, now)
             if probe:
                 out.append((probe, current))
+        spaces = self._spaces
+        # after_train: the batch ended with a train; the streams were then the only paced source with
+        # data (TrainSender.ready) and a train changes no other source: only they are asked again.
+        after_train = False
         while len(out) < MAX_DATAGRAMS_PER_CALL:
-            try:  # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out
-                self._spaces.usage.maintain(
-                    self._spaces.phase, now, confirmed=self._recovery.handshake_confirmed, qlog=self._qlog
-                )
-            except TransportError as exc:
-                self._lifecycle.on_local_error(exc, now)
-                return out + self._close_datagrams(now)
+            # RFC 9001 §6, §6.6: update keys when due; close if the limit leaves no way out (asked
+            # only when the usage says something may be due: one call per datagram, not two).
+            if not spaces.usage.packets_before_due(spaces.phase):
+                try:
+                    spaces.usage.maintain(
+                        spaces.phase, now, confirmed=self._recovery.handshake_confirmed, qlog=self._qlog
+                    )
+                except TransportError as exc:
+                    self._lifecycle.on_local_error(exc, now)
+                    return out + self._close_datagrams(now)
             if self._streams.queued and self._trains.ready(now):
                 before = len(out)
                 if not self._trains.build(now, current, out, self.ecn_marking):
                     return out + self._close_datagrams(now)
                 if len(out) > before or not self._spaces.application.ack.has_data():
+                    after_train = True
                     break
                 # Nothing left in the train (window or pacer) and an ACK waits: it is not paced
                 # (RFC 9002 §7): the general path sends it alone if it is due.
@@ -223,8 +235,13 @@ class Sender:
                 break  # an ACK alone (AckOnlyDatagrams): nothing else waits
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
-        if not self._pacing_blocked and (self._nothing_paced or not self._has_paced_data()):
-            self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
+        if not self._pacing_blocked:
+            if after_train:
+                paced = self._streams.has_data_to_send()
+            else:
+                paced = not self._nothing_paced and self._has_paced_data()
+            if not paced:
+                self._recovery.on_app_limited()  # delivery-rate samples: the application limits the rate
         return out
 
     def next_deadline(self) -> float | None:
@@ -290,11 +307,13 @@ class Sender:
         return datagram
 
     def _may_probe_pmtu(self, path: Path) -> bool:
+        # The cheap questions first (before confirmation, or with PMTU discovery off or over, the rest
+        # is not asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
         return (
-            path.pmtud.searching
-            and path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
-            and self._handshake.confirmed
+            path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
             and self._lifecycle.established
+            and self._recovery.handshake_confirmed
+            and path.pmtud.searching
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
         )
 
@@ -375,46 +394,70 @@ class Sender:
         return min(size, allowance) if allowance >= need else 0
 
     def _build_datagram(self, now: float) -> bytes:
+        spaces = self._spaces
+        one_rtt = spaces.one_rtt_only()
+        # The spaces in use, listed once for the questions below (only the Application one with 1-RTT
+        # alone, PacketSpaces.one_rtt_only).
+        states: Sequence[PacketNumberSpace]
+        if one_rtt:
+            levels: tuple[EncryptionLevel, ...] = (_APP,)
+            states = (spaces.application,)
+            probing = spaces.application.probes > 0
+        else:
+            levels = SEND_ORDER
+            states = spaces.values()
+            probing = False
+            for space in states:
+                if space.probes:
+                    probing = True
+                    break
+        pending = self._has_paced_data(states)
+        # Nothing to send but perhaps an ACK: "nothing to do", the common answer, comes before the
+        # budget is asked (and nothing is built).
+        idle = not probing and not pending and not self._paths.has_data()
+        if idle and not self._ack_needed(now, states):
+            self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
+            return b""
         path = self._paths.current
         size = self._datagram_budget(path)
         if not size:
             return b""
-        spaces = self._spaces
-        one_rtt = spaces.one_rtt_only()
-        if one_rtt:
-            levels: tuple[EncryptionLevel, ...] = (_APP,)
-            probing = spaces.application.probes > 0
-        else:
-            levels = SEND_ORDER
-            probing = False
-            for space in spaces:
-                if space.probes:
-                    probing = True
-                    break
-        pending = self._has_paced_data(one_rtt)
         blocked = not probing and (not pending or not self._may_send_new(path, size, now))
-        if blocked and not self._paths.has_data():
-            if not self._ack_needed(now, one_rtt):
-                self._nothing_paced = not pending  # the batch ends here: _datagrams need not ask again
-                return b""  # the common "nothing to do" answer, without building anything
-            if one_rtt and not pending:  # an ACK due, alone: what a receiver sends, built leaner
+        if idle:
+            if one_rtt:  # an ACK due, alone: what a receiver sends, built leaner
                 datagram = self._ack_only.build(now, path, self.ecn_marking)
                 if datagram:
                     self._nothing_paced = True
                     return datagram
+        elif blocked and not self._paths.has_data() and not self._ack_needed(now, states):
+            return b""  # the window or the pacer holds the data back, and no ACK is due
         builder = self._qlog.builder(size, now)
         wrote_handshake = False
         # With 1-RTT alone, ``pending`` already asked the level's paced sources (not again per level).
         paced = (not blocked and pending) if len(levels) == 1 else None
         for level in levels:
-            state = self._level_space(level)
-            if state is None or not self._level_has_data(level, state, now, blocked, paced):
+            # The level's space and write keys, read once per packet (RFC 9001 §4.6.1: 1-RTT keys
+            # replace 0-RTT for sending).
+            if level is _APP:
+                state: PacketNumberSpace | None = spaces.application
+                protection = spaces.phase.write
+            elif level is _EARLY:
+                state = spaces.application
+                protection = None if spaces.phase.write is not None else state.keys.write
+            else:
+                state = spaces.get(SPACE_OF_LEVEL[level])
+                protection = None if state is None else state.keys.write
+            if (
+                protection is None
+                or state is None
+                or not self._level_has_data(level, state, now, blocked, paced)
+            ):
                 continue
-            if not self._start_packet(builder, level):
+            if not self._open_packet(builder, level, state, protection, None):
                 break
             self._write_packet(builder, level, state, blocked)
-            if self._end_packet(builder, level):
-                wrote_handshake = wrote_handshake or level == EncryptionLevel.HANDSHAKE
+            if self._end_packet(builder, level, state):
+                wrote_handshake = wrote_handshake or level is EncryptionLevel.HANDSHAKE
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
         if not datagram:
             return b""
@@ -423,25 +466,6 @@ class Sender:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             self._handshake.discard(EncryptionLevel.INITIAL)
         return datagram
-
-    def _level_space(self, level: EncryptionLevel) -> PacketNumberSpace | None:
-        """The space a packet of ``level`` would go in, if we can write that level now."""
-        if self._spaces.write_keys(level) is None:
-            return None
-        if level == _EARLY and self._spaces.phase.write is not None:
-            return None  # RFC 9001 §4.6.1: 1-RTT keys replace 0-RTT for sending
-        return self._spaces.get(SPACE_OF_LEVEL[level])
-
-    def _sources(
-        self, level: EncryptionLevel, state: PacketNumberSpace
-    ) -> tuple[tuple[FrameSource, ...], ...]:
-        """A packet's frame sources in priority order: (not congestion controlled, paced)."""
-        if level == _EARLY:
-            return (), self._early_sources
-        if level == _APP:
-            # RFC 9000 §8.2.2, §9.4: path validation is not held back by the congestion window.
-            return (state.ack, self._paths), (state.crypto_send, *self._app_sources)
-        return (state.ack,), (state.crypto_send,)
 
     def _level_has_data(
         self,
@@ -459,31 +483,40 @@ class Sender:
             return True
         if level == _APP and self._paths.has_data():
             return True
-        if paced_known is not None:
+        if paced_known is not None or blocked:
             return False
-        _, paced = self._sources(level, state)
-        return not blocked and any(source.has_data() for source in paced)
+        # The level's paced sources in priority order (as :meth:`_write_packet` asks them), plain
+        # loops: no generator frame per packet.
+        if level is _EARLY:
+            sources = self._early_sources
+        elif state.crypto_send.has_data():
+            return True
+        elif level is _APP:
+            sources = self._app_sources
+        else:
+            return False
+        for source in sources:  # noqa: SIM110
+            if source.has_data():
+                return True
+        return False
 
-    def _has_paced_data(self, one_rtt: bool = False) -> bool:
+    def _has_paced_data(self, states: Iterable[PacketNumberSpace] | None = None) -> bool:
         # Asked for every datagram: stream data (the usual answer while busy) first, plain loops.
-        # ``one_rtt``: only the Application space is left (PacketSpaces.one_rtt_only), ask it alone.
+        # ``states``: the spaces whose CRYPTO data to ask (all in use by default).
         if self._streams.has_data_to_send():
             return True
         for source in self._other_app_sources:  # the streams were asked just above
             if source.has_data():
                 return True
-        if one_rtt:
-            return self._spaces.application.crypto_send.has_data()
-        for state in self._spaces:  # noqa: SIM110 (plain loops: no generator frame per datagram)
+        # Plain loops: no generator frame per datagram.
+        for state in self._spaces if states is None else states:  # noqa: SIM110
             if state.crypto_send.has_data():
                 return True
         return False
 
-    def _ack_needed(self, now: float, one_rtt: bool = False) -> bool:
-        """True if some space owes an ACK now (``one_rtt``: only the Application space is left)."""
-        if one_rtt:
-            return self._spaces.application.ack.ack_needed(now)
-        for state in self._spaces:  # noqa: SIM110 (no generator frame per datagram)
+    def _ack_needed(self, now: float, states: Iterable[PacketNumberSpace]) -> bool:
+        """True if one of ``states`` owes an ACK now."""
+        for state in states:  # noqa: SIM110 (no generator frame per datagram)
             if state.ack.ack_needed(now):
                 return True
         return False
@@ -493,18 +526,32 @@ class Sender:
     ) -> None:
         """The one loop over a packet's frame sources; then a PING if a probe is owed and nothing in
         the packet elicits an ACK (RFC 9002 §6.2.4), or if an ACK-only packet needs one (§13.2.4)."""
-        answering = state.ack.answers_flow
+        answering = level is _APP and state.ack.answers_flow  # read before the ACK is written
         if state.probes and level in _HANDSHAKE_LEVELS:
             # RFC 9002 §6.2.4: a probe carries data, and each of the two may be the one that arrives:
             # every probe of a handshake space carries the unacknowledged CRYPTO data (a peer may
             # refuse a first Initial without the ClientHello, RFC 9000 §17.2.2).
             state.crypto_send.requeue_unacked()
-        unpaced, paced = self._sources(level, state)
-        for source in unpaced:
-            if source.has_data():
-                source.write_frames(builder)
+        # The sources in priority order: ACK first, then (1-RTT) path frames, which the congestion
+        # window does not hold back (RFC 9000 §8.2.2, §9.4); then the paced ones: CRYPTO, then the
+        # level's others (RFC 9001 §4.6.1: a 0-RTT packet has no ACK and no CRYPTO).
+        if level is not _EARLY:
+            ack = state.ack
+            if ack.has_data():
+                ack.write_frames(builder)
+            if level is _APP:
+                paths = self._paths
+                if paths.has_data():
+                    paths.write_frames(builder)
         if not blocked or state.probes:
-            for source in paced:
+            if level is _EARLY:
+                sources = self._early_sources
+            else:
+                crypto = state.crypto_send
+                if crypto.has_data():
+                    crypto.write_frames(builder)
+                sources = self._app_sources if level is _APP else ()
+            for source in sources:
                 if source.has_data():
                     source.write_frames(builder)
         if builder.remaining < 1 or builder.sent_is_ack_eliciting():
@@ -557,52 +604,75 @@ class Sender:
         state = self._spaces.get(SPACE_OF_LEVEL[level])
         if protection is None or state is None:
             return False
+        return self._open_packet(builder, level, state, protection, dcid)
+
+    def _open_packet(
+        self,
+        builder: DatagramBuilder,
+        level: EncryptionLevel,
+        state: PacketNumberSpace,
+        protection: PacketProtection,
+        dcid: bytes | None,
+    ) -> bool:
+        """:meth:`_start_packet` once the level's space and write keys are known."""
+        if level is _APP:
+            # RFC 9000 §17.3.1: a short header is the first byte (with the key phase, RFC 9001 §6)
+            # and the DCID.
+            first_byte = FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
+            prefix = self._peer_cids.current.cid if dcid is None else dcid
+        elif dcid is not None:
+            first_byte = self._long_first_byte(level)
+            prefix = dcid
+        else:
+            # RFC 9000 §17.2: a long header's first byte (its packet type) and what follows it up to
+            # the Length field: version, DCID and SCID with their lengths, and an Initial's token.
+            first_byte = self._long_first_byte(level)
+            dcid = self._peer_cids.current.cid
+            active = self._local_cids.active
+            scid = active[0].cid if 0 in active else b""
+            version = self._spaces.version.to_bytes(4, "big")
+            prefix = version + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
+            if level is EncryptionLevel.INITIAL:
+                token = self._handshake.initial_token
+                prefix += encode_varint(len(token)) + token
+        space = state.id
         return builder.start_packet(
-            space=state.id,
+            space=space,
             protection=protection,
-            first_byte=self._first_byte(level),
-            prefix=self._header_prefix(level) if dcid is None else dcid,
-            is_long=level != _APP,
+            first_byte=first_byte,
+            prefix=prefix,
+            is_long=level is not _APP,
             packet_number=state.next_pn,
-            largest_acked=self._recovery.largest_acked(state.id),
+            largest_acked=self._recovery.largest_acked(space),
         )
 
-    def _end_packet(self, builder: DatagramBuilder, level: EncryptionLevel) -> bool:
+    def _end_packet(
+        self, builder: DatagramBuilder, level: EncryptionLevel, state: PacketNumberSpace | None = None
+    ) -> bool:
         """Close the open packet; False if it was empty (its packet number stays unused)."""
         sent = builder.end_packet()
         if sent is None:
             return False
-        if level == EncryptionLevel.INITIAL and (self._is_client or sent.ack_eliciting):
+        if level is EncryptionLevel.INITIAL and (self._is_client or sent.ack_eliciting):
             builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
-        self._advance(level, sent.packet_number)
+        self._advance(level, sent.packet_number, state)
         return True
 
-    def _advance(self, level: EncryptionLevel, packet_number: int) -> None:
+    def _advance(
+        self, level: EncryptionLevel, packet_number: int, state: PacketNumberSpace | None = None
+    ) -> None:
         # The space moves past the number (skipping one now and then, RFC 9000 §21.4); the first 1-RTT
         # packet of a key phase is remembered (RFC 9001 §6.1).
-        state = self._spaces.get(SPACE_OF_LEVEL[level])
+        if state is None:
+            state = self._spaces.get(SPACE_OF_LEVEL[level])
         if state is not None:
             state.advance()
-        if level == _APP:
+        if level is _APP:
             self._spaces.phase.on_packet_sent(packet_number)
 
-    def _first_byte(self, level: EncryptionLevel) -> int:
-        if level == _APP:
-            return FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
+    def _long_first_byte(self, level: EncryptionLevel) -> int:
         version = self._spaces.version
         return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(TYPE_OF_LEVEL[level], version) << 4)
-
-    def _header_prefix(self, level: EncryptionLevel) -> bytes:
-        dcid = self._peer_cids.current.cid
-        if level == _APP:
-            return dcid
-        scid = self._local_cids.active[0].cid if 0 in self._local_cids.active else b""
-        version = self._spaces.version.to_bytes(4, "big")
-        prefix = version + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
-        if level == EncryptionLevel.INITIAL:
-            token = self._handshake.initial_token
-            prefix += encode_varint(len(token)) + token
-        return prefix
 
     # -- the one after-send hook ----------------------------------------------------------------------
 
@@ -629,7 +699,9 @@ class Sender:
             eliciting = eliciting or sent.ack_eliciting
             self._recovery.on_packet_sent(sent)
         self._liveness.on_datagram_sent(now, ack_eliciting=eliciting)
-        self._qlog.packets_sent(builder, now)
+        qlog = self._qlog
+        if qlog.records:  # only a recording log has anything to write (NullQlog's hook is a no-op)
+            qlog.packets_sent(builder, now)
         if in_flight and kind is not Sent.PMTU_PROBE:
             path.congestion.pacer.on_sent(size, now)
         path.on_datagram_sent(size)

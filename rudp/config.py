@@ -219,10 +219,12 @@ class Config:
     for this long, and in any case three times this after it started, still talking or not
     (``rudp.quic.handshake_deadline.HANDSHAKE_LIFETIME``: Initial packets can be forged). (client)
     ``connect()`` raises ConnectTimeout then; only packets from the server's address and connection ID
-    count, and Initial packets only until its ServerHello arrived. (server) the connection is dropped
-    silently, freeing its ``max_handshakes`` slot: a client that sent one valid Initial (or came back
-    after a Retry) and went silent holds the slot this long, not the idle timeout; one whose probes
-    still arrive keeps it (RFC 9002 §6.2.2.1)."""
+    count, and Initial packets only until its ServerHello arrived; a probe it sent just before is
+    given one PTO to be answered. (server) the connection is dropped silently, freeing its
+    ``max_handshakes`` slot: a client that sent one valid Initial (or came back after a Retry) and went
+    silent holds the slot this long, not the idle timeout; one whose probes still arrive keeps it (RFC
+    9002 §6.2.2.1). Until the handshake is confirmed both ends probe at least every fifth of this
+    (``rudp.quic.handshake_deadline.HANDSHAKE_PROBES``), so a live peer is heard within it."""
     stateless_reset_key: bytes | None = None
     """(server) static key the stateless reset tokens derive from; share it between restarts (or
     between servers behind one address) so a peer of a lost connection learns it is gone. None: derived

@@ -91,7 +91,7 @@ async def connect_quic(host: str, port: int, config: Config) -> Connection:
 
     Raises:
         ConnectTimeout: the handshake stalled: ``config.handshake_timeout`` seconds without word
-            from the server (or three times that in all).
+            from the server (plus one PTO for a probe sent just before), or three times that in all.
         ConnectionRefused: nothing listens there (an ICMP port unreachable), or the server refused us.
         HandshakeFailed: the handshake failed (certificate, ALPN...); ``code`` and ``reason`` say why.
         NameResolutionError: the host does not resolve.

@@ -241,11 +241,12 @@ class LoopTimer:
     resolution, so the callback never runs while ``loop.time()`` is still before the deadline: a core
     handed such a time finds nothing due, re-arms the same deadline and the loop spins.
 
-    A deadline that moves *later* keeps the loop handle already armed (a link re-arms after every
-    flush, and cancelling and making a handle each time was most of a flush's timer cost, issue 13):
-    that handle, firing before the deadline, arms one for the deadline instead of calling back. Only a
-    deadline earlier than the armed handle (or None) replaces it. So the callback runs once per
-    deadline reached, never before it.
+    A deadline that moves but still falls at or before the armed handle's firing time (on a coarse
+    clock: within the tick it was rounded up to) keeps that handle. Any other move replaces it: a
+    handle kept for a deadline that moved later would wake the loop early only to re-arm, an idle timer
+    callback (issue 13's "no timer spin": bulk transfers push the PTO later on every flush, and kept
+    handles made every timer callback of a 32 MiB run such a wake-up). So the callback runs once per
+    deadline reached, never before it, and the loop never wakes for nothing.
     """
 
     __slots__ = ("_armed_for", "_callback", "_handle", "_handle_at", "_loop", "_resolution", "deadline")
@@ -262,15 +263,15 @@ class LoopTimer:
         """When the callback runs next (loop time), or None."""
 
     def arm(self, deadline: float | None) -> None:
-        """Run the callback at ``deadline`` (None: never); re-arming to the same or a later time than
-        the armed handle's makes no new handle."""
+        """Run the callback at ``deadline`` (None: never); a deadline between the armed handle's own
+        and its firing time (the same coarse-clock tick) makes no new handle."""
         if deadline == self.deadline:
             return
         self.deadline = deadline
         handle = self._handle
         if handle is not None:
-            if deadline is not None and self._armed_for <= deadline:
-                return  # the armed handle fires first and re-arms for the deadline (_fire)
+            if deadline is not None and self._armed_for <= deadline <= self._handle_at:
+                return  # the armed handle fires at the new deadline's tick, not before it: keep it
             handle.cancel()
             self._handle = None
         if deadline is not None:
@@ -292,9 +293,6 @@ class LoopTimer:
         self._handle = None
         deadline = self.deadline
         if deadline is None:
-            return
-        if deadline > self._handle_at:  # the deadline moved later after this handle was armed
-            self._start(deadline)
             return
         self.deadline = None
         self._callback()

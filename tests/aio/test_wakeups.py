@@ -49,6 +49,10 @@ class FakeLoop:
         heapq.heappush(self._heap, (when, next(self._seq), handle))
         return handle
 
+    def live(self) -> list[float]:
+        """The firing times of the handles not cancelled."""
+        return sorted(when for when, _, handle in self._heap if not handle.cancelled)
+
     def advance(self, to: float) -> None:
         """Run every live handle due by ``to``, each at its own time, in order."""
         while self._heap and self._heap[0][0] <= to:
@@ -65,16 +69,16 @@ def _timer(loop: FakeLoop) -> tuple[LoopTimer, list[float]]:
     return timer, fired
 
 
-def test_a_later_deadline_keeps_the_armed_handle_and_still_fires_on_time() -> None:
+def test_a_later_deadline_replaces_the_handle_so_the_loop_never_wakes_early() -> None:
+    """A PTO or idle deadline moving later with each flush: a handle kept for the old time would wake
+    the loop there for nothing but re-arming (an idle timer callback, bulk.py's "idle/all timers")."""
     loop = FakeLoop()
     timer, fired = _timer(loop)
     timer.arm(101.0)
-    for later in (101.5, 102.0, 103.0):  # a PTO or idle deadline moving later with each flush
+    for later in (101.5, 102.0, 103.0):
         timer.arm(later)
-    assert loop.armed == [101.0]  # no handle made (nor cancelled) for a later deadline
-    loop.advance(101.0)
-    assert fired == []  # the early handle re-checks instead of calling back
-    assert loop.armed == [101.0, 103.0]
+    assert loop.armed == [101.0, 101.5, 102.0, 103.0]
+    assert loop.live() == [103.0]  # the others were cancelled: no wake-up before the deadline
     loop.advance(102.999)
     assert fired == []
     loop.advance(103.0)
@@ -105,8 +109,8 @@ def test_no_deadline_cancels_and_a_moved_deadline_fires_once() -> None:
     assert fired == []
     timer.arm(106.0)
     timer.arm(107.0)
-    timer.arm(106.5)  # earlier than the deadline, later than the armed handle: the handle stays
-    assert loop.armed == [101.0, 106.0]
+    timer.arm(106.5)  # each move to another time makes the handle for it
+    assert loop.armed == [101.0, 106.0, 107.0, 106.5]
     loop.advance(110.0)
     assert fired == [106.5]
 
@@ -117,12 +121,12 @@ def test_coarse_clock_never_calls_back_before_the_deadline() -> None:
     timer.arm(100.0004)
     timer.arm(100.0007)  # still within the tick the handle was rounded up to
     assert loop.armed == [100.001]
-    timer.arm(100.0012)  # past it: the handle re-arms when it fires, rounded up again
-    loop.advance(100.001)
-    assert fired == []
-    assert loop.armed[-1] >= 100.0012
+    timer.arm(100.0012)  # past it: a new handle, rounded up again (the old one would wake for nothing)
+    assert loop.armed == [100.001, 100.002] and loop.live() == [100.002]
+    timer.arm(100.0002)  # earlier than the kept handle's deadline: replaced, never late
+    assert loop.live() == [100.001]
     loop.advance(100.003)
-    assert len(fired) == 1 and fired[0] >= 100.0012
+    assert fired == [100.001]
 
 
 # ------------------------------------------------------------------ flushes over loopback

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
@@ -140,6 +141,44 @@ def test_forged_and_truncated_datagrams_in_a_batch_are_dropped(pki: TestPki) -> 
         assert conn.stats.packets_dropped > 0  # the forged copies failed authentication
 
 
+def _upload(
+    server: QuicEndpoint,
+    peer: QuicConnection,
+    body: bytes,
+    deliver: Callable[[list[bytes], float], None],
+    now: float,
+) -> bytes:
+    """``peer`` uploads ``body`` on one stream to ``server`` on a zero-delay link: each round the peer's
+    datagrams go to ``deliver(datagrams, now)`` (which hands them to the server), the server's answers
+    straight back, 2 ms of virtual time pass and due timers fire. Returns what the server read."""
+    stream = None
+    rest = memoryview(body)
+    got = bytearray()
+    t = now
+    for _ in range(2000):
+        if peer.handshake_complete and stream is None:
+            stream = peer.open_stream()
+        if stream is not None and len(rest):
+            rest = rest[peer.send_stream(stream, rest, fin=True) :]
+        out = [data for data, _ in peer.datagrams_to_send(t)]
+        if out:
+            deliver(out, t)
+        for conn in server.connections:
+            while (event := conn.next_event()) is not None:
+                if isinstance(event, StreamReadable):
+                    got += conn.read_stream(event.stream_id)
+        for data, _ in server.datagrams_to_send(t):
+            peer.receive_datagram(data, SERVER, t)
+        if len(got) == len(body):
+            break
+        t += 0.002
+        for endpoint in (server, peer):
+            deadline = endpoint.next_timer()
+            if deadline is not None and deadline <= t:
+                endpoint.handle_timer(t)
+    return bytes(got)
+
+
 def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
     """The same datagrams through receive_datagrams and through receive_datagram one by one leave
     two servers in the same state (stream bytes, packets counted, dropped)."""
@@ -153,40 +192,22 @@ def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
     # the same traffic, one server fed in batches (of views), the other one datagram per call.
     clients = [QuicConnection.client(client_config, server_address=SERVER, now=now) for _ in range(2)]
     results = []
+    body = bytes(range(256)) * 400
     for index, (server, peer) in enumerate(zip(servers, clients, strict=True)):
-        stream = None
-        body = bytes(range(256)) * 400
-        rest = memoryview(body)
-        got = bytearray()
-        t = now
-        for _ in range(2000):
-            if peer.handshake_complete and stream is None:
-                stream = peer.open_stream()
-            if stream is not None and len(rest):
-                rest = rest[peer.send_stream(stream, rest, fin=True) :]
-            out = [data for data, _ in peer.datagrams_to_send(t)]
-            if out:
-                out = out + out[:1]  # a duplicate in every batch
-                if index == 0:
-                    server.receive_datagrams([(memoryview(d), addr, 0) for d in out], t)
-                else:
-                    for d in out:
-                        server.receive_datagram(d, addr, t)
-            for conn in server.connections:
-                while (event := conn.next_event()) is not None:
-                    if isinstance(event, StreamReadable):
-                        got += conn.read_stream(event.stream_id)
-            for data, _ in server.datagrams_to_send(t):
-                peer.receive_datagram(data, SERVER, t)
-            if bytes(got) == body:
-                break
-            t += 0.002
-            for endpoint in (server, peer):
-                deadline = endpoint.next_timer()
-                if deadline is not None and deadline <= t:
-                    endpoint.handle_timer(t)
+
+        def deliver(
+            out: list[bytes], t: float, server: QuicEndpoint = server, batched: bool = index == 0
+        ) -> None:
+            out = out + out[:1]  # a duplicate in every batch
+            if batched:
+                server.receive_datagrams([(memoryview(d), addr, 0) for d in out], t)
+            else:
+                for d in out:
+                    server.receive_datagram(d, addr, t)
+
+        got = _upload(server, peer, body, deliver, now)
         conn = server.connections[0]
-        results.append((bytes(got) == body, conn.stats.datagrams_received, conn.stats.packets_dropped))
+        results.append((got == body, conn.stats.datagrams_received, conn.stats.packets_dropped))
     assert results[0] == results[1]
     assert results[0][0]
 
@@ -204,41 +225,24 @@ def test_a_batch_counts_ecn_marks_and_traffic_as_one_call_per_datagram(pki: Test
     for batched in (True, False):
         server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
         peer = QuicConnection.client(client_config, server_address=SERVER, now=now)
-        stream = None
-        rest = memoryview(bytes(200_000))
-        got = 0
-        t = now
         marks = 0
         last = 0.0  # when the last datagram was delivered
-        for _ in range(2000):
-            if peer.handshake_complete and stream is None:
-                stream = peer.open_stream()
-            if stream is not None and len(rest):
-                rest = rest[peer.send_stream(stream, rest, fin=True) :]
-            out = [data for data, _ in peer.datagrams_to_send(t)]
-            if out:
-                out = out + out[-1:]  # a duplicate in every batch: not counted again
-                items = [(d, addr, (marks + i) % 4) for i, d in enumerate(out)]
-                marks += len(out)
-                last = t
-                if batched:
-                    server.receive_datagrams([(memoryview(d), a, e) for d, a, e in items], t)
-                else:
-                    for d, a, e in items:
-                        server.receive_datagram(d, a, t, e)
-            for conn in server.connections:
-                while (event := conn.next_event()) is not None:
-                    if isinstance(event, StreamReadable):
-                        got += len(conn.read_stream(event.stream_id))
-            for data, _ in server.datagrams_to_send(t):
-                peer.receive_datagram(data, SERVER, t)
-            if got == 200_000:
-                break
-            t += 0.002
-            for endpoint in (server, peer):
-                deadline = endpoint.next_timer()
-                if deadline is not None and deadline <= t:
-                    endpoint.handle_timer(t)
+
+        def deliver(
+            out: list[bytes], t: float, server: QuicEndpoint = server, batched: bool = batched
+        ) -> None:
+            nonlocal marks, last
+            out = out + out[-1:]  # a duplicate in every batch: not counted again
+            items = [(d, addr, (marks + i) % 4) for i, d in enumerate(out)]
+            marks += len(out)
+            last = t
+            if batched:
+                server.receive_datagrams([(memoryview(d), a, e) for d, a, e in items], t)
+            else:
+                for d, a, e in items:
+                    server.receive_datagram(d, a, t, e)
+
+        got = len(_upload(server, peer, bytes(200_000), deliver, now))
         conn = server.connections[0]
         stats = conn.stats
         path_bytes = conn._paths.current.received_bytes  # RFC 9000 §8.1 (a run is counted at once)

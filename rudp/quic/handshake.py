@@ -300,16 +300,14 @@ class Handshake:
 
     # -- packets that concern the handshake ---------------------------------------------------------
 
-    def on_packet_authenticated(
-        self, header: PacketHeader, level: EncryptionLevel, addr: Address, now: float
-    ) -> None:
-        """Every authenticated packet (from ``addr``, at ``now``) passes here before its frames are
-        handled."""
+    def on_packet_authenticated(self, header: PacketHeader, level: EncryptionLevel, now: float) -> None:
+        """Every authenticated packet (arrived at ``now``) passes here before its frames are handled
+        (a client's from a foreign CID or address were dropped unopened: :meth:`foreign_to_client`)."""
         if self.is_client and header.is_long and self.peer_initial_scid is None:
             # RFC 9000 §7.2: the client switches to the server's chosen CID.
             self.peer_initial_scid = header.scid
             self._peer_cids.set_initial(header.scid)
-        if not self.complete and self._shows_progress(header, level, addr):
+        if not self.complete and self._shows_progress(level):
             self._deadline.on_progress(now)
         if level == EncryptionLevel.HANDSHAKE and not self.is_client:
             # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
@@ -329,15 +327,12 @@ class Handshake:
             return True
         return addr[:2] != self._paths.current.address[:2] and not self._paths.knows(addr)
 
-    def _shows_progress(self, header: PacketHeader, level: EncryptionLevel, addr: Address) -> bool:
+    def _shows_progress(self, level: EncryptionLevel) -> bool:
         """Whether an authenticated packet of an incomplete handshake moves its deadline
         (:mod:`rudp.quic.handshake_deadline`)."""
         if not self.is_client:
             return True  # the client's probes are Initial packets until our ServerHello reaches it
-        if header.is_long and header.scid != self.peer_initial_scid:
-            return False  # RFC 9000 §7.2: not from the server we heard first
-        if not self._paths.knows(addr):
-            return False  # RFC 9000 §9: not from the server's address
+        # (A packet of another server CID or address never gets here: foreign_to_client dropped it.)
         # Once a ServerHello gave us Handshake keys, only the holder of the handshake secret shows
         # progress: Initial packets can be forged by anyone who saw our first one (RFC 9001 §5.2).
         return level != EncryptionLevel.INITIAL or self._spaces.read_keys(EncryptionLevel.HANDSHAKE) is None

@@ -298,7 +298,7 @@ class Receiver:
             self._handshake.on_other_version_opened(header)  # (a client follows the server's switch)
         size = header.end - header.start
         self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
-        self._handshake.on_packet_authenticated(header, level, addr, now)
+        self._handshake.on_packet_authenticated(header, level, now)
         self._on_packet(header, level, space, result, (addr, local), len(data), now, ecn)
 
     def _receive_short(self, data: bytes | memoryview, path: Path, now: float) -> int:

@@ -181,6 +181,22 @@ class TrainBuilder:
         self.remaining = remaining
         sent.note_frame(frame, handler)
 
+    def push_ack(self, encoded: bytes, largest: int, handler: DeliveryHandler) -> None:
+        """Append an ACK frame already encoded (:meth:`AckTracker.take_encoded_ack
+        <rudp.quic.acks.AckTracker.take_encoded_ack>`, the bytes :meth:`push_frame` would write for it)
+        whose largest acknowledged is ``largest``: as ``SentPacket.note_frame`` for an ACK, it neither
+        elicits an ACK nor puts the packet in flight (RFC 9002 §2)."""
+        sent = self._sent
+        if sent is None:
+            raise ValueError("no packet is open")
+        remaining = self._budget - len(self._buf) - len(encoded)
+        if remaining < 0:
+            raise ValueError("frame does not fit in the packet")
+        self._buf += encoded
+        self.remaining = remaining
+        sent.largest_acked_in_ack = largest
+        sent.handlers.append(handler)
+
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""
         return self._sent is not None and self._sent.ack_eliciting

@@ -203,7 +203,9 @@ class TrainSender:
                 # RFC 9000 §13.2: the ACK leads the train's first packet, as in _write_packet.
                 ack_first = False
                 answering = ack.answers_flow
-                ack.write_frames(builder)
+                taken = ack.take_encoded_ack(now)  # the bytes of ack.write_frames, without a frame
+                if taken is not None:
+                    builder.push_ack(*taken)
                 streams.write_frames(builder, now, smoothed_rtt)
                 if (
                     builder.remaining >= 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from rudp.codec.buffer import Writer
 from rudp.codec.codes import Version
+from rudp.codec.frame_codec import write_frame
 from rudp.codec.frames import Ack, Frame, MaxData, Padding, Ping, Stream
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
 from rudp.crypto.protection import PacketProtection
@@ -202,3 +204,42 @@ def test_packet_number_length_grows_within_a_train(largest_acked: int | None) ->
     got = builder.finish()
     assert got == expected
     assert len({len(datagram) for datagram in got}) == 3  # 1-, 2- and 3-byte packet numbers
+
+
+def test_encoded_ack_is_the_ack_frame_bytes() -> None:
+    # TrainBuilder.push_ack (the train's first packet: AckTracker.take_encoded_ack's bytes) writes
+    # the packet push_frame(Ack) writes, and records the same: not ack-eliciting, not in flight (RFC
+    # 9002 §2), the ACK's largest (ACK-of-ACK pruning) and its delivery handler.
+    keys = _keys(CipherSuite.AES_128_GCM_SHA256, Version.V1)
+    ack = Ack(ranges=((35, 40), (30, 30), (3, 20)), ack_delay=1234, ecn=None)
+    writer = Writer()
+    write_frame(writer, ack)
+    encoded = bytes(writer.buffer)
+    delivered: list[bool] = []
+    built = []
+    for push in ("frame", "encoded"):
+        builder = TrainBuilder(NOW, DCID, 10)
+        assert builder.start_packet(1452, keys, FIXED_BIT, 12)
+        if push == "frame":
+            builder.push_frame(ack, delivered.append)
+        else:
+            builder.push_ack(encoded, 40, delivered.append)
+        assert builder.remaining == 1452 - (1 + len(DCID) + 1 + 16) - len(encoded)
+        builder.push_frame(Stream(4, 0, b"data", True), None)
+        sent = builder.end_packet()
+        assert sent is not None
+        assert sent.largest_acked_in_ack == 40 and sent.ack_eliciting and sent.in_flight
+        for handler in sent.handlers:
+            handler(True)
+        built.append(builder.finish())
+    assert built[0] == built[1]
+    assert delivered == [True, True]
+    builder = TrainBuilder(NOW, DCID, 10)
+    assert builder.start_packet(40, keys, FIXED_BIT, 12)
+    room = builder.remaining
+    with pytest.raises(ValueError, match="does not fit"):
+        builder.push_ack(bytes(room + 1), 40, delivered.append)
+    assert builder.remaining == room
+    builder.push_ack(bytes((2, 5, 0, 0, 0)), 5, delivered.append)
+    sent = builder.end_packet()
+    assert sent is not None and not sent.ack_eliciting and sent.largest_acked_in_ack == 5

@@ -181,6 +181,15 @@ class TrainBuilder:
         self.remaining = remaining
         sent.note_frame(frame, handler)
 
+    def sent_is_ack_eliciting(self) -> bool:
+        """True if the open packet already carries an ack-eliciting frame."""
+        return self._sent is not None and self._sent.ack_eliciting
+
+    def require_padding(self) -> None:
+        """``PacketSink.require_padding``: a train's packets are never padded to 1200 bytes (no frame
+        source that asks for it writes into a train)."""
+        raise ValueError("a packet train is never padded")
+
     def push_ack(self, encoded: bytes, largest: int, handler: DeliveryHandler) -> None:
         """Append an ACK frame already encoded (:meth:`AckTracker.take_encoded_ack
         <rudp.quic.acks.AckTracker.take_encoded_ack>`, the bytes :meth:`push_frame` would write for it)
@@ -196,15 +205,6 @@ class TrainBuilder:
         self.remaining = remaining
         sent.largest_acked_in_ack = largest
         sent.handlers.append(handler)
-
-    def sent_is_ack_eliciting(self) -> bool:
-        """True if the open packet already carries an ack-eliciting frame."""
-        return self._sent is not None and self._sent.ack_eliciting
-
-    def require_padding(self) -> None:
-        """``PacketSink.require_padding``: a train's packets are never padded to 1200 bytes (no frame
-        source that asks for it writes into a train)."""
-        raise ValueError("a packet train is never padded")
 
     def end_packet(self) -> SentPacket | None:
         """Close and encrypt the open packet (RFC 9001 §5.3); None for an empty packet (its number is

@@ -187,7 +187,9 @@ class Sender:
         out: list[tuple[bytes, Path]] = []
         self._pacing_blocked = False
         self._nothing_paced = False
-        current.congestion.pacer.use_datagram_size(current.pmtud.current)
+        pacer, size = current.congestion.pacer, current.pmtud.current
+        if pacer.max_datagram_size != size:
+            pacer.use_datagram_size(size)  # the path's PMTU search moved (asked per batch, set on change)
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
             # the PATH_CHALLENGEs a validation starts with, one per datagram, §8.2.1).
@@ -236,8 +238,8 @@ class Sender:
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
         if not self._pacing_blocked:
-            if after_train:
-                paced = self._streams.has_data_to_send()
+            if after_train:  # (a train that drained the streams just found nothing more)
+                paced = not self._trains.drained and self._streams.has_data_to_send()
             else:
                 paced = not self._nothing_paced and self._has_paced_data()
             if not paced:
@@ -307,13 +309,13 @@ class Sender:
         return datagram
 
     def _may_probe_pmtu(self, path: Path) -> bool:
-        # The cheap questions first (before confirmation, or with PMTU discovery off or over, the rest
+        # The cheap questions first (with PMTU discovery off or over, or before confirmation, the rest
         # is not asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
         return (
             path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
+            and path.pmtud.searching  # (False once the search is over: the steady state)
             and self._lifecycle.established
             and self._recovery.handshake_confirmed
-            and path.pmtud.searching
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
         )
 

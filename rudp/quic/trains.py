@@ -54,6 +54,7 @@ class TrainSender:
         "_spaces",
         "_streams",
         "_traffic",
+        "drained",
     )
 
     def __init__(
@@ -89,6 +90,9 @@ class TrainSender:
         self._may_send_new = may_send_new
         self._ack_only_needs_ping = ack_only_needs_ping
         self._on_pacing_blocked = on_pacing_blocked
+        self.drained = False
+        """The last :meth:`build` stopped because the streams had nothing more to send (so nothing
+        paced waits: :meth:`ready` found no other source with data, and a train fills none)."""
 
     def ready(self, now: float) -> bool:
         """True when the next datagrams may be a packet train: 1-RTT keys alone, no probe owed, and no
@@ -131,6 +135,7 @@ class TrainSender:
         (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
         False if the AEAD limit closed the connection mid-train (the packets built so far still go)."""
         streams = self._streams
+        self.drained = False
         spaces = self._spaces
         phase = spaces.phase
         state = spaces.application
@@ -173,9 +178,13 @@ class TrainSender:
                     alive = False
                     break
                 quiet = len(packets) + usage.packets_before_due(phase)
+            # The same order as _build_datagram: data first, so an empty queue never arms the pacer
+            # (ready() just found data for the first packet: asked again only after one).
+            if packets and not streams.has_data_to_send():
+                self.drained = True
+                break
             size = fixed or self._datagram_budget(path)
-            # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
-            if not size or not streams.has_data_to_send():
+            if not size:
                 break
             if window is None:
                 if not self._may_send_new(path, size, now, bool(packets)):

@@ -31,6 +31,7 @@ from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.registry import resolve_congestion_controller
 from rudp.quic.control import ControlFrames, DatagramQueue
+from rudp.quic.deadlines import ConnectionDeadlines
 from rudp.quic.ecn import ECT_0, NOT_ECT, EcnState
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.handshake import Handshake
@@ -49,20 +50,12 @@ from rudp.quic.spaces import PacketSpaces
 from rudp.quic.state import Lifecycle, State
 from rudp.quic.stats import ConnectionStats, TrafficCounters
 from rudp.quic.streams.manager import StreamManager
-from rudp.quic.timers import TIMER_COUNT, Timer, TimerTable
+from rudp.quic.timers import Timer, TimerTable, earliest_deadline
 from rudp.tls.config import TlsConfig
 
-# Enum members bound once (read on every flush and timer query): in Python 3.11 the enum metaclass's
-# __getattr__ makes each ``Timer.X`` or ``State.X`` lookup cost about four global loads.
+# Bound once (read on every flush): in Python 3.11 the enum metaclass's __getattr__ makes each
+# ``State.X`` lookup cost about four global loads.
 _CLOSED = State.CLOSED
-_T_CLOSE, _T_LOSS_DETECTION, _T_ACK_DELAY, _T_IDLE = (
-    Timer.CLOSE,
-    Timer.LOSS_DETECTION,
-    Timer.ACK_DELAY,
-    Timer.IDLE,
-)
-_T_KEEPALIVE, _T_PACING, _T_PATH_VALIDATION = Timer.KEEPALIVE, Timer.PACING, Timer.PATH_VALIDATION
-_T_KEY_DISCARD = Timer.KEY_DISCARD
 
 
 class QuicConnection:
@@ -134,6 +127,17 @@ class QuicConnection:
         self._handshake = self._new_handshake(tls_config, local_params)
         self._receiver = self._new_receiver(local_params.max_datagram_frame_size)
         self._sender = self._new_sender()
+        self._deadlines = ConnectionDeadlines(
+            config,
+            lifecycle=self._lifecycle,
+            recovery=self._recovery,
+            spaces=self._spaces,
+            handshake=self._handshake,
+            liveness=self._liveness,
+            paths=self._paths,
+            sender=self._sender,
+        )
+        """Every timer's deadline as its owner reports it now (computed on each call, never stored)."""
 
     def _new_handshake(self, tls_config: TlsConfig, local_params: TransportParameters) -> Handshake:
         return Handshake(
@@ -517,7 +521,7 @@ class QuicConnection:
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
-        return self._deadlines().next_deadline()
+        return earliest_deadline(self._deadlines.collect())
 
     def next_event(self) -> Event | None:
         """Pop the next application event, or None."""
@@ -529,7 +533,7 @@ class QuicConnection:
     def handle_timer(self, now: float) -> None:
         """Process every timer due at ``now``."""
         self._tick(now)
-        for timer in self._deadlines().expired(now):
+        for timer in TimerTable(self._deadlines.collect()).expired(now):
             try:
                 self._on_timer(timer, now)
             except TransportError as exc:
@@ -709,36 +713,6 @@ class QuicConnection:
         if self._paths.on_timer(now):
             current = self._paths.current.congestion
             self._recovery.switch_path(current.controller, current.rtt)
-
-    def _deadlines(self) -> TimerTable:
-        """Every timer's deadline as its owner reports it now: computed on each call, never stored and
-        without side effects, so no code elsewhere arms or forgets a timer."""
-        lifecycle = self._lifecycle
-        if lifecycle.state is _CLOSED:
-            return TimerTable()
-        deadlines: list[float | None] = [None] * TIMER_COUNT  # by Timer, filled in place (per call)
-        deadlines[_T_CLOSE] = lifecycle.closing.until
-        if not lifecycle.is_active:
-            return TimerTable(deadlines)
-        if not self._sender.amplification_blocked():
-            # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an
-            # ACK timer it could not act on); the peer's next datagram unblocks it.
-            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
-            ack_at = None
-            for space in self._spaces:
-                at = space.ack.ack_deadline()
-                if at is not None and (ack_at is None or at < ack_at):
-                    ack_at = at
-            deadlines[_T_ACK_DELAY] = ack_at
-        timeout = self._handshake.idle_timeout(self._config.idle_timeout)
-        deadlines[_T_IDLE] = self._liveness.idle_deadline(timeout)
-        if lifecycle.established:
-            interval = self._config.keepalive_interval
-            deadlines[_T_KEEPALIVE] = self._liveness.keepalive_deadline(interval)
-        deadlines[_T_PACING] = self._sender.next_deadline()
-        deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
-        deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until
-        return TimerTable(deadlines)
 
     def _stats_snapshot(self) -> ConnectionStats:
         recovery = self._recovery.stats()

@@ -29,6 +29,16 @@ class Timer(IntEnum):
 TIMER_COUNT = len(Timer)
 
 
+def earliest_deadline(deadlines: list[float | None]) -> float | None:
+    """The earliest of ``deadlines`` that is set, or None (a connection's next timer, asked after
+    every flush: a plain loop, no table built)."""
+    earliest = None
+    for deadline in deadlines:
+        if deadline is not None and (earliest is None or deadline < earliest):
+            earliest = deadline
+    return earliest
+
+
 class TimerTable:
     """Deadlines by :class:`Timer`; ``None`` means unset."""
 
@@ -60,11 +70,7 @@ class TimerTable:
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None."""
-        earliest = None
-        for deadline in self._deadlines:  # (a plain loop: asked on every flush)
-            if deadline is not None and (earliest is None or deadline < earliest):
-                earliest = deadline
-        return earliest
+        return earliest_deadline(self._deadlines)
 
     def expired(self, now: float) -> list[Timer]:
         """Timers whose deadline is at or before ``now``, disarmed and returned in enum order."""

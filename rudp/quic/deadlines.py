@@ -1,0 +1,105 @@
+"""The deadlines of one connection, as their owners report them (the connection's timer).
+
+Owns :class:`ConnectionDeadlines`, which owns no deadline: on every call it asks each subsystem for its
+own (the closing period, loss detection and PTO, delayed ACKs, the idle timeout and keep-alive, the
+pacer, path validation, the old 1-RTT read keys) and stores none of the answers, without side effects,
+so no code elsewhere arms or forgets a timer. The connection asks it after every flush (its
+``next_timer``: the earliest, :func:`~rudp.quic.timers.earliest_deadline`) and when a timer fires
+(which are due, :class:`~rudp.quic.timers.TimerTable`).
+"""
+
+from __future__ import annotations
+
+from rudp.config import Config
+from rudp.quic.handshake import Handshake
+from rudp.quic.liveness import Liveness
+from rudp.quic.paths import Paths
+from rudp.quic.recovery import LossRecovery
+from rudp.quic.sending import Sender
+from rudp.quic.spaces import PacketSpaces
+from rudp.quic.state import Lifecycle, State
+from rudp.quic.timers import TIMER_COUNT, Timer
+
+# Enum members bound once (read after every flush): in Python 3.11 the enum metaclass's __getattr__
+# makes each ``Timer.X`` or ``State.X`` lookup cost about four global loads.
+_CLOSED, _HANDSHAKE, _ESTABLISHED = State.CLOSED, State.HANDSHAKE, State.ESTABLISHED
+_T_CLOSE, _T_LOSS_DETECTION, _T_ACK_DELAY, _T_IDLE = (
+    Timer.CLOSE,
+    Timer.LOSS_DETECTION,
+    Timer.ACK_DELAY,
+    Timer.IDLE,
+)
+_T_KEEPALIVE, _T_PACING, _T_PATH_VALIDATION = Timer.KEEPALIVE, Timer.PACING, Timer.PATH_VALIDATION
+_T_KEY_DISCARD = Timer.KEY_DISCARD
+
+
+class ConnectionDeadlines:
+    """Every timer's deadline of one connection, asked of its owners on each call (see the module
+    docstring)."""
+
+    __slots__ = (
+        "_config",
+        "_handshake",
+        "_lifecycle",
+        "_liveness",
+        "_paths",
+        "_recovery",
+        "_sender",
+        "_spaces",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        lifecycle: Lifecycle,
+        recovery: LossRecovery,
+        spaces: PacketSpaces,
+        handshake: Handshake,
+        liveness: Liveness,
+        paths: Paths,
+        sender: Sender,
+    ) -> None:
+        self._config = config
+        self._lifecycle = lifecycle
+        self._recovery = recovery
+        self._spaces = spaces
+        self._handshake = handshake
+        self._liveness = liveness
+        self._paths = paths
+        self._sender = sender
+
+    def collect(self) -> list[float | None]:
+        """Every timer's deadline, by :class:`~rudp.quic.timers.Timer` (None: unset; all unset once
+        the connection is closed)."""
+        deadlines: list[float | None] = [None] * TIMER_COUNT  # filled in place (per call)
+        lifecycle = self._lifecycle
+        state = lifecycle.state  # (the state read once: Lifecycle.is_active and .established)
+        if state is _CLOSED:
+            return deadlines
+        deadlines[_T_CLOSE] = lifecycle.closing.until
+        if state is not _ESTABLISHED and state is not _HANDSHAKE:
+            return deadlines  # closing or draining: only the end of the period
+        # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an ACK
+        # timer it could not act on); the peer's next datagram unblocks it. A validated path has no
+        # limit (RFC 9000 §8.1): the sender is asked only before validation.
+        if self._paths.current.validated or not self._sender.amplification_blocked():
+            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
+            ack_at = None
+            for space in self._spaces.values():  # (a plain loop: asked after every flush)
+                at = space.ack.ack_deadline()
+                if at is not None and (ack_at is None or at < ack_at):
+                    ack_at = at
+            deadlines[_T_ACK_DELAY] = ack_at
+        liveness = self._liveness
+        config = self._config
+        deadlines[_T_IDLE] = liveness.idle_deadline(self._handshake.idle_timeout(config.idle_timeout))
+        if state is _ESTABLISHED:
+            deadlines[_T_KEEPALIVE] = liveness.keepalive_deadline(config.keepalive_interval)
+        deadlines[_T_PACING] = self._sender.next_deadline()
+        deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
+        deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until
+        return deadlines
+
+
+__all__ = ["ConnectionDeadlines"]

@@ -487,6 +487,8 @@ class QuicConnection:
         self._tick(now)
         if self._migration.active:
             self._follow_preferred_address(now)
+        if self._qlog_null:  # nothing to log (asked per flush): the qlog hooks are not called
+            return self._sender.datagrams_to_send(now)
         self._migration.log_path_changes(self._paths, self._qlog, now)
         datagrams = self._sender.datagrams_to_send(now)
         self._sync_qlog(now)

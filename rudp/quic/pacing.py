@@ -77,6 +77,7 @@ class Pacer:
     """
 
     __slots__ = (
+        "_initial_window",
         "_last_at",
         "_steady_window",
         "_tokens",
@@ -99,6 +100,8 @@ class Pacer:
         self.granularity = max(granularity, 0.0)
         """The shortest wait :meth:`next_send_at` asks for, seconds (the driver's timer granularity)."""
         self.max_datagram_size = max_datagram_size
+        self._initial_window = float(initial_window(max_datagram_size))
+        """RFC 9002 §7.2's initial window for :attr:`max_datagram_size` (the bucket's refill ceiling)."""
         self.rate = math.inf
         """The last pacing rate used, bytes per second (``inf``: not pacing)."""
         self.burst_bytes = float(MAX_BURST_PACKETS * max_datagram_size)
@@ -113,6 +116,7 @@ class Pacer:
     def use_datagram_size(self, size: int) -> None:
         """The path's datagrams are now ``size`` bytes (its PMTU search moved): the pacer's unit."""
         self.max_datagram_size = size
+        self._initial_window = float(initial_window(size))
 
     @staticmethod
     def burst_allowance(
@@ -141,29 +145,29 @@ class Pacer:
 
     def current_rate(self, congestion: CongestionController, rtt: RttEstimator) -> float:
         """The rate the pacer would use now, bytes/s (``inf`` when not pacing)."""
-        return self._rate(congestion, rtt)[0]
+        return self._rate(congestion, rtt, congestion.congestion_window)[0]
 
-    def _rate(self, congestion: CongestionController, rtt: RttEstimator) -> tuple[float, bool]:
-        """(the rate, True if the controller chose it)."""
+    def _rate(self, congestion: CongestionController, rtt: RttEstimator, window: int) -> tuple[float, bool]:
+        """(the rate, True if the controller chose it); ``window``: the controller's window now."""
         if not self.enabled or not rtt.has_sample:
             return math.inf, False
         rate = congestion.pacing_rate(rtt)
         own = rate is not None
         if rate is None:
             srtt = max(rtt.smoothed_rtt, K_GRANULARITY)
-            rate = self.window_gain(congestion) * congestion.congestion_window / srtt
+            rate = self.window_gain(congestion) * window / srtt
         return (rate, own) if rate > 0 else (math.inf, False)
 
     def allows(self, now: float, size: int, congestion: CongestionController, rtt: RttEstimator) -> bool:
         """Refill the bucket up to ``now`` and say whether a ``size``-byte packet may leave now."""
-        rate, own = self._rate(congestion, rtt)
+        window = congestion.congestion_window  # (read once: sending does not move it)
+        rate, own = self._rate(congestion, rtt, window)
         self.rate = rate
-        self._steady_window = None if own else congestion.congestion_window
+        self._steady_window = None if own else window
         wake, self._wake_at = self._wake_at, None
         if math.isinf(rate):
             self._last_at = now
             return True
-        window = congestion.congestion_window
         capacity = self.burst_allowance(rate, self.max_datagram_size, self.granularity, window)
         self.burst_bytes = capacity
         ceiling = capacity
@@ -176,7 +180,7 @@ class Pacer:
         else:
             # RFC 9002 §7.7: bursts up to the initial window; a pause (idle, application- or
             # window-limited) refills the bucket that far, so a round after it is not spread thin.
-            ceiling = max(capacity, float(initial_window(self.max_datagram_size)))
+            ceiling = max(capacity, self._initial_window)
         last = self._last_at
         tokens = capacity if last is None else min(ceiling, self._tokens + rate * max(now - last, 0.0))
         self._tokens = tokens

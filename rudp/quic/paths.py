@@ -316,7 +316,8 @@ class Paths:
 
     def has_data(self) -> bool:
         """True if the current path owes a PATH_RESPONSE or a PATH_CHALLENGE."""
-        return self.current.has_frames()
+        current = self.current  # Path.has_frames, inline (asked for every datagram)
+        return (bool(current.responses) or current.challenge_due) and not current.no_cid
 
     def write_frames(self, sink: PacketSink) -> None:
         """Write the current path's frames (RFC 9000 §8.2.2, §9.4: not held back by the congestion

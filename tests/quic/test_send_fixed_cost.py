@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from rudp.quic.congestion import NewReno
+from rudp.quic.congestion.base import initial_window
+from rudp.quic.pacing import Pacer
 from rudp.quic.recovery import LossRecovery
+from rudp.quic.rtt import RttEstimator
 from rudp.quic.trains import TrainSender
 from rudp.testing.certs import TestPki
 from tests.support.sim import Sim, make_sim
@@ -46,3 +50,25 @@ def test_a_train_reports_app_limited_only_when_the_streams_are_drained(
     datagrams = conn.datagrams_to_send(now)
     assert trains and sum(trains) == len(datagrams) > 0  # the batch was one train
     assert calls == ([1] if app_limited else [])
+
+
+def test_the_pacers_pause_refill_follows_the_datagram_size() -> None:
+    # The pacer keeps the initial window of its datagram size (RFC 9002 §7.2, §7.7: a pause refills
+    # the bucket that far) and recomputes it when the path's PMTU search moves the size.
+    cc = NewReno(1000)
+    cc.cwnd = 40_000  # 2 x 40 kB / 40 ms = 2 MB/s: 2 ms of it is 4 kB, under either initial window
+    rtt = RttEstimator()
+    rtt.update(0.04, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+    pacer = Pacer(1000)
+    pacer.use_datagram_size(1400)
+
+    def burst(now: float) -> int:
+        sent = 0
+        while pacer.allows(now, 1400, cc, rtt):
+            pacer.on_sent(1400, now)
+            sent += 1400
+        return sent
+
+    burst(0.0)
+    assert initial_window(1400) == 14_000 != initial_window(1000)
+    assert burst(1.0) == 14_000  # the pause refilled the bucket to 10 datagrams of the new size

@@ -570,6 +570,12 @@ class QuicConnection:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
         return self._local_cids.take_changes()
 
+    def routing_key(self) -> tuple[int, int, bytes | None]:
+        """Changes whenever :meth:`drain_cid_changes`, :meth:`peer_reset_tokens` or :attr:`new_token`
+        have news for an endpoint's routing (asked per flush: one call, and those only then)."""
+        generation = self._peer_cids.reset_token_generation
+        return len(self._local_cids.changes), generation, self._handshake.new_token
+
     # -- read-only views ------------------------------------------------------------------------------
 
     @property

@@ -57,6 +57,7 @@ class _Entry:
     handshaking: bool = False  # a server connection whose handshake is not complete yet
     handshake_deadline: float | None = None  # (server) dropped if still handshaking then
     address_token: bytes | None = None  # (client) the NEW_TOKEN token last stored in the Config
+    routing_key: tuple[int, int, bytes | None] | None = None  # the connection's, when last routed
 
 
 def _master_secret(tls_config: TlsConfig | None, randbytes: Callable[[int], bytes]) -> bytes:
@@ -400,7 +401,9 @@ class QuicEndpoint:
                     sources = self._sources_of(conn_sources, len(datagrams), len(out), sources)
                 out.extend(datagrams)
                 ecn |= conn.ecn_codepoint
-            self._update_routes(conn, entry)
+            if conn.routing_key() != entry.routing_key:  # (usually equal: nothing to read)
+                self._update_routes(conn, entry)
+                entry.routing_key = conn.routing_key()
             if conn.is_closed:
                 self._remove(conn, entry)
             else:

@@ -427,7 +427,8 @@ class QuicConnection:
     def _tick(self, now: float) -> None:
         """Every call that carries the time starts with this (a pending closing period begins)."""
         self._lifecycle.tick(now)
-        self._datagram_queue.tick(now)  # RFC 9221 §5: stamp new datagrams, drop expired ones
+        if self._config.datagrams:  # (without them the queue stays empty: send_datagram refuses)
+            self._datagram_queue.tick(now)  # RFC 9221 §5: stamp new datagrams, drop expired ones
 
     def _sync_qlog(self, now: float) -> None:
         """Log the lifecycle and recovery metrics that changed, at the time of the call that changed

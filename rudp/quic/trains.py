@@ -151,8 +151,6 @@ class TrainSender:
         # largest acknowledged number: only received frames move them). The keys and the key phase
         # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
         builder = TrainBuilder(now, self._peer_cids.current.cid, recovery.largest_acked(state.id))
-        # Handshake.confirmed reads the same flag; only a received datagram confirms (RFC 9001 §4.1.2).
-        confirmed = self._recovery.handshake_confirmed
         smoothed_rtt = path.congestion.rtt.smoothed_rtt
         usage, qlog = spaces.usage, self._qlog
         ack = state.ack
@@ -172,7 +170,8 @@ class TrainSender:
         while len(packets) < room:
             if packets and len(packets) >= quiet:
                 try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
-                    usage.maintain(phase, now, confirmed=confirmed, qlog=qlog)
+                    # (Handshake.confirmed is recovery's flag; only a received datagram moves it)
+                    usage.maintain(phase, now, confirmed=recovery.handshake_confirmed, qlog=qlog)
                 except TransportError as exc:
                     self._lifecycle.on_local_error(exc, now)
                     alive = False
@@ -255,7 +254,8 @@ class TrainSender:
                 recovery.can_send(size)  # the window's refusal (RFC 9002 §7.8: the window limited us)
         if packets:
             self._after_train(path, packets, total, eliciting, now, ecn_marking, counted=not fixed)
-            out.extend([(datagram, path) for datagram in builder.finish()])
+            for datagram in builder.finish():  # (a plain loop: no comprehension frame per train)
+                out.append((datagram, path))
         return alive
 
     def _after_train(

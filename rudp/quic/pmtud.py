@@ -46,6 +46,7 @@ class PmtuDiscovery:
         "current",
         "enabled",
         "probes_sent",
+        "searching",
     )
 
     def __init__(self, base_size: int, ceiling: int, *, enabled: bool = True) -> None:
@@ -62,24 +63,28 @@ class PmtuDiscovery:
         self._retry_at = 0.0
         self._retry_delay: float | None = None  # a loss's wait, counted from the next probe_size()
         self.probes_sent = 0
+        self.searching = False
+        """True while larger sizes remain to be tried (an attribute, read per batch: kept by every
+        change of the size or the ceiling)."""
+        self._settle()
 
-    @property
-    def searching(self) -> bool:
-        """True while larger sizes remain to be tried."""
-        return self.enabled and self._next_size() is not None
+    def _settle(self) -> None:
+        """After every change of the size, the ceiling or its failure mark: :attr:`searching`."""
+        self.searching = self.enabled and self._next_size() is not None
 
     def set_ceiling(self, ceiling: int) -> None:
         """Lower the upper bound (e.g. to the peer's max_udp_payload_size)."""
         if ceiling < self._ceiling:
             self._ceiling = ceiling
             self._ceiling_failed = False
+            self._settle()
 
     def limit_to(self, size: int) -> None:
         """The peer accepts no larger datagrams (its max_udp_payload_size, RFC 9000 §18.2): lower the
         base, the current size and the ceiling to ``size``."""
         self.base = min(self.base, size)
         self.current = min(self.current, size)
-        self.set_ceiling(size)
+        self.set_ceiling(size)  # (which settles the search: the size only falls with the ceiling)
 
     def on_large_datagram(self, acked: bool) -> None:
         """The fate of a datagram larger than the base size: after :data:`BLACK_HOLE_LOSSES` losses in
@@ -131,6 +136,7 @@ class PmtuDiscovery:
             self._in_flight = None
         self._attempts = 0
         self.current = max(self.current, size)
+        self._settle()
 
     def on_probe_lost(self, size: int, retry_delay: float) -> None:
         """A probe was declared lost: retry it ``retry_delay`` seconds after the next :meth:`probe_size`
@@ -146,6 +152,7 @@ class PmtuDiscovery:
             self._ceiling_failed = True
             self._retry_delay = None
             self._retry_at = 0.0
+            self._settle()
 
     def on_black_hole(self, base_size: int | None = None) -> None:
         """Packets of the current size stopped getting through (RFC 8899 §4.3): fall back to the base
@@ -157,3 +164,4 @@ class PmtuDiscovery:
         self._in_flight = None
         self._attempts = 0
         self._large_losses = 0
+        self._settle()

@@ -8,6 +8,7 @@ import pytest
 from rudp.quic.congestion import NewReno
 from rudp.quic.congestion.base import initial_window
 from rudp.quic.pacing import Pacer
+from rudp.quic.pmtud import MAX_PROBE_ATTEMPTS, PmtuDiscovery
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.trains import TrainSender
@@ -72,3 +73,32 @@ def test_the_pacers_pause_refill_follows_the_datagram_size() -> None:
     burst(0.0)
     assert initial_window(1400) == 14_000 != initial_window(1000)
     assert burst(1.0) == 14_000  # the pause refilled the bucket to 10 datagrams of the new size
+
+
+def test_pmtu_searching_follows_every_change_of_size_and_ceiling() -> None:
+    # PmtuDiscovery.searching is an attribute the sender reads per batch: every change of the
+    # confirmed size or the ceiling keeps it (RFC 8899: the search ends within SEARCH_GRANULARITY).
+    limited = PmtuDiscovery(1350, 16384)
+    assert limited.searching
+    limited.set_ceiling(1400)  # within the granularity of the base size: nothing left to find
+    assert not limited.searching
+    peer = PmtuDiscovery(1350, 16384)
+    peer.limit_to(1300)  # the peer's max_udp_payload_size below the base
+    assert not peer.searching and peer.current == 1300
+    lost = PmtuDiscovery(1350, 1452)
+    for _ in range(MAX_PROBE_ATTEMPTS):
+        size = lost.probe_size(0.0)
+        assert size == 1452 and lost.searching
+        lost.on_probe_lost(size, retry_delay=0.0)
+    assert not lost.searching  # 1452 failed: the ceiling 1451 is a step below the granularity
+    done = PmtuDiscovery(1350, 1452)
+    done.on_probe_acked(1452)
+    assert not done.searching
+    done.on_black_hole(1350)  # back to the base: 1451 is still worth nothing, below a failure
+    assert not done.searching
+    hole = PmtuDiscovery(1350, 4096)
+    hole.on_probe_acked(1452)
+    hole.on_probe_acked(4096)
+    assert not hole.searching  # the ceiling reached
+    hole.on_black_hole(1350)  # RFC 8899 §4.3: back to the base, searching again below 4096
+    assert hole.current == 1350 and hole.searching

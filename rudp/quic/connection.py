@@ -181,6 +181,7 @@ class QuicConnection:
         )
 
     def _new_sender(self) -> Sender:
+        queue = self._datagram_queue if self._config.datagrams else None  # (None: never filled)
         return Sender(
             is_client=self.is_client,
             spaces=self._spaces,
@@ -189,7 +190,7 @@ class QuicConnection:
             handshake=self._handshake,
             lifecycle=self._lifecycle,
             streams=self._streams,
-            sources=(self._control, self._local_cids, self._peer_cids, self._datagram_queue),
+            sources=(self._control, self._local_cids, self._peer_cids, queue),
             liveness=self._liveness,
             traffic=self._traffic,
             qlog=self._qlog,

@@ -17,7 +17,7 @@ from rudp.quic.paths import Paths
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.sending import Sender
 from rudp.quic.spaces import PacketSpaces
-from rudp.quic.state import Lifecycle, State
+from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
 from rudp.quic.timers import TIMER_COUNT, Timer
 
 # Enum members bound once (read after every flush): in Python 3.11 the enum metaclass's __getattr__
@@ -80,10 +80,12 @@ class ConnectionDeadlines:
         deadlines[_T_CLOSE] = lifecycle.closing.until
         if state is not _ESTABLISHED and state is not _HANDSHAKE:
             return deadlines  # closing or draining: only the end of the period
-        # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit arms no PTO (nor an ACK
-        # timer it could not act on); the peer's next datagram unblocks it. A validated path has no
-        # limit (RFC 9000 §8.1): the sender is asked only before validation.
-        if self._paths.current.validated or not self._sender.amplification_blocked():
+        # RFC 9002 §6.2.2.1: a server blocked by the anti-amplification limit (too little left to
+        # send anything) arms no PTO (nor an ACK timer it could not act on); the peer's next datagram
+        # unblocks it. A validated path has no limit (RFC 9000 §8.1): asked only before validation.
+        current = self._paths.current
+        allowance = None if current.validated else current.datagram_allowance()
+        if allowance is None or allowance >= MIN_SENDABLE_BYTES:
             deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
             ack_at = None
             for space in self._spaces.values():  # (a plain loop: asked after every flush)

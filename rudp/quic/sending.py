@@ -93,7 +93,7 @@ class Sender:
         handshake: Handshake,
         lifecycle: Lifecycle,
         streams: StreamManager,
-        sources: tuple[ControlFrames, LocalConnectionIds, PeerConnectionIds, DatagramQueue],
+        sources: tuple[ControlFrames, LocalConnectionIds, PeerConnectionIds, DatagramQueue | None],
         liveness: Liveness,
         traffic: TrafficCounters,
         qlog: NullQlog,
@@ -113,17 +113,20 @@ class Sender:
         self._peer_cids = peer_cids
         stream_frames = StreamFrames(streams, paths)
         # RFC 9221 §5: queued datagrams go before stream data, within their share of the bytes sent
-        # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself).
+        # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself). Without
+        # datagrams enabled (None: send_datagram refuses, the queue stays empty) it is never asked.
+        queue: tuple[FrameSource, ...] = () if datagrams is None else (datagrams,)
+        ahead: tuple[FrameSource, ...] = () if datagrams is None else (datagrams.ahead,)
         self._app_sources: tuple[FrameSource, ...] = (
             control,
             local_cids,
             peer_cids,
-            datagrams.ahead,
+            *ahead,
             stream_frames,
-            datagrams,
+            *queue,
         )
         """The frame sources of 1-RTT packets after ACK, path frames and CRYPTO, in priority order."""
-        self._other_app_sources: tuple[FrameSource, ...] = (control, local_cids, peer_cids, datagrams)
+        self._other_app_sources: tuple[FrameSource, ...] = (control, local_cids, peer_cids, *queue)
         """The same but the streams, asked alone: whether any has data (``datagrams.ahead`` has data
         exactly when ``datagrams`` has)."""
         self._trains = TrainSender(
@@ -142,7 +145,7 @@ class Sender:
             ack_only_needs_ping=self._ack_only_needs_ping,
             on_pacing_blocked=self._note_pacing_blocked,
         )
-        self._early_sources: tuple[FrameSource, ...] = (datagrams.ahead, stream_frames, datagrams)
+        self._early_sources: tuple[FrameSource, ...] = (*ahead, stream_frames, *queue)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
         self._pacing_blocked = False
@@ -187,9 +190,8 @@ class Sender:
         out: list[tuple[bytes, Path]] = []
         self._pacing_blocked = False
         self._nothing_paced = False
-        pacer, size = current.congestion.pacer, current.pmtud.current
-        if pacer.max_datagram_size != size:
-            pacer.use_datagram_size(size)  # the path's PMTU search moved (asked per batch, set on change)
+        if current.congestion.pacer.max_datagram_size != current.pmtud.current:  # (set on change)
+            current.congestion.pacer.use_datagram_size(current.pmtud.current)  # the PMTU search moved
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
             # the PATH_CHALLENGEs a validation starts with, one per datagram, §8.2.1).
@@ -283,11 +285,6 @@ class Sender:
         if level is not None:
             # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
             state.crypto_send.requeue_unacked()
-
-    def amplification_blocked(self) -> bool:
-        """RFC 9002 §6.2.2.1: True while the anti-amplification limit leaves too little to send."""
-        allowance = self._paths.current.datagram_allowance()
-        return allowance is not None and allowance < MIN_SENDABLE_BYTES
 
     # -- datagrams of one kind ------------------------------------------------------------------------
 

@@ -6,11 +6,15 @@ anti-amplification limit (RFC 9000 §8.1)."""
 from __future__ import annotations
 
 from rudp.codec.codes import PacketType
+from rudp.codec.frame_codec import encode_frames
+from rudp.codec.frames import Crypto, Ping
 from rudp.codec.packet import iter_packets
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
+from rudp.quic.handshake_deadline import HANDSHAKE_LIFETIME
 from rudp.testing.certs import TestPki
+from tests.support.sim import Sniffer, pad_front
 
 SERVER = ("10.0.0.2", 4433)
 CLIENT = ("10.1.0.1", 5000)
@@ -85,3 +89,46 @@ def test_a_client_with_handshake_keys_probes_in_the_handshake_space(pki: TestPki
     for data in sent + pto:
         client.receive_datagram(data, SERVER, at + 10.0)
     assert client.handshake_complete
+
+
+def test_forged_and_replayed_client_probes_buy_no_more_than_3x_nor_a_longer_slot(pki: TestPki) -> None:
+    """Initial keys are public (RFC 9001 §5.2): anyone who saw the client's first Initial can send the
+    server what a client probe looks like, a fresh Initial with the ClientHello's CRYPTO data again,
+    here every 8 s, each datagram delivered twice (a replay). Nothing of the server's arrives
+    anywhere. Its coalesced probes (two datagrams per PTO, one PTO every 2 s) would send more than it
+    may: they never take it past three times the bytes received from the address (RFC 9000 §8.1),
+    checked after every step, and the slot still goes HANDSHAKE_LIFETIME timeouts after the start."""
+    client, server = _pair(pki)
+    timeout = Config().handshake_timeout
+    ((hello, _),) = client.datagrams_to_send(NOW)
+    assert server.receive_datagram(hello, CLIENT, NOW) is not None
+    (header,) = iter_packets(hello, short_dcid_length=8)
+    forger = Sniffer.initial(header.dcid, client=True)
+    crypto = [frame for frame in forger.long_frames(hello, INITIAL) if isinstance(frame, Crypto)]
+    received, sent = len(hello), sum(len(data) for data, _ in server.datagrams_to_send(NOW))
+    closed_at = None
+    bound = False
+    for number, now in enumerate(NOW + 8.0 * step for step in range(1, 20)):
+        while (at := server.next_timer()) is not None and at <= now:
+            server.handle_timer(at)
+            sent += sum(len(data) for data, _ in server.datagrams_to_send(at))
+            assert sent <= 3 * received
+            if closed_at is None and server.handshakes_timed_out:
+                closed_at = at
+        bound = bound or sent > 3 * received - 1200  # the limit, not the PTO, held it back
+        if closed_at is not None:
+            break
+        forged = forger.protect_long(
+            INITIAL, header.dcid, header.scid, 100 + number, pad_front(encode_frames([*crypto, Ping()]), 1150)
+        )
+        for _ in range(2):
+            server.receive_datagram(forged, CLIENT, now)
+            received += len(forged)
+            sent += sum(len(data) for data, _ in server.datagrams_to_send(now))
+            assert sent <= 3 * received
+    assert bound and sent > 3 * len(hello)
+    assert server.handshakes_timed_out == 1 and server.connections == []
+    assert (
+        closed_at is not None
+        and NOW + HANDSHAKE_LIFETIME * timeout <= closed_at <= NOW + HANDSHAKE_LIFETIME * timeout + 8.0
+    )

@@ -232,6 +232,11 @@ class Handshake:
         for event in tls.key_events():
             read = event.direction is Direction.READ
             self._spaces.install(event.level, read=read, suite=event.cipher_suite, secret=event.secret)
+            if event.level == EncryptionLevel.HANDSHAKE and not read:
+                # RFC 9002 §6.2.2.1: a client with Handshake keys sends its anti-deadlock probe as a
+                # Handshake packet (it validates our address at the server, which may then send
+                # without the amplification limit), not as another padded Initial.
+                self._recovery.set_handshake_keys_available()
         for level, data in tls.data_to_send():
             space = self._spaces.get(SPACE_OF_LEVEL[level])
             if space is not None:  # (never for a discarded level: TLS has moved past it)

@@ -33,6 +33,7 @@ from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames, DatagramQueue, StreamFrames
 from rudp.quic.delivery import FrameSource
 from rudp.quic.handshake import Handshake
+from rudp.quic.handshake_probes import owe_coalesced_probes
 from rudp.quic.liveness import Liveness
 from rudp.quic.packetizer import DatagramBuilder
 from rudp.quic.paths import Address, Path, Paths
@@ -282,9 +283,8 @@ class Sender:
             # RFC 9002 §6.2.4: probes should carry the oldest unacknowledged data, not only a PING,
             # so a lost tail is repaired by the probe itself, one round trip sooner.
             self._streams.requeue_for_probe(PROBE_DATA_BYTES)
-        if level is not None:
-            # RFC 9002 §6.2.4: probes carry unacknowledged handshake data when there is some.
-            state.crypto_send.requeue_unacked()
+        if level is not None:  # RFC 9002 §6.2.4: with unacked CRYPTO data, both handshake spaces
+            owe_coalesced_probes(self._spaces, self._recovery, state, request.count)
 
     # -- datagrams of one kind ------------------------------------------------------------------------
 

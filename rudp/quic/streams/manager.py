@@ -305,6 +305,28 @@ class StreamManager(StreamOutput):
         frame = Stream(stream_id, offset, bytes(data), bool(frame_type & 0x01), bool(frame_type & 0x02))
         self.on_stream(frame)
 
+    def on_stream_pieces(
+        self, stream_id: int, offset: int, end: int, pieces: list[memoryview], frame_type: int
+    ) -> None:
+        """:meth:`on_stream_data` for consecutive STREAM frames of one stream without FIN (``pieces``
+        follow each other from ``offset`` to ``end``, all of type ``frame_type``), in turn: same checks,
+        errors and events, in one step when nothing unusual happens."""
+        entry = self._streams.get(stream_id)
+        if entry is not None and not frame_type & 0x01:
+            recv = entry.recv
+            if recv is not None:
+                window = self._conn_recv
+                taken = recv.take_pieces(offset, end, pieces, frame_type, window.limit - window.received)
+                if taken is not None:
+                    delta, readable = taken
+                    window.received += delta
+                    if readable:
+                        self.events.append(StreamReadable(stream_id))
+                    return
+        for piece in pieces:
+            self.on_stream_data(stream_id, offset, piece, frame_type)
+            offset += len(piece)
+
     def on_reset_stream(self, frame: ResetStream) -> None:
         """Handle RESET_STREAM (RFC 9000 §19.4); its final size counts toward connection credit (§4.5).
 

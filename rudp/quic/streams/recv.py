@@ -148,6 +148,31 @@ class RecvStream:
             return delta, True
         return delta, False
 
+    def take_pieces(
+        self, offset: int, end: int, pieces: list[memoryview], frame_type: int, connection_room: int
+    ) -> tuple[int, bool] | None:
+        """:meth:`take_data` for consecutive ``pieces`` (no FIN) from ``offset`` to ``end`` at once:
+        the STREAM frames of a run of packets. Returns None, having changed nothing, for anything but
+        the clean case, including a frame past a limit (the caller then takes them one by one, which
+        raises at the first offending one and applies those before it)."""
+        if self.state is not _RECV or self.discarding:
+            return None
+        window = self.window
+        if end > window.limit:
+            return None
+        delta = end - self.highest
+        if delta > 0:
+            if delta > connection_room:
+                return None
+            self.highest = end
+            window.received = end
+        else:
+            delta = 0
+        if self.assembler.insert_pieces(offset, pieces, frame_type) and not self._readable_signalled:
+            self._readable_signalled = True
+            return delta, True
+        return delta, False
+
     def on_data(self, offset: int, data: BytesLike, fin: bool, frame_type: int = 0) -> bool:
         """Apply a STREAM frame already validated by :meth:`check_data`.
 

@@ -78,6 +78,10 @@ class EcnFeedback:
 
 _COUNT_INDEX: Final = {ECT_0: 0, ECT_1: 1, CE: 2}
 _SPACES: Final = tuple(PacketSpace)  # iterating the enum class itself is slow (once per connection)
+# States bound once (enum member lookups are slow in 3.11; these are read per ACK frame).
+_OFF: Final = (EcnState.FAILED, EcnState.DISABLED)
+_VALIDATING: Final = (EcnState.TESTING, EcnState.UNKNOWN)
+_CAPABLE: Final = EcnState.CAPABLE
 
 
 class EcnPath:
@@ -152,7 +156,7 @@ class EcnPath:
         increase of the CE count to treat as a congestion signal (RFC 9002 §7.1), 0 if none or if the
         counts did not validate.
         """
-        if self.state in (EcnState.FAILED, EcnState.DISABLED):
+        if self.state in _OFF:
             if counts is not None:
                 feedback.peer[space] = _max_counts(feedback.peer[space], counts)
             return 0
@@ -176,8 +180,8 @@ class EcnPath:
             self._fail("ECN counts smaller than the ECT(0) packets acknowledged")
             return 0
         feedback.peer[space] = counts
-        if newly_marked and self.state in (EcnState.TESTING, EcnState.UNKNOWN):
-            self.state = EcnState.CAPABLE
+        if newly_marked and self.state in _VALIDATING:
+            self.state = _CAPABLE
         return ce - base_ce
 
     def _fail(self, reason: str) -> None:

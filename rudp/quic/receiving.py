@@ -44,6 +44,7 @@ _PV = TransportErrorCode.PROTOCOL_VIOLATION
 # lookup cost about four global loads, and these are read for every datagram.
 _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
 _APPLICATION = PacketSpace.APPLICATION
+_APPLICATION_LEVEL, _ONE_RTT = EncryptionLevel.APPLICATION, PacketType.ONE_RTT
 MAX_PENDING_PACKETS = 16
 _NOT_TAKEN, _DUPLICATE, _PROCESSED = 0, 1, 2
 """What :meth:`Receiver._receive_short` did with a packet."""
@@ -357,7 +358,7 @@ class Receiver:
             if tracker.is_duplicate(packet_number):
                 return _DUPLICATE
         if self._log_packets:
-            self._qlog.packet_received(PacketType.ONE_RTT, packet_number, payload, len(data), now)
+            self._qlog.packet_received(_ONE_RTT, packet_number, payload, len(data), now)
         kind = payload[0] if payload else 0
         single = deferred = False
         if 0x08 <= kind <= 0x0F:
@@ -440,16 +441,17 @@ class Receiver:
                 eliciting = ping = True
                 position += 1
                 continue
+            reader = Reader(payload, position)
+            _, frame = pull_frame(reader, _ONE_RTT)
+            position = reader.position
+            if type(frame) is f.Ack:  # RFC 9000 §19.3: not ack-eliciting, never closes: no routing
+                self._acks.on_ack(frame, _APPLICATION, now)
+                continue
             if inbound is None:
                 pn_offset = 1 + self._short_dcid_length
-                dcid = bytes(data[1:pn_offset])
-                header = PacketHeader(
-                    data[0], False, None, PacketType.ONE_RTT, dcid, pn_offset=pn_offset, end=len(data)
-                )
-                inbound = Inbound(header, EncryptionLevel.APPLICATION, PacketSpace.APPLICATION, path, now)
-            reader = Reader(payload, position)
-            _, frame = pull_frame(reader, PacketType.ONE_RTT)
-            position = reader.position
+                dcid, stop = bytes(data[1:pn_offset]), len(data)
+                header = PacketHeader(data[0], False, None, _ONE_RTT, dcid, pn_offset=pn_offset, end=stop)
+                inbound = Inbound(header, _APPLICATION_LEVEL, _APPLICATION, path, now)
             self._route(frame, inbound)
             if inbound.closed:
                 return False, False, False

@@ -109,7 +109,7 @@ class AckTracker:
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
         if ack_eliciting and not immediate and flow is not False:
-            self.on_data_packet(packet_number, now, False)  # (data: part of the flow)
+            self.on_data_packets(packet_number, packet_number, now, False)  # (data: part of the flow)
         else:
             self._record(packet_number, ack_eliciting, now, immediate, flow)
 

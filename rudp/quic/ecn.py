@@ -82,6 +82,7 @@ _SPACES: Final = tuple(PacketSpace)  # iterating the enum class itself is slow (
 _OFF: Final = (EcnState.FAILED, EcnState.DISABLED)
 _VALIDATING: Final = (EcnState.TESTING, EcnState.UNKNOWN)
 _CAPABLE: Final = EcnState.CAPABLE
+_MARKING: Final = (EcnState.TESTING, EcnState.CAPABLE)
 
 
 class EcnPath:
@@ -108,7 +109,7 @@ class EcnPath:
     @property
     def marking(self) -> bool:
         """True if packets sent on this path now carry ECT(0)."""
-        return self.state is EcnState.TESTING or self.state is EcnState.CAPABLE
+        return self.state in _MARKING
 
     def on_datagram_sent(self, packets: list[SentPacket], marked: bool) -> None:
         """The packets of one datagram leave on this path, ECT(0) if ``marked`` (the marking the

@@ -388,7 +388,7 @@ class Receiver:
             # Data: part of the flow. RFC 9000 §4.6: while our opener waits for stream credit, the peer
             # needs our ACKs to close its streams and grant more; a delayed ACK would stall every
             # waiting request.
-            tracker.on_data_packet(packet_number, now, self._streams.opener_blocked)
+            tracker.on_data_packets(packet_number, packet_number, now, self._streams.opener_blocked)
         else:
             tracker.on_packet_received(
                 packet_number,

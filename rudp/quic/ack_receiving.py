@@ -53,7 +53,8 @@ class AckReceiving:
         Raises:
             TransportError: PROTOCOL_VIOLATION for an ACK of a packet never sent (RFC 9000 §21.4).
         """
-        state = self._spaces.get(space)
+        spaces = self._spaces
+        state = spaces.application if space is _APPLICATION else spaces.get(space)  # (never discarded)
         if state is None:
             return  # discarded by an earlier frame of this packet (RFC 9001 §4.9)
         skipped = state.never_sent_in(frame.ranges)
@@ -67,7 +68,8 @@ class AckReceiving:
         acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
         if acked:
             self._on_ecn_counts(space, frame, acked, now)
-        self._check_black_hole()
+        if self._recovery.persistent_congestion_count != self._persistent_congestion_seen:
+            self._check_black_hole()
         if not acked:
             return
         # Both follow-ups depend only on the largest value (they are monotone), so one call each per
@@ -83,7 +85,9 @@ class AckReceiving:
         if largest_ack >= 0:
             state.ack.on_ack_acked(largest_ack)  # RFC 9000 §13.2.4
         if space is _APPLICATION:
-            self._spaces.phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
+            phase = spaces.phase
+            if phase.update_pending_ack:  # (the PTO only when a key update waits for this ACK)
+                phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
             self._ask_ack_frequency(now)
 
     def _ask_ack_frequency(self, now: float) -> None:
@@ -116,10 +120,7 @@ class AckReceiving:
             self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
 
     def _check_black_hole(self) -> None:
-        count = self._recovery.persistent_congestion_count
-        if count == self._persistent_congestion_seen:
-            return
-        self._persistent_congestion_seen = count
+        self._persistent_congestion_seen = self._recovery.persistent_congestion_count
         pmtud = self._paths.current.pmtud
         if pmtud.current > pmtud.base:
             # RFC 8899 §4.3: persistent loss at a probed size may be a PMTU black hole.

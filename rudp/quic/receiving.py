@@ -372,9 +372,13 @@ class Receiver:
                 if not (deferred and run.extend(packet_number, stream_id, offset, piece, kind)):
                     if run.first >= 0:
                         self._flush_run(now)
-                    if deferred:
+                    # A run starts above the largest packet number recorded (its own then decide what
+                    # the next packet's number decodes against, and what is a duplicate).
+                    largest = tracker.largest_received
+                    if deferred and (largest is None or packet_number > largest):
                         run.start(packet_number, stream_id, offset, piece, kind)
                     else:
+                        deferred = False
                         self._streams.on_stream_data(stream_id, offset, piece, kind)
         if not single:
             if run.first >= 0:

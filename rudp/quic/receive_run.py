@@ -7,11 +7,17 @@ collects such packets in a :class:`DataRun` and hands the run over in two calls:
 stream (checked against the same limits, RFC 9000 §4.1, §4.5) and its packet numbers to the ACK
 tracker (RFC 9000 §13.2.1), instead of five calls per packet. The receiver flushes the run before
 anything else can observe the stream or the tracker: another kind of packet, the general receive path,
-an error, the end of the batch. A run holds views into packets of the current batch only, so its
-memory is bounded by the batch.
+an error, the end of the batch. A run holds views into packets of the current batch only, and at
+most :data:`MAX_RUN_PACKETS` of them (data past the flow-control limits is refused at the latest when
+the run is handed over, so what a peer can make us hold is bounded however large a batch is).
 """
 
 from __future__ import annotations
+
+from typing import Final
+
+MAX_RUN_PACKETS: Final = 64
+"""Packets a run holds at most (then it is handed over and the next one starts a new run)."""
 
 
 class DataRun:
@@ -36,7 +42,7 @@ class DataRun:
         type, data that starts where the run's ends); False, having changed nothing, if not."""
         if packet_number != self.last + 1 or offset != self.end:
             return False
-        if stream_id != self.stream_id or kind != self.kind:
+        if stream_id != self.stream_id or kind != self.kind or len(self.pieces) >= MAX_RUN_PACKETS:
             return False
         self.last = packet_number
         self.end = offset + len(piece)

@@ -142,6 +142,7 @@ class Receiver:
             feedback=self.ecn,
         )
         self._run = DataRun()
+        self._runs = True
 
     @property
     def pending_packets(self) -> int:
@@ -178,6 +179,8 @@ class Receiver:
         run_addr: Address | None = None
         run_path: Path | None = None
         run_bytes = 0
+        # Data packets wait in a run (rudp.quic.receive_run) only when others may follow in the batch.
+        self._runs = len(datagrams) > 1 if isinstance(datagrams, (list, tuple)) else True
         try:
             for data, addr, ecn in datagrams:
                 state = lifecycle.state
@@ -213,7 +216,8 @@ class Receiver:
                         else _NOT_TAKEN
                     )
                     if taken == _NOT_TAKEN:
-                        self._flush_run(now)  # the general path sees the packets before this one
+                        if self._run.first >= 0:
+                            self._flush_run(now)  # the general path sees the packets before this one
                         if run_path is not None:  # the run ends: the general path may add or move paths
                             run_path.on_datagram_received(run_bytes)
                             run_addr = run_path = None
@@ -227,11 +231,13 @@ class Receiver:
                         self._replay_pending(now)
                 except TransportError as exc:
                     lifecycle.on_local_error(self._flush_before_error(now) or exc, now)
-            self._flush_run(now)
+            if self._run.first >= 0:
+                self._flush_run(now)
         except TransportError as exc:
             lifecycle.on_local_error(exc, now)
         finally:
-            self._run.take()  # (already handed over, unless the connection closed meanwhile)
+            if self._run.first >= 0:
+                self._run.take()  # (handed over already, unless the connection closed meanwhile)
             if run_path is not None:
                 run_path.on_datagram_received(run_bytes)
             self._after_batch(count, total, processed, marks, now)
@@ -368,9 +374,10 @@ class Receiver:
             if end == len(payload):
                 piece = memoryview(payload)[start:]
                 single = True
-                deferred = not kind & 0x01
-                if not (deferred and run.extend(packet_number, stream_id, offset, piece, kind)):
-                    if run.first >= 0:
+                deferred = not kind & 0x01 and self._runs
+                pending = run.first >= 0
+                if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
+                    if pending:
                         self._flush_run(now)
                     # A run starts above the largest packet number recorded (its own then decide what
                     # the next packet's number decodes against, and what is a duplicate).

@@ -426,8 +426,9 @@ class Receiver:
         self, data: bytes | memoryview, payload: bytes, space: PacketNumberSpace, path: Path, now: float
     ) -> tuple[bool, bool, bool]:
         """Hand out the frames of an authenticated 1-RTT packet (RFC 9000 §12.4); return (ack-eliciting,
-        carried a PING or IMMEDIATE_ACK, carried PADDING). STREAM, PADDING and PING are decoded here,
-        ACK by its codec; any other frame goes through :data:`ROUTES` like on the general path."""
+        carried a PING or IMMEDIATE_ACK, carried PADDING). STREAM, PADDING and PING are decoded here;
+        ACK by its codec, then straight to :class:`~rudp.quic.ack_receiving.AckReceiving` (the route
+        :data:`ROUTES` gives it); any other frame goes through :data:`ROUTES` like on the general path."""
         size = len(payload)
         if not size:
             raise TransportError(_PV, "packet without frames")  # RFC 9000 §12.4

@@ -78,10 +78,11 @@ class EcnFeedback:
 
 _COUNT_INDEX: Final = {ECT_0: 0, ECT_1: 1, CE: 2}
 _SPACES: Final = tuple(PacketSpace)  # iterating the enum class itself is slow (once per connection)
-# States bound once (enum member lookups are slow in 3.11; these are read per ACK frame).
+# States bound once (enum member lookups are slow in 3.11; these are read per ACK frame or datagram).
 _OFF: Final = (EcnState.FAILED, EcnState.DISABLED)
 _VALIDATING: Final = (EcnState.TESTING, EcnState.UNKNOWN)
 _CAPABLE: Final = EcnState.CAPABLE
+_TESTING: Final = EcnState.TESTING
 _MARKING: Final = (EcnState.TESTING, EcnState.CAPABLE)
 
 
@@ -126,7 +127,7 @@ class EcnPath:
             if watch:
                 packet.handlers.append(self._on_delivery)
         self.sent += len(packets)
-        if self.state is EcnState.TESTING:
+        if self.state is _TESTING:
             self.testing_sent += len(packets)
             if self.testing_sent >= TESTING_PACKETS:
                 self.state = EcnState.UNKNOWN  # Appendix A.4: the testing period ends
@@ -138,7 +139,7 @@ class EcnPath:
             self.acked += 1
             return
         self.lost += 1
-        if self.state is EcnState.TESTING or self.state is EcnState.UNKNOWN:
+        if self.state in _VALIDATING:
             self.testing_lost += 1
             if self.acked == 0 and self.testing_lost >= TESTING_PACKETS:
                 self._fail("all ECT(0) testing packets lost")

@@ -109,7 +109,7 @@ class AckTracker:
         Duplicates are ignored (the caller should have dropped them with :meth:`is_duplicate`).
         """
         if ack_eliciting and not immediate and flow is not False:
-            self.on_data_packet(packet_number, now, False)  # (data: part of the flow)
+            self.on_data_packets(packet_number, packet_number, now, False)  # (data: part of the flow)
         else:
             self._record(packet_number, ack_eliciting, now, immediate, flow)
 
@@ -117,24 +117,30 @@ class AckTracker:
         """:meth:`on_packet_received` for a packet of the peer's flow that elicits an ACK (one with
         data: ``ack_eliciting`` and ``flow``), with positional arguments: the receive fast path's
         usual packet."""
+        self.on_data_packets(packet_number, packet_number, now, immediate)
+
+    def on_data_packets(self, first: int, last: int, now: float, immediate: bool) -> None:
+        """:meth:`on_data_packet` for each of the consecutive packets ``first..last`` in turn, all
+        received at ``now`` (a run of a receive batch)."""
         largest_received = self.largest_received
         if (
             not immediate
             and largest_received is not None
-            and packet_number == largest_received + 1
+            and first == largest_received + 1
             and self._largest_ack_eliciting == largest_received
             and self.reordering_threshold <= 1
             and self.in_order_fast_path
         ):
-            # The common case of a transfer, in one pass: the next data packet in order. It extends
-            # the newest range (no new range: the memory bound holds) and opens no gap (RFC 9000
-            # §13.2.1); what follows is the general path's bookkeeping for such a packet.
-            self._received.add(packet_number)
-            self.largest_received = self._largest_ack_eliciting = packet_number
+            # The common case of a transfer, in one pass: the next data packets in order. They extend
+            # the newest range (no new range: the memory bound holds) and open no gap (RFC 9000
+            # §13.2.1); what follows is the general path's bookkeeping for such packets.
+            self._received.add(first, last + 1)
+            self.largest_received = self._largest_ack_eliciting = last
             self._largest_received_at = now
             self._pending = True
-            self._unacked_eliciting += 1
-            self._unacked_flow += 1
+            count = last - first + 1
+            self._unacked_eliciting += count
+            self._unacked_flow += count
             if self._unacked_eliciting > self.ack_eliciting_threshold or self.space != _APPLICATION:
                 self._immediate = True  # RFC 9000 §13.2.1, §13.2.2 (see _record)
             deadline = self._deadline
@@ -143,7 +149,8 @@ class AckTracker:
             if self._immediate and now < deadline:
                 self._deadline = now
         else:
-            self._record(packet_number, True, now, immediate, True)
+            for packet_number in range(first, last + 1):
+                self._record(packet_number, True, now, immediate, True)
 
     def _record(
         self, packet_number: int, ack_eliciting: bool, now: float, immediate: bool, flow: bool | None

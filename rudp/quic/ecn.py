@@ -78,6 +78,12 @@ class EcnFeedback:
 
 _COUNT_INDEX: Final = {ECT_0: 0, ECT_1: 1, CE: 2}
 _SPACES: Final = tuple(PacketSpace)  # iterating the enum class itself is slow (once per connection)
+# States bound once (enum member lookups are slow in 3.11; these are read per ACK frame or datagram).
+_OFF: Final = (EcnState.FAILED, EcnState.DISABLED)
+_VALIDATING: Final = (EcnState.TESTING, EcnState.UNKNOWN)
+_CAPABLE: Final = EcnState.CAPABLE
+_TESTING: Final = EcnState.TESTING
+_MARKING: Final = (EcnState.TESTING, EcnState.CAPABLE)
 
 
 class EcnPath:
@@ -104,7 +110,7 @@ class EcnPath:
     @property
     def marking(self) -> bool:
         """True if packets sent on this path now carry ECT(0)."""
-        return self.state is EcnState.TESTING or self.state is EcnState.CAPABLE
+        return self.state in _MARKING
 
     def on_datagram_sent(self, packets: list[SentPacket], marked: bool) -> None:
         """The packets of one datagram leave on this path, ECT(0) if ``marked`` (the marking the
@@ -121,7 +127,7 @@ class EcnPath:
             if watch:
                 packet.handlers.append(self._on_delivery)
         self.sent += len(packets)
-        if self.state is EcnState.TESTING:
+        if self.state is _TESTING:
             self.testing_sent += len(packets)
             if self.testing_sent >= TESTING_PACKETS:
                 self.state = EcnState.UNKNOWN  # Appendix A.4: the testing period ends
@@ -133,7 +139,7 @@ class EcnPath:
             self.acked += 1
             return
         self.lost += 1
-        if self.state is EcnState.TESTING or self.state is EcnState.UNKNOWN:
+        if self.state in _VALIDATING:
             self.testing_lost += 1
             if self.acked == 0 and self.testing_lost >= TESTING_PACKETS:
                 self._fail("all ECT(0) testing packets lost")
@@ -152,7 +158,7 @@ class EcnPath:
         increase of the CE count to treat as a congestion signal (RFC 9002 §7.1), 0 if none or if the
         counts did not validate.
         """
-        if self.state in (EcnState.FAILED, EcnState.DISABLED):
+        if self.state in _OFF:
             if counts is not None:
                 feedback.peer[space] = _max_counts(feedback.peer[space], counts)
             return 0
@@ -176,8 +182,8 @@ class EcnPath:
             self._fail("ECN counts smaller than the ECT(0) packets acknowledged")
             return 0
         feedback.peer[space] = counts
-        if newly_marked and self.state in (EcnState.TESTING, EcnState.UNKNOWN):
-            self.state = EcnState.CAPABLE
+        if newly_marked and self.state in _VALIDATING:
+            self.state = _CAPABLE
         return ce - base_ce
 
     def _fail(self, reason: str) -> None:

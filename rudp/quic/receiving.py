@@ -22,6 +22,7 @@ from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_pack
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.ack_frequency import AckFrequency
+from rudp.quic.ack_receiving import AckReceiving
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import CE, ECT_0, ECT_1, EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
@@ -29,8 +30,9 @@ from rudp.quic.handshake import Handshake
 from rudp.quic.liveness import Liveness
 from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.qlog import NullQlog
+from rudp.quic.receive_run import DataRun
 from rudp.quic.recovery import LossRecovery
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import LEVEL_OF_TYPE, SPACE_OF_LEVEL, TYPE_OF_LEVEL, PacketNumberSpace, PacketSpaces
 from rudp.quic.state import CLOSING_PTOS, Lifecycle, State
 from rudp.quic.stats import TrafficCounters
@@ -42,6 +44,7 @@ _PV = TransportErrorCode.PROTOCOL_VIOLATION
 # lookup cost about four global loads, and these are read for every datagram.
 _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
 _APPLICATION = PacketSpace.APPLICATION
+_APPLICATION_LEVEL, _ONE_RTT = EncryptionLevel.APPLICATION, PacketType.ONE_RTT
 MAX_PENDING_PACKETS = 16
 _NOT_TAKEN, _DUPLICATE, _PROCESSED = 0, 1, 2
 """What :meth:`Receiver._receive_short` did with a packet."""
@@ -129,7 +132,17 @@ class Receiver:
         self.ecn = EcnFeedback()
         """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
         self._pending: list[_Pending] = []
-        self._persistent_congestion_seen = 0
+        self._acks = AckReceiving(
+            spaces=spaces,
+            paths=paths,
+            recovery=recovery,
+            handshake=handshake,
+            qlog=qlog,
+            ack_frequency=self._ack_frequency,
+            feedback=self.ecn,
+        )
+        self._run = DataRun()
+        self._runs = True
 
     @property
     def pending_packets(self) -> int:
@@ -166,6 +179,8 @@ class Receiver:
         run_addr: Address | None = None
         run_path: Path | None = None
         run_bytes = 0
+        # Data packets wait in a run (rudp.quic.receive_run) only when others may follow in the batch.
+        self._runs = len(datagrams) > 1 if isinstance(datagrams, (list, tuple)) else True
         try:
             for data, addr, ecn in datagrams:
                 state = lifecycle.state
@@ -201,6 +216,8 @@ class Receiver:
                         else _NOT_TAKEN
                     )
                     if taken == _NOT_TAKEN:
+                        if self._run.first >= 0:
+                            self._flush_run(now)  # the general path sees the packets before this one
                         if run_path is not None:  # the run ends: the general path may add or move paths
                             run_path.on_datagram_received(run_bytes)
                             run_addr = run_path = None
@@ -213,11 +230,26 @@ class Receiver:
                     if self._pending and lifecycle.is_active:
                         self._replay_pending(now)
                 except TransportError as exc:
-                    lifecycle.on_local_error(exc, now)
+                    lifecycle.on_local_error(self._flush_before_error(now) or exc, now)
+            if self._run.first >= 0:
+                self._flush_run(now)
+        except TransportError as exc:
+            lifecycle.on_local_error(exc, now)
         finally:
+            if self._run.first >= 0:
+                self._run.take()  # (handed over already, unless the connection closed meanwhile)
             if run_path is not None:
                 run_path.on_datagram_received(run_bytes)
             self._after_batch(count, total, processed, marks, now)
+
+    def _flush_before_error(self, now: float) -> TransportError | None:
+        """Hand over the run of the packets before the one that failed (they came first); the error
+        that gives, if any: the first to report."""
+        try:
+            self._flush_run(now)
+        except TransportError as exc:
+            return exc
+        return None
 
     def _after_batch(self, count: int, total: int, processed: int, marks: list[int], now: float) -> None:
         """Record what the ``count`` datagrams (``total`` bytes) of a batch and its ``processed``
@@ -308,14 +340,14 @@ class Receiver:
         once per batch), :data:`_DUPLICATE`, or :data:`_NOT_TAKEN`, having changed nothing, when the
         general path must take the packet (other key phase, failed authentication, too short): that
         path then counts failures and tries the other keys."""
-        spaces = self._spaces
-        phase = spaces.phase
+        phase = self._spaces.phase
         keys = phase.read
         if keys is None:
             return _NOT_TAKEN
         space = self._application
         tracker = space.ack
-        largest = tracker.largest_received
+        run = self._run
+        largest = run.last if run.first >= 0 else tracker.largest_received
         pn_offset = 1 + self._short_dcid_length
         opened = keys.open_short(data, pn_offset, 0 if largest is None else largest + 1)
         if opened is None:
@@ -326,27 +358,48 @@ class Receiver:
                 return _NOT_TAKEN  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
             # RFC 9000 §17.3.1: reserved bits must be zero once header protection is removed.
             raise TransportError(_PV, "reserved header bits are not zero")
-        if largest is not None and packet_number <= largest and tracker.is_duplicate(packet_number):
-            return _DUPLICATE
+        if largest is not None and packet_number <= largest:
+            if run.first >= 0:
+                self._flush_run(now)
+            if tracker.is_duplicate(packet_number):
+                return _DUPLICATE
         if self._log_packets:
-            self._qlog.packet_received(PacketType.ONE_RTT, packet_number, payload, len(data), now)
+            self._qlog.packet_received(_ONE_RTT, packet_number, payload, len(data), now)
         kind = payload[0] if payload else 0
-        single = False
+        single = deferred = False
         if 0x08 <= kind <= 0x0F:
             # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
+            # Without FIN it joins the batch's run of such packets (rudp.quic.receive_run).
             stream_id, offset, start, end = pull_stream_fields(payload, 0, kind)
             if end == len(payload):
-                self._streams.on_stream_data(stream_id, offset, memoryview(payload)[start:], kind)
+                piece = memoryview(payload)[start:]
                 single = True
+                deferred = not kind & 0x01 and self._runs
+                pending = run.first >= 0
+                if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
+                    if pending:
+                        self._flush_run(now)
+                    # A run starts above the largest packet number recorded (its own then decide what
+                    # the next packet's number decodes against, and what is a duplicate).
+                    largest = tracker.largest_received
+                    if deferred and (largest is None or packet_number > largest):
+                        run.start(packet_number, stream_id, offset, piece, kind)
+                    else:
+                        deferred = False
+                        self._streams.on_stream_data(stream_id, offset, piece, kind)
         if not single:
+            if run.first >= 0:
+                self._flush_run(now)
             eliciting, ping, padded = self._short_frames(data, payload, space, path, now)
         if not self._is_client and data[1:pn_offset] != path.seen_dcid:
             self._paths.on_peer_cid(path, bytes(data[1:pn_offset]))  # RFC 9000 §9.5 (see _on_packet)
+        if deferred:
+            return _PROCESSED  # recorded in its ACK tracker with its run
         if single:
             # Data: part of the flow. RFC 9000 §4.6: while our opener waits for stream credit, the peer
             # needs our ACKs to close its streams and grant more; a delayed ACK would stall every
             # waiting request.
-            tracker.on_data_packet(packet_number, now, self._streams.opener_blocked)
+            tracker.on_data_packets(packet_number, packet_number, now, self._streams.opener_blocked)
         else:
             tracker.on_packet_received(
                 packet_number,
@@ -359,12 +412,23 @@ class Receiver:
             )
         return _PROCESSED
 
+    def _flush_run(self, now: float) -> None:
+        """Hand the run over (:mod:`rudp.quic.receive_run`): its data to its stream, then its packets
+        to the ACK tracker, as the packets one by one would have (same checks, errors and events)."""
+        taken = self._run.take()
+        if taken is not None:
+            first, last, stream_id, offset, end, pieces, kind = taken
+            self._streams.on_stream_pieces(stream_id, offset, end, pieces, kind)
+            # RFC 9000 §4.6: as for each packet (see _receive_short).
+            self._application.ack.on_data_packets(first, last, now, self._streams.opener_blocked)
+
     def _short_frames(
         self, data: bytes | memoryview, payload: bytes, space: PacketNumberSpace, path: Path, now: float
     ) -> tuple[bool, bool, bool]:
         """Hand out the frames of an authenticated 1-RTT packet (RFC 9000 §12.4); return (ack-eliciting,
-        carried a PING or IMMEDIATE_ACK, carried PADDING). STREAM, PADDING and PING are decoded here,
-        ACK by its codec; any other frame goes through :data:`ROUTES` like on the general path."""
+        carried a PING or IMMEDIATE_ACK, carried PADDING). STREAM, PADDING and PING are decoded here;
+        ACK by its codec, then straight to :class:`~rudp.quic.ack_receiving.AckReceiving` (the route
+        :data:`ROUTES` gives it); any other frame goes through :data:`ROUTES` like on the general path."""
         size = len(payload)
         if not size:
             raise TransportError(_PV, "packet without frames")  # RFC 9000 §12.4
@@ -389,16 +453,17 @@ class Receiver:
                 eliciting = ping = True
                 position += 1
                 continue
+            reader = Reader(payload, position)
+            _, frame = pull_frame(reader, _ONE_RTT)
+            position = reader.position
+            if type(frame) is f.Ack:  # RFC 9000 §19.3: not ack-eliciting, never closes: no routing
+                self._acks.on_ack(frame, _APPLICATION, now)
+                continue
             if inbound is None:
                 pn_offset = 1 + self._short_dcid_length
-                dcid = bytes(data[1:pn_offset])
-                header = PacketHeader(
-                    data[0], False, None, PacketType.ONE_RTT, dcid, pn_offset=pn_offset, end=len(data)
-                )
-                inbound = Inbound(header, EncryptionLevel.APPLICATION, PacketSpace.APPLICATION, path, now)
-            reader = Reader(payload, position)
-            _, frame = pull_frame(reader, PacketType.ONE_RTT)
-            position = reader.position
+                dcid, stop = bytes(data[1:pn_offset]), len(data)
+                header = PacketHeader(data[0], False, None, _ONE_RTT, dcid, pn_offset=pn_offset, end=stop)
+                inbound = Inbound(header, _APPLICATION_LEVEL, _APPLICATION, path, now)
             self._route(frame, inbound)
             if inbound.closed:
                 return False, False, False
@@ -572,60 +637,6 @@ class Receiver:
             raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
         self._emit(DatagramReceived(frame.data))
 
-    def _on_ack(self, frame: f.Ack, inbound: Inbound) -> None:
-        space = inbound.space
-        state = self._spaces.get(space)
-        if state is None:
-            return  # discarded by an earlier frame of this packet (RFC 9001 §4.9)
-        skipped = state.never_sent_in(frame.ranges)
-        if skipped is not None:
-            # RFC 9000 §21.4: acknowledging a packet we never sent is an optimistic-ACK attack.
-            reason = f"ACK of packet {skipped}, which was never sent"
-            raise TransportError(_PV, reason, (frame.ecn and 3) or 2)
-        now = inbound.now
-        ack_delay = (
-            self._handshake.peer_ack_delay(frame.ack_delay) if space is PacketSpace.APPLICATION else 0.0
-        )
-        acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
-        if acked:
-            self._on_ecn_counts(space, frame, acked, now)
-        self._check_black_hole()
-        if not acked:
-            return
-        # Both follow-ups depend only on the largest value (they are monotone), so one call each per
-        # ACK frame rather than one per acknowledged packet.
-        largest = -1
-        largest_ack = -1
-        for packet in acked:
-            if packet.packet_number > largest:
-                largest = packet.packet_number
-            carried = packet.largest_acked_in_ack
-            if carried is not None and carried > largest_ack:
-                largest_ack = carried
-        if largest_ack >= 0:
-            state.ack.on_ack_acked(largest_ack)  # RFC 9000 §13.2.4
-        if space is PacketSpace.APPLICATION:
-            self._spaces.phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
-            self._ask_ack_frequency(now)
-
-    def _ask_ack_frequency(self, now: float) -> None:
-        """The congestion window may have moved: ask the peer for fewer (or more) ACKs to match
-        (draft-ietf-quic-ack-frequency; the policy is :class:`~rudp.quic.ack_frequency.AckFrequency`'s)."""
-        peer = self._handshake.peer_params
-        if peer is None or peer.min_ack_delay is None:
-            return
-        path = self._paths.current
-        congestion = path.congestion
-        self._ack_frequency.update(
-            congestion_window=congestion.controller.congestion_window,
-            max_datagram_size=path.pmtud.current,
-            smoothed_rtt=congestion.rtt.smoothed_rtt,
-            peer_min_ack_delay=peer.min_ack_delay,
-            peer_max_ack_delay=peer.max_ack_delay,
-            now=now,
-            rate_sampling=getattr(congestion.controller, "uses_rate_samples", False),
-        )
-
     def _on_ack_frequency(self, frame: f.AckFrequency, inbound: Inbound) -> None:
         # draft-ietf-quic-ack-frequency §4: acknowledge as the peer asks (checked, newest frame only).
         if self._ack_frequency.accept(frame):
@@ -634,27 +645,6 @@ class Receiver:
                 max_ack_delay=frame.request_max_ack_delay / 1e6,
                 reordering_threshold=frame.reordering_threshold,
             )
-
-    def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, acked: list[SentPacket], now: float) -> None:
-        # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
-        # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
-        ecn = self._paths.current.ecn
-        before = ecn.state
-        ce = ecn.on_ack(space, frame.ecn, acked, self.ecn)
-        if ce > 0:
-            self._recovery.on_ecn_ce(ce, now)
-        if ecn.state is not before:
-            self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
-
-    def _check_black_hole(self) -> None:
-        count = self._recovery.persistent_congestion_count
-        if count == self._persistent_congestion_seen:
-            return
-        self._persistent_congestion_seen = count
-        pmtud = self._paths.current.pmtud
-        if pmtud.current > pmtud.base:
-            # RFC 8899 §4.3: persistent loss at a probed size may be a PMTU black hole.
-            pmtud.on_black_hole()
 
 
 def _on_ping(receiver: Receiver, frame: f.Ping | f.ImmediateAck, inbound: Inbound) -> None:
@@ -691,7 +681,7 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.PathChallenge: lambda rx, frame, inbound: inbound.path.owe_response(frame.data),
     f.PathResponse: lambda rx, frame, inbound: rx._paths.on_response(inbound.path, frame.data),
     # recovery and the ACK trackers, the TLS glue (rudp.quic.handshake), the lifecycle
-    f.Ack: Receiver._on_ack,
+    f.Ack: lambda rx, frame, inbound: rx._acks.on_ack(frame, inbound.space, inbound.now),
     f.Crypto: lambda rx, frame, inbound: rx._handshake.on_crypto(inbound.level, frame, inbound.now),
     f.HandshakeDone: lambda rx, frame, _: rx._handshake.on_handshake_done(frame),
     f.NewToken: lambda rx, frame, _: rx._handshake.on_new_token(frame),

@@ -36,6 +36,7 @@ K_PERSISTENT_CONGESTION_THRESHOLD: Final = 3
 """Persistent congestion duration as a multiple of the PTO period (RFC 9002 §7.6.1)."""
 
 _SPACES: Final = (PacketSpace.INITIAL, PacketSpace.HANDSHAKE, PacketSpace.APPLICATION)
+_INITIAL, _HANDSHAKE, _APPLICATION = _SPACES  # bound once: enum member lookups are slow in 3.11
 _NEVER: Final = float("-inf")
 """A send time before every other (no packet)."""
 
@@ -289,7 +290,7 @@ class LossRecovery:
         acked = state.remove_acked(ack.ranges)
         if not acked:
             return []
-        if space == PacketSpace.HANDSHAKE:
+        if space == _HANDSHAKE:
             # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
             self._peer_validated = True
         # One pass: the flight, delivery rates, whether any packet elicited an ACK, any was sent on
@@ -406,7 +407,7 @@ class LossRecovery:
         return self._ce_events
 
     def _sample_rtt(self, space: PacketSpace, latest_rtt: float, ack_delay: float, now: float) -> None:
-        if space == PacketSpace.INITIAL:
+        if space == _INITIAL:
             # RFC 9002 §5.3: Initial acknowledgments are not delayed on purpose.
             ack_delay = 0.0
         self.rtt.update(
@@ -501,7 +502,7 @@ class LossRecovery:
 
     def _earliest_loss_time(self) -> tuple[float | None, PacketSpace]:
         earliest: float | None = None
-        earliest_space = PacketSpace.INITIAL
+        earliest_space = _INITIAL
         for space in _SPACES:
             loss_time = self._spaces[space].loss_time
             if loss_time is not None and (earliest is None or loss_time < earliest):
@@ -511,12 +512,9 @@ class LossRecovery:
     def _ack_eliciting_outstanding(self) -> bool:
         # In flight in a space whose PTO may be armed (Application only after confirmation).
         spaces = self._spaces
-        if (
-            spaces[PacketSpace.INITIAL].ack_eliciting_in_flight
-            or spaces[PacketSpace.HANDSHAKE].ack_eliciting_in_flight
-        ):
+        if spaces[_INITIAL].ack_eliciting_in_flight or spaces[_HANDSHAKE].ack_eliciting_in_flight:
             return True
-        return self._handshake_confirmed and spaces[PacketSpace.APPLICATION].ack_eliciting_in_flight > 0
+        return self._handshake_confirmed and spaces[_APPLICATION].ack_eliciting_in_flight > 0
 
     def _pto_time_and_space(self) -> tuple[float | None, PacketSpace]:
         """RFC 9002 §6.2.1 and Appendix A.8 GetPtoTimeAndSpace."""
@@ -536,18 +534,18 @@ class LossRecovery:
             duration = max(cap, self.rtt.pto_base())
         if not self._ack_eliciting_outstanding():
             if self._peer_validated or self._timer_base_at is None:
-                return None, PacketSpace.INITIAL
+                return None, _INITIAL
             # RFC 9002 §6.2.2.1: the client keeps probing so the server is never stuck at its
             # anti-amplification limit; this timer counts from the last event, not from a packet.
-            space = PacketSpace.HANDSHAKE if self._has_handshake_keys else PacketSpace.INITIAL
+            space = _HANDSHAKE if self._has_handshake_keys else _INITIAL
             return self._timer_base_at + duration, space
         earliest: float | None = None
-        earliest_space = PacketSpace.INITIAL
+        earliest_space = _INITIAL
         for space in _SPACES:
             state = self._spaces[space]
             if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
                 continue
-            if space == PacketSpace.APPLICATION:
+            if space == _APPLICATION:
                 # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
                 if not self._handshake_confirmed:
                     break
@@ -620,7 +618,7 @@ class LossRecovery:
         for packet in state.discard():
             if packet.in_flight and not packet.off_path:
                 self.bytes_in_flight -= packet.size_bytes
-        if space == PacketSpace.INITIAL:
+        if space == _INITIAL:
             self._has_handshake_keys = True
         self.pto_count = 0
         if now is not None:
@@ -633,7 +631,7 @@ class LossRecovery:
         (RFC 9001 §4.6.2), but this is neither a loss (statistics) nor a congestion signal. Packet
         numbering continues. Returns the packets forgotten.
         """
-        return self._forget_and_requeue(PacketSpace.APPLICATION)
+        return self._forget_and_requeue(_APPLICATION)
 
     def on_retry_received(self) -> list[SentPacket]:
         """Client: a Retry arrived; restart loss recovery for Initial and 0-RTT (RFC 9002 §6.3).
@@ -645,7 +643,7 @@ class LossRecovery:
         Returns the packets forgotten.
         """
         self.pto_count = 0
-        return self._forget_and_requeue(PacketSpace.INITIAL, PacketSpace.APPLICATION)
+        return self._forget_and_requeue(_INITIAL, _APPLICATION)
 
     def _forget_and_requeue(self, *spaces: PacketSpace) -> list[SentPacket]:
         # Outstanding packets leave flight and report False (re-send the data); not a loss event.

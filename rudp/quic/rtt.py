@@ -42,7 +42,9 @@ class RttEstimator:
         acknowledgment; ``ack_delay`` is the peer-reported delay in seconds (pass 0.0 for Initial
         packets, whose acknowledgments are never intentionally delayed).
         """
-        latest_rtt = max(latest_rtt, 0.0)
+        # (Comparisons rather than min/max/abs calls: this runs for every ACK that samples the RTT.)
+        if latest_rtt < 0.0:
+            latest_rtt = 0.0
         self.latest_rtt = latest_rtt
         if not self.has_sample:
             # RFC 9002 §5.3: the first sample initialises every estimate.
@@ -52,16 +54,19 @@ class RttEstimator:
             self.rttvar = latest_rtt / 2
             return
         # RFC 9002 §5.2: min_rtt is taken before any ack-delay adjustment.
-        self.min_rtt = min(self.min_rtt, latest_rtt)
-        ack_delay = max(ack_delay, 0.0)
-        if handshake_confirmed:
+        if latest_rtt < self.min_rtt:
+            self.min_rtt = latest_rtt
+        if ack_delay < 0.0:
+            ack_delay = 0.0
+        if handshake_confirmed and ack_delay > max_ack_delay:
             # RFC 9002 §5.3: after confirmation the peer cannot claim more than max_ack_delay.
-            ack_delay = min(ack_delay, max_ack_delay)
+            ack_delay = max_ack_delay
         adjusted = latest_rtt
         # RFC 9002 §5.3: never subtract the ack delay if that would go below min_rtt.
         if latest_rtt >= self.min_rtt + ack_delay:
             adjusted = latest_rtt - ack_delay
-        self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.smoothed_rtt - adjusted)
+        deviation = self.smoothed_rtt - adjusted
+        self.rttvar = 0.75 * self.rttvar + 0.25 * (deviation if deviation >= 0.0 else -deviation)
         self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
 
     def reset(self) -> None:
@@ -73,4 +78,5 @@ class RttEstimator:
 
         RFC 9002 §6.2.1.
         """
-        return self.smoothed_rtt + max(4 * self.rttvar, K_GRANULARITY)
+        variation = 4 * self.rttvar
+        return self.smoothed_rtt + (variation if variation > K_GRANULARITY else K_GRANULARITY)

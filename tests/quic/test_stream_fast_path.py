@@ -88,3 +88,51 @@ def test_length_beyond_the_packet_is_an_encoding_error(staged: Staged) -> None:
 def test_data_beyond_the_stream_window_is_a_flow_control_error(staged: Staged) -> None:
     staged.inject(_stream(b"x" * 40, 1 << 29))
     _closed_with(staged, TransportErrorCode.FLOW_CONTROL_ERROR)
+
+
+def _batch(staged: Staged, packets: list[tuple[bytes, int]]) -> None:
+    """Hand the target every ``(payload, packet number)`` as one datagram, all in one call."""
+    staged.now += 0.001
+    items = [(staged.packet(payload, number), staged.source, 0) for payload, number in packets]
+    staged.target.receive_datagrams(items, staged.now)
+    staged.collect()
+
+
+def test_runs_of_packets_in_one_batch_land_as_one_by_one(staged: Staged) -> None:
+    """Consecutive one-frame packets of a batch are handed over as runs (rudp.quic.receive_run): a
+    duplicate inside a run, a gap, the late packet that fills it, a frame type change and a FIN all
+    give the bytes, events and acknowledgments of the packets one by one."""
+    chunks = [bytes([i]) * 300 for i in range(7)]
+    first = staged.next_pn
+    _batch(
+        staged,
+        [
+            (_stream(chunks[0], 0), first),
+            (_stream(chunks[1], 300), first + 1),
+            (_stream(chunks[2], 600, length=300), first + 2),  # another frame type: a new run
+            (_stream(chunks[1], 300), first + 1),  # a duplicate packet of the run: dropped
+            (_stream(chunks[4], 1200), first + 4),  # after a gap: held until the hole fills
+            (_stream(chunks[5], 1500), first + 5),
+            (_stream(chunks[3], 900), first + 3),  # the late one, below the largest received
+            (_stream(chunks[6], 1800, fin=True), first + 6),
+        ],
+    )
+    assert staged.target.close_cause is None
+    assert staged.events.count(ev.StreamReadable(STREAM)) == 1
+    assert _read(staged) == b"".join(chunks)
+    assert staged.target.stream_at_eof(STREAM)
+    tracker = staged.target._spaces.application.ack
+    assert all(tracker.is_duplicate(number) for number in range(first, first + 7))
+    assert not tracker.is_duplicate(first + 7)
+    assert tracker.ack_needed(staged.now)  # RFC 9000 §13.2.1, §13.2.2: out of order, and many
+
+
+def test_a_run_past_the_stream_window_closes_at_the_offending_packet(staged: Staged) -> None:
+    """A run whose data passes the stream limit closes the connection with FLOW_CONTROL_ERROR for that
+    STREAM frame type (RFC 9000 §4.1), as the packets one by one would."""
+    first = staged.next_pn
+    limit = 1 << 29  # far beyond any initial stream window
+    _batch(staged, [(_stream(b"x" * 300, limit - 600 + 300 * i), first + i) for i in range(4)])
+    cause = staged.target.close_cause
+    assert cause is not None and cause.code == TransportErrorCode.FLOW_CONTROL_ERROR and not cause.by_peer
+    assert cause.frame_type == 0x08 | 0x04

@@ -171,6 +171,21 @@ class Assembler:
         self._pending_bytes -= len(run)
         return len(run)
 
+    def insert_pieces(self, offset: int, pieces: list[memoryview], frame_type: int = 0) -> int:
+        """:meth:`insert` for each of ``pieces``, consecutive from ``offset``, in turn; the total
+        :meth:`insert` would return (with the same error, at the same piece)."""
+        if offset == self._read_offset + len(self._ready) and not self._starts:
+            ready = self._ready  # in order with nothing held past a hole: append them all
+            size = len(ready)
+            for piece in pieces:
+                ready += piece
+            return len(ready) - size
+        total = 0
+        for piece in pieces:
+            total += self.insert(offset, piece, frame_type)
+            offset += len(piece)
+        return total
+
     def _merge(self, offset: int, view: memoryview, first: int, last: int) -> int:
         """Merge the piece with runs ``first..last-1`` into the largest of them; return its start."""
         starts, stops, runs = self._starts, self._stops, self._runs

@@ -33,6 +33,9 @@ from rudp.codec.transport_params import TransportParameters
 from rudp.errors import StreamLimitReached, StreamStateError, TransportError, TransportErrorCode
 from rudp.quic.events import StopSendingReceived, StreamOpened, StreamReadable, StreamReset, StreamsAvailable
 from rudp.quic.streams.ids import (
+    SERVER_INITIATED_BIT,
+    TYPE_MASK,
+    UNIDIRECTIONAL_BIT,
     can_receive,
     can_send,
     is_bidirectional,
@@ -63,9 +66,12 @@ class StreamStats:
     """Current connection-level receive window (after auto-tuning)."""
 
 
+_STREAM = int(FrameType.STREAM)  # bound once: enum member lookups are slow in 3.11
+
+
 def _stream_frame_type(frame: Stream) -> int:
     return (
-        FrameType.STREAM
+        _STREAM
         | (0x04 if frame.offset else 0)
         | (0x02 if frame.explicit_length else 0)
         | (0x01 if frame.fin else 0)
@@ -122,8 +128,10 @@ class StreamManager(StreamOutput):
             if self._open_credit[bidi].raise_limit(count):
                 self._announce_streams_available(bidi)
         for entry in self._streams.values():
-            send = entry.send
-            if send is not None and send.credit.raise_limit(self._initial_send_credit(entry.stream_id)):
+            send, stream_id = entry.send, entry.stream_id
+            local = is_local(stream_id, self._is_client)
+            credit = self._initial_send_credit(is_bidirectional(stream_id), local)
+            if send is not None and send.credit.raise_limit(credit):
                 self._stream_blocked.pop(entry.stream_id, None)
                 self._enqueue_if_sendable(entry.stream_id, send)
 
@@ -274,15 +282,18 @@ class StreamManager(StreamOutput):
             TransportError: STREAM_STATE_ERROR, STREAM_LIMIT_ERROR, FLOW_CONTROL_ERROR, FINAL_SIZE_ERROR;
                 PROTOCOL_VIOLATION for data scattered in too many holes (RFC 9000 §21.7).
         """
-        frame_type = _stream_frame_type(frame)
-        entry = self._entry_for_peer_frame(frame.stream_id, frame_type, sending_part=False)
+        self._on_stream(frame.stream_id, frame.offset, frame.data, frame.fin, _stream_frame_type(frame))
+
+    def _on_stream(self, stream_id: int, offset: int, data: BytesLike, fin: bool, frame_type: int) -> None:
+        """:meth:`on_stream` given the frame's fields (``frame_type``: its type byte)."""
+        entry = self._entry_for_peer_frame(stream_id, frame_type, sending_part=False)
         if entry is None or entry.recv is None:
             return
         recv = entry.recv
-        delta = recv.check_data(frame.offset + len(frame.data), frame.fin, frame_type)
+        delta = recv.check_data(offset + len(data), fin, frame_type)
         self._charge_connection(delta, frame_type)
-        if recv.on_data(frame.offset, frame.data, frame.fin, frame_type):
-            self.events.append(StreamReadable(frame.stream_id))
+        if recv.on_data(offset, data, fin, frame_type):
+            self.events.append(StreamReadable(stream_id))
         self._after_recv_change(entry, recv)
 
     def on_stream_data(self, stream_id: int, offset: int, data: BytesLike, frame_type: int) -> None:
@@ -302,8 +313,29 @@ class StreamManager(StreamOutput):
                     if readable:
                         self.events.append(StreamReadable(stream_id))
                     return
-        frame = Stream(stream_id, offset, bytes(data), bool(frame_type & 0x01), bool(frame_type & 0x02))
-        self.on_stream(frame)
+        self._on_stream(stream_id, offset, data, bool(frame_type & 0x01), frame_type)
+
+    def on_stream_pieces(
+        self, stream_id: int, offset: int, end: int, pieces: list[memoryview], frame_type: int
+    ) -> None:
+        """:meth:`on_stream_data` for consecutive STREAM frames of one stream without FIN (``pieces``
+        follow each other from ``offset`` to ``end``, all of type ``frame_type``), in turn: same checks,
+        errors and events, in one step when nothing unusual happens."""
+        entry = self._streams.get(stream_id)
+        if entry is not None and not frame_type & 0x01:
+            recv = entry.recv
+            if recv is not None:
+                window = self._conn_recv
+                taken = recv.take_pieces(offset, end, pieces, frame_type, window.limit - window.received)
+                if taken is not None:
+                    delta, readable = taken
+                    window.received += delta
+                    if readable:
+                        self.events.append(StreamReadable(stream_id))
+                    return
+        for piece in pieces:
+            self.on_stream_data(stream_id, offset, piece, frame_type)
+            offset += len(piece)
 
     def on_reset_stream(self, frame: ResetStream) -> None:
         """Handle RESET_STREAM (RFC 9000 §19.4); its final size counts toward connection credit (§4.5).
@@ -383,15 +415,17 @@ class StreamManager(StreamOutput):
         rather than our receiving part (STREAM, RESET_STREAM, STREAM_DATA_BLOCKED).
         """
         is_client = self._is_client
-        if sending_part and not can_send(stream_id, is_client):
-            raise TransportError(_STATE, f"stream {stream_id} is receive-only for us", frame_type)
-        if not sending_part and not can_receive(stream_id, is_client):
-            raise TransportError(_STATE, f"stream {stream_id} is send-only for us", frame_type)
+        # The stream ID helpers (rudp.quic.streams.ids) inline: asked for every STREAM frame.
+        bidi = not stream_id & UNIDIRECTIONAL_BIT
+        local = (not stream_id & SERVER_INITIATED_BIT) == is_client
+        if not bidi and sending_part != local:
+            direction = "receive-only" if sending_part else "send-only"
+            raise TransportError(_STATE, f"stream {stream_id} is {direction} for us", frame_type)
         entry = self._streams.get(stream_id)
         if entry is not None:
             return entry
-        bidi, index = is_bidirectional(stream_id), stream_index(stream_id)
-        if is_local(stream_id, is_client):
+        index = stream_id >> 2
+        if local:
             # RFC 9000 §19.4, §19.5, §19.8, §19.10, §19.13: a local stream we have not opened yet.
             if index >= self._open_credit[bidi].used:
                 raise TransportError(_STATE, f"stream {stream_id} was not opened", frame_type)
@@ -404,8 +438,9 @@ class StreamManager(StreamOutput):
         if index < self._peer_opened[bidi]:
             return None  # closed already; a late or repeated frame
         # RFC 9000 §3.2: opening a stream opens every lower-numbered stream of the same type.
+        kind = stream_id & TYPE_MASK
         for new_index in range(self._peer_opened[bidi], index + 1):
-            new_id = make_stream_id(new_index, client_initiated=not is_client, bidirectional=bidi)
+            new_id = new_index << 2 | kind
             self._streams[new_id] = self._create(new_id)
             self.events.append(StreamOpened(new_id))
         self._peer_opened[bidi] = index + 1
@@ -431,35 +466,38 @@ class StreamManager(StreamOutput):
         return index < self._peer_opened[bidi]
 
     def _create(self, stream_id: int) -> StreamEntry:
+        # The stream ID helpers (rudp.quic.streams.ids) inline: asked for every new stream.
+        bidi = not stream_id & UNIDIRECTIONAL_BIT
+        local = (not stream_id & SERVER_INITIATED_BIT) == self._is_client
         send = recv = None
-        if can_send(stream_id, self._is_client):
+        if bidi or local:
             send = SendStream(
-                stream_id, credit=self._initial_send_credit(stream_id), buffer_bytes=self._send_buffer_bytes
+                stream_id, credit=self._initial_send_credit(bidi, local), buffer_bytes=self._send_buffer_bytes
             )
-        if can_receive(stream_id, self._is_client):
-            window = self._initial_recv_window(stream_id)
+        if bidi or not local:
+            window = self._initial_recv_window(bidi, local)
             recv = RecvStream(stream_id, window=window, max_window=max(window, self._max_stream_window))
         return StreamEntry(stream_id, send, recv)
 
-    def _initial_send_credit(self, stream_id: int) -> int:
+    def _initial_send_credit(self, bidi: bool, local: bool) -> int:
         # RFC 9000 §18.2: "bidi_local" is for streams the parameter's sender opened; we read the
         # peer's parameters, so our own bidi streams use its "bidi_remote".
         peer = self._peer
         if peer is None:
             return 0
-        if not is_bidirectional(stream_id):
+        if not bidi:
             return peer.initial_max_stream_data_uni
-        if is_local(stream_id, self._is_client):
+        if local:
             return peer.initial_max_stream_data_bidi_remote
         return peer.initial_max_stream_data_bidi_local
 
-    def _initial_recv_window(self, stream_id: int) -> int:
-        local = self._local
-        if not is_bidirectional(stream_id):
-            return local.initial_max_stream_data_uni
-        if is_local(stream_id, self._is_client):
-            return local.initial_max_stream_data_bidi_local
-        return local.initial_max_stream_data_bidi_remote
+    def _initial_recv_window(self, bidi: bool, local: bool) -> int:
+        local_params = self._local
+        if not bidi:
+            return local_params.initial_max_stream_data_uni
+        if local:
+            return local_params.initial_max_stream_data_bidi_local
+        return local_params.initial_max_stream_data_bidi_remote
 
     def _charge_connection(self, delta: int, frame_type: int) -> None:
         """Count ``delta`` new bytes against our connection window (RFC 9000 §4.1)."""

@@ -35,6 +35,7 @@ _ACCEPTING = (RecvState.RECV, RecvState.SIZE_KNOWN)
 # Bound once: in Python 3.11 the enum metaclass's __getattr__ makes each ``RecvState.X`` lookup cost
 # about four global loads (read per STREAM frame, per read).
 _RECV, _DATA_RECVD, _RESET_RECVD = RecvState.RECV, RecvState.DATA_RECVD, RecvState.RESET_RECVD
+_SIZE_KNOWN, _DATA_READ = RecvState.SIZE_KNOWN, RecvState.DATA_READ
 _DONE = (RecvState.DATA_READ, RecvState.RESET_READ)
 _RESET = (RecvState.RESET_RECVD, RecvState.RESET_READ)
 _FINAL_SIZE = TransportErrorCode.FINAL_SIZE_ERROR
@@ -60,7 +61,7 @@ class RecvStream:
 
     def __init__(self, stream_id: int, *, window: int, max_window: int) -> None:
         self.stream_id = stream_id
-        self.state = RecvState.RECV
+        self.state = _RECV
         self.assembler = Assembler()
         self.window = RecvWindow(window, max_window)
         """Stream-level credit we grant (MAX_STREAM_DATA)."""
@@ -148,6 +149,31 @@ class RecvStream:
             return delta, True
         return delta, False
 
+    def take_pieces(
+        self, offset: int, end: int, pieces: list[memoryview], frame_type: int, connection_room: int
+    ) -> tuple[int, bool] | None:
+        """:meth:`take_data` for consecutive ``pieces`` (no FIN) from ``offset`` to ``end`` at once:
+        the STREAM frames of a run of packets. Returns None, having changed nothing, for anything but
+        the clean case, including a frame past a limit (the caller then takes them one by one, which
+        raises at the first offending one and applies those before it)."""
+        if self.state is not _RECV or self.discarding:
+            return None
+        window = self.window
+        if end > window.limit:
+            return None
+        delta = end - self.highest
+        if delta > 0:
+            if delta > connection_room:
+                return None
+            self.highest = end
+            window.received = end
+        else:
+            delta = 0
+        if self.assembler.insert_pieces(offset, pieces, frame_type) and not self._readable_signalled:
+            self._readable_signalled = True
+            return delta, True
+        return delta, False
+
     def on_data(self, offset: int, data: BytesLike, fin: bool, frame_type: int = 0) -> bool:
         """Apply a STREAM frame already validated by :meth:`check_data`.
 
@@ -164,15 +190,15 @@ class RecvStream:
             self.window.received = end
         if fin and self.final_size is None:
             self.final_size = end
-            if self.state is RecvState.RECV:
-                self.state = RecvState.SIZE_KNOWN
+            if self.state is _RECV:
+                self.state = _SIZE_KNOWN
         if self.state not in _ACCEPTING:
             return False  # complete or reset: retransmissions are dropped (RFC 9000 §3.2)
         readable = self.assembler.insert(offset, data, frame_type)
         if self.discarding:
             self.assembler.skip()
         if self.final_size is not None and self.assembler.contiguous_end == self.final_size:
-            self.state = RecvState.DATA_RECVD
+            self.state = _DATA_RECVD
             readable += 1
         self._maybe_data_read()
         if readable and not self._readable_signalled and not self.discarding:
@@ -193,7 +219,7 @@ class RecvStream:
     def _maybe_data_read(self) -> None:
         # RFC 9000 §3.2: once all data up to the final size has been delivered -> Data Read.
         if self.state is _DATA_RECVD and self.assembler.readable_bytes == 0:
-            self.state = RecvState.DATA_READ
+            self.state = _DATA_READ
 
     def on_reset(self, error_code: int, final_size: int, frame_type: int) -> int:
         """Validate and apply RESET_STREAM; return how much it raises :attr:`highest`.

@@ -39,6 +39,7 @@ class SendState(Enum):
 # Tuples, not sets: membership by identity needs no Enum.__hash__ call (these run once per frame).
 _RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
 _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
+_TERMINAL_STATES = (SendState.DATA_RECVD, SendState.RESET_RECVD)  # (enum lookups are slow in 3.11)
 
 
 def _varint_size(value: int) -> int:
@@ -291,7 +292,7 @@ class SendStream:
     @property
     def is_done(self) -> bool:
         """True in a terminal state (Data Recvd, Reset Recvd)."""
-        return self.state in (SendState.DATA_RECVD, SendState.RESET_RECVD)
+        return self.state in _TERMINAL_STATES
 
     @property
     def is_reset(self) -> bool:

@@ -236,3 +236,37 @@ def test_in_order_shortcut_matches_the_general_path(
             elif after == 2:
                 tracker.configure(threshold=jump + 1, max_ack_delay=0.01, reordering_threshold=jump)
         assert _observe(fast, now) == _observe(general, now)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-2, 3), st.integers(1, 12), st.integers(0, 4)), max_size=25),
+    st.booleans(),
+)
+def test_a_run_of_data_packets_equals_them_one_by_one(
+    runs: list[tuple[int, int, int]], general_path: bool
+) -> None:
+    """AckTracker.on_data_packets(first, last): what on_data_packet for first..last in turn does, in
+    order or after a gap, with or without an immediate request, with ACKs sent in between."""
+    kind = _General if general_path else AckTracker
+    batched, single = kind(PacketSpace.APPLICATION), kind(PacketSpace.APPLICATION)
+    pn, now = 0, 0.0
+    for jump, count, after in runs:
+        first = max(0, pn + jump)
+        largest = batched.largest_received
+        if largest is not None and first <= largest:
+            first = largest + 1  # a run starts above what was received (as the receiver's do)
+        last = first + count - 1
+        now += 0.002
+        immediate = after == 4
+        batched.on_data_packets(first, last, now, immediate)
+        for number in range(first, last + 1):
+            single.on_data_packet(number, now, immediate)
+        assert _observe(batched, now) == _observe(single, now)
+        if after == 0:
+            for tracker in (batched, single):
+                tracker.on_ack_sent(now)
+        elif after == 1:
+            for tracker in (batched, single):
+                tracker.configure(threshold=count, max_ack_delay=0.01, reordering_threshold=1)
+        pn = last + 1

@@ -92,3 +92,36 @@ def test_random_chunking_reordering_duplication(
     assert bytes(out) == data
     assert readable == len(data)
     assert assembler.buffered_bytes == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.lists(st.integers(0, 60), min_size=1, max_size=6)), max_size=12
+    ),
+    st.booleans(),
+)
+def test_insert_pieces_equals_one_insert_per_piece(
+    runs: list[tuple[int, list[int]]], read_between: bool
+) -> None:
+    """A run of consecutive pieces lands exactly as the pieces one by one: same readable counts, same
+    bytes in order, same holes (in order or not, overlapping or duplicated)."""
+    data = bytes(range(256)) * 4
+    batched, single = Assembler(), Assembler()
+    for offset, sizes in runs:
+        pieces, position = [], offset
+        for size in sizes:
+            pieces.append(memoryview(data)[position : position + size])
+            position += size
+        expected = 0
+        for piece, start in zip(pieces, [offset + sum(sizes[:i]) for i in range(len(sizes))], strict=True):
+            expected += single.insert(start, piece)
+        assert batched.insert_pieces(offset, pieces) == expected
+        assert (batched.contiguous_end, batched.gaps, batched.buffered_bytes) == (
+            single.contiguous_end,
+            single.gaps,
+            single.buffered_bytes,
+        )
+        if read_between:
+            assert batched.read() == single.read()
+    assert batched.read() == single.read()

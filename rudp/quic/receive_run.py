@@ -1,0 +1,70 @@
+"""A run of data packets within one receive batch, handed over at once (the receive side's mirror
+of packet trains).
+
+During a transfer nearly every 1-RTT packet of a socket wake-up carries one STREAM frame that
+continues the previous packet's data on the same stream, with the next packet number. The receiver
+collects such packets in a :class:`DataRun` and hands the run over in two calls: its data to the
+stream (checked against the same limits, RFC 9000 §4.1, §4.5) and its packet numbers to the ACK
+tracker (RFC 9000 §13.2.1), instead of five calls per packet. The receiver flushes the run before
+anything else can observe the stream or the tracker: another kind of packet, the general receive path,
+an error, the end of the batch. A run holds views into packets of the current batch only, and at
+most :data:`MAX_RUN_PACKETS` of them (data past the flow-control limits is refused at the latest when
+the run is handed over, so what a peer can make us hold is bounded however large a batch is).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MAX_RUN_PACKETS: Final = 64
+"""Packets a run holds at most (then it is handed over and the next one starts a new run)."""
+
+
+class DataRun:
+    """Consecutive packets ``first..last``, each one STREAM frame of type ``kind`` (no FIN) on
+    ``stream_id``, their data ``pieces`` contiguous from ``offset`` to ``end``; empty when ``first``
+    is -1. Owned by the receiver, which fills it with :meth:`extend` or :meth:`start` and empties it
+    with :meth:`take`."""
+
+    __slots__ = ("end", "first", "kind", "last", "offset", "pieces", "stream_id")
+
+    def __init__(self) -> None:
+        self.first = -1
+        self.last = -1
+        self.stream_id = -1
+        self.kind = 0
+        self.offset = 0
+        self.end = 0
+        self.pieces: list[memoryview] = []
+
+    def extend(self, packet_number: int, stream_id: int, offset: int, piece: memoryview, kind: int) -> bool:
+        """Add the packet if it continues the run (the next packet number, the same stream and frame
+        type, data that starts where the run's ends); False, having changed nothing, if not."""
+        if packet_number != self.last + 1 or offset != self.end:
+            return False
+        if stream_id != self.stream_id or kind != self.kind or len(self.pieces) >= MAX_RUN_PACKETS:
+            return False
+        self.last = packet_number
+        self.end = offset + len(piece)
+        self.pieces.append(piece)
+        return True
+
+    def start(self, packet_number: int, stream_id: int, offset: int, piece: memoryview, kind: int) -> None:
+        """Begin a run with this packet (the run must be empty: :meth:`take` it first)."""
+        self.first = self.last = packet_number
+        self.stream_id = stream_id
+        self.kind = kind
+        self.offset = offset
+        self.end = offset + len(piece)
+        self.pieces = [piece]
+
+    def take(self) -> tuple[int, int, int, int, int, list[memoryview], int] | None:
+        """Empty the run; what it held as ``(first, last, stream_id, offset, end, pieces, kind)``, or
+        None if it was empty."""
+        first = self.first
+        if first < 0:
+            return None
+        taken = (first, self.last, self.stream_id, self.offset, self.end, self.pieces, self.kind)
+        self.first = self.last = self.stream_id = -1
+        self.pieces = []
+        return taken

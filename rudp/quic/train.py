@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
-from rudp.codec.frames import Frame, Stream
+from rudp.codec.frames import Frame
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH, PacketProtection
 from rudp.quic.delivery import DeliveryHandler
@@ -131,46 +131,6 @@ class TrainBuilder:
             raise ValueError("no packet is open")
         buf = self._buf
         before = len(buf)
-        if type(frame) is Stream:
-            # RFC 9000 §19.8, as write_frame encodes it (the usual frame of a train, without a Writer).
-            offset = frame.offset
-            data = frame.data
-            explicit = frame.explicit_length
-            buf.append(
-                _STREAM
-                | (_STREAM_OFF if offset else 0)
-                | (_STREAM_LEN if explicit else 0)
-                | (_STREAM_FIN if frame.fin else 0)
-            )
-            # The varints inline for their usual sizes (a small stream ID, a 4-byte offset, a 2-byte
-            # length), _varint for the others.
-            stream_id = frame.stream_id
-            if stream_id <= 0x3F:
-                buf.append(stream_id)
-            else:
-                buf += _varint(stream_id)
-            if offset:
-                if 0x3FFF < offset <= 0x3FFFFFFF:
-                    buf += (0x80000000 | offset).to_bytes(4, "big")
-                else:
-                    buf += _varint(offset)
-            if explicit:
-                length = len(data)
-                if 0x3F < length <= 0x3FFF:
-                    buf += (0x4000 | length).to_bytes(2, "big")
-                else:
-                    buf += _varint(length)
-            buf += data
-            remaining = self._budget - len(buf)
-            if remaining < 0:
-                del buf[before:]
-                raise ValueError("frame does not fit in the packet")
-            self.remaining = remaining
-            # SentPacket.note_frame for the usual frame, inline: STREAM elicits an ACK (RFC 9002 §2).
-            sent.ack_eliciting = sent.in_flight = True
-            if handler is not None:
-                sent.handlers.append(handler)
-            return
         writer = Writer()
         write_frame(writer, frame)
         buf += writer.buffer
@@ -180,6 +140,43 @@ class TrainBuilder:
             raise ValueError("frame does not fit in the packet")
         self.remaining = remaining
         sent.note_frame(frame, handler)
+
+    def push_stream(
+        self, stream_id: int, offset: int, data: bytes, fin: bool, handler: DeliveryHandler
+    ) -> None:
+        """Append a STREAM frame to the open packet (see ``FrameSink.push_stream``): RFC 9000 §19.8, as
+        write_frame encodes it, without a frame object or a Writer."""
+        sent = self._sent
+        if sent is None:
+            raise ValueError("no packet is open")
+        buf = self._buf
+        before = len(buf)
+        buf.append(_STREAM | (_STREAM_OFF if offset else 0) | _STREAM_LEN | (_STREAM_FIN if fin else 0))
+        # The varints inline for their usual sizes (a small stream ID, a 4-byte offset, a 2-byte
+        # length), _varint for the others.
+        if stream_id <= 0x3F:
+            buf.append(stream_id)
+        else:
+            buf += _varint(stream_id)
+        if offset:
+            if 0x3FFF < offset <= 0x3FFFFFFF:
+                buf += (0x80000000 | offset).to_bytes(4, "big")
+            else:
+                buf += _varint(offset)
+        length = len(data)
+        if 0x3F < length <= 0x3FFF:
+            buf += (0x4000 | length).to_bytes(2, "big")
+        else:
+            buf += _varint(length)
+        buf += data
+        remaining = self._budget - len(buf)
+        if remaining < 0:
+            del buf[before:]
+            raise ValueError("frame does not fit in the packet")
+        self.remaining = remaining
+        # SentPacket.note_frame for STREAM, inline: it elicits an ACK (RFC 9002 §2).
+        sent.ack_eliciting = sent.in_flight = True
+        sent.handlers.append(handler)
 
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""

@@ -289,14 +289,20 @@ class StreamOutput:
         True if a stream was found blocked by flow control (a BLOCKED frame may now be queued)."""
         queue, idle, noted = self._queue, 0, False
         conn_send = self._conn_send
+        streams = self._streams
         while queue and idle < len(queue):
             stream_id = queue[0]
-            entry = self._streams.get(stream_id)
+            entry = streams.get(stream_id)
             send = entry.send if entry is not None else None
             credit = conn_send.limit - conn_send.used  # SendCredit.available, inline (per frame)
             if credit < 0:
                 credit = 0
-            if send is None or not send.wants_to_send(credit):
+            # The frame first: next_chunk is None exactly when the stream has nothing it may send
+            # (wants_to_send is False) or no frame of it fits, told apart only then.
+            built = send.next_chunk(sink.remaining, credit) if send is not None else None
+            if built is None:
+                if send is not None and send.wants_to_send(credit):
+                    return noted  # not even a minimal frame of this stream fits
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
                     noted = True
@@ -307,13 +313,10 @@ class StreamOutput:
                 queue.popleft()
                 self._queued.discard(stream_id)
                 continue
-            built = send.next_frame(sink.remaining, credit)
-            if built is None:
-                return noted  # not even a minimal frame of this stream fits
-            frame, new_bytes = built
-            stop = frame.offset + len(frame.data)
-            item = (stream_id, frame.offset, stop, frame.fin)
-            sink.push_frame(frame, Batched(StreamOutput.deliver, self, item))  # acks batched per ACK
+            start, data, fin, new_bytes = built
+            item = (stream_id, start, start + len(data), fin)
+            # (acknowledgments are batched per ACK frame)
+            sink.push_stream(stream_id, start, data, fin, Batched(StreamOutput.deliver, self, item))
             conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0

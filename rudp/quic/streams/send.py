@@ -335,6 +335,16 @@ class SendStream:
         Returns the frame and how many *new* bytes it carries (to charge to connection credit), or
         None when nothing fits or nothing may be sent.
         """
+        built = self.next_chunk(max_size, connection_credit)
+        if built is None:
+            return None
+        start, data, fin, new_bytes = built
+        return Stream(self.stream_id, start, data, fin), new_bytes
+
+    def next_chunk(self, max_size: int, connection_credit: int) -> tuple[int, bytes, bool, int] | None:
+        """:meth:`next_frame`'s frame as its fields: (offset, data, FIN, new bytes), without a frame
+        object (the sender's hot path writes them with ``FrameSink.push_stream``). None exactly when
+        :meth:`wants_to_send` is False or not even a minimal frame fits in ``max_size``."""
         if self.state in _DONE_STATES:
             return None
         buffer = self.buffer
@@ -378,7 +388,7 @@ class SendStream:
             self._fin_pending = False
         if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
             self._after_send(fin)
-        return Stream(self.stream_id, start, data, fin), new_bytes
+        return start, data, fin, new_bytes
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.

@@ -164,6 +164,9 @@ class TrainSender:
         # Key maintenance ran before the first packet; it has nothing to do before this many
         # packets are protected (only this train protects packets with the write key meanwhile).
         quiet = usage.packets_before_due(phase)
+        # Whether the streams have data: write_frames says so when a packet's last frame was cut to fit
+        # (its stream has more); else has_data_to_send() is asked.
+        more = False
         while len(packets) < room:
             if packets and len(packets) >= quiet:
                 try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
@@ -175,7 +178,7 @@ class TrainSender:
                 quiet = len(packets) + usage.packets_before_due(phase)
             size = fixed or self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
-            if not size or not streams.has_data_to_send():
+            if not size or not (more or streams.has_data_to_send()):
                 break
             if window is None:
                 if not self._may_send_new(path, size, now, bool(packets)):
@@ -204,7 +207,7 @@ class TrainSender:
                 ack_first = False
                 answering = ack.answers_flow
                 ack.write_frames(builder)
-                streams.write_frames(builder, now, smoothed_rtt)
+                more = streams.write_frames(builder, now, smoothed_rtt)
                 if (
                     builder.remaining >= 1
                     and not builder.sent_is_ack_eliciting()
@@ -212,7 +215,7 @@ class TrainSender:
                 ):
                     builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
             else:
-                streams.write_frames(builder, now, smoothed_rtt)
+                more = streams.write_frames(builder, now, smoothed_rtt)
             sent = builder.end_packet()
             if sent is None:
                 break

@@ -160,11 +160,13 @@ class StreamOutput:
         that goes anyway, which a MAX_STREAMS not yet urgent rides on."""
         return self.has_data_to_send() or self._peer_limit[True].pending or self._peer_limit[False].pending
 
-    def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> None:
+    def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> bool:
         """Write queued control frames, then STREAM frames, without exceeding ``sink.remaining``.
 
         ``now`` and ``smoothed_rtt`` drive receive-window auto-tuning. STREAM frames never exceed the
         connection or stream credit; blocked frames found while filling the packet follow them.
+        True when the packet ends with a STREAM frame cut to fit, so :meth:`has_data_to_send` is True
+        (its stream has more); False says nothing (a packet train asks :meth:`has_data_to_send` then).
         """
         if self._has_control_frames() and not (
             self._write_resets(sink)
@@ -173,9 +175,14 @@ class StreamOutput:
             and self._write_max_streams(sink)
             and self._write_blocked(sink)
         ):
-            return
-        if self._queue and self._write_streams(sink):
+            return False
+        if not self._queue:
+            return False
+        cut = self._write_streams(sink)
+        if self._stream_blocked or self._conn_send.blocked_pending:
             self._write_blocked(sink)  # blocked frames found while filling the packet
+            return False
+        return cut
 
     def _has_control_frames(self, riding: bool = True) -> bool:
         """True if a control frame may be waiting (the usual answer during a transfer is False);
@@ -286,8 +293,9 @@ class StreamOutput:
     def _write_streams(self, sink: FrameSink) -> bool:
         """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full.
 
-        True if a stream was found blocked by flow control (a BLOCKED frame may now be queued)."""
-        queue, idle, noted = self._queue, 0, False
+        True if the last frame was cut to fit the packet (see :meth:`write_frames`); a stream found
+        blocked by flow control queues its BLOCKED frame (:meth:`_note_blocked`)."""
+        queue, idle = self._queue, 0
         conn_send = self._conn_send
         streams = self._streams
         while queue and idle < len(queue):
@@ -302,10 +310,9 @@ class StreamOutput:
             built = send.next_chunk(sink.remaining, credit) if send is not None else None
             if built is None:
                 if send is not None and send.wants_to_send(credit):
-                    return noted  # not even a minimal frame of this stream fits
+                    return False  # not even a minimal frame of this stream fits
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
-                    noted = True
                     if send.credit.available > 0:  # waits on connection credit only: keep its turn
                         queue.rotate(-1)
                         idle += 1
@@ -313,7 +320,7 @@ class StreamOutput:
                 queue.popleft()
                 self._queued.discard(stream_id)
                 continue
-            start, data, fin, new_bytes = built
+            start, data, fin, new_bytes, cut = built
             item = (stream_id, start, start + len(data), fin)
             # (acknowledgments are batched per ACK frame)
             sink.push_stream(stream_id, start, data, fin, Batched(StreamOutput.deliver, self, item))
@@ -321,8 +328,8 @@ class StreamOutput:
             queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:
-                return noted  # the packet is (nearly) full: don't ask every stream to fail to fit
-        return noted
+                return cut  # the packet is (nearly) full: don't ask every stream to fail to fit
+        return False
 
     # ------------------------------------------------------------------ delivery handlers
 

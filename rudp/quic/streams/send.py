@@ -338,12 +338,16 @@ class SendStream:
         built = self.next_chunk(max_size, connection_credit)
         if built is None:
             return None
-        start, data, fin, new_bytes = built
+        start, data, fin, new_bytes, _ = built
         return Stream(self.stream_id, start, data, fin), new_bytes
 
-    def next_chunk(self, max_size: int, connection_credit: int) -> tuple[int, bytes, bool, int] | None:
-        """:meth:`next_frame`'s frame as its fields: (offset, data, FIN, new bytes), without a frame
-        object (the sender's hot path writes them with ``FrameSink.push_stream``). None exactly when
+    def next_chunk(
+        self, max_size: int, connection_credit: int
+    ) -> tuple[int, bytes, bool, int, bool] | None:
+        """:meth:`next_frame`'s frame as its fields: (offset, data, FIN, new bytes, cut), without a
+        frame object (the sender's hot path writes them with ``FrameSink.push_stream``). ``cut``: the
+        frame was cut to ``max_size``, so the stream has more of the same to send (:meth:`wants_to_send`
+        stays True for ``connection_credit`` less the new bytes). None exactly when
         :meth:`wants_to_send` is False or not even a minimal frame fits in ``max_size``."""
         if self.state in _DONE_STATES:
             return None
@@ -357,6 +361,7 @@ class SendStream:
             stop = min(buffer.end, self.credit.limit, start + connection_credit)
             new_bytes = 1
         length = stop - start
+        cut = False
         if length > 0:
             # RFC 9000 §19.8: type byte, stream ID, offset (when not 0), length; the varint sizes
             # inline (stream_frame_overhead's, without four calls per frame).
@@ -370,6 +375,7 @@ class SendStream:
                 length = max_size - overhead
                 if length <= 0:
                     return None
+                cut = True
         elif (
             not (self._fin_pending and start == self._fin_offset)
             or stream_frame_overhead(self.stream_id, start, 0) > max_size
@@ -388,7 +394,7 @@ class SendStream:
             self._fin_pending = False
         if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
             self._after_send(fin)
-        return start, data, fin, new_bytes
+        return start, data, fin, new_bytes, cut
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.

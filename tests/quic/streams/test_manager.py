@@ -26,7 +26,7 @@ from rudp.quic.events import (
 )
 from rudp.quic.streams import RecvState, SendState, StreamManager
 
-from .helpers import Link, manager, params, write_packet
+from .helpers import FakeSink, Link, manager, params, write_packet
 
 E = TransportErrorCode
 
@@ -329,6 +329,25 @@ def test_data_blocked_and_stream_data_blocked_once_per_limit() -> None:
     assert not client.has_data_to_send()
     client.on_max_data(MaxData(5000))
     assert client.has_data_to_send()
+
+
+def test_write_frames_true_only_when_more_stream_data_waits() -> None:
+    """write_frames' True (the last frame was cut to fit) means has_data_to_send, which a packet train
+    then does not ask; with ample credit and with streams blocked by either credit, many streams,
+    small and large packets."""
+    for max_data, stream_data in ((1 << 20, 1 << 20), (6000, 2500)):
+        client = manager(is_client=True, peer=params(max_data=max_data, stream_data=stream_data))
+        streams = [client.open_stream() for _ in range(4)]
+        for index, stream_id in enumerate(streams):
+            client.send(stream_id, bytes(700 * (index + 1)), fin=index == 2)
+        answers = []
+        for size in itertools.cycle((1200, 90, 400)):
+            if not client.has_data_to_send():
+                break
+            answer = client.write_frames(FakeSink(size), 0.0, 0.0)
+            answers.append(answer)
+            assert client.has_data_to_send() or not answer
+        assert answers.count(True) > 5 and not answers[-1]
 
 
 # ---------------------------------------------------------------- reset and stop sending

@@ -214,6 +214,8 @@ class TrainSender:
                     and self._ack_only_needs_ping(answering)
                 ):
                     builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
+            elif more:  # the last packet ended with a frame cut to fit: only STREAM frames can wait
+                more = streams.write_more_frames(builder)
             else:
                 more = streams.write_frames(builder, now, smoothed_rtt)
             sent = builder.end_packet()

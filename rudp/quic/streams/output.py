@@ -176,13 +176,7 @@ class StreamOutput:
             and self._write_blocked(sink)
         ):
             return False
-        if not self._queue:
-            return False
-        cut = self._write_streams(sink)
-        if self._stream_blocked or self._conn_send.blocked_pending:
-            self._write_blocked(sink)  # blocked frames found while filling the packet
-            return False
-        return cut
+        return bool(self._queue) and self.write_more_frames(sink)
 
     def _has_control_frames(self, riding: bool = True) -> bool:
         """True if a control frame may be waiting (the usual answer during a transfer is False);
@@ -290,11 +284,15 @@ class StreamOutput:
                 )
         return True
 
-    def _write_streams(self, sink: FrameSink) -> bool:
-        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full.
+    def write_more_frames(self, sink: FrameSink) -> bool:
+        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full,
+        then the blocked frames found meanwhile (:meth:`_note_blocked`); :meth:`write_frames`' answer.
 
-        True if the last frame was cut to fit the packet (see :meth:`write_frames`); a stream found
-        blocked by flow control queues its BLOCKED frame (:meth:`_note_blocked`)."""
+        :meth:`write_frames` calls it after the control frames; a packet train calls it alone for the
+        packet after one :meth:`write_frames` (or this) answered True, when nothing else ran in between:
+        no control frame can be waiting then (that packet wrote them all before its STREAM frames and
+        left no blocked frame; only a received frame, a timer or the application queues more)."""
+        cut = False
         queue, idle = self._queue, 0
         conn_send = self._conn_send
         streams = self._streams
@@ -310,7 +308,7 @@ class StreamOutput:
             built = send.next_chunk(sink.remaining, credit) if send is not None else None
             if built is None:
                 if send is not None and send.wants_to_send(credit):
-                    return False  # not even a minimal frame of this stream fits
+                    break  # not even a minimal frame of this stream fits
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
                     if send.credit.available > 0:  # waits on connection credit only: keep its turn
@@ -328,8 +326,12 @@ class StreamOutput:
             queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:
-                return cut  # the packet is (nearly) full: don't ask every stream to fail to fit
-        return False
+                break  # the packet is (nearly) full: don't ask every stream to fail to fit
+            cut = False
+        if self._stream_blocked or self._conn_send.blocked_pending:
+            self._write_blocked(sink)  # blocked frames found while filling the packet
+            return False
+        return cut
 
     # ------------------------------------------------------------------ delivery handlers
 

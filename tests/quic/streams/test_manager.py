@@ -350,6 +350,40 @@ def test_write_frames_true_only_when_more_stream_data_waits() -> None:
         assert answers.count(True) > 5 and not answers[-1]
 
 
+def _train_writes(*, train: bool) -> list[tuple[bool, list[object]]]:
+    """Packets of a server with window updates due and data on four streams, two blocked by stream
+    credit and all by connection credit: each write's answer and frames (``train``: after a True
+    answer, only write_more_frames, as a packet train)."""
+    local, peer = params(stream_data=1000, max_data=1000), params(max_data=5200, stream_data=1500)
+    server = manager(is_client=False, local=local, peer=peer)
+    server.on_stream(Stream(0, 0, b"x" * 600))
+    server.on_stream(Stream(4, 0, b"x" * 400))
+    server.read(0)  # MAX_DATA and MAX_STREAM_DATA due
+    for index in range(4):
+        stream_id = server.open_stream()
+        server.send(stream_id, bytes(1000 * (index + 1)))
+    writes: list[tuple[bool, list[object]]] = []
+    answer = False
+    for size in itertools.cycle((1200, 60, 700)):
+        if not (answer or server.has_data_to_send()):
+            break
+        sink = FakeSink(size)
+        answer = server.write_more_frames(sink) if train and answer else server.write_frames(sink, 0.0, 0.1)
+        writes.append((answer, [frame for frame, _ in sink.frames]))
+    return writes
+
+
+def test_write_more_frames_after_true_writes_what_write_frames_would() -> None:
+    """A packet train's write_more_frames (after a True answer) writes exactly the frames and gives
+    the answers write_frames would, control and blocked frames included."""
+    train, general = _train_writes(train=True), _train_writes(train=False)
+    assert train == general
+    frames = [frame for _, packet in general for frame in packet]
+    kinds = {MaxData, MaxStreamData, Stream, StreamDataBlocked, DataBlocked}
+    assert {type(frame) for frame in frames} >= kinds
+    assert sum(answer for answer, _ in general) > 3
+
+
 # ---------------------------------------------------------------- reset and stop sending
 
 

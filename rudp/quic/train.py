@@ -55,7 +55,8 @@ class TrainBuilder:
         "_budget",
         "_buf",
         "_dcid",
-        "_first_byte",
+        "_dcid_int",
+        "_header_int",
         "_header_size",
         "_largest_acked",
         "_packet_number",
@@ -63,7 +64,6 @@ class TrainBuilder:
         "_pn_length",
         "_pn_limit",
         "_pn_mask",
-        "_pn_value",
         "_protection",
         "_sent",
         "now",
@@ -75,22 +75,24 @@ class TrainBuilder:
         self.remaining = 0
         """Bytes left for frames in the open packet (an attribute, kept by :meth:`push_frame`)."""
         self._dcid = dcid
+        self._dcid_int = int.from_bytes(dcid, "big")
         self._largest_acked = largest_acked
         self._buf = bytearray()
         self._budget = 0
         self._sent: SentPacket | None = None
         self._protection: PacketProtection | None = None
-        self._first_byte = 0
         self._packet_number = 0
         self._header_size = 1 + len(dcid)
-        self._pn_value = 0
+        self._header_int = 0
+        """The open packet's header (RFC 9000 §17.3.1) as one big-endian integer: first byte, the
+        destination connection ID and the truncated packet number, unprotected."""
         self._pn_length = 1
         self._pn_limit = -1
         """Packet numbers below this one keep :attr:`_pn_length` (truncated by :attr:`_pn_mask`)."""
         self._pn_mask = 0
-        self._pending: list[tuple[PacketProtection, int, int, int, bytes]] = []
-        """Closed packets awaiting header protection: (keys, first byte, truncated packet number, its
-        length, AEAD output)."""
+        self._pending: list[tuple[PacketProtection, int, int, bytes]] = []
+        """Closed packets awaiting header protection: (keys, header as :attr:`_header_int`, packet
+        number length, AEAD output)."""
 
     def start_packet(
         self, size: int, protection: PacketProtection, first_byte: int, packet_number: int
@@ -115,10 +117,14 @@ class TrainBuilder:
         # (packet number, space, sent at, size, ack-eliciting, in flight, handlers)
         self._sent = SentPacket(packet_number, _APPLICATION, self.now, 0, False, False, [])
         self._protection = protection
-        self._first_byte = first_byte | (pn_length - 1)
         self._packet_number = packet_number
-        self._pn_value = pn_value
         self._pn_length = pn_length
+        pn_bits = 8 * pn_length
+        self._header_int = (
+            ((first_byte | (pn_length - 1)) << (8 * self._header_size - 8 + pn_bits))
+            | (self._dcid_int << pn_bits)
+            | pn_value
+        )
         self._buf = bytearray()
         self._budget = budget
         self.remaining = budget
@@ -203,12 +209,11 @@ class TrainBuilder:
             buf += bytes(short)  # PADDING frames
             length += short
             sent.in_flight = True
-        first_byte = self._first_byte
-        pn_value = self._pn_value
-        header = bytes((first_byte,)) + self._dcid + pn_value.to_bytes(pn_length, "big")
-        sealed = protection.seal(header, buf, self._packet_number)
-        sent.size_bytes = self._header_size + pn_length + length + TAG_LENGTH
-        self._pending.append((protection, first_byte, pn_value, pn_length, sealed))
+        header_int = self._header_int
+        header_length = self._header_size + pn_length
+        sealed = protection.seal(header_int.to_bytes(header_length, "big"), buf, self._packet_number)
+        sent.size_bytes = header_length + length + TAG_LENGTH
+        self._pending.append((protection, header_int, pn_length, sealed))
         return sent
 
     def finish(self) -> list[bytes]:
@@ -218,7 +223,8 @@ class TrainBuilder:
         pending = self._pending
         self._pending = []
         out: list[bytes] = []
-        head = self._dcid
+        header_size = self._header_size
+        first_shift = 8 * header_size - 8  # the first byte's bits above the packet number's
         count = len(pending)
         start = 0
         while start < count:
@@ -230,16 +236,18 @@ class TrainBuilder:
                 if entry[0] is not protection:
                     break
                 # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte.
-                pn_length = entry[3]
-                samples += entry[4][SAMPLE_OFFSET - pn_length : SAMPLE_OFFSET + SAMPLE_LENGTH - pn_length]
+                pn_length = entry[2]
+                samples += entry[3][SAMPLE_OFFSET - pn_length : SAMPLE_OFFSET + SAMPLE_LENGTH - pn_length]
                 stop += 1
             masks = protection.header_masks(bytes(samples))
             at = 0
             for index in range(start, stop):
-                _, first_byte, pn_value, pn_length, sealed = pending[index]
-                first = first_byte ^ (masks[at] & _SHORT_FIRST_BYTE_MASK)
-                masked = pn_value ^ int.from_bytes(masks[at + 1 : at + 1 + pn_length], "big")
-                out.append(bytes((first,)) + head + masked.to_bytes(pn_length, "big") + sealed)
+                _, header_int, pn_length, sealed = pending[index]
+                # The first byte's low bits, then the packet number (the low bytes of the header).
+                header_int ^= ((masks[at] & _SHORT_FIRST_BYTE_MASK) << (first_shift + 8 * pn_length)) | (
+                    int.from_bytes(masks[at + 1 : at + 1 + pn_length], "big")
+                )
+                out.append(header_int.to_bytes(header_size + pn_length, "big") + sealed)
                 at += SAMPLE_LENGTH
             start = stop
         return out

@@ -57,6 +57,10 @@ def _reference(keys: list[PacketProtection], largest_acked: int) -> tuple[list[b
     return datagrams, records
 
 
+def _ignore(acked: bool) -> None:
+    """A delivery handler that does nothing."""
+
+
 def _train(keys: list[PacketProtection], largest_acked: int) -> tuple[list[bytes], list[SentPacket]]:
     builder = TrainBuilder(NOW, DCID, largest_acked)
     records = []
@@ -65,7 +69,10 @@ def _train(keys: list[PacketProtection], largest_acked: int) -> tuple[list[bytes
         assert builder.start_packet(1452, key, FIXED_BIT | phase, number)
         for frame in frames:
             assert builder.remaining >= 8
-            builder.push_frame(frame, None)
+            if type(frame) is Stream:  # as the streams write them: by their fields
+                builder.push_stream(frame.stream_id, frame.offset, frame.data, frame.fin, _ignore)
+            else:
+                builder.push_frame(frame, None)
         sent = builder.end_packet()
         assert sent is not None
         records.append(sent)

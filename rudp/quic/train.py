@@ -155,30 +155,30 @@ class TrainBuilder:
         sent = self._sent
         if sent is None:
             raise ValueError("no packet is open")
-        buf = self._buf
-        before = len(buf)
-        buf.append(_STREAM | (_STREAM_OFF if offset else 0) | _STREAM_LEN | (_STREAM_FIN if fin else 0))
-        # The varints inline for their usual sizes (a small stream ID, a 4-byte offset, a 2-byte
-        # length), _varint for the others.
-        if stream_id <= 0x3F:
-            buf.append(stream_id)
-        else:
-            buf += _varint(stream_id)
-        if offset:
-            if 0x3FFF < offset <= 0x3FFFFFFF:
-                buf += (0x80000000 | offset).to_bytes(4, "big")
-            else:
-                buf += _varint(offset)
         length = len(data)
-        if 0x3F < length <= 0x3FFF:
-            buf += (0x4000 | length).to_bytes(2, "big")
+        if stream_id <= 0x3F and 0x3FFF < offset <= 0x3FFFFFFF and 0x3F < length <= 0x3FFF:
+            # The usual frame of a train: a small stream ID, a 4-byte offset and a 2-byte length,
+            # its 8 header bytes as one integer.
+            header = (
+                (_STREAM | _STREAM_OFF | _STREAM_LEN | (_STREAM_FIN if fin else 0)) << 56
+                | stream_id << 48
+                | (0x80000000 | offset) << 16
+                | 0x4000
+                | length
+            ).to_bytes(8, "big")
         else:
-            buf += _varint(length)
-        buf += data
-        remaining = self._budget - len(buf)
+            header = (
+                bytes((_STREAM | (_STREAM_OFF if offset else 0) | _STREAM_LEN | (_STREAM_FIN if fin else 0),))
+                + _varint(stream_id)
+                + (_varint(offset) if offset else b"")
+                + _varint(length)
+            )
+        remaining = self.remaining - len(header) - length
         if remaining < 0:
-            del buf[before:]
             raise ValueError("frame does not fit in the packet")
+        buf = self._buf
+        buf += header
+        buf += data
         self.remaining = remaining
         # SentPacket.note_frame for STREAM, inline: it elicits an ACK (RFC 9002 §2).
         sent.ack_eliciting = sent.in_flight = True

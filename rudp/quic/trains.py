@@ -167,15 +167,16 @@ class TrainSender:
         # Whether the streams have data: write_frames says so when a packet's last frame was cut to fit
         # (its stream has more); else has_data_to_send() is asked.
         more = False
-        while len(packets) < room:
-            if packets and len(packets) >= quiet:
+        count = 0  # len(packets)
+        while count < room:
+            if count >= quiet and count:
                 try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
                     usage.maintain(phase, now, confirmed=confirmed, qlog=qlog)
                 except TransportError as exc:
                     self._lifecycle.on_local_error(exc, now)
                     alive = False
                     break
-                quiet = len(packets) + usage.packets_before_due(phase)
+                quiet = count + usage.packets_before_due(phase)
             size = fixed or self._datagram_budget(path)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer.
             if not size or not (more or streams.has_data_to_send()):
@@ -239,6 +240,7 @@ class TrainSender:
             if not fixed:
                 path.on_datagram_sent(size)  # RFC 9000 §8.1: the next budget counts this one
             packets.append(sent)
+            count += 1
             total += size
             eliciting = eliciting or sent.ack_eliciting
         if window is not None:

@@ -123,6 +123,10 @@ def test_frame_too_large_is_refused_and_undone() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         builder.push_frame(Stream(4, 0, bytes(room), False))
     assert builder.remaining == room
+    for offset in (0, 70_000):  # the general and the usual (8-byte header) STREAM encodings
+        with pytest.raises(ValueError, match="does not fit"):
+            builder.push_stream(4, offset, bytes(room - 3), False, _ignore)
+        assert builder.remaining == room
     builder.push_frame(Ping(), None)  # an ack-eliciting frame that fits...
     room -= 1
     with pytest.raises(ValueError, match="does not fit"):

@@ -39,6 +39,7 @@ class SendState(Enum):
 # Tuples, not sets: membership by identity needs no Enum.__hash__ call (these run once per frame).
 _RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
 _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
+_READY = SendState.READY  # read once per frame: a module name, not the Enum class's attribute lookup
 
 
 def _varint_size(value: int) -> int:
@@ -358,7 +359,14 @@ class SendStream:
             new_bytes = 0
         else:
             start = buffer.next_offset
-            stop = min(buffer.end, self.credit.limit, start + connection_credit)
+            # min(buffer end, stream credit, connection credit), without the builtin's call
+            stop = buffer.end
+            limit = self.credit.limit
+            if limit < stop:
+                stop = limit
+            limit = start + connection_credit
+            if limit < stop:
+                stop = limit
             new_bytes = 1
         length = stop - start
         cut = False
@@ -392,7 +400,7 @@ class SendStream:
         fin = self._fin_pending and stop == self._fin_offset
         if fin:
             self._fin_pending = False
-        if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
+        if fin or self.state is _READY:  # a state change (in Send, only a FIN moves it)
             self._after_send(fin)
         return start, data, fin, new_bytes, cut
 

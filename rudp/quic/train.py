@@ -15,6 +15,10 @@ sender; this module only builds packets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+from struct import Struct
+
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
 from rudp.codec.frames import Frame
@@ -30,6 +34,21 @@ _STREAM_LEN = 0x02
 _STREAM_FIN = 0x01
 _MIN_FRAME_ROOM = 8  # as DatagramBuilder.start_packet: no packet without room for a small frame
 _APPLICATION = PacketSpace.APPLICATION
+_PN_FORMATS = {1: "B", 2: "H", 3: "3s", 4: "I"}  # a truncated packet number's field (3 bytes: as bytes)
+_USUAL_STREAM_HEADER = Struct(">BBIH").pack
+"""The header of a train's usual STREAM frame: type, a 1-byte stream ID, a 4-byte offset varint (its
+0b10 prefix included), a 2-byte length varint (0b01 prefix included)."""
+
+_HeaderCodec = tuple[Callable[..., bytes], Callable[[bytes, int], tuple[int, int | bytes]]]
+
+
+@cache
+def _header_codec(dcid_length: int, pn_length: int) -> _HeaderCodec:
+    """A short header's packer (first byte, DCID, truncated packet number: RFC 9000 §17.3.1) and the
+    reader of a header-protection mask's first byte and packet number mask (RFC 9001 §5.4.1), for
+    ``dcid_length``-byte connection IDs and ``pn_length``-byte numbers (3 bytes: the number as bytes)."""
+    field = _PN_FORMATS[pn_length]
+    return Struct(f">B{dcid_length}s{field}").pack, Struct(f">B{field}").unpack_from
 
 
 def _varint(value: int) -> bytes:
@@ -55,8 +74,8 @@ class TrainBuilder:
         "_budget",
         "_buf",
         "_dcid",
-        "_dcid_int",
-        "_header_int",
+        "_first_byte",
+        "_header_codec",
         "_header_size",
         "_largest_acked",
         "_packet_number",
@@ -64,6 +83,7 @@ class TrainBuilder:
         "_pn_length",
         "_pn_limit",
         "_pn_mask",
+        "_pn_value",
         "_protection",
         "_sent",
         "now",
@@ -75,7 +95,6 @@ class TrainBuilder:
         self.remaining = 0
         """Bytes left for frames in the open packet (an attribute, kept by :meth:`push_frame`)."""
         self._dcid = dcid
-        self._dcid_int = int.from_bytes(dcid, "big")
         self._largest_acked = largest_acked
         self._buf = bytearray()
         self._budget = 0
@@ -83,16 +102,17 @@ class TrainBuilder:
         self._protection: PacketProtection | None = None
         self._packet_number = 0
         self._header_size = 1 + len(dcid)
-        self._header_int = 0
-        """The open packet's header (RFC 9000 §17.3.1) as one big-endian integer: first byte, the
-        destination connection ID and the truncated packet number, unprotected."""
+        self._first_byte = 0
+        self._pn_value = 0
+        self._header_codec = _header_codec(len(dcid), 1)
+        """:func:`_header_codec` of the open packet's packet number length."""
         self._pn_length = 1
         self._pn_limit = -1
         """Packet numbers below this one keep :attr:`_pn_length` (truncated by :attr:`_pn_mask`)."""
         self._pn_mask = 0
-        self._pending: list[tuple[PacketProtection, int, int, bytes]] = []
-        """Closed packets awaiting header protection: (keys, header as :attr:`_header_int`, packet
-        number length, AEAD output)."""
+        self._pending: list[tuple[PacketProtection, int, int, int, bytes]] = []
+        """Closed packets awaiting header protection: (keys, first byte, truncated packet number, its
+        length, AEAD output)."""
 
     def start_packet(
         self, size: int, protection: PacketProtection, first_byte: int, packet_number: int
@@ -111,20 +131,17 @@ class TrainBuilder:
             largest = -1 if self._largest_acked is None else self._largest_acked
             self._pn_limit = largest + (1 << (8 * pn_length - 1))
             self._pn_mask = (1 << (8 * pn_length)) - 1
+            self._header_codec = _header_codec(len(self._dcid), pn_length)
         budget = size - (self._header_size + pn_length + TAG_LENGTH)
         if budget < _MIN_FRAME_ROOM:
             return False
         # (packet number, space, sent at, size, ack-eliciting, in flight, handlers)
         self._sent = SentPacket(packet_number, _APPLICATION, self.now, 0, False, False, [])
         self._protection = protection
+        self._first_byte = first_byte | (pn_length - 1)
         self._packet_number = packet_number
+        self._pn_value = pn_value
         self._pn_length = pn_length
-        pn_bits = 8 * pn_length
-        self._header_int = (
-            ((first_byte | (pn_length - 1)) << (8 * self._header_size - 8 + pn_bits))
-            | (self._dcid_int << pn_bits)
-            | pn_value
-        )
         self._buf = bytearray()
         self._budget = budget
         self.remaining = budget
@@ -157,15 +174,13 @@ class TrainBuilder:
             raise ValueError("no packet is open")
         length = len(data)
         if stream_id <= 0x3F and 0x3FFF < offset <= 0x3FFFFFFF and 0x3F < length <= 0x3FFF:
-            # The usual frame of a train: a small stream ID, a 4-byte offset and a 2-byte length,
-            # its 8 header bytes as one integer.
-            header = (
-                (_STREAM | _STREAM_OFF | _STREAM_LEN | (_STREAM_FIN if fin else 0)) << 56
-                | stream_id << 48
-                | (0x80000000 | offset) << 16
-                | 0x4000
-                | length
-            ).to_bytes(8, "big")
+            # The usual frame of a train: a small stream ID, a 4-byte offset and a 2-byte length.
+            header = _USUAL_STREAM_HEADER(
+                _STREAM | _STREAM_OFF | _STREAM_LEN | (_STREAM_FIN if fin else 0),
+                stream_id,
+                0x80000000 | offset,
+                0x4000 | length,
+            )
         else:
             header = (
                 bytes((_STREAM | (_STREAM_OFF if offset else 0) | _STREAM_LEN | (_STREAM_FIN if fin else 0),))
@@ -209,11 +224,13 @@ class TrainBuilder:
             buf += bytes(short)  # PADDING frames
             length += short
             sent.in_flight = True
-        header_int = self._header_int
-        header_length = self._header_size + pn_length
-        sealed = protection.seal(header_int.to_bytes(header_length, "big"), buf, self._packet_number)
-        sent.size_bytes = header_length + length + TAG_LENGTH
-        self._pending.append((protection, header_int, pn_length, sealed))
+        first_byte, pn_value = self._first_byte, self._pn_value
+        header = self._header_codec[0](
+            first_byte, self._dcid, pn_value if pn_length != 3 else pn_value.to_bytes(3, "big")
+        )
+        sealed = protection.seal(header, buf, self._packet_number)
+        sent.size_bytes = self._header_size + pn_length + length + TAG_LENGTH
+        self._pending.append((protection, first_byte, pn_value, pn_length, sealed))
         return sent
 
     def finish(self) -> list[bytes]:
@@ -223,8 +240,7 @@ class TrainBuilder:
         pending = self._pending
         self._pending = []
         out: list[bytes] = []
-        header_size = self._header_size
-        first_shift = 8 * header_size - 8  # the first byte's bits above the packet number's
+        dcid = self._dcid
         count = len(pending)
         start = 0
         while start < count:
@@ -236,18 +252,27 @@ class TrainBuilder:
                 if entry[0] is not protection:
                     break
                 # RFC 9001 §5.4.2: the sample starts 4 bytes after the packet number's first byte.
-                pn_length = entry[2]
-                samples += entry[3][SAMPLE_OFFSET - pn_length : SAMPLE_OFFSET + SAMPLE_LENGTH - pn_length]
+                pn_length = entry[3]
+                samples += entry[4][SAMPLE_OFFSET - pn_length : SAMPLE_OFFSET + SAMPLE_LENGTH - pn_length]
                 stop += 1
             masks = protection.header_masks(bytes(samples))
             at = 0
+            codec_length = 0
+            pack, unpack = self._header_codec
             for index in range(start, stop):
-                _, header_int, pn_length, sealed = pending[index]
-                # The first byte's low bits, then the packet number (the low bytes of the header).
-                header_int ^= ((masks[at] & _SHORT_FIRST_BYTE_MASK) << (first_shift + 8 * pn_length)) | (
-                    int.from_bytes(masks[at + 1 : at + 1 + pn_length], "big")
-                )
-                out.append(header_int.to_bytes(header_size + pn_length, "big") + sealed)
+                _, first_byte, pn_value, pn_length, sealed = pending[index]
+                if pn_length != codec_length:
+                    pack, unpack = _header_codec(len(dcid), pn_length)
+                    codec_length = pn_length
+                # The first byte's low bits and the packet number's bytes (RFC 9001 §5.4.1).
+                first_mask, pn_mask = unpack(masks, at)
+                first_byte ^= first_mask & _SHORT_FIRST_BYTE_MASK
+                if isinstance(pn_mask, int):
+                    header = pack(first_byte, dcid, pn_value ^ pn_mask)
+                else:  # a 3-byte packet number (as bytes)
+                    masked = pn_value ^ int.from_bytes(pn_mask, "big")
+                    header = pack(first_byte, dcid, masked.to_bytes(3, "big"))
+                out.append(header + sealed)
                 at += SAMPLE_LENGTH
             start = stop
         return out

@@ -185,11 +185,11 @@ def test_ack_first_then_data() -> None:
 @pytest.mark.parametrize("largest_acked", [None, 10, 32_700])
 def test_packet_number_length_grows_within_a_train(largest_acked: int | None) -> None:
     # RFC 9000 §17.1: a train keeps a packet number length while twice the distance to the largest
-    # acknowledged fits it; numbers crossing 1->2 and 2->3 bytes (2 * 128 needs 9 bits) get the bytes
-    # DatagramBuilder writes for each.
+    # acknowledged fits it; numbers crossing 1->2, 2->3 and 3->4 bytes (2 * 128 needs 9 bits) get the
+    # bytes DatagramBuilder writes for each.
     keys = _keys(CipherSuite.AES_128_GCM_SHA256, Version.V1)
     base = -1 if largest_acked is None else largest_acked
-    numbers = [base + distance for distance in (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769)]
+    numbers = [base + distance for distance in (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769, 1 << 23, (1 << 23) + 1)]
     expected = []
     for number in numbers:
         reference = DatagramBuilder(1452, NOW)
@@ -212,4 +212,4 @@ def test_packet_number_length_grows_within_a_train(largest_acked: int | None) ->
         assert builder.end_packet() is not None
     got = builder.finish()
     assert got == expected
-    assert len({len(datagram) for datagram in got}) == 3  # 1-, 2- and 3-byte packet numbers
+    assert len({len(datagram) for datagram in got}) == 4  # 1- to 4-byte packet numbers

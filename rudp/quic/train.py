@@ -25,7 +25,7 @@ from rudp.codec.frames import Frame
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH, PacketProtection
 from rudp.quic.delivery import DeliveryHandler
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
 
 _SHORT_FIRST_BYTE_MASK = 0x1F  # RFC 9001 §5.4.1: a short header's reserved, key phase and PN length bits
 _STREAM = 0x08  # RFC 9000 §19.8: the STREAM type and its OFF, LEN and FIN bits
@@ -135,8 +135,7 @@ class TrainBuilder:
         budget = size - (self._header_size + pn_length + TAG_LENGTH)
         if budget < _MIN_FRAME_ROOM:
             return False
-        # (packet number, space, sent at, size, ack-eliciting, in flight, handlers)
-        self._sent = SentPacket(packet_number, _APPLICATION, self.now, 0, False, False, [])
+        self._sent = open_sent_packet(packet_number, _APPLICATION, self.now)
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
         self._packet_number = packet_number

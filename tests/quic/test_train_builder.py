@@ -4,6 +4,8 @@ same SentPacket records; header protection is batched, across a key update too; 
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from rudp.codec.codes import Version
@@ -12,7 +14,7 @@ from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.quic.packetizer import DatagramBuilder
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
 from rudp.quic.train import TrainBuilder
 
 DCID = bytes(range(8))
@@ -189,7 +191,8 @@ def test_packet_number_length_grows_within_a_train(largest_acked: int | None) ->
     # bytes DatagramBuilder writes for each.
     keys = _keys(CipherSuite.AES_128_GCM_SHA256, Version.V1)
     base = -1 if largest_acked is None else largest_acked
-    numbers = [base + distance for distance in (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769, 1 << 23, (1 << 23) + 1)]
+    distances = (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769, 1 << 23, (1 << 23) + 1)
+    numbers = [base + distance for distance in distances]
     expected = []
     for number in numbers:
         reference = DatagramBuilder(1452, NOW)
@@ -213,3 +216,14 @@ def test_packet_number_length_grows_within_a_train(largest_acked: int | None) ->
     got = builder.finish()
     assert got == expected
     assert len({len(datagram) for datagram in got}) == 4  # 1- to 4-byte packet numbers
+
+
+def test_open_sent_packet_is_the_constructors_record() -> None:
+    """The train's record factory sets every SentPacket field as the constructor does (a field added
+    to SentPacket and not to the factory fails here), with a list of handlers of its own."""
+    ours = open_sent_packet(7, PacketSpace.APPLICATION, NOW)
+    theirs = SentPacket(7, PacketSpace.APPLICATION, NOW, 0, False, False, [])
+    for field in fields(SentPacket):
+        assert getattr(ours, field.name) == getattr(theirs, field.name), field.name
+    assert ours == theirs
+    assert ours.handlers is not open_sent_packet(8, PacketSpace.APPLICATION, NOW).handlers

@@ -34,6 +34,8 @@ _STREAM_LEN = 0x02
 _STREAM_FIN = 0x01
 _MIN_FRAME_ROOM = 8  # as DatagramBuilder.start_packet: no packet without room for a small frame
 _APPLICATION = PacketSpace.APPLICATION
+_SAMPLED = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH
+"""RFC 9001 §5.4.2: the packet number and payload bytes a header-protection sample needs."""
 _PN_FORMATS = {1: "B", 2: "H", 3: "3s", 4: "I"}  # a truncated packet number's field (3 bytes: as bytes)
 _USUAL_STREAM_HEADER = Struct(">BBIH").pack
 """The header of a train's usual STREAM frame: type, a 1-byte stream ID, a 4-byte offset varint (its
@@ -78,6 +80,7 @@ class TrainBuilder:
         "_header_codec",
         "_header_size",
         "_largest_acked",
+        "_overhead",
         "_packet_number",
         "_pending",
         "_pn_length",
@@ -106,6 +109,8 @@ class TrainBuilder:
         self._pn_value = 0
         self._header_codec = _header_codec(len(dcid), 1)
         """:func:`_header_codec` of the open packet's packet number length."""
+        self._overhead = self._header_size + 1 + TAG_LENGTH
+        """The open packet's bytes but its payload: header and AEAD tag."""
         self._pn_length = 1
         self._pn_limit = -1
         """Packet numbers below this one keep :attr:`_pn_length` (truncated by :attr:`_pn_mask`)."""
@@ -132,7 +137,8 @@ class TrainBuilder:
             self._pn_limit = largest + (1 << (8 * pn_length - 1))
             self._pn_mask = (1 << (8 * pn_length)) - 1
             self._header_codec = _header_codec(len(self._dcid), pn_length)
-        budget = size - (self._header_size + pn_length + TAG_LENGTH)
+            self._overhead = self._header_size + pn_length + TAG_LENGTH
+        budget = size - self._overhead
         if budget < _MIN_FRAME_ROOM:
             return False
         self._sent = open_sent_packet(packet_number, _APPLICATION, self.now)
@@ -218,7 +224,7 @@ class TrainBuilder:
         pn_length = self._pn_length
         length = len(buf)
         # RFC 9001 §5.4.2: the packet number and ciphertext must cover the sample (min_payload_length).
-        short = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length - length
+        short = _SAMPLED - pn_length - length
         if short > 0:
             buf += bytes(short)  # PADDING frames
             length += short
@@ -228,7 +234,7 @@ class TrainBuilder:
             first_byte, self._dcid, pn_value if pn_length != 3 else pn_value.to_bytes(3, "big")
         )
         sealed = protection.seal(header, buf, self._packet_number)
-        sent.size_bytes = self._header_size + pn_length + length + TAG_LENGTH
+        sent.size_bytes = self._overhead + length
         self._pending.append((protection, first_byte, pn_value, pn_length, sealed))
         return sent
 

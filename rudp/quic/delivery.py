@@ -65,6 +65,14 @@ class FrameSink(Protocol):
         """
         ...
 
+    def push_stream(
+        self, stream_id: int, offset: int, data: bytes, fin: bool, handler: DeliveryHandler
+    ) -> None:
+        """:meth:`push_frame` of ``Stream(stream_id, offset, data, fin)`` (RFC 9000 §19.8, with its
+        Length field), the frame of every packet of a transfer: a sink may write it without the
+        frame object."""
+        ...
+
 
 class PacketSink(FrameSink, Protocol):
     """The packet being built, as the packetizer's frame sources see it (a

@@ -11,7 +11,7 @@ from operator import itemgetter
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
-from rudp.codec.frames import Frame
+from rudp.codec.frames import Frame, Stream
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
 from rudp.quic.delivery import DeliveryHandler
@@ -79,6 +79,12 @@ class DatagramBuilder:
             del payload[before:]
             raise ValueError("frame does not fit in the packet")
         sent.note_frame(frame, handler)
+
+    def push_stream(
+        self, stream_id: int, offset: int, data: bytes, fin: bool, handler: DeliveryHandler
+    ) -> None:
+        """Append a STREAM frame (see ``FrameSink.push_stream``)."""
+        self.push_frame(Stream(stream_id, offset, data, fin), handler)
 
     def require_padding(self) -> None:
         """The datagram must be padded to 1200 bytes (see ``PacketSink.require_padding``)."""

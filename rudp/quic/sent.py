@@ -92,6 +92,36 @@ class SentPacket:
             self.handlers.append(handler)
 
 
+_new_object = object.__new__
+
+
+def open_sent_packet(packet_number: int, space: PacketSpace, sent_at: float) -> SentPacket:
+    """``SentPacket(packet_number, space, sent_at, 0, False, False, [])``, the record of a packet
+    being written (nothing in it yet), without the class call: a dataclass ``__init__`` called through
+    the type costs more than its eighteen stores, and packet trains make one record per packet. Every
+    other field has its default (tests hold it to the constructor's record)."""
+    packet = _new_object(SentPacket)
+    packet.packet_number = packet_number
+    packet.space = space
+    packet.sent_at = sent_at
+    packet.size_bytes = 0
+    packet.ack_eliciting = False
+    packet.in_flight = False
+    packet.handlers = []
+    packet.is_crypto = False
+    packet.largest_acked_in_ack = None
+    packet.is_pmtu_probe = False
+    packet.off_path = False
+    packet.ect0 = False
+    packet.delivered = 0
+    packet.delivered_at = 0.0
+    packet.first_sent_at = 0.0
+    packet.is_app_limited = False
+    packet.tx_in_flight = 0
+    packet.lost_at_send = 0
+    return packet
+
+
 class SentPackets:
     """The send-side ledger of one packet number space (RFC 9002 Appendix A.1).
 

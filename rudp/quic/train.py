@@ -15,13 +15,17 @@ sender; this module only builds packets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+from struct import Struct
+
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
-from rudp.codec.frames import Frame, Stream
+from rudp.codec.frames import Frame
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH, PacketProtection
 from rudp.quic.delivery import DeliveryHandler
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
 
 _SHORT_FIRST_BYTE_MASK = 0x1F  # RFC 9001 §5.4.1: a short header's reserved, key phase and PN length bits
 _STREAM = 0x08  # RFC 9000 §19.8: the STREAM type and its OFF, LEN and FIN bits
@@ -30,6 +34,23 @@ _STREAM_LEN = 0x02
 _STREAM_FIN = 0x01
 _MIN_FRAME_ROOM = 8  # as DatagramBuilder.start_packet: no packet without room for a small frame
 _APPLICATION = PacketSpace.APPLICATION
+_SAMPLED = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH
+"""RFC 9001 §5.4.2: the packet number and payload bytes a header-protection sample needs."""
+_PN_FORMATS = {1: "B", 2: "H", 3: "3s", 4: "I"}  # a truncated packet number's field (3 bytes: as bytes)
+_USUAL_STREAM_HEADER = Struct(">BBIH").pack
+"""The header of a train's usual STREAM frame: type, a 1-byte stream ID, a 4-byte offset varint (its
+0b10 prefix included), a 2-byte length varint (0b01 prefix included)."""
+
+_HeaderCodec = tuple[Callable[..., bytes], Callable[[bytes, int], tuple[int, int | bytes]]]
+
+
+@cache
+def _header_codec(dcid_length: int, pn_length: int) -> _HeaderCodec:
+    """A short header's packer (first byte, DCID, truncated packet number: RFC 9000 §17.3.1) and the
+    reader of a header-protection mask's first byte and packet number mask (RFC 9001 §5.4.1), for
+    ``dcid_length``-byte connection IDs and ``pn_length``-byte numbers (3 bytes: the number as bytes)."""
+    field = _PN_FORMATS[pn_length]
+    return Struct(f">B{dcid_length}s{field}").pack, Struct(f">B{field}").unpack_from
 
 
 def _varint(value: int) -> bytes:
@@ -56,8 +77,10 @@ class TrainBuilder:
         "_buf",
         "_dcid",
         "_first_byte",
+        "_header_codec",
         "_header_size",
         "_largest_acked",
+        "_overhead",
         "_packet_number",
         "_pending",
         "_pn_length",
@@ -80,10 +103,14 @@ class TrainBuilder:
         self._budget = 0
         self._sent: SentPacket | None = None
         self._protection: PacketProtection | None = None
-        self._first_byte = 0
         self._packet_number = 0
         self._header_size = 1 + len(dcid)
+        self._first_byte = 0
         self._pn_value = 0
+        self._header_codec = _header_codec(len(dcid), 1)
+        """:func:`_header_codec` of the open packet's packet number length."""
+        self._overhead = self._header_size + 1 + TAG_LENGTH
+        """The open packet's bytes but its payload: header and AEAD tag."""
         self._pn_length = 1
         self._pn_limit = -1
         """Packet numbers below this one keep :attr:`_pn_length` (truncated by :attr:`_pn_mask`)."""
@@ -109,11 +136,12 @@ class TrainBuilder:
             largest = -1 if self._largest_acked is None else self._largest_acked
             self._pn_limit = largest + (1 << (8 * pn_length - 1))
             self._pn_mask = (1 << (8 * pn_length)) - 1
-        budget = size - (self._header_size + pn_length + TAG_LENGTH)
+            self._header_codec = _header_codec(len(self._dcid), pn_length)
+            self._overhead = self._header_size + pn_length + TAG_LENGTH
+        budget = size - self._overhead
         if budget < _MIN_FRAME_ROOM:
             return False
-        # (packet number, space, sent at, size, ack-eliciting, in flight, handlers)
-        self._sent = SentPacket(packet_number, _APPLICATION, self.now, 0, False, False, [])
+        self._sent = open_sent_packet(packet_number, _APPLICATION, self.now)
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
         self._packet_number = packet_number
@@ -131,46 +159,6 @@ class TrainBuilder:
             raise ValueError("no packet is open")
         buf = self._buf
         before = len(buf)
-        if type(frame) is Stream:
-            # RFC 9000 §19.8, as write_frame encodes it (the usual frame of a train, without a Writer).
-            offset = frame.offset
-            data = frame.data
-            explicit = frame.explicit_length
-            buf.append(
-                _STREAM
-                | (_STREAM_OFF if offset else 0)
-                | (_STREAM_LEN if explicit else 0)
-                | (_STREAM_FIN if frame.fin else 0)
-            )
-            # The varints inline for their usual sizes (a small stream ID, a 4-byte offset, a 2-byte
-            # length), _varint for the others.
-            stream_id = frame.stream_id
-            if stream_id <= 0x3F:
-                buf.append(stream_id)
-            else:
-                buf += _varint(stream_id)
-            if offset:
-                if 0x3FFF < offset <= 0x3FFFFFFF:
-                    buf += (0x80000000 | offset).to_bytes(4, "big")
-                else:
-                    buf += _varint(offset)
-            if explicit:
-                length = len(data)
-                if 0x3F < length <= 0x3FFF:
-                    buf += (0x4000 | length).to_bytes(2, "big")
-                else:
-                    buf += _varint(length)
-            buf += data
-            remaining = self._budget - len(buf)
-            if remaining < 0:
-                del buf[before:]
-                raise ValueError("frame does not fit in the packet")
-            self.remaining = remaining
-            # SentPacket.note_frame for the usual frame, inline: STREAM elicits an ACK (RFC 9002 §2).
-            sent.ack_eliciting = sent.in_flight = True
-            if handler is not None:
-                sent.handlers.append(handler)
-            return
         writer = Writer()
         write_frame(writer, frame)
         buf += writer.buffer
@@ -180,6 +168,41 @@ class TrainBuilder:
             raise ValueError("frame does not fit in the packet")
         self.remaining = remaining
         sent.note_frame(frame, handler)
+
+    def push_stream(
+        self, stream_id: int, offset: int, data: bytes, fin: bool, handler: DeliveryHandler
+    ) -> None:
+        """Append a STREAM frame to the open packet (see ``FrameSink.push_stream``): RFC 9000 §19.8, as
+        write_frame encodes it, without a frame object or a Writer."""
+        sent = self._sent
+        if sent is None:
+            raise ValueError("no packet is open")
+        length = len(data)
+        if stream_id <= 0x3F and 0x3FFF < offset <= 0x3FFFFFFF and 0x3F < length <= 0x3FFF:
+            # The usual frame of a train: a small stream ID, a 4-byte offset and a 2-byte length.
+            header = _USUAL_STREAM_HEADER(
+                _STREAM | _STREAM_OFF | _STREAM_LEN | (_STREAM_FIN if fin else 0),
+                stream_id,
+                0x80000000 | offset,
+                0x4000 | length,
+            )
+        else:
+            header = (
+                bytes((_STREAM | (_STREAM_OFF if offset else 0) | _STREAM_LEN | (_STREAM_FIN if fin else 0),))
+                + _varint(stream_id)
+                + (_varint(offset) if offset else b"")
+                + _varint(length)
+            )
+        remaining = self.remaining - len(header) - length
+        if remaining < 0:
+            raise ValueError("frame does not fit in the packet")
+        buf = self._buf
+        buf += header
+        buf += data
+        self.remaining = remaining
+        # SentPacket.note_frame for STREAM, inline: it elicits an ACK (RFC 9002 §2).
+        sent.ack_eliciting = sent.in_flight = True
+        sent.handlers.append(handler)
 
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""
@@ -217,16 +240,17 @@ class TrainBuilder:
         pn_length = self._pn_length
         length = len(buf)
         # RFC 9001 §5.4.2: the packet number and ciphertext must cover the sample (min_payload_length).
-        short = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length - length
+        short = _SAMPLED - pn_length - length
         if short > 0:
             buf += bytes(short)  # PADDING frames
             length += short
             sent.in_flight = True
-        first_byte = self._first_byte
-        pn_value = self._pn_value
-        header = bytes((first_byte,)) + self._dcid + pn_value.to_bytes(pn_length, "big")
+        first_byte, pn_value = self._first_byte, self._pn_value
+        header = self._header_codec[0](
+            first_byte, self._dcid, pn_value if pn_length != 3 else pn_value.to_bytes(3, "big")
+        )
         sealed = protection.seal(header, buf, self._packet_number)
-        sent.size_bytes = self._header_size + pn_length + length + TAG_LENGTH
+        sent.size_bytes = self._overhead + length
         self._pending.append((protection, first_byte, pn_value, pn_length, sealed))
         return sent
 
@@ -237,7 +261,7 @@ class TrainBuilder:
         pending = self._pending
         self._pending = []
         out: list[bytes] = []
-        head = self._dcid
+        dcid = self._dcid
         count = len(pending)
         start = 0
         while start < count:
@@ -254,11 +278,22 @@ class TrainBuilder:
                 stop += 1
             masks = protection.header_masks(bytes(samples))
             at = 0
+            codec_length = 0
+            pack, unpack = self._header_codec
             for index in range(start, stop):
                 _, first_byte, pn_value, pn_length, sealed = pending[index]
-                first = first_byte ^ (masks[at] & _SHORT_FIRST_BYTE_MASK)
-                masked = pn_value ^ int.from_bytes(masks[at + 1 : at + 1 + pn_length], "big")
-                out.append(bytes((first,)) + head + masked.to_bytes(pn_length, "big") + sealed)
+                if pn_length != codec_length:
+                    pack, unpack = _header_codec(len(dcid), pn_length)
+                    codec_length = pn_length
+                # The first byte's low bits and the packet number's bytes (RFC 9001 §5.4.1).
+                first_mask, pn_mask = unpack(masks, at)
+                first_byte ^= first_mask & _SHORT_FIRST_BYTE_MASK
+                if isinstance(pn_mask, int):
+                    header = pack(first_byte, dcid, pn_value ^ pn_mask)
+                else:  # a 3-byte packet number (as bytes)
+                    masked = pn_value ^ int.from_bytes(pn_mask, "big")
+                    header = pack(first_byte, dcid, masked.to_bytes(3, "big"))
+                out.append(header + sealed)
                 at += SAMPLE_LENGTH
             start = stop
         return out

@@ -167,8 +167,12 @@ class TrainSender:
         # Key maintenance ran before the first packet; it has nothing to do before this many
         # packets are protected (only this train protects packets with the write key meanwhile).
         quiet = usage.packets_before_due(phase)
-        while len(packets) < room:
-            if packets and len(packets) >= quiet:
+        # Whether the streams have data: write_frames says so when a packet's last frame was cut to fit
+        # (its stream has more); else has_data_to_send() is asked.
+        more = False
+        count = 0  # len(packets)
+        while count < room:
+            if count >= quiet and count:
                 try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
                     # (Handshake.confirmed is recovery's flag; only a received datagram moves it)
                     usage.maintain(phase, now, confirmed=recovery.handshake_confirmed, qlog=qlog)
@@ -176,10 +180,11 @@ class TrainSender:
                     self._lifecycle.on_local_error(exc, now)
                     alive = False
                     break
-                quiet = len(packets) + usage.packets_before_due(phase)
+                quiet = count + usage.packets_before_due(phase)
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer
-            # (ready() just found data for the first packet: asked again only after one).
-            if packets and not streams.has_data_to_send():
+            # (ready() just found data for the first packet; after one, the streams are asked again
+            # unless its last frame was cut to fit: that stream has more).
+            if count and not (more or streams.has_data_to_send()):
                 self.drained = True
                 break
             size = fixed or self._datagram_budget(path)
@@ -214,15 +219,17 @@ class TrainSender:
                 taken = ack.take_encoded_ack(now)  # the bytes of ack.write_frames, without a frame
                 if taken is not None:
                     builder.push_ack(*taken)
-                streams.write_frames(builder, now, smoothed_rtt)
+                more = streams.write_frames(builder, now, smoothed_rtt)
                 if (
                     builder.remaining >= 1
                     and not builder.sent_is_ack_eliciting()
                     and self._ack_only_needs_ping(answering)
                 ):
                     builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
+            elif more:  # the last packet ended with a frame cut to fit: only STREAM frames can wait
+                more = streams.write_more_frames(builder)
             else:
-                streams.write_frames(builder, now, smoothed_rtt)
+                more = streams.write_frames(builder, now, smoothed_rtt)
             sent = builder.end_packet()
             if sent is None:
                 break
@@ -244,6 +251,7 @@ class TrainSender:
             if not fixed:
                 path.on_datagram_sent(size)  # RFC 9000 §8.1: the next budget counts this one
             packets.append(sent)
+            count += 1
             total += size
             eliciting = eliciting or sent.ack_eliciting
         if window is not None:

@@ -4,6 +4,8 @@ same SentPacket records; header protection is batched, across a key update too; 
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from rudp.codec.buffer import Writer
@@ -14,7 +16,7 @@ from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.quic.packetizer import DatagramBuilder
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
 from rudp.quic.train import TrainBuilder
 
 DCID = bytes(range(8))
@@ -59,6 +61,10 @@ def _reference(keys: list[PacketProtection], largest_acked: int) -> tuple[list[b
     return datagrams, records
 
 
+def _ignore(acked: bool) -> None:
+    """A delivery handler that does nothing."""
+
+
 def _train(keys: list[PacketProtection], largest_acked: int) -> tuple[list[bytes], list[SentPacket]]:
     builder = TrainBuilder(NOW, DCID, largest_acked)
     records = []
@@ -67,7 +73,10 @@ def _train(keys: list[PacketProtection], largest_acked: int) -> tuple[list[bytes
         assert builder.start_packet(1452, key, FIXED_BIT | phase, number)
         for frame in frames:
             assert builder.remaining >= 8
-            builder.push_frame(frame, None)
+            if type(frame) is Stream:  # as the streams write them: by their fields
+                builder.push_stream(frame.stream_id, frame.offset, frame.data, frame.fin, _ignore)
+            else:
+                builder.push_frame(frame, None)
         sent = builder.end_packet()
         assert sent is not None
         records.append(sent)
@@ -118,6 +127,10 @@ def test_frame_too_large_is_refused_and_undone() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         builder.push_frame(Stream(4, 0, bytes(room), False))
     assert builder.remaining == room
+    for offset in (0, 70_000):  # the general and the usual (8-byte header) STREAM encodings
+        with pytest.raises(ValueError, match="does not fit"):
+            builder.push_stream(4, offset, bytes(room - 3), False, _ignore)
+        assert builder.remaining == room
     builder.push_frame(Ping(), None)  # an ack-eliciting frame that fits...
     room -= 1
     with pytest.raises(ValueError, match="does not fit"):
@@ -176,11 +189,12 @@ def test_ack_first_then_data() -> None:
 @pytest.mark.parametrize("largest_acked", [None, 10, 32_700])
 def test_packet_number_length_grows_within_a_train(largest_acked: int | None) -> None:
     # RFC 9000 §17.1: a train keeps a packet number length while twice the distance to the largest
-    # acknowledged fits it; numbers crossing 1->2 and 2->3 bytes (2 * 128 needs 9 bits) get the bytes
-    # DatagramBuilder writes for each.
+    # acknowledged fits it; numbers crossing 1->2, 2->3 and 3->4 bytes (2 * 128 needs 9 bits) get the
+    # bytes DatagramBuilder writes for each.
     keys = _keys(CipherSuite.AES_128_GCM_SHA256, Version.V1)
     base = -1 if largest_acked is None else largest_acked
-    numbers = [base + distance for distance in (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769)]
+    distances = (1, 2, 126, 127, 128, 129, 300, 32_767, 32_768, 32_769, 1 << 23, (1 << 23) + 1)
+    numbers = [base + distance for distance in distances]
     expected = []
     for number in numbers:
         reference = DatagramBuilder(1452, NOW)
@@ -203,7 +217,7 @@ def test_packet_number_length_grows_within_a_train(largest_acked: int | None) ->
         assert builder.end_packet() is not None
     got = builder.finish()
     assert got == expected
-    assert len({len(datagram) for datagram in got}) == 3  # 1-, 2- and 3-byte packet numbers
+    assert len({len(datagram) for datagram in got}) == 4  # 1- to 4-byte packet numbers
 
 
 def test_encoded_ack_is_the_ack_frame_bytes() -> None:
@@ -243,3 +257,14 @@ def test_encoded_ack_is_the_ack_frame_bytes() -> None:
     builder.push_ack(bytes((2, 5, 0, 0, 0)), 5, delivered.append)
     sent = builder.end_packet()
     assert sent is not None and not sent.ack_eliciting and sent.largest_acked_in_ack == 5
+
+
+def test_open_sent_packet_is_the_constructors_record() -> None:
+    """The train's record factory sets every SentPacket field as the constructor does (a field added
+    to SentPacket and not to the factory fails here), with a list of handlers of its own."""
+    ours = open_sent_packet(7, PacketSpace.APPLICATION, NOW)
+    theirs = SentPacket(7, PacketSpace.APPLICATION, NOW, 0, False, False, [])
+    for field in fields(SentPacket):
+        assert getattr(ours, field.name) == getattr(theirs, field.name), field.name
+    assert ours == theirs
+    assert ours.handlers is not open_sent_packet(8, PacketSpace.APPLICATION, NOW).handlers

@@ -160,11 +160,13 @@ class StreamOutput:
         that goes anyway, which a MAX_STREAMS not yet urgent rides on."""
         return self.has_data_to_send() or self._peer_limit[True].pending or self._peer_limit[False].pending
 
-    def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> None:
+    def write_frames(self, sink: FrameSink, now: float, smoothed_rtt: float) -> bool:
         """Write queued control frames, then STREAM frames, without exceeding ``sink.remaining``.
 
         ``now`` and ``smoothed_rtt`` drive receive-window auto-tuning. STREAM frames never exceed the
         connection or stream credit; blocked frames found while filling the packet follow them.
+        True when the packet ends with a STREAM frame cut to fit, so :meth:`has_data_to_send` is True
+        (its stream has more); False says nothing (a packet train asks :meth:`has_data_to_send` then).
         """
         if self._has_control_frames() and not (
             self._write_resets(sink)
@@ -173,9 +175,8 @@ class StreamOutput:
             and self._write_max_streams(sink)
             and self._write_blocked(sink)
         ):
-            return
-        if self._queue and self._write_streams(sink):
-            self._write_blocked(sink)  # blocked frames found while filling the packet
+            return False
+        return bool(self._queue) and self.write_more_frames(sink)
 
     def _has_control_frames(self, riding: bool = True) -> bool:
         """True if a control frame may be waiting (the usual answer during a transfer is False);
@@ -283,23 +284,33 @@ class StreamOutput:
                 )
         return True
 
-    def _write_streams(self, sink: FrameSink) -> bool:
-        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full.
+    def write_more_frames(self, sink: FrameSink) -> bool:
+        """STREAM frames, one per stream in turn (round robin), until the packet or the credit is full,
+        then the blocked frames found meanwhile (:meth:`_note_blocked`); :meth:`write_frames`' answer.
 
-        True if a stream was found blocked by flow control (a BLOCKED frame may now be queued)."""
-        queue, idle, noted = self._queue, 0, False
+        :meth:`write_frames` calls it after the control frames; a packet train calls it alone for the
+        packet after one :meth:`write_frames` (or this) answered True, when nothing else ran in between:
+        no control frame can be waiting then (that packet wrote them all before its STREAM frames and
+        left no blocked frame; only a received frame, a timer or the application queues more)."""
+        cut = False
+        queue, idle = self._queue, 0
         conn_send = self._conn_send
+        streams = self._streams
         while queue and idle < len(queue):
             stream_id = queue[0]
-            entry = self._streams.get(stream_id)
+            entry = streams.get(stream_id)
             send = entry.send if entry is not None else None
             credit = conn_send.limit - conn_send.used  # SendCredit.available, inline (per frame)
             if credit < 0:
                 credit = 0
-            if send is None or not send.wants_to_send(credit):
+            # The frame first: next_chunk is None exactly when the stream has nothing it may send
+            # (wants_to_send is False) or no frame of it fits, told apart only then.
+            built = send.next_chunk(sink.remaining, credit) if send is not None else None
+            if built is None:
+                if send is not None and send.wants_to_send(credit):
+                    break  # not even a minimal frame of this stream fits
                 if send is not None and send.has_unsent_data and not send.is_reset:
                     self._note_blocked(stream_id, send)
-                    noted = True
                     if send.credit.available > 0:  # waits on connection credit only: keep its turn
                         queue.rotate(-1)
                         idle += 1
@@ -307,19 +318,20 @@ class StreamOutput:
                 queue.popleft()
                 self._queued.discard(stream_id)
                 continue
-            built = send.next_frame(sink.remaining, credit)
-            if built is None:
-                return noted  # not even a minimal frame of this stream fits
-            frame, new_bytes = built
-            stop = frame.offset + len(frame.data)
-            item = (stream_id, frame.offset, stop, frame.fin)
-            sink.push_frame(frame, Batched(StreamOutput.deliver, self, item))  # acks batched per ACK
+            start, data, fin, new_bytes, cut = built
+            item = (stream_id, start, start + len(data), fin)
+            # (acknowledgments are batched per ACK frame)
+            sink.push_stream(stream_id, start, data, fin, Batched(StreamOutput.deliver, self, item))
             conn_send.used += new_bytes
             queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:
-                return noted  # the packet is (nearly) full: don't ask every stream to fail to fit
-        return noted
+                break  # the packet is (nearly) full: don't ask every stream to fail to fit
+            cut = False
+        if self._stream_blocked or self._conn_send.blocked_pending:
+            self._write_blocked(sink)  # blocked frames found while filling the packet
+            return False
+        return cut
 
     # ------------------------------------------------------------------ delivery handlers
 

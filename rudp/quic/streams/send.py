@@ -40,6 +40,7 @@ class SendState(Enum):
 _RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
 _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
 _TERMINAL_STATES = (SendState.DATA_RECVD, SendState.RESET_RECVD)  # (enum lookups are slow in 3.11)
+_READY = SendState.READY  # read once per frame: a module name, not the Enum class's attribute lookup
 
 
 def _varint_size(value: int) -> int:
@@ -336,6 +337,20 @@ class SendStream:
         Returns the frame and how many *new* bytes it carries (to charge to connection credit), or
         None when nothing fits or nothing may be sent.
         """
+        built = self.next_chunk(max_size, connection_credit)
+        if built is None:
+            return None
+        start, data, fin, new_bytes, _ = built
+        return Stream(self.stream_id, start, data, fin), new_bytes
+
+    def next_chunk(
+        self, max_size: int, connection_credit: int
+    ) -> tuple[int, bytes, bool, int, bool] | None:
+        """:meth:`next_frame`'s frame as its fields: (offset, data, FIN, new bytes, cut), without a
+        frame object (the sender's hot path writes them with ``FrameSink.push_stream``). ``cut``: the
+        frame was cut to ``max_size``, so the stream has more of the same to send (:meth:`wants_to_send`
+        stays True for ``connection_credit`` less the new bytes). None exactly when
+        :meth:`wants_to_send` is False or not even a minimal frame fits in ``max_size``."""
         if self.state in _DONE_STATES:
             return None
         buffer = self.buffer
@@ -345,9 +360,17 @@ class SendStream:
             new_bytes = 0
         else:
             start = buffer.next_offset
-            stop = min(buffer.end, self.credit.limit, start + connection_credit)
+            # min(buffer end, stream credit, connection credit), without the builtin's call
+            stop = buffer.end
+            limit = self.credit.limit
+            if limit < stop:
+                stop = limit
+            limit = start + connection_credit
+            if limit < stop:
+                stop = limit
             new_bytes = 1
         length = stop - start
+        cut = False
         if length > 0:
             # RFC 9000 §19.8: type byte, stream ID, offset (when not 0), length; the varint sizes
             # inline (stream_frame_overhead's, without four calls per frame).
@@ -361,6 +384,7 @@ class SendStream:
                 length = max_size - overhead
                 if length <= 0:
                     return None
+                cut = True
         elif (
             not (self._fin_pending and start == self._fin_offset)
             or stream_frame_overhead(self.stream_id, start, 0) > max_size
@@ -377,9 +401,9 @@ class SendStream:
         fin = self._fin_pending and stop == self._fin_offset
         if fin:
             self._fin_pending = False
-        if fin or self.state is SendState.READY:  # a state change (in Send, only a FIN moves it)
+        if fin or self.state is _READY:  # a state change (in Send, only a FIN moves it)
             self._after_send(fin)
-        return Stream(self.stream_id, start, data, fin), new_bytes
+        return start, data, fin, new_bytes, cut
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.

@@ -44,6 +44,11 @@ class FakeSink:
         self._remaining -= size
         self.frames.append((frame, handler))
 
+    def push_stream(
+        self, stream_id: int, offset: int, data: bytes, fin: bool, handler: DeliveryHandler
+    ) -> None:
+        self.push_frame(Stream(stream_id, offset, data, fin), handler)
+
     def of_type(self, kind: type[F]) -> list[F]:
         return [frame for frame, _ in self.frames if isinstance(frame, kind)]
 

@@ -26,7 +26,7 @@ from rudp.quic.events import (
 )
 from rudp.quic.streams import RecvState, SendState, StreamManager
 
-from .helpers import Link, manager, params, write_packet
+from .helpers import FakeSink, Link, manager, params, write_packet
 
 E = TransportErrorCode
 
@@ -329,6 +329,59 @@ def test_data_blocked_and_stream_data_blocked_once_per_limit() -> None:
     assert not client.has_data_to_send()
     client.on_max_data(MaxData(5000))
     assert client.has_data_to_send()
+
+
+def test_write_frames_true_only_when_more_stream_data_waits() -> None:
+    """write_frames' True (the last frame was cut to fit) means has_data_to_send, which a packet train
+    then does not ask; with ample credit and with streams blocked by either credit, many streams,
+    small and large packets."""
+    for max_data, stream_data in ((1 << 20, 1 << 20), (6000, 2500)):
+        client = manager(is_client=True, peer=params(max_data=max_data, stream_data=stream_data))
+        streams = [client.open_stream() for _ in range(4)]
+        for index, stream_id in enumerate(streams):
+            client.send(stream_id, bytes(700 * (index + 1)), fin=index == 2)
+        answers = []
+        for size in itertools.cycle((1200, 90, 400)):
+            if not client.has_data_to_send():
+                break
+            answer = client.write_frames(FakeSink(size), 0.0, 0.0)
+            answers.append(answer)
+            assert client.has_data_to_send() or not answer
+        assert answers.count(True) > 5 and not answers[-1]
+
+
+def _train_writes(*, train: bool) -> list[tuple[bool, list[object]]]:
+    """Packets of a server with window updates due and data on four streams, two blocked by stream
+    credit and all by connection credit: each write's answer and frames (``train``: after a True
+    answer, only write_more_frames, as a packet train)."""
+    local, peer = params(stream_data=1000, max_data=1000), params(max_data=5200, stream_data=1500)
+    server = manager(is_client=False, local=local, peer=peer)
+    server.on_stream(Stream(0, 0, b"x" * 600))
+    server.on_stream(Stream(4, 0, b"x" * 400))
+    server.read(0)  # MAX_DATA and MAX_STREAM_DATA due
+    for index in range(4):
+        stream_id = server.open_stream()
+        server.send(stream_id, bytes(1000 * (index + 1)))
+    writes: list[tuple[bool, list[object]]] = []
+    answer = False
+    for size in itertools.cycle((1200, 60, 700)):
+        if not (answer or server.has_data_to_send()):
+            break
+        sink = FakeSink(size)
+        answer = server.write_more_frames(sink) if train and answer else server.write_frames(sink, 0.0, 0.1)
+        writes.append((answer, [frame for frame, _ in sink.frames]))
+    return writes
+
+
+def test_write_more_frames_after_true_writes_what_write_frames_would() -> None:
+    """A packet train's write_more_frames (after a True answer) writes exactly the frames and gives
+    the answers write_frames would, control and blocked frames included."""
+    train, general = _train_writes(train=True), _train_writes(train=False)
+    assert train == general
+    frames = [frame for _, packet in general for frame in packet]
+    kinds = {MaxData, MaxStreamData, Stream, StreamDataBlocked, DataBlocked}
+    assert {type(frame) for frame in frames} >= kinds
+    assert sum(answer for answer, _ in general) > 3
 
 
 # ---------------------------------------------------------------- reset and stop sending

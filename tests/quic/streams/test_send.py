@@ -263,3 +263,36 @@ def test_chunked_buffer_gives_back_what_was_written() -> None:
             if offset < buffer.end:
                 assert buffer.peek(offset, buffer.end) == bytes(written[offset:])
         assert buffer.end == len(written)
+
+
+def test_next_chunk_cut_means_more_to_send() -> None:
+    """``cut`` (the frame was cut to fit) promises wants_to_send for the credit left, which a packet
+    train relies on instead of asking; a frame not cut leaves the stream's last byte, credit or
+    lost range sent. Random writes, losses, stream and connection credit."""
+    rng = random.Random(13)
+    cuts = whole = 0
+    for _ in range(200):
+        stream = SendStream(4, credit=rng.randrange(1, 6000), buffer_bytes=8000)
+        stream.write(bytes(rng.randrange(1, 8000)), fin=rng.random() < 0.5)
+        connection = rng.randrange(0, 9000)
+        sent: list[tuple[int, int]] = []
+        for _ in range(30):
+            size = rng.randrange(1, 1500)
+            wanted = stream.wants_to_send(connection)
+            built = stream.next_chunk(size, connection)
+            if built is None:
+                # None: nothing to send, or not even a minimal frame fits (then a larger packet does).
+                assert not wanted or stream.next_chunk(1 << 16, connection) is not None
+                break
+            assert wanted
+            start, data, _, new_bytes, cut = built
+            connection -= new_bytes
+            sent.append((start, start + len(data)))
+            if cut:
+                cuts += 1
+                assert stream.wants_to_send(connection)
+            else:
+                whole += 1
+            if sent and rng.random() < 0.2:
+                stream.on_frame_lost(*sent.pop(rng.randrange(len(sent))), False)
+    assert cuts > 100 and whole > 100  # both kinds happened

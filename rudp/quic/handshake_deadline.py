@@ -27,13 +27,13 @@ its start. It bounds what a forger of Initial packets can hold (a server's hands
 default Config forgets a handshake at this bound too, so a client waiting longer would wait for nothing."""
 
 HANDSHAKE_PROBES = 5
-"""Until the handshake is confirmed, an endpoint's PTO backoff stops at ``Config.handshake_timeout``
-divided by this (:mod:`rudp.quic.recovery`), so a peer that is still there is heard at least this many
-times per ``handshake_timeout`` of silence that would give the handshake up. With the defaults that is
-one probe flight (at most two datagrams, RFC 9002 §6.2.4) every 2 s: the exponential backoff guards
-the network against probes sent every few round trips under congestion (§6.2.1), not against this; and
-the total is bounded by :data:`HANDSHAKE_LIFETIME` and the idle timeout. Measured with
-``benchmarks/handshake_deadline.py``: see the commit that set it."""
+"""Until the handshake is confirmed, an endpoint's PTO period stops at ``Config.handshake_timeout`` divided
+by this, or twice the smallest RTT sample on a slower path (:mod:`rudp.quic.recovery`), so a peer that is
+still there is heard at least this many times per ``handshake_timeout`` of silence that would give the
+handshake up. With the defaults that is one probe flight (at most two datagrams, RFC 9002 §6.2.4) every 2
+s: the exponential backoff guards the network against probes sent every few round trips under congestion
+(§6.2.1), not against this; and the total is bounded by :data:`HANDSHAKE_LIFETIME` and the idle timeout.
+Measured with ``benchmarks/handshake_deadline.py``: see the commit that set it."""
 
 
 class HandshakeDeadline:

@@ -521,17 +521,25 @@ class LossRecovery:
         backoff = 2**self.pto_count
         duration = self.rtt.pto_base() * backoff
         cap = self._handshake_pto_cap
-        capped = cap is not None and not self._handshake_confirmed and duration > cap
-        if cap is not None and capped:
+        if cap is not None and not self._handshake_confirmed:
             # A deliberate deviation from RFC 9002 §6.2.1 (each PTO doubles the period, with no cap):
-            # until the handshake is confirmed, the backoff stops at handshake_timeout /
-            # HANDSHAKE_PROBES, never below the PTO without backoff. Both ends give up a handshake
-            # after handshake_timeout without the peer (rudp.quic.handshake_deadline); under loss a
-            # first RTT sample of ~1 s spaced probes 6 s then 12 s apart, and live peers were given up
-            # as silent. Why this rate is harmless is at HANDSHAKE_PROBES; after confirmation the
-            # backoff is as specified. Counted from the last PTO too: a probe that could not be sent
-            # (anti-amplification limit) must not make the timer fire again at once.
-            duration = max(cap, self.rtt.pto_base())
+            # until the handshake is confirmed, the period stops at handshake_timeout /
+            # HANDSHAKE_PROBES, or twice the smallest RTT sample on a slower path. Both ends give up a
+            # handshake after handshake_timeout without the peer (rudp.quic.handshake_deadline); under
+            # loss a first RTT sample of ~1 s spaced probes 6 s then 12 s apart, and one late ACK can
+            # inflate rttvar so far that even the first PTO (~10 s) outlasts the peer's patience: live
+            # peers were given up as silent. Why this rate is harmless is at HANDSHAKE_PROBES; after
+            # confirmation the backoff is as specified. Counted from the last PTO too: a probe that
+            # could not be sent (anti-amplification limit) must not make the timer fire again at once.
+            floor = 2.0 * self.rtt.min_rtt
+            limit = floor if floor > cap else cap
+            if duration > limit:
+                duration = limit
+                capped = True
+            else:
+                capped = False
+        else:
+            capped = False
         if not self._ack_eliciting_outstanding():
             if self._peer_validated or self._timer_base_at is None:
                 return None, _INITIAL

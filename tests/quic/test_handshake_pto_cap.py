@@ -1,6 +1,6 @@
 """The PTO backoff cap before handshake confirmation (``HANDSHAKE_PROBES``, rudp/quic/recovery.py),
 sans-IO in virtual time: an endpoint probes at least every ``handshake_timeout / HANDSHAKE_PROBES``
-(never more often than its PTO without backoff), so a live peer is not given up as silent; a silent
+(or twice its smallest RTT sample, on a slower path), so a live peer is not given up as silent; a silent
 peer still loses its handshake at the same time as before."""
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ def _recovery(rtt: float) -> LossRecovery:
     return recovery
 
 
-def _fire(recovery: LossRecovery, times: int, *, send_probes: bool) -> list[float]:
+def _fire(recovery: LossRecovery, times: int, *, send_probes: bool, first_pn: int = 2) -> list[float]:
     """Run the PTO ``times`` times; with ``send_probes`` a probe is sent at each. Returns when it fired."""
     fired = []
-    for pn in range(2, 2 + times):
+    for pn in range(first_pn, first_pn + times):
         deadline = recovery.loss_detection_deadline()
         assert deadline is not None
         assert recovery.on_loss_detection_timeout(deadline) is not None
@@ -73,9 +73,31 @@ def test_the_pto_backs_off_only_up_to_the_cap_until_confirmation(
     assert recovery.loss_detection_deadline() == pytest.approx(last_sent + 0.3 * 2**8)
 
 
-def test_the_cap_never_makes_the_pto_shorter_than_without_backoff() -> None:
-    """A 1 s first RTT sample (a late ACK under loss): PTO 3 s > CAP, probes stay 3 s apart."""
+def test_an_inflated_rtt_variance_does_not_space_probes_past_the_cap() -> None:
+    """A 1 s first RTT sample (a late ACK under loss): PTO 3 s > CAP, yet probes go every CAP (2 s =
+    twice the smallest sample). Then a 12 s sample (one very late ACK) on a 1 s path: the PTO
+    without backoff is ~15 s, past a peer's 10 s silence limit; probes still go every 2 s."""
     recovery = _recovery(1.0)
+    assert recovery.rtt.pto_base() == pytest.approx(3.0)
+    recovery.on_packet_sent(packet(1, 1.0, space=HANDSHAKE))
+    fired = _fire(recovery, 4, send_probes=True)
+    assert [b - a for a, b in itertools.pairwise([1.0, *fired])] == pytest.approx([CAP] * 4)
+    recovery.on_packet_sent(packet(10, 20.0, space=HANDSHAKE))
+    recovery.on_ack_received(HANDSHAKE, ack_of(10), 0.0, 32.0)
+    assert recovery.rtt.pto_base() > TIMEOUT
+    recovery.on_packet_sent(packet(11, 33.0, space=HANDSHAKE))
+    fired = _fire(recovery, 3, send_probes=True, first_pn=12)
+    assert [b - a for a, b in itertools.pairwise([33.0, *fired])] == pytest.approx([CAP] * 3)
+    # Confirmed: the PTO is as specified again (no cap below it).
+    recovery.set_handshake_confirmed()
+    expected = fired[-1] + recovery.rtt.pto_base() * 2**recovery.pto_count
+    assert recovery.loss_detection_deadline() == pytest.approx(expected)
+
+
+def test_on_a_slow_path_probes_stay_two_smallest_rtts_apart() -> None:
+    """Smallest RTT sample 1.5 s (a slow path, not a late ACK): the period stops at 3 s (2 x 1.5),
+    above CAP, so the cap never probes faster than the path can answer."""
+    recovery = _recovery(1.5)
     recovery.on_packet_sent(packet(1, 1.0, space=HANDSHAKE))
     fired = _fire(recovery, 4, send_probes=True)
     assert [b - a for a, b in itertools.pairwise([1.0, *fired])] == pytest.approx([3.0] * 4)

@@ -116,3 +116,21 @@ def test_min_ack_delay_at_max_ack_delay_accepted() -> None:
     )
     assert params.min_ack_delay == 25000
     assert decode_transport_parameters(b"", from_server=True).min_ack_delay is None
+
+
+def test_every_cut_inside_a_parameter_is_rejected() -> None:
+    # IDs and lengths are read by index, the one-byte varints inline: each cut inside an ID, a length
+    # or a value (two-byte and four-byte ones included) is TRANSPORT_PARAMETER_ERROR; a cut between
+    # parameters leaves a shorter valid list.
+    items = ((0x04, bytes([0x44, 0x00])), (0xFF04DE1B, bytes([0x43, 0xE8])), (31 * 5 + 27, b"\x0a" * 70))
+    data = _raw(*items)
+    boundaries = {0}
+    for param_id, value in items:
+        boundaries.add(max(boundaries) + len(_raw((param_id, value))))
+    for cut in range(len(data) + 1):
+        if cut in boundaries:
+            decode_transport_parameters(data[:cut], from_server=True)
+            continue
+        with pytest.raises(DecodeError) as info:
+            decode_transport_parameters(data[:cut], from_server=True)
+        assert info.value.code == TPE

@@ -97,19 +97,20 @@ def pull_extensions(reader: Reader) -> Extensions:
 def push_extensions(writer: Writer, extensions: Extensions) -> None:
     """Write an extension block with its 2-byte length."""
     body = b"".join(
-        ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + bytes(data)
-        for ext_type, data in extensions
+        b"%s%s" % (_TYPE_AND_LENGTH.pack(ext_type, len(data)), data) for ext_type, data in extensions
     )
     writer.push_block(2, body)
+
+
+_TYPE_AND_LENGTH: Final = struct.Struct(">HH")
 
 
 # -- lists of uint16 (supported_groups §4.2.7, signature_algorithms §4.2.3) ------------------------
 
 
 def encode_uint16_list(values: list[int]) -> bytes:
-    """``uint16 list<2..2^16-2>``."""
-    body = b"".join(value.to_bytes(2, "big") for value in values)
-    return len(body).to_bytes(2, "big") + body
+    """``uint16 list<2..2^16-2>`` (one struct call: the length, then the values)."""
+    return struct.pack(f">{len(values) + 1}H", 2 * len(values), *values)
 
 
 def unpack_uint16s(block: BytesLike) -> list[int]:
@@ -132,8 +133,7 @@ def decode_uint16_list(data: BytesLike) -> list[int]:
 
 def encode_client_versions(versions: list[int]) -> bytes:
     """ClientHello form: ``ProtocolVersion versions<2..254>``."""
-    body = b"".join(version.to_bytes(2, "big") for version in versions)
-    return bytes((len(body),)) + body
+    return bytes((2 * len(versions),)) + struct.pack(f">{len(versions)}H", *versions)
 
 
 def decode_client_versions(data: BytesLike) -> list[int]:
@@ -197,11 +197,8 @@ def decode_server_name(data: BytesLike) -> str | None:
 
 def encode_alpn(protocols: list[bytes]) -> bytes:
     """``ProtocolName protocol_name_list<2..2^16-1>``."""
-    w = Writer()
-    with w.block(2):
-        for proto in protocols:
-            w.push_block(1, proto)
-    return w.getvalue()
+    body = b"".join(len(proto).to_bytes(1, "big") + proto for proto in protocols)
+    return len(body).to_bytes(2, "big") + body
 
 
 def decode_alpn(data: BytesLike) -> list[bytes]:
@@ -225,12 +222,8 @@ def decode_alpn(data: BytesLike) -> list[bytes]:
 
 def encode_client_key_shares(shares: list[tuple[int, bytes]]) -> bytes:
     """``KeyShareEntry client_shares<0..2^16-1>``."""
-    w = Writer()
-    with w.block(2):
-        for group, key in shares:
-            w.push_uint16(group)
-            w.push_block(2, key)
-    return w.getvalue()
+    body = b"".join(_TYPE_AND_LENGTH.pack(group, len(key)) + key for group, key in shares)
+    return len(body).to_bytes(2, "big") + body
 
 
 def decode_client_key_shares(data: BytesLike) -> list[tuple[int, bytes]]:

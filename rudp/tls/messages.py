@@ -96,9 +96,7 @@ class ClientHello:
         w.push_uint16(self.legacy_version)
         w.push_bytes(self.random)
         w.push_block(1, self.legacy_session_id)
-        with w.block(2):
-            for suite in self.cipher_suites:
-                w.push_uint16(suite)
+        w.push_bytes(ext.encode_uint16_list(self.cipher_suites))
         w.push_block(1, self.compression_methods)
         ext.push_extensions(w, exts)
         return frame(HandshakeType.client_hello, w.getvalue())

@@ -179,6 +179,7 @@ _DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
 # name (and, for integers, its default, which is not sent).
 _BYTES_ENCODING: Final = tuple((encode_varint(i), name) for i, name in _BYTES_PARAMS.items())
 _INT_ENCODING: Final = tuple((encode_varint(i), name, _DEFAULTS[name]) for i, name in _INT_PARAMS.items())
+_ONE_BYTE: Final = tuple(bytes((value,)) for value in range(0x40))
 
 
 def _decode_preferred_address(reader: Reader) -> PreferredAddress:
@@ -349,10 +350,18 @@ def encode_transport_parameters(
     for param_id, name, default in _INT_ENCODING:
         value = getattr(params, name)
         if value is not None and value != default:
-            if not 0 <= value <= VARINT_MAX:
+            # the varint inline for values under 2^30 (all but the largest windows); the Length is
+            # 1, 2, 4 or 8: a one-byte varint
+            if 0 <= value < 0x40:
+                parts += (param_id, b"\x01", _ONE_BYTE[value])
+            elif 0x40 <= value < 0x4000:
+                parts += (param_id, b"\x02", (0x4000 | value).to_bytes(2, "big"))
+            elif 0x4000 <= value < 0x40000000:
+                parts += (param_id, b"\x04", (0x80000000 | value).to_bytes(4, "big"))
+            elif 0 <= value <= VARINT_MAX:
+                parts += (param_id, b"\x08", (0xC000000000000000 | value).to_bytes(8, "big"))
+            else:
                 raise ValueError(f"{name} out of range")
-            encoded = encode_varint(value)
-            parts += (param_id, bytes((len(encoded),)), encoded)  # 1 to 8: a one-byte varint
     writer = Writer()
     writer.push_bytes(b"".join(parts))
     if params.disable_active_migration:

@@ -134,3 +134,20 @@ def test_every_cut_inside_a_parameter_is_rejected() -> None:
         with pytest.raises(DecodeError) as info:
             decode_transport_parameters(data[:cut], from_server=True)
         assert info.value.code == TPE
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [(0, 1), (63, 1), (64, 2), (16383, 2), (16384, 4), (2**30 - 1, 4), (2**30, 8), (2**62 - 1, 8)],
+)
+def test_integer_parameters_take_the_shortest_varint(value: int, size: int) -> None:
+    # RFC 9000 §18: ID, Length, then the value as one varint of 1, 2, 4 or 8 bytes (§16)
+    data = encode_transport_parameters(TransportParameters(initial_max_data=value))
+    assert data[:2] == bytes([TransportParameterId.INITIAL_MAX_DATA, size]) and len(data) == 2 + size
+    assert decode_transport_parameters(data, from_server=False).initial_max_data == value
+
+
+@pytest.mark.parametrize("value", [-1, 2**62])
+def test_integer_parameter_out_of_varint_range_is_refused(value: int) -> None:
+    with pytest.raises(ValueError):
+        encode_transport_parameters(TransportParameters(initial_max_data=value))

@@ -235,12 +235,19 @@ def version_information_of(data: BytesLike) -> VersionInformation | None:
     Raises:
         DecodeError: TRANSPORT_PARAMETER_ERROR for truncated input or a malformed version_information.
     """
-    reader = Reader(data, error_code=_TPE)
-    while not reader.eof():
-        param_id = reader.pull_varint()
-        body = reader.pull_view(reader.pull_varint())
+    view = data if type(data) is memoryview else memoryview(data)
+    size = len(view)
+    pos = 0
+    while pos < size:  # RFC 9000 §18: ID, Length, Value; the varints read by index (a resumed
+        # handshake checks its ticket's parameters on both sides)
+        param_id, pos = _varint_at(view, pos, size)
+        length, pos = _varint_at(view, pos, size)
+        end = pos + length
+        if end > size:
+            raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
         if param_id == _TP.VERSION_INFORMATION:
-            return _decode_whole(_decode_version_information, body, param_id)
+            return _decode_whole(_decode_version_information, view[pos:end], param_id)
+        pos = end
     return None
 
 

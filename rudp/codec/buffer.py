@@ -7,9 +7,6 @@ what lets every decoder promise "malformed input raises only DecodeError".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from rudp.codec.varint import VARINT_MAX, encode_varint
 from rudp.errors import DecodeError, TransportErrorCode
 
@@ -237,16 +234,37 @@ class Writer:
             self._buf += len(data).to_bytes(length_size, "big")
         self._buf += data
 
-    @contextmanager
-    def block(self, length_size: int) -> Iterator[Writer]:
+    def block(self, length_size: int) -> _Block:
         """Write a length-prefixed block: the length is filled in when the ``with`` body ends.
 
         ``length_size`` is 1, 2, 3 or 4 bytes (TLS style); the body writes into this same writer.
         """
-        start = len(self._buf)
-        self._buf += bytes(length_size)
-        yield self
-        length = len(self._buf) - start - length_size
+        return _Block(self, length_size)
+
+
+class _Block:
+    """The context manager of :meth:`Writer.block` (a plain class: a generator-based one costs a
+    generator and its frame per block, and TLS messages are written with several blocks each)."""
+
+    __slots__ = ("_length_size", "_start", "_writer")
+
+    def __init__(self, writer: Writer, length_size: int) -> None:
+        self._writer = writer
+        self._length_size = length_size
+        self._start = 0
+
+    def __enter__(self) -> Writer:
+        writer = self._writer
+        buf = writer.buffer
+        self._start = len(buf)
+        buf += bytes(self._length_size)
+        return writer
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is not None:
+            return
+        buf, start, length_size = self._writer.buffer, self._start, self._length_size
+        length = len(buf) - start - length_size
         if length >= 1 << (8 * length_size):
             raise ValueError(f"block of {length} bytes too long for a {length_size}-byte length")
-        self._buf[start : start + length_size] = length.to_bytes(length_size, "big")
+        buf[start : start + length_size] = length.to_bytes(length_size, "big")

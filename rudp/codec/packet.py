@@ -44,6 +44,7 @@ _LONG_TYPE_BITS: Final[dict[int, dict[PacketType, int]]] = {
 _LONG_TYPE_FROM_BITS: Final[dict[int, tuple[PacketType, ...]]] = {
     version: tuple(sorted(table, key=table.__getitem__)) for version, table in _LONG_TYPE_BITS.items()
 }
+_INITIAL, _RETRY, _ONE_RTT = PacketType.INITIAL, PacketType.RETRY, PacketType.ONE_RTT
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +113,83 @@ def parse_header(data: bytes | memoryview, offset: int = 0, *, short_dcid_length
             (RFC 9000 §17.2: such packets are discarded), or a connection ID over 20 bytes in a known
             version. The caller drops the rest of the datagram.
     """
-    reader = Reader(data, offset, error_code=_PV)
-    first = reader.pull_uint8()
+    size = len(data)
+    if offset >= size:
+        raise DecodeError("truncated uint8", _PV)
+    first = data[offset]
     if not first & HEADER_FORM_LONG:
         if not first & FIXED_BIT:
             raise DecodeError("fixed bit is zero", _PV)
-        dcid = reader.pull_bytes(short_dcid_length)
-        if reader.eof():
+        pn_offset = offset + 1 + short_dcid_length
+        if pn_offset >= size:
             raise DecodeError("short header without packet number", _PV)
-        return PacketHeader(first, False, None, PacketType.ONE_RTT, dcid, b"", b"", offset, reader.position,
-                            len(data))
+        dcid = bytes(data[offset + 1 : pn_offset])
+        return PacketHeader(first, False, None, _ONE_RTT, dcid, b"", b"", offset, pn_offset, size)
+    table = None
+    if offset + 7 <= size:  # version, both CID lengths, at least an empty DCID
+        # The common case (RFC 9000 §17.2: Initial, 0-RTT, Handshake of a known version) is read
+        # by index, without a Reader: every server handshake and client connection parses several.
+        version = int.from_bytes(data[offset + 1 : offset + 5], "big")
+        table = _LONG_TYPE_FROM_BITS.get(version)
+    if table is not None and first & FIXED_BIT:
+        packet_type = table[(first >> 4) & 0x03]
+        if packet_type is not _RETRY:
+            return _parse_long(data, first, version, packet_type, offset, size)
+    return _parse_header_slow(data, offset)
+
+
+def _pull_varint_at(data: bytes | memoryview, pos: int, size: int) -> tuple[int, int]:
+    """The varint (RFC 9000 §16) at ``pos`` and the position after it."""
+    if pos >= size:
+        raise DecodeError("truncated varint", _PV)
+    first = data[pos]
+    length = 1 << (first >> 6)
+    if length == 1:
+        return first, pos + 1
+    end = pos + length
+    if end > size:
+        raise DecodeError("truncated varint", _PV)
+    return int.from_bytes(data[pos:end], "big") & ((1 << (length * 8 - 2)) - 1), end
+
+
+def _parse_long(
+    data: bytes | memoryview, first: int, version: int, packet_type: PacketType, offset: int, size: int
+) -> PacketHeader:
+    """An Initial, 0-RTT or Handshake header of a known version (RFC 9000 §17.2), the Retry aside."""
+    pos = offset + 6
+    dcid_length = data[pos - 1]
+    if dcid_length > MAX_CID_LENGTH:
+        raise DecodeError(f"connection ID of {dcid_length} bytes", _PV)
+    dcid_end = pos + dcid_length
+    if dcid_end >= size:
+        raise DecodeError("truncated connection ID", _PV)
+    scid_length = data[dcid_end]
+    if scid_length > MAX_CID_LENGTH:
+        raise DecodeError(f"connection ID of {scid_length} bytes", _PV)
+    pos = dcid_end + 1 + scid_length
+    if pos > size:
+        raise DecodeError("truncated connection ID", _PV)
+    dcid = bytes(data[offset + 6 : dcid_end])
+    scid = bytes(data[dcid_end + 1 : pos])
+    token = b""
+    if packet_type is _INITIAL:
+        token_length, pos = _pull_varint_at(data, pos, size)
+        if pos + token_length > size:
+            raise DecodeError("truncated token", _PV)
+        token = bytes(data[pos : pos + token_length])
+        pos += token_length
+    length, pn_offset = _pull_varint_at(data, pos, size)
+    if length < 1 or length > size - pn_offset:
+        raise DecodeError(f"packet length {length} does not fit the datagram", _PV)
+    return PacketHeader(first, True, version, packet_type, dcid, scid, token, offset, pn_offset,
+                        pn_offset + length)
+
+
+def _parse_header_slow(data: bytes | memoryview, offset: int) -> PacketHeader:
+    """A long header that :func:`parse_header` does not read by index: Version Negotiation, Retry, an
+    unknown version, or one that is truncated or has a zero fixed bit."""
+    reader = Reader(data, offset, error_code=_PV)
+    first = reader.pull_uint8()
     version = reader.pull_uint32()
     if version == Version.NEGOTIATION:
         return _parse_version_negotiation(reader, first, offset)
@@ -143,13 +211,7 @@ def parse_header(data: bytes | memoryview, offset: int = 0, *, short_dcid_length
         token = reader.pull_bytes(rest)
         tag = reader.pull_bytes(RETRY_INTEGRITY_TAG_SIZE)
         return PacketHeader(first, True, version, packet_type, dcid, scid, token, offset, 0, len(data), tag)
-    token = reader.pull_bytes(reader.pull_varint()) if packet_type is PacketType.INITIAL else b""
-    length = reader.pull_varint()
-    pn_offset = reader.position
-    if length < 1 or length > reader.remaining:
-        raise DecodeError(f"packet length {length} does not fit the datagram", _PV)
-    return PacketHeader(first, True, version, packet_type, dcid, scid, token, offset, pn_offset,
-                        pn_offset + length)
+    return _parse_long(data, first, version, packet_type, offset, len(data))
 
 
 def _parse_version_negotiation(reader: Reader, first: int, offset: int) -> PacketHeader:

@@ -8,6 +8,7 @@ to the connection.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
@@ -178,6 +179,7 @@ _DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
 # name (and, for integers, its default, which is not sent).
 _BYTES_ENCODING: Final = tuple((encode_varint(i), name) for i, name in _BYTES_PARAMS.items())
 _INT_ENCODING: Final = tuple((encode_varint(i), name, _DEFAULTS[name]) for i, name in _INT_PARAMS.items())
+_ONE_BYTE: Final = tuple(bytes((value,)) for value in range(0x40))
 
 
 def _decode_preferred_address(reader: Reader) -> PreferredAddress:
@@ -200,8 +202,8 @@ def _decode_preferred_address(reader: Reader) -> PreferredAddress:
 def _decode_version_information(reader: Reader) -> VersionInformation:
     if reader.remaining == 0 or reader.remaining % 4:
         raise DecodeError("version_information length is not a positive multiple of 4", _TPE)
-    chosen = reader.pull_uint32()
-    return VersionInformation(chosen, tuple(reader.pull_uint32() for _ in range(reader.remaining // 4)))
+    versions = struct.unpack(f">{reader.remaining >> 2}I", reader.pull_view(reader.remaining))
+    return VersionInformation(versions[0], versions[1:])
 
 
 def _whole_varint(body: memoryview, param_id: int) -> int:
@@ -233,12 +235,19 @@ def version_information_of(data: BytesLike) -> VersionInformation | None:
     Raises:
         DecodeError: TRANSPORT_PARAMETER_ERROR for truncated input or a malformed version_information.
     """
-    reader = Reader(data, error_code=_TPE)
-    while not reader.eof():
-        param_id = reader.pull_varint()
-        body = reader.pull_view(reader.pull_varint())
+    view = data if type(data) is memoryview else memoryview(data)
+    size = len(view)
+    pos = 0
+    while pos < size:  # RFC 9000 §18: ID, Length, Value; the varints read by index (a resumed
+        # handshake checks its ticket's parameters on both sides)
+        param_id, pos = _varint_at(view, pos, size)
+        length, pos = _varint_at(view, pos, size)
+        end = pos + length
+        if end > size:
+            raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
         if param_id == _TP.VERSION_INFORMATION:
-            return _decode_whole(_decode_version_information, body, param_id)
+            return _decode_whole(_decode_version_information, view[pos:end], param_id)
+        pos = end
     return None
 
 
@@ -251,13 +260,30 @@ def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> Transp
         DecodeError: TRANSPORT_PARAMETER_ERROR for malformed input, duplicates (RFC 9000 §7.4),
             server-only parameters from a client, or values outside their §18.2 ranges.
     """
-    reader = Reader(data, error_code=_TPE)
+    view = data if type(data) is memoryview else memoryview(data)
+    size = len(view)
+    pos = 0
     values: dict[str, object] = {}
     seen: set[int] = set()
     unknown: list[tuple[int, bytes]] = []
-    while not reader.eof():
-        param_id = reader.pull_varint()
-        body = reader.pull_view(reader.pull_varint())
+    while pos < size:
+        # RFC 9000 §18: ID (varint), Length (varint), Value; both varints read by index, one-byte
+        # ones (IDs and lengths under 64, all but a few) inline
+        param_id = view[pos]
+        if param_id < 0x40:
+            pos += 1
+        else:
+            param_id, pos = _varint_at(view, pos, size)
+        length = view[pos] if pos < size else 0x40
+        if length < 0x40:
+            pos += 1
+        else:
+            length, pos = _varint_at(view, pos, size)
+        end = pos + length
+        if end > size:
+            raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
+        body = view[pos:end]
+        pos = end
         if param_id in seen:
             raise DecodeError(f"duplicate transport parameter {param_id:#x}", _TPE)
         seen.add(param_id)
@@ -279,9 +305,25 @@ def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> Transp
         else:
             # RFC 9000 §7.4.2, §18.1: unknown (and reserved 31*N+27) parameters are ignored.
             unknown.append((param_id, bytes(body)))
-    params = TransportParameters(**values, unknown=tuple(unknown))  # type: ignore[arg-type]
+    if unknown:
+        values["unknown"] = tuple(unknown)
+    params = TransportParameters(**values)  # type: ignore[arg-type]
     params.validate()
     return params
+
+
+def _varint_at(view: memoryview, pos: int, size: int) -> tuple[int, int]:
+    """The varint (RFC 9000 §16) at ``pos`` of ``view`` and the position after it."""
+    if pos >= size:
+        raise DecodeError("truncated varint", _TPE)
+    first = view[pos]
+    length = 1 << (first >> 6)
+    if length == 1:
+        return first, pos + 1
+    end = pos + length
+    if end > size:
+        raise DecodeError("truncated varint", _TPE)
+    return int.from_bytes(view[pos:end], "big") & ((1 << (length * 8 - 2)) - 1), end
 
 
 def _encode_preferred_address(preferred: PreferredAddress) -> bytes:
@@ -315,10 +357,18 @@ def encode_transport_parameters(
     for param_id, name, default in _INT_ENCODING:
         value = getattr(params, name)
         if value is not None and value != default:
-            if not 0 <= value <= VARINT_MAX:
+            # the varint inline for values under 2^30 (all but the largest windows); the Length is
+            # 1, 2, 4 or 8: a one-byte varint
+            if 0 <= value < 0x40:
+                parts += (param_id, b"\x01", _ONE_BYTE[value])
+            elif 0x40 <= value < 0x4000:
+                parts += (param_id, b"\x02", (0x4000 | value).to_bytes(2, "big"))
+            elif 0x4000 <= value < 0x40000000:
+                parts += (param_id, b"\x04", (0x80000000 | value).to_bytes(4, "big"))
+            elif 0 <= value <= VARINT_MAX:
+                parts += (param_id, b"\x08", (0xC000000000000000 | value).to_bytes(8, "big"))
+            else:
                 raise ValueError(f"{name} out of range")
-            encoded = encode_varint(value)
-            parts += (param_id, bytes((len(encoded),)), encoded)  # 1 to 8: a one-byte varint
     writer = Writer()
     writer.push_bytes(b"".join(parts))
     if params.disable_active_migration:

@@ -142,15 +142,17 @@ class VerifiedChains:
         self._verdicts.clear()
 
 
-def _file_signature(path: str) -> tuple[str, int, int, int, int, int]:
+def _file_signature(path: str) -> tuple[int, int, int, int, int]:
     """What identifies a file's content without reading it (a replaced or edited file differs).
 
-    The change time is in it because the modification time alone can be set back (``os.utime``,
-    ``touch -r``, a copy keeping times): a file rewritten in place with the same size and mtime still
-    gets a new ctime, which no user call can set.
+    The device and inode name the file whatever path reached it (no path normalisation: every client
+    connection that loads its CAs through a fresh TLS configuration computes this). The change time
+    is in it because the modification time alone can be set back (``os.utime``, ``touch -r``, a copy
+    keeping times): a file rewritten in place with the same size and mtime still gets a new ctime,
+    which no user call can set.
     """
     st = os.stat(path)
-    return (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _source_key(source: PemSource) -> tuple[object, ...]:

@@ -17,7 +17,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import IntEnum, StrEnum
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
 from cryptography import x509
 
@@ -42,7 +42,6 @@ class EncryptionLevel(IntEnum):
     APPLICATION = 3
 
 
-_LEVELS: Final = tuple(EncryptionLevel)  # iterating the enum class itself is slow (per handshake)
 
 
 class Direction(StrEnum):
@@ -97,7 +96,9 @@ class TlsEngine(ABC):
         self.client_random = b""
         self._transcript = Transcript()
         self._schedule: KeySchedule | None = None
-        self._inbound = {level: HandshakeReassembler() for level in _LEVELS}
+        # one reassembler per level that received CRYPTO bytes, made at the first (a server never
+        # receives at the Application level, and 0-RTT carries no CRYPTO frames)
+        self._inbound: dict[EncryptionLevel, HandshakeReassembler] = {}
         self._outbound: dict[EncryptionLevel, bytearray] = {}
         self._key_events: list[KeyEvent] = []
         self._error: TransportError | None = None
@@ -123,7 +124,9 @@ class TlsEngine(ABC):
         try:
             if type(level) is not EncryptionLevel:
                 level = EncryptionLevel(level)  # (an int from a caller outside rudp.quic)
-            inbound = self._inbound[level]
+            inbound = self._inbound.get(level)
+            if inbound is None:
+                inbound = self._inbound[level] = HandshakeReassembler()
             inbound.feed(data)
             while (message := inbound.next_message()) is not None:
                 self._dispatch(level, message, now)

@@ -11,6 +11,7 @@ layer turns that into the decode_error alert. Every decoder rejects trailing byt
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final
@@ -73,45 +74,58 @@ def pull_extensions(reader: Reader) -> Extensions:
 
     Raises illegal_parameter on a duplicated extension type ("MUST NOT be more than one").
     """
-    block = reader.sub_reader(reader.pull_uint16())
+    block = reader.pull_block(2)
     out: Extensions = []
     seen: set[int] = set()
-    while not block.eof():
-        ext_type = block.pull_uint16()
-        data = bytes(block.pull_block(2))
+    pos, end = 0, len(block)
+    while pos < end:
+        # extension_type (2 bytes), extension_data<0..2^16-1>, read by index
+        start = pos + 4
+        if start > end:
+            raise DecodeError("truncated extension header", reader.error_code)
+        ext_type = (block[pos] << 8) | block[pos + 1]
+        pos = start + ((block[pos + 2] << 8) | block[pos + 3])
+        if pos > end:
+            raise DecodeError("truncated block", reader.error_code)
         if ext_type in seen:
             raise alert(AlertDescription.illegal_parameter, f"duplicate extension {ext_type}")
         seen.add(ext_type)
-        out.append((ext_type, data))
+        out.append((ext_type, bytes(block[start:pos])))
     return out
 
 
 def push_extensions(writer: Writer, extensions: Extensions) -> None:
     """Write an extension block with its 2-byte length."""
     body = b"".join(
-        ext_type.to_bytes(2, "big") + len(data).to_bytes(2, "big") + bytes(data)
-        for ext_type, data in extensions
+        b"%s%s" % (_TYPE_AND_LENGTH.pack(ext_type, len(data)), data) for ext_type, data in extensions
     )
     writer.push_block(2, body)
+
+
+_TYPE_AND_LENGTH: Final = struct.Struct(">HH")
 
 
 # -- lists of uint16 (supported_groups §4.2.7, signature_algorithms §4.2.3) ------------------------
 
 
 def encode_uint16_list(values: list[int]) -> bytes:
-    """``uint16 list<2..2^16-2>``."""
-    body = b"".join(value.to_bytes(2, "big") for value in values)
-    return len(body).to_bytes(2, "big") + body
+    """``uint16 list<2..2^16-2>`` (one struct call: the length, then the values)."""
+    return struct.pack(f">{len(values) + 1}H", 2 * len(values), *values)
+
+
+def unpack_uint16s(block: BytesLike) -> list[int]:
+    """The big-endian uint16 values filling ``block`` (an even number of bytes), in one unpack."""
+    return list(struct.unpack(f">{len(block) >> 1}H", block))
 
 
 def decode_uint16_list(data: BytesLike) -> list[int]:
     """Inverse of :func:`encode_uint16_list`; the list must be non-empty and of even length."""
-    r = Reader(data)
-    block = r.pull_block(2)
-    finish(r)
-    if not block or len(block) % 2:
+    size = len(data)
+    if size < 2 or int.from_bytes(data[:2], "big") != size - 2:
+        raise DecodeError("truncated block" if size < 2 else "bad uint16 list length")
+    if size == 2 or size % 2:
         raise DecodeError("bad uint16 list")
-    return [int.from_bytes(block[i : i + 2], "big") for i in range(0, len(block), 2)]
+    return unpack_uint16s(data[2:])
 
 
 # -- supported_versions (RFC 8446 §4.2.1) -------------------------------------------------------------
@@ -119,18 +133,17 @@ def decode_uint16_list(data: BytesLike) -> list[int]:
 
 def encode_client_versions(versions: list[int]) -> bytes:
     """ClientHello form: ``ProtocolVersion versions<2..254>``."""
-    body = b"".join(version.to_bytes(2, "big") for version in versions)
-    return bytes((len(body),)) + body
+    return bytes((2 * len(versions),)) + struct.pack(f">{len(versions)}H", *versions)
 
 
 def decode_client_versions(data: BytesLike) -> list[int]:
     """Inverse of :func:`encode_client_versions`."""
-    r = Reader(data)
-    block = r.pull_block(1)
-    finish(r)
-    if not block or len(block) % 2:
+    size = len(data)
+    if size < 1 or data[0] != size - 1:
+        raise DecodeError("truncated block" if size < 1 else "bad supported_versions length")
+    if size == 1 or (size - 1) % 2:
         raise DecodeError("bad supported_versions")
-    return [int.from_bytes(block[i : i + 2], "big") for i in range(0, len(block), 2)]
+    return unpack_uint16s(data[1:])
 
 
 def decode_uint16(data: BytesLike) -> int:
@@ -184,11 +197,8 @@ def decode_server_name(data: BytesLike) -> str | None:
 
 def encode_alpn(protocols: list[bytes]) -> bytes:
     """``ProtocolName protocol_name_list<2..2^16-1>``."""
-    w = Writer()
-    with w.block(2):
-        for proto in protocols:
-            w.push_block(1, proto)
-    return w.getvalue()
+    body = b"".join(len(proto).to_bytes(1, "big") + proto for proto in protocols)
+    return len(body).to_bytes(2, "big") + body
 
 
 def decode_alpn(data: BytesLike) -> list[bytes]:
@@ -212,12 +222,8 @@ def decode_alpn(data: BytesLike) -> list[bytes]:
 
 def encode_client_key_shares(shares: list[tuple[int, bytes]]) -> bytes:
     """``KeyShareEntry client_shares<0..2^16-1>``."""
-    w = Writer()
-    with w.block(2):
-        for group, key in shares:
-            w.push_uint16(group)
-            w.push_block(2, key)
-    return w.getvalue()
+    body = b"".join(_TYPE_AND_LENGTH.pack(group, len(key)) + key for group, key in shares)
+    return len(body).to_bytes(2, "big") + body
 
 
 def decode_client_key_shares(data: BytesLike) -> list[tuple[int, bytes]]:

@@ -96,9 +96,7 @@ class ClientHello:
         w.push_uint16(self.legacy_version)
         w.push_bytes(self.random)
         w.push_block(1, self.legacy_session_id)
-        with w.block(2):
-            for suite in self.cipher_suites:
-                w.push_uint16(suite)
+        w.push_bytes(ext.encode_uint16_list(self.cipher_suites))
         w.push_block(1, self.compression_methods)
         ext.push_extensions(w, exts)
         return frame(HandshakeType.client_hello, w.getvalue())
@@ -116,44 +114,59 @@ class ClientHello:
         suites_raw = r.pull_block(2)
         if len(session_id) > 32 or not suites_raw or len(suites_raw) % 2:
             raise DecodeError("bad ClientHello header")
-        suites = [int.from_bytes(suites_raw[i : i + 2], "big") for i in range(0, len(suites_raw), 2)]
+        suites = ext.unpack_uint16s(suites_raw)
         compression = bytes(r.pull_block(1))
         if not compression:
             raise DecodeError("empty compression methods")
         hello = cls(random, suites, session_id, legacy_version, compression)
         raw_exts = ext.pull_extensions(r) if not r.eof() else []
+        last = len(raw_exts) - 1
         for index, (ext_type, data) in enumerate(raw_exts):
-            hello._set_extension(ext_type, data)
-            if ext_type == ExtensionType.pre_shared_key and index != len(raw_exts) - 1:
+            decoder = _CLIENT_HELLO_DECODERS.get(ext_type)
+            if decoder is None:
+                hello.other_extensions.append((ext_type, data))
+                continue
+            decoder(hello, data)
+            if ext_type == ExtensionType.pre_shared_key and index != last:
                 raise alert(AlertDescription.illegal_parameter, "pre_shared_key is not the last extension")
         return hello
 
-    def _set_extension(self, ext_type: int, data: bytes) -> None:
-        if ext_type == ExtensionType.server_name:
-            self.server_name = _payload(ext.decode_server_name, data)
-        elif ext_type == ExtensionType.supported_groups:
-            self.supported_groups = _payload(ext.decode_uint16_list, data)
-        elif ext_type == ExtensionType.signature_algorithms:
-            self.signature_algorithms = _payload(ext.decode_uint16_list, data)
-        elif ext_type == ExtensionType.application_layer_protocol_negotiation:
-            self.alpn_protocols = _payload(ext.decode_alpn, data)
-        elif ext_type == ExtensionType.quic_transport_parameters:
-            self.transport_parameters = data
-        elif ext_type == ExtensionType.supported_versions:
-            self.supported_versions = _payload(ext.decode_client_versions, data)
-        elif ext_type == ExtensionType.psk_key_exchange_modes:
-            self.psk_modes = _payload(ext.decode_psk_modes, data)
-        elif ext_type == ExtensionType.key_share:
-            self.key_shares = _payload(ext.decode_client_key_shares, data)
-        elif ext_type == ExtensionType.cookie:
-            self.cookie = _payload(ext.decode_cookie, data)
-        elif ext_type == ExtensionType.early_data:
-            _payload(ext.decode_empty, data)
-            self.early_data = True
-        elif ext_type == ExtensionType.pre_shared_key:
-            self.pre_shared_key = _payload(ext.decode_offered_psks, data)
-        else:
-            self.other_extensions.append((ext_type, data))
+
+def _client_hello_field(
+    name: str, decoder: Callable[[bytes], object]
+) -> Callable[[ClientHello, bytes], None]:
+    def decode(hello: ClientHello, data: bytes) -> None:
+        setattr(hello, name, _payload(decoder, data))
+
+    return decode
+
+
+def _set_transport_parameters(hello: ClientHello, data: bytes) -> None:
+    hello.transport_parameters = data  # opaque here: QUIC decodes them (RFC 9001 §8.2)
+
+
+def _set_early_data(hello: ClientHello, data: bytes) -> None:
+    _payload(ext.decode_empty, data)
+    hello.early_data = True
+
+
+# One decoder per ClientHello extension this stack understands, looked up by code point (one dict
+# lookup per extension instead of a chain of comparisons); the others go to other_extensions.
+_CLIENT_HELLO_DECODERS: Final[dict[int, Callable[[ClientHello, bytes], None]]] = {
+    ExtensionType.server_name: _client_hello_field("server_name", ext.decode_server_name),
+    ExtensionType.supported_groups: _client_hello_field("supported_groups", ext.decode_uint16_list),
+    ExtensionType.signature_algorithms: _client_hello_field("signature_algorithms", ext.decode_uint16_list),
+    ExtensionType.application_layer_protocol_negotiation: _client_hello_field(
+        "alpn_protocols", ext.decode_alpn
+    ),
+    ExtensionType.quic_transport_parameters: _set_transport_parameters,
+    ExtensionType.supported_versions: _client_hello_field("supported_versions", ext.decode_client_versions),
+    ExtensionType.psk_key_exchange_modes: _client_hello_field("psk_modes", ext.decode_psk_modes),
+    ExtensionType.key_share: _client_hello_field("key_shares", ext.decode_client_key_shares),
+    ExtensionType.cookie: _client_hello_field("cookie", ext.decode_cookie),
+    ExtensionType.early_data: _set_early_data,
+    ExtensionType.pre_shared_key: _client_hello_field("pre_shared_key", ext.decode_offered_psks),
+}
 
 
 # -- ServerHello and HelloRetryRequest (RFC 8446 §4.1.3, §4.1.4) ------------------------------------------

@@ -198,3 +198,22 @@ def test_packet_number_first_packet() -> None:
 def test_packet_number_too_far_ahead() -> None:
     with pytest.raises(ValueError):
         encode_packet_number(2**40, 0)
+
+
+@pytest.mark.parametrize("packet_type", LONG_TYPES)
+def test_every_truncation_of_a_long_header_is_rejected(packet_type: PacketType) -> None:
+    # The index-based reader of Initial/0-RTT/Handshake headers checks each field against the end.
+    header = encode_long_header(
+        packet_type, Version.V1, b"d" * 8, b"s" * 5, token=b"tok" if packet_type is PacketType.INITIAL
+        else b"", length=300, packet_number=7, pn_length=2
+    )
+    packet = header + bytes(298)
+    parsed = parse_header(packet)
+    assert (parsed.dcid, parsed.scid, parsed.pn_offset, parsed.end) == (
+        b"d" * 8, b"s" * 5, len(header) - 2, len(packet)
+    )
+    for cut in range(1, len(packet)):
+        with pytest.raises(DecodeError):
+            parse_header(packet[:cut])
+    # a packet that starts later in a datagram is read from its offset
+    assert parse_header(b"xyz" + packet, 3).end == 3 + len(packet)

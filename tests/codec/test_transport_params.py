@@ -116,3 +116,38 @@ def test_min_ack_delay_at_max_ack_delay_accepted() -> None:
     )
     assert params.min_ack_delay == 25000
     assert decode_transport_parameters(b"", from_server=True).min_ack_delay is None
+
+
+def test_every_cut_inside_a_parameter_is_rejected() -> None:
+    # IDs and lengths are read by index, the one-byte varints inline: each cut inside an ID, a length
+    # or a value (two-byte and four-byte ones included) is TRANSPORT_PARAMETER_ERROR; a cut between
+    # parameters leaves a shorter valid list.
+    items = ((0x04, bytes([0x44, 0x00])), (0xFF04DE1B, bytes([0x43, 0xE8])), (31 * 5 + 27, b"\x0a" * 70))
+    data = _raw(*items)
+    boundaries = {0}
+    for param_id, value in items:
+        boundaries.add(max(boundaries) + len(_raw((param_id, value))))
+    for cut in range(len(data) + 1):
+        if cut in boundaries:
+            decode_transport_parameters(data[:cut], from_server=True)
+            continue
+        with pytest.raises(DecodeError) as info:
+            decode_transport_parameters(data[:cut], from_server=True)
+        assert info.value.code == TPE
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [(1, 1), (63, 1), (64, 2), (16383, 2), (16384, 4), (2**30 - 1, 4), (2**30, 8), (2**62 - 1, 8)],
+)
+def test_integer_parameters_take_the_shortest_varint(value: int, size: int) -> None:
+    # RFC 9000 §18: ID, Length, then the value as one varint of 1, 2, 4 or 8 bytes (§16)
+    data = encode_transport_parameters(TransportParameters(initial_max_data=value))
+    assert data[:2] == bytes([TransportParameterId.INITIAL_MAX_DATA, size]) and len(data) == 2 + size
+    assert decode_transport_parameters(data, from_server=False).initial_max_data == value
+
+
+@pytest.mark.parametrize("value", [-1, 2**62])
+def test_integer_parameter_out_of_varint_range_is_refused(value: int) -> None:
+    with pytest.raises(ValueError):
+        encode_transport_parameters(TransportParameters(initial_max_data=value))

@@ -15,7 +15,7 @@ from typing import Any
 
 import rudp
 from rudp.aio.driver import LoopTimer
-from rudp.aio.endpoint import UdpEndpoint
+from rudp.aio.endpoint import FLUSH_DEFERRALS, UdpEndpoint
 
 WAIT = 10.0
 
@@ -197,8 +197,9 @@ async def test_reading_a_small_response_asks_for_no_flush(
 async def test_a_read_that_returns_credit_flushes_it(
     running_server: Any, client_config: Callable[..., rudp.Config]
 ) -> None:
-    """No credit is stranded: a read that makes MAX_STREAM_DATA due asks for a flush at once, and a
-    transfer of many receive windows completes while the client reads in small pieces."""
+    """No credit is stranded: after a read that makes MAX_STREAM_DATA due a flush is scheduled (the
+    read asked for one, or the one an arrival scheduled is still pending), and a transfer of many
+    receive windows completes while the client reads in small pieces."""
     window = 4096
     async with (
         running_server(_small_responses) as server,
@@ -215,15 +216,83 @@ async def test_a_read_that_returns_credit_flushes_it(
         size = 40 * window
         stream.write(b"%d" % size)
         stream.write_eof()
+        endpoint = conn._driver.link
+        assert isinstance(endpoint, UdpEndpoint)
         got = 0
-        credit_flushes = 0
+        covered = 0
         while True:
             before = len(counted)
             chunk = await asyncio.wait_for(stream.read(1000), WAIT)
             if not chunk:
                 break
             got += len(chunk)
-            credit_flushes += len(counted) > before
+            if endpoint.quic.output_pending:  # (credit, or an ACK) due: a flush must be on its way
+                assert endpoint._flush_scheduled
+                covered += len(counted) > before or endpoint._flush_scheduled
         assert got == size
-        # Half a window (2048 bytes) read makes an update due: about one read in three asks.
-        assert credit_flushes >= size // window
+        # Half a window (2048 bytes) read makes an update due: about one read in three has output due.
+        assert covered >= size // window
+
+
+async def test_the_next_request_carries_the_ack_a_response_made_due(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    """A response of several packets makes an ACK due at once (RFC 9000 §13.2.2). The endpoint hands
+    the packets' events to the application before it transmits, and transmits once the tasks they woke
+    have run: the request the client sends as soon as it has read the response carries that ACK, one
+    datagram per round (flushing at once sent an ACK-only datagram first: two per round)."""
+    size = 4000  # three packets of 1350-byte datagrams
+    rounds = 10
+    async with (
+        running_server(_small_responses, max_pmtu=1350) as server,
+        rudp.connect(
+            "127.0.0.1", server.port, config=client_config(server_name="localhost", max_pmtu=1350)
+        ) as conn,
+    ):
+        endpoint = conn._driver.link
+        assert isinstance(endpoint, UdpEndpoint) and endpoint.io is not None
+        stats = endpoint.io.stats
+
+        async def get() -> bytes:
+            stream = await conn.open_stream()
+            stream.write(b"%d" % size)
+            stream.write_eof()
+            return await stream.read()
+
+        assert await asyncio.wait_for(get(), WAIT) == b"r" * size  # (handshake done, stream credit)
+        sent, received = stats.datagrams_sent, stats.datagrams_received
+        for _ in range(rounds):
+            assert await asyncio.wait_for(get(), WAIT) == b"r" * size
+        assert stats.datagrams_received - received >= 3 * rounds  # each response was several packets
+        # One datagram per round; the ACK of the last response may still leave alone.
+        assert stats.datagrams_sent - sent <= rounds + 1
+
+
+async def test_a_requested_flush_waits_for_ready_work_but_a_bounded_number_of_passes() -> None:
+    """The flush lets the callbacks that are ready run first (the tasks an input woke answer in the
+    same transmission), but a loop that never runs dry still flushes after FLUSH_DEFERRALS passes."""
+    loop = asyncio.get_running_loop()
+    endpoint = UdpEndpoint(rudp.Config())
+    passes = 0
+    flushed_at: list[int] = []
+    done = loop.create_future()
+
+    def busy() -> None:  # one ready callback in every loop pass
+        nonlocal passes
+        passes += 1
+        if passes < 5 * FLUSH_DEFERRALS:
+            loop.call_soon(busy)
+        else:
+            done.set_result(None)
+
+    def flush() -> int:
+        flushed_at.append(passes)
+        return 0
+
+    endpoint.flush = flush  # type: ignore[method-assign]
+    loop.call_soon(busy)
+    endpoint.request_flush()
+    endpoint.request_flush()  # coalesced
+    await done
+    # It waited while work was ready, then flushed once, in the pass after its last deferral.
+    assert flushed_at == [FLUSH_DEFERRALS + 1]

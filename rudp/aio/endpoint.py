@@ -5,8 +5,8 @@ Owns the socket (4 MiB kernel buffers; its batched I/O — GSO, GRO, ECN marks �
 core's clock), transmission and event dispatch: after the timer and after every batch of application
 commands it transmits all datagrams, re-arms the timer, then hands each connection's events to its
 :class:`~rudp.aio.connection.Connection` (the order of :mod:`rudp.aio.driver`). A batch of datagrams is
-the exception: its events go to the application first and the transmission waits until the loop has
-run what they woke (see :meth:`UdpEndpoint.request_flush`), so the ACKs owed leave with the answers.
+the exception: its events go to the application first and the transmission waits for its answer (see
+:meth:`UdpEndpoint.request_flush`), so the ACKs owed leave with the answers.
 It does not own connection logic (the core) nor the public API (``rudp.connect``/``rudp.serve``).
 """
 
@@ -46,7 +46,7 @@ SOCKET_BUFFER_BYTES = 4 << 20
 """SO_RCVBUF / SO_SNDBUF asked for: loopback bursts overflow the default buffers."""
 
 FLUSH_DEFERRALS = 8
-"""Loop passes a requested flush waits at most for the application to finish what an input woke."""
+"""Loop passes the flush an input scheduled waits at most for the application's answer."""
 
 _log = logging.getLogger("rudp.aio")
 
@@ -271,8 +271,8 @@ class UdpEndpoint:
         connections, then request one flush.
 
         One flush per burst: one ACK for many packets, one transmission round for many ACKs. The events
-        go first and the flush waits for what they wake (:meth:`request_flush`): the application's
-        answers and the ACKs owed leave together, where flushing at once sent an ACK-only datagram
+        go first and the flush waits for the answer they make the application give (:meth:`request_flush`):
+        the answers and the ACKs owed leave together, where flushing at once sent an ACK-only datagram
         whenever two or more packets had arrived (RFC 9000 §13.2.2) and the answers in a second one
         (issue 13: half the client's datagrams of 32 concurrent requests at MTU 1500). The ACK delay
         this adds is a few loop passes, well within max_ack_delay (RFC 9000 §13.2.1). ``local`` is the
@@ -300,7 +300,9 @@ class UdpEndpoint:
             self.flush()
             return
         self._dispatch(quic.changed, transmitted=False)
-        self._schedule_flush()  # (one already waiting keeps its count: inputs never starve it)
+        if not self._flush_scheduled:  # (one already waiting keeps its count: inputs never starve it)
+            self._deferrals = 0
+            self._schedule_flush()
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors: a refused client handshake fails at once instead of timing out."""
@@ -326,19 +328,21 @@ class UdpEndpoint:
     # ------------------------------------------------------------------ Link
 
     def request_flush(self) -> None:
-        """Flush once the loop has run what is ready now (coalesces the commands of those passes).
+        """Flush on the next loop pass (coalesces the commands of one pass).
 
-        The flush waits while other callbacks are ready (the tasks an input or a command woke, and the
-        ones they wake in turn), at most :data:`FLUSH_DEFERRALS` loop passes: what one input makes the
-        application answer leaves in one transmission. A loop that does not tell what is ready
-        (uvloop) flushes on the next pass.
+        The flush an input scheduled (:meth:`_on_datagrams`) waits for the application's answer: while
+        other callbacks are ready (the tasks the input woke, and the ones they wake in turn), at most
+        :data:`FLUSH_DEFERRALS` loop passes, and only until a command asks for a flush here. So the
+        answer and the ACK owed leave together, and what the loop runs after the answer (tasks
+        finishing) runs while the peer already works on it. A loop that does not tell what is ready
+        (uvloop), and an endpoint with a handshake under way, do not wait.
         """
+        self._deferrals = FLUSH_DEFERRALS  # the answer is here: no more waiting
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._deferrals = 0
             self._loop.call_soon(self._scheduled_flush)
 
     def output_due(self) -> bool:
@@ -346,9 +350,17 @@ class UdpEndpoint:
         and no flush is scheduled yet (one that is will send it: a request would add nothing)."""
         return not self._flush_scheduled and self.quic.output_pending
 
+    def _handshaking(self) -> bool:
+        """True while a handshake is under way here: its flights (and a client's 0-RTT data, RFC 9001
+        §4.6.1) go out on the next loop pass, not after the application's other work."""
+        client = self._client_core
+        if client is not None:
+            return not client.handshake_complete
+        return self.quic.handshakes_in_progress > 0
+
     def _scheduled_flush(self) -> None:
         loop = self._loop
-        if self._deferrals < FLUSH_DEFERRALS and loop_has_ready_work(loop):
+        if self._deferrals < FLUSH_DEFERRALS and loop_has_ready_work(loop) and not self._handshaking():
             self._deferrals += 1
             loop.call_soon(self._scheduled_flush)
             return

@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import rudp
@@ -268,11 +269,10 @@ async def test_the_next_request_carries_the_ack_a_response_made_due(
         assert stats.datagrams_sent - sent <= rounds + 1
 
 
-async def test_a_requested_flush_waits_for_ready_work_but_a_bounded_number_of_passes() -> None:
-    """The flush lets the callbacks that are ready run first (the tasks an input woke answer in the
-    same transmission), but a loop that never runs dry still flushes after FLUSH_DEFERRALS passes."""
+async def _pass_of_flush(endpoint: UdpEndpoint, command_at: int | None = None) -> list[int]:
+    """The loop passes (counted by a callback ready in every pass) at which ``endpoint`` flushed after
+    an input (an empty batch of datagrams); ``command_at``: a command asks for a flush in that pass."""
     loop = asyncio.get_running_loop()
-    endpoint = UdpEndpoint(rudp.Config())
     passes = 0
     flushed_at: list[int] = []
     done = loop.create_future()
@@ -280,6 +280,8 @@ async def test_a_requested_flush_waits_for_ready_work_but_a_bounded_number_of_pa
     def busy() -> None:  # one ready callback in every loop pass
         nonlocal passes
         passes += 1
+        if passes == command_at:
+            endpoint.request_flush()
         if passes < 5 * FLUSH_DEFERRALS:
             loop.call_soon(busy)
         else:
@@ -291,8 +293,30 @@ async def test_a_requested_flush_waits_for_ready_work_but_a_bounded_number_of_pa
 
     endpoint.flush = flush  # type: ignore[method-assign]
     loop.call_soon(busy)
-    endpoint.request_flush()
-    endpoint.request_flush()  # coalesced
+    endpoint._on_datagrams([])
+    endpoint._on_datagrams([])  # coalesced
     await done
+    return flushed_at
+
+
+async def test_the_flush_after_an_input_waits_for_ready_work_but_a_bounded_number_of_passes() -> None:
+    """The flush an input scheduled lets the callbacks that are ready run first (the tasks the input
+    woke may answer in the same transmission), but a loop that never runs dry still flushes after
+    FLUSH_DEFERRALS passes."""
     # It waited while work was ready, then flushed once, in the pass after its last deferral.
-    assert flushed_at == [FLUSH_DEFERRALS + 1]
+    assert await _pass_of_flush(UdpEndpoint(rudp.Config())) == [FLUSH_DEFERRALS + 1]
+
+
+async def test_the_flush_after_an_input_goes_with_the_first_answer() -> None:
+    """A command (the application's answer) ends the wait: the waiting flush runs at its next turn
+    (here in the same pass, after the command), and what the loop runs after it runs while the peer
+    already has the answer."""
+    assert await _pass_of_flush(UdpEndpoint(rudp.Config()), command_at=3) == [3]
+
+
+async def test_a_flush_during_the_handshake_does_not_wait() -> None:
+    """While the handshake is under way (a client's 0-RTT request, RFC 9001 §4.6.1) the flush goes
+    out on the next pass, before the server's answer can make it a 1-RTT packet."""
+    endpoint = UdpEndpoint(rudp.Config())
+    endpoint._client_core = SimpleNamespace(handshake_complete=False)  # type: ignore[assignment]
+    assert await _pass_of_flush(endpoint) == [1]

@@ -140,7 +140,7 @@ class Link(Protocol):
 
     def output_due(self) -> bool:
         """True when a core of this link may have something to transmit (False only when it knows
-        none has: a flush would send nothing)."""
+        none has, or a flush already scheduled will send it: a request would add nothing)."""
 
 
 class EventSink(Protocol):
@@ -185,12 +185,17 @@ class ConnectionDriver:
         if link.output_due():
             link.request_flush()
 
-    def dispatch_events(self) -> None:
-        """Hand every pending core event to the sink (events are kept until a sink is attached)."""
+    def dispatch_events(self, *, transmitted: bool = True) -> None:
+        """Hand every pending core event to the sink (events are kept until a sink is attached).
+
+        ``transmitted=False``: the link dispatches an input's events before transmitting (so that the
+        answers the application gives at once leave with the ACKs owed); :attr:`unflushed` then stays.
+        """
         sink = self.sink
         if sink is None:
             return
-        self.unflushed = False  # the link transmits before it dispatches
+        if transmitted:
+            self.unflushed = False  # the link transmitted just before
         core = self.core
         while (event := core.next_event()) is not None:
             sink.handle_event(event)
@@ -217,6 +222,16 @@ MIN_TIMER_GRANULARITY = 0.001
 libuv (uvloop) keeps its clock and its timers in milliseconds."""
 _FINE_CLOCK = 1e-6
 """A loop clock at least this fine never fires a timer early enough to matter: no rounding needed."""
+
+
+def loop_has_ready_work(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when callbacks besides the running one wait to run in this loop pass (asyncio's ready
+    queue); False when the loop would poll its sockets next, or it does not tell (uvloop)."""
+    ready = getattr(loop, "_ready", None)
+    try:
+        return bool(ready)
+    except TypeError:  # not a sized container: an unknown loop
+        return False
 
 
 def loop_clock_resolution(loop: asyncio.AbstractEventLoop) -> float:
@@ -369,4 +384,5 @@ __all__ = [
     "LoopTimer",
     "SingleCoreLink",
     "StreamCore",
+    "loop_has_ready_work",
 ]

@@ -371,6 +371,18 @@ class QuicEndpoint:
     # -- outputs ----------------------------------------------------------------------------------
 
     @property
+    def changed(self) -> list[QuicConnection]:
+        """The connections that received, timed out or were given a command since the last
+        :meth:`datagrams_to_send`: those that may have new events."""
+        return list(self._dirty)
+
+    @property
+    def stateless_pending(self) -> bool:
+        """True when stateless packets (Retry, Version Negotiation, resets) wait for
+        :meth:`datagrams_to_send`."""
+        return bool(self._stateless)
+
+    @property
     def output_pending(self) -> bool:
         """True when :meth:`datagrams_to_send` has work: a connection received, timed out or was given
         a command that made something due since the last call, or a stateless packet waits."""

@@ -20,6 +20,12 @@ class _Core:
         self.calls.append((list(batch), now, local))
         return []
 
+    @property
+    def changed(self) -> list[QuicConnection]:
+        return []
+
+    stateless_pending = False
+
 
 async def test_a_batch_is_one_core_call_with_normalized_addresses() -> None:
     endpoint = UdpEndpoint(rudp.Config())

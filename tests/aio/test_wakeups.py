@@ -11,11 +11,12 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import rudp
 from rudp.aio.driver import LoopTimer
-from rudp.aio.endpoint import UdpEndpoint
+from rudp.aio.endpoint import FLUSH_DEFERRALS, UdpEndpoint
 
 WAIT = 10.0
 
@@ -197,8 +198,9 @@ async def test_reading_a_small_response_asks_for_no_flush(
 async def test_a_read_that_returns_credit_flushes_it(
     running_server: Any, client_config: Callable[..., rudp.Config]
 ) -> None:
-    """No credit is stranded: a read that makes MAX_STREAM_DATA due asks for a flush at once, and a
-    transfer of many receive windows completes while the client reads in small pieces."""
+    """No credit is stranded: after a read that makes MAX_STREAM_DATA due a flush is scheduled (the
+    read asked for one, or the one an arrival scheduled is still pending), and a transfer of many
+    receive windows completes while the client reads in small pieces."""
     window = 4096
     async with (
         running_server(_small_responses) as server,
@@ -215,15 +217,106 @@ async def test_a_read_that_returns_credit_flushes_it(
         size = 40 * window
         stream.write(b"%d" % size)
         stream.write_eof()
+        endpoint = conn._driver.link
+        assert isinstance(endpoint, UdpEndpoint)
         got = 0
-        credit_flushes = 0
+        covered = 0
         while True:
             before = len(counted)
             chunk = await asyncio.wait_for(stream.read(1000), WAIT)
             if not chunk:
                 break
             got += len(chunk)
-            credit_flushes += len(counted) > before
+            if endpoint.quic.output_pending:  # (credit, or an ACK) due: a flush must be on its way
+                assert endpoint._flush_scheduled
+                covered += len(counted) > before or endpoint._flush_scheduled
         assert got == size
-        # Half a window (2048 bytes) read makes an update due: about one read in three asks.
-        assert credit_flushes >= size // window
+        # Half a window (2048 bytes) read makes an update due: about one read in three has output due.
+        assert covered >= size // window
+
+
+async def test_the_next_request_carries_the_ack_a_response_made_due(
+    running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    """A response of several packets makes an ACK due at once (RFC 9000 §13.2.2). The endpoint hands
+    the packets' events to the application before it transmits, and transmits once the tasks they woke
+    have run: the request the client sends as soon as it has read the response carries that ACK, one
+    datagram per round (flushing at once sent an ACK-only datagram first: two per round)."""
+    size = 4000  # three packets of 1350-byte datagrams
+    rounds = 10
+    async with (
+        running_server(_small_responses, max_pmtu=1350) as server,
+        rudp.connect(
+            "127.0.0.1", server.port, config=client_config(server_name="localhost", max_pmtu=1350)
+        ) as conn,
+    ):
+        endpoint = conn._driver.link
+        assert isinstance(endpoint, UdpEndpoint) and endpoint.io is not None
+        stats = endpoint.io.stats
+
+        async def get() -> bytes:
+            stream = await conn.open_stream()
+            stream.write(b"%d" % size)
+            stream.write_eof()
+            return await stream.read()
+
+        assert await asyncio.wait_for(get(), WAIT) == b"r" * size  # (handshake done, stream credit)
+        sent, received = stats.datagrams_sent, stats.datagrams_received
+        for _ in range(rounds):
+            assert await asyncio.wait_for(get(), WAIT) == b"r" * size
+        assert stats.datagrams_received - received >= 3 * rounds  # each response was several packets
+        # One datagram per round; the ACK of the last response may still leave alone.
+        assert stats.datagrams_sent - sent <= rounds + 1
+
+
+async def _pass_of_flush(endpoint: UdpEndpoint, command_at: int | None = None) -> list[int]:
+    """The loop passes (counted by a callback ready in every pass) at which ``endpoint`` flushed after
+    an input (an empty batch of datagrams); ``command_at``: a command asks for a flush in that pass."""
+    loop = asyncio.get_running_loop()
+    passes = 0
+    flushed_at: list[int] = []
+    done = loop.create_future()
+
+    def busy() -> None:  # one ready callback in every loop pass
+        nonlocal passes
+        passes += 1
+        if passes == command_at:
+            endpoint.request_flush()
+        if passes < 5 * FLUSH_DEFERRALS:
+            loop.call_soon(busy)
+        else:
+            done.set_result(None)
+
+    def flush() -> int:
+        flushed_at.append(passes)
+        return 0
+
+    endpoint.flush = flush  # type: ignore[method-assign]
+    loop.call_soon(busy)
+    endpoint._on_datagrams([])
+    endpoint._on_datagrams([])  # coalesced
+    await done
+    return flushed_at
+
+
+async def test_the_flush_after_an_input_waits_for_ready_work_but_a_bounded_number_of_passes() -> None:
+    """The flush an input scheduled lets the callbacks that are ready run first (the tasks the input
+    woke may answer in the same transmission), but a loop that never runs dry still flushes after
+    FLUSH_DEFERRALS passes."""
+    # It waited while work was ready, then flushed once, in the pass after its last deferral.
+    assert await _pass_of_flush(UdpEndpoint(rudp.Config())) == [FLUSH_DEFERRALS + 1]
+
+
+async def test_the_flush_after_an_input_goes_with_the_first_answer() -> None:
+    """A command (the application's answer) ends the wait: the waiting flush runs at its next turn
+    (here in the same pass, after the command), and what the loop runs after it runs while the peer
+    already has the answer."""
+    assert await _pass_of_flush(UdpEndpoint(rudp.Config()), command_at=3) == [3]
+
+
+async def test_a_flush_during_the_handshake_does_not_wait() -> None:
+    """While the handshake is under way (a client's 0-RTT request, RFC 9001 §4.6.1) the flush goes
+    out on the next pass, before the server's answer can make it a 1-RTT packet."""
+    endpoint = UdpEndpoint(rudp.Config())
+    endpoint._client_core = SimpleNamespace(handshake_complete=False)  # type: ignore[assignment]
+    assert await _pass_of_flush(endpoint) == [1]

@@ -93,11 +93,11 @@ class ConnectionDeadlines:
                 if at is not None and (ack_at is None or at < ack_at):
                     ack_at = at
             deadlines[_T_ACK_DELAY] = ack_at
-        liveness = self._liveness
         config = self._config
-        deadlines[_T_IDLE] = liveness.idle_deadline(self._handshake.idle_timeout(config.idle_timeout))
-        if state is _ESTABLISHED:
-            deadlines[_T_KEEPALIVE] = liveness.keepalive_deadline(config.keepalive_interval)
+        # RFC 9000 §10.1: the idle timeout is at least three PTOs (the PTO computed once here).
+        idle_timeout = self._handshake.idle_timeout(config.idle_timeout, self._recovery.pto())
+        keepalive = config.keepalive_interval if state is _ESTABLISHED else None
+        deadlines[_T_IDLE], deadlines[_T_KEEPALIVE] = self._liveness.deadlines(idle_timeout, keepalive)
         deadlines[_T_PACING] = self._sender.next_deadline()
         deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
         deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until

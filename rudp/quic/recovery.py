@@ -24,6 +24,7 @@ from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, Spur
 from rudp.quic.congestion.window_use import WindowUse
 from rudp.quic.delivery import Batched, BatchSink
 from rudp.quic.handshake_deadline import HANDSHAKE_PROBES
+from rudp.quic.persistent_congestion import in_persistent_congestion
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 from rudp.quic.stats import RecoveryStats
@@ -182,7 +183,7 @@ class LossRecovery:
         if state.largest_sent is not None and packet.packet_number <= state.largest_sent:
             raise ValueError(f"packet number {packet.packet_number} does not increase")
         state.add(packet)
-        if packet.space == PacketSpace.HANDSHAKE:
+        if packet.space is _HANDSHAKE:
             self._has_handshake_keys = True
         if packet.in_flight:
             self.bytes_in_flight += packet.size_bytes
@@ -226,7 +227,7 @@ class LossRecovery:
         if state.largest_sent is not None and first.packet_number <= state.largest_sent:
             raise ValueError(f"packet number {first.packet_number} does not increase")
         state.add_train(packets)
-        if first.space == PacketSpace.HANDSHAKE:
+        if first.space is _HANDSHAKE:
             self._has_handshake_keys = True
         window = self.congestion.congestion_window
         flight = self.bytes_in_flight
@@ -461,7 +462,8 @@ class LossRecovery:
         prr = self._prr
         if prr is not None and self.congestion.congestion_window < window:
             prr.start(flight_before, now)  # RFC 6937 §3.1: RecoverFS is the flight at the event
-        if self._in_persistent_congestion(state, lost):
+        duration = self.persistent_congestion_duration()
+        if in_persistent_congestion(state, lost, self._first_rtt_sample_at, duration):
             self._persistent_congestions += 1
             self.congestion.on_persistent_congestion(now)
             if prr is not None:
@@ -470,41 +472,15 @@ class LossRecovery:
 
     def persistent_congestion_duration(self) -> float:
         """``(smoothed + max(4*rttvar, kGranularity) + max_ack_delay) * 3`` seconds (RFC 9002 §7.6.1)."""
-        return (self.rtt.pto_base() + self.max_ack_delay) * K_PERSISTENT_CONGESTION_THRESHOLD
-
-    def _in_persistent_congestion(self, state: SentPackets, lost: list[SentPacket]) -> bool:
-        """RFC 9002 §7.6.2, within the space that was acknowledged (which §7.6.2 allows).
-
-        Two ack-eliciting lost packets, both sent after the first RTT sample, with nothing
-        acknowledged between them, sent further apart than the persistent congestion duration.
-        """
-        first_sample_at = self._first_rtt_sample_at
-        if first_sample_at is None:
-            return False
-        duration = self.persistent_congestion_duration()
-        run_start: SentPacket | None = None
-        previous: int | None = None
-        for packet in lost:
-            if packet.sent_at <= first_sample_at:
-                continue
-            if previous is not None and state.acked_between(previous, packet.packet_number):
-                run_start = None
-            previous = packet.packet_number
-            if not packet.ack_eliciting:
-                continue
-            if run_start is None:
-                run_start = packet
-            elif packet.sent_at - run_start.sent_at > duration:
-                return True
-        return False
+        return (self.rtt.base_pto + self.max_ack_delay) * K_PERSISTENT_CONGESTION_THRESHOLD
 
     # -- the loss detection timer ----------------------------------------------------------------------------
 
     def _earliest_loss_time(self) -> tuple[float | None, PacketSpace]:
         earliest: float | None = None
         earliest_space = _INITIAL
-        for space in _SPACES:
-            loss_time = self._spaces[space].loss_time
+        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+            loss_time = state.loss_time
             if loss_time is not None and (earliest is None or loss_time < earliest):
                 earliest, earliest_space = loss_time, space
         return earliest, earliest_space
@@ -519,9 +495,11 @@ class LossRecovery:
     def _pto_time_and_space(self) -> tuple[float | None, PacketSpace]:
         """RFC 9002 §6.2.1 and Appendix A.8 GetPtoTimeAndSpace."""
         backoff = 2**self.pto_count
-        duration = self.rtt.pto_base() * backoff
+        base = self.rtt.base_pto
+        duration = base * backoff
         cap = self._handshake_pto_cap
-        capped = cap is not None and not self._handshake_confirmed and duration > cap
+        confirmed = self._handshake_confirmed
+        capped = cap is not None and not confirmed and duration > cap
         if cap is not None and capped:
             # A deliberate deviation from RFC 9002 §6.2.1 (each PTO doubles the period, with no cap):
             # until the handshake is confirmed, the backoff stops at handshake_timeout /
@@ -531,30 +509,30 @@ class LossRecovery:
             # as silent. Why this rate is harmless is at HANDSHAKE_PROBES; after confirmation the
             # backoff is as specified. Counted from the last PTO too: a probe that could not be sent
             # (anti-amplification limit) must not make the timer fire again at once.
-            duration = max(cap, self.rtt.pto_base())
-        if not self._ack_eliciting_outstanding():
+            duration = cap if cap > base else base
+        earliest: float | None = None
+        earliest_space = _INITIAL
+        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+            if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
+                continue
+            if space is _APPLICATION:
+                # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
+                if not confirmed:
+                    break
+                duration += self.max_ack_delay * backoff
+            deadline = state.last_ack_eliciting_at + duration
+            if capped and self._probed_at is not None and deadline < self._probed_at + duration:
+                deadline = self._probed_at + duration
+            if earliest is None or deadline < earliest:
+                earliest, earliest_space = deadline, space
+        if earliest is None and not self._ack_eliciting_outstanding():
+            # Nothing the PTO covers is in flight (asked only then: the loop found no deadline).
             if self._peer_validated or self._timer_base_at is None:
                 return None, _INITIAL
             # RFC 9002 §6.2.2.1: the client keeps probing so the server is never stuck at its
             # anti-amplification limit; this timer counts from the last event, not from a packet.
             space = _HANDSHAKE if self._has_handshake_keys else _INITIAL
             return self._timer_base_at + duration, space
-        earliest: float | None = None
-        earliest_space = _INITIAL
-        for space in _SPACES:
-            state = self._spaces[space]
-            if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
-                continue
-            if space == _APPLICATION:
-                # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
-                if not self._handshake_confirmed:
-                    break
-                duration += self.max_ack_delay * backoff
-            deadline = state.last_ack_eliciting_at + duration
-            if capped and self._probed_at is not None:
-                deadline = max(deadline, self._probed_at + duration)
-            if earliest is None or deadline < earliest:
-                earliest, earliest_space = deadline, space
         return earliest, earliest_space
 
     def loss_detection_deadline(self) -> float | None:
@@ -562,9 +540,13 @@ class LossRecovery:
 
         A server blocked by the anti-amplification limit may ignore this timer.
         """
-        loss_time, _ = self._earliest_loss_time()
-        if loss_time is not None:
-            return loss_time
+        earliest: float | None = None  # (_earliest_loss_time inline: asked after every flush)
+        for state in self._spaces.values():
+            loss_time = state.loss_time
+            if loss_time is not None and (earliest is None or loss_time < earliest):
+                earliest = loss_time
+        if earliest is not None:
+            return earliest
         return self._pto_time_and_space()[0]
 
     def on_loss_detection_timeout(self, now: float) -> ProbeRequest | None:
@@ -598,11 +580,11 @@ class LossRecovery:
         """The current PTO duration without backoff (RFC 9002 §6.2.1): max_ack_delay counts once the
         handshake is confirmed. The closing period, the idle timeout floor, path validation and the
         key discard delay are measured in it."""
-        return self.rtt.pto_base() + (self.max_ack_delay if self._handshake_confirmed else 0.0)
+        return self.rtt.base_pto + (self.max_ack_delay if self._handshake_confirmed else 0.0)
 
     def pto_period(self) -> float:
         """The current PTO period without backoff, including max_ack_delay (for closing/idle timers)."""
-        return self.rtt.pto_base() + self.max_ack_delay
+        return self.rtt.base_pto + self.max_ack_delay
 
     # -- discarding and inspection -------------------------------------------------------------------------
 

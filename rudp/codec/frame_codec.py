@@ -395,13 +395,16 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
 
 def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:
     """:func:`pull_frame` for the frame at ``position`` of a 1-RTT packet's ``payload``: the frame and
-    the position after it, with the same checks and errors. The usual ACK (RFC 9000 §19.3: type 0x02,
-    one range) is decoded here without a reader; anything else goes through :func:`pull_frame`."""
-    if payload[position] == 0x02:
+    the position after it, with the same checks and errors. The usual ACK (RFC 9000 §19.3: one range,
+    ACK or ACK_ECN) is decoded here without a reader; anything else goes through :func:`pull_frame`."""
+    kind = payload[position]
+    if kind == 0x02 or kind == 0x03:
         size = len(payload)
         at = position + 1
         fields = []
-        for _ in range(4):  # Largest Acknowledged, ACK Delay, ACK Range Count, First ACK Range
+        # Largest Acknowledged, ACK Delay, ACK Range Count, First ACK Range (then, for ACK_ECN, the
+        # ECT(0), ECT(1) and ECN-CE counts, RFC 9000 §19.3.2, which follow the ranges: one range only).
+        for _ in range(4 if kind == 0x02 else 7):
             if at >= size:
                 break
             first = payload[at]
@@ -415,9 +418,10 @@ def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:
             fields.append(int.from_bytes(payload[at : at + width], "big") & _VARINT_MASKS[width])
             at += width
         else:
-            largest, delay, count, first_range = fields
-            if count == 0 and first_range <= largest:  # (else the general decoder, and its errors)
-                return Ack(((largest - first_range, largest),), delay, None), at
+            largest, first_range = fields[0], fields[3]
+            if fields[2] == 0 and first_range <= largest:  # (else the general decoder, and its errors)
+                ecn = None if kind == 0x02 else (fields[4], fields[5], fields[6])
+                return Ack(((largest - first_range, largest),), fields[1], ecn), at
     reader = Reader(payload, position)
     frame = pull_frame(reader, _O)[1]
     return frame, reader.position

@@ -86,7 +86,7 @@ class ConnectionDeadlines:
         current = self._paths.current
         allowance = None if current.validated else current.datagram_allowance()
         if allowance is None or allowance >= MIN_SENDABLE_BYTES:
-            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
+            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_timer()[0]
             ack_at = None
             for space in self._spaces.values():  # (a plain loop: asked after every flush)
                 at = space.ack.ack_deadline()

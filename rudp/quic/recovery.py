@@ -76,7 +76,7 @@ class LossRecovery:
         self.rtt = rtt
         self.max_ack_delay = max_ack_delay
         self.is_client = is_client
-        # A PTO cap before confirmation (see _pto_time_and_space), None for RFC 9002's plain backoff.
+        # A PTO cap before confirmation (see loss_timer), None for RFC 9002's plain backoff.
         self._handshake_pto_cap = None if handshake_timeout is None else handshake_timeout / HANDSHAKE_PROBES
         self._probed_at: float | None = None  # when the PTO last fired
         self.bytes_in_flight = 0
@@ -476,15 +476,6 @@ class LossRecovery:
 
     # -- the loss detection timer ----------------------------------------------------------------------------
 
-    def _earliest_loss_time(self) -> tuple[float | None, PacketSpace]:
-        earliest: float | None = None
-        earliest_space = _INITIAL
-        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
-            loss_time = state.loss_time
-            if loss_time is not None and (earliest is None or loss_time < earliest):
-                earliest, earliest_space = loss_time, space
-        return earliest, earliest_space
-
     def _ack_eliciting_outstanding(self) -> bool:
         # In flight in a space whose PTO may be armed (Application only after confirmation).
         spaces = self._spaces
@@ -492,8 +483,18 @@ class LossRecovery:
             return True
         return self._handshake_confirmed and spaces[_APPLICATION].ack_eliciting_in_flight > 0
 
-    def _pto_time_and_space(self) -> tuple[float | None, PacketSpace]:
-        """RFC 9002 §6.2.1 and Appendix A.8 GetPtoTimeAndSpace."""
+    def loss_timer(self) -> tuple[float | None, PacketSpace, bool]:
+        """The loss detection timer (RFC 9002 Appendix A.8 SetLossDetectionTimer): when it fires, in
+        which space, and True for a time-threshold loss (the earliest loss time of any space) or False
+        for a PTO (GetPtoTimeAndSpace, RFC 9002 §6.2.1); (None, Initial, False) when unset."""
+        earliest: float | None = None
+        earliest_space = _INITIAL
+        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+            loss_time = state.loss_time
+            if loss_time is not None and (earliest is None or loss_time < earliest):
+                earliest, earliest_space = loss_time, space
+        if earliest is not None:
+            return earliest, earliest_space, True
         backoff = 2**self.pto_count
         base = self.rtt.base_pto
         duration = base * backoff
@@ -510,8 +511,6 @@ class LossRecovery:
             # backoff is as specified. Counted from the last PTO too: a probe that could not be sent
             # (anti-amplification limit) must not make the timer fire again at once.
             duration = cap if cap > base else base
-        earliest: float | None = None
-        earliest_space = _INITIAL
         for space, state in self._spaces.items():  # (Initial, Handshake, Application)
             if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
                 continue
@@ -528,26 +527,20 @@ class LossRecovery:
         if earliest is None and not self._ack_eliciting_outstanding():
             # Nothing the PTO covers is in flight (asked only then: the loop found no deadline).
             if self._peer_validated or self._timer_base_at is None:
-                return None, _INITIAL
+                return None, _INITIAL, False
             # RFC 9002 §6.2.2.1: the client keeps probing so the server is never stuck at its
             # anti-amplification limit; this timer counts from the last event, not from a packet.
             space = _HANDSHAKE if self._has_handshake_keys else _INITIAL
-            return self._timer_base_at + duration, space
-        return earliest, earliest_space
+            return self._timer_base_at + duration, space, False
+        return earliest, earliest_space, False
 
     def loss_detection_deadline(self) -> float | None:
-        """When :meth:`on_loss_detection_timeout` must be called, or None (RFC 9002 Appendix A.8).
+        """When :meth:`on_loss_detection_timeout` must be called, or None (RFC 9002 Appendix A.8;
+        :meth:`loss_timer`, which the connection's timer asks directly).
 
         A server blocked by the anti-amplification limit may ignore this timer.
         """
-        earliest: float | None = None  # (_earliest_loss_time inline: asked after every flush)
-        for state in self._spaces.values():
-            loss_time = state.loss_time
-            if loss_time is not None and (earliest is None or loss_time < earliest):
-                earliest = loss_time
-        if earliest is not None:
-            return earliest
-        return self._pto_time_and_space()[0]
+        return self.loss_timer()[0]
 
     def on_loss_detection_timeout(self, now: float) -> ProbeRequest | None:
         """Run the loss detection timer (RFC 9002 Appendix A.9).
@@ -555,10 +548,10 @@ class LossRecovery:
         Declares time-threshold losses (returns None), or, for a PTO, increments :attr:`pto_count`
         and returns what to probe. Returns None too if the timer is not due at ``now``.
         """
-        loss_time, space = self._earliest_loss_time()
-        if loss_time is not None:
-            if now < loss_time:
-                return None
+        deadline, space, loss = self.loss_timer()
+        if deadline is None or now < deadline:
+            return None
+        if loss:
             state = self._spaces[space]
             lost = self._detect_lost(state, now)
             if lost:
@@ -566,9 +559,6 @@ class LossRecovery:
                 state.trim_acked()
                 self._deliver_rate_sample(now)
             self._timer_base_at = now
-            return None
-        deadline, space = self._pto_time_and_space()
-        if deadline is None or now < deadline:
             return None
         count = 2 if self._ack_eliciting_outstanding() else 1
         self.pto_count += 1

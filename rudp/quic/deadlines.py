@@ -4,7 +4,7 @@ Owns :class:`ConnectionDeadlines`, which owns no deadline: on every call it asks
 own (the closing period, loss detection and PTO, delayed ACKs, the idle timeout and keep-alive, the
 pacer, path validation, the old 1-RTT read keys) and stores none of the answers, without side effects,
 so no code elsewhere arms or forgets a timer. The connection asks it after every flush (its
-``next_timer``: the earliest, :func:`~rudp.quic.timers.earliest_deadline`) and when a timer fires
+``next_timer``: the earliest, :meth:`ConnectionDeadlines.earliest`) and when a timer fires
 (which are due, :class:`~rudp.quic.timers.TimerTable`).
 """
 
@@ -102,6 +102,15 @@ class ConnectionDeadlines:
         deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
         deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until
         return deadlines
+
+    def earliest(self) -> float | None:
+        """The earliest deadline :meth:`collect` gives, or None (the connection's next timer, asked
+        after every flush: :func:`~rudp.quic.timers.earliest_deadline` inline)."""
+        earliest = None
+        for deadline in self.collect():
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
 
 __all__ = ["ConnectionDeadlines"]

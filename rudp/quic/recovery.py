@@ -291,7 +291,7 @@ class LossRecovery:
         acked = state.remove_acked(ack.ranges)
         if not acked:
             return []
-        if space == _HANDSHAKE:
+        if space is _HANDSHAKE:
             # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
             self._peer_validated = True
         # One pass: the flight, delivery rates, whether any packet elicited an ACK, any was sent on
@@ -333,7 +333,8 @@ class LossRecovery:
             if prr is not None and prr.active:
                 delivered = sum(packet.size_bytes for packet in on_path if packet.in_flight)
                 prr.on_ack(delivered, self.bytes_in_flight, self.congestion.congestion_window)
-        self._deliver_rate_sample(now)
+        if rates is not None:
+            self._deliver_rate_sample(now)
         if self._peer_validated:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
             # server validated its address (it may be blocked by the anti-amplification limit).
@@ -425,15 +426,16 @@ class LossRecovery:
     def _rtt_unit(self) -> float:
         return max(self.rtt.latest_rtt, self.rtt.smoothed_rtt)
 
-    def _loss_delay(self) -> float:
-        # RFC 9002 §6.1.2: 9/8 (or, after spurious losses, more: RFC 8985 §6.2) of the larger of latest
-        # and smoothed RTT, at least kGranularity.
-        return max(self._undo.time_threshold * self._rtt_unit(), K_GRANULARITY)
-
     def _detect_lost(self, state: SentPackets, now: float) -> list[SentPacket]:
-        # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets.
-        loss_delay = self._loss_delay()
-        return state.remove_lost(now, loss_delay, self._undo.packet_threshold)
+        # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets. The loss delay (§6.1.2): 9/8 (or,
+        # after spurious losses, more: RFC 8985 §6.2) of the larger of latest and smoothed RTT, at
+        # least kGranularity (_rtt_unit and max() as comparisons: asked on every ACK).
+        rtt, undo = self.rtt, self._undo
+        latest, smoothed = rtt.latest_rtt, rtt.smoothed_rtt
+        loss_delay = undo.time_threshold * (latest if latest > smoothed else smoothed)
+        if loss_delay < K_GRANULARITY:
+            loss_delay = K_GRANULARITY
+        return state.remove_lost(now, loss_delay, undo.packet_threshold)
 
     def _on_packets_lost(
         self, state: SentPackets, lost: list[SentPacket], now: float, flight_before: int | None = None

@@ -513,21 +513,24 @@ class LossRecovery:
             # backoff is as specified. Counted from the last PTO too: a probe that could not be sent
             # (anti-amplification limit) must not make the timer fire again at once.
             duration = cap if cap > base else base
+        outstanding = False  # (_ack_eliciting_outstanding, found by the same loop)
         for space, state in self._spaces.items():  # (Initial, Handshake, Application)
-            if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
+            if state.ack_eliciting_in_flight == 0:
                 continue
             if space is _APPLICATION:
                 # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
                 if not confirmed:
                     break
                 duration += self.max_ack_delay * backoff
+            outstanding = True
+            if state.last_ack_eliciting_at is None:
+                continue
             deadline = state.last_ack_eliciting_at + duration
             if capped and self._probed_at is not None and deadline < self._probed_at + duration:
                 deadline = self._probed_at + duration
             if earliest is None or deadline < earliest:
                 earliest, earliest_space = deadline, space
-        if earliest is None and not self._ack_eliciting_outstanding():
-            # Nothing the PTO covers is in flight (asked only then: the loop found no deadline).
+        if not outstanding:  # nothing the PTO covers is in flight
             if self._peer_validated or self._timer_base_at is None:
                 return None, _INITIAL, False
             # RFC 9002 §6.2.2.1: the client keeps probing so the server is never stuck at its

@@ -93,4 +93,5 @@ def test_pacer_asks_the_controller_it_is_given_each_time() -> None:
     assert pacer.current_rate(gain, rtt) == pytest.approx(3.0 * window / 0.1)
     assert pacer.current_rate(own, rtt) == 123_456.0
     reno = NewReno(MDS)
-    assert pacer.current_rate(reno, rtt) == pytest.approx(SLOW_START_PACING_GAIN * reno.congestion_window / 0.1)
+    expected = SLOW_START_PACING_GAIN * reno.congestion_window / 0.1
+    assert pacer.current_rate(reno, rtt) == pytest.approx(expected)

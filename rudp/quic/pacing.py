@@ -115,12 +115,12 @@ class Pacer:
         self._last_at: float | None = None
         self._wake_at: float | None = None
         self._steady_window: float | None = None
+        """The congestion window the last :meth:`allows` derived its rate from, when that rate is the
+        window's (not the controller's own, which may move as packets leave): see :meth:`allows_again`."""
         self._model_of: CongestionController | None = None
         """The controller :attr:`_own_rate` and :attr:`_gain_of` were looked up on (see :meth:`_learn`)."""
         self._own_rate: Callable[[RttEstimator], float | None] | None = None
         self._gain_of: Callable[[], float] | None = None
-        """The congestion window the last :meth:`allows` derived its rate from, when that rate is the
-        window's (not the controller's own, which may move as packets leave): see :meth:`allows_again`."""
 
     def use_datagram_size(self, size: int) -> None:
         """The path's datagrams are now ``size`` bytes (its PMTU search moved): the pacer's unit."""

@@ -44,6 +44,7 @@ from rudp.errors import DecodeError, TransportErrorCode
 
 _FEE = TransportErrorCode.FRAME_ENCODING_ERROR
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
+_ACK_TYPE, _ACK_ECN_TYPE = int(FrameType.ACK), int(FrameType.ACK_ECN)  # (enum lookups are slow in 3.11)
 MAX_STREAMS_LIMIT: Final = 1 << 60  # RFC 9000 §4.6, §19.11
 STREAM_OFF: Final = 0x04
 STREAM_LEN: Final = 0x02
@@ -392,6 +393,40 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     return stream_id, offset, position, end
 
 
+def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:
+    """:func:`pull_frame` for the frame at ``position`` of a 1-RTT packet's ``payload``: the frame and
+    the position after it, with the same checks and errors. The usual ACK (RFC 9000 §19.3: one range,
+    ACK or ACK_ECN) is decoded here without a reader; anything else goes through :func:`pull_frame`."""
+    kind = payload[position]
+    if kind == 0x02 or kind == 0x03:
+        size = len(payload)
+        at = position + 1
+        fields = []
+        # Largest Acknowledged, ACK Delay, ACK Range Count, First ACK Range (then, for ACK_ECN, the
+        # ECT(0), ECT(1) and ECN-CE counts, RFC 9000 §19.3.2, which follow the ranges: one range only).
+        for _ in range(4 if kind == 0x02 else 7):
+            if at >= size:
+                break
+            first = payload[at]
+            if first < 0x40:
+                fields.append(first)
+                at += 1
+                continue
+            width = 1 << (first >> 6)  # RFC 9000 §16
+            if at + width > size:
+                break
+            fields.append(int.from_bytes(payload[at : at + width], "big") & _VARINT_MASKS[width])
+            at += width
+        else:
+            largest, first_range = fields[0], fields[3]
+            if fields[2] == 0 and first_range <= largest:  # (else the general decoder, and its errors)
+                ecn = None if kind == 0x02 else (fields[4], fields[5], fields[6])
+                return Ack(((largest - first_range, largest),), fields[1], ecn), at
+    reader = Reader(payload, position)
+    frame = pull_frame(reader, _O)[1]
+    return frame, reader.position
+
+
 def write_frame(writer: Writer, frame: Frame) -> None:
     """Append the encoding of ``frame`` to ``writer``.
 
@@ -438,7 +473,7 @@ def _write_ack(writer: Writer, frame: Ack) -> None:
     push = writer.push_varint
     if not frame.ranges:
         raise ValueError("an ACK frame needs at least one range")
-    push(FrameType.ACK if frame.ecn is None else FrameType.ACK_ECN)
+    push(_ACK_TYPE if frame.ecn is None else _ACK_ECN_TYPE)
     smallest, largest = frame.ranges[0]
     push(largest)
     push(frame.ack_delay)

@@ -50,7 +50,7 @@ from rudp.quic.spaces import PacketSpaces
 from rudp.quic.state import Lifecycle, State
 from rudp.quic.stats import ConnectionStats, TrafficCounters
 from rudp.quic.streams.manager import StreamManager
-from rudp.quic.timers import Timer, TimerTable, earliest_deadline
+from rudp.quic.timers import Timer, TimerTable
 from rudp.tls.config import TlsConfig
 
 # Bound once (read on every flush): in Python 3.11 the enum metaclass's __getattr__ makes each
@@ -525,7 +525,7 @@ class QuicConnection:
 
     def next_timer(self) -> float | None:
         """The earliest deadline at which :meth:`handle_timer` must be called, or None."""
-        return earliest_deadline(self._deadlines.collect())
+        return self._deadlines.earliest()
 
     def next_event(self) -> Event | None:
         """Pop the next application event, or None."""

@@ -4,7 +4,7 @@ Owns :class:`ConnectionDeadlines`, which owns no deadline: on every call it asks
 own (the closing period, loss detection and PTO, delayed ACKs, the idle timeout and keep-alive, the
 pacer, path validation, the old 1-RTT read keys) and stores none of the answers, without side effects,
 so no code elsewhere arms or forgets a timer. The connection asks it after every flush (its
-``next_timer``: the earliest, :func:`~rudp.quic.timers.earliest_deadline`) and when a timer fires
+``next_timer``: the earliest, :meth:`ConnectionDeadlines.earliest`) and when a timer fires
 (which are due, :class:`~rudp.quic.timers.TimerTable`).
 """
 
@@ -86,22 +86,31 @@ class ConnectionDeadlines:
         current = self._paths.current
         allowance = None if current.validated else current.datagram_allowance()
         if allowance is None or allowance >= MIN_SENDABLE_BYTES:
-            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_detection_deadline()
+            deadlines[_T_LOSS_DETECTION] = self._recovery.loss_timer()[0]
             ack_at = None
             for space in self._spaces.values():  # (a plain loop: asked after every flush)
                 at = space.ack.ack_deadline()
                 if at is not None and (ack_at is None or at < ack_at):
                     ack_at = at
             deadlines[_T_ACK_DELAY] = ack_at
-        liveness = self._liveness
         config = self._config
-        deadlines[_T_IDLE] = liveness.idle_deadline(self._handshake.idle_timeout(config.idle_timeout))
-        if state is _ESTABLISHED:
-            deadlines[_T_KEEPALIVE] = liveness.keepalive_deadline(config.keepalive_interval)
+        # RFC 9000 §10.1: the idle timeout is at least three PTOs (the PTO computed once here).
+        idle_timeout = self._handshake.idle_timeout(config.idle_timeout, self._recovery.pto())
+        keepalive = config.keepalive_interval if state is _ESTABLISHED else None
+        deadlines[_T_IDLE], deadlines[_T_KEEPALIVE] = self._liveness.deadlines(idle_timeout, keepalive)
         deadlines[_T_PACING] = self._sender.next_deadline()
         deadlines[_T_PATH_VALIDATION] = self._paths.next_deadline()
         deadlines[_T_KEY_DISCARD] = self._spaces.phase.previous_read_until
         return deadlines
+
+    def earliest(self) -> float | None:
+        """The earliest deadline :meth:`collect` gives, or None (the connection's next timer, asked
+        after every flush: :func:`~rudp.quic.timers.earliest_deadline` inline)."""
+        earliest = None
+        for deadline in self.collect():
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
 
 __all__ = ["ConnectionDeadlines"]

@@ -423,11 +423,15 @@ class Handshake:
             return 0.0
         return encoded * (1 << self.peer_params.ack_delay_exponent) / 1e6
 
-    def idle_timeout(self, local: float) -> float | None:
-        """RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs (or None)."""
-        peer = self.peer_params.max_idle_timeout / 1000 if self.peer_params is not None else 0.0
-        if local <= 0 or 0 < peer < local:
-            local = peer
+    def idle_timeout(self, local: float, pto: float) -> float | None:
+        """RFC 9000 §10.1: the smaller of the two non-zero values, and at least 3 PTOs (``pto``, the
+        current :meth:`~rudp.quic.recovery.LossRecovery.pto`), or None."""
+        params = self.peer_params
+        if params is not None:
+            peer = params.max_idle_timeout / 1000
+            if local <= 0 or 0 < peer < local:
+                local = peer
         if local <= 0:
             return None
-        return max(local, 3 * self._recovery.pto())
+        floor = 3 * pto  # (max() as a comparison: asked after every flush)
+        return local if local > floor else floor

@@ -44,6 +44,13 @@ class Liveness:
         """When the connection times out for ``timeout`` seconds of silence (None: never)."""
         return None if timeout is None else self._last_activity + timeout
 
+    def deadlines(self, timeout: float | None, interval: float | None) -> tuple[float | None, float | None]:
+        """:meth:`idle_deadline` and :meth:`keepalive_deadline` in one call (asked after every flush)."""
+        return (
+            None if timeout is None else self._last_activity + timeout,
+            None if interval is None else self._last_ack_eliciting_sent + interval,
+        )
+
     def keepalive_deadline(self, interval: float | None) -> float | None:
         """When a keep-alive PING is due, ``interval`` after the last ack-eliciting packet sent."""
         return None if interval is None else self._last_ack_eliciting_sent + interval

@@ -37,9 +37,10 @@ controllers, whose rate has 25-100% of slack, make up nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from rudp.quic.congestion.base import initial_window
+from rudp.quic.congestion.base import BaseCongestionController, initial_window
 from rudp.quic.rtt import K_GRANULARITY
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ MAX_BURST_CWND_FRACTION: Final = 0.5
 """The burst allowance above ``MAX_BURST_PACKETS`` is at most this fraction of the congestion window."""
 MAX_CATCH_UP: Final = 0.01
 """Lateness of a pacing wake-up (seconds) that a controller's own pacing rate may make up in one burst."""
+_INF: Final = math.inf
 _SLACK_BYTES: Final = 1.0
 """Tolerance so a timer armed at :meth:`Pacer.next_send_at` is never refused by float rounding."""
 
@@ -77,8 +79,11 @@ class Pacer:
     """
 
     __slots__ = (
+        "_gain_of",
         "_initial_window",
         "_last_at",
+        "_model_of",
+        "_own_rate",
         "_steady_window",
         "_tokens",
         "_wake_at",
@@ -112,6 +117,10 @@ class Pacer:
         self._steady_window: float | None = None
         """The congestion window the last :meth:`allows` derived its rate from, when that rate is the
         window's (not the controller's own, which may move as packets leave): see :meth:`allows_again`."""
+        self._model_of: CongestionController | None = None
+        """The controller :attr:`_own_rate` and :attr:`_gain_of` were looked up on (see :meth:`_learn`)."""
+        self._own_rate: Callable[[RttEstimator], float | None] | None = None
+        self._gain_of: Callable[[], float] | None = None
 
     def use_datagram_size(self, size: int) -> None:
         """The path's datagrams are now ``size`` bytes (its PMTU search moved): the pacer's unit."""
@@ -157,18 +166,33 @@ class Pacer:
         """The rate the pacer would use now, bytes/s (``inf`` when not pacing)."""
         return self._rate(congestion, rtt, congestion.congestion_window)[0]
 
+    def _learn(self, congestion: CongestionController) -> None:
+        """Look up, once per controller (the pacer is asked per packet), its ``pacing_rate`` unless it
+        is the base class's (always None) and its optional ``window_pacing_gain``; these are methods of
+        the controller, so the answers they give stay current."""
+        self._model_of = congestion
+        rate_of = congestion.pacing_rate
+        base_rate = getattr(rate_of, "__func__", None) is BaseCongestionController.pacing_rate
+        self._own_rate = None if base_rate else rate_of
+        gain_of = getattr(congestion, "window_pacing_gain", None)
+        self._gain_of = gain_of if callable(gain_of) else None
+
     def _rate(self, congestion: CongestionController, rtt: RttEstimator, window: int) -> tuple[float, bool]:
         """(the rate, True if the controller chose it); ``window``: the controller's window now."""
         if not self.enabled or not rtt.has_sample:
-            return math.inf, False
-        rate = congestion.pacing_rate(rtt)
-        own = rate is not None
+            return _INF, False
+        if congestion is not self._model_of:
+            self._learn(congestion)
+        own_rate = self._own_rate
+        rate = None if own_rate is None else own_rate(rtt)
         if rate is None:
             srtt = rtt.smoothed_rtt
             if srtt < K_GRANULARITY:
                 srtt = K_GRANULARITY
-            rate = self.window_gain(congestion) * window / srtt
-        return (rate, own) if rate > 0 else (math.inf, False)
+            gain_of = self._gain_of  # (window_gain, without its lookups)
+            rate = (K_PACING_GAIN if gain_of is None else float(gain_of())) * window / srtt
+            return (rate, False) if rate > 0 else (_INF, False)
+        return (rate, True) if rate > 0 else (_INF, False)
 
     def allows(self, now: float, size: int, congestion: CongestionController, rtt: RttEstimator) -> bool:
         """Refill the bucket up to ``now`` and say whether a ``size``-byte packet may leave now."""
@@ -177,7 +201,7 @@ class Pacer:
         self.rate = rate
         self._steady_window = None if own else window
         wake, self._wake_at = self._wake_at, None
-        if math.isinf(rate):
+        if rate == _INF:
             self._last_at = now
             return True
         capacity = self.burst_allowance(rate, self.max_datagram_size, self.granularity, window)

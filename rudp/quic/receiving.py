@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from rudp.codec import frames as f
-from rudp.codec.buffer import Reader
 from rudp.codec.codes import PacketType
-from rudp.codec.frame_codec import parse_frames, pull_frame, pull_stream_fields
+from rudp.codec.frame_codec import parse_frames, pull_one_rtt_frame, pull_stream_fields
 from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
@@ -453,9 +452,7 @@ class Receiver:
                 eliciting = ping = True
                 position += 1
                 continue
-            reader = Reader(payload, position)
-            _, frame = pull_frame(reader, _ONE_RTT)
-            position = reader.position
+            frame, position = pull_one_rtt_frame(payload, position)  # (ACK's usual form without a Reader)
             if type(frame) is f.Ack:  # RFC 9000 §19.3: not ack-eliciting, never closes: no routing
                 self._acks.on_ack(frame, _APPLICATION, now)
                 continue

@@ -24,6 +24,7 @@ from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, Spur
 from rudp.quic.congestion.window_use import WindowUse
 from rudp.quic.delivery import Batched, BatchSink
 from rudp.quic.handshake_deadline import HANDSHAKE_PROBES
+from rudp.quic.persistent_congestion import in_persistent_congestion
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 from rudp.quic.stats import RecoveryStats
@@ -75,7 +76,7 @@ class LossRecovery:
         self.rtt = rtt
         self.max_ack_delay = max_ack_delay
         self.is_client = is_client
-        # A PTO cap before confirmation (see _pto_time_and_space), None for RFC 9002's plain backoff.
+        # A PTO cap before confirmation (see loss_timer), None for RFC 9002's plain backoff.
         self._handshake_pto_cap = None if handshake_timeout is None else handshake_timeout / HANDSHAKE_PROBES
         self._probed_at: float | None = None  # when the PTO last fired
         self.bytes_in_flight = 0
@@ -182,7 +183,7 @@ class LossRecovery:
         if state.largest_sent is not None and packet.packet_number <= state.largest_sent:
             raise ValueError(f"packet number {packet.packet_number} does not increase")
         state.add(packet)
-        if packet.space == PacketSpace.HANDSHAKE:
+        if packet.space is _HANDSHAKE:
             self._has_handshake_keys = True
         if packet.in_flight:
             self.bytes_in_flight += packet.size_bytes
@@ -226,7 +227,7 @@ class LossRecovery:
         if state.largest_sent is not None and first.packet_number <= state.largest_sent:
             raise ValueError(f"packet number {first.packet_number} does not increase")
         state.add_train(packets)
-        if first.space == PacketSpace.HANDSHAKE:
+        if first.space is _HANDSHAKE:
             self._has_handshake_keys = True
         window = self.congestion.congestion_window
         flight = self.bytes_in_flight
@@ -290,7 +291,7 @@ class LossRecovery:
         acked = state.remove_acked(ack.ranges)
         if not acked:
             return []
-        if space == _HANDSHAKE:
+        if space is _HANDSHAKE:
             # RFC 9002 §6.2.2.1: a Handshake ACK proves the server validated the client's address.
             self._peer_validated = True
         # One pass: the flight, delivery rates, whether any packet elicited an ACK, any was sent on
@@ -332,7 +333,8 @@ class LossRecovery:
             if prr is not None and prr.active:
                 delivered = sum(packet.size_bytes for packet in on_path if packet.in_flight)
                 prr.on_ack(delivered, self.bytes_in_flight, self.congestion.congestion_window)
-        self._deliver_rate_sample(now)
+        if rates is not None:
+            self._deliver_rate_sample(now)
         if self._peer_validated:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
             # server validated its address (it may be blocked by the anti-amplification limit).
@@ -424,15 +426,16 @@ class LossRecovery:
     def _rtt_unit(self) -> float:
         return max(self.rtt.latest_rtt, self.rtt.smoothed_rtt)
 
-    def _loss_delay(self) -> float:
-        # RFC 9002 §6.1.2: 9/8 (or, after spurious losses, more: RFC 8985 §6.2) of the larger of latest
-        # and smoothed RTT, at least kGranularity.
-        return max(self._undo.time_threshold * self._rtt_unit(), K_GRANULARITY)
-
     def _detect_lost(self, state: SentPackets, now: float) -> list[SentPacket]:
-        # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets.
-        loss_delay = self._loss_delay()
-        return state.remove_lost(now, loss_delay, self._undo.packet_threshold)
+        # RFC 9002 §6.1 and Appendix A.10 DetectAndRemoveLostPackets. The loss delay (§6.1.2): 9/8 (or,
+        # after spurious losses, more: RFC 8985 §6.2) of the larger of latest and smoothed RTT, at
+        # least kGranularity (_rtt_unit and max() as comparisons: asked on every ACK).
+        rtt, undo = self.rtt, self._undo
+        latest, smoothed = rtt.latest_rtt, rtt.smoothed_rtt
+        loss_delay = undo.time_threshold * (latest if latest > smoothed else smoothed)
+        if loss_delay < K_GRANULARITY:
+            loss_delay = K_GRANULARITY
+        return state.remove_lost(now, loss_delay, undo.packet_threshold)
 
     def _on_packets_lost(
         self, state: SentPackets, lost: list[SentPacket], now: float, flight_before: int | None = None
@@ -461,7 +464,8 @@ class LossRecovery:
         prr = self._prr
         if prr is not None and self.congestion.congestion_window < window:
             prr.start(flight_before, now)  # RFC 6937 §3.1: RecoverFS is the flight at the event
-        if self._in_persistent_congestion(state, lost):
+        duration = self.persistent_congestion_duration()
+        if in_persistent_congestion(state, lost, self._first_rtt_sample_at, duration):
             self._persistent_congestions += 1
             self.congestion.on_persistent_congestion(now)
             if prr is not None:
@@ -470,44 +474,9 @@ class LossRecovery:
 
     def persistent_congestion_duration(self) -> float:
         """``(smoothed + max(4*rttvar, kGranularity) + max_ack_delay) * 3`` seconds (RFC 9002 §7.6.1)."""
-        return (self.rtt.pto_base() + self.max_ack_delay) * K_PERSISTENT_CONGESTION_THRESHOLD
-
-    def _in_persistent_congestion(self, state: SentPackets, lost: list[SentPacket]) -> bool:
-        """RFC 9002 §7.6.2, within the space that was acknowledged (which §7.6.2 allows).
-
-        Two ack-eliciting lost packets, both sent after the first RTT sample, with nothing
-        acknowledged between them, sent further apart than the persistent congestion duration.
-        """
-        first_sample_at = self._first_rtt_sample_at
-        if first_sample_at is None:
-            return False
-        duration = self.persistent_congestion_duration()
-        run_start: SentPacket | None = None
-        previous: int | None = None
-        for packet in lost:
-            if packet.sent_at <= first_sample_at:
-                continue
-            if previous is not None and state.acked_between(previous, packet.packet_number):
-                run_start = None
-            previous = packet.packet_number
-            if not packet.ack_eliciting:
-                continue
-            if run_start is None:
-                run_start = packet
-            elif packet.sent_at - run_start.sent_at > duration:
-                return True
-        return False
+        return (self.rtt.base_pto + self.max_ack_delay) * K_PERSISTENT_CONGESTION_THRESHOLD
 
     # -- the loss detection timer ----------------------------------------------------------------------------
-
-    def _earliest_loss_time(self) -> tuple[float | None, PacketSpace]:
-        earliest: float | None = None
-        earliest_space = _INITIAL
-        for space in _SPACES:
-            loss_time = self._spaces[space].loss_time
-            if loss_time is not None and (earliest is None or loss_time < earliest):
-                earliest, earliest_space = loss_time, space
-        return earliest, earliest_space
 
     def _ack_eliciting_outstanding(self) -> bool:
         # In flight in a space whose PTO may be armed (Application only after confirmation).
@@ -516,12 +485,25 @@ class LossRecovery:
             return True
         return self._handshake_confirmed and spaces[_APPLICATION].ack_eliciting_in_flight > 0
 
-    def _pto_time_and_space(self) -> tuple[float | None, PacketSpace]:
-        """RFC 9002 §6.2.1 and Appendix A.8 GetPtoTimeAndSpace."""
+    def loss_timer(self) -> tuple[float | None, PacketSpace, bool]:
+        """The loss detection timer (RFC 9002 Appendix A.8 SetLossDetectionTimer): when it fires, in
+        which space, and True for a time-threshold loss (the earliest loss time of any space) or False
+        for a PTO (GetPtoTimeAndSpace, RFC 9002 §6.2.1); (None, Initial, False) when unset."""
+        earliest: float | None = None
+        earliest_space = _INITIAL
+        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+            loss_time = state.loss_time
+            if loss_time is not None and (earliest is None or loss_time < earliest):
+                earliest, earliest_space = loss_time, space
+        if earliest is not None:
+            return earliest, earliest_space, True
         backoff = 2**self.pto_count
-        duration = self.rtt.pto_base() * backoff
+        base = self.rtt.base_pto
+        duration = base * backoff
         cap = self._handshake_pto_cap
-        if cap is not None and not self._handshake_confirmed:
+        confirmed = self._handshake_confirmed
+        capped = False
+        if cap is not None and not confirmed:
             # A deliberate deviation from RFC 9002 §6.2.1 (each PTO doubles the period, with no cap):
             # until the handshake is confirmed, the period stops at handshake_timeout /
             # HANDSHAKE_PROBES, or twice the smallest RTT sample on a slower path. Both ends give up a
@@ -536,44 +518,39 @@ class LossRecovery:
             if duration > limit:
                 duration = limit
                 capped = True
-            else:
-                capped = False
-        else:
-            capped = False
-        if not self._ack_eliciting_outstanding():
+        outstanding = False  # (_ack_eliciting_outstanding, found by the same loop)
+        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+            if state.ack_eliciting_in_flight == 0:
+                continue
+            if space is _APPLICATION:
+                # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
+                if not confirmed:
+                    break
+                duration += self.max_ack_delay * backoff
+            outstanding = True
+            if state.last_ack_eliciting_at is None:
+                continue
+            deadline = state.last_ack_eliciting_at + duration
+            if capped and self._probed_at is not None and deadline < self._probed_at + duration:
+                deadline = self._probed_at + duration
+            if earliest is None or deadline < earliest:
+                earliest, earliest_space = deadline, space
+        if not outstanding:  # nothing the PTO covers is in flight
             if self._peer_validated or self._timer_base_at is None:
-                return None, _INITIAL
+                return None, _INITIAL, False
             # RFC 9002 §6.2.2.1: the client keeps probing so the server is never stuck at its
             # anti-amplification limit; this timer counts from the last event, not from a packet.
             space = _HANDSHAKE if self._has_handshake_keys else _INITIAL
-            return self._timer_base_at + duration, space
-        earliest: float | None = None
-        earliest_space = _INITIAL
-        for space in _SPACES:
-            state = self._spaces[space]
-            if state.ack_eliciting_in_flight == 0 or state.last_ack_eliciting_at is None:
-                continue
-            if space == _APPLICATION:
-                # RFC 9002 §6.2.1: no Application PTO before confirmation; include max_ack_delay.
-                if not self._handshake_confirmed:
-                    break
-                duration += self.max_ack_delay * backoff
-            deadline = state.last_ack_eliciting_at + duration
-            if capped and self._probed_at is not None:
-                deadline = max(deadline, self._probed_at + duration)
-            if earliest is None or deadline < earliest:
-                earliest, earliest_space = deadline, space
-        return earliest, earliest_space
+            return self._timer_base_at + duration, space, False
+        return earliest, earliest_space, False
 
     def loss_detection_deadline(self) -> float | None:
-        """When :meth:`on_loss_detection_timeout` must be called, or None (RFC 9002 Appendix A.8).
+        """When :meth:`on_loss_detection_timeout` must be called, or None (RFC 9002 Appendix A.8;
+        :meth:`loss_timer`, which the connection's timer asks directly).
 
         A server blocked by the anti-amplification limit may ignore this timer.
         """
-        loss_time, _ = self._earliest_loss_time()
-        if loss_time is not None:
-            return loss_time
-        return self._pto_time_and_space()[0]
+        return self.loss_timer()[0]
 
     def on_loss_detection_timeout(self, now: float) -> ProbeRequest | None:
         """Run the loss detection timer (RFC 9002 Appendix A.9).
@@ -581,10 +558,10 @@ class LossRecovery:
         Declares time-threshold losses (returns None), or, for a PTO, increments :attr:`pto_count`
         and returns what to probe. Returns None too if the timer is not due at ``now``.
         """
-        loss_time, space = self._earliest_loss_time()
-        if loss_time is not None:
-            if now < loss_time:
-                return None
+        deadline, space, loss = self.loss_timer()
+        if deadline is None or now < deadline:
+            return None
+        if loss:
             state = self._spaces[space]
             lost = self._detect_lost(state, now)
             if lost:
@@ -592,9 +569,6 @@ class LossRecovery:
                 state.trim_acked()
                 self._deliver_rate_sample(now)
             self._timer_base_at = now
-            return None
-        deadline, space = self._pto_time_and_space()
-        if deadline is None or now < deadline:
             return None
         count = 2 if self._ack_eliciting_outstanding() else 1
         self.pto_count += 1
@@ -606,11 +580,11 @@ class LossRecovery:
         """The current PTO duration without backoff (RFC 9002 §6.2.1): max_ack_delay counts once the
         handshake is confirmed. The closing period, the idle timeout floor, path validation and the
         key discard delay are measured in it."""
-        return self.rtt.pto_base() + (self.max_ack_delay if self._handshake_confirmed else 0.0)
+        return self.rtt.base_pto + (self.max_ack_delay if self._handshake_confirmed else 0.0)
 
     def pto_period(self) -> float:
         """The current PTO period without backoff, including max_ack_delay (for closing/idle timers)."""
-        return self.rtt.pto_base() + self.max_ack_delay
+        return self.rtt.base_pto + self.max_ack_delay
 
     # -- discarding and inspection -------------------------------------------------------------------------
 

@@ -21,9 +21,11 @@ class RttEstimator:
 
     Before the first sample, ``smoothed_rtt`` is ``initial_rtt`` and ``rttvar`` half of it
     (RFC 9002 §5.3); ``latest_rtt`` and ``min_rtt`` are 0.0 and ``has_sample`` is False.
+    ``base_pto`` is :meth:`pto_base`, derived again whenever ``smoothed_rtt`` or ``rttvar`` change (the
+    connection's timer reads it after every flush).
     """
 
-    __slots__ = ("has_sample", "initial_rtt", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
+    __slots__ = ("base_pto", "has_sample", "initial_rtt", "latest_rtt", "min_rtt", "rttvar", "smoothed_rtt")
 
     def __init__(self, initial_rtt: float = K_INITIAL_RTT) -> None:
         self.initial_rtt = initial_rtt
@@ -32,6 +34,7 @@ class RttEstimator:
         self.smoothed_rtt = initial_rtt
         self.rttvar = initial_rtt / 2
         self.has_sample = False
+        self.base_pto = _pto_base(initial_rtt, initial_rtt / 2)
 
     def update(
         self, latest_rtt: float, ack_delay: float, *, handshake_confirmed: bool, max_ack_delay: float
@@ -52,6 +55,7 @@ class RttEstimator:
             self.min_rtt = latest_rtt
             self.smoothed_rtt = latest_rtt
             self.rttvar = latest_rtt / 2
+            self.base_pto = _pto_base(latest_rtt, latest_rtt / 2)
             return
         # RFC 9002 §5.2: min_rtt is taken before any ack-delay adjustment.
         if latest_rtt < self.min_rtt:
@@ -66,8 +70,10 @@ class RttEstimator:
         if latest_rtt >= self.min_rtt + ack_delay:
             adjusted = latest_rtt - ack_delay
         deviation = self.smoothed_rtt - adjusted
-        self.rttvar = 0.75 * self.rttvar + 0.25 * (deviation if deviation >= 0.0 else -deviation)
-        self.smoothed_rtt = 0.875 * self.smoothed_rtt + 0.125 * adjusted
+        self.rttvar = rttvar = 0.75 * self.rttvar + 0.25 * (deviation if deviation >= 0.0 else -deviation)
+        self.smoothed_rtt = smoothed = 0.875 * self.smoothed_rtt + 0.125 * adjusted
+        variation = 4 * rttvar  # (_pto_base inline: once per RTT sample)
+        self.base_pto = smoothed + (variation if variation > K_GRANULARITY else K_GRANULARITY)
 
     def reset(self) -> None:
         """Forget every sample: back to the initial RTT (a new network path, RFC 9000 §9.4)."""
@@ -76,7 +82,12 @@ class RttEstimator:
     def pto_base(self) -> float:
         """The PTO period without ack delay and backoff: ``smoothed + max(4*rttvar, kGranularity)``.
 
-        RFC 9002 §6.2.1.
+        RFC 9002 §6.2.1. (The value of :attr:`base_pto`.)
         """
-        variation = 4 * self.rttvar
-        return self.smoothed_rtt + (variation if variation > K_GRANULARITY else K_GRANULARITY)
+        return self.base_pto
+
+
+def _pto_base(smoothed_rtt: float, rttvar: float) -> float:
+    # RFC 9002 §6.2.1: smoothed_rtt + max(4 * rttvar, kGranularity), without the max() call.
+    variation = 4 * rttvar
+    return smoothed_rtt + (variation if variation > K_GRANULARITY else K_GRANULARITY)

@@ -66,8 +66,8 @@ PROBE_DATA_BYTES = 1000
 """Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
 BLACK_HOLE_PTO_COUNT = 2
 """Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
-_APP = EncryptionLevel.APPLICATION
-_EARLY = EncryptionLevel.EARLY_DATA
+_APP, _EARLY = EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA
+_CLOSED, _CLOSING, _DRAINING = State.CLOSED, State.CLOSING, State.DRAINING  # (enum lookups are slow)
 _HANDSHAKE_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE)
 
 
@@ -184,9 +184,9 @@ class Sender:
         state = self._lifecycle.state
         current = self._paths.current
         self.ecn_marking = current.ecn.marking
-        if state in (State.CLOSED, State.DRAINING):
+        if state is _CLOSED or state is _DRAINING:
             return []
-        if state is State.CLOSING:
+        if state is _CLOSING:
             return self._close_datagrams(now)
         out: list[tuple[bytes, Path]] = []
         self._pacing_blocked = False

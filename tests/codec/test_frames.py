@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from rudp.codec import frames as f
 from rudp.codec.buffer import Reader, Writer
 from rudp.codec.codes import FrameType, PacketType
-from rudp.codec.frame_codec import encode_frames, parse_frames, pull_frame, pull_stream_fields, write_frame
+from rudp.codec.frame_codec import (
+    encode_frames,
+    parse_frames,
+    pull_frame,
+    pull_one_rtt_frame,
+    pull_stream_fields,
+    write_frame,
+)
 from rudp.errors import DecodeError, TransportErrorCode
 from tests.strategies import frames_last, frames_with_length
 
@@ -307,3 +314,56 @@ def test_pull_stream_fields_with_offset_at_a_position(offset_width: int, data_si
     with pytest.raises(DecodeError) as info:
         pull_stream_fields(wire, len(prefix), 0x0E)
     assert info.value.code == FEE
+
+
+def _general(payload: bytes, position: int) -> tuple[object, int] | tuple[str, str, int, int]:
+    reader = Reader(payload, position)
+    try:
+        frame = pull_frame(reader, PacketType.ONE_RTT)[1]
+    except DecodeError as exc:
+        return ("error", str(exc), exc.code, exc.frame_type)
+    return frame, reader.position
+
+
+def _shortcut(payload: bytes, position: int) -> tuple[object, int] | tuple[str, str, int, int]:
+    try:
+        return pull_one_rtt_frame(payload, position)
+    except DecodeError as exc:
+        return ("error", str(exc), exc.code, exc.frame_type)
+
+
+def test_pull_one_rtt_frame_answers_as_pull_frame() -> None:
+    # The one-range ACK shortcut against the general decoder: ACKs of one and more ranges, ACK_ECN,
+    # every varint width (minimal or not), ranges below zero, truncations, and other frames.
+    import random
+
+    def varint(value: int, width: int) -> bytes:
+        prefix = {1: 0, 2: 0x4000, 4: 0x80000000, 8: 0xC000000000000000}[width]
+        return (prefix | value).to_bytes(width, "big")
+
+    def field(value: int) -> bytes:
+        fits = [w for w, limit in ((1, 1 << 6), (2, 1 << 14), (4, 1 << 30), (8, 1 << 62)) if value < limit]
+        return varint(value, rng.choice(fits))
+
+    rng = random.Random(2026)
+    shortcuts = 0
+    for _ in range(20_000):
+        largest = rng.choice([0, 1, 63, 64, 16383, 16384, rng.randrange(1 << 40)])
+        first = rng.choice([0, largest, largest + 1, rng.randrange(largest + 2)])
+        count = rng.choice([0, 0, 0, 1, 2])
+        body = bytes([rng.choice([0x02, 0x02, 0x02, 0x03])]) + field(largest) + field(rng.randrange(1 << 20))
+        body += field(count) + field(first)
+        for _ in range(count):
+            body += field(rng.randrange(4)) + field(rng.randrange(4))
+        if body[0] == 0x03:
+            body += field(rng.randrange(1 << 20)) + field(0) + field(rng.randrange(70))
+        prefix = bytes(rng.randrange(3))  # PADDING before it: the frame starts at ``position``
+        payload = prefix + body + rng.choice([b"", b"\x01", bytes(3)])
+        if rng.random() < 0.2:
+            payload = payload[: rng.randrange(len(prefix) + 1, len(payload) + 1)]
+        expected = _general(payload, len(prefix))
+        assert _shortcut(payload, len(prefix)) == expected, payload.hex()
+        shortcuts += count == 0 and expected[0] != "error"
+    assert shortcuts > 7_000
+    ping_then_max_data = bytes([0x01, 0x10]) + varint(12345, 2)
+    assert _shortcut(ping_then_max_data, 1) == _general(ping_then_max_data, 1) == (f.MaxData(12345), 4)

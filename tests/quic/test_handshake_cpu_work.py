@@ -95,13 +95,10 @@ def test_server_builds_its_transport_parameters_once_without_qlog(
 def test_idle_timeout_is_the_smaller_non_zero_value_and_at_least_three_ptos(
     local: float, peer_ms: int, expected: float | None
 ) -> None:
-    owner = SimpleNamespace(
-        peer_params=dataclasses.replace(TransportParameters(), max_idle_timeout=peer_ms),
-        _recovery=SimpleNamespace(pto=lambda: 0.25),
-    )
-    assert Handshake.idle_timeout(owner, local) == expected  # type: ignore[arg-type]
-    no_peer = SimpleNamespace(peer_params=None, _recovery=owner._recovery)
-    assert Handshake.idle_timeout(no_peer, local) == (None if local <= 0 else max(local, 0.75))  # type: ignore[arg-type]
+    owner = SimpleNamespace(peer_params=dataclasses.replace(TransportParameters(), max_idle_timeout=peer_ms))
+    assert Handshake.idle_timeout(owner, local, 0.25) == expected  # type: ignore[arg-type]
+    no_peer = SimpleNamespace(peer_params=None)
+    assert Handshake.idle_timeout(no_peer, local, 0.25) == (None if local <= 0 else max(local, 0.75))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

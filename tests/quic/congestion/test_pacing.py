@@ -62,3 +62,36 @@ def test_unpaced_bursts_are_larger(pki: TestPki) -> None:
         assert unpaced.pair.c2s.max_burst_bytes(window) > 3 * paced.pair.c2s.max_burst_bytes(window)
     # Pacing spreads the same data over more sending instants but costs little time.
     assert paced.clock.now - unpaced.clock.now < 0.2
+
+
+def test_pacer_asks_the_controller_it_is_given_each_time() -> None:
+    # The pacer looks up a controller's pacing_rate / window_pacing_gain once per controller: a
+    # different controller (a path switch) must be asked afresh, and a gain that moves is followed.
+    from rudp.quic.congestion.base import BaseCongestionController
+    from rudp.quic.congestion.newreno import NewReno
+    from rudp.quic.rtt import RttEstimator
+
+    class OwnRate(BaseCongestionController):
+        def pacing_rate(self, rtt: RttEstimator) -> float | None:
+            return 123_456.0
+
+    class Gain(BaseCongestionController):
+        gain = 1.5
+
+        def window_pacing_gain(self) -> float:
+            return self.gain
+
+    rtt = RttEstimator()
+    rtt.update(0.1, 0.0, handshake_confirmed=True, max_ack_delay=0.0)
+    pacer = Pacer(MDS)
+    plain, own, gain = BaseCongestionController(MDS), OwnRate(MDS), Gain(MDS)
+    window = plain.congestion_window
+    assert pacer.current_rate(plain, rtt) == pytest.approx(1.25 * window / 0.1)
+    assert pacer.current_rate(own, rtt) == 123_456.0
+    assert pacer.current_rate(gain, rtt) == pytest.approx(1.5 * window / 0.1)
+    gain.gain = 3.0
+    assert pacer.current_rate(gain, rtt) == pytest.approx(3.0 * window / 0.1)
+    assert pacer.current_rate(own, rtt) == 123_456.0
+    reno = NewReno(MDS)
+    expected = SLOW_START_PACING_GAIN * reno.congestion_window / 0.1
+    assert pacer.current_rate(reno, rtt) == pytest.approx(expected)

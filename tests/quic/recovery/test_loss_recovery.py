@@ -161,6 +161,7 @@ def test_packet_threshold_then_time_threshold() -> None:
     loss_delay = 9 / 8 * (0.100 - 0.003)  # RFC 9002 §6.1.2 kTimeThreshold
     deadline = due(recovery)
     assert deadline == pytest.approx(0.001 + loss_delay)
+    assert recovery.loss_timer() == (deadline, APP, True)  # a time-threshold loss, not a PTO
     assert recovery.on_loss_detection_timeout(deadline - 0.0001) is None
     assert log.lost() == [0]
     assert recovery.on_loss_detection_timeout(deadline) is None
@@ -228,6 +229,7 @@ def test_pto_deadline_and_exponential_backoff() -> None:
     for expected_count in (1, 2, 3):
         deadline = recovery.loss_detection_deadline()
         assert deadline is not None
+        assert recovery.loss_timer() == (deadline, APP, False)  # a PTO
         deadlines.append(deadline)
         probe = recovery.on_loss_detection_timeout(deadline)
         assert probe == ProbeRequest(APP, 2)

@@ -84,3 +84,31 @@ def test_pto_base_uses_granularity_floor() -> None:
     # rttvar decays towards 0, so 4*rttvar falls below kGranularity.
     assert 4 * rtt.rttvar < K_GRANULARITY
     assert rtt.pto_base() == pytest.approx(rtt.smoothed_rtt + K_GRANULARITY)
+
+
+def test_base_pto_is_derived_again_on_every_change_of_its_inputs() -> None:
+    # base_pto is cached by the estimator (read after every flush): it must equal RFC 9002 §6.2.1's
+    # smoothed_rtt + max(4 * rttvar, kGranularity) after construction, every sample and a reset.
+    import random
+
+    def expected(rtt: RttEstimator) -> float:
+        return rtt.smoothed_rtt + max(4 * rtt.rttvar, K_GRANULARITY)
+
+    rng = random.Random(13)
+    rtt = RttEstimator(initial_rtt=0.2)
+    assert rtt.base_pto == expected(rtt) == rtt.pto_base()
+    seen = set()
+    for step in range(2000):
+        if step % 500 == 499:
+            rtt.reset()
+        else:
+            rtt.update(
+                rng.choice([0.0, 0.0005, rng.uniform(0.0, 0.5)]),
+                rng.uniform(-0.01, 0.05),
+                handshake_confirmed=rng.random() < 0.5,
+                max_ack_delay=0.025,
+            )
+        assert rtt.base_pto == pytest.approx(expected(rtt), rel=1e-12, abs=0.0)
+        assert rtt.pto_base() == rtt.base_pto
+        seen.add(4 * rtt.rttvar > K_GRANULARITY)
+    assert seen == {True, False}  # both sides of the granularity floor were exercised

@@ -109,9 +109,12 @@ def test_ipv6_is_forwarded_with_impairments() -> None:
     imp = Impairments(delay=0.005)
     with Network(NetworkConfig(c2s=imp, s2c=imp)) as net:
         srv, cli, addr = udp_pair(net, socket.AF_INET6)
-        rtt = ping(cli, srv, addr)
+        rtts = [ping(cli, srv, addr) for _ in range(5)]
         stats = net.stats()
-    assert 0.0098 <= rtt < 0.02
+    # Each ping is at least the configured delay; the median (not one ping, which a busy machine can
+    # hold up past the bound) shows the delay is the configured one, not a multiple of it.
+    assert min(rtts) >= 0.0098
+    assert statistics.median(rtts) < 0.02
     assert stats.c2s.forwarded_packets >= 1 and stats.s2c.forwarded_packets >= 1
 
 

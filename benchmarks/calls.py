@@ -20,6 +20,14 @@ whatever ``rudp`` is importable (``PYTHONPATH`` selects a tree), so two trees co
 GRO buffer) in one ``receive_datagrams`` call, and lets it transmit only after it handled something,
 as the aio endpoint does per socket wake-up (a sender's pacer releases a burst per 1-2 ms); a tree
 without ``receive_datagrams`` gets one ``receive_datagram`` call per datagram of the batch instead.
+
+``--pmtu default`` runs with ``Config``'s defaults instead (1350-byte base size, PMTU discovery on) on
+the simulated link's 1500-byte MTU (1472-byte UDP payloads), where the search finds 1452: what a user
+with the default configuration gets. ``--instructions`` runs the upload once under ``valgrind
+--tool=callgrind`` and reports the sender's instructions per datagram sent: during the upload every
+call into the sender side (building datagrams, its timers and ACKs received, the application writing)
+goes through ``itertools.starmap``, which nothing else here uses, so ``--toggle-collect=starmap_next``
+counts those alone (deterministic and blind to the load: the figure to compare two trees with).
 """
 
 from __future__ import annotations
@@ -27,7 +35,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import inspect
+import itertools
 import json
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +70,9 @@ class _Counter:
         self.c_calls = dict.fromkeys(SIDES, 0)
         self.receive_calls = 0
         self.cpu = dict.fromkeys(SIDES, 0.0)
+        self.through_starmap = False
+        """The sender side's calls go through ``itertools.starmap`` (``--instructions``: from the start
+        of the upload on)."""
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         side = self.side
@@ -118,13 +132,18 @@ class _Side:
         counter.side, counter.in_receive = self.side, receive
         start = time.thread_time()
         try:
-            result = fn(*args)
-            counter.in_receive = False
-            self._pump()
-            return result
+            if counter.through_starmap and self.side == "sender":
+                return next(itertools.starmap(self._call, ((fn, args),)))
+            return self._call(fn, args)
         finally:
             counter.cpu[self.side] += time.thread_time() - start
             counter.side, counter.in_receive = None, False
+
+    def _call(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        result = fn(*args)
+        self.counter.in_receive = False
+        self._pump()
+        return result
 
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float, ecn: int = 0) -> None:
         self.datagrams_received += 1
@@ -190,12 +209,25 @@ def _config(common: dict[str, Any], ack_frequency: bool) -> dict[str, Any]:
     return common
 
 
+FIXED_1452: dict[str, Any] = {"max_datagram_size": 1452, "pmtu_discovery": False}
+"""``--pmtu fixed`` (the default): 1452-byte datagrams from the start, no PMTU discovery."""
+
+
 def run(
-    mib: float, loss: float, ack_frequency: bool, certs: Path, *, cpu: bool = False, batch_window: float = 0.0
+    mib: float,
+    loss: float,
+    ack_frequency: bool,
+    certs: Path,
+    *,
+    cpu: bool = False,
+    batch_window: float = 0.0,
+    pmtu: str = "fixed",
 ) -> dict[str, Any]:
-    """Upload ``mib`` MiB and count; the JSON-able result."""
+    """Upload ``mib`` MiB and count; the JSON-able result. ``pmtu="default"``: Config's defaults (a
+    1350-byte base size, PMTU discovery on), on the simulated link's 1500-byte MTU (1472-byte UDP
+    payloads), where the search finds 1452, as a user with the default configuration gets."""
     pki = make_test_pki(certs)
-    common: dict[str, Any] = {"alpn": ["bench"], "max_datagram_size": 1452, "pmtu_discovery": False}
+    common: dict[str, Any] = {"alpn": ["bench"], **(FIXED_1452 if pmtu == "fixed" else {})}
     common = _config(common, ack_frequency)
     server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **common)
     client_config = Config(cafile=pki.ca_file, server_name="localhost", **common)
@@ -213,8 +245,10 @@ def run(
     client.stream_id = conn.open_stream()
     client.pending = memoryview(body)
     start_sent, start_received = client.datagrams_sent, server.datagrams_received
+    bytes_before = conn.stats.bytes_sent
     acks_before = server.datagrams_sent
     counter.cpu = dict.fromkeys(SIDES, 0.0)
+    counter.through_starmap = cpu
     if not cpu:
         sys.setprofile(counter)
     try:
@@ -226,7 +260,9 @@ def run(
     sent = client.datagrams_sent - start_sent
     received = server.datagrams_received - start_received
     acks = server.datagrams_sent - acks_before
-    batching: dict[str, float] = {}
+    # (the mean datagram size tells whether the PMTU search was done: 1452 once it settled)
+    mean_size = round((conn.stats.bytes_sent - bytes_before) / sent)
+    batching: dict[str, Any] = {"pmtu": pmtu, "mean_datagram_bytes": mean_size}
     if batch_window:
         batching["batch_window_ms"] = batch_window * 1e3
         batching["datagrams_per_batch"] = round(received / server.batches, 1)
@@ -271,7 +307,18 @@ def main(argv: list[str] | None = None) -> None:
         help="ms: the receiver takes what arrives within it (at most 44 datagrams) in one call, as one "
         "socket wake-up; 0 (default): one call per datagram",
     )
+    parser.add_argument(
+        "--pmtu",
+        choices=("fixed", "default"),
+        default="fixed",
+        help="fixed (default): 1452-byte datagrams, PMTU discovery off; default: Config's defaults "
+        "(1350-byte base, PMTU discovery on) on a 1500-byte MTU link, which it finds as 1452",
+    )
+    parser.add_argument("--instructions", action="store_true", help="the sender's, under callgrind")
     args = parser.parse_args(argv)
+    if args.instructions:
+        print(json.dumps(sender_instructions([a for a in argv or sys.argv[1:] if a != "--instructions"])))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result = run(
             args.mib,
@@ -280,8 +327,36 @@ def main(argv: list[str] | None = None) -> None:
             Path(tmp),
             cpu=args.cpu,
             batch_window=args.batch_window / 1e3,
+            pmtu=args.pmtu,
         )
         print(json.dumps(result))
+
+
+def sender_instructions(argv: list[str]) -> dict[str, Any]:
+    """The upload ``argv`` asks for, once under callgrind (``--cpu``: no profiler): the sender's
+    instructions per datagram sent, with the run's own result."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--toggle-collect=starmap_next",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "benchmarks.calls",
+            *argv,
+            "--cpu",
+        ]
+        proc = subprocess.run(command, capture_output=True, text=True, check=True)
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        found = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
+        if found is None:
+            raise RuntimeError("callgrind wrote no summary")
+    for key in ("sender_cpu_us_per_datagram", "receiver_cpu_us_per_datagram"):
+        result.pop(key, None)  # (times under valgrind: meaningless)
+    result["sender_instructions_per_datagram"] = round(int(found.group(1)) / result["datagrams_sent"])
+    return result
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ walk down one byte at a time.
 
 from __future__ import annotations
 
+from math import inf
 from typing import Final
 
 BLACK_HOLE_LOSSES: Final = 3
@@ -45,6 +46,7 @@ class PmtuDiscovery:
         "base",
         "current",
         "enabled",
+        "next_probe_at",
         "probes_sent",
         "searching",
     )
@@ -66,11 +68,25 @@ class PmtuDiscovery:
         self.searching = False
         """True while larger sizes remain to be tried (an attribute, read per batch: kept by every
         change of the size or the ceiling)."""
+        self.next_probe_at = inf
+        """Before this time :meth:`probe_size` answers None and changes nothing (the search is over, a
+        probe is in flight or a lost one's retry waits): the sender need not ask it (an attribute,
+        read per batch while the search goes on; 0 when it must be asked)."""
         self._settle()
 
     def _settle(self) -> None:
         """After every change of the size, the ceiling or its failure mark: :attr:`searching`."""
         self.searching = self.enabled and self._next_size() is not None
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """After every change of what :meth:`probe_size` reads: :attr:`next_probe_at`."""
+        if self._retry_delay is not None:
+            self.next_probe_at = 0.0  # the retry's wait starts at the next probe_size() call
+        elif not self.searching or self._in_flight is not None:
+            self.next_probe_at = inf
+        else:
+            self.next_probe_at = self._retry_at
 
     def set_ceiling(self, ceiling: int) -> None:
         """Lower the upper bound (e.g. to the peer's max_udp_payload_size)."""
@@ -119,9 +135,11 @@ class PmtuDiscovery:
             self._retry_at, self._retry_delay = now + self._retry_delay, None
         size = self._next_size() if self.enabled else None
         if size is None or self._in_flight is not None or now < self._retry_at:
+            self._schedule()
             return None
         self._in_flight = size
         self.probes_sent += 1
+        self.next_probe_at = inf  # (one probe at a time)
         return size
 
     def cancel_probe(self, size: int) -> None:
@@ -129,6 +147,7 @@ class PmtuDiscovery:
         if self._in_flight == size:
             self._in_flight = None
             self.probes_sent -= 1
+            self._schedule()
 
     def on_probe_acked(self, size: int) -> None:
         """A probe of ``size`` bytes arrived: the path carries it."""
@@ -136,7 +155,7 @@ class PmtuDiscovery:
             self._in_flight = None
         self._attempts = 0
         self.current = max(self.current, size)
-        self._settle()
+        self._settle()  # (which schedules)
 
     def on_probe_lost(self, size: int, retry_delay: float) -> None:
         """A probe was declared lost: retry it ``retry_delay`` seconds after the next :meth:`probe_size`
@@ -153,6 +172,8 @@ class PmtuDiscovery:
             self._retry_delay = None
             self._retry_at = 0.0
             self._settle()
+        else:
+            self._schedule()
 
     def on_black_hole(self, base_size: int | None = None) -> None:
         """Packets of the current size stopped getting through (RFC 8899 §4.3): fall back to the base

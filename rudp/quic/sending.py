@@ -203,7 +203,7 @@ class Sender:
                 out.append((datagram, path))
                 if not path.has_frames():
                     break
-        if self._may_probe_pmtu(current):
+        if now >= current.pmtud.next_probe_at and self._may_probe_pmtu(current):
             # The probe goes first, so a full congestion window cannot starve it.
             probe = self._build_pmtu_probe(current, now)
             if probe:
@@ -310,7 +310,7 @@ class Sender:
         # is not asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
         return (
             path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
-            and path.pmtud.searching  # (False once the search is over: the steady state)
+            and path.pmtud.searching  # (the caller asked next_probe_at: infinite once it is over)
             and self._lifecycle.established
             and self._recovery.handshake_confirmed
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then

@@ -125,11 +125,13 @@ class TrainSender:
         Each packet goes through the steps that decide the next one: key maintenance (a key update
         may start mid-train, RFC 9001 §6), the datagram budget and the next packet number. The window
         and the pacer answer once for as many bytes as they allow (``LossRecovery.train_window``,
-        ``Pacer.train_room``), counted down per packet, when the datagrams are of the path's size
-        and no PRR period or send hook can move the window; loss recovery then records the train
+        ``Pacer.train_room``), counted down per packet, when no anti-amplification limit counts the
+        datagrams and no PRR period or send hook can move the window (the datagrams are of the path's
+        size, a size above the base shrunk to the window's rest for the last one, as the budget
+        does); loss recovery then records the train
         and the pacer is charged once, and a packet the window refused is reported to recovery after
-        that (the same answers and state as asking per packet). Otherwise (probed large datagrams,
-        the anti-amplification limit, PRR, BBR) each packet asks :meth:`_may_send_new` and is
+        that (the same answers and state as asking per packet). Otherwise (the anti-amplification
+        limit, PRR, BBR) each packet asks :meth:`_may_send_new` and is
         recorded and charged before the next. What no later packet of the train reads (ECN, idle
         timer, the statistics, a validated path's byte count) is done once for the train
         (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
@@ -143,10 +145,18 @@ class TrainSender:
         congestion = path.congestion
         pacer, controller, rtt = congestion.pacer, congestion.controller, congestion.rtt
         pmtud = path.pmtud
-        base = pmtud.base
-        # The budget of every datagram of the train is the path's size, unless probed (large)
-        # datagrams shrink to the window, or the anti-amplification limit counts each datagram.
-        fixed = pmtud.current if pmtud.current <= base and path.datagram_allowance() is None else 0
+        base, current = pmtud.base, pmtud.current
+        # RFC 9002 §7, §7.7: with a steady window (and no anti-amplification limit counting each
+        # datagram, RFC 9000 §8.1), the window and the pacer are asked once per train (and again
+        # when what they allowed is used up); else per packet, as _may_send_new.
+        unlimited = path.datagram_allowance() is None
+        window = recovery.train_window() if unlimited else None
+        # The budget of every datagram is then the path's size (nothing the train does moves the PMTU
+        # search: probes go apart and only their acknowledgement or loss, or a black hole, changes
+        # the size, RFC 9000 §14.3, RFC 8899 §4.3), except that a size found by the search (above the
+        # base) shrinks to what the window leaves for the last packet, as _datagram_budget does.
+        # Without a steady window such sizes ask _datagram_budget per packet.
+        fixed = current if unlimited and (current <= base or window is not None) else 0
         # The header template of the train: what no packet of it can change (the peer's CID, the
         # largest acknowledged number: only received frames move them). The keys and the key phase
         # bit are read per packet, since a key update may start mid-train (RFC 9001 §6).
@@ -160,9 +170,6 @@ class TrainSender:
         eliciting = refused = False
         alive = True
         room = MAX_DATAGRAMS_PER_CALL - len(out)
-        # RFC 9002 §7, §7.7: with a steady window, the window and the pacer are asked once per train
-        # (and again when what they allowed is used up); else per packet, as _may_send_new.
-        window = recovery.train_window() if fixed else None
         paced, spent = 0.0, 0
         # Key maintenance ran before the first packet; it has nothing to do before this many
         # packets are protected (only this train protects packets with the write key meanwhile).
@@ -193,17 +200,21 @@ class TrainSender:
             if window is None:
                 if not self._may_send_new(path, size, now, bool(packets)):
                     break
-            elif size > window:
-                refused = True  # can_send hears of it once the train is recorded
-                break
-            elif size > paced:
-                if spent:
-                    pacer.on_sent(spent, now)  # what the last answer let out, charged
-                    spent = 0
-                paced = pacer.train_room(now, size, controller, rtt, again=bool(packets))
-                if not paced:
-                    self._on_pacing_blocked()  # the sender arms the pacing deadline: data is waiting
-                    break
+            else:
+                if size > window:
+                    if size > base and window >= base:
+                        size = window  # a large datagram shrinks to what fits (as _datagram_budget)
+                    else:
+                        refused = True  # can_send hears of it once the train is recorded
+                        break
+                if size > paced:
+                    if spent:
+                        pacer.on_sent(spent, now)  # what the last answer let out, charged
+                        spent = 0
+                    paced = pacer.train_room(now, size, controller, rtt, again=bool(packets))
+                    if not paced:
+                        self._on_pacing_blocked()  # the sender arms the pacing deadline: data waits
+                        break
             protection = phase.write
             if protection is None or not builder.start_packet(
                 size,

@@ -273,3 +273,103 @@ def test_no_train_while_writing_a_qlog(pki: TestPki, tmp_path: Path, monkeypatch
     assert logged.received == BODY[:100_000]
     assert logged.datagrams == plain.datagrams
     assert list((tmp_path / "qlog").iterdir())  # the log was written
+
+
+# -- PMTU discovery on (the default configuration) ------------------------------------------------------
+
+DEFAULT_PMTU = {"pmtu_discovery": True, "max_datagram_size": 1350}
+"""Config's defaults for the client: 1350-byte base size, PMTU discovery on (max_pmtu 16384)."""
+
+
+@pytest.mark.parametrize("base", [1350, 1200])
+def test_train_at_a_found_size_matches_per_datagram_path(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base: int
+) -> None:
+    # A 1500-byte Ethernet path (1472-byte UDP payloads): the search finds 1452 > the base size, and
+    # trains then use that size, with the same probes of larger sizes in between. With the smallest
+    # base a window's last datagram shrinks to what the window leaves (as the per-datagram budget
+    # does) where that is at least the base size.
+    client = {**DEFAULT_PMTU, "max_datagram_size": base}
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=client)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=client)
+    _compare(plain, trained, BODY)
+    sizes = [size for size, *_ in trained.datagrams]
+    assert sizes.count(1452) > len(sizes) // 2
+    assert sizes.count(base) > 10  # before the search found 1452
+    if base == 1200:
+        assert any(base < size < 1452 for size in sizes)  # a window's last datagram, shrunk to fit
+
+
+@pytest.mark.parametrize("congestion", ["cubic", "bbr"])
+def test_train_at_a_found_size_under_loss(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, congestion: str
+) -> None:
+    # Loss: PRR periods (CUBIC) and BBR make each packet ask _datagram_budget and the window again.
+    client = {**DEFAULT_PMTU, "congestion": congestion}
+    link = LinkConfig(delay=0.01, loss=0.01, seed=3)
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=client, link=link)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=client, link=link)
+    _compare(plain, trained, BODY)
+    sizes = [size for size, *_ in trained.datagrams]
+    assert sizes.count(1452) > len(sizes) // 2
+
+
+def test_train_after_a_pmtu_black_hole(pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # RFC 8899 §4.3: after the search settled at 1452 the path stops carrying datagrams above 1400;
+    # the losses of large datagrams bring the size back to the base, trains follow it, and the search
+    # (its probes) starts again below the size that failed. Same datagrams either way.
+    def black_hole(datagram: bytes, index: int) -> bool:
+        return index > 150 and len(datagram) > 1400
+
+    link = LinkConfig(delay=0.01, drop_filter=black_hole)
+    plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=DEFAULT_PMTU, link=link)
+    trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=DEFAULT_PMTU, link=link)
+    _compare(plain, trained, BODY)
+    sizes = [size for size, *_ in trained.datagrams]
+    first_small = max(index for index, size in enumerate(sizes) if size > 1400) + 1
+    assert sizes[:first_small].count(1452) > 20  # large datagrams were sent (and then lost)
+    assert sizes[first_small:] and max(sizes[first_small:]) <= 1400
+    assert sizes[first_small:].count(1350) > 20  # back at the base size
+
+
+def test_train_at_a_found_size_asks_the_window_once(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once the search has found a size above the base size, a train's packets no longer ask the datagram
+    # budget, the window and the pacer one by one (the fast path, as at the base size).
+    from rudp.quic.sending import Sender
+
+    budget_calls = [0]
+    in_train = [False]
+    train_packets = [0]
+    found: list[bool] = []
+    budget: Callable[..., int] = Sender._datagram_budget
+    build: Callable[..., bool] = TrainSender.build
+
+    def counted_budget(self: Sender, path: Any) -> int:
+        if in_train[0]:
+            budget_calls[0] += 1
+        return budget(self, path)
+
+    def watched_build(self: TrainSender, now: float, path: Any, out: list[Any], ecn: bool) -> bool:
+        if path.pmtud.current != 1452:
+            return build(self, now, path, out, ecn)
+        found.append(True)
+        before = len(out)
+        in_train[0] = True
+        try:
+            return build(self, now, path, out, ecn)
+        finally:
+            in_train[0] = False
+            train_packets[0] += len(out) - before
+
+    monkeypatch.setattr(Sender, "_datagram_budget", counted_budget)
+    monkeypatch.setattr(TrainSender, "build", watched_build)
+    sim = make_sim(pki, link=LinkConfig(delay=0.01), client=dict(DEFAULT_PMTU))
+    sim.handshake()
+    stream_id = sim.conn.open_stream()
+    sim.client.send(stream_id, BODY, fin=True)
+    assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120.0)
+    assert bytes(sim.server.streams[stream_id]) == BODY
+    assert found and train_packets[0] > 100
+    assert budget_calls[0] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 
 from rudp.quic.pmtud import LADDER, MAX_PROBE_ATTEMPTS, PmtuDiscovery
 from rudp.testing import LinkConfig
@@ -135,3 +136,45 @@ def test_a_declared_ceiling_is_still_probed_at_the_end() -> None:
     pmtud.set_ceiling(1530)  # the peer's max_udp_payload_size, not a failure
     assert _search(pmtud, path_mtu=1530) == [1452, 1530]  # bisecting 1452..1530 is below 64 bytes
     assert pmtud.current == 1530
+
+
+def _state(pmtud: PmtuDiscovery) -> tuple[object, ...]:
+    return tuple(getattr(pmtud, name) for name in PmtuDiscovery.__slots__ if name != "next_probe_at")
+
+
+def test_next_probe_at_only_skips_calls_that_change_nothing() -> None:
+    # The sender asks probe_size() only from next_probe_at on. Random walks (probes sent, acknowledged,
+    # lost, also late and of other sizes, cancelled, black holes, lower ceilings, time passing): before
+    # next_probe_at, probe_size() answers None and leaves every field as it was; and a search that
+    # skips those calls makes the same probes as one asking at every step.
+    skipped_calls = 0
+    for seed in range(300):
+        rng = random.Random(seed)
+        asked, skipping = PmtuDiscovery(1200, 9000), PmtuDiscovery(1200, 9000)
+        sent: list[int] = []
+        now = 0.0
+        for _ in range(120):
+            now += rng.choice((0.0, 0.01, 0.05, 0.3))
+            before = _state(asked)
+            due = now >= asked.next_probe_at
+            size = asked.probe_size(now)
+            if not due:
+                skipped_calls += 1
+                assert size is None and _state(asked) == before, seed
+            assert (skipping.probe_size(now) if now >= skipping.next_probe_at else None) == size, seed
+            if size is not None:
+                sent.append(size)
+            event = rng.random()
+            for pmtud in (asked, skipping):
+                if sent and event < 0.3:
+                    pmtud.on_probe_acked(sent[-1])
+                elif sent and event < 0.55:
+                    pmtud.on_probe_lost(sent[int(event * 1000) % len(sent)], retry_delay=0.1)
+                elif size is not None and event < 0.6:
+                    pmtud.cancel_probe(size)
+                elif event < 0.62:
+                    pmtud.on_black_hole()
+                elif event < 0.64:
+                    pmtud.set_ceiling(int(2000 + event * 1000))
+            assert _state(asked) == _state(skipping), seed
+    assert skipped_calls > 1000  # (the skip is taken)

@@ -47,6 +47,9 @@ from rudp.quic.streams.output import StreamEntry, StreamOutput
 from rudp.quic.streams.recv import RecvState, RecvStream
 from rudp.quic.streams.send import SendStream
 
+_RECV_DONE = (RecvState.DATA_READ, RecvState.RESET_READ)
+"""The terminal states of a receiving part (RecvStream.is_done)."""
+
 _STATE = TransportErrorCode.STREAM_STATE_ERROR
 
 
@@ -228,11 +231,21 @@ class StreamManager(StreamOutput):
         Raises:
             StreamStateError: unknown stream or send-only stream.
         """
-        entry = self._receiving_entry(stream_id)
-        if entry is None or entry.recv is None:
-            return b""
-        data = entry.recv.read(max_bytes)
-        self._after_recv_change(entry, entry.recv)
+        entry = self._streams.get(stream_id)
+        recv = entry.recv if entry is not None else None
+        if recv is None:
+            entry = self._receiving_entry(stream_id)  # raises for a wrong or unknown stream
+            if entry is None or entry.recv is None:
+                return b""
+            recv = entry.recv
+        data, consumed = recv.take_read(max_bytes)
+        # _after_recv_change for a read: it only consumes (credit can become due, never undue), leaves
+        # STOP_SENDING as it was, and closes the stream only when the receiving part becomes done.
+        self._conn_recv.consumed += consumed
+        if recv.window_update_due:
+            self._window_updates[stream_id] = None
+        if recv.state in _RECV_DONE:
+            self._maybe_close(entry)
         if on_due is not None and self._has_control_frames(riding=False):
             on_due()
         return data

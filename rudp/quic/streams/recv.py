@@ -216,6 +216,25 @@ class RecvStream:
         self._maybe_data_read()
         return data
 
+    def take_read(self, max_bytes: int = -1) -> tuple[bytes, int]:
+        """:meth:`read` and :meth:`take_consumed` in one call (the application's read path): the
+        bytes, and the bytes newly consumed to return to the connection window."""
+        state = self.state
+        if state in _RESET or self.discarding:
+            self._readable_signalled = False
+            return b"", self.take_consumed()
+        self._readable_signalled = False
+        assembler = self.assembler
+        data = assembler.read(max_bytes)
+        offset = assembler.read_offset
+        self.window.consumed = offset
+        # RFC 9000 §3.2: once all data up to the final size has been delivered -> Data Read.
+        if state is _DATA_RECVD and not assembler.readable_bytes:
+            self.state = _DATA_READ
+        delta = offset - self._credited
+        self._credited = offset
+        return data, delta if delta > 0 else 0
+
     def _maybe_data_read(self) -> None:
         # RFC 9000 §3.2: once all data up to the final size has been delivered -> Data Read.
         if self.state is _DATA_RECVD and self.assembler.readable_bytes == 0:

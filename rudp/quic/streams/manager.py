@@ -36,7 +36,6 @@ from rudp.quic.streams.ids import (
     SERVER_INITIATED_BIT,
     TYPE_MASK,
     UNIDIRECTIONAL_BIT,
-    can_receive,
     can_send,
     is_bidirectional,
     is_local,
@@ -465,10 +464,16 @@ class StreamManager(StreamOutput):
         entry = self._streams.get(stream_id)
         if entry is not None and entry.recv is not None:
             return entry  # the usual answer (per read), without the ID checks below
-        if not can_receive(stream_id, self._is_client):
+        # can_receive and _existed with the stream ID helpers inline: asked by the last read and the
+        # end-of-stream checks of every stream, after it closed.
+        bidi = not stream_id & UNIDIRECTIONAL_BIT
+        local = (not stream_id & SERVER_INITIATED_BIT) == self._is_client
+        if not bidi and local:
             raise StreamStateError(stream_id, f"stream {stream_id} is send-only")
-        if entry is None and not self._existed(stream_id):
-            raise StreamStateError(stream_id, f"stream {stream_id} does not exist")
+        if entry is None:
+            opened = self._open_credit[bidi].used if local else self._peer_opened[bidi]
+            if stream_id >> 2 >= opened:
+                raise StreamStateError(stream_id, f"stream {stream_id} does not exist")
         return entry
 
     def _existed(self, stream_id: int) -> bool:

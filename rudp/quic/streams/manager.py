@@ -44,10 +44,12 @@ from rudp.quic.streams.ids import (
 )
 from rudp.quic.streams.output import StreamEntry, StreamOutput
 from rudp.quic.streams.recv import RecvState, RecvStream
-from rudp.quic.streams.send import SendStream
+from rudp.quic.streams.send import SendState, SendStream
 
 _RECV_DONE = (RecvState.DATA_READ, RecvState.RESET_READ)
 """The terminal states of a receiving part (RecvStream.is_done)."""
+_SEND_DONE = (SendState.DATA_RECVD, SendState.RESET_RECVD)
+"""The terminal states of a sending part (SendStream.is_done)."""
 
 _STATE = TransportErrorCode.STREAM_STATE_ERROR
 
@@ -535,7 +537,8 @@ class StreamManager(StreamOutput):
             self._stops[stream_id] = None
         else:
             self._stops.pop(stream_id, None)
-        self._maybe_close(entry)
+        if recv.state in _RECV_DONE:  # only a terminal receiving part can close the stream
+            self._maybe_close(entry)
 
     def _announce_streams_available(self, bidirectional: bool) -> None:
         if self._streams_wanted[bidirectional]:
@@ -545,13 +548,17 @@ class StreamManager(StreamOutput):
 
     def _maybe_close(self, entry: StreamEntry) -> None:
         """Forget a stream closed both ways; give the peer a new stream for each of its own (§4.6)."""
-        if not entry.is_closed:
+        # StreamEntry.is_closed and the stream ID helpers inline (asked several times per stream).
+        send, recv = entry.send, entry.recv
+        if (send is not None and send.state not in _SEND_DONE) or (
+            recv is not None and recv.state not in _RECV_DONE
+        ):
             return
         stream_id = entry.stream_id
         del self._streams[stream_id]
         self._forget(stream_id)
-        if not is_local(stream_id, self._is_client):
-            self._peer_limit[is_bidirectional(stream_id)].increase(1)
+        if (not stream_id & SERVER_INITIATED_BIT) != self._is_client:  # the peer's stream
+            self._peer_limit[not stream_id & UNIDIRECTIONAL_BIT].increase(1)
 
 
 __all__ = ["StreamManager", "StreamStats"]

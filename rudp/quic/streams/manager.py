@@ -241,13 +241,17 @@ class StreamManager(StreamOutput):
             recv = entry.recv
         data, consumed = recv.take_read(max_bytes)
         # _after_recv_change for a read: it only consumes (credit can become due, never undue), leaves
-        # STOP_SENDING as it was, and closes the stream only when the receiving part becomes done.
-        self._conn_recv.consumed += consumed
-        if recv.window_update_due:
-            self._window_updates[stream_id] = None
+        # STOP_SENDING as it was, and closes the stream only when the receiving part becomes done. A
+        # read that does neither (the end-of-stream read, usually) makes no control frame due.
+        changed = consumed > 0
+        if changed:
+            self._conn_recv.consumed += consumed
+            if recv.window_update_due:
+                self._window_updates[stream_id] = None
         if recv.state in _RECV_DONE:
+            changed = True
             self._maybe_close(entry)
-        if on_due is not None and self._has_control_frames(riding=False):
+        if changed and on_due is not None and self._has_control_frames(riding=False):
             on_due()
         return data
 

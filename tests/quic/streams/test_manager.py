@@ -589,6 +589,19 @@ def test_read_calls_on_due_only_when_a_credit_frame_became_due() -> None:
     assert server.read(0, 10, lambda: due.append(3)) == b"x" * 10 and due == [1]
 
 
+def test_a_read_that_consumes_nothing_asks_for_no_transmission() -> None:
+    """The end-of-stream read (or one with nothing readable) changes no credit: even with a
+    MAX_STREAM_DATA still waiting (the read that made it due asked already) it does not ask again."""
+    server = manager(is_client=False, local=params(stream_data=1000, max_data=100_000), peer=params())
+    due: list[int] = []
+    server.on_stream(Stream(0, 0, b"x" * 600))
+    assert server.read(0, -1, lambda: due.append(0)) == b"x" * 600
+    assert due == [0]
+    assert server.read(0, -1, lambda: due.append(1)) == b""
+    assert due == [0]
+    assert write_packet(server).of_type(MaxStreamData) == [MaxStreamData(0, 1600)]
+
+
 def test_max_streams_rides_along_until_the_peer_has_a_quarter_left() -> None:
     """RFC 9000 §4.6: the new limit is due once the peer has half its streams left, but worth a
     datagram of its own only at a quarter (or when the peer is blocked): until then it rides on a

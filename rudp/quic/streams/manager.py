@@ -233,12 +233,11 @@ class StreamManager(StreamOutput):
             StreamStateError: unknown stream or send-only stream.
         """
         entry = self._streams.get(stream_id)
-        recv = entry.recv if entry is not None else None
-        if recv is None:
+        if entry is None or entry.recv is None:
             entry = self._receiving_entry(stream_id)  # raises for a wrong or unknown stream
             if entry is None or entry.recv is None:
                 return b""
-            recv = entry.recv
+        recv = entry.recv
         data, consumed = recv.take_read(max_bytes)
         # _after_recv_change for a read: it only consumes (credit can become due, never undue), leaves
         # STOP_SENDING as it was, and closes the stream only when the receiving part becomes done. A

@@ -201,7 +201,7 @@ class StreamManager(StreamOutput):
         send = entry.send
         accepted = send.write(data, fin)
         credit, conn_send = send.credit, self._conn_send  # SendCredit.available == 0, inline
-        if send.has_unsent_data and (credit.limit <= credit.used or conn_send.limit <= conn_send.used):
+        if (credit.limit <= credit.used or conn_send.limit <= conn_send.used) and send.has_unsent_data:
             self._note_blocked(stream_id, send)
         self._enqueue_if_sendable(stream_id, send)
         return accepted

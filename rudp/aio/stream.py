@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rudp.aio.driver import ConnectionDriver
 from rudp.errors import ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
-from rudp.quic.streams.ids import can_receive, can_send
+from rudp.quic.streams.ids import SERVER_INITIATED_BIT, UNIDIRECTIONAL_BIT
 
 if TYPE_CHECKING:
     from rudp.aio.connection import Connection
@@ -138,8 +138,11 @@ class Stream:
         self._busy: set[Stream] = set() if busy is None else busy
         """Where the stream keeps itself alive while it has queued data (the connection's set)."""
         self._id = stream_id
-        self._readable_side = can_receive(stream_id, is_client)
-        self._writable_side = can_send(stream_id, is_client)
+        # can_receive / can_send (rudp.quic.streams.ids) inline: one stream object per request.
+        bidi = not stream_id & UNIDIRECTIONAL_BIT
+        local = (not stream_id & SERVER_INITIATED_BIT) == is_client
+        self._readable_side = bidi or not local
+        self._writable_side = bidi or local
         self._rbuf = bytearray()
         self._readable = _Wakeup()
         self._writable = _Wakeup()

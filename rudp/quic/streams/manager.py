@@ -47,6 +47,7 @@ from rudp.quic.streams.recv import RecvState, RecvStream
 from rudp.quic.streams.send import SendState, SendStream
 
 _RECV_DONE = (RecvState.DATA_READ, RecvState.RESET_READ)
+_DATA_READ = RecvState.DATA_READ
 """The terminal states of a receiving part (RecvStream.is_done)."""
 _SEND_DONE = (SendState.DATA_RECVD, SendState.RESET_RECVD)
 """The terminal states of a sending part (SendStream.is_done)."""
@@ -318,17 +319,35 @@ class StreamManager(StreamOutput):
         a view into the packet, copied only by reassembly). Same checks and errors as :meth:`on_stream`.
         """
         entry = self._streams.get(stream_id)
-        if entry is not None and not frame_type & 0x01:
-            # An open stream that receives (entries exist only for valid directions), no FIN.
-            recv = entry.recv
-            if recv is not None:
-                window = self._conn_recv
-                taken = recv.take_data(offset, data, frame_type, window.limit - window.received)
+        if entry is None:
+            entry = self._entry_for_peer_frame(stream_id, frame_type, sending_part=False)
+            if entry is None:
+                return  # closed already (a late or repeated frame)
+        # A stream that receives (entries exist only for valid directions).
+        recv = entry.recv
+        if recv is not None:
+            window = self._conn_recv
+            room = window.limit - window.received
+            if not frame_type & 0x01:
+                taken = recv.take_data(offset, data, frame_type, room)
                 if taken is not None:
                     delta, readable = taken
                     window.received += delta
                     if readable:
                         self.events.append(StreamReadable(stream_id))
+                    return
+            else:
+                taken = recv.take_final(offset, data, frame_type, room)
+                if taken is not None:
+                    delta, readable = taken
+                    window.received += delta
+                    if readable:
+                        self.events.append(StreamReadable(stream_id))
+                    # _after_recv_change after the FIN: no credit consumed, no STOP_SENDING (not
+                    # discarding); no MAX_STREAM_DATA once the final size is known (RFC 9000 §3.2).
+                    self._window_updates.pop(stream_id, None)
+                    if recv.state is _DATA_READ:
+                        self._maybe_close(entry)
                     return
         self._on_stream(stream_id, offset, data, bool(frame_type & 0x01), frame_type)
 

@@ -149,6 +149,36 @@ class RecvStream:
             return delta, True
         return delta, False
 
+    def take_final(
+        self, offset: int, data: BytesLike, frame_type: int, connection_room: int
+    ) -> tuple[int, bool] | None:
+        """:meth:`take_data` for the frame with the FIN, in Recv (a small request or response: usually
+        the stream's only frame). Same answer as :meth:`check_data` then :meth:`on_data` would give;
+        None, having changed nothing, for any other case, including every error (the caller then
+        takes that path, which raises)."""
+        if self.state is not _RECV or self.discarding:
+            return None
+        end = offset + len(data)
+        window = self.window
+        delta = end - self.highest
+        # RFC 9000 §4.5: a FIN below data already received is an error; §4.1: past the limits too.
+        if delta < 0 or end > window.limit or delta > connection_room:
+            return None
+        self.highest = self.final_size = end
+        window.received = end
+        self.state = _SIZE_KNOWN
+        assembler = self.assembler
+        readable = assembler.insert(offset, data, frame_type)
+        if assembler.read_offset + assembler.readable_bytes == end:  # contiguous_end: all arrived
+            self.state = _DATA_RECVD
+            readable = 1
+            if not assembler.readable_bytes:  # and all read already (RFC 9000 §3.2: Data Read)
+                self.state = _DATA_READ
+        if readable and not self._readable_signalled:
+            self._readable_signalled = True
+            return delta, True
+        return delta, False
+
     def take_pieces(
         self, offset: int, end: int, pieces: list[memoryview], frame_type: int, connection_room: int
     ) -> tuple[int, bool] | None:

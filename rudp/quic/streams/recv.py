@@ -169,10 +169,11 @@ class RecvStream:
         self.state = _SIZE_KNOWN
         assembler = self.assembler
         readable = assembler.insert(offset, data, frame_type)
-        if assembler.read_offset + assembler.readable_bytes == end:  # contiguous_end: all arrived
+        ready = assembler.readable_bytes
+        if assembler.read_offset + ready == end:  # contiguous_end: everything arrived
             self.state = _DATA_RECVD
             readable = 1
-            if not assembler.readable_bytes:  # and all read already (RFC 9000 §3.2: Data Read)
+            if not ready:  # and all of it was read already (RFC 9000 §3.2: Data Read)
                 self.state = _DATA_READ
         if readable and not self._readable_signalled:
             self._readable_signalled = True

@@ -213,7 +213,9 @@ class Stream:
         if n == 0:
             return b""
         if n > 0:
-            return await self._read_some(n)
+            if self._rbuf:
+                return await self._read_some(n)
+            return await self._read_core(n)  # (_read_some with nothing buffered: one coroutine less)
         # Gather in the stream's own buffer: if the read fails or is cancelled, nothing is lost.
         while chunk := await self._read_core(-1):
             self._rbuf += chunk
@@ -349,7 +351,10 @@ class Stream:
             StreamStateError: after :meth:`write_eof` or :meth:`reset`, or on a receive-only stream.
             ConnectionClosed: the connection is closed.
         """
-        self._check_can_write()
+        if (
+            self._local_reset or self._peer_stopped is not None or self._conn_error is not None
+        ) or not self._writable_side:
+            self._check_can_write()  # raises (the test inline: one write per small request)
         if self._eof_requested:
             raise StreamStateError(self._id, f"stream {self._id}: write() after write_eof()")
         if not data:
@@ -377,7 +382,10 @@ class Stream:
         """
         if self._eof_requested:
             return
-        self._check_can_write()
+        if (
+            self._local_reset or self._peer_stopped is not None or self._conn_error is not None
+        ) or not self._writable_side:
+            self._check_can_write()  # raises
         self._eof_requested = True
         self._push()
 

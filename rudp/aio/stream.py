@@ -47,11 +47,11 @@ def _stop_reading(driver: ConnectionDriver, stream_id: int) -> None:
         return  # the stream or the connection is already gone
 
 
-class _Wakeup(list["asyncio.Future[None]"]):
-    """Wakes the tasks waiting for a stream to change (what ``asyncio.Event.clear(); await wait()``
-    did), without an Event per stream: the list of waiting futures itself, so that making one (three
-    per stream) runs no Python code, and a wake-up with nobody waiting costs one length test. Waiters
-    re-check their condition after waking."""
+class Wakeup(list["asyncio.Future[None]"]):
+    """Wakes the tasks waiting for a stream (or a connection's incoming streams) to change (what
+    ``asyncio.Event.clear(); await wait()`` did), without an Event: the list of waiting futures
+    itself, so that making one (three per stream) runs no Python code, and a wake-up with nobody
+    waiting costs one length test. Waiters re-check their condition after waking."""
 
     __slots__ = ()
 
@@ -144,8 +144,8 @@ class Stream:
         self._readable_side = bidi or not local
         self._writable_side = bidi or local
         self._rbuf = bytearray()
-        self._readable = _Wakeup()
-        self._writable = _Wakeup()
+        self._readable = Wakeup()
+        self._writable = Wakeup()
         self._pending: deque[bytes | memoryview] = deque()
         self._pending_bytes = 0
         self._eof_requested = False
@@ -156,7 +156,7 @@ class Stream:
         self._conn_error: ConnectionClosed | None = None
         self._connection = connection
         self._closing = False
-        self._closed_event = _Wakeup()  # set by close(), after _closing
+        self._closed_event = Wakeup()  # set by close(), after _closing
         self._close_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         """Run by :meth:`close` after the stream's own closing (``rudp.open_connection`` closes the
         connection with it)."""

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from rudp.aio.driver import Address, ConnectionDriver
-from rudp.aio.stream import Stream
+from rudp.aio.stream import Stream, Wakeup
 from rudp.errors import (
     ConnectionClosed,
     ConnectionRefused,
@@ -75,7 +75,7 @@ class Connection:
         self._delivery_waiters: set[asyncio.Future[None]] = set()
         """Futures of the :meth:`_wait_delivered` calls in progress (several tasks may close at once)."""
         self._incoming: deque[Stream] = deque()
-        self._incoming_event = asyncio.Event()
+        self._incoming_event = Wakeup()  # (no asyncio.Event: one wait per incoming stream)
         self._datagrams: deque[bytes] = deque(maxlen=MAX_QUEUED_DATAGRAMS)
         self._datagram_event = asyncio.Event()
         self._streams_available = {True: asyncio.Event(), False: asyncio.Event()}
@@ -287,7 +287,6 @@ class Connection:
         """
         while not self._incoming:
             self._raise_if_closed()
-            self._incoming_event.clear()
             await self._incoming_event.wait()
         return self._incoming.popleft()
 
@@ -583,7 +582,8 @@ class Connection:
             if not future.done():
                 future.set_exception(error)
         self._pings.clear()
-        for waiter in (self._incoming_event, self._datagram_event, *self._streams_available.values()):
+        self._incoming_event.set()
+        for waiter in (self._datagram_event, *self._streams_available.values()):
             waiter.set()
         self._terminated.set()
         callbacks, self._on_terminated = self._on_terminated, []

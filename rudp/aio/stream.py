@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rudp.aio.driver import ConnectionDriver
 from rudp.errors import ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
-from rudp.quic.streams.ids import can_receive, can_send
+from rudp.quic.streams.ids import SERVER_INITIATED_BIT, UNIDIRECTIONAL_BIT
 
 if TYPE_CHECKING:
     from rudp.aio.connection import Connection
@@ -47,38 +47,28 @@ def _stop_reading(driver: ConnectionDriver, stream_id: int) -> None:
         return  # the stream or the connection is already gone
 
 
-class _Wakeup:
-    """Wakes the tasks waiting for a stream to change (what ``asyncio.Event.clear(); await wait()``
-    did), without an Event per stream: nothing is allocated until a task waits, and a wake-up with
-    nobody waiting costs one attribute test. Waiters re-check their condition after waking."""
+class Wakeup(list["asyncio.Future[None]"]):
+    """Wakes the tasks waiting for a stream (or a connection's incoming streams) to change (what
+    ``asyncio.Event.clear(); await wait()`` did), without an Event: the list of waiting futures
+    itself, so that making one (three per stream) runs no Python code, and a wake-up with nobody
+    waiting costs one length test. Waiters re-check their condition after waking."""
 
-    __slots__ = ("_waiters",)
-
-    def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] | None = None
+    __slots__ = ()
 
     async def wait(self) -> None:
         """Wait for the next :meth:`set` (one that came before this call does not count)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = [waiter]
-        else:
-            self._waiters.append(waiter)
+        self.append(waiter)
         try:
             await waiter
         finally:
-            waiters = self._waiters
-            if waiters is not None:
-                if waiter in waiters:
-                    waiters.remove(waiter)
-                if not waiters:
-                    self._waiters = None
+            if waiter in self:
+                self.remove(waiter)
 
     def set(self) -> None:
         """Wake every task waiting now."""
-        waiters = self._waiters
-        if waiters:
-            for waiter in waiters:
+        if self:
+            for waiter in self:
                 if not waiter.done():
                     waiter.set_result(None)
 
@@ -148,11 +138,14 @@ class Stream:
         self._busy: set[Stream] = set() if busy is None else busy
         """Where the stream keeps itself alive while it has queued data (the connection's set)."""
         self._id = stream_id
-        self._readable_side = can_receive(stream_id, is_client)
-        self._writable_side = can_send(stream_id, is_client)
+        # can_receive / can_send (rudp.quic.streams.ids) inline: one stream object per request.
+        bidi = not stream_id & UNIDIRECTIONAL_BIT
+        local = (not stream_id & SERVER_INITIATED_BIT) == is_client
+        self._readable_side = bidi or not local
+        self._writable_side = bidi or local
         self._rbuf = bytearray()
-        self._readable = _Wakeup()
-        self._writable = _Wakeup()
+        self._readable = Wakeup()
+        self._writable = Wakeup()
         self._pending: deque[bytes | memoryview] = deque()
         self._pending_bytes = 0
         self._eof_requested = False
@@ -163,7 +156,7 @@ class Stream:
         self._conn_error: ConnectionClosed | None = None
         self._connection = connection
         self._closing = False
-        self._closed_event = _Wakeup()  # set by close(), after _closing
+        self._closed_event = Wakeup()  # set by close(), after _closing
         self._close_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         """Run by :meth:`close` after the stream's own closing (``rudp.open_connection`` closes the
         connection with it)."""
@@ -220,7 +213,9 @@ class Stream:
         if n == 0:
             return b""
         if n > 0:
-            return await self._read_some(n)
+            if self._rbuf:
+                return await self._read_some(n)
+            return await self._read_core(n)  # (_read_some with nothing buffered: one coroutine less)
         # Gather in the stream's own buffer: if the read fails or is cancelled, nothing is lost.
         while chunk := await self._read_core(-1):
             self._rbuf += chunk
@@ -356,7 +351,10 @@ class Stream:
             StreamStateError: after :meth:`write_eof` or :meth:`reset`, or on a receive-only stream.
             ConnectionClosed: the connection is closed.
         """
-        self._check_can_write()
+        if (
+            self._local_reset or self._peer_stopped is not None or self._conn_error is not None
+        ) or not self._writable_side:
+            self._check_can_write()  # raises (the test inline: one write per small request)
         if self._eof_requested:
             raise StreamStateError(self._id, f"stream {self._id}: write() after write_eof()")
         if not data:
@@ -384,7 +382,10 @@ class Stream:
         """
         if self._eof_requested:
             return
-        self._check_can_write()
+        if (
+            self._local_reset or self._peer_stopped is not None or self._conn_error is not None
+        ) or not self._writable_side:
+            self._check_can_write()  # raises
         self._eof_requested = True
         self._push()
 

@@ -75,11 +75,11 @@ class Assembler:
         "_error_code",
         "_max_gaps",
         "_pending_bytes",
-        "_read_offset",
         "_ready",
         "_runs",
         "_starts",
         "_stops",
+        "read_offset",
     )
 
     def __init__(
@@ -88,8 +88,9 @@ class Assembler:
         max_gaps: int = MAX_GAPS,
         error_code: TransportErrorCode = TransportErrorCode.PROTOCOL_VIOLATION,
     ) -> None:
-        self._ready = bytearray()  # in-order bytes starting at _read_offset
-        self._read_offset = 0
+        self._ready = bytearray()  # in-order bytes starting at read_offset
+        self.read_offset = 0
+        """Bytes handed to the application so far (read-only outside: read once per read)."""
         self._starts: list[int] = []  # sorted starts of the runs, each after a hole
         self._stops: list[int] = []  # their ends (a run never touches the next one)
         self._runs: dict[int, _Run] = {}  # by start
@@ -98,14 +99,9 @@ class Assembler:
         self._error_code = error_code
 
     @property
-    def read_offset(self) -> int:
-        """Bytes handed to the application so far."""
-        return self._read_offset
-
-    @property
     def contiguous_end(self) -> int:
         """End of the in-order prefix received (everything below it has arrived)."""
-        return self._read_offset + len(self._ready)
+        return self.read_offset + len(self._ready)
 
     @property
     def readable_bytes(self) -> int:
@@ -129,7 +125,7 @@ class Assembler:
             TransportError: (PROTOCOL_VIOLATION by default, with ``frame_type``) when the data would
                 leave more than ``max_gaps`` holes.
         """
-        contiguous = self._read_offset + len(self._ready)  # contiguous_end, inlined (per STREAM frame)
+        contiguous = self.read_offset + len(self._ready)  # contiguous_end, inlined (per STREAM frame)
         if offset == contiguous and not self._starts:
             # In order with nothing held past a hole (a transfer without loss): append, no bookkeeping.
             size = len(data)
@@ -174,7 +170,7 @@ class Assembler:
     def insert_pieces(self, offset: int, pieces: list[memoryview], frame_type: int = 0) -> int:
         """:meth:`insert` for each of ``pieces``, consecutive from ``offset``, in turn; the total
         :meth:`insert` would return (with the same error, at the same piece)."""
-        if offset == self._read_offset + len(self._ready) and not self._starts:
+        if offset == self.read_offset + len(self._ready) and not self._starts:
             ready = self._ready  # in order with nothing held past a hole: append them all
             size = len(ready)
             for piece in pieces:
@@ -236,13 +232,13 @@ class Assembler:
             with memoryview(ready) as view:
                 out = bytes(view[:count])
             del ready[:count]
-        self._read_offset += count
+        self.read_offset += count
         return out
 
     def skip(self) -> int:
         """Drop the readable in-order bytes without copying them (as if read); return how many."""
         dropped = len(self._ready)
-        self._read_offset += dropped
+        self.read_offset += dropped
         self._ready = bytearray()
         return dropped
 

@@ -36,7 +36,6 @@ from rudp.quic.streams.ids import (
     SERVER_INITIATED_BIT,
     TYPE_MASK,
     UNIDIRECTIONAL_BIT,
-    can_receive,
     can_send,
     is_bidirectional,
     is_local,
@@ -45,7 +44,13 @@ from rudp.quic.streams.ids import (
 )
 from rudp.quic.streams.output import StreamEntry, StreamOutput
 from rudp.quic.streams.recv import RecvState, RecvStream
-from rudp.quic.streams.send import SendStream
+from rudp.quic.streams.send import SendState, SendStream
+
+_RECV_DONE = (RecvState.DATA_READ, RecvState.RESET_READ)
+_DATA_READ = RecvState.DATA_READ
+"""The terminal states of a receiving part (RecvStream.is_done)."""
+_SEND_DONE = (SendState.DATA_RECVD, SendState.RESET_RECVD)
+"""The terminal states of a sending part (SendStream.is_done)."""
 
 _STATE = TransportErrorCode.STREAM_STATE_ERROR
 
@@ -197,7 +202,7 @@ class StreamManager(StreamOutput):
         send = entry.send
         accepted = send.write(data, fin)
         credit, conn_send = send.credit, self._conn_send  # SendCredit.available == 0, inline
-        if send.has_unsent_data and (credit.limit <= credit.used or conn_send.limit <= conn_send.used):
+        if (credit.limit <= credit.used or conn_send.limit <= conn_send.used) and send.has_unsent_data:
             self._note_blocked(stream_id, send)
         self._enqueue_if_sendable(stream_id, send)
         return accepted
@@ -228,12 +233,25 @@ class StreamManager(StreamOutput):
         Raises:
             StreamStateError: unknown stream or send-only stream.
         """
-        entry = self._receiving_entry(stream_id)
+        entry = self._streams.get(stream_id)
         if entry is None or entry.recv is None:
-            return b""
-        data = entry.recv.read(max_bytes)
-        self._after_recv_change(entry, entry.recv)
-        if on_due is not None and self._has_control_frames(riding=False):
+            entry = self._receiving_entry(stream_id)  # raises for a wrong or unknown stream
+            if entry is None or entry.recv is None:
+                return b""
+        recv = entry.recv
+        data, consumed = recv.take_read(max_bytes)
+        # _after_recv_change for a read: it only consumes (credit can become due, never undue), leaves
+        # STOP_SENDING as it was, and closes the stream only when the receiving part becomes done. A
+        # read that does neither (the end-of-stream read, usually) makes no control frame due.
+        changed = consumed > 0
+        if changed:
+            self._conn_recv.consumed += consumed
+            if recv.window_update_due:
+                self._window_updates[stream_id] = None
+        if recv.state in _RECV_DONE:
+            changed = True
+            self._maybe_close(entry)
+        if changed and on_due is not None and self._has_control_frames(riding=False):
             on_due()
         return data
 
@@ -301,17 +319,35 @@ class StreamManager(StreamOutput):
         a view into the packet, copied only by reassembly). Same checks and errors as :meth:`on_stream`.
         """
         entry = self._streams.get(stream_id)
-        if entry is not None and not frame_type & 0x01:
-            # An open stream that receives (entries exist only for valid directions), no FIN.
-            recv = entry.recv
-            if recv is not None:
-                window = self._conn_recv
-                taken = recv.take_data(offset, data, frame_type, window.limit - window.received)
+        if entry is None:
+            entry = self._entry_for_peer_frame(stream_id, frame_type, sending_part=False)
+            if entry is None:
+                return  # closed already (a late or repeated frame)
+        # A stream that receives (entries exist only for valid directions).
+        recv = entry.recv
+        if recv is not None:
+            window = self._conn_recv
+            room = window.limit - window.received
+            if not frame_type & 0x01:
+                taken = recv.take_data(offset, data, frame_type, room)
                 if taken is not None:
                     delta, readable = taken
                     window.received += delta
                     if readable:
                         self.events.append(StreamReadable(stream_id))
+                    return
+            else:
+                taken = recv.take_final(offset, data, frame_type, room)
+                if taken is not None:
+                    delta, readable = taken
+                    window.received += delta
+                    if readable:
+                        self.events.append(StreamReadable(stream_id))
+                    # _after_recv_change after the FIN: no credit consumed, no STOP_SENDING (not
+                    # discarding); no MAX_STREAM_DATA once the final size is known (RFC 9000 §3.2).
+                    self._window_updates.pop(stream_id, None)
+                    if recv.state is _DATA_READ:
+                        self._maybe_close(entry)
                     return
         self._on_stream(stream_id, offset, data, bool(frame_type & 0x01), frame_type)
 
@@ -452,10 +488,16 @@ class StreamManager(StreamOutput):
         entry = self._streams.get(stream_id)
         if entry is not None and entry.recv is not None:
             return entry  # the usual answer (per read), without the ID checks below
-        if not can_receive(stream_id, self._is_client):
+        # can_receive and _existed with the stream ID helpers inline: asked by the last read and the
+        # end-of-stream checks of every stream, after it closed.
+        bidi = not stream_id & UNIDIRECTIONAL_BIT
+        local = (not stream_id & SERVER_INITIATED_BIT) == self._is_client
+        if not bidi and local:
             raise StreamStateError(stream_id, f"stream {stream_id} is send-only")
-        if entry is None and not self._existed(stream_id):
-            raise StreamStateError(stream_id, f"stream {stream_id} does not exist")
+        if entry is None:
+            opened = self._open_credit[bidi].used if local else self._peer_opened[bidi]
+            if stream_id >> 2 >= opened:
+                raise StreamStateError(stream_id, f"stream {stream_id} does not exist")
         return entry
 
     def _existed(self, stream_id: int) -> bool:
@@ -517,7 +559,8 @@ class StreamManager(StreamOutput):
             self._stops[stream_id] = None
         else:
             self._stops.pop(stream_id, None)
-        self._maybe_close(entry)
+        if recv.state in _RECV_DONE:  # only a terminal receiving part can close the stream
+            self._maybe_close(entry)
 
     def _announce_streams_available(self, bidirectional: bool) -> None:
         if self._streams_wanted[bidirectional]:
@@ -527,13 +570,17 @@ class StreamManager(StreamOutput):
 
     def _maybe_close(self, entry: StreamEntry) -> None:
         """Forget a stream closed both ways; give the peer a new stream for each of its own (§4.6)."""
-        if not entry.is_closed:
+        # StreamEntry.is_closed and the stream ID helpers inline (asked several times per stream).
+        send, recv = entry.send, entry.recv
+        if (send is not None and send.state not in _SEND_DONE) or (
+            recv is not None and recv.state not in _RECV_DONE
+        ):
             return
         stream_id = entry.stream_id
         del self._streams[stream_id]
         self._forget(stream_id)
-        if not is_local(stream_id, self._is_client):
-            self._peer_limit[is_bidirectional(stream_id)].increase(1)
+        if (not stream_id & SERVER_INITIATED_BIT) != self._is_client:  # the peer's stream
+            self._peer_limit[not stream_id & UNIDIRECTIONAL_BIT].increase(1)
 
 
 __all__ = ["StreamManager", "StreamStats"]

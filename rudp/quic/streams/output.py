@@ -153,7 +153,15 @@ class StreamOutput:
                 entry = streams.get(stream_id)
                 if entry is not None and entry.send is not None and entry.send.wants_to_send(credit):
                     return True
-        return self._has_control_frames(riding=False)
+        # _has_control_frames(riding=False), inline: asked before every datagram a flush may send.
+        if self._resets or self._stops or self._window_updates or self._stream_blocked:
+            return True
+        if self._conn_recv.update_due or self._conn_send.blocked_pending:
+            return True
+        limits, credits = self._peer_limit, self._open_credit
+        if limits[True].urgent or limits[False].urgent:
+            return True
+        return credits[True].blocked_pending or credits[False].blocked_pending
 
     def has_frames(self) -> bool:
         """True when :meth:`write_frames` would write something given enough room: asked of a packet

@@ -149,6 +149,37 @@ class RecvStream:
             return delta, True
         return delta, False
 
+    def take_final(
+        self, offset: int, data: BytesLike, frame_type: int, connection_room: int
+    ) -> tuple[int, bool] | None:
+        """:meth:`take_data` for the frame with the FIN, in Recv (a small request or response: usually
+        the stream's only frame). Same answer as :meth:`check_data` then :meth:`on_data` would give;
+        None, having changed nothing, for any other case, including every error (the caller then
+        takes that path, which raises)."""
+        if self.state is not _RECV or self.discarding:
+            return None
+        end = offset + len(data)
+        window = self.window
+        delta = end - self.highest
+        # RFC 9000 §4.5: a FIN below data already received is an error; §4.1: past the limits too.
+        if delta < 0 or end > window.limit or delta > connection_room:
+            return None
+        self.highest = self.final_size = end
+        window.received = end
+        self.state = _SIZE_KNOWN
+        assembler = self.assembler
+        readable = assembler.insert(offset, data, frame_type)
+        ready = assembler.readable_bytes
+        if assembler.read_offset + ready == end:  # contiguous_end: everything arrived
+            self.state = _DATA_RECVD
+            readable = 1
+            if not ready:  # and all of it was read already (RFC 9000 §3.2: Data Read)
+                self.state = _DATA_READ
+        if readable and not self._readable_signalled:
+            self._readable_signalled = True
+            return delta, True
+        return delta, False
+
     def take_pieces(
         self, offset: int, end: int, pieces: list[memoryview], frame_type: int, connection_room: int
     ) -> tuple[int, bool] | None:
@@ -215,6 +246,25 @@ class RecvStream:
         self.window.consumed = self.assembler.read_offset
         self._maybe_data_read()
         return data
+
+    def take_read(self, max_bytes: int = -1) -> tuple[bytes, int]:
+        """:meth:`read` and :meth:`take_consumed` in one call (the application's read path): the
+        bytes, and the bytes newly consumed to return to the connection window."""
+        state = self.state
+        if state in _RESET or self.discarding:
+            self._readable_signalled = False
+            return b"", self.take_consumed()
+        self._readable_signalled = False
+        assembler = self.assembler
+        data = assembler.read(max_bytes)
+        offset = assembler.read_offset
+        self.window.consumed = offset
+        # RFC 9000 §3.2: once all data up to the final size has been delivered -> Data Read.
+        if state is _DATA_RECVD and not assembler.readable_bytes:
+            self.state = _DATA_READ
+        delta = offset - self._credited
+        self._credited = offset
+        return data, delta if delta > 0 else 0
 
     def _maybe_data_read(self) -> None:
         # RFC 9000 §3.2: once all data up to the final size has been delivered -> Data Read.

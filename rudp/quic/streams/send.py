@@ -313,7 +313,7 @@ class SendStream:
         """
         if self._fin_offset is not None or self.state in _DONE_STATES:
             raise StreamStateError(self.stream_id, f"stream {self.stream_id} is finished or reset")
-        accepted = self.buffer.write(data)
+        accepted = self.buffer.write(data) if data else 0  # (write_eof writes nothing, with FIN)
         if accepted < len(data):
             self.write_blocked = True
         elif fin:

@@ -589,6 +589,19 @@ def test_read_calls_on_due_only_when_a_credit_frame_became_due() -> None:
     assert server.read(0, 10, lambda: due.append(3)) == b"x" * 10 and due == [1]
 
 
+def test_a_read_that_consumes_nothing_asks_for_no_transmission() -> None:
+    """The end-of-stream read (or one with nothing readable) changes no credit: even with a
+    MAX_STREAM_DATA still waiting (the read that made it due asked already) it does not ask again."""
+    server = manager(is_client=False, local=params(stream_data=1000, max_data=100_000), peer=params())
+    due: list[int] = []
+    server.on_stream(Stream(0, 0, b"x" * 600))
+    assert server.read(0, -1, lambda: due.append(0)) == b"x" * 600
+    assert due == [0]
+    assert server.read(0, -1, lambda: due.append(1)) == b""
+    assert due == [0]
+    assert write_packet(server).of_type(MaxStreamData) == [MaxStreamData(0, 1600)]
+
+
 def test_max_streams_rides_along_until_the_peer_has_a_quarter_left() -> None:
     """RFC 9000 §4.6: the new limit is due once the peer has half its streams left, but worth a
     datagram of its own only at a quarter (or when the peer is blocked): until then it rides on a
@@ -634,3 +647,37 @@ def test_read_closing_a_peer_stream_calls_on_due_when_max_streams_is_due() -> No
     assert due == [2]  # 1 of 2 left: the next packet that goes carries it, none goes for it
     assert server.read(6, -1, lambda: due.append(7)) == b""  # a forgotten stream: the read changes nothing
     assert write_packet(server).of_type(MaxStreams) == [MaxStreams(False, 4)]
+
+
+def test_has_data_to_send_agrees_with_the_control_frame_check_when_no_stream_is_queued() -> None:
+    """has_data_to_send inlines _has_control_frames(riding=False): each kind of control frame that is
+    worth a datagram makes both True, a MAX_STREAMS that can wait makes neither True."""
+    server = manager(is_client=False, local=params(stream_data=1000, streams_uni=8), peer=params())
+
+    def check(expected: bool) -> None:
+        assert server.has_data_to_send() is expected
+        assert server._has_control_frames(riding=False) is expected
+
+    check(False)
+    server.on_stream(Stream(0, 0, b"x" * 600))
+    server.read(0)  # MAX_STREAM_DATA due
+    check(True)
+    write_packet(server)
+    check(False)
+    server.stop_sending(0, 7)  # STOP_SENDING
+    check(True)
+    write_packet(server)
+    check(False)
+    for index in range(5):  # 5 of 8 unidirectional streams: 3 left
+        server.on_stream(Stream(2 + 4 * index, 0, b"x", fin=True))
+    server.read(2)  # MAX_STREAMS due, but it rides along (not urgent)
+    check(False)
+    assert server.has_frames()
+    server.on_streams_blocked(StreamsBlocked(False, 8))  # urgent now
+    check(True)
+    write_packet(server)
+    check(False)
+    server.reset(0, 3)  # RESET_STREAM
+    check(True)
+    write_packet(server)
+    check(False)

@@ -328,27 +328,20 @@ class StreamManager(StreamOutput):
         if recv is not None:
             window = self._conn_recv
             room = window.limit - window.received
-            if not frame_type & 0x01:
-                taken = recv.take_data(offset, data, frame_type, room)
-                if taken is not None:
-                    delta, readable = taken
-                    window.received += delta
-                    if readable:
-                        self.events.append(StreamReadable(stream_id))
-                    return
-            else:
-                taken = recv.take_final(offset, data, frame_type, room)
-                if taken is not None:
-                    delta, readable = taken
-                    window.received += delta
-                    if readable:
-                        self.events.append(StreamReadable(stream_id))
+            fin = frame_type & 0x01
+            taken = (recv.take_final if fin else recv.take_data)(offset, data, frame_type, room)
+            if taken is not None:
+                delta, readable = taken
+                window.received += delta
+                if readable:
+                    self.events.append(StreamReadable(stream_id))
+                if fin:
                     # _after_recv_change after the FIN: no credit consumed, no STOP_SENDING (not
                     # discarding); no MAX_STREAM_DATA once the final size is known (RFC 9000 §3.2).
                     self._window_updates.pop(stream_id, None)
                     if recv.state is _DATA_READ:
                         self._maybe_close(entry)
-                    return
+                return
         self._on_stream(stream_id, offset, data, bool(frame_type & 0x01), frame_type)
 
     def on_stream_pieces(

@@ -38,8 +38,9 @@ MAX_PATH_RESPONSES: Final = 4
 """PATH_RESPONSEs owed at most per path: a flood of PATH_CHALLENGEs keeps only the latest ones. RFC 9000
 §13.3: responses are sent once, never retransmitted (the peer sends new challenges), so dropping the
 older ones of a burst is what loss would do anyway; §21.9 asks to bound what a peer makes us spend."""
-MAX_CHALLENGES: Final = 4
-"""PATH_CHALLENGE data remembered per path: a response to any of the latest few validates it."""
+MAX_CHALLENGES: Final = 8
+"""PATH_CHALLENGE data remembered per path: a response to any of the latest few validates it (one
+goes in every datagram while the anti-amplification limit holds, :meth:`Path.write_frames`)."""
 MAX_PATHS: Final = 4
 """Paths remembered at most (current, previous, and peers' probes); the oldest others are forgotten."""
 AMPLIFICATION_FACTOR: Final = 3
@@ -220,6 +221,11 @@ class Path:
         self.challenge_retry_at = None
         self.challenge_due = True
 
+    def challenging_each_datagram(self) -> bool:
+        """True while a validation of this path is under way and the anti-amplification limit applies
+        (RFC 9000 §8.1): then every datagram sent here carries a PATH_CHALLENGE (:meth:`write_frames`)."""
+        return self.validation_deadline is not None and self.limited and not self.validated
+
     def has_frames(self) -> bool:
         """True if a PATH_RESPONSE or PATH_CHALLENGE is waiting to be sent on this path."""
         return (bool(self.responses) or self.challenge_due) and not self.no_cid
@@ -240,16 +246,22 @@ class Path:
             sink.push_frame(PathResponse(self.responses.popleft()))
             if expand:
                 sink.require_padding()
-        if self.challenge_due and sink.remaining >= PATH_FRAME_BYTES:
+        due = self.challenge_due
+        # RFC 9000 §8.1, §8.2.1: while the anti-amplification limit holds, every datagram sent here
+        # carries a PATH_CHALLENGE (several MAY be sent): the few the limit allows may all be lost
+        # but an ACK, and a peer that only receives has nothing else to answer (it waits in silence
+        # while we wait for its next datagram, until the validation fails and the idle timeout).
+        if (due or self.challenging_each_datagram()) and sink.remaining >= PATH_FRAME_BYTES:
             data = randbytes(8)
             self.challenges.append(data)
-            self.challenge_due = self._extra_challenges > 0
-            if self.challenge_due:
-                self._extra_challenges -= 1  # the next one goes in the next packet
-            elif self.validation_deadline is not None:
-                # RFC 9000 §9.4: a lost challenge is sent again after a PTO, backing off, never faster.
-                self.challenge_retry_at = sink.now + self._retry_delay
-                self._retry_delay *= 2
+            if due:  # (not an extra one: the retry timer of the due ones keeps running)
+                self.challenge_due = self._extra_challenges > 0
+                if self.challenge_due:
+                    self._extra_challenges -= 1  # the next one goes in the next packet
+                elif self.validation_deadline is not None:
+                    # RFC 9000 §9.4: a lost challenge is sent again after a PTO, backing off, never faster.
+                    self.challenge_retry_at = sink.now + self._retry_delay
+                    self._retry_delay *= 2
             sink.push_frame(PathChallenge(data))
             if expand:
                 sink.require_padding()

@@ -388,7 +388,7 @@ class Sender:
         # client's first datagram always leaves 3600); other packets may be smaller.
         initial = self._spaces.write_keys(EncryptionLevel.INITIAL) is not None
         need = MIN_INITIAL_DATAGRAM_SIZE if initial else MIN_SENDABLE_BYTES
-        if not initial and path is self._paths.current and self._paths.has_data():
+        if not initial and path is self._paths.current and (self._paths.has_data() or path.validating):
             need = MIN_PATH_DATAGRAM  # a challenge or response due: it fits where data would not
         return min(size, allowance) if allowance >= need else 0
 
@@ -540,8 +540,8 @@ class Sender:
                 ack.write_frames(builder)
             if level is _APP:
                 paths = self._paths
-                if paths.has_data():
-                    paths.write_frames(builder)
+                if paths.has_data() or paths.current.validation_deadline is not None:
+                    paths.write_frames(builder)  # (a validation: a challenge in each datagram)
         if not blocked or state.probes:
             if level is _EARLY:
                 sources = self._early_sources

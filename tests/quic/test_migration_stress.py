@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -29,7 +30,7 @@ from rudp.crypto.suites import CipherSuite
 from rudp.quic.sent import PacketSpace
 from rudp.testing import LinkConfig
 from rudp.testing.certs import TestPki
-from tests.support.sim import Recorder, Sim, Sniffer, make_sim
+from tests.support.sim import EndpointWrapper, Recorder, Sim, Sniffer, make_sim
 
 MIB = 1 << 20
 DELAY = 0.01
@@ -38,31 +39,18 @@ MAX_ACK_DELAY = 0.025
 
 
 @dataclass
-class Rebinder:
+class Rebinder(EndpointWrapper):
     """Wraps the client's sim endpoint: its NAT gives it a new address (a new port, or a new IP address
     and port) as it sends every ``every``-th datagram, so that datagram already comes from the new
     address, as a rebinding NAT does. The old mapping is gone at once: datagrams still in flight to it
     are dropped (as unroutable) by the simulator."""
 
-    sim: Sim
+    side: ClassVar[str] = "client"
     every: int
     change_ip: bool
     sent: int = 0
     rebindings: int = 0
     addresses: list[tuple[str, int]] = field(default_factory=list)
-
-    def install(self) -> None:
-        self.inner = self.sim.pair.client
-        self.sim.pair.client = self
-
-    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
-        self.inner.receive_datagram(data, addr, now)
-
-    def next_timer(self) -> float | None:
-        return self.inner.next_timer()
-
-    def handle_timer(self, now: float) -> None:
-        self.inner.handle_timer(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         out = self.inner.datagrams_to_send(now)
@@ -323,27 +311,13 @@ def test_challenges_within_a_small_allowance_go_unpadded_and_again(pki: TestPki,
 
 
 @dataclass
-class DropToAddress:
+class DropToAddress(EndpointWrapper):
     """Wraps the server's sim endpoint: of the datagrams it sends to ``address``, those whose rank
     (0: the first) is in ``drops`` are lost."""
 
-    sim: Sim
     address: tuple[str, int]
     drops: frozenset[int]
     sent: int = 0
-
-    def install(self) -> None:
-        self.inner = self.sim.pair.server
-        self.sim.pair.server = self
-
-    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
-        self.inner.receive_datagram(data, addr, now)
-
-    def next_timer(self) -> float | None:
-        return self.inner.next_timer()
-
-    def handle_timer(self, now: float) -> None:
-        self.inner.handle_timer(now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         out = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from rudp.codec.codes import PacketType, Version
 from rudp.codec.frame_codec import encode_frames, parse_frames
@@ -172,15 +173,16 @@ def pad_front(payload: bytes, size: int = 0) -> bytes:
 
 
 @dataclass
-class Recorder:
-    """Wraps the server's sim endpoint and keeps every datagram it sends, with its destination."""
+class EndpointWrapper:
+    """Stands in for one of the pair's sim endpoints (``side``: "server" or "client") once installed and
+    passes everything to it; subclasses change what :meth:`datagrams_to_send` returns."""
 
+    side: ClassVar[str] = "server"
     sim: Sim
-    sent: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
 
     def install(self) -> None:
-        self.inner = self.sim.pair.server
-        self.sim.pair.server = self
+        self.inner = getattr(self.sim.pair, self.side)
+        setattr(self.sim.pair, self.side, self)
 
     def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
         self.inner.receive_datagram(data, addr, now)
@@ -190,6 +192,16 @@ class Recorder:
 
     def handle_timer(self, now: float) -> None:
         self.inner.handle_timer(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        return self.inner.datagrams_to_send(now)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Recorder(EndpointWrapper):
+    """Wraps the server's sim endpoint and keeps every datagram it sends, with its destination."""
+
+    sent: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         out = self.inner.datagrams_to_send(now)

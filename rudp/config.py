@@ -231,8 +231,11 @@ class Config:
     from the server's private key (so a server restarted with the same key resets its old peers'
     connections at once, RFC 9000 §10.3); a random key for endpoints without one."""
     address_tokens: dict[str, bytes] = field(default_factory=dict)
-    """(client) the latest NEW_TOKEN token of each server ("host port"), presented on the next
-    connection made with this Config so a server under load need not send a Retry (RFC 9000 §8.1.3)."""
+    """(client) the latest NEW_TOKEN token of each server and QUIC version, keyed "host port version"
+    (the version in hex, e.g. ``"192.0.2.1 4433 0x1"``), presented on the next connection made with
+    this Config that starts in that version, so a server under load need not send a Retry (RFC 9000
+    §8.1.3). A token comes from a connection's Negotiated Version and is for that version only (RFC 9369
+    §5): a token from a v1 connection is not presented on a v2 one, nor the reverse."""
     randbytes: Callable[[int], bytes] = os.urandom
     """Randomness source for CIDs, tokens and keys (inject a seeded one for deterministic tests)."""
     # -- migration (RFC 9000 §9) -- fields of rudp.quic.preferred; kept together

@@ -93,10 +93,12 @@ _TOKEN_CONTEXT: Final = b"rudp address token\x00"
 class TokenSealer:
     """Seals and opens the address-validation tokens of one server (RFC 9000 §8.1.2, §8.1.3).
 
-    A token is ``nonce || AES-GCM(key, nonce, flags || issued_at || odcid, aad=address)``: the client
-    address is bound as associated data rather than carried, so a token replayed from another address
-    fails authentication. What ``address`` holds is the caller's choice: IP and port for Retry tokens,
-    usually the IP alone for NEW_TOKEN tokens (the client's port changes between connections).
+    A token is ``nonce || AES-GCM(key, nonce, flags || issued_at || odcid, aad=version || address)``:
+    the QUIC version and the client address are bound as associated data rather than carried, so a
+    token replayed from another address, or in an Initial of another QUIC version, fails
+    authentication (RFC 9369 §5: tokens are specific to the version they were issued for). What
+    ``address`` holds is the caller's choice: IP and port for Retry tokens, usually the IP alone for
+    NEW_TOKEN tokens (the client's port changes between connections).
 
     Raises:
         ValueError: ``key`` is not 16, 24 or 32 bytes long.
@@ -108,26 +110,33 @@ class TokenSealer:
         self._aead = AESGCM(key)
         self._randbytes = randbytes
 
-    def seal(self, address: bytes, original_dcid: bytes, issued_at: float, *, retry: bool) -> bytes:
-        """Return a token for ``address`` carrying ``original_dcid`` and the issue time ``issued_at``."""
+    def seal(
+        self, address: bytes, original_dcid: bytes, issued_at: float, *, retry: bool, version: int
+    ) -> bytes:
+        """Return a token for ``address`` carrying ``original_dcid`` and the issue time ``issued_at``,
+        valid only in Initials of QUIC ``version``."""
         # RFC 9000 §8.1.4: a token must be unforgeable and hard to link to the connection; a random
         # nonce per token keeps two tokens for the same client distinct.
         nonce = self._randbytes(_NONCE_LENGTH)
         plaintext = _TOKEN_HEADER.pack(_FLAG_RETRY if retry else 0, issued_at) + original_dcid
-        return nonce + self._aead.encrypt(nonce, plaintext, _TOKEN_CONTEXT + address)
+        return nonce + self._aead.encrypt(nonce, plaintext, _associated_data(version, address))
 
-    def open(self, token: bytes, address: bytes, now: float, lifetime: float) -> AddressToken | None:
-        """Validate ``token`` for ``address`` at time ``now``; return its contents or None.
+    def open(
+        self, token: bytes, address: bytes, now: float, lifetime: float, *, version: int
+    ) -> AddressToken | None:
+        """Validate ``token`` for ``address`` at time ``now``, in an Initial of QUIC ``version``;
+        return its contents or None.
 
         None means the token is not usable: malformed, sealed under another key, tampered with,
-        presented from a different address, issued in the future, or ``lifetime`` seconds old or older.
-        Never raises for bad input (RFC 9000 §8.1.3: an invalid token is treated as no token).
+        presented from a different address or in another version's Initial (RFC 9369 §5), issued in
+        the future, or ``lifetime`` seconds old or older. Never raises for bad input (RFC 9000 §8.1.3:
+        an invalid token is treated as no token).
         """
-        if len(token) < _NONCE_LENGTH + _TOKEN_HEADER.size + 16:
+        if len(token) < _NONCE_LENGTH + _TOKEN_HEADER.size + 16 or not 0 <= version <= 0xFFFFFFFF:
             return None
         nonce, sealed = token[:_NONCE_LENGTH], token[_NONCE_LENGTH:]
         try:
-            plaintext = self._aead.decrypt(nonce, sealed, _TOKEN_CONTEXT + address)
+            plaintext = self._aead.decrypt(nonce, sealed, _associated_data(version, address))
         except InvalidTag:
             return None
         if len(plaintext) < _TOKEN_HEADER.size:
@@ -142,6 +151,10 @@ class TokenSealer:
             original_dcid=plaintext[_TOKEN_HEADER.size :],
             issued_at=issued_at,
         )
+
+
+def _associated_data(version: int, address: bytes) -> bytes:
+    return _TOKEN_CONTEXT + version.to_bytes(4, "big") + address
 
 
 __all__ = [

@@ -139,7 +139,7 @@ class Admission:
         """Decide what to do with the first Initial of an unknown client (``header`` parsed from
         ``data``), given how many handshakes are in progress and how many connections exist."""
         config = self._config
-        token = self.open_token(header.token, addr, now) if header.token else None
+        token = self.open_token(header.token, addr, now, _version(header)) if header.token else None
         threshold = config.retry_threshold
         wants_retry = config.retry or (threshold is not None and handshakes >= threshold)
         if token is None and wants_retry:
@@ -178,26 +178,33 @@ class Admission:
 
     # -- tokens ---------------------------------------------------------------------------------
 
-    def retry_token(self, addr: Address, original_dcid: bytes, now: float) -> bytes:
-        """A token for a Retry: bound to the client's IP and port, valid for one round trip."""
-        return _KIND_RETRY + self._token_sealer().seal(_ip_and_port(addr), original_dcid, now, retry=True)
+    def retry_token(self, addr: Address, original_dcid: bytes, now: float, version: int) -> bytes:
+        """A token for a Retry: bound to the client's IP and port and to ``version``, the version of
+        the Initial it answers (RFC 9369 §5), valid for one round trip."""
+        sealer = self._token_sealer()
+        return _KIND_RETRY + sealer.seal(_ip_and_port(addr), original_dcid, now, retry=True, version=version)
 
-    def new_token(self, addr: Address, now: float) -> bytes:
+    def new_token(self, addr: Address, now: float, version: int) -> bytes:
         """A token for a NEW_TOKEN frame: bound to the client's IP only (its next connection comes
-        from another port), valid for ``Config.address_token_lifetime`` (RFC 9000 §8.1.3)."""
-        return _KIND_NEW_TOKEN + self._token_sealer().seal(addr[0].encode(), b"", now, retry=False)
+        from another port) and to ``version``, the connection's Negotiated Version (RFC 9369 §5),
+        valid for ``Config.address_token_lifetime`` (RFC 9000 §8.1.3)."""
+        return _KIND_NEW_TOKEN + self._token_sealer().seal(
+            addr[0].encode(), b"", now, retry=False, version=version
+        )
 
-    def open_token(self, token: bytes, addr: Address, now: float) -> AddressToken | None:
-        """The contents of a valid token presented from ``addr``, or None (an invalid token counts as
-        no token, RFC 9000 §8.1.3)."""
+    def open_token(self, token: bytes, addr: Address, now: float, version: int) -> AddressToken | None:
+        """The contents of a valid token presented from ``addr`` in an Initial of ``version``, or None
+        (an invalid token, or one issued for another version, counts as no token: RFC 9000 §8.1.3,
+        RFC 9369 §5)."""
         kind, sealed = token[:1], token[1:]
         if kind == _KIND_RETRY:
-            opened = self._token_sealer().open(sealed, _ip_and_port(addr), now, RETRY_TOKEN_LIFETIME)
+            opened = self._token_sealer().open(
+                sealed, _ip_and_port(addr), now, RETRY_TOKEN_LIFETIME, version=version
+            )
             return opened if opened is not None and opened.retry else None
         if kind == _KIND_NEW_TOKEN:
-            opened = self._token_sealer().open(
-                sealed, addr[0].encode(), now, self._config.address_token_lifetime
-            )
+            lifetime = self._config.address_token_lifetime
+            opened = self._token_sealer().open(sealed, addr[0].encode(), now, lifetime, version=version)
             return opened if opened is not None and not opened.retry else None
         return None
 
@@ -207,8 +214,8 @@ class Admission:
         """A Retry packet for ``header``'s client (RFC 9000 §17.2.5); smaller than its 1200-byte
         Initial, so it cannot amplify."""
         new_scid = self._randbytes(self._config.connection_id_length or 8)
-        token = self.retry_token(addr, header.dcid, now)
         version = _version(header)
+        token = self.retry_token(addr, header.dcid, now, version)
         pseudo = encode_retry(version, header.scid, new_scid, token)
         self.retries_sent += 1
         return pseudo + retry_integrity_tag(pseudo, header.dcid, version)

@@ -171,7 +171,7 @@ class QuicEndpoint:
             now=now,
             server_name=server_name,
             tls_config=self._tls_config,
-            token=self.config.address_tokens.get(_server_key(server_address), b""),
+            token=self.config.address_tokens.get(_server_key(server_address, self.config.version), b""),
         )
         self._add(conn)
         return conn
@@ -519,7 +519,7 @@ class QuicEndpoint:
         self._forget_handshake_deadline(conn, entry)
         if conn.handshake_complete and not conn.is_closed:
             # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
-            conn.send_new_token(self.admission.new_token(conn.peer_address, now))
+            conn.send_new_token(self.admission.new_token(conn.peer_address, now, conn.version))
 
     # -- routing ----------------------------------------------------------------------------------
 
@@ -558,7 +558,7 @@ class QuicEndpoint:
         new_token = conn.new_token if conn.is_client else None
         if new_token is not None and new_token is not entry.address_token:
             entry.address_token = new_token  # stored once per NEW_TOKEN, not on every flush
-            self._keep_address_token(conn.peer_address, new_token)
+            self._keep_address_token(_server_key(conn.peer_address, conn.version), new_token)
 
     def _forget_handshake_deadline(self, conn: QuicConnection, entry: _Entry) -> None:
         if entry.handshake_deadline is not None:
@@ -570,9 +570,8 @@ class QuicEndpoint:
             if self._by_reset_token.get(token) is conn:
                 del self._by_reset_token[token]
 
-    def _keep_address_token(self, server: Address, token: bytes) -> None:
+    def _keep_address_token(self, key: str, token: bytes) -> None:
         tokens = self.config.address_tokens
-        key = _server_key(server)
         tokens.pop(key, None)
         tokens[key] = token
         while len(tokens) > MAX_ADDRESS_TOKENS:
@@ -595,5 +594,7 @@ class QuicEndpoint:
             del self._by_address[entry.address]
 
 
-def _server_key(server: Address) -> str:
-    return f"{server[0]} {server[1]}"
+def _server_key(server: Address, version: int) -> str:
+    """The key of ``Config.address_tokens``: a token is for one server and one QUIC version (RFC 9369
+    §5: kept from a connection of its Negotiated Version, presented only by one starting in it)."""
+    return f"{server[0]} {server[1]} {version:#x}"

@@ -25,7 +25,7 @@ from rudp.codec.transport_params import (
 )
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.retry import verify_retry_integrity
-from rudp.errors import TransportError, TransportErrorCode
+from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames
 from rudp.quic.events import ConnectionTerminated, Event, HandshakeCompleted
@@ -43,6 +43,7 @@ from rudp.tls.client import TlsClient
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, TlsEngine
 from rudp.tls.server import TlsServer
+from rudp.tls.tickets import SessionTicket
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
@@ -128,7 +129,8 @@ class Handshake:
             self._tls_config,
             encode_transport_parameters(params),
             randbytes=self._randbytes,
-            accept_ticket=self._ticket_of_this_version,
+            accept_ticket=self._client_ticket_of_this_version,
+            ticket_version=lambda: self.version,  # RFC 9369 §5: the Negotiated Version, once there is one
         )
         self.tls = tls
         tls.start(now)
@@ -188,14 +190,25 @@ class Handshake:
         return not self.versions.switched
 
     def _ticket_of_this_version(self, remembered: bytes | None) -> bool:
-        """RFC 9369 §5: a ticket (its server's remembered transport parameters) resumes only a
-        connection of the version it came from: a client's Original Version, a server's version now
-        (chosen before the ticket is looked at). A ticket without version_information (from a rudp
-        before RFC 9368 support, or a peer without it) is taken as is."""
-        if remembered is None:
-            return True
-        info = version_information_of(remembered)
-        wanted = self.versions.original if self.is_client else self.version
+        """(server) RFC 9369 §5: a ticket resumes only a connection of the version it came from, our
+        version now (chosen before the ticket is looked at), named by the version_information of our
+        transport parameters sealed in it. A ticket without one cannot show its version: refused (a
+        full handshake)."""
+        info = None if remembered is None else version_information_of(remembered)
+        return info is not None and info.chosen_version == self.version
+
+    def _client_ticket_of_this_version(self, ticket: SessionTicket) -> bool:
+        """(client) RFC 9369 §5: a ticket is used only to start a connection of the version it came
+        from (stamped when it arrived: the Negotiated Version). Records saved before the stamp fall
+        back to the server's version_information, then (a server without RFC 9368) to taking it."""
+        wanted = self.versions.original
+        if ticket.quic_version is not None:
+            return ticket.quic_version == wanted
+        remembered = ticket.transport_parameters
+        try:
+            info = None if remembered is None else version_information_of(remembered)
+        except DecodeError:
+            return False
         return info is None or info.chosen_version == wanted
 
     def _own_parameters(self) -> TransportParameters:

@@ -86,9 +86,10 @@ class TlsClient(TlsEngine):
 
     After :meth:`start`, :attr:`session_ticket` is the ticket offered (if any) and
     :attr:`early_data_offered` says whether 0-RTT keys were emitted; QUIC then uses the ticket's
-    remembered ``transport_parameters`` for its 0-RTT limits. ``accept_ticket``, if given, sees those
-    remembered parameters and returns False to leave the ticket unused (RFC 9369 §5: a ticket of another
-    QUIC version).
+    remembered ``transport_parameters`` for its 0-RTT limits. ``accept_ticket``, if given, sees each
+    candidate ticket and returns False to leave it unused (RFC 9369 §5: a ticket of another QUIC
+    version; refused tickets stay in ``config.ticket_store``). ``ticket_version``, if given, gives the
+    QUIC version stamped on each ticket received (:attr:`SessionTicket.quic_version`).
     """
 
     is_client = True
@@ -99,7 +100,8 @@ class TlsClient(TlsEngine):
         transport_parameters: bytes,
         *,
         randbytes: RandBytes = os.urandom,
-        accept_ticket: Callable[[bytes | None], bool] | None = None,
+        accept_ticket: Callable[[SessionTicket], bool] | None = None,
+        ticket_version: Callable[[], int] | None = None,
     ) -> None:
         if not config.is_client:
             raise ConfigError("TlsClient needs a client configuration")
@@ -110,6 +112,7 @@ class TlsClient(TlsEngine):
             config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ClientState.START
         self._accept_ticket = accept_ticket
+        self._ticket_version = ticket_version
         self.server_name = config.server_name
         #: the ticket offered in the ClientHello (None for a full handshake)
         self.session_ticket: SessionTicket | None = None
@@ -160,10 +163,10 @@ class TlsClient(TlsEngine):
     def _pick_ticket(self, wall: float) -> SessionTicket | None:
         ticket = self.config.session_ticket
         if ticket is None and self.config.ticket_store is not None:
-            ticket = self.config.ticket_store.get(self.server_name, wall)
+            ticket = self.config.ticket_store.get(self.server_name, wall, self._accept_ticket)
         if ticket is None or not ticket.is_valid(wall) or ticket.cipher_suite not in self._offered_suites:
             return None
-        if self._accept_ticket is not None and not self._accept_ticket(ticket.transport_parameters):
+        if self._accept_ticket is not None and not self._accept_ticket(ticket):
             return None  # QUIC refuses it (a ticket of another QUIC version, RFC 9369 §5)
         if ticket.server_name != self.server_name:
             return None
@@ -428,6 +431,7 @@ class TlsClient(TlsEngine):
             age_add=nst.age_add,
             max_early_data=nst.max_early_data or 0,
             transport_parameters=self.peer_transport_parameters,
+            quic_version=None if self._ticket_version is None else self._ticket_version(),
         )
         self.new_session_tickets.append(ticket)
         if self.config.ticket_store is not None:

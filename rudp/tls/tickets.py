@@ -4,8 +4,8 @@ Owns:
 
 * :class:`SessionTicket` — what a client keeps from a NewSessionTicket (RFC 8446 §4.6.1): the
   ticket identity, the resumption PSK, the suite/ALPN/SNI it belongs to, its lifetime and age_add,
-  whether 0-RTT is allowed and the server's transport parameters (QUIC must remember them for 0-RTT,
-  RFC 9000 §7.4.1).
+  whether 0-RTT is allowed, the server's transport parameters (QUIC must remember them for 0-RTT,
+  RFC 9000 §7.4.1) and the QUIC version of the connection that received it (RFC 9369 §5).
 * :class:`TicketStore` — client tickets per server name, single use, persisted with msgpack.
 * :class:`TicketState` / :class:`TicketSealer` — the server's ticket plaintext, sealed with AES-GCM
   under the server ticket key, so the server keeps no per-session state.
@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -64,6 +65,9 @@ class SessionTicket:
     """0 when the server does not allow 0-RTT with this ticket"""
     transport_parameters: bytes | None = None
     """the server's quic_transport_parameters of the connection that issued the ticket"""
+    quic_version: int | None = None
+    """the QUIC version of the connection that received the ticket, stamped by the QUIC layer (RFC 9369
+    §5: a ticket resumes only that version); None in records saved before rudp kept it"""
 
     def is_valid(self, now: float) -> bool:
         """True while the ticket is inside its lifetime (RFC 8446 §4.6.1)."""
@@ -103,12 +107,22 @@ class TicketStore:
         tickets.append(ticket)
         del tickets[: -self.max_per_server]
 
-    def get(self, server_name: str | None, now: float | None = None) -> SessionTicket | None:
-        """Remove and return the newest ticket for ``server_name`` (valid at ``now`` if given)."""
+    def get(
+        self,
+        server_name: str | None,
+        now: float | None = None,
+        accept: Callable[[SessionTicket], bool] | None = None,
+    ) -> SessionTicket | None:
+        """Remove and return the newest ticket for ``server_name`` (valid at ``now`` if given) that
+        ``accept`` (if given) takes; the tickets it refuses stay (a QUIC version's tickets are kept
+        for a later connection of that version, RFC 9369 §5)."""
         tickets = self._tickets.get(server_name or "", [])
         if now is not None:
             tickets[:] = [t for t in tickets if t.is_valid(now)]
-        return tickets.pop() if tickets else None
+        for index in range(len(tickets) - 1, -1, -1):
+            if accept is None or accept(tickets[index]):
+                return tickets.pop(index)
+        return None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write every ticket to ``path`` (msgpack)."""

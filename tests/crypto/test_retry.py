@@ -25,6 +25,7 @@ from rudp.crypto.retry import (
 )
 from rudp.crypto.vectors import ALL_VECTORS, VersionVectors
 
+V1, V2 = int(Version.V1), int(Version.V2)
 by_version = pytest.mark.parametrize("vectors", ALL_VECTORS, ids=["rfc9001-v1", "rfc9369-v2"])
 
 
@@ -94,35 +95,49 @@ def _counter_randbytes() -> tuple[list[int], TokenSealer]:
 
 def test_retry_token_round_trip() -> None:
     sealer = TokenSealer(KEY)
-    token = sealer.seal(ADDRESS, ODCID, 100.0, retry=True)
-    assert sealer.open(token, ADDRESS, 105.0, lifetime=10.0) == AddressToken(
+    token = sealer.seal(ADDRESS, ODCID, 100.0, retry=True, version=V1)
+    assert sealer.open(token, ADDRESS, 105.0, lifetime=10.0, version=V1) == AddressToken(
         retry=True, original_dcid=ODCID, issued_at=100.0
     )
 
 
 def test_new_token_round_trip() -> None:
     sealer = TokenSealer(KEY)
-    token = sealer.seal(ADDRESS[:4], b"", 7.25, retry=False)
-    opened = sealer.open(token, ADDRESS[:4], 7.25, lifetime=86400.0)
+    token = sealer.seal(ADDRESS[:4], b"", 7.25, retry=False, version=V1)
+    opened = sealer.open(token, ADDRESS[:4], 7.25, lifetime=86400.0, version=V1)
     assert opened == AddressToken(retry=False, original_dcid=b"", issued_at=7.25)
 
 
 def test_randomness_is_injected() -> None:
     calls, sealer = _counter_randbytes()
-    first = sealer.seal(ADDRESS, ODCID, 1.0, retry=True)
-    second = sealer.seal(ADDRESS, ODCID, 1.0, retry=True)
+    first = sealer.seal(ADDRESS, ODCID, 1.0, retry=True, version=V1)
+    second = sealer.seal(ADDRESS, ODCID, 1.0, retry=True, version=V1)
     assert calls == [12, 12]
     assert first != second  # a fresh nonce per token keeps tokens unlinkable
     assert first[:12] == bytes(12)
     _, replay = _counter_randbytes()
-    assert replay.seal(ADDRESS, ODCID, 1.0, retry=True) == first
+    assert replay.seal(ADDRESS, ODCID, 1.0, retry=True, version=V1) == first
 
 
 def test_wrong_address_is_rejected() -> None:
     sealer = TokenSealer(KEY)
-    token = sealer.seal(ADDRESS, ODCID, 0.0, retry=True)
-    assert sealer.open(token, ADDRESS[:-1] + b"\x5d", 0.0, lifetime=10.0) is None
-    assert sealer.open(token, b"", 0.0, lifetime=10.0) is None
+    token = sealer.seal(ADDRESS, ODCID, 0.0, retry=True, version=V1)
+    assert sealer.open(token, ADDRESS[:-1] + b"\x5d", 0.0, lifetime=10.0, version=V1) is None
+    assert sealer.open(token, b"", 0.0, lifetime=10.0, version=V1) is None
+
+
+@pytest.mark.parametrize("kind", ["retry", "new_token"])
+def test_token_of_another_version_is_rejected(kind: str) -> None:
+    # RFC 9369 §5: a token opens only in an Initial of the version it was issued for.
+    sealer = TokenSealer(KEY)
+    retry = kind == "retry"
+    for issued, presented in ((V1, V2), (V2, V1)):
+        token = sealer.seal(ADDRESS, ODCID, 0.0, retry=retry, version=issued)
+        assert sealer.open(token, ADDRESS, 1.0, lifetime=10.0, version=presented) is None
+        opened = sealer.open(token, ADDRESS, 1.0, lifetime=10.0, version=issued)
+        assert opened is not None and opened.retry is retry
+    # A version that does not fit the 32-bit field is no token either (never an exception).
+    assert sealer.open(token, ADDRESS, 1.0, lifetime=10.0, version=1 << 32) is None
 
 
 @pytest.mark.parametrize(
@@ -130,40 +145,40 @@ def test_wrong_address_is_rejected() -> None:
 )
 def test_lifetime_and_future_tokens(now: float, ok: bool) -> None:
     sealer = TokenSealer(KEY)
-    token = sealer.seal(ADDRESS, ODCID, 0.0, retry=True)
-    assert (sealer.open(token, ADDRESS, now, lifetime=10.0) is not None) is ok
+    token = sealer.seal(ADDRESS, ODCID, 0.0, retry=True, version=V1)
+    assert (sealer.open(token, ADDRESS, now, lifetime=10.0, version=V1) is not None) is ok
 
 
 def test_nan_issue_time_is_rejected() -> None:
     sealer = TokenSealer(KEY)
-    token = sealer.seal(ADDRESS, ODCID, math.nan, retry=True)
-    assert sealer.open(token, ADDRESS, 1.0, lifetime=10.0) is None
+    token = sealer.seal(ADDRESS, ODCID, math.nan, retry=True, version=V1)
+    assert sealer.open(token, ADDRESS, 1.0, lifetime=10.0, version=V1) is None
 
 
 def test_token_from_another_key_is_rejected() -> None:
-    token = TokenSealer(bytes(32)).seal(ADDRESS, ODCID, 0.0, retry=True)
-    assert TokenSealer(KEY).open(token, ADDRESS, 0.0, lifetime=10.0) is None
+    token = TokenSealer(bytes(32)).seal(ADDRESS, ODCID, 0.0, retry=True, version=V1)
+    assert TokenSealer(KEY).open(token, ADDRESS, 0.0, lifetime=10.0, version=V1) is None
 
 
 @given(data=st.data())
 def test_tampered_token_is_rejected(data: st.DataObject) -> None:
     sealer = TokenSealer(KEY)
-    token = bytearray(sealer.seal(ADDRESS, ODCID, 0.0, retry=True))
+    token = bytearray(sealer.seal(ADDRESS, ODCID, 0.0, retry=True, version=V1))
     token[data.draw(st.integers(0, len(token) - 1))] ^= data.draw(st.integers(1, 255))
-    assert sealer.open(bytes(token), ADDRESS, 1.0, lifetime=10.0) is None
+    assert sealer.open(bytes(token), ADDRESS, 1.0, lifetime=10.0, version=V1) is None
 
 
 @given(data=st.data())
 def test_truncated_token_is_rejected(data: st.DataObject) -> None:
     sealer = TokenSealer(KEY)
-    token = sealer.seal(ADDRESS, ODCID, 0.0, retry=False)
+    token = sealer.seal(ADDRESS, ODCID, 0.0, retry=False, version=V1)
     cut = data.draw(st.integers(0, len(token) - 1))
-    assert sealer.open(token[:cut], ADDRESS, 1.0, lifetime=10.0) is None
+    assert sealer.open(token[:cut], ADDRESS, 1.0, lifetime=10.0, version=V1) is None
 
 
 @given(token=st.binary(max_size=100), address=st.binary(max_size=20), now=st.floats(allow_nan=True))
 def test_random_tokens_never_raise(token: bytes, address: bytes, now: float) -> None:
-    assert TokenSealer(KEY).open(token, address, now, lifetime=10.0) is None
+    assert TokenSealer(KEY).open(token, address, now, lifetime=10.0, version=V1) is None
 
 
 def test_bad_key_length_is_a_caller_error() -> None:

@@ -4,6 +4,7 @@ per-connection table back to its starting size (RFC 9000 §5.2.2, §8.1, §10.3)
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rudp.codec.codes import PacketType, TransportErrorCode
+from rudp.codec.codes import PacketType, TransportErrorCode, Version
 from rudp.codec.packet import parse_header
 from rudp.config import Config
 from rudp.crypto.keys import initial_secrets
@@ -205,52 +206,105 @@ def test_refusals_are_rate_limited(pki: TestPki) -> None:
     assert len(server.connections) == 1
 
 
+def _connect(client: QuicEndpoint, server: QuicEndpoint, conn_addr: tuple[str, int]) -> QuicConnection:
+    """A connection of ``client`` (its datagrams sent from ``conn_addr``), run until quiet, no delay."""
+    conn = client.connect(SERVER, NOW)
+    for _ in range(200):
+        moved = False
+        for data, _ in client.datagrams_to_send(NOW):
+            server.receive_datagram(data, conn_addr, NOW)
+            moved = True
+        for data, to in server.datagrams_to_send(NOW):
+            if to == conn_addr:
+                client.receive_datagram(data, SERVER, NOW)
+                moved = True
+        if not moved:
+            return conn
+    raise AssertionError("traffic never settled")
+
+
 def test_a_new_token_lets_a_returning_client_skip_the_retry(pki: TestPki) -> None:
     server = _server(pki, retry=True)
     config = _client_config(pki)
     client_endpoint = QuicEndpoint(config)
     addr = ("10.1.0.1", 5000)
 
-    def run(conn_addr: tuple[str, int]) -> QuicConnection:
-        conn = client_endpoint.connect(SERVER, NOW)
-        for _ in range(200):
-            moved = False
-            for data, _ in client_endpoint.datagrams_to_send(NOW):
-                server.receive_datagram(data, conn_addr, NOW)
-                moved = True
-            for data, to in server.datagrams_to_send(NOW):
-                if to == conn_addr:
-                    client_endpoint.receive_datagram(data, SERVER, NOW)
-                    moved = True
-            if not moved:
-                break
-        return conn
-
-    first = run(addr)
+    first = _connect(client_endpoint, server, addr)
     assert first.handshake_complete and server.admission.retries_sent == 1
-    assert first.new_token is not None and list(config.address_tokens) == ["10.0.0.2 4433"]
-    second = run(("10.1.0.1", 6000))  # same IP, new port: the token still counts (RFC 9000 §8.1.3)
-    assert second.handshake_complete and server.admission.retries_sent == 1
+    assert first.new_token is not None and list(config.address_tokens) == ["10.0.0.2 4433 0x1"]
+    second = _connect(client_endpoint, server, ("10.1.0.1", 6000))  # same IP, new port: the token
+    assert second.handshake_complete and server.admission.retries_sent == 1  # counts (RFC 9000 §8.1.3)
     # From another IP the token is no proof: a Retry again.
-    third = run(("10.1.0.2", 6000))
+    third = _connect(client_endpoint, server, ("10.1.0.2", 6000))
     assert third.handshake_complete and server.admission.retries_sent == 2
+
+
+V1, V2 = int(Version.V1), int(Version.V2)
+KEY_V1, KEY_V2 = "10.0.0.2 4433 0x1", "10.0.0.2 4433 0x6b3343cf"
+
+
+def test_a_client_presents_a_new_token_only_in_its_version(pki: TestPki) -> None:
+    """RFC 9369 §5: a token from a v1 connection is not used to start a v2 one, nor the reverse: the
+    client keys its tokens by version, so the other version's start meets a Retry."""
+    server = _server(pki, retry=True)
+    v1 = _client_config(pki)
+    v2 = dataclasses.replace(v1, version=Version.V2)  # (the same address_tokens dict)
+    addr = ("10.1.0.1", 5000)
+    assert _connect(QuicEndpoint(v1), server, addr).version == V1
+    assert server.admission.retries_sent == 1 and list(v1.address_tokens) == [KEY_V1]
+    conn = _connect(QuicEndpoint(v2), server, addr)
+    assert conn.handshake_complete and conn.version == V2
+    assert server.admission.retries_sent == 2  # the v1 token was not presented
+    assert sorted(v1.address_tokens) == [KEY_V1, KEY_V2]
+    for config in (v1, v2):  # each version's token now skips the Retry in its own version
+        conn = _connect(QuicEndpoint(config), server, addr)
+        assert conn.handshake_complete and conn.version == config.version
+    assert server.admission.retries_sent == 2
+
+
+@pytest.mark.parametrize(("issued", "presented"), [(V1, V2), (V2, V1), (V1, V1), (V2, V2)])
+def test_a_server_accepts_a_token_only_in_its_version(pki: TestPki, issued: int, presented: int) -> None:
+    """RFC 9369 §5: the server binds the version into its NEW_TOKEN tokens: one presented in an Initial
+    of another version leaves the address unverified (a Retry, when retry is required)."""
+    server = _server(pki, retry=True)
+    token = server.admission.new_token(("10.1.0.1", 5000), NOW, issued)
+    config = _client_config(pki, version=presented)
+    conn = QuicConnection.client(config, server_address=SERVER, now=NOW, token=token)
+    _exchange(server, {("10.1.0.1", 7000): conn}, NOW)
+    assert conn.handshake_complete and conn.version == presented
+    assert server.admission.retries_sent == (0 if issued == presented else 1)
+
+
+def test_a_token_after_compatible_version_negotiation_is_for_the_negotiated_version(pki: TestPki) -> None:
+    """RFC 9369 §5: a v1 client switched to v2 gets (and keeps) a v2 token, good for a v2 start only."""
+    server = _server(pki, retry=True, versions=(Version.V2, Version.V1))
+    v1 = _client_config(pki)
+    addr = ("10.1.0.1", 5000)
+    assert _connect(QuicEndpoint(v1), server, addr).version == V2
+    assert server.admission.retries_sent == 1 and list(v1.address_tokens) == [KEY_V2]
+    assert _connect(QuicEndpoint(v1), server, addr).handshake_complete  # a v1 start: Retry again
+    assert server.admission.retries_sent == 2
+    conn = _connect(QuicEndpoint(dataclasses.replace(v1, version=Version.V2)), server, addr)
+    assert conn.handshake_complete and conn.version == V2 and server.admission.retries_sent == 2
 
 
 def test_address_tokens_are_bound_to_the_ip_and_expire(pki: TestPki) -> None:
     server = _server(pki, address_token_lifetime=60.0)
     admission = server.admission
-    token = admission.new_token(("10.1.0.1", 5000), NOW)
-    assert admission.open_token(token, ("10.1.0.1", 7000), NOW + 59) is not None
-    assert admission.open_token(token, ("10.1.0.2", 5000), NOW) is None
-    assert admission.open_token(token, ("10.1.0.1", 5000), NOW + 60) is None
-    retry = admission.retry_token(("10.1.0.1", 5000), b"odcid---", NOW)
-    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 1) is not None
-    assert admission.open_token(retry, ("10.1.0.1", 5001), NOW + 1) is None  # Retry: IP and port
-    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 11) is None
+    token = admission.new_token(("10.1.0.1", 5000), NOW, V1)
+    assert admission.open_token(token, ("10.1.0.1", 7000), NOW + 59, V1) is not None
+    assert admission.open_token(token, ("10.1.0.1", 7000), NOW + 59, V2) is None  # RFC 9369 §5
+    assert admission.open_token(token, ("10.1.0.2", 5000), NOW, V1) is None
+    assert admission.open_token(token, ("10.1.0.1", 5000), NOW + 60, V1) is None
+    retry = admission.retry_token(("10.1.0.1", 5000), b"odcid---", NOW, V2)
+    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 1, V2) is not None
+    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 1, V1) is None  # RFC 9369 §5
+    assert admission.open_token(retry, ("10.1.0.1", 5001), NOW + 1, V2) is None  # Retry: IP and port
+    assert admission.open_token(retry, ("10.1.0.1", 5000), NOW + 11, V2) is None
     tampered = bytearray(token)
     tampered[-1] ^= 1
-    assert admission.open_token(bytes(tampered), ("10.1.0.1", 5000), NOW) is None
-    assert admission.open_token(b"", ("10.1.0.1", 5000), NOW) is None
+    assert admission.open_token(bytes(tampered), ("10.1.0.1", 5000), NOW, V1) is None
+    assert admission.open_token(b"", ("10.1.0.1", 5000), NOW, V1) is None
 
 
 class _NoScan(dict[bytes, QuicConnection]):

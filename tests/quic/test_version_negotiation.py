@@ -13,7 +13,13 @@ import pytest
 
 from rudp.codec.codes import PacketType, Version
 from rudp.codec.packet import PacketHeader, iter_packets
-from rudp.codec.transport_params import TransportParameters, VersionInformation
+from rudp.codec.transport_params import (
+    TransportParameters,
+    VersionInformation,
+    decode_transport_parameters,
+    encode_transport_parameters,
+    version_information_of,
+)
 from rudp.config import Config
 from rudp.errors import ConfigError, TransportError, TransportErrorCode
 from rudp.quic.connection import QuicConnection
@@ -23,8 +29,10 @@ from rudp.quic.spaces import PacketSpaces
 from rudp.quic.versions import VersionNegotiation
 from rudp.testing import LinkConfig, Pair, VirtualClock
 from rudp.testing.certs import TestPki
+from rudp.tls.client import TlsClient
+from rudp.tls.config import TlsConfig
 from rudp.tls.engine import EncryptionLevel
-from rudp.tls.tickets import TicketStore
+from rudp.tls.tickets import SessionTicket, TicketSealer, TicketStore
 from tests.support.peers import RudpPeer
 from tests.support.sim import SERVER_ADDR, Sim, make_sim
 
@@ -330,3 +338,151 @@ def test_server_refuses_a_v1_ticket_once_switched_to_v2(pki: TestPki, switching:
     # data arrived all the same, sent again in 1-RTT: checked by _connect).
     assert (handshake.session_resumed, handshake.early_data_accepted) == (not switching, not switching)
     assert client.conn.version == (V2 if switching else V1)
+
+
+def _ticket_from(config: Config, server: Config, tls: TlsConfig, clock: VirtualClock) -> SessionTicket:
+    """The ticket a connection of ``config`` to a ``server`` endpoint (ticket key in ``tls``) leaves in
+    the client's store, taken out of it."""
+    store = config.session_ticket_store
+    assert store is not None
+    _, pair = _connect(QuicEndpoint(server, tls_config=tls), config, clock, b"first")
+    assert pair.drive(until=lambda: len(store) > 0, max_time=2)
+    ticket = store.get("localhost")
+    assert ticket is not None and len(store) == 0
+    return ticket
+
+
+def _without_version_information(encoded: bytes | None) -> bytes:
+    """Transport parameters as a server without RFC 9368 support would have sent them."""
+    assert encoded is not None
+    params = decode_transport_parameters(encoded, from_server=True)
+    assert params.version_information is not None
+    return encode_transport_parameters(dataclasses.replace(params, version_information=None))
+
+
+def _start(client: Config, server: Config, tls: TlsConfig, clock: VirtualClock, version: int) -> RudpPeer:
+    """A connection of ``client`` starting in ``version`` (sending a payload: in 0-RTT if offered)."""
+    endpoint = QuicEndpoint(server, tls_config=tls)
+    peer, _ = _connect(endpoint, dataclasses.replace(client, version=version), clock, b"x")
+    return peer
+
+
+def _offered(peer: RudpPeer) -> SessionTicket | None:
+    tls = peer.conn._handshake.tls
+    assert isinstance(tls, TlsClient)
+    return tls.session_ticket
+
+
+def _resumption_configs(pki: TestPki) -> tuple[Config, Config, TlsConfig]:
+    client = Config(
+        cafile=pki.ca_file, server_name="localhost", session_ticket_store=TicketStore(), enable_0rtt=True
+    )
+    server = Config(certfile=pki.cert_file, keyfile=pki.key_file, enable_0rtt=True)
+    return client, server, server.tls_config(is_client=False)  # one ticket key for every endpoint
+
+
+@pytest.mark.parametrize(
+    ("start", "server_versions", "negotiated"),
+    [(V1, None, V1), (V2, None, V2), (V1, (Version.V2, Version.V1), V2), (V2, (Version.V1, Version.V2), V1)],
+)
+def test_a_ticket_is_stamped_with_the_negotiated_version(
+    pki: TestPki, start: int, server_versions: tuple[int, ...] | None, negotiated: int
+) -> None:
+    """RFC 9369 §5: after compatible version negotiation a ticket maps to the negotiated version."""
+    client, server, tls = _resumption_configs(pki)
+    client = dataclasses.replace(client, version=start)
+    server = dataclasses.replace(server, versions=server_versions)
+    assert _ticket_from(client, server, tls, VirtualClock(1000.0)).quic_version == negotiated
+
+
+@pytest.mark.parametrize(("issued", "other"), [(V1, V2), (V2, V1)])
+def test_a_stamped_ticket_is_offered_only_in_its_version(pki: TestPki, issued: int, other: int) -> None:
+    """The client's stamp decides even when the server's remembered parameters carry no
+    version_information (a server without RFC 9368): the ticket is not offered on a start in the other
+    version, stays in the store, and resumes (with 0-RTT) a start in its own version."""
+    client, server, tls = _resumption_configs(pki)
+    clock = VirtualClock(1000.0)
+    ticket = _ticket_from(dataclasses.replace(client, version=issued), server, tls, clock)
+    stripped = _without_version_information(ticket.transport_parameters)
+    store = client.session_ticket_store
+    assert store is not None and ticket.quic_version == issued
+    store.add(dataclasses.replace(ticket, transport_parameters=stripped))
+    peer = _start(client, server, tls, clock, other)
+    assert _offered(peer) is None
+    assert not peer.conn.early_data_attempted and peer.conn.version == other
+    assert peer.handshake is not None and not peer.handshake.session_resumed
+    # The other version's connection left its own ticket; ours is still there, untouched.
+    mine = store.get("localhost", accept=lambda t: t.quic_version == issued)
+    assert mine is not None and mine.ticket == ticket.ticket
+    store.add(mine)
+    peer = _start(client, server, tls, clock, issued)
+    assert peer.conn.early_data_attempted and peer.conn.version == issued
+    assert peer.handshake is not None and peer.handshake.session_resumed
+    assert peer.handshake.early_data_accepted
+
+
+@pytest.mark.parametrize("remembered_version", [True, False])
+def test_an_old_ticket_record_without_a_stamp(pki: TestPki, remembered_version: bool) -> None:
+    """A ticket saved before rudp stamped the version still loads; the client then goes by the
+    server's remembered version_information, or (without one) offers it, and the server refuses a
+    ticket of another version itself (RFC 9369 §5): a full handshake without 0-RTT."""
+    client, server, tls = _resumption_configs(pki)
+    clock = VirtualClock(1000.0)
+    ticket = _ticket_from(client, server, tls, clock)
+    record = {k: v for k, v in ticket.to_dict().items() if k != "quic_version"}
+    if not remembered_version:
+        record["transport_parameters"] = _without_version_information(ticket.transport_parameters)
+    old = SessionTicket.from_dict(record)
+    assert old.quic_version is None
+    store = client.session_ticket_store
+    assert store is not None
+    store.add(old)
+    peer = _start(client, server, tls, clock, V2)
+    assert (_offered(peer) is not None) is (not remembered_version)
+    assert peer.conn.early_data_attempted is (not remembered_version)
+    assert peer.handshake is not None and not peer.handshake.session_resumed
+    assert not peer.handshake.early_data_accepted and peer.conn.version == V2
+
+
+@pytest.mark.parametrize(("issued", "other"), [(V1, V2), (V2, V1)])
+def test_the_server_refuses_a_ticket_of_another_version(pki: TestPki, issued: int, other: int) -> None:
+    """RFC 9369 §5: servers validate the originating version themselves: a client that presents a
+    ticket in the other version (here one whose stamp lies) gets a full handshake, 0-RTT refused."""
+    client, server, tls = _resumption_configs(pki)
+    clock = VirtualClock(1000.0)
+    ticket = _ticket_from(dataclasses.replace(client, version=issued), server, tls, clock)
+    stripped = _without_version_information(ticket.transport_parameters)
+    forged = dataclasses.replace(ticket, quic_version=other, transport_parameters=stripped)
+    store = client.session_ticket_store
+    assert store is not None
+    store.add(forged)
+    peer = _start(client, server, tls, clock, other)
+    assert _offered(peer) is not None
+    assert peer.conn.early_data_attempted and peer.conn.version == other  # offered, with 0-RTT
+    assert peer.handshake is not None and not peer.handshake.session_resumed
+    assert not peer.handshake.early_data_accepted
+
+
+def test_the_server_refuses_a_ticket_that_cannot_show_its_version(pki: TestPki) -> None:
+    """A ticket whose sealed server parameters carry no version_information (not one a rudp server
+    seals today) cannot prove its version: refused, a full handshake."""
+    client, server, tls = _resumption_configs(pki)
+    clock = VirtualClock(1000.0)
+    ticket = _ticket_from(client, server, tls, clock)
+    assert tls.ticket_key is not None
+    sealer = TicketSealer(tls.ticket_key)
+    state = sealer.unseal(ticket.ticket)
+    assert state is not None
+    assert version_information_of(state.transport_parameters or b"") == VersionInformation(V1, (V1, V2))
+    store = client.session_ticket_store
+    assert store is not None
+    for strip in (False, True):
+        params = state.transport_parameters
+        if strip:
+            params = _without_version_information(params)
+        identity = sealer.seal(dataclasses.replace(state, transport_parameters=params), os.urandom(12))
+        store.add(dataclasses.replace(ticket, ticket=identity))
+        peer = _start(client, server, tls, clock, V1)
+        assert _offered(peer) is not None
+        assert peer.handshake is not None and peer.handshake.session_resumed is (not strip)
+        assert peer.handshake.early_data_accepted is (not strip)

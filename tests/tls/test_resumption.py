@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from rudp.errors import TLSAlert, TransportError, TransportErrorCode
@@ -17,6 +18,7 @@ from rudp.tls import (
     TicketStore,
     TlsConfig,
 )
+from rudp.tls.client import TlsClient
 from rudp.tls.framing import HandshakeReassembler, HandshakeType
 from rudp.tls.messages import NewSessionTicket
 from rudp.tls.tickets import QUIC_MAX_EARLY_DATA
@@ -90,6 +92,51 @@ def test_store_save_and_load(pki: Pki, tmp_path: Path) -> None:
     pair.run()
     assert pair.client.engine.session_resumed and pair.server.engine.session_resumed
     assert len(loaded) == 1  # the used ticket was taken out, the new one stored
+
+
+def test_store_loads_records_saved_before_the_version_stamp(pki: Pki, tmp_path: Path) -> None:
+    """Records written before SessionTicket.quic_version existed still load (stamp None); a stamped
+    ticket keeps its stamp through save and load."""
+    ticket = first_handshake(pki, server_config(pki))
+    assert ticket.quic_version is None  # (TLS alone: no QUIC layer stamped it)
+    old = {k: v for k, v in ticket.to_dict().items() if k != "quic_version"}
+    path = tmp_path / "old.msgpack"
+    path.write_bytes(msgpack.packb({"version": 1, "tickets": [old]}, use_bin_type=True))
+    loaded = TicketStore()
+    loaded.load(path)
+    assert loaded.get("localhost") == ticket
+    stamped = TicketStore()
+    stamped.add(dataclasses.replace(ticket, quic_version=0x6B3343CF))
+    stamped.save(path)
+    loaded.load(path)
+    again = loaded.get("localhost")
+    assert again is not None and again.quic_version == 0x6B3343CF
+
+
+def test_tickets_refused_by_the_engine_stay_in_the_store(pki: Pki) -> None:
+    """accept_ticket leaves a ticket unused without losing it (RFC 9369 §5: another QUIC version's
+    ticket waits for a connection of that version); the newest accepted one is offered."""
+    server_cfg = server_config(pki)
+    first = first_handshake(pki, server_cfg)
+    store = TicketStore()
+    store.add(dataclasses.replace(first, quic_version=1))
+    store.add(dataclasses.replace(first, quic_version=2))
+    seen: list[int | None] = []
+
+    def only_1(ticket: SessionTicket) -> bool:
+        seen.append(ticket.quic_version)
+        return ticket.quic_version == 1
+
+    client = TlsClient(client_config(pki, ticket_store=store), SERVER_TP, accept_ticket=only_1)
+    client.start(0.0)
+    assert client.session_ticket is not None and client.session_ticket.quic_version == 1
+    assert seen[:2] == [2, 1]  # the newest first
+    left = store.get("localhost")
+    assert left is not None and left.quic_version == 2 and len(store) == 0
+    store.add(left)
+    client = TlsClient(client_config(pki, ticket_store=store), SERVER_TP, accept_ticket=only_1)
+    client.start(0.0)
+    assert client.session_ticket is None and len(store) == 1  # nothing of version 1: a full handshake
 
 
 def test_bad_binder(pki: Pki) -> None:

@@ -204,6 +204,56 @@ class TrainBuilder:
         sent.ack_eliciting = sent.in_flight = True
         sent.handlers.append(handler)
 
+    def run_room(self, size: int, next_pn: int) -> tuple[int, int]:
+        """For :meth:`stream_run` after a packet of this builder: the frame room of a ``size``-byte
+        packet and how many packets from ``next_pn`` on keep the last packet's number length (half
+        the numbers left below the limit: numbers skipped meanwhile, RFC 9000 §21.4, are far apart)."""
+        return size - self._overhead, (self._pn_limit - next_pn) // 2
+
+    def stream_run(
+        self,
+        protection: PacketProtection,
+        first_byte: int,
+        numbers: list[int],
+        stream_id: int,
+        offset: int,
+        length: int,
+        frames: list[tuple[bytes, DeliveryHandler]],
+        large: DeliveryHandler | None,
+    ) -> list[SentPacket]:
+        """Whole packets, each one STREAM frame of ``length`` bytes filling it (:meth:`start_packet`,
+        :meth:`push_stream`, :meth:`end_packet` for each, the usual frame header): ``frames`` from
+        ``offset`` on, numbered ``numbers`` (below the limit :meth:`run_room` gave), each record with
+        ``large`` after the frame's handler when given (a datagram above the PMTU base, watched for a
+        black hole). No packet may be open."""
+        if self._sent is not None:
+            raise ValueError("a packet is already open")
+        first_byte |= self._pn_length - 1
+        pack = self._header_codec[0]
+        dcid, mask, pn_length, now = self._dcid, self._pn_mask, self._pn_length, self.now
+        size = self._overhead + 8 + length
+        frame_type = _STREAM | _STREAM_OFF | _STREAM_LEN
+        field = 0x4000 | length
+        seal = protection.seal
+        pending = self._pending
+        out: list[SentPacket] = []
+        for number, (data, handler) in zip(numbers, frames, strict=True):
+            pn_value = number & mask
+            header = pack(first_byte, dcid, pn_value if pn_length != 3 else pn_value.to_bytes(3, "big"))
+            payload = _USUAL_STREAM_HEADER(frame_type, stream_id, 0x80000000 | offset, field) + data
+            sealed = seal(header, payload, number)
+            offset += length
+            sent = open_sent_packet(number, _APPLICATION, now)
+            sent.size_bytes = size
+            sent.ack_eliciting = sent.in_flight = True  # RFC 9002 §2
+            if large is None:
+                sent.handlers.append(handler)
+            else:
+                sent.handlers += (handler, large)
+            pending.append((protection, first_byte, pn_value, pn_length, sealed))
+            out.append(sent)
+        return out
+
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""
         return self._sent is not None and self._sent.ack_eliciting

@@ -135,7 +135,10 @@ class TrainSender:
         limit, PRR, BBR) each packet asks :meth:`_may_send_new` and is
         recorded and charged before the next. What no later packet of the train reads (ECN, idle
         timer, the statistics, a validated path's byte count) is done once for the train
-        (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
+        (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`). After a packet whose
+        last frame was cut, the whole packets of one stream's data that nothing can stop before them
+        (the window's and the pacer's answers, quiet keys, one packet number length) are taken at once
+        (:meth:`_stream_run`).
         False if the AEAD limit closed the connection mid-train (the packets built so far still go)."""
         streams = self._streams
         self.drained = False

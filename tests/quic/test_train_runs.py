@@ -4,7 +4,8 @@
 number length let the train build, each one STREAM frame cut to fill it, in one call per piece
 (``StreamOutput.take_run``, ``SendStream.take_full_frames``, ``SendBuffer.take_run``,
 ``PacketNumberSpace.take_numbers``, ``TrainBuilder.stream_run``). Each piece is held to what the
-per-packet path does, and a whole upload to the datagrams of the same train without runs.
+per-packet path does, and a whole upload to the datagrams of the same train without runs. And the
+ledger's work per acknowledged packet (``SentPackets.remove_acked``) against a model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rudp.quic.sent import PacketSpace
+from rudp.quic.rangeset import RangeSet
+from rudp.quic.sent import PacketSpace, SentPacket, SentPackets
 from rudp.quic.spaces import PacketNumberSpace
 from rudp.quic.streams.send import SendStream
 from rudp.quic.trains import TrainSender
@@ -143,3 +145,39 @@ def test_runs_give_the_datagrams_of_a_train_without_them(
     assert taken[0] > len(runs.datagrams) // 2
     largest = max(size for size, *_ in runs.datagrams)
     assert largest > 1350 if found else largest == 1452  # found: above the base, watched
+
+
+def test_remove_acked_matches_a_model() -> None:
+    """SentPackets.remove_acked, its runs kept as it pops (the sender's work per acknowledged packet):
+    random flights with never-sent numbers and ACKs of overlapping, reordered ranges pop exactly the
+    outstanding packets they cover, in ascending order, record them (and nothing else) as acknowledged
+    and count the ack-eliciting ones out. Fails with a run's end or the eliciting count off."""
+    rng = random.Random(11)
+    for _ in range(200):
+        ledger = SentPackets()
+        outstanding: dict[int, bool] = {}
+        acknowledged: set[int] = set()
+        number = 0
+        for _ in range(rng.randrange(1, 8)):
+            for _ in range(rng.randrange(1, 40)):
+                number += 1 + (rng.random() < 0.1)  # now and then a number never sent
+                eliciting = rng.random() < 0.9
+                ledger.add(SentPacket(number, PacketSpace.APPLICATION, 0.0, 100, eliciting, True))
+                outstanding[number] = eliciting
+            for _ in range(rng.randrange(1, 4)):
+                edges = sorted(rng.sample(range(number + 1), min(number + 1, 2 * rng.randrange(1, 4))))
+                ranges = tuple((low, high) for low, high in zip(edges[::2], edges[1::2], strict=False))[::-1]
+                if not ranges:
+                    continue
+                popped = ledger.remove_acked(ranges)
+                covered = sorted(n for n in outstanding if any(low <= n <= high for low, high in ranges))
+                assert [packet.packet_number for packet in popped] == covered
+                for n in covered:
+                    del outstanding[n]
+                acknowledged.update(covered)
+                assert ledger.ack_eliciting_in_flight == sum(outstanding.values())
+                assert all(ledger.acked_between(n - 1, n + 1) for n in acknowledged)
+                expected = RangeSet()
+                for n in acknowledged:
+                    expected.add(n, n + 1)
+                assert ledger.acked == expected

@@ -194,19 +194,33 @@ class SentPackets:
         """
         sent = self.packets
         out: list[SentPacket] = []
+        append = out.append
+        # The acknowledged numbers go in as runs (one range per run of consecutive numbers, not one
+        # add per packet), kept as the packets are popped; _forget inline (counted at the end).
+        acked = self.acked
+        run_start = run_stop = -1
+        eliciting = 0
         if self._holes:
             keep: list[int] = []
             for number in self._holes:
                 if any(low <= number <= high for low, high in ranges):
                     packet = sent.pop(number, None)
                     if packet is not None:
-                        out.append(packet)
+                        append(packet)
+                        if number != run_stop:
+                            if run_stop >= 0:
+                                acked.add(run_start, run_stop)
+                            run_start = number
+                        run_stop = number + 1
+                        if packet.in_flight and packet.ack_eliciting:
+                            eliciting += 1
                 elif number in sent:
                     keep.append(number)
             self._holes = keep
         covered = self._covered
         if ranges[0][1] > covered:
             holes = self._holes
+            pop = sent.pop
             for low, high in reversed(ranges):
                 if high <= covered:
                     continue
@@ -215,26 +229,21 @@ class SentPackets:
                     if number in sent:
                         holes.append(number)
                 for number in range(start, high + 1):
-                    packet = sent.pop(number, None)
+                    packet = pop(number, None)
                     if packet is not None:
-                        out.append(packet)
+                        append(packet)
+                        if number != run_stop:
+                            if run_stop >= 0:
+                                acked.add(run_start, run_stop)
+                            run_start = number
+                        run_stop = number + 1
+                        if packet.in_flight and packet.ack_eliciting:
+                            eliciting += 1
                 covered = high
             self._covered = covered
-        # The acknowledged numbers go in as runs (one range per run of consecutive numbers, not one
-        # add per packet); _forget inline.
-        acked = self.acked
-        run_start = run_stop = -1
-        for packet in out:
-            number = packet.packet_number
-            if number != run_stop:
-                if run_stop >= 0:
-                    acked.add(run_start, run_stop)
-                run_start = number
-            run_stop = number + 1
-            if packet.in_flight and packet.ack_eliciting:
-                self.ack_eliciting_in_flight -= 1
         if run_stop >= 0:
             acked.add(run_start, run_stop)
+        self.ack_eliciting_in_flight -= eliciting
         return out
 
     def remove_lost(self, now: float, loss_delay: float, packet_threshold: int) -> list[SentPacket]:

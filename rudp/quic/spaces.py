@@ -125,6 +125,22 @@ class PacketNumberSpace:
             self._next_skip = number + SKIP_MIN_DISTANCE + gap
         self.next_pn = number
 
+    def take_numbers(self, count: int) -> list[int]:
+        """The next ``count`` packet numbers, used at once (a packet train's run): :attr:`next_pn` and
+        :meth:`advance` ``count`` times, skips included (RFC 9000 §21.4)."""
+        numbers = []
+        number = self.next_pn
+        for _ in range(count):
+            numbers.append(number)
+            number += 1
+            if self._next_skip is not None and number >= self._next_skip:
+                self.skipped.append(number)
+                number += 1
+                gap = int.from_bytes(self._randbytes(2), "big") % SKIP_SPREAD
+                self._next_skip = number + SKIP_MIN_DISTANCE + gap
+        self.next_pn = number
+        return numbers
+
     def never_sent_in(self, ranges: tuple[AckRange, ...]) -> int | None:
         """A skipped packet number that ``ranges`` acknowledge, if any."""
         for number in self.skipped:  # plain loops: asked for every ACK, usually of a few numbers

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 from struct import Struct
+from typing import cast
 
 from rudp.codec.buffer import Writer
 from rudp.codec.frame_codec import write_frame
@@ -76,6 +77,7 @@ class TrainBuilder:
         "_budget",
         "_buf",
         "_dcid",
+        "_done",
         "_first_byte",
         "_header_codec",
         "_header_size",
@@ -116,6 +118,8 @@ class TrainBuilder:
         """Packet numbers below this one keep :attr:`_pn_length` (truncated by :attr:`_pn_mask`)."""
         self._pn_mask = 0
         self._pending: list[tuple[PacketProtection, int, int, int, bytes]] = []
+        self._done: list[bytes] = []
+        """Datagrams protected already (:meth:`stream_run`'s and the packets before them), in order."""
         """Closed packets awaiting header protection: (keys, first byte, truncated packet number, its
         length, AEAD output)."""
 
@@ -204,6 +208,77 @@ class TrainBuilder:
         sent.ack_eliciting = sent.in_flight = True
         sent.handlers.append(handler)
 
+    def run_room(self, size: int, next_pn: int) -> tuple[int, int]:
+        """For :meth:`stream_run` after a packet of this builder: the frame room of a ``size``-byte
+        packet and how many packets from ``next_pn`` on keep the last packet's number length (half
+        the numbers left below the limit: numbers skipped meanwhile, RFC 9000 §21.4, are far apart)."""
+        if self._pn_length == 3:
+            return 0, 0  # (a 3-byte number is packed as bytes: such packets go one by one)
+        return size - self._overhead, (self._pn_limit - next_pn) // 2
+
+    def stream_run(
+        self,
+        protection: PacketProtection,
+        first_byte: int,
+        numbers: list[int],
+        stream_id: int,
+        offset: int,
+        length: int,
+        frames: list[tuple[bytes, DeliveryHandler]],
+        large: DeliveryHandler | None,
+    ) -> list[SentPacket]:
+        """Whole packets, each one STREAM frame of ``length`` bytes filling it (:meth:`start_packet`,
+        :meth:`push_stream`, :meth:`end_packet` for each, the usual frame header): ``frames`` from
+        ``offset`` on, numbered ``numbers`` (below the limit :meth:`run_room` gave), each record with
+        ``large`` after the frame's handler when given (a datagram above the PMTU base, watched for a
+        black hole). Header protection is applied to them here, with one mask call for the run (and
+        to the packets closed before them first): :meth:`finish` returns them all in order. No packet
+        may be open."""
+        if self._sent is not None:
+            raise ValueError("a packet is already open")
+        if self._pending:
+            self._protect_pending(self._done)  # the packets before the run first (their order)
+        pn_length = self._pn_length
+        first_byte |= pn_length - 1
+        pack = self._header_codec[0]
+        # (1, 2 or 4-byte numbers: run_room gives no room for 3-byte ones, packed as bytes)
+        unpack = cast(Callable[[bytes, int], tuple[int, int]], self._header_codec[1])
+        dcid, mask, now = self._dcid, self._pn_mask, self.now
+        size = self._overhead + 8 + length
+        frame_type = _STREAM | _STREAM_OFF | _STREAM_LEN
+        field = 0x4000 | length
+        seal = protection.seal
+        low = SAMPLE_OFFSET - pn_length  # RFC 9001 §5.4.2: the sample, from the packet number's start
+        high = low + SAMPLE_LENGTH
+        samples = bytearray()
+        sealed_packets: list[bytes] = []
+        keep = sealed_packets.append
+        out: list[SentPacket] = []
+        for number, (data, handler) in zip(numbers, frames, strict=True):
+            payload = _USUAL_STREAM_HEADER(frame_type, stream_id, 0x80000000 | offset, field) + data
+            sealed = seal(pack(first_byte, dcid, number & mask), payload, number)
+            samples += sealed[low:high]
+            keep(sealed)
+            offset += length
+            sent = open_sent_packet(number, _APPLICATION, now)
+            sent.size_bytes = size
+            sent.ack_eliciting = sent.in_flight = True  # RFC 9002 §2
+            if large is None:
+                sent.handlers.append(handler)
+            else:
+                sent.handlers += (handler, large)
+            out.append(sent)
+        # RFC 9001 §5.4.1: header protection of the run, one mask call for all of it (as finish).
+        masks = protection.header_masks(bytes(samples))
+        done = self._done
+        at = 0
+        for number, sealed in zip(numbers, sealed_packets, strict=False):
+            first_mask, pn_mask = unpack(masks, at)
+            masked = first_byte ^ (first_mask & _SHORT_FIRST_BYTE_MASK)
+            done.append(pack(masked, dcid, (number & mask) ^ pn_mask) + sealed)
+            at += SAMPLE_LENGTH
+        return out
+
     def sent_is_ack_eliciting(self) -> bool:
         """True if the open packet already carries an ack-eliciting frame."""
         return self._sent is not None and self._sent.ack_eliciting
@@ -255,12 +330,21 @@ class TrainBuilder:
         return sent
 
     def finish(self) -> list[bytes]:
-        """Apply header protection to the packets closed since the last call (RFC 9001 §5.4.1): one
-        :meth:`PacketProtection.header_masks` call per run of packets under the same keys (a key
-        update shares the header protection key, RFC 9001 §6, but the runs do not rely on it)."""
+        """The datagrams of the packets closed since the last call, in order, header protection applied
+        (RFC 9001 §5.4.1; :meth:`stream_run` applied it to its own)."""
+        out = self._done
+        self._done = []
+        if self._pending:
+            self._protect_pending(out)
+        return out
+
+    def _protect_pending(self, out: list[bytes]) -> None:
+        """Apply header protection to the packets closed but not protected yet (RFC 9001 §5.4.1) and
+        append their datagrams to ``out``: one :meth:`PacketProtection.header_masks` call per run of
+        packets under the same keys (a key update shares the header protection key, RFC 9001 §6, but
+        the runs do not rely on it)."""
         pending = self._pending
         self._pending = []
-        out: list[bytes] = []
         dcid = self._dcid
         count = len(pending)
         start = 0
@@ -296,7 +380,6 @@ class TrainBuilder:
                 out.append(header + sealed)
                 at += SAMPLE_LENGTH
             start = stop
-        return out
 
 
 __all__ = ["TrainBuilder"]

@@ -20,13 +20,14 @@ from rudp.codec.frames import Ping
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
 from rudp.errors import TransportError
 from rudp.quic.cids import PeerConnectionIds
-from rudp.quic.delivery import FrameSource
+from rudp.quic.delivery import DeliveryHandler, FrameSource
+from rudp.quic.keys import KeyPhase
 from rudp.quic.liveness import Liveness
 from rudp.quic.paths import Path, Paths
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.sent import SentPacket
-from rudp.quic.spaces import PacketSpaces
+from rudp.quic.spaces import PacketNumberSpace, PacketSpaces
 from rudp.quic.state import Lifecycle
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
@@ -134,7 +135,10 @@ class TrainSender:
         limit, PRR, BBR) each packet asks :meth:`_may_send_new` and is
         recorded and charged before the next. What no later packet of the train reads (ECN, idle
         timer, the statistics, a validated path's byte count) is done once for the train
-        (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`).
+        (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`). After a packet whose
+        last frame was cut, the whole packets of one stream's data that nothing can stop before them
+        (the window's and the pacer's answers, quiet keys, one packet number length) are taken at once
+        (:meth:`_stream_run`).
         False if the AEAD limit closed the connection mid-train (the packets built so far still go)."""
         streams = self._streams
         self.drained = False
@@ -178,6 +182,7 @@ class TrainSender:
         # (its stream has more); else has_data_to_send() is asked.
         more = False
         count = 0  # len(packets)
+        runs = True  # whether _stream_run may take the next packets (until it finds it may not)
         while count < room:
             if count >= quiet and count:
                 try:  # RFC 9001 §6, §6.6: update keys when due (as before every datagram); close if stuck
@@ -188,6 +193,29 @@ class TrainSender:
                     alive = False
                     break
                 quiet = count + usage.packets_before_due(phase)
+            if more and runs and window is not None and fixed:
+                # Whole packets of one stream's data, as many as nothing in this loop could stop.
+                most = room - count
+                if quiet - count < most:
+                    most = quiet - count
+                if window // fixed < most:
+                    most = window // fixed
+                if paced // fixed < most:
+                    most = int(paced // fixed)
+                if most > 0:
+                    large = pmtud.on_large_datagram if fixed > base else None
+                    run = self._stream_run(builder, phase, state, fixed, most, large)
+                    if run:
+                        packets += run
+                        run_bytes = len(run) * fixed
+                        count += len(run)
+                        total += run_bytes
+                        window -= run_bytes
+                        paced -= run_bytes
+                        spent += run_bytes
+                        eliciting = True
+                        continue
+                    runs = False
             # The same order as _build_datagram: data first, so an empty queue never arms the pacer
             # (ready() just found data for the first packet; after one, the streams are asked again
             # unless its last frame was cut to fit: that stream has more).
@@ -276,6 +304,40 @@ class TrainSender:
             for datagram in builder.finish():  # (a plain loop: no comprehension frame per train)
                 out.append((datagram, path))
         return alive
+
+    def _stream_run(
+        self,
+        builder: TrainBuilder,
+        phase: KeyPhase,
+        state: PacketNumberSpace,
+        size: int,
+        most: int,
+        large: DeliveryHandler | None,
+    ) -> list[SentPacket]:
+        """Up to ``most`` packets of the train at once, each one STREAM frame cut to fill a ``size``-byte
+        datagram, when the streams' usual bulk case holds (``StreamOutput.take_run``): the packets the
+        loop would build one by one with the same window, pacer and keys (the caller bounds ``most``
+        by what they allow, none of which these packets move but by their bytes), numbered as
+        ``state.advance`` would number them. Empty (nothing taken) otherwise."""
+        protection = phase.write
+        if protection is None or phase.first_pn_in_phase is None:
+            return []
+        room, steady = builder.run_room(size, state.next_pn)
+        if steady < most:
+            most = steady
+        stream_id, offset, length, frames = self._streams.take_run(room, most)
+        if not frames:
+            return []
+        return builder.stream_run(
+            protection,
+            FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0),  # RFC 9000 §17.3.1
+            state.take_numbers(len(frames)),
+            stream_id,
+            offset,
+            length,
+            frames,
+            large,
+        )
 
     def _after_train(
         self,

@@ -26,7 +26,7 @@ from rudp.codec.frames import (
     StreamDataBlocked,
     StreamsBlocked,
 )
-from rudp.quic.delivery import Batched, FrameSink
+from rudp.quic.delivery import Batched, DeliveryHandler, FrameSink
 from rudp.quic.events import Event, StreamWritable
 from rudp.quic.flow import LimitAnnouncer, RecvWindow, SendCredit
 from rudp.quic.streams.recv import RecvStream
@@ -340,6 +340,38 @@ class StreamOutput:
             self._write_blocked(sink)  # blocked frames found while filling the packet
             return False
         return cut
+
+    def take_run(
+        self, max_size: int, most: int
+    ) -> tuple[int, int, int, list[tuple[bytes, DeliveryHandler]]]:
+        """The STREAM frames of up to ``most`` packets of a train, each with ``max_size`` bytes of
+        room, that :meth:`write_more_frames` would write one per packet, answering True each time
+        (each frame cut to fill its packet), taken at once: in the usual bulk case alone, one stream
+        queued and no blocked frame waiting (:meth:`SendStream.take_full_frames`). Returns (stream ID,
+        offset of the first, data length of each, [(data, delivery handler)] in order), no frames (and
+        nothing changed) when the case is not the usual one."""
+        queue = self._queue
+        if len(queue) != 1 or self._stream_blocked or self._conn_send.blocked_pending:
+            return 0, 0, 0, []
+        stream_id = queue[0]
+        entry = self._streams.get(stream_id)
+        send = entry.send if entry is not None else None
+        if send is None:
+            return 0, 0, 0, []
+        conn_send = self._conn_send
+        start, length, data = send.take_full_frames(max_size, conn_send.limit - conn_send.used, most)
+        if not data:
+            return 0, 0, 0, []
+        conn_send.used += length * len(data)
+        deliver = StreamOutput.deliver
+        frames: list[tuple[bytes, DeliveryHandler]] = []
+        append = frames.append
+        offset = start
+        for chunk in data:
+            stop = offset + length
+            append((chunk, Batched(deliver, self, (stream_id, offset, stop, False))))
+            offset = stop
+        return stream_id, start, length, frames
 
     # ------------------------------------------------------------------ delivery handlers
 

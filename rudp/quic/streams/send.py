@@ -40,6 +40,7 @@ class SendState(Enum):
 _RESET_STATES = (SendState.RESET_SENT, SendState.RESET_RECVD)
 _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECVD)
 _TERMINAL_STATES = (SendState.DATA_RECVD, SendState.RESET_RECVD)  # (enum lookups are slow in 3.11)
+_SEND = SendState.SEND
 _READY = SendState.READY  # read once per frame: a module name, not the Enum class's attribute lookup
 
 
@@ -202,6 +203,33 @@ class SendBuffer:
             if stop - first <= len(chunk):
                 return chunk[start - first : stop - first]  # as peek: the usual frame, one chunk
         return self.peek(start, stop)
+
+    def take_run(self, start: int, length: int, count: int) -> list[bytes]:
+        """:meth:`take_new` of ``count`` consecutive ``length``-byte ranges from ``start`` (held, never
+        sent): the frames of a packet train's run (:meth:`SendStream.take_full_frames`)."""
+        stop = start + length * count
+        if stop > self.next_offset:
+            self.next_offset = stop
+        starts, chunks = self._starts, self._chunks
+        index = bisect_right(starts, start) - 1
+        chunk = chunks[index]
+        first = starts[index]
+        end = first + len(chunk)
+        out: list[bytes] = []
+        append = out.append
+        while start < stop:
+            high = start + length
+            if high <= end:
+                append(chunk[start - first : high - first])
+            else:
+                append(self.peek(start, high))  # across a chunk boundary
+                index = bisect_right(starts, high) - 1
+                if index < len(chunks):
+                    chunk = chunks[index]
+                    first = starts[index]
+                    end = first + len(chunk)
+            start = high
+        return out
 
     def on_acked(self, start: int, stop: int) -> int:
         """``[start, stop)`` was acknowledged: never re-send it and free the acknowledged front.
@@ -404,6 +432,45 @@ class SendStream:
         if fin or self.state is _READY:  # a state change (in Send, only a FIN moves it)
             self._after_send(fin)
         return start, data, fin, new_bytes, cut
+
+    def take_full_frames(
+        self, max_size: int, connection_credit: int, most: int
+    ) -> tuple[int, int, list[bytes]]:
+        """Up to ``most`` of the frames :meth:`next_chunk` gives when called again and again with
+        ``max_size`` and what is left of ``connection_credit``, those that are cut to fit (a packet
+        train's full packets; the stream keeps more to send after each): (offset of the first, the
+        data length of each, the data of each). Taken only in the usual case of a bulk transfer, where
+        every such frame has the same 8-byte header (RFC 9000 §19.8: a 1-byte stream ID, a 4-byte
+        offset, a 2-byte length) and no state change: sending already, nothing to re-send. Otherwise,
+        or when not even one frame would be cut, nothing (``(0, 0, [])``) and nothing changes."""
+        buffer = self.buffer
+        if self.state is not _SEND or buffer.has_lost or self.stream_id > 0x3F:
+            return 0, 0, []
+        if not 0x100 <= max_size <= 0x3FFF:
+            return 0, 0, []
+        start = buffer.next_offset
+        # As next_chunk: each frame ends at most at min(buffer end, stream credit, connection credit),
+        # the same bound for all of them (only this stream spends the connection's credit meanwhile).
+        stop = buffer.end
+        limit = self.credit.limit
+        if limit < stop:
+            stop = limit
+        limit = start + connection_credit
+        if limit < stop:
+            stop = limit
+        length = max_size - 8
+        # A frame is cut while more than `length` bytes remain; every offset must have 4-byte varints.
+        count = (stop - start - 1) // length
+        if count > most:
+            count = most
+        last = 0x3FFFFFFF - start
+        if count > 0 and length * (count - 1) > last:
+            count = last // length + 1
+        if count <= 0 or start <= 0x3FFF:
+            return 0, 0, []
+        data = buffer.take_run(start, length, count)
+        self.credit.used = start + length * count
+        return start, length, data
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.

@@ -85,3 +85,36 @@ def test_valid_edges_are_accepted() -> None:
 def test_default_alpn_is_rudp_not_hq_interop() -> None:
     assert DEFAULT_ALPN == "rudp/1"
     assert rudp.Config().alpn == ["rudp/1"]
+
+
+def test_local_transport_parameters_follow_the_configuration() -> None:
+    # Shared between connections of one configuration, rebuilt when a field they come from changes
+    # (also in place): every input of the parameters is part of the cache key.
+    config = rudp.Config()
+    first = config.local_transport_parameters()
+    assert config.local_transport_parameters() is first
+    assert rudp.Config().local_transport_parameters() == first
+    changes: list[tuple[str, Any, str, Any]] = [
+        ("idle_timeout", 7.0, "max_idle_timeout", 7000),
+        ("initial_max_data", 123_456, "initial_max_data", 123_456),
+        ("initial_max_stream_data", 65_432, "initial_max_stream_data_uni", 65_432),
+        ("max_streams_bidi", 17, "initial_max_streams_bidi", 17),
+        ("max_streams_uni", 19, "initial_max_streams_uni", 19),
+        ("ack_delay_exponent", 5, "ack_delay_exponent", 5),
+        ("max_ack_delay", 0.04, "max_ack_delay", 40),
+        ("active_connection_id_limit", 5, "active_connection_id_limit", 5),
+        ("disable_active_migration", True, "disable_active_migration", True),
+        ("timer_granularity", 0.002, "min_ack_delay", 2000),
+    ]
+    for field, value, parameter, expected in changes:
+        config = rudp.Config()
+        setattr(config, field, value)
+        assert getattr(config.local_transport_parameters(), parameter) == expected, field
+    config = rudp.Config(datagrams=True, max_datagram_frame_size=1000)
+    assert config.local_transport_parameters().max_datagram_frame_size == 1000
+    config.datagrams = False
+    assert config.local_transport_parameters().max_datagram_frame_size is None
+    config = rudp.Config(ack_frequency=True)
+    assert config.local_transport_parameters().min_ack_delay is not None
+    config.ack_frequency = False
+    assert config.local_transport_parameters().min_ack_delay is None

@@ -175,6 +175,10 @@ _BYTES_PARAMS: Final[dict[int, str]] = {
     _TP.RETRY_SOURCE_CONNECTION_ID: "retry_source_connection_id",
 }
 _DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
+# Enum members read once (in Python 3.11 each ``_TP.X`` costs an enum metaclass lookup).
+_DISABLE_ACTIVE_MIGRATION: Final = int(_TP.DISABLE_ACTIVE_MIGRATION)
+_PREFERRED_ADDRESS: Final = int(_TP.PREFERRED_ADDRESS)
+_VERSION_INFORMATION: Final = int(_TP.VERSION_INFORMATION)
 # The encoder's tables: each parameter ID already in its varint form (RFC 9000 §18), with its field
 # name (and, for integers, its default, which is not sent).
 _BYTES_ENCODING: Final = tuple((encode_varint(i), name) for i, name in _BYTES_PARAMS.items())
@@ -199,10 +203,12 @@ def _decode_preferred_address(reader: Reader) -> PreferredAddress:
     )
 
 
-def _decode_version_information(reader: Reader) -> VersionInformation:
-    if reader.remaining == 0 or reader.remaining % 4:
+def _version_information(body: memoryview) -> VersionInformation:
+    """RFC 9368 §3: Chosen Version, then the Available Versions, 32 bits each (the whole value)."""
+    size = len(body)
+    if size == 0 or size % 4:
         raise DecodeError("version_information length is not a positive multiple of 4", _TPE)
-    versions = struct.unpack(f">{reader.remaining >> 2}I", reader.pull_view(reader.remaining))
+    versions = struct.unpack(f">{size >> 2}I", body)
     return VersionInformation(versions[0], versions[1:])
 
 
@@ -245,8 +251,8 @@ def version_information_of(data: BytesLike) -> VersionInformation | None:
         end = pos + length
         if end > size:
             raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
-        if param_id == _TP.VERSION_INFORMATION:
-            return _decode_whole(_decode_version_information, view[pos:end], param_id)
+        if param_id == _VERSION_INFORMATION:
+            return _version_information(view[pos:end])
         pos = end
     return None
 
@@ -282,26 +288,32 @@ def decode_transport_parameters(data: BytesLike, *, from_server: bool) -> Transp
         end = pos + length
         if end > size:
             raise DecodeError(f"truncated transport parameter {param_id:#x}", _TPE)
-        body = view[pos:end]
-        pos = end
         if param_id in seen:
             raise DecodeError(f"duplicate transport parameter {param_id:#x}", _TPE)
         seen.add(param_id)
+        name = _INT_PARAMS.get(param_id)
+        if name is not None:  # (no integer parameter is server-only)
+            # RFC 9000 §18: one varint filling the whole value (_whole_varint, inlined)
+            if length == 1 and view[pos] < 0x40:
+                values[name] = view[pos]
+            else:
+                values[name] = _whole_varint(view[pos:end], param_id)
+            pos = end
+            continue
         if not from_server and param_id in SERVER_ONLY:
             raise DecodeError(f"client sent server-only parameter {param_id:#x}", _TPE)
-        name = _INT_PARAMS.get(param_id)
-        if name is not None:
-            values[name] = _whole_varint(body, param_id)
-        elif param_id in _BYTES_PARAMS:
+        body = view[pos:end]
+        pos = end
+        if param_id in _BYTES_PARAMS:
             values[_BYTES_PARAMS[param_id]] = bytes(body)
-        elif param_id == _TP.DISABLE_ACTIVE_MIGRATION:
+        elif param_id == _DISABLE_ACTIVE_MIGRATION:
             if body:
                 raise DecodeError(f"transport parameter {param_id:#x} has trailing bytes", _TPE)
             values["disable_active_migration"] = True
-        elif param_id == _TP.PREFERRED_ADDRESS:
+        elif param_id == _PREFERRED_ADDRESS:
             values["preferred_address"] = _decode_whole(_decode_preferred_address, body, param_id)
-        elif param_id == _TP.VERSION_INFORMATION:
-            values["version_information"] = _decode_whole(_decode_version_information, body, param_id)
+        elif param_id == _VERSION_INFORMATION:
+            values["version_information"] = _version_information(body)
         else:
             # RFC 9000 §7.4.2, §18.1: unknown (and reserved 31*N+27) parameters are ignored.
             unknown.append((param_id, bytes(body)))

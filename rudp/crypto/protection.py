@@ -147,14 +147,11 @@ class _ChaChaHeaderMask:
 _HeaderMask = Callable[[bytes], bytes]
 
 
-def _make_header_mask(suite: CipherSuite, hp_key: bytes) -> _HeaderMask:
-    if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
-        return _ChaChaHeaderMask(hp_key)
-    return _aes_header_mask(hp_key)
+_CHACHA20: Final = CipherSuite.CHACHA20_POLY1305_SHA256
 
 
 def _make_aead(suite: CipherSuite, key: bytes) -> AESGCM | ChaCha20Poly1305:
-    if suite == CipherSuite.CHACHA20_POLY1305_SHA256:
+    if suite == _CHACHA20:
         return ChaCha20Poly1305(key)
     return AESGCM(key)
 
@@ -183,33 +180,59 @@ class PacketProtection:
         "version",
     )
 
+    suite: CipherSuite
+    """the negotiated cipher suite"""
+    secret: bytes
+    """the traffic secret these keys were derived from"""
+    version: int
+    """the QUIC version whose labels were used"""
+    packets_protected: int
+    """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,
+    counts them)"""
+    _aead: AESGCM | ChaCha20Poly1305
+    _decrypt: Callable[..., bytes]
+    _iv: int
+    _mask: _HeaderMask
+    _hp: Callable[[bytes | memoryview], bytes]
+    """The mask function itself: for AES the encryptor's own ``update`` (one C call per packet; ECB's
+    update takes any buffer), for ChaCha20 a wrapper that copies the sample."""
+    _opened: tuple[bytes, int, int, UnprotectedPacket] | None
+
     def __init__(self, suite: CipherSuite, secret: bytes, version: int) -> None:
         key, iv, hp = derive_key_iv_hp(suite, secret, version)
-        self._setup(suite, secret, version, key, iv, _make_header_mask(suite, hp))
+        if suite == _CHACHA20:
+            self._setup(suite, secret, version, key, iv, _ChaChaHeaderMask(hp))
+            return
+        # AES (every Initial key, RFC 9001 §5.2, and the usual suites): _setup inlined, as a connection
+        # builds six or seven of these during its handshake (ECB's update is the mask function, and
+        # takes a memoryview sample as well as bytes).
+        self.suite = suite
+        self.secret = secret
+        self.version = version
+        aead = self._aead = AESGCM(key)
+        self._decrypt = aead.decrypt
+        self._iv = int.from_bytes(iv, "big")
+        mask = self._mask = _aes_header_mask(hp)
+        self._hp = mask  # type: ignore[assignment]
+        self._opened = None
+        self.packets_protected = 0
 
     def _setup(
         self, suite: CipherSuite, secret: bytes, version: int, key: bytes, iv: bytes, mask: _HeaderMask
     ) -> None:
-        self.suite: CipherSuite = suite
-        """the negotiated cipher suite"""
-        self.secret: bytes = secret
-        """the traffic secret these keys were derived from"""
-        self.version: int = version
-        """the QUIC version whose labels were used"""
+        self.suite = suite
+        self.secret = secret
+        self.version = version
         self._aead = _make_aead(suite, key)
         self._decrypt = self._aead.decrypt
         self._iv = int.from_bytes(iv, "big")
         self._mask = mask
-        # The mask function itself: for AES the encryptor's own ``update`` (one C call per packet;
-        # ECB's update takes any buffer), for ChaCha20 a wrapper that copies the sample.
         hp: Callable[[bytes | memoryview], bytes] = mask  # type: ignore[assignment]
         if type(mask) is _ChaChaHeaderMask:
             hp = lambda sample: mask(bytes(sample))  # noqa: E731
         self._hp = hp
-        self._opened: tuple[bytes, int, int, UnprotectedPacket] | None = None
+        self._opened = None
         self.packets_protected = 0
-        """packets :meth:`protect` encrypted with this key (its confidentiality limit, RFC 9001 §6.6,
-        counts them)"""
 
     def next_generation(self) -> PacketProtection:
         """Return the protection of the next key phase (key update, RFC 9001 §6).

@@ -131,8 +131,11 @@ class CryptoSendBuffer:
             room = sink.remaining - crypto_frame_overhead(start, stop - start)
             if room <= 0:
                 return
-            stop = min(stop, start + room)
-            self._pending.subtract(start, stop)
+            if stop - start <= room:
+                self._pending.shift()  # the whole first range (a flight that fits: the usual case)
+            else:
+                stop = start + room
+                self._pending.subtract(start, stop)
             sink.push_frame(Crypto(start, bytes(self._data[start:stop])), self._handler(start, stop))
 
     def _handler(self, start: int, stop: int) -> Callable[[bool], None]:

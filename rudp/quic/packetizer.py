@@ -15,7 +15,7 @@ from rudp.codec.frames import Frame, Stream
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
 from rudp.quic.delivery import DeliveryHandler
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
 
 LENGTH_FIELD_SIZE = 2  # long-header Length is always written as a 2-byte varint (payloads < 16 KiB)
 _MIN_PAYLOAD = tuple(min_payload_length(pn_length) if pn_length else 0 for pn_length in range(5))
@@ -112,15 +112,7 @@ class DatagramBuilder:
         if self._sent is not None:
             raise ValueError("a packet is already open")
         pn_value, pn_length = encode_packet_number(packet_number, largest_acked)
-        sent = SentPacket(
-            packet_number=packet_number,
-            space=space,
-            sent_at=self.now,
-            size_bytes=0,
-            ack_eliciting=False,
-            in_flight=False,
-            handlers=[],
-        )
+        sent = open_sent_packet(packet_number, space, self.now)
         overhead = 1 + len(prefix) + (LENGTH_FIELD_SIZE if is_long else 0) + pn_length + TAG_LENGTH
         budget = self._budget = self.max_size - self._closed_size - overhead
         if budget < 8:

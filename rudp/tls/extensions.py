@@ -169,17 +169,37 @@ def encode_server_name(host: str) -> bytes:
     return len(entry).to_bytes(2, "big") + entry
 
 
+def _list_end(data: BytesLike) -> int:
+    """The end of a ``<..2^16-1>`` list filling ``data`` after its 2-byte length (the list is read by
+    index from offset 2: no Reader per extension)."""
+    size = len(data)
+    if size < 2:
+        raise DecodeError("truncated uint16")
+    end = 2 + ((data[0] << 8) | data[1])
+    if end > size:
+        raise DecodeError("truncated block")
+    if end != size:
+        raise DecodeError("trailing bytes")
+    return end
+
+
 def decode_server_name(data: BytesLike) -> str | None:
     """Return the host_name of a ServerNameList (None for the empty acknowledgement form)."""
     if len(data) == 0:
         return None
-    r = Reader(data)
-    names = r.sub_reader(r.pull_uint16())
-    finish(r)
+    end = _list_end(data)
     host: str | None = None
-    while not names.eof():
-        name_type = names.pull_uint8()
-        name = bytes(names.pull_block(2))
+    pos = 2
+    while pos < end:
+        # ServerName: NameType name_type (1 byte), HostName <1..2^16-1> (RFC 6066 §3)
+        name_type = data[pos]
+        start = pos + 3
+        if start > end:
+            raise DecodeError("truncated block")
+        pos = start + ((data[pos + 1] << 8) | data[pos + 2])
+        if pos > end:
+            raise DecodeError("truncated block")
+        name = bytes(data[start:pos])
         if name_type == 0:
             if host is not None or not name:
                 raise alert(AlertDescription.illegal_parameter, "bad server_name")
@@ -203,12 +223,15 @@ def encode_alpn(protocols: list[bytes]) -> bytes:
 
 def decode_alpn(data: BytesLike) -> list[bytes]:
     """Inverse of :func:`encode_alpn`; empty names and empty lists are decode errors."""
-    r = Reader(data)
-    block = r.sub_reader(r.pull_uint16())
-    finish(r)
+    end = _list_end(data)
     protocols: list[bytes] = []
-    while not block.eof():
-        name = bytes(block.pull_block(1))
+    pos = 2
+    while pos < end:
+        start = pos + 1  # ProtocolName <1..2^8-1>
+        pos = start + data[pos]
+        if pos > end:
+            raise DecodeError("truncated block")
+        name = bytes(data[start:pos])
         if not name:
             raise DecodeError("empty ALPN protocol name")
         protocols.append(name)
@@ -228,13 +251,21 @@ def encode_client_key_shares(shares: list[tuple[int, bytes]]) -> bytes:
 
 def decode_client_key_shares(data: BytesLike) -> list[tuple[int, bytes]]:
     """Inverse of :func:`encode_client_key_shares`; a group may appear only once (illegal_parameter)."""
-    r = Reader(data)
-    block = r.sub_reader(r.pull_uint16())
-    finish(r)
+    end = _list_end(data)
     shares: list[tuple[int, bytes]] = []
-    while not block.eof():
-        group = block.pull_uint16()
-        key = bytes(block.pull_block(2))
+    pos = 2
+    while pos < end:
+        # KeyShareEntry: NamedGroup group (2 bytes), opaque key_exchange<1..2^16-1>
+        if pos + 2 > end:
+            raise DecodeError("truncated uint16")
+        group = (data[pos] << 8) | data[pos + 1]
+        start = pos + 4
+        if start > end:
+            raise DecodeError("truncated block")
+        pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+        if pos > end:
+            raise DecodeError("truncated block")
+        key = bytes(data[start:pos])
         if not key:
             raise DecodeError("empty key_exchange")
         if any(g == group for g, _ in shares):
@@ -269,12 +300,14 @@ def encode_psk_modes(modes: list[int]) -> bytes:
 
 def decode_psk_modes(data: BytesLike) -> list[int]:
     """Inverse of :func:`encode_psk_modes`."""
-    r = Reader(data)
-    block = r.pull_block(1)
-    finish(r)
-    if not block:
+    size = len(data)
+    if size < 1 or 1 + data[0] > size:
+        raise DecodeError("truncated block")
+    if 1 + data[0] != size:
+        raise DecodeError("trailing bytes")
+    if size == 1:
         raise DecodeError("empty psk_key_exchange_modes")
-    return list(block)
+    return list(data[1:])
 
 
 # -- pre_shared_key (RFC 8446 §4.2.11) ------------------------------------------------------------------

@@ -92,6 +92,8 @@ class AckReceiving:
             return
         path = self._paths.current
         congestion = path.congestion
+        if self._ack_frequency.resting(now, congestion.rtt.smoothed_rtt):
+            return  # (usually: one request per smoothed RTT at most)
         self._ack_frequency.update(
             congestion_window=congestion.controller.congestion_window,
             max_datagram_size=path.pmtud.current,

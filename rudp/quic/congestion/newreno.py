@@ -63,13 +63,19 @@ class NewReno(BaseCongestionController):
         recovery_start_at = self.recovery_start_at
         total = 0
         last: SentPacket | None = None
-        for packet in packets:
-            if packet.in_flight:
-                if recovery_start_at is not None and packet.sent_at <= recovery_start_at:
-                    self._grow_per_packet(packets)  # RFC 9002 §7.3.2: some belong to the old round
-                    return
-                total += packet.size_bytes
-                last = packet
+        if recovery_start_at is None:
+            for packet in packets:
+                if packet.in_flight:
+                    total += packet.size_bytes
+                    last = packet
+        else:
+            for packet in packets:
+                if packet.in_flight:
+                    if packet.sent_at <= recovery_start_at:
+                        self._grow_per_packet(packets)  # RFC 9002 §7.3.2: some belong to the old round
+                        return
+                    total += packet.size_bytes
+                    last = packet
         if last is None:
             return
         self._last_acked_sent_at = last.sent_at

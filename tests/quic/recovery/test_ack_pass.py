@@ -9,12 +9,14 @@ from __future__ import annotations
 import random
 from functools import partial
 
+from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.delivery import AckedOnce, Batched, DeliveryHandler, deliver_acked
 from rudp.quic.ecn import EcnFeedback, EcnPath
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.recovery import LossRecovery
 from rudp.quic.rtt import RttEstimator
 from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.spaces import PacketNumberSpace
 from tests.quic.recovery.helpers import RecordingController, ack_of, packet
 
 APP = PacketSpace.APPLICATION
@@ -157,3 +159,51 @@ def test_acked_once_handlers_are_called_once_per_ack_each() -> None:
     assert calls == [("a", True), ("b", True)]
     first(False)  # a loss: called as it is
     assert calls[-1] == ("a", False)
+
+
+def test_never_sent_in_equals_a_scan_of_every_range() -> None:
+    """The skipped-number check (RFC 9000 §21.4), asked per ACK, looks into the ranges only for
+    numbers between the lowest and the highest acknowledged: the same answer as every range scanned
+    for every skipped number, on random descending ranges."""
+    rng = random.Random(4)
+    space = PacketNumberSpace(APP, random.Random(0).randbytes)
+    for _ in range(3000):
+        space.skipped.clear()
+        space.skipped.extend(sorted(rng.sample(range(400), rng.randrange(0, 16))))
+        ranges: list[tuple[int, int]] = []
+        high = rng.randrange(0, 420)
+        while high >= 0 and len(ranges) < rng.randrange(1, 6):
+            low = max(0, high - rng.randrange(0, 40))
+            ranges.append((low, high))
+            high = low - 2 - rng.randrange(0, 30)
+        expected = next((n for n in space.skipped if any(lo <= n <= hi for lo, hi in ranges)), None)
+        assert space.never_sent_in(tuple(ranges)) == expected
+
+
+def test_ack_frequency_resting_means_update_changes_nothing() -> None:
+    """AckReceiving skips ``AckFrequency.update`` (and gathering its arguments) while ``resting``:
+    over random windows, RTTs and times, whenever it answers True, update sends nothing and changes
+    nothing (a request went out less than a smoothed RTT ago)."""
+    rng = random.Random(6)
+    sent: list[object] = []
+    resting_seen = 0
+    for _ in range(200):
+        policy = AckFrequency(rng.choice([None, 1000]), sent.append)
+        now = 0.0
+        for _ in range(40):
+            now += rng.choice([0.0001, 0.001, 0.01, 0.05])
+            smoothed = rng.choice([0.001, 0.01, 0.03])
+            resting = policy.resting(now, smoothed)
+            before = (policy.requested, len(sent), policy._last_sent_at, policy._next_sequence)
+            policy.update(
+                congestion_window=rng.choice([12_000, 100_000, 1_000_000, 4_000_000]),
+                max_datagram_size=1200,
+                smoothed_rtt=smoothed,
+                peer_min_ack_delay=rng.choice([1000, 1000, None]),
+                peer_max_ack_delay=25,
+                now=now,
+            )
+            if resting:
+                resting_seen += 1
+                assert (policy.requested, len(sent), policy._last_sent_at, policy._next_sequence) == before
+    assert resting_seen > 500 and len(sent) > 100

@@ -87,6 +87,12 @@ class AckFrequency:
 
     # -- send half ------------------------------------------------------------------------------------
 
+    def resting(self, now: float, smoothed_rtt: float) -> bool:
+        """True when :meth:`update` would change nothing at ``now`` whatever the window: a request went
+        out less than a smoothed RTT ago (the caller may skip gathering its arguments, per ACK)."""
+        last_sent_at = self._last_sent_at
+        return self.requested is not None and last_sent_at is not None and now - last_sent_at < smoothed_rtt
+
     def update(
         self,
         *,

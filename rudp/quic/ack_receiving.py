@@ -15,7 +15,7 @@ from rudp.quic.handshake import Handshake
 from rudp.quic.paths import Paths
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery
-from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.sent import PacketSpace
 from rudp.quic.spaces import PacketSpaces
 
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
@@ -67,21 +67,15 @@ class AckReceiving:
         )
         acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
         if acked:
-            self._on_ecn_counts(space, frame, acked, now)
+            self._on_ecn_counts(space, frame, now)
         if self._recovery.persistent_congestion_count != self._persistent_congestion_seen:
             self._check_black_hole()
         if not acked:
             return
         # Both follow-ups depend only on the largest value (they are monotone), so one call each per
-        # ACK frame rather than one per acknowledged packet.
-        largest = -1
-        largest_ack = -1
-        for packet in acked:
-            if packet.packet_number > largest:
-                largest = packet.packet_number
-            carried = packet.largest_acked_in_ack
-            if carried is not None and carried > largest_ack:
-                largest_ack = carried
+        # ACK frame rather than one per acknowledged packet; recovery found both (acked ascends).
+        largest = acked[-1].packet_number
+        largest_ack = self._recovery.acked_carried_largest
         if largest_ack >= 0:
             state.ack.on_ack_acked(largest_ack)  # RFC 9000 §13.2.4
         if space is _APPLICATION:
@@ -98,6 +92,8 @@ class AckReceiving:
             return
         path = self._paths.current
         congestion = path.congestion
+        if self._ack_frequency.resting(now, congestion.rtt.smoothed_rtt):
+            return  # (usually: one request per smoothed RTT at most)
         self._ack_frequency.update(
             congestion_window=congestion.controller.congestion_window,
             max_datagram_size=path.pmtud.current,
@@ -108,12 +104,12 @@ class AckReceiving:
             rate_sampling=getattr(congestion.controller, "uses_rate_samples", False),
         )
 
-    def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, acked: list[SentPacket], now: float) -> None:
+    def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
         # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
         # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
         ecn = self._paths.current.ecn
         before = ecn.state
-        ce = ecn.on_ack(space, frame.ecn, acked, self._feedback)
+        ce = ecn.on_ack_marked(space, frame.ecn, self._recovery.acked_ect0, self._feedback)
         if ce > 0:
             self._recovery.on_ecn_ce(ce, now)
         if ecn.state is not before:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rudp.codec.frames import Frame
+
+if TYPE_CHECKING:
+    from rudp.quic.sent import SentPacket
 
 DeliveryHandler = Callable[[bool], None]
 """Called once per sent frame: ``True`` when its packet is acknowledged, ``False`` when lost.
@@ -42,10 +45,55 @@ class Batched(partial[None]):
     """A :data:`DeliveryHandler` ``Batched(deliver, sink, item)``: called, it is ``deliver(sink, item,
     acked)`` (``deliver`` is the sink class's :meth:`BatchSink.deliver`); loss recovery instead
     gathers the items of the packets one ACK frame acknowledges and hands them to
-    ``sink.deliver_acked`` in one call (a bulk transfer acknowledges dozens of STREAM frames per
-    ACK). A ``functools.partial``, so a frame's handler is built and called without a Python frame."""
+    ``sink.deliver_acked`` in one call (:func:`deliver_acked`; a bulk transfer acknowledges dozens of
+    STREAM frames per ACK). A ``functools.partial``, so a frame's handler is built and called
+    without a Python frame."""
 
     __slots__ = ()
+
+
+class AckedOnce(partial[None]):
+    """A :data:`DeliveryHandler` whose acknowledgment means the same however many of the packets one
+    ACK frame acknowledges carry it (``handler(True)`` twice does what once does, and no other handler
+    reads what it changes): :func:`deliver_acked` calls it once per ACK, after the other handlers.
+    Losses still call it per packet. The PMTU search's large-datagram watch is one
+    (:attr:`~rudp.quic.pmtud.PmtuDiscovery.large_handler`)."""
+
+    __slots__ = ()
+
+
+def deliver_acked(acked: list[SentPacket]) -> None:
+    """Call the delivery handlers of newly acknowledged packets with ``True``, in packet order; the
+    items of :class:`Batched` handlers go to their sink in one call per run of the same sink (one
+    for the whole ACK in a transfer), :class:`AckedOnce` handlers once each, at the end.
+    :class:`~rudp.quic.recovery.LossRecovery` calls it per ACK."""
+    sink: BatchSink | None = None
+    items: list[tuple[int, ...]] = []
+    append = items.append
+    once: DeliveryHandler | None = None
+    onces: list[DeliveryHandler] = []
+    for packet in acked:
+        for handler in packet.handlers:
+            if type(handler) is Batched:
+                batch_sink, item = handler.args
+                if batch_sink is not sink:
+                    if sink is not None:
+                        sink.deliver_acked(items)
+                    sink, items = batch_sink, []
+                    append = items.append
+                append(item)
+            elif handler is once:
+                continue
+            elif type(handler) is AckedOnce:
+                once = handler
+                if handler not in onces:
+                    onces.append(handler)
+            else:
+                handler(True)
+    if sink is not None:
+        sink.deliver_acked(items)
+    for handler in onces:
+        handler(True)
 
 
 class FrameSink(Protocol):

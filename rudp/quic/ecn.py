@@ -158,14 +158,26 @@ class EcnPath:
         increase of the CE count to treat as a congestion signal (RFC 9002 §7.1), 0 if none or if the
         counts did not validate.
         """
+        newly_marked = 0
+        if self.state not in _OFF:
+            for packet in acked:  # a plain loop (no generator step per acknowledged packet)
+                if packet.ect0 and not packet.off_path:
+                    newly_marked += 1
+        return self.on_ack_marked(space, counts, newly_marked, feedback)
+
+    def on_ack_marked(
+        self,
+        space: PacketSpace,
+        counts: tuple[int, int, int] | None,
+        newly_marked: int,
+        feedback: EcnFeedback,
+    ) -> int:
+        """:meth:`on_ack` given the count of ECT(0) packets on this path the ACK newly acknowledged
+        (loss recovery counts them in its pass over the packets)."""
         if self.state in _OFF:
             if counts is not None:
                 feedback.peer[space] = _max_counts(feedback.peer[space], counts)
             return 0
-        newly_marked = 0
-        for packet in acked:  # a plain loop (no generator step per acknowledged packet)
-            if packet.ect0 and not packet.off_path:
-                newly_marked += 1
         if counts is None:
             if newly_marked:
                 self._fail("ACK without ECN counts acknowledged ECT(0) packets")

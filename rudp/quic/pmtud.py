@@ -21,6 +21,8 @@ from __future__ import annotations
 from math import inf
 from typing import Final
 
+from rudp.quic.delivery import AckedOnce
+
 BLACK_HOLE_LOSSES: Final = 3
 """Consecutive losses of datagrams above the base size (none acknowledged between) that mean the path
 no longer carries them (RFC 8899 §4.3)."""
@@ -46,6 +48,7 @@ class PmtuDiscovery:
         "base",
         "current",
         "enabled",
+        "large_handler",
         "next_probe_at",
         "probes_sent",
         "searching",
@@ -68,6 +71,11 @@ class PmtuDiscovery:
         self.searching = False
         """True while larger sizes remain to be tried (an attribute, read per batch: kept by every
         change of the size or the ceiling)."""
+        self.large_handler = AckedOnce(PmtuDiscovery.on_large_datagram, self)
+        """The delivery handler of every datagram larger than the base size (:meth:`on_large_datagram`):
+        an :class:`~rudp.quic.delivery.AckedOnce` one (an acknowledgment resets the count of losses in
+        a row, RFC 8899 §4.3, the same once or many times), so an ACK of many large datagrams calls it
+        once, not once per datagram."""
         self.next_probe_at = inf
         """Before this time :meth:`probe_size` answers None and changes nothing (the search is over, a
         probe is in flight or a lost one's retry waits): the sender need not ask it (an attribute,

@@ -22,7 +22,7 @@ from rudp.quic.congestion.delivery_rate import DeliveryRateEstimator
 from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import K_PACKET_THRESHOLD, K_TIME_THRESHOLD, SpuriousLossDetector
 from rudp.quic.congestion.window_use import WindowUse
-from rudp.quic.delivery import Batched, BatchSink
+from rudp.quic.delivery import deliver_acked
 from rudp.quic.handshake_deadline import HANDSHAKE_PROBES
 from rudp.quic.persistent_congestion import in_persistent_congestion
 from rudp.quic.rtt import K_GRANULARITY, RttEstimator
@@ -95,6 +95,11 @@ class LossRecovery:
         self._total_ptos = 0
         self._persistent_congestions = 0
         self._ce_events = 0
+        self.acked_ect0 = 0
+        """The ECT(0) packets on the current path the last ACK newly acknowledged."""
+        self.acked_carried_largest = -1
+        """The largest acknowledged of the ACK frames in the packets the last ACK newly acknowledged (-1:
+        none carried one)."""
         # Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why).
         self._attach(congestion)
         # RFC 9002 §7.8: whether the application (or flow control), not the window, limits sending,
@@ -296,21 +301,31 @@ class LossRecovery:
             self._peer_validated = True
         # One pass: the flight, delivery rates, whether any packet elicited an ACK, any was sent on
         # a path we left, and when the newest in flight left (the window's use, _judge_window_use).
+        # Also for the ACK's other readers (AckReceiving): the ECT(0) packets on this path (RFC 9000
+        # §13.4.2.1) and the largest number the acknowledged packets' ACK frames carried (§13.2.4).
         rates = self._rates
         eliciting = off_path = False
         flight = self.bytes_in_flight
         newest_sent_at = _NEVER
+        marked = 0
+        carried_max = -1
         for packet in acked:
             eliciting = eliciting or packet.ack_eliciting
             if packet.off_path:
                 off_path = True
-            elif packet.in_flight:
-                flight -= packet.size_bytes
-                if packet.sent_at > newest_sent_at:
-                    newest_sent_at = packet.sent_at
-                if rates is not None:
-                    rates.on_packet_acked(packet, now)
+            else:
+                if packet.ect0:
+                    marked += 1
+                if packet.in_flight:
+                    flight -= packet.size_bytes
+                    if packet.sent_at > newest_sent_at:
+                        newest_sent_at = packet.sent_at
+                    if rates is not None:
+                        rates.on_packet_acked(packet, now)
+            if packet.largest_acked_in_ack is not None and packet.largest_acked_in_ack > carried_max:
+                carried_max = packet.largest_acked_in_ack
         self.bytes_in_flight = flight
+        self.acked_ect0, self.acked_carried_largest = marked, carried_max
         newest = acked[-1]
         if (
             newest.packet_number == largest
@@ -342,26 +357,7 @@ class LossRecovery:
         state.trim_acked()
         return acked
 
-    @staticmethod
-    def _deliver_acked(acked: list[SentPacket]) -> None:
-        """Call the delivery handlers of newly acknowledged packets with ``True``, in packet order;
-        the items of :class:`~rudp.quic.delivery.Batched` handlers go to their sink in one call per
-        run of the same sink (one for the whole ACK in a transfer)."""
-        sink: BatchSink | None = None
-        items: list[tuple[int, ...]] = []
-        for packet in acked:
-            for handler in packet.handlers:
-                if type(handler) is Batched:
-                    batch_sink, item = handler.args
-                    if batch_sink is not sink:
-                        if sink is not None:
-                            sink.deliver_acked(items)
-                        sink, items = batch_sink, []
-                    items.append(item)
-                else:
-                    handler(True)
-        if sink is not None:
-            sink.deliver_acked(items)
+    _deliver_acked = staticmethod(deliver_acked)  # (rudp.quic.delivery; tests call it here)
 
     def on_ecn_ce(self, count: int, now: float) -> None:
         """The peer's CE count grew by ``count`` in an ACK whose counts validated (RFC 9000 §13.4.2.1).

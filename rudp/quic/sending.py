@@ -689,7 +689,7 @@ class Sender:
         size = len(datagram)
         if kind is Sent.DATA and size > path.pmtud.base:
             # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
-            packets[-1].handlers.append(path.pmtud.on_large_datagram)
+            packets[-1].handlers.append(path.pmtud.large_handler)
         if path is self._paths.current:
             path.ecn.on_datagram_sent(packets, self.ecn_marking)  # RFC 9000 §13.4.2
         in_flight = eliciting = False

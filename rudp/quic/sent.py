@@ -228,17 +228,27 @@ class SentPackets:
                 for number in range(covered + 1, start):  # a gap: still outstanding, maybe lost
                     if number in sent:
                         holes.append(number)
+                before = len(out)
                 for number in range(start, high + 1):
                     packet = pop(number, None)
                     if packet is not None:
                         append(packet)
+                        if packet.in_flight and packet.ack_eliciting:
+                            eliciting += 1
+                if len(out) - before == high + 1 - start:  # all there: the range is one run
+                    if start != run_stop:
+                        if run_stop >= 0:
+                            acked.add(run_start, run_stop)
+                        run_start = start
+                    run_stop = high + 1
+                else:  # numbers missing (declared lost, acknowledged before): the runs one by one
+                    for packet in out[before:]:
+                        number = packet.packet_number
                         if number != run_stop:
                             if run_stop >= 0:
                                 acked.add(run_start, run_stop)
                             run_start = number
                         run_stop = number + 1
-                        if packet.in_flight and packet.ack_eliciting:
-                            eliciting += 1
                 covered = high
             self._covered = covered
         if run_stop >= 0:

@@ -143,10 +143,12 @@ class PacketNumberSpace:
 
     def never_sent_in(self, ranges: tuple[AckRange, ...]) -> int | None:
         """A skipped packet number that ``ranges`` acknowledge, if any."""
+        lowest, highest = ranges[-1][0], ranges[0][1]  # (ranges descend)
         for number in self.skipped:  # plain loops: asked for every ACK, usually of a few numbers
-            for low, high in ranges:
-                if low <= number <= high:
-                    return number
+            if lowest <= number <= highest:  # (most are older than what an ACK covers)
+                for low, high in ranges:
+                    if low <= number <= high:
+                        return number
         return None
 
     def owe_probes(self, count: int) -> None:

@@ -203,7 +203,7 @@ class TrainSender:
                 if paced // fixed < most:
                     most = int(paced // fixed)
                 if most > 0:
-                    large = pmtud.on_large_datagram if fixed > base else None
+                    large = pmtud.large_handler if fixed > base else None
                     run = self._stream_run(builder, phase, state, fixed, most, large)
                     if run:
                         packets += run
@@ -278,7 +278,7 @@ class TrainSender:
             size = sent.size_bytes
             if size > base:
                 # As _after_datagram: watch large datagrams (a PMTU black hole).
-                sent.handlers.append(pmtud.on_large_datagram)
+                sent.handlers.append(pmtud.large_handler)
             if window is None:
                 recovery.on_packet_sent(sent)
                 if sent.in_flight:

@@ -55,7 +55,47 @@ class NewReno(BaseCongestionController):
         return self.recovery_start_at is not None and sent_at <= self.recovery_start_at
 
     def on_packets_acked(self, packets: list[SentPacket], now: float, rtt: RttEstimator) -> None:
-        """Grow the window: by the acked bytes in slow start, ~1 datagram per window otherwise."""
+        """Grow the window: by the acked bytes in slow start, ~1 datagram per window otherwise.
+
+        Per ACK frame with the in-flight bytes' total when that comes to what packet by packet gives
+        (:meth:`_grow_per_packet`): no packet of the recovery period, and the ACK neither crosses
+        ssthresh in slow start nor earns the avoidance credit twice."""
+        recovery_start_at = self.recovery_start_at
+        total = 0
+        last: SentPacket | None = None
+        if recovery_start_at is None:
+            for packet in packets:
+                if packet.in_flight:
+                    total += packet.size_bytes
+                    last = packet
+        else:
+            for packet in packets:
+                if packet.in_flight:
+                    if packet.sent_at <= recovery_start_at:
+                        self._grow_per_packet(packets)  # RFC 9002 §7.3.2: some belong to the old round
+                        return
+                    total += packet.size_bytes
+                    last = packet
+        if last is None:
+            return
+        self._last_acked_sent_at = last.sent_at
+        if self.app_limited:
+            return  # RFC 9002 §7.8
+        cwnd, ssthresh = self.cwnd, self.ssthresh
+        if ssthresh is None or cwnd + total < ssthresh:
+            self.cwnd = cwnd + total  # RFC 9002 §7.3.1: each packet in slow start
+        elif cwnd >= ssthresh and self._avoidance_credit_bytes + total < 2 * cwnd:
+            # RFC 9002 §7.3.3 (below): at most one datagram more, as packet by packet (the credit
+            # crosses the window once at most: the window only grows, and only after the crossing).
+            credit = self._avoidance_credit_bytes + total
+            if credit >= cwnd:
+                credit -= cwnd
+                self.cwnd = cwnd + self.max_datagram_size
+            self._avoidance_credit_bytes = credit
+        else:
+            self._grow_per_packet(packets)
+
+    def _grow_per_packet(self, packets: list[SentPacket]) -> None:
         recovery_start_at = self.recovery_start_at  # _in_recovery, inline (per packet)
         for packet in packets:
             if not packet.in_flight:

@@ -385,18 +385,16 @@ class StreamOutput:
         contiguous ranges of one stream is applied as one range, which frees the send buffer and
         moves the stream's state exactly as its frames one by one would (a bulk transfer: one run)."""
         run_id = -1
-        run_start = run_stop = 0
-        run_fin = False
+        run_start = run_stop = run_fin = 0  # (FIN as the item holds it, made a bool once per run)
         for stream_id, start, stop, fin in items:
             if stream_id == run_id and start == run_stop and not run_fin:
-                run_stop = stop
-                run_fin = bool(fin)
+                run_stop, run_fin = stop, fin
                 continue
             if run_id >= 0:
-                self._on_stream_delivered(run_id, run_start, run_stop, run_fin, True)
-            run_id, run_start, run_stop, run_fin = stream_id, start, stop, bool(fin)
+                self._on_stream_delivered(run_id, run_start, run_stop, bool(run_fin), True)
+            run_id, run_start, run_stop, run_fin = stream_id, start, stop, fin
         if run_id >= 0:
-            self._on_stream_delivered(run_id, run_start, run_stop, run_fin, True)
+            self._on_stream_delivered(run_id, run_start, run_stop, bool(run_fin), True)
 
     def _on_stream_delivered(self, stream_id: int, start: int, stop: int, fin: bool, acked: bool) -> None:
         entry = self._streams.get(stream_id)

@@ -8,6 +8,7 @@ frame to a :class:`~rudp.codec.buffer.Writer`. Malformed input raises only
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -320,6 +321,9 @@ def pull_frame(reader: Reader, packet_type: PacketType | None) -> tuple[int, Fra
 
 
 _VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+_STREAM_USUAL: Final = struct.Struct(">xBIH").unpack_from
+"""A STREAM frame's usual fields after its type byte, raw: a 1-byte stream ID, a 4-byte offset and a
+2-byte length (varints still carrying their width bits, RFC 9000 §16)."""
 
 
 def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tuple[int, int, int, int]:
@@ -336,18 +340,18 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     # then never used), and a field missing entirely makes the indexing fail.
     size = len(payload)
     if frame_type & STREAM_OFF and position + 8 <= size:
-        # The usual frame of a transfer first, its fields at once: a one-byte stream ID, a 4-byte
-        # offset and, when present, a 2-byte length (the widths of RFC 9000 §16 varints).
-        stream_id = payload[position + 1]
-        if stream_id < 0x40 and payload[position + 2] >> 6 == 2:
+        # The usual frame of a transfer first, its fields in one unpack: a one-byte stream ID, a
+        # 4-byte offset and, when present, a 2-byte length (the widths of RFC 9000 §16 varints; the
+        # two bytes after the offset are data when the frame has no length, and then unused).
+        stream_id, offset, length = _STREAM_USUAL(payload, position)
+        if stream_id < 0x40 and offset >> 30 == 2:
             start = position + 6
-            offset = int.from_bytes(payload[position + 2 : start], "big") & 0x3FFFFFFF
             if not frame_type & STREAM_LEN:
-                return stream_id, offset, start, size
-            if payload[start] >> 6 == 1:
-                end = start + 2 + (int.from_bytes(payload[start : start + 2], "big") & 0x3FFF)
+                return stream_id, offset & 0x3FFFFFFF, start, size
+            if length >> 14 == 1:
+                end = start + 2 + (length & 0x3FFF)
                 if end <= size:
-                    return stream_id, offset, start + 2, end
+                    return stream_id, offset & 0x3FFFFFFF, start + 2, end
     position += 1
     offset = 0
     length = -1

@@ -198,7 +198,7 @@ class Receiver:
                 size = len(data)
                 count += 1
                 total += size
-                if addr == run_addr:
+                if addr is run_addr or addr == run_addr:  # (one address object per GRO buffer)
                     path = run_path
                     run_bytes += size
                 else:
@@ -214,7 +214,11 @@ class Receiver:
                         if state is established and path is paths.current and size and data[0] & 0xC0 == 0x40
                         else _NOT_TAKEN
                     )
-                    if taken == _NOT_TAKEN:
+                    if taken == _PROCESSED:
+                        processed += 1
+                        if 0 < ecn < 4:
+                            marks[ecn] += 1
+                    elif taken == _NOT_TAKEN:
                         if self._run.first >= 0:
                             self._flush_run(now)  # the general path sees the packets before this one
                         if run_path is not None:  # the run ends: the general path may add or move paths
@@ -222,10 +226,6 @@ class Receiver:
                             run_addr = run_path = None
                         data = data if type(data) is bytes else bytes(data)
                         self._receive_packets(data, addr, now, ecn, local)
-                    elif taken == _PROCESSED:
-                        processed += 1
-                        if 0 < ecn < 4:
-                            marks[ecn] += 1
                     if self._pending and lifecycle.is_active:
                         self._replay_pending(now)
                 except TransportError as exc:

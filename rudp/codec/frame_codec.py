@@ -322,6 +322,7 @@ def pull_frame(reader: Reader, packet_type: PacketType | None) -> tuple[int, Fra
 
 _VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
 _STREAM_USUAL: Final = struct.Struct(">xBIH").unpack_from
+_STREAM_USUAL_TYPED: Final = struct.Struct(">BBIH").unpack_from
 """A STREAM frame's usual fields after its type byte, raw: a 1-byte stream ID, a 4-byte offset and a
 2-byte length (varints still carrying their width bits, RFC 9000 §16)."""
 
@@ -395,6 +396,32 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     if offset + end - position > VARINT_MAX:
         raise DecodeError("STREAM data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.8
     return stream_id, offset, position, end
+
+
+def pull_filling_stream(payload: BytesLike) -> tuple[int, int, int, int] | None:
+    """The STREAM frame (RFC 9000 §19.8) that fills a packet's ``payload`` from its first byte to its
+    last, the usual payload of a data packet: ``(stream_id, offset, data_start, frame_type)``; None
+    when the payload does not start with a STREAM frame or holds more than it (the caller then reads
+    its frames one by one). Same checks and errors as :func:`pull_stream_fields`.
+
+    Raises:
+        DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
+    """
+    size = len(payload)
+    if size >= 8:
+        # The usual frame first, in one unpack: OFF set, a 1-byte stream ID, a 4-byte offset and,
+        # with LEN, a 2-byte length (the widths of RFC 9000 §16 varints).
+        kind, stream_id, offset, length = _STREAM_USUAL_TYPED(payload, 0)
+        if 0x0C <= kind <= 0x0F and stream_id < 0x40 and offset >> 30 == 2:
+            if not kind & STREAM_LEN:
+                return stream_id, offset & 0x3FFFFFFF, 6, kind
+            if length >> 14 == 1 and 8 + (length & 0x3FFF) == size:
+                return stream_id, offset & 0x3FFFFFFF, 8, kind
+    if not size or not 0x08 <= payload[0] <= 0x0F:
+        return None
+    kind = payload[0]
+    stream_id, offset, start, end = pull_stream_fields(payload, 0, kind)
+    return (stream_id, offset, start, kind) if end == size else None
 
 
 def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
-from rudp.codec.frame_codec import parse_frames, pull_one_rtt_frame, pull_stream_fields
+from rudp.codec.frame_codec import parse_frames, pull_filling_stream, pull_one_rtt_frame, pull_stream_fields
 from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
@@ -364,28 +364,27 @@ class Receiver:
                 return _DUPLICATE
         if self._log_packets:
             self._qlog.packet_received(_ONE_RTT, packet_number, payload, len(data), now)
-        kind = payload[0] if payload else 0
         single = deferred = False
-        if 0x08 <= kind <= 0x0F:
-            # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
-            # Without FIN it joins the batch's run of such packets (rudp.quic.receive_run).
-            stream_id, offset, start, end = pull_stream_fields(payload, 0, kind)
-            if end == len(payload):
-                piece = payload[start:]  # (a copy costs less than a view: one object, not two)
-                single = True
-                deferred = not kind & 0x01 and self._runs
-                pending = run.first >= 0
-                if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
-                    if pending:
-                        self._flush_run(now)
-                    # A run starts above the largest packet number recorded (its own then decide what
-                    # the next packet's number decodes against, and what is a duplicate).
-                    largest = tracker.largest_received
-                    if deferred and (largest is None or packet_number > largest):
-                        run.start(packet_number, stream_id, offset, piece, kind)
-                    else:
-                        deferred = False
-                        self._streams.on_stream_data(stream_id, offset, piece, kind)
+        # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
+        # Without FIN it joins the batch's run of such packets (rudp.quic.receive_run).
+        fields = pull_filling_stream(payload)
+        if fields is not None:
+            stream_id, offset, start, kind = fields
+            piece = payload[start:]  # (a copy costs less than a view: one object, not two)
+            single = True
+            deferred = not kind & 0x01 and self._runs
+            pending = run.first >= 0
+            if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
+                if pending:
+                    self._flush_run(now)
+                # A run starts above the largest packet number recorded (its own then decide what
+                # the next packet's number decodes against, and what is a duplicate).
+                largest = tracker.largest_received
+                if deferred and (largest is None or packet_number > largest):
+                    run.start(packet_number, stream_id, offset, piece, kind)
+                else:
+                    deferred = False
+                    self._streams.on_stream_data(stream_id, offset, piece, kind)
         if not single:
             if run.first >= 0:
                 self._flush_run(now)

@@ -120,16 +120,22 @@ def split(stats_file: Path) -> tuple[dict[str, float], float, list[tuple[float, 
 
 
 def run(
-    *, mbytes: float = 16.0, direction: str = "download", loop: str = "asyncio", path: str = "netns"
+    *,
+    mbytes: float = 16.0,
+    direction: str = "download",
+    loop: str = "asyncio",
+    path: str = "netns",
+    config: str = "fixed",
 ) -> dict[str, Any]:
-    """Profile one transfer; the split per side (JSON-able)."""
+    """Profile one transfer; the split per side (JSON-able). ``config="default"``: ``Config()``'s
+    defaults (PMTU discovery on), as :mod:`benchmarks.bulk`'s rudp-default row."""
     from rudp.testing.certs import make_test_pki
 
     nbytes = int(mbytes * (1 << 20))
     work = Path(tempfile.mkdtemp(prefix="rudp-profile-"))
     pki = make_test_pki(work)
     base = {
-        "stack": "rudp",
+        "stack": "rudp" if config == "fixed" else "rudp-pmtud",
         "loop": loop,
         "direction": direction,
         "nbytes": nbytes,
@@ -145,7 +151,13 @@ def run(
     sides = {"server": "sender" if direction == "download" else "receiver"}
     sides["client"] = "receiver" if direction == "download" else "sender"
     out: dict[str, Any] = {
-        "conditions": {"mbytes": mbytes, "direction": direction, "loop": loop, "path": path},
+        "conditions": {
+            "mbytes": mbytes,
+            "direction": direction,
+            "loop": loop,
+            "path": path,
+            "config": config,
+        },
         "mbit_s_under_profiler": nbytes * 8 / measured["client"]["elapsed"] / 1e6,
         "sides": {},
     }
@@ -187,8 +199,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--path", choices=["netns", "loopback"], default="netns")
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument(
+        "--config",
+        choices=["fixed", "default"],
+        default="fixed",
+        help="fixed (default): Config(max_datagram_size=1452, pmtu_discovery=False); default: Config()'s "
+        "defaults (PMTU discovery on, which finds 1452 on the netns path), bulk's rudp-default row",
+    )
     args = parser.parse_args(argv)
-    result = run(mbytes=args.mbytes, direction=args.direction, loop=args.loop, path=args.path)
+    result = run(
+        mbytes=args.mbytes, direction=args.direction, loop=args.loop, path=args.path, config=args.config
+    )
     print(report(result, args.top))
     return 0
 

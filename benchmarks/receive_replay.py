@@ -9,7 +9,7 @@ stream after each operation as an application would, and measures only that: the
 it sends, the reads. The sender's work and the simulator are not in it.
 
     python -m benchmarks.receive_replay [--mib 4] [--batch-window 1] [--reps 9]
-    python -m benchmarks.receive_replay --instructions [--mib 1]
+    python -m benchmarks.receive_replay --instructions [--mib 1] [--pmtu fixed|default]
 
 Default: thread CPU time per datagram (min and median over ``--reps``), which other processes on the
 machine still disturb. ``--instructions`` runs the replay once under ``valgrind --tool=callgrind``,
@@ -17,6 +17,10 @@ counting instructions only while the replay runs (it goes through ``itertools.st
 else here uses, so ``--toggle-collect=starmap_next`` selects it): deterministic to about 0.05% and
 blind to the load, the figure to compare two trees with (``PYTHONPATH`` selects the tree; Linux only,
 as ``os.fork`` is).
+
+``--pmtu default`` records the upload with ``Config``'s defaults (PMTU discovery on, 1350-byte base) on
+the simulated link's 1500-byte MTU, where the search settles at 1452-byte datagrams, as
+:mod:`benchmarks.calls` does; ``--pmtu fixed`` (the default) with 1452-byte datagrams and no search.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.calls import CLIENT, SERVER, _Counter, _Side
+from benchmarks.calls import CLIENT, FIXED_1452, SERVER, _Counter, _Side
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
@@ -48,9 +52,11 @@ Operation = tuple[str, Any, float]
 """("batch", [(data, addr, ecn), ...], now), ("timer", None, now) or ("send", None, now)."""
 
 
-def _setup(mib: float, window: float, work: Path) -> tuple[QuicEndpoint, Pair, _Side, _Side, bytes]:
+def _setup(
+    mib: float, window: float, work: Path, pmtu: str
+) -> tuple[QuicEndpoint, Pair, _Side, _Side, bytes]:
     pki = make_test_pki(work)
-    common: dict[str, Any] = {"alpn": ["bench"], "max_datagram_size": 1452, "pmtu_discovery": False}
+    common: dict[str, Any] = {"alpn": ["bench"], **(FIXED_1452 if pmtu == "fixed" else {})}
     server_config = Config(certfile=pki.cert_file, keyfile=pki.key_file, **common)
     client_config = Config(cafile=pki.ca_file, server_name="localhost", **common)
     clock = VirtualClock(1000.0)
@@ -148,11 +154,11 @@ def _in_child(fn: Any) -> Any:
     return json.loads(out)
 
 
-def measure(mib: float, window: float, reps: int) -> dict[str, Any]:
+def measure(mib: float, window: float, reps: int, pmtu: str = "fixed") -> dict[str, Any]:
     """Record once, replay ``reps`` times; the JSON-able result (CPU per datagram)."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        endpoint, pair, _client, server, body = _setup(mib, window, work)
+        endpoint, pair, _client, server, body = _setup(mib, window, work, pmtu)
         recording = work / "operations.pickle"
         _in_child(lambda: _record(endpoint, pair, server, body, recording) or 0)
         log: list[Operation] = pickle.loads(recording.read_bytes())
@@ -169,6 +175,7 @@ def measure(mib: float, window: float, reps: int) -> dict[str, Any]:
             raise RuntimeError(f"the replay read {read} bytes of {len(body)}")
     result: dict[str, Any] = {
         "mib": mib,
+        "pmtu": pmtu,
         "batch_window_ms": window * 1e3,
         "datagrams": datagrams,
         "datagrams_per_batch": round(datagrams / batches, 1),
@@ -179,7 +186,7 @@ def measure(mib: float, window: float, reps: int) -> dict[str, Any]:
     return result
 
 
-def instructions(mib: float, window_ms: float) -> dict[str, Any]:
+def instructions(mib: float, window_ms: float, pmtu: str = "fixed") -> dict[str, Any]:
     """The replay once under callgrind: instructions per datagram."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [
@@ -196,6 +203,8 @@ def instructions(mib: float, window_ms: float) -> dict[str, Any]:
             str(window_ms),
             "--reps",
             "0",
+            "--pmtu",
+            pmtu,
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
     collected = [int(n.replace(",", "")) for n in re.findall(r"Collected : ([\d,]+)", done.stderr)]
@@ -211,12 +220,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--batch-window", type=float, default=1.0, help="ms (see benchmarks.calls)")
     parser.add_argument("--reps", type=int, default=9, help="replays timed (0: one, untimed)")
+    parser.add_argument(
+        "--pmtu",
+        choices=("fixed", "default"),
+        default="fixed",
+        help="fixed (default): 1452-byte datagrams, PMTU discovery off; default: Config's defaults "
+        "(1350-byte base, PMTU discovery on) on a 1500-byte MTU link, which it finds as 1452",
+    )
     parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
     args = parser.parse_args(argv)
     if args.instructions:
-        print(json.dumps(instructions(args.mib or 1.0, args.batch_window)))
+        print(json.dumps(instructions(args.mib or 1.0, args.batch_window, args.pmtu)))
         return
-    print(json.dumps(measure(args.mib or 4.0, args.batch_window / 1e3, args.reps)))
+    print(json.dumps(measure(args.mib or 4.0, args.batch_window / 1e3, args.reps, args.pmtu)))
 
 
 if __name__ == "__main__":

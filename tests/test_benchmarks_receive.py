@@ -26,3 +26,10 @@ def test_receive_replay_reads_the_whole_upload() -> None:
     result = receive_replay.measure(0.25, 0.001, 1)  # raises unless the replay reads every byte
     assert result["datagrams"] > 100 and result["datagrams_per_batch"] > 1
     assert result["cpu_us_per_datagram_min"] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the replay forks")
+def test_receive_replay_with_the_default_config() -> None:
+    """``--pmtu default``: Config()'s defaults (PMTU discovery on) record and replay the whole upload."""
+    result = receive_replay.measure(0.25, 0.001, 1, "default")
+    assert result["pmtu"] == "default" and result["datagrams"] > 100

@@ -8,6 +8,7 @@ frame to a :class:`~rudp.codec.buffer.Writer`. Malformed input raises only
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -320,6 +321,10 @@ def pull_frame(reader: Reader, packet_type: PacketType | None) -> tuple[int, Fra
 
 
 _VARINT_MASKS: Final = {2: (1 << 14) - 1, 4: (1 << 30) - 1, 8: (1 << 62) - 1}
+_STREAM_USUAL: Final = struct.Struct(">xBIH").unpack_from
+_STREAM_USUAL_TYPED: Final = struct.Struct(">BBIH").unpack_from
+"""A STREAM frame's usual fields after its type byte, raw: a 1-byte stream ID, a 4-byte offset and a
+2-byte length (varints still carrying their width bits, RFC 9000 §16)."""
 
 
 def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tuple[int, int, int, int]:
@@ -336,18 +341,18 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     # then never used), and a field missing entirely makes the indexing fail.
     size = len(payload)
     if frame_type & STREAM_OFF and position + 8 <= size:
-        # The usual frame of a transfer first, its fields at once: a one-byte stream ID, a 4-byte
-        # offset and, when present, a 2-byte length (the widths of RFC 9000 §16 varints).
-        stream_id = payload[position + 1]
-        if stream_id < 0x40 and payload[position + 2] >> 6 == 2:
+        # The usual frame of a transfer first, its fields in one unpack: a one-byte stream ID, a
+        # 4-byte offset and, when present, a 2-byte length (the widths of RFC 9000 §16 varints; the
+        # two bytes after the offset are data when the frame has no length, and then unused).
+        stream_id, offset, length = _STREAM_USUAL(payload, position)
+        if stream_id < 0x40 and offset >> 30 == 2:
             start = position + 6
-            offset = int.from_bytes(payload[position + 2 : start], "big") & 0x3FFFFFFF
             if not frame_type & STREAM_LEN:
-                return stream_id, offset, start, size
-            if payload[start] >> 6 == 1:
-                end = start + 2 + (int.from_bytes(payload[start : start + 2], "big") & 0x3FFF)
+                return stream_id, offset & 0x3FFFFFFF, start, size
+            if length >> 14 == 1:
+                end = start + 2 + (length & 0x3FFF)
                 if end <= size:
-                    return stream_id, offset, start + 2, end
+                    return stream_id, offset & 0x3FFFFFFF, start + 2, end
     position += 1
     offset = 0
     length = -1
@@ -391,6 +396,32 @@ def pull_stream_fields(payload: BytesLike, position: int, frame_type: int) -> tu
     if offset + end - position > VARINT_MAX:
         raise DecodeError("STREAM data beyond 2^62-1", _FEE, frame_type)  # RFC 9000 §19.8
     return stream_id, offset, position, end
+
+
+def pull_filling_stream(payload: BytesLike) -> tuple[int, int, int, int] | None:
+    """The STREAM frame (RFC 9000 §19.8) that fills a packet's ``payload`` from its first byte to its
+    last, the usual payload of a data packet: ``(stream_id, offset, data_start, frame_type)``; None
+    when the payload does not start with a STREAM frame or holds more than it (the caller then reads
+    its frames one by one). Same checks and errors as :func:`pull_stream_fields`.
+
+    Raises:
+        DecodeError: FRAME_ENCODING_ERROR for a truncated frame or data beyond 2^62-1.
+    """
+    size = len(payload)
+    if size >= 8:
+        # The usual frame first, in one unpack: OFF set, a 1-byte stream ID, a 4-byte offset and,
+        # with LEN, a 2-byte length (the widths of RFC 9000 §16 varints).
+        kind, stream_id, offset, length = _STREAM_USUAL_TYPED(payload, 0)
+        if 0x0C <= kind <= 0x0F and stream_id < 0x40 and offset >> 30 == 2:
+            if not kind & STREAM_LEN:
+                return stream_id, offset & 0x3FFFFFFF, 6, kind
+            if length >> 14 == 1 and 8 + (length & 0x3FFF) == size:
+                return stream_id, offset & 0x3FFFFFFF, 8, kind
+    if not size or not 0x08 <= payload[0] <= 0x0F:
+        return None
+    kind = payload[0]
+    stream_id, offset, start, end = pull_stream_fields(payload, 0, kind)
+    return (stream_id, offset, start, kind) if end == size else None
 
 
 def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:

@@ -14,6 +14,7 @@ the packet (RFC 9001 §5.5).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -45,6 +46,9 @@ _PN_LENGTH_BITS: Final = 0x03
 _ZERO_MASK_INPUT: Final = bytes(1 + MAX_PN_LENGTH)
 _ZERO_SAMPLE: Final = bytes(SAMPLE_LENGTH)
 _BYTES: Final = tuple(bytes((value,)) for value in range(256))
+_MASK_FIELDS: Final = struct.Struct(">BI").unpack_from
+"""A header-protection mask's first byte and the next four (the packet number's at most), as ints."""
+_UINT32: Final = struct.Struct(">I").unpack_from
 """Every one-byte ``bytes``, made once (``bytes((b,))`` costs a tuple and a constructor call)."""
 
 #: RFC 9001 §6.6: packets that may be encrypted with one key (confidentiality limit), per suite.
@@ -327,13 +331,14 @@ class PacketProtection:
         sample_start = pn_offset + SAMPLE_OFFSET
         if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(datagram):
             return None
-        mask = self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH])
-        first = datagram[0] ^ (mask[0] & _SHORT_FIRST_BYTE_MASK)
+        # The mask's first byte and the four bytes that may mask the packet number, in one unpack;
+        # likewise the four bytes from the packet number on (the sample starts after them, so they
+        # exist), of which the first pn_length are the field (RFC 9001 §5.4.1).
+        first_mask, pn_mask = _MASK_FIELDS(self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH]))
+        first = datagram[0] ^ (first_mask & _SHORT_FIRST_BYTE_MASK)
         pn_length = (first & _PN_LENGTH_BITS) + 1
         payload_start = pn_offset + pn_length
-        truncated = int.from_bytes(datagram[pn_offset:payload_start], "big") ^ int.from_bytes(
-            mask[1 : 1 + pn_length], "big"
-        )
+        truncated = (_UINT32(datagram, pn_offset)[0] ^ pn_mask) >> (32 - 8 * pn_length)
         # RFC 9000 Appendix A.3, inlined (decode_packet_number).
         window = 1 << (pn_length * 8)
         half_window = window >> 1

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from rudp.codec.buffer import BytesLike
+
 MAX_RUN_PACKETS: Final = 64
 """Packets a run holds at most (then it is handed over and the next one starts a new run)."""
 
@@ -35,9 +37,9 @@ class DataRun:
         self.kind = 0
         self.offset = 0
         self.end = 0
-        self.pieces: list[memoryview] = []
+        self.pieces: list[BytesLike] = []
 
-    def extend(self, packet_number: int, stream_id: int, offset: int, piece: memoryview, kind: int) -> bool:
+    def extend(self, packet_number: int, stream_id: int, offset: int, piece: BytesLike, kind: int) -> bool:
         """Add the packet if it continues the run (the next packet number, the same stream and frame
         type, data that starts where the run's ends); False, having changed nothing, if not."""
         if packet_number != self.last + 1 or offset != self.end:
@@ -49,7 +51,7 @@ class DataRun:
         self.pieces.append(piece)
         return True
 
-    def start(self, packet_number: int, stream_id: int, offset: int, piece: memoryview, kind: int) -> None:
+    def start(self, packet_number: int, stream_id: int, offset: int, piece: BytesLike, kind: int) -> None:
         """Begin a run with this packet (the run must be empty: :meth:`take` it first)."""
         self.first = self.last = packet_number
         self.stream_id = stream_id
@@ -58,7 +60,7 @@ class DataRun:
         self.end = offset + len(piece)
         self.pieces = [piece]
 
-    def take(self) -> tuple[int, int, int, int, int, list[memoryview], int] | None:
+    def take(self) -> tuple[int, int, int, int, int, list[BytesLike], int] | None:
         """Empty the run; what it held as ``(first, last, stream_id, offset, end, pieces, kind)``, or
         None if it was empty."""
         first = self.first

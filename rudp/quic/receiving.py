@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
-from rudp.codec.frame_codec import parse_frames, pull_one_rtt_frame, pull_stream_fields
+from rudp.codec.frame_codec import parse_frames, pull_filling_stream, pull_one_rtt_frame, pull_stream_fields
 from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
 from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
@@ -198,7 +198,7 @@ class Receiver:
                 size = len(data)
                 count += 1
                 total += size
-                if addr == run_addr:
+                if addr is run_addr or addr == run_addr:  # (one address object per GRO buffer)
                     path = run_path
                     run_bytes += size
                 else:
@@ -214,7 +214,11 @@ class Receiver:
                         if state is established and path is paths.current and size and data[0] & 0xC0 == 0x40
                         else _NOT_TAKEN
                     )
-                    if taken == _NOT_TAKEN:
+                    if taken == _PROCESSED:
+                        processed += 1
+                        if 0 < ecn < 4:
+                            marks[ecn] += 1
+                    elif taken == _NOT_TAKEN:
                         if self._run.first >= 0:
                             self._flush_run(now)  # the general path sees the packets before this one
                         if run_path is not None:  # the run ends: the general path may add or move paths
@@ -222,10 +226,6 @@ class Receiver:
                             run_addr = run_path = None
                         data = data if type(data) is bytes else bytes(data)
                         self._receive_packets(data, addr, now, ecn, local)
-                    elif taken == _PROCESSED:
-                        processed += 1
-                        if 0 < ecn < 4:
-                            marks[ecn] += 1
                     if self._pending and lifecycle.is_active:
                         self._replay_pending(now)
                 except TransportError as exc:
@@ -364,28 +364,27 @@ class Receiver:
                 return _DUPLICATE
         if self._log_packets:
             self._qlog.packet_received(_ONE_RTT, packet_number, payload, len(data), now)
-        kind = payload[0] if payload else 0
         single = deferred = False
-        if 0x08 <= kind <= 0x0F:
-            # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
-            # Without FIN it joins the batch's run of such packets (rudp.quic.receive_run).
-            stream_id, offset, start, end = pull_stream_fields(payload, 0, kind)
-            if end == len(payload):
-                piece = memoryview(payload)[start:]
-                single = True
-                deferred = not kind & 0x01 and self._runs
-                pending = run.first >= 0
-                if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
-                    if pending:
-                        self._flush_run(now)
-                    # A run starts above the largest packet number recorded (its own then decide what
-                    # the next packet's number decodes against, and what is a duplicate).
-                    largest = tracker.largest_received
-                    if deferred and (largest is None or packet_number > largest):
-                        run.start(packet_number, stream_id, offset, piece, kind)
-                    else:
-                        deferred = False
-                        self._streams.on_stream_data(stream_id, offset, piece, kind)
+        # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
+        # Without FIN it joins the batch's run of such packets (rudp.quic.receive_run).
+        fields = pull_filling_stream(payload)
+        if fields is not None:
+            stream_id, offset, start, kind = fields
+            piece = payload[start:]  # (a copy costs less than a view: one object, not two)
+            single = True
+            deferred = not kind & 0x01 and self._runs
+            pending = run.first >= 0
+            if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
+                if pending:
+                    self._flush_run(now)
+                # A run starts above the largest packet number recorded (its own then decide what
+                # the next packet's number decodes against, and what is a duplicate).
+                largest = tracker.largest_received
+                if deferred and (largest is None or packet_number > largest):
+                    run.start(packet_number, stream_id, offset, piece, kind)
+                else:
+                    deferred = False
+                    self._streams.on_stream_data(stream_id, offset, piece, kind)
         if not single:
             if run.first >= 0:
                 self._flush_run(now)

@@ -14,6 +14,7 @@ from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frame_codec import (
     encode_frames,
     parse_frames,
+    pull_filling_stream,
     pull_frame,
     pull_one_rtt_frame,
     pull_stream_fields,
@@ -367,3 +368,85 @@ def test_pull_one_rtt_frame_answers_as_pull_frame() -> None:
     assert shortcuts > 7_000
     ping_then_max_data = bytes([0x01, 0x10]) + varint(12345, 2)
     assert _shortcut(ping_then_max_data, 1) == _general(ping_then_max_data, 1) == (f.MaxData(12345), 4)
+
+
+def test_pull_stream_fields_answers_as_pull_frame() -> None:
+    # The STREAM field decoder (and its one-unpack shortcut for a 1-byte stream ID, a 4-byte offset and
+    # a 2-byte length) against the general decoder: every frame type, every varint width, values at
+    # the width limits, truncations, and data after the frame.
+    import random
+
+    rng = random.Random(13)
+    shortcut_shape = 0
+    for _ in range(20_000):
+        kind = rng.randrange(0x08, 0x10)
+        widths = [rng.choice([1, 2, 4, 4, 4, 8]) for _ in range(3)]
+        if rng.random() < 0.5:
+            widths = [1, 4, 2]
+        limits = {1: 1 << 6, 2: 1 << 14, 4: 1 << 30, 8: 1 << 62}
+        stream_id = rng.choice([0, 5, limits[widths[0]] - 1, rng.randrange(limits[widths[0]])])
+        offset = rng.choice([0, limits[widths[1]] - 1, rng.randrange(limits[widths[1]])])
+        data = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 2, 3, 40])))
+        length = rng.choice([len(data), len(data), len(data) + 1, rng.randrange(limits[widths[2]])])
+        frame = bytes([kind]) + _varint_of_width(stream_id, widths[0])
+        if kind & 0x04:
+            frame += _varint_of_width(offset, widths[1])
+        if kind & 0x02:
+            frame += _varint_of_width(length, widths[2])
+        prefix = bytes(rng.randrange(3))  # PADDING before it: the frame starts at ``position``
+        payload = prefix + frame + data + rng.choice([b"", b"\x01", bytes(3)])
+        if rng.random() < 0.2:
+            payload = payload[: rng.randrange(len(prefix) + 1, len(payload) + 1)]
+        expected = _general(payload, len(prefix))
+        try:
+            stream_id, offset, start, end = pull_stream_fields(payload, len(prefix), kind)
+            got: object = (
+                f.Stream(stream_id, offset, payload[start:end], bool(kind & 0x01), bool(kind & 0x02)),
+                end,
+            )
+        except DecodeError as exc:
+            got = ("error", exc.code, exc.frame_type)
+            expected = expected[:1] + expected[2:] if expected[0] == "error" else expected
+        assert got == expected, payload.hex()
+        shortcut_shape += widths == [1, 4, 2] and kind & 0x04 and expected[0] != "error"
+    assert shortcut_shape > 3_000
+
+
+def test_pull_filling_stream_answers_as_pull_stream_fields() -> None:
+    # A data packet's payload: the fields when one STREAM frame fills it (its one-unpack shortcut and
+    # the general decoder alike), None when it does not start with one or holds more, and the same
+    # errors as pull_stream_fields: every frame type and varint width, truncations, frames after it.
+    import random
+
+    rng = random.Random(1452)
+    filling = 0
+    for _ in range(20_000):
+        kind = rng.randrange(0x06, 0x10)
+        widths = [1, 4, 2] if rng.random() < 0.5 else [rng.choice([1, 2, 4, 8]) for _ in range(3)]
+        limits = {1: 1 << 6, 2: 1 << 14, 4: 1 << 30, 8: 1 << 62}
+        stream_id = rng.choice([0, 5, limits[widths[0]] - 1])
+        offset = rng.choice([0, limits[widths[1]] - 1, rng.randrange(limits[widths[1]])])
+        data = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 2, 40])))
+        length = rng.choice([len(data), len(data), len(data) + 1, len(data) - 1])
+        payload = bytes([kind]) + _varint_of_width(stream_id, widths[0])
+        if kind & 0x04:
+            payload += _varint_of_width(offset, widths[1])
+        if kind & 0x02:
+            payload += _varint_of_width(max(length, 0), widths[2])
+        payload += data + rng.choice([b"", b"", b"\x01", bytes(3)])
+        if rng.random() < 0.2:
+            payload = payload[: rng.randrange(0, len(payload) + 1)]
+        try:
+            got: object = pull_filling_stream(payload)
+        except DecodeError as exc:
+            got = ("error", exc.code, exc.frame_type)
+        expected: object = None
+        if payload and 0x08 <= payload[0] <= 0x0F:
+            try:
+                sid, off, start, end = pull_stream_fields(payload, 0, payload[0])
+                expected = (sid, off, start, payload[0]) if end == len(payload) else None
+            except DecodeError as exc:
+                expected = ("error", exc.code, exc.frame_type)
+        assert got == expected, payload.hex()
+        filling += isinstance(got, tuple) and got[0] != "error"
+    assert filling > 5_000

@@ -269,3 +269,44 @@ def test_a_failed_open_keeps_nothing() -> None:
     packet = other.protect(header, bytes(20), 7, pn_offset, 1)
     assert protection.open_and_keep(packet, pn_offset, 0) is AUTHENTICATION_FAILED
     assert protection.unprotect(packet, pn_offset, 0) is AUTHENTICATION_FAILED
+
+
+def _short_case(case: dict[str, object]) -> dict[str, object]:
+    return {**case, "long": False}
+
+
+@settings(max_examples=300)
+@given(case=packet_cases.map(_short_case), data=st.data())
+def test_open_short_matches_unprotect(case: dict[str, object], data: st.DataObject) -> None:
+    """The receive fast path's opener gives what the general one gives for a 1-RTT packet (every packet
+    number length, any expected packet number, bytes or a view inside a datagram), and None whenever
+    the general one fails: tampered, truncated or random bytes."""
+    protection, _, _, packet, pn_offset, _, expected = _build(case)
+    expected = data.draw(st.sampled_from([expected, data.draw(st.integers(0, (1 << 62) - 1))]))
+    tampered = bytearray(packet)
+    if data.draw(st.booleans()):
+        tampered[data.draw(st.integers(0, len(packet) - 1))] ^= data.draw(st.integers(1, 255))
+    cut = data.draw(st.sampled_from([len(packet), data.draw(st.integers(0, len(packet)))]))
+    candidate = bytes(tampered[:cut])
+    before = data.draw(st.binary(max_size=8))
+    for form in (candidate, memoryview(before + candidate)[len(before) :]):
+        result = protection.unprotect(form, pn_offset, expected)
+        opened = protection.open_short(form, pn_offset, expected)
+        if isinstance(result, DecryptFailed):
+            assert opened is None
+        else:
+            assert opened == (result.first_byte, result.packet_number, result.payload)
+
+
+@settings(max_examples=300)
+@given(
+    suite=st.sampled_from(SUITES),
+    packet=st.binary(max_size=80),
+    pn_offset=st.integers(-5, 90),
+    expected=st.integers(0, (1 << 62) - 1),
+)
+def test_open_short_on_random_bytes_gives_none(
+    suite: CipherSuite, packet: bytes, pn_offset: int, expected: int
+) -> None:
+    protection = PacketProtection(suite, _secret(suite), Version.V1)
+    assert protection.open_short(packet, pn_offset, expected) is None

@@ -167,7 +167,7 @@ class Assembler:
         self._pending_bytes -= len(run)
         return len(run)
 
-    def insert_pieces(self, offset: int, pieces: list[memoryview], frame_type: int = 0) -> int:
+    def insert_pieces(self, offset: int, pieces: list[BytesLike], frame_type: int = 0) -> int:
         """:meth:`insert` for each of ``pieces``, consecutive from ``offset``, in turn; the total
         :meth:`insert` would return (with the same error, at the same piece)."""
         if offset == self.read_offset + len(self._ready) and not self._starts:

@@ -345,7 +345,7 @@ class StreamManager(StreamOutput):
         self._on_stream(stream_id, offset, data, bool(frame_type & 0x01), frame_type)
 
     def on_stream_pieces(
-        self, stream_id: int, offset: int, end: int, pieces: list[memoryview], frame_type: int
+        self, stream_id: int, offset: int, end: int, pieces: list[BytesLike], frame_type: int
     ) -> None:
         """:meth:`on_stream_data` for consecutive STREAM frames of one stream without FIN (``pieces``
         follow each other from ``offset`` to ``end``, all of type ``frame_type``), in turn: same checks,

@@ -181,7 +181,7 @@ class RecvStream:
         return delta, False
 
     def take_pieces(
-        self, offset: int, end: int, pieces: list[memoryview], frame_type: int, connection_room: int
+        self, offset: int, end: int, pieces: list[BytesLike], frame_type: int, connection_room: int
     ) -> tuple[int, bool] | None:
         """:meth:`take_data` for consecutive ``pieces`` (no FIN) from ``offset`` to ``end`` at once:
         the STREAM frames of a run of packets. Returns None, having changed nothing, for anything but

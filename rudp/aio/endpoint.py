@@ -47,6 +47,11 @@ SOCKET_BUFFER_BYTES = 4 << 20
 
 FLUSH_DEFERRALS = 8
 """Loop passes the flush an input scheduled waits at most for the application's answer."""
+FLUSH_PORTION = 32
+"""Commands (a write, a FIN, ...) after which what the ones of one loop pass made leaves while the
+application goes on making the rest (issue 13). 32 requests in flight answered in one burst otherwise
+travel as one round: each end handles all 32 while the other waits; in two portions of ~16 answers
+(two commands each) both ends work at once (``benchmarks/small_rounds.py``)."""
 
 _log = logging.getLogger("rudp.aio")
 
@@ -127,6 +132,8 @@ class UdpEndpoint:
         pacer or timer that fits the loop's clock keeps ``empty`` a small share (issue 13)."""
         self._flush_scheduled = False
         self._deferrals = 0  # loop passes the scheduled flush has waited so far
+        self._commands = 0  # commands since the scheduled flush was asked for (or the last portion)
+        self._portions: list[QuicConnection] = []  # connections a portion transmitted for, not dispatched
         self._closed = asyncio.Event()
 
     # ------------------------------------------------------------------ creation
@@ -335,10 +342,29 @@ class UdpEndpoint:
         :data:`FLUSH_DEFERRALS` loop passes, and only until a command asks for a flush here. So the
         answer and the ACK owed leave together, and what the loop runs after the answer (tasks
         finishing) runs while the peer already works on it. A loop that does not tell what is ready
-        (uvloop), and an endpoint with a handshake under way, do not wait.
+        (uvloop), and an endpoint with a handshake under way, do not wait. A long burst of commands in
+        one pass (many tasks answering) leaves in portions of :data:`FLUSH_PORTION` commands, so the
+        peer starts on the first answers while the rest are made.
         """
         self._deferrals = FLUSH_DEFERRALS  # the answer is here: no more waiting
-        self._schedule_flush()
+        if not self._flush_scheduled:
+            self._schedule_flush()
+            return
+        self._commands += 1
+        if self._commands >= FLUSH_PORTION:
+            self._transmit_portion()
+
+    def _transmit_portion(self) -> None:
+        """Transmit what the commands so far made while a flush is scheduled (the application is making
+        a burst of answers): the peer works on these while the rest are made. Only the transmission: the
+        events of the connections it flushed wait for the scheduled flush (never dispatched from inside
+        an application's command)."""
+        self._commands = 0
+        io = self._io
+        if io is None or io.is_closing() or self._handshaking():
+            return
+        self._transmit(io)
+        self._portions += self.quic.flushed
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -372,23 +398,30 @@ class UdpEndpoint:
 
         Returns how many datagrams left."""
         io = self._io
+        self._commands = 0
+        portions, self._portions = self._portions, []
         if io is not None and not io.is_closing():
-            quic = self.quic
-            datagrams = quic.datagrams_to_send(self._loop.time())
-            if self._ecn and datagrams:
-                self._follow_ecn_validation(io)
-            client = self._client_core
-            if client is not None and client.migration.target is not None:
-                self._send_client(io, datagrams, client)  # (also when empty: it settles the move)
-            elif quic.sources is not None and self._extra:
-                self._extra.send_from(io, datagrams, quic.sources)
-            elif datagrams:
-                io.send(datagrams)
-            self._timer.arm(quic.next_timer())
-            self._dispatch(quic.flushed)
-            return len(datagrams)
+            sent = self._transmit(io)
+            self._dispatch(portions + self.quic.flushed if portions else self.quic.flushed)
+            return sent
         self._dispatch(list(self._connections))
         return 0
+
+    def _transmit(self, io: DatagramSocket | TransportDatagramSocket) -> int:
+        """Send every datagram the connections have now and re-arm the timer; how many left."""
+        quic = self.quic
+        datagrams = quic.datagrams_to_send(self._loop.time())
+        if self._ecn and datagrams:
+            self._follow_ecn_validation(io)
+        client = self._client_core
+        if client is not None and client.migration.target is not None:
+            self._send_client(io, datagrams, client)  # (also when empty: it settles the move)
+        elif quic.sources is not None and self._extra:
+            self._extra.send_from(io, datagrams, quic.sources)
+        elif datagrams:
+            io.send(datagrams)
+        self._timer.arm(quic.next_timer())
+        return len(datagrams)
 
     def _follow_ecn_validation(self, io: DatagramSocket | TransportDatagramSocket) -> None:
         """Mark this batch as the connections in it ask (RFC 9000 §13.4.2): ECT(0) while a path tests

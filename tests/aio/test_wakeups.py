@@ -320,3 +320,61 @@ async def test_a_flush_during_the_handshake_does_not_wait() -> None:
     endpoint = UdpEndpoint(rudp.Config())
     endpoint._client_core = SimpleNamespace(handshake_complete=False)  # type: ignore[assignment]
     assert await _pass_of_flush(endpoint) == [1]
+
+
+async def _burst(conn: rudp.Connection, count: int) -> tuple[int, list[bytes]]:
+    """``count`` requests made in one loop pass (each a write and a FIN); (datagrams the client sent
+    while making them, the answers)."""
+    endpoint = conn._driver.link
+    assert isinstance(endpoint, UdpEndpoint) and endpoint.io is not None
+    stats = endpoint.io.stats
+    streams = [await conn.open_stream() for _ in range(count)]
+    await asyncio.wait_for(asyncio.gather(*(s.drain() for s in streams)), WAIT)  # nothing pending
+    sent = stats.datagrams_sent
+    for i, stream in enumerate(streams):
+        stream.write(b"%d" % (100 + i))
+        stream.write_eof()
+    during = stats.datagrams_sent - sent  # only a portion can have left inside the commands
+    answers = await asyncio.wait_for(asyncio.gather(*(s.read() for s in streams)), WAIT)
+    return during, answers
+
+
+async def test_a_burst_of_commands_leaves_in_portions(
+    running_server: Any, client_config: Callable[..., rudp.Config], monkeypatch: Any
+) -> None:
+    """Requests made in one loop pass leave a portion of FLUSH_PORTION commands at a time, while the
+    application is still making the rest (the peer starts on them: issue 13); every answer intact."""
+    from rudp.aio import endpoint as endpoint_module
+
+    count = 24  # 48 commands: one portion of 32 inside the burst, the rest at the scheduled flush
+    async with (
+        running_server(_small_responses) as server,
+        rudp.connect("127.0.0.1", server.port, config=client_config(server_name="localhost")) as conn,
+    ):
+        during, answers = await _burst(conn, count)
+        assert during == 1
+        assert answers == [b"r" * (100 + i) for i in range(count)]
+        monkeypatch.setattr(endpoint_module, "FLUSH_PORTION", 10_000)
+        during, answers = await _burst(conn, count)
+        assert during == 0  # without portions everything waits for the scheduled flush
+        assert answers == [b"r" * (100 + i) for i in range(count)]
+
+
+async def test_a_portion_transmits_without_dispatching_events() -> None:
+    """A portion only transmits: the events of the connections it flushed are dispatched by the
+    scheduled flush, never from inside the application's command."""
+    from rudp.aio.endpoint import FLUSH_PORTION
+
+    endpoint = UdpEndpoint(rudp.Config())
+    calls: list[str] = []
+    endpoint._io = SimpleNamespace(is_closing=lambda: False)  # type: ignore[assignment]
+    endpoint._transmit = lambda io: calls.append("transmit") or 0  # type: ignore[method-assign]
+    endpoint._dispatch = lambda cores, **kw: calls.append("dispatch")  # type: ignore[method-assign]
+    endpoint.request_flush()  # schedules the flush
+    for _ in range(FLUSH_PORTION):
+        endpoint.request_flush()
+    assert calls == ["transmit"]
+    turn = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(turn.set_result, None)
+    await turn  # the scheduled flush's turn (queued before this one)
+    assert calls == ["transmit", "transmit", "dispatch"]

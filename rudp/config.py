@@ -382,37 +382,26 @@ class Config:
         Every connection asks once; the (immutable) result is shared by every call with the same
         inputs, so a server does not build a 22-field object per accepted connection. The inputs are
         read on every call: a configuration changed in place gives new parameters."""
-        key = (
-            self.idle_timeout,
-            self.initial_max_data,
-            self.initial_max_stream_data,
-            self.max_streams_bidi,
-            self.max_streams_uni,
-            self.ack_delay_exponent,
-            self.max_ack_delay,
-            self.active_connection_id_limit,
-            self.max_datagram_frame_size if self.datagrams else None,
-            self.disable_active_migration,
-            self.timer_granularity if self.ack_frequency else None,
-        )
+        values = {
+            "max_idle_timeout": int(self.idle_timeout * 1000),
+            "max_udp_payload_size": 65527,
+            "initial_max_data": self.initial_max_data,
+            "initial_max_stream_data_bidi_local": self.initial_max_stream_data,
+            "initial_max_stream_data_bidi_remote": self.initial_max_stream_data,
+            "initial_max_stream_data_uni": self.initial_max_stream_data,
+            "initial_max_streams_bidi": self.max_streams_bidi,
+            "initial_max_streams_uni": self.max_streams_uni,
+            "ack_delay_exponent": self.ack_delay_exponent,
+            "max_ack_delay": round(self.max_ack_delay * 1000),
+            "active_connection_id_limit": self.active_connection_id_limit,
+            "max_datagram_frame_size": self.max_datagram_frame_size if self.datagrams else None,
+            "disable_active_migration": self.disable_active_migration,
+            "min_ack_delay": self._min_ack_delay_us() if self.ack_frequency else None,
+        }
+        key = tuple(values.values())  # every input is in the key: no field can be forgotten
         params = _LOCAL_PARAMETERS.get(key)
         if params is None:
-            params = TransportParameters(
-                max_idle_timeout=int(self.idle_timeout * 1000),
-                max_udp_payload_size=65527,
-                initial_max_data=self.initial_max_data,
-                initial_max_stream_data_bidi_local=self.initial_max_stream_data,
-                initial_max_stream_data_bidi_remote=self.initial_max_stream_data,
-                initial_max_stream_data_uni=self.initial_max_stream_data,
-                initial_max_streams_bidi=self.max_streams_bidi,
-                initial_max_streams_uni=self.max_streams_uni,
-                ack_delay_exponent=self.ack_delay_exponent,
-                max_ack_delay=round(self.max_ack_delay * 1000),
-                active_connection_id_limit=self.active_connection_id_limit,
-                max_datagram_frame_size=key[8],
-                disable_active_migration=self.disable_active_migration,
-                min_ack_delay=self._min_ack_delay_us() if self.ack_frequency else None,
-            )
+            params = TransportParameters(**values)  # type: ignore[arg-type]
             if len(_LOCAL_PARAMETERS) >= _MAX_LOCAL_PARAMETERS:
                 del _LOCAL_PARAMETERS[next(iter(_LOCAL_PARAMETERS))]  # the oldest
             _LOCAL_PARAMETERS[key] = params

@@ -111,6 +111,7 @@ class Stream:
         "_eof_requested",
         "_fin_queued",
         "_id",
+        "_idle",
         "_local_reset",
         "_loop",
         "_peer_reset",
@@ -165,6 +166,12 @@ class Stream:
         self._read_finished = not self._readable_side
         """Nothing more to read from the core: the end was read, the peer reset, we stopped reading,
         or the connection closed (then dropping the stream needs no STOP_SENDING)."""
+        self._idle = local and bidi
+        """The core has nothing new to read for this stream: a read found nothing (or the stream is
+        ours and new) and no wake-up came since. Data reaching the core makes a StreamReadable event
+        (the link dispatches an input's events before any task runs), and every change that ends a
+        wait wakes :attr:`_readable`, which clears this: a read then waits without asking the core
+        first (issue 13: the first read of each request the client makes)."""
 
     # ------------------------------------------------------------------ properties
 
@@ -216,6 +223,15 @@ class Stream:
             if self._rbuf:
                 return await self._read_some(n)
             return await self._read_core(n)  # (_read_some with nothing buffered: one coroutine less)
+        if not self._rbuf:
+            # Often the whole stream is in (a small request): once the core has its end, the one
+            # chunk is all of it, as the loop below would find with one read more.
+            chunk = await self._read_core(-1)
+            if not chunk or (self._peer_reset is None and self._driver.core.stream_at_eof(self._id)):
+                if chunk:
+                    self._read_finished = True
+                return chunk
+            self._rbuf += chunk
         # Gather in the stream's own buffer: if the read fails or is cancelled, nothing is lost.
         while chunk := await self._read_core(-1):
             self._rbuf += chunk
@@ -328,17 +344,19 @@ class Stream:
         while True:
             if self._peer_reset is not None:
                 raise StreamReset(self._id, self._peer_reset)
-            data = core.read_stream(self._id, max_bytes)
-            if data:
-                self._driver.after_read()  # consumed bytes may return credit: let it go out
-                return data
-            if core.stream_at_eof(self._id):
-                if self._peer_reset is not None:
-                    raise StreamReset(self._id, self._peer_reset)
-                self._read_finished = True
-                return b""
+            if not self._idle:
+                data = core.read_stream(self._id, max_bytes)
+                if data:
+                    self._driver.after_read()  # consumed bytes may return credit: let it go out
+                    return data
+                if core.stream_at_eof(self._id):
+                    if self._peer_reset is not None:
+                        raise StreamReset(self._id, self._peer_reset)
+                    self._read_finished = True
+                    return b""
             if self._conn_error is not None:
                 raise self._conn_error
+            self._idle = True
             await self._readable.wait()
 
     # ------------------------------------------------------------------ writing
@@ -447,6 +465,7 @@ class Stream:
             self._driver.core.stop_sending(self._id, code)
             self._driver.after_command()
         self._read_finished = True
+        self._idle = False
         self._readable.set()
 
     # ------------------------------------------------------------------ closing (StreamWriter names)
@@ -554,6 +573,7 @@ class Stream:
     # ------------------------------------------------------------------ events (from Connection)
 
     def _on_readable(self) -> None:
+        self._idle = False
         self._readable.set()
 
     def _on_writable(self) -> None:
@@ -567,6 +587,7 @@ class Stream:
 
     def _on_peer_reset(self, code: int) -> None:
         self._peer_reset = code
+        self._idle = False
         self._readable.set()
 
     def _on_peer_stop(self, code: int) -> None:
@@ -577,6 +598,7 @@ class Stream:
     def _on_connection_closed(self, error: ConnectionClosed) -> None:
         self._conn_error = error
         self._clear_pending()  # it can never be sent now
+        self._idle = False
         self._readable.set()
         self._writable.set()
 

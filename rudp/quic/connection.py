@@ -58,6 +58,10 @@ from rudp.tls.config import TlsConfig
 _CLOSED = State.CLOSED
 
 
+def _no_activity() -> None:
+    """What a command calls when no activity callback is set (a connection used on its own)."""
+
+
 class QuicConnection:
     """One QUIC connection, client or server, as a pure state machine.
 
@@ -80,7 +84,7 @@ class QuicConnection:
         self._config = config
         self.is_client = is_client
         self._events: deque[Event] = deque()
-        self._activity: Callable[[], None] | None = None
+        self._touched: Callable[[], None] = _no_activity  # the activity callback (called directly)
         self._qlog = open_qlog(config, is_client=is_client)
         self._qlog_null = type(self._qlog) is NullQlog
         self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
@@ -272,11 +276,7 @@ class QuicConnection:
     def set_activity_callback(self, callback: Callable[[], None] | None) -> None:
         """Have ``callback`` called after every command (an endpoint uses it to flush only the
         connections that changed)."""
-        self._activity = callback
-
-    def _touched(self) -> None:
-        if self._activity is not None:
-            self._activity()
+        self._touched = callback if callback is not None else _no_activity
 
     def open_stream(self, *, bidirectional: bool = True) -> int:
         """Open a new stream and return its ID.

@@ -69,7 +69,7 @@ class Lifecycle:
 
     def check_open(self) -> None:
         """Raise :class:`~rudp.errors.ConnectionClosed` unless the connection is still active."""
-        if self.is_active:
+        if self.state in _ACTIVE:  # is_active, inline (every stream command asks)
             return
         cause = self.cause
         if cause is not None:

@@ -61,6 +61,11 @@ _SEND_DONE: Final = (SendState.DATA_RECVD, SendState.RESET_RECVD)
 _USEFUL_STREAM_FRAME = 32
 """Below this much room left in a packet, no more STREAM frames are attempted in it."""
 
+FINISHED_LEAVE_QUEUE = True
+"""A stream whose frame carried its FIN, with nothing to re-send, leaves the send queue at once rather
+than at its next turn, which would find nothing to send (the same frames, in the same order; False
+only in tests, to compare with that general path)."""
+
 
 class StreamOutput:
     """Queues and writes the streams subsystem's frames; handles their acknowledgement and loss."""
@@ -331,7 +336,13 @@ class StreamOutput:
             # (acknowledgments are batched per ACK frame)
             sink.push_stream(stream_id, start, data, fin, Batched(StreamOutput.deliver, self, item))
             conn_send.used += new_bytes
-            queue.rotate(-1)
+            if fin and FINISHED_LEAVE_QUEUE and send is not None and not send.buffer.has_lost:
+                # Everything and the FIN sent, nothing to re-send: its next turn would find nothing
+                # to send and drop it from the queue (a small request or response: one frame each).
+                queue.popleft()
+                self._queued.discard(stream_id)
+            else:
+                queue.rotate(-1)
             idle = 0
             if sink.remaining < _USEFUL_STREAM_FRAME:
                 break  # the packet is (nearly) full: don't ask every stream to fail to fit

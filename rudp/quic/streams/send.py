@@ -404,7 +404,7 @@ class SendStream:
             # inline (stream_frame_overhead's, without four calls per frame).
             bound = length if length < max_size else max_size
             stream_id = self.stream_id
-            overhead = 2 if stream_id <= 0x3F else 1 + _varint_size(stream_id)
+            overhead = 2 if stream_id <= 0x3F else 3 if stream_id <= 0x3FFF else 1 + _varint_size(stream_id)
             if start:
                 overhead += 4 if 0x3FFF < start <= 0x3FFFFFFF else _varint_size(start)
             overhead += 1 if bound <= 0x3F else 2 if bound <= 0x3FFF else _varint_size(bound)

@@ -336,9 +336,9 @@ def encode_packet_number(packet_number: int, largest_acked: int | None) -> tuple
     largest acknowledged packet (or the full number when nothing was acknowledged yet).
     """
     num_unacked = packet_number + 1 if largest_acked is None else packet_number - largest_acked
-    # 2^bits must exceed twice the number of packets in flight (log2(n) + 1 bits, rounded up).
-    min_bits = max(1, (2 * num_unacked).bit_length())
-    length = max(1, (min_bits + 7) // 8)
+    # 2^bits must exceed twice the number of packets in flight (log2(n) + 1 bits, rounded up to whole
+    # bytes, at least one; "or", not max(): asked for every packet sent).
+    length = ((2 * num_unacked).bit_length() + 7) // 8 or 1
     if length > 4:
         raise ValueError("packet number too far ahead of the largest acknowledged")
     return packet_number & ((1 << (8 * length)) - 1), length

@@ -36,9 +36,11 @@ _PAYLOAD_BEFORE_SAMPLE = SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH
 
 class AckOnlyDatagrams:
     """Builds the ACK-only 1-RTT datagram of a connection when that is all it has to send (see the
-    module docstring). Owned by the sender; holds no state of its own between calls."""
+    module docstring). Owned by the sender; holds no state of its own between calls but the header
+    template of the last datagram (a cache of bytes derived from the connection ID, key phase and packet
+    number length it was built for)."""
 
-    __slots__ = ("_liveness", "_peer_cids", "_qlog", "_recovery", "_spaces", "_traffic")
+    __slots__ = ("_liveness", "_peer_cids", "_qlog", "_recovery", "_spaces", "_template", "_traffic")
 
     def __init__(
         self,
@@ -55,6 +57,9 @@ class AckOnlyDatagrams:
         self._liveness = liveness
         self._traffic = traffic
         self._qlog = qlog
+        self._template: tuple[bytes, int, int, bytes] = (b"", -1, 0, b"")
+        """(destination connection ID, key phase, packet number length, the header's first byte and
+        that connection ID): the short header up to the packet number, rebuilt when one changes."""
 
     def build(self, now: float, path: Path, marked: bool) -> bytes | None:
         """The ACK-only datagram for the current ``path``, which the caller found to be all there is to
@@ -92,22 +97,20 @@ class AckOnlyDatagrams:
         if short > 0:
             payload += bytes(short)  # PADDING, so header protection can sample (puts it in flight)
             in_flight = True
-        header = (
-            bytes((FIXED_BIT | (KEY_PHASE_BIT if phase.key_phase else 0) | (pn_length - 1),))  # §17.3.1
-            + dcid
-            + pn_value.to_bytes(pn_length, "big")
-        )
+        key_phase = phase.key_phase
+        cached_dcid, cached_phase, cached_length, prefix = self._template
+        if cached_dcid is not dcid or cached_phase != key_phase or cached_length != pn_length:
+            # RFC 9000 §17.3.1: the first byte (fixed bit, key phase, packet number length), the DCID.
+            first = FIXED_BIT | (KEY_PHASE_BIT if key_phase else 0) | (pn_length - 1)
+            prefix = bytes((first,)) + dcid
+            self._template = (dcid, key_phase, pn_length, prefix)
+        header = prefix + pn_value.to_bytes(pn_length, "big")
         datagram = protection.protect(header, payload, packet_number, 1 + len(dcid), pn_length)
         size = len(datagram)
+        # Positional (keywords cost a name match each): packet number, space, sent at, size,
+        # ack-eliciting, in flight, handlers, is_crypto, largest acknowledged in its ACK.
         sent = SentPacket(
-            packet_number=packet_number,
-            space=_APPLICATION,
-            sent_at=now,
-            size_bytes=size,
-            ack_eliciting=eliciting,
-            in_flight=in_flight,
-            handlers=handlers,
-            largest_acked_in_ack=largest,
+            packet_number, _APPLICATION, now, size, eliciting, in_flight, handlers, False, largest
         )
         # As Sender._advance, then Sender._after_datagram for one 1-RTT packet on the current path.
         state.advance()

@@ -190,6 +190,21 @@ def test_packet_number_round_trip(largest: int, delta: int) -> None:
     assert decode_packet_number(truncated, 8 * length, largest + 1) == pn
 
 
+def test_packet_number_length_follows_rfc_9000_appendix_a2() -> None:
+    # The length as Appendix A.2 writes it (min_bits, then whole bytes), for every distance up to
+    # three bytes' worth and around each power of two beyond.
+    def reference(packet_number: int, largest: int | None) -> int:
+        unacked = packet_number + 1 if largest is None else packet_number - largest
+        min_bits = max(1, (2 * unacked).bit_length())
+        return max(1, (min_bits + 7) // 8)
+
+    distances = list(range(0, 70_000)) + [2**k + d for k in range(16, 31) for d in (-1, 0, 1)]
+    for distance in distances:
+        assert encode_packet_number(1000 + distance, 1000)[1] == reference(1000 + distance, 1000)
+        if distance < 2**31:
+            assert encode_packet_number(distance, None)[1] == reference(distance, None)
+
+
 def test_packet_number_first_packet() -> None:
     assert encode_packet_number(0, None) == (0, 1)
     assert decode_packet_number(0, 8, 0) == 0

@@ -63,6 +63,8 @@ class _Run:
     lean: int
     """Datagrams the lean builder built."""
     received: bytes
+    dcids: list[bytes]
+    """The destination connection ID of each of the server's 1-RTT datagrams, in order."""
 
     def frames(self) -> list[Frame]:
         return [frame for *_, frames in self.datagrams for frame in frames]
@@ -80,6 +82,7 @@ def _upload(
     link: LinkConfig | None = None,
     server: Mapping[str, object] | None = None,
     client: Mapping[str, object] | None = None,
+    migrate: bool = False,
 ) -> _Run:
     with monkeypatch.context() as patch:
         built = [0]
@@ -103,18 +106,26 @@ def _upload(
         sim.handshake()
         reader = _Reader(keylog)
         sent: list[tuple[int, int, int, list[Frame]]] = []
+        dcids: list[bytes] = []
         to_send = sim.server.datagrams_to_send
 
         def recorded(now: float) -> list[tuple[bytes, Any]]:
             out = to_send(now)
             sent.extend(reader.read(datagram) for datagram, _ in out if not datagram[0] & 0x80)
+            dcids.extend(datagram[1 : 1 + CID_LENGTH] for datagram, _ in out if not datagram[0] & 0x80)
             return out
 
         sim.server.datagrams_to_send = recorded  # type: ignore[method-assign]
         stream_id = sim.conn.open_stream()
+        if migrate:  # (NEW_CONNECTION_ID frames arrive after the handshake's confirmation)
+            sim.pair.run_for(0.2)
         sim.client.send(stream_id, BODY, fin=True)
+        if migrate:  # RFC 9000 §9.5: the server answers the moved client with a fresh DCID
+            sim.pair.run_for(0.05)
+            sim.conn.migrate(sim.clock.now)
+            sim.pair.rebind_client(("10.0.0.5", 50000))
         assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=120.0)
-        return _Run(sent, built[0], bytes(sim.server.streams[stream_id]))
+        return _Run(sent, built[0], bytes(sim.server.streams[stream_id]), dcids)
 
 
 def _compare(plain: _Run, lean: _Run) -> None:
@@ -168,6 +179,16 @@ def test_ack_only_datagrams_across_key_updates(
     _compare(plain, lean)
     assert all(ack.ecn == (0, 0, 0) for ack in lean.acks())
     assert max(generation for _, generation, _, _ in lean.datagrams) >= 2
+
+
+def test_ack_only_datagrams_after_a_migration(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lean builder's header template follows the server's new DCID (and packet number lengths).
+    plain = _upload(pki, tmp_path, monkeypatch, lean=False, migrate=True)
+    lean = _upload(pki, tmp_path, monkeypatch, lean=True, migrate=True)
+    _compare(plain, lean)
+    assert len(set(lean.dcids)) == 2 and lean.dcids == plain.dcids  # the same DCID in each datagram
 
 
 def _general_encoding(tracker: AckTracker, now: float) -> bytes:

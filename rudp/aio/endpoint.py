@@ -133,7 +133,7 @@ class UdpEndpoint:
         self._flush_scheduled = False
         self._deferrals = 0  # loop passes the scheduled flush has waited so far
         self._commands = 0  # commands since the scheduled flush was asked for (or the last portion)
-        self._portions: list[QuicConnection] = []  # connections a portion transmitted for, not dispatched
+        self._portions: dict[QuicConnection, None] = {}  # transmitted for by a portion, not yet dispatched
         self._closed = asyncio.Event()
 
     # ------------------------------------------------------------------ creation
@@ -364,7 +364,7 @@ class UdpEndpoint:
         if io is None or io.is_closing() or self._handshaking():
             return
         self._transmit(io)
-        self._portions += self.quic.flushed
+        self._portions.update(dict.fromkeys(self.quic.flushed))  # each connection once, however many
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -399,10 +399,10 @@ class UdpEndpoint:
         Returns how many datagrams left."""
         io = self._io
         self._commands = 0
-        portions, self._portions = self._portions, []
+        portions, self._portions = self._portions, {}
         if io is not None and not io.is_closing():
             sent = self._transmit(io)
-            self._dispatch(portions + self.quic.flushed if portions else self.quic.flushed)
+            self._dispatch([*portions, *self.quic.flushed] if portions else self.quic.flushed)
             return sent
         self._dispatch(list(self._connections))
         return 0

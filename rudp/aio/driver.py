@@ -20,8 +20,10 @@ Who does what (the contract, stable API):
   and then :meth:`SingleCoreLink.flush`.
 * A **driver** (:class:`ConnectionDriver`) pairs one core with its link. The application layer issues
   commands directly on ``driver.core`` and then calls :meth:`ConnectionDriver.after_command`, which asks
-  the link for a (coalesced, next loop iteration) flush. Events pulled from the core are handed to the
-  driver's :class:`EventSink` (the :class:`~rudp.aio.connection.Connection`).
+  the link for a (coalesced, next loop iteration) flush; a link may transmit part of a long burst of
+  commands early (the UDP endpoint's ``FLUSH_PORTION``), but events are only ever dispatched by the
+  flush, never from inside a command. Events pulled from the core are handed to the driver's
+  :class:`EventSink` (the :class:`~rudp.aio.connection.Connection`).
 
 How a transport module plugs in (what ``rudp._api`` expects of ``rudp.aio.tcp``)::
 

@@ -43,13 +43,25 @@ def _free_port_on_both() -> int:
 
 @contextlib.contextmanager
 def _silent_peer() -> Iterator[int]:
-    """A port where a UDP socket never answers and a TCP listener never accepts (so no TLS)."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
+    """A port where a UDP socket never answers and a TCP listener never accepts (so no TLS).
+
+    The UDP socket picks a free port; the TCP side of that number may be taken (another test's TCP
+    connection can hold it as its local port), so another UDP port is tried then."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         udp.bind(("127.0.0.1", 0))
         port: int = udp.getsockname()[1]
-        tcp.bind(("127.0.0.1", port))
+        try:
+            tcp.bind(("127.0.0.1", port))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        break
+    else:
+        raise RuntimeError("no port free for both UDP and TCP")
+    try:
         tcp.listen(8)
         yield port
     finally:

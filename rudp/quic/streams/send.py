@@ -388,14 +388,7 @@ class SendStream:
             new_bytes = 0
         else:
             start = buffer.next_offset
-            # min(buffer end, stream credit, connection credit), without the builtin's call
-            stop = buffer.end
-            limit = self.credit.limit
-            if limit < stop:
-                stop = limit
-            limit = start + connection_credit
-            if limit < stop:
-                stop = limit
+            stop = self._new_data_stop(start, connection_credit)
             new_bytes = 1
         length = stop - start
         cut = False
@@ -433,6 +426,16 @@ class SendStream:
             self._after_send(fin)
         return start, data, fin, new_bytes, cut
 
+    def _new_data_stop(self, start: int, connection_credit: int) -> int:
+        """Where new data from ``start`` must stop: min(buffer end, stream credit, connection credit),
+        without the builtin's call (RFC 9000 §4.1)."""
+        stop = self.buffer.end
+        limit = self.credit.limit
+        if limit < stop:
+            stop = limit
+        limit = start + connection_credit
+        return limit if limit < stop else stop
+
     def take_full_frames(
         self, max_size: int, connection_credit: int, most: int
     ) -> tuple[int, int, list[bytes]]:
@@ -449,15 +452,9 @@ class SendStream:
         if not 0x100 <= max_size <= 0x3FFF:
             return 0, 0, []
         start = buffer.next_offset
-        # As next_chunk: each frame ends at most at min(buffer end, stream credit, connection credit),
-        # the same bound for all of them (only this stream spends the connection's credit meanwhile).
-        stop = buffer.end
-        limit = self.credit.limit
-        if limit < stop:
-            stop = limit
-        limit = start + connection_credit
-        if limit < stop:
-            stop = limit
+        # Each frame ends at most there, the same bound for all of them (only this stream spends the
+        # connection's credit meanwhile).
+        stop = self._new_data_stop(start, connection_credit)
         length = max_size - 8
         # A frame is cut while more than `length` bytes remain; every offset must have 4-byte varints.
         count = (stop - start - 1) // length

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from benchmarks import handshake_cpu
+from rudp.testing.certs import TestPki
 
 
 def test_handshake_cpu_runs_every_mode() -> None:
@@ -23,3 +26,24 @@ def test_handshake_cpu_runs_every_mode() -> None:
 def test_profile_names_the_handshake_code() -> None:
     text = handshake_cpu.profile("rudp full", "server", 1)
     assert "receive_datagram" in text
+
+
+
+def test_blocks_run_each_mode_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    real = handshake_cpu._exchange
+
+    def recording(mode: str, pki: TestPki) -> handshake_cpu.Exchange:
+        exchange = real(mode, pki)
+
+        def counted() -> tuple[float, float]:
+            order.append(mode)
+            return exchange()
+
+        return counted
+
+    monkeypatch.setattr(handshake_cpu, "_exchange", recording)
+    result = handshake_cpu.run(count=4, rounds=1, block=2, modes=("rudp full", "aioquic full"))
+    assert order == (["rudp full"] * 2 + ["aioquic full"] * 2) * 2  # turns of two handshakes of a mode
+    assert result["conditions"]["handshakes_per_mode"] == 4
+    assert "in blocks of 2 handshakes" in handshake_cpu.report(result)

@@ -147,6 +147,15 @@ def report(result: dict[str, Any]) -> str:
     s = result["stacks"]
     tcp = s.get("rudp-tcp", {}).get("concurrent_req_s")
     aio = s.get("aioquic", {}).get("concurrent_req_s")
+    aio_runs = s.get("aioquic", {}).get("runs", [])
+
+    def per_round(r: dict[str, Any]) -> str:
+        """This stack against aioquic round by round (each round ran every stack once, in turn)."""
+        runs = r.get("runs", [])
+        if not aio_runs or len(runs) != len(aio_runs):
+            return "-"
+        return "/".join(f"{mine / theirs:.2f}" for mine, theirs in zip(runs, aio_runs, strict=True) if theirs)
+
     rows = [
         [
             stack,
@@ -158,6 +167,7 @@ def report(result: dict[str, Any]) -> str:
             f"{r['concurrent_p99_ms']:.1f}",
             ratio(r["concurrent_req_s"], tcp),
             ratio(r["concurrent_req_s"], aio),
+            per_round(r),
         ]
         for stack, r in s.items()
     ]
@@ -166,6 +176,14 @@ def report(result: dict[str, Any]) -> str:
         f"responses; {c['sequential']} sequential, then {c['requests']} with {c['concurrency']} in flight; "
         f"{c.get('repeat', 1)} interleaved round(s), median round shown"
     )
+    if c["rtt_ms"] > 0 and s:
+        # No request in flight with others finishes sooner than one alone: concurrency / the lowest
+        # sequential p50 bounds every stack's concurrent rate on this link.
+        alone = min(r["sequential_p50_ms"] for r in s.values())
+        head += (
+            f"\nbound here: {c['concurrency']} in flight / {alone:.1f} ms (a lone request's p50) = "
+            f"{c['concurrency'] / alone * 1000:.0f} req/s"
+        )
     headers = [
         "stack",
         "seq p50 ms",
@@ -176,6 +194,7 @@ def report(result: dict[str, Any]) -> str:
         "conc p99 ms",
         "vs TCP",
         "vs aioquic",
+        "per round vs aioquic",
     ]
     return head + "\n" + table(headers, rows)
 

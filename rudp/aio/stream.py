@@ -606,6 +606,8 @@ class Stream:
         # A stream dropped unread would pin its bytes in the core and leak connection credit: stop
         # reading it (deferred: the last reference may go inside the core).
         try:
+            if self._connection is not None:
+                self._connection._forget_stream(self._id)
             finished = self._read_finished or self._peer_reset is not None or self._conn_error is not None
             if not finished:
                 _abandoned(self._driver, self._id, self._loop)

@@ -315,6 +315,28 @@ async def test_cancelled_read_and_drain_leave_connection_usable(
         assert await conn.ping() >= 0
 
 
+async def test_connection_forgets_dropped_streams_and_still_wakes_kept_ones(
+    transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    async with (
+        running_server(echo_handler, transport=transport) as server,
+        rudp.connect("127.0.0.1", server.port, config=client_config(), transport=transport) as conn,
+    ):
+        kept = await conn.open_stream()
+        for index in range(50):
+            stream = await conn.open_stream()
+            stream.write(b"%d" % index)
+            stream.write_eof()
+            assert await asyncio.wait_for(stream.read(), WAIT) == b"%d" % index
+        del stream
+        gc.collect()
+        # The table of streams by ID holds weak references, each removed as its stream goes.
+        assert list(conn._streams) == [kept.stream_id]
+        kept.write(b"still here")
+        kept.write_eof()
+        assert await asyncio.wait_for(kept.read(), WAIT) == b"still here"
+
+
 async def test_dropped_streams_do_not_leak_flow_control_credit(
     transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
 ) -> None:

@@ -103,7 +103,6 @@ class Stream:
         "_busy",
         "_close_hook",
         "_close_task",
-        "_closed_event",
         "_closing",
         "_conn_error",
         "_connection",
@@ -147,7 +146,9 @@ class Stream:
         self._rbuf = bytearray()
         self._readable = Wakeup()
         self._writable = Wakeup()
-        self._pending: deque[bytes | memoryview] = deque()
+        """Wakes :meth:`drain` and :meth:`wait_closed` (each re-checks what it waits for)."""
+        self._pending: deque[bytes | memoryview] | None = None  # made by the first write the core
+        # does not take whole (most streams never need it)
         self._pending_bytes = 0
         self._eof_requested = False
         self._fin_queued = False
@@ -157,7 +158,6 @@ class Stream:
         self._conn_error: ConnectionClosed | None = None
         self._connection = connection
         self._closing = False
-        self._closed_event = Wakeup()  # set by close(), after _closing
         self._close_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         """Run by :meth:`close` after the stream's own closing (``rudp.open_connection`` closes the
         connection with it)."""
@@ -377,13 +377,18 @@ class Stream:
             raise StreamStateError(self._id, f"stream {self._id}: write() after write_eof()")
         if not data:
             return
-        view = memoryview(data)
-        if not self._pending:
-            accepted = self._send(view, fin=False)
-            view = view[accepted:]
-            if not view:
+        pending = self._pending
+        if not pending:
+            # (The core copies what it keeps, but keeps bytes as they are: immutable.)
+            accepted = self._send(data if type(data) is bytes else memoryview(data), fin=False)
+            if accepted == len(data):
                 return
-        self._pending.append(bytes(view))  # a copy: the caller may reuse its buffer
+            view = memoryview(data)[accepted:]
+            if pending is None:
+                pending = self._pending = deque()
+        else:
+            view = memoryview(data)
+        pending.append(bytes(view))  # a copy: the caller may reuse its buffer
         self._pending_bytes += len(view)
         self._busy.add(self)
 
@@ -490,7 +495,7 @@ class Stream:
                 self.stop_sending(0)
         if self._close_hook is not None:
             self._close_task = asyncio.get_running_loop().create_task(self._close_hook())
-        self._closed_event.set()
+        self._writable.set()  # (what wait_closed waits for)
 
     def is_closing(self) -> bool:
         """True once :meth:`close` was called or the connection closed (``StreamWriter.is_closing``)."""
@@ -504,8 +509,8 @@ class Stream:
         stream (the peer stopped it, the connection closed) are not raised here, :meth:`drain` and the
         reads report them.
         """
-        if not self._closing:
-            await self._closed_event.wait()
+        while not self._closing:
+            await self._writable.wait()
         if self._writable_side:
             with contextlib.suppress(RudpError):
                 await self.drain()
@@ -552,7 +557,7 @@ class Stream:
     def _push(self) -> None:
         """Move queued bytes (and the FIN) into the core as far as its budget allows."""
         pending = self._pending
-        while pending:
+        while pending:  # (None: nothing was ever queued)
             chunk = pending[0]
             last = len(pending) == 1
             accepted = self._send(chunk, fin=last and self._eof_requested)
@@ -566,7 +571,7 @@ class Stream:
             self._send(b"", fin=True)
 
     def _clear_pending(self) -> None:
-        self._pending.clear()
+        self._pending = None
         self._pending_bytes = 0
         self._busy.discard(self)
 

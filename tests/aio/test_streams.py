@@ -337,6 +337,27 @@ async def test_connection_forgets_dropped_streams_and_still_wakes_kept_ones(
         assert await asyncio.wait_for(kept.read(), WAIT) == b"still here"
 
 
+async def test_wait_closed_waits_for_close_while_drain_is_woken(
+    transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    async with (
+        running_server(digest_handler, transport=transport) as server,
+        rudp.connect(
+            "127.0.0.1", server.port, config=client_config(send_buffer_bytes=64 * 1024), transport=transport
+        ) as conn,
+    ):
+        stream = await conn.open_stream()
+        closed = asyncio.create_task(stream.wait_closed())
+        payload = os.urandom(512 * 1024)  # 8x the send budget: drain() is woken again and again
+        stream.write(payload)
+        assert stream.buffered_bytes > 0
+        await asyncio.wait_for(stream.drain(), WAIT)
+        await asyncio.sleep(0)  # (the wake-ups, if any, reached the waiting task)
+        assert not closed.done()
+        stream.close()
+        await asyncio.wait_for(closed, WAIT)
+
+
 async def test_dropped_streams_do_not_leak_flow_control_credit(
     transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
 ) -> None:

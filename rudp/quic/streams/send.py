@@ -136,8 +136,11 @@ class SendBuffer:
         count = min(len(data), self.capacity - (self.end - self._base))  # self.free, inline
         if count <= 0:
             return 0
-        with memoryview(data) as view:
-            chunk = bytes(view[:count])  # the one copy: the application may reuse its buffer
+        if count == len(data) and type(data) is bytes:
+            chunk = data  # immutable: kept as it is
+        else:
+            with memoryview(data) as view:
+                chunk = bytes(view[:count])  # the one copy: the application may reuse its buffer
         chunks = self._chunks
         if chunks and len(chunks[-1]) + count <= CHUNK_MERGE_BYTES:
             chunks[-1] += chunk  # small writes: one chunk, not one per write

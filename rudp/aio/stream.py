@@ -73,6 +73,12 @@ class Wakeup(list["asyncio.Future[None]"]):
                     waiter.set_result(None)
 
 
+NOBODY_WAITS = Wakeup()
+"""The Wakeup of a stream nobody waited on yet, shared (setting it does nothing): the first wait
+replaces it with the stream's own, so that most streams make none (issue 13: two streams per small
+request). Nothing ever waits on this one."""
+
+
 class Stream:
     """A bidirectional or unidirectional stream of a :class:`~rudp.aio.connection.Connection`.
 
@@ -144,8 +150,8 @@ class Stream:
         self._readable_side = bidi or not local
         self._writable_side = bidi or local
         self._rbuf = bytearray()
-        self._readable = Wakeup()
-        self._writable = Wakeup()
+        self._readable = NOBODY_WAITS
+        self._writable = NOBODY_WAITS
         """Wakes :meth:`drain` and :meth:`wait_closed` (each re-checks what it waits for)."""
         self._pending: deque[bytes | memoryview] | None = None  # made by the first write the core
         # does not take whole (most streams never need it)
@@ -357,7 +363,10 @@ class Stream:
             if self._conn_error is not None:
                 raise self._conn_error
             self._idle = True
-            await self._readable.wait()
+            readable = self._readable
+            if readable is NOBODY_WAITS:
+                readable = self._readable = Wakeup()
+            await readable.wait()
 
     # ------------------------------------------------------------------ writing
 
@@ -410,7 +419,10 @@ class Stream:
         ) or not self._writable_side:
             self._check_can_write()  # raises
         self._eof_requested = True
-        self._push()
+        if self._pending:
+            self._push()
+        elif not self._fin_queued:
+            self._send(b"", fin=True)  # (_push with nothing queued: not kept alive, just the FIN)
 
     def can_write_eof(self) -> bool:
         """Always True for a sending stream (the StreamWriter name)."""
@@ -430,7 +442,7 @@ class Stream:
         """
         while self._pending or (self._eof_requested and not self._fin_queued):
             self._check_can_write()
-            await self._writable.wait()
+            await self._writable_wakeup().wait()
         if self._peer_stopped is not None:
             raise StreamStopped(self._id, self._peer_stopped)
         if self._local_reset:
@@ -510,7 +522,7 @@ class Stream:
         reads report them.
         """
         while not self._closing:
-            await self._writable.wait()
+            await self._writable_wakeup().wait()
         if self._writable_side:
             with contextlib.suppress(RudpError):
                 await self.drain()
@@ -536,6 +548,12 @@ class Stream:
         if name == "connection":
             return self._connection
         return self._connection.get_extra_info(name, default)
+
+    def _writable_wakeup(self) -> Wakeup:
+        """The stream's own writable Wakeup (made by the first wait)."""
+        if self._writable is NOBODY_WAITS:
+            self._writable = Wakeup()
+        return self._writable
 
     def _check_can_write(self) -> None:
         if not self._writable_side:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import rudp
+from rudp.aio.stream import NOBODY_WAITS
 from tests.aio.conftest import HOSTS
 
 WAIT = 10.0
@@ -335,6 +336,7 @@ async def test_connection_forgets_dropped_streams_and_still_wakes_kept_ones(
         kept.write(b"still here")
         kept.write_eof()
         assert await asyncio.wait_for(kept.read(), WAIT) == b"still here"
+        assert not NOBODY_WAITS
 
 
 async def test_wait_closed_waits_for_close_while_drain_is_woken(
@@ -356,6 +358,7 @@ async def test_wait_closed_waits_for_close_while_drain_is_woken(
         assert not closed.done()
         stream.close()
         await asyncio.wait_for(closed, WAIT)
+        assert not NOBODY_WAITS  # the shared "not waited on yet" Wakeup: every wait made its own
 
 
 async def test_dropped_streams_do_not_leak_flow_control_credit(

@@ -208,7 +208,7 @@ def _other_streams_in_use(conn: Connection, stream: Stream) -> bool:
     waiting = {id(s) for s in conn._incoming}
     return any(
         other is not stream and id(other) not in waiting and not other.is_closing()
-        for other in list(conn._streams.values())
+        for other in conn._live_streams()
     )
 
 

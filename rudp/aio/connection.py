@@ -69,8 +69,11 @@ class Connection:
     def __init__(self, driver: ConnectionDriver, *, is_client: bool) -> None:
         self._driver = driver
         self._is_client = is_client
-        # Streams the application dropped are forgotten, except while they still have data queued.
-        self._streams: weakref.WeakValueDictionary[int, Stream] = weakref.WeakValueDictionary()
+        # Streams the application dropped are forgotten, except while they still have data queued
+        # (``_busy`` holds those). Weak references in a plain dict, each entry removed by its stream's
+        # ``__del__`` (:meth:`_forget_stream`): a WeakValueDictionary costs four Python calls per
+        # stream and one per look-up (issue 13: two streams per small request).
+        self._streams: dict[int, weakref.ref[Stream]] = {}
         self._busy: set[Stream] = set()
         self._delivery_waiters: set[asyncio.Future[None]] = set()
         """Futures of the :meth:`_wait_delivered` calls in progress (several tasks may close at once)."""
@@ -508,11 +511,12 @@ class Connection:
         """Apply one core event (called by the driver; not for applications)."""
         match event:
             case StreamReadable(stream_id=sid):
-                stream = self._streams.get(sid)
+                ref = self._streams.get(sid)
+                stream = ref() if ref is not None else None  # (self._stream, inline: per request)
                 if stream is not None:
                     stream._on_readable()
             case StreamWritable(stream_id=sid):
-                stream = self._streams.get(sid)
+                stream = self._stream(sid)
                 if stream is not None:
                     stream._on_writable()
             case StreamOpened(stream_id=sid):
@@ -526,11 +530,11 @@ class Connection:
                     # RFC 9001 §9.2; rudp's server accepts each ticket's 0-RTT once).
                     self._run_established_callbacks()
             case StreamReset(stream_id=sid, error_code=code):
-                stream = self._streams.get(sid)
+                stream = self._stream(sid)
                 if stream is not None:
                     stream._on_peer_reset(code)
             case StopSendingReceived(stream_id=sid, error_code=code):
-                stream = self._streams.get(sid)
+                stream = self._stream(sid)
                 if stream is not None:
                     stream._on_peer_stop(code)
             case StreamsAvailable(bidirectional=bidi):
@@ -563,10 +567,24 @@ class Connection:
     def _new_stream(self, stream_id: int) -> Stream:
         """The Stream object of a stream just opened (by either side), closed at once if we are."""
         stream = Stream(self._driver, stream_id, is_client=self._is_client, busy=self._busy, connection=self)
-        self._streams[stream_id] = stream
+        self._streams[stream_id] = weakref.ref(stream)
         if self._error is not None:
             stream._on_connection_closed(self._error)
         return stream
+
+    def _stream(self, stream_id: int) -> Stream | None:
+        """The live Stream object of ``stream_id``, or None (never opened here, or dropped)."""
+        ref = self._streams.get(stream_id)
+        return ref() if ref is not None else None
+
+    def _live_streams(self) -> list[Stream]:
+        """Every Stream object of this connection the application still holds (or that has data
+        queued)."""
+        return [stream for ref in list(self._streams.values()) if (stream := ref()) is not None]
+
+    def _forget_stream(self, stream_id: int) -> None:
+        """Called by a Stream as it is destroyed: drop its entry (stream IDs are never reused)."""
+        self._streams.pop(stream_id, None)
 
     def _on_connection_terminated(self, event: ConnectionTerminated) -> None:
         if self._error is None:
@@ -576,7 +594,7 @@ class Connection:
                 kind = ConnectionRefused if refused else HandshakeFailed
             self._error = kind(event.code, event.reason, by_peer=event.by_peer, application=event.application)
         error = self._error
-        for stream in list(self._streams.values()):
+        for stream in self._live_streams():
             stream._on_connection_closed(error)
         for future in self._pings.values():
             if not future.done():

@@ -73,6 +73,12 @@ class Wakeup(list["asyncio.Future[None]"]):
                     waiter.set_result(None)
 
 
+NOBODY_WAITS = Wakeup()
+"""The Wakeup of a stream nobody waited on yet, shared (setting it does nothing): the first wait
+replaces it with the stream's own, so that most streams make none (issue 13: two streams per small
+request). Nothing ever waits on this one."""
+
+
 class Stream:
     """A bidirectional or unidirectional stream of a :class:`~rudp.aio.connection.Connection`.
 
@@ -103,7 +109,6 @@ class Stream:
         "_busy",
         "_close_hook",
         "_close_task",
-        "_closed_event",
         "_closing",
         "_conn_error",
         "_connection",
@@ -145,9 +150,11 @@ class Stream:
         self._readable_side = bidi or not local
         self._writable_side = bidi or local
         self._rbuf = bytearray()
-        self._readable = Wakeup()
-        self._writable = Wakeup()
-        self._pending: deque[bytes | memoryview] = deque()
+        self._readable = NOBODY_WAITS
+        self._writable = NOBODY_WAITS
+        """Wakes :meth:`drain` and :meth:`wait_closed` (each re-checks what it waits for)."""
+        self._pending: deque[bytes | memoryview] | None = None  # made by the first write the core
+        # does not take whole (most streams never need it)
         self._pending_bytes = 0
         self._eof_requested = False
         self._fin_queued = False
@@ -157,7 +164,6 @@ class Stream:
         self._conn_error: ConnectionClosed | None = None
         self._connection = connection
         self._closing = False
-        self._closed_event = Wakeup()  # set by close(), after _closing
         self._close_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         """Run by :meth:`close` after the stream's own closing (``rudp.open_connection`` closes the
         connection with it)."""
@@ -357,7 +363,10 @@ class Stream:
             if self._conn_error is not None:
                 raise self._conn_error
             self._idle = True
-            await self._readable.wait()
+            readable = self._readable
+            if readable is NOBODY_WAITS:
+                readable = self._readable = Wakeup()
+            await readable.wait()
 
     # ------------------------------------------------------------------ writing
 
@@ -377,13 +386,18 @@ class Stream:
             raise StreamStateError(self._id, f"stream {self._id}: write() after write_eof()")
         if not data:
             return
-        view = memoryview(data)
-        if not self._pending:
-            accepted = self._send(view, fin=False)
-            view = view[accepted:]
-            if not view:
+        pending = self._pending
+        if not pending:
+            # (The core copies what it keeps, but keeps bytes as they are: immutable.)
+            accepted = self._send(data if type(data) is bytes else memoryview(data), fin=False)
+            if accepted == len(data):
                 return
-        self._pending.append(bytes(view))  # a copy: the caller may reuse its buffer
+            view = memoryview(data)[accepted:]
+            if pending is None:
+                pending = self._pending = deque()
+        else:
+            view = memoryview(data)
+        pending.append(bytes(view))  # a copy: the caller may reuse its buffer
         self._pending_bytes += len(view)
         self._busy.add(self)
 
@@ -405,7 +419,10 @@ class Stream:
         ) or not self._writable_side:
             self._check_can_write()  # raises
         self._eof_requested = True
-        self._push()
+        if self._pending:
+            self._push()
+        elif not self._fin_queued:
+            self._send(b"", fin=True)  # (_push with nothing queued: not kept alive, just the FIN)
 
     def can_write_eof(self) -> bool:
         """Always True for a sending stream (the StreamWriter name)."""
@@ -425,7 +442,7 @@ class Stream:
         """
         while self._pending or (self._eof_requested and not self._fin_queued):
             self._check_can_write()
-            await self._writable.wait()
+            await self._writable_wakeup().wait()
         if self._peer_stopped is not None:
             raise StreamStopped(self._id, self._peer_stopped)
         if self._local_reset:
@@ -490,7 +507,7 @@ class Stream:
                 self.stop_sending(0)
         if self._close_hook is not None:
             self._close_task = asyncio.get_running_loop().create_task(self._close_hook())
-        self._closed_event.set()
+        self._writable.set()  # (what wait_closed waits for)
 
     def is_closing(self) -> bool:
         """True once :meth:`close` was called or the connection closed (``StreamWriter.is_closing``)."""
@@ -504,8 +521,8 @@ class Stream:
         stream (the peer stopped it, the connection closed) are not raised here, :meth:`drain` and the
         reads report them.
         """
-        if not self._closing:
-            await self._closed_event.wait()
+        while not self._closing:
+            await self._writable_wakeup().wait()
         if self._writable_side:
             with contextlib.suppress(RudpError):
                 await self.drain()
@@ -532,6 +549,12 @@ class Stream:
             return self._connection
         return self._connection.get_extra_info(name, default)
 
+    def _writable_wakeup(self) -> Wakeup:
+        """The stream's own writable Wakeup (made by the first wait)."""
+        if self._writable is NOBODY_WAITS:
+            self._writable = Wakeup()
+        return self._writable
+
     def _check_can_write(self) -> None:
         if not self._writable_side:
             raise StreamStateError(self._id, f"stream {self._id} is receive-only")
@@ -552,7 +575,7 @@ class Stream:
     def _push(self) -> None:
         """Move queued bytes (and the FIN) into the core as far as its budget allows."""
         pending = self._pending
-        while pending:
+        while pending:  # (None: nothing was ever queued)
             chunk = pending[0]
             last = len(pending) == 1
             accepted = self._send(chunk, fin=last and self._eof_requested)
@@ -566,7 +589,7 @@ class Stream:
             self._send(b"", fin=True)
 
     def _clear_pending(self) -> None:
-        self._pending.clear()
+        self._pending = None
         self._pending_bytes = 0
         self._busy.discard(self)
 
@@ -606,6 +629,8 @@ class Stream:
         # A stream dropped unread would pin its bytes in the core and leak connection credit: stop
         # reading it (deferred: the last reference may go inside the core).
         try:
+            if self._connection is not None:
+                self._connection._forget_stream(self._id)
             finished = self._read_finished or self._peer_reset is not None or self._conn_error is not None
             if not finished:
                 _abandoned(self._driver, self._id, self._loop)

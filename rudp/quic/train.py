@@ -41,6 +41,10 @@ _PN_FORMATS = {1: "B", 2: "H", 3: "3s", 4: "I"}  # a truncated packet number's f
 _USUAL_STREAM_HEADER = Struct(">BBIH").pack
 """The header of a train's usual STREAM frame: type, a 1-byte stream ID, a 4-byte offset varint (its
 0b10 prefix included), a 2-byte length varint (0b01 prefix included)."""
+_FIRST_STREAM_HEADERS = (Struct(">BBB").pack, Struct(">BBH").pack, Struct(">BHB").pack, Struct(">BHH").pack)
+"""The header of a stream's first STREAM frame (no offset) with a stream ID and a length below 2**14:
+type, then the ID and the length as 1- or 2-byte varints (RFC 9000 §16; index: 2 for a 2-byte ID, plus
+1 for a 2-byte length). A small request or response is one such frame."""
 
 _HeaderCodec = tuple[Callable[..., bytes], Callable[[bytes, int], tuple[int, int | bytes]]]
 
@@ -189,6 +193,13 @@ class TrainBuilder:
                 stream_id,
                 0x80000000 | offset,
                 0x4000 | length,
+            )
+        elif not offset and stream_id <= 0x3FFF and length <= 0x3FFF:
+            wide_id, wide_length = stream_id > 0x3F, length > 0x3F
+            header = _FIRST_STREAM_HEADERS[wide_id * 2 + wide_length](
+                _STREAM | _STREAM_LEN | (_STREAM_FIN if fin else 0),
+                0x4000 | stream_id if wide_id else stream_id,
+                0x4000 | length if wide_length else length,
             )
         else:
             header = (

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import rudp
+from rudp.aio.stream import NOBODY_WAITS
 from tests.aio.conftest import HOSTS
 
 WAIT = 10.0
@@ -313,6 +314,51 @@ async def test_cancelled_read_and_drain_leave_connection_usable(
         echoed = await asyncio.wait_for(other.read(), 30)
         assert hashlib.sha256(echoed).digest() == hashlib.sha256(big).digest()
         assert await conn.ping() >= 0
+
+
+async def test_connection_forgets_dropped_streams_and_still_wakes_kept_ones(
+    transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    async with (
+        running_server(echo_handler, transport=transport) as server,
+        rudp.connect("127.0.0.1", server.port, config=client_config(), transport=transport) as conn,
+    ):
+        kept = await conn.open_stream()
+        for index in range(50):
+            stream = await conn.open_stream()
+            stream.write(b"%d" % index)
+            stream.write_eof()
+            assert await asyncio.wait_for(stream.read(), WAIT) == b"%d" % index
+        del stream
+        gc.collect()
+        # The table of streams by ID holds weak references, each removed as its stream goes.
+        assert list(conn._streams) == [kept.stream_id]
+        kept.write(b"still here")
+        kept.write_eof()
+        assert await asyncio.wait_for(kept.read(), WAIT) == b"still here"
+        assert not NOBODY_WAITS
+
+
+async def test_wait_closed_waits_for_close_while_drain_is_woken(
+    transport: str, running_server: Any, client_config: Callable[..., rudp.Config]
+) -> None:
+    async with (
+        running_server(digest_handler, transport=transport) as server,
+        rudp.connect(
+            "127.0.0.1", server.port, config=client_config(send_buffer_bytes=64 * 1024), transport=transport
+        ) as conn,
+    ):
+        stream = await conn.open_stream()
+        closed = asyncio.create_task(stream.wait_closed())
+        payload = os.urandom(512 * 1024)  # 8x the send budget: drain() is woken again and again
+        stream.write(payload)
+        assert stream.buffered_bytes > 0
+        await asyncio.wait_for(stream.drain(), WAIT)
+        await asyncio.sleep(0)  # (the wake-ups, if any, reached the waiting task)
+        assert not closed.done()
+        stream.close()
+        await asyncio.wait_for(closed, WAIT)
+        assert not NOBODY_WAITS  # the shared "not waited on yet" Wakeup: every wait made its own
 
 
 async def test_dropped_streams_do_not_leak_flow_control_credit(

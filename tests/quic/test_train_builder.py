@@ -34,7 +34,17 @@ def _packets() -> list[tuple[int, list[Frame]]]:
         (1001, [Stream(4, 1280, b"x" * 1300, False)]),
         (1003, [Stream(4, 2580, b"", True)]),  # a bare FIN: padded to be sampled
         (1004, [MaxData(1 << 20), Stream(8, 70_000, b"yz" * 300, False)]),
-        (1005, [Ping()]),
+        (
+            1005,  # first frames of streams (no offset): 1- and 2-byte IDs and lengths
+            [
+                Ping(),
+                Stream(8, 0, b"GET 100\n", True),
+                Stream(0x40, 0, b"r" * 100, True),
+                Stream(0x3FFF, 0, b"s" * 0x40, False),
+                Stream(0x3F, 0, b"t" * 0x3F, True),
+                Stream(0x4000, 0, b"u" * 10, False),  # a 4-byte ID: the general encoding
+            ],
+        ),
         (1006, [Stream(0x3FFF_FFFF, (1 << 40) + 3, b"q" * 64, True), Padding(10)]),
     ]
 

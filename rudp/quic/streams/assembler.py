@@ -91,9 +91,10 @@ class Assembler:
         self._ready = bytearray()  # in-order bytes starting at read_offset
         self.read_offset = 0
         """Bytes handed to the application so far (read-only outside: read once per read)."""
-        self._starts: list[int] = []  # sorted starts of the runs, each after a hole
-        self._stops: list[int] = []  # their ends (a run never touches the next one)
-        self._runs: dict[int, _Run] = {}  # by start
+        # The runs, made by the first piece past a hole (:meth:`_holes`; most streams never have one):
+        self._starts: list[int] | None = None  # sorted starts of the runs, each after a hole
+        self._stops: list[int] | None = None  # their ends (a run never touches the next one)
+        self._runs: dict[int, _Run] | None = None  # by start
         self._pending_bytes = 0  # bytes in the runs
         self._max_gaps = max_gaps
         self._error_code = error_code
@@ -116,7 +117,7 @@ class Assembler:
     @property
     def gaps(self) -> int:
         """Holes in the received data past the in-order prefix (at most ``max_gaps``)."""
-        return len(self._starts)
+        return len(self._starts or ())
 
     def insert(self, offset: int, data: BytesLike, frame_type: int = 0) -> int:
         """Add ``data`` received at ``offset``; return how many bytes became readable in order.
@@ -138,7 +139,7 @@ class Assembler:
         if offset < contiguous:
             view = view[contiguous - offset :]
             offset = contiguous
-        starts, stops = self._starts, self._stops
+        starts, stops, runs = self._holes()
         first = bisect_left(stops, offset)  # the first run that ends at or after offset
         last = first
         while last < len(starts) and starts[last] <= end:
@@ -153,7 +154,7 @@ class Assembler:
                 )
             starts.insert(first, offset)
             stops.insert(first, end)
-            self._runs[offset] = _Run(view)
+            runs[offset] = _Run(view)
             self._pending_bytes += len(view)
             return 0
         start = self._merge(offset, view, first, last)
@@ -161,7 +162,7 @@ class Assembler:
             return 0
         # The hole at the in-order end is filled: release the run after it in one copy.
         del starts[0], stops[0]
-        run = self._runs.pop(start)
+        run = runs.pop(start)
         with run.view() as released:
             self._ready += released
         self._pending_bytes -= len(run)
@@ -184,7 +185,7 @@ class Assembler:
 
     def _merge(self, offset: int, view: memoryview, first: int, last: int) -> int:
         """Merge the piece with runs ``first..last-1`` into the largest of them; return its start."""
-        starts, stops, runs = self._starts, self._stops, self._runs
+        starts, stops, runs = self._holes()
         end = offset + len(view)
         base_start = max(starts[first:last], key=lambda start: len(runs[start]))
         base = runs[base_start]
@@ -219,6 +220,13 @@ class Assembler:
         runs[new_start] = base
         return new_start
 
+    def _holes(self) -> tuple[list[int], list[int], dict[int, _Run]]:
+        """The runs' starts, ends and runs by start (made on first use)."""
+        starts, stops, runs = self._starts, self._stops, self._runs
+        if starts is None or stops is None or runs is None:
+            starts, stops, runs = self._starts, self._stops, self._runs = [], [], {}
+        return starts, stops, runs
+
     def read(self, max_bytes: int = -1) -> bytes:
         """Remove and return up to ``max_bytes`` in-order bytes (all of them when negative)."""
         ready = self._ready
@@ -245,9 +253,7 @@ class Assembler:
     def clear(self) -> None:
         """Drop everything held, in order or not (after a reset)."""
         self.skip()
-        self._starts.clear()
-        self._stops.clear()
-        self._runs.clear()
+        self._starts = self._stops = self._runs = None
         self._pending_bytes = 0
 
 

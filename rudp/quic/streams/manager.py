@@ -114,6 +114,9 @@ class StreamManager(StreamOutput):
         self._peer: TransportParameters | None = None
         self._max_stream_window = max_stream_window
         self._send_buffer_bytes = send_buffer_bytes
+        self._initial_limits: dict[int, tuple[int, int, int]] = {}
+        """By stream type (the two low bits of an ID, RFC 9000 §2.1): a new stream's send credit,
+        receive window and window ceiling (what :meth:`_create` asks for each stream)."""
         self._peer_opened = {True: 0, False: 0}  # peer streams created so far, by bidirectional
         self._streams_wanted = {True: False, False: False}  # open_stream hit the limit
         self.opener_blocked = False
@@ -128,6 +131,7 @@ class StreamManager(StreamOutput):
     def apply_peer_parameters(self, peer: TransportParameters) -> None:
         """Take the peer's initial limits (may be called again: limits only ever increase)."""
         self._peer = peer
+        self._initial_limits.clear()
         self._conn_send.raise_limit(peer.initial_max_data)
         for bidi, count in ((True, peer.initial_max_streams_bidi), (False, peer.initial_max_streams_uni)):
             if self._open_credit[bidi].raise_limit(count):
@@ -204,7 +208,8 @@ class StreamManager(StreamOutput):
         credit, conn_send = send.credit, self._conn_send  # SendCredit.available == 0, inline
         if (credit.limit <= credit.used or conn_send.limit <= conn_send.used) and send.has_unsent_data:
             self._note_blocked(stream_id, send)
-        self._enqueue_if_sendable(stream_id, send)
+        if stream_id not in self._queued:  # (a FIN after a write: queued already)
+            self._enqueue_if_sendable(stream_id, send)
         return accepted
 
     def send_budget(self, stream_id: int) -> int:
@@ -504,14 +509,16 @@ class StreamManager(StreamOutput):
         # The stream ID helpers (rudp.quic.streams.ids) inline: asked for every new stream.
         bidi = not stream_id & UNIDIRECTIONAL_BIT
         local = (not stream_id & SERVER_INITIATED_BIT) == self._is_client
+        limits = self._initial_limits.get(stream_id & TYPE_MASK)
+        if limits is None:
+            window = self._initial_recv_window(bidi, local)
+            limits = (self._initial_send_credit(bidi, local), window, max(window, self._max_stream_window))
+            self._initial_limits[stream_id & TYPE_MASK] = limits
         send = recv = None
         if bidi or local:
-            send = SendStream(
-                stream_id, credit=self._initial_send_credit(bidi, local), buffer_bytes=self._send_buffer_bytes
-            )
+            send = SendStream(stream_id, credit=limits[0], buffer_bytes=self._send_buffer_bytes)
         if bidi or not local:
-            window = self._initial_recv_window(bidi, local)
-            recv = RecvStream(stream_id, window=window, max_window=max(window, self._max_stream_window))
+            recv = RecvStream(stream_id, window=limits[1], max_window=limits[2])
         return StreamEntry(stream_id, send, recv)
 
     def _initial_send_credit(self, bidi: bool, local: bool) -> int:

@@ -11,6 +11,7 @@ manager passes the connection credit in and pushes the frames this module builds
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
@@ -42,6 +43,7 @@ _DONE_STATES = (SendState.DATA_RECVD, SendState.RESET_SENT, SendState.RESET_RECV
 _TERMINAL_STATES = (SendState.DATA_RECVD, SendState.RESET_RECVD)  # (enum lookups are slow in 3.11)
 _SEND = SendState.SEND
 _READY = SendState.READY  # read once per frame: a module name, not the Enum class's attribute lookup
+_DATA_SENT, _DATA_RECVD = SendState.DATA_SENT, SendState.DATA_RECVD
 
 
 def _varint_size(value: int) -> int:
@@ -49,7 +51,7 @@ def _varint_size(value: int) -> int:
     return 1 if value <= 0x3F else 2 if value <= 0x3FFF else 4 if value <= 0x3FFFFFFF else 8
 
 
-def _gaps(ranges: RangeSet, start: int, stop: int) -> list[tuple[int, int]]:
+def _gaps(ranges: Iterable[tuple[int, int]], start: int, stop: int) -> list[tuple[int, int]]:
     """The parts of ``[start, stop)`` not covered by ``ranges``."""
     gaps: list[tuple[int, int]] = []
     position = start
@@ -106,9 +108,10 @@ class SendBuffer:
         """Offset after the last byte written."""
         self.next_offset = 0
         """Offset of the first byte never sent (everything below was sent at least once)."""
-        self._acked = RangeSet()  # acknowledged ranges above _base
+        # The two range sets are made on first use (most streams of small requests never need one).
+        self._acked: RangeSet | None = None  # acknowledged ranges above _base
         self._acked_above = False  # bool(self._acked), kept with it (asked for every acknowledgment)
-        self._lost = RangeSet()  # ranges below next_offset that need re-sending
+        self._lost: RangeSet | None = None  # ranges below next_offset that need re-sending
         self.has_lost = False
         """True when some range needs re-sending (kept with ``_lost``: read for every frame, and
         almost always False, so it is a plain attribute rather than a question to the range set)."""
@@ -133,8 +136,11 @@ class SendBuffer:
         count = min(len(data), self.capacity - (self.end - self._base))  # self.free, inline
         if count <= 0:
             return 0
-        with memoryview(data) as view:
-            chunk = bytes(view[:count])  # the one copy: the application may reuse its buffer
+        if count == len(data) and type(data) is bytes:
+            chunk = data  # immutable: kept as it is
+        else:
+            with memoryview(data) as view:
+                chunk = bytes(view[:count])  # the one copy: the application may reuse its buffer
         chunks = self._chunks
         if chunks and len(chunks[-1]) + count <= CHUNK_MERGE_BYTES:
             chunks[-1] += chunk  # small writes: one chunk, not one per write
@@ -180,12 +186,22 @@ class SendBuffer:
 
     def first_lost(self) -> tuple[int, int] | None:
         """The lowest range waiting to be re-sent."""
-        return self._lost[0] if self.has_lost else None
+        lost = self._lost
+        return lost[0] if lost is not None and self.has_lost else None
 
     def mark_resent(self, start: int, stop: int) -> None:
         """``[start, stop)`` was put in a new frame: it is no longer waiting."""
-        self._lost.subtract(start, stop)
-        self.has_lost = bool(self._lost)
+        lost = self._lost
+        if lost is not None:
+            lost.subtract(start, stop)
+            self.has_lost = bool(lost)
+
+    def _unlost(self, start: int, stop: int) -> None:
+        """``[start, stop)`` needs no re-sending any more (it was acknowledged)."""
+        lost = self._lost
+        if self.has_lost and lost is not None:
+            lost.subtract(start, stop)
+            self.has_lost = bool(lost)
 
     def mark_sent(self, stop: int) -> None:
         """New data up to ``stop`` was put in a frame."""
@@ -239,8 +255,7 @@ class SendBuffer:
             # The usual case, in-order acknowledgments: the front moves; no range set involved.
             if stop > base:
                 if self.has_lost:
-                    self._lost.subtract(base, stop)
-                    self.has_lost = bool(self._lost)
+                    self._unlost(base, stop)
                 self._base = stop
                 chunks = self._chunks
                 if chunks and self._starts[0] + len(chunks[0]) <= stop:
@@ -250,27 +265,32 @@ class SendBuffer:
         start = max(start, base)
         if stop <= start:
             return base
-        self._acked.add(start, stop)
+        acked = self._acked
+        if acked is None:
+            acked = self._acked = RangeSet()
+        acked.add(start, stop)
         if self.has_lost:
-            self._lost.subtract(start, stop)
-            self.has_lost = bool(self._lost)
-        low, high = self._acked[0]
+            self._unlost(start, stop)
+        low, high = acked[0]
         if low <= self._base:
-            self._acked.shift()
+            acked.shift()
             self._free_front(high)
-        self._acked_above = bool(self._acked)
+        self._acked_above = bool(acked)
         return self._base
 
     def on_lost(self, start: int, stop: int) -> None:
         """``[start, stop)`` was lost: queue the parts not acknowledged meanwhile for re-sending."""
         start = max(start, self._base)
-        for low, high in _gaps(self._acked, start, stop):
-            self._lost.add(low, high)
-        self.has_lost = bool(self._lost)
+        lost = self._lost
+        if lost is None:
+            lost = self._lost = RangeSet()
+        for low, high in _gaps(self._acked or (), start, stop):
+            lost.add(low, high)
+        self.has_lost = bool(lost)
 
     def first_unacked(self) -> tuple[int, int] | None:
         """The lowest range sent at least once and not acknowledged yet, or None."""
-        gaps = _gaps(self._acked, self._base, self.next_offset)
+        gaps = _gaps(self._acked or (), self._base, self.next_offset)
         return gaps[0] if gaps else None
 
     def clear(self) -> None:
@@ -278,9 +298,9 @@ class SendBuffer:
         self._chunks = []
         self._starts = []
         self._base = self.end
-        self._acked = RangeSet()
+        self._acked = None
         self._acked_above = False
-        self._lost = RangeSet()
+        self._lost = None
         self.has_lost = False
 
 
@@ -303,7 +323,7 @@ class SendStream:
 
     def __init__(self, stream_id: int, *, credit: int, buffer_bytes: int) -> None:
         self.stream_id = stream_id
-        self.state = SendState.READY
+        self.state = _READY
         self.buffer = SendBuffer(buffer_bytes)
         self.credit = SendCredit(credit)
         """Stream-level credit from the peer; ``credit.used`` is the highest offset sent."""
@@ -471,10 +491,10 @@ class SendStream:
 
     def _after_send(self, fin: bool) -> None:
         # RFC 9000 §3.1: the first STREAM frame moves Ready to Send; sending FIN moves to Data Sent.
-        if self.state is SendState.READY:
-            self.state = SendState.SEND
-        if fin and self.state is SendState.SEND:
-            self.state = SendState.DATA_SENT
+        if self.state is _READY:
+            self.state = _SEND
+        if fin and self.state is _SEND:
+            self.state = _DATA_SENT
 
     def note_credit_blocked(self) -> bool:
         """If unsent data waits on stream credit, queue STREAM_DATA_BLOCKED; return True if queued."""
@@ -493,7 +513,7 @@ class SendStream:
             self._fin_acked = True
         # RFC 9000 §3.1: all data and the FIN acknowledged -> Data Recvd (terminal).
         if self._fin_acked and acked == self._fin_offset:
-            self.state = SendState.DATA_RECVD
+            self.state = _DATA_RECVD
         if self.write_blocked and (buffer.capacity - (buffer.end - acked)) * 2 >= buffer.capacity:
             self.write_blocked = False  # take_writable, inline (buffer.free: nothing else is held)
             return True

@@ -571,6 +571,8 @@ def test_peer_parameters_applied_twice_raise_credit() -> None:
     client.apply_peer_parameters(params(stream_data=60, streams_bidi=2))
     assert sum(len(f.data) for f in write_packet(client).of_type(Stream)) == 50
     assert client.open_stream() == 4
+    client.send(4, b"z" * 100)  # a stream opened after the update starts with the new credit
+    assert [len(f.data) for f in write_packet(client).of_type(Stream)] == [60]
 
 
 def test_read_calls_on_due_only_when_a_credit_frame_became_due() -> None:

@@ -296,3 +296,38 @@ def test_next_chunk_cut_means_more_to_send() -> None:
             if sent and rng.random() < 0.2:
                 stream.on_frame_lost(*sent.pop(rng.randrange(len(sent))), False)
     assert cuts > 100 and whole > 100  # both kinds happened
+
+
+def test_buffer_copies_mutable_writes_and_keeps_bytes_as_written() -> None:
+    buffer = SendBuffer(1000)
+    mutable = bytearray(b"abcd")
+    view_source = bytearray(b"wxyz")
+    assert buffer.write(mutable) == 4
+    assert buffer.write(memoryview(view_source)) == 4
+    data = b"k" * 20_000  # more than one merged chunk: kept as the object written
+    assert buffer.write(data) == 992
+    mutable[:] = b"----"
+    view_source[:] = b"----"
+    assert buffer.peek(0, 8) == b"abcdwxyz"
+    assert buffer.peek(8, 1000) == b"k" * 992
+    whole = b"z" * 10
+    other = SendBuffer(20_000)
+    other.write(b"q" * 16_384)  # a full chunk: the next write starts its own
+    other.write(whole)
+    assert other.take_new(16_384, 16_394) is whole
+
+
+def test_range_sets_work_after_reset_clear() -> None:
+    buffer = SendBuffer(1000)
+    buffer.write(b"x" * 300)
+    buffer.mark_sent(300)
+    buffer.on_lost(0, 100)
+    buffer.on_acked(200, 300)
+    buffer.clear()
+    assert buffer.first_lost() is None
+    assert buffer.first_unacked() is None
+    buffer.write(b"y" * 100)
+    buffer.mark_sent(400)
+    buffer.on_acked(350, 400)  # above the front again: a new range set
+    buffer.on_lost(300, 400)
+    assert _drain(buffer) == [(300, 350)]

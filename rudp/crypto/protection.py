@@ -318,7 +318,12 @@ class PacketProtection:
         return bytes(packet)
 
     def open_short(
-        self, datagram: bytes | memoryview, pn_offset: int, expected_pn: int
+        self,
+        datagram: bytes | memoryview,
+        pn_offset: int,
+        expected_pn: int,
+        masks: bytes | None = None,
+        index: int = 0,
     ) -> tuple[int, int, bytes] | None:
         """Open a 1-RTT (short header) packet that fills ``datagram``: the receive fast path.
 
@@ -326,7 +331,9 @@ class PacketProtection:
         AEAD, RFC 9000 Appendix A.3 packet number) with fewer intermediate objects, and returns
         ``(first_byte, packet_number, payload)``, the first byte unmasked; None when the packet is too
         short for a sample or does not authenticate under these keys (the caller then takes the
-        general path, which counts the failure and tries the other key phases).
+        general path, which counts the failure and tries the other key phases). ``masks``: this
+        packet's header-protection mask is at ``index`` in it (:meth:`header_masks` of the samples
+        of a receive batch, computed in one call; RFC 9001 §6: the key update keeps this key).
         """
         sample_start = pn_offset + SAMPLE_OFFSET
         if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(datagram):
@@ -334,7 +341,9 @@ class PacketProtection:
         # The mask's first byte and the four bytes that may mask the packet number, in one unpack;
         # likewise the four bytes from the packet number on (the sample starts after them, so they
         # exist), of which the first pn_length are the field (RFC 9001 §5.4.1).
-        first_mask, pn_mask = _MASK_FIELDS(self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH]))
+        if masks is None:
+            masks, index = self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH]), 0
+        first_mask, pn_mask = _MASK_FIELDS(masks, index)
         first = datagram[0] ^ (first_mask & _SHORT_FIRST_BYTE_MASK)
         pn_length = (first & _PN_LENGTH_BITS) + 1
         payload_start = pn_offset + pn_length

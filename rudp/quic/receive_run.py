@@ -42,13 +42,25 @@ class DataRun:
     def extend(self, packet_number: int, stream_id: int, offset: int, piece: BytesLike, kind: int) -> bool:
         """Add the packet if it continues the run (the next packet number, the same stream and frame
         type, data that starts where the run's ends); False, having changed nothing, if not."""
-        if packet_number != self.last + 1 or offset != self.end:
+        return self.extend_filling(packet_number, (stream_id, offset, 0, kind), piece)
+
+    def extend_filling(
+        self, packet_number: int, fields: tuple[int, int, int, int], payload: BytesLike
+    ) -> bool:
+        """:meth:`extend` with the packet's payload as the receive fast path has it: one STREAM frame
+        filling ``payload``, ``fields`` its ``(stream_id, offset, data_start, frame_type)`` (as
+        :func:`~rudp.codec.frame_codec.pull_filling_stream` returns them); the data is sliced out only
+        when the packet joins."""
+        stream_id, offset, start, kind = fields
+        if packet_number != self.last + 1 or offset != self.end or stream_id != self.stream_id:
             return False
-        if stream_id != self.stream_id or kind != self.kind or len(self.pieces) >= MAX_RUN_PACKETS:
+        pieces = self.pieces
+        if kind != self.kind or len(pieces) >= MAX_RUN_PACKETS:
             return False
+        piece = payload[start:] if start else payload  # (a bytes slice: one object, not a view's two)
         self.last = packet_number
         self.end = offset + len(piece)
-        self.pieces.append(piece)
+        pieces.append(piece)
         return True
 
     def start(self, packet_number: int, stream_id: int, offset: int, piece: BytesLike, kind: int) -> None:

@@ -52,4 +52,28 @@ class PendingPacket:
     local: Address | None
 
 
-__all__ = ["NOT_ACK_ELICITING", "PROBING_FRAMES", "Inbound", "PendingPacket"]
+def on_ping(receiver: object, frame: f.Ping | f.ImmediateAck, inbound: Inbound) -> None:
+    """A PING, and IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5), are answered without delay (a
+    route of :data:`rudp.quic.receiving.ROUTES`)."""
+    inbound.ping = True
+
+
+def on_padding(receiver: object, frame: f.Padding, inbound: Inbound) -> None:
+    """PADDING: the packet was padded (a route of :data:`rudp.quic.receiving.ROUTES`)."""
+    inbound.padded = True
+
+
+def drop_frame(frame: f.AckFrequency) -> None:
+    """Sends nothing: a receiver without ACK frequency answers no frame of it."""
+    return
+
+
+__all__ = [
+    "NOT_ACK_ELICITING",
+    "PROBING_FRAMES",
+    "Inbound",
+    "PendingPacket",
+    "drop_frame",
+    "on_padding",
+    "on_ping",
+]

@@ -32,7 +32,15 @@ from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import CE, ECT_0, ECT_1, EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
 from rudp.quic.handshake import Handshake
-from rudp.quic.inbound import NOT_ACK_ELICITING, PROBING_FRAMES, Inbound, PendingPacket
+from rudp.quic.inbound import (
+    NOT_ACK_ELICITING,
+    PROBING_FRAMES,
+    Inbound,
+    PendingPacket,
+    drop_frame,
+    on_padding,
+    on_ping,
+)
 from rudp.quic.liveness import Liveness
 from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.qlog import NullQlog
@@ -93,7 +101,7 @@ class Receiver:
         self._traffic = traffic
         self._qlog = qlog
         self._emit = emit
-        self._ack_frequency = ack_frequency if ack_frequency is not None else AckFrequency(None, _drop_frame)
+        self._ack_frequency = ack_frequency if ack_frequency is not None else AckFrequency(None, drop_frame)
         self._application = spaces.application  # never discarded (RFC 9001 §4.9 drops the others)
         self._log_packets = type(qlog) is not NullQlog
         self.ecn = EcnFeedback()
@@ -363,8 +371,10 @@ class Receiver:
         # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
         # Without FIN, with the next packet number and the next data of the batch's run of such
         # packets, it joins that run (rudp.quic.receive_run), which records it in its ACK tracker.
-        fields = pull_filling_stream(payload)
-        if pending and fields is not None and run.extend_filling(packet_number, fields, payload):
+        # (First as the run expects it, in one unpack; then any layout, decoded in full.)
+        joined = pending and run.extend_packet(packet_number, payload)
+        fields = None if joined else pull_filling_stream(payload)
+        if joined or (pending and fields is not None and run.extend_filling(packet_number, fields, payload)):
             if not self._is_client and data[1:pn_offset] != path.seen_dcid:
                 self._paths.on_peer_cid(path, bytes(data[1:pn_offset]))  # RFC 9000 §9.5 (see below)
             return _PROCESSED
@@ -642,19 +652,6 @@ class Receiver:
             )
 
 
-def _on_ping(receiver: Receiver, frame: f.Ping | f.ImmediateAck, inbound: Inbound) -> None:
-    # A PING, and IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5), are answered without delay.
-    inbound.ping = True
-
-
-def _drop_frame(frame: f.AckFrequency) -> None:
-    return
-
-
-def _on_padding(receiver: Receiver, frame: f.Padding, inbound: Inbound) -> None:
-    inbound.padded = True
-
-
 Route = Callable[[Receiver, Any, Inbound], object]
 """A frame's handler: the receiver, the frame (of the type it is routed by) and its packet."""
 
@@ -682,11 +679,11 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.NewToken: lambda rx, frame, _: rx._handshake.on_new_token(frame),
     f.ConnectionClose: Receiver._on_connection_close,
     f.Datagram: Receiver._on_datagram_frame,
-    f.Ping: _on_ping,
-    f.Padding: _on_padding,
+    f.Ping: on_ping,
+    f.Padding: on_padding,
     # draft-ietf-quic-ack-frequency §4, §5
     f.AckFrequency: Receiver._on_ack_frequency,
-    f.ImmediateAck: _on_ping,
+    f.ImmediateAck: on_ping,
 }
 """Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
 frames a packet type may not carry (§12.4)."""

@@ -375,8 +375,12 @@ class Receiver:
         joined = pending and run.extend_packet(packet_number, payload)
         fields = None if joined else pull_filling_stream(payload)
         if joined or (pending and fields is not None and run.extend_filling(packet_number, fields, payload)):
-            if not self._is_client and data[1:pn_offset] != path.seen_dcid:
-                self._paths.on_peer_cid(path, bytes(data[1:pn_offset]))  # RFC 9000 §9.5 (see below)
+            if not self._is_client:  # RFC 9000 §9.5 (see below); the usual DCID compared in place
+                seen = path.seen_dcid
+                if seen is None or not (
+                    data.startswith(seen, 1) if type(data) is bytes else data[1:pn_offset] == seen
+                ):
+                    self._paths.on_peer_cid(path, bytes(data[1:pn_offset]))
             return _PROCESSED
         single = deferred = False
         if fields is not None:

@@ -319,3 +319,51 @@ def test_runs_are_grouped_exactly_as_one_route_lookup_per_datagram(
         seen.clear()
         endpoint.receive_datagrams(batch, 100.0)
         assert seen == expected
+
+
+def _upload_switching_cid(pki: TestPki, batched: bool) -> tuple[bool, bool]:
+    """An upload whose client moves to another CID of the server mid-way (see the test below): (the
+    server's path saw the new CID right after the first datagrams carrying it, and at the end)."""
+    server_config, client_config = _config_pair(pki)
+    addr = ("10.0.1.1", 5000)
+    server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    peer = QuicConnection.client(client_config, server_address=SERVER, now=100.0)
+    cids: list[bytes] = []
+    held: list[bytes] = []
+    calls = {"now": 0, "switch": 0}
+    at_once: list[bool] = []
+
+    def deliver(out: list[bytes], t: float) -> None:
+        calls["now"] += 1
+        if not cids and peer.stats.bytes_sent > 150_000:
+            calls["switch"] = calls["now"]  # (this round's datagrams still carry the old CID)
+            cids.append(peer.destination_cid)
+            # Another CID of the server from the next datagram on, with nothing else new (RFC 9000
+            # §5.1.1: any issued CID may be used; no RETIRE_CONNECTION_ID here), so that the first of
+            # them continue the data run of the old CID's last ones.
+            peer._peer_cids._switch()
+            cids.append(peer.destination_cid)
+            if batched:
+                held.extend(out)  # delivered with the next round's, in one batch
+                return
+        if batched:
+            server.receive_datagrams([(d, addr, 0) for d in held + out], t)
+            held.clear()
+        else:
+            for d in out:
+                server.receive_datagram(d, addr, t)
+        if calls["switch"] and calls["now"] == calls["switch"] + 1:
+            at_once.append(server.connections[0]._paths.current.seen_dcid == cids[1])
+
+    assert _upload(server, peer, bytes(400_000), deliver, 100.0) == bytes(400_000)
+    assert len(cids) == 2 and cids[0] != cids[1]
+    return at_once == [True], server.connections[0]._paths.current.seen_dcid == cids[1]
+
+
+def test_a_new_dcid_on_the_same_path_is_seen_in_a_batch_as_one_by_one(pki: TestPki) -> None:
+    """A client that moves to another of the server's CIDs on the same address mid-upload (RFC 9000
+    §5.1.1, §9.5): the server's path notes the CID it now sees (Paths.on_peer_cid) as soon as the
+    datagrams carrying it are received, whether they come one by one or in one batch with the last
+    datagrams of the old CID, whose data run they continue (the DCID compared in place there)."""
+    assert _upload_switching_cid(pki, batched=True) == (True, True)
+    assert _upload_switching_cid(pki, batched=False) == (True, True)

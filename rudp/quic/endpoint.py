@@ -401,11 +401,13 @@ class QuicEndpoint:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Everything to send now: stateless packets, then the datagrams of every connection that
         received, timed out or was given a command since the last call."""
-        out, self._stateless = self._stateless, []
-        stateless_sources, self._stateless_sources = self._stateless_sources, []
         sources: list[Address | None] | None = None
-        if stateless_sources and any(source is not None for source in stateless_sources):
-            sources = stateless_sources
+        out: list[tuple[bytes, Address]] = []
+        if self._stateless:  # (usually none: no lists to swap)
+            out, self._stateless = self._stateless, out
+            stateless_sources, self._stateless_sources = self._stateless_sources, []
+            if any(source is not None for source in stateless_sources):
+                sources = stateless_sources
         flushed = list(self._dirty)
         self._dirty.clear()
         entries = self._entries

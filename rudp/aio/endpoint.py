@@ -61,6 +61,18 @@ def normalize_address(addr: tuple[object, ...]) -> Address:
     return (str(addr[0]), int(addr[1]))  # type: ignore[call-overload]
 
 
+def _normalized(batch: list[Received]) -> list[tuple[bytes | memoryview, Address, int]]:
+    """``batch`` with each address normalized (:func:`normalize_address`), each distinct one once."""
+    routed: list[tuple[bytes | memoryview, Address, int]] = []
+    raw: object = None
+    peer: Address = ("", 0)
+    for data, addr, ecn in batch:
+        if addr is not raw and addr != raw:
+            raw, peer = addr, normalize_address(addr)
+        routed.append((data, peer, ecn))
+    return routed
+
+
 # Linux values (the socket module does not name them): set Don't Fragment and ignore the kernel's
 # path-MTU cache, as DPLPMTUD wants (RFC 9000 §14, RFC 8899 §3): QUIC never relies on IP fragmentation.
 _IP_MTU_DISCOVER = 10
@@ -288,17 +300,18 @@ class UdpEndpoint:
         now = self._loop.time()
         counts = self.ecn_counts
         # The datagrams of one GRO buffer share one address object, and a burst mostly one peer:
-        # normalize each distinct address once. ``ecn``: the datagram's IP ECN codepoint, counted per
-        # QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
-        routed: list[tuple[bytes | memoryview, Address, int]] = []
+        # each distinct address is looked at once. An IPv4 socket's (host, port) is normalized
+        # already: then the batch goes to the core as it is. ``ecn``: the datagram's IP ECN codepoint,
+        # counted per QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
+        normalized = True
         raw: object = None
-        peer: Address = ("", 0)
-        for data, addr, ecn in batch:
+        for _, addr, ecn in batch:
             counts[ecn] += 1
             if addr is not raw and addr != raw:
-                raw, peer = addr, normalize_address(addr)
-            routed.append((data, peer, ecn))
+                raw = addr
+                normalized = normalized and normalize_address(addr) == addr
         quic = self.quic
+        routed = batch if normalized else _normalized(batch)
         for new in quic.receive_datagrams(routed, now, local=local):
             self._adopt(new, is_client=False)
         if quic.stateless_pending:

@@ -47,6 +47,12 @@ _ZERO_MASK_INPUT: Final = bytes(1 + MAX_PN_LENGTH)
 _ZERO_SAMPLE: Final = bytes(SAMPLE_LENGTH)
 _BYTES: Final = tuple(bytes((value,)) for value in range(256))
 _MASK_FIELDS: Final = struct.Struct(">BI").unpack_from
+_PN_WINDOWS: Final = tuple(
+    (n, 32 - 8 * n, 1 << (8 * n), 1 << (8 * n - 1), ~((1 << (8 * n)) - 1), (1 << 62) - (1 << (8 * n)))
+    for n in (1, 2, 3, 4)
+)
+"""By a short header's packet number length bits: the length, the shift of the field in four bytes,
+and RFC 9000 Appendix A.3's window, half window, the bits above the window and the largest base."""
 """A header-protection mask's first byte and the next four (the packet number's at most), as ints."""
 _UINT32: Final = struct.Struct(">I").unpack_from
 """Every one-byte ``bytes``, made once (``bytes((b,))`` costs a tuple and a constructor call)."""
@@ -318,7 +324,12 @@ class PacketProtection:
         return bytes(packet)
 
     def open_short(
-        self, datagram: bytes | memoryview, pn_offset: int, expected_pn: int
+        self,
+        datagram: bytes | memoryview,
+        pn_offset: int,
+        expected_pn: int,
+        masks: bytes | None = None,
+        index: int = 0,
     ) -> tuple[int, int, bytes] | None:
         """Open a 1-RTT (short header) packet that fills ``datagram``: the receive fast path.
 
@@ -326,7 +337,9 @@ class PacketProtection:
         AEAD, RFC 9000 Appendix A.3 packet number) with fewer intermediate objects, and returns
         ``(first_byte, packet_number, payload)``, the first byte unmasked; None when the packet is too
         short for a sample or does not authenticate under these keys (the caller then takes the
-        general path, which counts the failure and tries the other key phases).
+        general path, which counts the failure and tries the other key phases). ``masks``: this
+        packet's header-protection mask is at ``index`` in it (:meth:`header_masks` of the samples
+        of a receive batch, computed in one call; RFC 9001 §6: the key update keeps this key).
         """
         sample_start = pn_offset + SAMPLE_OFFSET
         if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(datagram):
@@ -334,16 +347,16 @@ class PacketProtection:
         # The mask's first byte and the four bytes that may mask the packet number, in one unpack;
         # likewise the four bytes from the packet number on (the sample starts after them, so they
         # exist), of which the first pn_length are the field (RFC 9001 §5.4.1).
-        first_mask, pn_mask = _MASK_FIELDS(self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH]))
+        if masks is None:
+            masks, index = self._hp(datagram[sample_start : sample_start + SAMPLE_LENGTH]), 0
+        first_mask, pn_mask = _MASK_FIELDS(masks, index)
         first = datagram[0] ^ (first_mask & _SHORT_FIRST_BYTE_MASK)
-        pn_length = (first & _PN_LENGTH_BITS) + 1
+        pn_length, shift, window, half_window, high_bits, limit = _PN_WINDOWS[first & _PN_LENGTH_BITS]
         payload_start = pn_offset + pn_length
-        truncated = (_UINT32(datagram, pn_offset)[0] ^ pn_mask) >> (32 - 8 * pn_length)
+        truncated = (_UINT32(datagram, pn_offset)[0] ^ pn_mask) >> shift
         # RFC 9000 Appendix A.3, inlined (decode_packet_number).
-        window = 1 << (pn_length * 8)
-        half_window = window >> 1
-        packet_number = (expected_pn & ~(window - 1)) | truncated
-        if packet_number <= expected_pn - half_window and packet_number < (1 << 62) - window:
+        packet_number = (expected_pn & high_bits) | truncated
+        if packet_number <= expected_pn - half_window and packet_number < limit:
             packet_number += window
         elif packet_number > expected_pn + half_window and packet_number >= window:
             packet_number -= window

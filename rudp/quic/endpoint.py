@@ -259,21 +259,31 @@ class QuicEndpoint:
         routes = self._routes
         run: list[tuple[bytes | memoryview, Address, int]] = []
         run_conn: QuicConnection | None = None
+        # The connection ID the last datagram of the run was routed by: a short-header datagram that
+        # carries it goes to the same connection without a lookup (the routes do not change while a
+        # run is collected: only a datagram of the general path below can add any).
+        run_cid: bytes | tuple[bytes, ...] = ()  # (no prefix at all: nothing matches before a lookup)
         for item in datagrams:
             data = item[0]
+            if type(data) is bytes and data.startswith(run_cid, 1) and data[0] < 0x80:
+                run.append(item)
+                continue
             if cid_length and data and not data[0] & 0x80:
                 cid = data[1:cid_end]
-                conn = routes.get(cid if type(cid) is bytes else bytes(cid))
+                if type(cid) is not bytes:
+                    cid = bytes(cid)
+                conn = routes.get(cid)
                 if conn is not None:
                     if conn is not run_conn:
                         if run_conn is not None:
                             self._receive_run(run_conn, run, now, local)
                         run_conn, run = conn, []
+                    run_cid = cid
                     run.append(item)
                     continue
             if run_conn is not None:
                 self._receive_run(run_conn, run, now, local)
-                run_conn, run = None, []
+                run_conn, run, run_cid = None, [], ()
             data, addr, ecn = item
             new = self.receive_datagram(
                 data if type(data) is bytes else bytes(data), addr, now, ecn, local=local
@@ -391,11 +401,13 @@ class QuicEndpoint:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         """Everything to send now: stateless packets, then the datagrams of every connection that
         received, timed out or was given a command since the last call."""
-        out, self._stateless = self._stateless, []
-        stateless_sources, self._stateless_sources = self._stateless_sources, []
         sources: list[Address | None] | None = None
-        if stateless_sources and any(source is not None for source in stateless_sources):
-            sources = stateless_sources
+        out: list[tuple[bytes, Address]] = []
+        if self._stateless:  # (usually none: no lists to swap)
+            out, self._stateless = self._stateless, out
+            stateless_sources, self._stateless_sources = self._stateless_sources, []
+            if any(source is not None for source in stateless_sources):
+                sources = stateless_sources
         flushed = list(self._dirty)
         self._dirty.clear()
         entries = self._entries

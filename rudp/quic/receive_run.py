@@ -14,12 +14,17 @@ the run is handed over, so what a peer can make us hold is bounded however large
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 from rudp.codec.buffer import BytesLike
 
 MAX_RUN_PACKETS: Final = 64
 """Packets a run holds at most (then it is handed over and the next one starts a new run)."""
+
+_USUAL_STREAM: Final = struct.Struct(">BBIH").unpack_from
+"""A STREAM frame's type, a 1-byte stream ID, a 4-byte offset and (with LEN) a 2-byte length (RFC 9000
+§19.8, §16): a transfer's data packets (as :func:`~rudp.codec.frame_codec.pull_filling_stream` reads)."""
 
 
 class DataRun:
@@ -42,13 +47,55 @@ class DataRun:
     def extend(self, packet_number: int, stream_id: int, offset: int, piece: BytesLike, kind: int) -> bool:
         """Add the packet if it continues the run (the next packet number, the same stream and frame
         type, data that starts where the run's ends); False, having changed nothing, if not."""
-        if packet_number != self.last + 1 or offset != self.end:
+        return self.extend_filling(packet_number, (stream_id, offset, 0, kind), piece)
+
+    def extend_filling(
+        self, packet_number: int, fields: tuple[int, int, int, int], payload: BytesLike
+    ) -> bool:
+        """:meth:`extend` with the packet's payload as the receive fast path has it: one STREAM frame
+        filling ``payload``, ``fields`` its ``(stream_id, offset, data_start, frame_type)`` (as
+        :func:`~rudp.codec.frame_codec.pull_filling_stream` returns them); the data is sliced out only
+        when the packet joins."""
+        stream_id, offset, start, kind = fields
+        if packet_number != self.last + 1 or offset != self.end or stream_id != self.stream_id:
             return False
-        if stream_id != self.stream_id or kind != self.kind or len(self.pieces) >= MAX_RUN_PACKETS:
+        pieces = self.pieces
+        if kind != self.kind or len(pieces) >= MAX_RUN_PACKETS:
             return False
+        piece = payload[start:] if start else payload  # (a bytes slice: one object, not a view's two)
         self.last = packet_number
         self.end = offset + len(piece)
-        self.pieces.append(piece)
+        pieces.append(piece)
+        return True
+
+    def extend_packet(self, packet_number: int, payload: bytes) -> bool:
+        """:meth:`extend_filling` for a payload that is one STREAM frame in the layout of the run's
+        packets (OFF set, a 1-byte stream ID, a 4-byte offset, with LEN a 2-byte length ending the
+        frame with the payload), checked against what the run expects next in one unpack: True
+        exactly when the fields :func:`~rudp.codec.frame_codec.pull_filling_stream` reads would make
+        :meth:`extend_filling` take the packet; False, having changed nothing, otherwise (another
+        layout may still continue the run: the caller then decodes the frame in full)."""
+        end = self.end
+        kind = self.kind
+        size = len(payload)
+        if packet_number != self.last + 1 or size < 8 or end >= 0x40000000 or kind < 0x0C:
+            return False
+        field_kind, stream_id, offset, length = _USUAL_STREAM(payload, 0)
+        if field_kind != kind or offset != 0x80000000 | end:
+            return False
+        if stream_id != self.stream_id or stream_id >= 0x40:
+            return False
+        start = 6  # without LEN the data runs to the payload's end
+        if kind & 0x02:  # LEN: the frame must end with the payload (one frame fills it)
+            if size - 8 >= 0x4000 or length != 0x4000 | (size - 8):
+                return False
+            start = 8
+        pieces = self.pieces
+        if len(pieces) >= MAX_RUN_PACKETS:
+            return False
+        pieces.append(payload[start:])
+        self.last = packet_number
+        self.end = end + size - start
         return True
 
     def start(self, packet_number: int, stream_id: int, offset: int, piece: BytesLike, kind: int) -> None:

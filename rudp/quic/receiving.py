@@ -10,15 +10,21 @@ the single place that converts them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames, pull_filling_stream, pull_one_rtt_frame, pull_stream_fields
 from rudp.codec.packet import MIN_INITIAL_DATAGRAM_SIZE, PacketHeader, iter_packets
-from rudp.crypto.protection import AUTHENTICATION_FAILED, DecryptFailed, PacketProtection, UnprotectedPacket
+from rudp.crypto.protection import (
+    AUTHENTICATION_FAILED,
+    SAMPLE_LENGTH,
+    SAMPLE_OFFSET,
+    DecryptFailed,
+    PacketProtection,
+    UnprotectedPacket,
+)
 from rudp.errors import DecodeError, TransportError, TransportErrorCode
 from rudp.quic.ack_frequency import AckFrequency
 from rudp.quic.ack_receiving import AckReceiving
@@ -26,6 +32,15 @@ from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import CE, ECT_0, ECT_1, EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
 from rudp.quic.handshake import Handshake
+from rudp.quic.inbound import (
+    NOT_ACK_ELICITING,
+    PROBING_FRAMES,
+    Inbound,
+    PendingPacket,
+    drop_frame,
+    on_padding,
+    on_ping,
+)
 from rudp.quic.liveness import Liveness
 from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.qlog import NullQlog
@@ -47,45 +62,6 @@ _APPLICATION_LEVEL, _ONE_RTT = EncryptionLevel.APPLICATION, PacketType.ONE_RTT
 MAX_PENDING_PACKETS = 16
 _NOT_TAKEN, _DUPLICATE, _PROCESSED = 0, 1, 2
 """What :meth:`Receiver._receive_short` did with a packet."""
-
-PROBING_FRAMES: Final = frozenset({f.PathChallenge, f.PathResponse, f.NewConnectionId, f.Padding})
-"""Frames of a probing packet (RFC 9000 §9.1): such a packet does not move us to its address."""
-NOT_ACK_ELICITING: Final = frozenset({f.Ack, f.Padding, f.ConnectionClose})
-"""Frames that do not make a packet ack-eliciting (RFC 9000 §13.2.1)."""
-
-
-@dataclass(slots=True)
-class Inbound:
-    """One authenticated packet while its frames are handed out: where it came from, and what its
-    frames asked of the receiver (filled in by the route handlers)."""
-
-    header: PacketHeader
-    level: EncryptionLevel
-    space: PacketSpace
-    path: Path
-    """The path it arrived on (a PATH_CHALLENGE is answered there, RFC 9000 §8.2.2)."""
-    now: float
-    ack_eliciting: bool = False
-    probing: bool = True
-    """Only probing frames so far (RFC 9000 §9.1)."""
-    ping: bool = False
-    """It carried a PING: acknowledge at once (the peer is probing or measuring)."""
-    padded: bool = False
-    """It carried PADDING (a PING so padded is a PMTU probe, part of the peer's flow, not a keep-alive)."""
-    closed: bool = False
-    """It carried CONNECTION_CLOSE: stop handling frames."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A packet that arrived before its keys: kept (a few) and replayed when they come."""
-
-    packet: bytes
-    address: Address
-    received_at: float
-    ecn: int
-    local: Address | None
-
 
 class Receiver:
     """The receive side of one connection (see the module docstring)."""
@@ -125,12 +101,12 @@ class Receiver:
         self._traffic = traffic
         self._qlog = qlog
         self._emit = emit
-        self._ack_frequency = ack_frequency if ack_frequency is not None else AckFrequency(None, _drop_frame)
+        self._ack_frequency = ack_frequency if ack_frequency is not None else AckFrequency(None, drop_frame)
         self._application = spaces.application  # never discarded (RFC 9001 §4.9 drops the others)
         self._log_packets = type(qlog) is not NullQlog
         self.ecn = EcnFeedback()
         """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
-        self._pending: list[_Pending] = []
+        self._pending: list[PendingPacket] = []
         self._acks = AckReceiving(
             spaces=spaces,
             paths=paths,
@@ -142,6 +118,7 @@ class Receiver:
         )
         self._run = DataRun()
         self._runs = True
+        self._masks_keys: PacketProtection | None = None
 
     @property
     def pending_packets(self) -> int:
@@ -179,9 +156,16 @@ class Receiver:
         run_path: Path | None = None
         run_bytes = 0
         # Data packets wait in a run (rudp.quic.receive_run) only when others may follow in the batch.
-        self._runs = len(datagrams) > 1 if isinstance(datagrams, (list, tuple)) else True
+        masks = None  # the batch's header-protection masks (one call for all: _batch_masks)
+        if isinstance(datagrams, (list, tuple)):
+            self._runs = len(datagrams) > 1
+            masks = self._batch_masks(datagrams) if self._runs else None
+        else:
+            self._runs = True
+        index = -SAMPLE_LENGTH  # where the datagram's mask starts in ``masks``
         try:
             for data, addr, ecn in datagrams:
+                index += SAMPLE_LENGTH
                 state = lifecycle.state
                 if state is not established:  # (one test for the usual state)
                     if state is _CLOSED or state is _DRAINING:
@@ -210,7 +194,7 @@ class Receiver:
                     # A 1-RTT packet (short header, fixed bit set) on the current path once established:
                     # the fast path, which hands anything unusual back to the general one.
                     taken = (
-                        self._receive_short(data, path, now)
+                        self._receive_short(data, path, now, masks, index)
                         if state is established and path is paths.current and size and data[0] & 0xC0 == 0x40
                         else _NOT_TAKEN
                     )
@@ -240,6 +224,20 @@ class Receiver:
             if run_path is not None:
                 run_path.on_datagram_received(run_bytes)
             self._after_batch(count, total, processed, marks, now)
+
+    def _batch_masks(self, datagrams: Sequence[tuple[bytes | memoryview, Address, int]]) -> bytes | None:
+        """The masks (RFC 9001 §5.4.1) of a batch's datagrams as 1-RTT packets, the ``i``-th at ``16 *
+        i``, from one call, not one per packet; None before the connection is established. Only packets
+        opened with the keys they were computed with (:attr:`_masks_keys`) use them."""
+        keys = self._masks_keys = self._spaces.phase.read
+        if keys is None or self._lifecycle.state is not _ESTABLISHED:
+            return None
+        start = 1 + self._short_dcid_length + SAMPLE_OFFSET
+        stop = start + SAMPLE_LENGTH
+        samples = b"".join([item[0][start:stop] for item in datagrams])
+        if len(samples) != SAMPLE_LENGTH * len(datagrams):
+            return None  # a datagram too short for a sample: the fast path does not open it anyway
+        return keys.header_masks(samples)
 
     def _flush_before_error(self, now: float) -> TransportError | None:
         """Hand over the run of the packets before the one that failed (they came first); the error
@@ -308,7 +306,7 @@ class Receiver:
         packet = memoryview(data)[header.start : header.end]
         if protection is None or space is None:
             if len(self._pending) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
-                self._pending.append(_Pending(bytes(packet), addr, now, ecn, local))
+                self._pending.append(PendingPacket(bytes(packet), addr, now, ecn, local))
             return
         result = self._unprotect(level, space, packet, header, now, protection)
         if isinstance(result, DecryptFailed):
@@ -332,7 +330,9 @@ class Receiver:
         self._handshake.on_packet_authenticated(header, level, now)
         self._on_packet(header, level, space, result, (addr, local), len(data), now, ecn)
 
-    def _receive_short(self, data: bytes | memoryview, path: Path, now: float) -> int:
+    def _receive_short(
+        self, data: bytes | memoryview, path: Path, now: float, masks: bytes | None = None, index: int = 0
+    ) -> int:
         """The fast path of a 1-RTT packet on the current path: open it with the current keys, hand its
         STREAM, ACK, PING and PADDING frames over without frame objects, record it in its ACK tracker.
         Returns :data:`_PROCESSED` (the caller then counts its ECN mark and restarts the idle timer,
@@ -344,11 +344,13 @@ class Receiver:
         if keys is None:
             return _NOT_TAKEN
         space = self._application
-        tracker = space.ack
         run = self._run
-        largest = run.last if run.first >= 0 else tracker.largest_received
+        pending = run.first >= 0
+        largest = run.last if pending else space.ack.largest_received
         pn_offset = 1 + self._short_dcid_length
-        opened = keys.open_short(data, pn_offset, 0 if largest is None else largest + 1)
+        if keys is not self._masks_keys:
+            masks = None  # (new keys since the batch began: the packet computes its own mask)
+        opened = keys.open_short(data, pn_offset, 0 if largest is None else largest + 1, masks, index)
         if opened is None:
             return _NOT_TAKEN
         first, packet_number, payload = opened
@@ -357,34 +359,45 @@ class Receiver:
                 return _NOT_TAKEN  # RFC 9001 §6: the general path decides (KEY_UPDATE_ERROR)
             # RFC 9000 §17.3.1: reserved bits must be zero once header protection is removed.
             raise TransportError(_PV, "reserved header bits are not zero")
+        tracker = space.ack
         if largest is not None and packet_number <= largest:
-            if run.first >= 0:
+            if pending:
                 self._flush_run(now)
+                pending = False
             if tracker.is_duplicate(packet_number):
                 return _DUPLICATE
         if self._log_packets:
             self._qlog.packet_received(_ONE_RTT, packet_number, payload, len(data), now)
-        single = deferred = False
         # The common packet of a transfer: one STREAM frame filling the payload (RFC 9000 §19.8).
-        # Without FIN it joins the batch's run of such packets (rudp.quic.receive_run).
-        fields = pull_filling_stream(payload)
+        # Without FIN, with the next packet number and the next data of the batch's run of such
+        # packets, it joins that run (rudp.quic.receive_run), which records it in its ACK tracker.
+        # (First as the run expects it, in one unpack; then any layout, decoded in full.)
+        joined = pending and run.extend_packet(packet_number, payload)
+        fields = None if joined else pull_filling_stream(payload)
+        if joined or (pending and fields is not None and run.extend_filling(packet_number, fields, payload)):
+            if not self._is_client:  # RFC 9000 §9.5 (see below); the usual DCID compared in place
+                seen = path.seen_dcid
+                if seen is None or not (
+                    data.startswith(seen, 1) if type(data) is bytes else data[1:pn_offset] == seen
+                ):
+                    self._paths.on_peer_cid(path, bytes(data[1:pn_offset]))
+            return _PROCESSED
+        single = deferred = False
         if fields is not None:
             stream_id, offset, start, kind = fields
             piece = payload[start:]  # (a copy costs less than a view: one object, not two)
             single = True
             deferred = not kind & 0x01 and self._runs
-            pending = run.first >= 0
-            if not (deferred and pending and run.extend(packet_number, stream_id, offset, piece, kind)):
-                if pending:
-                    self._flush_run(now)
-                # A run starts above the largest packet number recorded (its own then decide what
-                # the next packet's number decodes against, and what is a duplicate).
-                largest = tracker.largest_received
-                if deferred and (largest is None or packet_number > largest):
-                    run.start(packet_number, stream_id, offset, piece, kind)
-                else:
-                    deferred = False
-                    self._streams.on_stream_data(stream_id, offset, piece, kind)
+            if pending:
+                self._flush_run(now)
+            # A run starts above the largest packet number recorded (its own then decide what the
+            # next packet's number decodes against, and what is a duplicate).
+            largest = tracker.largest_received
+            if deferred and (largest is None or packet_number > largest):
+                run.start(packet_number, stream_id, offset, piece, kind)
+            else:
+                deferred = False
+                self._streams.on_stream_data(stream_id, offset, piece, kind)
         if not single:
             if run.first >= 0:
                 self._flush_run(now)
@@ -643,19 +656,6 @@ class Receiver:
             )
 
 
-def _on_ping(receiver: Receiver, frame: f.Ping | f.ImmediateAck, inbound: Inbound) -> None:
-    # A PING, and IMMEDIATE_ACK (draft-ietf-quic-ack-frequency §5), are answered without delay.
-    inbound.ping = True
-
-
-def _drop_frame(frame: f.AckFrequency) -> None:
-    return
-
-
-def _on_padding(receiver: Receiver, frame: f.Padding, inbound: Inbound) -> None:
-    inbound.padded = True
-
-
 Route = Callable[[Receiver, Any, Inbound], object]
 """A frame's handler: the receiver, the frame (of the type it is routed by) and its packet."""
 
@@ -683,11 +683,11 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.NewToken: lambda rx, frame, _: rx._handshake.on_new_token(frame),
     f.ConnectionClose: Receiver._on_connection_close,
     f.Datagram: Receiver._on_datagram_frame,
-    f.Ping: _on_ping,
-    f.Padding: _on_padding,
+    f.Ping: on_ping,
+    f.Padding: on_padding,
     # draft-ietf-quic-ack-frequency §4, §5
     f.AckFrequency: Receiver._on_ack_frequency,
-    f.ImmediateAck: _on_ping,
+    f.ImmediateAck: on_ping,
 }
 """Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
 frames a packet type may not carry (§12.4)."""

@@ -493,7 +493,7 @@ class LossRecovery:
                 earliest, earliest_space = loss_time, space
         if earliest is not None:
             return earliest, earliest_space, True
-        backoff = 2**self.pto_count
+        backoff = 1 << self.pto_count  # 2**pto_count (a shift: asked after every flush)
         base = self.rtt.base_pto
         duration = base * backoff
         cap = self._handshake_pto_cap

@@ -55,3 +55,24 @@ async def test_a_batch_is_one_core_call_with_normalized_addresses() -> None:
         (b"f", ("10.0.0.1", 5000), 2),
     ]
     assert endpoint.ecn_counts == [1, 1, 3, 1]
+
+
+async def test_an_ipv4_batch_goes_to_the_core_as_it_is() -> None:
+    """Addresses an IPv4 socket reports are (host, port) already: the batch is handed over without a
+    copy (one tuple per datagram less), the marks still counted; one address that is not normalized
+    anywhere in the batch (here the last) makes the whole batch normalized."""
+    endpoint = UdpEndpoint(rudp.Config())
+    core = _Core()
+    endpoint.quic = core  # type: ignore[assignment]
+    endpoint.flush = lambda: 0  # type: ignore[method-assign]
+    v4 = ("10.0.0.1", 5000)
+    batch: list[tuple[bytes, Any, int]] = [(b"a", v4, 2), (b"b", v4, 2), (b"c", ("10.0.0.1", 5000), 3)]
+    received: list[Any] = []
+    core.receive_datagrams = lambda batch, now, *, local=None: received.append(batch) or []  # type: ignore[method-assign]
+    endpoint._on_datagrams(batch)
+    assert received == [batch] and received[0] is batch
+    assert endpoint.ecn_counts == [0, 0, 2, 1]
+    mixed = [*batch, (b"d", ("2001:db8::1", 443, 0, 0), 0)]
+    endpoint._on_datagrams(mixed)
+    assert received[1] is not mixed
+    assert [addr for _, addr, _ in received[1]] == [v4, v4, v4, ("2001:db8::1", 443)]

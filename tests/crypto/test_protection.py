@@ -310,3 +310,27 @@ def test_open_short_on_random_bytes_gives_none(
 ) -> None:
     protection = PacketProtection(suite, _secret(suite), Version.V1)
     assert protection.open_short(packet, pn_offset, expected) is None
+
+
+@settings(max_examples=200)
+@given(case=packet_cases.map(_short_case), data=st.data())
+def test_open_short_with_a_batch_mask_equals_its_own(case: dict[str, object], data: st.DataObject) -> None:
+    """A receive batch's header-protection masks, computed in one call over every datagram's sample
+    (header_masks, as Receiver._batch_masks does), open each packet exactly as open_short's own mask
+    does, for every suite, packet number length and position in the batch; and the key update keeps
+    the header-protection key (RFC 9001 §6): the next generation reads with the same masks. Fails if
+    a mask came from the wrong offset or the wrong sample."""
+    protection, _, _, packet, pn_offset, _, expected = _build(case)
+    others = [bytes(data.draw(st.binary(min_size=pn_offset + 20, max_size=pn_offset + 40))) for _ in range(2)]
+    position = data.draw(st.integers(0, len(others)))
+    batch = [*others[:position], packet, *others[position:]]
+    start = pn_offset + 4
+    masks = protection.header_masks(b"".join(d[start : start + 16] for d in batch))
+    own = protection.open_short(packet, pn_offset, expected)
+    assert own is not None
+    assert protection.open_short(packet, pn_offset, expected, masks, 16 * position) == own
+    for index, other in enumerate(batch):
+        if other is not packet:  # (random bytes: both fail the same way)
+            assert protection.open_short(other, pn_offset, expected, masks, 16 * index) is None
+    successor = protection.next_generation()
+    assert successor.header_masks(b"".join(d[start : start + 16] for d in batch)) == masks

@@ -5,9 +5,12 @@ duplication, forged or truncated datagrams dropped without harm, new connections
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections.abc import Callable
+
+import pytest
 
 from rudp.config import Config
 from rudp.quic.connection import QuicConnection
@@ -179,10 +182,17 @@ def _upload(
     return bytes(got)
 
 
-def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
+@pytest.mark.parametrize(("form", "key_updates"), [(memoryview, None), (bytes, None), (bytes, 10)])
+def test_a_batch_equals_one_call_per_datagram(
+    pki: TestPki, form: Callable[[bytes], bytes | memoryview], key_updates: int | None
+) -> None:
     """The same datagrams through receive_datagrams and through receive_datagram one by one leave
-    two servers in the same state (stream bytes, packets counted, dropped)."""
+    two servers in the same state (stream bytes, packets counted, dropped, key updates); batches of
+    views (a GRO buffer split in place) or of bytes (what the socket layer hands over), also with the
+    client updating its keys (RFC 9001 §6), so that a batch spans key phases (whose
+    header-protection masks, computed once per batch, stay valid)."""
     server_config, client_config = _config_pair(pki)
+    client_config = dataclasses.replace(client_config, key_update_interval=key_updates)
     servers = [
         QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False)) for _ in range(2)
     ]
@@ -200,16 +210,18 @@ def test_a_batch_equals_one_call_per_datagram(pki: TestPki) -> None:
         ) -> None:
             out = out + out[:1]  # a duplicate in every batch
             if batched:
-                server.receive_datagrams([(memoryview(d), addr, 0) for d in out], t)
+                server.receive_datagrams([(form(d), addr, 0) for d in out], t)
             else:
                 for d in out:
                     server.receive_datagram(d, addr, t)
 
         got = _upload(server, peer, body, deliver, now)
         conn = server.connections[0]
-        results.append((got == body, conn.stats.datagrams_received, conn.stats.packets_dropped))
+        stats = conn.stats
+        results.append((got == body, stats.datagrams_received, stats.packets_dropped, stats.key_updates))
     assert results[0] == results[1]
     assert results[0][0]
+    assert results[0][3] >= (1 if key_updates else 0)
 
 
 def test_a_batch_counts_ecn_marks_and_traffic_as_one_call_per_datagram(pki: TestPki) -> None:
@@ -257,3 +269,101 @@ def test_a_batch_counts_ecn_marks_and_traffic_as_one_call_per_datagram(pki: Test
     assert got == 200_000 and path_bytes == received
     # Every codepoint was counted, fewer packets than datagrams (the duplicates, coalesced handshakes).
     assert all(count > 0 for count in ecn_received) and sum(ecn_received) < datagrams
+
+
+def test_runs_are_grouped_exactly_as_one_route_lookup_per_datagram(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """receive_datagrams hands a datagram carrying the connection ID its run was routed by to that run
+    without a lookup (bytes.startswith): over random batches (bytes and views, short and long headers,
+    several IDs of one connection, unknown and truncated IDs, empty datagrams) the runs and the
+    datagrams left to receive_datagram are exactly those of a route lookup per datagram. Fails if the
+    shortcut joined a datagram the lookup would route elsewhere."""
+    server_config, _ = _config_pair(pki)
+    endpoint = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    length = server_config.connection_id_length
+    rng = random.Random(9)
+    cids = [rng.randbytes(length) for _ in range(4)]
+    conns = [object(), object()]
+    routes = {cids[0]: conns[0], cids[1]: conns[0], cids[2]: conns[1]}  # cids[3]: unknown
+    monkeypatch.setattr(endpoint, "_routes", routes)
+    seen: list[tuple[object, list[object]]] = []  # runs (their datagrams' numbers) or one datagram
+    ids: dict[int, int] = {}
+    monkeypatch.setattr(
+        endpoint, "_receive_run", lambda conn, run, now, local: seen.append((conn, [ids[id(i)] for i in run]))
+    )
+    monkeypatch.setattr(
+        endpoint, "receive_datagram", lambda data, addr, now, ecn, local=None: seen.append((None, [data]))
+    )
+    for _ in range(300):
+        batch: list[Item] = []
+        for n in range(rng.randrange(1, 30)):
+            cid = rng.choice(cids)
+            first = rng.choice((0x40, 0x41, 0x4F, 0xC0, 0x00))
+            cid = rng.choice((cid, cid[: length // 2], cid[:-1] + b"\xff"))  # (whole, cut, one byte off)
+            data = bytes((first,)) + cid + rng.randbytes(30)
+            data = rng.choice((data, data, b"", data[:1]))
+            item: Item = (memoryview(data) if rng.random() < 0.2 else data, ("10.0.1.1", 5000), 0)
+            ids[id(item)] = n
+            batch.append(item)
+        expected: list[tuple[object, list[object]]] = []
+        for n, (datagram, _, _) in enumerate(batch):
+            short = len(datagram) and not datagram[0] & 0x80
+            conn = routes.get(bytes(datagram[1 : 1 + length])) if short else None
+            if conn is None:
+                expected.append((None, [bytes(datagram)]))  # (the general path gets bytes)
+            elif expected and expected[-1][0] is conn:
+                expected[-1][1].append(n)
+            else:
+                expected.append((conn, [n]))
+        seen.clear()
+        endpoint.receive_datagrams(batch, 100.0)
+        assert seen == expected
+
+
+def _upload_switching_cid(pki: TestPki, batched: bool) -> tuple[bool, bool]:
+    """An upload whose client moves to another CID of the server mid-way (see the test below): (the
+    server's path saw the new CID right after the first datagrams carrying it, and at the end)."""
+    server_config, client_config = _config_pair(pki)
+    addr = ("10.0.1.1", 5000)
+    server = QuicEndpoint(server_config, tls_config=server_config.tls_config(is_client=False))
+    peer = QuicConnection.client(client_config, server_address=SERVER, now=100.0)
+    cids: list[bytes] = []
+    held: list[bytes] = []
+    calls = {"now": 0, "switch": 0}
+    at_once: list[bool] = []
+
+    def deliver(out: list[bytes], t: float) -> None:
+        calls["now"] += 1
+        if not cids and peer.stats.bytes_sent > 150_000:
+            calls["switch"] = calls["now"]  # (this round's datagrams still carry the old CID)
+            cids.append(peer.destination_cid)
+            # Another CID of the server from the next datagram on, with nothing else new (RFC 9000
+            # §5.1.1: any issued CID may be used; no RETIRE_CONNECTION_ID here), so that the first of
+            # them continue the data run of the old CID's last ones.
+            peer._peer_cids._switch()
+            cids.append(peer.destination_cid)
+            if batched:
+                held.extend(out)  # delivered with the next round's, in one batch
+                return
+        if batched:
+            server.receive_datagrams([(d, addr, 0) for d in held + out], t)
+            held.clear()
+        else:
+            for d in out:
+                server.receive_datagram(d, addr, t)
+        if calls["switch"] and calls["now"] == calls["switch"] + 1:
+            at_once.append(server.connections[0]._paths.current.seen_dcid == cids[1])
+
+    assert _upload(server, peer, bytes(400_000), deliver, 100.0) == bytes(400_000)
+    assert len(cids) == 2 and cids[0] != cids[1]
+    return at_once == [True], server.connections[0]._paths.current.seen_dcid == cids[1]
+
+
+def test_a_new_dcid_on_the_same_path_is_seen_in_a_batch_as_one_by_one(pki: TestPki) -> None:
+    """A client that moves to another of the server's CIDs on the same address mid-upload (RFC 9000
+    §5.1.1, §9.5): the server's path notes the CID it now sees (Paths.on_peer_cid) as soon as the
+    datagrams carrying it are received, whether they come one by one or in one batch with the last
+    datagrams of the old CID, whose data run they continue (the DCID compared in place there)."""
+    assert _upload_switching_cid(pki, batched=True) == (True, True)
+    assert _upload_switching_cid(pki, batched=False) == (True, True)

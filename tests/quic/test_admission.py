@@ -21,7 +21,7 @@ from rudp.config import Config
 from rudp.crypto.keys import initial_secrets
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import CipherSuite
-from rudp.quic.admission import STATELESS_REPLIES_PER_SECOND, RateLimit, derive_secret
+from rudp.quic.admission import STATELESS_REPLIES_PER_SECOND, Admission, RateLimit, derive_secret
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.events import ConnectionTerminated
@@ -493,3 +493,11 @@ def test_derive_secret_is_hmac_sha256_of_the_labelled_input(master: bytes, label
     # derive the same ones (RFC 9000 §10.3.2), so the bytes are fixed: RFC 2104 HMAC-SHA256.
     expected = hmac.new(master, b"rudp endpoint secret: " + label, hashlib.sha256).digest()
     assert derive_secret(master, label) == expected
+
+
+def test_reset_key_is_the_configured_one_else_derived_from_the_master_secret() -> None:
+    master = bytes(range(32))
+    derived = Admission(Config(alpn=["x"]), master, lambda n: bytes(n)).reset_key
+    assert derived == derive_secret(master, b"stateless reset")
+    configured = Admission(Config(alpn=["x"], stateless_reset_key=bytes(16)), master, lambda n: bytes(n))
+    assert configured.reset_key == bytes(16)

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from rudp.codec.frames import Crypto, HandshakeDone, NewToken
 from rudp.codec.packet import PacketHeader
+from rudp.codec.peer_parameters import decode_transport_parameters_cached
 from rudp.codec.transport_params import (
     TransportParameters,
     VersionInformation,
@@ -284,7 +285,8 @@ class Handshake:
         if decoded is not None and decoded[0] == data:
             params = decoded[1]  # (server) decoded and validated by _respond_parameters
         else:
-            params = decode_transport_parameters(data, from_server=self.is_client)
+            # (a client: the server's parameters but its CIDs are those of its previous answers)
+            params = decode_transport_parameters_cached(data, from_server=self.is_client)
         self._authenticate_cids(params)
         if self.is_client:
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import rudp.quic.handshake as handshake_module
+from rudp.codec.peer_parameters import decode_transport_parameters_cached
 from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.handshake import Handshake
@@ -28,7 +29,12 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bool]]:
         calls.append((bytes(data), from_server))
         return decode_transport_parameters(data, from_server=from_server)
 
+    def counting_cached(data: Any, *, from_server: bool) -> TransportParameters:
+        calls.append((bytes(data), from_server))
+        return decode_transport_parameters_cached(data, from_server=from_server)
+
     monkeypatch.setattr(handshake_module, "decode_transport_parameters", counting)
+    monkeypatch.setattr(handshake_module, "decode_transport_parameters_cached", counting_cached)
     return calls
 
 

@@ -384,7 +384,9 @@ class TlsClient(TlsEngine):
         self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app)
         if self._certificate_request is not None:
             self._send_client_certificate(self._certificate_request)
-        verify_data = hmac_verify_data(hash_name, self._client_hs_secret, self._transcript.digest())
+            transcript_hash = self._transcript.digest()  # (now with our Certificate, CertificateVerify)
+        # RFC 8446 §4.4.4: our Finished covers the transcript up to the last message before it
+        verify_data = hmac_verify_data(hash_name, self._client_hs_secret, transcript_hash)
         self._send(_H, Finished(verify_data).encode())
         self._resumption_secret = schedule.derive(LABEL_RESUMPTION, self._transcript.digest())
         self._install(_A, Direction.READ, server_app)

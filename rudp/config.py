@@ -73,6 +73,10 @@ _LOCAL_PARAMETERS: dict[tuple[object, ...], TransportParameters] = {}
 """Config.local_transport_parameters by the configuration values they are made of (a few configs per
 process: bounded by _MAX_LOCAL_PARAMETERS, the oldest dropped first)."""
 _MAX_LOCAL_PARAMETERS: Final = 16
+_CLIENT_TLS_CONFIGS: dict[tuple[object, ...], tuple[TicketStore | None, TlsConfig]] = {}
+"""A client's TLS settings by every input of :meth:`Config.tls_config` (with the ticket store they
+hold), shared by the connections of equal configurations: bounded, the oldest dropped first."""
+_MAX_CLIENT_TLS_CONFIGS: Final = 16
 
 
 @dataclass
@@ -418,7 +422,8 @@ class Config:
         return keylog_path(self.secrets_log)
 
     def tls_config(self, *, is_client: bool, server_name: str | None = None) -> TlsConfig:
-        """Build the TLS engine configuration (loads certificate files once).
+        """Build the TLS engine configuration (loads certificate files once); a client's, without a
+        client certificate, is shared with earlier calls of equal inputs while its CA file is unchanged.
 
         Raises:
             ConfigError: for unreadable or inconsistent credentials, or a key log file that cannot be
@@ -428,10 +433,23 @@ class Config:
         from rudp.tls.keylog import opened_keylog_file
 
         secrets_log = self.secrets_log_path()
+        store = self.session_ticket_store
+        key: tuple[object, ...] | None = None
+        if is_client and self.certfile is None and self.keyfile is None:
+            # A client's settings are the same for every connection of one configuration: shared
+            # (every input in the key; the entry holds the ticket store, so its id stays its own),
+            # built again when one changes or its CA file was rewritten (trust_store_is_current).
+            suites = None if self.cipher_suites is None else tuple(self.cipher_suites)
+            name = server_name or self.server_name
+            key = (tuple(self.alpn), name, self.verify, self.cafile, id(store), self.enable_0rtt)
+            key += (secrets_log, suites)
+            cached = _CLIENT_TLS_CONFIGS.get(key)
+            if cached is not None and cached[1].trust_store_is_current():
+                return cached[1]
         kwargs: dict[str, Any] = {}
         if self.cipher_suites is not None:
             kwargs["cipher_suites"] = list(self.cipher_suites)
-        return TlsConfig(
+        tls = TlsConfig(
             is_client=is_client,
             alpn_protocols=list(self.alpn),
             server_name=server_name or self.server_name,
@@ -445,3 +463,8 @@ class Config:
             keylog=None if secrets_log is None else opened_keylog_file(secrets_log),
             **kwargs,
         )
+        if key is not None:
+            if len(_CLIENT_TLS_CONFIGS) >= _MAX_CLIENT_TLS_CONFIGS and key not in _CLIENT_TLS_CONFIGS:
+                del _CLIENT_TLS_CONFIGS[next(iter(_CLIENT_TLS_CONFIGS))]  # the oldest
+            _CLIENT_TLS_CONFIGS[key] = (store, tls)
+        return tls

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
 from typing import Final, TypeVar
 
@@ -399,3 +399,41 @@ def encode_transport_parameters(
         writer.push_varint(grease[0])
         writer.push_block(0, grease[1])
     return writer.getvalue()
+
+
+# A client's parameters differ between its connections only in initial_source_connection_id (RFC 9000
+# §7.3): the rest is encoded once per parameters object and version_information (bounded).
+_SOURCE_CID_ID: Final = encode_varint(_TP.INITIAL_SOURCE_CONNECTION_ID)
+_MAX_WITHOUT_SOURCE_CID: Final = 16
+_WITHOUT_SOURCE_CID: dict[tuple[int, VersionInformation | None], tuple[TransportParameters, bytes]] = {}
+
+
+def encode_with_source_cid(
+    params: TransportParameters, source_cid: bytes, version_information: VersionInformation | None
+) -> bytes:
+    """``encode_transport_parameters`` of ``params`` with ``initial_source_connection_id`` and
+    ``version_information`` set, the same bytes. Parameters with a connection-ID parameter of their
+    own (a server's) are encoded whole; without one (a client's: RFC 9000 §18.2 lets only a server
+    send the others) the source CID comes first, as the encoder puts it, before the rest's bytes,
+    kept from the previous connection with the same ``params`` object and ``version_information``.
+
+    Raises:
+        ValueError: as ``encode_transport_parameters``.
+    """
+    if (
+        params.original_destination_connection_id is not None
+        or params.stateless_reset_token is not None
+        or params.initial_source_connection_id is not None
+        or params.retry_source_connection_id is not None
+    ):
+        return encode_transport_parameters(
+            replace(params, initial_source_connection_id=source_cid, version_information=version_information)
+        )
+    key = (id(params), version_information)  # (the entry holds the object: its id stays its own)
+    cached = _WITHOUT_SOURCE_CID.get(key)
+    if cached is None:
+        rest = encode_transport_parameters(replace(params, version_information=version_information))
+        if len(_WITHOUT_SOURCE_CID) >= _MAX_WITHOUT_SOURCE_CID:
+            del _WITHOUT_SOURCE_CID[next(iter(_WITHOUT_SOURCE_CID))]  # the oldest
+        cached = _WITHOUT_SOURCE_CID[key] = (params, rest)
+    return b"%s%s%s%s" % (_SOURCE_CID_ID, encode_varint(len(source_cid)), source_cid, cached[1])

@@ -120,9 +120,10 @@ def hkdf_expand_label(
     algorithm: hashes.HashAlgorithm, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label(Secret, Label, Context, Length) (RFC 8446 §7.1); ``label`` without "tls13 "."""
-    if context:
-        return hkdf_expand(algorithm, secret, _label_info(label, context, length), length)
-    return hkdf_expand(algorithm, secret, _constant_info(label, length), length)
+    info = _label_info(label, context, length) if context else _constant_info(label, length)
+    if length <= algorithm.digest_size:  # (hkdf_expand's one block, inline: every TLS and QUIC label)
+        return hmac_digest(algorithm.name, secret, info + b"\x01")[:length]
+    return hkdf_expand(algorithm, secret, info, length)
 
 
 def hkdf_expand_labels(

@@ -14,7 +14,6 @@ spoofed source never comes back with the token); past ``Config.max_handshakes`` 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable
 from enum import Enum
@@ -96,7 +95,8 @@ class RateLimit:
 
 def derive_secret(master: bytes, label: bytes) -> bytes:
     """A 32-byte secret for ``label`` from ``master`` (HMAC-SHA256 as a PRF, RFC 2104)."""
-    return hmac.new(master, b"rudp endpoint secret: " + label, hashlib.sha256).digest()
+    # (the one-shot C digest: same bytes as hmac.new(...).digest() without its Python objects)
+    return hmac.digest(master, b"rudp endpoint secret: " + label, "sha256")
 
 
 class Admission:
@@ -110,7 +110,7 @@ class Admission:
     def __init__(self, config: Config, master_secret: bytes, randbytes: Callable[[int], bytes]) -> None:
         self._config = config
         self._randbytes = randbytes
-        self.reset_key = config.stateless_reset_key or derive_secret(master_secret, b"stateless reset")
+        self._reset_key = config.stateless_reset_key  # (derived on first use: a client endpoint may never)
         self._master_secret = master_secret
         self._sealer: TokenSealer | None = None  # made on first use: a client endpoint never needs one
         self._replies = RateLimit(STATELESS_REPLIES_PER_SECOND)
@@ -118,6 +118,15 @@ class Admission:
         self.refusals_sent = 0
         self.resets_sent = 0
         self.initials_dropped = 0
+
+    @property
+    def reset_key(self) -> bytes:
+        """The key of this endpoint's stateless reset tokens (RFC 9000 §10.3.2): the configured one,
+        else derived from the master secret."""
+        key = self._reset_key
+        if key is None:
+            key = self._reset_key = derive_secret(self._master_secret, b"stateless reset")
+        return key
 
     def _token_sealer(self) -> TokenSealer:
         if self._sealer is None:

@@ -41,19 +41,29 @@ class LocalConnectionIds:
     """The connection IDs the peer may use to reach us."""
 
     def __init__(
-        self, initial_cid: bytes, reset_key: bytes, randbytes: Callable[[int], bytes], cid_length: int
+        self, initial_cid: bytes, reset_key: bytes | None, randbytes: Callable[[int], bytes], cid_length: int
     ):
         self._reset_key = reset_key
+        """The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), or None
+        (a client's connection: each token is random, kept with its CID and never derived again)."""
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
         self._limit = 0  # how many the peer holds at once, once issue_up_to() has been called
         self.active: dict[int, IssuedCid] = {
-            0: IssuedCid(0, initial_cid, stateless_reset_token(reset_key, initial_cid), sent=True)
+            0: IssuedCid(0, initial_cid, self._reset_token(initial_cid), sent=True)
         }
         self.changes: deque[tuple[bool, bytes]] = deque()
         """(added?, cid) for the endpoint's routing table."""
         self._retired_to_send: deque[int] = deque()
+
+    def _reset_token(self, cid: bytes) -> bytes:
+        key = self._reset_key
+        if key is None:
+            # RFC 9000 §10.3: a token must be difficult to guess; one no endpoint key will ever derive
+            # again can be random (an HMAC costs ~20x the random bytes).
+            return self._randbytes(RESET_TOKEN_SIZE)
+        return stateless_reset_token(key, cid)
 
     def issue_up_to(self, limit: int) -> None:
         """Issue new CIDs until ``limit`` are active (zero-length CIDs issue none)."""
@@ -62,7 +72,7 @@ class LocalConnectionIds:
         self._limit = limit
         while len(self.active) < limit:
             cid = self._randbytes(self._cid_length)
-            entry = IssuedCid(self._next_sequence, cid, stateless_reset_token(self._reset_key, cid))
+            entry = IssuedCid(self._next_sequence, cid, self._reset_token(cid))
             self.active[entry.sequence] = entry
             self._next_sequence += 1
             self.changes.append((True, cid))
@@ -77,7 +87,7 @@ class LocalConnectionIds:
                 raise ValueError("the preferred address needs connection IDs, issued before any other")
             return entry
         cid = self._randbytes(self._cid_length)
-        entry = IssuedCid(1, cid, stateless_reset_token(self._reset_key, cid), sent=True)
+        entry = IssuedCid(1, cid, self._reset_token(cid), sent=True)
         self.active[1] = entry
         self._next_sequence = 2
         self.changes.append((True, cid))

@@ -15,7 +15,6 @@ recovery, the :class:`~rudp.quic.handshake.Handshake`, the :class:`~rudp.quic.re
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -111,9 +110,8 @@ class QuicConnection:
             usage=KeyUsage.from_config(config),
         )
         cid = local_cid if local_cid is not None else config.randbytes(config.connection_id_length)
-        self._local_cids = LocalConnectionIds(
-            cid, reset_key or os.urandom(32), config.randbytes, config.connection_id_length
-        )
+        # (no reset_key: a client's, whose tokens are random, RFC 9000 §10.3)
+        self._local_cids = LocalConnectionIds(cid, reset_key, config.randbytes, config.connection_id_length)
         local_params = config.local_transport_parameters()
         self._streams = StreamManager(
             is_client=is_client,

@@ -17,10 +17,13 @@ from dataclasses import replace
 
 from rudp.codec.frames import Crypto, HandshakeDone, NewToken
 from rudp.codec.packet import PacketHeader
+from rudp.codec.peer_parameters import decode_transport_parameters_cached
 from rudp.codec.transport_params import (
     TransportParameters,
+    VersionInformation,
     decode_transport_parameters,
     encode_transport_parameters,
+    encode_with_source_cid,
     version_information_of,
 )
 from rudp.crypto.protection import PacketProtection
@@ -89,7 +92,10 @@ class Handshake:
         self._qlog = qlog
         self._emit = emit
         self.tls: TlsEngine | None = None
-        self.local_params = local_params
+        self._local_params = local_params
+        self._client_sent: tuple[bytes, VersionInformation] | None = None
+        """(client) The SCID and version_information the ClientHello's parameters carry, until
+        :attr:`local_params` is first asked for."""
         self.peer_params: TransportParameters | None = None
         self._decoded_peer: tuple[bytes, TransportParameters] | None = None
         self.complete = False
@@ -123,11 +129,13 @@ class Handshake:
         self.original_dcid = self._randbytes(8)  # RFC 9000 §7.2: at least 8 unpredictable bytes
         self._peer_cids.set_initial(self.original_dcid)
         self._spaces.install_initial(self.original_dcid, is_client=True)
-        params = self._own_parameters()
-        self._qlog.start(self.original_dcid, params, self._paths.current.pmtud.current, now)
+        scid, info = self._local_cids.active[0].cid, self.versions.local_information()
+        self._client_sent = (scid, info)
+        if self._qlog.records:  # (a NullQlog's start does nothing)
+            self._qlog.start(self.original_dcid, self.local_params, self._paths.current.pmtud.current, now)
         tls = TlsClient(
             self._tls_config,
-            encode_transport_parameters(params),
+            encode_with_source_cid(self._local_params, scid, info),  # = encoding self.local_params
             randbytes=self._randbytes,
             accept_ticket=self._client_ticket_of_this_version,
             ticket_version=lambda: self.version,  # RFC 9369 §5: the Negotiated Version, once there is one
@@ -211,6 +219,18 @@ class Handshake:
             return False
         return info is None or info.chosen_version == wanted
 
+    @property
+    def local_params(self) -> TransportParameters:
+        """Our transport parameters: the configuration's, with our CIDs and version_information once
+        the handshake started (a client's are built when first asked for: its ClientHello encodes them
+        without the object, :func:`encode_with_source_cid`)."""
+        sent = self._client_sent
+        if sent is not None:
+            self._client_sent = None
+            changes = {"initial_source_connection_id": sent[0], "version_information": sent[1]}
+            self._local_params = replace(self._local_params, **changes)  # type: ignore[arg-type]
+        return self._local_params
+
     def _own_parameters(self) -> TransportParameters:
         scid = self._local_cids.active[0].cid
         changes: dict[str, object] = {
@@ -223,8 +243,8 @@ class Handshake:
             changes["preferred_address"] = self._migration.advertise(self._local_cids)  # RFC 9000 §9.6
             if self.retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self.retry_source_cid
-        self.local_params = replace(self.local_params, **changes)  # type: ignore[arg-type]
-        return self.local_params
+        self._local_params = replace(self._local_params, **changes)  # type: ignore[arg-type]
+        return self._local_params
 
     # -- CRYPTO and TLS -----------------------------------------------------------------------------
 
@@ -265,7 +285,8 @@ class Handshake:
         if decoded is not None and decoded[0] == data:
             params = decoded[1]  # (server) decoded and validated by _respond_parameters
         else:
-            params = decode_transport_parameters(data, from_server=self.is_client)
+            # (a client: the server's parameters but its CIDs are those of its previous answers)
+            params = decode_transport_parameters_cached(data, from_server=self.is_client)
         self._authenticate_cids(params)
         if self.is_client:
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)

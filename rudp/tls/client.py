@@ -34,9 +34,10 @@ from rudp.tls.certs import (
     sign,
     verify_signature,
 )
+from rudp.tls.client_hello import encode_client_hello
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
-from rudp.tls.extensions import LEGACY_VERSION, TLS13, OfferedPsks, PskKeyExchangeMode, encode_binders
+from rudp.tls.extensions import LEGACY_VERSION, TLS13, OfferedPsks, encode_binders
 from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import KeyShare
 from rudp.tls.key_schedule import (
@@ -54,7 +55,6 @@ from rudp.tls.messages import (
     CertificateMessage,
     CertificateRequest,
     CertificateVerify,
-    ClientHello,
     EncryptedExtensions,
     Finished,
     NewSessionTicket,
@@ -179,32 +179,31 @@ class TlsClient(TlsEngine):
     def _send_client_hello(self, wall: float) -> None:
         config = self.config
         sni = config.server_name if config.server_name and not _is_ip(config.server_name) else None
-        hello = ClientHello(
-            random=self.client_random,
-            cipher_suites=[int(s) for s in self._offered_suites],
-            server_name=sni,
-            supported_versions=[TLS13],
-            supported_groups=[int(g) for g in config.groups],
-            signature_algorithms=[int(s) for s in config.signature_algorithms]
-            + [int(s) for s in CERTIFICATE_ONLY_SCHEMES if s not in config.signature_algorithms],
-            key_shares=[(group, share.public) for group, share in self._key_shares.items()],
-            alpn_protocols=[p.encode() for p in config.alpn_protocols],
-            psk_modes=[PskKeyExchangeMode.psk_dhe_ke],
-            cookie=self._cookie,
-            transport_parameters=self.transport_parameters,
-            early_data=self.early_data_offered and not self._retried,
-        )
+        signature_algorithms = tuple(config.signature_algorithms)
+        psks = None
         ticket = self.session_ticket
-        if ticket is None:
-            raw = hello.encode()
-        else:
-            # RFC 8446 §4.2.11.2: the binder is an HMAC over the transcript up to the truncated ClientHello
+        if ticket is not None:
             hash_name = _hash_of(ticket)
             self._psk_schedule = KeySchedule(hash_name, ticket.psk)
-            hash_length = self._psk_schedule.hash_length
-            psks = OfferedPsks([(ticket.ticket, ticket.obfuscated_age(wall))], [bytes(hash_length)])
-            hello.pre_shared_key = psks
-            raw = hello.encode()
+            placeholder = bytes(self._psk_schedule.hash_length)  # the binder, computed below
+            psks = OfferedPsks([(ticket.ticket, ticket.obfuscated_age(wall))], [placeholder])
+        raw = encode_client_hello(
+            random=self.client_random,
+            cipher_suites=self._offered_suites,  # (IntEnum members: encoded as their values)
+            server_name=sni,
+            supported_groups=tuple(config.groups),
+            signature_algorithms=signature_algorithms
+            + tuple(s for s in CERTIFICATE_ONLY_SCHEMES if s not in signature_algorithms),
+            alpn_protocols=tuple(p.encode() for p in config.alpn_protocols),
+            key_shares=[(group, share.public) for group, share in self._key_shares.items()],
+            transport_parameters=self.transport_parameters,
+            cookie=self._cookie,
+            early_data=self.early_data_offered and not self._retried,
+            pre_shared_key=psks,
+        )
+        if psks is not None and self._psk_schedule is not None:
+            # RFC 8446 §4.2.11.2: the binder is an HMAC over the transcript up to the truncated ClientHello
+            hash_name = self._psk_schedule.hash_name
             truncated = raw[: len(raw) - psks.binders_size()]
             binder_hash = self._transcript.digest(truncated, name=hash_name)
             psks.binders = [hmac_verify_data(hash_name, self._psk_schedule.binder_key(), binder_hash)]
@@ -385,7 +384,9 @@ class TlsClient(TlsEngine):
         self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app)
         if self._certificate_request is not None:
             self._send_client_certificate(self._certificate_request)
-        verify_data = hmac_verify_data(hash_name, self._client_hs_secret, self._transcript.digest())
+            transcript_hash = self._transcript.digest()  # (now with our Certificate, CertificateVerify)
+        # RFC 8446 §4.4.4: our Finished covers the transcript up to the last message before it
+        verify_data = hmac_verify_data(hash_name, self._client_hs_secret, transcript_hash)
         self._send(_H, Finished(verify_data).encode())
         self._resumption_secret = schedule.derive(LABEL_RESUMPTION, self._transcript.digest())
         self._install(_A, Direction.READ, server_app)

@@ -147,6 +147,11 @@ class TlsConfig:
             cached = self._chain_der = (chain, tuple(cert.public_bytes(Encoding.DER) for cert in chain))
         return cached[1]
 
+    def trust_store_is_current(self) -> bool:
+        """True unless the trust store this configuration loaded is no longer what its CA sources
+        give (a CA file rewritten since it was loaded: :func:`cached_trust_store` loads it again)."""
+        return self._store is None or cached_trust_store(self.cafile, self.cadata, self.capath) is self._store
+
     def trust_store(self) -> TrustStore:
         """The trusted certificates for peer verification (loaded on first use, shared by the configs
         that name the same unchanged sources)."""

@@ -327,13 +327,11 @@ class OfferedPsks:
 
 def encode_offered_psks(psks: OfferedPsks) -> bytes:
     """``PskIdentity identities<7..2^16-1>; PskBinderEntry binders<33..2^16-1>``."""
-    w = Writer()
-    with w.block(2):
-        for identity, age in psks.identities:
-            w.push_block(2, identity)
-            w.push_uint32(age)
-    w.push_bytes(encode_binders(psks.binders))
-    return w.getvalue()
+    identities = b"".join(
+        b"%s%s%s" % (len(identity).to_bytes(2, "big"), identity, age.to_bytes(4, "big"))
+        for identity, age in psks.identities
+    )
+    return b"%s%s%s" % (len(identities).to_bytes(2, "big"), identities, encode_binders(psks.binders))
 
 
 def encode_binders(binders: list[bytes]) -> bytes:

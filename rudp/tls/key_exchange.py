@@ -32,25 +32,34 @@ _CURVES: Final = {
 }
 
 SUPPORTED_GROUPS: Final = frozenset({NamedGroup.x25519, *_CURVES})
+_X25519: Final = int(NamedGroup.x25519)
+
+try:  # what X25519's public classmethods call after their backend check (fewer Python frames)
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+    _x25519_private: Callable[[bytes], x25519.X25519PrivateKey] = _rust_openssl.x25519.from_private_bytes
+    _x25519_public: Callable[[bytes], x25519.X25519PublicKey] = _rust_openssl.x25519.from_public_bytes
+except (ImportError, AttributeError):  # a cryptography release without them: the public API
+    _x25519_private = x25519.X25519PrivateKey.from_private_bytes
+    _x25519_public = x25519.X25519PublicKey.from_public_bytes
 
 
 class KeyShare:
     """One ephemeral key pair of ``group``; :attr:`public` is the key_exchange field."""
 
-    __slots__ = ("_private", "group", "public")
+    __slots__ = ("_ec", "_x25519", "group", "public")
 
     def __init__(self, group: int, randbytes: RandBytes) -> None:
         self.group = group
-        self._private: x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
-        if group == NamedGroup.x25519:
-            key = x25519.X25519PrivateKey.from_private_bytes(randbytes(32))
-            self._private = key
+        self._x25519: x25519.X25519PrivateKey | None = None
+        self._ec: ec.EllipticCurvePrivateKey | None = None
+        if group == _X25519:
+            key = self._x25519 = _x25519_private(randbytes(32))
             self.public = key.public_key().public_bytes_raw()
         elif group in _CURVES:
             curve, order, length = _CURVES[NamedGroup(group)]
             scalar = int.from_bytes(randbytes(length // 2 + 8), "big") % (order - 1) + 1
-            ec_key = ec.derive_private_key(scalar, curve())
-            self._private = ec_key
+            ec_key = self._ec = ec.derive_private_key(scalar, curve())
             self.public = ec_key.public_key().public_bytes(
                 serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
             )
@@ -60,9 +69,8 @@ class KeyShare:
     def exchange(self, peer_public: bytes) -> bytes:
         """The shared secret with ``peer_public``; invalid peer keys -> illegal_parameter (§4.2.8.2)."""
         try:
-            if isinstance(self._private, x25519.X25519PrivateKey):
-                peer = x25519.X25519PublicKey.from_public_bytes(peer_public)
-                secret = self._private.exchange(peer)
+            if self._x25519 is not None:
+                secret = self._x25519.exchange(_x25519_public(peer_public))
                 if not any(secret):
                     raise ValueError("all-zero X25519 shared secret")
                 return secret
@@ -70,6 +78,8 @@ class KeyShare:
             if len(peer_public) != length or peer_public[0] != 4:
                 raise ValueError("not an uncompressed point")
             ec_peer = ec.EllipticCurvePublicKey.from_encoded_point(curve(), peer_public)
-            return self._private.exchange(ec.ECDH(), ec_peer)
+            if self._ec is None:
+                raise ValueError("no private key")  # (unreachable: __init__ made one of the two)
+            return self._ec.exchange(ec.ECDH(), ec_peer)
         except ValueError as exc:
             raise alert(AlertDescription.illegal_parameter, f"invalid key share: {exc}") from None

@@ -27,6 +27,10 @@ LABEL_EXPORTER: Final = b"exp master"
 LABEL_RESUMPTION: Final = b"res master"
 
 
+_HASH_NEW: Final = {"sha256": hashlib.sha256, "sha384": hashlib.sha384}
+"""The two transcript hashes' constructors by name (``hashlib.new`` goes through a Python function)."""
+
+
 class Transcript:
     """Transcript-Hash over the handshake messages (RFC 8446 §4.4.1).
 
@@ -49,7 +53,7 @@ class Transcript:
         """Choose the hash (idempotent for the same name) and absorb the messages kept so far."""
         if self._hash is not None:
             return
-        self._hash = hashlib.new(name)
+        self._hash = _HASH_NEW[name]()
         for raw in self._pending:
             self._hash.update(raw)
         self._pending.clear()
@@ -69,7 +73,7 @@ class Transcript:
         if self._hash is not None:
             h = self._hash.copy()
         else:
-            h = hashlib.new(name or "sha256")
+            h = _HASH_NEW[name or "sha256"]()
             for raw in self._pending:
                 h.update(raw)
         h.update(extra)

@@ -6,16 +6,19 @@ import dataclasses
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from rudp.codec.buffer import Writer
 from rudp.codec.transport_params import (
     TransportParameterId,
     TransportParameters,
+    VersionInformation,
     decode_transport_parameters,
     encode_transport_parameters,
+    encode_with_source_cid,
 )
 from rudp.errors import DecodeError, TransportErrorCode
-from tests.strategies import transport_parameters
+from tests.strategies import cids, transport_parameters
 
 TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
 
@@ -151,3 +154,25 @@ def test_integer_parameters_take_the_shortest_varint(value: int, size: int) -> N
 def test_integer_parameter_out_of_varint_range_is_refused(value: int) -> None:
     with pytest.raises(ValueError):
         encode_transport_parameters(TransportParameters(initial_max_data=value))
+
+
+@given(transport_parameters, cids, cids, st.booleans())
+def test_encode_with_source_cid_equals_encoding_the_whole(
+    params: TransportParameters, first: bytes, second: bytes, client: bool
+) -> None:
+    # A client's parameters (no CID parameter of their own) take the cached path; others are whole.
+    if client:
+        params = dataclasses.replace(
+            params,
+            original_destination_connection_id=None,
+            stateless_reset_token=None,
+            initial_source_connection_id=None,
+            retry_source_connection_id=None,
+        )
+    info = params.version_information or VersionInformation(1, (1,))
+    for scid in (first, second, first):  # the second and third reuse the rest's bytes
+        whole = dataclasses.replace(params, initial_source_connection_id=scid, version_information=info)
+        assert encode_with_source_cid(params, scid, info) == encode_transport_parameters(whole)
+    other = VersionInformation(0x6B3343CF, (0x6B3343CF, 1))  # another version_information: other bytes
+    whole = dataclasses.replace(params, initial_source_connection_id=second, version_information=other)
+    assert encode_with_source_cid(params, second, other) == encode_transport_parameters(whole)

@@ -55,3 +55,22 @@ def test_expand_labels_equals_one_label_at_a_time(name: str, secret: bytes) -> N
 def test_extract_with_an_empty_salt_uses_zeros() -> None:
     algorithm = hash_by_name("sha256")
     assert hkdf_extract(algorithm, b"", b"ikm") == hmac.digest(bytes(32), b"ikm", "sha256")
+
+
+@given(
+    name=HASHES,
+    secret=st.binary(min_size=1, max_size=64),
+    label=st.binary(min_size=1, max_size=20),
+    context=st.binary(max_size=64),
+    length=st.integers(1, 120),
+)
+def test_expand_label_is_hkdf_expand_of_the_hkdf_label(
+    name: str, secret: bytes, label: bytes, context: bytes, length: int
+) -> None:
+    # RFC 8446 §7.1: HkdfLabel = length (2 bytes), "tls13 " + label (<7..255>), context (<0..255>);
+    # lengths within one hash block take the inline path, longer ones hkdf_expand's loop.
+    algorithm = hash_by_name(name)
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
+    expected = HKDFExpand(algorithm, length, info).derive(secret)
+    assert hkdf_expand_label(algorithm, secret, label, context, length) == expected

@@ -5,6 +5,8 @@ per-connection table back to its starting size (RFC 9000 §5.2.2, §8.1, §10.3)
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import random
 from collections.abc import Iterator
 
@@ -19,7 +21,7 @@ from rudp.config import Config
 from rudp.crypto.keys import initial_secrets
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import CipherSuite
-from rudp.quic.admission import STATELESS_REPLIES_PER_SECOND, RateLimit
+from rudp.quic.admission import STATELESS_REPLIES_PER_SECOND, Admission, RateLimit, derive_secret
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.events import ConnectionTerminated
@@ -483,3 +485,19 @@ def test_endpoint_fuzz_garbage_creates_no_state(pki: TestPki, datagrams: list[by
 
 
 _FUZZ_SERVERS: dict[int, QuicEndpoint] = {}
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=40))
+def test_derive_secret_is_hmac_sha256_of_the_labelled_input(master: bytes, label: bytes) -> None:
+    # The endpoint's reset and token keys: an endpoint restarted with the same master secret must
+    # derive the same ones (RFC 9000 §10.3.2), so the bytes are fixed: RFC 2104 HMAC-SHA256.
+    expected = hmac.new(master, b"rudp endpoint secret: " + label, hashlib.sha256).digest()
+    assert derive_secret(master, label) == expected
+
+
+def test_reset_key_is_the_configured_one_else_derived_from_the_master_secret() -> None:
+    master = bytes(range(32))
+    derived = Admission(Config(alpn=["x"]), master, lambda n: bytes(n)).reset_key
+    assert derived == derive_secret(master, b"stateless reset")
+    configured = Admission(Config(alpn=["x"], stateless_reset_key=bytes(16)), master, lambda n: bytes(n))
+    assert configured.reset_key == bytes(16)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import rudp.quic.handshake as handshake_module
+from rudp.codec.peer_parameters import decode_transport_parameters_cached
 from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.handshake import Handshake
@@ -28,7 +29,12 @@ def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bool]]:
         calls.append((bytes(data), from_server))
         return decode_transport_parameters(data, from_server=from_server)
 
+    def counting_cached(data: Any, *, from_server: bool) -> TransportParameters:
+        calls.append((bytes(data), from_server))
+        return decode_transport_parameters_cached(data, from_server=from_server)
+
     monkeypatch.setattr(handshake_module, "decode_transport_parameters", counting)
+    monkeypatch.setattr(handshake_module, "decode_transport_parameters_cached", counting_cached)
     return calls
 
 
@@ -48,6 +54,7 @@ def test_server_decodes_the_clients_transport_parameters_once(
     sent = sim.conn._handshake.local_params
     assert server_view.initial_source_connection_id == sent.initial_source_connection_id
     assert server_view.max_idle_timeout == sent.max_idle_timeout
+    assert server_view == sent  # the client's parameters object is what its ClientHello carried
     # And the client received the server's full parameters (encoded once, by the respond hook).
     client_view = sim.conn._handshake.peer_params
     assert client_view is not None
@@ -72,7 +79,8 @@ def test_server_builds_its_transport_parameters_once_without_qlog(
     sim = make_sim(pki, server={"qlog_dir": tmp_path} if qlog else None)
     sim.handshake()
     # Without qlog, once when TLS asks (after the version choice); a qlog also logs them at the start.
-    assert built.count(False) == (2 if qlog else 1) and built.count(True) == 1
+    # A client encodes its parameters without building them (encode_with_source_cid).
+    assert built.count(False) == (2 if qlog else 1) and built.count(True) == 0
     local = sim.server.conn._handshake.local_params
     assert local.original_destination_connection_id == sim.conn._handshake.original_dcid
     assert local.initial_source_connection_id is not None and local.stateless_reset_token is not None

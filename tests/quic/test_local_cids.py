@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
 from rudp.codec.frames import RetireConnectionId
 from rudp.errors import TransportError
-from rudp.quic.cids import LocalConnectionIds
+from rudp.quic.cids import LocalConnectionIds, stateless_reset_token
 
 
 def _ids() -> LocalConnectionIds:
@@ -34,3 +35,22 @@ def test_before_the_handshake_nothing_is_issued_on_retire() -> None:
     with pytest.raises(TransportError):
         ids.on_retire(RetireConnectionId(1), b"")  # never issued
     assert len(ids.active) == 1
+
+
+def test_reset_tokens_derive_from_the_endpoint_key_else_are_random() -> None:
+    # RFC 9000 §10.3.2: a server endpoint's static key derives each token (it can send the reset
+    # later for a CID it no longer holds); without a key (a client's connection) tokens are random.
+    keyed = _ids()
+    keyed.issue_up_to(4)
+    assert all(e.reset_token == stateless_reset_token(b"k" * 32, e.cid) for e in keyed.active.values())
+    randoms = iter(os.urandom(16) for _ in range(100))
+    cids = itertools.count(1)
+
+    def randbytes(n: int) -> bytes:
+        return next(randoms) if n == 16 else next(cids).to_bytes(n, "big")
+
+    unkeyed = LocalConnectionIds(b"\x00" * 8, None, randbytes, 8)
+    unkeyed.issue_up_to(4)
+    tokens = [e.reset_token for e in unkeyed.active.values()]
+    assert len(set(tokens)) == 4 and all(len(t) == 16 for t in tokens)
+    assert all(e.reset_token != stateless_reset_token(b"k" * 32, e.cid) for e in unkeyed.active.values())

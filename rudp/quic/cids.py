@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rudp.codec.frames import NewConnectionId, RetireConnectionId
-from rudp.crypto.hkdf import hmac_digest
+from rudp.crypto.hkdf import KeyedHmac, hmac_digest
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.delivery import FrameSink
 
@@ -43,17 +43,22 @@ class LocalConnectionIds:
     def __init__(
         self, initial_cid: bytes, reset_key: bytes, randbytes: Callable[[int], bytes], cid_length: int
     ):
-        self._reset_key = reset_key
+        # The key's HMAC pads hashed once for every token this connection issues (RFC 9000 §10.3.2).
+        self._reset_prf = KeyedHmac("sha256", reset_key)
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
         self._limit = 0  # how many the peer holds at once, once issue_up_to() has been called
         self.active: dict[int, IssuedCid] = {
-            0: IssuedCid(0, initial_cid, stateless_reset_token(reset_key, initial_cid), sent=True)
+            0: IssuedCid(0, initial_cid, self._reset_token(initial_cid), sent=True)
         }
         self.changes: deque[tuple[bool, bytes]] = deque()
         """(added?, cid) for the endpoint's routing table."""
         self._retired_to_send: deque[int] = deque()
+
+    def _reset_token(self, cid: bytes) -> bytes:
+        """:func:`stateless_reset_token` of ``cid`` under this connection's key."""
+        return self._reset_prf.digest(cid)[:RESET_TOKEN_SIZE]
 
     def issue_up_to(self, limit: int) -> None:
         """Issue new CIDs until ``limit`` are active (zero-length CIDs issue none)."""
@@ -62,7 +67,7 @@ class LocalConnectionIds:
         self._limit = limit
         while len(self.active) < limit:
             cid = self._randbytes(self._cid_length)
-            entry = IssuedCid(self._next_sequence, cid, stateless_reset_token(self._reset_key, cid))
+            entry = IssuedCid(self._next_sequence, cid, self._reset_token(cid))
             self.active[entry.sequence] = entry
             self._next_sequence += 1
             self.changes.append((True, cid))
@@ -77,7 +82,7 @@ class LocalConnectionIds:
                 raise ValueError("the preferred address needs connection IDs, issued before any other")
             return entry
         cid = self._randbytes(self._cid_length)
-        entry = IssuedCid(1, cid, stateless_reset_token(self._reset_key, cid), sent=True)
+        entry = IssuedCid(1, cid, self._reset_token(cid), sent=True)
         self.active[1] = entry
         self._next_sequence = 2
         self.changes.append((True, cid))

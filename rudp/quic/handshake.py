@@ -13,7 +13,6 @@ there), read here, never copied. The keys themselves live in their packet number
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from rudp.codec.frames import Crypto, HandshakeDone, NewToken
 from rudp.codec.packet import PacketHeader
@@ -22,6 +21,7 @@ from rudp.codec.transport_params import (
     decode_transport_parameters,
     encode_transport_parameters,
     version_information_of,
+    with_changes,
 )
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.retry import verify_retry_integrity
@@ -223,7 +223,7 @@ class Handshake:
             changes["preferred_address"] = self._migration.advertise(self._local_cids)  # RFC 9000 §9.6
             if self.retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self.retry_source_cid
-        self.local_params = replace(self.local_params, **changes)  # type: ignore[arg-type]
+        self.local_params = with_changes(self.local_params, changes)
         return self.local_params
 
     # -- CRYPTO and TLS -----------------------------------------------------------------------------

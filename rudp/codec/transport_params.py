@@ -176,6 +176,18 @@ _BYTES_PARAMS: Final[dict[int, str]] = {
 }
 _DEFAULTS: Final = {f.name: f.default for f in fields(TransportParameters)}
 # Enum members read once (in Python 3.11 each ``_TP.X`` costs an enum metaclass lookup).
+_FIELD_NAMES: Final = tuple(_DEFAULTS)
+
+
+def with_changes(params: TransportParameters, changes: dict[str, object]) -> TransportParameters:
+    """``dataclasses.replace(params, **changes)``, the same object built through the same
+    ``__init__``, without ``replace``'s scan of the field definitions on every call (a connection
+    fills in its CID parameters once per handshake)."""
+    values: dict[str, object] = {name: getattr(params, name) for name in _FIELD_NAMES}
+    values.update(changes)
+    return TransportParameters(**values)  # type: ignore[arg-type]
+
+
 _DISABLE_ACTIVE_MIGRATION: Final = int(_TP.DISABLE_ACTIVE_MIGRATION)
 _PREFERRED_ADDRESS: Final = int(_TP.PREFERRED_ADDRESS)
 _VERSION_INFORMATION: Final = int(_TP.VERSION_INFORMATION)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rudp.codec.frames import NewConnectionId, RetireConnectionId
-from rudp.crypto.hkdf import hmac_digest
+from rudp.crypto.hkdf import KeyedHmac, hmac_digest
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.delivery import FrameSink
 
@@ -43,9 +43,10 @@ class LocalConnectionIds:
     def __init__(
         self, initial_cid: bytes, reset_key: bytes | None, randbytes: Callable[[int], bytes], cid_length: int
     ):
-        self._reset_key = reset_key
-        """The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), or None
-        (a client's connection: each token is random, kept with its CID and never derived again)."""
+        # The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), its HMAC
+        # pads hashed once for every token this connection issues; None: a client's connection, whose
+        # tokens are random, kept with their CIDs and never derived again.
+        self._reset_prf = KeyedHmac("sha256", reset_key) if reset_key is not None else None
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
@@ -58,12 +59,13 @@ class LocalConnectionIds:
         self._retired_to_send: deque[int] = deque()
 
     def _reset_token(self, cid: bytes) -> bytes:
-        key = self._reset_key
-        if key is None:
+        """:func:`stateless_reset_token` of ``cid`` under the endpoint's key, or random bytes."""
+        prf = self._reset_prf
+        if prf is None:
             # RFC 9000 §10.3: a token must be difficult to guess; one no endpoint key will ever derive
             # again can be random (an HMAC costs ~20x the random bytes).
             return self._randbytes(RESET_TOKEN_SIZE)
-        return stateless_reset_token(key, cid)
+        return prf.digest(cid)[:RESET_TOKEN_SIZE]
 
     def issue_up_to(self, limit: int) -> None:
         """Issue new CIDs until ``limit`` are active (zero-length CIDs issue none)."""

@@ -13,7 +13,6 @@ there), read here, never copied. The keys themselves live in their packet number
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from rudp.codec.frames import Crypto, HandshakeDone, NewToken
 from rudp.codec.packet import PacketHeader
@@ -25,6 +24,7 @@ from rudp.codec.transport_params import (
     encode_transport_parameters,
     encode_with_source_cid,
     version_information_of,
+    with_changes,
 )
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.retry import verify_retry_integrity
@@ -228,7 +228,7 @@ class Handshake:
         if sent is not None:
             self._client_sent = None
             changes = {"initial_source_connection_id": sent[0], "version_information": sent[1]}
-            self._local_params = replace(self._local_params, **changes)  # type: ignore[arg-type]
+            self._local_params = with_changes(self._local_params, changes)
         return self._local_params
 
     def _own_parameters(self) -> TransportParameters:
@@ -243,7 +243,7 @@ class Handshake:
             changes["preferred_address"] = self._migration.advertise(self._local_cids)  # RFC 9000 §9.6
             if self.retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self.retry_source_cid
-        self._local_params = replace(self._local_params, **changes)  # type: ignore[arg-type]
+        self._local_params = with_changes(self._local_params, changes)
         return self._local_params
 
     # -- CRYPTO and TLS -----------------------------------------------------------------------------

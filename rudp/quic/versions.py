@@ -39,6 +39,29 @@ def compatible(original: int, other: int) -> bool:
     return original == other or (original, other) in COMPATIBLE
 
 
+_OFFERED: dict[tuple[int, tuple[int, ...] | None], tuple[int, ...]] = {}
+"""Available Versions by (original version, preference list): a few constants, so each connection
+does not filter the list again (bounded by _MAX_OFFERED)."""
+_MAX_OFFERED = 64
+
+
+def _offered(original: int, preferred: tuple[int, ...] | None) -> tuple[int, ...]:
+    """RFC 9368 §3: a client's Available Versions list every version its first flight is compatible
+    with, by descending preference, the Chosen Version included. Without a preference list the client
+    prefers the version it started with and offers the other compatible ones after it."""
+    key = (original, None if preferred is None else tuple(preferred))  # (a list given: hashable)
+    found = _OFFERED.get(key)
+    if found is None:
+        order = preferred if preferred is not None else (original, *SUPPORTED_VERSIONS)
+        offered = [v for v in order if compatible(original, v)]
+        if original not in offered:
+            offered.insert(0, original)
+        found = tuple(dict.fromkeys(offered))
+        if len(_OFFERED) < _MAX_OFFERED:
+            _OFFERED[key] = found
+    return found
+
+
 class VersionNegotiation:
     """The version story of one connection (see the module docstring)."""
 
@@ -58,14 +81,7 @@ class VersionNegotiation:
         self.original = spaces.version
         """The Original Version: the one of the client's first flight (RFC 9368 §2)."""
         self._preferred = preferred
-        # RFC 9368 §3: a client's Available Versions list every version its first flight is compatible
-        # with, by descending preference, the Chosen Version included. Without a preference list the
-        # client prefers the version it started with and offers the other compatible ones after it.
-        order = preferred if preferred is not None else (self.original, *SUPPORTED_VERSIONS)
-        offered = [v for v in order if compatible(self.original, v)]
-        if self.original not in offered:
-            offered.insert(0, self.original)
-        self._offered = tuple(dict.fromkeys(offered))
+        self._offered = _offered(self.original, preferred)  # RFC 9368 §3
         self._candidate: tuple[int, KeyPair] | None = None
         self.original_initial_read: PacketProtection | None = None
         """(server, after switching) The client's Initial keys of the Original Version, kept until a

@@ -35,7 +35,7 @@ from rudp.tls.certs import (
 )
 from rudp.tls.extensions import NamedGroup
 from rudp.tls.keylog import KeyLog
-from rudp.tls.tickets import MAX_TICKET_LIFETIME, ReplayCache, SessionTicket, TicketStore
+from rudp.tls.tickets import MAX_TICKET_LIFETIME, ReplayCache, SessionTicket, TicketSealer, TicketStore
 
 
 def system_wall_clock() -> float:
@@ -107,6 +107,7 @@ class TlsConfig:
     _chain_der: tuple[tuple[x509.Certificate, ...], tuple[bytes, ...]] | None = field(
         default=None, init=False, repr=False
     )
+    _sealer: tuple[bytes, TicketSealer] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.certfile is not None:
@@ -151,6 +152,21 @@ class TlsConfig:
         """True unless the trust store this configuration loaded is no longer what its CA sources
         give (a CA file rewritten since it was loaded: :func:`cached_trust_store` loads it again)."""
         return self._store is None or cached_trust_store(self.cafile, self.cadata, self.capath) is self._store
+
+    def ticket_sealer(self) -> TicketSealer:
+        """(server) The AEAD that seals and opens this server's tickets under :attr:`ticket_key`, made
+        once per key and shared by every connection of the configuration (a new key: a new sealer).
+
+        Raises:
+            ConfigError: no ticket key, or not 16, 24 or 32 bytes.
+        """
+        key = self.ticket_key
+        if key is None:
+            raise ConfigError("no ticket_key: only a server configuration seals tickets")
+        cached = self._sealer
+        if cached is None or cached[0] != key:
+            cached = self._sealer = (key, TicketSealer(key))
+        return cached[1]
 
     def trust_store(self) -> TrustStore:
         """The trusted certificates for peer verification (loaded on first use, shared by the configs

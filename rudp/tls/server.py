@@ -59,7 +59,7 @@ from rudp.tls.messages import (
     NewSessionTicket,
     ServerHello,
 )
-from rudp.tls.tickets import QUIC_MAX_EARLY_DATA, TicketSealer, TicketState
+from rudp.tls.tickets import QUIC_MAX_EARLY_DATA, TicketState
 from rudp.tls.verification import verify_client_chain
 
 _I = EncryptionLevel.INITIAL
@@ -125,7 +125,7 @@ class TlsServer(TlsEngine):
         self._accept_early_data = accept_early_data
         self._respond_parameters = respond_parameters
         self._accept_ticket = accept_ticket
-        self._sealer = TicketSealer(config.ticket_key)
+        self._sealer = config.ticket_sealer()
         self._cookie: bytes | None = None
         self._hrr_group: int | None = None
         self._client_hs_secret = b""

@@ -177,12 +177,13 @@ def report(result: dict[str, Any]) -> str:
         f"{c.get('repeat', 1)} interleaved round(s), median round shown"
     )
     if c["rtt_ms"] > 0 and s:
-        # No request in flight with others finishes sooner than one alone: concurrency / the lowest
-        # sequential p50 bounds every stack's concurrent rate on this link.
-        alone = min(r["sequential_p50_ms"] for r in s.values())
+        # Little's law: requests/s = requests in flight / mean latency. A request among others takes
+        # no less than one alone, so concurrency / the lowest mean latency of a lone request bounds
+        # every stack's concurrent rate on this link.
+        alone = 1000 / max(r["sequential_req_s"] for r in s.values())
         head += (
-            f"\nbound here: {c['concurrency']} in flight / {alone:.1f} ms (a lone request's p50) = "
-            f"{c['concurrency'] / alone * 1000:.0f} req/s"
+            f"\nbound here: {c['concurrency']} in flight / {alone:.1f} ms (a lone request's mean "
+            f"latency) = {c['concurrency'] / alone * 1000:.0f} req/s"
         )
     headers = [
         "stack",

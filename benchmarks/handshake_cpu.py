@@ -1,11 +1,12 @@
-"""CPU per QUIC handshake and side, rudp against aioquic, full and resumed, in one process.
+"""CPU per QUIC handshake and side, rudp against aioquic, full and resumed, one process per mode.
 
 Run: ``python -m benchmarks.handshake_cpu [--count 200] [--rounds 3]`` (or ``python -m
 benchmarks.handshake --cpu``); ``--profile "rudp full" --side server`` prints a cProfile of one side.
 
-Both stacks' sans-IO cores are driven back to back in one process with no network in between: a
-client and a server exchange datagrams until both report the handshake complete and nothing is left
-to send (the NewSessionTicket, HANDSHAKE_DONE and their ACKs included). Each side's calls are timed
+Both stacks' sans-IO cores are driven back to back with no network in between, each mode in a process
+of its own (so each stack pays for its own garbage collections; ``--shared-heap`` runs them all in
+one): a client and a server exchange datagrams until both report the handshake complete and nothing is
+left to send (the NewSessionTicket, HANDSHAKE_DONE and their ACKs included). Each side's calls are timed
 with the thread's CPU clock (``CLOCK_THREAD_CPUTIME_ID``, what ``getrusage(RUSAGE_THREAD)`` counts,
 at nanosecond resolution), so the client's and the server's CPU are told apart. What a real
 deployment does once is done once here too: the server's configuration (certificate, key, ticket
@@ -26,6 +27,7 @@ import gc
 import io
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -233,6 +235,57 @@ def _exchange(mode: str, pki: TestPki) -> Exchange:
     return exchange
 
 
+class _Worker:
+    """One mode's handshakes in a process of its own (``--worker``), run one per call, so each stack
+    has a heap (and garbage collections) of its own; the CPU times come back over a pipe."""
+
+    def __init__(self, mode: str, pki_dir: Path) -> None:
+        command = [sys.executable, "-m", "benchmarks.handshake_cpu", "--worker", mode, "--pki", str(pki_dir)]
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._ask("ready")
+
+    def _ask(self, command: str) -> str:
+        stdin, stdout = self._process.stdin, self._process.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("worker without pipes")
+        stdin.write(command + "\n")
+        stdin.flush()
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError(f"handshake worker ended (exit code {self._process.wait()})")
+        return line
+
+    def __call__(self) -> tuple[float, float]:
+        client, server = self._ask("run").split()
+        return float(client), float(server)
+
+    def collect(self) -> None:
+        self._ask("collect")
+
+    def close(self) -> None:
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                pipe.close()
+        self._process.wait(timeout=30)
+
+
+def _serve(mode: str, pki_dir: Path) -> int:
+    """The ``--worker`` side of :class:`_Worker`: one handshake per "run" line on stdin."""
+    pki = TestPki(ca_file=pki_dir / "ca.pem", cert_file=pki_dir / "cert.pem", key_file=pki_dir / "key.pem")
+    exchange = _exchange(mode, pki)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "run":
+            client, server = exchange()
+            print(f"{client!r} {server!r}", flush=True)
+        elif command == "collect":
+            gc.collect()
+            print("ok", flush=True)
+        else:
+            print("ok", flush=True)
+    return 0
+
+
 def _loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -241,7 +294,12 @@ def _loadavg() -> str:
 
 
 def run(
-    *, count: int = 200, rounds: int = 3, block: int = 1, modes: tuple[str, ...] = MODES
+    *,
+    count: int = 200,
+    rounds: int = 3,
+    block: int = 1,
+    modes: tuple[str, ...] = MODES,
+    separate: bool = True,
 ) -> dict[str, Any]:
     """CPU ms per handshake per side for every mode; the JSON-able result.
 
@@ -251,19 +309,33 @@ def run(
     handshakes of one mode in a row: a stack then finds its own code and data in the CPU caches, as a
     server busy with handshakes does, instead of the other stacks' (turn by turn every handshake starts
     cold).
+
+    With ``separate`` (the default) each mode runs in a process of its own, told when to run each
+    handshake: a stack then pays for its own garbage collections only, as a server running one stack
+    does. In one shared process (``separate=False``) a collection runs whenever the allocations of
+    any stack cross the collector's threshold, and scans every stack's objects: one stack's reference
+    cycles then cost the others time too.
     """
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_test_pki(tmp)
-        exchanges = {mode: _exchange(mode, pki) for mode in modes}
-        load_before = _loadavg()
-        samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
-        for _ in range(rounds):
-            gc.collect()
-            for _ in range(max(1, count // block)):
-                for mode in modes:
-                    for _ in range(block):
-                        samples[mode].append(exchanges[mode]())
-        load_after = _loadavg()
+        workers: dict[str, Exchange] = {}
+        try:
+            for mode in modes:
+                workers[mode] = _Worker(mode, Path(tmp)) if separate else _exchange(mode, pki)
+            load_before = _loadavg()
+            samples: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+            for _ in range(rounds):
+                for worker in workers.values():
+                    worker.collect() if isinstance(worker, _Worker) else gc.collect()
+                for _ in range(max(1, count // block)):
+                    for mode in modes:
+                        for _ in range(block):
+                            samples[mode].append(workers[mode]())
+            load_after = _loadavg()
+        finally:
+            for worker in workers.values():
+                if isinstance(worker, _Worker):
+                    worker.close()
     rows = {}
     for mode, pairs in samples.items():
         clients = [c * 1000 for c, _ in pairs]
@@ -277,6 +349,7 @@ def run(
     conditions = {
         "handshakes_per_mode": max(1, count // block) * block * rounds,
         "block": block,
+        "processes": "one per mode" if separate else "one shared",
         "loadavg_before": load_before,
         "loadavg_after": load_after,
     }
@@ -304,8 +377,9 @@ def report(result: dict[str, Any]) -> str:
             ]
         )
     head = (
-        f"handshake CPU (in-process, sans-IO): {c['handshakes_per_mode']} handshakes per mode, modes taking "
-        f"turns{turns}; medians; load average {c['loadavg_before']} -> {c['loadavg_after']}"
+        f"handshake CPU (sans-IO; processes: {c.get('processes', 'one shared')}): {c['handshakes_per_mode']} "
+        f"handshakes per mode, modes taking turns{turns}; medians; load average {c['loadavg_before']} -> "
+        f"{c['loadavg_after']}"
     )
     headers = ["mode", "client ms", "server ms", "client/aioquic", "server/aioquic", "mean c/s ms"]
     return head + "\n" + table(headers, rows)
@@ -340,11 +414,20 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--profile", choices=MODES, help="print a cProfile of one mode instead")
     parser.add_argument("--side", choices=("client", "server"), default="server", help="side to profile")
+    parser.add_argument(
+        "--shared-heap",
+        action="store_true",
+        help="run every mode in this one process (one heap, shared collections)",
+    )
+    parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--pki", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return _serve(args.worker, args.pki)
     if args.profile:
         print(profile(args.profile, args.side, args.count))
         return 0
-    result = run(count=args.count, rounds=args.rounds, block=args.block)
+    result = run(count=args.count, rounds=args.rounds, block=args.block, separate=not args.shared_heap)
     print(report(result))
     print(saved(save_result("handshake_cpu", result)))
     return 0

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
@@ -152,6 +153,10 @@ class EventSink(Protocol):
         """Handle one event; must not call back into the link synchronously."""
 
 
+def _no_sink() -> None:
+    """The sink of a driver without one (events wait in the core)."""
+
+
 class ConnectionDriver:
     """One core plus the link that moves its bytes: the single code path of both transports.
 
@@ -162,13 +167,23 @@ class ConnectionDriver:
     def __init__(self, core: StreamCore, link: Link) -> None:
         self.core = core
         self.link = link
-        self.sink: EventSink | None = None
-        """Where events go; set by the Connection that owns this driver."""
+        self._sink: Callable[[], EventSink | None] = _no_sink
+        """Where events go (a weak reference: the Connection that owns this driver is the sink, and a
+        strong reference back would make the two a reference cycle, freed only by a collection)."""
         self.unflushed = False
         """True from a command until the link's next dispatch: what the command queued may be unsent."""
         self.on_dispatched: Callable[[], None] | None = None
         """Called after each dispatch, i.e. after the link transmitted: lets a waiter re-check the core
         (the Connection uses it to wait until queued stream data is delivered)."""
+
+    @property
+    def sink(self) -> EventSink | None:
+        """Where events go; set by the Connection that owns this driver (held weakly)."""
+        return self._sink()
+
+    @sink.setter
+    def sink(self, sink: EventSink | None) -> None:
+        self._sink = _no_sink if sink is None else weakref.ref(sink)
 
     def after_command(self) -> None:
         """Ask the link to transmit what the last command(s) produced (coalesced).
@@ -193,7 +208,7 @@ class ConnectionDriver:
         ``transmitted=False``: the link dispatches an input's events before transmitting (so that the
         answers the application gives at once leave with the ACKs owed); :attr:`unflushed` then stays.
         """
-        sink = self.sink
+        sink = self._sink()
         if sink is None:
             return
         if transmitted:

@@ -40,6 +40,7 @@ from rudp.errors import ConnectionRefused, NetworkError, RudpError
 from rudp.quic.connection import QuicConnection
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.preferred import MigrationState
+from rudp.quic.weak_callbacks import weak_callback, weak_method
 from rudp.tls.config import TlsConfig
 
 SOCKET_BUFFER_BYTES = 4 << 20
@@ -131,14 +132,20 @@ class UdpEndpoint:
         #: datagrams received per ECN codepoint: [Not-ECT, ECT(1), ECT(0), CE]
         self.ecn_counts = [0, 0, 0, 0]
         self._connected_to: Address | None = None  # client sockets are connected (ICMP errors reach us)
+        # (weak callbacks: the extra sockets and the timer are this endpoint's, and callbacks holding it
+        # would make reference cycles, freed only by a garbage collection)
         self._extra = ExtraSockets(
-            self._on_datagrams, self.error_received, self._socket_closed, _tune_socket, lambda: self._marking
+            weak_callback(self._on_datagrams),
+            weak_callback(self.error_received),
+            weak_callback(self._socket_closed),
+            _tune_socket,
+            weak_method(self._current_marking),
         )
         """Preferred-address sockets (RFC 9000 §9.6): a server's extra listening addresses, a client's
         socket toward the server's preferred address while it probes it."""
         self._client_core: QuicConnection | None = None
         self._connections: dict[QuicConnection, Connection] = {}
-        self._timer = LoopTimer(self._loop, self._on_timer)
+        self._timer = LoopTimer(self._loop, weak_callback(self._on_timer))
         self.timer_stats = {"callbacks": 0, "empty": 0}
         """Endpoint timer callbacks so far, and those after which no datagram left (``empty``): a
         pacer or timer that fits the loop's clock keeps ``empty`` a small share (issue 13)."""
@@ -503,6 +510,10 @@ class UdpEndpoint:
 
     def _set_timer(self, deadline: float | None) -> None:
         self._timer.arm(deadline)
+
+    def _current_marking(self) -> int:
+        """The ECN codepoint the sockets mark with now (asked by the extra sockets)."""
+        return self._marking
 
     def _on_timer(self) -> None:
         if self._io is None:

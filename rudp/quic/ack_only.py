@@ -74,7 +74,7 @@ class AckOnlyDatagrams:
         protection = phase.write
         if protection is None:
             return None
-        # Read before the ACK is taken: whether it answers a flow of data (Sender._ack_only_needs_ping).
+        # Read before the ACK is taken: whether it answers a flow of data (Sender.ack_only_needs_ping).
         answering = ack.answers_flow
         recovery = self._recovery
         packet_number = state.next_pn

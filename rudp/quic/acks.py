@@ -371,7 +371,7 @@ class AckTracker:
 
     def on_keepalive_delivery(self, acked: bool) -> None:
         """The PING of a packet that had nothing else to elicit an ACK (a PTO probe's, or the one an
-        ACK-only packet carries, RFC 9000 §13.2.4, ``Sender._ack_only_needs_ping``) was delivered or
+        ACK-only packet carries, RFC 9000 §13.2.4, ``Sender.ack_only_needs_ping``) was delivered or
         lost. Lost, it is replaced at once by an ACK, with a PING again if nothing of ours is in
         flight: otherwise a receiver whose packets after a NAT rebinding were all lost is left with
         nothing in flight, so no PTO, and never speaks from its new address again."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from cryptography import x509
 
@@ -57,7 +58,15 @@ from rudp.tls.config import TlsConfig
 _CLOSED = State.CLOSED
 
 
-def _no_activity() -> None:
+def _new_path_congestion(config: Config, qlog: NullQlog) -> PathCongestion:
+    """A fresh congestion controller, RTT estimator and pacer for a new network path (RFC 9000 §9.4)."""
+    size = config.max_datagram_size
+    controller = qlog.observe(resolve_congestion_controller(config.congestion)(size))
+    pacer = Pacer(size, enabled=config.pacing, granularity=config.timer_granularity)
+    return PathCongestion(controller, RttEstimator(), pacer)
+
+
+def _no_activity(_conn: QuicConnection) -> None:
     """What a command calls when no activity callback is set (a connection used on its own)."""
 
 
@@ -83,7 +92,7 @@ class QuicConnection:
         self._config = config
         self.is_client = is_client
         self._events: deque[Event] = deque()
-        self._touched: Callable[[], None] = _no_activity  # the activity callback (called directly)
+        self._activity: Callable[[QuicConnection], None] = _no_activity  # called with this connection
         self._qlog = open_qlog(config, is_client=is_client)
         self._qlog_null = type(self._qlog) is NullQlog
         self._peer_cids = PeerConnectionIds(b"", config.active_connection_id_limit)
@@ -94,7 +103,7 @@ class QuicConnection:
             base_size=config.max_datagram_size,
             max_size=config.max_pmtu,
             pmtu_discovery=config.pmtu_discovery,
-            new_congestion=self._new_path_congestion,
+            new_congestion=partial(_new_path_congestion, config, self._qlog),  # (holds no connection)
             randbytes=config.randbytes,
             peer_cids=self._peer_cids,
             ecn=config.ecn,
@@ -198,14 +207,6 @@ class QuicConnection:
             qlog=self._qlog,
         )
 
-    def _new_path_congestion(self) -> PathCongestion:
-        """A fresh congestion controller, RTT estimator and pacer for a new network path (RFC 9000 §9.4)."""
-        config = self._config
-        size = config.max_datagram_size
-        controller = self._qlog.observe(resolve_congestion_controller(config.congestion)(size))
-        pacer = Pacer(size, enabled=config.pacing, granularity=config.timer_granularity)
-        return PathCongestion(controller, RttEstimator(), pacer)
-
     @classmethod
     def client(
         cls,
@@ -271,10 +272,15 @@ class QuicConnection:
 
     # -- commands ------------------------------------------------------------------------------------
 
-    def set_activity_callback(self, callback: Callable[[], None] | None) -> None:
-        """Have ``callback`` called after every command (an endpoint uses it to flush only the
-        connections that changed)."""
-        self._touched = callback if callback is not None else _no_activity
+    def set_activity_callback(self, callback: Callable[[QuicConnection], None] | None) -> None:
+        """Have ``callback(connection)`` called after every command (an endpoint uses it to flush only
+        the connections that changed). The connection is an argument, not bound into the callback, so
+        the two make no reference cycle (a connection then goes with its last reference, not at the
+        next garbage collection)."""
+        self._activity = callback if callback is not None else _no_activity
+
+    def _touched(self) -> None:
+        self._activity(self)
 
     def open_stream(self, *, bidirectional: bool = True) -> int:
         """Open a new stream and return its ID.
@@ -284,7 +290,7 @@ class QuicConnection:
             ConnectionClosed: the connection is closing or closed.
         """
         self._lifecycle.check_open()
-        self._touched()
+        self._activity(self)
         return self._streams.open_stream(bidirectional)
 
     def send_stream(self, stream_id: int, data: bytes | memoryview, *, fin: bool = False) -> int:
@@ -295,7 +301,7 @@ class QuicConnection:
             ConnectionClosed: the connection is closing or closed.
         """
         self._lifecycle.check_open()
-        self._touched()
+        self._activity(self)
         return self._streams.send(stream_id, data, fin)
 
     def read_stream(self, stream_id: int, max_bytes: int = -1) -> bytes:
@@ -318,13 +324,13 @@ class QuicConnection:
     def reset_stream(self, stream_id: int, code: int) -> None:
         """Abandon sending on a stream with RESET_STREAM carrying application error ``code``."""
         self._lifecycle.check_open()
-        self._touched()
+        self._activity(self)
         self._streams.reset(stream_id, code)
 
     def stop_sending(self, stream_id: int, code: int) -> None:
         """Ask the peer to stop sending on a stream (STOP_SENDING with ``code``)."""
         self._lifecycle.check_open()
-        self._touched()
+        self._activity(self)
         self._streams.stop_sending(stream_id, code)
 
     def send_datagram(self, data: bytes) -> None:
@@ -342,7 +348,7 @@ class QuicConnection:
         if len(data) + 4 > room:
             raise DatagramError.too_large(len(data), room - 4)
         self._datagram_queue.append(bytes(data))
-        self._touched()
+        self._activity(self)
 
     def send_new_token(self, token: bytes) -> None:
         """(server) Give the client an address token for its future connections (NEW_TOKEN, RFC 9000
@@ -355,13 +361,13 @@ class QuicConnection:
             raise RudpError("only a server sends NEW_TOKEN, and the token must not be empty")
         if self._lifecycle.is_active:
             self._control.send_new_token(token)
-            self._touched()
+            self._activity(self)
 
     def ping(self) -> int:
         """Send a PING; the returned id comes back in a :class:`~rudp.quic.events.PingAcknowledged`."""
         self._lifecycle.check_open()
         uid = self._control.ping()
-        self._touched()
+        self._activity(self)
         return uid
 
     @property
@@ -394,7 +400,7 @@ class QuicConnection:
         self._paths.revalidate(now, self._recovery.pto())
         current = self._paths.current.congestion
         self._recovery.switch_path(current.controller, current.rtt)
-        self._touched()
+        self._activity(self)
 
     def request_key_update(self) -> bool:
         """Start a 1-RTT key update (RFC 9001 §6); False if one cannot start yet."""
@@ -402,7 +408,7 @@ class QuicConnection:
         if not self._lifecycle.established or not self._handshake.confirmed or not phase.can_update():
             return False
         phase.update()
-        self._touched()
+        self._activity(self)
         return True
 
     def close(
@@ -419,7 +425,7 @@ class QuicConnection:
             return
         frame = ConnectionClose(code, reason.encode("utf-8", "replace")[:1000], 0, application)
         self._lifecycle.close(frame, now)
-        self._touched()
+        self._activity(self)
 
     # -- inputs and outputs ---------------------------------------------------------------------------
 
@@ -564,7 +570,7 @@ class QuicConnection:
         if not self.is_closed:
             self._lifecycle.terminate(ConnectionTerminated(0, reason, False, False), now)
             self._sync_qlog(now)  # the final state, which closes the qlog file
-            self._touched()
+            self._activity(self)
 
     def drain_cid_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""

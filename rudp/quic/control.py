@@ -149,7 +149,7 @@ class DatagramQueue:
     priority against stream data.
 
     The queue is a frame source twice in a 1-RTT packet (see :class:`~rudp.quic.sending.Sender`): its
-    :attr:`ahead` view writes before stream data, within a credit of ``share`` of the bytes of each
+    :meth:`ahead` view writes before stream data, within a credit of ``share`` of the bytes of each
     packet built while datagrams wait (RFC 9221 §5 lets the application rank datagrams against streams;
     both stay under congestion control, which the packetizer applies to the packet as a whole), and the
     queue itself fills whatever room stream data leaves, free of credit. So a datagram leaves in the next
@@ -159,7 +159,7 @@ class DatagramQueue:
     oldest is dropped.
     """
 
-    __slots__ = ("_credit", "_queue", "ahead", "dropped", "limit", "max_age", "share")
+    __slots__ = ("_credit", "_queue", "dropped", "limit", "max_age", "share")
 
     def __init__(
         self, *, max_age: float | None = None, share: float = 0.5, limit: int = MAX_QUEUED_DATAGRAMS
@@ -171,11 +171,14 @@ class DatagramQueue:
         self.limit = limit
         self.dropped = 0
         """Datagrams dropped unsent: expired, or the oldest beyond ``limit``."""
-        self.ahead = _AheadOfStreams(self)
-        """The frame source that goes before stream data."""
 
     def __len__(self) -> int:
         return len(self._queue)
+
+    def ahead(self) -> _AheadOfStreams:
+        """A new frame source of this queue that goes before stream data (the sender holds it; the
+        queue keeps none, so the two make no reference cycle)."""
+        return _AheadOfStreams(self)
 
     def append(self, data: bytes) -> None:
         """Queue one datagram's payload (the caller checked its size against the peer's limit)."""

@@ -22,7 +22,6 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 
 from cryptography.hazmat.primitives import serialization
 
@@ -539,7 +538,7 @@ class QuicEndpoint:
         entry = _Entry()
         self._entries[conn] = entry
         self._dirty[conn] = None
-        conn.set_activity_callback(partial(self._dirty.__setitem__, conn, None))
+        conn.set_activity_callback(self._dirty.setdefault)  # dirty[conn] = None
         for cid in conn.local_cids():
             self._route(conn, entry, cid)
         if not self.config.connection_id_length:

@@ -42,6 +42,7 @@ from rudp.quic.spaces import CRYPTO_LEVEL_OF_SPACE, SPACE_OF_LEVEL, PacketSpaces
 from rudp.quic.state import Lifecycle
 from rudp.quic.streams.manager import StreamManager
 from rudp.quic.versions import VersionNegotiation
+from rudp.quic.weak_callbacks import weak_method
 from rudp.tls.client import TlsClient
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, TlsEngine
@@ -133,12 +134,13 @@ class Handshake:
         self._client_sent = (scid, info)
         if self._qlog.records:  # (a NullQlog's start does nothing)
             self._qlog.start(self.original_dcid, self.local_params, self._paths.current.pmtud.current, now)
+        spaces = self._spaces  # (the lambda below holds the spaces, not the handshake)
         tls = TlsClient(
             self._tls_config,
             encode_with_source_cid(self._local_params, scid, info),  # = encoding self.local_params
             randbytes=self._randbytes,
-            accept_ticket=self._client_ticket_of_this_version,
-            ticket_version=lambda: self.version,  # RFC 9369 §5: the Negotiated Version, once there is one
+            accept_ticket=weak_method(self._client_ticket_of_this_version),  # (no reference cycle)
+            ticket_version=lambda: spaces.version,  # RFC 9369 §5: the Negotiated Version, once there is one
         )
         self.tls = tls
         tls.start(now)
@@ -178,9 +180,9 @@ class Handshake:
             self._tls_config,
             b"",  # encoded by _respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
             randbytes=self._randbytes,
-            accept_early_data=self._accept_early_data,
-            respond_parameters=self._respond_parameters,
-            accept_ticket=self._ticket_of_this_version,
+            accept_early_data=weak_method(self._accept_early_data),  # (weak: no reference cycle)
+            respond_parameters=weak_method(self._respond_parameters),
+            accept_ticket=weak_method(self._ticket_of_this_version),
         )
         self.tls.start(now)
 

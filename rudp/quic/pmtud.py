@@ -18,6 +18,7 @@ walk down one byte at a time.
 
 from __future__ import annotations
 
+import weakref
 from math import inf
 from typing import Final
 
@@ -38,6 +39,7 @@ class PmtuDiscovery:
     """The PMTU search state of one path."""
 
     __slots__ = (
+        "__weakref__",  # (large_handler refers to its search weakly)
         "_attempts",
         "_ceiling",
         "_ceiling_failed",
@@ -71,7 +73,7 @@ class PmtuDiscovery:
         self.searching = False
         """True while larger sizes remain to be tried (an attribute, read per batch: kept by every
         change of the size or the ceiling)."""
-        self.large_handler = AckedOnce(PmtuDiscovery.on_large_datagram, self)
+        self.large_handler = AckedOnce(_on_large_datagram, weakref.ref(self))  # (weak: no cycle)
         """The delivery handler of every datagram larger than the base size (:meth:`on_large_datagram`):
         an :class:`~rudp.quic.delivery.AckedOnce` one (an acknowledgment resets the count of losses in
         a row, RFC 8899 §4.3, the same once or many times), so an ACK of many large datagrams calls it
@@ -194,3 +196,11 @@ class PmtuDiscovery:
         self._attempts = 0
         self._large_losses = 0
         self._settle()
+
+
+def _on_large_datagram(ref: weakref.ref[PmtuDiscovery], acked: bool) -> None:
+    """:meth:`PmtuDiscovery.on_large_datagram` of a PMTU search still alive (a packet in flight can
+    outlive an abandoned path's search)."""
+    pmtud = ref()
+    if pmtud is not None:
+        pmtud.on_large_datagram(acked)

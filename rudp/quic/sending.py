@@ -13,7 +13,7 @@ holds is the source's business.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from functools import partial
 
@@ -53,6 +53,7 @@ from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
 from rudp.quic.trains import MAX_DATAGRAMS_PER_CALL, TrainSender
+from rudp.quic.weak_callbacks import weak_method
 from rudp.tls.engine import EncryptionLevel
 
 MAX_PATH_DATAGRAMS = 4
@@ -114,10 +115,10 @@ class Sender:
         self._peer_cids = peer_cids
         stream_frames = StreamFrames(streams, paths)
         # RFC 9221 §5: queued datagrams go before stream data, within their share of the bytes sent
-        # (``datagrams.ahead``), then fill the room stream data leaves (the queue itself). Without
+        # (``datagrams.ahead()``), then fill the room stream data leaves (the queue itself). Without
         # datagrams enabled (None: send_datagram refuses, the queue stays empty) it is never asked.
         queue: tuple[FrameSource, ...] = () if datagrams is None else (datagrams,)
-        ahead: tuple[FrameSource, ...] = () if datagrams is None else (datagrams.ahead,)
+        ahead: tuple[FrameSource, ...] = () if datagrams is None else (datagrams.ahead(),)
         self._app_sources: tuple[FrameSource, ...] = (
             control,
             local_cids,
@@ -128,7 +129,7 @@ class Sender:
         )
         """The frame sources of 1-RTT packets after ACK, path frames and CRYPTO, in priority order."""
         self._other_app_sources: tuple[FrameSource, ...] = (control, local_cids, peer_cids, *queue)
-        """The same but the streams, asked alone: whether any has data (``datagrams.ahead`` has data
+        """The same but the streams, asked alone: whether any has data (``datagrams.ahead()`` has data
         exactly when ``datagrams`` has)."""
         self._trains = TrainSender(
             spaces=spaces,
@@ -141,10 +142,6 @@ class Sender:
             liveness=liveness,
             traffic=traffic,
             qlog=qlog,
-            datagram_budget=self._datagram_budget,
-            may_send_new=self._may_send_new,
-            ack_only_needs_ping=self._ack_only_needs_ping,
-            on_pacing_blocked=self._note_pacing_blocked,
         )
         self._early_sources: tuple[FrameSource, ...] = (*ahead, stream_frames, *queue)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
@@ -225,7 +222,7 @@ class Sender:
                     return out + self._close_datagrams(now)
             if self._streams.queued and self._trains.ready(now):
                 before = len(out)
-                if not self._trains.build(now, current, out, self.ecn_marking):
+                if not self._trains.build(now, current, out, self.ecn_marking, self):
                     return out + self._close_datagrams(now)
                 if len(out) > before or not self._spaces.application.ack.has_data():
                     after_train = True
@@ -322,14 +319,16 @@ class Sender:
         size = pmtud.probe_size(now)
         if size is None:
             return b""
-        if not self._may_send_new(path, size, now):
+        if not self.may_send_new(path, size, now):
             pmtud.cancel_probe(size)
             return b""
         builder = self._qlog.builder(size, now)
         if not self._start_packet(builder, _APP):
             pmtud.cancel_probe(size)
             return b""
-        builder.push_frame(Ping(), partial(self._on_pmtu_probe, pmtud, size))
+        # (the handler holds no sender: a sent packet in recovery's record referring back to the sender
+        # that owns recovery would make a reference cycle)
+        builder.push_frame(Ping(), partial(_on_pmtu_probe, pmtud, size, weak_method(self._recovery.pto)))
         sent = builder.end_packet()
         datagram = builder.finish(size)
         if sent is None or not datagram:
@@ -338,12 +337,6 @@ class Sender:
         self._advance(_APP, sent.packet_number)
         self._after_datagram(builder, datagram, path, now, Sent.PMTU_PROBE)
         return datagram
-
-    def _on_pmtu_probe(self, pmtud: PmtuDiscovery, size: int, acked: bool) -> None:
-        if acked:
-            pmtud.on_probe_acked(size)  # the path's datagrams grow at once
-        else:
-            pmtud.on_probe_lost(size, retry_delay=self._recovery.pto())
 
     def _close_datagrams(self, now: float) -> list[tuple[bytes, Path]]:
         frame = self._lifecycle.closing.take_frame()
@@ -373,7 +366,7 @@ class Sender:
 
     # -- one datagram of data -----------------------------------------------------------------------
 
-    def _datagram_budget(self, path: Path) -> int:
+    def datagram_budget(self, path: Path) -> int:
         """Bytes the next datagram may have, or 0 when the anti-amplification limit forbids sending."""
         size = path.pmtud.current
         base = path.pmtud.base
@@ -418,10 +411,10 @@ class Sender:
             self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
             return b""
         path = self._paths.current
-        size = self._datagram_budget(path)
+        size = self.datagram_budget(path)
         if not size:
             return b""
-        blocked = not probing and (not pending or not self._may_send_new(path, size, now))
+        blocked = not probing and (not pending or not self.may_send_new(path, size, now))
         if idle:
             if one_rtt:  # an ACK due, alone: what a receiver sends, built leaner
                 datagram = self._ack_only.build(now, path, self.ecn_marking)
@@ -556,11 +549,11 @@ class Sender:
         if builder.remaining < 1 or builder.sent_is_ack_eliciting():
             state.take_probe()
             return
-        if state.take_probe() or (level == _APP and self._ack_only_needs_ping(answering)):
+        if state.take_probe() or (level == _APP and self.ack_only_needs_ping(answering)):
             # A lost PING that kept our PTO armed is replaced (AckTracker.on_keepalive_delivery).
             builder.push_frame(Ping(), state.ack.on_keepalive_delivery if level == _APP else None)
 
-    def _ack_only_needs_ping(self, answering: bool) -> bool:
+    def ack_only_needs_ping(self, answering: bool) -> bool:
         """RFC 9000 §13.2.4: an endpoint that only acknowledges a flow of data makes an ACK-only packet
         ack-eliciting whenever none of its packets is in flight (about once per round trip).
 
@@ -574,7 +567,7 @@ class Sender:
         """
         return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
 
-    def _may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
+    def may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now (``in_train``:
         for a packet after the first of a train, whose pacer answer :meth:`Pacer.allows_again` gives)."""
         if not self._recovery.can_send(size):
@@ -588,7 +581,7 @@ class Sender:
         self._pacing_blocked = True
         return False
 
-    def _note_pacing_blocked(self) -> None:
+    def note_pacing_blocked(self) -> None:
         """A train found data the pacer held back: arm the pacing deadline (:meth:`next_deadline`)."""
         self._pacing_blocked = True
 
@@ -708,3 +701,11 @@ class Sender:
 
 
 __all__ = ["MAX_DATAGRAMS_PER_CALL", "Sender"]
+
+
+def _on_pmtu_probe(pmtud: PmtuDiscovery, size: int, pto: Callable[[], float], acked: bool) -> None:
+    """The delivery handler of a PMTU probe (RFC 8899 §4.1: a lost probe is retried a PTO later)."""
+    if acked:
+        pmtud.on_probe_acked(size)  # the path's datagrams grow at once
+    else:
+        pmtud.on_probe_lost(size, retry_delay=pto())

@@ -4,7 +4,9 @@
 connection's :class:`~rudp.quic.sending.Sender`, which owns it and asks it first in each batch. It owns
 no connection state: it reads the packet spaces, paths, streams and recovery it is given, and what it
 needs of the sender (the datagram budget, the window and pacer check of a packet, whether an ACK-only
-packet needs a PING, that the pacer held data back) comes in as the sender's own methods. A train is a
+packet needs a PING, that the pacer held data back) it asks the sender, passed to each :meth:`build` as
+a :class:`TrainGate` (held for the call only: the sender owns the train sender, so a kept reference
+back would make a reference cycle). A train is a
 run of 1-RTT datagrams of one short-header packet each, of the streams' frames (the ACK leading the
 first), built by one :class:`~rudp.quic.train.TrainBuilder`: per packet only what decides the next one
 (keys, budget, packet number), the congestion window and the pacer once per train when their answers
@@ -14,7 +16,7 @@ statistics once per train (:meth:`TrainSender._after_train`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from rudp.codec.frames import Ping
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT
@@ -37,16 +39,24 @@ MAX_DATAGRAMS_PER_CALL = 64
 """Datagrams one ``datagrams_to_send`` call builds at most (trains included)."""
 
 
+class TrainGate(Protocol):
+    """What a train asks its sender (:class:`~rudp.quic.sending.Sender`) per packet."""
+
+    def datagram_budget(self, path: Path) -> int: ...
+
+    def may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool: ...
+
+    def ack_only_needs_ping(self, answering: bool) -> bool: ...
+
+    def note_pacing_blocked(self) -> None: ...
+
+
 class TrainSender:
     """Builds a connection's packet trains (see the module docstring)."""
 
     __slots__ = (
-        "_ack_only_needs_ping",
-        "_datagram_budget",
         "_lifecycle",
         "_liveness",
-        "_may_send_new",
-        "_on_pacing_blocked",
         "_other_app_sources",
         "_paths",
         "_peer_cids",
@@ -71,10 +81,6 @@ class TrainSender:
         liveness: Liveness,
         traffic: TrafficCounters,
         qlog: NullQlog,
-        datagram_budget: Callable[[Path], int],
-        may_send_new: Callable[[Path, int, float, bool], bool],
-        ack_only_needs_ping: Callable[[bool], bool],
-        on_pacing_blocked: Callable[[], None],
     ) -> None:
         self._spaces = spaces
         self._paths = paths
@@ -87,10 +93,6 @@ class TrainSender:
         self._liveness = liveness
         self._traffic = traffic
         self._qlog = qlog
-        self._datagram_budget = datagram_budget
-        self._may_send_new = may_send_new
-        self._ack_only_needs_ping = ack_only_needs_ping
-        self._on_pacing_blocked = on_pacing_blocked
         self.drained = False
         """The last :meth:`build` stopped because the streams had nothing more to send (so nothing
         paced waits: :meth:`ready` found no other source with data, and a train fills none)."""
@@ -119,7 +121,9 @@ class TrainSender:
                 return False
         return True
 
-    def build(self, now: float, path: Path, out: list[tuple[bytes, Path]], ecn_marking: bool) -> bool:
+    def build(
+        self, now: float, path: Path, out: list[tuple[bytes, Path]], ecn_marking: bool, gate: TrainGate
+    ) -> bool:
         """Append a train of 1-RTT datagrams of stream frames to ``out`` while the congestion window,
         the pacer (RFC 9002 §7.7) and the streams allow, up to :data:`MAX_DATAGRAMS_PER_CALL` in all.
 
@@ -132,7 +136,7 @@ class TrainSender:
         does); loss recovery then records the train
         and the pacer is charged once, and a packet the window refused is reported to recovery after
         that (the same answers and state as asking per packet). Otherwise (the anti-amplification
-        limit, PRR, BBR) each packet asks :meth:`_may_send_new` and is
+        limit, PRR, BBR) each packet asks :meth:`TrainGate.may_send_new` and is
         recorded and charged before the next. What no later packet of the train reads (ECN, idle
         timer, the statistics, a validated path's byte count) is done once for the train
         (:meth:`_after_train`), as is header protection (:class:`TrainBuilder`). After a packet whose
@@ -152,14 +156,14 @@ class TrainSender:
         base, current = pmtud.base, pmtud.current
         # RFC 9002 §7, §7.7: with a steady window (and no anti-amplification limit counting each
         # datagram, RFC 9000 §8.1), the window and the pacer are asked once per train (and again
-        # when what they allowed is used up); else per packet, as _may_send_new.
+        # when what they allowed is used up); else per packet, as TrainGate.may_send_new.
         unlimited = path.datagram_allowance() is None
         window = recovery.train_window() if unlimited else None
         # The budget of every datagram is then the path's size (nothing the train does moves the PMTU
         # search: probes go apart and only their acknowledgement or loss, or a black hole, changes
         # the size, RFC 9000 §14.3, RFC 8899 §4.3), except that a size found by the search (above the
-        # base) shrinks to what the window leaves for the last packet, as _datagram_budget does.
-        # Without a steady window such sizes ask _datagram_budget per packet.
+        # base) shrinks to what the window leaves for the last packet, as TrainGate.datagram_budget does.
+        # Without a steady window such sizes ask TrainGate.datagram_budget per packet.
         fixed = current if unlimited and (current <= base or window is not None) else 0
         # The header template of the train: what no packet of it can change (the peer's CID, the
         # largest acknowledged number: only received frames move them). The keys and the key phase
@@ -222,16 +226,16 @@ class TrainSender:
             if count and not (more or streams.has_data_to_send()):
                 self.drained = True
                 break
-            size = fixed or self._datagram_budget(path)
+            size = fixed or gate.datagram_budget(path)
             if not size:
                 break
             if window is None:
-                if not self._may_send_new(path, size, now, bool(packets)):
+                if not gate.may_send_new(path, size, now, bool(packets)):
                     break
             else:
                 if size > window:
                     if size > base and window >= base:
-                        size = window  # a large datagram shrinks to what fits (as _datagram_budget)
+                        size = window  # a large datagram shrinks to what fits (as the datagram budget)
                     else:
                         refused = True  # can_send hears of it once the train is recorded
                         break
@@ -241,7 +245,7 @@ class TrainSender:
                         spent = 0
                     paced = pacer.train_room(now, size, controller, rtt, again=bool(packets))
                     if not paced:
-                        self._on_pacing_blocked()  # the sender arms the pacing deadline: data waits
+                        gate.note_pacing_blocked()  # the sender arms the pacing deadline: data waits
                         break
             protection = phase.write
             if protection is None or not builder.start_packet(
@@ -262,7 +266,7 @@ class TrainSender:
                 if (
                     builder.remaining >= 1
                     and not builder.sent_is_ack_eliciting()
-                    and self._ack_only_needs_ping(answering)
+                    and gate.ack_only_needs_ping(answering)
                 ):
                     builder.push_frame(Ping(), ack.on_keepalive_delivery)  # as _write_packet
             elif more:  # the last packet ended with a frame cut to fit: only STREAM frames can wait

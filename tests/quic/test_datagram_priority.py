@@ -142,7 +142,7 @@ def test_queue_drops_the_oldest_and_expires_old_datagrams() -> None:
     assert len(queue) == 4 and queue.dropped == 2
     queue.tick(10.6)
     assert len(queue) == 1 and queue.dropped == 5  # the three stamped at 10.0 are too old
-    assert queue.has_data() and queue.ahead.has_data()
+    assert queue.has_data() and queue.ahead().has_data()
 
 
 @pytest.mark.parametrize(

@@ -98,9 +98,11 @@ def _upload(
         if train:
             original: Callable[..., bool] = TrainSender.build
 
-            def counted(self: TrainSender, now: float, path: Any, out: list[Any], ecn: bool) -> bool:
+            def counted(
+                self: TrainSender, now: float, path: Any, out: list[Any], ecn: bool, gate: Any
+            ) -> bool:
                 before = len(out)
-                result = original(self, now, path, out, ecn)
+                result = original(self, now, path, out, ecn, gate)
                 built[0] += len(out) - before
                 from_trains.update(id(datagram) for datagram, _ in out[before:])
                 return result
@@ -241,8 +243,11 @@ def test_pmtu_probe_goes_before_the_train(
     plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=options, link=link)
     trained = _upload(pki, tmp_path, monkeypatch, train=True, body=BODY, client=options, link=link)
     _compare(plain, trained, BODY)
-    probes = [size for size, _, _, frames in trained.datagrams if frames and isinstance(frames[0], Ping)
-              and any(isinstance(frame, Padding) for frame in frames)]
+    probes = [
+        size
+        for size, _, _, frames in trained.datagrams
+        if frames and isinstance(frames[0], Ping) and any(isinstance(frame, Padding) for frame in frames)
+    ]
     assert probes and max(probes) > 1452
     assert max(size for size, *_ in trained.datagrams) > 1452  # the found size is used by later trains
 
@@ -254,8 +259,9 @@ def test_train_yields_to_queued_datagrams(
     # starts while one waits, and the datagrams go out in the same packets either way.
     options = {"datagrams": True}
     runs = [
-        _upload(pki, tmp_path, monkeypatch, train=train, body=BODY, client=options, server=options,
-                datagrams=40)
+        _upload(
+            pki, tmp_path, monkeypatch, train=train, body=BODY, client=options, server=options, datagrams=40
+        )
         for train in (False, True)
     ]
     plain, trained = runs
@@ -304,7 +310,7 @@ def test_train_at_a_found_size_matches_per_datagram_path(
 def test_train_at_a_found_size_under_loss(
     pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, congestion: str
 ) -> None:
-    # Loss: PRR periods (CUBIC) and BBR make each packet ask _datagram_budget and the window again.
+    # Loss: PRR periods (CUBIC) and BBR make each packet ask datagram_budget and the window again.
     client = {**DEFAULT_PMTU, "congestion": congestion}
     link = LinkConfig(delay=0.01, loss=0.01, seed=3)
     plain = _upload(pki, tmp_path, monkeypatch, train=False, body=BODY, client=client, link=link)
@@ -343,7 +349,7 @@ def test_train_at_a_found_size_asks_the_window_once(
     in_train = [False]
     train_packets = [0]
     found: list[bool] = []
-    budget: Callable[..., int] = Sender._datagram_budget
+    budget: Callable[..., int] = Sender.datagram_budget
     build: Callable[..., bool] = TrainSender.build
 
     def counted_budget(self: Sender, path: Any) -> int:
@@ -351,19 +357,19 @@ def test_train_at_a_found_size_asks_the_window_once(
             budget_calls[0] += 1
         return budget(self, path)
 
-    def watched_build(self: TrainSender, now: float, path: Any, out: list[Any], ecn: bool) -> bool:
+    def watched_build(self: TrainSender, now: float, path: Any, out: list[Any], ecn: bool, gate: Any) -> bool:
         if path.pmtud.current != 1452:
-            return build(self, now, path, out, ecn)
+            return build(self, now, path, out, ecn, gate)
         found.append(True)
         before = len(out)
         in_train[0] = True
         try:
-            return build(self, now, path, out, ecn)
+            return build(self, now, path, out, ecn, gate)
         finally:
             in_train[0] = False
             train_packets[0] += len(out) - before
 
-    monkeypatch.setattr(Sender, "_datagram_budget", counted_budget)
+    monkeypatch.setattr(Sender, "datagram_budget", counted_budget)
     monkeypatch.setattr(TrainSender, "build", watched_build)
     sim = make_sim(pki, link=LinkConfig(delay=0.01), client=dict(DEFAULT_PMTU))
     sim.handshake()

@@ -139,8 +139,9 @@ def test_a_declared_ceiling_is_still_probed_at_the_end() -> None:
 
 
 def _state(pmtud: PmtuDiscovery) -> tuple[object, ...]:
-    # (large_handler: the object's own handler, fixed at construction)
-    fixed = ("next_probe_at", "large_handler")
+    # (large_handler: the object's own handler, fixed at construction; __weakref__: the weak reference
+    # large_handler holds, not state)
+    fixed = ("next_probe_at", "large_handler", "__weakref__")
     return tuple(getattr(pmtud, name) for name in PmtuDiscovery.__slots__ if name not in fixed)
 
 

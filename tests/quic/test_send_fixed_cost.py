@@ -38,9 +38,11 @@ def test_a_train_reports_app_limited_only_when_the_streams_are_drained(
     trains: list[int] = []
     build = TrainSender.build
 
-    def counted(self: TrainSender, now: float, path: object, out: list[object], ecn: bool) -> bool:
+    def counted(
+        self: TrainSender, now: float, path: object, out: list[object], ecn: bool, gate: object
+    ) -> bool:
         before = len(out)
-        alive = build(self, now, path, out, ecn)  # type: ignore[arg-type]
+        alive = build(self, now, path, out, ecn, gate)  # type: ignore[arg-type]
         trains.append(len(out) - before)
         return alive
 

@@ -374,14 +374,26 @@ def report(result: dict[str, Any]) -> str:
                 ratio(r["client_ms"], other["client_ms"]) if other else "",
                 ratio(r["server_ms"], other["server_ms"]) if other else "",
                 f"{r['client_mean_ms']:.2f}/{r['server_mean_ms']:.2f}",
+                ratio(r["client_mean_ms"], other["client_mean_ms"]) if other else "",
+                ratio(r["server_mean_ms"], other["server_mean_ms"]) if other else "",
             ]
         )
     head = (
         f"handshake CPU (sans-IO; processes: {c.get('processes', 'one shared')}): {c['handshakes_per_mode']} "
-        f"handshakes per mode, modes taking turns{turns}; medians; load average {c['loadavg_before']} -> "
+        f"handshakes per mode, modes taking turns{turns}; medians, and means (what a busy server pays per "
+        f"connection, garbage collections included); load average {c['loadavg_before']} -> "
         f"{c['loadavg_after']}"
     )
-    headers = ["mode", "client ms", "server ms", "client/aioquic", "server/aioquic", "mean c/s ms"]
+    headers = [
+        "mode",
+        "client ms",
+        "server ms",
+        "client/aioquic",
+        "server/aioquic",
+        "mean c/s ms",
+        "mean client/aioquic",
+        "mean server/aioquic",
+    ]
     return head + "\n" + table(headers, rows)
 
 

@@ -50,6 +50,7 @@ from typing import Protocol
 
 from rudp.quic.events import ConnectionTerminated, Event
 from rudp.quic.stats import ConnectionStats
+from rudp.quic.weak_callbacks import weak_callback
 
 Address = tuple[str, int]
 """A peer address as (host, port)."""
@@ -340,13 +341,18 @@ class SingleCoreLink(ABC):
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self.driver: ConnectionDriver | None = None
-        self._timer = LoopTimer(self.loop, self._on_timer)
+        self._timer = LoopTimer(self.loop, weak_callback(self._on_timer))  # (weak: no reference cycle)
         self._flush_scheduled = False
         self._stopped = False
 
     def attach(self, driver: ConnectionDriver) -> None:
         """Set the driver this link serves (once)."""
         self.driver = driver
+
+    def detach(self) -> None:
+        """Serve no driver any more (the socket is gone and its last events were dispatched): commands
+        on the connection then reach a link that has nothing left to do."""
+        self.driver = None
 
     @abstractmethod
     def transmit(self) -> None:

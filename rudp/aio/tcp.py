@@ -23,6 +23,7 @@ import ssl
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 from rudp.aio.client import resolve_all
@@ -179,7 +180,7 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         config: Config,
         *,
         is_client: bool,
-        on_connection: Callable[[Connection], None] | None = None,
+        on_connection: Callable[[TcpLink, Connection], None] | None = None,
         on_closed: Callable[[TcpLink], None] | None = None,
         tcp_congestion: str | None = None,
     ) -> None:
@@ -240,7 +241,7 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         conn._add_closer(self.wait_closed)
         self.connection = conn
         if self._on_connection is not None:
-            self._on_connection(conn)
+            self._on_connection(self, conn)
         self.flush()
 
     def data_received(self, data: bytes) -> None:
@@ -265,6 +266,10 @@ class TcpLink(SingleCoreLink, asyncio.Protocol):
         self.stop()
         self.flush()
         self._transport = None
+        # The last events went out: let go of the Connection and its driver (both refer to this link,
+        # so keeping them would make a reference cycle that only a garbage collection frees).
+        self.connection = None
+        self.detach()
         self._closed.set()
         if self._on_closed is not None:
             self._on_closed(self)
@@ -510,21 +515,23 @@ class TcpListener:
         self, config: Config, on_connection: Callable[[Connection], None], congestion: str | None
     ) -> Callable[[], TcpLink]:
         def factory() -> TcpLink:
-            def established(conn: Connection) -> None:
-                # Tracked from TLS completion only: a failed handshake never reaches the link.
-                self._links.add(link)
-                on_connection(conn)
-
-            link = TcpLink(
+            # (the link is an argument of the callback, not captured by it: no reference cycle)
+            return TcpLink(
                 config,
                 is_client=False,
-                on_connection=established,
+                on_connection=partial(self._established, on_connection),
                 on_closed=self._links.discard,
                 tcp_congestion=congestion,
             )
-            return link
 
         return factory
+
+    def _established(
+        self, on_connection: Callable[[Connection], None], link: TcpLink, conn: Connection
+    ) -> None:
+        # Tracked from TLS completion only: a failed handshake never reaches the link.
+        self._links.add(link)
+        on_connection(conn)
 
 
 async def _bind_addresses(host: str | None, port: int) -> list[tuple[int, str]]:

@@ -205,6 +205,16 @@ class ConnectionClosed(RudpError, ConnectionError):
         )
 
 
+def fresh_close_error(error: ConnectionClosed) -> ConnectionClosed:
+    """A new error of the same class with the same facts, to raise in place of a stored one.
+
+    A connection keeps its close error (``close_error``) and every later call raises it; raising the
+    stored object itself would attach a traceback whose frames refer back to the objects that keep
+    it: a reference cycle per closed connection, freed only by a garbage collection.
+    """
+    return type(error)(error.code, error.reason, by_peer=error.by_peer, application=error.application)
+
+
 class HandshakeFailed(ConnectionClosed):
     """The handshake did not complete; ``code`` carries the alert or transport cause."""
 

@@ -23,6 +23,7 @@ from rudp.errors import (
     RudpError,
     StreamLimitReached,
     TransportErrorCode,
+    fresh_close_error,
 )
 from rudp.quic.events import (
     ConnectionTerminated,
@@ -479,7 +480,7 @@ class Connection:
 
     def _raise_if_closed(self) -> None:
         if self._error is not None:
-            raise self._error
+            raise fresh_close_error(self._error)
 
     def _abort(self, error: ConnectionClosed) -> None:
         """End the connection locally with ``error`` as the cause seen by the API (link failures)."""
@@ -598,7 +599,7 @@ class Connection:
             stream._on_connection_closed(error)
         for future in self._pings.values():
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(fresh_close_error(error))
         self._pings.clear()
         self._incoming_event.set()
         for waiter in (self._datagram_event, *self._streams_available.values()):

@@ -586,6 +586,9 @@ class UdpEndpoint:
         for conn in list(self._connections.values()):
             conn.close(code, reason)
         self.flush()
+        # A closed endpoint announces no more connections; and its owner (a Server, whose bound method
+        # this is, and which holds this endpoint) is no longer kept in a reference cycle with it.
+        self._on_connection = None
         self._extra.close()
         if self._io is not None:
             self._io.close()

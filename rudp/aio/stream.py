@@ -21,7 +21,14 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from rudp.aio.driver import ConnectionDriver
-from rudp.errors import ConnectionClosed, RudpError, StreamReset, StreamStateError, StreamStopped
+from rudp.errors import (
+    ConnectionClosed,
+    RudpError,
+    StreamReset,
+    StreamStateError,
+    StreamStopped,
+    fresh_close_error,
+)
 from rudp.quic.streams.ids import SERVER_INITIATED_BIT, UNIDIRECTIONAL_BIT
 
 if TYPE_CHECKING:
@@ -361,7 +368,7 @@ class Stream:
                     self._read_finished = True
                     return b""
             if self._conn_error is not None:
-                raise self._conn_error
+                raise fresh_close_error(self._conn_error)
             self._idle = True
             readable = self._readable
             if readable is NOBODY_WAITS:
@@ -449,7 +456,7 @@ class Stream:
             # reset() dropped what was queued: the data was not accepted, say so.
             raise StreamStateError(self._id, f"stream {self._id} was reset locally")
         if self._conn_error is not None and self._writable_side:
-            raise self._conn_error
+            raise fresh_close_error(self._conn_error)
 
     def reset(self, code: int = 0) -> None:
         """Abandon sending: drop queued data and send RESET_STREAM with ``code``; idempotent.
@@ -563,7 +570,7 @@ class Stream:
         if self._peer_stopped is not None:
             raise StreamStopped(self._id, self._peer_stopped)
         if self._conn_error is not None:
-            raise self._conn_error
+            raise fresh_close_error(self._conn_error)
 
     def _send(self, data: bytes | memoryview, *, fin: bool) -> int:
         accepted = self._driver.core.send_stream(self._id, data, fin=fin)

@@ -25,7 +25,7 @@ import pylsqpack
 from rudp.aio.connection import Connection
 from rudp.aio.stream import Stream
 from rudp.codec.varint import encode_varint
-from rudp.errors import ConnectionClosed, StreamError, StreamReset, StreamStopped
+from rudp.errors import ConnectionClosed, StreamError, StreamReset, StreamStopped, fresh_close_error
 from rudp.h3.datagrams import DatagramRouter
 from rudp.h3.errors import H3Error, H3ErrorCode, HeadersTooLarge
 from rudp.h3.frames import (
@@ -182,7 +182,7 @@ class H3Connection:
                 settings.cancel()
                 closed.cancel()
         if self.peer_settings is None:
-            raise self.conn.close_error or ConnectionClosed()
+            raise fresh_close_error(self.conn.close_error or ConnectionClosed())
         return self.peer_settings
 
     def peer_enables(self, setting: int) -> bool:
@@ -373,7 +373,7 @@ class H3Connection:
         error = self.conn.close_error or ConnectionClosed()
         for waiter in self._blocked.values():
             if not waiter.done():
-                waiter.set_exception(error)
+                waiter.set_exception(fresh_close_error(error))
         for task in list(self._tasks):
             task.cancel()
         self.datagrams.close_all(error)

@@ -17,7 +17,7 @@ from typing import Final
 
 from rudp.aio.connection import Connection
 from rudp.codec.varint import VARINT_MAX, decode_varint, encode_varint
-from rudp.errors import ConnectionClosed, DecodeError, StreamStateError
+from rudp.errors import ConnectionClosed, DecodeError, StreamStateError, fresh_close_error
 from rudp.h3.errors import H3Error, H3ErrorCode, NotNegotiated
 from rudp.h3.frames import Setting
 
@@ -63,7 +63,8 @@ class DatagramQueue:
         """
         while not self._items:
             if self._closed is not None:
-                raise self._closed
+                error = self._closed
+                raise fresh_close_error(error) if isinstance(error, ConnectionClosed) else error
             self._event.clear()
             await self._event.wait()
         return self._items.popleft()

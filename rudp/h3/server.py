@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
@@ -214,12 +215,17 @@ class ASGIHandler:
 
     async def __call__(self, conn: rudp.Connection) -> None:
         """Serve HTTP/3 on ``conn`` until it closes (or a graceful shutdown finished its requests)."""
-        h3: H3Connection
+        # The handler reaches the H3 connection through a weak reference: the connection keeps the
+        # handler, and a strong reference back would make a reference cycle per connection.
+        h3_ref: weakref.ref[H3Connection]
 
         async def on_request(stream: Stream) -> None:
-            await self._run_request(h3, stream)
+            h3 = h3_ref()
+            if h3 is not None:
+                await self._run_request(h3, stream)
 
         h3 = H3Connection(conn, settings=self.settings, request_handler=on_request)
+        h3_ref = weakref.ref(h3)
         self.connections.add(h3)
         try:
             await h3.start()

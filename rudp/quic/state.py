@@ -94,6 +94,7 @@ class Lifecycle:
         alert's name: our verdict on its certificate, our trust store and local details (file paths in
         an internal error) are none of an unauthenticated peer's business.
         """
+        _drop_frames(exc)
         wire_reason = _alert_name(exc.code) if isinstance(exc, TLSAlert) else exc.reason
         frame = ConnectionClose(exc.code, wire_reason.encode()[:1000], exc.frame_type, False)
         event = ConnectionTerminated(exc.code, exc.reason, False, False, exc.frame_type)
@@ -147,3 +148,16 @@ def _alert_name(code: int) -> str:
 
 
 __all__ = ["MIN_SENDABLE_BYTES", "Lifecycle", "State"]
+
+
+def _drop_frames(exc: BaseException) -> None:
+    """Forget the tracebacks of ``exc`` and the exceptions it chains: the error lives on (the TLS
+    engine keeps it to raise again), and its frames refer to the objects that keep it, a reference
+    cycle per failed connection that only a garbage collection would free. Only the code and the
+    reason reach the application (:class:`~rudp.quic.events.ConnectionTerminated`)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__

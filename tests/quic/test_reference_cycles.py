@@ -11,6 +11,7 @@ their cycles is not counted).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from rudp.config import Config
 from rudp.quic.endpoint import QuicEndpoint
 from rudp.quic.events import HandshakeCompleted
 from rudp.testing import LinkConfig
-from rudp.testing.certs import TestPki
+from rudp.testing.certs import TestPki, make_test_pki
 from rudp.tls.tickets import TicketStore
 from tests.support.cycles import check_no_rudp_cycles, collector_off, cyclic
 from tests.support.sim import CLIENT_ADDR, SERVER_ADDR, make_sim
@@ -132,5 +133,19 @@ def test_a_connection_dropped_with_packets_in_flight_leaves_no_cycle(pki: TestPk
         sim.conn.ping()
         sim.pair.run_for(when)
         assert sim.conn.stats.packets_sent > 0
+
+    assert check_no_rudp_cycles(scenario) == []
+
+
+def test_a_failed_handshake_leaves_no_cycle(pki: TestPki, tmp_path: Path) -> None:
+    """A handshake that fails in TLS (the client does not trust the server's certificate): the error
+    that ended it is kept, and must not carry frames that refer back to what keeps it."""
+    other = make_test_pki(tmp_path / "other")
+
+    def scenario() -> None:
+        sim = make_sim(pki, link=LinkConfig(delay=0.005), client={"cafile": other.ca_file})
+        sim.pair.run_for(1.0)
+        assert sim.conn.is_closed and sim.conn.close_cause is not None
+        assert sim.conn.close_cause.code == 0x100 + 48  # CRYPTO_ERROR, TLS alert unknown_ca
 
     assert check_no_rudp_cycles(scenario) == []

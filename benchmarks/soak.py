@@ -145,8 +145,9 @@ async def _client_loop(
             durations[-1] = float("inf")
             failures.append(f"echo: {exc!r}")
         link = conn._driver.link
-        if vanish_every and i % vanish_every == 0 and isinstance(link, UdpEndpoint) and link._transport:
-            link._transport.abort()
+        io = link.io if isinstance(link, UdpEndpoint) else None
+        if vanish_every and i % vanish_every == 0 and io is not None:
+            io.abort()  # the client vanishes: its socket is gone, no CONNECTION_CLOSE
         else:
             conn.close()
         await conn.wait_closed()

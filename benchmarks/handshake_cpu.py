@@ -22,16 +22,18 @@ the load average before and after.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import gc
 import io
+import json
 import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +264,11 @@ class _Worker:
     def collect(self) -> None:
         self._ask("collect")
 
+    def collections(self) -> dict[str, Any]:
+        """The worker's garbage collections during its timed handshakes (:class:`_Collections`)."""
+        totals: dict[str, Any] = json.loads(self._ask("gc"))
+        return totals
+
     def close(self) -> None:
         for pipe in (self._process.stdin, self._process.stdout):
             if pipe is not None:
@@ -273,17 +280,48 @@ def _serve(mode: str, pki_dir: Path) -> int:
     """The ``--worker`` side of :class:`_Worker`: one handshake per "run" line on stdin."""
     pki = TestPki(ca_file=pki_dir / "ca.pem", cert_file=pki_dir / "cert.pem", key_file=pki_dir / "key.pem")
     exchange = _exchange(mode, pki)
+    collections = _Collections()
     for line in sys.stdin:
         command = line.strip()
         if command == "run":
-            client, server = exchange()
+            with collections.counting():
+                client, server = exchange()
             print(f"{client!r} {server!r}", flush=True)
         elif command == "collect":
             gc.collect()
             print("ok", flush=True)
+        elif command == "gc":
+            print(json.dumps(collections.totals), flush=True)
         else:
             print("ok", flush=True)
     return 0
+
+
+class _Collections:
+    """The garbage collections during timed handshakes: how many per generation, their CPU time and
+    the objects they freed (objects on reference cycles, which reference counting could not free)."""
+
+    def __init__(self) -> None:
+        self.totals = {"handshakes": 0, "gen0": 0, "gen1": 0, "gen2": 0, "seconds": 0.0, "collected": 0}
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+            return
+        totals = self.totals
+        totals[f"gen{info['generation']}"] += 1
+        totals["seconds"] += time.thread_time() - self._started
+        totals["collected"] += info["collected"]
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        gc.callbacks.append(self._callback)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self._callback)
+            self.totals["handshakes"] += 1
 
 
 def _loadavg() -> str:
@@ -332,6 +370,7 @@ def run(
                         for _ in range(block):
                             samples[mode].append(workers[mode]())
             load_after = _loadavg()
+            collections = {mode: w.collections() for mode, w in workers.items() if isinstance(w, _Worker)}
         finally:
             for worker in workers.values():
                 if isinstance(worker, _Worker):
@@ -346,6 +385,8 @@ def run(
             "client_mean_ms": statistics.fmean(clients),
             "server_mean_ms": statistics.fmean(servers),
         }
+        if mode in collections:
+            rows[mode]["collections"] = collections[mode]
     conditions = {
         "handshakes_per_mode": max(1, count // block) * block * rounds,
         "block": block,
@@ -384,6 +425,16 @@ def report(result: dict[str, Any]) -> str:
         f"connection, garbage collections included); load average {c['loadavg_before']} -> "
         f"{c['loadavg_after']}"
     )
+    gc_lines = []
+    for mode, r in modes.items():
+        g = r.get("collections")
+        if g and g["handshakes"]:
+            n = g["handshakes"]
+            gc_lines.append(
+                f"  {mode}: collections per 1000 handshakes gen0/gen1/gen2 {1000 * g['gen0'] / n:.0f}/"
+                f"{1000 * g['gen1'] / n:.0f}/{1000 * g['gen2'] / n:.0f}, {1e6 * g['seconds'] / n:.0f} us of "
+                f"collection and {g['collected'] / n:.0f} objects freed by them per handshake (both sides)"
+            )
     headers = [
         "mode",
         "client ms",
@@ -394,7 +445,8 @@ def report(result: dict[str, Any]) -> str:
         "mean client/aioquic",
         "mean server/aioquic",
     ]
-    return head + "\n" + table(headers, rows)
+    gc_text = "\ngarbage collections (each mode's own process):\n" + "\n".join(gc_lines) if gc_lines else ""
+    return head + "\n" + table(headers, rows) + gc_text
 
 
 def profile(mode: str, side: str, count: int) -> str:

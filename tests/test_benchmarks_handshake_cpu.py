@@ -19,8 +19,11 @@ def test_handshake_cpu_runs_every_mode() -> None:
         for key in ("client_ms", "server_ms", "client_mean_ms", "server_mean_ms"):
             assert math.isfinite(row[key]) and row[key] > 0, (mode, key)
     assert result["conditions"]["processes"] == "one per mode"
+    for row in result["modes"].values():  # each worker counted the collections of its 2 handshakes
+        assert row["collections"]["handshakes"] == 2 and row["collections"]["seconds"] >= 0
     text = handshake_cpu.report(result)
     assert "rudp resumed" in text and "load average" in text and "processes: one per mode" in text
+    assert "garbage collections (each mode's own process)" in text
     assert text.count("1.00x") >= 4  # aioquic against itself, both sides, both modes
 
 

@@ -415,7 +415,9 @@ class QuicEndpoint:
             entry = entries.get(conn)
             if entry is None:
                 continue
-            if entry.handshaking and (conn.handshake_complete or conn.is_closed):
+            if entry.handshaking and (conn.handshake_complete or conn.close_cause is not None):
+                # (a connection that ended, closing or draining, is no handshake in progress: its
+                # max_handshakes slot goes back now, not when its draining period is over)
                 self._end_handshake(conn, entry, now)
             datagrams = conn.datagrams_to_send(now)
             if datagrams:
@@ -528,7 +530,7 @@ class QuicEndpoint:
         entry.handshaking = False
         self._handshakes -= 1
         self._forget_handshake_deadline(conn, entry)
-        if conn.handshake_complete and not conn.is_closed:
+        if conn.handshake_complete and conn.close_cause is None:
             # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
             conn.send_new_token(self.admission.new_token(conn.peer_address, now, conn.version))
 

@@ -5,10 +5,11 @@ connection with everything around the core (its asyncio server, socket calls, ti
 the end of the connection's state), the way a deployment runs it. Each server runs in a process of
 its own on 127.0.0.1 (rudp: ``rudp.serve`` with a handler that waits for the client to close;
 aioquic: ``aioquic.asyncio.serve`` with its default protocol); one client process (rudp's client for
-both, so the client side is the same) opens connections one after the other: handshake, then
-close. The stacks take turns in batches of ``--batch`` connections, ``--rounds`` times; each server
-reports its own CPU time (``getrusage``) before and after each batch, so the figure is the server's
-CPU per connection, medians over the batches. ``--resumed``: the client offers the ticket of its
+both, so the client side is the same) opens connections one after the other: handshake, one PING
+answered (so the server completed its side of the handshake too), then close. The stacks take turns
+in batches of ``--batch`` connections, ``--rounds`` times; each server reports its own CPU time
+(``getrusage``) before and after each batch, so the figure is the server's CPU per connection,
+medians over the batches. ``--resumed``: the client offers the ticket of its
 previous connection to that server (PSK with (EC)DHE; both servers keep their tickets in memory).
 
     python -m benchmarks.server_cpu [--batch 100] [--rounds 5] [--resumed]
@@ -114,6 +115,7 @@ async def _connections(port: int, ca: Path, count: int, tickets: Any) -> None:
     for _ in range(count):
         offered = tickets is not None and len(tickets) > 0
         async with rudp.connect("127.0.0.1", port, config=config) as conn:
+            await conn.ping()  # one round trip: the server completed its side of the handshake
             if offered and not conn.session_resumed:
                 raise RuntimeError("the client offered a ticket and did not resume")
 

@@ -189,7 +189,8 @@ class Handshake:
     def _respond_parameters(self, client: bytes) -> bytes:
         """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
         any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
-        params = decode_transport_parameters(client, from_server=False)
+        # (the bytes after the client's source CID are usually those of its previous connections)
+        params = decode_transport_parameters_cached(client, from_server=False)
         self._decoded_peer = (client, params)  # the same bytes reach _on_peer_parameters: decoded once
         self.versions.choose(params, self.retry_source_cid or self.original_dcid)
         return encode_transport_parameters(self._own_parameters())

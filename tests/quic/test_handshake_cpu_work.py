@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import rudp.codec.peer_parameters as cache_module
 import rudp.quic.handshake as handshake_module
 from rudp.codec.peer_parameters import decode_transport_parameters_cached
 from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
@@ -62,6 +63,30 @@ def test_server_decodes_the_clients_transport_parameters_once(
     assert client_view.original_destination_connection_id == local.original_destination_connection_id
     assert client_view.stateless_reset_token == local.stateless_reset_token is not None
     assert client_view.version_information == local.version_information is not None
+
+
+def test_server_decodes_a_returning_clients_parameters_from_the_cache(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client's parameters differ between its connections only in initial_source_connection_id,
+    # which it writes first: the server decodes the rest once (peer_parameters), then reuses it.
+    full: list[bool] = []
+
+    def counting(data: Any, *, from_server: bool) -> TransportParameters:
+        full.append(from_server)
+        return decode_transport_parameters(data, from_server=from_server)
+
+    monkeypatch.setattr(cache_module, "decode_transport_parameters", counting)
+    cache_module._REST.clear()
+    views = []
+    for _ in range(2):
+        sim = make_sim(pki)
+        sim.handshake()
+        server_view = sim.server.conn._handshake.peer_params
+        assert server_view is not None and server_view == sim.conn._handshake.local_params
+        views.append(server_view)
+    assert full.count(False) == 1  # the first connection's, in full; the second from the cache
+    assert views[0].initial_source_connection_id != views[1].initial_source_connection_id
 
 
 @pytest.mark.parametrize("qlog", [False, True])

@@ -12,6 +12,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
+from operator import attrgetter
 from typing import Final, TypeVar
 
 from rudp.codec.buffer import BytesLike, Reader, Writer
@@ -449,3 +450,40 @@ def encode_with_source_cid(
             del _WITHOUT_SOURCE_CID[next(iter(_WITHOUT_SOURCE_CID))]  # the oldest
         cached = _WITHOUT_SOURCE_CID[key] = (params, rest)
     return b"%s%s%s%s" % (_SOURCE_CID_ID, encode_varint(len(source_cid)), source_cid, cached[1])
+
+
+# A server's parameters differ between its connections only in the connection-ID ones (RFC 9000 §7.3,
+# §10.3), which the encoder writes first: the bytes after them are kept by the other fields' values
+# (bounded). (``unknown`` is never encoded; a preferred address holds a CID of its own: not kept.)
+_OTHER_FIELDS: Final = attrgetter(
+    *(name for name in _FIELD_NAMES if name not in _BYTES_PARAMS.values() and name != "unknown")
+)
+_NO_CIDS: Final[dict[str, object]] = dict.fromkeys(_BYTES_PARAMS.values())
+_MAX_AFTER_CIDS: Final = 16
+_AFTER_CIDS: dict[tuple[object, ...], bytes] = {}
+
+
+def encode_with_cids(params: TransportParameters) -> bytes:
+    """``encode_transport_parameters(params)``, the same bytes: the connection-ID parameters encoded,
+    the bytes after them those of an earlier call whose other fields were equal.
+
+    Raises:
+        ValueError: as ``encode_transport_parameters``.
+    """
+    if params.preferred_address is not None:
+        return encode_transport_parameters(params)
+    key = _OTHER_FIELDS(params)
+    rest = _AFTER_CIDS.get(key)
+    if rest is None:
+        rest = encode_transport_parameters(with_changes(params, _NO_CIDS))
+        if len(_AFTER_CIDS) >= _MAX_AFTER_CIDS:
+            del _AFTER_CIDS[next(iter(_AFTER_CIDS))]  # the oldest
+        _AFTER_CIDS[key] = rest
+    parts: list[bytes] = []
+    for param_id, name in _BYTES_ENCODING:
+        value = getattr(params, name)
+        if value is not None:
+            size = len(value)
+            parts += (param_id, _ONE_BYTE[size] if size < 0x40 else encode_varint(size), value)
+    parts.append(rest)
+    return b"".join(parts)

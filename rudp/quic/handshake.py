@@ -21,7 +21,7 @@ from rudp.codec.transport_params import (
     TransportParameters,
     VersionInformation,
     decode_transport_parameters,
-    encode_transport_parameters,
+    encode_with_cids,
     encode_with_source_cid,
     version_information_of,
     with_changes,
@@ -193,7 +193,7 @@ class Handshake:
         params = decode_transport_parameters_cached(client, from_server=False)
         self._decoded_peer = (client, params)  # the same bytes reach _on_peer_parameters: decoded once
         self.versions.choose(params, self.retry_source_cid or self.original_dcid)
-        return encode_transport_parameters(self._own_parameters())
+        return encode_with_cids(self._own_parameters())  # (the bytes after its CIDs: kept)
 
     def _accept_early_data(self, _remembered: bytes | None) -> bool:
         """(server) 0-RTT only without a version switch (RFC 9368 §7.3 lets compatible version

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import rudp.codec.transport_params as transport_params
 from rudp.codec.buffer import Writer
 from rudp.codec.transport_params import (
     TransportParameterId,
@@ -15,6 +16,7 @@ from rudp.codec.transport_params import (
     VersionInformation,
     decode_transport_parameters,
     encode_transport_parameters,
+    encode_with_cids,
     encode_with_source_cid,
 )
 from rudp.errors import DecodeError, TransportErrorCode
@@ -176,3 +178,34 @@ def test_encode_with_source_cid_equals_encoding_the_whole(
     other = VersionInformation(0x6B3343CF, (0x6B3343CF, 1))  # another version_information: other bytes
     whole = dataclasses.replace(params, initial_source_connection_id=second, version_information=other)
     assert encode_with_source_cid(params, second, other) == encode_transport_parameters(whole)
+
+
+@given(
+    transport_parameters,
+    st.lists(st.tuples(st.none() | cids, st.none() | cids, cids), min_size=1, max_size=3),
+)
+def test_encode_with_cids_gives_the_encoders_bytes(
+    params: TransportParameters, connections: list[tuple[bytes | None, bytes | None, bytes]]
+) -> None:
+    # A server's connections: other CIDs (and reset tokens), the same rest, taken from the cache
+    # from the second on; every time the full encoder's bytes.
+    for odcid, rscid, iscid in connections:
+        one = dataclasses.replace(
+            params,
+            original_destination_connection_id=odcid,
+            retry_source_connection_id=rscid,
+            initial_source_connection_id=iscid,
+            stateless_reset_token=None if odcid is None else bytes(16),
+        )
+        assert encode_with_cids(one) == encode_transport_parameters(one)
+
+
+def test_encode_with_cids_keeps_a_bounded_rest_by_the_other_fields() -> None:
+    transport_params._AFTER_CIDS.clear()
+    base = TransportParameters(max_idle_timeout=30_000, initial_source_connection_id=b"\x01" * 8)
+    for limit in range(2, 40):
+        one = dataclasses.replace(base, active_connection_id_limit=limit, stateless_reset_token=bytes(16))
+        assert encode_with_cids(one) == encode_transport_parameters(one)
+        again = dataclasses.replace(one, initial_source_connection_id=b"\x02" * 4)
+        assert encode_with_cids(again) == encode_transport_parameters(again)  # (from the cache)
+        assert len(transport_params._AFTER_CIDS) <= transport_params._MAX_AFTER_CIDS

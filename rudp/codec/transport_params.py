@@ -12,7 +12,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from enum import IntEnum
-from operator import attrgetter
 from typing import Final, TypeVar
 
 from rudp.codec.buffer import BytesLike, Reader, Writer
@@ -453,37 +452,47 @@ def encode_with_source_cid(
 
 
 # A server's parameters differ between its connections only in the connection-ID ones (RFC 9000 §7.3,
-# §10.3), which the encoder writes first: the bytes after them are kept by the other fields' values
-# (bounded). (``unknown`` is never encoded; a preferred address holds a CID of its own: not kept.)
-_OTHER_FIELDS: Final = attrgetter(
-    *(name for name in _FIELD_NAMES if name not in _BYTES_PARAMS.values() and name != "unknown")
-)
+# §10.3), which the encoder writes first: the bytes after them are kept per parameters object and
+# version_information (bounded), and the connection's parameters object need not be built to encode.
+_LEADING_CHANGES: Final = frozenset((*_BYTES_PARAMS.values(), "version_information", "preferred_address"))
 _NO_CIDS: Final[dict[str, object]] = dict.fromkeys(_BYTES_PARAMS.values())
 _MAX_AFTER_CIDS: Final = 16
-_AFTER_CIDS: dict[tuple[object, ...], bytes] = {}
+_AFTER_CIDS: dict[tuple[int, VersionInformation | None], tuple[TransportParameters, bytes]] = {}
 
 
-def encode_with_cids(params: TransportParameters) -> bytes:
-    """``encode_transport_parameters(params)``, the same bytes: the connection-ID parameters encoded,
-    the bytes after them those of an earlier call whose other fields were equal.
+def encode_with_changes(params: TransportParameters, changes: dict[str, object]) -> bytes:
+    """``encode_transport_parameters(with_changes(params, changes))``, the same bytes. When ``changes``
+    are connection-ID parameters and version_information (and no preferred address, which holds a
+    CID of its own), those are encoded and the bytes after them are those of an earlier call with the
+    same ``params`` object and version_information; anything else is encoded whole.
 
     Raises:
         ValueError: as ``encode_transport_parameters``.
     """
-    if params.preferred_address is not None:
-        return encode_transport_parameters(params)
-    key = _OTHER_FIELDS(params)
-    rest = _AFTER_CIDS.get(key)
-    if rest is None:
-        rest = encode_transport_parameters(with_changes(params, _NO_CIDS))
+    if (
+        params.preferred_address is not None
+        or changes.get("preferred_address") is not None
+        or not _LEADING_CHANGES.issuperset(changes)
+    ):
+        return encode_transport_parameters(with_changes(params, changes))
+    given = changes.get("version_information", params.version_information)
+    info = given if isinstance(given, VersionInformation) else None
+    if given is not None and info is None:
+        return encode_transport_parameters(with_changes(params, changes))
+    key = (id(params), info)  # (the entry holds the object: its id stays its own)
+    cached = _AFTER_CIDS.get(key)
+    if cached is None:
+        rest = encode_transport_parameters(with_changes(params, {**_NO_CIDS, "version_information": info}))
         if len(_AFTER_CIDS) >= _MAX_AFTER_CIDS:
             del _AFTER_CIDS[next(iter(_AFTER_CIDS))]  # the oldest
-        _AFTER_CIDS[key] = rest
+        cached = _AFTER_CIDS[key] = (params, rest)
     parts: list[bytes] = []
     for param_id, name in _BYTES_ENCODING:
-        value = getattr(params, name)
+        value = changes[name] if name in changes else getattr(params, name)
         if value is not None:
+            if not isinstance(value, bytes):
+                return encode_transport_parameters(with_changes(params, changes))
             size = len(value)
             parts += (param_id, _ONE_BYTE[size] if size < 0x40 else encode_varint(size), value)
-    parts.append(rest)
+    parts.append(cached[1])
     return b"".join(parts)

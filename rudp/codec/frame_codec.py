@@ -46,6 +46,7 @@ from rudp.errors import DecodeError, TransportErrorCode
 _FEE = TransportErrorCode.FRAME_ENCODING_ERROR
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
 _ACK_TYPE, _ACK_ECN_TYPE = int(FrameType.ACK), int(FrameType.ACK_ECN)  # (enum lookups are slow in 3.11)
+_NCID_TYPE = int(FrameType.NEW_CONNECTION_ID)
 MAX_STREAMS_LIMIT: Final = 1 << 60  # RFC 9000 §4.6, §19.11
 STREAM_OFF: Final = 0x04
 STREAM_LEN: Final = 0x02
@@ -549,6 +550,9 @@ def _write_rare_frame(writer: Writer, frame: Frame) -> None:
         case NewConnectionId(sequence, retire_prior_to, cid, token):
             if not 1 <= len(cid) <= 20 or len(token) != 16:
                 raise ValueError("NEW_CONNECTION_ID needs a 1..20-byte CID and a 16-byte token")
+            if 0 <= retire_prior_to <= sequence <= 0x3F:  # (a server's first few: one-byte varints)
+                writer.push_bytes(bytes((_NCID_TYPE, sequence, retire_prior_to, len(cid))) + cid + token)
+                return
             for value in (FrameType.NEW_CONNECTION_ID, sequence, retire_prior_to):
                 push(value)
             writer.push_block(1, cid)

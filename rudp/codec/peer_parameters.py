@@ -4,6 +4,9 @@
 A server answers every client of one configuration with the same parameters except its connection-ID
 ones (original_destination_connection_id, stateless_reset_token, initial_source_connection_id and,
 after a Retry, retry_source_connection_id: RFC 9000 §7.3, §10.3), which its encoder writes first.
+A client's differ between its connections only in initial_source_connection_id, which rudp writes
+first: a server decodes its clients' parameters the same way (those of a client that writes it later,
+whose bytes after the leading ones then change every time, in full and not kept).
 :func:`decode_transport_parameters_cached` reads those leading parameters by index and takes the
 values of the bytes after them from the last decode of the same bytes (bounded), then validates the
 whole as :func:`~rudp.codec.transport_params.decode_transport_parameters` does: the same result and
@@ -54,8 +57,9 @@ def decode_transport_parameters_cached(data: bytes, *, from_server: bool) -> Tra
             return decode_transport_parameters(data, from_server=from_server)  # (its error, if any)
         leading[name] = data[pos + 2 : end]
         pos = end
-    if not from_server and not _SERVER_ONLY_NAMES.isdisjoint(leading):
-        return decode_transport_parameters(data, from_server=from_server)  # (refused: RFC 9000 §18.2)
+    if not from_server and (not leading or not _SERVER_ONLY_NAMES.isdisjoint(leading)):
+        # (refused: RFC 9000 §18.2; or a client's source CID among the rest: never seen again)
+        return decode_transport_parameters(data, from_server=from_server)
     key = (from_server, tuple(leading), data[pos:])
     rest = _REST.get(key)
     if rest is None:

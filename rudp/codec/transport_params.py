@@ -449,3 +449,50 @@ def encode_with_source_cid(
             del _WITHOUT_SOURCE_CID[next(iter(_WITHOUT_SOURCE_CID))]  # the oldest
         cached = _WITHOUT_SOURCE_CID[key] = (params, rest)
     return b"%s%s%s%s" % (_SOURCE_CID_ID, encode_varint(len(source_cid)), source_cid, cached[1])
+
+
+# A server's parameters differ between its connections only in the connection-ID ones (RFC 9000 §7.3,
+# §10.3), which the encoder writes first: the bytes after them are kept per parameters object and
+# version_information (bounded), and the connection's parameters object need not be built to encode.
+_LEADING_CHANGES: Final = frozenset((*_BYTES_PARAMS.values(), "version_information", "preferred_address"))
+_NO_CIDS: Final[dict[str, object]] = dict.fromkeys(_BYTES_PARAMS.values())
+_MAX_AFTER_CIDS: Final = 16
+_AFTER_CIDS: dict[tuple[int, VersionInformation | None], tuple[TransportParameters, bytes]] = {}
+
+
+def encode_with_changes(params: TransportParameters, changes: dict[str, object]) -> bytes:
+    """``encode_transport_parameters(with_changes(params, changes))``, the same bytes. When ``changes``
+    are connection-ID parameters and version_information (and no preferred address, which holds a
+    CID of its own), those are encoded and the bytes after them are those of an earlier call with the
+    same ``params`` object and version_information; anything else is encoded whole.
+
+    Raises:
+        ValueError: as ``encode_transport_parameters``.
+    """
+    if (
+        params.preferred_address is not None
+        or changes.get("preferred_address") is not None
+        or not _LEADING_CHANGES.issuperset(changes)
+    ):
+        return encode_transport_parameters(with_changes(params, changes))
+    given = changes.get("version_information", params.version_information)
+    info = given if isinstance(given, VersionInformation) else None
+    if given is not None and info is None:
+        return encode_transport_parameters(with_changes(params, changes))
+    key = (id(params), info)  # (the entry holds the object: its id stays its own)
+    cached = _AFTER_CIDS.get(key)
+    if cached is None:
+        rest = encode_transport_parameters(with_changes(params, {**_NO_CIDS, "version_information": info}))
+        if len(_AFTER_CIDS) >= _MAX_AFTER_CIDS:
+            del _AFTER_CIDS[next(iter(_AFTER_CIDS))]  # the oldest
+        cached = _AFTER_CIDS[key] = (params, rest)
+    parts: list[bytes] = []
+    for param_id, name in _BYTES_ENCODING:
+        value = changes[name] if name in changes else getattr(params, name)
+        if value is not None:
+            if not isinstance(value, bytes):
+                return encode_transport_parameters(with_changes(params, changes))
+            size = len(value)
+            parts += (param_id, _ONE_BYTE[size] if size < 0x40 else encode_varint(size), value)
+    parts.append(cached[1])
+    return b"".join(parts)

@@ -19,9 +19,8 @@ from rudp.codec.packet import PacketHeader
 from rudp.codec.peer_parameters import decode_transport_parameters_cached
 from rudp.codec.transport_params import (
     TransportParameters,
-    VersionInformation,
     decode_transport_parameters,
-    encode_transport_parameters,
+    encode_with_changes,
     encode_with_source_cid,
     version_information_of,
     with_changes,
@@ -94,9 +93,9 @@ class Handshake:
         self._emit = emit
         self.tls: TlsEngine | None = None
         self._local_params = local_params
-        self._client_sent: tuple[bytes, VersionInformation] | None = None
-        """(client) The SCID and version_information the ClientHello's parameters carry, until
-        :attr:`local_params` is first asked for."""
+        self._pending_params: dict[str, object] | None = None
+        """What our encoded parameters carry beyond the configuration's (a client's SCID and
+        version_information; a server's CIDs too), until :attr:`local_params` is first asked for."""
         self.peer_params: TransportParameters | None = None
         self._decoded_peer: tuple[bytes, TransportParameters] | None = None
         self.complete = False
@@ -131,7 +130,7 @@ class Handshake:
         self._peer_cids.set_initial(self.original_dcid)
         self._spaces.install_initial(self.original_dcid, is_client=True)
         scid, info = self._local_cids.active[0].cid, self.versions.local_information()
-        self._client_sent = (scid, info)
+        self._pending_params = {"initial_source_connection_id": scid, "version_information": info}
         if self._qlog.records:  # (a NullQlog's start does nothing)
             self._qlog.start(self.original_dcid, self.local_params, self._paths.current.pmtud.current, now)
         spaces = self._spaces  # (the lambda below holds the spaces, not the handshake)
@@ -189,10 +188,13 @@ class Handshake:
     def _respond_parameters(self, client: bytes) -> bytes:
         """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
         any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
-        params = decode_transport_parameters(client, from_server=False)
+        # (the bytes after the client's source CID are usually those of its previous connections)
+        params = decode_transport_parameters_cached(client, from_server=False)
         self._decoded_peer = (client, params)  # the same bytes reach _on_peer_parameters: decoded once
         self.versions.choose(params, self.retry_source_cid or self.original_dcid)
-        return encode_transport_parameters(self._own_parameters())
+        # (encoded without building the parameters object: local_params builds it if asked for)
+        changes = self._pending_params = self._own_changes()
+        return encode_with_changes(self._local_params, changes)
 
     def _accept_early_data(self, _remembered: bytes | None) -> bool:
         """(server) 0-RTT only without a version switch (RFC 9368 §7.3 lets compatible version
@@ -224,16 +226,20 @@ class Handshake:
     @property
     def local_params(self) -> TransportParameters:
         """Our transport parameters: the configuration's, with our CIDs and version_information once
-        the handshake started (a client's are built when first asked for: its ClientHello encodes them
-        without the object, :func:`encode_with_source_cid`)."""
-        sent = self._client_sent
-        if sent is not None:
-            self._client_sent = None
-            changes = {"initial_source_connection_id": sent[0], "version_information": sent[1]}
-            self._local_params = with_changes(self._local_params, changes)
+        the handshake started (built when first asked for: the handshake encodes them without the
+        object, :func:`encode_with_source_cid`, :func:`encode_with_changes`)."""
+        pending = self._pending_params
+        if pending is not None:
+            self._pending_params = None
+            self._local_params = with_changes(self._local_params, pending)
         return self._local_params
 
     def _own_parameters(self) -> TransportParameters:
+        self._pending_params = self._own_changes()
+        return self.local_params
+
+    def _own_changes(self) -> dict[str, object]:
+        """What our parameters carry beyond the configuration's: CIDs and version_information."""
         scid = self._local_cids.active[0].cid
         changes: dict[str, object] = {
             "initial_source_connection_id": scid,
@@ -245,8 +251,7 @@ class Handshake:
             changes["preferred_address"] = self._migration.advertise(self._local_cids)  # RFC 9000 §9.6
             if self.retry_source_cid is not None:
                 changes["retry_source_connection_id"] = self.retry_source_cid
-        self._local_params = with_changes(self._local_params, changes)
-        return self._local_params
+        return changes
 
     # -- CRYPTO and TLS -----------------------------------------------------------------------------
 

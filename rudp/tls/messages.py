@@ -28,6 +28,12 @@ T = TypeVar("T")
 #: ServerHello.random of a HelloRetryRequest: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3)
 HRR_RANDOM: Final = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
+_SUPPORTED_VERSIONS_2: Final = int(ExtensionType.supported_versions).to_bytes(2, "big") + b"\x00\x02"
+_KEY_SHARE: Final = int(ExtensionType.key_share).to_bytes(2, "big")
+_COOKIE: Final = int(ExtensionType.cookie).to_bytes(2, "big")
+_PRE_SHARED_KEY_2: Final = int(ExtensionType.pre_shared_key).to_bytes(2, "big") + b"\x00\x02"
+"""ServerHello extension types (and the length of those of two bytes), encoded once."""
+
 
 def _payload(decoder: Callable[[bytes], T], data: bytes) -> T:
     try:
@@ -204,26 +210,31 @@ class ServerHello:
         return self.random == HRR_RANDOM
 
     def encode(self) -> bytes:
-        """The whole handshake message."""
-        exts: Extensions = []
+        """The whole handshake message (joined from its fields: one per server handshake)."""
+        parts = [
+            self.legacy_version.to_bytes(2, "big"),
+            self.random,
+            len(self.legacy_session_id_echo).to_bytes(1, "big"),
+            self.legacy_session_id_echo,
+            self.cipher_suite.to_bytes(2, "big"),
+            self.compression_method.to_bytes(1, "big"),
+            b"",  # the extensions' length, below
+        ]
         if self.selected_version is not None:
-            exts.append((ExtensionType.supported_versions, ext.encode_uint16(self.selected_version)))
+            parts += (_SUPPORTED_VERSIONS_2, self.selected_version.to_bytes(2, "big"))
         if self.key_share is not None:
-            exts.append((ExtensionType.key_share, ext.encode_server_key_share(*self.key_share)))
+            group, key = self.key_share
+            share = ext.encode_server_key_share(group, key)
+            parts += (_KEY_SHARE, len(share).to_bytes(2, "big"), share)
         if self.selected_group is not None:
-            exts.append((ExtensionType.key_share, ext.encode_uint16(self.selected_group)))
+            parts += (_KEY_SHARE, b"\x00\x02", self.selected_group.to_bytes(2, "big"))
         if self.cookie is not None:
-            exts.append((ExtensionType.cookie, ext.encode_cookie(self.cookie)))
+            cookie = ext.encode_cookie(self.cookie)
+            parts += (_COOKIE, len(cookie).to_bytes(2, "big"), cookie)
         if self.selected_identity is not None:
-            exts.append((ExtensionType.pre_shared_key, ext.encode_uint16(self.selected_identity)))
-        w = Writer()
-        w.push_uint16(self.legacy_version)
-        w.push_bytes(self.random)
-        w.push_block(1, self.legacy_session_id_echo)
-        w.push_uint16(self.cipher_suite)
-        w.push_uint8(self.compression_method)
-        ext.push_extensions(w, exts)
-        return frame(HandshakeType.server_hello, w.getvalue())
+            parts += (_PRE_SHARED_KEY_2, self.selected_identity.to_bytes(2, "big"))
+        parts[6] = sum(map(len, parts[7:])).to_bytes(2, "big")
+        return frame(HandshakeType.server_hello, b"".join(parts))
 
     @classmethod
     def decode(cls, body: bytes) -> ServerHello:

@@ -70,6 +70,22 @@ EarlyDataCheck = Callable[[bytes | None], bool]
 
 _MAX_PSK_IDENTITIES = 4
 
+_last_certificate_message: tuple[tuple[bytes, ...], bytes] | None = None
+"""The last chain's Certificate message: (the configuration's DER tuple, the message)."""
+
+
+def _certificate_message(chain_der: tuple[bytes, ...]) -> bytes:
+    """The Certificate message (RFC 8446 §4.4.2) of ``chain_der``: the same bytes for every
+    connection of a configuration, encoded once per chain (the configuration keeps its DER tuple while
+    the chain is unchanged; the entry holds the tuple, so its identity stays its own)."""
+    global _last_certificate_message
+    last = _last_certificate_message  # (read once: another thread may replace it)
+    if last is not None and last[0] is chain_der:
+        return last[1]
+    message = CertificateMessage(b"", list(chain_der)).encode()
+    _last_certificate_message = (chain_der, message)
+    return message
+
 
 class ServerState(Enum):
     """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC)."""
@@ -377,7 +393,7 @@ class TlsServer(TlsEngine):
         scheme = choose_scheme(key, hello.signature_algorithms or [], our_schemes)
         if scheme is None:
             raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
-        self._send(_H, CertificateMessage(b"", list(self.config.certificate_chain_der())).encode())
+        self._send(_H, _certificate_message(self.config.certificate_chain_der()))
         content = certificate_verify_content(self._transcript.digest(), server=True)
         self._send(_H, CertificateVerify(scheme, sign(key, scheme, content)).encode())
 

@@ -20,6 +20,7 @@ from rudp.codec.frame_codec import (
     pull_stream_fields,
     write_frame,
 )
+from rudp.codec.varint import encode_varint
 from rudp.errors import DecodeError, TransportErrorCode
 from tests.strategies import frames_last, frames_with_length
 
@@ -64,6 +65,20 @@ def test_stream_flag_combinations(offset: int, explicit_length: bool, fin: bool,
     assert data[0] == expected_type
     [(frame_type, decoded)] = parse_frames(data)
     assert frame_type == expected_type and decoded == frame
+
+
+@pytest.mark.parametrize(
+    ("sequence", "retire_prior_to"), [(0, 0), (1, 0), (63, 63), (5, 3), (64, 0), (70, 65), (3, 5), (2**20, 7)]
+)
+def test_new_connection_id_wire_format(sequence: int, retire_prior_to: int) -> None:
+    # RFC 9000 §19.15: type, Sequence Number and Retire Prior To (varints), Length (one byte), CID,
+    # token. The one-byte shortcut (both varints below 64) writes exactly what the general path does.
+    frame = f.NewConnectionId(sequence, retire_prior_to, b"\x0a" * 8, b"\x0b" * 16)
+    fields = encode_varint(sequence) + encode_varint(retire_prior_to)
+    expected = b"\x18" + fields + b"\x08" + frame.connection_id + frame.stateless_reset_token
+    assert encode_frames([frame]) == expected
+    if retire_prior_to <= sequence:
+        assert parse_frames(expected) == [(0x18, frame)]
 
 
 def test_ack_wire_format_with_ranges_and_ecn() -> None:

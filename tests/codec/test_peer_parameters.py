@@ -104,3 +104,19 @@ def test_the_cache_is_bounded_and_a_hit_takes_the_new_cids() -> None:
         decoded = decode_transport_parameters_cached(encoded, from_server=True)
         assert decoded.initial_source_connection_id == cid and decoded.initial_max_data == 1 << 20
         assert len(cache_module._REST) <= cache_module._MAX_REST
+
+
+def test_a_clients_source_cid_after_the_rest_is_decoded_in_full_and_not_kept() -> None:
+    # A server decodes its clients' parameters with the cache; one that writes its source CID among
+    # the rest (not first, as rudp does) changes those bytes every connection: nothing is kept.
+    rest = encode_transport_parameters(TransportParameters(max_idle_timeout=30_000, initial_max_data=1 << 20))
+    cache_module._REST.clear()
+    for cid in (b"\x01" * 8, b"\x02" * 8):
+        data = rest + b"\x0f\x08" + cid  # initial_source_connection_id last
+        decoded = decode_transport_parameters_cached(data, from_server=False)
+        assert decoded == decode_transport_parameters(data, from_server=False)
+        assert decoded.initial_source_connection_id == cid
+    assert not cache_module._REST
+    first = b"\x0f\x08" + b"\x03" * 8 + rest  # first, as rudp writes it: kept
+    assert decode_transport_parameters_cached(first, from_server=False).initial_max_data == 1 << 20
+    assert len(cache_module._REST) == 1

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import rudp.codec.transport_params as transport_params
 from rudp.codec.buffer import Writer
 from rudp.codec.transport_params import (
     TransportParameterId,
@@ -15,6 +16,7 @@ from rudp.codec.transport_params import (
     VersionInformation,
     decode_transport_parameters,
     encode_transport_parameters,
+    encode_with_changes,
     encode_with_source_cid,
 )
 from rudp.errors import DecodeError, TransportErrorCode
@@ -176,3 +178,48 @@ def test_encode_with_source_cid_equals_encoding_the_whole(
     other = VersionInformation(0x6B3343CF, (0x6B3343CF, 1))  # another version_information: other bytes
     whole = dataclasses.replace(params, initial_source_connection_id=second, version_information=other)
     assert encode_with_source_cid(params, second, other) == encode_transport_parameters(whole)
+
+
+@given(
+    transport_parameters,
+    st.lists(st.tuples(st.none() | cids, st.none() | cids, cids), min_size=1, max_size=3),
+    st.none() | st.just(VersionInformation(1, (1, 0x6B3343CF))),
+)
+def test_encode_with_changes_gives_the_encoders_bytes(
+    params: TransportParameters,
+    connections: list[tuple[bytes | None, bytes | None, bytes]],
+    info: VersionInformation | None,
+) -> None:
+    # A server's connections: other CIDs (and reset tokens), the same rest, taken from the cache
+    # from the second on; every time the full encoder's bytes (a preferred address: encoded whole).
+    for odcid, rscid, iscid in connections:
+        changes: dict[str, object] = {
+            "original_destination_connection_id": odcid,
+            "retry_source_connection_id": rscid,
+            "initial_source_connection_id": iscid,
+            "stateless_reset_token": None if odcid is None else bytes(16),
+            "version_information": info,
+        }
+        whole = dataclasses.replace(params, **changes)  # type: ignore[arg-type]
+        assert encode_with_changes(params, changes) == encode_transport_parameters(whole)
+        del changes["retry_source_connection_id"]  # not changed: the params' own
+        whole = dataclasses.replace(whole, retry_source_connection_id=params.retry_source_connection_id)
+        assert encode_with_changes(params, changes) == encode_transport_parameters(whole)
+
+
+def test_encode_with_changes_keeps_a_bounded_rest_per_object_and_version_information() -> None:
+    transport_params._AFTER_CIDS.clear()
+    infos = [None, VersionInformation(1, (1,)), VersionInformation(0x6B3343CF, (0x6B3343CF, 1))]
+    for limit in range(2, 12):
+        base = TransportParameters(max_idle_timeout=30_000, active_connection_id_limit=limit)
+        for info in infos:
+            for cid in (b"\x01" * 8, b"\x02" * 4):
+                changes = {"initial_source_connection_id": cid, "stateless_reset_token": bytes(16)}
+                changes["version_information"] = info  # type: ignore[assignment]
+                whole = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+                assert encode_with_changes(base, changes) == encode_transport_parameters(whole)
+        assert len(transport_params._AFTER_CIDS) <= transport_params._MAX_AFTER_CIDS
+    other = {"initial_source_connection_id": b"\x03", "max_idle_timeout": 5}  # not a CID: whole
+    assert encode_with_changes(base, other) == encode_transport_parameters(
+        dataclasses.replace(base, initial_source_connection_id=b"\x03", max_idle_timeout=5)
+    )

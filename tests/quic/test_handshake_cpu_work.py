@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+import rudp.codec.peer_parameters as cache_module
 import rudp.quic.handshake as handshake_module
 from rudp.codec.peer_parameters import decode_transport_parameters_cached
-from rudp.codec.transport_params import TransportParameters, decode_transport_parameters
+from rudp.codec.transport_params import TransportParameters, decode_transport_parameters, with_changes
 from rudp.quic.congestion.newreno import NewReno
 from rudp.quic.handshake import Handshake
 from rudp.quic.pacing import Pacer
@@ -64,27 +65,51 @@ def test_server_decodes_the_clients_transport_parameters_once(
     assert client_view.version_information == local.version_information is not None
 
 
+def test_server_decodes_a_returning_clients_parameters_from_the_cache(
+    pki: TestPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client's parameters differ between its connections only in initial_source_connection_id,
+    # which it writes first: the server decodes the rest once (peer_parameters), then reuses it.
+    full: list[bool] = []
+
+    def counting(data: Any, *, from_server: bool) -> TransportParameters:
+        full.append(from_server)
+        return decode_transport_parameters(data, from_server=from_server)
+
+    monkeypatch.setattr(cache_module, "decode_transport_parameters", counting)
+    cache_module._REST.clear()
+    views = []
+    for _ in range(2):
+        sim = make_sim(pki)
+        sim.handshake()
+        server_view = sim.server.conn._handshake.peer_params
+        assert server_view is not None and server_view == sim.conn._handshake.local_params
+        views.append(server_view)
+    assert full.count(False) == 1  # the first connection's, in full; the second from the cache
+    assert views[0].initial_source_connection_id != views[1].initial_source_connection_id
+
+
 @pytest.mark.parametrize("qlog", [False, True])
-def test_server_builds_its_transport_parameters_once_without_qlog(
+def test_server_builds_its_transport_parameters_only_when_asked_for(
     pki: TestPki, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, qlog: bool
 ) -> None:
-    built: list[bool] = []
-    own = Handshake._own_parameters
+    built: list[TransportParameters] = []
 
-    def counting(self: Handshake) -> TransportParameters:
-        built.append(self.is_client)
-        return own(self)
+    def counting(params: TransportParameters, changes: dict[str, object]) -> TransportParameters:
+        built.append(result := with_changes(params, changes))
+        return result
 
-    monkeypatch.setattr(Handshake, "_own_parameters", counting)
+    monkeypatch.setattr(handshake_module, "with_changes", counting)
     sim = make_sim(pki, server={"qlog_dir": tmp_path} if qlog else None)
     sim.handshake()
-    # Without qlog, once when TLS asks (after the version choice); a qlog also logs them at the start.
-    # A client encodes its parameters without building them (encode_with_source_cid).
-    assert built.count(False) == (2 if qlog else 1) and built.count(True) == 0
-    local = sim.server.conn._handshake.local_params
+    # They are encoded without the object (encode_with_changes): without qlog none is built during
+    # the handshake; a qlog logs them at the start (one). A client's are built when asked for too.
+    assert len(built) == (1 if qlog else 0)
+    local = sim.server.conn._handshake.local_params  # built now, once
+    assert len(built) == (2 if qlog else 1) and sim.server.conn._handshake.local_params is local
     assert local.original_destination_connection_id == sim.conn._handshake.original_dcid
     assert local.initial_source_connection_id is not None and local.stateless_reset_token is not None
-    assert sim.conn._handshake.peer_params == local
+    assert sim.conn._handshake.peer_params == local  # what the client received: these very values
     if qlog:
         assert any('"owner":"local"' in path.read_text() for path in tmp_path.glob("*server.sqlog"))
 

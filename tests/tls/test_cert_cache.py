@@ -267,3 +267,22 @@ def test_the_server_chain_is_encoded_once_and_again_when_replaced(pki: Pki) -> N
     assert config.certificate_chain_der() == (pki.ec384.cert.public_bytes(serialization.Encoding.DER),)
     config.certificate_chain.append(pki.ca.cert)  # changed in place: noticed too
     assert config.certificate_chain_der()[1] == pki.ca.cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_the_certificate_message_is_encoded_once_per_chain_and_follows_a_new_one(pki: Pki) -> None:
+    # rudp.tls.server keeps the last chain's Certificate message: every handshake of a configuration
+    # sends the same bytes; another configuration's chain is sent as it is.
+    from rudp.tls import server as server_module
+    from rudp.tls.messages import CertificateMessage
+
+    client_cfg = client_config(pki)
+    configs = [server_config(pki), server_config(pki, leaf=pki.ec384)]
+    for config in (configs[0], configs[1], configs[0]):
+        ders = config.certificate_chain_der()
+        for seed in (1, 2):
+            pair = make_pair(client_cfg, config, seed=seed)
+            pair.run()
+            assert pair.client.engine.peer_certificate_chain == list(config.certificate_chain)
+            last = server_module._last_certificate_message
+            assert last is not None and last[0] is ders
+            assert last[1] == CertificateMessage(b"", list(ders)).encode()

@@ -1,6 +1,6 @@
 """CPU per QUIC handshake and side, rudp against aioquic, full and resumed, one process per mode.
 
-Run: ``python -m benchmarks.handshake_cpu [--count 200] [--rounds 3]`` (or ``python -m
+Run: ``python -m benchmarks.handshake_cpu [--count 200] [--rounds 3] [--block 10]`` (or ``python -m
 benchmarks.handshake --cpu``); ``--profile "rudp full" --side server`` prints a cProfile of one side.
 
 Both stacks' sans-IO cores are driven back to back with no network in between, each mode in a process
@@ -14,9 +14,10 @@ key) and the client's configuration; what it does per connection is timed: for r
 ``QuicEndpoint`` and its connection (as ``rudp.connect`` makes them), for aioquic a
 ``QuicConnection``; on the server the endpoint's accept path (rudp) or a new ``QuicConnection``
 (aioquic, as its asyncio server does). "Resumed" offers the ticket of the previous connection (PSK
-with (EC)DHE, no early data). The modes take turns handshake by handshake, so load from other
-processes falls on all of them alike; each figure is the median over a mode's handshakes, quoted with
-the load average before and after.
+with (EC)DHE, no early data). The modes take turns, 10 handshakes of a mode per turn (``--block``;
+1 makes every handshake start cold), so load from other processes falls on all of them alike; each
+figure is the median over a mode's handshakes (and the mean), quoted with the load average before
+and after.
 """
 
 from __future__ import annotations
@@ -336,18 +337,19 @@ def run(
     *,
     count: int = 200,
     rounds: int = 3,
-    block: int = 1,
+    block: int = 10,
     modes: tuple[str, ...] = MODES,
     separate: bool = True,
 ) -> dict[str, Any]:
     """CPU ms per handshake per side for every mode; the JSON-able result.
 
-    The modes take turns handshake by handshake (``rounds`` times ``count`` turns), so a burst of load
-    from other processes hits them alike; each mode's figure is the median over its handshakes, which
-    a few disturbed ones do not move (the mean is given too). With ``block`` > 1 each turn is that many
-    handshakes of one mode in a row: a stack then finds its own code and data in the CPU caches, as a
-    server busy with handshakes does, instead of the other stacks' (turn by turn every handshake starts
-    cold).
+    The modes take turns, ``block`` handshakes of one mode in a row per turn (``rounds`` times
+    ``count // block`` turns each), so a burst of load from other processes hits them alike; each
+    mode's figure is the median over its handshakes, which a few disturbed ones do not move (the mean
+    is given too). Within a block a stack finds its own code and data in the CPU caches, as a server
+    busy with handshakes does (the case where CPU per handshake matters); with ``block=1`` every
+    handshake starts cold, after the other stacks' processes ran, which inflates every figure ~1.5x
+    with the VM's process switches and makes the ratios swing by 0.3 between runs.
 
     With ``separate`` (the default) each mode runs in a process of its own, told when to run each
     handshake: a stack then pays for its own garbage collections only, as a server running one stack
@@ -475,7 +477,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--count", type=int, default=200, help="handshakes per mode and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--block", type=int, default=1, help="handshakes of one mode in a row per turn (1: each one cold)"
+        "--block", type=int, default=10, help="handshakes of one mode in a row per turn (1: each one cold)"
     )
     parser.add_argument("--profile", choices=MODES, help="print a cProfile of one mode instead")
     parser.add_argument("--side", choices=("client", "server"), default="server", help="side to profile")

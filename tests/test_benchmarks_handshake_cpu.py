@@ -12,7 +12,7 @@ from rudp.testing.certs import TestPki
 
 
 def test_handshake_cpu_runs_every_mode() -> None:
-    result = handshake_cpu.run(count=2, rounds=1)
+    result = handshake_cpu.run(count=2, rounds=1, block=1)
     assert set(result["modes"]) == set(handshake_cpu.MODES)
     assert result["conditions"]["handshakes_per_mode"] == 2
     for mode, row in result["modes"].items():

@@ -94,12 +94,17 @@ ALLOWED_PACKET_TYPES: Final[dict[int, frozenset[PacketType]]] = {
 }
 
 
+_ZEROS: Final = bytes(1500)
+"""Zero bytes to compare a PADDING run with (a longer run takes the byte-by-byte way)."""
+
+
 def _pull_padding(reader: Reader, _: int) -> Frame:
     # A run of PADDING bytes is one frame (RFC 9000 §19.1); count the zero bytes in C, not one by one
     # (a client's Initial carries ~1000 of them).
+    # The usual run goes to the end of the payload: one memcmp (lstrip tests byte by byte, ~2 us).
     pos = reader.position
     rest = bytes(reader.data[pos : pos + reader.remaining])
-    zeros = len(rest) - len(rest.lstrip(b"\x00"))
+    zeros = len(rest) if rest == _ZEROS[: len(rest)] else len(rest) - len(rest.lstrip(b"\x00"))
     reader.seek(pos + zeros)
     return Padding(zeros + 1)
 

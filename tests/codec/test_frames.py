@@ -201,6 +201,19 @@ def test_padding_runs_merge() -> None:
     ]
 
 
+@pytest.mark.parametrize("run", [1, 899, 1499, 1500, 1501, 4000])
+def test_padding_run_to_the_end_or_not(run: int) -> None:
+    # A run to the end of the payload (compared with zero bytes at once, when it is short enough) and
+    # the same run followed by a frame count the same zeros.
+    assert parse_frames(b"\x01" + bytes(run)) == [(1, f.Ping()), (0, f.Padding(run))]
+    assert parse_frames(bytes(run) + b"\x01") == [(0, f.Padding(run)), (1, f.Ping())]
+    assert parse_frames(bytes(run) + b"\x01" + bytes(run)) == [
+        (0, f.Padding(run)),
+        (1, f.Ping()),
+        (0, f.Padding(run)),
+    ]
+
+
 def test_writer_rejects_bad_fields() -> None:
     with pytest.raises(ValueError):
         write_frame(Writer(), f.PathChallenge(b"short"))

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
+from rudp.codec.frames import Frame
 from rudp.codec.packet import decode_packet_number, encode_packet_number
 from rudp.crypto.keys import derive_aead_key_and_iv, derive_key_iv_hp, next_generation_secret
 from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
@@ -92,6 +93,10 @@ class UnprotectedPacket:
     """the Key Phase bit (0 or 1) of a short header; always 0 for long headers"""
     payload: bytes
     """the decrypted payload (frames)"""
+    frames: list[tuple[int, Frame]] | None = None
+    """the payload's frames, ``(type, frame)`` as :func:`~rudp.codec.frame_codec.parse_frames` gives
+    them, when the packet was opened by :meth:`PacketProtection.open_and_keep` with a ``parse``;
+    None: not parsed yet"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,18 +376,36 @@ class PacketProtection:
         return first, packet_number, payload
 
     def open_and_keep(
-        self, packet: bytes | memoryview, pn_offset: int, expected_pn: int
+        self,
+        packet: bytes | memoryview,
+        pn_offset: int,
+        expected_pn: int,
+        parse: Callable[[bytes], list[tuple[int, Frame]]] | None = None,
     ) -> UnprotectedPacket | DecryptFailed:
         """:meth:`unprotect`, and keep a successful result for the next :meth:`unprotect` of the very
         same packet bytes: a server's admission check opens a client's first Initial and hands these
         keys to the connection it creates, which opens that packet again (RFC 9001 §5.2 Initial keys
         are derived from the packet's DCID, so the check and the connection use the same keys). The
         kept result is used at most once and only for identical bytes, offset and expected packet
-        number; the same key on the same bytes gives the same result, so nothing is skipped."""
+        number; the same key on the same bytes gives the same result, so nothing is skipped.
+
+        ``parse``: reads the frames of the opened payload, kept with it (:attr:`UnprotectedPacket.frames`)
+        so that they are not parsed twice either; when it raises, nothing is kept."""
+        self._opened = None
         result = self.unprotect(packet, pn_offset, expected_pn)
-        self._opened = (
-            (bytes(packet), pn_offset, expected_pn, result) if isinstance(result, UnprotectedPacket) else None
-        )
+        if isinstance(result, UnprotectedPacket):
+            if parse is not None:
+                frames = parse(result.payload)
+                result = UnprotectedPacket(
+                    result.first_byte,
+                    result.header,
+                    result.packet_number,
+                    result.pn_length,
+                    result.key_phase,
+                    result.payload,
+                    frames,
+                )
+            self._opened = (bytes(packet), pn_offset, expected_pn, result)
         return result
 
     def unprotect(

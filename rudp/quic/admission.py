@@ -21,7 +21,7 @@ from typing import Final, NamedTuple
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import encode_frames, parse_frames
-from rudp.codec.frames import ConnectionClose, Crypto
+from rudp.codec.frames import ConnectionClose, Crypto, Frame
 from rudp.codec.packet import PacketHeader, encode_long_header, encode_retry
 from rudp.config import Config
 from rudp.crypto.keys import initial_secrets
@@ -174,16 +174,14 @@ class Admission:
         version = _version(header)
         client_secret, _ = initial_secrets(header.dcid, version)
         protection = PacketProtection(_INITIAL_SUITE, client_secret, version)
-        result = protection.open_and_keep(
-            memoryview(data)[header.start : header.end], header.pn_offset - header.start, 0
-        )
-        if not isinstance(result, UnprotectedPacket) or result.first_byte & 0x0C:
-            return None
-        try:
-            frames = parse_frames(result.payload, PacketType.INITIAL)
+        packet = memoryview(data)[header.start : header.end]
+        try:  # (the frames are kept with the opened packet: the connection does not parse them again)
+            result = protection.open_and_keep(packet, header.pn_offset - header.start, 0, _initial_frames)
         except DecodeError:
             return None
-        return protection if any(isinstance(frame, Crypto) for _, frame in frames) else None
+        if not isinstance(result, UnprotectedPacket) or result.first_byte & 0x0C or result.frames is None:
+            return None
+        return protection if any(isinstance(frame, Crypto) for _, frame in result.frames) else None
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -271,6 +269,10 @@ class Admission:
     def allow_reply(self, now: float) -> bool:
         """Take one unit of the stateless-reply budget (for version negotiation)."""
         return self._replies.allow(now)
+
+
+def _initial_frames(payload: bytes) -> list[tuple[int, Frame]]:
+    return parse_frames(payload, PacketType.INITIAL)  # RFC 9000 §12.4: only the frames an Initial may carry
 
 
 def _version(header: PacketHeader) -> int:

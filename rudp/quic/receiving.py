@@ -586,7 +586,7 @@ class Receiver:
         # RFC 9000 §12.4, §12.5: the frames allowed depend on the packet type, which is the level's.
         # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
         inbound = Inbound(header, level, SPACE_OF_LEVEL[level], path, now)
-        for _, frame in parse_frames(packet.payload, TYPE_OF_LEVEL[level]):
+        for _, frame in packet.frames or parse_frames(packet.payload, TYPE_OF_LEVEL[level]):
             self._route(frame, inbound)
             if inbound.closed:
                 break

@@ -271,6 +271,29 @@ def test_a_failed_open_keeps_nothing() -> None:
     assert protection.unprotect(packet, pn_offset, 0) is AUTHENTICATION_FAILED
 
 
+def test_a_kept_packet_keeps_its_parsed_frames_and_a_failed_parse_keeps_nothing() -> None:
+    from rudp.codec.frame_codec import parse_frames
+    from rudp.errors import DecodeError
+
+    suite = CipherSuite.AES_128_GCM_SHA256
+    protection = PacketProtection(suite, _secret(suite), 1)
+    header, pn_offset = _short_header(7, 1, b"\x01" * 8, 0)
+    packet = protection.protect(header, b"\x01" + bytes(19), 7, pn_offset, 1)
+    kept = protection.open_and_keep(packet, pn_offset, 0, parse_frames)
+    assert isinstance(kept, UnprotectedPacket) and kept.frames == parse_frames(kept.payload)
+    assert protection.unprotect(packet, pn_offset, 0) is kept
+    fresh = protection.unprotect(packet, pn_offset, 0)
+    assert isinstance(fresh, UnprotectedPacket) and fresh.frames is None and fresh.payload == kept.payload
+
+    def failing(payload: bytes) -> list[tuple[int, object]]:
+        raise DecodeError("bad frames")
+
+    with pytest.raises(DecodeError):
+        protection.open_and_keep(packet, pn_offset, 0, failing)  # type: ignore[arg-type]
+    again = protection.unprotect(packet, pn_offset, 0)
+    assert isinstance(again, UnprotectedPacket) and again.frames is None  # nothing was kept
+
+
 def _short_case(case: dict[str, object]) -> dict[str, object]:
     return {**case, "long": False}
 

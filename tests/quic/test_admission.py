@@ -141,6 +141,27 @@ def test_an_accepted_initial_is_derived_and_opened_once(
     assert replies and _packet_type(replies[0][0]) is PacketType.INITIAL  # the ServerHello went out
 
 
+def test_an_accepted_initial_is_parsed_once(pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frames the admission check parsed go with the opened packet to the new connection, which
+    routes them without parsing the payload again (and still answers the ClientHello)."""
+    from rudp.codec import frame_codec
+
+    server = _server(pki)
+    first = _first_flight(_client_config(pki))
+    parsed: list[bytes] = []
+
+    def counting_parse(payload: bytes, packet_type: PacketType | None = None) -> list[tuple[int, object]]:
+        parsed.append(bytes(payload))
+        return frame_codec.parse_frames(payload, packet_type)
+
+    monkeypatch.setattr("rudp.quic.admission.parse_frames", counting_parse)
+    monkeypatch.setattr("rudp.quic.receiving.parse_frames", counting_parse)
+    conn = server.receive_datagram(first, ("10.0.0.1", 5000), NOW)
+    assert conn is not None and len(parsed) == 1
+    replies = server.datagrams_to_send(NOW)
+    assert replies and _packet_type(replies[0][0]) is PacketType.INITIAL  # the ServerHello went out
+
+
 def test_retry_kicks_in_above_the_threshold_and_the_client_still_connects(pki: TestPki) -> None:
     server = _server(pki, retry_threshold=5)
     config = _client_config(pki)

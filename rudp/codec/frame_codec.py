@@ -459,6 +459,15 @@ def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:
             if fields[2] == 0 and first_range <= largest:  # (else the general decoder, and its errors)
                 ecn = None if kind == 0x02 else (fields[4], fields[5], fields[6])
                 return Ack(((largest - first_range, largest),), fields[1], ecn), at
+    elif kind == 0x18 and position + 4 < len(payload):
+        # NEW_CONNECTION_ID (RFC 9000 §19.15) with a 1-byte Sequence Number (a peer's first CIDs; the
+        # frame is checked as the general decoder checks it, which decodes any other form and errors).
+        sequence, retire_prior_to, length = payload[position + 1 : position + 4]
+        cid_end = position + 4 + length
+        end = cid_end + 16
+        if sequence < 0x40 and retire_prior_to <= sequence and 1 <= length <= 20 and end <= len(payload):
+            cid, token = bytes(payload[position + 4 : cid_end]), bytes(payload[cid_end:end])
+            return NewConnectionId(sequence, retire_prior_to, cid, token), end
     reader = Reader(payload, position)
     frame = pull_frame(reader, _O)[1]
     return frame, reader.position

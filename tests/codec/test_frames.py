@@ -398,6 +398,32 @@ def test_pull_one_rtt_frame_answers_as_pull_frame() -> None:
     assert _shortcut(ping_then_max_data, 1) == _general(ping_then_max_data, 1) == (f.MaxData(12345), 4)
 
 
+def test_pull_one_rtt_frame_new_connection_id_answers_as_pull_frame() -> None:
+    # The NEW_CONNECTION_ID shortcut (1-byte sequence number) against the general decoder: every varint
+    # width of both numbers, retire_prior_to above the sequence, CID lengths 0 to 21 (bad ones too),
+    # truncations and frames after it.
+    import random
+
+    rng = random.Random(19)
+    shortcuts = 0
+    for _ in range(20_000):
+        sequence = rng.choice([0, 1, 2, 7, 63, 64, rng.randrange(1 << 20)])
+        retire = rng.choice([0, sequence, sequence + 1, rng.randrange(sequence + 2)])
+        length = rng.choice([8, 8, 0, 1, 20, 21, 255, rng.randrange(22)])
+        cid = bytes(rng.randrange(256) for _ in range(min(length, 21)))
+        frame = b"\x18" + _varint_of_width(sequence, rng.choice([1, 1, 2, 4]) if sequence < 64 else 4)
+        frame += _varint_of_width(retire, rng.choice([1, 1, 2]) if retire < 64 else 4)
+        frame += bytes([length]) + cid + bytes(rng.randrange(256) for _ in range(16))
+        prefix = bytes(rng.randrange(3))
+        payload = prefix + frame + rng.choice([b"", b"\x01", bytes(3)])
+        if rng.random() < 0.2:
+            payload = payload[: rng.randrange(len(prefix) + 1, len(payload) + 1)]
+        expected = _general(payload, len(prefix))
+        assert _shortcut(payload, len(prefix)) == expected, payload.hex()
+        shortcuts += isinstance(expected[0], f.NewConnectionId) and payload[len(prefix) + 1] < 0x40
+    assert shortcuts > 2_000
+
+
 def test_pull_stream_fields_answers_as_pull_frame() -> None:
     # The STREAM field decoder (and its one-unpack shortcut for a 1-byte stream ID, a 4-byte offset and
     # a 2-byte length) against the general decoder: every frame type, every varint width, values at

@@ -398,6 +398,48 @@ def test_pull_one_rtt_frame_answers_as_pull_frame() -> None:
     assert _shortcut(ping_then_max_data, 1) == _general(ping_then_max_data, 1) == (f.MaxData(12345), 4)
 
 
+def _parse_one_by_one(payload: bytes, packet_type: PacketType | None) -> object:
+    reader = Reader(payload)
+    frames = []
+    try:
+        if reader.eof():
+            parse_frames(payload, packet_type)
+        while not reader.eof():
+            frames.append(pull_frame(reader, packet_type))
+    except DecodeError as exc:
+        return ("error", str(exc), exc.code, exc.frame_type)
+    return frames
+
+
+def test_parse_frames_answers_as_pull_frame_for_acks_in_every_packet_type() -> None:
+    # parse_frames takes the one-range ACK shortcut of 1-RTT packets in Initial, Handshake and 1-RTT
+    # packets (not in 0-RTT, where an ACK is refused): same frames and same errors as pull_frame.
+    import random
+
+    rng = random.Random(11)
+    kinds = [PacketType.INITIAL, PacketType.HANDSHAKE, PacketType.ZERO_RTT, PacketType.ONE_RTT, None]
+    for _ in range(5_000):
+        largest = rng.choice([0, 1, 63, 64, 16384, rng.randrange(1 << 40)])
+        first = rng.choice([0, largest, largest + 1, rng.randrange(largest + 2)])
+        count = rng.choice([0, 0, 1])
+        body = bytes([rng.choice([0x02, 0x03])]) + _varint_of_width(largest, 8 if largest >> 30 else 4)
+        body += _varint_of_width(rng.randrange(64), rng.choice([1, 2])) + _varint_of_width(count, 1)
+        body += _varint_of_width(first, 8 if first >> 30 else rng.choice([4, 8]))
+        for _ in range(count):
+            body += _varint_of_width(rng.randrange(4), 1) + _varint_of_width(rng.randrange(4), 1)
+        if body[0] == 0x03:
+            body += bytes([rng.randrange(64), 0, rng.randrange(64)])
+        payload = rng.choice([b"", b"\x01", bytes(2)]) + body + rng.choice([b"", b"\x01", bytes(3), body])
+        if rng.random() < 0.2:
+            payload = payload[: rng.randrange(1, len(payload) + 1)]
+        for kind in kinds:
+            try:
+                got: object = parse_frames(payload, kind)
+            except DecodeError as exc:
+                got = ("error", str(exc), exc.code, exc.frame_type)
+            assert got == _parse_one_by_one(payload, kind), (payload.hex(), kind)
+
+
 def test_pull_one_rtt_frame_new_connection_id_answers_as_pull_frame() -> None:
     # The NEW_CONNECTION_ID shortcut (1-byte sequence number) against the general decoder: every varint
     # width of both numbers, retire_prior_to above the sequence, CID lengths 0 to 21 (bad ones too),

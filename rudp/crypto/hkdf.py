@@ -94,6 +94,11 @@ def hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
     return _label_info(label, context, length)
 
 
+def label_info(label: bytes, context: bytes, length: int) -> bytes:
+    """:func:`hkdf_label`, the labels without context encoded once (a few constants)."""
+    return _label_info(label, context, length) if context else _constant_info(label, length)
+
+
 def _label_info(label: bytes, context: bytes, length: int) -> bytes:
     full_label = b"tls13 " + label
     return (

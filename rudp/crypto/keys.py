@@ -18,7 +18,6 @@ from rudp.crypto.hkdf import (
     hash_by_name,
     hkdf_expand_label,
     hkdf_expand_labels,
-    hkdf_extract,
     hkdf_label,
 )
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
@@ -120,13 +119,20 @@ def initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
     return found
 
 
+_SALT_HMAC: dict[int, KeyedHmac] = {}
+"""The Initial salt of each version as an HMAC key (a public constant, RFC 9001 §5.2), prepared once."""
+_INITIAL_LABELS: Final = ((b"client in", 32), (b"server in", 32))
+"""RFC 9001 §5.2: the two Initial secrets, of Hash.length (SHA-256)."""
+
+
 def _derive_initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
-    # RFC 9001 §5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id)
+    # RFC 9001 §5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id), that is
+    # HMAC(initial_salt, dcid) (RFC 5869 §2.2; the salts are not empty)
+    salt = _SALT_HMAC.get(version)
+    if salt is None:
+        salt = _SALT_HMAC[version] = KeyedHmac(SUITE_HASH[INITIAL_SUITE], initial_salt(version))
     algorithm = hash_by_name(SUITE_HASH[INITIAL_SUITE])
-    initial_secret = hkdf_extract(algorithm, initial_salt(version), dcid)
-    size = algorithm.digest_size
-    client = hkdf_expand_label(algorithm, initial_secret, b"client in", b"", size)
-    server = hkdf_expand_label(algorithm, initial_secret, b"server in", b"", size)
+    client, server = hkdf_expand_labels(algorithm, salt.digest(dcid), _INITIAL_LABELS)
     return client, server
 
 

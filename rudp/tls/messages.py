@@ -33,6 +33,14 @@ _SUPPORTED_VERSIONS_2: Final = int(ExtensionType.supported_versions).to_bytes(2,
 _KEY_SHARE: Final = int(ExtensionType.key_share).to_bytes(2, "big")
 _COOKIE: Final = int(ExtensionType.cookie).to_bytes(2, "big")
 _PRE_SHARED_KEY_2: Final = int(ExtensionType.pre_shared_key).to_bytes(2, "big") + b"\x00\x02"
+_EARLY_DATA_4: Final = int(ExtensionType.early_data).to_bytes(2, "big") + b"\x00\x04"
+_TYPE_AND_LENGTH: Final = struct.Struct(">HH")
+_SERVER_NAME_EMPTY: Final = _TYPE_AND_LENGTH.pack(ExtensionType.server_name, 0)
+_EARLY_DATA_EMPTY: Final = _TYPE_AND_LENGTH.pack(ExtensionType.early_data, 0)
+_GROUPS: Final = int(ExtensionType.supported_groups)
+_ALPN: Final = int(ExtensionType.application_layer_protocol_negotiation)
+_TRANSPORT_PARAMETERS: Final = int(ExtensionType.quic_transport_parameters)
+"""EncryptedExtensions and NewSessionTicket extension heads (and types), encoded once."""
 """ServerHello extension types (and the length of those of two bytes), encoded once."""
 
 
@@ -378,23 +386,27 @@ class EncryptedExtensions:
     other_extensions: Extensions = field(default_factory=list)
 
     def encode(self) -> bytes:
-        """The whole handshake message."""
-        exts: Extensions = []
+        """The whole handshake message (each extension's type and length, then its payload, joined
+        once: one per server handshake)."""
+        head = _TYPE_AND_LENGTH.pack
+        parts = [b""]  # the extensions' length, below
         if self.server_name_ack:
-            exts.append((ExtensionType.server_name, b""))
+            parts.append(_SERVER_NAME_EMPTY)
         if self.supported_groups is not None:
-            exts.append((ExtensionType.supported_groups, ext.encode_uint16_list(self.supported_groups)))
+            groups = ext.encode_uint16_list(self.supported_groups)
+            parts += (head(_GROUPS, len(groups)), groups)
         if self.alpn_protocol is not None:
             alpn = ext.encode_alpn([self.alpn_protocol])
-            exts.append((ExtensionType.application_layer_protocol_negotiation, alpn))
+            parts += (head(_ALPN, len(alpn)), alpn)
         if self.early_data:
-            exts.append((ExtensionType.early_data, b""))
+            parts.append(_EARLY_DATA_EMPTY)
         if self.transport_parameters is not None:
-            exts.append((ExtensionType.quic_transport_parameters, self.transport_parameters))
-        exts.extend(self.other_extensions)
-        w = Writer()
-        ext.push_extensions(w, exts)
-        return frame(HandshakeType.encrypted_extensions, w.getvalue())
+            parameters = self.transport_parameters
+            parts += (head(_TRANSPORT_PARAMETERS, len(parameters)), parameters)
+        for ext_type, data in self.other_extensions:
+            parts += (head(ext_type, len(data)), data)
+        parts[0] = sum(map(len, parts)).to_bytes(2, "big")
+        return frame(HandshakeType.encrypted_extensions, b"".join(parts))
 
     @classmethod
     def decode(cls, body: bytes) -> EncryptedExtensions:
@@ -556,17 +568,24 @@ class NewSessionTicket:
     max_early_data: int | None = None
 
     def encode(self) -> bytes:
-        """The whole handshake message."""
-        w = Writer()
-        w.push_uint32(self.lifetime)
-        w.push_uint32(self.age_add)
-        w.push_block(1, self.nonce)
-        w.push_block(2, self.ticket)
-        exts: Extensions = []
-        if self.max_early_data is not None:
-            exts.append((ExtensionType.early_data, self.max_early_data.to_bytes(4, "big")))
-        ext.push_extensions(w, exts)
-        return frame(HandshakeType.new_session_ticket, w.getvalue())
+        """The whole handshake message (its fields joined once)."""
+        nonce, ticket = self.nonce, self.ticket
+        if self.max_early_data is None:
+            extensions = b"\x00\x00"
+        else:  # the early_data extension: type, length 4, max_early_data_size (RFC 8446 §4.6.1)
+            extensions = b"\x00\x08" + _EARLY_DATA_4 + self.max_early_data.to_bytes(4, "big")
+        body = b"".join(
+            (
+                self.lifetime.to_bytes(4, "big"),
+                self.age_add.to_bytes(4, "big"),
+                len(nonce).to_bytes(1, "big"),
+                nonce,
+                len(ticket).to_bytes(2, "big"),
+                ticket,
+                extensions,
+            )
+        )
+        return frame(HandshakeType.new_session_ticket, body)
 
     @classmethod
     def decode(cls, body: bytes) -> NewSessionTicket:

@@ -111,6 +111,17 @@ constants (RFC 8446 §7.1: HKDF-Extract over zeros), computed once; never holds 
 PSK or a handshake."""
 
 
+_LABEL_HEADS: dict[tuple[bytes, int], bytes] = {}
+"""HkdfLabel up to its context (length, "tls13 " label) by (label, Hash.length): the labels
+are a few constants (bounded by _MAX_LABEL_HEADS)."""
+_MAX_LABEL_HEADS: Final = 64
+
+
+def _label_head(label: bytes, length: int) -> bytes:
+    info = label_info(label, b"", length)
+    return info[:-1]  # without the empty context's length byte
+
+
 class KeySchedule:
     """The secret chain of RFC 8446 §7.1 for one hash function.
 
@@ -159,9 +170,14 @@ class KeySchedule:
         prf = self._prf
         if prf is None:
             prf = self._prf = KeyedHmac(self.hash_name, self.secret)
-        length = self.algorithm.digest_size
+        key = (label, len(self._zero))
+        head = _LABEL_HEADS.get(key)
+        if head is None:
+            head = _label_head(label, len(self._zero))
+            if len(_LABEL_HEADS) < _MAX_LABEL_HEADS:
+                _LABEL_HEADS[key] = head
         # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), all of Hash.length
-        return prf.digest(label_info(label, transcript_hash, length) + b"\x01")
+        return prf.digest(b"".join((head, bytes((len(transcript_hash),)), transcript_hash, b"\x01")))
 
     def binder_key(self, external: bool = False) -> bytes:
         """binder_key from the Early Secret ("ext binder" or "res binder" over the empty transcript)."""

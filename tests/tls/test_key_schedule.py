@@ -155,3 +155,16 @@ def test_key_schedule_matches_the_general_hkdf_path(
             got.append(schedule.secret)
             got.extend(schedule.derive(label, th) for label in (b"c hs traffic", b"x"))
         assert got == _reference_schedule(hash_name, psk, shared, th)
+
+
+def test_derive_rejects_a_context_longer_than_255_bytes_as_hkdf_expand_label_does() -> None:
+    schedule = KeySchedule("sha256")
+    for derive in (
+        lambda: schedule.derive(b"c hs traffic", bytes(256)),
+        lambda: hkdf_expand_label(hash_by_name("sha256"), schedule.secret, b"c hs traffic", bytes(256), 32),
+    ):
+        try:
+            derive()
+        except ValueError:
+            continue
+        raise AssertionError("no ValueError")

@@ -231,7 +231,7 @@ def _decode_well_formed(body: bytes) -> ClientHello:
         raise ValueError
     hello = ClientHello(
         body[2:34],
-        list(struct.unpack_from(f">{suites_size >> 1}H", body, suites_at + 2)),
+        ext.unpack_uint16s_from(body, suites_at + 2, suites_size >> 1),
         body[35:suites_at],
         (body[0] << 8) | body[1],
         body[suites_end + 1 : compression_end],

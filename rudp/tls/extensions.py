@@ -281,7 +281,7 @@ def decode_client_key_shares(data: BytesLike) -> list[tuple[int, bytes]]:
         key = bytes(data[start:pos])
         if not key:
             raise DecodeError("empty key_exchange")
-        if any(g == group for g, _ in shares):
+        if shares and any(g == group for g, _ in shares):
             raise alert(AlertDescription.illegal_parameter, "duplicate key share group")
         shares.append((group, key))
     return shares

@@ -105,3 +105,14 @@ def test_uint16_lists_decode_as_the_sliced_unpack_did(data: bytes) -> None:
         assert _outcome(ext.decode_client_versions, view) == _outcome(_general_client_versions, data)
         reference = _outcome(lambda d: list(struct.unpack(f">{len(d) >> 1}H", d)), data)
         assert _outcome(ext.unpack_uint16s, view) == reference
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.binary(min_size=1, max_size=3)), max_size=4))
+def test_key_shares_refuse_a_repeated_group(shares: list[tuple[int, bytes]]) -> None:
+    """RFC 8446 §4.2.8: each group at most once (illegal_parameter), checked from the second share on."""
+    encoded = ext.encode_client_key_shares(shares)
+    if len({group for group, _ in shares}) == len(shares):
+        assert ext.decode_client_key_shares(encoded) == shares
+    else:
+        with pytest.raises(TLSAlert, match="duplicate key share group"):
+            ext.decode_client_key_shares(encoded)

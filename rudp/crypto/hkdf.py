@@ -73,6 +73,19 @@ class KeyedHmac:
         outer.update(inner.digest())
         return outer.digest()
 
+    def digests(self, messages: tuple[tuple[bytes, int], ...]) -> list[bytes]:
+        """``digest(message)[:length]`` for each ``(message, length)``, in one call (HKDF-Expand's
+        single blocks of several labels, RFC 5869 §2.3)."""
+        inner_pad, outer_pad = self._inner, self._outer
+        out = []
+        for message, length in messages:
+            inner = inner_pad.copy()
+            inner.update(message)
+            outer = outer_pad.copy()
+            outer.update(inner.digest())
+            out.append(outer.digest()[:length])
+        return out
+
 
 def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""

@@ -164,10 +164,7 @@ def derive_key_iv_hp(suite: CipherSuite, secret: bytes, version: int) -> list[by
         # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), enough as every length <= HashLen.
         blocks = tuple((hkdf_label(label, b"", length) + b"\x01", length) for label, length in labels)
         found = _KEY_IV_HP_INFO[(suite, version)] = (SUITE_HASH[suite], blocks)
-    prf = KeyedHmac(found[0], secret)
-    (key_block, key_length), (iv_block, iv_length), (hp_block, hp_length) = found[1]
-    digest = prf.digest  # three digests unrolled (no comprehension frame: six or seven keys per connection)
-    return [digest(key_block)[:key_length], digest(iv_block)[:iv_length], digest(hp_block)[:hp_length]]
+    return KeyedHmac(found[0], secret).digests(found[1])  # (one call for the three labels)
 
 
 def derive_aead_key_and_iv(suite: CipherSuite, secret: bytes, version: int) -> tuple[bytes, bytes]:

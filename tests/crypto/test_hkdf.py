@@ -29,6 +29,8 @@ def test_hmac_helpers_match_the_standard_library(name: str, key: bytes, messages
         expected = hmac.digest(key, message, name)
         assert hmac_digest(name, key, message) == expected
         assert keyed.digest(message) == expected
+    lengths = [(message, len(message) % 40) for message in messages]
+    assert keyed.digests(tuple(lengths)) == [hmac.digest(key, m, name)[:n] for m, n in lengths]
 
 
 @given(

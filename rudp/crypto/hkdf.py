@@ -73,6 +73,19 @@ class KeyedHmac:
         outer.update(inner.digest())
         return outer.digest()
 
+    def digests(self, messages: tuple[tuple[bytes, int], ...]) -> list[bytes]:
+        """``digest(message)[:length]`` for each ``(message, length)``, in one call (HKDF-Expand's
+        single blocks of several labels, RFC 5869 §2.3)."""
+        inner_pad, outer_pad = self._inner, self._outer
+        out = []
+        for message, length in messages:
+            inner = inner_pad.copy()
+            inner.update(message)
+            outer = outer_pad.copy()
+            outer.update(inner.digest())
+            out.append(outer.digest()[:length])
+        return out
+
 
 def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""
@@ -92,6 +105,11 @@ def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length
 def hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
     """The HkdfLabel structure of RFC 8446 §7.1 (``label`` without "tls13 "): HKDF-Expand's info."""
     return _label_info(label, context, length)
+
+
+def label_info(label: bytes, context: bytes, length: int) -> bytes:
+    """:func:`hkdf_label`, the labels without context encoded once (a few constants)."""
+    return _label_info(label, context, length) if context else _constant_info(label, length)
 
 
 def _label_info(label: bytes, context: bytes, length: int) -> bytes:

@@ -18,7 +18,6 @@ from rudp.crypto.hkdf import (
     hash_by_name,
     hkdf_expand_label,
     hkdf_expand_labels,
-    hkdf_extract,
     hkdf_label,
 )
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
@@ -120,13 +119,20 @@ def initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
     return found
 
 
+_SALT_HMAC: dict[int, KeyedHmac] = {}
+"""The Initial salt of each version as an HMAC key (a public constant, RFC 9001 §5.2), prepared once."""
+_INITIAL_LABELS: Final = ((b"client in", 32), (b"server in", 32))
+"""RFC 9001 §5.2: the two Initial secrets, of Hash.length (SHA-256)."""
+
+
 def _derive_initial_secrets(dcid: bytes, version: int) -> tuple[bytes, bytes]:
-    # RFC 9001 §5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id)
+    # RFC 9001 §5.2: initial_secret = HKDF-Extract(initial_salt, client_dst_connection_id), that is
+    # HMAC(initial_salt, dcid) (RFC 5869 §2.2; the salts are not empty)
+    salt = _SALT_HMAC.get(version)
+    if salt is None:
+        salt = _SALT_HMAC[version] = KeyedHmac(SUITE_HASH[INITIAL_SUITE], initial_salt(version))
     algorithm = hash_by_name(SUITE_HASH[INITIAL_SUITE])
-    initial_secret = hkdf_extract(algorithm, initial_salt(version), dcid)
-    size = algorithm.digest_size
-    client = hkdf_expand_label(algorithm, initial_secret, b"client in", b"", size)
-    server = hkdf_expand_label(algorithm, initial_secret, b"server in", b"", size)
+    client, server = hkdf_expand_labels(algorithm, salt.digest(dcid), _INITIAL_LABELS)
     return client, server
 
 
@@ -158,10 +164,7 @@ def derive_key_iv_hp(suite: CipherSuite, secret: bytes, version: int) -> list[by
         # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), enough as every length <= HashLen.
         blocks = tuple((hkdf_label(label, b"", length) + b"\x01", length) for label, length in labels)
         found = _KEY_IV_HP_INFO[(suite, version)] = (SUITE_HASH[suite], blocks)
-    prf = KeyedHmac(found[0], secret)
-    (key_block, key_length), (iv_block, iv_length), (hp_block, hp_length) = found[1]
-    digest = prf.digest  # three digests unrolled (no comprehension frame: six or seven keys per connection)
-    return [digest(key_block)[:key_length], digest(iv_block)[:iv_length], digest(hp_block)[:hp_length]]
+    return KeyedHmac(found[0], secret).digests(found[1])  # (one call for the three labels)
 
 
 def derive_aead_key_and_iv(suite: CipherSuite, secret: bytes, version: int) -> tuple[bytes, bytes]:

@@ -42,8 +42,6 @@ class EncryptionLevel(IntEnum):
     APPLICATION = 3
 
 
-
-
 class Direction(StrEnum):
     """Which side of a key: decrypting what the peer sends, or encrypting what we send."""
 
@@ -175,10 +173,14 @@ class TlsEngine(ABC):
     def _check_leftovers(self) -> None:
         # RFC 8446 §5.1: handshake messages must not span key changes; bytes left at a level
         # where no message is expected any more are an error.
-        live = {level for level, _ in self._expected().values()}
+        # (the expected levels are looked up only when some level holds bytes: seldom)
+        live: set[EncryptionLevel] | None = None
         for level, inbound in self._inbound.items():
-            if len(inbound) and level not in live:
-                raise alert(AlertDescription.unexpected_message, f"stray data at level {level.name}")
+            if len(inbound):
+                if live is None:
+                    live = {expected for expected, _ in self._expected().values()}
+                if level not in live:
+                    raise alert(AlertDescription.unexpected_message, f"stray data at level {level.name}")
 
     def _send(self, level: EncryptionLevel, raw: bytes, *, transcript: bool = True) -> None:
         self._outbound.setdefault(level, bytearray()).extend(raw)

@@ -113,19 +113,32 @@ def encode_uint16_list(values: list[int]) -> bytes:
     return struct.pack(f">{len(values) + 1}H", 2 * len(values), *values)
 
 
+_UINT16S: Final = tuple(struct.Struct(f">{count}H") for count in range(128))
+"""The layouts of 0..127 big-endian uint16 values (TLS's lists are short), compiled once."""
+
+
+def _uint16s(count: int) -> struct.Struct:
+    return _UINT16S[count] if count < 128 else struct.Struct(f">{count}H")
+
+
 def unpack_uint16s(block: BytesLike) -> list[int]:
     """The big-endian uint16 values filling ``block`` (an even number of bytes), in one unpack."""
-    return list(struct.unpack(f">{len(block) >> 1}H", block))
+    return list(_uint16s(len(block) >> 1).unpack(block))
+
+
+def unpack_uint16s_from(data: BytesLike, offset: int, count: int) -> list[int]:
+    """``count`` big-endian uint16 values of ``data`` from ``offset`` (which must hold them)."""
+    return list(_uint16s(count).unpack_from(data, offset))
 
 
 def decode_uint16_list(data: BytesLike) -> list[int]:
     """Inverse of :func:`encode_uint16_list`; the list must be non-empty and of even length."""
     size = len(data)
-    if size < 2 or int.from_bytes(data[:2], "big") != size - 2:
+    if size < 2 or ((data[0] << 8) | data[1]) != size - 2:
         raise DecodeError("truncated block" if size < 2 else "bad uint16 list length")
     if size == 2 or size % 2:
         raise DecodeError("bad uint16 list")
-    return unpack_uint16s(data[2:])
+    return list(_uint16s((size - 2) >> 1).unpack_from(data, 2))
 
 
 # -- supported_versions (RFC 8446 §4.2.1) -------------------------------------------------------------
@@ -143,7 +156,7 @@ def decode_client_versions(data: BytesLike) -> list[int]:
         raise DecodeError("truncated block" if size < 1 else "bad supported_versions length")
     if size == 1 or (size - 1) % 2:
         raise DecodeError("bad supported_versions")
-    return unpack_uint16s(data[1:])
+    return list(_uint16s((size - 1) >> 1).unpack_from(data, 1))
 
 
 def decode_uint16(data: BytesLike) -> int:
@@ -268,7 +281,7 @@ def decode_client_key_shares(data: BytesLike) -> list[tuple[int, bytes]]:
         key = bytes(data[start:pos])
         if not key:
             raise DecodeError("empty key_exchange")
-        if any(g == group for g, _ in shares):
+        if shares and any(g == group for g, _ in shares):
             raise alert(AlertDescription.illegal_parameter, "duplicate key share group")
         shares.append((group, key))
     return shares

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract, hmac_digest
+from rudp.crypto.hkdf import KeyedHmac, hash_by_name, hkdf_expand_label, hkdf_extract, hmac_digest, label_info
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.tls.framing import HandshakeType, frame
 
@@ -105,9 +105,21 @@ def resumption_psk(hash_name: str, resumption_secret: bytes, nonce: bytes) -> by
 
 _EMPTY_HASH: Final = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
 """Transcript-Hash of no messages, by hash name (RFC 8446 §7.1 Derive-Secret(., "derived", ""))."""
-_NO_PSK: Final[dict[str, tuple[bytes, bytes]]] = {}
-"""(Early Secret, its "derived" secret) without a PSK, by hash name: public constants (RFC 8446 §7.1:
-HKDF-Extract over zeros), computed once; never holds anything derived from a PSK or a handshake."""
+_NO_PSK: Final[dict[str, tuple[bytes, bytes, KeyedHmac]]] = {}
+"""(Early Secret, its "derived" secret, that secret as an HMAC key) without a PSK, by hash name: public
+constants (RFC 8446 §7.1: HKDF-Extract over zeros), computed once; never holds anything derived from a
+PSK or a handshake."""
+
+
+_LABEL_HEADS: dict[tuple[bytes, int], bytes] = {}
+"""HkdfLabel up to its context (length, "tls13 " label) by (label, Hash.length): the labels
+are a few constants (bounded by _MAX_LABEL_HEADS)."""
+_MAX_LABEL_HEADS: Final = 64
+
+
+def _label_head(label: bytes, length: int) -> bytes:
+    info = label_info(label, b"", length)
+    return info[:-1]  # without the empty context's length byte
 
 
 class KeySchedule:
@@ -117,14 +129,17 @@ class KeySchedule:
     :meth:`enter_handshake` with the (EC)DHE shared secret and :meth:`enter_main`.
     """
 
-    __slots__ = ("_derived", "_zero", "algorithm", "hash_name", "secret")
+    __slots__ = ("_derived", "_prf", "_zero", "algorithm", "hash_name", "secret")
 
     def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
         self.hash_name = hash_name
         self.algorithm = hash_by_name(hash_name)
         self._zero = bytes(self.algorithm.digest_size)
-        self._derived: bytes | None = None
-        """Derive-Secret(Early Secret, "derived", "") when it is a public constant (no PSK)"""
+        self._derived: KeyedHmac | None = None
+        """Derive-Secret(Early Secret, "derived", "") as an HMAC key when it is a public constant (no PSK)"""
+        self._prf: KeyedHmac | None = None
+        """the current stage's secret as an HMAC key (made on its first Derive-Secret), its pads
+        hashed once for the two to four secrets each stage derives"""
         #: the current stage's secret: Early Secret, then Handshake Secret, then Main Secret
         if psk:
             self.secret = hkdf_extract(self.algorithm, self._zero, psk)
@@ -133,8 +148,10 @@ class KeySchedule:
         if constants is None:
             early = hkdf_extract(self.algorithm, self._zero, self._zero)
             self.secret = early
-            constants = _NO_PSK[hash_name] = (early, self.derive(b"derived", _EMPTY_HASH[hash_name]))
-        self.secret, self._derived = constants
+            derived = self.derive(b"derived", _EMPTY_HASH[hash_name])
+            constants = _NO_PSK[hash_name] = (early, derived, KeyedHmac(hash_name, derived))
+        self.secret, _, self._derived = constants
+        self._prf = None
 
     @classmethod
     def for_suite(cls, suite: CipherSuite, psk: bytes | None = None) -> KeySchedule:
@@ -147,8 +164,20 @@ class KeySchedule:
         return self.algorithm.digest_size
 
     def derive(self, label: bytes, transcript_hash: bytes) -> bytes:
-        """Derive-Secret(current secret, label, messages) given Transcript-Hash(messages)."""
-        return hkdf_expand_label(self.algorithm, self.secret, label, transcript_hash, self.hash_length)
+        """Derive-Secret(current secret, label, messages) given Transcript-Hash(messages): the one
+        block of HKDF-Expand-Label (:func:`~rudp.crypto.hkdf.hkdf_expand_label`), the secret's HMAC
+        pads hashed once per stage."""
+        prf = self._prf
+        if prf is None:
+            prf = self._prf = KeyedHmac(self.hash_name, self.secret)
+        key = (label, len(self._zero))
+        head = _LABEL_HEADS.get(key)
+        if head is None:
+            head = _label_head(label, len(self._zero))
+            if len(_LABEL_HEADS) < _MAX_LABEL_HEADS:
+                _LABEL_HEADS[key] = head
+        # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), all of Hash.length
+        return prf.digest(b"".join((head, bytes((len(transcript_hash),)), transcript_hash, b"\x01")))
 
     def binder_key(self, external: bool = False) -> bytes:
         """binder_key from the Early Secret ("ext binder" or "res binder" over the empty transcript)."""
@@ -156,9 +185,15 @@ class KeySchedule:
         return self.derive(label, _EMPTY_HASH[self.hash_name])
 
     def _next_stage(self, ikm: bytes) -> None:
-        derived = self._derived or self.derive(b"derived", _EMPTY_HASH[self.hash_name])
+        derived = self._derived
         self._derived = None  # only the Early Secret without a PSK has a constant successor input
-        self.secret = hkdf_extract(self.algorithm, derived, ikm)
+        if derived is None:  # RFC 5869 §2.2: HKDF-Extract(salt, IKM) = HMAC(salt, IKM)
+            self.secret = hkdf_extract(
+                self.algorithm, self.derive(b"derived", _EMPTY_HASH[self.hash_name]), ikm
+            )
+        else:
+            self.secret = derived.digest(ikm)
+        self._prf = None
 
     def enter_handshake(self, shared_secret: bytes) -> None:
         """Early Secret -> Handshake Secret."""

@@ -12,6 +12,7 @@ Extensions are decoded into typed fields; extensions this stack does not know ar
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
@@ -32,6 +33,14 @@ _SUPPORTED_VERSIONS_2: Final = int(ExtensionType.supported_versions).to_bytes(2,
 _KEY_SHARE: Final = int(ExtensionType.key_share).to_bytes(2, "big")
 _COOKIE: Final = int(ExtensionType.cookie).to_bytes(2, "big")
 _PRE_SHARED_KEY_2: Final = int(ExtensionType.pre_shared_key).to_bytes(2, "big") + b"\x00\x02"
+_EARLY_DATA_4: Final = int(ExtensionType.early_data).to_bytes(2, "big") + b"\x00\x04"
+_TYPE_AND_LENGTH: Final = struct.Struct(">HH")
+_SERVER_NAME_EMPTY: Final = _TYPE_AND_LENGTH.pack(ExtensionType.server_name, 0)
+_EARLY_DATA_EMPTY: Final = _TYPE_AND_LENGTH.pack(ExtensionType.early_data, 0)
+_GROUPS: Final = int(ExtensionType.supported_groups)
+_ALPN: Final = int(ExtensionType.application_layer_protocol_negotiation)
+_TRANSPORT_PARAMETERS: Final = int(ExtensionType.quic_transport_parameters)
+"""EncryptedExtensions and NewSessionTicket extension heads (and types), encoded once."""
 """ServerHello extension types (and the length of those of two bytes), encoded once."""
 
 
@@ -110,6 +119,10 @@ class ClientHello:
     @classmethod
     def decode(cls, body: bytes) -> ClientHello:
         """Decode a ClientHello body (without the 4-byte handshake header)."""
+        try:
+            return _decode_well_formed(bytes(body))
+        except Exception:  # malformed: the general decoder below raises its alert
+            pass
         return decode_body(body, cls._parse)
 
     @classmethod
@@ -173,6 +186,83 @@ _CLIENT_HELLO_DECODERS: Final[dict[int, Callable[[ClientHello, bytes], None]]] =
     ExtensionType.early_data: _set_early_data,
     ExtensionType.pre_shared_key: _client_hello_field("pre_shared_key", ext.decode_offered_psks),
 }
+
+
+def _early_data(data: bytes) -> bool:
+    if data:
+        raise DecodeError("extension must be empty")
+    return True
+
+
+_CLIENT_HELLO_FIELDS: Final[dict[int, tuple[str, Callable[[bytes], object]]]] = {
+    ExtensionType.server_name: ("server_name", ext.decode_server_name),
+    ExtensionType.supported_groups: ("supported_groups", ext.decode_uint16_list),
+    ExtensionType.signature_algorithms: ("signature_algorithms", ext.decode_uint16_list),
+    ExtensionType.application_layer_protocol_negotiation: ("alpn_protocols", ext.decode_alpn),
+    ExtensionType.quic_transport_parameters: ("transport_parameters", bytes),
+    ExtensionType.supported_versions: ("supported_versions", ext.decode_client_versions),
+    ExtensionType.psk_key_exchange_modes: ("psk_modes", ext.decode_psk_modes),
+    ExtensionType.key_share: ("key_shares", ext.decode_client_key_shares),
+    ExtensionType.cookie: ("cookie", ext.decode_cookie),
+    ExtensionType.early_data: ("early_data", _early_data),
+    ExtensionType.pre_shared_key: ("pre_shared_key", ext.decode_offered_psks),
+}
+"""(field, payload decoder) by extension type: :data:`_CLIENT_HELLO_DECODERS` for
+:func:`_decode_well_formed`."""
+
+
+def _decode_well_formed(body: bytes) -> ClientHello:
+    """:meth:`ClientHello._parse` of a well-formed body, read by index with the same checks and the
+    same extension decoders, in fewer calls; on anything malformed it raises some exception (which
+    one does not matter: :meth:`ClientHello.decode` then runs the general decoder, which raises the
+    alert). tests/tls/test_client_hello_encoding.py checks it agrees with the general decoder."""
+    size = len(body)
+    # legacy_version (2), random (32), legacy_session_id<0..32>, cipher_suites<2..2^16-2>,
+    # legacy_compression_methods<1..2^8-1>, extensions<8..2^16-1> (RFC 8446 §4.1.2)
+    suites_at = 35 + body[34]
+    if suites_at > 67 or suites_at + 2 > size:
+        raise ValueError
+    suites_end = suites_at + 2 + ((body[suites_at] << 8) | body[suites_at + 1])
+    suites_size = suites_end - suites_at - 2
+    if not suites_size or suites_size & 1 or suites_end >= size:
+        raise ValueError
+    compression_end = suites_end + 1 + body[suites_end]
+    if compression_end == suites_end + 1 or compression_end > size:
+        raise ValueError
+    hello = ClientHello(
+        body[2:34],
+        ext.unpack_uint16s_from(body, suites_at + 2, suites_size >> 1),
+        body[35:suites_at],
+        (body[0] << 8) | body[1],
+        body[suites_end + 1 : compression_end],
+    )
+    if compression_end == size:
+        return hello
+    pos = compression_end + 2
+    if pos > size or pos + ((body[compression_end] << 8) | body[compression_end + 1]) != size:
+        raise ValueError
+    found: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
+    while pos < size:
+        start = pos + 4
+        if start > size:
+            raise ValueError
+        ext_type = (body[pos] << 8) | body[pos + 1]
+        pos = start + ((body[pos + 2] << 8) | body[pos + 3])
+        if pos > size or ext_type in seen:
+            raise ValueError
+        seen.add(ext_type)
+        found.append((ext_type, body[start:pos]))
+    fields = _CLIENT_HELLO_FIELDS
+    for ext_type, data in found:
+        known = fields.get(ext_type)
+        if known is None:
+            hello.other_extensions.append((ext_type, data))
+        else:
+            setattr(hello, known[0], known[1](data))
+    if hello.pre_shared_key is not None and found[-1][0] != ExtensionType.pre_shared_key:
+        raise ValueError
+    return hello
 
 
 # -- ServerHello and HelloRetryRequest (RFC 8446 §4.1.3, §4.1.4) ------------------------------------------
@@ -296,23 +386,27 @@ class EncryptedExtensions:
     other_extensions: Extensions = field(default_factory=list)
 
     def encode(self) -> bytes:
-        """The whole handshake message."""
-        exts: Extensions = []
+        """The whole handshake message (each extension's type and length, then its payload, joined
+        once: one per server handshake)."""
+        head = _TYPE_AND_LENGTH.pack
+        parts = [b""]  # the extensions' length, below
         if self.server_name_ack:
-            exts.append((ExtensionType.server_name, b""))
+            parts.append(_SERVER_NAME_EMPTY)
         if self.supported_groups is not None:
-            exts.append((ExtensionType.supported_groups, ext.encode_uint16_list(self.supported_groups)))
+            groups = ext.encode_uint16_list(self.supported_groups)
+            parts += (head(_GROUPS, len(groups)), groups)
         if self.alpn_protocol is not None:
             alpn = ext.encode_alpn([self.alpn_protocol])
-            exts.append((ExtensionType.application_layer_protocol_negotiation, alpn))
+            parts += (head(_ALPN, len(alpn)), alpn)
         if self.early_data:
-            exts.append((ExtensionType.early_data, b""))
+            parts.append(_EARLY_DATA_EMPTY)
         if self.transport_parameters is not None:
-            exts.append((ExtensionType.quic_transport_parameters, self.transport_parameters))
-        exts.extend(self.other_extensions)
-        w = Writer()
-        ext.push_extensions(w, exts)
-        return frame(HandshakeType.encrypted_extensions, w.getvalue())
+            parameters = self.transport_parameters
+            parts += (head(_TRANSPORT_PARAMETERS, len(parameters)), parameters)
+        for ext_type, data in self.other_extensions:
+            parts += (head(ext_type, len(data)), data)
+        parts[0] = sum(map(len, parts)).to_bytes(2, "big")
+        return frame(HandshakeType.encrypted_extensions, b"".join(parts))
 
     @classmethod
     def decode(cls, body: bytes) -> EncryptedExtensions:
@@ -474,17 +568,24 @@ class NewSessionTicket:
     max_early_data: int | None = None
 
     def encode(self) -> bytes:
-        """The whole handshake message."""
-        w = Writer()
-        w.push_uint32(self.lifetime)
-        w.push_uint32(self.age_add)
-        w.push_block(1, self.nonce)
-        w.push_block(2, self.ticket)
-        exts: Extensions = []
-        if self.max_early_data is not None:
-            exts.append((ExtensionType.early_data, self.max_early_data.to_bytes(4, "big")))
-        ext.push_extensions(w, exts)
-        return frame(HandshakeType.new_session_ticket, w.getvalue())
+        """The whole handshake message (its fields joined once)."""
+        nonce, ticket = self.nonce, self.ticket
+        if self.max_early_data is None:
+            extensions = b"\x00\x00"
+        else:  # the early_data extension: type, length 4, max_early_data_size (RFC 8446 §4.6.1)
+            extensions = b"\x00\x08" + _EARLY_DATA_4 + self.max_early_data.to_bytes(4, "big")
+        body = b"".join(
+            (
+                self.lifetime.to_bytes(4, "big"),
+                self.age_add.to_bytes(4, "big"),
+                len(nonce).to_bytes(1, "big"),
+                nonce,
+                len(ticket).to_bytes(2, "big"),
+                ticket,
+                extensions,
+            )
+        )
+        return frame(HandshakeType.new_session_ticket, body)
 
     @classmethod
     def decode(cls, body: bytes) -> NewSessionTicket:

@@ -29,6 +29,8 @@ def test_hmac_helpers_match_the_standard_library(name: str, key: bytes, messages
         expected = hmac.digest(key, message, name)
         assert hmac_digest(name, key, message) == expected
         assert keyed.digest(message) == expected
+    lengths = [(message, len(message) % 40) for message in messages]
+    assert keyed.digests(tuple(lengths)) == [hmac.digest(key, m, name)[:n] for m, n in lengths]
 
 
 @given(
@@ -74,3 +76,19 @@ def test_expand_label_is_hkdf_expand_of_the_hkdf_label(
     info = length.to_bytes(2, "big") + bytes((len(full),)) + full + bytes((len(context),)) + context
     expected = HKDFExpand(algorithm, length, info).derive(secret)
     assert hkdf_expand_label(algorithm, secret, label, context, length) == expected
+
+
+@given(dcid=st.binary(max_size=20), v2=st.booleans())
+def test_initial_secrets_equal_the_general_hkdf_path(dcid: bytes, v2: bool) -> None:
+    """The prepared Initial-salt HMAC key gives HKDF-Extract then two HKDF-Expand-Label (RFC 9001 §5.2)."""
+    from rudp.codec.codes import Version
+    from rudp.crypto.keys import _derive_initial_secrets, initial_salt
+
+    version = Version.V2 if v2 else Version.V1
+    sha256 = hash_by_name("sha256")
+    secret = hkdf_extract(sha256, initial_salt(version), dcid)
+    expected = tuple(
+        hkdf_expand_label(sha256, secret, label, b"", 32) for label in (b"client in", b"server in")
+    )
+    for _ in range(2):  # the first call prepares the salt's key, the second reuses it
+        assert _derive_initial_secrets(dcid, version) == expected

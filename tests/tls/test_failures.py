@@ -248,3 +248,14 @@ def test_fuzz_client_receiving_garbage(data: bytes) -> None:
         except TransportError as exc:
             assert exc.code == TransportErrorCode.CRYPTO_BUFFER_EXCEEDED
             return
+
+
+def test_stray_bytes_at_a_level_no_longer_read(pki: Pki) -> None:
+    """RFC 8446 §5.1: a partial message left at Initial once the server reads only Handshake ends it;
+    a partial ClientHello while Initial is still read waits for the rest."""
+    raw = _client_hello(pki)
+    server = _server(pki)
+    server.receive(EncryptionLevel.INITIAL, raw[:10], 0.0)  # waits for the rest
+    with pytest.raises(TLSAlert, match="stray data at level INITIAL") as exc:
+        server.receive(EncryptionLevel.INITIAL, raw[10:] + raw[:10], 0.0)
+    assert exc.value.alert == AlertDescription.unexpected_message

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
 from rudp.tls import Direction, EncryptionLevel, keylog_file
 from rudp.tls.framing import HandshakeType, frame
@@ -109,3 +112,59 @@ def test_keylog_early_secret_and_file(pki: Pki, tmp_path: Path) -> None:
     assert lines[0].endswith(" " + early.secret.hex())
     assert keylog_from_environment({}) is None
     assert keylog_from_environment({"SSLKEYLOGFILE": str(path)}) is not None
+
+
+def _reference_schedule(hash_name: str, psk: bytes | None, shared: bytes, th: bytes) -> list[bytes]:
+    """RFC 8446 §7.1 spelled out with the general HKDF functions (no prepared HMAC keys)."""
+    algorithm = hash_by_name(hash_name)
+    size = algorithm.digest_size
+    zero = bytes(size)
+    empty = hashlib.new(hash_name).digest()
+    out = []
+    secret = hkdf_extract(algorithm, zero, psk or zero)
+    for ikm in (shared, zero):
+        out.append(hkdf_expand_label(algorithm, secret, b"c e traffic", th, size))
+        derived = hkdf_expand_label(algorithm, secret, b"derived", empty, size)
+        secret = hkdf_extract(algorithm, derived, ikm)
+        out.append(secret)
+        out.extend(hkdf_expand_label(algorithm, secret, label, th, size) for label in (b"c hs traffic", b"x"))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["sha256", "sha384"]),
+    st.none() | st.binary(min_size=1, max_size=80),
+    st.binary(min_size=1, max_size=66),
+    st.binary(max_size=48),
+)
+def test_key_schedule_matches_the_general_hkdf_path(
+    hash_name: str, psk: bytes | None, shared: bytes, th: bytes
+) -> None:
+    """The schedule's prepared HMAC keys (per stage, and the constant no-PSK "derived" secret) give
+    the bytes of plain HKDF-Extract / HKDF-Expand-Label, twice in a row (the shared constants)."""
+    for _ in range(2):
+        schedule = KeySchedule(hash_name, psk)
+        got = []
+        for stage in range(2):
+            got.append(schedule.derive(b"c e traffic", th))
+            if stage == 0:
+                schedule.enter_handshake(shared)
+            else:
+                schedule.enter_main()
+            got.append(schedule.secret)
+            got.extend(schedule.derive(label, th) for label in (b"c hs traffic", b"x"))
+        assert got == _reference_schedule(hash_name, psk, shared, th)
+
+
+def test_derive_rejects_a_context_longer_than_255_bytes_as_hkdf_expand_label_does() -> None:
+    schedule = KeySchedule("sha256")
+    for derive in (
+        lambda: schedule.derive(b"c hs traffic", bytes(256)),
+        lambda: hkdf_expand_label(hash_by_name("sha256"), schedule.secret, b"c hs traffic", bytes(256), 32),
+    ):
+        try:
+            derive()
+        except ValueError:
+            continue
+        raise AssertionError("no ValueError")

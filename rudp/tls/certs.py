@@ -8,21 +8,23 @@ rsa_pss_rsae_sha256/384/512 and ed25519. Chain verification lives in :mod:`rudp.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import ssl
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import Store
 
@@ -311,6 +313,64 @@ def sign(key: PrivateKey, scheme: int, content: bytes) -> bytes:
         return key.sign(content, ec.ECDSA(_ECDSA[SignatureScheme(scheme)][1]))
     pss, algorithm = _pss(scheme)
     return key.sign(content, pss, algorithm)
+
+
+_PREHASHED_ECDSA: Final[dict[int, tuple[Callable[[bytes], Any], ec.ECDSA]]] = {
+    SignatureScheme.ecdsa_secp256r1_sha256: (hashlib.sha256, ec.ECDSA(Prehashed(hashes.SHA256()))),
+    SignatureScheme.ecdsa_secp384r1_sha384: (hashlib.sha384, ec.ECDSA(Prehashed(hashes.SHA384()))),
+}
+"""ECDSA schemes as (hash constructor, signature algorithm over that hash's digest): the same signature
+as ``ec.ECDSA(hash)`` over the content (ECDSA signs the digest, RFC 8446 §4.2.3), the algorithm object
+made once, the content hashed by ``hashlib``."""
+
+
+class Signer:
+    """A configured private key prepared for CertificateVerify (RFC 8446 §4.4.3): the schemes it can
+    sign with and its signature algorithm objects, worked out once per key instead of per handshake.
+    Signs exactly as :func:`sign` and chooses exactly as :func:`choose_scheme`
+    (tests/tls/test_signer.py compares them)."""
+
+    __slots__ = ("_ec", "_ecdsa", "_ed25519", "_pss", "_rsa", "key", "schemes")
+
+    def __init__(self, key: PrivateKey) -> None:
+        self.key = key
+        #: the schemes :func:`schemes_for_key` gives for ``key``
+        self.schemes: frozenset[int] = frozenset(int(s) for s in schemes_for_key(key))
+        # the key once more under its own type (one of the three is set), dispatched on once here
+        self._ec: ec.EllipticCurvePrivateKey | None = None
+        self._rsa: rsa.RSAPrivateKey | None = None
+        self._ed25519: ed25519.Ed25519PrivateKey | None = None
+        self._ecdsa: dict[int, tuple[Callable[[bytes], Any], ec.ECDSA]] = {}
+        self._pss: dict[int, tuple[padding.PSS, hashes.HashAlgorithm]] = {}
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            self._ec = key
+            self._ecdsa = {s: _PREHASHED_ECDSA[s] for s in self.schemes}
+        elif isinstance(key, rsa.RSAPrivateKey):
+            self._rsa = key
+            self._pss = {s: _pss(s) for s in self.schemes}
+        else:
+            self._ed25519 = key
+
+    def choose(self, peer_schemes: Collection[int], our_schemes: Sequence[int]) -> int | None:
+        """:func:`choose_scheme` for this key: the first of ``our_schemes`` it can sign with that the
+        peer offered, or None."""
+        usable = self.schemes
+        for scheme in our_schemes:
+            if scheme in usable and scheme in peer_schemes:
+                return int(scheme)
+        return None
+
+    def sign(self, scheme: int, content: bytes) -> bytes:
+        """:func:`sign` with this key (``scheme`` must be one of :attr:`schemes`, else KeyError)."""
+        if self._ec is not None:
+            digest, algorithm = self._ecdsa[scheme]
+            return self._ec.sign(digest(content).digest(), algorithm)
+        if self._rsa is not None:
+            pss, hash_algorithm = self._pss[scheme]
+            return self._rsa.sign(content, pss, hash_algorithm)
+        if self._ed25519 is None or scheme not in self.schemes:
+            raise KeyError(scheme)
+        return self._ed25519.sign(content)
 
 
 def verify_signature(

@@ -26,6 +26,7 @@ from rudp.tls.certs import (
     PemSource,
     PrivateKey,
     SignatureScheme,
+    Signer,
     TrustStore,
     check_key_matches_certificate,
     describe_source,
@@ -108,6 +109,7 @@ class TlsConfig:
         default=None, init=False, repr=False
     )
     _sealer: tuple[bytes, TicketSealer] | None = field(default=None, init=False, repr=False)
+    _signer: Signer | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.certfile is not None:
@@ -167,6 +169,21 @@ class TlsConfig:
         if cached is None or cached[0] != key:
             cached = self._sealer = (key, TicketSealer(key))
         return cached[1]
+
+    def signer(self) -> Signer:
+        """The :attr:`private_key` prepared for CertificateVerify (its schemes and signature
+        algorithms worked out once), made again when the key is replaced.
+
+        Raises:
+            ConfigError: no private key.
+        """
+        key = self.private_key
+        if key is None:
+            raise ConfigError("no private_key to sign with")
+        cached = self._signer
+        if cached is None or cached.key is not key:  # identity: another key object, another signer
+            cached = self._signer = Signer(key)
+        return cached
 
     def trust_store(self) -> TrustStore:
         """The trusted certificates for peer verification (loaded on first use, shared by the configs

@@ -27,9 +27,7 @@ from rudp.tls import keylog as kl
 from rudp.tls.alerts import AlertDescription, alert
 from rudp.tls.certs import (
     certificate_verify_content,
-    choose_scheme,
     parse_certificates,
-    sign,
     verify_signature,
 )
 from rudp.tls.config import TlsConfig
@@ -386,16 +384,15 @@ class TlsServer(TlsEngine):
         self._state = ServerState.WAIT_CERT if request_certificate else ServerState.WAIT_FINISHED
 
     def _send_certificate(self, hello: ClientHello) -> None:
-        key = self.config.private_key
-        if key is None:
+        if self.config.private_key is None:
             raise alert(AlertDescription.internal_error, "no private key")
-        our_schemes = [int(s) for s in self.config.signature_algorithms]
-        scheme = choose_scheme(key, hello.signature_algorithms or [], our_schemes)
+        signer = self.config.signer()  # (the key's schemes and signature algorithms, made once per key)
+        scheme = signer.choose(hello.signature_algorithms or (), self.config.signature_algorithms)
         if scheme is None:
             raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
         self._send(_H, _certificate_message(self.config.certificate_chain_der()))
         content = certificate_verify_content(self._transcript.digest(), server=True)
-        self._send(_H, CertificateVerify(scheme, sign(key, scheme, content)).encode())
+        self._send(_H, CertificateVerify(scheme, signer.sign(scheme, content)).encode())
 
     # -- client authentication (RFC 8446 §4.4.2, §4.4.3) ----------------------------------------------
 

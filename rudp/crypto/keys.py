@@ -19,6 +19,7 @@ from rudp.crypto.hkdf import (
     hkdf_expand_label,
     hkdf_expand_labels,
     hkdf_label,
+    hmac_digest,
 )
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
 
@@ -180,6 +181,34 @@ def derive_aead_key_and_iv(suite: CipherSuite, secret: bytes, version: int) -> t
     return key, iv
 
 
+_NEXT_GENERATION_INFO: dict[tuple[CipherSuite, int], tuple[str, bytes, tuple[tuple[bytes, int], ...]]] = {}
+"""(hash name, the "quic ku" HKDF-Expand input block, the (block, length) of key and iv) by (suite,
+version): a few constants, built once each."""
+
+
+def next_generation_keys(suite: CipherSuite, secret: bytes, version: int) -> tuple[bytes, bytes, bytes]:
+    """``(secret, key, iv)`` of the next key phase: :func:`next_generation_secret` of ``secret``, then
+    :func:`derive_aead_key_and_iv` of that, the labels of the suite and version encoded once.
+
+    Raises:
+        ValueError: ``version`` is neither QUIC v1 nor QUIC v2.
+    """
+    found = _NEXT_GENERATION_INFO.get((suite, version))
+    if found is None:
+        name = SUITE_HASH[suite]
+        size = hash_by_name(name).digest_size
+        ku = hkdf_label(labels_for(version).ku, b"", size) + b"\x01"  # raises for an unknown version
+        labels = _packet_key_labels(suite, version, with_hp=False)
+        blocks = tuple((hkdf_label(label, b"", length) + b"\x01", length) for label, length in labels)
+        found = _NEXT_GENERATION_INFO[(suite, version)] = (name, ku, blocks)
+    name, ku, blocks = found
+    # RFC 9001 §6.1: secret_<n+1> = HKDF-Expand-Label(secret_<n>, "quic ku", "", Hash.length), one
+    # block T(1) = HMAC(PRK, HkdfLabel | 0x01) (RFC 5869 §2.3); then its key and iv (§5.1).
+    successor = hmac_digest(name, secret, ku)
+    key, iv = KeyedHmac(name, successor).digests(blocks)
+    return successor, key, iv
+
+
 def _packet_key_labels(suite: CipherSuite, version: int, *, with_hp: bool) -> tuple[tuple[bytes, int], ...]:
     labels = labels_for(version)
     key_length = SUITE_KEY_LENGTH[suite]
@@ -215,5 +244,6 @@ __all__ = [
     "initial_salt",
     "initial_secrets",
     "labels_for",
+    "next_generation_keys",
     "next_generation_secret",
 ]

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from rudp.codec.frames import Frame
 from rudp.codec.packet import decode_packet_number, encode_packet_number
-from rudp.crypto.keys import derive_aead_key_and_iv, derive_key_iv_hp, next_generation_secret
+from rudp.crypto.keys import derive_key_iv_hp, next_generation_keys
 from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 
 #: RFC 9001 §5.3: every QUIC AEAD adds a 16-byte authentication tag.
@@ -77,9 +77,11 @@ def min_payload_length(pn_length: int) -> int:
     return SAMPLE_OFFSET + SAMPLE_LENGTH - TAG_LENGTH - pn_length
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnprotectedPacket:
-    """A packet whose header protection was removed and whose payload was authenticated."""
+    """A packet whose header protection was removed and whose payload was authenticated. Read-only by
+    convention (not frozen: a frozen dataclass sets each field through ``object.__setattr__``, and
+    every long-header packet received makes one)."""
 
     first_byte: int
     """the first byte with header protection removed (reserved bits are not checked here)"""
@@ -123,14 +125,26 @@ except (ImportError, AttributeError):  # a cryptography release without it: the 
     _create_encryption_ctx = None
 
 
+_AES: Final = algorithms.AES
+"""the checked constructor"""
+_AES_TYPE: Final = algorithms.AES
+
+
 def _aes_header_mask(hp_key: bytes) -> Callable[[bytes], bytes]:
     """AES-ECB header protection (RFC 9001 §5.4.3): one encryptor reused for every packet; its
     ``update`` is the mask function itself (ECB encrypts each 16-byte sample on its own)."""
     if _create_encryption_ctx is not None:
-        # algorithms.AES still checks the key size; ECB has nothing to check against AES.
-        update: Callable[[bytes], bytes] = _create_encryption_ctx(algorithms.AES(hp_key), _ECB).update
+        if type(hp_key) is bytes and len(hp_key) in (16, 32):
+            # a key of a size AES takes (the suites' 128 and 256 bits, RFC 9001 §5.4.3): the AES object
+            # without its constructor's size check, which only this check's keys skip
+            algorithm = _AES_TYPE.__new__(_AES_TYPE)
+            algorithm.key = hp_key
+        else:
+            algorithm = _AES(hp_key)  # (checks the key: ValueError)
+        # ECB has nothing to check against AES.
+        update: Callable[[bytes], bytes] = _create_encryption_ctx(algorithm, _ECB).update
         return update
-    return Cipher(algorithms.AES(hp_key), _ECB).encryptor().update
+    return Cipher(_AES(hp_key), _ECB).encryptor().update
 
 
 class _ChaChaHeaderMask:
@@ -256,8 +270,7 @@ class PacketProtection:
         header-protection key does not change on key update, so the same header-protection cipher is
         shared. This object stays usable, e.g. for late packets of the old phase.
         """
-        secret = next_generation_secret(self.suite, self.secret, self.version)
-        key, iv = derive_aead_key_and_iv(self.suite, secret, self.version)
+        secret, key, iv = next_generation_keys(self.suite, self.secret, self.version)
         successor = PacketProtection.__new__(PacketProtection)
         successor._setup(self.suite, secret, self.version, key, iv, self._mask)
         return successor
@@ -392,19 +405,8 @@ class PacketProtection:
         ``parse``: reads the frames of the opened payload, kept with it (:attr:`UnprotectedPacket.frames`)
         so that they are not parsed twice either; when it raises, nothing is kept."""
         self._opened = None
-        result = self.unprotect(packet, pn_offset, expected_pn)
-        if isinstance(result, UnprotectedPacket):
-            if parse is not None:
-                frames = parse(result.payload)
-                result = UnprotectedPacket(
-                    result.first_byte,
-                    result.header,
-                    result.packet_number,
-                    result.pn_length,
-                    result.key_phase,
-                    result.payload,
-                    frames,
-                )
+        result = self._open(packet, pn_offset, expected_pn, parse)
+        if type(result) is UnprotectedPacket:
             self._opened = (bytes(packet), pn_offset, expected_pn, result)
         return result
 
@@ -426,6 +428,16 @@ class PacketProtection:
             self._opened = None  # used once, whatever this packet is
             if opened[1] == pn_offset and opened[2] == expected_pn and opened[0] == packet:
                 return opened[3]
+        return self._open(packet, pn_offset, expected_pn, None)
+
+    def _open(
+        self,
+        packet: bytes | memoryview,
+        pn_offset: int,
+        expected_pn: int,
+        parse: Callable[[bytes], list[tuple[int, Frame]]] | None,
+    ) -> UnprotectedPacket | DecryptFailed:
+        """:meth:`unprotect` without the kept packet; ``parse``: read the frames of the payload too."""
         sample_start = pn_offset + SAMPLE_OFFSET
         # RFC 9001 §5.4.2: packets without room for a complete sample are discarded.
         if pn_offset < 1 or sample_start + SAMPLE_LENGTH > len(packet):
@@ -455,12 +467,13 @@ class PacketProtection:
         except InvalidTag:
             return AUTHENTICATION_FAILED
         return UnprotectedPacket(
-            first_byte=first,
-            header=header_bytes,
-            packet_number=packet_number,
-            pn_length=pn_length,
-            key_phase=key_phase,
-            payload=payload,
+            first,
+            header_bytes,
+            packet_number,
+            pn_length,
+            key_phase,
+            payload,
+            None if parse is None else parse(payload),
         )
 
 

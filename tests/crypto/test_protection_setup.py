@@ -4,12 +4,23 @@ without ``Cipher``'s checks, and the public ``Cipher`` API it falls back to, giv
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import rudp.crypto.protection as protection_module
 from rudp.codec.codes import Version
 from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label
-from rudp.crypto.keys import INITIAL_SUITE, LABELS_V1, LABELS_V2, derive_key_iv_hp
+from rudp.crypto.keys import (
+    INITIAL_SUITE,
+    LABELS_V1,
+    LABELS_V2,
+    derive_aead_key_and_iv,
+    derive_key_iv_hp,
+    next_generation_keys,
+    next_generation_secret,
+)
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
 from rudp.crypto.vectors import ALL_VECTORS, VersionVectors
@@ -63,3 +74,58 @@ def test_key_iv_hp_from_cached_label_blocks_equal_hkdf_expand_label(
     assert derive_key_iv_hp(suite, secret, version) == expected
     other = derive_key_iv_hp(suite, bytes(len(secret)), version)
     assert all(a != b for a, b in zip(other, expected, strict=True))
+
+
+def _public_api_mask(hp_key: bytes) -> Callable[[bytes], bytes]:
+    return Cipher(algorithms.AES(hp_key), modes.ECB()).encryptor().update
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_the_aes_object_made_without_its_constructor_masks_as_the_public_api(size: int) -> None:
+    # The shortcut (an AES object for a 16- or 32-byte key without algorithms.AES's size check) and
+    # the public Cipher API give the same masks, for many keys and samples.
+    for seed in range(16):
+        key = bytes((seed * 31 + i) & 0xFF for i in range(size))
+        samples = bytes((seed * 7 + i * 13) & 0xFF for i in range(16 * 8))
+        mask = protection_module._aes_header_mask(key)
+        assert mask(samples) == _public_api_mask(key)(samples)
+        assert mask(samples[:16]) == _public_api_mask(key)(samples[:16])
+
+
+@pytest.mark.parametrize("key", [bytes(range(24)), bytearray(range(16)), memoryview(bytes(range(32)))])
+def test_other_keys_take_the_checked_aes_constructor(key: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fall back of the shortcut: a 24-byte key (AES takes it, no QUIC suite uses it) or a key that
+    # is not bytes goes through algorithms.AES, and still masks as the public API.
+    made: list[object] = []
+    checked = protection_module._AES
+
+    def counting(key: bytes) -> algorithms.AES:
+        made.append(key)
+        return checked(key)
+
+    monkeypatch.setattr(protection_module, "_AES", counting)
+    sample = bytes(range(100, 116))
+    assert protection_module._aes_header_mask(key)(sample) == _public_api_mask(bytes(key))(sample)
+    assert made == [key]
+    made.clear()
+    protection_module._aes_header_mask(bytes(16))(sample)
+    assert made == []  # (the shortcut, for the suites' key sizes)
+
+
+@pytest.mark.parametrize("version", [Version.V1, Version.V2])
+@pytest.mark.parametrize("suite", list(CipherSuite))
+def test_next_generation_keys_equal_the_general_derivation(suite: CipherSuite, version: int) -> None:
+    # RFC 9001 §6.1: the next secret is HKDF-Expand-Label(secret, "quic ku", "", Hash.length) and its
+    # key and iv follow as for any secret; the cached label blocks give the same bytes, twice.
+    for secret in (bytes(range(SECRET_LENGTH[SUITE_HASH[suite]])), bytes(SECRET_LENGTH[SUITE_HASH[suite]])):
+        expected_secret = next_generation_secret(suite, secret, version)
+        expected = (expected_secret, *derive_aead_key_and_iv(suite, expected_secret, version))
+        assert next_generation_keys(suite, secret, version) == expected
+        assert next_generation_keys(suite, secret, version) == expected
+        successor = PacketProtection(suite, secret, version).next_generation()
+        assert successor.secret == expected_secret
+
+
+def test_next_generation_keys_refuse_an_unknown_version() -> None:
+    with pytest.raises(ValueError):
+        next_generation_keys(CipherSuite.AES_128_GCM_SHA256, bytes(32), 0x0A0A0A0A)

@@ -45,6 +45,8 @@ MAX_TICKET_LIFETIME: Final = 7 * 24 * 3600
 
 _TICKET_FORMAT: Final = 1
 _TICKET_AAD: Final = b"rudp session ticket v1"
+_PACK_BUFFER: Final = 512
+"""msgpack buffer for a ticket's state (a PSK, names and the transport parameters: usually less)"""
 
 
 @dataclass(slots=True)
@@ -186,7 +188,9 @@ class TicketSealer:
             state.max_early_data,
             state.transport_parameters,
         ]
-        plaintext = msgpack.packb(fields, use_bin_type=True)
+        # msgpack.packb's bytes, from a packer with a small buffer (packb's default 256 KiB buffer is
+        # allocated and freed per call: a fresh mapping each time); a larger state grows it
+        plaintext = msgpack.Packer(use_bin_type=True, buf_size=_PACK_BUFFER).pack(fields)
         return bytes((_TICKET_FORMAT,)) + nonce + self._aead.encrypt(nonce, plaintext, _TICKET_AAD)
 
     def unseal(self, ticket: bytes) -> TicketState | None:

@@ -38,11 +38,14 @@ class Transcript:
     :meth:`set_hash` is called; from then on the hash is updated incrementally.
     """
 
-    __slots__ = ("_hash", "_pending")
+    __slots__ = ("_digest", "_hash", "_pending")
 
     def __init__(self) -> None:
         self._pending: list[bytes] = []
         self._hash: hashlib._Hash | None = None
+        self._digest: bytes | None = None
+        """Transcript-Hash of the messages so far, once asked for (until the next message): a server
+        derives its application secrets and checks the client Finished over the same messages"""
 
     @property
     def hash_name(self) -> str | None:
@@ -60,6 +63,7 @@ class Transcript:
 
     def add(self, raw: bytes) -> None:
         """Append one whole handshake message (header included)."""
+        self._digest = None
         if self._hash is None:
             self._pending.append(raw)
         else:
@@ -70,12 +74,19 @@ class Transcript:
 
         ``name`` picks the hash while none is set yet (the client's PSK binders, §4.2.11.2).
         """
-        if self._hash is not None:
-            h = self._hash.copy()
-        else:
-            h = _HASH_NEW[name or "sha256"]()
-            for raw in self._pending:
-                h.update(raw)
+        running = self._hash
+        if running is not None:
+            if extra:
+                h = running.copy()
+                h.update(extra)
+                return h.digest()
+            found = self._digest
+            if found is None:
+                found = self._digest = running.digest()  # (a hash object's digest leaves it running)
+            return found
+        h = _HASH_NEW[name or "sha256"]()
+        for raw in self._pending:
+            h.update(raw)
         h.update(extra)
         return h.digest()
 
@@ -86,14 +97,22 @@ class Transcript:
         """
         client_hello1 = self.digest(name=name) if self._hash is None else self._hash.digest()
         self._pending.clear()
+        self._digest = None
         self._hash = hashlib.new(name)
         self._hash.update(frame(HandshakeType.message_hash, client_hello1))
 
 
+_FINISHED_BLOCK: Final = {
+    name: label_info(b"finished", b"", hash_by_name(name).digest_size) + b"\x01" for name in _HASH_NEW
+}
+"""HKDF-Expand's one input block of finished_key (HkdfLabel "finished", empty context, Hash.length,
+then the counter 0x01: RFC 8446 §4.4.4, RFC 5869 §2.3) by hash name, encoded once."""
+
+
 def hmac_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
     """Finished.verify_data and PSK binders: HMAC(finished_key, transcript hash) (RFC 8446 §4.4.4)."""
-    algorithm = hash_by_name(hash_name)
-    finished_key = hkdf_expand_label(algorithm, base_key, b"finished", b"", algorithm.digest_size)
+    # finished_key = HKDF-Expand-Label(BaseKey, "finished", "", Hash.length): one block, T(1)
+    finished_key = hmac_digest(hash_name, base_key, _FINISHED_BLOCK[hash_name])
     return hmac_digest(hash_name, finished_key, transcript_hash)
 
 

@@ -188,9 +188,10 @@ class TlsEngine(ABC):
             self._transcript.add(raw)
 
     def _install(self, level: EncryptionLevel, direction: Direction, secret: bytes) -> None:
-        if self.cipher_suite is None:
+        suite = self.cipher_suite
+        if suite is None:
             raise alert(AlertDescription.internal_error, "no cipher suite yet")
-        self._install_with(level, direction, self.cipher_suite, secret)
+        self._key_events.append(KeyEvent(level, direction, suite, secret))  # (_install_with, inline)
 
     def _install_with(
         self, level: EncryptionLevel, direction: Direction, suite: CipherSuite, secret: bytes

@@ -176,8 +176,12 @@ class TlsServer(TlsEngine):
             raise alert(AlertDescription.missing_extension, "no quic_transport_parameters")  # RFC 9001 §8.2
         if hello.supported_groups is None or hello.key_shares is None:
             raise alert(AlertDescription.missing_extension, "no supported_groups or key_share")
-        if any(group not in hello.supported_groups for group, _ in hello.key_shares):
-            raise alert(AlertDescription.illegal_parameter, "key share for a group not in supported_groups")
+        supported_groups = hello.supported_groups
+        for share_group, _ in hello.key_shares:
+            if share_group not in supported_groups:
+                raise alert(
+                    AlertDescription.illegal_parameter, "key share for a group not in supported_groups"
+                )
         if hello.pre_shared_key is not None and hello.psk_modes is None:
             raise alert(AlertDescription.missing_extension, "pre_shared_key without psk_key_exchange_modes")
         self.client_random = hello.random
@@ -191,7 +195,12 @@ class TlsServer(TlsEngine):
         psk = self._choose_psk(hello)
         suite = self._choose_suite(hello, psk)
         group = self._choose_group(hello)
-        if group not in {g for g, _ in hello.key_shares}:
+        client_public = None
+        for share_group, key in hello.key_shares:
+            if share_group == group:
+                client_public = key
+                break
+        else:
             self._send_hello_retry_request(hello, message.raw, suite, group)
             return
         self.cipher_suite = suite
@@ -209,7 +218,6 @@ class TlsServer(TlsEngine):
         self._schedule = schedule or KeySchedule(hash_name)  # the binder's Early Secret, if resuming
         self._decide_early_data(hello, psk, retried)
         share = KeyShare(group, self._randbytes)
-        client_public = next(key for g, key in hello.key_shares if g == group)
         shared_secret = share.exchange(client_public)
         server_hello = ServerHello(
             random=self._randbytes(32),
@@ -253,15 +261,21 @@ class TlsServer(TlsEngine):
     def _choose_group(self, hello: ClientHello) -> int:
         if self._hrr_group is not None:
             return self._hrr_group
-        client_shares = {g for g, _ in hello.key_shares or []}
-        supported = [g for g in self.config.groups if g in SUPPORTED_GROUPS]
-        for group in supported:
-            if group in client_shares:
-                return group
-        for group in supported:
-            if group in (hello.supported_groups or []):
-                return group
-        raise alert(AlertDescription.handshake_failure, "no common key exchange group")
+        # our first group the client sent a key share for, else our first group it supports (a
+        # HelloRetryRequest asks for that one's share)
+        shares = hello.key_shares or ()
+        offered = hello.supported_groups or ()
+        supported: int | None = None
+        for group in self.config.groups:
+            if group in SUPPORTED_GROUPS:
+                for share_group, _ in shares:
+                    if share_group == group:
+                        return group
+                if supported is None and group in offered:
+                    supported = group
+        if supported is None:
+            raise alert(AlertDescription.handshake_failure, "no common key exchange group")
+        return supported
 
     def _send_hello_retry_request(
         self, hello: ClientHello, raw: bytes, suite: CipherSuite, group: int
@@ -356,8 +370,9 @@ class TlsServer(TlsEngine):
         transcript_hash = self._transcript.digest()
         self._client_hs_secret = schedule.derive(LABEL_CLIENT_HANDSHAKE, transcript_hash)
         server_hs_secret = schedule.derive(LABEL_SERVER_HANDSHAKE, transcript_hash)
-        self._keylog(kl.CLIENT_HANDSHAKE_TRAFFIC_SECRET, self._client_hs_secret)
-        self._keylog(kl.SERVER_HANDSHAKE_TRAFFIC_SECRET, server_hs_secret)
+        if self.config.keylog is not None:
+            self._keylog(kl.CLIENT_HANDSHAKE_TRAFFIC_SECRET, self._client_hs_secret)
+            self._keylog(kl.SERVER_HANDSHAKE_TRAFFIC_SECRET, server_hs_secret)
         self._install(_H, Direction.WRITE, server_hs_secret)
         self._install(_H, Direction.READ, self._client_hs_secret)
         extensions = EncryptedExtensions(
@@ -378,8 +393,9 @@ class TlsServer(TlsEngine):
         transcript_hash = self._transcript.digest()
         self._client_app_secret = schedule.derive(LABEL_CLIENT_APP, transcript_hash)
         server_app_secret = schedule.derive(LABEL_SERVER_APP, transcript_hash)
-        self._keylog(kl.CLIENT_TRAFFIC_SECRET_0, self._client_app_secret)
-        self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app_secret)
+        if self.config.keylog is not None:
+            self._keylog(kl.CLIENT_TRAFFIC_SECRET_0, self._client_app_secret)
+            self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app_secret)
         self._install(_A, Direction.WRITE, server_app_secret)
         self._state = ServerState.WAIT_CERT if request_certificate else ServerState.WAIT_FINISHED
 

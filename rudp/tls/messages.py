@@ -42,6 +42,17 @@ _ALPN: Final = int(ExtensionType.application_layer_protocol_negotiation)
 _TRANSPORT_PARAMETERS: Final = int(ExtensionType.quic_transport_parameters)
 """EncryptedExtensions and NewSessionTicket extension heads (and types), encoded once."""
 """ServerHello extension types (and the length of those of two bytes), encoded once."""
+_VERSIONS: Final = int(ExtensionType.supported_versions)
+_SHARE: Final = int(ExtensionType.key_share)
+_VERSION_AND_SHARE: Final = struct.Struct(">HHHHHHH")
+"""A ServerHello's supported_versions (type, length 2, version) and key_share head (type, length,
+group, key length)"""
+_SUITE_ETC: Final = struct.Struct(">HBH")
+"""A ServerHello's cipher_suite, legacy_compression_method and extensions length"""
+_SIGNATURE_HEAD: Final = struct.Struct(">IHH")
+"""A CertificateVerify's handshake header (type and length in 4 bytes), scheme and signature length"""
+_ALPN_ONE: Final = struct.Struct(">HHHB")
+"""An ALPN extension naming one protocol (RFC 7301 §3.1): type, length, list length, name length"""
 
 
 def _payload(decoder: Callable[[bytes], T], data: bytes) -> T:
@@ -301,6 +312,35 @@ class ServerHello:
 
     def encode(self) -> bytes:
         """The whole handshake message (joined from its fields: one per server handshake)."""
+        version, share = self.selected_version, self.key_share
+        if share is None or version is None or self.selected_group is not None or self.cookie is not None:
+            return self._encode_general()
+        # the ServerHello of every handshake: supported_versions and key_share, then pre_shared_key
+        # when resuming (the order of _encode_general), the fixed-size fields in one struct call
+        group, key = share
+        size = len(key)
+        session_id = self.legacy_session_id_echo
+        try:
+            extensions = _VERSION_AND_SHARE.pack(_VERSIONS, 2, version, _SHARE, size + 4, group, size) + key
+            if self.selected_identity is not None:
+                extensions += _PRE_SHARED_KEY_2 + self.selected_identity.to_bytes(2, "big")
+            suite_etc = _SUITE_ETC.pack(self.cipher_suite, self.compression_method, len(extensions))
+            body = b"".join(
+                (
+                    self.legacy_version.to_bytes(2, "big"),
+                    self.random,
+                    len(session_id).to_bytes(1, "big"),
+                    session_id,
+                    suite_etc,
+                    extensions,
+                )
+            )
+        except (struct.error, OverflowError):  # a field out of range: the general code's OverflowError
+            return self._encode_general()
+        return frame(HandshakeType.server_hello, body)
+
+    def _encode_general(self) -> bytes:
+        """:meth:`encode` of any field values (a HelloRetryRequest's among them)."""
         parts = [
             self.legacy_version.to_bytes(2, "big"),
             self.random,
@@ -395,9 +435,12 @@ class EncryptedExtensions:
         if self.supported_groups is not None:
             groups = ext.encode_uint16_list(self.supported_groups)
             parts += (head(_GROUPS, len(groups)), groups)
-        if self.alpn_protocol is not None:
-            alpn = ext.encode_alpn([self.alpn_protocol])
-            parts += (head(_ALPN, len(alpn)), alpn)
+        protocol = self.alpn_protocol
+        if protocol is not None:  # ext.encode_alpn([protocol]) with its extension head
+            size = len(protocol)
+            if size > 0xFF:
+                raise OverflowError("ALPN protocol name too long")
+            parts += (_ALPN_ONE.pack(_ALPN, size + 3, size + 1, size), protocol)
         if self.early_data:
             parts.append(_EARLY_DATA_EMPTY)
         if self.transport_parameters is not None:
@@ -524,7 +567,17 @@ class CertificateVerify:
     signature: bytes
 
     def encode(self) -> bytes:
-        """The whole handshake message."""
+        """The whole handshake message (header, scheme and signature length in one struct call)."""
+        signature = self.signature
+        size = len(signature)
+        if size > 0xFFFF or not 0 <= self.algorithm <= 0xFFFF:
+            return self._encode_general()  # (which raises as it always did)
+        return (
+            _SIGNATURE_HEAD.pack((HandshakeType.certificate_verify << 24) | (size + 4), self.algorithm, size)
+            + signature
+        )
+
+    def _encode_general(self) -> bytes:
         w = Writer()
         w.push_uint16(self.algorithm)
         w.push_block(2, self.signature)

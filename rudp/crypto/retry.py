@@ -72,9 +72,11 @@ def verify_retry_integrity(retry_packet: bytes, original_dcid: bytes, version: i
     return hmac.compare_digest(expected, bytes(tag))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AddressToken:
-    """The validated contents of an address-validation token."""
+    """The validated contents of an address-validation token (read-only by convention: a frozen
+    dataclass sets each field through ``object.__setattr__``, and a server opens one per connection
+    that presents a token)."""
 
     retry: bool
     """True for a token sent in a Retry packet, False for one sent in a NEW_TOKEN frame"""
@@ -146,11 +148,7 @@ class TokenSealer:
         # NaN ages (a NaN issued_at) fail both comparisons and are rejected too.
         if not 0.0 <= age < lifetime:
             return None
-        return AddressToken(
-            retry=bool(flags & _FLAG_RETRY),
-            original_dcid=plaintext[_TOKEN_HEADER.size :],
-            issued_at=issued_at,
-        )
+        return AddressToken(bool(flags & _FLAG_RETRY), plaintext[_TOKEN_HEADER.size :], issued_at)
 
 
 def _associated_data(version: int, address: bytes) -> bytes:

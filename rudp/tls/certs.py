@@ -86,6 +86,9 @@ def _pss(scheme: int) -> tuple[padding.PSS, hashes.HashAlgorithm]:
 
 _SERVER_CONTEXT: Final = b"TLS 1.3, server CertificateVerify"
 _CLIENT_CONTEXT: Final = b"TLS 1.3, client CertificateVerify"
+_SERVER_PREFIX: Final = b" " * 64 + _SERVER_CONTEXT + b"\x00"
+_CLIENT_PREFIX: Final = b" " * 64 + _CLIENT_CONTEXT + b"\x00"
+"""what comes before the transcript hash in the signed content (RFC 8446 §4.4.3), joined once"""
 
 PemSource = str | os.PathLike[str] | bytes
 
@@ -286,8 +289,7 @@ def load_trust_store(
 
 def certificate_verify_content(transcript_hash: bytes, *, server: bool) -> bytes:
     """The signed content: 64 spaces, the context string, a zero byte, the transcript hash."""
-    context = _SERVER_CONTEXT if server else _CLIENT_CONTEXT
-    return b" " * 64 + context + b"\x00" + transcript_hash
+    return (_SERVER_PREFIX if server else _CLIENT_PREFIX) + transcript_hash
 
 
 def schemes_for_key(key: PrivateKey | PublicKey) -> list[SignatureScheme]:

@@ -110,3 +110,14 @@ def test_config_keeps_one_signer_per_key(pki: Pki) -> None:
 def test_client_config_without_key_has_no_signer() -> None:
     with pytest.raises(ConfigError):
         TlsConfig(is_client=True, alpn_protocols=["h3"]).signer()
+
+
+def test_certificate_verify_content_is_the_rfc_layout() -> None:
+    # RFC 8446 §4.4.3: 64 spaces, the context string, a zero byte, then the transcript hash
+    digest = bytes(range(48))
+    assert certificate_verify_content(digest, server=True) == (
+        b"\x20" * 64 + b"TLS 1.3, server CertificateVerify" + b"\x00" + digest
+    )
+    assert certificate_verify_content(digest, server=False) == (
+        b"\x20" * 64 + b"TLS 1.3, client CertificateVerify" + b"\x00" + digest
+    )

@@ -33,6 +33,7 @@ _CURVES: Final = {
 
 SUPPORTED_GROUPS: Final = frozenset({NamedGroup.x25519, *_CURVES})
 _X25519: Final = int(NamedGroup.x25519)
+_X25519_ZERO: Final = bytes(32)
 
 try:  # what X25519's public classmethods call after their backend check (fewer Python frames)
     from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
@@ -71,7 +72,7 @@ class KeyShare:
         try:
             if self._x25519 is not None:
                 secret = self._x25519.exchange(_x25519_public(peer_public))
-                if not any(secret):
+                if secret == _X25519_ZERO:  # RFC 8446 §7.4.2
                     raise ValueError("all-zero X25519 shared secret")
                 return secret
             curve, _, length = _CURVES[NamedGroup(self.group)]

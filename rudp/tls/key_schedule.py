@@ -131,8 +131,8 @@ PSK or a handshake."""
 
 
 _LABEL_HEADS: dict[tuple[bytes, int], bytes] = {}
-"""HkdfLabel up to its context (length, "tls13 " label) by (label, Hash.length): the labels
-are a few constants (bounded by _MAX_LABEL_HEADS)."""
+"""HkdfLabel up to its context (length, "tls13 " label, and the context length Hash.length) by (label,
+Hash.length): the labels are a few constants (bounded by _MAX_LABEL_HEADS)."""
 _MAX_LABEL_HEADS: Final = 64
 
 
@@ -189,14 +189,19 @@ class KeySchedule:
         prf = self._prf
         if prf is None:
             prf = self._prf = KeyedHmac(self.hash_name, self.secret)
-        key = (label, len(self._zero))
+        size = len(self._zero)
+        key = (label, size)
         head = _LABEL_HEADS.get(key)
         if head is None:
-            head = _label_head(label, len(self._zero))
+            # (with the length byte of a Hash.length context: every transcript hash of this hash)
+            head = _label_head(label, size) + bytes((size,))
             if len(_LABEL_HEADS) < _MAX_LABEL_HEADS:
                 _LABEL_HEADS[key] = head
         # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), all of Hash.length
-        return prf.digest(b"".join((head, bytes((len(transcript_hash),)), transcript_hash, b"\x01")))
+        if len(transcript_hash) == size:
+            return prf.digest(head + transcript_hash + b"\x01")
+        context = bytes((len(transcript_hash),)) + transcript_hash  # (another length: a caller's choice)
+        return prf.digest(head[:-1] + context + b"\x01")
 
     def binder_key(self, external: bool = False) -> bytes:
         """binder_key from the Early Secret ("ext binder" or "res binder" over the empty transcript)."""

@@ -10,7 +10,7 @@ import pytest
 
 from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label
 from rudp.tls.framing import HandshakeType, frame
-from rudp.tls.key_schedule import Transcript, hmac_verify_data
+from rudp.tls.key_schedule import KeySchedule, Transcript, hmac_verify_data
 
 
 @pytest.mark.parametrize("name", ["sha256", "sha384"])
@@ -63,3 +63,17 @@ def test_finished_from_the_precomputed_block_equals_hkdf_expand_label(name: str)
         finished_key = hkdf_expand_label(hash_by_name(name), base, b"finished", b"", size)
         expected = hmac.digest(finished_key, transcript_hash, name)
         assert hmac_verify_data(name, base, transcript_hash) == expected
+
+
+@pytest.mark.parametrize("name", ["sha256", "sha384"])
+def test_derive_with_a_hash_length_context_and_others_equals_hkdf_expand_label(name: str) -> None:
+    # the label heads kept with the length byte of a Hash.length context (the transcript hashes), and
+    # the general path for other context lengths
+    size = hash_by_name(name).digest_size
+    for length in (size, 0, 1, size - 1, size + 1, 32, 48, 255):
+        context = bytes(range(length))
+        for label in (b"c hs traffic", b"s ap traffic", b"res master", b"odd label"):
+            schedule = KeySchedule(name)
+            expected = hkdf_expand_label(hash_by_name(name), schedule.secret, label, context, size)
+            assert schedule.derive(label, context) == expected
+            assert schedule.derive(label, context) == expected

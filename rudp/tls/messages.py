@@ -40,6 +40,7 @@ _EARLY_DATA_EMPTY: Final = _TYPE_AND_LENGTH.pack(ExtensionType.early_data, 0)
 _GROUPS: Final = int(ExtensionType.supported_groups)
 _ALPN: Final = int(ExtensionType.application_layer_protocol_negotiation)
 _TRANSPORT_PARAMETERS: Final = int(ExtensionType.quic_transport_parameters)
+_PRE_SHARED_KEY: Final = int(ExtensionType.pre_shared_key)
 """EncryptedExtensions and NewSessionTicket extension heads (and types), encoded once."""
 """ServerHello extension types (and the length of those of two bytes), encoded once."""
 _VERSIONS: Final = int(ExtensionType.supported_versions)
@@ -252,26 +253,27 @@ def _decode_well_formed(body: bytes) -> ClientHello:
     pos = compression_end + 2
     if pos > size or pos + ((body[compression_end] << 8) | body[compression_end + 1]) != size:
         raise ValueError
-    found: list[tuple[int, bytes]] = []
+    # each extension is decoded as it is found: a structural fault further on still raises (and the
+    # general decoder then gives its alert, whatever an earlier extension's decoder did)
     seen: set[int] = set()
+    fields = _CLIENT_HELLO_FIELDS
+    head = _TYPE_AND_LENGTH.unpack_from
+    ext_type = -1
     while pos < size:
         start = pos + 4
         if start > size:
             raise ValueError
-        ext_type = (body[pos] << 8) | body[pos + 1]
-        pos = start + ((body[pos + 2] << 8) | body[pos + 3])
+        ext_type, length = head(body, pos)
+        pos = start + length
         if pos > size or ext_type in seen:
             raise ValueError
         seen.add(ext_type)
-        found.append((ext_type, body[start:pos]))
-    fields = _CLIENT_HELLO_FIELDS
-    for ext_type, data in found:
         known = fields.get(ext_type)
         if known is None:
-            hello.other_extensions.append((ext_type, data))
+            hello.other_extensions.append((ext_type, body[start:pos]))
         else:
-            setattr(hello, known[0], known[1](data))
-    if hello.pre_shared_key is not None and found[-1][0] != ExtensionType.pre_shared_key:
+            setattr(hello, known[0], known[1](body[start:pos]))
+    if hello.pre_shared_key is not None and ext_type != _PRE_SHARED_KEY:
         raise ValueError
     return hello
 

@@ -97,8 +97,13 @@ class HandshakeReassembler:
         length = int.from_bytes(buf[1:4], "big")
         if length > MAX_MESSAGE_BYTES:
             raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "handshake message too large")
-        if len(buf) < 4 + length:
+        size = len(buf)
+        if size < 4 + length:
             return None
-        raw = bytes(buf[: 4 + length])
-        del buf[: 4 + length]
+        if size == 4 + length:  # the buffer holds this message alone (as a ClientHello usually does)
+            raw = bytes(buf)
+            buf.clear()
+        else:
+            raw = bytes(buf[: 4 + length])
+            del buf[: 4 + length]
         return RawMessage(raw[0], raw[4:], raw)

@@ -141,8 +141,11 @@ class TlsEngine(ABC):
 
     def data_to_send(self) -> list[tuple[EncryptionLevel, bytes]]:
         """Drain the handshake bytes to send, per level, in level order."""
-        out = [(level, bytes(self._outbound[level])) for level in sorted(self._outbound)]
-        self._outbound.clear()
+        outbound = self._outbound
+        if not outbound:
+            return []
+        out = [(level, bytes(outbound[level])) for level in sorted(outbound)]
+        outbound.clear()
         return out
 
     def key_events(self) -> list[KeyEvent]:
@@ -183,7 +186,10 @@ class TlsEngine(ABC):
                     raise alert(AlertDescription.unexpected_message, f"stray data at level {level.name}")
 
     def _send(self, level: EncryptionLevel, raw: bytes, *, transcript: bool = True) -> None:
-        self._outbound.setdefault(level, bytearray()).extend(raw)
+        pending = self._outbound.get(level)
+        if pending is None:
+            pending = self._outbound[level] = bytearray()
+        pending.extend(raw)
         if transcript:
             self._transcript.add(raw)
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from rudp.codec.buffer import Writer
-from rudp.codec.frame_codec import write_frame
+from rudp.codec.frame_writing import FRAME_WRITERS, append_frame
 from rudp.codec.frames import Frame, Stream
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
@@ -43,9 +42,8 @@ class DatagramBuilder:
         self._sent: SentPacket | None = None
         """The open packet's record (None: no packet open); the open packet's other fields follow."""
         self._budget = 0  # frame bytes the open packet may hold in all
-        self._payload: Writer
         self._buf: bytearray
-        """``_payload``'s bytearray (read and padded directly on the hot path)."""
+        """The open packet's payload (frames are appended to it, :meth:`push_frame`)."""
         self._protection: PacketProtection
         self._first_byte = 0
         self._prefix = b""
@@ -74,7 +72,8 @@ class DatagramBuilder:
             raise ValueError("no packet is open")
         payload = self._buf
         before = len(payload)
-        write_frame(self._payload, frame)  # encoded once; undone below if it overflowed the packet
+        # Encoded once (by its class's writer: no chain of class tests); undone below if it overflowed.
+        FRAME_WRITERS.get(type(frame), append_frame)(payload, frame)
         if len(payload) > self._budget:
             del payload[before:]
             raise ValueError("frame does not fit in the packet")
@@ -117,8 +116,7 @@ class DatagramBuilder:
         budget = self._budget = self.max_size - self._closed_size - overhead
         if budget < 8:
             return False
-        payload = self._payload = Writer()
-        self._buf = payload.buffer
+        self._buf = bytearray()
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
         self._prefix = prefix

@@ -42,6 +42,9 @@ class DatagramBuilder:
         self._sent: SentPacket | None = None
         """The open packet's record (None: no packet open); the open packet's other fields follow."""
         self._budget = 0  # frame bytes the open packet may hold in all
+        self.remaining = 0
+        """Bytes left for frames in the open packet (0 when none is open): an attribute, kept by
+        :meth:`push_frame` (sources ask it before each frame)."""
         self._buf: bytearray
         """The open packet's payload (frames are appended to it, :meth:`push_frame`)."""
         self._protection: PacketProtection
@@ -58,13 +61,6 @@ class DatagramBuilder:
 
     # -- FrameSink -----------------------------------------------------------------------------------
 
-    @property
-    def remaining(self) -> int:
-        """Bytes left for frames in the open packet."""
-        if self._sent is None:
-            return 0
-        return self._budget - len(self._buf)
-
     def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
         """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
         sent = self._sent
@@ -74,9 +70,11 @@ class DatagramBuilder:
         before = len(payload)
         # Encoded once (by its class's writer: no chain of class tests); undone below if it overflowed.
         FRAME_WRITERS.get(type(frame), append_frame)(payload, frame)
-        if len(payload) > self._budget:
+        remaining = self._budget - len(payload)
+        if remaining < 0:
             del payload[before:]
             raise ValueError("frame does not fit in the packet")
+        self.remaining = remaining
         sent.note_frame(frame, handler)
 
     def push_stream(
@@ -111,11 +109,11 @@ class DatagramBuilder:
         if self._sent is not None:
             raise ValueError("a packet is already open")
         pn_value, pn_length = encode_packet_number(packet_number, largest_acked)
-        sent = open_sent_packet(packet_number, space, self.now)
         overhead = 1 + len(prefix) + (LENGTH_FIELD_SIZE if is_long else 0) + pn_length + TAG_LENGTH
         budget = self._budget = self.max_size - self._closed_size - overhead
         if budget < 8:
             return False
+        self.remaining = budget
         self._buf = bytearray()
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
@@ -124,13 +122,14 @@ class DatagramBuilder:
         self._pn_value = pn_value
         self._pn_length = pn_length
         self._overhead = overhead
-        self._sent = sent
+        self._sent = open_sent_packet(packet_number, space, self.now)
         return True
 
     def end_packet(self) -> SentPacket | None:
         """Close the open packet; an empty packet is dropped (its number is not used) and None returned."""
         sent = self._sent
         self._sent = None
+        self.remaining = 0
         if sent is None or not self._buf:
             return None
         buf = self._buf

@@ -7,11 +7,14 @@ path probes: RFC 9000 §14.1, §8.2.1) can go into its last packet.
 
 from __future__ import annotations
 
+from functools import cache
 from operator import itemgetter
 
+from rudp.codec.codes import PacketType
 from rudp.codec.frame_writing import FRAME_WRITERS, append_frame
 from rudp.codec.frames import Frame, Stream
-from rudp.codec.packet import encode_packet_number
+from rudp.codec.packet import FIXED_BIT, HEADER_FORM_LONG, encode_packet_number, long_type_bits
+from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
@@ -29,6 +32,25 @@ object to build per packet."""
 
 
 _SENT_OF = itemgetter(7)
+_BYTE = tuple(bytes((value,)) for value in range(256))
+
+
+@cache  # (one entry per packet type and supported version)
+def long_first_byte(packet_type: PacketType, version: int) -> int:
+    """RFC 9000 §17.2: a long header's first byte but its packet number length bits (header form, fixed
+    bit and the packet type's bits in ``version``)."""
+    return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(packet_type, version) << 4)
+
+
+def long_header_prefix(version: int, dcid: bytes, scid: bytes, token: bytes | None = None) -> bytes:
+    """RFC 9000 §17.2: a long header's bytes after the first byte and before the Length field: the
+    version, the DCID and SCID with their lengths, and (``token`` not None: an Initial, §17.2.2) the
+    token with its varint length. One join, no intermediate bytes per field."""
+    fields = (version.to_bytes(4, "big"), _BYTE[len(dcid)], dcid, _BYTE[len(scid)], scid)
+    if token is None:
+        return b"".join(fields)
+    length = _BYTE[len(token)] if len(token) < 0x40 else encode_varint(len(token))
+    return b"".join((*fields, length, token))
 
 
 class DatagramBuilder:
@@ -187,9 +209,9 @@ class DatagramBuilder:
             pn_bytes = pn_value.to_bytes(pn_length, "big")
             if is_long:
                 length = pn_length + len(payload) + TAG_LENGTH
-                header = bytes((first_byte,)) + prefix + (0x4000 | length).to_bytes(2, "big")
+                header = _BYTE[first_byte] + prefix + (0x4000 | length).to_bytes(2, "big")
             else:
-                header = bytes((first_byte,)) + prefix
+                header = _BYTE[first_byte] + prefix
             pn_offset = len(header)
             protected = protection.protect(header + pn_bytes, payload, number, pn_offset, pn_length)
             sent.size_bytes = len(protected)

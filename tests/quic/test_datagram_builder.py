@@ -59,3 +59,29 @@ def test_a_packet_too_small_for_a_frame_is_not_opened() -> None:
     assert builder.remaining == 0
     with pytest.raises(ValueError):
         builder.push_frame(Ping())
+
+
+@pytest.mark.parametrize("token", [None, b"", b"t" * 63, b"t" * 64, b"t" * 300])
+@pytest.mark.parametrize(("dcid", "scid"), [(b"", b""), (b"d" * 8, b"s" * 8), (b"d" * 20, b"")])
+def test_long_header_prefix_is_the_fields_back_to_back(dcid: bytes, scid: bytes, token: bytes | None) -> None:
+    from rudp.codec.varint import encode_varint
+    from rudp.quic.packetizer import long_header_prefix
+
+    for version in (1, 0x6B3343CF):
+        expected = version.to_bytes(4, "big") + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
+        if token is not None:
+            expected += encode_varint(len(token)) + token
+        assert long_header_prefix(version, dcid, scid, token) == expected
+
+
+def test_long_first_byte_is_the_form_fixed_and_type_bits() -> None:
+    from rudp.codec.codes import PacketType
+    from rudp.codec.packet import FIXED_BIT, HEADER_FORM_LONG, long_type_bits
+    from rudp.quic.packetizer import long_first_byte
+
+    for version in (1, 0x6B3343CF):
+        for packet_type in (PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE):
+            expected = HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(packet_type, version) << 4)
+            assert long_first_byte(packet_type, version) == expected
+    with pytest.raises(ValueError):
+        long_first_byte(PacketType.INITIAL, 0x0A0A0A0A)  # no such version: refused, not cached

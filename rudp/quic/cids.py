@@ -11,6 +11,7 @@ import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rudp.codec.frames import NewConnectionId, RetireConnectionId
 from rudp.crypto.hkdf import KeyedHmac, hmac_digest
@@ -23,6 +24,14 @@ RESET_TOKEN_SIZE = 16
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
     """The stateless reset token of ``cid`` under the endpoint's static ``key``."""
     return hmac_digest("sha256", key, cid)[:RESET_TOKEN_SIZE]
+
+
+@lru_cache(maxsize=4)
+def _reset_prf(key: bytes) -> KeyedHmac:
+    """The HMAC of an endpoint's static reset ``key``, its pads hashed once for all the endpoint's
+    connections (a :class:`KeyedHmac` never changes: each digest continues copies of its pads). A few
+    keys at most: one per endpoint of the process, none from a peer."""
+    return KeyedHmac("sha256", key)
 
 
 @dataclass(slots=True)
@@ -44,9 +53,9 @@ class LocalConnectionIds:
         self, initial_cid: bytes, reset_key: bytes | None, randbytes: Callable[[int], bytes], cid_length: int
     ):
         # The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), its HMAC
-        # pads hashed once for every token this connection issues; None: a client's connection, whose
-        # tokens are random, kept with their CIDs and never derived again.
-        self._reset_prf = KeyedHmac("sha256", reset_key) if reset_key is not None else None
+        # pads hashed once for the endpoint (_reset_prf); None: a client's connection, whose tokens
+        # are random, kept with their CIDs and never derived again.
+        self._reset_prf = _reset_prf(reset_key) if reset_key is not None else None
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1

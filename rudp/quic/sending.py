@@ -63,6 +63,7 @@ BLACK_HOLE_PTO_COUNT = 2
 _APP, _EARLY = EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA
 _CLOSED, _CLOSING, _DRAINING = State.CLOSED, State.CLOSING, State.DRAINING  # (enum lookups are slow)
 _INITIAL, _HANDSHAKE = EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE
+_APPLICATION_SPACE = PacketSpace.APPLICATION
 _HANDSHAKE_LEVELS = (_INITIAL, _HANDSHAKE)
 
 
@@ -562,7 +563,7 @@ class Sender:
         (the delayed ACK of the last packet of a burst), the one ACK from a new address was often
         the only packet the server could have learnt it from, and it was not ack-eliciting.
         """
-        return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
+        return answering and self._recovery.ack_eliciting_in_flight(_APPLICATION_SPACE) == 0
 
     def may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now (``in_train``:

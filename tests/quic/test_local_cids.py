@@ -54,3 +54,22 @@ def test_reset_tokens_derive_from_the_endpoint_key_else_are_random() -> None:
     tokens = [e.reset_token for e in unkeyed.active.values()]
     assert len(set(tokens)) == 4 and all(len(t) == 16 for t in tokens)
     assert all(e.reset_token != stateless_reset_token(b"k" * 32, e.cid) for e in unkeyed.active.values())
+
+
+def test_connections_of_an_endpoint_share_its_reset_keys_hmac_and_more_keys_than_the_cache_holds() -> None:
+    # The prepared HMAC of a reset key is shared (bounded cache: a few endpoint keys, never a peer's);
+    # past the bound every key still derives its own tokens (RFC 9000 §10.3.2).
+    from rudp.quic.cids import _reset_prf
+
+    first = LocalConnectionIds(b"\x01" * 8, b"k" * 32, os.urandom, 8)
+    second = LocalConnectionIds(b"\x02" * 8, b"k" * 32, os.urandom, 8)
+    assert first._reset_prf is second._reset_prf
+    limit = _reset_prf.cache_info().maxsize
+    assert limit is not None
+    keys = [bytes([n]) * 32 for n in range(limit + 3)]
+    for _ in range(2):  # the second round evicts and rebuilds
+        for key in keys:
+            ids = LocalConnectionIds(b"\x03" * 8, key, os.urandom, 8)
+            ids.issue_up_to(3)
+            assert all(e.reset_token == stateless_reset_token(key, e.cid) for e in ids.active.values())
+    assert _reset_prf.cache_info().currsize <= limit

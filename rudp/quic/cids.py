@@ -66,6 +66,9 @@ class LocalConnectionIds:
         self.changes: deque[tuple[bool, bytes]] = deque()
         """(added?, cid) for the endpoint's routing table."""
         self._retired_to_send: deque[int] = deque()
+        self._unsent_hint = False
+        """False: every active CID's NEW_CONNECTION_ID is sent or in flight (set on each issue and
+        loss, cleared when :meth:`has_data` finds none; asked before every datagram)."""
 
     def _reset_token(self, cid: bytes) -> bytes:
         """:func:`stateless_reset_token` of ``cid`` under the endpoint's key, or random bytes."""
@@ -87,6 +90,7 @@ class LocalConnectionIds:
             self.active[entry.sequence] = entry
             self._next_sequence += 1
             self.changes.append((True, cid))
+            self._unsent_hint = True
 
     def issue_preferred(self) -> IssuedCid:
         """(server) The connection ID of the preferred_address transport parameter: sequence number 1
@@ -136,11 +140,13 @@ class LocalConnectionIds:
             entry.in_flight = True
             sink.push_frame(frame, self._delivery_handler(entry))
 
-    @staticmethod
-    def _delivery_handler(entry: IssuedCid) -> Callable[[bool], None]:
+    def _delivery_handler(self, entry: IssuedCid) -> Callable[[bool], None]:
         def handler(acked: bool) -> None:
             entry.in_flight = False
-            entry.sent = entry.sent or acked
+            if acked:
+                entry.sent = True
+            elif not entry.sent:
+                self._unsent_hint = True  # RFC 9000 §13.3: a lost NEW_CONNECTION_ID is sent again
 
         return handler
 
@@ -152,9 +158,12 @@ class LocalConnectionIds:
 
     def has_data(self) -> bool:
         """True when a NEW_CONNECTION_ID frame is waiting (the packetizer's ``FrameSource`` question)."""
-        for entry in self.active.values():  # noqa: SIM110 (a plain loop: asked for every datagram)
+        if not self._unsent_hint:
+            return False  # (the usual answer, without a look at every CID)
+        for entry in self.active.values():  # (a plain loop: asked for every datagram)
             if not entry.sent and not entry.in_flight:
                 return True
+        self._unsent_hint = False
         return False
 
     has_data_to_send = has_data  # one function, no second call per question

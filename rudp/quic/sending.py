@@ -440,7 +440,7 @@ class Sender:
             if (
                 protection is None
                 or state is None
-                or not self._level_has_data(level, state, now, blocked, paced)
+                or not (paced or self._level_has_data(level, state, now, blocked, paced))
             ):
                 continue
             if not self._open_packet(builder, level, state, protection, None):
@@ -645,7 +645,12 @@ class Sender:
             return False
         if level is _INITIAL and (self._is_client or sent.ack_eliciting):
             builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
-        self._advance(level, sent.packet_number, state)
+        if state is None:
+            self._advance(level, sent.packet_number)
+            return True
+        state.advance()  # (_advance, inline: once per packet)
+        if level is _APP:
+            self._spaces.phase.on_packet_sent(sent.packet_number)
         return True
 
     def _advance(

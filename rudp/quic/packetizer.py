@@ -56,6 +56,25 @@ def long_header_prefix(version: int, dcid: bytes, scid: bytes, token: bytes | No
 class DatagramBuilder:
     """Assembles one datagram; implements ``FrameSink`` for the packet currently open."""
 
+    __slots__ = (
+        "_budget",
+        "_buf",
+        "_closed_size",
+        "_first_byte",
+        "_is_long",
+        "_overhead",
+        "_packets",
+        "_pn_length",
+        "_pn_value",
+        "_prefix",
+        "_protection",
+        "_sent",
+        "max_size",
+        "now",
+        "padding_required",
+        "remaining",
+    )
+
     def __init__(self, max_size: int, now: float) -> None:
         self.max_size = max_size
         self.now = now

@@ -2,18 +2,22 @@
 
 ``parse_frames`` turns a decrypted packet payload into frame values, checking each frame against the
 packet types allowed to carry it (RFC 9000 Table 3, kept here as data). ``write_frame`` appends one
-frame to a :class:`~rudp.codec.buffer.Writer`. Malformed input raises only
-:class:`~rudp.errors.DecodeError` with FRAME_ENCODING_ERROR or PROTOCOL_VIOLATION.
+frame to a :class:`~rudp.codec.buffer.Writer` (:mod:`rudp.codec.frame_writing`, re-exported here).
+Malformed input raises only :class:`~rudp.errors.DecodeError` with FRAME_ENCODING_ERROR or
+PROTOCOL_VIOLATION.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Final
 
-from rudp.codec.buffer import BytesLike, Reader, Writer
+from rudp.codec.buffer import BytesLike, Reader
 from rudp.codec.codes import FrameType, PacketType
+from rudp.codec.frame_writing import STREAM_FIN, STREAM_LEN, STREAM_OFF, append_frame
+from rudp.codec.frame_writing import encode_frames as encode_frames  # (re-exported: the codec's API)
+from rudp.codec.frame_writing import write_frame as write_frame
 from rudp.codec.frames import (
     Ack,
     AckFrequency,
@@ -45,12 +49,7 @@ from rudp.errors import DecodeError, TransportErrorCode
 
 _FEE = TransportErrorCode.FRAME_ENCODING_ERROR
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
-_ACK_TYPE, _ACK_ECN_TYPE = int(FrameType.ACK), int(FrameType.ACK_ECN)  # (enum lookups are slow in 3.11)
-_NCID_TYPE = int(FrameType.NEW_CONNECTION_ID)
 MAX_STREAMS_LIMIT: Final = 1 << 60  # RFC 9000 §4.6, §19.11
-STREAM_OFF: Final = 0x04
-STREAM_LEN: Final = 0x02
-STREAM_FIN: Final = 0x01
 
 _I, _Z, _H, _O = PacketType.INITIAL, PacketType.ZERO_RTT, PacketType.HANDSHAKE, PacketType.ONE_RTT
 _IH01: Final = frozenset((_I, _Z, _H, _O))
@@ -482,144 +481,6 @@ def pull_one_rtt_frame(payload: BytesLike, position: int) -> tuple[Frame, int]:
     return frame, reader.position
 
 
-def write_frame(writer: Writer, frame: Frame) -> None:
-    """Append the encoding of ``frame`` to ``writer``.
-
-    Raises:
-        ValueError: for values that cannot be encoded (out-of-range integers, wrong-size fields).
-    """
-    push = writer.push_varint
-    match frame:
-        case Stream(stream_id, offset, data, fin, explicit_length):
-            push(
-                FrameType.STREAM
-                | (STREAM_OFF if offset else 0)
-                | (STREAM_LEN if explicit_length else 0)
-                | (STREAM_FIN if fin else 0)
-            )
-            push(stream_id)
-            if offset:
-                push(offset)
-            if explicit_length:
-                push(len(data))
-            writer.push_bytes(data)
-        case Ack():
-            _write_ack(writer, frame)
-        case Padding(length):
-            writer.push_bytes(bytes(length))
-        case Ping():
-            push(FrameType.PING)
-        case Crypto(offset, data):
-            push(FrameType.CRYPTO)
-            push(offset)
-            writer.push_block(0, data)
-        case MaxData(maximum):
-            push(FrameType.MAX_DATA)
-            push(maximum)
-        case MaxStreamData(stream_id, maximum):
-            push(FrameType.MAX_STREAM_DATA)
-            push(stream_id)
-            push(maximum)
-        case _:
-            _write_rare_frame(writer, frame)
-
-
-def _write_ack(writer: Writer, frame: Ack) -> None:
-    push = writer.push_varint
-    if not frame.ranges:
-        raise ValueError("an ACK frame needs at least one range")
-    push(_ACK_TYPE if frame.ecn is None else _ACK_ECN_TYPE)
-    smallest, largest = frame.ranges[0]
-    push(largest)
-    push(frame.ack_delay)
-    push(len(frame.ranges) - 1)
-    push(largest - smallest)
-    for low, high in frame.ranges[1:]:
-        gap = smallest - high - 2
-        if gap < 0 or high < low:
-            raise ValueError("ACK ranges must be descending, disjoint and non-adjacent")
-        push(gap)
-        push(high - low)
-        smallest = low
-    if frame.ecn is not None:
-        for count in frame.ecn:
-            push(count)
-
-
-def _write_rare_frame(writer: Writer, frame: Frame) -> None:
-    push = writer.push_varint
-    match frame:
-        case ResetStream(stream_id, error_code, final_size):
-            for value in (FrameType.RESET_STREAM, stream_id, error_code, final_size):
-                push(value)
-        case StopSending(stream_id, error_code):
-            for value in (FrameType.STOP_SENDING, stream_id, error_code):
-                push(value)
-        case NewToken(token):
-            push(FrameType.NEW_TOKEN)
-            writer.push_block(0, token)
-        case MaxStreams(bidirectional, maximum):
-            push(FrameType.MAX_STREAMS_BIDI if bidirectional else FrameType.MAX_STREAMS_UNI)
-            push(maximum)
-        case DataBlocked(limit):
-            push(FrameType.DATA_BLOCKED)
-            push(limit)
-        case StreamDataBlocked(stream_id, limit):
-            for value in (FrameType.STREAM_DATA_BLOCKED, stream_id, limit):
-                push(value)
-        case StreamsBlocked(bidirectional, limit):
-            push(FrameType.STREAMS_BLOCKED_BIDI if bidirectional else FrameType.STREAMS_BLOCKED_UNI)
-            push(limit)
-        case NewConnectionId(sequence, retire_prior_to, cid, token):
-            if not 1 <= len(cid) <= 20 or len(token) != 16:
-                raise ValueError("NEW_CONNECTION_ID needs a 1..20-byte CID and a 16-byte token")
-            if 0 <= retire_prior_to <= sequence <= 0x3F:  # (a server's first few: one-byte varints)
-                writer.push_bytes(bytes((_NCID_TYPE, sequence, retire_prior_to, len(cid))) + cid + token)
-                return
-            for value in (FrameType.NEW_CONNECTION_ID, sequence, retire_prior_to):
-                push(value)
-            writer.push_block(1, cid)
-            writer.push_bytes(token)
-        case RetireConnectionId(sequence):
-            push(FrameType.RETIRE_CONNECTION_ID)
-            push(sequence)
-        case PathChallenge(data) | PathResponse(data):
-            if len(data) != 8:
-                raise ValueError("path challenge data is 8 bytes")
-            push(FrameType.PATH_CHALLENGE if isinstance(frame, PathChallenge) else FrameType.PATH_RESPONSE)
-            writer.push_bytes(data)
-        case ConnectionClose(error_code, reason, frame_type, application):
-            push(FrameType.CONNECTION_CLOSE_APP if application else FrameType.CONNECTION_CLOSE)
-            push(error_code)
-            if not application:
-                push(frame_type)
-            writer.push_block(0, reason)
-        case HandshakeDone():
-            push(FrameType.HANDSHAKE_DONE)
-        case AckFrequency(sequence, threshold, max_ack_delay, reordering):
-            for value in (FrameType.ACK_FREQUENCY, sequence, threshold, max_ack_delay, reordering):
-                push(value)
-        case ImmediateAck():
-            push(FrameType.IMMEDIATE_ACK)
-        case Datagram(data, explicit_length):
-            if explicit_length:
-                push(FrameType.DATAGRAM_LEN)
-                writer.push_block(0, data)
-            else:
-                push(FrameType.DATAGRAM)
-                writer.push_bytes(data)
-        case _:
-            raise TypeError(f"not a frame: {frame!r}")
-
-
-def encode_frames(frames: Iterable[Frame]) -> bytes:
-    """Encode ``frames`` back to back and return the bytes."""
-    writer = Writer()
-    for frame in frames:
-        write_frame(writer, frame)
-    return writer.getvalue()
-
-
 def stream_frame_overhead(stream_id: int, offset: int, length: int, *, explicit_length: bool = True) -> int:
     """Bytes a STREAM frame header takes (type, stream ID, offset if non-zero, length if explicit)."""
     size = 1 + varint_size(stream_id)
@@ -645,6 +506,6 @@ def frame_size(frame: Frame) -> int:
         return crypto_frame_overhead(frame.offset, len(frame.data)) + len(frame.data)
     if isinstance(frame, Padding):
         return frame.length
-    writer = Writer()
-    write_frame(writer, frame)
-    return len(writer)
+    buf = bytearray()
+    append_frame(buf, frame)
+    return len(buf)

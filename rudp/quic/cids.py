@@ -11,6 +11,7 @@ import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rudp.codec.frames import NewConnectionId, RetireConnectionId
 from rudp.crypto.hkdf import KeyedHmac, hmac_digest
@@ -23,6 +24,14 @@ RESET_TOKEN_SIZE = 16
 def stateless_reset_token(key: bytes, cid: bytes) -> bytes:
     """The stateless reset token of ``cid`` under the endpoint's static ``key``."""
     return hmac_digest("sha256", key, cid)[:RESET_TOKEN_SIZE]
+
+
+@lru_cache(maxsize=4)
+def _reset_prf(key: bytes) -> KeyedHmac:
+    """The HMAC of an endpoint's static reset ``key``, its pads hashed once for all the endpoint's
+    connections (a :class:`KeyedHmac` never changes: each digest continues copies of its pads). A few
+    keys at most: one per endpoint of the process, none from a peer."""
+    return KeyedHmac("sha256", key)
 
 
 @dataclass(slots=True)
@@ -44,9 +53,9 @@ class LocalConnectionIds:
         self, initial_cid: bytes, reset_key: bytes | None, randbytes: Callable[[int], bytes], cid_length: int
     ):
         # The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), its HMAC
-        # pads hashed once for every token this connection issues; None: a client's connection, whose
-        # tokens are random, kept with their CIDs and never derived again.
-        self._reset_prf = KeyedHmac("sha256", reset_key) if reset_key is not None else None
+        # pads hashed once for the endpoint (_reset_prf); None: a client's connection, whose tokens
+        # are random, kept with their CIDs and never derived again.
+        self._reset_prf = _reset_prf(reset_key) if reset_key is not None else None
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
@@ -57,6 +66,9 @@ class LocalConnectionIds:
         self.changes: deque[tuple[bool, bytes]] = deque()
         """(added?, cid) for the endpoint's routing table."""
         self._retired_to_send: deque[int] = deque()
+        self._unsent_hint = False
+        """False: every active CID's NEW_CONNECTION_ID is sent or in flight (set on each issue and
+        loss, cleared when :meth:`has_data` finds none; asked before every datagram)."""
 
     def _reset_token(self, cid: bytes) -> bytes:
         """:func:`stateless_reset_token` of ``cid`` under the endpoint's key, or random bytes."""
@@ -78,6 +90,7 @@ class LocalConnectionIds:
             self.active[entry.sequence] = entry
             self._next_sequence += 1
             self.changes.append((True, cid))
+            self._unsent_hint = True
 
     def issue_preferred(self) -> IssuedCid:
         """(server) The connection ID of the preferred_address transport parameter: sequence number 1
@@ -127,11 +140,13 @@ class LocalConnectionIds:
             entry.in_flight = True
             sink.push_frame(frame, self._delivery_handler(entry))
 
-    @staticmethod
-    def _delivery_handler(entry: IssuedCid) -> Callable[[bool], None]:
+    def _delivery_handler(self, entry: IssuedCid) -> Callable[[bool], None]:
         def handler(acked: bool) -> None:
             entry.in_flight = False
-            entry.sent = entry.sent or acked
+            if acked:
+                entry.sent = True
+            elif not entry.sent:
+                self._unsent_hint = True  # RFC 9000 §13.3: a lost NEW_CONNECTION_ID is sent again
 
         return handler
 
@@ -143,9 +158,12 @@ class LocalConnectionIds:
 
     def has_data(self) -> bool:
         """True when a NEW_CONNECTION_ID frame is waiting (the packetizer's ``FrameSource`` question)."""
-        for entry in self.active.values():  # noqa: SIM110 (a plain loop: asked for every datagram)
+        if not self._unsent_hint:
+            return False  # (the usual answer, without a look at every CID)
+        for entry in self.active.values():  # (a plain loop: asked for every datagram)
             if not entry.sent and not entry.in_flight:
                 return True
+        self._unsent_hint = False
         return False
 
     has_data_to_send = has_data  # one function, no second call per question

@@ -20,6 +20,7 @@ from rudp.quic.events import Event, PingAcknowledged
 from rudp.quic.paths import Paths
 from rudp.quic.streams.manager import StreamManager
 
+_HANDSHAKE_DONE, _PING = HandshakeDone(), Ping()  # (frames are immutable values: one of each will do)
 DATAGRAM_FRAME_OVERHEAD = 4
 """Type byte and a length varint of up to 3 bytes in front of a DATAGRAM frame's data (RFC 9221 §4)."""
 
@@ -86,16 +87,16 @@ class ControlFrames:
         """Write what fits of the waiting frames."""
         if self._handshake_done and sink.remaining >= 1:
             self._handshake_done = False
-            sink.push_frame(HandshakeDone(), self._on_handshake_done)
+            sink.push_frame(_HANDSHAKE_DONE, self._on_handshake_done)
         token = self._new_token
         if token is not None and sink.remaining >= len(token) + 3:
             self._new_token = None
             sink.push_frame(NewToken(token), self._token_handler(token))
         while self._pings and sink.remaining >= 1:
-            sink.push_frame(Ping(), self._ping_handler(self._pings.pop(0)))
+            sink.push_frame(_PING, self._ping_handler(self._pings.pop(0)))
         if self._keepalive_due and sink.remaining >= 1:
             self._keepalive_due = False
-            sink.push_frame(Ping())
+            sink.push_frame(_PING)
         frequency = self._ack_frequency
         if frequency is not None and sink.remaining >= 33:  # type byte (2) and four varints of up to 8
             self._ack_frequency = None

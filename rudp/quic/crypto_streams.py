@@ -126,16 +126,22 @@ class CryptoSendBuffer:
 
     def write_frames(self, sink: FrameSink) -> None:
         """Write CRYPTO frames for pending ranges while they fit."""
-        while self._pending:
-            start, stop = self._pending[0]
-            room = sink.remaining - crypto_frame_overhead(start, stop - start)
+        pending = self._pending
+        while pending:
+            start, stop = pending[0]
+            length = stop - start
+            if start <= 0x3FFF and length <= 0x3FFF:  # (a handshake's offsets: varints of 1 or 2 bytes)
+                overhead = (2 if start <= 0x3F else 3) + (1 if length <= 0x3F else 2)
+            else:
+                overhead = crypto_frame_overhead(start, length)
+            room = sink.remaining - overhead
             if room <= 0:
                 return
-            if stop - start <= room:
-                self._pending.shift()  # the whole first range (a flight that fits: the usual case)
+            if length <= room:
+                pending.shift()  # the whole first range (a flight that fits: the usual case)
             else:
                 stop = start + room
-                self._pending.subtract(start, stop)
+                pending.subtract(start, stop)
             sink.push_frame(Crypto(start, bytes(self._data[start:stop])), self._handler(start, stop))
 
     def _handler(self, start: int, stop: int) -> Callable[[bool], None]:

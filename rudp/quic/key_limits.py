@@ -26,6 +26,7 @@ packets, far below any limit, so their confidentiality is not checked.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Final, Protocol
 
 from rudp.crypto.keys import INITIAL_SUITE
@@ -66,6 +67,15 @@ KEY_UPDATE_WAIT_PTOS: Final = 3
 
 LOCAL_UPDATE: Final = "local_update"
 REMOTE_UPDATE: Final = "remote_update"
+
+
+@lru_cache(maxsize=16)  # (the suites' limits and the configured ones: a handful)
+def _thresholds(confidentiality: int, interval: int | None) -> tuple[int, int, int]:
+    """(urgent_at, update_at, close_at) of :class:`KeyUsage` for a confidentiality limit and an
+    update interval, computed once per pair (every connection installs four keys)."""
+    urgent_at = confidentiality - confidentiality // UPDATE_MARGIN
+    update_at = urgent_at if interval is None else min(interval, urgent_at)
+    return urgent_at, update_at, confidentiality - max(1, confidentiality // CLOSE_MARGIN)
 
 
 class KeyUsage:
@@ -114,15 +124,16 @@ class KeyUsage:
 
     def _set_thresholds(self) -> None:
         limit = self.limits.confidentiality
-        self.urgent_at = limit - limit // UPDATE_MARGIN
-        self.update_at = self.urgent_at if self.interval is None else min(self.interval, self.urgent_at)
-        self.close_at = limit - max(1, limit // CLOSE_MARGIN)
+        self.urgent_at, self.update_at, self.close_at = _thresholds(limit, self.interval)
 
     def set_suite(self, suite: CipherSuite) -> None:
-        """The negotiated suite is known (its Handshake or 1-RTT keys are installed): use its limits."""
+        """The negotiated suite is known (its Handshake or 1-RTT keys are installed): use its limits
+        (asked at each key installed: nothing to do when they are already in force)."""
         if self._override is None:
-            self.limits = AEAD_LIMITS[suite]
-            self._set_thresholds()
+            limits = AEAD_LIMITS[suite]
+            if limits is not self.limits:
+                self.limits = limits
+                self._set_thresholds()
 
     # -- receiving -------------------------------------------------------------------------------
 

@@ -7,12 +7,14 @@ path probes: RFC 9000 §14.1, §8.2.1) can go into its last packet.
 
 from __future__ import annotations
 
+from functools import cache
 from operator import itemgetter
 
-from rudp.codec.buffer import Writer
-from rudp.codec.frame_codec import write_frame
+from rudp.codec.codes import PacketType
+from rudp.codec.frame_writing import FRAME_WRITERS, append_frame
 from rudp.codec.frames import Frame, Stream
-from rudp.codec.packet import encode_packet_number
+from rudp.codec.packet import FIXED_BIT, HEADER_FORM_LONG, encode_packet_number, long_type_bits
+from rudp.codec.varint import encode_varint
 from rudp.crypto.protection import TAG_LENGTH, PacketProtection, min_payload_length
 from rudp.quic.delivery import DeliveryHandler
 from rudp.quic.sent import PacketSpace, SentPacket, open_sent_packet
@@ -30,10 +32,48 @@ object to build per packet."""
 
 
 _SENT_OF = itemgetter(7)
+_BYTE = tuple(bytes((value,)) for value in range(256))
+
+
+@cache  # (one entry per packet type and supported version)
+def long_first_byte(packet_type: PacketType, version: int) -> int:
+    """RFC 9000 §17.2: a long header's first byte but its packet number length bits (header form, fixed
+    bit and the packet type's bits in ``version``)."""
+    return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(packet_type, version) << 4)
+
+
+def long_header_prefix(version: int, dcid: bytes, scid: bytes, token: bytes | None = None) -> bytes:
+    """RFC 9000 §17.2: a long header's bytes after the first byte and before the Length field: the
+    version, the DCID and SCID with their lengths, and (``token`` not None: an Initial, §17.2.2) the
+    token with its varint length. One join, no intermediate bytes per field."""
+    fields = (version.to_bytes(4, "big"), _BYTE[len(dcid)], dcid, _BYTE[len(scid)], scid)
+    if token is None:
+        return b"".join(fields)
+    length = _BYTE[len(token)] if len(token) < 0x40 else encode_varint(len(token))
+    return b"".join((*fields, length, token))
 
 
 class DatagramBuilder:
     """Assembles one datagram; implements ``FrameSink`` for the packet currently open."""
+
+    __slots__ = (
+        "_budget",
+        "_buf",
+        "_closed_size",
+        "_first_byte",
+        "_is_long",
+        "_overhead",
+        "_packets",
+        "_pn_length",
+        "_pn_value",
+        "_prefix",
+        "_protection",
+        "_sent",
+        "max_size",
+        "now",
+        "padding_required",
+        "remaining",
+    )
 
     def __init__(self, max_size: int, now: float) -> None:
         self.max_size = max_size
@@ -43,9 +83,11 @@ class DatagramBuilder:
         self._sent: SentPacket | None = None
         """The open packet's record (None: no packet open); the open packet's other fields follow."""
         self._budget = 0  # frame bytes the open packet may hold in all
-        self._payload: Writer
+        self.remaining = 0
+        """Bytes left for frames in the open packet (0 when none is open): an attribute, kept by
+        :meth:`push_frame` (sources ask it before each frame)."""
         self._buf: bytearray
-        """``_payload``'s bytearray (read and padded directly on the hot path)."""
+        """The open packet's payload (frames are appended to it, :meth:`push_frame`)."""
         self._protection: PacketProtection
         self._first_byte = 0
         self._prefix = b""
@@ -60,13 +102,6 @@ class DatagramBuilder:
 
     # -- FrameSink -----------------------------------------------------------------------------------
 
-    @property
-    def remaining(self) -> int:
-        """Bytes left for frames in the open packet."""
-        if self._sent is None:
-            return 0
-        return self._budget - len(self._buf)
-
     def push_frame(self, frame: Frame, handler: DeliveryHandler | None = None) -> None:
         """Append a frame to the open packet (see ``FrameSink.push_frame``)."""
         sent = self._sent
@@ -74,10 +109,13 @@ class DatagramBuilder:
             raise ValueError("no packet is open")
         payload = self._buf
         before = len(payload)
-        write_frame(self._payload, frame)  # encoded once; undone below if it overflowed the packet
-        if len(payload) > self._budget:
+        # Encoded once (by its class's writer: no chain of class tests); undone below if it overflowed.
+        FRAME_WRITERS.get(type(frame), append_frame)(payload, frame)
+        remaining = self._budget - len(payload)
+        if remaining < 0:
             del payload[before:]
             raise ValueError("frame does not fit in the packet")
+        self.remaining = remaining
         sent.note_frame(frame, handler)
 
     def push_stream(
@@ -112,13 +150,12 @@ class DatagramBuilder:
         if self._sent is not None:
             raise ValueError("a packet is already open")
         pn_value, pn_length = encode_packet_number(packet_number, largest_acked)
-        sent = open_sent_packet(packet_number, space, self.now)
         overhead = 1 + len(prefix) + (LENGTH_FIELD_SIZE if is_long else 0) + pn_length + TAG_LENGTH
         budget = self._budget = self.max_size - self._closed_size - overhead
         if budget < 8:
             return False
-        payload = self._payload = Writer()
-        self._buf = payload.buffer
+        self.remaining = budget
+        self._buf = bytearray()
         self._protection = protection
         self._first_byte = first_byte | (pn_length - 1)
         self._prefix = prefix
@@ -126,13 +163,14 @@ class DatagramBuilder:
         self._pn_value = pn_value
         self._pn_length = pn_length
         self._overhead = overhead
-        self._sent = sent
+        self._sent = open_sent_packet(packet_number, space, self.now)
         return True
 
     def end_packet(self) -> SentPacket | None:
         """Close the open packet; an empty packet is dropped (its number is not used) and None returned."""
         sent = self._sent
         self._sent = None
+        self.remaining = 0
         if sent is None or not self._buf:
             return None
         buf = self._buf
@@ -190,9 +228,9 @@ class DatagramBuilder:
             pn_bytes = pn_value.to_bytes(pn_length, "big")
             if is_long:
                 length = pn_length + len(payload) + TAG_LENGTH
-                header = bytes((first_byte,)) + prefix + (0x4000 | length).to_bytes(2, "big")
+                header = _BYTE[first_byte] + prefix + (0x4000 | length).to_bytes(2, "big")
             else:
-                header = bytes((first_byte,)) + prefix
+                header = _BYTE[first_byte] + prefix
             pn_offset = len(header)
             protected = protection.protect(header + pn_bytes, payload, number, pn_offset, pn_length)
             sent.size_bytes = len(protected)

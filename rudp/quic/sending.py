@@ -18,14 +18,7 @@ from enum import Enum
 from functools import partial
 
 from rudp.codec.frames import ConnectionClose, Ping
-from rudp.codec.packet import (
-    FIXED_BIT,
-    HEADER_FORM_LONG,
-    KEY_PHASE_BIT,
-    MIN_INITIAL_DATAGRAM_SIZE,
-    long_type_bits,
-)
-from rudp.codec.varint import encode_varint
+from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT, MIN_INITIAL_DATAGRAM_SIZE
 from rudp.crypto.protection import PacketProtection
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.ack_only import AckOnlyDatagrams
@@ -35,7 +28,7 @@ from rudp.quic.delivery import FrameSource
 from rudp.quic.handshake import Handshake
 from rudp.quic.handshake_probes import owe_coalesced_probes
 from rudp.quic.liveness import Liveness
-from rudp.quic.packetizer import DatagramBuilder
+from rudp.quic.packetizer import DatagramBuilder, long_first_byte, long_header_prefix
 from rudp.quic.paths import Address, Path, Paths
 from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog import NullQlog
@@ -69,7 +62,9 @@ BLACK_HOLE_PTO_COUNT = 2
 """Consecutive PTOs after which large datagrams are suspected of vanishing (PMTU black hole)."""
 _APP, _EARLY = EncryptionLevel.APPLICATION, EncryptionLevel.EARLY_DATA
 _CLOSED, _CLOSING, _DRAINING = State.CLOSED, State.CLOSING, State.DRAINING  # (enum lookups are slow)
-_HANDSHAKE_LEVELS = (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE)
+_INITIAL, _HANDSHAKE = EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE
+_APPLICATION_SPACE = PacketSpace.APPLICATION
+_HANDSHAKE_LEVELS = (_INITIAL, _HANDSHAKE)
 
 
 class Sent(Enum):
@@ -80,6 +75,9 @@ class Sent(Enum):
     """Path frames only, to a path other than the current one."""
     PMTU_PROBE = "pmtu probe"
     CLOSE = "close"
+
+
+_DATA, _PMTU_PROBE = Sent.DATA, Sent.PMTU_PROBE  # (hot paths: module constants, not enum lookups)
 
 
 class Sender:
@@ -379,7 +377,7 @@ class Sender:
             return size
         # RFC 9000 §8.1: what the limit leaves. Initials still need 1200 bytes for their padding (a
         # client's first datagram always leaves 3600); other packets may be smaller.
-        initial = self._spaces.write_keys(EncryptionLevel.INITIAL) is not None
+        initial = self._spaces.write_keys(_INITIAL) is not None
         need = MIN_INITIAL_DATAGRAM_SIZE if initial else MIN_SENDABLE_BYTES
         if not initial and path is self._paths.current and (self._paths.has_data() or path.validating):
             need = MIN_PATH_DATAGRAM  # a challenge or response due: it fits where data would not
@@ -442,18 +440,18 @@ class Sender:
             if (
                 protection is None
                 or state is None
-                or not self._level_has_data(level, state, now, blocked, paced)
+                or not (paced or self._level_has_data(level, state, now, blocked, paced))
             ):
                 continue
             if not self._open_packet(builder, level, state, protection, None):
                 break
             self._write_packet(builder, level, state, blocked)
             if self._end_packet(builder, level, state):
-                wrote_handshake = wrote_handshake or level is EncryptionLevel.HANDSHAKE
+                wrote_handshake = wrote_handshake or level is _HANDSHAKE
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
         if not datagram:
             return b""
-        self._after_datagram(builder, datagram, path, now, Sent.DATA)
+        self._after_datagram(builder, datagram, path, now, _DATA)
         if wrote_handshake and self._is_client:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             self._handshake.discard(EncryptionLevel.INITIAL)
@@ -565,7 +563,7 @@ class Sender:
         (the delayed ACK of the last packet of a burst), the one ACK from a new address was often
         the only packet the server could have learnt it from, and it was not ack-eliciting.
         """
-        return answering and self._recovery.ack_eliciting_in_flight(PacketSpace.APPLICATION) == 0
+        return answering and self._recovery.ack_eliciting_in_flight(_APPLICATION_SPACE) == 0
 
     def may_send_new(self, path: Path, size: int, now: float, in_train: bool = False) -> bool:
         """True if the congestion window and the pacer (RFC 9002 §7.7) allow new data now (``in_train``:
@@ -612,21 +610,21 @@ class Sender:
             # and the DCID.
             first_byte = FIXED_BIT | (KEY_PHASE_BIT if self._spaces.phase.key_phase else 0)
             prefix = self._peer_cids.current.cid if dcid is None else dcid
-        elif dcid is not None:
-            first_byte = self._long_first_byte(level)
-            prefix = dcid
         else:
             # RFC 9000 §17.2: a long header's first byte (its packet type) and what follows it up to
             # the Length field: version, DCID and SCID with their lengths, and an Initial's token.
-            first_byte = self._long_first_byte(level)
-            dcid = self._peer_cids.current.cid
-            active = self._local_cids.active
-            scid = active[0].cid if 0 in active else b""
-            version = self._spaces.version.to_bytes(4, "big")
-            prefix = version + bytes((len(dcid),)) + dcid + bytes((len(scid),)) + scid
-            if level is EncryptionLevel.INITIAL:
-                token = self._handshake.initial_token
-                prefix += encode_varint(len(token)) + token
+            version = self._spaces.version
+            first_byte = long_first_byte(TYPE_OF_LEVEL[level], version)
+            if dcid is not None:
+                prefix = dcid
+            else:
+                active = self._local_cids.active
+                prefix = long_header_prefix(
+                    version,
+                    self._peer_cids.current.cid,
+                    active[0].cid if 0 in active else b"",
+                    self._handshake.initial_token if level is _INITIAL else None,
+                )
         space = state.id
         return builder.start_packet(
             space=space,
@@ -645,9 +643,14 @@ class Sender:
         sent = builder.end_packet()
         if sent is None:
             return False
-        if level is EncryptionLevel.INITIAL and (self._is_client or sent.ack_eliciting):
+        if level is _INITIAL and (self._is_client or sent.ack_eliciting):
             builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
-        self._advance(level, sent.packet_number, state)
+        if state is None:
+            self._advance(level, sent.packet_number)
+            return True
+        state.advance()  # (_advance, inline: once per packet)
+        if level is _APP:
+            self._spaces.phase.on_packet_sent(sent.packet_number)
         return True
 
     def _advance(
@@ -661,10 +664,6 @@ class Sender:
             state.advance()
         if level is _APP:
             self._spaces.phase.on_packet_sent(packet_number)
-
-    def _long_first_byte(self, level: EncryptionLevel) -> int:
-        version = self._spaces.version
-        return HEADER_FORM_LONG | FIXED_BIT | (long_type_bits(TYPE_OF_LEVEL[level], version) << 4)
 
     # -- the one after-send hook ----------------------------------------------------------------------
 
@@ -680,7 +679,7 @@ class Sender:
         """
         packets = builder.sent_packets()
         size = len(datagram)
-        if kind is Sent.DATA and size > path.pmtud.base:
+        if kind is _DATA and size > path.pmtud.base:
             # Watch large datagrams: if they alone keep getting lost, the path shrank (black hole).
             packets[-1].handlers.append(path.pmtud.large_handler)
         if path is self._paths.current:
@@ -694,7 +693,7 @@ class Sender:
         qlog = self._qlog
         if qlog.records:  # only a recording log has anything to write (NullQlog's hook is a no-op)
             qlog.packets_sent(builder, now)
-        if in_flight and kind is not Sent.PMTU_PROBE:
+        if in_flight and kind is not _PMTU_PROBE:
             path.congestion.pacer.on_sent(size, now)
         path.on_datagram_sent(size)
         self._traffic.on_sent(size)

@@ -20,8 +20,7 @@ from functools import cache
 from struct import Struct
 from typing import cast
 
-from rudp.codec.buffer import Writer
-from rudp.codec.frame_codec import write_frame
+from rudp.codec.frame_writing import FRAME_WRITERS, append_frame
 from rudp.codec.frames import Frame
 from rudp.codec.packet import encode_packet_number
 from rudp.crypto.protection import SAMPLE_LENGTH, SAMPLE_OFFSET, TAG_LENGTH, PacketProtection
@@ -167,9 +166,7 @@ class TrainBuilder:
             raise ValueError("no packet is open")
         buf = self._buf
         before = len(buf)
-        writer = Writer()
-        write_frame(writer, frame)
-        buf += writer.buffer
+        FRAME_WRITERS.get(type(frame), append_frame)(buf, frame)
         remaining = self._budget - len(buf)
         if remaining < 0:
             del buf[before:]

@@ -58,3 +58,60 @@ def test_lost_bytes_are_sent_again_and_acked_ones_are_not() -> None:
     assert [(f.offset, f.data) for f in again.frames] == [(first.frames[0].offset, first.frames[0].data)]
     again.handlers[0](True)
     assert not buffer.has_data()
+
+
+class ExactSink:
+    """A sink that encodes each frame (so its room is exact) and refuses one that does not fit."""
+
+    def __init__(self, room: int) -> None:
+        self.remaining = room
+        self.frames: list[Crypto] = []
+
+    def push_frame(self, frame: Frame, handler: Callable[[bool], None] | None = None) -> None:
+        from rudp.codec.frame_codec import encode_frames
+
+        size = len(encode_frames([frame]))
+        assert size <= self.remaining, "the frame overflows the packet"
+        self.remaining -= size
+        assert isinstance(frame, Crypto)
+        self.frames.append(frame)
+
+
+def _reference_split(offset: int, length: int, room: int) -> int | None:
+    """The bytes the first frame of a range carries, by crypto_frame_overhead (the general rule)."""
+    from rudp.codec.frame_codec import crypto_frame_overhead
+
+    space = room - crypto_frame_overhead(offset, length)
+    if space <= 0:
+        return None
+    return min(space, length)
+
+
+def test_the_inline_header_size_is_crypto_frame_overhead_at_every_varint_boundary() -> None:
+    # The usual offsets and lengths (below 2**14) have their header sized inline; larger ones go through
+    # crypto_frame_overhead. Each case: what the first frame carries, against the general rule.
+    boundaries = (0, 1, 62, 63, 64, 65, 16382, 16383, 16384, 16385, 70000)
+    for offset in boundaries:
+        for length in (1, 63, 64, 65, 1000, 16383, 16384, 20000):
+            for room in (3, 4, 5, 6, 7, 70, 1200, 17000, 21000):
+                buffer = _pending_from(offset, length)
+                sink = ExactSink(room)
+                buffer.write_frames(sink)
+                expected = _reference_split(offset, length, room)
+                if expected is None:
+                    assert sink.frames == [], (offset, length, room)
+                else:
+                    assert sink.frames and sink.frames[0].offset == offset
+                    assert len(sink.frames[0].data) == expected, (offset, length, room)
+
+
+def _pending_from(offset: int, length: int) -> CryptoSendBuffer:
+    """A buffer whose first ``offset`` bytes are sent and acknowledged and the next ``length`` pending."""
+    buffer = CryptoSendBuffer()
+    buffer.write(bytes(offset))
+    sink = Sink(10**6)
+    buffer.write_frames(sink)
+    for handler in sink.handlers:
+        handler(True)
+    buffer.write(bytes(length))
+    return buffer

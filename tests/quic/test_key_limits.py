@@ -76,6 +76,25 @@ def test_thresholds_follow_the_suite_interval_and_override() -> None:
     assert (override.limits.integrity, override.update_at, override.close_at) == (3, 30, 38)
 
 
+def test_thresholds_are_recomputed_only_when_the_limits_change() -> None:
+    # set_suite is asked at every key installed: the same limits leave the thresholds as they are, other
+    # limits (back and forth) give each its own, as the formula does.
+    usage = KeyUsage(interval=1 << 30)
+    for suite in (
+        *[CipherSuite.AES_128_GCM_SHA256] * 3,
+        CipherSuite.CHACHA20_POLY1305_SHA256,
+        CipherSuite.AES_256_GCM_SHA384,
+    ):
+        usage.set_suite(suite)
+        limit = AEAD_LIMITS[suite].confidentiality
+        urgent = limit - limit // 4
+        assert (usage.urgent_at, usage.update_at, usage.close_at) == (
+            urgent,
+            min(1 << 30, urgent),
+            limit - max(1, limit // 16),
+        )
+
+
 def test_packets_before_due_counts_the_packets_maintain_leaves_alone() -> None:
     """A packet train calls ``maintain`` only once ``packets_before_due`` packets are protected: for
     exactly that many, maintain does nothing; at the next it updates the keys (or, when it may not,

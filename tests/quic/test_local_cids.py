@@ -54,3 +54,59 @@ def test_reset_tokens_derive_from_the_endpoint_key_else_are_random() -> None:
     tokens = [e.reset_token for e in unkeyed.active.values()]
     assert len(set(tokens)) == 4 and all(len(t) == 16 for t in tokens)
     assert all(e.reset_token != stateless_reset_token(b"k" * 32, e.cid) for e in unkeyed.active.values())
+
+
+def test_connections_of_an_endpoint_share_its_reset_keys_hmac_and_more_keys_than_the_cache_holds() -> None:
+    # The prepared HMAC of a reset key is shared (bounded cache: a few endpoint keys, never a peer's);
+    # past the bound every key still derives its own tokens (RFC 9000 §10.3.2).
+    from rudp.quic.cids import _reset_prf
+
+    first = LocalConnectionIds(b"\x01" * 8, b"k" * 32, os.urandom, 8)
+    second = LocalConnectionIds(b"\x02" * 8, b"k" * 32, os.urandom, 8)
+    assert first._reset_prf is second._reset_prf
+    limit = _reset_prf.cache_info().maxsize
+    assert limit is not None
+    keys = [bytes([n]) * 32 for n in range(limit + 3)]
+    for _ in range(2):  # the second round evicts and rebuilds
+        for key in keys:
+            ids = LocalConnectionIds(b"\x03" * 8, key, os.urandom, 8)
+            ids.issue_up_to(3)
+            assert all(e.reset_token == stateless_reset_token(key, e.cid) for e in ids.active.values())
+    assert _reset_prf.cache_info().currsize <= limit
+
+
+class _Sink:
+    def __init__(self, room: int) -> None:
+        self.remaining = room
+        self.handlers: list[object] = []
+
+    def push_frame(self, frame: object, handler: object = None) -> None:
+        self.remaining -= 60
+        self.handlers.append(handler)
+
+
+def test_has_data_is_the_look_at_every_cid_whatever_happens() -> None:
+    # has_data answers False at once while no CID was issued or lost since it last found none: the
+    # answer must always be the general one (any active CID neither sent nor in flight).
+    import random
+
+    rng = random.Random(5)
+    ids = _ids()
+    in_flight: list[object] = []
+    for step in range(3000):
+        general = any(not e.sent and not e.in_flight for e in ids.active.values())
+        assert ids.has_data() == general, step
+        action = rng.randrange(5)
+        if action == 0:
+            ids.issue_up_to(rng.randrange(1, 6))
+        elif action == 1 and ids.has_data():
+            sink = _Sink(rng.choice((60, 130, 1000)))
+            ids.write_frames(sink)
+            in_flight += sink.handlers
+        elif action == 2 and in_flight:
+            handler = in_flight.pop(rng.randrange(len(in_flight)))
+            handler(rng.random() < 0.5)  # type: ignore[operator]
+        elif action == 3:
+            spare = [seq for seq in ids.active if seq != 0]
+            if spare:
+                ids.on_retire(RetireConnectionId(rng.choice(spare)), ids.active[0].cid)

@@ -8,8 +8,7 @@ This module parses and builds the *unprotected-visible* parts of headers. Header
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from rudp.codec.buffer import Reader, Writer
 from rudp.codec.codes import PacketType, Version
@@ -47,13 +46,16 @@ _LONG_TYPE_FROM_BITS: Final[dict[int, tuple[PacketType, ...]]] = {
 _INITIAL, _RETRY, _ONE_RTT = PacketType.INITIAL, PacketType.RETRY, PacketType.ONE_RTT
 
 
-@dataclass(frozen=True, slots=True)
-class PacketHeader:
+class PacketHeader(NamedTuple):
     """The parsed visible header of one packet inside a datagram.
 
     Offsets are relative to the start of the datagram, so a coalesced datagram can be processed
     without copying: the packet is ``datagram[start:end]`` and its packet number starts at
     ``pn_offset`` (still under header protection).
+
+    (An immutable tuple rather than a frozen dataclass: a frozen dataclass sets each of its twelve
+    fields through ``object.__setattr__``, ~1.3 us per header against ~0.3, and every packet received
+    has its header parsed.)
     """
 
     first_byte: int

@@ -226,11 +226,15 @@ def _parse_version_negotiation(reader: Reader, first: int, offset: int) -> Packe
                         b"", offset, 0, reader.position, b"", versions)
 
 
-def iter_packets(datagram: bytes | memoryview, *, short_dcid_length: int = 0) -> Iterator[PacketHeader]:
+def iter_packets(
+    datagram: bytes | memoryview, *, short_dcid_length: int = 0, first: PacketHeader | None = None
+) -> Iterator[PacketHeader]:
     """Yield the headers of the packets coalesced in ``datagram`` (RFC 9000 §12.2), in order.
 
     Iteration stops after a short-header packet (it always extends to the end of the datagram) and
     after a Retry, Version Negotiation or unsupported-version packet (they carry no Length field).
+    ``first``: the first packet's header, already parsed from these very bytes (with this
+    ``short_dcid_length``) by the caller, yielded as it is instead of being parsed again.
 
     Raises:
         DecodeError: for an undecodable header; packets yielded before it remain valid.
@@ -238,7 +242,10 @@ def iter_packets(datagram: bytes | memoryview, *, short_dcid_length: int = 0) ->
     offset = 0
     size = len(datagram)
     while offset < size:
-        header = parse_header(datagram, offset, short_dcid_length=short_dcid_length)
+        if first is not None:
+            header, first = first, None
+        else:
+            header = parse_header(datagram, offset, short_dcid_length=short_dcid_length)
         yield header
         if header.pn_offset == 0 or header.end >= size:
             return

@@ -119,6 +119,7 @@ class Receiver:
         self._run = DataRun()
         self._runs = True
         self._masks_keys: PacketProtection | None = None
+        self._parsed: tuple[bytes | memoryview, PacketHeader] | None = None  # (see receive_datagram)
 
     @property
     def pending_packets(self) -> int:
@@ -128,13 +129,19 @@ class Receiver:
     # -- datagrams and packets ------------------------------------------------------------------------
 
     def receive_datagram(
-        self, data: bytes | memoryview, addr: Address, now: float, ecn: int = 0, local: Address | None = None
+        self, data: bytes | memoryview, addr: Address, now: float, ecn: int = 0, local: Address | None = None,
+        header: PacketHeader | None = None,
     ) -> None:
         """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
         QUIC packet it carries (RFC 9000 §13.4.1); ``local`` the local address it reached (None: the
         endpoint's main one). ``data`` may be a view into a larger receive buffer: the fast path reads
-        it in place; the general path, which may keep packets (waiting for keys), takes a copy."""
-        self.receive_datagrams(((data, addr, ecn),), now, local)
+        it in place; the general path, which may keep packets (waiting for keys), takes a copy.
+        ``header``: its first packet's long header, parsed from ``data`` already (not parsed again)."""
+        self._parsed = (data, header) if header is not None and header.is_long else None
+        try:  # (_receive_packets takes the header for these very bytes only)
+            self.receive_datagrams(((data, addr, ecn),), now, local)
+        finally:
+            self._parsed = None
 
     def receive_datagrams(
         self, datagrams: Iterable[tuple[bytes | memoryview, Address, int]], now: float, local: Address | None
@@ -266,7 +273,9 @@ class Receiver:
     def _receive_packets(
         self, data: bytes, addr: Address, now: float, ecn: int, local: Address | None
     ) -> None:
-        packets = iter_packets(data, short_dcid_length=self._short_dcid_length)
+        parsed = self._parsed
+        first = parsed[1] if parsed is not None and parsed[0] is data else None
+        packets = iter_packets(data, short_dcid_length=self._short_dcid_length, first=first)
         while True:
             try:
                 header = next(packets)

@@ -173,6 +173,24 @@ def test_coalesced_datagram_is_split_by_length() -> None:
         (len(initial) + len(handshake), len(datagram)),
     ]
 
+    # The first header handed in (parsed by the caller already) is yielded as it is, the rest parsed:
+    # the same headers as parsing them all.
+    first = parse_header(datagram, short_dcid_length=1)
+    handed = list(iter_packets(datagram, short_dcid_length=1, first=first))
+    assert handed == headers and handed[0] is first
+
+
+def test_packet_header_is_an_immutable_value() -> None:
+    """PacketHeader is a NamedTuple (cheaper to build than a frozen dataclass): still immutable, equal
+    by value, with its defaults and the spin bit of a short header."""
+    datagram = encode_short_header(b"d", packet_number=2, pn_length=1) + bytes(40)
+    header = parse_header(datagram, short_dcid_length=1)
+    with pytest.raises(AttributeError):
+        header.dcid = b"x"  # type: ignore[misc]
+    assert header == parse_header(bytes(datagram), short_dcid_length=1) and header is not None
+    assert (header.scid, header.token, header.integrity_tag, header.supported_versions) == (b"", b"", b"", ())
+    assert header.spin_bit is False and header._replace(first_byte=header.first_byte | 0x20).spin_bit is True
+
 
 # https://www.rfc-editor.org/rfc/rfc9000#appendix-A.2 and #appendix-A.3
 def test_rfc9000_packet_number_examples() -> None:

@@ -59,6 +59,8 @@ _PV = TransportErrorCode.PROTOCOL_VIOLATION
 _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
 _APPLICATION = PacketSpace.APPLICATION
 _APPLICATION_LEVEL, _ONE_RTT = EncryptionLevel.APPLICATION, PacketType.ONE_RTT
+_INITIAL_LEVEL, _INITIAL_TYPE = EncryptionLevel.INITIAL, PacketType.INITIAL
+_RETRY, _VN, _ZERO_RTT = PacketType.RETRY, PacketType.VERSION_NEGOTIATION, PacketType.ZERO_RTT
 MAX_PENDING_PACKETS = 16
 _NOT_TAKEN, _DUPLICATE, _PROCESSED = 0, 1, 2
 """What :meth:`Receiver._receive_short` did with a packet."""
@@ -297,10 +299,10 @@ class Receiver:
             self._traffic.on_dropped()  # RFC 9000 §7.2, §9
             return
         other = header.is_long and header.version != self._spaces.version
-        if other and header.packet_type is PacketType.INITIAL:
+        if other and header.packet_type is _INITIAL_TYPE:
             # RFC 9369 §4.1: an Initial of the other compatible version (the client learning the
             # Negotiated Version, or the server still reading the Original Version's Initials).
-            level = EncryptionLevel.INITIAL
+            level = _INITIAL_LEVEL
             protection = self._handshake.other_version_keys(header)
             if protection is None:
                 self._traffic.on_dropped()
@@ -314,7 +316,7 @@ class Receiver:
         space = self._spaces.get(SPACE_OF_LEVEL[level])
         packet = memoryview(data)[header.start : header.end]
         if protection is None or space is None:
-            if len(self._pending) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
+            if len(self._pending) < MAX_PENDING_PACKETS and level != _INITIAL_LEVEL:
                 self._pending.append(PendingPacket(bytes(packet), addr, now, ecn, local))
             return
         result = self._unprotect(level, space, packet, header, now, protection)
@@ -477,6 +479,10 @@ class Receiver:
             if type(frame) is f.Ack:  # RFC 9000 §19.3: not ack-eliciting, never closes: no routing
                 self._acks.on_ack(frame, _APPLICATION, now)
                 continue
+            if type(frame) is f.NewConnectionId:  # its route, direct (ack-eliciting; never closes the packet)
+                self._on_new_connection_id(frame, None)
+                eliciting = True
+                continue
             if inbound is None:
                 pn_offset = 1 + self._short_dcid_length
                 dcid, stop = bytes(data[1:pn_offset]), len(data)
@@ -495,15 +501,15 @@ class Receiver:
         handshake = self._handshake
         kind = header.packet_type
         if header.is_long and header.version != handshake.version:
-            if kind is PacketType.VERSION_NEGOTIATION:
+            if kind is _VN:
                 handshake.on_version_negotiation(header, now)
             return None
-        if kind is PacketType.RETRY:
+        if kind is _RETRY:
             handshake.on_retry(data, header)
             return None
-        if kind is None or kind is PacketType.VERSION_NEGOTIATION:
+        if kind is None or kind is _VN:
             return None
-        if kind is PacketType.ZERO_RTT and self._is_client:
+        if kind is _ZERO_RTT and self._is_client:
             # RFC 9000 §17.2.3: 0-RTT carries early data from client to server. A client has no 0-RTT
             # read keys and must not hold such packets waiting for some.
             self._traffic.on_dropped()
@@ -522,7 +528,7 @@ class Receiver:
         largest = space.ack.largest_received
         expected = 0 if largest is None else largest + 1
         pn_offset = header.pn_offset - header.start
-        if level == EncryptionLevel.APPLICATION:
+        if level == _APPLICATION_LEVEL:
             # RFC 9001 §6.3: the 1-RTT key phase decides which generation opens the packet.
             keep_until = now + CLOSING_PTOS * self._recovery.pto()
             return self._spaces.phase.unprotect(packet, pn_offset, expected, keep_until)
@@ -644,7 +650,7 @@ class Receiver:
         self._lifecycle.on_peer_close(frame, inbound.now)
         inbound.closed = True
 
-    def _on_new_connection_id(self, frame: f.NewConnectionId, inbound: Inbound) -> None:
+    def _on_new_connection_id(self, frame: f.NewConnectionId, inbound: Inbound | None) -> None:
         if not self._peer_cids.current.cid:
             raise TransportError(_PV, "NEW_CONNECTION_ID with a zero-length CID in use", 0x18)
         self._peer_cids.on_new_connection_id(frame)

@@ -262,7 +262,7 @@ class PacketSpaces:
     def install_initial(self, dcid: bytes, *, is_client: bool, read: PacketProtection | None = None) -> None:
         """Initial keys from the client's first Destination CID (RFC 9001 §5.2; again after a Retry);
         ``read``: the peer's Initial keys if already built (used only if they match ``dcid``)."""
-        space = self._spaces.get(PacketSpace.INITIAL)
+        space = self._spaces.get(_INITIAL)
         if space is not None:
             space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client, read=read))
 
@@ -283,7 +283,7 @@ class PacketSpaces:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""
         protection = PacketProtection(suite, secret, self.version)
         self.usage.set_suite(suite)
-        if level == EncryptionLevel.APPLICATION:
+        if level == _APPLICATION_LEVEL:
             self.phase.install(protection, read=read)
             return
         space = self._spaces.get(SPACE_OF_LEVEL[level])
@@ -293,6 +293,6 @@ class PacketSpaces:
     def discard(self, space: PacketSpace) -> bool:
         """Drop a space with its keys, ACK tracker, CRYPTO streams and probes (RFC 9001 §4.9); False if
         it was gone already. The Application space is never discarded."""
-        if space is PacketSpace.APPLICATION:
+        if space is _APPLICATION:
             return False
         return self._spaces.pop(space, None) is not None

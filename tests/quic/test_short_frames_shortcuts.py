@@ -1,0 +1,76 @@
+"""The 1-RTT receive fast path hands NEW_CONNECTION_ID frames to their owner without the frame routing
+table (issue 13: a client sends several right after the handshake): what the peer's CIDs become, the
+errors and the ACK owed must be those of the general path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rudp.codec import frames as f
+from rudp.codec.codes import PacketType
+from rudp.codec.frame_codec import encode_frames
+from rudp.quic.receiving import Receiver
+from rudp.testing.certs import TestPki
+from tests.support.stages import stage
+
+
+def _cid(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+def _token(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+CASES: dict[str, list[list[f.Frame]]] = {
+    "new ids, retiring the older": [
+        [
+            f.NewConnectionId(100, 100, _cid(100), _token(100)),
+            f.NewConnectionId(101, 0, _cid(101), _token(101)),
+        ],
+        [f.Ping(), f.NewConnectionId(102, 101, _cid(102), _token(102)), f.Padding(20)],
+    ],
+    "repeated (same id), then with an ACK-free padding": [
+        [f.NewConnectionId(100, 100, _cid(100), _token(100))],
+        [f.NewConnectionId(100, 100, _cid(100), _token(100)), f.Padding(5)],
+    ],
+    "sequence reused with another id": [
+        [f.NewConnectionId(100, 100, _cid(100), _token(100))],
+        [f.NewConnectionId(100, 100, _cid(999), _token(999))],
+    ],
+    "over the limit": [[f.NewConnectionId(100 + i, 100, _cid(100 + i), _token(100 + i)) for i in range(12)]],
+    "then a frame routed the general way": [
+        [f.NewConnectionId(100, 100, _cid(100), _token(100)), f.MaxData(1 << 30)],
+    ],
+}
+
+
+def _run(pki: TestPki, tmp_path: Path, packets: list[list[f.Frame]]) -> tuple[object, ...]:
+    staged = stage(pki, tmp_path, PacketType.ONE_RTT, client_target=False)
+    staged.output()
+    for frames in packets:
+        staged.inject(encode_frames(frames))
+    cause = staged.target.close_cause
+    acked = [frame for _, frame in staged.sent_frames() if isinstance(frame, f.Ack)] if cause is None else []
+    largest = [frame.ranges[0][1] - staged.next_pn for frame in acked]
+    return (
+        None if cause is None else (cause.code, cause.frame_type),
+        tuple(sorted(staged.target.peer_reset_tokens())),
+        largest,
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_new_connection_ids_on_the_fast_path_as_on_the_general_path(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    fast = _run(pki, tmp_path, CASES[case])
+    monkeypatch.setattr(Receiver, "_receive_short", lambda *_args, **_kwargs: 0)  # (_NOT_TAKEN)
+    general = _run(pki, tmp_path, CASES[case])
+    assert fast == general
+    if case == "over the limit":
+        assert fast[0] is not None and fast[0][1] == 0x18
+    if case == "new ids, retiring the older":
+        assert _token(101) in fast[1] and fast[0] is None and fast[2] == [-1]  # the last packet acknowledged

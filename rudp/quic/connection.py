@@ -75,8 +75,7 @@ class QuicConnection:
     """One QUIC connection, client or server, as a pure state machine.
 
     Create clients with :meth:`client`; servers are created by :class:`~rudp.quic.endpoint.QuicEndpoint`
-    (or :meth:`server`) from the client's first Initial packet.
-    """
+    (or :meth:`server`) from the client's first Initial packet."""
 
     def __init__(
         self,
@@ -456,11 +455,9 @@ class QuicConnection:
         ``local`` is the local address it arrived at, for an endpoint listening on several (a server's
         preferred address, RFC 9000 §9.6); None: the main one. Each (peer, local) pair is a path of
         its own (§9), with its own peer connection ID (§9.5); :attr:`datagram_sources` says where
-        each datagram must leave from. ``header``: the first packet's long header, when the caller
-        (the endpoint, routing it) parsed it from ``data`` already.
-
-        Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
-        violations close the connection with the matching error code.
+        each datagram must leave from. ``header``: the first packet's long header, if the endpoint
+        parsed it from ``data`` already. Never raises for bad input: undecryptable packets are dropped
+        (RFC 9001 §5.5), protocol violations close the connection with the matching error code.
         """
         self._tick(now)
         self._receiver.receive_datagram(data, addr, now, ecn, local, header)

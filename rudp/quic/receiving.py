@@ -139,11 +139,9 @@ class Receiver:
         endpoint's main one). ``data`` may be a view into a larger receive buffer: the fast path reads
         it in place; the general path, which may keep packets (waiting for keys), takes a copy.
         ``header``: its first packet's long header, parsed from ``data`` already (not parsed again)."""
-        self._parsed = (data, header) if header is not None and header.is_long else None
-        try:  # (_receive_packets takes the header for these very bytes only)
-            self.receive_datagrams(((data, addr, ecn),), now, local)
-        finally:
-            self._parsed = None
+        self._parsed = (data, header) if header is not None and header.is_long else None  # (for `data` only)
+        self.receive_datagrams(((data, addr, ecn),), now, local)
+        self._parsed = None
 
     def receive_datagrams(
         self, datagrams: Iterable[tuple[bytes | memoryview, Address, int]], now: float, local: Address | None
@@ -238,15 +236,11 @@ class Receiver:
         """The masks (RFC 9001 §5.4.1) of a batch's datagrams as 1-RTT packets, the ``i``-th at ``16 *
         i``, from one call, not one per packet; None before the connection is established. Only packets
         opened with the keys they were computed with (:attr:`_masks_keys`) use them."""
-        keys = self._masks_keys = self._spaces.phase.read
-        if keys is None or self._lifecycle.state is not _ESTABLISHED:
+        phase = self._spaces.phase
+        self._masks_keys = phase.read
+        if self._lifecycle.state is not _ESTABLISHED:
             return None
-        start = 1 + self._short_dcid_length + SAMPLE_OFFSET
-        stop = start + SAMPLE_LENGTH
-        samples = b"".join([item[0][start:stop] for item in datagrams])
-        if len(samples) != SAMPLE_LENGTH * len(datagrams):
-            return None  # a datagram too short for a sample: the fast path does not open it anyway
-        return keys.header_masks(samples)
+        return phase.batch_masks([item[0] for item in datagrams], 1 + self._short_dcid_length + SAMPLE_OFFSET)
 
     def _flush_before_error(self, now: float) -> TransportError | None:
         """Hand over the run of the packets before the one that failed (they came first); the error
@@ -295,7 +289,7 @@ class Receiver:
     def _receive_packet(
         self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int, local: Address | None
     ) -> None:
-        if self._handshake.foreign_to_client(header, addr):
+        if self._is_client and self._handshake.foreign_to_client(header, addr):
             self._traffic.on_dropped()  # RFC 9000 §7.2, §9
             return
         other = header.is_long and header.version != self._spaces.version
@@ -336,8 +330,9 @@ class Receiver:
             return
         if other:
             self._handshake.on_other_version_opened(header)  # (a client follows the server's switch)
-        size = header.end - header.start
-        self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
+        if self._log_packets:
+            size = header.end - header.start
+            self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
         self._handshake.on_packet_authenticated(header, level, now)
         self._on_packet(header, level, space, result, (addr, local), len(data), now, ecn)
 
@@ -661,15 +656,6 @@ class Receiver:
             raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
         self._emit(DatagramReceived(frame.data))
 
-    def _on_ack_frequency(self, frame: f.AckFrequency, inbound: Inbound) -> None:
-        # draft-ietf-quic-ack-frequency §4: acknowledge as the peer asks (checked, newest frame only).
-        if self._ack_frequency.accept(frame):
-            self._spaces.application.ack.configure(
-                threshold=frame.ack_eliciting_threshold,
-                max_ack_delay=frame.request_max_ack_delay / 1e6,
-                reordering_threshold=frame.reordering_threshold,
-            )
-
 
 Route = Callable[[Receiver, Any, Inbound], object]
 """A frame's handler: the receiver, the frame (of the type it is routed by) and its packet."""
@@ -701,7 +687,7 @@ ROUTES: Final[dict[type[f.Frame], Route]] = {
     f.Ping: on_ping,
     f.Padding: on_padding,
     # draft-ietf-quic-ack-frequency §4, §5
-    f.AckFrequency: Receiver._on_ack_frequency,
+    f.AckFrequency: lambda rx, frame, _: rx._acks.on_ack_frequency(frame),
     f.ImmediateAck: on_ping,
 }
 """Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the

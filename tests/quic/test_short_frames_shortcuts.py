@@ -74,3 +74,26 @@ def test_new_connection_ids_on_the_fast_path_as_on_the_general_path(
         assert fast[0] is not None and fast[0][1] == 0x18
     if case == "new ids, retiring the older":
         assert _token(101) in fast[1] and fast[0] is None and fast[2] == [-1]  # the last packet acknowledged
+
+
+def test_batch_masks_are_each_packets_own_mask() -> None:
+    """KeyPhase.batch_masks (one call for a receive batch) gives each datagram the mask its own sample
+    gives (RFC 9001 §5.4.1), and nothing without read keys or when a datagram is too short to sample."""
+    import random
+
+    from rudp.crypto.protection import PacketProtection
+    from rudp.crypto.suites import CipherSuite
+    from rudp.quic.keys import KeyPhase
+
+    rng = random.Random(5)
+    phase = KeyPhase()
+    datagrams: list[bytes | memoryview] = [rng.randbytes(rng.randrange(30, 80)) for _ in range(5)]
+    assert phase.batch_masks(datagrams, 13) is None
+    for suite in (CipherSuite.AES_128_GCM_SHA256, CipherSuite.CHACHA20_POLY1305_SHA256):
+        phase.install(PacketProtection(suite, rng.randbytes(32), 1), read=True)
+        masks = phase.batch_masks([*datagrams[:4], memoryview(datagrams[4])], 13)
+        assert masks is not None and len(masks) == 16 * len(datagrams)
+        for i, datagram in enumerate(datagrams):
+            assert phase.read is not None
+            assert masks[16 * i : 16 * i + 5] == phase.read.header_mask(bytes(datagram[13:29]))
+        assert phase.batch_masks([*datagrams, rng.randbytes(28)], 13) is None  # one too short

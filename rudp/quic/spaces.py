@@ -175,7 +175,7 @@ class PacketNumberSpace:
 class PacketSpaces:
     """The packet number spaces whose keys are still in use, each holding its keys (RFC 9001 §4.9)."""
 
-    __slots__ = ("_spaces", "application", "phase", "usage", "version")
+    __slots__ = ("_spaces", "_suite", "application", "phase", "usage", "version")
 
     def __init__(
         self,
@@ -211,6 +211,7 @@ class PacketSpaces:
         }
         self.application = application
         """The Application space (never discarded: a plain attribute, read for every datagram)."""
+        self._suite: CipherSuite | None = None  # the last suite the usage was told of
 
     def __iter__(self) -> Iterator[PacketNumberSpace]:
         return iter(list(self._spaces.values()))
@@ -282,7 +283,9 @@ class PacketSpaces:
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""
         protection = PacketProtection(suite, secret, self.version)
-        self.usage.set_suite(suite)
+        if suite is not self._suite:  # (the usage's limits follow the suite alone: told once per suite)
+            self._suite = suite
+            self.usage.set_suite(suite)
         if level == _APPLICATION_LEVEL:
             self.phase.install(protection, read=read)
             return

@@ -2,8 +2,9 @@
 
 Owns :class:`Receiver`, the inbound router of a connection: coalesced packets, the keys each packet
 needs (found in its packet number space), packets waiting for keys not yet installed, the ECN marks
-counted per space (RFC 9000 §13.4.1), address changes (RFC 9000 §9.3), and :data:`ROUTES`, the one
-table from frame type to the subsystem that handles it. Protocol violations raise
+counted per space (RFC 9000 §13.4.1), address changes (RFC 9000 §9.3), and (in
+:mod:`rudp.quic.frame_routes`) :data:`ROUTES`, the one table from frame type to the subsystem that
+handles it. Protocol violations raise
 :class:`~rudp.errors.TransportError`, turned into a CONNECTION_CLOSE at :meth:`Receiver.receive_datagram`,
 the single place that converts them.
 """
@@ -11,7 +12,6 @@ the single place that converts them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
 
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
@@ -31,6 +31,7 @@ from rudp.quic.ack_receiving import AckReceiving
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import CE, ECT_0, ECT_1, EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
+from rudp.quic.frame_routes import ROUTES
 from rudp.quic.handshake import Handshake
 from rudp.quic.inbound import (
     NOT_ACK_ELICITING,
@@ -38,8 +39,6 @@ from rudp.quic.inbound import (
     Inbound,
     PendingPacket,
     drop_frame,
-    on_padding,
-    on_ping,
 )
 from rudp.quic.liveness import Liveness
 from rudp.quic.paths import Address, Path, Paths
@@ -92,12 +91,12 @@ class Receiver:
         self._short_dcid_length = short_dcid_length
         self._max_datagram_frame_size = max_datagram_frame_size
         self._spaces = spaces
-        self._paths = paths
+        self._paths: Paths = paths
         self._recovery = recovery
-        self._handshake = handshake
+        self._handshake: Handshake = handshake
         self._lifecycle = lifecycle
-        self._streams = streams
-        self._local_cids = local_cids
+        self._streams: StreamManager = streams
+        self._local_cids: LocalConnectionIds = local_cids
         self._peer_cids = peer_cids
         self._liveness = liveness
         self._traffic = traffic
@@ -109,7 +108,7 @@ class Receiver:
         self.ecn = EcnFeedback()
         """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
         self._pending: list[PendingPacket] = []
-        self._acks = AckReceiving(
+        self._acks: AckReceiving = AckReceiving(
             spaces=spaces,
             paths=paths,
             recovery=recovery,
@@ -597,9 +596,21 @@ class Receiver:
         # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
         inbound = Inbound(header, level, SPACE_OF_LEVEL[level], path, now)
         for _, frame in packet.frames or parse_frames(packet.payload, TYPE_OF_LEVEL[level]):
-            self._route(frame, inbound)
-            if inbound.closed:
-                break
+            # The frames of every Initial and Handshake packet handled as their ROUTES would, directly
+            # (PADDING: probing; ACK: not ack-eliciting; neither ACK nor CRYPTO closes the packet).
+            if type(frame) is f.Padding:
+                inbound.padded = True
+            elif type(frame) is f.Ack:
+                inbound.probing = False
+                self._acks.on_ack(frame, inbound.space, now)
+            elif type(frame) is f.Crypto:
+                inbound.probing = False
+                inbound.ack_eliciting = True
+                self._handshake.on_crypto(level, frame, now)
+            else:
+                self._route(frame, inbound)
+                if inbound.closed:
+                    break
         return inbound
 
     def _route(self, frame: f.Frame, inbound: Inbound) -> None:
@@ -656,39 +667,3 @@ class Receiver:
             raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
         self._emit(DatagramReceived(frame.data))
 
-
-Route = Callable[[Receiver, Any, Inbound], object]
-"""A frame's handler: the receiver, the frame (of the type it is routed by) and its packet."""
-
-ROUTES: Final[dict[type[f.Frame], Route]] = {
-    # streams and flow control (rudp.quic.streams)
-    f.Stream: lambda rx, frame, _: rx._streams.on_stream(frame),
-    f.MaxData: lambda rx, frame, _: rx._streams.on_max_data(frame),
-    f.MaxStreamData: lambda rx, frame, _: rx._streams.on_max_stream_data(frame),
-    f.ResetStream: lambda rx, frame, _: rx._streams.on_reset_stream(frame),
-    f.StopSending: lambda rx, frame, _: rx._streams.on_stop_sending(frame),
-    f.MaxStreams: lambda rx, frame, _: rx._streams.on_max_streams(frame),
-    f.DataBlocked: lambda rx, frame, _: rx._streams.on_data_blocked(frame),
-    f.StreamDataBlocked: lambda rx, frame, _: rx._streams.on_stream_data_blocked(frame),
-    f.StreamsBlocked: lambda rx, frame, _: rx._streams.on_streams_blocked(frame),
-    # connection IDs (rudp.quic.cids)
-    f.NewConnectionId: Receiver._on_new_connection_id,
-    f.RetireConnectionId: lambda rx, frame, inbound: rx._local_cids.on_retire(frame, inbound.header.dcid),
-    # paths (rudp.quic.paths): a challenge is answered on the path it came on (RFC 9000 §8.2.2)
-    f.PathChallenge: lambda rx, frame, inbound: inbound.path.owe_response(frame.data),
-    f.PathResponse: lambda rx, frame, inbound: rx._paths.on_response(inbound.path, frame.data),
-    # recovery and the ACK trackers, the TLS glue (rudp.quic.handshake), the lifecycle
-    f.Ack: lambda rx, frame, inbound: rx._acks.on_ack(frame, inbound.space, inbound.now),
-    f.Crypto: lambda rx, frame, inbound: rx._handshake.on_crypto(inbound.level, frame, inbound.now),
-    f.HandshakeDone: lambda rx, frame, _: rx._handshake.on_handshake_done(frame),
-    f.NewToken: lambda rx, frame, _: rx._handshake.on_new_token(frame),
-    f.ConnectionClose: Receiver._on_connection_close,
-    f.Datagram: Receiver._on_datagram_frame,
-    f.Ping: on_ping,
-    f.Padding: on_padding,
-    # draft-ietf-quic-ack-frequency §4, §5
-    f.AckFrequency: lambda rx, frame, _: rx._acks.on_ack_frequency(frame),
-    f.ImmediateAck: on_ping,
-}
-"""Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
-frames a packet type may not carry (§12.4)."""

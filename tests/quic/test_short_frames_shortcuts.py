@@ -97,3 +97,68 @@ def test_batch_masks_are_each_packets_own_mask() -> None:
             assert phase.read is not None
             assert masks[16 * i : 16 * i + 5] == phase.read.header_mask(bytes(datagram[13:29]))
         assert phase.batch_masks([*datagrams, rng.randbytes(28)], 13) is None  # one too short
+
+
+def _general_route_frames(
+    self: Receiver, header: object, level: object, packet: object, path: object, now: float
+) -> object:
+    """Receiver._route_frames as it was: every frame through ROUTES (the reference)."""
+    from rudp.codec.frame_codec import parse_frames
+    from rudp.quic.inbound import Inbound
+    from rudp.quic.spaces import SPACE_OF_LEVEL, TYPE_OF_LEVEL
+
+    inbound = Inbound(header, level, SPACE_OF_LEVEL[level], path, now)  # type: ignore[arg-type,index]
+    for _, frame in packet.frames or parse_frames(packet.payload, TYPE_OF_LEVEL[level]):  # type: ignore[attr-defined,index]
+        self._route(frame, inbound)
+        if inbound.closed:
+            break
+    return inbound
+
+
+LONG_CASES: dict[str, list[f.Frame]] = {
+    "padding only": [f.Padding(30)],
+    "ping and padding": [f.Ping(), f.Padding(30)],
+    "ack and padding": [f.Ack(((0, 0),), 0), f.Padding(30)],
+    "ack of a packet never sent": [f.Ack(((5000, 5000),), 0)],
+    "crypto garbage": [f.Crypto(0, b"\x99\x00\x00\x01\x00"), f.Padding(10)],
+    "ack then close": [f.Ack(((0, 0),), 0), f.ConnectionClose(0x0A, b"bye"), f.Ping()],
+}
+
+
+@pytest.mark.parametrize("packet_type", [PacketType.INITIAL, PacketType.HANDSHAKE])
+@pytest.mark.parametrize("client_target", [False, True])
+@pytest.mark.parametrize("case", sorted(LONG_CASES))
+def test_long_header_frames_handled_directly_as_through_their_routes(
+    pki: TestPki,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    packet_type: PacketType,
+    client_target: bool,
+    case: str,
+) -> None:
+    """PADDING, ACK and CRYPTO frames of Initial and Handshake packets, handled without the routing
+    table, leave the connection as the table's routes do (the ACK owed, errors, closes, events)."""
+
+    def run() -> tuple[object, ...]:
+        staged = stage(pki, tmp_path, packet_type, client_target=client_target)
+        staged.output()
+        staged.events.clear()
+        staged.inject(encode_frames(LONG_CASES[case]))
+        cause = staged.target.close_cause
+        sent = [] if cause is None else [type(frame).__name__ for _, frame in staged.sent_frames()]
+        acked = (
+            [type(frame).__name__ for _, frame in staged.sent_frames() if isinstance(frame, f.Ack)]
+            if cause is None
+            else []
+        )
+        return (
+            None if cause is None else (cause.code, cause.frame_type, cause.by_peer),
+            sent,
+            acked,
+            [type(event).__name__ for event in staged.events],
+        )
+
+    direct = run()
+    monkeypatch.setattr(Receiver, "_route_frames", _general_route_frames)
+    general = run()
+    assert direct == general

@@ -171,16 +171,25 @@ def _parse_long(
     pos = dcid_end + 1 + scid_length
     if pos > size:
         raise DecodeError("truncated connection ID", _PV)
-    dcid = bytes(data[offset + 6 : dcid_end])
-    scid = bytes(data[dcid_end + 1 : pos])
+    dcid = data[offset + 6 : dcid_end]
+    scid = data[dcid_end + 1 : pos]
+    if type(data) is not bytes:  # (a view's slices are views: the header keeps bytes)
+        dcid, scid = bytes(dcid), bytes(scid)
     token = b""
     if packet_type is _INITIAL:
-        token_length, pos = _pull_varint_at(data, pos, size)
+        if pos < size and data[pos] < 0x40:  # (a one-byte varint: the usual empty or short token)
+            token_length = data[pos]
+            pos += 1
+        else:
+            token_length, pos = _pull_varint_at(data, pos, size)
         if pos + token_length > size:
             raise DecodeError("truncated token", _PV)
         token = bytes(data[pos : pos + token_length])
         pos += token_length
-    length, pn_offset = _pull_varint_at(data, pos, size)
+    if pos + 1 < size and 0x40 <= data[pos] < 0x80:  # (a two-byte varint: the usual Length)
+        length, pn_offset = ((data[pos] & 0x3F) << 8) | data[pos + 1], pos + 2
+    else:
+        length, pn_offset = _pull_varint_at(data, pos, size)
     if length < 1 or length > size - pn_offset:
         raise DecodeError(f"packet length {length} does not fit the datagram", _PV)
     return PacketHeader(first, True, version, packet_type, dcid, scid, token, offset, pn_offset,

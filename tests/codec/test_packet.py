@@ -250,3 +250,60 @@ def test_every_truncation_of_a_long_header_is_rejected(packet_type: PacketType) 
             parse_header(packet[:cut])
     # a packet that starts later in a datagram is read from its offset
     assert parse_header(b"xyz" + packet, 3).end == 3 + len(packet)
+
+
+def _varint_of_width(value: int, width: int) -> bytes:
+    prefix = {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[width]
+    return (value | (prefix << (8 * width - 8))).to_bytes(width, "big")
+
+
+@given(
+    version=st.sampled_from([Version.V1, Version.V2]),
+    packet_type=st.sampled_from([PacketType.INITIAL, PacketType.HANDSHAKE]),
+    dcid=cids,
+    scid=cids,
+    token=st.binary(max_size=70),
+    token_width=st.sampled_from([1, 2, 4, 8]),
+    length_width=st.sampled_from([1, 2, 4, 8]),
+    body=st.integers(1, 200),
+    extra=st.integers(-3, 3),
+)
+def test_long_header_varints_of_every_width_parse_alike(
+    version: int,
+    packet_type: PacketType,
+    dcid: bytes,
+    scid: bytes,
+    token: bytes,
+    token_width: int,
+    length_width: int,
+    body: int,
+    extra: int,
+) -> None:
+    """The index-based reading of a long header's token length and Length (one- and two-byte varints
+    read inline, the others by the general varint reader) gives what a Reader gives, for bytes and
+    for a view, and refuses the same truncated headers."""
+    from rudp.codec.buffer import Reader
+    from rudp.codec.packet import long_type_bits
+
+    if length_width == 1 and body > 63:
+        body = 63
+    bits = long_type_bits(packet_type, version)
+    head = bytes([0xC0 | bits << 4]) + version.to_bytes(4, "big")
+    head += bytes([len(dcid)]) + dcid + bytes([len(scid)]) + scid
+    if packet_type is PacketType.INITIAL:
+        head += _varint_of_width(len(token), token_width) + token
+    datagram = head + _varint_of_width(body, length_width) + bytes(max(0, body + extra))
+    reader = Reader(datagram)
+    reader.pull_bytes(7 + len(dcid) + len(scid))
+    expected_token = reader.pull_bytes(reader.pull_varint()) if packet_type is PacketType.INITIAL else b""
+    length = reader.pull_varint()
+    start = reader.position
+    expected = (expected_token, start, start + length) if length <= reader.remaining else None
+    for data in (datagram, memoryview(datagram)):
+        if expected is None:
+            with pytest.raises(DecodeError):
+                parse_header(data)
+            continue
+        header = parse_header(data)
+        assert (header.token, header.pn_offset, header.end) == expected
+        assert (header.dcid, header.scid) == (dcid, scid) and type(header.dcid) is bytes is type(header.token)

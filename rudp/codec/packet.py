@@ -171,10 +171,10 @@ def _parse_long(
     pos = dcid_end + 1 + scid_length
     if pos > size:
         raise DecodeError("truncated connection ID", _PV)
-    dcid = data[offset + 6 : dcid_end]
-    scid = data[dcid_end + 1 : pos]
-    if type(data) is not bytes:  # (a view's slices are views: the header keeps bytes)
-        dcid, scid = bytes(dcid), bytes(scid)
+    if type(data) is bytes:  # (slices of bytes are bytes; a view's are views, copied for the header)
+        dcid, scid = data[offset + 6 : dcid_end], data[dcid_end + 1 : pos]
+    else:
+        dcid, scid = bytes(data[offset + 6 : dcid_end]), bytes(data[dcid_end + 1 : pos])
     token = b""
     if packet_type is _INITIAL:
         if pos < size and data[pos] < 0x40:  # (a one-byte varint: the usual empty or short token)

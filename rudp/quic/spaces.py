@@ -57,6 +57,8 @@ SKIP_SPREAD: Final = 768
 """A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
 SKIPPED_REMEMBERED: Final = 16
 """Skipped packet numbers remembered (the most recent ones)."""
+_NO_SKIPS: Final[deque[int]] = deque(maxlen=0)
+"""The skipped numbers of a space that skips none: shared, as it can hold nothing (maxlen 0)."""
 
 
 class PacketNumberSpace:
@@ -106,7 +108,7 @@ class PacketNumberSpace:
         """The number the next packet of this space carries."""
         self.probes = 0
         """Ack-eliciting probe packets owed after a PTO (RFC 9002 §6.2.4)."""
-        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED)
+        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED) if skip_numbers else _NO_SKIPS
         """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
         self._randbytes = randbytes
         self._next_skip = 64 + randbytes(1)[0] if skip_numbers else None

@@ -76,26 +76,6 @@ def test_thresholds_follow_the_suite_interval_and_override() -> None:
     assert (override.limits.integrity, override.update_at, override.close_at) == (3, 30, 38)
 
 
-@pytest.mark.parametrize("interval", [None, 1000])
-def test_spaces_tell_the_usage_each_new_suite_as_every_install_would(interval: int | None) -> None:
-    """PacketSpaces.install tells KeyUsage of a suite only when it differs from the last: the limits and
-    thresholds are those of telling it on every install (set_suite depends on the suite alone)."""
-    from rudp.quic.spaces import PacketSpaces
-
-    spaces = PacketSpaces(1, random.Random(1).randbytes, max_ack_delay=0.025, ack_delay_exponent=3)
-    spaces.usage = KeyUsage(interval=interval)
-    reference = KeyUsage(interval=interval)
-    suites = [CipherSuite.AES_128_GCM_SHA256] * 3 + [CipherSuite.CHACHA20_POLY1305_SHA256] * 2
-    suites += [CipherSuite.AES_256_GCM_SHA384, CipherSuite.AES_128_GCM_SHA256]
-    levels = itertools.cycle([EncryptionLevel.HANDSHAKE, EncryptionLevel.APPLICATION])
-    for suite, level in zip(suites, levels, strict=False):
-        size = 48 if suite == CipherSuite.AES_256_GCM_SHA384 else 32
-        spaces.install(level, read=True, suite=suite, secret=os.urandom(size))
-        reference.set_suite(suite)
-        state = (spaces.usage.limits, spaces.usage.update_at, spaces.usage.urgent_at, spaces.usage.close_at)
-        assert state == (reference.limits, reference.update_at, reference.urgent_at, reference.close_at)
-
-
 def test_packets_before_due_counts_the_packets_maintain_leaves_alone() -> None:
     """A packet train calls ``maintain`` only once ``packets_before_due`` packets are protected: for
     exactly that many, maintain does nothing; at the next it updates the keys (or, when it may not,

@@ -163,22 +163,3 @@ def test_long_header_frames_handled_directly_as_through_their_routes(
     general = run()
     assert direct == general
 
-
-def test_a_space_that_skips_no_numbers_remembers_none() -> None:
-    """Initial and Handshake spaces skip no packet numbers (RFC 9000 §21.4 is done in the Application
-    space): they share one empty record that can hold nothing; the Application space has its own."""
-    import random
-
-    from rudp.quic.sent import PacketSpace
-    from rudp.quic.spaces import PacketNumberSpace, PacketSpaces
-
-    spaces = PacketSpaces(1, random.Random(0).randbytes, max_ack_delay=0.025, ack_delay_exponent=3)
-    other = PacketSpaces(1, random.Random(1).randbytes, max_ack_delay=0.025, ack_delay_exponent=3)
-    initial = spaces[PacketSpace.INITIAL]
-    for _ in range(2000):
-        initial.advance()
-        spaces.application.advance()
-    assert initial.next_pn == 2000 and list(initial.skipped) == []
-    assert initial.never_sent_in(((0, 5000),)) is None
-    assert spaces.application.skipped and spaces.application.skipped is not other.application.skipped
-    assert PacketNumberSpace(PacketSpace.APPLICATION, random.Random(0).randbytes).skipped.maxlen == 0

@@ -2,7 +2,8 @@
 and the ACK frequency policy (RFC 9000 §13.2.4, §13.4.2, §19.3; RFC 9002 §6, §7.1; RFC 9001 §6.1).
 
 Owns :class:`AckReceiving`, which the :class:`~rudp.quic.receiving.Receiver` hands every ACK frame
-to, and the count of persistent congestion events it has seen (a PMTU black hole hint, RFC 8899 §4.3).
+(and ACK_FREQUENCY frame) to, and the count of persistent congestion events it has seen (a PMTU black
+hole hint, RFC 8899 §4.3).
 """
 
 from __future__ import annotations
@@ -83,6 +84,16 @@ class AckReceiving:
             if phase.update_pending_ack:  # (the PTO only when a key update waits for this ACK)
                 phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
             self._ask_ack_frequency(now)
+
+    def on_ack_frequency(self, frame: f.AckFrequency) -> None:
+        """An ACK_FREQUENCY frame: acknowledge as the peer asks (draft-ietf-quic-ack-frequency §4; checked,
+        the newest frame only)."""
+        if self._ack_frequency.accept(frame):
+            self._spaces.application.ack.configure(
+                threshold=frame.ack_eliciting_threshold,
+                max_ack_delay=frame.request_max_ack_delay / 1e6,
+                reordering_threshold=frame.reordering_threshold,
+            )
 
     def _ask_ack_frequency(self, now: float) -> None:
         """The congestion window may have moved: ask the peer for fewer (or more) ACKs to match

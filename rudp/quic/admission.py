@@ -181,7 +181,10 @@ class Admission:
             return None
         if not isinstance(result, UnprotectedPacket) or result.first_byte & 0x0C or result.frames is None:
             return None
-        return protection if any(isinstance(frame, Crypto) for _, frame in result.frames) else None
+        for _, frame in result.frames:  # (a plain loop: no generator per accepted client)
+            if type(frame) is Crypto:
+                return protection
+        return None
 
     # -- tokens ---------------------------------------------------------------------------------
 

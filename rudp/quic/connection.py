@@ -22,6 +22,7 @@ from functools import partial
 from cryptography import x509
 
 from rudp.codec.frames import ConnectionClose
+from rudp.codec.packet import PacketHeader
 from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
 from rudp.crypto.protection import PacketProtection
@@ -74,8 +75,7 @@ class QuicConnection:
     """One QUIC connection, client or server, as a pure state machine.
 
     Create clients with :meth:`client`; servers are created by :class:`~rudp.quic.endpoint.QuicEndpoint`
-    (or :meth:`server`) from the client's first Initial packet.
-    """
+    (or :meth:`server`) from the client's first Initial packet."""
 
     def __init__(
         self,
@@ -445,7 +445,8 @@ class QuicConnection:
         self._qlog.sync(now, state, self._handshake.confirmed, self._recovery, current.pacer)
 
     def receive_datagram(
-        self, data: bytes, addr: Address, now: float, ecn: int = 0, *, local: Address | None = None
+        self, data: bytes, addr: Address, now: float, ecn: int = 0, *, local: Address | None = None,
+        header: PacketHeader | None = None,
     ) -> None:
         """Process one UDP datagram received from ``addr`` at ``now``.
 
@@ -454,13 +455,12 @@ class QuicConnection:
         ``local`` is the local address it arrived at, for an endpoint listening on several (a server's
         preferred address, RFC 9000 §9.6); None: the main one. Each (peer, local) pair is a path of
         its own (§9), with its own peer connection ID (§9.5); :attr:`datagram_sources` says where
-        each datagram must leave from.
-
-        Never raises for bad input: undecryptable packets are dropped (RFC 9001 §5.5), protocol
-        violations close the connection with the matching error code.
+        each datagram must leave from. ``header``: the first packet's long header, if the endpoint
+        parsed it from ``data`` already. Never raises for bad input: undecryptable packets are dropped
+        (RFC 9001 §5.5), protocol violations close the connection with the matching error code.
         """
         self._tick(now)
-        self._receiver.receive_datagram(data, addr, now, ecn, local)
+        self._receiver.receive_datagram(data, addr, now, ecn, local, header)
         self._sync_qlog(now)
 
     def receive_datagrams(

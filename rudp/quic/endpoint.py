@@ -216,7 +216,7 @@ class QuicEndpoint:
             return None
         conn = self._routes.get(header.dcid) or (self._by_address.get(addr) if not header.dcid else None)
         if conn is not None:
-            conn.receive_datagram(data, addr, now, ecn, local=local)
+            conn.receive_datagram(data, addr, now, ecn, local=local, header=header)  # (parsed once)
             self._dirty[conn] = None
             return None
         if not self._is_server:
@@ -359,7 +359,7 @@ class QuicEndpoint:
             deadline = max(deadline, deadlines[next(reversed(deadlines))])
         entry.handshake_deadline = deadlines[conn] = deadline
         self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
-        conn.receive_datagram(data, addr, now, ecn, local=local)
+        conn.receive_datagram(data, addr, now, ecn, local=local, header=header)
         return conn
 
     def handle_timer(self, now: float) -> None:

@@ -50,6 +50,9 @@ from rudp.tls.tickets import SessionTicket
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
 _PV = TransportErrorCode.PROTOCOL_VIOLATION
+# Enum members bound once (read per packet and per TLS key): in Python 3.11 each ``X.Y`` costs an
+# enum metaclass lookup.
+_INITIAL_LEVEL, _HANDSHAKE_LEVEL, _READ = EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, Direction.READ
 
 
 class Handshake:
@@ -270,9 +273,9 @@ class Handshake:
         if tls is None:
             return
         for event in tls.key_events():
-            read = event.direction is Direction.READ
+            read = event.direction is _READ
             self._spaces.install(event.level, read=read, suite=event.cipher_suite, secret=event.secret)
-            if event.level == EncryptionLevel.HANDSHAKE and not read:
+            if event.level == _HANDSHAKE_LEVEL and not read:
                 # RFC 9002 §6.2.2.1: a client with Handshake keys sends its anti-deadlock probe as a
                 # Handshake packet (it validates our address at the server, which may then send
                 # without the amplification limit), not as another padded Initial.
@@ -334,7 +337,7 @@ class Handshake:
         if self.confirmed:
             return
         self._recovery.set_handshake_confirmed()
-        self.discard(EncryptionLevel.HANDSHAKE)
+        self.discard(_HANDSHAKE_LEVEL)
         limit = min(self.peer_params.active_connection_id_limit if self.peer_params else 2, 8)
         self._local_cids.issue_up_to(limit)
 
@@ -355,11 +358,11 @@ class Handshake:
             self._peer_cids.set_initial(header.scid)
         if not self.complete and self._shows_progress(level):
             self._deadline.on_progress(now)
-        if level == EncryptionLevel.HANDSHAKE and not self.is_client:
+        if level == _HANDSHAKE_LEVEL and not self.is_client:
             # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
             # validates the client's address (RFC 9000 §8.1).
             self._paths.current.mark_validated()
-            self.discard(EncryptionLevel.INITIAL)
+            self.discard(_INITIAL_LEVEL)
             self.versions.on_handshake_packet()  # RFC 9369 §4.1: original-version Initials may go
 
     def foreign_to_client(self, header: PacketHeader, addr: Address) -> bool:
@@ -381,7 +384,7 @@ class Handshake:
         # (A packet of another server CID or address never gets here: foreign_to_client dropped it.)
         # Once a ServerHello gave us Handshake keys, only the holder of the handshake secret shows
         # progress: Initial packets can be forged by anyone who saw our first one (RFC 9001 §5.2).
-        return level != EncryptionLevel.INITIAL or self._spaces.read_keys(EncryptionLevel.HANDSHAKE) is None
+        return level != _INITIAL_LEVEL or self._spaces.read_keys(_HANDSHAKE_LEVEL) is None
 
     def deadline(self, timeout: float) -> float | None:
         """When the handshake gives up with ``Config.handshake_timeout`` = ``timeout``; None once it

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rudp.crypto.keys import INITIAL_SUITE, initial_secrets
-from rudp.crypto.protection import DecryptFailed, PacketProtection, UnprotectedPacket
+from rudp.crypto.protection import SAMPLE_LENGTH, DecryptFailed, PacketProtection, UnprotectedPacket
 from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.key_limits import LOCAL_UPDATE, REMOTE_UPDATE, KeyUsage
 
@@ -108,6 +108,20 @@ class KeyPhase:
                 self._on_peer_update(keep_previous_until)
                 return updated
         return result
+
+    def batch_masks(self, datagrams: list[bytes | memoryview], start: int) -> bytes | None:
+        """The header-protection masks (RFC 9001 §5.4.1) of a receive batch's datagrams as 1-RTT packets
+        under the current read keys, from one call, not one per packet: the ``i``-th at ``16 * i``, its
+        sample at ``start`` in the ``i``-th datagram. None without read keys, or when a datagram is too
+        short for a sample (the fast path does not open such a packet anyway)."""
+        keys = self.read
+        if keys is None:
+            return None
+        stop = start + SAMPLE_LENGTH
+        samples = b"".join([datagram[start:stop] for datagram in datagrams])
+        if len(samples) != SAMPLE_LENGTH * len(datagrams):
+            return None
+        return keys.header_masks(samples)
 
     def _on_peer_update(self, keep_previous_until: float) -> None:
         # The peer moved to the next key phase: follow it (RFC 9001 §6.3, §6.5); no further update

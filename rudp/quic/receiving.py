@@ -2,8 +2,9 @@
 
 Owns :class:`Receiver`, the inbound router of a connection: coalesced packets, the keys each packet
 needs (found in its packet number space), packets waiting for keys not yet installed, the ECN marks
-counted per space (RFC 9000 §13.4.1), address changes (RFC 9000 §9.3), and :data:`ROUTES`, the one
-table from frame type to the subsystem that handles it. Protocol violations raise
+counted per space (RFC 9000 §13.4.1), address changes (RFC 9000 §9.3), and (in
+:mod:`rudp.quic.frame_routes`) :data:`ROUTES`, the one table from frame type to the subsystem that
+handles it. Protocol violations raise
 :class:`~rudp.errors.TransportError`, turned into a CONNECTION_CLOSE at :meth:`Receiver.receive_datagram`,
 the single place that converts them.
 """
@@ -11,7 +12,6 @@ the single place that converts them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final
 
 from rudp.codec import frames as f
 from rudp.codec.codes import PacketType
@@ -31,6 +31,7 @@ from rudp.quic.ack_receiving import AckReceiving
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.ecn import CE, ECT_0, ECT_1, EcnFeedback
 from rudp.quic.events import ConnectionTerminated, DatagramReceived, Event
+from rudp.quic.frame_routes import ROUTES
 from rudp.quic.handshake import Handshake
 from rudp.quic.inbound import (
     NOT_ACK_ELICITING,
@@ -38,8 +39,6 @@ from rudp.quic.inbound import (
     Inbound,
     PendingPacket,
     drop_frame,
-    on_padding,
-    on_ping,
 )
 from rudp.quic.liveness import Liveness
 from rudp.quic.paths import Address, Path, Paths
@@ -59,6 +58,8 @@ _PV = TransportErrorCode.PROTOCOL_VIOLATION
 _ESTABLISHED, _CLOSING, _DRAINING, _CLOSED = State.ESTABLISHED, State.CLOSING, State.DRAINING, State.CLOSED
 _APPLICATION = PacketSpace.APPLICATION
 _APPLICATION_LEVEL, _ONE_RTT = EncryptionLevel.APPLICATION, PacketType.ONE_RTT
+_INITIAL_LEVEL, _INITIAL_TYPE = EncryptionLevel.INITIAL, PacketType.INITIAL
+_RETRY, _VN, _ZERO_RTT = PacketType.RETRY, PacketType.VERSION_NEGOTIATION, PacketType.ZERO_RTT
 MAX_PENDING_PACKETS = 16
 _NOT_TAKEN, _DUPLICATE, _PROCESSED = 0, 1, 2
 """What :meth:`Receiver._receive_short` did with a packet."""
@@ -90,12 +91,12 @@ class Receiver:
         self._short_dcid_length = short_dcid_length
         self._max_datagram_frame_size = max_datagram_frame_size
         self._spaces = spaces
-        self._paths = paths
+        self._paths: Paths = paths
         self._recovery = recovery
-        self._handshake = handshake
+        self._handshake: Handshake = handshake
         self._lifecycle = lifecycle
-        self._streams = streams
-        self._local_cids = local_cids
+        self._streams: StreamManager = streams
+        self._local_cids: LocalConnectionIds = local_cids
         self._peer_cids = peer_cids
         self._liveness = liveness
         self._traffic = traffic
@@ -107,7 +108,7 @@ class Receiver:
         self.ecn = EcnFeedback()
         """Marks received per space (our ACK_ECN counts) and the peer's last counts (RFC 9000 §13.4)."""
         self._pending: list[PendingPacket] = []
-        self._acks = AckReceiving(
+        self._acks: AckReceiving = AckReceiving(
             spaces=spaces,
             paths=paths,
             recovery=recovery,
@@ -119,6 +120,7 @@ class Receiver:
         self._run = DataRun()
         self._runs = True
         self._masks_keys: PacketProtection | None = None
+        self._parsed: tuple[bytes | memoryview, PacketHeader] | None = None  # (see receive_datagram)
 
     @property
     def pending_packets(self) -> int:
@@ -128,13 +130,17 @@ class Receiver:
     # -- datagrams and packets ------------------------------------------------------------------------
 
     def receive_datagram(
-        self, data: bytes | memoryview, addr: Address, now: float, ecn: int = 0, local: Address | None = None
+        self, data: bytes | memoryview, addr: Address, now: float, ecn: int = 0, local: Address | None = None,
+        header: PacketHeader | None = None,
     ) -> None:
         """Process one datagram; ``ecn`` is the ECN codepoint of its IP header, counted once for each
         QUIC packet it carries (RFC 9000 §13.4.1); ``local`` the local address it reached (None: the
         endpoint's main one). ``data`` may be a view into a larger receive buffer: the fast path reads
-        it in place; the general path, which may keep packets (waiting for keys), takes a copy."""
+        it in place; the general path, which may keep packets (waiting for keys), takes a copy.
+        ``header``: its first packet's long header, parsed from ``data`` already (not parsed again)."""
+        self._parsed = (data, header) if header is not None and header.is_long else None  # (for `data` only)
         self.receive_datagrams(((data, addr, ecn),), now, local)
+        self._parsed = None
 
     def receive_datagrams(
         self, datagrams: Iterable[tuple[bytes | memoryview, Address, int]], now: float, local: Address | None
@@ -229,15 +235,11 @@ class Receiver:
         """The masks (RFC 9001 §5.4.1) of a batch's datagrams as 1-RTT packets, the ``i``-th at ``16 *
         i``, from one call, not one per packet; None before the connection is established. Only packets
         opened with the keys they were computed with (:attr:`_masks_keys`) use them."""
-        keys = self._masks_keys = self._spaces.phase.read
-        if keys is None or self._lifecycle.state is not _ESTABLISHED:
+        phase = self._spaces.phase
+        self._masks_keys = phase.read
+        if self._lifecycle.state is not _ESTABLISHED:
             return None
-        start = 1 + self._short_dcid_length + SAMPLE_OFFSET
-        stop = start + SAMPLE_LENGTH
-        samples = b"".join([item[0][start:stop] for item in datagrams])
-        if len(samples) != SAMPLE_LENGTH * len(datagrams):
-            return None  # a datagram too short for a sample: the fast path does not open it anyway
-        return keys.header_masks(samples)
+        return phase.batch_masks([item[0] for item in datagrams], 1 + self._short_dcid_length + SAMPLE_OFFSET)
 
     def _flush_before_error(self, now: float) -> TransportError | None:
         """Hand over the run of the packets before the one that failed (they came first); the error
@@ -266,7 +268,9 @@ class Receiver:
     def _receive_packets(
         self, data: bytes, addr: Address, now: float, ecn: int, local: Address | None
     ) -> None:
-        packets = iter_packets(data, short_dcid_length=self._short_dcid_length)
+        parsed = self._parsed
+        first = parsed[1] if parsed is not None and parsed[0] is data else None
+        packets = iter_packets(data, short_dcid_length=self._short_dcid_length, first=first)
         while True:
             try:
                 header = next(packets)
@@ -284,14 +288,14 @@ class Receiver:
     def _receive_packet(
         self, data: bytes, header: PacketHeader, addr: Address, now: float, ecn: int, local: Address | None
     ) -> None:
-        if self._handshake.foreign_to_client(header, addr):
+        if self._is_client and self._handshake.foreign_to_client(header, addr):
             self._traffic.on_dropped()  # RFC 9000 §7.2, §9
             return
         other = header.is_long and header.version != self._spaces.version
-        if other and header.packet_type is PacketType.INITIAL:
+        if other and header.packet_type is _INITIAL_TYPE:
             # RFC 9369 §4.1: an Initial of the other compatible version (the client learning the
             # Negotiated Version, or the server still reading the Original Version's Initials).
-            level = EncryptionLevel.INITIAL
+            level = _INITIAL_LEVEL
             protection = self._handshake.other_version_keys(header)
             if protection is None:
                 self._traffic.on_dropped()
@@ -305,7 +309,7 @@ class Receiver:
         space = self._spaces.get(SPACE_OF_LEVEL[level])
         packet = memoryview(data)[header.start : header.end]
         if protection is None or space is None:
-            if len(self._pending) < MAX_PENDING_PACKETS and level != EncryptionLevel.INITIAL:
+            if len(self._pending) < MAX_PENDING_PACKETS and level != _INITIAL_LEVEL:
                 self._pending.append(PendingPacket(bytes(packet), addr, now, ecn, local))
             return
         result = self._unprotect(level, space, packet, header, now, protection)
@@ -325,8 +329,9 @@ class Receiver:
             return
         if other:
             self._handshake.on_other_version_opened(header)  # (a client follows the server's switch)
-        size = header.end - header.start
-        self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
+        if self._log_packets:
+            size = header.end - header.start
+            self._qlog.packet_received(header.packet_type, result.packet_number, result.payload, size, now)
         self._handshake.on_packet_authenticated(header, level, now)
         self._on_packet(header, level, space, result, (addr, local), len(data), now, ecn)
 
@@ -468,6 +473,10 @@ class Receiver:
             if type(frame) is f.Ack:  # RFC 9000 §19.3: not ack-eliciting, never closes: no routing
                 self._acks.on_ack(frame, _APPLICATION, now)
                 continue
+            if type(frame) is f.NewConnectionId:  # its route, direct (ack-eliciting; never closes the packet)
+                self._on_new_connection_id(frame, None)
+                eliciting = True
+                continue
             if inbound is None:
                 pn_offset = 1 + self._short_dcid_length
                 dcid, stop = bytes(data[1:pn_offset]), len(data)
@@ -486,15 +495,15 @@ class Receiver:
         handshake = self._handshake
         kind = header.packet_type
         if header.is_long and header.version != handshake.version:
-            if kind is PacketType.VERSION_NEGOTIATION:
+            if kind is _VN:
                 handshake.on_version_negotiation(header, now)
             return None
-        if kind is PacketType.RETRY:
+        if kind is _RETRY:
             handshake.on_retry(data, header)
             return None
-        if kind is None or kind is PacketType.VERSION_NEGOTIATION:
+        if kind is None or kind is _VN:
             return None
-        if kind is PacketType.ZERO_RTT and self._is_client:
+        if kind is _ZERO_RTT and self._is_client:
             # RFC 9000 §17.2.3: 0-RTT carries early data from client to server. A client has no 0-RTT
             # read keys and must not hold such packets waiting for some.
             self._traffic.on_dropped()
@@ -513,7 +522,7 @@ class Receiver:
         largest = space.ack.largest_received
         expected = 0 if largest is None else largest + 1
         pn_offset = header.pn_offset - header.start
-        if level == EncryptionLevel.APPLICATION:
+        if level == _APPLICATION_LEVEL:
             # RFC 9001 §6.3: the 1-RTT key phase decides which generation opens the packet.
             keep_until = now + CLOSING_PTOS * self._recovery.pto()
             return self._spaces.phase.unprotect(packet, pn_offset, expected, keep_until)
@@ -587,9 +596,21 @@ class Receiver:
         # (PacketType.INITIAL is IntEnum 0: never test a packet type or a level for truth.)
         inbound = Inbound(header, level, SPACE_OF_LEVEL[level], path, now)
         for _, frame in packet.frames or parse_frames(packet.payload, TYPE_OF_LEVEL[level]):
-            self._route(frame, inbound)
-            if inbound.closed:
-                break
+            # The frames of every Initial and Handshake packet handled as their ROUTES would, directly
+            # (PADDING: probing; ACK: not ack-eliciting; neither ACK nor CRYPTO closes the packet).
+            if type(frame) is f.Padding:
+                inbound.padded = True
+            elif type(frame) is f.Ack:
+                inbound.probing = False
+                self._acks.on_ack(frame, inbound.space, now)
+            elif type(frame) is f.Crypto:
+                inbound.probing = False
+                inbound.ack_eliciting = True
+                self._handshake.on_crypto(level, frame, now)
+            else:
+                self._route(frame, inbound)
+                if inbound.closed:
+                    break
         return inbound
 
     def _route(self, frame: f.Frame, inbound: Inbound) -> None:
@@ -635,7 +656,7 @@ class Receiver:
         self._lifecycle.on_peer_close(frame, inbound.now)
         inbound.closed = True
 
-    def _on_new_connection_id(self, frame: f.NewConnectionId, inbound: Inbound) -> None:
+    def _on_new_connection_id(self, frame: f.NewConnectionId, inbound: Inbound | None) -> None:
         if not self._peer_cids.current.cid:
             raise TransportError(_PV, "NEW_CONNECTION_ID with a zero-length CID in use", 0x18)
         self._peer_cids.on_new_connection_id(frame)
@@ -646,48 +667,3 @@ class Receiver:
             raise TransportError(_PV, "unexpected or oversized DATAGRAM frame", 0x30)  # RFC 9221 §3
         self._emit(DatagramReceived(frame.data))
 
-    def _on_ack_frequency(self, frame: f.AckFrequency, inbound: Inbound) -> None:
-        # draft-ietf-quic-ack-frequency §4: acknowledge as the peer asks (checked, newest frame only).
-        if self._ack_frequency.accept(frame):
-            self._spaces.application.ack.configure(
-                threshold=frame.ack_eliciting_threshold,
-                max_ack_delay=frame.request_max_ack_delay / 1e6,
-                reordering_threshold=frame.reordering_threshold,
-            )
-
-
-Route = Callable[[Receiver, Any, Inbound], object]
-"""A frame's handler: the receiver, the frame (of the type it is routed by) and its packet."""
-
-ROUTES: Final[dict[type[f.Frame], Route]] = {
-    # streams and flow control (rudp.quic.streams)
-    f.Stream: lambda rx, frame, _: rx._streams.on_stream(frame),
-    f.MaxData: lambda rx, frame, _: rx._streams.on_max_data(frame),
-    f.MaxStreamData: lambda rx, frame, _: rx._streams.on_max_stream_data(frame),
-    f.ResetStream: lambda rx, frame, _: rx._streams.on_reset_stream(frame),
-    f.StopSending: lambda rx, frame, _: rx._streams.on_stop_sending(frame),
-    f.MaxStreams: lambda rx, frame, _: rx._streams.on_max_streams(frame),
-    f.DataBlocked: lambda rx, frame, _: rx._streams.on_data_blocked(frame),
-    f.StreamDataBlocked: lambda rx, frame, _: rx._streams.on_stream_data_blocked(frame),
-    f.StreamsBlocked: lambda rx, frame, _: rx._streams.on_streams_blocked(frame),
-    # connection IDs (rudp.quic.cids)
-    f.NewConnectionId: Receiver._on_new_connection_id,
-    f.RetireConnectionId: lambda rx, frame, inbound: rx._local_cids.on_retire(frame, inbound.header.dcid),
-    # paths (rudp.quic.paths): a challenge is answered on the path it came on (RFC 9000 §8.2.2)
-    f.PathChallenge: lambda rx, frame, inbound: inbound.path.owe_response(frame.data),
-    f.PathResponse: lambda rx, frame, inbound: rx._paths.on_response(inbound.path, frame.data),
-    # recovery and the ACK trackers, the TLS glue (rudp.quic.handshake), the lifecycle
-    f.Ack: lambda rx, frame, inbound: rx._acks.on_ack(frame, inbound.space, inbound.now),
-    f.Crypto: lambda rx, frame, inbound: rx._handshake.on_crypto(inbound.level, frame, inbound.now),
-    f.HandshakeDone: lambda rx, frame, _: rx._handshake.on_handshake_done(frame),
-    f.NewToken: lambda rx, frame, _: rx._handshake.on_new_token(frame),
-    f.ConnectionClose: Receiver._on_connection_close,
-    f.Datagram: Receiver._on_datagram_frame,
-    f.Ping: on_ping,
-    f.Padding: on_padding,
-    # draft-ietf-quic-ack-frequency §4, §5
-    f.AckFrequency: Receiver._on_ack_frequency,
-    f.ImmediateAck: on_ping,
-}
-"""Every frame type -> the subsystem that owns it (RFC 9000 §19); parse_frames already refused the
-frames a packet type may not carry (§12.4)."""

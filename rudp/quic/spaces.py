@@ -57,6 +57,8 @@ SKIP_SPREAD: Final = 768
 """A packet number is skipped every 256-1024 packets (random) to detect optimistic ACKs."""
 SKIPPED_REMEMBERED: Final = 16
 """Skipped packet numbers remembered (the most recent ones)."""
+_NO_SKIPS: Final[deque[int]] = deque(maxlen=0)
+"""The skipped numbers of a space that skips none: shared, as it can hold nothing (maxlen 0)."""
 
 
 class PacketNumberSpace:
@@ -106,7 +108,7 @@ class PacketNumberSpace:
         """The number the next packet of this space carries."""
         self.probes = 0
         """Ack-eliciting probe packets owed after a PTO (RFC 9002 §6.2.4)."""
-        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED)
+        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED) if skip_numbers else _NO_SKIPS
         """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
         self._randbytes = randbytes
         self._next_skip = 64 + randbytes(1)[0] if skip_numbers else None
@@ -175,7 +177,7 @@ class PacketNumberSpace:
 class PacketSpaces:
     """The packet number spaces whose keys are still in use, each holding its keys (RFC 9001 §4.9)."""
 
-    __slots__ = ("_spaces", "application", "phase", "usage", "version")
+    __slots__ = ("_spaces", "_suite", "application", "phase", "usage", "version")
 
     def __init__(
         self,
@@ -211,6 +213,7 @@ class PacketSpaces:
         }
         self.application = application
         """The Application space (never discarded: a plain attribute, read for every datagram)."""
+        self._suite: CipherSuite | None = None  # the last suite the usage was told of
 
     def __iter__(self) -> Iterator[PacketNumberSpace]:
         return iter(list(self._spaces.values()))
@@ -262,7 +265,7 @@ class PacketSpaces:
     def install_initial(self, dcid: bytes, *, is_client: bool, read: PacketProtection | None = None) -> None:
         """Initial keys from the client's first Destination CID (RFC 9001 §5.2; again after a Retry);
         ``read``: the peer's Initial keys if already built (used only if they match ``dcid``)."""
-        space = self._spaces.get(PacketSpace.INITIAL)
+        space = self._spaces.get(_INITIAL)
         if space is not None:
             space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client, read=read))
 
@@ -282,8 +285,10 @@ class PacketSpaces:
     def install(self, level: EncryptionLevel, *, read: bool, suite: CipherSuite, secret: bytes) -> None:
         """Install a secret from TLS for ``level`` in one direction (ignored for a discarded level)."""
         protection = PacketProtection(suite, secret, self.version)
-        self.usage.set_suite(suite)
-        if level == EncryptionLevel.APPLICATION:
+        if suite is not self._suite:  # (the usage's limits follow the suite alone: told once per suite)
+            self._suite = suite
+            self.usage.set_suite(suite)
+        if level == _APPLICATION_LEVEL:
             self.phase.install(protection, read=read)
             return
         space = self._spaces.get(SPACE_OF_LEVEL[level])
@@ -293,6 +298,6 @@ class PacketSpaces:
     def discard(self, space: PacketSpace) -> bool:
         """Drop a space with its keys, ACK tracker, CRYPTO streams and probes (RFC 9001 §4.9); False if
         it was gone already. The Application space is never discarded."""
-        if space is PacketSpace.APPLICATION:
+        if space is _APPLICATION:
             return False
         return self._spaces.pop(space, None) is not None

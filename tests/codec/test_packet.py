@@ -173,6 +173,24 @@ def test_coalesced_datagram_is_split_by_length() -> None:
         (len(initial) + len(handshake), len(datagram)),
     ]
 
+    # The first header handed in (parsed by the caller already) is yielded as it is, the rest parsed:
+    # the same headers as parsing them all.
+    first = parse_header(datagram, short_dcid_length=1)
+    handed = list(iter_packets(datagram, short_dcid_length=1, first=first))
+    assert handed == headers and handed[0] is first
+
+
+def test_packet_header_is_an_immutable_value() -> None:
+    """PacketHeader is a NamedTuple (cheaper to build than a frozen dataclass): still immutable, equal
+    by value, with its defaults and the spin bit of a short header."""
+    datagram = encode_short_header(b"d", packet_number=2, pn_length=1) + bytes(40)
+    header = parse_header(datagram, short_dcid_length=1)
+    with pytest.raises(AttributeError):
+        header.dcid = b"x"  # type: ignore[misc]
+    assert header == parse_header(bytes(datagram), short_dcid_length=1) and header is not None
+    assert (header.scid, header.token, header.integrity_tag, header.supported_versions) == (b"", b"", b"", ())
+    assert header.spin_bit is False and header._replace(first_byte=header.first_byte | 0x20).spin_bit is True
+
 
 # https://www.rfc-editor.org/rfc/rfc9000#appendix-A.2 and #appendix-A.3
 def test_rfc9000_packet_number_examples() -> None:
@@ -232,3 +250,60 @@ def test_every_truncation_of_a_long_header_is_rejected(packet_type: PacketType) 
             parse_header(packet[:cut])
     # a packet that starts later in a datagram is read from its offset
     assert parse_header(b"xyz" + packet, 3).end == 3 + len(packet)
+
+
+def _varint_of_width(value: int, width: int) -> bytes:
+    prefix = {1: 0x00, 2: 0x40, 4: 0x80, 8: 0xC0}[width]
+    return (value | (prefix << (8 * width - 8))).to_bytes(width, "big")
+
+
+@given(
+    version=st.sampled_from([Version.V1, Version.V2]),
+    packet_type=st.sampled_from([PacketType.INITIAL, PacketType.HANDSHAKE]),
+    dcid=cids,
+    scid=cids,
+    token=st.binary(max_size=70),
+    token_width=st.sampled_from([1, 2, 4, 8]),
+    length_width=st.sampled_from([1, 2, 4, 8]),
+    body=st.integers(1, 200),
+    extra=st.integers(-3, 3),
+)
+def test_long_header_varints_of_every_width_parse_alike(
+    version: int,
+    packet_type: PacketType,
+    dcid: bytes,
+    scid: bytes,
+    token: bytes,
+    token_width: int,
+    length_width: int,
+    body: int,
+    extra: int,
+) -> None:
+    """The index-based reading of a long header's token length and Length (one- and two-byte varints
+    read inline, the others by the general varint reader) gives what a Reader gives, for bytes and
+    for a view, and refuses the same truncated headers."""
+    from rudp.codec.buffer import Reader
+    from rudp.codec.packet import long_type_bits
+
+    if length_width == 1 and body > 63:
+        body = 63
+    bits = long_type_bits(packet_type, version)
+    head = bytes([0xC0 | bits << 4]) + version.to_bytes(4, "big")
+    head += bytes([len(dcid)]) + dcid + bytes([len(scid)]) + scid
+    if packet_type is PacketType.INITIAL:
+        head += _varint_of_width(len(token), token_width) + token
+    datagram = head + _varint_of_width(body, length_width) + bytes(max(0, body + extra))
+    reader = Reader(datagram)
+    reader.pull_bytes(7 + len(dcid) + len(scid))
+    expected_token = reader.pull_bytes(reader.pull_varint()) if packet_type is PacketType.INITIAL else b""
+    length = reader.pull_varint()
+    start = reader.position
+    expected = (expected_token, start, start + length) if length <= reader.remaining else None
+    for data in (datagram, memoryview(datagram)):
+        if expected is None:
+            with pytest.raises(DecodeError):
+                parse_header(data)
+            continue
+        header = parse_header(data)
+        assert (header.token, header.pn_offset, header.end) == expected
+        assert (header.dcid, header.scid) == (dcid, scid) and type(header.dcid) is bytes is type(header.token)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rudp.codec.codes import PacketType, TransportErrorCode, Version
+from rudp.codec.frames import Ack, Crypto, Padding, Ping
 from rudp.codec.packet import parse_header
 from rudp.config import Config
 from rudp.crypto.keys import initial_secrets
@@ -522,3 +523,31 @@ def test_reset_key_is_the_configured_one_else_derived_from_the_master_secret() -
     assert derived == derive_secret(master, b"stateless reset")
     configured = Admission(Config(alpn=["x"], stateless_reset_key=bytes(16)), master, lambda n: bytes(n))
     assert configured.reset_key == bytes(16)
+
+
+@pytest.mark.parametrize(
+    ("frames", "accepted"),
+    [
+        ([Ping(), Padding(1100)], False),  # RFC 9000 §17.2.2: a first Initial carries the ClientHello
+        ([Padding(5), Ping(), Crypto(0, b"\x01\x00\x00\x00"), Padding(1100)], True),
+        ([Ack(((0, 0),), 0), Padding(1100)], False),
+    ],
+)
+def test_only_an_initial_that_carries_crypto_is_accepted(frames: list[object], accepted: bool) -> None:
+    """open_initial keeps the keys of a first Initial only when it decrypts and one of its frames is
+    CRYPTO (wherever it is among them)."""
+    from rudp.codec.frame_codec import encode_frames
+    from rudp.codec.packet import encode_long_header
+
+    dcid, scid = bytes(range(8)), b"client"
+    payload = encode_frames(frames)  # type: ignore[arg-type]
+    client_secret, _ = initial_secrets(dcid, 1)
+    protection = PacketProtection(CipherSuite.AES_128_GCM_SHA256, client_secret, 1)
+    head = encode_long_header(
+        PacketType.INITIAL, 1, dcid, scid, length=2 + len(payload) + 16, packet_number=0, pn_length=2
+    )
+    datagram = protection.protect(head, payload, 0, len(head) - 2, 2)
+    admission = Admission(Config(), b"s" * 32, random.Random(1).randbytes)
+    opened = admission.open_initial(datagram, parse_header(datagram))
+    assert (opened is not None) is accepted
+    assert admission.initial_decrypts(datagram, parse_header(datagram)) is accepted

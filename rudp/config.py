@@ -73,6 +73,9 @@ _LOCAL_PARAMETERS: dict[tuple[object, ...], TransportParameters] = {}
 """Config.local_transport_parameters by the configuration values they are made of (a few configs per
 process: bounded by _MAX_LOCAL_PARAMETERS, the oldest dropped first)."""
 _MAX_LOCAL_PARAMETERS: Final = 16
+_DERIVED_PARAMETERS: Final = "_derived_local_parameters"
+"""The instance attribute (not a field) holding :meth:`Config.local_transport_parameters` until the
+next field assignment."""
 _CLIENT_TLS_CONFIGS: dict[tuple[object, ...], tuple[TicketStore | None, TlsConfig]] = {}
 """A client's TLS settings by every input of :meth:`Config.tls_config` (with the ticket store they
 hold), shared by the connections of equal configurations: bounded, the oldest dropped first."""
@@ -380,12 +383,27 @@ class Config:
         _number(self, "max_connections", minimum=1, integer=True)
         _number(self, "address_token_lifetime", minimum=0.0, exclusive=True)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every assignment forgets what was derived from the fields (a configuration changed in place
+        # gives new transport parameters): see :meth:`local_transport_parameters`.
+        object.__setattr__(self, name, value)
+        self.__dict__.pop(_DERIVED_PARAMETERS, None)
+
     def local_transport_parameters(self) -> TransportParameters:
         """Our transport parameters (CID fields are filled in by the connection).
 
         Every connection asks once; the (immutable) result is shared by every call with the same
-        inputs, so a server does not build a 22-field object per accepted connection. The inputs are
-        read on every call: a configuration changed in place gives new parameters."""
+        inputs, so a server does not build a 22-field object per accepted connection. A configuration
+        changed in place gives new parameters: the result is kept on the instance until its next
+        field assignment (:meth:`__setattr__`), and shared between instances of equal inputs."""
+        kept = self.__dict__.get(_DERIVED_PARAMETERS)
+        if kept is not None:
+            return kept  # type: ignore[no-any-return]
+        params = self._local_transport_parameters()
+        object.__setattr__(self, _DERIVED_PARAMETERS, params)
+        return params
+
+    def _local_transport_parameters(self) -> TransportParameters:
         values = {
             "max_idle_timeout": int(self.idle_timeout * 1000),
             "max_udp_payload_size": 65527,

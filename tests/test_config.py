@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -118,3 +120,24 @@ def test_local_transport_parameters_follow_the_configuration() -> None:
     assert config.local_transport_parameters().min_ack_delay is not None
     config.ack_frequency = False
     assert config.local_transport_parameters().min_ack_delay is None
+
+
+def test_local_transport_parameters_kept_until_a_field_changes() -> None:
+    # The instance keeps its parameters (no key built per connection) until any field is assigned:
+    # each change after a first call gives what a fresh configuration of those values gives.
+    config = rudp.Config()
+    first = config.local_transport_parameters()
+    for field, value in (("idle_timeout", 9.0), ("max_streams_bidi", 7), ("datagrams", True)):
+        setattr(config, field, value)
+        again = config.local_transport_parameters()
+        assert again == dataclasses.replace(config).local_transport_parameters()  # (a new instance)
+        assert again != first and config.local_transport_parameters() is again
+        first = again
+    copied = copy.copy(config)
+    assert copied.local_transport_parameters() is first
+    copied.max_streams_uni = 3
+    assert copied.local_transport_parameters().initial_max_streams_uni == 3
+    assert config.local_transport_parameters() is first
+    replaced = dataclasses.replace(config, max_streams_uni=4)
+    assert replaced.local_transport_parameters().initial_max_streams_uni == 4
+    assert config == copy.copy(config) and "derived" not in repr(config)

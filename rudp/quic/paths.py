@@ -51,6 +51,9 @@ INITIAL_CHALLENGES: Final = 2
 """PATH_CHALLENGEs sent at once when a validation starts, each in its own datagram (RFC 9000 §8.2.1)."""
 MIN_EXPANDED_DATAGRAM: Final = 1200
 """RFC 9000 §8.2.1: datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to this size."""
+_NONE_YET: Final[deque[bytes]] = deque(maxlen=0)
+"""The challenges or responses of a path that has had none (most paths, for their whole life): shared,
+as it can hold nothing (maxlen 0: an append would be dropped); a path makes its own at the first."""
 
 
 @dataclass(slots=True, eq=False)
@@ -124,7 +127,7 @@ class Path:
         """True once the peer proved it receives at this address (RFC 9000 §8)."""
         self.received_bytes = 0
         self.sent_bytes = 0
-        self.challenges: deque[bytes] = deque(maxlen=MAX_CHALLENGES)
+        self.challenges: deque[bytes] = _NONE_YET  # (its own deque from the first challenge sent)
         """Data of the latest PATH_CHALLENGEs sent on this path, awaiting a PATH_RESPONSE."""
         self.challenge_due = False
         """A (new) PATH_CHALLENGE should go out on this path at the next opportunity."""
@@ -133,7 +136,7 @@ class Path:
         self._retry_delay = 0.0
         self._mtu_challenge_owed = False
         self._extra_challenges = 0
-        self.responses: deque[bytes] = deque(maxlen=MAX_PATH_RESPONSES)
+        self.responses: deque[bytes] = _NONE_YET  # (its own deque from the first response owed)
         """PATH_RESPONSE data owed on this path (RFC 9000 §8.2.2: on the path the challenge came on)."""
         self.pmtud = pmtud
         """The PMTU search of this path (paused while it is not validated)."""
@@ -185,6 +188,8 @@ class Path:
 
     def owe_response(self, data: bytes) -> None:
         """A PATH_CHALLENGE arrived on this path: answer it here (the oldest of a flood are dropped)."""
+        if self.responses is _NONE_YET:
+            self.responses = deque(maxlen=MAX_PATH_RESPONSES)
         self.responses.append(data)
 
     def on_response(self, data: bytes) -> bool:
@@ -253,6 +258,8 @@ class Path:
         # while we wait for its next datagram, until the validation fails and the idle timeout).
         if (due or self.challenging_each_datagram()) and sink.remaining >= PATH_FRAME_BYTES:
             data = randbytes(8)
+            if self.challenges is _NONE_YET:
+                self.challenges = deque(maxlen=MAX_CHALLENGES)
             self.challenges.append(data)
             if due:  # (not an extra one: the retry timer of the due ones keeps running)
                 self.challenge_due = self._extra_challenges > 0

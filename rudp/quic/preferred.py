@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from rudp.codec.transport_params import PreferredAddress, TransportParameters
 from rudp.errors import ConfigError, MigrationDisabled, RudpError, TransportError, TransportErrorCode
@@ -148,25 +148,33 @@ def check_migration_config(config: Any) -> None:
             raise ConfigError(f"Config.{name} must be True or False, not {getattr(config, name)!r}")
 
 
+_NO_ADDRESSES: Final[tuple[Address | None, Address | None]] = (None, None)
+
+
 class Migration:
-    """The preferred address and migration policy of one connection (see the module docstring)."""
+    """The preferred address and migration policy of one connection (see the module docstring).
+
+    The attributes a connection may never change start as class-level defaults (every connection
+    builds one; most never migrate): an assignment in a method gives the instance its own value."""
+
+    _parameter: PreferredAddress | None = None
+    state = MigrationState.NONE
+    target: Address | None = None
+    """(client) the preferred address chosen (probed, then used), or None."""
+    peer_disabled_migration = False
+    """(client) the server sent disable_active_migration."""
+    _reserved: PeerCid | None = None
+    _probe: Path | None = None
+    _logged_key: tuple[int, Path, bool] | None = None
+    _logged_state: MigrationState | None = None
 
     def __init__(self, config: Any, *, is_client: bool) -> None:
         self._is_client = is_client
         self._use_preferred = bool(config.use_preferred_address)
+        spec = config.preferred_address
         self._advertised: tuple[Address | None, Address | None] = (
-            (None, None) if is_client else preferred_addresses(config.preferred_address)
+            _NO_ADDRESSES if is_client or not spec else preferred_addresses(spec)
         )
-        self._parameter: PreferredAddress | None = None
-        self.state = MigrationState.NONE
-        self.target: Address | None = None
-        """(client) the preferred address chosen (probed, then used), or None."""
-        self.peer_disabled_migration = False
-        """(client) the server sent disable_active_migration."""
-        self._reserved: PeerCid | None = None
-        self._probe: Path | None = None
-        self._logged_key: tuple[int, Path, bool] | None = None
-        self._logged_state: MigrationState | None = None
 
     @property
     def active(self) -> bool:

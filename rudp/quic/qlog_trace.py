@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frame_codec import parse_frames
@@ -58,10 +58,14 @@ if TYPE_CHECKING:
     from rudp.quic.rtt import RttEstimator
 
 
+_NULL_QLOG: Final = NullQlog()
+"""The qlog of every connection that logs nothing (it holds no state: one is shared)."""
+
+
 def open_qlog(config: Config, *, is_client: bool) -> NullQlog:
     """The qlog for a new connection: a :class:`QlogTrace` if ``config.qlog_dir`` is set."""
     if config.qlog_dir is None:
-        return NullQlog()
+        return _NULL_QLOG
     return QlogTrace(Path(config.qlog_dir), is_client=is_client, ack_delay_exponent=config.ack_delay_exponent)
 
 

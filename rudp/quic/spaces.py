@@ -59,6 +59,9 @@ SKIPPED_REMEMBERED: Final = 16
 """Skipped packet numbers remembered (the most recent ones)."""
 _NO_SKIPS: Final[deque[int]] = deque(maxlen=0)
 """The skipped numbers of a space that skips none: shared, as it can hold nothing (maxlen 0)."""
+_NO_KEYS: Final = KeyPair()
+"""The keys of a space before any are installed (shared: :class:`KeyPair` objects are replaced, never
+changed)."""
 
 
 class PacketNumberSpace:
@@ -93,8 +96,9 @@ class PacketNumberSpace:
         phase: KeyPhase | None = None,
     ) -> None:
         self.id = space
-        self.keys = KeyPair()
-        """The level's keys (Initial, Handshake; 0-RTT in the Application space)."""
+        self.keys = _NO_KEYS
+        """The level's keys (Initial, Handshake; 0-RTT in the Application space); a pair is never
+        changed in place (installing a key makes a new one), so every space starts with one shared."""
         self.phase = phase
         """The 1-RTT keys and key phase (Application space only, RFC 9001 §6)."""
         # ACK_ECN frames carry the ECN counts (all zero: rudp does not read ECN marks yet), so a peer that

@@ -21,8 +21,10 @@ from typing import Final
 
 from rudp.codec.transport_params import (
     _BYTES_PARAMS,
+    FIELD_INDEX,
     SERVER_ONLY,
     TransportParameters,
+    build_parameters,
     decode_transport_parameters,
 )
 
@@ -31,8 +33,9 @@ _LEADING: Final[dict[int, str]] = {int(param_id): name for param_id, name in _BY
 _SERVER_ONLY_NAMES: Final = frozenset(_BYTES_PARAMS[i] for i in _BYTES_PARAMS if i in SERVER_ONLY)
 _FIELDS: Final = tuple(f.name for f in fields(TransportParameters))
 _MAX_REST: Final = 16
-_REST: dict[tuple[bool, tuple[str, ...], bytes], dict[str, object]] = {}
-"""The other fields' values by (from_server, leading parameter names, the bytes after them)."""
+_REST: dict[tuple[bool, tuple[str, ...], bytes], list[object]] = {}
+"""Every field's value in field order, by (from_server, leading parameter names, the bytes after them):
+the other fields' are those of the bytes after the leading ones."""
 
 
 def decode_transport_parameters_cached(data: bytes, *, from_server: bool) -> TransportParameters:
@@ -67,9 +70,13 @@ def decode_transport_parameters_cached(data: bytes, *, from_server: bool) -> Tra
         if len(_REST) >= _MAX_REST:
             del _REST[next(iter(_REST))]  # the oldest
         # (a leading name in the rest would have been a duplicate: refused above, so never here)
-        _REST[key] = {name: getattr(params, name) for name in _FIELDS if name not in leading}
+        # (the leading fields' places hold this decode's values: each later one puts its own there)
+        _REST[key] = [getattr(params, name) for name in _FIELDS]
         return params
-    params = TransportParameters(**rest, **leading)  # type: ignore[arg-type]
+    values = rest.copy()
+    for name, value in leading.items():
+        values[FIELD_INDEX[name]] = value
+    params = build_parameters(values)  # (as TransportParameters(*values); each value decoded before)
     params.validate()  # (the §18.2 rules that involve the leading parameters: CID and token sizes)
     return params
 

@@ -223,3 +223,26 @@ def test_encode_with_changes_keeps_a_bounded_rest_per_object_and_version_informa
     assert encode_with_changes(base, other) == encode_transport_parameters(
         dataclasses.replace(base, initial_source_connection_id=b"\x03", max_idle_timeout=5)
     )
+
+
+@given(transport_parameters, cids)
+def test_build_parameters_and_with_changes_equal_the_dataclass_constructor(
+    params: TransportParameters, cid: bytes
+) -> None:
+    """build_parameters sets the slots the frozen dataclass's __init__ sets (the same object, field by
+    field, ``unknown`` included); with_changes equals dataclasses.replace, and refuses what it refuses."""
+    names = [field.name for field in dataclasses.fields(TransportParameters)]
+    values = [getattr(params, name) for name in names]
+    built = transport_params.build_parameters(values)
+    assert type(built) is TransportParameters and built == TransportParameters(*values)
+    assert [getattr(built, name) for name in names] == values
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.max_idle_timeout = 1  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        transport_params.build_parameters(values[:-1])
+    changes: dict[str, object] = {"initial_source_connection_id": cid, "max_idle_timeout": 7}
+    changed = transport_params.with_changes(params, changes)
+    assert changed == dataclasses.replace(params, **changes)  # type: ignore[arg-type]
+    assert changed.unknown == params.unknown
+    with pytest.raises(TypeError):
+        transport_params.with_changes(params, {"no_such_parameter": 1})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from typing import Final
 
 from rudp.codec.frames import ConnectionClose
 from rudp.errors import ConnectionClosed, TLSAlert, TransportError, TransportErrorCode
@@ -42,6 +43,8 @@ class State(Enum):
 # lookup cost about four global loads, and these are read for every datagram.
 _ACTIVE = (State.HANDSHAKE, State.ESTABLISHED)
 _ESTABLISHED = State.ESTABLISHED
+_NOT_CLOSING: Final = Closing()
+"""The :class:`Closing` of every connection not closing (read only: no period, no frame to send)."""
 
 
 class Lifecycle:
@@ -55,7 +58,9 @@ class Lifecycle:
         self.state = State.HANDSHAKE
         self.cause: ConnectionTerminated | None = None
         """Why the connection ended (None while it is alive)."""
-        self.closing = Closing()
+        self.closing = _NOT_CLOSING
+        """What closing keeps; until the connection ends, one shared object that nothing changes
+        (:meth:`terminate` gives the connection its own before closing or draining)."""
 
     @property
     def is_active(self) -> bool:
@@ -126,6 +131,8 @@ class Lifecycle:
             self.cause = event
             self._emit(event)
         self.state = state
+        if self.closing is _NOT_CLOSING:
+            self.closing = Closing()
         self.closing.start(frame)
         if state is not State.CLOSED and now is not None:
             self.closing.begin_period(now + CLOSING_PTOS * self._pto())

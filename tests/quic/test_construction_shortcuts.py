@@ -103,3 +103,29 @@ def test_migration_defaults_stay_on_the_class_until_a_connection_changes_them() 
         ("10.0.0.9", 443),
         None,
     )
+
+
+def test_lifecycles_share_a_closing_record_until_they_end() -> None:
+    """A live connection's Closing is one shared, unchanged object; terminating gives a connection its
+    own (the frame, the period), as a fresh Closing would have recorded them."""
+    from rudp.codec.frames import ConnectionClose
+    from rudp.quic.closing import Closing
+    from rudp.quic.events import ConnectionTerminated
+    from rudp.quic.state import Lifecycle, State
+
+    events: list[object] = []
+    first, second = Lifecycle(events.append, lambda: 0.1), Lifecycle(events.append, lambda: 0.1)
+    shared = first.closing
+    assert second.closing is shared and shared.until is None and not shared.period_pending
+    frame = ConnectionClose(0, b"bye", application=True)
+    first.terminate(ConnectionTerminated(0, "bye", False, True), 5.0, state=State.CLOSING, frame=frame)
+    general = Closing()
+    general.start(frame)
+    general.begin_period(5.0 + 3 * 0.1)
+    assert first.closing is not shared and first.closing.until == general.until
+    assert first.closing.take_frame() == general.take_frame() == frame
+    first.closing.on_datagram_received()
+    assert second.closing is shared and shared.until is None and shared.take_frame() is None
+    second.terminate(ConnectionTerminated(0, "", False, True), None)  # (closed at once)
+    assert second.closing is not shared and second.state is State.CLOSED
+    assert shared.until is None and not shared.period_pending and shared.take_frame() is None

@@ -199,7 +199,7 @@ class PacketSpaces:
         self.phase = KeyPhase(self.usage)
         """The 1-RTT keys and key phase of the Application space (RFC 9001 §6)."""
         application = PacketNumberSpace(
-            PacketSpace.APPLICATION,
+            _APPLICATION,
             randbytes,
             max_ack_delay=max_ack_delay,
             skip_numbers=True,
@@ -207,13 +207,9 @@ class PacketSpaces:
             phase=self.phase,
         )
         self._spaces: dict[PacketSpace, PacketNumberSpace] = {
-            PacketSpace.INITIAL: PacketNumberSpace(
-                PacketSpace.INITIAL, randbytes, ack_delay_exponent=exponent
-            ),
-            PacketSpace.HANDSHAKE: PacketNumberSpace(
-                PacketSpace.HANDSHAKE, randbytes, ack_delay_exponent=exponent
-            ),
-            PacketSpace.APPLICATION: application,
+            _INITIAL: PacketNumberSpace(_INITIAL, randbytes, ack_delay_exponent=exponent),
+            _HANDSHAKE: PacketNumberSpace(_HANDSHAKE, randbytes, ack_delay_exponent=exponent),
+            _APPLICATION: application,
         }
         self.application = application
         """The Application space (never discarded: a plain attribute, read for every datagram)."""

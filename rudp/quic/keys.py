@@ -19,9 +19,11 @@ from rudp.errors import TransportError, TransportErrorCode
 from rudp.quic.key_limits import LOCAL_UPDATE, REMOTE_UPDATE, KeyUsage
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class KeyPair:
-    """Read and write protection of one encryption level (either may be missing for a while)."""
+    """Read and write protection of one encryption level (either may be missing for a while).
+
+    Immutable: installing a key makes a new pair, so one empty pair serves every space that has none."""
 
     read: PacketProtection | None = None
     write: PacketProtection | None = None

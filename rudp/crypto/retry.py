@@ -121,7 +121,9 @@ class TokenSealer:
         # nonce per token keeps two tokens for the same client distinct.
         nonce = self._randbytes(_NONCE_LENGTH)
         plaintext = _TOKEN_HEADER.pack(_FLAG_RETRY if retry else 0, issued_at) + original_dcid
-        return nonce + self._aead.encrypt(nonce, plaintext, _associated_data(version, address))
+        # (_associated_data, inline: one call less per token)
+        aad = b"".join((_TOKEN_CONTEXT, version.to_bytes(4, "big"), address))
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
 
     def open(
         self, token: bytes, address: bytes, now: float, lifetime: float, *, version: int

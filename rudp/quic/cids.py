@@ -107,7 +107,7 @@ class LocalConnectionIds:
         tokens = prf.prefixes(cids, RESET_TOKEN_SIZE)
         sequence = self._next_sequence
         changes = self.changes
-        for cid, token in zip(cids, tokens):
+        for cid, token in zip(cids, tokens, strict=True):
             active[sequence] = IssuedCid(sequence, cid, token)
             sequence += 1
             changes.append((True, cid))

@@ -132,8 +132,9 @@ class ConnectionDeadlines:
         for at in self._liveness.deadlines(idle_timeout, keepalive):
             if at is not None and (earliest is None or at < earliest):
                 earliest = at
+        sender = self._sender
         for at in (
-            self._sender.next_deadline(),
+            sender.next_deadline() if sender.pacing_blocked else None,  # (RFC 9002 §7.7; usually not)
             self._paths.next_deadline(),
             self._spaces.phase.previous_read_until,
         ):

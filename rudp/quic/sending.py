@@ -128,8 +128,9 @@ class Sender:
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
         self._special = SpecialDatagrams(spaces, paths, recovery, lifecycle, qlog)
-        self._pacing_blocked = False
-        """The last batch had data the pacer held back (its deadline is then armed)."""
+        self.pacing_blocked = False
+        """The last batch had data the pacer held back (its deadline is then armed; read by the
+        connection's deadlines, written only here)."""
         self._nothing_paced = False
         """The current batch's last datagram attempt found no paced data waiting (so the batch's
         application-limited check need not ask every source again)."""
@@ -168,7 +169,7 @@ class Sender:
         if state is _CLOSING:
             return self._special.close(now, self)
         out: list[tuple[bytes, Path]] = []
-        self._pacing_blocked = False
+        self.pacing_blocked = False
         self._nothing_paced = False
         if current.congestion.pacer.max_datagram_size != current.pmtud.current:  # (set on change)
             current.congestion.pacer.use_datagram_size(current.pmtud.current)  # the PMTU search moved
@@ -219,7 +220,7 @@ class Sender:
                 break  # an ACK alone (AckOnlyDatagrams): nothing else waits
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
-        if not self._pacing_blocked:
+        if not self.pacing_blocked:
             if after_train:  # (a train that drained the streams just found nothing more)
                 paced = not self._trains.drained and self._streams.has_data_to_send()
             else:
@@ -230,7 +231,7 @@ class Sender:
 
     def next_deadline(self) -> float | None:
         """RFC 9002 §7.7: when the pacer allows the next packet, if it held data back; else None."""
-        if not self._pacing_blocked:
+        if not self.pacing_blocked:
             return None
         current = self._paths.current
         return current.congestion.pacer.next_send_at(current.pmtud.current)
@@ -317,13 +318,28 @@ class Sender:
                 if space.probes:
                     probing = True
                     break
-        pending = self._has_paced_data(states)
+        # _has_paced_data(states), inline (asked for every datagram, and once more to find nothing).
+        pending = self._streams.has_data_to_send()
+        if not pending:
+            for source in self._other_app_sources:
+                if source.has_data():
+                    pending = True
+                    break
+            else:
+                for space in states:
+                    if space.crypto_send.unsent:
+                        pending = True
+                        break
         # Nothing to send but perhaps an ACK: "nothing to do", the common answer, comes before the
         # budget is asked (and nothing is built).
         idle = not probing and not pending and not self._paths.has_data()
-        if idle and not self._ack_needed(now, states):
-            self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
-            return b""
+        if idle:
+            for space in states:  # _ack_needed(now, states), inline
+                if space.ack.ack_needed(now):
+                    break
+            else:
+                self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
+                return b""
         path = self._paths.current
         size = self.datagram_budget(path)
         if not size:
@@ -395,7 +411,7 @@ class Sender:
         # loops: no generator frame per packet.
         if level is _EARLY:
             sources = self._early_sources
-        elif state.crypto_send.has_data():
+        elif state.crypto_send.unsent:
             return True
         elif level is _APP:
             sources = self._app_sources
@@ -416,7 +432,7 @@ class Sender:
                 return True
         # Plain loops: no generator frame per datagram.
         for state in self._spaces if states is None else states:  # noqa: SIM110
-            if state.crypto_send.has_data():
+            if state.crypto_send.unsent:
                 return True
         return False
 
@@ -454,7 +470,7 @@ class Sender:
                 sources = self._early_sources
             else:
                 crypto = state.crypto_send
-                if crypto.has_data():
+                if crypto.unsent:
                     crypto.write_frames(builder)
                 sources = self._app_sources if level is _APP else ()
             for source in sources:
@@ -492,12 +508,12 @@ class Sender:
         if ask(now, size, congestion.controller, congestion.rtt):
             return True
         # Arm the pacing deadline (only asked when something is waiting, so an idle connection sleeps).
-        self._pacing_blocked = True
+        self.pacing_blocked = True
         return False
 
     def note_pacing_blocked(self) -> None:
         """A train found data the pacer held back: arm the pacing deadline (:meth:`next_deadline`)."""
-        self._pacing_blocked = True
+        self.pacing_blocked = True
 
     # -- packets --------------------------------------------------------------------------------------
 

@@ -199,7 +199,7 @@ class Admission:
         from another port) and to ``version``, the connection's Negotiated Version (RFC 9369 §5),
         valid for ``Config.address_token_lifetime`` (RFC 9000 §8.1.3)."""
         sealer = self._sealer or self._token_sealer()  # (made once: one call less per connection)
-        return _KIND_NEW_TOKEN + sealer.seal(addr[0].encode(), b"", now, retry=False, version=version)
+        return _KIND_NEW_TOKEN + sealer.seal_new_token(addr[0].encode(), now, version)
 
     def open_token(self, token: bytes, addr: Address, now: float, version: int) -> AddressToken | None:
         """The contents of a valid token presented from ``addr`` in an Initial of ``version``, or None

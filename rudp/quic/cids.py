@@ -209,7 +209,9 @@ class PeerConnectionIds:
         self.reset_token_generation = 0
         """Bumped whenever :meth:`reset_tokens` changes, so an endpoint indexing the tokens re-reads
         them only then (not on every flush)."""
-        self._current = PeerCid(0, initial_cid, None)
+        self.current = PeerCid(0, initial_cid, None)
+        """The peer CID we send with (RFC 9000 §5.1.2): an attribute, read for every packet sent;
+        written only here, by :meth:`_use`."""
         self._spare: dict[int, PeerCid] = {}
         self._limit = active_limit
         self._retire_prior_to = 0
@@ -221,20 +223,15 @@ class PeerConnectionIds:
         # a peer that makes us owe more is churning CIDs faster than it lets us retire them.
         self.max_retiring = 2 * active_limit
 
-    @property
-    def current(self) -> PeerCid:
-        """The peer CID we send with (RFC 9000 §5.1.2)."""
-        return self._current
-
-    @current.setter
-    def current(self, cid: PeerCid) -> None:
-        if cid.reset_token != self._current.reset_token:
+    def _use(self, cid: PeerCid) -> None:
+        """Send with ``cid`` from now on (its reset token, if another, re-read by the endpoint)."""
+        if cid.reset_token != self.current.reset_token:
             self.reset_token_generation += 1
-        self._current = cid
+        self.current = cid
 
     def set_initial(self, cid: bytes) -> None:
         """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
-        self.current = PeerCid(0, cid, self.current.reset_token)
+        self._use(PeerCid(0, cid, self.current.reset_token))
 
     def set_reset_token(self, token: bytes | None) -> None:
         """The stateless_reset_token transport parameter belongs to sequence 0."""
@@ -304,7 +301,7 @@ class PeerConnectionIds:
             if spare is None:
                 return None
             reserved = spare
-        self.current = reserved
+        self._use(reserved)
         return previous
 
     def use(self, reserved: PeerCid) -> None:
@@ -315,7 +312,7 @@ class PeerConnectionIds:
             self.release(reserved)
             return
         self._retire(self.current.sequence, limited=False)
-        self.current = reserved
+        self._use(reserved)
 
     def release(self, reserved: PeerCid) -> None:
         """Give up ``reserved`` (its path failed validation): it was used there, so retire it."""
@@ -324,7 +321,7 @@ class PeerConnectionIds:
     def _switch(self) -> None:
         if not self._spare:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "no connection ID left", 0x18)
-        self.current = self._spare.pop(min(self._spare))
+        self._use(self._spare.pop(min(self._spare)))
 
     def rotate(self) -> bool:
         """Move to a fresh peer CID (e.g. on migration) and retire the old one; False if none spare."""

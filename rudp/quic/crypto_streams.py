@@ -132,8 +132,10 @@ class CryptoSendBuffer:
     def write_frames(self, sink: FrameSink) -> None:
         """Write CRYPTO frames for pending ranges while they fit."""
         pending = self._pending
+        count = len(pending)  # each step below takes a whole range or fills the sink: at most these
+        taken = 0
         try:
-            while pending:
+            for _ in range(count):
                 start, stop = pending[0]
                 length = stop - start
                 if start <= 0x3FFF and length <= 0x3FFF:  # (a handshake's offsets: 1- or 2-byte varints)
@@ -142,16 +144,19 @@ class CryptoSendBuffer:
                     overhead = crypto_frame_overhead(start, length)
                 room = sink.remaining - overhead
                 if room <= 0:
-                    return
+                    break
                 if length <= room:
                     pending.shift()  # the whole first range (a flight that fits: the usual case)
+                    taken += 1
                 else:
                     stop = start + room
                     pending.subtract(start, stop)
                 handler = partial(self._on_delivery, start, stop)  # (a partial: no closure per frame)
                 sink.push_frame(Crypto(start, bytes(self._data[start:stop])), handler)
-        finally:
-            self.unsent = bool(pending)  # (once per call, whatever happened)
+        except BaseException:
+            self.unsent = bool(pending)
+            raise
+        self.unsent = taken < count  # (the ranges not taken whole are still pending)
 
     def _on_delivery(self, start: int, stop: int, acked: bool) -> None:
         """The delivery handler of the CRYPTO frame of ``[start, stop)`` (a partial: no closure made

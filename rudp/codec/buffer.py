@@ -20,7 +20,7 @@ class Reader:
     out (FRAME_ENCODING_ERROR unless the caller decodes something else, e.g. transport parameters).
     """
 
-    __slots__ = ("_data", "_end", "_pos", "error_code")
+    __slots__ = ("_data", "_end", "error_code", "position")
 
     def __init__(
         self,
@@ -30,7 +30,9 @@ class Reader:
         error_code: int = TransportErrorCode.FRAME_ENCODING_ERROR,
     ) -> None:
         self._data = data if isinstance(data, memoryview) else memoryview(data)
-        self._pos = offset
+        self.position = offset
+        """Offset of the next byte to read, from the start of the underlying data (an attribute, read
+        once per frame; moved only by the reader's own methods and :meth:`seek`)."""
         self._end = len(self._data) if end is None else end
         self.error_code = error_code
 
@@ -38,18 +40,13 @@ class Reader:
         return DecodeError(f"truncated {what}", self.error_code)
 
     @property
-    def position(self) -> int:
-        """Offset of the next byte to read, from the start of the underlying data."""
-        return self._pos
-
-    @property
     def remaining(self) -> int:
         """Bytes left before the end."""
-        return self._end - self._pos
+        return self._end - self.position
 
     def eof(self) -> bool:
         """True when every byte has been read."""
-        return self._pos >= self._end
+        return self.position >= self._end
 
     @property
     def data(self) -> memoryview:
@@ -60,30 +57,30 @@ class Reader:
         """Move to an absolute ``position`` (0 <= position <= end)."""
         if not 0 <= position <= self._end:
             raise self._fail("seek")
-        self._pos = position
+        self.position = position
 
     def pull_uint8(self) -> int:
         """Read one byte."""
-        pos = self._pos
+        pos = self.position
         if pos >= self._end:
             raise self._fail("uint8")
-        self._pos = pos + 1
+        self.position = pos + 1
         return self._data[pos]
 
     def _pull_int(self, size: int, what: str) -> int:
-        pos = self._pos
+        pos = self.position
         end = pos + size
         if end > self._end:
             raise self._fail(what)
-        self._pos = end
+        self.position = end
         return int.from_bytes(self._data[pos:end], "big")
 
     def pull_uint16(self) -> int:
         """Read a big-endian 16-bit integer."""
-        pos = self._pos
+        pos = self.position
         if pos + 2 > self._end:
             raise self._fail("uint16")
-        self._pos = pos + 2
+        self.position = pos + 2
         data = self._data
         return (data[pos] << 8) | data[pos + 1]
 
@@ -101,42 +98,42 @@ class Reader:
 
     def pull_view(self, length: int) -> memoryview:
         """Return the next ``length`` bytes as a memoryview (no copy)."""
-        pos = self._pos
+        pos = self.position
         end = pos + length
         if length < 0 or end > self._end:
             raise self._fail("block")
-        self._pos = end
+        self.position = end
         return self._data[pos:end]
 
     def pull_bytes(self, length: int) -> bytes:
         """Return the next ``length`` bytes as a bytes copy."""
-        pos = self._pos
+        pos = self.position
         end = pos + length
         if length < 0 or end > self._end:
             raise self._fail("block")
-        self._pos = end
+        self.position = end
         return bytes(self._data[pos:end])
 
     def pull_rest(self) -> memoryview:
         """Return every byte up to the end (no copy)."""
-        return self.pull_view(self._end - self._pos)
+        return self.pull_view(self._end - self.position)
 
     def pull_varint(self) -> int:
         """Read a QUIC varint (RFC 9000 §16)."""
-        pos = self._pos
+        pos = self.position
         if pos >= self._end:
             raise self._fail("varint")
         data = self._data
         first = data[pos]
         kind = first >> 6
         if kind == 0:
-            self._pos = pos + 1
+            self.position = pos + 1
             return first
         length = 1 << kind
         end = pos + length
         if end > self._end:
             raise self._fail("varint")
-        self._pos = end
+        self.position = end
         return int.from_bytes(data[pos:end], "big") & ((1 << (length * 8 - 2)) - 1)
 
     def pull_block(self, length_size: int) -> memoryview:
@@ -144,23 +141,23 @@ class Reader:
         if length_size == 0:
             length = self.pull_varint()
         elif length_size == 1:
-            pos = self._pos
+            pos = self.position
             if pos >= self._end:
                 raise self._fail("block")
             length = self._data[pos]
-            self._pos = pos + 1
+            self.position = pos + 1
         else:
             length = self._pull_int(length_size, "block")
-        pos = self._pos
+        pos = self.position
         end = pos + length
         if end > self._end:
             raise self._fail("block")
-        self._pos = end
+        self.position = end
         return self._data[pos:end]
 
     def sub_reader(self, length: int) -> Reader:
         """Return a reader over the next ``length`` bytes and skip them here."""
-        start = self._pos
+        start = self.position
         self.pull_view(length)
         return Reader(self._data, start, start + length, self.error_code)
 

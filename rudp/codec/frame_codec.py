@@ -296,18 +296,19 @@ def parse_frames(payload: BytesLike, packet_type: PacketType | None = None) -> l
             encoding, or a frame not allowed in ``packet_type``. ``frame_type`` is set where known.
     """
     reader = Reader(payload)
-    if reader.eof():
+    data = reader.data
+    end = len(data)  # (the reader's end: every read below stops there)
+    if not end:
         raise DecodeError("packet without frames", _PV)  # RFC 9000 §12.4
     frames: list[tuple[int, Frame]] = []
     append = frames.append
-    data = reader.data
-    while not reader.eof():
+    while reader.position < end:  # (not reader.eof(): no call per frame)
         kind = data[reader.position]
         if (kind == 0x02 or kind == 0x03) and packet_type is not _Z:
             # ACK (every packet type but 0-RTT carries one, RFC 9000 §12.4): the usual one-range form
             # without a reader, as in 1-RTT packets (same frame, same errors).
-            frame, end = pull_one_rtt_frame(data, reader.position)
-            reader.seek(end)
+            frame, stop = pull_one_rtt_frame(data, reader.position)
+            reader.seek(stop)
             append((kind, frame))
             continue
         append(pull_frame(reader, packet_type))

@@ -87,6 +87,20 @@ class KeyedHmac:
         return out
 
 
+    def prefixes(self, messages: list[bytes], length: int) -> list[bytes]:
+        """``digest(message)[:length]`` for each message, in one call (a server's stateless reset
+        tokens of the CIDs it issues at once, RFC 9000 §10.3.2)."""
+        inner_pad, outer_pad = self._inner, self._outer
+        out = []
+        for message in messages:
+            inner = inner_pad.copy()
+            inner.update(message)
+            outer = outer_pad.copy()
+            outer.update(inner.digest())
+            out.append(outer.digest()[:length])
+        return out
+
+
 def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length: int) -> bytes:
     """HKDF-Expand(PRK, info, L) (RFC 5869 §2.3)."""
     name = algorithm.name

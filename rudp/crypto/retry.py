@@ -90,6 +90,7 @@ _NONCE_LENGTH: Final = 12
 _TOKEN_HEADER: Final = struct.Struct("!Bd")  # flags, issued_at
 _FLAG_RETRY: Final = 0x01
 _TOKEN_CONTEXT: Final = b"rudp address token\x00"
+_MAX_CONTEXTS: Final = 4
 
 
 class TokenSealer:
@@ -106,11 +107,15 @@ class TokenSealer:
         ValueError: ``key`` is not 16, 24 or 32 bytes long.
     """
 
-    __slots__ = ("_aead", "_randbytes")
+    __slots__ = ("_aead", "_contexts", "_encrypt", "_randbytes")
 
     def __init__(self, key: bytes, randbytes: Callable[[int], bytes] = os.urandom) -> None:
         self._aead = AESGCM(key)
+        self._encrypt = self._aead.encrypt
         self._randbytes = randbytes
+        self._contexts: dict[int, bytes] = {}
+        """The associated data's prefix (context and version) by version, for :meth:`seal_new_token`:
+        at most :data:`_MAX_CONTEXTS` (the versions a server speaks)."""
 
     def seal(
         self, address: bytes, original_dcid: bytes, issued_at: float, *, retry: bool, version: int
@@ -121,7 +126,20 @@ class TokenSealer:
         # nonce per token keeps two tokens for the same client distinct.
         nonce = self._randbytes(_NONCE_LENGTH)
         plaintext = _TOKEN_HEADER.pack(_FLAG_RETRY if retry else 0, issued_at) + original_dcid
-        return nonce + self._aead.encrypt(nonce, plaintext, _associated_data(version, address))
+        # (_associated_data, inline: one call less per token)
+        aad = b"".join((_TOKEN_CONTEXT, version.to_bytes(4, "big"), address))
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def seal_new_token(self, address: bytes, issued_at: float, version: int) -> bytes:
+        """:meth:`seal` of a NEW_TOKEN token (no original DCID, not a Retry's): the same bytes, sealed
+        once per connection a server completes, with fewer steps."""
+        context = self._contexts.get(version)
+        if context is None:
+            context = _TOKEN_CONTEXT + version.to_bytes(4, "big")
+            if len(self._contexts) < _MAX_CONTEXTS:
+                self._contexts[version] = context
+        nonce = self._randbytes(_NONCE_LENGTH)  # RFC 9000 §8.1.4: a random nonce, as seal's
+        return nonce + self._encrypt(nonce, _TOKEN_HEADER.pack(0, issued_at), context + address)
 
     def open(
         self, token: bytes, address: bytes, now: float, lifetime: float, *, version: int

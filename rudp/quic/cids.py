@@ -11,7 +11,7 @@ import hmac
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from rudp.codec.frames import NewConnectionId, RetireConnectionId
 from rudp.crypto.hkdf import KeyedHmac, hmac_digest
@@ -84,13 +84,35 @@ class LocalConnectionIds:
         if self._cid_length == 0:
             return
         self._limit = limit
-        while len(self.active) < limit:
-            cid = self._randbytes(self._cid_length)
-            entry = IssuedCid(self._next_sequence, cid, self._reset_token(cid))
-            self.active[entry.sequence] = entry
-            self._next_sequence += 1
-            self.changes.append((True, cid))
+        active = self.active
+        count = limit - len(active)
+        if count <= 0:
+            return
+        prf = self._reset_prf
+        if prf is None:  # (a client's random tokens are drawn between its CIDs)
+            while len(active) < limit:
+                cid = self._randbytes(self._cid_length)
+                entry = IssuedCid(self._next_sequence, cid, self._reset_token(cid))
+                active[entry.sequence] = entry
+                self._next_sequence += 1
+                self.changes.append((True, cid))
             self._unsent_hint = True
+            return
+        # A server's reset tokens derived in one call (RFC 9000 §10.3.2), the CIDs drawn in the same
+        # order as one at a time (the same bytes as the loop above).
+        randbytes, length = self._randbytes, self._cid_length
+        cids = []
+        for _ in range(count):  # (plain loops: no comprehension frames)
+            cids.append(randbytes(length))
+        tokens = prf.prefixes(cids, RESET_TOKEN_SIZE)
+        sequence = self._next_sequence
+        changes = self.changes
+        for cid, token in zip(cids, tokens, strict=True):
+            active[sequence] = IssuedCid(sequence, cid, token)
+            sequence += 1
+            changes.append((True, cid))
+        self._next_sequence = sequence
+        self._unsent_hint = True
 
     def issue_preferred(self) -> IssuedCid:
         """(server) The connection ID of the preferred_address transport parameter: sequence number 1
@@ -138,17 +160,15 @@ class LocalConnectionIds:
             if sink.remaining < 2 + 8 + 8 + 1 + len(entry.cid) + 16:
                 return
             entry.in_flight = True
-            sink.push_frame(frame, self._delivery_handler(entry))
+            sink.push_frame(frame, partial(self._on_delivery, entry))
 
-    def _delivery_handler(self, entry: IssuedCid) -> Callable[[bool], None]:
-        def handler(acked: bool) -> None:
-            entry.in_flight = False
-            if acked:
-                entry.sent = True
-            elif not entry.sent:
-                self._unsent_hint = True  # RFC 9000 §13.3: a lost NEW_CONNECTION_ID is sent again
-
-        return handler
+    def _on_delivery(self, entry: IssuedCid, acked: bool) -> None:
+        """The delivery handler of a NEW_CONNECTION_ID frame (a partial: no closure per frame)."""
+        entry.in_flight = False
+        if acked:
+            entry.sent = True
+        elif not entry.sent:
+            self._unsent_hint = True  # RFC 9000 §13.3: a lost NEW_CONNECTION_ID is sent again
 
     def take_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
@@ -189,7 +209,9 @@ class PeerConnectionIds:
         self.reset_token_generation = 0
         """Bumped whenever :meth:`reset_tokens` changes, so an endpoint indexing the tokens re-reads
         them only then (not on every flush)."""
-        self._current = PeerCid(0, initial_cid, None)
+        self.current = PeerCid(0, initial_cid, None)
+        """The peer CID we send with (RFC 9000 §5.1.2): an attribute, read for every packet sent;
+        written only here, by :meth:`_use`."""
         self._spare: dict[int, PeerCid] = {}
         self._limit = active_limit
         self._retire_prior_to = 0
@@ -201,20 +223,15 @@ class PeerConnectionIds:
         # a peer that makes us owe more is churning CIDs faster than it lets us retire them.
         self.max_retiring = 2 * active_limit
 
-    @property
-    def current(self) -> PeerCid:
-        """The peer CID we send with (RFC 9000 §5.1.2)."""
-        return self._current
-
-    @current.setter
-    def current(self, cid: PeerCid) -> None:
-        if cid.reset_token != self._current.reset_token:
+    def _use(self, cid: PeerCid) -> None:
+        """Send with ``cid`` from now on (its reset token, if another, re-read by the endpoint)."""
+        if cid.reset_token != self.current.reset_token:
             self.reset_token_generation += 1
-        self._current = cid
+        self.current = cid
 
     def set_initial(self, cid: bytes) -> None:
         """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
-        self.current = PeerCid(0, cid, self.current.reset_token)
+        self._use(PeerCid(0, cid, self.current.reset_token))
 
     def set_reset_token(self, token: bytes | None) -> None:
         """The stateless_reset_token transport parameter belongs to sequence 0."""
@@ -284,7 +301,7 @@ class PeerConnectionIds:
             if spare is None:
                 return None
             reserved = spare
-        self.current = reserved
+        self._use(reserved)
         return previous
 
     def use(self, reserved: PeerCid) -> None:
@@ -295,7 +312,7 @@ class PeerConnectionIds:
             self.release(reserved)
             return
         self._retire(self.current.sequence, limited=False)
-        self.current = reserved
+        self._use(reserved)
 
     def release(self, reserved: PeerCid) -> None:
         """Give up ``reserved`` (its path failed validation): it was used there, so retire it."""
@@ -304,7 +321,7 @@ class PeerConnectionIds:
     def _switch(self) -> None:
         if not self._spare:
             raise TransportError(TransportErrorCode.PROTOCOL_VIOLATION, "no connection ID left", 0x18)
-        self.current = self._spare.pop(min(self._spare))
+        self._use(self._spare.pop(min(self._spare)))
 
     def rotate(self) -> bool:
         """Move to a fresh peer CID (e.g. on migration) and retire the old one; False if none spare."""

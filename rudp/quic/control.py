@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from rudp.codec.frames import AckFrequency, Datagram, HandshakeDone, NewToken, Ping
 from rudp.quic.delivery import DeliveryHandler, FrameSink, PacketSink
@@ -91,7 +92,7 @@ class ControlFrames:
         token = self._new_token
         if token is not None and sink.remaining >= len(token) + 3:
             self._new_token = None
-            sink.push_frame(NewToken(token), self._token_handler(token))
+            sink.push_frame(NewToken(token), partial(self._on_token_delivery, token))
         while self._pings and sink.remaining >= 1:
             sink.push_frame(_PING, self._ping_handler(self._pings.pop(0)))
         if self._keepalive_due and sink.remaining >= 1:
@@ -114,12 +115,10 @@ class ControlFrames:
         if not acked:
             self._handshake_done = True
 
-    def _token_handler(self, token: bytes) -> DeliveryHandler:
-        def handler(acked: bool) -> None:
-            if not acked and self._new_token is None:
-                self._new_token = token  # RFC 9000 §13.3: a lost NEW_TOKEN is sent again
-
-        return handler
+    def _on_token_delivery(self, token: bytes, acked: bool) -> None:
+        """The delivery handler of a NEW_TOKEN frame (a partial: no closure made per token)."""
+        if not acked and self._new_token is None:
+            self._new_token = token  # RFC 9000 §13.3: a lost NEW_TOKEN is sent again
 
     def _ping_handler(self, uid: int) -> DeliveryHandler:
         def handler(acked: bool) -> None:
@@ -249,14 +248,14 @@ class _AheadOfStreams:
 class StreamFrames:
     """The stream manager as a frame source: it paces its sends by the current path's RTT."""
 
-    __slots__ = ("_paths", "_streams")
+    __slots__ = ("_paths", "_streams", "has_data")
 
     def __init__(self, streams: StreamManager, paths: Paths) -> None:
         self._streams = streams
         self._paths = paths
-
-    def has_data(self) -> bool:  # asked of a packet that goes anyway: MAX_STREAMS may ride on it
-        return self._streams.has_frames()
+        # Asked of a packet that goes anyway (MAX_STREAMS may ride on it): the manager's own method,
+        # bound once (no wrapper call per packet; the manager holds nothing of this source).
+        self.has_data: Callable[[], bool] = streams.has_frames
 
     def write_frames(self, sink: PacketSink) -> None:
         self._streams.write_frames(sink, sink.now, self._paths.current.congestion.rtt.smoothed_rtt)

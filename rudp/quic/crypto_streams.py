@@ -8,7 +8,7 @@ out-of-order data is bounded (CRYPTO_BUFFER_EXCEEDED, RFC 9000 §7.5).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from functools import partial
 
 from rudp.codec.frame_codec import crypto_frame_overhead
 from rudp.codec.frames import Crypto
@@ -89,12 +89,15 @@ class CryptoReceiveBuffer:
 class CryptoSendBuffer:
     """One level's outgoing CRYPTO stream with loss-driven retransmission."""
 
-    __slots__ = ("_acked", "_data", "_pending")
+    __slots__ = ("_acked", "_data", "_pending", "unsent")
 
     def __init__(self) -> None:
         self._data = bytearray()
         self._pending = RangeSet()
         self._acked = RangeSet()
+        self.unsent = False
+        """True if some bytes are unsent or were lost: :meth:`has_data`'s answer, kept on every change
+        of the pending ranges (read before every datagram: an attribute, no call)."""
 
     def write(self, data: bytes) -> None:
         """Queue handshake bytes from TLS."""
@@ -102,10 +105,11 @@ class CryptoSendBuffer:
             start = len(self._data)
             self._data += data
             self._pending.add(start, len(self._data))
+            self.unsent = True
 
     def has_data(self) -> bool:
         """True if some bytes are unsent or were lost (the packetizer's ``FrameSource`` question)."""
-        return bool(self._pending)
+        return self.unsent
 
     has_data_to_send = has_data  # one function, no second call per question
 
@@ -123,34 +127,44 @@ class CryptoSendBuffer:
             position = high
         if position < len(self._data):
             self._pending.add(position, len(self._data))
+        self.unsent = bool(self._pending)
 
     def write_frames(self, sink: FrameSink) -> None:
         """Write CRYPTO frames for pending ranges while they fit."""
         pending = self._pending
-        while pending:
-            start, stop = pending[0]
-            length = stop - start
-            if start <= 0x3FFF and length <= 0x3FFF:  # (a handshake's offsets: varints of 1 or 2 bytes)
-                overhead = (2 if start <= 0x3F else 3) + (1 if length <= 0x3F else 2)
-            else:
-                overhead = crypto_frame_overhead(start, length)
-            room = sink.remaining - overhead
-            if room <= 0:
-                return
-            if length <= room:
-                pending.shift()  # the whole first range (a flight that fits: the usual case)
-            else:
-                stop = start + room
-                pending.subtract(start, stop)
-            sink.push_frame(Crypto(start, bytes(self._data[start:stop])), self._handler(start, stop))
+        count = len(pending)  # each step below takes a whole range or fills the sink: at most these
+        taken = 0
+        try:
+            for _ in range(count):
+                start, stop = pending[0]
+                length = stop - start
+                if start <= 0x3FFF and length <= 0x3FFF:  # (a handshake's offsets: 1- or 2-byte varints)
+                    overhead = (2 if start <= 0x3F else 3) + (1 if length <= 0x3F else 2)
+                else:
+                    overhead = crypto_frame_overhead(start, length)
+                room = sink.remaining - overhead
+                if room <= 0:
+                    break
+                if length <= room:
+                    pending.shift()  # the whole first range (a flight that fits: the usual case)
+                    taken += 1
+                else:
+                    stop = start + room
+                    pending.subtract(start, stop)
+                handler = partial(self._on_delivery, start, stop)  # (a partial: no closure per frame)
+                sink.push_frame(Crypto(start, bytes(self._data[start:stop])), handler)
+        except BaseException:
+            self.unsent = bool(pending)
+            raise
+        self.unsent = taken < count  # (the ranges not taken whole are still pending)
 
-    def _handler(self, start: int, stop: int) -> Callable[[bool], None]:
-        def handler(acked: bool) -> None:
-            if acked:
-                self._acked.add(start, stop)
-            elif not self._acked.covers(start, stop):
-                self._pending.add(start, stop)
-                for low, high in self._acked:
-                    self._pending.subtract(low, high)
-
-        return handler
+    def _on_delivery(self, start: int, stop: int, acked: bool) -> None:
+        """The delivery handler of the CRYPTO frame of ``[start, stop)`` (a partial: no closure made
+        per frame): acknowledged bytes are done, lost ones not acknowledged since are sent again."""
+        if acked:
+            self._acked.add(start, stop)
+        elif not self._acked.covers(start, stop):
+            self._pending.add(start, stop)
+            for low, high in self._acked:
+                self._pending.subtract(low, high)
+            self.unsent = bool(self._pending)

@@ -127,13 +127,23 @@ class ConnectionDeadlines:
                 if at is not None and (earliest is None or at < earliest):
                     earliest = at
         config = self._config
-        idle_timeout = self._handshake.idle_timeout(config.idle_timeout, recovery.pto())  # §10.1
+        # RFC 9000 §10.1: Handshake.idle_timeout, inline: the smaller of the two non-zero values, at
+        # least three PTOs (the test compares the two).
+        limit = config.idle_timeout
+        peer = self._handshake.peer_idle_timeout
+        if limit <= 0 or 0 < peer < limit:
+            limit = peer
+        idle_timeout: float | None = None
+        if limit > 0:
+            floor = 3 * recovery.pto()
+            idle_timeout = limit if limit > floor else floor
         keepalive = config.keepalive_interval if state is _ESTABLISHED else None
         for at in self._liveness.deadlines(idle_timeout, keepalive):
             if at is not None and (earliest is None or at < earliest):
                 earliest = at
+        sender = self._sender
         for at in (
-            self._sender.next_deadline(),
+            sender.next_deadline() if sender.pacing_blocked else None,  # (RFC 9002 §7.7; usually not)
             self._paths.next_deadline(),
             self._spaces.phase.previous_read_until,
         ):

@@ -553,13 +553,15 @@ class QuicEndpoint:
         entry.cids.add(cid)
 
     def _update_routes(self, conn: QuicConnection, entry: _Entry) -> None:
+        routes = self._routes
         for added, cid in conn.drain_cid_changes():
-            if added:
-                self._route(conn, entry, cid)
+            if added:  # (_route, inline: a server issues several CIDs at once)
+                routes[cid] = conn
+                entry.cids.add(cid)
             else:
                 entry.cids.discard(cid)
-                if self._routes.get(cid) is conn:
-                    del self._routes[cid]
+                if routes.get(cid) is conn:
+                    del routes[cid]
         generation = conn.peer_reset_tokens_generation
         if generation != entry.reset_generation:  # read only when they changed, not on every flush
             entry.reset_generation = generation

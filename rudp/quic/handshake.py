@@ -100,6 +100,9 @@ class Handshake:
         """What our encoded parameters carry beyond the configuration's (a client's SCID and
         version_information; a server's CIDs too), until :attr:`local_params` is first asked for."""
         self.peer_params: TransportParameters | None = None
+        self.peer_idle_timeout = 0.0
+        """The peer's max_idle_timeout in seconds (0: none, or not known yet; RFC 9000 §10.1), read
+        after every flush by the connection's deadlines (:meth:`idle_timeout` inline)."""
         self._decoded_peer: tuple[bytes, TransportParameters] | None = None
         self.complete = False
         """True once the TLS handshake completed."""
@@ -301,6 +304,7 @@ class Handshake:
         if self.is_client:
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)
         self.peer_params = params
+        self.peer_idle_timeout = params.max_idle_timeout / 1000
         self._qlog.parameters_set("remote", params, now)
         self._streams.apply_peer_parameters(params)
         self._recovery.set_max_ack_delay(params.max_ack_delay / 1000)

@@ -3,24 +3,23 @@
 Owns :class:`Sender`: which levels get a packet, the one loop that asks the frame sources of a packet
 (:class:`~rudp.quic.delivery.FrameSource`: ACKs, path frames, CRYPTO, control frames, connection IDs,
 streams, datagrams) in priority order, the probes owed after a PTO, padding, the congestion window,
-the pacer and the anti-amplification limit, and the one after-send hook (:meth:`Sender._after_datagram`)
+the pacer and the anti-amplification limit, and the one after-send hook (:meth:`Sender.after_datagram`)
 that records every datagram the same way: data, path-only, PMTU probe and CONNECTION_CLOSE alike (a
 packet train, built by the :class:`~rudp.quic.trains.TrainSender` the sender owns, does per packet
-what decides the next one and the rest once per train). It remembers only whether the pacer held
-data back (its :meth:`next_deadline`) and whether the current batch is ECN-marked. What each source
-holds is the source's business.
+what decides the next one and the rest once per train; CONNECTION_CLOSE, PMTU-probe and other-path
+datagrams, by its :class:`~rudp.quic.special_datagrams.SpecialDatagrams`). It remembers only whether
+the pacer held data back (its :meth:`next_deadline`) and whether the current batch is ECN-marked. What
+each source holds is the source's business.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from enum import Enum
-from functools import partial
+from collections.abc import Iterable, Sequence
 
-from rudp.codec.frames import ConnectionClose, Ping
+from rudp.codec.frames import Ping
 from rudp.codec.packet import FIXED_BIT, KEY_PHASE_BIT, MIN_INITIAL_DATAGRAM_SIZE
 from rudp.crypto.protection import PacketProtection
-from rudp.errors import TransportError, TransportErrorCode
+from rudp.errors import TransportError
 from rudp.quic.ack_only import AckOnlyDatagrams
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.control import ControlFrames, DatagramQueue, StreamFrames
@@ -30,7 +29,6 @@ from rudp.quic.handshake_probes import owe_coalesced_probes
 from rudp.quic.liveness import Liveness
 from rudp.quic.packetizer import DatagramBuilder, long_first_byte, long_header_prefix
 from rudp.quic.paths import Address, Path, Paths
-from rudp.quic.pmtud import PmtuDiscovery
 from rudp.quic.qlog import NullQlog
 from rudp.quic.recovery import LossRecovery, ProbeRequest
 from rudp.quic.sent import PacketSpace
@@ -42,20 +40,15 @@ from rudp.quic.spaces import (
     PacketNumberSpace,
     PacketSpaces,
 )
+from rudp.quic.special_datagrams import MIN_PATH_DATAGRAM, Sent, SpecialDatagrams
 from rudp.quic.state import MIN_SENDABLE_BYTES, Lifecycle, State
 from rudp.quic.stats import TrafficCounters
 from rudp.quic.streams.manager import StreamManager
 from rudp.quic.trains import MAX_DATAGRAMS_PER_CALL, TrainSender
-from rudp.quic.weak_callbacks import weak_method
 from rudp.tls.engine import EncryptionLevel
 
 MAX_PATH_DATAGRAMS = 4
 """Datagrams of path frames per other path and call (responses owed, then the first challenges)."""
-MIN_PATH_DATAGRAM = 40
-"""The smallest anti-amplification allowance worth a datagram of path frames: a 1-RTT packet with one
-PATH_CHALLENGE or PATH_RESPONSE (header with an 8-byte CID, the frame, the AEAD tag) takes 38-41 bytes.
-Smaller than :data:`MIN_SENDABLE_BYTES` so that a new address that sent us one small datagram (an ACK)
-still gets every challenge its 3x allows (RFC 9000 §8.1, §8.2.1)."""
 PROBE_DATA_BYTES = 1000
 """Stream bytes a PTO probe re-sends when there is no new data (fits any probe packet)."""
 BLACK_HOLE_PTO_COUNT = 2
@@ -65,16 +58,6 @@ _CLOSED, _CLOSING, _DRAINING = State.CLOSED, State.CLOSING, State.DRAINING  # (e
 _INITIAL, _HANDSHAKE = EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE
 _APPLICATION_SPACE = PacketSpace.APPLICATION
 _HANDSHAKE_LEVELS = (_INITIAL, _HANDSHAKE)
-
-
-class Sent(Enum):
-    """What a datagram carried, for the after-send hook."""
-
-    DATA = "data"
-    PATH = "path"
-    """Path frames only, to a path other than the current one."""
-    PMTU_PROBE = "pmtu probe"
-    CLOSE = "close"
 
 
 _DATA, _PMTU_PROBE = Sent.DATA, Sent.PMTU_PROBE  # (hot paths: module constants, not enum lookups)
@@ -144,8 +127,10 @@ class Sender:
         self._early_sources: tuple[FrameSource, ...] = (*ahead, stream_frames, *queue)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
-        self._pacing_blocked = False
-        """The last batch had data the pacer held back (its deadline is then armed)."""
+        self._special = SpecialDatagrams(spaces, paths, recovery, lifecycle, qlog)
+        self.pacing_blocked = False
+        """The last batch had data the pacer held back (its deadline is then armed; read by the
+        connection's deadlines, written only here)."""
         self._nothing_paced = False
         """The current batch's last datagram attempt found no paced data waiting (so the batch's
         application-limited check need not ask every source again)."""
@@ -182,9 +167,9 @@ class Sender:
         if state is _CLOSED or state is _DRAINING:
             return []
         if state is _CLOSING:
-            return self._close_datagrams(now)
+            return self._special.close(now, self)
         out: list[tuple[bytes, Path]] = []
-        self._pacing_blocked = False
+        self.pacing_blocked = False
         self._nothing_paced = False
         if current.congestion.pacer.max_datagram_size != current.pmtud.current:  # (set on change)
             current.congestion.pacer.use_datagram_size(current.pmtud.current)  # the PMTU search moved
@@ -192,7 +177,7 @@ class Sender:
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
             # the PATH_CHALLENGEs a validation starts with, one per datagram, §8.2.1).
             for _ in range(MAX_PATH_DATAGRAMS):
-                datagram = self._build_path_datagram(path, now)
+                datagram = self._special.path_datagram(path, now, self)
                 if not datagram:
                     break
                 out.append((datagram, path))
@@ -200,7 +185,7 @@ class Sender:
                     break
         if now >= current.pmtud.next_probe_at and self._may_probe_pmtu(current):
             # The probe goes first, so a full congestion window cannot starve it.
-            probe = self._build_pmtu_probe(current, now)
+            probe = self._special.pmtu_probe(current, now, self)
             if probe:
                 out.append((probe, current))
         spaces = self._spaces
@@ -217,11 +202,11 @@ class Sender:
                     )
                 except TransportError as exc:
                     self._lifecycle.on_local_error(exc, now)
-                    return out + self._close_datagrams(now)
+                    return out + self._special.close(now, self)
             if self._streams.queued and self._trains.ready(now):
                 before = len(out)
                 if not self._trains.build(now, current, out, self.ecn_marking, self):
-                    return out + self._close_datagrams(now)
+                    return out + self._special.close(now, self)
                 if len(out) > before or not self._spaces.application.ack.has_data():
                     after_train = True
                     break
@@ -235,7 +220,7 @@ class Sender:
                 break  # an ACK alone (AckOnlyDatagrams): nothing else waits
         # A pacer that held data back saw data waiting (it is asked only then): not application-limited.
         # (_nothing_paced: the last datagram attempt just found no paced data; nothing changed since.)
-        if not self._pacing_blocked:
+        if not self.pacing_blocked:
             if after_train:  # (a train that drained the streams just found nothing more)
                 paced = not self._trains.drained and self._streams.has_data_to_send()
             else:
@@ -246,7 +231,7 @@ class Sender:
 
     def next_deadline(self) -> float | None:
         """RFC 9002 §7.7: when the pacer allows the next packet, if it held data back; else None."""
-        if not self._pacing_blocked:
+        if not self.pacing_blocked:
             return None
         current = self._paths.current
         return current.congestion.pacer.next_send_at(current.pmtud.current)
@@ -283,23 +268,6 @@ class Sender:
 
     # -- datagrams of one kind ------------------------------------------------------------------------
 
-    def _build_path_datagram(self, path: Path, now: float) -> bytes:
-        """A datagram of path frames only, for a path other than the current one (within its allowance)."""
-        allowance = path.datagram_allowance()
-        base = path.pmtud.base
-        size = base if allowance is None else min(base, allowance)
-        if size < MIN_PATH_DATAGRAM:
-            return b""
-        builder = self._qlog.builder(size, now)
-        if not self._start_packet(builder, _APP, dcid=path.dcid):
-            return b""
-        self._paths.write_path_frames(path, builder)
-        if not self._end_packet(builder, _APP):
-            return b""
-        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE)
-        self._after_datagram(builder, datagram, path, now, Sent.PATH)
-        return datagram
-
     def _may_probe_pmtu(self, path: Path) -> bool:
         # The cheap questions first (with PMTU discovery off or over, or before confirmation, the rest
         # is not asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
@@ -310,57 +278,6 @@ class Sender:
             and self._recovery.handshake_confirmed
             and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
         )
-
-    def _build_pmtu_probe(self, path: Path, now: float) -> bytes:
-        """RFC 9000 §14.3: a PING padded to the size being probed."""
-        pmtud = path.pmtud
-        size = pmtud.probe_size(now)
-        if size is None:
-            return b""
-        if not self.may_send_new(path, size, now):
-            pmtud.cancel_probe(size)
-            return b""
-        builder = self._qlog.builder(size, now)
-        if not self._start_packet(builder, _APP):
-            pmtud.cancel_probe(size)
-            return b""
-        # (the handler holds no sender: a sent packet in recovery's record referring back to the sender
-        # that owns recovery would make a reference cycle)
-        builder.push_frame(Ping(), partial(_on_pmtu_probe, pmtud, size, weak_method(self._recovery.pto)))
-        sent = builder.end_packet()
-        datagram = builder.finish(size)
-        if sent is None or not datagram:
-            return b""
-        sent.is_pmtu_probe = True
-        self._advance(_APP, sent.packet_number)
-        self._after_datagram(builder, datagram, path, now, Sent.PMTU_PROBE)
-        return datagram
-
-    def _close_datagrams(self, now: float) -> list[tuple[bytes, Path]]:
-        frame = self._lifecycle.closing.take_frame()
-        if frame is None:
-            return []
-        path = self._paths.current
-        builder = self._qlog.builder(path.pmtud.current, now)
-        for level in (EncryptionLevel.INITIAL, EncryptionLevel.HANDSHAKE, _APP):
-            if self._spaces.write_keys(level) is None:
-                continue
-            # RFC 9000 §10.2.3: before confirmation the peer may lack some keys, so the close goes in
-            # every level we can still write (Initial, Handshake and 1-RTT).
-            to_send = frame
-            if frame.application and level != _APP:
-                # RFC 9000 §10.2.3: an application close before 1-RTT is sent as APPLICATION_ERROR.
-                to_send = ConnectionClose(TransportErrorCode.APPLICATION_ERROR, b"", 0, False)
-            if not self._start_packet(builder, level):
-                break
-            builder.push_frame(to_send)
-            self._end_packet(builder, level)
-        datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
-        allowance = path.datagram_allowance()
-        if not datagram or (allowance is not None and len(datagram) > allowance):
-            return []
-        self._after_datagram(builder, datagram, path, now, Sent.CLOSE)
-        return [(datagram, path)]
 
     # -- one datagram of data -----------------------------------------------------------------------
 
@@ -401,13 +318,28 @@ class Sender:
                 if space.probes:
                     probing = True
                     break
-        pending = self._has_paced_data(states)
+        # _has_paced_data(states), inline (asked for every datagram, and once more to find nothing).
+        pending = self._streams.has_data_to_send()
+        if not pending:
+            for source in self._other_app_sources:
+                if source.has_data():
+                    pending = True
+                    break
+            else:
+                for space in states:
+                    if space.crypto_send.unsent:
+                        pending = True
+                        break
         # Nothing to send but perhaps an ACK: "nothing to do", the common answer, comes before the
         # budget is asked (and nothing is built).
         idle = not probing and not pending and not self._paths.has_data()
-        if idle and not self._ack_needed(now, states):
-            self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
-            return b""
+        if idle:
+            for space in states:  # _ack_needed(now, states), inline
+                if space.ack.ack_needed(now):
+                    break
+            else:
+                self._nothing_paced = True  # the batch ends here: _datagrams need not ask again
+                return b""
         path = self._paths.current
         size = self.datagram_budget(path)
         if not size:
@@ -446,12 +378,12 @@ class Sender:
             if not self._open_packet(builder, level, state, protection, None):
                 break
             self._write_packet(builder, level, state, blocked)
-            if self._end_packet(builder, level, state):
+            if self.end_packet(builder, level, state):
                 wrote_handshake = wrote_handshake or level is _HANDSHAKE
         datagram = builder.finish(MIN_INITIAL_DATAGRAM_SIZE if builder.padding_required else 0)
         if not datagram:
             return b""
-        self._after_datagram(builder, datagram, path, now, _DATA)
+        self.after_datagram(builder, datagram, path, now, _DATA)
         if wrote_handshake and self._is_client:
             # RFC 9001 §4.9.1: a client discards Initial keys when it first sends a Handshake packet.
             self._handshake.discard(EncryptionLevel.INITIAL)
@@ -479,7 +411,7 @@ class Sender:
         # loops: no generator frame per packet.
         if level is _EARLY:
             sources = self._early_sources
-        elif state.crypto_send.has_data():
+        elif state.crypto_send.unsent:
             return True
         elif level is _APP:
             sources = self._app_sources
@@ -500,7 +432,7 @@ class Sender:
                 return True
         # Plain loops: no generator frame per datagram.
         for state in self._spaces if states is None else states:  # noqa: SIM110
-            if state.crypto_send.has_data():
+            if state.crypto_send.unsent:
                 return True
         return False
 
@@ -538,7 +470,7 @@ class Sender:
                 sources = self._early_sources
             else:
                 crypto = state.crypto_send
-                if crypto.has_data():
+                if crypto.unsent:
                     crypto.write_frames(builder)
                 sources = self._app_sources if level is _APP else ()
             for source in sources:
@@ -576,16 +508,16 @@ class Sender:
         if ask(now, size, congestion.controller, congestion.rtt):
             return True
         # Arm the pacing deadline (only asked when something is waiting, so an idle connection sleeps).
-        self._pacing_blocked = True
+        self.pacing_blocked = True
         return False
 
     def note_pacing_blocked(self) -> None:
         """A train found data the pacer held back: arm the pacing deadline (:meth:`next_deadline`)."""
-        self._pacing_blocked = True
+        self.pacing_blocked = True
 
     # -- packets --------------------------------------------------------------------------------------
 
-    def _start_packet(
+    def start_packet(
         self, builder: DatagramBuilder, level: EncryptionLevel, *, dcid: bytes | None = None
     ) -> bool:
         """Open a packet of ``level`` in ``builder`` with the next packet number of its space (a 1-RTT
@@ -604,7 +536,7 @@ class Sender:
         protection: PacketProtection,
         dcid: bytes | None,
     ) -> bool:
-        """:meth:`_start_packet` once the level's space and write keys are known."""
+        """:meth:`start_packet` once the level's space and write keys are known."""
         if level is _APP:
             # RFC 9000 §17.3.1: a short header is the first byte (with the key phase, RFC 9001 §6)
             # and the DCID.
@@ -636,7 +568,7 @@ class Sender:
             largest_acked=self._recovery.largest_acked(space),
         )
 
-    def _end_packet(
+    def end_packet(
         self, builder: DatagramBuilder, level: EncryptionLevel, state: PacketNumberSpace | None = None
     ) -> bool:
         """Close the open packet; False if it was empty (its packet number stays unused)."""
@@ -646,14 +578,14 @@ class Sender:
         if level is _INITIAL and (self._is_client or sent.ack_eliciting):
             builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
         if state is None:
-            self._advance(level, sent.packet_number)
+            self.advance(level, sent.packet_number)
             return True
-        state.advance()  # (_advance, inline: once per packet)
+        state.advance()  # (advance, inline: once per packet)
         if level is _APP:
             self._spaces.phase.on_packet_sent(sent.packet_number)
         return True
 
-    def _advance(
+    def advance(
         self, level: EncryptionLevel, packet_number: int, state: PacketNumberSpace | None = None
     ) -> None:
         # The space moves past the number (skipping one now and then, RFC 9000 §21.4); the first 1-RTT
@@ -667,7 +599,7 @@ class Sender:
 
     # -- the one after-send hook ----------------------------------------------------------------------
 
-    def _after_datagram(
+    def after_datagram(
         self, builder: DatagramBuilder, datagram: bytes, path: Path, now: float, kind: Sent
     ) -> None:
         """Bookkeeping for every datagram about to leave, whatever it carries: recovery, idle timer,
@@ -701,10 +633,3 @@ class Sender:
 
 __all__ = ["MAX_DATAGRAMS_PER_CALL", "Sender"]
 
-
-def _on_pmtu_probe(pmtud: PmtuDiscovery, size: int, pto: Callable[[], float], acked: bool) -> None:
-    """The delivery handler of a PMTU probe (RFC 8899 §4.1: a lost probe is retried a PTO later)."""
-    if acked:
-        pmtud.on_probe_acked(size)  # the path's datagrams grow at once
-    else:
-        pmtud.on_probe_lost(size, retry_delay=pto())

@@ -92,3 +92,14 @@ def test_initial_secrets_equal_the_general_hkdf_path(dcid: bytes, v2: bool) -> N
     )
     for _ in range(2):  # the first call prepares the salt's key, the second reuses it
         assert _derive_initial_secrets(dcid, version) == expected
+
+
+def test_keyed_hmac_prefixes_equal_one_digest_each() -> None:
+    import hmac as _hmac
+
+    from rudp.crypto.hkdf import KeyedHmac
+
+    prf = KeyedHmac("sha256", b"k" * 32)
+    messages = [b"", b"a", b"x" * 100, bytes(range(64))]
+    assert prf.prefixes(messages, 16) == [_hmac.digest(b"k" * 32, m, "sha256")[:16] for m in messages]
+    assert prf.prefixes([], 16) == []

@@ -184,3 +184,21 @@ def test_random_tokens_never_raise(token: bytes, address: bytes, now: float) -> 
 def test_bad_key_length_is_a_caller_error() -> None:
     with pytest.raises(ValueError):
         TokenSealer(b"short")
+
+
+def test_seal_new_token_is_seal_of_a_new_token_in_every_version() -> None:
+    # The shortcut against the general seal: same randomness, same bytes, for more versions than its
+    # context cache holds (the ones past the bound are built each time, never kept).
+    versions = [V1, 0x6B3343CF, 0x1A2A3A4A, 0x5A6A7A8A, 0xFF000020, 0x0A0A0A0A, V1]
+    for version in versions:
+        _, general = _counter_randbytes()
+        _, short = _counter_randbytes()
+        for address in (ADDRESS[:4], b"", b"2001:db8::1"):
+            expected = general.seal(address, b"", 12.5, retry=False, version=version)
+            assert short.seal_new_token(address, 12.5, version) == expected
+            opened = short.open(expected, address, 13.0, lifetime=60.0, version=version)
+            assert opened == AddressToken(retry=False, original_dcid=b"", issued_at=12.5)
+    sealer = TokenSealer(KEY)
+    for version in versions:
+        sealer.seal_new_token(ADDRESS[:4], 1.0, version)
+    assert len(sealer._contexts) == 4

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from rudp.codec.frames import Crypto, Frame
 from rudp.quic.crypto_streams import CryptoSendBuffer
 
@@ -115,3 +117,39 @@ def _pending_from(offset: int, length: int) -> CryptoSendBuffer:
         handler(True)
     buffer.write(bytes(length))
     return buffer
+
+
+def test_the_unsent_flag_is_the_pending_ranges_answer_after_every_change() -> None:
+    # ``unsent`` (has_data's answer, read by the sender) is kept on every change of the pending ranges:
+    # checked against the ranges themselves through random writes, sends, losses, acks and requeues.
+    import random
+
+    rng = random.Random(7)
+    for _ in range(50):
+        buffer = CryptoSendBuffer()
+        handlers: list[Callable[[bool], None]] = []
+        for _ in range(40):
+            step = rng.randrange(5)
+            if step == 0:
+                buffer.write(bytes(rng.randrange(0, 300)))
+            elif step == 1:
+                sink = Sink(rng.randrange(0, 400))
+                buffer.write_frames(sink)
+                handlers.extend(sink.handlers)
+            elif step in (2, 3) and handlers:
+                handlers.pop(rng.randrange(len(handlers)))(step == 2)
+            elif step == 4:
+                buffer.requeue_unacked()
+            assert buffer.unsent == bool(buffer._pending) == buffer.has_data()
+
+
+def test_the_unsent_flag_stays_right_when_a_sink_refuses_a_frame() -> None:
+    class Refusing(Sink):
+        def push_frame(self, frame: Frame, handler: Callable[[bool], None] | None = None) -> None:
+            raise ValueError("frame does not fit in the packet")
+
+    buffer = CryptoSendBuffer()
+    buffer.write(b"z" * 10)
+    with pytest.raises(ValueError):
+        buffer.write_frames(Refusing(100))
+    assert buffer.unsent == bool(buffer._pending)

@@ -110,3 +110,64 @@ def test_has_data_is_the_look_at_every_cid_whatever_happens() -> None:
             spare = [seq for seq in ids.active if seq != 0]
             if spare:
                 ids.on_retire(RetireConnectionId(rng.choice(spare)), ids.active[0].cid)
+
+
+def test_a_servers_batch_of_ids_equals_issuing_them_one_at_a_time() -> None:
+    # The shortcut (one HMAC call for the batch's reset tokens) against the one-at-a-time path it
+    # replaces: same CIDs (drawn in the same order), sequences, tokens and routing changes.
+    batch = _ids()
+    batch.issue_up_to(8)
+    single = _ids()
+    for limit in range(2, 9):  # one new ID per call: the general loop's single steps
+        single.issue_up_to(limit)
+    assert [(e.sequence, e.cid, e.reset_token, e.sent) for e in batch.active.values()] == [
+        (e.sequence, e.cid, e.reset_token, e.sent) for e in single.active.values()
+    ]
+    for entry in batch.active.values():
+        assert entry.reset_token == stateless_reset_token(b"k" * 32, entry.cid)
+    assert list(batch.changes) == list(single.changes)
+    assert batch.has_data_to_send() and single.has_data_to_send()
+    batch.issue_up_to(8)  # nothing more to issue
+    assert len(batch.active) == 8
+
+
+def test_a_clients_ids_draw_each_random_token_after_its_cid() -> None:
+    # The fallback: no endpoint key, random tokens drawn between the CIDs (the same draws as before).
+    draws: list[int] = []
+
+    def randbytes(n: int) -> bytes:
+        draws.append(n)
+        return os.urandom(n)
+
+    ids = LocalConnectionIds(b"\x00" * 8, None, randbytes, 8)
+    draws.clear()
+    ids.issue_up_to(4)
+    assert draws == [8, 16] * 3
+    assert len(ids.active) == 4 and ids.has_data_to_send()
+
+
+def test_a_lost_new_connection_id_is_sent_again_and_an_acked_one_never() -> None:
+    from rudp.codec.frames import NewConnectionId
+
+    class Sink:
+        remaining = 1500
+
+        def __init__(self) -> None:
+            self.frames: list[tuple[object, object]] = []
+
+        def push_frame(self, frame: object, handler: object = None) -> None:
+            self.frames.append((frame, handler))
+
+    ids = _ids()
+    ids.issue_up_to(3)
+    sink = Sink()
+    ids.write_frames(sink)  # type: ignore[arg-type]
+    assert [type(f) for f, _ in sink.frames] == [NewConnectionId, NewConnectionId]
+    assert not ids.has_data_to_send()
+    (_, lost), (_, acked) = sink.frames
+    lost(False)  # type: ignore[operator]
+    acked(True)  # type: ignore[operator]
+    assert ids.has_data_to_send()
+    again = Sink()
+    ids.write_frames(again)  # type: ignore[arg-type]
+    assert [f.sequence for f, _ in again.frames] == [1]  # type: ignore[attr-defined]

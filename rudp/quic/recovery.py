@@ -81,7 +81,7 @@ class LossRecovery:
         self._probed_at: float | None = None  # when the PTO last fired
         self.bytes_in_flight = 0
         self.pto_count = 0
-        self._spaces = {space: SentPackets() for space in _SPACES}
+        self._spaces = {_INITIAL: SentPackets(), _HANDSHAKE: SentPackets(), _APPLICATION: SentPackets()}
         self._handshake_confirmed = False
         self._peer_validated = not is_client  # RFC 9002 §6.2.1: clients validate servers implicitly
         self._has_handshake_keys = False
@@ -93,7 +93,8 @@ class LossRecovery:
         self._packets_lost = 0
         self._bytes_lost = 0
         self._total_ptos = 0
-        self._persistent_congestions = 0
+        self.persistent_congestion_count = 0
+        """Times persistent congestion was established so far."""
         self._ce_events = 0
         self.acked_ect0 = 0
         """The ECT(0) packets on the current path the last ACK newly acknowledged."""
@@ -117,11 +118,6 @@ class LossRecovery:
     def peer_address_validated(self) -> bool:
         """True if the peer has certainly validated our address (always true for servers)."""
         return self._peer_validated
-
-    @property
-    def persistent_congestion_count(self) -> int:
-        """Times persistent congestion was established so far."""
-        return self._persistent_congestions
 
     @property
     def probed_at(self) -> float | None:
@@ -276,7 +272,8 @@ class LossRecovery:
         state = self._spaces[space]
         if state.discarded:
             return []
-        largest = ack.largest
+        ranges = ack.ranges
+        largest = ranges[0][1]  # (Ack.largest, without the property's call)
         if state.largest_sent is None or largest > state.largest_sent:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION,
@@ -289,11 +286,11 @@ class LossRecovery:
         self._timer_base_at = now
         flight_before = self.bytes_in_flight
         undo = self._undo
-        undone = bool(undo.lost) and undo.on_ack(space, ack.ranges, prior_largest, self._rtt_unit(), now)
+        undone = bool(undo.lost) and undo.on_ack(space, ranges, prior_largest, self._rtt_unit(), now)
         if undone and self._prr is not None:
             # RFC 4015 §2: every loss of the last congestion event was spurious; the controller undid it.
             self._prr.stop()
-        acked = state.remove_acked(ack.ranges)
+        acked = state.remove_acked(ranges)
         if not acked:
             return []
         if space is _HANDSHAKE:
@@ -332,12 +329,22 @@ class LossRecovery:
             and not newest.off_path  # RFC 9000 §9.4: the old path's round trip is not the new one's
             and eliciting
         ):
-            self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
+            # RFC 9002 §5.3: Initial acknowledgments are not delayed on purpose (_sample_rtt, inline).
+            self.rtt.update(
+                now - newest.sent_at,
+                0.0 if space is _INITIAL else ack_delay,
+                handshake_confirmed=self._handshake_confirmed,
+                max_ack_delay=self.max_ack_delay,
+            )
+            if self._first_rtt_sample_at is None:
+                self._first_rtt_sample_at = now
         self._packets_acked += len(acked)
         prr = self._prr
         if prr is not None and prr.active and any(packet.sent_at > prr.started_at for packet in acked):
             prr.stop()  # RFC 9002 §7.3.2: a packet sent in the recovery period was acknowledged
-        lost = self._detect_lost(state, now)
+        # Only the packets below an acknowledged one that are still outstanding (the ledger's holes)
+        # can be lost (RFC 9002 §6.1); without any, the ledger has no loss time either.
+        lost = self._detect_lost(state, now) if state.holes else None
         if lost:
             self._on_packets_lost(state, lost, now, flight_before)
         self._deliver_acked(acked)
@@ -354,7 +361,8 @@ class LossRecovery:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
             # server validated its address (it may be blocked by the anti-amplification limit).
             self.pto_count = 0
-        state.trim_acked()
+        if lost or state.holes:
+            state.trim_acked()  # (without either, remove_acked left nothing to trim)
         return acked
 
     _deliver_acked = staticmethod(deliver_acked)  # (rudp.quic.delivery; tests call it here)
@@ -384,13 +392,13 @@ class LossRecovery:
         """Before the controller sees an ACK: tell it whether the window limited the sender over the
         round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py). ``newest_sent_at``:
         when the newest acknowledged packet in flight on this path left (:data:`_NEVER` if none was)."""
-        if self._app_limited_sink is None:
+        sink = self._app_limited_sink
+        if sink is None:
             return
-        use = self._window_use
-        slow_start = bool(getattr(self.congestion, "in_slow_start", False))
-        self._set_app_limited(not use.window_limited(self.congestion.congestion_window, slow_start))
-        if newest_sent_at != _NEVER:
-            use.on_acked(newest_sent_at)
+        app_limited = not self._window_use.on_ack(self.congestion, newest_sent_at)
+        if app_limited != self._app_limited:  # (_set_app_limited, inline)
+            self._app_limited = app_limited
+            sink(app_limited)
 
     def _deliver_rate_sample(self, now: float) -> None:
         rates = self._rates
@@ -403,19 +411,6 @@ class LossRecovery:
     def ce_count(self) -> int:
         """CE marks the peer reported so far (from validated ACK_ECN counts)."""
         return self._ce_events
-
-    def _sample_rtt(self, space: PacketSpace, latest_rtt: float, ack_delay: float, now: float) -> None:
-        if space == _INITIAL:
-            # RFC 9002 §5.3: Initial acknowledgments are not delayed on purpose.
-            ack_delay = 0.0
-        self.rtt.update(
-            latest_rtt,
-            ack_delay,
-            handshake_confirmed=self._handshake_confirmed,
-            max_ack_delay=self.max_ack_delay,
-        )
-        if self._first_rtt_sample_at is None:
-            self._first_rtt_sample_at = now
 
     # -- losses -------------------------------------------------------------------------------------------
 
@@ -462,7 +457,7 @@ class LossRecovery:
             prr.start(flight_before, now)  # RFC 6937 §3.1: RecoverFS is the flight at the event
         duration = self.persistent_congestion_duration()
         if in_persistent_congestion(state, lost, self._first_rtt_sample_at, duration):
-            self._persistent_congestions += 1
+            self.persistent_congestion_count += 1
             self.congestion.on_persistent_congestion(now)
             if prr is not None:
                 prr.stop()  # RFC 9002 §7.6.2: the window collapsed; slow start, not PRR, follows
@@ -703,7 +698,7 @@ class LossRecovery:
             bytes_lost=self._bytes_lost,
             pto_count=self.pto_count,
             total_ptos=self._total_ptos,
-            persistent_congestion_count=self._persistent_congestions,
+            persistent_congestion_count=self.persistent_congestion_count,
             latest_rtt=self.rtt.latest_rtt,
             smoothed_rtt=self.rtt.smoothed_rtt,
             rttvar=self.rtt.rttvar,

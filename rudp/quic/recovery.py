@@ -63,6 +63,15 @@ class LossRecovery:
     called exactly once (``True`` acked, ``False`` lost) unless the packet's space is discarded.
     """
 
+    __slots__ = (  # (attributes stored in place: a connection makes one, a handshake touches many)
+        "__weakref__", "_app_limited", "_app_limited_sink", "_bytes_lost", "_bytes_sent", "_ce_events",
+        "_first_rtt_sample_at", "_handshake_confirmed", "_handshake_pto_cap", "_has_handshake_keys",
+        "_on_sent_hook", "_packets_acked", "_packets_lost", "_packets_sent", "_peer_validated", "_probed_at",
+        "_prr", "_rates", "_spaces", "_timer_base_at", "_total_ptos", "_undo", "_window_steady",
+        "_window_use", "acked_carried_largest", "acked_ect0", "bytes_in_flight", "congestion", "is_client",
+        "max_ack_delay", "persistent_congestion_count", "pto_count", "rtt",
+    )
+
     def __init__(
         self,
         congestion: CongestionController,
@@ -81,7 +90,7 @@ class LossRecovery:
         self._probed_at: float | None = None  # when the PTO last fired
         self.bytes_in_flight = 0
         self.pto_count = 0
-        self._spaces = {_INITIAL: SentPackets(), _HANDSHAKE: SentPackets(), _APPLICATION: SentPackets()}
+        self._spaces = (SentPackets(), SentPackets(), SentPackets())  # (indexed by PacketSpace)
         self._handshake_confirmed = False
         self._peer_validated = not is_client  # RFC 9002 §6.2.1: clients validate servers implicitly
         self._has_handshake_keys = False
@@ -158,12 +167,6 @@ class LossRecovery:
         if not allowed:
             self._window_use.on_window_refused(self.bytes_in_flight)  # the window limits the sender
         return allowed
-
-    def _set_app_limited(self, app_limited: bool) -> None:
-        if app_limited != self._app_limited:
-            self._app_limited = app_limited
-            if self._app_limited_sink is not None:
-                self._app_limited_sink(app_limited)
 
     @property
     def app_limited(self) -> bool:
@@ -396,7 +399,7 @@ class LossRecovery:
         if sink is None:
             return
         app_limited = not self._window_use.on_ack(self.congestion, newest_sent_at)
-        if app_limited != self._app_limited:  # (_set_app_limited, inline)
+        if app_limited != self._app_limited:
             self._app_limited = app_limited
             sink(app_limited)
 
@@ -482,11 +485,12 @@ class LossRecovery:
         for a PTO (GetPtoTimeAndSpace, RFC 9002 §6.2.1); (None, Initial, False) when unset."""
         earliest: float | None = None
         earliest_space = _INITIAL
-        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
-            loss_time = state.loss_time
-            if loss_time is not None and (earliest is None or loss_time < earliest):
-                earliest, earliest_space = loss_time, space
-        if earliest is not None:
+        initial, handshake, app = spaces = self._spaces
+        if initial.loss_time is not None or handshake.loss_time is not None or app.loss_time is not None:
+            for space in _SPACES:
+                loss_time = spaces[space].loss_time
+                if loss_time is not None and (earliest is None or loss_time < earliest):
+                    earliest, earliest_space = loss_time, space
             return earliest, earliest_space, True
         backoff = 1 << self.pto_count  # 2**pto_count (a shift: asked after every flush)
         base = self.rtt.base_pto
@@ -510,7 +514,8 @@ class LossRecovery:
                 duration = limit
                 capped = True
         outstanding = False  # (_ack_eliciting_outstanding, found by the same loop)
-        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+        for space in _SPACES:
+            state = spaces[space]
             if state.ack_eliciting_in_flight == 0:
                 continue
             if space is _APPLICATION:
@@ -651,7 +656,7 @@ class LossRecovery:
             None if getattr(hook, "__func__", None) is BaseCongestionController.on_packet_sent else hook
         )
         # Delivery-rate sampling (congestion/base.py says why only for some controllers).
-        self._rates = _rate_estimator(congestion)
+        self._rates = DeliveryRateEstimator() if getattr(congestion, "uses_rate_samples", False) else None
         # Spurious losses: undo and the adaptive thresholds (congestion/undo.py).
         self._undo = SpuriousLossDetector(congestion)
         # RFC 6937 PRR during recovery periods, for the controllers that ask for it (congestion/prr.py).
@@ -671,7 +676,7 @@ class LossRecovery:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old
         one leave the new path's bytes in flight, congestion control and RTT sampling. They are still
         acknowledged or declared lost as usual, so their data is repaired; the PTO still covers them."""
-        for state in self._spaces.values():
+        for state in self._spaces:
             for packet in state.packets.values():
                 if packet.in_flight and not packet.off_path:
                     packet.off_path = True
@@ -711,7 +716,3 @@ class LossRecovery:
             time_threshold=self._undo.time_threshold,
         )
 
-
-def _rate_estimator(congestion: CongestionController) -> DeliveryRateEstimator | None:
-    """Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why)."""
-    return DeliveryRateEstimator() if getattr(congestion, "uses_rate_samples", False) else None

@@ -316,7 +316,7 @@ class SentPackets:
         self.ack_eliciting_in_flight = 0
         self.loss_time = None
         self.last_ack_eliciting_at = None
-        self.acked = RangeSet()
+        self.acked.clear()
         return dropped
 
     def discard(self) -> list[SentPacket]:

@@ -58,7 +58,7 @@ class AckReceiving:
         state = spaces.application if space is _APPLICATION else spaces.get(space)  # (never discarded)
         if state is None:
             return  # discarded by an earlier frame of this packet (RFC 9001 §4.9)
-        skipped = state.never_sent_in(frame.ranges)
+        skipped = state.never_sent_in(frame.ranges) if state.skipped else None  # (usually none skipped)
         if skipped is not None:
             # RFC 9000 §21.4: acknowledging a packet we never sent is an optimistic-ACK attack.
             reason = f"ACK of packet {skipped}, which was never sent"
@@ -66,23 +66,32 @@ class AckReceiving:
         ack_delay = (
             self._handshake.peer_ack_delay(frame.ack_delay) if space is _APPLICATION else 0.0
         )
-        acked = self._recovery.on_ack_received(space, frame, ack_delay, now)
+        recovery = self._recovery
+        acked = recovery.on_ack_received(space, frame, ack_delay, now)
         if acked:
-            self._on_ecn_counts(space, frame, now)
-        if self._recovery.persistent_congestion_count != self._persistent_congestion_seen:
+            # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
+            # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
+            ecn = self._paths.current.ecn
+            before = ecn.state
+            ce = ecn.on_ack_marked(space, frame.ecn, recovery.acked_ect0, self._feedback)
+            if ce > 0:
+                recovery.on_ecn_ce(ce, now)
+            if ecn.state is not before:
+                self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
+        if recovery.persistent_congestion_count != self._persistent_congestion_seen:
             self._check_black_hole()
         if not acked:
             return
         # Both follow-ups depend only on the largest value (they are monotone), so one call each per
         # ACK frame rather than one per acknowledged packet; recovery found both (acked ascends).
         largest = acked[-1].packet_number
-        largest_ack = self._recovery.acked_carried_largest
+        largest_ack = recovery.acked_carried_largest
         if largest_ack >= 0:
             state.ack.on_ack_acked(largest_ack)  # RFC 9000 §13.2.4
         if space is _APPLICATION:
             phase = spaces.phase
             if phase.update_pending_ack:  # (the PTO only when a key update waits for this ACK)
-                phase.on_packet_acked(largest, now, self._recovery.pto())  # RFC 9001 §6.1
+                phase.on_packet_acked(largest, now, recovery.pto())  # RFC 9001 §6.1
             self._ask_ack_frequency(now)
 
     def on_ack_frequency(self, frame: f.AckFrequency) -> None:
@@ -114,17 +123,6 @@ class AckReceiving:
             now=now,
             rate_sampling=getattr(congestion.controller, "uses_rate_samples", False),
         )
-
-    def _on_ecn_counts(self, space: PacketSpace, frame: f.Ack, now: float) -> None:
-        # RFC 9000 §13.4.2.1: validate the counts against the newly acknowledged ECT(0) packets;
-        # RFC 9002 §7.1: an increase of the CE count on a path that validates is congestion.
-        ecn = self._paths.current.ecn
-        before = ecn.state
-        ce = ecn.on_ack_marked(space, frame.ecn, self._recovery.acked_ect0, self._feedback)
-        if ce > 0:
-            self._recovery.on_ecn_ce(ce, now)
-        if ecn.state is not before:
-            self._qlog.ecn_state_updated(ecn.state, ecn.failure, now)
 
     def _check_black_hole(self) -> None:
         self._persistent_congestion_seen = self._recovery.persistent_congestion_count

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import ClassVar, Final
 
-from rudp.codec.frames import Ack, AckRange
+from rudp.codec.frames import Ack
 from rudp.quic.delivery import DeliveryHandler, PacketSink
 from rudp.quic.rangeset import RangeSet
 from rudp.quic.sent import PacketSpace
@@ -89,6 +89,9 @@ class AckTracker:
 
     def is_duplicate(self, packet_number: int) -> bool:
         """True if ``packet_number`` was already processed (or is too old to be tracked)."""
+        largest = self.largest_received
+        if largest is None or packet_number > largest:
+            return False  # (in order, the usual case: the floor is never above largest + 1)
         return packet_number < self._floor or packet_number in self._received
 
     def on_packet_received(
@@ -125,15 +128,17 @@ class AckTracker:
         largest_received = self.largest_received
         if (
             not immediate
-            and largest_received is not None
-            and first == largest_received + 1
-            and self._largest_ack_eliciting == largest_received
+            and (
+                largest_received is None  # (the first packet of the space: nothing to be out of order with)
+                or (first == largest_received + 1 and self._largest_ack_eliciting == largest_received)
+            )
             and self.reordering_threshold <= 1
             and self.in_order_fast_path
         ):
-            # The common case of a transfer, in one pass: the next data packets in order. They extend
-            # the newest range (no new range: the memory bound holds) and open no gap (RFC 9000
-            # §13.2.1); what follows is the general path's bookkeeping for such packets.
+            # The common case of a transfer, in one pass: the next data packets in order (or the first
+            # ones). They extend the newest range, or make the only one (no new range past the first:
+            # the memory bound holds), and open no gap (RFC 9000 §13.2.1); what follows is the general
+            # path's bookkeeping for such packets.
             self._received.add(first, last + 1)
             self.largest_received = self._largest_ack_eliciting = last
             self._largest_received_at = now
@@ -148,6 +153,8 @@ class AckTracker:
                 self._deadline = deadline = now + self.max_ack_delay
             if self._immediate and now < deadline:
                 self._deadline = now
+        elif first == last:
+            self._record(first, True, now, immediate, True)
         else:
             for packet_number in range(first, last + 1):
                 self._record(packet_number, True, now, immediate, True)
@@ -177,8 +184,8 @@ class AckTracker:
             self._largest_received_at = now
         if ack_eliciting and self.reordering_threshold > 1 and self._missing_beyond_threshold():
             self._immediate = True
-        if not in_order or largest_received is None or packet_number != largest_received + 1:
-            self._bound_memory()  # only a new range can pass the bound
+        if largest_received is not None and (not in_order or packet_number != largest_received + 1):
+            self._bound_memory()  # only a new range can pass the bound (never the first one)
         self._pending = True
         if not ack_eliciting:
             return
@@ -191,8 +198,8 @@ class AckTracker:
             self._immediate = True
         if self._deadline is None:
             self._deadline = now + self.max_ack_delay
-        if self._immediate:
-            self._deadline = min(self._deadline, now)
+        if self._immediate and now < self._deadline:
+            self._deadline = now
 
     def _out_of_order(self, packet_number: int) -> bool:
         """RFC 9000 §13.2.1: an ack-eliciting packet (not recorded yet) that arrives out of order, or
@@ -277,17 +284,14 @@ class AckTracker:
         Holds at most ``max_ack_ranges`` ranges, newest first; ``ack_delay`` is the time since the
         largest packet arrived in units of ``2**ack_delay_exponent`` microseconds (RFC 9000 §19.3).
         """
-        if not self._received:
+        ranges = self._received.newest_inclusive(self.max_ack_ranges)
+        if not ranges:
             return None
-        ranges: list[AckRange] = []
-        for index in range(len(self._received) - 1, -1, -1):
-            start, stop = self._received[index]
-            ranges.append((start, stop - 1))
-            if len(ranges) >= self.max_ack_ranges:
-                break
-        delay_us = max(0, round((now - self._largest_received_at) * 1_000_000))
-        ecn = self.ecn_counts if self.report_ecn else None
-        return Ack(ranges=tuple(ranges), ack_delay=delay_us >> ack_delay_exponent, ecn=ecn)
+        delay_us = round((now - self._largest_received_at) * 1_000_000)
+        if delay_us < 0:  # (comparisons, not max(): one builtin call less each)
+            delay_us = 0
+        # (Positional: a frozen dataclass built by keyword costs twice as much.)
+        return Ack(ranges, delay_us >> ack_delay_exponent, self.ecn_counts if self.report_ecn else None)
 
     def take_encoded_ack(self, now: float) -> tuple[bytes, int, DeliveryHandler] | None:
         """The ACK frame :meth:`write_frames` would write now, encoded (RFC 9000 §19.3: ACK_ECN with
@@ -348,11 +352,13 @@ class AckTracker:
 
     def write_frames(self, sink: PacketSink) -> None:
         """Write the ACK frame of this space into the packet being built."""
-        ack = self.build_ack(sink.now, self.ack_delay_exponent)
+        now = sink.now
+        ack = self.build_ack(now, self.ack_delay_exponent)
         if ack is not None:
-            sink.push_frame(ack, partial(self._on_ack_delivery, ack.largest))
-            self._last_sent_largest = ack.largest
-            self.on_ack_sent(sink.now)
+            largest = ack.ranges[0][1]  # (Ack.largest without the property's call)
+            sink.push_frame(ack, partial(self._on_ack_delivery, largest))
+            self._last_sent_largest = largest
+            self.on_ack_sent(now)
 
     def _on_ack_delivery(self, largest: int, acked: bool) -> None:
         """Our ACK up to ``largest`` was delivered or lost. RFC 9000 §13.2.1: ack-eliciting packets are

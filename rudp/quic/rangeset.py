@@ -18,8 +18,9 @@ class RangeSet:
     def __init__(self, ranges: Iterator[tuple[int, int]] | list[tuple[int, int]] | None = None) -> None:
         self._starts: list[int] = []
         self._stops: list[int] = []
-        for start, stop in ranges or ():
-            self.add(start, stop)
+        if ranges:
+            for start, stop in ranges:
+                self.add(start, stop)
 
     def __len__(self) -> int:
         return len(self._starts)
@@ -93,6 +94,11 @@ class RangeSet:
                 out_stops.append(high)
         self._starts, self._stops = out_starts, out_stops
 
+    def clear(self) -> None:
+        """Remove every range."""
+        self._starts.clear()
+        self._stops.clear()
+
     def shift(self) -> tuple[int, int]:
         """Remove and return the lowest range.
 
@@ -100,6 +106,19 @@ class RangeSet:
             IndexError: if the set is empty (a programming error, not a wire condition).
         """
         return self._starts.pop(0), self._stops.pop(0)
+
+    def newest_inclusive(self, limit: int) -> tuple[tuple[int, int], ...]:
+        """The ``limit`` highest ranges as inclusive ``(first, last)`` pairs, highest first (the ranges
+        of an ACK frame, RFC 9000 §19.3); () when the set is empty."""
+        starts, stops = self._starts, self._stops
+        count = len(starts)
+        if count == 1:  # (the usual case: one call, one tuple)
+            return ((starts[0], stops[0] - 1),)
+        out: list[tuple[int, int]] = []
+        low = count - limit if count > limit else 0
+        for index in range(count - 1, low - 1, -1):
+            out.append((starts[index], stops[index] - 1))
+        return tuple(out)
 
     def bounds(self) -> tuple[int, int]:
         """Return ``(lowest start, highest stop)``; the set must not be empty."""

@@ -63,6 +63,15 @@ class LossRecovery:
     called exactly once (``True`` acked, ``False`` lost) unless the packet's space is discarded.
     """
 
+    __slots__ = (  # (attributes stored in place: a connection makes one, a handshake touches many)
+        "__weakref__", "_app_limited", "_app_limited_sink", "_bytes_lost", "_bytes_sent", "_ce_events",
+        "_first_rtt_sample_at", "_handshake_confirmed", "_handshake_pto_cap", "_has_handshake_keys",
+        "_on_sent_hook", "_packets_acked", "_packets_lost", "_packets_sent", "_peer_validated", "_probed_at",
+        "_prr", "_rates", "_spaces", "_timer_base_at", "_total_ptos", "_undo", "_window_steady",
+        "_window_use", "acked_carried_largest", "acked_ect0", "bytes_in_flight", "congestion", "is_client",
+        "max_ack_delay", "persistent_congestion_count", "pto_count", "rtt",
+    )
+
     def __init__(
         self,
         congestion: CongestionController,
@@ -81,7 +90,7 @@ class LossRecovery:
         self._probed_at: float | None = None  # when the PTO last fired
         self.bytes_in_flight = 0
         self.pto_count = 0
-        self._spaces = {space: SentPackets() for space in _SPACES}
+        self._spaces = (SentPackets(), SentPackets(), SentPackets())  # (indexed by PacketSpace)
         self._handshake_confirmed = False
         self._peer_validated = not is_client  # RFC 9002 §6.2.1: clients validate servers implicitly
         self._has_handshake_keys = False
@@ -93,7 +102,8 @@ class LossRecovery:
         self._packets_lost = 0
         self._bytes_lost = 0
         self._total_ptos = 0
-        self._persistent_congestions = 0
+        self.persistent_congestion_count = 0
+        """Times persistent congestion was established so far."""
         self._ce_events = 0
         self.acked_ect0 = 0
         """The ECT(0) packets on the current path the last ACK newly acknowledged."""
@@ -117,11 +127,6 @@ class LossRecovery:
     def peer_address_validated(self) -> bool:
         """True if the peer has certainly validated our address (always true for servers)."""
         return self._peer_validated
-
-    @property
-    def persistent_congestion_count(self) -> int:
-        """Times persistent congestion was established so far."""
-        return self._persistent_congestions
 
     @property
     def probed_at(self) -> float | None:
@@ -162,12 +167,6 @@ class LossRecovery:
         if not allowed:
             self._window_use.on_window_refused(self.bytes_in_flight)  # the window limits the sender
         return allowed
-
-    def _set_app_limited(self, app_limited: bool) -> None:
-        if app_limited != self._app_limited:
-            self._app_limited = app_limited
-            if self._app_limited_sink is not None:
-                self._app_limited_sink(app_limited)
 
     @property
     def app_limited(self) -> bool:
@@ -276,7 +275,8 @@ class LossRecovery:
         state = self._spaces[space]
         if state.discarded:
             return []
-        largest = ack.largest
+        ranges = ack.ranges
+        largest = ranges[0][1]  # (Ack.largest, without the property's call)
         if state.largest_sent is None or largest > state.largest_sent:
             raise TransportError(
                 TransportErrorCode.PROTOCOL_VIOLATION,
@@ -289,11 +289,11 @@ class LossRecovery:
         self._timer_base_at = now
         flight_before = self.bytes_in_flight
         undo = self._undo
-        undone = bool(undo.lost) and undo.on_ack(space, ack.ranges, prior_largest, self._rtt_unit(), now)
+        undone = bool(undo.lost) and undo.on_ack(space, ranges, prior_largest, self._rtt_unit(), now)
         if undone and self._prr is not None:
             # RFC 4015 §2: every loss of the last congestion event was spurious; the controller undid it.
             self._prr.stop()
-        acked = state.remove_acked(ack.ranges)
+        acked = state.remove_acked(ranges)
         if not acked:
             return []
         if space is _HANDSHAKE:
@@ -332,12 +332,22 @@ class LossRecovery:
             and not newest.off_path  # RFC 9000 §9.4: the old path's round trip is not the new one's
             and eliciting
         ):
-            self._sample_rtt(space, now - newest.sent_at, ack_delay, now)
+            # RFC 9002 §5.3: Initial acknowledgments are not delayed on purpose (_sample_rtt, inline).
+            self.rtt.update(
+                now - newest.sent_at,
+                0.0 if space is _INITIAL else ack_delay,
+                handshake_confirmed=self._handshake_confirmed,
+                max_ack_delay=self.max_ack_delay,
+            )
+            if self._first_rtt_sample_at is None:
+                self._first_rtt_sample_at = now
         self._packets_acked += len(acked)
         prr = self._prr
         if prr is not None and prr.active and any(packet.sent_at > prr.started_at for packet in acked):
             prr.stop()  # RFC 9002 §7.3.2: a packet sent in the recovery period was acknowledged
-        lost = self._detect_lost(state, now)
+        # Only the packets below an acknowledged one that are still outstanding (the ledger's holes)
+        # can be lost (RFC 9002 §6.1); without any, the ledger has no loss time either.
+        lost = self._detect_lost(state, now) if state.holes else None
         if lost:
             self._on_packets_lost(state, lost, now, flight_before)
         self._deliver_acked(acked)
@@ -354,7 +364,8 @@ class LossRecovery:
             # RFC 9002 §6.2.1: the backoff resets on an ACK, except for a client unsure whether the
             # server validated its address (it may be blocked by the anti-amplification limit).
             self.pto_count = 0
-        state.trim_acked()
+        if lost or state.holes:
+            state.trim_acked()  # (without either, remove_acked left nothing to trim)
         return acked
 
     _deliver_acked = staticmethod(deliver_acked)  # (rudp.quic.delivery; tests call it here)
@@ -384,13 +395,13 @@ class LossRecovery:
         """Before the controller sees an ACK: tell it whether the window limited the sender over the
         round trip (RFC 9002 §7.8 with Linux's rule, congestion/window_use.py). ``newest_sent_at``:
         when the newest acknowledged packet in flight on this path left (:data:`_NEVER` if none was)."""
-        if self._app_limited_sink is None:
+        sink = self._app_limited_sink
+        if sink is None:
             return
-        use = self._window_use
-        slow_start = bool(getattr(self.congestion, "in_slow_start", False))
-        self._set_app_limited(not use.window_limited(self.congestion.congestion_window, slow_start))
-        if newest_sent_at != _NEVER:
-            use.on_acked(newest_sent_at)
+        app_limited = not self._window_use.on_ack(self.congestion, newest_sent_at)
+        if app_limited != self._app_limited:
+            self._app_limited = app_limited
+            sink(app_limited)
 
     def _deliver_rate_sample(self, now: float) -> None:
         rates = self._rates
@@ -403,19 +414,6 @@ class LossRecovery:
     def ce_count(self) -> int:
         """CE marks the peer reported so far (from validated ACK_ECN counts)."""
         return self._ce_events
-
-    def _sample_rtt(self, space: PacketSpace, latest_rtt: float, ack_delay: float, now: float) -> None:
-        if space == _INITIAL:
-            # RFC 9002 §5.3: Initial acknowledgments are not delayed on purpose.
-            ack_delay = 0.0
-        self.rtt.update(
-            latest_rtt,
-            ack_delay,
-            handshake_confirmed=self._handshake_confirmed,
-            max_ack_delay=self.max_ack_delay,
-        )
-        if self._first_rtt_sample_at is None:
-            self._first_rtt_sample_at = now
 
     # -- losses -------------------------------------------------------------------------------------------
 
@@ -462,7 +460,7 @@ class LossRecovery:
             prr.start(flight_before, now)  # RFC 6937 §3.1: RecoverFS is the flight at the event
         duration = self.persistent_congestion_duration()
         if in_persistent_congestion(state, lost, self._first_rtt_sample_at, duration):
-            self._persistent_congestions += 1
+            self.persistent_congestion_count += 1
             self.congestion.on_persistent_congestion(now)
             if prr is not None:
                 prr.stop()  # RFC 9002 §7.6.2: the window collapsed; slow start, not PRR, follows
@@ -487,11 +485,12 @@ class LossRecovery:
         for a PTO (GetPtoTimeAndSpace, RFC 9002 §6.2.1); (None, Initial, False) when unset."""
         earliest: float | None = None
         earliest_space = _INITIAL
-        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
-            loss_time = state.loss_time
-            if loss_time is not None and (earliest is None or loss_time < earliest):
-                earliest, earliest_space = loss_time, space
-        if earliest is not None:
+        initial, handshake, app = spaces = self._spaces
+        if initial.loss_time is not None or handshake.loss_time is not None or app.loss_time is not None:
+            for space in _SPACES:
+                loss_time = spaces[space].loss_time
+                if loss_time is not None and (earliest is None or loss_time < earliest):
+                    earliest, earliest_space = loss_time, space
             return earliest, earliest_space, True
         backoff = 1 << self.pto_count  # 2**pto_count (a shift: asked after every flush)
         base = self.rtt.base_pto
@@ -515,7 +514,8 @@ class LossRecovery:
                 duration = limit
                 capped = True
         outstanding = False  # (_ack_eliciting_outstanding, found by the same loop)
-        for space, state in self._spaces.items():  # (Initial, Handshake, Application)
+        for space in _SPACES:
+            state = spaces[space]
             if state.ack_eliciting_in_flight == 0:
                 continue
             if space is _APPLICATION:
@@ -656,7 +656,7 @@ class LossRecovery:
             None if getattr(hook, "__func__", None) is BaseCongestionController.on_packet_sent else hook
         )
         # Delivery-rate sampling (congestion/base.py says why only for some controllers).
-        self._rates = _rate_estimator(congestion)
+        self._rates = DeliveryRateEstimator() if getattr(congestion, "uses_rate_samples", False) else None
         # Spurious losses: undo and the adaptive thresholds (congestion/undo.py).
         self._undo = SpuriousLossDetector(congestion)
         # RFC 6937 PRR during recovery periods, for the controllers that ask for it (congestion/prr.py).
@@ -676,7 +676,7 @@ class LossRecovery:
         """The connection moved to a new network path (RFC 9000 §9.4): packets outstanding on the old
         one leave the new path's bytes in flight, congestion control and RTT sampling. They are still
         acknowledged or declared lost as usual, so their data is repaired; the PTO still covers them."""
-        for state in self._spaces.values():
+        for state in self._spaces:
             for packet in state.packets.values():
                 if packet.in_flight and not packet.off_path:
                     packet.off_path = True
@@ -703,7 +703,7 @@ class LossRecovery:
             bytes_lost=self._bytes_lost,
             pto_count=self.pto_count,
             total_ptos=self._total_ptos,
-            persistent_congestion_count=self._persistent_congestions,
+            persistent_congestion_count=self.persistent_congestion_count,
             latest_rtt=self.rtt.latest_rtt,
             smoothed_rtt=self.rtt.smoothed_rtt,
             rttvar=self.rtt.rttvar,
@@ -716,7 +716,3 @@ class LossRecovery:
             time_threshold=self._undo.time_threshold,
         )
 
-
-def _rate_estimator(congestion: CongestionController) -> DeliveryRateEstimator | None:
-    """Delivery-rate sampling, only for controllers that consume it (congestion/base.py says why)."""
-    return DeliveryRateEstimator() if getattr(congestion, "uses_rate_samples", False) else None

@@ -80,14 +80,14 @@ class SentPacket:
         ACK, PADDING and CONNECTION_CLOSE elicits an ACK and puts the packet in flight, PADDING puts it
         in flight; CRYPTO (handshake probes) and an ACK's largest acknowledged (ACK-of-ACK pruning) are
         remembered; ``handler`` hears of the packet's fate."""
-        if not isinstance(frame, _NOT_ACK_ELICITING):
+        if isinstance(frame, Crypto):  # (a handshake's usual frame first: one test)
+            self.ack_eliciting = self.in_flight = self.is_crypto = True
+        elif not isinstance(frame, _NOT_ACK_ELICITING):
             self.ack_eliciting = self.in_flight = True
-            if isinstance(frame, Crypto):
-                self.is_crypto = True
         elif isinstance(frame, Padding):
             self.in_flight = True
         elif isinstance(frame, Ack):
-            self.largest_acked_in_ack = frame.largest
+            self.largest_acked_in_ack = frame.ranges[0][1]  # (Ack.largest, without the property's call)
         if handler is not None:
             self.handlers.append(handler)
 
@@ -132,10 +132,10 @@ class SentPackets:
 
     __slots__ = (
         "_covered",
-        "_holes",
         "ack_eliciting_in_flight",
         "acked",
         "discarded",
+        "holes",
         "largest_acked",
         "largest_sent",
         "last_ack_eliciting_at",
@@ -155,8 +155,8 @@ class SentPackets:
         """Acknowledged packet numbers at or above the oldest outstanding one (persistent congestion)."""
         self.discarded = False
         self._covered = -1
-        """Every packet number up to this one was acknowledged, declared lost, or is in ``_holes``."""
-        self._holes: list[int] = []
+        """Every packet number up to this one was acknowledged, declared lost, or is in ``holes``."""
+        self.holes: list[int] = []
         """Outstanding packet numbers at or below ``_covered``, ascending: the only loss candidates.
 
         Keeping them apart means no ACK or loss check ever walks the whole ``packets`` dict (whose
@@ -200,9 +200,10 @@ class SentPackets:
         acked = self.acked
         run_start = run_stop = -1
         eliciting = 0
-        if self._holes:
+        had_holes = bool(self.holes)
+        if had_holes:
             keep: list[int] = []
-            for number in self._holes:
+            for number in self.holes:
                 if any(low <= number <= high for low, high in ranges):
                     packet = sent.pop(number, None)
                     if packet is not None:
@@ -216,10 +217,10 @@ class SentPackets:
                             eliciting += 1
                 elif number in sent:
                     keep.append(number)
-            self._holes = keep
+            self.holes = keep
         covered = self._covered
         if ranges[0][1] > covered:
-            holes = self._holes
+            holes = self.holes
             pop = sent.pop
             for low, high in reversed(ranges):
                 if high <= covered:
@@ -251,9 +252,19 @@ class SentPackets:
                         run_stop = number + 1
                 covered = high
             self._covered = covered
-        if run_stop >= 0:
-            acked.add(run_start, run_stop)
         self.ack_eliciting_in_flight -= eliciting
+        if self.holes:
+            if run_stop >= 0:
+                acked.add(run_start, run_stop)
+        else:
+            # Nothing outstanding at or below what this ACK covered, so nothing to lose: no loss time
+            # (remove_lost's answer), and every acknowledged number is below the oldest outstanding
+            # packet, where trim_acked keeps none: the caller need not ask either. (The set was
+            # already empty, as trim_acked left it, unless there were holes or this ACK added runs:
+            # then out is not one run.)
+            self.loss_time = None
+            if had_holes or len(out) != run_stop - run_start:
+                acked.clear()
         return out
 
     def remove_lost(self, now: float, loss_delay: float, packet_threshold: int) -> list[SentPacket]:
@@ -270,7 +281,7 @@ class SentPackets:
         lost: list[SentPacket] = []
         keep: list[int] = []
         sent = self.packets
-        for number in self._holes:
+        for number in self.holes:
             packet = sent.get(number)
             if packet is None:
                 continue
@@ -283,7 +294,7 @@ class SentPackets:
             keep.append(number)
             if self.loss_time is None or deadline < self.loss_time:
                 self.loss_time = deadline
-        self._holes = keep
+        self.holes = keep
         return lost
 
     def acked_between(self, low: int, high: int) -> bool:
@@ -294,18 +305,18 @@ class SentPackets:
 
     def trim_acked(self) -> None:
         """Forget acknowledged numbers below the oldest outstanding packet (bounded memory)."""
-        floor = self._holes[0] if self._holes else self._covered + 1
+        floor = self.holes[0] if self.holes else self._covered + 1
         self.acked.trim_below(floor)
 
     def drain(self) -> list[SentPacket]:
         """Forget every outstanding packet and its timers; returns them. Numbering continues."""
         dropped = list(self.packets.values())
         self.packets.clear()
-        self._holes = []
+        self.holes = []
         self.ack_eliciting_in_flight = 0
         self.loss_time = None
         self.last_ack_eliciting_at = None
-        self.acked = RangeSet()
+        self.acked.clear()
         return dropped
 
     def discard(self) -> list[SentPacket]:

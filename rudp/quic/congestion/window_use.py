@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rudp.quic.congestion.base import CongestionController
     from rudp.quic.sent import SentPacket
 
 
@@ -95,6 +96,20 @@ class WindowUse:
         if self.window_full:
             return True
         return in_slow_start and window < 2 * self.max_flight
+
+    def on_ack(self, controller: CongestionController, newest_sent_at: float) -> bool:
+        """An ACK, before ``controller`` sees it: :meth:`window_limited` with the controller's window
+        and slow start, then :meth:`on_acked` (``newest_sent_at``: -inf when no packet in flight was
+        acknowledged), in one call (recovery's, per ACK)."""
+        # (The window and slow start asked only when needed: this runs for every ACK.)
+        limited = self.window_full or (
+            controller.congestion_window < 2 * self.max_flight
+            and bool(getattr(controller, "in_slow_start", False))
+        )
+        start = self._round_start_at
+        if start is not None and newest_sent_at >= start:
+            self._round_over = True
+        return limited
 
     def reset(self) -> None:
         """A new path: nothing is known about how the new window is used."""

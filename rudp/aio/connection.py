@@ -81,8 +81,10 @@ class Connection:
         self._incoming: deque[Stream] = deque()
         self._incoming_event = Wakeup()  # (no asyncio.Event: one wait per incoming stream)
         self._datagrams: deque[bytes] = deque(maxlen=MAX_QUEUED_DATAGRAMS)
-        self._datagram_event = asyncio.Event()
-        self._streams_available = {True: asyncio.Event(), False: asyncio.Event()}
+        # Wakeups, not asyncio.Events (each of which runs Python code to make): few connections ever
+        # wait for a datagram or a stream credit, and every waiter re-checks its condition.
+        self._datagram_event = Wakeup()
+        self._streams_available = {True: Wakeup(), False: Wakeup()}
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._established = asyncio.Event()
         self._terminated = asyncio.Event()
@@ -275,9 +277,7 @@ class Connection:
                 self._driver.after_command()  # STREAMS_BLOCKED was queued
                 if not wait:
                     raise
-                event = self._streams_available[bidirectional]
-                event.clear()
-                await event.wait()
+                await self._streams_available[bidirectional].wait()
                 continue
             return self._new_stream(stream_id)
 
@@ -329,7 +329,6 @@ class Connection:
         """
         while not self._datagrams:
             self._raise_if_closed()
-            self._datagram_event.clear()
             await self._datagram_event.wait()
         return self._datagrams.popleft()
 

@@ -551,7 +551,8 @@ class Connection:
         if self._established:
             return
         self._established = True
-        self._state_changed.set()
+        if self._state_changed:
+            self._state_changed.set()
         self._run_established_callbacks()
 
     def _run_established_callbacks(self) -> None:
@@ -597,11 +598,12 @@ class Connection:
             if not future.done():
                 future.set_exception(fresh_close_error(error))
         self._pings.clear()
-        self._incoming_event.set()
-        for waiter in (self._datagram_event, *self._streams_available.values()):
-            waiter.set()
         self._terminated = True
-        self._state_changed.set()
+        available = self._streams_available
+        wakeups = (self._incoming_event, self._datagram_event, *available.values(), self._state_changed)
+        for waiter in wakeups:
+            if waiter:  # (someone waits: most connections have nobody on most of these)
+                waiter.set()
         callbacks, self._on_terminated = self._on_terminated, []
         for callback in callbacks:
             callback(self)

@@ -81,17 +81,20 @@ class Connection:
         self._incoming: deque[Stream] = deque()
         self._incoming_event = Wakeup()  # (no asyncio.Event: one wait per incoming stream)
         self._datagrams: deque[bytes] = deque(maxlen=MAX_QUEUED_DATAGRAMS)
-        self._datagram_event = asyncio.Event()
-        self._streams_available = {True: asyncio.Event(), False: asyncio.Event()}
+        # Wakeups, not asyncio.Events (each of which runs Python code to make): few connections ever
+        # wait for a datagram or a stream credit, and every waiter re-checks its condition.
+        self._datagram_event = Wakeup()
+        self._streams_available = {True: Wakeup(), False: Wakeup()}
         self._pings: dict[int, asyncio.Future[None]] = {}
-        self._established = asyncio.Event()
-        self._terminated = asyncio.Event()
+        self._established = driver.core.handshake_complete
+        self._terminated = False
+        self._state_changed = Wakeup()
+        """Wakes :meth:`wait_established` and :meth:`wait_closed` (flags and one Wakeup, not two asyncio
+        Events: most connections never wait on them)."""
         self._error: ConnectionClosed | None = None
         self._on_established: list[Callable[[Connection], None]] = []
         self._on_terminated: list[Callable[[Connection], None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []  # awaited by wait_closed (sockets)
-        if driver.core.handshake_complete:
-            self._established.set()
         driver.sink = self
 
     # ------------------------------------------------------------------ properties
@@ -208,7 +211,7 @@ class Connection:
     @property
     def is_established(self) -> bool:
         """True once the handshake completed."""
-        return self._established.is_set()
+        return self._established
 
     @property
     def is_closed(self) -> bool:
@@ -275,9 +278,7 @@ class Connection:
                 self._driver.after_command()  # STREAMS_BLOCKED was queued
                 if not wait:
                     raise
-                event = self._streams_available[bidirectional]
-                event.clear()
-                await event.wait()
+                await self._streams_available[bidirectional].wait()
                 continue
             return self._new_stream(stream_id)
 
@@ -329,7 +330,6 @@ class Connection:
         """
         while not self._datagrams:
             self._raise_if_closed()
-            self._datagram_event.clear()
             await self._datagram_event.wait()
         return self._datagrams.popleft()
 
@@ -403,7 +403,8 @@ class Connection:
 
         For a client connection this also waits until its socket is released.
         """
-        await self._terminated.wait()
+        while not self._terminated:
+            await self._state_changed.wait()
         for closer in self._closers:
             await closer()
 
@@ -414,15 +415,9 @@ class Connection:
             HandshakeFailed: the handshake failed (the code carries the TLS alert or transport error).
             ConnectionClosed: the connection closed first.
         """
-        while not self._established.is_set():
+        while not self._established:
             self._raise_if_closed()
-            waiter = asyncio.ensure_future(self._established.wait())
-            closed = asyncio.ensure_future(self._terminated.wait())
-            try:
-                await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                closed.cancel()
+            await self._state_changed.wait()
 
     async def _wait_delivered(self, timeout: float) -> bool:
         """Wait (at most ``timeout`` seconds) until everything written on streams has been delivered,
@@ -491,13 +486,13 @@ class Connection:
         self._driver.after_command()
 
     def _add_established_callback(self, callback: Callable[[Connection], None]) -> None:
-        if self._established.is_set():
+        if self._established:
             callback(self)
         else:
             self._on_established.append(callback)
 
     def _add_terminated_callback(self, callback: Callable[[Connection], None]) -> None:
-        if self._terminated.is_set():
+        if self._terminated:
             callback(self)
         else:
             self._on_terminated.append(callback)
@@ -525,7 +520,7 @@ class Connection:
                 # stream then starts closed, so its reader gets the data and the error, never a wait.
                 self._incoming.append(self._new_stream(sid))
                 self._incoming_event.set()
-                if not self._is_client and not self._established.is_set():
+                if not self._is_client and not self._established:
                     # 0-RTT: the client's early request is here before the handshake ends. Start the
                     # server's handler now, or 0-RTT would save nothing (early data may be replayed:
                     # RFC 9001 §9.2; rudp's server accepts each ticket's 0-RTT once).
@@ -553,9 +548,11 @@ class Connection:
                 self._on_connection_terminated(event)
 
     def _set_established(self) -> None:
-        if self._established.is_set():
+        if self._established:
             return
-        self._established.set()
+        self._established = True
+        if self._state_changed:
+            self._state_changed.set()
         self._run_established_callbacks()
 
     def _run_established_callbacks(self) -> None:
@@ -590,7 +587,7 @@ class Connection:
     def _on_connection_terminated(self, event: ConnectionTerminated) -> None:
         if self._error is None:
             kind: type[ConnectionClosed] = ConnectionClosed
-            if not self._established.is_set():
+            if not self._established:
                 refused = event.code == TransportErrorCode.CONNECTION_REFUSED and not event.application
                 kind = ConnectionRefused if refused else HandshakeFailed
             self._error = kind(event.code, event.reason, by_peer=event.by_peer, application=event.application)
@@ -601,10 +598,12 @@ class Connection:
             if not future.done():
                 future.set_exception(fresh_close_error(error))
         self._pings.clear()
-        self._incoming_event.set()
-        for waiter in (self._datagram_event, *self._streams_available.values()):
-            waiter.set()
-        self._terminated.set()
+        self._terminated = True
+        available = self._streams_available
+        wakeups = (self._incoming_event, self._datagram_event, *available.values(), self._state_changed)
+        for waiter in wakeups:
+            if waiter:  # (someone waits: most connections have nobody on most of these)
+                waiter.set()
         callbacks, self._on_terminated = self._on_terminated, []
         for callback in callbacks:
             callback(self)

@@ -45,7 +45,7 @@ import asyncio
 import math
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Protocol
 
 from rudp.quic.events import ConnectionTerminated, Event
@@ -250,6 +250,13 @@ def loop_has_ready_work(loop: asyncio.AbstractEventLoop) -> bool:
         return bool(ready)
     except TypeError:  # not a sized container: an unknown loop
         return False
+
+
+def loop_ready_queue(loop: asyncio.AbstractEventLoop) -> Sized | None:
+    """asyncio's ready queue of ``loop`` (the callbacks of this loop pass), or None when the loop does
+    not tell (uvloop): its length tells whether a callback scheduled something to run."""
+    ready = getattr(loop, "_ready", None)
+    return ready if isinstance(ready, Sized) else None
 
 
 def loop_clock_resolution(loop: asyncio.AbstractEventLoop) -> float:

@@ -24,6 +24,7 @@ from rudp.aio.driver import (
     ConnectionDriver,
     LoopTimer,
     loop_has_ready_work,
+    loop_ready_queue,
     loop_timer_granularity,
 )
 from rudp.aio.multihome import ExtraSockets
@@ -151,6 +152,7 @@ class UdpEndpoint:
         pacer or timer that fits the loop's clock keeps ``empty`` a small share (issue 13)."""
         self._flush_scheduled = False
         self._deferrals = 0  # loop passes the scheduled flush has waited so far
+        self._ready = loop_ready_queue(self._loop)  # (None: the loop does not tell, e.g. uvloop)
         self._commands = 0  # commands since the scheduled flush was asked for (or the last portion)
         self._portions: dict[QuicConnection, None] = {}  # transmitted for by a portion, not yet dispatched
         self._closed = asyncio.Event()
@@ -328,6 +330,13 @@ class UdpEndpoint:
             return
         self._dispatch(quic.changed, transmitted=False)
         if not self._flush_scheduled:  # (one already waiting keeps its count: inputs never starve it)
+            ready = self._ready
+            if ready is not None and not ready and self._handshaking():
+                # Nothing else to run, neither in this loop pass nor in the next (the events woke no
+                # task), and a handshake under way (the scheduled flush would not wait): the next pass
+                # would run that flush first, so it goes now, without the extra pass (and its poll).
+                self.flush()
+                return
             self._deferrals = 0
             self._schedule_flush()
 

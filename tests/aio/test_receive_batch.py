@@ -25,6 +25,7 @@ class _Core:
         return []
 
     stateless_pending = False
+    handshakes_in_progress = 0
 
 
 async def test_a_batch_is_one_core_call_with_normalized_addresses() -> None:

@@ -378,3 +378,45 @@ async def test_a_portion_transmits_without_dispatching_events() -> None:
     asyncio.get_running_loop().call_soon(turn.set_result, None)
     await turn  # the scheduled flush's turn (queued before this one)
     assert calls == ["transmit", "transmit", "dispatch"]
+
+
+async def _flushes_of_input(endpoint: UdpEndpoint, *, other_work: bool) -> list[str]:
+    """When ``endpoint`` flushed after an input (an empty batch) that woke no task: "inside" the input
+    or "later" (a scheduled flush); ``other_work``: a callback was already waiting to run."""
+    loop = asyncio.get_running_loop()
+    where = "inside"
+    flushed: list[str] = []
+
+    def flush() -> int:
+        flushed.append(where)
+        return 0
+
+    endpoint.flush = flush  # type: ignore[method-assign]
+    await asyncio.sleep(0)  # (a pass of its own: nothing else is ready when the input comes)
+    if other_work:
+        loop.call_soon(lambda: None)
+    endpoint._on_datagrams([])
+    where = "later"
+    for _ in range(FLUSH_DEFERRALS + 2):
+        await asyncio.sleep(0)
+    return flushed
+
+
+async def test_a_handshake_input_that_woke_nothing_flushes_at_once() -> None:
+    """The shortcut: during a handshake, with nothing else to run in this pass or the next, the flush an
+    input needs goes out inside the input, where the general path (a scheduled flush) would run it
+    first thing in the next pass: the same flush, without the extra loop pass."""
+    endpoint = UdpEndpoint(rudp.Config())
+    endpoint._client_core = SimpleNamespace(handshake_complete=False)  # type: ignore[assignment]
+    assert await _flushes_of_input(endpoint, other_work=False) == ["inside"]
+
+
+async def test_an_input_falls_back_to_the_scheduled_flush() -> None:
+    """The general path stays: with other work ready (it may answer and join the flush), and with no
+    handshake under way (the flush then waits for ready work), the flush is scheduled."""
+    handshaking = UdpEndpoint(rudp.Config())
+    handshaking._client_core = SimpleNamespace(handshake_complete=False)  # type: ignore[assignment]
+    assert await _flushes_of_input(handshaking, other_work=True) == ["later"]
+    established = UdpEndpoint(rudp.Config())
+    established._client_core = SimpleNamespace(handshake_complete=True)  # type: ignore[assignment]
+    assert await _flushes_of_input(established, other_work=False) == ["later"]

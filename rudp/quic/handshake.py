@@ -12,6 +12,7 @@ there), read here, never copied. The keys themselves live in their packet number
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from rudp.codec.frames import Crypto, HandshakeDone, NewToken
@@ -181,17 +182,17 @@ class Handshake:
         if self._qlog.records:  # (a NullQlog's start does nothing: the parameters wait for the ClientHello)
             size = self._paths.current.pmtud.current
             self._qlog.start(self.original_dcid, self._own_parameters(), size, now)
+        # (the TLS server asks this object through a weak proxy: no reference cycle; its start is a no-op)
         self.tls = TlsServer(
             self._tls_config,
-            b"",  # encoded by _respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
+            b"",  # encoded by respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
             randbytes=self._randbytes,
-            accept_early_data=weak_method(self._accept_early_data),  # (weak: no reference cycle)
-            respond_parameters=weak_method(self._respond_parameters),
-            accept_ticket=weak_method(self._ticket_of_this_version),
+            quic=weakref.proxy(self),
         )
-        self.tls.start(now)
 
-    def _respond_parameters(self, client: bytes) -> bytes:
+    # -- the TLS server's questions (rudp.tls.server.QuicHooks) ------------------------------------------
+
+    def respond_parameters(self, client: bytes) -> bytes:
         """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
         any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
         # (the bytes after the client's source CID are usually those of its previous connections)
@@ -202,12 +203,12 @@ class Handshake:
         changes = self._pending_params = self._own_changes()
         return encode_with_changes(self._local_params, changes)
 
-    def _accept_early_data(self, _remembered: bytes | None) -> bool:
+    def accept_early_data(self, _remembered: bytes | None) -> bool:
         """(server) 0-RTT only without a version switch (RFC 9368 §7.3 lets compatible version
-        negotiation reject it; the ticket's version was checked by :meth:`_ticket_of_this_version`)."""
+        negotiation reject it; the ticket's version was checked by :meth:`accept_ticket`)."""
         return not self.versions.switched
 
-    def _ticket_of_this_version(self, remembered: bytes | None) -> bool:
+    def accept_ticket(self, remembered: bytes | None) -> bool:
         """(server) RFC 9369 §5: a ticket resumes only a connection of the version it came from, our
         version now (chosen before the ticket is looked at), named by the version_information of our
         transport parameters sealed in it. A ticket without one cannot show its version: refused (a
@@ -296,7 +297,7 @@ class Handshake:
         decoded = self._decoded_peer
         self._decoded_peer = None
         if decoded is not None and decoded[0] == data:
-            params = decoded[1]  # (server) decoded and validated by _respond_parameters
+            params = decoded[1]  # (server) decoded and validated by respond_parameters
         else:
             # (a client: the server's parameters but its CIDs are those of its previous answers)
             params = decode_transport_parameters_cached(data, from_server=self.is_client)

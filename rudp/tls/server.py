@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum, auto
+from typing import Protocol
 
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.errors import ConfigError, TransportError, TransportErrorCode
@@ -64,7 +64,21 @@ _I = EncryptionLevel.INITIAL
 _H = EncryptionLevel.HANDSHAKE
 _A = EncryptionLevel.APPLICATION
 
-EarlyDataCheck = Callable[[bytes | None], bool]
+class QuicHooks(Protocol):
+    """QUIC's say in a server handshake, asked by :class:`TlsServer` (one object for the three: a
+    connection passes a weak proxy of itself, no reference cycle and nothing built per hook)."""
+
+    def respond_parameters(self, client: bytes) -> bytes:
+        """The client's quic_transport_parameters are in, before the server flight is written: return
+        the server's (QUIC's compatible version negotiation chooses the version there, RFC 9368 §2.3)."""
+
+    def accept_ticket(self, remembered: bytes | None) -> bool:
+        """False to refuse resuming with a ticket whose remembered server transport parameters are
+        ``remembered`` (a ticket of another QUIC version, RFC 9369 §5)."""
+
+    def accept_early_data(self, remembered: bytes | None) -> bool:
+        """QUIC's veto on 0-RTT: False when the current configuration is not compatible with the
+        transport parameters remembered in the ticket (RFC 9001 §4.6.3, RFC 9000 §7.4.1)."""
 
 _MAX_PSK_IDENTITIES = 4
 
@@ -111,13 +125,9 @@ class _Psk:
 class TlsServer(TlsEngine):
     """TLS 1.3 server engine. See :class:`~rudp.tls.engine.TlsEngine` for the calling convention.
 
-    ``accept_early_data``, if given, is QUIC's veto on 0-RTT: it receives the server transport
-    parameters remembered in the ticket and returns False when the current configuration is not
-    compatible with them (RFC 9001 §4.6.3, RFC 9000 §7.4.1). ``respond_parameters``, if given, sees the
-    client's quic_transport_parameters before the server flight is written and returns the server's
-    (QUIC's compatible version negotiation chooses the version there, RFC 9368 §2.3).
-    ``accept_ticket``, if given, sees the transport parameters remembered in a ticket and returns False
-    to refuse resuming with it (a ticket of another QUIC version, RFC 9369 §5).
+    ``quic``, if given, is asked for the server's transport parameters, whether a ticket may resume
+    and whether 0-RTT is acceptable (:class:`QuicHooks`); without it the transport parameters given
+    here are sent and every ticket and 0-RTT that TLS accepts is accepted.
     """
 
     def __init__(
@@ -126,9 +136,7 @@ class TlsServer(TlsEngine):
         transport_parameters: bytes,
         *,
         randbytes: RandBytes = os.urandom,
-        accept_early_data: EarlyDataCheck | None = None,
-        respond_parameters: Callable[[bytes], bytes] | None = None,
-        accept_ticket: EarlyDataCheck | None = None,
+        quic: QuicHooks | None = None,
     ) -> None:
         if config.is_client or config.private_key is None or config.ticket_key is None:
             raise ConfigError("TlsServer needs a server configuration with a certificate and key")
@@ -136,9 +144,7 @@ class TlsServer(TlsEngine):
         if config.client_auth != "none" and config.verify_peer:
             config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ServerState.WAIT_CH
-        self._accept_early_data = accept_early_data
-        self._respond_parameters = respond_parameters
-        self._accept_ticket = accept_ticket
+        self._quic = quic
         self._sealer = config.ticket_sealer()
         self._cookie: bytes | None = None
         self._hrr_group: int | None = None
@@ -187,8 +193,8 @@ class TlsServer(TlsEngine):
         self.client_random = hello.random
         self.server_name = hello.server_name
         self.peer_transport_parameters = hello.transport_parameters
-        if self._respond_parameters is not None:
-            self.transport_parameters = self._respond_parameters(hello.transport_parameters)
+        if self._quic is not None:
+            self.transport_parameters = self._quic.respond_parameters(hello.transport_parameters)
         self.alpn_protocol = self._choose_alpn(hello)
         if retried:
             self._check_second_hello(hello)
@@ -323,7 +329,7 @@ class TlsServer(TlsEngine):
                 continue  # after a HelloRetryRequest the hash is fixed
             if not 0 <= state.age_ms(wall) <= state.lifetime * 1000:
                 continue  # expired: full handshake (RFC 8446 §4.6.1)
-            if self._accept_ticket is not None and not self._accept_ticket(state.transport_parameters):
+            if self._quic is not None and not self._quic.accept_ticket(state.transport_parameters):
                 continue
             reported_age = (obfuscated_age - state.age_add) & 0xFFFFFFFF
             return _Psk(index, identity, reported_age, state)
@@ -352,7 +358,7 @@ class TlsServer(TlsEngine):
         cache = self.config.replay_cache
         if not cache.is_fresh(psk.reported_age_ms, state.age_ms(self.config.wall_clock())):
             return
-        if self._accept_early_data is not None and not self._accept_early_data(state.transport_parameters):
+        if self._quic is not None and not self._quic.accept_early_data(state.transport_parameters):
             return
         if not cache.accept(psk.identity, self.config.wall_clock()):
             return  # replayed (or cache full): reject 0-RTT, keep the handshake

@@ -18,8 +18,8 @@ from __future__ import annotations
 import hmac
 import os
 from datetime import UTC, datetime
-from enum import Enum, auto
-from typing import Protocol
+from enum import IntEnum, auto
+from typing import Any, ClassVar, Protocol
 
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.errors import ConfigError, TransportError, TransportErrorCode
@@ -31,7 +31,7 @@ from rudp.tls.certs import (
     verify_signature,
 )
 from rudp.tls.config import TlsConfig
-from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
+from rudp.tls.engine import Direction, EncryptionLevel, Expected, RandBytes, TlsEngine
 from rudp.tls.extensions import TLS13, PskKeyExchangeMode
 from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import SUPPORTED_GROUPS, KeyShare
@@ -99,8 +99,9 @@ def _certificate_message(chain_der: tuple[bytes, ...]) -> bytes:
     return message
 
 
-class ServerState(Enum):
-    """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC)."""
+class ServerState(IntEnum):
+    """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC); int members, hashed in C as
+    :attr:`TlsServer._EXPECTED` keys."""
 
     WAIT_CH = auto()
     WAIT_CH2 = auto()
@@ -153,19 +154,6 @@ class TlsServer(TlsEngine):
         self._resumption_secret = b""
         self._tickets_sent = 0
 
-    # -- dispatch table --------------------------------------------------------------------------------
-
-    def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
-        if self._state in (ServerState.WAIT_CH, ServerState.WAIT_CH2):
-            return {HandshakeType.client_hello: (_I, self._on_client_hello)}
-        if self._state is ServerState.WAIT_CERT:
-            return {HandshakeType.certificate: (_H, self._on_certificate)}
-        if self._state is ServerState.WAIT_CV:
-            return {HandshakeType.certificate_verify: (_H, self._on_certificate_verify)}
-        if self._state is ServerState.WAIT_FINISHED:
-            return {HandshakeType.finished: (_H, self._on_finished)}
-        return {}
-
     # -- ClientHello (RFC 8446 §4.1.2) -------------------------------------------------------------------
 
     def _on_client_hello(self, message: RawMessage, now: float) -> None:
@@ -198,7 +186,7 @@ class TlsServer(TlsEngine):
         self.alpn_protocol = self._choose_alpn(hello)
         if retried:
             self._check_second_hello(hello)
-        psk = self._choose_psk(hello)
+        psk = None if hello.pre_shared_key is None else self._choose_psk(hello)  # (no call: a full handshake)
         suite = self._choose_suite(hello, psk)
         group = self._choose_group(hello)
         client_public = None
@@ -221,8 +209,9 @@ class TlsServer(TlsEngine):
         if not self.session_resumed and hello.signature_algorithms is None:
             raise alert(AlertDescription.missing_extension, "no signature_algorithms")
         self._transcript.add(message.raw)
-        self._schedule = schedule or KeySchedule(hash_name)  # the binder's Early Secret, if resuming
-        self._decide_early_data(hello, psk, retried)
+        schedule = self._schedule = schedule or KeySchedule(hash_name)  # the binder's Early Secret, if any
+        if psk is not None and hello.early_data:
+            self._decide_early_data(hello, psk, retried)
         share = KeyShare(group, self._randbytes)
         shared_secret = share.exchange(client_public)
         server_hello = ServerHello(
@@ -233,7 +222,7 @@ class TlsServer(TlsEngine):
             selected_identity=psk.index if psk is not None else None,
         )
         self._send(_I, server_hello.encode())
-        self._send_server_flight(hello, shared_secret)
+        self._send_server_flight(hello, schedule, shared_secret)
 
     def _check_second_hello(self, hello: ClientHello) -> None:
         # RFC 8446 §4.1.2: ClientHello2 answers the HelloRetryRequest and nothing else may change
@@ -347,8 +336,8 @@ class TlsServer(TlsEngine):
             raise alert(AlertDescription.decrypt_error, "bad PSK binder")
         return schedule
 
-    def _decide_early_data(self, hello: ClientHello, psk: _Psk | None, retried: bool) -> None:
-        if psk is None or not hello.early_data or retried or psk.index != 0 or not self.config.early_data:
+    def _decide_early_data(self, hello: ClientHello, psk: _Psk, retried: bool) -> None:
+        if not hello.early_data or retried or psk.index != 0 or not self.config.early_data:
             return
         state = psk.state
         if state.max_early_data != QUIC_MAX_EARLY_DATA or state.cipher_suite != self.cipher_suite:
@@ -369,8 +358,7 @@ class TlsServer(TlsEngine):
 
     # -- server flight (RFC 8446 §4.3, §4.4) ---------------------------------------------------------------
 
-    def _send_server_flight(self, hello: ClientHello, shared_secret: bytes) -> None:
-        schedule = self._key_schedule()
+    def _send_server_flight(self, hello: ClientHello, schedule: KeySchedule, shared_secret: bytes) -> None:
         hash_name = schedule.hash_name
         schedule.enter_handshake(shared_secret)
         transcript_hash = self._transcript.digest()
@@ -450,7 +438,9 @@ class TlsServer(TlsEngine):
     # -- client Finished and tickets (RFC 8446 §4.4.4, §4.6.1) --------------------------
 
     def _on_finished(self, message: RawMessage, now: float) -> None:
-        schedule = self._key_schedule()
+        schedule = self._schedule  # (set with the server flight, before this state)
+        if schedule is None:
+            raise alert(AlertDescription.internal_error, "no key schedule yet")
         finished = Finished.decode(message.body, schedule.hash_length)
         expected = hmac_verify_data(schedule.hash_name, self._client_hs_secret, self._transcript.digest())
         if not hmac.compare_digest(expected, finished.verify_data):
@@ -492,3 +482,11 @@ class TlsServer(TlsEngine):
             max_early_data=max_early_data or None,
         )
         self._send(_A, ticket.encode(), transcript=False)
+
+    _EXPECTED: ClassVar[dict[Any, Expected]] = {
+        ServerState.WAIT_CH: {HandshakeType.client_hello: (_I, _on_client_hello)},
+        ServerState.WAIT_CH2: {HandshakeType.client_hello: (_I, _on_client_hello)},
+        ServerState.WAIT_CERT: {HandshakeType.certificate: (_H, _on_certificate)},
+        ServerState.WAIT_CV: {HandshakeType.certificate_verify: (_H, _on_certificate_verify)},
+        ServerState.WAIT_FINISHED: {HandshakeType.finished: (_H, _on_finished)},
+    }

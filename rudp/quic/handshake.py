@@ -115,7 +115,7 @@ class Handshake:
         """(client) The address token our Initials carry (from NEW_TOKEN or a Retry, RFC 9000 §8.1)."""
         self.new_token: bytes | None = None
         """(client) The last NEW_TOKEN from the server, for a future connection's Initial."""
-        self._deadline = HandshakeDeadline(0.0)  # (re)started with the handshake
+        self._deadline: HandshakeDeadline  # made when the handshake starts (start_client, start_server)
 
     @property
     def version(self) -> int:
@@ -301,8 +301,14 @@ class Handshake:
         else:
             # (a client: the server's parameters but its CIDs are those of its previous answers)
             params = decode_transport_parameters_cached(data, from_server=self.is_client)
-        self._authenticate_cids(params)
+        # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.
+        if params.initial_source_connection_id != self.peer_initial_scid:
+            raise TransportError(_TPE, "initial_source_connection_id does not match")
         if self.is_client:
+            if params.original_destination_connection_id != self.original_dcid:
+                raise TransportError(_TPE, "original_destination_connection_id does not match")
+            if params.retry_source_connection_id != self.retry_source_cid:
+                raise TransportError(_TPE, "retry_source_connection_id does not match")
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)
         self.peer_params = params
         self.peer_idle_timeout = params.max_idle_timeout / 1000
@@ -312,16 +318,6 @@ class Handshake:
         self._peer_cids.set_reset_token(params.stateless_reset_token)
         self._migration.on_peer_parameters(params, self._peer_cids, self._paths.current.address)  # §9.6
         self._paths.limit_datagram_size(params.max_udp_payload_size)
-
-    def _authenticate_cids(self, params: TransportParameters) -> None:
-        # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.
-        if params.initial_source_connection_id != self.peer_initial_scid:
-            raise TransportError(_TPE, "initial_source_connection_id does not match")
-        if self.is_client:
-            if params.original_destination_connection_id != self.original_dcid:
-                raise TransportError(_TPE, "original_destination_connection_id does not match")
-            if params.retry_source_connection_id != self.retry_source_cid:
-                raise TransportError(_TPE, "retry_source_connection_id does not match")
 
     def _on_complete(self, now: float) -> None:
         tls = self.tls
@@ -339,7 +335,7 @@ class Handshake:
             self._confirm()
 
     def _confirm(self) -> None:
-        if self.confirmed:
+        if self._recovery.handshake_confirmed:  # (self.confirmed, inline)
             return
         self._recovery.set_handshake_confirmed()
         self.discard(_HANDSHAKE_LEVEL)
@@ -361,8 +357,8 @@ class Handshake:
             # RFC 9000 §7.2: the client switches to the server's chosen CID.
             self.peer_initial_scid = header.scid
             self._peer_cids.set_initial(header.scid)
-        if not self.complete and self._shows_progress(level):
-            self._deadline.on_progress(now)
+        if not self.complete and (not self.is_client or self._shows_progress(level)):
+            self._deadline.on_progress(now)  # (a server's every packet shows progress)
         if level == _HANDSHAKE_LEVEL and not self.is_client:
             # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
             # validates the client's address (RFC 9000 §8.1).
@@ -386,7 +382,8 @@ class Handshake:
         (:mod:`rudp.quic.handshake_deadline`)."""
         if not self.is_client:
             return True  # the client's probes are Initial packets until our ServerHello reaches it
-        # (A packet of another server CID or address never gets here: foreign_to_client dropped it.)
+        # (Only a client's packets ask: see on_packet_authenticated. A packet of another server CID
+        # or address never gets here: foreign_to_client dropped it.)
         # Once a ServerHello gave us Handshake keys, only the holder of the handshake secret shows
         # progress: Initial packets can be forged by anyone who saw our first one (RFC 9001 §5.2).
         return level != _INITIAL_LEVEL or self._spaces.read_keys(_HANDSHAKE_LEVEL) is None

@@ -113,12 +113,15 @@ def encode_uint16_list(values: list[int]) -> bytes:
     return struct.pack(f">{len(values) + 1}H", 2 * len(values), *values)
 
 
-_UINT16S: Final = tuple(struct.Struct(f">{count}H") for count in range(128))
-"""The layouts of 0..127 big-endian uint16 values (TLS's lists are short), compiled once."""
+class _Layouts(dict[int, struct.Struct]):
+    """The layouts of 0..127 big-endian uint16 values (TLS's lists are short), compiled once; a
+    longer one is compiled when asked for and not kept. Indexed in C: no Python call per list."""
+
+    def __missing__(self, count: int) -> struct.Struct:
+        return struct.Struct(f">{count}H")
 
 
-def _uint16s(count: int) -> struct.Struct:
-    return _UINT16S[count] if count < 128 else struct.Struct(f">{count}H")
+_uint16s: Final = _Layouts((count, struct.Struct(f">{count}H")) for count in range(128)).__getitem__
 
 
 def unpack_uint16s(block: BytesLike) -> list[int]:

@@ -183,7 +183,13 @@ class TlsServer(TlsEngine):
         self.peer_transport_parameters = hello.transport_parameters
         if self._quic is not None:
             self.transport_parameters = self._quic.respond_parameters(hello.transport_parameters)
-        self.alpn_protocol = self._choose_alpn(hello)
+        offered_alpn = hello.alpn_protocols or ()  # (our first protocol the client offers)
+        for protocol in self.config.alpn_protocols:
+            if protocol.encode() in offered_alpn:
+                self.alpn_protocol = protocol
+                break
+        else:
+            raise alert(AlertDescription.no_application_protocol, "no common ALPN protocol")  # RFC 9001 §8.1
         if retried:
             self._check_second_hello(hello)
         psk = None if hello.pre_shared_key is None else self._choose_psk(hello)  # (no call: a full handshake)
@@ -235,13 +241,6 @@ class TlsServer(TlsEngine):
             raise alert(AlertDescription.illegal_parameter, "early_data after a HelloRetryRequest")
         if self.cipher_suite not in hello.cipher_suites:
             raise alert(AlertDescription.illegal_parameter, "cipher suite of the HelloRetryRequest dropped")
-
-    def _choose_alpn(self, hello: ClientHello) -> str:
-        offered = hello.alpn_protocols or []
-        for protocol in self.config.alpn_protocols:
-            if protocol.encode() in offered:
-                return protocol
-        raise alert(AlertDescription.no_application_protocol, "no common ALPN protocol")  # RFC 9001 §8.1
 
     def _choose_suite(self, hello: ClientHello, psk: _Psk | None) -> CipherSuite:
         if self._state is ServerState.WAIT_CH2 and self.cipher_suite is not None:
@@ -379,8 +378,17 @@ class TlsServer(TlsEngine):
         if request_certificate:
             schemes = [int(s) for s in self.config.signature_algorithms]
             self._send(_H, CertificateRequest(b"", schemes).encode())
-        if not self.session_resumed:
-            self._send_certificate(hello)
+        if not self.session_resumed:  # Certificate and CertificateVerify (RFC 8446 §4.4.2, §4.4.3)
+            config = self.config
+            if config.private_key is None:
+                raise alert(AlertDescription.internal_error, "no private key")
+            signer = config.signer()  # (the key's schemes and signature algorithms, made once per key)
+            scheme = signer.choose(hello.signature_algorithms or (), config.signature_algorithms)
+            if scheme is None:
+                raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
+            self._send(_H, _certificate_message(config.certificate_chain_der()))
+            content = certificate_verify_content(self._transcript.digest(), server=True)
+            self._send(_H, CertificateVerify(scheme, signer.sign(scheme, content)).encode())
         verify_data = hmac_verify_data(hash_name, server_hs_secret, self._transcript.digest())
         self._send(_H, Finished(verify_data).encode())
         schedule.enter_main()
@@ -392,17 +400,6 @@ class TlsServer(TlsEngine):
             self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app_secret)
         self._install(_A, Direction.WRITE, server_app_secret)
         self._state = ServerState.WAIT_CERT if request_certificate else ServerState.WAIT_FINISHED
-
-    def _send_certificate(self, hello: ClientHello) -> None:
-        if self.config.private_key is None:
-            raise alert(AlertDescription.internal_error, "no private key")
-        signer = self.config.signer()  # (the key's schemes and signature algorithms, made once per key)
-        scheme = signer.choose(hello.signature_algorithms or (), self.config.signature_algorithms)
-        if scheme is None:
-            raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
-        self._send(_H, _certificate_message(self.config.certificate_chain_der()))
-        content = certificate_verify_content(self._transcript.digest(), server=True)
-        self._send(_H, CertificateVerify(scheme, signer.sign(scheme, content)).encode())
 
     # -- client authentication (RFC 8446 §4.4.2, §4.4.3) ----------------------------------------------
 

@@ -152,6 +152,10 @@ def _label_head(label: bytes, length: int) -> bytes:
     return info[:-1]  # without the empty context's length byte
 
 
+_ALGORITHMS: Final = {name: hash_by_name(name) for name in _HASH_NEW}
+"""The two hash algorithm objects by name (shared, immutable)."""
+
+
 class KeySchedule:
     """The secret chain of RFC 8446 §7.1 for one hash function.
 
@@ -163,7 +167,7 @@ class KeySchedule:
 
     def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
         self.hash_name = hash_name
-        self.algorithm = hash_by_name(hash_name)
+        self.algorithm = _ALGORITHMS[hash_name]  # (hash_by_name's, without the call)
         self.hash_length: int = self.algorithm.digest_size
         """Hash.length in bytes."""
         self._zero = bytes(self.hash_length)

@@ -19,7 +19,7 @@ import hmac
 import os
 from datetime import UTC, datetime
 from enum import IntEnum, auto
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.errors import ConfigError, TransportError, TransportErrorCode
@@ -81,6 +81,8 @@ class QuicHooks(Protocol):
         transport parameters remembered in the ticket (RFC 9001 §4.6.3, RFC 9000 §7.4.1)."""
 
 _MAX_PSK_IDENTITIES = 4
+_SUITES: Final = {int(suite): suite for suite in CipherSuite}
+"""Each suite by its code point: ``CipherSuite(value)`` for a known one, without the enum's Python call."""
 
 _last_certificate_message: tuple[tuple[bytes, ...], bytes] | None = None
 """The last chain's Certificate message: (the configuration's DER tuple, the message)."""
@@ -207,7 +209,7 @@ class TlsServer(TlsEngine):
         hash_name = SUITE_HASH[suite]
         self._transcript.set_hash(hash_name)
         schedule: KeySchedule | None = None
-        if psk is not None and SUITE_HASH[CipherSuite(psk.state.cipher_suite)] == hash_name:
+        if psk is not None and SUITE_HASH[_SUITES[psk.state.cipher_suite]] == hash_name:
             schedule = self._verify_binder(hello, psk, message.raw, hash_name)
             self.session_resumed = True
         else:
@@ -246,7 +248,7 @@ class TlsServer(TlsEngine):
         if self._state is ServerState.WAIT_CH2 and self.cipher_suite is not None:
             return self.cipher_suite
         if psk is not None and psk.state.cipher_suite in hello.cipher_suites:
-            return CipherSuite(psk.state.cipher_suite)
+            return _SUITES[psk.state.cipher_suite]
         for suite in self.config.cipher_suites:
             if suite in hello.cipher_suites:
                 return suite
@@ -312,7 +314,7 @@ class TlsServer(TlsEngine):
                 continue
             if (
                 self.cipher_suite is not None
-                and SUITE_HASH[self.cipher_suite] != SUITE_HASH[CipherSuite(state.cipher_suite)]
+                and SUITE_HASH[self.cipher_suite] != SUITE_HASH[_SUITES[state.cipher_suite]]
             ):
                 continue  # after a HelloRetryRequest the hash is fixed
             if not 0 <= state.age_ms(wall) <= state.lifetime * 1000:

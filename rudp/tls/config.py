@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import operator
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -38,9 +38,10 @@ from rudp.tls.extensions import NamedGroup
 from rudp.tls.keylog import KeyLog
 from rudp.tls.tickets import MAX_TICKET_LIFETIME, ReplayCache, SessionTicket, TicketSealer, TicketStore
 
-system_wall_clock: Final[Callable[[], float]] = time.time
-"""POSIX seconds: certificate validity and ticket ages need the calendar, not a monotonic clock (the C
-function itself: a ticket's issue time is read on every handshake)."""
+
+def system_wall_clock() -> float:
+    """POSIX seconds: certificate validity and ticket ages need the calendar, not a monotonic clock."""
+    return datetime.now(UTC).timestamp()
 
 
 @dataclass

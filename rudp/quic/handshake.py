@@ -46,7 +46,7 @@ from rudp.quic.weak_callbacks import weak_method
 from rudp.tls.client import TlsClient
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, TlsEngine
-from rudp.tls.server import TlsServer
+from rudp.tls.server import QuicHooks, TlsServer
 from rudp.tls.tickets import SessionTicket
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
@@ -481,3 +481,7 @@ class Handshake:
             return None
         floor = 3 * pto  # (max() as a comparison: asked after every flush)
         return local if local > floor else floor
+
+
+_ANSWERS_TLS: type[QuicHooks] = Handshake
+"""(Checked by mypy: the handshake answers the TLS server's questions, asked through a weak proxy.)"""

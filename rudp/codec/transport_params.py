@@ -484,7 +484,8 @@ def encode_with_source_cid(
 _LEADING_CHANGES: Final = frozenset((*_BYTES_PARAMS.values(), "version_information", "preferred_address"))
 _NO_CIDS: Final[dict[str, object]] = dict.fromkeys(_BYTES_PARAMS.values())
 _MAX_AFTER_CIDS: Final = 16
-_AFTER_CIDS: dict[tuple[int, VersionInformation | None], tuple[TransportParameters, bytes]] = {}
+_AFTER_CIDS: dict[tuple[int, tuple[int, tuple[int, ...]] | None], tuple[TransportParameters, bytes]] = {}
+"""The bytes after the CID parameters by (the parameters object's id, version_information's values)."""
 
 
 def encode_with_changes(params: TransportParameters, changes: dict[str, object]) -> bytes:
@@ -506,7 +507,9 @@ def encode_with_changes(params: TransportParameters, changes: dict[str, object])
     info = given if isinstance(given, VersionInformation) else None
     if given is not None and info is None:
         return encode_transport_parameters(with_changes(params, changes))
-    key = (id(params), info)  # (the entry holds the object: its id stays its own)
+    # (the entry holds the object: its id stays its own; version_information by its values, hashed
+    # as a tuple: the dataclass's hash is a Python function)
+    key = (id(params), None if info is None else (info.chosen_version, info.available_versions))
     cached = _AFTER_CIDS.get(key)
     if cached is None:
         rest = encode_transport_parameters(with_changes(params, {**_NO_CIDS, "version_information": info}))

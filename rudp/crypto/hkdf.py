@@ -48,6 +48,25 @@ def hmac_digest(name: str, key: bytes, message: bytes) -> bytes:
     return new(key.translate(_OPAD) + new(key.translate(_IPAD) + message).digest()).digest()
 
 
+def hmac_digests(name: str, key: bytes, messages: tuple[tuple[bytes, int], ...]) -> list[bytes]:
+    """``hmac_digest(name, key, message)[:length]`` for each ``(message, length)``, the key's pads
+    hashed once, in one call and without an object (HKDF-Expand's single blocks of the labels of one
+    secret, RFC 5869 §2.3: a QUIC traffic secret's key, IV and header-protection key, RFC 9001 §5.1)."""
+    new, block = _HASH_NEW[name]
+    if len(key) > block:
+        key = new(key).digest()  # RFC 2104 §2: longer keys are hashed first
+    key = key.ljust(block, b"\x00")
+    inner_pad, outer_pad = new(key.translate(_IPAD)), new(key.translate(_OPAD))
+    out = []
+    for message, length in messages:
+        inner = inner_pad.copy()
+        inner.update(message)
+        outer = outer_pad.copy()
+        outer.update(inner.digest())
+        out.append(outer.digest()[:length])
+    return out
+
+
 class KeyedHmac:
     """HMAC (RFC 2104) with one key, for several messages: the key's inner and outer pad blocks are
     hashed once and each :meth:`digest` continues copies of them, so a PRK that HKDF-Expand uses for
@@ -72,20 +91,6 @@ class KeyedHmac:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
-
-    def digests(self, messages: tuple[tuple[bytes, int], ...]) -> list[bytes]:
-        """``digest(message)[:length]`` for each ``(message, length)``, in one call (HKDF-Expand's
-        single blocks of several labels, RFC 5869 §2.3)."""
-        inner_pad, outer_pad = self._inner, self._outer
-        out = []
-        for message, length in messages:
-            inner = inner_pad.copy()
-            inner.update(message)
-            outer = outer_pad.copy()
-            outer.update(inner.digest())
-            out.append(outer.digest()[:length])
-        return out
-
 
     def prefixes(self, messages: list[bytes], length: int) -> list[bytes]:
         """``digest(message)[:length]`` for each message, in one call (a server's stateless reset
@@ -164,11 +169,10 @@ def hkdf_expand_labels(
     """HKDF-Expand-Label(Secret, Label, "", Length) for each ``(label, length)`` of ``labels``, the
     secret's HMAC key prepared once (:class:`KeyedHmac`); each length at most Hash.length."""
     size = algorithm.digest_size
-    prf = KeyedHmac(algorithm.name, secret)
-    out = []
+    blocks = []
     for label, length in labels:
         if length > size:
             raise ValueError("hkdf_expand_labels: one output block at most")
         # RFC 5869 §2.3: T(1) = HMAC(PRK, info | 0x01), enough for L <= HashLen
-        out.append(prf.digest(_constant_info(label, length) + b"\x01")[:length])
-    return out
+        blocks.append((_constant_info(label, length) + b"\x01", length))
+    return hmac_digests(algorithm.name, secret, tuple(blocks))

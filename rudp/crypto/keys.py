@@ -20,6 +20,7 @@ from rudp.crypto.hkdf import (
     hkdf_expand_labels,
     hkdf_label,
     hmac_digest,
+    hmac_digests,
 )
 from rudp.crypto.suites import SUITE_HASH, SUITE_KEY_LENGTH, CipherSuite
 
@@ -165,7 +166,7 @@ def derive_key_iv_hp(suite: CipherSuite, secret: bytes, version: int) -> list[by
         # RFC 5869 §2.3: T(1) = HMAC(PRK, HkdfLabel | 0x01), enough as every length <= HashLen.
         blocks = tuple((hkdf_label(label, b"", length) + b"\x01", length) for label, length in labels)
         found = _KEY_IV_HP_INFO[(suite, version)] = (SUITE_HASH[suite], blocks)
-    return KeyedHmac(found[0], secret).digests(found[1])  # (one call for the three labels)
+    return hmac_digests(found[0], secret, found[1])  # (one call for the three labels)
 
 
 def derive_aead_key_and_iv(suite: CipherSuite, secret: bytes, version: int) -> tuple[bytes, bytes]:
@@ -205,7 +206,7 @@ def next_generation_keys(suite: CipherSuite, secret: bytes, version: int) -> tup
     # RFC 9001 §6.1: secret_<n+1> = HKDF-Expand-Label(secret_<n>, "quic ku", "", Hash.length), one
     # block T(1) = HMAC(PRK, HkdfLabel | 0x01) (RFC 5869 §2.3); then its key and iv (§5.1).
     successor = hmac_digest(name, secret, ku)
-    key, iv = KeyedHmac(name, successor).digests(blocks)
+    key, iv = hmac_digests(name, successor, blocks)
     return successor, key, iv
 
 

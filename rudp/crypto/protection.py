@@ -179,12 +179,6 @@ _HeaderMask = Callable[[bytes], bytes]
 _CHACHA20: Final = CipherSuite.CHACHA20_POLY1305_SHA256
 
 
-def _make_aead(suite: CipherSuite, key: bytes) -> AESGCM | ChaCha20Poly1305:
-    if suite == _CHACHA20:
-        return ChaCha20Poly1305(key)
-    return AESGCM(key)
-
-
 class PacketProtection:
     """Packet and header protection for one direction under one traffic secret (one key phase).
 
@@ -252,7 +246,7 @@ class PacketProtection:
         self.suite = suite
         self.secret = secret
         self.version = version
-        self._aead = _make_aead(suite, key)
+        self._aead = ChaCha20Poly1305(key) if suite == _CHACHA20 else AESGCM(key)
         self._decrypt = self._aead.decrypt
         self._iv = int.from_bytes(iv, "big")
         self._mask = mask

@@ -156,7 +156,8 @@ class TokenSealer:
             return None
         nonce, sealed = token[:_NONCE_LENGTH], token[_NONCE_LENGTH:]
         try:
-            plaintext = self._aead.decrypt(nonce, sealed, _associated_data(version, address))
+            aad = _TOKEN_CONTEXT + version.to_bytes(4, "big") + address  # (as seal's)
+            plaintext = self._aead.decrypt(nonce, sealed, aad)
         except InvalidTag:
             return None
         if len(plaintext) < _TOKEN_HEADER.size:
@@ -167,10 +168,6 @@ class TokenSealer:
         if not 0.0 <= age < lifetime:
             return None
         return AddressToken(bool(flags & _FLAG_RETRY), plaintext[_TOKEN_HEADER.size :], issued_at)
-
-
-def _associated_data(version: int, address: bytes) -> bytes:
-    return _TOKEN_CONTEXT + version.to_bytes(4, "big") + address
 
 
 __all__ = [

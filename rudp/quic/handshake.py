@@ -12,6 +12,7 @@ there), read here, never copied. The keys themselves live in their packet number
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from rudp.codec.frames import Crypto, HandshakeDone, NewToken
@@ -45,7 +46,7 @@ from rudp.quic.weak_callbacks import weak_method
 from rudp.tls.client import TlsClient
 from rudp.tls.config import TlsConfig
 from rudp.tls.engine import Direction, EncryptionLevel, TlsEngine
-from rudp.tls.server import TlsServer
+from rudp.tls.server import QuicHooks, TlsServer
 from rudp.tls.tickets import SessionTicket
 
 _TPE = TransportErrorCode.TRANSPORT_PARAMETER_ERROR
@@ -114,7 +115,7 @@ class Handshake:
         """(client) The address token our Initials carry (from NEW_TOKEN or a Retry, RFC 9000 §8.1)."""
         self.new_token: bytes | None = None
         """(client) The last NEW_TOKEN from the server, for a future connection's Initial."""
-        self._deadline = HandshakeDeadline(0.0)  # (re)started with the handshake
+        self._deadline: HandshakeDeadline  # made when the handshake starts (start_client, start_server)
 
     @property
     def version(self) -> int:
@@ -181,17 +182,17 @@ class Handshake:
         if self._qlog.records:  # (a NullQlog's start does nothing: the parameters wait for the ClientHello)
             size = self._paths.current.pmtud.current
             self._qlog.start(self.original_dcid, self._own_parameters(), size, now)
+        # (the TLS server asks this object through a weak proxy: no reference cycle; its start is a no-op)
         self.tls = TlsServer(
             self._tls_config,
-            b"",  # encoded by _respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
+            b"",  # encoded by respond_parameters, which TLS asks before its first flight (RFC 9368 §3)
             randbytes=self._randbytes,
-            accept_early_data=weak_method(self._accept_early_data),  # (weak: no reference cycle)
-            respond_parameters=weak_method(self._respond_parameters),
-            accept_ticket=weak_method(self._ticket_of_this_version),
+            quic=weakref.proxy(self),
         )
-        self.tls.start(now)
 
-    def _respond_parameters(self, client: bytes) -> bytes:
+    # -- the TLS server's questions (rudp.tls.server.QuicHooks) ------------------------------------------
+
+    def respond_parameters(self, client: bytes) -> bytes:
         """(server) The client's transport parameters are in: choose the version (RFC 9368 §2.3) before
         any CRYPTO frame goes out, and answer with a version_information naming it (RFC 9368 §3)."""
         # (the bytes after the client's source CID are usually those of its previous connections)
@@ -202,12 +203,12 @@ class Handshake:
         changes = self._pending_params = self._own_changes()
         return encode_with_changes(self._local_params, changes)
 
-    def _accept_early_data(self, _remembered: bytes | None) -> bool:
+    def accept_early_data(self, _remembered: bytes | None) -> bool:
         """(server) 0-RTT only without a version switch (RFC 9368 §7.3 lets compatible version
-        negotiation reject it; the ticket's version was checked by :meth:`_ticket_of_this_version`)."""
+        negotiation reject it; the ticket's version was checked by :meth:`accept_ticket`)."""
         return not self.versions.switched
 
-    def _ticket_of_this_version(self, remembered: bytes | None) -> bool:
+    def accept_ticket(self, remembered: bytes | None) -> bool:
         """(server) RFC 9369 §5: a ticket resumes only a connection of the version it came from, our
         version now (chosen before the ticket is looked at), named by the version_information of our
         transport parameters sealed in it. A ticket without one cannot show its version: refused (a
@@ -296,12 +297,18 @@ class Handshake:
         decoded = self._decoded_peer
         self._decoded_peer = None
         if decoded is not None and decoded[0] == data:
-            params = decoded[1]  # (server) decoded and validated by _respond_parameters
+            params = decoded[1]  # (server) decoded and validated by respond_parameters
         else:
             # (a client: the server's parameters but its CIDs are those of its previous answers)
             params = decode_transport_parameters_cached(data, from_server=self.is_client)
-        self._authenticate_cids(params)
+        # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.
+        if params.initial_source_connection_id != self.peer_initial_scid:
+            raise TransportError(_TPE, "initial_source_connection_id does not match")
         if self.is_client:
+            if params.original_destination_connection_id != self.original_dcid:
+                raise TransportError(_TPE, "original_destination_connection_id does not match")
+            if params.retry_source_connection_id != self.retry_source_cid:
+                raise TransportError(_TPE, "retry_source_connection_id does not match")
             self.versions.validate_server(params)  # RFC 9368 §4 (the server checked ours in the hook)
         self.peer_params = params
         self.peer_idle_timeout = params.max_idle_timeout / 1000
@@ -311,16 +318,6 @@ class Handshake:
         self._peer_cids.set_reset_token(params.stateless_reset_token)
         self._migration.on_peer_parameters(params, self._peer_cids, self._paths.current.address)  # §9.6
         self._paths.limit_datagram_size(params.max_udp_payload_size)
-
-    def _authenticate_cids(self, params: TransportParameters) -> None:
-        # RFC 9000 §7.3: both sides' CIDs used in the handshake must match the transport parameters.
-        if params.initial_source_connection_id != self.peer_initial_scid:
-            raise TransportError(_TPE, "initial_source_connection_id does not match")
-        if self.is_client:
-            if params.original_destination_connection_id != self.original_dcid:
-                raise TransportError(_TPE, "original_destination_connection_id does not match")
-            if params.retry_source_connection_id != self.retry_source_cid:
-                raise TransportError(_TPE, "retry_source_connection_id does not match")
 
     def _on_complete(self, now: float) -> None:
         tls = self.tls
@@ -338,7 +335,7 @@ class Handshake:
             self._confirm()
 
     def _confirm(self) -> None:
-        if self.confirmed:
+        if self._recovery.handshake_confirmed:  # (self.confirmed, inline)
             return
         self._recovery.set_handshake_confirmed()
         self.discard(_HANDSHAKE_LEVEL)
@@ -360,8 +357,8 @@ class Handshake:
             # RFC 9000 §7.2: the client switches to the server's chosen CID.
             self.peer_initial_scid = header.scid
             self._peer_cids.set_initial(header.scid)
-        if not self.complete and self._shows_progress(level):
-            self._deadline.on_progress(now)
+        if not self.complete and (not self.is_client or self._shows_progress(level)):
+            self._deadline.on_progress(now)  # (a server's every packet shows progress)
         if level == _HANDSHAKE_LEVEL and not self.is_client:
             # RFC 9001 §4.9.1: a server discards Initial keys on its first Handshake packet, which also
             # validates the client's address (RFC 9000 §8.1).
@@ -385,7 +382,8 @@ class Handshake:
         (:mod:`rudp.quic.handshake_deadline`)."""
         if not self.is_client:
             return True  # the client's probes are Initial packets until our ServerHello reaches it
-        # (A packet of another server CID or address never gets here: foreign_to_client dropped it.)
+        # (Only a client's packets ask: see on_packet_authenticated. A packet of another server CID
+        # or address never gets here: foreign_to_client dropped it.)
         # Once a ServerHello gave us Handshake keys, only the holder of the handshake secret shows
         # progress: Initial packets can be forged by anyone who saw our first one (RFC 9001 §5.2).
         return level != _INITIAL_LEVEL or self._spaces.read_keys(_HANDSHAKE_LEVEL) is None
@@ -483,3 +481,7 @@ class Handshake:
             return None
         floor = 3 * pto  # (max() as a comparison: asked after every flush)
         return local if local > floor else floor
+
+
+_ANSWERS_TLS: type[QuicHooks] = Handshake
+"""(Checked by mypy: the handshake answers the TLS server's questions, asked through a weak proxy.)"""

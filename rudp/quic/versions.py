@@ -62,6 +62,11 @@ def _offered(original: int, preferred: tuple[int, ...] | None) -> tuple[int, ...
     return found
 
 
+_SERVER_INFORMATION: dict[int, VersionInformation] = {}
+"""A server's version_information by the version it chose (immutable, the same for every connection
+in that version; bounded by _MAX_OFFERED)."""
+
+
 class VersionNegotiation:
     """The version story of one connection (see the module docstring)."""
 
@@ -81,7 +86,8 @@ class VersionNegotiation:
         self.original = spaces.version
         """The Original Version: the one of the client's first flight (RFC 9368 §2)."""
         self._preferred = preferred
-        self._offered = _offered(self.original, preferred)  # RFC 9368 §3
+        # RFC 9368 §3: a client's Available Versions (a server's answer is built from its own list)
+        self._offered = _offered(self.original, preferred) if is_client else ()
         self._candidate: tuple[int, KeyPair] | None = None
         self.original_initial_read: PacketProtection | None = None
         """(server, after switching) The client's Initial keys of the Original Version, kept until a
@@ -97,7 +103,13 @@ class VersionNegotiation:
         versions this server deployment fully supports."""
         if self._is_client:
             return VersionInformation(self.original, self._offered)
-        return VersionInformation(self._spaces.version, tuple(SUPPORTED_VERSIONS))
+        version = self._spaces.version
+        found = _SERVER_INFORMATION.get(version)
+        if found is None:
+            found = VersionInformation(version, tuple(SUPPORTED_VERSIONS))
+            if len(_SERVER_INFORMATION) < _MAX_OFFERED:  # (our own versions: a few)
+                _SERVER_INFORMATION[version] = found
+        return found
 
     # -- server (RFC 9368 §2.3, §4) ---------------------------------------------------------------------
 

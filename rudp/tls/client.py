@@ -18,7 +18,8 @@ import ipaddress
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum, auto
+from enum import IntEnum, auto
+from typing import Any, ClassVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -36,7 +37,7 @@ from rudp.tls.certs import (
 )
 from rudp.tls.client_hello import encode_client_hello
 from rudp.tls.config import TlsConfig
-from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
+from rudp.tls.engine import Direction, EncryptionLevel, Expected, RandBytes, TlsEngine
 from rudp.tls.extensions import LEGACY_VERSION, TLS13, OfferedPsks, encode_binders
 from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import KeyShare
@@ -68,7 +69,7 @@ _H = EncryptionLevel.HANDSHAKE
 _A = EncryptionLevel.APPLICATION
 
 
-class ClientState(Enum):
+class ClientState(IntEnum):
     """Client states of RFC 8446 Appendix A.1 (without WAIT_EOED/CCS: QUIC has neither)."""
 
     START = auto()
@@ -212,27 +213,6 @@ class TlsClient(TlsEngine):
         self._send(_I, raw)
 
     # -- dispatch table --------------------------------------------------------------------------------
-
-    def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
-        state = self._state
-        if state is ClientState.WAIT_SH:
-            return {HandshakeType.server_hello: (_I, self._on_server_hello)}
-        if state is ClientState.WAIT_EE:
-            return {HandshakeType.encrypted_extensions: (_H, self._on_encrypted_extensions)}
-        if state is ClientState.WAIT_CERT_CR:
-            return {
-                HandshakeType.certificate: (_H, self._on_certificate),
-                HandshakeType.certificate_request: (_H, self._on_certificate_request),
-            }
-        if state is ClientState.WAIT_CERT:
-            return {HandshakeType.certificate: (_H, self._on_certificate)}
-        if state is ClientState.WAIT_CV:
-            return {HandshakeType.certificate_verify: (_H, self._on_certificate_verify)}
-        if state is ClientState.WAIT_FINISHED:
-            return {HandshakeType.finished: (_H, self._on_finished)}
-        if state is ClientState.CONNECTED:
-            return {HandshakeType.new_session_ticket: (_A, self._on_new_session_ticket)}
-        return {}
 
     # -- ServerHello / HelloRetryRequest (RFC 8446 §4.1.3, §4.1.4) --------------------------------------
 
@@ -437,6 +417,19 @@ class TlsClient(TlsEngine):
         self.new_session_tickets.append(ticket)
         if self.config.ticket_store is not None:
             self.config.ticket_store.add(ticket)
+
+    _EXPECTED: ClassVar[dict[Any, Expected]] = {
+        ClientState.WAIT_SH: {HandshakeType.server_hello: (_I, _on_server_hello)},
+        ClientState.WAIT_EE: {HandshakeType.encrypted_extensions: (_H, _on_encrypted_extensions)},
+        ClientState.WAIT_CERT_CR: {
+            HandshakeType.certificate: (_H, _on_certificate),
+            HandshakeType.certificate_request: (_H, _on_certificate_request),
+        },
+        ClientState.WAIT_CERT: {HandshakeType.certificate: (_H, _on_certificate)},
+        ClientState.WAIT_CV: {HandshakeType.certificate_verify: (_H, _on_certificate_verify)},
+        ClientState.WAIT_FINISHED: {HandshakeType.finished: (_H, _on_finished)},
+        ClientState.CONNECTED: {HandshakeType.new_session_ticket: (_A, _on_new_session_ticket)},
+    }
 
 
 def _hash_of(ticket: SessionTicket) -> str:

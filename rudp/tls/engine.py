@@ -14,10 +14,9 @@ POSIX time from ``TlsConfig.wall_clock``.
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import IntEnum, StrEnum
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 from cryptography import x509
 
@@ -30,7 +29,11 @@ from rudp.tls.key_schedule import KeySchedule, Transcript
 from rudp.tls.keylog import keylog_line
 
 RandBytes = Callable[[int], bytes]
-Handler = Callable[[RawMessage, float], None]
+Handler = Callable[[Any, RawMessage, float], None]
+"""A message handler: an engine's method, called with the engine, the message and the time."""
+Expected = dict[int, tuple["EncryptionLevel", Handler]]
+"""The messages a state accepts: their level and handler by message type."""
+_NOTHING: Final[Expected] = {}
 
 
 class EncryptionLevel(IntEnum):
@@ -58,7 +61,7 @@ class KeyEvent(NamedTuple):
     secret: bytes
 
 
-class TlsEngine(ABC):
+class TlsEngine:
     """Common state and plumbing of :class:`~rudp.tls.client.TlsClient` and
     :class:`~rudp.tls.server.TlsServer`.
 
@@ -67,6 +70,10 @@ class TlsEngine(ABC):
     """
 
     is_client = False
+    _EXPECTED: ClassVar[dict[Any, Expected]]
+    """The messages each state of ``_state`` accepts (a state not in it accepts none): a class-level
+    table, so that a message is dispatched without building a table or bound methods."""
+    _state: Any
 
     def __init__(
         self, config: TlsConfig, transport_parameters: bytes, *, randbytes: RandBytes = os.urandom
@@ -103,7 +110,7 @@ class TlsEngine(ABC):
 
     # -- public surface ------------------------------------------------------------------------------
 
-    def start(self, now: float) -> None:  # noqa: B027 - a deliberate no-op for the server
+    def start(self, now: float) -> None:
         """Begin the handshake (the client emits its ClientHello; a no-op on the server)."""
 
     def receive(self, level: EncryptionLevel, data: bytes, now: float) -> None:
@@ -127,8 +134,23 @@ class TlsEngine(ABC):
                 inbound = self._inbound[level] = HandshakeReassembler()
             inbound.feed(data)
             while (message := inbound.next_message()) is not None:
-                self._dispatch(level, message, now)
-            self._check_leftovers()
+                entry = self._EXPECTED.get(self._state, _NOTHING).get(message.msg_type)
+                if entry is None or entry[0] != level:
+                    raise alert(
+                        AlertDescription.unexpected_message,
+                        f"unexpected handshake message {message.msg_type} at level {level.name}",
+                    )
+                entry[1](self, message, now)
+            # RFC 8446 §5.1: handshake messages must not span key changes; bytes left at a level
+            # where no message is expected any more are an error (the expected levels are looked up
+            # only when some level holds bytes: seldom).
+            for held_level, held in self._inbound.items():
+                if held:
+                    expected = self._EXPECTED.get(self._state, _NOTHING).values()
+                    if held_level not in {accepted for accepted, _ in expected}:
+                        raise alert(
+                            AlertDescription.unexpected_message, f"stray data at level {held_level.name}"
+                        )
         except DecodeError as exc:
             self._error = alert(AlertDescription.decode_error, exc.reason)
             raise self._error from None
@@ -144,7 +166,9 @@ class TlsEngine(ABC):
         outbound = self._outbound
         if not outbound:
             return []
-        out = [(level, bytes(outbound[level])) for level in sorted(outbound)]
+        out = []
+        for level in sorted(outbound):  # (a loop: in Python 3.11 a comprehension is a function call)
+            out.append((level, bytes(outbound[level])))
         outbound.clear()
         return out
 
@@ -159,31 +183,6 @@ class TlsEngine(ABC):
         return self._error
 
     # -- for subclasses --------------------------------------------------------------------------------
-
-    @abstractmethod
-    def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
-        """Message types acceptable in the current state, with their level and handler."""
-
-    def _dispatch(self, level: EncryptionLevel, message: RawMessage, now: float) -> None:
-        entry = self._expected().get(message.msg_type)
-        if entry is None or entry[0] != level:
-            raise alert(
-                AlertDescription.unexpected_message,
-                f"unexpected handshake message {message.msg_type} at level {level.name}",
-            )
-        entry[1](message, now)
-
-    def _check_leftovers(self) -> None:
-        # RFC 8446 §5.1: handshake messages must not span key changes; bytes left at a level
-        # where no message is expected any more are an error.
-        # (the expected levels are looked up only when some level holds bytes: seldom)
-        live: set[EncryptionLevel] | None = None
-        for level, inbound in self._inbound.items():
-            if len(inbound):
-                if live is None:
-                    live = {expected for expected, _ in self._expected().values()}
-                if level not in live:
-                    raise alert(AlertDescription.unexpected_message, f"stray data at level {level.name}")
 
     def _send(self, level: EncryptionLevel, raw: bytes, *, transcript: bool = True) -> None:
         pending = self._outbound.get(level)

@@ -113,12 +113,15 @@ def encode_uint16_list(values: list[int]) -> bytes:
     return struct.pack(f">{len(values) + 1}H", 2 * len(values), *values)
 
 
-_UINT16S: Final = tuple(struct.Struct(f">{count}H") for count in range(128))
-"""The layouts of 0..127 big-endian uint16 values (TLS's lists are short), compiled once."""
+class _Layouts(dict[int, struct.Struct]):
+    """The layouts of 0..127 big-endian uint16 values (TLS's lists are short), compiled once; a
+    longer one is compiled when asked for and not kept. Indexed in C: no Python call per list."""
+
+    def __missing__(self, count: int) -> struct.Struct:
+        return struct.Struct(f">{count}H")
 
 
-def _uint16s(count: int) -> struct.Struct:
-    return _UINT16S[count] if count < 128 else struct.Struct(f">{count}H")
+_uint16s: Final = _Layouts((count, struct.Struct(f">{count}H")) for count in range(128)).__getitem__
 
 
 def unpack_uint16s(block: BytesLike) -> list[int]:
@@ -335,7 +338,7 @@ class OfferedPsks:
 
     def binders_size(self) -> int:
         """Size in bytes of the encoded binders list, length prefix included (what Truncate() drops)."""
-        return 2 + sum(1 + len(b) for b in self.binders)
+        return 2 + len(self.binders) + sum(map(len, self.binders))  # (no generator: C calls only)
 
 
 def encode_offered_psks(psks: OfferedPsks) -> bytes:
@@ -355,20 +358,46 @@ def encode_binders(binders: list[bytes]) -> bytes:
 
 
 def decode_offered_psks(data: BytesLike) -> OfferedPsks:
-    """Inverse of :func:`encode_offered_psks`; identity and binder counts must match."""
-    r = Reader(data)
-    ids = r.sub_reader(r.pull_uint16())
-    binders_block = r.sub_reader(r.pull_uint16())
-    finish(r)
+    """Inverse of :func:`encode_offered_psks`; identity and binder counts must match. Read by index
+    (the errors a Reader's reads would give, in the same order: tests/tls/test_extension_decoders.py)."""
+    size = len(data)
+    if size < 2:
+        raise DecodeError("truncated uint16")
+    ids_end = 2 + ((data[0] << 8) | data[1])
+    if ids_end > size:
+        raise DecodeError("truncated block")
+    if ids_end + 2 > size:
+        raise DecodeError("truncated uint16")
+    end = ids_end + 2 + ((data[ids_end] << 8) | data[ids_end + 1])
+    if end > size:
+        raise DecodeError("truncated block")
+    if end != size:
+        raise DecodeError("trailing bytes")
     identities: list[tuple[bytes, int]] = []
-    while not ids.eof():
-        identity = bytes(ids.pull_block(2))
-        identities.append((identity, ids.pull_uint32()))
+    pos = 2
+    while pos < ids_end:
+        # PskIdentity: opaque identity<1..2^16-1>, uint32 obfuscated_ticket_age
+        start = pos + 2
+        if start > ids_end:
+            raise DecodeError("truncated block")
+        pos = start + ((data[pos] << 8) | data[pos + 1])
+        if pos > ids_end:
+            raise DecodeError("truncated block")
+        identity = bytes(data[start:pos])
+        if pos + 4 > ids_end:
+            raise DecodeError("truncated uint32")
+        identities.append((identity, int.from_bytes(data[pos : pos + 4], "big")))
+        pos += 4
         if not identity:
             raise DecodeError("empty PSK identity")
     binders: list[bytes] = []
-    while not binders_block.eof():
-        binder = bytes(binders_block.pull_block(1))
+    pos = ids_end + 2
+    while pos < end:
+        start = pos + 1  # PskBinderEntry <32..255>
+        pos = start + data[pos]
+        if pos > end:
+            raise DecodeError("truncated block")
+        binder = bytes(data[start:pos])
         if len(binder) < 32:
             raise DecodeError("PSK binder too short")
         binders.append(binder)

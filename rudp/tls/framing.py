@@ -69,20 +69,14 @@ class RawMessage:
     raw: bytes
 
 
-class HandshakeReassembler:
-    """Buffers one encryption level's CRYPTO bytes and yields complete handshake messages."""
+class HandshakeReassembler(bytearray):
+    """Buffers one encryption level's CRYPTO bytes and yields complete handshake messages: the
+    buffer itself (its length, truth and :meth:`feed` are the bytearray's own, no Python calls)."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def __len__(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        """Append ``data`` (in order; QUIC reorders CRYPTO frames before calling TLS)."""
-        self._buffer += data
+    feed = bytearray.extend
+    """Append ``data`` (in order; QUIC reorders CRYPTO frames before calling TLS)."""
 
     def next_message(self) -> RawMessage | None:
         """Pop the next whole message, or None when more bytes are needed.
@@ -91,19 +85,18 @@ class HandshakeReassembler:
             TransportError: CRYPTO_BUFFER_EXCEEDED when a message announces more than
                 :data:`MAX_MESSAGE_BYTES` (RFC 9000 §7.5).
         """
-        buf = self._buffer
-        if len(buf) < 4:
+        size = len(self)
+        if size < 4:
             return None
-        length = int.from_bytes(buf[1:4], "big")
+        length = int.from_bytes(self[1:4], "big")
         if length > MAX_MESSAGE_BYTES:
             raise TransportError(TransportErrorCode.CRYPTO_BUFFER_EXCEEDED, "handshake message too large")
-        size = len(buf)
         if size < 4 + length:
             return None
         if size == 4 + length:  # the buffer holds this message alone (as a ClientHello usually does)
-            raw = bytes(buf)
-            buf.clear()
+            raw = bytes(self)
+            self.clear()
         else:
-            raw = bytes(buf[: 4 + length])
-            del buf[: 4 + length]
+            raw = bytes(self[: 4 + length])
+            del self[: 4 + length]
         return RawMessage(raw[0], raw[4:], raw)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
-from rudp.crypto.hkdf import KeyedHmac, hash_by_name, hkdf_expand_label, hkdf_extract, hmac_digest, label_info
+from rudp.crypto.hkdf import KeyedHmac, hash_by_name, hkdf_extract, hmac_digest, label_info
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.tls.framing import HandshakeType, frame
 
@@ -116,10 +116,21 @@ def hmac_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) ->
     return hmac_digest(hash_name, finished_key, transcript_hash)
 
 
+_RESUMPTION_HEAD: Final = {
+    name: label_info(b"resumption", b"", hash_by_name(name).digest_size)[:-1] for name in _HASH_NEW
+}
+"""HkdfLabel "resumption" of Hash.length up to its context (the ticket nonce), by hash name."""
+
+
 def resumption_psk(hash_name: str, resumption_secret: bytes, nonce: bytes) -> bytes:
-    """The PSK of a ticket: HKDF-Expand-Label(resumption_secret, "resumption", nonce) (§4.6.1)."""
-    algorithm = hash_by_name(hash_name)
-    return hkdf_expand_label(algorithm, resumption_secret, b"resumption", nonce, algorithm.digest_size)
+    """The PSK of a ticket: HKDF-Expand-Label(resumption_secret, "resumption", nonce, Hash.length)
+    (§4.6.1): one HKDF-Expand block, T(1) = HMAC(PRK, HkdfLabel | 0x01) (RFC 5869 §2.3).
+
+    Raises:
+        ValueError: a nonce longer than 255 bytes (RFC 8446 §4.6.1: ticket_nonce<0..255>).
+    """
+    context = bytes((len(nonce),)) + nonce  # (bytes() raises ValueError beyond 255)
+    return hmac_digest(hash_name, resumption_secret, _RESUMPTION_HEAD[hash_name] + context + b"\x01")
 
 
 _EMPTY_HASH: Final = {name: hashlib.new(name).digest() for name in ("sha256", "sha384")}
@@ -141,6 +152,10 @@ def _label_head(label: bytes, length: int) -> bytes:
     return info[:-1]  # without the empty context's length byte
 
 
+_ALGORITHMS: Final = {name: hash_by_name(name) for name in _HASH_NEW}
+"""The two hash algorithm objects by name (shared, immutable)."""
+
+
 class KeySchedule:
     """The secret chain of RFC 8446 §7.1 for one hash function.
 
@@ -148,12 +163,14 @@ class KeySchedule:
     :meth:`enter_handshake` with the (EC)DHE shared secret and :meth:`enter_main`.
     """
 
-    __slots__ = ("_derived", "_prf", "_zero", "algorithm", "hash_name", "secret")
+    __slots__ = ("_derived", "_prf", "_zero", "algorithm", "hash_length", "hash_name", "secret")
 
     def __init__(self, hash_name: str, psk: bytes | None = None) -> None:
         self.hash_name = hash_name
-        self.algorithm = hash_by_name(hash_name)
-        self._zero = bytes(self.algorithm.digest_size)
+        self.algorithm = _ALGORITHMS[hash_name]  # (hash_by_name's, without the call)
+        self.hash_length: int = self.algorithm.digest_size
+        """Hash.length in bytes."""
+        self._zero = bytes(self.hash_length)
         self._derived: KeyedHmac | None = None
         """Derive-Secret(Early Secret, "derived", "") as an HMAC key when it is a public constant (no PSK)"""
         self._prf: KeyedHmac | None = None
@@ -176,11 +193,6 @@ class KeySchedule:
     def for_suite(cls, suite: CipherSuite, psk: bytes | None = None) -> KeySchedule:
         """A key schedule with the hash of ``suite``."""
         return cls(SUITE_HASH[suite], psk)
-
-    @property
-    def hash_length(self) -> int:
-        """Hash.length in bytes."""
-        return self.algorithm.digest_size
 
     def derive(self, label: bytes, transcript_hash: bytes) -> bytes:
         """Derive-Secret(current secret, label, messages) given Transcript-Hash(messages): the one
@@ -208,21 +220,19 @@ class KeySchedule:
         label = LABEL_EXT_BINDER if external else LABEL_RES_BINDER
         return self.derive(label, _EMPTY_HASH[self.hash_name])
 
-    def _next_stage(self, ikm: bytes) -> None:
+    def enter_handshake(self, ikm: bytes | None = None) -> None:
+        """The next stage: Early Secret -> Handshake Secret with the (EC)DHE shared secret ``ikm``;
+        Handshake Secret -> Main Secret (as :meth:`enter_main`, without ``ikm``: zeros)."""
+        if ikm is None:
+            ikm = self._zero
         derived = self._derived
         self._derived = None  # only the Early Secret without a PSK has a constant successor input
         if derived is None:  # RFC 5869 §2.2: HKDF-Extract(salt, IKM) = HMAC(salt, IKM)
-            self.secret = hkdf_extract(
-                self.algorithm, self.derive(b"derived", _EMPTY_HASH[self.hash_name]), ikm
-            )
+            salt = self.derive(b"derived", _EMPTY_HASH[self.hash_name])
+            self.secret = hmac_digest(self.hash_name, salt, ikm)  # (salt: never empty)
         else:
             self.secret = derived.digest(ikm)
         self._prf = None
 
-    def enter_handshake(self, shared_secret: bytes) -> None:
-        """Early Secret -> Handshake Secret."""
-        self._next_stage(shared_secret)
-
-    def enter_main(self) -> None:
-        """Handshake Secret -> Main Secret."""
-        self._next_stage(self._zero)
+    enter_main = enter_handshake
+    """Handshake Secret -> Main Secret (one function for both stages: one code object touched)."""

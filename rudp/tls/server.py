@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum, auto
+from enum import IntEnum, auto
+from typing import Any, ClassVar, Final, Protocol
 
 from rudp.crypto.suites import SUITE_HASH, CipherSuite
 from rudp.errors import ConfigError, TransportError, TransportErrorCode
@@ -31,7 +31,7 @@ from rudp.tls.certs import (
     verify_signature,
 )
 from rudp.tls.config import TlsConfig
-from rudp.tls.engine import Direction, EncryptionLevel, Handler, RandBytes, TlsEngine
+from rudp.tls.engine import Direction, EncryptionLevel, Expected, RandBytes, TlsEngine
 from rudp.tls.extensions import TLS13, PskKeyExchangeMode
 from rudp.tls.framing import HandshakeType, RawMessage
 from rudp.tls.key_exchange import SUPPORTED_GROUPS, KeyShare
@@ -64,9 +64,25 @@ _I = EncryptionLevel.INITIAL
 _H = EncryptionLevel.HANDSHAKE
 _A = EncryptionLevel.APPLICATION
 
-EarlyDataCheck = Callable[[bytes | None], bool]
+class QuicHooks(Protocol):
+    """QUIC's say in a server handshake, asked by :class:`TlsServer` (one object for the three: a
+    connection passes a weak proxy of itself, no reference cycle and nothing built per hook)."""
+
+    def respond_parameters(self, client: bytes) -> bytes:
+        """The client's quic_transport_parameters are in, before the server flight is written: return
+        the server's (QUIC's compatible version negotiation chooses the version there, RFC 9368 §2.3)."""
+
+    def accept_ticket(self, remembered: bytes | None) -> bool:
+        """False to refuse resuming with a ticket whose remembered server transport parameters are
+        ``remembered`` (a ticket of another QUIC version, RFC 9369 §5)."""
+
+    def accept_early_data(self, remembered: bytes | None) -> bool:
+        """QUIC's veto on 0-RTT: False when the current configuration is not compatible with the
+        transport parameters remembered in the ticket (RFC 9001 §4.6.3, RFC 9000 §7.4.1)."""
 
 _MAX_PSK_IDENTITIES = 4
+_SUITES: Final = {int(suite): suite for suite in CipherSuite}
+"""Each suite by its code point: ``CipherSuite(value)`` for a known one, without the enum's Python call."""
 
 _last_certificate_message: tuple[tuple[bytes, ...], bytes] | None = None
 """The last chain's Certificate message: (the configuration's DER tuple, the message)."""
@@ -85,8 +101,9 @@ def _certificate_message(chain_der: tuple[bytes, ...]) -> bytes:
     return message
 
 
-class ServerState(Enum):
-    """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC)."""
+class ServerState(IntEnum):
+    """Server states of RFC 8446 Appendix A.2 (no WAIT_EOED in QUIC); int members, hashed in C as
+    :attr:`TlsServer._EXPECTED` keys."""
 
     WAIT_CH = auto()
     WAIT_CH2 = auto()
@@ -111,13 +128,9 @@ class _Psk:
 class TlsServer(TlsEngine):
     """TLS 1.3 server engine. See :class:`~rudp.tls.engine.TlsEngine` for the calling convention.
 
-    ``accept_early_data``, if given, is QUIC's veto on 0-RTT: it receives the server transport
-    parameters remembered in the ticket and returns False when the current configuration is not
-    compatible with them (RFC 9001 §4.6.3, RFC 9000 §7.4.1). ``respond_parameters``, if given, sees the
-    client's quic_transport_parameters before the server flight is written and returns the server's
-    (QUIC's compatible version negotiation chooses the version there, RFC 9368 §2.3).
-    ``accept_ticket``, if given, sees the transport parameters remembered in a ticket and returns False
-    to refuse resuming with it (a ticket of another QUIC version, RFC 9369 §5).
+    ``quic``, if given, is asked for the server's transport parameters, whether a ticket may resume
+    and whether 0-RTT is acceptable (:class:`QuicHooks`); without it the transport parameters given
+    here are sent and every ticket and 0-RTT that TLS accepts is accepted.
     """
 
     def __init__(
@@ -126,9 +139,7 @@ class TlsServer(TlsEngine):
         transport_parameters: bytes,
         *,
         randbytes: RandBytes = os.urandom,
-        accept_early_data: EarlyDataCheck | None = None,
-        respond_parameters: Callable[[bytes], bytes] | None = None,
-        accept_ticket: EarlyDataCheck | None = None,
+        quic: QuicHooks | None = None,
     ) -> None:
         if config.is_client or config.private_key is None or config.ticket_key is None:
             raise ConfigError("TlsServer needs a server configuration with a certificate and key")
@@ -136,9 +147,7 @@ class TlsServer(TlsEngine):
         if config.client_auth != "none" and config.verify_peer:
             config.trust_store()  # load the CAs now: a missing bundle is a ConfigError, not an alert
         self._state = ServerState.WAIT_CH
-        self._accept_early_data = accept_early_data
-        self._respond_parameters = respond_parameters
-        self._accept_ticket = accept_ticket
+        self._quic = quic
         self._sealer = config.ticket_sealer()
         self._cookie: bytes | None = None
         self._hrr_group: int | None = None
@@ -146,19 +155,6 @@ class TlsServer(TlsEngine):
         self._client_app_secret = b""
         self._resumption_secret = b""
         self._tickets_sent = 0
-
-    # -- dispatch table --------------------------------------------------------------------------------
-
-    def _expected(self) -> dict[int, tuple[EncryptionLevel, Handler]]:
-        if self._state in (ServerState.WAIT_CH, ServerState.WAIT_CH2):
-            return {HandshakeType.client_hello: (_I, self._on_client_hello)}
-        if self._state is ServerState.WAIT_CERT:
-            return {HandshakeType.certificate: (_H, self._on_certificate)}
-        if self._state is ServerState.WAIT_CV:
-            return {HandshakeType.certificate_verify: (_H, self._on_certificate_verify)}
-        if self._state is ServerState.WAIT_FINISHED:
-            return {HandshakeType.finished: (_H, self._on_finished)}
-        return {}
 
     # -- ClientHello (RFC 8446 §4.1.2) -------------------------------------------------------------------
 
@@ -187,12 +183,18 @@ class TlsServer(TlsEngine):
         self.client_random = hello.random
         self.server_name = hello.server_name
         self.peer_transport_parameters = hello.transport_parameters
-        if self._respond_parameters is not None:
-            self.transport_parameters = self._respond_parameters(hello.transport_parameters)
-        self.alpn_protocol = self._choose_alpn(hello)
+        if self._quic is not None:
+            self.transport_parameters = self._quic.respond_parameters(hello.transport_parameters)
+        offered_alpn = hello.alpn_protocols or ()  # (our first protocol the client offers)
+        for protocol in self.config.alpn_protocols:
+            if protocol.encode() in offered_alpn:
+                self.alpn_protocol = protocol
+                break
+        else:
+            raise alert(AlertDescription.no_application_protocol, "no common ALPN protocol")  # RFC 9001 §8.1
         if retried:
             self._check_second_hello(hello)
-        psk = self._choose_psk(hello)
+        psk = None if hello.pre_shared_key is None else self._choose_psk(hello)  # (no call: a full handshake)
         suite = self._choose_suite(hello, psk)
         group = self._choose_group(hello)
         client_public = None
@@ -207,7 +209,7 @@ class TlsServer(TlsEngine):
         hash_name = SUITE_HASH[suite]
         self._transcript.set_hash(hash_name)
         schedule: KeySchedule | None = None
-        if psk is not None and SUITE_HASH[CipherSuite(psk.state.cipher_suite)] == hash_name:
+        if psk is not None and SUITE_HASH[_SUITES[psk.state.cipher_suite]] == hash_name:
             schedule = self._verify_binder(hello, psk, message.raw, hash_name)
             self.session_resumed = True
         else:
@@ -215,8 +217,9 @@ class TlsServer(TlsEngine):
         if not self.session_resumed and hello.signature_algorithms is None:
             raise alert(AlertDescription.missing_extension, "no signature_algorithms")
         self._transcript.add(message.raw)
-        self._schedule = schedule or KeySchedule(hash_name)  # the binder's Early Secret, if resuming
-        self._decide_early_data(hello, psk, retried)
+        schedule = self._schedule = schedule or KeySchedule(hash_name)  # the binder's Early Secret, if any
+        if psk is not None and hello.early_data:
+            self._decide_early_data(hello, psk, retried)
         share = KeyShare(group, self._randbytes)
         shared_secret = share.exchange(client_public)
         server_hello = ServerHello(
@@ -227,7 +230,7 @@ class TlsServer(TlsEngine):
             selected_identity=psk.index if psk is not None else None,
         )
         self._send(_I, server_hello.encode())
-        self._send_server_flight(hello, shared_secret)
+        self._send_server_flight(hello, schedule, shared_secret)
 
     def _check_second_hello(self, hello: ClientHello) -> None:
         # RFC 8446 §4.1.2: ClientHello2 answers the HelloRetryRequest and nothing else may change
@@ -241,18 +244,11 @@ class TlsServer(TlsEngine):
         if self.cipher_suite not in hello.cipher_suites:
             raise alert(AlertDescription.illegal_parameter, "cipher suite of the HelloRetryRequest dropped")
 
-    def _choose_alpn(self, hello: ClientHello) -> str:
-        offered = hello.alpn_protocols or []
-        for protocol in self.config.alpn_protocols:
-            if protocol.encode() in offered:
-                return protocol
-        raise alert(AlertDescription.no_application_protocol, "no common ALPN protocol")  # RFC 9001 §8.1
-
     def _choose_suite(self, hello: ClientHello, psk: _Psk | None) -> CipherSuite:
         if self._state is ServerState.WAIT_CH2 and self.cipher_suite is not None:
             return self.cipher_suite
         if psk is not None and psk.state.cipher_suite in hello.cipher_suites:
-            return CipherSuite(psk.state.cipher_suite)
+            return _SUITES[psk.state.cipher_suite]
         for suite in self.config.cipher_suites:
             if suite in hello.cipher_suites:
                 return suite
@@ -318,12 +314,12 @@ class TlsServer(TlsEngine):
                 continue
             if (
                 self.cipher_suite is not None
-                and SUITE_HASH[self.cipher_suite] != SUITE_HASH[CipherSuite(state.cipher_suite)]
+                and SUITE_HASH[self.cipher_suite] != SUITE_HASH[_SUITES[state.cipher_suite]]
             ):
                 continue  # after a HelloRetryRequest the hash is fixed
             if not 0 <= state.age_ms(wall) <= state.lifetime * 1000:
                 continue  # expired: full handshake (RFC 8446 §4.6.1)
-            if self._accept_ticket is not None and not self._accept_ticket(state.transport_parameters):
+            if self._quic is not None and not self._quic.accept_ticket(state.transport_parameters):
                 continue
             reported_age = (obfuscated_age - state.age_add) & 0xFFFFFFFF
             return _Psk(index, identity, reported_age, state)
@@ -341,8 +337,8 @@ class TlsServer(TlsEngine):
             raise alert(AlertDescription.decrypt_error, "bad PSK binder")
         return schedule
 
-    def _decide_early_data(self, hello: ClientHello, psk: _Psk | None, retried: bool) -> None:
-        if psk is None or not hello.early_data or retried or psk.index != 0 or not self.config.early_data:
+    def _decide_early_data(self, hello: ClientHello, psk: _Psk, retried: bool) -> None:
+        if not hello.early_data or retried or psk.index != 0 or not self.config.early_data:
             return
         state = psk.state
         if state.max_early_data != QUIC_MAX_EARLY_DATA or state.cipher_suite != self.cipher_suite:
@@ -352,7 +348,7 @@ class TlsServer(TlsEngine):
         cache = self.config.replay_cache
         if not cache.is_fresh(psk.reported_age_ms, state.age_ms(self.config.wall_clock())):
             return
-        if self._accept_early_data is not None and not self._accept_early_data(state.transport_parameters):
+        if self._quic is not None and not self._quic.accept_early_data(state.transport_parameters):
             return
         if not cache.accept(psk.identity, self.config.wall_clock()):
             return  # replayed (or cache full): reject 0-RTT, keep the handshake
@@ -363,8 +359,7 @@ class TlsServer(TlsEngine):
 
     # -- server flight (RFC 8446 §4.3, §4.4) ---------------------------------------------------------------
 
-    def _send_server_flight(self, hello: ClientHello, shared_secret: bytes) -> None:
-        schedule = self._key_schedule()
+    def _send_server_flight(self, hello: ClientHello, schedule: KeySchedule, shared_secret: bytes) -> None:
         hash_name = schedule.hash_name
         schedule.enter_handshake(shared_secret)
         transcript_hash = self._transcript.digest()
@@ -385,8 +380,17 @@ class TlsServer(TlsEngine):
         if request_certificate:
             schemes = [int(s) for s in self.config.signature_algorithms]
             self._send(_H, CertificateRequest(b"", schemes).encode())
-        if not self.session_resumed:
-            self._send_certificate(hello)
+        if not self.session_resumed:  # Certificate and CertificateVerify (RFC 8446 §4.4.2, §4.4.3)
+            config = self.config
+            if config.private_key is None:
+                raise alert(AlertDescription.internal_error, "no private key")
+            signer = config.signer()  # (the key's schemes and signature algorithms, made once per key)
+            scheme = signer.choose(hello.signature_algorithms or (), config.signature_algorithms)
+            if scheme is None:
+                raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
+            self._send(_H, _certificate_message(config.certificate_chain_der()))
+            content = certificate_verify_content(self._transcript.digest(), server=True)
+            self._send(_H, CertificateVerify(scheme, signer.sign(scheme, content)).encode())
         verify_data = hmac_verify_data(hash_name, server_hs_secret, self._transcript.digest())
         self._send(_H, Finished(verify_data).encode())
         schedule.enter_main()
@@ -398,17 +402,6 @@ class TlsServer(TlsEngine):
             self._keylog(kl.SERVER_TRAFFIC_SECRET_0, server_app_secret)
         self._install(_A, Direction.WRITE, server_app_secret)
         self._state = ServerState.WAIT_CERT if request_certificate else ServerState.WAIT_FINISHED
-
-    def _send_certificate(self, hello: ClientHello) -> None:
-        if self.config.private_key is None:
-            raise alert(AlertDescription.internal_error, "no private key")
-        signer = self.config.signer()  # (the key's schemes and signature algorithms, made once per key)
-        scheme = signer.choose(hello.signature_algorithms or (), self.config.signature_algorithms)
-        if scheme is None:
-            raise alert(AlertDescription.handshake_failure, "no common signature algorithm")
-        self._send(_H, _certificate_message(self.config.certificate_chain_der()))
-        content = certificate_verify_content(self._transcript.digest(), server=True)
-        self._send(_H, CertificateVerify(scheme, signer.sign(scheme, content)).encode())
 
     # -- client authentication (RFC 8446 §4.4.2, §4.4.3) ----------------------------------------------
 
@@ -444,7 +437,9 @@ class TlsServer(TlsEngine):
     # -- client Finished and tickets (RFC 8446 §4.4.4, §4.6.1) --------------------------
 
     def _on_finished(self, message: RawMessage, now: float) -> None:
-        schedule = self._key_schedule()
+        schedule = self._schedule  # (set with the server flight, before this state)
+        if schedule is None:
+            raise alert(AlertDescription.internal_error, "no key schedule yet")
         finished = Finished.decode(message.body, schedule.hash_length)
         expected = hmac_verify_data(schedule.hash_name, self._client_hs_secret, self._transcript.digest())
         if not hmac.compare_digest(expected, finished.verify_data):
@@ -486,3 +481,11 @@ class TlsServer(TlsEngine):
             max_early_data=max_early_data or None,
         )
         self._send(_A, ticket.encode(), transcript=False)
+
+    _EXPECTED: ClassVar[dict[Any, Expected]] = {
+        ServerState.WAIT_CH: {HandshakeType.client_hello: (_I, _on_client_hello)},
+        ServerState.WAIT_CH2: {HandshakeType.client_hello: (_I, _on_client_hello)},
+        ServerState.WAIT_CERT: {HandshakeType.certificate: (_H, _on_certificate)},
+        ServerState.WAIT_CV: {HandshakeType.certificate_verify: (_H, _on_certificate_verify)},
+        ServerState.WAIT_FINISHED: {HandshakeType.finished: (_H, _on_finished)},
+    }

@@ -246,3 +246,22 @@ def test_build_parameters_and_with_changes_equal_the_dataclass_constructor(
     assert changed.unknown == params.unknown
     with pytest.raises(TypeError):
         transport_params.with_changes(params, {"no_such_parameter": 1})
+
+
+def test_encode_with_changes_keeps_the_rest_per_version_information_value() -> None:
+    """The rest's bytes are kept per version_information value: the chosen version and the available
+    ones (equal values, other objects, share them; another list of available versions does not)."""
+    transport_params._AFTER_CIDS.clear()
+    base = TransportParameters(max_idle_timeout=30_000)
+    infos = [
+        VersionInformation(1, (1, 0x6B3343CF)),
+        VersionInformation(1, (1,)),
+        VersionInformation(0x6B3343CF, (1,)),
+        VersionInformation(1, (1, 0x6B3343CF)),
+        None,
+    ]
+    for info in infos:
+        changes = {"initial_source_connection_id": b"\x01" * 8, "version_information": info}
+        whole = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+        assert encode_with_changes(base, changes) == encode_transport_parameters(whole)
+    assert len(transport_params._AFTER_CIDS) == 4

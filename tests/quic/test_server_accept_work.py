@@ -20,6 +20,7 @@ from rudp.codec.transport_params import (
 from rudp.errors import ConfigError
 from rudp.quic import versions as versions_module
 from rudp.quic.cids import RESET_TOKEN_SIZE, LocalConnectionIds, stateless_reset_token
+from rudp.quic.keys import KeyPair
 from rudp.quic.spaces import PacketSpaces
 from rudp.quic.versions import SUPPORTED_VERSIONS, Version, VersionNegotiation, compatible
 from rudp.testing.certs import TestPki
@@ -142,3 +143,17 @@ def test_a_server_configuration_seals_tickets_with_one_sealer_per_key(pki: TestP
     client = TlsConfig(is_client=True, alpn_protocols=["h3"], verify_peer=False)
     with pytest.raises(ConfigError):
         client.ticket_sealer()
+
+
+def test_a_server_version_information_is_shared_and_names_its_version_now() -> None:
+    """RFC 9368 §3: a server's version_information names the version it speaks now (after a switch,
+    the new one) and every version it supports; one object per version, shared by its connections."""
+    for original in (Version.V1, Version.V2):
+        spaces = PacketSpaces(original, random.Random(0).randbytes, max_ack_delay=0.025, ack_delay_exponent=3)
+        server = VersionNegotiation(spaces, is_client=False, preferred=None)
+        info = server.local_information()
+        assert info == VersionInformation(original, tuple(SUPPORTED_VERSIONS))
+        assert VersionNegotiation(spaces, is_client=False, preferred=None).local_information() is info
+        other = Version.V2 if original == Version.V1 else Version.V1
+        spaces.switch_version(other, KeyPair.initial(b"\x01" * 8, other, is_client=False))
+        assert server.local_information() == VersionInformation(other, tuple(SUPPORTED_VERSIONS))

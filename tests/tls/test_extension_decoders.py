@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rudp.codec.buffer import Reader
 from rudp.errors import DecodeError, TLSAlert
 from rudp.tls import extensions as ext
+from rudp.tls.alerts import AlertDescription, alert
 
 CASES: list[tuple[Callable[[bytes], object], bytes, object]] = [
     (ext.decode_server_name, ext.encode_server_name("example.com"), "example.com"),
@@ -116,3 +118,85 @@ def test_key_shares_refuse_a_repeated_group(shares: list[tuple[int, bytes]]) -> 
     else:
         with pytest.raises(TLSAlert, match="duplicate key share group"):
             ext.decode_client_key_shares(encoded)
+
+
+def _general_offered_psks(data: bytes) -> object:
+    """decode_offered_psks as it read with a Reader (the reference for the by-index reading)."""
+    r = Reader(data)
+    ids = r.sub_reader(r.pull_uint16())
+    binders_block = r.sub_reader(r.pull_uint16())
+    ext.finish(r)
+    identities: list[tuple[bytes, int]] = []
+    while not ids.eof():
+        identity = bytes(ids.pull_block(2))
+        identities.append((identity, ids.pull_uint32()))
+        if not identity:
+            raise DecodeError("empty PSK identity")
+    binders: list[bytes] = []
+    while not binders_block.eof():
+        binder = bytes(binders_block.pull_block(1))
+        if len(binder) < 32:
+            raise DecodeError("PSK binder too short")
+        binders.append(binder)
+    if not identities or len(identities) != len(binders):
+        raise alert(AlertDescription.illegal_parameter, "PSK identities and binders do not match")
+    return ext.OfferedPsks(identities, binders)
+
+
+def _psk_outcome(decode: Callable[[bytes], object], data: bytes) -> object:
+    try:
+        return _outcome(decode, data)
+    except TLSAlert as exc:
+        return ("TLSAlert", exc.alert, exc.reason)
+
+
+_offers = st.builds(
+    ext.OfferedPsks,
+    st.lists(st.tuples(st.binary(max_size=40), st.integers(0, 0xFFFFFFFF)), max_size=3),
+    st.lists(st.binary(min_size=30, max_size=50), max_size=3),
+).map(ext.encode_offered_psks)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=120), _offers, _offers.map(lambda b: b[:-1]), _offers.map(lambda b: b + b"\0")
+    )
+)
+def test_offered_psks_decode_as_the_reader_did(data: bytes) -> None:
+    """RFC 8446 §4.2.11: the by-index decoder gives the Reader's result and errors, in the same order."""
+    for view in (data, memoryview(data)):
+        assert _psk_outcome(ext.decode_offered_psks, view) == _psk_outcome(_general_offered_psks, data)
+    offer = _psk_outcome(ext.decode_offered_psks, data)
+    if isinstance(offer, ext.OfferedPsks):
+        assert offer.binders_size() == len(ext.encode_binders(offer.binders))
+
+
+def _offer(identities: bytes, binders: bytes) -> bytes:
+    return len(identities).to_bytes(2, "big") + identities + len(binders).to_bytes(2, "big") + binders
+
+
+_BINDER = b"\x20" + bytes(32)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x00",
+        b"\x00\x09\x00\x01a\x00\x00\x00\x01",  # no binders length
+        b"\x00\x09\x00\x01a\x00\x00\x00\x01\x00",
+        _offer(b"\x00\x01a\x00\x00\x00", _BINDER),  # the age cut to 3 bytes
+        _offer(b"\x00\x01a\x00\x00", _BINDER),
+        _offer(b"\x00\x05a\x00\x00\x00\x00", _BINDER),  # the identity runs past the list
+        _offer(b"\x00", _BINDER),
+        _offer(b"\x00\x00\x00\x00\x00\x01", _BINDER),  # an empty identity
+        _offer(b"\x00\x01a\x00\x00\x00\x01", b"\x1f" + bytes(31)),  # a short binder
+        _offer(b"\x00\x01a\x00\x00\x00\x01", b"\x21" + bytes(32)),  # a binder past the list
+        _offer(b"\x00\x01a\x00\x00\x00\x01", _BINDER) + b"\x00",  # trailing bytes
+        _offer(b"\x00\x01a\x00\x00\x00\x01", _BINDER + _BINDER),  # counts differ
+        _offer(b"", b""),
+        _offer(b"\x00\x01a\x00\x00\x00\x01\x00\x02bc\xff\xff\xff\xff", _BINDER + _BINDER),
+    ],
+)
+def test_offered_psks_errors_are_the_readers(data: bytes) -> None:
+    assert _psk_outcome(ext.decode_offered_psks, data) == _psk_outcome(_general_offered_psks, data)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from rudp.crypto.hkdf import hash_by_name, hkdf_expand_label, hkdf_extract
 from rudp.tls import Direction, EncryptionLevel, keylog_file
 from rudp.tls.framing import HandshakeType, frame
-from rudp.tls.key_schedule import KeySchedule, Transcript, hmac_verify_data
+from rudp.tls.key_schedule import KeySchedule, Transcript, hmac_verify_data, resumption_psk
 from rudp.tls.keylog import keylog_from_environment
 from tests.tls.pki import Pki
 from tests.tls.support import client_config, make_pair, server_config
@@ -168,3 +168,34 @@ def test_derive_rejects_a_context_longer_than_255_bytes_as_hkdf_expand_label_doe
         except ValueError:
             continue
         raise AssertionError("no ValueError")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["sha256", "sha384"]), st.binary(min_size=1, max_size=48), st.binary(max_size=255))
+def test_resumption_psk_is_hkdf_expand_label(hash_name: str, secret: bytes, nonce: bytes) -> None:
+    """RFC 8446 §4.6.1: the ticket PSK, one prepared block, is HKDF-Expand-Label(secret,
+    "resumption", nonce, Hash.length) of the general path."""
+    algorithm = hash_by_name(hash_name)
+    expected = hkdf_expand_label(algorithm, secret, b"resumption", nonce, algorithm.digest_size)
+    assert resumption_psk(hash_name, secret, nonce) == expected
+
+
+def test_resumption_psk_refuses_a_nonce_longer_than_255_bytes() -> None:
+    try:
+        resumption_psk("sha256", bytes(32), bytes(256))
+    except ValueError:
+        return
+    raise AssertionError("no ValueError")
+
+
+def test_hash_length_and_main_stage_without_argument() -> None:
+    for name, size in (("sha256", 32), ("sha384", 48)):
+        schedule = KeySchedule(name, b"p" * size)
+        assert schedule.hash_length == size
+        schedule.enter_handshake(b"s" * 32)
+        handshake_secret = schedule.secret
+        schedule.enter_main()
+        derived = hkdf_expand_label(
+            hash_by_name(name), handshake_secret, b"derived", hashlib.new(name).digest(), size
+        )
+        assert schedule.secret == hkdf_extract(hash_by_name(name), derived, bytes(size))

@@ -259,13 +259,18 @@ def test_zero_rtt_refused_by_quic_check(pki: Pki) -> None:
     ticket = first_handshake(pki, server_cfg)
     seen: list[bytes | None] = []
 
-    def veto(params: bytes | None) -> bool:
-        seen.append(params)
-        return False
+    class Veto:  # rudp.tls.server.QuicHooks
+        def respond_parameters(self, client: bytes) -> bytes:
+            return SERVER_TP
 
-    pair = make_pair(
-        client_config(pki, session_ticket=ticket, early_data=True), server_cfg, accept_early_data=veto
-    )
+        def accept_ticket(self, remembered: bytes | None) -> bool:
+            return True
+
+        def accept_early_data(self, remembered: bytes | None) -> bool:
+            seen.append(remembered)
+            return False
+
+    pair = make_pair(client_config(pki, session_ticket=ticket, early_data=True), server_cfg, quic=Veto())
     pair.run()
     assert seen == [SERVER_TP]
     assert pair.server.engine.session_resumed and not pair.server.engine.early_data_accepted

@@ -55,14 +55,14 @@ class LocalConnectionIds:
         # The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), its HMAC
         # pads hashed once for the endpoint (_reset_prf); None: a client's connection, whose tokens
         # are random, kept with their CIDs and never derived again.
-        self._reset_prf = _reset_prf(reset_key) if reset_key is not None else None
+        prf = self._reset_prf = _reset_prf(reset_key) if reset_key is not None else None
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
         self._limit = 0  # how many the peer holds at once, once issue_up_to() has been called
-        self.active: dict[int, IssuedCid] = {
-            0: IssuedCid(0, initial_cid, self._reset_token(initial_cid), sent=True)
-        }
+        # (_reset_token, inline: once per connection)
+        token = randbytes(RESET_TOKEN_SIZE) if prf is None else prf.digest(initial_cid)[:RESET_TOKEN_SIZE]
+        self.active: dict[int, IssuedCid] = {0: IssuedCid(0, initial_cid, token, sent=True)}
         self.changes: deque[tuple[bool, bytes]] = deque()
         """(added?, cid) for the endpoint's routing table."""
         self._retired_to_send: deque[int] = deque()
@@ -190,7 +190,10 @@ class LocalConnectionIds:
 
     def all_cids(self) -> list[bytes]:
         """Every active CID (for routing)."""
-        return [entry.cid for entry in self.active.values()]
+        cids = []
+        for entry in self.active.values():  # (a plain loop: no comprehension frame per connection)
+            cids.append(entry.cid)
+        return cids
 
 
 @dataclass(slots=True)
@@ -231,7 +234,8 @@ class PeerConnectionIds:
 
     def set_initial(self, cid: bytes) -> None:
         """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
-        self._use(PeerCid(0, cid, self.current.reset_token))
+        # (_use, inline: the reset token stays, so its generation does too)
+        self.current = PeerCid(0, cid, self.current.reset_token)
 
     def set_reset_token(self, token: bytes | None) -> None:
         """The stateless_reset_token transport parameter belongs to sequence 0."""

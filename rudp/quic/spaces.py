@@ -267,7 +267,7 @@ class PacketSpaces:
         ``read``: the peer's Initial keys if already built (used only if they match ``dcid``)."""
         space = self._spaces.get(_INITIAL)
         if space is not None:
-            space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client, read=read))
+            space.keys = KeyPair.initial(dcid, self.version, is_client=is_client, read=read)  # (use_keys)
 
     def switch_version(self, version: int, initial: KeyPair) -> None:
         """Move to another compatible QUIC version (RFC 9368 §2.3) with its Initial keys: every key

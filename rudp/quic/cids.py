@@ -8,7 +8,6 @@ Routing by CID is the endpoint's job; it learns about changes from :attr:`LocalC
 from __future__ import annotations
 
 import hmac
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -63,9 +62,8 @@ class LocalConnectionIds:
         # (_reset_token, inline: once per connection)
         token = randbytes(RESET_TOKEN_SIZE) if prf is None else prf.digest(initial_cid)[:RESET_TOKEN_SIZE]
         self.active: dict[int, IssuedCid] = {0: IssuedCid(0, initial_cid, token, sent=True)}
-        self.changes: deque[tuple[bool, bytes]] = deque()
-        """(added?, cid) for the endpoint's routing table."""
-        self._retired_to_send: deque[int] = deque()
+        self.changes: list[tuple[bool, bytes]] = []
+        """(added?, cid) for the endpoint's routing table (a list: taken whole, a few at a time)."""
         self._unsent_hint = False
         """False: every active CID's NEW_CONNECTION_ID is sent or in flight (set on each issue and
         loss, cleared when :meth:`has_data` finds none; asked before every datagram)."""
@@ -172,8 +170,8 @@ class LocalConnectionIds:
 
     def take_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
-        changes = list(self.changes)
-        self.changes.clear()
+        changes = self.changes
+        self.changes = []
         return changes
 
     def has_data(self) -> bool:
@@ -218,8 +216,9 @@ class PeerConnectionIds:
         self._spare: dict[int, PeerCid] = {}
         self._limit = active_limit
         self._retire_prior_to = 0
-        self._to_retire: deque[int] = deque()
-        """Retirements to send (again, after a loss)."""
+        self._to_retire: list[int] = []
+        """Retirements to send (again, after a loss), oldest first (a list: at most
+        :attr:`max_retiring`, and most connections never owe one)."""
         self._retiring: set[int] = set()
         """Sequences retired whose RETIRE_CONNECTION_ID is not acknowledged yet (queued or in flight)."""
         # RFC 9000 §5.1.2: track at least twice active_connection_id_limit unacknowledged retirements;
@@ -364,7 +363,7 @@ class PeerConnectionIds:
     def write_frames(self, sink: FrameSink) -> None:
         """Write owed RETIRE_CONNECTION_ID frames; lost ones are re-queued."""
         while self._to_retire and sink.remaining >= 9:
-            sequence = self._to_retire.popleft()
+            sequence = self._to_retire.pop(0)
             sink.push_frame(RetireConnectionId(sequence), self._retire_handler(sequence))
 
     def _retire_handler(self, sequence: int) -> Callable[[bool], None]:

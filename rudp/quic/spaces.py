@@ -58,7 +58,7 @@ SKIP_SPREAD: Final = 768
 SKIPPED_REMEMBERED: Final = 16
 """Skipped packet numbers remembered (the most recent ones)."""
 _NO_SKIPS: Final[deque[int]] = deque(maxlen=0)
-"""The skipped numbers of a space that skips none: shared, as it can hold nothing (maxlen 0)."""
+"""The skipped numbers of a space that skipped none yet: shared, as it can hold nothing (maxlen 0)."""
 _NO_KEYS: Final = KeyPair()
 """The keys of a space before any are installed (shared: :class:`KeyPair` objects are replaced, never
 changed)."""
@@ -112,8 +112,9 @@ class PacketNumberSpace:
         """The number the next packet of this space carries."""
         self.probes = 0
         """Ack-eliciting probe packets owed after a PTO (RFC 9002 §6.2.4)."""
-        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED) if skip_numbers else _NO_SKIPS
-        """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
+        self.skipped: deque[int] = _NO_SKIPS
+        """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last: the shared empty
+        record until the first skip (64 to 319 packets in), then the space's own, bounded."""
         self._randbytes = randbytes
         self._next_skip = 64 + randbytes(1)[0] if skip_numbers else None
 
@@ -125,7 +126,10 @@ class PacketNumberSpace:
         """
         number = self.next_pn + 1
         if self._next_skip is not None and number >= self._next_skip:
-            self.skipped.append(number)
+            skipped = self.skipped
+            if skipped is _NO_SKIPS:  # (the first skip: most handshakes never get this far)
+                skipped = self.skipped = deque(maxlen=SKIPPED_REMEMBERED)
+            skipped.append(number)
             number += 1
             gap = int.from_bytes(self._randbytes(2), "big") % SKIP_SPREAD
             self._next_skip = number + SKIP_MIN_DISTANCE + gap

@@ -5,6 +5,8 @@ replaces, called on an equal object: a fold that drifts from it fails here."""
 from __future__ import annotations
 
 import itertools
+import random
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,17 +14,20 @@ from typing import Any
 import pytest
 
 import rudp
+from rudp.codec.frames import NewConnectionId
 from rudp.errors import DatagramError
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.base import minimum_window
 from rudp.quic.congestion.newreno import NewReno
+from rudp.quic.congestion.undo import LOST_RING_SIZE, SpuriousLossDetector
 from rudp.quic.connection import QuicConnection, _new_path_congestion
 from rudp.quic.ecn import EcnFeedback
 from rudp.quic.key_limits import KeyUsage, _thresholds
 from rudp.quic.pmtud import LADDER, SEARCH_GRANULARITY, PmtuDiscovery
 from rudp.quic.qlog import NullQlog
 from rudp.quic.qlog_trace import open_qlog
-from rudp.quic.sent import PacketSpace
+from rudp.quic.sent import PacketSpace, SentPacket
+from rudp.quic.spaces import SKIPPED_REMEMBERED, PacketNumberSpace
 from rudp.testing.certs import TestPki
 
 _PMTUD_STATE = ("searching", "next_probe_at", "current", "base", "enabled", "_ceiling", "_ceiling_failed")
@@ -146,3 +151,81 @@ def test_a_connection_without_datagrams_has_no_queue_and_refuses_them(pki: TestP
         with pytest.raises(DatagramError):
             conn.send_datagram(b"x")
         assert conn.datagrams_to_send(0.0) and conn.queued_datagrams == 0
+
+
+def test_the_skipped_numbers_record_is_made_at_the_first_skip_as_the_eager_one() -> None:
+    """The Application space's skipped-number record (RFC 9000 §21.4) is the shared empty one until
+    the first skip: the same numbers, skips and record as a space that owns its record from the
+    start, packet by packet and in trains."""
+    lazy = PacketNumberSpace(PacketSpace.APPLICATION, random.Random(7).randbytes, skip_numbers=True)
+    eager = PacketNumberSpace(PacketSpace.APPLICATION, random.Random(7).randbytes, skip_numbers=True)
+    eager.skipped = deque(maxlen=SKIPPED_REMEMBERED)
+    assert not lazy.skipped and lazy.skipped.maxlen == 0
+    rng = random.Random(8)
+    for _ in range(3000):
+        if rng.random() < 0.5:
+            lazy.advance()
+            eager.advance()
+        else:
+            count = rng.randrange(1, 40)
+            assert lazy.take_numbers(count) == eager.take_numbers(count)
+        assert lazy.next_pn == eager.next_pn and list(lazy.skipped) == list(eager.skipped)
+    assert len(lazy.skipped) == SKIPPED_REMEMBERED and lazy.skipped.maxlen == SKIPPED_REMEMBERED
+    assert PacketNumberSpace(PacketSpace.APPLICATION, random.Random(7).randbytes).skipped.maxlen == 0
+
+
+def _lost(numbers: range) -> list[SentPacket]:
+    return [SentPacket(n, PacketSpace.APPLICATION, float(n), 1200, True, True) for n in numbers]
+
+
+def test_the_lost_ring_is_made_at_the_first_loss_as_the_eager_one() -> None:
+    """SpuriousLossDetector's ring of lost packets is the shared empty one until the first loss: the
+    same records, undos and thresholds as a detector that owns its ring from the start."""
+    rng = random.Random(9)
+    lazy, eager = SpuriousLossDetector(NewReno(1200)), SpuriousLossDetector(NewReno(1200))
+    eager.lost = deque(maxlen=LOST_RING_SIZE)
+    assert not lazy.lost and lazy.lost.maxlen == 0
+    assert not lazy.on_ack(PacketSpace.APPLICATION, ((0, 10),), None, 0.1, 1.0)  # (nothing lost yet)
+    number = 0
+    for step in range(400):
+        if rng.random() < 0.4:
+            count = rng.randrange(1, 12)
+            for detector in (lazy, eager):
+                detector.on_packets_lost(_lost(range(number, number + count)), None)
+            number += count + rng.randrange(0, 3)
+        else:
+            high = rng.randrange(0, number + 1)
+            ranges = ((max(0, high - rng.randrange(0, 20)), high),)
+            now = float(step)
+            assert lazy.on_ack(PacketSpace.APPLICATION, ranges, high + 2, 0.1, now) == eager.on_ack(
+                PacketSpace.APPLICATION, ranges, high + 2, 0.1, now
+            )
+        assert list(lazy.lost) == list(eager.lost)
+        assert (lazy.packet_threshold, lazy.time_threshold, lazy.spurious_losses) == (
+            eager.packet_threshold, eager.time_threshold, eager.spurious_losses
+        )
+    assert lazy.lost.maxlen == LOST_RING_SIZE and len(lazy.lost) == LOST_RING_SIZE
+
+
+def test_owed_retirements_are_written_oldest_first_and_again_after_a_loss() -> None:
+    """PeerConnectionIds keeps its owed RETIRE_CONNECTION_ID sequences in a list: written in the order
+    owed (a queue), a lost one owed again at the end."""
+    ids = PeerConnectionIds(b"a", 8)
+    for sequence in range(1, 6):
+        ids.on_new_connection_id(NewConnectionId(sequence, 0, bytes([sequence]) * 8, bytes([sequence]) * 16))
+    ids.on_new_connection_id(NewConnectionId(6, 5, b"\x06" * 8, b"\x06" * 16))  # retire prior to 5
+    written: list[tuple[int, Callable[[bool], None]]] = []
+
+    class Sink:
+        remaining = 1200
+
+        def push_frame(self, frame: Any, handler: Callable[[bool], None]) -> None:
+            written.append((frame.sequence, handler))
+
+    ids.write_frames(Sink())  # type: ignore[arg-type]
+    assert [sequence for sequence, _ in written] == [1, 2, 3, 4, 0] and not ids.has_data()
+    written[1][1](False)  # sequence 2's frame was lost
+    written[3][1](False)
+    written.clear()
+    ids.write_frames(Sink())  # type: ignore[arg-type]
+    assert [sequence for sequence, _ in written] == [2, 4]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import Final, NamedTuple
 
 from rudp.codec.codes import PacketType
@@ -46,6 +47,13 @@ MIN_REFUSAL_PAYLOAD: Final = 20
 _KIND_RETRY: Final = b"R"
 _KIND_NEW_TOKEN: Final = b"N"
 _INITIAL_SUITE: Final = CipherSuite.AES_128_GCM_SHA256
+
+
+_initial_frames: Final[Callable[[bytes], list[tuple[int, Frame]]]] = partial(
+    parse_frames, packet_type=PacketType.INITIAL
+)
+"""The frames of an Initial's payload, checked against the frames an Initial may carry (RFC 9000
+§12.4): a partial, so no Python frame of its own per accepted client."""
 
 
 class Verdict(Enum):
@@ -272,10 +280,6 @@ class Admission:
     def allow_reply(self, now: float) -> bool:
         """Take one unit of the stateless-reply budget (for version negotiation)."""
         return self._replies.allow(now)
-
-
-def _initial_frames(payload: bytes) -> list[tuple[int, Frame]]:
-    return parse_frames(payload, PacketType.INITIAL)  # RFC 9000 §12.4: only the frames an Initial may carry
 
 
 def _version(header: PacketHeader) -> int:

@@ -167,13 +167,6 @@ class PacketNumberSpace:
         """Both directions' keys at once (the Initial keys, again after a Retry, RFC 9001 §5.2)."""
         self.keys = keys
 
-    def install_keys(self, protection: PacketProtection, *, read: bool) -> None:
-        """A secret of this space's level arrived from TLS for one direction (RFC 9001 §4.1.4)."""
-        if read:
-            self.keys = KeyPair(protection, self.keys.write)
-        else:
-            self.keys = KeyPair(self.keys.read, protection)
-
     def take_probe(self) -> bool:
         """Use up one owed probe; True if there was one."""
         if self.probes <= 0:
@@ -246,8 +239,8 @@ class PacketSpaces:
         """The keys that open packets of ``level`` (the current 1-RTT generation), or None."""
         if level == _APPLICATION_LEVEL:
             return self.phase.read
-        pair = self._pair(level)
-        return None if pair is None else pair.read
+        space = self._spaces.get(SPACE_OF_LEVEL[level])  # (_pair, inline: asked per long header packet)
+        return None if space is None else space.keys.read
 
     def write_keys(self, level: EncryptionLevel) -> PacketProtection | None:
         """The keys that protect packets of ``level`` (the current 1-RTT generation), or None."""
@@ -296,8 +289,9 @@ class PacketSpaces:
             self.phase.install(protection, read=read)
             return
         space = self._spaces.get(SPACE_OF_LEVEL[level])
-        if space is not None:
-            space.install_keys(protection, read=read)
+        if space is not None:  # (a new pair: pairs are shared, never changed in place)
+            keys = space.keys
+            space.keys = KeyPair(protection, keys.write) if read else KeyPair(keys.read, protection)
 
     def discard(self, space: PacketSpace) -> bool:
         """Drop a space with its keys, ACK tracker, CRYPTO streams and probes (RFC 9001 §4.9); False if

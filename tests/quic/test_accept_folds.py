@@ -19,7 +19,7 @@ from rudp.errors import DatagramError
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.base import minimum_window
 from rudp.quic.congestion.newreno import NewReno
-from rudp.quic.congestion.undo import LOST_RING_SIZE, SpuriousLossDetector
+from rudp.quic.congestion.undo import LOST_RING_SIZE, SpuriousLossDetector, Undoable
 from rudp.quic.connection import QuicConnection, _new_path_congestion
 from rudp.quic.ecn import EcnFeedback
 from rudp.quic.key_limits import KeyUsage, _thresholds
@@ -229,3 +229,46 @@ def test_owed_retirements_are_written_oldest_first_and_again_after_a_loss() -> N
     written.clear()
     ids.write_frames(Sink())  # type: ignore[arg-type]
     assert [sequence for sequence, _ in written] == [2, 4]
+
+
+def test_a_detector_drives_only_a_controller_that_can_undo() -> None:
+    """SpuriousLossDetector looks up whether the controller's class is Undoable (once per class): the
+    controller itself when ``isinstance(controller, Undoable)``, None otherwise, first and later."""
+
+    class Plain:
+        congestion_events = 0
+
+    for controller in (NewReno(1200), Plain(), NewReno(1350), Plain()):
+        detector = SpuriousLossDetector(controller)
+        expected = controller if isinstance(controller, Undoable) else None
+        assert detector._controller is expected
+        assert detector.snapshot() == (None if expected is None else controller.undo_snapshot())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("wanted", [False, True])
+def test_new_peer_parameters_announce_streams_only_to_an_opener_that_waits(wanted: bool) -> None:
+    """apply_peer_parameters calls _announce_streams_available only when an application waits to open
+    a stream: the same events and state as calling it whenever the credit grows."""
+    from rudp.quic.events import StreamsAvailable
+    from rudp.quic.streams.manager import StreamManager
+    from tests.quic.streams.helpers import manager, params
+
+    def opened(streams: StreamManager) -> StreamManager:
+        streams.apply_peer_parameters(params(streams_bidi=1, streams_uni=0))  # remembered 0-RTT values
+        streams.open_stream(True)
+        if wanted:
+            for bidi in (True, False):
+                with pytest.raises(rudp.StreamLimitReached):
+                    streams.open_stream(bidi)
+        return streams
+
+    folded, general = opened(manager(is_client=True)), opened(manager(is_client=True))
+    folded.apply_peer_parameters(params(streams_bidi=3, streams_uni=2))
+    general._peer = params(streams_bidi=3, streams_uni=2)  # (the general rule, step by step)
+    for bidi, count in ((True, 3), (False, 2)):
+        if general._open_credit[bidi].raise_limit(count):
+            general._announce_streams_available(bidi)
+    assert list(folded.events) == list(general.events)
+    assert (StreamsAvailable(True) in folded.events) is wanted
+    assert folded.opener_blocked == general.opener_blocked is False
+    assert folded._streams_wanted == general._streams_wanted

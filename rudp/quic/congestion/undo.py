@@ -93,16 +93,6 @@ Protocol inspects every member each time; controllers have them as class attribu
 ``__init__``, so the answer of one instance holds for its class). A handful of classes at most."""
 
 
-def _undoable(controller: object) -> Undoable | None:
-    kind = type(controller)
-    found = _UNDOABLE_TYPES.get(kind)
-    if found is None:
-        found = isinstance(controller, Undoable)
-        if len(_UNDOABLE_TYPES) < 64:
-            _UNDOABLE_TYPES[kind] = found
-    return controller if found else None  # type: ignore[return-value]
-
-
 class LostRecord(NamedTuple):
     """A packet declared lost, remembered until acknowledged or evicted."""
 
@@ -121,7 +111,15 @@ class SpuriousLossDetector:
     """Detects spurious losses, undoes their congestion events and adapts the thresholds."""
 
     def __init__(self, controller: object, ring_size: int = LOST_RING_SIZE) -> None:
-        self._controller = _undoable(controller)
+        # The controller if it can undo (a class's answer, looked up once per class: see
+        # _UNDOABLE_TYPES), else None.
+        kind = type(controller)
+        found = _UNDOABLE_TYPES.get(kind)
+        if found is None:
+            found = isinstance(controller, Undoable)
+            if len(_UNDOABLE_TYPES) < 64:
+                _UNDOABLE_TYPES[kind] = found
+        self._controller: Undoable | None = controller if found else None  # type: ignore[assignment]
         self.packet_threshold = K_PACKET_THRESHOLD
         self.time_threshold = K_TIME_THRESHOLD
         self._ring_size = ring_size

@@ -93,6 +93,7 @@ class QuicConnection:
         self._config = config
         self.is_client = is_client
         self._events: deque[Event] = deque()
+        emit = self._events.append  # (one bound method for every subsystem that emits events)
         self._activity: Callable[[QuicConnection], None] = _no_activity  # called with this connection
         self._qlog = open_qlog(config, is_client=is_client)
         self._qlog_null = type(self._qlog) is NullQlog
@@ -111,7 +112,7 @@ class QuicConnection:
         )
         cc, timeout = self._paths.current.congestion, config.handshake_timeout
         self._recovery = LossRecovery(cc.controller, cc.rtt, is_client=is_client, handshake_timeout=timeout)
-        self._lifecycle = Lifecycle(self._events.append, self._recovery.pto)
+        self._lifecycle = Lifecycle(emit, self._recovery.pto)
         self._spaces = PacketSpaces(
             version,
             config.randbytes,
@@ -130,7 +131,7 @@ class QuicConnection:
             max_connection_window=config.max_connection_window,
             send_buffer_bytes=config.send_buffer_bytes,
         )
-        self._control = ControlFrames(self._events.append)
+        self._control = ControlFrames(emit)
         self._migration = Migration(config, is_client=is_client)
         """Preferred address (RFC 9000 §9.6), disable_active_migration, path-change qlog."""
         # RFC 9221 datagrams' queue, only when enabled (None: send_datagram refuses, nothing to send).
@@ -157,7 +158,7 @@ class QuicConnection:
             migration=self._migration,
             lifecycle=self._lifecycle,
             qlog=self._qlog,
-            emit=self._events.append,
+            emit=emit,
         )
         self._receiver = Receiver(
             is_client=is_client,
@@ -174,7 +175,7 @@ class QuicConnection:
             liveness=self._liveness,
             traffic=self._traffic,
             qlog=self._qlog,
-            emit=self._events.append,
+            emit=emit,
             ack_frequency=AckFrequency(local_params.min_ack_delay, self._control.send_ack_frequency),
         )
         self._sender = Sender(

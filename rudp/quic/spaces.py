@@ -18,8 +18,9 @@ from typing import Final
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frames import AckRange
+from rudp.crypto.keys import INITIAL_SUITE
 from rudp.crypto.protection import PacketProtection
-from rudp.crypto.suites import CipherSuite
+from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 from rudp.quic.acks import DEFAULT_MAX_ACK_DELAY, AckTracker
 from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.key_limits import KeyUsage
@@ -210,7 +211,11 @@ class PacketSpaces:
         }
         self.application = application
         """The Application space (never discarded: a plain attribute, read for every datagram)."""
-        self._suite: CipherSuite | None = None  # the last suite the usage was told of
+        # The last suite the usage was told of: a usage holding the Initial suite's limits (a new one)
+        # counts as told of it, as telling it changes nothing (the usual negotiated suite: no call).
+        self._suite: CipherSuite | None = (
+            INITIAL_SUITE if self.usage.limits is AEAD_LIMITS[INITIAL_SUITE] else None
+        )
 
     def __iter__(self) -> Iterator[PacketNumberSpace]:
         return iter(list(self._spaces.values()))

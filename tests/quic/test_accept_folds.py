@@ -15,6 +15,7 @@ import pytest
 
 import rudp
 from rudp.codec.frames import NewConnectionId
+from rudp.crypto.suites import AeadLimits, CipherSuite
 from rudp.errors import DatagramError
 from rudp.quic.cids import LocalConnectionIds, PeerConnectionIds
 from rudp.quic.congestion.base import minimum_window
@@ -27,8 +28,9 @@ from rudp.quic.pmtud import LADDER, SEARCH_GRANULARITY, PmtuDiscovery
 from rudp.quic.qlog import NullQlog
 from rudp.quic.qlog_trace import open_qlog
 from rudp.quic.sent import PacketSpace, SentPacket
-from rudp.quic.spaces import SKIPPED_REMEMBERED, PacketNumberSpace
+from rudp.quic.spaces import SKIPPED_REMEMBERED, PacketNumberSpace, PacketSpaces
 from rudp.testing.certs import TestPki
+from rudp.tls.engine import EncryptionLevel
 
 _PMTUD_STATE = ("searching", "next_probe_at", "current", "base", "enabled", "_ceiling", "_ceiling_failed")
 
@@ -272,3 +274,27 @@ def test_new_peer_parameters_announce_streams_only_to_an_opener_that_waits(wante
     assert (StreamsAvailable(True) in folded.events) is wanted
     assert folded.opener_blocked == general.opener_blocked is False
     assert folded._streams_wanted == general._streams_wanted
+
+
+@pytest.mark.parametrize("before", [None, *CipherSuite])
+@pytest.mark.parametrize("limits", [None, AeadLimits(confidentiality=1000, integrity=2000)])
+def test_spaces_tell_a_usage_of_a_suite_unless_telling_changes_nothing(
+    before: CipherSuite | None, limits: AeadLimits | None
+) -> None:
+    """PacketSpaces counts a usage that holds the Initial suite's limits as told of that suite (no
+    set_suite call for the usual AES-128-GCM): the same limits and thresholds as telling it of every
+    suite installed, for a usage told of any suite before, or with its own limits."""
+    for suites in itertools.permutations(CipherSuite, 2):
+        usage, reference = KeyUsage(limits=limits), KeyUsage(limits=limits)
+        if before is not None:
+            usage.set_suite(before)
+            reference.set_suite(before)
+        spaces = PacketSpaces(
+            1, random.Random(1).randbytes, max_ack_delay=0.025, ack_delay_exponent=3, usage=usage
+        )
+        for suite in (*suites, suites[0]):
+            size = 48 if suite == CipherSuite.AES_256_GCM_SHA384 else 32
+            spaces.install(EncryptionLevel.HANDSHAKE, read=True, suite=suite, secret=bytes(size))
+            reference.set_suite(suite)
+            state = (usage.limits, usage.update_at, usage.urgent_at, usage.close_at)
+            assert state == (reference.limits, reference.update_at, reference.urgent_at, reference.close_at)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import Final, NamedTuple
 
 from rudp.codec.codes import PacketType
@@ -46,6 +47,13 @@ MIN_REFUSAL_PAYLOAD: Final = 20
 _KIND_RETRY: Final = b"R"
 _KIND_NEW_TOKEN: Final = b"N"
 _INITIAL_SUITE: Final = CipherSuite.AES_128_GCM_SHA256
+
+
+_initial_frames: Final[Callable[[bytes], list[tuple[int, Frame]]]] = partial(
+    parse_frames, packet_type=PacketType.INITIAL
+)
+"""The frames of an Initial's payload, checked against the frames an Initial may carry (RFC 9000
+§12.4): a partial, so no Python frame of its own per accepted client."""
 
 
 class Verdict(Enum):
@@ -148,7 +156,7 @@ class Admission:
         """Decide what to do with the first Initial of an unknown client (``header`` parsed from
         ``data``), given how many handshakes are in progress and how many connections exist."""
         config = self._config
-        token = self.open_token(header.token, addr, now, _version(header)) if header.token else None
+        token = self.open_token(header.token, addr, now, header.version or 0) if header.token else None
         threshold = config.retry_threshold
         wants_retry = config.retry or (threshold is not None and handshakes >= threshold)
         if token is None and wants_retry:
@@ -171,7 +179,7 @@ class Admission:
         them and carries a CRYPTO frame and only frames an Initial may carry (RFC 9000 §17.2.2,
         §12.4); they keep the opened packet for the connection's own :meth:`~PacketProtection.unprotect`.
         None otherwise."""
-        version = _version(header)
+        version = header.version or 0  # (_version, inline: long headers always carry one)
         client_secret, _ = initial_secrets(header.dcid, version)
         protection = PacketProtection(_INITIAL_SUITE, client_secret, version)
         packet = memoryview(data)[header.start : header.end]
@@ -213,7 +221,8 @@ class Admission:
             return opened if opened is not None and opened.retry else None
         if kind == _KIND_NEW_TOKEN:
             lifetime = self._config.address_token_lifetime
-            opened = self._token_sealer().open(sealed, addr[0].encode(), now, lifetime, version=version)
+            sealer = self._sealer or self._token_sealer()  # (made once: one call less per connection)
+            opened = sealer.open(sealed, addr[0].encode(), now, lifetime, version=version)
             return opened if opened is not None and not opened.retry else None
         return None
 
@@ -271,10 +280,6 @@ class Admission:
     def allow_reply(self, now: float) -> bool:
         """Take one unit of the stateless-reply budget (for version negotiation)."""
         return self._replies.allow(now)
-
-
-def _initial_frames(payload: bytes) -> list[tuple[int, Frame]]:
-    return parse_frames(payload, PacketType.INITIAL)  # RFC 9000 §12.4: only the frames an Initial may carry
 
 
 def _version(header: PacketHeader) -> int:

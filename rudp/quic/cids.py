@@ -8,7 +8,6 @@ Routing by CID is the endpoint's job; it learns about changes from :attr:`LocalC
 from __future__ import annotations
 
 import hmac
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -55,17 +54,16 @@ class LocalConnectionIds:
         # The endpoint's static key the reset tokens are derived from (RFC 9000 §10.3.2), its HMAC
         # pads hashed once for the endpoint (_reset_prf); None: a client's connection, whose tokens
         # are random, kept with their CIDs and never derived again.
-        self._reset_prf = _reset_prf(reset_key) if reset_key is not None else None
+        prf = self._reset_prf = _reset_prf(reset_key) if reset_key is not None else None
         self._randbytes = randbytes
         self._cid_length = cid_length
         self._next_sequence = 1
         self._limit = 0  # how many the peer holds at once, once issue_up_to() has been called
-        self.active: dict[int, IssuedCid] = {
-            0: IssuedCid(0, initial_cid, self._reset_token(initial_cid), sent=True)
-        }
-        self.changes: deque[tuple[bool, bytes]] = deque()
-        """(added?, cid) for the endpoint's routing table."""
-        self._retired_to_send: deque[int] = deque()
+        # (_reset_token, inline: once per connection)
+        token = randbytes(RESET_TOKEN_SIZE) if prf is None else prf.digest(initial_cid)[:RESET_TOKEN_SIZE]
+        self.active: dict[int, IssuedCid] = {0: IssuedCid(0, initial_cid, token, sent=True)}
+        self.changes: list[tuple[bool, bytes]] = []
+        """(added?, cid) for the endpoint's routing table (a list: taken whole, a few at a time)."""
         self._unsent_hint = False
         """False: every active CID's NEW_CONNECTION_ID is sent or in flight (set on each issue and
         loss, cleared when :meth:`has_data` finds none; asked before every datagram)."""
@@ -172,8 +170,8 @@ class LocalConnectionIds:
 
     def take_changes(self) -> list[tuple[bool, bytes]]:
         """CIDs issued (True) or retired (False) since the last call, for the endpoint's routing."""
-        changes = list(self.changes)
-        self.changes.clear()
+        changes = self.changes
+        self.changes = []
         return changes
 
     def has_data(self) -> bool:
@@ -190,7 +188,10 @@ class LocalConnectionIds:
 
     def all_cids(self) -> list[bytes]:
         """Every active CID (for routing)."""
-        return [entry.cid for entry in self.active.values()]
+        cids = []
+        for entry in self.active.values():  # (a plain loop: no comprehension frame per connection)
+            cids.append(entry.cid)
+        return cids
 
 
 @dataclass(slots=True)
@@ -215,8 +216,9 @@ class PeerConnectionIds:
         self._spare: dict[int, PeerCid] = {}
         self._limit = active_limit
         self._retire_prior_to = 0
-        self._to_retire: deque[int] = deque()
-        """Retirements to send (again, after a loss)."""
+        self._to_retire: list[int] = []
+        """Retirements to send (again, after a loss), oldest first (a list: at most
+        :attr:`max_retiring`, and most connections never owe one)."""
         self._retiring: set[int] = set()
         """Sequences retired whose RETIRE_CONNECTION_ID is not acknowledged yet (queued or in flight)."""
         # RFC 9000 §5.1.2: track at least twice active_connection_id_limit unacknowledged retirements;
@@ -231,7 +233,8 @@ class PeerConnectionIds:
 
     def set_initial(self, cid: bytes) -> None:
         """Replace the handshake DCID (the server's chosen SCID, or a Retry's)."""
-        self._use(PeerCid(0, cid, self.current.reset_token))
+        # (_use, inline: the reset token stays, so its generation does too)
+        self.current = PeerCid(0, cid, self.current.reset_token)
 
     def set_reset_token(self, token: bytes | None) -> None:
         """The stateless_reset_token transport parameter belongs to sequence 0."""
@@ -360,7 +363,7 @@ class PeerConnectionIds:
     def write_frames(self, sink: FrameSink) -> None:
         """Write owed RETIRE_CONNECTION_ID frames; lost ones are re-queued."""
         while self._to_retire and sink.remaining >= 9:
-            sequence = self._to_retire.popleft()
+            sequence = self._to_retire.pop(0)
             sink.push_frame(RetireConnectionId(sequence), self._retire_handler(sequence))
 
     def _retire_handler(self, sequence: int) -> Callable[[bool], None]:

@@ -23,7 +23,6 @@ from cryptography import x509
 
 from rudp.codec.frames import ConnectionClose
 from rudp.codec.packet import PacketHeader
-from rudp.codec.transport_params import TransportParameters
 from rudp.config import Config
 from rudp.crypto.protection import PacketProtection
 from rudp.crypto.suites import CipherSuite
@@ -62,7 +61,9 @@ _CLOSED = State.CLOSED
 def _new_path_congestion(config: Config, qlog: NullQlog) -> PathCongestion:
     """A fresh congestion controller, RTT estimator and pacer for a new network path (RFC 9000 §9.4)."""
     size = config.max_datagram_size
-    controller = qlog.observe(resolve_congestion_controller(config.congestion)(size))
+    controller = resolve_congestion_controller(config.congestion)(size)
+    if type(qlog) is not NullQlog:  # (NullQlog.observe returns the controller itself: no call)
+        controller = qlog.observe(controller)
     pacer = Pacer(size, enabled=config.pacing, granularity=config.timer_granularity)
     return PathCongestion(controller, RttEstimator(), pacer)
 
@@ -92,6 +93,7 @@ class QuicConnection:
         self._config = config
         self.is_client = is_client
         self._events: deque[Event] = deque()
+        emit = self._events.append  # (one bound method for every subsystem that emits events)
         self._activity: Callable[[QuicConnection], None] = _no_activity  # called with this connection
         self._qlog = open_qlog(config, is_client=is_client)
         self._qlog_null = type(self._qlog) is NullQlog
@@ -110,13 +112,13 @@ class QuicConnection:
         )
         cc, timeout = self._paths.current.congestion, config.handshake_timeout
         self._recovery = LossRecovery(cc.controller, cc.rtt, is_client=is_client, handshake_timeout=timeout)
-        self._lifecycle = Lifecycle(self._events.append, self._recovery.pto)
+        self._lifecycle = Lifecycle(emit, self._recovery.pto)
         self._spaces = PacketSpaces(
             version,
             config.randbytes,
             max_ack_delay=config.max_ack_delay,
             ack_delay_exponent=config.ack_delay_exponent,
-            usage=KeyUsage.from_config(config),
+            usage=KeyUsage(interval=config.key_update_interval, limits=config.aead_limits),
         )
         cid = local_cid if local_cid is not None else config.randbytes(config.connection_id_length)
         # (no reset_key: a client's, whose tokens are random, RFC 9000 §10.3)
@@ -129,15 +131,66 @@ class QuicConnection:
             max_connection_window=config.max_connection_window,
             send_buffer_bytes=config.send_buffer_bytes,
         )
-        self._control = ControlFrames(self._events.append)
+        self._control = ControlFrames(emit)
         self._migration = Migration(config, is_client=is_client)
         """Preferred address (RFC 9000 §9.6), disable_active_migration, path-change qlog."""
-        self._datagram_queue = DatagramQueue(max_age=config.datagram_max_age, share=config.datagram_share)
+        # RFC 9221 datagrams' queue, only when enabled (None: send_datagram refuses, nothing to send).
+        self._datagram_queue = (
+            DatagramQueue(max_age=config.datagram_max_age, share=config.datagram_share)
+            if config.datagrams
+            else None
+        )
         self._liveness = Liveness(now)
         self._traffic = TrafficCounters()
-        self._handshake = self._new_handshake(tls_config, local_params)
-        self._receiver = self._new_receiver(local_params.max_datagram_frame_size)
-        self._sender = self._new_sender()
+        self._handshake = Handshake(
+            is_client=is_client,
+            preferred_versions=config.versions,
+            tls_config=tls_config,
+            local_params=local_params,
+            randbytes=config.randbytes,
+            spaces=self._spaces,
+            recovery=self._recovery,
+            paths=self._paths,
+            streams=self._streams,
+            local_cids=self._local_cids,
+            peer_cids=self._peer_cids,
+            control=self._control,
+            migration=self._migration,
+            lifecycle=self._lifecycle,
+            qlog=self._qlog,
+            emit=emit,
+        )
+        self._receiver = Receiver(
+            is_client=is_client,
+            short_dcid_length=config.connection_id_length,
+            max_datagram_frame_size=local_params.max_datagram_frame_size,
+            spaces=self._spaces,
+            paths=self._paths,
+            recovery=self._recovery,
+            handshake=self._handshake,
+            lifecycle=self._lifecycle,
+            streams=self._streams,
+            local_cids=self._local_cids,
+            peer_cids=self._peer_cids,
+            liveness=self._liveness,
+            traffic=self._traffic,
+            qlog=self._qlog,
+            emit=emit,
+            ack_frequency=AckFrequency(local_params.min_ack_delay, self._control.send_ack_frequency),
+        )
+        self._sender = Sender(
+            is_client=is_client,
+            spaces=self._spaces,
+            paths=self._paths,
+            recovery=self._recovery,
+            handshake=self._handshake,
+            lifecycle=self._lifecycle,
+            streams=self._streams,
+            sources=(self._control, self._local_cids, self._peer_cids, self._datagram_queue),
+            liveness=self._liveness,
+            traffic=self._traffic,
+            qlog=self._qlog,
+        )
         self._deadlines = ConnectionDeadlines(
             config,
             lifecycle=self._lifecycle,
@@ -149,63 +202,6 @@ class QuicConnection:
             sender=self._sender,
         )
         """Every timer's deadline as its owner reports it now (computed on each call, never stored)."""
-
-    def _new_handshake(self, tls_config: TlsConfig, local_params: TransportParameters) -> Handshake:
-        return Handshake(
-            is_client=self.is_client,
-            preferred_versions=self._config.versions,
-            tls_config=tls_config,
-            local_params=local_params,
-            randbytes=self._config.randbytes,
-            spaces=self._spaces,
-            recovery=self._recovery,
-            paths=self._paths,
-            streams=self._streams,
-            local_cids=self._local_cids,
-            peer_cids=self._peer_cids,
-            control=self._control,
-            migration=self._migration,
-            lifecycle=self._lifecycle,
-            qlog=self._qlog,
-            emit=self._events.append,
-        )
-
-    def _new_receiver(self, max_datagram_frame_size: int | None) -> Receiver:
-        local_min_ack_delay = self._handshake.local_params.min_ack_delay
-        return Receiver(
-            is_client=self.is_client,
-            short_dcid_length=self._config.connection_id_length,
-            max_datagram_frame_size=max_datagram_frame_size,
-            spaces=self._spaces,
-            paths=self._paths,
-            recovery=self._recovery,
-            handshake=self._handshake,
-            lifecycle=self._lifecycle,
-            streams=self._streams,
-            local_cids=self._local_cids,
-            peer_cids=self._peer_cids,
-            liveness=self._liveness,
-            traffic=self._traffic,
-            qlog=self._qlog,
-            emit=self._events.append,
-            ack_frequency=AckFrequency(local_min_ack_delay, self._control.send_ack_frequency),
-        )
-
-    def _new_sender(self) -> Sender:
-        queue = self._datagram_queue if self._config.datagrams else None  # (None: never filled)
-        return Sender(
-            is_client=self.is_client,
-            spaces=self._spaces,
-            paths=self._paths,
-            recovery=self._recovery,
-            handshake=self._handshake,
-            lifecycle=self._lifecycle,
-            streams=self._streams,
-            sources=(self._control, self._local_cids, self._peer_cids, queue),
-            liveness=self._liveness,
-            traffic=self._traffic,
-            qlog=self._qlog,
-        )
 
     @classmethod
     def client(
@@ -341,13 +337,14 @@ class QuicConnection:
             ConnectionClosed: the connection is closing or closed.
         """
         self._lifecycle.check_open()
-        limit = self.peer_max_datagram_frame_size if self._config.datagrams else None
-        if limit is None:
+        queue = self._datagram_queue
+        limit = self.peer_max_datagram_frame_size if queue is not None else None
+        if queue is None or limit is None:
             raise DatagramError.not_enabled()
         room = min(limit, self._paths.current.pmtud.current - 64)
         if len(data) + 4 > room:
             raise DatagramError.too_large(len(data), room - 4)
-        self._datagram_queue.append(bytes(data))
+        queue.append(bytes(data))
         self._activity(self)
 
     def send_new_token(self, token: bytes) -> None:
@@ -432,8 +429,9 @@ class QuicConnection:
     def _tick(self, now: float) -> None:
         """Every call that carries the time starts with this (a pending closing period begins)."""
         self._lifecycle.tick(now)
-        if self._config.datagrams:  # (without them the queue stays empty: send_datagram refuses)
-            self._datagram_queue.tick(now)  # RFC 9221 §5: stamp new datagrams, drop expired ones
+        queue = self._datagram_queue
+        if queue is not None:  # (None without datagrams: send_datagram refuses)
+            queue.tick(now)  # RFC 9221 §5: stamp new datagrams, drop expired ones
 
     def _sync_qlog(self, now: float) -> None:
         """Log the lifecycle and recovery metrics that changed, at the time of the call that changed
@@ -674,7 +672,8 @@ class QuicConnection:
     @property
     def queued_datagrams(self) -> int:
         """Datagrams queued by :meth:`send_datagram` and not sent (nor dropped) yet."""
-        return len(self._datagram_queue)
+        queue = self._datagram_queue
+        return 0 if queue is None else len(queue)
 
     @property
     def datagrams_enabled(self) -> bool:
@@ -763,7 +762,7 @@ class QuicConnection:
             ecn_received=feedback.totals(),
             ecn_peer_counts=tuple(sum(c[i] for c in feedback.peer.values()) for i in range(3)),
             ce_count=self._recovery.ce_count,
-            datagrams_expired=self._datagram_queue.dropped,
+            datagrams_expired=0 if self._datagram_queue is None else self._datagram_queue.dropped,
         )
 
 

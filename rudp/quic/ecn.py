@@ -49,7 +49,10 @@ class EcnFeedback:
     __slots__ = ("peer", "received")
 
     def __init__(self) -> None:
-        self.received: dict[PacketSpace, list[int]] = {space: [0, 0, 0] for space in _SPACES}
+        initial, handshake, application = _SPACES  # (a literal: no comprehension per connection)
+        self.received: dict[PacketSpace, list[int]] = {
+            initial: [0, 0, 0], handshake: [0, 0, 0], application: [0, 0, 0]
+        }
         """ECT(0), ECT(1), CE counts of packets received per space (RFC 9000 §13.4.1)."""
         self.peer: dict[PacketSpace, tuple[int, int, int]] = dict.fromkeys(_SPACES, (0, 0, 0))
         """The ECT(0), ECT(1), CE counts of the last ACK_ECN validated per space."""

@@ -358,7 +358,9 @@ class QuicEndpoint:
             # timeout lowered at run time): a later client may then get slightly longer.
             deadline = max(deadline, deadlines[next(reversed(deadlines))])
         entry.handshake_deadline = deadlines[conn] = deadline
-        self._route(conn, entry, header.dcid)  # the client uses its chosen DCID until it hears from us
+        # The client uses its chosen DCID until it hears from us (routed: _route, inline).
+        self._routes[header.dcid] = conn
+        entry.cids.add(header.dcid)
         conn.receive_datagram(data, addr, now, ecn, local=local, header=header)
         return conn
 
@@ -529,7 +531,9 @@ class QuicEndpoint:
     def _end_handshake(self, conn: QuicConnection, entry: _Entry, now: float) -> None:
         entry.handshaking = False
         self._handshakes -= 1
-        self._forget_handshake_deadline(conn, entry)
+        if entry.handshake_deadline is not None:  # (_forget_handshake_deadline, inline: per connection)
+            entry.handshake_deadline = None
+            self._handshake_deadlines.pop(conn, None)
         if conn.handshake_complete and conn.close_cause is None:
             # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
             conn.send_new_token(self.admission.new_token(conn.peer_address, now, conn.version))
@@ -541,16 +545,14 @@ class QuicEndpoint:
         self._entries[conn] = entry
         self._dirty[conn] = None
         conn.set_activity_callback(self._dirty.setdefault)  # dirty[conn] = None
-        for cid in conn.local_cids():
-            self._route(conn, entry, cid)
+        routes, cids = self._routes, entry.cids
+        for cid in conn.local_cids():  # (_route, inline: once per connection)
+            routes[cid] = conn
+            cids.add(cid)
         if not self.config.connection_id_length:
             entry.address = conn.peer_address
             self._by_address[conn.peer_address] = conn
         return entry
-
-    def _route(self, conn: QuicConnection, entry: _Entry, cid: bytes) -> None:
-        self._routes[cid] = conn
-        entry.cids.add(cid)
 
     def _update_routes(self, conn: QuicConnection, entry: _Entry) -> None:
         routes = self._routes
@@ -566,7 +568,8 @@ class QuicEndpoint:
         if generation != entry.reset_generation:  # read only when they changed, not on every flush
             entry.reset_generation = generation
             tokens = conn.peer_reset_tokens()
-            self._drop_reset_tokens(conn, entry)
+            if entry.reset_tokens:  # (none the first time: no call)
+                self._drop_reset_tokens(conn, entry)
             entry.reset_tokens = tokens
             for token in tokens:
                 self._by_reset_token[token] = conn

@@ -36,7 +36,6 @@ from rudp.errors import TransportError, TransportErrorCode
 from rudp.tls.engine import EncryptionLevel
 
 if TYPE_CHECKING:
-    from rudp.config import Config
     from rudp.quic.qlog import NullQlog
 
 
@@ -115,12 +114,7 @@ class KeyUsage:
         """No automatic update before this time (three PTOs after the current phase was acknowledged)."""
         self._unlogged: list[tuple[str, int]] = []
         """Key updates (trigger, key phase) waiting for a ``now`` to be logged at."""
-        self._set_thresholds()
-
-    @classmethod
-    def from_config(cls, config: Config) -> KeyUsage:
-        """The usage object of a connection made with ``config`` (interval and limit override)."""
-        return cls(interval=config.key_update_interval, limits=config.aead_limits)
+        self.urgent_at, self.update_at, self.close_at = _thresholds(self.limits.confidentiality, interval)
 
     def _set_thresholds(self) -> None:
         limit = self.limits.confidentiality

@@ -307,9 +307,8 @@ class Paths:
         self._base_size = base_size
         self._max_size = max_size
         self._pmtu_discovery = pmtu_discovery
-        self.current = Path(
-            address, validated=validated, pmtud=self._new_pmtud(), congestion=new_congestion(), ecn=ecn
-        )
+        pmtud = PmtuDiscovery(base_size, max_size, enabled=pmtu_discovery)  # (_new_pmtud, inline)
+        self.current = Path(address, validated=validated, pmtud=pmtud, congestion=new_congestion(), ecn=ecn)
         self.previous: Path | None = None
         """The last validated path, kept to fall back to while the current one is being validated."""
         self._paths: dict[tuple[Address, Address | None], Path] = {(address, None): self.current}

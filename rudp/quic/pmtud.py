@@ -70,7 +70,10 @@ class PmtuDiscovery:
         self._retry_at = 0.0
         self._retry_delay: float | None = None  # a loss's wait, counted from the next probe_size()
         self.probes_sent = 0
-        self.searching = False
+        # :meth:`_settle` at the start, inline (per path): with the size at the base and no failure
+        # mark, :meth:`_next_size` finds a size (a candidate, else the ceiling) whenever the ceiling
+        # is a granularity above the base; nothing is in flight or waits for a retry.
+        self.searching = self.enabled and ceiling - base_size >= SEARCH_GRANULARITY
         """True while larger sizes remain to be tried (an attribute, read per batch: kept by every
         change of the size or the ceiling)."""
         self.large_handler = AckedOnce(_on_large_datagram, weakref.ref(self))  # (weak: no cycle)
@@ -78,11 +81,10 @@ class PmtuDiscovery:
         an :class:`~rudp.quic.delivery.AckedOnce` one (an acknowledgment resets the count of losses in
         a row, RFC 8899 §4.3, the same once or many times), so an ACK of many large datagrams calls it
         once, not once per datagram."""
-        self.next_probe_at = inf
+        self.next_probe_at = 0.0 if self.searching else inf
         """Before this time :meth:`probe_size` answers None and changes nothing (the search is over, a
         probe is in flight or a lost one's retry waits): the sender need not ask it (an attribute,
         read per batch while the search goes on; 0 when it must be asked)."""
-        self._settle()
 
     def _settle(self) -> None:
         """After every change of the size, the ceiling or its failure mark: :attr:`searching`."""
@@ -110,7 +112,10 @@ class PmtuDiscovery:
         base, the current size and the ceiling to ``size``."""
         self.base = min(self.base, size)
         self.current = min(self.current, size)
-        self.set_ceiling(size)  # (which settles the search: the size only falls with the ceiling)
+        if size < self._ceiling:  # (set_ceiling, inline; the size only falls with the ceiling)
+            self._ceiling = size
+            self._ceiling_failed = False
+            self._settle()
 
     def on_large_datagram(self, acked: bool) -> None:
         """The fate of a datagram larger than the base size: after :data:`BLACK_HOLE_LOSSES` losses in

@@ -18,8 +18,9 @@ from typing import Final
 
 from rudp.codec.codes import PacketType
 from rudp.codec.frames import AckRange
+from rudp.crypto.keys import INITIAL_SUITE
 from rudp.crypto.protection import PacketProtection
-from rudp.crypto.suites import CipherSuite
+from rudp.crypto.suites import AEAD_LIMITS, CipherSuite
 from rudp.quic.acks import DEFAULT_MAX_ACK_DELAY, AckTracker
 from rudp.quic.crypto_streams import CryptoReceiveBuffer, CryptoSendBuffer
 from rudp.quic.key_limits import KeyUsage
@@ -58,7 +59,7 @@ SKIP_SPREAD: Final = 768
 SKIPPED_REMEMBERED: Final = 16
 """Skipped packet numbers remembered (the most recent ones)."""
 _NO_SKIPS: Final[deque[int]] = deque(maxlen=0)
-"""The skipped numbers of a space that skips none: shared, as it can hold nothing (maxlen 0)."""
+"""The skipped numbers of a space that skipped none yet: shared, as it can hold nothing (maxlen 0)."""
 _NO_KEYS: Final = KeyPair()
 """The keys of a space before any are installed (shared: :class:`KeyPair` objects are replaced, never
 changed)."""
@@ -112,8 +113,9 @@ class PacketNumberSpace:
         """The number the next packet of this space carries."""
         self.probes = 0
         """Ack-eliciting probe packets owed after a PTO (RFC 9002 §6.2.4)."""
-        self.skipped: deque[int] = deque(maxlen=SKIPPED_REMEMBERED) if skip_numbers else _NO_SKIPS
-        """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last."""
+        self.skipped: deque[int] = _NO_SKIPS
+        """Packet numbers deliberately never sent (RFC 9000 §21.4), most recent last: the shared empty
+        record until the first skip (64 to 319 packets in), then the space's own, bounded."""
         self._randbytes = randbytes
         self._next_skip = 64 + randbytes(1)[0] if skip_numbers else None
 
@@ -125,7 +127,10 @@ class PacketNumberSpace:
         """
         number = self.next_pn + 1
         if self._next_skip is not None and number >= self._next_skip:
-            self.skipped.append(number)
+            skipped = self.skipped
+            if skipped is _NO_SKIPS:  # (the first skip: most handshakes never get this far)
+                skipped = self.skipped = deque(maxlen=SKIPPED_REMEMBERED)
+            skipped.append(number)
             number += 1
             gap = int.from_bytes(self._randbytes(2), "big") % SKIP_SPREAD
             self._next_skip = number + SKIP_MIN_DISTANCE + gap
@@ -162,13 +167,6 @@ class PacketNumberSpace:
     def use_keys(self, keys: KeyPair) -> None:
         """Both directions' keys at once (the Initial keys, again after a Retry, RFC 9001 §5.2)."""
         self.keys = keys
-
-    def install_keys(self, protection: PacketProtection, *, read: bool) -> None:
-        """A secret of this space's level arrived from TLS for one direction (RFC 9001 §4.1.4)."""
-        if read:
-            self.keys = KeyPair(protection, self.keys.write)
-        else:
-            self.keys = KeyPair(self.keys.read, protection)
 
     def take_probe(self) -> bool:
         """Use up one owed probe; True if there was one."""
@@ -213,7 +211,11 @@ class PacketSpaces:
         }
         self.application = application
         """The Application space (never discarded: a plain attribute, read for every datagram)."""
-        self._suite: CipherSuite | None = None  # the last suite the usage was told of
+        # The last suite the usage was told of: a usage holding the Initial suite's limits (a new one)
+        # counts as told of it, as telling it changes nothing (the usual negotiated suite: no call).
+        self._suite: CipherSuite | None = (
+            INITIAL_SUITE if self.usage.limits is AEAD_LIMITS[INITIAL_SUITE] else None
+        )
 
     def __iter__(self) -> Iterator[PacketNumberSpace]:
         return iter(list(self._spaces.values()))
@@ -242,8 +244,8 @@ class PacketSpaces:
         """The keys that open packets of ``level`` (the current 1-RTT generation), or None."""
         if level == _APPLICATION_LEVEL:
             return self.phase.read
-        pair = self._pair(level)
-        return None if pair is None else pair.read
+        space = self._spaces.get(SPACE_OF_LEVEL[level])  # (_pair, inline: asked per long header packet)
+        return None if space is None else space.keys.read
 
     def write_keys(self, level: EncryptionLevel) -> PacketProtection | None:
         """The keys that protect packets of ``level`` (the current 1-RTT generation), or None."""
@@ -267,7 +269,7 @@ class PacketSpaces:
         ``read``: the peer's Initial keys if already built (used only if they match ``dcid``)."""
         space = self._spaces.get(_INITIAL)
         if space is not None:
-            space.use_keys(KeyPair.initial(dcid, self.version, is_client=is_client, read=read))
+            space.keys = KeyPair.initial(dcid, self.version, is_client=is_client, read=read)  # (use_keys)
 
     def switch_version(self, version: int, initial: KeyPair) -> None:
         """Move to another compatible QUIC version (RFC 9368 §2.3) with its Initial keys: every key
@@ -292,8 +294,9 @@ class PacketSpaces:
             self.phase.install(protection, read=read)
             return
         space = self._spaces.get(SPACE_OF_LEVEL[level])
-        if space is not None:
-            space.install_keys(protection, read=read)
+        if space is not None:  # (a new pair: pairs are shared, never changed in place)
+            keys = space.keys
+            space.keys = KeyPair(protection, keys.write) if read else KeyPair(keys.read, protection)
 
     def discard(self, space: PacketSpace) -> bool:
         """Drop a space with its keys, ACK tracker, CRYPTO streams and probes (RFC 9001 §4.9); False if

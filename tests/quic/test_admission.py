@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import random
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -155,7 +156,9 @@ def test_an_accepted_initial_is_parsed_once(pki: TestPki, monkeypatch: pytest.Mo
         parsed.append(bytes(payload))
         return frame_codec.parse_frames(payload, packet_type)
 
-    monkeypatch.setattr("rudp.quic.admission.parse_frames", counting_parse)
+    # (the admission's parser is bound to parse_frames once: a partial for the Initial's frames)
+    initial_parse = partial(counting_parse, packet_type=PacketType.INITIAL)
+    monkeypatch.setattr("rudp.quic.admission._initial_frames", initial_parse)
     monkeypatch.setattr("rudp.quic.receiving.parse_frames", counting_parse)
     conn = server.receive_datagram(first, ("10.0.0.1", 5000), NOW)
     assert conn is not None and len(parsed) == 1

@@ -158,7 +158,7 @@ class BaseCongestionController:
     def __init__(self, max_datagram_size: int = 1200) -> None:
         self.max_datagram_size = max_datagram_size
         self.initial_window_bytes = initial_window(max_datagram_size)
-        self.minimum_window_bytes = minimum_window(max_datagram_size)
+        self.minimum_window_bytes = 2 * max_datagram_size  # minimum_window(), inline (per connection)
         self.cwnd = self.initial_window_bytes
 
     @property

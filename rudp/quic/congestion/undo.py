@@ -93,16 +93,6 @@ Protocol inspects every member each time; controllers have them as class attribu
 ``__init__``, so the answer of one instance holds for its class). A handful of classes at most."""
 
 
-def _undoable(controller: object) -> Undoable | None:
-    kind = type(controller)
-    found = _UNDOABLE_TYPES.get(kind)
-    if found is None:
-        found = isinstance(controller, Undoable)
-        if len(_UNDOABLE_TYPES) < 64:
-            _UNDOABLE_TYPES[kind] = found
-    return controller if found else None  # type: ignore[return-value]
-
-
 class LostRecord(NamedTuple):
     """A packet declared lost, remembered until acknowledged or evicted."""
 
@@ -113,15 +103,29 @@ class LostRecord(NamedTuple):
     """The congestion event it belongs to (the controller's ``congestion_events`` then), or -1."""
 
 
+_NO_LOSSES: Final[deque[LostRecord]] = deque(maxlen=0)
+"""The ring of a detector that saw no loss yet: shared, as it can hold nothing (maxlen 0)."""
+
+
 class SpuriousLossDetector:
     """Detects spurious losses, undoes their congestion events and adapts the thresholds."""
 
     def __init__(self, controller: object, ring_size: int = LOST_RING_SIZE) -> None:
-        self._controller = _undoable(controller)
+        # The controller if it can undo (a class's answer, looked up once per class: see
+        # _UNDOABLE_TYPES), else None.
+        kind = type(controller)
+        found = _UNDOABLE_TYPES.get(kind)
+        if found is None:
+            found = isinstance(controller, Undoable)
+            if len(_UNDOABLE_TYPES) < 64:
+                _UNDOABLE_TYPES[kind] = found
+        self._controller: Undoable | None = controller if found else None  # type: ignore[assignment]
         self.packet_threshold = K_PACKET_THRESHOLD
         self.time_threshold = K_TIME_THRESHOLD
-        self.lost: deque[LostRecord] = deque(maxlen=ring_size)
-        """The ring of recently lost packets (bounded by ``ring_size``)."""
+        self._ring_size = ring_size
+        self.lost: deque[LostRecord] = _NO_LOSSES
+        """The ring of recently lost packets (bounded by ``ring_size``): the shared empty one until the
+        first loss (most connections never lose a packet)."""
         self.spurious_losses = 0
         self.undone_events = 0
         self._event = -1
@@ -149,6 +153,8 @@ class SpuriousLossDetector:
                 self.time_threshold = K_TIME_THRESHOLD
                 self._events_since_spurious = 0
         ring = self.lost
+        if ring is _NO_LOSSES:  # the first loss: the detector's own ring
+            ring = self.lost = deque(maxlen=self._ring_size)
         for packet in lost:
             if len(ring) == ring.maxlen and ring[0].event == self._event:
                 self._snapshot = None  # an unproven loss of this event is forgotten: keep the event

@@ -134,7 +134,8 @@ class StreamManager(StreamOutput):
         self._initial_limits.clear()
         self._conn_send.raise_limit(peer.initial_max_data)
         for bidi, count in ((True, peer.initial_max_streams_bidi), (False, peer.initial_max_streams_uni)):
-            if self._open_credit[bidi].raise_limit(count):
+            # (announced only to an application that waits for one: no call at the handshake)
+            if self._open_credit[bidi].raise_limit(count) and self._streams_wanted[bidi]:
                 self._announce_streams_available(bidi)
         for entry in self._streams.values():
             send, stream_id = entry.send, entry.stream_id

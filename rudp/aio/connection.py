@@ -301,10 +301,12 @@ class Connection:
 
     async def __anext__(self) -> Stream:
         """The next incoming stream; StopAsyncIteration once the connection is closed."""
-        try:
-            return await self.accept_stream()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
+        # (accept_stream's loop, without making the close error only to turn it into StopAsyncIteration)
+        while not self._incoming:
+            if self._error is not None:
+                raise StopAsyncIteration
+            await self._incoming_event.wait()
+        return self._incoming.popleft()
 
     # ------------------------------------------------------------------ datagrams and pings
 

@@ -594,12 +594,14 @@ class Connection:
                 kind = ConnectionRefused if refused else HandshakeFailed
             self._error = kind(event.code, event.reason, by_peer=event.by_peer, application=event.application)
         error = self._error
-        for stream in self._live_streams():
-            stream._on_connection_closed(error)
-        for future in self._pings.values():
-            if not future.done():
-                future.set_exception(fresh_close_error(error))
-        self._pings.clear()
+        if self._streams:  # (most connections end with none left: no list of them to make)
+            for stream in self._live_streams():
+                stream._on_connection_closed(error)
+        if self._pings:
+            for future in self._pings.values():
+                if not future.done():
+                    future.set_exception(fresh_close_error(error))
+            self._pings.clear()
         self._terminated = True
         available = self._streams_available
         wakeups = (self._incoming_event, self._datagram_event, *available.values(), self._state_changed)

@@ -477,6 +477,9 @@ class Receiver:
                 self._on_new_connection_id(frame, None)
                 eliciting = True
                 continue
+            if type(frame) is f.ConnectionClose:  # its route, direct: the usual end of a connection
+                self._lifecycle.on_peer_close(frame, now)
+                return False, False, False  # (as a closed Inbound: nothing after it is handled)
             if inbound is None:
                 pn_offset = 1 + self._short_dcid_length
                 dcid, stop = bytes(data[1:pn_offset]), len(data)

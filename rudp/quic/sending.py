@@ -127,7 +127,7 @@ class Sender:
         self._early_sources: tuple[FrameSource, ...] = (*ahead, stream_frames, *queue)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
-        self._special = SpecialDatagrams(spaces, paths, recovery, lifecycle, qlog)
+        self._special_datagrams: SpecialDatagrams | None = None  # (made when first needed: _special)
         self.pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed; read by the
         connection's deadlines, written only here)."""
@@ -139,6 +139,17 @@ class Sender:
         self.sources: list[Address | None] | None = None
         """The local address each datagram of the current batch leaves from (its path's, RFC 9000 §9),
         or None when all leave from the endpoint's main address."""
+
+    @property
+    def _special(self) -> SpecialDatagrams:
+        """The builder of CONNECTION_CLOSE, PMTU-probe and other-path datagrams, made the first time one
+        is due (most connections never need one: the peer closes, the search never starts)."""
+        special = self._special_datagrams
+        if special is None:
+            special = self._special_datagrams = SpecialDatagrams(
+                self._spaces, self._paths, self._recovery, self._lifecycle, self._qlog
+            )
+        return special
 
     # -- the batch ---------------------------------------------------------------------------------------
 

@@ -441,7 +441,9 @@ class UdpEndpoint:
         quic = self.quic
         datagrams = quic.datagrams_to_send(self._loop.time())
         if self._ecn and datagrams:
-            self._follow_ecn_validation(io)
+            wanted = ECT_0 if quic.ecn_codepoint else NOT_ECT
+            if wanted != self._marking:
+                self._follow_ecn_validation(io, wanted)
         client = self._client_core
         if client is not None and client.migration.target is not None:
             self._send_client(io, datagrams, client)  # (also when empty: it settles the move)
@@ -452,11 +454,11 @@ class UdpEndpoint:
         self._timer.arm(quic.next_timer())
         return len(datagrams)
 
-    def _follow_ecn_validation(self, io: DatagramSocket | TransportDatagramSocket) -> None:
-        """Mark this batch as the connections in it ask (RFC 9000 §13.4.2): ECT(0) while a path tests
-        or has validated ECN, unmarked once validation failed (a path that bleaches or drops marks)."""
-        wanted = ECT_0 if self.quic.ecn_codepoint else NOT_ECT
-        if wanted != self._marking and io.set_ecn_marking(wanted):
+    def _follow_ecn_validation(self, io: DatagramSocket | TransportDatagramSocket, wanted: int) -> None:
+        """Mark this batch as the connections in it ask (RFC 9000 §13.4.2), ``wanted`` when it is not
+        what the socket marks with now: ECT(0) while a path tests or has validated ECN, unmarked once
+        validation failed (a path that bleaches or drops marks)."""
+        if io.set_ecn_marking(wanted):
             self._marking = wanted
             self._extra.set_ecn_marking(wanted)
 

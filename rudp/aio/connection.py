@@ -301,10 +301,12 @@ class Connection:
 
     async def __anext__(self) -> Stream:
         """The next incoming stream; StopAsyncIteration once the connection is closed."""
-        try:
-            return await self.accept_stream()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
+        # (accept_stream's loop, without making the close error only to turn it into StopAsyncIteration)
+        while not self._incoming:
+            if self._error is not None:
+                raise StopAsyncIteration
+            await self._incoming_event.wait()
+        return self._incoming.popleft()
 
     # ------------------------------------------------------------------ datagrams and pings
 
@@ -592,12 +594,14 @@ class Connection:
                 kind = ConnectionRefused if refused else HandshakeFailed
             self._error = kind(event.code, event.reason, by_peer=event.by_peer, application=event.application)
         error = self._error
-        for stream in self._live_streams():
-            stream._on_connection_closed(error)
-        for future in self._pings.values():
-            if not future.done():
-                future.set_exception(fresh_close_error(error))
-        self._pings.clear()
+        if self._streams:  # (most connections end with none left: no list of them to make)
+            for stream in self._live_streams():
+                stream._on_connection_closed(error)
+        if self._pings:
+            for future in self._pings.values():
+                if not future.done():
+                    future.set_exception(fresh_close_error(error))
+            self._pings.clear()
         self._terminated = True
         available = self._streams_available
         wakeups = (self._incoming_event, self._datagram_event, *available.values(), self._state_changed)

@@ -23,7 +23,6 @@ from rudp.aio.driver import (
     Address,
     ConnectionDriver,
     LoopTimer,
-    loop_has_ready_work,
     loop_ready_queue,
     loop_timer_granularity,
 )
@@ -310,15 +309,16 @@ class UdpEndpoint:
         counts = self.ecn_counts
         # The datagrams of one GRO buffer share one address object, and a burst mostly one peer:
         # each distinct address is looked at once. An IPv4 socket's (host, port) is normalized
-        # already: then the batch goes to the core as it is. ``ecn``: the datagram's IP ECN codepoint,
-        # counted per QUIC packet in ACK_ECN (RFC 9000 §13.4.1).
+        # already (a socket's (str, int) pair; IPv6 ones carry flowinfo and scope id too): then the
+        # batch goes to the core as it is. ``ecn``: the datagram's IP ECN codepoint, counted per QUIC
+        # packet in ACK_ECN (RFC 9000 §13.4.1).
         normalized = True
         raw: object = None
         for _, addr, ecn in batch:
             counts[ecn] += 1
             if addr is not raw and addr != raw:
                 raw = addr
-                normalized = normalized and normalize_address(addr) == addr
+                normalized = normalized and len(addr) == 2
         quic = self.quic
         routed = batch if normalized else _normalized(batch)
         for new in quic.receive_datagrams(routed, now, local=local):
@@ -414,10 +414,10 @@ class UdpEndpoint:
         return self.quic.handshakes_in_progress > 0
 
     def _scheduled_flush(self) -> None:
-        loop = self._loop
-        if self._deferrals < FLUSH_DEFERRALS and loop_has_ready_work(loop) and not self._handshaking():
+        ready = self._ready  # (loop_has_ready_work, without the call: once or more per input)
+        if self._deferrals < FLUSH_DEFERRALS and ready and not self._handshaking():
             self._deferrals += 1
-            loop.call_soon(self._scheduled_flush)
+            self._loop.call_soon(self._scheduled_flush)
             return
         self._flush_scheduled = False
         self.flush()
@@ -441,7 +441,9 @@ class UdpEndpoint:
         quic = self.quic
         datagrams = quic.datagrams_to_send(self._loop.time())
         if self._ecn and datagrams:
-            self._follow_ecn_validation(io)
+            wanted = ECT_0 if quic.ecn_codepoint else NOT_ECT
+            if wanted != self._marking:
+                self._follow_ecn_validation(io, wanted)
         client = self._client_core
         if client is not None and client.migration.target is not None:
             self._send_client(io, datagrams, client)  # (also when empty: it settles the move)
@@ -452,11 +454,11 @@ class UdpEndpoint:
         self._timer.arm(quic.next_timer())
         return len(datagrams)
 
-    def _follow_ecn_validation(self, io: DatagramSocket | TransportDatagramSocket) -> None:
-        """Mark this batch as the connections in it ask (RFC 9000 §13.4.2): ECT(0) while a path tests
-        or has validated ECN, unmarked once validation failed (a path that bleaches or drops marks)."""
-        wanted = ECT_0 if self.quic.ecn_codepoint else NOT_ECT
-        if wanted != self._marking and io.set_ecn_marking(wanted):
+    def _follow_ecn_validation(self, io: DatagramSocket | TransportDatagramSocket, wanted: int) -> None:
+        """Mark this batch as the connections in it ask (RFC 9000 §13.4.2), ``wanted`` when it is not
+        what the socket marks with now: ECT(0) while a path tests or has validated ECN, unmarked once
+        validation failed (a path that bleaches or drops marks)."""
+        if io.set_ecn_marking(wanted):
             self._marking = wanted
             self._extra.set_ecn_marking(wanted)
 

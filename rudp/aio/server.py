@@ -61,7 +61,8 @@ class Server:
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
         self._listeners: list[Listener] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[Connection, asyncio.Task[None]] = {}
+        """The task of every handler still at work (each leaves as its handler ends)."""
         self._closing = False
         self._close_requested = asyncio.Event()
 
@@ -90,25 +91,15 @@ class Server:
         if self._closing:
             conn.close(0, "server closing")
             return
-        task = asyncio.get_running_loop().create_task(self._run_handler(conn))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # (no done callback: the task leaves ``_tasks`` as its handler ends, see _run_handler)
+        self._tasks[conn] = asyncio.get_running_loop().create_task(self._run_handler(conn))
 
     async def _run_handler(self, conn: Connection) -> None:
         """Run the handler, then close the connection as the class docstring says."""
         try:
-            await self._handle(conn)
-        finally:
-            # At once, not in the done callback a loop iteration later: once a handler's connection
-            # ended, ``_tasks`` shows only handlers still at work.
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.discard(task)
-
-    async def _handle(self, conn: Connection) -> None:
-        try:
             await self._handler(conn)
-            if not await conn._wait_delivered(LINGER_TIMEOUT) and not conn.is_closed:
+            # (a connection closed already, the usual end, has nothing left to deliver: no wait)
+            if not conn.is_closed and not await conn._wait_delivered(LINGER_TIMEOUT) and not conn.is_closed:
                 _log.debug("%r: peer did not receive everything within %g s; closing", conn, LINGER_TIMEOUT)
         except asyncio.CancelledError:
             conn.close(HANDLER_DONE_CODE, "server closing")
@@ -116,13 +107,16 @@ class Server:
         except ConnectionClosed as exc:
             if not conn.is_closed:  # not this connection's close: a failure like any other
                 self._handler_failed(conn, exc)
-                return
-            _log.debug("%r: handler ended by %s", conn, exc)
-            return
+            else:
+                _log.debug("%r: handler ended by %s", conn, exc)
         except Exception as exc:
             self._handler_failed(conn, exc)
-            return
-        conn.close(HANDLER_DONE_CODE, "handler returned")
+        else:
+            conn.close(HANDLER_DONE_CODE, "handler returned")
+        finally:
+            # At once, not in a done callback a loop iteration later: once a handler's connection
+            # ended, ``_tasks`` shows only handlers still at work.
+            self._tasks.pop(conn, None)
 
     @staticmethod
     def _handler_failed(conn: Connection, exc: Exception) -> None:
@@ -144,7 +138,7 @@ class Server:
         self._close_requested.set()
         for listener in self._listeners:
             listener.close()
-        for task in self._tasks:
+        for task in self._tasks.values():
             task.cancel()
 
     async def wait_closed(self) -> None:
@@ -152,7 +146,11 @@ class Server:
         for listener in self._listeners:
             await listener.wait_closed()
         while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            tasks = dict(self._tasks)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            for conn, task in tasks.items():  # (a task cancelled before it started never ran its finally)
+                if self._tasks.get(conn) is task:
+                    del self._tasks[conn]
 
     async def serve_forever(self) -> None:
         """Serve until :meth:`close` is called (e.g. from a signal handler) or the task is cancelled.

@@ -15,7 +15,10 @@ sans-IO core cannot:
 * **Receive (GRO).** With ``UDP_GRO`` set (Linux >= 5.0) the kernel may hand over several datagrams of
   one flow coalesced in one buffer; ``recvmsg`` reports their size in a ``UDP_GRO`` control message and
   the buffer is split here. Each wake-up drains the socket (up to :data:`RECEIVE_BATCH` datagrams)
-  and hands the whole batch to the owner at once, so one flush answers a burst.
+  and hands the whole batch to the owner at once, so one flush answers a burst. Draining ends with a
+  read that finds the socket empty (a syscall and an exception); on sparse traffic (the last wake-up
+  found one datagram, then nothing) the next wake-up reads one datagram without that probe, and the
+  one after it drains again, so a burst waits at most one loop pass to be drained.
 * **ECN (RFC 9000 §13.4).** Every received datagram carries its ECN codepoint (the low two bits of the
   IPv4 TOS / IPv6 traffic class, read through ``IP_RECVTOS`` / ``IPV6_RECVTCLASS``; one mark per
   coalesced GRO buffer, which the kernel only coalesces for equal marks).
@@ -198,6 +201,7 @@ class DatagramSocket:
         self.gro = gro and enable_gro(sock)
         self.ecn_reports = enable_ecn_reports(sock)
         self._recvmsg = hasattr(sock, "recvmsg")
+        self._read_limit = RECEIVE_BATCH  # datagrams the next wake-up reads at most (see _read_ready)
         self._pending: deque[Outgoing] = deque()
         self._closing = False
         self._closed = False
@@ -239,7 +243,8 @@ class DatagramSocket:
         singles_until = 0  # a group GSO refused goes out again one datagram per call
         while i < count:
             data, addr = datagrams[i]
-            end = gso_groups(datagrams, i, connected=connected) if self.gso and i >= singles_until else i + 1
+            grouped = self.gso and i >= singles_until and i + 1 < count  # (a last datagram is alone)
+            end = gso_groups(datagrams, i, connected=connected) if grouped else i + 1
             try:
                 if end - i == 1:
                     if connected:
@@ -286,12 +291,17 @@ class DatagramSocket:
     # ------------------------------------------------------------------ receiving
 
     def _read_ready(self) -> None:
-        """Drain the socket (up to :data:`RECEIVE_BATCH` datagrams), then hand the batch over."""
+        """Drain the socket (up to :data:`RECEIVE_BATCH` datagrams), then hand the batch over.
+
+        After a wake-up that found one datagram and then an empty socket, the next one reads a single
+        datagram and skips the read that would find the socket empty again (sparse traffic: one
+        syscall and one exception per wake-up saved); the wake-up after such a read drains again."""
         sock, stats = self._sock, self.stats
         batch: list[Received] = []
         error: OSError | None = None
+        limit, self._read_limit = self._read_limit, RECEIVE_BATCH
         try:
-            while len(batch) < RECEIVE_BATCH:
+            while len(batch) < limit:
                 if not self._recvmsg:
                     data, addr = sock.recvfrom(RECEIVE_BUFFER)
                     stats.receive_calls += 1
@@ -314,7 +324,8 @@ class DatagramSocket:
                 else:
                     batch.append((data, addr, ecn))
         except BlockingIOError:
-            pass
+            if len(batch) == 1:
+                self._read_limit = 1
         except OSError as exc:
             error = exc
         stats.datagrams_received += len(batch)

@@ -124,7 +124,10 @@ def _write_ack(buf: bytearray, frame: Ack) -> None:
         smallest = low
     if ecn is not None:
         for count in ecn:
-            buf += _varint(count)
+            if 0 <= count <= 0x3F:  # (inline, as above)
+                buf.append(count)
+            else:
+                buf += _varint(count)
 
 
 def _write_padding(buf: bytearray, frame: Padding) -> None:
@@ -137,16 +140,29 @@ def _write_ping(buf: bytearray, frame: Ping) -> None:
 
 def _write_crypto(buf: bytearray, frame: Crypto) -> None:
     data = frame.data
+    offset, length = frame.offset, len(data)
     buf.append(_CRYPTO)
-    buf += _varint(frame.offset)
-    buf += _varint(len(data))
+    # (the usual fields of a handshake, inline: a 1-byte offset (0, the first frame of a level) and
+    # a 2-byte length; anything else the shortest way _varint encodes it)
+    if 0 <= offset <= 0x3F:
+        buf.append(offset)
+    else:
+        buf += _varint(offset)
+    if 0x3F < length <= 0x3FFF:
+        buf += (0x4000 | length).to_bytes(2, "big")
+    else:
+        buf += _varint(length)
     buf += data
 
 
 def _write_new_token(buf: bytearray, frame: NewToken) -> None:
     token = frame.token
+    length = len(token)
     buf.append(_NEW_TOKEN)
-    buf += _varint(len(token))
+    if length <= 0x3F:
+        buf.append(length)
+    else:
+        buf += _varint(length)
     buf += token
 
 

@@ -229,7 +229,17 @@ class Receiver:
                 self._run.take()  # (handed over already, unless the connection closed meanwhile)
             if run_path is not None:
                 run_path.on_datagram_received(run_bytes)
-            self._after_batch(count, total, processed, marks, now)
+            # What the batch's datagrams and fast-path packets left to record once (see above).
+            if count:
+                self._traffic.on_datagrams_received(count, total)
+            if processed:
+                tracker = self._application.ack
+                for codepoint in (ECT_0, ECT_1, CE):
+                    if marks[codepoint]:
+                        # RFC 9000 §13.4.1: each processed (authenticated, non-duplicate) packet counts.
+                        counts = self.ecn.on_packets_received(_APPLICATION, codepoint, marks[codepoint])
+                        tracker.report_ecn_counts(counts)
+                self._liveness.on_packet_received(now)
 
     def _batch_masks(self, datagrams: Sequence[tuple[bytes | memoryview, Address, int]]) -> bytes | None:
         """The masks (RFC 9001 §5.4.1) of a batch's datagrams as 1-RTT packets, the ``i``-th at ``16 *
@@ -249,21 +259,6 @@ class Receiver:
         except TransportError as exc:
             return exc
         return None
-
-    def _after_batch(self, count: int, total: int, processed: int, marks: list[int], now: float) -> None:
-        """Record what the ``count`` datagrams (``total`` bytes) of a batch and its ``processed``
-        fast-path packets (``marks``: how many of them per ECN codepoint) left to record once (see
-        :meth:`receive_datagrams`)."""
-        if count:
-            self._traffic.on_datagrams_received(count, total)
-        if processed:
-            tracker = self._application.ack
-            for codepoint in (ECT_0, ECT_1, CE):
-                if marks[codepoint]:
-                    # RFC 9000 §13.4.1: each processed (authenticated, non-duplicate) packet counts.
-                    counts = self.ecn.on_packets_received(_APPLICATION, codepoint, marks[codepoint])
-                    tracker.report_ecn_counts(counts)
-            self._liveness.on_packet_received(now)
 
     def _receive_packets(
         self, data: bytes, addr: Address, now: float, ecn: int, local: Address | None
@@ -312,7 +307,15 @@ class Receiver:
             if len(self._pending) < MAX_PENDING_PACKETS and level != _INITIAL_LEVEL:
                 self._pending.append(PendingPacket(bytes(packet), addr, now, ecn, local))
             return
-        result = self._unprotect(level, space, packet, header, now, protection)
+        largest = space.ack.largest_received
+        expected = 0 if largest is None else largest + 1
+        pn_offset = header.pn_offset - header.start
+        if level == _APPLICATION_LEVEL:
+            # RFC 9001 §6.3: the 1-RTT key phase decides which generation opens the packet.
+            keep_until = now + CLOSING_PTOS * self._recovery.pto()
+            result = self._spaces.phase.unprotect(packet, pn_offset, expected, keep_until)
+        else:
+            result = protection.unprotect(packet, pn_offset, expected)
         if isinstance(result, DecryptFailed):
             if not header.is_long and self._peer_cids.is_stateless_reset(data):
                 event = ConnectionTerminated(0, "stateless reset", True, False)
@@ -477,6 +480,9 @@ class Receiver:
                 self._on_new_connection_id(frame, None)
                 eliciting = True
                 continue
+            if type(frame) is f.ConnectionClose:  # its route, direct: the usual end of a connection
+                self._lifecycle.on_peer_close(frame, now)
+                return False, False, False  # (as a closed Inbound: nothing after it is handled)
             if inbound is None:
                 pn_offset = 1 + self._short_dcid_length
                 dcid, stop = bytes(data[1:pn_offset]), len(data)
@@ -509,26 +515,6 @@ class Receiver:
             self._traffic.on_dropped()
             return None
         return LEVEL_OF_TYPE[kind]
-
-    def _unprotect(
-        self,
-        level: EncryptionLevel,
-        space: PacketNumberSpace,
-        packet: memoryview,
-        header: PacketHeader,
-        now: float,
-        protection: PacketProtection | None,
-    ) -> UnprotectedPacket | DecryptFailed:
-        largest = space.ack.largest_received
-        expected = 0 if largest is None else largest + 1
-        pn_offset = header.pn_offset - header.start
-        if level == _APPLICATION_LEVEL:
-            # RFC 9001 §6.3: the 1-RTT key phase decides which generation opens the packet.
-            keep_until = now + CLOSING_PTOS * self._recovery.pto()
-            return self._spaces.phase.unprotect(packet, pn_offset, expected, keep_until)
-        if protection is None:
-            return DecryptFailed("no keys")
-        return protection.unprotect(packet, pn_offset, expected)
 
     def _on_packet(
         self,

@@ -127,7 +127,7 @@ class Sender:
         self._early_sources: tuple[FrameSource, ...] = (*ahead, stream_frames, *queue)
         """What a 0-RTT packet may carry (RFC 9001 §4.6.1: no ACK, no CRYPTO)."""
         self._ack_only = AckOnlyDatagrams(spaces, recovery, peer_cids, liveness, traffic, qlog)
-        self._special = SpecialDatagrams(spaces, paths, recovery, lifecycle, qlog)
+        self._special_datagrams: SpecialDatagrams | None = None  # (made when first needed: _special)
         self.pacing_blocked = False
         """The last batch had data the pacer held back (its deadline is then armed; read by the
         connection's deadlines, written only here)."""
@@ -139,6 +139,17 @@ class Sender:
         self.sources: list[Address | None] | None = None
         """The local address each datagram of the current batch leaves from (its path's, RFC 9000 §9),
         or None when all leave from the endpoint's main address."""
+
+    @property
+    def _special(self) -> SpecialDatagrams:
+        """The builder of CONNECTION_CLOSE, PMTU-probe and other-path datagrams, made the first time one
+        is due (most connections never need one: the peer closes, the search never starts)."""
+        special = self._special_datagrams
+        if special is None:
+            special = self._special_datagrams = SpecialDatagrams(
+                self._spaces, self._paths, self._recovery, self._lifecycle, self._qlog
+            )
+        return special
 
     # -- the batch ---------------------------------------------------------------------------------------
 
@@ -171,8 +182,9 @@ class Sender:
         out: list[tuple[bytes, Path]] = []
         self.pacing_blocked = False
         self._nothing_paced = False
-        if current.congestion.pacer.max_datagram_size != current.pmtud.current:  # (set on change)
-            current.congestion.pacer.use_datagram_size(current.pmtud.current)  # the PMTU search moved
+        pmtud = current.pmtud
+        if current.congestion.pacer.max_datagram_size != pmtud.current:  # (set on change)
+            current.congestion.pacer.use_datagram_size(pmtud.current)  # the PMTU search moved
         for path in self._paths.others_with_frames():
             # RFC 9000 §8.2.2: a PATH_RESPONSE goes on the path its challenge came on, at once (and
             # the PATH_CHALLENGEs a validation starts with, one per datagram, §8.2.1).
@@ -183,7 +195,16 @@ class Sender:
                 out.append((datagram, path))
                 if not path.has_frames():
                     break
-        if now >= current.pmtud.next_probe_at and self._may_probe_pmtu(current):
+        if (
+            now >= pmtud.next_probe_at  # (infinite once the search is over)
+            # The cheap questions first (with PMTU discovery off or over, or before confirmation, the
+            # rest is not asked); the handshake's confirmation is loss recovery's flag.
+            and current.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
+            and pmtud.searching
+            and self._lifecycle.established
+            and self._recovery.handshake_confirmed
+            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
+        ):
             # The probe goes first, so a full congestion window cannot starve it.
             probe = self._special.pmtu_probe(current, now, self)
             if probe:
@@ -267,17 +288,6 @@ class Sender:
             owe_coalesced_probes(self._spaces, self._recovery, state, request.count)
 
     # -- datagrams of one kind ------------------------------------------------------------------------
-
-    def _may_probe_pmtu(self, path: Path) -> bool:
-        # The cheap questions first (with PMTU discovery off or over, or before confirmation, the rest
-        # is not asked); the handshake's confirmation is loss recovery's flag (Handshake.confirmed).
-        return (
-            path.validated  # RFC 9000 §8.1: no probing (nor its bytes) before validation
-            and path.pmtud.searching  # (the caller asked next_probe_at: infinite once it is over)
-            and self._lifecycle.established
-            and self._recovery.handshake_confirmed
-            and self._streams.has_data_to_send()  # probe while busy: larger packets help only then
-        )
 
     # -- one datagram of data -----------------------------------------------------------------------
 
@@ -576,7 +586,7 @@ class Sender:
         if sent is None:
             return False
         if level is _INITIAL and (self._is_client or sent.ack_eliciting):
-            builder.require_padding()  # RFC 9000 §14.1: a client's Initial datagrams are full-size
+            builder.padding_required = True  # RFC 9000 §14.1: Initial datagrams are full-size (inline)
         if state is None:
             self.advance(level, sent.packet_number)
             return True

@@ -214,3 +214,38 @@ async def test_cancelled_handler_closes_with_code_zero(
             error = await _closed_by_server(conn)
             assert error.code == 0
             await asyncio.wait_for(server.wait_closed(), PROMPT)
+
+
+async def test_a_handler_cancelled_before_it_ran_does_not_hold_wait_closed() -> None:
+    from rudp.aio.server import Server
+
+    ran: list[object] = []
+
+    async def handler(conn: Any) -> None:
+        ran.append(conn)
+
+    server = Server(handler)
+    server.on_connection(object())  # type: ignore[arg-type]  # (the task has not started yet)
+    assert len(server._tasks) == 1
+    server.close()  # cancels the task before its first step: its coroutine never runs
+    await asyncio.wait_for(server.wait_closed(), PROMPT)
+    assert ran == [] and not server._tasks
+
+
+async def test_handler_tasks_leave_as_their_handlers_end(
+    running_server: Any, client_config: Callable[..., rudp.Config], transport: str
+) -> None:
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def handler(conn: rudp.Connection) -> None:
+        async for _ in conn:  # until the client closes: the iteration ends without an error
+            pass
+        ended.set_result(None)
+
+    async with running_server(handler, transport=transport, idle_timeout=IDLE) as server:
+        config = client_config(idle_timeout=IDLE)
+        async with rudp.connect("127.0.0.1", server.port, config=config, transport=transport) as conn:
+            await conn.ping()
+            assert len(server._tasks) == 1
+        await asyncio.wait_for(ended, PROMPT)
+        assert not server._tasks  # gone in the handler's own last step, no done callback a pass later

@@ -327,6 +327,37 @@ async def test_one_wakeup_drains_everything_queued(open_io: Callable[..., Any]) 
     assert [data for data, _, _ in received] == payloads
 
 
+class _CountedReads(socket.socket):
+    """Counts every recvmsg, the ones that find the socket empty too."""
+
+    reads = 0
+
+    def recvmsg(self, *args: Any) -> Any:
+        self.reads += 1
+        return super().recvmsg(*args)
+
+
+async def test_sparse_reads_skip_the_empty_read_and_a_burst_still_drains(open_io: Callable[..., Any]) -> None:
+    sock = _udp(sock_type=_CountedReads)
+    receiver, collector = await open_io(sock, gro=False)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+        for i in range(11):  # one datagram per wake-up
+            plain.sendto(bytes([i]) * 20, receiver.socket.getsockname())
+            await collector.wait(i + 1)
+        # A full drain (one datagram, then the read that finds the socket empty) alternates with a
+        # single read without that probe: 6 * 2 + 5 * 1 reads, where draining every time made 22.
+        assert len(collector.batches) == 11
+        assert isinstance(sock, _CountedReads) and sock.reads == 17
+        # The 11th wake-up found one datagram and an empty socket: the next reads one datagram only,
+        # and the one after it drains the rest of the burst at once.
+        burst = [i.to_bytes(2, "big") * 50 for i in range(100)]
+        for p in burst:
+            plain.sendto(p, receiver.socket.getsockname())
+        received = await collector.wait(111)
+    assert [len(batch) for batch in collector.batches[11:]] == [1, 99]
+    assert [data for data, _, _ in received] == [bytes([i]) * 20 for i in range(11)] + burst
+
+
 # ---------------------------------------------------------------------- ECN
 
 

@@ -273,3 +273,17 @@ def test_usual_sender_frames() -> None:
     assert encode_frames([HandshakeDone(), ImmediateAck(), Ping()]) == b"\x1e\x1f\x01"
     assert encode_frames([NewToken(b"tok")]) == b"\x07\x03tok"
     assert encode_frames([Datagram(b"ab"), Datagram(b"c", False)]) == b"\x31\x02ab\x30c"
+
+
+@pytest.mark.parametrize("length", [0, 1, 63, 64, 1000, 16383, 16384, 20000])
+@pytest.mark.parametrize("offset", [0, 63, 64, 16383, 16384, 1 << 30])
+def test_lengths_of_every_width_match_the_reference(length: int, offset: int) -> None:
+    """The inline 1- and 2-byte forms (CRYPTO offset and length, NEW_TOKEN length, ACK_ECN counts) at
+    their boundaries give the reference's shortest encoding."""
+    data = bytes(range(256)) * (length // 256) + bytes(length % 256)
+    for frame in (
+        Crypto(offset, data),
+        NewToken(data),
+        Ack(((0, 5),), 0, (length, offset, length)),
+    ):
+        assert _outcome(FRAME_WRITERS, frame) == _outcome(_reference_write_frame, frame), (frame, length)

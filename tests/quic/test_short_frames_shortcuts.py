@@ -163,3 +163,52 @@ def test_long_header_frames_handled_directly_as_through_their_routes(
     general = run()
     assert direct == general
 
+
+
+CLOSE_CASES: dict[str, list[f.Frame]] = {
+    "application close": [f.ConnectionClose(0x5, b"bye", application=True)],
+    "transport close": [f.ConnectionClose(0x0A, b"", frame_type=0x08)],
+    "after a ping and other frames": [
+        f.Ping(),
+        f.MaxData(1 << 30),
+        f.ConnectionClose(0x7, b"x", application=True),
+    ],
+    "frames after it are not handled": [
+        f.ConnectionClose(0x0, b"done", application=True),
+        f.Stream(1, 0, b"late", fin=True),
+        f.NewConnectionId(100, 0, _cid(100), _token(100)),
+    ],
+    "invalid utf-8 reason": [f.ConnectionClose(0x1, b"\xff\xfe", application=True)],
+}
+
+
+@pytest.mark.parametrize("client_target", [False, True])
+@pytest.mark.parametrize("case", sorted(CLOSE_CASES))
+def test_connection_close_on_the_fast_path_as_through_its_route(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client_target: bool, case: str
+) -> None:
+    """CONNECTION_CLOSE in a 1-RTT packet, handled by the fast path without the routing table, ends the
+    connection as the general path does: the same cause, state, events, nothing sent, and no frame
+    after it handled."""
+
+    def run() -> tuple[object, ...]:
+        staged = stage(pki, tmp_path, PacketType.ONE_RTT, client_target=client_target)
+        staged.output()
+        staged.events.clear()
+        staged.inject(encode_frames(CLOSE_CASES[case]))
+        target = staged.target
+        cause = target.close_cause
+        assert cause is not None
+        return (
+            (cause.code, cause.reason, cause.by_peer, cause.application, cause.frame_type),
+            target._lifecycle.state,
+            [repr(event) for event in staged.events],
+            [type(frame).__name__ for _, frame in staged.sent_frames()],
+            len(target.peer_reset_tokens()),  # (a NEW_CONNECTION_ID after the close is not handled)
+        )
+
+    fast = run()
+    monkeypatch.setattr(Receiver, "_receive_short", lambda *_args, **_kwargs: 0)  # (_NOT_TAKEN)
+    general = run()
+    assert fast == general
+    assert fast[1].name == "DRAINING"

@@ -256,10 +256,13 @@ def test_a_kept_opened_packet_serves_only_the_same_bytes_once(
     # the tampered packet consumed the kept result: the genuine one is opened afresh (equal, not kept)
     again = protection.unprotect(packet, pn_offset, expected)
     assert again == kept and again is not kept
-    protection.open_and_keep(packet, pn_offset, expected)
-    first = protection.unprotect(memoryview(packet), pn_offset, expected)
+    kept_again = protection.open_and_keep(packet, pn_offset, expected)
+    first = protection.unprotect(memoryview(packet), pn_offset, expected)  # (a view of the same bytes)
     second = protection.unprotect(packet, pn_offset, expected)
-    assert first == kept and second == kept and first is not second
+    assert first is kept_again and second == kept and first is not second
+    # a view of other bytes never gets the kept result either
+    protection.open_and_keep(memoryview(packet), pn_offset, expected)
+    assert isinstance(protection.unprotect(memoryview(tampered), pn_offset, expected), DecryptFailed)
 
 
 def test_a_failed_open_keeps_nothing() -> None:

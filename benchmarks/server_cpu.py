@@ -63,12 +63,14 @@ class _Collections:
 
 
 def _usage(collections: _Collections) -> dict[str, float]:
-    """This process's counters so far: CPU s (user + system), system s, minor faults, collections."""
+    """This process's counters so far: CPU s (user + system), system s, minor faults, voluntary context
+    switches (each a wait for the socket, the loop then woken), collections."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "cpu": usage.ru_utime + usage.ru_stime,
         "sys": usage.ru_stime,
         "faults": float(usage.ru_minflt),
+        "waits": float(usage.ru_nvcsw),
         "collections": float(collections.count),
         "gc": collections.seconds,
     }
@@ -262,7 +264,8 @@ async def _measure(
 
 
 def _summary(batches: list[dict[str, float]]) -> dict[str, Any]:
-    """Per connection, medians over the batches: CPU ms (and each batch's), system ms, faults, GC."""
+    """Per connection, medians over the batches: CPU ms (and each batch's), system ms, faults, waits
+    (voluntary context switches), GC."""
 
     def median(key: str, scale: float = 1.0) -> float:
         return statistics.median(row[key] for row in batches) * scale
@@ -272,6 +275,7 @@ def _summary(batches: list[dict[str, float]]) -> dict[str, Any]:
         "batches_ms": [row["cpu"] * 1000 for row in batches],
         "sys_ms": median("sys", 1000),
         "faults": median("faults"),
+        "waits": median("waits"),
         "collections_per_1000": median("collections", 1000),
         "gc_ms": median("gc", 1000),
     }
@@ -319,6 +323,7 @@ def report(result: dict[str, Any]) -> str:
         line += [
             f"{r.get('sys_ms', 0.0):.2f}",
             f"{r.get('faults', 0.0):.1f}",
+            f"{r.get('waits', 0.0):.1f}",
             f"{r.get('collections_per_1000', 0.0):.0f} / {r.get('gc_ms', 0.0) * 1000:.0f}",
             " ".join(f"{v:.2f}" for v in r["batches_ms"]),
         ]
@@ -333,7 +338,7 @@ def report(result: dict[str, Any]) -> str:
     headers = ["server", "CPU ms (median)", "vs aioquic"]
     if counted:
         headers += ["instructions", "vs aioquic"]
-    headers += ["sys ms", "minor faults", "GCs per 1000 / us each conn", "CPU ms per batch"]
+    headers += ["sys ms", "minor faults", "waits", "GCs per 1000 / us each conn", "CPU ms per batch"]
     return head + "\n" + table(headers, lines)
 
 

@@ -25,6 +25,7 @@ def test_server_cpu_runs_both_servers(resumed: bool) -> None:
         assert all(math.isfinite(v) and v > 0 for v in row["batches_ms"])
         assert row["median_ms"] > row["sys_ms"] >= 0
         assert row["faults"] >= 0 and row["collections_per_1000"] >= 0 and row["gc_ms"] >= 0
+        assert row["waits"] >= 1  # (each connection wakes the server at least once)
         assert "instructions" not in row
     text = server_cpu.report(result)
     assert "vs aioquic" in text and ("resumed" in text) == resumed and "instructions" not in text

@@ -35,7 +35,7 @@ def test_server_cpu_counts_instructions_under_callgrind() -> None:
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         if os.environ.get("RUDP_REQUIRE_NETEM") == "1":
             pytest.fail("RUDP_REQUIRE_NETEM=1 but valgrind is not installed", pytrace=False)
-        pytest.skip("valgrind is not installed")
+        pytest.skip("valgrind is not installed (CI: RUDP_REQUIRE_NETEM=1 and .ci/run installs it)")
     result = server_cpu.run(batch=2, rounds=1, stacks=("rudp",), instructions=True)
     row = result["stacks"]["rudp"]
     # a server handshake (TLS 1.3 with X25519 and an ECDSA signature, in Python) is millions of

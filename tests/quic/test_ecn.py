@@ -96,18 +96,24 @@ def test_peer_with_wrong_counts_end_to_end(pki: TestPki, monkeypatch: pytest.Mon
 
     # (The counts the receive path hands the tracker are dropped, so that every ACK builder, the
     # general one and the ACK-only one, reports zeros.)
-    original = spaces.AckTracker.report_ecn_counts
+    # (AckTracker is slotted: a subclass, made by the spaces in its place, carries the flag.)
+    class MarkedTracker(spaces.AckTracker):
+        __slots__ = ("is_server_side",)
 
-    def report_ecn_counts(self, counts):  # type: ignore[no-untyped-def]
-        if not (self.space is APP and self.is_server_side):
-            original(self, counts)
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            self.is_server_side = False
 
-    monkeypatch.setattr(spaces.AckTracker, "is_server_side", False, raising=False)
-    monkeypatch.setattr(spaces.AckTracker, "report_ecn_counts", report_ecn_counts)
+        def report_ecn_counts(self, counts: tuple[int, int, int]) -> None:
+            if not (self.space is APP and self.is_server_side):
+                super().report_ecn_counts(counts)
+
+    monkeypatch.setattr(spaces, "AckTracker", MarkedTracker)
     sim = make_sim(pki, link=LinkConfig(delay=0.02))
     sim.handshake()
     for space in sim.server.conn._spaces.values():
-        space.ack.is_server_side = True  # type: ignore[attr-defined]
+        assert isinstance(space.ack, MarkedTracker)
+        space.ack.is_server_side = True
     stream_id = sim.conn.open_stream()
     sim.client.send(stream_id, bytes(100_000))
     assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=30)

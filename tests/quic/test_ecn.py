@@ -82,6 +82,21 @@ def test_wrong_counts_from_the_peer_disable_ecn_without_closing() -> None:
         assert other.state is EcnState.FAILED, counts
 
 
+def test_counts_after_validation_ended_keep_the_largest_of_each() -> None:
+    # A path that stopped marking (failed or disabled) still records the peer's counts: element by
+    # element the largest seen (written inline; compared here with max() of each element).
+    for state in (EcnState.FAILED, EcnState.DISABLED):
+        path, feedback = EcnPath(enabled=True), EcnFeedback()
+        path.state = state
+        seen = (0, 0, 0)
+        for counts in [(3, 0, 1), (2, 4, 1), (5, 1, 0), (5, 4, 7), (0, 0, 0), (6, 5, 7)]:
+            assert path.on_ack_marked(APP, counts, 0, feedback) == 0
+            seen = (max(seen[0], counts[0]), max(seen[1], counts[1]), max(seen[2], counts[2]))
+            assert feedback.peer[APP] == seen, counts
+        assert path.on_ack_marked(APP, None, 0, feedback) == 0
+        assert feedback.peer[APP] == seen and path.state is state
+
+
 def test_ce_increase_is_returned_only_when_counts_validate() -> None:
     path, feedback = EcnPath(enabled=True), EcnFeedback()
     packets = [SentPacket(pn, APP, 0.0, 1200, True, True) for pn in range(3)]

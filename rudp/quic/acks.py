@@ -43,6 +43,30 @@ class AckTracker:
     ``max_ack_delay`` (RFC 9000 §13.2.1).
     """
 
+    __slots__ = (
+        "_deadline",
+        "_floor",
+        "_immediate",
+        "_largest_ack_eliciting",
+        "_largest_received_at",
+        "_largest_reported",
+        "_last_sent_largest",
+        "_pending",
+        "_received",
+        "_resend",
+        "_unacked_eliciting",
+        "_unacked_flow",
+        "ack_delay_exponent",
+        "ack_eliciting_threshold",
+        "ecn_counts",
+        "largest_received",
+        "max_ack_delay",
+        "max_ack_ranges",
+        "reordering_threshold",
+        "report_ecn",
+        "space",
+    )
+
     in_order_fast_path: ClassVar[bool] = True
     """Take the next in-order data packet in one pass (:meth:`on_packet_received`); a subclass that
     turns it off is the reference the tests compare the shortcut with."""

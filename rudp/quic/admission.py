@@ -118,7 +118,11 @@ class Admission:
     def __init__(self, config: Config, master_secret: bytes, randbytes: Callable[[int], bytes]) -> None:
         self._config = config
         self._randbytes = randbytes
-        self._reset_key = config.stateless_reset_key  # (derived on first use: a client endpoint may never)
+        key = config.stateless_reset_key
+        self.reset_key = key if key is not None else derive_secret(master_secret, b"stateless reset")
+        """The key of this endpoint's stateless reset tokens (RFC 9000 §10.3.2): the configured one,
+        else derived from the master secret (an attribute: read for every connection accepted; one
+        HMAC per endpoint, even a client's)."""
         self._master_secret = master_secret
         self._sealer: TokenSealer | None = None  # made on first use: a client endpoint never needs one
         self._replies = RateLimit(STATELESS_REPLIES_PER_SECOND)
@@ -126,15 +130,6 @@ class Admission:
         self.refusals_sent = 0
         self.resets_sent = 0
         self.initials_dropped = 0
-
-    @property
-    def reset_key(self) -> bytes:
-        """The key of this endpoint's stateless reset tokens (RFC 9000 §10.3.2): the configured one,
-        else derived from the master secret."""
-        key = self._reset_key
-        if key is None:
-            key = self._reset_key = derive_secret(self._master_secret, b"stateless reset")
-        return key
 
     def _token_sealer(self) -> TokenSealer:
         if self._sealer is None:

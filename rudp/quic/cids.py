@@ -186,13 +186,6 @@ class LocalConnectionIds:
 
     has_data_to_send = has_data  # one function, no second call per question
 
-    def all_cids(self) -> list[bytes]:
-        """Every active CID (for routing)."""
-        cids = []
-        for entry in self.active.values():  # (a plain loop: no comprehension frame per connection)
-            cids.append(entry.cid)
-        return cids
-
 
 @dataclass(slots=True)
 class PeerCid:

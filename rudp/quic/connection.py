@@ -550,7 +550,10 @@ class QuicConnection:
 
     def local_cids(self) -> list[bytes]:
         """The connection IDs the peer may address us with (for an endpoint's routing table)."""
-        return self._local_cids.all_cids()
+        cids = []
+        for entry in self._local_cids.active.values():  # (a plain loop: no comprehension frame)
+            cids.append(entry.cid)
+        return cids
 
     def peer_reset_tokens(self) -> tuple[bytes, ...]:
         """The peer's stateless reset tokens in force (for an endpoint that must recognise a reset in

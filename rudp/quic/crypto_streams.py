@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from functools import partial
+from typing import Final
 
 from rudp.codec.frame_codec import crypto_frame_overhead
 from rudp.codec.frames import Crypto
@@ -24,6 +25,12 @@ like any other excess of out-of-order CRYPTO data (§7.5). Initial keys are publ
 what one spoofed Initial can make a server hold."""
 
 
+_NO_CHUNKS: Final[dict[int, bytes]] = {}
+_NO_STARTS: Final[list[int]] = []
+"""The records of every receive buffer holding no out-of-order piece yet: shared, always empty (only
+:meth:`CryptoReceiveBuffer._hold` adds, and it first gives the buffer its own)."""
+
+
 class CryptoReceiveBuffer:
     """Reassembles one level's CRYPTO stream.
 
@@ -37,8 +44,10 @@ class CryptoReceiveBuffer:
     def __init__(self) -> None:
         self.offset = 0
         """Bytes delivered in order so far."""
-        self._chunks: dict[int, bytes] = {}
-        self._starts: list[int] = []  # heap of the keys of _chunks
+        # The shared empty records until the first out-of-order piece (most levels never see one: a
+        # flight's CRYPTO frames usually arrive in order), then the buffer's own (see _hold).
+        self._chunks: dict[int, bytes] = _NO_CHUNKS
+        self._starts: list[int] = _NO_STARTS  # heap of the keys of _chunks
         self._buffered = 0
 
     def receive(self, frame: Crypto) -> bytes:
@@ -71,6 +80,9 @@ class CryptoReceiveBuffer:
         return bytes(out)
 
     def _hold(self, start: int, data: bytes) -> None:
+        if self._chunks is _NO_CHUNKS:  # the first piece held: the buffer's own records from now on
+            self._chunks = {}
+            self._starts = []
         held = self._chunks.get(start)
         if held is not None and len(held) >= len(data):
             return

@@ -178,8 +178,15 @@ class EcnPath:
         """:meth:`on_ack` given the count of ECT(0) packets on this path the ACK newly acknowledged
         (loss recovery counts them in its pass over the packets)."""
         if self.state in _OFF:
-            if counts is not None:
-                feedback.peer[space] = _max_counts(feedback.peer[space], counts)
+            if counts is not None:  # (the largest counts seen, element by element: inline, per ACK)
+                peer = feedback.peer
+                ect0, ect1, ce = counts
+                base0, base1, base_ce = peer[space]
+                peer[space] = (
+                    ect0 if ect0 > base0 else base0,
+                    ect1 if ect1 > base1 else base1,
+                    ce if ce > base_ce else base_ce,
+                )
             return 0
         if counts is None:
             if newly_marked:
@@ -205,10 +212,6 @@ class EcnPath:
         # RFC 9000 §13.4.2.2: validation failed, stop marking on this path.
         self.state = EcnState.FAILED
         self.failure = reason
-
-
-def _max_counts(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[int, int, int]:
-    return max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2])
 
 
 __all__ = [

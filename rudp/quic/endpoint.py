@@ -420,7 +420,15 @@ class QuicEndpoint:
             if entry.handshaking and (conn.handshake_complete or conn.close_cause is not None):
                 # (a connection that ended, closing or draining, is no handshake in progress: its
                 # max_handshakes slot goes back now, not when its draining period is over)
-                self._end_handshake(conn, entry, now)
+                # (the handshake's end, inline: once per connection)
+                entry.handshaking = False
+                self._handshakes -= 1
+                if entry.handshake_deadline is not None:  # (_forget_handshake_deadline, inline)
+                    entry.handshake_deadline = None
+                    self._handshake_deadlines.pop(conn, None)
+                if conn.handshake_complete and conn.close_cause is None:
+                    # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
+                    conn.send_new_token(self.admission.new_token(conn.peer_address, now, conn.version))
             datagrams = conn.datagrams_to_send(now)
             if datagrams:
                 conn_sources = conn.datagram_sources
@@ -527,16 +535,6 @@ class QuicEndpoint:
             if entry.deadline is not None
         ]
         heapq.heapify(self._timer_heap)
-
-    def _end_handshake(self, conn: QuicConnection, entry: _Entry, now: float) -> None:
-        entry.handshaking = False
-        self._handshakes -= 1
-        if entry.handshake_deadline is not None:  # (_forget_handshake_deadline, inline: per connection)
-            entry.handshake_deadline = None
-            self._handshake_deadlines.pop(conn, None)
-        if conn.handshake_complete and conn.close_cause is None:
-            # RFC 9000 §8.1.3: a token for the client's next connection, so it skips the Retry.
-            conn.send_new_token(self.admission.new_token(conn.peer_address, now, conn.version))
 
     # -- routing ----------------------------------------------------------------------------------
 

@@ -118,7 +118,7 @@ class Pacer:
         """The congestion window the last :meth:`allows` derived its rate from, when that rate is the
         window's (not the controller's own, which may move as packets leave): see :meth:`allows_again`."""
         self._model_of: CongestionController | None = None
-        """The controller :attr:`_own_rate` and :attr:`_gain_of` were looked up on (see :meth:`_learn`)."""
+        """The controller :attr:`_own_rate` and :attr:`_gain_of` were looked up on (see :meth:`_rate`)."""
         self._own_rate: Callable[[RttEstimator], float | None] | None = None
         self._gain_of: Callable[[], float] | None = None
 
@@ -166,23 +166,21 @@ class Pacer:
         """The rate the pacer would use now, bytes/s (``inf`` when not pacing)."""
         return self._rate(congestion, rtt, congestion.congestion_window)[0]
 
-    def _learn(self, congestion: CongestionController) -> None:
-        """Look up, once per controller (the pacer is asked per packet), its ``pacing_rate`` unless it
-        is the base class's (always None) and its optional ``window_pacing_gain``; these are methods of
-        the controller, so the answers they give stay current."""
-        self._model_of = congestion
-        rate_of = congestion.pacing_rate
-        base_rate = getattr(rate_of, "__func__", None) is BaseCongestionController.pacing_rate
-        self._own_rate = None if base_rate else rate_of
-        gain_of = getattr(congestion, "window_pacing_gain", None)
-        self._gain_of = gain_of if callable(gain_of) else None
-
     def _rate(self, congestion: CongestionController, rtt: RttEstimator, window: int) -> tuple[float, bool]:
         """(the rate, True if the controller chose it); ``window``: the controller's window now."""
         if not self.enabled or not rtt.has_sample:
             return _INF, False
         if congestion is not self._model_of:
-            self._learn(congestion)
+            # Look up, once per controller (the pacer is asked per packet), its ``pacing_rate`` unless
+            # it is the base class's (always None) and its optional ``window_pacing_gain``; these are
+            # methods of the controller, so the answers they give stay current (inline: once per
+            # connection, no function of its own).
+            self._model_of = congestion
+            rate_of = congestion.pacing_rate
+            base_rate = getattr(rate_of, "__func__", None) is BaseCongestionController.pacing_rate
+            self._own_rate = None if base_rate else rate_of
+            gain_of = getattr(congestion, "window_pacing_gain", None)
+            self._gain_of = gain_of if callable(gain_of) else None
         own_rate = self._own_rate
         rate = None if own_rate is None else own_rate(rtt)
         if rate is None:

@@ -40,6 +40,9 @@ _SPACES: Final = (PacketSpace.INITIAL, PacketSpace.HANDSHAKE, PacketSpace.APPLIC
 _INITIAL, _HANDSHAKE, _APPLICATION = _SPACES  # bound once: enum member lookups are slow in 3.11
 _NEVER: Final = float("-inf")
 """A send time before every other (no packet)."""
+_IDLE_PRR: Final = ProportionalRateReduction(0)
+"""The PRR of every controller that uses one until its first recovery period (most connections never
+have one), shared: never started (each connection starts its own, see _start_prr), so never active."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +70,11 @@ class LossRecovery:
         "__weakref__", "_app_limited", "_app_limited_sink", "_bytes_lost", "_bytes_sent", "_ce_events",
         "_first_rtt_sample_at", "_handshake_confirmed", "_handshake_pto_cap", "_has_handshake_keys",
         "_on_sent_hook", "_packets_acked", "_packets_lost", "_packets_sent", "_peer_validated", "_probed_at",
-        "_prr", "_rates", "_spaces", "_timer_base_at", "_total_ptos", "_undo", "_window_steady",
+        "_prr", "_prr_size", "_rates", "_spaces", "_timer_base_at", "_total_ptos", "_undo", "_window_steady",
         "_window_use", "acked_carried_largest", "acked_ect0", "bytes_in_flight", "congestion", "is_client",
         "max_ack_delay", "persistent_congestion_count", "pto_count", "rtt",
     )
+    _prr: ProportionalRateReduction | None  # (None: a controller without PRR; see _IDLE_PRR)
 
     def __init__(
         self,
@@ -350,6 +354,7 @@ class LossRecovery:
         lost = self._detect_lost(state, now) if state.holes else None
         if lost:
             self._on_packets_lost(state, lost, now, flight_before)
+            prr = self._prr  # (a first recovery period made the connection's own: _start_prr)
         self._deliver_acked(acked)
         on_path = [packet for packet in acked if not packet.off_path] if off_path else acked
         if on_path:
@@ -382,7 +387,7 @@ class LossRecovery:
             window = self.congestion.congestion_window
             self.congestion.on_ecn_ce(count, now)
             if self._prr is not None and self.congestion.congestion_window < window:
-                self._prr.start(self.bytes_in_flight, now)  # RFC 6937 §3.1 applies to ECN too
+                self._start_prr(self.bytes_in_flight, now)  # RFC 6937 §3.1 applies to ECN too
 
     def on_app_limited(self) -> None:
         """The connection has nothing more to send now: if the window is not full, the sending rate is
@@ -457,7 +462,7 @@ class LossRecovery:
         self.congestion.on_packets_lost(lost, now)
         prr = self._prr
         if prr is not None and self.congestion.congestion_window < window:
-            prr.start(flight_before, now)  # RFC 6937 §3.1: RecoverFS is the flight at the event
+            prr = self._start_prr(flight_before, now)  # RFC 6937 §3.1: RecoverFS, the flight at the event
         duration = self.persistent_congestion_duration()
         if in_persistent_congestion(state, lost, self._first_rtt_sample_at, duration):
             self.persistent_congestion_count += 1
@@ -465,6 +470,15 @@ class LossRecovery:
             if prr is not None:
                 prr.stop()  # RFC 9002 §7.6.2: the window collapsed; slow start, not PRR, follows
         self._undo.on_packets_lost(lost, before)
+
+    def _start_prr(self, flight_size: int, now: float) -> ProportionalRateReduction:
+        """A recovery period begins: the connection's own PRR (made at the first) starts it."""
+        prr = self._prr
+        if prr is None or prr is _IDLE_PRR:
+            prr = ProportionalRateReduction(self._prr_size)
+            self._prr = prr
+        prr.start(flight_size, now)
+        return prr
 
     def persistent_congestion_duration(self) -> float:
         """``(smoothed + max(4*rttvar, kGranularity) + max_ack_delay) * 3`` seconds (RFC 9002 §7.6.1)."""
@@ -661,7 +675,8 @@ class LossRecovery:
         self._undo = SpuriousLossDetector(congestion)
         # RFC 6937 PRR during recovery periods, for the controllers that ask for it (congestion/prr.py).
         mds = int(getattr(congestion, "max_datagram_size", 1200))
-        self._prr = ProportionalRateReduction(mds) if getattr(congestion, "uses_prr", False) else None
+        self._prr_size = mds
+        self._prr = _IDLE_PRR if getattr(congestion, "uses_prr", False) else None
         self._app_limited_sink = getattr(congestion, "set_app_limited", None)
         self._window_use = WindowUse()
         self._app_limited = False  # as a new controller starts

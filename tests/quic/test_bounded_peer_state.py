@@ -18,6 +18,7 @@ from rudp.codec import frames as f
 from rudp.codec.codes import FrameType, PacketType
 from rudp.codec.frame_codec import encode_frames
 from rudp.errors import TransportErrorCode
+from rudp.quic import crypto_streams
 from rudp.quic.crypto_streams import MAX_CRYPTO_CHUNKS, CryptoReceiveBuffer
 from rudp.quic.paths import MAX_PATH_RESPONSES, MAX_PATHS
 from rudp.quic.state import State
@@ -265,6 +266,24 @@ def test_crypto_reassembly_in_any_order(data: bytes, cuts: list[int], seed: int)
     out = b"".join(buffer.receive(frame) for frame in frames)
     assert out == data and buffer.offset == len(data)
     assert not buffer._chunks and not buffer._starts and buffer._buffered == 0
+    assert not crypto_streams._NO_CHUNKS and not crypto_streams._NO_STARTS
+
+
+def test_crypto_buffers_share_only_empty_records() -> None:
+    # Buffers start with shared empty records and take their own at the first out-of-order piece: a
+    # piece held by one never reaches another (nor the records a new buffer starts with).
+    data = bytes(range(256)) * 8
+    held, in_order = CryptoReceiveBuffer(), CryptoReceiveBuffer()
+    assert held._chunks is in_order._chunks and held._starts is in_order._starts
+    assert held.receive(f.Crypto(1000, data[1000:1500])) == b""
+    assert held.receive(f.Crypto(600, data[600:900])) == b""
+    assert in_order.receive(f.Crypto(0, data[:700])) == data[:700]
+    assert in_order.receive(f.Crypto(700, data[700:1600])) == data[700:1600]
+    fresh = CryptoReceiveBuffer()
+    assert not fresh._chunks and not fresh._starts and not crypto_streams._NO_CHUNKS
+    assert held.receive(f.Crypto(0, data[:600])) == data[:900]
+    assert held.receive(f.Crypto(900, data[900:1000])) == data[900:1500] and held.offset == 1500
+    assert not held._chunks and held._buffered == 0 and in_order.offset == 1600
 
 
 # -- new addresses (RFC 9000 §9.3): the path table ------------------------------------------------------

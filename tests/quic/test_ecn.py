@@ -82,6 +82,21 @@ def test_wrong_counts_from_the_peer_disable_ecn_without_closing() -> None:
         assert other.state is EcnState.FAILED, counts
 
 
+def test_counts_after_validation_ended_keep_the_largest_of_each() -> None:
+    # A path that stopped marking (failed or disabled) still records the peer's counts: element by
+    # element the largest seen (written inline; compared here with max() of each element).
+    for state in (EcnState.FAILED, EcnState.DISABLED):
+        path, feedback = EcnPath(enabled=True), EcnFeedback()
+        path.state = state
+        seen = (0, 0, 0)
+        for counts in [(3, 0, 1), (2, 4, 1), (5, 1, 0), (5, 4, 7), (0, 0, 0), (6, 5, 7)]:
+            assert path.on_ack_marked(APP, counts, 0, feedback) == 0
+            seen = (max(seen[0], counts[0]), max(seen[1], counts[1]), max(seen[2], counts[2]))
+            assert feedback.peer[APP] == seen, counts
+        assert path.on_ack_marked(APP, None, 0, feedback) == 0
+        assert feedback.peer[APP] == seen and path.state is state
+
+
 def test_ce_increase_is_returned_only_when_counts_validate() -> None:
     path, feedback = EcnPath(enabled=True), EcnFeedback()
     packets = [SentPacket(pn, APP, 0.0, 1200, True, True) for pn in range(3)]
@@ -96,18 +111,24 @@ def test_peer_with_wrong_counts_end_to_end(pki: TestPki, monkeypatch: pytest.Mon
 
     # (The counts the receive path hands the tracker are dropped, so that every ACK builder, the
     # general one and the ACK-only one, reports zeros.)
-    original = spaces.AckTracker.report_ecn_counts
+    # (AckTracker is slotted: a subclass, made by the spaces in its place, carries the flag.)
+    class MarkedTracker(spaces.AckTracker):
+        __slots__ = ("is_server_side",)
 
-    def report_ecn_counts(self, counts):  # type: ignore[no-untyped-def]
-        if not (self.space is APP and self.is_server_side):
-            original(self, counts)
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            self.is_server_side = False
 
-    monkeypatch.setattr(spaces.AckTracker, "is_server_side", False, raising=False)
-    monkeypatch.setattr(spaces.AckTracker, "report_ecn_counts", report_ecn_counts)
+        def report_ecn_counts(self, counts: tuple[int, int, int]) -> None:
+            if not (self.space is APP and self.is_server_side):
+                super().report_ecn_counts(counts)
+
+    monkeypatch.setattr(spaces, "AckTracker", MarkedTracker)
     sim = make_sim(pki, link=LinkConfig(delay=0.02))
     sim.handshake()
     for space in sim.server.conn._spaces.values():
-        space.ack.is_server_side = True  # type: ignore[attr-defined]
+        assert isinstance(space.ack, MarkedTracker)
+        space.ack.is_server_side = True
     stream_id = sim.conn.open_stream()
     sim.client.send(stream_id, bytes(100_000))
     assert sim.pair.drive(until=lambda: stream_id in sim.server.finished, max_time=30)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Final, cast
 
 from rudp.quic.congestion.base import (
     AVOIDANCE_PACING_GAIN,
+    SLOW_START_PACING_GAIN,
     BaseCongestionController,
     newest_in_flight_sent_at,
-    pacing_gain_for,
 )
 from rudp.quic.congestion.hystart import HyStart
 
@@ -226,7 +226,10 @@ class Cubic(BaseCongestionController):
         :func:`~rudp.quic.congestion.base.pacing_gain_for`)."""
         if self.hystart.in_css:
             return AVOIDANCE_PACING_GAIN
-        return pacing_gain_for(self.cwnd, self.ssthresh)
+        ssthresh = self.ssthresh  # (pacing_gain_for, inline: asked per paced datagram)
+        if ssthresh is None or 2 * self.cwnd < ssthresh:
+            return SLOW_START_PACING_GAIN
+        return AVOIDANCE_PACING_GAIN
 
     def undo_snapshot(self) -> tuple[object, ...]:
         """What a congestion event changes (:class:`~rudp.quic.congestion.undo.Undoable`)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from rudp.quic.congestion.base import (
+    AVOIDANCE_PACING_GAIN,
     K_LOSS_REDUCTION_FACTOR,
+    SLOW_START_PACING_GAIN,
     BaseCongestionController,
     newest_in_flight_sent_at,
-    pacing_gain_for,
 )
 
 if TYPE_CHECKING:
@@ -149,7 +150,10 @@ class NewReno(BaseCongestionController):
     def window_pacing_gain(self) -> float:
         """2 in slow start below half of ssthresh, 1.25 otherwise (RFC 9002 §7.7,
         :func:`~rudp.quic.congestion.base.pacing_gain_for`)."""
-        return pacing_gain_for(self.cwnd, self.ssthresh)
+        ssthresh = self.ssthresh  # (pacing_gain_for, inline: asked per paced datagram)
+        if ssthresh is None or 2 * self.cwnd < ssthresh:
+            return SLOW_START_PACING_GAIN
+        return AVOIDANCE_PACING_GAIN
 
     def undo_snapshot(self) -> tuple[int, int | None, float | None, int]:
         """What a congestion event changes (:class:`~rudp.quic.congestion.undo.Undoable`)."""

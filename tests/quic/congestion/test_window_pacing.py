@@ -12,6 +12,7 @@ from rudp.quic.congestion.base import (
     SLOW_START_PACING_GAIN,
     BaseCongestionController,
     initial_window,
+    pacing_gain_for,
 )
 from rudp.quic.congestion.window_use import WindowUse
 from rudp.quic.pacing import Pacer
@@ -53,6 +54,17 @@ def test_pacing_gain_is_two_in_slow_start_and_one_and_a_quarter_after(cls: type[
     # Past half of ssthresh, slow start slows its pacing to the avoidance gain (Linux's rule).
     cc.cwnd = (cc.ssthresh or 0) * 3 // 4
     assert cc.in_slow_start and _rate_gain(cc) == pytest.approx(AVOIDANCE_PACING_GAIN)
+
+
+@pytest.mark.parametrize("cls", [NewReno, Cubic])
+def test_window_pacing_gain_inline_is_pacing_gain_for(cls: type[NewReno | Cubic]) -> None:
+    # The controllers compute pacing_gain_for inline (asked per paced datagram): the same answers,
+    # on both sides of the half-ssthresh boundary and with no ssthresh yet.
+    cc = cls(MDS)
+    for ssthresh in (None, 0, 1, 2 * MDS, 20 * MDS, 20 * MDS + 1):
+        for cwnd in (0, 1, MDS, 10 * MDS - 1, 10 * MDS, 10 * MDS + 1, 40 * MDS):
+            cc.cwnd, cc.ssthresh = cwnd, ssthresh
+            assert cc.window_pacing_gain() == pacing_gain_for(cwnd, ssthresh), (cwnd, ssthresh)
 
 
 def test_cubic_paces_conservative_slow_start_at_the_avoidance_gain() -> None:

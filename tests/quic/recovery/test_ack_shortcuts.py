@@ -109,7 +109,8 @@ def test_the_first_packet_of_a_space_takes_the_in_order_shortcut() -> None:
 
 
 def vars_of(tracker: AckTracker) -> dict[str, object]:
-    return {k: (list(v) if isinstance(v, RangeSet) else v) for k, v in vars(tracker).items()}
+    values = {k: getattr(tracker, k) for k in AckTracker.__slots__}  # (slotted: no vars())
+    return {k: (list(v) if isinstance(v, RangeSet) else v) for k, v in values.items()}
 
 
 # -- ranges ----------------------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from rudp.quic import recovery as recovery_module
 from rudp.quic.congestion.base import BaseCongestionController
 from rudp.quic.congestion.cubic import Cubic
 from rudp.quic.congestion.newreno import NewReno
+from rudp.quic.congestion.prr import ProportionalRateReduction
 from rudp.quic.congestion.undo import (
     K_PACKET_THRESHOLD,
     K_TIME_THRESHOLD,
@@ -204,3 +206,32 @@ def test_persistent_congestion_still_collapses_the_window() -> None:
     # slow start counts), and the losses were real: nothing to undo.
     assert collapsed == [cc.minimum_window_bytes + MDS]
     assert cc.undone_events == 0
+
+
+def _eager_prr(sim: SimPath) -> None:
+    """The general path: the recovery's own PRR from the start (not the shared idle one)."""
+    sim.recovery._prr = ProportionalRateReduction(MDS)
+
+
+@pytest.mark.parametrize("cls", [NewReno, Cubic])
+def test_prr_made_at_the_first_recovery_period_behaves_as_one_made_upfront(cls: type[NewReno]) -> None:
+    # Recoveries share an idle PRR until their first recovery period (loss, then an ECN CE): every
+    # packet sent and acknowledged is the same as with a PRR of their own from the start.
+    logs = []
+    for eager in (False, True):
+        cc = cls(MDS)
+        sim = SimPath(cc, rtt=RTT, drop=_drop_once(40, 500, 501, 900))
+        other = SimPath(cls(MDS), rtt=RTT)  # (another connection, its PRR idle all along)
+        if eager:
+            _eager_prr(sim)
+        else:
+            assert sim.recovery._prr is other.recovery._prr is recovery_module._IDLE_PRR
+        sim.run(0.8)
+        sim.recovery.on_ecn_ce(1, sim.now)
+        sim.run(2.0)
+        assert cc.congestion_events >= 3
+        idle = recovery_module._IDLE_PRR  # never started: still as made
+        assert other.recovery._prr is idle and sim.recovery._prr is not idle
+        assert (idle.active, idle.recover_fs, idle.prr_out, idle.prr_delivered) == (False, 0, 0, 0)
+        logs.append((sim.sent_log, sim.ack_log, cc.cwnd, cc.ssthresh))
+    assert logs[0] == logs[1]

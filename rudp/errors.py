@@ -8,7 +8,9 @@ callers can tell "the peer broke the rules" from "I called the API wrong".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
+from typing import Any
 
 
 class TransportErrorCode(IntEnum):
@@ -193,7 +195,21 @@ class ConnectionClosed(RudpError, ConnectionError):
         self.reason = reason
         self.by_peer = by_peer
         self.application = application
-        super().__init__(str(self))
+        # No ``super().__init__(message)``: the sentence is composed when first read (``str()``,
+        # ``args``, ``repr()``); most connections end with a close error nobody reads.
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """``(str(self),)``, as ``BaseException(message)`` would hold (or what was assigned)."""
+        assigned: tuple[Any, ...] | None = self.__dict__.get("_args")
+        return (str(self),) if assigned is None else assigned
+
+    @args.setter
+    def args(self, value: Iterable[Any]) -> None:
+        self.__dict__["_args"] = tuple(value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
 
     def __str__(self) -> str:
         return describe_close(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import traceback
 
 import pytest
 
@@ -71,6 +72,12 @@ CRYPTO = TransportErrorCode.CRYPTO_ERROR
 def test_close_messages_are_sentences(error: ConnectionClosed, text: str) -> None:
     assert str(error) == text
     assert error.args == (text,)
+    # the sentence is composed when read: what ``BaseException(text)`` shows, and no extra attribute
+    assert repr(error) == repr(BaseException(text)).replace("BaseException", type(error).__name__)
+    assert traceback.format_exception_only(error)[0].endswith(f"{type(error).__name__}: {text}\n")
+    assert sorted(vars(error)) == ["application", "by_peer", "code", "reason"]
+    error.args = ("replaced",)
+    assert error.args == ("replaced",) and str(error) == text
     assert "(transport code" not in text and "(application code" not in text and not text.endswith(": ")
 
 

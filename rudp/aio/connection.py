@@ -545,17 +545,13 @@ class Connection:
                 if future is not None and not future.done():
                     future.set_result(None)
             case HandshakeCompleted():
-                self._set_established()
+                if not self._established:  # (once per connection: setting it established, inline)
+                    self._established = True
+                    if self._state_changed:
+                        self._state_changed.set()
+                    self._run_established_callbacks()
             case ConnectionTerminated():
                 self._on_connection_terminated(event)
-
-    def _set_established(self) -> None:
-        if self._established:
-            return
-        self._established = True
-        if self._state_changed:
-            self._state_changed.set()
-        self._run_established_callbacks()
 
     def _run_established_callbacks(self) -> None:
         callbacks, self._on_established = self._on_established, []

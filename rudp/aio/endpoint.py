@@ -352,7 +352,7 @@ class UdpEndpoint:
 
     def _socket_closed(self) -> None:
         """The socket is closed: stop the timer and end every connection still alive."""
-        if self._io is None or not self._io.is_closing():
+        if self._io is None or not self._io.closing:
             return  # the socket a migration left behind
         self._io = None
         self._set_timer(None)
@@ -390,7 +390,7 @@ class UdpEndpoint:
         an application's command)."""
         self._commands = 0
         io = self._io
-        if io is None or io.is_closing() or self._handshaking():
+        if io is None or io.closing or self._handshaking():
             return
         self._transmit(io)
         self._portions.update(dict.fromkeys(self.quic.flushed))  # each connection once, however many
@@ -429,7 +429,7 @@ class UdpEndpoint:
         io = self._io
         self._commands = 0
         portions, self._portions = self._portions, {}
-        if io is not None and not io.is_closing():
+        if io is not None and not io.closing:
             sent = self._transmit(io)
             self._dispatch([*portions, *self.quic.flushed] if portions else self.quic.flushed)
             return sent

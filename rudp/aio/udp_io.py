@@ -203,7 +203,9 @@ class DatagramSocket:
         self._recvmsg = hasattr(sock, "recvmsg")
         self._read_limit = RECEIVE_BATCH  # datagrams the next wake-up reads at most (see _read_ready)
         self._pending: deque[Outgoing] = deque()
-        self._closing = False
+        self.closing = False
+        """True once :meth:`close` was called (:meth:`is_closing`, read as an attribute by the endpoint's
+        every flush)"""
         self._closed = False
 
     # ------------------------------------------------------------------ state
@@ -215,7 +217,7 @@ class DatagramSocket:
 
     def is_closing(self) -> bool:
         """True once :meth:`close` was called."""
-        return self._closing
+        return self.closing
 
     def set_ecn_marking(self, codepoint: int) -> bool:
         """Mark every packet sent from now on with ``codepoint`` (ECT_0, or NOT_ECT to stop)."""
@@ -225,7 +227,7 @@ class DatagramSocket:
 
     def send(self, datagrams: Sequence[Outgoing]) -> None:
         """Send ``datagrams`` in order, batched into as few syscalls as the kernel allows."""
-        if self._closing or not datagrams:
+        if self.closing or not datagrams:
             return
         if self._pending:
             self._pending.extend(datagrams)
@@ -285,7 +287,7 @@ class DatagramSocket:
             self._pending.extend(pending[done:])
             return
         self._loop.remove_writer(self._sock)
-        if self._closing:
+        if self.closing:
             self._finish_close()
 
     # ------------------------------------------------------------------ receiving
@@ -338,16 +340,16 @@ class DatagramSocket:
 
     def close(self) -> None:
         """Stop reading; close the socket once queued sends are out; ``on_closed`` follows; idempotent."""
-        if self._closing:
+        if self.closing:
             return
-        self._closing = True
+        self.closing = True
         self._loop.remove_reader(self._sock)
         if not self._pending:
             self._finish_close()
 
     def abort(self) -> None:
         """Close now, dropping queued sends."""
-        self._closing = True
+        self.closing = True
         self._loop.remove_reader(self._sock)
         self._pending.clear()
         self._finish_close()
@@ -423,6 +425,11 @@ class TransportDatagramSocket:
     def is_closing(self) -> bool:
         """True once the transport is closing."""
         return self._transport is None or self._transport.is_closing()
+
+    @property
+    def closing(self) -> bool:
+        """:meth:`is_closing`, as :class:`DatagramSocket`'s attribute reads."""
+        return self.is_closing()
 
     def set_ecn_marking(self, codepoint: int) -> bool:
         """Mark every packet sent from now on with ``codepoint``."""

@@ -89,6 +89,11 @@ class PacketHeader(NamedTuple):
         return not self.is_long and bool(self.first_byte & SPIN_BIT)
 
 
+_new_header: Final = tuple.__new__
+"""``PacketHeader``'s own constructor without its Python-level ``__new__`` (every field given, in order):
+the two headers :func:`parse_header` reads by index are built in C (a server handshake parses three)."""
+
+
 def long_type_bits(packet_type: PacketType, version: int) -> int:
     """Return the 2-bit long packet type code of ``packet_type`` in ``version``."""
     table = _LONG_TYPE_BITS.get(version)
@@ -126,7 +131,8 @@ def parse_header(data: bytes | memoryview, offset: int = 0, *, short_dcid_length
         if pn_offset >= size:
             raise DecodeError("short header without packet number", _PV)
         dcid = bytes(data[offset + 1 : pn_offset])
-        return PacketHeader(first, False, None, _ONE_RTT, dcid, b"", b"", offset, pn_offset, size)
+        fields = (first, False, None, _ONE_RTT, dcid, b"", b"", offset, pn_offset, size, b"", ())
+        return _new_header(PacketHeader, fields)
     table = None
     if offset + 7 <= size:  # version, both CID lengths, at least an empty DCID
         # The common case (RFC 9000 §17.2: Initial, 0-RTT, Handshake of a known version) is read
@@ -192,8 +198,9 @@ def _parse_long(
         length, pn_offset = _pull_varint_at(data, pos, size)
     if length < 1 or length > size - pn_offset:
         raise DecodeError(f"packet length {length} does not fit the datagram", _PV)
-    return PacketHeader(first, True, version, packet_type, dcid, scid, token, offset, pn_offset,
-                        pn_offset + length)
+    end = pn_offset + length
+    fields = (first, True, version, packet_type, dcid, scid, token, offset, pn_offset, end, b"", ())
+    return _new_header(PacketHeader, fields)
 
 
 def _parse_header_slow(data: bytes | memoryview, offset: int) -> PacketHeader:

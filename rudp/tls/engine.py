@@ -61,6 +61,10 @@ class KeyEvent(NamedTuple):
     secret: bytes
 
 
+_new_event: Final = tuple.__new__
+"""``KeyEvent``'s constructor without its Python-level ``__new__`` (every field given, in order)."""
+
+
 class TlsEngine:
     """Common state and plumbing of :class:`~rudp.tls.client.TlsClient` and
     :class:`~rudp.tls.server.TlsServer`.
@@ -196,7 +200,8 @@ class TlsEngine:
         suite = self.cipher_suite
         if suite is None:
             raise alert(AlertDescription.internal_error, "no cipher suite yet")
-        self._key_events.append(KeyEvent(level, direction, suite, secret))  # (_install_with, inline)
+        # (_install_with, inline; the event built in C: KeyEvent's Python-level __new__ skipped)
+        self._key_events.append(_new_event(KeyEvent, (level, direction, suite, secret)))
 
     def _install_with(
         self, level: EncryptionLevel, direction: Direction, suite: CipherSuite, secret: bytes

@@ -195,7 +195,17 @@ class TlsServer(TlsEngine):
         if retried:
             self._check_second_hello(hello)
         psk = None if hello.pre_shared_key is None else self._choose_psk(hello)  # (no call: a full handshake)
-        suite = self._choose_suite(hello, psk)
+        # the cipher suite: the HelloRetryRequest's, else the ticket's, else our first the client offers
+        if retried and self.cipher_suite is not None:
+            suite = self.cipher_suite
+        elif psk is not None and psk.state.cipher_suite in hello.cipher_suites:
+            suite = _SUITES[psk.state.cipher_suite]
+        else:
+            for suite in self.config.cipher_suites:
+                if suite in hello.cipher_suites:
+                    break
+            else:
+                raise alert(AlertDescription.handshake_failure, "no common cipher suite")
         group = self._choose_group(hello)
         client_public = None
         for share_group, key in hello.key_shares:
@@ -243,16 +253,6 @@ class TlsServer(TlsEngine):
             raise alert(AlertDescription.illegal_parameter, "early_data after a HelloRetryRequest")
         if self.cipher_suite not in hello.cipher_suites:
             raise alert(AlertDescription.illegal_parameter, "cipher suite of the HelloRetryRequest dropped")
-
-    def _choose_suite(self, hello: ClientHello, psk: _Psk | None) -> CipherSuite:
-        if self._state is ServerState.WAIT_CH2 and self.cipher_suite is not None:
-            return self.cipher_suite
-        if psk is not None and psk.state.cipher_suite in hello.cipher_suites:
-            return _SUITES[psk.state.cipher_suite]
-        for suite in self.config.cipher_suites:
-            if suite in hello.cipher_suites:
-                return suite
-        raise alert(AlertDescription.handshake_failure, "no common cipher suite")
 
     def _choose_group(self, hello: ClientHello) -> int:
         if self._hrr_group is not None:

@@ -199,6 +199,26 @@ async def test_forced_fallback_sends_one_datagram_per_call(open_io: Callable[...
         assert _digests(_read_all(receiver, 10)) == _digests(payloads)
 
 
+async def test_closing_attribute_is_is_closing_on_both_socket_layers() -> None:
+    """The endpoint reads ``closing`` (an attribute on :class:`DatagramSocket`) on every flush: the
+    same answer as ``is_closing()`` before and after close, on both layers."""
+    collector = Collector()
+    loop = asyncio.get_running_loop()
+    layers: list[DatagramSocket | TransportDatagramSocket] = [
+        DatagramSocket(loop, _udp(), collector.on_datagrams, collector.on_error, collector.on_closed),
+        TransportDatagramSocket(_udp(), collector.on_datagrams, collector.on_error, collector.on_closed),
+    ]
+    fallback = layers[1]
+    assert isinstance(fallback, TransportDatagramSocket)
+    assert fallback.closing is fallback.is_closing() is True  # (no transport yet)
+    await fallback.start(loop)
+    for io in layers:
+        assert io.closing is io.is_closing() is False
+        io.close()
+        assert io.closing is io.is_closing() is True
+    await asyncio.sleep(0)
+
+
 class _GsoRefused(socket.socket):
     """A real socket whose kernel 'lacks checksum offload': every sendmsg fails with EIO."""
 

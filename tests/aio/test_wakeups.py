@@ -367,7 +367,7 @@ async def test_a_portion_transmits_without_dispatching_events() -> None:
 
     endpoint = UdpEndpoint(rudp.Config())
     calls: list[str] = []
-    endpoint._io = SimpleNamespace(is_closing=lambda: False)  # type: ignore[assignment]
+    endpoint._io = SimpleNamespace(closing=False)  # type: ignore[assignment]
     endpoint._transmit = lambda io: calls.append("transmit") or 0  # type: ignore[method-assign]
     endpoint._dispatch = lambda cores, **kw: calls.append("dispatch")  # type: ignore[method-assign]
     endpoint.request_flush()  # schedules the flush

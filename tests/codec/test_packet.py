@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from rudp.codec.codes import PacketType, Version
 from rudp.codec.packet import (
     KEY_PHASE_BIT,
+    PacketHeader,
     decode_packet_number,
     encode_long_header,
     encode_packet_number,
@@ -56,6 +57,11 @@ def test_long_header_round_trip(
     assert parsed.end == len(packet)
     assert parsed.first_byte & 0x03 == pn_length - 1
     assert int.from_bytes(packet[parsed.pn_offset : parsed.pn_offset + pn_length], "big") == pn
+    # built in C (tuple.__new__): the same value, field by field, as the NamedTuple's own constructor
+    general = PacketHeader(
+        packet[0], True, version, packet_type, dcid, scid, parsed.token, 0, parsed.pn_offset, len(packet)
+    )
+    assert type(parsed) is PacketHeader and parsed == general and parsed._asdict() == general._asdict()
 
 
 def test_long_header_type_bits_differ_between_v1_and_v2() -> None:
@@ -87,6 +93,10 @@ def test_short_header_round_trip(
     assert parsed.dcid == dcid and parsed.pn_offset == 1 + len(dcid) and parsed.end == len(packet)
     assert parsed.spin_bit is spin
     assert bool(parsed.first_byte & KEY_PHASE_BIT) is key_phase
+    general = PacketHeader(
+        packet[0], False, None, PacketType.ONE_RTT, dcid, b"", b"", 0, 1 + len(dcid), len(packet)
+    )
+    assert type(parsed) is PacketHeader and parsed == general and parsed._asdict() == general._asdict()
 
 
 @given(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rudp.crypto.suites import CipherSuite
-from rudp.tls import Direction, EncryptionLevel, NamedGroup, SignatureScheme
+from rudp.tls import Direction, EncryptionLevel, KeyEvent, NamedGroup, SignatureScheme
 from tests.tls.pki import Pki
 from tests.tls.support import CLIENT_TP, SERVER_TP, Pair, client_config, make_pair, server_config
 
@@ -65,6 +65,11 @@ def test_key_event_order(pki: Pki) -> None:
         (EncryptionLevel.APPLICATION, Direction.WRITE),
         (EncryptionLevel.APPLICATION, Direction.READ),
     ]
+    # the server's events are built in C (tuple.__new__): the same values as KeyEvent's own constructor
+    for k in pair.server.keys:
+        general = KeyEvent(k[0], k[1], k[2], k[3])
+        assert type(k) is KeyEvent and k == general and k._asdict() == general._asdict()
+        assert (k.cipher_suite, k.secret) == (CipherSuite.AES_128_GCM_SHA256, general.secret)
     order = [(k.level, k.direction) for k in pair.client.keys]
     assert order == [
         (EncryptionLevel.HANDSHAKE, Direction.READ),

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from rudp.crypto.suites import CipherSuite
 from rudp.errors import TLSAlert, TransportError, TransportErrorCode
 from rudp.tls import (
     AlertDescription,
@@ -318,3 +319,21 @@ def test_explicit_send_session_ticket(pki: Pki) -> None:
         pair.client.engine.receive(level, data, 0.0)
     tickets = pair.client.engine.new_session_tickets  # type: ignore[attr-defined]
     assert len(tickets) == 2 and tickets[0].psk != tickets[1].psk
+
+
+def test_resumption_keeps_the_tickets_suite_over_the_servers_first(pki: Pki) -> None:
+    """RFC 8446 §4.2.11: a server resuming picks the ticket's suite when the client still offers it
+    (here not the server's first choice: both are SHA-256 suites), else its own order."""
+    aes, chacha = CipherSuite.AES_128_GCM_SHA256, CipherSuite.CHACHA20_POLY1305_SHA256
+    server_cfg = server_config(pki, cipher_suites=[aes, chacha])
+    store = TicketStore()
+    first = make_pair(client_config(pki, ticket_store=store, cipher_suites=[chacha]), server_cfg)
+    first.run()
+    assert first.server.engine.cipher_suite == chacha
+    ticket = store.get("localhost")
+    assert ticket is not None
+    pair = resume(pki, server_cfg, ticket, cipher_suites=[aes, chacha])
+    assert pair.server.engine.session_resumed and pair.server.engine.cipher_suite == chacha
+    full = make_pair(client_config(pki, cipher_suites=[chacha, aes]), server_cfg)
+    full.run()
+    assert full.server.engine.cipher_suite == aes  # (no ticket: the server's order)

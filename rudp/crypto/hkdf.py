@@ -6,7 +6,7 @@ Shared by QUIC packet protection (RFC 9001 §5.1) and the TLS 1.3 key schedule.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from cryptography.hazmat.primitives import hashes
@@ -48,15 +48,19 @@ def hmac_digest(name: str, key: bytes, message: bytes) -> bytes:
     return new(key.translate(_OPAD) + new(key.translate(_IPAD) + message).digest()).digest()
 
 
-def hmac_digests(name: str, key: bytes, messages: tuple[tuple[bytes, int], ...]) -> list[bytes]:
-    """``hmac_digest(name, key, message)[:length]`` for each ``(message, length)``, the key's pads
-    hashed once, in one call and without an object (HKDF-Expand's single blocks of the labels of one
-    secret, RFC 5869 §2.3: a QUIC traffic secret's key, IV and header-protection key, RFC 9001 §5.1)."""
+def _pads(name: str, key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """The hash objects of ``key``'s inner and outer pad blocks (RFC 2104 §2), to be continued by copies."""
     new, block = _HASH_NEW[name]
     if len(key) > block:
         key = new(key).digest()  # RFC 2104 §2: longer keys are hashed first
     key = key.ljust(block, b"\x00")
-    inner_pad, outer_pad = new(key.translate(_IPAD)), new(key.translate(_OPAD))
+    return new(key.translate(_IPAD)), new(key.translate(_OPAD))
+
+
+def _prefixes(
+    inner_pad: hashlib._Hash, outer_pad: hashlib._Hash, messages: Iterable[tuple[bytes, int]]
+) -> list[bytes]:
+    """``HMAC(key, message)[:length]`` for each ``(message, length)``, from the key's :func:`_pads`."""
     out = []
     for message, length in messages:
         inner = inner_pad.copy()
@@ -65,6 +69,13 @@ def hmac_digests(name: str, key: bytes, messages: tuple[tuple[bytes, int], ...])
         outer.update(inner.digest())
         out.append(outer.digest()[:length])
     return out
+
+
+def hmac_digests(name: str, key: bytes, messages: tuple[tuple[bytes, int], ...]) -> list[bytes]:
+    """``hmac_digest(name, key, message)[:length]`` for each ``(message, length)``, the key's pads
+    hashed once, in one call and without an object (HKDF-Expand's single blocks of the labels of one
+    secret, RFC 5869 §2.3: a QUIC traffic secret's key, IV and header-protection key, RFC 9001 §5.1)."""
+    return _prefixes(*_pads(name, key), messages)
 
 
 class KeyedHmac:
@@ -77,12 +88,7 @@ class KeyedHmac:
     __slots__ = ("_inner", "_outer")
 
     def __init__(self, name: str, key: bytes) -> None:
-        new, block = _HASH_NEW[name]
-        if len(key) > block:
-            key = new(key).digest()  # RFC 2104 §2: longer keys are hashed first
-        key = key.ljust(block, b"\x00")
-        self._inner = new(key.translate(_IPAD))
-        self._outer = new(key.translate(_OPAD))
+        self._inner, self._outer = _pads(name, key)
 
     def digest(self, message: bytes) -> bytes:
         """HMAC(key, message)."""
@@ -95,15 +101,7 @@ class KeyedHmac:
     def prefixes(self, messages: list[bytes], length: int) -> list[bytes]:
         """``digest(message)[:length]`` for each message, in one call (a server's stateless reset
         tokens of the CIDs it issues at once, RFC 9000 §10.3.2)."""
-        inner_pad, outer_pad = self._inner, self._outer
-        out = []
-        for message in messages:
-            inner = inner_pad.copy()
-            inner.update(message)
-            outer = outer_pad.copy()
-            outer.update(inner.digest())
-            out.append(outer.digest()[:length])
-        return out
+        return _prefixes(self._inner, self._outer, [(message, length) for message in messages])
 
 
 def hkdf_expand(algorithm: hashes.HashAlgorithm, prk: bytes, info: bytes, length: int) -> bytes:

@@ -185,15 +185,22 @@ def encode_server_name(host: str) -> bytes:
     return len(entry).to_bytes(2, "big") + entry
 
 
+def _block_end(data: BytesLike, start: int, size: int) -> int:
+    """The end of the ``<..2^16-1>`` block whose 2-byte length is at ``start`` (``size``: len(data)),
+    with the errors a Reader's ``uint16`` then ``read`` would raise."""
+    if start + 2 > size:
+        raise DecodeError("truncated uint16")
+    end = start + 2 + ((data[start] << 8) | data[start + 1])
+    if end > size:
+        raise DecodeError("truncated block")
+    return end
+
+
 def _list_end(data: BytesLike) -> int:
     """The end of a ``<..2^16-1>`` list filling ``data`` after its 2-byte length (the list is read by
     index from offset 2: no Reader per extension)."""
     size = len(data)
-    if size < 2:
-        raise DecodeError("truncated uint16")
-    end = 2 + ((data[0] << 8) | data[1])
-    if end > size:
-        raise DecodeError("truncated block")
+    end = _block_end(data, 0, size)
     if end != size:
         raise DecodeError("trailing bytes")
     return end
@@ -361,16 +368,8 @@ def decode_offered_psks(data: BytesLike) -> OfferedPsks:
     """Inverse of :func:`encode_offered_psks`; identity and binder counts must match. Read by index
     (the errors a Reader's reads would give, in the same order: tests/tls/test_extension_decoders.py)."""
     size = len(data)
-    if size < 2:
-        raise DecodeError("truncated uint16")
-    ids_end = 2 + ((data[0] << 8) | data[1])
-    if ids_end > size:
-        raise DecodeError("truncated block")
-    if ids_end + 2 > size:
-        raise DecodeError("truncated uint16")
-    end = ids_end + 2 + ((data[ids_end] << 8) | data[ids_end + 1])
-    if end > size:
-        raise DecodeError("truncated block")
+    ids_end = _block_end(data, 0, size)
+    end = _block_end(data, ids_end, size)
     if end != size:
         raise DecodeError("trailing bytes")
     identities: list[tuple[bytes, int]] = []
